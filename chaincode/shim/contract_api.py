@@ -1,0 +1,301 @@
+"""A small contract API on top of the stub.
+
+Usage::
+
+    from chaincode.shim.contract_api import Contract, transaction, ChaincodeError
+
+    class QuantityExceedsBalance(ChaincodeError):
+        code = "QuantityExceedsBalance"
+
+    class IpLedger(Contract):
+        name = "ipledger"
+
+        @transaction
+        def Discharge(self, stub, authorisation_id, quantity):
+            ...
+            raise QuantityExceedsBalance("not enough left", balance=3, requested=5)
+
+        @transaction(submit=False)
+        def ReadBalance(self, stub, authorisation_id):
+            return {"balance": 3}
+
+Dispatch rules (``Contract.invoke``):
+
+* ``function`` is the transaction name, optionally prefixed ``ContractName:``
+  (the prefix must then equal :attr:`Contract.name`).
+* every argument is a string holding JSON; it is decoded and passed
+  positionally: ``method(self, stub, *decoded_args)``. A non-JSON argument is
+  refused with code ``InvalidArguments``; so is a wrong number of arguments.
+* the return value is JSON encoded (compact, ``sort_keys``) as the payload with
+  status 200; ``None`` gives an empty payload.
+* a :class:`ChaincodeError` gives status 500 and the message
+  ``{"code": ..., "message": ..., "details": {...}}`` (JSON); an unknown
+  function gives code ``UnknownFunction``; any other exception code
+  ``InternalError`` with the exception text (never a traceback).
+* ``org.hyperledger.fabric:GetMetadata`` (alias ``GetMetadata``) is a built-in
+  evaluate transaction describing the contract's transactions as JSON.
+
+``invoke`` never raises: it always returns ``(status, message, payload)``.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = [
+    "ChaincodeError",
+    "Contract",
+    "transaction",
+    "TransactionInfo",
+    "METADATA_FUNCTION",
+    "encode_json",
+    "error_message",
+]
+
+_log = logging.getLogger(__name__)
+
+OK = 200
+ERROR = 500
+METADATA_FUNCTION = "org.hyperledger.fabric:GetMetadata"
+_METADATA_ALIASES = frozenset({METADATA_FUNCTION, "GetMetadata"})
+_TX_ATTR = "__ipledger_transaction__"
+
+
+class ChaincodeError(Exception):
+    """A business-rule error with a stable, machine-readable ``code``.
+
+    Subclasses override ``code``; keyword arguments become ``details`` and must
+    be JSON serialisable (anything that is not is rendered with ``str``).
+    """
+
+    code: str = "ChaincodeError"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = str(message)
+        self.details = dict(details)
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+    def to_json(self) -> str:
+        return encode_json(self.to_dict(), lenient=True)
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class _UnknownFunction(ChaincodeError):
+    code = "UnknownFunction"
+
+
+class _InvalidArguments(ChaincodeError):
+    code = "InvalidArguments"
+
+
+class _InternalError(ChaincodeError):
+    code = "InternalError"
+
+
+@dataclass(frozen=True)
+class TransactionInfo:
+    name: str  # the name callers use
+    attr: str  # the Python attribute on the Contract class
+    submit: bool
+    doc: str
+    parameters: tuple[str, ...]
+
+
+def transaction(fn: Callable | None = None, *, submit: bool = True, name: str | None = None):
+    """Mark a Contract method as a transaction.
+
+    ``@transaction`` → submit transaction; ``@transaction(submit=False)`` →
+    evaluate-only (a marking in the metadata; the peer cannot enforce it);
+    ``name=`` overrides the externally visible name.
+    """
+
+    def mark(f: Callable) -> Callable:
+        if not callable(f):
+            raise TypeError("@transaction decorates a method")
+        setattr(f, _TX_ATTR, {"submit": bool(submit), "name": name})
+        return f
+
+    if fn is not None:
+        return mark(fn)
+    return mark
+
+
+def encode_json(value: Any, *, lenient: bool = False) -> str:
+    """Compact, key-sorted JSON (the payload encoding of the contract API)."""
+    return json.dumps(
+        value,
+        separators=(",", ":"),
+        sort_keys=True,
+        ensure_ascii=False,
+        allow_nan=False,
+        default=str if lenient else None,
+    )
+
+
+def error_message(code: str, message: str, details: dict | None = None) -> str:
+    return encode_json({"code": code, "message": message, "details": details or {}}, lenient=True)
+
+
+class Contract:
+    """Base class of a contract. Subclass, set ``name``, decorate methods."""
+
+    name: str = ""
+
+    # -- introspection ---------------------------------------------------------
+    @classmethod
+    def transactions(cls) -> dict[str, TransactionInfo]:
+        cached = cls.__dict__.get("_ipledger_tx_table")
+        if cached is not None:
+            return cached
+        table: dict[str, TransactionInfo] = {}
+        seen: set[str] = set()
+        for klass in cls.__mro__:
+            for attr, member in vars(klass).items():
+                if attr in seen:
+                    continue
+                seen.add(attr)
+                fn = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
+                mark = getattr(fn, _TX_ATTR, None)
+                if mark is None:
+                    continue
+                ext = mark["name"] or attr
+                if ext in table:
+                    raise TypeError(f"duplicate transaction name {ext!r} in {cls.__name__}")
+                if ext in _METADATA_ALIASES:
+                    raise TypeError(f"transaction name {ext!r} is reserved")
+                params = tuple(inspect.signature(fn).parameters)[2:]  # drop self, stub
+                table[ext] = TransactionInfo(
+                    name=ext,
+                    attr=attr,
+                    submit=mark["submit"],
+                    doc=inspect.cleandoc(fn.__doc__ or ""),
+                    parameters=params,
+                )
+        setattr(cls, "_ipledger_tx_table", table)
+        return table
+
+    def metadata(self) -> dict:
+        """The description returned by ``org.hyperledger.fabric:GetMetadata``."""
+        name = self.name or type(self).__name__
+        txs = []
+        for info in sorted(self.transactions().values(), key=lambda i: i.name):
+            txs.append(
+                {
+                    "name": info.name,
+                    "tag": ["submit" if info.submit else "evaluate"],
+                    "submit": info.submit,
+                    "description": info.doc,
+                    "parameters": [{"name": p} for p in info.parameters],
+                }
+            )
+        return {
+            "$schema": "https://hyperledger.github.io/fabric-chaincode-node/main/api/contract-schema.json",
+            "info": {"title": name, "version": "1"},
+            "contracts": {
+                name: {
+                    "name": name,
+                    "info": {"title": name, "description": inspect.cleandoc(type(self).__doc__ or "")},
+                    "transactions": txs,
+                }
+            },
+            "default": name,
+        }
+
+    def is_submit(self, function: str) -> bool | None:
+        """True/False for a known transaction, None when unknown."""
+        try:
+            info = self._resolve(function)
+        except ChaincodeError:
+            return None
+        return False if info is None else info.submit
+
+    # -- dispatch ----------------------------------------------------------------
+    def _resolve(self, function: str) -> TransactionInfo | None:
+        """The transaction for ``function``; None means GetMetadata."""
+        if function in _METADATA_ALIASES:
+            return None
+        fn_name = function
+        if ":" in function:
+            prefix, fn_name = function.split(":", 1)
+            if prefix != (self.name or type(self).__name__) and prefix != type(self).__name__:
+                raise _UnknownFunction(
+                    f"unknown contract {prefix!r} (this chaincode serves {self.name!r})",
+                    function=function,
+                )
+            if fn_name in _METADATA_ALIASES:
+                return None
+        info = self.transactions().get(fn_name)
+        if info is None:
+            raise _UnknownFunction(f"unknown function {fn_name!r}", function=function)
+        return info
+
+    def invoke(self, stub: Any, function: str, args: list) -> tuple[int, str, bytes]:
+        """Run one transaction; returns ``(status, message, payload)``. Never raises."""
+        if isinstance(function, (bytes, bytearray)):
+            try:
+                function = bytes(function).decode("utf-8")
+            except UnicodeDecodeError:
+                return ERROR, error_message("UnknownFunction", "function name is not UTF-8"), b""
+        try:
+            info = self._resolve(function)
+            if info is None:
+                return OK, "", encode_json(self.metadata()).encode("utf-8")
+            decoded = [_decode_arg(i, a) for i, a in enumerate(args)]
+            method = getattr(self, info.attr)
+            try:
+                inspect.signature(method).bind(stub, *decoded)
+            except TypeError:
+                raise _InvalidArguments(
+                    f"{info.name} expects {len(info.parameters)} argument(s) "
+                    f"({', '.join(info.parameters)}), got {len(decoded)}",
+                    expected=list(info.parameters),
+                    got=len(decoded),
+                ) from None
+            result = method(stub, *decoded)
+            if result is None:
+                return OK, "", b""
+            try:
+                payload = encode_json(result).encode("utf-8")
+            except (TypeError, ValueError) as exc:
+                raise _InternalError(
+                    f"{info.name} returned a value that is not JSON serialisable: {exc}"
+                ) from None
+            return OK, "", payload
+        except ChaincodeError as exc:
+            return ERROR, exc.to_json(), b""
+        except Exception as exc:  # noqa: BLE001 - the contract boundary
+            # Log frames and type only: the exception text may carry data.
+            _log.warning(
+                "transaction %r raised %s\n%s",
+                function,
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            text = str(exc) or type(exc).__name__
+            return ERROR, error_message("InternalError", text, {"type": type(exc).__name__}), b""
+
+
+def _decode_arg(index: int, raw: Any) -> Any:
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _InvalidArguments(f"argument {index + 1} is not UTF-8 text", index=index + 1) from None
+    if not isinstance(raw, str):
+        raise _InvalidArguments(f"argument {index + 1} must be a string", index=index + 1)
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise _InvalidArguments(
+            f"argument {index + 1} is not valid JSON (strings must be quoted, e.g. '\"abc\"')",
+            index=index + 1,
+        ) from None

@@ -1,0 +1,122 @@
+"""The ``ipledger`` command line.
+
+    ipledger fabric install [--force]
+    ipledger network generate | up | status [--json] | down [--purge] | logs NODE [-n N] [-f]
+
+Global options (or environment): --state-dir (IPLEDGER_STATE_DIR, default
+./.ipledger), --consortium (IPLEDGER_CONSORTIUM), --base-port (IPLEDGER_BASE_PORT).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import fabric
+from .consortium import ConsortiumError
+from .generate import GenerateError
+from .lifecycle import Network, NetworkError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ipledger", description=__doc__.split("\n\n")[0])
+    p.add_argument("--state-dir", type=Path,
+                   default=Path(os.environ.get("IPLEDGER_STATE_DIR", ".ipledger")),
+                   help="where generated files, data and logs live (default: ./.ipledger)")
+    p.add_argument("--consortium", type=Path, default=os.environ.get("IPLEDGER_CONSORTIUM"),
+                   help="consortium file (default: the one shipped in network/)")
+    p.add_argument("--base-port", type=int,
+                   default=int(os.environ["IPLEDGER_BASE_PORT"])
+                   if os.environ.get("IPLEDGER_BASE_PORT") else None,
+                   help="first port of the port range (overrides the consortium file)")
+    sub = p.add_subparsers(dest="group", required=True)
+
+    fab = sub.add_parser("fabric", help="Fabric binaries").add_subparsers(dest="cmd", required=True)
+    inst = fab.add_parser("install", help="build the pinned Fabric release with Go (cached)")
+    inst.add_argument("--force", action="store_true", help="rebuild even if cached")
+    fab.add_parser("path", help="print the directory holding the Fabric binaries")
+
+    net = sub.add_parser("network", help="the consortium's Fabric network").add_subparsers(
+        dest="cmd", required=True)
+    net.add_parser("generate", help="write crypto material, genesis block and node configs")
+    net.add_parser("up", help="generate if needed, start every node, join the channel")
+    st = net.add_parser("status", help="each node: PID, addresses, health, channel height")
+    st.add_argument("--json", action="store_true")
+    down = net.add_parser("down", help="stop every node")
+    down.add_argument("--purge", action="store_true", help="also delete the state directory")
+    logs = net.add_parser("logs", help="show a node's log")
+    logs.add_argument("node", help="node id, e.g. peer0.customs or orderer0.orderer")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.add_argument("-f", "--follow", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.group == "fabric":
+            if args.cmd == "install":
+                return fabric.main_install(force=args.force)
+            print(fabric.bin_dir())
+            return 0
+        return _network(args)
+    except (ConsortiumError, GenerateError, NetworkError, fabric.FabricError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _network(args) -> int:
+    net = Network.open(args.state_dir, args.consortium, args.base_port)
+    if args.cmd == "generate":
+        net.generate()
+    elif args.cmd == "up":
+        net.up()
+        _print_status(net.status())
+    elif args.cmd == "status":
+        rows = net.status()
+        if args.json:
+            print(json.dumps({"channel": net.consortium.channel,
+                              "state_dir": str(net.layout.root), "nodes": rows}, indent=2))
+        else:
+            _print_status(rows)
+        return 0 if all(r["healthy"] for r in rows) else 1
+    elif args.cmd == "down":
+        net.down(purge=args.purge)
+    elif args.cmd == "logs":
+        _logs(net, args.node, args.lines, args.follow)
+    return 0
+
+
+def _print_status(rows: list[dict]) -> None:
+    print(f"{'NODE':<20} {'MSP':<12} {'PID':>7}  {'ADDRESS':<16} {'OPERATIONS':<16} "
+          f"{'HEALTH':<8} CHANNEL")
+    for r in rows:
+        chan = (f"height {r['channel_height']}" if r["channel_height"] is not None
+                else "joined" if r.get("channel_joined") else "-")
+        print(f"{r['node']:<20} {r['msp_id']:<12} {r['pid'] or '-':>7}  {r['address']:<16} "
+              f"{r['operations']:<16} {'ok' if r['healthy'] else 'DOWN':<8} {chan}")
+
+
+def _logs(net: Network, node_id: str, lines: int, follow: bool) -> None:
+    path = net.layout.log_file(net.consortium.node(node_id))
+    if not path.exists():
+        raise NetworkError(f"no log for {node_id} yet ({path})")
+    with open(path, errors="replace") as f:
+        for line in f.readlines()[-lines:]:
+            sys.stdout.write(line)
+        while follow:
+            line = f.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                time.sleep(0.3)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""The consortium description: organisations, nodes, addresses.
+
+A consortium file (``network/consortium.yaml`` by default) is the single
+source from which crypto material, the channel genesis block and every node's
+configuration are generated. This module reads and validates it and assigns
+ports; it knows nothing of Fabric's own file formats.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_FILE = Path(__file__).with_name("consortium.yaml")
+
+_MSP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]*MSP$")
+_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+_DURATION = re.compile(r"^\d+(ms|s|m)$")
+
+
+class ConsortiumError(ValueError):
+    """The consortium file is invalid; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One Fabric process: a peer or an orderer."""
+
+    kind: str  # "peer" | "orderer"
+    name: str  # short name, e.g. "peer0"
+    org: "Org"
+    host: str
+    port: int  # listen port; the others follow it
+
+    @property
+    def id(self) -> str:
+        """Unique node id used for directories and CLI arguments, e.g. ``peer0.customs``."""
+        return f"{self.name}.{self.org.name}"
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.org.domain}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # Port layout, documented in consortium.yaml.
+    @property
+    def chaincode_port(self) -> int:
+        assert self.kind == "peer"
+        return self.port + 1
+
+    @property
+    def admin_port(self) -> int:
+        assert self.kind == "orderer"
+        return self.port + 1
+
+    @property
+    def operations_port(self) -> int:
+        return self.port + 2
+
+    def ports(self) -> list[int]:
+        return [self.port, self.port + 1, self.port + 2]
+
+
+@dataclass
+class Org:
+    msp_id: str
+    name: str
+    domain: str
+    description: str = ""
+    is_orderer: bool = False
+    nodes: list[Node] = field(default_factory=list)
+
+
+@dataclass
+class Consortium:
+    channel: str
+    orderer_org: Org
+    orgs: list[Org]  # application organisations
+    batch_timeout: str
+    max_message_count: int
+    source: Path | None = None
+
+    @property
+    def orderers(self) -> list[Node]:
+        return list(self.orderer_org.nodes)
+
+    @property
+    def peers(self) -> list[Node]:
+        return [n for o in self.orgs for n in o.nodes]
+
+    @property
+    def nodes(self) -> list[Node]:
+        return self.orderers + self.peers
+
+    def node(self, node_id: str) -> Node:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise ConsortiumError(
+            f"unknown node {node_id!r}; nodes are: {', '.join(n.id for n in self.nodes)}"
+        )
+
+    def org(self, msp_id: str) -> Org:
+        for o in [self.orderer_org, *self.orgs]:
+            if o.msp_id == msp_id:
+                return o
+        raise ConsortiumError(f"unknown organisation {msp_id!r}")
+
+
+def load(path: Path | str | None = None, *, base_port: int | None = None,
+         host: str | None = None) -> Consortium:
+    """Read and validate a consortium file; ``base_port``/``host`` override the file."""
+    path = Path(path) if path else DEFAULT_FILE
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConsortiumError(f"cannot read consortium file {path}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ConsortiumError(f"{path}: not valid YAML: {e}") from e
+    c = parse(raw, base_port=base_port, host=host)
+    c.source = path
+    return c
+
+
+def parse(raw: Any, *, base_port: int | None = None, host: str | None = None) -> Consortium:
+    if not isinstance(raw, dict):
+        raise ConsortiumError("the consortium file must be a mapping")
+    channel = _req(raw, "channel", str, "top level")
+    if not re.fullmatch(r"[a-z][a-z0-9.-]{0,248}", channel):
+        raise ConsortiumError(f"channel name {channel!r} is not a valid Fabric channel name")
+    default_host = host or raw.get("host", "127.0.0.1")
+    port = base_port if base_port is not None else int(raw.get("base_port", 7100))
+    step = int(raw.get("ports_per_node", 10))
+    if step < 3:
+        raise ConsortiumError("ports_per_node must be at least 3")
+
+    def next_port() -> int:
+        nonlocal port
+        p = port
+        port += step
+        return p
+
+    o = _req(raw, "orderer", dict, "top level")
+    orderer_org = _org(o, "orderer", is_orderer=True)
+    count = o.get("nodes", 1)
+    specs = [{"name": f"orderer{i}"} for i in range(count)] if isinstance(count, int) else count
+    if not isinstance(specs, list) or len(specs) not in (1, 3, 5):
+        raise ConsortiumError("orderer.nodes must be 1, 3 or 5 (Raft needs an odd cluster)")
+    for spec in specs:
+        orderer_org.nodes.append(_node("orderer", spec, orderer_org, default_host, next_port))
+
+    orgs = []
+    for i, item in enumerate(_req(raw, "organisations", list, "top level")):
+        org = _org(item, f"organisations[{i}]")
+        peers = item.get("peers") or []
+        if not peers:
+            raise ConsortiumError(f"organisation {org.msp_id} has no peer")
+        for spec in peers:
+            org.nodes.append(_node("peer", spec, org, default_host, next_port))
+        orgs.append(org)
+
+    batch_timeout = str(o.get("batch_timeout", "250ms"))
+    if not _DURATION.match(batch_timeout):
+        raise ConsortiumError(f"orderer.batch_timeout {batch_timeout!r}: use e.g. 250ms or 2s")
+    c = Consortium(channel, orderer_org, orgs, batch_timeout, int(o.get("max_message_count", 500)))
+    _check_unique(c)
+    return c
+
+
+def _req(d: dict, key: str, typ: type, where: str):
+    if key not in d:
+        raise ConsortiumError(f"{where}: missing '{key}'")
+    if not isinstance(d[key], typ):
+        raise ConsortiumError(f"{where}: '{key}' must be a {typ.__name__}")
+    return d[key]
+
+
+def _org(d: Any, where: str, is_orderer: bool = False) -> Org:
+    if not isinstance(d, dict):
+        raise ConsortiumError(f"{where}: must be a mapping")
+    msp_id = _req(d, "msp_id", str, where)
+    if not _MSP_ID.match(msp_id):
+        raise ConsortiumError(f"{where}: msp_id {msp_id!r} must look like 'CustomsMSP'")
+    name = d.get("name") or msp_id[:-3].lower()
+    if not _NAME.match(name):
+        raise ConsortiumError(f"{where}: name {name!r} must be lower-case letters, digits, '-'")
+    domain = d.get("domain") or f"{name}.ipledger.example"
+    return Org(msp_id, name, domain, d.get("description", ""), is_orderer)
+
+
+def _node(kind: str, spec: Any, org: Org, default_host: str, next_port) -> Node:
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict) or not _NAME.match(str(spec.get("name", ""))):
+        raise ConsortiumError(f"{org.msp_id}: every {kind} needs a name like 'peer0'")
+    port = int(spec["port"]) if "port" in spec else next_port()
+    if not 1024 <= port <= 65533:
+        raise ConsortiumError(f"{org.msp_id} {spec['name']}: port {port} out of range")
+    return Node(kind, spec["name"], org, spec.get("host", default_host), port)
+
+
+def _check_unique(c: Consortium) -> None:
+    seen_msp, seen_ids, seen_ports = set(), set(), {}
+    for org in [c.orderer_org, *c.orgs]:
+        if org.msp_id in seen_msp:
+            raise ConsortiumError(f"organisation {org.msp_id} declared twice")
+        seen_msp.add(org.msp_id)
+    for n in c.nodes:
+        if n.id in seen_ids:
+            raise ConsortiumError(f"node {n.id} declared twice")
+        seen_ids.add(n.id)
+        for p in n.ports():
+            other = seen_ports.get((n.host, p))
+            if other:
+                raise ConsortiumError(f"port {n.host}:{p} used by both {other} and {n.id}")
+            seen_ports[(n.host, p)] = n.id
+
+
+def to_dict(c: Consortium) -> dict:
+    """The resolved description, every node with its host and port spelled out.
+
+    Saved in the state directory so later commands use the ports chosen at
+    generation time whatever overrides they are given.
+    """
+    def nodes(org: Org) -> list[dict]:
+        return [{"name": n.name, "host": n.host, "port": n.port} for n in org.nodes]
+
+    o = c.orderer_org
+    return {
+        "channel": c.channel,
+        "orderer": {"msp_id": o.msp_id, "name": o.name, "domain": o.domain,
+                    "nodes": nodes(o), "batch_timeout": c.batch_timeout,
+                    "max_message_count": c.max_message_count},
+        "organisations": [{"msp_id": org.msp_id, "name": org.name, "domain": org.domain,
+                           "description": org.description, "peers": nodes(org)}
+                          for org in c.orgs],
+    }

@@ -1,0 +1,227 @@
+"""Bring the consortium's network up, report on it, take it down.
+
+``up`` is idempotent: it generates what is missing, starts nodes that are not
+running (so it also restarts one that died), joins the orderers and peers that
+are not on the channel yet, and waits until every node is healthy.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import consortium as consortium_mod
+from . import fabric, generate, processes
+from .consortium import Consortium, Node
+from .layout import Layout
+
+
+class NetworkError(RuntimeError):
+    pass
+
+
+@dataclass
+class Network:
+    """A consortium bound to the state directory that holds its files."""
+
+    consortium: Consortium
+    layout: Layout
+
+    @classmethod
+    def open(cls, state_dir: Path, consortium_file: Path | None = None,
+             base_port: int | None = None) -> "Network":
+        """Use the state directory's saved description if it has one."""
+        lay = Layout(Path(state_dir).resolve())
+        if lay.consortium_file.exists():
+            c = consortium_mod.load(lay.consortium_file)
+        else:
+            c = consortium_mod.load(consortium_file, base_port=base_port)
+        return cls(c, lay)
+
+    @property
+    def generated(self) -> bool:
+        return self.layout.genesis_block.exists()
+
+    # ------------------------------------------------------------------ commands
+
+    def generate(self, log=print) -> None:
+        log(f"Generating the network into {self.layout.root}")
+        generate.generate(self.consortium, self.layout, log=log)
+
+    def up(self, log=print, timeout: float = 60.0) -> None:
+        started = time.monotonic()
+        for cmd in ("peer", "orderer", "osnadmin"):
+            fabric.binary(cmd)
+        if not self.generated:
+            self.generate(log=log)
+        c, lay = self.consortium, self.layout
+        to_start = [n for n in c.nodes if processes.running_pid(lay, n) is None]
+        for n in to_start:
+            pid = processes.start(lay, n)
+            log(f"  started {n.id:<20} pid {pid:<8} {n.address}")
+        if not to_start:
+            log("  all nodes already running")
+        self._wait(lambda: [n.id for n in c.nodes if not self.healthy(n)], "healthy",
+                   timeout, log)
+        for n in c.orderers:
+            if not self.orderer_joined(n):
+                self._osnadmin_join(n)
+                log(f"  {n.id} joined channel '{c.channel}'")
+        for n in c.peers:
+            if self.peer_height(n) is None:
+                self._peer_join(n)
+                log(f"  {n.id} joined channel '{c.channel}'")
+        self._wait(lambda: [n.id for n in c.peers if (self.peer_height(n) or 0) < 1],
+                   f"on channel '{c.channel}'", timeout, log)
+        log(f"Network up in {time.monotonic() - started:.1f} s")
+
+    def down(self, purge: bool = False, log=print) -> None:
+        for n in reversed(self.consortium.nodes):
+            if processes.stop(self.layout, n):
+                log(f"  stopped {n.id}")
+        if purge and self.layout.root.exists():
+            shutil.rmtree(self.layout.root)
+            log(f"  removed {self.layout.root}")
+
+    def status(self) -> list[dict]:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(self._node_status, self.consortium.nodes))
+
+    def _node_status(self, n: Node) -> dict:
+        pid = processes.running_pid(self.layout, n)
+        s = NodeStatus(
+            node=n.id, kind=n.kind, msp_id=n.org.msp_id, pid=pid,
+            address=n.address, operations=f"{n.host}:{n.operations_port}",
+            healthy=bool(pid) and self.healthy(n), log=str(self.layout.log_file(n)))
+        if n.kind == "peer":
+            s.chaincode_address = f"{n.host}:{n.chaincode_port}"
+            s.channel_height = self.peer_height(n) if s.healthy else None
+        else:
+            s.admin = f"{n.host}:{n.admin_port}"
+            s.channel_joined = self.orderer_joined(n) if s.healthy else None
+        return asdict(s)
+
+    # ------------------------------------------------------------------ probes
+
+    def healthy(self, n: Node) -> bool:
+        """GET /healthz on the node's operations endpoint (TLS) answers 200."""
+        url = f"https://{n.host}:{n.operations_port}/healthz"
+        ctx = ssl.create_default_context(cafile=str(self.layout.node_tls(n) / "ca.crt"))
+        try:
+            with urllib.request.urlopen(url, context=ctx, timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError, ssl.SSLError):
+            return False
+
+    def peer_height(self, n: Node) -> int | None:
+        """Channel height seen by the peer with its org admin's identity; None if not joined."""
+        out = self.peer_cli(n, ["channel", "getinfo", "-c", self.consortium.channel],
+                            check=False)
+        if out.returncode != 0:
+            return None
+        text = out.stdout + out.stderr
+        start = text.find("{")
+        try:
+            return int(json.loads(text[start:text.rfind("}") + 1])["height"])
+        except (ValueError, KeyError):
+            return None
+
+    def orderer_joined(self, n: Node) -> bool:
+        out = self._osnadmin(n, ["channel", "list", "--channelID", self.consortium.channel],
+                             check=False)
+        return out.returncode == 0 and '"status": "active"' in out.stdout.replace('":"', '": "')
+
+    # ------------------------------------------------------------------ Fabric CLIs
+
+    def peer_cli(self, n: Node, args: list[str], *, check: bool = True,
+                 msp_id: str | None = None) -> subprocess.CompletedProcess:
+        """Run the peer CLI against node ``n`` as an admin of ``msp_id`` (default: n's org)."""
+        org = self.consortium.org(msp_id) if msp_id else n.org
+        lay = self.layout
+        env = dict(os.environ,
+                   FABRIC_CFG_PATH=str(lay.node_dir(n)),
+                   FABRIC_LOGGING_SPEC="warning",
+                   CORE_PEER_LOCALMSPID=org.msp_id,
+                   CORE_PEER_MSPCONFIGPATH=str(lay.user_msp(org)),
+                   CORE_PEER_ADDRESS=n.address,
+                   CORE_PEER_TLS_ENABLED="true",
+                   CORE_PEER_TLS_ROOTCERT_FILE=str(lay.tls_ca(n.org)))
+        return _run([fabric.binary("peer"), *args], env, check)
+
+    def _osnadmin(self, n: Node, args: list[str], check: bool = True):
+        lay, o = self.layout, self.consortium.orderer_org
+        tls = lay.user_tls(o)
+        return _run([fabric.binary("osnadmin"), *args, "-o", f"{n.host}:{n.admin_port}",
+                     "--ca-file", str(lay.tls_ca(o)), "--client-cert", str(tls / "client.crt"),
+                     "--client-key", str(tls / "client.key")], dict(os.environ), check)
+
+    def _osnadmin_join(self, n: Node) -> None:
+        self._osnadmin(n, ["channel", "join", "--channelID", self.consortium.channel,
+                           "--config-block", str(self.layout.genesis_block)])
+
+    def _peer_join(self, n: Node) -> None:
+        # Right after the orderer joins, Raft may still be electing a leader; the
+        # peer's join itself only needs the block, so one retry covers start-up races.
+        for attempt in range(5):
+            out = self.peer_cli(n, ["channel", "join", "-b", str(self.layout.genesis_block)],
+                                check=False)
+            if out.returncode == 0 or "already exists" in out.stderr:
+                return
+            time.sleep(0.5 * (attempt + 1))
+        raise NetworkError(f"{n.id} could not join the channel:\n{out.stderr.strip()}")
+
+    def _wait(self, pending, what: str, timeout: float, log) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = pending()
+        shown = False
+        while waiting:
+            if time.monotonic() > deadline:
+                tails = "\n".join(f"--- {nid}: {self.layout.log_file(self.consortium.node(nid))}\n"
+                                  f"{_tail(self.layout.log_file(self.consortium.node(nid)))}"
+                                  for nid in waiting)
+                raise NetworkError(f"timed out after {timeout:.0f} s waiting for "
+                                   f"{', '.join(waiting)} to be {what}\n{tails}")
+            if not shown:
+                log(f"  waiting for {', '.join(waiting)} to be {what} …")
+                shown = True
+            time.sleep(0.25)
+            waiting = pending()
+
+
+@dataclass
+class NodeStatus:
+    node: str
+    kind: str
+    msp_id: str
+    pid: int | None
+    address: str
+    operations: str
+    healthy: bool
+    log: str
+    chaincode_address: str | None = None
+    admin: str | None = None
+    channel_height: int | None = None
+    channel_joined: bool | None = None
+
+
+def _run(cmd: list[str], env: dict, check: bool) -> subprocess.CompletedProcess:
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    if check and out.returncode != 0:
+        raise NetworkError(f"{Path(cmd[0]).name} {' '.join(cmd[1:3])} failed "
+                           f"(exit {out.returncode}):\n{(out.stderr or out.stdout).strip()}")
+    return out
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
