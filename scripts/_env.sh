@@ -1,0 +1,39 @@
+# Shared by scripts/up and scripts/test: a project virtualenv with ipledger installed.
+# Sourced, not run.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${IPLEDGER_PYTHON_BIN:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+
+ensure_venv() {
+  if [ ! -x .venv/bin/python ]; then
+    echo "==> Creating .venv with $("$PY" --version)"
+    "$PY" -m venv .venv
+  fi
+  # Reinstall only when the dependency list changed.
+  local stamp=.venv/.ipledger-deps
+  local want
+  want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "==> Installing ipledger and its dependencies into .venv (from PyPI)"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+    echo "$want" > "$stamp"
+  fi
+}
+
+# Builds Fabric if it is not cached. Returns 3 (and fills FABRIC_REFUSAL) when the
+# Go module proxy refuses the pinned Fabric version; any other failure stops the script.
+FABRIC_REFUSAL=""
+ensure_fabric() {
+  local log rc=0
+  log="$(mktemp)"
+  .venv/bin/ipledger fabric install 2> >(tee "$log" >&2) || rc=$?
+  sleep 0.1  # let tee flush
+  if [ "$rc" -eq 3 ]; then
+    FABRIC_REFUSAL="the Go module proxy refuses github.com/hyperledger/fabric@86c1172 ($(grep -m1 -o '[0-9]\{3\} [A-Za-z ]*' "$log" | head -1 | sed 's/ *$//'): $(grep -m1 -o 'This module version is not available\.' "$log" || echo 'see install output'))"
+  fi
+  rm -f "$log"
+  return "$rc"
+}

@@ -1,0 +1,80 @@
+"""The real network: up, status, restart of a dead node, down."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from network import processes
+
+pytestmark = pytest.mark.fabric
+
+
+def ipledger(net, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "network.cli", "--state-dir",
+                           str(net.layout.root), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_every_peer_is_on_the_channel_for_each_org_admin(fabric_network):
+    net = fabric_network
+    for peer in net.consortium.peers:
+        height = net.peer_height(peer)  # queried with the peer's own org admin identity
+        assert height is not None and height >= 1, f"{peer.id} not on the channel"
+
+
+def test_status_json_lists_four_healthy_nodes_and_three_peers_on_channel(fabric_network):
+    out = ipledger(fabric_network, "network", "status", "--json")
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout)
+    assert status["channel"] == "inward-processing"
+    nodes = {n["node"]: n for n in status["nodes"]}
+    assert set(nodes) == {"orderer0.orderer", "peer0.customs", "peer0.operator",
+                          "peer0.broker"}
+    assert all(n["healthy"] and n["pid"] for n in nodes.values())
+    assert all(nodes[p]["channel_height"] >= 1
+               for p in ("peer0.customs", "peer0.operator", "peer0.broker"))
+    assert nodes["orderer0.orderer"]["channel_joined"] is True
+
+
+def test_up_again_is_harmless_and_restarts_a_dead_node(fabric_network):
+    net = fabric_network
+    operator = net.consortium.node("peer0.operator")
+    pids = {n.id: processes.running_pid(net.layout, n) for n in net.consortium.nodes}
+    os.kill(pids[operator.id], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while processes.running_pid(net.layout, operator) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out = ipledger(net, "network", "status")
+    assert out.returncode == 1 and "DOWN" in out.stdout
+
+    out = ipledger(net, "network", "up")
+    assert out.returncode == 0, out.stderr
+    after = {n.id: processes.running_pid(net.layout, n) for n in net.consortium.nodes}
+    assert after[operator.id] not in (None, pids[operator.id])
+    assert {k: v for k, v in after.items() if k != operator.id} == \
+           {k: v for k, v in pids.items() if k != operator.id}, "up restarted a healthy node"
+    assert net.peer_height(operator) >= 1
+
+
+def test_logs_command_shows_the_node_log(fabric_network):
+    out = ipledger(fabric_network, "network", "logs", "peer0.customs", "-n", "5")
+    assert out.returncode == 0
+    assert len(out.stdout.splitlines()) == 5
+    bad = ipledger(fabric_network, "network", "logs", "peer9.nowhere")
+    assert bad.returncode == 2 and "unknown node 'peer9.nowhere'" in bad.stderr
+
+
+def test_down_leaves_no_process_and_purge_removes_the_state(tmp_path):
+    from tests.integration.conftest import free_base_port, processes_using
+    from network.lifecycle import Network
+    net = Network.open(tmp_path / "state", base_port=free_base_port())
+    net.up(log=lambda *_: None)
+    assert len(processes_using(net.layout.root)) == 4
+    out = ipledger(net, "network", "down", "--purge")
+    assert out.returncode == 0, out.stderr
+    assert processes_using(net.layout.root) == []
+    assert not net.layout.root.exists()

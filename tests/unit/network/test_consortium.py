@@ -1,0 +1,84 @@
+"""The consortium description: validation and port assignment."""
+import pytest
+import yaml
+
+from network import consortium
+from network.consortium import ConsortiumError
+
+
+def default_raw():
+    return yaml.safe_load(consortium.DEFAULT_FILE.read_text())
+
+
+def test_default_consortium_declares_the_three_orgs_and_one_orderer():
+    c = consortium.load()
+    assert c.channel == "inward-processing"
+    assert [o.msp_id for o in c.orgs] == ["CustomsMSP", "OperatorMSP", "BrokerMSP"]
+    assert c.orderer_org.msp_id == "OrdererMSP"
+    assert len(c.orderers) == 1 and len(c.peers) == 3
+    assert {n.host for n in c.nodes} == {"127.0.0.1"}
+
+
+def test_every_port_of_every_node_is_unique():
+    c = consortium.load(base_port=20000)
+    ports = [p for n in c.nodes for p in n.ports()]
+    assert len(ports) == len(set(ports)) == 3 * len(c.nodes)
+    assert min(ports) == 20000
+
+
+def test_base_port_override_moves_every_node():
+    a, b = consortium.load(base_port=20000), consortium.load(base_port=30000)
+    assert [n.port + 10000 for n in a.nodes] == [n.port for n in b.nodes]
+
+
+def test_three_orderer_option():
+    raw = default_raw()
+    raw["orderer"]["nodes"] = 3
+    c = consortium.parse(raw)
+    assert [n.id for n in c.orderers] == ["orderer0.orderer", "orderer1.orderer",
+                                          "orderer2.orderer"]
+
+
+@pytest.mark.parametrize("nodes", [2, 4, 0])
+def test_even_or_empty_raft_cluster_is_refused(nodes):
+    raw = default_raw()
+    raw["orderer"]["nodes"] = nodes
+    with pytest.raises(ConsortiumError, match="1, 3 or 5"):
+        consortium.parse(raw)
+
+
+def test_explicit_host_and_port_per_node():
+    raw = default_raw()
+    raw["organisations"][1]["peers"] = [{"name": "peer0", "host": "10.0.0.2", "port": 9051}]
+    c = consortium.parse(raw)
+    node = c.node("peer0.operator")
+    assert (node.host, node.port, node.chaincode_port, node.operations_port) == (
+        "10.0.0.2", 9051, 9052, 9053)
+
+
+def test_port_clash_is_named():
+    raw = default_raw()
+    raw["organisations"][2]["peers"] = [{"name": "peer0", "port": 7111}]
+    with pytest.raises(ConsortiumError, match=r"127.0.0.1:711[12].*peer0.customs.*peer0.broker"):
+        consortium.parse(raw)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: r.pop("channel"), "missing 'channel'"),
+    (lambda r: r.update(channel="Bad Channel"), "not a valid Fabric channel name"),
+    (lambda r: r["organisations"][0].update(msp_id="customs"), "must look like"),
+    (lambda r: r["organisations"].append(dict(r["organisations"][0])), "declared twice"),
+    (lambda r: r["organisations"][0].update(peers=[]), "has no peer"),
+    (lambda r: r["orderer"].update(batch_timeout="soon"), "batch_timeout"),
+])
+def test_invalid_descriptions_get_specific_errors(mutate, message):
+    raw = default_raw()
+    mutate(raw)
+    with pytest.raises(ConsortiumError, match=message):
+        consortium.parse(raw)
+
+
+def test_resolved_description_round_trips_with_its_ports():
+    c = consortium.load(base_port=23000)
+    again = consortium.parse(consortium.to_dict(c), base_port=1111)  # explicit ports win
+    assert [(n.id, n.address) for n in again.nodes] == [(n.id, n.address) for n in c.nodes]

@@ -1,0 +1,120 @@
+"""Generation of node configs (pure) and of crypto + genesis block (Fabric tools)."""
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+from fabric_protos.common import common_pb2, configtx_pb2, policies_pb2
+
+from network import consortium, generate
+from network.layout import Layout
+
+
+@pytest.fixture
+def net(tmp_path):
+    return consortium.load(base_port=21000), Layout(tmp_path / "state")
+
+
+def test_every_peer_listener_uses_tls_and_the_gateway_is_on(net):
+    c, lay = net
+    for n in c.peers:
+        cfg = generate.peer_config(c, lay, n)
+        assert cfg["peer"]["tls"]["enabled"] is True
+        assert cfg["operations"]["tls"]["enabled"] is True
+        assert cfg["peer"]["gateway"]["enabled"] is True
+        assert cfg["peer"]["listenAddress"] == n.address
+        assert cfg["operations"]["listenAddress"] == f"127.0.0.1:{n.operations_port}"
+        assert cfg["peer"]["chaincodeListenAddress"] == f"127.0.0.1:{n.chaincode_port}"
+        assert cfg["peer"]["gossip"]["externalEndpoint"] == n.address
+        assert cfg["vm"]["endpoint"] == ""
+        [builder] = cfg["chaincode"]["externalBuilders"]
+        assert Path(builder["path"]) == generate.BUILDER_DIR
+        assert cfg["peer"]["fileSystemPath"].startswith(str(lay.root))
+
+
+def test_every_orderer_listener_uses_tls_and_admin_needs_client_certs(net):
+    c, lay = net
+    [n] = c.orderers
+    cfg = generate.orderer_config(c, lay, n)
+    assert cfg["General"]["TLS"]["Enabled"] is True
+    assert cfg["General"]["BootstrapMethod"] == "none"
+    assert cfg["ChannelParticipation"]["Enabled"] is True
+    assert cfg["Admin"]["TLS"]["Enabled"] is True
+    assert cfg["Admin"]["TLS"]["ClientAuthRequired"] is True
+    assert cfg["Admin"]["ListenAddress"] == f"127.0.0.1:{n.admin_port}"
+    assert cfg["Operations"]["TLS"]["Enabled"] is True
+
+
+def test_configtx_policies_as_declared(net):
+    c, lay = net
+    profile = generate.configtx(c, lay)["Profiles"]["IPLedgerChannel"]
+    assert profile["Policies"]["Admins"]["Rule"] == "MAJORITY Admins"
+    assert profile["Application"]["Policies"]["Admins"]["Rule"] == "MAJORITY Admins"
+    orgs = {o["Name"]: o for o in profile["Application"]["Organizations"]}
+    assert set(orgs) == {"CustomsMSP", "OperatorMSP", "BrokerMSP"}
+    assert orgs["CustomsMSP"]["Policies"]["Admins"]["Rule"] == "OR('CustomsMSP.admin')"
+    assert orgs["OperatorMSP"]["AnchorPeers"] == [{"Host": "127.0.0.1", "Port": 21020}]
+
+
+# --------------------------------------------------------------- with Fabric's tools
+
+def _config_from_block(path: Path) -> configtx_pb2.Config:
+    block = common_pb2.Block.FromString(path.read_bytes())
+    env = common_pb2.Envelope.FromString(block.data.data[0])
+    payload = common_pb2.Payload.FromString(env.payload)
+    return configtx_pb2.ConfigEnvelope.FromString(payload.data).config
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    from network import fabric
+    if fabric.missing():
+        pytest.fail("Fabric binaries missing: run 'ipledger fabric install'")
+    c = consortium.load(base_port=21000)
+    lay = Layout(tmp_path_factory.mktemp("gen") / "state")
+    generate.generate(c, lay, log=lambda *_: None)
+    return c, lay
+
+
+@pytest.mark.fabric
+def test_genesis_block_holds_three_application_orgs_and_the_orderer_org(generated):
+    c, lay = generated
+    config = _config_from_block(lay.genesis_block)
+    groups = config.channel_group.groups
+    assert set(groups["Application"].groups) == {"CustomsMSP", "OperatorMSP", "BrokerMSP"}
+    assert set(groups["Orderer"].groups) == {"OrdererMSP"}
+    admins = policies_pb2.ImplicitMetaPolicy.FromString(
+        groups["Application"].policies["Admins"].policy.value)
+    assert (admins.rule, admins.sub_policy) == (policies_pb2.ImplicitMetaPolicy.MAJORITY, "Admins")
+    channel_admins = policies_pb2.ImplicitMetaPolicy.FromString(
+        config.channel_group.policies["Admins"].policy.value)
+    assert channel_admins.rule == policies_pb2.ImplicitMetaPolicy.MAJORITY
+
+
+@pytest.mark.fabric
+def test_msp_trees_are_complete_and_keys_private(generated):
+    c, lay = generated
+    for org in [c.orderer_org, *c.orgs]:
+        msp = lay.org_msp(org)
+        for sub in ("cacerts", "tlscacerts"):
+            assert any((msp / sub).iterdir()), f"{org.msp_id} {sub} empty"
+        node_ous = yaml.safe_load((msp / "config.yaml").read_text())["NodeOUs"]
+        assert node_ous["Enable"] is True and node_ous["AdminOUIdentifier"]
+        users = ["Admin"] if org.is_orderer else ["Admin", "User1"]
+        for user in users:
+            key = next((lay.user_msp(org, user) / "keystore").iterdir())
+            assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    for n in c.nodes:
+        assert any((lay.node_msp(n) / "signcerts").iterdir())
+        for f in ("server.crt", "server.key", "ca.crt"):
+            assert (lay.node_tls(n) / f).is_file()
+        assert stat.S_IMODE((lay.node_tls(n) / "server.key").stat().st_mode) == 0o600
+        assert (lay.node_dir(n) / ("core.yaml" if n.kind == "peer" else "orderer.yaml")).is_file()
+    assert stat.S_IMODE(lay.root.stat().st_mode) == 0o700
+
+
+@pytest.mark.fabric
+def test_generating_twice_is_refused(generated):
+    c, lay = generated
+    with pytest.raises(generate.GenerateError, match="already holds a generated network"):
+        generate.generate(c, lay, log=lambda *_: None)
