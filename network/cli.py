@@ -2,6 +2,7 @@
 
     ipledger fabric install [--force]
     ipledger network generate | up | status [--json] | down [--purge] | logs NODE [-n N] [-f]
+    ipledger chaincode package | deploy | upgrade --version V | status
 
 Global options (or environment): --state-dir (IPLEDGER_STATE_DIR, default
 ./.ipledger), --consortium (IPLEDGER_CONSORTIUM), --base-port (IPLEDGER_BASE_PORT).
@@ -51,6 +52,19 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("node", help="node id, e.g. peer0.customs or orderer0.orderer")
     logs.add_argument("-n", "--lines", type=int, default=50)
     logs.add_argument("-f", "--follow", action="store_true")
+
+    cc = sub.add_parser("chaincode", help="the ipledger chaincode on the channel").add_subparsers(
+        dest="cmd", required=True)
+    for name, text in (("package", "build the chaincode package (Python source + wheels)"),
+                       ("deploy", "install on every peer, approve for every org, commit"),
+                       ("upgrade", "deploy a new version at the next sequence"),
+                       ("status", "what is installed, approved and committed")):
+        sp = cc.add_parser(name, help=text)
+        sp.add_argument("--name", default="ipledger")
+        sp.add_argument("--version", default=None,
+                        help="chaincode version (default: 1.0; required for upgrade)")
+        if name in ("package", "deploy", "upgrade"):
+            sp.add_argument("--output", type=Path, help="where to write the package")
     return p
 
 
@@ -62,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                 return fabric.main_install(force=args.force)
             print(fabric.bin_dir())
             return 0
+        if args.group == "chaincode":
+            return _chaincode(args)
         return _network(args)
     except (ConsortiumError, GenerateError, NetworkError, fabric.FabricError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -89,6 +105,27 @@ def _network(args) -> int:
         net.down(purge=args.purge)
     elif args.cmd == "logs":
         _logs(net, args.node, args.lines, args.follow)
+    return 0
+
+
+def _chaincode(args) -> int:
+    from .chaincode import ChaincodeSpec, Deployer
+
+    net = Network.open(args.state_dir, args.consortium, args.base_port)
+    dep = Deployer(net)
+    spec = ChaincodeSpec.default()
+    spec.name = args.name
+    if args.cmd == "upgrade" and not args.version:
+        raise NetworkError("upgrade needs --version (the new chaincode version)")
+    if args.version:
+        spec.version = args.version
+    if args.cmd == "package":
+        dep.package(spec, args.output)
+    elif args.cmd in ("deploy", "upgrade"):
+        pkg = dep.package(spec, args.output)
+        dep.deploy(spec, pkg, upgrade=args.cmd == "upgrade")
+    else:
+        print(json.dumps(dep.status(args.name), indent=2))
     return 0
 
 

@@ -142,7 +142,7 @@ class Network:
     # ------------------------------------------------------------------ Fabric CLIs
 
     def peer_cli(self, n: Node, args: list[str], *, check: bool = True,
-                 msp_id: str | None = None) -> subprocess.CompletedProcess:
+                 msp_id: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run the peer CLI against node ``n`` as an admin of ``msp_id`` (default: n's org)."""
         org = self.consortium.org(msp_id) if msp_id else n.org
         lay = self.layout
@@ -154,7 +154,7 @@ class Network:
                    CORE_PEER_ADDRESS=n.address,
                    CORE_PEER_TLS_ENABLED="true",
                    CORE_PEER_TLS_ROOTCERT_FILE=str(lay.tls_ca(n.org)))
-        return _run([fabric.binary("peer"), *args], env, check)
+        return _run([fabric.binary("peer"), *args], env, check, timeout)
 
     def _osnadmin(self, n: Node, args: list[str], check: bool = True):
         lay, o = self.layout, self.consortium.orderer_org
@@ -212,8 +212,9 @@ class NodeStatus:
     channel_joined: bool | None = None
 
 
-def _run(cmd: list[str], env: dict, check: bool) -> subprocess.CompletedProcess:
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+def _run(cmd: list[str], env: dict, check: bool,
+         timeout: float = 60) -> subprocess.CompletedProcess:
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and out.returncode != 0:
         raise NetworkError(f"{Path(cmd[0]).name} {' '.join(cmd[1:3])} failed "
                            f"(exit {out.returncode}):\n{(out.stderr or out.stdout).strip()}")

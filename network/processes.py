@@ -110,5 +110,6 @@ def _alive(pid: int) -> bool:
 
 
 def _python() -> str:
+    """The base interpreter (not this virtualenv's): chaincode must run on its own wheels."""
     import sys
-    return sys.executable
+    return getattr(sys, "_base_executable", None) or sys.executable

@@ -1,0 +1,137 @@
+"""The ipledger external builder: Fabric calls bin/detect, build, release and run.
+
+Two package types (``metadata.json`` → ``type``):
+
+``ipledger-python``
+    The peer launches the chaincode. ``code.tar.gz`` holds ``src/`` (the Python
+    source), ``wheels/`` (every dependency as a wheel, so the peer needs no
+    package registry), ``ipledger-chaincode.json`` (the contract to run) and
+    optionally ``META-INF/`` (state database indexes). ``build`` installs the
+    wheels offline; ``run`` starts the chaincode in client mode: it dials the
+    peer with the TLS material the peer writes into ``chaincode.json``.
+``ipledger-ccaas``
+    Chaincode as a service: ``code.tar.gz`` holds ``connection.json``; the
+    chaincode runs as its own service and the peer dials it, never launching a
+    process (for Kubernetes and other hosts where peers must not).
+
+Standard library only: this runs under whatever Python 3 the peer's host has.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+PYTHON_TYPE = "ipledger-python"
+CCAAS_TYPE = "ipledger-ccaas"
+TYPES = (PYTHON_TYPE, CCAAS_TYPE)
+MANIFEST = "ipledger-chaincode.json"
+
+
+class BuildError(Exception):
+    pass
+
+
+def _package_type(metadata_dir: Path) -> str:
+    try:
+        return json.loads((metadata_dir / "metadata.json").read_text()).get("type", "")
+    except (OSError, ValueError):
+        return ""
+
+
+def _python() -> str:
+    return os.environ.get("IPLEDGER_PYTHON") or sys.executable
+
+
+def detect(source_dir: Path, metadata_dir: Path) -> int:
+    """Exit 0 if the package is one of ours, 1 otherwise (Fabric tries the next builder)."""
+    return 0 if _package_type(metadata_dir).lower() in TYPES else 1
+
+
+def build(source_dir: Path, metadata_dir: Path, output_dir: Path) -> int:
+    kind = _package_type(metadata_dir).lower()
+    if kind == CCAAS_TYPE:
+        conn = source_dir / "connection.json"
+        _check_connection(conn)
+        shutil.copy(conn, output_dir / "connection.json")
+        _copy_meta_inf(source_dir, output_dir)
+        return 0
+    manifest = json.loads((source_dir / MANIFEST).read_text())
+    if ":" not in manifest.get("contract", ""):
+        raise BuildError(f"{MANIFEST}: 'contract' must be 'module:Class'")
+    shutil.copytree(source_dir / "src", output_dir / "src")
+    shutil.copy(source_dir / MANIFEST, output_dir / MANIFEST)
+    _copy_meta_inf(source_dir, output_dir)
+    wheels = sorted((source_dir / "wheels").glob("*.whl"))
+    if wheels:
+        # Offline: only the wheels carried in the package, never a registry.
+        cmd = [_python(), "-m", "pip", "install", "--no-index", "--no-deps", "--no-cache-dir",
+               "--disable-pip-version-check", "--no-input", "--quiet", "--target",
+               str(output_dir / "site"), *map(str, wheels)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BuildError(f"installing the package's wheels failed:\n{proc.stderr[-4000:]}")
+    print(f"ipledger builder: built {manifest['contract']} with {len(wheels)} wheels")
+    return 0
+
+
+def release(build_dir: Path, release_dir: Path) -> int:
+    statedb = build_dir / "META-INF" / "statedb"
+    if statedb.is_dir():
+        shutil.copytree(statedb, release_dir / "statedb", dirs_exist_ok=True)
+    conn = build_dir / "connection.json"
+    if conn.exists():
+        server = release_dir / "chaincode" / "server"
+        server.mkdir(parents=True, exist_ok=True)
+        shutil.copy(conn, server / "connection.json")
+    return 0
+
+
+def run(build_dir: Path, run_metadata_dir: Path) -> int:
+    if (build_dir / "connection.json").exists():
+        raise BuildError("a chaincode-as-a-service package is not launched by the peer")
+    manifest = json.loads((build_dir / MANIFEST).read_text())
+    launcher = (
+        "import sys\n"
+        f"sys.path[:0] = [{str(build_dir / 'src')!r}, {str(build_dir / 'site')!r}]\n"
+        "from chaincode.shim.client import main\n"
+        f"sys.exit(main([{manifest['contract']!r}, {str(run_metadata_dir / 'chaincode.json')!r}]))\n"
+    )
+    # -I: isolated (no user site, no PYTHON* variables, no current dir); -S: no
+    # site-packages at all — the chaincode runs on its package's wheels alone.
+    python = _python()
+    os.execv(python, [python, "-I", "-S", "-c", launcher])
+    return 1  # not reached
+
+
+def _copy_meta_inf(src: Path, dst: Path) -> None:
+    if (src / "META-INF").is_dir():
+        shutil.copytree(src / "META-INF", dst / "META-INF", dirs_exist_ok=True)
+
+
+def _check_connection(path: Path) -> None:
+    try:
+        conn = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise BuildError(f"connection.json unreadable: {e}") from e
+    if not conn.get("address"):
+        raise BuildError("connection.json has no 'address'")
+
+
+def main(step: str, argv: list[str]) -> int:
+    paths = [Path(a) for a in argv]
+    steps = {"detect": (detect, 2), "build": (build, 3), "release": (release, 2),
+             "run": (run, 2)}
+    fn, nargs = steps[step]
+    if len(paths) != nargs:
+        print(f"usage: {step} " + " ".join(["DIR"] * nargs), file=sys.stderr)
+        return 2
+    try:
+        return fn(*paths)
+    except (BuildError, OSError, ValueError, KeyError, tarfile.TarError) as e:
+        print(f"ipledger builder {step}: {e}", file=sys.stderr)
+        return 1

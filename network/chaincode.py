@@ -1,0 +1,273 @@
+"""Chaincode packages and their Fabric lifecycle: package, deploy, upgrade, status.
+
+A package is Fabric's format (``metadata.json`` + ``code.tar.gz`` in a tar.gz)
+with ipledger's type ``ipledger-python``: the Python source, every runtime
+dependency as a wheel (peers install offline), and a manifest naming the
+contract class. The external builder in ``chaincode/builder`` turns it into a
+running chaincode. Packages are byte-for-byte reproducible, so packaging the
+same source twice gives the same package id and ``deploy`` is idempotent.
+
+Deploy = install on every peer, approve for every org (with the endorsement
+policy and private data collections), check commit readiness, commit. Upgrade
+is the same with the next sequence; peers keep serving the old definition
+until the new one is committed.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.metadata
+import io
+import json
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .lifecycle import Network, NetworkError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHAINCODE_DIR = REPO_ROOT / "chaincode"
+PACKAGE_TYPE = "ipledger-python"
+CCAAS_TYPE = "ipledger-ccaas"
+_EXCLUDE_DIRS = {"__pycache__", "builder", "testing"}
+
+
+class ChaincodeError(NetworkError):
+    pass
+
+
+@dataclass
+class ChaincodeSpec:
+    """What to deploy: a name, a contract, its source and its channel-level settings."""
+
+    name: str = "ipledger"
+    version: str = "1.0"
+    contract: str = "chaincode.contract:InwardProcessingContract"
+    # Directories copied under src/ (package name = directory name).
+    sources: list[Path] = field(default_factory=lambda: [CHAINCODE_DIR])
+    requirements: Path = CHAINCODE_DIR / "requirements.txt"
+    signature_policy: str | None = None
+    collections_config: Path | None = None
+
+    @classmethod
+    def default(cls) -> "ChaincodeSpec":
+        contract_dir = CHAINCODE_DIR / "contract"
+        policy = contract_dir / "endorsement_policy.txt"
+        collections = contract_dir / "collections.json"
+        return cls(signature_policy=policy.read_text().strip() if policy.exists() else None,
+                   collections_config=collections if collections.exists() else None)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}_{self.version}"
+
+
+# ----------------------------------------------------------------------------- packaging
+
+def pinned_requirements(requirements: Path) -> list[str]:
+    """The chaincode's runtime requirements pinned to the versions installed here."""
+    pins = []
+    for line in requirements.read_text().splitlines():
+        name = line.split("#")[0].strip()
+        if not name:
+            continue
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError as e:
+            raise ChaincodeError(f"chaincode requirement {name!r} is not installed here") from e
+    return pins
+
+
+def download_wheels(pins: list[str], cache_root: Path, log=print) -> list[Path]:
+    """Wheels for ``pins`` and their dependencies (binary only), cached per pin set."""
+    key = hashlib.sha256("\n".join(sorted(pins)).encode()).hexdigest()[:16]
+    dest = cache_root / key
+    done = dest / ".complete"
+    if not done.exists():
+        log(f"  downloading wheels for {', '.join(pins)}")
+        dest.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+             "--only-binary=:all:", "--dest", str(dest), *pins],
+            capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ChaincodeError(f"pip download failed:\n{proc.stderr[-3000:]}")
+        done.touch()
+    return sorted(dest.glob("*.whl"))
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), mode, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _targz(entries: list[tuple[str, bytes]]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in sorted(entries):
+            _add(tar, name, data)
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def _source_entries(src: Path) -> list[tuple[str, bytes]]:
+    entries = []
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if any(part in _EXCLUDE_DIRS or part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and path.suffix not in (".pyc",):
+            entries.append((f"src/{src.name}/{rel.as_posix()}", path.read_bytes()))
+    return entries
+
+
+def build_package(spec: ChaincodeSpec, out: Path, wheels: list[Path]) -> Path:
+    code = [(f"wheels/{w.name}", w.read_bytes()) for w in wheels]
+    for src in spec.sources:
+        code += _source_entries(src)
+    manifest = {"contract": spec.contract, "name": spec.name, "version": spec.version}
+    code.append(("ipledger-chaincode.json", json.dumps(manifest, sort_keys=True).encode()))
+    metadata = json.dumps({"type": PACKAGE_TYPE, "label": spec.label}).encode()
+    out.write_bytes(_targz([("metadata.json", metadata), ("code.tar.gz", _targz(code))]))
+    return out
+
+
+def build_ccaas_package(name: str, label: str, address: str, out: Path,
+                        root_cert: str = "", client_cert: str = "", client_key: str = "") -> Path:
+    """A chaincode-as-a-service package: the peer dials ``address``, launches nothing."""
+    conn = {"address": address, "dial_timeout": "10s",
+            "tls_required": bool(root_cert), "client_auth_required": bool(client_cert),
+            "root_cert": root_cert, "client_cert": client_cert, "client_key": client_key}
+    code = _targz([("connection.json", json.dumps(conn, sort_keys=True).encode())])
+    metadata = json.dumps({"type": CCAAS_TYPE, "label": label}).encode()
+    out.write_bytes(_targz([("metadata.json", metadata), ("code.tar.gz", code)]))
+    return out
+
+
+def package_id(path: Path, label: str) -> str:
+    return f"{label}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+@dataclass
+class Deployer:
+    net: Network
+    log: callable = print
+
+    @property
+    def _orderer_args(self) -> list[str]:
+        o = self.net.consortium.orderers[0]
+        return ["-o", o.address, "--tls", "--cafile",
+                str(self.net.layout.tls_ca(self.net.consortium.orderer_org))]
+
+    def package(self, spec: ChaincodeSpec, out: Path | None = None) -> Path:
+        out = out or self.net.layout.root / "chaincode" / f"{spec.label}.tar.gz"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        wheels = download_wheels(pinned_requirements(spec.requirements),
+                                 self.net.layout.root / "wheels", self.log)
+        build_package(spec, out, wheels)
+        self.log(f"  packaged {spec.label} ({out.stat().st_size // 1024} KiB, "
+                 f"{len(wheels)} wheels): {out}")
+        return out
+
+    def install(self, pkg: Path, label: str) -> str:
+        pid = package_id(pkg, label)
+
+        def one(peer):
+            installed = self.net.peer_cli(peer, ["lifecycle", "chaincode", "queryinstalled",
+                                                 "--output", "json"]).stdout
+            if pid in installed:
+                return f"  {peer.id}: already installed"
+            self.net.peer_cli(peer, ["lifecycle", "chaincode", "install", str(pkg)],
+                              timeout=600)
+            return f"  {peer.id}: installed {label}"
+
+        with ThreadPoolExecutor(max_workers=len(self.net.consortium.peers)) as pool:
+            for line in pool.map(one, self.net.consortium.peers):
+                self.log(line)
+        return pid
+
+    def committed(self, name: str) -> dict | None:
+        peer = self.net.consortium.peers[0]
+        out = self.net.peer_cli(peer, ["lifecycle", "chaincode", "querycommitted",
+                                       "--channelID", self.net.consortium.channel,
+                                       "--name", name, "--output", "json"], check=False)
+        if out.returncode != 0:
+            if "not found" in out.stderr or "404" in out.stderr:
+                return None
+            raise ChaincodeError(f"querycommitted failed: {out.stderr.strip()}")
+        return json.loads(out.stdout)
+
+    def _definition_args(self, spec: ChaincodeSpec, sequence: int) -> list[str]:
+        args = ["--channelID", self.net.consortium.channel, "--name", spec.name,
+                "--version", spec.version, "--sequence", str(sequence)]
+        if spec.signature_policy:
+            args += ["--signature-policy", spec.signature_policy]
+        if spec.collections_config:
+            args += ["--collections-config", str(spec.collections_config)]
+        return args
+
+    def deploy(self, spec: ChaincodeSpec, pkg: Path | None = None, *,
+               upgrade: bool = False) -> dict:
+        """Install, approve and commit ``spec``; returns the committed definition."""
+        started = time.monotonic()
+        pkg = pkg or self.package(spec)
+        pid = self.install(pkg, spec.label)
+        current = self.committed(spec.name)
+        if current and not upgrade:
+            if current.get("version") == spec.version:
+                self.log(f"  {spec.name} {spec.version} already committed "
+                         f"(sequence {current['sequence']})")
+                return current
+            raise ChaincodeError(
+                f"{spec.name} is committed at version {current.get('version')}; "
+                f"use 'ipledger chaincode upgrade' to move to {spec.version}")
+        sequence = (current["sequence"] + 1) if current else 1
+        definition = self._definition_args(spec, sequence)
+        for org in self.net.consortium.orgs:
+            peer = org.nodes[0]
+            self.net.peer_cli(peer, ["lifecycle", "chaincode", "approveformyorg",
+                                     *self._orderer_args, *definition, "--package-id", pid,
+                                     "--waitForEventTimeout", "60s"])
+            self.log(f"  approved by {org.msp_id}")
+        ready = json.loads(self.net.peer_cli(
+            self.net.consortium.peers[0],
+            ["lifecycle", "chaincode", "checkcommitreadiness", *definition,
+             "--output", "json"]).stdout)
+        missing = [org for org, ok in ready.get("approvals", {}).items() if not ok]
+        if missing:
+            raise ChaincodeError(f"not ready to commit: no approval from {', '.join(missing)}")
+        peer_args = []
+        for org in self.net.consortium.orgs:
+            peer_args += ["--peerAddresses", org.nodes[0].address,
+                          "--tlsRootCertFiles", str(self.net.layout.tls_ca(org))]
+        self.net.peer_cli(self.net.consortium.peers[0],
+                          ["lifecycle", "chaincode", "commit", *self._orderer_args,
+                           *definition, *peer_args, "--waitForEventTimeout", "60s"])
+        self.log(f"  committed {spec.name} {spec.version} at sequence {sequence} "
+                 f"in {time.monotonic() - started:.1f} s")
+        return self.committed(spec.name)
+
+    def status(self, name: str) -> dict:
+        committed = self.committed(name)
+        installed = {}
+        for peer in self.net.consortium.peers:
+            out = json.loads(self.net.peer_cli(peer, ["lifecycle", "chaincode", "queryinstalled",
+                                                      "--output", "json"]).stdout or "{}")
+            installed[peer.id] = [p["package_id"] for p in out.get("installed_chaincodes", [])
+                                  if p.get("label", "").startswith(f"{name}_")]
+        approvals = None
+        if committed:
+            approvals = committed.get("approvals")
+        return {"name": name, "committed": committed, "approvals": approvals,
+                "installed": installed}

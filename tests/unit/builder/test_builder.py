@@ -1,0 +1,116 @@
+"""The external builder's four steps, run as the peer runs them (executables + dirs)."""
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from network import chaincode as cc
+
+BIN = Path(__file__).resolve().parents[3] / "chaincode" / "builder" / "bin"
+
+
+def step(name, *dirs):
+    return subprocess.run([str(BIN / name), *map(str, dirs)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def unpack(package: Path, into: Path) -> tuple[Path, Path]:
+    """What the peer does before calling the builder: metadata dir + source dir."""
+    meta, src = into / "metadata", into / "source"
+    meta.mkdir()
+    src.mkdir()
+    with tarfile.open(package) as outer:
+        (meta / "metadata.json").write_bytes(outer.extractfile("metadata.json").read())
+        with tarfile.open(fileobj=outer.extractfile("code.tar.gz")) as code:
+            code.extractall(src, filter="data")
+    return meta, src
+
+
+@pytest.fixture
+def tiny_spec(tmp_path):
+    pkg = tmp_path / "hello"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("class Hello:\n    name = 'hello'\n")
+    return cc.ChaincodeSpec(name="hello", version="0.1", contract="hello:Hello", sources=[pkg])
+
+
+def test_detect_accepts_ipledger_packages_only(tmp_path, tiny_spec):
+    package = cc.build_package(tiny_spec, tmp_path / "hello.tar.gz", wheels=[])
+    meta, src = unpack(package, tmp_path)
+    assert step("detect", src, meta).returncode == 0
+    (meta / "metadata.json").write_text(json.dumps({"type": "golang", "label": "x"}))
+    assert step("detect", src, meta).returncode == 1
+
+
+def test_build_and_release_python_package(tmp_path, tiny_spec):
+    package = cc.build_package(tiny_spec, tmp_path / "hello.tar.gz", wheels=[])
+    meta, src = unpack(package, tmp_path)
+    (src / "META-INF" / "statedb" / "couchdb" / "indexes").mkdir(parents=True)
+    (src / "META-INF" / "statedb" / "couchdb" / "indexes" / "i.json").write_text("{}")
+    out, rel = tmp_path / "out", tmp_path / "release"
+    out.mkdir()
+    rel.mkdir()
+    built = step("build", src, meta, out)
+    assert built.returncode == 0, built.stderr
+    assert (out / "src" / "hello" / "__init__.py").is_file()
+    assert json.loads((out / "ipledger-chaincode.json").read_text())["contract"] == "hello:Hello"
+    assert step("release", out, rel).returncode == 0
+    assert (rel / "statedb" / "couchdb" / "indexes" / "i.json").is_file()
+
+
+def test_build_installs_wheels_offline(tmp_path, tiny_spec):
+    # A wheel carried in the package is installed with --no-index: no registry involved.
+    import zipfile
+    wheel = tmp_path / "greeting-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("greeting.py", "WORD = 'hello'\n")
+        z.writestr("greeting-1.0.dist-info/METADATA",
+                   "Metadata-Version: 2.1\nName: greeting\nVersion: 1.0\n")
+        z.writestr("greeting-1.0.dist-info/WHEEL",
+                   "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr("greeting-1.0.dist-info/RECORD", "")
+    package = cc.build_package(tiny_spec, tmp_path / "hello.tar.gz", wheels=[wheel])
+    meta, src = unpack(package, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    built = subprocess.run([str(BIN / "build"), str(src), str(meta), str(out)],
+                           capture_output=True, text=True, timeout=120,
+                           env={"PATH": "/usr/bin:/bin:" + str(Path(__import__("sys").executable).parent),
+                                "PIP_INDEX_URL": "http://127.0.0.1:9/nowhere"})
+    assert built.returncode == 0, built.stderr
+    assert (out / "site" / "greeting.py").read_text() == "WORD = 'hello'\n"
+
+
+def test_packages_are_reproducible(tmp_path, tiny_spec):
+    a = cc.build_package(tiny_spec, tmp_path / "a.tar.gz", wheels=[])
+    b = cc.build_package(tiny_spec, tmp_path / "b.tar.gz", wheels=[])
+    assert a.read_bytes() == b.read_bytes()
+    assert cc.package_id(a, "hello_0.1") == cc.package_id(b, "hello_0.1")
+
+
+def test_ccaas_package_releases_connection_json_and_is_never_run(tmp_path):
+    package = cc.build_ccaas_package("hello", "hello_ccaas", "127.0.0.1:9999",
+                                     tmp_path / "ccaas.tar.gz", root_cert="PEM")
+    meta, src = unpack(package, tmp_path)
+    out, rel, run_meta = tmp_path / "out", tmp_path / "rel", tmp_path / "run"
+    for d in (out, rel, run_meta):
+        d.mkdir()
+    assert step("detect", src, meta).returncode == 0
+    assert step("build", src, meta, out).returncode == 0
+    assert step("release", out, rel).returncode == 0
+    conn = json.loads((rel / "chaincode" / "server" / "connection.json").read_text())
+    assert conn["address"] == "127.0.0.1:9999" and conn["tls_required"] is True
+    ran = step("run", out, run_meta)
+    assert ran.returncode == 1 and "not launched by the peer" in ran.stderr
+
+
+def test_build_refuses_a_manifest_without_contract(tmp_path, tiny_spec):
+    tiny_spec.contract = "nocolon"
+    package = cc.build_package(tiny_spec, tmp_path / "bad.tar.gz", wheels=[])
+    meta, src = unpack(package, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    built = step("build", src, meta, out)
+    assert built.returncode == 1 and "'contract' must be 'module:Class'" in built.stderr
