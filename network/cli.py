@@ -133,7 +133,8 @@ def _print_status(rows: list[dict]) -> None:
     print(f"{'NODE':<20} {'MSP':<12} {'PID':>7}  {'ADDRESS':<16} {'OPERATIONS':<16} "
           f"{'HEALTH':<8} CHANNEL")
     for r in rows:
-        chan = (f"height {r['channel_height']}" if r["channel_height"] is not None
+        chan = (f"height {r['channel_height']}, gossip {r['gossip_peers_known']}"
+                if r["channel_height"] is not None
                 else "joined" if r.get("channel_joined") else "-")
         print(f"{r['node']:<20} {r['msp_id']:<12} {r['pid'] or '-':>7}  {r['address']:<16} "
               f"{r['operations']:<16} {'ok' if r['healthy'] else 'DOWN':<8} {chan}")

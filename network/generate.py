@@ -165,7 +165,7 @@ def peer_config(c: Consortium, lay: Layout, n: Node) -> dict:
                 "bootstrap": n.address,
                 "useLeaderElection": False,
                 "orgLeader": True,
-                "membershipTrackerInterval": "5s",
+                "membershipTrackerInterval": "1s",
                 "endpoint": n.address,
                 "externalEndpoint": n.address,
                 "maxBlockCountToStore": 10,
@@ -349,11 +349,14 @@ def _operations(host: str, port: int, tls: Path, lower: bool) -> dict:
         return {"listenAddress": f"{host}:{port}",
                 "tls": {"enabled": True, "cert": {"file": str(tls / "server.crt")},
                         "key": {"file": str(tls / "server.key")},
-                        "clientAuthRequired": False, "clientRootCAs": {"files": []}}}
+                        # /healthz is open; /metrics needs a client certificate
+                        # issued by the org's TLS CA (e.g. the org admin's).
+                        "clientAuthRequired": False,
+                        "clientRootCAs": {"files": [str(tls / "ca.crt")]}}}
     return {"ListenAddress": f"{host}:{port}",
             "TLS": {"Enabled": True, "Certificate": str(tls / "server.crt"),
                     "PrivateKey": str(tls / "server.key"), "ClientAuthRequired": False,
-                    "ClientRootCAs": []}}
+                    "ClientRootCAs": [str(tls / "ca.crt")]}}
 
 
 def generate_nodes(c: Consortium, lay: Layout) -> None:

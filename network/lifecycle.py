@@ -81,6 +81,11 @@ class Network:
                 log(f"  {n.id} joined channel '{c.channel}'")
         self._wait(lambda: [n.id for n in c.peers if (self.peer_height(n) or 0) < 1],
                    f"on channel '{c.channel}'", timeout, log)
+        # The Gateway plans endorsements from gossip membership: wait until every peer
+        # sees every other peer of the channel, or cross-org submits would fail.
+        self._wait(lambda: [n.id for n in c.peers
+                            if (self.gossip_peers_known(n) or 0) < len(c.peers) - 1],
+                   "in gossip contact with every other peer", timeout, log)
         log(f"Network up in {time.monotonic() - started:.1f} s")
 
     def down(self, purge: bool = False, log=print) -> None:
@@ -104,6 +109,7 @@ class Network:
         if n.kind == "peer":
             s.chaincode_address = f"{n.host}:{n.chaincode_port}"
             s.channel_height = self.peer_height(n) if s.healthy else None
+            s.gossip_peers_known = self.gossip_peers_known(n) if s.healthy else None
         else:
             s.admin = f"{n.host}:{n.admin_port}"
             s.channel_joined = self.orderer_joined(n) if s.healthy else None
@@ -120,6 +126,27 @@ class Network:
                 return r.status == 200
         except (urllib.error.URLError, OSError, ssl.SSLError):
             return False
+
+    def metrics(self, n: Node) -> str:
+        """The node's Prometheus metrics (needs the org admin's TLS client certificate)."""
+        tls = self.layout.user_tls(n.org)
+        ctx = ssl.create_default_context(cafile=str(self.layout.node_tls(n) / "ca.crt"))
+        ctx.load_cert_chain(str(tls / "client.crt"), str(tls / "client.key"))
+        url = f"https://{n.host}:{n.operations_port}/metrics"
+        with urllib.request.urlopen(url, context=ctx, timeout=2) as r:
+            return r.read().decode()
+
+    def gossip_peers_known(self, n: Node) -> int | None:
+        """How many other peers of the channel this peer knows through gossip."""
+        try:
+            text = self.metrics(n)
+        except (urllib.error.URLError, OSError, ssl.SSLError):
+            return None
+        prefix = f'gossip_membership_total_peers_known{{channel="{self.consortium.channel}"}}'
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                return int(float(line.split()[-1]))
+        return 0
 
     def peer_height(self, n: Node) -> int | None:
         """Channel height seen by the peer with its org admin's identity; None if not joined."""
@@ -210,6 +237,7 @@ class NodeStatus:
     admin: str | None = None
     channel_height: int | None = None
     channel_joined: bool | None = None
+    gossip_peers_known: int | None = None
 
 
 def _run(cmd: list[str], env: dict, check: bool,
