@@ -1,0 +1,33 @@
+"""A thin client of the Fabric peer Gateway service (Fabric v3), after hyperledger/fabric-gateway.
+
+    from gateway.fabric import Endpoint, Gateway, load_identity
+
+    identity, signer = load_identity(msp_dir, "OperatorMSP")
+    endpoint = Endpoint("127.0.0.1:7101", tls_root_cert=tls_ca_pem_path,
+                        server_name="peer0.operator.ipledger.example")
+    with Gateway.connect(endpoint, identity, signer) as gateway:
+        contract = gateway.network("inward-processing").contract("ipledger")
+        balance = contract.evaluate("GetBalance", ["IP-1"])
+        result = contract.submit("RecordPlacement", [payload_json])   # SubmitResult
+"""
+from .checkpoint import Checkpoint, FileCheckpointer
+from .client import Contract, Gateway, Network, RetryPolicy, SubmitResult, Timeouts
+from .connection import Endpoint, dial, tls_cert_hash
+from .deliver import BlockStream, deliver_blocks, seek_envelope
+from .errors import (ChaincodeEventsError, CommitError, CommitStatusError, DeliverError, EndorseError,
+                     EvaluateError, GatewayError, SubmitError)
+from .events import ChaincodeEvent, ChaincodeEventStream
+from .identity import X509Identity
+from .msp import MSPError, load_identity
+from .proposal import Proposal, build_proposal, transaction_id
+from .rpcstatus import ErrorDetail
+from .signer import Signer, low_s, sha256
+
+__all__ = [
+    "BlockStream", "ChaincodeEvent", "ChaincodeEventStream", "ChaincodeEventsError", "Checkpoint",
+    "CommitError", "CommitStatusError", "Contract", "DeliverError", "EndorseError", "Endpoint",
+    "ErrorDetail", "EvaluateError", "FileCheckpointer", "Gateway", "GatewayError", "MSPError", "Network",
+    "Proposal", "RetryPolicy", "Signer", "SubmitError", "SubmitResult", "Timeouts", "X509Identity",
+    "build_proposal", "deliver_blocks", "dial", "load_identity", "low_s", "seek_envelope", "sha256",
+    "tls_cert_hash", "transaction_id",
+]

@@ -1,0 +1,105 @@
+"""Where a chaincode event listener got to: (block number, transaction id).
+
+A checkpoint (block N, tx T) means "every event up to and including those of
+transaction T in block N has been handled": listening resumes in block N after T.
+A checkpoint on a whole block N is stored as (N + 1, "").
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    block_number: int = 0
+    tx_id: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return self.block_number == 0 and not self.tx_id
+
+
+class FileCheckpointer:
+    """A checkpoint kept in a JSON file, replaced atomically on every update.
+
+    Each save writes a temporary file (mode 0600) next to the target, fsyncs it
+    and renames it over the target, so a crash leaves either the old or the new
+    checkpoint, never a torn one.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._state = self._load()
+
+    def _load(self) -> Checkpoint:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return Checkpoint()
+        try:
+            raw = json.loads(text)
+            block, tx_id = raw["blockNumber"], raw["transactionId"]
+            if not isinstance(block, int) or block < 0 or not isinstance(tx_id, str):
+                raise ValueError("bad field types")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"checkpoint file {self.path} is corrupt: {exc}") from exc
+        return Checkpoint(block, tx_id)
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return self._state
+
+    @property
+    def block_number(self) -> int:
+        return self._state.block_number
+
+    @property
+    def tx_id(self) -> str:
+        return self._state.tx_id
+
+    @property
+    def empty(self) -> bool:
+        return self._state.empty
+
+    def checkpoint_block(self, block_number: int) -> None:
+        """Block ``block_number`` is fully handled: resume at the next block."""
+        self.checkpoint_transaction(block_number + 1, "")
+
+    def checkpoint_transaction(self, block_number: int, tx_id: str) -> None:
+        self._save(Checkpoint(block_number, tx_id))
+
+    def checkpoint_event(self, event) -> None:
+        """The events of ``event``'s transaction are handled."""
+        self.checkpoint_transaction(event.block_number, event.tx_id)
+
+    def _save(self, state: Checkpoint) -> None:
+        data = json.dumps({"blockNumber": state.block_number, "transactionId": state.tx_id}).encode()
+        with self._lock:
+            directory = self.path.parent
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+            try:
+                os.fchmod(fd, 0o600)
+                os.write(fd, data)
+                os.fsync(fd)
+            except BaseException:
+                os.close(fd)
+                os.unlink(tmp)
+                raise
+            os.close(fd)
+            try:
+                os.replace(tmp, self.path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            self._state = state

@@ -1,0 +1,65 @@
+"""ECDSA signing of SHA-256 digests, as Fabric MSPs verify them.
+
+Fabric rejects ECDSA signatures whose S is in the upper half of the curve order
+("low-S" rule, to make signatures non-malleable), so every signature is
+normalised to S <= n/2 before it is DER-encoded. Signing only ever sees a digest:
+the message bytes are hashed by the caller with :func:`sha256`.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed, decode_dss_signature, encode_dss_signature)
+
+# Order of the P-256 group (FIPS 186-4, D.1.2.3).
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def sha256(message: bytes) -> bytes:
+    return hashlib.sha256(message).digest()
+
+
+def low_s(signature: bytes, order: int = P256_ORDER) -> bytes:
+    """The same DER ECDSA signature with S replaced by n - S when S > n/2."""
+    r, s = decode_dss_signature(signature)
+    if s > order // 2:
+        s = order - s
+    return encode_dss_signature(r, s)
+
+
+class Signer:
+    """Signs SHA-256 digests with a P-256 private key; thread-safe."""
+
+    def __init__(self, private_key: ec.EllipticCurvePrivateKey):
+        if not isinstance(private_key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"unsupported private key type {type(private_key).__name__}: "
+                             "Fabric identities here use ECDSA P-256")
+        if not isinstance(private_key.curve, ec.SECP256R1):
+            raise ValueError(f"unsupported curve {private_key.curve.name}: expected P-256 (secp256r1)")
+        self._key = private_key
+
+    @classmethod
+    def from_pem(cls, pem: bytes, password: bytes | None = None) -> "Signer":
+        try:
+            key = serialization.load_pem_private_key(pem, password=password)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"not a usable PEM private key: {exc}") from exc
+        return cls(key)
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._key.public_key()
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """DER-encoded low-S ECDSA signature of a 32-byte SHA-256 digest."""
+        if len(digest) != 32:
+            raise ValueError(f"expected a 32-byte SHA-256 digest, got {len(digest)} bytes")
+        raw = self._key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        return low_s(raw)
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign ``sha256(message)``."""
+        return self.sign_digest(sha256(message))
