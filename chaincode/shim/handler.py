@@ -1,0 +1,527 @@
+"""The chaincode side of one ``peer/chaincode_shim.proto`` stream.
+
+A :class:`ChaincodeSession` owns one bidi stream (client mode: the
+``ChaincodeSupport.Register`` call we dialled; server mode: a
+``Chaincode.Connect`` call the peer made to us). It
+
+* writes through a single sender task fed by an ``asyncio.Queue`` (gRPC streams
+  must never be written concurrently);
+* performs REGISTER → REGISTERED → READY and echoes KEEPALIVE;
+* runs every TRANSACTION/INIT in a worker thread (contract code is synchronous)
+  and routes RESPONSE/ERROR replies by ``(channel_id, txid)`` to the single
+  outstanding request of that transaction;
+* on disconnect fails every pending stub call with :class:`StreamClosedError`.
+
+Nothing here logs payloads, keys or transient data: only message types and
+short transaction ids.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Protocol
+
+from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2, proposal_response_pb2
+
+from .interface import PeerError
+
+__all__ = [
+    "ChaincodeSession",
+    "PeerCapabilities",
+    "StreamClosedError",
+    "WorkerPool",
+    "Transport",
+    "ERROR_THRESHOLD",
+]
+
+log = logging.getLogger(__name__)
+
+CCM = chaincode_shim_pb2.ChaincodeMessage
+ERROR_THRESHOLD = 400  # Fabric: status >= 400 is an error response
+DEFAULT_MAX_SIZE_WRITE_BATCH = 100  # the Go shim's lower bound
+DEFAULT_MAX_SIZE_GET_MULTIPLE_KEYS = 100
+_POLL_SECONDS = 1.0
+
+
+def _type_name(t: int) -> str:
+    try:
+        return CCM.Type.Name(t)
+    except ValueError:
+        return str(t)
+
+
+def short(txid: str) -> str:
+    return txid[:8]
+
+
+class StreamClosedError(PeerError, ConnectionError):
+    """The stream to the peer is gone; the pending stub call cannot complete."""
+
+
+class Transport(Protocol):
+    async def read(self) -> Optional[chaincode_shim_pb2.ChaincodeMessage]: ...  # None at EOF
+    async def write(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None: ...
+
+
+@dataclass(frozen=True)
+class PeerCapabilities:
+    """What the peer advertised in READY (``ChaincodeAdditionalParams``)."""
+
+    use_write_batch: bool = False
+    max_size_write_batch: int = 0
+    use_get_multiple_keys: bool = False
+    max_size_get_multiple_keys: int = 0
+
+    @classmethod
+    def from_ready_payload(cls, payload: bytes) -> "PeerCapabilities":
+        if not payload:
+            return cls()
+        params = chaincode_pb2.ChaincodeAdditionalParams()
+        try:
+            params.ParseFromString(payload)
+        except Exception:  # the Go shim ignores an unreadable payload too
+            log.warning("READY carried unreadable ChaincodeAdditionalParams; using plain requests")
+            return cls()
+        wb = params.max_size_write_batch
+        gm = params.max_size_get_multiple_keys
+        if params.use_write_batch and wb < DEFAULT_MAX_SIZE_WRITE_BATCH:
+            wb = DEFAULT_MAX_SIZE_WRITE_BATCH
+        if params.use_get_multiple_keys and gm < DEFAULT_MAX_SIZE_GET_MULTIPLE_KEYS:
+            gm = DEFAULT_MAX_SIZE_GET_MULTIPLE_KEYS
+        return cls(
+            use_write_batch=params.use_write_batch,
+            max_size_write_batch=wb,
+            use_get_multiple_keys=params.use_get_multiple_keys,
+            max_size_get_multiple_keys=gm,
+        )
+
+
+class WorkerPool:
+    """Daemon worker threads for transactions.
+
+    Daemon threads (unlike ``ThreadPoolExecutor``) never keep the process alive
+    at exit: a stuck contract cannot block the client-mode exit on disconnect.
+    """
+
+    def __init__(self, max_workers: int = 64, name: str = "chaincode-tx") -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be >= 1")
+        self._max = max_workers
+        self._name = name
+        self._q: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._outstanding = 0
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        with self._lock:
+            self._outstanding += 1
+            if self._outstanding > len(self._threads) and len(self._threads) < self._max:
+                t = threading.Thread(
+                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(t)
+                t.start()
+            self._q.put((fn, args))
+
+    def _work(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            fn, args = item
+            try:
+                fn(*args)
+            except BaseException:  # noqa: BLE001 - never lose a worker
+                log.error("worker task crashed:\n%s", "".join(traceback.format_exc(limit=5)))
+            finally:
+                with self._lock:
+                    self._outstanding -= 1
+
+    def shutdown(self) -> None:
+        """Let idle workers exit (running tasks finish first)."""
+        with self._lock:
+            for _ in self._threads:
+                self._q.put(None)
+            self._threads = []
+
+
+class _TxContext:
+    __slots__ = ("channel_id", "txid", "pending", "lock", "stub", "finished")
+
+    def __init__(self, channel_id: str, txid: str) -> None:
+        self.channel_id = channel_id
+        self.txid = txid
+        self.finished = False
+        self.pending: Optional[asyncio.Future] = None
+        # one outstanding request per transaction, even if the contract uses threads
+        self.lock = threading.Lock()
+        self.stub: Any = None
+
+
+_STOP = object()
+
+
+class ChaincodeSession:
+    """One peer ⇄ chaincode stream. Create it in the event loop, then ``await run(transport)``."""
+
+    def __init__(
+        self,
+        contract: Any,
+        chaincode_id: str,
+        *,
+        pool: Optional[WorkerPool] = None,
+        name: str = "session",
+    ) -> None:
+        if not chaincode_id:
+            raise ValueError("chaincode_id is required (the package id the peer knows)")
+        self.contract = contract
+        self.chaincode_id = chaincode_id
+        self.name = name
+        self._own_pool = pool is None
+        self._pool = pool or WorkerPool()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._send_q: Optional[asyncio.Queue] = None
+        self._txs: dict[tuple[str, str], _TxContext] = {}
+        self._state = "created"
+        self._closed = threading.Event()
+        self._close_reason = "stream not started"
+        self.capabilities = PeerCapabilities()
+        self.ready = asyncio.Event()
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stop_requested = False
+
+    # -- introspection -----------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._txs)
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def run(self, transport: Transport) -> None:
+        """Serve the stream until it ends.
+
+        Returns normally after :meth:`stop`; raises :class:`StreamClosedError`
+        when the peer ended the stream or it failed.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._send_q = asyncio.Queue()
+        self._closed.clear()
+        reg = CCM(
+            type=CCM.REGISTER,
+            payload=chaincode_pb2.ChaincodeID(name=self.chaincode_id).SerializeToString(),
+        )
+        self._send_q.put_nowait(reg)
+        sender = asyncio.create_task(self._send_loop(transport), name=f"{self.name}-send")
+        reader = asyncio.create_task(self._recv_loop(transport), name=f"{self.name}-recv")
+        reason: Optional[BaseException] = None
+        try:
+            done, _ = await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if not t.cancelled() and t.exception() is not None:
+                    reason = t.exception()
+                    break
+            if reason is None and not self._stop_requested:
+                reason = StreamClosedError("stream ended")
+        except asyncio.CancelledError:
+            reason = StreamClosedError("stream cancelled")
+            raise
+        finally:
+            self._shutdown(str(reason) if reason else "session stopped")
+            for t in (sender, reader):
+                t.cancel()
+            for t in (sender, reader):
+                try:
+                    await t
+                except BaseException:  # noqa: BLE001 - already reported
+                    pass
+            if self._own_pool:
+                self._pool.shutdown()
+        if self._stop_requested:
+            return
+        if isinstance(reason, StreamClosedError):
+            raise reason
+        raise StreamClosedError(f"stream failed: {reason}") from reason
+
+    def stop(self) -> None:
+        """End the session from our side (after draining, or to abort)."""
+        # Messages already queued (e.g. the last COMPLETED) are written first:
+        # the sender stops at the marker, which ends run().
+        self._stop_requested = True
+        if self._send_q is not None:
+            self._send_q.put_nowait(_STOP)
+
+    async def drain(self, timeout: float) -> bool:
+        """Refuse new transactions and wait until in-flight ones completed."""
+        self.draining = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            log.warning("%s: %d transaction(s) still running after %.0fs drain", self.name, len(self._txs), timeout)
+            return False
+
+    def _shutdown(self, reason: str) -> None:
+        if self._closed.is_set():
+            return
+        self._close_reason = reason
+        self._closed.set()
+        failed = 0
+        for ctx in list(self._txs.values()):
+            fut = ctx.pending
+            if fut is not None and not fut.done():
+                fut.set_exception(StreamClosedError(f"connection to peer lost: {reason}"))
+                failed += 1
+        if self._txs:
+            log.warning(
+                "%s closed (%s) with %d transaction(s) in flight, %d pending stub call(s) failed",
+                self.name, reason, len(self._txs), failed,
+            )
+        else:
+            log.info("%s closed (%s)", self.name, reason)
+
+    # -- the two stream tasks ------------------------------------------------------
+    async def _send_loop(self, transport: Transport) -> None:
+        assert self._send_q is not None
+        while True:
+            msg = await self._send_q.get()
+            if msg is _STOP:
+                return
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s send %s [%s]", self.name, _type_name(msg.type), short(msg.txid))
+            await transport.write(msg)
+
+    async def _recv_loop(self, transport: Transport) -> None:
+        while True:
+            msg = await transport.read()
+            if msg is None:
+                raise StreamClosedError("peer closed the stream")
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s recv %s [%s]", self.name, _type_name(msg.type), short(msg.txid))
+            self._dispatch(msg)
+
+    def _send(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
+        if self._send_q is not None and not self._closed.is_set():
+            self._send_q.put_nowait(msg)
+
+    def _send_error(self, about: chaincode_shim_pb2.ChaincodeMessage, text: str) -> None:
+        self._send(
+            CCM(type=CCM.ERROR, payload=text.encode("utf-8"), txid=about.txid, channel_id=about.channel_id)
+        )
+
+    # -- dispatch (runs in the loop) ---------------------------------------------
+    def _dispatch(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
+        if msg.type == CCM.KEEPALIVE:
+            self._send(CCM(type=CCM.KEEPALIVE, txid=msg.txid, channel_id=msg.channel_id))
+            return
+        if self._state == "created":
+            if msg.type == CCM.REGISTERED:
+                self._state = "established"
+                return
+            if msg.type == CCM.ERROR:
+                raise StreamClosedError(
+                    "peer refused registration: " + msg.payload.decode("utf-8", "replace")
+                )
+            self._protocol_violation(msg)
+        elif self._state == "established":
+            if msg.type == CCM.READY:
+                self.capabilities = PeerCapabilities.from_ready_payload(msg.payload)
+                self._state = "ready"
+                self.ready.set()
+                log.info(
+                    "%s ready (chaincode %s; write batch %s, get multiple %s)",
+                    self.name, self.chaincode_id,
+                    self.capabilities.use_write_batch, self.capabilities.use_get_multiple_keys,
+                )
+                return
+            if msg.type == CCM.ERROR:
+                raise StreamClosedError("peer failed the handshake: " + msg.payload.decode("utf-8", "replace"))
+            self._protocol_violation(msg)
+        else:
+            t = msg.type
+            if t == CCM.RESPONSE or t == CCM.ERROR:
+                self._route_reply(msg)
+            elif t == CCM.TRANSACTION or t == CCM.INIT:
+                self._start_transaction(msg)
+            else:
+                log.warning("%s: unexpected %s while ready [%s]", self.name, _type_name(t), short(msg.txid))
+                self._send_error(msg, f"chaincode cannot handle message ({_type_name(t)}) while in state ready")
+
+    def _protocol_violation(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
+        text = f"chaincode cannot handle message ({_type_name(msg.type)}) while in state {self._state}"
+        self._send_error(msg, text)
+        raise StreamClosedError("protocol violation: " + text)
+
+    def _route_reply(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
+        ctx = self._txs.get((msg.channel_id, msg.txid))
+        fut = ctx.pending if ctx is not None else None
+        if fut is None or fut.done():
+            log.warning(
+                "%s: dropping %s for [%s] with no outstanding request",
+                self.name, _type_name(msg.type), short(msg.txid),
+            )
+            return
+        fut.set_result(msg)
+
+    def _start_transaction(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
+        key = (msg.channel_id, msg.txid)
+        if key in self._txs:
+            log.warning("%s: duplicate transaction [%s] refused", self.name, short(msg.txid))
+            self._send_error(msg, f"transaction {msg.txid} is already executing on channel {msg.channel_id}")
+            return
+        if self.draining:
+            self._send_error(msg, "chaincode is shutting down")
+            return
+        ctx = _TxContext(msg.channel_id, msg.txid)
+        self._txs[key] = ctx
+        self._idle.clear()
+        self._pool.submit(self._execute, msg, ctx)
+
+    def _finish(self, ctx: _TxContext, reply: Optional[chaincode_shim_pb2.ChaincodeMessage]) -> None:
+        if self._txs.get((ctx.channel_id, ctx.txid)) is ctx:
+            del self._txs[(ctx.channel_id, ctx.txid)]
+        ctx.finished = True
+        fut = ctx.pending
+        if fut is not None and not fut.done():  # a stray helper thread still waiting
+            fut.set_exception(PeerError(f"[{short(ctx.txid)}] transaction already completed"))
+        if reply is not None:
+            self._send(reply)
+        if not self._txs:
+            self._idle.set()
+
+    # -- transaction execution (worker thread) -----------------------------------
+    def _execute(self, msg: chaincode_shim_pb2.ChaincodeMessage, ctx: _TxContext) -> None:
+        from .stub import Stub  # local: stub imports this module
+
+        reply: Optional[chaincode_shim_pb2.ChaincodeMessage] = None
+        try:
+            try:
+                input_ = chaincode_pb2.ChaincodeInput()
+                input_.ParseFromString(msg.payload)
+                stub = Stub(self, ctx, input_, msg.proposal if msg.HasField("proposal") else None)
+            except Exception as exc:  # malformed TRANSACTION: protocol-level error
+                log.warning("[%s] cannot set up transaction: %s", short(msg.txid), type(exc).__name__)
+                reply = CCM(
+                    type=CCM.ERROR,
+                    payload=f"failed to create new ChaincodeStub: {exc}".encode("utf-8"),
+                    txid=msg.txid,
+                    channel_id=msg.channel_id,
+                )
+                return
+            ctx.stub = stub
+            status, message, payload = self._invoke_contract(stub, msg.txid)
+            ok = status < ERROR_THRESHOLD
+            try:
+                stub._finish(ok)  # closes leftover iterators; flushes the write batch if ok
+            except Exception as exc:  # noqa: BLE001
+                if ok:
+                    status, message, payload = 500, f"failed to write batch: {exc}", b""
+                    ok = False
+            response = proposal_response_pb2.Response(status=status, message=message, payload=payload)
+            reply = CCM(
+                type=CCM.COMPLETED,
+                payload=response.SerializeToString(),
+                txid=msg.txid,
+                channel_id=msg.channel_id,
+            )
+            if ok and stub._event is not None:
+                reply.chaincode_event.CopyFrom(stub._event)
+            log.debug("[%s] completed with status %d", short(msg.txid), status)
+        finally:
+            self._call_in_loop(self._finish, ctx, reply)
+
+    def _invoke_contract(self, stub: Any, txid: str) -> tuple[int, str, bytes]:
+        function, params = stub._dispatch_args()
+        try:
+            result = self.contract.invoke(stub, function, params)
+            return _normalise_response(result)
+        except Exception as exc:  # noqa: BLE001 - the contract boundary: never crash
+            log.warning(
+                "[%s] contract raised %s\n%s",
+                short(txid), type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            return 500, str(exc) or type(exc).__name__, b""
+
+    def _call_in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop closed: the session is long gone
+            pass
+
+    # -- stub requests (worker thread → loop) --------------------------------------
+    def call(self, ctx: _TxContext, msg_type: int, payload: bytes) -> chaincode_shim_pb2.ChaincodeMessage:
+        """Send one request for ``ctx`` and block until the peer answers.
+
+        Returns the RESPONSE message; raises :class:`PeerError` on ERROR and
+        :class:`StreamClosedError` when the stream is gone.
+        """
+        msg = CCM(type=msg_type, payload=payload, txid=ctx.txid, channel_id=ctx.channel_id)
+        with ctx.lock:
+            if self._closed.is_set() or self._loop is None:
+                raise StreamClosedError(f"connection to peer lost: {self._close_reason}")
+            try:
+                cfut = asyncio.run_coroutine_threadsafe(self._request(ctx, msg), self._loop)
+            except RuntimeError:
+                raise StreamClosedError("connection to peer lost: event loop closed") from None
+            while True:
+                try:
+                    reply = cfut.result(timeout=_POLL_SECONDS)
+                    break
+                except concurrent.futures.TimeoutError:
+                    if self._closed.is_set() or self._loop.is_closed():
+                        cfut.cancel()
+                        raise StreamClosedError(f"connection to peer lost: {self._close_reason}") from None
+                except concurrent.futures.CancelledError:
+                    raise StreamClosedError(f"connection to peer lost: {self._close_reason}") from None
+        if reply.type == CCM.RESPONSE:
+            return reply
+        if reply.type == CCM.ERROR:
+            raise PeerError(reply.payload.decode("utf-8", "replace"))
+        raise PeerError(
+            f"incorrect chaincode message {_type_name(reply.type)} received. Expecting RESPONSE or ERROR"
+        )
+
+    async def _request(self, ctx: _TxContext, msg: chaincode_shim_pb2.ChaincodeMessage):
+        if self._closed.is_set():
+            raise StreamClosedError(f"connection to peer lost: {self._close_reason}")
+        if ctx.finished:
+            raise PeerError(f"[{short(ctx.txid)}] transaction already completed")
+        if ctx.pending is not None and not ctx.pending.done():
+            raise PeerError(f"[{short(ctx.txid)}] another request is pending for this transaction")
+        assert self._loop is not None and self._send_q is not None
+        fut = self._loop.create_future()
+        ctx.pending = fut
+        self._send_q.put_nowait(msg)
+        try:
+            return await fut
+        finally:
+            ctx.pending = None
+
+
+def _normalise_response(result: Any) -> tuple[int, str, bytes]:
+    if isinstance(result, proposal_response_pb2.Response):
+        return int(result.status), result.message, bytes(result.payload)
+    if isinstance(result, tuple) and len(result) == 3:
+        status, message, payload = result
+    elif all(hasattr(result, a) for a in ("status", "message", "payload")):
+        status, message, payload = result.status, result.message, result.payload
+    else:
+        raise TypeError(f"contract.invoke returned {type(result).__name__}, expected (status, message, payload)")
+    if payload is None:
+        payload = b""
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    return int(status), str(message or ""), bytes(payload)

@@ -1,0 +1,215 @@
+"""Server mode (chaincode as a service): the peer dials us on ``Chaincode.Connect``.
+
+Entry points::
+
+    CHAINCODE_SERVER_ADDRESS=0.0.0.0:9999 CHAINCODE_ID=ipledger_1.0:abc... \\
+    CHAINCODE_TLS_CERT_FILE=... CHAINCODE_TLS_KEY_FILE=... CHAINCODE_CLIENT_CA_CERT_FILE=... \\
+    CHAINCODE_CONTRACT=package.module:ContractClass  python -m chaincode.shim.server
+
+    from chaincode.shim.server import run_server
+    run_server(contract, "0.0.0.0:9999", chaincode_id, tls_cert, tls_key, client_ca=None)
+
+TLS material may be PEM bytes/strings or file paths. With ``client_ca`` the
+server requires and verifies a client certificate (mutual TLS). Without a
+certificate the server listens in plaintext (tests, or TLS terminated in
+front of it) and says so in the log.
+
+Each connection is its own session; when one drops, the server keeps serving
+new connections. SIGTERM/SIGINT drains in-flight transactions, then stops.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any, Optional, Union
+
+import grpc
+
+from fabric_protos.peer import chaincode_shim_pb2_grpc
+
+from .handler import ChaincodeSession, StreamClosedError, WorkerPool
+from .transport import SERVER_OPTIONS, ContextTransport, install_sigterm, load_contract, load_pem
+
+__all__ = ["ChaincodeServer", "run_server", "main"]
+
+log = logging.getLogger(__name__)
+
+Pem = Union[None, bytes, str, "os.PathLike[str]"]
+
+
+class _ChaincodeServicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
+    def __init__(self, owner: "ChaincodeServer") -> None:
+        self._owner = owner
+
+    async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
+        await self._owner._serve_connection(context)
+
+
+class ChaincodeServer:
+    """A CCaaS gRPC server. ``await start()`` → bound port; ``await shutdown()``."""
+
+    def __init__(
+        self,
+        contract: Any,
+        address: str,
+        chaincode_id: str,
+        tls_cert: Pem = None,
+        tls_key: Pem = None,
+        client_ca: Pem = None,
+        *,
+        max_workers: int = 64,
+    ) -> None:
+        if not address:
+            raise ValueError("server listen address not provided")
+        if not chaincode_id:
+            raise ValueError("chaincode_id must be specified")
+        self.contract = contract
+        self.address = address
+        self.chaincode_id = chaincode_id
+        self._cert = load_pem(tls_cert)
+        self._key = load_pem(tls_key)
+        self._client_ca = load_pem(client_ca)
+        if bool(self._cert) != bool(self._key):
+            raise ValueError("TLS needs both a certificate and a key")
+        if self._client_ca and not self._cert:
+            raise ValueError("a client CA needs TLS (certificate and key)")
+        self._pool = WorkerPool(max_workers)
+        self._server: Optional[grpc.aio.Server] = None
+        self.sessions: set[ChaincodeSession] = set()
+        self.connections_served = 0
+        self.port: Optional[int] = None
+        self._draining = False
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> int:
+        server = grpc.aio.server(options=list(SERVER_OPTIONS))
+        chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(_ChaincodeServicer(self), server)
+        if self._cert:
+            creds = grpc.ssl_server_credentials(
+                [(self._key, self._cert)],
+                root_certificates=self._client_ca,
+                require_client_auth=self._client_ca is not None,
+            )
+            port = server.add_secure_port(self.address, creds)
+            mode = "mutual TLS" if self._client_ca else "TLS"
+        else:
+            port = server.add_insecure_port(self.address)
+            mode = "PLAINTEXT (no TLS certificate configured)"
+        if not port:
+            raise OSError(f"cannot listen on {self.address}")
+        await server.start()
+        self._server = server
+        self.port = port
+        log.info("chaincode %s listening on %s (port %d, %s)", self.chaincode_id, self.address, port, mode)
+        return port
+
+    async def _serve_connection(self, context: grpc.aio.ServicerContext) -> None:
+        self.connections_served += 1
+        peer = context.peer()
+        session = ChaincodeSession(
+            self.contract, self.chaincode_id, pool=self._pool, name=f"connection {self.connections_served} ({peer})"
+        )
+        if self._draining:
+            session.draining = True
+        self.sessions.add(session)
+        try:
+            await session.run(ContextTransport(context))
+        except StreamClosedError as exc:
+            log.info("%s ended: %s", session.name, exc)
+        finally:
+            self.sessions.discard(session)
+
+    async def wait_for_termination(self) -> None:
+        await self._stopped.wait()
+
+    async def shutdown(self, drain_timeout: float = 30.0, grace: float = 1.0) -> None:
+        """Refuse new transactions, drain in-flight ones on every connection, stop."""
+        self._draining = True
+        sessions = list(self.sessions)
+        if sessions:
+            await asyncio.gather(*(s.drain(drain_timeout) for s in sessions))
+        for s in sessions:
+            s.stop()
+        if self._server is not None:
+            await self._server.stop(grace)
+        self._pool.shutdown()
+        self._stopped.set()
+        log.info("chaincode server stopped")
+
+
+def run_server(
+    contract: Any,
+    address: str,
+    chaincode_id: str,
+    tls_cert: Pem = None,
+    tls_key: Pem = None,
+    client_ca: Pem = None,
+    *,
+    drain_timeout: float = 30.0,
+    max_workers: int = 64,
+) -> int:
+    """Blocking server mode; returns 0 after a SIGTERM/SIGINT drain."""
+
+    async def _main() -> int:
+        server = ChaincodeServer(
+            contract, address, chaincode_id, tls_cert, tls_key, client_ca, max_workers=max_workers
+        )
+        await server.start()
+        loop = asyncio.get_running_loop()
+        pending: list[asyncio.Task] = []
+
+        def on_signal() -> None:
+            if not pending:
+                log.info("termination requested: draining in-flight transactions")
+                pending.append(loop.create_task(server.shutdown(drain_timeout)))
+
+        uninstall = install_sigterm(loop, on_signal)
+        try:
+            await server.wait_for_termination()
+        finally:
+            uninstall()
+        return 0
+
+    return asyncio.run(_main())
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m chaincode.shim.server",
+        description="Run a contract as a chaincode server (CCaaS), configured from the environment.",
+    )
+    parser.add_argument(
+        "--contract",
+        default=os.environ.get("CHAINCODE_CONTRACT", ""),
+        help="module:attribute of the contract class or instance (default $CHAINCODE_CONTRACT)",
+    )
+    parser.add_argument("--drain-timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    if not args.contract:
+        parser.error("--contract (or $CHAINCODE_CONTRACT) is required")
+    env = os.environ
+    address = env.get("CHAINCODE_SERVER_ADDRESS", "")
+    ccid = env.get("CHAINCODE_ID", "")
+    if not address or not ccid:
+        parser.error("CHAINCODE_SERVER_ADDRESS and CHAINCODE_ID must be set")
+    logging.basicConfig(
+        level=env.get("CHAINCODE_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    contract = load_contract(args.contract)
+    return run_server(
+        contract,
+        address,
+        ccid,
+        env.get("CHAINCODE_TLS_CERT_FILE") or None,
+        env.get("CHAINCODE_TLS_KEY_FILE") or None,
+        env.get("CHAINCODE_CLIENT_CA_CERT_FILE") or None,
+        drain_timeout=args.drain_timeout,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""gRPC plumbing shared by client mode and server (CCaaS) mode."""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import grpc
+
+from fabric_protos.peer import chaincode_shim_pb2
+
+__all__ = [
+    "MAX_MESSAGE_SIZE",
+    "CLIENT_OPTIONS",
+    "SERVER_OPTIONS",
+    "CallTransport",
+    "ContextTransport",
+    "load_pem",
+    "load_contract",
+    "install_sigterm",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_SIZE = 100 * 1024 * 1024  # 100 MiB, as the Go shim and the peer
+
+# Chaincode as client (dialling the peer): the Go shim's keepalive settings.
+CLIENT_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_send_message_length", MAX_MESSAGE_SIZE),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_SIZE),
+]
+
+# Chaincode as server (CCaaS): accept the peer's 60 s keepalive pings even on an
+# idle connection (min interval below 60 s leaves room for timer jitter), ping
+# the peer every 60 s ourselves, 100 MiB limits.
+SERVER_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+    ("grpc.http2.max_ping_strikes", 2),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_send_message_length", MAX_MESSAGE_SIZE),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_SIZE),
+]
+
+
+class CallTransport:
+    """Client side: a ``ChaincodeSupport.Register`` stream-stream call."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    async def read(self) -> Optional[chaincode_shim_pb2.ChaincodeMessage]:
+        msg = await self._call.read()
+        if msg is grpc.aio.EOF:
+            return None
+        return msg
+
+    async def write(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
+        await self._call.write(msg)
+
+
+class ContextTransport:
+    """Server side: the servicer context of a ``Chaincode.Connect`` call."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    async def read(self) -> Optional[chaincode_shim_pb2.ChaincodeMessage]:
+        msg = await self._context.read()
+        if msg is grpc.aio.EOF:
+            return None
+        return msg
+
+    async def write(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
+        await self._context.write(msg)
+
+
+def load_pem(value: Union[None, bytes, str, os.PathLike]) -> Optional[bytes]:
+    """PEM content from bytes, a PEM string, or a file path; None/empty → None."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value) or None
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        if value.lstrip().startswith("-----BEGIN"):
+            return value.encode("ascii")
+    return Path(value).read_bytes() or None
+
+
+def load_contract(spec: str) -> Any:
+    """``module:attr`` → a contract instance (a class is instantiated)."""
+    if ":" not in spec:
+        raise ValueError(f"contract must be given as module:attribute, got {spec!r}")
+    mod_name, attr = spec.split(":", 1)
+    obj: Any = importlib.import_module(mod_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if isinstance(obj, type):
+        obj = obj()
+    if not callable(getattr(obj, "invoke", None)):
+        raise TypeError(f"{spec} has no invoke(stub, function, args) method")
+    return obj
+
+
+def install_sigterm(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> Callable[[], None]:
+    """Run ``callback`` in the loop on SIGTERM/SIGINT; returns an uninstaller.
+
+    Does nothing outside the main thread (signals can only be handled there).
+    """
+    installed: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, callback)
+            installed.append(sig)
+        except (ValueError, RuntimeError, NotImplementedError):
+            pass
+
+    def uninstall() -> None:
+        for sig in installed:
+            try:
+                loop.remove_signal_handler(sig)
+            except Exception:  # noqa: BLE001
+                pass
+
+    return uninstall

@@ -1,0 +1,54 @@
+"""Shared helpers for the shim tests (fake peer over real grpc.aio, 127.0.0.1)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from typing import Any, AsyncIterator, Callable
+
+from chaincode.shim.client import ChaincodeClient
+from tests.unit.shim.shim_fakepeer import FakePeer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CHAINCODE_ID = "ipledger_test:0123abcd"
+
+
+def run(coro, timeout: float = 30.0):
+    """Run a test coroutine with an overall deadline."""
+
+    async def guarded():
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(guarded())
+
+
+async def wait_until(pred: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+@contextlib.asynccontextmanager
+async def shim_client(contract: Any, peer: FakePeer | None = None, **client_kw) -> AsyncIterator[tuple]:
+    """A client-mode shim connected to a fresh fake peer; yields (peer, client, run_task)."""
+    peer = peer or FakePeer()
+    port = await peer.start_server()
+    client = ChaincodeClient(contract, CHAINCODE_ID, f"127.0.0.1:{port}", **client_kw)
+    task = asyncio.create_task(client.run())
+    try:
+        await wait_until(
+            lambda: client.session is not None and client.session.ready.is_set() or task.done(),
+            what="shim ready",
+        )
+        if task.done():
+            task.result()
+        yield peer, client, task
+    finally:
+        if not task.done():
+            await client.shutdown(2.0)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 5)
+        await peer.stop_server()

@@ -1,0 +1,19 @@
+"""Contracts loaded by subprocess tests through --contract / $CHAINCODE_CONTRACT."""
+import time
+
+from chaincode.shim.contract_api import Contract, transaction
+
+
+class Sleepy(Contract):
+    name = "sleepy"
+
+    @transaction
+    def Sleep(self, stub, seconds):
+        stub.get_state("started")  # lets the test see the transaction is running
+        time.sleep(seconds)
+        stub.put_state("slept", b"yes")  # stub calls still work while draining
+        return "slept"
+
+    @transaction
+    def Echo(self, stub, value):
+        return value
