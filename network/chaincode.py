@@ -153,7 +153,14 @@ def build_ccaas_package(name: str, label: str, address: str, out: Path,
     return out
 
 
-def package_id(path: Path, label: str) -> str:
+def package_label(path: Path) -> str:
+    with tarfile.open(path) as tar:
+        return json.loads(tar.extractfile("metadata.json").read())["label"]
+
+
+def package_id(path: Path, label: str | None = None) -> str:
+    """Fabric's package id: label + SHA-256 of the package file."""
+    label = label or package_label(path)
     return f"{label}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
 
 
@@ -180,8 +187,9 @@ class Deployer:
                  f"{len(wheels)} wheels): {out}")
         return out
 
-    def install(self, pkg: Path, label: str) -> str:
-        pid = package_id(pkg, label)
+    def install(self, pkg: Path) -> str:
+        pid = package_id(pkg)
+        label = pid.split(":")[0]
 
         def one(peer):
             installed = self.net.peer_cli(peer, ["lifecycle", "chaincode", "queryinstalled",
@@ -222,7 +230,7 @@ class Deployer:
         """Install, approve and commit ``spec``; returns the committed definition."""
         started = time.monotonic()
         pkg = pkg or self.package(spec)
-        pid = self.install(pkg, spec.label)
+        pid = self.install(pkg)
         current = self.committed(spec.name)
         if current and not upgrade:
             if current.get("version") == spec.version:

@@ -63,3 +63,59 @@ def fabric_network(tmp_path_factory) -> Network:
         net.down(log=lambda *_: None)
     leftover = processes_using(net.layout.root)
     assert not leftover, f"processes left running after down: {leftover}"
+
+
+# ----------------------------------------------------------------------------- clients
+
+class Clients:
+    """Gateway clients of each org's User1, connected to that org's own peer."""
+
+    def __init__(self, net: Network):
+        from gateway.fabric import Endpoint, Gateway, load_identity
+        self.net = net
+        self._gateways = {}
+        for org in net.consortium.orgs:
+            identity, signer = load_identity(net.layout.user_msp(org, "User1"), org.msp_id)
+            peer = org.nodes[0]
+            ep = Endpoint(peer.address, tls_root_cert=net.layout.tls_ca(org))
+            self._gateways[org.msp_id] = Gateway.connect(ep, identity, signer)
+
+    def gateway(self, msp_id: str):
+        return self._gateways[msp_id]
+
+    def contract(self, msp_id: str, chaincode: str):
+        return self._gateways[msp_id].network(self.net.consortium.channel).contract(chaincode)
+
+    def close(self):
+        for gw in self._gateways.values():
+            gw.close()
+
+
+@pytest.fixture(scope="session")
+def clients(fabric_network):
+    c = Clients(fabric_network)
+    yield c
+    c.close()
+
+
+STUBCHECK_DIR = Path(__file__).parent / "chaincodes" / "stubcheck"
+
+
+@pytest.fixture(scope="session")
+def stubcheck(fabric_network):
+    """The stub-exercising test chaincode, deployed as 'stubcheck' and 'stubcheck2'."""
+    from network.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer
+    deployer = Deployer(fabric_network, log=lambda *_: None)
+    specs = []
+    for name in ("stubcheck", "stubcheck2"):
+        spec = ChaincodeSpec(
+            name=name, version="1.0", contract="stubcheck:StubCheck",
+            sources=[CHAINCODE_DIR, STUBCHECK_DIR],
+            signature_policy="OR('CustomsMSP.peer','OperatorMSP.peer','BrokerMSP.peer')",
+            collections_config=STUBCHECK_DIR / "collections.json")
+        specs.append(spec)
+    # Each name gets its own package: Fabric runs one process per package, and a
+    # chaincode-to-chaincode call inside one process would reuse the caller's tx id.
+    for spec in specs:
+        deployer.deploy(spec)
+    return deployer
