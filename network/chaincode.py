@@ -229,17 +229,20 @@ class Deployer:
                upgrade: bool = False) -> dict:
         """Install, approve and commit ``spec``; returns the committed definition."""
         started = time.monotonic()
-        pkg = pkg or self.package(spec)
-        pid = self.install(pkg)
         current = self.committed(spec.name)
-        if current and not upgrade:
-            if current.get("version") == spec.version:
-                self.log(f"  {spec.name} {spec.version} already committed "
-                         f"(sequence {current['sequence']})")
-                return current
+        if current and not upgrade and current.get("version") != spec.version:
             raise ChaincodeError(
                 f"{spec.name} is committed at version {current.get('version')}; "
                 f"use 'ipledger chaincode upgrade' to move to {spec.version}")
+        if current and upgrade and current.get("version") == spec.version:
+            raise ChaincodeError(f"{spec.name} {spec.version} is already committed; "
+                                 "an upgrade needs a new --version")
+        pkg = pkg or self.package(spec)
+        pid = self.install(pkg)
+        if current and not upgrade:
+            self.log(f"  {spec.name} {spec.version} already committed "
+                     f"(sequence {current['sequence']})")
+            return current
         sequence = (current["sequence"] + 1) if current else 1
         definition = self._definition_args(spec, sequence)
         for org in self.net.consortium.orgs:
