@@ -1,0 +1,113 @@
+"""Benchmark: one-key put through the Python chaincode, via the peer Gateway.
+
+Brings up a throw-away network (or uses --state-dir), deploys the stub-exercising
+test chaincode with endorsement AND(customs peer, operator peer), then measures
+submit throughput and p50/p99 latency at 1, 8 and 32 transactions in flight
+(500-byte values), evaluate at 32 in flight, and chaincode process memory.
+Prints a Markdown table for docs/benchmarks.md.
+
+    .venv/bin/python bench/chaincode_put.py [--state-dir DIR] [--seconds 20]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from network.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer  # noqa: E402
+from network.lifecycle import Network  # noqa: E402
+from tests.integration.conftest import STUBCHECK_DIR, Clients, free_base_port  # noqa: E402
+
+VALUE = json.dumps("x" * 500)
+
+
+def run_level(call, in_flight: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+    counter = iter(range(10**9))
+
+    def worker():
+        while time.monotonic() < stop_at:
+            i = next(counter)
+            t = time.perf_counter()
+            try:
+                call(i)
+            except Exception:  # noqa: BLE001 — counted and reported
+                errors[0] += 1
+                continue
+            with lock:
+                latencies.append(time.perf_counter() - t)
+
+    threads = [threading.Thread(target=worker) for _ in range(in_flight)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return {"in_flight": in_flight, "n": len(latencies), "errors": errors[0],
+            "tps": len(latencies) / elapsed, "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--state-dir", type=Path)
+    ap.add_argument("--seconds", type=float, default=20)
+    args = ap.parse_args()
+    tmp = None
+    if args.state_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="ipledger-bench-")
+        args.state_dir = Path(tmp.name) / "state"
+    net = Network.open(args.state_dir, base_port=free_base_port())
+    try:
+        net.up(log=lambda *_: None)
+        spec = ChaincodeSpec(name="benchput", version="1.0", contract="stubcheck:StubCheck",
+                             sources=[CHAINCODE_DIR, STUBCHECK_DIR],
+                             signature_policy="AND('CustomsMSP.peer','OperatorMSP.peer')")
+        Deployer(net, log=lambda *_: None).deploy(spec)
+        clients = Clients(net)
+        contract = clients.contract("OperatorMSP", "benchput")
+        contract.submit("Put", [json.dumps("warm"), VALUE])
+        rows = []
+        for in_flight in (1, 8, 32):
+            rows.append(("submit", run_level(
+                lambda i: contract.submit("Put", [json.dumps(f"k{i}"), VALUE]),
+                in_flight, args.seconds)))
+        rows.append(("evaluate", run_level(
+            lambda i: contract.evaluate("Get", [json.dumps("warm")]), 32, args.seconds / 2)))
+        cc_pid = json.loads(contract.evaluate("Pid", []))
+        memory = rss_mb(cc_pid)
+        clients.close()
+    finally:
+        net.down(log=lambda *_: None)
+        if tmp:
+            tmp.cleanup()
+    print("| operation | in flight | tx | errors | tx/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for op, r in rows:
+        print(f"| {op} | {r['in_flight']} | {r['n']} | {r['errors']} | {r['tps']:.1f} | "
+              f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} |")
+    print(f"\nPython chaincode process RSS after the run (operator peer): {memory:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
