@@ -119,3 +119,14 @@ def stubcheck(fabric_network):
     for spec in specs:
         deployer.deploy(spec)
     return deployer
+
+
+@pytest.fixture(scope="session")
+def ipledger_chaincode(fabric_network):
+    """The inward-processing contract deployed as 'ipledger' with its shipped endorsement
+    policy and private data collections (as `ipledger chaincode deploy` does)."""
+    from network.chaincode import ChaincodeSpec, Deployer
+    deployer = Deployer(fabric_network, log=lambda *_: None)
+    spec = ChaincodeSpec.default()
+    deployer.deploy(spec)
+    return spec
