@@ -78,3 +78,39 @@ def test_down_leaves_no_process_and_purge_removes_the_state(tmp_path):
     assert out.returncode == 0, out.stderr
     assert processes_using(net.layout.root) == []
     assert not net.layout.root.exists()
+
+
+def test_three_orderer_raft_cluster_orders_transactions(tmp_path):
+    """consortium option `orderer.nodes: 3`: every orderer joins and the cluster orders."""
+    import yaml
+    from gateway.fabric import CommitError, Endpoint, Gateway, load_identity
+    from network import consortium
+    from network.lifecycle import Network
+    from tests.integration.conftest import free_base_port, processes_using
+
+    raw = yaml.safe_load(consortium.DEFAULT_FILE.read_text())
+    raw["orderer"]["nodes"] = 3
+    (tmp_path / "c3.yaml").write_text(yaml.safe_dump(raw))
+    net = Network.open(tmp_path / "state", tmp_path / "c3.yaml", base_port=free_base_port())
+    try:
+        net.up(log=lambda *_: None)
+        assert [n.id for n in net.consortium.orderers] == [
+            "orderer0.orderer", "orderer1.orderer", "orderer2.orderer"]
+        assert all(net.orderer_joined(o) for o in net.consortium.orderers)
+        org = net.consortium.org("CustomsMSP")
+        identity, signer = load_identity(net.layout.user_msp(org, "User1"), org.msp_id)
+        with Gateway.connect(Endpoint(org.nodes[0].address, tls_root_cert=net.layout.tls_ca(org)),
+                             identity, signer) as gw:
+            # A system-chaincode transaction is ordered (a new block) though invalid.
+            with pytest.raises(CommitError) as e:
+                gw.network(net.consortium.channel).contract("qscc").submit(
+                    "GetChainInfo", [net.consortium.channel], endorsing_orgs=["CustomsMSP"],
+                    timeout=60)
+        assert e.value.block_number >= 1
+        deadline = time.monotonic() + 15  # the other peers commit the block a moment later
+        while not all(net.peer_height(p) >= 2 for p in net.consortium.peers):
+            assert time.monotonic() < deadline, "block not delivered to every peer"
+            time.sleep(0.2)
+    finally:
+        net.down(purge=True, log=lambda *_: None)
+    assert processes_using(tmp_path / "state") == []
