@@ -1,0 +1,182 @@
+"""Alerts (domain.md §6). Two kinds:
+
+**Recorded alerts** are raised and cleared by transactions, stored under
+``alert/<authorisation>/<type>/<subject>``, and every change (RAISED, UPDATED,
+CLEARED) goes into the transaction's chaincode event:
+
+* ``YieldDeviation``  — an accepted operation deviates from the rate of yield by more than
+  ``yield_warn_pct`` (subject: operation id / output CN); stays raised (a historical fact).
+* ``BalanceDiscrepancy`` — a control counted another quantity than the records (subject:
+  ``LOT:<id>@<site>``); cleared by a later control that finds the book quantity.
+* ``CeilingNear`` — quantity under the procedure ≥ ``ceiling_warn_pct`` of ``max_qty`` (subject: the
+  input-goods entry CN); cleared when it drops below.
+* ``LossRateHigh`` — losses (nature, force majeure) / quantity entered > ``loss_warn_pct``
+  (subject: ``LOT:<id>`` or ``BATCH:<id>``).
+* ``AuthorisationSuspended`` — raised on suspension (and revocation, details.status = REVOKED),
+  cleared on reinstatement.
+
+**Time alerts** depend only on time and are computed when asked, from the
+ledger time or an ``as_of`` date — never from the wall clock — so no
+transaction (and no chaincode event) marks the moment they start:
+``DeadlineApproaching``, ``DeadlineOverdue``, ``BillOfDischargeDue``,
+``BillOfDischargeLate``, ``ExitUnconfirmed``, ``AuthorisationExpiring``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from fractions import Fraction
+
+from . import authorisations, goods, keys, times
+from .params import BILL_DUE_DAYS
+
+RECORDED, DERIVED = "RECORDED", "DERIVED"
+
+
+# ---------------------------------------------------------------------------------------- recorded alerts
+
+def raise_alert(tx, authorisation_id: str, alert_type: str, subject: str, details: dict) -> None:
+    key = keys.alert(authorisation_id, alert_type, subject)
+    current = tx.state.get(key)
+    if current is not None and current["details"] == details:
+        return
+    tx.state.put(key, {
+        "type": alert_type, "authorisation_id": authorisation_id, "subject": subject, "details": details,
+        "raised_at": current["raised_at"] if current else tx.recorded_at,
+        "raised_tx": current["raised_tx"] if current else tx.tx_id,
+        "updated_at": tx.recorded_at, "updated_tx": tx.tx_id,
+    })
+    tx.alert_changes.append({"change": "UPDATED" if current else "RAISED", "type": alert_type,
+                             "authorisation_id": authorisation_id, "subject": subject, "details": details})
+
+
+def clear_alert(tx, authorisation_id: str, alert_type: str, subject: str) -> None:
+    key = keys.alert(authorisation_id, alert_type, subject)
+    current = tx.state.get(key)
+    if current is None:
+        return
+    tx.state.delete(key)
+    tx.alert_changes.append({"change": "CLEARED", "type": alert_type, "authorisation_id": authorisation_id,
+                             "subject": subject, "details": current["details"]})
+
+
+def _pct(part: int, whole: int) -> float:
+    return round(float(Fraction(part * 100, whole)), 4) if whole else 0.0
+
+
+# ---------------------------------------------------------------------------------------- ceilings
+
+def ceiling_usage(state, auth: dict, entry: dict) -> int:
+    """Quantity under the procedure for one input-goods entry: the stock of every lot whose CN the
+    entry covers (most specific entry wins), in the entry's unit. A range read over the authorisation's
+    few input balances."""
+    used = 0
+    for (_auth, _cat, cn, unit), bal in state.scan(keys.BALANCE, auth["authorisation_id"], goods.INPUT):
+        covering = authorisations.input_entry(auth, cn)
+        if unit == entry["unit"] and covering is not None and covering["cn"] == entry["cn"]:
+            used += bal["stock"]
+    return used
+
+
+def review_ceiling_entry(tx, auth: dict, entry_cn: str) -> None:
+    """CeilingNear: raised while usage ≥ ``ceiling_warn_pct`` % of ``max_qty``."""
+    entry = next((e for e in auth["input_goods"] if e["cn"] == entry_cn), None)
+    if entry is None:
+        return
+    used = ceiling_usage(tx.state, auth, entry)
+    if used * 100 >= Fraction(str(tx.params["ceiling_warn_pct"])) * entry["max_qty"] and used > 0:
+        raise_alert(tx, auth["authorisation_id"], "CeilingNear", entry_cn,
+                    {"cn": entry_cn, "unit": entry["unit"], "quantity": used, "max_qty": entry["max_qty"],
+                     "pct": _pct(used, entry["max_qty"])})
+    else:
+        clear_alert(tx, auth["authorisation_id"], "CeilingNear", entry_cn)
+
+
+def review(tx) -> None:
+    """After a transaction's effects: ceilings and loss rates of the goods it touched."""
+    for auth_id, cn in sorted(tx.review_ceilings):
+        auth = authorisations.get(tx.state, auth_id)
+        entry = authorisations.input_entry(auth, cn)
+        if entry is not None:
+            review_ceiling_entry(tx, auth, entry["cn"])
+    for kind, goods_id in sorted(tx.review_losses):
+        record = tx.state.get(keys.goods(kind, goods_id))
+        lost = sum(q for reason, q in record["lost_by_reason"].items() if reason != "DESTROYED")
+        whole = goods.entered(kind, record)
+        if lost * 100 > Fraction(str(tx.params["loss_warn_pct"])) * whole:
+            raise_alert(tx, record["authorisation_id"], "LossRateHigh", f"{kind}:{goods_id}",
+                        {"goods": kind, "id": goods_id, "lost": lost, "entered": whole, "unit": record["unit"],
+                         "pct": _pct(lost, whole)})
+
+
+# ---------------------------------------------------------------------------------------- reading alerts
+
+def recorded(state, authorisation_id: str) -> list[dict]:
+    return [{**a, "source": RECORDED} for _k, a in state.scan(keys.ALERT, authorisation_id)]
+
+
+def _derived(alert_type: str, authorisation_id: str, subject: str, details: dict) -> dict:
+    return {"type": alert_type, "authorisation_id": authorisation_id, "subject": subject, "details": details,
+            "source": DERIVED}
+
+
+def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dict]:
+    """The time alerts of an authorisation at ``as_of``."""
+    auth_id = auth["authorisation_id"]
+    out = []
+    warn = dt.timedelta(days=params["warn_days"])
+    lots = [state.get(keys.lot(lot_id)) for (_a, lot_id), _ in state.scan(keys.AUTH_LOTS, auth_id)]
+    batches = [state.get(keys.batch(b_id)) for (_a, b_id), _ in state.scan(keys.AUTH_BATCHES, auth_id)]
+
+    # DeadlineApproaching / DeadlineOverdue: goods still under the procedure (UCC art. 257)
+    for kind, records in ((goods.LOT, lots), (goods.BATCH, batches)):
+        for rec in records:
+            if goods.is_waste(rec) or goods.balance(rec) == 0:
+                continue
+            goods_id = rec["lot_id"] if kind == goods.LOT else rec["batch_id"]
+            due = goods.deadline(rec)
+            details = {"goods": kind, "id": goods_id, "balance": goods.balance(rec), "unit": rec["unit"],
+                       "cn": rec["cn"], "deadline": rec["deadline"]}
+            if as_of > due:
+                out.append(_derived("DeadlineOverdue", auth_id, f"{kind}:{goods_id}", details))
+            elif due - as_of <= warn:
+                out.append(_derived("DeadlineApproaching", auth_id, f"{kind}:{goods_id}",
+                                    {**details, "days_left": (due - as_of).days}))
+
+    # BillOfDischargeDue / Late: DA art. 175, 30 days after the period for discharge ends
+    bills = [b for _k, b in state.scan(keys.BILL, auth_id)]
+    covered = [b for b in bills if b["status"] in ("SUBMITTED", "ACCEPTED")]
+    by_day: dict[str, list[str]] = {}
+    for lot in lots:
+        deadline = goods.deadline(lot)
+        if any((b["period_start"] is None or times.parse_datetime(b["period_start"]) <= deadline)
+               and deadline < times.parse_datetime(b["cutoff"]) for b in covered):
+            continue
+        by_day.setdefault(deadline.date().isoformat(), []).append(lot["lot_id"])
+    for day, lot_ids in sorted(by_day.items()):
+        due = times.end_of(dt.date.fromisoformat(day)) + dt.timedelta(days=BILL_DUE_DAYS)
+        details = {"period_end": day, "due": times.fmt(due), "lots": sorted(lot_ids)}
+        if as_of > due:
+            out.append(_derived("BillOfDischargeLate", auth_id, day, details))
+        elif due - as_of <= dt.timedelta(days=params["bill_warn_days"]):
+            out.append(_derived("BillOfDischargeDue", auth_id, day, details))
+
+    # ExitUnconfirmed: a re-export without ConfirmExit after exit_confirm_days
+    limit = dt.timedelta(days=params["exit_confirm_days"])
+    for (_a, mrn, item), pending in state.scan(keys.UNCONFIRMED_EXIT, auth_id):
+        if as_of - times.parse_datetime(pending["recorded_at"]) > limit:
+            out.append(_derived("ExitUnconfirmed", auth_id, f"{mrn}/{int(item)}",
+                                {"mrn": mrn, "item_no": int(item), "recorded_at": pending["recorded_at"],
+                                 "goods": pending["goods"], "id": pending["id"], "quantity": pending["quantity"]}))
+
+    # AuthorisationExpiring: validity ends within auth_warn_days
+    end = authorisations.validity(auth)[1]
+    if auth["status"] != authorisations.REVOKED and as_of < end <= as_of + dt.timedelta(days=params["auth_warn_days"]):
+        out.append(_derived("AuthorisationExpiring", auth_id, auth_id,
+                            {"valid_to": auth["valid_to"], "days_left": (end - as_of).days}))
+    return out
+
+
+def current(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dict]:
+    """Every alert of the authorisation at ``as_of``: recorded ones and time ones, sorted."""
+    found = recorded(state, auth["authorisation_id"]) + time_alerts(state, auth, as_of, params)
+    return sorted(found, key=lambda a: (a["type"], a["subject"]))

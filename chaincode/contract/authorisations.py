@@ -1,0 +1,252 @@
+"""Authorisations for inward processing (UCC art. 211): granted, amended, suspended,
+reinstated and revoked by customs.
+
+The authorisation fixes the goods (input CN codes with a ceiling), the processed
+products, the rates of yield (art. 255), the sites, the validity and the period
+for discharge (art. 257). Amendments apply forward only: lots already placed keep
+their discharge deadline. Each authorisation key carries key-level endorsement by
+CustomsMSP, so no transaction without a customs endorsement can change it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from fractions import Fraction
+
+from . import alerts, keys, times
+from .endorsement import customs_only_policy
+from .errors import (AlreadyExists, AuthorisationExpired, AuthorisationNotActive, GoodsNotCovered,
+                     InvalidEvent, InvalidState, NotFound, SiteNotAuthorised)
+
+ACTIVE, SUSPENDED, REVOKED, EXPIRED = "ACTIVE", "SUSPENDED", "REVOKED", "EXPIRED"
+
+FIELDS = ("holder_eori", "supervising_office", "valid_from", "valid_to", "sites", "input_goods",
+          "processed_products", "yield_rates", "yield_warn_pct", "yield_block_pct", "discharge_period_days",
+          "broker_mandates")
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+def get(state, authorisation_id: str) -> dict:
+    auth = state.get(keys.authorisation(authorisation_id))
+    if auth is None:
+        raise NotFound(f"no authorisation {authorisation_id}", authorisation_id=authorisation_id)
+    return auth
+
+
+def validity(auth: dict) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of the validity: from 00:00 UTC of ``valid_from`` to the end of ``valid_to``."""
+    return (times.start_of(dt.date.fromisoformat(auth["valid_from"])),
+            times.end_of(dt.date.fromisoformat(auth["valid_to"])))
+
+
+def status_at(auth: dict, now: dt.datetime) -> str:
+    """ACTIVE, SUSPENDED or REVOKED as decided by customs; EXPIRED once the validity has ended."""
+    if auth["status"] == REVOKED:
+        return REVOKED
+    if now >= validity(auth)[1]:
+        return EXPIRED
+    return auth["status"]
+
+
+def require_in_force(auth: dict, now: dt.datetime) -> None:
+    """Placement and processing need an ACTIVE authorisation within its validity; a suspension or
+    revocation does not block discharge (exits, losses)."""
+    if auth["status"] != ACTIVE:
+        raise AuthorisationNotActive(f"authorisation {auth['authorisation_id']} is {auth['status']}",
+                                     authorisation_id=auth["authorisation_id"], status=auth["status"])
+    start, end = validity(auth)
+    if not start <= now < end:
+        raise AuthorisationExpired(f"ledger time {times.fmt(now)} is outside the validity "
+                                   f"{auth['valid_from']} – {auth['valid_to']}",
+                                   authorisation_id=auth["authorisation_id"], ledger_time=times.fmt(now),
+                                   valid_from=auth["valid_from"], valid_to=auth["valid_to"])
+
+
+def covers(entry_cn: str, cn: str) -> bool:
+    """An entry covers its own 8-digit code, or every code below a 4-digit heading."""
+    return cn == entry_cn or (len(entry_cn) == 4 and cn.startswith(entry_cn))
+
+
+def input_entry(auth: dict, cn: str) -> dict | None:
+    """The most specific input-goods entry covering ``cn`` (an 8-digit code before its heading)."""
+    matches = [e for e in auth["input_goods"] if covers(e["cn"], cn)]
+    return max(matches, key=lambda e: len(e["cn"])) if matches else None
+
+
+def require_input_covered(auth: dict, cn: str) -> dict:
+    entry = input_entry(auth, cn)
+    if entry is None:
+        raise GoodsNotCovered(f"input goods {cn} are not covered by authorisation {auth['authorisation_id']}",
+                              cn=cn, authorisation_id=auth["authorisation_id"])
+    return entry
+
+
+def product(auth: dict, cn: str) -> dict | None:
+    return next((p for p in auth["processed_products"] if p["cn"] == cn), None)
+
+
+def require_site(auth: dict, site: str) -> None:
+    if site not in auth["sites"]:
+        raise SiteNotAuthorised(f"site {site} is not authorised", site=site, sites=auth["sites"],
+                                authorisation_id=auth["authorisation_id"])
+
+
+def rate_of_yield(auth: dict, input_cn: str, output_cn: str) -> Fraction | None:
+    """The authorised output per unit of input for this pair (the most specific input match)."""
+    rates = [r for r in auth["yield_rates"] if r["output_cn"] == output_cn and covers(r["input_cn"], input_cn)]
+    if not rates:
+        return None
+    best = max(rates, key=lambda r: len(r["input_cn"]))
+    return Fraction(str(best["output_per_input"]))
+
+
+def rates_for_input(auth: dict, input_cn: str) -> list[dict]:
+    out = {}
+    for r in auth["yield_rates"]:
+        if covers(r["input_cn"], input_cn):
+            prev = out.get(r["output_cn"])
+            if prev is None or len(r["input_cn"]) > len(prev["input_cn"]):
+                out[r["output_cn"]] = r
+    return [{"output_cn": cn, "output_per_input": r["output_per_input"]} for cn, r in sorted(out.items())]
+
+
+def tolerances(auth: dict, params: dict) -> tuple[Fraction, Fraction]:
+    """(yield_warn_pct, yield_block_pct): the authorisation's, or the customs defaults."""
+    warn = auth.get("yield_warn_pct")
+    block = auth.get("yield_block_pct")
+    return (Fraction(str(params["yield_warn_pct"] if warn is None else warn)),
+            Fraction(str(params["yield_block_pct"] if block is None else block)))
+
+
+# ---------------------------------------------------------------------------------------- checking fields
+
+def check_fields(event: dict) -> None:
+    """InvalidEvent unless dates and rates make sense ("dates and rates valid", domain.md §4)."""
+    start = times.parse_date(event["valid_from"], "valid_from")
+    end = times.parse_date(event["valid_to"], "valid_to")
+    if end < start:
+        raise InvalidEvent("valid_to is before valid_from", valid_from=event["valid_from"], valid_to=event["valid_to"])
+    inputs = [e["cn"] for e in event["input_goods"]]
+    if len(set(inputs)) != len(inputs):
+        raise InvalidEvent("an input CN code is listed twice", input_goods=inputs)
+    outputs = [p["cn"] for p in event["processed_products"]]
+    if len(set(outputs)) != len(outputs):
+        raise InvalidEvent("a processed product is listed twice", processed_products=outputs)
+    kinds = {p["cn"]: p["kind"] for p in event["processed_products"]}
+    pairs = set()
+    for r in event["yield_rates"]:
+        if not any(covers(cn, r["input_cn"]) or covers(r["input_cn"], cn) for cn in inputs):
+            raise InvalidEvent(f"rate of yield for input {r['input_cn']}, which is not an input goods entry",
+                               input_cn=r["input_cn"])
+        if r["output_cn"] not in kinds:
+            raise InvalidEvent(f"rate of yield for output {r['output_cn']}, which is not a processed product",
+                               output_cn=r["output_cn"])
+        if (r["input_cn"], r["output_cn"]) in pairs:
+            raise InvalidEvent("a rate of yield is listed twice", input_cn=r["input_cn"], output_cn=r["output_cn"])
+        pairs.add((r["input_cn"], r["output_cn"]))
+    for cn, kind in kinds.items():
+        if kind == "MAIN" and not any(r["output_cn"] == cn for r in event["yield_rates"]):
+            raise InvalidEvent(f"main processed product {cn} has no rate of yield (UCC art. 255)", output_cn=cn)
+    warn, block = event.get("yield_warn_pct"), event.get("yield_block_pct")
+    if warn is not None and block is not None and warn > block:
+        raise InvalidEvent("yield_warn_pct exceeds yield_block_pct", yield_warn_pct=warn, yield_block_pct=block)
+
+
+def _fields(event: dict) -> dict:
+    out = {f: event[f] for f in FIELDS if f in event}
+    out.setdefault("broker_mandates", [])
+    out.setdefault("yield_warn_pct", None)
+    out.setdefault("yield_block_pct", None)
+    return out
+
+
+def _history(tx, status: str, reason: str | None) -> dict:
+    return {"status": status, "reason": reason, "recorded_at": tx.recorded_at, "tx_id": tx.tx_id}
+
+
+def _save(tx, auth: dict) -> None:
+    key = keys.authorisation(auth["authorisation_id"])
+    tx.state.put(key, auth)
+    tx.stub.set_state_validation_parameter(tx.state.key(key), customs_only_policy())
+
+
+def _view(auth: dict, now: dt.datetime) -> dict:
+    return {**auth, "status": status_at(auth, now), "recorded_status": auth["status"]}
+
+
+# ---------------------------------------------------------------------------------------- customs acts
+
+def grant(tx, event: dict) -> dict:
+    """GrantAuthorisation (UCC art. 211): a new authorisation, ACTIVE, version 1."""
+    auth_id = event["authorisation_id"]
+    if tx.state.exists(keys.authorisation(auth_id)):
+        raise AlreadyExists(f"authorisation {auth_id} exists", authorisation_id=auth_id)
+    check_fields(event)
+    auth = {"authorisation_id": auth_id, **_fields(event), "status": ACTIVE, "version": 1,
+            "granted_at": tx.recorded_at, "amended_at": None, "status_history": [_history(tx, ACTIVE, None)]}
+    _save(tx, auth)
+    return {"authorisation": _view(auth, tx.now)}
+
+
+def amend(tx, event: dict) -> dict:
+    """AmendAuthorisation: every field replaced, version + 1; applies forward only."""
+    auth = get(tx.state, event["authorisation_id"])
+    if auth["status"] == REVOKED:
+        raise InvalidState("a revoked authorisation cannot be amended", authorisation_id=auth["authorisation_id"])
+    if event["holder_eori"] != auth["holder_eori"]:
+        raise InvalidEvent("the holder of an authorisation cannot change (grant a new one)",
+                           holder_eori=auth["holder_eori"], given=event["holder_eori"])
+    check_fields(event)
+    auth.update(_fields(event))
+    auth["version"] += 1
+    auth["amended_at"] = tx.recorded_at
+    _save(tx, auth)
+    for cn in {e["cn"] for e in auth["input_goods"]}:  # ceilings may have moved
+        alerts.review_ceiling_entry(tx, auth, cn)
+    return {"authorisation": _view(auth, tx.now)}
+
+
+def suspend(tx, event: dict) -> dict:
+    """SuspendAuthorisation (UCC art. 28): blocks placement and processing, not discharge."""
+    auth = get(tx.state, event["authorisation_id"])
+    if auth["status"] != ACTIVE:
+        raise InvalidState(f"only an ACTIVE authorisation can be suspended (it is {auth['status']})",
+                           authorisation_id=auth["authorisation_id"], status=auth["status"])
+    auth["status"] = SUSPENDED
+    auth["suspended_until"] = event.get("until")
+    auth["status_history"].append(_history(tx, SUSPENDED, event["reason"]))
+    _save(tx, auth)
+    alerts.raise_alert(tx, auth["authorisation_id"], "AuthorisationSuspended", auth["authorisation_id"],
+                       {"status": SUSPENDED, "reason": event["reason"], "until": event.get("until")})
+    return {"authorisation": _view(auth, tx.now)}
+
+
+def reinstate(tx, event: dict) -> dict:
+    """ReinstateAuthorisation: a suspended authorisation becomes ACTIVE again."""
+    auth = get(tx.state, event["authorisation_id"])
+    if auth["status"] != SUSPENDED:
+        raise InvalidState(f"only a SUSPENDED authorisation can be reinstated (it is {auth['status']})",
+                           authorisation_id=auth["authorisation_id"], status=auth["status"])
+    auth["status"] = ACTIVE
+    auth["suspended_until"] = None
+    auth["status_history"].append(_history(tx, ACTIVE, event["reason"]))
+    _save(tx, auth)
+    alerts.clear_alert(tx, auth["authorisation_id"], "AuthorisationSuspended", auth["authorisation_id"])
+    return {"authorisation": _view(auth, tx.now)}
+
+
+def revoke(tx, event: dict) -> dict:
+    """RevokeAuthorisation (UCC art. 28): final; goods already placed must still be discharged."""
+    auth = get(tx.state, event["authorisation_id"])
+    if auth["status"] == REVOKED:
+        raise InvalidState("the authorisation is already revoked", authorisation_id=auth["authorisation_id"])
+    auth["status"] = REVOKED
+    auth["status_history"].append(_history(tx, REVOKED, event["reason"]))
+    _save(tx, auth)
+    alerts.raise_alert(tx, auth["authorisation_id"], "AuthorisationSuspended", auth["authorisation_id"],
+                       {"status": REVOKED, "reason": event["reason"]})
+    return {"authorisation": _view(auth, tx.now)}
+
+
+def view(auth: dict, now: dt.datetime) -> dict:
+    return _view(auth, now)

@@ -1,0 +1,259 @@
+"""The bill of discharge (DA art. 175) and the audit view of balances as of a date.
+
+The ledger computes the bill from the event log: it replays the recorded goods
+effects (the same :func:`goods.apply` the transactions used) up to a cut-off,
+so the result depends only on the ledger, never on when or by whom it is asked.
+Two scopes:
+
+* ``period_end`` — the formal bill: lots whose period for discharge ended
+  (original or extended deadline) between the previous bill's period end and
+  this one; events up to the end of ``period_end`` (UTC). Due 30 days later.
+* ``as_of`` — the audit view: every lot placed up to ``as_of``, events up to it.
+
+``document_hash`` is the SHA-256 of the canonical JSON of the bill, in which
+commercial data appear only as the hash of their private-data record (so every
+org computes the same hash); customs and the holder additionally receive the
+customs values outside the hashed document. Block numbers are not visible to
+chaincode: the proof lists transaction ids, which the gateway can map to blocks.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from . import authorisations, eventlog, goods, keys, times
+from .errors import HashMismatch, InvalidState, NotFound, OutOfOrder, PeriodNotEnded
+from .params import BILL_DUE_DAYS
+from .state import digest
+
+SUBMITTED, ACCEPTED, QUERIED = "SUBMITTED", "ACCEPTED", "QUERIED"
+
+
+def bill_id_of(authorisation_id: str, period_end: str) -> str:
+    return f"BOD-{authorisation_id}-{period_end}"
+
+
+def parse_bill_id(bill_id: str) -> tuple[str, str]:
+    """(authorisation_id, period_end) of ``BOD-<authorisation>-<YYYY-MM-DD>``."""
+    return bill_id[4:-11], bill_id[-10:]
+
+
+def bills(state, authorisation_id: str) -> list[dict]:
+    return [b for _k, b in state.scan(keys.BILL, authorisation_id)]
+
+
+def _period_start(state, authorisation_id: str, period_end: str) -> str | None:
+    earlier = [b for b in bills(state, authorisation_id) if b["period_end"] < period_end]
+    return max(earlier, key=lambda b: b["period_end"])["cutoff"] if earlier else None
+
+
+def _add(totals: dict, key: tuple, qty: int) -> None:
+    totals[key] = totals.get(key, 0) + qty
+
+
+def _rows(totals: dict, names: tuple[str, ...]) -> list[dict]:
+    return [{**dict(zip(names, k)), "quantity": q} for k, q in sorted(totals.items())]
+
+
+def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.datetime | None = None) -> dict:
+    """The bill-of-discharge data (domain.md §7) for ``period_end`` or ``as_of`` (exactly one)."""
+    auth_id = auth["authorisation_id"]
+    if period_end is not None:
+        cutoff = times.end_of(period_end)
+        start_text = _period_start(state, auth_id, period_end.isoformat())
+        start = times.parse_datetime(start_text) if start_text else None
+        scope = {"mode": "PERIOD", "period_start": start_text, "period_end": period_end.isoformat(),
+                 "due": times.fmt(cutoff + dt.timedelta(days=BILL_DUE_DAYS))}
+    else:
+        cutoff = as_of + dt.timedelta(microseconds=1)  # as_of itself included
+        start = None
+        scope = {"mode": "AS_OF", "as_of": times.fmt(as_of)}
+    granted = times.parse_datetime(auth["granted_at"])
+    log = sorted(eventlog.entries(state, auth_id, None, cutoff, granted), key=lambda e: (e["recorded_at"], e["tx_id"]))
+
+    # replay every goods effect up to the cut-off
+    book = goods.MemoryBook()
+    for entry in log:
+        for effect in entry["effects"]:
+            goods.apply(book, effect, entry["recorded_at"], entry["tx_id"])
+    lots = {gid: r for (kind, gid), r in book.records.items() if kind == goods.LOT}
+    batches = {gid: r for (kind, gid), r in book.records.items() if kind == goods.BATCH}
+
+    def in_period(lot: dict) -> bool:
+        if period_end is None:
+            return True
+        deadlines = [lot["original_deadline"]] + [x["deadline"] for x in lot["extensions"]]
+        return any((start is None or times.parse_datetime(d) >= start) and times.parse_datetime(d) < cutoff
+                   for d in deadlines)
+
+    lot_ids = {gid for gid, lot in lots.items() if in_period(lot)}
+    batch_ids = {gid for gid, b in batches.items() if any(s["lot_id"] in lot_ids for s in b["shares"])}
+    in_scope = lambda kind, gid: gid in (lot_ids if kind == goods.LOT else batch_ids)  # noqa: E731
+    window_start = times.fmt(start) if start else ""
+
+    # 1. lots, with 2. their products through the lineage
+    lot_lines, totals = [], {"placed": {}, "consumed": {}, "produced": {}, "exited": {}, "lost": {}, "remaining": {}}
+    for lot in sorted((lots[i] for i in lot_ids), key=goods.placement_order):
+        private_key = state.key(keys.commercial_lot(lot["lot_id"]))
+        value_hash = state.stub.get_private_data_hash(keys.COMMERCIAL_COLLECTION, private_key)
+        lot_lines.append({
+            "lot_id": lot["lot_id"], "mrn": lot["mrn"], "item_no": lot["item_no"], "accepted_at": lot["accepted_at"],
+            "cn": lot["cn"], "description": lot["description"], "origin": lot["origin"], "quantity": lot["placed"],
+            "unit": lot["unit"], "net_mass_g": lot["net_mass_g"], "deadline": lot["deadline"],
+            "original_deadline": lot["original_deadline"], "extended": bool(lot["extensions"]),
+            "customs_value_hash": value_hash.hex() if value_hash else None,
+            "rates_of_yield": authorisations.rates_for_input(auth, lot["cn"]),
+            "products": [{"batch_id": b_id, "cn": p["cn"], "kind": p["kind"], "unit": p["unit"], "quantity": p["share"]}
+                         for b_id, p in sorted(lot["products"].items())],
+            "consumed": lot["consumed"], "exited": lot["exited"], "lost": lot["lost"], "remaining": goods.balance(lot),
+        })
+        _add(totals["placed"], (lot["cn"], lot["unit"]), lot["placed"])
+        if lot["consumed"]:
+            _add(totals["consumed"], (lot["cn"], lot["unit"]), lot["consumed"])
+    for batch in sorted((batches[i] for i in batch_ids), key=lambda b: (b["accepted_at"], b["batch_id"])):
+        _add(totals["produced"], (batch["kind"], batch["cn"], batch["unit"]), batch["produced"])
+
+    # processing, 3. disposals and 4. losses (with FIFO attribution), controls, alerts, transactions
+    processing, disposals, losses, controls, alert_changes, transactions = [], [], [], [], [], []
+    confirmations = {}
+    for entry in log:
+        if entry["event_type"] == "ConfirmExit":
+            confirmations[entry["event"]["mrn"]] = {"exit_date": entry["event"]["exit_date"], "tx_id": entry["tx_id"]}
+    for entry in log:
+        in_window = entry["recorded_at"] >= window_start
+        if in_window:
+            transactions.append({"tx_id": entry["tx_id"], "recorded_at": entry["recorded_at"],
+                                 "event_type": entry["event_type"], "event_id": entry["event_id"]})
+            alert_changes.extend({**a, "recorded_at": entry["recorded_at"], "tx_id": entry["tx_id"]}
+                                 for a in entry["alerts"])
+            if entry["event_type"] == "RecordControl":
+                controls.append({"recorded_at": entry["recorded_at"], "tx_id": entry["tx_id"],
+                                 "site": entry["event"]["site"], "counted": entry["event"]["counted"],
+                                 "findings": entry["event"].get("findings", "")})
+        if entry["event_type"] == "RecordProcessing" and any(
+                e["op"] == "consume" and e["lot_id"] in lot_ids for e in entry["effects"]):
+            op = state.get(keys.operation(entry["event"]["operation_id"]))
+            processing.append({k: op[k] for k in ("operation_id", "site", "inputs", "outputs", "yield",
+                                                  "recorded_at", "tx_id")})
+        for e in entry["effects"]:
+            if e["op"] not in ("exit", "lose") or not in_scope(e["kind"], e["id"]):
+                continue
+            rec = book.get(e["kind"], e["id"])
+            line = {"goods": e["kind"], "id": e["id"], "cn": rec["cn"], "quantity": e["qty"], "unit": rec["unit"],
+                    "attribution": e["attribution"], "recorded_at": entry["recorded_at"],
+                    "occurred_at": entry["occurred_at"], "tx_id": entry["tx_id"]}
+            if e["op"] == "exit":
+                disposals.append({"procedure": e["procedure"], "mrn": e["mrn"], "item_no": e["item_no"], **line,
+                                  "exit_confirmed": confirmations.get(e["mrn"]) if e["procedure"] == "3151" else None})
+                _add(totals["exited"], (e["procedure"], rec["cn"], rec["unit"]), e["qty"])
+            else:
+                losses.append({"reason": e["reason"], "evidence_hash": e["evidence_hash"],
+                               "discharge": e["reason"] == "DESTROYED", **line})
+                _add(totals["lost"], (e["reason"], rec["cn"], rec["unit"]), e["qty"])
+
+    # 5. remaining balances, waste, 6. conservation proof
+    remaining, waste, conservation = [], [], []
+    for kind, ids, records in ((goods.LOT, lot_ids, lots), (goods.BATCH, batch_ids, batches)):
+        for gid in sorted(ids):
+            rec = records[gid]
+            conservation.append({"goods": kind, "id": gid, **goods.conservation(kind, rec)})
+            if goods.is_waste(rec):
+                waste.append({"batch_id": gid, "cn": rec["cn"], "unit": rec["unit"], "produced": rec["produced"],
+                              "exited": rec["exited"], "lost": rec["lost"], "remaining": goods.balance(rec)})
+                continue
+            qty = goods.balance(rec)
+            if not qty:
+                continue
+            deadline = goods.deadline(rec)
+            if period_end is not None:
+                status = "CARRIED_FORWARD" if deadline >= cutoff else "OVERDUE"
+            else:
+                status = "OVERDUE" if as_of > deadline else "OPEN"
+            remaining.append({"goods": kind, "id": gid, "cn": rec["cn"], "unit": rec["unit"], "quantity": qty,
+                              "deadline": rec["deadline"], "status": status})
+            _add(totals["remaining"], (kind, rec["cn"], rec["unit"]), qty)
+
+    data = {
+        "authorisation_id": auth_id, "authorisation_version": auth["version"], "holder_eori": auth["holder_eori"],
+        "supervising_office": auth["supervising_office"], "scope": scope, "cutoff": times.fmt(cutoff),
+        "lots": lot_lines, "processing": processing, "disposals": disposals, "losses": losses, "waste": waste,
+        "remaining": remaining,
+        "totals": {
+            "placed": _rows(totals["placed"], ("cn", "unit")),
+            "consumed": _rows(totals["consumed"], ("cn", "unit")),
+            "produced": _rows(totals["produced"], ("kind", "cn", "unit")),
+            "exited": _rows(totals["exited"], ("procedure", "cn", "unit")),
+            "lost": _rows(totals["lost"], ("reason", "cn", "unit")),
+            "remaining": _rows(totals["remaining"], ("goods", "cn", "unit")),
+        },
+        "proof": {"conservation": conservation, "conservation_holds": all(c["holds"] for c in conservation),
+                  "transactions": transactions, "alerts": alert_changes, "controls": controls},
+    }
+    data["document_hash"] = digest(data)
+    return data
+
+
+def with_commercial_values(state, data: dict) -> dict:
+    """Add the customs value of each lot (for members of the ``commercial`` collection only)."""
+    for line in data["lots"]:
+        raw = state.stub.get_private_data(keys.COMMERCIAL_COLLECTION, state.key(keys.commercial_lot(line["lot_id"])))
+        line["customs_value"] = json.loads(raw).get("customs_value") if raw else None
+    return data
+
+
+# ---------------------------------------------------------------------------------------- acts
+
+def submit(tx, event: dict) -> dict:
+    """SubmitBillOfDischarge (DA art. 175): the period must have ended; the ledger computes the bill and
+    the submitted ``document_hash`` must equal its hash. A QUERIED bill may be submitted again."""
+    auth = authorisations.get(tx.state, event["authorisation_id"])
+    period_end = times.parse_date(event["period_end"], "period_end")
+    cutoff = times.end_of(period_end)
+    if tx.now < cutoff:
+        raise PeriodNotEnded(f"the period ending {event['period_end']} has not ended", period_end=event["period_end"],
+                             ledger_time=tx.recorded_at)
+    key = keys.bill(auth["authorisation_id"], event["period_end"])
+    existing = tx.state.get(key)
+    if existing is not None and existing["status"] != QUERIED:
+        raise InvalidState(f"the bill for {event['period_end']} is {existing['status']}", bill_id=existing["bill_id"],
+                           status=existing["status"])
+    later = [b["period_end"] for b in bills(tx.state, auth["authorisation_id"]) if b["period_end"] > event["period_end"]]
+    if later:
+        raise OutOfOrder("a bill for a later period exists", period_end=event["period_end"], later=max(later))
+    data = compute(tx.state, auth, period_end=period_end)
+    if data["document_hash"] != event["document_hash"]:
+        raise HashMismatch("the submitted hash differs from the bill the ledger computes",
+                           submitted=event["document_hash"], computed=data["document_hash"])
+    due = times.parse_datetime(data["scope"]["due"])
+    bill = {
+        "bill_id": bill_id_of(auth["authorisation_id"], event["period_end"]), "authorisation_id": auth["authorisation_id"],
+        "period_start": data["scope"]["period_start"], "period_end": event["period_end"], "cutoff": data["cutoff"],
+        "due": data["scope"]["due"], "late": tx.now > due, "status": SUBMITTED, "document_hash": data["document_hash"],
+        "revision": (existing["revision"] + 1) if existing else 1, "submitted_at": tx.recorded_at, "tx_id": tx.tx_id,
+        "lots": [line["lot_id"] for line in data["lots"]], "totals": data["totals"], "decision": None,
+    }
+    tx.state.put(key, bill)
+    return {"bill": bill}
+
+
+def get_bill(state, bill_id: str) -> dict:
+    auth_id, period_end = parse_bill_id(bill_id)
+    bill = state.get(keys.bill(auth_id, period_end)) if auth_id else None
+    if bill is None:
+        raise NotFound(f"no bill of discharge {bill_id}", bill_id=bill_id)
+    return bill
+
+
+def decide(tx, event: dict) -> dict:
+    """DecideBillOfDischarge: customs accept or query a submitted bill."""
+    bill = get_bill(tx.state, event["bill_id"])
+    if bill["authorisation_id"] != event["authorisation_id"]:
+        raise NotFound(f"bill {event['bill_id']} is not a bill of {event['authorisation_id']}", bill_id=event["bill_id"])
+    if bill["status"] != SUBMITTED:
+        raise InvalidState(f"bill {event['bill_id']} is {bill['status']}, not SUBMITTED", bill_id=event["bill_id"],
+                           status=bill["status"])
+    bill["status"] = event["decision"]
+    bill["decision"] = {"decision": event["decision"], "note": event.get("note", ""), "recorded_at": tx.recorded_at,
+                        "tx_id": tx.tx_id}
+    tx.state.put(keys.bill(bill["authorisation_id"], bill["period_end"]), bill)
+    return {"bill": bill}

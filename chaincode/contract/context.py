@@ -1,0 +1,56 @@
+"""The context of one transaction: stub, cached state, ledger time, caller, parameters,
+and what the transaction has done so far (goods effects, alert changes, goods it concerns)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import params as _params
+from . import roles, times
+from .state import State
+
+
+@dataclass
+class Tx:
+    stub: Any
+    state: State
+    now: dt.datetime            # ledger time: the transaction timestamp
+    tx_id: str
+    caller: roles.Caller
+    params: dict
+    act: str = ""
+    commercial: dict | None = None   # from the transient map, never written to public state
+    occurred_at: dt.datetime | None = None  # the event's business time (checked by timing.business_time)
+    effects: list[dict] = field(default_factory=list)        # goods postings, in order
+    alert_changes: list[dict] = field(default_factory=list)  # RAISED / UPDATED / CLEARED
+    lots: set[str] = field(default_factory=set)               # lots whose history this event joins
+    batches: set[str] = field(default_factory=set)
+    review_ceilings: set[tuple[str, str]] = field(default_factory=set)   # (authorisation_id, lot cn)
+    review_losses: set[tuple[str, str]] = field(default_factory=set)     # (kind, id)
+
+    @classmethod
+    def begin(cls, stub: Any, act: str = "") -> "Tx":
+        state = State(stub)
+        return cls(stub=stub, state=state, now=stub.get_tx_timestamp().astimezone(times.UTC),
+                   tx_id=stub.get_tx_id(), caller=roles.caller_of(stub), params=_params.load(state), act=act)
+
+    @property
+    def recorded_at(self) -> str:
+        return times.fmt(self.now)
+
+    def refer(self, kind: str, goods_id: str) -> None:
+        """Note that this event belongs to the history of a lot or batch."""
+        (self.lots if kind == "LOT" else self.batches).add(goods_id)
+
+    def transient_json(self, name: str) -> Any | None:
+        raw = self.stub.get_transient().get(name)
+        if raw is None:
+            return None
+        from .errors import InvalidEvent
+
+        try:
+            return json.loads(bytes(raw).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise InvalidEvent(f"transient '{name}' is not JSON", field=name) from None

@@ -1,0 +1,225 @@
+"""The ipledger contract: inward processing (UCC art. 256-258) on a shared ledger.
+
+One submit transaction per event type of domain.md §4, each taking the event
+as one JSON object; evaluate-only queries for the audit view of §7.
+
+Every submit transaction goes through the same steps (:meth:`InwardProcessingContract._record`):
+
+1. ClockSkew      — the transaction timestamp is close to this peer's clock;
+2. InvalidEvent   — the event matches its JSON Schema (``schemas/<EventType>.json``);
+3. NotPermitted   — the caller's org and role may perform the act (and, for the broker, holds a
+                    mandate for the authorisation);
+4. idempotency    — an ``event_id`` seen before returns the original result (same content) or is a
+                    DuplicateEvent (other content);
+5. OutOfOrder     — the business time is neither in the future nor backdated beyond the limit;
+6. the act itself — its own rules (see the module of each act), then the alerts it changes;
+7. the record     — event log, goods history, idempotency record and one chaincode event.
+
+A refused event raises a named rule (``errors.py``) and writes nothing.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from chaincode.shim.contract_api import Contract, transaction
+
+from . import (alerts, authorisations, billing, controls, discharge, eventlog, params, placement, processing,
+               queries, roles, schemas, timing)
+from .context import Tx
+from .errors import InvalidEvent
+from .times import wall_clock
+
+# Acts whose commercial data (customs value, prices) travel in the transient map, key "commercial".
+COMMERCIAL_ACTS = frozenset({"PlaceUnderProcedure", "ExitGoods"})
+
+
+class InwardProcessingContract(Contract):
+    """Records of the inward-processing procedure shared by customs, the authorisation holder and its
+    customs broker (UCC art. 210-215, 255-258; DA art. 175)."""
+
+    name = "ipledger"
+
+    def __init__(self, clock: Callable[[], Any] | None = None):
+        """``clock`` is the endorsing peer's clock, used only for the ClockSkew rule (injectable for tests)."""
+        self._clock = clock or wall_clock
+
+    # ------------------------------------------------------------------------------ authorisations (customs)
+
+    @transaction
+    def GrantAuthorisation(self, stub, event):
+        """Customs grant an authorisation for inward processing (UCC art. 211)."""
+        return self._record(stub, "GrantAuthorisation", event, authorisations.grant)
+
+    @transaction
+    def AmendAuthorisation(self, stub, event):
+        """Customs amend an authorisation; all fields are replaced and apply forward only."""
+        return self._record(stub, "AmendAuthorisation", event, authorisations.amend)
+
+    @transaction
+    def SuspendAuthorisation(self, stub, event):
+        """Customs suspend an authorisation (UCC art. 28): no placement or processing, discharge continues."""
+        return self._record(stub, "SuspendAuthorisation", event, authorisations.suspend)
+
+    @transaction
+    def ReinstateAuthorisation(self, stub, event):
+        """Customs lift the suspension of an authorisation."""
+        return self._record(stub, "ReinstateAuthorisation", event, authorisations.reinstate)
+
+    @transaction
+    def RevokeAuthorisation(self, stub, event):
+        """Customs revoke an authorisation (UCC art. 28); goods placed must still be discharged."""
+        return self._record(stub, "RevokeAuthorisation", event, authorisations.revoke)
+
+    @transaction
+    def ExtendDischargePeriod(self, stub, event):
+        """Customs extend the period for discharge of open lots (UCC art. 257(4))."""
+        return self._record(stub, "ExtendDischargePeriod", event, discharge.extend_discharge_period)
+
+    # ------------------------------------------------------------------------------ goods (holder, broker)
+
+    @transaction
+    def PlaceUnderProcedure(self, stub, event):
+        """Goods placed under inward processing, procedure 5100 (UCC art. 256); by the holder or its broker."""
+        return self._record(stub, "PlaceUnderProcedure", event, placement.place_under_procedure)
+
+    @transaction
+    def MoveGoods(self, stub, event):
+        """The holder moves goods between authorised sites (records, UCC art. 214)."""
+        return self._record(stub, "MoveGoods", event, placement.move_goods)
+
+    @transaction
+    def RecordProcessing(self, stub, event):
+        """The holder records a processing operation, checked against the rate of yield (UCC art. 255)."""
+        return self._record(stub, "RecordProcessing", event, processing.record_processing)
+
+    @transaction
+    def RecordLoss(self, stub, event):
+        """The holder records goods lost or destroyed (UCC art. 215)."""
+        return self._record(stub, "RecordLoss", event, discharge.record_loss)
+
+    @transaction
+    def ExitGoods(self, stub, event):
+        """Goods or products leave the procedure by a declaration (UCC art. 215); by the holder or its broker."""
+        return self._record(stub, "ExitGoods", event, discharge.exit_goods)
+
+    # ------------------------------------------------------------------------------ supervision (customs)
+
+    @transaction
+    def ConfirmExit(self, stub, event):
+        """Customs confirm the exit of re-exported goods."""
+        return self._record(stub, "ConfirmExit", event, discharge.confirm_exit)
+
+    @transaction
+    def RecordControl(self, stub, event):
+        """Customs record a control: goods counted at a site against the records (UCC art. 214)."""
+        return self._record(stub, "RecordControl", event, controls.record_control)
+
+    # ------------------------------------------------------------------------------ bill of discharge
+
+    @transaction
+    def SubmitBillOfDischarge(self, stub, event):
+        """The holder submits the bill of discharge for a period (DA art. 175)."""
+        return self._record(stub, "SubmitBillOfDischarge", event, billing.submit)
+
+    @transaction
+    def DecideBillOfDischarge(self, stub, event):
+        """Customs accept or query a submitted bill of discharge."""
+        return self._record(stub, "DecideBillOfDischarge", event, billing.decide)
+
+    # ------------------------------------------------------------------------------ parameters (customs)
+
+    @transaction
+    def SetParameters(self, stub, event):
+        """Customs change parameters of the procedure (thresholds, limits)."""
+        return self._record(stub, "SetParameters", event, params.set_parameters)
+
+    # ------------------------------------------------------------------------------ queries (evaluate)
+
+    @transaction(submit=False)
+    def GetAuthorisation(self, stub, authorisation_id):
+        """An authorisation with its status at the ledger time."""
+        return queries.get_authorisation(Tx.begin(stub), authorisation_id)
+
+    @transaction(submit=False)
+    def GetLot(self, stub, lot_id):
+        """A lot with balance and status; customs value for customs and the holder, its hash for the broker."""
+        return queries.get_lot(Tx.begin(stub), lot_id)
+
+    @transaction(submit=False)
+    def GetBatch(self, stub, batch_id):
+        """A batch of processed products with its lineage."""
+        return queries.get_batch(Tx.begin(stub), batch_id)
+
+    @transaction(submit=False)
+    def GetBalances(self, stub, authorisation_id):
+        """Balances of an authorisation by goods code and unit, and the use of its ceilings."""
+        return queries.get_balances(Tx.begin(stub), authorisation_id)
+
+    @transaction(submit=False)
+    def GetLotHistory(self, stub, lot_id):
+        """Every event of a lot, with transaction ids and timestamps."""
+        return queries.get_lot_history(Tx.begin(stub), lot_id)
+
+    @transaction(submit=False)
+    def GetBatchHistory(self, stub, batch_id):
+        """Every event of a batch, with transaction ids and timestamps."""
+        return queries.get_batch_history(Tx.begin(stub), batch_id)
+
+    @transaction(submit=False)
+    def GetDeclaration(self, stub, mrn):
+        """A declaration (MRN) with its items and all their events (audit view)."""
+        return queries.get_declaration(Tx.begin(stub), mrn)
+
+    @transaction(submit=False)
+    def GetEventsInPeriod(self, stub, authorisation_id, start, end):
+        """Events of an authorisation recorded in [start, end) (dates or date-times)."""
+        return queries.get_events_in_period(Tx.begin(stub), authorisation_id, start, end)
+
+    @transaction(submit=False)
+    def GetAlerts(self, stub, authorisation_id, as_of=None):
+        """Recorded and time alerts of an authorisation at ``as_of`` (default: the ledger time)."""
+        return queries.get_alerts(Tx.begin(stub), authorisation_id, as_of)
+
+    @transaction(submit=False)
+    def GetBillOfDischargeData(self, stub, authorisation_id, period_end=None, as_of=None):
+        """The bill-of-discharge data for a period end, or the audit view as of a date (DA art. 175)."""
+        return queries.get_bill_of_discharge_data(Tx.begin(stub), authorisation_id, period_end, as_of)
+
+    @transaction(submit=False)
+    def GetBillOfDischarge(self, stub, bill_id):
+        """A submitted bill of discharge and its decision."""
+        return queries.get_bill_of_discharge(Tx.begin(stub), bill_id)
+
+    @transaction(submit=False)
+    def GetParameters(self, stub):
+        """The customs parameters in force."""
+        return queries.get_parameters(Tx.begin(stub))
+
+    # ------------------------------------------------------------------------------ the common steps
+
+    def _record(self, stub, act: str, event: Any, handler: Callable[[Tx, dict], dict]) -> dict:
+        tx = Tx.begin(stub, act)
+        timing.no_clock_skew(tx, self._clock())
+        if not isinstance(event, dict):
+            raise InvalidEvent(f"{act} takes one JSON object (the event)")
+        schemas.validate(act, event)
+        roles.require_act(tx.caller, act)
+        tx.commercial = self._commercial(tx, act)
+        if act != "GrantAuthorisation" and "authorisation_id" in event and tx.caller.msp_id != roles.CUSTOMS:
+            roles.require_standing(tx.caller, authorisations.get(tx.state, event["authorisation_id"]), tx.params, act)
+        original = eventlog.replay(tx, act, event)
+        if original is not None:
+            return original
+        tx.occurred_at = timing.business_time(tx, event)
+        result = handler(tx, event)
+        alerts.review(tx)
+        return eventlog.record(tx, act, event, result)
+
+    @staticmethod
+    def _commercial(tx: Tx, act: str) -> dict | None:
+        if act not in COMMERCIAL_ACTS:
+            return None
+        data = tx.transient_json("commercial")
+        if data is not None:
+            schemas.validate("commercial", data)
+        return data

@@ -1,0 +1,32 @@
+"""Customs controls of the records (UCC art. 214: records approved by customs; art. 48 post-release
+controls): goods counted at a site are compared with the book stock there."""
+from __future__ import annotations
+
+from . import alerts, authorisations, goods
+
+
+def record_control(tx, event: dict) -> dict:
+    """RecordControl: never refused for a difference; a difference raises ``BalanceDiscrepancy``,
+    a count that matches the book clears an earlier one. The control changes no balance: corrections
+    are separate events (e.g. RecordLoss)."""
+    auth = authorisations.get(tx.state, event["authorisation_id"])
+    site = event["site"]
+    authorisations.require_site(auth, site)
+    lines = []
+    for item in event["counted"]:
+        kind, goods_id = goods.goods_ref(item)
+        record = goods.load(tx, kind, goods_id, auth["authorisation_id"])
+        goods.require_unit(record, item.get("unit"), goods_id)
+        book = record["stock"].get(site, 0)
+        difference = item["qty"] - book
+        subject = f"{kind}:{goods_id}@{site}"
+        line = {"goods": kind, "id": goods_id, "site": site, "book": book, "counted": item["qty"],
+                "difference": difference, "unit": record["unit"]}
+        if difference:
+            alerts.raise_alert(tx, auth["authorisation_id"], "BalanceDiscrepancy", subject,
+                               {**line, "findings": event.get("findings", "")})
+        else:
+            alerts.clear_alert(tx, auth["authorisation_id"], "BalanceDiscrepancy", subject)
+        tx.refer(kind, goods_id)
+        lines.append(line)
+    return {"site": site, "lines": lines, "discrepancies": sum(1 for line in lines if line["difference"])}

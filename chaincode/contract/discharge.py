@@ -1,0 +1,134 @@
+"""Discharge of the procedure (UCC art. 215, 257): exits by declaration, losses and
+destruction, confirmation of exit, and extension of the period for discharge.
+
+Discharge stays possible when the authorisation is suspended, revoked or
+expired, and after the deadline: the holder must still be able to end the
+procedure for goods already placed. When an exit or loss names a batch, the
+discharge is attributed to the batch's source lots first-in-first-out by
+placement time.
+"""
+from __future__ import annotations
+
+from . import authorisations, goods, keys, times, timing
+from .errors import DuplicateDeclaration, InvalidEvent, InvalidState, NotFound, OutOfOrder
+from .state import canonical_json
+
+RE_EXPORT = "3151"
+
+
+def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
+    """The common part of an exit and a loss: checks, then the effect posted."""
+    auth = authorisations.get(tx.state, event["authorisation_id"])
+    kind, goods_id = goods.goods_ref(event)
+    record = goods.load(tx, kind, goods_id, auth["authorisation_id"])
+    goods.require_unit(record, event.get("unit"), goods_id)
+    timing.not_before_goods(tx.occurred_at, record, kind, goods_id)
+    if event.get("site") is not None:
+        authorisations.require_site(auth, event["site"])
+    qty = event["quantity"]
+    effect = {"op": op, "kind": kind, "id": goods_id, "qty": qty,
+              "sites": goods.take_from_sites(record, qty, event.get("site"), kind, goods_id),
+              "attribution": goods.fifo_attribution(record, qty) if kind == goods.BATCH else None}
+    return kind, goods_id, effect
+
+
+def exit_goods(tx, event: dict) -> dict:
+    """ExitGoods: goods leave the procedure by a declaration (3151 re-export, 4051 release for free
+    circulation, 7151 customs warehousing, 5151 inward processing under another authorisation).
+    Quantity ≤ balance (at the site, if named); the declaration (MRN + item) must be new."""
+    item_no = event.get("item_no", 1)
+    declaration = keys.declaration(event["mrn"], item_no)
+    kind, goods_id, effect = _take(tx, event, "exit")
+    if tx.state.exists(declaration):
+        raise DuplicateDeclaration(f"declaration {event['mrn']} item {item_no} is already used",
+                                   mrn=event["mrn"], item_no=item_no)
+    effect.update({"procedure": event["procedure"], "mrn": event["mrn"], "item_no": item_no})
+    goods.post(tx, effect)
+    record = tx.state.get(keys.goods(kind, goods_id))
+    tx.state.put(declaration, {
+        "type": "EXIT", "authorisation_id": event["authorisation_id"], "goods": kind, "id": goods_id,
+        "mrn": event["mrn"], "item_no": item_no, "procedure": event["procedure"], "quantity": event["quantity"],
+        "unit": record["unit"], "attribution": effect["attribution"], "occurred_at": event["occurred_at"],
+        "recorded_at": tx.recorded_at, "tx_id": tx.tx_id, "exit_confirmed": None,
+    })
+    if event["procedure"] == RE_EXPORT:
+        tx.state.put(keys.unconfirmed_exit(event["authorisation_id"], event["mrn"], item_no), {
+            "goods": kind, "id": goods_id, "quantity": event["quantity"], "recorded_at": tx.recorded_at})
+    if tx.commercial is not None:
+        tx.stub.put_private_data(keys.COMMERCIAL_COLLECTION,
+                                 tx.state.key(keys.commercial_exit(event["mrn"], item_no)),
+                                 canonical_json({"mrn": event["mrn"], "item_no": item_no, **tx.commercial}))
+    return {"exit": {"goods": kind, "id": goods_id, "quantity": event["quantity"], "unit": record["unit"],
+                     "procedure": event["procedure"], "mrn": event["mrn"], "item_no": item_no,
+                     "attribution": effect["attribution"]},
+            kind.lower(): goods.view(kind, record, tx.now)}
+
+
+def record_loss(tx, event: dict) -> dict:
+    """RecordLoss: goods lost by their nature, by force majeure, or destroyed with no waste left
+    (``DESTROYED`` counts as a discharge, UCC art. 215(1)). Quantity ≤ balance."""
+    kind, goods_id, effect = _take(tx, event, "lose")
+    effect.update({"reason": event["reason"], "evidence_hash": event["evidence_hash"]})
+    goods.post(tx, effect)
+    record = tx.state.get(keys.goods(kind, goods_id))
+    return {"loss": {"goods": kind, "id": goods_id, "quantity": event["quantity"], "unit": record["unit"],
+                     "reason": event["reason"], "evidence_hash": event["evidence_hash"],
+                     "attribution": effect["attribution"]},
+            kind.lower(): goods.view(kind, record, tx.now)}
+
+
+def confirm_exit(tx, event: dict) -> dict:
+    """ConfirmExit: customs confirm that re-exported goods (3151) left the customs territory."""
+    auth_id, mrn = event["authorisation_id"], event["mrn"]
+    authorisations.get(tx.state, auth_id)
+    exits = [(attrs, d) for attrs, d in tx.state.scan(keys.DECLARATION, mrn)
+             if d["type"] == "EXIT" and d["procedure"] == RE_EXPORT and d["authorisation_id"] == auth_id]
+    if not exits:
+        raise NotFound(f"no re-export under declaration {mrn} for {auth_id}", mrn=mrn)
+    pending = [(attrs, d) for attrs, d in exits if d["exit_confirmed"] is None]
+    if not pending:
+        raise InvalidState(f"the exit of {mrn} is already confirmed", mrn=mrn)
+    exit_day = times.parse_date(event["exit_date"], "exit_date")
+    confirmed = []
+    for (_mrn, item), decl in pending:
+        if exit_day < times.parse_datetime(decl["occurred_at"]).date():
+            raise OutOfOrder("exit_date is before the re-export declaration", exit_date=event["exit_date"],
+                             declared_at=decl["occurred_at"])
+        if times.start_of(exit_day) > tx.now:
+            raise InvalidEvent("exit_date is in the future", exit_date=event["exit_date"])
+        decl["exit_confirmed"] = {"exit_date": event["exit_date"], "recorded_at": tx.recorded_at, "tx_id": tx.tx_id}
+        tx.state.put(keys.declaration(mrn, int(item)), decl)
+        tx.state.delete(keys.unconfirmed_exit(auth_id, mrn, int(item)))
+        tx.refer(decl["goods"], decl["id"])
+        confirmed.append({"mrn": mrn, "item_no": int(item), "goods": decl["goods"], "id": decl["id"],
+                          "quantity": decl["quantity"]})
+    return {"confirmed": confirmed, "exit_date": event["exit_date"]}
+
+
+def extend_discharge_period(tx, event: dict) -> dict:
+    """ExtendDischargePeriod (UCC art. 257(4)): customs set a later deadline for open lots; batches
+    made from them follow (a batch's deadline is the earliest of its source lots')."""
+    auth_id = event["authorisation_id"]
+    authorisations.get(tx.state, auth_id)
+    new_deadline = times.fmt(times.parse_datetime(event["new_deadline"], "new_deadline"))
+    lots = {}
+    for lot_id in event["lot_ids"]:
+        lot = goods.load(tx, goods.LOT, lot_id, auth_id)
+        if goods.is_discharged(goods.LOT, lot):
+            raise InvalidState(f"lot {lot_id} is discharged", lot_id=lot_id)
+        if new_deadline <= lot["deadline"]:
+            raise InvalidEvent(f"the new deadline is not later than {lot_id}'s deadline {lot['deadline']}",
+                               lot_id=lot_id, deadline=lot["deadline"], new_deadline=new_deadline)
+        lots[lot_id] = lot
+    new_lots = {lot_id: new_deadline for lot_id in lots}
+    new_batches = {}
+    for batch_id in sorted({b for lot in lots.values() for b in lot["products"]}):
+        batch = tx.state.get(keys.batch(batch_id))
+        deadlines = []
+        for src in batch["source_lots"]:
+            deadlines.append(new_lots.get(src["lot_id"]) or tx.state.get(keys.lot(src["lot_id"]))["deadline"])
+        earliest = min(deadlines)  # times.fmt is fixed width: text order is time order
+        if earliest != batch["deadline"]:
+            new_batches[batch_id] = earliest
+    goods.post(tx, {"op": "extend", "lots": new_lots, "batches": new_batches})
+    return {"lots": new_lots, "batches": new_batches}

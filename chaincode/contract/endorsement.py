@@ -1,0 +1,69 @@
+"""Endorsement policies: the chaincode-level policy text and key-level (state-based) policies.
+
+Chaincode level (set at approval, see ``endorsement_policy.txt``)::
+
+    AND('CustomsMSP.peer', OR('OperatorMSP.peer','BrokerMSP.peer'))
+
+Key level: authorisation and parameter keys may only change with an
+endorsement by a CustomsMSP peer. ``set_state_validation_parameter`` takes a
+serialized ``common.SignaturePolicyEnvelope``; :func:`signature_policy` builds
+the same bytes as the Go shim's ``statebased.NewStateEP`` + ``AddOrgs(RoleTypePeer, ...)``.
+"""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+from fabric_protos.common import policies_pb2
+from fabric_protos.msp import msp_principal_pb2
+
+CUSTOMS_MSP = "CustomsMSP"
+
+_ROLES = {
+    "MEMBER": msp_principal_pb2.MSPRole.MEMBER,
+    "ADMIN": msp_principal_pb2.MSPRole.ADMIN,
+    "CLIENT": msp_principal_pb2.MSPRole.CLIENT,
+    "PEER": msp_principal_pb2.MSPRole.PEER,
+}
+
+
+def signature_policy(msp_ids: list[str], role: str = "PEER") -> bytes:
+    """A serialized SignaturePolicyEnvelope requiring one signature of ``role`` from *every* MSP listed."""
+    if not msp_ids:
+        raise ValueError("at least one MSP id is needed")
+    ids = sorted(set(msp_ids))
+    principals = [
+        msp_principal_pb2.MSPPrincipal(
+            principal_classification=msp_principal_pb2.MSPPrincipal.ROLE,
+            principal=msp_principal_pb2.MSPRole(msp_identifier=m, role=_ROLES[role]).SerializeToString(),
+        )
+        for m in ids
+    ]
+    rules = [policies_pb2.SignaturePolicy(signed_by=i) for i in range(len(ids))]
+    envelope = policies_pb2.SignaturePolicyEnvelope(
+        version=0,
+        rule=policies_pb2.SignaturePolicy(n_out_of=policies_pb2.SignaturePolicy.NOutOf(n=len(ids), rules=rules)),
+        identities=principals,
+    )
+    return envelope.SerializeToString(deterministic=True)
+
+
+@functools.lru_cache(maxsize=1)
+def customs_only_policy() -> bytes:
+    """``CustomsMSP.peer`` must endorse (key-level policy of authorisations and parameters)."""
+    return signature_policy([CUSTOMS_MSP], "PEER")
+
+
+def describe(policy: bytes) -> dict:
+    """A readable form of a serialized SignaturePolicyEnvelope (for tests and audits)."""
+    env = policies_pb2.SignaturePolicyEnvelope.FromString(policy)
+    principals = []
+    for p in env.identities:
+        role = msp_principal_pb2.MSPRole.FromString(p.principal)
+        principals.append(f"{role.msp_identifier}.{msp_principal_pb2.MSPRole.MSPRoleType.Name(role.role).lower()}")
+    return {"n": env.rule.n_out_of.n, "signed_by": [principals[r.signed_by] for r in env.rule.n_out_of.rules]}
+
+
+def chaincode_policy() -> str:
+    """The chaincode-level endorsement policy shipped in ``endorsement_policy.txt``."""
+    return resources.files(__package__).joinpath("endorsement_policy.txt").read_text("utf-8").strip()

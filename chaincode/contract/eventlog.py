@@ -1,0 +1,106 @@
+"""The append-only event log, idempotency, and the one chaincode event per transaction.
+
+Every accepted event is written once under ``log/<authorisation>/<YYYY-MM>/<recorded_at>/<tx_id>``
+(a period's events are a few range reads, one per month) and, in short form,
+under the history of every lot and batch it concerns. Corrections are new
+events, never edits.
+
+Idempotency: ``event/<event_id>`` keeps the SHA-256 of the event's canonical
+content (type, event, hash of the commercial data, submitting MSP) and the
+result. The same id with the same content returns the original result —
+including the original tx id — and writes nothing; different content is a
+``DuplicateEvent``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from . import goods, keys, times
+from .errors import DuplicateEvent, InvalidEvent
+from .state import canonical_json, digest
+
+EVENT_NAME = "ipledger.events"
+PAYLOAD_VERSION = 1
+
+
+def content_hash(tx, act: str, event: dict) -> str:
+    return digest({"type": act, "event": event, "msp_id": tx.caller.msp_id,
+                   "commercial": digest(tx.commercial) if tx.commercial is not None else None})
+
+
+def replay(tx, act: str, event: dict) -> dict | None:
+    """The original result if this event was already recorded; DuplicateEvent if the id was used for
+    other content; None for a new event."""
+    seen = tx.state.get(keys.event(event["event_id"]))
+    if seen is None:
+        return None
+    if seen["hash"] != content_hash(tx, act, event):
+        raise DuplicateEvent(f"event_id {event['event_id']} was already used for other content",
+                             event_id=event["event_id"], original_tx_id=seen["result"]["tx_id"],
+                             original_type=seen["result"]["event_type"])
+    return seen["result"]
+
+
+def record(tx, act: str, event: dict, result: dict) -> dict:
+    """Write the log entry, the goods' history entries and the idempotency record; set the event."""
+    final = {"event_type": act, "event_id": event["event_id"], "tx_id": tx.tx_id,
+             "recorded_at": tx.recorded_at, **result}
+    scope = event.get("authorisation_id", keys.CHANNEL_SCOPE)
+    entry = {
+        "tx_id": tx.tx_id, "recorded_at": tx.recorded_at, "event_type": act, "event_id": event["event_id"],
+        "authorisation_id": event.get("authorisation_id"), "occurred_at": event["occurred_at"],
+        "submitted_by": tx.caller.public(), "event": event, "effects": tx.effects,
+        "alerts": tx.alert_changes, "lots": sorted(tx.lots), "batches": sorted(tx.batches),
+    }
+    tx.state.put(keys.log(scope, times.month_of(tx.now), tx.recorded_at, tx.tx_id), entry)
+    for kind, ids, key in ((goods.LOT, tx.lots, keys.lot_log), (goods.BATCH, tx.batches, keys.batch_log)):
+        for goods_id in sorted(ids):
+            tx.state.put(key(goods_id, tx.recorded_at, tx.tx_id), {
+                **{k: entry[k] for k in ("tx_id", "recorded_at", "event_type", "event_id", "occurred_at",
+                                         "submitted_by", "event")},
+                "effects": [e for e in tx.effects if goods.concerns(e, kind, goods_id)],
+            })
+    tx.state.put(keys.event(event["event_id"]), {"hash": content_hash(tx, act, event), "result": final})
+    tx.stub.set_event(EVENT_NAME, canonical_json(chaincode_event(tx, act, event)))
+    return final
+
+
+def chaincode_event(tx, act: str, event: dict) -> dict:
+    """The payload of the ``ipledger.events`` chaincode event (documented in EVENTS.md)."""
+    return {
+        "version": PAYLOAD_VERSION, "tx_id": tx.tx_id, "recorded_at": tx.recorded_at,
+        "events": [{"event_type": act, "event_id": event["event_id"],
+                    "authorisation_id": event.get("authorisation_id"), "occurred_at": event["occurred_at"],
+                    "submitted_by": tx.caller.public(), "lots": sorted(tx.lots), "batches": sorted(tx.batches),
+                    "event": event}],
+        "alerts": tx.alert_changes,
+    }
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+MAX_MONTHS = 1200
+
+
+def entries(state, scope: str, start: dt.datetime | None, end: dt.datetime, first: dt.datetime) -> list[dict]:
+    """Log entries of ``scope`` with start ≤ recorded_at < end, in ledger-time order. ``first`` bounds
+    the months to read (e.g. the grant of the authorisation)."""
+    lo = max(start or first, first)
+    if end <= lo:
+        return []
+    months = times.months_between(lo, end)
+    if len(months) > MAX_MONTHS:
+        raise InvalidEvent("the period is too long", months=len(months), max_months=MAX_MONTHS)
+    lo_text, hi_text = times.fmt(lo), times.fmt(end)
+    out = []
+    for month in months:
+        for _attrs, entry in state.scan(keys.LOG, scope, month):
+            if lo_text <= entry["recorded_at"] < hi_text:
+                out.append(entry)
+    return out
+
+
+def history(state, kind: str, goods_id: str) -> list[dict]:
+    """Every event in the history of a lot or batch, oldest first."""
+    object_type = keys.LOT_LOG if kind == goods.LOT else keys.BATCH_LOG
+    return [entry for _attrs, entry in state.scan(object_type, goods_id)]

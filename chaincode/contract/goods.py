@@ -1,0 +1,351 @@
+"""Goods under the procedure: lots, product batches and their balances (UCC art. 214 records).
+
+A **lot** is what one declaration item placed under inward processing; a
+**batch** holds the processed products of one operation. Both keep their stock
+per site and what left them, so that at every moment
+
+    lot:    placed   = Σ stock + consumed + Σ exited + lost
+    batch:  produced = Σ stock            + Σ exited + lost
+
+Everything that changes goods is an **effect** (a small JSON posting). The
+contract records the effects of each event in the event log and applies them
+with :func:`apply`; the bill of discharge replays the same effects with the
+same function to compute balances as of any date — one set of rules, two uses.
+
+Effects::
+
+    {"op": "place",   "lot": {...new lot record...}}
+    {"op": "move",    "kind", "id", "qty", "from", "to"}
+    {"op": "consume", "lot_id", "qty", "site", "operation_id"}
+    {"op": "produce", "batch": {...new batch record...}}
+    {"op": "exit",    "kind", "id", "qty", "sites": {site: qty}, "procedure", "mrn", "item_no",
+                      "attribution": [{"lot_id", "qty"}]}          # attribution: batches only (FIFO)
+    {"op": "lose",    "kind", "id", "qty", "sites", "reason", "evidence_hash", "attribution"}
+    {"op": "extend",  "lots": {lot_id: deadline}, "batches": {batch_id: deadline}}
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from typing import Iterable
+
+from . import keys, times, timing
+from .errors import NotFound, QuantityExceedsBalance, UnitMismatch
+
+LOT, BATCH = "LOT", "BATCH"
+INPUT, PRODUCT = "INPUT", "PRODUCT"
+WASTE = "WASTE"
+
+
+# ---------------------------------------------------------------------------------------- record reading
+
+def balance(record: dict) -> int:
+    """Quantity still under the procedure (Σ stock over sites)."""
+    return sum(record["stock"].values())
+
+
+def entered(kind: str, record: dict) -> int:
+    return record["placed"] if kind == LOT else record["produced"]
+
+
+def is_waste(record: dict) -> bool:
+    return record.get("kind") == WASTE
+
+
+def deadline(record: dict) -> dt.datetime:
+    return times.parse_datetime(record["deadline"])
+
+
+def is_discharged(kind: str, record: dict) -> bool:
+    """A batch is discharged when nothing is left; a lot when nothing is left of it *and* of its share of
+    every (non-waste) product made from it."""
+    if balance(record) > 0:
+        return False
+    if kind == LOT:
+        return all(p["share"] == p["discharged"] for p in record["products"].values() if p["kind"] != WASTE)
+    return True
+
+
+def is_overdue(record: dict, now: dt.datetime) -> bool:
+    """Goods left after their period for discharge (UCC art. 257)."""
+    return balance(record) > 0 and now > deadline(record)
+
+
+def status(kind: str, record: dict, now: dt.datetime) -> str:
+    if is_discharged(kind, record):
+        return "DISCHARGED"
+    return "OVERDUE" if now > deadline(record) else "OPEN"
+
+
+def conservation(kind: str, record: dict) -> dict:
+    """The conservation equation of the record, with its terms."""
+    terms = {
+        "entered": entered(kind, record),
+        "stock": balance(record),
+        "consumed": record.get("consumed", 0),
+        "exited": sum(record["exited"].values()),
+        "lost": record["lost"],
+    }
+    out = terms["stock"] + terms["consumed"] + terms["exited"] + terms["lost"]
+    non_negative = all(v >= 0 for v in terms.values()) and all(v >= 0 for v in record["stock"].values())
+    return {**terms, "holds": terms["entered"] == out and non_negative}
+
+
+def view(kind: str, record: dict, now: dt.datetime) -> dict:
+    """A record as queries show it: with balance and status at ``now``."""
+    out = {k: v for k, v in record.items() if k not in ("updated_tx",)}
+    out["balance"] = balance(record)
+    out["status"] = status(kind, record, now)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- taking goods
+
+def take_from_sites(record: dict, qty: int, site: str | None, kind: str, goods_id: str) -> dict[str, int]:
+    """Which site gives how much: all from ``site`` if named, else from the sites in name order.
+    QuantityExceedsBalance if there is not enough."""
+    if site is not None:
+        available = record["stock"].get(site, 0)
+        if qty > available:
+            raise QuantityExceedsBalance(f"{goods_id}: {qty} requested at {site}, {available} there",
+                                         goods=kind, id=goods_id, site=site, requested=qty, available=available)
+        return {site: qty}
+    total = balance(record)
+    if qty > total:
+        raise QuantityExceedsBalance(f"{goods_id}: {qty} requested, balance {total}",
+                                     goods=kind, id=goods_id, requested=qty, available=total)
+    taken, rest = {}, qty
+    for s in sorted(record["stock"]):
+        part = min(rest, record["stock"][s])
+        if part:
+            taken[s] = part
+            rest -= part
+    return taken
+
+
+def require_unit(record: dict, unit: str | None, goods_id: str) -> None:
+    """UnitMismatch when an event states a unit other than the goods'."""
+    if unit is not None and unit != record["unit"]:
+        raise UnitMismatch(f"{goods_id} is counted in {record['unit']}, not {unit}",
+                           id=goods_id, unit=record["unit"], given=unit)
+
+
+def fifo_attribution(batch: dict, qty: int) -> list[dict]:
+    """Which source lots a discharge of ``qty`` from a batch discharges: first in, first out by
+    placement time (domain.md §5). ``batch["shares"]`` is already in placement order."""
+    out, rest = [], qty
+    for share in batch["shares"]:
+        part = min(rest, share["qty"] - share["discharged"])
+        if part > 0:
+            out.append({"lot_id": share["lot_id"], "qty": part})
+            rest -= part
+    if rest:  # cannot happen while conservation holds: Σ shares = produced
+        raise QuantityExceedsBalance(f"{batch['batch_id']}: shares exhausted", id=batch["batch_id"])
+    return out
+
+
+def shares_of(produced: int, inputs: list[tuple[dict, int]]) -> list[dict]:
+    """Split a batch over its source lots in proportion to the quantity each lot gave; rounding
+    remainders go to the earliest lots. ``inputs`` are (lot, qty) in placement order."""
+    total = sum(q for _, q in inputs)
+    shares = [{"lot_id": lot["lot_id"], "qty": produced * q // total, "discharged": 0} for lot, q in inputs]
+    rest = produced - sum(s["qty"] for s in shares)
+    for s in shares[:rest]:
+        s["qty"] += 1
+    return shares
+
+
+def placement_order(lot: dict) -> tuple[str, str]:
+    return lot["accepted_at"], lot["lot_id"]
+
+
+# ---------------------------------------------------------------------------------------- books
+
+class MemoryBook:
+    """Records in a dict: used to replay effects (bill of discharge, balances as of a date)."""
+
+    def __init__(self):
+        self.records: dict[tuple[str, str], dict] = {}
+
+    def get(self, kind: str, goods_id: str) -> dict:
+        return self.records[(kind, goods_id)]
+
+    def put(self, kind: str, goods_id: str, record: dict) -> None:
+        self.records[(kind, goods_id)] = record
+
+    def account(self, kind: str, record: dict, **delta) -> None:
+        pass
+
+
+class StateBook:
+    """Records in the world state, for the live transaction: keeps the per-code balances, the
+    authorisation's goods indexes and the ledger-time order of changes."""
+
+    def __init__(self, tx):
+        self.tx = tx
+
+    def get(self, kind: str, goods_id: str) -> dict:
+        record = self.tx.state.get(keys.goods(kind, goods_id))
+        if record is None:
+            raise NotFound(f"no {'lot' if kind == LOT else 'batch'} {goods_id}", goods=kind, id=goods_id)
+        return record
+
+    def put(self, kind: str, goods_id: str, record: dict) -> None:
+        tx = self.tx
+        if "updated_at" in record:
+            timing.after_last_change(tx, record, kind, goods_id)
+        else:  # a new lot or batch: index it under its authorisation
+            index = keys.auth_lot if kind == LOT else keys.auth_batch
+            tx.state.put(index(record["authorisation_id"], goods_id), {})
+        record["updated_at"], record["updated_tx"] = tx.recorded_at, tx.tx_id
+        tx.state.put(keys.goods(kind, goods_id), record)
+        tx.refer(kind, goods_id)
+
+    def account(self, kind: str, record: dict, entered: int = 0, stock: int = 0, consumed: int = 0,
+                exited: dict | None = None, lost: int = 0) -> None:
+        """Keep the balance per (authorisation, category, cn, unit) in step: an O(1) read for queries."""
+        category = INPUT if kind == LOT else PRODUCT
+        key = keys.balance(record["authorisation_id"], category, record["cn"], record["unit"])
+        bal = self.tx.state.get(key) or {
+            "authorisation_id": record["authorisation_id"], "category": category, "cn": record["cn"],
+            "unit": record["unit"], "entered": 0, "stock": 0, "consumed": 0, "exited": {}, "lost": 0,
+        }
+        bal["entered"] += entered
+        bal["stock"] += stock
+        bal["consumed"] += consumed
+        bal["lost"] += lost
+        for proc, q in (exited or {}).items():
+            bal["exited"][proc] = bal["exited"].get(proc, 0) + q
+        self.tx.state.put(key, bal)
+        if category == INPUT and stock:
+            self.tx.review_ceilings.add((record["authorisation_id"], record["cn"]))
+        if lost:
+            self.tx.review_losses.add((kind, record["lot_id"] if kind == LOT else record["batch_id"]))
+
+
+# ---------------------------------------------------------------------------------------- applying effects
+
+def _remove(record: dict, sites: dict[str, int], kind: str, goods_id: str) -> None:
+    for site, qty in sites.items():
+        have = record["stock"].get(site, 0)
+        if qty > have:
+            raise QuantityExceedsBalance(f"{goods_id}: {qty} requested at {site}, {have} there",
+                                         goods=kind, id=goods_id, site=site, requested=qty, available=have)
+        if have == qty:
+            del record["stock"][site]
+        else:
+            record["stock"][site] = have - qty
+
+
+def _add(record: dict, site: str, qty: int) -> None:
+    record["stock"][site] = record["stock"].get(site, 0) + qty
+
+
+def _discharge_shares(book, batch: dict, attribution: list[dict]) -> None:
+    """A batch discharge also discharges the source lots' shares of it (FIFO attribution)."""
+    by_lot = {a["lot_id"]: a["qty"] for a in attribution}
+    for share in batch["shares"]:
+        share["discharged"] += by_lot.get(share["lot_id"], 0)
+    for lot_id, qty in by_lot.items():
+        lot = book.get(LOT, lot_id)
+        lot["products"][batch["batch_id"]]["discharged"] += qty
+        book.put(LOT, lot_id, lot)
+
+
+def apply(book, effect: dict, recorded_at: str, tx_id: str) -> None:
+    """Apply one effect to the records in ``book`` (see the module docstring)."""
+    op = effect["op"]
+    if op == "place":
+        lot = copy.deepcopy(effect["lot"])
+        book.put(LOT, lot["lot_id"], lot)
+        book.account(LOT, lot, entered=lot["placed"], stock=lot["placed"])
+    elif op == "move":
+        rec = book.get(effect["kind"], effect["id"])
+        _remove(rec, {effect["from"]: effect["qty"]}, effect["kind"], effect["id"])
+        _add(rec, effect["to"], effect["qty"])
+        book.put(effect["kind"], effect["id"], rec)
+    elif op == "consume":
+        lot = book.get(LOT, effect["lot_id"])
+        _remove(lot, {effect["site"]: effect["qty"]}, LOT, effect["lot_id"])
+        lot["consumed"] += effect["qty"]
+        book.put(LOT, effect["lot_id"], lot)
+        book.account(LOT, lot, stock=-effect["qty"], consumed=effect["qty"])
+    elif op == "produce":
+        batch = copy.deepcopy(effect["batch"])
+        book.put(BATCH, batch["batch_id"], batch)
+        book.account(BATCH, batch, entered=batch["produced"], stock=batch["produced"])
+        for share in batch["shares"]:
+            lot = book.get(LOT, share["lot_id"])
+            lot["products"][batch["batch_id"]] = {"kind": batch["kind"], "cn": batch["cn"], "unit": batch["unit"],
+                                                  "share": share["qty"], "discharged": 0}
+            book.put(LOT, share["lot_id"], lot)
+    elif op in ("exit", "lose"):
+        kind, goods_id, qty = effect["kind"], effect["id"], effect["qty"]
+        rec = book.get(kind, goods_id)
+        _remove(rec, effect["sites"], kind, goods_id)
+        if op == "exit":
+            rec["exited"][effect["procedure"]] = rec["exited"].get(effect["procedure"], 0) + qty
+        else:
+            rec["lost"] += qty
+            rec["lost_by_reason"][effect["reason"]] = rec["lost_by_reason"].get(effect["reason"], 0) + qty
+        if kind == BATCH:
+            _discharge_shares(book, rec, effect["attribution"])
+        book.put(kind, goods_id, rec)
+        if op == "exit":
+            book.account(kind, rec, stock=-qty, exited={effect["procedure"]: qty})
+        else:
+            book.account(kind, rec, stock=-qty, lost=qty)
+    elif op == "extend":
+        for lot_id, new in effect["lots"].items():
+            lot = book.get(LOT, lot_id)
+            lot["deadline"] = new
+            lot["extensions"].append({"deadline": new, "recorded_at": recorded_at, "tx_id": tx_id})
+            book.put(LOT, lot_id, lot)
+        for batch_id, new in effect["batches"].items():
+            batch = book.get(BATCH, batch_id)
+            batch["deadline"] = new
+            book.put(BATCH, batch_id, batch)
+    else:  # pragma: no cover - effects are written by this module only
+        raise ValueError(f"unknown effect {op!r}")
+
+
+def post(tx, effect: dict) -> None:
+    """Apply ``effect`` to the world state and remember it for the event log."""
+    apply(StateBook(tx), effect, tx.recorded_at, tx.tx_id)
+    tx.effects.append(effect)
+
+
+def concerns(effect: dict, kind: str, goods_id: str) -> bool:
+    """Does ``effect`` change (or create) the given lot or batch?"""
+    op = effect["op"]
+    if op == "place":
+        return kind == LOT and effect["lot"]["lot_id"] == goods_id
+    if op == "produce":
+        b = effect["batch"]
+        return (kind == BATCH and b["batch_id"] == goods_id) or \
+            (kind == LOT and any(s["lot_id"] == goods_id for s in b["shares"]))
+    if op == "consume":
+        return kind == LOT and effect["lot_id"] == goods_id
+    if op == "extend":
+        return goods_id in (effect["lots"] if kind == LOT else effect["batches"])
+    if effect["kind"] == kind and effect["id"] == goods_id:
+        return True
+    return kind == LOT and any(a["lot_id"] == goods_id for a in effect.get("attribution") or [])
+
+
+def load(tx, kind: str, goods_id: str, authorisation_id: str) -> dict:
+    """A lot or batch of this authorisation (NotFound otherwise)."""
+    record = StateBook(tx).get(kind, goods_id)
+    if record["authorisation_id"] != authorisation_id:
+        raise NotFound(f"{goods_id} is not under authorisation {authorisation_id}", goods=kind, id=goods_id,
+                       authorisation_id=authorisation_id)
+    return record
+
+
+def goods_ref(event: dict) -> tuple[str, str]:
+    """(kind, id) of an event naming ``lot_id`` or ``batch_id``."""
+    return (LOT, event["lot_id"]) if "lot_id" in event else (BATCH, event["batch_id"])
+
+
+def earliest_deadline(lots: Iterable[dict]) -> str:
+    return min((lot["deadline"] for lot in lots), key=times.parse_datetime)

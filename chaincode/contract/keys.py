@@ -1,0 +1,133 @@
+"""Composite key design: every query of the contract is a point read or a range read.
+
+A key is a tuple ``(object_type, *attributes)``; :class:`state.State` turns it
+into a Fabric composite key (``\\x00type\\x00attr\\x00...``). A partial
+composite key query on a prefix of the attributes is a range read on the
+peer's state database — never a scan of the whole channel.
+
+==================  ==========================================  =====================================
+object type         attributes                                  answers
+==================  ==========================================  =====================================
+``auth``            authorisation_id                            the authorisation (key-level
+                                                                endorsement: CustomsMSP)
+``params``          —                                           customs parameters (CustomsMSP)
+``lot``             lot_id                                      one lot
+``batch``           batch_id                                    one product batch
+``op``              operation_id                                one processing operation
+``auth.lot``        authorisation_id, lot_id                    an authorisation's lots
+``auth.batch``      authorisation_id, batch_id                  an authorisation's batches
+``bal``             authorisation_id, category, cn, unit        balance per goods code and unit (O(1))
+``decl``            mrn, item_no                                DuplicateDeclaration; mrn → its events
+``unconfirmed``     authorisation_id, mrn, item_no              re-exports awaiting ConfirmExit
+``log``             scope, YYYY-MM, recorded_at, tx_id           a period's events (month buckets)
+``lot.log``         lot_id, recorded_at, tx_id                  a lot's history
+``batch.log``       batch_id, recorded_at, tx_id                a batch's history
+``alert``           authorisation_id, type, subject              recorded alerts
+``bill``            authorisation_id, period_end                bills of discharge of an authorisation
+``event``           event_id                                    idempotency record
+==================  ==========================================  =====================================
+
+``recorded_at`` is :func:`times.fmt` (fixed width), so keys sort by ledger time.
+Private data (collection ``commercial``) uses ``commercial.lot`` / ``commercial.exit``.
+"""
+from __future__ import annotations
+
+AUTHORISATION = "auth"
+PARAMS = "params"
+LOT = "lot"
+BATCH = "batch"
+OPERATION = "op"
+AUTH_LOTS = "auth.lot"
+AUTH_BATCHES = "auth.batch"
+BALANCE = "bal"
+DECLARATION = "decl"
+UNCONFIRMED_EXIT = "unconfirmed"
+LOG = "log"
+LOT_LOG = "lot.log"
+BATCH_LOG = "batch.log"
+ALERT = "alert"
+BILL = "bill"
+EVENT = "event"
+
+CHANNEL_SCOPE = "_channel"  # log scope of events that concern no single authorisation (SetParameters)
+
+COMMERCIAL_COLLECTION = "commercial"
+COMMERCIAL_LOT = "commercial.lot"
+COMMERCIAL_EXIT = "commercial.exit"
+
+
+def authorisation(authorisation_id: str) -> tuple:
+    return (AUTHORISATION, authorisation_id)
+
+
+def params() -> tuple:
+    return (PARAMS,)
+
+
+def lot(lot_id: str) -> tuple:
+    return (LOT, lot_id)
+
+
+def batch(batch_id: str) -> tuple:
+    return (BATCH, batch_id)
+
+
+def goods(kind: str, goods_id: str) -> tuple:
+    """``kind`` is ``LOT`` or ``BATCH``."""
+    return lot(goods_id) if kind == "LOT" else batch(goods_id)
+
+
+def operation(operation_id: str) -> tuple:
+    return (OPERATION, operation_id)
+
+
+def auth_lot(authorisation_id: str, lot_id: str) -> tuple:
+    return (AUTH_LOTS, authorisation_id, lot_id)
+
+
+def auth_batch(authorisation_id: str, batch_id: str) -> tuple:
+    return (AUTH_BATCHES, authorisation_id, batch_id)
+
+
+def balance(authorisation_id: str, category: str, cn: str, unit: str) -> tuple:
+    return (BALANCE, authorisation_id, category, cn, unit)
+
+
+def declaration(mrn: str, item_no: int) -> tuple:
+    return (DECLARATION, mrn, f"{item_no:03d}")
+
+
+def unconfirmed_exit(authorisation_id: str, mrn: str, item_no: int) -> tuple:
+    return (UNCONFIRMED_EXIT, authorisation_id, mrn, f"{item_no:03d}")
+
+
+def log(scope: str, month: str, recorded_at: str, tx_id: str) -> tuple:
+    return (LOG, scope, month, recorded_at, tx_id)
+
+
+def lot_log(lot_id: str, recorded_at: str, tx_id: str) -> tuple:
+    return (LOT_LOG, lot_id, recorded_at, tx_id)
+
+
+def batch_log(batch_id: str, recorded_at: str, tx_id: str) -> tuple:
+    return (BATCH_LOG, batch_id, recorded_at, tx_id)
+
+
+def alert(authorisation_id: str, alert_type: str, subject: str) -> tuple:
+    return (ALERT, authorisation_id, alert_type, subject)
+
+
+def bill(authorisation_id: str, period_end: str) -> tuple:
+    return (BILL, authorisation_id, period_end)
+
+
+def event(event_id: str) -> tuple:
+    return (EVENT, event_id)
+
+
+def commercial_lot(lot_id: str) -> tuple:
+    return (COMMERCIAL_LOT, lot_id)
+
+
+def commercial_exit(mrn: str, item_no: int) -> tuple:
+    return (COMMERCIAL_EXIT, mrn, f"{item_no:03d}")

@@ -1,0 +1,52 @@
+"""Customs parameters stored on the ledger (domain.md §4-§6).
+
+Thresholds and limits are customs' choice, not constants of the code: customs
+changes them with a ``SetParameters`` transaction and every peer reads the same
+values from the world state. The key carries key-level endorsement by
+CustomsMSP, like the authorisations.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import keys
+from .endorsement import customs_only_policy
+
+DEFAULTS: dict[str, Any] = {
+    "backdate_max_days": 2,     # occurred_at may be at most this many days before the ledger time
+    "max_clock_skew_s": 300,    # tx timestamp vs the endorsing peer's clock (ClockSkew)
+    "warn_days": 30,            # DeadlineApproaching
+    "yield_warn_pct": 2,        # default of an authorisation's yield_warn_pct (YieldDeviation)
+    "yield_block_pct": 5,       # default of an authorisation's yield_block_pct (YieldOutOfTolerance)
+    "ceiling_warn_pct": 90,     # CeilingNear
+    "loss_warn_pct": 1,         # LossRateHigh
+    "exit_confirm_days": 90,    # ExitUnconfirmed
+    "auth_warn_days": 60,       # AuthorisationExpiring
+    "bill_warn_days": 10,       # BillOfDischargeDue: warn this many days before the due date
+    "party_eoris": {},          # MSP id -> EORI, for identities whose certificate has no 'eori' attribute
+}
+
+BILL_DUE_DAYS = 30  # DA art. 175(1): the bill of discharge is due within 30 days (law, not a parameter)
+
+
+def load(state) -> dict[str, Any]:
+    """The parameters in force: the defaults overlaid with what customs set."""
+    stored = state.get(keys.params()) or {}
+    return {**DEFAULTS, **stored}
+
+
+def set_parameters(tx, event: dict) -> dict:
+    """``SetParameters``: customs change the given parameters; the others keep their value. Only
+    customs' choices are stored, so a parameter customs never set follows the default."""
+    from .errors import InvalidEvent
+
+    changed = event["parameters"]
+    stored = {**(tx.state.get(keys.params()) or {}), **changed}
+    effective = {**DEFAULTS, **stored}
+    if effective["yield_warn_pct"] > effective["yield_block_pct"]:
+        raise InvalidEvent("yield_warn_pct must not exceed yield_block_pct",
+                           yield_warn_pct=effective["yield_warn_pct"], yield_block_pct=effective["yield_block_pct"])
+    tx.state.put(keys.params(), stored)
+    tx.stub.set_state_validation_parameter(tx.state.key(keys.params()), customs_only_policy())
+    tx.params = effective
+    return {"parameters": effective, "changed": sorted(changed)}

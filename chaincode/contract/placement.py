@@ -1,0 +1,88 @@
+"""Placing goods under inward processing (UCC art. 256; procedure code 5100) and moving them
+between the authorised sites."""
+from __future__ import annotations
+
+import datetime as dt
+
+from . import alerts, authorisations, goods, keys, times, timing
+from .errors import (AlreadyExists, CeilingExceeded, DeadlinePassed, DuplicateDeclaration, InvalidEvent,
+                     UnitMismatch)
+from .state import canonical_json
+
+
+def place_under_procedure(tx, event: dict) -> dict:
+    """PlaceUnderProcedure: a declaration item brings a new lot under the procedure.
+
+    Refused unless the authorisation is ACTIVE and within its validity, the CN code is covered (in the
+    entry's unit), the site is authorised, the ceiling is kept and the declaration (MRN + item) is new.
+    The lot's discharge deadline is the acceptance time (ledger time) + the period for discharge
+    (art. 257). The customs value comes from the transient map into the private collection.
+    """
+    auth = authorisations.get(tx.state, event["authorisation_id"])
+    lot_id, qty = event["lot_id"], event["quantity"]
+    if tx.state.exists(keys.lot(lot_id)):
+        raise AlreadyExists(f"lot {lot_id} exists", lot_id=lot_id)
+    authorisations.require_in_force(auth, tx.now)
+    entry = authorisations.require_input_covered(auth, event["cn"])
+    if event["unit"] != entry["unit"]:
+        raise UnitMismatch(f"{event['cn']} is authorised in {entry['unit']}, not {event['unit']}",
+                           cn=event["cn"], unit=entry["unit"], given=event["unit"])
+    authorisations.require_site(auth, event["site"])
+    used = alerts.ceiling_usage(tx.state, auth, entry)
+    if used + qty > entry["max_qty"]:
+        raise CeilingExceeded(f"{used} + {qty} {entry['unit']} would pass the ceiling of {entry['max_qty']} "
+                              f"for {entry['cn']}", cn=entry["cn"], under_procedure=used, requested=qty,
+                              max_qty=entry["max_qty"])
+    declaration = keys.declaration(event["mrn"], event["item_no"])
+    if tx.state.exists(declaration):
+        raise DuplicateDeclaration(f"declaration {event['mrn']} item {event['item_no']} is already used",
+                                   mrn=event["mrn"], item_no=event["item_no"])
+    if tx.commercial is None or "customs_value" not in tx.commercial:
+        raise InvalidEvent("the customs value is missing (transient map, key 'commercial')", field="commercial")
+
+    deadline = tx.now + dt.timedelta(days=auth["discharge_period_days"])
+    lot = {
+        "lot_id": lot_id, "authorisation_id": auth["authorisation_id"], "authorisation_version": auth["version"],
+        "mrn": event["mrn"], "item_no": event["item_no"], "procedure": event["procedure"],
+        "cn": event["cn"], "description": event["description"], "origin": event["origin"],
+        "unit": event["unit"], "placed": qty, "net_mass_g": event.get("net_mass_g"),
+        "accepted_at": tx.recorded_at, "occurred_at": event["occurred_at"], "tx_id": tx.tx_id,
+        "deadline": times.fmt(deadline), "original_deadline": times.fmt(deadline), "extensions": [],
+        "stock": {event["site"]: qty}, "consumed": 0, "exited": {}, "lost": 0, "lost_by_reason": {},
+        "products": {},
+    }
+    goods.post(tx, {"op": "place", "lot": lot})
+    tx.state.put(declaration, {"type": "PLACEMENT", "authorisation_id": auth["authorisation_id"], "goods": goods.LOT,
+                               "id": lot_id, "mrn": event["mrn"], "item_no": event["item_no"],
+                               "recorded_at": tx.recorded_at, "tx_id": tx.tx_id})
+    tx.stub.put_private_data(keys.COMMERCIAL_COLLECTION, tx.state.key(keys.commercial_lot(lot_id)),
+                             canonical_json({"lot_id": lot_id, **tx.commercial}))
+    return {"lot": goods.view(goods.LOT, tx.state.get(keys.lot(lot_id)), tx.now),
+            "under_procedure": {"cn": entry["cn"], "quantity": used + qty, "unit": entry["unit"],
+                                "max_qty": entry["max_qty"]}}
+
+
+def move_goods(tx, event: dict) -> dict:
+    """MoveGoods: goods change site; both sites authorised, quantity ≤ stock at ``from_site``;
+    refused once the goods are overdue (DeadlinePassed)."""
+    auth = authorisations.get(tx.state, event["authorisation_id"])
+    kind, goods_id = goods.goods_ref(event)
+    record = goods.load(tx, kind, goods_id, auth["authorisation_id"])
+    if event["from_site"] == event["to_site"]:
+        raise InvalidEvent("from_site and to_site are the same", site=event["from_site"])
+    authorisations.require_site(auth, event["from_site"])
+    authorisations.require_site(auth, event["to_site"])
+    goods.require_unit(record, event.get("unit"), goods_id)
+    timing.not_before_goods(tx.occurred_at, record, kind, goods_id)
+    require_not_overdue(tx, record, kind, goods_id)
+    goods.take_from_sites(record, event["quantity"], event["from_site"], kind, goods_id)
+    goods.post(tx, {"op": "move", "kind": kind, "id": goods_id, "qty": event["quantity"],
+                    "from": event["from_site"], "to": event["to_site"]})
+    return {"goods": kind, "id": goods_id, "stock": tx.state.get(keys.goods(kind, goods_id))["stock"]}
+
+
+def require_not_overdue(tx, record: dict, kind: str, goods_id: str) -> None:
+    """DeadlinePassed: after the period for discharge only exits, losses and extensions are accepted."""
+    if goods.is_overdue(record, tx.now):
+        raise DeadlinePassed(f"the period for discharge of {goods_id} ended at {record['deadline']}",
+                             goods=kind, id=goods_id, deadline=record["deadline"], ledger_time=tx.recorded_at)

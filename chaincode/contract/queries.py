@@ -1,0 +1,153 @@
+"""Evaluate-only queries (the audit view of domain.md §7), with the visibility rules of §2.
+
+Time-dependent answers use the transaction timestamp or an ``as_of`` date,
+never the wall clock, so every peer answers the same.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from fractions import Fraction
+
+from . import alerts, authorisations, billing, eventlog, goods, keys, roles, times
+from .errors import InvalidEvent, NotFound
+
+_ID_MAX = 128
+
+
+def _text(value, name: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > _ID_MAX or "\x00" in value:
+        raise InvalidEvent(f"{name} must be a non-empty string", field=name)
+    return value
+
+
+def _moment(tx, value, name: str) -> dt.datetime:
+    """``value`` as a date-time (a date means its end, 24:00 UTC); the ledger time when None."""
+    if value is None:
+        return tx.now
+    if isinstance(value, str) and len(value) == 10:
+        return times.end_of(times.parse_date(value, name))
+    return times.parse_datetime(_text(value, name), name)
+
+
+def _readable_authorisation(tx, authorisation_id, what: str) -> dict:
+    roles.require_client(tx.caller, what)
+    auth = authorisations.get(tx.state, _text(authorisation_id, "authorisation_id"))
+    roles.require_read(tx.caller, auth, tx.params, what)
+    return auth
+
+
+def _commercial(tx, private_key: tuple) -> dict:
+    """Customs and the holder read the commercial data; the broker gets only its hash."""
+    key = tx.state.key(private_key)
+    if roles.sees_commercial_data(tx.caller):
+        raw = tx.stub.get_private_data(keys.COMMERCIAL_COLLECTION, key)
+        return {"commercial": json.loads(raw) if raw else None}
+    digest = tx.stub.get_private_data_hash(keys.COMMERCIAL_COLLECTION, key)
+    return {"commercial_hash": digest.hex() if digest else None}
+
+
+def get_authorisation(tx, authorisation_id) -> dict:
+    auth = _readable_authorisation(tx, authorisation_id, "GetAuthorisation")
+    return authorisations.view(auth, tx.now)
+
+
+def get_lot(tx, lot_id) -> dict:
+    roles.require_client(tx.caller, "GetLot")
+    lot = goods.StateBook(tx).get(goods.LOT, _text(lot_id, "lot_id"))
+    _readable_authorisation(tx, lot["authorisation_id"], "GetLot")
+    return {**goods.view(goods.LOT, lot, tx.now), **_commercial(tx, keys.commercial_lot(lot_id))}
+
+
+def get_batch(tx, batch_id) -> dict:
+    roles.require_client(tx.caller, "GetBatch")
+    batch = goods.StateBook(tx).get(goods.BATCH, _text(batch_id, "batch_id"))
+    _readable_authorisation(tx, batch["authorisation_id"], "GetBatch")
+    return goods.view(goods.BATCH, batch, tx.now)
+
+
+def get_balances(tx, authorisation_id) -> dict:
+    """Balances by category, goods code and unit (kept incrementally), and the use of each ceiling."""
+    auth = _readable_authorisation(tx, authorisation_id, "GetBalances")
+    balances = [bal for _k, bal in tx.state.scan(keys.BALANCE, auth["authorisation_id"])]
+    ceilings = []
+    for entry in auth["input_goods"]:
+        used = alerts.ceiling_usage(tx.state, auth, entry)
+        ceilings.append({"cn": entry["cn"], "unit": entry["unit"], "max_qty": entry["max_qty"], "quantity": used,
+                         "pct": round(float(Fraction(used * 100, entry["max_qty"])), 4)})
+    return {"authorisation_id": auth["authorisation_id"], "as_of": tx.recorded_at, "balances": balances,
+            "ceilings": ceilings}
+
+
+def get_lot_history(tx, lot_id) -> dict:
+    roles.require_client(tx.caller, "GetLotHistory")
+    lot = goods.StateBook(tx).get(goods.LOT, _text(lot_id, "lot_id"))
+    _readable_authorisation(tx, lot["authorisation_id"], "GetLotHistory")
+    return {"lot_id": lot_id, "history": eventlog.history(tx.state, goods.LOT, lot_id)}
+
+
+def get_batch_history(tx, batch_id) -> dict:
+    roles.require_client(tx.caller, "GetBatchHistory")
+    batch = goods.StateBook(tx).get(goods.BATCH, _text(batch_id, "batch_id"))
+    _readable_authorisation(tx, batch["authorisation_id"], "GetBatchHistory")
+    return {"batch_id": batch_id, "history": eventlog.history(tx.state, goods.BATCH, batch_id)}
+
+
+def get_declaration(tx, mrn) -> dict:
+    """Audit view from a declaration (MRN) to all its events: each item (a placement or an exit) with the
+    events of its goods that concern this MRN — for a placement, the whole history of the lot."""
+    roles.require_client(tx.caller, "GetDeclaration")
+    mrn = _text(mrn, "mrn")
+    items = []
+    for (_m, item), decl in tx.state.scan(keys.DECLARATION, mrn):
+        _readable_authorisation(tx, decl["authorisation_id"], "GetDeclaration")
+        history = eventlog.history(tx.state, decl["goods"], decl["id"])
+        if decl["type"] == "EXIT":
+            history = [h for h in history if h["event"].get("mrn") == mrn]
+        items.append({**decl, "item_no": int(item), "events": history})
+    if not items:
+        raise NotFound(f"no declaration {mrn}", mrn=mrn)
+    return {"mrn": mrn, "items": items}
+
+
+def get_events_in_period(tx, authorisation_id, start, end) -> dict:
+    """Events recorded (ledger time) in [start, end); a date as ``end`` includes that whole day."""
+    auth = _readable_authorisation(tx, authorisation_id, "GetEventsInPeriod")
+    lo = times.start_of(times.parse_date(start, "from")) if isinstance(start, str) and len(start) == 10 \
+        else _moment(tx, start, "from")
+    hi = _moment(tx, end, "to")
+    found = eventlog.entries(tx.state, auth["authorisation_id"], lo, hi, times.parse_datetime(auth["granted_at"]))
+    return {"authorisation_id": auth["authorisation_id"], "from": times.fmt(lo), "to": times.fmt(hi),
+            "events": found}
+
+
+def get_alerts(tx, authorisation_id, as_of=None) -> dict:
+    auth = _readable_authorisation(tx, authorisation_id, "GetAlerts")
+    moment = _moment(tx, as_of, "as_of")
+    return {"authorisation_id": auth["authorisation_id"], "as_of": times.fmt(moment),
+            "alerts": alerts.current(tx.state, auth, moment, tx.params)}
+
+
+def get_bill_of_discharge_data(tx, authorisation_id, period_end=None, as_of=None) -> dict:
+    auth = _readable_authorisation(tx, authorisation_id, "GetBillOfDischargeData")
+    if period_end is not None and as_of is not None:
+        raise InvalidEvent("give period_end or as_of, not both")
+    if period_end is not None:
+        data = billing.compute(tx.state, auth, period_end=times.parse_date(_text(period_end, "period_end"), "period_end"))
+    else:
+        data = billing.compute(tx.state, auth, as_of=_moment(tx, as_of, "as_of"))
+    if roles.sees_commercial_data(tx.caller):
+        data = billing.with_commercial_values(tx.state, data)
+    return data
+
+
+def get_bill_of_discharge(tx, bill_id) -> dict:
+    roles.require_client(tx.caller, "GetBillOfDischarge")
+    bill = billing.get_bill(tx.state, _text(bill_id, "bill_id"))
+    _readable_authorisation(tx, bill["authorisation_id"], "GetBillOfDischarge")
+    return bill
+
+
+def get_parameters(tx) -> dict:
+    roles.require_client(tx.caller, "GetParameters")
+    return tx.params

@@ -1,0 +1,86 @@
+"""JSON Schemas (draft 2020-12) of the ipledger events, one file per event type.
+
+The files ship inside the package and are read with :mod:`importlib.resources`,
+so the gateway can validate requests with exactly the rules the chaincode
+applies::
+
+    from chaincode.contract.schemas import EVENT_TYPES, load_schema, validator
+    validator("PlaceUnderProcedure").iter_errors(body)
+
+:func:`load_schema` returns a self-contained schema: the shared definitions of
+``common.json`` are embedded (as a ``$defs`` entry with its own ``$id``), so any
+draft 2020-12 validator resolves the ``common.json#/$defs/...`` references
+without a registry.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator, validators
+
+__all__ = ["EVENT_TYPES", "TRANSIENT_SCHEMAS", "load_schema", "validator", "validate"]
+
+EVENT_TYPES: tuple[str, ...] = (
+    "GrantAuthorisation", "AmendAuthorisation", "SuspendAuthorisation", "ReinstateAuthorisation",
+    "RevokeAuthorisation", "ExtendDischargePeriod", "PlaceUnderProcedure", "MoveGoods", "RecordProcessing",
+    "RecordLoss", "ExitGoods", "ConfirmExit", "RecordControl", "SubmitBillOfDischarge",
+    "DecideBillOfDischarge", "SetParameters",
+)
+# Schemas of transient-map entries (not events): name -> schema file.
+TRANSIENT_SCHEMAS: tuple[str, ...] = ("commercial",)
+
+
+def _read(name: str) -> dict:
+    return json.loads(resources.files(__name__).joinpath(f"{name}.json").read_text("utf-8"))
+
+
+@functools.lru_cache(maxsize=None)
+def _bundled(name: str) -> str:
+    if name not in EVENT_TYPES and name not in TRANSIENT_SCHEMAS and name != "common":
+        raise KeyError(f"no schema {name!r}")
+    schema = _read(name)
+    if name != "common":
+        schema.setdefault("$defs", {})["common"] = _read("common")
+    return json.dumps(schema)
+
+
+def load_schema(event_type: str) -> dict[str, Any]:
+    """The self-contained schema of ``event_type`` (or ``commercial``); a fresh copy."""
+    return json.loads(_bundled(event_type))
+
+
+# JSON numbers like 10.0 are "integers" for the JSON Schema spec; quantities must be exact
+# integers here (Python's json gives float for 10.0), so the chaincode's checker is strict.
+_strict_types = Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool))
+StrictValidator = validators.extend(Draft202012Validator, type_checker=_strict_types)
+
+
+@functools.lru_cache(maxsize=None)
+def validator(event_type: str) -> Draft202012Validator:
+    schema = load_schema(event_type)
+    StrictValidator.check_schema(schema)
+    return StrictValidator(schema)
+
+
+def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
+    """Every violation as ``{"path": "/outputs/0/qty", "message": ...}``, in a stable order."""
+    found = []
+    for err in validator(event_type).iter_errors(instance):
+        path = "/" + "/".join(str(p) for p in err.absolute_path)
+        message = err.message if len(err.message) <= 300 else err.message[:297] + "..."
+        found.append({"path": path, "message": message})
+    return sorted(found, key=lambda e: (e["path"], e["message"]))
+
+
+def validate(event_type: str, instance: Any) -> None:
+    """Raise :class:`chaincode.contract.errors.InvalidEvent` listing every violation."""
+    from ..errors import InvalidEvent
+
+    found = errors(event_type, instance)
+    if found:
+        first = found[0]
+        raise InvalidEvent(f"{event_type}: {first['path']}: {first['message']}", errors=found[:20])

@@ -1,0 +1,78 @@
+"""World state access for one transaction, with an in-transaction cache.
+
+Fabric does not let a transaction read its own writes: ``get_state`` after
+``put_state`` returns the committed value. The contract therefore never reads
+the stub directly: :class:`State` remembers what the transaction wrote and
+answers later reads (and partial-key scans) from that memory first.
+
+Values are JSON objects stored in canonical form (sorted keys, compact,
+UTF-8) so that every endorsing peer produces byte-identical write sets.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Iterator
+
+Key = tuple  # (object_type, *attributes), see keys.py
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def digest(value: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``value``."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+class State:
+    def __init__(self, stub: Any):
+        self.stub = stub
+        self._cache: dict[str, bytes] = {}  # key -> bytes (b"" = absent or deleted)
+        self._written: set[str] = set()
+
+    def key(self, key: Key) -> str:
+        object_type, *attrs = key
+        return self.stub.create_composite_key(object_type, [str(a) for a in attrs])
+
+    def get(self, key: Key) -> Any | None:
+        """The value (a fresh copy), or None when absent."""
+        k = self.key(key)
+        raw = self._cache.get(k)
+        if raw is None:
+            raw = self.stub.get_state(k)
+            self._cache[k] = raw
+        return json.loads(raw) if raw else None
+
+    def exists(self, key: Key) -> bool:
+        return self.get(key) is not None
+
+    def put(self, key: Key, value: Any) -> None:
+        k = self.key(key)
+        raw = canonical_json(value)
+        self._cache[k] = raw
+        self._written.add(k)
+        self.stub.put_state(k, raw)
+
+    def delete(self, key: Key) -> None:
+        k = self.key(key)
+        self._cache[k] = b""
+        self._written.add(k)
+        self.stub.del_state(k)
+
+    def scan(self, object_type: str, *attrs: str) -> Iterator[tuple[list[str], Any]]:
+        """``(attributes, value)`` of every key starting with ``(object_type, *attrs)``, sorted by key,
+        including this transaction's own writes (a partial composite key query: a range read)."""
+        prefix = self.stub.create_composite_key(object_type, [str(a) for a in attrs])
+        found: dict[str, bytes] = {}
+        with self.stub.get_state_by_partial_composite_key(object_type, [str(a) for a in attrs]) as it:
+            for kv in it:
+                found[kv.key] = kv.value
+        for k in self._written:
+            if k.startswith(prefix):
+                found[k] = self._cache[k]
+        for k in sorted(found):
+            if found[k]:
+                yield self.stub.split_composite_key(k)[1], json.loads(found[k])

@@ -1,0 +1,71 @@
+"""Ledger time: parsing and the one canonical text form.
+
+Ledger time is the transaction timestamp (set by the client, checked against the
+endorsing peer's clock, see ``rules.no_clock_skew``). Every timestamp the
+contract writes uses :func:`fmt` — fixed width, UTC, microseconds — so that
+timestamps sort as text inside composite keys.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from .errors import InvalidEvent
+
+UTC = dt.timezone.utc
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def fmt(moment: dt.datetime) -> str:
+    """``2026-05-09T10:00:00.000000Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_datetime(text: str, field: str = "timestamp") -> dt.datetime:
+    """An RFC 3339 date-time with an explicit offset (``Z`` or ``±hh:mm``)."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise InvalidEvent(f"{field}: not an RFC 3339 date-time", field=field, value=text) from None
+    if moment.tzinfo is None:
+        raise InvalidEvent(f"{field}: the date-time needs a time zone (e.g. Z)", field=field, value=text)
+    return moment.astimezone(UTC)
+
+
+def parse_date(text: str, field: str = "date") -> dt.date:
+    if not isinstance(text, str) or not _DATE.match(text):
+        raise InvalidEvent(f"{field}: not a date (YYYY-MM-DD)", field=field, value=text)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidEvent(f"{field}: not a calendar date", field=field, value=text) from None
+
+
+def start_of(day: dt.date) -> dt.datetime:
+    """00:00 UTC of ``day``."""
+    return dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def end_of(day: dt.date) -> dt.datetime:
+    """00:00 UTC of the day after ``day`` (an exclusive bound)."""
+    return start_of(day) + dt.timedelta(days=1)
+
+
+def month_of(moment: dt.datetime) -> str:
+    """``YYYY-MM``: the bucket of the event log key (see keys.LOG)."""
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+def months_between(first: dt.datetime, last: dt.datetime) -> list[str]:
+    """Every ``YYYY-MM`` from ``first`` to ``last`` inclusive."""
+    y, m = first.year, first.month
+    out = []
+    while (y, m) <= (last.year, last.month):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def wall_clock() -> dt.datetime:
+    """The endorsing peer's clock: the one legitimate wall-clock read (for ClockSkew only)."""
+    return dt.datetime.now(UTC)

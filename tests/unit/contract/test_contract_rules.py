@@ -1,0 +1,566 @@
+"""Every named rule of domain.md §5: an accepted case and a refused case, and a refused event
+leaves the ledger exactly as it was (state, private data, history, validation parameters, events)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from chaincode.contract import InwardProcessingContract
+from chaincode.testing.scenario import (AUTH_ID, BROKER_EORI, PLACE_MRN_L1, RETREADED, SITE1,
+                                        SITE2, USED_TYRES, Scenario, authorisation_fields, evidence, iso, mrn,
+                                        retreaded, waste)
+
+DAY_S = 86400
+
+
+@pytest.fixture
+def s():
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("L1", 1000, mrn_=PLACE_MRN_L1))
+    return sc
+
+
+def late(s, days: float) -> dt.datetime:
+    """A ledger time ``days`` after D: customs first widen max_clock_skew_s (a parameter) so that the
+    proposal timestamp may be set that far from the peer's clock."""
+    s.accepted(s.set_parameters(max_clock_skew_s=int((days + 2) * DAY_S)))
+    return s.D(days)
+
+
+# ---------------------------------------------------------------------------------------- InvalidEvent
+
+@pytest.mark.parametrize("field, value", [
+    ("mrn", "26FR000110I000000"),        # 17 characters
+    ("mrn", "26fr000110I0000001"),       # lower-case country
+    ("cn", "4012200"),                   # 7 digits
+    ("cn", "4012"),                      # a heading is not a goods code
+    ("quantity", 0),
+    ("quantity", -5),
+    ("quantity", 10.0),                  # not an integer
+    ("quantity", "10"),
+    ("origin", "MAR"),
+    ("procedure", "3151"),               # placement is 5100
+])
+def test_invalid_event_bad_field_refused(s, field, value):
+    details = s.refused("InvalidEvent", s.place, "L9", 10, **{field: value} if field not in ("mrn",) else {"mrn_": value})
+    assert details["errors"][0]["path"] == f"/{field}"
+
+
+def test_invalid_event_missing_field_and_unknown_field_refused(s):
+    event = {"authorisation_id": AUTH_ID, "lot_id": "L1", "quantity": 1, "from_site": SITE1}  # no to_site
+    details = s.refused("InvalidEvent", s.submit, "MoveGoods", event, "OperatorMSP")
+    assert any("'to_site' is a required property" in e["message"] for e in details["errors"])
+    event = {**event, "to_site": SITE2, "colour": "red"}
+    s.refused("InvalidEvent", s.submit, "MoveGoods", event, "OperatorMSP")
+    s.refused("InvalidEvent", s.submit, "MoveGoods", {**event, "batch_id": "B1"}, "OperatorMSP")  # lot AND batch
+    s.accepted(s.move(1, SITE1, SITE2, lot_id="L1"))
+
+
+def test_invalid_event_not_an_object(s):
+    before = s.ledger.snapshot()
+    res = s.ledger.invoke(s.contract, "MoveGoods", ["not an object"], "OperatorMSP")
+    assert res.error_code == "InvalidEvent" and s.ledger.snapshot() == before
+
+
+@pytest.mark.parametrize("override", [
+    {"holder_eori": "FR1234567890123456"},                      # 18 characters
+    {"supervising_office": "FR00011"},
+    {"valid_from": "2026-13-01"},
+    {"broker_mandates": ["fr123"]},
+    {"valid_to": "2020-01-01"},                                  # before valid_from
+    {"yield_rates": [{"input_cn": USED_TYRES, "output_cn": RETREADED, "output_per_input": 0}]},
+    {"yield_rates": [{"input_cn": "99999999", "output_cn": RETREADED, "output_per_input": 1}]},
+    {"yield_rates": []},                                          # a main product without a rate
+    {"yield_warn_pct": 3, "yield_block_pct": 2},
+])
+def test_invalid_authorisation_refused(s, override):
+    s.refused("InvalidEvent", s.grant, "FRIPO000002", **override)
+
+
+def test_valid_authorisation_with_heading_accepted(s):
+    res = s.accepted(s.grant("FRIPO000002", input_goods=[
+        {"cn": "4012", "description": "tyres", "unit": "p/st", "max_qty": 10}],
+        yield_rates=[{"input_cn": "4012", "output_cn": RETREADED, "output_per_input": 1}]))
+    assert res["authorisation"]["status"] == "ACTIVE" and res["authorisation"]["version"] == 1
+
+
+def test_invalid_event_customs_value_missing_or_malformed(s):
+    ev = {"authorisation_id": AUTH_ID, "lot_id": "L9", "mrn": mrn("I", 900), "item_no": 1, "procedure": "5100",
+          "cn": USED_TYRES, "description": "x", "quantity": 1, "unit": "p/st", "origin": "MA", "site": SITE1}
+    details = s.refused("InvalidEvent", s.submit, "PlaceUnderProcedure", ev, "OperatorMSP")
+    assert details["field"] == "commercial"
+    s.refused("InvalidEvent", s.submit, "PlaceUnderProcedure", ev, "OperatorMSP",
+              transient={"commercial": {"customs_value": {"amount": 25000, "currency": "EUR"}}})
+    s.accepted(s.submit("PlaceUnderProcedure", ev, "OperatorMSP",
+                        transient={"commercial": {"customs_value": {"amount": "25000", "currency": "EUR"}}}))
+
+
+# ---------------------------------------------------------------------------------------- NotPermitted (see also the role matrix)
+
+def test_not_permitted_broker_without_mandate(s):
+    s.broker_eori = "DE999"
+    details = s.refused("NotPermitted", s.place, "L9", 10)
+    assert details["eori"] == "DE999"
+    s.broker_eori = BROKER_EORI
+    s.accepted(s.place("L9", 10))
+
+
+# ---------------------------------------------------------------------------------------- AuthorisationNotActive
+
+def test_suspended_authorisation_blocks_placement_and_processing_not_discharge(s):
+    s.accepted(s.submit("SuspendAuthorisation", {"authorisation_id": AUTH_ID, "reason": "audit"}, "CustomsMSP"))
+    details = s.refused("AuthorisationNotActive", s.place, "L2", 10)
+    assert details["status"] == "SUSPENDED"
+    s.refused("AuthorisationNotActive", s.process, "OP1", [("L1", 10)], [retreaded(10)])
+    s.accepted(s.exit(10, lot_id="L1"))            # discharge continues
+    s.accepted(s.lose(1, lot_id="L1"))
+    s.accepted(s.move(5, SITE1, SITE2, lot_id="L1"))  # records continue
+    s.accepted(s.submit("ReinstateAuthorisation", {"authorisation_id": AUTH_ID, "reason": "ok"}, "CustomsMSP"))
+    s.accepted(s.place("L2", 10))
+
+
+def test_revoked_authorisation_blocks_placement(s):
+    s.accepted(s.submit("RevokeAuthorisation", {"authorisation_id": AUTH_ID, "reason": "fraud"}, "CustomsMSP"))
+    s.refused("AuthorisationNotActive", s.place, "L2", 10)
+    assert s.query("GetAuthorisation", AUTH_ID)["status"] == "REVOKED"
+    s.accepted(s.exit(1000, lot_id="L1"))
+
+
+# ---------------------------------------------------------------------------------------- AuthorisationExpired
+
+def test_placement_outside_validity_refused(s):
+    ts = late(s, 336)  # valid_to is D+335: the validity ends at the end of that day
+    details = s.refused("AuthorisationExpired", s.place, "L2", 10, ts=ts)
+    assert details["valid_to"] == (s.day + dt.timedelta(days=335)).date().isoformat()
+    assert s.query("GetAuthorisation", AUTH_ID, ts=ts)["status"] == "EXPIRED"
+    s.accepted(s.place("L2", 10, ts=s.D(335)))  # the last day of validity
+    s.accepted(s.exit(10, lot_id="L1", ts=ts + dt.timedelta(hours=1)))  # discharge after expiry
+
+
+def test_processing_before_validity_refused(s):
+    s.accepted(s.grant("FRIPO000002", valid_from=(s.day + dt.timedelta(days=10)).date().isoformat()))
+    s.refused("AuthorisationExpired", s.place, "L2", 10, auth_id="FRIPO000002")
+
+
+# ---------------------------------------------------------------------------------------- GoodsNotCovered
+
+def test_input_not_covered_refused(s):
+    details = s.refused("GoodsNotCovered", s.place, "L2", 10, cn="40111000")
+    assert details["cn"] == "40111000"
+    s.accepted(s.place("L2", 10, cn=USED_TYRES))
+
+
+def test_heading_covers_codes_below_it(s):
+    s.accepted(s.grant("FRIPO000002", input_goods=[{"cn": "4012", "description": "tyres", "unit": "p/st",
+                                                    "max_qty": 100}],
+                       yield_rates=[{"input_cn": "4012", "output_cn": RETREADED, "output_per_input": 1}]))
+    s.accepted(s.place("H1", 10, cn="40129000", auth_id="FRIPO000002"))
+    s.refused("GoodsNotCovered", s.place, "H2", 10, cn="40130000", auth_id="FRIPO000002")
+
+
+def test_output_not_authorised_or_wrong_kind_refused(s):
+    s.refused("GoodsNotCovered", s.process, "OP1", [("L1", 10)],
+              [retreaded(10), {"cn": "40110000", "qty": 1, "unit": "p/st", "kind": "SECONDARY"}])
+    s.refused("GoodsNotCovered", s.process, "OP1", [("L1", 10)], [{**retreaded(10), "kind": "SECONDARY"}])
+    s.accepted(s.process("OP1", [("L1", 10)], [retreaded(10), waste(5)]))
+
+
+# ---------------------------------------------------------------------------------------- SiteNotAuthorised
+
+def test_site_not_authorised_refused(s):
+    s.refused("SiteNotAuthorised", s.place, "L2", 10, site="TOURS-1")
+    s.refused("SiteNotAuthorised", s.move, 10, SITE1, "TOURS-1", lot_id="L1")
+    s.refused("SiteNotAuthorised", s.process, "OP1", [("L1", 10)], [retreaded(10)], site="TOURS-1")
+    s.accepted(s.move(10, SITE1, SITE2, lot_id="L1"))
+
+
+# ---------------------------------------------------------------------------------------- CeilingExceeded
+
+def test_ceiling_kept_exactly_accepted_then_exceeded_refused(s):
+    s.accepted(s.place("L2", 4000))                       # 5000 = max_qty
+    details = s.refused("CeilingExceeded", s.place, "L3", 1)
+    assert details == {"cn": USED_TYRES, "under_procedure": 5000, "requested": 1, "max_qty": 5000}
+    s.accepted(s.exit(1, lot_id="L1"))                    # discharge frees room under the ceiling
+    s.accepted(s.place("L3", 1))
+
+
+# ---------------------------------------------------------------------------------------- QuantityExceedsBalance
+
+def test_movement_above_stock_at_site_refused(s):
+    s.accepted(s.move(400, SITE1, SITE2, lot_id="L1"))
+    details = s.refused("QuantityExceedsBalance", s.move, 401, SITE2, SITE1, lot_id="L1")
+    assert details["available"] == 400 and details["site"] == SITE2
+    s.accepted(s.move(400, SITE2, SITE1, lot_id="L1"))
+
+
+def test_consumption_above_stock_at_the_site_refused(s):
+    s.accepted(s.move(600, SITE1, SITE2, lot_id="L1"))
+    s.refused("QuantityExceedsBalance", s.process, "OP1", [("L1", 401)], [retreaded(401)])  # 400 at SITE1
+    s.refused("QuantityExceedsBalance", s.process, "OP1", [("L1", 300), ("L1", 101)], [retreaded(401)])
+    s.accepted(s.process("OP1", [("L1", 400)], [retreaded(400)]))
+
+
+def test_exit_and_loss_above_balance_refused(s):
+    s.refused("QuantityExceedsBalance", s.exit, 1001, lot_id="L1")
+    s.refused("QuantityExceedsBalance", s.lose, 1001, lot_id="L1")
+    s.refused("QuantityExceedsBalance", s.exit, 1, lot_id="L1", site=SITE2)  # nothing at SITE2
+    s.accepted(s.lose(1, lot_id="L1"))
+    s.accepted(s.exit(999, lot_id="L1"))
+    assert s.lot("L1")["status"] == "DISCHARGED"
+
+
+# ---------------------------------------------------------------------------------------- UnitMismatch
+
+def test_unit_mismatch_refused(s):
+    details = s.refused("UnitMismatch", s.place, "L2", 10, unit="kg")
+    assert details == {"cn": USED_TYRES, "unit": "p/st", "given": "kg"}
+    s.refused("UnitMismatch", s.process, "OP1", [("L1", 10)], [{**retreaded(10), "unit": "kg"}])
+    s.refused("UnitMismatch", s.exit, 10, lot_id="L1", unit="kg")
+    s.refused("UnitMismatch", s.move, 10, SITE1, SITE2, lot_id="L1", unit="kg")
+    s.accepted(s.exit(10, lot_id="L1", unit="p/st"))
+
+
+def test_inputs_in_different_units_cannot_be_added_for_a_yield(s):
+    s.accepted(s.grant("FRIPO000002", input_goods=[
+        {"cn": USED_TYRES, "description": "tyres", "unit": "p/st", "max_qty": 100},
+        {"cn": "40040000", "description": "rubber", "unit": "kg", "max_qty": 100}],
+        processed_products=[{"cn": RETREADED, "kind": "MAIN", "unit": "p/st"}],
+        yield_rates=[{"input_cn": USED_TYRES, "output_cn": RETREADED, "output_per_input": 1},
+                     {"input_cn": "40040000", "output_cn": RETREADED, "output_per_input": 1}]))
+    s.accepted(s.place("P1", 10, auth_id="FRIPO000002"))
+    s.accepted(s.place("K1", 10, cn="40040000", unit="kg", auth_id="FRIPO000002"))
+    ev = {"authorisation_id": "FRIPO000002", "operation_id": "OPX", "site": SITE1,
+          "inputs": [{"lot_id": "P1", "qty": 5}, {"lot_id": "K1", "qty": 5}], "outputs": [retreaded(10)]}
+    details = s.refused("UnitMismatch", s.submit, "RecordProcessing", ev, "OperatorMSP")
+    assert details["units"] == ["kg", "p/st"]
+    s.accepted(s.submit("RecordProcessing", {**ev, "inputs": [{"lot_id": "P1", "qty": 5}],
+                                             "outputs": [retreaded(5)]}, "OperatorMSP"))
+
+
+# ---------------------------------------------------------------------------------------- YieldOutOfTolerance
+
+def test_yield_outside_block_tolerance_refused(s):
+    details = s.refused("YieldOutOfTolerance", s.process, "OP1", [("L1", 500)], [retreaded(480), waste(1200)])
+    assert details["deviation_pct"] == 4.0 and details["block_pct"] == 2.0 and details["actual_per_input"] == 0.96
+    s.refused("YieldOutOfTolerance", s.process, "OP1", [("L1", 500)], [retreaded(511)])  # +2.2 %
+
+
+@pytest.mark.parametrize("output, warned", [(500, False), (498, False), (497, True), (510, True), (490, True)])
+def test_yield_within_tolerance_accepted_with_warning_beyond_warn_pct(s, output, warned):
+    res = s.accepted(s.process("OP1", [("L1", 500)], [retreaded(output)]))
+    assert res["operation"]["yield"][0]["warning"] is warned
+    types = [a["type"] for a in s.query("GetAlerts", AUTH_ID)["alerts"]]
+    assert ("YieldDeviation" in types) is warned
+
+
+def test_secondary_and_waste_outputs_have_no_yield_check(s):
+    res = s.accepted(s.process("OP1", [("L1", 500)], [retreaded(500), waste(999999)]))
+    assert [y["output_cn"] for y in res["operation"]["yield"]] == [RETREADED]
+
+
+def test_main_output_without_a_rate_for_its_inputs_refused(s):
+    s.accepted(s.submit("AmendAuthorisation", {"authorisation_id": AUTH_ID, **authorisation_fields(
+        s.day, processed_products=[{"cn": RETREADED, "kind": "MAIN", "unit": "p/st"},
+                                   {"cn": "40110000", "kind": "MAIN", "unit": "p/st"}],
+        yield_rates=[{"input_cn": USED_TYRES, "output_cn": RETREADED, "output_per_input": 1},
+                     {"input_cn": "4011", "output_cn": "40110000", "output_per_input": 1}],
+        input_goods=[{"cn": USED_TYRES, "description": "t", "unit": "p/st", "max_qty": 5000},
+                     {"cn": "4011", "description": "n", "unit": "p/st", "max_qty": 5}])}, "CustomsMSP"))
+    details = s.refused("GoodsNotCovered", s.process, "OP1", [("L1", 10)],
+                        [{"cn": "40110000", "qty": 10, "unit": "p/st", "kind": "MAIN"}])
+    assert details["output_cn"] == "40110000"
+
+
+# ---------------------------------------------------------------------------------------- DeadlinePassed
+
+def test_after_the_deadline_only_exit_loss_and_extension(s):
+    s.accepted(s.process("OP1", [("L1", 100)], [retreaded(100, "B1")]))
+    t = late(s, 181)  # L1 is due D+180
+    s.refused("DeadlinePassed", s.move, 10, SITE1, SITE2, lot_id="L1", ts=t)
+    s.refused("DeadlinePassed", s.move, 10, SITE1, SITE2, batch_id="B1", ts=t)
+    details = s.refused("DeadlinePassed", s.process, "OP2", [("L1", 10)], [retreaded(10)], ts=t)
+    assert details["id"] == "L1"
+    assert s.lot("L1", ts=t)["status"] == "OVERDUE"
+    s.accepted(s.exit(10, lot_id="L1", ts=t))
+    s.accepted(s.lose(1, batch_id="B1", ts=t + dt.timedelta(minutes=1)))
+    new = iso(s.D(240))
+    res = s.accepted(s.submit("ExtendDischargePeriod", {"authorisation_id": AUTH_ID, "lot_ids": ["L1"],
+                                                        "new_deadline": new}, "CustomsMSP",
+                              ts=t + dt.timedelta(minutes=2)))
+    assert res["batches"] == {"B1": res["lots"]["L1"]}  # the batch follows its lot
+    s.accepted(s.move(10, SITE1, SITE2, lot_id="L1", ts=t + dt.timedelta(minutes=3)))
+    s.accepted(s.move(10, SITE1, SITE2, batch_id="B1", ts=t + dt.timedelta(minutes=4)))
+    assert s.lot("L1", ts=t + dt.timedelta(minutes=5))["status"] == "OPEN"
+
+
+def test_extension_must_be_later_and_lots_open(s):
+    deadline = s.lot("L1")["deadline"]
+    s.refused("InvalidEvent", s.submit, "ExtendDischargePeriod",
+              {"authorisation_id": AUTH_ID, "lot_ids": ["L1"], "new_deadline": deadline}, "CustomsMSP")
+    s.accepted(s.exit(1000, lot_id="L1"))
+    s.refused("InvalidState", s.submit, "ExtendDischargePeriod",
+              {"authorisation_id": AUTH_ID, "lot_ids": ["L1"], "new_deadline": iso(s.D(400))}, "CustomsMSP")
+
+
+# ---------------------------------------------------------------------------------------- DuplicateEvent (idempotency)
+
+def test_same_event_id_same_content_returns_the_original_result(s):
+    event = {"event_id": "mv-1", "authorisation_id": AUTH_ID, "lot_id": "L1", "quantity": 10,
+             "from_site": SITE1, "to_site": SITE2, "occurred_at": iso(s.ledger.now)}
+    first = s.accepted(s.submit("MoveGoods", event, "OperatorMSP"))
+    before = s.ledger.snapshot()
+    again = s.submit("MoveGoods", event, "OperatorMSP")
+    assert again.ok and again.json() == first and again.json()["tx_id"] != again.tx_id
+    assert again.event is None and s.ledger.snapshot() == before
+    assert s.lot("L1")["stock"] == {SITE1: 990, SITE2: 10}  # moved once
+
+
+def test_same_event_id_other_content_is_a_duplicate_event(s):
+    event = {"event_id": "mv-1", "authorisation_id": AUTH_ID, "lot_id": "L1", "quantity": 10,
+             "from_site": SITE1, "to_site": SITE2, "occurred_at": iso(s.ledger.now)}
+    first = s.accepted(s.submit("MoveGoods", event, "OperatorMSP"))
+    details = s.refused("DuplicateEvent", s.submit, "MoveGoods", {**event, "quantity": 11}, "OperatorMSP")
+    assert details["original_tx_id"] == first["tx_id"]
+    s.refused("DuplicateEvent", s.submit, "RecordLoss", {"event_id": "mv-1", "authorisation_id": AUTH_ID,
+              "lot_id": "L1", "quantity": 10, "reason": "NATURE", "evidence_hash": evidence("x")}, "OperatorMSP")
+
+
+def test_same_content_from_another_org_is_a_duplicate_event(s):
+    event = {"event_id": "ex-1", "authorisation_id": AUTH_ID, "lot_id": "L1", "quantity": 10,
+             "procedure": "3151", "mrn": mrn("E", 1), "occurred_at": iso(s.ledger.now)}
+    s.accepted(s.submit("ExitGoods", event, "OperatorMSP"))
+    s.refused("DuplicateEvent", s.submit, "ExitGoods", event, "BrokerMSP")
+
+
+def test_replay_with_other_commercial_data_is_a_duplicate_event(s):
+    event = {"event_id": "pl-9", "authorisation_id": AUTH_ID, "lot_id": "L9", "mrn": mrn("I", 9), "item_no": 1,
+             "procedure": "5100", "cn": USED_TYRES, "description": "x", "quantity": 1, "unit": "p/st",
+             "origin": "MA", "site": SITE1, "occurred_at": iso(s.ledger.now)}
+    value = lambda amount: {"commercial": {"customs_value": {"amount": amount, "currency": "EUR"}}}  # noqa: E731
+    first = s.accepted(s.submit("PlaceUnderProcedure", event, "OperatorMSP", transient=value("10")))
+    assert s.submit("PlaceUnderProcedure", event, "OperatorMSP", transient=value("10")).json() == first
+    s.refused("DuplicateEvent", s.submit, "PlaceUnderProcedure", event, "OperatorMSP", transient=value("11"))
+
+
+def test_replay_still_returns_the_original_after_the_state_moved_on(s):
+    event = {"event_id": "mv-1", "authorisation_id": AUTH_ID, "lot_id": "L1", "quantity": 10,
+             "from_site": SITE1, "to_site": SITE2, "occurred_at": iso(s.ledger.now)}
+    first = s.accepted(s.submit("MoveGoods", event, "OperatorMSP"))
+    s.accepted(s.exit(990, lot_id="L1", site=SITE1))
+    t = late(s, 5)  # occurred_at is now backdated beyond the limit: the replay is still recognised
+    assert s.submit("MoveGoods", event, "OperatorMSP", ts=t).json() == first
+
+
+# ---------------------------------------------------------------------------------------- DuplicateDeclaration
+
+def test_declaration_mrn_and_item_used_once(s):
+    details = s.refused("DuplicateDeclaration", s.place, "L2", 10, mrn_=PLACE_MRN_L1)
+    assert details == {"mrn": PLACE_MRN_L1, "item_no": 1}
+    s.accepted(s.place("L2", 10, mrn_=PLACE_MRN_L1, item_no=2))
+    s.refused("DuplicateDeclaration", s.exit, 1, lot_id="L1", mrn_=PLACE_MRN_L1)  # an import MRN
+    s.accepted(s.exit(1, lot_id="L1", mrn_=mrn("E", 77)))
+    s.refused("DuplicateDeclaration", s.exit, 1, lot_id="L1", mrn_=mrn("E", 77))
+    s.accepted(s.exit(1, lot_id="L1", mrn_=mrn("E", 77), item_no=2))
+
+
+# ---------------------------------------------------------------------------------------- OutOfOrder
+
+def test_backdated_beyond_the_limit_refused(s):
+    s.accepted(s.place("L2", 1, occurred_at=iso(s.ledger.now - dt.timedelta(days=1, hours=23))))
+    details = s.refused("OutOfOrder", s.place, "L3", 1, occurred_at=iso(s.ledger.now - dt.timedelta(days=2, minutes=1)))
+    assert details["backdate_max_days"] == 2
+    s.accepted(s.set_parameters(backdate_max_days=5))
+    s.accepted(s.place("L3", 1, occurred_at=iso(s.ledger.now - dt.timedelta(days=3))))
+
+
+def test_business_time_in_the_future_refused(s):
+    s.refused("OutOfOrder", s.move, 1, SITE1, SITE2, lot_id="L1",
+              occurred_at=iso(s.ledger.now + dt.timedelta(hours=1)))
+
+
+def test_business_time_before_the_placement_refused(s):
+    placed = s.lot("L1")["occurred_at"]
+    before = iso(dt.datetime.fromisoformat(placed) - dt.timedelta(minutes=1))
+    details = s.refused("OutOfOrder", s.move, 1, SITE1, SITE2, lot_id="L1", occurred_at=before)
+    assert details["goods_since"] == placed
+    s.refused("OutOfOrder", s.exit, 1, lot_id="L1", occurred_at=before)
+    s.accepted(s.move(1, SITE1, SITE2, lot_id="L1", occurred_at=placed))
+
+
+def test_transaction_timestamped_before_the_last_change_of_the_goods_refused(s):
+    # a client's timestamp may lag the peer's clock by up to max_clock_skew_s: two clients, one lagging
+    now = s.ledger.now
+    s.accepted(s.move(1, SITE1, SITE2, lot_id="L1", ts=now + dt.timedelta(seconds=100)))
+    details = s.refused("OutOfOrder", s.move, 1, SITE1, SITE2, lot_id="L1", ts=now + dt.timedelta(seconds=50))
+    assert details["id"] == "L1"
+    s.accepted(s.move(1, SITE1, SITE2, lot_id="L1", ts=now + dt.timedelta(seconds=101)))
+
+
+# ---------------------------------------------------------------------------------------- ClockSkew
+
+def test_clock_skew_beyond_the_parameter_refused(s):
+    peer = s.ledger.now
+    details = s.refused("ClockSkew", s.move, 1, SITE1, SITE2, lot_id="L1", ts=peer + dt.timedelta(seconds=301))
+    assert details["max_clock_skew_s"] == 300
+    s.refused("ClockSkew", s.move, 1, SITE1, SITE2, lot_id="L1", ts=peer - dt.timedelta(seconds=301))
+    s.accepted(s.move(1, SITE1, SITE2, lot_id="L1", ts=peer + dt.timedelta(seconds=299)))
+
+
+def test_clock_skew_applies_to_customs_too(s):
+    s.refused("ClockSkew", s.set_parameters, ts=s.ledger.now + dt.timedelta(hours=1), max_clock_skew_s=99999)
+
+
+# ---------------------------------------------------------------------------------------- NotFound, AlreadyExists, InvalidState
+
+def test_not_found(s):
+    s.refused("NotFound", s.move, 1, SITE1, SITE2, lot_id="L404")
+    s.refused("NotFound", s.exit, 1, batch_id="B404")
+    s.refused("NotFound", s.submit, "SuspendAuthorisation", {"authorisation_id": "FRIPO404", "reason": "x"},
+              "CustomsMSP")
+    s.accepted(s.grant("FRIPO000002"))
+    details = s.refused("NotFound", s.exit, 1, lot_id="L1", authorisation_id="FRIPO000002")  # another's lot
+    assert details["authorisation_id"] == "FRIPO000002"
+    res = s.ledger.evaluate(s.contract, "GetLot", ["L404"], "CustomsMSP")
+    assert res.error_code == "NotFound"
+
+
+def test_already_exists(s):
+    s.refused("AlreadyExists", s.grant)
+    s.refused("AlreadyExists", s.place, "L1", 1)
+    s.accepted(s.process("OP1", [("L1", 10)], [retreaded(10, "B1")]))
+    s.refused("AlreadyExists", s.process, "OP1", [("L1", 10)], [retreaded(10, "B2")])
+    s.refused("AlreadyExists", s.process, "OP2", [("L1", 10)], [retreaded(10, "B1")])
+    s.accepted(s.process("OP2", [("L1", 10)], [retreaded(10)]))
+    assert s.batch("OP2/1")["produced"] == 10  # default batch id: operation/n
+
+
+def test_authorisation_state_transitions(s):
+    reinstate = {"authorisation_id": AUTH_ID, "reason": "r"}
+    s.refused("InvalidState", s.submit, "ReinstateAuthorisation", reinstate, "CustomsMSP")
+    s.accepted(s.submit("SuspendAuthorisation", {**reinstate, "until": "2026-12-31"}, "CustomsMSP"))
+    s.refused("InvalidState", s.submit, "SuspendAuthorisation", reinstate, "CustomsMSP")
+    s.accepted(s.submit("RevokeAuthorisation", reinstate, "CustomsMSP"))
+    s.refused("InvalidState", s.submit, "RevokeAuthorisation", reinstate, "CustomsMSP")
+    s.refused("InvalidState", s.submit, "ReinstateAuthorisation", reinstate, "CustomsMSP")
+    s.refused("InvalidState", s.submit, "AmendAuthorisation",
+              {"authorisation_id": AUTH_ID, **authorisation_fields(s.day)}, "CustomsMSP")
+    hist = [h["status"] for h in s.query("GetAuthorisation", AUTH_ID)["status_history"]]
+    assert hist == ["ACTIVE", "SUSPENDED", "REVOKED"]
+
+
+# ---------------------------------------------------------------------------------------- acts that need their own checks
+
+def test_amendment_applies_forward_only(s):
+    deadline = s.lot("L1")["deadline"]
+    res = s.accepted(s.submit("AmendAuthorisation", {"authorisation_id": AUTH_ID, **authorisation_fields(
+        s.day, discharge_period_days=30, input_goods=[
+            {"cn": USED_TYRES, "description": "t", "unit": "p/st", "max_qty": 1200}])}, "CustomsMSP"))
+    assert res["authorisation"]["version"] == 2
+    assert s.lot("L1")["deadline"] == deadline                # existing lot keeps its deadline
+    s.refused("CeilingExceeded", s.place, "L2", 201)          # the new ceiling applies to new placements
+    new = s.accepted(s.place("L2", 200))
+    assert new["lot"]["deadline"] < deadline and new["lot"]["authorisation_version"] == 2
+    s.refused("InvalidEvent", s.submit, "AmendAuthorisation",
+              {"authorisation_id": AUTH_ID, **authorisation_fields(s.day, holder_eori="DE123")}, "CustomsMSP")
+
+
+def test_confirm_exit(s):
+    s.accepted(s.exit(10, lot_id="L1", mrn_=mrn("E", 5), procedure="4051"))
+    s.refused("NotFound", s.submit, "ConfirmExit", {"authorisation_id": AUTH_ID, "mrn": mrn("E", 5),
+                                                    "exit_date": s.day.date().isoformat()}, "CustomsMSP")
+    s.accepted(s.exit(10, lot_id="L1", mrn_=mrn("E", 6)))
+    assert any(a["type"] == "ExitUnconfirmed" for a in s.query("GetAlerts", AUTH_ID, iso(s.D(91)))["alerts"])
+    confirm = {"authorisation_id": AUTH_ID, "mrn": mrn("E", 6), "exit_date": s.day.date().isoformat()}
+    s.refused("OutOfOrder", s.submit, "ConfirmExit", {**confirm, "exit_date": "2026-01-01"}, "CustomsMSP")
+    res = s.accepted(s.submit("ConfirmExit", confirm, "CustomsMSP"))
+    assert res["confirmed"] == [{"mrn": mrn("E", 6), "item_no": 1, "goods": "LOT", "id": "L1", "quantity": 10}]
+    assert not any(a["type"] == "ExitUnconfirmed" for a in s.query("GetAlerts", AUTH_ID, iso(s.D(91)))["alerts"])
+    s.refused("InvalidState", s.submit, "ConfirmExit", confirm, "CustomsMSP")
+
+
+def test_record_control_raises_and_clears_balance_discrepancy(s):
+    control = {"authorisation_id": AUTH_ID, "site": SITE1, "counted": [{"lot_id": "L1", "qty": 990}],
+               "findings": "10 missing"}
+    res = s.accepted(s.submit("RecordControl", control, "CustomsMSP"))
+    assert res["lines"][0] == {"goods": "LOT", "id": "L1", "site": SITE1, "book": 1000, "counted": 990,
+                               "difference": -10, "unit": "p/st"}
+    change = res_event = s.ledger.events[-1]
+    assert change and '"BalanceDiscrepancy"' in res_event[2].decode()
+    alerts = [a for a in s.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "BalanceDiscrepancy"]
+    assert [a["subject"] for a in alerts] == [f"LOT:L1@{SITE1}"]
+    assert s.lot("L1")["balance"] == 1000  # a control changes no balance
+    s.accepted(s.lose(10, lot_id="L1"))
+    s.accepted(s.submit("RecordControl", {**control, "findings": ""}, "CustomsMSP"))
+    assert not [a for a in s.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "BalanceDiscrepancy"]
+    s.refused("SiteNotAuthorised", s.submit, "RecordControl", {**control, "site": "TOURS-1"}, "CustomsMSP")
+
+
+def test_loss_rate_alert_ignores_destruction(s):
+    res = s.accepted(s.lose(10, lot_id="L1", reason="DESTROYED"))
+    assert s.ledger.events[-1][2] and "LossRateHigh" not in s.ledger.events[-1][2].decode()
+    assert res["loss"]["reason"] == "DESTROYED"
+    s.accepted(s.lose(10, lot_id="L1", reason="NATURE"))   # 1 % = the limit, not above
+    assert not [a for a in s.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "LossRateHigh"]
+    s.accepted(s.lose(1, lot_id="L1", reason="FORCE_MAJEURE"))
+    alerts = [a for a in s.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "LossRateHigh"]
+    assert alerts[0]["details"] == {"goods": "LOT", "id": "L1", "lost": 11, "entered": 1000, "unit": "p/st",
+                                    "pct": 1.1}
+
+
+def test_ceiling_near_raised_and_cleared(s):
+    raised = s.accepted(s.place("L2", 3500))   # 4500 = 90 %
+    assert s.ledger.events[-1][2].decode().count('"CeilingNear"') == 1 and raised
+    s.accepted(s.exit(1, lot_id="L2"))
+    assert not [a for a in s.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "CeilingNear"]
+
+
+def test_fifo_attribution_of_a_batch_exit_across_lots(s):
+    s.wait_until(s.D(0.1))
+    s.accepted(s.place("L2", 1000))
+    s.accepted(s.process("OP1", [("L2", 100), ("L1", 100)], [retreaded(200, "B1")]))
+    assert s.batch("B1")["shares"] == [{"lot_id": "L1", "qty": 100, "discharged": 0},   # L1 was placed first
+                                       {"lot_id": "L2", "qty": 100, "discharged": 0}]
+    res = s.accepted(s.exit(150, batch_id="B1"))
+    assert res["exit"]["attribution"] == [{"lot_id": "L1", "qty": 100}, {"lot_id": "L2", "qty": 50}]
+    assert s.lot("L1")["products"]["B1"]["discharged"] == 100
+    res = s.accepted(s.lose(50, batch_id="B1", reason="DESTROYED"))
+    assert res["loss"]["attribution"] == [{"lot_id": "L2", "qty": 50}]
+    assert [e["event_type"] for e in s.query("GetLotHistory", "L2")["history"]] == [
+        "PlaceUnderProcedure", "RecordProcessing", "ExitGoods", "RecordLoss"]
+
+
+def test_lot_is_discharged_only_when_its_products_are(s):
+    s.accepted(s.process("OP1", [("L1", 1000)], [retreaded(1000, "B1"), waste(50, "W1")]))
+    assert s.lot("L1")["status"] == "OPEN" and s.lot("L1")["balance"] == 0
+    s.accepted(s.exit(1000, batch_id="B1"))
+    assert s.lot("L1")["status"] == "DISCHARGED"   # waste does not keep the lot open (design)
+    assert s.batch("W1")["status"] == "OPEN"
+
+
+def test_authorisation_keys_carry_customs_key_level_endorsement(s):
+    from chaincode.contract.endorsement import describe
+
+    stub = s.ledger.stub()
+    policy = s.ledger.validation_parameter(stub.create_composite_key("auth", [AUTH_ID]))
+    assert describe(policy) == {"n": 1, "signed_by": ["CustomsMSP.peer"]}
+    assert s.ledger.validation_parameter(stub.create_composite_key("lot", ["L1"])) == b""
+    s.accepted(s.set_parameters(warn_days=10))
+    assert describe(s.ledger.validation_parameter(stub.create_composite_key("params", []))) == \
+        {"n": 1, "signed_by": ["CustomsMSP.peer"]}
+
+
+def test_set_parameters(s):
+    res = s.accepted(s.set_parameters(warn_days=10, ceiling_warn_pct=50))
+    assert res["changed"] == ["ceiling_warn_pct", "warn_days"]
+    params = s.query("GetParameters", msp="OperatorMSP")
+    assert params["warn_days"] == 10 and params["max_clock_skew_s"] == 300
+    stub = s.ledger.stub()
+    stored = json.loads(s.ledger.state[stub.create_composite_key("params", [])])
+    assert stored == {"warn_days": 10, "ceiling_warn_pct": 50}  # only customs' choices; defaults stay defaults
+    s.refused("InvalidEvent", s.set_parameters, yield_warn_pct=9)   # above yield_block_pct 5
+    s.refused("InvalidEvent", s.set_parameters, warn_days=-1)
+    s.refused("InvalidEvent", s.set_parameters, colour="red")
+    s.refused("NotPermitted", s.submit, "SetParameters", {"parameters": {"warn_days": 1}}, "OperatorMSP")
