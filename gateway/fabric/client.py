@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from datetime import datetime
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -172,10 +173,16 @@ class Contract:
 
     # -- evaluate -------------------------------------------------------------
     def evaluate(self, function: str, args: Sequence[Arg] = (), transient: Mapping[str, Arg] | None = None,
-                 endorsing_orgs: Sequence[str] | None = None, *, timeout: float | None = None) -> bytes:
-        """Run ``function`` on one peer without ordering anything; its return value."""
+                 endorsing_orgs: Sequence[str] | None = None, *, timeout: float | None = None,
+                 timestamp: datetime | None = None) -> bytes:
+        """Run ``function`` on one peer without ordering anything; its return value.
+
+        ``timestamp`` overrides the proposal's timestamp (default: now); peers refuse
+        one outside their ``peer.authentication.timewindow``.
+        """
         gw = self.gateway
-        proposal = build_proposal(gw.identity, self.channel_id, self.chaincode, function, args, transient)
+        proposal = build_proposal(gw.identity, self.channel_id, self.chaincode, function, args, transient,
+                                  timestamp=timestamp)
         request = gateway_pb2.EvaluateRequest(
             transaction_id=proposal.tx_id, channel_id=self.channel_id,
             proposed_transaction=proposal.sign(gw.signer),
@@ -188,7 +195,8 @@ class Contract:
 
     # -- submit -----------------------------------------------------------------
     def submit(self, function: str, args: Sequence[Arg] = (), transient: Mapping[str, Arg] | None = None,
-               endorsing_orgs: Sequence[str] | None = None, *, timeout: float | None = None) -> SubmitResult:
+               endorsing_orgs: Sequence[str] | None = None, *, timeout: float | None = None,
+               timestamp: datetime | None = None) -> SubmitResult:
         """Endorse, order and wait for the commit of ``function(*args)``.
 
         ``timeout`` bounds the whole call, retries included (each gRPC call still
@@ -202,7 +210,8 @@ class Contract:
             attempt += 1
             retries_left = attempt <= gw.retry.retries
             try:
-                return self._submit_once(function, args, transient, endorsing_orgs, deadline, attempt)
+                return self._submit_once(function, args, transient, endorsing_orgs, deadline, attempt,
+                                         timestamp)
             except GatewayError as exc:
                 exc.attempts = attempt
                 if not (retries_left and _retryable(exc)):
@@ -214,9 +223,11 @@ class Contract:
                 delay = min(delay, max(0.0, deadline - time.monotonic()))
             time.sleep(delay)
 
-    def _submit_once(self, function, args, transient, endorsing_orgs, deadline, attempt) -> SubmitResult:
+    def _submit_once(self, function, args, transient, endorsing_orgs, deadline, attempt,
+                     timestamp=None) -> SubmitResult:
         gw = self.gateway
-        proposal = build_proposal(gw.identity, self.channel_id, self.chaincode, function, args, transient)
+        proposal = build_proposal(gw.identity, self.channel_id, self.chaincode, function, args, transient,
+                                  timestamp=timestamp)
         tx_id = proposal.tx_id
 
         # 1. endorse

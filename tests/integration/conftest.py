@@ -68,23 +68,24 @@ def fabric_network(tmp_path_factory) -> Network:
 # ----------------------------------------------------------------------------- clients
 
 class Clients:
-    """Gateway clients of each org's User1, connected to that org's own peer."""
+    """Gateway clients of each org's identities (User1 by default, or Admin), each
+    connected to its own org's peer."""
 
     def __init__(self, net: Network):
-        from gateway.fabric import Endpoint, Gateway, load_identity
         self.net = net
         self._gateways = {}
-        for org in net.consortium.orgs:
-            identity, signer = load_identity(net.layout.user_msp(org, "User1"), org.msp_id)
-            peer = org.nodes[0]
-            ep = Endpoint(peer.address, tls_root_cert=net.layout.tls_ca(org))
-            self._gateways[org.msp_id] = Gateway.connect(ep, identity, signer)
 
-    def gateway(self, msp_id: str):
-        return self._gateways[msp_id]
+    def gateway(self, msp_id: str, user: str = "User1"):
+        from gateway.fabric import Endpoint, Gateway, load_identity
+        if (msp_id, user) not in self._gateways:
+            org = self.net.consortium.org(msp_id)
+            identity, signer = load_identity(self.net.layout.user_msp(org, user), org.msp_id)
+            ep = Endpoint(org.nodes[0].address, tls_root_cert=self.net.layout.tls_ca(org))
+            self._gateways[(msp_id, user)] = Gateway.connect(ep, identity, signer)
+        return self._gateways[(msp_id, user)]
 
-    def contract(self, msp_id: str, chaincode: str):
-        return self._gateways[msp_id].network(self.net.consortium.channel).contract(chaincode)
+    def contract(self, msp_id: str, chaincode: str, user: str = "User1"):
+        return self.gateway(msp_id, user).network(self.net.consortium.channel).contract(chaincode)
 
     def close(self):
         for gw in self._gateways.values():
