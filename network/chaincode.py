@@ -187,7 +187,9 @@ class Deployer:
                  f"{len(wheels)} wheels): {out}")
         return out
 
-    def install(self, pkg: Path) -> str:
+    def install(self, pkg: Path, peers: list | None = None) -> str:
+        """Install ``pkg`` on ``peers`` (default: every peer of the consortium)."""
+        peers = self.net.consortium.peers if peers is None else peers
         pid = package_id(pkg)
         label = pid.split(":")[0]
 
@@ -200,8 +202,8 @@ class Deployer:
                               timeout=600)
             return f"  {peer.id}: installed {label}"
 
-        with ThreadPoolExecutor(max_workers=len(self.net.consortium.peers)) as pool:
-            for line in pool.map(one, self.net.consortium.peers):
+        with ThreadPoolExecutor(max_workers=max(1, len(peers))) as pool:
+            for line in pool.map(one, peers):
                 self.log(line)
         return pid
 
@@ -267,7 +269,114 @@ class Deployer:
                            *definition, *peer_args, "--waitForEventTimeout", "60s"])
         self.log(f"  committed {spec.name} {spec.version} at sequence {sequence} "
                  f"in {time.monotonic() - started:.1f} s")
+        self._save_definition(spec, sequence, pkg, pid)
         return self.committed(spec.name)
+
+    # -------------------------------------------------------------- organisations joining later
+
+    def definition_file(self, name: str) -> Path:
+        return self.net.layout.root / "chaincode" / f"{name}.definition.json"
+
+    def _save_definition(self, spec: ChaincodeSpec, sequence: int, pkg: Path, pid: str) -> None:
+        """What was committed, exactly as given to the peer CLI, so an org that joins the
+        channel later approves byte-for-byte the same definition."""
+        record = {"name": spec.name, "version": spec.version, "sequence": sequence,
+                  "signature_policy": spec.signature_policy,
+                  "collections": (json.loads(Path(spec.collections_config).read_text())
+                                  if spec.collections_config else None),
+                  "package": str(Path(pkg).resolve()), "package_id": pid}
+        path = self.definition_file(spec.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2) + "\n")
+
+    def _record(self, name: str, committed: dict) -> dict:
+        path = self.definition_file(name)
+        if not path.exists():
+            raise ChaincodeError(f"no record of how {name} was committed ({path}); "
+                                 "approve it with the peer CLI and the original definition")
+        rec = json.loads(path.read_text())
+        if (rec["sequence"], rec["version"]) != (committed["sequence"], committed["version"]):
+            raise ChaincodeError(
+                f"{path} records {name} {rec['version']} at sequence {rec['sequence']}, but "
+                f"{committed['version']} at sequence {committed['sequence']} is committed")
+        pkg = Path(rec["package"])
+        if not pkg.exists() or package_id(pkg) != rec["package_id"]:
+            raise ChaincodeError(f"package {pkg} is missing or is not {rec['package_id']}")
+        return rec
+
+    def set_endorsement_policy(self, name: str, policy: str, orgs: list[str]) -> dict:
+        """Commit ``name``'s definition again at the next sequence with a new endorsement
+        policy (same version, package and collections), approved by each org in ``orgs``
+        (the channel members: the channel's LifecycleEndorsement policy decides how many
+        approvals a commit needs)."""
+        committed = self.committed(name)
+        if not committed:
+            raise ChaincodeError(f"chaincode {name} is not committed on the channel")
+        rec = self._record(name, committed)
+        sequence = committed["sequence"] + 1
+        spec = ChaincodeSpec(name=name, version=rec["version"], signature_policy=policy)
+        members = [self.net.consortium.org(m) for m in orgs]
+        with tempfile.TemporaryDirectory() as tmp:
+            if rec["collections"] is not None:
+                spec.collections_config = Path(tmp) / "collections.json"
+                spec.collections_config.write_text(json.dumps(rec["collections"]))
+            definition = self._definition_args(spec, sequence)
+            for org in members:
+                self.net.peer_cli(org.nodes[0], ["lifecycle", "chaincode", "approveformyorg",
+                                                 *self._orderer_args, *definition,
+                                                 "--package-id", rec["package_id"],
+                                                 "--waitForEventTimeout", "60s"])
+                self.log(f"  approved by {org.msp_id}")
+            peer_args = []
+            for org in members:
+                peer_args += ["--peerAddresses", org.nodes[0].address,
+                              "--tlsRootCertFiles", str(self.net.layout.tls_ca(org))]
+            self.net.peer_cli(members[0].nodes[0],
+                              ["lifecycle", "chaincode", "commit", *self._orderer_args,
+                               *definition, *peer_args, "--waitForEventTimeout", "60s"])
+            self.log(f"  committed {name} {rec['version']} at sequence {sequence} with "
+                     f"endorsement policy {policy}")
+            self._save_definition(spec, sequence, Path(rec["package"]), rec["package_id"])
+        return self.committed(name)
+
+    def approve_for_org(self, name: str, msp_id: str) -> dict:
+        """Install the committed chaincode on ``msp_id``'s peers and approve its committed
+        definition (same sequence, version, policy, collections, package) for that org.
+
+        For an organisation that joined the channel after the chaincode was committed:
+        until its org has approved the committed definition, its peers do not run it.
+        """
+        committed = self.committed(name)
+        if not committed:
+            raise ChaincodeError(f"chaincode {name} is not committed on the channel")
+        rec = self._record(name, committed)
+        pkg = Path(rec["package"])
+        org = self.net.consortium.org(msp_id)
+        pid = self.install(pkg, org.nodes)
+        spec = ChaincodeSpec(name=name, version=rec["version"],
+                             signature_policy=rec["signature_policy"])
+        with tempfile.TemporaryDirectory() as tmp:
+            if rec["collections"] is not None:
+                spec.collections_config = Path(tmp) / "collections.json"
+                spec.collections_config.write_text(json.dumps(rec["collections"]))
+            definition = self._definition_args(spec, rec["sequence"])
+            if committed.get("approvals", {}).get(msp_id) is not True:
+                self.net.peer_cli(org.nodes[0], ["lifecycle", "chaincode", "approveformyorg",
+                                                 *self._orderer_args, *definition,
+                                                 "--package-id", pid,
+                                                 "--waitForEventTimeout", "60s"])
+                self.log(f"  approved {name} {rec['version']} (sequence {rec['sequence']}) "
+                         f"for {msp_id}")
+        approved = json.loads(self.net.peer_cli(
+            org.nodes[0], ["lifecycle", "chaincode", "queryapproved", "--channelID",
+                           self.net.consortium.channel, "--name", name, "--sequence",
+                           str(rec["sequence"]), "--output", "json"]).stdout)
+        for key in ("version", "validation_parameter", "collections", "init_required",
+                    "endorsement_plugin", "validation_plugin"):
+            if approved.get(key) != committed.get(key):
+                raise ChaincodeError(f"{msp_id}'s approval of {name} differs from the committed "
+                                     f"definition in {key}")
+        return self.committed(name)
 
     def status(self, name: str) -> dict:
         committed = self.committed(name)

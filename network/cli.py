@@ -3,6 +3,11 @@
     ipledger fabric install [--force]
     ipledger network generate | up | status [--json] | down [--purge] | logs NODE [-n N] [-f]
     ipledger chaincode package | deploy | upgrade --version V | status
+    ipledger network add-org --msp-id M [--name N] [--description D] | remove-org --msp-id M
+    ipledger admin org definition | propose add-org|remove-org|update-anchors|set-policy |
+                   sign UPDATE --as M | status UPDATE | submit UPDATE | members |
+                   chaincode-approve --org M | chaincode-policy --policy P
+                   (see network/admin.py, docs/admin.md)
 
 Global options (or environment): --state-dir (IPLEDGER_STATE_DIR, default
 ./.ipledger), --consortium (IPLEDGER_CONSORTIUM), --base-port (IPLEDGER_BASE_PORT).
@@ -16,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import fabric
+from . import admin, fabric
 from .consortium import ConsortiumError
 from .generate import GenerateError
 from .lifecycle import Network, NetworkError
@@ -52,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("node", help="node id, e.g. peer0.customs or orderer0.orderer")
     logs.add_argument("-n", "--lines", type=int, default=50)
     logs.add_argument("-f", "--follow", action="store_true")
+    admin.add_network_commands(net)  # network add-org / remove-org
 
     cc = sub.add_parser("chaincode", help="the ipledger chaincode on the channel").add_subparsers(
         dest="cmd", required=True)
@@ -65,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="chaincode version (default: 1.0; required for upgrade)")
         if name in ("package", "deploy", "upgrade"):
             sp.add_argument("--output", type=Path, help="where to write the package")
+    admin.add_commands(sub)  # ipledger admin ...
     return p
 
 
@@ -78,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.group == "chaincode":
             return _chaincode(args)
+        if args.group == "admin":
+            return admin.run(args)
         return _network(args)
     except (ConsortiumError, GenerateError, NetworkError, fabric.FabricError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -105,6 +114,8 @@ def _network(args) -> int:
         net.down(purge=args.purge)
     elif args.cmd == "logs":
         _logs(net, args.node, args.lines, args.follow)
+    elif args.cmd in ("add-org", "remove-org"):
+        return admin.network_command(net, args)
     return 0
 
 

@@ -241,3 +241,54 @@ def to_dict(c: Consortium) -> dict:
                            "description": org.description, "peers": nodes(org)}
                           for org in c.orgs],
     }
+
+
+# ----------------------------------------------------------------------------- edits
+
+def with_org(c: Consortium, msp_id: str, name: str | None = None, description: str = "",
+             domain: str | None = None, peers: int = 1, ports_per_node: int = 10) -> Consortium:
+    """A copy of ``c`` with one more application organisation.
+
+    Its peers (``peer0``…) listen on the host of the existing peers, on the next
+    port blocks after the highest port in use. The result is validated like a
+    file read from disk (names, MSP id, unique ports).
+    """
+    if any(o.msp_id == msp_id for o in [c.orderer_org, *c.orgs]):
+        raise ConsortiumError(f"organisation {msp_id} is already in the consortium")
+    if peers < 1:
+        raise ConsortiumError("an organisation needs at least one peer")
+    raw = to_dict(c)
+    host = (c.peers or c.orderers)[0].host
+    port = max(n.port for n in c.nodes) + ports_per_node
+    entry: dict = {"msp_id": msp_id}
+    if name:
+        entry["name"] = name
+    if domain:
+        entry["domain"] = domain
+    entry["description"] = description
+    entry["peers"] = [{"name": f"peer{i}", "host": host, "port": port + i * ports_per_node}
+                      for i in range(peers)]
+    raw["organisations"].append(entry)
+    out = parse(raw)
+    out.source = c.source
+    return out
+
+
+def without_org(c: Consortium, msp_id: str) -> Consortium:
+    """A copy of ``c`` without the application organisation ``msp_id``."""
+    if msp_id == c.orderer_org.msp_id:
+        raise ConsortiumError(f"{msp_id} is the orderer organisation; it cannot be removed")
+    if not any(o.msp_id == msp_id for o in c.orgs):
+        raise ConsortiumError(f"organisation {msp_id} is not in the consortium")
+    raw = to_dict(c)
+    raw["organisations"] = [o for o in raw["organisations"] if o["msp_id"] != msp_id]
+    if not raw["organisations"]:
+        raise ConsortiumError("the consortium would have no application organisation left")
+    out = parse(raw)
+    out.source = c.source
+    return out
+
+
+def save(c: Consortium, path: Path | str) -> None:
+    """Write the resolved description (``to_dict``) to ``path``."""
+    Path(path).write_text(yaml.safe_dump(to_dict(c), sort_keys=False, default_flow_style=False))

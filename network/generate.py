@@ -52,6 +52,17 @@ def generate_crypto(c: Consortium, lay: Layout) -> None:
     protect_secrets(lay.crypto)
 
 
+def extend_crypto(c: Consortium, lay: Layout) -> None:
+    """Crypto material for organisations and nodes added since generation (cryptogen extend).
+
+    Existing material (every CA and key) is kept as it is.
+    """
+    cfg = lay.root / "crypto-config.yaml"
+    _write_yaml(cfg, cryptogen_config(c))
+    _tool([fabric.binary("cryptogen"), "extend", f"--config={cfg}", f"--input={lay.crypto}"])
+    protect_secrets(lay.crypto)
+
+
 def protect_secrets(root: Path) -> None:
     """Private keys 0600, their directories 0700 (cryptogen leaves them wider)."""
     for path in root.rglob("*"):
@@ -71,6 +82,25 @@ def _meta(rule: str) -> dict:
     return {"Type": "ImplicitMeta", "Rule": rule}
 
 
+def application_org(msp_id: str, msp_dir: Path, anchor_peers: list[str]) -> dict:
+    """An application organisation as configtx.yaml declares it (also used by
+    ``ipledger admin org definition`` for an organisation joining later)."""
+    anchors = []
+    for address in anchor_peers:
+        host, _, port = address.rpartition(":")
+        anchors.append({"Host": host, "Port": int(port)})
+    return {
+        "Name": msp_id, "ID": msp_id, "MSPDir": str(msp_dir),
+        "Policies": {
+            "Readers": _sig(f"OR('{msp_id}.admin', '{msp_id}.peer', '{msp_id}.client')"),
+            "Writers": _sig(f"OR('{msp_id}.admin', '{msp_id}.client')"),
+            "Admins": _sig(f"OR('{msp_id}.admin')"),
+            "Endorsement": _sig(f"OR('{msp_id}.peer')"),
+        },
+        "AnchorPeers": anchors,
+    }
+
+
 def configtx(c: Consortium, lay: Layout) -> dict:
     o = c.orderer_org
     orderer_org = {
@@ -82,18 +112,10 @@ def configtx(c: Consortium, lay: Layout) -> dict:
         },
         "OrdererEndpoints": [n.address for n in o.nodes],
     }
-    app_orgs = [{
-        "Name": org.msp_id, "ID": org.msp_id, "MSPDir": str(lay.org_msp(org)),
-        "Policies": {
-            "Readers": _sig(f"OR('{org.msp_id}.admin', '{org.msp_id}.peer', '{org.msp_id}.client')"),
-            "Writers": _sig(f"OR('{org.msp_id}.admin', '{org.msp_id}.client')"),
-            "Admins": _sig(f"OR('{org.msp_id}.admin')"),
-            "Endorsement": _sig(f"OR('{org.msp_id}.peer')"),
-        },
-        # Anchor peers go into the genesis block: gossip across orgs, and so the
-        # Gateway's service discovery, needs them from the start.
-        "AnchorPeers": [{"Host": n.host, "Port": n.port} for n in org.nodes],
-    } for org in c.orgs]
+    # Anchor peers go into the genesis block: gossip across orgs, and so the
+    # Gateway's service discovery, needs them from the start.
+    app_orgs = [application_org(org.msp_id, lay.org_msp(org), [n.address for n in org.nodes])
+                for org in c.orgs]
     tls = lambda n: str(lay.node_tls(n) / "server.crt")  # noqa: E731
     return {"Profiles": {"IPLedgerChannel": {
         "Policies": {
@@ -361,13 +383,18 @@ def _operations(host: str, port: int, tls: Path, lower: bool) -> dict:
 
 def generate_nodes(c: Consortium, lay: Layout) -> None:
     for n in c.nodes:
-        d = lay.node_dir(n)
-        d.mkdir(parents=True, exist_ok=True)
-        lay.data_dir(n).mkdir(exist_ok=True)
-        if n.kind == "peer":
-            _write_yaml(d / "core.yaml", peer_config(c, lay, n))
-        else:
-            _write_yaml(d / "orderer.yaml", orderer_config(c, lay, n))
+        generate_node(c, lay, n)
+
+
+def generate_node(c: Consortium, lay: Layout, n: Node) -> None:
+    """One node's directory and core.yaml / orderer.yaml."""
+    d = lay.node_dir(n)
+    d.mkdir(parents=True, exist_ok=True)
+    lay.data_dir(n).mkdir(exist_ok=True)
+    if n.kind == "peer":
+        _write_yaml(d / "core.yaml", peer_config(c, lay, n))
+    else:
+        _write_yaml(d / "orderer.yaml", orderer_config(c, lay, n))
 
 
 # ----------------------------------------------------------------------------- all

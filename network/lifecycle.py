@@ -63,30 +63,69 @@ class Network:
         if not self.generated:
             self.generate(log=log)
         c, lay = self.consortium, self.layout
-        to_start = [n for n in c.nodes if processes.running_pid(lay, n) is None]
-        for n in to_start:
-            pid = processes.start(lay, n)
-            log(f"  started {n.id:<20} pid {pid:<8} {n.address}")
-        if not to_start:
-            log("  all nodes already running")
-        self._wait(lambda: [n.id for n in c.nodes if not self.healthy(n)], "healthy",
-                   timeout, log)
+        # Organisations added after generation (ipledger network add-org) run only
+        # once the channel's admins have added them to the channel configuration.
+        founding = self.founding_orgs()
+        nodes = [n for n in c.nodes if n.kind == "orderer" or n.org.msp_id in founding]
+        self._start(nodes, log, timeout, "all nodes already running")
         for n in c.orderers:
             if not self.orderer_joined(n):
                 self._osnadmin_join(n)
                 log(f"  {n.id} joined channel '{c.channel}'")
-        for n in c.peers:
-            if self.peer_height(n) is None:
-                self._peer_join(n)
-                log(f"  {n.id} joined channel '{c.channel}'")
-        self._wait(lambda: [n.id for n in c.peers if (self.peer_height(n) or 0) < 1],
+        peers = [n for n in nodes if n.kind == "peer"]
+        self._join_peers(peers, log)
+        later = [o for o in c.orgs if o.msp_id not in founding]
+        if later:
+            peers += self._up_later_orgs(later, log, timeout)
+        self._wait(lambda: [n.id for n in peers if (self.peer_height(n) or 0) < 1],
                    f"on channel '{c.channel}'", timeout, log)
         # The Gateway plans endorsements from gossip membership: wait until every peer
         # sees every other peer of the channel, or cross-org submits would fail.
-        self._wait(lambda: [n.id for n in c.peers
-                            if (self.gossip_peers_known(n) or 0) < len(c.peers) - 1],
+        self._wait(lambda: [n.id for n in peers
+                            if (self.gossip_peers_known(n) or 0) < len(peers) - 1],
                    "in gossip contact with every other peer", timeout, log)
         log(f"Network up in {time.monotonic() - started:.1f} s")
+
+    def _start(self, nodes: list[Node], log, timeout: float, none_msg: str | None = None) -> None:
+        to_start = [n for n in nodes if processes.running_pid(self.layout, n) is None]
+        for n in to_start:
+            pid = processes.start(self.layout, n)
+            log(f"  started {n.id:<20} pid {pid:<8} {n.address}")
+        if not to_start and none_msg:
+            log(f"  {none_msg}")
+        self._wait(lambda: [n.id for n in nodes if not self.healthy(n)], "healthy",
+                   timeout, log)
+
+    def _join_peers(self, peers: list[Node], log) -> None:
+        for n in peers:
+            if self.peer_height(n) is None:
+                self._peer_join(n)
+                log(f"  {n.id} joined channel '{self.consortium.channel}'")
+
+    def founding_orgs(self) -> set[str]:
+        """MSP ids of the application organisations in the channel's genesis block."""
+        from .admin_config import application_orgs, config_from_block
+        config, _ = config_from_block(self.layout.genesis_block.read_bytes())
+        return set(application_orgs(config))
+
+    def _up_later_orgs(self, orgs, log, timeout: float) -> list[Node]:
+        """Start and join the peers of later-added orgs that the channel config has admitted."""
+        from .admin import channel_config
+        from .admin_config import application_orgs
+        config, _ = channel_config(self)
+        members = set(application_orgs(config))
+        peers = []
+        for org in orgs:
+            if org.msp_id in members:
+                peers += org.nodes
+            else:
+                log(f"  {org.msp_id} is not in the channel configuration (yet): "
+                    f"{', '.join(n.id for n in org.nodes)} left out; its admission is an "
+                    "update signed by the channel's admins (ipledger admin propose add-org)")
+        if peers:
+            self._start(peers, log, timeout)
+            self._join_peers(peers, log)
+        return peers
 
     def down(self, purge: bool = False, log=print) -> None:
         for n in reversed(self.consortium.nodes):

@@ -1,0 +1,283 @@
+"""Channel membership administration on a live network: docs/admin.md, step by step.
+
+A fourth organisation, AuditMSP (an auditing customs office), joins the channel
+with the signatures of a majority of the three founding orgs' admins, its peer
+catches up and serves data written before it joined; an update with too few
+signatures is refused, by ``submit`` and (``--force``) by the orderer itself;
+then AuditMSP is removed again by a majority of the four, after which its
+client can no longer submit while the others continue.
+
+This module runs its own network (membership changes would disturb the shared
+session network) and the tests are steps of one story: they run in file order.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from network import processes
+from network.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer
+from network.cli import main
+from network.lifecycle import Network
+from tests.integration.conftest import STUBCHECK_DIR, free_base_port, processes_using
+
+pytestmark = pytest.mark.fabric
+J = json.dumps
+POLICY = "OR('CustomsMSP.peer','OperatorMSP.peer','BrokerMSP.peer')"
+DESCRIPTION = "auditing customs office (post-clearance audit)"
+
+
+def quiet(*_):
+    pass
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    root = tmp_path_factory.mktemp("admin")
+    state = root / "state"
+    net = Network.open(state, base_port=free_base_port())
+    try:
+        net.up(log=quiet)
+        Deployer(net, log=quiet).deploy(ChaincodeSpec(
+            name="stubcheck", version="1.0", contract="stubcheck:StubCheck",
+            sources=[CHAINCODE_DIR, STUBCHECK_DIR], signature_policy=POLICY,
+            collections_config=STUBCHECK_DIR / "collections.json"))
+        yield {"root": root, "state": state}
+    finally:
+        # Re-read the state: the consortium file gains (and loses) AuditMSP on the way.
+        Network.open(state).down(log=quiet)
+    assert not processes_using(state.resolve()), "processes left running after down"
+
+
+@pytest.fixture
+def ipledger(state, capsys):
+    """Run ``ipledger --state-dir STATE ARGS…`` in-process; returns (exit code, stdout, stderr)."""
+    def run(*args):
+        capsys.readouterr()
+        rc = main(["--state-dir", str(state["state"]), *[str(a) for a in args]])
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+    return run
+
+
+def net_of(state) -> Network:
+    return Network.open(state["state"])
+
+
+def client(state, msp_id: str, chaincode: str = "stubcheck"):
+    """A Gateway client of ``msp_id``'s User1, connected to that org's own peer."""
+    from gateway.fabric import Endpoint, Gateway, load_identity
+    net = net_of(state)
+    org = net.consortium.org(msp_id)
+    identity, signer = load_identity(net.layout.user_msp(org, "User1"), msp_id)
+    gw = Gateway.connect(Endpoint(org.nodes[0].address, tls_root_cert=net.layout.tls_ca(org)),
+                         identity, signer)
+    state.setdefault("gateways", []).append(gw)
+    return gw.network(net.consortium.channel).contract(chaincode)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_gateways(state):
+    yield
+    for gw in state.get("gateways", []):
+        gw.close()
+
+
+def test_data_written_before_the_new_org_exists(state):
+    r = client(state, "OperatorMSP").submit("Put", [J("before-audit"), J("stock of lot L-17")])
+    assert r.block_number > 0
+
+
+def test_step1_new_org_gets_crypto_and_a_peer_config_but_is_left_out(state, ipledger):
+    before = net_of(state)
+    ca = before.layout.org_dir(before.consortium.org("CustomsMSP")) / "ca"
+    ca_files = {f: f.read_bytes() for f in ca.iterdir()}
+    rc, out, _ = ipledger("network", "add-org", "--msp-id", "AuditMSP", "--name", "audit",
+                          "--description", DESCRIPTION)
+    assert rc == 0, out
+    net = net_of(state)
+    audit = net.consortium.org("AuditMSP")
+    assert audit.description == DESCRIPTION and [n.id for n in audit.nodes] == ["peer0.audit"]
+    assert (net.layout.user_msp(audit, "User1") / "signcerts").is_dir()
+    assert (net.layout.node_dir(audit.nodes[0]) / "core.yaml").exists()
+    # The founding orgs' CAs (and keys) are untouched by cryptogen extend.
+    assert {f: f.read_bytes() for f in ca.iterdir()} == ca_files
+    rc, out, _ = ipledger("network", "up")
+    assert rc == 0, out
+    assert "AuditMSP is not in the channel configuration (yet): peer0.audit left out" in out
+    assert processes.running_pid(net.layout, audit.nodes[0]) is None
+
+
+def test_step2_3_definition_and_proposal(state, ipledger):
+    root = state["root"]
+    rc, out, _ = ipledger("admin", "org", "definition", "--org", "AuditMSP",
+                          "--output", root / "AuditMSP-definition.json")
+    assert rc == 0, out
+    definition = json.loads((root / "AuditMSP-definition.json").read_text())
+    assert definition["values"]["MSP"]["value"]["config"]["name"] == "AuditMSP"
+    assert "PRIVATE KEY" not in (root / "AuditMSP-definition.json").read_text()
+    rc, out, err = ipledger("admin", "propose", "add-org",
+                            "--definition", root / "AuditMSP-definition.json",
+                            "--as", "CustomsMSP", "--output", root / "add-audit.pb")
+    assert rc == 0, err
+    assert "add application organisation AuditMSP" in out
+    assert "/Channel/Application/Admins: MAJORITY Admins (2 of 3)" in out
+    assert (root / "add-audit.pb").exists() and (root / "add-audit.json").exists()
+
+
+def test_step4_6_one_signature_is_refused_by_submit_and_by_the_orderer(state, ipledger):
+    update = state["root"] / "add-audit.pb"
+    rc, out, _ = ipledger("admin", "sign", update, "--as", "CustomsMSP")
+    assert rc == 0 and "Signed by CustomsMSP" in out
+    assert "add application organisation AuditMSP" in out  # shown before signing
+    rc, out, _ = ipledger("admin", "status", update, "--json")
+    status = json.loads(out)
+    assert rc == 1 and not status["satisfied"]
+    assert [(s["msp_id"], s["admin"]) for s in status["signatures"]] == [("CustomsMSP", True)]
+    assert [(p["policy"], p["have"], p["needed"]) for p in status["policies"]] == [
+        ("/Channel/Application/Admins", 1, 2)]
+    rc, _, err = ipledger("admin", "submit", update)
+    assert rc == 1 and "refused" in err and "1 of 2" in err
+    rc, _, err = ipledger("admin", "submit", update, "--force")
+    assert rc == 2
+    assert "the orderer refused the update" in err
+    assert "requires 2 of the 'Admins' sub-policies to be satisfied" in err
+    rc, out, _ = ipledger("admin", "members", "--json")
+    assert "AuditMSP" in json.loads(out)["not_in_channel"]
+
+
+def test_step4_6_a_majority_signs_and_the_update_goes_through(state, ipledger):
+    update = state["root"] / "add-audit.pb"
+    # As on the operator admin's own machine: only its MSP directory is needed.
+    net = net_of(state)
+    msp_dir = net.layout.user_msp(net.consortium.org("OperatorMSP"))
+    rc, out, _ = ipledger("admin", "sign", update, "--as", "OperatorMSP", "--msp-dir", msp_dir)
+    assert rc == 0 and "Ready to submit." in out
+    rc, out, _ = ipledger("admin", "status", update, "--live")
+    assert rc == 0 and "same as the base config" in out
+    rc, out, err = ipledger("admin", "submit", update)
+    assert rc == 0, err
+    rc, out, _ = ipledger("admin", "members", "--json")
+    members = json.loads(out)
+    audit = [o for o in members["organisations"] if o["msp_id"] == "AuditMSP"]
+    assert audit and audit[0]["description"] == DESCRIPTION
+    assert audit[0]["anchor_peers"] == [net_of(state).consortium.node("peer0.audit").address]
+    assert members["not_in_channel"] == []
+
+
+def test_step7_its_peer_starts_joins_and_catches_up(state, ipledger):
+    rc, out, _ = ipledger("network", "up")
+    assert rc == 0, out
+    assert "peer0.audit joined channel" in out
+    net = net_of(state)
+    audit, customs = net.consortium.node("peer0.audit"), net.consortium.node("peer0.customs")
+    deadline = time.monotonic() + 30
+    while net.peer_height(audit) != net.peer_height(customs):
+        assert time.monotonic() < deadline, "peer0.audit did not catch up"
+        time.sleep(0.5)
+    assert net.peer_height(audit) > 3
+
+
+def test_step8_its_client_reads_data_from_before_it_joined_on_its_own_peer(state, ipledger):
+    rc, out, err = ipledger("admin", "chaincode-approve", "--org", "AuditMSP",
+                            "--name", "stubcheck")
+    assert rc == 0, err
+    auditor = client(state, "AuditMSP")
+    assert json.loads(auditor.evaluate("Get", [J("before-audit")])) == "stock of lot L-17"
+    # The evaluation ran in the chaincode process that AuditMSP's own peer launched.
+    net = net_of(state)
+    peer_pid = int(net.layout.pid_file(net.consortium.node("peer0.audit")).read_text())
+    launched = subprocess.run(["pgrep", "-s", str(peer_pid), "-f", "chaincode.shim.client"],
+                              capture_output=True, text=True).stdout.split()
+    assert json.loads(auditor.evaluate("Pid", [])) in [int(p) for p in launched]
+    r = auditor.submit("Put", [J("audit-note"), J("checked")])
+    assert json.loads(r.result) == r.tx_id
+    assert json.loads(client(state, "CustomsMSP").evaluate("Get", [J("audit-note")])) == "checked"
+
+
+def test_the_admins_let_its_peer_endorse_through_a_new_chaincode_sequence(state, ipledger):
+    from gateway.fabric import GatewayError
+    auditor = client(state, "AuditMSP")
+    with pytest.raises(GatewayError, match="ENDORSEMENT_POLICY_FAILURE"):
+        auditor.submit("Put", [J("endorsed-by-audit"), J("x")], endorsing_orgs=["AuditMSP"])
+    rc, out, err = ipledger("admin", "chaincode-policy", "--name", "stubcheck", "--policy",
+                            "OR('CustomsMSP.peer','OperatorMSP.peer','BrokerMSP.peer',"
+                            "'AuditMSP.peer')")
+    assert rc == 0, err
+    assert "at sequence 2" in out
+    r = auditor.submit("Put", [J("endorsed-by-audit"), J("y")], endorsing_orgs=["AuditMSP"])
+    assert json.loads(r.result) == r.tx_id
+
+
+def test_an_org_changes_its_own_anchor_peers_alone(state, ipledger):
+    update = state["root"] / "anchors.pb"
+    port = net_of(state).consortium.node("peer0.audit").port
+    rc, out, err = ipledger("admin", "propose", "update-anchors", "--org", "AuditMSP",
+                            "--peer", f"localhost:{port}", "--output", update)
+    assert rc == 0, err
+    assert f"AnchorPeers of /Channel/Application/AuditMSP: 127.0.0.1:{port} → localhost:{port}" \
+        in out
+    rc, out, _ = ipledger("admin", "sign", update, "--as", "AuditMSP")
+    assert rc == 0 and "Ready to submit." in out
+    rc, out, _ = ipledger("admin", "status", update, "--json")
+    assert [p["policy"] for p in json.loads(out)["policies"]] == [
+        "/Channel/Application/AuditMSP/Admins"]
+    rc, out, err = ipledger("admin", "submit", update)
+    assert rc == 0, err
+    rc, out, _ = ipledger("admin", "members", "--json")
+    audit = [o for o in json.loads(out)["organisations"] if o["msp_id"] == "AuditMSP"][0]
+    assert audit["anchor_peers"] == [f"localhost:{port}"]
+
+
+def test_a_channel_policy_change_needs_three_of_four_now(state, ipledger):
+    update = state["root"] / "endorsement.pb"
+    rc, out, err = ipledger("admin", "propose", "set-policy", "Application/Endorsement",
+                            "--rule", "ANY Endorsement", "--as", "AuditMSP", "--output", update)
+    assert rc == 0, err
+    assert "policy /Channel/Application/Endorsement: MAJORITY Endorsement → ANY Endorsement" in out
+    for org in ("AuditMSP", "BrokerMSP"):
+        assert ipledger("admin", "sign", update, "--as", org)[0] == 0
+    rc, out, _ = ipledger("admin", "status", update, "--json")
+    assert rc == 1 and json.loads(out)["policies"][0]["needed"] == 3
+    assert ipledger("admin", "sign", update, "--as", "CustomsMSP")[0] == 0
+    rc, out, err = ipledger("admin", "submit", update)
+    assert rc == 0, err
+
+
+def test_removal_needs_a_majority_of_the_four(state, ipledger):
+    rc, _, err = ipledger("network", "remove-org", "--msp-id", "AuditMSP")
+    assert rc == 2 and "still in the channel configuration" in err
+    update = state["root"] / "remove-audit.pb"
+    rc, out, err = ipledger("admin", "propose", "remove-org", "--org", "AuditMSP",
+                            "--as", "OperatorMSP", "--output", update)
+    assert rc == 0, err
+    assert "remove application organisation AuditMSP" in out
+    assert "/Channel/Application/Admins: MAJORITY Admins (3 of 4)" in out
+    for org in ("OperatorMSP", "CustomsMSP"):
+        assert ipledger("admin", "sign", update, "--as", org)[0] == 0
+    rc, _, err = ipledger("admin", "submit", update)
+    assert rc == 1 and "2 of 3" in err
+    assert ipledger("admin", "sign", update, "--as", "BrokerMSP")[0] == 0
+    rc, out, err = ipledger("admin", "submit", update)
+    assert rc == 0, err
+    rc, out, _ = ipledger("admin", "members", "--json")
+    assert json.loads(out)["not_in_channel"] == ["AuditMSP"]
+
+
+def test_after_removal_its_client_fails_and_the_others_continue(state, ipledger):
+    from gateway.fabric import GatewayError
+    with pytest.raises(GatewayError):
+        client(state, "AuditMSP").submit("Put", [J("after-removal"), J("not allowed")])
+    r = client(state, "OperatorMSP").submit("Put", [J("after-removal"), J("still working")])
+    assert json.loads(r.result) == r.tx_id
+    assert json.loads(client(state, "BrokerMSP").evaluate("Get", [J("after-removal")])) == \
+        "still working"
+    rc, out, _ = ipledger("network", "remove-org", "--msp-id", "AuditMSP")
+    assert rc == 0 and "stopped peer0.audit" in out
+    net = net_of(state)
+    assert [o.msp_id for o in net.consortium.orgs] == ["CustomsMSP", "OperatorMSP", "BrokerMSP"]
+    rc, out, _ = ipledger("network", "status")
+    assert rc == 0 and "peer0.audit" not in out

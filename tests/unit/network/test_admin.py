@@ -1,0 +1,497 @@
+"""Consortium administration, the pure parts (no Fabric): config updates, their
+summaries, signatures and the policy evaluation that decides whether an update
+may be submitted."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+from fabric_protos.common import common_pb2, configtx_pb2
+from fabric_protos.msp import msp_config_pb2
+from fabric_protos.peer import policy_pb2
+
+from network import admin
+from network.admin_config import (ConfigError, anchor_peers, anchor_peers_value, apply_update,
+                                  check_update, compute_update, config_from_block, delta_set,
+                                  read_envelope, required_policies, show, summarize,
+                                  update_envelope)
+from network.admin_policy import (PolicyError, evaluate, implicit_meta_policy,
+                                  parse_signature_policy, render_policy, sign_update,
+                                  signature_policy, signer_for_identity, signers)
+
+CHANNEL = "inward-processing"
+NOW = dt.datetime.now(dt.timezone.utc)
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+def _name(cn: str, ou: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if ou:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
+    return x509.Name(attrs)
+
+
+def _cert(subject, issuer, key, signing_key, ca=False, days=1):
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - dt.timedelta(minutes=5))
+            .not_valid_after(NOW + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(signing_key, hashes.SHA256()))
+
+
+def pem(cert) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+class FakeOrg:
+    """An org with its own CA (NodeOUs on), an admin, a client and a peer identity."""
+
+    def __init__(self, msp_id: str):
+        self.msp_id = msp_id
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        self.ca = _cert(_name(f"ca.{msp_id}"), _name(f"ca.{msp_id}"), self.ca_key, self.ca_key,
+                        ca=True)
+        self.ids = {role: self.issue(f"{role}@{msp_id}", role) for role in ("admin", "client",
+                                                                              "peer")}
+
+    def issue(self, cn: str, ou: str, ca_key=None, issuer=None):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _cert(_name(cn, ou), issuer or self.ca.subject, key, ca_key or self.ca_key)
+        return pem(cert), key
+
+    def msp(self) -> msp_config_pb2.MSPConfig:
+        ous = msp_config_pb2.FabricNodeOUs(
+            enable=True,
+            admin_ou_identifier=msp_config_pb2.FabricOUIdentifier(
+                certificate=pem(self.ca), organizational_unit_identifier="admin"),
+            client_ou_identifier=msp_config_pb2.FabricOUIdentifier(
+                certificate=pem(self.ca), organizational_unit_identifier="client"),
+            peer_ou_identifier=msp_config_pb2.FabricOUIdentifier(
+                certificate=pem(self.ca), organizational_unit_identifier="peer"))
+        fc = msp_config_pb2.FabricMSPConfig(name=self.msp_id, root_certs=[pem(self.ca)],
+                                            tls_root_certs=[pem(self.ca)], fabric_node_ous=ous)
+        return msp_config_pb2.MSPConfig(type=0, config=fc.SerializeToString())
+
+    def group(self, anchors=("127.0.0.1:7110",)) -> configtx_pb2.ConfigGroup:
+        g = configtx_pb2.ConfigGroup(mod_policy="Admins")
+        m = self.msp_id
+        for name, rule in (("Readers", f"OR('{m}.admin', '{m}.peer', '{m}.client')"),
+                           ("Writers", f"OR('{m}.admin', '{m}.client')"),
+                           ("Admins", f"OR('{m}.admin')"),
+                           ("Endorsement", f"OR('{m}.peer')")):
+            g.policies[name].CopyFrom(configtx_pb2.ConfigPolicy(
+                mod_policy="Admins", policy=signature_policy(rule)))
+        g.values["MSP"].CopyFrom(configtx_pb2.ConfigValue(
+            mod_policy="Admins", value=self.msp().SerializeToString()))
+        g.values["AnchorPeers"].CopyFrom(configtx_pb2.ConfigValue(
+            mod_policy="Admins", value=anchor_peers_value(list(anchors))))
+        return g
+
+
+def _meta(rule: str) -> configtx_pb2.ConfigPolicy:
+    return configtx_pb2.ConfigPolicy(mod_policy="Admins", policy=implicit_meta_policy(rule))
+
+
+def make_config(orgs: list[FakeOrg], orderer: FakeOrg) -> configtx_pb2.Config:
+    """A channel config shaped like ipledger's genesis block (generate.configtx)."""
+    root = configtx_pb2.ConfigGroup(mod_policy="Admins")
+    for name, rule in (("Readers", "ANY Readers"), ("Writers", "ANY Writers"),
+                       ("Admins", "MAJORITY Admins")):
+        root.policies[name].CopyFrom(_meta(rule))
+    app = root.groups["Application"]
+    app.mod_policy = "Admins"
+    for name, rule in (("Readers", "ANY Readers"), ("Writers", "ANY Writers"),
+                       ("Admins", "MAJORITY Admins"),
+                       ("LifecycleEndorsement", "MAJORITY Endorsement"),
+                       ("Endorsement", "MAJORITY Endorsement")):
+        app.policies[name].CopyFrom(_meta(rule))
+    for o in orgs:
+        app.groups[o.msp_id].CopyFrom(o.group())
+    ordg = root.groups["Orderer"]
+    ordg.mod_policy = "Admins"
+    for name, rule in (("Readers", "ANY Readers"), ("Writers", "ANY Writers"),
+                       ("Admins", "MAJORITY Admins"), ("BlockValidation", "ANY Writers")):
+        ordg.policies[name].CopyFrom(_meta(rule))
+    og = orderer.group(anchors=())
+    del og.values["AnchorPeers"]
+    ordg.groups[orderer.msp_id].CopyFrom(og)
+    return configtx_pb2.Config(sequence=0, channel_group=root)
+
+
+@pytest.fixture(scope="module")
+def orgs():
+    return {m: FakeOrg(m) for m in ("CustomsMSP", "OperatorMSP", "BrokerMSP", "AuditMSP",
+                                    "OrdererMSP")}
+
+
+@pytest.fixture
+def base(orgs):
+    return make_config([orgs["CustomsMSP"], orgs["OperatorMSP"], orgs["BrokerMSP"]],
+                       orgs["OrdererMSP"])
+
+
+def with_audit(base, orgs):
+    new = configtx_pb2.Config()
+    new.CopyFrom(base)
+    new.channel_group.groups["Application"].groups["AuditMSP"].CopyFrom(orgs["AuditMSP"].group(
+        anchors=("127.0.0.1:7140",)))
+    return new
+
+
+def signed(update: configtx_pb2.ConfigUpdate, *identities) -> configtx_pb2.ConfigUpdateEnvelope:
+    """A ConfigUpdateEnvelope signed by (org, role) identities."""
+    cue = configtx_pb2.ConfigUpdateEnvelope(config_update=update.SerializeToString())
+    for org, role in identities:
+        cert, key = org.ids[role]
+        cue.signatures.append(sign_update(cue, org.msp_id, cert, key))
+    return cue
+
+
+def satisfied(config, update, cue) -> bool:
+    sigs = signers(config, cue)
+    return all(evaluate(config, r.policy, sigs).satisfied
+               for r in required_policies(config, update))
+
+
+# ----------------------------------------------------------------------------- compute / apply
+
+def test_add_org_update_bumps_application_and_needs_its_admins(base, orgs):
+    update = compute_update(base, with_audit(base, orgs), CHANNEL)
+    assert update.channel_id == CHANNEL
+    ws = update.write_set.groups["Application"]
+    assert ws.version == base.channel_group.groups["Application"].version + 1
+    assert ws.groups["AuditMSP"].version == 0 and "MSP" in ws.groups["AuditMSP"].values
+    # Unchanged orgs travel as empty shells at their current version.
+    assert ws.groups["CustomsMSP"] == configtx_pb2.ConfigGroup(version=0)
+    delta = {show(path) for _, path in delta_set(update)}
+    assert "/Channel/Application" in delta and "/Channel/Application/AuditMSP/MSP" in delta
+    assert "/Channel/Application/CustomsMSP" not in delta
+    assert [show(r.policy) for r in required_policies(base, update)] == ["/Channel/Application/Admins"]
+    assert check_update(base, update) == []
+
+
+@pytest.mark.parametrize("change", ["add", "remove", "anchors", "policy", "channel-policy"])
+def test_apply_of_computed_update_gives_the_proposed_config(base, orgs, change):
+    new = configtx_pb2.Config()
+    new.CopyFrom(base)
+    app = new.channel_group.groups["Application"]
+    if change == "add":
+        new = with_audit(base, orgs)
+    elif change == "remove":
+        del app.groups["BrokerMSP"]
+    elif change == "anchors":
+        app.groups["BrokerMSP"].values["AnchorPeers"].value = anchor_peers_value(
+            ["localhost:7130", "127.0.0.1:7131"])
+    elif change == "policy":
+        app.policies["Endorsement"].policy.CopyFrom(implicit_meta_policy("ANY Endorsement"))
+    else:
+        new.channel_group.policies["Readers"].policy.CopyFrom(implicit_meta_policy("ALL Readers"))
+    update = compute_update(base, new, CHANNEL)
+    result = apply_update(base, update)
+    # Same content as proposed; only versions of changed elements move on.
+    assert _strip_versions(result.channel_group) == _strip_versions(new.channel_group)
+    assert result.sequence == base.sequence + 1
+    assert check_update(base, update) == []
+
+
+def _strip_versions(g: configtx_pb2.ConfigGroup) -> configtx_pb2.ConfigGroup:
+    out = configtx_pb2.ConfigGroup()
+    out.CopyFrom(g)
+
+    def strip(x):
+        x.version = 0
+        for v in x.values.values():
+            v.version = 0
+        for p in x.policies.values():
+            p.version = 0
+        for sub in x.groups.values():
+            strip(sub)
+    strip(out)
+    return out
+
+
+def test_required_policy_follows_each_elements_mod_policy(base, orgs):
+    new = configtx_pb2.Config()
+    new.CopyFrom(base)
+    app = new.channel_group.groups["Application"]
+    app.groups["BrokerMSP"].values["AnchorPeers"].value = anchor_peers_value(["localhost:7130"])
+    u = compute_update(base, new, CHANNEL)
+    # A value's mod_policy is relative to its group: the org's own Admins.
+    assert [show(r.policy) for r in required_policies(base, u)] == [
+        "/Channel/Application/BrokerMSP/Admins"]
+    new2 = configtx_pb2.Config()
+    new2.CopyFrom(base)
+    new2.channel_group.policies["Readers"].policy.CopyFrom(implicit_meta_policy("ALL Readers"))
+    u2 = compute_update(base, new2, CHANNEL)
+    assert [show(r.policy) for r in required_policies(base, u2)] == ["/Channel/Admins"]
+
+
+def test_no_change_and_stale_updates_are_reported(base, orgs):
+    with pytest.raises(ConfigError, match="no differences"):
+        compute_update(base, base, CHANNEL)
+    update = compute_update(base, with_audit(base, orgs), CHANNEL)
+    # Meanwhile another update went through: this one was computed against old versions.
+    other = configtx_pb2.Config()
+    other.CopyFrom(base)
+    del other.channel_group.groups["Application"].groups["BrokerMSP"]
+    moved_on = apply_update(base, compute_update(base, other, CHANNEL))
+    problems = check_update(moved_on, update)
+    assert any("stale" in p and "/Channel/Application" in p for p in problems)
+
+
+def test_envelope_round_trip_and_config_block_decoding(base, orgs):
+    update = compute_update(base, with_audit(base, orgs), CHANNEL)
+    env = update_envelope(update)
+    _, cue, back = read_envelope(env.SerializeToString())
+    assert back == update and list(cue.signatures) == []
+    payload = common_pb2.Payload()
+    payload.ParseFromString(env.payload)
+    ch = common_pb2.ChannelHeader()
+    ch.ParseFromString(payload.header.channel_header)
+    assert (ch.type, ch.channel_id) == (common_pb2.CONFIG_UPDATE, CHANNEL)
+
+    cenv = configtx_pb2.ConfigEnvelope(config=base)
+    block_payload = common_pb2.Payload(
+        header=common_pb2.Header(channel_header=common_pb2.ChannelHeader(
+            type=common_pb2.CONFIG, channel_id=CHANNEL).SerializeToString()),
+        data=cenv.SerializeToString())
+    block = common_pb2.Block(header=common_pb2.BlockHeader(number=7))
+    block.data.data.append(common_pb2.Envelope(payload=block_payload.SerializeToString())
+                           .SerializeToString())
+    config, number = config_from_block(block.SerializeToString())
+    assert (config, number) == (base, 7)
+    with pytest.raises(ConfigError, match="not a config update"):
+        read_envelope(block.data.data[0])
+
+
+# ----------------------------------------------------------------------------- summaries
+
+def test_summary_of_an_added_org_lists_its_public_definition(base, orgs):
+    lines = summarize(base, with_audit(base, orgs))
+    assert lines[0] == "add application organisation AuditMSP"
+    text = "\n".join(lines)
+    assert "MSP id AuditMSP" in text and "root CA CN=ca.AuditMSP" in text
+    assert "NodeOUs: admin=admin, client=client, peer=peer" in text
+    assert "policy Admins: OR('AuditMSP.admin')" in text
+    assert "anchor peers: 127.0.0.1:7140" in text
+    assert all(line.startswith("    ") for line in lines[1:])
+
+
+def test_summary_of_removal_anchor_and_policy_changes(base):
+    new = configtx_pb2.Config()
+    new.CopyFrom(base)
+    app = new.channel_group.groups["Application"]
+    del app.groups["BrokerMSP"]
+    app.groups["CustomsMSP"].values["AnchorPeers"].value = anchor_peers_value(["localhost:7110"])
+    app.policies["Endorsement"].policy.CopyFrom(implicit_meta_policy("ANY Endorsement"))
+    assert summarize(base, new) == [
+        "remove application organisation BrokerMSP (its admins, nodes and clients lose access "
+        "to the channel)",
+        "AnchorPeers of /Channel/Application/CustomsMSP: 127.0.0.1:7110 → localhost:7110",
+        "policy /Channel/Application/Endorsement: MAJORITY Endorsement → ANY Endorsement",
+    ]
+    assert summarize(base, base) == []
+
+
+def test_summary_shown_to_signers_is_recomputed_from_the_update_bytes(base, orgs, tmp_path):
+    proposed = with_audit(base, orgs)
+    upd = admin.UpdateFile.create(tmp_path / "add.pb", base, 3, proposed, CHANNEL,
+                                  {"kind": "add-org", "org": "AuditMSP"})
+    meta = json.loads((tmp_path / "add.json").read_text())
+    assert meta["requires"] == ["/Channel/Application/Admins"]
+    assert meta["summary"][0] == "add application organisation AuditMSP"
+    # A proposer who edits the text summary changes nothing a signer sees.
+    meta["summary"] = ["harmless cosmetic change"]
+    (tmp_path / "add.json").write_text(json.dumps(meta))
+    loaded = admin.UpdateFile.load(tmp_path / "add.pb")
+    assert loaded.summary()[0] == "add application organisation AuditMSP"
+    assert loaded.update == upd.update
+
+
+# ----------------------------------------------------------------------------- policy language
+
+def test_policy_language_encodes_like_fabric_policydsl():
+    # validation_parameter Fabric's peer CLI committed for this policy (querycommitted).
+    committed = base64.b64decode(
+        "CkgSEBIOCAESAggAEgIIARICCAIaEBIOCgpDdXN0b21zTVNQEAMaERIPCgtPcGVyYXRvck1TUBADGg8SDQoJ"
+        "QnJva2VyTVNQEAM=")
+    app_policy = policy_pb2.ApplicationPolicy()
+    app_policy.ParseFromString(committed)
+    text = "OR('CustomsMSP.peer','OperatorMSP.peer','BrokerMSP.peer')"
+    assert parse_signature_policy(text).SerializeToString() == \
+        app_policy.signature_policy.SerializeToString()
+
+
+@pytest.mark.parametrize("text,rendered", [
+    ("OR('A.admin')", "OR('A.admin')"),
+    ("and('A.peer', \"B.peer\")", "AND('A.peer', 'B.peer')"),
+    ("OutOf(2, 'A.admin', 'B.admin', 'C.admin')", "OutOf(2, 'A.admin', 'B.admin', 'C.admin')"),
+    ("OR('A.member', AND('B.client', 'C.orderer'))", "OR('A.member', AND('B.client', 'C.orderer'))"),
+])
+def test_policy_language_round_trip(text, rendered):
+    policy = signature_policy(text)
+    assert render_policy(policy) == rendered
+    assert render_policy(signature_policy(rendered)) == rendered
+
+
+@pytest.mark.parametrize("bad", ["OR('A.boss')", "XOR('A.admin')", "OR('A.admin'",
+                                 "OutOf(3, 'A.admin', 'B.admin')", "OR('A.admin') extra", ""])
+def test_policy_language_errors(bad):
+    with pytest.raises(PolicyError):
+        parse_signature_policy(bad)
+
+
+def test_implicit_meta_rules():
+    assert render_policy(implicit_meta_policy("majority Admins")) == "MAJORITY Admins"
+    with pytest.raises(PolicyError):
+        implicit_meta_policy("MOST Admins")
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def test_majority_of_three_needs_two_admin_signatures(base, orgs):
+    update = compute_update(base, with_audit(base, orgs), CHANNEL)
+    c, o, b = orgs["CustomsMSP"], orgs["OperatorMSP"], orgs["BrokerMSP"]
+    assert not satisfied(base, update, signed(update))
+    assert not satisfied(base, update, signed(update, (c, "admin")))
+    assert satisfied(base, update, signed(update, (c, "admin"), (o, "admin")))
+    assert satisfied(base, update, signed(update, (b, "admin"), (c, "admin"), (o, "admin")))
+    ev = evaluate(base, ("Channel", "Application", "Admins"),
+                  signers(base, signed(update, (c, "admin"))))
+    assert (ev.needed, ev.have, ev.satisfied) == (2, 1, False)
+    assert [(ch.path, ch.satisfied) for ch in ev.children] == [
+        ("/Channel/Application/BrokerMSP/Admins", False),
+        ("/Channel/Application/CustomsMSP/Admins", True),
+        ("/Channel/Application/OperatorMSP/Admins", False)]
+
+
+def test_majority_of_four_needs_three(base, orgs):
+    four = apply_update(base, compute_update(base, with_audit(base, orgs), CHANNEL))
+    gone = configtx_pb2.Config()
+    gone.CopyFrom(four)
+    del gone.channel_group.groups["Application"].groups["AuditMSP"]
+    update = compute_update(four, gone, CHANNEL)
+    c, o, b, a = (orgs[m] for m in ("CustomsMSP", "OperatorMSP", "BrokerMSP", "AuditMSP"))
+    assert not satisfied(four, update, signed(update, (c, "admin"), (o, "admin")))
+    assert satisfied(four, update, signed(update, (c, "admin"), (o, "admin"), (a, "admin")))
+    assert satisfied(four, update, signed(update, (c, "admin"), (o, "admin"), (b, "admin")))
+
+
+def test_what_does_not_count(base, orgs):
+    update = compute_update(base, with_audit(base, orgs), CHANNEL)
+    c, o = orgs["CustomsMSP"], orgs["OperatorMSP"]
+    # The same admin twice counts once.
+    cue = signed(update, (c, "admin"), (c, "admin"))
+    sigs = signers(base, cue)
+    assert [s.duplicate for s in sigs] == [False, True]
+    assert not satisfied(base, update, cue)
+    # Clients and peers are members, not admins.
+    cue = signed(update, (c, "admin"), (o, "client"))
+    sigs = signers(base, cue)
+    assert [(s.msp_id, s.is_admin, s.roles) for s in sigs] == [
+        ("CustomsMSP", True, {"member", "admin"}), ("OperatorMSP", False, {"member", "client"})]
+    assert not satisfied(base, update, signed(update, (c, "admin"), (o, "peer")))
+    # A joining org's admin is not (yet) an admin of the channel.
+    cue = signed(update, (c, "admin"), (orgs["AuditMSP"], "admin"))
+    audit = signers(base, cue)[1]
+    assert not audit.known_msp and not audit.counts and "not an organisation" in audit.problem
+    assert not satisfied(base, update, cue)
+    # An "admin" certificate of OperatorMSP issued by somebody else's CA.
+    rogue = FakeOrg("OperatorMSP")
+    cue = signed(update, (c, "admin"), (rogue, "admin"))
+    s = signers(base, cue)[1]
+    assert s.signature_valid and not s.cert_valid and "not issued by a CA" in s.problem
+    assert not satisfied(base, update, cue)
+    # A signature over other bytes.
+    cue = signed(update, (c, "admin"), (o, "admin"))
+    cue.signatures[1].signature = cue.signatures[0].signature
+    s = signers(base, cue)[1]
+    assert not s.signature_valid and not s.counts
+    assert not satisfied(base, update, cue)
+
+
+def test_the_submitter_signature_is_counted_once(base, orgs):
+    update = compute_update(base, with_audit(base, orgs), CHANNEL)
+    c, o = orgs["CustomsMSP"], orgs["OperatorMSP"]
+    upd = admin.UpdateFile(None, update_envelope(update), signed(update, (c, "admin")), update,
+                           {}, base)
+    same = signer_for_identity(base, "CustomsMSP", c.ids["admin"][0])
+    assert not admin.assess(upd, extra=[same])["satisfied"]
+    other = signer_for_identity(base, "OperatorMSP", o.ids["admin"][0])
+    assert admin.assess(upd, extra=[other])["satisfied"]
+
+
+def test_signature_rule_variants(base, orgs):
+    c, o, b = orgs["CustomsMSP"], orgs["OperatorMSP"], orgs["BrokerMSP"]
+    new = configtx_pb2.Config()
+    new.CopyFrom(base)
+    app = new.channel_group.groups["Application"]
+    app.policies["Admins"].policy.CopyFrom(
+        signature_policy("OutOf(2, 'CustomsMSP.admin', 'OperatorMSP.admin', 'BrokerMSP.admin')"))
+    app.policies["Readers"].policy.CopyFrom(implicit_meta_policy("ALL Readers"))
+    update = compute_update(new, with_audit(new, orgs), CHANNEL)
+    assert not satisfied(new, update, signed(update, (b, "admin")))
+    assert satisfied(new, update, signed(update, (b, "admin"), (o, "admin")))
+    sigs = signers(new, signed(update, (c, "admin"), (o, "client"), (b, "peer")))
+    assert evaluate(new, ("Channel", "Application", "Readers"), sigs).satisfied  # ALL Readers
+    assert not evaluate(new, ("Channel", "Application", "Nope"), sigs).satisfied
+
+
+def test_signatures_are_low_s_and_verify(orgs, base):
+    update = compute_update(base, with_audit(base, orgs), CHANNEL)
+    n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    for _ in range(20):
+        cue = signed(update, (orgs["CustomsMSP"], "admin"))
+        _, s = decode_dss_signature(cue.signatures[0].signature)
+        assert s <= n // 2
+        assert signers(base, cue)[0].signature_valid
+
+
+def test_sign_from_an_msp_directory(tmp_path, base, orgs):
+    c, o = orgs["CustomsMSP"], orgs["OperatorMSP"]
+    upd = admin.UpdateFile.create(tmp_path / "u.pb", base, 0, with_audit(base, orgs), CHANNEL,
+                                  {"kind": "add-org", "org": "AuditMSP"})
+    for org in (c, o):
+        msp = tmp_path / org.msp_id
+        (msp / "signcerts").mkdir(parents=True)
+        (msp / "keystore").mkdir()
+        cert, key = org.ids["admin"]
+        (msp / "signcerts" / "cert.pem").write_bytes(cert)
+        k = msp / "keystore" / "priv_sk"
+        k.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()))
+        k.chmod(0o600)
+    log = []
+    admin.sign(admin.UpdateFile.load(upd.path), "CustomsMSP", tmp_path / "CustomsMSP", log.append)
+    a = admin.assess(admin.UpdateFile.load(upd.path))
+    assert not a["satisfied"] and a["policies"][0]["have"] == 1
+    admin.sign(admin.UpdateFile.load(upd.path), "CustomsMSP", tmp_path / "CustomsMSP", log.append)
+    assert "signed already" in log[-1]
+    admin.sign(admin.UpdateFile.load(upd.path), "OperatorMSP", tmp_path / "OperatorMSP", log.append)
+    a = admin.assess(admin.UpdateFile.load(upd.path))
+    assert a["satisfied"]
+    assert [(s["msp_id"], s["admin"]) for s in a["signatures"]] == [("CustomsMSP", True),
+                                                                     ("OperatorMSP", True)]
+    text = "\n".join(admin.format_assessment(a))
+    assert "Ready to submit." in text and "add application organisation AuditMSP" in text
+    (tmp_path / "OperatorMSP" / "keystore" / "priv_sk").chmod(0o644)
+    with pytest.raises(admin.AdminError, match="wider than 0600"):
+        admin.sign(admin.UpdateFile.load(upd.path), "OperatorMSP", tmp_path / "OperatorMSP")
+
+
+def test_anchor_peer_values():
+    g = configtx_pb2.ConfigGroup()
+    g.values["AnchorPeers"].value = anchor_peers_value(["127.0.0.1:7110", "peer1.example:8051"])
+    assert anchor_peers(g) == ["127.0.0.1:7110", "peer1.example:8051"]
+    with pytest.raises(ConfigError):
+        anchor_peers_value(["no-port"])

@@ -1,0 +1,82 @@
+"""Consortium file edits for organisations joining or leaving a running network
+(``ipledger network add-org | remove-org``), and the org definition configtx.yaml
+entry they share with the genesis block. No Fabric needed."""
+from pathlib import Path
+
+import pytest
+
+from network import consortium, generate
+from network.consortium import ConsortiumError
+from network.layout import Layout
+
+
+@pytest.fixture
+def c():
+    return consortium.load(base_port=20000)
+
+
+def test_with_org_appends_one_peer_on_the_next_port_block(c):
+    c2 = consortium.with_org(c, "AuditMSP", description="auditing customs office")
+    org = c2.org("AuditMSP")
+    assert [o.msp_id for o in c2.orgs] == ["CustomsMSP", "OperatorMSP", "BrokerMSP", "AuditMSP"]
+    assert (org.name, org.domain, org.description) == (
+        "audit", "audit.ipledger.example", "auditing customs office")
+    assert [(n.id, n.host, n.port) for n in org.nodes] == [("peer0.audit", "127.0.0.1", 20040)]
+    # Nothing else moves.
+    assert [(n.id, n.port) for n in c2.nodes if n.org.msp_id != "AuditMSP"] == \
+        [(n.id, n.port) for n in c.nodes]
+    assert c.org("CustomsMSP") and len(c.orgs) == 3  # the original is untouched
+
+
+def test_with_org_options_and_refusals(c):
+    c2 = consortium.with_org(c, "AuditMSP", name="audit-office", domain="audit.example.eu",
+                             peers=2)
+    assert [(n.id, n.fqdn, n.port) for n in c2.org("AuditMSP").nodes] == [
+        ("peer0.audit-office", "peer0.audit.example.eu", 20040),
+        ("peer1.audit-office", "peer1.audit.example.eu", 20050)]
+    for msp_id in ("CustomsMSP", "OrdererMSP"):
+        with pytest.raises(ConsortiumError, match="already"):
+            consortium.with_org(c, msp_id)
+    with pytest.raises(ConsortiumError, match="msp_id"):
+        consortium.with_org(c, "audit")
+    with pytest.raises(ConsortiumError, match="declared twice"):
+        consortium.with_org(c, "CustomsTwoMSP", name="customs")
+
+
+def test_saved_file_reloads_identically_with_fixed_ports(c, tmp_path):
+    c2 = consortium.with_org(c, "AuditMSP", description="auditing customs office")
+    path = tmp_path / "consortium.yaml"
+    consortium.save(c2, path)
+    again = consortium.load(path, base_port=31000)  # explicit ports win over a base port
+    assert consortium.to_dict(again) == consortium.to_dict(c2)
+    c3 = consortium.with_org(again, "LabMSP")
+    assert c3.org("LabMSP").nodes[0].port == 20050
+
+
+def test_without_org(c):
+    c2 = consortium.without_org(consortium.with_org(c, "AuditMSP"), "AuditMSP")
+    assert consortium.to_dict(c2) == consortium.to_dict(c)
+    assert [o.msp_id for o in consortium.without_org(c, "BrokerMSP").orgs] == [
+        "CustomsMSP", "OperatorMSP"]
+    with pytest.raises(ConsortiumError, match="orderer organisation"):
+        consortium.without_org(c, "OrdererMSP")
+    with pytest.raises(ConsortiumError, match="not in the consortium"):
+        consortium.without_org(c, "AuditMSP")
+    one = consortium.without_org(consortium.without_org(c, "BrokerMSP"), "OperatorMSP")
+    with pytest.raises(ConsortiumError, match="no application organisation"):
+        consortium.without_org(one, "CustomsMSP")
+
+
+def test_org_definition_entry_is_the_genesis_blocks(c, tmp_path):
+    lay = Layout(tmp_path)
+    profile = generate.configtx(c, lay)["Profiles"]["IPLedgerChannel"]
+    customs = c.org("CustomsMSP")
+    assert profile["Application"]["Organizations"][0] == generate.application_org(
+        "CustomsMSP", lay.org_msp(customs), ["127.0.0.1:20010"])
+    entry = generate.application_org("AuditMSP", Path("/x/msp"), ["localhost:7140"])
+    assert entry["Policies"]["Admins"] == {"Type": "Signature", "Rule": "OR('AuditMSP.admin')"}
+    assert entry["AnchorPeers"] == [{"Host": "localhost", "Port": 7140}]
+    assert generate.cryptogen_config(consortium.with_org(c, "AuditMSP"))["PeerOrgs"][-1] == {
+        "Name": "audit", "Domain": "audit.ipledger.example", "EnableNodeOUs": True,
+        "Specs": [{"Hostname": "peer0", "SANS": ["127.0.0.1", "localhost"]}],
+        "Users": {"Count": 1}}
