@@ -173,45 +173,38 @@ def describe_key(key: Key) -> str:
 
 # ----------------------------------------------------------------------------- compute
 
-def _policies_update(original, updated):
+def _items_update(original, updated, message, field):
+    """Read/write sets for a map of ConfigPolicy or ConfigValue (``field``: their payload).
+
+    Unchanged items go to ``same`` (version only); changed ones to ``write`` with the
+    version bumped; added ones to ``write`` at version 0. ``members`` is True when an
+    item was added or removed (the group's own version must then move).
+    """
     read, write, same, members = {}, {}, {}, False
-    for name, op in original.items():
+    for name, old in original.items():
         if name not in updated:
             members = True
             continue
-        up = updated[name]
-        if op.mod_policy == up.mod_policy and op.policy == up.policy:
-            same[name] = configtx_pb2.ConfigPolicy(version=op.version)
+        new = updated[name]
+        if old.mod_policy == new.mod_policy and getattr(old, field) == getattr(new, field):
+            same[name] = message(version=old.version)
             continue
-        write[name] = configtx_pb2.ConfigPolicy(version=op.version + 1, mod_policy=up.mod_policy,
-                                                policy=up.policy)
-    for name, up in updated.items():
-        if name in original:
-            continue
-        members = True
-        write[name] = configtx_pb2.ConfigPolicy(version=0, mod_policy=up.mod_policy,
-                                                policy=up.policy)
+        write[name] = message(version=old.version + 1, mod_policy=new.mod_policy,
+                              **{field: getattr(new, field)})
+    for name, new in updated.items():
+        if name not in original:
+            members = True
+            write[name] = message(version=0, mod_policy=new.mod_policy,
+                                  **{field: getattr(new, field)})
     return read, write, same, members
+
+
+def _policies_update(original, updated):
+    return _items_update(original, updated, configtx_pb2.ConfigPolicy, "policy")
 
 
 def _values_update(original, updated):
-    read, write, same, members = {}, {}, {}, False
-    for name, ov in original.items():
-        if name not in updated:
-            members = True
-            continue
-        uv = updated[name]
-        if ov.mod_policy == uv.mod_policy and ov.value == uv.value:
-            same[name] = configtx_pb2.ConfigValue(version=ov.version)
-            continue
-        write[name] = configtx_pb2.ConfigValue(version=ov.version + 1, mod_policy=uv.mod_policy,
-                                               value=uv.value)
-    for name, uv in updated.items():
-        if name in original:
-            continue
-        members = True
-        write[name] = configtx_pb2.ConfigValue(version=0, mod_policy=uv.mod_policy, value=uv.value)
-    return read, write, same, members
+    return _items_update(original, updated, configtx_pb2.ConfigValue, "value")
 
 
 def _groups_update(original, updated):
