@@ -8,6 +8,7 @@
                    sign UPDATE --as M | status UPDATE | submit UPDATE | members |
                    chaincode-approve --org M | chaincode-policy --policy P
                    (see network/admin.py, docs/admin.md)
+    ipledger gateway serve | keys create|list|revoke;  ipledger import FILE   (see gateway/cli.py)
 
 Global options (or environment): --state-dir (IPLEDGER_STATE_DIR, default
 ./.ipledger), --consortium (IPLEDGER_CONSORTIUM), --base-port (IPLEDGER_BASE_PORT).
@@ -20,6 +21,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from gateway import cli as gateway_cli
 
 from . import admin, fabric
 from .consortium import ConsortiumError
@@ -71,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="chaincode version (default: 1.0; required for upgrade)")
         if name in ("package", "deploy", "upgrade"):
             sp.add_argument("--output", type=Path, help="where to write the package")
+    gateway_cli.register(sub)  # ipledger gateway ... / ipledger import ...
     admin.add_commands(sub)  # ipledger admin ...
     return p
 
@@ -85,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.group == "chaincode":
             return _chaincode(args)
+        if args.group in gateway_cli.GROUPS:
+            return gateway_cli.main(args)
         if args.group == "admin":
             return admin.run(args)
         return _network(args)

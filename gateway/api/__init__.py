@@ -1,0 +1,1 @@
+"""The REST API's blueprints: events (submit), queries (evaluate), health/metrics, docs."""

@@ -1,0 +1,165 @@
+"""Helpers shared by the blueprints: the caller, permissions, JSON bodies, parameters."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from flask import current_app, g, request
+
+from chaincode.contract import schemas  # the contract's schemas (allowed import)
+
+from ..auth import KeyStore, Principal, key_id_of
+from ..config import GatewayConfig
+from ..observability import Metrics
+from ..problems import Problem, gateway_problem
+from ..service import LedgerService
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass
+class AppState:
+    config: GatewayConfig
+    keys: KeyStore
+    service: LedgerService
+    metrics: Metrics
+
+
+def state() -> AppState:
+    return current_app.extensions["ipledger"]
+
+
+def presented_key() -> str | None:
+    auth = request.headers.get("Authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return ""  # another scheme, or an empty bearer: not accepted
+    return request.headers.get("X-API-Key")
+
+
+def authenticate() -> Principal:
+    """The caller of this request (401 without a valid, unrevoked key)."""
+    principal = getattr(g, "principal", None)
+    if principal is not None:
+        return principal
+    presented = presented_key()
+    challenge = {"WWW-Authenticate": 'Bearer realm="ipledger"'}
+    if not presented:
+        raise Problem(401, "unauthenticated", "an API key is required: 'Authorization: Bearer <key>' or "
+                                              "'X-API-Key: <key>'", headers=challenge)
+    g.key_id = key_id_of(presented)
+    principal = state().keys.authenticate(presented)
+    if principal is None:
+        raise Problem(401, "unauthenticated", "unknown or revoked API key", headers=challenge)
+    g.principal = principal
+    return principal
+
+
+def require(permission: str) -> Principal:
+    principal = authenticate()
+    if not principal.may(permission):
+        raise Problem(403, "forbidden", f"the role '{principal.role}' may not {permission} "
+                                        f"({'submitting events needs the clerk role' if permission == 'submit' else permission})",
+                      extra={"role": principal.role, "org": principal.org})
+    return principal
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_EXACT = 10 ** 18
+
+
+def _number(text: str):
+    """A JSON number with a fraction or exponent. JSON has one number type: 10.0 and 1e3 are the integers
+    10 and 1000 (as JSON Schema says), so they become Python ints — the contract's validator accepts
+    only ints where its schemas say "integer". Other numbers stay floats; non-finite ones are refused."""
+    try:
+        value = Decimal(text)
+        if value == value.to_integral_value() and abs(value) <= _EXACT:
+            return int(value)
+    except ArithmeticError:  # decimal.InvalidOperation: an absurd exponent
+        raise ValueError(f"{text[:40]} is out of range") from None
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:40]} is out of range")
+    return number
+
+
+def read_json():
+    """The request body as JSON (415 unless JSON, 400 if malformed; NaN/Infinity refused)."""
+    mimetype = request.mimetype or ""
+    if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
+        raise gateway_problem("unsupported-media-type", "the body must be JSON (Content-Type: application/json)")
+    data = request.get_data(cache=True)
+    if not data:
+        raise gateway_problem("bad-request", "the body is empty")
+    try:
+        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_number)
+        # "\ud800"-style escapes decode to lone surrogates, which no UTF-8 transaction can carry
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        raise gateway_problem("bad-request", "the body holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), "
+                                             "which is not a Unicode character") from None
+    except UnicodeDecodeError:
+        raise gateway_problem("bad-request", "the body is not UTF-8") from None
+    except ValueError as exc:
+        raise gateway_problem("bad-request", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise gateway_problem("bad-request", "the body is nested too deeply") from None
+
+
+# ------------------------------------------------------------------------------------------ parameters
+
+_COMMON = schemas.load_schema("common")["$defs"]
+BILL_ID_PATTERN = schemas.load_schema("DecideBillOfDischarge")["properties"]["bill_id"]["pattern"]
+ID_PATTERNS = {
+    "authorisation_id": _COMMON["authorisationId"]["pattern"],
+    "lot_id": _COMMON["lotId"]["pattern"],
+    "batch_id": _COMMON["batchId"]["pattern"],
+    "bill_id": BILL_ID_PATTERN,
+}
+DATE_PATTERN = _COMMON["date"]["pattern"]
+DATETIME_PATTERN = _COMMON["dateTime"]["pattern"]
+MOMENT_PATTERN = f"^(({DATE_PATTERN[1:-1]})|({DATETIME_PATTERN[1:-1]}))$"  # a date or a date-time
+
+
+def path_id(name: str, value: str) -> str:
+    if not re.match(ID_PATTERNS[name], value):
+        raise Problem(400, "invalid-parameter", f"{name} {value[:80]!r} is not well formed "
+                                                f"(pattern {ID_PATTERNS[name]})", extra={"parameter": name})
+    return value
+
+
+def moment_param(name: str, *, date_only: bool = False, required: bool = False) -> str | None:
+    """A date (``YYYY-MM-DD``) or RFC 3339 date-time query parameter, checked."""
+    value = request.args.get(name)
+    if value is None or value == "":
+        if required:
+            raise Problem(400, "invalid-parameter", f"the query parameter '{name}' is required",
+                          extra={"parameter": name})
+        return None
+    ok = False
+    if re.match(DATE_PATTERN, value):
+        try:
+            dt.date.fromisoformat(value)
+            ok = True
+        except ValueError:
+            ok = False
+    elif not date_only and re.match(DATETIME_PATTERN, value):
+        try:
+            ok = dt.datetime.fromisoformat(value).tzinfo is not None
+        except ValueError:
+            ok = False
+    if not ok:
+        what = "a date (YYYY-MM-DD)" if date_only else "a date (YYYY-MM-DD) or an RFC 3339 date-time with a zone"
+        raise Problem(400, "invalid-parameter", f"'{name}' must be {what}", extra={"parameter": name})
+    return value

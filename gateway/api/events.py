@@ -1,0 +1,96 @@
+"""POST /api/v1/events and /api/v1/events/batch: business events in, Fabric transactions out."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, g, jsonify
+
+from ..problems import Problem, gateway_problem
+from ..validation import parse_event
+from .common import read_json, require, state
+
+log = logging.getLogger("gateway.events")
+bp = Blueprint("events", __name__)
+
+# a batch stops at the first item that failed because the ledger is unreachable or too slow
+_NETWORK_FAILURES = frozenset({503, 504})
+
+
+@bp.post("/events")
+def post_event():
+    principal = require("submit")
+    body = read_json()
+    if isinstance(body, dict):
+        g.log_extra.update(event_type=_str(body.get("type")), event_id=_str(body.get("event_id")))
+    parsed = parse_event(body)
+    status, outcome = state().service.submit_event(principal.org, parsed)
+    g.log_extra.update(tx_id=outcome["tx_id"], block_number=outcome["block_number"], outcome=outcome["status"])
+    return jsonify(outcome), status
+
+
+@bp.post("/events/batch")
+def post_batch():
+    principal = require("submit")
+    body = read_json()
+    items, stop_on_error = _batch_items(body)
+    svc = state().service
+    results: list[dict] = []
+    summary = {"total": len(items), "committed": 0, "replayed": 0, "refused": 0, "failed": 0, "not_attempted": 0}
+    stopped_by: int | None = None
+    for index, item in enumerate(items):
+        event_id = _str(item.get("event_id")) if isinstance(item, dict) else None
+        event_type = _str(item.get("type")) if isinstance(item, dict) else None
+        if stopped_by is not None:
+            results.append({"index": index, "event_id": event_id, "type": event_type, "status": None,
+                            "outcome": "NOT_ATTEMPTED"})
+            summary["not_attempted"] += 1
+            continue
+        try:
+            status, outcome = svc.submit_event(principal.org, parse_event(item))
+        except Problem as p:
+            failed = p.status >= 500
+            summary["failed" if failed else "refused"] += 1
+            results.append({"index": index, "event_id": event_id, "type": event_type, "status": p.status,
+                            "outcome": "FAILED" if failed else "REFUSED", "problem": p.body(g.request_id)})
+            if p.status in _NETWORK_FAILURES or stop_on_error:
+                stopped_by = p.status
+            continue
+        summary["committed" if status == 201 else "replayed"] += 1
+        results.append({"index": index, "event_id": outcome["event_id"], "type": outcome["type"], "status": status,
+                        "outcome": outcome["status"], "tx_id": outcome["tx_id"],
+                        "block_number": outcome["block_number"], "recorded_at": outcome["recorded_at"],
+                        **({"replay_tx_id": outcome["replay_tx_id"]} if "replay_tx_id" in outcome else {})})
+    g.log_extra.update(items=len(items), outcome="batch")
+    log.info("batch of %d events: %d committed, %d replayed, %d refused, %d failed, %d not attempted",
+             len(items), summary["committed"], summary["replayed"], summary["refused"], summary["failed"],
+             summary["not_attempted"], extra={"request_id": g.request_id, "org": principal.org})
+    response = jsonify({"summary": summary, "results": results})
+    if stopped_by in _NETWORK_FAILURES:
+        response.headers["Retry-After"] = str(state().config.retry_after_s)
+    return response, 200
+
+
+def _batch_items(body) -> tuple[list, bool]:
+    if isinstance(body, list):
+        items, stop = body, False
+    elif isinstance(body, dict) and isinstance(body.get("events"), list):
+        unknown = sorted(set(body) - {"events", "stop_on_error"})
+        if unknown:
+            raise gateway_problem("bad-request", f"unknown member(s) of the batch: {', '.join(unknown)}")
+        stop = body.get("stop_on_error", False)
+        if not isinstance(stop, bool):
+            raise gateway_problem("bad-request", "stop_on_error must be true or false")
+        items = body["events"]
+    else:
+        raise gateway_problem("bad-request", "a batch is {\"events\": [event, ...], \"stop_on_error\": false} "
+                                             "or a JSON array of events")
+    if not items:
+        raise gateway_problem("bad-request", "the batch is empty")
+    limit = state().config.max_batch
+    if len(items) > limit:
+        raise Problem(413, "payload-too-large", f"a batch holds at most {limit} events ({len(items)} sent)")
+    return items, stop
+
+
+def _str(value) -> str | None:
+    return value[:128] if isinstance(value, str) else None

@@ -1,0 +1,52 @@
+"""/healthz (the process answers), /readyz (each org's peer answers an evaluate), /metrics."""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from flask import Blueprint, Response, jsonify
+
+from ..observability import CONTENT_TYPE_LATEST
+from ..problems import Problem
+from .common import state
+
+log = logging.getLogger("gateway.health")
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """Ready when the peer of every org this gateway acts for answers ``GetParameters``."""
+    st = state()
+    ledger = st.service.ledger
+    orgs = ledger.orgs()
+    if not orgs:
+        raise Problem(503, "service-unavailable", "the gateway acts for no organisation (no identities configured)",
+                      headers={"Retry-After": str(st.config.retry_after_s)})
+
+    def probe(org: str) -> tuple[str, str]:
+        try:
+            ledger.evaluate(org, "GetParameters", [], timeout=st.config.ready_timeout)
+            return org, "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            code = getattr(getattr(exc, "code", None), "name", None) or type(exc).__name__
+            log.warning("readiness: the peer of %s does not answer (%s)", org, code, extra={"org": org})
+            return org, f"unavailable ({code})"
+
+    with ThreadPoolExecutor(max_workers=len(orgs)) as pool:
+        checks = dict(pool.map(probe, orgs))
+    if all(v == "ok" for v in checks.values()):
+        return jsonify({"status": "ready", "orgs": checks})
+    raise Problem(503, "service-unavailable", "the peer of at least one organisation does not answer",
+                  extra={"orgs": checks}, headers={"Retry-After": str(st.config.retry_after_s)})
+
+
+@bp.get("/metrics")
+def metrics():
+    return Response(state().metrics.exposition(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+                    headers={"Content-Type": CONTENT_TYPE_LATEST})

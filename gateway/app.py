@@ -1,0 +1,128 @@
+"""The Flask app factory of the REST gateway.
+
+    from gateway.app import create_app
+    from gateway.config import GatewayConfig
+    app = create_app(GatewayConfig.from_state_dir(".ipledger"))
+
+Served by gunicorn (``ipledger gateway serve``), never by the Flask development
+server. ``ledger`` lets tests inject a fake Fabric client; by default the app
+connects lazily to each org's peer (see :mod:`gateway.ledger`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, g, jsonify, redirect, request
+from werkzeug.exceptions import HTTPException
+
+from .api import docs, events, health, queries
+from .api.common import API_PREFIX, AppState
+from .auth import KeyStore
+from .config import GatewayConfig
+from .ledger import FabricLedger, Ledger
+from .observability import REQUEST_ID_HEADER, Metrics, configure_logging, request_id_from
+from .problems import GATEWAY_PROBLEMS, MEDIA_TYPE, Problem
+from .service import LedgerService
+
+log = logging.getLogger("gateway.access")
+errlog = logging.getLogger("gateway.error")
+
+_HTTP_PROBLEMS = {400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
+                  405: "method-not-allowed", 413: "payload-too-large", 415: "unsupported-media-type"}
+
+
+def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = None,
+               keys: KeyStore | None = None) -> Flask:
+    config = config or GatewayConfig()
+    if config.configure_logging:
+        configure_logging(config.log_level)
+    keys = keys or KeyStore(config.keys_file)
+    keys.check()  # refuse to start with an unsafe key file
+    app = Flask("gateway")
+    app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes)
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    metrics = Metrics()
+    service = LedgerService(ledger if ledger is not None else FabricLedger(config), config, metrics)
+    app.extensions["ipledger"] = AppState(config=config, keys=keys, service=service, metrics=metrics)
+
+    app.register_blueprint(events.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(queries.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(docs.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(health.bp)
+
+    @app.get("/")
+    def index():
+        return redirect(f"{API_PREFIX}/docs")
+
+    @app.before_request
+    def _begin():
+        g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        g.started = time.perf_counter()
+        g.log_extra = {}
+
+    @app.after_request
+    def _end(response):
+        request_id = getattr(g, "request_id", None) or request_id_from(None)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        elapsed = time.perf_counter() - getattr(g, "started", time.perf_counter())
+        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        metrics.latency.labels(request.method, route).observe(elapsed)
+        principal = getattr(g, "principal", None)
+        extra = {"request_id": request_id, "method": request.method, "path": request.path[:256], "route": route,
+                 "status": response.status_code, "duration_ms": round(elapsed * 1000, 1),
+                 "remote_addr": request.remote_addr, "key_id": getattr(g, "key_id", None),
+                 "org": principal.org if principal else None, "role": principal.role if principal else None,
+                 "problem_type": getattr(g, "problem_type", None), "code": getattr(g, "problem_code", None),
+                 **getattr(g, "log_extra", {})}
+        if route not in ("/healthz", "/metrics"):
+            log.info("%s %s %s", request.method, route, response.status_code, extra=extra)
+        return response
+
+    def problem_response(problem: Problem):
+        g.problem_type = problem.name
+        g.problem_code = problem.extra.get("code")
+        response = jsonify(problem.body(getattr(g, "request_id", None)))
+        response.status_code = problem.status
+        response.mimetype = MEDIA_TYPE
+        for k, v in problem.headers.items():
+            response.headers[k] = v
+        return response
+
+    @app.errorhandler(Problem)
+    def _problem(problem: Problem):
+        return problem_response(problem)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        status = exc.code or 500
+        name = _HTTP_PROBLEMS.get(status)
+        if name is None:
+            name = "bad-request" if 400 <= status < 500 else "internal-error"
+            status = GATEWAY_PROBLEMS[name][0]
+        detail = {404: f"no such resource: {request.path[:200]}",
+                  405: f"{request.method} is not allowed on {request.path[:200]}",
+                  413: f"the body exceeds {config.max_body_bytes} bytes"}.get(status, exc.description or "")
+        problem = Problem(status, name, detail)
+        if status == 405 and getattr(exc, "valid_methods", None):
+            problem.headers["Allow"] = ", ".join(exc.valid_methods)
+        return problem_response(problem)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        # the type and the frames go to the log; the caller gets no internals
+        errlog.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.path[:200],
+                     exc_info=(type(exc), exc, exc.__traceback__),
+                     extra={"request_id": getattr(g, "request_id", None)})
+        return problem_response(Problem(500, "internal-error", "an internal error occurred; quote the request id "
+                                                               "when reporting it"))
+
+    return app
+
+
+def close_app(app: Flask) -> None:
+    """Close the app's Fabric connections (worker exit)."""
+    state: AppState = app.extensions["ipledger"]
+    state.service.ledger.close()

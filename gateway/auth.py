@@ -1,0 +1,217 @@
+"""API keys: one org and one role per key, stored hashed in a 0600 JSON file.
+
+A key reads ``ipk_<key id>_<secret>``: the key id (12 hex digits) finds the
+record, the secret (32 random bytes, base64url) is checked against
+``sha256(salt || secret)`` with a per-key random salt, in constant time. The
+secret has 256 bits of entropy, so a fast hash is enough (slow hashes protect
+guessable passwords); the plain key is printed once by
+``ipledger gateway keys create`` and never stored.
+
+The file (``<state>/gateway/api-keys.json``)::
+
+    {"version": 1, "keys": {"3f2a…": {"org": "OperatorMSP", "role": "clerk", "label": "ERP",
+       "salt": "…", "hash": "…", "created_at": "…", "revoked_at": null}}}
+
+Writers (the CLI) hold an exclusive lock and replace the file atomically; the
+server re-reads it when it changes, so a revocation takes effect at once
+without a restart.
+
+Roles *(design)*: ``clerk`` submits events and reads; ``viewer`` only reads.
+The org is the key's, never the request's: a key of one org cannot act as another.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import stat
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ROLES: dict[str, frozenset[str]] = {
+    "clerk": frozenset({"submit", "read"}),
+    "viewer": frozenset({"read"}),
+}
+PREFIX = "ipk"
+_KEY = re.compile(r"^ipk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+FILE_VERSION = 1
+
+
+class KeyStoreError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id, org (MSP id) and role."""
+    key_id: str
+    org: str
+    role: str
+    label: str = ""
+
+    def may(self, permission: str) -> bool:
+        return permission in ROLES.get(self.role, frozenset())
+
+
+def _hash(salt: bytes, secret: str) -> str:
+    return hashlib.sha256(salt + secret.encode("ascii")).hexdigest()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_mode(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise KeyStoreError(f"API key file {path} has mode {mode:04o}: it must be readable by its owner "
+                            f"only; run 'chmod 600 {path}'")
+
+
+class KeyStore:
+    """The key file: create, list, revoke (CLI) and authenticate (server)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._signature: tuple | None = None
+        self._keys: dict[str, dict] = {}
+
+    # -- reading ------------------------------------------------------------------------------------
+    def _read(self) -> dict:
+        try:
+            raw = self.path.read_text("utf-8")
+        except FileNotFoundError:
+            return {"version": FILE_VERSION, "keys": {}}
+        data = json.loads(raw)
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), dict):
+            raise KeyStoreError(f"{self.path} is not an ipledger API key file")
+        return data
+
+    def check(self) -> None:
+        """Raise KeyStoreError when the file exists but is unsafe or unreadable (checked at start-up)."""
+        if self.path.exists():
+            check_mode(self.path)
+            self._read()
+
+    def _current(self) -> dict[str, dict]:
+        """The keys, re-read when the file changed (cheap: one stat per request)."""
+        try:
+            st = self.path.stat()
+            signature = (st.st_ino, st.st_mtime_ns, st.st_size, stat.S_IMODE(st.st_mode))
+        except FileNotFoundError:
+            signature = None
+        with self._lock:
+            if signature != self._signature:
+                try:
+                    if signature is not None:
+                        check_mode(self.path)
+                    self._keys = self._read()["keys"]
+                    self._signature = signature
+                except (KeyStoreError, ValueError, OSError) as exc:
+                    # keep serving the keys read before; a broken file must not open the door
+                    log.error("API key file not reloaded: %s", exc)
+            return self._keys
+
+    def authenticate(self, presented: str | None) -> Principal | None:
+        """The principal of a valid, unrevoked key; None otherwise."""
+        if not presented:
+            return None
+        m = _KEY.match(presented.strip())
+        if not m:
+            return None
+        key_id, secret = m.groups()
+        record = self._current().get(key_id)
+        if record is None or record.get("revoked_at"):
+            return None
+        try:
+            salt = bytes.fromhex(record["salt"])
+        except (KeyError, ValueError):
+            return None
+        if not hmac.compare_digest(_hash(salt, secret), str(record.get("hash", ""))):
+            return None
+        return Principal(key_id=key_id, org=record["org"], role=record["role"], label=record.get("label", ""))
+
+    def list(self) -> list[dict]:
+        """Every key without its hash and salt."""
+        out = []
+        for key_id, rec in sorted(self._read()["keys"].items(), key=lambda kv: kv[1].get("created_at", "")):
+            out.append({"key_id": key_id, **{k: rec.get(k) for k in ("org", "role", "label", "created_at",
+                                                                      "revoked_at")}})
+        return out
+
+    # -- writing (CLI) ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.chmod(self.path.parent, 0o700)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            data = self._read()
+            yield data
+            self._write(data)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _write(self, data: dict) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=2, sort_keys=True)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.replace(tmp, self.path)
+
+    def create(self, org: str, role: str, label: str = "") -> tuple[str, str]:
+        """A new key for ``org`` with ``role``: (key id, the key itself — shown once)."""
+        if role not in ROLES:
+            raise KeyStoreError(f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
+        if not re.match(r"^[A-Za-z0-9.-]{1,64}$", org or ""):
+            raise KeyStoreError(f"invalid org (MSP id) {org!r}")
+        secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
+        salt = secrets.token_bytes(16)
+        with self._locked() as data:
+            key_id = secrets.token_hex(6)
+            while key_id in data["keys"]:
+                key_id = secrets.token_hex(6)
+            data["version"] = FILE_VERSION
+            data["keys"][key_id] = {"org": org, "role": role, "label": label, "salt": salt.hex(),
+                                    "hash": _hash(salt, secret), "created_at": _now(), "revoked_at": None}
+        return key_id, f"{PREFIX}_{key_id}_{secret}"
+
+    def revoke(self, key_id: str) -> bool:
+        """Revoke a key (kept in the file, marked revoked). False if there is no such active key."""
+        with self._locked() as data:
+            rec = data["keys"].get(key_id)
+            if rec is None or rec.get("revoked_at"):
+                return False
+            rec["revoked_at"] = _now()
+            return True
+
+
+def key_id_of(presented: str | None) -> str | None:
+    """The key id part of a presented key (safe to log), or None."""
+    m = _KEY.match((presented or "").strip())
+    return m.group(1) if m else None

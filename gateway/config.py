@@ -1,0 +1,73 @@
+"""Configuration of the REST gateway.
+
+The app factory takes a :class:`GatewayConfig`; nothing in it dials a peer or
+reads a key file at import time. :meth:`GatewayConfig.from_state_dir` derives
+one from a network state directory (``.ipledger/``): for every application
+organisation its ``User1`` client identity, its own peer and its TLS CA.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_CHANNEL = "inward-processing"
+DEFAULT_CHAINCODE = "ipledger"
+
+
+@dataclass(frozen=True)
+class OrgConnection:
+    """How the gateway acts for one organisation: its client identity and its own peer."""
+    msp_id: str
+    msp_dir: Path
+    peer_address: str
+    tls_root_cert: Path
+    server_name: str | None = None
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    orgs: dict[str, OrgConnection] = field(default_factory=dict)
+    keys_file: Path = Path(".ipledger/gateway/api-keys.json")
+    # secret for the commercial-data nonce (see gateway/README.md); None disables it
+    nonce_key_file: Path | None = None
+    channel: str = DEFAULT_CHANNEL
+    chaincode: str = DEFAULT_CHAINCODE
+    submit_timeout: float = 60.0       # whole submit: endorse + order + commit (+ MVCC retries)
+    evaluate_timeout: float = 10.0
+    ready_timeout: float = 3.0         # /readyz: one evaluate per org
+    retry_after_s: int = 5             # Retry-After of 503/504 answers
+    race_retries: int = 6              # new proposals after an endorsement mismatch (concurrent transactions)
+    max_batch: int = 500               # items in POST /events/batch
+    max_body_bytes: int = 8 * 1024 * 1024
+    block_lookups: int = 500           # at most this many tx -> block look-ups per query answer
+    configure_logging: bool = False    # JSON logs on stderr (the server turns it on)
+    log_level: str = "INFO"
+
+    def with_(self, **changes) -> "GatewayConfig":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_state_dir(cls, state_dir: Path | str, **overrides) -> "GatewayConfig":
+        """Identities and peers of every application org of the network in ``state_dir``."""
+        from network.lifecycle import Network  # the gateway's only use of network/: reading the layout
+
+        state_dir = Path(state_dir).resolve()
+        net = Network.open(state_dir)
+        orgs = {}
+        for org in net.consortium.orgs:
+            if not org.nodes:
+                continue
+            peer = org.nodes[0]
+            orgs[org.msp_id] = OrgConnection(
+                msp_id=org.msp_id, msp_dir=net.layout.user_msp(org, "User1"), peer_address=peer.address,
+                tls_root_cert=net.layout.tls_ca(org))
+        base = dict(orgs=orgs, keys_file=keys_file_of(state_dir), nonce_key_file=state_dir / "gateway" / "nonce.key",
+                    channel=net.consortium.channel,
+                    chaincode=os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE))
+        base.update(overrides)
+        return cls(**base)
+
+
+def keys_file_of(state_dir: Path | str) -> Path:
+    return Path(state_dir) / "gateway" / "api-keys.json"

@@ -1,0 +1,405 @@
+"""``ipledger import``: post ERP business events, line by line, through the REST API.
+
+Input formats
+-------------
+* **JSON lines** (``.jsonl``): one request body of ``POST /api/v1/events`` per
+  line, e.g. ``{"type": "MoveGoods", "event_id": "erp-12", ...}``. Blank
+  lines are skipped.
+* **CSV** (``.csv``, UTF-8, header row, comma-separated): one event per row.
+  Columns: ``type`` (required), then the event's fields by name
+  (``event_id``, ``authorisation_id``, ``occurred_at``, ``lot_id``,
+  ``quantity``...). Empty cells are left out, so one file can mix event types.
+  A cell is typed by the event's JSON Schema: integers and numbers are
+  converted, arrays and objects are written as JSON in the cell (e.g.
+  ``inputs`` = ``[{"lot_id": "L1", "qty": 500}]``). Nested members may also be
+  spread over dotted columns (``parameters.warn_days``). Commercial data go in
+  the ``commercial`` column as JSON, or in dotted columns
+  ``commercial.customs_value.amount`` / ``commercial.customs_value.currency``.
+
+Resuming
+--------
+The progress file (default ``FILE.progress``, JSON lines) starts with the
+input file's SHA-256 and records every line that got a final answer
+(committed, replayed, refused, invalid). Run the same command again after an
+interruption: recorded lines are skipped; lines whose outcome was not final
+(network failure) are sent again — which is safe, since ``event_id`` makes
+every event idempotent. A changed input file is refused (use ``--restart``).
+
+Exit codes: 0 every line recorded (or replayed); 1 some lines refused or
+invalid (see the report); 2 usage, file or authentication error; 3 stopped
+because the gateway stayed unreachable (resume later); 130 interrupted.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+FINAL = frozenset({"COMMITTED", "REPLAYED", "REFUSED", "INVALID"})
+REPORT_COLUMNS = ("line", "event_id", "type", "status", "outcome", "tx_id", "block_number", "problem_type", "detail")
+PROBLEM_BASE = "https://ipledger.example/problems/"
+
+
+class ImportError_(Exception):  # noqa: N801 - not the builtin ImportError
+    """The import cannot run (file, format, progress file or authentication problem)."""
+
+
+class GatewayUnreachable(Exception):
+    pass
+
+
+@dataclass
+class LineOutcome:
+    line: int
+    event_id: str | None
+    type: str | None
+    status: int | None
+    outcome: str            # COMMITTED, REPLAYED, REFUSED, INVALID, FAILED
+    tx_id: str | None = None
+    block_number: int | None = None
+    problem_type: str | None = None
+    detail: str | None = None
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+def detect_format(path: Path, fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    raise ImportError_(f"cannot tell the format of {path.name}: give --format csv or --format jsonl")
+
+
+def read_records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
+    """(line number, request body) per record; the body is an ``InvalidLine`` when it cannot be read."""
+    if fmt == "jsonl":
+        with open(path, encoding="utf-8-sig") as f:
+            for number, text in enumerate(f, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    yield number, json.loads(text)
+                except ValueError as exc:
+                    yield number, InvalidLine(f"not JSON: {exc}")
+        return
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "type" not in [c.strip() for c in reader.fieldnames]:
+            raise ImportError_(f"{path.name}: the CSV header must have a 'type' column")
+        start = reader.line_num + 1
+        for row in reader:
+            number = start
+            start = reader.line_num + 1
+            if None in row:
+                yield number, InvalidLine("more cells than columns")
+                continue
+            if not any((v or "").strip() for v in row.values()):
+                continue
+            try:
+                yield number, csv_row_to_body(row)
+            except ValueError as exc:
+                yield number, InvalidLine(str(exc))
+
+
+@dataclass
+class InvalidLine:
+    reason: str
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("common.json#/$defs/"):
+        return schema["$defs"]["common"]["$defs"][ref.rsplit("/", 1)[-1]]
+    return node
+
+
+def _property_schema(root: dict, path: list[str]) -> dict | None:
+    node: dict | None = root
+    for part in path:
+        if node is None:
+            return None
+        node = _resolve(root, node)
+        props = node.get("properties") or {}
+        if part in props:
+            node = props[part]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return None
+    return _resolve(root, node) if node is not None else None
+
+
+_INT = re.compile(r"^[+-]?\d+$")
+_NUM = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _typed(cell: str, prop: dict | None) -> Any:
+    types = prop.get("type") if prop else None
+    types = types if isinstance(types, list) else [types]
+    if "integer" in types and _INT.match(cell):
+        return int(cell)
+    if "number" in types and _NUM.match(cell):
+        return int(cell) if _INT.match(cell) else float(cell)
+    if "boolean" in types and cell.lower() in ("true", "false"):
+        return cell.lower() == "true"
+    if ("array" in types or "object" in types) or (prop is None and cell[:1] in "[{"):
+        try:
+            return json.loads(cell)
+        except ValueError:
+            raise ValueError(f"not JSON: {cell[:60]}") from None
+    return cell
+
+
+def csv_row_to_body(row: dict[str, str]) -> dict:
+    """One CSV row as a request body (typed with the event's JSON Schema)."""
+    from chaincode.contract import schemas  # the contract's schemas (allowed import)
+
+    cells = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+    event_type = cells.pop("type", "")
+    if not event_type:
+        raise ValueError("the 'type' cell is empty")
+    body: dict[str, Any] = {"type": event_type}
+    try:
+        event_schema = schemas.load_schema(event_type)
+    except KeyError:
+        event_schema = None  # an unknown type: sent as is, the gateway explains
+    commercial_schema = schemas.load_schema("commercial")
+    for column, cell in cells.items():
+        if not column or cell == "":
+            continue
+        path = column.split(".")
+        if path[0] == "commercial":
+            root, sub = commercial_schema, path[1:]
+        else:
+            root, sub = event_schema, path
+        prop = _property_schema(root, sub) if root is not None else None
+        if path[0] == "commercial" and not sub:
+            value: Any = json.loads(cell) if cell.startswith("{") else cell
+        else:
+            value = _typed(cell, prop)
+        target = body
+        for part in path[:-1]:
+            nxt = target.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ValueError(f"column {column}: {part} is given twice")
+            target = nxt
+        if path[-1] in target and isinstance(target[path[-1]], dict) and isinstance(value, dict):
+            target[path[-1]].update(value)
+        else:
+            target[path[-1]] = value
+    return body
+
+
+# ------------------------------------------------------------------------------------------ progress
+
+class Progress:
+    """The progress file: a header with the input's hash, then one final outcome per line."""
+
+    def __init__(self, path: Path, input_hash: str, restart: bool):
+        self.path = path
+        self.done: dict[int, LineOutcome] = {}
+        if restart and path.exists():
+            path.unlink()
+        if path.exists():
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+            header = json.loads(lines[0]) if lines else {}
+            if header.get("input_sha256") != input_hash:
+                raise ImportError_(f"{path} belongs to another version of the input file; use --restart "
+                                   f"to import it from the beginning")
+            for text in lines[1:]:
+                try:
+                    rec = json.loads(text)
+                except ValueError:
+                    continue  # a line cut by a crash: that line is simply sent again
+                self.done[rec["line"]] = LineOutcome(**rec)
+            self._f = open(path, "a", encoding="utf-8")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = open(path, "w", encoding="utf-8")
+            self._write({"input_sha256": input_hash, "version": 1})
+
+    def _write(self, obj: dict) -> None:
+        self._f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def record(self, outcome: LineOutcome) -> None:
+        self.done[outcome.line] = outcome
+        self._write(asdict(outcome))
+
+    def close(self) -> None:
+        self._f.close()
+
+
+# ------------------------------------------------------------------------------------------ the run
+
+class Importer:
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 120.0, retries: int = 5,
+                 progress: TextIO | None = sys.stderr, sleep=time.sleep, backoff: float = 1.0):
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.retries = retries
+        self.out = progress
+        self.sleep = sleep
+        self.backoff = backoff
+        self.run_id = uuid.uuid4().hex[:8]
+
+    # -- HTTP --------------------------------------------------------------------------------------------
+    def _post(self, body: Any, line: int) -> tuple[int, dict, dict]:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        req = urllib.request.Request(f"{self.base_url}/api/v1/events", data=data, method="POST", headers={
+            "Content-Type": "application/json", "Accept": "application/json, application/problem+json",
+            "Authorization": f"Bearer {self.api_key}", "X-Request-Id": f"import-{self.run_id}-{line}"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return resp.status, _json(resp.read()), dict(resp.headers)
+        except urllib.error.HTTPError as exc:
+            return exc.code, _json(exc.read()), dict(exc.headers or {})
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            raise GatewayUnreachable(str(getattr(exc, "reason", exc))) from None
+
+    def submit(self, line: int, body: Any) -> LineOutcome:
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        event_type = body.get("type") if isinstance(body, dict) else None
+        attempt = 0
+        while True:
+            try:
+                status, answer, headers = self._post(body, line)
+            except GatewayUnreachable as exc:
+                status, answer, headers = None, {"detail": f"gateway unreachable: {exc}"}, {}
+            problem_type = str(answer.get("type", "")).removeprefix(PROBLEM_BASE) or None
+            retryable = status is None or status in (502, 503, 504) or problem_type == "transaction-conflict"
+            if retryable and attempt < self.retries:
+                attempt += 1
+                wait = _retry_after(headers) or min(30.0, self.backoff * 2 ** (attempt - 1))
+                self.sleep(wait)
+                continue
+            break
+        if status in (200, 201):
+            return LineOutcome(line, event_id, event_type, status, answer.get("status", "COMMITTED"),
+                               tx_id=answer.get("tx_id"), block_number=answer.get("block_number"))
+        if status in (401,) or problem_type == "forbidden":
+            raise ImportError_(f"the gateway refused the API key ({status} {problem_type}): "
+                               f"{answer.get('detail', '')}")
+        outcome = "FAILED" if retryable or status is None or status >= 500 else "REFUSED"
+        return LineOutcome(line, event_id, event_type, status, outcome, tx_id=answer.get("tx_id"),
+                           problem_type=problem_type, detail=answer.get("detail"))
+
+    # -- the whole file ----------------------------------------------------------------------------------
+    def run(self, path: Path, *, fmt: str | None = None, report: Path | None = None,
+            progress_file: Path | None = None, restart: bool = False) -> int:
+        path = Path(path)
+        if not path.is_file():
+            raise ImportError_(f"no file {path}")
+        fmt = detect_format(path, fmt)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        records = list(read_records(path, fmt))
+        progress = Progress(progress_file or path.with_name(path.name + ".progress"), digest, restart)
+        counts = {"ok": 0, "refused": 0, "failed": 0}
+        for outcome in progress.done.values():
+            counts["ok" if outcome.outcome in ("COMMITTED", "REPLAYED") else "refused"] += 1
+        total = len(records)
+        self._bar(len(progress.done), total, counts)
+        code = 0
+        try:
+            for index, (line, body) in enumerate(records, start=1):
+                if line in progress.done:
+                    continue
+                if isinstance(body, InvalidLine):
+                    outcome = LineOutcome(line, None, None, None, "INVALID", detail=body.reason)
+                else:
+                    outcome = self.submit(line, body)
+                if outcome.outcome in FINAL:
+                    progress.record(outcome)
+                    counts["ok" if outcome.outcome in ("COMMITTED", "REPLAYED") else "refused"] += 1
+                else:
+                    counts["failed"] += 1
+                    self._bar(len(progress.done), total, counts, final=True)
+                    self._say(f"line {line}: no final answer ({outcome.status or 'gateway unreachable'}: "
+                              f"{outcome.detail}); stopped. Run the same command again to resume.")
+                    code = 3
+                    break
+                self._bar(len(progress.done), total, counts)
+            else:
+                self._bar(len(progress.done), total, counts, final=True)
+        except KeyboardInterrupt:
+            self._say("interrupted; run the same command again to resume")
+            code = 130
+        finally:
+            progress.close()
+            if report is not None:
+                write_report(report, sorted(progress.done.values(), key=lambda o: o.line))
+        if code:
+            return code
+        return 1 if counts["refused"] else 0
+
+    # -- progress bar --------------------------------------------------------------------------------------
+    def _bar(self, done: int, total: int, counts: dict, final: bool = False) -> None:
+        if self.out is None:
+            return
+        width = 30
+        filled = int(width * done / total) if total else width
+        text = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} lines  ok {counts['ok']}  "
+                f"refused {counts['refused']}")
+        if getattr(self.out, "isatty", lambda: False)():
+            self.out.write("\r" + text + ("\n" if final else ""))
+        elif final or total < 20 or done % max(1, total // 10) == 0:
+            self.out.write(text + "\n")
+        self.out.flush()
+
+    def _say(self, text: str) -> None:
+        if self.out is not None:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+
+def _json(raw: bytes) -> dict:
+    try:
+        value = json.loads(raw or b"{}")
+    except ValueError:
+        return {"detail": "the gateway answered with something that is not JSON"}
+    return value if isinstance(value, dict) else {}
+
+
+def _retry_after(headers: dict) -> float | None:
+    for k, v in headers.items():
+        if k.lower() == "retry-after":
+            try:
+                return min(60.0, float(v))
+            except ValueError:
+                return None
+    return None
+
+
+def write_report(path: Path, outcomes: list[LineOutcome]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        text = "".join(json.dumps(asdict(o), ensure_ascii=False) + "\n" for o in outcomes)
+    else:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for o in outcomes:
+            w.writerow({k: ("" if v is None else v) for k, v in asdict(o).items()})
+        text = buf.getvalue()
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,106 @@
+"""The app's view of Fabric: submit and evaluate as an org, and find a transaction's block.
+
+:class:`FabricLedger` holds one :class:`gateway.fabric.Gateway` connection per
+org, opened lazily on first use in each worker process (never before
+gunicorn forks: gRPC channels do not survive a fork) and shared by the
+worker's threads (gRPC channels are thread-safe). Tests inject any object
+with the same methods (see ``tests/unit/gateway/fakes.py``).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import Mapping, Protocol, Sequence
+
+from .config import GatewayConfig
+
+log = logging.getLogger(__name__)
+
+
+class Ledger(Protocol):
+    def orgs(self) -> list[str]: ...
+
+    def submit(self, org: str, function: str, args: Sequence[str],
+               transient: Mapping[str, bytes] | None = None):  # -> SubmitResult-like (tx_id, result, block_number)
+        ...
+
+    def evaluate(self, org: str, function: str, args: Sequence[str], *, timeout: float | None = None) -> bytes: ...
+
+    def block_number(self, org: str, tx_id: str) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+class UnknownOrg(LookupError):
+    """The gateway has no identity for this org (a key names an org the gateway does not serve)."""
+
+
+class FabricLedger:
+    def __init__(self, config: GatewayConfig):
+        self.config = config
+        self._lock = threading.Lock()
+        self._gateways: dict = {}
+        self._blocks: OrderedDict[str, int] = OrderedDict()
+        self._blocks_lock = threading.Lock()
+
+    def orgs(self) -> list[str]:
+        return sorted(self.config.orgs)
+
+    def _gateway(self, org: str):
+        gw = self._gateways.get(org)
+        if gw is not None:
+            return gw
+        with self._lock:
+            gw = self._gateways.get(org)
+            if gw is None:
+                from gateway.fabric import Endpoint, Gateway, RetryPolicy, Timeouts, load_identity
+                conn = self.config.orgs.get(org)
+                if conn is None:
+                    raise UnknownOrg(org)
+                identity, signer = load_identity(conn.msp_dir, conn.msp_id)
+                endpoint = Endpoint(conn.peer_address, tls_root_cert=conn.tls_root_cert,
+                                    server_name=conn.server_name)
+                timeouts = Timeouts(evaluate=self.config.evaluate_timeout, endorse=30.0, submit=10.0,
+                                    commit_status=self.config.submit_timeout)
+                gw = Gateway.connect(endpoint, identity, signer, timeouts=timeouts,
+                                     retry=RetryPolicy(retries=5, backoff=0.1, max_backoff=2.0))
+                self._gateways[org] = gw
+                log.info("connected to the peer of %s", org, extra={"org": org})
+        return gw
+
+    def _contract(self, org: str, chaincode: str | None = None):
+        return self._gateway(org).network(self.config.channel).contract(chaincode or self.config.chaincode)
+
+    def submit(self, org, function, args, transient=None):
+        return self._contract(org).submit(function, list(args), transient=transient,
+                                          timeout=self.config.submit_timeout)
+
+    def evaluate(self, org, function, args, *, timeout=None):
+        return self._contract(org).evaluate(function, list(args), timeout=timeout or self.config.evaluate_timeout)
+
+    def block_number(self, org: str, tx_id: str) -> int | None:
+        """The number of the block holding ``tx_id`` (qscc GetBlockByTxID; cached: blocks never change)."""
+        with self._blocks_lock:
+            if tx_id in self._blocks:
+                self._blocks.move_to_end(tx_id)
+                return self._blocks[tx_id]
+        from fabric_protos.common import common_pb2
+        raw = self._contract(org, "qscc").evaluate("GetBlockByTxID", [self.config.channel, tx_id],
+                                                   timeout=self.config.evaluate_timeout)
+        block = common_pb2.Block.FromString(raw)
+        number = int(block.header.number)
+        with self._blocks_lock:
+            self._blocks[tx_id] = number
+            while len(self._blocks) > 100_000:
+                self._blocks.popitem(last=False)
+        return number
+
+    def close(self) -> None:
+        with self._lock:
+            for gw in self._gateways.values():
+                try:
+                    gw.close()
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    pass
+            self._gateways.clear()

@@ -1,0 +1,114 @@
+"""Request ids, structured JSON logs and Prometheus metrics.
+
+Logs: one JSON object per line on stderr. Only the fields listed in
+:data:`SAFE_FIELDS` are ever emitted from a record's extras, so an API key, a
+request body or commercial data cannot reach the log by accident; messages
+themselves never carry them (see the callers).
+
+Metrics: with gunicorn's several worker processes, ``ipledger gateway serve``
+sets ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` aggregates every worker;
+without it (tests, one process) each app has its own registry.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import sys
+import traceback
+import uuid
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+SAFE_FIELDS = ("request_id", "method", "path", "route", "status", "duration_ms", "org", "role", "key_id",
+               "event_type", "event_id", "tx_id", "block_number", "outcome", "problem_type", "code",
+               "function", "items", "remote_addr", "user_agent", "error_type")
+
+
+def request_id_from(header_value: str | None) -> str:
+    """The caller's X-Request-Id when it is a sane token, else a new one."""
+    if header_value and _REQUEST_ID.match(header_value):
+        return header_value
+    return uuid.uuid4().hex
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name in SAFE_FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                out[name] = value
+        if record.exc_info and record.levelno >= logging.ERROR:
+            # the type and the frames, not the exception text (it may carry request data)
+            etype = record.exc_info[0]
+            out["error_type"] = etype.__name__ if etype else None
+            tb = traceback.extract_tb(record.exc_info[2])[-12:]
+            out["stack"] = [f"{f.filename}:{f.lineno} in {f.name}" for f in tb]
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr for the root logger (idempotent)."""
+    root = logging.getLogger()
+    for h in root.handlers:
+        if isinstance(h.formatter, JsonFormatter):
+            return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def gunicorn_logconfig(level: str = "INFO") -> dict:
+    """gunicorn's own logs in the same JSON format."""
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": level, "propagate": False}},
+        "root": {"handlers": ["stderr"], "level": level},
+    }
+
+
+# ----------------------------------------------------------------------------------------- metrics
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("ipledger_gateway_requests_total", "HTTP requests by route and status",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("ipledger_gateway_request_duration_seconds", "HTTP request latency by route",
+                                 ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.fabric = Histogram("ipledger_gateway_fabric_call_duration_seconds",
+                                "Fabric calls (evaluate, submit, block look-up) by function and outcome",
+                                ["call", "function", "outcome"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.events = Counter("ipledger_gateway_events_total", "Business events by type and outcome "
+                              "(committed, replayed, refused, failed)", ["type", "outcome"], registry=self.registry)
+
+    def exposition(self) -> bytes:
+        directory = multiprocess_dir()
+        if directory:
+            from prometheus_client import multiprocess
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=directory)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

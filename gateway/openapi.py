@@ -1,0 +1,338 @@
+"""The OpenAPI 3.1 document, generated from the contract's JSON Schemas and :data:`OPERATIONS`.
+
+Event schemas come from ``chaincode/contract/schemas`` (the ones the chaincode
+validates with): the shared definitions of ``common.json`` become
+``components/schemas/<name>`` and every ``common.json#/$defs/<name>``
+reference is rewritten to ``#/components/schemas/<name>``; each event's
+request schema is its event schema plus ``type`` (and ``commercial`` for the
+acts that carry commercial data).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+from chaincode.contract import schemas  # the contract's schemas (allowed import)
+
+from .api.common import ID_PATTERNS, MOMENT_PATTERN
+from .auth import ROLES
+from .problems import MEDIA_TYPE, problem_types
+from .validation import COMMERCIAL_EVENTS, EVENT_TYPES
+
+API_VERSION = "1.0.0"
+_COMMON_REF = "common.json#/$defs/"
+
+# who performs each act (documentation; the contract decides: chaincode/contract/roles.py)
+PERFORMED_BY = {
+    **{t: "CustomsMSP" for t in ("GrantAuthorisation", "AmendAuthorisation", "SuspendAuthorisation",
+                                 "ReinstateAuthorisation", "RevokeAuthorisation", "ExtendDischargePeriod",
+                                 "ConfirmExit", "RecordControl", "DecideBillOfDischarge", "SetParameters")},
+    **{t: "OperatorMSP" for t in ("MoveGoods", "RecordProcessing", "RecordLoss", "SubmitBillOfDischarge")},
+    "PlaceUnderProcedure": "OperatorMSP, or BrokerMSP with a mandate",
+    "ExitGoods": "OperatorMSP, or BrokerMSP with a mandate",
+}
+
+
+def _param(name: str, where: str, schema: dict, description: str, required: bool | None = None) -> dict:
+    return {"name": name, "in": where, "required": True if where == "path" else bool(required),
+            "description": description, "schema": schema}
+
+
+def _id(name: str, description: str) -> dict:
+    return _param(name, "path", {"type": "string", "pattern": ID_PATTERNS[name]}, description)
+
+
+def _moment(name: str, description: str, required: bool = False, date_only: bool = False) -> dict:
+    pattern = schemas.load_schema("common")["$defs"]["date"]["pattern"] if date_only else MOMENT_PATTERN
+    return _param(name, "query", {"type": "string", "pattern": pattern}, description, required)
+
+
+AUTH_ID = _id("authorisation_id", "authorisation id, e.g. FRIPO000001")
+
+# method, path, operationId, summary, permission (None: public), parameters, request body schema, ok responses
+OPERATIONS: list[dict[str, Any]] = [
+    {"method": "post", "path": "/api/v1/events", "id": "submitEvent", "permission": "submit",
+     "summary": "Submit one business event",
+     "description": "Validates the event against its JSON Schema, then submits the contract function of the same "
+                    "name as the key's organisation. `commercial` (PlaceUnderProcedure, ExitGoods) travels in "
+                    "the transient map only. `event_id` is the idempotency key: the first time 201 with the "
+                    "transaction id and block; the same event again 200 with the ORIGINAL transaction id; the "
+                    "same event_id with other content 409 duplicate-event.",
+     "body": {"$ref": "#/components/schemas/Event"},
+     "ok": {"201": ("the event was recorded in a new transaction", "SubmitOutcome"),
+            "200": ("replay: the event was already recorded; the original transaction", "SubmitOutcome")}},
+    {"method": "post", "path": "/api/v1/events/batch", "id": "submitEventBatch", "permission": "submit",
+     "summary": "Submit many business events, in order",
+     "description": "Items are processed sequentially, in order, each in its own transaction: every item is "
+                    "committed (201), replayed (200), refused (4xx) or failed (5xx) on its own, and reported "
+                    "with its index. Nothing is silently skipped: with `stop_on_error` (default false) the "
+                    "items after the first refused or failed one are reported NOT_ATTEMPTED; when the ledger "
+                    "becomes unreachable (503/504) the batch stops the same way and the answer carries "
+                    "Retry-After. Send the batch again: items already recorded come back as replays.",
+     "body": {"$ref": "#/components/schemas/BatchRequest"},
+     "ok": {"200": ("the batch was processed; see each item's outcome", "BatchOutcome")}},
+    {"method": "get", "path": "/api/v1/authorisations/{authorisation_id}", "id": "getAuthorisation",
+     "permission": "read", "summary": "An authorisation and its status at the ledger time", "params": [AUTH_ID],
+     "function": "GetAuthorisation"},
+    {"method": "get", "path": "/api/v1/authorisations/{authorisation_id}/balances", "id": "getBalances",
+     "permission": "read", "summary": "Balances by goods code and unit, and the use of each ceiling",
+     "params": [AUTH_ID], "function": "GetBalances"},
+    {"method": "get", "path": "/api/v1/authorisations/{authorisation_id}/alerts", "id": "getAlerts",
+     "permission": "read", "summary": "Recorded and time alerts at `as_of` (default: the ledger time)",
+     "params": [AUTH_ID, _moment("as_of", "date or date-time the alerts are computed for")],
+     "function": "GetAlerts"},
+    {"method": "get", "path": "/api/v1/authorisations/{authorisation_id}/events", "id": "getEventsInPeriod",
+     "permission": "read", "summary": "Events recorded in [from, to) (ledger time), with block numbers",
+     "params": [AUTH_ID, _moment("from", "start (a date means 00:00 UTC)", required=True),
+                _moment("to", "end, exclusive (a date includes that whole day; default: the ledger time)")],
+     "function": "GetEventsInPeriod"},
+    {"method": "get", "path": "/api/v1/authorisations/{authorisation_id}/bill-of-discharge-data",
+     "id": "getBillOfDischargeData", "permission": "read",
+     "summary": "The bill-of-discharge data for a period end, or the audit view as of a date",
+     "params": [AUTH_ID, _moment("period_end", "period end (date)", date_only=True),
+                _moment("as_of", "audit view as of this date or date-time (not with period_end)")],
+     "function": "GetBillOfDischargeData"},
+    {"method": "get", "path": "/api/v1/bills-of-discharge/{bill_id}", "id": "getBillOfDischarge",
+     "permission": "read", "summary": "A submitted bill of discharge and its decision",
+     "params": [_id("bill_id", "bill id, BOD-<authorisation>-<period end>")], "function": "GetBillOfDischarge"},
+    {"method": "get", "path": "/api/v1/lots/{lot_id}", "id": "getLot", "permission": "read",
+     "summary": "A lot: balances per site, status, deadline (customs value for customs and the holder, "
+                "its hash for the broker)", "params": [_id("lot_id", "lot id")], "function": "GetLot"},
+    {"method": "get", "path": "/api/v1/lots/{lot_id}/history", "id": "getLotHistory", "permission": "read",
+     "summary": "Audit trail of a lot: every event with tx id, block number, timestamp and submitting org",
+     "params": [_id("lot_id", "lot id")], "function": "GetLotHistory"},
+    {"method": "get", "path": "/api/v1/batches/{batch_id}", "id": "getBatch", "permission": "read",
+     "summary": "A batch of processed products with its lineage", "params": [_id("batch_id", "batch id")],
+     "function": "GetBatch"},
+    {"method": "get", "path": "/api/v1/batches/{batch_id}/history", "id": "getBatchHistory", "permission": "read",
+     "summary": "Audit trail of a batch (as for lots)", "params": [_id("batch_id", "batch id")],
+     "function": "GetBatchHistory"},
+    {"method": "get", "path": "/api/v1/parameters", "id": "getParameters", "permission": "read",
+     "summary": "The customs parameters in force", "function": "GetParameters"},
+    {"method": "get", "path": "/healthz", "id": "healthz", "permission": None, "summary": "Liveness: the process answers",
+     "ok": {"200": ("alive", "Status")}},
+    {"method": "get", "path": "/readyz", "id": "readyz", "permission": None,
+     "summary": "Readiness: the peer of every org answers an evaluate (GetParameters)",
+     "ok": {"200": ("ready", "Status")}},
+    {"method": "get", "path": "/metrics", "id": "metrics", "permission": None,
+     "summary": "Prometheus metrics (text exposition format)", "ok": {"200": ("metrics", None)}},
+    {"method": "get", "path": "/api/v1/openapi.json", "id": "openapi", "permission": None,
+     "summary": "This document", "ok": {"200": ("the OpenAPI 3.1 document", None)}},
+    {"method": "get", "path": "/api/v1/docs", "id": "docs", "permission": None,
+     "summary": "Browsable documentation (HTML)", "ok": {"200": ("HTML page", None)}},
+]
+
+
+def _rewrite_refs(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k == "$ref" and isinstance(v, str) and v.startswith(_COMMON_REF):
+                out[k] = "#/components/schemas/" + v[len(_COMMON_REF):]
+            else:
+                out[k] = _rewrite_refs(v)
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(v) for v in node]
+    return node
+
+
+def _plain(schema: dict) -> dict:
+    schema = copy.deepcopy(schema)
+    for k in ("$schema", "$id"):
+        schema.pop(k, None)
+    defs = schema.get("$defs")
+    if isinstance(defs, dict):
+        defs.pop("common", None)
+        if not defs:
+            schema.pop("$defs")
+    return _rewrite_refs(schema)
+
+
+def event_request_schema(event_type: str) -> dict:
+    """The body of POST /events for ``event_type``: its event schema plus ``type`` (and ``commercial``)."""
+    schema = _plain(schemas.load_schema(event_type))
+    schema["properties"] = {"type": {"const": event_type, "description": "the event type"}, **schema["properties"]}
+    schema["required"] = ["type", *schema.get("required", [])]
+    if event_type in COMMERCIAL_EVENTS:
+        schema["properties"]["commercial"] = {
+            "$ref": "#/components/schemas/Commercial",
+            "description": "confidential commercial data: sent in the transient map only, never in the transaction"
+                           + (" (required: customs_value)" if event_type == "PlaceUnderProcedure" else "")}
+        if event_type == "PlaceUnderProcedure":
+            schema["required"].append("commercial")
+    schema["description"] = f"{schema.get('description', '')} Performed by: {PERFORMED_BY.get(event_type, '?')}."
+    return schema
+
+
+def _problem_schema() -> dict:
+    return {
+        "type": "object", "description": "RFC 9457 problem details",
+        "required": ["type", "title", "status"],
+        "properties": {
+            "type": {"type": "string", "enum": sorted(problem_types())},
+            "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
+            "instance": {"type": "string"}, "request_id": {"type": "string"},
+            "code": {"type": "string", "description": "the contract's error code"},
+            "details": {"description": "the contract's details of the error"},
+            "errors": {"type": "array", "items": {"type": "object", "properties": {
+                "path": {"type": "string"}, "message": {"type": "string"}}}},
+            "tx_id": {"type": "string"},
+        },
+    }
+
+
+def _components() -> dict:
+    common = schemas.load_schema("common")["$defs"]
+    comps: dict[str, Any] = {name: _rewrite_refs(s) for name, s in common.items()}
+    # the pattern says the shape; the gateway (and the contract) also want a real calendar date
+    comps["date"] = {**comps["date"], "format": "date"}
+    comps["dateTime"] = {**comps["dateTime"], "format": "date-time"}
+    comps["Commercial"] = _plain(schemas.load_schema("commercial"))
+    for t in EVENT_TYPES:
+        comps[t] = event_request_schema(t)
+    comps["Event"] = {"oneOf": [{"$ref": f"#/components/schemas/{t}"} for t in EVENT_TYPES],
+                      "discriminator": {"propertyName": "type",
+                                        "mapping": {t: f"#/components/schemas/{t}" for t in EVENT_TYPES}}}
+    comps["BatchRequest"] = {"oneOf": [
+        {"type": "object", "required": ["events"], "additionalProperties": False, "properties": {
+            "events": {"type": "array", "minItems": 1, "maxItems": 500,
+                       "items": {"$ref": "#/components/schemas/Event"}},
+            "stop_on_error": {"type": "boolean", "default": False}}},
+        {"type": "array", "minItems": 1, "maxItems": 500, "items": {"$ref": "#/components/schemas/Event"}},
+    ]}
+    comps["SubmitOutcome"] = {
+        "type": "object", "required": ["event_id", "type", "org", "status", "tx_id", "block_number"],
+        "properties": {
+            "event_id": {"type": "string"}, "type": {"type": "string", "enum": list(EVENT_TYPES)},
+            "org": {"type": "string", "description": "the org the event was submitted as (the API key's)"},
+            "status": {"type": "string", "enum": ["COMMITTED", "REPLAYED"]},
+            "tx_id": {"type": "string", "description": "the transaction that recorded the event (for a replay: "
+                                                      "the original one)"},
+            "block_number": {"type": ["integer", "null"]},
+            "recorded_at": {"type": ["string", "null"], "description": "ledger time of the recording"},
+            "replay_tx_id": {"type": "string", "description": "replays only: the (no-op) transaction of this call"},
+            "result": {"description": "the contract's result"},
+        }}
+    item = {"type": "object", "required": ["index", "outcome", "status"], "properties": {
+        "index": {"type": "integer"}, "event_id": {"type": ["string", "null"]}, "type": {"type": ["string", "null"]},
+        "status": {"type": ["integer", "null"], "description": "the HTTP status this item alone would have had"},
+        "outcome": {"type": "string", "enum": ["COMMITTED", "REPLAYED", "REFUSED", "FAILED", "NOT_ATTEMPTED"]},
+        "tx_id": {"type": "string"}, "block_number": {"type": ["integer", "null"]},
+        "recorded_at": {"type": ["string", "null"]}, "replay_tx_id": {"type": "string"},
+        "problem": {"$ref": "#/components/schemas/Problem"}}}
+    counts = {k: {"type": "integer"} for k in ("total", "committed", "replayed", "refused", "failed", "not_attempted")}
+    comps["BatchOutcome"] = {"type": "object", "required": ["summary", "results"], "properties": {
+        "summary": {"type": "object", "required": list(counts), "properties": counts},
+        "results": {"type": "array", "items": item}}}
+    comps["Problem"] = _problem_schema()
+    comps["Status"] = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+    comps["QueryResult"] = {"type": "object", "description": "the contract's answer (see the contract's queries)"}
+    return comps
+
+
+_PROBLEM_STATUSES = {
+    "submit": ("400", "401", "403", "404", "409", "413", "415", "500", "502", "503", "504"),
+    "read": ("400", "401", "403", "404", "500", "502", "503", "504"),
+    None: ("500",),
+}
+_STATUS_TEXT = {"400": "bad input (invalid-event, invalid-parameter, bad-request)", "401": "no valid API key",
+                "403": "the key's role or org may not do this", "404": "not found",
+                "409": "refused by a rule of the procedure, or a conflict", "413": "body or batch too large",
+                "415": "the body is not JSON", "500": "internal error (no details)",
+                "502": "the ledger failed the request", "503": "the ledger network cannot be reached (Retry-After)",
+                "504": "the ledger did not answer in time (Retry-After; replay with the same event_id)"}
+
+
+def _operation(op: dict) -> dict:
+    request_id_header = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
+    responses: dict[str, Any] = {}
+    for status, (text, schema_name) in op.get("ok", {"200": ("the contract's answer", "QueryResult")}).items():
+        if op["path"] == "/metrics":
+            content = {"text/plain": {"schema": {"type": "string"}}}
+        elif op["path"] == "/api/v1/docs":
+            content = {"text/html": {"schema": {"type": "string"}}}
+        elif schema_name is None:
+            content = {"application/json": {"schema": {"type": "object"}}}
+        else:
+            content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}}
+        responses[status] = {"description": text, "headers": request_id_header, "content": content}
+    statuses = _PROBLEM_STATUSES[op["permission"]]
+    if op["path"] == "/readyz":
+        statuses = ("500", "503")
+    for status in statuses:
+        headers = dict(request_id_header)
+        if status in ("503", "504", "409"):
+            headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
+        responses[status] = {"description": _STATUS_TEXT[status], "headers": headers,
+                             "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    out: dict[str, Any] = {"operationId": op["id"], "summary": op["summary"], "responses": responses,
+                           "tags": [_tag(op)]}
+    description = op.get("description", "")
+    if op.get("function"):
+        description = (description + f" Contract query: `{op['function']}`.").strip()
+    if op["permission"]:
+        roles = [r for r, perms in ROLES.items() if op["permission"] in perms]
+        description = (description + f" Roles: {', '.join(roles)}.").strip()
+    else:
+        out["security"] = []
+    if description:
+        out["description"] = description
+    if op.get("params"):
+        out["parameters"] = op["params"]
+    if op.get("body"):
+        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": op["body"]}}}
+    return out
+
+
+def _tag(op: dict) -> str:
+    if op["path"].startswith("/api/v1/events"):
+        return "events"
+    if op["permission"] == "read":
+        return "queries"
+    return "service"
+
+
+@functools.lru_cache(maxsize=1)
+def _document() -> dict:
+    paths: dict[str, dict] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op["path"], {})[op["method"]] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": "ipledger gateway",
+            "version": API_VERSION,
+            "description": "REST gateway of the ipledger inward-processing ledger (Hyperledger Fabric). Business "
+                           "events in, Fabric transactions out; queries of the audit view. Every error is "
+                           "application/problem+json (RFC 9457). Authenticate with an API key of your "
+                           "organisation: the key decides the org the gateway acts as.",
+        },
+        "tags": [{"name": "events", "description": "business events (Fabric submit transactions)"},
+                 {"name": "queries", "description": "the audit view (Fabric evaluate transactions)"},
+                 {"name": "service", "description": "health, metrics, documentation"}],
+        "security": [{"bearerAuth": []}, {"apiKey": []}],
+        "paths": paths,
+        "components": {
+            "schemas": _components(),
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+            "headers": {
+                "X-Request-Id": {"description": "the request id (the caller's if it sent a sane one)",
+                                 "schema": {"type": "string"}},
+                "Retry-After": {"description": "seconds to wait before trying again",
+                                "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+            },
+        },
+        "x-problem-types": problem_types(),
+    }
+
+
+def openapi_document() -> dict:
+    """The OpenAPI 3.1 document (a fresh copy)."""
+    return copy.deepcopy(_document())
+

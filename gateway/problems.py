@@ -1,0 +1,228 @@
+"""RFC 9457 problem details (``application/problem+json``) and the mapping of every failure to one.
+
+Every error answer of the API is a problem object::
+
+    {"type": "https://ipledger.example/problems/quantity-exceeds-balance",
+     "title": "Quantity exceeds balance", "status": 409,
+     "detail": "600 p/st of L1 asked, 500 at BOURGES-1",
+     "instance": "urn:ipledger:request:5f0c…", "request_id": "5f0c…",
+     "code": "QuantityExceedsBalance", "details": {...the contract's details...}}
+
+``type`` is stable per chaincode error code (the code in kebab case under
+:data:`PROBLEM_BASE`) and per gateway failure (``unauthenticated``,
+``forbidden``, ``service-unavailable``…). :data:`PROBLEM_TYPES` lists them all
+with their HTTP status; the OpenAPI document and the docs page are generated
+from it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from chaincode.contract.errors import RULES  # the contract's stable error codes (allowed import)
+
+PROBLEM_BASE = "https://ipledger.example/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+# -- chaincode error codes -> HTTP status ----------------------------------------------------------------
+_CONFLICT = 409
+CHAINCODE_STATUS: dict[str, int] = {
+    "InvalidEvent": 400,
+    "NotPermitted": 403,
+    "NotFound": 404,
+    "AuthorisationNotActive": _CONFLICT,
+    "AuthorisationExpired": _CONFLICT,
+    "GoodsNotCovered": _CONFLICT,
+    "SiteNotAuthorised": _CONFLICT,
+    "CeilingExceeded": _CONFLICT,
+    "QuantityExceedsBalance": _CONFLICT,
+    "UnitMismatch": _CONFLICT,
+    "YieldOutOfTolerance": _CONFLICT,
+    "DeadlinePassed": _CONFLICT,
+    "DuplicateEvent": _CONFLICT,
+    "DuplicateDeclaration": _CONFLICT,
+    "OutOfOrder": _CONFLICT,
+    "AlreadyExists": _CONFLICT,
+    "InvalidState": _CONFLICT,
+    "PeriodNotEnded": _CONFLICT,
+    "HashMismatch": _CONFLICT,
+    # the gateway host's clock differs from the endorsing peers': not the caller's fault
+    "ClockSkew": 502,
+    # codes of the shim's contract API (chaincode/shim/contract_api.py)
+    "InvalidArguments": 502,  # the gateway's arguments do not fit the deployed contract: version mismatch
+    "UnknownFunction": 502,   # the deployed contract does not know the function: version mismatch
+    "InternalError": 502,     # a bug in the contract; its text is not passed on
+}
+# chaincode codes whose message/details are not passed on to the caller
+_OPAQUE_CODES = frozenset({"InternalError", "UnknownFunction"})
+
+
+def slug(code: str) -> str:
+    """``QuantityExceedsBalance`` -> ``quantity-exceeds-balance``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", code).lower()
+
+
+def title_of(code_or_slug: str) -> str:
+    words = slug(code_or_slug).replace("-", " ")
+    return words[:1].upper() + words[1:]
+
+
+def type_uri(name: str) -> str:
+    return PROBLEM_BASE + name
+
+
+# gateway-level problem types (slug -> (status, title))
+GATEWAY_PROBLEMS: dict[str, tuple[int, str]] = {
+    "bad-request": (400, "Bad request"),
+    "invalid-event": (400, "Invalid event"),          # same type as the chaincode's InvalidEvent
+    "invalid-parameter": (400, "Invalid parameter"),
+    "unauthenticated": (401, "Unauthenticated"),
+    "forbidden": (403, "Forbidden"),
+    "not-found": (404, "Not found"),
+    "method-not-allowed": (405, "Method not allowed"),
+    "transaction-conflict": (409, "Transaction conflict"),
+    "payload-too-large": (413, "Payload too large"),
+    "unsupported-media-type": (415, "Unsupported media type"),
+    "internal-error": (500, "Internal error"),
+    "ledger-error": (502, "Ledger error"),
+    "service-unavailable": (503, "Service unavailable"),
+    "gateway-timeout": (504, "Gateway timeout"),
+}
+
+
+def problem_types() -> dict[str, dict]:
+    """Every problem type the API can answer: URI -> {status, title, code?}."""
+    out = {}
+    for name, (status, title) in GATEWAY_PROBLEMS.items():
+        out[type_uri(name)] = {"status": status, "title": title}
+    for code in (*RULES, *CHAINCODE_STATUS):
+        out[type_uri(slug(code))] = {"status": CHAINCODE_STATUS.get(code, _CONFLICT), "title": title_of(code),
+                                     "code": code}
+    return dict(sorted(out.items()))
+
+
+@dataclass(eq=False)
+class Problem(Exception):
+    """An error answer. Raise it anywhere in a request; the app renders it."""
+    status: int
+    name: str                      # the slug of the type URI
+    detail: str = ""
+    title: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        super().__init__(self.detail)
+        if self.title is None:
+            self.title = GATEWAY_PROBLEMS.get(self.name, (None, title_of(self.name)))[1]
+
+    @property
+    def type(self) -> str:
+        return type_uri(self.name)
+
+    def body(self, request_id: str | None) -> dict[str, Any]:
+        body = {"type": self.type, "title": self.title, "status": self.status, "detail": self.detail}
+        if request_id:
+            body["instance"] = f"urn:ipledger:request:{request_id}"
+            body["request_id"] = request_id
+        for k, v in self.extra.items():
+            body.setdefault(k, v)
+        return body
+
+
+def gateway_problem(name: str, detail: str, **extra) -> Problem:
+    status, title = GATEWAY_PROBLEMS[name]
+    return Problem(status, name, detail, title, extra)
+
+
+def chaincode_problem(error: dict, tx_id: str | None = None) -> Problem:
+    """The problem for the contract's ``{"code", "message", "details"}``."""
+    code = str(error.get("code") or "ChaincodeError")
+    status = CHAINCODE_STATUS.get(code, _CONFLICT)  # an unknown (new) rule is a refusal of the event
+    extra: dict[str, Any] = {"code": code}
+    if code in _OPAQUE_CODES:
+        detail = "the contract failed to process the request" if code == "InternalError" \
+            else "the deployed contract does not provide this function"
+    else:
+        detail = str(error.get("message") or title_of(code))
+        details = error.get("details")
+        if details:
+            extra["details"] = details
+            if code == "InvalidEvent" and isinstance(details, dict) and "errors" in details:
+                extra["errors"] = details["errors"]
+    if tx_id:
+        extra["tx_id"] = tx_id
+    return Problem(status, slug(code), detail, title_of(code), extra)
+
+
+ENDORSEMENT_MISMATCH = "ProposalResponsePayloads do not match"
+
+
+def race_kind(exc: Exception) -> str | None:
+    """Why a submit failed only because of concurrent transactions on the same keys, or None:
+
+    * ``endorsement-mismatch`` — the endorsing peers simulated against different versions of the world
+      state (one had committed a block the other had not yet): Endorse fails with ABORTED, "failed to
+      collect enough transaction endorsements ... ProposalResponsePayloads do not match";
+    * ``out-of-order`` — the contract's OutOfOrder for a transaction timestamped before the last change of
+      the goods (details ``last_change``): a concurrent transaction, created later, committed first.
+
+    Nothing was ordered in either case, so a new proposal (new timestamp, fresh state) is safe.
+    (MVCC read conflicts are retried by the Fabric client itself.)"""
+    from gateway.fabric import EndorseError
+
+    if not isinstance(exc, EndorseError):
+        return None
+    cc = exc.chaincode_error
+    if cc is not None:
+        details = cc.get("details")
+        if cc.get("code") == "OutOfOrder" and isinstance(details, dict) and "last_change" in details:
+            return "out-of-order"
+        return None
+    if exc.code == grpc.StatusCode.ABORTED and any(ENDORSEMENT_MISMATCH in d.message for d in exc.details):
+        return "endorsement-mismatch"
+    return None
+
+
+def transient_race(exc: Exception) -> bool:
+    return race_kind(exc) is not None
+
+
+def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
+    """Map a ``gateway.fabric`` error (or a connection failure) to a problem. Never leaks internals:
+    peer addresses and gRPC texts go to the log, not to the caller."""
+    from gateway.fabric import CommitError, GatewayError
+    from gateway.fabric.client import RETRYABLE_VALIDATION_CODES
+
+    if isinstance(exc, GatewayError) and exc.chaincode_error is not None:
+        return chaincode_problem(exc.chaincode_error, exc.tx_id)
+    tx = {"tx_id": exc.tx_id} if getattr(exc, "tx_id", None) else {}
+    retry = {"Retry-After": str(retry_after)}
+    if isinstance(exc, CommitError):
+        if exc.validation_code in RETRYABLE_VALIDATION_CODES:
+            return Problem(409, "transaction-conflict",
+                           "the transaction conflicted with concurrent transactions on the same goods and was "
+                           "not committed; send the event again (same event_id)",
+                           extra={**tx, "validation_code": exc.validation_code_name}, headers=retry)
+        return Problem(502, "ledger-error", f"the ledger did not commit the transaction "
+                                            f"({exc.validation_code_name})",
+                       extra={**tx, "validation_code": exc.validation_code_name})
+    if race_kind(exc) == "endorsement-mismatch":
+        return Problem(409, "transaction-conflict",
+                       "concurrent transactions on the same goods kept the endorsing peers from agreeing; send "
+                       "the event again (same event_id)", extra={**tx, "reason": "endorsement-mismatch"},
+                       headers=retry)
+    code = getattr(exc, "code", None)
+    if code == grpc.StatusCode.UNAVAILABLE or isinstance(exc, (ConnectionError, OSError)):
+        return Problem(503, "service-unavailable", "the ledger network cannot be reached; try again later",
+                       extra=tx, headers=retry)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Problem(504, "gateway-timeout",
+                       "the ledger did not answer in time; the event may or may not be recorded: send it again "
+                       "with the same event_id (replays are safe)", extra=tx, headers=retry)
+    if isinstance(exc, GatewayError) and exc.chaincode_status is not None and 400 <= exc.chaincode_status < 500:
+        return Problem(400, "bad-request", exc.chaincode_message or "the contract refused the request", extra=tx)
+    return Problem(502, "ledger-error", "the ledger refused or failed the request", extra=tx)

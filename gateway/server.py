@@ -1,0 +1,98 @@
+"""Serving the app with gunicorn (``ipledger gateway serve``).
+
+gthread workers: each worker process builds its own app (no preload: gRPC
+channels must be opened after the fork), with one Fabric connection per org
+shared by the worker's threads. Prometheus metrics of every worker are
+aggregated through ``PROMETHEUS_MULTIPROC_DIR`` (a fresh directory under the
+state dir at each start).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from gunicorn.app.base import BaseApplication
+
+from .config import GatewayConfig
+from .observability import gunicorn_logconfig
+
+
+def _child_exit(server, worker):  # gunicorn hook: forget the metrics of a dead worker
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def _worker_exit(server, worker):  # gunicorn hook: close the worker's Fabric connections
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        from .app import close_app
+        try:
+            close_app(app)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+class GatewayServer(BaseApplication):
+    def __init__(self, config: GatewayConfig, options: dict):
+        self.gateway_config = config
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key.lower(), value)
+
+    def load(self):
+        from .app import create_app
+        return create_app(self.gateway_config)
+
+
+def prepare_metrics_dir(state_dir: Path) -> Path:
+    directory = Path(state_dir) / "gateway" / "prometheus"
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, mode=0o700)
+    return directory
+
+
+def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threads: int = 8,
+          timeout: int = 120, log_level: str = "info") -> None:
+    """Run gunicorn in the foreground until SIGTERM/SIGINT."""
+    config = GatewayConfig.from_state_dir(state_dir, configure_logging=True, log_level=log_level.upper())
+    config_check(config)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(state_dir))
+    # prometheus_client picks its value store when imported; it may already be (this module imports it)
+    from prometheus_client import values
+    values.ValueClass = values.get_value_class()
+    options = {
+        "bind": bind, "workers": workers, "worker_class": "gthread", "threads": threads, "timeout": timeout,
+        "graceful_timeout": 30, "keepalive": 5, "accesslog": None, "errorlog": "-", "loglevel": log_level,
+        "logconfig_dict": gunicorn_logconfig(log_level.upper()), "proc_name": "ipledger-gateway",
+        "child_exit": _child_exit, "worker_exit": _worker_exit, "preload_app": False,
+        "forwarded_allow_ips": "127.0.0.1",
+    }
+    GatewayServer(config, options).run()
+
+
+class ServeError(RuntimeError):
+    """The gateway cannot start (the message says why)."""
+
+
+def config_check(config: GatewayConfig) -> None:
+    """Fail before forking when something is obviously missing."""
+    from .auth import KeyStore
+    if not config.orgs:
+        raise ServeError("the state directory describes no organisation; run 'ipledger network up' first")
+    missing = [o.msp_id for o in config.orgs.values() if not Path(o.msp_dir).is_dir()]
+    if missing:
+        raise ServeError(f"no client identity (User1) for {', '.join(missing)}: run 'ipledger network generate' "
+                         f"first")
+    store = KeyStore(config.keys_file)
+    store.check()
+    if not [k for k in store.list() if not k["revoked_at"]]:
+        print(f"warning: no API key yet in {config.keys_file}: every request will be refused (401) until one is "
+              f"created with 'ipledger gateway keys create --org <MSP id> --role clerk'", file=sys.stderr)

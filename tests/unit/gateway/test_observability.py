@@ -1,0 +1,239 @@
+"""Request ids, JSON logs without secrets, /healthz, /readyz, /metrics."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+
+import pytest
+
+from gateway.fabric import EvaluateError
+from gateway.observability import JsonFormatter
+
+from .fakes import endorse_error, place_body, unavailable
+
+
+def test_request_id_is_echoed_or_generated(client, as_org):
+    r = as_org("OperatorMSP").get("/api/v1/parameters", headers={"X-Request-Id": "erp-run-7.line-12"})
+    assert r.headers["X-Request-Id"] == "erp-run-7.line-12"
+    r = client.get("/api/v1/parameters", headers={"X-Request-Id": "erp-run-7"})  # 401: still echoed
+    assert r.status_code == 401 and r.headers["X-Request-Id"] == "erp-run-7"
+    assert r.json["instance"] == "urn:ipledger:request:erp-run-7"
+    generated = client.get("/healthz", headers={"X-Request-Id": "bad id with spaces <script>"}).headers["X-Request-Id"]
+    assert len(generated) == 32 and generated != "bad id with spaces"
+    assert client.get("/healthz").headers["X-Request-Id"] != client.get("/healthz").headers["X-Request-Id"]
+
+
+@pytest.fixture
+def json_log():
+    """Everything the app logs, formatted as the server writes it."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(old_level)
+
+
+def test_logs_are_json_with_context_and_no_secrets(as_org, keys, ledger, json_log):
+    key = keys[("BrokerMSP", "clerk")]
+    body = place_body(value="31415.92")
+    ok = as_org("BrokerMSP").post("/api/v1/events", json=body, headers={"X-Request-Id": "req-1"})
+    assert ok.status_code == 201
+    ledger.submit_failures.append(endorse_error("InternalError", "crash while reading customs_value 31415.92"))
+    as_org("BrokerMSP").post("/api/v1/events", json=place_body("p2", value="31415.92"))
+    ledger.submit_failures.append(unavailable())
+    as_org("BrokerMSP").post("/api/v1/events", json=place_body("p3", value="31415.92"))
+    as_org("BrokerMSP").post("/api/v1/events", json=place_body("p4", value="bad value 31415.92"))
+    text = json_log.getvalue()
+    records = [json.loads(line) for line in text.splitlines()]
+    assert records, "nothing logged"
+    # no API key (nor its secret part), no Authorization header, no commercial value, no nonce
+    secret = key.split("_", 2)[2]
+    nonce = json.loads(ledger.submits[0]["transient"]["commercial"])["nonce"]
+    for forbidden in (key, secret, "31415.92", "Bearer", nonce, "customs_value"):
+        assert forbidden not in text, forbidden
+    access = [r for r in records if r["logger"] == "gateway.access"]
+    first = next(r for r in access if r.get("request_id") == "req-1")
+    assert first["status"] == 201 and first["org"] == "BrokerMSP" and first["role"] == "clerk"
+    assert first["key_id"] == keys.ids[("BrokerMSP", "clerk")]
+    assert first["event_type"] == "PlaceUnderProcedure" and first["event_id"] == "place-L1"
+    assert first["tx_id"] == ok.json["tx_id"] and first["route"] == "/api/v1/events"
+    refused = [r for r in access if r.get("status") == 502]
+    assert refused and refused[0]["problem_type"] == "internal-error" and refused[0]["code"] == "InternalError"
+    assert any(r.get("status") == 503 and r.get("problem_type") == "service-unavailable" for r in access)
+
+
+def test_unhandled_exception_is_logged_with_type_but_no_text(app, as_org, json_log, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("customs value 777.77 leaked")
+
+    monkeypatch.setattr(app.extensions["ipledger"].service, "evaluate_json", boom)
+    r = as_org("OperatorMSP").get("/api/v1/parameters")
+    assert r.status_code == 500
+    text = json_log.getvalue()
+    assert "777.77" not in text
+    err = next(json.loads(line) for line in text.splitlines() if json.loads(line)["logger"] == "gateway.error")
+    assert err["error_type"] == "RuntimeError" and err["level"] == "error" and err["stack"]
+
+
+def test_healthz(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json == {"status": "ok"}
+
+
+def test_readyz_evaluates_on_every_orgs_peer(client, ledger):
+    r = client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json == {"status": "ready", "orgs": {"BrokerMSP": "ok", "CustomsMSP": "ok", "OperatorMSP": "ok"}}
+    assert sorted(e["org"] for e in ledger.evaluations) == ["BrokerMSP", "CustomsMSP", "OperatorMSP"]
+    assert {e["function"] for e in ledger.evaluations} == {"GetParameters"}
+
+
+def test_readyz_is_503_with_retry_after_when_a_peer_is_down(client, ledger):
+    original = ledger.evaluate
+
+    def evaluate(org, function, args, **kw):
+        if org == "BrokerMSP":
+            raise unavailable(EvaluateError)
+        return original(org, function, args, **kw)
+
+    ledger.evaluate = evaluate
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.mimetype == "application/problem+json"
+    assert r.headers["Retry-After"] == "7"
+    assert r.json["orgs"] == {"BrokerMSP": "unavailable (UNAVAILABLE)", "CustomsMSP": "ok", "OperatorMSP": "ok"}
+
+
+def test_metrics_count_requests_by_route_and_status_and_time_fabric_calls(client, as_org, ledger):
+    as_org("OperatorMSP").get("/api/v1/lots/L1")
+    as_org("OperatorMSP").get("/api/v1/lots/L2")
+    client.get("/api/v1/lots/L3")  # 401
+    as_org("OperatorMSP").post("/api/v1/events", json=place_body())
+    ledger.submit_failures.append(endorse_error("CeilingExceeded"))
+    as_org("OperatorMSP").post("/api/v1/events", json=place_body("p2"))
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.mimetype == "text/plain"
+    text = r.get_data(as_text=True)
+    assert 'ipledger_gateway_requests_total{method="GET",route="/api/v1/lots/<lot_id>",status="200"} 2.0' in text
+    assert 'ipledger_gateway_requests_total{method="GET",route="/api/v1/lots/<lot_id>",status="401"} 1.0' in text
+    assert 'ipledger_gateway_requests_total{method="POST",route="/api/v1/events",status="409"} 1.0' in text
+    assert 'ipledger_gateway_request_duration_seconds_count{method="GET",route="/api/v1/lots/<lot_id>"} 3.0' in text
+    assert ('ipledger_gateway_fabric_call_duration_seconds_count{call="evaluate",function="GetLot",outcome="ok"} 2.0'
+            in text)
+    assert ('ipledger_gateway_fabric_call_duration_seconds_count{call="submit",function="PlaceUnderProcedure",'
+            'outcome="chaincode_error"} 1.0' in text)
+    assert 'ipledger_gateway_events_total{outcome="committed",type="PlaceUnderProcedure"} 1.0' in text
+    assert 'ipledger_gateway_events_total{outcome="refused",type="PlaceUnderProcedure"} 1.0' in text
+    # no label for raw paths: unknown URLs share one
+    client.get("/random/path/123")
+    assert 'route="<unmatched>"' in client.get("/metrics").get_data(as_text=True)
+
+
+def test_public_endpoints_need_no_key(client):
+    for path in ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/docs"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/").status_code == 302
+
+
+def test_config_from_state_dir_uses_each_orgs_user1_and_peer(tmp_path):
+    from network.consortium import DEFAULT_FILE
+    from gateway.config import GatewayConfig
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
+    cfg = GatewayConfig.from_state_dir(state)
+    assert sorted(cfg.orgs) == ["BrokerMSP", "CustomsMSP", "OperatorMSP"]
+    op = cfg.orgs["OperatorMSP"]
+    assert op.msp_dir == state / "crypto/peerOrganizations/operator.ipledger.example/users/" \
+                                 "User1@operator.ipledger.example/msp"
+    assert op.peer_address == "127.0.0.1:7120" and cfg.orgs["CustomsMSP"].peer_address == "127.0.0.1:7110"
+    assert op.tls_root_cert.name == "tlsca.operator.ipledger.example-cert.pem"
+    assert cfg.keys_file == state / "gateway" / "api-keys.json"
+    assert cfg.channel == "inward-processing" and cfg.chaincode == "ipledger"
+
+
+def test_fabric_ledger_connects_lazily_once_per_org(tmp_path, monkeypatch):
+    """One Gateway connection per org per process, opened on first use and shared by threads."""
+    import threading
+
+    import gateway.fabric as fabric
+    from gateway.config import GatewayConfig, OrgConnection
+    from gateway.ledger import FabricLedger, UnknownOrg
+
+    connects = []
+
+    class FakeContract:
+        def evaluate(self, fn, args, timeout=None):
+            return b"{}"
+
+    class FakeGateway:
+        def network(self, channel):
+            assert channel == "inward-processing"
+            return self
+
+        def contract(self, name):
+            return FakeContract()
+
+        def close(self):
+            connects.append("closed")
+
+    monkeypatch.setattr(fabric, "load_identity", lambda msp_dir, msp_id: (msp_id, None))
+    monkeypatch.setattr(fabric.Gateway, "connect", classmethod(
+        lambda cls, endpoint, identity, signer, **kw: connects.append((endpoint.address, identity)) or FakeGateway()))
+    cfg = GatewayConfig(orgs={"OperatorMSP": OrgConnection("OperatorMSP", tmp_path, "127.0.0.1:1", tmp_path / "ca")})
+    led = FabricLedger(cfg)
+    assert connects == []
+    threads = [threading.Thread(target=led.evaluate, args=("OperatorMSP", "GetParameters", [])) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert connects == [("127.0.0.1:1", "OperatorMSP")]
+    with pytest.raises(UnknownOrg):
+        led.evaluate("CustomsMSP", "GetParameters", [])
+    led.close()
+    assert connects[-1] == "closed"
+
+
+def test_serve_runs_gunicorn_gthread_workers(tmp_path, monkeypatch, capsys):
+    """`ipledger gateway serve` configures gunicorn (gthread, no preload) and checks the state first."""
+    import shutil
+
+    from gateway import server
+    from network import cli
+    from network.consortium import DEFAULT_FILE
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
+    assert cli.main(["--state-dir", str(state), "gateway", "serve"]) == 2
+    assert "no client identity (User1)" in capsys.readouterr().err
+
+    for org in ("customs", "operator", "broker"):
+        (state / f"crypto/peerOrganizations/{org}.ipledger.example/users/User1@{org}.ipledger.example/msp").mkdir(
+            parents=True)
+    seen = {}
+    monkeypatch.setattr(server.GatewayServer, "run", lambda self: seen.update(self.options, app=self))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    try:
+        assert cli.main(["--state-dir", str(state), "gateway", "serve", "--bind", "127.0.0.1:18080",
+                         "--workers", "3", "--threads", "4"]) == 0
+        assert "no API key yet" in capsys.readouterr().err
+        assert (seen["bind"], seen["workers"], seen["threads"]) == ("127.0.0.1:18080", 3, 4)
+        assert seen["worker_class"] == "gthread" and seen["preload_app"] is False
+        assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(state / "gateway" / "prometheus")
+        cfg = seen["app"].gateway_config
+        assert cfg.configure_logging and sorted(cfg.orgs) == ["BrokerMSP", "CustomsMSP", "OperatorMSP"]
+        seen["app"].load_config()
+        assert seen["app"].cfg.worker_class_str == "gthread" and seen["app"].cfg.workers == 3
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        from prometheus_client import values
+        values.ValueClass = values.get_value_class()
+        shutil.rmtree(state / "gateway", ignore_errors=True)
