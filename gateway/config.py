@@ -37,7 +37,7 @@ class GatewayConfig:
     evaluate_timeout: float = 10.0
     ready_timeout: float = 3.0         # /readyz: one evaluate per org
     retry_after_s: int = 5             # Retry-After of 503/504 answers
-    race_retries: int = 6              # new proposals after an endorsement mismatch (concurrent transactions)
+    race_retries: int = 6              # new proposals after an OutOfOrder timestamp race (concurrent transactions)
     max_batch: int = 500               # items in POST /events/batch
     max_body_bytes: int = 8 * 1024 * 1024
     block_lookups: int = 500           # at most this many tx -> block look-ups per query answer

@@ -187,9 +187,6 @@ def race_kind(exc: Exception) -> str | None:
     return None
 
 
-def transient_race(exc: Exception) -> bool:
-    return race_kind(exc) is not None
-
 
 def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
     """Map a ``gateway.fabric`` error (or a connection failure) to a problem. Never leaks internals:

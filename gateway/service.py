@@ -11,7 +11,7 @@ from typing import Any
 from .config import GatewayConfig
 from .ledger import Ledger, UnknownOrg
 from .observability import Metrics
-from .problems import Problem, from_gateway_error, race_kind, transient_race
+from .problems import Problem, from_gateway_error, race_kind
 from .validation import NonceKey, ParsedEvent
 
 log = logging.getLogger("gateway.service")
@@ -43,8 +43,8 @@ class LedgerService:
     # -- plumbing ---------------------------------------------------------------------------------------
     def _call(self, call: str, function: str, fn, *args, retry_transient: bool = False, **kw):
         """Run one ledger call, timed; a failure becomes a Problem. With ``retry_transient`` (submits), a
-        transaction that failed only because concurrent transactions raced it is tried again (see
-        :func:`transient_race`), at most ``config.race_retries`` times."""
+        transaction refused only because a concurrent one, created later, committed first (OutOfOrder,
+        see :func:`race_kind`) is tried again, at most ``config.race_retries`` times."""
         attempt = 0
         while True:
             try:
@@ -52,7 +52,10 @@ class LedgerService:
             except Problem:
                 raise
             except Exception as e:  # noqa: BLE001
-                if retry_transient and attempt < self.config.race_retries and transient_race(e):
+                # Endorsement mismatches are retried by the Fabric client itself; here only
+                # the contract's OutOfOrder from a timestamp race with a concurrent client.
+                if retry_transient and attempt < self.config.race_retries and \
+                        race_kind(e) == "out-of-order":
                     attempt += 1
                     log.info("%s %s raced concurrent transactions (%s); trying again (%d)", call, function,
                              race_kind(e), attempt, extra={"function": function, "tx_id": getattr(e, "tx_id", None)})

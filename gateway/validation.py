@@ -13,7 +13,6 @@ only in the transient map (key ``commercial``), never in the transaction.
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -88,9 +87,8 @@ def parse_event(body: Any) -> ParsedEvent:
         message = "is required" if event_type is None else "is not an event type"
         raise invalid([{"path": "/type", "message": f"{message}; one of: {', '.join(EVENT_TYPES)}"}])
     event = {k: v for k, v in body.items() if k not in ("type", "commercial")}
+    # The contract's own schemas, calendar checks of dates included: one source of truth.
     errors = list(schemas.errors(event_type, event))
-    if not errors:
-        errors = calendar_errors(event_type, event)
     commercial = body.get("commercial")
     if "commercial" in body:
         if event_type not in COMMERCIAL_EVENTS:
@@ -109,43 +107,6 @@ def parse_event(body: Any) -> ParsedEvent:
     if errors:
         raise invalid(errors, event_type)
     return ParsedEvent(event_type, event, commercial if "commercial" in body else None)
-
-
-# ----------------------------------------------------------------------------- calendar dates
-
-_DATE_REFS = {"common.json#/$defs/date": "date", "common.json#/$defs/dateTime": "dateTime"}
-
-
-def _walk_dates(schema: dict, node: Any, value: Any, path: str, out: list[dict]) -> None:
-    """Dates and date-times that match their pattern but are not on the calendar (2026-02-30,
-    24:61), which the contract refuses when it parses them."""
-    kind = _DATE_REFS.get(node.get("$ref", "")) if isinstance(node, dict) else None
-    if kind and isinstance(value, str):
-        try:
-            if kind == "date":
-                dt.date.fromisoformat(value)
-            elif dt.datetime.fromisoformat(value).tzinfo is None:
-                raise ValueError
-        except ValueError:
-            out.append({"path": path, "message": f"{value!r} is not a valid "
-                                                 f"{'date' if kind == 'date' else 'date-time'}"})
-        return
-    if not isinstance(node, dict):
-        return
-    if isinstance(value, dict):
-        for key, sub in (node.get("properties") or {}).items():
-            if key in value:
-                _walk_dates(schema, sub, value[key], f"{path}/{key}", out)
-    elif isinstance(value, list) and isinstance(node.get("items"), dict):
-        for i, item in enumerate(value):
-            _walk_dates(schema, node["items"], item, f"{path}/{i}", out)
-
-
-def calendar_errors(event_type: str, event: dict) -> list[dict]:
-    out: list[dict] = []
-    schema = schemas.load_schema(event_type)
-    _walk_dates(schema, schema, event, "", out)
-    return out
 
 
 # ----------------------------------------------------------------------------- commercial nonce

@@ -19,7 +19,6 @@ import hashlib
 import importlib.metadata
 import io
 import json
-import re
 import subprocess
 import sys
 import tarfile

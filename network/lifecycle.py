@@ -62,7 +62,7 @@ class Network:
             fabric.binary(cmd)
         if not self.generated:
             self.generate(log=log)
-        c, lay = self.consortium, self.layout
+        c = self.consortium
         # Organisations added after generation (ipledger network add-org) run only
         # once the channel's admins have added them to the channel configuration.
         founding = self.founding_orgs()

@@ -44,6 +44,7 @@ RETRYABLE_VALIDATION_CODES = frozenset({
     transaction_pb2.MVCC_READ_CONFLICT,
     transaction_pb2.PHANTOM_READ_CONFLICT,
 })
+ENDORSEMENT_MISMATCH = "ProposalResponsePayloads do not match"
 PLANNING_ERROR = "no combination of peers can be derived which satisfy the endorsement policy"
 
 
@@ -93,10 +94,19 @@ def is_planning_error(error: GatewayError) -> bool:
     return error.code == grpc.StatusCode.FAILED_PRECONDITION and PLANNING_ERROR in error.message
 
 
+def is_endorsement_mismatch(error: GatewayError) -> bool:
+    """The endorsing peers simulated against different world-state versions (one had
+    committed a block the other had not yet): nothing was ordered, a new proposal is safe."""
+    return error.code == grpc.StatusCode.ABORTED and (
+        ENDORSEMENT_MISMATCH in error.message
+        or any(ENDORSEMENT_MISMATCH in d.message for d in error.details))
+
+
 def _retryable(error: GatewayError) -> bool:
     if isinstance(error, CommitError):
         return error.validation_code in RETRYABLE_VALIDATION_CODES
-    return isinstance(error, EndorseError) and is_planning_error(error)
+    return isinstance(error, EndorseError) and (is_planning_error(error)
+                                                 or is_endorsement_mismatch(error))
 
 
 class Gateway:

@@ -14,12 +14,13 @@ without a registry.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import functools
 import json
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator, validators
+from jsonschema import Draft202012Validator, FormatChecker, validators
 
 __all__ = ["EVENT_TYPES", "TRANSIENT_SCHEMAS", "load_schema", "validator", "validate"]
 
@@ -59,11 +60,28 @@ _strict_types = Draft202012Validator.TYPE_CHECKER.redefine(
 StrictValidator = validators.extend(Draft202012Validator, type_checker=_strict_types)
 
 
+# Dates must exist on the calendar (2026-02-30 matches the pattern but is refused).
+FORMATS = FormatChecker(formats=())
+
+
+@FORMATS.checks("date", raises=ValueError)
+def _is_date(value: object) -> bool:
+    return not isinstance(value, str) or bool(_dt.date.fromisoformat(value))
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    parsed = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed.tzinfo is not None
+
+
 @functools.lru_cache(maxsize=None)
 def validator(event_type: str) -> Draft202012Validator:
     schema = load_schema(event_type)
     StrictValidator.check_schema(schema)
-    return StrictValidator(schema)
+    return StrictValidator(schema, format_checker=FORMATS)
 
 
 def errors(event_type: str, instance: Any) -> list[dict[str, str]]:

@@ -564,3 +564,15 @@ def test_set_parameters(s):
     s.refused("InvalidEvent", s.set_parameters, warn_days=-1)
     s.refused("InvalidEvent", s.set_parameters, colour="red")
     s.refused("NotPermitted", s.submit, "SetParameters", {"parameters": {"warn_days": 1}}, "OperatorMSP")
+
+
+@pytest.mark.parametrize("field, value", [("until", "2026-02-30"), ("occurred_at", "2026-13-02T09:00:00Z"),
+                                          ("occurred_at", "2026-03-02T25:00:00Z")])
+def test_impossible_calendar_dates_are_invalid_events(field, value):
+    from chaincode.contract import InwardProcessingContract
+    from chaincode.testing.scenario import AUTH_ID, Scenario
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant())
+    event = {"authorisation_id": AUTH_ID, "reason": "audit", "until": "2026-02-28", field: value}
+    details = s.refused("InvalidEvent", s.submit, "SuspendAuthorisation", event, "CustomsMSP")
+    assert details["errors"][0]["path"] == f"/{field}"

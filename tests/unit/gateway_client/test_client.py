@@ -134,6 +134,27 @@ def test_endorsement_planning_error_is_retried(contract, fake_peer):
     assert res.attempts == 3 and len(set(calls)) == 3 and res.tx_id == calls[-1]
 
 
+def test_endorsement_mismatch_between_peers_is_retried(contract, fake_peer):
+    calls = []
+
+    def mismatch(request, context):
+        calls.append(request.transaction_id)
+        if len(calls) <= 2:
+            context.abort(grpc.StatusCode.ABORTED, "failed to collect enough transaction "
+                          "endorsements: ProposalResponsePayloads do not match")
+    fake_peer.on_endorse = mismatch
+    res = contract.submit("RecordExit", ["IP-1"])
+    assert res.attempts == 3 and len(set(calls)) == 3 and res.tx_id == calls[-1]
+
+
+def test_other_aborted_endorsements_are_not_retried(contract, fake_peer):
+    fake_peer.on_endorse = lambda request, context: context.abort(
+        grpc.StatusCode.ABORTED, "failed to endorse transaction")
+    with pytest.raises(EndorseError):
+        contract.submit("RecordExit", ["IP-1"])
+    assert len(fake_peer.recorded.endorse) == 1
+
+
 def test_endorsement_planning_error_gives_up_after_the_retries(contract, fake_peer):
     fake_peer.on_endorse = lambda request, context: context.abort(grpc.StatusCode.FAILED_PRECONDITION, PLANNING)
     with pytest.raises(EndorseError) as info:
