@@ -31,6 +31,11 @@ def register(sub) -> None:
     serve.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
     serve.add_argument("--timeout", type=int, default=120, help="gunicorn worker timeout in seconds")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    start = gws.add_parser("start", help="run the gateway in the background (PID and log in "
+                                         "<state>/gateway), make one API key per org, print them")
+    start.add_argument("--bind", default=os.environ.get("IPLEDGER_GATEWAY_BIND", "127.0.0.1:8080"))
+    start.add_argument("--workers", type=int, default=2)
+    gws.add_parser("stop", help="stop the background gateway")
 
     keys = gws.add_parser("keys", help="API keys (stored hashed in <state>/gateway/api-keys.json)")
     ks = keys.add_subparsers(dest="keys_cmd", required=True)
@@ -66,7 +71,28 @@ def main(args: argparse.Namespace) -> int:
         return _import(args)
     if args.cmd == "serve":
         return _serve(args)
+    if args.cmd in ("start", "stop"):
+        return _daemon(args)
     return _keys(args)
+
+
+def _daemon(args) -> int:
+    from . import daemon
+    if args.cmd == "stop":
+        if not daemon.stop(args.state_dir):
+            print("  gateway not running")
+        return 0
+    try:
+        url = daemon.start(args.state_dir, bind=args.bind, workers=args.workers)
+    except daemon.DaemonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    creds = daemon.ensure_credentials(args.state_dir, url, _known_orgs(args.state_dir) or [])
+    print(f"\nGateway:    {url}   (API docs: {url}/api/v1/docs)")
+    for org, entry in creds["keys"].items():
+        print(f"  {org:<12} API key: {entry['key']}")
+    print(f"(also in {daemon.credentials_file(args.state_dir)}, mode 0600)")
+    return 0
 
 
 def _serve(args) -> int:

@@ -1,0 +1,139 @@
+"""The gateway as a background service of the state directory: start, stop, status.
+
+``ipledger gateway start`` runs ``ipledger gateway serve`` detached, with its log
+in ``<state>/gateway/gateway.log`` and its PID in ``<state>/gateway/gateway.pid``,
+waits until ``/healthz`` answers, and is harmless when the gateway already runs.
+It also makes sure each organisation has a ready-to-use API key, written with the
+URL to ``<state>/gateway/credentials.json`` (0600) for scripts and newcomers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+DEFAULT_BIND = "127.0.0.1:8080"
+
+
+class DaemonError(RuntimeError):
+    pass
+
+
+def _dir(state_dir: Path) -> Path:
+    d = Path(state_dir) / "gateway"
+    d.mkdir(parents=True, exist_ok=True)
+    d.chmod(0o700)
+    return d
+
+
+def pid_file(state_dir: Path) -> Path:
+    return _dir(state_dir) / "gateway.pid"
+
+
+def log_file(state_dir: Path) -> Path:
+    return _dir(state_dir) / "gateway.log"
+
+
+def credentials_file(state_dir: Path) -> Path:
+    return _dir(state_dir) / "credentials.json"
+
+
+def running(state_dir: Path) -> tuple[int, str] | None:
+    """(pid, url) of this state directory's gateway if it runs."""
+    try:
+        pid_s, url = pid_file(state_dir).read_text().split()
+        pid = int(pid_s)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    if b"gateway" not in cmdline or str(Path(state_dir).resolve()).encode() not in cmdline:
+        return None
+    return pid, url
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
+          timeout: float = 60, log=print) -> str:
+    state_dir = Path(state_dir).resolve()
+    current = running(state_dir)
+    if current:
+        log(f"  gateway already running (pid {current[0]}) at {current[1]}")
+        return current[1]
+    url = f"http://{bind}"
+    cmd = [sys.executable, "-m", "network.cli", "--state-dir", str(state_dir), "gateway", "serve",
+           "--bind", bind, "--workers", str(workers)]
+    with open(log_file(state_dir), "ab") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    pid_file(state_dir).write_text(f"{proc.pid} {url}\n")
+    deadline = time.monotonic() + timeout
+    while not healthy(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(state_dir, log=lambda *_: None)
+            tail = "\n".join(log_file(state_dir).read_text(errors="replace").splitlines()[-15:])
+            raise DaemonError(f"the gateway did not become healthy at {url}:\n{tail}")
+        time.sleep(0.25)
+    log(f"  gateway started (pid {proc.pid}) at {url}")
+    return url
+
+
+def stop(state_dir: Path, timeout: float = 15, log=print) -> bool:
+    current = running(state_dir)
+    pid_file(state_dir).unlink(missing_ok=True)
+    if not current:
+        return False
+    pid = current[0]
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    log(f"  gateway stopped (pid {pid})")
+    return True
+
+
+def ensure_credentials(state_dir: Path, url: str, orgs: list[str]) -> dict:
+    """One clerk key per org, created once and kept in credentials.json (0600)."""
+    from .auth import KeyStore
+    from .config import keys_file_of
+
+    path = credentials_file(state_dir)
+    creds = json.loads(path.read_text()) if path.exists() else {"keys": {}}
+    store = KeyStore(keys_file_of(state_dir))
+    known = {k["key_id"] for k in store.list() if not k.get("revoked_at")}
+    for org in orgs:
+        entry = creds["keys"].get(org)
+        if entry and entry.get("key_id") in known:
+            continue
+        key_id, key = store.create(org, "clerk", label="scripts/up")
+        creds["keys"][org] = {"key_id": key_id, "key": key, "role": "clerk"}
+    creds["url"] = url
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(creds, indent=2) + "\n")
+    tmp.chmod(0o600)
+    os.replace(tmp, path)
+    return creds

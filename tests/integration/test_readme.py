@@ -1,0 +1,70 @@
+"""The README's promises to a newcomer, run as written: `scripts/up`, then the
+curl walkthrough block, then stopping everything."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import free_base_port, port_free, processes_using
+
+pytestmark = pytest.mark.fabric
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def walkthrough_block() -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- walkthrough:[^>]*-->\s*```sh\n(.*?)```", text, re.S)
+    assert match, "the README lost its walkthrough block"
+    return match.group(1)
+
+
+def test_scripts_up_then_the_readme_walkthrough(tmp_path):
+    base = free_base_port()
+    gateway_port = next(p for p in range(base + 150, base + 200) if port_free(p))
+    env = dict(os.environ, IPLEDGER_STATE_DIR=str(tmp_path / "state"),
+               IPLEDGER_BASE_PORT=str(base), IPLEDGER_GATEWAY_BIND=f"127.0.0.1:{gateway_port}")
+    try:
+        up = subprocess.run(["bash", "scripts/up"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=600)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        assert f"Gateway:    http://127.0.0.1:{gateway_port}" in up.stdout
+        for org in ("CustomsMSP", "OperatorMSP", "BrokerMSP"):
+            assert re.search(rf"{org}\s+API key: ipk_\S+", up.stdout), org
+        creds = tmp_path / "state" / "gateway" / "credentials.json"
+        assert oct(creds.stat().st_mode & 0o777) == "0o600"
+
+        import datetime as dt
+        env["NOW"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        run = subprocess.run(["bash", "-euo", "pipefail", "-c", walkthrough_block()], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        answers = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+        assert [a.get("status") for a in answers[:4]] == ["COMMITTED"] * 4, answers
+        assert all(len(a["tx_id"]) == 64 and a["block_number"] > 0 for a in answers[:4])
+        balances = {(b["category"], b["cn"]): b for b in answers[4]["balances"]}
+        assert balances[("INPUT", "40122000")]["stock"] == 500
+        assert balances[("INPUT", "40122000")]["consumed"] == 500
+        assert balances[("PRODUCT", "40121200")]["exited"] == {"3151": 498}
+
+        again = subprocess.run(["bash", "-euo", "pipefail", "-c", walkthrough_block()],
+                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        replays = [json.loads(line) for line in again.stdout.splitlines() if line.strip()][:4]
+        # Same event ids, same content: the original transactions, nothing recorded twice.
+        assert [r["tx_id"] for r in replays] == [a["tx_id"] for a in answers[:4]]
+        assert [r["status"] for r in replays] == ["REPLAYED"] * 4, replays
+
+        env["NOW"] = "2026-01-01T00:00:00Z"  # same event ids, other content
+        changed = subprocess.run(["bash", "-euo", "pipefail", "-c", walkthrough_block()],
+                                 cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        first = json.loads(changed.stdout.splitlines()[0])
+        assert first["status"] == 409 and first["type"].endswith("/duplicate-event"), first
+    finally:
+        cli = [str(ROOT / ".venv" / "bin" / "ipledger")]
+        subprocess.run(cli + ["gateway", "stop"], env=env, cwd=ROOT, capture_output=True)
+        subprocess.run(cli + ["network", "down", "--purge"], env=env, cwd=ROOT, capture_output=True)
+    assert processes_using(tmp_path / "state") == []
