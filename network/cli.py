@@ -8,7 +8,8 @@
                    sign UPDATE --as M | status UPDATE | submit UPDATE | members |
                    chaincode-approve --org M | chaincode-policy --policy P
                    (see network/admin.py, docs/admin.md)
-    ipledger gateway serve | keys create|list|revoke;  ipledger import FILE   (see gateway/cli.py)
+    ipledger gateway serve | start | stop | keys create|list|revoke;  ipledger import FILE
+    ipledger verify [--peer P] [--as ORG] [--save DIR | --from-file DIR] [--json]
 
 Global options (or environment): --state-dir (IPLEDGER_STATE_DIR, default
 ./.ipledger), --consortium (IPLEDGER_CONSORTIUM), --base-port (IPLEDGER_BASE_PORT).
@@ -75,12 +76,18 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("package", "deploy", "upgrade"):
             sp.add_argument("--output", type=Path, help="where to write the package")
     gateway_cli.register(sub)  # ipledger gateway ... / ipledger import ...
+    # Its own options are parsed by gateway.fabric.verify (ipledger verify --help).
+    sub.add_parser("verify", add_help=False,
+                   help="independently verify every block of the channel (see verify --help)")
     admin.add_commands(sub)  # ipledger admin ...
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.group != "verify":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.group == "fabric":
             if args.cmd == "install":
@@ -89,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.group == "chaincode":
             return _chaincode(args)
+        if args.group == "verify":
+            from gateway.fabric.verify import main as verify_main
+            return verify_main(["--state-dir", str(args.state_dir), *extra])
         if args.group in gateway_cli.GROUPS:
             return gateway_cli.main(args)
         if args.group == "admin":
