@@ -1,0 +1,162 @@
+"""Benchmark: business events through the REST gateway vs the Python Gateway client.
+
+A throw-away network with the ipledger contract and the gateway (gunicorn, 2
+workers × 16 threads) on loopback. After customs grants an authorisation and
+the operator places a lot, MoveGoods events go back and forth between the two
+sites of their own lot (one lot per client thread, so no two transactions in
+flight touch the same keys), at 8 and 32 in flight:
+
+* through the REST API (HTTP POST /api/v1/events, API key of the operator);
+* the same contract call directly with the Python client (`gateway/fabric`);
+
+then balance queries (GET /api/v1/authorisations/{id}/balances) at 32 in flight.
+Prints a Markdown table for docs/benchmarks.md.
+
+    .venv/bin/python bench/rest_submit.py [--seconds 15]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.chaincode_put import rss_mb, run_level  # noqa: E402
+from gateway import daemon  # noqa: E402
+from network.chaincode import ChaincodeSpec, Deployer  # noqa: E402
+from network.lifecycle import Network  # noqa: E402
+from tests.integration.conftest import Clients, free_base_port, port_free  # noqa: E402
+
+AUTH = "FRIPO000001"
+SITES = ("BOURGES-1", "BOURGES-2")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def grant() -> dict:
+    today = dt.date.today()
+    return {"type": "GrantAuthorisation", "event_id": "bench-grant", "occurred_at": now(),
+            "authorisation_id": AUTH, "holder_eori": "FR12345678901234",
+            "supervising_office": "FR000110",
+            "valid_from": str(today - dt.timedelta(days=30)),
+            "valid_to": str(today + dt.timedelta(days=335)), "sites": list(SITES),
+            "input_goods": [{"cn": "40122000", "description": "used tyres", "unit": "p/st",
+                             "max_qty": 10_000_000}],
+            "processed_products": [{"cn": "40121200", "kind": "MAIN", "unit": "p/st",
+                                    "description": "retreaded tyres"}],
+            "yield_rates": [{"input_cn": "40122000", "output_cn": "40121200",
+                             "output_per_input": 1}],
+            "yield_warn_pct": 0.5, "yield_block_pct": 2, "discharge_period_days": 180,
+            "broker_mandates": []}
+
+
+def place(lot: str, n: int) -> dict:
+    return {"type": "PlaceUnderProcedure", "event_id": f"bench-place-{lot}", "occurred_at": now(),
+            "authorisation_id": AUTH, "lot_id": lot, "mrn": f"26FR000110I{n:07d}", "item_no": 1,
+            "procedure": "5100", "cn": "40122000", "description": "used tyres",
+            "quantity": 100_000, "unit": "p/st", "origin": "MA", "site": SITES[0],
+            "commercial": {"customs_value": {"amount": "1000.00", "currency": "EUR"}}}
+
+
+def move(lot_and_count: tuple[str, int], tag: str) -> dict:
+    lot, n = lot_and_count
+    frm, to = (SITES[0], SITES[1]) if n % 2 == 1 else (SITES[1], SITES[0])
+    return {"type": "MoveGoods", "event_id": f"bench-{tag}-{lot}-{n}", "occurred_at": now(),
+            "authorisation_id": AUTH, "lot_id": lot, "quantity": 1, "from_site": frm,
+            "to_site": to}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=15)
+    args = ap.parse_args()
+    tmp = tempfile.TemporaryDirectory(prefix="ipledger-bench-")
+    state = Path(tmp.name) / "state"
+    net = Network.open(state, base_port=free_base_port())
+    rows = []
+    try:
+        net.up(log=lambda *_: None)
+        Deployer(net, log=lambda *_: None).deploy(ChaincodeSpec.default())
+        port = next(p for p in range(18080, 18180) if port_free(p))
+        url = daemon.start(state, bind=f"127.0.0.1:{port}", log=lambda *_: None)
+        creds = daemon.ensure_credentials(state, url, ["CustomsMSP", "OperatorMSP", "BrokerMSP"])
+        http = requests.Session()
+        key = {org: {"Authorization": f"Bearer {c['key']}"} for org, c in creds["keys"].items()}
+
+        def post(org: str, body: dict) -> None:
+            r = http.post(f"{url}/api/v1/events", json=body, headers=key[org], timeout=60)
+            if r.status_code not in (200, 201):
+                raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
+
+        post("CustomsMSP", grant())
+        lots = [f"LOT{i:03d}" for i in range(64)]
+        for n, lot in enumerate(lots, start=1):
+            post("OperatorMSP", place(lot, n))
+        clients = Clients(net)
+        contract = clients.contract("OperatorMSP", "ipledger")
+
+        import threading
+        local = threading.local()
+        lot_of = iter(lots)
+        lock = threading.Lock()
+
+        def my_lot() -> tuple[str, int]:
+            """This thread's own lot, and how many moves it made (moves alternate per lot)."""
+            if not hasattr(local, "lot"):
+                with lock:
+                    local.lot, local.moves = next(lot_of), 0
+            local.moves += 1
+            return local.lot, local.moves
+
+        for in_flight in (8, 32):
+            lot_of = iter(lots)
+            local = threading.local()
+            rows.append(("REST submit", run_level(
+                lambda i: post("OperatorMSP", move(my_lot(), f"rest{in_flight}")),
+                in_flight, args.seconds)))
+            lot_of = iter(lots)
+            local = threading.local()
+
+            def direct(i, in_flight=in_flight):
+                event = move(my_lot(), f"direct{in_flight}")
+                event.pop("type")
+                contract.submit("MoveGoods", [json.dumps(event)])
+            rows.append(("client submit", run_level(direct, in_flight, args.seconds)))
+
+        def balances(_i):
+            r = http.get(f"{url}/api/v1/authorisations/{AUTH}/balances", headers=key["CustomsMSP"],
+                         timeout=30)
+            r.raise_for_status()
+        rows.append(("REST balances", run_level(balances, 32, args.seconds / 2)))
+        gw_pid = daemon.running(state)[0]
+        import subprocess
+        children = subprocess.run(["pgrep", "-g", str(gw_pid)], capture_output=True,
+                                  text=True).stdout.split()
+        gateway_mb = sum(rss_mb(int(p)) for p in children)
+        peer_mb = rss_mb(int(net.layout.pid_file(net.consortium.node("peer0.customs")).read_text()))
+        clients.close()
+    finally:
+        daemon.stop(state, log=lambda *_: None)
+        net.down(log=lambda *_: None)
+        tmp.cleanup()
+    print("| path | in flight | tx | errors | tx/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in rows:
+        print(f"| {name} | {r['in_flight']} | {r['n']} | {r['errors']} | {r['tps']:.1f} | "
+              f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} |")
+    print(f"\nGateway RSS (gunicorn master + workers): {gateway_mb:.0f} MB; "
+          f"customs peer RSS: {peer_mb:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
