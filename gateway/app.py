@@ -20,6 +20,7 @@ from .api import docs, events, health, queries
 from .api.common import API_PREFIX, AppState
 from .auth import KeyStore
 from .config import GatewayConfig
+from .dashboard import install as install_dashboard
 from .ledger import FabricLedger, Ledger
 from .observability import REQUEST_ID_HEADER, Metrics, configure_logging, request_id_from
 from .problems import GATEWAY_PROBLEMS, MEDIA_TYPE, Problem
@@ -51,6 +52,7 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
     app.register_blueprint(queries.bp, url_prefix=API_PREFIX)
     app.register_blueprint(docs.bp, url_prefix=API_PREFIX)
     app.register_blueprint(health.bp)
+    install_dashboard(app)  # dashboard, live feed, alerts across authorisations, webhooks, audit, reports
 
     @app.get("/")
     def index():
@@ -125,4 +127,7 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
 def close_app(app: Flask) -> None:
     """Close the app's Fabric connections (worker exit)."""
     state: AppState = app.extensions["ipledger"]
+    live = app.extensions.get("ipledger_live")
+    if live is not None:
+        live.close()
     state.service.ledger.close()

@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-GROUPS = ("gateway", "import")
+GROUPS = ("gateway", "import", "report")
 
 
 def register(sub) -> None:
@@ -50,6 +50,41 @@ def register(sub) -> None:
     rev = ks.add_parser("revoke", help="revoke a key (takes effect at once, no restart)")
     rev.add_argument("key_id")
 
+    hooks = gws.add_parser("webhooks", help="alert webhooks (subscriptions in <state>/gateway/webhooks.json)")
+    hs = hooks.add_subparsers(dest="hooks_cmd", required=True)
+    h_add = hs.add_parser("add", help="subscribe URL to the alerts ORG may read; prints the signing secret")
+    h_add.add_argument("url")
+    h_add.add_argument("--org", required=True, help="the MSP id whose alerts are sent (its visibility applies)")
+    h_add.add_argument("--secret", default=None, help="HMAC-SHA256 signing secret (env IPLEDGER_WEBHOOK_SECRET; "
+                                                      "default: a random one, printed once)")
+    h_add.add_argument("--types", default="", help="comma-separated alert types (default: every type)")
+    h_add.add_argument("--label", default="")
+    h_add.add_argument("--json", action="store_true")
+    hs.add_parser("list", help="list subscriptions (never their secrets)").add_argument("--json", action="store_true")
+    hs.add_parser("remove", help="stop sending to a subscription").add_argument("subscription_id")
+    h_log = hs.add_parser("deliveries", help="the delivery log, newest first")
+    h_log.add_argument("--status", choices=["PENDING", "DELIVERED", "FAILED"])
+    h_log.add_argument("--limit", type=int, default=50)
+    h_log.add_argument("--json", action="store_true")
+
+    rep = sub.add_parser("report", help="bill of discharge / inventory (JSON, CSV or PDF) through the REST API")
+    rs = rep.add_subparsers(dest="report_cmd", required=True)
+    bod = rs.add_parser("bill-of-discharge", help="bill of discharge of an authorisation for a period end (or as of)")
+    bod.add_argument("authorisation_id")
+    when = bod.add_mutually_exclusive_group()
+    when.add_argument("--period-end", help="YYYY-MM-DD (the formal bill)")
+    when.add_argument("--as-of", help="date or date-time (the audit view; default: now)")
+    inv = rs.add_parser("inventory", help="goods under the procedure at a date")
+    inv.add_argument("--as-of", required=True, help="date or date-time")
+    inv.add_argument("--authorisation", action="append", default=[], help="authorisation id (repeatable; default: "
+                                                                          "every one the key's org may read)")
+    for r in (bod, inv):
+        r.add_argument("--format", choices=["json", "csv", "pdf"], default="json")
+        r.add_argument("--output", "-o", type=Path, help="file to write (default: stdout; required for pdf)")
+        r.add_argument("--url", default=None, help="gateway base URL (env IPLEDGER_GATEWAY_URL)")
+        r.add_argument("--api-key", default=None, help="API key (prefer the env IPLEDGER_API_KEY)")
+        r.add_argument("--timeout", type=float, default=120.0)
+
     imp = sub.add_parser("import", help="post ERP business events (CSV or JSON lines) through the REST API")
     imp.add_argument("file", type=Path)
     imp.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file extension")
@@ -69,6 +104,10 @@ def register(sub) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.group == "import":
         return _import(args)
+    if args.group == "report":
+        return _report(args)
+    if args.cmd == "webhooks":
+        return _webhooks(args)
     if args.cmd == "serve":
         return _serve(args)
     if args.cmd in ("start", "stop"):
@@ -98,6 +137,8 @@ def _daemon(args) -> int:
 def _serve(args) -> int:
     from .auth import KeyStoreError
     from .server import ServeError, serve
+    # the workers run the chaincode-event listener (live feed, webhooks); IPLEDGER_LIVE_FEED=0 turns it off
+    os.environ.setdefault("IPLEDGER_LIVE_FEED", "1")
     try:
         serve(args.state_dir, bind=args.bind, workers=args.workers, threads=args.threads, timeout=args.timeout,
               log_level=args.log_level)
@@ -172,3 +213,96 @@ def _import(args) -> int:
     except ImportError_ as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _webhooks(args) -> int:
+    from .config import keys_file_of
+    from .webhooks import Deliveries, Subscriptions, WebhookError
+    directory = keys_file_of(args.state_dir).parent
+    subs = Subscriptions(directory / "webhooks.json")
+    try:
+        if args.hooks_cmd == "add":
+            orgs = _known_orgs(args.state_dir)
+            if orgs is not None and args.org not in orgs:
+                print(f"error: {args.org} is not an organisation of this network ({', '.join(orgs)})", file=sys.stderr)
+                return 2
+            secret = args.secret or os.environ.get("IPLEDGER_WEBHOOK_SECRET") or None
+            types = [t.strip() for t in args.types.split(",") if t.strip()]
+            record, secret = subs.add(args.url, args.org, secret, types, args.label)
+            if args.json:
+                print(json.dumps({**record, "secret": secret}))
+            else:
+                print(f"subscription {record['id']}: alerts of {args.org} to {args.url}")
+                if not (args.secret or os.environ.get("IPLEDGER_WEBHOOK_SECRET")):
+                    print(f"signing secret (shown once): {secret}")
+            return 0
+        if args.hooks_cmd == "list":
+            rows = subs.list()
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            else:
+                for r in rows:
+                    print(f"{r['id']:<14} {r['org']:<12} {'removed' if r['removed_at'] else 'active':<8} "
+                          f"{','.join(r['types']) or 'all types':<20} {r['url']}")
+            return 0
+        if args.hooks_cmd == "remove":
+            if subs.remove(args.subscription_id):
+                print(f"removed {args.subscription_id}")
+                return 0
+            print(f"error: no active subscription {args.subscription_id}", file=sys.stderr)
+            return 1
+        from .events_feed import FeedStore
+        rows = Deliveries(FeedStore(directory / "dashboard.sqlite")).log(limit=args.limit, status=args.status)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print(f"{'ID':>6} {'SUBSCRIPTION':<14} {'STATUS':<10} {'TRIES':>5} {'HTTP':>4} {'ALERT':<20} CREATED")
+            for d in rows:
+                print(f"{d['delivery_id']:>6} {d['subscription_id']:<14} {d['status']:<10} {d['attempts']:>5} "
+                      f"{d['last_status'] or '-':>4} {d['alert_type'] or '':<20} {d['created_at']}")
+        return 0
+    except WebhookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _report(args) -> int:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    url = (args.url or os.environ.get("IPLEDGER_GATEWAY_URL") or "http://127.0.0.1:8080").rstrip("/")
+    key = args.api_key or os.environ.get("IPLEDGER_API_KEY")
+    if not key:
+        print("error: an API key is needed (--api-key or IPLEDGER_API_KEY)", file=sys.stderr)
+        return 2
+    if args.format == "pdf" and args.output is None:
+        print("error: --output FILE is required for a PDF", file=sys.stderr)
+        return 2
+    if args.report_cmd == "bill-of-discharge":
+        query = [("format", args.format)] + ([("period_end", args.period_end)] if args.period_end else []) + \
+                ([("as_of", args.as_of)] if args.as_of else [])
+        path = f"/api/v1/reports/bill-of-discharge/{urllib.parse.quote(args.authorisation_id)}"
+    else:
+        query = [("format", args.format), ("as_of", args.as_of)] + [("authorisation_id", a) for a in args.authorisation]
+        path = "/api/v1/reports/inventory"
+    request = urllib.request.Request(f"{url}{path}?{urllib.parse.urlencode(query)}",
+                                     headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            data = response.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            problem = json.loads(exc.read())
+            print(f"error: {exc.code} {problem.get('title')}: {problem.get('detail')}", file=sys.stderr)
+        except ValueError:
+            print(f"error: HTTP {exc.code}", file=sys.stderr)
+        return 2 if exc.code in (400, 401, 403) else 1
+    except OSError as exc:
+        print(f"error: the gateway at {url} cannot be reached ({exc})", file=sys.stderr)
+        return 3
+    if args.output:
+        args.output.write_bytes(data)
+        print(f"wrote {args.output} ({len(data)} bytes)", file=sys.stderr)
+    else:
+        sys.stdout.write(data.decode("utf-8"))
+    return 0

@@ -43,6 +43,19 @@ class GatewayConfig:
     block_lookups: int = 500           # at most this many tx -> block look-ups per query answer
     configure_logging: bool = False    # JSON logs on stderr (the server turns it on)
     log_level: str = "INFO"
+    # dashboard, live feed, webhooks (gateway/dashboard, gateway/events_feed.py, gateway/webhooks.py)
+    state_dir: Path | None = None      # <state>: the feed database, checkpoint, webhooks and session key live in <state>/gateway
+    live_feed: bool = False            # run the chaincode-event listener (env IPLEDGER_LIVE_FEED=1: 'gateway serve' sets it)
+    feed_org: str | None = None        # whose identity listens (default CustomsMSP, else the first org)
+    sse_max_seconds: float = 25.0      # an SSE response ends after this long; EventSource reconnects (Last-Event-ID)
+    sse_poll_seconds: float = 0.5      # how often an SSE response looks for new events
+    visibility_ttl_s: float = 60.0     # cache of "may org X read authorisation A" (GetAuthorisation as X)
+    webhook_backoff_s: float = 2.0     # first retry delay, doubled per attempt (capped at webhook_max_backoff_s)
+    webhook_max_backoff_s: float = 3600.0
+    webhook_max_attempts: int = 10
+    webhook_timeout_s: float = 10.0
+    alert_poll_s: float = 3600.0       # time alerts (no chaincode event) are polled with GetAlerts this often
+    session_hours: float = 8.0         # dashboard session lifetime
 
     def with_(self, **changes) -> "GatewayConfig":
         return replace(self, **changes)
@@ -64,7 +77,12 @@ class GatewayConfig:
                 tls_root_cert=net.layout.tls_ca(org))
         base = dict(orgs=orgs, keys_file=keys_file_of(state_dir), nonce_key_file=state_dir / "gateway" / "nonce.key",
                     channel=net.consortium.channel,
-                    chaincode=os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE))
+                    chaincode=os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE),
+                    state_dir=state_dir, live_feed=os.environ.get("IPLEDGER_LIVE_FEED") == "1")
+        for name, env in (("webhook_backoff_s", "IPLEDGER_WEBHOOK_BACKOFF_S"), ("alert_poll_s", "IPLEDGER_ALERT_POLL_S"),
+                          ("sse_max_seconds", "IPLEDGER_SSE_MAX_SECONDS")):
+            if os.environ.get(env):
+                base[name] = float(os.environ[env])
         base.update(overrides)
         return cls(**base)
 

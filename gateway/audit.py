@@ -1,0 +1,191 @@
+"""The audit trail of a lot, a batch or an authorisation (domain.md §7: who, when, which orgs endorsed).
+
+Every entry of the contract's history (``GetLotHistory`` / ``GetBatchHistory``) or event log
+(``GetEventsInPeriod``) — queried as the caller's org, so the contract's visibility rules apply — with:
+
+* ``tx_id``, ``block_number`` (``qscc GetBlockByTxID``), ``recorded_at`` (ledger time), ``event_type``,
+  ``event_id``, ``occurred_at``;
+* ``submitting_org`` and ``submitter_subject`` — the MSP and the certificate subject of the creator of
+  the transaction, read from the block;
+* ``endorsing_orgs`` / ``endorsers`` — from the transaction's endorsements in the block, read from the
+  caller's org's peer with the Deliver service (:mod:`gateway.fabric.deliver`), cached per transaction
+  in the feed database (blocks never change). Only transactions the caller's query returned are looked
+  up, so nothing of another org's transactions is shown.
+
+Exported as JSON or CSV (:func:`to_csv`).
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import threading
+from typing import Protocol
+
+from cryptography import x509
+from fabric_protos.common import common_pb2
+from fabric_protos.msp import identities_pb2
+from fabric_protos.peer import transaction_pb2
+
+log = logging.getLogger("gateway.audit")
+
+CSV_COLUMNS = ("block_number", "tx_id", "recorded_at", "event_type", "event_id", "occurred_at", "authorisation_id",
+               "submitting_org", "submitter_subject", "endorsing_orgs", "endorsers", "validation_code", "lots",
+               "batches", "event")
+
+
+class BlockReader(Protocol):
+    def block(self, org: str, number: int) -> common_pb2.Block: ...
+
+
+class FabricBlockReader:
+    """Blocks from an org's own peer through Deliver (one Gateway connection per org, opened lazily)."""
+
+    def __init__(self, config):
+        self.config = config
+        self._gateways: dict = {}
+        self._lock = threading.Lock()
+
+    def _gateway(self, org: str):
+        with self._lock:
+            gw = self._gateways.get(org)
+            if gw is None:
+                from gateway.fabric import Endpoint, Gateway, load_identity
+                conn = self.config.orgs[org]
+                identity, signer = load_identity(conn.msp_dir, conn.msp_id)
+                gw = Gateway.connect(Endpoint(conn.peer_address, tls_root_cert=conn.tls_root_cert,
+                                              server_name=conn.server_name), identity, signer)
+                self._gateways[org] = gw
+            return gw
+
+    def block(self, org: str, number: int) -> common_pb2.Block:
+        stream = self._gateway(org).network(self.config.channel).blocks(number, number, timeout=30)
+        try:
+            return next(iter(stream))
+        finally:
+            stream.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for gw in self._gateways.values():
+                with contextlib.suppress(Exception):
+                    gw.close()
+            self._gateways.clear()
+
+
+def _identity(raw: bytes) -> dict:
+    sid = identities_pb2.SerializedIdentity.FromString(raw)
+    subject = None
+    try:
+        subject = x509.load_pem_x509_certificate(sid.id_bytes).subject.rfc4514_string()
+    except ValueError:
+        pass
+    return {"msp_id": sid.mspid, "subject": subject}
+
+
+def transaction_info(block: common_pb2.Block, tx_id: str) -> dict | None:
+    """Creator, endorsers and validation code of ``tx_id`` in ``block`` (None if it is not there)."""
+    flags = b""
+    if len(block.metadata.metadata) > common_pb2.TRANSACTIONS_FILTER:
+        flags = block.metadata.metadata[common_pb2.TRANSACTIONS_FILTER]
+    for index, raw in enumerate(block.data.data):
+        envelope = common_pb2.Envelope.FromString(raw)
+        payload = common_pb2.Payload.FromString(envelope.payload)
+        channel_header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+        if channel_header.tx_id != tx_id:
+            continue
+        signature_header = common_pb2.SignatureHeader.FromString(payload.header.signature_header)
+        creator = _identity(signature_header.creator)
+        endorsers = []
+        if channel_header.type == common_pb2.ENDORSER_TRANSACTION:
+            tx = transaction_pb2.Transaction.FromString(payload.data)
+            for action in tx.actions:
+                cap = transaction_pb2.ChaincodeActionPayload.FromString(action.payload)
+                endorsers.extend(_identity(e.endorser) for e in cap.action.endorsements)
+        code = flags[index] if index < len(flags) else None
+        return {"tx_id": tx_id, "block_number": int(block.header.number), "creator": creator,
+                "endorsers": endorsers, "endorsing_orgs": sorted({e["msp_id"] for e in endorsers}),
+                "validation_code": transaction_pb2.TxValidationCode.Name(code) if code is not None else None}
+    return None
+
+
+class AuditTrail:
+    def __init__(self, service, store, reader: BlockReader | None):
+        self.service = service
+        self.store = store
+        self.reader = reader
+
+    def endorsement(self, org: str, tx_id: str, block_number: int | None) -> dict | None:
+        cached = self.store.endorsement(tx_id) if self.store is not None else None
+        if cached is not None:
+            return cached
+        if block_number is None or self.reader is None:
+            return None
+        try:
+            info = transaction_info(self.reader.block(org, block_number), tx_id)
+        except Exception as exc:  # noqa: BLE001 - the trail is still useful without endorsers
+            log.warning("block %s not read: %s", block_number, type(exc).__name__,
+                        extra={"tx_id": tx_id, "block_number": block_number, "error_type": type(exc).__name__})
+            return None
+        if info is not None and self.store is not None:
+            self.store.save_endorsement(tx_id, info)
+        return info
+
+    def _entries(self, org: str, raw: list[dict]) -> list[dict]:
+        out = []
+        for entry in self.service.with_blocks(org, raw):
+            submitted_by = entry.get("submitted_by") or {}
+            info = self.endorsement(org, entry.get("tx_id"), entry.get("block_number")) or {}
+            creator = info.get("creator") or {}
+            out.append({
+                "block_number": entry.get("block_number"), "tx_id": entry.get("tx_id"),
+                "recorded_at": entry.get("recorded_at"), "event_type": entry.get("event_type"),
+                "event_id": entry.get("event_id"), "occurred_at": entry.get("occurred_at"),
+                "authorisation_id": entry.get("authorisation_id") or (entry.get("event") or {}).get("authorisation_id"),
+                "submitting_org": submitted_by.get("msp_id") or creator.get("msp_id"),
+                "submitted_by": submitted_by.get("name"),
+                "submitter_subject": creator.get("subject"),
+                "endorsing_orgs": info.get("endorsing_orgs"), "endorsers": info.get("endorsers"),
+                "validation_code": info.get("validation_code"),
+                "lots": entry.get("lots"), "batches": entry.get("batches"), "event": entry.get("event"),
+            })
+        return out
+
+    def lot(self, org: str, lot_id: str) -> dict:
+        data = self.service.evaluate_json(org, "GetLotHistory", lot_id)
+        return {"lot_id": lot_id, "entries": self._entries(org, data.get("history", []))}
+
+    def batch(self, org: str, batch_id: str) -> dict:
+        data = self.service.evaluate_json(org, "GetBatchHistory", batch_id)
+        return {"batch_id": batch_id, "entries": self._entries(org, data.get("history", []))}
+
+    def authorisation(self, org: str, authorisation_id: str, start: str | None = None, end: str | None = None) -> dict:
+        if start is None:
+            auth = self.service.evaluate_json(org, "GetAuthorisation", authorisation_id)
+            start = (auth.get("granted_at") or "2000-01-01")[:10]
+        data = self.service.evaluate_json(org, "GetEventsInPeriod", authorisation_id, start, end)
+        return {"authorisation_id": authorisation_id, "from": data.get("from"), "to": data.get("to"),
+                "entries": self._entries(org, data.get("events", []))}
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ";".join(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def to_csv(entries: list[dict]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    for e in entries:
+        row = dict(e)
+        row["endorsers"] = ";".join(f"{x['msp_id']}:{x.get('subject') or ''}" for x in (e.get("endorsers") or []))
+        w.writerow([_cell(row.get(c)) for c in CSV_COLUMNS])
+    return out.getvalue()

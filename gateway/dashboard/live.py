@@ -1,0 +1,103 @@
+"""The gateway's live services, one set per app (= per gunicorn worker): the feed store, visibility,
+the chaincode-event listener, the webhook dispatcher, the audit trail. See gateway/README.md § Dashboard."""
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import threading
+from pathlib import Path
+
+from ..audit import AuditTrail, FabricBlockReader
+from ..events_feed import FabricEventSource, FeedListener, FeedStore, Visibility, gateway_dir
+from ..webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
+
+log = logging.getLogger("gateway.dashboard")
+
+
+class Live:
+    def __init__(self, config, service, *, store: FeedStore | None = None, source=None, block_reader=None,
+                 subscriptions: Subscriptions | None = None, start: bool | None = None, post=None):
+        self.config = config
+        self.service = service
+        directory = gateway_dir(config)
+        self.directory = directory
+        if directory is None:  # no state dir (tests): next to the API key file, i.e. <state>/gateway
+            directory = Path(config.keys_file).parent
+            self.directory = directory
+        if store is None:
+            store = FeedStore(directory / "dashboard.sqlite")
+        self.store = store
+        self.visibility = Visibility(service, ttl=config.visibility_ttl_s)
+        self.subscriptions = subscriptions or Subscriptions(self.directory / "webhooks.json")
+        self.deliveries = Deliveries(store)
+        self.router = AlertRouter(self.subscriptions, self.deliveries, self.visibility, service, store)
+        kwargs = {"post": post} if post is not None else {}
+        self.dispatcher = Dispatcher(self.subscriptions, self.deliveries, backoff_s=config.webhook_backoff_s,
+                                     max_backoff_s=config.webhook_max_backoff_s,
+                                     max_attempts=config.webhook_max_attempts, timeout_s=config.webhook_timeout_s,
+                                     router=self.router, poll_alerts_s=config.alert_poll_s, **kwargs)
+        if block_reader is None and config.orgs:
+            block_reader = FabricBlockReader(config)
+        self.block_reader = block_reader
+        self.audit = AuditTrail(service, store, block_reader)
+        self.stopping = threading.Event()
+        self.listener: FeedListener | None = None
+        if source is None and start is not False and config.live_feed and config.orgs:
+            source = FabricEventSource(config)
+        if source is not None and start is not False:
+            self.start_listener(source)
+            _chain_sigterm(self.stopping)
+
+    def start_listener(self, source) -> FeedListener:
+        """Listen to ``source`` (when this process gets the feed lock), resuming from the checkpoint file."""
+        from gateway.fabric import FileCheckpointer
+        self.listener = FeedListener(self.store, FileCheckpointer(self.directory / "feed.checkpoint.json"), source,
+                                     lock_path=self.directory / "feed.lock", on_item=[self.router.on_feed_item],
+                                     on_lead=[self.dispatcher.start])
+        return self.listener.start()
+
+    def secret_key(self) -> bytes:
+        """The session-cookie signing key, shared by the workers (``<state>/gateway/session.key``)."""
+        if self.config.state_dir is None:
+            return secrets.token_bytes(32)
+        path = self.directory / "session.key"
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            import os
+            fd = os.open(path.with_suffix(f".{os.getpid()}.tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+            try:
+                os.link(path.with_suffix(f".{os.getpid()}.tmp"), path)  # first writer wins
+            except FileExistsError:
+                pass
+            os.unlink(path.with_suffix(f".{os.getpid()}.tmp"))
+            return path.read_bytes()
+
+    def close(self) -> None:
+        self.stopping.set()
+        if self.listener is not None:
+            self.listener.stop()
+        self.dispatcher.stop()
+        if self.block_reader is not None and hasattr(self.block_reader, "close"):
+            self.block_reader.close()
+
+
+def _chain_sigterm(stopping: threading.Event) -> None:
+    """In a gunicorn worker, end the SSE responses at once on SIGTERM (graceful stop), then let gunicorn's
+    own handler run. Only gunicorn's worker handler is wrapped; nothing happens elsewhere (tests)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    current = signal.getsignal(signal.SIGTERM)
+    owner = getattr(current, "__self__", None)
+    if owner is None or not type(owner).__module__.startswith("gunicorn.workers"):
+        return
+
+    def handler(signum, frame):
+        stopping.set()
+        current(signum, frame)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn had it

@@ -1,0 +1,254 @@
+"""The dashboard pages (server-rendered HTML, a little vanilla JS for live updates).
+
+Login with an org's API key: the key is checked once and never stored; the session cookie (signed,
+HttpOnly, SameSite=Strict) holds the key id, org and role, and every request checks that the key is
+still valid (a revoked key logs the session out). Every page queries the contract as the session's org,
+so what a broker or an operator sees is what the contract lets it read."""
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import secrets
+from functools import wraps
+
+from flask import (Blueprint, abort, current_app, g, redirect, render_template, request, session,
+                   url_for)
+
+from ..api.common import ID_PATTERNS, state
+from ..auth import Principal
+from ..problems import Problem
+from . import charts
+from .api import alerts_across, live, stream_response, visible_authorisations
+
+bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static")
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+@bp.after_request
+def _headers(response):
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if response.mimetype == "text/html":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _principal() -> Principal | None:
+    key_id = session.get("key_id")
+    if not key_id:
+        return None
+    record = next((k for k in state().keys.list() if k["key_id"] == key_id), None)
+    if record is None or record.get("revoked_at") or record.get("org") != session.get("org"):
+        session.clear()
+        return None
+    principal = Principal(key_id=key_id, org=record["org"], role=record["role"], label=record.get("label") or "")
+    g.principal, g.key_id = principal, key_id
+    return principal
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        principal = _principal()
+        if principal is None:
+            if request.path.endswith("/stream"):
+                abort(401)
+            return redirect(url_for("dashboard.login", next=request.script_root + request.path))
+        g.csrf = session.setdefault("csrf", secrets.token_urlsafe(24))
+        return view(principal, *args, **kwargs)
+    return wrapper
+
+
+def check_csrf() -> None:
+    token = request.form.get("csrf", "")
+    if not session.get("csrf") or not hmac.compare_digest(token, session["csrf"]):
+        abort(400, "the form is stale; reload the page")
+
+
+def _ok_id(name: str, value: str) -> str:
+    import re
+    if not re.match(ID_PATTERNS[name], value or ""):
+        abort(404)
+    return value
+
+
+def _evaluate(org: str, fn: str, *args):
+    return state().service.evaluate_json(org, fn, *args)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _days_until(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        day = dt.date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+    return (day - dt.datetime.now(dt.timezone.utc).date()).days
+
+
+# ------------------------------------------------------------------------------------------ login
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        presented = (request.form.get("api_key") or "").strip()
+        principal = state().keys.authenticate(presented)
+        if principal is None:
+            error = "Unknown or revoked API key."
+        else:
+            session.clear()
+            session.permanent = True
+            session.update(key_id=principal.key_id, org=principal.org, role=principal.role,
+                           csrf=secrets.token_urlsafe(24))
+            target = request.args.get("next") or ""
+            if not target.startswith("/dashboard/") or target.startswith("//"):
+                target = url_for("dashboard.index")
+            return redirect(target)
+    return render_template("dashboard/login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+def logout():
+    if session.get("key_id"):
+        check_csrf()
+    session.clear()
+    return redirect(url_for("dashboard.login"))
+
+
+# ------------------------------------------------------------------------------------------ pages
+
+@bp.get("/")
+@login_required
+def index(principal):
+    rows, errors = [], []
+    for auth_id in visible_authorisations(principal.org):
+        try:
+            auth = _evaluate(principal.org, "GetAuthorisation", auth_id)
+            balances = _evaluate(principal.org, "GetBalances", auth_id)
+        except Problem as p:
+            errors.append(f"{auth_id}: {p.detail}")
+            continue
+        rows.append({"auth": auth, "ceilings": balances.get("ceilings", []),
+                     "days_left": _days_until(auth.get("valid_to"))})
+    lv = live()
+    recent = lv.visibility.filter(principal.org, lv.store.latest(200))[:10]
+    return render_template("dashboard/index.html", principal=principal, rows=rows, errors=errors, recent=recent,
+                           added=request.args.get("added"), add_error=request.args.get("add_error"))
+
+
+@bp.post("/authorisations")
+@login_required
+def add(principal):
+    check_csrf()
+    auth_id = (request.form.get("authorisation_id") or "").strip().upper()
+    import re
+    if not re.match(ID_PATTERNS["authorisation_id"], auth_id):
+        return redirect(url_for("dashboard.index", add_error="not a well-formed authorisation id"))
+    try:
+        _evaluate(principal.org, "GetAuthorisation", auth_id)
+    except Problem as p:
+        return redirect(url_for("dashboard.index", add_error=f"{auth_id}: {p.title}"))
+    live().store.add_authorisation(auth_id, principal.org)
+    return redirect(url_for("dashboard.index", added=auth_id))
+
+
+@bp.get("/authorisations/<authorisation_id>")
+@login_required
+def authorisation(principal, authorisation_id):
+    auth_id = _ok_id("authorisation_id", authorisation_id)
+    org = principal.org
+    try:
+        auth = _evaluate(org, "GetAuthorisation", auth_id)
+    except Problem as p:
+        if p.status in (403, 404):
+            abort(404)
+        raise
+    balances = _evaluate(org, "GetBalances", auth_id)
+    alerts = _evaluate(org, "GetAlerts", auth_id, None)
+    bill = _evaluate(org, "GetBillOfDischargeData", auth_id, None, None)
+    start = (auth.get("granted_at") or auth.get("valid_from") or "2000-01-01")[:10]
+    log = _evaluate(org, "GetEventsInPeriod", auth_id, start, None)
+    status_of = {(r["goods"], r["id"]): r["status"] for r in bill.get("remaining", [])}
+    lots = [{**lot, "status": status_of.get(("LOT", lot["lot_id"]), "DISCHARGED" if not lot["remaining"] else "OPEN"),
+             "days_left": _days_until(lot.get("deadline"))} for lot in bill.get("lots", [])]
+    now = bill.get("cutoff") or _now()
+    series = charts.quantity_series(log.get("events", []))
+    ceilings = {(e["unit"]): e["max_qty"] for e in auth.get("input_goods", [])}
+    quantity_svgs = [{"unit": unit, "points": pts,
+                      "svg": charts.quantity_chart(pts, unit, ceilings.get(unit), now)} for unit, pts in series.items()]
+    yrows = charts.yield_rows(bill.get("processing", []))
+    lv = live()
+    timeline = lv.visibility.filter(org, lv.store.latest(50, auth_id))
+    return render_template("dashboard/authorisation.html", principal=principal, auth=auth, balances=balances,
+                           alerts=alerts.get("alerts", []), lots=lots, batches=bill.get("remaining", []),
+                           waste=bill.get("waste", []), quantity_charts=quantity_svgs, yield_rows=yrows,
+                           yield_svg=charts.yield_chart(yrows), events_list=timeline,
+                           days_left=_days_until(auth.get("valid_to")))
+
+
+@bp.get("/lots/<lot_id>")
+@login_required
+def lot(principal, lot_id):
+    lot_id = _ok_id("lot_id", lot_id)
+    try:
+        data = _evaluate(principal.org, "GetLot", lot_id)
+    except Problem as p:
+        if p.status in (403, 404):
+            abort(404)
+        raise
+    trail = live().audit.lot(principal.org, lot_id)
+    return render_template("dashboard/lot.html", principal=principal, lot=data, trail=trail["entries"])
+
+
+@bp.get("/events")
+@login_required
+def events(principal):
+    lv = live()
+    items = lv.visibility.filter(principal.org, lv.store.latest(300))[:100]
+    return render_template("dashboard/events.html", principal=principal, events_list=items)
+
+
+@bp.get("/alerts")
+@login_required
+def alerts(principal):
+    as_of = request.args.get("as_of") or None
+    if as_of is not None:
+        try:
+            dt.date.fromisoformat(as_of)
+        except ValueError:
+            as_of = None
+    data = alerts_across(principal.org, as_of)
+    return render_template("dashboard/alerts.html", principal=principal, alerts=data["alerts"], as_of=as_of)
+
+
+@bp.get("/stream")
+def stream():
+    principal = _principal()
+    if principal is None:
+        abort(401)
+    auth_id = request.args.get("authorisation_id") or None
+    if auth_id is not None:
+        _ok_id("authorisation_id", auth_id)
+    return stream_response(principal.org, auth_id)
+
+
+def install_session(app, live_services) -> None:
+    """Session-cookie settings for the dashboard."""
+    app.secret_key = live_services.secret_key()
+    app.config.update(SESSION_COOKIE_NAME="ipledger_session", SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/",
+                      SESSION_COOKIE_SECURE=bool(current_app_config(app, "secure_cookies")),
+                      PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=app.extensions["ipledger"].config.session_hours))
+
+
+def current_app_config(app, name):
+    return getattr(app.extensions["ipledger"].config, name, False)

@@ -1,0 +1,379 @@
+"""Alert webhooks: subscriptions (admins, CLI), signed deliveries, retries, a delivery log.
+
+Subscriptions live in ``<state>/gateway/webhooks.json`` (mode 0600: it holds the signing secrets),
+managed with ``ipledger gateway webhooks add URL --org MSP [--secret S] [--types T,…]`` / ``list`` /
+``remove ID`` / ``deliveries``. A subscription receives the alerts its organisation may read (the
+contract decides, as for every query): a broker's subscription never hears of an authorisation the
+broker has no mandate for.
+
+What is sent:
+
+* **recorded alerts** — every alert change (RAISED / UPDATED / CLEARED) inside a chaincode event, as
+  the feed listener stores it (:mod:`gateway.events_feed`); ``alert_id`` = hash of (tx id, position);
+* **time alerts** (``DeadlineApproaching`` … ``AuthorisationExpiring``: no transaction, no event) —
+  ``GetAlerts`` polled every ``alert_poll_s`` for each subscribed org and authorisation; a new one is
+  RAISED, a vanished one CLEARED; ``alert_id`` = hash of (org, authorisation, type, subject, change,
+  first seen).
+
+Each delivery is ``POST URL`` with the JSON body, ``Content-Type: application/json``,
+``X-Ipledger-Signature: sha256=<hex HMAC-SHA256(secret, body)>``, ``X-Ipledger-Alert-Id``,
+``X-Ipledger-Delivery`` and ``X-Ipledger-Attempt``. A 2xx answer delivers it; anything else (or no
+answer within ``webhook_timeout_s``) is retried after ``webhook_backoff_s`` × 2^(attempt−1) (capped),
+at most ``webhook_max_attempts`` times, then marked FAILED. Deliveries to one subscription go in order
+(the oldest pending first). **At least once**: a delivery can arrive twice (e.g. the gateway stopped
+after the receiver answered but before the result was stored) — de-duplicate on ``alert_id``.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from .events_feed import FeedStore, Visibility, now_text
+from .problems import Problem
+
+log = logging.getLogger("gateway.webhooks")
+
+SIGNATURE_HEADER = "X-Ipledger-Signature"
+ALERT_TYPES = ("DeadlineApproaching", "DeadlineOverdue", "BillOfDischargeDue", "BillOfDischargeLate",
+               "YieldDeviation", "BalanceDiscrepancy", "CeilingNear", "LossRateHigh", "ExitUnconfirmed",
+               "AuthorisationSuspended", "AuthorisationExpiring")
+
+
+class WebhookError(RuntimeError):
+    pass
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, header: str | None) -> bool:
+    """For receivers: does ``header`` sign ``body`` with ``secret``?"""
+    return bool(header) and hmac.compare_digest(sign(secret, body), header)
+
+
+def _hash_id(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+# ------------------------------------------------------------------------------------------ subscriptions
+
+class Subscriptions:
+    """The subscription file (like the API key file: locked, atomic writes, mode 0600)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    def _read(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+        except FileNotFoundError:
+            return {"version": 1, "subscriptions": {}}
+        if not isinstance(data, dict) or not isinstance(data.get("subscriptions"), dict):
+            raise WebhookError(f"{self.path} is not an ipledger webhook file")
+        return data
+
+    @contextlib.contextmanager
+    def _locked(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            data = self._read()
+            yield data
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            wfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(wfd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=2, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def add(self, url: str, org: str, secret: str | None = None, types: list[str] | None = None,
+            label: str = "") -> tuple[dict, str]:
+        """A new subscription: (its public record, its secret)."""
+        if not re.match(r"^https?://[^\s/?#]+[^\s]*$", url or ""):
+            raise WebhookError(f"not an http(s) URL: {url!r}")
+        if not re.match(r"^[A-Za-z0-9.-]{1,64}$", org or ""):
+            raise WebhookError(f"invalid org (MSP id) {org!r}")
+        unknown = sorted(set(types or ()) - set(ALERT_TYPES))
+        if unknown:
+            raise WebhookError(f"unknown alert type(s) {', '.join(unknown)}; types are: {', '.join(ALERT_TYPES)}")
+        secret = secret or base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+        if len(secret) < 16:
+            raise WebhookError("the secret must have at least 16 characters")
+        with self._locked() as data:
+            sub_id = secrets.token_hex(6)
+            record = {"id": sub_id, "url": url, "org": org, "secret": secret, "types": sorted(types or []),
+                      "label": label, "created_at": now_text(), "removed_at": None}
+            data["subscriptions"][sub_id] = record
+        return public(record), secret
+
+    def remove(self, sub_id: str) -> bool:
+        with self._locked() as data:
+            rec = data["subscriptions"].get(sub_id)
+            if rec is None or rec.get("removed_at"):
+                return False
+            rec["removed_at"] = now_text()
+            return True
+
+    def active(self) -> list[dict]:
+        return [s for s in self._read()["subscriptions"].values() if not s.get("removed_at")]
+
+    def list(self) -> list[dict]:
+        return [public(s) for s in sorted(self._read()["subscriptions"].values(), key=lambda s: s["created_at"])]
+
+
+def public(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k != "secret"}
+
+
+def wants(sub: dict, alert_type: str | None) -> bool:
+    return not sub.get("types") or alert_type in sub["types"]
+
+
+# ------------------------------------------------------------------------------------------ deliveries
+
+class Deliveries:
+    def __init__(self, store: FeedStore):
+        self.store = store
+
+    def enqueue(self, sub: dict, alert_id: str, body: dict) -> bool:
+        alert = body.get("alert") or {}
+        text = json.dumps({**body, "subscription_id": sub["id"]}, separators=(",", ":"), sort_keys=True,
+                          ensure_ascii=False)
+        with self.store.connection() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO deliveries (subscription_id, alert_id, org, authorisation_id, alert_type, body, "
+                "status, attempts, next_attempt_at, created_at) VALUES (?,?,?,?,?,?, 'PENDING', 0, ?, ?)",
+                (sub["id"], alert_id, sub["org"], alert.get("authorisation_id"), alert.get("type"), text, time.time(),
+                 now_text()))
+            return cur.rowcount == 1
+
+    def due(self, now: float, limit: int = 20) -> list[dict]:
+        """The oldest pending delivery of each subscription, if its time has come."""
+        with self.store.connection() as db:
+            rows = db.execute(
+                "SELECT * FROM deliveries WHERE delivery_id IN (SELECT min(delivery_id) FROM deliveries "
+                "WHERE status = 'PENDING' GROUP BY subscription_id) AND next_attempt_at <= ? ORDER BY delivery_id "
+                "LIMIT ?", (now, limit)).fetchall()
+        return [dict(r) for r in rows]
+
+    def record(self, delivery_id: int, *, delivered: bool, status: int | None, error: str | None,
+               next_attempt_at: float | None, failed: bool) -> None:
+        new_status = "DELIVERED" if delivered else ("FAILED" if failed else "PENDING")
+        with self.store.connection() as db:
+            db.execute("UPDATE deliveries SET status = ?, attempts = attempts + 1, last_status = ?, last_error = ?, "
+                       "next_attempt_at = coalesce(?, next_attempt_at), delivered_at = ? WHERE delivery_id = ?",
+                       (new_status, status, error, next_attempt_at, now_text() if delivered else None, delivery_id))
+
+    def log(self, org: str | None = None, limit: int = 200, status: str | None = None) -> list[dict]:
+        """The delivery log, newest first (``org``: only that org's subscriptions)."""
+        sql, args = "SELECT * FROM deliveries WHERE 1=1", []
+        if org:
+            sql += " AND org = ?"
+            args.append(org)
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        sql += " ORDER BY delivery_id DESC LIMIT ?"
+        args.append(limit)
+        with self.store.connection() as db:
+            rows = db.execute(sql, args).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d.pop("body", None)
+            d["next_attempt_at"] = (dt.datetime.fromtimestamp(d["next_attempt_at"], dt.timezone.utc)
+                                    .strftime("%Y-%m-%dT%H:%M:%SZ") if d["status"] == "PENDING" else None)
+            out.append(d)
+        return out
+
+
+# ------------------------------------------------------------------------------------------ producing alerts
+
+class AlertRouter:
+    """Turns alert changes into deliveries for every subscription that may see them."""
+
+    def __init__(self, subscriptions: Subscriptions, deliveries: Deliveries, visibility: Visibility,
+                 service=None, store: FeedStore | None = None):
+        self.subscriptions = subscriptions
+        self.deliveries = deliveries
+        self.visibility = visibility
+        self.service = service
+        self.store = store
+
+    def on_feed_item(self, item: dict) -> None:
+        """Hook of the feed listener: the recorded alert changes of one transaction."""
+        alerts = item.get("alerts") or []
+        if not alerts:
+            return
+        subs = self.subscriptions.active()
+        for index, change in enumerate(alerts):
+            alert = {k: change.get(k) for k in ("type", "authorisation_id", "subject", "details")}
+            alert_id = _hash_id("tx", item["tx_id"], str(index))
+            body = {"alert_id": alert_id, "change": change.get("change"), "source": "RECORDED", "alert": alert,
+                    "tx_id": item["tx_id"], "block_number": item["block_number"], "recorded_at": item["recorded_at"]}
+            for sub in subs:
+                if wants(sub, alert["type"]) and self.visibility.can_read(sub["org"], alert["authorisation_id"]):
+                    self.deliveries.enqueue(sub, alert_id, body)
+
+    def poll_time_alerts(self, as_of: str | None = None) -> int:
+        """Compare each subscribed org's time alerts with the last poll; enqueue the changes."""
+        subs = self.subscriptions.active()
+        if not subs or self.service is None or self.store is None:
+            return 0
+        changes = 0
+        auth_ids = [a["authorisation_id"] for a in self.store.authorisation_ids()]
+        for org in sorted({s["org"] for s in subs}):
+            org_subs = [s for s in subs if s["org"] == org]
+            for auth_id in auth_ids:
+                try:
+                    data = self.service.evaluate_json(org, "GetAlerts", auth_id, as_of)
+                except Problem as p:
+                    if p.status in (400, 403, 404):
+                        continue
+                    raise
+                current = {f"{a['type']}/{a['subject']}": a for a in data.get("alerts", [])
+                           if a.get("source") == "DERIVED"}
+                changes += self._diff(org, auth_id, current, org_subs)
+        return changes
+
+    def _diff(self, org: str, auth_id: str, current: dict, subs: list[dict]) -> int:
+        with self.store.connection() as db:
+            rows = {r["alert_key"]: dict(r) for r in db.execute(
+                "SELECT * FROM time_alerts WHERE org = ? AND authorisation_id = ?", (org, auth_id)).fetchall()}
+        events = []
+        detected = now_text()
+        for key, alert in current.items():
+            if key not in rows:
+                events.append(("RAISED", key, alert, detected))
+        for key, row in rows.items():
+            if key not in current:
+                events.append(("CLEARED", key, json.loads(row["alert"]), row["since"]))
+        for change, key, alert, since in events:
+            alert = {k: alert.get(k) for k in ("type", "authorisation_id", "subject", "details")}
+            alert_id = _hash_id("time", org, auth_id, key, change, since)
+            body = {"alert_id": alert_id, "change": change, "source": "DERIVED", "alert": alert,
+                    "detected_at": detected, "since": since}
+            for sub in subs:
+                if wants(sub, alert["type"]):
+                    self.deliveries.enqueue(sub, alert_id, body)
+            with self.store.connection() as db:
+                if change == "RAISED":
+                    db.execute("INSERT OR REPLACE INTO time_alerts (org, authorisation_id, alert_key, alert, since) "
+                               "VALUES (?,?,?,?,?)", (org, auth_id, key, json.dumps(alert), since))
+                else:
+                    db.execute("DELETE FROM time_alerts WHERE org = ? AND authorisation_id = ? AND alert_key = ?",
+                               (org, auth_id, key))
+        return len(events)
+
+
+# ------------------------------------------------------------------------------------------ sending
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # a redirect is a failed delivery, never followed
+        return None
+
+
+def http_post(url: str, body: bytes, headers: dict, timeout: float) -> int:
+    """POST; the HTTP status (raises OSError when there is no answer)."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+class Dispatcher:
+    """Sends due deliveries (one thread, in the process that runs the feed listener)."""
+
+    def __init__(self, subscriptions: Subscriptions, deliveries: Deliveries, *, backoff_s: float = 2.0,
+                 max_backoff_s: float = 3600.0, max_attempts: int = 10, timeout_s: float = 10.0,
+                 router: AlertRouter | None = None, poll_alerts_s: float | None = None,
+                 post: Callable[[str, bytes, dict, float], int] = http_post, clock=time.time):
+        self.subscriptions = subscriptions
+        self.deliveries = deliveries
+        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self.max_attempts, self.timeout_s = max_attempts, timeout_s
+        self.router, self.poll_alerts_s = router, poll_alerts_s
+        self.post, self.clock = post, clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_poll = 0.0
+
+    def delay(self, attempts: int) -> float:
+        return min(self.max_backoff_s, self.backoff_s * (2 ** max(0, attempts - 1)))
+
+    def run_once(self) -> int:
+        """Attempt every due delivery once; how many were attempted."""
+        subs = {s["id"]: s for s in self.subscriptions.active()}
+        due = self.deliveries.due(self.clock())
+        for d in due:
+            sub = subs.get(d["subscription_id"])
+            if sub is None:  # removed: nothing more is sent to it
+                self.deliveries.record(d["delivery_id"], delivered=False, status=None, error="subscription removed",
+                                       next_attempt_at=None, failed=True)
+                continue
+            body = d["body"].encode("utf-8")
+            attempt = d["attempts"] + 1
+            headers = {"Content-Type": "application/json", "User-Agent": "ipledger-gateway",
+                       SIGNATURE_HEADER: sign(sub["secret"], body), "X-Ipledger-Alert-Id": d["alert_id"],
+                       "X-Ipledger-Delivery": str(d["delivery_id"]), "X-Ipledger-Attempt": str(attempt)}
+            status, error = None, None
+            try:
+                status = self.post(sub["url"], body, headers, self.timeout_s)
+            except Exception as exc:  # noqa: BLE001 - any failure to deliver is retried
+                error = type(exc).__name__
+            delivered = status is not None and 200 <= status < 300
+            if not delivered and error is None:
+                error = f"HTTP {status}"
+            failed = not delivered and attempt >= self.max_attempts
+            self.deliveries.record(d["delivery_id"], delivered=delivered, status=status, error=error,
+                                   next_attempt_at=None if delivered or failed else self.clock() + self.delay(attempt),
+                                   failed=failed)
+            log.info("webhook delivery %s attempt %d: %s", d["delivery_id"], attempt,
+                     "delivered" if delivered else ("failed" if failed else "will retry"),
+                     extra={"outcome": "delivered" if delivered else error, "status": status})
+        return len(due)
+
+    def start(self) -> "Dispatcher":
+        self._thread = threading.Thread(target=self._run, name="ipledger-webhooks", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.router is not None and self.poll_alerts_s and self.clock() >= self._next_poll:
+                    self._next_poll = self.clock() + self.poll_alerts_s
+                    self.router.poll_time_alerts()
+                self.run_once()
+            except Exception as exc:  # noqa: BLE001 - keep going
+                log.warning("webhook dispatcher: %s", type(exc).__name__, extra={"error_type": type(exc).__name__})
+            self._stop.wait(0.5)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,291 @@
+"""Dashboard, live feed, alerts, webhooks, audit trail and reports against the real Fabric network.
+
+gunicorn (2 workers: one holds the feed lock and listens) in a subprocess; events go in through the REST
+API (and, while the gateway is stopped, straight to Fabric), come out on the Server-Sent-Events stream;
+a restart resumes from the stored checkpoint without a gap or a duplicate. Uses its own authorisation
+ids, lots and MRNs, so it shares the session's ledger with the other modules.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from gateway.auth import KeyStore
+from gateway.config import keys_file_of
+from tests.integration.test_gateway_api import (BROKER_EORI, HOLDER, REPO, SITE1, SITE2, USED_TYRES, day, ev,
+                                                free_port, grant, now)
+
+pytestmark = pytest.mark.fabric
+
+AUTH = "FRIPO000061"
+MRN_A, MRN_B = "26FR000110I0000061", "26FR000110I0000062"
+SECRET = "integration-webhook-secret-0123456789"
+ORGS = ("CustomsMSP", "OperatorMSP", "BrokerMSP")
+
+
+class Gateway:
+    def __init__(self, state, tmp):
+        self.state, self.tmp = state, tmp
+        self.proc = None
+        self.url = None
+        self.runs = 0
+
+    def start(self):
+        port = free_port()
+        self.runs += 1
+        self.log = self.tmp / f"gateway-{self.runs}.log"
+        self._logf = open(self.log, "w")
+        env = {**os.environ, "IPLEDGER_WEBHOOK_BACKOFF_S": "0.3", "IPLEDGER_SSE_MAX_SECONDS": "20"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "network.cli", "--state-dir", str(self.state), "gateway",
+                                      "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "8"],
+                                     cwd=REPO, stdout=self._logf, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"gateway exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                if requests.get(self.url + "/readyz", timeout=5).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        pytest.fail("gateway not ready")
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            code = None
+        finally:
+            self._logf.close()
+        leftover = subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+        pid, self.proc = self.proc.pid, None
+        assert code == 0, f"gateway {pid} exit {code}:\n{self.log.read_text()[-2000:]}"
+        assert not leftover, f"gateway processes left: {leftover}"
+
+
+class Receiver:
+    def __init__(self, fail=2):
+        self.fail, self.requests = fail, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests.append({"headers": dict(self.headers), "body": raw})
+                self.send_response(500 if len(outer.requests) <= outer.fail else 200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ipledger"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SSE:
+    """Reads an SSE response in a thread; ``messages`` gets every complete message (dict)."""
+
+    def __init__(self, url, key, last_event_id=None):
+        headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        self.response = requests.get(url + "/api/v1/events/stream", headers=headers, stream=True, timeout=60)
+        assert self.response.status_code == 200, self.response.text
+        self.messages: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        msg = {}
+        try:
+            for line in self.response.iter_lines(decode_unicode=True):
+                if line == "":
+                    if msg:
+                        self.messages.put(msg)
+                    msg = {}
+                elif not line.startswith(":"):
+                    name, _, value = line.partition(": ")
+                    msg[name] = value
+        except Exception:  # noqa: BLE001 - closed
+            pass
+
+    def events(self, n, timeout=60):
+        out, deadline = [], time.monotonic() + timeout
+        while len(out) < n and time.monotonic() < deadline:
+            try:
+                m = self.messages.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if m.get("event") == "ledger-event":
+                out.append(m)
+        return out
+
+    def close(self):
+        self.response.close()
+
+
+@pytest.fixture(scope="module")
+def env(fabric_network, ipledger_chaincode, tmp_path_factory):
+    state = fabric_network.layout.root
+    store = KeyStore(keys_file_of(state))
+    keys = {org: store.create(org, "clerk", f"dashboard test {org}")[1] for org in ORGS}
+    receiver = Receiver(fail=2)
+    out = subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "webhooks", "add",
+                          receiver.url, "--org", "OperatorMSP", "--secret", SECRET, "--types", "CeilingNear", "--json"],
+                         cwd=REPO, capture_output=True, text=True, check=True)
+    sub = json.loads(out.stdout)
+    gw = Gateway(state, tmp_path_factory.mktemp("dashboard"))
+    gw.start()
+    yield {"gw": gw, "keys": keys, "receiver": receiver, "sub": sub, "state": state}
+    gw.stop()
+    receiver.close()
+
+
+def post(env, body, org, status=201):
+    r = requests.post(env["gw"].url + "/api/v1/events", json=body,
+                      headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=120)
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def get(env, path, org="CustomsMSP", **kw):
+    return requests.get(env["gw"].url + path, headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=60, **kw)
+
+
+def place(lot_id, qty, mrn):
+    return ev("PlaceUnderProcedure", f"dash-place-{lot_id}", authorisation_id=AUTH, lot_id=lot_id, mrn=mrn, item_no=1,
+              procedure="5100", cn=USED_TYRES, description="used tyres", quantity=qty, unit="p/st",
+              net_mass_g=qty * 9000, origin="MA", site=SITE1,
+              commercial={"customs_value": {"amount": "12345.00", "currency": "EUR"}})
+
+
+def test_event_submitted_through_the_api_arrives_on_the_sse_stream(env):
+    post(env, ev("SetParameters", "dash-params", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
+                                                                             "OperatorMSP": HOLDER}}), "CustomsMSP")
+    post(env, grant(AUTH, event_id="dash-grant"), "CustomsMSP")
+    stream = SSE(env["gw"].url, env["keys"]["CustomsMSP"])
+    try:
+        out = post(env, place("D1", 1000, MRN_A), "BrokerMSP")
+        got = stream.events(1)
+        assert [m["id"] for m in got] == [f"{out['block_number']}:{out['tx_id']}"]
+        data = json.loads(got[0]["data"])
+        assert data["event_type"] == "PlaceUnderProcedure" and data["event_id"] == "dash-place-D1"
+        assert data["submitting_org"] == "BrokerMSP" and data["lots"] == ["D1"]
+        assert "12345" not in got[0]["data"]                           # never commercial data
+    finally:
+        stream.close()
+    # the gateway learnt the authorisation from the events
+    assert AUTH in get(env, "/api/v1/dashboard/authorisations", "BrokerMSP").json()["authorisations"]
+
+
+def test_restart_resumes_without_gap_or_duplicate(env, clients):
+    feed = get(env, "/api/v1/feed?limit=1").json()["items"]
+    last_id = feed[0]["id"]
+    env["gw"].stop()
+    # committed while the gateway is down, straight through Fabric
+    contract = clients.contract("OperatorMSP", "ipledger")
+    missed = []
+    for i, qty in enumerate((100, 50)):
+        body = {k: v for k, v in ev("MoveGoods", f"dash-move-{i}", authorisation_id=AUTH, lot_id="D1", quantity=qty,
+                                    from_site=SITE1, to_site=SITE2).items() if k != "type"}
+        r = contract.submit("MoveGoods", [json.dumps(body)])
+        missed.append(f"{r.block_number}:{r.tx_id}")
+    env["gw"].start()
+    stream = SSE(env["gw"].url, env["keys"]["OperatorMSP"], last_event_id=last_id)
+    try:
+        got = stream.events(2)
+        assert [m["id"] for m in got] == missed                         # no gap, in order
+        out = post(env, ev("MoveGoods", "dash-move-live", authorisation_id=AUTH, lot_id="D1", quantity=1,
+                           from_site=SITE1, to_site=SITE2), "OperatorMSP")
+        more = stream.events(1)
+        assert [m["id"] for m in more] == [f"{out['block_number']}:{out['tx_id']}"]   # not the missed ones again
+    finally:
+        stream.close()
+    ids = [i["id"] for i in get(env, "/api/v1/feed?limit=1000").json()["items"]]
+    assert len(ids) == len(set(ids))                                   # stored once
+    assert set(missed) <= set(ids)
+
+
+def test_alerts_and_signed_webhook_with_retries(env):
+    out = post(env, place("D2", 3700, MRN_B), "BrokerMSP")               # 1000 + 3700 = 4700 >= 90 % of 5000
+    alerts = get(env, "/api/v1/alerts", "OperatorMSP").json()
+    near = [a for a in alerts["alerts"] if a["authorisation_id"] == AUTH and a["type"] == "CeilingNear"]
+    assert len(near) == 1 and near[0]["details"]["quantity"] == 4700
+    receiver = env["receiver"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(r for r in receiver.requests[2:]):
+        time.sleep(0.2)
+    assert len(receiver.requests) == 3, receiver.requests
+    bodies = {r["body"] for r in receiver.requests}
+    assert len(bodies) == 1                                            # the same delivery, retried
+    raw = receiver.requests[-1]["body"]
+    sig = receiver.requests[-1]["headers"]["X-Ipledger-Signature"]
+    assert sig == "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    payload = json.loads(raw)
+    assert payload["alert"]["type"] == "CeilingNear" and payload["alert"]["authorisation_id"] == AUTH
+    assert payload["tx_id"] == out["tx_id"] and payload["block_number"] == out["block_number"]
+    assert len({r["headers"]["X-Ipledger-Alert-Id"] for r in receiver.requests}) == 1
+    time.sleep(0.5)
+    log = get(env, "/api/v1/webhooks/deliveries").json()["deliveries"]
+    mine = [d for d in log if d["subscription_id"] == env["sub"]["id"]]
+    assert [(d["status"], d["attempts"], d["last_status"]) for d in mine] == [("DELIVERED", 3, 200)]
+    assert get(env, "/api/v1/webhooks/deliveries", "BrokerMSP").json()["deliveries"] == []
+
+
+def test_audit_trail_with_endorsers_from_the_blocks(env):
+    r = get(env, "/api/v1/lots/D1/audit", "BrokerMSP")
+    entries = r.json()["entries"]
+    assert [e["event_type"] for e in entries] == ["PlaceUnderProcedure", "MoveGoods", "MoveGoods", "MoveGoods"]
+    first = entries[0]
+    assert first["submitting_org"] == "BrokerMSP" and "User1@broker" in first["submitter_subject"]
+    assert "CustomsMSP" in first["endorsing_orgs"] and len(first["endorsing_orgs"]) == 2
+    assert first["validation_code"] == "VALID" and first["block_number"] > 0
+    csv_text = get(env, "/api/v1/lots/D1/audit?format=csv", "OperatorMSP").text
+    assert csv_text.splitlines()[0].startswith("block_number,tx_id,recorded_at")
+    assert len(csv_text.strip().splitlines()) == 5
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils not installed")
+def test_report_cli_pdf_and_dashboard_pages(env, tmp_path):
+    pdf = tmp_path / "bill.pdf"
+    run_env = {**os.environ, "IPLEDGER_GATEWAY_URL": env["gw"].url, "IPLEDGER_API_KEY": env["keys"]["OperatorMSP"]}
+    subprocess.run([sys.executable, "-m", "network.cli", "report", "bill-of-discharge", AUTH, "--as-of", day(1),
+                    "--format", "pdf", "-o", str(pdf)], cwd=REPO, env=run_env, check=True, capture_output=True)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert f"Bill of discharge {AUTH}" in text and MRN_A in text and MRN_B in text and "12345.00" in text
+    out = subprocess.run([sys.executable, "-m", "network.cli", "report", "inventory", "--as-of", day(1),
+                          "--authorisation", AUTH, "--format", "csv"], cwd=REPO, env=run_env, check=True,
+                         capture_output=True, text=True).stdout
+    assert "D1" in out and "D2" in out and "3700" in out
+    # the dashboard, signed in as the broker
+    s = requests.Session()
+    r = s.post(env["gw"].url + "/dashboard/login", data={"api_key": env["keys"]["BrokerMSP"]}, allow_redirects=False)
+    assert r.status_code == 302 and "SameSite=Strict" in r.headers["Set-Cookie"]
+    html = s.get(env["gw"].url + f"/dashboard/authorisations/{AUTH}").text
+    assert 'data-lot="D1"' in html and 'data-lot="D2"' in html and "CeilingNear" in html

@@ -1,0 +1,146 @@
+"""The live feed: chaincode events stored once, resumed from the checkpoint, streamed as SSE with visibility."""
+from __future__ import annotations
+
+import json
+
+from gateway.events_feed import FeedListener, FeedStore
+from gateway.fabric import FileCheckpointer
+
+from .conftest import AUTH, AUTH2, bearer, body, place
+from .contract_ledger import ListSource, wait_for
+
+
+def sse_events(text: str) -> list[dict]:
+    """Parse an SSE body: [{'id':…, 'event':…, 'data':…}] (id-only messages included)."""
+    out = []
+    for block in text.split("\n\n"):
+        msg = {}
+        for line in block.split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(": ")
+            msg[name] = value
+        if msg:
+            out.append(msg)
+    return out
+
+
+def test_listener_stores_every_event_once_in_block_order(scenario, live, ledger):
+    items = list(reversed(live.store.latest(100)))
+    assert [i["block_number"] for i in items] == [e.block_number for e in ledger.events]
+    assert [i["id"] for i in items] == [f"{e.block_number}:{e.tx_id}" for e in ledger.events]
+    assert [i["event_type"] for i in items] == ["SetParameters", "GrantAuthorisation", "PlaceUnderProcedure",
+                                                "MoveGoods", "RecordProcessing", "ExitGoods", "PlaceUnderProcedure",
+                                                "GrantAuthorisation"]
+    # the alerts of the transaction are in the item: the processing's yield deviation, L2's ceiling
+    proc = items[4]
+    assert [(a["change"], a["type"]) for a in proc["alerts"]] == [("RAISED", "YieldDeviation")]
+    assert ("RAISED", "CeilingNear") in [(a["change"], a["type"]) for a in items[6]["alerts"]]
+    # authorisations seen in the events are known
+    assert [a["authorisation_id"] for a in live.store.authorisation_ids()] == [AUTH, AUTH2]
+    # checkpoint = the last transaction handled
+    cp = live.listener.checkpointer.checkpoint
+    assert (cp.block_number, cp.tx_id) == (ledger.events[-1].block_number, ledger.events[-1].tx_id)
+
+
+def test_restart_resumes_from_checkpoint_no_gap_no_duplicate(scenario, live, ledger, api, tmp_path):
+    live.listener.stop()
+    stored = live.store.count()
+    # events committed while the gateway is down
+    api.post(place("L9", 10, "26FR000110I0000009"), "BrokerMSP")
+    api.post(body("MoveGoods", "move-9", authorisation_id=AUTH, lot_id="L9", quantity=5, from_site="BOURGES-1",
+                  to_site="BOURGES-2"), "OperatorMSP")
+    assert live.store.count() == stored
+    source = ListSource(ledger)
+    listener = live.start_listener(source)
+    wait_for(lambda: live.store.count() == stored + 2)
+    # it started from the checkpoint, not from block 0
+    assert source.opened[0].start == stored
+    listener.stop()
+    # a crash after storing but before the checkpoint moved: the event comes again and is ignored
+    cp_file = live.directory / "feed.checkpoint.json"
+    prior = ledger.events[-3]
+    FileCheckpointer(cp_file).checkpoint_event(prior)
+    listener = live.start_listener(ListSource(ledger))
+    wait_for(lambda: listener.handled == 2)
+    listener.stop()
+    ids = [i["id"] for i in live.store.latest(1000)]
+    assert len(ids) == len(set(ids)) == len(ledger.events) == stored + 2
+
+
+def test_only_one_listener_per_installation(tmp_path, ledger):
+    store = FeedStore(tmp_path / "db.sqlite")
+    first = FeedListener(store, FileCheckpointer(tmp_path / "cp.json"), ListSource(ledger), lock_path=tmp_path / "lock")
+    second = FeedListener(store, FileCheckpointer(tmp_path / "cp.json"), ListSource(ledger), lock_path=tmp_path / "lock")
+    first.start()
+    wait_for(first.leading.is_set)
+    second.start()
+    import time
+    time.sleep(0.3)
+    assert not second.leading.is_set()
+    first.stop()
+    wait_for(second.leading.is_set, timeout=5)   # takes over when the first lets go
+    second.stop()
+
+
+def test_sse_resumes_after_last_event_id_and_filters_by_visibility(scenario, client, keys, live, ledger, api):
+    ids = [f"{e.block_number}:{e.tx_id}" for e in ledger.events]
+    headers = {**bearer(keys[("CustomsMSP", "viewer")]), "Accept": "text/event-stream", "Last-Event-ID": ids[3]}
+    r = client.get("/api/v1/events/stream", headers=headers)
+    assert r.status_code == 200 and r.mimetype == "text/event-stream"
+    msgs = [m for m in sse_events(r.get_data(as_text=True)) if m.get("event") == "ledger-event"]
+    assert [m["id"] for m in msgs] == ids[4:]                      # after the given event, each once, in order
+    assert json.loads(msgs[0]["data"])["event_type"] == "RecordProcessing"
+    # the broker: the same request shows nothing of AUTH2 (no mandate), nor does the operator (not the holder)
+    for org in ("BrokerMSP", "OperatorMSP"):
+        r = client.get("/api/v1/events/stream", headers={**headers, **bearer(keys[(org, "viewer")])})
+        got = [m["id"] for m in sse_events(r.get_data(as_text=True)) if m.get("event") == "ledger-event"]
+        assert got == ids[4:7], org
+    # without Last-Event-ID: a position to resume from (the newest visible item), then only new events
+    r = client.get("/api/v1/events/stream", headers={**bearer(keys[("BrokerMSP", "viewer")]),
+                                                     "Accept": "text/event-stream"})
+    msgs = sse_events(r.get_data(as_text=True))
+    assert msgs[0] == {"retry": "1000"} and msgs[1] == {"id": ids[6]}
+    assert not [m for m in msgs if m.get("event")]
+
+
+def test_sse_live_event_arrives(scenario, app, keys, live, ledger, api):
+    import threading
+    client = app.test_client()
+    got = {}
+
+    def read():
+        r = client.get("/api/v1/events/stream", headers={**bearer(keys[("OperatorMSP", "viewer")]),
+                                                         "Accept": "text/event-stream"})
+        got["text"] = r.get_data(as_text=True)
+
+    t = threading.Thread(target=read)
+    t.start()
+    import time
+    time.sleep(0.3)
+    out = api.post(body("MoveGoods", "move-live", authorisation_id=AUTH, lot_id="L1", quantity=1,
+                        from_site="BOURGES-1", to_site="BOURGES-2"), "OperatorMSP")
+    t.join(5)
+    msgs = [m for m in sse_events(got["text"]) if m.get("event") == "ledger-event"]
+    assert [m["id"] for m in msgs] == [f"{out['block_number']}:{out['tx_id']}"]
+    assert json.loads(msgs[0]["data"])["event_id"] == "move-live"
+
+
+def test_sse_refusals(scenario, client, keys):
+    r = client.get("/api/v1/events/stream", headers=bearer(keys[("CustomsMSP", "viewer")]))
+    assert r.status_code == 400                      # not asked for text/event-stream
+    r = client.get("/api/v1/events/stream", headers={"Accept": "text/event-stream"})
+    assert r.status_code == 401
+    r = client.get("/api/v1/events/stream", headers={**bearer(keys[("CustomsMSP", "viewer")]),
+                                                     "Accept": "text/event-stream", "Last-Event-ID": "x'; drop"})
+    assert r.status_code == 400
+
+
+def test_feed_json_and_known_authorisations(scenario, api, ledger):
+    r = api.get("/api/v1/feed", "BrokerMSP")
+    assert {i["authorisation_id"] for i in r.get_json()["items"]} == {AUTH, None}
+    assert api.get("/api/v1/dashboard/authorisations", "BrokerMSP").get_json() == {"authorisations": [AUTH]}
+    assert api.get("/api/v1/dashboard/authorisations", "CustomsMSP").get_json() == {"authorisations": [AUTH, AUTH2]}
+    after = f"{ledger.events[5].block_number}:{ledger.events[5].tx_id}"
+    r = api.get(f"/api/v1/feed?after={after}", "CustomsMSP")
+    assert [i["event_id"] for i in r.get_json()["items"]] == ["place-L2", "grant-FRIPO000002"]

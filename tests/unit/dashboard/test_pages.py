@@ -1,0 +1,105 @@
+"""The dashboard pages: login (session cookie), what each org sees, adding an authorisation, charts."""
+from __future__ import annotations
+
+import re
+
+from .conftest import AUTH, AUTH2
+
+
+def login(client, key):
+    return client.post("/dashboard/login", data={"api_key": key})
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def test_login_sets_a_strict_httponly_session_and_never_the_key(scenario, app, keys):
+    client = app.test_client()
+    r = client.get("/dashboard/")
+    assert r.status_code == 302 and r.headers["Location"].startswith("/dashboard/login")
+    r = login(client, "ipk_000000000000_" + "x" * 43)
+    assert r.status_code == 401 and "Unknown or revoked API key" in r.get_data(as_text=True)
+    key = keys[("CustomsMSP", "viewer")]
+    r = login(client, key)
+    assert r.status_code == 302 and r.headers["Location"] == "/dashboard/"
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    assert key.split("_")[2] not in cookie
+    page = client.get("/dashboard/")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "CustomsMSP" in html
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert f">{AUTH}</a>" in html and f">{AUTH2}</a>" in html
+    assert "4700 / 5000 p/st (94.0 %)" in html
+
+
+def test_lots_balances_alerts_and_charts_of_an_authorisation(scenario, app, keys):
+    client = app.test_client()
+    login(client, keys[("OperatorMSP", "viewer")])
+    html = client.get(f"/dashboard/authorisations/{AUTH}").get_data(as_text=True)
+    rows = re.findall(r'<tr data-lot="([^"]+)">.*?class="balance">([^<]+)<', html, re.S)
+    assert rows == [("L1", "500 p/st"), ("L2", "4200 p/st")]
+    assert "26FR000110I0000001" in html
+    # balances per goods code: input 40122000 in stock 4700, product 40121200 exited 495 by 3151
+    assert re.search(r"<td>INPUT</td><td>40122000</td><td>p/st</td><td>5200</td><td>4700</td>\s*<td>500</td>", html)
+    assert "495 (3151)" in html
+    # alerts
+    assert "YieldDeviation" in html and "CeilingNear" in html
+    # charts: quantity under the procedure (last point 4700, ceiling line) and yield 1 vs 0.99
+    assert '<svg class="chart" role="img"' in html and "now 4700 p/st" in html and "ceiling 5000" in html
+    assert re.search(r"<td>OP1/40121200</td><td>1(\.0)?</td><td>0\.99</td>", html)
+    # the timeline shows the events of the authorisation
+    assert html.count("<tr data-id=") == 6   # grant, place L1, move, process, exit, place L2
+
+
+def test_broker_sees_only_what_it_may(scenario, app, keys):
+    client = app.test_client()
+    login(client, keys[("BrokerMSP", "viewer")])
+    html = client.get("/dashboard/").get_data(as_text=True)
+    assert f">{AUTH}</a>" in html and AUTH2 not in html
+    assert client.get(f"/dashboard/authorisations/{AUTH2}").status_code == 404
+    events = client.get("/dashboard/events").get_data(as_text=True)
+    assert AUTH2 not in events and "place-L1" in events
+    alerts = client.get("/dashboard/alerts").get_data(as_text=True)
+    assert "CeilingNear" in alerts and AUTH2 not in alerts
+    # the broker sees the lot but never the customs value
+    lot = client.get("/dashboard/lots/L1").get_data(as_text=True)
+    assert "25000" not in lot and "PlaceUnderProcedure" in lot
+    # adding an authorisation it may not read is refused and nothing is added
+    page = client.get("/dashboard/").get_data(as_text=True)
+    r = client.post("/dashboard/authorisations", data={"authorisation_id": AUTH2, "csrf": csrf(page)})
+    assert "add_error" in r.headers["Location"]
+
+
+def test_add_authorisation_by_id_needs_csrf_and_read_access(app, keys, api, live):
+    from .conftest import grant
+    api.post(grant("FRIPO000077"), "CustomsMSP")   # no listener: the gateway has not seen it
+    client = app.test_client()
+    login(client, keys[("CustomsMSP", "viewer")])
+    page = client.get("/dashboard/").get_data(as_text=True)
+    assert "FRIPO000077" not in page
+    assert client.post("/dashboard/authorisations", data={"authorisation_id": "FRIPO000077"}).status_code == 400
+    r = client.post("/dashboard/authorisations", data={"authorisation_id": "FRIPO000077", "csrf": csrf(page)})
+    assert r.status_code == 302
+    assert ">FRIPO000077</a>" in client.get("/dashboard/").get_data(as_text=True)
+    assert [a["source"] for a in live.store.authorisation_ids()] == ["manual"]
+
+
+def test_revoked_key_ends_the_session(scenario, app, keys, keystore):
+    client = app.test_client()
+    key = keys[("OperatorMSP", "viewer")]
+    login(client, key)
+    assert client.get("/dashboard/").status_code == 200
+    keystore.revoke(key.split("_")[1])
+    assert client.get("/dashboard/").status_code == 302
+    assert client.get("/dashboard/stream").status_code == 401
+
+
+def test_logout(scenario, app, keys):
+    client = app.test_client()
+    login(client, keys[("OperatorMSP", "viewer")])
+    page = client.get("/dashboard/").get_data(as_text=True)
+    r = client.post("/dashboard/logout", data={"csrf": csrf(page)})
+    assert r.status_code == 302
+    assert client.get("/dashboard/").status_code == 302
