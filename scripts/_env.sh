@@ -37,3 +37,15 @@ ensure_fabric() {
   rm -f "$log"
   return "$rc"
 }
+
+# Debian tools the tests use (poppler-utils renders the PDF reports). Installed when
+# missing if this user may run apt-get (CI runs as root); otherwise a clear message.
+ensure_test_tools() {
+  command -v pdftoppm >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> Installing poppler-utils (pdftoppm, pdftotext) for the report tests"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null
+  else
+    echo "warning: pdftoppm/pdftotext missing: install poppler-utils, or the PDF report tests fail" >&2
+  fi
+}

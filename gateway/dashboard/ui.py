@@ -11,7 +11,7 @@ import hmac
 import secrets
 from functools import wraps
 
-from flask import (Blueprint, abort, current_app, g, redirect, render_template, request, session,
+from flask import (Blueprint, abort, g, redirect, render_template, request, session,
                    url_for)
 
 from ..api.common import ID_PATTERNS, state

@@ -12,7 +12,6 @@ import hmac
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -271,7 +270,6 @@ def test_audit_trail_with_endorsers_from_the_blocks(env):
     assert len(csv_text.strip().splitlines()) == 5
 
 
-@pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils not installed")
 def test_report_cli_pdf_and_dashboard_pages(env, tmp_path):
     pdf = tmp_path / "bill.pdf"
     run_env = {**os.environ, "IPLEDGER_GATEWAY_URL": env["gw"].url, "IPLEDGER_API_KEY": env["keys"]["OperatorMSP"]}

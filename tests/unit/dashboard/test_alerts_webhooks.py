@@ -1,7 +1,6 @@
 """Alerts across authorisations; webhooks: signed, retried with back-off, at least once, logged."""
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import subprocess
 
-import pytest
 from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import proposal_response_pb2, transaction_pb2
@@ -118,7 +116,6 @@ def test_inventory_report_follows_visibility(scenario, api):
     assert api.get(f"/api/v1/reports/inventory?as_of={day(-1)}", "CustomsMSP").get_json()["lines"] == []
 
 
-@pytest.mark.skipif(not shutil.which("pdftotext") or not shutil.which("pdftoppm"), reason="poppler-utils not installed")
 def test_pdf_reports_render_and_read_back(scenario, api, tmp_path):
     r = api.get(f"/api/v1/reports/bill-of-discharge/{AUTH}?as_of={day(1)}&format=pdf", "OperatorMSP")
     assert r.mimetype == "application/pdf" and r.data.startswith(b"%PDF-1.4")
