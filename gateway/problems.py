@@ -188,6 +188,13 @@ def race_kind(exc: Exception) -> str | None:
 
 
 
+# FAILED_PRECONDITION texts of Fabric's gateway meaning "not enough endorsers reachable".
+ENDORSERS_UNREACHABLE = (
+    "no combination of peers can be derived which satisfy the endorsement policy",
+    "not in the distribution policy of the private data collection",
+)
+
+
 def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
     """Map a ``gateway.fabric`` error (or a connection failure) to a problem. Never leaks internals:
     peer addresses and gRPC texts go to the log, not to the caller."""
@@ -213,6 +220,21 @@ def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
                        "the event again (same event_id)", extra={**tx, "reason": "endorsement-mismatch"},
                        headers=retry)
     code = getattr(exc, "code", None)
+    unreachable_endorsers = code == grpc.StatusCode.ABORTED and bool(getattr(exc, "details", None)) \
+        and all("code = Unavailable" in d.message for d in exc.details)
+    if unreachable_endorsers or (code == grpc.StatusCode.FAILED_PRECONDITION and any(
+            m in str(exc) for m in ENDORSERS_UNREACHABLE)):
+        # Fabric's gateway could not find enough reachable peers of the organisations
+        # that must endorse (or receive the private data): it clears when they are back.
+        return Problem(503, "service-unavailable",
+                       "not enough of the endorsing organisations' peers can be reached right now; "
+                       "nothing was recorded: try again later (same event_id)", extra=tx, headers=retry)
+    if code == grpc.StatusCode.CANCELLED or (isinstance(exc, ValueError) and "closed channel" in str(exc)):
+        # The gateway's connection to its peer was closed under the request (a worker
+        # shutting down): the transaction may have been ordered.
+        return Problem(503, "service-unavailable",
+                       "the request was interrupted; the event may or may not be recorded: send it again "
+                       "with the same event_id (replays are safe)", extra=tx, headers=retry)
     if code == grpc.StatusCode.UNAVAILABLE or isinstance(exc, (ConnectionError, OSError)):
         return Problem(503, "service-unavailable", "the ledger network cannot be reached; try again later",
                        extra=tx, headers=retry)

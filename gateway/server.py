@@ -70,7 +70,10 @@ def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threa
     values.ValueClass = values.get_value_class()
     options = {
         "bind": bind, "workers": workers, "worker_class": "gthread", "threads": threads, "timeout": timeout,
-        "graceful_timeout": 30, "keepalive": 5, "accesslog": None, "errorlog": "-", "loglevel": log_level,
+        # Requests still running when a worker stops after this are answered 503 "send again
+        # (same event_id)" (gateway/problems.py): replays are safe, so no need to wait longer.
+        "graceful_timeout": 30,
+        "keepalive": 5, "accesslog": None, "errorlog": "-", "loglevel": log_level,
         "logconfig_dict": gunicorn_logconfig(log_level.upper()), "proc_name": "ipledger-gateway",
         "child_exit": _child_exit, "worker_exit": _worker_exit, "preload_app": False,
         "forwarded_allow_ips": "127.0.0.1",

@@ -324,3 +324,34 @@ def test_unknown_route_and_method_are_problems(client):
     assert r.status_code == 404 and r.mimetype == PROBLEM
     r = client.get(EVENTS)
     assert r.status_code == 405 and r.mimetype == PROBLEM and "POST" in r.headers["Allow"]
+
+
+@pytest.mark.parametrize("code, message, details", [
+    ("FAILED_PRECONDITION", "requires endorsement from organisation(s) that are not in the distribution "
+                            "policy of the private data collection(s): [commercial]", []),
+    ("FAILED_PRECONDITION", "no combination of peers can be derived which satisfy the endorsement policy", []),
+    ("ABORTED", "failed to collect enough transaction endorsements",
+     ["rpc error: code = Unavailable desc = connection error: connect: connection refused"]),
+    ("CANCELLED", "Channel closed!", []),
+])
+def test_unreachable_endorsers_or_an_interrupted_call_are_503_with_retry_after(code, message, details):
+    import grpc
+
+    from gateway.fabric import EndorseError
+    from gateway.fabric.errors import ErrorDetail
+    from gateway.problems import from_gateway_error
+    exc = EndorseError(message, code=getattr(grpc.StatusCode, code), tx_id="ab" * 32,
+                       details=[ErrorDetail("127.0.0.1:7120", "OperatorMSP", d) for d in details])
+    problem = from_gateway_error(exc, 7)
+    assert (problem.status, problem.headers["Retry-After"]) == (503, "7")
+
+
+def test_aborted_for_another_reason_stays_502():
+    import grpc
+
+    from gateway.fabric import EndorseError
+    from gateway.fabric.errors import ErrorDetail
+    from gateway.problems import from_gateway_error
+    exc = EndorseError("failed to endorse", code=grpc.StatusCode.ABORTED, tx_id="ab" * 32,
+                       details=[ErrorDetail("127.0.0.1:7120", "OperatorMSP", "chaincode definition mismatch")])
+    assert from_gateway_error(exc, 7).status == 502
