@@ -51,7 +51,19 @@ class RealScenario(Scenario):
             if e.chaincode_status is None and e.chaincode_error is None:
                 raise
             return TxResult(e.chaincode_status or 500, e.chaincode_message or "", b"", None, e.tx_id)
+        self.wait_committed_everywhere(r.block_number)
         return TxResult(200, "", r.result, ("ipledger.events", b""), r.tx_id)
+
+    def wait_committed_everywhere(self, block_number: int, timeout: float = 15) -> None:
+        """The submit returned once the submitter's peer committed the block; the tests then
+        read on other orgs' peers, so wait until every peer has it."""
+        import time
+        net = self.clients.net
+        deadline = time.monotonic() + timeout
+        for peer in net.consortium.peers:
+            while (net.peer_height(peer) or 0) <= block_number:
+                assert time.monotonic() < deadline, f"{peer.id} did not commit block {block_number}"
+                time.sleep(0.05)
 
     def query(self, fn: str, *args: Any, msp: str = "CustomsMSP", ts: dt.datetime | None = None,
               user: str = "User1", **_: Any) -> Any:
