@@ -32,7 +32,7 @@ import grpc
 from fabric_protos.peer import chaincode_shim_pb2_grpc
 
 from .handler import ChaincodeSession, StreamClosedError, WorkerPool
-from .transport import CLIENT_OPTIONS, CallTransport, install_sigterm, load_contract, load_pem
+from .transport import CLIENT_OPTIONS, CallTransport, drain_on_signal, load_contract, load_pem
 
 __all__ = ["ChaincodeClient", "ChaincodeConfig", "load_chaincode_json", "run_client", "main"]
 
@@ -183,25 +183,13 @@ def run_client(
     client = ChaincodeClient.from_config(contract, cfg, **client_kw)
 
     async def _main() -> int:
-        loop = asyncio.get_running_loop()
-        pending: list[asyncio.Task] = []
-
-        def on_signal() -> None:
-            if not pending:
-                log.info("termination requested: draining in-flight transactions")
-                pending.append(loop.create_task(client.shutdown(drain_timeout)))
-
-        uninstall = install_sigterm(loop, on_signal)
-        try:
-            await client.run()
-            return 0
-        except StreamClosedError as exc:
-            log.error("chaincode stream ended: %s", exc)
-            return 1
-        finally:
-            uninstall()
-            for t in pending:
-                t.cancel()
+        with drain_on_signal(client.shutdown, drain_timeout):
+            try:
+                await client.run()
+                return 0
+            except StreamClosedError as exc:
+                log.error("chaincode stream ended: %s", exc)
+                return 1
 
     return asyncio.run(_main())
 

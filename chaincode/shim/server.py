@@ -31,7 +31,7 @@ import grpc
 from fabric_protos.peer import chaincode_shim_pb2_grpc
 
 from .handler import ChaincodeSession, StreamClosedError, WorkerPool
-from .transport import SERVER_OPTIONS, ContextTransport, install_sigterm, load_contract, load_pem
+from .transport import SERVER_OPTIONS, ContextTransport, drain_on_signal, load_contract, load_pem
 
 __all__ = ["ChaincodeServer", "run_server", "main"]
 
@@ -158,19 +158,8 @@ def run_server(
             contract, address, chaincode_id, tls_cert, tls_key, client_ca, max_workers=max_workers
         )
         await server.start()
-        loop = asyncio.get_running_loop()
-        pending: list[asyncio.Task] = []
-
-        def on_signal() -> None:
-            if not pending:
-                log.info("termination requested: draining in-flight transactions")
-                pending.append(loop.create_task(server.shutdown(drain_timeout)))
-
-        uninstall = install_sigterm(loop, on_signal)
-        try:
+        with drain_on_signal(server.shutdown, drain_timeout):
             await server.wait_for_termination()
-        finally:
-            uninstall()
         return 0
 
     return asyncio.run(_main())

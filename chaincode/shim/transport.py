@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Awaitable, Callable, Optional, Union
 
 import grpc
 
@@ -135,3 +136,24 @@ def install_sigterm(loop: asyncio.AbstractEventLoop, callback: Callable[[], None
                 pass
 
     return uninstall
+
+
+@contextlib.contextmanager
+def drain_on_signal(shutdown: Callable[[float], Awaitable[None]], drain_timeout: float):
+    """Inside the running loop: on the first SIGTERM/SIGINT, schedule ``shutdown(drain_timeout)``
+    once; on exit, remove the handlers and cancel a drain still pending."""
+    loop = asyncio.get_running_loop()
+    pending: list[asyncio.Task] = []
+
+    def on_signal() -> None:
+        if not pending:
+            log.info("termination requested: draining in-flight transactions")
+            pending.append(loop.create_task(shutdown(drain_timeout)))
+
+    uninstall = install_sigterm(loop, on_signal)
+    try:
+        yield
+    finally:
+        uninstall()
+        for task in pending:
+            task.cancel()
