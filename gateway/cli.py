@@ -1,6 +1,8 @@
 """The ``ipledger gateway`` and ``ipledger import`` commands (hooked into network/cli.py).
 
     ipledger gateway serve [--bind 127.0.0.1:8080] [--workers N] [--threads T]
+                           [--tls-cert FILE --tls-key FILE [--client-ca [ORG=]FILE|consortium …]
+                            [--client-cert required|optional]]
     ipledger gateway keys create --org OperatorMSP --role clerk [--label TEXT]
     ipledger gateway keys list [--json]
     ipledger gateway keys revoke KEY_ID
@@ -35,6 +37,8 @@ def register(sub) -> None:
                                          "<state>/gateway), make one API key per org, print them")
     start.add_argument("--bind", default=os.environ.get("IPLEDGER_GATEWAY_BIND", "127.0.0.1:8080"))
     start.add_argument("--workers", type=int, default=2)
+    for p in (serve, start):
+        add_tls_arguments(p)
     gws.add_parser("stop", help="stop the background gateway")
 
     keys = gws.add_parser("keys", help="API keys (stored hashed in <state>/gateway/api-keys.json)")
@@ -101,6 +105,20 @@ def register(sub) -> None:
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def add_tls_arguments(parser) -> None:
+    """HTTPS and client certificates (gateway/tls.py)."""
+    tls = parser.add_argument_group("HTTPS and client certificates")
+    tls.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS (TLS >= 1.2) with this certificate (PEM, "
+                                                        "the server's first, then its intermediate CAs)")
+    tls.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM, unencrypted, mode 0600)")
+    tls.add_argument("--client-ca", metavar="[ORG=]FILE|consortium", action="append", default=[],
+                     help="accept client certificates issued by the CAs in FILE (PEM, repeatable); ORG=FILE binds "
+                          "them to organisation ORG: its certificates work only with ORG's API keys; 'consortium': "
+                          "each organisation's TLS CA of the network, bound to it")
+    tls.add_argument("--client-cert", choices=["required", "optional"], default=None,
+                     help="whether a client certificate is required (default with --client-ca) or optional")
+
+
 def main(args: argparse.Namespace) -> int:
     if args.group == "import":
         return _import(args)
@@ -121,8 +139,9 @@ def _daemon(args) -> int:
         if not daemon.stop(args.state_dir):
             print("  gateway not running")
         return 0
+    from .tls import TLSOptions
     try:
-        url = daemon.start(args.state_dir, bind=args.bind, workers=args.workers)
+        url = daemon.start(args.state_dir, bind=args.bind, workers=args.workers, tls=TLSOptions.from_args(args))
     except daemon.DaemonError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -137,11 +156,12 @@ def _daemon(args) -> int:
 def _serve(args) -> int:
     from .auth import KeyStoreError
     from .server import ServeError, serve
+    from .tls import TLSOptions
     # the workers run the chaincode-event listener (live feed, webhooks); IPLEDGER_LIVE_FEED=0 turns it off
     os.environ.setdefault("IPLEDGER_LIVE_FEED", "1")
     try:
         serve(args.state_dir, bind=args.bind, workers=args.workers, threads=args.threads, timeout=args.timeout,
-              log_level=args.log_level)
+              log_level=args.log_level, tls=TLSOptions.from_args(args))
     except (KeyStoreError, ServeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

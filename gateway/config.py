@@ -56,6 +56,7 @@ class GatewayConfig:
     webhook_timeout_s: float = 10.0
     alert_poll_s: float = 3600.0       # time alerts (no chaincode event) are polled with GetAlerts this often
     session_hours: float = 8.0         # dashboard session lifetime
+    descriptions: dict[str, str] = field(default_factory=dict)  # MSP id -> description (consortium file)
 
     def with_(self, **changes) -> "GatewayConfig":
         return replace(self, **changes)
@@ -78,7 +79,9 @@ class GatewayConfig:
         base = dict(orgs=orgs, keys_file=keys_file_of(state_dir), nonce_key_file=state_dir / "gateway" / "nonce.key",
                     channel=net.consortium.channel,
                     chaincode=os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE),
-                    state_dir=state_dir, live_feed=os.environ.get("IPLEDGER_LIVE_FEED") == "1")
+                    state_dir=state_dir, live_feed=os.environ.get("IPLEDGER_LIVE_FEED") == "1",
+                    descriptions={o.msp_id: o.description
+                                  for o in [net.consortium.orderer_org, *net.consortium.orgs] if o.description})
         for name, env in (("webhook_backoff_s", "IPLEDGER_WEBHOOK_BACKOFF_S"), ("alert_poll_s", "IPLEDGER_ALERT_POLL_S"),
                           ("sse_max_seconds", "IPLEDGER_SSE_MAX_SECONDS")):
             if os.environ.get(env):

@@ -5,18 +5,22 @@ in ``<state>/gateway/gateway.log`` and its PID in ``<state>/gateway/gateway.pid`
 waits until ``/healthz`` answers, and is harmless when the gateway already runs.
 It also makes sure each organisation has a ready-to-use API key, written with the
 URL to ``<state>/gateway/credentials.json`` (0600) for scripts and newcomers.
+With ``--tls-cert`` it serves HTTPS (options checked here, before the fork: see :mod:`gateway.tls`).
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from pathlib import Path
+
+from .tls import TLSError, TLSOptions, org_tls_cas
 
 DEFAULT_BIND = "127.0.0.1:8080"
 
@@ -57,30 +61,50 @@ def running(state_dir: Path) -> tuple[int, str] | None:
     return pid, url
 
 
-def healthy(url: str) -> bool:
+def healthy(url: str, server_cert: Path | str | None = None) -> bool:
+    """Whether ``GET {url}/healthz`` answers 200. For https, ``server_cert`` (the gateway's own
+    ``--tls-cert`` file) is the trust anchor and the host name is not checked: this is the gateway we
+    started, at the address we bound. A gateway that requires client certificates refuses the probe
+    (which has none) with TLS 1.3's ``certificate_required`` alert, after proving it holds that
+    certificate: that counts as healthy too."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=str(server_cert) if server_cert else None)
+        context.check_hostname = False
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the server's own certificate is enough
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=2, context=context)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=2)
     try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
-            return r.status == 200
-    except (urllib.error.URLError, OSError):
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    except ssl.SSLError as exc:
+        return exc.reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+    except (OSError, http.client.HTTPException):
         return False
+    finally:
+        conn.close()
 
 
 def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
-          timeout: float = 60, log=print) -> str:
+          timeout: float = 60, log=print, tls: TLSOptions | None = None) -> str:
     state_dir = Path(state_dir).resolve()
     current = running(state_dir)
     if current:
         log(f"  gateway already running (pid {current[0]}) at {current[1]}")
         return current[1]
-    url = f"http://{bind}"
+    tls = tls or TLSOptions()
+    if tls != TLSOptions():
+        check_tls(state_dir, tls)
+    url = f"{'https' if tls.https else 'http'}://{bind}"
     cmd = [sys.executable, "-m", "network.cli", "--state-dir", str(state_dir), "gateway", "serve",
-           "--bind", bind, "--workers", str(workers)]
+           "--bind", bind, "--workers", str(workers), *tls.argv()]
     with open(log_file(state_dir), "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     pid_file(state_dir).write_text(f"{proc.pid} {url}\n")
     deadline = time.monotonic() + timeout
-    while not healthy(url):
+    while not healthy(url, tls.cert_file):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop(state_dir, log=lambda *_: None)
             tail = "\n".join(log_file(state_dir).read_text(errors="replace").splitlines()[-15:])
@@ -88,6 +112,16 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
         time.sleep(0.25)
     log(f"  gateway started (pid {proc.pid}) at {url}")
     return url
+
+
+def check_tls(state_dir: Path, tls: TLSOptions) -> None:
+    """The TLS options' errors before anything is started (DaemonError)."""
+    from .config import GatewayConfig
+    try:
+        tls.check_combination()
+        tls.load(org_tls_cas(GatewayConfig.from_state_dir(state_dir)))
+    except TLSError as exc:
+        raise DaemonError(str(exc)) from None
 
 
 def stop(state_dir: Path, timeout: float = 15, log=print) -> bool:

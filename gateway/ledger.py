@@ -29,6 +29,8 @@ class Ledger(Protocol):
 
     def block_number(self, org: str, tx_id: str) -> int | None: ...
 
+    def config_block(self, org: str) -> bytes: ...
+
     def close(self) -> None: ...
 
 
@@ -95,6 +97,11 @@ class FabricLedger:
             while len(self._blocks) > 100_000:
                 self._blocks.popitem(last=False)
         return number
+
+    def config_block(self, org: str) -> bytes:
+        """The channel's current config block (cscc GetConfigBlock; its ACL is the channel's Readers)."""
+        return self._contract(org, "cscc").evaluate("GetConfigBlock", [self.config.channel],
+                                                    timeout=self.config.evaluate_timeout)
 
     def close(self) -> None:
         with self._lock:

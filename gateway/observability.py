@@ -28,7 +28,8 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 SAFE_FIELDS = ("request_id", "method", "path", "route", "status", "duration_ms", "org", "role", "key_id",
                "event_type", "event_id", "tx_id", "block_number", "outcome", "problem_type", "code",
-               "function", "items", "remote_addr", "user_agent", "error_type")
+               "function", "items", "remote_addr", "user_agent", "error_type",
+               "client_cert_org", "client_cert_subject")  # mutual TLS (gateway/tls.py): never the certificate
 
 
 def request_id_from(header_value: str | None) -> str:

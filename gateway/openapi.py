@@ -108,6 +108,14 @@ OPERATIONS: list[dict[str, Any]] = [
     {"method": "get", "path": "/api/v1/batches/{batch_id}/history", "id": "getBatchHistory", "permission": "read",
      "summary": "Audit trail of a batch (as for lots)", "params": [_id("batch_id", "batch id")],
      "function": "GetBatchHistory"},
+    {"method": "get", "path": "/api/v1/members", "id": "getMembers", "permission": "read",
+     "summary": "The channel's organisations, from its current config block",
+     "description": "Read-only membership view: every application and orderer organisation of the channel with "
+                    "its anchor peers or orderer endpoints, its admins policy and its root CA certificates "
+                    "(subject, SHA-256 fingerprint, expiry), and the policy a membership change needs. Read "
+                    "from the key's organisation's peer (cscc GetConfigBlock, which every channel member may "
+                    "call). Changes go through `ipledger admin` with the signatures of the org admins.",
+     "ok": {"200": ("the channel's organisations", "Members")}},
     {"method": "get", "path": "/api/v1/parameters", "id": "getParameters", "permission": "read",
      "summary": "The customs parameters in force", "function": "GetParameters"},
     {"method": "get", "path": "/healthz", "id": "healthz", "permission": None, "summary": "Liveness: the process answers",
@@ -226,6 +234,28 @@ def _components() -> dict:
     comps["BatchOutcome"] = {"type": "object", "required": ["summary", "results"], "properties": {
         "summary": {"type": "object", "required": list(counts), "properties": counts},
         "results": {"type": "array", "items": item}}}
+    certificate = {"type": "object", "required": ["subject", "sha256", "not_after"], "properties": {
+        "subject": {"type": ["string", "null"], "description": "RFC 4514 subject"},
+        "sha256": {"type": "string", "description": "SHA-256 of the DER certificate, hex"},
+        "not_after": {"type": ["string", "null"], "format": "date-time"}}}
+    organisation = {"type": "object", "required": ["msp_id", "role", "admins", "root_certificates", "description"],
+                    "properties": {
+                        "msp_id": {"type": "string"}, "role": {"type": "string", "enum": ["application", "orderer"]},
+                        "description": {"type": "string", "description": "from the consortium file ('' if none)"},
+                        "anchor_peers": {"type": "array", "items": {"type": "string"},
+                                         "description": "application orgs: host:port of the anchor peers"},
+                        "endpoints": {"type": "array", "items": {"type": "string"},
+                                      "description": "orderer orgs: host:port of the orderers"},
+                        "admins": {"type": "string", "description": "the org's Admins policy"},
+                        "root_certificates": {"type": "array", "items": certificate}}}
+    comps["Members"] = {"type": "object", "required": ["channel", "config_block", "sequence", "admins_policy",
+                                                       "organisations"], "properties": {
+        "channel": {"type": "string"}, "config_block": {"type": "integer", "description": "number of the last "
+                                                                                          "config block"},
+        "sequence": {"type": "integer", "description": "config sequence (one per applied update)"},
+        "admins_policy": {"type": "string", "description": "/Channel/Application/Admins: what adding or removing "
+                                                          "an organisation needs"},
+        "organisations": {"type": "array", "items": organisation}}}
     comps["Problem"] = _problem_schema()
     comps["Status"] = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
     comps["QueryResult"] = {"type": "object", "description": "the contract's answer (see the contract's queries)"}

@@ -81,6 +81,8 @@ GATEWAY_PROBLEMS: dict[str, tuple[int, str]] = {
     "invalid-parameter": (400, "Invalid parameter"),
     "unauthenticated": (401, "Unauthenticated"),
     "forbidden": (403, "Forbidden"),
+    # mutual TLS: the client certificate's organisation is not the API key's (gateway/tls.py)
+    "client-certificate-mismatch": (403, "Client certificate mismatch"),
     "not-found": (404, "Not found"),
     "method-not-allowed": (405, "Method not allowed"),
     "transaction-conflict": (409, "Transaction conflict"),

@@ -4,7 +4,7 @@ gthread workers: each worker process builds its own app (no preload: gRPC
 channels must be opened after the fork), with one Fabric connection per org
 shared by the worker's threads. Prometheus metrics of every worker are
 aggregated through ``PROMETHEUS_MULTIPROC_DIR`` (a fresh directory under the
-state dir at each start).
+state dir at each start). HTTPS and client certificates: :mod:`gateway.tls`.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from gunicorn.app.base import BaseApplication
 
 from .config import GatewayConfig
 from .observability import gunicorn_logconfig
+from .tls import ServerTLS, TLSError, TLSOptions, org_tls_cas
 
 
 def _child_exit(server, worker):  # gunicorn hook: forget the metrics of a dead worker
@@ -36,9 +37,14 @@ def _worker_exit(server, worker):  # gunicorn hook: close the worker's Fabric co
 
 
 class GatewayServer(BaseApplication):
-    def __init__(self, config: GatewayConfig, options: dict):
+    """gunicorn running the gateway app. ``app_factory`` (default :func:`gateway.app.create_app`) lets
+    tests serve an app with a fake ledger; with client CAs the app gets :func:`gateway.tls.install`."""
+
+    def __init__(self, config: GatewayConfig, options: dict, tls: ServerTLS | None = None, app_factory=None):
         self.gateway_config = config
         self.options = options
+        self.tls = tls
+        self.app_factory = app_factory
         super().__init__()
 
     def load_config(self):
@@ -48,7 +54,11 @@ class GatewayServer(BaseApplication):
 
     def load(self):
         from .app import create_app
-        return create_app(self.gateway_config)
+        app = (self.app_factory or create_app)(self.gateway_config)
+        if self.tls is not None and self.tls.client_cas:
+            from .tls import install
+            install(app, self.tls)
+        return app
 
 
 def prepare_metrics_dir(state_dir: Path) -> Path:
@@ -60,14 +70,34 @@ def prepare_metrics_dir(state_dir: Path) -> Path:
 
 
 def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threads: int = 8,
-          timeout: int = 120, log_level: str = "info") -> None:
-    """Run gunicorn in the foreground until SIGTERM/SIGINT."""
+          timeout: int = 120, log_level: str = "info", tls: TLSOptions | None = None) -> None:
+    """Run gunicorn in the foreground until SIGTERM/SIGINT (HTTPS with ``tls``)."""
+    tls = tls or TLSOptions()
+    try:
+        tls.check_combination()
+    except TLSError as exc:
+        raise ServeError(str(exc)) from None
     config = GatewayConfig.from_state_dir(state_dir, configure_logging=True, log_level=log_level.upper())
     config_check(config)
+    server_tls = load_tls(tls, config)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(state_dir))
     # prometheus_client picks its value store when imported; it may already be (this module imports it)
     from prometheus_client import values
     values.ValueClass = values.get_value_class()
+    options = gunicorn_options(bind, workers, threads, timeout, log_level, server_tls)
+    GatewayServer(config, options, tls=server_tls).run()
+
+
+def load_tls(tls: TLSOptions, config: GatewayConfig) -> ServerTLS | None:
+    """The checked TLS settings for the network of ``config`` (ServeError when they cannot be used)."""
+    try:
+        return tls.load(org_tls_cas(config))
+    except TLSError as exc:
+        raise ServeError(str(exc)) from None
+
+
+def gunicorn_options(bind: str, workers: int, threads: int, timeout: int, log_level: str,
+                     tls: ServerTLS | None = None) -> dict:
     options = {
         "bind": bind, "workers": workers, "worker_class": "gthread", "threads": threads, "timeout": timeout,
         # Requests still running when a worker stops after this are answered 503 "send again
@@ -77,8 +107,13 @@ def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threa
         "logconfig_dict": gunicorn_logconfig(log_level.upper()), "proc_name": "ipledger-gateway",
         "child_exit": _child_exit, "worker_exit": _worker_exit, "preload_app": False,
         "forwarded_allow_ips": "127.0.0.1",
+        # gunicorn ≥ 27 opens a control socket in $HOME shared by every gunicorn of the user; the
+        # gateway does not use it (stop = SIGTERM), and two gateways must not replace each other's
+        "control_socket_disable": True,
     }
-    GatewayServer(config, options).run()
+    if tls is not None:
+        options.update(tls.gunicorn_options())
+    return options
 
 
 class ServeError(RuntimeError):

@@ -98,6 +98,20 @@ class LedgerService:
             log.warning("block of tx %s not found (%s)", tx_id, p.name, extra={"tx_id": tx_id})
             return None
 
+    def channel_members(self, org: str) -> dict:
+        """The channel's organisations from its current config block, read as ``org``
+        (see network/membership.py), with the consortium file's descriptions."""
+        from network.membership import describe_block
+        raw = self._call("evaluate", "GetConfigBlock", self.ledger.config_block, org)
+        try:
+            members = describe_block(raw)
+        except Exception as e:  # noqa: BLE001 - an unreadable block is the peer's fault, not the caller's
+            log.error("the config block is unreadable: %s", type(e).__name__)
+            raise Problem(502, "ledger-error", "the peer returned an unreadable config block") from None
+        for entry in members["organisations"]:
+            entry["description"] = self.config.descriptions.get(entry["msp_id"], "")
+        return {"channel": self.config.channel, **members}
+
     # -- events -------------------------------------------------------------------------------------------
     def submit_event(self, org: str, parsed: ParsedEvent) -> tuple[int, dict]:
         """Submit one event as ``org``: (201, outcome) when recorded now, (200, outcome) for a replay of

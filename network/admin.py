@@ -30,10 +30,10 @@ import yaml
 from fabric_protos.common import common_pb2, configtx_pb2
 
 from . import consortium as consortium_mod
-from . import fabric, generate, processes
-from .admin_config import (APPLICATION, ConfigError, anchor_peers, anchor_peers_value,
+from . import fabric, generate, membership, processes
+from .admin_config import (APPLICATION, ConfigError, anchor_peers_value,
                            application_orgs, apply_update, check_update, compute_update,
-                           config_from_block, msp_of, orderer_endpoints, orderer_orgs,
+                           config_from_block, msp_of, orderer_orgs,
                            read_envelope, required_policies, show, summarize, update_envelope,
                            with_update_envelope)
 from .admin_config import set_policy as _set_policy
@@ -468,39 +468,27 @@ def _submitter(net: Network, upd: UpdateFile, as_org: str | None) -> Org:
 # ----------------------------------------------------------------------------- members
 
 def members(net: Network, as_org: str | None = None) -> dict:
+    """The live channel config's organisations (network.membership), with the local consortium
+    file's descriptions and the state of the nodes it starts."""
     config, block = channel_config(net, as_org)
+    described = membership.describe(config)
     known = {o.msp_id: o for o in [net.consortium.orderer_org, *net.consortium.orgs]}
-
-    def peers(msp_id):
-        org = known.get(msp_id)
-        return [{"node": n.id, "address": n.address,
-                 "running": processes.running_pid(net.layout, n) is not None}
-                for n in (org.nodes if org else [])]
-
-    orgs = []
-    for msp_id, g in sorted(application_orgs(config).items()):
-        orgs.append({"msp_id": msp_id, "role": "application",
-                     "description": known[msp_id].description if msp_id in known else "",
-                     "in_consortium_file": msp_id in known,
-                     "anchor_peers": anchor_peers(g),
-                     "admins": render_policy(g.policies["Admins"].policy)
-                     if "Admins" in g.policies else "",
-                     "peers": peers(msp_id)})
-    for msp_id, g in sorted(orderer_orgs(config).items()):
-        orgs.append({"msp_id": msp_id, "role": "orderer",
-                     "description": "ordering service (Raft)",
-                     "in_consortium_file": msp_id in known,
-                     "endpoints": orderer_endpoints(g),
-                     "admins": render_policy(g.policies["Admins"].policy)
-                     if "Admins" in g.policies else "",
-                     "nodes": [n.id for n in net.consortium.orderers]
-                     if msp_id == net.consortium.orderer_org.msp_id else []})
-    members_ids = set(application_orgs(config)) | set(orderer_orgs(config))
-    pending = [o.msp_id for o in net.consortium.orgs if o.msp_id not in members_ids]
-    return {"channel": net.consortium.channel, "config_block": block,
-            "admins_policy": render_policy(config.channel_group.groups[APPLICATION]
-                                           .policies["Admins"].policy),
-            "organisations": orgs, "not_in_channel": pending}
+    for org in described["organisations"]:
+        local = known.get(org["msp_id"])
+        org["description"] = local.description if local else ""
+        org["in_consortium_file"] = local is not None
+        if org["role"] == "application":
+            org["peers"] = [{"node": n.id, "address": n.address,
+                             "running": processes.running_pid(net.layout, n) is not None}
+                            for n in (local.nodes if local else [])]
+        else:
+            org["description"] = org["description"] or "ordering service (Raft)"
+            org["nodes"] = [n.id for n in net.consortium.orderers] \
+                if org["msp_id"] == net.consortium.orderer_org.msp_id else []
+    in_channel = {o["msp_id"] for o in described["organisations"]}
+    pending = [o.msp_id for o in net.consortium.orgs if o.msp_id not in in_channel]
+    return {"channel": net.consortium.channel, "config_block": block, **described,
+            "not_in_channel": pending}
 
 
 def format_members(m: dict) -> list[str]:

@@ -87,6 +87,13 @@ def get_batch_history(batch_id):
     return jsonify(_trail(org, data))
 
 
+@bp.get("/members")
+def get_members():
+    """The channel's organisations (read-only; membership changes are `ipledger admin`'s)."""
+    principal = require("read")
+    return jsonify(state().service.channel_members(principal.org))
+
+
 @bp.get("/parameters")
 def get_parameters():
     _, data = _evaluate("GetParameters")

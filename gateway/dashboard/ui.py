@@ -18,7 +18,7 @@ from ..api.common import ID_PATTERNS, state
 from ..auth import Principal
 from ..problems import Problem
 from . import charts
-from .api import alerts_across, live, stream_response, visible_authorisations
+from .api import CUSTOMS, alerts_across, live, stream_response, visible_authorisations
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -228,6 +228,16 @@ def alerts(principal):
             as_of = None
     data = alerts_across(principal.org, as_of)
     return render_template("dashboard/alerts.html", principal=principal, alerts=data["alerts"], as_of=as_of)
+
+
+@bp.get("/members")
+@login_required
+def members(principal):
+    """Customs' view of the channel membership (read-only: changes go through `ipledger admin`)."""
+    if principal.org != CUSTOMS:
+        abort(403)
+    data = state().service.channel_members(principal.org)
+    return render_template("dashboard/members.html", principal=principal, members=data)
 
 
 @bp.get("/stream")

@@ -45,6 +45,9 @@ RETRYABLE_VALIDATION_CODES = frozenset({
     transaction_pb2.PHANTOM_READ_CONFLICT,
 })
 ENDORSEMENT_MISMATCH = "ProposalResponsePayloads do not match"
+# Fabric's gateway simulates first on a peer of its own org and asks the other orgs only
+# if that succeeded; this is its answer when one of those later endorsers failed.
+COLLECT_FAILED = "failed to collect enough transaction endorsements"
 PLANNING_ERROR = "no combination of peers can be derived which satisfy the endorsement policy"
 
 
@@ -102,11 +105,21 @@ def is_endorsement_mismatch(error: GatewayError) -> bool:
         or any(ENDORSEMENT_MISMATCH in d.message for d in error.details))
 
 
+def is_lagging_endorser(error: GatewayError) -> bool:
+    """The gateway's own peer simulated the proposal successfully, but the chaincode on another
+    org's peer refused it: that peer has not yet committed the block the proposal builds on (a
+    transaction the caller just saw committed on its own peer). Nothing was ordered; the same
+    proposal made a moment later, when that peer has caught up, is safe."""
+    return error.code == grpc.StatusCode.ABORTED and COLLECT_FAILED in error.message \
+        and (error.chaincode_status is not None or error.chaincode_error is not None)
+
+
 def _retryable(error: GatewayError) -> bool:
     if isinstance(error, CommitError):
         return error.validation_code in RETRYABLE_VALIDATION_CODES
     return isinstance(error, EndorseError) and (is_planning_error(error)
-                                                 or is_endorsement_mismatch(error))
+                                                 or is_endorsement_mismatch(error)
+                                                 or is_lagging_endorser(error))
 
 
 class Gateway:

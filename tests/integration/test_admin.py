@@ -86,6 +86,22 @@ def _close_gateways(state):
         gw.close()
 
 
+def gateway_members(state, org: str = "CustomsMSP") -> dict:
+    """GET /api/v1/members of a gateway app on this network (real Fabric client, in-process Flask)."""
+    from gateway.app import close_app, create_app
+    from gateway.auth import KeyStore
+    from gateway.config import GatewayConfig
+    config = GatewayConfig.from_state_dir(state["state"])
+    _, key = KeyStore(config.keys_file).create(org, "viewer", "members test")
+    app = create_app(config)
+    try:
+        r = app.test_client().get("/api/v1/members", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200, r.get_json()
+        return r.get_json()
+    finally:
+        close_app(app)
+
+
 def test_data_written_before_the_new_org_exists(state):
     r = client(state, "OperatorMSP").submit("Put", [J("before-audit"), J("stock of lot L-17")])
     assert r.block_number > 0
@@ -166,6 +182,11 @@ def test_step4_6_a_majority_signs_and_the_update_goes_through(state, ipledger):
     assert audit and audit[0]["description"] == DESCRIPTION
     assert audit[0]["anchor_peers"] == [net_of(state).consortium.node("peer0.audit").address]
     assert members["not_in_channel"] == []
+    # the gateway's read-only view reads the same config block
+    seen = gateway_members(state, "BrokerMSP")
+    assert seen["config_block"] == members["config_block"]
+    assert [o["msp_id"] for o in seen["organisations"]] == [o["msp_id"] for o in members["organisations"]]
+    assert "AuditMSP" in [o["msp_id"] for o in seen["organisations"]]
 
 
 def test_step7_its_peer_starts_joins_and_catches_up(state, ipledger):
@@ -265,6 +286,9 @@ def test_removal_needs_a_majority_of_the_four(state, ipledger):
     assert rc == 0, err
     rc, out, _ = ipledger("admin", "members", "--json")
     assert json.loads(out)["not_in_channel"] == ["AuditMSP"]
+    seen = gateway_members(state)
+    assert [o["msp_id"] for o in seen["organisations"]] == ["BrokerMSP", "CustomsMSP", "OperatorMSP", "OrdererMSP"]
+    assert seen["config_block"] == json.loads(out)["config_block"]
 
 
 def test_after_removal_its_client_fails_and_the_others_continue(state, ipledger):

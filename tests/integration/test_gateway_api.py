@@ -143,6 +143,28 @@ def api(fabric_network, ipledger_chaincode, tmp_path_factory):
     assert not leftover, f"gateway processes left: {leftover}"
 
 
+def test_members_come_from_the_live_config_block(api, fabric_network):
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    r = api.get("/api/v1/members", "BrokerMSP", "viewer")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["channel"] == fabric_network.consortium.channel
+    assert body["admins_policy"] == "MAJORITY Admins"
+    by_id = {o["msp_id"]: o for o in body["organisations"]}
+    assert sorted(by_id) == sorted([*ORGS, "OrdererMSP"])
+    for org in fabric_network.consortium.orgs:
+        entry = by_id[org.msp_id]
+        assert entry["role"] == "application" and entry["description"] == org.description
+        assert entry["anchor_peers"] == [org.nodes[0].address]
+        ca_pem = next((fabric_network.layout.org_msp(org) / "cacerts").glob("*.pem")).read_bytes()
+        ca = x509.load_pem_x509_certificate(ca_pem)
+        assert entry["root_certificates"][0]["sha256"] == hashlib.sha256(ca.public_bytes(Encoding.DER)).hexdigest()
+    assert by_id["OrdererMSP"]["endpoints"] == [n.address for n in fabric_network.consortium.orderers]
+
+
 # ------------------------------------------------------------------------------------------ events
 
 def ev(event_type: str, event_id: str, **fields) -> dict:

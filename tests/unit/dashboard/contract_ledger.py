@@ -79,6 +79,12 @@ class ContractLedger:
             raise evaluate_error("NotFound")
         return self.blocks[tx_id]
 
+    def config_block(self, org):
+        if not hasattr(self, "_config_block"):
+            from tests.unit.gateway.fakes import default_config_block
+            self._config_block = default_config_block()
+        return self._config_block
+
     def close(self):
         self.closed = True
 

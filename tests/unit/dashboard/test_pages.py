@@ -103,3 +103,22 @@ def test_logout(scenario, app, keys):
     r = client.post("/dashboard/logout", data={"csrf": csrf(page)})
     assert r.status_code == 302
     assert client.get("/dashboard/").status_code == 302
+
+
+def test_customs_sees_the_channel_members_and_no_one_else_does(app, keys):
+    client = app.test_client()
+    login(client, keys[("CustomsMSP", "viewer")])
+    page = client.get("/dashboard/members")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert re.findall(r'<th scope="row">([A-Za-z]+MSP)</th>\s*<td>(\w+)</td>', html) == [
+        ("BrokerMSP", "application"), ("CustomsMSP", "application"), ("OperatorMSP", "application"),
+        ("OrdererMSP", "orderer")]
+    assert '<strong data-testid="admins-policy">MAJORITY Admins</strong>' in html
+    assert len(re.findall(r'<code class="fingerprint">[0-9a-f]{64}</code>', html)) == 4
+    assert 'href="/dashboard/members"' in client.get("/dashboard/").get_data(as_text=True)
+    for org in ("OperatorMSP", "BrokerMSP"):
+        other = app.test_client()
+        login(other, keys[(org, "viewer")])
+        assert other.get("/dashboard/members").status_code == 403
+        assert 'href="/dashboard/members"' not in other.get("/dashboard/").get_data(as_text=True)

@@ -86,6 +86,7 @@ class FakeLedger:
         self._block = itertools.count(5)
         self.recorded: dict[str, tuple[str, dict]] = {}   # event_id -> (content hash, result)
         self.blocks: dict[str, int] = {}
+        self._config_block: bytes | None = None
 
     def orgs(self):
         return list(self.org_list)
@@ -145,8 +146,24 @@ class FakeLedger:
             raise evaluate_error("NotFound")
         return self.blocks[tx_id]
 
+    def config_block(self, org):
+        with self._lock:
+            self.evaluations.append({"org": org, "function": "GetConfigBlock", "args": []})
+            if self.down:
+                raise unavailable(EvaluateError)
+            if self._config_block is None:
+                self._config_block = default_config_block()
+            return self._config_block
+
     def close(self):
         self.closed = True
+
+
+def default_config_block() -> bytes:
+    """Block 2 holding a channel config of the three application orgs and the orderer org."""
+    from tests.unit.network.channel_config import FakeOrg, config_block, make_config
+    orgs = [FakeOrg(m) for m in ("CustomsMSP", "OperatorMSP", "BrokerMSP")]
+    return config_block(make_config(orgs, FakeOrg("OrdererMSP")), 2)
 
 
 # ------------------------------------------------------------------------------------------ events

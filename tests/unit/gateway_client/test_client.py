@@ -147,6 +147,44 @@ def test_endorsement_mismatch_between_peers_is_retried(contract, fake_peer):
     assert res.attempts == 3 and len(set(calls)) == 3 and res.tx_id == calls[-1]
 
 
+def test_a_later_endorser_lagging_behind_the_gateways_own_peer_is_retried(contract, fake_peer):
+    """The own org's peer simulated fine; customs' peer had not yet committed the lot and refused."""
+    body = json.dumps({"code": "NotFound", "message": "lot L1 not found", "details": {"lot_id": "L1"}})
+    calls = []
+
+    def lagging(request, context):
+        calls.append(request.transaction_id)
+        if len(calls) <= 2:
+            abort_with_details(context, grpc.StatusCode.ABORTED,
+                               "failed to collect enough transaction endorsements, see attached details for more info",
+                               [gateway_pb2.ErrorDetail(address="127.0.0.1:7101", msp_id="CustomsMSP",
+                                                        message=f"chaincode response 500, {body}")])
+    fake_peer.on_endorse = lagging
+    res = contract.submit("MoveGoods", ["L1"])
+    assert res.attempts == 3 and len(set(calls)) == 3 and res.tx_id == calls[-1]
+
+
+def test_a_later_endorser_that_keeps_refusing_gives_the_chaincode_error_after_the_retries(contract, fake_peer):
+    body = json.dumps({"code": "NotFound", "message": "lot L1 not found", "details": {}})
+    fake_peer.on_endorse = lambda request, context: abort_with_details(
+        context, grpc.StatusCode.ABORTED, "failed to collect enough transaction endorsements",
+        [gateway_pb2.ErrorDetail(address="127.0.0.1:7101", msp_id="CustomsMSP",
+                                 message=f"chaincode response 500, {body}")])
+    with pytest.raises(EndorseError) as info:
+        contract.submit("MoveGoods", ["L1"])
+    assert info.value.attempts == 4 and info.value.chaincode_error["code"] == "NotFound"
+
+
+def test_a_later_endorser_that_cannot_be_reached_is_not_retried_here(contract, fake_peer):
+    fake_peer.on_endorse = lambda request, context: abort_with_details(
+        context, grpc.StatusCode.ABORTED, "failed to collect enough transaction endorsements",
+        [gateway_pb2.ErrorDetail(address="127.0.0.1:7101", msp_id="CustomsMSP",
+                                 message="rpc error: code = Unavailable desc = connection refused")])
+    with pytest.raises(EndorseError):
+        contract.submit("MoveGoods", ["L1"])
+    assert len(fake_peer.recorded.endorse) == 1
+
+
 def test_other_aborted_endorsements_are_not_retried(contract, fake_peer):
     fake_peer.on_endorse = lambda request, context: context.abort(
         grpc.StatusCode.ABORTED, "failed to endorse transaction")

@@ -1,0 +1,138 @@
+"""The REST gateway over HTTPS with client certificates, against the real Fabric network.
+
+``gateway start`` (in-process ``daemon.start``: it runs ``gateway serve`` detached and probes /healthz over
+HTTPS) with a throwaway server certificate and ``--client-ca consortium``: each organisation's TLS CA from
+the network's crypto material, bound to that organisation. Clients present the User1 TLS client
+certificate cryptogen made for their org (``users/User1@<domain>/tls/client.crt``).
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway import daemon
+from gateway.auth import KeyStore
+from gateway.config import keys_file_of
+from gateway.tls import TLSOptions
+from tests.integration.test_gateway_api import REPO, free_port
+from tests.unit.gateway.test_mtls import Pki
+
+pytestmark = pytest.mark.fabric
+
+MISMATCH = "https://ipledger.example/problems/client-certificate-mismatch"
+
+
+class Client:
+    """HTTPS calls to the gateway, trusting the test server CA, with an optional client certificate."""
+
+    def __init__(self, port: int, server_ca: Path):
+        self.port, self.server_ca = port, server_ca
+
+    def get(self, path: str, *, cert: tuple[Path, Path] | None = None, key: str | None = None):
+        ctx = ssl.create_default_context(cafile=str(self.server_ca))
+        if cert:
+            ctx.load_cert_chain(*map(str, cert))
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=30)
+        try:
+            conn.request("GET", path, headers={"Authorization": f"Bearer {key}"} if key else {})
+            r = conn.getresponse()
+            data = r.read()
+            return r.status, r.getheader("Content-Type") or "", json.loads(data) if data else None
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def network_state(fabric_network, ipledger_chaincode):
+    return fabric_network.layout.root
+
+
+@pytest.fixture(scope="module")
+def user1_tls(fabric_network):
+    """MSP id -> (client.crt, client.key) of the org's User1 (cryptogen's TLS client certificate)."""
+    out = {}
+    for org in fabric_network.consortium.orgs:
+        tls = fabric_network.layout.user_tls(org, "User1")
+        out[org.msp_id] = (tls / "client.crt", tls / "client.key")
+    return out
+
+
+@pytest.fixture(scope="module")
+def mtls(network_state, tmp_path_factory):
+    pki = Pki(tmp_path_factory.mktemp("pki"))
+    store = KeyStore(keys_file_of(network_state))
+    keys = {org: store.create(org, "viewer", "mtls test")[1] for org in ("OperatorMSP", "BrokerMSP")}
+    port = free_port()
+    options = TLSOptions(str(pki.server_cert), str(pki.server_key), ("consortium",))
+    previous = os.environ.get("IPLEDGER_LIVE_FEED")
+    os.environ["IPLEDGER_LIVE_FEED"] = "0"  # no chaincode-event listener: other modules' gateways own the feed
+    try:
+        url = daemon.start(network_state, bind=f"127.0.0.1:{port}", workers=1, tls=options, log=lambda *_: None)
+    finally:
+        if previous is None:
+            os.environ.pop("IPLEDGER_LIVE_FEED", None)
+        else:
+            os.environ["IPLEDGER_LIVE_FEED"] = previous
+    try:
+        assert url == f"https://127.0.0.1:{port}"
+        yield Client(port, pki.server_ca), keys, pki
+    finally:
+        pid = (daemon.running(network_state) or (None,))[0]
+        assert daemon.stop(network_state, log=lambda *_: None)  # SIGTERM, then SIGKILL, to the process group
+        if pid is not None:
+            leftover = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+            assert not leftover, f"gateway processes left: {leftover}"
+
+
+def test_readyz_and_a_query_with_the_operator_certificate_and_key(mtls, user1_tls):
+    client, keys, _ = mtls
+    status, _, body = client.get("/readyz", cert=user1_tls["OperatorMSP"])
+    assert status == 200, body
+    status, _, body = client.get("/api/v1/parameters", cert=user1_tls["OperatorMSP"], key=keys["OperatorMSP"])
+    assert status == 200, body
+
+
+def test_the_operator_certificate_with_a_broker_key_is_403(mtls, user1_tls):
+    client, keys, _ = mtls
+    status, ctype, problem = client.get("/api/v1/parameters", cert=user1_tls["OperatorMSP"], key=keys["BrokerMSP"])
+    assert status == 403 and ctype.startswith("application/problem+json"), problem
+    assert problem["type"] == MISMATCH
+    assert problem["certificate_org"] == "OperatorMSP" and problem["credential_org"] == "BrokerMSP"
+
+
+def test_the_broker_certificate_goes_with_the_broker_key(mtls, user1_tls):
+    client, keys, _ = mtls
+    status, _, body = client.get("/api/v1/parameters", cert=user1_tls["BrokerMSP"], key=keys["BrokerMSP"])
+    assert status == 200, body
+    status, _, problem = client.get("/api/v1/parameters", cert=user1_tls["BrokerMSP"], key=keys["OperatorMSP"])
+    assert status == 403 and problem["type"] == MISMATCH
+
+
+def test_without_a_client_certificate_the_handshake_is_refused(mtls):
+    client, keys, _ = mtls
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected)):
+        client.get("/api/v1/parameters", key=keys["OperatorMSP"])
+
+
+def test_a_certificate_of_a_ca_outside_the_consortium_is_refused(mtls):
+    client, keys, pki = mtls
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected)):
+        client.get("/api/v1/parameters", cert=pki.client["rogue"], key=keys["OperatorMSP"])
+
+
+def test_an_unknown_org_in_client_ca_stops_serve_with_exit_2(network_state, fabric_network, mtls):
+    _, _, pki = mtls
+    ca = fabric_network.layout.tls_ca(fabric_network.consortium.org("OperatorMSP"))
+    out = subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(network_state), "gateway", "serve",
+                          "--bind", "127.0.0.1:1", "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
+                          "--client-ca", f"NopeMSP={ca}"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "IPLEDGER_LIVE_FEED": "0"})
+    assert out.returncode == 2, out.stderr
+    assert "unknown organisation 'NopeMSP'" in out.stderr and "OperatorMSP" in out.stderr
