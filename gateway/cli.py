@@ -7,6 +7,8 @@
     ipledger gateway keys list [--json]
     ipledger gateway keys revoke KEY_ID
     ipledger import FILE [--format csv|jsonl] [--report FILE] [--url URL] [--api-key KEY]
+                         [--ca-cert FILE] [--client-cert FILE --client-key FILE]
+    ipledger report bill-of-discharge|inventory … [--ca-cert FILE] [--client-cert FILE --client-key FILE]
 
 Heavy imports (Flask, gunicorn, grpc) happen inside the commands, so the other
 ``ipledger`` commands do not pay for them.
@@ -18,6 +20,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+from . import client_tls
 
 GROUPS = ("gateway", "import", "report")
 
@@ -88,6 +92,7 @@ def register(sub) -> None:
         r.add_argument("--url", default=None, help="gateway base URL (env IPLEDGER_GATEWAY_URL)")
         r.add_argument("--api-key", default=None, help="API key (prefer the env IPLEDGER_API_KEY)")
         r.add_argument("--timeout", type=float, default=120.0)
+        client_tls.add_arguments(r)
 
     imp = sub.add_parser("import", help="post ERP business events (CSV or JSON lines) through the REST API")
     imp.add_argument("file", type=Path)
@@ -103,6 +108,7 @@ def register(sub) -> None:
     imp.add_argument("--retries", type=int, default=5,
                      help="retries of a line when the gateway is unreachable or answers 503/504")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    client_tls.add_arguments(imp)
 
 
 def add_tls_arguments(parser) -> None:
@@ -226,11 +232,12 @@ def _import(args) -> int:
         print("error: an API key is needed (--api-key or IPLEDGER_API_KEY)", file=sys.stderr)
         return 2
     try:
+        tls = client_tls.ClientTLSOptions.from_args(args).load(url)
         importer = Importer(url, key, timeout=args.timeout, retries=args.retries,
-                            progress=None if args.quiet else sys.stderr)
+                            progress=None if args.quiet else sys.stderr, tls=tls)
         return importer.run(args.file, fmt=args.format, report=args.report, progress_file=args.progress_file,
                             restart=args.restart)
-    except ImportError_ as exc:
+    except (ImportError_, client_tls.ClientTLSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -298,6 +305,11 @@ def _report(args) -> int:
     if args.format == "pdf" and args.output is None:
         print("error: --output FILE is required for a PDF", file=sys.stderr)
         return 2
+    try:
+        tls = client_tls.ClientTLSOptions.from_args(args).load(url)
+    except client_tls.ClientTLSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.report_cmd == "bill-of-discharge":
         query = [("format", args.format)] + ([("period_end", args.period_end)] if args.period_end else []) + \
                 ([("as_of", args.as_of)] if args.as_of else [])
@@ -308,8 +320,11 @@ def _report(args) -> int:
     request = urllib.request.Request(f"{url}{path}?{urllib.parse.urlencode(query)}",
                                      headers={"Authorization": f"Bearer {key}"})
     try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+        with tls.urlopen(request, timeout=args.timeout) as response:
             data = response.read()
+    except client_tls.TLSFailure as exc:
+        print(f"error: TLS: {exc}", file=sys.stderr)
+        return 2
     except urllib.error.HTTPError as exc:
         try:
             problem = json.loads(exc.read())

@@ -25,9 +25,16 @@ interruption: recorded lines are skipped; lines whose outcome was not final
 (network failure) are sent again — which is safe, since ``event_id`` makes
 every event idempotent. A changed input file is refused (use ``--restart``).
 
+HTTPS
+-----
+``tls`` (:mod:`gateway.client_tls`): the CAs trusted for the gateway's certificate and the client
+certificate for mutual TLS. A TLS failure retrying cannot cure (unknown CA, host name mismatch, the
+gateway requiring or refusing the client certificate) stops the import like an authentication error.
+
 Exit codes: 0 every line recorded (or replayed); 1 some lines refused or
-invalid (see the report); 2 usage, file or authentication error; 3 stopped
-because the gateway stayed unreachable (resume later); 130 interrupted.
+invalid (see the report); 2 usage, file, TLS or authentication error (a 401, a
+403 ``forbidden`` or ``client-certificate-mismatch``); 3 stopped because the
+gateway stayed unreachable (resume later); 130 interrupted.
 """
 from __future__ import annotations
 
@@ -45,6 +52,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, TextIO
+
+from .client_tls import ClientTLS, ClientTLSError, ClientTLSOptions, TLSFailure
 
 FINAL = frozenset({"COMMITTED", "REPLAYED", "REFUSED", "INVALID"})
 REPORT_COLUMNS = ("line", "event_id", "type", "status", "outcome", "tx_id", "block_number", "problem_type", "detail")
@@ -251,8 +260,13 @@ class Progress:
 
 class Importer:
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 120.0, retries: int = 5,
-                 progress: TextIO | None = sys.stderr, sleep=time.sleep, backoff: float = 1.0):
+                 progress: TextIO | None = sys.stderr, sleep=time.sleep, backoff: float = 1.0,
+                 tls: ClientTLS | None = None):
         self.base_url = base_url.rstrip("/")
+        try:
+            self.tls = tls or ClientTLSOptions().load(self.base_url)
+        except ClientTLSError as exc:
+            raise ImportError_(str(exc)) from None
         self.api_key = api_key
         self.timeout = timeout
         self.retries = retries
@@ -268,7 +282,7 @@ class Importer:
             "Content-Type": "application/json", "Accept": "application/json, application/problem+json",
             "Authorization": f"Bearer {self.api_key}", "X-Request-Id": f"import-{self.run_id}-{line}"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with self.tls.urlopen(req, timeout=self.timeout) as resp:
                 return resp.status, _json(resp.read()), dict(resp.headers)
         except urllib.error.HTTPError as exc:
             return exc.code, _json(exc.read()), dict(exc.headers or {})
@@ -282,6 +296,9 @@ class Importer:
         while True:
             try:
                 status, answer, headers = self._post(body, line)
+            except TLSFailure as exc:  # retrying cannot cure it: stop, nothing recorded for this line
+                raise ImportError_(f"TLS: {exc}. Stopped at line {line}, nothing recorded for it: fix this and "
+                                   f"run the same command again to resume") from None
             except GatewayUnreachable as exc:
                 status, answer, headers = None, {"detail": f"gateway unreachable: {exc}"}, {}
             problem_type = str(answer.get("type", "")).removeprefix(PROBLEM_BASE) or None
@@ -295,6 +312,9 @@ class Importer:
         if status in (200, 201):
             return LineOutcome(line, event_id, event_type, status, answer.get("status", "COMMITTED"),
                                tx_id=answer.get("tx_id"), block_number=answer.get("block_number"))
+        if problem_type == "client-certificate-mismatch":
+            raise ImportError_(f"the gateway refused the client certificate with this API key ({status} "
+                               f"{problem_type}): {answer.get('detail', '')}")
         if status in (401,) or problem_type == "forbidden":
             raise ImportError_(f"the gateway refused the API key ({status} {problem_type}): "
                                f"{answer.get('detail', '')}")
