@@ -38,14 +38,19 @@ ensure_fabric() {
   return "$rc"
 }
 
-# Debian tools the tests use (poppler-utils renders the PDF reports). Installed when
-# missing if this user may run apt-get (CI runs as root); otherwise a clear message.
+# Debian tools the tests use: poppler-utils renders the PDF reports; chromium runs the browser tests
+# (tests/browser drive /usr/bin/chromium with Playwright — never a browser downloaded by Playwright).
+# Installed when missing if this user may run apt-get (CI runs as root); otherwise a clear message.
 ensure_test_tools() {
-  command -v pdftoppm >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1 && return 0
+  local missing=""
+  { command -v pdftoppm && command -v pdftotext; } >/dev/null 2>&1 || missing="$missing poppler-utils"
+  [ -x /usr/bin/chromium ] || missing="$missing chromium"
+  [ -z "$missing" ] && return 0
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "==> Installing poppler-utils (pdftoppm, pdftotext) for the report tests"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null
+    echo "==> Installing$missing for the report and browser tests"
+    # shellcheck disable=SC2086  # one word per package
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   else
-    echo "warning: pdftoppm/pdftotext missing: install poppler-utils, or the PDF report tests fail" >&2
+    echo "warning: missing Debian package(s)$missing: install them, or the PDF report / browser tests fail" >&2
   fi
 }

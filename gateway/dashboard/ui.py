@@ -13,6 +13,8 @@ from functools import wraps
 
 from flask import (Blueprint, abort, g, redirect, render_template, request, session,
                    url_for)
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.exceptions import HTTPException
 
 from ..api.common import ID_PATTERNS, state
 from ..auth import Principal
@@ -35,6 +37,28 @@ def _headers(response):
     if response.mimetype == "text/html":
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.app_errorhandler(HTTPException)
+@bp.app_errorhandler(Problem)
+def _error_page(error):
+    """An error of a page as a dashboard page (navigation, sign-out), with the same status — not a bare
+    framework page without a way back."""
+    status = error.code if isinstance(error, HTTPException) else error.status
+    if not status or status < 400:
+        return error
+    if isinstance(error, Problem):
+        title, detail = error.title, error.detail
+    elif status == 404:
+        title, detail = "Not found", "There is no such page, or your organisation may not read it."
+    else:
+        title, detail = error.name, error.description
+    principal = _principal()
+    if principal is not None:
+        g.csrf = session.setdefault("csrf", secrets.token_urlsafe(24))
+    headers = error.headers if isinstance(error, Problem) else {}  # e.g. Retry-After of a 503
+    return render_template("dashboard/error.html", principal=principal, status=status, title=title,
+                           detail=detail), status, headers
 
 
 def _principal() -> Principal | None:
@@ -251,14 +275,19 @@ def stream():
     return stream_response(principal.org, auth_id)
 
 
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the cookie marked ``Secure`` whenever the page was served over
+    HTTPS (the gateway's own TLS, or a TLS proxy on loopback that says so in X-Forwarded-Proto): the
+    browser then never sends it over plain HTTP."""
+
+    def get_cookie_secure(self, app) -> bool:
+        return request.is_secure or super().get_cookie_secure(app)
+
+
 def install_session(app, live_services) -> None:
     """Session-cookie settings for the dashboard."""
     app.secret_key = live_services.secret_key()
+    app.session_interface = _SessionInterface()
     app.config.update(SESSION_COOKIE_NAME="ipledger_session", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/",
-                      SESSION_COOKIE_SECURE=bool(current_app_config(app, "secure_cookies")),
                       PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=app.extensions["ipledger"].config.session_hours))
-
-
-def current_app_config(app, name):
-    return getattr(app.extensions["ipledger"].config, name, False)

@@ -60,7 +60,7 @@ class Gateway:
             try:
                 if requests.get(self.url + "/readyz", timeout=5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or no answer in time on a loaded machine
                 pass
             time.sleep(0.2)
         self.stop()

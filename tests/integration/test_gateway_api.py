@@ -121,7 +121,7 @@ def api(fabric_network, ipledger_chaincode, tmp_path_factory):
             ready = requests.get(url + "/readyz", timeout=5)
             if ready.status_code == 200:
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or no answer in time on a loaded machine
             pass
         time.sleep(0.2)
     else:

@@ -45,7 +45,13 @@
 
   var source = new EventSource(url);
   source.addEventListener("open", function () { if (badge) { badge.textContent = "live"; badge.className = "live-badge on"; } });
-  source.addEventListener("error", function () { if (badge) { badge.textContent = "reconnecting…"; badge.className = "live-badge"; } });
+  source.addEventListener("error", function () {
+    if (!badge) { return; }
+    badge.className = "live-badge";
+    // CLOSED: the browser gave up (e.g. 401 after the session ended or the key was revoked) and will not retry
+    badge.textContent = source.readyState === EventSource.CLOSED ? "live updates stopped: reload the page"
+                                                                 : "reconnecting…";
+  });
   source.addEventListener("ledger-event", function (e) {
     try { addRow(JSON.parse(e.data)); } catch (err) { /* ignore a malformed message */ }
   });

@@ -122,3 +122,11 @@ def test_customs_sees_the_channel_members_and_no_one_else_does(app, keys):
         login(other, keys[(org, "viewer")])
         assert other.get("/dashboard/members").status_code == 403
         assert 'href="/dashboard/members"' not in other.get("/dashboard/").get_data(as_text=True)
+
+
+def test_the_session_cookie_is_secure_when_the_dashboard_is_served_over_https(app, keys):
+    key = keys[("CustomsMSP", "viewer")]
+    plain = app.test_client().post("/dashboard/login", data={"api_key": key})
+    assert "Secure" not in plain.headers["Set-Cookie"]
+    tls = app.test_client().post("/dashboard/login", data={"api_key": key}, base_url="https://localhost")
+    assert tls.status_code == 302 and "; Secure" in tls.headers["Set-Cookie"]

@@ -1,0 +1,288 @@
+"""The dashboard in a real headless Chromium, against the real Fabric network.
+
+A gunicorn gateway in a subprocess (tests/integration/test_dashboard.py's ``Gateway``); the scenario goes in
+through the REST API: customs grant FRIPO000091 (the broker holds a mandate) and FRIPO000092 (no mandate),
+the operator places three lots and processes part of one. Then, in Chromium:
+
+* customs sign in, see both authorisations and every lot with its balance, open FRIPO000091; an event
+  submitted through the REST API appears in the live timeline without a reload (Server-Sent Events);
+* the broker signs in and sees FRIPO000091 and its lots, but not FRIPO000092 — not in the list, not in
+  the live timeline, not by direct URL (404) — and never a customs value;
+* a key revoked while its page is open: the live feed stops, the page says so, the session is over.
+
+No page may log a console error (a CSP violation would be one). Screenshots go to the artefact directory
+(see conftest.py). Uses its own authorisation ids, lots and MRNs: the session's ledger is shared.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import requests
+
+from gateway.auth import KeyStore
+from gateway.config import keys_file_of
+from tests.browser.conftest import Console, screenshot
+from tests.integration.test_dashboard import Gateway
+from tests.integration.test_gateway_api import BROKER_EORI, HOLDER, RETREADED, SITE1, SITE2, ev, grant
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the chromium fixture fails every test with instructions; collection must not break
+    expect = None
+
+pytestmark = [pytest.mark.fabric, pytest.mark.browser]
+
+ORGS = ("CustomsMSP", "OperatorMSP", "BrokerMSP")
+AUTH_MANDATED, AUTH_OTHER = "FRIPO000091", "FRIPO000092"
+CUSTOMS_VALUE = "31415.92"          # private: customs and the holder read it, the broker only its hash
+LOTS = {  # lot: (authorisation, MRN, placed)
+    "BRW91-A": (AUTH_MANDATED, "26FR000110I0000091", 1000),
+    "BRW91-B": (AUTH_MANDATED, "26FR000110I0000092", 600),
+    "BRW92-A": (AUTH_OTHER, "26FR000110I0000093", 700),
+}
+PROCESSED = 200                     # of BRW91-A, into batch BRW91-P1
+LIVE_WAIT_MS = 30_000               # an event must reach the open page within this
+
+
+def post(env, body, org, status=201) -> dict:
+    r = requests.post(env["url"] + "/api/v1/events", json=body,
+                      headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=120)
+    assert r.status_code == status, f"{body['type']} as {org}: {r.status_code} {r.text}"
+    return r.json()
+
+
+def get(env, path, org="CustomsMSP") -> requests.Response:
+    return requests.get(env["url"] + path, headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=60)
+
+
+def place(lot_id) -> dict:
+    auth_id, mrn, qty = LOTS[lot_id]
+    return ev("PlaceUnderProcedure", f"brw-place-{lot_id}", authorisation_id=auth_id, lot_id=lot_id, mrn=mrn,
+              item_no=1, procedure="5100", cn="40122000", description="used tyres", quantity=qty, unit="p/st",
+              net_mass_g=qty * 9000, origin="MA", site=SITE1,
+              commercial={"customs_value": {"amount": CUSTOMS_VALUE, "currency": "EUR"}})
+
+
+def move(event_id, auth_id, lot_id, qty) -> dict:
+    return ev("MoveGoods", event_id, authorisation_id=auth_id, lot_id=lot_id, quantity=qty, from_site=SITE1,
+              to_site=SITE2)
+
+
+def wait_for_feed(env, tx_id, org="CustomsMSP", timeout=30) -> None:
+    """Until the gateway's feed listener has stored the transaction (what the pages list comes from it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = get(env, "/api/v1/feed?limit=50", org).json()["items"]
+        if any(i["tx_id"] == tx_id for i in items):
+            return
+        time.sleep(0.3)
+    pytest.fail(f"transaction {tx_id} not in the gateway's feed after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def env(fabric_network, ipledger_chaincode, tmp_path_factory):
+    state = fabric_network.layout.root
+    store = KeyStore(keys_file_of(state))
+    keys = {org: store.create(org, "clerk", f"browser test {org}")[1] for org in ORGS}
+    gw = Gateway(state, tmp_path_factory.mktemp("browser-gateway"))
+    try:
+        gw.start()
+        env = {"url": gw.url, "keys": keys, "gw": gw, "state": state}
+        post(env, ev("SetParameters", "brw-params", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
+                                                                                "OperatorMSP": HOLDER}}),
+             "CustomsMSP")
+        post(env, grant(AUTH_MANDATED, event_id="brw-grant-91"), "CustomsMSP")
+        post(env, grant(AUTH_OTHER, event_id="brw-grant-92", broker_mandates=[]), "CustomsMSP")
+        for lot_id in LOTS:
+            post(env, place(lot_id), "OperatorMSP")
+        last = post(env, ev("RecordProcessing", "brw-proc-1", authorisation_id=AUTH_MANDATED, operation_id="BRW-OP1",
+                            site=SITE1, inputs=[{"lot_id": "BRW91-A", "qty": PROCESSED}],
+                            outputs=[{"batch_id": "BRW91-P1", "cn": RETREADED, "qty": PROCESSED, "unit": "p/st",
+                                      "kind": "MAIN"}]), "OperatorMSP")
+        wait_for_feed(env, last["tx_id"])
+        yield env
+    finally:
+        gw.stop()
+
+
+def sign_in(context, env, org, key=None):
+    """A new page of ``context`` signed in as ``org`` through the login form; (page, console)."""
+    page = context.new_page()
+    console = Console(page)
+    page.goto(env["url"] + "/dashboard")                                     # as typed: no trailing slash
+    expect(page).to_have_url(re.compile(r"/dashboard/login\?next="))        # not signed in: the login form
+    page.fill("#api_key", key or env["keys"][org])
+    page.click("form.login button[type=submit]")
+    expect(page).to_have_url(env["url"] + "/dashboard/")
+    expect(page.get_by_test_id("org")).to_have_text(org)
+    return page, console
+
+
+def row_of(page, table, text):
+    return page.locator(f"#{table} tbody tr").filter(has_text=text)
+
+
+def test_customs_see_both_authorisations_and_every_lot_with_its_balance(browser_context, env, artefacts):
+    page, console = sign_in(browser_context, env, "CustomsMSP")
+
+    auths = page.locator("#authorisations tbody tr")
+    mandated, other = row_of(page, "authorisations", AUTH_MANDATED), row_of(page, "authorisations", AUTH_OTHER)
+    expect(mandated).to_have_count(1)
+    expect(other).to_have_count(1)
+    # under the procedure: 1,000 + 600 placed, 200 processed; FRIPO000092: 700 — of a 5,000 p/st ceiling
+    expect(mandated).to_contain_text(HOLDER)
+    expect(mandated).to_contain_text("ACTIVE")
+    expect(mandated).to_contain_text("180 days")
+    expect(mandated).to_contain_text("40122000: 1400 / 5000 p/st (28.0 %)")
+    expect(other).to_contain_text("40122000: 700 / 5000 p/st (14.0 %)")
+    assert auths.count() >= 2
+    screenshot(page, artefacts, "customs-authorisations")
+
+    mandated.get_by_role("link", name=AUTH_MANDATED).click()
+    expect(page).to_have_url(env["url"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Authorisation {AUTH_MANDATED}")
+    lots = page.locator("#lots tbody tr")
+    expect(lots).to_have_count(2)
+    a, b = page.locator('#lots tr[data-lot="BRW91-A"]'), page.locator('#lots tr[data-lot="BRW91-B"]')
+    expect(a.locator("td.balance")).to_have_text("800 p/st")
+    expect(a).to_contain_text(LOTS["BRW91-A"][1])
+    expect(a).to_contain_text("OPEN")
+    expect(b.locator("td.balance")).to_have_text("600 p/st")
+    expect(page.locator("#lots")).not_to_contain_text("BRW92-A")
+    expect(page.locator("#balances")).to_contain_text("1400")          # in stock, goods code 40122000
+    expect(page.locator("#timeline")).to_contain_text("brw-proc-1")    # the event timeline, from the feed
+    expect(page.locator("svg.chart").first).to_be_visible()
+    screenshot(page, artefacts, "customs-authorisation")
+
+    a.get_by_role("link", name="BRW91-A").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Lot BRW91-A")
+    trail = page.locator("main table tbody tr")
+    expect(trail).to_have_count(2)                                     # placement, processing
+    expect(trail.first).to_contain_text("PlaceUnderProcedure")
+    expect(trail.first).to_contain_text("CustomsMSP")                  # an endorser, read from the block
+    screenshot(page, artefacts, "customs-lot")
+
+    page.goto(env["url"] + f"/dashboard/authorisations/{AUTH_OTHER}")
+    expect(page.locator('#lots tr[data-lot="BRW92-A"] td.balance')).to_have_text("700 p/st")
+    page.get_by_role("link", name="Event timeline").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Event timeline")
+    expect(page.locator("#timeline")).to_contain_text("brw-place-BRW92-A")
+    expect(page.locator("#live-badge")).to_have_text("live")
+    page.get_by_role("link", name="Open alerts").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Open alerts")
+    assert console.unexpected() == []
+
+
+def test_an_event_submitted_through_the_api_appears_live_without_reload(browser_context, env, artefacts):
+    page, console = sign_in(browser_context, env, "CustomsMSP")
+    streams = []                                                       # the EventSource's requests
+    page.on("request", lambda r: streams.append(r) if "/dashboard/stream" in r.url else None)
+    page.goto(env["url"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
+    expect(page.locator("#live-badge")).to_have_text("live")           # the EventSource is connected
+    page.evaluate("window.__ipledgerNoReload = 'still here'")
+    rows_before = page.locator("#timeline tbody tr").count()
+
+    out = post(env, move("brw-move-live", AUTH_MANDATED, "BRW91-B", 100), "OperatorMSP")
+    row = page.locator(f'#timeline tbody tr[data-id="{out["block_number"]}:{out["tx_id"]}"]')
+    expect(row).to_have_count(1, timeout=LIVE_WAIT_MS)
+    expect(row).to_have_class(re.compile(r"\bnew\b"))                  # added by live.js, not by the server
+    expect(row).to_contain_text("MoveGoods brw-move-live")
+    expect(row).to_contain_text("BRW91-B")
+    expect(row).to_contain_text("OperatorMSP")
+    expect(row.locator("td").nth(1)).to_have_text(str(out["block_number"]))
+    assert page.locator("#timeline tbody tr").first.get_attribute("data-id") == f"{out['block_number']}:{out['tx_id']}"
+    assert page.locator("#timeline tbody tr").count() == rows_before + 1
+    assert page.evaluate("window.__ipledgerNoReload") == "still here"  # the same document: no navigation
+    expect(page.locator("#live-status")).to_have_text("New event: MoveGoods brw-move-live")
+    screenshot(page, artefacts, "customs-live-timeline")
+
+    # each stream response ends after IPLEDGER_SSE_MAX_SECONDS (20 s here): the browser reconnects by itself,
+    # resumes after the last event it got (Last-Event-ID), and the next event still arrives, once
+    deadline = time.monotonic() + 45
+    while len(streams) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    assert len(streams) >= 2, f"the EventSource did not reconnect: {[r.url for r in streams]}"
+    assert streams[-1].all_headers().get("last-event-id") == f"{out['block_number']}:{out['tx_id']}"
+    expect(page.locator("#live-badge")).to_have_text("live")
+    again = post(env, move("brw-move-live-2", AUTH_MANDATED, "BRW91-B", 50), "OperatorMSP")
+    expect(page.locator(f'#timeline tbody tr[data-id="{again["block_number"]}:{again["tx_id"]}"]')).to_have_count(
+        1, timeout=LIVE_WAIT_MS)
+    assert page.locator("#timeline tbody tr").count() == rows_before + 2        # nothing twice
+    assert page.evaluate("window.__ipledgerNoReload") == "still here"
+    assert console.unexpected() == []
+
+
+def test_broker_sees_only_the_mandated_authorisation_and_no_customs_value(browser_context, env, artefacts):
+    # what the contract answers the broker through the REST API: the hash of the commercial data, no value
+    assert get(env, "/api/v1/lots/BRW91-A").json()["commercial"]["customs_value"]["amount"] == CUSTOMS_VALUE
+    as_broker = get(env, "/api/v1/lots/BRW91-A", "BrokerMSP").json()
+    assert "commercial" not in as_broker and len(as_broker["commercial_hash"]) == 64
+    assert get(env, "/api/v1/lots/BRW92-A", "BrokerMSP").status_code == 403
+
+    page, console = sign_in(browser_context, env, "BrokerMSP")
+    expect(row_of(page, "authorisations", AUTH_MANDATED)).to_have_count(1)
+    expect(row_of(page, "authorisations", AUTH_MANDATED)).to_contain_text("40122000: 1400 / 5000 p/st")
+    expect(page.locator("#authorisations")).not_to_contain_text(AUTH_OTHER)
+    expect(page.locator("#timeline")).to_contain_text("brw-proc-1")
+    body = page.locator("body")
+    expect(body).not_to_contain_text(AUTH_OTHER)                      # nor in the latest events
+    expect(body).not_to_contain_text("BRW92-A")
+
+    # live: an event of FRIPO000092 never reaches the broker's page; the next one of FRIPO000091 does
+    expect(page.locator("#live-badge")).to_have_text("live")
+    hidden = post(env, move("brw-move-hidden", AUTH_OTHER, "BRW92-A", 50), "OperatorMSP")
+    shown = post(env, move("brw-move-shown", AUTH_MANDATED, "BRW91-A", 10), "OperatorMSP")
+    expect(page.locator(f'#timeline tr[data-id="{shown["block_number"]}:{shown["tx_id"]}"]')).to_have_count(
+        1, timeout=LIVE_WAIT_MS)
+    expect(page.locator(f'#timeline tr[data-id="{hidden["block_number"]}:{hidden["tx_id"]}"]')).to_have_count(0)
+    expect(body).not_to_contain_text("brw-move-hidden")
+    screenshot(page, artefacts, "broker-authorisations")
+
+    page.goto(env["url"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
+    expect(page.locator('#lots tr[data-lot="BRW91-A"] td.balance')).to_have_text("800 p/st")
+    expect(page.locator('#lots tr[data-lot="BRW91-B"] td.balance')).to_have_text("600 p/st")
+    expect(body).not_to_contain_text(CUSTOMS_VALUE)
+    screenshot(page, artefacts, "broker-authorisation")
+    page.goto(env["url"] + "/dashboard/lots/BRW91-A")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Lot BRW91-A")
+    expect(body).not_to_contain_text(CUSTOMS_VALUE)
+    expect(body).not_to_contain_text("31415")
+    assert console.unexpected() == []
+
+    # by direct URL: not found (the broker cannot tell it from an authorisation that does not exist)
+    refused = {}
+    for path in (f"/dashboard/authorisations/{AUTH_OTHER}", "/dashboard/lots/BRW92-A"):
+        response = page.goto(env["url"] + path)
+        refused[path] = response.status
+        expect(page.get_by_role("heading", level=1)).to_have_text("Not found")   # a dashboard page,
+        expect(page.get_by_test_id("org")).to_have_text("BrokerMSP")               # still signed in,
+        expect(page.get_by_role("link", name="Back to the authorisations")).to_be_visible()  # a way back
+        expect(body).not_to_contain_text("BRW92-A")
+        expect(body).not_to_contain_text(CUSTOMS_VALUE)
+    screenshot(page, artefacts, "broker-other-lot-refused")
+    assert refused == {f"/dashboard/authorisations/{AUTH_OTHER}": 404, "/dashboard/lots/BRW92-A": 404}
+    assert console.unexpected(allowed=[env["url"] + p for p in refused]) == []
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/dashboard/login$"))
+    page.goto(env["url"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
+    expect(page).to_have_url(re.compile(r"/dashboard/login\?next="))      # signed out: the session is gone
+
+
+def test_a_revoked_key_ends_the_session_and_the_open_page_says_live_updates_stopped(browser_context, env):
+    store = KeyStore(keys_file_of(env["state"]))
+    key_id, key = store.create("OperatorMSP", "viewer", "browser test, revoked while signed in")
+    page, console = sign_in(browser_context, env, "OperatorMSP", key)
+    page.goto(env["url"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
+    expect(page.locator('#lots tr[data-lot="BRW91-A"] td.balance')).to_have_text(re.compile(r" p/st$"))
+    badge = page.locator("#live-badge")
+    expect(badge).to_have_text("live")
+    assert store.revoke(key_id)
+    # the stream response ends within IPLEDGER_SSE_MAX_SECONDS (20 s); the reconnection is refused (401) and
+    # the browser gives up: the page must say so rather than "reconnecting…" for ever
+    expect(badge).to_have_text("live updates stopped: reload the page", timeout=45_000)
+    page.reload()
+    expect(page).to_have_url(re.compile(r"/dashboard/login\?next="))         # the session ended with the key
+    assert console.unexpected(allowed=[env["url"] + "/dashboard/stream"]) == []
