@@ -19,6 +19,8 @@ DEFAULT_FILE = Path(__file__).with_name("consortium.yaml")
 _MSP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]*MSP$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _DURATION = re.compile(r"^\d+(ms|s|m)$")
+# A network namespace name as `ip netns` accepts it (kept to a safe subset).
+_NETNS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class ConsortiumError(ValueError):
@@ -34,6 +36,9 @@ class Node:
     org: "Org"
     host: str
     port: int  # listen port; the others follow it
+    # Test/lab feature: run the node inside this named network namespace (`ip netns exec`),
+    # where ``host`` is one of the namespace's addresses. None (production): the host's own stack.
+    netns: str | None = None
 
     @property
     def id(self) -> str:
@@ -202,11 +207,15 @@ def _node(kind: str, spec: Any, org: Org, default_host: str, next_port) -> Node:
     port = int(spec["port"]) if "port" in spec else next_port()
     if not 1024 <= port <= 65533:
         raise ConsortiumError(f"{org.msp_id} {spec['name']}: port {port} out of range")
-    return Node(kind, spec["name"], org, spec.get("host", default_host), port)
+    netns = spec.get("netns")
+    if netns is not None and not (isinstance(netns, str) and _NETNS.match(netns)):
+        raise ConsortiumError(f"{org.msp_id} {spec['name']}: netns {netns!r} is not a network "
+                              "namespace name (letters, digits, '.', '_', '-'; at most 63)")
+    return Node(kind, spec["name"], org, spec.get("host", default_host), port, netns)
 
 
 def _check_unique(c: Consortium) -> None:
-    seen_msp, seen_ids, seen_ports = set(), set(), {}
+    seen_msp, seen_ids, seen_ports, host_netns = set(), set(), {}, {}
     for org in [c.orderer_org, *c.orgs]:
         if org.msp_id in seen_msp:
             raise ConsortiumError(f"organisation {org.msp_id} declared twice")
@@ -220,6 +229,11 @@ def _check_unique(c: Consortium) -> None:
             if other:
                 raise ConsortiumError(f"port {n.host}:{p} used by both {other} and {n.id}")
             seen_ports[(n.host, p)] = n.id
+        # An address belongs to one network stack: nodes sharing a host share its namespace.
+        first = host_netns.setdefault(n.host, n)
+        if first.netns != n.netns:
+            raise ConsortiumError(f"{first.id} and {n.id} share host {n.host} but not its network "
+                                  f"namespace ({first.netns or 'none'} / {n.netns or 'none'})")
 
 
 def to_dict(c: Consortium) -> dict:
@@ -229,7 +243,8 @@ def to_dict(c: Consortium) -> dict:
     generation time whatever overrides they are given.
     """
     def nodes(org: Org) -> list[dict]:
-        return [{"name": n.name, "host": n.host, "port": n.port} for n in org.nodes]
+        return [{"name": n.name, "host": n.host, "port": n.port,
+                 **({"netns": n.netns} if n.netns else {})} for n in org.nodes]
 
     o = c.orderer_org
     return {
@@ -249,16 +264,18 @@ def with_org(c: Consortium, msp_id: str, name: str | None = None, description: s
              domain: str | None = None, peers: int = 1, ports_per_node: int = 10) -> Consortium:
     """A copy of ``c`` with one more application organisation.
 
-    Its peers (``peer0``…) listen on the host of the existing peers, on the next
-    port blocks after the highest port in use. The result is validated like a
-    file read from disk (names, MSP id, unique ports).
+    Its peers (``peer0``…) listen on the host (and in the network namespace, if
+    any) of the existing peers, on the next port blocks after the highest port
+    in use. The result is validated like a file read from disk (names, MSP id,
+    unique ports).
     """
     if any(o.msp_id == msp_id for o in [c.orderer_org, *c.orgs]):
         raise ConsortiumError(f"organisation {msp_id} is already in the consortium")
     if peers < 1:
         raise ConsortiumError("an organisation needs at least one peer")
     raw = to_dict(c)
-    host = (c.peers or c.orderers)[0].host
+    first = (c.peers or c.orderers)[0]
+    host, netns = first.host, first.netns
     port = max(n.port for n in c.nodes) + ports_per_node
     entry: dict = {"msp_id": msp_id}
     if name:
@@ -266,7 +283,8 @@ def with_org(c: Consortium, msp_id: str, name: str | None = None, description: s
     if domain:
         entry["domain"] = domain
     entry["description"] = description
-    entry["peers"] = [{"name": f"peer{i}", "host": host, "port": port + i * ports_per_node}
+    entry["peers"] = [{"name": f"peer{i}", "host": host, "port": port + i * ports_per_node,
+                       **({"netns": netns} if netns else {})}
                       for i in range(peers)]
     raw["organisations"].append(entry)
     out = parse(raw)

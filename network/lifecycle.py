@@ -89,8 +89,12 @@ class Network:
     def _start(self, nodes: list[Node], log, timeout: float, none_msg: str | None = None) -> None:
         to_start = [n for n in nodes if processes.running_pid(self.layout, n) is None]
         for n in to_start:
-            pid = processes.start(self.layout, n)
-            log(f"  started {n.id:<20} pid {pid:<8} {n.address}")
+            try:
+                pid = processes.start(self.layout, n)
+            except processes.StartError as e:
+                raise NetworkError(str(e)) from None
+            where = f" (network namespace {n.netns})" if n.netns else ""
+            log(f"  started {n.id:<20} pid {pid:<8} {n.address}{where}")
         if not to_start and none_msg:
             log(f"  {none_msg}")
         self._wait(lambda: [n.id for n in nodes if not self.healthy(n)], "healthy",

@@ -3,10 +3,16 @@
 A PID file alone is not trusted: a node counts as running only if the process
 with that PID is alive and its command line names this node's config
 directory (PIDs get reused after a reboot).
+
+A node with a ``netns`` in the consortium file (a test/lab feature, see
+docs/deployment.md) is started with ``ip netns exec <netns>``, which enters the
+namespace and then execs the node in place: the PID is the node's, and the
+chaincode processes the peer launches inherit the namespace.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -19,6 +25,11 @@ from .layout import Layout
 # Fabric's gRPC transport logs every closed connection at INFO; keep it to warnings.
 LOGGING_SPEC = "grpc=warning:info"
 LOGGING_FORMAT = "%{time:2006-01-02 15:04:05.000 MST} [%{module}] %{shortfunc} -> %{level:.4s} %{message}"
+NETNS_DIR = Path("/var/run/netns")  # where `ip netns add` puts named network namespaces
+
+
+class StartError(RuntimeError):
+    """A node cannot be started; the message says why."""
 
 
 def running_pid(lay: Layout, node: Node) -> int | None:
@@ -50,17 +61,35 @@ def _is_zombie(pid: int) -> bool:
 def start(lay: Layout, node: Node) -> int:
     """Start one node detached from this process; returns its PID."""
     d = lay.node_dir(node)
+    args = command(node)
     log = open(lay.log_file(node), "ab")
     env = dict(os.environ, FABRIC_CFG_PATH=str(d), FABRIC_LOGGING_SPEC=LOGGING_SPEC,
                FABRIC_LOGGING_FORMAT=LOGGING_FORMAT)
     # The peer launches chaincode through the external builder with this environment.
     env.setdefault("IPLEDGER_PYTHON", _python())
-    args = [fabric.binary(node.kind)] + (["node", "start"] if node.kind == "peer" else [])
     proc = subprocess.Popen(args, cwd=d, env=env, stdin=subprocess.DEVNULL, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     lay.pid_file(node).write_text(f"{proc.pid}\n")
     return proc.pid
+
+
+def command(node: Node) -> list[str]:
+    """The command line that runs ``node``, inside its network namespace if it names one."""
+    args = [fabric.binary(node.kind)] + (["node", "start"] if node.kind == "peer" else [])
+    if node.netns is None:
+        return args
+    ip = shutil.which("ip")
+    if ip is None:
+        raise StartError(f"{node.id} runs in network namespace {node.netns!r}, but iproute2's "
+                         "'ip' command is not installed")
+    if not (NETNS_DIR / node.netns).exists():
+        raise StartError(f"{node.id}: network namespace {node.netns!r} does not exist "
+                         f"(create it with 'ip netns add {node.netns}' and give it the "
+                         f"address {node.host})")
+    if os.geteuid() != 0:
+        raise StartError(f"{node.id}: entering network namespace {node.netns!r} needs root")
+    return [ip, "netns", "exec", node.netns, *args]
 
 
 def stop(lay: Layout, node: Node, timeout: float = 10.0) -> bool:

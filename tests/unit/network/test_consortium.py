@@ -49,11 +49,11 @@ def test_even_or_empty_raft_cluster_is_refused(nodes):
 
 def test_explicit_host_and_port_per_node():
     raw = default_raw()
-    raw["organisations"][1]["peers"] = [{"name": "peer0", "host": "10.0.0.2", "port": 9051}]
+    raw["organisations"][1]["peers"] = [{"name": "peer0", "host": "198.18.0.2", "port": 9051}]
     c = consortium.parse(raw)
     node = c.node("peer0.operator")
     assert (node.host, node.port, node.chaincode_port, node.operations_port) == (
-        "10.0.0.2", 9051, 9052, 9053)
+        "198.18.0.2", 9051, 9052, 9053)
 
 
 def test_port_clash_is_named():

@@ -45,6 +45,18 @@ def test_every_orderer_listener_uses_tls_and_admin_needs_client_certs(net):
     assert cfg["Operations"]["TLS"]["Enabled"] is True
 
 
+def test_peers_ping_their_deliver_stream_as_often_as_the_orderer_permits(net):
+    """A peer must notice a deliver connection the orderer dropped during a partition within seconds
+    (tests/integration/test_multihost.py); the orderer must not refuse those pings as too frequent."""
+    c, lay = net
+    seconds = lambda text: int(text.rstrip("s"))  # noqa: E731
+    [o] = c.orderers
+    orderer_min = seconds(generate.orderer_config(c, lay, o)["General"]["Keepalive"]["ServerMinInterval"])
+    for n in c.peers:
+        ka = generate.peer_config(c, lay, n)["peer"]["keepalive"]["deliveryClient"]
+        assert orderer_min <= seconds(ka["interval"]) <= 10 and seconds(ka["timeout"]) <= 20
+
+
 def test_configtx_policies_as_declared(net):
     c, lay = net
     profile = generate.configtx(c, lay)["Profiles"]["IPLedgerChannel"]
