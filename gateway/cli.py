@@ -153,6 +153,7 @@ def _daemon(args) -> int:
         return 2
     creds = daemon.ensure_credentials(args.state_dir, url, _known_orgs(args.state_dir) or [])
     print(f"\nGateway:    {url}   (API docs: {url}/api/v1/docs)")
+    print(f"Dashboard:  {url}/dashboard/   (sign in with an organisation's API key)")
     for org, entry in creds["keys"].items():
         print(f"  {org:<12} API key: {entry['key']}")
     print(f"(also in {daemon.credentials_file(args.state_dir)}, mode 0600)")

@@ -33,6 +33,7 @@ def test_scripts_up_then_the_readme_walkthrough(tmp_path):
                             text=True, timeout=600)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         assert f"Gateway:    http://127.0.0.1:{gateway_port}" in up.stdout
+        assert f"Dashboard:  http://127.0.0.1:{gateway_port}/dashboard/" in up.stdout
         for org in ("CustomsMSP", "OperatorMSP", "BrokerMSP"):
             assert re.search(rf"{org}\s+API key: ipk_\S+", up.stdout), org
         creds = tmp_path / "state" / "gateway" / "credentials.json"
