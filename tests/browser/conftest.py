@@ -59,9 +59,12 @@ def processes_with(marker: str) -> list[int]:
     return pids
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium():
-    """A headless Debian Chromium under Playwright; every Chromium process of it is gone afterwards."""
+    """A headless Debian Chromium under Playwright; every Chromium process of it is gone afterwards.
+
+    Package scope, not session: while Playwright's sync API is started it keeps an asyncio event loop
+    running in the main thread, and every later test calling asyncio.run() (the shim tests) would fail."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(f"Chromium not found at {CHROMIUM}: the browser tests need Debian's chromium "
                     f"('apt-get install chromium' — scripts/test installs it when missing), or set "
