@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import stat
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -113,10 +112,10 @@ class ClientTLSOptions:
 
         from cryptography.hazmat.primitives import serialization
 
-        from .tls import TLSError, _read_certs
+        from .tls import TLSError, read_certs
         try:
             if self.ca_cert:
-                certs = _read_certs(*self.ca_cert)
+                certs = read_certs(*self.ca_cert)
                 context = ssl.create_default_context(cadata="".join(
                     c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs))
                 context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # every certificate given is an anchor
@@ -132,11 +131,11 @@ class ClientTLSOptions:
     def _load_client_certificate(self, context: ssl.SSLContext) -> None:
         import ssl
 
-        from .tls import _read_certs, _spki
+        from .tls import read_certs, read_private_key, spki
         (cert_path, cert_src), (key_path, key_src) = self.client_cert, self.client_key
-        chain = _read_certs(cert_path, cert_src)
-        key = _read_private_key(key_path, key_src)
-        if _spki(chain[0].public_key()) != _spki(key.public_key()):
+        chain = read_certs(cert_path, cert_src)
+        key = read_private_key(key_path, key_src)
+        if spki(chain[0].public_key()) != spki(key.public_key()):
             raise ClientTLSError(f"the certificate in {cert_path} ({cert_src}) does not match the private key in "
                                  f"{key_path} ({key_src})")
         expires = chain[0].not_valid_after_utc
@@ -147,29 +146,6 @@ class ClientTLSOptions:
             context.load_cert_chain(cert_path, key_path)
         except ssl.SSLError as exc:
             raise ClientTLSError(f"OpenSSL refuses the client certificate or key ({exc.reason or exc})") from None
-
-
-def _read_private_key(path: str, src: str):
-    from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import serialization
-
-    from .tls import _read
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        raise ClientTLSError(f"{src}: no such file: {path}") from None
-    except OSError as exc:
-        raise ClientTLSError(f"{src}: cannot read {path} ({exc.strerror})") from None
-    if mode & 0o077:
-        raise ClientTLSError(f"{src}: {path} has mode {mode:04o}: a private key must be readable by its owner "
-                             f"only; run 'chmod 600 {path}'")
-    data = _read(path, src)
-    try:
-        return serialization.load_pem_private_key(data, password=None)
-    except TypeError:
-        raise ClientTLSError(f"{src}: {path} is encrypted; give an unencrypted key (mode 0600)") from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise ClientTLSError(f"{src}: {path} holds no PEM private key") from None
 
 
 @dataclass

@@ -107,9 +107,9 @@ class TLSOptions:
         self.check_combination()
         if not self.cert_file:
             return None
-        chain = _read_certs(self.cert_file, "--tls-cert")
-        key = _read_private_key(self.key_file)
-        if _spki(chain[0].public_key()) != _spki(key.public_key()):
+        chain = read_certs(self.cert_file, "--tls-cert")
+        key = read_private_key(self.key_file, "--tls-key")
+        if spki(chain[0].public_key()) != spki(key.public_key()):
             raise TLSError(f"the certificate in {self.cert_file} (--tls-cert) does not match the private key in "
                            f"{self.key_file} (--tls-key)")
         expires = chain[0].not_valid_after_utc
@@ -320,7 +320,7 @@ def _read(path: str, option: str) -> bytes:
         raise TLSError(f"{option}: cannot read {path} ({exc.strerror})") from None
 
 
-def _read_certs(path: str, option: str) -> list[x509.Certificate]:
+def read_certs(path: str, option: str) -> list[x509.Certificate]:
     data = _read(path, option)
     try:
         certs = x509.load_pem_x509_certificates(data)
@@ -332,7 +332,7 @@ def _read_certs(path: str, option: str) -> list[x509.Certificate]:
 
 
 def _read_cas(path: str, spec: str) -> list[x509.Certificate]:
-    certs = _read_certs(path, f"--client-ca {spec}")
+    certs = read_certs(path, f"--client-ca {spec}")
     for cert in certs:
         try:
             is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
@@ -345,25 +345,27 @@ def _read_cas(path: str, spec: str) -> list[x509.Certificate]:
     return certs
 
 
-def _read_private_key(path: str):
+def read_private_key(path: str, option: str):
+    """The unencrypted PEM private key in ``path``, refused unless the file is readable by its owner only
+    (``option`` names where the path came from, for the messages). Shared with :mod:`gateway.client_tls`."""
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
-        raise TLSError(f"--tls-key: no such file: {path}") from None
+        raise TLSError(f"{option}: no such file: {path}") from None
     except OSError as exc:
-        raise TLSError(f"--tls-key: cannot read {path} ({exc.strerror})") from None
+        raise TLSError(f"{option}: cannot read {path} ({exc.strerror})") from None
     if mode & 0o077:
-        raise TLSError(f"--tls-key: {path} has mode {mode:04o}: a private key must be readable by its owner "
+        raise TLSError(f"{option}: {path} has mode {mode:04o}: a private key must be readable by its owner "
                        f"only; run 'chmod 600 {path}'")
-    data = _read(path, "--tls-key")
+    data = _read(path, option)
     try:
         return serialization.load_pem_private_key(data, password=None)
     except TypeError:
-        raise TLSError(f"--tls-key: {path} is encrypted; the server cannot ask for a passphrase: give an "
-                       f"unencrypted key (mode 0600)") from None
+        raise TLSError(f"{option}: {path} is encrypted; no passphrase can be asked for: give an unencrypted key "
+                       f"(mode 0600)") from None
     except (ValueError, UnsupportedAlgorithm):
-        raise TLSError(f"--tls-key: {path} holds no PEM private key") from None
+        raise TLSError(f"{option}: {path} holds no PEM private key") from None
 
 
-def _spki(public_key) -> bytes:
+def spki(public_key) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
