@@ -23,19 +23,25 @@ ensure_venv() {
   fi
 }
 
-# Builds Fabric if it is not cached. Returns 3 (and fills FABRIC_REFUSAL) when the
-# Go module proxy refuses the pinned Fabric version; any other failure stops the script.
-FABRIC_REFUSAL=""
-ensure_fabric() {
-  local log rc=0
-  log="$(mktemp)"
-  .venv/bin/ipledger fabric install 2> >(tee "$log" >&2) || rc=$?
-  sleep 0.1  # let tee flush
-  if [ "$rc" -eq 3 ]; then
-    FABRIC_REFUSAL="the Go module proxy refuses github.com/hyperledger/fabric@86c1172 ($(grep -m1 -o '[0-9]\{3\} [A-Za-z ]*' "$log" | head -1 | sed 's/ *$//'): $(grep -m1 -o 'This module version is not available\.' "$log" || echo 'see install output'))"
+# A Go module mirror for the Fabric build (README "Fabric binaries"): IPLEDGER_GO_MIRROR as set
+# by the user, else ../shared/goproxy beside the clone when it holds the pinned Fabric module.
+detect_go_mirror() {
+  if [ -n "${IPLEDGER_GO_MIRROR:-}" ]; then
+    echo "==> Go module mirror: $IPLEDGER_GO_MIRROR (IPLEDGER_GO_MIRROR)"
+    return 0
   fi
-  rm -f "$log"
-  return "$rc"
+  local shared="$ROOT/../shared/goproxy"
+  if [ -d "$shared/github.com/hyperledger/fabric/@v" ]; then
+    IPLEDGER_GO_MIRROR="$(cd "$shared" && pwd)"
+    export IPLEDGER_GO_MIRROR
+    echo "==> Go module mirror found beside the clone: $IPLEDGER_GO_MIRROR"
+  fi
+}
+
+# Builds Fabric if it is not cached (checksum pinned; exit 3: no proxy serves it, 4: checksum mismatch).
+ensure_fabric() {
+  detect_go_mirror
+  .venv/bin/ipledger fabric install
 }
 
 # Debian tools the tests use: poppler-utils renders the PDF reports; chromium runs the browser tests

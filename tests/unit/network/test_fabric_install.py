@@ -1,10 +1,14 @@
-"""`ipledger fabric install`: cache hits, missing Go, a proxy that refuses the module."""
+"""`ipledger fabric install`: cache hits, missing Go, a proxy that refuses the module, the pinned
+checksum against a tampered mirror."""
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
+import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -56,7 +60,6 @@ class RefusingProxy(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(shutil.which("go") is None, reason="needs Go to exercise the real go command")
 def test_proxy_refusal_is_reported_with_the_command_and_exit_3(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RefusingProxy)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -64,14 +67,109 @@ def test_proxy_refusal_is_reported_with_the_command_and_exit_3(tmp_path):
         out = run_install({
             "IPLEDGER_FABRIC_HOME": str(tmp_path / "cache"),
             "GOPROXY": f"http://127.0.0.1:{server.server_port}",
-            "GONOSUMDB": "github.com/hyperledger/fabric",
-            "GOFLAGS": "-mod=mod",
-            "GOMODCACHE": str(tmp_path / "modcache"),
+                        "GOMODCACHE": str(tmp_path / "modcache"),
         })
     finally:
         server.shutdown()
     assert out.returncode == 3, out.stderr
-    assert "does not serve the pinned Fabric module version" in out.stderr
-    assert f"go mod download -json {fabric.MODULE}@{fabric.COMMIT}" in out.stderr
+    assert "No module proxy in GOPROXY serves the pinned Fabric module version" in out.stderr
+    assert f"go mod download -json {fabric.MODULE}@{fabric.PSEUDO_VERSION}" in out.stderr
     assert "403 Forbidden" in out.stderr
     assert not (tmp_path / "cache" / f"{fabric.VERSION}-{fabric.SHORT}" / "bin").exists()
+
+
+# ----------------------------------------------------------------------------- the pinned module checksum
+
+def pristine_mirror() -> Path:
+    """A Go module mirror holding the pinned Fabric version: IPLEDGER_GO_MIRROR (scripts/test sets it
+    to ../shared/goproxy), or the download cache of the machine's Go module cache (also in the
+    GOPROXY layout) once Fabric has been built here."""
+    candidates = []
+    if os.environ.get("IPLEDGER_GO_MIRROR"):
+        candidates.append(Path(os.environ["IPLEDGER_GO_MIRROR"]))
+    modcache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True).stdout.strip()
+    candidates.append(Path(modcache) / "cache" / "download")
+    for c in candidates:
+        if (c / fabric.MODULE / "@v" / f"{fabric.PSEUDO_VERSION}.zip").is_file():
+            return c
+    pytest.fail(f"no module mirror holding {fabric.MODULE}@{fabric.PSEUDO_VERSION} among {candidates}: "
+                "run scripts/test (it finds ../shared/goproxy) or set IPLEDGER_GO_MIRROR")
+
+
+def copy_of_mirror(tmp_path) -> Path:
+    src = pristine_mirror() / fabric.MODULE / "@v"
+    dst = tmp_path / "mirror" / fabric.MODULE / "@v"
+    dst.mkdir(parents=True)
+    for name in (f"{fabric.PSEUDO_VERSION}.zip", f"{fabric.PSEUDO_VERSION}.mod", f"{fabric.PSEUDO_VERSION}.info"):
+        shutil.copyfile(src / name, dst / name)
+    (dst / "list").write_text(fabric.PSEUDO_VERSION + "\n")
+    return tmp_path / "mirror"
+
+
+def mirror_only(tmp_path, mirror: Path) -> dict:
+    """Install from this mirror alone, into empty caches of the test's own."""
+    return {
+        "IPLEDGER_FABRIC_HOME": str(tmp_path / "cache"),
+        "IPLEDGER_GO_MIRROR": str(mirror),
+        "GOPROXY": "off",
+        "GOMODCACHE": str(tmp_path / "modcache"),
+    }
+
+
+def test_the_pinned_sums_are_the_go_sum_lines_of_the_pinned_commit():
+    assert fabric.PSEUDO_VERSION.endswith("-" + fabric.COMMIT[:12])
+    assert fabric.MODULE_SUM.startswith("h1:") and fabric.GO_MOD_SUM.startswith("h1:")
+
+
+def test_the_mirror_copy_serves_the_module_with_the_pinned_checksum(tmp_path):
+    mirror = copy_of_mirror(tmp_path)
+    env = fabric.go_environment("go", {**os.environ, **mirror_only(tmp_path, mirror)})
+    lines = []
+    try:
+        info = fabric.fetch_module("go", env, cwd=str(tmp_path), log=lines.append)
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(tmp_path / "modcache")])
+    assert info["Sum"] == fabric.MODULE_SUM and info["GoModSum"] == fabric.GO_MOD_SUM
+    assert f"the module mirror {mirror.resolve().as_uri()}" in lines[0]
+
+
+def test_a_tampered_module_zip_is_refused_naming_both_checksums(tmp_path):
+    mirror = copy_of_mirror(tmp_path)
+    zip_path = mirror / fabric.MODULE / "@v" / f"{fabric.PSEUDO_VERSION}.zip"
+    # The attack: one extra Go file slipped into the peer's sources.
+    with zipfile.ZipFile(zip_path, "a") as z:
+        z.writestr(f"{fabric.MODULE}@{fabric.PSEUDO_VERSION}/core/peer/backdoor.go",
+                   "package peer\n\nfunc init() {}\n")
+    out = run_install(mirror_only(tmp_path, mirror))
+    subprocess.run(["chmod", "-R", "u+w", str(tmp_path / "modcache")])
+    assert out.returncode == 4, out.stderr
+    assert "does not match the pinned checksum" in out.stderr
+    assert f"pinned: {fabric.MODULE_SUM}" in out.stderr
+    served = re.search(r"served: (h1:\S+)", out.stderr)
+    assert served and served.group(1) != fabric.MODULE_SUM
+    assert f"the module mirror {mirror.resolve().as_uri()}" in out.stderr
+    # Nothing built, and the bad module is not left in the module cache for a later build.
+    assert not (tmp_path / "cache" / f"{fabric.VERSION}-{fabric.SHORT}" / "bin").exists()
+    assert not (tmp_path / "modcache" / f"{fabric.MODULE}@{fabric.PSEUDO_VERSION}").exists()
+    assert not list((tmp_path / "modcache" / "cache" / "download" / fabric.MODULE / "@v").glob(
+        f"{fabric.PSEUDO_VERSION}.zip*"))
+
+
+def test_only_the_fabric_module_is_exempted_from_the_checksum_database(tmp_path):
+    env = fabric.go_environment("go", {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
+                                       "GOPROXY": "https://proxy.example",
+                                       "GONOSUMDB": "corp.example/*",
+                                       "IPLEDGER_GO_MIRROR": str(tmp_path)})
+    assert env["GONOSUMDB"] == f"corp.example/*,{fabric.MODULE}"
+    assert env["GOPROXY"] == f"{tmp_path.resolve().as_uri()},https://proxy.example"
+    # The checksum database stays on for every other module.
+    assert not {"GOSUMDB", "GONOSUMCHECK", "GOINSECURE", "GOPRIVATE"} & env.keys()
+    assert "insecure" not in env["GOFLAGS"]
+
+
+def test_a_mirror_url_is_used_as_it_is_and_a_missing_directory_is_a_clear_error(tmp_path):
+    assert fabric.mirror_entry("https://athens.corp.example") == "https://athens.corp.example"
+    out = run_install({"IPLEDGER_FABRIC_HOME": str(tmp_path / "cache"),
+                       "IPLEDGER_GO_MIRROR": str(tmp_path / "nowhere")})
+    assert out.returncode == 2
+    assert f"IPLEDGER_GO_MIRROR={tmp_path / 'nowhere'}: not a directory" in out.stderr
