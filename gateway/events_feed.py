@@ -8,9 +8,10 @@ One listener per gateway *installation* writes, any number of readers read:
 * the listener reads ``ChaincodeEvents(channel, ipledger)`` (:mod:`gateway.fabric.events`) from the
   stored :class:`~gateway.fabric.FileCheckpointer` (``<state>/gateway/feed.checkpoint.json``), or from
   block 0 the first time, stores each transaction's ``ipledger.events`` payload in the feed database
-  ``<state>/gateway/dashboard.sqlite`` (``INSERT OR IGNORE`` on the tx id) and only then moves the
-  checkpoint: after a crash between the two the transaction comes again and is ignored — no event is
-  missed, none stored twice;
+  ``<state>/gateway/dashboard.sqlite`` (``INSERT OR IGNORE`` on the tx id), runs the hooks (the webhook
+  router queues its deliveries in the same database) and only then moves the checkpoint: after a crash
+  in between the transaction comes again and is ignored — no event is missed, none stored twice. A hook
+  that fails is retried with back-off and the checkpoint waits: nothing a hook should have done is lost;
 * the Server-Sent-Events responses of every worker read the database (``seq`` order = block order);
   each item's SSE ``id`` is ``<block>:<tx id>`` and ``Last-Event-ID`` resumes after it.
 
@@ -91,6 +92,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     body TEXT NOT NULL,
     status TEXT NOT NULL,                 -- PENDING, DELIVERED, FAILED
     attempts INTEGER NOT NULL DEFAULT 0,
+    needs_check INTEGER NOT NULL DEFAULT 0, -- 1: may the subscription's org read the authorisation? not asked yet
+    checks INTEGER NOT NULL DEFAULT 0,    -- failed attempts to ask it (the ledger unreachable)
     next_attempt_at REAL NOT NULL,
     last_status INTEGER,
     last_error TEXT,
@@ -119,6 +122,11 @@ class FeedStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.executescript(SCHEMA)
+            columns = {r[1] for r in db.execute("PRAGMA table_info(deliveries)")}
+            for column in ("needs_check", "checks"):  # a database of an earlier version
+                if column not in columns:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
+                        db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
 
@@ -347,14 +355,19 @@ class FeedListener:
 
     def __init__(self, store: FeedStore, checkpointer, source: EventSource, lock_path: Path | str | None = None,
                  on_item: Iterable[Callable[[dict], None]] = (), retry_s: float = 2.0,
-                 on_lead: Iterable[Callable[[], None]] = ()):
+                 on_lead: Iterable[Callable[[], None]] = (), hook_backoff_s: float | None = None,
+                 hook_max_backoff_s: float = 60.0):
         self.store = store
         self.checkpointer = checkpointer
         self.source = source
         self.lock_path = Path(lock_path) if lock_path else None
+        # hooks must be idempotent: a transaction whose hooks ran may come again (restart before the checkpoint)
         self.on_item = list(on_item)
         self.on_lead = list(on_lead)  # run once this listener holds the lock (e.g. start the webhook dispatcher)
         self.retry_s = retry_s
+        # a failing hook is retried after hook_backoff_s, doubled each time up to hook_max_backoff_s
+        self.hook_backoff_s = min(retry_s, 0.5) if hook_backoff_s is None else hook_backoff_s
+        self.hook_max_backoff_s = hook_max_backoff_s
         self._stop = threading.Event()
         self._stream = None
         self._thread: threading.Thread | None = None
@@ -418,9 +431,8 @@ class FeedListener:
         self._stream = stream
         try:
             for event in stream:
-                if self._stop.is_set():
+                if self._stop.is_set() or not self.handle(event):
                     break
-                self.handle(event)
             else:
                 if not self._stop.is_set():
                     raise ConnectionError("the chaincode event stream ended")
@@ -429,8 +441,13 @@ class FeedListener:
             with contextlib.suppress(Exception):
                 stream.close()
 
-    def handle(self, event) -> None:
-        """Store one chaincode event, run the hooks, then move the checkpoint past it."""
+    def handle(self, event) -> bool:
+        """Store one chaincode event, run the hooks, then move the checkpoint past it.
+
+        The checkpoint moves only once every hook has succeeded: a hook that raises is retried (back-off
+        ``hook_backoff_s`` doubling to ``hook_max_backoff_s``) and the feed waits at this transaction. False
+        (checkpoint not moved) when the listener was stopped meanwhile: the transaction comes again on the
+        next start, so hooks must be idempotent."""
         if event.event_name == EVENT_NAME:
             try:
                 payload = json.loads(event.payload)
@@ -441,13 +458,32 @@ class FeedListener:
                 self.store.add_event(event.block_number, event.tx_id, payload)
                 item = feed_item(event.block_number, event.tx_id, payload)
                 for hook in self.on_item:
-                    try:
-                        hook(item)
-                    except Exception as exc:  # noqa: BLE001 - a hook must not stop the feed
-                        log.error("feed hook %s failed: %s", getattr(hook, "__name__", hook), type(exc).__name__,
-                                  extra={"tx_id": event.tx_id, "error_type": type(exc).__name__})
+                    if not self._run_hook(hook, item):
+                        return False
         self.checkpointer.checkpoint_event(event)
         self.handled += 1
+        return True
+
+    def _run_hook(self, hook: Callable[[dict], None], item: dict) -> bool:
+        """Run ``hook`` until it succeeds (True) or the listener stops (False)."""
+        delay, failures = self.hook_backoff_s, 0
+        while True:
+            try:
+                hook(item)
+                if failures:
+                    log.info("feed hook %s succeeded after %d failure(s); the feed moves on",
+                             getattr(hook, "__name__", hook), failures,
+                             extra={"tx_id": item["tx_id"], "block_number": item["block_number"]})
+                return True
+            except Exception as exc:  # noqa: BLE001 - retried; the checkpoint waits
+                failures += 1
+                log.error("feed hook %s failed (%d): %s; the feed waits at block %s (retry in %.1f s)",
+                          getattr(hook, "__name__", hook), failures, type(exc).__name__, item["block_number"], delay,
+                          extra={"tx_id": item["tx_id"], "block_number": item["block_number"],
+                                 "error_type": type(exc).__name__})
+            if self._stop.wait(delay):
+                return False
+            delay = min(self.hook_max_backoff_s, max(delay, 0.01) * 2)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

@@ -43,7 +43,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from .events_feed import FeedStore, Visibility, now_text
+from .events_feed import VISIBILITY_CHANGING, FeedStore, Visibility, now_text
 from .problems import Problem
 
 log = logging.getLogger("gateway.webhooks")
@@ -153,20 +153,58 @@ def wants(sub: dict, alert_type: str | None) -> bool:
 # ------------------------------------------------------------------------------------------ deliveries
 
 class Deliveries:
+    """The delivery queue and log (table ``deliveries`` of the feed database: WAL, ``synchronous=FULL``, so a
+    queued delivery is on disk — fsynced — when :meth:`enqueue_many` returns)."""
+
     def __init__(self, store: FeedStore):
         self.store = store
 
-    def enqueue(self, sub: dict, alert_id: str, body: dict) -> bool:
-        alert = body.get("alert") or {}
-        text = json.dumps({**body, "subscription_id": sub["id"]}, separators=(",", ":"), sort_keys=True,
-                          ensure_ascii=False)
+    def enqueue(self, sub: dict, alert_id: str, body: dict, *, needs_check: bool = False) -> bool:
+        return self.enqueue_many([(sub, alert_id, body)], needs_check=needs_check) == 1
+
+    def enqueue_many(self, entries: list[tuple[dict, str, dict]], *, needs_check: bool = False) -> int:
+        """Queue ``(subscription, alert id, body)`` deliveries in one transaction (all or none); how many were
+        new (one per subscription and alert id: queuing again is harmless). ``needs_check``: whether the
+        subscription's org may read the alert's authorisation is asked before sending (:class:`Dispatcher`)."""
+        if not entries:
+            return 0
+        queued_at, created = time.time(), now_text()
         with self.store.connection() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO deliveries (subscription_id, alert_id, org, authorisation_id, alert_type, body, "
-                "status, attempts, next_attempt_at, created_at) VALUES (?,?,?,?,?,?, 'PENDING', 0, ?, ?)",
-                (sub["id"], alert_id, sub["org"], alert.get("authorisation_id"), alert.get("type"), text, time.time(),
-                 now_text()))
-            return cur.rowcount == 1
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                added = 0
+                for sub, alert_id, body in entries:
+                    alert = body.get("alert") or {}
+                    text = json.dumps({**body, "subscription_id": sub["id"]}, separators=(",", ":"), sort_keys=True,
+                                      ensure_ascii=False)
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO deliveries (subscription_id, alert_id, org, authorisation_id, "
+                        "alert_type, body, status, attempts, needs_check, next_attempt_at, created_at) "
+                        "VALUES (?,?,?,?,?,?, 'PENDING', 0, ?, ?, ?)",
+                        (sub["id"], alert_id, sub["org"], alert.get("authorisation_id"), alert.get("type"), text,
+                         1 if needs_check else 0, queued_at, created))
+                    added += cur.rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return added
+
+    def checked(self, delivery_id: int) -> None:
+        """The subscription's org may read the authorisation: the delivery can be sent."""
+        with self.store.connection() as db:
+            db.execute("UPDATE deliveries SET needs_check = 0, last_error = NULL WHERE delivery_id = ?", (delivery_id,))
+
+    def drop(self, delivery_id: int) -> None:
+        """The subscription's org may not read the authorisation: the delivery is never sent, nor logged."""
+        with self.store.connection() as db:
+            db.execute("DELETE FROM deliveries WHERE delivery_id = ? AND needs_check = 1", (delivery_id,))
+
+    def check_failed(self, delivery_id: int, error: str, next_attempt_at: float) -> None:
+        """The check could not be made (the ledger unreachable): ask again at ``next_attempt_at``."""
+        with self.store.connection() as db:
+            db.execute("UPDATE deliveries SET checks = checks + 1, last_error = ?, next_attempt_at = ? "
+                       "WHERE delivery_id = ?", (error, next_attempt_at, delivery_id))
 
     def due(self, now: float, limit: int = 20) -> list[dict]:
         """The oldest pending delivery of each subscription, if its time has come."""
@@ -188,8 +226,8 @@ class Deliveries:
     def log(self, org: str | None = None, limit: int = 200, status: str | None = None) -> list[dict]:
         """The delivery log, newest first (``org``: only that org's subscriptions)."""
         sql, args = "SELECT * FROM deliveries WHERE 1=1", []
-        if org:
-            sql += " AND org = ?"
+        if org:  # not before the org is known to may read the authorisation (the row may yet be dropped)
+            sql += " AND org = ? AND needs_check = 0"
             args.append(org)
         if status:
             sql += " AND status = ?"
@@ -202,6 +240,8 @@ class Deliveries:
         for r in rows:
             d = dict(r)
             d.pop("body", None)
+            d.pop("needs_check", None)
+            d.pop("checks", None)
             d["next_attempt_at"] = (dt.datetime.fromtimestamp(d["next_attempt_at"], dt.timezone.utc)
                                     .strftime("%Y-%m-%dT%H:%M:%SZ") if d["status"] == "PENDING" else None)
             out.append(d)
@@ -222,19 +262,25 @@ class AlertRouter:
         self.store = store
 
     def on_feed_item(self, item: dict) -> None:
-        """Hook of the feed listener: the recorded alert changes of one transaction."""
+        """Hook of the feed listener: queue the recorded alert changes of one transaction for every
+        subscription that wants their type — durably, in one transaction, before the listener moves its
+        checkpoint. Only local files are used here (no ledger call that could fail): whether each
+        subscription's org may read the authorisation is asked by the :class:`Dispatcher` before sending.
+        Idempotent (a transaction may come again after a restart)."""
+        if item.get("event_type") in VISIBILITY_CHANGING:  # mandates, holder, status: ask the contract again
+            self.visibility.forget(item.get("authorisation_id") if item.get("event_type") != "SetParameters" else None)
         alerts = item.get("alerts") or []
         if not alerts:
             return
         subs = self.subscriptions.active()
+        entries = []
         for index, change in enumerate(alerts):
             alert = {k: change.get(k) for k in ("type", "authorisation_id", "subject", "details")}
             alert_id = _hash_id("tx", item["tx_id"], str(index))
             body = {"alert_id": alert_id, "change": change.get("change"), "source": "RECORDED", "alert": alert,
                     "tx_id": item["tx_id"], "block_number": item["block_number"], "recorded_at": item["recorded_at"]}
-            for sub in subs:
-                if wants(sub, alert["type"]) and self.visibility.can_read(sub["org"], alert["authorisation_id"]):
-                    self.deliveries.enqueue(sub, alert_id, body)
+            entries.extend((sub, alert_id, body) for sub in subs if wants(sub, alert["type"]))
+        self.deliveries.enqueue_many(entries, needs_check=True)
 
     def poll_time_alerts(self, as_of: str | None = None) -> int:
         """Compare each subscribed org's time alerts with the last poll; enqueue the changes."""
@@ -306,17 +352,25 @@ def http_post(url: str, body: bytes, headers: dict, timeout: float) -> int:
 
 
 class Dispatcher:
-    """Sends due deliveries (one thread, in the process that runs the feed listener)."""
+    """Sends due deliveries (one thread, in the process that runs the feed listener).
+
+    A delivery queued by the feed listener is first checked: may the subscription's org read the alert's
+    authorisation (:class:`Visibility`, i.e. the contract)? Yes: it is sent; no: it is dropped, unsent and
+    unlogged; the ledger cannot be asked: asked again after a back-off (at most ``max_check_backoff_s``),
+    the subscription's later deliveries waiting behind it (they go in order)."""
 
     def __init__(self, subscriptions: Subscriptions, deliveries: Deliveries, *, backoff_s: float = 2.0,
                  max_backoff_s: float = 3600.0, max_attempts: int = 10, timeout_s: float = 10.0,
                  router: AlertRouter | None = None, poll_alerts_s: float | None = None,
-                 post: Callable[[str, bytes, dict, float], int] = http_post, clock=time.time):
+                 post: Callable[[str, bytes, dict, float], int] = http_post, clock=time.time,
+                 visibility: Visibility | None = None, max_check_backoff_s: float = 60.0):
         self.subscriptions = subscriptions
         self.deliveries = deliveries
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.max_attempts, self.timeout_s = max_attempts, timeout_s
         self.router, self.poll_alerts_s = router, poll_alerts_s
+        self.visibility = visibility if visibility is not None else getattr(router, "visibility", None)
+        self.max_check_backoff_s = max_check_backoff_s
         self.post, self.clock = post, clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -326,36 +380,73 @@ class Dispatcher:
         return min(self.max_backoff_s, self.backoff_s * (2 ** max(0, attempts - 1)))
 
     def run_once(self) -> int:
-        """Attempt every due delivery once; how many were attempted."""
-        subs = {s["id"]: s for s in self.subscriptions.active()}
-        due = self.deliveries.due(self.clock())
-        for d in due:
-            sub = subs.get(d["subscription_id"])
-            if sub is None:  # removed: nothing more is sent to it
-                self.deliveries.record(d["delivery_id"], delivered=False, status=None, error="subscription removed",
-                                       next_attempt_at=None, failed=True)
-                continue
-            body = d["body"].encode("utf-8")
-            attempt = d["attempts"] + 1
-            headers = {"Content-Type": "application/json", "User-Agent": "ipledger-gateway",
-                       SIGNATURE_HEADER: sign(sub["secret"], body), "X-Ipledger-Alert-Id": d["alert_id"],
-                       "X-Ipledger-Delivery": str(d["delivery_id"]), "X-Ipledger-Attempt": str(attempt)}
-            status, error = None, None
-            try:
-                status = self.post(sub["url"], body, headers, self.timeout_s)
-            except Exception as exc:  # noqa: BLE001 - any failure to deliver is retried
-                error = type(exc).__name__
-            delivered = status is not None and 200 <= status < 300
-            if not delivered and error is None:
-                error = f"HTTP {status}"
-            failed = not delivered and attempt >= self.max_attempts
-            self.deliveries.record(d["delivery_id"], delivered=delivered, status=status, error=error,
-                                   next_attempt_at=None if delivered or failed else self.clock() + self.delay(attempt),
-                                   failed=failed)
-            log.info("webhook delivery %s attempt %d: %s", d["delivery_id"], attempt,
-                     "delivered" if delivered else ("failed" if failed else "will retry"),
-                     extra={"outcome": "delivered" if delivered else error, "status": status})
-        return len(due)
+        """Attempt every due delivery once; how many were attempted. A delivery dropped by its check lets
+        the subscription's next one through at once."""
+        attempted = 0
+        for _ in range(100):
+            subs = {s["id"]: s for s in self.subscriptions.active()}
+            dropped = 0
+            for d in self.deliveries.due(self.clock()):
+                sub = subs.get(d["subscription_id"])
+                if sub is None:  # removed: nothing more is sent to it
+                    self.deliveries.record(d["delivery_id"], delivered=False, status=None,
+                                           error="subscription removed", next_attempt_at=None, failed=True)
+                    continue
+                if d.get("needs_check"):
+                    verdict = self._check(d, sub)
+                    if verdict is not True:
+                        dropped += verdict is False
+                        continue
+                self._send(d, sub)
+                attempted += 1
+            if not dropped:
+                break
+        return attempted
+
+    def _check(self, d: dict, sub: dict) -> bool | None:
+        """May ``sub``'s org read the delivery's authorisation? True: send it; False: dropped; None: unknown
+        for now (asked again later)."""
+        if self.visibility is None:
+            self.deliveries.checked(d["delivery_id"])
+            return True
+        try:
+            allowed = self.visibility.can_read(sub["org"], d["authorisation_id"])
+        except Exception as exc:  # noqa: BLE001 - the ledger cannot say now: ask again later, drop nothing
+            checks = (d.get("checks") or 0) + 1
+            wait = min(self.max_check_backoff_s, self.delay(checks))
+            self.deliveries.check_failed(d["delivery_id"], f"visibility check: {type(exc).__name__}",
+                                         self.clock() + wait)
+            log.warning("webhook delivery %s: cannot check the subscription's access (%s); again in %.0f s",
+                        d["delivery_id"], type(exc).__name__, wait,
+                        extra={"outcome": "check failed", "error_type": type(exc).__name__})
+            return None
+        if not allowed:
+            self.deliveries.drop(d["delivery_id"])
+            return False
+        self.deliveries.checked(d["delivery_id"])
+        return True
+
+    def _send(self, d: dict, sub: dict) -> None:
+        body = d["body"].encode("utf-8")
+        attempt = d["attempts"] + 1
+        headers = {"Content-Type": "application/json", "User-Agent": "ipledger-gateway",
+                   SIGNATURE_HEADER: sign(sub["secret"], body), "X-Ipledger-Alert-Id": d["alert_id"],
+                   "X-Ipledger-Delivery": str(d["delivery_id"]), "X-Ipledger-Attempt": str(attempt)}
+        status, error = None, None
+        try:
+            status = self.post(sub["url"], body, headers, self.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any failure to deliver is retried
+            error = type(exc).__name__
+        delivered = status is not None and 200 <= status < 300
+        if not delivered and error is None:
+            error = f"HTTP {status}"
+        failed = not delivered and attempt >= self.max_attempts
+        self.deliveries.record(d["delivery_id"], delivered=delivered, status=status, error=error,
+                               next_attempt_at=None if delivered or failed else self.clock() + self.delay(attempt),
+                               failed=failed)
+        log.info("webhook delivery %s attempt %d: %s", d["delivery_id"], attempt,
+                 "delivered" if delivered else ("failed" if failed else "will retry"),
+                 extra={"outcome": "delivered" if delivered else error, "status": status})
 
     def start(self) -> "Dispatcher":
         self._thread = threading.Thread(target=self._run, name="ipledger-webhooks", daemon=True)
