@@ -12,14 +12,13 @@ Every entry of the contract's history (``GetLotHistory`` / ``GetBatchHistory``) 
   in the feed database (blocks never change). Only transactions the caller's query returned are looked
   up, so nothing of another org's transactions is shown.
 
-Exported as JSON or CSV (:func:`to_csv`).
+Exported as JSON or CSV (:func:`to_csv`; formula-like text made inert, see :mod:`gateway.csvsafe`).
 """
 from __future__ import annotations
 
 import contextlib
 import csv
 import io
-import json
 import logging
 import threading
 from typing import Protocol
@@ -28,6 +27,9 @@ from cryptography import x509
 from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import transaction_pb2
+
+from .csvsafe import cell as csv_cell
+from .csvsafe import neutralise
 
 log = logging.getLogger("gateway.audit")
 
@@ -171,13 +173,9 @@ class AuditTrail:
 
 
 def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return ";".join(value)
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    return str(value)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return neutralise(";".join(value))
+    return csv_cell(value)  # formula-like text made inert (gateway/csvsafe.py)
 
 
 def to_csv(entries: list[dict]) -> str:

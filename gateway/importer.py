@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, Iterator, TextIO
 
 from .client_tls import ClientTLS, ClientTLSError, ClientTLSOptions, TLSFailure
+from .csvsafe import cell as csv_cell
 
 FINAL = frozenset({"COMMITTED", "REPLAYED", "REFUSED", "INVALID"})
 REPORT_COLUMNS = ("line", "event_id", "type", "status", "outcome", "tx_id", "block_number", "problem_type", "detail")
@@ -418,7 +419,7 @@ def write_report(path: Path, outcomes: list[LineOutcome]) -> None:
         w = csv.DictWriter(buf, fieldnames=REPORT_COLUMNS, lineterminator="\n")
         w.writeheader()
         for o in outcomes:
-            w.writerow({k: ("" if v is None else v) for k, v in asdict(o).items()})
+            w.writerow({k: csv_cell(v) for k, v in asdict(o).items()})  # formula-like text made inert
         text = buf.getvalue()
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -9,7 +9,8 @@ Both come from the contract's ``GetBillOfDischargeData`` (domain.md §7), evalua
   ones asked for): the goods still under the procedure at the end of that date (lots and processed
   products with their balance, deadline and status; waste separately), with totals per goods code.
 
-Rendered as JSON, CSV (one table, a ``section`` column) or PDF (:class:`SimplePdf`: a small PDF 1.4
+Rendered as JSON, CSV (one table, a ``section`` column; text cells that a spreadsheet could take for a
+formula are made inert, see :mod:`gateway.csvsafe`) or PDF (:class:`SimplePdf`: a small PDF 1.4
 writer with the standard Courier/Helvetica fonts — no dependency; text is extractable, e.g. by
 ``pdftotext``).
 """
@@ -18,8 +19,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 
+from .csvsafe import cell as csv_cell
 from .problems import Problem
 
 
@@ -74,14 +75,6 @@ def _now() -> str:
 
 # ------------------------------------------------------------------------------------------ CSV
 
-def _cell(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, (list, dict)):
-        return json.dumps(v, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    return str(v)
-
-
 def _csv(rows: list[dict]) -> str:
     columns: list[str] = []
     for r in rows:
@@ -92,7 +85,7 @@ def _csv(rows: list[dict]) -> str:
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(columns)
     for r in rows:
-        w.writerow([_cell(r.get(c)) for c in columns])
+        w.writerow([csv_cell(r.get(c)) for c in columns])
     return out.getvalue()
 
 

