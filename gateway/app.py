@@ -22,7 +22,7 @@ from .auth import KeyStore
 from .config import GatewayConfig
 from .dashboard import install as install_dashboard
 from .ledger import FabricLedger, Ledger
-from .observability import REQUEST_ID_HEADER, Metrics, configure_logging, request_id_from
+from .observability import REQUEST_ID_HEADER, Metrics, configure_logging, request_id_from, route_label
 from .problems import GATEWAY_PROBLEMS, MEDIA_TYPE, Problem
 from .service import LedgerService
 
@@ -68,19 +68,18 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
     def _end(response):
         request_id = getattr(g, "request_id", None) or request_id_from(None)
         response.headers[REQUEST_ID_HEADER] = request_id
-        route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        route = route_label(request.url_rule)
         elapsed = time.perf_counter() - getattr(g, "started", time.perf_counter())
-        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-        metrics.latency.labels(request.method, route).observe(elapsed)
+        metrics.observe_request(request.method, request.url_rule, response.status_code, elapsed)  # bounded labels
         principal = getattr(g, "principal", None)
-        extra = {"request_id": request_id, "method": request.method, "path": request.path[:256], "route": route,
+        extra = {"request_id": request_id, "method": request.method[:32], "path": request.path[:256], "route": route,
                  "status": response.status_code, "duration_ms": round(elapsed * 1000, 1),
                  "remote_addr": request.remote_addr, "key_id": getattr(g, "key_id", None),
                  "org": principal.org if principal else None, "role": principal.role if principal else None,
                  "problem_type": getattr(g, "problem_type", None), "code": getattr(g, "problem_code", None),
                  **getattr(g, "log_extra", {})}
         if route not in ("/healthz", "/metrics"):
-            log.info("%s %s %s", request.method, route, response.status_code, extra=extra)
+            log.info("%s %s %s", request.method[:32], route, response.status_code, extra=extra)
         return response
 
     def problem_response(problem: Problem):

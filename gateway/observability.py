@@ -5,7 +5,9 @@ Logs: one JSON object per line on stderr. Only the fields listed in
 request body or commercial data cannot reach the log by accident; messages
 themselves never carry them (see the callers).
 
-Metrics: with gunicorn's several worker processes, ``ipledger gateway serve``
+Metrics: label values are bounded — HTTP methods outside the standard ones count as ``other``, routes
+are URL rules (``/api/v1/lots/<lot_id>``) or ``<unmatched>``, never raw paths. With gunicorn's several
+worker processes, ``ipledger gateway serve``
 sets ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` aggregates every worker;
 without it (tests, one process) each app has its own registry.
 """
@@ -92,6 +94,29 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+# Label values must be bounded (each value is a time series, kept until the process ends): what a client
+# sends is never a label value as such.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+def method_label(method: str | None) -> str:
+    """The request's method as a label: a standard one, or ``other`` (any method a client invents)."""
+    method = (method or "").upper()
+    return method if method in HTTP_METHODS else OTHER_METHOD
+
+
+def route_label(url_rule) -> str:
+    """The URL rule that matched (``/api/v1/lots/<lot_id>``), never the raw path; ``<unmatched>`` when no
+    rule matched (404, and 405: the path is known but not for this method)."""
+    return url_rule.rule if url_rule is not None else UNMATCHED_ROUTE
+
+
+def status_label(status: int) -> str:
+    return str(status) if 100 <= status <= 599 else "other"
+
+
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
@@ -104,6 +129,12 @@ class Metrics:
                                 ["call", "function", "outcome"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.events = Counter("ipledger_gateway_events_total", "Business events by type and outcome "
                               "(committed, replayed, refused, failed)", ["type", "outcome"], registry=self.registry)
+
+    def observe_request(self, method: str | None, url_rule, status: int, seconds: float) -> None:
+        """One HTTP request, with bounded labels (:func:`method_label`, :func:`route_label`)."""
+        method, route = method_label(method), route_label(url_rule)
+        self.requests.labels(method, route, status_label(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
 
     def exposition(self) -> bytes:
         directory = multiprocess_dir()
