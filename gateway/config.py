@@ -49,6 +49,11 @@ class GatewayConfig:
     feed_org: str | None = None        # whose identity listens (default CustomsMSP, else the first org)
     sse_max_seconds: float = 25.0      # an SSE response ends after this long; EventSource reconnects (Last-Event-ID)
     sse_poll_seconds: float = 0.5      # how often an SSE response looks for new events
+    # open SSE responses (each holds a worker thread while it lasts): beyond a cap, 429 + Retry-After
+    sse_max_per_key: int = 4           # per API key, its dashboard sessions included (0: no cap)
+    sse_max_per_session: int = 2       # per dashboard session (0: no cap)
+    sse_max_per_worker: int = 0        # per gunicorn worker process; 0: half its threads (worker_threads // 2)
+    worker_threads: int = 8            # threads per worker ('gateway serve --threads'; set by the server)
     visibility_ttl_s: float = 60.0     # cache of "may org X read authorisation A" (GetAuthorisation as X)
     webhook_backoff_s: float = 2.0     # first retry delay, doubled per attempt (capped at webhook_max_backoff_s)
     webhook_max_backoff_s: float = 3600.0
@@ -60,6 +65,11 @@ class GatewayConfig:
 
     def with_(self, **changes) -> "GatewayConfig":
         return replace(self, **changes)
+
+    @property
+    def sse_streams_per_worker(self) -> int:
+        """The cap on open SSE responses of one worker process: ``sse_max_per_worker``, or half its threads."""
+        return self.sse_max_per_worker or max(1, self.worker_threads // 2)
 
     @classmethod
     def from_state_dir(cls, state_dir: Path | str, **overrides) -> "GatewayConfig":
@@ -86,8 +96,27 @@ class GatewayConfig:
                           ("sse_max_seconds", "IPLEDGER_SSE_MAX_SECONDS")):
             if os.environ.get(env):
                 base[name] = float(os.environ[env])
+        for name, env in (("sse_max_per_key", "IPLEDGER_SSE_MAX_PER_KEY"),
+                          ("sse_max_per_session", "IPLEDGER_SSE_MAX_PER_SESSION"),
+                          ("sse_max_per_worker", "IPLEDGER_SSE_MAX_PER_WORKER")):
+            if os.environ.get(env):
+                base[name] = _count(env, os.environ[env])
         base.update(overrides)
         return cls(**base)
+
+
+class ConfigError(ValueError):
+    """A setting (environment variable) that cannot be used."""
+
+
+def _count(env: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"{env} must be a whole number (0 or more), not {text!r}")
+    return value
 
 
 def keys_file_of(state_dir: Path | str) -> Path:

@@ -33,7 +33,9 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import sqlite3
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -506,9 +508,13 @@ def sse_message(item: dict) -> str:
 
 def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id: str | None, *,
                max_seconds: float, poll_seconds: float, stopping: threading.Event | None = None,
-               authorisation_id: str | None = None, clock=time.monotonic, sleep=time.sleep) -> Iterator[str]:
+               authorisation_id: str | None = None, clock=time.monotonic, sleep=time.sleep,
+               client_gone: Callable[[], bool] | None = None, keepalive_seconds: float = 5.0) -> Iterator[str]:
     """The SSE body for ``org``: items after ``last_event_id`` (or, without one, from now on), visible
-    to ``org``, each once, in block order. Ends after ``max_seconds`` (the client reconnects)."""
+    to ``org``, each once, in block order. Ends after ``max_seconds`` (the client reconnects), or as soon
+    as ``client_gone()`` says the client has closed the connection. A comment every ``keepalive_seconds``
+    without an item: a client that went away is noticed at the latest on the second write after, so its
+    worker thread (and its slot among the capped streams) is not held for the rest of ``max_seconds``."""
     start = store.seq_of(last_event_id)
     yield "retry: 1000\n\n"
     if start is None:
@@ -521,6 +527,8 @@ def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id
     deadline = clock() + max_seconds
     last_write = clock()
     while clock() < deadline and not (stopping is not None and stopping.is_set()):
+        if client_gone is not None and client_gone():
+            return
         items = store.events_after(seq, limit=200)
         for item in items:
             seq = item["seq"]
@@ -530,10 +538,27 @@ def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id
                 yield sse_message(item)
                 last_write = clock()
         if not items:
-            if clock() - last_write > 15:
+            if clock() - last_write > keepalive_seconds:
                 yield ": keep-alive\n\n"
                 last_write = clock()
             sleep(poll_seconds)
+
+
+def peer_closed_check(sock) -> Callable[[], bool] | None:
+    """For a plain TCP socket (gunicorn passes it in ``environ["gunicorn.socket"]``): a check whether the
+    client has closed the connection (EOF waiting, peeked without reading). None for a TLS socket (its
+    bytes cannot be peeked at: the keep-alive writes notice the closed connection instead) or no socket."""
+    if sock is None or not hasattr(sock, "recv") or isinstance(sock, ssl.SSLSocket):
+        return None
+
+    def gone() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False  # open, nothing sent: the usual case
+        except OSError:
+            return True   # reset, or closed on our side
+    return gone
 
 
 def _newest_first(store: FeedStore, authorisation_id: str | None, page: int = 200) -> Iterator[dict]:

@@ -88,6 +88,8 @@ GATEWAY_PROBLEMS: dict[str, tuple[int, str]] = {
     "transaction-conflict": (409, "Transaction conflict"),
     "payload-too-large": (413, "Payload too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
+    # a cap on open live-feed streams (gateway/dashboard/streams.py); Retry-After
+    "too-many-requests": (429, "Too many requests"),
     "internal-error": (500, "Internal error"),
     "ledger-error": (502, "Ledger error"),
     "service-unavailable": (503, "Service unavailable"),

@@ -4,7 +4,9 @@ gthread workers: each worker process builds its own app (no preload: gRPC
 channels must be opened after the fork), with one Fabric connection per org
 shared by the worker's threads. Prometheus metrics of every worker are
 aggregated through ``PROMETHEUS_MULTIPROC_DIR`` (a fresh directory under the
-state dir at each start). HTTPS and client certificates: :mod:`gateway.tls`.
+state dir at each start). Live-feed (SSE) responses hold a thread each: at most
+``sse_max_per_worker`` per worker (default half of ``--threads``), so the other
+threads keep serving submits (:func:`check_thread_budget`). HTTPS and client certificates: :mod:`gateway.tls`.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
-from .config import GatewayConfig
+from .config import ConfigError, GatewayConfig
 from .observability import gunicorn_logconfig
 from .tls import ServerTLS, TLSError, TLSOptions, org_tls_cas
 
@@ -77,7 +79,11 @@ def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threa
         tls.check_combination()
     except TLSError as exc:
         raise ServeError(str(exc)) from None
-    config = GatewayConfig.from_state_dir(state_dir, configure_logging=True, log_level=log_level.upper())
+    try:
+        config = GatewayConfig.from_state_dir(state_dir, configure_logging=True, log_level=log_level.upper(),
+                                              worker_threads=threads)
+    except ConfigError as exc:
+        raise ServeError(str(exc)) from None
     config_check(config)
     server_tls = load_tls(tls, config)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(state_dir))
@@ -120,9 +126,22 @@ class ServeError(RuntimeError):
     """The gateway cannot start (the message says why)."""
 
 
+def check_thread_budget(config: GatewayConfig) -> None:
+    """Live-feed (SSE) responses hold a worker thread each while they last: their cap per worker must leave
+    threads for submits and queries (gateway/dashboard/streams.py)."""
+    threads, streams = config.worker_threads, config.sse_streams_per_worker
+    if threads < 2:
+        raise ServeError(f"--threads {threads}: a worker needs at least 2 threads, one live-feed stream holds "
+                         f"one for up to {config.sse_max_seconds:g} s")
+    if streams >= threads:
+        raise ServeError(f"IPLEDGER_SSE_MAX_PER_WORKER={streams} would let live-feed streams hold all {threads} "
+                         f"threads of a worker and starve submits: give less than --threads (or more threads)")
+
+
 def config_check(config: GatewayConfig) -> None:
     """Fail before forking when something is obviously missing."""
     from .auth import KeyStore
+    check_thread_budget(config)
     if not config.orgs:
         raise ServeError("the state directory describes no organisation; run 'ipledger network up' first")
     missing = [o.msp_id for o in config.orgs.values() if not Path(o.msp_dir).is_dir()]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import audit as audit_mod
 from .. import reports
 from ..api.common import moment_param, path_id, read_json, require, state
-from ..events_feed import sse_stream
+from ..events_feed import peer_closed_check, sse_stream
 from ..problems import Problem
 
 bp = Blueprint("dashboard_api", __name__)
@@ -63,7 +63,9 @@ def alerts_across(org: str, as_of: str | None) -> dict:
     return {"as_of": as_of, "authorisations": authorisations, "alerts": out}
 
 
-def stream_response(org: str, authorisation_id: str | None = None) -> Response:
+def stream_response(principal, authorisation_id: str | None = None, session_id: str | None = None) -> Response:
+    """The SSE response for ``principal`` (and dashboard session ``session_id``), within the caps on open
+    streams (429 beyond: :mod:`.streams`); its slot is freed when the response ends or is closed."""
     lv = live()
     if "text/event-stream" not in (request.headers.get("Accept") or ""):
         raise Problem(400, "bad-request", "this is a Server-Sent-Events stream: send 'Accept: text/event-stream'")
@@ -72,12 +74,28 @@ def stream_response(org: str, authorisation_id: str | None = None) -> Response:
         raise Problem(400, "invalid-parameter", "Last-Event-ID must be '<block>:<tx id>'",
                       extra={"parameter": "Last-Event-ID"})
     config = state().config
-    body = sse_stream(lv.store, lv.visibility, org, last, max_seconds=config.sse_max_seconds,
-                      poll_seconds=config.sse_poll_seconds, stopping=lv.stopping, authorisation_id=authorisation_id)
-    response = Response(stream_with_context(body), mimetype="text/event-stream")
+    lease = lv.streams.acquire(principal.key_id, session_id)
+    try:
+        body = sse_stream(lv.store, lv.visibility, principal.org, last, max_seconds=config.sse_max_seconds,
+                          poll_seconds=config.sse_poll_seconds, stopping=lv.stopping,
+                          authorisation_id=authorisation_id,
+                          client_gone=peer_closed_check(request.environ.get("gunicorn.socket")))
+        # no stream_with_context: the body needs nothing of the request, and must not hold its context
+        response = Response(_releasing(body, lease), mimetype="text/event-stream")
+        response.call_on_close(lease.release)  # the server closes the response, even one never read
+    except BaseException:
+        lease.release()
+        raise
     response.headers["Cache-Control"] = "no-cache, no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response
+
+
+def _releasing(body, lease):
+    try:
+        yield from body
+    finally:
+        lease.release()  # the stream ended (or the client went away)
 
 
 def download(text_or_bytes, mimetype: str, filename: str) -> Response:
@@ -93,7 +111,7 @@ def events_stream():
     """Server-Sent Events: one ``ledger-event`` per transaction the caller's org may see."""
     principal = require("read")
     auth_id = request.args.get("authorisation_id")
-    return stream_response(principal.org, path_id("authorisation_id", auth_id) if auth_id else None)
+    return stream_response(principal, path_id("authorisation_id", auth_id) if auth_id else None)
 
 
 @bp.get("/feed")

@@ -1,5 +1,5 @@
 """The gateway's live services, one set per app (= per gunicorn worker): the feed store, visibility,
-the chaincode-event listener, the webhook dispatcher, the audit trail. See gateway/README.md § Dashboard."""
+the chaincode-event listener, the webhook dispatcher, the audit trail, the caps on open SSE streams. See gateway/README.md § Dashboard."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +11,7 @@ from pathlib import Path
 from ..audit import AuditTrail, FabricBlockReader
 from ..events_feed import FabricEventSource, FeedListener, FeedStore, Visibility, gateway_dir
 from ..webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
+from .streams import StreamLimits
 
 log = logging.getLogger("gateway.dashboard")
 
@@ -41,6 +42,8 @@ class Live:
             block_reader = FabricBlockReader(config)
         self.block_reader = block_reader
         self.audit = AuditTrail(service, store, block_reader)
+        self.streams = StreamLimits(store, per_key=config.sse_max_per_key, per_session=config.sse_max_per_session,
+                                    per_worker=config.sse_streams_per_worker, stream_seconds=config.sse_max_seconds)
         self.stopping = threading.Event()
         self.listener: FeedListener | None = None
         if source is None and start is not False and config.live_feed and config.orgs:

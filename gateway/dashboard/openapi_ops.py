@@ -18,7 +18,11 @@ OPERATIONS = [
                     "committed transaction of an authorisation the key's org may read, `id: <block>:<tx id>`, "
                     "`data:` the chaincode event payload with its position. `Last-Event-ID` (header, or the "
                     "`last_event_id` query parameter) resumes after that event; without it the stream starts "
-                    "at the newest event. Each response ends after a while; reconnect with Last-Event-ID.",
+                    "at the newest event. Each response ends after a while; reconnect with Last-Event-ID. "
+                    "Open streams are capped (each holds a server thread): per API key (default 4, the key's "
+                    "dashboard sessions included), per dashboard session (2) and per server worker (half its "
+                    "threads); beyond, **429** `too-many-requests` (problem+json: `limit` = `api-key`, "
+                    "`session` or `worker`, `max_streams`) with `Retry-After`.",
      "params": [openapi._param("authorisation_id", "query", {"type": "string", "pattern": ID_PATTERNS["authorisation_id"]},
                                "only this authorisation's events"),
                 openapi._param("last_event_id", "query", _EVENT_ID, "resume after this event (as Last-Event-ID)")]},

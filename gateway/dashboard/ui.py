@@ -11,14 +11,15 @@ import hmac
 import secrets
 from functools import wraps
 
-from flask import (Blueprint, abort, g, redirect, render_template, request, session,
+from flask import (Blueprint, abort, g, jsonify, redirect, render_template, request, session,
                    url_for)
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from ..api.common import ID_PATTERNS, state
 from ..auth import Principal
-from ..problems import Problem
+from ..observability import REQUEST_ID_HEADER, request_id_from
+from ..problems import MEDIA_TYPE, Problem
 from . import charts
 from .api import CUSTOMS, alerts_across, live, stream_response, visible_authorisations
 
@@ -47,6 +48,8 @@ def _error_page(error):
     status = error.code if isinstance(error, HTTPException) else error.status
     if not status or status < 400:
         return error
+    if request.endpoint == "dashboard.stream":  # an EventSource, not a page: problem+json
+        return _problem_json(error, status)
     if isinstance(error, Problem):
         title, detail = error.title, error.detail
     elif status == 404:
@@ -59,6 +62,19 @@ def _error_page(error):
     headers = error.headers if isinstance(error, Problem) else {}  # e.g. Retry-After of a 503
     return render_template("dashboard/error.html", principal=principal, status=status, title=title,
                            detail=detail), status, headers
+
+
+def _problem_json(error, status: int):
+    if not isinstance(error, Problem):
+        name = {401: "unauthenticated", 404: "not-found", 405: "method-not-allowed"}.get(status, "bad-request")
+        detail = "the dashboard session has ended: sign in again" if status == 401 else (error.description or "")
+        error = Problem(status, name, detail)
+    response = jsonify(error.body(request_id_from(request.headers.get(REQUEST_ID_HEADER))))
+    response.status_code = error.status
+    response.mimetype = MEDIA_TYPE
+    for k, v in error.headers.items():
+        response.headers[k] = v
+    return response
 
 
 def _principal() -> Principal | None:
@@ -132,7 +148,7 @@ def login():
             session.clear()
             session.permanent = True
             session.update(key_id=principal.key_id, org=principal.org, role=principal.role,
-                           csrf=secrets.token_urlsafe(24))
+                           csrf=secrets.token_urlsafe(24), sid=secrets.token_urlsafe(16))
             target = request.args.get("next") or ""
             if not target.startswith("/dashboard/") or target.startswith("//"):
                 target = url_for("dashboard.index")
@@ -272,7 +288,8 @@ def stream():
     auth_id = request.args.get("authorisation_id") or None
     if auth_id is not None:
         _ok_id("authorisation_id", auth_id)
-    return stream_response(principal.org, auth_id)
+    # the session's streams are capped (its tabs); a session from before 'sid' existed: its CSRF token
+    return stream_response(principal, auth_id, session_id=session.get("sid") or session.get("csrf"))
 
 
 class _SessionInterface(SecureCookieSessionInterface):

@@ -1,0 +1,76 @@
+"""The caps on live-feed (SSE) streams: settings from the environment, and a per-worker cap that always
+leaves threads for submits (gateway serve refuses one that would not)."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from gateway import server
+from gateway.config import ConfigError, GatewayConfig
+from network import cli
+from network.consortium import DEFAULT_FILE
+
+
+@pytest.fixture
+def state(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
+    for org in ("customs", "operator", "broker"):
+        (state / f"crypto/peerOrganizations/{org}.ipledger.example/users/User1@{org}.ipledger.example/msp").mkdir(
+            parents=True)
+    return state
+
+
+def test_defaults_and_environment(state, monkeypatch):
+    cfg = GatewayConfig.from_state_dir(state)
+    assert (cfg.sse_max_per_key, cfg.sse_max_per_session, cfg.sse_max_per_worker) == (4, 2, 0)
+    assert cfg.worker_threads == 8 and cfg.sse_streams_per_worker == 4          # half the worker's threads
+    assert GatewayConfig(worker_threads=3).sse_streams_per_worker == 1
+    monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_KEY", "10")
+    monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_SESSION", "0")
+    monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_WORKER", "12")
+    cfg = GatewayConfig.from_state_dir(state, worker_threads=16)
+    assert (cfg.sse_max_per_key, cfg.sse_max_per_session, cfg.sse_streams_per_worker) == (10, 0, 12)
+    monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_KEY", "lots")
+    with pytest.raises(ConfigError, match="IPLEDGER_SSE_MAX_PER_KEY"):
+        GatewayConfig.from_state_dir(state)
+
+
+@pytest.fixture
+def serve_run(state, monkeypatch):
+    """`ipledger gateway serve …` up to gunicorn's start: (exit code, the GatewayServer or None)."""
+    seen = {}
+    monkeypatch.setattr(server.GatewayServer, "run", lambda self: seen.update(app=self))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+
+    def run(*args):
+        seen.clear()
+        code = cli.main(["--state-dir", str(state), "gateway", "serve", "--bind", "127.0.0.1:18080", *args])
+        return code, seen.get("app")
+
+    yield run
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from prometheus_client import values
+    values.ValueClass = values.get_value_class()
+    shutil.rmtree(state / "gateway", ignore_errors=True)
+
+
+def test_serve_gives_the_workers_their_thread_count_and_keeps_threads_for_submits(serve_run, monkeypatch, capsys):
+    code, app = serve_run("--threads", "6")
+    assert code == 0
+    assert app.gateway_config.worker_threads == 6 and app.gateway_config.sse_streams_per_worker == 3
+    monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_WORKER", "6")
+    code, app = serve_run("--threads", "6")
+    assert code == 2 and app is None
+    assert "starve submits" in capsys.readouterr().err
+    monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_WORKER", "5")
+    assert serve_run("--threads", "6")[0] == 0
+    monkeypatch.delenv("IPLEDGER_SSE_MAX_PER_WORKER")
+    assert serve_run("--threads", "1")[0] == 2
+    assert "at least 2 threads" in capsys.readouterr().err
+    monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_SESSION", "-1")
+    assert serve_run()[0] == 2
+    assert "IPLEDGER_SSE_MAX_PER_SESSION" in capsys.readouterr().err
