@@ -36,6 +36,7 @@ import logging
 import os
 import re
 import secrets
+import sqlite3
 import threading
 import time
 import urllib.error
@@ -162,11 +163,13 @@ class Deliveries:
     def enqueue(self, sub: dict, alert_id: str, body: dict, *, needs_check: bool = False) -> bool:
         return self.enqueue_many([(sub, alert_id, body)], needs_check=needs_check) == 1
 
-    def enqueue_many(self, entries: list[tuple[dict, str, dict]], *, needs_check: bool = False) -> int:
-        """Queue ``(subscription, alert id, body)`` deliveries in one transaction (all or none); how many were
-        new (one per subscription and alert id: queuing again is harmless). ``needs_check``: whether the
-        subscription's org may read the alert's authorisation is asked before sending (:class:`Dispatcher`)."""
-        if not entries:
+    def enqueue_many(self, entries: list[tuple[dict, str, dict]], *, needs_check: bool = False,
+                     also: Callable[[sqlite3.Connection], None] | None = None) -> int:
+        """Queue ``(subscription, alert id, body)`` deliveries in one transaction (all or none), with what
+        ``also(db)`` writes; how many were new (one per subscription and alert id: queuing again is
+        harmless). ``needs_check``: whether the subscription's org may read the alert's authorisation is
+        asked before sending (:class:`Dispatcher`)."""
+        if not entries and also is None:
             return 0
         queued_at, created = time.time(), now_text()
         with self.store.connection() as db:
@@ -184,6 +187,8 @@ class Deliveries:
                         (sub["id"], alert_id, sub["org"], alert.get("authorisation_id"), alert.get("type"), text,
                          1 if needs_check else 0, queued_at, created))
                     added += cur.rowcount
+                if also is not None:
+                    also(db)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -320,17 +325,22 @@ class AlertRouter:
             alert_id = _hash_id("time", org, auth_id, key, change, since)
             body = {"alert_id": alert_id, "change": change, "source": "DERIVED", "alert": alert,
                     "detected_at": detected, "since": since}
-            for sub in subs:
-                if wants(sub, alert["type"]):
-                    self.deliveries.enqueue(sub, alert_id, body)
-            with self.store.connection() as db:
-                if change == "RAISED":
-                    db.execute("INSERT OR REPLACE INTO time_alerts (org, authorisation_id, alert_key, alert, since) "
-                               "VALUES (?,?,?,?,?)", (org, auth_id, key, json.dumps(alert), since))
-                else:
-                    db.execute("DELETE FROM time_alerts WHERE org = ? AND authorisation_id = ? AND alert_key = ?",
-                               (org, auth_id, key))
+            # the deliveries and the remembered state in one transaction: a poll that fails half-way leaves
+            # neither, and the next poll finds the same change again (no second alert id for it)
+            self.deliveries.enqueue_many(
+                [(sub, alert_id, body) for sub in subs if wants(sub, alert["type"])],
+                also=lambda db, change=change, key=key, alert=alert, since=since:
+                    self._remember(db, org, auth_id, change, key, alert, since))
         return len(events)
+
+    @staticmethod
+    def _remember(db, org: str, auth_id: str, change: str, key: str, alert: dict, since: str) -> None:
+        if change == "RAISED":
+            db.execute("INSERT OR REPLACE INTO time_alerts (org, authorisation_id, alert_key, alert, since) "
+                       "VALUES (?,?,?,?,?)", (org, auth_id, key, json.dumps(alert), since))
+        else:
+            db.execute("DELETE FROM time_alerts WHERE org = ? AND authorisation_id = ? AND alert_key = ?",
+                       (org, auth_id, key))
 
 
 # ------------------------------------------------------------------------------------------ sending

@@ -162,3 +162,30 @@ def test_a_queued_delivery_is_sent_after_a_restart(config, ledger, keys, api, sc
             app2.extensions["ipledger_live"].close()
     finally:
         receiver.close()
+
+
+def test_a_time_alert_poll_that_fails_half_way_queues_nothing_twice(scenario, live):
+    """A time alert's deliveries and the poll's memory of it are written together: after a failure the next
+    poll finds the change again and queues it once, under one alert id."""
+    import sqlite3
+
+    from .conftest import day
+    live.subscriptions.add("http://127.0.0.1:9/hook", "OperatorMSP", secret=SECRET, types=["DeadlineApproaching"])
+    live.dispatcher.stop()                                        # keep the queue as it is
+    with live.store.connection() as db:                           # the second change cannot be remembered
+        db.execute("CREATE TRIGGER full_disk BEFORE INSERT ON time_alerts WHEN (SELECT count(*) FROM time_alerts) "
+                   ">= 1 BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    as_of = day(151)
+    try:
+        live.router.poll_time_alerts(as_of)
+        failed = False
+    except sqlite3.Error:
+        failed = True
+    assert failed
+    with live.store.connection() as db:
+        db.execute("DROP TRIGGER full_disk")
+    live.router.poll_time_alerts(as_of)
+    with live.store.connection() as db:
+        rows = db.execute("SELECT alert_id, body FROM deliveries WHERE alert_type = 'DeadlineApproaching'").fetchall()
+    subjects = sorted(json.loads(r["body"])["alert"]["subject"] for r in rows)
+    assert subjects == ["LOT:L1", "LOT:L2"]                        # each once
