@@ -30,7 +30,7 @@ from tests.integration.test_gateway_api import (BROKER_EORI, HOLDER, REPO, SITE1
 pytestmark = pytest.mark.fabric
 
 AUTH = "FRIPO000061"
-MRN_A, MRN_B = "26FR000110I0000061", "26FR000110I0000062"
+MRN_A, MRN_B = "26FR000110000061R5", "26FR000110000062R4"
 SECRET = "integration-webhook-secret-0123456789"
 ORGS = ("CustomsMSP", "OperatorMSP", "BrokerMSP")
 
@@ -145,6 +145,14 @@ class SSE:
                 out.append(m)
         return out
 
+    def until(self, event_id, timeout=60):
+        """Ledger events up to and including ``event_id`` (the stream starts at the newest event the
+        gateway's feed had stored when it opened, which may be just before a transaction committed)."""
+        out, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline and not (out and out[-1]["id"] == event_id):
+            out += self.events(1, timeout=max(0.1, deadline - time.monotonic()))
+        return out
+
     def close(self):
         self.response.close()
 
@@ -191,8 +199,12 @@ def test_event_submitted_through_the_api_arrives_on_the_sse_stream(env):
     stream = SSE(env["gw"].url, env["keys"]["CustomsMSP"])
     try:
         out = post(env, place("D1", 1000, MRN_A), "BrokerMSP")
-        got = stream.events(1)
-        assert [m["id"] for m in got] == [f"{out['block_number']}:{out['tx_id']}"]
+        got = stream.until(f"{out['block_number']}:{out['tx_id']}")
+        assert got and got[-1]["id"] == f"{out['block_number']}:{out['tx_id']}"
+        # anything before it was committed before the placement, and nothing came twice
+        assert all(int(m["id"].split(":")[0]) < out["block_number"] for m in got[:-1])
+        assert len({m["id"] for m in got}) == len(got)
+        got = got[-1:]
         data = json.loads(got[0]["data"])
         assert data["event_type"] == "PlaceUnderProcedure" and data["event_id"] == "dash-place-D1"
         assert data["submitting_org"] == "BrokerMSP" and data["lots"] == ["D1"]
@@ -250,9 +262,14 @@ def test_alerts_and_signed_webhook_with_retries(env):
     assert payload["alert"]["type"] == "CeilingNear" and payload["alert"]["authorisation_id"] == AUTH
     assert payload["tx_id"] == out["tx_id"] and payload["block_number"] == out["block_number"]
     assert len({r["headers"]["X-Ipledger-Alert-Id"] for r in receiver.requests}) == 1
-    time.sleep(0.5)
-    log = get(env, "/api/v1/webhooks/deliveries").json()["deliveries"]
-    mine = [d for d in log if d["subscription_id"] == env["sub"]["id"]]
+    # the delivery log is written after the receiver answered: wait for it, not for a fixed time
+    deadline = time.monotonic() + 30
+    while True:
+        log = get(env, "/api/v1/webhooks/deliveries").json()["deliveries"]
+        mine = [d for d in log if d["subscription_id"] == env["sub"]["id"]]
+        if (mine and mine[0]["status"] == "DELIVERED") or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert [(d["status"], d["attempts"], d["last_status"]) for d in mine] == [("DELIVERED", 3, 200)]
     assert get(env, "/api/v1/webhooks/deliveries", "BrokerMSP").json()["deliveries"] == []
 

@@ -121,15 +121,19 @@ def scenario(api, live, ledger):
     api.post(body("SetParameters", "params-1", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
                                                                           "OperatorMSP": HOLDER}}), "CustomsMSP")
     api.post(grant(), "CustomsMSP")
-    api.post(place("L1", 1000, "26FR000110I0000001"), "BrokerMSP")
+    api.post(place("L1", 1000, "26FR000110000001R8"), "BrokerMSP")
     api.post(body("MoveGoods", "move-1", authorisation_id=AUTH, lot_id="L1", quantity=400, from_site=SITE1,
                   to_site=SITE2), "OperatorMSP")
     api.post(process(), "OperatorMSP")
     api.post(body("ExitGoods", "exit-B1", authorisation_id=AUTH, batch_id="B1", quantity=495, procedure="3151",
-                  mrn="26FR000110E0000007"), "BrokerMSP")
-    api.post(place("L2", 4200, "26FR000110I0000002"), "BrokerMSP")
+                  mrn="26FR000110000007A7"), "BrokerMSP")
+    api.post(place("L2", 4200, "26FR000110000002R7"), "BrokerMSP")
     api.post(grant(AUTH2, holder=OTHER_HOLDER, mandates=()), "CustomsMSP")
     source = ListSource(ledger)
     live.start_listener(source)
+    last = (ledger.events[-1].block_number, ledger.events[-1].tx_id)
+    # stored first, checkpointed after every hook: wait for both, the checkpoint last
     wait_for(lambda: live.store.count() == len(ledger.events))
+    wait_for(lambda: (lambda cp: cp is not None and (cp.block_number, cp.tx_id) == last)(
+        live.listener.checkpointer.checkpoint))
     return source

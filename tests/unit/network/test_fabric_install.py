@@ -16,7 +16,8 @@ from network import fabric
 
 
 def run_install(env_extra: dict, path: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "IPLEDGER_FABRIC_BIN"}
+    # Only the mirror a test names (scripts/test exports the one beside the clone).
+    env = {k: v for k, v in os.environ.items() if k not in ("IPLEDGER_FABRIC_BIN", "IPLEDGER_GO_MIRROR")}
     env.update(env_extra)
     if path is not None:
         env["PATH"] = path
@@ -67,7 +68,7 @@ def test_proxy_refusal_is_reported_with_the_command_and_exit_3(tmp_path):
         out = run_install({
             "IPLEDGER_FABRIC_HOME": str(tmp_path / "cache"),
             "GOPROXY": f"http://127.0.0.1:{server.server_port}",
-                        "GOMODCACHE": str(tmp_path / "modcache"),
+            "GOMODCACHE": str(tmp_path / "modcache"),
         })
     finally:
         server.shutdown()
