@@ -6,13 +6,15 @@ as one JSON object; evaluate-only queries for the audit view of §7.
 Every submit transaction goes through the same steps (:meth:`InwardProcessingContract._record`):
 
 1. ClockSkew      — the transaction timestamp is close to this peer's clock;
-2. InvalidEvent   — the event matches its JSON Schema (``schemas/<EventType>.json``);
-3. NotPermitted   — the caller's org and role may perform the act (and, for the broker, holds a
-                    mandate for the authorisation);
-4. idempotency    — an ``event_id`` seen before returns the original result (same content) or is a
-                    DuplicateEvent (other content);
-5. OutOfOrder     — the business time is neither in the future nor backdated beyond the limit;
-6. the act itself — its own rules (see the module of each act), then the alerts it changes;
+2. InvalidEvent   — the event matches its JSON Schema (``schemas/<EventType>.json``; InvalidMrn when
+                    an MRN is the only problem) and every identifier in it is whole (InvalidIdentifier);
+3. NotPermitted   — the caller's org and role may perform the act; an operator or broker needs a
+                    known EORI (UnknownParty), the broker a mandate for the authorisation;
+4. idempotency    — an ``event_id`` the same organisation used before returns the original result
+                    (same content) or is a DuplicateEvent (other content);
+5. OutOfOrder     — the business time is not in the future;
+6. the act itself — its own rules (see the module of each act), then the alerts it changes
+                    (LateRecording when recorded more than ``late_recording_days`` after it occurred);
 7. the record     — event log, goods history, idempotency record and one chaincode event.
 
 A refused event raises a named rule (``errors.py``) and writes nothing.
@@ -23,8 +25,8 @@ from typing import Any, Callable
 
 from chaincode.shim.contract_api import Contract, transaction
 
-from . import (alerts, authorisations, billing, controls, discharge, eventlog, params, placement, processing,
-               queries, roles, schemas, timing)
+from . import (alerts, authorisations, billing, controls, discharge, eventlog, identifiers, params, placement,
+               processing, queries, roles, schemas, timing)
 from .context import Tx
 from .errors import InvalidEvent
 from .times import wall_clock
@@ -203,6 +205,7 @@ class InwardProcessingContract(Contract):
         if not isinstance(event, dict):
             raise InvalidEvent(f"{act} takes one JSON object (the event)")
         schemas.validate(act, event)
+        identifiers.require_whole(event)
         roles.require_act(tx.caller, act)
         tx.commercial = self._commercial(tx, act)
         if act != "GrantAuthorisation" and "authorisation_id" in event and tx.caller.msp_id != roles.CUSTOMS:
@@ -212,6 +215,7 @@ class InwardProcessingContract(Contract):
             return original
         tx.occurred_at = timing.business_time(tx, event)
         result = handler(tx, event)
+        timing.review_lateness(tx, act, event)
         alerts.review(tx)
         return eventlog.record(tx, act, event, result)
 
@@ -222,4 +226,5 @@ class InwardProcessingContract(Contract):
         data = tx.transient_json("commercial")
         if data is not None:
             schemas.validate("commercial", data)
+            identifiers.require_whole(data)
         return data

@@ -17,6 +17,7 @@ __all__ = [
     "SiteNotAuthorised", "CeilingExceeded", "QuantityExceedsBalance", "UnitMismatch", "YieldOutOfTolerance",
     "DeadlinePassed", "DuplicateEvent", "DuplicateDeclaration", "OutOfOrder", "ClockSkew",
     "NotFound", "AlreadyExists", "InvalidState", "PeriodNotEnded", "HashMismatch",
+    "InvalidIdentifier", "InvalidMrn", "UnknownParty",
 ]
 
 
@@ -39,6 +40,14 @@ class NotPermitted(_Rule):
     """The caller's org or role may not perform this act, or the broker has no mandate (§2)."""
 
 
+class UnknownParty(NotPermitted):
+    """Fail closed: an operator or broker identity acts or reads only when its party's EORI is known —
+    from ``party_eoris``, the register customs keep on the ledger, or failing an entry there from the
+    ``eori`` attribute of its certificate. The register wins over any attribute a party's own CA writes:
+    a certificate cannot make its holder someone customs registered otherwise. Unknown is refused,
+    never allowed."""
+
+
 class AuthorisationNotActive(_Rule):
     """The authorisation is suspended or revoked (UCC art. 211, 28)."""
 
@@ -48,7 +57,10 @@ class AuthorisationExpired(_Rule):
 
 
 class GoodsNotCovered(_Rule):
-    """An input or output CN code (or a rate of yield) is not in the authorisation."""
+    """An input or output CN code (or a rate of yield) is not in the authorisation: goods placed under a
+    code it does not cover, a processed product it does not name (or of another kind), a main product
+    without a rate of yield from the operation's inputs, or inputs consumed that have no rate of yield at
+    all (what they became could not be accounted for)."""
 
 
 class SiteNotAuthorised(_Rule):
@@ -68,7 +80,11 @@ class UnitMismatch(_Rule):
 
 
 class YieldOutOfTolerance(_Rule):
-    """|actual / authorised − 1| > ``yield_block_pct`` for a main processed product (UCC art. 255)."""
+    """The rate of yield covers the whole processing operation (UCC art. 255): for every processed product,
+    main or secondary, that an authorised rate gives from the consumed inputs, the quantity obtained must be
+    within ``yield_block_pct`` of the expected Σ input × rate — |actual / expected − 1| ≤ ``yield_block_pct``,
+    a product not reported counting as 0. An operation that produces less (or more) than the rates say is
+    refused: goods cannot leave the procedure by being processed into nothing."""
 
 
 class DeadlinePassed(_Rule):
@@ -76,7 +92,10 @@ class DeadlinePassed(_Rule):
 
 
 class DuplicateEvent(_Rule):
-    """The same ``event_id`` was already used with different content."""
+    """The same organisation already used this ``event_id`` for different content. Event ids are per
+    submitting organisation (the idempotency record is keyed by MSP id and event id): another
+    organisation's ids can be neither taken first nor probed, and the ``original_tx_id`` of the error is
+    always the caller's own transaction."""
 
 
 class DuplicateDeclaration(_Rule):
@@ -84,8 +103,11 @@ class DuplicateDeclaration(_Rule):
 
 
 class OutOfOrder(_Rule):
-    """Business time before the goods' placement, backdated beyond ``backdate_max_days`` or in the
-    future, or a transaction timestamped before the last recorded change of the goods it touches."""
+    """Business time (``occurred_at``) in the future — later than the ledger time beyond
+    ``max_clock_skew_s`` — or before the goods' placement (or production); or a transaction timestamped
+    before the last recorded change of the goods it touches. An event recorded late is not refused: it is
+    accepted with its own ``occurred_at`` and, beyond ``late_recording_days``, raises the alert
+    ``LateRecording`` (the ledger time is never backdated)."""
 
 
 class ClockSkew(_Rule):
@@ -116,11 +138,31 @@ class HashMismatch(_Rule):
     """The submitted bill-of-discharge hash differs from the one the ledger computes."""
 
 
+# -- identifiers (issue 13) ------------------------------------------------------------------------------
+
+class InvalidIdentifier(InvalidEvent):
+    """An identifier — event, authorisation, lot, batch, operation or bill id, MRN, EORI, office, site,
+    CN code, MSP id, date — is matched as a whole string: no trailing newline, no control character
+    (U+0000 separates the attributes of composite keys), nothing but its pattern's printable ASCII. Checked
+    on every event after its schema, and on every key the contract reads or writes (query arguments
+    included), so one identifier can never name two keys."""
+
+
+class InvalidMrn(InvalidEvent):
+    """An MRN is an EU MRN (UCC IA Annex B; domain.md §2b): 18 characters — year (2 digits), country
+    (2 letters), a unique identifier (12 digits or capital letters), the procedure-category letter at
+    position 17 and at position 18 the check digit computed over the first 17 as in ISO 6346 (digits keep
+    their value, letters A=10, B=12 … skipping 11, 22, 33; character i weighted 2^i; sum mod 11; 10 gives
+    0); matched whole. Raised when the MRN is the event's only problem (else InvalidEvent lists it among
+    the others)."""
+
+
 RULES: tuple[str, ...] = tuple(
     cls.code for cls in (
         InvalidEvent, NotPermitted, AuthorisationNotActive, AuthorisationExpired, GoodsNotCovered,
         SiteNotAuthorised, CeilingExceeded, QuantityExceedsBalance, UnitMismatch, YieldOutOfTolerance,
         DeadlinePassed, DuplicateEvent, DuplicateDeclaration, OutOfOrder, ClockSkew,
         NotFound, AlreadyExists, InvalidState, PeriodNotEnded, HashMismatch,
+        InvalidIdentifier, InvalidMrn, UnknownParty,
     )
 )

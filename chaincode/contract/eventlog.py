@@ -5,11 +5,14 @@ Every accepted event is written once under ``log/<authorisation>/<YYYY-MM>/<reco
 under the history of every lot and batch it concerns. Corrections are new
 events, never edits.
 
-Idempotency: ``event/<event_id>`` keeps the SHA-256 of the event's canonical
-content (type, event, hash of the commercial data, submitting MSP) and the
-result. The same id with the same content returns the original result —
-including the original tx id — and writes nothing; different content is a
-``DuplicateEvent``.
+Idempotency: ``event/<msp_id>/<event_id>`` keeps the SHA-256 of the event's
+canonical content (type, event, hash of the commercial data, submitting MSP) and
+the result. Event ids are per submitting organisation: each ERP numbers its own
+events, and one organisation can neither take another's ids first nor learn,
+through a ``DuplicateEvent``, that another used an id (or its transaction id).
+From the same organisation, the same id with the same content returns the
+original result — including the original tx id — and writes nothing; different
+content is a ``DuplicateEvent``.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ def content_hash(tx, act: str, event: dict) -> str:
 def replay(tx, act: str, event: dict) -> dict | None:
     """The original result if this event was already recorded; DuplicateEvent if the id was used for
     other content; None for a new event."""
-    seen = tx.state.get(keys.event(event["event_id"]))
+    seen = tx.state.get(keys.event(tx.caller.msp_id, event["event_id"]))
     if seen is None:
         return None
     if seen["hash"] != content_hash(tx, act, event):
@@ -44,7 +47,7 @@ def replay(tx, act: str, event: dict) -> dict | None:
 def record(tx, act: str, event: dict, result: dict) -> dict:
     """Write the log entry, the goods' history entries and the idempotency record; set the event."""
     final = {"event_type": act, "event_id": event["event_id"], "tx_id": tx.tx_id,
-             "recorded_at": tx.recorded_at, **result}
+             "recorded_at": tx.recorded_at, "occurred_at": event["occurred_at"], **result}
     scope = event.get("authorisation_id", keys.CHANNEL_SCOPE)
     entry = {
         "tx_id": tx.tx_id, "recorded_at": tx.recorded_at, "event_type": act, "event_id": event["event_id"],
@@ -60,7 +63,8 @@ def record(tx, act: str, event: dict, result: dict) -> dict:
                                          "submitted_by", "event")},
                 "effects": [e for e in tx.effects if goods.concerns(e, kind, goods_id)],
             })
-    tx.state.put(keys.event(event["event_id"]), {"hash": content_hash(tx, act, event), "result": final})
+    tx.state.put(keys.event(tx.caller.msp_id, event["event_id"]),
+                 {"hash": content_hash(tx, act, event), "result": final})
     tx.stub.set_event(EVENT_NAME, canonical_json(chaincode_event(tx, act, event)))
     return final
 

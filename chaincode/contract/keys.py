@@ -24,13 +24,19 @@ object type         attributes                                  answers
 ``batch.log``       batch_id, recorded_at, tx_id                a batch's history
 ``alert``           authorisation_id, type, subject              recorded alerts
 ``bill``            authorisation_id, period_end                bills of discharge of an authorisation
-``event``           event_id                                    idempotency record
+``event``           msp_id, event_id                            idempotency record (event ids are per
+                                                                submitting organisation)
 ==================  ==========================================  =====================================
 
 ``recorded_at`` is :func:`times.fmt` (fixed width), so keys sort by ledger time.
+No key part may hold a control character (``identifiers.require_key_part``: U+0000 separates the
+parts, and ``"L1\n"`` must not name a second lot): every builder below checks its parts and answers
+``InvalidIdentifier`` — for submitted events and query arguments alike.
 Private data (collection ``commercial``) uses ``commercial.lot`` / ``commercial.exit``.
 """
 from __future__ import annotations
+
+from .identifiers import require_key_part
 
 AUTHORISATION = "auth"
 PARAMS = "params"
@@ -56,20 +62,28 @@ COMMERCIAL_LOT = "commercial.lot"
 COMMERCIAL_EXIT = "commercial.exit"
 
 
+def _k(object_type: str, *parts) -> tuple:
+    """A key tuple whose string parts hold no control character."""
+    for part in parts:
+        if isinstance(part, str):
+            require_key_part(part)
+    return (object_type, *parts)
+
+
 def authorisation(authorisation_id: str) -> tuple:
-    return (AUTHORISATION, authorisation_id)
+    return _k(AUTHORISATION, authorisation_id)
 
 
 def params() -> tuple:
-    return (PARAMS,)
+    return _k(PARAMS)
 
 
 def lot(lot_id: str) -> tuple:
-    return (LOT, lot_id)
+    return _k(LOT, lot_id)
 
 
 def batch(batch_id: str) -> tuple:
-    return (BATCH, batch_id)
+    return _k(BATCH, batch_id)
 
 
 def goods(kind: str, goods_id: str) -> tuple:
@@ -78,56 +92,57 @@ def goods(kind: str, goods_id: str) -> tuple:
 
 
 def operation(operation_id: str) -> tuple:
-    return (OPERATION, operation_id)
+    return _k(OPERATION, operation_id)
 
 
 def auth_lot(authorisation_id: str, lot_id: str) -> tuple:
-    return (AUTH_LOTS, authorisation_id, lot_id)
+    return _k(AUTH_LOTS, authorisation_id, lot_id)
 
 
 def auth_batch(authorisation_id: str, batch_id: str) -> tuple:
-    return (AUTH_BATCHES, authorisation_id, batch_id)
+    return _k(AUTH_BATCHES, authorisation_id, batch_id)
 
 
 def balance(authorisation_id: str, category: str, cn: str, unit: str) -> tuple:
-    return (BALANCE, authorisation_id, category, cn, unit)
+    return _k(BALANCE, authorisation_id, category, cn, unit)
 
 
 def declaration(mrn: str, item_no: int) -> tuple:
-    return (DECLARATION, mrn, f"{item_no:03d}")
+    return _k(DECLARATION, mrn, f"{item_no:03d}")
 
 
 def unconfirmed_exit(authorisation_id: str, mrn: str, item_no: int) -> tuple:
-    return (UNCONFIRMED_EXIT, authorisation_id, mrn, f"{item_no:03d}")
+    return _k(UNCONFIRMED_EXIT, authorisation_id, mrn, f"{item_no:03d}")
 
 
 def log(scope: str, month: str, recorded_at: str, tx_id: str) -> tuple:
-    return (LOG, scope, month, recorded_at, tx_id)
+    return _k(LOG, scope, month, recorded_at, tx_id)
 
 
 def lot_log(lot_id: str, recorded_at: str, tx_id: str) -> tuple:
-    return (LOT_LOG, lot_id, recorded_at, tx_id)
+    return _k(LOT_LOG, lot_id, recorded_at, tx_id)
 
 
 def batch_log(batch_id: str, recorded_at: str, tx_id: str) -> tuple:
-    return (BATCH_LOG, batch_id, recorded_at, tx_id)
+    return _k(BATCH_LOG, batch_id, recorded_at, tx_id)
 
 
 def alert(authorisation_id: str, alert_type: str, subject: str) -> tuple:
-    return (ALERT, authorisation_id, alert_type, subject)
+    return _k(ALERT, authorisation_id, alert_type, subject)
 
 
 def bill(authorisation_id: str, period_end: str) -> tuple:
-    return (BILL, authorisation_id, period_end)
+    return _k(BILL, authorisation_id, period_end)
 
 
-def event(event_id: str) -> tuple:
-    return (EVENT, event_id)
+def event(msp_id: str, event_id: str) -> tuple:
+    """The idempotency record of ``event_id`` as submitted by ``msp_id``."""
+    return _k(EVENT, msp_id, event_id)
 
 
 def commercial_lot(lot_id: str) -> tuple:
-    return (COMMERCIAL_LOT, lot_id)
+    return _k(COMMERCIAL_LOT, lot_id)
 
 
 def commercial_exit(mrn: str, item_no: int) -> tuple:
-    return (COMMERCIAL_EXIT, mrn, f"{item_no:03d}")
+    return _k(COMMERCIAL_EXIT, mrn, f"{item_no:03d}")

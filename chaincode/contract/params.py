@@ -13,7 +13,7 @@ from . import keys
 from .endorsement import customs_only_policy
 
 DEFAULTS: dict[str, Any] = {
-    "backdate_max_days": 2,     # occurred_at may be at most this many days before the ledger time
+    "late_recording_days": 2,   # recorded more than this many days after occurred_at: LateRecording
     "max_clock_skew_s": 300,    # tx timestamp vs the endorsing peer's clock (ClockSkew)
     "warn_days": 30,            # DeadlineApproaching
     "yield_warn_pct": 2,        # default of an authorisation's yield_warn_pct (YieldDeviation)
@@ -29,10 +29,22 @@ DEFAULTS: dict[str, Any] = {
 BILL_DUE_DAYS = 30  # DA art. 175(1): the bill of discharge is due within 30 days (law, not a parameter)
 
 
+# Parameters renamed since customs may have set them on a ledger: old name -> new name.
+RENAMED = {"backdate_max_days": "late_recording_days"}  # once a refusal limit, now the LateRecording one
+
+
+def _current_names(stored: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in stored.items() if k not in RENAMED}
+    for old, new in sorted(RENAMED.items()):
+        if old in stored and new not in stored:
+            out[new] = stored[old]
+    return out
+
+
 def load(state) -> dict[str, Any]:
     """The parameters in force: the defaults overlaid with what customs set."""
     stored = state.get(keys.params()) or {}
-    return {**DEFAULTS, **stored}
+    return {**DEFAULTS, **_current_names(stored)}
 
 
 def set_parameters(tx, event: dict) -> dict:
@@ -41,7 +53,7 @@ def set_parameters(tx, event: dict) -> dict:
     from .errors import InvalidEvent
 
     changed = event["parameters"]
-    stored = {**(tx.state.get(keys.params()) or {}), **changed}
+    stored = {**_current_names(tx.state.get(keys.params()) or {}), **changed}
     effective = {**DEFAULTS, **stored}
     if effective["yield_warn_pct"] > effective["yield_block_pct"]:
         raise InvalidEvent("yield_warn_pct must not exceed yield_block_pct",

@@ -15,8 +15,10 @@ def place_under_procedure(tx, event: dict) -> dict:
 
     Refused unless the authorisation is ACTIVE and within its validity, the CN code is covered (in the
     entry's unit), the site is authorised, the ceiling is kept and the declaration (MRN + item) is new.
-    The lot's discharge deadline is the acceptance time (ledger time) + the period for discharge
-    (art. 257). The customs value comes from the transient map into the private collection.
+    The lot's discharge deadline is the placement's legally relevant date — when the declaration was
+    accepted (``occurred_at``, at most the ledger time: ``timing.legal_time``) — + the period for
+    discharge (art. 257); a placement recorded late does not get a later deadline. The customs value
+    comes from the transient map into the private collection.
     """
     auth = authorisations.get(tx.state, event["authorisation_id"])
     lot_id, qty = event["lot_id"], event["quantity"]
@@ -40,7 +42,7 @@ def place_under_procedure(tx, event: dict) -> dict:
     if tx.commercial is None or "customs_value" not in tx.commercial:
         raise InvalidEvent("the customs value is missing (transient map, key 'commercial')", field="commercial")
 
-    deadline = tx.now + dt.timedelta(days=auth["discharge_period_days"])
+    deadline = timing.legal_time(tx) + dt.timedelta(days=auth["discharge_period_days"])
     lot = {
         "lot_id": lot_id, "authorisation_id": auth["authorisation_id"], "authorisation_version": auth["version"],
         "mrn": event["mrn"], "item_no": event["item_no"], "procedure": event["procedure"],

@@ -9,16 +9,16 @@ import datetime as dt
 import json
 from fractions import Fraction
 
-from . import alerts, authorisations, billing, eventlog, goods, keys, roles, times
+from . import alerts, authorisations, billing, eventlog, goods, identifiers, keys, roles, times
 from .errors import InvalidEvent, NotFound
 
 _ID_MAX = 128
 
 
 def _text(value, name: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > _ID_MAX or "\x00" in value:
+    if not isinstance(value, str) or not value or len(value) > _ID_MAX:
         raise InvalidEvent(f"{name} must be a non-empty string", field=name)
-    return value
+    return identifiers.require_key_part(value)  # InvalidIdentifier: matched whole, no control character
 
 
 def _moment(tx, value, name: str) -> dt.datetime:

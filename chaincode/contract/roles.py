@@ -13,10 +13,13 @@ Reads: customs see everything; the holder sees its authorisations and goods and
 the commercial data; the broker sees the authorisations it holds a mandate for,
 and only the hash of commercial data.
 
-The EORI of an identity comes from the Fabric CA attribute ``eori`` in its
-certificate (extension 1.2.3.4.5.6.7.8.1) or, failing that, from the customs
-parameter ``party_eoris`` (MSP id → EORI), for identities issued without
-attributes (e.g. by cryptogen).
+The EORI of an identity comes from the customs parameter ``party_eoris``
+(MSP id → EORI), the register customs keep on the ledger; failing an entry there,
+from the Fabric CA attribute ``eori`` in its certificate (extension
+1.2.3.4.5.6.7.8.1). The register wins: a party's own CA cannot make its
+identities someone customs registered otherwise. Fail closed: an operator or
+broker identity whose EORI is known neither way may not act or read
+(``UnknownParty``).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from .errors import NotPermitted
+from .errors import NotPermitted, UnknownParty
 
 CUSTOMS = "CustomsMSP"
 OPERATOR = "OperatorMSP"
@@ -69,7 +72,8 @@ class Caller:
         return self.ous[0] if self.ous else ""
 
     def eori(self, params: dict) -> str | None:
-        return self.cert_eori or params.get("party_eoris", {}).get(self.msp_id)
+        """The party's EORI: customs' register ``party_eoris`` first, then the certificate attribute."""
+        return params.get("party_eoris", {}).get(self.msp_id) or self.cert_eori or None
 
     def public(self) -> dict:
         """How the caller appears in the event log."""
@@ -121,17 +125,27 @@ def has_mandate(caller: Caller, authorisation: dict, params: dict) -> bool:
     return eori is not None and eori in authorisation.get("broker_mandates", [])
 
 
+def require_known_party(caller: Caller, params: dict, act: str) -> str:
+    """UnknownParty (fail closed) unless the operator's or broker's EORI is known; the EORI."""
+    eori = caller.eori(params)
+    if eori is None:
+        raise UnknownParty(f"the EORI of {caller.msp_id} is unknown: customs register it (SetParameters "
+                           f"party_eoris) before its identities act or read", act=act, msp_id=caller.msp_id,
+                           eori=None)
+    return eori
+
+
 def require_standing(caller: Caller, authorisation: dict, params: dict, act: str) -> None:
-    """The caller acts for *this* authorisation: the broker needs a mandate; the operator must be the
-    holder when its EORI is known."""
-    if caller.msp_id == BROKER and not has_mandate(caller, authorisation, params):
-        raise NotPermitted("the broker holds no mandate for this authorisation", act=act,
-                           authorisation_id=authorisation["authorisation_id"], eori=caller.eori(params))
-    if caller.msp_id == OPERATOR:
-        eori = caller.eori(params)
-        if eori is not None and eori != authorisation["holder_eori"]:
+    """The caller acts for *this* authorisation: its EORI must be known (fail closed); the broker needs
+    a mandate; the operator must be the holder."""
+    if caller.msp_id in (BROKER, OPERATOR):
+        eori = require_known_party(caller, params, act)
+        if caller.msp_id == BROKER and not has_mandate(caller, authorisation, params):
+            raise NotPermitted("the broker holds no mandate for this authorisation", act=act,
+                               authorisation_id=authorisation["authorisation_id"], eori=eori)
+        if caller.msp_id == OPERATOR and eori != authorisation["holder_eori"]:
             raise NotPermitted("the operator is not the holder of this authorisation", act=act,
-                               authorisation_id=authorisation["authorisation_id"])
+                               authorisation_id=authorisation["authorisation_id"], eori=eori)
 
 
 def require_read(caller: Caller, authorisation: dict, params: dict, what: str) -> None:

@@ -1,7 +1,7 @@
 """Ledger time: parsing and the one canonical text form.
 
 Ledger time is the transaction timestamp (set by the client, checked against the
-endorsing peer's clock, see ``rules.no_clock_skew``). Every timestamp the
+endorsing peer's clock, see ``timing.no_clock_skew``). Every timestamp the
 contract writes uses :func:`fmt` — fixed width, UTC, microseconds — so that
 timestamps sort as text inside composite keys.
 """
@@ -17,8 +17,11 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def fmt(moment: dt.datetime) -> str:
-    """``2026-05-09T10:00:00.000000Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2026-05-09T10:00:00.000000Z``: fixed width for every year (``strftime("%Y")`` does not pad
+    years before 1000 on every platform, and a business time may be that far back)."""
+    m = moment.astimezone(UTC)
+    return (f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+            f"{m.microsecond:06d}Z")
 
 
 def parse_datetime(text: str, field: str = "timestamp") -> dt.datetime:
@@ -29,7 +32,10 @@ def parse_datetime(text: str, field: str = "timestamp") -> dt.datetime:
         raise InvalidEvent(f"{field}: not an RFC 3339 date-time", field=field, value=text) from None
     if moment.tzinfo is None:
         raise InvalidEvent(f"{field}: the date-time needs a time zone (e.g. Z)", field=field, value=text)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+        raise InvalidEvent(f"{field}: the date-time is out of range", field=field, value=text) from None
 
 
 def parse_date(text: str, field: str = "date") -> dt.date:

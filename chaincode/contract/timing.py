@@ -1,10 +1,20 @@
-"""Rules about time: ClockSkew and OutOfOrder.
+"""Rules about time: ClockSkew, OutOfOrder, and late recording.
 
 Ledger time is the transaction timestamp. The client sets it, so the endorsing
 peers check it against their own clock; since customs endorses every write, no
 party can backdate or pre-date an act to dodge a deadline. Business time
-(``occurred_at``) is informative but bounded: not in the future, not
-backdated beyond ``backdate_max_days``, and not before the goods existed.
+(``occurred_at``) is when the act happened: never in the future, never before
+the goods existed — but it may be long past. An ERP that was offline records
+what happened when it is back: the event keeps both times (``occurred_at`` and
+``recorded_at``), and recording more than ``late_recording_days`` after the act
+raises the recorded alert ``LateRecording`` for customs (never a refusal: the
+records must be complete).
+
+Which time counts *(design)*: acceptance rules (ClockSkew, validity, suspension,
+DeadlinePassed, the ordering of changes) are judged at ledger time, which no
+party controls; the period for discharge runs from the legally relevant date,
+when the goods were placed (:func:`legal_time`). So lateness can shorten a
+period, never lengthen it.
 """
 from __future__ import annotations
 
@@ -12,6 +22,8 @@ import datetime as dt
 
 from . import times
 from .errors import ClockSkew, OutOfOrder
+
+LATE_RECORDING = "LateRecording"
 
 
 def no_clock_skew(tx, peer_now: dt.datetime) -> None:
@@ -24,18 +36,43 @@ def no_clock_skew(tx, peer_now: dt.datetime) -> None:
 
 
 def business_time(tx, event: dict) -> dt.datetime:
-    """OutOfOrder: ``occurred_at`` backdated beyond ``backdate_max_days`` or later than the ledger time
-    (beyond the tolerated clock skew)."""
+    """OutOfOrder: ``occurred_at`` later than the ledger time (beyond the tolerated clock skew). A past
+    ``occurred_at`` is accepted however old (see :func:`review_lateness`)."""
     occurred = times.parse_datetime(event["occurred_at"], "occurred_at")
-    earliest = tx.now - dt.timedelta(days=tx.params["backdate_max_days"])
-    if occurred < earliest:
-        raise OutOfOrder(f"occurred_at is backdated more than {tx.params['backdate_max_days']} day(s)",
-                         occurred_at=event["occurred_at"], ledger_time=tx.recorded_at,
-                         backdate_max_days=tx.params["backdate_max_days"])
     if occurred > tx.now + dt.timedelta(seconds=tx.params["max_clock_skew_s"]):
         raise OutOfOrder("occurred_at is in the future", occurred_at=event["occurred_at"],
-                         ledger_time=tx.recorded_at)
+                         ledger_time=tx.recorded_at, max_clock_skew_s=tx.params["max_clock_skew_s"])
     return occurred
+
+
+def legal_time(tx) -> dt.datetime:
+    """The legally relevant date of the act: when it occurred, never later than the ledger time."""
+    occurred = tx.occurred_at if tx.occurred_at is not None else tx.now
+    return min(occurred, tx.now)
+
+
+def late_by(tx) -> dt.timedelta:
+    """How long after it occurred the act is recorded (zero for an act recorded as it happens)."""
+    return tx.now - legal_time(tx)
+
+
+def review_lateness(tx, act: str, event: dict) -> None:
+    """LateRecording (recorded alert, subject ``<msp_id>:<event_id>``): the act is recorded more than
+    ``late_recording_days`` after its ``occurred_at``. It stays raised, a fact for customs to look at.
+    Events without an authorisation (SetParameters) raise none."""
+    from . import alerts  # alerts -> goods -> timing: imported when needed
+
+    allowed = tx.params["late_recording_days"]
+    lateness = late_by(tx)
+    auth_id = event.get("authorisation_id")
+    if auth_id is None or lateness <= dt.timedelta(days=allowed):
+        return
+    alerts.raise_alert(tx, auth_id, LATE_RECORDING, f"{tx.caller.msp_id}:{event['event_id']}", {
+        "event_type": act, "event_id": event["event_id"], "submitted_by": tx.caller.msp_id,
+        "occurred_at": event["occurred_at"], "recorded_at": tx.recorded_at,
+        "late_by_s": lateness // dt.timedelta(seconds=1), "late_recording_days": allowed,
+        "lots": sorted(tx.lots), "batches": sorted(tx.batches),
+    })
 
 
 def not_before_goods(occurred: dt.datetime, record: dict, kind: str, goods_id: str) -> None:

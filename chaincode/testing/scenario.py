@@ -9,6 +9,7 @@ import hashlib
 import itertools
 from typing import Any
 
+from . import mrns
 from .memstub import MemLedger, TxResult
 
 UTC = dt.timezone.utc
@@ -19,8 +20,8 @@ BROKER_EORI = "FR98765432109876"
 OFFICE = "FR000110"
 USED_TYRES, RETREADED, RUBBER_WASTE = "40122000", "40121200", "40040000"
 SITE1, SITE2 = "BOURGES-1", "BOURGES-2"
-PLACE_MRN_L1 = "26FR000110I0000001"
-EXIT_MRN_B1 = "26FR000110E0000007"
+PLACE_MRN_L1 = mrns.PLACE_MRN_L1   # 26FR000110000001R8 (domain.md §8)
+EXIT_MRN_B1 = mrns.EXIT_MRN_B1     # 26FR000110000007A7
 
 _ids = itertools.count(1)
 
@@ -34,8 +35,9 @@ def evidence(text: str) -> str:
 
 
 def mrn(kind: str, n: int) -> str:
-    """A well-formed MRN: ``26FR000110`` + kind letter (I import, E export) + 7 digits."""
-    return f"26FR000110{kind}{n:07d}"
+    """A valid MRN (:mod:`chaincode.testing.mrns`) numbered ``n`` (< 1,000,000): ``kind`` ``I`` gives an
+    import declaration's (procedure category ``R``), ``E`` an export declaration's (``A``)."""
+    return mrns.mrn(n, {"I": mrns.IMPORT, "E": mrns.EXPORT}.get(kind, kind))
 
 
 def authorisation_fields(day: dt.datetime, **overrides: Any) -> dict:
@@ -72,8 +74,10 @@ class Scenario:
         self.day = day or dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
         self.ledger = MemLedger(now=self.day)
         self.contract = contract_factory(clock=self.ledger.peer_clock)
-        # identities without an 'eori' certificate attribute: customs registers their EORIs
+        # the 'eori' attribute of the parties' certificates (None: an identity without one, e.g. from
+        # cryptogen, whose EORI customs must register in party_eoris, or the party is refused)
         self.broker_eori: str | None = BROKER_EORI
+        self.operator_eori: str | None = HOLDER
 
     # -- plumbing ------------------------------------------------------------------------------------
     def D(self, days: float = 0) -> dt.datetime:
@@ -89,13 +93,17 @@ class Scenario:
         event = dict(event)
         event.setdefault("event_id", f"ev-{next(_ids)}")
         event.setdefault("occurred_at", iso(ts or self.ledger.now))
-        if msp == "BrokerMSP" and "eori" not in kw and self.broker_eori:
-            kw["eori"] = self.broker_eori
+        self._identity(msp, kw)
         return self.ledger.invoke(self.contract, fn, [event], msp, ts, transient, **kw)
 
+    def _identity(self, msp: str, kw: dict) -> None:
+        """The party's certificate attribute ``eori`` unless the call gives one (or None)."""
+        default = {"BrokerMSP": self.broker_eori, "OperatorMSP": self.operator_eori}.get(msp)
+        if "eori" not in kw and default:
+            kw["eori"] = default
+
     def query(self, fn: str, *args: Any, msp: str = "CustomsMSP", ts: dt.datetime | None = None, **kw: Any) -> Any:
-        if msp == "BrokerMSP" and "eori" not in kw and self.broker_eori:
-            kw["eori"] = self.broker_eori
+        self._identity(msp, kw)
         res = self.ledger.evaluate(self.contract, fn, list(args), msp, ts, **kw)
         if not res.ok:
             raise AssertionError(f"{fn} failed: {res.message}")

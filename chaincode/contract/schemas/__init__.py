@@ -22,7 +22,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker, validators
 
-__all__ = ["EVENT_TYPES", "TRANSIENT_SCHEMAS", "load_schema", "validator", "validate"]
+__all__ = ["EVENT_TYPES", "TRANSIENT_SCHEMAS", "load_schema", "validator", "validate", "errors",
+           "identifier_errors"]
 
 EVENT_TYPES: tuple[str, ...] = (
     "GrantAuthorisation", "AmendAuthorisation", "SuspendAuthorisation", "ReinstateAuthorisation",
@@ -96,6 +97,17 @@ def _local_refs(node: Any) -> Any:
     return node
 
 
+@FORMATS.checks("mrn", raises=ValueError)
+def _is_mrn(value: object) -> bool:
+    """The EU MRN (UCC IA Annex B): the pattern says the shape, this the check digit."""
+    from ..identifiers import mrn_problem
+
+    problem = mrn_problem(value) if isinstance(value, str) else None
+    if problem:
+        raise ValueError(problem)
+    return True
+
+
 @functools.lru_cache(maxsize=None)
 def validator(event_type: str) -> Draft202012Validator:
     schema = load_schema(event_type)
@@ -106,21 +118,50 @@ def validator(event_type: str) -> Draft202012Validator:
     return StrictValidator(schema, format_checker=FORMATS)
 
 
+def is_mrn_error(err) -> bool:
+    """A violation of the MRN definition (its type, pattern or check digit)."""
+    return isinstance(err.schema, dict) and err.schema.get("format") == "mrn"
+
+
 def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
-    """Every violation as ``{"path": "/outputs/0/qty", "message": ...}``, in a stable order."""
-    found = []
+    """Every violation as ``{"path": "/outputs/0/qty", "message": ...}``, in a stable order. An MRN gets
+    one violation saying what is wrong with it (length, a position, the check digit); ``mrn: True``
+    marks it."""
+    from ..identifiers import mrn_problem
+
+    found: dict[tuple[str, str], dict] = {}
     for err in validator(event_type).iter_errors(instance):
         path = "/" + "/".join(str(p) for p in err.absolute_path)
-        message = err.message if len(err.message) <= 300 else err.message[:297] + "..."
-        found.append({"path": path, "message": message})
-    return sorted(found, key=lambda e: (e["path"], e["message"]))
+        extra = {}
+        if is_mrn_error(err):
+            message, extra = f"not an MRN: {mrn_problem(err.instance)}", {"mrn": True}
+        else:
+            message = err.message if len(err.message) <= 300 else err.message[:297] + "..."
+        found.setdefault((path, message), {"path": path, "message": message, **extra})
+    return [found[k] for k in sorted(found)]
+
+
+def identifier_errors(instance: Any, prefix: str = "") -> list[dict[str, str]]:
+    """The contract's explicit check that every identifier is whole (``identifiers.require_whole``,
+    InvalidIdentifier), as violations for the gateway: ``[]`` or one ``{"path", "message"}``."""
+    from ..errors import InvalidIdentifier
+    from ..identifiers import require_whole
+
+    try:
+        require_whole(instance, prefix)
+    except InvalidIdentifier as err:
+        return [{"path": err.details["path"], "message": str(err.message).split(": ", 1)[-1]}]
+    return []
 
 
 def validate(event_type: str, instance: Any) -> None:
-    """Raise :class:`chaincode.contract.errors.InvalidEvent` listing every violation."""
-    from ..errors import InvalidEvent
+    """Raise :class:`chaincode.contract.errors.InvalidEvent` listing every violation —
+    :class:`~chaincode.contract.errors.InvalidMrn` when an MRN is the only thing wrong."""
+    from ..errors import InvalidEvent, InvalidMrn
 
     found = errors(event_type, instance)
     if found:
         first = found[0]
-        raise InvalidEvent(f"{event_type}: {first['path']}: {first['message']}", errors=found[:20])
+        rule = InvalidMrn if all(e.get("mrn") for e in found) else InvalidEvent
+        raise rule(f"{event_type}: {first['path']}: {first['message']}",
+                   errors=[{"path": e["path"], "message": e["message"]} for e in found[:20]])

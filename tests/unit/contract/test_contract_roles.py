@@ -128,7 +128,7 @@ def test_every_act_is_in_the_matrix():
     assert set(ALLOWED) == {t for t, info in InwardProcessingContract.transactions().items() if info.submit}
 
 
-def test_operator_must_be_the_holder_when_its_eori_is_known():
+def test_operator_must_be_the_holder():
     s = setup()
     s.accepted(s.set_parameters(party_eoris={"OperatorMSP": "DE55555"}))
     s.refused("NotPermitted", s.move, 1, SITE1, SITE2, lot_id="L1")
@@ -139,7 +139,7 @@ def test_operator_must_be_the_holder_when_its_eori_is_known():
 def test_broker_eori_from_the_party_register_when_the_certificate_has_none():
     s = setup()
     s.broker_eori = None   # a certificate without an 'eori' attribute (e.g. cryptogen)
-    s.refused("NotPermitted", s.place, "L8", 1)
+    s.refused("UnknownParty", s.place, "L8", 1)
     s.accepted(s.set_parameters(party_eoris={"BrokerMSP": "FR98765432109876"}))
     s.accepted(s.place("L8", 1))
 
@@ -161,7 +161,8 @@ READERS = {"customs-client": True, "operator-client": True, "broker-client": Tru
 def test_read_visibility(query, args, who):
     s = setup()
     msp, role, mandate = IDENTITIES[who]
-    eori = {"eori": "FR98765432109876" if mandate else "DE0000001"} if msp == "BrokerMSP" else {}
+    eori = {"eori": "FR98765432109876" if mandate else "DE0000001"} if msp == "BrokerMSP" else \
+        {"eori": "FR12345678901234"} if msp == "OperatorMSP" else {}
     res = s.ledger.evaluate(s.contract, query, args, msp, role=role, **eori)
     assert res.ok is READERS[who], res.message
     if not res.ok:

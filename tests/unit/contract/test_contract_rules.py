@@ -33,8 +33,6 @@ def late(s, days: float) -> dt.datetime:
 # ---------------------------------------------------------------------------------------- InvalidEvent
 
 @pytest.mark.parametrize("field, value", [
-    ("mrn", "26FR000110I000000"),        # 17 characters
-    ("mrn", "26fr000110I0000001"),       # lower-case country
     ("cn", "4012200"),                   # 7 digits
     ("cn", "4012"),                      # a heading is not a goods code
     ("quantity", 0),
@@ -47,6 +45,12 @@ def late(s, days: float) -> dt.datetime:
 def test_invalid_event_bad_field_refused(s, field, value):
     details = s.refused("InvalidEvent", s.place, "L9", 10, **{field: value} if field not in ("mrn",) else {"mrn_": value})
     assert details["errors"][0]["path"] == f"/{field}"
+
+
+@pytest.mark.parametrize("value", ["26FR000110000001R", "26fr000110000001R8", "26FR000110000001R9"])
+def test_invalid_mrn_refused(s, value):   # 17 characters, lower-case country, wrong check digit
+    details = s.refused("InvalidMrn", s.place, "L9", 10, mrn_=value)
+    assert details["errors"][0]["path"] == "/mrn"
 
 
 def test_invalid_event_missing_field_and_unknown_field_refused(s):
@@ -328,11 +332,13 @@ def test_same_event_id_other_content_is_a_duplicate_event(s):
               "lot_id": "L1", "quantity": 10, "reason": "NATURE", "evidence_hash": evidence("x")}, "OperatorMSP")
 
 
-def test_same_content_from_another_org_is_a_duplicate_event(s):
+def test_same_event_id_from_another_org_is_that_orgs_own_event(s):
+    """Event ids are per organisation (see test_contract_event_ids.py): the broker's event is its own,
+    refused here for its own reason."""
     event = {"event_id": "ex-1", "authorisation_id": AUTH_ID, "lot_id": "L1", "quantity": 10,
              "procedure": "3151", "mrn": mrn("E", 1), "occurred_at": iso(s.ledger.now)}
     s.accepted(s.submit("ExitGoods", event, "OperatorMSP"))
-    s.refused("DuplicateEvent", s.submit, "ExitGoods", event, "BrokerMSP")
+    s.refused("DuplicateDeclaration", s.submit, "ExitGoods", event, "BrokerMSP")
 
 
 def test_replay_with_other_commercial_data_is_a_duplicate_event(s):
@@ -350,7 +356,7 @@ def test_replay_still_returns_the_original_after_the_state_moved_on(s):
              "from_site": SITE1, "to_site": SITE2, "occurred_at": iso(s.ledger.now)}
     first = s.accepted(s.submit("MoveGoods", event, "OperatorMSP"))
     s.accepted(s.exit(990, lot_id="L1", site=SITE1))
-    t = late(s, 5)  # occurred_at is now backdated beyond the limit: the replay is still recognised
+    t = late(s, 5)  # occurred_at is now long past: the replay is still recognised (and raises nothing)
     assert s.submit("MoveGoods", event, "OperatorMSP", ts=t).json() == first
 
 
@@ -368,12 +374,13 @@ def test_declaration_mrn_and_item_used_once(s):
 
 # ---------------------------------------------------------------------------------------- OutOfOrder
 
-def test_backdated_beyond_the_limit_refused(s):
+def test_recorded_late_is_accepted_with_an_alert_not_refused(s):
+    """Late recording (see test_contract_late_recording.py): beyond late_recording_days an event is
+    accepted and raises LateRecording; it is no longer an OutOfOrder."""
     s.accepted(s.place("L2", 1, occurred_at=iso(s.ledger.now - dt.timedelta(days=1, hours=23))))
-    details = s.refused("OutOfOrder", s.place, "L3", 1, occurred_at=iso(s.ledger.now - dt.timedelta(days=2, minutes=1)))
-    assert details["backdate_max_days"] == 2
-    s.accepted(s.set_parameters(backdate_max_days=5))
-    s.accepted(s.place("L3", 1, occurred_at=iso(s.ledger.now - dt.timedelta(days=3))))
+    s.accepted(s.place("L3", 1, occurred_at=iso(s.ledger.now - dt.timedelta(days=2, minutes=1))))
+    alerts = s.query("GetAlerts", AUTH_ID)["alerts"]
+    assert [a["details"]["event_type"] for a in alerts if a["type"] == "LateRecording"] == ["PlaceUnderProcedure"]
 
 
 def test_business_time_in_the_future_refused(s):
