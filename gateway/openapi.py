@@ -56,9 +56,12 @@ OPERATIONS: list[dict[str, Any]] = [
      "summary": "Submit one business event",
      "description": "Validates the event against its JSON Schema, then submits the contract function of the same "
                     "name as the key's organisation. `commercial` (PlaceUnderProcedure, ExitGoods) travels in "
-                    "the transient map only. `event_id` is the idempotency key: the first time 201 with the "
-                    "transaction id and block; the same event again 200 with the ORIGINAL transaction id; the "
-                    "same event_id with other content 409 duplicate-event.",
+                    "the transient map only. `event_id` is the idempotency key, per organisation: the first time "
+                    "201 with the transaction id and block; the same event again 200 with the ORIGINAL "
+                    "transaction id; the same event_id with other content 409 duplicate-event. Identifiers are "
+                    "matched whole (no newline, no control character); an `mrn` must be an EU MRN (check digit "
+                    "included): 400 invalid-mrn. `occurred_at` may be days old (recorded late: alert "
+                    "LateRecording beyond the customs parameter late_recording_days), never in the future.",
      "body": {"$ref": "#/components/schemas/Event"},
      "ok": {"201": ("the event was recorded in a new transaction", "SubmitOutcome"),
             "200": ("replay: the event was already recorded; the original transaction", "SubmitOutcome")}},

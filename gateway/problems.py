@@ -31,7 +31,10 @@ MEDIA_TYPE = "application/problem+json"
 _CONFLICT = 409
 CHAINCODE_STATUS: dict[str, int] = {
     "InvalidEvent": 400,
+    "InvalidMrn": 400,          # an InvalidEvent: the MRN's length, category letter or check digit
+    "InvalidIdentifier": 400,   # an InvalidEvent: an identifier with a newline or a control character
     "NotPermitted": 403,
+    "UnknownParty": 403,        # a NotPermitted: customs have not registered the org's EORI (fail closed)
     "NotFound": 404,
     "AuthorisationNotActive": _CONFLICT,
     "AuthorisationExpired": _CONFLICT,
@@ -155,7 +158,7 @@ def chaincode_problem(error: dict, tx_id: str | None = None) -> Problem:
         details = error.get("details")
         if details:
             extra["details"] = details
-            if code == "InvalidEvent" and isinstance(details, dict) and "errors" in details:
+            if code in ("InvalidEvent", "InvalidMrn") and isinstance(details, dict) and "errors" in details:
                 extra["errors"] = details["errors"]
     if tx_id:
         extra["tx_id"] = tx_id

@@ -55,11 +55,17 @@ class ParsedEvent:
 
 
 def invalid(errors: list[dict], event_type: str | None = None) -> Problem:
-    errors = sorted(errors, key=lambda e: (e["path"], e["message"]))[:MAX_ERRORS]
+    """400 ``invalid-event`` listing every violation — or ``invalid-mrn`` (code ``InvalidMrn``, as the
+    contract answers) when an MRN is the only thing wrong: its 18 characters, procedure-category letter
+    (position 17) or ISO 6346 check digit (position 18)."""
+    only_mrn = all(e.get("mrn") for e in errors)
+    errors = sorted(({"path": e["path"], "message": e["message"]} for e in errors),
+                    key=lambda e: (e["path"], e["message"]))[:MAX_ERRORS]
     first = errors[0]
     where = f"{event_type}: " if event_type else ""
-    return Problem(400, "invalid-event", f"{where}{first['path'] or '/'}: {first['message']}",
-                   extra={"code": "InvalidEvent", "errors": errors})
+    name, code = ("invalid-mrn", "InvalidMrn") if only_mrn else ("invalid-event", "InvalidEvent")
+    return Problem(400, name, f"{where}{first['path'] or '/'}: {first['message']}",
+                   extra={"code": code, "errors": errors})
 
 
 def _commercial_errors(data: Any) -> list[dict]:
@@ -87,8 +93,10 @@ def parse_event(body: Any) -> ParsedEvent:
         message = "is required" if event_type is None else "is not an event type"
         raise invalid([{"path": "/type", "message": f"{message}; one of: {', '.join(EVENT_TYPES)}"}])
     event = {k: v for k, v in body.items() if k not in ("type", "commercial")}
-    # The contract's own schemas, calendar checks of dates included: one source of truth.
-    errors = list(schemas.errors(event_type, event))
+    # The contract's own schemas, calendar checks of dates and MRN check digits included: one source of
+    # truth. Identifiers are matched whole (no trailing newline, no control character): the schemas'
+    # patterns say so, and the contract's explicit check runs here too.
+    errors = list(schemas.errors(event_type, event)) or schemas.identifier_errors(event)
     commercial = body.get("commercial")
     if "commercial" in body:
         if event_type not in COMMERCIAL_EVENTS:
@@ -96,7 +104,7 @@ def parse_event(body: Any) -> ParsedEvent:
                            "message": f"{event_type} takes no commercial data (only "
                                       f"{', '.join(sorted(COMMERCIAL_EVENTS))})"})
         else:
-            errors.extend(_commercial_errors(commercial))
+            errors.extend(_commercial_errors(commercial) or schemas.identifier_errors(commercial, "/commercial"))
             if isinstance(commercial, dict) and event_type in CUSTOMS_VALUE_REQUIRED \
                     and "customs_value" not in commercial:
                 errors.append({"path": "/commercial/customs_value", "message": "is required"})

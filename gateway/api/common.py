@@ -129,11 +129,27 @@ ID_PATTERNS = {
 }
 DATE_PATTERN = _COMMON["date"]["pattern"]
 DATETIME_PATTERN = _COMMON["dateTime"]["pattern"]
-MOMENT_PATTERN = f"^(({DATE_PATTERN[1:-1]})|({DATETIME_PATTERN[1:-1]}))$"  # a date or a date-time
+_WHOLE_END = "$(?!\\n)"  # how the schemas end a pattern: a whole-string match (no trailing newline)
+
+
+def _body(pattern: str) -> str:
+    """A schema pattern without its anchors: ``^X$(?!\\n)`` -> ``X``."""
+    assert pattern.startswith("^") and pattern.endswith(_WHOLE_END), pattern
+    return pattern[1:-len(_WHOLE_END)]
+
+
+MOMENT_PATTERN = f"^(({_body(DATE_PATTERN)})|({_body(DATETIME_PATTERN)})){_WHOLE_END}"  # a date or a date-time
+
+
+def whole(pattern: str, value: str) -> bool:
+    """``value`` matches ``pattern`` as a whole string (``re.fullmatch``: ``$`` of ``re.match`` would let
+    a trailing newline through) and is printable ASCII without control characters."""
+    return isinstance(value, str) and value.isascii() and value.isprintable() and \
+        re.fullmatch(pattern, value) is not None
 
 
 def path_id(name: str, value: str) -> str:
-    if not re.match(ID_PATTERNS[name], value):
+    if not whole(ID_PATTERNS[name], value):
         raise Problem(400, "invalid-parameter", f"{name} {value[:80]!r} is not well formed "
                                                 f"(pattern {ID_PATTERNS[name]})", extra={"parameter": name})
     return value
@@ -148,13 +164,13 @@ def moment_param(name: str, *, date_only: bool = False, required: bool = False) 
                           extra={"parameter": name})
         return None
     ok = False
-    if re.match(DATE_PATTERN, value):
+    if whole(DATE_PATTERN, value):
         try:
             dt.date.fromisoformat(value)
             ok = True
         except ValueError:
             ok = False
-    elif not date_only and re.match(DATETIME_PATTERN, value):
+    elif not date_only and whole(DATETIME_PATTERN, value):
         try:
             ok = dt.datetime.fromisoformat(value).tzinfo is not None
         except ValueError:
