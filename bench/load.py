@@ -55,6 +55,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from chaincode.testing import mrns  # noqa: E402
 from bench.chaincode_put import rss_mb  # noqa: E402
 from gateway import daemon  # noqa: E402
 from network.chaincode import ChaincodeSpec, Deployer  # noqa: E402
@@ -71,6 +72,12 @@ RETRYABLE = {409: "transaction-conflict", 503: None, 504: None}
 
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parties() -> dict:
+    """Customs register the holder's EORI (cryptogen certificates carry none; unknown parties are refused)."""
+    return {"type": "SetParameters", "event_id": "parties", "occurred_at": now(),
+            "parameters": {"party_eoris": {"OperatorMSP": "FR12345678901234"}}}
 
 
 def grant(auth_id: str) -> dict:
@@ -93,7 +100,8 @@ class Numbers:
         self._n = itertools.count(1)
 
     def mrn(self, kind: str) -> str:
-        return f"26FR000110{kind}{next(self._n):07d}"
+        """A valid MRN (check digit and all): ``I`` an import declaration's, ``E`` an export's."""
+        return mrns.from_unique(f"{next(self._n):012d}", mrns.IMPORT if kind == "I" else mrns.EXPORT)
 
 
 def chain(auth_id: str, lot: str, numbers: Numbers) -> list[dict]:
@@ -371,6 +379,7 @@ def main() -> int:
         from gateway.config import keys_file_of
         store = KeyStore(keys_file_of(state))
         api = Api(url, {org: store.create(org, "clerk", "bench")[1] for org in ("CustomsMSP", "OperatorMSP")})
+        api.must("CustomsMSP", parties())
         for auth_id in [PROBE, *LOAD_AUTHS]:
             api.must("CustomsMSP", grant(auth_id))
         load = Load(api, args.in_flight, deadline)

@@ -28,6 +28,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from chaincode.testing import mrns  # noqa: E402
 from bench.chaincode_put import rss_mb, run_level  # noqa: E402
 from gateway import daemon  # noqa: E402
 from network.chaincode import ChaincodeSpec, Deployer  # noqa: E402
@@ -61,7 +62,7 @@ def grant() -> dict:
 
 def place(lot: str, n: int) -> dict:
     return {"type": "PlaceUnderProcedure", "event_id": f"bench-place-{lot}", "occurred_at": now(),
-            "authorisation_id": AUTH, "lot_id": lot, "mrn": f"26FR000110I{n:07d}", "item_no": 1,
+            "authorisation_id": AUTH, "lot_id": lot, "mrn": mrns.from_unique(f"{n:012d}"), "item_no": 1,
             "procedure": "5100", "cn": "40122000", "description": "used tyres",
             "quantity": 100_000, "unit": "p/st", "origin": "MA", "site": SITES[0],
             "commercial": {"customs_value": {"amount": "1000.00", "currency": "EUR"}}}
@@ -97,6 +98,8 @@ def main() -> int:
             if r.status_code not in (200, 201):
                 raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
 
+        post("CustomsMSP", {"type": "SetParameters", "event_id": "bench-parties", "occurred_at": now(),
+                            "parameters": {"party_eoris": {"OperatorMSP": "FR12345678901234"}}})
         post("CustomsMSP", grant())
         lots = [f"LOT{i:03d}" for i in range(64)]
         for n, lot in enumerate(lots, start=1):

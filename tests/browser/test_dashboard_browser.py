@@ -38,9 +38,9 @@ ORGS = ("CustomsMSP", "OperatorMSP", "BrokerMSP")
 AUTH_MANDATED, AUTH_OTHER = "FRIPO000091", "FRIPO000092"
 CUSTOMS_VALUE = "31415.92"          # private: customs and the holder read it, the broker only its hash
 LOTS = {  # lot: (authorisation, MRN, placed)
-    "BRW91-A": (AUTH_MANDATED, "26FR000110I0000091", 1000),
-    "BRW91-B": (AUTH_MANDATED, "26FR000110I0000092", 600),
-    "BRW92-A": (AUTH_OTHER, "26FR000110I0000093", 700),
+    "BRW91-A": (AUTH_MANDATED, "26FR000110000091R9", 1000),
+    "BRW91-B": (AUTH_MANDATED, "26FR000110000092R8", 600),
+    "BRW92-A": (AUTH_OTHER, "26FR000110000093R7", 700),
 }
 PROCESSED = 200                     # of BRW91-A, into batch BRW91-P1
 LIVE_WAIT_MS = 30_000               # an event must reach the open page within this

@@ -30,7 +30,7 @@ class RealScenario(Scenario):
         self.chaincode = chaincode
         self.day = dt.datetime.now(UTC).replace(microsecond=0)
         self.ledger = None
-        self.broker_eori = None  # cryptogen certs carry no EORI: customs registers them
+        self.broker_eori = self.operator_eori = None  # cryptogen certs carry no EORI: customs registers them
         self.accepted(self.set_parameters(party_eoris={"OperatorMSP": HOLDER,
                                                        "BrokerMSP": BROKER_EORI}))
 

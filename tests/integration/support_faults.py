@@ -20,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+from chaincode.testing import mrns
 from gateway.auth import KeyStore
 from gateway.config import keys_file_of
 from network.chaincode import ChaincodeSpec, Deployer
@@ -358,11 +359,17 @@ def moves_of(lot_id: str, prefix: str, org: str = "OperatorMSP", start: int = 0)
     return make
 
 
+def mrn_of(n: int, category: str = mrns.IMPORT) -> str:
+    """A valid MRN numbered ``n`` (any size: 12 digits of unique identifier), for placements (``R``) or
+    re-exports (``A``)."""
+    return mrns.from_unique(f"{n:012d}", category)
+
+
 def exits_of(lot_id: str, prefix: str, org: str = "BrokerMSP", mrn_base: int = 0, start: int = 0):
     """Re-export of 1 p/st of ``lot_id`` per event, declared by the broker (no commercial data)."""
     def make(i):
         n = start + i
-        return exit_(f"{prefix}-{lot_id}-{n}", 1, f"26FR000110E{mrn_base + n:07d}", lot_id=lot_id), org
+        return exit_(f"{prefix}-{lot_id}-{n}", 1, mrn_of(mrn_base + n, mrns.EXPORT), lot_id=lot_id), org
     return make
 
 
@@ -370,7 +377,7 @@ def placements(prefix: str, org: str = "BrokerMSP", value: str = "1234.56", mrn_
     """New 1 p/st lots, each with a commercial customs value (private data)."""
     def make(i):
         n = mrn_base + i
-        return place(f"{prefix}-{i}", 1, f"26FR000110I{n:07d}", event_id=f"{prefix}-place-{i}", value=value), org
+        return place(f"{prefix}-{i}", 1, mrn_of(n), event_id=f"{prefix}-place-{i}", value=value), org
     return make
 
 
@@ -383,7 +390,7 @@ def set_up_authorisation(url: str, keys: dict, lots: dict[str, int]) -> None:
               (grant(input_goods=[{"cn": USED_TYRES, "description": "used pneumatic tyres", "unit": "p/st",
                                    "max_qty": 10_000_000}]), "CustomsMSP")]
     for n, (lot_id, qty) in enumerate(lots.items()):
-        bodies.append((place(lot_id, qty, f"26FR000110I9{n:06d}", event_id=f"setup-place-{lot_id}"), "OperatorMSP"))
+        bodies.append((place(lot_id, qty, mrn_of(9_000_000 + n), event_id=f"setup-place-{lot_id}"), "OperatorMSP"))
     for body, org in bodies:
         a = post_once(http, url, keys[(org, "clerk")], body)
         assert a.status == 201, (body["type"], a)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from chaincode.testing import mrns
 from gateway.auth import KeyStore
 from gateway.config import keys_file_of
 
@@ -34,8 +35,8 @@ HOLDER = "FR12345678901234"
 BROKER_EORI = "FR98765432109876"
 SITE1, SITE2 = "BOURGES-1", "BOURGES-2"
 USED_TYRES, RETREADED, WASTE = "40122000", "40121200", "40040000"
-MRN_L1 = "26FR000110I0000001"
-MRN_EXIT_B1 = "26FR000110E0000007"
+MRN_L1 = "26FR000110000001R8"
+MRN_EXIT_B1 = "26FR000110000007A7"
 PROBLEMS = "https://ipledger.example/problems/"
 ORGS = ("CustomsMSP", "OperatorMSP", "BrokerMSP")
 
@@ -353,9 +354,13 @@ def test_replay_is_idempotent_and_other_content_is_duplicate_event(api):
 
 def test_refusals_leave_the_ledger_unchanged(api):
     before_lot, before_events = lot(api, "L1"), events_of(api)
-    bad_mrn = place("L9", 10, "26FR000110I000001X"[:17])
-    p = api.refused(bad_mrn, "BrokerMSP", 400, "invalid-event")
-    assert p["errors"][0]["path"] == "/mrn"
+    bad_mrn = place("L9", 10, mrns.placement_mrn(9)[:17])      # 17 characters
+    p = api.refused(bad_mrn, "BrokerMSP", 400, "invalid-mrn")
+    assert p["code"] == "InvalidMrn" and p["errors"][0]["path"] == "/mrn"
+    p = api.refused(place("L9", 10, mrns.with_bad_check_digit(mrns.placement_mrn(9))), "BrokerMSP", 400,
+                    "invalid-mrn")
+    assert "check digit" in p["errors"][0]["message"]
+    api.refused(place("L9", 10, mrns.placement_mrn(9) + "\n"), "BrokerMSP", 400, "invalid-mrn")
     api.refused({"type": "Teleport", "event_id": "t1"}, "OperatorMSP", 400, "invalid-event")
     r = api.http.post(api.url + "/api/v1/events", data="{oops", headers={**api.headers("OperatorMSP"),
                                                                         "Content-Type": "application/json"})
@@ -367,9 +372,9 @@ def test_refusals_leave_the_ledger_unchanged(api):
     assert r.status_code == 401 and r.json()["type"] == PROBLEMS + "unauthenticated"
     api.refused(move("m-viewer", 1), "OperatorMSP", 403, "forbidden", role="viewer")
     api.refused(grant("FRIPO000009", "grant-by-op"), "OperatorMSP", 403, "not-permitted")
-    api.refused(place("L9", 10, "26FR000110I0000099", auth_id="FRIPO999999"), "OperatorMSP", 404, "not-found")
+    api.refused(place("L9", 10, "26FR000110000099R1", auth_id="FRIPO999999"), "OperatorMSP", 404, "not-found")
     # 5. exit 600 of L1 (499 left) -> QuantityExceedsBalance
-    p = api.refused(exit_("exit-600", 600, "26FR000110E0000600", lot_id="L1", procedure="4051"), "OperatorMSP",
+    p = api.refused(exit_("exit-600", 600, "26FR000110000600A7", lot_id="L1", procedure="4051"), "OperatorMSP",
                     409, "quantity-exceeds-balance")
     assert p["code"] == "QuantityExceedsBalance" and p["details"]
     # 3'. yield 500 -> 480 -> YieldOutOfTolerance (L1 has only 99 at BOURGES-1: process 90 -> 80)
@@ -384,10 +389,10 @@ def test_refusals_leave_the_ledger_unchanged(api):
 
 def test_ceiling(api):
     # 6. L2 of 4,200 accepted (CeilingNear), L3 of 400 -> CeilingExceeded
-    api.ok(place("L2", 4200, "26FR000110I0000002"), "BrokerMSP")
+    api.ok(place("L2", 4200, "26FR000110000002R7"), "BrokerMSP")
     alerts = api.get(f"/api/v1/authorisations/{AUTH}/alerts").json()["alerts"]
     assert "CeilingNear" in {a["type"] for a in alerts}
-    p = api.refused(place("L3", 400, "26FR000110I0000003"), "BrokerMSP", 409, "ceiling-exceeded")
+    p = api.refused(place("L3", 400, "26FR000110000003R6"), "BrokerMSP", 409, "ceiling-exceeded")
     assert p["details"]["max_qty"] == 5000
     assert api.get("/api/v1/lots/L3").status_code == 404
 
@@ -397,7 +402,7 @@ def test_org_and_role_matrix(api):
     acts = {
         "customs act": lambda i: ev("SetParameters", f"mx-param-{i}", parameters={"warn_days": 30}),
         "holder act": lambda i: move(f"mx-move-{i}", 1, lot_id="L2"),
-        "declaration": lambda i: exit_(f"mx-exit-{i}", 1, f"26FR000110E{900 + i:07d}", lot_id="L2", procedure="4051"),
+        "declaration": lambda i: exit_(f"mx-exit-{i}", 1, mrns.exit_mrn(900 + i), lot_id="L2", procedure="4051"),
     }
     expected = {  # (org, act) -> status for a clerk
         ("CustomsMSP", "customs act"): 201, ("OperatorMSP", "customs act"): 403, ("BrokerMSP", "customs act"): 403,
@@ -424,7 +429,7 @@ def test_org_and_role_matrix(api):
 def test_50_concurrent_submissions_on_one_lot(api):
     """50 clerks move 1 p/st each of a lot holding 30 at BOURGES-1, all at once: every answer is a 201 or a
     clear 409, and the balances are exact."""
-    api.ok(place("L4", 30, "26FR000110I0000004"), "BrokerMSP")
+    api.ok(place("L4", 30, "26FR000110000004R5"), "BrokerMSP")
     bodies = [move(f"race-{i}", 1, lot_id="L4") for i in range(50)]
     with ThreadPoolExecutor(max_workers=50) as pool:
         answers = list(pool.map(lambda b: api.post(b, "OperatorMSP"), bodies))

@@ -27,8 +27,8 @@ import grpc
 import pytest
 import requests
 
-from .support_faults import (REPO, GatewayProcess, create_keys, placements, post_once, set_up_authorisation,
-                             start_network, stop_network)
+from .support_faults import (REPO, GatewayProcess, create_keys, mrn_of, placements, post_once,
+                             set_up_authorisation, start_network, stop_network)
 from .test_gateway_api import free_port
 from .test_network_security import grpc_plaintext_connects
 
@@ -59,7 +59,7 @@ def run(tmp_path_factory):
             posted.append(body["event_id"])
         # a replay and a refused event too (their paths log differently)
         assert post_once(http, gw.url, keys[("OperatorMSP", "clerk")], body).status == 200
-        bad = dict(body, event_id="sec-bad", quantity=10**9, lot_id="sec-bad", mrn="26FR000110I7999999")
+        bad = dict(body, event_id="sec-bad", quantity=10**9, lot_id="sec-bad", mrn=mrn_of(7_999_999))
         assert post_once(http, gw.url, keys[("OperatorMSP", "clerk")], bad).status == 409
         # customs reads the lot (the private value is readable by customs: the data did reach the ledger)
         r = http.get(gw.url + f"/api/v1/lots/{posted[0].replace('-place', '')}",

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.fabric
 
 AUTH = "FRIPO000093"
 LOT = "TA93-L1"
-MRN_IN, MRN_EXIT = "26FR000110I0000094", "26FR000110E0000094"
+MRN_IN, MRN_EXIT = "26FR000110000094R6", "26FR000110000094A0"
 SECRET = "time-alert-webhook-secret-0123456789"
 POLL_S = 1
 WAIT_S = 30                                    # a change must be delivered within this

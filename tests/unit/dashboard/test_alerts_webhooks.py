@@ -148,7 +148,7 @@ def test_time_alerts_are_polled_and_delivered_once(scenario, live, receiver):
     assert live.router.poll_time_alerts(as_of) == 3
     with live.store.connection() as db:
         assert sorted(r[0] for r in db.execute("SELECT alert_key FROM time_alerts")) == [
-            "DeadlineApproaching/LOT:L1", "DeadlineApproaching/LOT:L2", "ExitUnconfirmed/26FR000110E0000007/1"]
+            "DeadlineApproaching/LOT:L1", "DeadlineApproaching/LOT:L2", "ExitUnconfirmed/26FR000110000007A7/1"]
     assert live.router.poll_time_alerts(as_of) == 0    # nothing new: nothing sent again
     wait_for(lambda: len(receiver.requests) == 2)
     bodies = sorted((json.loads(r["body"])["change"], json.loads(r["body"])["alert"]["subject"]) for r in receiver.requests)

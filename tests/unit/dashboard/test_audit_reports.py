@@ -92,9 +92,9 @@ def test_bill_of_discharge_report_json_csv(scenario, api):
     text = api.get(f"/api/v1/reports/bill-of-discharge/{AUTH}?as_of={day(1)}&format=csv", "OperatorMSP").get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(text)))
     lot_rows = [(r["id"], r["mrn"], r["quantity"], r["remaining"]) for r in rows if r["section"] == "lot"]
-    assert lot_rows == [("L1", "26FR000110I0000001", "1000", "500"), ("L2", "26FR000110I0000002", "4200", "4200")]
+    assert lot_rows == [("L1", "26FR000110000001R8", "1000", "500"), ("L2", "26FR000110000002R7", "4200", "4200")]
     assert [(r["id"], r["mrn"], r["quantity"]) for r in rows if r["section"] == "disposal"] == [
-        ("B1", "26FR000110E0000007", "495")]
+        ("B1", "26FR000110000007A7", "495")]
     assert rows[-1]["section"] == "document_hash" and rows[-1]["reference"] == data["document_hash"]
     assert api.get(f"/api/v1/reports/bill-of-discharge/{AUTH}?as_of={day(1)}&period_end={day(1)}",
                    "OperatorMSP").status_code == 400
@@ -125,7 +125,7 @@ def test_pdf_reports_render_and_read_back(scenario, api, tmp_path):
     assert (tmp_path / "page-1.png").stat().st_size > 1000
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
     assert f"Bill of discharge {AUTH}" in text
-    assert "26FR000110I0000001" in text and "26FR000110E0000007" in text and "25000.00" in text
+    assert "26FR000110000001R8" in text and "26FR000110000007A7" in text and "25000.00" in text
     assert "Conservation holds for every lot and batch: yes" in text
     inv = api.get(f"/api/v1/reports/inventory?as_of={day(1)}&format=pdf", "BrokerMSP")
     (tmp_path / "inv.pdf").write_bytes(inv.data)

@@ -47,7 +47,7 @@ def test_restart_resumes_from_checkpoint_no_gap_no_duplicate(scenario, live, led
     live.listener.stop()
     stored = live.store.count()
     # events committed while the gateway is down
-    api.post(place("L9", 10, "26FR000110I0000009"), "BrokerMSP")
+    api.post(place("L9", 10, "26FR000110000009R0"), "BrokerMSP")
     api.post(body("MoveGoods", "move-9", authorisation_id=AUTH, lot_id="L9", quantity=5, from_site="BOURGES-1",
                   to_site="BOURGES-2"), "OperatorMSP")
     assert live.store.count() == stored

@@ -40,7 +40,7 @@ def test_lots_balances_alerts_and_charts_of_an_authorisation(scenario, app, keys
     html = client.get(f"/dashboard/authorisations/{AUTH}").get_data(as_text=True)
     rows = re.findall(r'<tr data-lot="([^"]+)">.*?class="balance">([^<]+)<', html, re.S)
     assert rows == [("L1", "500 p/st"), ("L2", "4200 p/st")]
-    assert "26FR000110I0000001" in html
+    assert "26FR000110000001R8" in html
     # balances per goods code: input 40122000 in stock 4700, product 40121200 exited 495 by 3151
     assert re.search(r"<td>INPUT</td><td>40122000</td><td>p/st</td><td>5200</td><td>4700</td>\s*<td>500</td>", html)
     assert "495 (3151)" in html

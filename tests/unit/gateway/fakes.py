@@ -188,7 +188,7 @@ def place_body(event_id: str = "place-L1", lot_id: str = "L1", quantity: int = 1
                **overrides) -> dict:
     body = {
         "type": "PlaceUnderProcedure", "event_id": event_id, "authorisation_id": AUTH_ID, "occurred_at": OCCURRED,
-        "lot_id": lot_id, "mrn": "26FR000110I0000001", "item_no": 1, "procedure": "5100", "cn": "40122000",
+        "lot_id": lot_id, "mrn": "26FR000110000001R8", "item_no": 1, "procedure": "5100", "cn": "40122000",
         "description": "used tyres", "quantity": quantity, "unit": "p/st", "net_mass_g": 9_000_000,
         "origin": "MA", "site": SITE1,
         "commercial": {"customs_value": {"amount": value, "currency": "EUR"}},

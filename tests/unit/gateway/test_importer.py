@@ -55,11 +55,11 @@ def test_csv_columns_are_typed_with_the_event_schema():
 
 def test_csv_commercial_and_dotted_columns():
     body = csv_row_to_body({"type": "PlaceUnderProcedure", "event_id": "p1", "quantity": "1000", "item_no": "1",
-                            "net_mass_g": "9000000", "procedure": "5100", "mrn": "26FR000110I0000001",
+                            "net_mass_g": "9000000", "procedure": "5100", "mrn": "26FR000110000001R8",
                             "commercial.customs_value.amount": "25000.00",
                             "commercial.customs_value.currency": "EUR"})
     assert body["quantity"] == 1000 and body["item_no"] == 1 and body["net_mass_g"] == 9000000
-    assert body["procedure"] == "5100" and body["mrn"] == "26FR000110I0000001"   # strings stay strings
+    assert body["procedure"] == "5100" and body["mrn"] == "26FR000110000001R8"   # strings stay strings
     assert body["commercial"] == {"customs_value": {"amount": "25000.00", "currency": "EUR"}}
     body = csv_row_to_body({"type": "SetParameters", "event_id": "s", "parameters.warn_days": "45",
                             "parameters.yield_warn_pct": "0.5",
