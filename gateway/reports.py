@@ -7,7 +7,7 @@ Both come from the contract's ``GetBillOfDischargeData`` (domain.md §7), evalua
   period) or ``as_of`` (the audit view); the proof's transactions get their block numbers;
 * **inventory** at a date — for each authorisation the caller may read (the ids the gateway knows, or the
   ones asked for): the goods still under the procedure at the end of that date (lots and processed
-  products with their balance, deadline and status; waste separately), with totals per goods code.
+  products — waste included — with their balance, deadline and status), with totals per goods code.
 
 Rendered as JSON, CSV (one table, a ``section`` column; text cells that a spreadsheet could take for a
 formula are made inert, see :mod:`gateway.csvsafe`) or PDF (:class:`SimplePdf`: a small PDF 1.4
@@ -52,11 +52,6 @@ def inventory(service, org: str, authorisation_ids: list[str], as_of: str) -> di
                          "description": lot.get("description") if lot else None,
                          "mrn": lot.get("mrn") if lot else None, "quantity": r["quantity"], "unit": r["unit"],
                          "deadline": r["deadline"], "status": r["status"]})
-        for w in data.get("waste", []):
-            if w.get("remaining"):
-                rows.append({"authorisation_id": auth_id, "goods": "WASTE", "id": w["batch_id"], "cn": w["cn"],
-                             "description": None, "mrn": None, "quantity": w["remaining"], "unit": w["unit"],
-                             "deadline": None, "status": "WASTE"})
         for row in rows:
             key = (row["goods"], row["cn"], row["unit"])
             totals[key] = totals.get(key, 0) + row["quantity"]

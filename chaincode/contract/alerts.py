@@ -24,9 +24,9 @@ transaction (and no chaincode event) marks the moment they start:
 from __future__ import annotations
 
 import datetime as dt
-from fractions import Fraction
 
 from . import authorisations, goods, keys, times
+from .decimals import exact, pct
 from .params import BILL_DUE_DAYS
 
 RECORDED, DERIVED = "RECORDED", "DERIVED"
@@ -59,10 +59,6 @@ def clear_alert(tx, authorisation_id: str, alert_type: str, subject: str) -> Non
                              "subject": subject, "details": current["details"]})
 
 
-def _pct(part: int, whole: int) -> float:
-    return round(float(Fraction(part * 100, whole)), 4) if whole else 0.0
-
-
 # ---------------------------------------------------------------------------------------- ceilings
 
 def ceiling_usage(state, auth: dict, entry: dict) -> int:
@@ -83,10 +79,10 @@ def review_ceiling_entry(tx, auth: dict, entry_cn: str) -> None:
     if entry is None:
         return
     used = ceiling_usage(tx.state, auth, entry)
-    if used * 100 >= Fraction(str(tx.params["ceiling_warn_pct"])) * entry["max_qty"] and used > 0:
+    if used * 100 >= exact(tx.params["ceiling_warn_pct"]) * entry["max_qty"] and used > 0:
         raise_alert(tx, auth["authorisation_id"], "CeilingNear", entry_cn,
                     {"cn": entry_cn, "unit": entry["unit"], "quantity": used, "max_qty": entry["max_qty"],
-                     "pct": _pct(used, entry["max_qty"])})
+                     "pct": pct(used, entry["max_qty"])})
     else:
         clear_alert(tx, auth["authorisation_id"], "CeilingNear", entry_cn)
 
@@ -102,10 +98,10 @@ def review(tx) -> None:
         record = tx.state.get(keys.goods(kind, goods_id))
         lost = sum(q for reason, q in record["lost_by_reason"].items() if reason != "DESTROYED")
         whole = goods.entered(kind, record)
-        if lost * 100 > Fraction(str(tx.params["loss_warn_pct"])) * whole:
+        if lost * 100 > exact(tx.params["loss_warn_pct"]) * whole:
             raise_alert(tx, record["authorisation_id"], "LossRateHigh", f"{kind}:{goods_id}",
                         {"goods": kind, "id": goods_id, "lost": lost, "entered": whole, "unit": record["unit"],
-                         "pct": _pct(lost, whole)})
+                         "pct": pct(lost, whole)})
 
 
 # ---------------------------------------------------------------------------------------- reading alerts
@@ -127,10 +123,10 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dic
     lots = [state.get(keys.lot(lot_id)) for (_a, lot_id), _ in state.scan(keys.AUTH_LOTS, auth_id)]
     batches = [state.get(keys.batch(b_id)) for (_a, b_id), _ in state.scan(keys.AUTH_BATCHES, auth_id)]
 
-    # DeadlineApproaching / DeadlineOverdue: goods still under the procedure (UCC art. 257)
+    # DeadlineApproaching / DeadlineOverdue: goods still under the procedure, waste included (UCC art. 257)
     for kind, records in ((goods.LOT, lots), (goods.BATCH, batches)):
         for rec in records:
-            if goods.is_waste(rec) or goods.balance(rec) == 0:
+            if goods.balance(rec) == 0:
                 continue
             goods_id = rec["lot_id"] if kind == goods.LOT else rec["batch_id"]
             due = goods.deadline(rec)

@@ -13,6 +13,7 @@ import datetime as dt
 from fractions import Fraction
 
 from . import alerts, keys, times
+from .decimals import exact
 from .endorsement import customs_only_policy
 from .errors import (AlreadyExists, AuthorisationExpired, AuthorisationNotActive, GoodsNotCovered,
                      InvalidEvent, InvalidState, NotFound, SiteNotAuthorised)
@@ -91,16 +92,9 @@ def require_site(auth: dict, site: str) -> None:
                                 authorisation_id=auth["authorisation_id"])
 
 
-def rate_of_yield(auth: dict, input_cn: str, output_cn: str) -> Fraction | None:
-    """The authorised output per unit of input for this pair (the most specific input match)."""
-    rates = [r for r in auth["yield_rates"] if r["output_cn"] == output_cn and covers(r["input_cn"], input_cn)]
-    if not rates:
-        return None
-    best = max(rates, key=lambda r: len(r["input_cn"]))
-    return Fraction(str(best["output_per_input"]))
-
-
 def rates_for_input(auth: dict, input_cn: str) -> list[dict]:
+    """The authorised rates of yield from ``input_cn``, one per processed product (the most specific
+    input match wins), in product CN order."""
     out = {}
     for r in auth["yield_rates"]:
         if covers(r["input_cn"], input_cn):
@@ -114,8 +108,8 @@ def tolerances(auth: dict, params: dict) -> tuple[Fraction, Fraction]:
     """(yield_warn_pct, yield_block_pct): the authorisation's, or the customs defaults."""
     warn = auth.get("yield_warn_pct")
     block = auth.get("yield_block_pct")
-    return (Fraction(str(params["yield_warn_pct"] if warn is None else warn)),
-            Fraction(str(params["yield_block_pct"] if block is None else block)))
+    return (exact(params["yield_warn_pct"] if warn is None else warn),
+            exact(params["yield_block_pct"] if block is None else block))
 
 
 # ---------------------------------------------------------------------------------------- checking fields
@@ -201,7 +195,7 @@ def amend(tx, event: dict) -> dict:
     auth["version"] += 1
     auth["amended_at"] = tx.recorded_at
     _save(tx, auth)
-    for cn in {e["cn"] for e in auth["input_goods"]}:  # ceilings may have moved
+    for cn in sorted(e["cn"] for e in auth["input_goods"]):  # ceilings may have moved; CN order, as every peer
         alerts.review_ceiling_entry(tx, auth, cn)
     return {"authorisation": _view(auth, tx.now)}
 

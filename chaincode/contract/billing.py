@@ -10,6 +10,13 @@ Two scopes:
   this one; events up to the end of ``period_end`` (UTC). Due 30 days later.
 * ``as_of`` — the audit view: every lot placed up to ``as_of``, events up to it.
 
+Waste and secondary products are processed products like the main ones: under
+the procedure until exited or destroyed, so they stay in ``remaining`` (waste is
+also listed under ``waste``), and a lot counts as discharged only when they have
+gone too. Every disposal and loss states the ``input_goods`` it stands for —
+the placed goods from which import duty on a release for free circulation
+(4051) is computed.
+
 ``document_hash`` is the SHA-256 of the canonical JSON of the bill, in which
 commercial data appear only as the hash of their private-data record (so every
 org computes the same hash); customs and the holder additionally receive the
@@ -53,6 +60,18 @@ def _add(totals: dict, key: tuple, qty: int) -> None:
 
 def _rows(totals: dict, names: tuple[str, ...]) -> list[dict]:
     return [{**dict(zip(names, k)), "quantity": q} for k, q in sorted(totals.items())]
+
+
+def _input_goods(lots: dict, effect: dict) -> list[dict]:
+    """The goods placed under the procedure that an exit or loss stands for — what import duty on a
+    release for free circulation (4051) is computed from (UCC art. 86(3)): the lot itself, or for a
+    batch the input units of each source lot its FIFO attribution takes (``goods.fifo_attribution``)."""
+    if effect["kind"] == goods.LOT:
+        parts = [(effect["id"], effect["qty"])]
+    else:
+        parts = [(a["lot_id"], a["input_qty"]) for a in effect["attribution"]]
+    return [{"lot_id": lot_id, "cn": lots[lot_id]["cn"], "unit": lots[lot_id]["unit"], "quantity": qty}
+            for lot_id, qty in parts]
 
 
 def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.datetime | None = None) -> dict:
@@ -103,9 +122,10 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
             "original_deadline": lot["original_deadline"], "extended": bool(lot["extensions"]),
             "customs_value_hash": value_hash.hex() if value_hash else None,
             "rates_of_yield": authorisations.rates_for_input(auth, lot["cn"]),
-            "products": [{"batch_id": b_id, "cn": p["cn"], "kind": p["kind"], "unit": p["unit"], "quantity": p["share"]}
-                         for b_id, p in sorted(lot["products"].items())],
+            "products": [{"batch_id": b_id, "cn": p["cn"], "kind": p["kind"], "unit": p["unit"], "quantity": p["share"],
+                          "input_qty": p["input_qty"]} for b_id, p in sorted(lot["products"].items())],
             "consumed": lot["consumed"], "exited": lot["exited"], "lost": lot["lost"], "remaining": goods.balance(lot),
+            "discharged": goods.is_discharged(goods.LOT, lot),
         })
         _add(totals["placed"], (lot["cn"], lot["unit"]), lot["placed"])
         if lot["consumed"]:
@@ -140,8 +160,8 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
                 continue
             rec = book.get(e["kind"], e["id"])
             line = {"goods": e["kind"], "id": e["id"], "cn": rec["cn"], "quantity": e["qty"], "unit": rec["unit"],
-                    "attribution": e["attribution"], "recorded_at": entry["recorded_at"],
-                    "occurred_at": entry["occurred_at"], "tx_id": entry["tx_id"]}
+                    "attribution": e["attribution"], "input_goods": _input_goods(lots, e),
+                    "recorded_at": entry["recorded_at"], "occurred_at": entry["occurred_at"], "tx_id": entry["tx_id"]}
             if e["op"] == "exit":
                 disposals.append({"procedure": e["procedure"], "mrn": e["mrn"], "item_no": e["item_no"], **line,
                                   "exit_confirmed": confirmations.get(e["mrn"]) if e["procedure"] == "3151" else None})
@@ -151,7 +171,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
                                "discharge": e["reason"] == "DESTROYED", **line})
                 _add(totals["lost"], (e["reason"], rec["cn"], rec["unit"]), e["qty"])
 
-    # 5. remaining balances, waste, 6. conservation proof
+    # 5. remaining balances (waste included: it is under the procedure until it leaves), 6. conservation proof
     remaining, waste, conservation = [], [], []
     for kind, ids, records in ((goods.LOT, lot_ids, lots), (goods.BATCH, batch_ids, batches)):
         for gid in sorted(ids):
@@ -160,7 +180,6 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
             if goods.is_waste(rec):
                 waste.append({"batch_id": gid, "cn": rec["cn"], "unit": rec["unit"], "produced": rec["produced"],
                               "exited": rec["exited"], "lost": rec["lost"], "remaining": goods.balance(rec)})
-                continue
             qty = goods.balance(rec)
             if not qty:
                 continue

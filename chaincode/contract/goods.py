@@ -1,11 +1,19 @@
 """Goods under the procedure: lots, product batches and their balances (UCC art. 214 records).
 
 A **lot** is what one declaration item placed under inward processing; a
-**batch** holds the processed products of one operation. Both keep their stock
-per site and what left them, so that at every moment
+**batch** holds the processed products of one operation — main, secondary or
+waste, all under the procedure alike. Both keep their stock per site and what
+left them, so that at every moment
 
     lot:    placed   = Σ stock + consumed + Σ exited + lost
     batch:  produced = Σ stock            + Σ exited + lost
+
+and what a lot's consumed goods became is traced: each batch holds a **share**
+per source lot (product units, and the lot's input units the operation
+consumed), and each lot lists its share of every batch made from it. A lot is
+discharged only when its stock and its share of every batch made from it have
+left the procedure; every exit or loss of a batch says which lots' shares it
+takes, and how many of their input units it stands for.
 
 Everything that changes goods is an **effect** (a small JSON posting). The
 contract records the effects of each event in the event log and applies them
@@ -19,7 +27,7 @@ Effects::
     {"op": "consume", "lot_id", "qty", "site", "operation_id"}
     {"op": "produce", "batch": {...new batch record...}}
     {"op": "exit",    "kind", "id", "qty", "sites": {site: qty}, "procedure", "mrn", "item_no",
-                      "attribution": [{"lot_id", "qty"}]}          # attribution: batches only (FIFO)
+                      "attribution": [{"lot_id", "qty", "input_qty"}]}   # attribution: batches only (FIFO)
     {"op": "lose",    "kind", "id", "qty", "sites", "reason", "evidence_hash", "attribution"}
     {"op": "extend",  "lots": {lot_id: deadline}, "batches": {batch_id: deadline}}
 """
@@ -58,11 +66,11 @@ def deadline(record: dict) -> dt.datetime:
 
 def is_discharged(kind: str, record: dict) -> bool:
     """A batch is discharged when nothing is left; a lot when nothing is left of it *and* of its share of
-    every (non-waste) product made from it."""
+    every product made from it — main, secondary and waste alike."""
     if balance(record) > 0:
         return False
     if kind == LOT:
-        return all(p["share"] == p["discharged"] for p in record["products"].values() if p["kind"] != WASTE)
+        return all(p["share"] == p["discharged"] for p in record["products"].values())
     return True
 
 
@@ -132,12 +140,18 @@ def require_unit(record: dict, unit: str | None, goods_id: str) -> None:
 
 def fifo_attribution(batch: dict, qty: int) -> list[dict]:
     """Which source lots a discharge of ``qty`` from a batch discharges: first in, first out by
-    placement time (domain.md §5). ``batch["shares"]`` is already in placement order."""
+    placement time (domain.md §5). ``batch["shares"]`` is already in placement order.
+
+    Each part also states the input goods it stands for: the lot's units consumed by the operation, in
+    proportion to the part of the share (at the operation's actual yield). Rounded down cumulatively, so
+    the parts of a share add up to exactly its input once the whole share has gone."""
     out, rest = [], qty
     for share in batch["shares"]:
         part = min(rest, share["qty"] - share["discharged"])
         if part > 0:
-            out.append({"lot_id": share["lot_id"], "qty": part})
+            before, after = share["discharged"], share["discharged"] + part
+            input_qty = share["input_qty"] * after // share["qty"] - share["input_qty"] * before // share["qty"]
+            out.append({"lot_id": share["lot_id"], "qty": part, "input_qty": input_qty})
             rest -= part
     if rest:  # cannot happen while conservation holds: Σ shares = produced
         raise QuantityExceedsBalance(f"{batch['batch_id']}: shares exhausted", id=batch["batch_id"])
@@ -146,9 +160,12 @@ def fifo_attribution(batch: dict, qty: int) -> list[dict]:
 
 def shares_of(produced: int, inputs: list[tuple[dict, int]]) -> list[dict]:
     """Split a batch over its source lots in proportion to the quantity each lot gave; rounding
-    remainders go to the earliest lots. ``inputs`` are (lot, qty) in placement order."""
+    remainders go to the earliest lots. ``inputs`` are (lot, qty) in placement order. A share stands for
+    the lot's whole input to the operation (``input_qty``): the products of one operation are joint
+    products, each obtained from all its inputs."""
     total = sum(q for _, q in inputs)
-    shares = [{"lot_id": lot["lot_id"], "qty": produced * q // total, "discharged": 0} for lot, q in inputs]
+    shares = [{"lot_id": lot["lot_id"], "qty": produced * q // total, "input_qty": q, "discharged": 0}
+              for lot, q in inputs]
     rest = produced - sum(s["qty"] for s in shares)
     for s in shares[:rest]:
         s["qty"] += 1
@@ -277,7 +294,8 @@ def apply(book, effect: dict, recorded_at: str, tx_id: str) -> None:
         for share in batch["shares"]:
             lot = book.get(LOT, share["lot_id"])
             lot["products"][batch["batch_id"]] = {"kind": batch["kind"], "cn": batch["cn"], "unit": batch["unit"],
-                                                  "share": share["qty"], "discharged": 0}
+                                                  "share": share["qty"], "input_qty": share["input_qty"],
+                                                  "discharged": 0}
             book.put(LOT, share["lot_id"], lot)
     elif op in ("exit", "lose"):
         kind, goods_id, qty = effect["kind"], effect["id"], effect["qty"]

@@ -1,63 +1,85 @@
 """Processing operations and the rate of yield (UCC art. 255, 256).
 
-One ``RecordProcessing`` event consumes lots at one site and produces batches
-of processed products there. Every main processed product must come out
-within the authorised rate of yield ± ``yield_block_pct``; beyond
-``yield_warn_pct`` the operation is accepted with a ``YieldDeviation`` alert.
-Secondary products and waste are recorded (and traced to their lots) without
-a yield check.
+One ``RecordProcessing`` event consumes lots at one site and produces batches of processed products
+there. The rate of yield fixes how much of each processed product the consumed goods give, so the
+operation is checked as a whole, against every authorised rate from the goods it consumes:
+
+* every consumed input needs a rate of yield (GoodsNotCovered): goods consumed into nothing the
+  authorisation names would leave the procedure without a trace;
+* a main product needs a rate from the inputs (GoodsNotCovered);
+* every product with a rate from the inputs — main or secondary — comes out within its expected
+  quantity ± ``yield_block_pct`` (YieldOutOfTolerance), expected = Σ input × ``output_per_input``; a
+  product the rates expect and the operation does not report counts as 0. Beyond ``yield_warn_pct`` the
+  operation is accepted with a ``YieldDeviation`` alert;
+* waste, and secondary products without a rate, are recorded without a check.
+
+Every product — waste included — stays under the procedure, traced to its lots, until it leaves it
+(``discharge.py``).
 """
 from __future__ import annotations
 
 from fractions import Fraction
 
 from . import alerts, authorisations, goods, keys, timing
+from .decimals import PCT_PLACES, exact, text
 from .errors import AlreadyExists, GoodsNotCovered, UnitMismatch, YieldOutOfTolerance
 from .placement import require_not_overdue
 
-
-def _ratio(value: Fraction) -> float:
-    return round(float(value), 6)
+KIND_ORDER = ("MAIN", "SECONDARY", "WASTE")
 
 
-def check_yield(auth: dict, params: dict, inputs: list[tuple[dict, int]], output_cn: str,
-                output_qty: int) -> dict:
-    """The yield of one main product against the authorised rate(s).
-
-    expected output = Σ over the input lots with a rate to this product of qty × output_per_input;
-    deviation = |actual / expected − 1|. YieldOutOfTolerance above ``yield_block_pct``.
-    """
-    contributing = []
+def check_yield(auth: dict, params: dict, inputs: list[tuple[dict, int]], outputs: list[dict]) -> list[dict]:
+    """The yield of the whole operation: one line per product that the inputs have a rate for, main
+    products first, each kind in CN order. Refuses (before anything is written) an input without a rate, a main product without one, and
+    any product outside its rate ± ``yield_block_pct``."""
+    expected_from: dict[str, list[tuple[dict, int, Fraction]]] = {}   # product CN -> [(lot, qty, rate)]
     for lot, qty in inputs:
-        rate = authorisations.rate_of_yield(auth, lot["cn"], output_cn)
-        if rate is not None:
-            contributing.append((lot, qty, rate))
-    if not contributing:
-        raise GoodsNotCovered(f"no rate of yield authorises {output_cn} from these inputs",
-                              output_cn=output_cn, input_cns=sorted({lot["cn"] for lot, _ in inputs}))
+        rates = authorisations.rates_for_input(auth, lot["cn"])
+        if not rates:
+            raise GoodsNotCovered(f"no rate of yield for the input goods {lot['cn']} of {lot['lot_id']}: what "
+                                  f"they become could not be accounted for", lot_id=lot["lot_id"], input_cn=lot["cn"])
+        for rate in rates:
+            expected_from.setdefault(rate["output_cn"], []).append((lot, qty, exact(rate["output_per_input"])))
+    for out in outputs:
+        if out["kind"] == "MAIN" and out["cn"] not in expected_from:
+            raise GoodsNotCovered(f"no rate of yield authorises {out['cn']} from these inputs",
+                                  output_cn=out["cn"], input_cns=sorted({lot["cn"] for lot, _ in inputs}))
+    warn_pct, block_pct = authorisations.tolerances(auth, params)
+    lines = []
+    for cn in sorted(expected_from, key=lambda c: (KIND_ORDER.index(authorisations.product(auth, c)["kind"]), c)):
+        product = authorisations.product(auth, cn)
+        produced = sum(out["qty"] for out in outputs if out["cn"] == cn)
+        line, deviation = _yield_line(product, expected_from[cn], produced, warn_pct, block_pct)
+        if deviation > block_pct:
+            raise YieldOutOfTolerance(
+                f"{cn}: {produced} {product['unit']} obtained, {line['expected_output']} expected from the rate of "
+                f"yield: {line['deviation_pct']} % off (limit {line['block_pct']} %)", **line)
+        lines.append(line)
+    return lines
+
+
+def _yield_line(product: dict, contributing: list[tuple[dict, int, Fraction]], produced: int,
+                warn_pct: Fraction, block_pct: Fraction) -> tuple[dict, Fraction]:
+    """One product's yield: deviation = |produced / expected − 1| in %. Its inputs must share a unit."""
     units = sorted({lot["unit"] for lot, _, _ in contributing})
     if len(units) > 1:
-        raise UnitMismatch(f"inputs of {output_cn} are counted in different units", units=units)
+        raise UnitMismatch(f"inputs of {product['cn']} are counted in different units", units=units)
     input_qty = sum(q for _, q, _ in contributing)
     expected = sum((q * rate for _, q, rate in contributing), Fraction(0))
-    deviation = abs(Fraction(output_qty) / expected - 1) * 100
-    warn_pct, block_pct = authorisations.tolerances(auth, params)
-    result = {
-        "output_cn": output_cn, "input_qty": input_qty, "input_unit": units[0], "output_qty": output_qty,
-        "authorised_per_input": _ratio(expected / input_qty), "actual_per_input": _ratio(Fraction(output_qty, input_qty)),
-        "expected_output": _ratio(expected), "deviation_pct": _ratio(deviation),
-        "warn_pct": _ratio(warn_pct), "block_pct": _ratio(block_pct), "warning": deviation > warn_pct,
-    }
-    if deviation > block_pct:
-        raise YieldOutOfTolerance(f"yield of {output_cn} deviates {result['deviation_pct']} % from the authorised "
-                                  f"rate (limit {result['block_pct']} %)", **result)
-    return result
+    deviation = abs(Fraction(produced) / expected - 1) * 100
+    return {
+        "output_cn": product["cn"], "kind": product["kind"], "unit": product["unit"],
+        "input_qty": input_qty, "input_unit": units[0], "output_qty": produced, "expected_output": text(expected),
+        "authorised_per_input": text(expected / input_qty), "actual_per_input": text(Fraction(produced, input_qty)),
+        "deviation_pct": text(deviation, PCT_PLACES), "warn_pct": text(warn_pct, PCT_PLACES),
+        "block_pct": text(block_pct, PCT_PLACES), "warning": deviation > warn_pct,
+    }, deviation
 
 
 def record_processing(tx, event: dict) -> dict:
-    """RecordProcessing: inputs ≤ stock at the site; output CN codes authorised; every main output
-    within the rate of yield ± ``yield_block_pct``. Refused on a suspended, revoked or expired
-    authorisation, and for overdue lots (DeadlinePassed)."""
+    """RecordProcessing: inputs ≤ stock at the site; output CN codes authorised; the whole operation
+    within the rates of yield ± ``yield_block_pct`` (:func:`check_yield`). Refused on a suspended,
+    revoked or expired authorisation, and for overdue lots (DeadlinePassed)."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
     authorisations.require_in_force(auth, tx.now)
     op_id, site = event["operation_id"], event["site"]
@@ -80,7 +102,7 @@ def record_processing(tx, event: dict) -> dict:
     inputs = sorted(((lots[i], q) for i, q in needed.items()), key=lambda lq: goods.placement_order(lq[0]))
 
     # outputs: authorised products, in their authorised unit and kind
-    batches, main_qty = [], {}
+    batches = []
     for n, out in enumerate(event["outputs"], start=1):
         product = authorisations.product(auth, out["cn"])
         if product is None:
@@ -94,11 +116,9 @@ def record_processing(tx, event: dict) -> dict:
         batch_id = out.get("batch_id") or f"{op_id}/{n}"
         if tx.state.exists(keys.batch(batch_id)) or any(b["batch_id"] == batch_id for b in batches):
             raise AlreadyExists(f"batch {batch_id} exists", batch_id=batch_id)
-        if out["kind"] == "MAIN":
-            main_qty[out["cn"]] = main_qty.get(out["cn"], 0) + out["qty"]
         batches.append({**out, "batch_id": batch_id})
 
-    yields = [check_yield(auth, tx.params, inputs, cn, qty) for cn, qty in sorted(main_qty.items())]
+    yields = check_yield(auth, tx.params, inputs, batches)
 
     # record: consumption, then one batch per output traced to its lots
     for lot, qty in inputs:
@@ -124,6 +144,6 @@ def record_processing(tx, event: dict) -> dict:
         if y["warning"]:
             alerts.raise_alert(tx, auth["authorisation_id"], "YieldDeviation", f"{op_id}/{y['output_cn']}",
                                {"operation_id": op_id, **{k: y[k] for k in (
-                                   "output_cn", "authorised_per_input", "actual_per_input", "deviation_pct",
-                                   "warn_pct")}})
+                                   "output_cn", "kind", "authorised_per_input", "actual_per_input",
+                                   "deviation_pct", "warn_pct")}})
     return {"operation": operation}

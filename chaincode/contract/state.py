@@ -6,7 +6,8 @@ the stub directly: :class:`State` remembers what the transaction wrote and
 answers later reads (and partial-key scans) from that memory first.
 
 Values are JSON objects stored in canonical form (sorted keys, compact,
-UTF-8) so that every endorsing peer produces byte-identical write sets.
+UTF-8, no floats computed by the contract: see ``decimals.py``) so that every
+endorsing peer produces byte-identical write sets.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class State:
     def __init__(self, stub: Any):
         self.stub = stub
         self._cache: dict[str, bytes] = {}  # key -> bytes (b"" = absent or deleted)
-        self._written: set[str] = set()
+        self._written: dict[str, None] = {}  # keys written, in order (a dict: no set is ever iterated)
 
     def key(self, key: Key) -> str:
         object_type, *attrs = key
@@ -53,13 +54,13 @@ class State:
         k = self.key(key)
         raw = canonical_json(value)
         self._cache[k] = raw
-        self._written.add(k)
+        self._written[k] = None
         self.stub.put_state(k, raw)
 
     def delete(self, key: Key) -> None:
         k = self.key(key)
         self._cache[k] = b""
-        self._written.add(k)
+        self._written[k] = None
         self.stub.del_state(k)
 
     def scan(self, object_type: str, *attrs: str) -> Iterator[tuple[list[str], Any]]:

@@ -67,14 +67,14 @@ def test_step2_operator_moves_400_to_bourges2():
 def test_step3_processing_refused_variant_writes_nothing():
     s, _ = run(2)
     details = s.refused("YieldOutOfTolerance", s.process, "OP1", [("L1", 500)], [retreaded(480, "B1"), waste(1200, "B2")])
-    assert details["actual_per_input"] == 0.96
+    assert details["actual_per_input"] == "0.96"
     assert s.lot("L1")["stock"] == {SITE1: 600, SITE2: 400}
 
 
 def test_step3_processing_500_gives_495_retreaded_and_1200_kg_waste():
     s, out = run(3)
     res = s.accepted(out[3])
-    assert res["operation"]["yield"][0]["actual_per_input"] == 0.99
+    assert res["operation"]["yield"][0]["actual_per_input"] == "0.99"
     lot = s.lot("L1")
     assert lot["balance"] == 500 and lot["stock"] == {SITE1: 100, SITE2: 400} and lot["consumed"] == 500
     b1, b2 = s.batch("B1"), s.batch("B2")
@@ -82,7 +82,7 @@ def test_step3_processing_500_gives_495_retreaded_and_1200_kg_waste():
     assert (b2["cn"], b2["balance"], b2["unit"]) == (RUBBER_WASTE, 1200, "kg")
     assert b1["source_lots"] == [{"lot_id": "L1", "qty": 500}] and b1["deadline"] == lot["deadline"]
     alerts = [a for a in s.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "YieldDeviation"]
-    assert len(alerts) == 1 and alerts[0]["details"]["deviation_pct"] == 1.0
+    assert len(alerts) == 1 and alerts[0]["details"]["deviation_pct"] == "1"
     changes = out[3].event_json()["alerts"]
     assert [(c["change"], c["type"]) for c in changes] == [("RAISED", "YieldDeviation")]
 
@@ -90,7 +90,7 @@ def test_step3_processing_500_gives_495_retreaded_and_1200_kg_waste():
 def test_step4_broker_re_exports_B1():
     s, out = run(4)
     assert s.batch("B1")["balance"] == 0 and s.batch("B1")["exited"] == {"3151": 495}
-    assert out[4]["exit"]["attribution"] == [{"lot_id": "L1", "qty": 495}]
+    assert out[4]["exit"]["attribution"] == [{"lot_id": "L1", "qty": 495, "input_qty": 500}]
     assert balance(s, "PRODUCT", RETREADED)["exited"] == {"3151": 495}
 
 
@@ -105,7 +105,7 @@ def test_step6_L2_accepted_with_ceiling_near_then_L3_exceeds_the_ceiling():
     s, out = run(6)
     assert out[6]["under_procedure"]["quantity"] == 4700
     ceiling = [a for a in s.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "CeilingNear"]
-    assert len(ceiling) == 1 and ceiling[0]["details"]["quantity"] == 4700 and ceiling[0]["details"]["pct"] == 94.0
+    assert len(ceiling) == 1 and ceiling[0]["details"]["quantity"] == 4700 and ceiling[0]["details"]["pct"] == "94"
     details = s.refused("CeilingExceeded", s.place, "L3", 400)
     assert details["under_procedure"] + details["requested"] == 5100 and details["max_qty"] == 5000
 
@@ -117,8 +117,11 @@ def _deadline_alerts(s: Scenario, as_of: dt.datetime) -> list[tuple[str, str, in
 
 def test_step7_deadline_alerts_as_of_D151_and_D181():
     s, _ = run(6)
-    assert _deadline_alerts(s, s.D(151)) == [("DeadlineApproaching", "L1", 500), ("DeadlineApproaching", "L2", 4200)]
-    assert _deadline_alerts(s, s.D(181)) == [("DeadlineOverdue", "L1", 500), ("DeadlineOverdue", "L2", 4200)]
+    # the 1,200 kg of waste (B2, made from L1) are under the procedure too until they leave it
+    assert _deadline_alerts(s, s.D(151)) == [("DeadlineApproaching", "B2", 1200), ("DeadlineApproaching", "L1", 500),
+                                             ("DeadlineApproaching", "L2", 4200)]
+    assert _deadline_alerts(s, s.D(181)) == [("DeadlineOverdue", "B2", 1200), ("DeadlineOverdue", "L1", 500),
+                                             ("DeadlineOverdue", "L2", 4200)]
     assert _deadline_alerts(s, s.D(149)) == []  # 31 days before: not yet within warn_days (30)
     for lot_id in ("L1", "L2"):
         assert dt.datetime.fromisoformat(s.lot(lot_id)["deadline"]).date() == s.D(180).date()
@@ -146,18 +149,19 @@ def test_step8_bill_of_discharge_data_as_of_D1():
     assert bill["lots"][0]["customs_value"] == {"amount": "25000.00", "currency": "EUR"}
     assert bill["lots"][0]["rates_of_yield"] == [{"output_cn": RETREADED, "output_per_input": 1}]
     assert bill["lots"][0]["products"] == [
-        {"batch_id": "B1", "cn": RETREADED, "kind": "MAIN", "unit": "p/st", "quantity": 495},
-        {"batch_id": "B2", "cn": RUBBER_WASTE, "kind": "WASTE", "unit": "kg", "quantity": 1200}]
+        {"batch_id": "B1", "cn": RETREADED, "kind": "MAIN", "unit": "p/st", "quantity": 495, "input_qty": 500},
+        {"batch_id": "B2", "cn": RUBBER_WASTE, "kind": "WASTE", "unit": "kg", "quantity": 1200, "input_qty": 500}]
     (op,) = bill["processing"]
     assert op["inputs"] == [{"lot_id": "L1", "qty": 500, "unit": "p/st"}]
     assert op["yield"][0]["input_qty"] == 500 and op["yield"][0]["output_qty"] == 495
-    assert op["yield"][0]["actual_per_input"] == 0.99
+    assert op["yield"][0]["actual_per_input"] == "0.99"
     assert [(d["procedure"], d["mrn"], d["quantity"], d["id"]) for d in bill["disposals"]] == [
         ("3151", EXIT_MRN_B1, 495, "B1")]
+    assert bill["disposals"][0]["input_goods"] == [{"lot_id": "L1", "cn": USED_TYRES, "unit": "p/st", "quantity": 500}]
     assert bill["waste"] == [{"batch_id": "B2", "cn": RUBBER_WASTE, "unit": "kg", "produced": 1200, "exited": {},
                               "lost": 0, "remaining": 1200}]
-    assert [(r["id"], r["quantity"], r["status"]) for r in bill["remaining"]] == [("L1", 500, "OPEN"),
-                                                                                 ("L2", 4200, "OPEN")]
+    assert [(r["id"], r["quantity"], r["status"]) for r in bill["remaining"]] == [
+        ("L1", 500, "OPEN"), ("L2", 4200, "OPEN"), ("B2", 1200, "OPEN")]   # the waste too, until it leaves
     assert bill["totals"]["placed"] == [{"cn": USED_TYRES, "unit": "p/st", "quantity": 5200}]
     assert bill["totals"]["exited"] == [{"procedure": "3151", "cn": RETREADED, "unit": "p/st", "quantity": 495}]
     assert bill["proof"]["conservation_holds"] is True
@@ -184,7 +188,7 @@ def test_history_of_L1_with_tx_ids_and_timestamps():
     history = s.query("GetLotHistory", "L1", msp="BrokerMSP")["history"]
     assert [h["event_type"] for h in history] == ["PlaceUnderProcedure", "MoveGoods", "RecordProcessing", "ExitGoods"]
     assert history[0]["tx_id"] == out[1]["tx_id"] and history[0]["recorded_at"] == out[1]["recorded_at"]
-    assert history[3]["effects"][0]["attribution"] == [{"lot_id": "L1", "qty": 495}]  # B1's exit, via lineage
+    assert history[3]["effects"][0]["attribution"] == [{"lot_id": "L1", "qty": 495, "input_qty": 500}]  # via lineage
     assert history[0]["submitted_by"]["msp_id"] == "BrokerMSP"
 
 

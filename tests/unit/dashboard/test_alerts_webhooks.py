@@ -59,11 +59,11 @@ def test_alerts_across_authorisations_follow_visibility(scenario, api):
     assert sorted((a["type"], a["subject"]) for a in data["alerts"]) == [
         ("CeilingNear", "40122000"), ("YieldDeviation", "OP1/40121200")]
     assert api.get("/api/v1/alerts", "BrokerMSP").get_json()["authorisations"] == [AUTH]
-    # time alerts with as_of: D+151 deadline approaching for L1 (500) and L2 (4200)
+    # time alerts with as_of: D+151 deadline approaching for L1 (500), L2 (4200) and L1's waste B2 (1200 kg)
     ahead = api.get(f"/api/v1/alerts?as_of={day(151)}", "OperatorMSP").get_json()
     approaching = {a["details"]["id"]: a["details"]["balance"] for a in ahead["alerts"]
                    if a["type"] == "DeadlineApproaching"}
-    assert approaching == {"L1": 500, "L2": 4200}
+    assert approaching == {"L1": 500, "L2": 4200, "B2": 1200}
     assert api.get("/api/v1/alerts?as_of=2026-02-30", "OperatorMSP").status_code == 400
     # the per-authorisation route stays
     assert api.get(f"/api/v1/authorisations/{AUTH}/alerts", "OperatorMSP").status_code == 200
@@ -144,16 +144,17 @@ def test_time_alerts_are_polled_and_delivered_once(scenario, live, receiver):
     receiver.fail = 0
     live.subscriptions.add(receiver.url, "OperatorMSP", secret=SECRET, types=["DeadlineApproaching"])
     as_of = day(151)
-    # L1 and L2 approaching their deadline, and B1's re-export not confirmed after 90 days
-    assert live.router.poll_time_alerts(as_of) == 3
+    # L1, L2 and L1's waste B2 approaching their deadline, and B1's re-export not confirmed after 90 days
+    assert live.router.poll_time_alerts(as_of) == 4
     with live.store.connection() as db:
         assert sorted(r[0] for r in db.execute("SELECT alert_key FROM time_alerts")) == [
-            "DeadlineApproaching/LOT:L1", "DeadlineApproaching/LOT:L2", "ExitUnconfirmed/26FR000110000007A7/1"]
+            "DeadlineApproaching/BATCH:B2", "DeadlineApproaching/LOT:L1", "DeadlineApproaching/LOT:L2",
+            "ExitUnconfirmed/26FR000110000007A7/1"]
     assert live.router.poll_time_alerts(as_of) == 0    # nothing new: nothing sent again
-    wait_for(lambda: len(receiver.requests) == 2)
+    wait_for(lambda: len(receiver.requests) == 3)
     bodies = sorted((json.loads(r["body"])["change"], json.loads(r["body"])["alert"]["subject"]) for r in receiver.requests)
-    assert bodies == [("RAISED", "LOT:L1"), ("RAISED", "LOT:L2")]
+    assert bodies == [("RAISED", "BATCH:B2"), ("RAISED", "LOT:L1"), ("RAISED", "LOT:L2")]
     # a day after the deadline: approaching is gone (CLEARED), overdue RAISED (not subscribed: not sent)
-    assert live.router.poll_time_alerts(day(181)) == 4
-    wait_for(lambda: len(receiver.requests) == 4)
-    assert sorted(json.loads(r["body"])["change"] for r in receiver.requests[2:]) == ["CLEARED", "CLEARED"]
+    assert live.router.poll_time_alerts(day(181)) == 6
+    wait_for(lambda: len(receiver.requests) == 6)
+    assert sorted(json.loads(r["body"])["change"] for r in receiver.requests[3:]) == ["CLEARED"] * 3

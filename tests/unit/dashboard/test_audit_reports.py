@@ -104,9 +104,10 @@ def test_inventory_report_follows_visibility(scenario, api):
     data = api.get(f"/api/v1/reports/inventory?as_of={day(1)}", "CustomsMSP").get_json()
     assert [s["authorisation_id"] for s in data["authorisations"]] == [AUTH, AUTH2]
     lines = [(l["goods"], l["id"], l["quantity"], l["status"]) for l in data["lines"]]
-    assert lines == [("LOT", "L1", 500, "OPEN"), ("LOT", "L2", 4200, "OPEN"), ("WASTE", "B2", 1200, "WASTE")]
+    # waste is under the procedure like any processed product (issue 13): a batch line, not a separate one
+    assert lines == [("LOT", "L1", 500, "OPEN"), ("LOT", "L2", 4200, "OPEN"), ("BATCH", "B2", 1200, "OPEN")]
     assert {(t["goods"], t["cn"], t["quantity"]) for t in data["totals"]} == {("LOT", "40122000", 4700),
-                                                                            ("WASTE", "40040000", 1200)}
+                                                                            ("BATCH", "40040000", 1200)}
     broker = api.get(f"/api/v1/reports/inventory?as_of={day(1)}", "BrokerMSP").get_json()
     assert [s["authorisation_id"] for s in broker["authorisations"]] == [AUTH]
     asked = api.get(f"/api/v1/reports/inventory?as_of={day(1)}&authorisation_id={AUTH2}", "BrokerMSP").get_json()

@@ -188,4 +188,4 @@ def test_a_time_alert_poll_that_fails_half_way_queues_nothing_twice(scenario, li
     with live.store.connection() as db:
         rows = db.execute("SELECT alert_id, body FROM deliveries WHERE alert_type = 'DeadlineApproaching'").fetchall()
     subjects = sorted(json.loads(r["body"])["alert"]["subject"] for r in rows)
-    assert subjects == ["LOT:L1", "LOT:L2"]                        # each once
+    assert subjects == ["BATCH:B2", "LOT:L1", "LOT:L2"]            # each once (B2: L1's waste)

@@ -1,0 +1,38 @@
+"""Exact numbers: rates and percentages are fractions inside the contract and decimal strings outside.
+
+Quantities are integers. A rate of yield or a tolerance comes from an event or a parameter as a JSON
+number (``0.99``, ``2.5``); the contract reads it as the exact decimal the sender wrote, computes with
+:class:`fractions.Fraction`, and writes every computed ratio or percentage as a decimal string
+(``"0.99"``, ``"98.9583"``) — never a float, whose binary approximation and text form are not a
+sound basis for byte-identical results on every endorsing peer, nor for a customs calculation.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+RATIO_PLACES = 6  # rates of yield: output per unit of input
+PCT_PLACES = 4    # percentages
+
+
+def exact(value: int | float | str | Fraction) -> Fraction:
+    """The exact value of a number as written: ``0.1`` is 1/10 (the shortest text of a JSON float is
+    the decimal its sender wrote)."""
+    if isinstance(value, bool):
+        raise TypeError("a truth value is not a number")
+    if isinstance(value, (int, Fraction)):
+        return Fraction(value)
+    return Fraction(str(value))
+
+
+def text(value: int | Fraction, places: int = RATIO_PLACES) -> str:
+    """``value`` as a decimal string rounded half-even to ``places`` decimals, without trailing zeros:
+    ``"1"``, ``"0.99"``, ``"98.9583"``."""
+    scaled = round(Fraction(value) * 10 ** places)  # exact: Fraction rounds half to even
+    whole, part = divmod(abs(scaled), 10 ** places)
+    digits = f"{whole}.{part:0{places}d}".rstrip("0").rstrip(".")
+    return f"-{digits}" if scaled < 0 else digits
+
+
+def pct(part: int | Fraction, whole: int | Fraction) -> str:
+    """``part`` as a percentage of ``whole`` (``"0"`` when ``whole`` is 0)."""
+    return text(Fraction(part) * 100 / Fraction(whole), PCT_PLACES) if whole else "0"

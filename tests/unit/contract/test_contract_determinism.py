@@ -1,0 +1,75 @@
+"""Every endorsing peer must compute byte-identical results: the same transactions, run in separate
+processes whose string hashing differs (``PYTHONHASHSEED``), give the same responses, chaincode events
+and write sets, byte for byte (the transactions: ``determinism_run.py``)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+RUNNER = Path(__file__).with_name("determinism_run.py")
+ROOT = RUNNER.parents[3]
+SEEDS = ("1", "2", "3", "4")
+
+
+def _run(seed: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    return subprocess.Popen([sys.executable, str(RUNNER)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def test_same_results_whatever_the_hash_seed():
+    procs = {seed: _run(seed) for seed in SEEDS}
+    outputs = {}
+    for seed, proc in procs.items():
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        outputs[seed] = out
+    reference = outputs[SEEDS[0]]
+    lines = reference.splitlines()
+    assert len(lines) > 150  # the runner did run its transactions
+    assert b"CeilingNear" in reference and b"SubmitBillOfDischarge" in reference
+    for seed in SEEDS[1:]:
+        if outputs[seed] != reference:
+            other = outputs[seed].splitlines()
+            first = next(i for i, (a, b) in enumerate(zip(lines, other)) if a != b)
+            raise AssertionError(f"PYTHONHASHSEED={seed} differs from {SEEDS[0]} at transaction {first + 1}:\n"
+                                 f"{lines[first][:1500]!r}\n{other[first][:1500]!r}")
+
+
+def test_no_floats_in_what_is_endorsed():
+    """Numbers the contract computes in a submit transaction — write set, chaincode event, response —
+    are integers or decimal strings (JSON floats are neither exact nor a sound basis for identical
+    bytes); the only floats are those an event itself carries, echoed as received."""
+    import json
+
+    proc = subprocess.run([sys.executable, str(RUNNER)], cwd=ROOT, capture_output=True, check=True, timeout=600)
+    found = set()
+
+    def walk(node, path, echo):
+        if isinstance(node, float) and not echo:
+            found.add(path)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                # the event as submitted (and the authorisation fields it sets) keep the sender's numbers
+                walk(v, f"{path}/{k}", echo or k in ("event", "args", "yield_rates", "yield_warn_pct",
+                                                       "yield_block_pct", "authorisation", "rates_of_yield"))
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, f"{path}/[]", echo)
+
+    for line in proc.stdout.splitlines():
+        tx = json.loads(line)
+        if tx["fn"].startswith("Get"):
+            continue  # evaluate-only: not endorsed, nothing written
+        texts = [tx["payload"], tx["message"]] + ([tx["event"][1]] if tx["event"] else []) + \
+            [v for _k, v in tx["writes"] if v]
+        for i, text in enumerate(texts):
+            if text:
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    continue
+                walk(value, f"{tx['fn']}#{i}", False)
+    assert not found, sorted(found)[:20]

@@ -1,0 +1,328 @@
+"""Conservation of goods against an independent model (issue 13, point 1).
+
+Hypothesis drives random placements, movements, processing operations, exits and losses through the
+contract. A small model written for this test — its own bookkeeping, not the contract's arithmetic —
+predicts which events the contract must accept or refuse (and with which rule), and after every event
+the ledger must agree with it:
+
+* every unit placed is in exactly one place: in its lot's stock, exited (per procedure code), lost or
+  destroyed, or consumed into processed products — under the procedure while a product made from it
+  (main, secondary or waste) is left, discharged once all of them have gone;
+* a lot is DISCHARGED exactly when nothing of it and nothing derived from it is left;
+* the balances, the deadline alerts and the bill of discharge count waste like any product;
+* every disposal in the bill states the input goods it stands for.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from fractions import Fraction as F
+
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from chaincode.contract import InwardProcessingContract
+from chaincode.testing.scenario import AUTH_ID, RETREADED, RUBBER_WASTE, SITE1, SITE2, USED_TYRES, Scenario, iso
+from chaincode.testing.mrns import mrn as valid_mrn
+
+RECLAIMED, TUBES = "40030000", "40131000"
+SITES = (SITE1, SITE2)
+UNIT = {USED_TYRES: "p/st", TUBES: "p/st", RETREADED: "p/st", RECLAIMED: "kg", RUBBER_WASTE: "kg"}
+KIND = {RETREADED: "MAIN", RECLAIMED: "SECONDARY", RUBBER_WASTE: "WASTE"}
+RATES = {USED_TYRES: {RETREADED: F(1), RECLAIMED: F(5, 2)}, TUBES: {RECLAIMED: F(1, 2)}}
+CEILING = {USED_TYRES: 3000, TUBES: 2000}
+BLOCK_PCT = F(2)
+PROCEDURES = ("3151", "4051", "7151", "5151")
+REASONS = ("NATURE", "FORCE_MAJEURE", "DESTROYED")
+
+
+def grant(s: Scenario) -> None:
+    s.accepted(s.grant(
+        input_goods=[{"cn": cn, "description": cn, "unit": UNIT[cn], "max_qty": q} for cn, q in CEILING.items()],
+        processed_products=[{"cn": cn, "kind": kind, "unit": UNIT[cn]} for cn, kind in KIND.items()],
+        yield_rates=[{"input_cn": i, "output_cn": o, "output_per_input": float(r) if r.denominator > 1 else int(r)}
+                     for i, outs in RATES.items() for o, r in outs.items()],
+        yield_block_pct=int(BLOCK_PCT)))
+
+
+# ---------------------------------------------------------------------------------------- the model
+
+@dataclass
+class Share:
+    lot: str
+    qty: int        # product units of the batch that came from this lot
+    input: int      # units of the lot consumed by the operation
+    gone: int = 0   # product units of this share that have left the procedure
+
+
+@dataclass
+class Record:
+    kind: str       # LOT or BATCH
+    cn: str
+    entered: int
+    stock: dict[str, int]
+    consumed: int = 0
+    exited: dict[str, int] = field(default_factory=dict)
+    lost: int = 0
+    shares: list[Share] = field(default_factory=list)      # batches: in the lots' placement order
+    derived: list[tuple[str, int]] = field(default_factory=list)   # lots: (batch, index of the share)
+
+    @property
+    def balance(self) -> int:
+        return sum(self.stock.values())
+
+
+class Model:
+    def __init__(self):
+        self.lots: dict[str, Record] = {}       # in placement order
+        self.batches: dict[str, Record] = {}
+        self.disposals: list[tuple] = []        # (procedure, goods, id, qty, ((lot, input qty), ...))
+        self.losses: list[tuple] = []
+
+    def record(self, goods: str, gid: str) -> Record:
+        return (self.lots if goods == "LOT" else self.batches)[gid]
+
+    # -- predictions: the rule that refuses the event, or None -------------------------------------------
+    def place(self, lot: str, cn: str, qty: int, site: str) -> str | None:
+        if sum(r.balance for r in self.lots.values() if r.cn == cn) + qty > CEILING[cn]:
+            return "CeilingExceeded"
+        self.lots[lot] = Record("LOT", cn, qty, {site: qty})
+        return None
+
+    def move(self, goods: str, gid: str, qty: int, frm: str, to: str) -> str | None:
+        r = self.record(goods, gid)
+        if r.stock.get(frm, 0) < qty:
+            return "QuantityExceedsBalance"
+        self._take(r, {frm: qty})
+        r.stock[to] = r.stock.get(to, 0) + qty
+        return None
+
+    def process(self, op: str, inputs: list[tuple[str, int]], outputs: list[tuple[str, int]], site: str) -> str | None:
+        if any(self.lots[lot].stock.get(site, 0) < q for lot, q in inputs):
+            return "QuantityExceedsBalance"
+        expected: dict[str, F] = {}
+        for lot, q in inputs:
+            for cn, rate in RATES[self.lots[lot].cn].items():
+                expected[cn] = expected.get(cn, F(0)) + q * rate
+        if any(KIND[cn] == "MAIN" and cn not in expected for cn, _ in outputs):
+            return "GoodsNotCovered"
+        for cn, exp in expected.items():
+            actual = sum(q for c, q in outputs if c == cn)
+            if abs(actual - exp) * 100 > BLOCK_PCT * exp:
+                return "YieldOutOfTolerance"
+        order = sorted(inputs, key=lambda lq: list(self.lots).index(lq[0]))
+        for lot, q in inputs:
+            self._take(self.lots[lot], {site: q})
+            self.lots[lot].consumed += q
+        total = sum(q for _, q in inputs)
+        for n, (cn, produced) in enumerate(outputs, start=1):
+            shares = [Share(lot, produced * q // total, q) for lot, q in order]
+            for sh in shares[:produced - sum(sh.qty for sh in shares)]:
+                sh.qty += 1
+            batch_id = f"{op}/{n}"
+            self.batches[batch_id] = Record("BATCH", cn, produced, {site: produced}, shares=shares)
+            for i, sh in enumerate(shares):
+                self.lots[sh.lot].derived.append((batch_id, i))
+        return None
+
+    def dispose(self, goods: str, gid: str, qty: int, site: str | None, procedure: str | None,
+                reason: str | None) -> str | None:
+        r = self.record(goods, gid)
+        if (r.stock.get(site, 0) if site else r.balance) < qty:
+            return "QuantityExceedsBalance"
+        if site:
+            self._take(r, {site: qty})
+        else:
+            taken, rest = {}, qty
+            for s in sorted(r.stock):
+                taken[s] = min(rest, r.stock[s])
+                rest -= taken[s]
+            self._take(r, taken)
+        if goods == "LOT":
+            inputs = ((gid, qty),)
+        else:  # first in, first out over the source lots
+            inputs, rest = [], qty
+            for sh in r.shares:
+                part = min(rest, sh.qty - sh.gone)
+                if part:
+                    inputs.append((sh.lot, sh.input * (sh.gone + part) // sh.qty - sh.input * sh.gone // sh.qty))
+                    sh.gone += part
+                    rest -= part
+            inputs = tuple(inputs)
+        if procedure:
+            r.exited[procedure] = r.exited.get(procedure, 0) + qty
+            self.disposals.append((procedure, goods, gid, qty, inputs))
+        else:
+            r.lost += qty
+            self.losses.append((reason, goods, gid, qty, inputs))
+        return None
+
+    @staticmethod
+    def _take(r: Record, sites: dict[str, int]) -> None:
+        for s, q in sites.items():
+            r.stock[s] -= q
+            if not r.stock[s]:
+                del r.stock[s]
+
+    # -- where every unit of a lot is ----------------------------------------------------------------------
+    def places(self, lot: str) -> dict[str, int]:
+        """The lot's units by place; consumed units are 'in products' while any product made from them is
+        left (their share of it not gone), 'discharged through products' afterwards."""
+        r = self.lots[lot]
+        by_op: dict[str, list[Share]] = {}
+        for batch_id, i in r.derived:
+            by_op.setdefault(batch_id.split("/")[0], []).append(self.batches[batch_id].shares[i])
+        in_products = sum(shares[0].input for shares in by_op.values() if any(sh.gone < sh.qty for sh in shares))
+        return {"stock": r.balance, "exited": sum(r.exited.values()), "lost": r.lost,
+                "in products": in_products, "discharged through products": r.consumed - in_products}
+
+    def discharged(self, lot: str) -> bool:
+        where = self.places(lot)
+        return where["stock"] == 0 and where["in products"] == 0
+
+
+# ---------------------------------------------------------------------------------------- the ledger side
+
+def world(s: Scenario, object_type: str) -> dict[str, dict]:
+    stub = s.ledger.stub()
+    with stub.get_state_by_partial_composite_key(object_type, []) as it:
+        return {stub.split_composite_key(kv.key)[1][0]: json.loads(kv.value) for kv in it}
+
+
+def check(s: Scenario, m: Model) -> None:
+    lots, batches = world(s, "lot"), world(s, "batch")
+    assert sorted(lots) == sorted(m.lots) and sorted(batches) == sorted(m.batches)
+    for gid, r in list(m.lots.items()) + list(m.batches.items()):
+        rec = (lots if r.kind == "LOT" else batches)[gid]
+        assert (rec["cn"], rec["unit"], rec["stock"], rec["exited"], rec["lost"], rec.get("consumed", 0)) == \
+            (r.cn, UNIT[r.cn], r.stock, r.exited, r.lost, r.consumed), gid
+    for lot in m.lots:
+        where = m.places(lot)
+        assert sum(where.values()) == m.lots[lot].entered and min(where.values()) >= 0   # exactly one place
+        assert (s.lot(lot)["status"] == "DISCHARGED") is m.discharged(lot), (lot, where)
+
+    sums: dict[tuple, dict] = {}
+    for r in list(m.lots.values()) + list(m.batches.values()):
+        b = sums.setdefault(("INPUT" if r.kind == "LOT" else "PRODUCT", r.cn, UNIT[r.cn]),
+                            {"entered": 0, "stock": 0, "consumed": 0, "exited": {}, "lost": 0})
+        b["entered"] += r.entered
+        b["stock"] += r.balance
+        b["consumed"] += r.consumed
+        b["lost"] += r.lost
+        for p, q in r.exited.items():
+            b["exited"][p] = b["exited"].get(p, 0) + q
+    balances = s.query("GetBalances", AUTH_ID)["balances"]
+    assert {(b["category"], b["cn"], b["unit"]): {k: b[k] for k in ("entered", "stock", "consumed", "exited", "lost")}
+            for b in balances} == sums
+
+    left = sorted((r.kind, gid, r.balance) for gid, r in list(m.lots.items()) + list(m.batches.items()) if r.balance)
+    alerts = s.query("GetAlerts", AUTH_ID, iso(s.D(175)))["alerts"]
+    assert sorted((a["details"]["goods"], a["details"]["id"], a["details"]["balance"]) for a in alerts
+                  if a["type"] == "DeadlineApproaching") == left
+
+    bill = s.query("GetBillOfDischargeData", AUTH_ID, None, iso(s.ledger.now))
+    assert sorted((x["goods"], x["id"], x["quantity"]) for x in bill["remaining"]) == left
+    assert [(d["procedure"], d["goods"], d["id"], d["quantity"], tuple((i["lot_id"], i["quantity"])
+             for i in d["input_goods"])) for d in bill["disposals"]] == m.disposals
+    assert [(x["reason"], x["goods"], x["id"], x["quantity"], tuple((i["lot_id"], i["quantity"])
+             for i in x["input_goods"])) for x in bill["losses"]] == m.losses
+    assert bill["proof"]["conservation_holds"] is True
+
+
+class ConservationMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.s = Scenario(InwardProcessingContract)
+        grant(self.s)
+        self.m = Model()
+        self.n = 0
+
+    def _run(self, expected: str | None, call):
+        before = self.s.ledger.snapshot()
+        res = call()
+        event(f"{res.json().get('event_type') if res.ok else '-'}: {expected or 'accepted'}")
+        if expected is None:
+            assert res.ok, res.message
+        else:
+            assert res.error_code == expected, (expected, res.message if not res.ok else res.payload[:300])
+            assert self.s.ledger.snapshot() == before
+
+    def _goods(self, data):
+        refs = [("LOT", x) for x in self.m.lots] + [("BATCH", x) for x in self.m.batches]
+        return data.draw(st.sampled_from(refs))
+
+    def _mrn(self, category: str) -> str:
+        self.n += 1
+        return valid_mrn(self.n, category)
+
+    @initialize(tyres=st.integers(1, 900), tubes=st.integers(1, 900))
+    def first_lots(self, tyres, tubes):
+        self.place(USED_TYRES, tyres, SITE1)
+        self.place(TUBES, tubes, SITE1)
+
+    @rule(cn=st.sampled_from(sorted(CEILING)), qty=st.integers(1, 900), site=st.sampled_from(SITES))
+    def place(self, cn, qty, site):
+        mrn = self._mrn("R")
+        lot = f"L{self.n}"
+        expected = self.m.place(lot, cn, qty, site)
+        self._run(expected, lambda: self.s.place(lot, qty, cn=cn, unit=UNIT[cn], site=site, mrn_=mrn))
+
+    @rule(data=st.data(), qty=st.integers(1, 400), frm=st.sampled_from(SITES))
+    def move(self, data, qty, frm):
+        goods, gid = self._goods(data)
+        to = SITE2 if frm == SITE1 else SITE1
+        expected = self.m.move(goods, gid, qty, frm, to)
+        ref = {"lot_id": gid} if goods == "LOT" else {"batch_id": gid}
+        self._run(expected, lambda: self.s.move(qty, frm, to, **ref))
+
+    @rule(data=st.data(), site=st.sampled_from(SITES))
+    def process(self, data, site):
+        there = [lot for lot, r in self.m.lots.items() if r.stock.get(site)] or list(self.m.lots)
+        chosen = data.draw(st.lists(st.sampled_from(there), min_size=1, max_size=3, unique=True))
+        inputs = [(lot, data.draw(st.integers(1, self.m.lots[lot].stock.get(site, 0) + 10))) for lot in chosen]
+        expected: dict[str, F] = {}
+        for lot, q in inputs:
+            for cn, rate in RATES[self.m.lots[lot].cn].items():
+                expected[cn] = expected.get(cn, F(0)) + q * rate
+        outputs = []
+        for cn in (RETREADED, RECLAIMED):
+            how = data.draw(st.sampled_from(["rate"] * 6 + ["omit", "tiny"])) if cn in expected \
+                else data.draw(st.sampled_from(["none"] * 4 + ["unrated"]))
+            if how == "rate":
+                pct = data.draw(st.integers(-3, 3))
+                outputs.append((cn, max(1, int(expected[cn] * (100 + pct) / 100))))
+            elif how in ("tiny", "unrated"):
+                outputs.append((cn, 1))
+        if data.draw(st.booleans()) or not outputs:
+            outputs.append((RUBBER_WASTE, data.draw(st.integers(1, 500))))
+        self.n += 1
+        op = f"OP{self.n}"
+        prediction = self.m.process(op, inputs, outputs, site)
+        self._run(prediction, lambda: self.s.process(op, inputs, [
+            {"cn": cn, "qty": q, "unit": UNIT[cn], "kind": KIND[cn]} for cn, q in outputs], site=site))
+
+    @rule(data=st.data(), qty=st.integers(1, 600), procedure=st.sampled_from(PROCEDURES),
+          site=st.sampled_from((None,) + SITES))
+    def exit(self, data, qty, procedure, site):
+        goods, gid = self._goods(data)
+        expected = self.m.dispose(goods, gid, qty, site, procedure, None)
+        ref = {"lot_id": gid} if goods == "LOT" else {"batch_id": gid}
+        extra = {"site": site} if site else {}
+        self._run(expected, lambda: self.s.exit(qty, procedure=procedure, mrn_=self._mrn("A"), **ref, **extra))
+
+    @rule(data=st.data(), qty=st.integers(1, 300), reason=st.sampled_from(REASONS))
+    def lose(self, data, qty, reason):
+        goods, gid = self._goods(data)
+        expected = self.m.dispose(goods, gid, qty, None, None, reason)
+        ref = {"lot_id": gid} if goods == "LOT" else {"batch_id": gid}
+        self._run(expected, lambda: self.s.lose(qty, reason=reason, **ref))
+
+    @invariant()
+    def ledger_agrees_with_the_model(self):
+        check(self.s, self.m)
+
+
+TestConservation = ConservationMachine.TestCase
+TestConservation.settings = settings(max_examples=30, stateful_step_count=30, deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
