@@ -35,9 +35,12 @@ def evidence(text: str) -> str:
 
 
 def mrn(kind: str, n: int) -> str:
-    """A valid MRN (:mod:`chaincode.testing.mrns`) numbered ``n`` (< 1,000,000): ``kind`` ``I`` gives an
-    import declaration's (procedure category ``R``), ``E`` an export declaration's (``A``)."""
-    return mrns.mrn(n, {"I": mrns.IMPORT, "E": mrns.EXPORT}.get(kind, kind))
+    """A valid MRN (:mod:`chaincode.testing.mrns`) numbered ``n``: ``kind`` ``I`` gives an import
+    declaration's (procedure category ``R``), ``E`` an export declaration's (``A``)."""
+    category = {"I": mrns.IMPORT, "E": mrns.EXPORT}.get(kind, kind)
+    if n < 1_000_000:
+        return mrns.mrn(n, category)                      # 26FR000110 + n on 6 digits, as in domain.md
+    return mrns.from_unique(f"{n:012d}", category)        # a long test session: n on all 12 digits
 
 
 def authorisation_fields(day: dt.datetime, **overrides: Any) -> dict:
