@@ -25,10 +25,11 @@ class Tx:
     occurred_at: dt.datetime | None = None  # the event's business time (checked by timing.business_time)
     effects: list[dict] = field(default_factory=list)        # goods postings, in order
     alert_changes: list[dict] = field(default_factory=list)  # RAISED / UPDATED / CLEARED
-    lots: set[str] = field(default_factory=set)               # lots whose history this event joins
-    batches: set[str] = field(default_factory=set)
-    review_ceilings: set[tuple[str, str]] = field(default_factory=set)   # (authorisation_id, lot cn)
-    review_losses: set[tuple[str, str]] = field(default_factory=set)     # (kind, id)
+    # what the event concerns, as ordered sets (dict keys: no set is ever iterated, so no hash order)
+    lots: dict[str, None] = field(default_factory=dict)       # lots whose history this event joins
+    batches: dict[str, None] = field(default_factory=dict)
+    review_ceilings: dict[tuple[str, str], None] = field(default_factory=dict)   # (authorisation_id, lot cn)
+    review_losses: dict[tuple[str, str], None] = field(default_factory=dict)     # (kind, id)
 
     @classmethod
     def begin(cls, stub: Any, act: str = "") -> "Tx":
@@ -42,7 +43,7 @@ class Tx:
 
     def refer(self, kind: str, goods_id: str) -> None:
         """Note that this event belongs to the history of a lot or batch."""
-        (self.lots if kind == "LOT" else self.batches).add(goods_id)
+        (self.lots if kind == "LOT" else self.batches)[goods_id] = None
 
     def transient_json(self, name: str) -> Any | None:
         raw = self.stub.get_transient().get(name)

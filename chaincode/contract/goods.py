@@ -235,9 +235,9 @@ class StateBook:
             bal["exited"][proc] = bal["exited"].get(proc, 0) + q
         self.tx.state.put(key, bal)
         if category == INPUT and stock:
-            self.tx.review_ceilings.add((record["authorisation_id"], record["cn"]))
+            self.tx.review_ceilings[(record["authorisation_id"], record["cn"])] = None
         if lost:
-            self.tx.review_losses.add((kind, record["lot_id"] if kind == LOT else record["batch_id"]))
+            self.tx.review_losses[(kind, record["lot_id"] if kind == LOT else record["batch_id"])] = None
 
 
 # ---------------------------------------------------------------------------------------- applying effects
