@@ -52,7 +52,7 @@ log = logging.getLogger("gateway.webhooks")
 SIGNATURE_HEADER = "X-Ipledger-Signature"
 ALERT_TYPES = ("DeadlineApproaching", "DeadlineOverdue", "BillOfDischargeDue", "BillOfDischargeLate",
                "YieldDeviation", "BalanceDiscrepancy", "CeilingNear", "LossRateHigh", "ExitUnconfirmed",
-               "AuthorisationSuspended", "AuthorisationExpiring")
+               "AuthorisationSuspended", "AuthorisationExpiring", "LateRecording")
 
 
 class WebhookError(RuntimeError):
