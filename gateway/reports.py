@@ -84,6 +84,12 @@ def _csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
+def _input_goods(line: dict) -> str:
+    """The goods placed under the procedure that a disposal or loss stands for, e.g. ``L1 500 p/st``
+    (what duty on a release for free circulation, 4051, is computed from)."""
+    return "; ".join(f"{g['lot_id']} {g['quantity']} {g['unit']}" for g in line.get("input_goods") or [])
+
+
 def bill_rows(data: dict) -> list[dict]:
     rows = []
     for lot in data.get("lots", []):
@@ -103,10 +109,11 @@ def bill_rows(data: dict) -> list[dict]:
     for d in data.get("disposals", []):
         rows.append({"section": "disposal", "id": d["id"], "mrn": d["mrn"], "date": d["recorded_at"], "cn": d["cn"],
                      "description": f"procedure {d['procedure']}", "quantity": d["quantity"], "unit": d["unit"],
-                     "reference": d["tx_id"]})
+                     "input_goods": _input_goods(d), "reference": d["tx_id"]})
     for x in data.get("losses", []):
         rows.append({"section": "loss", "id": x["id"], "date": x["recorded_at"], "cn": x["cn"], "description": x["reason"],
-                     "quantity": x["quantity"], "unit": x["unit"], "reference": x["evidence_hash"]})
+                     "quantity": x["quantity"], "unit": x["unit"], "input_goods": _input_goods(x),
+                     "reference": x["evidence_hash"]})
     for w in data.get("waste", []):
         rows.append({"section": "waste", "id": w["batch_id"], "cn": w["cn"], "quantity": w["produced"], "unit": w["unit"],
                      "remaining": w["remaining"]})
@@ -243,14 +250,16 @@ def bill_pdf(data: dict) -> bytes:
     pdf.heading("Rates of yield")
     pdf.table([("operation", 10), ("date", 10), ("output", 8), ("authorised", 10), ("actual", 10), ("dev. %", 8)], rows)
     pdf.heading("3. Disposals")
-    pdf.table([("goods", 10), ("procedure", 9), ("MRN", 18), ("date", 10), ("CN", 8), ("qty", 8), ("unit", 4)],
-              [[d["id"], d["procedure"], d["mrn"], d["recorded_at"][:10], d["cn"], d["quantity"], d["unit"]]
-               for d in data.get("disposals", [])])
+    pdf.table([("goods", 10), ("procedure", 9), ("MRN", 18), ("date", 10), ("CN", 8), ("qty", 8), ("unit", 4),
+               ("input goods it stands for", 26)],
+              [[d["id"], d["procedure"], d["mrn"], d["recorded_at"][:10], d["cn"], d["quantity"], d["unit"],
+                _input_goods(d)] for d in data.get("disposals", [])])
     pdf.heading("4. Losses and destructions")
-    pdf.table([("goods", 10), ("reason", 13), ("date", 10), ("qty", 8), ("unit", 4), ("evidence", 24)],
-              [[x["id"], x["reason"], x["recorded_at"][:10], x["quantity"], x["unit"], x["evidence_hash"]]
-               for x in data.get("losses", [])])
-    pdf.heading("Waste")
+    pdf.table([("goods", 10), ("reason", 13), ("date", 10), ("qty", 8), ("unit", 4), ("evidence", 24),
+               ("input goods", 20)],
+              [[x["id"], x["reason"], x["recorded_at"][:10], x["quantity"], x["unit"], x["evidence_hash"],
+                _input_goods(x)] for x in data.get("losses", [])])
+    pdf.heading("Waste and scrap (under the procedure until exited or destroyed; also in 5.)")
     pdf.table([("batch", 10), ("CN", 8), ("produced", 9), ("remaining", 9), ("unit", 4)],
               [[w["batch_id"], w["cn"], w["produced"], w["remaining"], w["unit"]] for w in data.get("waste", [])])
     pdf.heading("5. Remaining balances")

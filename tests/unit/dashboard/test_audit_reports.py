@@ -95,6 +95,11 @@ def test_bill_of_discharge_report_json_csv(scenario, api):
     assert lot_rows == [("L1", "26FR000110000001R8", "1000", "500"), ("L2", "26FR000110000002R7", "4200", "4200")]
     assert [(r["id"], r["mrn"], r["quantity"]) for r in rows if r["section"] == "disposal"] == [
         ("B1", "26FR000110000007A7", "495")]
+    # each disposal states the input goods it stands for (duty on a 4051 release is computed from them):
+    # B1's 495 tyres came from 500 of L1's
+    assert data["disposals"][0]["input_goods"] == [{"lot_id": "L1", "cn": "40122000", "unit": "p/st",
+                                                    "quantity": 500}]
+    assert [r["input_goods"] for r in rows if r["section"] == "disposal"] == ["L1 500 p/st"]
     assert rows[-1]["section"] == "document_hash" and rows[-1]["reference"] == data["document_hash"]
     assert api.get(f"/api/v1/reports/bill-of-discharge/{AUTH}?as_of={day(1)}&period_end={day(1)}",
                    "OperatorMSP").status_code == 400
@@ -128,6 +133,7 @@ def test_pdf_reports_render_and_read_back(scenario, api, tmp_path):
     assert f"Bill of discharge {AUTH}" in text
     assert "26FR000110000001R8" in text and "26FR000110000007A7" in text and "25000.00" in text
     assert "Conservation holds for every lot and batch: yes" in text
+    assert "input goods it stands for" in text and "L1 500 p/st" in text
     inv = api.get(f"/api/v1/reports/inventory?as_of={day(1)}&format=pdf", "BrokerMSP")
     (tmp_path / "inv.pdf").write_bytes(inv.data)
     text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "inv.pdf"), "-"], check=True, capture_output=True,
