@@ -225,7 +225,8 @@ def test_state_files_are_private(run):
     net, *_ = run
     root = net.layout.root
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
-    keys = [p for p in root.rglob("*") if p.is_file() and (p.parent.name == "keystore" or p.suffix == ".key")]
+    keys = [p for p in root.rglob("*") if p.is_file() and (p.parent.name == "keystore" or p.suffix == ".key"
+                                                     or p.name == "priv_sk")]
     assert len(keys) > 10
     loose = {str(k.relative_to(root)): oct(stat.S_IMODE(k.stat().st_mode)) for k in keys
              if stat.S_IMODE(k.stat().st_mode) != 0o600}
