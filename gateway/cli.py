@@ -66,6 +66,8 @@ def register(sub) -> None:
     rev.add_argument("key_id")
 
     hooks = gws.add_parser("webhooks", help="alert webhooks (subscriptions in <state>/gateway/webhooks.json)")
+    hooks.add_argument("--gateway", metavar="MSP_ID", default=os.environ.get("IPLEDGER_GATEWAY_ORG"),
+                       help="the subscriptions of this organisation's own gateway (env IPLEDGER_GATEWAY_ORG)")
     hs = hooks.add_subparsers(dest="hooks_cmd", required=True)
     h_add = hs.add_parser("add", help="subscribe URL to the alerts ORG may read; prints the signing secret")
     h_add.add_argument("url")
@@ -260,11 +262,11 @@ def _import(args) -> int:
 def _webhooks(args) -> int:
     from .config import keys_file_of
     from .webhooks import Deliveries, Subscriptions, WebhookError
-    directory = keys_file_of(args.state_dir).parent
+    directory = keys_file_of(args.state_dir, args.gateway).parent
     subs = Subscriptions(directory / "webhooks.json")
     try:
         if args.hooks_cmd == "add":
-            orgs = _known_orgs(args.state_dir)
+            orgs = [args.gateway] if args.gateway else _known_orgs(args.state_dir)
             if orgs is not None and args.org not in orgs:
                 print(f"error: {args.org} is not an organisation of this network ({', '.join(orgs)})", file=sys.stderr)
                 return 2

@@ -87,11 +87,11 @@ def _close_gateways(state):
 
 
 def gateway_members(state, org: str = "CustomsMSP") -> dict:
-    """GET /api/v1/members of a gateway app on this network (real Fabric client, in-process Flask)."""
+    """GET /api/v1/members of ``org``'s own gateway app on this network (real Fabric client, in-process Flask)."""
     from gateway.app import close_app, create_app
     from gateway.auth import KeyStore
     from gateway.config import GatewayConfig
-    config = GatewayConfig.from_state_dir(state["state"])
+    config = GatewayConfig.from_state_dir(state["state"], org=org, live_feed=False)
     _, key = KeyStore(config.keys_file).create(org, "viewer", "members test")
     app = create_app(config)
     try:
