@@ -24,7 +24,7 @@ import requests
 
 from gateway.auth import KeyStore
 from gateway.config import keys_file_of
-from tests.integration.test_gateway_api import (BROKER_EORI, HOLDER, REPO, SITE1, SITE2, USED_TYRES, day, ev,
+from tests.integration.test_gateway_api import (wait_committed_everywhere, BROKER_EORI, HOLDER, REPO, SITE1, SITE2, USED_TYRES, day, ev,
                                                 free_port, grant, now)
 
 pytestmark = pytest.mark.fabric
@@ -166,7 +166,7 @@ def env(fabric_network, ipledger_chaincode, tmp_path_factory):
     try:
         for gw in gws.values():
             gw.start()
-        yield {"gws": gws, "keys": keys, "receiver": receiver, "sub": sub, "state": state}
+        yield {"gws": gws, "keys": keys, "receiver": receiver, "sub": sub, "state": state, "net": fabric_network}
     finally:
         for gw in gws.values():
             gw.stop()
@@ -177,7 +177,10 @@ def post(env, body, org, status=201):
     r = requests.post(env["gws"][org].url + "/api/v1/events", json=body,
                       headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=120)
     assert r.status_code == status, r.text
-    return r.json()
+    out = r.json()
+    if out.get("block_number"):   # the next read may go through another organisation's gateway and peer
+        wait_committed_everywhere(env["net"], out["block_number"])
+    return out
 
 
 def get(env, path, org="CustomsMSP", **kw):

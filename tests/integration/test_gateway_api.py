@@ -60,11 +60,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_committed_everywhere(net, block: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    for peer in net.consortium.peers:
+        while (net.peer_height(peer) or 0) <= block:
+            assert time.monotonic() < deadline, f"{peer.id} did not commit block {block}"
+            time.sleep(0.05)
+
+
 class Api:
     """The three organisations' gateways: ``urls`` and ``logs`` by MSP id; ``url`` is customs'."""
 
-    def __init__(self, urls: dict, keys: dict, logs: dict, procs: dict):
-        self.urls, self.keys, self.logs, self.procs = urls, keys, logs, procs
+    def __init__(self, urls: dict, keys: dict, logs: dict, procs: dict, net=None):
+        self.urls, self.keys, self.logs, self.procs, self.net = urls, keys, logs, procs, net
         self.url = urls["CustomsMSP"]
         self.http = requests.Session()
 
@@ -75,6 +83,12 @@ class Api:
         r = self.http.post(self.urls[org] + path, json=body, headers=self.headers(org, role), timeout=120, **kw)
         if path == "/api/v1/events" and r.status_code == 201:
             COUNTS[org] += 1
+        if r.status_code in (200, 201) and self.net is not None:
+            # the answer means committed on the submitter's own peer; the next read may go through another
+            # organisation's gateway and peer: wait until every peer has the block
+            block = (r.json() if path == "/api/v1/events" else {}).get("block_number")
+            if block:
+                wait_committed_everywhere(self.net, block)
         return r
 
     def get(self, path, org="CustomsMSP", role="viewer", **kw) -> requests.Response:
@@ -158,7 +172,7 @@ def api(fabric_network, ipledger_chaincode, tmp_path_factory):
             urls[org], procs[org] = _start_gateway(state, org, logs[org])
         for org in ORGS:
             _wait_ready(urls[org], procs[org], logs[org])
-        yield Api(urls, keys, logs, procs)
+        yield Api(urls, keys, logs, procs, fabric_network)
     finally:
         for org, proc in procs.items():
             _stop(proc, logs[org])

@@ -22,7 +22,7 @@ import requests
 from gateway.auth import KeyStore
 from gateway.config import keys_file_of
 from tests.integration.test_dashboard import Gateway, Receiver
-from tests.integration.test_gateway_api import BROKER_EORI, HOLDER, REPO, SITE1, ev, grant
+from tests.integration.test_gateway_api import BROKER_EORI, HOLDER, REPO, SITE1, ev, grant, wait_committed_everywhere
 
 pytestmark = pytest.mark.fabric
 
@@ -56,7 +56,8 @@ def env(fabric_network, ipledger_chaincode, tmp_path_factory):
             mp.setenv("IPLEDGER_ALERT_POLL_S", str(POLL_S))
             for gw in gws.values():
                 gw.start()
-        yield {"urls": {org: gw.url for org, gw in gws.items()}, "keys": keys, "receiver": receiver, "sub": sub}
+        yield {"urls": {org: gw.url for org, gw in gws.items()}, "keys": keys, "receiver": receiver, "sub": sub,
+               "net": fabric_network}
     finally:
         for gw in gws.values():
             gw.stop()
@@ -68,7 +69,9 @@ def post(env, body, org) -> dict:
     r = requests.post(env["urls"][org] + "/api/v1/events", json=body,
                       headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=120)
     assert r.status_code == 201, f"{body['type']}: {r.status_code} {r.text}"
-    return r.json()
+    out = r.json()
+    wait_committed_everywhere(env["net"], out["block_number"])   # the next event may go through another gateway
+    return out
 
 
 def deliveries(env, change: str) -> list[dict]:
