@@ -174,8 +174,13 @@ def api(fabric_network, ipledger_chaincode, tmp_path_factory):
             _wait_ready(urls[org], procs[org], logs[org])
         yield Api(urls, keys, logs, procs, fabric_network)
     finally:
-        for org, proc in procs.items():
-            _stop(proc, logs[org])
+        problems = []
+        for org, proc in procs.items():   # stop every one, then report
+            try:
+                _stop(proc, logs[org])
+            except (AssertionError, pytest.fail.Exception) as exc:
+                problems.append(f"{org}: {exc}")
+        assert not problems, "\n".join(problems)
 
 
 def test_members_come_from_the_live_config_block(api, fabric_network):
