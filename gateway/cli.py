@@ -1,5 +1,6 @@
 """The ``ipledger gateway`` and ``ipledger import`` commands (hooked into network/cli.py).
 
+    ipledger gateway serve|start|stop --org M    one organisation's gateway (its identity only)
     ipledger gateway serve [--bind 127.0.0.1:8080] [--workers N] [--threads T]
                            [--tls-cert FILE --tls-key FILE [--client-ca [ORG=]FILE|consortium …]
                             [--client-cert required|optional]]
@@ -43,9 +44,15 @@ def register(sub) -> None:
     start.add_argument("--workers", type=int, default=2)
     for p in (serve, start):
         add_tls_arguments(p)
-    gws.add_parser("stop", help="stop the background gateway")
+    stop = gws.add_parser("stop", help="stop the background gateway")
+    for p in (serve, start, stop):
+        p.add_argument("--org", metavar="MSP_ID", default=os.environ.get("IPLEDGER_GATEWAY_ORG"),
+                       help="the organisation whose gateway this is: it acts with that organisation's "
+                            "identity only; files in its own directory (env IPLEDGER_GATEWAY_ORG)")
 
     keys = gws.add_parser("keys", help="API keys (stored hashed in <state>/gateway/api-keys.json)")
+    keys.add_argument("--gateway", metavar="MSP_ID", default=os.environ.get("IPLEDGER_GATEWAY_ORG"),
+                      help="the keys of this organisation's own gateway (env IPLEDGER_GATEWAY_ORG)")
     ks = keys.add_subparsers(dest="keys_cmd", required=True)
     create = ks.add_parser("create", help="create a key; it is printed once")
     create.add_argument("--org", required=True, help="MSP id the key acts as, e.g. OperatorMSP")
@@ -59,6 +66,8 @@ def register(sub) -> None:
     rev.add_argument("key_id")
 
     hooks = gws.add_parser("webhooks", help="alert webhooks (subscriptions in <state>/gateway/webhooks.json)")
+    hooks.add_argument("--gateway", metavar="MSP_ID", default=os.environ.get("IPLEDGER_GATEWAY_ORG"),
+                       help="the subscriptions of this organisation's own gateway (env IPLEDGER_GATEWAY_ORG)")
     hs = hooks.add_subparsers(dest="hooks_cmd", required=True)
     h_add = hs.add_parser("add", help="subscribe URL to the alerts ORG may read; prints the signing secret")
     h_add.add_argument("url")
@@ -140,23 +149,29 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _daemon(args) -> int:
+    from network.lifecycle import NetworkError
+
     from . import daemon
-    if args.cmd == "stop":
-        if not daemon.stop(args.state_dir):
-            print("  gateway not running")
-        return 0
-    from .tls import TLSOptions
+    org = args.org
     try:
-        url = daemon.start(args.state_dir, bind=args.bind, workers=args.workers, tls=TLSOptions.from_args(args))
-    except daemon.DaemonError as exc:
+        if args.cmd == "stop":
+            if not daemon.stop(args.state_dir, org=org):
+                print(f"  {org + ' ' if org else ''}gateway not running")
+            return 0
+        from .tls import TLSOptions
+        url = daemon.start(args.state_dir, bind=args.bind, workers=args.workers, tls=TLSOptions.from_args(args),
+                           org=org)
+    except (daemon.DaemonError, NetworkError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    creds = daemon.ensure_credentials(args.state_dir, url, _known_orgs(args.state_dir) or [])
-    print(f"\nGateway:    {url}   (API docs: {url}/api/v1/docs)")
-    print(f"Dashboard:  {url}/dashboard/   (sign in with an organisation's API key)")
-    for org, entry in creds["keys"].items():
-        print(f"  {org:<12} API key: {entry['key']}")
-    print(f"(also in {daemon.credentials_file(args.state_dir)}, mode 0600)")
+    creds = daemon.ensure_credentials(args.state_dir, url, _known_orgs(args.state_dir) or [], org=org)
+    title = f"{org}'s gateway" if org else "Gateway"
+    print(f"\n{title}: {url}   (API docs: {url}/api/v1/docs)")
+    whose = "its" if org else "an organisation's"
+    print(f"Dashboard:  {url}/dashboard/   (sign in with {whose} API key)")
+    for msp_id, entry in creds["keys"].items():
+        print(f"  {msp_id:<12} API key: {entry['key']}")
+    print(f"(also in {daemon.credentials_file(args.state_dir, org)}, mode 0600)")
     return 0
 
 
@@ -166,10 +181,11 @@ def _serve(args) -> int:
     from .tls import TLSOptions
     # the workers run the chaincode-event listener (live feed, webhooks); IPLEDGER_LIVE_FEED=0 turns it off
     os.environ.setdefault("IPLEDGER_LIVE_FEED", "1")
+    from network.lifecycle import NetworkError
     try:
         serve(args.state_dir, bind=args.bind, workers=args.workers, threads=args.threads, timeout=args.timeout,
-              log_level=args.log_level, tls=TLSOptions.from_args(args))
-    except (KeyStoreError, ServeError) as exc:
+              log_level=args.log_level, tls=TLSOptions.from_args(args), org=args.org)
+    except (KeyStoreError, ServeError, NetworkError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -189,10 +205,10 @@ def _known_orgs(state_dir: Path) -> list[str] | None:
 def _keys(args) -> int:
     from .auth import KeyStore, KeyStoreError
     from .config import keys_file_of
-    store = KeyStore(keys_file_of(args.state_dir))
+    store = KeyStore(keys_file_of(args.state_dir, args.gateway))
     try:
         if args.keys_cmd == "create":
-            orgs = _known_orgs(args.state_dir)
+            orgs = [args.gateway] if args.gateway else _known_orgs(args.state_dir)
             if orgs is not None and args.org not in orgs:
                 print(f"error: {args.org} is not an organisation of this network ({', '.join(orgs)})",
                       file=sys.stderr)
@@ -246,11 +262,11 @@ def _import(args) -> int:
 def _webhooks(args) -> int:
     from .config import keys_file_of
     from .webhooks import Deliveries, Subscriptions, WebhookError
-    directory = keys_file_of(args.state_dir).parent
+    directory = keys_file_of(args.state_dir, args.gateway).parent
     subs = Subscriptions(directory / "webhooks.json")
     try:
         if args.hooks_cmd == "add":
-            orgs = _known_orgs(args.state_dir)
+            orgs = [args.gateway] if args.gateway else _known_orgs(args.state_dir)
             if orgs is not None and args.org not in orgs:
                 print(f"error: {args.org} is not an organisation of this network ({', '.join(orgs)})", file=sys.stderr)
                 return 2

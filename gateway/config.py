@@ -72,20 +72,29 @@ class GatewayConfig:
         return self.sse_max_per_worker or max(1, self.worker_threads // 2)
 
     @classmethod
-    def from_state_dir(cls, state_dir: Path | str, **overrides) -> "GatewayConfig":
-        """Identities and peers of every application org of the network in ``state_dir``."""
+    def from_state_dir(cls, state_dir: Path | str, org: str | None = None, **overrides) -> "GatewayConfig":
+        """The gateway of organisation ``org``: its client identity (User1) and its own peer only,
+        its files (API keys, feed, credentials) in its own directory ``<state>/<org name>/gateway``.
+
+        Without ``org``: every application org of the state directory from one process, files in
+        ``<state>/gateway`` — the former shape, still used by tests not yet moved to one gateway per
+        organisation; not for deployments (that process holds every organisation's key)."""
         from network.lifecycle import Network  # the gateway's only use of network/: reading the layout
 
         state_dir = Path(state_dir).resolve()
         net = Network.open(state_dir)
+        if org is not None:
+            own = net.local_org(org)
+            home = net.layout.org_home(own)
+            overrides = {"keys_file": keys_file_of(state_dir, org), "nonce_key_file": home / "gateway" / "nonce.key",
+                         "state_dir": home, "feed_org": org, **overrides}
         orgs = {}
-        for org in net.consortium.orgs:
-            if not org.nodes:
+        for o in net.consortium.orgs:
+            if not o.nodes or (org is not None and o.msp_id != org):
                 continue
-            peer = org.nodes[0]
-            orgs[org.msp_id] = OrgConnection(
-                msp_id=org.msp_id, msp_dir=net.layout.user_msp(org, "User1"), peer_address=peer.address,
-                tls_root_cert=net.layout.tls_ca(org))
+            orgs[o.msp_id] = OrgConnection(
+                msp_id=o.msp_id, msp_dir=net.layout.user_msp(o, "User1"), peer_address=o.nodes[0].address,
+                tls_root_cert=net.layout.tls_ca(o))
         base = dict(orgs=orgs, keys_file=keys_file_of(state_dir), nonce_key_file=state_dir / "gateway" / "nonce.key",
                     channel=net.consortium.channel,
                     chaincode=os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE),
@@ -119,5 +128,15 @@ def _count(env: str, text: str) -> int:
     return value
 
 
-def keys_file_of(state_dir: Path | str) -> Path:
-    return Path(state_dir) / "gateway" / "api-keys.json"
+
+def gateway_dir_of(state_dir: Path | str, org: str | None = None) -> Path:
+    """Where a gateway keeps its files: ``<state>/<org name>/gateway`` for an organisation's own gateway."""
+    if org is None:
+        return Path(state_dir) / "gateway"
+    from network.lifecycle import Network
+    net = Network.open(Path(state_dir).resolve())
+    return net.layout.gateway_dir(net.consortium.org(org))
+
+
+def keys_file_of(state_dir: Path | str, org: str | None = None) -> Path:
+    return gateway_dir_of(state_dir, org) / "api-keys.json"

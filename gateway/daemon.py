@@ -1,10 +1,13 @@
-"""The gateway as a background service of the state directory: start, stop, status.
+"""An organisation's gateway as a background service: start, stop, status.
 
-``ipledger gateway start`` runs ``ipledger gateway serve`` detached, with its log
-in ``<state>/gateway/gateway.log`` and its PID in ``<state>/gateway/gateway.pid``,
+``ipledger gateway start --org M`` runs ``ipledger gateway serve --org M`` detached,
+with its log and PID in M's own directory (``<state>/<org name>/gateway/``),
 waits until ``/healthz`` answers, and is harmless when the gateway already runs.
-It also makes sure each organisation has a ready-to-use API key, written with the
-URL to ``<state>/gateway/credentials.json`` (0600) for scripts and newcomers.
+It also makes sure the organisation has a ready-to-use API key, written with the
+URL to ``<state>/<org name>/gateway/credentials.json`` (0600) for scripts and
+newcomers: ``{"url": …, "keys": {"<M>": {"key_id", "key", "role"}}}`` — its own
+organisation's key only. (Without ``--org``: the former one-gateway-for-all shape
+in ``<state>/gateway/``, kept only for tests not yet moved.)
 With ``--tls-cert`` it serves HTTPS (options checked here, before the fork: see :mod:`gateway.tls`).
 """
 from __future__ import annotations
@@ -29,34 +32,37 @@ class DaemonError(RuntimeError):
     pass
 
 
-def _dir(state_dir: Path) -> Path:
-    d = Path(state_dir) / "gateway"
+def _dir(state_dir: Path, org: str | None = None) -> Path:
+    from .config import gateway_dir_of
+    d = gateway_dir_of(state_dir, org)
     d.mkdir(parents=True, exist_ok=True)
     d.chmod(0o700)
     return d
 
 
-def pid_file(state_dir: Path) -> Path:
-    return _dir(state_dir) / "gateway.pid"
+def pid_file(state_dir: Path, org: str | None = None) -> Path:
+    return _dir(state_dir, org) / "gateway.pid"
 
 
-def log_file(state_dir: Path) -> Path:
-    return _dir(state_dir) / "gateway.log"
+def log_file(state_dir: Path, org: str | None = None) -> Path:
+    return _dir(state_dir, org) / "gateway.log"
 
 
-def credentials_file(state_dir: Path) -> Path:
-    return _dir(state_dir) / "credentials.json"
+def credentials_file(state_dir: Path, org: str | None = None) -> Path:
+    return _dir(state_dir, org) / "credentials.json"
 
 
-def running(state_dir: Path) -> tuple[int, str] | None:
-    """(pid, url) of this state directory's gateway if it runs."""
+def running(state_dir: Path, org: str | None = None) -> tuple[int, str] | None:
+    """(pid, url) of this state directory's (organisation's) gateway if it runs."""
     try:
-        pid_s, url = pid_file(state_dir).read_text().split()
+        pid_s, url = pid_file(state_dir, org).read_text().split()
         pid = int(pid_s)
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
     if b"gateway" not in cmdline or str(Path(state_dir).resolve()).encode() not in cmdline:
+        return None
+    if org is not None and org.encode() not in cmdline:
         return None
     return pid, url
 
@@ -87,46 +93,47 @@ def healthy(url: str, server_cert: Path | str | None = None) -> bool:
 
 
 def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
-          timeout: float = 60, log=print, tls: TLSOptions | None = None) -> str:
+          timeout: float = 60, log=print, tls: TLSOptions | None = None, org: str | None = None) -> str:
     state_dir = Path(state_dir).resolve()
-    current = running(state_dir)
+    current = running(state_dir, org)
+    who = f"{org}'s gateway" if org else "gateway"
     if current:
-        log(f"  gateway already running (pid {current[0]}) at {current[1]}")
+        log(f"  {who} already running (pid {current[0]}) at {current[1]}")
         return current[1]
     tls = tls or TLSOptions()
     if tls != TLSOptions():
-        check_tls(state_dir, tls)
+        check_tls(state_dir, tls, org)
     url = f"{'https' if tls.https else 'http'}://{bind}"
     cmd = [sys.executable, "-m", "network.cli", "--state-dir", str(state_dir), "gateway", "serve",
-           "--bind", bind, "--workers", str(workers), *tls.argv()]
-    with open(log_file(state_dir), "ab") as out:
+           *(["--org", org] if org else []), "--bind", bind, "--workers", str(workers), *tls.argv()]
+    with open(log_file(state_dir, org), "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    pid_file(state_dir).write_text(f"{proc.pid} {url}\n")
+    pid_file(state_dir, org).write_text(f"{proc.pid} {url}\n")
     deadline = time.monotonic() + timeout
     while not healthy(url, tls.cert_file):
         if proc.poll() is not None or time.monotonic() > deadline:
-            stop(state_dir, log=lambda *_: None)
-            tail = "\n".join(log_file(state_dir).read_text(errors="replace").splitlines()[-15:])
-            raise DaemonError(f"the gateway did not become healthy at {url}:\n{tail}")
+            stop(state_dir, log=lambda *_: None, org=org)
+            tail = "\n".join(log_file(state_dir, org).read_text(errors="replace").splitlines()[-15:])
+            raise DaemonError(f"the {who} did not become healthy at {url}:\n{tail}")
         time.sleep(0.25)
-    log(f"  gateway started (pid {proc.pid}) at {url}")
+    log(f"  {who} started (pid {proc.pid}) at {url}")
     return url
 
 
-def check_tls(state_dir: Path, tls: TLSOptions) -> None:
+def check_tls(state_dir: Path, tls: TLSOptions, org: str | None = None) -> None:
     """The TLS options' errors before anything is started (DaemonError)."""
     from .config import GatewayConfig
     try:
         tls.check_combination()
-        tls.load(org_tls_cas(GatewayConfig.from_state_dir(state_dir)))
+        tls.load(org_tls_cas(GatewayConfig.from_state_dir(state_dir, org=org)))
     except TLSError as exc:
         raise DaemonError(str(exc)) from None
 
 
-def stop(state_dir: Path, timeout: float = 15, log=print) -> bool:
-    current = running(state_dir)
-    pid_file(state_dir).unlink(missing_ok=True)
+def stop(state_dir: Path, timeout: float = 15, log=print, org: str | None = None) -> bool:
+    current = running(state_dir, org)
+    pid_file(state_dir, org).unlink(missing_ok=True)
     if not current:
         return False
     pid = current[0]
@@ -146,18 +153,23 @@ def stop(state_dir: Path, timeout: float = 15, log=print) -> bool:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    log(f"  gateway stopped (pid {pid})")
+    who = f"{org}'s gateway" if org else "gateway"
+    log(f"  {who} stopped (pid {pid})")
     return True
 
 
-def ensure_credentials(state_dir: Path, url: str, orgs: list[str]) -> dict:
-    """One clerk key per org, created once and kept in credentials.json (0600)."""
+def ensure_credentials(state_dir: Path, url: str, orgs: list[str], org: str | None = None) -> dict:
+    """One clerk key per org, created once and kept in credentials.json (0600); for an
+    organisation's own gateway (``org``), that organisation's key only."""
     from .auth import KeyStore
     from .config import keys_file_of
 
-    path = credentials_file(state_dir)
+    if org is not None:
+        orgs = [org]
+    path = credentials_file(state_dir, org)
     creds = json.loads(path.read_text()) if path.exists() else {"keys": {}}
-    store = KeyStore(keys_file_of(state_dir))
+    creds["keys"] = {k: v for k, v in creds["keys"].items() if k in orgs}
+    store = KeyStore(keys_file_of(state_dir, org))
     known = {k["key_id"] for k in store.list() if not k.get("revoked_at")}
     for org in orgs:
         entry = creds["keys"].get(org)

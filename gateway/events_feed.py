@@ -137,7 +137,16 @@ class FeedStore:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
+            # Switching a new database to WAL while another process (a sibling worker booting) does the
+            # same answers "database is locked" at once, whatever the busy timeout: try again briefly.
+            for attempt in range(50):
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 49:
+                        raise
+                    time.sleep(0.1)
             db.execute("PRAGMA synchronous=FULL")
             yield db
         finally:

@@ -72,7 +72,8 @@ def prepare_metrics_dir(state_dir: Path) -> Path:
 
 
 def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threads: int = 8,
-          timeout: int = 120, log_level: str = "info", tls: TLSOptions | None = None) -> None:
+          timeout: int = 120, log_level: str = "info", tls: TLSOptions | None = None,
+          org: str | None = None) -> None:
     """Run gunicorn in the foreground until SIGTERM/SIGINT (HTTPS with ``tls``)."""
     tls = tls or TLSOptions()
     try:
@@ -80,13 +81,13 @@ def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threa
     except TLSError as exc:
         raise ServeError(str(exc)) from None
     try:
-        config = GatewayConfig.from_state_dir(state_dir, configure_logging=True, log_level=log_level.upper(),
+        config = GatewayConfig.from_state_dir(state_dir, org=org, configure_logging=True, log_level=log_level.upper(),
                                               worker_threads=threads)
     except ConfigError as exc:
         raise ServeError(str(exc)) from None
     config_check(config)
     server_tls = load_tls(tls, config)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(state_dir))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(config.state_dir or state_dir))
     # prometheus_client picks its value store when imported; it may already be (this module imports it)
     from prometheus_client import values
     values.ValueClass = values.get_value_class()

@@ -2,7 +2,7 @@
 
 Every step works on files, so each org admin can run theirs on their own machine:
 
-    org definition   the joining org's public MSP definition (configtxgen -printOrg)
+    (an org's public definition: ipledger org definition, network/definition.py)
     propose ...      fetch the channel config from a peer, compute a config update,
                      write UPDATE.pb (a CONFIG_UPDATE envelope, as Fabric's tools
                      write it) and UPDATE.json (what it changes, the base config)
@@ -30,7 +30,8 @@ import yaml
 from fabric_protos.common import common_pb2, configtx_pb2
 
 from . import consortium as consortium_mod
-from . import fabric, generate, membership, processes
+from . import definition as definition_mod
+from . import fabric, founding, generate, membership, processes
 from .admin_config import (APPLICATION, ConfigError, anchor_peers_value,
                            application_orgs, apply_update, check_update, compute_update,
                            config_from_block, msp_of, orderer_orgs,
@@ -64,7 +65,8 @@ def _org_for_peer_cli(net: Network, msp_id: str | None, exclude: str | None = No
             raise AdminError(f"{msp_id} is the orderer organisation; use an application org")
         return org
     founding = net.founding_orgs() if net.generated else set()
-    candidates = [o for o in net.consortium.orgs if o.msp_id != exclude]
+    candidates = [o for o in net.consortium.orgs if o.msp_id != exclude
+                  and net.layout.is_local(o)]
     candidates.sort(key=lambda o: (o.msp_id not in founding,
                                    processes.running_pid(net.layout, o.nodes[0]) is None))
     if not candidates:
@@ -226,54 +228,37 @@ def format_assessment(a: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- org definition
 
-def org_definition(msp_id: str, msp_dir: Path, anchors: list[str], out: Path) -> dict:
-    """The org's channel definition (JSON, as ``configtxgen -printOrg`` prints it).
-
-    Only public material goes in: CA and TLS CA certificates, NodeOUs, policies,
-    anchor peers. The org's private keys never leave its machine.
-    """
-    msp_dir = Path(msp_dir).resolve()
-    for sub in ("cacerts", "tlscacerts"):
-        if not (msp_dir / sub).is_dir():
-            raise AdminError(f"{msp_dir} is not an org MSP directory (no {sub}/)")
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = {"Organizations": [generate.application_org(msp_id, msp_dir, anchors)]}
-        Path(tmp, "configtx.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        text = _tool(["configtxgen", "-printOrg", msp_id, "-configPath", tmp])
-    definition = json.loads(text)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(definition, indent=2) + "\n")
-    return definition
-
-
 def definition_group(definition: Path, msp_id: str | None = None
                      ) -> tuple[str, configtx_pb2.ConfigGroup]:
-    """(MSP id, ConfigGroup) of an org definition file (configtxlator encodes it in place)."""
+    """(MSP id, channel ConfigGroup) of an application org's public definition file
+    (network/definition.py), encoded by Fabric's own tools as the genesis block would hold it."""
     try:
-        d = json.loads(Path(definition).read_text())
-    except (OSError, ValueError) as e:
-        raise AdminError(f"cannot read org definition {definition}: {e}") from e
-    try:
-        found = d["values"]["MSP"]["value"]["config"]["name"]
-    except (KeyError, TypeError) as e:
-        raise AdminError(f"{definition} is not an org definition (no MSP value)") from e
-    if msp_id and msp_id != found:
-        raise AdminError(f"{definition} defines {found}, not {msp_id}")
-    # The JSON's nested types depend on where the group sits: encode it inside a config.
-    wrapper = {"channel_group": {"groups": {APPLICATION: {"groups": {found: d}}}}}
+        d = definition_mod.load(definition)
+    except definition_mod.DefinitionError as e:
+        raise AdminError(str(e)) from e
+    if msp_id and msp_id != d.msp_id:
+        raise AdminError(f"{definition} defines {d.msp_id}, not {msp_id}")
+    if d.role != "application":
+        raise AdminError(f"{definition} defines an ordering organisation; only application "
+                         "organisations are added or updated this way")
     with tempfile.TemporaryDirectory() as tmp:
+        msp_dir = definition_mod.materialise(d, Path(tmp) / "msp")
+        cfg = {"Organizations": [founding.application_org(d.msp_id, msp_dir, d.anchor_peers)]}
+        Path(tmp, "configtx.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        printed = json.loads(_tool(["configtxgen", "-printOrg", d.msp_id, "-configPath", tmp]))
+        # The JSON's nested types depend on where the group sits: encode it inside a config.
+        wrapper = {"channel_group": {"groups": {APPLICATION: {"groups": {d.msp_id: printed}}}}}
         src, dst = Path(tmp, "in.json"), Path(tmp, "out.pb")
         src.write_text(json.dumps(wrapper))
         _tool(["configtxlator", "proto_encode", "--type", "common.Config",
                "--input", str(src), "--output", str(dst)])
         cfg = configtx_pb2.Config()
         cfg.ParseFromString(dst.read_bytes())
-    group = cfg.channel_group.groups[APPLICATION].groups[found]
+    group = cfg.channel_group.groups[APPLICATION].groups[d.msp_id]
     fc = msp_of(group)
-    if fc is None or fc.name != found:
+    if fc is None or fc.name != d.msp_id:
         raise AdminError(f"{definition}: its MSP definition is missing or names another MSP")
-    return found, group
+    return d.msp_id, group
 
 
 # ----------------------------------------------------------------------------- proposals
@@ -312,11 +297,34 @@ def propose_remove_org(net: Network, msp_id: str, out: Path, as_org: str | None 
                                       {"kind": "remove-org", "org": msp_id}), log)
 
 
+def propose_update_org(net: Network, definition: Path, out: Path, as_org: str | None = None,
+                       log=print) -> UpdateFile:
+    """Replace a member's MSP (certificates, revocation lists, NodeOUs) with its new definition:
+    after a revocation or a CA renewal. The org's own admin signs it (its MSP's mod policy)."""
+    msp_id, group = definition_group(definition)
+    base, block = channel_config(net, as_org or (msp_id if _local(net, msp_id) else None))
+    orgs = application_orgs(base)
+    if msp_id not in orgs:
+        raise AdminError(f"{msp_id} is not an application organisation of channel "
+                         f"'{net.consortium.channel}'")
+    updated = _copy(base)
+    value = updated.channel_group.groups[APPLICATION].groups[msp_id].values["MSP"]
+    value.value = group.values["MSP"].value
+    if updated == base:
+        raise AdminError(f"{definition} is what the channel already holds for {msp_id}")
+    return _written(UpdateFile.create(out, base, block, updated, net.consortium.channel,
+                                      {"kind": "update-org", "org": msp_id}), log)
+
+
+def _local(net: Network, msp_id: str) -> bool:
+    return _in_consortium(net, msp_id) and net.layout.is_local(net.consortium.org(msp_id))
+
+
 def propose_update_anchors(net: Network, msp_id: str, peers: list[str] | None, out: Path,
                            as_org: str | None = None, log=print) -> UpdateFile:
     if not peers:
         peers = [n.address for n in net.consortium.org(msp_id).nodes]
-    base, block = channel_config(net, as_org or (msp_id if _in_consortium(net, msp_id) else None))
+    base, block = channel_config(net, as_org or (msp_id if _local(net, msp_id) else None))
     orgs = application_orgs(base)
     if msp_id not in orgs:
         raise AdminError(f"{msp_id} is not an application organisation of the channel")
@@ -512,24 +520,24 @@ def format_members(m: dict) -> list[str]:
 
 def network_add_org(net: Network, msp_id: str, name: str | None = None, description: str = "",
                     domain: str | None = None, log=print) -> Org:
-    """Add an org (one peer, next free ports) to the state's consortium file, generate its
-    crypto material (cryptogen extend) and its peer's config. Nothing is started."""
+    """Add an org (one peer, next free ports) to the state's consortium file; the org creates,
+    in its own directory, its identities, its peer's config and its public definition (as on
+    its own host). Nothing is started; nothing of the other orgs is read or written."""
     if not net.generated:
         raise AdminError("the network is not generated yet: add the org to the consortium file "
                          "instead, or run 'ipledger network generate' first")
     c = consortium_mod.with_org(net.consortium, msp_id, name=name, description=description,
                                 domain=domain)
     org = c.org(msp_id)
-    generate.extend_crypto(c, net.layout)
-    for n in org.nodes:
-        generate.generate_node(c, net.layout, n)
+    generate.init_org(c, net.layout, org, log=lambda *_: None)
     consortium_mod.save(c, net.layout.consortium_file)
     net.consortium = c
     log(f"Added {msp_id} ({org.name}) to {net.layout.consortium_file}: "
         + ", ".join(f"{n.id} on {n.address}" for n in org.nodes))
-    log(f"  crypto material: {net.layout.org_dir(org)}")
-    log(f"Next: 'ipledger admin org definition --org {msp_id}', then a channel admin proposes "
-        "'ipledger admin propose add-org'; 'ipledger network up' starts its peer once the "
+    log(f"  its own directory: {net.layout.org_home(org)}; its public definition: "
+        f"{net.layout.org_home(org) / 'definition.json'}")
+    log(f"Next: it sends its definition to a channel admin, who proposes 'ipledger admin "
+        "propose add-org --definition FILE'; 'ipledger network up' starts its peer once the "
         "update is in the channel")
     return org
 
@@ -553,8 +561,8 @@ def network_remove_org(net: Network, msp_id: str, force: bool = False, log=print
     c = consortium_mod.without_org(net.consortium, msp_id)
     consortium_mod.save(c, net.layout.consortium_file)
     net.consortium = c
-    log(f"Removed {msp_id} from {net.layout.consortium_file} (its crypto material and ledger "
-        f"copy stay in {net.layout.root})")
+    log(f"Removed {msp_id} from {net.layout.consortium_file} (its own directory, with its "
+        f"identities and ledger copy, stays: {net.layout.org_home(org)})")
 
 
 def _tool(args: list[str]) -> str:
@@ -573,20 +581,13 @@ def add_commands(sub) -> None:
     """The ``ipledger admin`` command group."""
     adm = sub.add_parser("admin", help="channel membership and policy changes signed by the "
                                        "org admins").add_subparsers(dest="cmd", required=True)
-    org = adm.add_parser("org", help="organisation definitions").add_subparsers(
-        dest="org_cmd", required=True)
-    d = org.add_parser("definition", help="a joining org's public channel definition (JSON)")
-    d.add_argument("--org", required=True, metavar="MSP_ID")
-    d.add_argument("--msp-dir", type=Path,
-                   help="the org's MSP directory (default: from the state directory)")
-    d.add_argument("--anchor-peer", action="append", default=None, metavar="HOST:PORT",
-                   help="anchor peer (repeatable; default: the org's peers in the consortium)")
-    d.add_argument("--output", "-o", type=Path, help="default: ./<org>-definition.json")
-
     prop = adm.add_parser("propose", help="fetch the channel config, write a config update").\
         add_subparsers(dest="kind", required=True)
     a = prop.add_parser("add-org", help="add an organisation from its definition")
     a.add_argument("--definition", type=Path, required=True)
+    uo = prop.add_parser("update-org", help="replace a member's MSP with its new definition "
+                                            "(after a revocation or a renewed CA)")
+    uo.add_argument("--definition", type=Path, required=True)
     r = prop.add_parser("remove-org", help="remove an application organisation")
     r.add_argument("--org", required=True, metavar="MSP_ID")
     u = prop.add_parser("update-anchors", help="set an organisation's anchor peers")
@@ -597,7 +598,7 @@ def add_commands(sub) -> None:
     s.add_argument("policy", help="e.g. Application/Endorsement or /Channel/Application/Admins")
     s.add_argument("--rule", help="implicit meta rule, e.g. 'MAJORITY Admins'")
     s.add_argument("--signature", help="signature policy, e.g. \"OR('CustomsMSP.admin')\"")
-    for p in (a, r, u, s):
+    for p in (a, uo, r, u, s):
         p.add_argument("--as", dest="as_org", metavar="MSP_ID",
                        help="fetch the config as this org's admin (default: a member org)")
         p.add_argument("--output", "-o", type=Path, help="update file (default: ./<kind>.pb)")
@@ -606,7 +607,7 @@ def add_commands(sub) -> None:
     sg.add_argument("update", type=Path)
     sg.add_argument("--as", dest="as_org", required=True, metavar="MSP_ID")
     sg.add_argument("--msp-dir", type=Path,
-                    help="admin MSP directory (default: the org's Admin in the state directory)")
+                    help="admin MSP directory (default: the org's Admin in its own directory)")
     sg.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
     st = adm.add_parser("status", help="an update's signatures and the policies it needs")
@@ -680,24 +681,13 @@ def _net(args) -> Network:
 
 
 def _run(args) -> int:
-    if args.cmd == "org":
-        net = _net(args)
-        org = net.consortium.org(args.org) if _in_consortium(net, args.org) else None
-        msp_dir = args.msp_dir or (net.layout.org_msp(org) if org else None)
-        if msp_dir is None:
-            raise AdminError(f"{args.org} is not in the consortium file: give --msp-dir")
-        anchors = args.anchor_peer if args.anchor_peer is not None else \
-            ([n.address for n in org.nodes] if org else [])
-        out = args.output or Path(f"{args.org}-definition.json")
-        org_definition(args.org, msp_dir, anchors, out)
-        print(f"Wrote {out}: {args.org}'s public definition (CA and TLS CA certificates, "
-              f"NodeOUs, policies, anchor peers {', '.join(anchors) or '(none)'})")
-        return 0
     if args.cmd == "propose":
         net = _net(args)
         out = args.output or Path(f"{args.kind}.pb")
         if args.kind == "add-org":
             propose_add_org(net, args.definition, out, args.as_org)
+        elif args.kind == "update-org":
+            propose_update_org(net, args.definition, out, args.as_org)
         elif args.kind == "remove-org":
             propose_remove_org(net, args.org, out, args.as_org)
         elif args.kind == "update-anchors":
@@ -718,7 +708,7 @@ def _run(args) -> int:
         msp_dir = args.msp_dir
         if msp_dir is None:
             net = _net(args)
-            msp_dir = net.layout.user_msp(net.consortium.org(args.as_org))
+            msp_dir = net.layout.user_msp(net.local_org(args.as_org))
         sign(upd, args.as_org, msp_dir)
         a = assess(upd)
         print("Ready to submit." if a["satisfied"] else "Not ready to submit yet: "

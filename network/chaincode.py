@@ -8,7 +8,10 @@ running chaincode. Packages are byte-for-byte reproducible, so packaging the
 same source twice gives the same package id and ``deploy`` is idempotent.
 
 Deploy = install on every peer, approve for every org (with the endorsement
-policy and private data collections), check commit readiness, commit. Upgrade
+policy and private data collections), check commit readiness, commit — each
+organisation acting only on its own host: on a host that runs some of the
+organisations, ``deploy`` installs and approves for those, and commits once
+every organisation has approved (the last one to deploy commits). Upgrade
 is the same with the next sequence; peers keep serving the old definition
 until the new one is committed.
 """
@@ -177,18 +180,18 @@ class Deployer:
                 str(self.net.layout.tls_ca(self.net.consortium.orderer_org))]
 
     def package(self, spec: ChaincodeSpec, out: Path | None = None) -> Path:
-        out = out or self.net.layout.root / "chaincode" / f"{spec.label}.tar.gz"
+        out = out or self.net.layout.chaincode_dir / f"{spec.label}.tar.gz"
         out.parent.mkdir(parents=True, exist_ok=True)
         wheels = download_wheels(pinned_requirements(spec.requirements),
-                                 self.net.layout.root / "wheels", self.log)
+                                 self.net.layout.wheels_dir, self.log)
         build_package(spec, out, wheels)
         self.log(f"  packaged {spec.label} ({out.stat().st_size // 1024} KiB, "
                  f"{len(wheels)} wheels): {out}")
         return out
 
     def install(self, pkg: Path, peers: list | None = None) -> str:
-        """Install ``pkg`` on ``peers`` (default: every peer of the consortium)."""
-        peers = self.net.consortium.peers if peers is None else peers
+        """Install ``pkg`` on ``peers`` (default: every peer of this host's organisations)."""
+        peers = self.net.local_peers if peers is None else peers
         pid = package_id(pkg)
         label = pid.split(":")[0]
 
@@ -207,7 +210,7 @@ class Deployer:
         return pid
 
     def committed(self, name: str) -> dict | None:
-        peer = self.net.consortium.peers[0]
+        peer = self.net.local_peers[0]
         out = self.net.peer_cli(peer, ["lifecycle", "chaincode", "querycommitted",
                                        "--channelID", self.net.consortium.channel,
                                        "--name", name, "--output", "json"], check=False)
@@ -246,35 +249,46 @@ class Deployer:
             return current
         sequence = (current["sequence"] + 1) if current else 1
         definition = self._definition_args(spec, sequence)
-        for org in self.net.consortium.orgs:
-            peer = org.nodes[0]
-            self.net.peer_cli(peer, ["lifecycle", "chaincode", "approveformyorg",
-                                     *self._orderer_args, *definition, "--package-id", pid,
-                                     "--waitForEventTimeout", "60s"])
+        local = [o for o in self.net.consortium.orgs if self.net.layout.is_local(o)]
+        first = local[0].nodes[0]
+        ready = self._readiness(first, definition)
+        for org in local:
+            if ready.get(org.msp_id):
+                self.log(f"  already approved by {org.msp_id}")
+                continue
+            self.net.peer_cli(org.nodes[0], ["lifecycle", "chaincode", "approveformyorg",
+                                             *self._orderer_args, *definition, "--package-id",
+                                             pid, "--waitForEventTimeout", "60s"])
             self.log(f"  approved by {org.msp_id}")
-        ready = json.loads(self.net.peer_cli(
-            self.net.consortium.peers[0],
-            ["lifecycle", "chaincode", "checkcommitreadiness", *definition,
-             "--output", "json"]).stdout)
-        missing = [org for org, ok in ready.get("approvals", {}).items() if not ok]
+        ready = self._readiness(first, definition)
+        missing = [org for org, ok in ready.items() if not ok]
+        if missing and len(local) < len(self.net.consortium.orgs):
+            self.log(f"  {spec.name} {spec.version} sequence {sequence} waits for the approval "
+                     f"of {', '.join(sorted(missing))}: each deploys it on its own host; the "
+                     "last one commits")
+            return None
         if missing:
             raise ChaincodeError(f"not ready to commit: no approval from {', '.join(missing)}")
         peer_args = []
         for org in self.net.consortium.orgs:
             peer_args += ["--peerAddresses", org.nodes[0].address,
                           "--tlsRootCertFiles", str(self.net.layout.tls_ca(org))]
-        self.net.peer_cli(self.net.consortium.peers[0],
-                          ["lifecycle", "chaincode", "commit", *self._orderer_args,
-                           *definition, *peer_args, "--waitForEventTimeout", "60s"])
+        self.net.peer_cli(first, ["lifecycle", "chaincode", "commit", *self._orderer_args,
+                                  *definition, *peer_args, "--waitForEventTimeout", "60s"])
         self.log(f"  committed {spec.name} {spec.version} at sequence {sequence} "
                  f"in {time.monotonic() - started:.1f} s")
         self._save_definition(spec, sequence, pkg, pid)
         return self.committed(spec.name)
 
+    def _readiness(self, peer, definition: list[str]) -> dict[str, bool]:
+        out = self.net.peer_cli(peer, ["lifecycle", "chaincode", "checkcommitreadiness",
+                                       *definition, "--output", "json"])
+        return json.loads(out.stdout).get("approvals", {})
+
     # -------------------------------------------------------------- organisations joining later
 
     def definition_file(self, name: str) -> Path:
-        return self.net.layout.root / "chaincode" / f"{name}.definition.json"
+        return self.net.layout.chaincode_dir / f"{name}.definition.json"
 
     def _save_definition(self, spec: ChaincodeSpec, sequence: int, pkg: Path, pid: str) -> None:
         """What was committed, exactly as given to the peer CLI, so an org that joins the
@@ -380,7 +394,7 @@ class Deployer:
     def status(self, name: str) -> dict:
         committed = self.committed(name)
         installed = {}
-        for peer in self.net.consortium.peers:
+        for peer in self.net.local_peers:
             out = json.loads(self.net.peer_cli(peer, ["lifecycle", "chaincode", "queryinstalled",
                                                       "--output", "json"]).stdout or "{}")
             installed[peer.id] = [p["package_id"] for p in out.get("installed_chaincodes", [])

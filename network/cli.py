@@ -4,7 +4,9 @@
     ipledger network generate | up | status [--json] | down [--purge] | logs NODE [-n N] [-f]
     ipledger chaincode package | deploy | upgrade --version V | status
     ipledger network add-org --msp-id M [--name N] [--description D] | remove-org --msp-id M
-    ipledger admin org definition | propose add-org|remove-org|update-anchors|set-policy |
+    ipledger org init|definition|add-user|renew|revoke|identities --org M   (on its own host)
+    ipledger channel found [--definition F …] | inspect [--block F] [--org M]
+    ipledger admin propose add-org|update-org|remove-org|update-anchors|set-policy |
                    sign UPDATE --as M | status UPDATE | submit UPDATE | members |
                    chaincode-approve --org M | chaincode-policy --policy P
                    (see network/admin.py, docs/admin.md)
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from gateway import cli as gateway_cli
 
-from . import admin, fabric
+from . import admin, fabric, org_commands
 from .consortium import ConsortiumError
 from .generate import GenerateError
 from .lifecycle import Network, NetworkError
@@ -51,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
 
     net = sub.add_parser("network", help="the consortium's Fabric network").add_subparsers(
         dest="cmd", required=True)
-    net.add_parser("generate", help="write crypto material, genesis block and node configs")
+    net.add_parser("generate", help="every organisation in its own directory (identities, node "
+                                    "configs, definition), then the genesis block from the "
+                                    "definitions")
     net.add_parser("up", help="generate if needed, start every node, join the channel")
     st = net.add_parser("status", help="each node: PID, addresses, health, channel height")
     st.add_argument("--json", action="store_true")
@@ -80,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("verify", add_help=False,
                    help="independently verify every block of the channel (see verify --help)")
     admin.add_commands(sub)  # ipledger admin ...
+    org_commands.add_commands(sub)  # ipledger org ... / ipledger channel ...
     return p
 
 
@@ -103,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             return gateway_cli.main(args)
         if args.group == "admin":
             return admin.run(args)
+        if args.group in org_commands.GROUPS:
+            return org_commands.run(args)
         return _network(args)
     except (ConsortiumError, GenerateError, NetworkError, fabric.FabricError) as e:
         print(f"error: {e}", file=sys.stderr)

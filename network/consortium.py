@@ -195,6 +195,8 @@ def _org(d: Any, where: str, is_orderer: bool = False) -> Org:
     name = d.get("name") or msp_id[:-3].lower()
     if not _NAME.match(name):
         raise ConsortiumError(f"{where}: name {name!r} must be lower-case letters, digits, '-'")
+    if name == "consortium":  # the state directory's public part (network/layout.py)
+        raise ConsortiumError(f"{where}: 'consortium' is reserved; choose another name")
     domain = d.get("domain") or f"{name}.ipledger.example"
     return Org(msp_id, name, domain, d.get("description", ""), is_orderer)
 

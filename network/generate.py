@@ -1,21 +1,22 @@
-"""Consortium description → crypto material, channel genesis block, node configs.
+"""An organisation's own directory (identities, definition, node configs), and the whole
+consortium generated on one machine as if on separate hosts.
 
-Fabric's own tools do the cryptography and the block encoding (cryptogen,
-configtxgen); this module writes their inputs and every node's core.yaml /
-orderer.yaml. Output goes into a state directory (see layout.py).
+Identities: network/identities.py; public definitions: network/definition.py;
+the genesis block from definitions only: network/founding.py. This module
+writes every node's core.yaml / orderer.yaml (see layout.py for where).
 """
 from __future__ import annotations
 
-import os
+import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import yaml
 
-from . import fabric
-from . import consortium
+from . import consortium, founding, identities
+from . import definition as definition_mod
 from .consortium import Consortium, Node, Org
+from .definition import Definition
 from .layout import Layout
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -26,142 +27,50 @@ class GenerateError(RuntimeError):
     pass
 
 
-# ----------------------------------------------------------------------------- crypto
+# ----------------------------------------------------------------------------- an organisation
 
-def cryptogen_config(c: Consortium) -> dict:
-    def specs(org: Org) -> list[dict]:
-        return [{"Hostname": n.name, "SANS": sorted({"127.0.0.1", "localhost", n.host})}
-                for n in org.nodes]
-
-    return {
-        "OrdererOrgs": [{
-            "Name": c.orderer_org.name, "Domain": c.orderer_org.domain,
-            "EnableNodeOUs": True, "Specs": specs(c.orderer_org),
-        }],
-        "PeerOrgs": [{
-            "Name": o.name, "Domain": o.domain, "EnableNodeOUs": True,
-            "Specs": specs(o), "Users": {"Count": 1},
-        } for o in c.orgs],
-    }
-
-
-def generate_crypto(c: Consortium, lay: Layout) -> None:
-    cfg = lay.root / "crypto-config.yaml"
-    _write_yaml(cfg, cryptogen_config(c))
-    _tool([fabric.binary("cryptogen"), "generate", f"--config={cfg}", f"--output={lay.crypto}"])
-    protect_secrets(lay.crypto)
+def init_org(c: Consortium, lay: Layout, org: Org, log=print) -> Definition:
+    """What an organisation does on its own host: create its CA and TLS CA, its nodes' and
+    users' identities (Admin, User1), its nodes' configurations, and write its public
+    definition to ``<org home>/definition.json``. Only its own directory is written."""
+    home = lay.org_home(org)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    home.chmod(0o700)
+    ids = identities.OrgIdentities(lay.org_dir(org), org.msp_id, org.domain)
+    ids.create()
+    for n in org.nodes:
+        ids.issue(n.fqdn, n.kind, hosts=[n.host])
+    ids.add_user("Admin", "admin")
+    if not org.is_orderer:
+        ids.add_user("User1", "client")
+    for n in org.nodes:
+        generate_node(c, lay, n)
+    d = org_definition(lay, org)
+    log(f"  {org.msp_id}: its own CA, TLS CA and {len(org.nodes)} node(s) in {home}")
+    return d
 
 
-def extend_crypto(c: Consortium, lay: Layout) -> None:
-    """Crypto material for organisations and nodes added since generation (cryptogen extend).
-
-    Existing material (every CA and key) is kept as it is.
-    """
-    cfg = lay.root / "crypto-config.yaml"
-    _write_yaml(cfg, cryptogen_config(c))
-    _tool([fabric.binary("cryptogen"), "extend", f"--config={cfg}", f"--input={lay.crypto}"])
-    protect_secrets(lay.crypto)
-
-
-def protect_secrets(root: Path) -> None:
-    """Private keys 0600, their directories 0700 (cryptogen leaves them wider)."""
-    for path in root.rglob("*"):
-        if path.is_file() and (path.parent.name == "keystore" or path.suffix == ".key"
-                               or path.name == "priv_sk"):
-            path.chmod(0o600)
-            path.parent.chmod(0o700)
+def org_definition(lay: Layout, org: Org, anchor_peers: list[str] | None = None) -> Definition:
+    """The organisation's public definition, from its identity tree, saved in its home."""
+    ids = identities.OrgIdentities(lay.org_dir(org), org.msp_id, org.domain)
+    nodes = [{"name": n.name, "host": n.host, "port": n.port, "fqdn": n.fqdn} for n in org.nodes]
+    d = definition_mod.from_identities(
+        ids, name=org.name, role="orderer" if org.is_orderer else "application",
+        description=org.description, peers=[] if org.is_orderer else nodes,
+        orderers=nodes if org.is_orderer else [], anchor_peers=anchor_peers)
+    d.save(lay.org_home(org) / "definition.json")
+    return d
 
 
-# ----------------------------------------------------------------------------- channel
-
-def _sig(rule: str) -> dict:
-    return {"Type": "Signature", "Rule": rule}
-
-
-def _meta(rule: str) -> dict:
-    return {"Type": "ImplicitMeta", "Rule": rule}
-
-
-def application_org(msp_id: str, msp_dir: Path, anchor_peers: list[str]) -> dict:
-    """An application organisation as configtx.yaml declares it (also used by
-    ``ipledger admin org definition`` for an organisation joining later)."""
-    anchors = []
-    for address in anchor_peers:
-        host, _, port = address.rpartition(":")
-        anchors.append({"Host": host, "Port": int(port)})
-    return {
-        "Name": msp_id, "ID": msp_id, "MSPDir": str(msp_dir),
-        "Policies": {
-            "Readers": _sig(f"OR('{msp_id}.admin', '{msp_id}.peer', '{msp_id}.client')"),
-            "Writers": _sig(f"OR('{msp_id}.admin', '{msp_id}.client')"),
-            "Admins": _sig(f"OR('{msp_id}.admin')"),
-            "Endorsement": _sig(f"OR('{msp_id}.peer')"),
-        },
-        "AnchorPeers": anchors,
-    }
-
-
-def configtx(c: Consortium, lay: Layout) -> dict:
-    o = c.orderer_org
-    orderer_org = {
-        "Name": o.msp_id, "ID": o.msp_id, "MSPDir": str(lay.org_msp(o)),
-        "Policies": {
-            "Readers": _sig(f"OR('{o.msp_id}.member')"),
-            "Writers": _sig(f"OR('{o.msp_id}.member')"),
-            "Admins": _sig(f"OR('{o.msp_id}.admin')"),
-        },
-        "OrdererEndpoints": [n.address for n in o.nodes],
-    }
-    # Anchor peers go into the genesis block: gossip across orgs, and so the
-    # Gateway's service discovery, needs them from the start.
-    app_orgs = [application_org(org.msp_id, lay.org_msp(org), [n.address for n in org.nodes])
-                for org in c.orgs]
-    tls = lambda n: str(lay.node_tls(n) / "server.crt")  # noqa: E731
-    return {"Profiles": {"IPLedgerChannel": {
-        "Policies": {
-            "Readers": _meta("ANY Readers"),
-            "Writers": _meta("ANY Writers"),
-            # Channel membership and policy changes need a majority of org admins.
-            "Admins": _meta("MAJORITY Admins"),
-        },
-        "Capabilities": {"V3_0": True},
-        "Orderer": {
-            "OrdererType": "etcdraft",
-            "EtcdRaft": {"Consenters": [
-                {"Host": n.host, "Port": n.port, "ClientTLSCert": tls(n), "ServerTLSCert": tls(n)}
-                for n in o.nodes]},
-            "BatchTimeout": c.batch_timeout,
-            "BatchSize": {"MaxMessageCount": c.max_message_count,
-                          "AbsoluteMaxBytes": "99 MB", "PreferredMaxBytes": "2 MB"},
-            "Organizations": [orderer_org],
-            "Policies": {
-                "Readers": _meta("ANY Readers"),
-                "Writers": _meta("ANY Writers"),
-                "Admins": _meta("MAJORITY Admins"),
-                "BlockValidation": _meta("ANY Writers"),
-            },
-            "Capabilities": {"V2_0": True},
-        },
-        "Application": {
-            "Organizations": app_orgs,
-            "Policies": {
-                "Readers": _meta("ANY Readers"),
-                "Writers": _meta("ANY Writers"),
-                "Admins": _meta("MAJORITY Admins"),
-                "LifecycleEndorsement": _meta("MAJORITY Endorsement"),
-                "Endorsement": _meta("MAJORITY Endorsement"),
-            },
-            "Capabilities": {"V2_5": True},
-        },
-    }}}
-
-
-def generate_channel(c: Consortium, lay: Layout) -> None:
-    lay.channel_dir.mkdir(parents=True, exist_ok=True)
-    _write_yaml(lay.channel_dir / "configtx.yaml", configtx(c, lay))
-    _tool([fabric.binary("configtxgen"), "-configPath", str(lay.channel_dir),
-           "-profile", "IPLedgerChannel", "-channelID", c.channel,
-           "-outputBlock", str(lay.genesis_block)])
+def publish_definition(lay: Layout, org: Org) -> Path:
+    """Hand the definition over: copy it from the org's home to the consortium's public files
+    (on several machines: send the file to the founder)."""
+    src = lay.org_home(org) / "definition.json"
+    definition_mod.load(src)
+    dst = lay.definition_file(org.msp_id)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    return dst
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -405,33 +314,41 @@ def generate_node(c: Consortium, lay: Layout, n: Node) -> None:
 # ----------------------------------------------------------------------------- all
 
 def generate(c: Consortium, lay: Layout, *, log=print) -> None:
-    """Generate everything into an empty (or absent) state directory."""
+    """Every organisation of the consortium on this machine, each in its own directory, as
+    on separate hosts: each creates its own identities and definition; the definitions (public
+    files only) are handed to the consortium's public directory; the founder builds the
+    genesis block from them; each organisation checks the block before anything joins."""
     if lay.genesis_block.exists():
         raise GenerateError(f"{lay.root} already holds a generated network; "
                             "use 'ipledger network down --purge' first to start over")
     lay.root.mkdir(parents=True, exist_ok=True)
     lay.root.chmod(0o700)
+    lay.public.mkdir(parents=True, exist_ok=True)
     _write_yaml(lay.consortium_file, consortium.to_dict(c))
-    log(f"  crypto material for {len(c.orgs) + 1} organisations (cryptogen)")
-    generate_crypto(c, lay)
-    log(f"  channel '{c.channel}' genesis block (configtxgen)")
-    generate_channel(c, lay)
-    log(f"  configuration of {len(c.nodes)} nodes")
-    generate_nodes(c, lay)
+    for org in [c.orderer_org, *c.orgs]:
+        if not lay.is_local(org):
+            init_org(c, lay, org, log=log)
+        publish_definition(lay, org)
+    founding.found(c, lay, log=log)
+    block = lay.genesis_block.read_bytes()
+    for org in [c.orderer_org, *c.orgs]:
+        check_block(lay, org, block)
+    log("  every organisation found its own definition in the genesis block")
+
+
+def check_block(lay: Layout, org: Org, block: bytes | None = None) -> None:
+    """``org`` checks that the genesis block holds its own definition as it wrote it."""
+    block = block if block is not None else lay.genesis_block.read_bytes()
+    own = definition_mod.load(lay.org_home(org) / "definition.json")
+    problems = founding.check_own(block, own)
+    if problems:
+        raise GenerateError(f"{org.msp_id} refuses the genesis block {lay.genesis_block}:\n  "
+                            + "\n  ".join(problems))
 
 
 def _write_yaml(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
-
-
-def _tool(cmd: list[str]) -> str:
-    env = dict(os.environ, FABRIC_LOGGING_SPEC="warning")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    if proc.returncode != 0:
-        raise GenerateError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}):\n"
-                            f"{proc.stderr.strip() or proc.stdout.strip()}")
-    return proc.stdout
 
 
 def is_private(path: Path) -> bool:

@@ -1,11 +1,24 @@
 """Where everything lives inside a state directory.
 
+Each organisation has its own directory — its own host, as it were — and the
+consortium's public files live apart from all of them::
+
     <state>/
-      consortium.yaml          the description the state was generated from
-      crypto/                  cryptogen output (MSP trees, TLS material)
-      channel/configtx.yaml    channel definition fed to configtxgen
-      channel/genesis.block    the channel's first block
-      nodes/<node-id>/         per node: core.yaml | orderer.yaml, data/, node.log, node.pid
+      consortium/                 public files only (what the organisations exchange)
+        consortium.yaml           the description the network was generated from (addresses)
+        definitions/<MSP>.json    each organisation's public definition (network/definition.py)
+        channel/msps/<MSP>/       public MSP directories rebuilt from the definitions
+        channel/consenters/       consenters' public certificates, from the definitions
+        channel/configtx.yaml     what configtxgen was given
+        channel/genesis.block     the channel's first block
+        chaincode/, wheels/       chaincode packages (public code)
+      <org name>/                 one organisation's own directory (0700): on its own host
+        crypto/                   its CA, TLS CA and identities (network/identities.py)
+        nodes/<node-id>/          per node: core.yaml | orderer.yaml, data/, node.log, node.pid
+        gateway/                  its REST gateway: API keys, credentials.json, log, feed
+
+On several machines each host's state directory holds ``consortium/`` (copies
+of the public files) and the directories of the organisations it runs — one.
 """
 from __future__ import annotations
 
@@ -14,29 +27,61 @@ from pathlib import Path
 
 from .consortium import Node, Org
 
+PUBLIC = "consortium"
+
 
 @dataclass(frozen=True)
 class Layout:
     root: Path
 
+    # -- public files -----------------------------------------------------------------------------
     @property
-    def consortium_file(self) -> Path:
-        return self.root / "consortium.yaml"
+    def public(self) -> Path:
+        return self.root / PUBLIC
 
     @property
-    def crypto(self) -> Path:
-        return self.root / "crypto"
+    def consortium_file(self) -> Path:
+        return self.public / "consortium.yaml"
+
+    @property
+    def definitions_dir(self) -> Path:
+        return self.public / "definitions"
+
+    def definition_file(self, msp_id: str) -> Path:
+        return self.definitions_dir / f"{msp_id}.json"
 
     @property
     def channel_dir(self) -> Path:
-        return self.root / "channel"
+        return self.public / "channel"
 
     @property
     def genesis_block(self) -> Path:
         return self.channel_dir / "genesis.block"
 
+    def public_msp(self, msp_id: str) -> Path:
+        return self.channel_dir / "msps" / msp_id
+
+    @property
+    def chaincode_dir(self) -> Path:
+        return self.public / "chaincode"
+
+    @property
+    def wheels_dir(self) -> Path:
+        return self.public / "wheels"
+
+    # -- an organisation's own directory ---------------------------------------------------------
+    def org_home(self, org: Org) -> Path:
+        return self.root / org.name
+
+    def is_local(self, org: Org) -> bool:
+        """Whether this state directory holds ``org``'s own identities (it runs on this host)."""
+        return (self.org_dir(org) / "ca" / "priv_sk").exists()
+
+    def gateway_dir(self, org: Org) -> Path:
+        return self.org_home(org) / "gateway"
+
     def node_dir(self, node: Node) -> Path:
-        return self.root / "nodes" / node.id
+        return self.org_home(node.org) / "nodes" / node.id
 
     def data_dir(self, node: Node) -> Path:
         return self.node_dir(node) / "data"
@@ -47,10 +92,9 @@ class Layout:
     def pid_file(self, node: Node) -> Path:
         return self.node_dir(node) / "node.pid"
 
-    # -- crypto material (cryptogen's tree) -------------------------------------
+    # -- identities (network/identities.py's tree) -------------------------------------------------
     def org_dir(self, org: Org) -> Path:
-        kind = "ordererOrganizations" if org.is_orderer else "peerOrganizations"
-        return self.crypto / kind / org.domain
+        return self.org_home(org) / "crypto"
 
     def org_msp(self, org: Org) -> Path:
         return self.org_dir(org) / "msp"
@@ -66,7 +110,10 @@ class Layout:
         return self.node_crypto(node) / "tls"
 
     def tls_ca(self, org: Org) -> Path:
-        return self.org_dir(org) / "tlsca" / f"tlsca.{org.domain}-cert.pem"
+        """The org's TLS CA certificate: its own copy on its host, else the public one."""
+        name = f"tlsca.{org.domain}-cert.pem"
+        own = self.org_dir(org) / "tlsca" / name
+        return own if own.exists() else self.public_msp(org.msp_id) / "tlscacerts" / name
 
     def user_dir(self, org: Org, user: str = "Admin") -> Path:
         return self.org_dir(org) / "users" / f"{user}@{org.domain}"

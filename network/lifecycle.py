@@ -3,6 +3,11 @@
 ``up`` is idempotent: it generates what is missing, starts nodes that are not
 running (so it also restarts one that died), joins the orderers and peers that
 are not on the channel yet, and waits until every node is healthy.
+
+It acts only for the organisations whose own directory is in the state
+directory (network/layout.py): on one machine all of them, each as on its own
+host; on separate machines the one (or few) that run there. Before any of them
+joins, each checks that the genesis block holds its definition as it wrote it.
 """
 from __future__ import annotations
 
@@ -40,6 +45,12 @@ class Network:
              base_port: int | None = None) -> "Network":
         """Use the state directory's saved description if it has one."""
         lay = Layout(Path(state_dir).resolve())
+        if (lay.root / "crypto").is_dir() and (lay.root / "consortium.yaml").is_file():
+            raise NetworkError(
+                f"{lay.root} holds a network of the former one-directory layout (every "
+                "organisation's keys in one crypto/ tree); its identities cannot become the "
+                "organisations' own. Stop it and start again: 'ipledger network down --purge' "
+                "(this deletes its ledgers), then 'ipledger network up'")
         if lay.consortium_file.exists():
             c = consortium_mod.load(lay.consortium_file)
         else:
@@ -49,6 +60,50 @@ class Network:
     @property
     def generated(self) -> bool:
         return self.layout.genesis_block.exists()
+
+    @property
+    def local_orgs(self) -> list:
+        """The organisations (orderer org included) whose own directory is here."""
+        c = self.consortium
+        return [o for o in [c.orderer_org, *c.orgs] if self.layout.is_local(o)]
+
+    @property
+    def local_nodes(self) -> list[Node]:
+        local = {o.msp_id for o in self.local_orgs}
+        return [n for n in self.consortium.nodes if n.org.msp_id in local]
+
+    @property
+    def local_peers(self) -> list[Node]:
+        return [n for n in self.local_nodes if n.kind == "peer"]
+
+    def local_org(self, msp_id: str | None = None):
+        """An application organisation of this host (``msp_id``'s, checked, or the first)."""
+        if msp_id:
+            org = self.consortium.org(msp_id)
+            if not self.layout.is_local(org):
+                raise NetworkError(f"{msp_id}'s own directory is not in {self.layout.root}: its "
+                                   "keys are on its own host; run this there")
+            return org
+        for org in self.consortium.orgs:
+            if self.layout.is_local(org):
+                return org
+        raise NetworkError(f"no application organisation has its directory in {self.layout.root}")
+
+    def check_genesis(self, log=print) -> None:
+        """Every local founding organisation checks the genesis block against its own
+        definition (an organisation absent from it is one admitted later, by a config update:
+        'up' leaves its nodes out until the channel has admitted it)."""
+        from .admin_config import application_orgs, config_from_block, orderer_orgs
+        block = self.layout.genesis_block.read_bytes()
+        config, _ = config_from_block(block)
+        in_block = set(application_orgs(config)) | set(orderer_orgs(config))
+        for org in self.local_orgs:
+            if org.msp_id not in in_block:
+                continue
+            try:
+                generate.check_block(self.layout, org, block)
+            except generate.GenerateError as e:
+                raise NetworkError(str(e)) from None
 
     # ------------------------------------------------------------------ commands
 
@@ -61,30 +116,44 @@ class Network:
         for cmd in ("peer", "orderer", "osnadmin"):
             fabric.binary(cmd)
         if not self.generated:
+            if self.local_orgs and len(self.local_orgs) < len(self.consortium.orgs) + 1:
+                raise NetworkError(
+                    f"no genesis block in {self.layout.genesis_block}: on separate hosts the "
+                    "founder builds it from every organisation's definition ('ipledger channel "
+                    "found') and sends it to each; copy it there, then run 'network up' again")
             self.generate(log=log)
         c = self.consortium
+        self.check_genesis(log)
         # Organisations added after generation (ipledger network add-org) run only
         # once the channel's admins have added them to the channel configuration.
         founding = self.founding_orgs()
-        nodes = [n for n in c.nodes if n.kind == "orderer" or n.org.msp_id in founding]
+        local = self.local_nodes
+        nodes = [n for n in local if n.kind == "orderer" or n.org.msp_id in founding]
         self._start(nodes, log, timeout, "all nodes already running")
-        for n in c.orderers:
+        for n in [n for n in local if n.kind == "orderer"]:
             if not self.orderer_joined(n):
                 self._osnadmin_join(n)
                 log(f"  {n.id} joined channel '{c.channel}'")
         peers = [n for n in nodes if n.kind == "peer"]
         self._join_peers(peers, log)
-        later = [o for o in c.orgs if o.msp_id not in founding]
+        later = [o for o in c.orgs if o.msp_id not in founding and self.layout.is_local(o)]
         if later:
             peers += self._up_later_orgs(later, log, timeout)
         self._wait(lambda: [n.id for n in peers if (self.peer_height(n) or 0) < 1],
                    f"on channel '{c.channel}'", timeout, log)
         # The Gateway plans endorsements from gossip membership: wait until every peer
-        # sees every other peer of the channel, or cross-org submits would fail.
-        self._wait(lambda: [n.id for n in peers
-                            if (self.gossip_peers_known(n) or 0) < len(peers) - 1],
-                   "in gossip contact with every other peer", timeout, log)
+        # sees every other peer of the channel, or cross-org submits would fail. On a host
+        # that runs only some of the peers, the others may not be up yet: 'network status'
+        # shows how many each local peer knows.
+        if len(peers) == len(self.consortium.peers):
+            self.wait_gossip(peers, len(peers), timeout, log)
         log(f"Network up in {time.monotonic() - started:.1f} s")
+
+    def wait_gossip(self, peers: list[Node], total: int, timeout: float, log=print) -> None:
+        """Until each of ``peers`` knows ``total - 1`` other peers through gossip."""
+        self._wait(lambda: [n.id for n in peers
+                            if (self.gossip_peers_known(n) or 0) < total - 1],
+                   "in gossip contact with every other peer", timeout, log)
 
     def _start(self, nodes: list[Node], log, timeout: float, none_msg: str | None = None) -> None:
         to_start = [n for n in nodes if processes.running_pid(self.layout, n) is None]
@@ -140,8 +209,9 @@ class Network:
             log(f"  removed {self.layout.root}")
 
     def status(self) -> list[dict]:
+        """The nodes of this host's organisations."""
         with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(self._node_status, self.consortium.nodes))
+            return list(pool.map(self._node_status, self.local_nodes))
 
     def _node_status(self, n: Node) -> dict:
         pid = processes.running_pid(self.layout, n)
@@ -224,6 +294,9 @@ class Network:
                    CORE_PEER_ADDRESS=n.address,
                    CORE_PEER_TLS_ENABLED="true",
                    CORE_PEER_TLS_ROOTCERT_FILE=str(lay.tls_ca(n.org)))
+        if not self.layout.is_local(org):
+            raise NetworkError(f"acting as {org.msp_id}'s admin needs its own directory, which "
+                               f"is not in {self.layout.root}")
         return _run([fabric.binary("peer"), *args], env, check, timeout)
 
     def _osnadmin(self, n: Node, args: list[str], check: bool = True):

@@ -25,7 +25,8 @@ from gateway.auth import KeyStore
 from gateway.config import keys_file_of
 from tests.browser.conftest import Console, screenshot
 from tests.integration.test_dashboard import Gateway
-from tests.integration.test_gateway_api import BROKER_EORI, HOLDER, RETREADED, SITE1, SITE2, ev, grant
+from tests.integration.test_gateway_api import (BROKER_EORI, HOLDER, RETREADED, SITE1, SITE2, ev, grant,
+                                                wait_committed_everywhere)
 
 try:
     from playwright.sync_api import expect
@@ -47,14 +48,17 @@ LIVE_WAIT_MS = 30_000               # an event must reach the open page within t
 
 
 def post(env, body, org, status=201) -> dict:
-    r = requests.post(env["url"] + "/api/v1/events", json=body,
+    r = requests.post(env["urls"][org] + "/api/v1/events", json=body,
                       headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=120)
     assert r.status_code == status, f"{body['type']} as {org}: {r.status_code} {r.text}"
-    return r.json()
+    out = r.json()
+    if out.get("block_number"):   # the next read or event may go through another organisation's gateway and peer
+        wait_committed_everywhere(env["net"], out["block_number"])
+    return out
 
 
 def get(env, path, org="CustomsMSP") -> requests.Response:
-    return requests.get(env["url"] + path, headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=60)
+    return requests.get(env["urls"][org] + path, headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=60)
 
 
 def place(lot_id) -> dict:
@@ -84,12 +88,15 @@ def wait_for_feed(env, tx_id, org="CustomsMSP", timeout=30) -> None:
 @pytest.fixture(scope="module")
 def env(fabric_network, ipledger_chaincode, tmp_path_factory):
     state = fabric_network.layout.root
-    store = KeyStore(keys_file_of(state))
-    keys = {org: store.create(org, "clerk", f"browser test {org}")[1] for org in ORGS}
-    gw = Gateway(state, tmp_path_factory.mktemp("browser-gateway"))
+    keys = {org: KeyStore(keys_file_of(state, org)).create(org, "clerk", f"browser test {org}")[1]
+            for org in ORGS}   # each organisation's key in its own gateway
+    tmp = tmp_path_factory.mktemp("browser-gateway")
+    gws = {org: Gateway(state, tmp, org) for org in ORGS}
     try:
-        gw.start()
-        env = {"url": gw.url, "keys": keys, "gw": gw, "state": state}
+        for gw in gws.values():
+            gw.start()
+        env = {"urls": {org: gw.url for org, gw in gws.items()}, "keys": keys, "gws": gws, "state": state,
+               "net": fabric_network}
         post(env, ev("SetParameters", "brw-params", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
                                                                                 "OperatorMSP": HOLDER}}),
              "CustomsMSP")
@@ -101,21 +108,23 @@ def env(fabric_network, ipledger_chaincode, tmp_path_factory):
                             site=SITE1, inputs=[{"lot_id": "BRW91-A", "qty": PROCESSED}],
                             outputs=[{"batch_id": "BRW91-P1", "cn": RETREADED, "qty": PROCESSED, "unit": "p/st",
                                       "kind": "MAIN"}]), "OperatorMSP")
-        wait_for_feed(env, last["tx_id"])
+        for org in ORGS:   # each gateway's own feed listener
+            wait_for_feed(env, last["tx_id"], org)
         yield env
     finally:
-        gw.stop()
+        for gw in gws.values():
+            gw.stop()
 
 
 def sign_in(context, env, org, key=None):
     """A new page of ``context`` signed in as ``org`` through the login form; (page, console)."""
     page = context.new_page()
     console = Console(page)
-    page.goto(env["url"] + "/dashboard")                                     # as typed: no trailing slash
+    page.goto(env["urls"][org] + "/dashboard")                               # as typed: no trailing slash
     expect(page).to_have_url(re.compile(r"/dashboard/login\?next="))        # not signed in: the login form
     page.fill("#api_key", key or env["keys"][org])
     page.click("form.login button[type=submit]")
-    expect(page).to_have_url(env["url"] + "/dashboard/")
+    expect(page).to_have_url(env["urls"][org] + "/dashboard/")
     expect(page.get_by_test_id("org")).to_have_text(org)
     return page, console
 
@@ -141,7 +150,7 @@ def test_customs_see_both_authorisations_and_every_lot_with_its_balance(browser_
     screenshot(page, artefacts, "customs-authorisations")
 
     mandated.get_by_role("link", name=AUTH_MANDATED).click()
-    expect(page).to_have_url(env["url"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
+    expect(page).to_have_url(env["urls"]["CustomsMSP"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Authorisation {AUTH_MANDATED}")
     lots = page.locator("#lots tbody tr")
     expect(lots).to_have_count(2)
@@ -164,7 +173,7 @@ def test_customs_see_both_authorisations_and_every_lot_with_its_balance(browser_
     expect(trail.first).to_contain_text("CustomsMSP")                  # an endorser, read from the block
     screenshot(page, artefacts, "customs-lot")
 
-    page.goto(env["url"] + f"/dashboard/authorisations/{AUTH_OTHER}")
+    page.goto(env["urls"]["CustomsMSP"] + f"/dashboard/authorisations/{AUTH_OTHER}")
     expect(page.locator('#lots tr[data-lot="BRW92-A"] td.balance')).to_have_text("700 p/st")
     page.get_by_role("link", name="Event timeline").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Event timeline")
@@ -179,7 +188,7 @@ def test_an_event_submitted_through_the_api_appears_live_without_reload(browser_
     page, console = sign_in(browser_context, env, "CustomsMSP")
     streams = []                                                       # the EventSource's requests
     page.on("request", lambda r: streams.append(r) if "/dashboard/stream" in r.url else None)
-    page.goto(env["url"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
+    page.goto(env["urls"]["CustomsMSP"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
     expect(page.locator("#live-badge")).to_have_text("live")           # the EventSource is connected
     page.evaluate("window.__ipledgerNoReload = 'still here'")
     rows_before = page.locator("#timeline tbody tr").count()
@@ -240,12 +249,12 @@ def test_broker_sees_only_the_mandated_authorisation_and_no_customs_value(browse
     expect(body).not_to_contain_text("brw-move-hidden")
     screenshot(page, artefacts, "broker-authorisations")
 
-    page.goto(env["url"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
+    page.goto(env["urls"]["BrokerMSP"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
     expect(page.locator('#lots tr[data-lot="BRW91-A"] td.balance')).to_have_text("800 p/st")
     expect(page.locator('#lots tr[data-lot="BRW91-B"] td.balance')).to_have_text("600 p/st")
     expect(body).not_to_contain_text(CUSTOMS_VALUE)
     screenshot(page, artefacts, "broker-authorisation")
-    page.goto(env["url"] + "/dashboard/lots/BRW91-A")
+    page.goto(env["urls"]["BrokerMSP"] + "/dashboard/lots/BRW91-A")
     expect(page.get_by_role("heading", level=1)).to_have_text("Lot BRW91-A")
     expect(body).not_to_contain_text(CUSTOMS_VALUE)
     expect(body).not_to_contain_text("31415")
@@ -254,7 +263,7 @@ def test_broker_sees_only_the_mandated_authorisation_and_no_customs_value(browse
     # by direct URL: not found (the broker cannot tell it from an authorisation that does not exist)
     refused = {}
     for path in (f"/dashboard/authorisations/{AUTH_OTHER}", "/dashboard/lots/BRW92-A"):
-        response = page.goto(env["url"] + path)
+        response = page.goto(env["urls"]["BrokerMSP"] + path)
         refused[path] = response.status
         expect(page.get_by_role("heading", level=1)).to_have_text("Not found")   # a dashboard page,
         expect(page.get_by_test_id("org")).to_have_text("BrokerMSP")               # still signed in,
@@ -263,19 +272,19 @@ def test_broker_sees_only_the_mandated_authorisation_and_no_customs_value(browse
         expect(body).not_to_contain_text(CUSTOMS_VALUE)
     screenshot(page, artefacts, "broker-other-lot-refused")
     assert refused == {f"/dashboard/authorisations/{AUTH_OTHER}": 404, "/dashboard/lots/BRW92-A": 404}
-    assert console.unexpected(allowed=[env["url"] + p for p in refused]) == []
+    assert console.unexpected(allowed=[env["urls"]["BrokerMSP"] + p for p in refused]) == []
 
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/dashboard/login$"))
-    page.goto(env["url"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
+    page.goto(env["urls"]["BrokerMSP"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
     expect(page).to_have_url(re.compile(r"/dashboard/login\?next="))      # signed out: the session is gone
 
 
 def test_a_revoked_key_ends_the_session_and_the_open_page_says_live_updates_stopped(browser_context, env):
-    store = KeyStore(keys_file_of(env["state"]))
+    store = KeyStore(keys_file_of(env["state"], "OperatorMSP"))
     key_id, key = store.create("OperatorMSP", "viewer", "browser test, revoked while signed in")
     page, console = sign_in(browser_context, env, "OperatorMSP", key)
-    page.goto(env["url"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
+    page.goto(env["urls"]["OperatorMSP"] + f"/dashboard/authorisations/{AUTH_MANDATED}")
     expect(page.locator('#lots tr[data-lot="BRW91-A"] td.balance')).to_have_text(re.compile(r" p/st$"))
     badge = page.locator("#live-badge")
     expect(badge).to_have_text("live")
@@ -285,4 +294,4 @@ def test_a_revoked_key_ends_the_session_and_the_open_page_says_live_updates_stop
     expect(badge).to_have_text("live updates stopped: reload the page", timeout=45_000)
     page.reload()
     expect(page).to_have_url(re.compile(r"/dashboard/login\?next="))         # the session ended with the key
-    assert console.unexpected(allowed=[env["url"] + "/dashboard/stream"]) == []
+    assert console.unexpected(allowed=[env["urls"]["OperatorMSP"] + "/dashboard/stream"]) == []

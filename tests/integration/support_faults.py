@@ -121,16 +121,22 @@ def node_pid(net: Network, node) -> int:
 # ----------------------------------------------------------------------------------------------- gateway
 
 def create_keys(state: Path) -> dict:
-    store = KeyStore(keys_file_of(state))
-    return {(org, role): store.create(org, role, f"fault test {org} {role}")[1]
+    """A clerk and a viewer key of each organisation, each in its own organisation's gateway."""
+    return {(org, role): KeyStore(keys_file_of(state, org)).create(org, role, f"fault test {org} {role}")[1]
             for org in ORGS for role in ("clerk", "viewer")}
 
 
-class GatewayProcess:
-    """``ipledger gateway serve`` (gunicorn, gthread workers) on a fixed loopback port, restartable."""
+def url_of(url, org: str) -> str:
+    """``url``: one URL, or the organisations' gateways by MSP id (each org posts through its own)."""
+    return url if isinstance(url, str) else url[org]
 
-    def __init__(self, state: Path, log: Path, port: int | None = None, workers: int = 2, threads: int = 16):
-        self.state, self.log, self.workers, self.threads = state, log, workers, threads
+
+class GatewayProcess:
+    """``ipledger gateway serve --org ORG`` (gunicorn, gthread workers) on a fixed loopback port, restartable."""
+
+    def __init__(self, state: Path, log: Path, org: str, port: int | None = None, workers: int = 2,
+                 threads: int = 16):
+        self.state, self.log, self.workers, self.threads, self.org = state, log, workers, threads, org
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -140,7 +146,7 @@ class GatewayProcess:
         with open(self.log, "a") as logf:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "network.cli", "--state-dir", str(self.state), "gateway", "serve",
-                 "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads",
+                 "--org", self.org, "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads",
                  str(self.threads)], cwd=REPO, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
                 env={**os.environ, "IPLEDGER_LIVE_FEED": "0"})
         self.pgids.append(self.proc.pid)
@@ -202,6 +208,36 @@ class GatewayProcess:
         return code
 
 
+class OrgGateways:
+    """One gateway per organisation (``GatewayProcess`` each), logs side by side in ``log_dir``."""
+
+    def __init__(self, state: Path, log_dir: Path, orgs=ORGS, workers: int = 1, threads: int = 16):
+        self.by_org = {org: GatewayProcess(state, Path(log_dir) / f"gateway-{org}.log", org, workers=workers,
+                                           threads=threads) for org in orgs}
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {org: gw.url for org, gw in self.by_org.items()}
+
+    @property
+    def logs(self) -> list[Path]:
+        return [gw.log for gw in self.by_org.values()]
+
+    def __getitem__(self, org: str) -> GatewayProcess:
+        return self.by_org[org]
+
+    def start(self) -> "OrgGateways":
+        for gw in self.by_org.values():
+            gw.start()
+        return self
+
+    def stop(self) -> dict[str, int | None]:
+        return {org: gw.stop() for org, gw in self.by_org.items()}
+
+    def tail(self) -> str:
+        return "\n".join(f"--- {org}\n{gw.tail(1500)}" for org, gw in self.by_org.items())
+
+
 # ----------------------------------------------------------------------------------------------- load
 
 @dataclass
@@ -255,7 +291,7 @@ class Load:
 
     ``makers``: one callable per thread, ``maker(i) -> (body, org)`` for the thread's i-th event."""
 
-    def __init__(self, url: str, keys: dict, makers: list, pause: float = 0.0, pause_after_error: float = 0.3,
+    def __init__(self, url: str | dict, keys: dict, makers: list, pause: float = 0.0, pause_after_error: float = 0.3,
                  client_timeout: float = 90.0):
         self.url, self.keys, self.makers, self.pause = url, keys, makers, pause
         self.client_timeout = client_timeout
@@ -275,7 +311,8 @@ class Load:
             with self._lock:
                 assert body["event_id"] not in self.sent
                 self.sent[body["event_id"]] = s
-            s.attempts.append(post_once(http, self.url, self.keys[(org, "clerk")], body, self.client_timeout))
+            s.attempts.append(post_once(http, url_of(self.url, org), self.keys[(org, "clerk")], body,
+                                        self.client_timeout))
             if s.attempts[-1].status is None:
                 http.close()
                 http = requests.Session()
@@ -341,7 +378,7 @@ class Load:
         deadline = time.monotonic() + deadline_s
         for eid, s in self.failed().items():
             while True:
-                a = post_once(http, self.url, self.keys[(s.org, "clerk")], s.body)
+                a = post_once(http, url_of(self.url, s.org), self.keys[(s.org, "clerk")], s.body)
                 s.attempts.append(a)
                 if a.status in (200, 201) or not is_clear_retryable(a) or time.monotonic() > deadline:
                     break
@@ -381,7 +418,7 @@ def placements(prefix: str, org: str = "BrokerMSP", value: str = "1234.56", mrn_
     return make
 
 
-def set_up_authorisation(url: str, keys: dict, lots: dict[str, int]) -> None:
+def set_up_authorisation(url: str | dict, keys: dict, lots: dict[str, int]) -> None:
     """Parameters, authorisation FRIPO000001 (a large ceiling) and ``lots`` (id -> quantity) at BOURGES-1."""
     from .test_gateway_api import BROKER_EORI, HOLDER, USED_TYRES
     http = requests.Session()
@@ -392,7 +429,7 @@ def set_up_authorisation(url: str, keys: dict, lots: dict[str, int]) -> None:
     for n, (lot_id, qty) in enumerate(lots.items()):
         bodies.append((place(lot_id, qty, mrn_of(9_000_000 + n), event_id=f"setup-place-{lot_id}"), "OperatorMSP"))
     for body, org in bodies:
-        a = post_once(http, url, keys[(org, "clerk")], body)
+        a = post_once(http, url_of(url, org), keys[(org, "clerk")], body)
         assert a.status == 201, (body["type"], a)
 
 

@@ -87,11 +87,11 @@ def _close_gateways(state):
 
 
 def gateway_members(state, org: str = "CustomsMSP") -> dict:
-    """GET /api/v1/members of a gateway app on this network (real Fabric client, in-process Flask)."""
+    """GET /api/v1/members of ``org``'s own gateway app on this network (real Fabric client, in-process Flask)."""
     from gateway.app import close_app, create_app
     from gateway.auth import KeyStore
     from gateway.config import GatewayConfig
-    config = GatewayConfig.from_state_dir(state["state"])
+    config = GatewayConfig.from_state_dir(state["state"], org=org, live_feed=False)
     _, key = KeyStore(config.keys_file).create(org, "viewer", "members test")
     app = create_app(config)
     try:
@@ -107,10 +107,14 @@ def test_data_written_before_the_new_org_exists(state):
     assert r.block_number > 0
 
 
+def _tree(path):
+    return {f: f.read_bytes() for f in path.rglob("*") if f.is_file()}
+
+
 def test_step1_new_org_gets_crypto_and_a_peer_config_but_is_left_out(state, ipledger):
     before = net_of(state)
-    ca = before.layout.org_dir(before.consortium.org("CustomsMSP")) / "ca"
-    ca_files = {f: f.read_bytes() for f in ca.iterdir()}
+    customs = before.layout.org_dir(before.consortium.org("CustomsMSP"))
+    customs_files = _tree(customs)
     rc, out, _ = ipledger("network", "add-org", "--msp-id", "AuditMSP", "--name", "audit",
                           "--description", DESCRIPTION)
     assert rc == 0, out
@@ -119,8 +123,10 @@ def test_step1_new_org_gets_crypto_and_a_peer_config_but_is_left_out(state, iple
     assert audit.description == DESCRIPTION and [n.id for n in audit.nodes] == ["peer0.audit"]
     assert (net.layout.user_msp(audit, "User1") / "signcerts").is_dir()
     assert (net.layout.node_dir(audit.nodes[0]) / "core.yaml").exists()
-    # The founding orgs' CAs (and keys) are untouched by cryptogen extend.
-    assert {f: f.read_bytes() for f in ca.iterdir()} == ca_files
+    # The new org created its identities in its own directory; the others' are untouched.
+    assert _tree(customs) == customs_files
+    assert net.layout.org_home(audit) == state["state"].resolve() / "audit"
+    assert (net.layout.org_dir(audit) / "ca" / "priv_sk").exists()
     rc, out, _ = ipledger("network", "up")
     assert rc == 0, out
     assert "AuditMSP is not in the channel configuration (yet): peer0.audit left out" in out
@@ -129,11 +135,11 @@ def test_step1_new_org_gets_crypto_and_a_peer_config_but_is_left_out(state, iple
 
 def test_step2_3_definition_and_proposal(state, ipledger):
     root = state["root"]
-    rc, out, _ = ipledger("admin", "org", "definition", "--org", "AuditMSP",
+    rc, out, _ = ipledger("org", "definition", "--org", "AuditMSP",
                           "--output", root / "AuditMSP-definition.json")
     assert rc == 0, out
     definition = json.loads((root / "AuditMSP-definition.json").read_text())
-    assert definition["values"]["MSP"]["value"]["config"]["name"] == "AuditMSP"
+    assert definition["msp_id"] == "AuditMSP" and definition["format"] == "ipledger-org-definition/1"
     assert "PRIVATE KEY" not in (root / "AuditMSP-definition.json").read_text()
     rc, out, err = ipledger("admin", "propose", "add-org",
                             "--definition", root / "AuditMSP-definition.json",
@@ -230,6 +236,40 @@ def test_the_admins_let_its_peer_endorse_through_a_new_chaincode_sequence(state,
     assert rc == 0, err
     assert "at sequence 2" in out
     r = auditor.submit("Put", [J("endorsed-by-audit"), J("y")], endorsing_orgs=["AuditMSP"])
+    assert json.loads(r.result) == r.tx_id
+
+
+def test_an_org_revokes_a_users_certificate_and_the_channel_refuses_it(state, ipledger):
+    """A revocation is the org's own business: its CA writes a CRL, its definition carries it, and
+    a config update signed by its admin alone puts it in the channel; the revoked user's
+    transactions are then refused while the org's other users go on."""
+    from gateway.fabric import Endpoint, Gateway, GatewayError, load_identity
+    rc, out, err = ipledger("org", "add-user", "--org", "OperatorMSP", "--name", "clerk2")
+    assert rc == 0, err
+    net = net_of(state)
+    operator = net.consortium.org("OperatorMSP")
+    identity, signer = load_identity(net.layout.user_msp(operator, "clerk2"), "OperatorMSP")
+    gw = Gateway.connect(Endpoint(operator.nodes[0].address, tls_root_cert=net.layout.tls_ca(operator)),
+                         identity, signer)
+    state.setdefault("gateways", []).append(gw)
+    clerk2 = gw.network(net.consortium.channel).contract("stubcheck")
+    assert clerk2.submit("Put", [J("by-clerk2"), J("before revocation")]).block_number > 0
+    rc, out, err = ipledger("org", "revoke", "--org", "OperatorMSP", "--name", "clerk2")
+    assert rc == 0, err
+    assert "admin propose update-org" in out
+    update = state["root"] / "revoke.pb"
+    rc, out, err = ipledger("admin", "propose", "update-org", "--definition",
+                            net.layout.definition_file("OperatorMSP"), "--output", update)
+    assert rc == 0, err
+    assert "/Channel/Application/OperatorMSP" in out
+    rc, out, _ = ipledger("admin", "sign", update, "--as", "OperatorMSP")
+    assert rc == 0 and "Ready to submit." in out
+    rc, out, err = ipledger("admin", "submit", update)
+    assert rc == 0, err
+    rc, out, _ = ipledger("admin", "members", "--json")
+    with pytest.raises(GatewayError):
+        clerk2.submit("Put", [J("by-clerk2"), J("after revocation")])
+    r = client(state, "OperatorMSP").submit("Put", [J("by-user1"), J("after revocation")])
     assert json.loads(r.result) == r.tx_id
 
 

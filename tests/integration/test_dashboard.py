@@ -24,7 +24,7 @@ import requests
 
 from gateway.auth import KeyStore
 from gateway.config import keys_file_of
-from tests.integration.test_gateway_api import (BROKER_EORI, HOLDER, REPO, SITE1, SITE2, USED_TYRES, day, ev,
+from tests.integration.test_gateway_api import (wait_committed_everywhere, BROKER_EORI, HOLDER, REPO, SITE1, SITE2, USED_TYRES, day, ev,
                                                 free_port, grant, now)
 
 pytestmark = pytest.mark.fabric
@@ -36,8 +36,10 @@ ORGS = ("CustomsMSP", "OperatorMSP", "BrokerMSP")
 
 
 class Gateway:
-    def __init__(self, state, tmp):
-        self.state, self.tmp = state, tmp
+    """One organisation's gateway (``gateway serve --org``), restartable."""
+
+    def __init__(self, state, tmp, org):
+        self.state, self.tmp, self.org = state, tmp, org
         self.proc = None
         self.url = None
         self.runs = 0
@@ -45,11 +47,11 @@ class Gateway:
     def start(self):
         port = free_port()
         self.runs += 1
-        self.log = self.tmp / f"gateway-{self.runs}.log"
+        self.log = self.tmp / f"gateway-{self.org}-{self.runs}.log"
         self._logf = open(self.log, "w")
         env = {**os.environ, "IPLEDGER_WEBHOOK_BACKOFF_S": "0.3", "IPLEDGER_SSE_MAX_SECONDS": "20"}
         self.proc = subprocess.Popen([sys.executable, "-m", "network.cli", "--state-dir", str(self.state), "gateway",
-                                      "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "8"],
+                                      "serve", "--org", self.org, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "8"],
                                      cwd=REPO, stdout=self._logf, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         self.url = f"http://127.0.0.1:{port}"
@@ -160,29 +162,37 @@ class SSE:
 @pytest.fixture(scope="module")
 def env(fabric_network, ipledger_chaincode, tmp_path_factory):
     state = fabric_network.layout.root
-    store = KeyStore(keys_file_of(state))
-    keys = {org: store.create(org, "clerk", f"dashboard test {org}")[1] for org in ORGS}
+    keys = {org: KeyStore(keys_file_of(state, org)).create(org, "clerk", f"dashboard test {org}")[1]
+            for org in ORGS}   # each in its own organisation's gateway
     receiver = Receiver(fail=2)
-    out = subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "webhooks", "add",
-                          receiver.url, "--org", "OperatorMSP", "--secret", SECRET, "--types", "CeilingNear", "--json"],
-                         cwd=REPO, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "webhooks",
+                          "--gateway", "OperatorMSP", "add", receiver.url, "--org", "OperatorMSP", "--secret", SECRET,
+                          "--types", "CeilingNear", "--json"], cwd=REPO, capture_output=True, text=True, check=True)
     sub = json.loads(out.stdout)
-    gw = Gateway(state, tmp_path_factory.mktemp("dashboard"))
-    gw.start()
-    yield {"gw": gw, "keys": keys, "receiver": receiver, "sub": sub, "state": state}
-    gw.stop()
-    receiver.close()
+    tmp = tmp_path_factory.mktemp("dashboard")
+    gws = {org: Gateway(state, tmp, org) for org in ORGS}
+    try:
+        for gw in gws.values():
+            gw.start()
+        yield {"gws": gws, "keys": keys, "receiver": receiver, "sub": sub, "state": state, "net": fabric_network}
+    finally:
+        for gw in gws.values():
+            gw.stop()
+        receiver.close()
 
 
 def post(env, body, org, status=201):
-    r = requests.post(env["gw"].url + "/api/v1/events", json=body,
+    r = requests.post(env["gws"][org].url + "/api/v1/events", json=body,
                       headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=120)
     assert r.status_code == status, r.text
-    return r.json()
+    out = r.json()
+    if out.get("block_number"):   # the next read may go through another organisation's gateway and peer
+        wait_committed_everywhere(env["net"], out["block_number"])
+    return out
 
 
 def get(env, path, org="CustomsMSP", **kw):
-    return requests.get(env["gw"].url + path, headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=60, **kw)
+    return requests.get(env["gws"][org].url + path, headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=60, **kw)
 
 
 def place(lot_id, qty, mrn):
@@ -196,7 +206,7 @@ def test_event_submitted_through_the_api_arrives_on_the_sse_stream(env):
     post(env, ev("SetParameters", "dash-params", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
                                                                              "OperatorMSP": HOLDER}}), "CustomsMSP")
     post(env, grant(AUTH, event_id="dash-grant"), "CustomsMSP")
-    stream = SSE(env["gw"].url, env["keys"]["CustomsMSP"])
+    stream = SSE(env["gws"]["CustomsMSP"].url, env["keys"]["CustomsMSP"])
     try:
         out = post(env, place("D1", 1000, MRN_A), "BrokerMSP")
         got = stream.until(f"{out['block_number']}:{out['tx_id']}")
@@ -216,9 +226,10 @@ def test_event_submitted_through_the_api_arrives_on_the_sse_stream(env):
 
 
 def test_restart_resumes_without_gap_or_duplicate(env, clients):
-    feed = get(env, "/api/v1/feed?limit=1").json()["items"]
+    operator = env["gws"]["OperatorMSP"]
+    feed = get(env, "/api/v1/feed?limit=1", "OperatorMSP").json()["items"]
     last_id = feed[0]["id"]
-    env["gw"].stop()
+    operator.stop()
     # committed while the gateway is down, straight through Fabric
     contract = clients.contract("OperatorMSP", "ipledger")
     missed = []
@@ -227,8 +238,8 @@ def test_restart_resumes_without_gap_or_duplicate(env, clients):
                                     from_site=SITE1, to_site=SITE2).items() if k != "type"}
         r = contract.submit("MoveGoods", [json.dumps(body)])
         missed.append(f"{r.block_number}:{r.tx_id}")
-    env["gw"].start()
-    stream = SSE(env["gw"].url, env["keys"]["OperatorMSP"], last_event_id=last_id)
+    operator.start()
+    stream = SSE(operator.url, env["keys"]["OperatorMSP"], last_event_id=last_id)
     try:
         got = stream.events(2)
         assert [m["id"] for m in got] == missed                         # no gap, in order
@@ -238,7 +249,7 @@ def test_restart_resumes_without_gap_or_duplicate(env, clients):
         assert [m["id"] for m in more] == [f"{out['block_number']}:{out['tx_id']}"]   # not the missed ones again
     finally:
         stream.close()
-    ids = [i["id"] for i in get(env, "/api/v1/feed?limit=1000").json()["items"]]
+    ids = [i["id"] for i in get(env, "/api/v1/feed?limit=1000", "OperatorMSP").json()["items"]]
     assert len(ids) == len(set(ids))                                   # stored once
     assert set(missed) <= set(ids)
 
@@ -262,10 +273,11 @@ def test_alerts_and_signed_webhook_with_retries(env):
     assert payload["alert"]["type"] == "CeilingNear" and payload["alert"]["authorisation_id"] == AUTH
     assert payload["tx_id"] == out["tx_id"] and payload["block_number"] == out["block_number"]
     assert len({r["headers"]["X-Ipledger-Alert-Id"] for r in receiver.requests}) == 1
-    # the delivery log is written after the receiver answered: wait for it, not for a fixed time
+    # the delivery log is written after the receiver answered: wait for it, not for a fixed time;
+    # the subscription is the operator's, on the operator's own gateway
     deadline = time.monotonic() + 30
     while True:
-        log = get(env, "/api/v1/webhooks/deliveries").json()["deliveries"]
+        log = get(env, "/api/v1/webhooks/deliveries", "OperatorMSP").json()["deliveries"]
         mine = [d for d in log if d["subscription_id"] == env["sub"]["id"]]
         if (mine and mine[0]["status"] == "DELIVERED") or time.monotonic() > deadline:
             break
@@ -289,7 +301,7 @@ def test_audit_trail_with_endorsers_from_the_blocks(env):
 
 def test_report_cli_pdf_and_dashboard_pages(env, tmp_path):
     pdf = tmp_path / "bill.pdf"
-    run_env = {**os.environ, "IPLEDGER_GATEWAY_URL": env["gw"].url, "IPLEDGER_API_KEY": env["keys"]["OperatorMSP"]}
+    run_env = {**os.environ, "IPLEDGER_GATEWAY_URL": env["gws"]["OperatorMSP"].url, "IPLEDGER_API_KEY": env["keys"]["OperatorMSP"]}
     subprocess.run([sys.executable, "-m", "network.cli", "report", "bill-of-discharge", AUTH, "--as-of", day(1),
                     "--format", "pdf", "-o", str(pdf)], cwd=REPO, env=run_env, check=True, capture_output=True)
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
@@ -300,7 +312,8 @@ def test_report_cli_pdf_and_dashboard_pages(env, tmp_path):
     assert "D1" in out and "D2" in out and "3700" in out
     # the dashboard, signed in as the broker
     s = requests.Session()
-    r = s.post(env["gw"].url + "/dashboard/login", data={"api_key": env["keys"]["BrokerMSP"]}, allow_redirects=False)
+    broker = env["gws"]["BrokerMSP"].url
+    r = s.post(broker + "/dashboard/login", data={"api_key": env["keys"]["BrokerMSP"]}, allow_redirects=False)
     assert r.status_code == 302 and "SameSite=Strict" in r.headers["Set-Cookie"]
-    html = s.get(env["gw"].url + f"/dashboard/authorisations/{AUTH}").text
+    html = s.get(broker + f"/dashboard/authorisations/{AUTH}").text
     assert 'data-lot="D1"' in html and 'data-lot="D2"' in html and "CeilingNear" in html

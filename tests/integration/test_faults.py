@@ -19,7 +19,7 @@ import requests
 from network.lifecycle import Network
 
 
-from .support_faults import (QUIET, GatewayProcess, Ledger, Load, check_outcome, create_keys, exits_of,
+from .support_faults import (QUIET, Ledger, Load, OrgGateways, url_of, check_outcome, create_keys, exits_of,
                              is_clear_retryable, kill9, moves_of, node_pid, placements, post_once,
                              set_up_authorisation, start_network, stop_network, wait_no_leftovers)
 
@@ -33,7 +33,7 @@ BEFORE_S, OUTAGE_S, AFTER_S = 2.0, 3.0, 3.0
 @dataclass
 class Env:
     net: Network
-    gw: GatewayProcess
+    gws: OrgGateways
     keys: dict
     ledger: Ledger
 
@@ -42,24 +42,24 @@ class Env:
 def env(tmp_path_factory):
     state = tmp_path_factory.mktemp("faults") / "state"
     net = start_network(state)
-    gw = ledger = None
+    gws = ledger = None
     try:
         keys = create_keys(state)
-        gw = GatewayProcess(state, state.parent / "gateway.log")
-        gw.start()
-        set_up_authorisation(gw.url, keys, LOTS)
+        gws = OrgGateways(state, state.parent)
+        gws.start()
+        set_up_authorisation(gws.urls, keys, LOTS)
         ledger = Ledger(net)
-        yield Env(net, gw, keys, ledger)
+        yield Env(net, gws, keys, ledger)
     finally:
         if ledger:
             ledger.close()
-        if gw:
-            code = gw.stop()
+        if gws:
+            codes = gws.stop()
         stop_network(net, check=False)
         left = wait_no_leftovers(net.layout.root)
         assert not left, f"processes left after the fault tests: {left}"
-        if gw:
-            assert code == 0, f"gunicorn did not stop cleanly on SIGTERM ({code}):\n{gw.tail()}"
+        if gws:
+            assert set(codes.values()) == {0}, f"gunicorn did not stop cleanly on SIGTERM ({codes}):\n{gws.tail()}"
 
 
 def heights(net: Network) -> dict[str, int | None]:
@@ -79,9 +79,9 @@ def test_kill9_operator_peer_under_load(env):
     """The operator's peer dies (SIGKILL) and comes back: the operator's submits are 503 meanwhile, the broker's
     exits go on (customs + broker satisfy the endorsement policy), nothing is lost or doubled; the restarted
     peer catches up."""
-    net, gw = env.net, env.gw
+    net = env.net
     peer = net.consortium.org("OperatorMSP").nodes[0]
-    load = Load(gw.url, env.keys, [moves_of("F1", "peer"), moves_of("F2", "peer"),
+    load = Load(env.gws.urls, env.keys, [moves_of("F1", "peer"), moves_of("F2", "peer"),
                                    exits_of("X1", "peer", mrn_base=1000)]).start()
     try:
         time.sleep(BEFORE_S)
@@ -111,16 +111,16 @@ def test_kill9_operator_peer_under_load(env):
 def test_placement_with_private_data_while_operator_peer_down_is_retryable(env):
     """The 'commercial' collection belongs to customs and the operator: with the operator's peer down no
     endorsement plan protects the transient data, so nothing can be recorded — the answer must say 'try again'."""
-    net, gw = env.net, env.gw
+    net = env.net
     peer = net.consortium.org("OperatorMSP").nodes[0]
     kill9(node_pid(net, peer))
     try:
         http = requests.Session()
         body, org = placements("down-lot", mrn_base=4000)(0)
-        a = post_once(http, gw.url, env.keys[(org, "clerk")], body)
+        a = post_once(http, url_of(env.gws.urls, org), env.keys[(org, "clerk")], body)
     finally:
         net.up(log=QUIET, timeout=90)
-    replay = post_once(requests.Session(), gw.url, env.keys[(org, "clerk")], body)
+    replay = post_once(requests.Session(), url_of(env.gws.urls, org), env.keys[(org, "clerk")], body)
     assert replay.status == 201, replay
     assert is_clear_retryable(a) and a.status == 503, a
 
@@ -130,9 +130,9 @@ def test_kill9_orderer_under_load(env):
 
     A transaction the orderer had accepted but not yet written to a block when it died is lost: its client
     waits for the commit until the gateway's submit timeout (60 s) and gets 504; the replay records it."""
-    net, gw = env.net, env.gw
+    net = env.net
     orderer = net.consortium.orderers[0]
-    load = Load(gw.url, env.keys, [moves_of("F3", "orderer"), moves_of("F4", "orderer"),
+    load = Load(env.gws.urls, env.keys, [moves_of("F3", "orderer"), moves_of("F4", "orderer"),
                                    exits_of("X2", "orderer", mrn_base=2000),
                                    placements("orderer-lot", mrn_base=2000)]).start()
     try:
@@ -154,10 +154,10 @@ def test_kill9_orderer_under_load(env):
 
 
 def test_kill9_gateway_master_under_load(env):
-    """gunicorn's master dies (SIGKILL): its workers must go too (no orphan keeps the port), a new gunicorn
-    serves the same port; clients meanwhile get connection errors, never a lost acknowledged event."""
-    gw = env.gw
-    load = Load(gw.url, env.keys, [moves_of("F5", "gateway"), moves_of("F6", "gateway"),
+    """The operator's gunicorn master dies (SIGKILL): its workers must go too (no orphan keeps the port), a new
+    gunicorn serves the same port; its clients meanwhile get connection errors, never a lost acknowledged event."""
+    gw = env.gws["OperatorMSP"]
+    load = Load(env.gws.urls, env.keys, [moves_of("F5", "gateway"), moves_of("F6", "gateway"),
                                    exits_of("X3", "gateway", mrn_base=3000),
                                    placements("gateway-lot", mrn_base=3000)]).start()
     try:
@@ -189,7 +189,7 @@ def test_request_in_flight_when_the_worker_closes_its_connections_is_retryable(e
 
     net = env.net
     peer = net.consortium.org("OperatorMSP").nodes[0]
-    cfg = GatewayConfig.from_state_dir(net.layout.root, live_feed=False)
+    cfg = GatewayConfig.from_state_dir(net.layout.root, org="OperatorMSP", live_feed=False)
     app = create_app(cfg)
     key = KeyStore(cfg.keys_file).create("OperatorMSP", "clerk")[1]
     answer = {}

@@ -1,4 +1,6 @@
-"""The REST gateway against the real Fabric network: gunicorn in a subprocess, HTTP only.
+"""The REST gateways against the real Fabric network: one gunicorn per organisation, each with its own
+organisation's identity only (customs', the operator's, the broker's), HTTP only; every org posts and
+reads through its own gateway.
 
 Follows domain.md §8 (authorisation FRIPO000001, lot L1 placed by the broker, moved and processed by the
 operator, B1 re-exported by the broker...), then replays, refusals, the org/role matrix, 50 concurrent
@@ -41,7 +43,7 @@ PROBLEMS = "https://ipledger.example/problems/"
 ORGS = ("CustomsMSP", "OperatorMSP", "BrokerMSP")
 
 D = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-COUNTS = {"events_201": 0}
+COUNTS = {org: 0 for org in ORGS}
 BODIES: dict[str, dict] = {}  # events sent, by event_id (to replay them exactly)   # 201 answers of POST /api/v1/events seen by this module (checked against /metrics)
 
 
@@ -59,23 +61,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_committed_everywhere(net, block: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    for peer in net.consortium.peers:
+        while (net.peer_height(peer) or 0) <= block:
+            assert time.monotonic() < deadline, f"{peer.id} did not commit block {block}"
+            time.sleep(0.05)
+
+
 class Api:
-    def __init__(self, url: str, keys: dict, log: Path, proc: subprocess.Popen):
-        self.url, self.keys, self.log, self.proc = url, keys, log, proc
+    """The three organisations' gateways: ``urls`` and ``logs`` by MSP id; ``url`` is customs'."""
+
+    def __init__(self, urls: dict, keys: dict, logs: dict, procs: dict, net=None):
+        self.urls, self.keys, self.logs, self.procs, self.net = urls, keys, logs, procs, net
+        self.url = urls["CustomsMSP"]
         self.http = requests.Session()
 
     def headers(self, org, role="clerk"):
         return {"Authorization": f"Bearer {self.keys[(org, role)]}"}
 
     def post(self, body, org, role="clerk", path="/api/v1/events", **kw) -> requests.Response:
-        r = self.http.post(self.url + path, json=body, headers=self.headers(org, role), timeout=120, **kw)
+        r = self.http.post(self.urls[org] + path, json=body, headers=self.headers(org, role), timeout=120, **kw)
         if path == "/api/v1/events" and r.status_code == 201:
-            COUNTS["events_201"] += 1
+            COUNTS[org] += 1
+        if r.status_code in (200, 201) and self.net is not None:
+            # the answer means committed on the submitter's own peer; the next read may go through another
+            # organisation's gateway and peer: wait until every peer has the block
+            block = (r.json() if path == "/api/v1/events" else {}).get("block_number")
+            if block:
+                wait_committed_everywhere(self.net, block)
         return r
 
     def get(self, path, org="CustomsMSP", role="viewer", **kw) -> requests.Response:
         headers = {**self.headers(org, role), **kw.pop("headers", {})}
-        return self.http.get(self.url + path, headers=headers, timeout=60, **kw)
+        return self.http.get(self.urls[org] + path, headers=headers, timeout=60, **kw)
 
     def ok(self, body, org, status=201) -> dict:
         r = self.post(body, org)
@@ -92,27 +111,17 @@ class Api:
         return p
 
 
-@pytest.fixture(scope="module")
-def api(fabric_network, ipledger_chaincode, tmp_path_factory):
-    state = fabric_network.layout.root
-    store = KeyStore(keys_file_of(state))
-    keys = {}
-    for org in ORGS:
-        for role in ("clerk", "viewer"):
-            keys[(org, role)] = store.create(org, role, f"test {org} {role}")[1]
-    # one key through the real command line
-    out = subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "keys", "create",
-                          "--org", "OperatorMSP", "--role", "viewer", "--json"], cwd=REPO, capture_output=True,
-                         text=True, check=True)
-    keys[("OperatorMSP", "cli-viewer")] = json.loads(out.stdout)["key"]
-
+def _start_gateway(state: Path, org: str, log: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
-    log = tmp_path_factory.mktemp("gateway") / "gateway.log"
     logf = open(log, "w")
     proc = subprocess.Popen([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "serve",
-                             "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "16"],
+                             "--org", org, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "16"],
                             cwd=REPO, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    logf.close()
+    return f"http://127.0.0.1:{port}", proc
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 60
     ready = None
     while time.monotonic() < deadline:
@@ -121,15 +130,15 @@ def api(fabric_network, ipledger_chaincode, tmp_path_factory):
         try:
             ready = requests.get(url + "/readyz", timeout=5)
             if ready.status_code == 200:
-                break
+                return
         except requests.RequestException:  # refused, or no answer in time on a loaded machine
             pass
         time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"gateway not ready: {ready and ready.text}\n{log.read_text()[-3000:]}")
-    a = Api(url, keys, log, proc)
-    yield a
+    proc.kill()
+    pytest.fail(f"gateway not ready: {ready and ready.text}\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen, log: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
         code = proc.wait(timeout=40)
@@ -137,11 +146,42 @@ def api(fabric_network, ipledger_chaincode, tmp_path_factory):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         pytest.fail("gunicorn did not stop on SIGTERM")
-    finally:
-        logf.close()
     assert code == 0, log.read_text()[-2000:]
     leftover = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert not leftover, f"gateway processes left: {leftover}"
+
+
+@pytest.fixture(scope="module")
+def api(fabric_network, ipledger_chaincode, tmp_path_factory):
+    state = fabric_network.layout.root
+    keys = {}
+    for org in ORGS:   # each organisation's keys in its own gateway's store
+        store = KeyStore(keys_file_of(state, org))
+        for role in ("clerk", "viewer"):
+            keys[(org, role)] = store.create(org, role, f"test {org} {role}")[1]
+    # one key through the real command line
+    out = subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "keys",
+                          "--gateway", "OperatorMSP", "create", "--org", "OperatorMSP", "--role", "viewer", "--json"],
+                         cwd=REPO, capture_output=True, text=True, check=True)
+    keys[("OperatorMSP", "cli-viewer")] = json.loads(out.stdout)["key"]
+
+    logs_dir = tmp_path_factory.mktemp("gateway")
+    urls, procs, logs = {}, {}, {}
+    try:
+        for org in ORGS:
+            logs[org] = logs_dir / f"gateway-{org}.log"
+            urls[org], procs[org] = _start_gateway(state, org, logs[org])
+        for org in ORGS:
+            _wait_ready(urls[org], procs[org], logs[org])
+        yield Api(urls, keys, logs, procs, fabric_network)
+    finally:
+        problems = []
+        for org, proc in procs.items():   # stop every one, then report
+            try:
+                _stop(proc, logs[org])
+            except (AssertionError, pytest.fail.Exception) as exc:
+                problems.append(f"{org}: {exc}")
+        assert not problems, "\n".join(problems)
 
 
 def test_members_come_from_the_live_config_block(api, fabric_network):
@@ -223,8 +263,9 @@ def events_of(api, auth_id=AUTH) -> list:
 # ------------------------------------------------------------------------------------------ tests
 
 def test_service_endpoints(api):
-    r = requests.get(api.url + "/readyz", timeout=10)
-    assert r.json() == {"status": "ready", "orgs": {o: "ok" for o in sorted(ORGS)}}
+    for org in ORGS:   # each gateway acts for its own organisation only
+        r = requests.get(api.urls[org] + "/readyz", timeout=10)
+        assert r.json() == {"status": "ready", "orgs": {org: "ok"}}
     assert requests.get(api.url + "/healthz").json() == {"status": "ok"}
     doc = requests.get(api.url + "/api/v1/openapi.json").json()
     assert doc["openapi"] == "3.1.0" and "/api/v1/events" in doc["paths"]
@@ -362,13 +403,13 @@ def test_refusals_leave_the_ledger_unchanged(api):
     assert "check digit" in p["errors"][0]["message"]
     api.refused(place("L9", 10, mrns.placement_mrn(9) + "\n"), "BrokerMSP", 400, "invalid-mrn")
     api.refused({"type": "Teleport", "event_id": "t1"}, "OperatorMSP", 400, "invalid-event")
-    r = api.http.post(api.url + "/api/v1/events", data="{oops", headers={**api.headers("OperatorMSP"),
+    r = api.http.post(api.urls["OperatorMSP"] + "/api/v1/events", data="{oops", headers={**api.headers("OperatorMSP"),
                                                                         "Content-Type": "application/json"})
     assert r.status_code == 400 and r.json()["type"] == PROBLEMS + "bad-request"
-    r = api.http.post(api.url + "/api/v1/events", data=json.dumps(move("m-ct", 1)),
+    r = api.http.post(api.urls["OperatorMSP"] + "/api/v1/events", data=json.dumps(move("m-ct", 1)),
                       headers={**api.headers("OperatorMSP"), "Content-Type": "text/plain"})
     assert r.status_code == 415 and r.json()["type"] == PROBLEMS + "unsupported-media-type"
-    r = api.http.post(api.url + "/api/v1/events", json=move("m-x", 1))
+    r = api.http.post(api.urls["OperatorMSP"] + "/api/v1/events", json=move("m-x", 1))
     assert r.status_code == 401 and r.json()["type"] == PROBLEMS + "unauthenticated"
     api.refused(move("m-viewer", 1), "OperatorMSP", 403, "forbidden", role="viewer")
     api.refused(grant("FRIPO000009", "grant-by-op"), "OperatorMSP", 403, "not-permitted")
@@ -476,7 +517,8 @@ def test_erp_import(api, tmp_path):
     lines.append(f"MoveGoods,erp-bad,{AUTH},{now()},L2,100000,{SITE1},{SITE2}")
     path.write_text("\n".join(lines) + "\n")
     report = tmp_path / "report.csv"
-    env = {**os.environ, "IPLEDGER_GATEWAY_URL": api.url, "IPLEDGER_API_KEY": api.keys[("OperatorMSP", "clerk")]}
+    env = {**os.environ, "IPLEDGER_GATEWAY_URL": api.urls["OperatorMSP"],
+           "IPLEDGER_API_KEY": api.keys[("OperatorMSP", "clerk")]}
     run = subprocess.run([sys.executable, "-m", "network.cli", "import", str(path), "--report", str(report)],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stderr  # one line refused
@@ -496,13 +538,16 @@ def test_erp_import(api, tmp_path):
 
 
 def test_metrics_aggregate_the_workers_and_logs_hold_no_secrets(api):
-    text = requests.get(api.url + "/metrics", timeout=10).text
-    total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                if line.startswith('ipledger_gateway_requests_total{method="POST",route="/api/v1/events",status="201"}'))
-    import_201 = 3  # the import above posted 3 events recorded the first time
-    assert total == COUNTS["events_201"] + import_201
+    import_201 = 3  # the import above posted 3 events through the operator's gateway, recorded the first time
+    for org in ORGS:
+        text = requests.get(api.urls[org] + "/metrics", timeout=10).text
+        total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                    if line.startswith('ipledger_gateway_requests_total{method="POST",route="/api/v1/events",'
+                                       'status="201"}'))
+        assert total == COUNTS[org] + (import_201 if org == "OperatorMSP" else 0), org
+    text = requests.get(api.urls["OperatorMSP"] + "/metrics", timeout=10).text
     assert 'ipledger_gateway_fabric_call_duration_seconds_bucket{call="submit",function="MoveGoods"' in text
-    log = api.log.read_text()
+    log = "".join(f.read_text() for f in api.logs.values())
     lines = [json.loads(x) for x in log.splitlines() if x.startswith("{")]
     assert any(x.get("route") == "/api/v1/events" and x.get("status") == 201 for x in lines)
     for key in api.keys.values():
@@ -516,8 +561,8 @@ def test_unreachable_peer_is_503_with_retry_after(fabric_network):
 
     from gateway.app import create_app
     from gateway.config import GatewayConfig
-    cfg = GatewayConfig.from_state_dir(fabric_network.layout.root, evaluate_timeout=3, submit_timeout=5,
-                                       ready_timeout=3)
+    cfg = GatewayConfig.from_state_dir(fabric_network.layout.root, org="OperatorMSP", evaluate_timeout=3,
+                                       submit_timeout=5, ready_timeout=3)
     dead = f"127.0.0.1:{free_port()}"
     cfg = cfg.with_(orgs={o: replace(c, peer_address=dead) for o, c in cfg.orgs.items()})
     app = create_app(cfg)
@@ -540,7 +585,7 @@ def test_schemathesis_finds_no_server_error(api):
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
-    schema = schemathesis.openapi.from_url(api.url + "/api/v1/openapi.json")
+    schema = schemathesis.openapi.from_url(api.urls["OperatorMSP"] + "/api/v1/openapi.json")
     checks = [not_a_server_error, status_code_conformance, content_type_conformance]
     headers = api.headers("OperatorMSP")
     statuses = {}

@@ -1,9 +1,10 @@
-"""The REST gateway over HTTPS with client certificates, against the real Fabric network.
+"""The operator's REST gateway over HTTPS with client certificates, against the real Fabric network.
 
-``gateway start`` (in-process ``daemon.start``: it runs ``gateway serve`` detached and probes /healthz over
-HTTPS) with a throwaway server certificate and ``--client-ca consortium``: each organisation's TLS CA from
-the network's crypto material, bound to that organisation. Clients present the User1 TLS client
-certificate cryptogen made for their org (``users/User1@<domain>/tls/client.crt``).
+``gateway start --org OperatorMSP`` (in-process ``daemon.start``: it runs ``gateway serve`` detached and probes
+/healthz over HTTPS) with a throwaway server certificate and ``--client-ca consortium``: the TLS CA of the
+gateway's organisation, bound to it. Clients present the User1 TLS client certificate their own organisation's
+TLS CA issued (``users/User1@<domain>/tls/client.crt``): the operator's are accepted, the broker's are not
+(the broker has its own gateway), and the operator's gateway knows none of the broker's API keys.
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from tests.unit.gateway.test_mtls import Pki
 
 pytestmark = pytest.mark.fabric
 
-MISMATCH = "https://ipledger.example/problems/client-certificate-mismatch"
 
 
 class Client:
@@ -56,7 +56,7 @@ def network_state(fabric_network, ipledger_chaincode):
 
 @pytest.fixture(scope="module")
 def user1_tls(fabric_network):
-    """MSP id -> (client.crt, client.key) of the org's User1 (cryptogen's TLS client certificate)."""
+    """MSP id -> (client.crt, client.key) of the org's User1 (its TLS CA's client certificate)."""
     out = {}
     for org in fabric_network.consortium.orgs:
         tls = fabric_network.layout.user_tls(org, "User1")
@@ -67,14 +67,15 @@ def user1_tls(fabric_network):
 @pytest.fixture(scope="module")
 def mtls(network_state, tmp_path_factory):
     pki = Pki(tmp_path_factory.mktemp("pki"))
-    store = KeyStore(keys_file_of(network_state))
-    keys = {org: store.create(org, "viewer", "mtls test")[1] for org in ("OperatorMSP", "BrokerMSP")}
+    keys = {org: KeyStore(keys_file_of(network_state, org)).create(org, "viewer", "mtls test")[1]
+            for org in ("OperatorMSP", "BrokerMSP")}   # each in its own organisation's gateway
     port = free_port()
     options = TLSOptions(str(pki.server_cert), str(pki.server_key), ("consortium",))
     previous = os.environ.get("IPLEDGER_LIVE_FEED")
     os.environ["IPLEDGER_LIVE_FEED"] = "0"  # no chaincode-event listener: other modules' gateways own the feed
     try:
-        url = daemon.start(network_state, bind=f"127.0.0.1:{port}", workers=1, tls=options, log=lambda *_: None)
+        url = daemon.start(network_state, bind=f"127.0.0.1:{port}", workers=1, tls=options, log=lambda *_: None,
+                           org="OperatorMSP")
     finally:
         if previous is None:
             os.environ.pop("IPLEDGER_LIVE_FEED", None)
@@ -84,8 +85,8 @@ def mtls(network_state, tmp_path_factory):
         assert url == f"https://127.0.0.1:{port}"
         yield Client(port, pki.server_ca), keys, pki
     finally:
-        pid = (daemon.running(network_state) or (None,))[0]
-        assert daemon.stop(network_state, log=lambda *_: None)  # SIGTERM, then SIGKILL, to the process group
+        pid = (daemon.running(network_state, "OperatorMSP") or (None,))[0]
+        assert daemon.stop(network_state, log=lambda *_: None, org="OperatorMSP")  # SIGTERM, then SIGKILL
         if pid is not None:
             leftover = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
             assert not leftover, f"gateway processes left: {leftover}"
@@ -99,20 +100,17 @@ def test_readyz_and_a_query_with_the_operator_certificate_and_key(mtls, user1_tl
     assert status == 200, body
 
 
-def test_the_operator_certificate_with_a_broker_key_is_403(mtls, user1_tls):
+def test_the_operator_certificate_with_a_broker_key_is_401(mtls, user1_tls):
+    """The broker's keys live in the broker's own gateway: the operator's gateway does not know them."""
     client, keys, _ = mtls
     status, ctype, problem = client.get("/api/v1/parameters", cert=user1_tls["OperatorMSP"], key=keys["BrokerMSP"])
-    assert status == 403 and ctype.startswith("application/problem+json"), problem
-    assert problem["type"] == MISMATCH
-    assert problem["certificate_org"] == "OperatorMSP" and problem["credential_org"] == "BrokerMSP"
+    assert status == 401 and ctype.startswith("application/problem+json"), problem
 
 
-def test_the_broker_certificate_goes_with_the_broker_key(mtls, user1_tls):
+def test_the_broker_certificate_is_refused_by_the_operators_gateway(mtls, user1_tls):
     client, keys, _ = mtls
-    status, _, body = client.get("/api/v1/parameters", cert=user1_tls["BrokerMSP"], key=keys["BrokerMSP"])
-    assert status == 200, body
-    status, _, problem = client.get("/api/v1/parameters", cert=user1_tls["BrokerMSP"], key=keys["OperatorMSP"])
-    assert status == 403 and problem["type"] == MISMATCH
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected)):
+        client.get("/api/v1/parameters", cert=user1_tls["BrokerMSP"], key=keys["BrokerMSP"])
 
 
 def test_without_a_client_certificate_the_handshake_is_refused(mtls):
@@ -131,7 +129,7 @@ def test_an_unknown_org_in_client_ca_stops_serve_with_exit_2(network_state, fabr
     _, _, pki = mtls
     ca = fabric_network.layout.tls_ca(fabric_network.consortium.org("OperatorMSP"))
     out = subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(network_state), "gateway", "serve",
-                          "--bind", "127.0.0.1:1", "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
+                          "--org", "OperatorMSP", "--bind", "127.0.0.1:1", "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
                           "--client-ca", f"NopeMSP={ca}"], cwd=REPO, capture_output=True, text=True, timeout=120,
                          env={**os.environ, "IPLEDGER_LIVE_FEED": "0"})
     assert out.returncode == 2, out.stderr

@@ -16,7 +16,7 @@ import yaml
 from network.consortium import DEFAULT_FILE
 from network.lifecycle import Network
 
-from .support_faults import (QUIET, GatewayProcess, Ledger, Load, check_outcome, create_keys, exits_of, kill9,
+from .support_faults import (QUIET, OrgGateways, Ledger, Load, check_outcome, create_keys, exits_of, kill9,
                              moves_of, node_pid, set_up_authorisation, start_network, stop_network)
 
 pytestmark = pytest.mark.fabric
@@ -78,9 +78,9 @@ def raft(tmp_path_factory):
     try:
         assert len(net.consortium.orderers) == 3
         keys = create_keys(net.layout.root)
-        gw = GatewayProcess(net.layout.root, tmp / "gateway.log")
+        gw = OrgGateways(net.layout.root, tmp)
         gw.start()
-        set_up_authorisation(gw.url, keys, {"R1": LOT_QTY, "R2": LOT_QTY, "RX": LOT_QTY})
+        set_up_authorisation(gw.urls, keys, {"R1": LOT_QTY, "R2": LOT_QTY, "RX": LOT_QTY})
         ledger = Ledger(net)
         yield net, gw, keys, ledger
     finally:
@@ -102,7 +102,7 @@ def test_kill9_raft_leader_under_load(raft):
 
     # A client gives up after 20 s (a transaction the dead leader had accepted but not yet replicated is
     # lost: the gateway would answer 504 only after its 60 s submit timeout, see test_faults) and replays.
-    load = Load(gw.url, keys, [moves_of("R1", "raft"), moves_of("R2", "raft"), exits_of("RX", "raft")],
+    load = Load(gw.urls, keys, [moves_of("R1", "raft"), moves_of("R2", "raft"), exits_of("RX", "raft")],
                 client_timeout=20).start()
     try:
         time.sleep(2.0)

@@ -25,19 +25,26 @@ def walkthrough_block() -> str:
 
 def test_scripts_up_then_the_readme_walkthrough(tmp_path):
     base = free_base_port()
-    gateway_port = next(p for p in range(base + 150, base + 200) if port_free(p))
+    gateway_port = next(p for p in range(base + 150, base + 200) if all(port_free(p + i) for i in range(3)))
     env = dict(os.environ, IPLEDGER_STATE_DIR=str(tmp_path / "state"),
-               IPLEDGER_BASE_PORT=str(base), IPLEDGER_GATEWAY_BIND=f"127.0.0.1:{gateway_port}")
+               IPLEDGER_BASE_PORT=str(base), IPLEDGER_GATEWAY_PORT=str(gateway_port))
     try:
         up = subprocess.run(["bash", "scripts/up"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=600)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        assert f"Gateway:    http://127.0.0.1:{gateway_port}" in up.stdout
-        assert f"Dashboard:  http://127.0.0.1:{gateway_port}/dashboard/" in up.stdout
-        for org in ("CustomsMSP", "OperatorMSP", "BrokerMSP"):
+        state = tmp_path / "state"
+        for i, (org, name) in enumerate((("CustomsMSP", "customs"), ("OperatorMSP", "operator"),
+                                         ("BrokerMSP", "broker"))):
+            url = f"http://127.0.0.1:{gateway_port + i}"
+            assert f"{org}'s gateway: {url}" in up.stdout
+            assert f"Dashboard:  {url}/dashboard/" in up.stdout
             assert re.search(rf"{org}\s+API key: ipk_\S+", up.stdout), org
-        creds = tmp_path / "state" / "gateway" / "credentials.json"
-        assert oct(creds.stat().st_mode & 0o777) == "0o600"
+            # each gateway's credentials in its own organisation's directory, for that organisation only
+            creds = state / name / "gateway" / "credentials.json"
+            assert oct(creds.stat().st_mode & 0o777) == "0o600"
+            written = json.loads(creds.read_text())
+            assert written["url"] == url and list(written["keys"]) == [org]
+        assert not (state / "gateway").exists()
 
         import datetime as dt
         env["NOW"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -66,6 +73,7 @@ def test_scripts_up_then_the_readme_walkthrough(tmp_path):
         assert first["status"] == 409 and first["type"].endswith("/duplicate-event"), first
     finally:
         cli = [str(ROOT / ".venv" / "bin" / "ipledger")]
-        subprocess.run(cli + ["gateway", "stop"], env=env, cwd=ROOT, capture_output=True)
+        for org in ("CustomsMSP", "OperatorMSP", "BrokerMSP"):
+            subprocess.run(cli + ["gateway", "stop", "--org", org], env=env, cwd=ROOT, capture_output=True)
         subprocess.run(cli + ["network", "down", "--purge"], env=env, cwd=ROOT, capture_output=True)
     assert processes_using(tmp_path / "state") == []

@@ -27,7 +27,7 @@ import grpc
 import pytest
 import requests
 
-from .support_faults import (REPO, GatewayProcess, create_keys, mrn_of, placements, post_once,
+from .support_faults import (REPO, OrgGateways, create_keys, mrn_of, url_of, placements, post_once,
                              set_up_authorisation, start_network, stop_network)
 from .test_gateway_api import free_port
 from .test_network_security import grpc_plaintext_connects
@@ -43,33 +43,34 @@ def run(tmp_path_factory):
     """Own network, the gateway, a flow of events with commercial data; yields after the gateway has stopped."""
     tmp = tmp_path_factory.mktemp("security")
     net = start_network(tmp / "state")
-    gw = None
+    gws = None
     try:
         keys = create_keys(net.layout.root)
-        gw = GatewayProcess(net.layout.root, tmp / "gateway.log")
-        gw.start()
-        set_up_authorisation(gw.url, keys, {"S1": 1000})
+        gws = OrgGateways(net.layout.root, tmp)
+        gws.start()
+        urls = gws.urls
+        set_up_authorisation(urls, keys, {"S1": 1000})
         http = requests.Session()
         posted = []
         for i, org in enumerate(("OperatorMSP", "BrokerMSP", "OperatorMSP")):
             body, _ = placements("sec", org=org, value=SECRET_VALUE, mrn_base=7000)(i)
             body["commercial"]["invoice_price"] = {"amount": SECRET_INVOICE, "currency": "EUR"}
-            a = post_once(http, gw.url, keys[(org, "clerk")], body)
+            a = post_once(http, url_of(urls, org), keys[(org, "clerk")], body)
             assert a.status == 201, a
             posted.append(body["event_id"])
         # a replay and a refused event too (their paths log differently)
-        assert post_once(http, gw.url, keys[("OperatorMSP", "clerk")], body).status == 200
+        assert post_once(http, urls["OperatorMSP"], keys[("OperatorMSP", "clerk")], body).status == 200
         bad = dict(body, event_id="sec-bad", quantity=10**9, lot_id="sec-bad", mrn=mrn_of(7_999_999))
-        assert post_once(http, gw.url, keys[("OperatorMSP", "clerk")], bad).status == 409
+        assert post_once(http, urls["OperatorMSP"], keys[("OperatorMSP", "clerk")], bad).status == 409
         # customs reads the lot (the private value is readable by customs: the data did reach the ledger)
-        r = http.get(gw.url + f"/api/v1/lots/{posted[0].replace('-place', '')}",
+        r = http.get(urls["CustomsMSP"] + f"/api/v1/lots/{posted[0].replace('-place', '')}",
                      headers={"Authorization": f"Bearer {keys[('CustomsMSP', 'viewer')]}"}, timeout=30)
         assert r.status_code == 200, r.text
-        assert gw.stop() == 0
-        yield net, gw, keys, posted
+        assert set(gws.stop().values()) == {0}
+        yield net, gws, keys, posted
     finally:
-        if gw:
-            gw.stop()
+        if gws:
+            gws.stop()
         stop_network(net)
 
 
@@ -225,16 +226,22 @@ def test_state_files_are_private(run):
     net, *_ = run
     root = net.layout.root
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
-    keys = [p for p in root.rglob("*") if p.is_file() and (p.parent.name == "keystore" or p.suffix == ".key")]
+    keys = [p for p in root.rglob("*") if p.is_file() and (p.parent.name == "keystore" or p.suffix == ".key"
+                                                     or p.name == "priv_sk")]
     assert len(keys) > 10
     loose = {str(k.relative_to(root)): oct(stat.S_IMODE(k.stat().st_mode)) for k in keys
              if stat.S_IMODE(k.stat().st_mode) != 0o600}
     assert not loose, f"private keys not 0600: {loose}"
-    gwdir = root / "gateway"
-    for name in ("api-keys.json", "nonce.key"):
-        f = gwdir / name
-        assert f.exists(), f
-        assert stat.S_IMODE(f.stat().st_mode) == 0o600, (f, oct(stat.S_IMODE(f.stat().st_mode)))
+    for org in net.consortium.orgs:
+        gwdir = net.layout.gateway_dir(org)
+        assert stat.S_IMODE(gwdir.stat().st_mode) == 0o700
+        assert (gwdir / "api-keys.json").exists()
+        # the nonce key appears with the first commercial data: the operator and the broker posted some
+        assert (gwdir / "nonce.key").exists() == (org.msp_id != "CustomsMSP"), org.msp_id
+        for f in (gwdir / "api-keys.json", gwdir / "nonce.key"):
+            if f.exists():
+                assert stat.S_IMODE(f.stat().st_mode) == 0o600, (f, oct(stat.S_IMODE(f.stat().st_mode)))
+    assert not (root / "gateway").exists(), "no gateway serves every organisation"
     # nothing under the state directory may be writable by others
     writable = [str(p.relative_to(root)) for p in root.rglob("*")
                 if not p.is_symlink() and stat.S_IMODE(p.stat().st_mode) & 0o002]
@@ -243,8 +250,8 @@ def test_state_files_are_private(run):
 
 # ------------------------------------------------------------------------------------------------ logs
 
-def _log_files(net, gw) -> list[Path]:
-    files = [net.layout.log_file(n) for n in net.consortium.nodes] + [gw.log]
+def _log_files(net, gws) -> list[Path]:
+    files = [net.layout.log_file(n) for n in net.consortium.nodes] + gws.logs
     # anything else that looks like a log or captured output under the state directory, except LevelDB's
     # write-ahead files (NNNNNN.log next to CURRENT): those are the ledger's databases, private data included
     files += [p for p in net.layout.root.rglob("*") if p.is_file() and re.search(r"\.(log|out|err)$", p.name)
@@ -253,11 +260,11 @@ def _log_files(net, gw) -> list[Path]:
 
 
 def test_logs_hold_no_private_key_api_key_or_private_value(run):
-    net, gw, keys, posted = run
-    files = _log_files(net, gw)
+    net, gws, keys, posted = run
+    files = _log_files(net, gws)
     texts = {f: f.read_text(errors="replace") for f in files}
-    # the logs did capture the run: the gateway logged each event id, a peer logged the chaincode's launch
-    assert all(eid in texts[gw.log] for eid in posted)
+    # the logs did capture the run: the gateways logged each event id, a peer logged the chaincode's launch
+    assert all(any(eid in texts[log] for log in gws.logs) for eid in posted)
     peer_logs = "".join(texts[net.layout.log_file(p)] for p in net.consortium.peers)
     assert "ipledger" in peer_logs
     # every private key body line of the state dir (keystores, TLS keys), at least 40 base64 characters

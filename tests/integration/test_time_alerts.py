@@ -22,7 +22,7 @@ import requests
 from gateway.auth import KeyStore
 from gateway.config import keys_file_of
 from tests.integration.test_dashboard import Gateway, Receiver
-from tests.integration.test_gateway_api import BROKER_EORI, HOLDER, REPO, SITE1, ev, grant
+from tests.integration.test_gateway_api import BROKER_EORI, HOLDER, REPO, SITE1, ev, grant, wait_committed_everywhere
 
 pytestmark = pytest.mark.fabric
 
@@ -35,35 +35,43 @@ WAIT_S = 30                                    # a change must be delivered with
 
 
 def cli(state, *args) -> str:
+    """``gateway webhooks`` of the operator's own gateway."""
     return subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "webhooks",
-                           *args], cwd=REPO, capture_output=True, text=True, check=True).stdout
+                           "--gateway", "OperatorMSP", *args], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout
 
 
 @pytest.fixture(scope="module")
 def env(fabric_network, ipledger_chaincode, tmp_path_factory):
     state = fabric_network.layout.root
-    store = KeyStore(keys_file_of(state))
-    keys = {org: store.create(org, "clerk", f"time alerts {org}")[1] for org in ("CustomsMSP", "OperatorMSP")}
+    orgs = ("CustomsMSP", "OperatorMSP")
+    keys = {org: KeyStore(keys_file_of(state, org)).create(org, "clerk", f"time alerts {org}")[1] for org in orgs}
     receiver = Receiver(fail=0)
     sub = json.loads(cli(state, "add", receiver.url, "--org", "OperatorMSP", "--secret", SECRET,
                          "--types", "DeadlineApproaching", "--json"))
-    gw = Gateway(state, tmp_path_factory.mktemp("time-alerts"))
+    tmp = tmp_path_factory.mktemp("time-alerts")
+    gws = {org: Gateway(state, tmp, org) for org in orgs}   # customs' and the operator's own gateways
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("IPLEDGER_ALERT_POLL_S", str(POLL_S))
-            gw.start()
-        yield {"url": gw.url, "keys": keys, "receiver": receiver, "sub": sub}
+            for gw in gws.values():
+                gw.start()
+        yield {"urls": {org: gw.url for org, gw in gws.items()}, "keys": keys, "receiver": receiver, "sub": sub,
+               "net": fabric_network}
     finally:
-        gw.stop()
+        for gw in gws.values():
+            gw.stop()
         cli(state, "remove", sub["id"])            # later gateways on this state send it nothing more
         receiver.close()
 
 
 def post(env, body, org) -> dict:
-    r = requests.post(env["url"] + "/api/v1/events", json=body,
+    r = requests.post(env["urls"][org] + "/api/v1/events", json=body,
                       headers={"Authorization": f"Bearer {env['keys'][org]}"}, timeout=120)
     assert r.status_code == 201, f"{body['type']}: {r.status_code} {r.text}"
-    return r.json()
+    out = r.json()
+    wait_committed_everywhere(env["net"], out["block_number"])   # the next event may go through another gateway
+    return out
 
 
 def deliveries(env, change: str) -> list[dict]:
@@ -102,7 +110,7 @@ def test_deadline_approaching_is_raised_then_cleared_by_polling(env):
                           unit="p/st", net_mass_g=900000, origin="MA", site=SITE1,
                           commercial={"customs_value": {"amount": "2500.00", "currency": "EUR"}}), "OperatorMSP")
     # the contract itself reports it as a time alert (no transaction recorded it)
-    alerts = requests.get(env["url"] + f"/api/v1/authorisations/{AUTH}/alerts",
+    alerts = requests.get(env["urls"]["OperatorMSP"] + f"/api/v1/authorisations/{AUTH}/alerts",
                           headers={"Authorization": f"Bearer {env['keys']['OperatorMSP']}"}, timeout=60).json()
     assert [(a["type"], a["subject"], a["source"]) for a in alerts["alerts"]] == [
         ("DeadlineApproaching", f"LOT:{LOT}", "DERIVED")]
@@ -126,7 +134,7 @@ def test_deadline_approaching_is_raised_then_cleared_by_polling(env):
     assert cleared["payload"]["since"] == body["detected_at"]                  # the same alert, now gone
     assert cleared["payload"]["alert_id"] != body["alert_id"]
 
-    log = requests.get(env["url"] + "/api/v1/webhooks/deliveries",
+    log = requests.get(env["urls"]["OperatorMSP"] + "/api/v1/webhooks/deliveries",
                        headers={"Authorization": f"Bearer {env['keys']['OperatorMSP']}"}, timeout=60).json()
     mine = [d for d in log["deliveries"] if d["subscription_id"] == env["sub"]["id"]
             and d["alert_id"] in (body["alert_id"], cleared["payload"]["alert_id"])]

@@ -193,8 +193,8 @@ def test_cli_keys_create_list_revoke(tmp_path, capsys):
 def test_cli_refuses_an_org_not_in_the_network(tmp_path, capsys):
     from network.consortium import DEFAULT_FILE
     state = tmp_path / "st"
-    state.mkdir()
-    (state / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
+    (state / "consortium").mkdir(parents=True)
+    (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
     assert cli.main(["--state-dir", str(state), "gateway", "keys", "create", "--org", "EvilMSP",
                      "--role", "clerk"]) == 2
     assert "not an organisation of this network" in capsys.readouterr().err

@@ -145,13 +145,12 @@ def test_config_from_state_dir_uses_each_orgs_user1_and_peer(tmp_path):
     from network.consortium import DEFAULT_FILE
     from gateway.config import GatewayConfig
     state = tmp_path / "state"
-    state.mkdir()
-    (state / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
+    (state / "consortium").mkdir(parents=True)
+    (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
     cfg = GatewayConfig.from_state_dir(state)
     assert sorted(cfg.orgs) == ["BrokerMSP", "CustomsMSP", "OperatorMSP"]
     op = cfg.orgs["OperatorMSP"]
-    assert op.msp_dir == state / "crypto/peerOrganizations/operator.ipledger.example/users/" \
-                                 "User1@operator.ipledger.example/msp"
+    assert op.msp_dir == state / "operator/crypto/users/User1@operator.ipledger.example/msp"
     assert op.peer_address == "127.0.0.1:7120" and cfg.orgs["CustomsMSP"].peer_address == "127.0.0.1:7110"
     assert op.tls_root_cert.name == "tlsca.operator.ipledger.example-cert.pem"
     assert cfg.keys_file == state / "gateway" / "api-keys.json"
@@ -210,13 +209,13 @@ def test_serve_runs_gunicorn_gthread_workers(tmp_path, monkeypatch, capsys):
     from network.consortium import DEFAULT_FILE
 
     state = tmp_path / "state"
-    state.mkdir()
-    (state / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
+    (state / "consortium").mkdir(parents=True)
+    (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
     assert cli.main(["--state-dir", str(state), "gateway", "serve"]) == 2
     assert "no client identity (User1)" in capsys.readouterr().err
 
     for org in ("customs", "operator", "broker"):
-        (state / f"crypto/peerOrganizations/{org}.ipledger.example/users/User1@{org}.ipledger.example/msp").mkdir(
+        (state / f"{org}/crypto/users/User1@{org}.ipledger.example/msp").mkdir(
             parents=True)
     seen = {}
     monkeypatch.setattr(server.GatewayServer, "run", lambda self: seen.update(self.options, app=self))

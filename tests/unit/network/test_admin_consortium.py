@@ -68,15 +68,13 @@ def test_without_org(c):
 
 
 def test_org_definition_entry_is_the_genesis_blocks(c, tmp_path):
+    from network import founding
+    from .test_generate import initialise
     lay = Layout(tmp_path)
-    profile = generate.configtx(c, lay)["Profiles"]["IPLedgerChannel"]
-    customs = c.org("CustomsMSP")
-    assert profile["Application"]["Organizations"][0] == generate.application_org(
-        "CustomsMSP", lay.org_msp(customs), ["127.0.0.1:20010"])
-    entry = generate.application_org("AuditMSP", Path("/x/msp"), ["localhost:7140"])
+    initialise(c, lay)
+    profile = founding.configtx(c, lay, founding.definitions(c, lay))["Profiles"]["IPLedgerChannel"]
+    assert profile["Application"]["Organizations"][0] == founding.application_org(
+        "CustomsMSP", lay.public_msp("CustomsMSP"), ["127.0.0.1:20010"])
+    entry = founding.application_org("AuditMSP", Path("/x/msp"), ["localhost:7140"])
     assert entry["Policies"]["Admins"] == {"Type": "Signature", "Rule": "OR('AuditMSP.admin')"}
     assert entry["AnchorPeers"] == [{"Host": "localhost", "Port": 7140}]
-    assert generate.cryptogen_config(consortium.with_org(c, "AuditMSP"))["PeerOrgs"][-1] == {
-        "Name": "audit", "Domain": "audit.ipledger.example", "EnableNodeOUs": True,
-        "Specs": [{"Hostname": "peer0", "SANS": ["127.0.0.1", "localhost"]}],
-        "Users": {"Count": 1}}

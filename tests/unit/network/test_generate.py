@@ -6,8 +6,15 @@ import pytest
 import yaml
 from fabric_protos.common import common_pb2, configtx_pb2, policies_pb2
 
-from network import consortium, generate
+from network import consortium, founding, generate
 from network.layout import Layout
+
+
+def initialise(c, lay):
+    """Every organisation creates its own directory and hands over its definition (no Fabric tool)."""
+    for org in [c.orderer_org, *c.orgs]:
+        generate.init_org(c, lay, org, log=lambda *_: None)
+        generate.publish_definition(lay, org)
 
 
 @pytest.fixture
@@ -59,7 +66,8 @@ def test_peers_ping_their_deliver_stream_as_often_as_the_orderer_permits(net):
 
 def test_configtx_policies_as_declared(net):
     c, lay = net
-    profile = generate.configtx(c, lay)["Profiles"]["IPLedgerChannel"]
+    initialise(c, lay)
+    profile = founding.configtx(c, lay, founding.definitions(c, lay))["Profiles"]["IPLedgerChannel"]
     assert profile["Policies"]["Admins"]["Rule"] == "MAJORITY Admins"
     assert profile["Application"]["Policies"]["Admins"]["Rule"] == "MAJORITY Admins"
     orgs = {o["Name"]: o for o in profile["Application"]["Organizations"]}

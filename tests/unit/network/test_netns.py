@@ -107,12 +107,18 @@ def test_start_command_names_what_is_missing(monkeypatch, tmp_path):
 # ------------------------------------------------------------------------------------ generated files
 
 def test_every_address_in_the_generated_files_is_the_nodes_host(tmp_path):
+    from cryptography import x509
+
+    from network import founding
+
+    from .test_generate import initialise
     c, lay = consortium.parse(lab_raw()), Layout(tmp_path / "state")
-    sans = {spec["Hostname"] + "." + org["Domain"]: spec["SANS"]
-            for kind in ("OrdererOrgs", "PeerOrgs") for org in generate.cryptogen_config(c)[kind]
-            for spec in org["Specs"]}
+    initialise(c, lay)
     for n in c.nodes:
-        assert n.host in sans[n.fqdn], "the TLS certificate must name the address clients dial"
+        cert = x509.load_pem_x509_certificate((lay.node_tls(n) / "server.crt").read_bytes())
+        sans = [str(v) for v in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                .get_values_for_type(x509.IPAddress)]
+        assert n.host in sans, "the TLS certificate must name the address clients dial"
     for n in c.peers:
         peer = generate.peer_config(c, lay, n)
         p = peer["peer"]
@@ -126,7 +132,7 @@ def test_every_address_in_the_generated_files_is_the_nodes_host(tmp_path):
     assert (orderer["General"]["ListenAddress"], orderer["General"]["ListenPort"]) == ("198.18.7.10", 7050)
     assert orderer["Admin"]["ListenAddress"] == "198.18.7.10:7051"
     assert orderer["Operations"]["ListenAddress"] == "198.18.7.10:7052"
-    profile = generate.configtx(c, lay)["Profiles"]["IPLedgerChannel"]
+    profile = founding.configtx(c, lay, founding.definitions(c, lay))["Profiles"]["IPLedgerChannel"]
     assert profile["Orderer"]["Organizations"][0]["OrdererEndpoints"] == ["198.18.7.10:7050"]
     assert [(x["Host"], x["Port"]) for x in profile["Orderer"]["EtcdRaft"]["Consenters"]] == [("198.18.7.10", 7050)]
     anchors = {org["Name"]: org["AnchorPeers"] for org in profile["Application"]["Organizations"]}

@@ -1,0 +1,74 @@
+"""Each organisation holds only its own keys, on the real network.
+
+* no organisation's directory holds another organisation's private key, and the
+  consortium's public directory none;
+* an organisation's gateway holds its own identity only and cannot act as another;
+* a transaction endorsed by one organisation alone is refused by the endorsement policy
+  AND(customs, operator|broker).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from chaincode.testing.scenario import Scenario
+from network.identities import private_key_files
+
+from .realscenario import RealScenario
+
+pytestmark = pytest.mark.fabric
+
+
+def test_no_org_directory_holds_another_orgs_private_key(fabric_network):
+    net = fabric_network
+    lay = net.layout
+    keys = {o.msp_id: {p.read_bytes() for p in private_key_files(lay.org_home(o))}
+            for o in [net.consortium.orderer_org, *net.consortium.orgs]}
+    for a, mine in keys.items():
+        assert mine, f"{a} holds its own keys"
+        for b, theirs in keys.items():
+            assert a == b or not mine & theirs, f"{a}'s directory holds a key of {b}"
+    assert private_key_files(lay.public) == []
+
+
+def test_an_org_gateway_holds_its_own_identity_and_cannot_act_as_another(fabric_network, ipledger_chaincode):
+    from gateway.app import close_app, create_app
+    from gateway.auth import KeyStore
+    from gateway.config import GatewayConfig
+    root = fabric_network.layout.root
+    config = GatewayConfig.from_state_dir(root, org="OperatorMSP", live_feed=False)
+    assert list(config.orgs) == ["OperatorMSP"]
+    assert config.keys_file == root / "operator" / "gateway" / "api-keys.json"
+    # a key claiming customs, slipped into the operator's gateway: it has no customs identity to sign with
+    _, key = KeyStore(config.keys_file).create("CustomsMSP", "clerk", "forged")
+    app = create_app(config)
+    try:
+        height = fabric_network.peer_height(fabric_network.consortium.node("peer0.customs"))
+        r = app.test_client().post("/api/v1/events", headers={"Authorization": f"Bearer {key}"}, json={
+            "type": "GrantAuthorisation", "event_id": "forged-1", "authorisation_id": "FRIPO000999",
+            "occurred_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
+        assert r.status_code >= 400, r.get_json()
+        assert fabric_network.peer_height(fabric_network.consortium.node("peer0.customs")) == height
+    finally:
+        close_app(app)
+
+
+class OneOrgEndorsed(RealScenario):
+    """Submits endorsed by the submitting organisation's peer alone."""
+
+    def submit(self, fn, event, msp, ts=None, transient=None, user="User1", **_):
+        event = dict(event, event_id=f"alone-{fn}-{id(event)}",
+                     occurred_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        contract = self.clients.contract(msp, self.chaincode, user)
+        return contract.submit(fn, [json.dumps(event)], endorsing_orgs=[msp])
+
+
+def test_a_transaction_endorsed_by_one_org_alone_is_refused(clients, ipledger_chaincode):
+    from gateway.fabric import GatewayError
+    s = OneOrgEndorsed.__new__(OneOrgEndorsed)
+    s.clients, s.chaincode = clients, ipledger_chaincode.name
+    s.day = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    with pytest.raises(GatewayError, match="ENDORSEMENT_POLICY_FAILURE"):
+        Scenario.grant(s, "FRIPO000998")

@@ -1,0 +1,211 @@
+"""Each organisation's own identities, its public definition, and founding from definitions only."""
+import shutil
+import stat
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from network import consortium, definition, founding, generate
+from network.identities import IdentityError, OrgIdentities, private_key_files
+from network.layout import Layout
+
+from .test_generate import initialise
+
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+DOMAIN = "customs.ipledger.example"
+
+
+@pytest.fixture
+def ids(tmp_path):
+    o = OrgIdentities(tmp_path / "customs" / "crypto", "CustomsMSP", DOMAIN)
+    o.create()
+    o.issue(f"peer0.{DOMAIN}", "peer", hosts=["198.18.0.11"])
+    o.add_user("Admin", "admin")
+    o.add_user("User1")
+    return o
+
+
+def _cert(path):
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _ou(cert):
+    return [a.value for a in cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)]
+
+
+def test_the_org_creates_its_cas_and_identities_with_node_ous(ids):
+    ca = _cert(ids.ca.cert_file)
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert ids.ca.cert_file.read_bytes() != ids.tlsca.cert_file.read_bytes()
+    ous = yaml.safe_load((ids.msp / "config.yaml").read_text())["NodeOUs"]
+    assert ous["Enable"] is True
+    assert {k: v["OrganizationalUnitIdentifier"] for k, v in ous.items() if k != "Enable"} == {
+        "ClientOUIdentifier": "client", "PeerOUIdentifier": "peer", "AdminOUIdentifier": "admin",
+        "OrdererOUIdentifier": "orderer"}
+    for name, role in ((f"peer0.{DOMAIN}", "peer"), (f"Admin@{DOMAIN}", "admin"), (f"User1@{DOMAIN}", "client")):
+        d = ids.identity_dir(name, role)
+        [signcert] = (d / "msp" / "signcerts").glob("*.pem")
+        cert = _cert(signcert)
+        assert _ou(cert) == [role]
+        cert.verify_directly_issued_by(ca)
+        _, s = decode_dss_signature(cert.signature)
+        assert s <= P256_N // 2, "low-S signature"
+        assert stat.S_IMODE((d / "msp" / "keystore" / "priv_sk").stat().st_mode) == 0o600
+        assert stat.S_IMODE((d / "msp" / "keystore").stat().st_mode) == 0o700
+    tls = _cert(ids.identity_dir(f"peer0.{DOMAIN}", "peer") / "tls" / "server.crt")
+    tls.verify_directly_issued_by(_cert(ids.tlsca.cert_file))
+    sans = tls.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"peer0.{DOMAIN}" in sans.get_values_for_type(x509.DNSName)
+    assert {str(a) for a in sans.get_values_for_type(x509.IPAddress)} == {"198.18.0.11", "127.0.0.1"}
+    for key in (ids.ca.key_file, ids.tlsca.key_file):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(ids.root.stat().st_mode) == 0o700
+
+
+def test_an_existing_ca_is_never_overwritten(ids):
+    before = ids.ca.key_file.read_bytes()
+    with pytest.raises(IdentityError, match="already holds CustomsMSP's CA"):
+        ids.create()
+    assert ids.ca.key_file.read_bytes() == before
+    with pytest.raises(IdentityError, match="already exists"):
+        ids.add_user("User1")
+
+
+def test_add_user_renew_and_revoke(ids):
+    d = ids.add_user("clerk2")
+    [signcert] = (d / "msp" / "signcerts").glob("*.pem")
+    old = _cert(signcert)
+    renewed = ids.renew("clerk2", days=30)
+    assert renewed.public_key() == old.public_key() and renewed.serial_number != old.serial_number
+    assert _cert(signcert) == renewed
+    crl_file = ids.revoke("clerk2")
+    crl = x509.load_pem_x509_crl(crl_file.read_bytes())
+    ca = _cert(ids.ca.cert_file)
+    assert crl.is_signature_valid(ca.public_key())
+    # Fabric matches a CRL to its CA by the CRL's authority key id = the CA's subject key id
+    aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    assert aki == ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    assert {r.serial_number for r in crl} == {old.serial_number, renewed.serial_number}
+    assert all(e.revoked_at for e in ids.register() if e.name == f"clerk2@{DOMAIN}")
+    with pytest.raises(IdentityError, match="no valid identity named 'clerk2'"):
+        ids.renew("clerk2")
+    with pytest.raises(IdentityError, match="no valid identity"):
+        ids.revoke("nobody")
+
+
+def test_the_definition_is_public_and_checked(ids, tmp_path):
+    d = definition.from_identities(ids, name="customs", role="application",
+                                   peers=[{"name": "peer0", "host": "198.18.0.11", "port": 7051}])
+    path = d.save(tmp_path / "CustomsMSP.json")
+    text = path.read_text()
+    assert "PRIVATE KEY" not in text
+    loaded = definition.load(path)
+    assert loaded.anchor_peers == ["198.18.0.11:7051"]
+    assert loaded.fingerprints()["ca"] == [definition.fingerprint(ids.ca.cert_file.read_text())]
+    msp = definition.materialise(loaded, tmp_path / "pub" / "msp")
+    assert (msp / "cacerts" / f"ca.{DOMAIN}-cert.pem").read_bytes() == ids.ca.cert_file.read_bytes()
+    assert yaml.safe_load((msp / "config.yaml").read_text())["NodeOUs"]["Enable"] is True
+    assert private_key_files(msp.parent) == []
+    # a definition carrying a key is refused, and so is one that is not a definition
+    leaked = tmp_path / "leak.json"
+    leaked.write_text(text.replace('"description": ""', '"description": "' +
+                                   ids.ca.key_file.read_text().replace("\n", "\\n") + '"'))
+    with pytest.raises(definition.DefinitionError, match="contains a private key"):
+        definition.load(leaked)
+    (tmp_path / "other.json").write_text('{"values": {}}')
+    with pytest.raises(definition.DefinitionError, match="not an ipledger organisation definition"):
+        definition.load(tmp_path / "other.json")
+
+
+def test_a_consenter_certificate_must_be_the_orgs_own(tmp_path):
+    o = OrgIdentities(tmp_path / "o", "OrdererMSP", "orderer.example")
+    o.create()
+    o.issue("orderer0.orderer.example", "orderer")
+    other = OrgIdentities(tmp_path / "x", "XMSP", "x.example")
+    other.create()
+    other.issue("orderer0.x.example", "orderer")
+    d = definition.from_identities(o, name="orderer", role="orderer", orderers=[
+        {"name": "orderer0", "host": "h", "port": 7050, "fqdn": "orderer0.orderer.example"}])
+    d.orderers[0]["tls_cert"] = (other.identity_dir("orderer0.x.example", "orderer") / "tls" /
+                                 "server.crt").read_text()
+    with pytest.raises(definition.DefinitionError, match="not issued by OrdererMSP's TLS CA"):
+        definition.load(d.save(tmp_path / "o.json"))
+
+
+def test_no_org_directory_holds_another_orgs_key_and_the_public_part_none(tmp_path):
+    c = consortium.load(base_port=21000)
+    lay = Layout(tmp_path / "state")
+    initialise(c, lay)
+    keys = {org.msp_id: {p.read_bytes() for p in private_key_files(lay.org_home(org))}
+            for org in [c.orderer_org, *c.orgs]}
+    for a in keys:
+        assert keys[a], f"{a} has its own keys"
+        for b in keys:
+            if a != b:
+                assert not keys[a] & keys[b]
+    assert private_key_files(lay.public) == []
+    assert stat.S_IMODE(lay.org_home(c.org("CustomsMSP")).stat().st_mode) == 0o700
+
+
+# --------------------------------------------------------------- founding, with configtxgen
+
+@pytest.fixture(scope="module")
+def founded(tmp_path_factory):
+    from network import fabric
+    if fabric.missing():
+        pytest.fail("Fabric binaries missing: run 'ipledger fabric install'")
+    c = consortium.load(base_port=21000)
+    lay = Layout(tmp_path_factory.mktemp("orgs") / "state")
+    initialise(c, lay)
+    # The founder has the public files only: no organisation's directory.
+    founder = Layout(tmp_path_factory.mktemp("founder") / "state")
+    shutil.copytree(lay.definitions_dir, founder.definitions_dir)
+    founding.found(c, founder, log=lambda *_: None)
+    return c, lay, founder
+
+
+@pytest.mark.fabric
+def test_the_genesis_block_is_built_from_public_definitions_only(founded):
+    c, lay, founder = founded
+    assert [p.name for p in founder.root.iterdir()] == ["consortium"]
+    assert private_key_files(founder.root) == []
+    s = founding.summary(founder.genesis_block.read_bytes())
+    assert set(s["application_orgs"]) == {"CustomsMSP", "OperatorMSP", "BrokerMSP"}
+    assert set(s["orderer_orgs"]) == {"OrdererMSP"}
+    assert s["application_policies"]["Admins"] == "MAJORITY Admins"
+    assert s["consensus"] == "etcdraft" and len(s["consenters"]) == 1
+    text = "\n".join(founding.format_summary(s))
+    assert "CustomsMSP" in text and "Consensus: etcdraft, 1 consenter(s)" in text
+
+
+@pytest.mark.fabric
+def test_each_org_finds_its_own_definition_and_notices_a_substitute(founded, tmp_path):
+    c, lay, founder = founded
+    block = founder.genesis_block.read_bytes()
+    for org in [c.orderer_org, *c.orgs]:
+        own = definition.load(lay.org_home(org) / "definition.json")
+        assert founding.check_own(block, own) == []
+    # A founder that swapped the operator's CA for one of its own making: the operator notices.
+    fake = OrgIdentities(tmp_path / "fake", "OperatorMSP", "operator.ipledger.example")
+    fake.create()
+    swapped = founder.root.parent / "swapped"
+    shutil.copytree(founder.definitions_dir, Layout(swapped).definitions_dir)
+    d = definition.load(Layout(swapped).definition_file("OperatorMSP"))
+    d.ca_certs = [fake.ca.cert_file.read_text()]
+    d.save(Layout(swapped).definition_file("OperatorMSP"))
+    founding.found(c, Layout(swapped), log=lambda *_: None)
+    operator = definition.load(lay.org_home(c.org("OperatorMSP")) / "definition.json")
+    problems = founding.check_own(Layout(swapped).genesis_block.read_bytes(), operator)
+    assert problems == ["OperatorMSP's CA certificate in the block is not ours"]
+    with pytest.raises(generate.GenerateError, match="OperatorMSP refuses the genesis block"):
+        generate.check_block(lay, c.org("OperatorMSP"), Layout(swapped).genesis_block.read_bytes())
+
+
+def test_founding_needs_every_definition(tmp_path):
+    c = consortium.load(base_port=21000)
+    lay = Layout(tmp_path / "state")
+    with pytest.raises(founding.FoundingError, match="missing: OrdererMSP, CustomsMSP, OperatorMSP, BrokerMSP"):
+        founding.found(c, lay)
+
