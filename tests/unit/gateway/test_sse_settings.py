@@ -9,8 +9,9 @@ import pytest
 
 from gateway import server
 from gateway.config import ConfigError, GatewayConfig
-from network import cli
+from network import cli, consortium, generate
 from network.consortium import DEFAULT_FILE
+from network.layout import Layout
 
 
 @pytest.fixture
@@ -18,25 +19,25 @@ def state(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     (state / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
-    for org in ("customs", "operator", "broker"):
-        (state / f"crypto/peerOrganizations/{org}.ipledger.example/users/User1@{org}.ipledger.example/msp").mkdir(
-            parents=True)
+    c, lay = consortium.load(DEFAULT_FILE), Layout(state)
+    operator = c.org("OperatorMSP")
+    generate.init_org(c, lay, operator, log=lambda *_: None)  # the operator's own identities, on its host
     return state
 
 
 def test_defaults_and_environment(state, monkeypatch):
-    cfg = GatewayConfig.from_state_dir(state)
+    cfg = GatewayConfig.from_state_dir(state, org="OperatorMSP")
     assert (cfg.sse_max_per_key, cfg.sse_max_per_session, cfg.sse_max_per_worker) == (4, 2, 0)
     assert cfg.worker_threads == 8 and cfg.sse_streams_per_worker == 4          # half the worker's threads
     assert GatewayConfig(worker_threads=3).sse_streams_per_worker == 1
     monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_KEY", "10")
     monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_SESSION", "0")
     monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_WORKER", "12")
-    cfg = GatewayConfig.from_state_dir(state, worker_threads=16)
+    cfg = GatewayConfig.from_state_dir(state, org="OperatorMSP", worker_threads=16)
     assert (cfg.sse_max_per_key, cfg.sse_max_per_session, cfg.sse_streams_per_worker) == (10, 0, 12)
     monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_KEY", "lots")
     with pytest.raises(ConfigError, match="IPLEDGER_SSE_MAX_PER_KEY"):
-        GatewayConfig.from_state_dir(state)
+        GatewayConfig.from_state_dir(state, org="OperatorMSP")
 
 
 @pytest.fixture
@@ -48,14 +49,15 @@ def serve_run(state, monkeypatch):
 
     def run(*args):
         seen.clear()
-        code = cli.main(["--state-dir", str(state), "gateway", "serve", "--bind", "127.0.0.1:18080", *args])
+        code = cli.main(["--state-dir", str(state), "gateway", "serve", "--org", "OperatorMSP",
+                         "--bind", "127.0.0.1:18080", *args])
         return code, seen.get("app")
 
     yield run
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from prometheus_client import values
     values.ValueClass = values.get_value_class()
-    shutil.rmtree(state / "gateway", ignore_errors=True)
+    shutil.rmtree(state / "operator" / "gateway", ignore_errors=True)
 
 
 def test_serve_gives_the_workers_their_thread_count_and_keeps_threads_for_submits(serve_run, monkeypatch, capsys):
