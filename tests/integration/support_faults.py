@@ -444,8 +444,20 @@ class Ledger:
         raw = c.evaluate(function, [json.dumps(a) for a in args], timeout=30)
         return json.loads(raw)
 
+    def settle(self, org: str = "CustomsMSP", timeout: float = 60) -> None:
+        """Wait until ``org``'s peer (the one these reads go to) has every block some peer has: an
+        acknowledged submit was committed on the submitter's peer, not necessarily on this one yet."""
+        net = self.clients.net
+        target = max((net.peer_height(p) or 0) for p in net.consortium.peers)
+        peer = net.consortium.org(org).nodes[0]
+        deadline = time.monotonic() + timeout
+        while (net.peer_height(peer) or 0) < target:
+            assert time.monotonic() < deadline, f"{peer.id} did not reach height {target}"
+            time.sleep(0.05)
+
     def event_ids(self, auth: str = AUTH) -> collections.Counter:
-        """How often each event_id appears in the authorisation's event log."""
+        """How often each event_id appears in the authorisation's event log (once this peer caught up)."""
+        self.settle()
         res = self.evaluate("GetEventsInPeriod", auth, day(-2), day(3))
         return collections.Counter(e["event_id"] for e in res["events"])
 
