@@ -29,6 +29,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,13 +381,18 @@ class OrgIdentities:
         _write(self.register_file, (json.dumps(data, indent=2) + "\n").encode(), private=True)
 
 
+# A PEM private key block (PKCS#8, EC, RSA, OpenSSH, encrypted …): the armour lines around base64 — not
+# the armour text alone, which libraries quote in their code (cryptography's ssh.py in a chaincode build).
+_PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\r?\n[A-Za-z0-9+/=:,\- \r\n]{40,}?"
+                              rb"-----END [A-Z0-9 ]*PRIVATE KEY-----")
+
+
 def private_key_files(root: Path) -> list[Path]:
     """Every file under ``root`` holding a private key (by content, not by name)."""
     found = []
     for path in Path(root).rglob("*"):
         try:
-            if path.is_file() and path.stat().st_size < 65536 and b"PRIVATE KEY-----" in \
-                    path.read_bytes():
+            if path.is_file() and path.stat().st_size < 65536 and _PEM_PRIVATE_KEY.search(path.read_bytes()):
                 found.append(path)
         except OSError:
             continue

@@ -209,3 +209,14 @@ def test_founding_needs_every_definition(tmp_path):
     with pytest.raises(founding.FoundingError, match="missing: OrdererMSP, CustomsMSP, OperatorMSP, BrokerMSP"):
         founding.found(c, lay)
 
+
+
+def test_a_private_key_is_found_by_its_pem_block_not_by_its_armour_text_quoted_in_code(ids, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = elsewhere / "ssh.py"
+    code.write_text('_SK_START = b"-----BEGIN OPENSSH PRIVATE KEY-----"\n_SK_END = b"-----END OPENSSH PRIVATE KEY-----"\n')
+    key = next(iter(private_key_files(ids.root)))
+    copied = elsewhere / "copied_sk"
+    copied.write_bytes(key.read_bytes())
+    assert private_key_files(elsewhere) == [copied]
