@@ -1,7 +1,8 @@
 """Benchmark: a large load of business events through the REST API, and what queries cost as it grows.
 
-A throw-away network with the ipledger contract and the gateway (gunicorn, 2 workers) on
-loopback. Customs grants a *probe* authorisation, where the operator records the example
+A throw-away network with the ipledger contract and one REST gateway per organisation that posts
+(gunicorn, 2 workers each) on loopback: customs' and the operator's, each with its own
+organisation's identity and API key only, each organisation posting through its own. Customs grants a *probe* authorisation, where the operator records the example
 scenario of domain.md §8 once (one lot: place, move, process, exit), and ``--authorisations``
 *load* authorisations (default: one per client thread — many plants sharing the channel). Then
 client threads (``--in-flight``) send events through ``POST /api/v1/events`` in the proportions
@@ -63,6 +64,7 @@ from network.lifecycle import Network  # noqa: E402
 from tests.integration.conftest import free_base_port, port_free  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+ORGS = ("CustomsMSP", "OperatorMSP")  # the organisations that post: one gateway each
 PROBE = "FRIPOPROBE1"
 LOAD_AUTHS: list[str] = []  # set by main(): --authorisations of them
 SITES = ("BOURGES-1", "BOURGES-2")
@@ -136,8 +138,10 @@ def quantiles(values: list[float]) -> tuple[float, float]:
 
 
 class Api:
-    def __init__(self, url: str, keys: dict[str, str]):
-        self.url, self.keys = url, keys
+    """Each organisation's own gateway (``urls``) and its API key there (``keys``)."""
+
+    def __init__(self, urls: dict[str, str], keys: dict[str, str]):
+        self.urls, self.keys = urls, keys
         self.local = threading.local()
 
     @property
@@ -147,17 +151,24 @@ class Api:
         return self.local.session
 
     def post(self, org: str, body: dict) -> requests.Response:
-        return self.http.post(f"{self.url}/api/v1/events", json=body, timeout=120,
+        return self.http.post(f"{self.urls[org]}/api/v1/events", json=body, timeout=120,
                               headers={"Authorization": f"Bearer {self.keys[org]}"})
 
     def get(self, path: str, org: str = "CustomsMSP") -> requests.Response:
-        return self.http.get(f"{self.url}{path}", timeout=120, headers={"Authorization": f"Bearer {self.keys[org]}"})
+        return self.http.get(f"{self.urls[org]}{path}", timeout=120,
+                             headers={"Authorization": f"Bearer {self.keys[org]}"})
 
-    def must(self, org: str, body: dict) -> dict:
-        r = self.post(org, body)
-        if r.status_code not in (200, 201):
-            raise RuntimeError(f"{body['type']} {body['event_id']}: {r.status_code} {r.text[:300]}")
-        return r.json()
+    def must(self, org: str, body: dict, retry_s: float = 0) -> dict:
+        """``retry_s``: retry a 4xx answer for that long (until ``org``'s peer has the block of another
+        organisation's earlier event)."""
+        deadline = time.monotonic() + retry_s
+        while True:
+            r = self.post(org, body)
+            if r.status_code in (200, 201):
+                return r.json()
+            if time.monotonic() > deadline or r.status_code >= 500:
+                raise RuntimeError(f"{body['type']} {body['event_id']}: {r.status_code} {r.text[:300]}")
+            time.sleep(0.5)
 
 
 class Load:
@@ -273,7 +284,7 @@ def timed(api: Api, path: str, repeat: int = 20) -> dict:
     return {"p50_ms": p50 * 1000, "p99_ms": p99 * 1000, "statuses": dict(statuses), "bytes": len(r.content)}
 
 
-def processes_of(net: Network, gateway_pid: int) -> dict[str, list[int]]:
+def processes_of(net: Network, gateway_pids: dict[str, int]) -> dict[str, list[int]]:
     def group(pid: int) -> list[int]:
         out = subprocess.run(["pgrep", "-s", str(pid)], capture_output=True, text=True).stdout.split()
         return [int(p) for p in out]
@@ -283,7 +294,8 @@ def processes_of(net: Network, gateway_pid: int) -> dict[str, list[int]]:
         procs[node.id] = [pid]
         if not node.id.startswith("orderer"):
             procs[f"chaincode@{node.id}"] = [p for p in group(pid) if p != pid]
-    procs["gateway"] = group(gateway_pid)
+    for org, pid in gateway_pids.items():
+        procs[f"gateway@{org}"] = group(pid)
     return procs
 
 
@@ -323,18 +335,21 @@ def du_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
 
 
-def start_gateway(state: Path, threads: int) -> tuple[subprocess.Popen, str]:
+def start_gateway(state: Path, org: str, threads: int) -> tuple[subprocess.Popen, str]:
+    """``org``'s own gateway (``gateway serve --org``): its identity only, its files in its own directory."""
     port = next(p for p in range(18200, 18400) if port_free(p))
-    log = open(state / "bench-gateway.log", "w")
+    log_path = state / f"bench-gateway-{org}.log"
+    log = open(log_path, "w")
     env = {**os.environ, "IPLEDGER_LIVE_FEED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "serve",
-                             "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", str(threads)],
+                             "--org", org, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", str(threads)],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while not daemon.healthy(url):
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"gateway did not start: {(state / 'bench-gateway.log').read_text()[-2000:]}")
+            stop_gateway(proc)
+            raise RuntimeError(f"{org}'s gateway did not start: {log_path.read_text()[-2000:]}")
         time.sleep(0.25)
     return proc, url
 
@@ -369,23 +384,28 @@ def main() -> int:
     net = Network.open(state, base_port=free_base_port())
     report: dict = {"events": args.events, "in_flight": args.in_flight, "authorisations": len(LOAD_AUTHS),
                     "checkpoints": [], "started": now(), "load_average_start": os.getloadavg()}
-    gateway = load = memory = None
+    gateways: dict[str, subprocess.Popen] = {}
+    load = memory = None
     try:
         print(f"network up in {state} …", file=sys.stderr, flush=True)
         net.up(log=lambda *_: None)
         Deployer(net, log=lambda *_: None).deploy(ChaincodeSpec.default())
-        gateway, url = start_gateway(state, threads=args.in_flight // 2 + 4)
         from gateway.auth import KeyStore
         from gateway.config import keys_file_of
-        store = KeyStore(keys_file_of(state))
-        api = Api(url, {org: store.create(org, "clerk", "bench")[1] for org in ("CustomsMSP", "OperatorMSP")})
+        urls, keys = {}, {}
+        for org in ORGS:  # each organisation posts through its own gateway, with its own API key
+            threads = args.in_flight // 2 + 4 if org == "OperatorMSP" else 8
+            gateways[org], urls[org] = start_gateway(state, org, threads=threads)
+            keys[org] = KeyStore(keys_file_of(state, org)).create(org, "clerk", "bench")[1]
+        api = Api(urls, keys)
         api.must("CustomsMSP", parties())
         for auth_id in [PROBE, *LOAD_AUTHS]:
             api.must("CustomsMSP", grant(auth_id))
         load = Load(api, args.in_flight, deadline)
-        for make in chain(PROBE, "PL1", load.numbers):
-            api.must("OperatorMSP", make())
-        memory = Memory(processes_of(net, gateway.pid))
+        for n, make in enumerate(chain(PROBE, "PL1", load.numbers)):
+            # the operator's first event waits until its own peer has customs' grants
+            api.must("OperatorMSP", make(), retry_s=30 if n == 0 else 0)
+        memory = Memory(processes_of(net, {org: proc.pid for org, proc in gateways.items()}))
         for checkpoint in checkpoints:
             print(f"load to {checkpoint} events …", file=sys.stderr, flush=True)
             phase = load.run_to(checkpoint)
@@ -415,8 +435,8 @@ def main() -> int:
             load.stop()
         if memory is not None:
             memory.stop()
-        if gateway is not None:
-            stop_gateway(gateway)
+        for proc in gateways.values():
+            stop_gateway(proc)
         net.down(log=lambda *_: None)
         tmp.cleanup()
     report["finished"] = now()

@@ -1,15 +1,17 @@
 """Benchmark: business events through the REST gateway vs the Python Gateway client.
 
-A throw-away network with the ipledger contract and the gateway (gunicorn, 2
-workers × 16 threads) on loopback. After customs grants an authorisation and
-the operator places a lot, MoveGoods events go back and forth between the two
+A throw-away network with the ipledger contract and one REST gateway per
+organisation that posts (gunicorn, 2 workers each) on loopback: customs' and the
+operator's, each with its own organisation's identity and API key only. After
+customs grants an authorisation (through its gateway) and the operator places a
+lot (through its own), MoveGoods events go back and forth between the two
 sites of their own lot (one lot per client thread, so no two transactions in
 flight touch the same keys), at 8 and 32 in flight:
 
-* through the REST API (HTTP POST /api/v1/events, API key of the operator);
+* through the REST API (HTTP POST /api/v1/events to the operator's gateway, its API key);
 * the same contract call directly with the Python client (`gateway/fabric`);
 
-then balance queries (GET /api/v1/authorisations/{id}/balances) at 32 in flight.
+then balance queries (GET /api/v1/authorisations/{id}/balances, customs' gateway) at 32 in flight.
 Prints a Markdown table for docs/benchmarks.md.
 
     .venv/bin/python bench/rest_submit.py [--seconds 15]
@@ -36,6 +38,7 @@ from network.lifecycle import Network  # noqa: E402
 from tests.integration.conftest import Clients, free_base_port, port_free  # noqa: E402
 
 AUTH = "FRIPO000001"
+ORGS = ("CustomsMSP", "OperatorMSP")  # the organisations that post: one gateway each
 SITES = ("BOURGES-1", "BOURGES-2")
 
 
@@ -77,33 +80,44 @@ def move(lot_and_count: tuple[str, int], tag: str) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=15)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=15, help="seconds per measured level (default 15)")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="ipledger-bench-")
     state = Path(tmp.name) / "state"
     net = Network.open(state, base_port=free_base_port())
     rows = []
+    started: list[str] = []  # the organisations whose gateway was started
     try:
         net.up(log=lambda *_: None)
         Deployer(net, log=lambda *_: None).deploy(ChaincodeSpec.default())
-        port = next(p for p in range(18080, 18180) if port_free(p))
-        url = daemon.start(state, bind=f"127.0.0.1:{port}", log=lambda *_: None)
-        creds = daemon.ensure_credentials(state, url, ["CustomsMSP", "OperatorMSP", "BrokerMSP"])
+        url, key = {}, {}
+        for org in ORGS:  # each organisation's own gateway, with its own identity and API key
+            port = next(p for p in range(18080, 18180) if port_free(p))
+            started.append(org)
+            url[org] = daemon.start(state, bind=f"127.0.0.1:{port}", log=lambda *_: None, org=org)
+            creds = daemon.ensure_credentials(state, url[org], org)
+            key[org] = {"Authorization": f"Bearer {creds['keys'][org]['key']}"}
         http = requests.Session()
-        key = {org: {"Authorization": f"Bearer {c['key']}"} for org, c in creds["keys"].items()}
 
-        def post(org: str, body: dict) -> None:
-            r = http.post(f"{url}/api/v1/events", json=body, headers=key[org], timeout=60)
-            if r.status_code not in (200, 201):
-                raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
+        def post(org: str, body: dict, retry_s: float = 0) -> None:
+            """POST an event through ``org``'s own gateway (``retry_s``: retry a 4xx for that long, until
+            ``org``'s peer has the block of another organisation's earlier event)."""
+            deadline = time.monotonic() + retry_s
+            while True:
+                r = http.post(f"{url[org]}/api/v1/events", json=body, headers=key[org], timeout=60)
+                if r.status_code in (200, 201):
+                    return
+                if time.monotonic() > deadline or r.status_code >= 500:
+                    raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
+                time.sleep(0.5)
 
         post("CustomsMSP", {"type": "SetParameters", "event_id": "bench-parties", "occurred_at": now(),
                             "parameters": {"party_eoris": {"OperatorMSP": "FR12345678901234"}}})
         post("CustomsMSP", grant())
         lots = [f"LOT{i:03d}" for i in range(64)]
         for n, lot in enumerate(lots, start=1):
-            post("OperatorMSP", place(lot, n))
+            post("OperatorMSP", place(lot, n), retry_s=30 if n == 1 else 0)
         clients = Clients(net)
         contract = clients.contract("OperatorMSP", "ipledger")
 
@@ -136,11 +150,11 @@ def main() -> int:
             rows.append(("client submit", run_level(direct, in_flight, args.seconds)))
 
         def balances(_i):
-            r = http.get(f"{url}/api/v1/authorisations/{AUTH}/balances", headers=key["CustomsMSP"],
+            r = http.get(f"{url['CustomsMSP']}/api/v1/authorisations/{AUTH}/balances", headers=key["CustomsMSP"],
                          timeout=30)
             r.raise_for_status()
         rows.append(("REST balances", run_level(balances, 32, args.seconds / 2)))
-        gw_pid = daemon.running(state)[0]
+        gw_pid = daemon.running(state, "OperatorMSP")[0]  # the gateway under the submit load
         import subprocess
         children = subprocess.run(["pgrep", "-g", str(gw_pid)], capture_output=True,
                                   text=True).stdout.split()
@@ -148,7 +162,8 @@ def main() -> int:
         peer_mb = rss_mb(int(net.layout.pid_file(net.consortium.node("peer0.customs")).read_text()))
         clients.close()
     finally:
-        daemon.stop(state, log=lambda *_: None)
+        for org in started:
+            daemon.stop(state, log=lambda *_: None, org=org)
         net.down(log=lambda *_: None)
         tmp.cleanup()
     print("| path | in flight | tx | errors | tx/s | p50 ms | p99 ms |")
@@ -156,7 +171,7 @@ def main() -> int:
     for name, r in rows:
         print(f"| {name} | {r['in_flight']} | {r['n']} | {r['errors']} | {r['tps']:.1f} | "
               f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} |")
-    print(f"\nGateway RSS (gunicorn master + workers): {gateway_mb:.0f} MB; "
+    print(f"\nOperator's gateway RSS (gunicorn master + workers): {gateway_mb:.0f} MB; "
           f"customs peer RSS: {peer_mb:.0f} MB")
     return 0
 

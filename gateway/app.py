@@ -2,7 +2,7 @@
 
     from gateway.app import create_app
     from gateway.config import GatewayConfig
-    app = create_app(GatewayConfig.from_state_dir(".ipledger"))
+    app = create_app(GatewayConfig.from_state_dir(".ipledger", org="OperatorMSP"))
 
 Served by gunicorn (``ipledger gateway serve``), never by the Flask development
 server. ``ledger`` lets tests inject a fake Fabric client; by default the app

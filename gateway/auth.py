@@ -7,7 +7,7 @@ secret has 256 bits of entropy, so a fast hash is enough (slow hashes protect
 guessable passwords); the plain key is printed once by
 ``ipledger gateway keys create`` and never stored.
 
-The file (``<state>/gateway/api-keys.json``)::
+The file (an organisation's gateway's ``<state>/<org name>/gateway/api-keys.json``)::
 
     {"version": 1, "keys": {"3f2a…": {"org": "OperatorMSP", "role": "clerk", "label": "ERP",
        "salt": "…", "hash": "…", "created_at": "…", "revoked_at": null}}}

@@ -1,12 +1,14 @@
 """The ``ipledger gateway`` and ``ipledger import`` commands (hooked into network/cli.py).
 
-    ipledger gateway serve|start|stop --org M    one organisation's gateway (its identity only)
-    ipledger gateway serve [--bind 127.0.0.1:8080] [--workers N] [--threads T]
+    ipledger gateway serve|start|stop --org M    one organisation's gateway (its identity only; --org is
+                                                 required: there is no gateway of several organisations)
+    ipledger gateway serve --org M [--bind 127.0.0.1:8080] [--workers N] [--threads T]
                            [--tls-cert FILE --tls-key FILE [--client-ca [ORG=]FILE|consortium …]
                             [--client-cert required|optional]]
-    ipledger gateway keys create --org OperatorMSP --role clerk [--label TEXT]
-    ipledger gateway keys list [--json]
-    ipledger gateway keys revoke KEY_ID
+    ipledger gateway keys --gateway M create --org M --role clerk [--label TEXT]
+    ipledger gateway keys --gateway M list [--json]
+    ipledger gateway keys --gateway M revoke KEY_ID
+    ipledger gateway webhooks --gateway M add|list|remove|deliveries …
     ipledger import FILE [--format csv|jsonl] [--report FILE] [--url URL] [--api-key KEY]
                          [--ca-cert FILE] [--client-cert FILE --client-key FILE]
     ipledger report bill-of-discharge|inventory … [--ca-cert FILE] [--client-cert FILE --client-key FILE]
@@ -38,21 +40,22 @@ def register(sub) -> None:
     serve.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
     serve.add_argument("--timeout", type=int, default=120, help="gunicorn worker timeout in seconds")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    start = gws.add_parser("start", help="run the gateway in the background (PID and log in "
-                                         "<state>/gateway), make one API key per org, print them")
+    start = gws.add_parser("start", help="run the organisation's gateway in the background (PID and log in "
+                                         "<state>/<org name>/gateway), make its API key, print it")
     start.add_argument("--bind", default=os.environ.get("IPLEDGER_GATEWAY_BIND", "127.0.0.1:8080"))
     start.add_argument("--workers", type=int, default=2)
     for p in (serve, start):
         add_tls_arguments(p)
-    stop = gws.add_parser("stop", help="stop the background gateway")
+    stop = gws.add_parser("stop", help="stop the organisation's background gateway")
     for p in (serve, start, stop):
         p.add_argument("--org", metavar="MSP_ID", default=os.environ.get("IPLEDGER_GATEWAY_ORG"),
-                       help="the organisation whose gateway this is: it acts with that organisation's "
+                       help="required: the organisation whose gateway this is: it acts with that organisation's "
                             "identity only; files in its own directory (env IPLEDGER_GATEWAY_ORG)")
 
-    keys = gws.add_parser("keys", help="API keys (stored hashed in <state>/gateway/api-keys.json)")
+    keys = gws.add_parser("keys", help="API keys of an organisation's gateway (stored hashed in "
+                                       "<state>/<org name>/gateway/api-keys.json)")
     keys.add_argument("--gateway", metavar="MSP_ID", default=os.environ.get("IPLEDGER_GATEWAY_ORG"),
-                      help="the keys of this organisation's own gateway (env IPLEDGER_GATEWAY_ORG)")
+                      help="required: the organisation whose gateway's keys these are (env IPLEDGER_GATEWAY_ORG)")
     ks = keys.add_subparsers(dest="keys_cmd", required=True)
     create = ks.add_parser("create", help="create a key; it is printed once")
     create.add_argument("--org", required=True, help="MSP id the key acts as, e.g. OperatorMSP")
@@ -65,9 +68,11 @@ def register(sub) -> None:
     rev = ks.add_parser("revoke", help="revoke a key (takes effect at once, no restart)")
     rev.add_argument("key_id")
 
-    hooks = gws.add_parser("webhooks", help="alert webhooks (subscriptions in <state>/gateway/webhooks.json)")
+    hooks = gws.add_parser("webhooks", help="alert webhooks of an organisation's gateway (subscriptions in "
+                                           "<state>/<org name>/gateway/webhooks.json)")
     hooks.add_argument("--gateway", metavar="MSP_ID", default=os.environ.get("IPLEDGER_GATEWAY_ORG"),
-                       help="the subscriptions of this organisation's own gateway (env IPLEDGER_GATEWAY_ORG)")
+                       help="required: the organisation whose gateway's subscriptions these are "
+                            "(env IPLEDGER_GATEWAY_ORG)")
     hs = hooks.add_subparsers(dest="hooks_cmd", required=True)
     h_add = hs.add_parser("add", help="subscribe URL to the alerts ORG may read; prints the signing secret")
     h_add.add_argument("url")
@@ -139,6 +144,9 @@ def main(args: argparse.Namespace) -> int:
         return _import(args)
     if args.group == "report":
         return _report(args)
+    option = "--gateway" if args.cmd in ("keys", "webhooks") else "--org"
+    if not _own_org(args, option):
+        return 2
     if args.cmd == "webhooks":
         return _webhooks(args)
     if args.cmd == "serve":
@@ -146,6 +154,23 @@ def main(args: argparse.Namespace) -> int:
     if args.cmd in ("start", "stop"):
         return _daemon(args)
     return _keys(args)
+
+
+def _own_org(args, option: str) -> bool:
+    """Whether the command names its organisation's gateway (``--org`` / ``--gateway``), one of this
+    network's organisations; if not, says so (with the choices) on stderr. Every gateway is one
+    organisation's: no command acts on a gateway of several organisations."""
+    org = args.gateway if option == "--gateway" else args.org
+    orgs = _known_orgs(args.state_dir)
+    choices = f" (one of: {', '.join(orgs)})" if orgs else ""
+    if not org:
+        print(f"error: the following argument is required: {option} MSP_ID, the organisation whose gateway "
+              f"this is{choices}; or set IPLEDGER_GATEWAY_ORG", file=sys.stderr)
+        return False
+    if orgs is not None and org not in orgs:
+        print(f"error: {option} {org} is not an organisation of this network{choices}", file=sys.stderr)
+        return False
+    return True
 
 
 def _daemon(args) -> int:
@@ -156,7 +181,7 @@ def _daemon(args) -> int:
     try:
         if args.cmd == "stop":
             if not daemon.stop(args.state_dir, org=org):
-                print(f"  {org + ' ' if org else ''}gateway not running")
+                print(f"  {org}'s gateway not running")
             return 0
         from .tls import TLSOptions
         url = daemon.start(args.state_dir, bind=args.bind, workers=args.workers, tls=TLSOptions.from_args(args),
@@ -164,11 +189,9 @@ def _daemon(args) -> int:
     except (daemon.DaemonError, NetworkError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    creds = daemon.ensure_credentials(args.state_dir, url, _known_orgs(args.state_dir) or [], org=org)
-    title = f"{org}'s gateway" if org else "Gateway"
-    print(f"\n{title}: {url}   (API docs: {url}/api/v1/docs)")
-    whose = "its" if org else "an organisation's"
-    print(f"Dashboard:  {url}/dashboard/   (sign in with {whose} API key)")
+    creds = daemon.ensure_credentials(args.state_dir, url, org)
+    print(f"\n{org}'s gateway: {url}   (API docs: {url}/api/v1/docs)")
+    print(f"Dashboard:  {url}/dashboard/   (sign in with its API key)")
     for msp_id, entry in creds["keys"].items():
         print(f"  {msp_id:<12} API key: {entry['key']}")
     print(f"(also in {daemon.credentials_file(args.state_dir, org)}, mode 0600)")
@@ -208,9 +231,8 @@ def _keys(args) -> int:
     store = KeyStore(keys_file_of(args.state_dir, args.gateway))
     try:
         if args.keys_cmd == "create":
-            orgs = [args.gateway] if args.gateway else _known_orgs(args.state_dir)
-            if orgs is not None and args.org not in orgs:
-                print(f"error: {args.org} is not an organisation of this network ({', '.join(orgs)})",
+            if args.org != args.gateway:
+                print(f"error: {args.gateway}'s gateway makes keys of {args.gateway} only, not of {args.org}",
                       file=sys.stderr)
                 return 2
             key_id, key = store.create(args.org, args.role, args.label)
@@ -266,9 +288,9 @@ def _webhooks(args) -> int:
     subs = Subscriptions(directory / "webhooks.json")
     try:
         if args.hooks_cmd == "add":
-            orgs = [args.gateway] if args.gateway else _known_orgs(args.state_dir)
-            if orgs is not None and args.org not in orgs:
-                print(f"error: {args.org} is not an organisation of this network ({', '.join(orgs)})", file=sys.stderr)
+            if args.org != args.gateway:
+                print(f"error: {args.gateway}'s gateway sends alerts of {args.gateway} only, not of {args.org}",
+                      file=sys.stderr)
                 return 2
             secret = args.secret or os.environ.get("IPLEDGER_WEBHOOK_SECRET") or None
             types = [t.strip() for t in args.types.split(",") if t.strip()]

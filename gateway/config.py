@@ -72,31 +72,28 @@ class GatewayConfig:
         return self.sse_max_per_worker or max(1, self.worker_threads // 2)
 
     @classmethod
-    def from_state_dir(cls, state_dir: Path | str, org: str | None = None, **overrides) -> "GatewayConfig":
+    def from_state_dir(cls, state_dir: Path | str, org: str, **overrides) -> "GatewayConfig":
         """The gateway of organisation ``org``: its client identity (User1) and its own peer only,
         its files (API keys, feed, credentials) in its own directory ``<state>/<org name>/gateway``.
-
-        Without ``org``: every application org of the state directory from one process, files in
-        ``<state>/gateway`` — the former shape, still used by tests not yet moved to one gateway per
-        organisation; not for deployments (that process holds every organisation's key)."""
+        There is no gateway of several organisations: no process holds two organisations' keys."""
         from network.lifecycle import Network  # the gateway's only use of network/: reading the layout
 
+        if not org:
+            raise ConfigError("a gateway is one organisation's: give its MSP id (org)")
         state_dir = Path(state_dir).resolve()
         net = Network.open(state_dir)
-        if org is not None:
-            own = net.local_org(org)
-            home = net.layout.org_home(own)
-            overrides = {"keys_file": keys_file_of(state_dir, org), "nonce_key_file": home / "gateway" / "nonce.key",
-                         "state_dir": home, "feed_org": org, **overrides}
+        own = net.local_org(org)
+        home = net.layout.org_home(own)
+        overrides = {"keys_file": keys_file_of(state_dir, org), "nonce_key_file": home / "gateway" / "nonce.key",
+                     "state_dir": home, "feed_org": org, **overrides}
         orgs = {}
         for o in net.consortium.orgs:
-            if not o.nodes or (org is not None and o.msp_id != org):
+            if not o.nodes or o.msp_id != org:
                 continue
             orgs[o.msp_id] = OrgConnection(
                 msp_id=o.msp_id, msp_dir=net.layout.user_msp(o, "User1"), peer_address=o.nodes[0].address,
                 tls_root_cert=net.layout.tls_ca(o))
-        base = dict(orgs=orgs, keys_file=keys_file_of(state_dir), nonce_key_file=state_dir / "gateway" / "nonce.key",
-                    channel=net.consortium.channel,
+        base = dict(orgs=orgs, channel=net.consortium.channel,
                     chaincode=os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE),
                     state_dir=state_dir, live_feed=os.environ.get("IPLEDGER_LIVE_FEED") == "1",
                     descriptions={o.msp_id: o.description
@@ -129,14 +126,14 @@ def _count(env: str, text: str) -> int:
 
 
 
-def gateway_dir_of(state_dir: Path | str, org: str | None = None) -> Path:
-    """Where a gateway keeps its files: ``<state>/<org name>/gateway`` for an organisation's own gateway."""
-    if org is None:
-        return Path(state_dir) / "gateway"
+def gateway_dir_of(state_dir: Path | str, org: str) -> Path:
+    """Where organisation ``org``'s gateway keeps its files: ``<state>/<org name>/gateway``."""
+    if not org:
+        raise ConfigError("a gateway is one organisation's: give its MSP id (org)")
     from network.lifecycle import Network
     net = Network.open(Path(state_dir).resolve())
     return net.layout.gateway_dir(net.consortium.org(org))
 
 
-def keys_file_of(state_dir: Path | str, org: str | None = None) -> Path:
+def keys_file_of(state_dir: Path | str, org: str) -> Path:
     return gateway_dir_of(state_dir, org) / "api-keys.json"

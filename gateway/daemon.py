@@ -6,8 +6,8 @@ waits until ``/healthz`` answers, and is harmless when the gateway already runs.
 It also makes sure the organisation has a ready-to-use API key, written with the
 URL to ``<state>/<org name>/gateway/credentials.json`` (0600) for scripts and
 newcomers: ``{"url": …, "keys": {"<M>": {"key_id", "key", "role"}}}`` — its own
-organisation's key only. (Without ``--org``: the former one-gateway-for-all shape
-in ``<state>/gateway/``, kept only for tests not yet moved.)
+organisation's key only. Every gateway is one organisation's: there is no gateway of
+several organisations.
 With ``--tls-cert`` it serves HTTPS (options checked here, before the fork: see :mod:`gateway.tls`).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ class DaemonError(RuntimeError):
     pass
 
 
-def _dir(state_dir: Path, org: str | None = None) -> Path:
+def _dir(state_dir: Path, org: str) -> Path:
     from .config import gateway_dir_of
     d = gateway_dir_of(state_dir, org)
     d.mkdir(parents=True, exist_ok=True)
@@ -40,19 +40,19 @@ def _dir(state_dir: Path, org: str | None = None) -> Path:
     return d
 
 
-def pid_file(state_dir: Path, org: str | None = None) -> Path:
+def pid_file(state_dir: Path, org: str) -> Path:
     return _dir(state_dir, org) / "gateway.pid"
 
 
-def log_file(state_dir: Path, org: str | None = None) -> Path:
+def log_file(state_dir: Path, org: str) -> Path:
     return _dir(state_dir, org) / "gateway.log"
 
 
-def credentials_file(state_dir: Path, org: str | None = None) -> Path:
+def credentials_file(state_dir: Path, org: str) -> Path:
     return _dir(state_dir, org) / "credentials.json"
 
 
-def running(state_dir: Path, org: str | None = None) -> tuple[int, str] | None:
+def running(state_dir: Path, org: str) -> tuple[int, str] | None:
     """(pid, url) of this state directory's (organisation's) gateway if it runs."""
     try:
         pid_s, url = pid_file(state_dir, org).read_text().split()
@@ -62,7 +62,7 @@ def running(state_dir: Path, org: str | None = None) -> tuple[int, str] | None:
         return None
     if b"gateway" not in cmdline or str(Path(state_dir).resolve()).encode() not in cmdline:
         return None
-    if org is not None and org.encode() not in cmdline:
+    if org.encode() not in cmdline:
         return None
     return pid, url
 
@@ -93,10 +93,10 @@ def healthy(url: str, server_cert: Path | str | None = None) -> bool:
 
 
 def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
-          timeout: float = 60, log=print, tls: TLSOptions | None = None, org: str | None = None) -> str:
+          timeout: float = 60, log=print, tls: TLSOptions | None = None, *, org: str) -> str:
     state_dir = Path(state_dir).resolve()
     current = running(state_dir, org)
-    who = f"{org}'s gateway" if org else "gateway"
+    who = f"{org}'s gateway"
     if current:
         log(f"  {who} already running (pid {current[0]}) at {current[1]}")
         return current[1]
@@ -105,7 +105,7 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
         check_tls(state_dir, tls, org)
     url = f"{'https' if tls.https else 'http'}://{bind}"
     cmd = [sys.executable, "-m", "network.cli", "--state-dir", str(state_dir), "gateway", "serve",
-           *(["--org", org] if org else []), "--bind", bind, "--workers", str(workers), *tls.argv()]
+           "--org", org, "--bind", bind, "--workers", str(workers), *tls.argv()]
     with open(log_file(state_dir, org), "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -121,7 +121,7 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
     return url
 
 
-def check_tls(state_dir: Path, tls: TLSOptions, org: str | None = None) -> None:
+def check_tls(state_dir: Path, tls: TLSOptions, org: str) -> None:
     """The TLS options' errors before anything is started (DaemonError)."""
     from .config import GatewayConfig
     try:
@@ -131,7 +131,7 @@ def check_tls(state_dir: Path, tls: TLSOptions, org: str | None = None) -> None:
         raise DaemonError(str(exc)) from None
 
 
-def stop(state_dir: Path, timeout: float = 15, log=print, org: str | None = None) -> bool:
+def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
     current = running(state_dir, org)
     pid_file(state_dir, org).unlink(missing_ok=True)
     if not current:
@@ -153,28 +153,22 @@ def stop(state_dir: Path, timeout: float = 15, log=print, org: str | None = None
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    who = f"{org}'s gateway" if org else "gateway"
-    log(f"  {who} stopped (pid {pid})")
+    log(f"  {org}'s gateway stopped (pid {pid})")
     return True
 
 
-def ensure_credentials(state_dir: Path, url: str, orgs: list[str], org: str | None = None) -> dict:
-    """One clerk key per org, created once and kept in credentials.json (0600); for an
-    organisation's own gateway (``org``), that organisation's key only."""
+def ensure_credentials(state_dir: Path, url: str, org: str) -> dict:
+    """A clerk key of ``org`` for its own gateway, created once and kept in its credentials.json (0600)."""
     from .auth import KeyStore
     from .config import keys_file_of
 
-    if org is not None:
-        orgs = [org]
     path = credentials_file(state_dir, org)
     creds = json.loads(path.read_text()) if path.exists() else {"keys": {}}
-    creds["keys"] = {k: v for k, v in creds["keys"].items() if k in orgs}
+    creds["keys"] = {k: v for k, v in creds["keys"].items() if k == org}
     store = KeyStore(keys_file_of(state_dir, org))
     known = {k["key_id"] for k in store.list() if not k.get("revoked_at")}
-    for org in orgs:
-        entry = creds["keys"].get(org)
-        if entry and entry.get("key_id") in known:
-            continue
+    entry = creds["keys"].get(org)
+    if not (entry and entry.get("key_id") in known):
         key_id, key = store.create(org, "clerk", label="scripts/up")
         creds["keys"][org] = {"key_id": key_id, "key": key, "role": "clerk"}
     creds["url"] = url

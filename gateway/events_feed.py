@@ -8,7 +8,7 @@ One listener per gateway *installation* writes, any number of readers read:
 * the listener reads ``ChaincodeEvents(channel, ipledger)`` (:mod:`gateway.fabric.events`) from the
   stored :class:`~gateway.fabric.FileCheckpointer` (``<state>/gateway/feed.checkpoint.json``), or from
   block 0 the first time, stores each transaction's ``ipledger.events`` payload in the feed database
-  ``<state>/gateway/dashboard.sqlite`` (``INSERT OR IGNORE`` on the tx id), runs the hooks (the webhook
+  ``<state>/<org name>/gateway/dashboard.sqlite`` (``INSERT OR IGNORE`` on the tx id), runs the hooks (the webhook
   router queues its deliveries in the same database) and only then moves the checkpoint: after a crash
   in between the transaction comes again and is ignored — no event is missed, none stored twice. A hook
   that fails is retried with back-off and the checkpoint waits: nothing a hook should have done is lost;

@@ -73,7 +73,7 @@ def prepare_metrics_dir(state_dir: Path) -> Path:
 
 def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threads: int = 8,
           timeout: int = 120, log_level: str = "info", tls: TLSOptions | None = None,
-          org: str | None = None) -> None:
+          *, org: str) -> None:
     """Run gunicorn in the foreground until SIGTERM/SIGINT (HTTPS with ``tls``)."""
     tls = tls or TLSOptions()
     try:
@@ -152,5 +152,6 @@ def config_check(config: GatewayConfig) -> None:
     store = KeyStore(config.keys_file)
     store.check()
     if not [k for k in store.list() if not k["revoked_at"]]:
+        org = config.feed_org or "<MSP id>"
         print(f"warning: no API key yet in {config.keys_file}: every request will be refused (401) until one is "
-              f"created with 'ipledger gateway keys create --org <MSP id> --role clerk'", file=sys.stderr)
+              f"created with 'ipledger gateway keys --gateway {org} create --org {org} --role clerk'", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Alert webhooks: subscriptions (admins, CLI), signed deliveries, retries, a delivery log.
 
-Subscriptions live in ``<state>/gateway/webhooks.json`` (mode 0600: it holds the signing secrets),
-managed with ``ipledger gateway webhooks add URL --org MSP [--secret S] [--types T,…]`` / ``list`` /
+Subscriptions live in the organisation's own ``<state>/<org name>/gateway/webhooks.json`` (mode 0600:
+it holds the signing secrets), managed with ``ipledger gateway webhooks --gateway MSP add URL --org MSP
+[--secret S] [--types T,…]`` / ``list`` /
 ``remove ID`` / ``deliveries``. A subscription receives the alerts its organisation may read (the
 contract decides, as for every query): a broker's subscription never hears of an authorisation the
 broker has no mandate for.

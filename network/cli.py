@@ -10,7 +10,7 @@
                    sign UPDATE --as M | status UPDATE | submit UPDATE | members |
                    chaincode-approve --org M | chaincode-policy --policy P
                    (see network/admin.py, docs/admin.md)
-    ipledger gateway serve | start | stop | keys create|list|revoke;  ipledger import FILE
+    ipledger gateway serve|start|stop --org M | keys --gateway M create|list|revoke;  ipledger import FILE
     ipledger verify [--peer P] [--as ORG] [--save DIR | --from-file DIR] [--json]
 
 Global options (or environment): --state-dir (IPLEDGER_STATE_DIR, default

@@ -165,14 +165,16 @@ def test_create_refuses_unknown_role(keystore):
 
 # ------------------------------------------------------------------------------------------ CLI
 
-def test_cli_keys_create_list_revoke(tmp_path, capsys):
+def test_cli_keys_create_list_revoke(tmp_path, capsys, monkeypatch):
     state = tmp_path / "st"
+    monkeypatch.setenv("IPLEDGER_GATEWAY_ORG", "OperatorMSP")      # the operator's gateway, as --gateway
     assert cli.main(["--state-dir", str(state), "gateway", "keys", "create", "--org", "OperatorMSP",
                      "--role", "clerk", "--label", "ERP"]) == 0
     out, err = capsys.readouterr()
     key = out.strip()
     assert key.startswith("ipk_") and "shown once" in err
-    store = KeyStore(state / "gateway" / "api-keys.json")
+    store = KeyStore(state / "operator" / "gateway" / "api-keys.json")
+    assert not (state / "gateway").exists()
     principal = store.authenticate(key)
     assert (principal.org, principal.role, principal.label) == ("OperatorMSP", "clerk", "ERP")
 
@@ -190,14 +192,23 @@ def test_cli_keys_create_list_revoke(tmp_path, capsys):
     assert cli.main(["--state-dir", str(state), "gateway", "keys", "revoke", principal.key_id]) == 1
 
 
-def test_cli_refuses_an_org_not_in_the_network(tmp_path, capsys):
+def test_cli_refuses_an_org_not_in_the_network(tmp_path, capsys, monkeypatch):
     from network.consortium import DEFAULT_FILE
     state = tmp_path / "st"
     (state / "consortium").mkdir(parents=True)
     (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
-    assert cli.main(["--state-dir", str(state), "gateway", "keys", "create", "--org", "EvilMSP",
-                     "--role", "clerk"]) == 2
+    monkeypatch.delenv("IPLEDGER_GATEWAY_ORG", raising=False)
+    for cmd in (["keys", "create", "--org", "BrokerMSP", "--role", "clerk"], ["keys", "list"],
+                ["webhooks", "list"]):
+        assert cli.main(["--state-dir", str(state), "gateway", *cmd]) == 2
+        err = capsys.readouterr().err
+        assert "required: --gateway" in err and "CustomsMSP, OperatorMSP, BrokerMSP" in err, err
+    assert cli.main(["--state-dir", str(state), "gateway", "keys", "--gateway", "EvilMSP", "create", "--org",
+                     "EvilMSP", "--role", "clerk"]) == 2
     assert "not an organisation of this network" in capsys.readouterr().err
-    assert cli.main(["--state-dir", str(state), "gateway", "keys", "create", "--org", "BrokerMSP",
-                     "--role", "viewer", "--json"]) == 0
+    assert cli.main(["--state-dir", str(state), "gateway", "keys", "--gateway", "BrokerMSP", "create", "--org",
+                     "OperatorMSP", "--role", "clerk"]) == 2
+    assert "makes keys of BrokerMSP only" in capsys.readouterr().err
+    assert cli.main(["--state-dir", str(state), "gateway", "keys", "--gateway", "BrokerMSP", "create", "--org",
+                     "BrokerMSP", "--role", "viewer", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["org"] == "BrokerMSP"

@@ -353,11 +353,17 @@ def test_the_problem_type_is_in_the_openapi_document(client):
 
 @pytest.fixture
 def state_dir(tmp_path, monkeypatch):
-    """A state directory whose organisations have client identities (enough for 'serve' to get to TLS)."""
+    """A state directory holding the operator's own directory with its client identity (enough for the
+    operator's 'serve' to get to TLS)."""
     from gateway.config import GatewayConfig
+    from network.lifecycle import Network
     monkeypatch.setenv("IPLEDGER_LIVE_FEED", "0")
     state = tmp_path / "state"
-    for org in GatewayConfig.from_state_dir(state).orgs.values():
+    net = Network.open(state)
+    ca_key = net.layout.org_dir(net.consortium.org("OperatorMSP")) / "ca" / "priv_sk"
+    ca_key.parent.mkdir(parents=True)
+    ca_key.touch()                                   # the operator's own directory is here
+    for org in GatewayConfig.from_state_dir(state, org="OperatorMSP").orgs.values():
         Path(org.msp_dir).mkdir(parents=True)
     return state
 
@@ -369,7 +375,7 @@ def _cli(state: Path, *argv: str, monkeypatch) -> int:
     def never(self):
         raise AssertionError("gunicorn must not start with these options")
     monkeypatch.setattr(GatewayServer, "run", never)
-    return cli.main(["--state-dir", str(state), *argv])
+    return cli.main(["--state-dir", str(state), *argv[:2], "--org", "OperatorMSP", *argv[2:]])
 
 
 def _bad_options(pki: Pki, tmp: Path) -> list[tuple[list[str], str]]:
@@ -408,7 +414,8 @@ def test_bad_options_stop_start_before_anything_is_started(state_dir, pki, tmp_p
         code = _cli(state_dir, "gateway", "start", "--bind", "127.0.0.1:1", *argv, monkeypatch=monkeypatch)
         err = capsys.readouterr().err
         assert code == 2 and message in err, (argv, err)
-    assert not (state_dir / "gateway" / "gateway.pid").exists()
+    assert not (state_dir / "operator" / "gateway" / "gateway.pid").exists()
+    assert not (state_dir / "gateway").exists()
 
 
 def test_an_unknown_client_cert_mode_is_a_usage_error(state_dir, pki, capsys, monkeypatch):

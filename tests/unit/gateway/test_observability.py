@@ -141,20 +141,29 @@ def test_public_endpoints_need_no_key(client):
     assert client.get("/").status_code == 302
 
 
-def test_config_from_state_dir_uses_each_orgs_user1_and_peer(tmp_path):
+def _operator_here(state: Path) -> None:
+    """A state directory with the default consortium and the operator's own directory (its CA key file)."""
     from network.consortium import DEFAULT_FILE
-    from gateway.config import GatewayConfig
-    state = tmp_path / "state"
     (state / "consortium").mkdir(parents=True)
     (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
-    cfg = GatewayConfig.from_state_dir(state)
-    assert sorted(cfg.orgs) == ["BrokerMSP", "CustomsMSP", "OperatorMSP"]
+    (state / "operator" / "crypto" / "ca").mkdir(parents=True)
+    (state / "operator" / "crypto" / "ca" / "priv_sk").touch()
+
+
+def test_config_from_state_dir_uses_the_orgs_own_user1_and_peer(tmp_path):
+    from gateway.config import ConfigError, GatewayConfig
+    state = tmp_path / "state"
+    _operator_here(state)
+    cfg = GatewayConfig.from_state_dir(state, org="OperatorMSP")
+    assert sorted(cfg.orgs) == ["OperatorMSP"]                   # its own identity only
     op = cfg.orgs["OperatorMSP"]
     assert op.msp_dir == state / "operator/crypto/users/User1@operator.ipledger.example/msp"
-    assert op.peer_address == "127.0.0.1:7120" and cfg.orgs["CustomsMSP"].peer_address == "127.0.0.1:7110"
+    assert op.peer_address == "127.0.0.1:7120"
     assert op.tls_root_cert.name == "tlsca.operator.ipledger.example-cert.pem"
-    assert cfg.keys_file == state / "gateway" / "api-keys.json"
+    assert cfg.keys_file == state / "operator" / "gateway" / "api-keys.json"
     assert cfg.channel == "inward-processing" and cfg.chaincode == "ipledger"
+    with pytest.raises(ConfigError, match="one organisation's"):
+        GatewayConfig.from_state_dir(state, org="")
 
 
 def test_fabric_ledger_connects_lazily_once_per_org(tmp_path, monkeypatch):
@@ -209,30 +218,33 @@ def test_serve_runs_gunicorn_gthread_workers(tmp_path, monkeypatch, capsys):
     from network.consortium import DEFAULT_FILE
 
     state = tmp_path / "state"
-    (state / "consortium").mkdir(parents=True)
-    (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
+    _operator_here(state)
+    monkeypatch.delenv("IPLEDGER_GATEWAY_ORG", raising=False)
     assert cli.main(["--state-dir", str(state), "gateway", "serve"]) == 2
+    err = capsys.readouterr().err
+    assert "required: --org" in err and "CustomsMSP, OperatorMSP, BrokerMSP" in err
+    assert cli.main(["--state-dir", str(state), "gateway", "serve", "--org", "EvilMSP"]) == 2
+    assert "--org EvilMSP is not an organisation of this network" in capsys.readouterr().err
+    assert cli.main(["--state-dir", str(state), "gateway", "serve", "--org", "OperatorMSP"]) == 2
     assert "no client identity (User1)" in capsys.readouterr().err
 
-    for org in ("customs", "operator", "broker"):
-        (state / f"{org}/crypto/users/User1@{org}.ipledger.example/msp").mkdir(
-            parents=True)
+    (state / "operator/crypto/users/User1@operator.ipledger.example/msp").mkdir(parents=True)
     seen = {}
     monkeypatch.setattr(server.GatewayServer, "run", lambda self: seen.update(self.options, app=self))
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     try:
-        assert cli.main(["--state-dir", str(state), "gateway", "serve", "--bind", "127.0.0.1:18080",
+        assert cli.main(["--state-dir", str(state), "gateway", "serve", "--org", "OperatorMSP", "--bind", "127.0.0.1:18080",
                          "--workers", "3", "--threads", "4"]) == 0
         assert "no API key yet" in capsys.readouterr().err
         assert (seen["bind"], seen["workers"], seen["threads"]) == ("127.0.0.1:18080", 3, 4)
         assert seen["worker_class"] == "gthread" and seen["preload_app"] is False
-        assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(state / "gateway" / "prometheus")
+        assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(state / "operator" / "gateway" / "prometheus")
         cfg = seen["app"].gateway_config
-        assert cfg.configure_logging and sorted(cfg.orgs) == ["BrokerMSP", "CustomsMSP", "OperatorMSP"]
+        assert cfg.configure_logging and sorted(cfg.orgs) == ["OperatorMSP"]
         seen["app"].load_config()
         assert seen["app"].cfg.worker_class_str == "gthread" and seen["app"].cfg.workers == 3
     finally:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         from prometheus_client import values
         values.ValueClass = values.get_value_class()
-        shutil.rmtree(state / "gateway", ignore_errors=True)
+        shutil.rmtree(state / "operator" / "gateway", ignore_errors=True)
