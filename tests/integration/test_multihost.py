@@ -1,10 +1,26 @@
-"""More than one host: every node in its own network namespace, with its own address; a network partition.
+"""More than one host: every organisation on its own host, every node in its own network namespace with its
+own address; the founding from public files only; domain.md §8 through the three gateways; a network partition.
 
 The test creates one network namespace per node (``tests/integration/netns.py``: addresses in 198.18.0.0/15,
-a bridge in a namespace of its own), writes a consortium file naming those hosts (``host:`` = the namespace's
-address, ``netns:`` = the namespace, the same ports on every host), brings the network up from that file and
-deploys the real ipledger contract. The test process and the Fabric CLIs stay in the root namespace and reach
-every node through the bridge, like clients on another machine.
+a bridge in a namespace of its own) and writes a consortium file naming those hosts (``host:`` = the
+namespace's address, ``netns:`` = the namespace, the same ports on every host). Each organisation (the orderer
+organisation, customs, the operator, the broker) then works in its own state directory, its "host":
+
+* it runs ``ipledger org init`` there: its CA, TLS CA, identities, node configurations, public definition;
+* the test carries only public files between the host directories (each checked to hold no private key):
+  the definitions to the founder (the orderer organisation), which builds the genesis block
+  (``ipledger channel found``), then the founder's public ``consortium/`` directory (block, definitions,
+  public MSPs) to every host;
+* each organisation checks the block (``ipledger channel inspect --org``) and brings up its own nodes
+  (``network up`` acts only for the organisations whose directory is present), the orderer first;
+* customs packages the contract and sends the package (public code); the operator and the broker each install
+  and approve it for themselves, customs approves and commits;
+* no host directory holds another organisation's private key.
+
+Each application organisation then starts its own REST gateway on its own host directory, and domain.md §8's
+main line goes through them, each event through the gateway of the organisation that performs it. The test
+process and the Fabric CLIs stay in the root namespace and reach every node through the bridge, like clients
+on another machine.
 
 Then the operator's peer is cut off (its switch port down) and healed:
 
@@ -26,6 +42,8 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -35,22 +53,29 @@ import grpc
 import pytest
 import yaml
 
+from chaincode.testing import mrns
 from chaincode.testing.scenario import SITE1, SITE2, iso
+from gateway.auth import KeyStore
+from gateway.config import keys_file_of
 from gateway.fabric import Endpoint, Gateway, GatewayError, Timeouts, load_identity
-from network import consortium, fabric, processes
+from network import consortium, fabric, identities, processes
 from network.chaincode import ChaincodeSpec, Deployer
+from network.layout import Layout
 from network.lifecycle import Network
 
 from .conftest import Clients
 from .netns import NETNS_DIR, TestHosts, require_netns, run_in
 from .realscenario import RealScenario
-from .support_faults import QUIET, wait_no_leftovers
+from .support_faults import QUIET, GatewayProcess, wait_no_leftovers
+from .test_gateway_api import AUTH as S8_AUTH, BROKER_EORI, HOLDER, ORGS, Api, ev, exit_, grant, move, place, process
 
 pytestmark = pytest.mark.fabric
 
 AUTH, AUTH2 = "FRIPO000081", "FRIPO000082"
 LOT, LOT2 = "M81-1", "M81-2"
 PLACED, EXITED, MOVED = 100, 10, 5
+# §8 through the gateways: declarations of its own (the partition part's scenario numbers its own from 1)
+MRN_L1, MRN_EXIT_B1 = mrns.placement_mrn(8101), mrns.exit_mrn(8107)
 ORDERER_PORT, PEER_PORT = 7050, 7051     # the same on every host: each has its own address
 # Client deadlines (seconds): short enough to keep the test bounded, long enough for a 2-core machine.
 TIMEOUTS = Timeouts(evaluate=10.0, endorse=15.0, submit=10.0, commit_status=30.0)
@@ -86,8 +111,51 @@ def write_consortium(path: Path, hosts: TestHosts) -> Path:
     return path
 
 
+ORG_MSPS = ("OrdererMSP", "CustomsMSP", "OperatorMSP", "BrokerMSP")
+
+
+def ipledger(state: Path, consortium_file: Path, *args: str) -> str:
+    """``ipledger --state-dir STATE ...`` as the organisation running on that host would run it."""
+    out = subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(state),
+                          "--consortium", str(consortium_file), *args],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, f"ipledger {' '.join(args)} (in {state}): {out.stdout}{out.stderr}"
+    return out.stdout
+
+
+def copy_public(src: Path, dst: Path) -> list[Path]:
+    """Copy public files ``src`` (a file or a directory) to ``dst``, as one host sends them to another;
+    what is sent holds no private key."""
+    assert not identities.private_key_files(src), f"{src} holds a private key: {identities.private_key_files(src)}"
+    if src.is_dir():
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+    else:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    return [dst]
+
+
+class Hosts:
+    """The organisations' hosts: one state directory (and Network) per organisation. Reads a node's
+    state with its own organisation's identities, on its own host."""
+
+    def __init__(self, nets: dict[str, Network]):
+        self.nets = nets
+        self.consortium = next(iter(nets.values())).consortium
+
+    def of(self, node) -> Network:
+        return self.nets[node.org.msp_id]
+
+    def peer_height(self, node) -> int | None:
+        return self.of(node).peer_height(node)
+
+    def gossip_peers_known(self, node) -> int | None:
+        return self.of(node).gossip_peers_known(node)
+
+
 class LabClients(Clients):
-    """Gateway clients (User1 of each org) connected to their own org's peer, with bounded deadlines."""
+    """Gateway clients (User1 of each org, from its own host directory) connected to their own org's
+    peer, with bounded deadlines."""
 
     def gateway(self, msp_id: str, user: str = "User1") -> Gateway:
         if (msp_id, user) not in self._gateways:
@@ -96,9 +164,10 @@ class LabClients(Clients):
 
     def connect(self, msp_id: str, user: str = "User1") -> Gateway:
         """A new connection (the caller closes it)."""
-        org = self.net.consortium.org(msp_id)
-        identity, signer = load_identity(self.net.layout.user_msp(org, user), org.msp_id)
-        ep = Endpoint(org.nodes[0].address, tls_root_cert=self.net.layout.tls_ca(org))
+        own = self.net.nets[msp_id]
+        org = own.consortium.org(msp_id)
+        identity, signer = load_identity(own.layout.user_msp(org, user), org.msp_id)
+        ep = Endpoint(org.nodes[0].address, tls_root_cert=own.layout.tls_ca(org))
         return Gateway.connect(ep, identity, signer, timeouts=TIMEOUTS)
 
 
@@ -122,34 +191,85 @@ class LabScenario(RealScenario):
 
 @dataclass
 class Lab:
-    net: Network
+    net: Hosts
     hosts: TestHosts
     clients: LabClients
+    dirs: dict[str, Path]
+
+
+def found_on_separate_hosts(tmp_path: Path, consortium_file: Path, log=QUIET) -> dict[str, Network]:
+    """Each organisation on its own host directory, exchanging only public files:
+
+    * each runs ``ipledger org init`` there (its CA, identities, node configs, public definition);
+    * the founder (the orderer organisation) gets the definitions, builds the genesis block
+      (``ipledger channel found``) and sends the public consortium directory back to every host;
+    * each checks the block (``ipledger channel inspect``) and brings up its own nodes."""
+    c = consortium.load(consortium_file)
+    dirs = {m: tmp_path / f"{c.org(m).name}-host" for m in ORG_MSPS}
+    for msp_id, d in dirs.items():
+        ipledger(d, consortium_file, "org", "init", "--org", msp_id)
+        # nothing of another organisation on this host
+        assert [o.msp_id for o in Network.open(d).local_orgs] == [msp_id]
+    founder = dirs["OrdererMSP"]
+    inbox = tmp_path / "founder-inbox"
+    sent = []
+    for msp_id, d in dirs.items():
+        if msp_id != "OrdererMSP":
+            sent += copy_public(Layout(d).definition_file(msp_id), inbox / f"{msp_id}.json")
+    ipledger(founder, consortium_file, "channel", "found", *[a for f in sent for a in ("--definition", str(f))])
+    assert Layout(founder).genesis_block.is_file()
+    for msp_id, d in dirs.items():
+        if msp_id != "OrdererMSP":
+            copy_public(Layout(founder).public, Layout(d).public)
+        out = ipledger(d, consortium_file, "channel", "inspect", "--org", msp_id)
+        assert "its own definition is in the block as it wrote it" in out, out
+    nets = {m: Network.open(d) for m, d in dirs.items()}
+    for msp_id in ORG_MSPS:           # the orderer first: the peers join through it
+        nets[msp_id].up(log=log, timeout=120)
+    return nets
+
+
+def deploy_on_each_host(nets: dict[str, Network], log=QUIET) -> None:
+    """Customs packages the contract (public code) and sends the package to the others; the operator and
+    the broker each install and approve for themselves; customs approves last and commits."""
+    customs = nets["CustomsMSP"]
+    spec = ChaincodeSpec.default()
+    pkg = Deployer(customs, log=log).package(spec)
+    for msp_id in ("OperatorMSP", "BrokerMSP"):
+        copy_public(pkg, nets[msp_id].layout.chaincode_dir / pkg.name)
+        assert Deployer(nets[msp_id], log=log).deploy(spec, nets[msp_id].layout.chaincode_dir / pkg.name) is None
+    committed = Deployer(customs, log=log).deploy(spec, pkg)
+    assert committed and all(committed["approvals"].values()), committed
 
 
 @contextlib.contextmanager
 def lab_network(tmp_path: Path):
-    """Test hosts, the network on them with the ipledger contract; everything gone afterwards."""
+    """Test hosts, the network founded on them from public files, the ipledger contract; everything
+    gone afterwards."""
     require_netns()
     hosts = TestHosts([n.id for n in consortium.load().nodes])
-    net = clients = None
+    nets: dict[str, Network] = {}
+    clients = None
     ok = False
     try:
         hosts.create()
-        net = Network.open(tmp_path / "state",
-                           consortium_file=write_consortium(tmp_path / "consortium.yaml", hosts))
-        net.up(log=QUIET, timeout=120)
-        Deployer(net, log=QUIET).deploy(ChaincodeSpec.default())
-        clients = LabClients(net)
-        yield Lab(net, hosts, clients)
+        consortium_file = write_consortium(tmp_path / "consortium.yaml", hosts)
+        nets = found_on_separate_hosts(tmp_path, consortium_file)
+        lab_hosts = Hosts(nets)
+        peers = list(lab_hosts.consortium.peers)
+        wait_for(lambda: all((lab_hosts.gossip_peers_known(p) or 0) >= len(peers) - 1 for p in peers), 60,
+                 "every peer to know every other peer through gossip")
+        deploy_on_each_host(nets)
+        clients = LabClients(lab_hosts)
+        yield Lab(lab_hosts, hosts, clients, {m: n.layout.root for m, n in nets.items()})
         ok = True
     finally:
         if clients:
             clients.close()
-        if net:
+        for net in nets.values():
             net.down(log=QUIET)
         problems = hosts.teardown()
-        left = wait_no_leftovers(net.layout.root) if net else []
+        left = [p for net in nets.values() for p in wait_no_leftovers(net.layout.root)]
         if ok:
             assert not problems, f"test hosts not torn down: {problems}"
             assert not left, f"processes left running: {left}"
@@ -208,6 +328,57 @@ def height_inside(net: Network, peer) -> int | None:
     return int(json.loads(text[text.find("{"):text.rfind("}") + 1])["height"])
 
 
+@contextlib.contextmanager
+def org_gateways(lab: Lab, log_dir: Path):
+    """One REST gateway per organisation, each from its own host directory (its own identities and API
+    keys only); a clerk and a viewer key of each org in its own gateway's store."""
+    keys = {(org, role): KeyStore(keys_file_of(lab.dirs[org], org)).create(org, role, f"multihost {org} {role}")[1]
+            for org in ORGS for role in ("clerk", "viewer")}
+    gateways = {org: GatewayProcess(lab.dirs[org], log_dir / f"gateway-{org}.log", org, workers=1, threads=4)
+                for org in ORGS}
+    try:
+        for gw in gateways.values():
+            gw.start(timeout=90)
+        yield Api({org: gw.url for org, gw in gateways.items()}, keys, {org: gw.log for org, gw in gateways.items()},
+                  {}, lab.net)
+    finally:
+        left = {}
+        for org, gw in gateways.items():
+            gw.stop()
+            if gw.group():
+                left[org] = gw.group()
+        assert not left, f"gateway processes left: {left}"
+
+
+def section8_through_gateways(api: Api) -> None:
+    """domain.md §8's main line, each event through the gateway of the organisation that performs it,
+    on its own host directory: customs grants, the broker places L1, the operator moves and processes,
+    the broker re-exports B1, customs confirm the exit; everyone reads the result through its own gateway."""
+    def done(body, org):
+        out = api.ok(body, org)
+        assert out["status"] == "COMMITTED" and out["org"] == org, out
+        return out
+
+    done(ev("SetParameters", "mh-params-1", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
+                                                                          "OperatorMSP": HOLDER}}), "CustomsMSP")
+    done(grant(), "CustomsMSP")
+    done(place("L1", 1000, MRN_L1), "BrokerMSP")
+    done(move("mh-move-1", 400), "OperatorMSP")
+    done(process("mh-proc-1", "OP1", 500, 495), "OperatorMSP")
+    done(exit_("mh-exit-B1", 495, MRN_EXIT_B1, batch_id="B1"), "BrokerMSP")
+    done(ev("ConfirmExit", "mh-confirm-1", authorisation_id=S8_AUTH, mrn=MRN_EXIT_B1,
+            exit_date=dt.datetime.now(dt.timezone.utc).date().isoformat()), "CustomsMSP")
+    for org in ORGS:
+        r = api.get("/api/v1/lots/L1", org)
+        assert r.status_code == 200, r.text
+        assert r.json()["balance"] == 500 and r.json()["stock"] == {SITE1: 100, SITE2: 400}, r.json()
+        b1 = api.get("/api/v1/batches/B1", org)
+        assert b1.status_code == 200 and b1.json()["balance"] == 0, b1.text
+    # the customs value is private to customs and the holder: the broker's gateway shows only its hash
+    assert api.get("/api/v1/lots/L1", "OperatorMSP").json()["commercial"]["customs_value"]["amount"] == "25000.00"
+    assert "commercial" not in api.get("/api/v1/lots/L1", "BrokerMSP").json()
+
+
 # ----------------------------------------------------------------------------------------------- the test
 
 def test_partitioned_operator_peer_fails_clearly_and_catches_up(tmp_path):
@@ -222,9 +393,25 @@ def test_partitioned_operator_peer_fails_clearly_and_catches_up(tmp_path):
         # Every node runs in its own namespace, at its own address.
         for n in net.consortium.nodes:
             assert n.host == hosts[n.id].address and n.netns == hosts[n.id].netns
-            pid = processes.running_pid(net.layout, n)
+            pid = processes.running_pid(net.of(n).layout, n)
             assert pid and net_namespace(pid) == os.stat(NETNS_DIR / n.netns).st_ino, n.id
         assert len({n.host for n in net.consortium.nodes}) == len(net.consortium.nodes)
+
+        # Each organisation's host directory holds its own private keys and no other organisation's:
+        # the founding exchanged public files only.
+        for msp_id, d in lab.dirs.items():
+            own = d / net.consortium.org(msp_id).name
+            keys = identities.private_key_files(d)
+            assert keys, f"no private key in {d}"
+            strangers = [k for k in keys if own not in k.parents]
+            assert not strangers, f"{msp_id}'s host holds keys outside its own directory: {strangers}"
+            assert not identities.private_key_files(Layout(d).public)
+
+        # --- domain.md §8 through the three organisations' REST gateways, each on its own host directory
+        t0 = time.monotonic()
+        with org_gateways(lab, tmp_path) as api:
+            section8_through_gateways(api)
+        timings["§8 through the three gateways (start, scenario, stop)"] = time.monotonic() - t0
 
         # --- connected: customs grants the authorisation, the operator places a lot (with private data,
         # so endorsed by customs and the operator).
@@ -233,7 +420,7 @@ def test_partitioned_operator_peer_fails_clearly_and_catches_up(tmp_path):
         sc.accepted(sc.place(LOT, PLACED, msp="OperatorMSP", auth_id=AUTH))
         assert sum(sc.lot(LOT)["stock"].values()) == PLACED
         # The chaincode the operator's peer launched (external builder) runs in the peer's namespace.
-        peer_pid = processes.running_pid(net.layout, operator)
+        peer_pid = processes.running_pid(net.of(operator).layout, operator)
         in_ns = [p for p in hosts.pids() if net_namespace(p) == net_namespace(peer_pid) and p != peer_pid]
         assert any(b"python" in Path(f"/proc/{p}/cmdline").read_bytes() for p in in_ns), \
             f"no chaincode process in {operator.netns}: {in_ns}"
@@ -288,7 +475,7 @@ def test_partitioned_operator_peer_fails_clearly_and_catches_up(tmp_path):
         assert sum(sc.lot(LOT)["stock"].values()) == PLACED - EXITED
         assert net.peer_height(customs) >= height_at_cut + 2
         # the operator's peer is alive in its namespace, stuck at the height of the cut
-        assert height_inside(net, operator) == height_at_cut
+        assert height_inside(net.of(operator), operator) == height_at_cut
         # the cut lasts longer than connections with unacknowledged data survive (TCP user timeout = gRPC
         # keepalive timeout, 20 s): the peers' connections have to be re-established, not just resumed
         time.sleep(max(0.0, PARTITION_S - (time.monotonic() - t)))
