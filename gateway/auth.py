@@ -188,7 +188,7 @@ class KeyStore:
         """A new key for ``org`` with ``role``: (key id, the key itself — shown once)."""
         if role not in ROLES:
             raise KeyStoreError(f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
-        if not re.match(r"^[A-Za-z0-9.-]{1,64}$", org or ""):
+        if not re.fullmatch(r"[A-Za-z0-9.-]{1,64}", org or ""):
             raise KeyStoreError(f"invalid org (MSP id) {org!r}")
         secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
         salt = secrets.token_bytes(16)

@@ -112,9 +112,9 @@ class Subscriptions:
     def add(self, url: str, org: str, secret: str | None = None, types: list[str] | None = None,
             label: str = "") -> tuple[dict, str]:
         """A new subscription: (its public record, its secret)."""
-        if not re.match(r"^https?://[^\s/?#]+[^\s]*$", url or ""):
+        if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url or ""):
             raise WebhookError(f"not an http(s) URL: {url!r}")
-        if not re.match(r"^[A-Za-z0-9.-]{1,64}$", org or ""):
+        if not re.fullmatch(r"[A-Za-z0-9.-]{1,64}", org or ""):
             raise WebhookError(f"invalid org (MSP id) {org!r}")
         unknown = sorted(set(types or ()) - set(ALERT_TYPES))
         if unknown:

@@ -70,7 +70,7 @@ def stream_response(principal, authorisation_id: str | None = None, session_id: 
     if "text/event-stream" not in (request.headers.get("Accept") or ""):
         raise Problem(400, "bad-request", "this is a Server-Sent-Events stream: send 'Accept: text/event-stream'")
     last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or None
-    if last is not None and not re.match(r"^[0-9]{1,20}:[0-9a-f]{0,64}$", last):
+    if last is not None and not re.fullmatch(r"[0-9]{1,20}:[0-9a-f]{0,64}", last):
         raise Problem(400, "invalid-parameter", "Last-Event-ID must be '<block>:<tx id>'",
                       extra={"parameter": "Last-Event-ID"})
     config = state().config

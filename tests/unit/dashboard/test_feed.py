@@ -134,6 +134,10 @@ def test_sse_refusals(scenario, client, keys):
     r = client.get("/api/v1/events/stream", headers={**bearer(keys[("CustomsMSP", "viewer")]),
                                                      "Accept": "text/event-stream", "Last-Event-ID": "x'; drop"})
     assert r.status_code == 400
+    # a position is matched whole: a trailing newline (query parameter) is not a position
+    r = client.get("/api/v1/events/stream?last_event_id=3:ab%0A", headers={**bearer(keys[("CustomsMSP", "viewer")]),
+                                                                         "Accept": "text/event-stream"})
+    assert r.status_code == 400 and r.get_json()["type"].endswith("invalid-parameter")
 
 
 def test_feed_json_and_known_authorisations(scenario, api, ledger):
