@@ -65,7 +65,8 @@ def _rows(totals: dict, names: tuple[str, ...]) -> list[dict]:
 def _input_goods(lots: dict, effect: dict) -> list[dict]:
     """The goods placed under the procedure that an exit or loss stands for — what import duty on a
     release for free circulation (4051) is computed from (UCC art. 86(3)): the lot itself, or for a
-    batch the input units of each source lot its FIFO attribution takes (``goods.fifo_attribution``)."""
+    batch the input units of each source lot its FIFO attribution takes (``goods.fifo_attribution``; a
+    share of 0 units with the disposal that reaches it), so that a batch's lines state every lot's input."""
     if effect["kind"] == goods.LOT:
         parts = [(effect["id"], effect["qty"])]
     else:

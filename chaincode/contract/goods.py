@@ -10,10 +10,13 @@ left them, so that at every moment
 
 and what a lot's consumed goods became is traced: each batch holds a **share**
 per source lot (product units, and the lot's input units the operation
-consumed), and each lot lists its share of every batch made from it. A lot is
-discharged only when its stock and its share of every batch made from it have
-left the procedure; every exit or loss of a batch says which lots' shares it
-takes, and how many of their input units it stands for.
+consumed), and each lot lists its share of every batch made from it. Every exit
+or loss of a batch says which lots' shares it takes, and how many of their input
+units it stands for; a share keeps count of both (``discharged``,
+``input_discharged``). A lot is discharged only when its stock has left the
+procedure and the discharges of every batch made from it have stood for all the
+input units it gave — so also a share of 0 units (a batch small for its number
+of lots) keeps its lot under the procedure until that batch has gone.
 
 Everything that changes goods is an **effect** (a small JSON posting). The
 contract records the effects of each event in the event log and applies them
@@ -27,7 +30,8 @@ Effects::
     {"op": "consume", "lot_id", "qty", "site", "operation_id"}
     {"op": "produce", "batch": {...new batch record...}}
     {"op": "exit",    "kind", "id", "qty", "sites": {site: qty}, "procedure", "mrn", "item_no",
-                      "attribution": [{"lot_id", "qty", "input_qty"}]}   # attribution: batches only (FIFO)
+                      "attribution": [{"lot_id", "qty", "input_qty"}]}   # attribution: batches only (FIFO;
+                                                                        # qty 0 for a share of 0 units)
     {"op": "lose",    "kind", "id", "qty", "sites", "reason", "evidence_hash", "attribution"}
     {"op": "extend",  "lots": {lot_id: deadline}, "batches": {batch_id: deadline}}
 """
@@ -66,11 +70,13 @@ def deadline(record: dict) -> dt.datetime:
 
 def is_discharged(kind: str, record: dict) -> bool:
     """A batch is discharged when nothing is left; a lot when nothing is left of it *and* of its share of
-    every product made from it — main, secondary and waste alike."""
+    every product made from it — main, secondary and waste alike: the discharges of each such batch have
+    stood for all the input units the lot gave (:func:`fifo_attribution`). Counted in input units, not in
+    product units, so that a share of 0 product units is not discharged before its batch reaches it."""
     if balance(record) > 0:
         return False
     if kind == LOT:
-        return all(p["share"] == p["discharged"] for p in record["products"].values())
+        return all(p["input_discharged"] == p["input_qty"] for p in record["products"].values())
     return True
 
 
@@ -140,19 +146,31 @@ def require_unit(record: dict, unit: str | None, goods_id: str) -> None:
 
 def fifo_attribution(batch: dict, qty: int) -> list[dict]:
     """Which source lots a discharge of ``qty`` from a batch discharges: first in, first out by
-    placement time (domain.md §5). ``batch["shares"]`` is already in placement order.
+    placement time (domain.md §5). ``batch["shares"]`` is already in placement order: the batch's units
+    lie share after share, and a discharge takes the next ``qty`` of them.
 
     Each part also states the input goods it stands for: the lot's units consumed by the operation, in
     proportion to the part of the share (at the operation's actual yield). Rounded down cumulatively, so
-    the parts of a share add up to exactly its input once the whole share has gone."""
+    the parts of a share add up to exactly its input once the whole share has gone.
+
+    A share of 0 units (a small batch from several lots) stands for its lot's input all the same: it goes
+    with the discharge that reaches it — one that takes units after it, or the batch's last units — as a
+    part of 0 units with all its input goods. So once a batch has gone, its discharges have stated exactly
+    the input of every source lot."""
     out, rest = [], qty
+    takes_the_last_units = qty == sum(share["qty"] - share["discharged"] for share in batch["shares"])
     for share in batch["shares"]:
         part = min(rest, share["qty"] - share["discharged"])
-        if part > 0:
-            before, after = share["discharged"], share["discharged"] + part
-            input_qty = share["input_qty"] * after // share["qty"] - share["input_qty"] * before // share["qty"]
-            out.append({"lot_id": share["lot_id"], "qty": part, "input_qty": input_qty})
-            rest -= part
+        rest -= part
+        if share["qty"] == 0:  # reached when this discharge goes on past it, or empties the batch
+            if share["input_discharged"] == share["input_qty"] or not (rest > 0 or takes_the_last_units):
+                continue
+            stood_for = share["input_qty"]
+        elif part > 0:         # the input of the share's units gone after this part, rounded down
+            stood_for = share["input_qty"] * (share["discharged"] + part) // share["qty"]
+        else:
+            continue
+        out.append({"lot_id": share["lot_id"], "qty": part, "input_qty": stood_for - share["input_discharged"]})
     if rest:  # cannot happen while conservation holds: Σ shares = produced
         raise QuantityExceedsBalance(f"{batch['batch_id']}: shares exhausted", id=batch["batch_id"])
     return out
@@ -162,10 +180,11 @@ def shares_of(produced: int, inputs: list[tuple[dict, int]]) -> list[dict]:
     """Split a batch over its source lots in proportion to the quantity each lot gave; rounding
     remainders go to the earliest lots. ``inputs`` are (lot, qty) in placement order. A share stands for
     the lot's whole input to the operation (``input_qty``): the products of one operation are joint
-    products, each obtained from all its inputs."""
+    products, each obtained from all its inputs. A share may be 0 units (1 unit from 2 lots): it still
+    stands for its input, and is discharged with the batch (:func:`fifo_attribution`)."""
     total = sum(q for _, q in inputs)
-    shares = [{"lot_id": lot["lot_id"], "qty": produced * q // total, "input_qty": q, "discharged": 0}
-              for lot, q in inputs]
+    shares = [{"lot_id": lot["lot_id"], "qty": produced * q // total, "input_qty": q, "discharged": 0,
+               "input_discharged": 0} for lot, q in inputs]
     rest = produced - sum(s["qty"] for s in shares)
     for s in shares[:rest]:
         s["qty"] += 1
@@ -259,13 +278,19 @@ def _add(record: dict, site: str, qty: int) -> None:
 
 
 def _discharge_shares(book, batch: dict, attribution: list[dict]) -> None:
-    """A batch discharge also discharges the source lots' shares of it (FIFO attribution)."""
-    by_lot = {a["lot_id"]: a["qty"] for a in attribution}
+    """A batch discharge also discharges the source lots' shares of it (FIFO attribution): in product
+    units and in the input units they stand for, on the batch and on each lot."""
+    by_lot = {a["lot_id"]: a for a in attribution}
     for share in batch["shares"]:
-        share["discharged"] += by_lot.get(share["lot_id"], 0)
-    for lot_id, qty in by_lot.items():
+        part = by_lot.get(share["lot_id"])
+        if part is not None:
+            share["discharged"] += part["qty"]
+            share["input_discharged"] += part["input_qty"]
+    for lot_id, part in by_lot.items():
         lot = book.get(LOT, lot_id)
-        lot["products"][batch["batch_id"]]["discharged"] += qty
+        product = lot["products"][batch["batch_id"]]
+        product["discharged"] += part["qty"]
+        product["input_discharged"] += part["input_qty"]
         book.put(LOT, lot_id, lot)
 
 
@@ -295,7 +320,7 @@ def apply(book, effect: dict, recorded_at: str, tx_id: str) -> None:
             lot = book.get(LOT, share["lot_id"])
             lot["products"][batch["batch_id"]] = {"kind": batch["kind"], "cn": batch["cn"], "unit": batch["unit"],
                                                   "share": share["qty"], "input_qty": share["input_qty"],
-                                                  "discharged": 0}
+                                                  "discharged": 0, "input_discharged": 0}
             book.put(LOT, share["lot_id"], lot)
     elif op in ("exit", "lose"):
         kind, goods_id, qty = effect["kind"], effect["id"], effect["qty"]

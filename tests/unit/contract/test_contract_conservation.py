@@ -176,3 +176,69 @@ def test_every_disposal_states_the_input_goods_it_stands_for(s):
     assert products["B1"] == {"batch_id": "B1", "cn": RETREADED, "kind": "MAIN", "unit": "p/st", "quantity": 495,
                               "input_qty": 500}
     assert bill["proof"]["conservation_holds"] is True
+
+
+# ---------------------------------------------------------------------------------------- zero shares
+
+def _input_goods_by_lot(bill: dict, batch_id: str) -> dict[str, int]:
+    """Σ input goods over every disposal and loss of a batch, per source lot."""
+    total: dict[str, int] = {}
+    for line in bill["disposals"] + bill["losses"]:
+        if line["id"] == batch_id:
+            for g in line["input_goods"]:
+                total[g["lot_id"]] = total.get(g["lot_id"], 0) + g["quantity"]
+    return total
+
+
+def test_a_lot_with_a_zero_share_stays_open_until_the_batch_leaves(s):
+    """1 kg of waste from two lots: L2's share of it is 0 kg. L2 is still under the procedure through
+    that waste (its 100 tyres are among the inputs the kilo stands for); it is discharged with the
+    disposal that takes the waste's last units, which states L2's input goods."""
+    s.wait_until(s.D(0.1))
+    s.accepted(s.place("L2", 1000, mrn_=valid_mrn(2)))
+    s.accepted(s.process("OP1", [("L1", 100), ("L2", 100)],
+                         [retreaded(200, "B1"), secondary(500, "S1"), waste(1, "W1")]))
+    assert [(sh["lot_id"], sh["qty"], sh["input_qty"]) for sh in s.batch("W1")["shares"]] == [
+        ("L1", 1, 100), ("L2", 0, 100)]
+    s.accepted(s.exit(200, batch_id="B1", mrn_=valid_mrn(10, "A")))
+    s.accepted(s.exit(500, batch_id="S1", procedure="4051", mrn_=valid_mrn(11, "A")))
+    s.accepted(s.lose(900, lot_id="L2", reason="DESTROYED"))
+    lot = s.lot("L2")
+    assert lot["balance"] == 0 and lot["status"] == "OPEN"          # W1 is made from it and still here
+    s.accepted(s.submit("ExtendDischargePeriod", {"authorisation_id": AUTH_ID, "lot_ids": ["L2"],
+                                                  "new_deadline": iso(s.D(300))}, "CustomsMSP"))
+    res = s.accepted(s.exit(1, batch_id="W1", procedure="4051", mrn_=valid_mrn(12, "A")))
+    assert res["exit"]["attribution"] == [{"lot_id": "L1", "qty": 1, "input_qty": 100},
+                                          {"lot_id": "L2", "qty": 0, "input_qty": 100}]
+    assert s.lot("L2")["status"] == "DISCHARGED"
+    assert [e["event_type"] for e in s.query("GetLotHistory", "L2")["history"]][-1] == "ExitGoods"
+    bill = s.query("GetBillOfDischargeData", AUTH_ID, None, iso(s.ledger.now))
+    (line,) = [d for d in bill["disposals"] if d["id"] == "W1"]
+    assert [(g["lot_id"], g["quantity"]) for g in line["input_goods"]] == [("L1", 100), ("L2", 100)]
+    for batch_id in ("B1", "S1", "W1"):
+        assert _input_goods_by_lot(bill, batch_id) == {"L1": 100, "L2": 100}, batch_id
+    assert bill["proof"]["conservation_holds"] is True
+
+
+def test_a_zero_share_between_two_lots_goes_with_the_disposal_that_reaches_it(s):
+    """Shares in placement order L1 1, L2 0, L3 1: FIFO takes L1's unit first; L2's zero share is
+    reached by the disposal that goes on into L3's."""
+    s.wait_until(s.D(0.1))
+    s.accepted(s.place("L2", 10, mrn_=valid_mrn(2)))
+    s.wait_until(s.D(0.2))
+    s.accepted(s.place("L3", 1000, mrn_=valid_mrn(3)))
+    s.accepted(s.process("OP1", [("L1", 1), ("L2", 1), ("L3", 100)],
+                         [retreaded(102, "B1"), secondary(255, "S1"), waste(2, "W1")]))
+    assert [(sh["lot_id"], sh["qty"]) for sh in s.batch("W1")["shares"]] == [("L1", 1), ("L2", 0), ("L3", 1)]
+    s.accepted(s.exit(102, batch_id="B1", mrn_=valid_mrn(10, "A")))
+    s.accepted(s.exit(255, batch_id="S1", mrn_=valid_mrn(11, "A")))
+    s.accepted(s.lose(9, lot_id="L2", reason="DESTROYED"))
+    first = s.accepted(s.exit(1, batch_id="W1", procedure="4051", mrn_=valid_mrn(12, "A")))
+    assert first["exit"]["attribution"] == [{"lot_id": "L1", "qty": 1, "input_qty": 1}]
+    assert s.lot("L2")["status"] == "OPEN"
+    last = s.accepted(s.lose(1, batch_id="W1", reason="DESTROYED"))
+    assert last["loss"]["attribution"] == [{"lot_id": "L2", "qty": 0, "input_qty": 1},
+                                           {"lot_id": "L3", "qty": 1, "input_qty": 100}]
+    assert s.lot("L2")["status"] == "DISCHARGED"
+    bill = s.query("GetBillOfDischargeData", AUTH_ID, None, iso(s.ledger.now))
+    assert _input_goods_by_lot(bill, "W1") == {"L1": 1, "L2": 1, "L3": 100}

@@ -46,6 +46,12 @@ def check_ledger(s: Scenario) -> None:
                 assert sum(sh["qty"] for sh in r["shares"]) == r["produced"]
                 assert all(0 <= sh["discharged"] <= sh["qty"] for sh in r["shares"])
                 assert sum(sh["discharged"] for sh in r["shares"]) == r["produced"] - stock
+                for sh in r["shares"]:   # the input units its discharges stood for: all of them once it has gone
+                    assert 0 <= sh["input_discharged"] <= sh["input_qty"], (gid, sh)
+                    assert stock > 0 or sh["input_discharged"] == sh["input_qty"], (gid, sh)
+                    product = lots[sh["lot_id"]]["products"][gid]
+                    assert (product["share"], product["discharged"], product["input_discharged"]) == \
+                        (sh["qty"], sh["discharged"], sh["input_discharged"])
             b = sums.setdefault(("INPUT" if kind == "LOT" else "PRODUCT", r["cn"], r["unit"]),
                                 {"entered": 0, "stock": 0, "consumed": 0, "lost": 0, "exited": {}})
             b["entered"] += entered
