@@ -156,13 +156,15 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dic
         elif due - as_of <= dt.timedelta(days=params["bill_warn_days"]):
             out.append(_derived("BillOfDischargeDue", auth_id, day, details))
 
-    # ExitUnconfirmed: a re-export without ConfirmExit after exit_confirm_days
+    # ExitUnconfirmed: a re-export without ConfirmExit more than exit_confirm_days after its legally relevant
+    # date (declared_at: when the declaration was accepted, at most the ledger time; see discharge.exit_goods)
     limit = dt.timedelta(days=params["exit_confirm_days"])
     for (_a, mrn, item), pending in state.scan(keys.UNCONFIRMED_EXIT, auth_id):
-        if as_of - times.parse_datetime(pending["recorded_at"]) > limit:
-            out.append(_derived("ExitUnconfirmed", auth_id, f"{mrn}/{int(item)}",
-                                {"mrn": mrn, "item_no": int(item), "recorded_at": pending["recorded_at"],
-                                 "goods": pending["goods"], "id": pending["id"], "quantity": pending["quantity"]}))
+        if as_of - times.parse_datetime(pending["declared_at"]) > limit:
+            out.append(_derived("ExitUnconfirmed", auth_id, f"{mrn}/{int(item)}", {
+                "mrn": mrn, "item_no": int(item), "declared_at": pending["declared_at"],
+                "occurred_at": pending["occurred_at"], "recorded_at": pending["recorded_at"],
+                "goods": pending["goods"], "id": pending["id"], "quantity": pending["quantity"]}))
 
     # AuthorisationExpiring: validity ends within auth_warn_days
     end = authorisations.validity(auth)[1]

@@ -35,7 +35,9 @@ def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
 def exit_goods(tx, event: dict) -> dict:
     """ExitGoods: goods leave the procedure by a declaration (3151 re-export, 4051 release for free
     circulation, 7151 customs warehousing, 5151 inward processing under another authorisation).
-    Quantity ≤ balance (at the site, if named); the declaration (MRN + item) must be new."""
+    Quantity ≤ balance (at the site, if named); the declaration (MRN + item) must be new. A re-export
+    awaits ConfirmExit; ``exit_confirm_days`` count from when its declaration was accepted
+    (``occurred_at``, at most the ledger time: ``timing.legal_time``), as the period for discharge does."""
     item_no = event.get("item_no", 1)
     declaration = keys.declaration(event["mrn"], item_no)
     kind, goods_id, effect = _take(tx, event, "exit")
@@ -51,9 +53,11 @@ def exit_goods(tx, event: dict) -> dict:
         "unit": record["unit"], "attribution": effect["attribution"], "occurred_at": event["occurred_at"],
         "recorded_at": tx.recorded_at, "tx_id": tx.tx_id, "exit_confirmed": None,
     })
-    if event["procedure"] == RE_EXPORT:
+    if event["procedure"] == RE_EXPORT:  # ExitUnconfirmed counts from the legally relevant date of the re-export
         tx.state.put(keys.unconfirmed_exit(event["authorisation_id"], event["mrn"], item_no), {
-            "goods": kind, "id": goods_id, "quantity": event["quantity"], "recorded_at": tx.recorded_at})
+            "goods": kind, "id": goods_id, "quantity": event["quantity"],
+            "declared_at": times.fmt(timing.legal_time(tx)), "occurred_at": event["occurred_at"],
+            "recorded_at": tx.recorded_at})
     if tx.commercial is not None:
         tx.stub.put_private_data(keys.COMMERCIAL_COLLECTION,
                                  tx.state.key(keys.commercial_exit(event["mrn"], item_no)),

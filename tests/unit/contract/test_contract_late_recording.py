@@ -121,3 +121,33 @@ def test_a_replay_of_a_late_event_raises_nothing_new(s):
     first = s.accepted(s.submit("MoveGoods", event, "OperatorMSP"))
     again = s.submit("MoveGoods", event, "OperatorMSP")
     assert again.json() == first and again.event is None and len(late_alerts(s)) == 1
+
+
+def _unconfirmed(s: Scenario, as_of: dt.datetime) -> list[dict]:
+    return [a for a in s.query("GetAlerts", AUTH_ID, iso(as_of))["alerts"] if a["type"] == "ExitUnconfirmed"]
+
+
+def test_an_unconfirmed_exit_counts_from_when_the_re_export_was_declared(s):
+    """ExitUnconfirmed counts ``exit_confirm_days`` (90) from the re-export's legally relevant date — when
+    its declaration was accepted (occurred_at), never later than the ledger time — like the period for
+    discharge: an exit recorded four days late is due for confirmation four days sooner, not later."""
+    occurred = s.ledger.now - 4 * DAY
+    out = s.accepted(s.exit(10, lot_id="L1", mrn_=mrns.mrn(90, mrns.EXPORT), occurred_at=iso(occurred)))
+    assert _unconfirmed(s, occurred + 90 * DAY) == []
+    (alert,) = _unconfirmed(s, occurred + 90 * DAY + dt.timedelta(hours=1))   # recorded only 86 days before
+    assert alert["subject"] == f"{mrns.mrn(90, mrns.EXPORT)}/1"
+    d = alert["details"]
+    assert dt.datetime.fromisoformat(d["declared_at"]) == occurred
+    assert (d["occurred_at"], d["recorded_at"]) == (iso(occurred), out["recorded_at"])
+    assert (d["goods"], d["id"], d["quantity"]) == ("LOT", "L1", 10)
+
+
+def test_an_unconfirmed_exit_never_counts_from_after_the_ledger_time(s):
+    """An ``occurred_at`` a little ahead of the ledger time (within the tolerated clock skew) does not
+    postpone the alert: the count starts at the ledger time."""
+    out = s.accepted(s.exit(10, lot_id="L1", mrn_=mrns.mrn(91, mrns.EXPORT),
+                            occurred_at=iso(s.ledger.now + dt.timedelta(minutes=2))))
+    recorded = dt.datetime.fromisoformat(out["recorded_at"])
+    assert _unconfirmed(s, recorded + 90 * DAY) == []
+    (alert,) = _unconfirmed(s, recorded + 90 * DAY + dt.timedelta(seconds=60))
+    assert alert["details"]["declared_at"] == out["recorded_at"]
