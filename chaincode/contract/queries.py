@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from fractions import Fraction
 
 from . import alerts, authorisations, billing, eventlog, goods, identifiers, keys, roles, times
+from .decimals import pct
 from .errors import InvalidEvent, NotFound
 
 _ID_MAX = 128
@@ -67,14 +67,15 @@ def get_batch(tx, batch_id) -> dict:
 
 
 def get_balances(tx, authorisation_id) -> dict:
-    """Balances by category, goods code and unit (kept incrementally), and the use of each ceiling."""
+    """Balances by category, goods code and unit (kept incrementally), and the use of each ceiling
+    (``pct``: a decimal string, like every ratio the contract computes)."""
     auth = _readable_authorisation(tx, authorisation_id, "GetBalances")
     balances = [bal for _k, bal in tx.state.scan(keys.BALANCE, auth["authorisation_id"])]
     ceilings = []
     for entry in auth["input_goods"]:
         used = alerts.ceiling_usage(tx.state, auth, entry)
         ceilings.append({"cn": entry["cn"], "unit": entry["unit"], "max_qty": entry["max_qty"], "quantity": used,
-                         "pct": round(float(Fraction(used * 100, entry["max_qty"])), 4)})
+                         "pct": pct(used, entry["max_qty"])})
     return {"authorisation_id": auth["authorisation_id"], "as_of": tx.recorded_at, "balances": balances,
             "ceilings": ceilings}
 

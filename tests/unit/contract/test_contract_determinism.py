@@ -38,13 +38,12 @@ def test_same_results_whatever_the_hash_seed():
                                  f"{lines[first][:1500]!r}\n{other[first][:1500]!r}")
 
 
-def test_no_floats_in_what_is_endorsed():
-    """Numbers the contract computes in a submit transaction — write set, chaincode event, response —
-    are integers or decimal strings (JSON floats are neither exact nor a sound basis for identical
-    bytes); the only floats are those an event itself carries, echoed as received."""
+def _computed_floats(transcript: bytes, queries: bool) -> set[str]:
+    """Where a JSON float appears in what the contract computed: the submit transactions' write sets,
+    chaincode events and responses (``queries`` False), or the evaluate transactions' answers (True).
+    The event as submitted (and the authorisation fields it sets) keep the sender's numbers."""
     import json
 
-    proc = subprocess.run([sys.executable, str(RUNNER)], cwd=ROOT, capture_output=True, check=True, timeout=600)
     found = set()
 
     def walk(node, path, echo):
@@ -52,17 +51,16 @@ def test_no_floats_in_what_is_endorsed():
             found.add(path)
         elif isinstance(node, dict):
             for k, v in node.items():
-                # the event as submitted (and the authorisation fields it sets) keep the sender's numbers
                 walk(v, f"{path}/{k}", echo or k in ("event", "args", "yield_rates", "yield_warn_pct",
                                                        "yield_block_pct", "authorisation", "rates_of_yield"))
         elif isinstance(node, list):
             for v in node:
                 walk(v, f"{path}/[]", echo)
 
-    for line in proc.stdout.splitlines():
+    for line in transcript.splitlines():
         tx = json.loads(line)
-        if tx["fn"].startswith("Get"):
-            continue  # evaluate-only: not endorsed, nothing written
+        if tx["fn"].startswith("Get") != queries:
+            continue
         texts = [tx["payload"], tx["message"]] + ([tx["event"][1]] if tx["event"] else []) + \
             [v for _k, v in tx["writes"] if v]
         for i, text in enumerate(texts):
@@ -72,4 +70,22 @@ def test_no_floats_in_what_is_endorsed():
                 except ValueError:
                     continue
                 walk(value, f"{tx['fn']}#{i}", False)
+    return found
+
+
+def test_no_floats_in_what_is_endorsed():
+    """Numbers the contract computes in a submit transaction — write set, chaincode event, response —
+    are integers or decimal strings (JSON floats are neither exact nor a sound basis for identical
+    bytes); the only floats are those an event itself carries, echoed as received."""
+    proc = subprocess.run([sys.executable, str(RUNNER)], cwd=ROOT, capture_output=True, check=True, timeout=600)
+    found = _computed_floats(proc.stdout, queries=False)
+    assert not found, sorted(found)[:20]
+
+
+def test_no_floats_in_query_answers():
+    """Queries answer in the same numbers: ratios and percentages they compute (e.g. the use of each
+    ceiling in GetBalances) are decimal strings too."""
+    proc = subprocess.run([sys.executable, str(RUNNER)], cwd=ROOT, capture_output=True, check=True, timeout=600)
+    assert b'"fn": "GetBalances"' in proc.stdout
+    found = _computed_floats(proc.stdout, queries=True)
     assert not found, sorted(found)[:20]

@@ -524,6 +524,13 @@ def test_ceiling_near_raised_and_cleared(s):
     assert not [a for a in s.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "CeilingNear"]
 
 
+def test_balances_state_the_use_of_each_ceiling_as_a_decimal_string(s):
+    (ceiling,) = s.query("GetBalances", AUTH_ID)["ceilings"]
+    assert ceiling == {"cn": USED_TYRES, "unit": "p/st", "max_qty": 5000, "quantity": 1000, "pct": "20"}
+    s.accepted(s.place("L2", 1))
+    assert s.query("GetBalances", AUTH_ID)["ceilings"][0]["pct"] == "20.02"   # like the CeilingNear alert's
+
+
 def test_fifo_attribution_of_a_batch_exit_across_lots(s):
     s.wait_until(s.D(0.1))
     s.accepted(s.place("L2", 1000))
