@@ -33,6 +33,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import socket
 import sqlite3
 import ssl
@@ -112,6 +113,9 @@ CREATE TABLE IF NOT EXISTS time_alerts (
     PRIMARY KEY (org, authorisation_id, alert_key)
 );
 """
+
+
+MAX_BLOCK = 2**63 - 1  # the largest block number a position can name (SQLite INTEGER)
 
 
 class FeedStore:
@@ -213,7 +217,8 @@ class FeedStore:
         if not event_id:
             return None
         block_text, sep, tx_id = event_id.strip().partition(":")
-        if not sep or not block_text.isdigit():
+        # ASCII digits only (str.isdigit takes '²'), and a block number SQLite can hold (signed 64 bits)
+        if not sep or not re.fullmatch(r"[0-9]{1,19}", block_text) or int(block_text) > MAX_BLOCK:
             return None
         block = int(block_text)
         with self._db() as db:

@@ -140,6 +140,14 @@ def test_sse_refusals(scenario, client, keys):
     assert r.status_code == 400 and r.get_json()["type"].endswith("invalid-parameter")
 
 
+def test_feed_positions_beyond_a_64_bit_block_number_or_with_other_digits_are_refused(scenario, api):
+    # found by schemathesis: a 20-digit block number overflowed SQLite's integer (500)
+    for after in ("27505789895572627350:0e", "9223372036854775808:ab", "\u00b2:ab"):
+        r = api.get(f"/api/v1/feed?after={after}", "CustomsMSP")
+        assert r.status_code == 400, (after, r.status_code)
+    assert api.get("/api/v1/feed?after=9223372036854775807:ab", "CustomsMSP").status_code == 200
+
+
 def test_feed_json_and_known_authorisations(scenario, api, ledger):
     r = api.get("/api/v1/feed", "BrokerMSP")
     assert {i["authorisation_id"] for i in r.get_json()["items"]} == {AUTH, None}
