@@ -292,7 +292,7 @@ def processes_of(net: Network, gateway_pids: dict[str, int]) -> dict[str, list[i
     for node in [*net.consortium.orderers, *net.consortium.peers]:
         pid = int(net.layout.pid_file(node).read_text())
         procs[node.id] = [pid]
-        if not node.id.startswith("orderer"):
+        if node.kind == "peer":
             procs[f"chaincode@{node.id}"] = [p for p in group(pid) if p != pid]
     for org, pid in gateway_pids.items():
         procs[f"gateway@{org}"] = group(pid)

@@ -88,16 +88,16 @@ class GatewayConfig:
                      "state_dir": home, "feed_org": org, **overrides}
         orgs = {}
         for o in net.consortium.orgs:
-            if not o.nodes or o.msp_id != org:
+            if not o.peers or o.msp_id != org:
                 continue
             orgs[o.msp_id] = OrgConnection(
-                msp_id=o.msp_id, msp_dir=net.layout.user_msp(o, "User1"), peer_address=o.nodes[0].address,
+                msp_id=o.msp_id, msp_dir=net.layout.user_msp(o, "User1"), peer_address=o.peers[0].address,
                 tls_root_cert=net.layout.tls_ca(o))
         base = dict(orgs=orgs, channel=net.consortium.channel,
                     chaincode=os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE),
                     state_dir=state_dir, live_feed=os.environ.get("IPLEDGER_LIVE_FEED") == "1",
                     descriptions={o.msp_id: o.description
-                                  for o in [net.consortium.orderer_org, *net.consortium.orgs] if o.description})
+                                  for o in net.consortium.all_orgs if o.description})
         for name, env in (("webhook_backoff_s", "IPLEDGER_WEBHOOK_BACKOFF_S"), ("alert_poll_s", "IPLEDGER_ALERT_POLL_S"),
                           ("sse_max_seconds", "IPLEDGER_SSE_MAX_SECONDS")):
             if os.environ.get(env):

@@ -32,7 +32,7 @@ from fabric_protos.common import common_pb2, configtx_pb2
 from . import consortium as consortium_mod
 from . import definition as definition_mod
 from . import fabric, founding, generate, membership, processes
-from .admin_config import (APPLICATION, ConfigError, anchor_peers_value,
+from .admin_config import (APPLICATION, ORDERER, ConfigError, anchor_peers_value,
                            application_orgs, apply_update, check_update, compute_update,
                            config_from_block, msp_of, orderer_orgs,
                            read_envelope, required_policies, show, summarize, update_envelope,
@@ -68,7 +68,7 @@ def _org_for_peer_cli(net: Network, msp_id: str | None, exclude: str | None = No
     candidates = [o for o in net.consortium.orgs if o.msp_id != exclude
                   and net.layout.is_local(o)]
     candidates.sort(key=lambda o: (o.msp_id not in founding,
-                                   processes.running_pid(net.layout, o.nodes[0]) is None))
+                                   processes.running_pid(net.layout, o.peers[0]) is None))
     if not candidates:
         raise AdminError("no application organisation to act through")
     return candidates[0]
@@ -80,11 +80,11 @@ def channel_config(net: Network, msp_id: str | None = None,
     org = _org_for_peer_cli(net, msp_id, exclude)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "config.block"
-        r = net.peer_cli(org.nodes[0], ["channel", "fetch", "config", str(out),
+        r = net.peer_cli(org.peers[0], ["channel", "fetch", "config", str(out),
                                         "-c", net.consortium.channel], check=False)
         if r.returncode != 0 or not out.exists():
             raise AdminError(f"cannot fetch the config of channel '{net.consortium.channel}' "
-                             f"from {org.nodes[0].id} as {org.msp_id} admin:\n"
+                             f"from {org.peers[0].id} as {org.msp_id} admin:\n"
                              f"{(r.stderr or r.stdout).strip()}")
         return config_from_block(out.read_bytes())
 
@@ -272,6 +272,10 @@ def _copy(config: configtx_pb2.Config) -> configtx_pb2.Config:
 def propose_add_org(net: Network, definition: Path, out: Path, as_org: str | None = None,
                     log=print) -> UpdateFile:
     msp_id, group = definition_group(definition)
+    if definition_mod.load(definition).orderers:
+        raise AdminError(f"{definition} lists orderers of {msp_id}: adding consenters to the ordering "
+                         "service is a change of the consenter set, which 'ipledger admin' does not "
+                         "offer; admit the organisation with its peers only")
     base, block = channel_config(net, as_org, exclude=msp_id)
     if msp_id in application_orgs(base) or msp_id in orderer_orgs(base):
         raise AdminError(f"{msp_id} is already an organisation of channel "
@@ -291,6 +295,11 @@ def propose_remove_org(net: Network, msp_id: str, out: Path, as_org: str | None 
                          f"'{net.consortium.channel}' (members: {', '.join(sorted(orgs))})")
     if len(orgs) == 1:
         raise AdminError(f"{msp_id} is the channel's last application organisation")
+    if msp_id in orderer_orgs(base):
+        raise AdminError(f"{msp_id} runs consenters of the ordering service: removing it from the "
+                         "application organisations alone would leave it reading and ordering the "
+                         "channel; its consenters must leave the consenter set first, which "
+                         "'ipledger admin' does not offer")
     updated = _copy(base)
     del updated.channel_group.groups[APPLICATION].groups[msp_id]
     return _written(UpdateFile.create(out, base, block, updated, net.consortium.channel,
@@ -300,7 +309,9 @@ def propose_remove_org(net: Network, msp_id: str, out: Path, as_org: str | None 
 def propose_update_org(net: Network, definition: Path, out: Path, as_org: str | None = None,
                        log=print) -> UpdateFile:
     """Replace a member's MSP (certificates, revocation lists, NodeOUs) with its new definition:
-    after a revocation or a CA renewal. The org's own admin signs it (its MSP's mod policy)."""
+    after a revocation or a CA renewal. The org's own admin signs it (its MSP's mod policy). A
+    member that also runs consenters has the same MSP in the Orderer group: both copies change
+    together (Fabric refuses two versions of one MSP in a channel)."""
     msp_id, group = definition_group(definition)
     base, block = channel_config(net, as_org or (msp_id if _local(net, msp_id) else None))
     orgs = application_orgs(base)
@@ -308,8 +319,11 @@ def propose_update_org(net: Network, definition: Path, out: Path, as_org: str | 
         raise AdminError(f"{msp_id} is not an application organisation of channel "
                          f"'{net.consortium.channel}'")
     updated = _copy(base)
-    value = updated.channel_group.groups[APPLICATION].groups[msp_id].values["MSP"]
-    value.value = group.values["MSP"].value
+    copies = [updated.channel_group.groups[APPLICATION].groups[msp_id]]
+    if msp_id in orderer_orgs(base):
+        copies.append(updated.channel_group.groups[ORDERER].groups[msp_id])
+    for org_group in copies:
+        org_group.values["MSP"].value = group.values["MSP"].value
     if updated == base:
         raise AdminError(f"{definition} is what the channel already holds for {msp_id}")
     return _written(UpdateFile.create(out, base, block, updated, net.consortium.channel,
@@ -323,7 +337,7 @@ def _local(net: Network, msp_id: str) -> bool:
 def propose_update_anchors(net: Network, msp_id: str, peers: list[str] | None, out: Path,
                            as_org: str | None = None, log=print) -> UpdateFile:
     if not peers:
-        peers = [n.address for n in net.consortium.org(msp_id).nodes]
+        peers = [n.address for n in net.consortium.org(msp_id).peers]
     base, block = channel_config(net, as_org or (msp_id if _local(net, msp_id) else None))
     orgs = application_orgs(base)
     if msp_id not in orgs:
@@ -428,14 +442,11 @@ def submit(net: Network, upd: UpdateFile, as_org: str | None = None, force: bool
                           "Collect more admin signatures (ipledger admin sign), or --force to "
                           "let the orderer decide")
         log(f"--force: sending although {why}")
-    orderer = net.consortium.orderers[0]
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "update.pb"
         f.write_bytes(upd.envelope.SerializeToString())
-        r = net.peer_cli(org.nodes[0], ["channel", "update", "-f", str(f),
-                                        "-c", net.consortium.channel, "-o", orderer.address,
-                                        "--tls", "--cafile",
-                                        str(net.layout.tls_ca(net.consortium.orderer_org))],
+        r = net.peer_cli(org.peers[0], ["channel", "update", "-f", str(f),
+                                        "-c", net.consortium.channel, *net.orderer_args()],
                          check=False, msp_id=org.msp_id)
     if r.returncode != 0:
         text = (r.stderr or r.stdout).strip()
@@ -448,11 +459,11 @@ def submit(net: Network, upd: UpdateFile, as_org: str | None = None, force: bool
             break
         if time.monotonic() > deadline:
             raise AdminError("the orderer accepted the update but no new config block reached "
-                             f"{org.nodes[0].id} within 30 s")
+                             f"{org.peers[0].id} within 30 s")
         time.sleep(0.25)
     # So that whatever runs next sees the new config on any member's peer.
     still_members = set(application_orgs(apply_update(live, upd.update)))
-    peers = [n for o in net.consortium.orgs if o.msp_id in still_members for n in o.nodes
+    peers = [n for o in net.consortium.orgs if o.msp_id in still_members for n in o.peers
              if processes.running_pid(net.layout, n) is not None]
     while [n for n in peers if (net.peer_height(n) or 0) <= new_block]:
         if time.monotonic() > deadline:
@@ -480,7 +491,7 @@ def members(net: Network, as_org: str | None = None) -> dict:
     file's descriptions and the state of the nodes it starts."""
     config, block = channel_config(net, as_org)
     described = membership.describe(config)
-    known = {o.msp_id: o for o in [net.consortium.orderer_org, *net.consortium.orgs]}
+    known = {o.msp_id: o for o in net.consortium.all_orgs}
     for org in described["organisations"]:
         local = known.get(org["msp_id"])
         org["description"] = local.description if local else ""
@@ -488,11 +499,11 @@ def members(net: Network, as_org: str | None = None) -> dict:
         if org["role"] == "application":
             org["peers"] = [{"node": n.id, "address": n.address,
                              "running": processes.running_pid(net.layout, n) is not None}
-                            for n in (local.nodes if local else [])]
+                            for n in (local.peers if local else [])]
         else:
-            org["description"] = org["description"] or "ordering service (Raft)"
-            org["nodes"] = [n.id for n in net.consortium.orderers] \
-                if org["msp_id"] == net.consortium.orderer_org.msp_id else []
+            kind = "BFT" if net.consortium.consensus == "BFT" else "Raft"
+            org["description"] = org["description"] or f"ordering service ({kind})"
+            org["nodes"] = [n.id for n in local.orderers] if local else []
     in_channel = {o["msp_id"] for o in described["organisations"]}
     pending = [o.msp_id for o in net.consortium.orgs if o.msp_id not in in_channel]
     return {"channel": net.consortium.channel, "config_block": block, **described,
@@ -555,10 +566,13 @@ def network_remove_org(net: Network, msp_id: str, force: bool = False, log=print
         if config is not None and msp_id in application_orgs(config):
             raise AdminError(f"{msp_id} is still in the channel configuration: remove it from "
                              "the channel first (ipledger admin propose remove-org), or --force")
+    try:
+        c = consortium_mod.without_org(net.consortium, msp_id)
+    except ConsortiumError as e:
+        raise AdminError(str(e)) from e
     for n in org.nodes:
         if processes.stop(net.layout, n):
             log(f"  stopped {n.id}")
-    c = consortium_mod.without_org(net.consortium, msp_id)
     consortium_mod.save(c, net.layout.consortium_file)
     net.consortium = c
     log(f"Removed {msp_id} from {net.layout.consortium_file} (its own directory, with its "

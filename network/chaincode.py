@@ -175,9 +175,7 @@ class Deployer:
 
     @property
     def _orderer_args(self) -> list[str]:
-        o = self.net.consortium.orderers[0]
-        return ["-o", o.address, "--tls", "--cafile",
-                str(self.net.layout.tls_ca(self.net.consortium.orderer_org))]
+        return self.net.orderer_args()
 
     def package(self, spec: ChaincodeSpec, out: Path | None = None) -> Path:
         out = out or self.net.layout.chaincode_dir / f"{spec.label}.tar.gz"
@@ -250,13 +248,13 @@ class Deployer:
         sequence = (current["sequence"] + 1) if current else 1
         definition = self._definition_args(spec, sequence)
         local = [o for o in self.net.consortium.orgs if self.net.layout.is_local(o)]
-        first = local[0].nodes[0]
+        first = local[0].peers[0]
         ready = self._readiness(first, definition)
         for org in local:
             if ready.get(org.msp_id):
                 self.log(f"  already approved by {org.msp_id}")
                 continue
-            self.net.peer_cli(org.nodes[0], ["lifecycle", "chaincode", "approveformyorg",
+            self.net.peer_cli(org.peers[0], ["lifecycle", "chaincode", "approveformyorg",
                                              *self._orderer_args, *definition, "--package-id",
                                              pid, "--waitForEventTimeout", "60s"])
             self.log(f"  approved by {org.msp_id}")
@@ -271,7 +269,7 @@ class Deployer:
             raise ChaincodeError(f"not ready to commit: no approval from {', '.join(missing)}")
         peer_args = []
         for org in self.net.consortium.orgs:
-            peer_args += ["--peerAddresses", org.nodes[0].address,
+            peer_args += ["--peerAddresses", org.peers[0].address,
                           "--tlsRootCertFiles", str(self.net.layout.tls_ca(org))]
         self.net.peer_cli(first, ["lifecycle", "chaincode", "commit", *self._orderer_args,
                                   *definition, *peer_args, "--waitForEventTimeout", "60s"])
@@ -335,16 +333,16 @@ class Deployer:
                 spec.collections_config.write_text(json.dumps(rec["collections"]))
             definition = self._definition_args(spec, sequence)
             for org in members:
-                self.net.peer_cli(org.nodes[0], ["lifecycle", "chaincode", "approveformyorg",
+                self.net.peer_cli(org.peers[0], ["lifecycle", "chaincode", "approveformyorg",
                                                  *self._orderer_args, *definition,
                                                  "--package-id", rec["package_id"],
                                                  "--waitForEventTimeout", "60s"])
                 self.log(f"  approved by {org.msp_id}")
             peer_args = []
             for org in members:
-                peer_args += ["--peerAddresses", org.nodes[0].address,
+                peer_args += ["--peerAddresses", org.peers[0].address,
                               "--tlsRootCertFiles", str(self.net.layout.tls_ca(org))]
-            self.net.peer_cli(members[0].nodes[0],
+            self.net.peer_cli(members[0].peers[0],
                               ["lifecycle", "chaincode", "commit", *self._orderer_args,
                                *definition, *peer_args, "--waitForEventTimeout", "60s"])
             self.log(f"  committed {name} {rec['version']} at sequence {sequence} with "
@@ -365,7 +363,7 @@ class Deployer:
         rec = self._record(name, committed)
         pkg = Path(rec["package"])
         org = self.net.consortium.org(msp_id)
-        pid = self.install(pkg, org.nodes)
+        pid = self.install(pkg, org.peers)
         spec = ChaincodeSpec(name=name, version=rec["version"],
                              signature_policy=rec["signature_policy"])
         with tempfile.TemporaryDirectory() as tmp:
@@ -374,14 +372,14 @@ class Deployer:
                 spec.collections_config.write_text(json.dumps(rec["collections"]))
             definition = self._definition_args(spec, rec["sequence"])
             if committed.get("approvals", {}).get(msp_id) is not True:
-                self.net.peer_cli(org.nodes[0], ["lifecycle", "chaincode", "approveformyorg",
+                self.net.peer_cli(org.peers[0], ["lifecycle", "chaincode", "approveformyorg",
                                                  *self._orderer_args, *definition,
                                                  "--package-id", pid,
                                                  "--waitForEventTimeout", "60s"])
                 self.log(f"  approved {name} {rec['version']} (sequence {rec['sequence']}) "
                          f"for {msp_id}")
         approved = json.loads(self.net.peer_cli(
-            org.nodes[0], ["lifecycle", "chaincode", "queryapproved", "--channelID",
+            org.peers[0], ["lifecycle", "chaincode", "queryapproved", "--channelID",
                            self.net.consortium.channel, "--name", name, "--sequence",
                            str(rec["sequence"]), "--output", "json"]).stdout)
         for key in ("version", "validation_parameter", "collections", "init_required",

@@ -74,30 +74,58 @@ class Node:
 
 @dataclass
 class Org:
+    """An organisation and the nodes it runs on its own host.
+
+    An application organisation runs peers and, in a BFT ordering service spread over the
+    organisations, consenters too; an ordering organisation (``is_orderer``) runs orderers only.
+    """
+
     msp_id: str
     name: str
     domain: str
     description: str = ""
     is_orderer: bool = False
-    nodes: list[Node] = field(default_factory=list)
+    peers: list[Node] = field(default_factory=list)
+    orderers: list[Node] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> list[Node]:
+        """Its peers, then its orderers."""
+        return [*self.peers, *self.orderers]
+
+
+# consensus in the consortium file -> Fabric's OrdererType
+CONSENSUS = {"raft": "etcdraft", "bft": "BFT"}
 
 
 @dataclass
 class Consortium:
     channel: str
-    orderer_org: Org
+    orderer_org: Org | None  # an organisation running orderers only (None: the members run them)
     orgs: list[Org]  # application organisations
     batch_timeout: str
     max_message_count: int
     source: Path | None = None
+    consensus: str = "etcdraft"  # Fabric's OrdererType: "etcdraft" or "BFT"
+
+    @property
+    def all_orgs(self) -> list[Org]:
+        """Every organisation: the ordering-only one (if any), then the application ones."""
+        return [*([self.orderer_org] if self.orderer_org else []), *self.orgs]
+
+    @property
+    def ordering_orgs(self) -> list[Org]:
+        """The organisations that run orderers (the channel's /Channel/Orderer members)."""
+        return [o for o in self.all_orgs if o.orderers]
 
     @property
     def orderers(self) -> list[Node]:
-        return list(self.orderer_org.nodes)
+        """Every consenter, in the order of the consortium file (BFT consenter ids follow it)."""
+        return [n for o in self.all_orgs for n in o.orderers]
 
     @property
     def peers(self) -> list[Node]:
-        return [n for o in self.orgs for n in o.nodes]
+        return [n for o in self.orgs for n in o.peers]
 
     @property
     def nodes(self) -> list[Node]:
@@ -112,7 +140,7 @@ class Consortium:
         )
 
     def org(self, msp_id: str) -> Org:
-        for o in [self.orderer_org, *self.orgs]:
+        for o in self.all_orgs:
             if o.msp_id == msp_id:
                 return o
         raise ConsortiumError(f"unknown organisation {msp_id!r}")
@@ -152,13 +180,22 @@ def parse(raw: Any, *, base_port: int | None = None, host: str | None = None) ->
         return p
 
     o = _req(raw, "orderer", dict, "top level")
-    orderer_org = _org(o, "orderer", is_orderer=True)
-    count = o.get("nodes", 1)
-    specs = [{"name": f"orderer{i}"} for i in range(count)] if isinstance(count, int) else count
-    if not isinstance(specs, list) or len(specs) not in (1, 3, 5):
-        raise ConsortiumError("orderer.nodes must be 1, 3 or 5 (Raft needs an odd cluster)")
-    for spec in specs:
-        orderer_org.nodes.append(_node("orderer", spec, orderer_org, default_host, next_port))
+    consensus = str(o.get("consensus", "raft")).lower()
+    if consensus not in CONSENSUS:
+        raise ConsortiumError(f"orderer.consensus {consensus!r}: use 'raft' or 'bft'")
+    orderer_org = None
+    if "msp_id" in o:  # an ordering organisation of its own
+        orderer_org = _org(o, "orderer", is_orderer=True)
+        count = o.get("nodes", 1)
+        specs = [{"name": f"orderer{i}"} for i in range(count)] if isinstance(count, int) else count
+        if not isinstance(specs, list) or not specs:
+            raise ConsortiumError("orderer.nodes must be a number or a list of orderers")
+        for spec in specs:
+            orderer_org.orderers.append(_node("orderer", spec, orderer_org, default_host,
+                                              next_port))
+    elif "nodes" in o:
+        raise ConsortiumError("orderer.nodes needs orderer.msp_id (the organisation running "
+                              "them); or list each member's consenters under its 'orderers'")
 
     orgs = []
     for i, item in enumerate(_req(raw, "organisations", list, "top level")):
@@ -167,15 +204,39 @@ def parse(raw: Any, *, base_port: int | None = None, host: str | None = None) ->
         if not peers:
             raise ConsortiumError(f"organisation {org.msp_id} has no peer")
         for spec in peers:
-            org.nodes.append(_node("peer", spec, org, default_host, next_port))
+            org.peers.append(_node("peer", spec, org, default_host, next_port))
+        for spec in item.get("orderers") or []:
+            org.orderers.append(_node("orderer", spec, org, default_host, next_port))
         orgs.append(org)
 
     batch_timeout = str(o.get("batch_timeout", "250ms"))
     if not _DURATION.match(batch_timeout):
         raise ConsortiumError(f"orderer.batch_timeout {batch_timeout!r}: use e.g. 250ms or 2s")
-    c = Consortium(channel, orderer_org, orgs, batch_timeout, int(o.get("max_message_count", 500)))
+    c = Consortium(channel, orderer_org, orgs, batch_timeout, int(o.get("max_message_count", 500)),
+                   consensus=CONSENSUS[consensus])
+    _check_consenters(c)
     _check_unique(c)
     return c
+
+
+def _check_consenters(c: Consortium) -> None:
+    """Raft needs an odd cluster; BFT tolerates f faulty consenters out of 3f+1."""
+    n = len(c.orderers)
+    if n == 0:
+        raise ConsortiumError("no orderer: name orderer.msp_id and orderer.nodes (Raft), or list "
+                              "each member's consenters under its 'orderers' (BFT)")
+    members = [o.msp_id for o in c.orgs if o.orderers]
+    if c.consensus == "etcdraft" and members:
+        # Raft blocks are valid with any one signature of an ordering organisation's members: only
+        # an organisation running nothing but orderers may hold Raft consenters.
+        raise ConsortiumError(f"{', '.join(members)} list orderers, but Raft consenters are run by "
+                              "the ordering organisation (orderer.msp_id); to spread the ordering "
+                              "over the members use 'consensus: bft'")
+    if c.consensus == "etcdraft" and n not in (1, 3, 5, 7):
+        raise ConsortiumError(f"{n} orderer(s): Raft needs 1, 3, 5 or 7 (an odd cluster)")
+    if c.consensus == "BFT" and n < 4:
+        raise ConsortiumError(f"{n} consenter(s): BFT needs at least 4 (3f+1 tolerate f faulty; "
+                              "e.g. customs runs two, the operator and the broker one each)")
 
 
 def _req(d: dict, key: str, typ: type, where: str):
@@ -218,7 +279,7 @@ def _node(kind: str, spec: Any, org: Org, default_host: str, next_port) -> Node:
 
 def _check_unique(c: Consortium) -> None:
     seen_msp, seen_ids, seen_ports, host_netns = set(), set(), {}, {}
-    for org in [c.orderer_org, *c.orgs]:
+    for org in c.all_orgs:
         if org.msp_id in seen_msp:
             raise ConsortiumError(f"organisation {org.msp_id} declared twice")
         seen_msp.add(org.msp_id)
@@ -244,18 +305,23 @@ def to_dict(c: Consortium) -> dict:
     Saved in the state directory so later commands use the ports chosen at
     generation time whatever overrides they are given.
     """
-    def nodes(org: Org) -> list[dict]:
+    def nodes(ns: list[Node]) -> list[dict]:
         return [{"name": n.name, "host": n.host, "port": n.port,
-                 **({"netns": n.netns} if n.netns else {})} for n in org.nodes]
+                 **({"netns": n.netns} if n.netns else {})} for n in ns]
 
     o = c.orderer_org
+    consensus = {v: k for k, v in CONSENSUS.items()}[c.consensus]
+    orderer = {"consensus": consensus}
+    if o:
+        orderer.update({"msp_id": o.msp_id, "name": o.name, "domain": o.domain,
+                        "description": o.description, "nodes": nodes(o.orderers)})
+    orderer.update({"batch_timeout": c.batch_timeout, "max_message_count": c.max_message_count})
     return {
         "channel": c.channel,
-        "orderer": {"msp_id": o.msp_id, "name": o.name, "domain": o.domain,
-                    "nodes": nodes(o), "batch_timeout": c.batch_timeout,
-                    "max_message_count": c.max_message_count},
+        "orderer": orderer,
         "organisations": [{"msp_id": org.msp_id, "name": org.name, "domain": org.domain,
-                           "description": org.description, "peers": nodes(org)}
+                           "description": org.description, "peers": nodes(org.peers),
+                           **({"orderers": nodes(org.orderers)} if org.orderers else {})}
                           for org in c.orgs],
     }
 
@@ -271,7 +337,7 @@ def with_org(c: Consortium, msp_id: str, name: str | None = None, description: s
     in use. The result is validated like a file read from disk (names, MSP id,
     unique ports).
     """
-    if any(o.msp_id == msp_id for o in [c.orderer_org, *c.orgs]):
+    if any(o.msp_id == msp_id for o in c.all_orgs):
         raise ConsortiumError(f"organisation {msp_id} is already in the consortium")
     if peers < 1:
         raise ConsortiumError("an organisation needs at least one peer")
@@ -296,10 +362,14 @@ def with_org(c: Consortium, msp_id: str, name: str | None = None, description: s
 
 def without_org(c: Consortium, msp_id: str) -> Consortium:
     """A copy of ``c`` without the application organisation ``msp_id``."""
-    if msp_id == c.orderer_org.msp_id:
+    if c.orderer_org and msp_id == c.orderer_org.msp_id:
         raise ConsortiumError(f"{msp_id} is the orderer organisation; it cannot be removed")
     if not any(o.msp_id == msp_id for o in c.orgs):
         raise ConsortiumError(f"organisation {msp_id} is not in the consortium")
+    if c.org(msp_id).orderers:
+        raise ConsortiumError(f"{msp_id} runs consenters of the ordering service "
+                              f"({', '.join(n.id for n in c.org(msp_id).orderers)}); removing it "
+                              "needs a change of consenters first")
     raw = to_dict(c)
     raw["organisations"] = [o for o in raw["organisations"] if o["msp_id"] != msp_id]
     if not raw["organisations"]:

@@ -41,7 +41,7 @@ def init_org(c: Consortium, lay: Layout, org: Org, log=print) -> Definition:
     for n in org.nodes:
         ids.issue(n.fqdn, n.kind, hosts=[n.host])
     ids.add_user("Admin", "admin")
-    if not org.is_orderer:
+    if org.peers:
         ids.add_user("User1", "client")
     for n in org.nodes:
         generate_node(c, lay, n)
@@ -53,11 +53,12 @@ def init_org(c: Consortium, lay: Layout, org: Org, log=print) -> Definition:
 def org_definition(lay: Layout, org: Org, anchor_peers: list[str] | None = None) -> Definition:
     """The organisation's public definition, from its identity tree, saved in its home."""
     ids = identities.OrgIdentities(lay.org_dir(org), org.msp_id, org.domain)
-    nodes = [{"name": n.name, "host": n.host, "port": n.port, "fqdn": n.fqdn} for n in org.nodes]
+    def entries(nodes):
+        return [{"name": n.name, "host": n.host, "port": n.port, "fqdn": n.fqdn} for n in nodes]
     d = definition_mod.from_identities(
         ids, name=org.name, role="orderer" if org.is_orderer else "application",
-        description=org.description, peers=[] if org.is_orderer else nodes,
-        orderers=nodes if org.is_orderer else [], anchor_peers=anchor_peers)
+        description=org.description, peers=entries(org.peers), orderers=entries(org.orderers),
+        anchor_peers=anchor_peers)
     d.save(lay.org_home(org) / "definition.json")
     return d
 
@@ -246,7 +247,7 @@ def orderer_config(c: Consortium, lay: Layout, n: Node) -> dict:
             "MaxRecvMsgSize": 104857600,
             "MaxSendMsgSize": 104857600,
             "Throttling": {"Rate": 0, "InactivityTimeout": "5s"},
-            # Raft traffic shares the main listener (and so its TLS).
+            # Consensus traffic (Raft or BFT) shares the main listener (and so its TLS).
             "Cluster": {"SendBufferSize": 100,
                         "ClientCertificate": str(tls / "server.crt"),
                         "ClientPrivateKey": str(tls / "server.key"),
@@ -267,11 +268,14 @@ def orderer_config(c: Consortium, lay: Layout, n: Node) -> dict:
             "TLS": {"Enabled": True, "Certificate": str(tls / "server.crt"),
                     "PrivateKey": str(tls / "server.key"), "RootCAs": [str(tls / "ca.crt")],
                     "ClientAuthRequired": True,
-                    "ClientRootCAs": [str(lay.tls_ca(c.orderer_org))]},
+                    # osnadmin is run by the admins of the organisation running the orderer: their
+                    # client certificates come from its orderer administration CA, which issues no other
+                    "ClientRootCAs": [str(lay.admin_tls_ca(n.org))]},
         },
         "ChannelParticipation": {"Enabled": True, "MaxRequestBodySize": "1 MB"},
-        "Consensus": {"WALDir": str(data / "etcdraft" / "wal"),
-                      "SnapDir": str(data / "etcdraft" / "snapshot")},
+        "Consensus": ({"WALDir": str(data / "smartbft" / "wal")} if c.consensus == "BFT" else
+                      {"WALDir": str(data / "etcdraft" / "wal"),
+                       "SnapDir": str(data / "etcdraft" / "snapshot")}),
     }
 
 
@@ -325,13 +329,13 @@ def generate(c: Consortium, lay: Layout, *, log=print) -> None:
     lay.root.chmod(0o700)
     lay.public.mkdir(parents=True, exist_ok=True)
     _write_yaml(lay.consortium_file, consortium.to_dict(c))
-    for org in [c.orderer_org, *c.orgs]:
+    for org in c.all_orgs:
         if not lay.is_local(org):
             init_org(c, lay, org, log=log)
         publish_definition(lay, org)
     founding.found(c, lay, log=log)
     block = lay.genesis_block.read_bytes()
-    for org in [c.orderer_org, *c.orgs]:
+    for org in c.all_orgs:
         check_block(lay, org, block)
     log("  every organisation found its own definition in the genesis block")
 

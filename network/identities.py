@@ -9,6 +9,12 @@ expects them)::
       ca/ca.<domain>-cert.pem  ca/priv_sk        the identity CA (key 0600)
       ca/issued.json                             serial, subject, role, file, revoked (the CA's register)
       tlsca/tlsca.<domain>-cert.pem  tlsca/priv_sk   the TLS CA
+      admintlsca/admintlsca.<domain>-cert.pem  admintlsca/priv_sk
+                                                 the orderer administration CA: it issues the admins'
+                                                 osnadmin client certificates (users/Admin@…/tls/osnadmin.*)
+                                                 and nothing else; an orderer's admin endpoint trusts it
+                                                 alone, so no client, peer or user TLS certificate of the
+                                                 organisation can remove an orderer from a channel
       msp/                                       the org's MSP (public): cacerts/, tlscacerts/,
                                                  config.yaml (NodeOUs), crls/
       peers/<fqdn>/{msp,tls}   orderers/<fqdn>/{msp,tls}   users/<Name>@<domain>/{msp,tls}
@@ -223,6 +229,11 @@ class OrgIdentities:
         return CA(d / f"tlsca.{self.domain}-cert.pem", d / "priv_sk")
 
     @property
+    def admin_tlsca(self) -> CA:
+        d = self.root / "admintlsca"
+        return CA(d / f"admintlsca.{self.domain}-cert.pem", d / "priv_sk")
+
+    @property
     def msp(self) -> Path:
         return self.root / "msp"
 
@@ -251,7 +262,8 @@ class OrgIdentities:
         if self.exists:
             raise IdentityError(f"{self.root} already holds {self.msp_id}'s CA; its keys are kept")
         _mkdir(self.root)
-        for ca, cn in ((self.ca, f"ca.{self.domain}"), (self.tlsca, f"tlsca.{self.domain}")):
+        for ca, cn in ((self.ca, f"ca.{self.domain}"), (self.tlsca, f"tlsca.{self.domain}"),
+                       (self.admin_tlsca, f"admintlsca.{self.domain}")):
             key = ec.generate_private_key(ec.SECP256R1())
             _write(ca.key_file, _key_pem(key), private=True)
             _write(ca.cert_file, pem(_ca_cert(key, cn, self.domain)))
@@ -299,6 +311,11 @@ class OrgIdentities:
         _write(d / "tls" / "ca.crt", self.tlsca.cert_file.read_bytes())
         _write(d / "tls" / f"{stem}.crt", pem(tls_cert))
         _write(d / "tls" / f"{stem}.key", _key_pem(tls_key), private=True)
+        if role == "admin":  # the osnadmin client certificate, from the orderer administration CA
+            admin_key = ec.generate_private_key(ec.SECP256R1())
+            admin_cert = self.admin_tlsca.issue(admin_key.public_key(), name, self.domain, None, tls=True)
+            _write(d / "tls" / "osnadmin.crt", pem(admin_cert))
+            _write(d / "tls" / "osnadmin.key", _key_pem(admin_key), private=True)
         reg = self.register()
         reg.append(Issued(name, role, cert.serial_number, cert.not_valid_after_utc.isoformat()))
         self._save_register(reg)

@@ -115,6 +115,11 @@ class Layout:
         own = self.org_dir(org) / "tlsca" / name
         return own if own.exists() else self.public_msp(org.msp_id) / "tlscacerts" / name
 
+    def admin_tls_ca(self, org: Org) -> Path:
+        """The org's orderer administration CA certificate (its orderers' admin endpoints trust it
+        alone: it issues the admins' osnadmin client certificates only). Never public."""
+        return self.org_dir(org) / "admintlsca" / f"admintlsca.{org.domain}-cert.pem"
+
     def user_dir(self, org: Org, user: str = "Admin") -> Path:
         return self.org_dir(org) / "users" / f"{user}@{org.domain}"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import time
@@ -64,8 +65,7 @@ class Network:
     @property
     def local_orgs(self) -> list:
         """The organisations (orderer org included) whose own directory is here."""
-        c = self.consortium
-        return [o for o in [c.orderer_org, *c.orgs] if self.layout.is_local(o)]
+        return [o for o in self.consortium.all_orgs if self.layout.is_local(o)]
 
     @property
     def local_nodes(self) -> list[Node]:
@@ -116,7 +116,7 @@ class Network:
         for cmd in ("peer", "orderer", "osnadmin"):
             fabric.binary(cmd)
         if not self.generated:
-            if self.local_orgs and len(self.local_orgs) < len(self.consortium.orgs) + 1:
+            if self.local_orgs and len(self.local_orgs) < len(self.consortium.all_orgs):
                 raise NetworkError(
                     f"no genesis block in {self.layout.genesis_block}: on separate hosts the "
                     "founder builds it from every organisation's definition ('ipledger channel "
@@ -130,7 +130,12 @@ class Network:
         local = self.local_nodes
         nodes = [n for n in local if n.kind == "orderer" or n.org.msp_id in founding]
         self._start(nodes, log, timeout, "all nodes already running")
-        for n in [n for n in local if n.kind == "orderer"]:
+        orderers = [n for n in local if n.kind == "orderer"]
+        # /healthz answers before the channel participation API listens: wait for it, or a restarted
+        # orderer would look unjoined
+        self._wait(lambda: [n.id for n in orderers if not _reachable(n.host, n.admin_port)],
+                   "accepting admin connections", timeout, log)
+        for n in orderers:
             if not self.orderer_joined(n):
                 self._osnadmin_join(n)
                 log(f"  {n.id} joined channel '{c.channel}'")
@@ -190,10 +195,10 @@ class Network:
         peers = []
         for org in orgs:
             if org.msp_id in members:
-                peers += org.nodes
+                peers += org.peers
             else:
                 log(f"  {org.msp_id} is not in the channel configuration (yet): "
-                    f"{', '.join(n.id for n in org.nodes)} left out; its admission is an "
+                    f"{', '.join(n.id for n in org.peers)} left out; its admission is an "
                     "update signed by the channel's admins (ipledger admin propose add-org)")
         if peers:
             self._start(peers, log, timeout)
@@ -299,12 +304,31 @@ class Network:
                                f"is not in {self.layout.root}")
         return _run([fabric.binary("peer"), *args], env, check, timeout)
 
+    def orderer(self) -> Node:
+        """An orderer to send a channel update or a chaincode definition to (a BFT or Raft service
+        orders what any of its consenters receives): a healthy one of this host's, else the first
+        whose listen port answers, else the first."""
+        local = [n for n in self.consortium.orderers if self.layout.is_local(n.org)]
+        for n in local:
+            if processes.running_pid(self.layout, n) is not None and self.healthy(n):
+                return n
+        for n in self.consortium.orderers:
+            if n not in local and _reachable(n.host, n.port):
+                return n
+        return self.consortium.orderers[0]
+
+    def orderer_args(self) -> list[str]:
+        """The peer CLI's arguments to reach :meth:`orderer` over TLS."""
+        o = self.orderer()
+        return ["-o", o.address, "--tls", "--cafile", str(self.layout.tls_ca(o.org))]
+
     def _osnadmin(self, n: Node, args: list[str], check: bool = True):
-        lay, o = self.layout, self.consortium.orderer_org
+        """osnadmin against ``n``'s admin endpoint, as an admin of the organisation running it."""
+        lay, o = self.layout, n.org
         tls = lay.user_tls(o)
         return _run([fabric.binary("osnadmin"), *args, "-o", f"{n.host}:{n.admin_port}",
-                     "--ca-file", str(lay.tls_ca(o)), "--client-cert", str(tls / "client.crt"),
-                     "--client-key", str(tls / "client.key")], dict(os.environ), check)
+                     "--ca-file", str(lay.tls_ca(o)), "--client-cert", str(tls / "osnadmin.crt"),
+                     "--client-key", str(tls / "osnadmin.key")], dict(os.environ), check)
 
     def _osnadmin_join(self, n: Node) -> None:
         self._osnadmin(n, ["channel", "join", "--channelID", self.consortium.channel,
@@ -363,6 +387,14 @@ def _run(cmd: list[str], env: dict, check: bool,
         raise NetworkError(f"{Path(cmd[0]).name} {' '.join(cmd[1:3])} failed "
                            f"(exit {out.returncode}):\n{(out.stderr or out.stdout).strip()}")
     return out
+
+
+def _reachable(host: str, port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -80,7 +80,7 @@ class Clients:
         if (msp_id, user) not in self._gateways:
             org = self.net.consortium.org(msp_id)
             identity, signer = load_identity(self.net.layout.user_msp(org, user), org.msp_id)
-            ep = Endpoint(org.nodes[0].address, tls_root_cert=self.net.layout.tls_ca(org))
+            ep = Endpoint(org.peers[0].address, tls_root_cert=self.net.layout.tls_ca(org))
             self._gateways[(msp_id, user)] = Gateway.connect(ep, identity, signer)
         return self._gateways[(msp_id, user)]
 

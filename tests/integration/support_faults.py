@@ -112,6 +112,32 @@ def kill9(pid: int, timeout: float = 10.0) -> None:
     raise AssertionError(f"pid {pid} still alive {timeout} s after SIGKILL")
 
 
+def orderer_height(net: Network, node) -> int | None:
+    """The channel height the orderer reports to osnadmin (channel list --channelID)."""
+    out = net._osnadmin(node, ["channel", "list", "--channelID", net.consortium.channel], check=False)
+    if out.returncode != 0 or "{" not in out.stdout:
+        return None
+    try:
+        return int(json.loads(out.stdout[out.stdout.index("{"):])["height"])
+    except (ValueError, KeyError):
+        return None
+
+
+def orderer_heights(net: Network) -> dict[str, int | None]:
+    return {o.id: orderer_height(net, o) for o in net.consortium.orderers}
+
+
+def wait_same_orderer_heights(net: Network, timeout: float = 60.0) -> dict[str, int | None]:
+    """Until every orderer reports the same channel height (a restarted one has caught up)."""
+    deadline = time.monotonic() + timeout
+    h = orderer_heights(net)
+    while (len(set(h.values())) != 1 or None in h.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        h = orderer_heights(net)
+    assert None not in h.values() and len(set(h.values())) == 1, f"orderer heights differ: {h}"
+    return h
+
+
 def node_pid(net: Network, node) -> int:
     pid = processes.running_pid(net.layout, node)
     assert pid, f"{node.id} is not running"
@@ -449,7 +475,7 @@ class Ledger:
         acknowledged submit was committed on the submitter's peer, not necessarily on this one yet."""
         net = self.clients.net
         target = max((net.peer_height(p) or 0) for p in net.consortium.peers)
-        peer = net.consortium.org(org).nodes[0]
+        peer = net.consortium.org(org).peers[0]
         deadline = time.monotonic() + timeout
         while (net.peer_height(peer) or 0) < target:
             assert time.monotonic() < deadline, f"{peer.id} did not reach height {target}"

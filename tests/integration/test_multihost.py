@@ -17,8 +17,9 @@ organisation, customs, the operator, the broker) then works in its own state dir
   and approve it for themselves, customs approves and commits;
 * no host directory holds another organisation's private key.
 
-Each application organisation then starts its own REST gateway on its own host directory, and domain.md §8's
-main line goes through them, each event through the gateway of the organisation that performs it. The test
+Each application organisation then starts its own REST gateway on its own host directory, and every step of
+domain.md §8 goes through them (refusals, ceiling, deadlines, bill of discharge data and replay included), each
+event through the gateway of the organisation that performs it. The test
 process and the Fabric CLIs stay in the root namespace and reach every node through the bridge, like clients
 on another machine.
 
@@ -67,7 +68,8 @@ from .conftest import Clients
 from .netns import NETNS_DIR, TestHosts, require_netns, run_in
 from .realscenario import RealScenario
 from .support_faults import QUIET, GatewayProcess, wait_no_leftovers
-from .test_gateway_api import AUTH as S8_AUTH, BROKER_EORI, HOLDER, ORGS, Api, ev, exit_, grant, move, place, process
+from .test_gateway_api import (AUTH as S8_AUTH, BROKER_EORI, HOLDER, ORGS, Api, day, ev, exit_, grant, move, place,
+                               process)
 
 pytestmark = pytest.mark.fabric
 
@@ -76,6 +78,7 @@ LOT, LOT2 = "M81-1", "M81-2"
 PLACED, EXITED, MOVED = 100, 10, 5
 # §8 through the gateways: declarations of its own (the partition part's scenario numbers its own from 1)
 MRN_L1, MRN_EXIT_B1 = mrns.placement_mrn(8101), mrns.exit_mrn(8107)
+MRN_L2, MRN_L3, MRN_EXIT_600 = mrns.placement_mrn(8102), mrns.placement_mrn(8103), mrns.exit_mrn(8105)
 ORDERER_PORT, PEER_PORT = 7050, 7051     # the same on every host: each has its own address
 # Client deadlines (seconds): short enough to keep the test bounded, long enough for a 2-core machine.
 TIMEOUTS = Timeouts(evaluate=10.0, endorse=15.0, submit=10.0, commit_status=30.0)
@@ -351,9 +354,11 @@ def org_gateways(lab: Lab, log_dir: Path):
 
 
 def section8_through_gateways(api: Api) -> None:
-    """domain.md §8's main line, each event through the gateway of the organisation that performs it,
-    on its own host directory: customs grants, the broker places L1, the operator moves and processes,
-    the broker re-exports B1, customs confirm the exit; everyone reads the result through its own gateway."""
+    """domain.md §8, every step, each event through the gateway of the organisation that performs it, on its
+    own host directory: customs grants, the broker places L1, the operator moves and processes (and is refused
+    a yield out of tolerance), the broker re-exports B1, customs confirm the exit, the operator is refused an
+    exit beyond the balance, the ceiling is neared then refused, the deadlines come and pass, the bill of
+    discharge data add up, a replay returns the original transaction; everyone reads through its own gateway."""
     def done(body, org):
         out = api.ok(body, org)
         assert out["status"] == "COMMITTED" and out["org"] == org, out
@@ -362,7 +367,8 @@ def section8_through_gateways(api: Api) -> None:
     done(ev("SetParameters", "mh-params-1", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
                                                                           "OperatorMSP": HOLDER}}), "CustomsMSP")
     done(grant(), "CustomsMSP")
-    done(place("L1", 1000, MRN_L1), "BrokerMSP")
+    placement_l1 = place("L1", 1000, MRN_L1)
+    done(placement_l1, "BrokerMSP")
     done(move("mh-move-1", 400), "OperatorMSP")
     done(process("mh-proc-1", "OP1", 500, 495), "OperatorMSP")
     done(exit_("mh-exit-B1", 495, MRN_EXIT_B1, batch_id="B1"), "BrokerMSP")
@@ -377,6 +383,53 @@ def section8_through_gateways(api: Api) -> None:
     # the customs value is private to customs and the holder: the broker's gateway shows only its hash
     assert api.get("/api/v1/lots/L1", "OperatorMSP").json()["commercial"]["customs_value"]["amount"] == "25000.00"
     assert "commercial" not in api.get("/api/v1/lots/L1", "BrokerMSP").json()
+
+    # 3'. and 5. refused, nothing written: a yield of 0.96 (L1 has 100 left at BOURGES-1), an exit of 600 (500 left)
+    before = api.get("/api/v1/lots/L1", "CustomsMSP").json()
+    p = api.refused(process("mh-proc-bad", "OPX", 100, 96, batches=("BX1", "BX2")), "OperatorMSP", 409,
+                    "yield-out-of-tolerance")
+    assert p["code"] == "YieldOutOfTolerance"
+    p = api.refused(exit_("mh-exit-600", 600, MRN_EXIT_600, lot_id="L1", procedure="4051"), "OperatorMSP", 409,
+                    "quantity-exceeds-balance")
+    assert p["code"] == "QuantityExceedsBalance"
+    assert api.get("/api/v1/lots/L1", "CustomsMSP").json() == before
+    assert api.get("/api/v1/batches/BX1", "CustomsMSP").status_code == 404
+    # 6. L2 of 4,200 accepted with CeilingNear (4,700 of 5,000), L3 of 400 refused with CeilingExceeded
+    done(place("L2", 4200, MRN_L2), "BrokerMSP")
+    for org in ("CustomsMSP", "OperatorMSP"):
+        alerts = api.get(f"/api/v1/authorisations/{S8_AUTH}/alerts", org).json()["alerts"]
+        assert "CeilingNear" in {a["type"] for a in alerts}, (org, alerts)
+    p = api.refused(place("L3", 400, MRN_L3), "BrokerMSP", 409, "ceiling-exceeded")
+    assert p["details"]["max_qty"] == 5000
+    assert api.get("/api/v1/lots/L3", "CustomsMSP").status_code == 404
+
+    # 7. the period for discharge (180 days): approaching at D+151, overdue at D+181, for L1, L2 and the waste B2
+    def deadlines(as_of: str, org: str) -> list:
+        alerts = api.get(f"/api/v1/authorisations/{S8_AUTH}/alerts", org, params={"as_of": as_of}).json()["alerts"]
+        return sorted((a["type"], a["details"]["id"], a["details"]["balance"]) for a in alerts
+                      if a["type"].startswith("Deadline"))
+    for org in ("CustomsMSP", "OperatorMSP"):
+        assert deadlines(day(151), org) == [("DeadlineApproaching", "B2", 1200), ("DeadlineApproaching", "L1", 500),
+                                            ("DeadlineApproaching", "L2", 4200)]
+        assert deadlines(day(181), org) == [("DeadlineOverdue", "B2", 1200), ("DeadlineOverdue", "L1", 500),
+                                            ("DeadlineOverdue", "L2", 4200)]
+    # 8. the bill of discharge data as of D+1, the same document hash through the holder's and customs' gateways
+    bills = {org: api.get(f"/api/v1/authorisations/{S8_AUTH}/bill-of-discharge-data", org,
+                          params={"as_of": day(1)}).json() for org in ("CustomsMSP", "OperatorMSP")}
+    bill = bills["OperatorMSP"]
+    assert [(lot["lot_id"], lot["quantity"]) for lot in bill["lots"]] == [("L1", 1000), ("L2", 4200)]
+    assert [op["yield"][0]["actual_per_input"] for op in bill["processing"]] == ["0.99"]
+    assert [(d["procedure"], d["mrn"], d["quantity"]) for d in bill["disposals"]] == [("3151", MRN_EXIT_B1, 495)]
+    assert [(w["batch_id"], w["produced"]) for w in bill["waste"]] == [("B2", 1200)]
+    assert [(r["id"], r["quantity"]) for r in bill["remaining"]] == [("L1", 500), ("L2", 4200), ("B2", 1200)]
+    assert bill["proof"]["conservation_holds"] is True
+    assert bills["CustomsMSP"]["document_hash"] == bill["document_hash"]
+    # 9. the broker's placement of L1 again: the original transaction; with 999 p/st: DuplicateEvent
+    first = api.ok(placement_l1, "BrokerMSP", status=200)
+    assert first["status"] == "REPLAYED", first
+    p = api.refused({**placement_l1, "quantity": 999}, "BrokerMSP", 409, "duplicate-event")
+    assert p["details"]["original_tx_id"] == first["tx_id"]
+    assert api.get("/api/v1/lots/L1", "CustomsMSP").json()["placed"] == 1000
 
 
 # ----------------------------------------------------------------------------------------------- the test

@@ -25,7 +25,7 @@ def test_no_org_directory_holds_another_orgs_private_key(fabric_network):
     net = fabric_network
     lay = net.layout
     keys = {o.msp_id: {p.read_bytes() for p in private_key_files(lay.org_home(o))}
-            for o in [net.consortium.orderer_org, *net.consortium.orgs]}
+            for o in net.consortium.all_orgs}
     for a, mine in keys.items():
         assert mine, f"{a} holds its own keys"
         for b, theirs in keys.items():

@@ -6,7 +6,6 @@ Own network (3 orderers) in a temporary directory; no process left at the end.
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 
@@ -17,7 +16,8 @@ from network.consortium import DEFAULT_FILE
 from network.lifecycle import Network
 
 from .support_faults import (QUIET, OrgGateways, Ledger, Load, check_outcome, create_keys, exits_of, kill9,
-                             moves_of, node_pid, set_up_authorisation, start_network, stop_network)
+                             moves_of, node_pid, set_up_authorisation, start_network, wait_same_orderer_heights,
+                             stop_network)
 
 pytestmark = pytest.mark.fabric
 
@@ -49,21 +49,6 @@ def wait_leader(net: Network, among: list[str], timeout: float = 30.0) -> str:
         if time.monotonic() > deadline:
             raise AssertionError(f"no single Raft leader among {among} after {timeout} s: {leaders(net)}")
         time.sleep(0.25)
-
-
-def orderer_height(net: Network, node) -> int | None:
-    """The channel height the orderer reports to osnadmin (channel list --channelID)."""
-    out = net._osnadmin(node, ["channel", "list", "--channelID", net.consortium.channel], check=False)
-    if out.returncode != 0 or "{" not in out.stdout:
-        return None
-    try:
-        return int(json.loads(out.stdout[out.stdout.index("{"):])["height"])
-    except (ValueError, KeyError):
-        return None
-
-
-def orderer_heights(net: Network) -> dict[str, int | None]:
-    return {o.id: orderer_height(net, o) for o in net.consortium.orderers}
 
 
 @pytest.fixture(scope="module")
@@ -131,12 +116,7 @@ def test_kill9_raft_leader_under_load(raft):
     out = check_outcome(ledger, load, "raft", ["R1", "R2"], ["RX"], LOT_QTY)
 
     # the restarted orderer catches up: same channel height as the two others (osnadmin)
-    deadline = time.monotonic() + 60
-    h = orderer_heights(net)
-    while (len(set(h.values())) != 1 or None in h.values()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        h = orderer_heights(net)
-    assert None not in h.values() and len(set(h.values())) == 1, f"orderer heights differ: {h}"
+    h = wait_same_orderer_heights(net)
     peer_h = net.peer_height(net.consortium.peers[0])
     assert h[leader_id] == peer_h, (h, peer_h)
     assert leaders(net)[leader_id] is False, "the restarted node should have rejoined as a follower"

@@ -109,15 +109,50 @@ def test_chaincode_listeners_require_a_client_certificate(run):
         assert not grpc_plaintext_connects(f"{p.host}:{p.chaincode_port}")
 
 
-def test_orderer_admin_requires_a_client_certificate(run):
+def channel_participation(net, orderer, cert: tuple[Path, Path] | None) -> str:
+    """GET the orderer's channel participation API (what osnadmin calls) with ``cert``: 'HTTP 200', or why not."""
+    ctx = ssl.create_default_context(cafile=str(net.layout.tls_ca(orderer.org)))
+    if cert:
+        ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+    url = f"https://{orderer.host}:{orderer.admin_port}/participation/v1/channels"
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+            return f"HTTP {r.status}"
+    except urllib.error.HTTPError as e:
+        return f"HTTP {e.code}"
+    except (urllib.error.URLError, OSError, ssl.SSLError) as e:
+        return f"refused ({type(e).__name__}: {e})"
+
+
+def admin_endpoint_checks(net) -> None:
+    """Each orderer's admin endpoint answers its own organisation's admins' osnadmin certificate only: not a
+    client without certificate, not the same admins' ordinary TLS certificate, not a user's or a peer's of that
+    organisation, not another organisation's admin (all of them issued by TLS CAs the channel trusts)."""
+    for o in net.consortium.orderers:
+        admin = net.layout.user_tls(o.org)
+        assert channel_participation(net, o, (admin / "osnadmin.crt", admin / "osnadmin.key")) == "HTTP 200", o.id
+        refused = {"no certificate": None,
+                   "the admin's TLS client certificate": (admin / "client.crt", admin / "client.key")}
+        if o.org.peers:
+            user = net.layout.user_tls(o.org, "User1")
+            refused["a user's TLS certificate"] = (user / "client.crt", user / "client.key")
+            peer = net.layout.node_tls(o.org.peers[0])
+            refused["its peer's TLS certificate"] = (peer / "server.crt", peer / "server.key")
+        for other in net.consortium.all_orgs:
+            if other is not o.org:
+                tls = net.layout.user_tls(other)
+                refused[f"{other.msp_id}'s admin"] = (tls / "osnadmin.crt", tls / "osnadmin.key")
+        for who, cert in refused.items():
+            got = channel_participation(net, o, cert)
+            assert got.startswith("refused"), f"{o.id} admin endpoint with {who}: {got}"
+
+
+def test_orderer_admin_requires_its_organisations_admin_certificate(run):
     net, *_ = run
-    admin_tls = net.layout.user_tls(net.consortium.orderer_org)
     for o in net.consortium.orderers:
         without = tls_probe(o.host, o.admin_port)
         assert without.startswith(("refused", "closed")), (o.id, without)
-        # the orderer admin's certificate gets in (osnadmin's way)
-        with_cert = tls_probe(o.host, o.admin_port, cert=(admin_tls / "client.crt", admin_tls / "client.key"))
-        assert not with_cert.startswith("refused"), with_cert
+    admin_endpoint_checks(net)
 
 
 def test_metrics_need_a_client_certificate(run):

@@ -59,9 +59,9 @@ def peer_blocks(net, peer_id: str | None, msp_id: str, user: str, channel: str, 
     from .fetch import all_blocks
     try:
         org = net.consortium.org(msp_id)
-        if org.is_orderer or not org.nodes:
+        if not org.peers:
             raise UsageError(f"{msp_id} has no peer to fetch blocks from")
-        node = net.consortium.node(peer_id) if peer_id else org.nodes[0]
+        node = net.consortium.node(peer_id) if peer_id else org.peers[0]
         if node.kind != "peer":
             raise UsageError(f"{node.id} is not a peer")
         identity, signer = load_identity(net.layout.user_msp(org, user), org.msp_id)

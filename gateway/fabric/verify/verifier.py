@@ -59,8 +59,6 @@ NOT_CHECKED = [
     "not from the peer's",
     "stricter than Fabric: an endorsement whose signature does not verify fails a VALID transaction "
     "even if the remaining endorsements satisfy the policy (Fabric silently drops it)",
-    "BFT-style orderer signatures naming the signer by consenter id are supported but untested "
-    "(this network uses Raft, whose orderers sign with a full signature header)",
 ]
 
 

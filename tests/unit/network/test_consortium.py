@@ -43,7 +43,7 @@ def test_three_orderer_option():
 def test_even_or_empty_raft_cluster_is_refused(nodes):
     raw = default_raw()
     raw["orderer"]["nodes"] = nodes
-    with pytest.raises(ConsortiumError, match="1, 3 or 5"):
+    with pytest.raises(ConsortiumError, match=r"odd cluster|orderer\.nodes"):
         consortium.parse(raw)
 
 
@@ -82,3 +82,54 @@ def test_resolved_description_round_trips_with_its_ports():
     c = consortium.load(base_port=23000)
     again = consortium.parse(consortium.to_dict(c), base_port=1111)  # explicit ports win
     assert [(n.id, n.address) for n in again.nodes] == [(n.id, n.address) for n in c.nodes]
+
+
+# ----------------------------------------------------------------------------- BFT across members
+
+BFT_FILE = consortium.DEFAULT_FILE.with_name("consortium-bft.yaml")
+
+
+def test_bft_file_spreads_four_consenters_over_the_three_members():
+    c = consortium.load(BFT_FILE)
+    assert c.consensus == "BFT" and c.orderer_org is None
+    assert [(n.id, n.org.msp_id) for n in c.orderers] == [
+        ("orderer0.customs", "CustomsMSP"), ("orderer1.customs", "CustomsMSP"),
+        ("orderer0.operator", "OperatorMSP"), ("orderer0.broker", "BrokerMSP")]
+    assert [o.msp_id for o in c.ordering_orgs] == ["CustomsMSP", "OperatorMSP", "BrokerMSP"]
+    # an organisation's first node is still its peer (clients and CLIs connect to it)
+    assert all(o.nodes[0].kind == "peer" and o.peers for o in c.orgs)
+    assert len({p for n in c.nodes for p in n.ports()}) == 3 * len(c.nodes)
+
+
+def test_bft_needs_four_consenters():
+    raw = yaml.safe_load(BFT_FILE.read_text())
+    raw["organisations"][0]["orderers"] = ["orderer0"]
+    with pytest.raises(ConsortiumError, match="BFT needs at least 4"):
+        consortium.parse(raw)
+
+
+def test_unknown_consensus_is_refused():
+    raw = default_raw()
+    raw["orderer"]["consensus"] = "pbft"
+    with pytest.raises(ConsortiumError, match="'raft' or 'bft'"):
+        consortium.parse(raw)
+
+
+def test_bft_description_round_trips_through_to_dict():
+    c = consortium.load(BFT_FILE, base_port=31000)
+    again = consortium.parse(consortium.to_dict(c))
+    assert again.consensus == "BFT" and again.orderer_org is None
+    assert [(n.id, n.address) for n in again.nodes] == [(n.id, n.address) for n in c.nodes]
+
+
+def test_a_member_running_consenters_cannot_just_be_removed():
+    c = consortium.load(BFT_FILE)
+    with pytest.raises(ConsortiumError, match="runs consenters"):
+        consortium.without_org(c, "BrokerMSP")
+
+
+def test_raft_consenters_are_not_run_by_the_members():
+    raw = yaml.safe_load(BFT_FILE.read_text())
+    raw["orderer"]["consensus"] = "raft"
+    with pytest.raises(ConsortiumError, match="use 'consensus: bft'"):
+        consortium.parse(raw)

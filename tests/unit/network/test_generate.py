@@ -12,7 +12,7 @@ from network.layout import Layout
 
 def initialise(c, lay):
     """Every organisation creates its own directory and hands over its definition (no Fabric tool)."""
-    for org in [c.orderer_org, *c.orgs]:
+    for org in c.all_orgs:
         generate.init_org(c, lay, org, log=lambda *_: None)
         generate.publish_definition(lay, org)
 
@@ -114,7 +114,7 @@ def test_genesis_block_holds_three_application_orgs_and_the_orderer_org(generate
 @pytest.mark.fabric
 def test_msp_trees_are_complete_and_keys_private(generated):
     c, lay = generated
-    for org in [c.orderer_org, *c.orgs]:
+    for org in c.all_orgs:
         msp = lay.org_msp(org)
         for sub in ("cacerts", "tlscacerts"):
             assert any((msp / sub).iterdir()), f"{org.msp_id} {sub} empty"
@@ -138,3 +138,105 @@ def test_generating_twice_is_refused(generated):
     c, lay = generated
     with pytest.raises(generate.GenerateError, match="already holds a generated network"):
         generate.generate(c, lay, log=lambda *_: None)
+
+
+# --------------------------------------------------------------- BFT: consenters run by the members
+
+@pytest.fixture(scope="module")
+def bft(tmp_path_factory):
+    from network import fabric
+    if fabric.missing():
+        pytest.fail("Fabric binaries missing: run 'ipledger fabric install'")
+    c = consortium.load(consortium.DEFAULT_FILE.with_name("consortium-bft.yaml"), base_port=23000)
+    lay = Layout(tmp_path_factory.mktemp("bft") / "state")
+    generate.generate(c, lay, log=lambda *_: None)  # each organisation checks the block too
+    return c, lay
+
+
+def test_a_members_orderer_is_administered_by_that_member_only():
+    c = consortium.load(consortium.DEFAULT_FILE.with_name("consortium-bft.yaml"), base_port=23000)
+    lay = Layout(Path("/nonexistent/state"))
+    for n in c.orderers:
+        cfg = generate.orderer_config(c, lay, n)
+        assert cfg["Admin"]["TLS"]["ClientRootCAs"] == [str(lay.admin_tls_ca(n.org))]
+        assert cfg["General"]["LocalMSPID"] == n.org.msp_id
+        assert cfg["Consensus"]["WALDir"].endswith("smartbft/wal")
+
+
+@pytest.mark.fabric
+def test_bft_genesis_block_maps_four_consenters_to_their_organisations(bft):
+    c, lay = bft
+    s = founding.summary(lay.genesis_block.read_bytes())
+    assert s["consensus"] == "BFT"
+    assert set(s["orderer_orgs"]) == {"CustomsMSP", "OperatorMSP", "BrokerMSP"}
+    assert set(s["application_orgs"]) == {"CustomsMSP", "OperatorMSP", "BrokerMSP"}
+    assert [(cs["id"], cs["msp_id"], cs["address"]) for cs in s["consenters"]] == [
+        (i, n.org.msp_id, n.address) for i, n in enumerate(c.orderers, start=1)]
+    for n, cs in zip(c.orderers, s["consenters"]):
+        [signcert] = (lay.node_msp(n) / "signcerts").iterdir()
+        assert cs["identity_sha256"] == founding.fingerprint(signcert.read_text())
+        assert cs["tls_cert_sha256"] == founding.fingerprint((lay.node_tls(n) / "server.crt").read_text())
+    assert s["orderer_orgs"]["CustomsMSP"]["endpoints"] == [n.address for n in c.org("CustomsMSP").orderers]
+    assert "BFT, 4 consenter(s)" in "\n".join(founding.format_summary(s))
+
+
+@pytest.mark.fabric
+def test_a_member_refuses_a_block_where_its_consenter_signs_with_another_identity(bft, tmp_path):
+    """The founder swaps the broker's consenter identity for the operator's: the broker's check fails."""
+    from network import definition as definition_mod
+    c, lay = bft
+    own = definition_mod.load(lay.org_home(c.org("BrokerMSP")) / "definition.json")
+    assert founding.check_own(lay.genesis_block.read_bytes(), own) == []
+    operator = definition_mod.load(lay.org_home(c.org("OperatorMSP")) / "definition.json")
+    forged = Layout(tmp_path / "forged")
+    forged.public.mkdir(parents=True)
+    for org in c.all_orgs:
+        d = definition_mod.load(lay.definition_file(org.msp_id))
+        if org.msp_id == "BrokerMSP":
+            d.orderers[0]["identity_cert"] = operator.orderers[0]["identity_cert"]
+        d.save(forged.definition_file(org.msp_id))
+    # the forged definition still loads for configtxgen's purposes, not for the broker's check
+    import json
+    raw = json.loads(forged.definition_file("BrokerMSP").read_text())
+    assert raw["orderers"][0]["identity_cert"] == operator.orderers[0]["identity_cert"]
+    defs = {o.msp_id: definition_mod.Definition(**{k: v for k, v in json.loads(
+        forged.definition_file(o.msp_id).read_text()).items() if k != "format"}) for o in c.all_orgs}
+    for d in defs.values():
+        definition_mod.materialise(d, forged.public_msp(d.msp_id))
+    forged.channel_dir.mkdir(parents=True, exist_ok=True)
+    (forged.channel_dir / "configtx.yaml").write_text(yaml.safe_dump(founding.configtx(c, forged, defs)))
+    import subprocess
+    from network import fabric
+    subprocess.run([fabric.binary("configtxgen"), "-configPath", str(forged.channel_dir), "-profile",
+                    founding.PROFILE, "-channelID", c.channel, "-outputBlock", str(forged.genesis_block)],
+                   check=True, capture_output=True)
+    problems = founding.check_own(forged.genesis_block.read_bytes(), own)
+    assert any("another signing identity" in p for p in problems), problems
+
+
+@pytest.mark.fabric
+def test_a_member_refuses_a_block_with_a_weaker_block_validation_or_its_orderer_admins_changed(bft):
+    """A founder could hand out a block in which fewer consenters make a block valid, or in which the
+    broker's ordering admins are customs' (2 of 3 votes on the ordering service): the broker refuses."""
+    import copy
+    from network import definition as definition_mod
+    c, lay = bft
+    own = definition_mod.load(lay.org_home(c.org("BrokerMSP")) / "definition.json")
+    s = founding.summary(lay.genesis_block.read_bytes())
+    assert founding.check_summary(s, own) == []
+    assert s["block_validation"]["n_out_of"] == founding.bft_quorum(4) == 3
+
+    weaker = copy.deepcopy(s)
+    weaker["block_validation"]["n_out_of"] = 2
+    assert any("block validation policy" in p for p in founding.check_summary(weaker, own))
+    fewer = copy.deepcopy(s)
+    fewer["block_validation"]["identities"] = fewer["block_validation"]["identities"][:3]
+    assert any("block validation policy" in p for p in founding.check_summary(fewer, own))
+    captured = copy.deepcopy(s)
+    captured["orderer_orgs"]["BrokerMSP"]["policies"]["Admins"] = "OR('CustomsMSP.admin')"
+    assert any("Admins policy as an ordering organisation" in p for p in founding.check_summary(captured, own))
+
+
+def test_bft_quorum_is_fabrics():
+    # common/policies/bft.go: ceil((n + f + 1) / 2), f = (n - 1) / 3
+    assert [founding.bft_quorum(n) for n in (1, 4, 5, 7, 10)] == [1, 3, 4, 5, 7]

@@ -59,9 +59,27 @@ def test_the_org_creates_its_cas_and_identities_with_node_ous(ids):
     sans = tls.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert f"peer0.{DOMAIN}" in sans.get_values_for_type(x509.DNSName)
     assert {str(a) for a in sans.get_values_for_type(x509.IPAddress)} == {"198.18.0.11", "127.0.0.1"}
-    for key in (ids.ca.key_file, ids.tlsca.key_file):
+    for key in (ids.ca.key_file, ids.tlsca.key_file, ids.admin_tlsca.key_file):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert stat.S_IMODE(ids.root.stat().st_mode) == 0o700
+
+
+def test_only_admins_get_an_orderer_administration_certificate(ids, tmp_path):
+    """Orderers' admin endpoints trust the administration CA alone: it issues the admins' osnadmin
+    client certificates and nothing else, and it is not part of the public definition."""
+    admin_ca = _cert(ids.admin_tlsca.cert_file)
+    assert admin_ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    admin_tls = ids.identity_dir(f"Admin@{DOMAIN}", "admin") / "tls"
+    _cert(admin_tls / "osnadmin.crt").verify_directly_issued_by(admin_ca)
+    assert stat.S_IMODE((admin_tls / "osnadmin.key").stat().st_mode) == 0o600
+    for name, role in ((f"User1@{DOMAIN}", "client"), (f"peer0.{DOMAIN}", "peer")):
+        tls = ids.identity_dir(name, role) / "tls"
+        assert not (tls / "osnadmin.crt").exists()
+        for crt in tls.glob("*.crt"):
+            with pytest.raises(ValueError):
+                _cert(crt).verify_directly_issued_by(admin_ca)
+    d = definition.from_identities(ids, name="customs", role="application")
+    assert ids.admin_tlsca.cert_file.read_text() not in d.save(tmp_path / "d.json").read_text()
 
 
 def test_an_existing_ca_is_never_overwritten(ids):
@@ -139,7 +157,7 @@ def test_no_org_directory_holds_another_orgs_key_and_the_public_part_none(tmp_pa
     lay = Layout(tmp_path / "state")
     initialise(c, lay)
     keys = {org.msp_id: {p.read_bytes() for p in private_key_files(lay.org_home(org))}
-            for org in [c.orderer_org, *c.orgs]}
+            for org in c.all_orgs}
     for a in keys:
         assert keys[a], f"{a} has its own keys"
         for b in keys:
@@ -184,7 +202,7 @@ def test_the_genesis_block_is_built_from_public_definitions_only(founded):
 def test_each_org_finds_its_own_definition_and_notices_a_substitute(founded, tmp_path):
     c, lay, founder = founded
     block = founder.genesis_block.read_bytes()
-    for org in [c.orderer_org, *c.orgs]:
+    for org in c.all_orgs:
         own = definition.load(lay.org_home(org) / "definition.json")
         assert founding.check_own(block, own) == []
     # A founder that swapped the operator's CA for one of its own making: the operator notices.
