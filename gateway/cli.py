@@ -37,7 +37,9 @@ def register(sub) -> None:
     serve.add_argument("--bind", default=os.environ.get("IPLEDGER_GATEWAY_BIND", "127.0.0.1:8080"),
                        help="address to listen on (default 127.0.0.1:8080)")
     serve.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    serve.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
+    # a submit holds its thread until the transaction commits (about a second under load): the
+    # threads, not the CPU, bound how many events a gateway has in flight
+    serve.add_argument("--threads", type=int, default=32, help="threads per worker (default 32)")
     serve.add_argument("--timeout", type=int, default=120, help="gunicorn worker timeout in seconds")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     start = gws.add_parser("start", help="run the organisation's gateway in the background (PID and log in "

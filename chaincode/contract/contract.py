@@ -25,14 +25,27 @@ from typing import Any, Callable
 
 from chaincode.shim.contract_api import Contract, transaction
 
-from . import (alerts, authorisations, billing, controls, discharge, eventlog, identifiers, params, placement,
-               processing, queries, roles, schemas, timing)
+from . import (alerts, authorisations, billing, controls, discharge, eventlog, identifiers, keys, params,
+               placement, processing, queries, roles, schemas, timing)
 from .context import Tx
 from .errors import InvalidEvent
 from .times import wall_clock
 
 # Acts whose commercial data (customs value, prices) travel in the transient map, key "commercial".
 COMMERCIAL_ACTS = frozenset({"PlaceUnderProcedure", "ExitGoods"})
+
+
+def read_first(msp_id: str, event: dict) -> list[tuple]:
+    """The keys every recorded event reads before anything else — its idempotency record, its
+    authorisation, the lot or batch it names — fetched together in one round trip to the peer."""
+    out = [keys.event(msp_id, event["event_id"])]
+    if "authorisation_id" in event:
+        out.append(keys.authorisation(event["authorisation_id"]))
+    if "lot_id" in event:
+        out.append(keys.lot(event["lot_id"]))
+    if "batch_id" in event:
+        out.append(keys.batch(event["batch_id"]))
+    return out
 
 
 class InwardProcessingContract(Contract):
@@ -200,7 +213,7 @@ class InwardProcessingContract(Contract):
     # ------------------------------------------------------------------------------ the common steps
 
     def _record(self, stub, act: str, event: Any, handler: Callable[[Tx, dict], dict]) -> dict:
-        tx = Tx.begin(stub, act)
+        tx = Tx.begin(stub, act)  # reads the parameters
         timing.no_clock_skew(tx, self._clock())
         if not isinstance(event, dict):
             raise InvalidEvent(f"{act} takes one JSON object (the event)")
@@ -208,6 +221,7 @@ class InwardProcessingContract(Contract):
         identifiers.require_whole(event)
         roles.require_act(tx.caller, act)
         tx.commercial = self._commercial(tx, act)
+        tx.state.prefetch(read_first(tx.caller.msp_id, event))
         if act != "GrantAuthorisation" and "authorisation_id" in event and tx.caller.msp_id != roles.CUSTOMS:
             roles.require_standing(tx.caller, authorisations.get(tx.state, event["authorisation_id"]), tx.params, act)
         original = eventlog.replay(tx, act, event)

@@ -1,0 +1,56 @@
+"""An event's first reads — its idempotency record, its authorisation, the lot or batch it names — go to the
+peer together (one GetMultipleStates round trip), not one GetState each; the result is the same."""
+from __future__ import annotations
+
+from chaincode.contract.contract import InwardProcessingContract
+from chaincode.testing import MemStub
+from chaincode.testing.scenario import SITE1, SITE2, Scenario, iso
+
+
+def counting(monkeypatch):
+    calls = {"get_state": [], "get_multiple_states": []}
+    single, multiple = MemStub.get_state, MemStub.get_multiple_states
+    inside = []   # the in-memory stub answers a multiple read with single ones: not round trips
+
+    def get_state(self, key):
+        if not inside:
+            calls["get_state"].append(key)
+        return single(self, key)
+
+    def get_multiple_states(self, keys):
+        calls["get_multiple_states"].append(list(keys))
+        inside.append(1)
+        try:
+            return multiple(self, keys)
+        finally:
+            inside.pop()
+    monkeypatch.setattr(MemStub, "get_state", get_state)
+    monkeypatch.setattr(MemStub, "get_multiple_states", get_multiple_states)
+    return calls
+
+
+def test_a_move_reads_its_record_authorisation_and_lot_in_one_round_trip(monkeypatch):
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("L1", 100, msp="OperatorMSP"))
+    calls = counting(monkeypatch)
+    sc.accepted(sc.move(10, SITE1, SITE2, lot_id="L1", event_id="move-1"))
+    [batch] = calls["get_multiple_states"]
+    singles = list(calls["get_state"])
+    assert len(batch) == 3 and any("L1" in k for k in batch) and any("move-1" in k for k in batch) and \
+        any("FRIPO000001" in k for k in batch)
+    assert not set(batch) & set(singles), "a key read ahead was read again"
+    assert sc.lot("L1")["stock"] == {SITE1: 90, SITE2: 10}
+
+
+def test_a_replay_still_answers_the_original_from_the_key_read_ahead(monkeypatch):
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("L1", 100, msp="OperatorMSP"))
+    when = iso(sc.ledger.now)
+    first = sc.accepted(sc.move(10, SITE1, SITE2, lot_id="L1", event_id="move-1", occurred_at=when))
+    calls = counting(monkeypatch)
+    again = sc.accepted(sc.move(10, SITE1, SITE2, lot_id="L1", event_id="move-1", occurred_at=when))
+    assert again["tx_id"] == first["tx_id"]
+    assert len(calls["get_multiple_states"]) == 1
+    assert sc.lot("L1")["stock"] == {SITE1: 90, SITE2: 10}
