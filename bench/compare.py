@@ -1,0 +1,230 @@
+"""Benchmark pairs of issue 16, side by side on one fresh network, in one run.
+
+    .venv/bin/python bench/compare.py [--seconds 10]
+
+One network (1 Raft orderer, 3 peers, BatchTimeout 250 ms), the ipledger contract and the Python test
+chaincode (one-key ``Put``, endorsement AND(customs, operator)), customs' and the operator's REST gateways
+(their defaults: 2 gunicorn workers x 32 threads). Customs grants 1 + 128 authorisations; the operator places
+32 lots under the first ("one authorisation") and one lot under each of the others ("many"). Every client
+thread then works on its own lot, alternating MoveGoods and ExitGoods (1 p/st re-exported, a new MRN each
+time: an exit changes the authorisation's balances, a move does not) — the mix an ERP catching up sends.
+
+Pairs (each level ``--seconds`` long, one after the other, nothing else running):
+
+* one_auth/many — the mix on 32 lots of one authorisation against 32 lots of 32 authorisations (client);
+* contract/put  — the mix on many authorisations against the one-key put, same client, 32 and 128 in flight;
+* rest/client   — the mix through the operator's REST gateway against the client, 8, 32 and 128 in flight;
+  and the REST balance query at 1 in flight (p50);
+* python/go     — needs Fabric's Go kvexecutor chaincode launched through the external builder: not built
+  by this script yet, reported as n/a.
+
+Prints a Markdown table and, as its last line,
+``ratios: one_auth/many=X contract/put=X python/go_submit=X python/go_evaluate=X rest/client=X`` (at 32 in
+flight). Rates are committed transactions per second as the client saw them (2xx / successful submit);
+errors are counted and shown, never retried.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.chaincode_put import VALUE, run_level  # noqa: E402
+from chaincode.testing import mrns  # noqa: E402
+from gateway import daemon  # noqa: E402
+from network.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer  # noqa: E402
+from network.lifecycle import Network  # noqa: E402
+from tests.integration.conftest import STUBCHECK_DIR, Clients, free_base_port, port_free  # noqa: E402
+
+ONE = "FRIPO000000"
+MANY = [f"FRIPO{n:06d}" for n in range(1, 129)]
+SITES = ("BOURGES-1", "BOURGES-2")
+HOLDER = "FR12345678901234"
+LOT_QTY = 1_000_000
+QUIET = lambda *_: None  # noqa: E731
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def grant(auth: str) -> dict:
+    today = dt.date.today()
+    return {"event_id": f"grant-{auth}", "occurred_at": now(), "authorisation_id": auth, "holder_eori": HOLDER,
+            "supervising_office": "FR000110", "valid_from": str(today - dt.timedelta(days=30)),
+            "valid_to": str(today + dt.timedelta(days=335)), "sites": list(SITES),
+            "input_goods": [{"cn": "40122000", "description": "used tyres", "unit": "p/st", "max_qty": 100_000_000}],
+            "processed_products": [{"cn": "40121200", "kind": "MAIN", "unit": "p/st", "description": "retreaded"}],
+            "yield_rates": [{"input_cn": "40122000", "output_cn": "40121200", "output_per_input": 1}],
+            "yield_warn_pct": 0.5, "yield_block_pct": 2, "discharge_period_days": 180, "broker_mandates": []}
+
+
+def place(auth: str, lot: str, n: int) -> tuple[dict, dict]:
+    event = {"event_id": f"place-{lot}", "occurred_at": now(), "authorisation_id": auth, "lot_id": lot,
+             "mrn": mrns.placement_mrn(n), "item_no": 1, "procedure": "5100", "cn": "40122000",
+             "description": "used tyres", "quantity": LOT_QTY, "unit": "p/st", "origin": "MA", "site": SITES[0]}
+    return event, {"commercial": json.dumps({"customs_value": {"amount": "1000.00", "currency": "EUR"}}).encode()}
+
+
+class Mix:
+    """Per client thread: its own (authorisation, lot), and its next event — MoveGoods and ExitGoods in turn."""
+
+    def __init__(self, tag: str, lots: list[tuple[str, str]], mrn_base: int):
+        self.tag, self.lots, self.mrn_base = tag, iter(lots), mrn_base
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.exits = iter(range(10**9))
+
+    def next(self) -> tuple[str, dict]:
+        if not hasattr(self.local, "lot"):
+            with self.lock:
+                self.local.auth, self.local.lot = next(self.lots)
+            self.local.n = 0
+        self.local.n += 1
+        auth, lot, n = self.local.auth, self.local.lot, self.local.n
+        base = {"event_id": f"{self.tag}-{lot}-{n}", "occurred_at": now(), "authorisation_id": auth, "lot_id": lot}
+        if n % 2:
+            frm, to = (SITES[0], SITES[1]) if n % 4 == 1 else (SITES[1], SITES[0])
+            return "MoveGoods", {**base, "quantity": 1, "from_site": frm, "to_site": to}
+        with self.lock:
+            e = next(self.exits)
+        # the goods to re-export are at BOURGES-1 (the moves bring each unit back there)
+        return "ExitGoods", {**base, "quantity": 1, "procedure": "3151",
+                             "mrn": mrns.exit_mrn(self.mrn_base + e)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=10, help="seconds per measured level (default 10)")
+    args = ap.parse_args()
+    tmp = tempfile.TemporaryDirectory(prefix="ipledger-compare-")
+    state = Path(tmp.name) / "state"
+    net = Network.open(state, base_port=free_base_port())
+    rows: list[tuple[str, dict]] = []
+    started: list[str] = []
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 — progress, apart from the table
+    try:
+        say("network up …")
+        net.up(log=QUIET)
+        say("deploying the contract and the one-key put chaincode …")
+        deployer = Deployer(net, log=QUIET)
+        deployer.deploy(ChaincodeSpec.default())
+        deployer.deploy(ChaincodeSpec(name="benchput", version="1.0", contract="stubcheck:StubCheck",
+                                      sources=[CHAINCODE_DIR, STUBCHECK_DIR],
+                                      signature_policy="AND('CustomsMSP.peer','OperatorMSP.peer')"))
+        clients = Clients(net)
+        customs = clients.contract("CustomsMSP", "ipledger")
+        operator = clients.contract("OperatorMSP", "ipledger")
+        put = clients.contract("OperatorMSP", "benchput")
+
+        say("customs grants 129 authorisations, the operator places 160 lots …")
+        customs.submit("SetParameters", [json.dumps({"event_id": "parties", "occurred_at": now(),
+                                                     "parameters": {"party_eoris": {"OperatorMSP": HOLDER}}})])
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda a: customs.submit("GrantAuthorisation", [json.dumps(grant(a))]), [ONE, *MANY]))
+        one_lots = [(ONE, f"ONE{i:03d}") for i in range(32)]
+        many_lots = [(auth, f"M{auth[-3:]}") for auth in MANY]
+        wait_for_peer(net, "OperatorMSP")
+        for n, (auth, lot) in enumerate(one_lots, start=1):   # one authorisation: its ceiling, one at a time
+            event, transient = place(auth, lot, n)
+            operator.submit("PlaceUnderProcedure", [json.dumps(event)], transient=transient)
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda item: operator.submit(
+                "PlaceUnderProcedure", [json.dumps(place(item[1][0], item[1][1], 1000 + item[0])[0])],
+                transient=place(item[1][0], item[1][1], 1000 + item[0])[1]), enumerate(many_lots)))
+
+        def client_mix(mix: Mix):
+            def call(_i):
+                fn, event = mix.next()
+                operator.submit(fn, [json.dumps(event)])
+            return call
+
+        mrn_base = iter(range(100_000, 10**9, 100_000))
+        say("measuring: one authorisation against many (client, 32 in flight) …")
+        rows.append(("one authorisation, client", run_level(
+            client_mix(Mix("one32", one_lots, next(mrn_base))), 32, args.seconds)))
+        for in_flight in (32, 128):
+            say(f"measuring: the contract against a one-key put, {in_flight} in flight …")
+            rows.append(("many authorisations, client", run_level(
+                client_mix(Mix(f"many{in_flight}", many_lots, next(mrn_base))), in_flight, args.seconds)))
+            rows.append(("one-key put, client", run_level(
+                lambda i, f=in_flight: put.submit("Put", [json.dumps(f"k{f}-{i}"), VALUE]), in_flight, args.seconds)))
+        rows.append(("one-key get (evaluate), client", run_level(
+            lambda i: put.evaluate("Get", [json.dumps(f"k32-{i % 100}")]), 32, args.seconds / 2)))
+
+        say("starting customs' and the operator's REST gateways …")
+        url, key = {}, {}
+        for org in ("CustomsMSP", "OperatorMSP"):
+            port = next(p for p in range(18080, 18180) if port_free(p))
+            started.append(org)
+            url[org] = daemon.start(state, bind=f"127.0.0.1:{port}", log=QUIET, org=org)
+            creds = daemon.ensure_credentials(state, url[org], org)
+            key[org] = {"Authorization": f"Bearer {creds['keys'][org]['key']}"}
+        http = requests.Session()
+        http.mount("http://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=256))
+
+        def rest_mix(mix: Mix):
+            def call(_i):
+                fn, event = mix.next()
+                r = http.post(f"{url['OperatorMSP']}/api/v1/events", json={"type": fn, **event},
+                              headers=key["OperatorMSP"], timeout=120)
+                if r.status_code != 201:
+                    raise RuntimeError(f"{r.status_code}: {r.text[:200]}")
+            return call
+
+        for in_flight in (8, 32, 128):
+            say(f"measuring: REST against the client, {in_flight} in flight …")
+            rows.append(("many authorisations, REST", run_level(
+                rest_mix(Mix(f"rest{in_flight}", many_lots, next(mrn_base))), in_flight, args.seconds)))
+            if in_flight == 8:
+                rows.append(("many authorisations, client", run_level(
+                    client_mix(Mix("client8", many_lots, next(mrn_base))), 8, args.seconds)))
+
+        def balances(_i):
+            r = http.get(f"{url['CustomsMSP']}/api/v1/authorisations/{ONE}/balances", headers=key["CustomsMSP"],
+                         timeout=30)
+            r.raise_for_status()
+        rows.append(("REST balance query", run_level(balances, 1, args.seconds / 2)))
+        clients.close()
+    finally:
+        for org in started:
+            daemon.stop(state, log=QUIET, org=org)
+        net.down(log=QUIET)
+        tmp.cleanup()
+
+    print("| measurement | in flight | tx | errors | tx/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in rows:
+        print(f"| {name} | {r['in_flight']} | {r['n']} | {r['errors']} | {r['tps']:.1f} | {r['p50_ms']:.1f} | "
+              f"{r['p99_ms']:.1f} |")
+    rate = {(name, r["in_flight"]): r["tps"] for name, r in rows}
+    many32 = rate[("many authorisations, client", 32)]
+    print()
+    print(f"ratios: one_auth/many={rate[('one authorisation, client', 32)] / many32:.2f} "
+          f"contract/put={many32 / rate[('one-key put, client', 32)]:.2f} "
+          "python/go_submit=n/a python/go_evaluate=n/a "
+          f"rest/client={rate[('many authorisations, REST', 32)] / many32:.2f}")
+    return 0
+
+
+def wait_for_peer(net: Network, msp_id: str, timeout: float = 30) -> None:
+    """Until ``msp_id``'s peer has every block customs' peer has (the grants, before the placements)."""
+    peer = net.consortium.org(msp_id).peers[0]
+    target = net.peer_height(net.consortium.org("CustomsMSP").peers[0]) or 0
+    deadline = time.monotonic() + timeout
+    while (net.peer_height(peer) or 0) < target and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
