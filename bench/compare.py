@@ -15,8 +15,11 @@ Pairs (each level ``--seconds`` long, one after the other, nothing else running)
 * contract/put  — the mix on many authorisations against the one-key put, same client, 32 and 128 in flight;
 * rest/client   — the mix through the operator's REST gateway against the client, 8, 32 and 128 in flight;
   and the REST balance query at 1 in flight (p50);
-* python/go     — needs Fabric's Go kvexecutor chaincode launched through the external builder: not built
-  by this script yet, reported as n/a.
+* python/go     — the same one-key put (and get) through Fabric's own Go test chaincode
+  (``integration/chaincode/kvexecutor`` of the pinned Fabric module, built here with Go once and cached
+  beside the Fabric binaries, launched by the peers through the ipledger builder as an ``ipledger-binary``
+  package, exactly like the Python chaincode): submit at 32 and 128, evaluate at 32, and the RSS of both
+  chaincode processes on the operator's peer.
 
 Prints a Markdown table and, as its last line,
 ``ratios: one_auth/many=X contract/put=X python/go_submit=X python/go_evaluate=X rest/client=X`` (at 32 in
@@ -39,10 +42,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.chaincode_put import VALUE, run_level  # noqa: E402
+from bench.chaincode_put import VALUE, rss_mb, run_level  # noqa: E402
+from network import fabric  # noqa: E402
 from chaincode.testing import mrns  # noqa: E402
 from gateway import daemon  # noqa: E402
-from network.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer  # noqa: E402
+from network.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer, build_binary_package  # noqa: E402
 from network.lifecycle import Network  # noqa: E402
 from tests.integration.conftest import STUBCHECK_DIR, Clients, free_base_port, port_free  # noqa: E402
 
@@ -103,6 +107,54 @@ class Mix:
                              "mrn": mrns.exit_mrn(self.mrn_base + e)}
 
 
+def kvexecutor(log) -> Path:
+    """Fabric's Go test chaincode from the pinned module (checksum verified as for the Fabric commands),
+    built once and cached beside the Fabric binaries; never part of the product."""
+    import shutil
+    target = fabric.cache_dir() / "bench" / "kvexecutor"
+    if target.exists():
+        return target
+    go = shutil.which("go")
+    if not go:
+        raise SystemExit("Go is needed to build Fabric's kvexecutor chaincode for the Python/Go pair")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        env = fabric.go_environment(go)
+        fabric.fetch_module(go, env, cwd=tmp, log=log)
+        # built inside the module (its own go.mod and go.sum pick every dependency): 'go install path@version'
+        # would first probe the proxy for .../kvexecutor/cmd as a module of its own, which the proxy refuses
+        module = Path(fabric._go_env(go, env, "GOMODCACHE")) / f"{fabric.MODULE}@{fabric.PSEUDO_VERSION}"
+        log("building Fabric's kvexecutor (Go) …")
+        fabric._run([go, "build", "-mod=mod", "-o", str(Path(tmp) / "kvexecutor"),
+                     "./integration/chaincode/kvexecutor/cmd"], env, cwd=str(module), log=log)
+        Path(tmp, "kvexecutor").replace(target)
+    return target
+
+
+def kv_args(key: str, value: str | None) -> list[str]:
+    """kvexecutor's readWriteKVs arguments: base64 JSON lists of reads and of writes."""
+    import base64
+    kv = [{"key": key, **({"value": value} if value is not None else {})}]
+    encoded = base64.b64encode(json.dumps(kv).encode()).decode()
+    return ["", encoded] if value is not None else [encoded, ""]
+
+
+def chaincode_pid(net: Network, executable_suffix: str, peer) -> int | None:
+    """The chaincode process the peer launched whose program ends with ``executable_suffix`` and which dials
+    the peer's chaincode listener."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].decode(errors="replace").endswith(executable_suffix) and \
+                f"-peer.address={peer.host}:{peer.chaincode_port}".encode() in args:
+            return int(proc.name)
+    return None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10, help="seconds per measured level (default 10)")
@@ -116,16 +168,20 @@ def main() -> int:
     try:
         say("network up …")
         net.up(log=QUIET)
-        say("deploying the contract and the one-key put chaincode …")
+        go_exe = kvexecutor(say)
+        say("deploying the contract, the Python one-key put chaincode and Fabric's Go kvexecutor …")
         deployer = Deployer(net, log=QUIET)
         deployer.deploy(ChaincodeSpec.default())
+        policy = "AND('CustomsMSP.peer','OperatorMSP.peer')"
         deployer.deploy(ChaincodeSpec(name="benchput", version="1.0", contract="stubcheck:StubCheck",
-                                      sources=[CHAINCODE_DIR, STUBCHECK_DIR],
-                                      signature_policy="AND('CustomsMSP.peer','OperatorMSP.peer')"))
+                                      sources=[CHAINCODE_DIR, STUBCHECK_DIR], signature_policy=policy))
+        go_spec = ChaincodeSpec(name="benchgo", version="1.0", signature_policy=policy)
+        deployer.deploy(go_spec, pkg=build_binary_package(go_spec.label, go_exe, Path(tmp.name) / "benchgo.tar.gz"))
         clients = Clients(net)
         customs = clients.contract("CustomsMSP", "ipledger")
         operator = clients.contract("OperatorMSP", "ipledger")
         put = clients.contract("OperatorMSP", "benchput")
+        go = clients.contract("OperatorMSP", "benchgo")
 
         say("customs grants 129 authorisations, the operator places 160 lots …")
         customs.submit("SetParameters", [json.dumps({"event_id": "parties", "occurred_at": now(),
@@ -159,8 +215,18 @@ def main() -> int:
                 client_mix(Mix(f"many{in_flight}", many_lots, next(mrn_base))), in_flight, args.seconds)))
             rows.append(("one-key put, client", run_level(
                 lambda i, f=in_flight: put.submit("Put", [json.dumps(f"k{f}-{i}"), VALUE]), in_flight, args.seconds)))
+            say(f"measuring: the Python chaincode against Fabric's Go chaincode, {in_flight} in flight …")
+            rows.append(("one-key put, Go kvexecutor", run_level(
+                lambda i, f=in_flight: go.submit("readWriteKVs", kv_args(f"k{f}-{i}", VALUE)), in_flight,
+                args.seconds)))
         rows.append(("one-key get (evaluate), client", run_level(
-            lambda i: put.evaluate("Get", [json.dumps(f"k32-{i % 100}")]), 32, args.seconds / 2)))
+            lambda i: put.evaluate("Get", [json.dumps(f"k32-{i % 100}")]), 32, args.seconds)))
+        rows.append(("one-key get (evaluate), Go kvexecutor", run_level(
+            lambda i: go.evaluate("readWriteKVs", kv_args(f"k32-{i % 100}", None)), 32, args.seconds)))
+        operator_peer = net.consortium.org("OperatorMSP").peers[0]
+        go_pid = chaincode_pid(net, "/bin/chaincode", operator_peer)
+        memory = {"Python": rss_mb(json.loads(put.evaluate("Pid", []))),
+                  "Go": rss_mb(go_pid) if go_pid else float("nan")}
 
         say("starting customs' and the operator's REST gateways …")
         url, key = {}, {}
@@ -209,10 +275,13 @@ def main() -> int:
               f"{r['p99_ms']:.1f} |")
     rate = {(name, r["in_flight"]): r["tps"] for name, r in rows}
     many32 = rate[("many authorisations, client", 32)]
+    print(f"\nChaincode process RSS on the operator's peer after the run: Python {memory['Python']:.0f} MB, "
+          f"Go {memory['Go']:.0f} MB")
     print()
     print(f"ratios: one_auth/many={rate[('one authorisation, client', 32)] / many32:.2f} "
           f"contract/put={many32 / rate[('one-key put, client', 32)]:.2f} "
-          "python/go_submit=n/a python/go_evaluate=n/a "
+          f"python/go_submit={rate[('one-key put, client', 32)] / rate[('one-key put, Go kvexecutor', 32)]:.2f} "
+          f"python/go_evaluate={rate[('one-key get (evaluate), client', 32)] / rate[('one-key get (evaluate), Go kvexecutor', 32)]:.2f} "
           f"rest/client={rate[('many authorisations, REST', 32)] / many32:.2f}")
     return 0
 

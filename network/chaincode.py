@@ -37,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CHAINCODE_DIR = REPO_ROOT / "chaincode"
 PACKAGE_TYPE = "ipledger-python"
 CCAAS_TYPE = "ipledger-ccaas"
+BINARY_TYPE = "ipledger-binary"
 _EXCLUDE_DIRS = {"__pycache__", "builder", "testing"}
 
 
@@ -151,6 +152,15 @@ def build_ccaas_package(name: str, label: str, address: str, out: Path,
             "root_cert": root_cert, "client_cert": client_cert, "client_key": client_key}
     code = _targz([("connection.json", json.dumps(conn, sort_keys=True).encode())])
     metadata = json.dumps({"type": CCAAS_TYPE, "label": label}).encode()
+    out.write_bytes(_targz([("metadata.json", metadata), ("code.tar.gz", code)]))
+    return out
+
+
+def build_binary_package(label: str, executable: Path, out: Path) -> Path:
+    """A prebuilt chaincode executable the peer launches through the ipledger builder (e.g. a Go
+    chaincode; bench/compare.py runs Fabric's kvexecutor this way)."""
+    code = _targz([("bin/chaincode", Path(executable).read_bytes())])
+    metadata = json.dumps({"type": BINARY_TYPE, "label": label}).encode()
     out.write_bytes(_targz([("metadata.json", metadata), ("code.tar.gz", code)]))
     return out
 

@@ -13,6 +13,12 @@ Two package types (``metadata.json`` → ``type``):
     Chaincode as a service: ``code.tar.gz`` holds ``connection.json``; the
     chaincode runs as its own service and the peer dials it, never launching a
     process (for Kubernetes and other hosts where peers must not).
+``ipledger-binary``
+    A prebuilt chaincode executable (``bin/chaincode`` in ``code.tar.gz``, e.g. a
+    Go chaincode built with fabric-chaincode-go) that the peer launches in client
+    mode like ours: ``run`` hands it the peer's address and TLS material the way
+    Fabric's Go shim reads them (``CORE_*`` variables, ``-peer.address``).
+    ``bench/compare.py`` runs Fabric's own Go test chaincode this way beside ours.
 
 Standard library only: this runs under whatever Python 3 the peer's host has.
 """
@@ -28,7 +34,9 @@ from pathlib import Path
 
 PYTHON_TYPE = "ipledger-python"
 CCAAS_TYPE = "ipledger-ccaas"
-TYPES = (PYTHON_TYPE, CCAAS_TYPE)
+BINARY_TYPE = "ipledger-binary"
+TYPES = (PYTHON_TYPE, CCAAS_TYPE, BINARY_TYPE)
+EXECUTABLE = Path("bin") / "chaincode"
 MANIFEST = "ipledger-chaincode.json"
 
 
@@ -59,6 +67,16 @@ def build(source_dir: Path, metadata_dir: Path, output_dir: Path) -> int:
         _check_connection(conn)
         shutil.copy(conn, output_dir / "connection.json")
         _copy_meta_inf(source_dir, output_dir)
+        return 0
+    if kind == BINARY_TYPE:
+        exe = source_dir / EXECUTABLE
+        if not exe.is_file():
+            raise BuildError(f"a binary package needs {EXECUTABLE} in code.tar.gz")
+        (output_dir / EXECUTABLE).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(exe, output_dir / EXECUTABLE)
+        (output_dir / EXECUTABLE).chmod(0o755)
+        _copy_meta_inf(source_dir, output_dir)
+        print(f"ipledger builder: built a prebuilt chaincode executable ({exe.stat().st_size // 1024} KiB)")
         return 0
     manifest = json.loads((source_dir / MANIFEST).read_text())
     if ":" not in manifest.get("contract", ""):
@@ -94,6 +112,8 @@ def release(build_dir: Path, release_dir: Path) -> int:
 def run(build_dir: Path, run_metadata_dir: Path) -> int:
     if (build_dir / "connection.json").exists():
         raise BuildError("a chaincode-as-a-service package is not launched by the peer")
+    if (build_dir / EXECUTABLE).exists():
+        return _run_executable(build_dir / EXECUTABLE, run_metadata_dir)
     manifest = json.loads((build_dir / MANIFEST).read_text())
     launcher = (
         "import sys\n"
@@ -105,6 +125,25 @@ def run(build_dir: Path, run_metadata_dir: Path) -> int:
     # site-packages at all — the chaincode runs on its package's wheels alone.
     python = _python()
     os.execv(python, [python, "-I", "-S", "-c", launcher])
+    return 1  # not reached
+
+
+def _run_executable(exe: Path, run_metadata_dir: Path) -> int:
+    """Start a prebuilt chaincode in client mode with the peer's ``chaincode.json`` (its TLS key and
+    certificates written next to it, the key 0600), as Fabric's Go shim expects them."""
+    info = json.loads((run_metadata_dir / "chaincode.json").read_text())
+    files = {}
+    for field, name, mode in (("client_key", "client.key", 0o600), ("client_cert", "client.crt", 0o644),
+                              ("root_cert", "root.crt", 0o644)):
+        path = run_metadata_dir / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(info[field])
+        files[field] = str(path)
+    env = dict(os.environ, CORE_CHAINCODE_ID_NAME=info["chaincode_id"], CORE_PEER_TLS_ENABLED="true",
+               CORE_TLS_CLIENT_KEY_FILE=files["client_key"], CORE_TLS_CLIENT_CERT_FILE=files["client_cert"],
+               CORE_PEER_TLS_ROOTCERT_FILE=files["root_cert"], CORE_PEER_LOCALMSPID=info["mspid"])
+    os.execve(str(exe), [str(exe), f"-peer.address={info['peer_address']}"], env)
     return 1  # not reached
 
 

@@ -114,3 +114,40 @@ def test_build_refuses_a_manifest_without_contract(tmp_path, tiny_spec):
     out.mkdir()
     built = step("build", src, meta, out)
     assert built.returncode == 1 and "'contract' must be 'module:Class'" in built.stderr
+
+
+def test_a_prebuilt_executable_is_launched_with_the_peers_address_and_tls_files(tmp_path):
+    """The Go shim's way: -peer.address, CORE_CHAINCODE_ID_NAME, CORE_PEER_TLS_ENABLED and the key,
+    certificate and root files (the key 0600)."""
+    exe = tmp_path / "fake-chaincode"
+    exe.write_text("#!/bin/sh\n"
+                   'printf "%s\\n" "$@" "$CORE_CHAINCODE_ID_NAME" "$CORE_PEER_TLS_ENABLED" "$CORE_PEER_LOCALMSPID"\n'
+                   'cat "$CORE_TLS_CLIENT_KEY_FILE" "$CORE_TLS_CLIENT_CERT_FILE" "$CORE_PEER_TLS_ROOTCERT_FILE"\n'
+                   'stat -c %a "$CORE_TLS_CLIENT_KEY_FILE"\n')
+    package = cc.build_binary_package("fake_1.0", exe, tmp_path / "fake.tar.gz")
+    meta, src = unpack(package, tmp_path)
+    out, rel, run_meta = tmp_path / "out", tmp_path / "rel", tmp_path / "run"
+    for d in (out, rel, run_meta):
+        d.mkdir()
+    assert step("detect", src, meta).returncode == 0
+    built = step("build", src, meta, out)
+    assert built.returncode == 0, built.stderr
+    assert step("release", out, rel).returncode == 0
+    (run_meta / "chaincode.json").write_text(json.dumps({
+        "chaincode_id": "fake_1.0:abc", "peer_address": "127.0.0.1:7051", "client_key": "KEY\n",
+        "client_cert": "CERT\n", "root_cert": "ROOT\n", "mspid": "OperatorMSP"}))
+    ran = step("run", out, run_meta)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split("\n") == ["-peer.address=127.0.0.1:7051", "fake_1.0:abc", "true", "OperatorMSP",
+                                      "KEY", "CERT", "ROOT", "600", ""]
+
+
+def test_a_binary_package_without_its_executable_is_refused(tmp_path):
+    package = tmp_path / "empty.tar.gz"
+    package.write_bytes(cc._targz([("metadata.json", json.dumps({"type": cc.BINARY_TYPE, "label": "x"}).encode()),
+                                   ("code.tar.gz", cc._targz([("README", b"nothing")]))]))
+    meta, src = unpack(package, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    built = step("build", src, meta, out)
+    assert built.returncode == 1 and "needs bin/chaincode" in built.stderr
