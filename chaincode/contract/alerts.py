@@ -63,10 +63,10 @@ def clear_alert(tx, authorisation_id: str, alert_type: str, subject: str) -> Non
 
 def ceiling_usage(state, auth: dict, entry: dict) -> int:
     """Quantity under the procedure for one input-goods entry: the stock of every lot whose CN the
-    entry covers (most specific entry wins), in the entry's unit. A range read over the authorisation's
-    few input balances."""
+    entry covers (most specific entry wins), in the entry's unit. A range read over the shards of the
+    authorisation's input balances (keys.BALANCE_SHARDS at most per goods code)."""
     used = 0
-    for (_auth, _cat, cn, unit), bal in state.scan(keys.BALANCE, auth["authorisation_id"], goods.INPUT):
+    for (_auth, _cat, cn, unit, _shard), bal in state.scan(keys.BALANCE, auth["authorisation_id"], goods.INPUT):
         covering = authorisations.input_entry(auth, cn)
         if unit == entry["unit"] and covering is not None and covering["cn"] == entry["cn"]:
             used += bal["stock"]
@@ -88,11 +88,24 @@ def review_ceiling_entry(tx, auth: dict, entry_cn: str) -> None:
 
 
 def review(tx) -> None:
-    """After a transaction's effects: ceilings and loss rates of the goods it touched."""
+    """After a transaction's effects: ceilings and loss rates of the goods it touched.
+
+    Goods placed: the ceiling's use is read again (CeilingNear raised, updated or cleared). Goods gone
+    (an exit, a loss, processing): the use only fell, so it can only clear or lower a CeilingNear that is
+    up; when none is, nothing is read — events leaving the procedure do not read the authorisation's
+    balances, and so do not conflict with each other. (A CeilingNear due only to a lowered threshold is
+    raised by the next placement or amendment, which read the use.)"""
     for auth_id, cn in sorted(tx.review_ceilings):
         auth = authorisations.get(tx.state, auth_id)
         entry = authorisations.input_entry(auth, cn)
         if entry is not None:
+            review_ceiling_entry(tx, auth, entry["cn"])
+    for auth_id, cn in sorted(tx.ceilings_decreased):
+        if (auth_id, cn) in tx.review_ceilings:
+            continue
+        auth = authorisations.get(tx.state, auth_id)
+        entry = authorisations.input_entry(auth, cn)
+        if entry is not None and tx.state.exists(keys.alert(auth_id, "CeilingNear", entry["cn"])):
             review_ceiling_entry(tx, auth, entry["cn"])
     for kind, goods_id in sorted(tx.review_losses):
         record = tx.state.get(keys.goods(kind, goods_id))

@@ -29,6 +29,7 @@ class Tx:
     lots: dict[str, None] = field(default_factory=dict)       # lots whose history this event joins
     batches: dict[str, None] = field(default_factory=dict)
     review_ceilings: dict[tuple[str, str], None] = field(default_factory=dict)   # (authorisation_id, lot cn)
+    ceilings_decreased: dict[tuple[str, str], None] = field(default_factory=dict)  # goods left: only a clear
     review_losses: dict[tuple[str, str], None] = field(default_factory=dict)     # (kind, id)
 
     @classmethod

@@ -239,9 +239,11 @@ class StateBook:
 
     def account(self, kind: str, record: dict, entered: int = 0, stock: int = 0, consumed: int = 0,
                 exited: dict | None = None, lost: int = 0) -> None:
-        """Keep the balance per (authorisation, category, cn, unit) in step: an O(1) read for queries."""
+        """Keep the balance per (authorisation, category, cn, unit) in step, in the shard of this lot or batch
+        (keys.balance_shard): a bounded read for queries, and no key every event of the authorisation writes."""
         category = INPUT if kind == LOT else PRODUCT
-        key = keys.balance(record["authorisation_id"], category, record["cn"], record["unit"])
+        goods_id = record["lot_id"] if kind == LOT else record["batch_id"]
+        key = keys.balance(record["authorisation_id"], category, record["cn"], record["unit"], goods_id)
         bal = self.tx.state.get(key) or {
             "authorisation_id": record["authorisation_id"], "category": category, "cn": record["cn"],
             "unit": record["unit"], "entered": 0, "stock": 0, "consumed": 0, "exited": {}, "lost": 0,
@@ -253,8 +255,10 @@ class StateBook:
         for proc, q in (exited or {}).items():
             bal["exited"][proc] = bal["exited"].get(proc, 0) + q
         self.tx.state.put(key, bal)
-        if category == INPUT and stock:
+        if category == INPUT and stock > 0:
             self.tx.review_ceilings[(record["authorisation_id"], record["cn"])] = None
+        elif category == INPUT and stock < 0:
+            self.tx.ceilings_decreased[(record["authorisation_id"], record["cn"])] = None
         if lost:
             self.tx.review_losses[(kind, record["lot_id"] if kind == LOT else record["batch_id"])] = None
 

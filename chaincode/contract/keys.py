@@ -16,7 +16,9 @@ object type         attributes                                  answers
 ``op``              operation_id                                one processing operation
 ``auth.lot``        authorisation_id, lot_id                    an authorisation's lots
 ``auth.batch``      authorisation_id, batch_id                  an authorisation's batches
-``bal``             authorisation_id, category, cn, unit        balance per goods code and unit (O(1))
+``bal``             authorisation_id, category, cn, unit,       balance per goods code and unit, in
+                    shard                                       ``BALANCE_SHARDS`` parts (by lot or batch
+                                                                id): a range read sums them
 ``decl``            mrn, item_no                                DuplicateDeclaration; mrn → its events
 ``unconfirmed``     authorisation_id, mrn, item_no              re-exports awaiting ConfirmExit
 ``log``             scope, YYYY-MM, recorded_at, tx_id           a period's events (month buckets)
@@ -29,12 +31,23 @@ object type         attributes                                  answers
 ==================  ==========================================  =====================================
 
 ``recorded_at`` is :func:`times.fmt` (fixed width), so keys sort by ledger time.
+
+Balance shards: every event on a lot or batch changes the balances of its goods code. One key per
+code would be rewritten by every such event of the authorisation, and Fabric refuses all but one of the
+transactions of a block that write the same key (MVCC): a plant's events would commit one per block.
+Each lot or batch therefore counts in one of ``BALANCE_SHARDS`` keys (by a hash of its id: the same shard
+on every peer), so events on different lots rarely meet; the ceiling check and ``GetBalances`` read the
+shards of an authorisation in one range read and add them up — a bounded read, whatever the number of
+lots. The trade-off: a placement's range read conflicts with any concurrent change to the authorisation's
+input balances (the ceiling is one shared quantity), as before.
 No key part may hold a control character (``identifiers.require_key_part``: U+0000 separates the
 parts, and ``"L1\n"`` must not name a second lot): every builder below checks its parts and answers
 ``InvalidIdentifier`` — for submitted events and query arguments alike.
 Private data (collection ``commercial``) uses ``commercial.lot`` / ``commercial.exit``.
 """
 from __future__ import annotations
+
+import hashlib
 
 from .identifiers import require_key_part
 
@@ -103,8 +116,19 @@ def auth_batch(authorisation_id: str, batch_id: str) -> tuple:
     return _k(AUTH_BATCHES, authorisation_id, batch_id)
 
 
-def balance(authorisation_id: str, category: str, cn: str, unit: str) -> tuple:
-    return _k(BALANCE, authorisation_id, category, cn, unit)
+BALANCE_SHARDS = 256
+
+
+def balance_shard(goods_id: str) -> str:
+    """The balance shard a lot or batch counts in: SHA-256 of its id, modulo ``BALANCE_SHARDS`` (fixed width,
+    so the shards of a goods code sort together; never Python's per-process ``hash``)."""
+    digest = hashlib.sha256(goods_id.encode("utf-8")).digest()
+    return f"{int.from_bytes(digest[:4], 'big') % BALANCE_SHARDS:03d}"
+
+
+def balance(authorisation_id: str, category: str, cn: str, unit: str, goods_id: str) -> tuple:
+    """The balance shard of (authorisation, category, cn, unit) that ``goods_id`` counts in."""
+    return _k(BALANCE, authorisation_id, category, cn, unit, balance_shard(goods_id))
 
 
 def declaration(mrn: str, item_no: int) -> tuple:

@@ -70,14 +70,22 @@ def get_balances(tx, authorisation_id) -> dict:
     """Balances by category, goods code and unit (kept incrementally), and the use of each ceiling
     (``pct``: a decimal string, like every ratio the contract computes)."""
     auth = _readable_authorisation(tx, authorisation_id, "GetBalances")
-    balances = [bal for _k, bal in tx.state.scan(keys.BALANCE, auth["authorisation_id"])]
+    balances: dict[tuple[str, str, str], dict] = {}   # the shards added up, in key order
+    for (_auth, category, cn, unit, _shard), part in tx.state.scan(keys.BALANCE, auth["authorisation_id"]):
+        bal = balances.setdefault((category, cn, unit), {
+            "authorisation_id": auth["authorisation_id"], "category": category, "cn": cn, "unit": unit,
+            "entered": 0, "stock": 0, "consumed": 0, "exited": {}, "lost": 0})
+        for field in ("entered", "stock", "consumed", "lost"):
+            bal[field] += part[field]
+        for proc, q in sorted(part["exited"].items()):
+            bal["exited"][proc] = bal["exited"].get(proc, 0) + q
     ceilings = []
     for entry in auth["input_goods"]:
         used = alerts.ceiling_usage(tx.state, auth, entry)
         ceilings.append({"cn": entry["cn"], "unit": entry["unit"], "max_qty": entry["max_qty"], "quantity": used,
                          "pct": pct(used, entry["max_qty"])})
-    return {"authorisation_id": auth["authorisation_id"], "as_of": tx.recorded_at, "balances": balances,
-            "ceilings": ceilings}
+    return {"authorisation_id": auth["authorisation_id"], "as_of": tx.recorded_at,
+            "balances": list(balances.values()), "ceilings": ceilings}
 
 
 def get_lot_history(tx, lot_id) -> dict:
