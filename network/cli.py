@@ -79,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="chaincode version (default: 1.0; required for upgrade)")
         if name in ("package", "deploy", "upgrade"):
             sp.add_argument("--output", type=Path, help="where to write the package")
+        if name in ("deploy", "upgrade"):
+            sp.add_argument("--package", type=Path, metavar="FILE",
+                            help="install and approve this package (e.g. one received from another "
+                                 "organisation) instead of building one")
     gateway_cli.register(sub)  # ipledger gateway ... / ipledger import ...
     # Its own options are parsed by gateway.fabric.verify (ipledger verify --help).
     sub.add_parser("verify", add_help=False,
@@ -156,7 +160,16 @@ def _chaincode(args) -> int:
     if args.cmd == "package":
         dep.package(spec, args.output)
     elif args.cmd in ("deploy", "upgrade"):
-        pkg = dep.package(spec, args.output)
+        if args.package is not None:
+            from .chaincode import package_label
+            if not args.package.is_file():
+                raise NetworkError(f"no chaincode package at {args.package}")
+            if package_label(args.package) != spec.label:
+                raise NetworkError(f"{args.package} is labelled {package_label(args.package)!r}, "
+                                   f"not {spec.label!r} (--name/--version)")
+            pkg = args.package
+        else:
+            pkg = dep.package(spec, args.output)
         dep.deploy(spec, pkg, upgrade=args.cmd == "upgrade")
     else:
         print(json.dumps(dep.status(args.name), indent=2))

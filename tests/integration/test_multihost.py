@@ -239,8 +239,12 @@ def deploy_on_each_host(nets: dict[str, Network], log=QUIET) -> None:
     spec = ChaincodeSpec.default()
     pkg = Deployer(customs, log=log).package(spec)
     for msp_id in ("OperatorMSP", "BrokerMSP"):
-        copy_public(pkg, nets[msp_id].layout.chaincode_dir / pkg.name)
-        assert Deployer(nets[msp_id], log=log).deploy(spec, nets[msp_id].layout.chaincode_dir / pkg.name) is None
+        received = copy_public(pkg, nets[msp_id].layout.root.parent / "inbox" / pkg.name)[0]
+        # what the organisation runs on its host: install and approve the package it received
+        out = ipledger(nets[msp_id].layout.root, nets[msp_id].consortium.source, "chaincode", "deploy",
+                       "--package", str(received))
+        assert f"approved by {msp_id}" in out, out
+        assert not Deployer(nets[msp_id], log=log).committed(spec.name)
     committed = Deployer(customs, log=log).deploy(spec, pkg)
     assert committed and all(committed["approvals"].values()), committed
 
