@@ -43,12 +43,13 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.chaincode_put import VALUE, rss_mb, run_level  # noqa: E402
+from bench.rest_submit import start_gateways  # noqa: E402
 from network import fabric  # noqa: E402
 from chaincode.testing import mrns  # noqa: E402
 from gateway import daemon  # noqa: E402
 from network.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer, build_binary_package  # noqa: E402
 from network.lifecycle import Network  # noqa: E402
-from tests.integration.conftest import STUBCHECK_DIR, Clients, free_base_port, port_free  # noqa: E402
+from tests.integration.conftest import STUBCHECK_DIR, Clients, free_base_port  # noqa: E402
 
 ONE = "FRIPO000000"
 MANY = [f"FRIPO{n:06d}" for n in range(1, 129)]
@@ -229,13 +230,7 @@ def main() -> int:
                   "Go": rss_mb(go_pid) if go_pid else float("nan")}
 
         say("starting customs' and the operator's REST gateways …")
-        url, key = {}, {}
-        for org in ("CustomsMSP", "OperatorMSP"):
-            port = next(p for p in range(18080, 18180) if port_free(p))
-            started.append(org)
-            url[org] = daemon.start(state, bind=f"127.0.0.1:{port}", log=QUIET, org=org)
-            creds = daemon.ensure_credentials(state, url[org], org)
-            key[org] = {"Authorization": f"Bearer {creds['keys'][org]['key']}"}
+        url, key = start_gateways(state, ("CustomsMSP", "OperatorMSP"), started)
         http = requests.Session()
         http.mount("http://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=256))
 

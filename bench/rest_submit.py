@@ -79,6 +79,19 @@ def move(lot_and_count: tuple[str, int], tag: str) -> dict:
             "to_site": to}
 
 
+def start_gateways(state: Path, orgs, started: list[str]) -> tuple[dict[str, str], dict[str, dict]]:
+    """Each organisation's own REST gateway (its own identity and API key only) on a free loopback port:
+    (URL, Authorization header) by MSP id. ``started`` collects the organisations to stop afterwards."""
+    url, key = {}, {}
+    for org in orgs:
+        port = next(p for p in range(18080, 18180) if port_free(p))
+        started.append(org)
+        url[org] = daemon.start(state, bind=f"127.0.0.1:{port}", log=lambda *_: None, org=org)
+        creds = daemon.ensure_credentials(state, url[org], org)
+        key[org] = {"Authorization": f"Bearer {creds['keys'][org]['key']}"}
+    return url, key
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=15, help="seconds per measured level (default 15)")
@@ -91,13 +104,7 @@ def main() -> int:
     try:
         net.up(log=lambda *_: None)
         Deployer(net, log=lambda *_: None).deploy(ChaincodeSpec.default())
-        url, key = {}, {}
-        for org in ORGS:  # each organisation's own gateway, with its own identity and API key
-            port = next(p for p in range(18080, 18180) if port_free(p))
-            started.append(org)
-            url[org] = daemon.start(state, bind=f"127.0.0.1:{port}", log=lambda *_: None, org=org)
-            creds = daemon.ensure_credentials(state, url[org], org)
-            key[org] = {"Authorization": f"Bearer {creds['keys'][org]['key']}"}
+        url, key = start_gateways(state, ORGS, started)
         http = requests.Session()
 
         def post(org: str, body: dict, retry_s: float = 0) -> None:

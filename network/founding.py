@@ -217,7 +217,11 @@ def definitions(c: Consortium, lay: Layout) -> dict[str, Definition]:
 
 def found(c: Consortium, lay: Layout, log=print) -> Path:
     """Build the genesis block into ``lay.genesis_block`` from the public definitions."""
-    defs = definitions(c, lay)
+    return genesis_block(c, lay, definitions(c, lay), log)
+
+
+def genesis_block(c: Consortium, lay: Layout, defs: dict[str, Definition], log=print) -> Path:
+    """configtxgen's genesis block from ``defs`` (already checked) into ``lay.genesis_block``."""
     for d in defs.values():
         definition_mod.materialise(d, lay.public_msp(d.msp_id))
     lay.channel_dir.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,14 @@ class Scenario:
         self.broker_eori: str | None = BROKER_EORI
         self.operator_eori: str | None = HOLDER
 
+    @classmethod
+    def with_l1(cls, contract_factory) -> "Scenario":
+        """Step 1 of domain.md §8 done: the authorisation granted and lot L1 (1,000 p/st) placed."""
+        sc = cls(contract_factory)
+        sc.accepted(sc.grant())
+        sc.accepted(sc.place("L1", 1000, mrn_=PLACE_MRN_L1))
+        return sc
+
     # -- plumbing ------------------------------------------------------------------------------------
     def D(self, days: float = 0) -> dt.datetime:
         return self.day + dt.timedelta(days=days)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -125,6 +126,37 @@ def orderer_height(net: Network, node) -> int | None:
 
 def orderer_heights(net: Network) -> dict[str, int | None]:
     return {o.id: orderer_height(net, o) for o in net.consortium.orderers}
+
+
+# The consensus metric saying whether an orderer leads: ``consensus_<type>_is_leader{channel=…}``.
+LEADER_METRIC = {"etcdraft": "consensus_etcdraft_is_leader", "BFT": "consensus_BFT_is_leader"}
+
+
+def leaders(net: Network) -> dict[str, bool | None]:
+    """Whether each orderer leads, by its consensus metric (None when its metrics cannot be read)."""
+    metric = LEADER_METRIC[net.consortium.consensus]
+    pattern = re.compile(r'^%s\{channel="%s"\} (\S+)$' % (metric, re.escape(net.consortium.channel)), re.M)
+    out = {}
+    for o in net.consortium.orderers:
+        try:
+            m = pattern.search(net.metrics(o))
+            out[o.id] = bool(float(m.group(1))) if m else None
+        except OSError:
+            out[o.id] = None
+    return out
+
+
+def wait_leader(net: Network, among: list[str], timeout: float = 30.0) -> str:
+    """The one orderer among ``among`` that leads (AssertionError after ``timeout`` s without a single one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        who = [nid for nid, yes in leaders(net).items() if yes and nid in among]
+        if len(who) == 1:
+            return who[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no single {net.consortium.consensus} leader among {among} after {timeout} s: "
+                                 f"{leaders(net)}")
+        time.sleep(0.25)
 
 
 def wait_same_orderer_heights(net: Network, timeout: float = 60.0) -> dict[str, int | None]:

@@ -22,12 +22,11 @@ from gateway.fabric.verify.blocks import block_files
 from network import founding
 from network.consortium import DEFAULT_FILE
 from network.identities import private_key_files
-from network.lifecycle import Network
 
 from .test_security import admin_endpoint_checks
 from .support_faults import (QUIET, OrgGateways, Ledger, Load, check_outcome, create_keys, exits_of, kill9,
                              moves_of, node_pid, set_up_authorisation, start_network, stop_network,
-                             wait_same_orderer_heights)
+                             wait_leader, wait_same_orderer_heights)
 
 pytestmark = pytest.mark.fabric
 
@@ -37,31 +36,6 @@ LOT_QTY = 100_000
 # the followers notice a silent leader after LeaderHeartbeatTimeout (10 s, network/founding.py SMARTBFT),
 # then change view; the peers' submits reach a live consenter meanwhile
 MAX_PAUSE_S = 45.0
-
-
-def bft_leaders(net: Network) -> dict[str, bool | None]:
-    """consensus_BFT_is_leader of every consenter (None when its metrics cannot be read)."""
-    pattern = re.compile(r'^consensus_BFT_is_leader\{channel="%s"\} (\S+)$' % re.escape(net.consortium.channel),
-                         re.M)
-    out = {}
-    for o in net.consortium.orderers:
-        try:
-            m = pattern.search(net.metrics(o))
-            out[o.id] = bool(float(m.group(1))) if m else None
-        except OSError:
-            out[o.id] = None
-    return out
-
-
-def wait_bft_leader(net: Network, among: list[str], timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        who = [nid for nid, yes in bft_leaders(net).items() if yes and nid in among]
-        if len(who) == 1:
-            return who[0]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no single BFT leader among {among} after {timeout} s: {bft_leaders(net)}")
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +102,7 @@ def test_kill9_bft_leader_under_load(bft):
         time.sleep(2.0)
         before = sum(1 for s in load.sent.values() if s.acknowledged)
         assert before >= 3, f"no steady load before the fault: {load.summary()}"
-        leader_id = wait_bft_leader(net, ids)
+        leader_id = wait_leader(net, ids, timeout=60)
         leader = net.consortium.node(leader_id)
         killed_at = time.monotonic()
         kill9(node_pid(net, leader))
@@ -144,7 +118,7 @@ def test_kill9_bft_leader_under_load(bft):
         while (net.peer_height(net.consortium.peers[0]) or 0) < height_down + 3:
             assert time.monotonic() < deadline, f"ordering stalled with {leader_id} down: {load.summary()}"
             time.sleep(0.5)
-        new_leader = wait_bft_leader(net, [i for i in ids if i != leader_id])
+        new_leader = wait_leader(net, [i for i in ids if i != leader_id], timeout=60)
         # restart the stopped consenter; it catches up from the others
         net.up(log=QUIET, timeout=90)
         restarted_at = time.monotonic()

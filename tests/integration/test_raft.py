@@ -6,49 +6,22 @@ Own network (3 orderers) in a temporary directory; no process left at the end.
 """
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 import yaml
 
 from network.consortium import DEFAULT_FILE
-from network.lifecycle import Network
 
 from .support_faults import (QUIET, OrgGateways, Ledger, Load, check_outcome, create_keys, exits_of, kill9,
-                             moves_of, node_pid, set_up_authorisation, start_network, wait_same_orderer_heights,
-                             stop_network)
+                             leaders, moves_of, node_pid, set_up_authorisation, start_network, stop_network,
+                             wait_leader, wait_same_orderer_heights)
 
 pytestmark = pytest.mark.fabric
 
 LOT_QTY = 100_000
 # ordering must resume within this (election timeout + the peers' reconnection to a live orderer)
 MAX_PAUSE_S = 20.0
-
-
-def leaders(net: Network) -> dict[str, bool | None]:
-    """consensus_etcdraft_is_leader of every running orderer (None when its metrics cannot be read)."""
-    out = {}
-    pattern = re.compile(r'^consensus_etcdraft_is_leader\{channel="%s"\} (\S+)$' % re.escape(net.consortium.channel),
-                         re.M)
-    for o in net.consortium.orderers:
-        try:
-            m = pattern.search(net.metrics(o))
-            out[o.id] = bool(float(m.group(1))) if m else None
-        except OSError:
-            out[o.id] = None
-    return out
-
-
-def wait_leader(net: Network, among: list[str], timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        who = [nid for nid, yes in leaders(net).items() if yes and nid in among]
-        if len(who) == 1:
-            return who[0]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no single Raft leader among {among} after {timeout} s: {leaders(net)}")
-        time.sleep(0.25)
 
 
 @pytest.fixture(scope="module")

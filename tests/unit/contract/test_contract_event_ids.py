@@ -3,19 +3,9 @@ submitting organisation, so one organisation can neither take another's ERP even
 another's transaction ids through ``DuplicateEvent``."""
 from __future__ import annotations
 
-import pytest
-
-from chaincode.contract import InwardProcessingContract
 from chaincode.testing import mrns
 from chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso
 
-
-@pytest.fixture
-def s():
-    sc = Scenario(InwardProcessingContract)
-    sc.accepted(sc.grant())
-    sc.accepted(sc.place("L1", 1000, mrn_=mrns.PLACE_MRN_L1))
-    return sc
 
 
 def move(s: Scenario, event_id: str, qty: int = 10) -> dict:

@@ -15,20 +15,12 @@ import string
 
 import pytest
 
-from chaincode.contract import InwardProcessingContract
 from chaincode.contract.schemas import EVENT_TYPES, TRANSIENT_SCHEMAS, load_schema
 from chaincode.testing import mrns
 from chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, authorisation_fields, iso, retreaded
 
 BAD_ENDINGS = ("\n", "\r\n", "\x00", "\x00X", "\t", "\x1f", "\x85")
 
-
-@pytest.fixture
-def s():
-    sc = Scenario(InwardProcessingContract)
-    sc.accepted(sc.grant())
-    sc.accepted(sc.place("L1", 1000, mrn_=mrns.PLACE_MRN_L1))
-    return sc
 
 
 def refused(s: Scenario, res_of, *args, **kw) -> str:

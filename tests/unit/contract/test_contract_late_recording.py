@@ -18,9 +18,7 @@ DAY = dt.timedelta(days=1)
 
 @pytest.fixture
 def s():
-    sc = Scenario(InwardProcessingContract)
-    sc.accepted(sc.grant())
-    sc.accepted(sc.place("L1", 1000, mrn_=mrns.PLACE_MRN_L1))
+    sc = Scenario.with_l1(InwardProcessingContract)
     sc.wait_until(sc.D(5))   # five days later
     return sc
 

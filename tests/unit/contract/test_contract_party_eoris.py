@@ -3,21 +3,9 @@ read (``UnknownParty``, a NotPermitted); the party EORIs customs set on the ledg
 party's own CA writes into its certificates."""
 from __future__ import annotations
 
-import pytest
-
-from chaincode.contract import InwardProcessingContract
-from chaincode.testing import mrns
-from chaincode.testing.scenario import AUTH_ID, BROKER_EORI, HOLDER, SITE1, SITE2, Scenario
+from chaincode.testing.scenario import AUTH_ID, BROKER_EORI, HOLDER, SITE1, SITE2
 
 OTHER = "DE55555555555555"
-
-
-@pytest.fixture
-def s():
-    sc = Scenario(InwardProcessingContract)
-    sc.accepted(sc.grant())
-    sc.accepted(sc.place("L1", 1000, mrn_=mrns.PLACE_MRN_L1))
-    return sc
 
 
 def test_an_operator_whose_eori_is_unknown_is_refused(s):

@@ -15,13 +15,6 @@ from chaincode.testing.scenario import (AUTH_ID, BROKER_EORI, PLACE_MRN_L1, RETR
 DAY_S = 86400
 
 
-@pytest.fixture
-def s():
-    sc = Scenario(InwardProcessingContract)
-    sc.accepted(sc.grant())
-    sc.accepted(sc.place("L1", 1000, mrn_=PLACE_MRN_L1))
-    return sc
-
 
 def late(s, days: float) -> dt.datetime:
     """A ledger time ``days`` after D: customs first widen max_clock_skew_s (a parameter) so that the
