@@ -17,6 +17,7 @@ until the new one is committed.
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import importlib.metadata
@@ -31,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .consortium import Consortium
 from .lifecycle import Network, NetworkError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -57,14 +59,15 @@ class ChaincodeSpec:
     requirements: Path = CHAINCODE_DIR / "requirements.txt"
     signature_policy: str | None = None
     collections_config: Path | None = None
+    # The ipledger contract: its endorsement policy, its 'commercial' collection and the customs
+    # MSP id its package names come from each channel's members (:meth:`Deployer.settle`).
+    from_consortium: bool = False
+    customs_msp: str | None = None
 
     @classmethod
     def default(cls) -> "ChaincodeSpec":
-        contract_dir = CHAINCODE_DIR / "contract"
-        policy = contract_dir / "endorsement_policy.txt"
-        collections = contract_dir / "collections.json"
-        return cls(signature_policy=policy.read_text().strip() if policy.exists() else None,
-                   collections_config=collections if collections.exists() else None)
+        """The ipledger contract, its channel settings taken from the consortium at deployment."""
+        return cls(from_consortium=True)
 
     @property
     def label(self) -> str:
@@ -137,7 +140,8 @@ def build_package(spec: ChaincodeSpec, out: Path, wheels: list[Path]) -> Path:
     code = [(f"wheels/{w.name}", w.read_bytes()) for w in wheels]
     for src in spec.sources:
         code += _source_entries(src)
-    manifest = {"contract": spec.contract, "name": spec.name, "version": spec.version}
+    manifest = {"contract": spec.contract, "name": spec.name, "version": spec.version,
+                **({"customs_msp": spec.customs_msp} if spec.customs_msp else {})}
     code.append(("ipledger-chaincode.json", json.dumps(manifest, sort_keys=True).encode()))
     metadata = json.dumps({"type": PACKAGE_TYPE, "label": spec.label}).encode()
     out.write_bytes(_targz([("metadata.json", metadata), ("code.tar.gz", _targz(code))]))
@@ -176,6 +180,38 @@ def package_id(path: Path, label: str | None = None) -> str:
     return f"{label}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
 
 
+# ----------------------------------------------------------------------------- channel settings
+
+def contract_policy(c: Consortium) -> str:
+    """The contract's endorsement policy on ``c``'s channel: a customs peer and a peer of another
+    member (the holder or a representative) — no party writes alone."""
+    customs = _customs(c)
+    others = [f"'{o.msp_id}.peer'" for o in c.orgs if o.msp_id != customs]
+    if not others:
+        raise ChaincodeError(f"channel {c.channel} has no member besides customs")
+    return f"AND('{customs}.peer', OR({','.join(others)}))"
+
+
+def commercial_collection(c: Consortium) -> list[dict]:
+    """The ``commercial`` private data collection of ``c``'s channel: customs and the holder store
+    the customs values; representatives (and everyone else) only their hashes."""
+    customs = _customs(c)
+    holder = c.channels[0].holder if len(c.channels) == 1 else None
+    if not holder:
+        raise ChaincodeError(f"the consortium names no holder for channel {c.channel} "
+                             "('holder: <MSP id>'): the commercial data would have no owner")
+    return [{"name": "commercial", "policy": f"OR('{customs}.member','{holder}.member')",
+             "requiredPeerCount": 0, "maxPeerCount": 1, "blockToLive": 0,
+             "memberOnlyRead": True, "memberOnlyWrite": False}]
+
+
+def _customs(c: Consortium) -> str:
+    if not c.customs:
+        raise ChaincodeError("the consortium file names no customs organisation ('customs: <MSP "
+                             "id>'): the contract takes customs' MSP id from it")
+    return c.customs
+
+
 # ----------------------------------------------------------------------------- lifecycle
 
 @dataclass
@@ -187,7 +223,21 @@ class Deployer:
     def _orderer_args(self) -> list[str]:
         return self.net.orderer_args()
 
+    def settle(self, spec: ChaincodeSpec) -> ChaincodeSpec:
+        """``spec`` with its channel settings: for the ipledger contract, the endorsement policy,
+        the collection and the customs MSP id from this channel's members; others unchanged."""
+        if not spec.from_consortium:
+            return spec
+        c = self.net.consortium
+        collections = self.net.layout.channel_dir / f"{spec.name}.collections.json"
+        collections.parent.mkdir(parents=True, exist_ok=True)
+        collections.write_text(json.dumps(commercial_collection(c), indent=2) + "\n")
+        return dataclasses.replace(spec, from_consortium=False, customs_msp=_customs(c),
+                                   signature_policy=contract_policy(c),
+                                   collections_config=collections)
+
     def package(self, spec: ChaincodeSpec, out: Path | None = None) -> Path:
+        spec = self.settle(spec)
         out = out or self.net.layout.chaincode_dir / f"{spec.label}.tar.gz"
         out.parent.mkdir(parents=True, exist_ok=True)
         wheels = download_wheels(pinned_requirements(spec.requirements),
@@ -241,6 +291,9 @@ class Deployer:
                upgrade: bool = False) -> dict:
         """Install, approve and commit ``spec``; returns the committed definition."""
         started = time.monotonic()
+        if len(self.net.channels()) > 1:
+            raise ChaincodeError("a channel per holder: deploy on each (deploy_on_channels)")
+        spec = self.settle(spec)
         current = self.committed(spec.name)
         if current and not upgrade and current.get("version") != spec.version:
             raise ChaincodeError(
@@ -296,7 +349,7 @@ class Deployer:
     # -------------------------------------------------------------- organisations joining later
 
     def definition_file(self, name: str) -> Path:
-        return self.net.layout.chaincode_dir / f"{name}.definition.json"
+        return self.net.layout.definitions_of_chaincode / f"{name}.definition.json"
 
     def _save_definition(self, spec: ChaincodeSpec, sequence: int, pkg: Path, pid: str) -> None:
         """What was committed, exactly as given to the peer CLI, so an org that joins the
@@ -412,3 +465,20 @@ class Deployer:
             approvals = committed.get("approvals")
         return {"name": name, "committed": committed, "approvals": approvals,
                 "installed": installed}
+
+
+def deploy_on_channels(net: Network, spec: ChaincodeSpec, pkg: Path | None = None, *,
+                       upgrade: bool = False, log=print) -> dict[str, dict | None]:
+    """Deploy ``spec`` on every channel one of this host's organisations is a member of (one
+    package for all: the peers run one chaincode process per package, whatever the channels).
+    Returns each channel's committed definition (None where others' approvals are awaited)."""
+    channels = [ch for ch in net.channels() if ch.local_peers]
+    if not channels:
+        raise ChaincodeError(f"no organisation of {net.layout.root} is on any channel")
+    pkg = pkg or Deployer(channels[0], log).package(spec)
+    out = {}
+    for ch in channels:
+        if len(channels) > 1:
+            log(f"channel {ch.consortium.channel}:")
+        out[ch.consortium.channel] = Deployer(ch, log).deploy(spec, pkg, upgrade=upgrade)
+    return out

@@ -147,10 +147,10 @@ def _network(args) -> int:
 
 
 def _chaincode(args) -> int:
-    from .chaincode import ChaincodeSpec, Deployer
+    from .chaincode import ChaincodeSpec, Deployer, deploy_on_channels
 
     net = Network.open(args.state_dir, args.consortium, args.base_port)
-    dep = Deployer(net)
+    dep = Deployer(net.channels()[0])  # packaging: the customs MSP id is the same on every channel
     spec = ChaincodeSpec.default()
     spec.name = args.name
     if args.cmd == "upgrade" and not args.version:
@@ -170,9 +170,11 @@ def _chaincode(args) -> int:
             pkg = args.package
         else:
             pkg = dep.package(spec, args.output)
-        dep.deploy(spec, pkg, upgrade=args.cmd == "upgrade")
+        deploy_on_channels(net, spec, pkg, upgrade=args.cmd == "upgrade")
     else:
-        print(json.dumps(dep.status(args.name), indent=2))
+        print(json.dumps({ch.consortium.channel: Deployer(ch).status(args.name)
+                          for ch in net.channels() if ch.local_peers}
+                         if net.consortium.per_holder else dep.status(args.name), indent=2))
     return 0
 
 
@@ -180,9 +182,15 @@ def _print_status(rows: list[dict]) -> None:
     print(f"{'NODE':<20} {'MSP':<12} {'PID':>7}  {'ADDRESS':<16} {'OPERATIONS':<16} "
           f"{'HEALTH':<8} CHANNEL")
     for r in rows:
-        chan = (f"height {r['channel_height']}, gossip {r['gossip_peers_known']}"
-                if r["channel_height"] is not None
-                else "joined" if r.get("channel_joined") else "-")
+        chans = r.get("channels") or {}
+        if len(chans) > 1:  # a channel per holder: each channel this node is on
+            chan = "; ".join(f"{name} " + (f"height {v['height']}, gossip {v['gossip_peers_known']}"
+                                           if "height" in v else "joined" if v["joined"] else "-")
+                             for name, v in chans.items())
+        else:
+            chan = (f"height {r['channel_height']}, gossip {r['gossip_peers_known']}"
+                    if r["channel_height"] is not None
+                    else "joined" if r.get("channel_joined") else "-")
         print(f"{r['node']:<20} {r['msp_id']:<12} {r['pid'] or '-':>7}  {r['address']:<16} "
               f"{r['operations']:<16} {'ok' if r['healthy'] else 'DOWN':<8} {chan}")
 

@@ -7,6 +7,7 @@ ports; it knows nothing of Fabric's own file formats.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ DEFAULT_FILE = Path(__file__).with_name("consortium.yaml")
 _MSP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]*MSP$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _DURATION = re.compile(r"^\d+(ms|s|m)$")
+_CHANNEL = re.compile(r"[a-z][a-z0-9.-]{0,248}")
 # A network namespace name as `ip netns` accepts it (kept to a safe subset).
 _NETNS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -98,6 +100,20 @@ class Org:
 CONSENSUS = {"raft": "etcdraft", "bft": "BFT"}
 
 
+@dataclass(frozen=True)
+class Channel:
+    """One channel of the consortium and the application organisations on it (customs included).
+
+    A consortium file names either one ``channel`` shared by every organisation, or ``channels``:
+    one per authorisation holder, with the holder and the representatives it mandates as members
+    and customs on every one — another holder's peers never receive a block of it (docs/deployment.md,
+    "A channel per holder")."""
+
+    name: str
+    members: tuple[str, ...]
+    holder: str | None = None  # shares the commercial data with customs (collection 'commercial')
+
+
 @dataclass
 class Consortium:
     channel: str
@@ -107,6 +123,36 @@ class Consortium:
     max_message_count: int
     source: Path | None = None
     consensus: str = "etcdraft"  # Fabric's OrdererType: "etcdraft" or "BFT"
+    # The customs authority's MSP id: the chaincode package names it (the contract names no
+    # organisation), and it is a member of every channel.
+    customs: str | None = None
+    # Every channel; for a file with one shared ``channel``, that one with every organisation.
+    channels: list[Channel] = field(default_factory=list)
+    # True when the file lists ``channels`` (one per holder): each then has its own directory.
+    per_holder: bool = False
+
+    def channel_names(self) -> list[str]:
+        return [ch.name for ch in self.channels]
+
+    def view(self, channel: str) -> "Consortium":
+        """The consortium as one channel sees it: ``channel`` set and only its members as
+        application organisations (so its ``peers`` are the channel's)."""
+        for ch in self.channels:
+            if ch.name == channel:
+                members = set(ch.members)
+                return dataclasses.replace(
+                    self, channel=ch.name, orgs=[o for o in self.orgs if o.msp_id in members],
+                    channels=[ch])
+        raise ConsortiumError(f"unknown channel {channel!r}; channels are: "
+                              f"{', '.join(self.channel_names())}")
+
+    def views(self) -> list["Consortium"]:
+        """One :meth:`view` per channel, in the order of the consortium file."""
+        return [self.view(ch.name) for ch in self.channels]
+
+    def channels_of(self, msp_id: str) -> list[str]:
+        """The channels ``msp_id`` is a member of."""
+        return [ch.name for ch in self.channels if msp_id in ch.members]
 
     @property
     def all_orgs(self) -> list[Org]:
@@ -164,9 +210,19 @@ def load(path: Path | str | None = None, *, base_port: int | None = None,
 def parse(raw: Any, *, base_port: int | None = None, host: str | None = None) -> Consortium:
     if not isinstance(raw, dict):
         raise ConsortiumError("the consortium file must be a mapping")
-    channel = _req(raw, "channel", str, "top level")
-    if not re.fullmatch(r"[a-z][a-z0-9.-]{0,248}", channel):
-        raise ConsortiumError(f"channel name {channel!r} is not a valid Fabric channel name")
+    if ("channel" in raw) == ("channels" in raw):
+        raise ConsortiumError("name either one shared 'channel' or 'channels' (one per holder)")
+    per_holder = "channels" in raw
+    if per_holder:
+        names = [ch.get("name") if isinstance(ch, dict) else None
+                 for ch in _req(raw, "channels", list, "top level")]
+    else:
+        names = [_req(raw, "channel", str, "top level")]
+    for name in names:
+        if not isinstance(name, str) or not _CHANNEL.fullmatch(name):
+            raise ConsortiumError(f"channel name {name!r} is not a valid Fabric channel name "
+                                  "(lower-case letters, digits, '.', '-')")
+    channel = "" if per_holder else names[0]
     default_host = host or raw.get("host", "127.0.0.1")
     port = base_port if base_port is not None else int(raw.get("base_port", 7100))
     step = int(raw.get("ports_per_node", 10))
@@ -213,10 +269,61 @@ def parse(raw: Any, *, base_port: int | None = None, host: str | None = None) ->
     if not _DURATION.match(batch_timeout):
         raise ConsortiumError(f"orderer.batch_timeout {batch_timeout!r}: use e.g. 250ms or 2s")
     c = Consortium(channel, orderer_org, orgs, batch_timeout, int(o.get("max_message_count", 500)),
-                   consensus=CONSENSUS[consensus])
+                   consensus=CONSENSUS[consensus], customs=_customs(raw, orgs), per_holder=per_holder)
+    c.channels = (_channels(raw, c) if per_holder else
+                  [Channel(channel, tuple(o.msp_id for o in orgs), _member(raw, "holder", orgs))])
     _check_consenters(c)
     _check_unique(c)
     return c
+
+
+def _member(raw: dict, key: str, orgs: list[Org], where: str = "top level") -> str | None:
+    value = raw.get(key)
+    if value is not None and (not isinstance(value, str) or value not in [o.msp_id for o in orgs]):
+        raise ConsortiumError(f"{where}: {key} {value!r} must be the MSP id of one of the "
+                              "organisations")
+    return value
+
+
+def _customs(raw: dict, orgs: list[Org]) -> str | None:
+    return _member(raw, "customs", orgs)
+
+
+def _channels(raw: dict, c: Consortium) -> list[Channel]:
+    """``channels``: each with its members; customs on every one, every member on one at least,
+    and no organisation running consenters unless it is on every channel (an orderer stores every
+    block of each channel it serves)."""
+    if not c.customs:
+        raise ConsortiumError("'channels' needs 'customs: <MSP id>' (customs is on every channel)")
+    app = [o.msp_id for o in c.orgs]
+    out, seen = [], set()
+    for i, item in enumerate(raw["channels"]):
+        where = f"channels[{i}] ({item['name']})"
+        holder = _member(item, "holder", c.orgs, where)
+        reps = item.get("representatives") or []
+        if not holder or holder == c.customs:
+            raise ConsortiumError(f"{where}: 'holder' must name the authorisation holder's MSP id")
+        if not isinstance(reps, list):
+            raise ConsortiumError(f"{where}: 'representatives' must list MSP ids")
+        for m in reps:
+            if m not in app or m in (c.customs, holder):
+                raise ConsortiumError(f"{where}: representative {m!r} must be one of the other "
+                                      f"organisations ({', '.join(app)})")
+        if item["name"] in seen:
+            raise ConsortiumError(f"channel {item['name']} declared twice")
+        seen.add(item["name"])
+        wanted = {c.customs, holder, *reps}  # members in the order of the organisations
+        out.append(Channel(item["name"], tuple(m for m in app if m in wanted), holder))
+    for o in c.orgs:
+        on = [ch.name for ch in out if o.msp_id in ch.members]
+        if not on:
+            raise ConsortiumError(f"{o.msp_id} is on no channel: add it to the 'members' of its "
+                                  "holder's channel")
+        if o.orderers and len(on) < len(out):
+            raise ConsortiumError(f"{o.msp_id} runs consenters but is not on every channel: its "
+                                  "orderers would receive the blocks of holders it must not see; "
+                                  "let customs or an ordering organisation run the orderers")
+    return out
 
 
 def _check_consenters(c: Consortium) -> None:
@@ -316,8 +423,17 @@ def to_dict(c: Consortium) -> dict:
         orderer.update({"msp_id": o.msp_id, "name": o.name, "domain": o.domain,
                         "description": o.description, "nodes": nodes(o.orderers)})
     orderer.update({"batch_timeout": c.batch_timeout, "max_message_count": c.max_message_count})
+    if c.per_holder:
+        channels = {"channels": [{"name": ch.name, "holder": ch.holder,
+                                  "representatives": [m for m in ch.members
+                                                      if m not in (c.customs, ch.holder)]}
+                                 for ch in c.channels]}
+    else:
+        holder = c.channels[0].holder if c.channels else None
+        channels = {"channel": c.channel, **({"holder": holder} if holder else {})}
     return {
-        "channel": c.channel,
+        **channels,
+        **({"customs": c.customs} if c.customs else {}),
         "orderer": orderer,
         "organisations": [{"msp_id": org.msp_id, "name": org.name, "domain": org.domain,
                            "description": org.description, "peers": nodes(org.peers),
@@ -329,8 +445,10 @@ def to_dict(c: Consortium) -> dict:
 # ----------------------------------------------------------------------------- edits
 
 def with_org(c: Consortium, msp_id: str, name: str | None = None, description: str = "",
-             domain: str | None = None, peers: int = 1, ports_per_node: int = 10) -> Consortium:
-    """A copy of ``c`` with one more application organisation.
+             domain: str | None = None, peers: int = 1, ports_per_node: int = 10,
+             channels: list[str] | None = None) -> Consortium:
+    """A copy of ``c`` with one more application organisation (a representative on ``channels``
+    when the consortium has a channel per holder).
 
     Its peers (``peer0``…) listen on the host (and in the network namespace, if
     any) of the existing peers, on the next port blocks after the highest port
@@ -355,6 +473,15 @@ def with_org(c: Consortium, msp_id: str, name: str | None = None, description: s
                        **({"netns": netns} if netns else {})}
                       for i in range(peers)]
     raw["organisations"].append(entry)
+    if c.per_holder:
+        unknown = sorted(set(channels or []) - set(c.channel_names()))
+        if not channels or unknown:
+            raise ConsortiumError(f"name the channel(s) {msp_id} joins, among: "
+                                  f"{', '.join(c.channel_names())}"
+                                  + (f" ({', '.join(unknown)} unknown)" if unknown else ""))
+        for ch in raw["channels"]:
+            if ch["name"] in channels:
+                ch["representatives"].append(msp_id)
     out = parse(raw)
     out.source = c.source
     return out
@@ -370,8 +497,17 @@ def without_org(c: Consortium, msp_id: str) -> Consortium:
         raise ConsortiumError(f"{msp_id} runs consenters of the ordering service "
                               f"({', '.join(n.id for n in c.org(msp_id).orderers)}); removing it "
                               "needs a change of consenters first")
+    if msp_id == c.customs:
+        raise ConsortiumError(f"{msp_id} is the customs authority; it cannot be removed")
     raw = to_dict(c)
     raw["organisations"] = [o for o in raw["organisations"] if o["msp_id"] != msp_id]
+    for ch in raw.get("channels", []):
+        if ch["holder"] == msp_id:
+            raise ConsortiumError(f"{msp_id} holds channel {ch['name']}; remove the channel from "
+                                  "the consortium file instead")
+        ch["representatives"] = [m for m in ch["representatives"] if m != msp_id]
+    if raw.get("holder") == msp_id:
+        raw.pop("holder")
     if not raw["organisations"]:
         raise ConsortiumError("the consortium would have no application organisation left")
     out = parse(raw)

@@ -356,6 +356,15 @@ def check_own(block_bytes: bytes, d: Definition) -> list[str]:
     return check_summary(summary(block_bytes), d)
 
 
+def check_members(block_bytes: bytes, members: list[str]) -> list[str]:
+    """The block's application organisations are exactly ``members`` (a channel per holder: a
+    competitor on the channel would receive every block of it)."""
+    found = sorted(summary(block_bytes)["application_orgs"])
+    if found != sorted(members):
+        return [f"the channel's members are {', '.join(found)}, not {', '.join(sorted(members))}"]
+    return []
+
+
 def check_summary(s: dict, d: Definition) -> list[str]:
     """:func:`check_own` on a block's :func:`summary`."""
     problems = []

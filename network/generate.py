@@ -17,7 +17,7 @@ from . import consortium, founding, identities
 from . import definition as definition_mod
 from .consortium import Consortium, Node, Org
 from .definition import Definition
-from .layout import Layout
+from .layout import Layout, per_channel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILDER_DIR = REPO_ROOT / "chaincode" / "builder"
@@ -322,7 +322,8 @@ def generate(c: Consortium, lay: Layout, *, log=print) -> None:
     on separate hosts: each creates its own identities and definition; the definitions (public
     files only) are handed to the consortium's public directory; the founder builds the
     genesis block from them; each organisation checks the block before anything joins."""
-    if lay.genesis_block.exists():
+    channels = per_channel(c, lay)
+    if any(clay.genesis_block.exists() for _, clay in channels):
         raise GenerateError(f"{lay.root} already holds a generated network; "
                             "use 'ipledger network down --purge' first to start over")
     lay.root.mkdir(parents=True, exist_ok=True)
@@ -333,18 +334,25 @@ def generate(c: Consortium, lay: Layout, *, log=print) -> None:
         if not lay.is_local(org):
             init_org(c, lay, org, log=log)
         publish_definition(lay, org)
-    founding.found(c, lay, log=log)
-    block = lay.genesis_block.read_bytes()
-    for org in c.all_orgs:
-        check_block(lay, org, block)
-    log("  every organisation found its own definition in the genesis block")
+    for view, clay in channels:
+        founding.found(view, clay, log=log)
+        block = clay.genesis_block.read_bytes()
+        for org in view.all_orgs:
+            check_block(clay, org, block, members=[o.msp_id for o in view.orgs])
+    log("  every organisation found its own definition in the genesis block"
+        + (" of each of its channels" if c.per_holder else ""))
 
 
-def check_block(lay: Layout, org: Org, block: bytes | None = None) -> None:
-    """``org`` checks that the genesis block holds its own definition as it wrote it."""
+def check_block(lay: Layout, org: Org, block: bytes | None = None,
+                members: list[str] | None = None) -> None:
+    """``org`` checks that the genesis block holds its own definition as it wrote it and, given
+    ``members``, that the channel's application organisations are exactly those (with a channel
+    per holder, nobody else's peers may receive its blocks)."""
     block = block if block is not None else lay.genesis_block.read_bytes()
     own = definition_mod.load(lay.org_home(org) / "definition.json")
     problems = founding.check_own(block, own)
+    if members is not None:
+        problems += founding.check_members(block, members)
     if problems:
         raise GenerateError(f"{org.msp_id} refuses the genesis block {lay.genesis_block}:\n  "
                             + "\n  ".join(problems))

@@ -11,6 +11,8 @@ consortium's public files live apart from all of them::
         channel/consenters/       consenters' public certificates, from the definitions
         channel/configtx.yaml     what configtxgen was given
         channel/genesis.block     the channel's first block
+        channels/<name>/          with a channel per holder: each one's configtx.yaml,
+                                  consenters/, genesis.block (the MSPs stay in channel/msps/)
         chaincode/, wheels/       chaincode packages (public code)
       <org name>/                 one organisation's own directory (0700): on its own host
         crypto/                   its CA, TLS CA and identities (network/identities.py)
@@ -25,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .consortium import Node, Org
+from .consortium import Consortium, Node, Org
 
 PUBLIC = "consortium"
 
@@ -33,6 +35,12 @@ PUBLIC = "consortium"
 @dataclass(frozen=True)
 class Layout:
     root: Path
+    # With a channel per holder, each channel's files live in ``channels/<name>/`` (a Layout
+    # :meth:`for_channel`); a consortium with one shared channel keeps them in ``channel/``.
+    channel: str | None = None
+
+    def for_channel(self, channel: str | None) -> "Layout":
+        return Layout(self.root, channel)
 
     # -- public files -----------------------------------------------------------------------------
     @property
@@ -52,18 +60,23 @@ class Layout:
 
     @property
     def channel_dir(self) -> Path:
-        return self.public / "channel"
+        return self.public / "channel" if self.channel is None else self.public / "channels" / self.channel
 
     @property
     def genesis_block(self) -> Path:
         return self.channel_dir / "genesis.block"
 
     def public_msp(self, msp_id: str) -> Path:
-        return self.channel_dir / "msps" / msp_id
+        return self.public / "channel" / "msps" / msp_id
 
     @property
     def chaincode_dir(self) -> Path:
         return self.public / "chaincode"
+
+    @property
+    def definitions_of_chaincode(self) -> Path:
+        """Where the chaincode definitions committed on this layout's channel are recorded."""
+        return self.chaincode_dir if self.channel is None else self.channel_dir
 
     @property
     def wheels_dir(self) -> Path:
@@ -128,3 +141,11 @@ class Layout:
 
     def user_tls(self, org: Org, user: str = "Admin") -> Path:
         return self.user_dir(org, user) / "tls"
+
+
+def per_channel(c: Consortium, lay: Layout) -> list[tuple[Consortium, Layout]]:
+    """Each channel's view of the consortium with the layout of its files (one pair for a
+    consortium with one shared channel, whose files stay in ``channel/``)."""
+    if not c.per_holder:
+        return [(c, lay)]
+    return [(c.view(name), lay.for_channel(name)) for name in c.channel_names()]

@@ -27,7 +27,7 @@ from pathlib import Path
 from . import consortium as consortium_mod
 from . import fabric, generate, processes
 from .consortium import Consortium, Node
-from .layout import Layout
+from .layout import Layout, per_channel
 
 
 class NetworkError(RuntimeError):
@@ -60,7 +60,26 @@ class Network:
 
     @property
     def generated(self) -> bool:
-        return self.layout.genesis_block.exists()
+        return all(ch.layout.genesis_block.exists() for ch in self.channels())
+
+    def channels(self) -> list["Network"]:
+        """One Network per channel: the channel's view of the consortium and its files (just
+        this one for a consortium with one shared channel)."""
+        return [Network(view, lay) for view, lay in per_channel(self.consortium, self.layout)]
+
+    def on_channel(self, channel: str | None) -> "Network":
+        """The Network of ``channel`` (None: the only one; with a channel per holder, name it)."""
+        chans = self.channels()
+        if channel is None:
+            if len(chans) > 1:
+                raise NetworkError(f"name the channel (--channel): one of "
+                                   f"{', '.join(self.consortium.channel_names())}")
+            return chans[0]
+        for ch in chans:
+            if ch.consortium.channel == channel:
+                return ch
+        raise NetworkError(f"unknown channel {channel!r}; channels are: "
+                           f"{', '.join(self.consortium.channel_names())}")
 
     @property
     def local_orgs(self) -> list:
@@ -122,11 +141,12 @@ class Network:
                     "founder builds it from every organisation's definition ('ipledger channel "
                     "found') and sends it to each; copy it there, then run 'network up' again")
             self.generate(log=log)
-        c = self.consortium
-        self.check_genesis(log)
+        channels = self.channels()
+        for ch in channels:
+            ch.check_genesis(log)
         # Organisations added after generation (ipledger network add-org) run only
         # once the channel's admins have added them to the channel configuration.
-        founding = self.founding_orgs()
+        founding = set().union(*(ch.founding_orgs() for ch in channels))
         local = self.local_nodes
         nodes = [n for n in local if n.kind == "orderer" or n.org.msp_id in founding]
         self._start(nodes, log, timeout, "all nodes already running")
@@ -135,11 +155,21 @@ class Network:
         # orderer would look unjoined
         self._wait(lambda: [n.id for n in orderers if not _reachable(n.host, n.admin_port)],
                    "accepting admin connections", timeout, log)
-        for n in orderers:
+        for ch in channels:
+            ch._join_channel(log, timeout)
+        log(f"Network up in {time.monotonic() - started:.1f} s")
+
+    def _join_channel(self, log, timeout: float) -> None:
+        """This channel's local orderers and admitted peers join it; wait until they have its
+        first block and, when every peer is local, gossip with each other."""
+        c = self.consortium
+        founding = self.founding_orgs()
+        local = self.local_nodes
+        for n in (n for n in local if n.kind == "orderer"):
             if not self.orderer_joined(n):
                 self._osnadmin_join(n)
                 log(f"  {n.id} joined channel '{c.channel}'")
-        peers = [n for n in nodes if n.kind == "peer"]
+        peers = [n for n in local if n.kind == "peer" and n.org.msp_id in founding]
         self._join_peers(peers, log)
         later = [o for o in c.orgs if o.msp_id not in founding and self.layout.is_local(o)]
         if later:
@@ -150,9 +180,8 @@ class Network:
         # sees every other peer of the channel, or cross-org submits would fail. On a host
         # that runs only some of the peers, the others may not be up yet: 'network status'
         # shows how many each local peer knows.
-        if len(peers) == len(self.consortium.peers):
+        if len(peers) == len(c.peers):
             self.wait_gossip(peers, len(peers), timeout, log)
-        log(f"Network up in {time.monotonic() - started:.1f} s")
 
     def wait_gossip(self, peers: list[Node], total: int, timeout: float, log=print) -> None:
         """Until each of ``peers`` knows ``total - 1`` other peers through gossip."""
@@ -224,13 +253,21 @@ class Network:
             node=n.id, kind=n.kind, msp_id=n.org.msp_id, pid=pid,
             address=n.address, operations=f"{n.host}:{n.operations_port}",
             healthy=bool(pid) and self.healthy(n), log=str(self.layout.log_file(n)))
+        # a node on several channels (customs' peers, the orderers): each channel's own figures
+        chans = [ch for ch in self.channels() if n in ch.consortium.nodes]
         if n.kind == "peer":
             s.chaincode_address = f"{n.host}:{n.chaincode_port}"
-            s.channel_height = self.peer_height(n) if s.healthy else None
-            s.gossip_peers_known = self.gossip_peers_known(n) if s.healthy else None
+            if s.healthy:
+                s.channels = {ch.consortium.channel: {"height": ch.peer_height(n),
+                                                      "gossip_peers_known": ch.gossip_peers_known(n)}
+                              for ch in chans}
+                s.channel_height = _least(v["height"] for v in s.channels.values())
+                s.gossip_peers_known = _least(v["gossip_peers_known"] for v in s.channels.values())
         else:
             s.admin = f"{n.host}:{n.admin_port}"
-            s.channel_joined = self.orderer_joined(n) if s.healthy else None
+            if s.healthy:
+                s.channels = {ch.consortium.channel: {"joined": ch.orderer_joined(n)} for ch in chans}
+                s.channel_joined = all(v["joined"] for v in s.channels.values())
         return asdict(s)
 
     # ------------------------------------------------------------------ probes
@@ -378,6 +415,13 @@ class NodeStatus:
     channel_height: int | None = None
     channel_joined: bool | None = None
     gossip_peers_known: int | None = None
+    channels: dict | None = None  # per channel: height and gossip (peers), joined (orderers)
+
+
+def _least(values) -> int | None:
+    """The smallest of ``values`` (a node is as far as its slowest channel); None if one is."""
+    values = list(values)
+    return None if not values or None in values else min(values)
 
 
 def _run(cmd: list[str], env: dict, check: bool,

@@ -1,4 +1,6 @@
 """The consortium description: validation and port assignment."""
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -64,7 +66,10 @@ def test_port_clash_is_named():
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda r: r.pop("channel"), "missing 'channel'"),
+    (lambda r: r.pop("channel"), "either one shared 'channel' or 'channels'"),
+    (lambda r: r.update(channels=[]), "either one shared 'channel' or 'channels'"),
+    (lambda r: r.update(customs="NobodyMSP"), "customs 'NobodyMSP' must be the MSP id"),
+    (lambda r: r.update(holder="NobodyMSP"), "holder 'NobodyMSP' must be the MSP id"),
     (lambda r: r.update(channel="Bad Channel"), "not a valid Fabric channel name"),
     (lambda r: r["organisations"][0].update(msp_id="customs"), "must look like"),
     (lambda r: r["organisations"].append(dict(r["organisations"][0])), "declared twice"),
@@ -133,3 +138,72 @@ def test_raft_consenters_are_not_run_by_the_members():
     raw["orderer"]["consensus"] = "raft"
     with pytest.raises(ConsortiumError, match="use 'consensus: bft'"):
         consortium.parse(raw)
+
+
+# -- a channel per holder (consortium-holders.yaml) -------------------------------------------------
+
+HOLDERS = Path(consortium.__file__).with_name("consortium-holders.yaml")
+
+
+def holders_raw() -> dict:
+    return yaml.safe_load(HOLDERS.read_text())
+
+
+def test_a_channel_per_holder_with_customs_on_every_one():
+    c = consortium.load(HOLDERS)
+    assert c.per_holder and c.customs == "CustomsMSP"
+    assert [(ch.name, ch.holder, ch.members) for ch in c.channels] == [
+        ("ip-plant-a", "PlantAMSP", ("CustomsMSP", "PlantAMSP", "BrokerAMSP")),
+        ("ip-plant-b", "PlantBMSP", ("CustomsMSP", "PlantBMSP", "BrokerBMSP"))]
+    b = c.view("ip-plant-b")
+    assert b.channel == "ip-plant-b"
+    assert [n.id for n in b.peers] == ["peer0.customs", "peer0.plantb", "peer0.brokerb"]
+    assert [n.id for n in b.orderers] == ["orderer0.orderer"]
+    assert c.channels_of("CustomsMSP") == ["ip-plant-a", "ip-plant-b"]
+    assert c.channels_of("BrokerAMSP") == ["ip-plant-a"]
+    # saved and read back: the same channels
+    assert consortium.parse(consortium.to_dict(c)).channels == c.channels
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: r.pop("customs"), "'channels' needs 'customs"),
+    (lambda r: r["channels"][0].pop("holder"), "'holder' must name"),
+    (lambda r: r["channels"][0].update(holder="CustomsMSP"), "'holder' must name"),
+    (lambda r: r["channels"][0].update(representatives=["NobodyMSP"]), "representative 'NobodyMSP'"),
+    (lambda r: r["channels"][1].update(name="ip-plant-a"), "declared twice"),
+    (lambda r: r["channels"].pop(1), "PlantBMSP is on no channel"),
+    (lambda r: r["channels"][0].update(name="Plant A"), "not a valid Fabric channel name"),
+    (lambda r: r.update(channel="inward-processing"), "either one shared 'channel' or 'channels'"),
+])
+def test_invalid_channels_get_specific_errors(mutate, message):
+    raw = holders_raw()
+    mutate(raw)
+    with pytest.raises(ConsortiumError, match=message):
+        consortium.parse(raw)
+
+
+def test_a_member_running_consenters_must_be_on_every_channel():
+    """An orderer stores every block of each channel it serves: a holder's consenter would hold its
+    competitor's blocks."""
+    raw = holders_raw()
+    raw.pop("orderer")
+    raw["orderer"] = {"consensus": "bft"}
+    raw["organisations"][0]["orderers"] = ["orderer0", "orderer1", "orderer2"]
+    raw["organisations"][1]["orderers"] = ["orderer0"]
+    with pytest.raises(ConsortiumError, match="PlantAMSP runs consenters but is not on every channel"):
+        consortium.parse(raw)
+    raw["organisations"][1].pop("orderers")
+    raw["organisations"][0]["orderers"].append("orderer3")
+    assert len(consortium.parse(raw).orderers) == 4  # customs' four consenters serve both channels
+
+
+def test_an_organisation_joins_and_leaves_named_channels():
+    c = consortium.load(HOLDERS)
+    with pytest.raises(ConsortiumError, match="name the channel"):
+        consortium.with_org(c, "BrokerCMSP")
+    c2 = consortium.with_org(c, "BrokerCMSP", channels=["ip-plant-a", "ip-plant-b"])
+    assert [("BrokerCMSP" in ch.members) for ch in c2.channels] == [True, True]
+    c3 = consortium.without_org(c2, "BrokerCMSP")
+    assert c3.channels == c.channels
+    with pytest.raises(ConsortiumError, match="PlantAMSP holds channel ip-plant-a"):
+        consortium.without_org(c, "PlantAMSP")
