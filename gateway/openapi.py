@@ -23,14 +23,16 @@ from .validation import COMMERCIAL_EVENTS, EVENT_TYPES
 API_VERSION = "1.0.0"
 _COMMON_REF = "common.json#/$defs/"
 
-# who performs each act (documentation; the contract decides: chaincode/contract/roles.py)
+# who performs each act, by role (documentation; the contract decides: chaincode/contract/roles.py ACTS —
+# customs is the organisation the deployment names, holders and representatives are in customs' register)
+CUSTOMS, HOLDER, DECLARANT = "customs", "the holder", "the holder, or a representative with a mandate"
 PERFORMED_BY = {
-    **{t: "CustomsMSP" for t in ("GrantAuthorisation", "AmendAuthorisation", "SuspendAuthorisation",
-                                 "ReinstateAuthorisation", "RevokeAuthorisation", "ExtendDischargePeriod",
-                                 "ConfirmExit", "RecordControl", "DecideBillOfDischarge", "SetParameters")},
-    **{t: "OperatorMSP" for t in ("MoveGoods", "RecordProcessing", "RecordLoss", "SubmitBillOfDischarge")},
-    "PlaceUnderProcedure": "OperatorMSP, or BrokerMSP with a mandate",
-    "ExitGoods": "OperatorMSP, or BrokerMSP with a mandate",
+    **{t: CUSTOMS for t in ("GrantAuthorisation", "AmendAuthorisation", "SuspendAuthorisation",
+                            "ReinstateAuthorisation", "RevokeAuthorisation", "ExtendDischargePeriod",
+                            "ConfirmExit", "RecordControl", "DecideBillOfDischarge", "SetParameters",
+                            "RegisterParty", "WithdrawParty")},
+    **{t: HOLDER for t in ("MoveGoods", "RecordProcessing", "RecordLoss", "SubmitBillOfDischarge")},
+    **{t: DECLARANT for t in ("PlaceUnderProcedure", "ExitGoods")},
 }
 
 

@@ -34,7 +34,9 @@ CHAINCODE_STATUS: dict[str, int] = {
     "InvalidMrn": 400,          # an InvalidEvent: the MRN's length, category letter or check digit
     "InvalidIdentifier": 400,   # an InvalidEvent: an identifier with a newline or a control character
     "NotPermitted": 403,
-    "UnknownParty": 403,        # a NotPermitted: customs have not registered the org's EORI (fail closed)
+    "UnknownParty": 403,        # a NotPermitted: the org is not in customs' register of parties (fail closed)
+    "PartyWithdrawn": 403,      # a NotPermitted: customs withdrew the org from the register
+    "EoriNotRegistered": 403,   # a NotPermitted: the certificate's eori is not one customs registered for the org
     "NotFound": 404,
     "AuthorisationNotActive": _CONFLICT,
     "AuthorisationExpired": _CONFLICT,
@@ -52,8 +54,13 @@ CHAINCODE_STATUS: dict[str, int] = {
     "InvalidState": _CONFLICT,
     "PeriodNotEnded": _CONFLICT,
     "HashMismatch": _CONFLICT,
+    "EoriTaken": _CONFLICT,              # RegisterParty: the EORI belongs to another registered party
+    "CustomsNotRegistrable": _CONFLICT,  # RegisterParty: customs' own organisation is not a holder or representative
+    "HolderNotRegistered": _CONFLICT,    # GrantAuthorisation: holder_eori is not a registered holder's
     # the gateway host's clock differs from the endorsing peers': not the caller's fault
     "ClockSkew": 502,
+    # the deployed contract does not know which organisation is customs (IPLEDGER_CUSTOMS_MSP): not the caller's
+    "DeploymentNotConfigured": 502,
     # codes of the shim's contract API (chaincode/shim/contract_api.py)
     "InvalidArguments": 502,  # the gateway's arguments do not fit the deployed contract: version mismatch
     "UnknownFunction": 502,   # the deployed contract does not know the function: version mismatch
@@ -82,6 +89,9 @@ GATEWAY_PROBLEMS: dict[str, tuple[int, str]] = {
     "bad-request": (400, "Bad request"),
     "invalid-event": (400, "Invalid event"),          # same type as the chaincode's InvalidEvent
     "invalid-parameter": (400, "Invalid parameter"),
+    # a gateway serving several holders' channels (customs'): which one a call is for
+    "channel-required": (400, "Channel required"),
+    "unknown-channel": (400, "Unknown channel"),
     "unauthenticated": (401, "Unauthenticated"),
     "forbidden": (403, "Forbidden"),
     # mutual TLS: the client certificate's organisation is not the API key's (gateway/tls.py)
@@ -89,6 +99,7 @@ GATEWAY_PROBLEMS: dict[str, tuple[int, str]] = {
     "not-found": (404, "Not found"),
     "method-not-allowed": (405, "Method not allowed"),
     "transaction-conflict": (409, "Transaction conflict"),
+    "ambiguous-channel": (409, "Ambiguous channel"),    # an id found on several holders' channels
     "payload-too-large": (413, "Payload too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
     # a cap on open live-feed streams (gateway/dashboard/streams.py); Retry-After

@@ -5,18 +5,21 @@ The authorisation fixes the goods (input CN codes with a ceiling), the processed
 products, the rates of yield (art. 255), the sites, the validity and the period
 for discharge (art. 257). Amendments apply forward only: lots already placed keep
 their discharge deadline. Each authorisation key carries key-level endorsement by
-CustomsMSP, so no transaction without a customs endorsement can change it.
+customs (the deployment's customs MSP), so no transaction without a customs
+endorsement can change it. An authorisation is granted to a registered holder
+(``HolderNotRegistered``): its ``holder_eori`` is an EORI of a party customs
+registered as ``holder``.
 """
 from __future__ import annotations
 
 import datetime as dt
 from fractions import Fraction
 
-from . import alerts, keys, times
+from . import alerts, keys, parties, times
 from .decimals import exact
 from .endorsement import customs_only_policy
 from .errors import (AlreadyExists, AuthorisationExpired, AuthorisationNotActive, GoodsNotCovered,
-                     InvalidEvent, InvalidState, NotFound, SiteNotAuthorised)
+                     HolderNotRegistered, InvalidEvent, InvalidState, NotFound, SiteNotAuthorised)
 
 ACTIVE, SUSPENDED, REVOKED, EXPIRED = "ACTIVE", "SUSPENDED", "REVOKED", "EXPIRED"
 
@@ -161,7 +164,7 @@ def _history(tx, status: str, reason: str | None) -> dict:
 def _save(tx, auth: dict) -> None:
     key = keys.authorisation(auth["authorisation_id"])
     tx.state.put(key, auth)
-    tx.stub.set_state_validation_parameter(tx.state.key(key), customs_only_policy())
+    tx.stub.set_state_validation_parameter(tx.state.key(key), customs_only_policy(tx.customs_msp))
 
 
 def _view(auth: dict, now: dt.datetime) -> dict:
@@ -176,6 +179,10 @@ def grant(tx, event: dict) -> dict:
     if tx.state.exists(keys.authorisation(auth_id)):
         raise AlreadyExists(f"authorisation {auth_id} exists", authorisation_id=auth_id)
     check_fields(event)
+    if parties.holds(tx.state, event["holder_eori"], parties.HOLDER) is None:
+        raise HolderNotRegistered(f"EORI {event['holder_eori']} is not an EORI of a registered holder: customs "
+                                  f"register the holder (RegisterParty) before granting it an authorisation",
+                                  holder_eori=event["holder_eori"], authorisation_id=auth_id)
     auth = {"authorisation_id": auth_id, **_fields(event), "status": ACTIVE, "version": 1,
             "granted_at": tx.recorded_at, "amended_at": None, "status_history": [_history(tx, ACTIVE, None)]}
     _save(tx, auth)

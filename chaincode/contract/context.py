@@ -1,5 +1,6 @@
-"""The context of one transaction: stub, cached state, ledger time, caller, parameters,
-and what the transaction has done so far (goods effects, alert changes, goods it concerns)."""
+"""The context of one transaction: stub, cached state, ledger time, caller and its party, the deployment's
+customs MSP, parameters, and what the transaction has done so far (goods effects, alert changes, goods it
+concerns)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,8 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import deployment, roles, times
 from . import params as _params
-from . import roles, times
 from .state import State
 
 
@@ -20,7 +21,9 @@ class Tx:
     tx_id: str
     caller: roles.Caller
     params: dict
+    customs_msp: str            # the deployment's customs MSP (deployment.py)
     act: str = ""
+    party: roles.Party | None = None  # the caller's role and EORIs (roles.identify), once identified
     commercial: dict | None = None   # from the transient map, never written to public state
     occurred_at: dt.datetime | None = None  # the event's business time (checked by timing.business_time)
     effects: list[dict] = field(default_factory=list)        # goods postings, in order
@@ -33,10 +36,13 @@ class Tx:
     review_losses: dict[tuple[str, str], None] = field(default_factory=dict)     # (kind, id)
 
     @classmethod
-    def begin(cls, stub: Any, act: str = "") -> "Tx":
+    def begin(cls, stub: Any, customs_msp: str | None, act: str = "") -> "Tx":
+        """DeploymentNotConfigured (before anything is read) unless the deployment names customs."""
+        customs = deployment.require_customs_msp(customs_msp)
         state = State(stub)
         return cls(stub=stub, state=state, now=stub.get_tx_timestamp().astimezone(times.UTC),
-                   tx_id=stub.get_tx_id(), caller=roles.caller_of(stub), params=_params.load(state), act=act)
+                   tx_id=stub.get_tx_id(), caller=roles.caller_of(stub), params=_params.load(state),
+                   customs_msp=customs, act=act)
 
     @property
     def recorded_at(self) -> str:

@@ -3,13 +3,19 @@
 One submit transaction per event type of domain.md §4, each taking the event
 as one JSON object; evaluate-only queries for the audit view of §7.
 
+The contract names no organisation: customs is the organisation the deployment names
+(``deployment.py``, ``IPLEDGER_CUSTOMS_MSP``), every other party is what customs entered in the
+register of parties on the ledger (``parties.py``). Without a configured customs MSP every act and query
+is refused (DeploymentNotConfigured).
+
 Every submit transaction goes through the same steps (:meth:`InwardProcessingContract._record`):
 
 1. ClockSkew      — the transaction timestamp is close to this peer's clock;
 2. InvalidEvent   — the event matches its JSON Schema (``schemas/<EventType>.json``; InvalidMrn when
                     an MRN is the only problem) and every identifier in it is whole (InvalidIdentifier);
-3. NotPermitted   — the caller's org and role may perform the act; an operator or broker needs a
-                    known EORI (UnknownParty), the broker a mandate for the authorisation;
+3. NotPermitted   — a client identity of customs or of a registered party (UnknownParty,
+                    PartyWithdrawn, EoriNotRegistered: fail closed) whose role performs the act, with
+                    standing for the authorisation: the holder's own, a representative's by mandate;
 4. idempotency    — an ``event_id`` the same organisation used before returns the original result
                     (same content) or is a DuplicateEvent (other content);
 5. OutOfOrder     — the business time is not in the future;
@@ -25,8 +31,8 @@ from typing import Any, Callable
 
 from chaincode.shim.contract_api import Contract, transaction
 
-from . import (alerts, authorisations, billing, controls, discharge, eventlog, identifiers, keys, params,
-               placement, processing, queries, roles, schemas, timing)
+from . import (alerts, authorisations, billing, controls, deployment, discharge, eventlog, identifiers, keys,
+               params, parties, placement, processing, queries, roles, schemas, timing)
 from .context import Tx
 from .errors import InvalidEvent
 from .times import wall_clock
@@ -35,10 +41,13 @@ from .times import wall_clock
 COMMERCIAL_ACTS = frozenset({"PlaceUnderProcedure", "ExitGoods"})
 
 
-def read_first(msp_id: str, event: dict) -> list[tuple]:
-    """The keys every recorded event reads before anything else — its idempotency record, its
-    authorisation, the lot or batch it names — fetched together in one round trip to the peer."""
-    out = [keys.event(msp_id, event["event_id"])]
+def read_first(tx: Tx, event: dict) -> list[tuple]:
+    """The keys every recorded event reads before anything else — the caller's entry in the register of
+    parties (customs has none), its idempotency record, its authorisation, the lot or batch it names —
+    fetched together in one round trip to the peer."""
+    msp_id = tx.caller.msp_id
+    out = [] if msp_id == tx.customs_msp else [keys.party(msp_id)]
+    out.append(keys.event(msp_id, event["event_id"]))
     if "authorisation_id" in event:
         out.append(keys.authorisation(event["authorisation_id"]))
     if "lot_id" in event:
@@ -54,9 +63,12 @@ class InwardProcessingContract(Contract):
 
     name = "ipledger"
 
-    def __init__(self, clock: Callable[[], Any] | None = None):
-        """``clock`` is the endorsing peer's clock, used only for the ClockSkew rule (injectable for tests)."""
+    def __init__(self, clock: Callable[[], Any] | None = None, customs_msp: str | None = None):
+        """``clock`` is the endorsing peer's clock, used only for the ClockSkew rule (injectable for tests).
+        ``customs_msp`` is customs' MSP id; None (the default, as the shim creates the contract) reads it
+        from the deployment, ``IPLEDGER_CUSTOMS_MSP`` — an empty value is no customs at all."""
         self._clock = clock or wall_clock
+        self._customs_msp = deployment.customs_msp_from_environment() if customs_msp is None else customs_msp
 
     # ------------------------------------------------------------------------------ authorisations (customs)
 
@@ -148,82 +160,108 @@ class InwardProcessingContract(Contract):
         """Customs change parameters of the procedure (thresholds, limits)."""
         return self._record(stub, "SetParameters", event, params.set_parameters)
 
+    # ------------------------------------------------------------------------------ the register of parties (customs)
+
+    @transaction
+    def RegisterParty(self, stub, event):
+        """Customs enter an organisation in the register of parties: holder or representative, and its EORIs."""
+        return self._record(stub, "RegisterParty", event, parties.register_party)
+
+    @transaction
+    def WithdrawParty(self, stub, event):
+        """Customs withdraw an organisation from the register of parties: its identities are refused."""
+        return self._record(stub, "WithdrawParty", event, parties.withdraw_party)
+
     # ------------------------------------------------------------------------------ queries (evaluate)
 
     @transaction(submit=False)
     def GetAuthorisation(self, stub, authorisation_id):
         """An authorisation with its status at the ledger time."""
-        return queries.get_authorisation(Tx.begin(stub), authorisation_id)
+        return queries.get_authorisation(self._reader(stub, "GetAuthorisation"), authorisation_id)
 
     @transaction(submit=False)
     def GetLot(self, stub, lot_id):
         """A lot with balance and status; customs value for customs and the holder, its hash for the broker."""
-        return queries.get_lot(Tx.begin(stub), lot_id)
+        return queries.get_lot(self._reader(stub, "GetLot"), lot_id)
 
     @transaction(submit=False)
     def GetBatch(self, stub, batch_id):
         """A batch of processed products with its lineage."""
-        return queries.get_batch(Tx.begin(stub), batch_id)
+        return queries.get_batch(self._reader(stub, "GetBatch"), batch_id)
 
     @transaction(submit=False)
     def GetBalances(self, stub, authorisation_id):
         """Balances of an authorisation by goods code and unit, and the use of its ceilings."""
-        return queries.get_balances(Tx.begin(stub), authorisation_id)
+        return queries.get_balances(self._reader(stub, "GetBalances"), authorisation_id)
 
     @transaction(submit=False)
     def GetLotHistory(self, stub, lot_id):
         """Every event of a lot, with transaction ids and timestamps."""
-        return queries.get_lot_history(Tx.begin(stub), lot_id)
+        return queries.get_lot_history(self._reader(stub, "GetLotHistory"), lot_id)
 
     @transaction(submit=False)
     def GetBatchHistory(self, stub, batch_id):
         """Every event of a batch, with transaction ids and timestamps."""
-        return queries.get_batch_history(Tx.begin(stub), batch_id)
+        return queries.get_batch_history(self._reader(stub, "GetBatchHistory"), batch_id)
 
     @transaction(submit=False)
     def GetDeclaration(self, stub, mrn):
         """A declaration (MRN) with its items and all their events (audit view)."""
-        return queries.get_declaration(Tx.begin(stub), mrn)
+        return queries.get_declaration(self._reader(stub, "GetDeclaration"), mrn)
 
     @transaction(submit=False)
     def GetEventsInPeriod(self, stub, authorisation_id, start, end):
         """Events of an authorisation recorded in [start, end) (dates or date-times)."""
-        return queries.get_events_in_period(Tx.begin(stub), authorisation_id, start, end)
+        return queries.get_events_in_period(self._reader(stub, "GetEventsInPeriod"), authorisation_id, start, end)
 
     @transaction(submit=False)
     def GetAlerts(self, stub, authorisation_id, as_of=None):
         """Recorded and time alerts of an authorisation at ``as_of`` (default: the ledger time)."""
-        return queries.get_alerts(Tx.begin(stub), authorisation_id, as_of)
+        return queries.get_alerts(self._reader(stub, "GetAlerts"), authorisation_id, as_of)
 
     @transaction(submit=False)
     def GetBillOfDischargeData(self, stub, authorisation_id, period_end=None, as_of=None):
         """The bill-of-discharge data for a period end, or the audit view as of a date (DA art. 175)."""
-        return queries.get_bill_of_discharge_data(Tx.begin(stub), authorisation_id, period_end, as_of)
+        return queries.get_bill_of_discharge_data(self._reader(stub, "GetBillOfDischargeData"), authorisation_id,
+                                                  period_end, as_of)
 
     @transaction(submit=False)
     def GetBillOfDischarge(self, stub, bill_id):
         """A submitted bill of discharge and its decision."""
-        return queries.get_bill_of_discharge(Tx.begin(stub), bill_id)
+        return queries.get_bill_of_discharge(self._reader(stub, "GetBillOfDischarge"), bill_id)
 
     @transaction(submit=False)
     def GetParameters(self, stub):
         """The customs parameters in force."""
-        return queries.get_parameters(Tx.begin(stub))
+        return queries.get_parameters(self._reader(stub, "GetParameters"))
+
+    @transaction(submit=False)
+    def GetParties(self, stub):
+        """The register of parties: every entry for customs, its own for a registered party."""
+        return queries.get_parties(self._reader(stub, "GetParties"))
 
     # ------------------------------------------------------------------------------ the common steps
 
+    def _reader(self, stub, what: str) -> Tx:
+        """The context of a query: a configured deployment and an identified party, else refused."""
+        tx = Tx.begin(stub, self._customs_msp, what)
+        tx.party = roles.identify(tx.caller, tx.customs_msp, tx.state, what)
+        return tx
+
     def _record(self, stub, act: str, event: Any, handler: Callable[[Tx, dict], dict]) -> dict:
-        tx = Tx.begin(stub, act)  # reads the parameters
+        tx = Tx.begin(stub, self._customs_msp, act)  # DeploymentNotConfigured first; reads the parameters
         timing.no_clock_skew(tx, self._clock())
         if not isinstance(event, dict):
             raise InvalidEvent(f"{act} takes one JSON object (the event)")
         schemas.validate(act, event)
         identifiers.require_whole(event)
-        roles.require_act(tx.caller, act)
+        roles.require_client(tx.caller, act)
+        tx.state.prefetch(read_first(tx, event))
+        tx.party = roles.identify(tx.caller, tx.customs_msp, tx.state, act)
+        roles.require_act(tx.party, act)
         tx.commercial = self._commercial(tx, act)
-        tx.state.prefetch(read_first(tx.caller.msp_id, event))
-        if act != "GrantAuthorisation" and "authorisation_id" in event and tx.caller.msp_id != roles.CUSTOMS:
-            roles.require_standing(tx.caller, authorisations.get(tx.state, event["authorisation_id"]), tx.params, act)
+        if "authorisation_id" in event and tx.party.role != roles.CUSTOMS:
+            roles.require_standing(tx.party, authorisations.get(tx.state, event["authorisation_id"]), act)
         original = eventlog.replay(tx, act, event)
         if original is not None:
             return original

@@ -4,10 +4,14 @@ Chaincode level (set at approval, see ``endorsement_policy.txt``)::
 
     AND('CustomsMSP.peer', OR('OperatorMSP.peer','BrokerMSP.peer'))
 
-Key level: authorisation and parameter keys may only change with an
-endorsement by a CustomsMSP peer. ``set_state_validation_parameter`` takes a
-serialized ``common.SignaturePolicyEnvelope``; :func:`signature_policy` builds
-the same bytes as the Go shim's ``statebased.NewStateEP`` + ``AddOrgs(RoleTypePeer, ...)``.
+The chaincode-level text is a deployment file (applied at approval by
+``network/``), not something the contract reads.
+
+Key level: authorisation, parameter and register keys may only change with
+an endorsement by a peer of customs — the organisation the deployment names
+(``deployment.py``). ``set_state_validation_parameter`` takes a serialized
+``common.SignaturePolicyEnvelope``; :func:`signature_policy` builds the same
+bytes as the Go shim's ``statebased.NewStateEP`` + ``AddOrgs(RoleTypePeer, ...)``.
 """
 from __future__ import annotations
 
@@ -16,8 +20,6 @@ from importlib import resources
 
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
-
-CUSTOMS_MSP = "CustomsMSP"
 
 _ROLES = {
     "MEMBER": msp_principal_pb2.MSPRole.MEMBER,
@@ -48,10 +50,11 @@ def signature_policy(msp_ids: list[str], role: str = "PEER") -> bytes:
     return envelope.SerializeToString(deterministic=True)
 
 
-@functools.lru_cache(maxsize=1)
-def customs_only_policy() -> bytes:
-    """``CustomsMSP.peer`` must endorse (key-level policy of authorisations and parameters)."""
-    return signature_policy([CUSTOMS_MSP], "PEER")
+@functools.lru_cache(maxsize=8)
+def customs_only_policy(customs_msp: str) -> bytes:
+    """A peer of ``customs_msp`` must endorse (key-level policy of authorisations, parameters and the
+    register of parties); cached per MSP id."""
+    return signature_policy([customs_msp], "PEER")
 
 
 def describe(policy: bytes) -> dict:

@@ -18,6 +18,8 @@ __all__ = [
     "DeadlinePassed", "DuplicateEvent", "DuplicateDeclaration", "OutOfOrder", "ClockSkew",
     "NotFound", "AlreadyExists", "InvalidState", "PeriodNotEnded", "HashMismatch",
     "InvalidIdentifier", "InvalidMrn", "UnknownParty",
+    "DeploymentNotConfigured", "PartyWithdrawn", "EoriNotRegistered", "EoriTaken", "CustomsNotRegistrable",
+    "HolderNotRegistered",
 ]
 
 
@@ -37,15 +39,17 @@ class InvalidEvent(_Rule):
 
 
 class NotPermitted(_Rule):
-    """The caller's org or role may not perform this act, or the broker has no mandate (§2)."""
+    """The caller's role may not perform this act — customs acts are customs', holder acts the holder's,
+    declarations the holder's or a representative's — or its identity is not a ``client`` (admins manage
+    identities, they do not use the contract), or it has no standing for this authorisation: a holder acts
+    for the authorisations granted to one of its registered EORIs, a representative only for those whose
+    ``broker_mandates`` name one of its EORIs (§2)."""
 
 
 class UnknownParty(NotPermitted):
-    """Fail closed: an operator or broker identity acts or reads only when its party's EORI is known —
-    from ``party_eoris``, the register customs keep on the ledger, or failing an entry there from the
-    ``eori`` attribute of its certificate. The register wins over any attribute a party's own CA writes:
-    a certificate cannot make its holder someone customs registered otherwise. Unknown is refused,
-    never allowed."""
+    """Fail closed: an organisation acts or reads only in a role — customs, the organisation the deployment
+    names, or a holder or representative customs entered in the register of parties (``RegisterParty``).
+    An organisation that is neither is refused, never allowed: being on the channel is not a role."""
 
 
 class AuthorisationNotActive(_Rule):
@@ -157,6 +161,46 @@ class InvalidMrn(InvalidEvent):
     the others)."""
 
 
+# -- the register of parties (issue 15) ------------------------------------------------------------------
+
+class DeploymentNotConfigured(_Rule):
+    """Who customs is, is a fact of the deployment, not of the code: the contract reads the customs MSP id
+    from ``IPLEDGER_CUSTOMS_MSP`` (the package manifest's ``customs_msp``, set by the builder's ``run``; the
+    chaincode service's environment). Without it no organisation could be told to be customs, so every act
+    and every query is refused and nothing is written — the contract never guesses."""
+
+
+class PartyWithdrawn(NotPermitted):
+    """Customs withdrew the organisation from the register of parties (``WithdrawParty``): its identities
+    may neither act nor read until customs register it again. The register keeps the entry, and the event
+    log its history."""
+
+
+class EoriNotRegistered(NotPermitted):
+    """An identity's certificate names an EORI (Fabric CA attribute ``eori``) that customs did not register
+    for its organisation. The attribute narrows an identity to one of its organisation's EORIs; it never
+    adds one: a party's own CA cannot make its identities act for someone customs did not register."""
+
+
+class EoriTaken(_Rule):
+    """An EORI belongs to one registered party only: customs cannot register an EORI for an organisation
+    while another registered organisation holds it (withdraw or re-register that one first). Otherwise two
+    organisations would both act for one holder or representative."""
+
+
+class CustomsNotRegistrable(_Rule):
+    """Customs' own organisation (the deployment's customs MSP) plays the customs role by deployment; it
+    cannot be entered in the register of parties as a holder or representative, so one organisation never
+    both supervises and acts for a holder."""
+
+
+class HolderNotRegistered(_Rule):
+    """An authorisation is granted to a holder customs have registered: its ``holder_eori`` must be an EORI
+    of a registered party in the role ``holder`` (not a representative's, not unknown), so that every
+    authorisation on the ledger has an organisation that can act on it (UCC art. 211: the authorisation
+    is granted to a person customs know)."""
+
+
 RULES: tuple[str, ...] = tuple(
     cls.code for cls in (
         InvalidEvent, NotPermitted, AuthorisationNotActive, AuthorisationExpired, GoodsNotCovered,
@@ -164,5 +208,7 @@ RULES: tuple[str, ...] = tuple(
         DeadlinePassed, DuplicateEvent, DuplicateDeclaration, OutOfOrder, ClockSkew,
         NotFound, AlreadyExists, InvalidState, PeriodNotEnded, HashMismatch,
         InvalidIdentifier, InvalidMrn, UnknownParty,
+        DeploymentNotConfigured, PartyWithdrawn, EoriNotRegistered, EoriTaken, CustomsNotRegistrable,
+        HolderNotRegistered,
     )
 )

@@ -31,12 +31,10 @@ IDENTIFIER_FIELDS = frozenset({
     "event_id", "authorisation_id", "lot_id", "batch_id", "operation_id", "mrn", "bill_id",
     "site", "from_site", "to_site", "holder_eori", "supervising_office", "cn", "input_cn", "output_cn",
     "origin", "unit", "kind", "procedure", "decision", "occurred_at", "valid_from", "valid_to", "until",
-    "new_deadline", "period_end", "exit_date", "document_hash", "evidence_hash", "currency",
+    "new_deadline", "period_end", "exit_date", "document_hash", "evidence_hash", "currency", "msp_id", "role",
 })
 # Event fields holding a list of identifiers.
-LIST_FIELDS = frozenset({"sites", "lot_ids", "broker_mandates"})
-# Event fields holding a map identifier -> identifier (MSP id -> EORI).
-MAP_FIELDS = frozenset({"party_eoris"})
+LIST_FIELDS = frozenset({"sites", "lot_ids", "broker_mandates", "eoris"})
 
 
 def is_identifier(value: Any) -> bool:
@@ -67,12 +65,6 @@ def require_whole(event: Any, path: str = "") -> None:
             for i, item in enumerate(value):
                 if isinstance(item, str) and not is_identifier(item):
                     _refuse(f"{where}/{i}", item)
-        elif name in MAP_FIELDS and isinstance(value, dict):
-            for k, v in value.items():
-                if not is_identifier(k):
-                    _refuse(f"{where}", k)
-                if isinstance(v, str) and not is_identifier(v):
-                    _refuse(f"{where}/{k}", v)
         else:
             require_whole(value, where)
 

@@ -9,8 +9,11 @@ peer's state database — never a scan of the whole channel.
 object type         attributes                                  answers
 ==================  ==========================================  =====================================
 ``auth``            authorisation_id                            the authorisation (key-level
-                                                                endorsement: CustomsMSP)
-``params``          —                                           customs parameters (CustomsMSP)
+                                                                endorsement: customs)
+``params``          —                                           customs parameters (customs)
+``party``           msp_id                                      the register of parties: an
+                                                                organisation's role and EORIs
+                                                                (customs)
 ``lot``             lot_id                                      one lot
 ``batch``           batch_id                                    one product batch
 ``op``              operation_id                                one processing operation
@@ -53,6 +56,7 @@ from .identifiers import require_key_part
 
 AUTHORISATION = "auth"
 PARAMS = "params"
+PARTY = "party"
 LOT = "lot"
 BATCH = "batch"
 OPERATION = "op"
@@ -68,7 +72,8 @@ ALERT = "alert"
 BILL = "bill"
 EVENT = "event"
 
-CHANNEL_SCOPE = "_channel"  # log scope of events that concern no single authorisation (SetParameters)
+CHANNEL_SCOPE = "_channel"  # log scope of events that concern no single authorisation (SetParameters,
+                            # RegisterParty, WithdrawParty)
 
 COMMERCIAL_COLLECTION = "commercial"
 COMMERCIAL_LOT = "commercial.lot"
@@ -89,6 +94,11 @@ def authorisation(authorisation_id: str) -> tuple:
 
 def params() -> tuple:
     return _k(PARAMS)
+
+
+def party(msp_id: str) -> tuple:
+    """An organisation's entry in the register of parties."""
+    return _k(PARTY, msp_id)
 
 
 def lot(lot_id: str) -> tuple:

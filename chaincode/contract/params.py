@@ -2,8 +2,11 @@
 
 Thresholds and limits are customs' choice, not constants of the code: customs
 changes them with a ``SetParameters`` transaction and every peer reads the same
-values from the world state. The key carries key-level endorsement by
-CustomsMSP, like the authorisations.
+values from the world state. The key carries key-level endorsement by customs
+(the deployment's customs MSP), like the authorisations.
+
+Who the parties are is not a parameter: the register of parties (``parties.py``)
+replaced ``party_eoris``, and a value of it left on an older ledger is ignored.
 """
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ DEFAULTS: dict[str, Any] = {
     "exit_confirm_days": 90,    # ExitUnconfirmed
     "auth_warn_days": 60,       # AuthorisationExpiring
     "bill_warn_days": 10,       # BillOfDischargeDue: warn this many days before the due date
-    "party_eoris": {},          # MSP id -> EORI, for identities whose certificate has no 'eori' attribute
 }
 
 BILL_DUE_DAYS = 30  # DA art. 175(1): the bill of discharge is due within 30 days (law, not a parameter)
@@ -31,10 +33,12 @@ BILL_DUE_DAYS = 30  # DA art. 175(1): the bill of discharge is due within 30 day
 
 # Parameters renamed since customs may have set them on a ledger: old name -> new name.
 RENAMED = {"backdate_max_days": "late_recording_days"}  # once a refusal limit, now the LateRecording one
+# Parameters no longer in force, ignored where an older ledger has them.
+REMOVED = frozenset({"party_eoris"})  # the register of parties (RegisterParty) took its place
 
 
 def _current_names(stored: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in stored.items() if k not in RENAMED}
+    out = {k: v for k, v in stored.items() if k not in RENAMED and k not in REMOVED}
     for old, new in sorted(RENAMED.items()):
         if old in stored and new not in stored:
             out[new] = stored[old]
@@ -59,6 +63,6 @@ def set_parameters(tx, event: dict) -> dict:
         raise InvalidEvent("yield_warn_pct must not exceed yield_block_pct",
                            yield_warn_pct=effective["yield_warn_pct"], yield_block_pct=effective["yield_block_pct"])
     tx.state.put(keys.params(), stored)
-    tx.stub.set_state_validation_parameter(tx.state.key(keys.params()), customs_only_policy())
+    tx.stub.set_state_validation_parameter(tx.state.key(keys.params()), customs_only_policy(tx.customs_msp))
     tx.params = effective
     return {"parameters": effective, "changed": sorted(changed)}

@@ -1,5 +1,9 @@
 """Evaluate-only queries (the audit view of domain.md §7), with the visibility rules of §2.
 
+Every query runs for an identified party (``tx.party``: customs, or a registered holder or
+representative — ``contract._reader`` refuses anyone else) and shows an authorisation and its goods
+only to a party with standing for it (``roles.require_read``).
+
 Time-dependent answers use the transaction timestamp or an ``as_of`` date,
 never the wall clock, so every peer answers the same.
 """
@@ -8,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from . import alerts, authorisations, billing, eventlog, goods, identifiers, keys, roles, times
+from . import alerts, authorisations, billing, eventlog, goods, identifiers, keys, parties, roles, times
 from .decimals import pct
 from .errors import InvalidEvent, NotFound
 
@@ -31,16 +35,15 @@ def _moment(tx, value, name: str) -> dt.datetime:
 
 
 def _readable_authorisation(tx, authorisation_id, what: str) -> dict:
-    roles.require_client(tx.caller, what)
     auth = authorisations.get(tx.state, _text(authorisation_id, "authorisation_id"))
-    roles.require_read(tx.caller, auth, tx.params, what)
+    roles.require_standing(tx.party, auth, what)
     return auth
 
 
 def _commercial(tx, private_key: tuple) -> dict:
-    """Customs and the holder read the commercial data; the broker gets only its hash."""
+    """Customs and the holder read the commercial data; a representative gets only its hash."""
     key = tx.state.key(private_key)
-    if roles.sees_commercial_data(tx.caller):
+    if roles.sees_commercial_data(tx.party):
         raw = tx.stub.get_private_data(keys.COMMERCIAL_COLLECTION, key)
         return {"commercial": json.loads(raw) if raw else None}
     digest = tx.stub.get_private_data_hash(keys.COMMERCIAL_COLLECTION, key)
@@ -53,14 +56,12 @@ def get_authorisation(tx, authorisation_id) -> dict:
 
 
 def get_lot(tx, lot_id) -> dict:
-    roles.require_client(tx.caller, "GetLot")
     lot = goods.StateBook(tx).get(goods.LOT, _text(lot_id, "lot_id"))
     _readable_authorisation(tx, lot["authorisation_id"], "GetLot")
     return {**goods.view(goods.LOT, lot, tx.now), **_commercial(tx, keys.commercial_lot(lot_id))}
 
 
 def get_batch(tx, batch_id) -> dict:
-    roles.require_client(tx.caller, "GetBatch")
     batch = goods.StateBook(tx).get(goods.BATCH, _text(batch_id, "batch_id"))
     _readable_authorisation(tx, batch["authorisation_id"], "GetBatch")
     return goods.view(goods.BATCH, batch, tx.now)
@@ -89,14 +90,12 @@ def get_balances(tx, authorisation_id) -> dict:
 
 
 def get_lot_history(tx, lot_id) -> dict:
-    roles.require_client(tx.caller, "GetLotHistory")
     lot = goods.StateBook(tx).get(goods.LOT, _text(lot_id, "lot_id"))
     _readable_authorisation(tx, lot["authorisation_id"], "GetLotHistory")
     return {"lot_id": lot_id, "history": eventlog.history(tx.state, goods.LOT, lot_id)}
 
 
 def get_batch_history(tx, batch_id) -> dict:
-    roles.require_client(tx.caller, "GetBatchHistory")
     batch = goods.StateBook(tx).get(goods.BATCH, _text(batch_id, "batch_id"))
     _readable_authorisation(tx, batch["authorisation_id"], "GetBatchHistory")
     return {"batch_id": batch_id, "history": eventlog.history(tx.state, goods.BATCH, batch_id)}
@@ -105,7 +104,6 @@ def get_batch_history(tx, batch_id) -> dict:
 def get_declaration(tx, mrn) -> dict:
     """Audit view from a declaration (MRN) to all its events: each item (a placement or an exit) with the
     events of its goods that concern this MRN — for a placement, the whole history of the lot."""
-    roles.require_client(tx.caller, "GetDeclaration")
     mrn = _text(mrn, "mrn")
     items = []
     for (_m, item), decl in tx.state.scan(keys.DECLARATION, mrn):
@@ -145,18 +143,25 @@ def get_bill_of_discharge_data(tx, authorisation_id, period_end=None, as_of=None
         data = billing.compute(tx.state, auth, period_end=times.parse_date(_text(period_end, "period_end"), "period_end"))
     else:
         data = billing.compute(tx.state, auth, as_of=_moment(tx, as_of, "as_of"))
-    if roles.sees_commercial_data(tx.caller):
+    if roles.sees_commercial_data(tx.party):
         data = billing.with_commercial_values(tx.state, data)
     return data
 
 
 def get_bill_of_discharge(tx, bill_id) -> dict:
-    roles.require_client(tx.caller, "GetBillOfDischarge")
     bill = billing.get_bill(tx.state, _text(bill_id, "bill_id"))
     _readable_authorisation(tx, bill["authorisation_id"], "GetBillOfDischarge")
     return bill
 
 
 def get_parameters(tx) -> dict:
-    roles.require_client(tx.caller, "GetParameters")
     return tx.params
+
+
+def get_parties(tx) -> dict:
+    """The register of parties: customs see every entry (withdrawn ones too), a registered party its own."""
+    if tx.party.role == roles.CUSTOMS:
+        found = parties.entries(tx.state)
+    else:
+        found = [parties.entry(tx.state, tx.party.msp_id)]
+    return {"customs_msp": tx.customs_msp, "parties": found}

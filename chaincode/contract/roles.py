@@ -1,25 +1,31 @@
-"""Who may do what (domain.md §2): the caller's org from its MSP id, its role from the
-certificate's NodeOU, and the broker's mandate from the authorisation.
+"""Who may do what (domain.md §2) — by role, never by organisation name.
 
-* Customs acts require a ``client`` identity of ``CustomsMSP``.
-* Holder acts require a ``client`` identity of ``OperatorMSP``.
-* Declarations (placement and exit, UCC art. 18 customs representation) may also
-  be lodged by a ``client`` of ``BrokerMSP`` — only for authorisations whose
-  ``broker_mandates`` list the broker's EORI.
-* ``admin`` identities manage identities and channel membership: they cannot use
-  the contract at all (neither acts nor queries) *(design)*.
+The caller's **role** comes from its organisation (MSP id):
 
-Reads: customs see everything; the holder sees its authorisations and goods and
-the commercial data; the broker sees the authorisations it holds a mandate for,
-and only the hash of commercial data.
+* ``customs`` — the organisation the deployment names (``deployment.py``, ``IPLEDGER_CUSTOMS_MSP``);
+* ``holder`` or ``representative`` — as customs entered the organisation in the register of parties
+  (``parties.py``, ``RegisterParty``), with the EORIs it acts for;
+* anything else is refused: an organisation on the channel but not in the register (``UnknownParty``),
+  or one customs withdrew (``PartyWithdrawn``). Fail closed.
 
-The EORI of an identity comes from the customs parameter ``party_eoris``
-(MSP id → EORI), the register customs keep on the ledger; failing an entry there,
-from the Fabric CA attribute ``eori`` in its certificate (extension
-1.2.3.4.5.6.7.8.1). The register wins: a party's own CA cannot make its
-identities someone customs registered otherwise. Fail closed: an operator or
-broker identity whose EORI is known neither way may not act or read
-(``UnknownParty``).
+Only ``client`` identities (Fabric NodeOU) use the contract: ``admin`` identities manage identities and
+channel membership and can neither act nor read *(design)*.
+
+Acts (:data:`ACTS`, the one table of who performs each act): customs acts are customs'; the holder's
+records (movements, processing, losses, the bill of discharge) are the holder's; declarations
+(placement, exit) are the holder's or a representative's (UCC art. 18 customs representation).
+
+**Standing** for an authorisation: a holder acts for the authorisations granted to one of its registered
+EORIs (``holder_eori``); a representative for those whose ``broker_mandates`` name one of its EORIs.
+
+The certificate attribute ``eori`` (Fabric CA, extension 1.2.3.4.5.6.7.8.1) may **narrow** an identity:
+when present it must be one of its organisation's registered EORIs (else ``EoriNotRegistered``) and the
+identity then acts for that EORI only; without it the identity acts for all of its organisation's EORIs.
+A party's own CA can never widen what customs registered.
+
+Reads follow the same standing: customs read everything; a holder its authorisations and their goods,
+commercial data included; a representative the authorisations it holds a mandate for, and only the hash
+of commercial data.
 """
 from __future__ import annotations
 
@@ -30,54 +36,59 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from .errors import NotPermitted, UnknownParty
+from . import parties
+from .errors import EoriNotRegistered, NotPermitted, PartyWithdrawn, UnknownParty
 
-CUSTOMS = "CustomsMSP"
-OPERATOR = "OperatorMSP"
-BROKER = "BrokerMSP"
-ORGS = (CUSTOMS, OPERATOR, BROKER)
+CUSTOMS = "customs"
+HOLDER = parties.HOLDER
+REPRESENTATIVE = parties.REPRESENTATIVE
 
 CLIENT = "client"
 FABRIC_CA_ATTRS_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 
 # -- the acts of domain.md §4 and who performs them ----------------------------------------------------
-CUSTOMS_ACTS = frozenset({
+CUSTOMS_ACTS = (
     "GrantAuthorisation", "AmendAuthorisation", "SuspendAuthorisation", "ReinstateAuthorisation",
     "RevokeAuthorisation", "ExtendDischargePeriod", "ConfirmExit", "RecordControl",
-    "DecideBillOfDischarge", "SetParameters",
-})
-HOLDER_ACTS = frozenset({"MoveGoods", "RecordProcessing", "RecordLoss", "SubmitBillOfDischarge"})
-DECLARATION_ACTS = frozenset({"PlaceUnderProcedure", "ExitGoods"})  # holder, or broker with a mandate
+    "DecideBillOfDischarge", "SetParameters", "RegisterParty", "WithdrawParty",
+)
+HOLDER_ACTS = ("MoveGoods", "RecordProcessing", "RecordLoss", "SubmitBillOfDischarge")
+DECLARATION_ACTS = ("PlaceUnderProcedure", "ExitGoods")  # the holder, or a representative with a mandate
 
-ALLOWED_ORGS: dict[str, frozenset[str]] = {
+ACTS: dict[str, frozenset[str]] = {
     **{act: frozenset({CUSTOMS}) for act in CUSTOMS_ACTS},
-    **{act: frozenset({OPERATOR}) for act in HOLDER_ACTS},
-    **{act: frozenset({OPERATOR, BROKER}) for act in DECLARATION_ACTS},
+    **{act: frozenset({HOLDER}) for act in HOLDER_ACTS},
+    **{act: frozenset({HOLDER, REPRESENTATIVE}) for act in DECLARATION_ACTS},
 }
 
 
 @dataclass(frozen=True)
 class Caller:
+    """The identity that signed the proposal, from its certificate."""
     msp_id: str
     ous: tuple[str, ...]
     name: str
     cert_eori: str | None
 
     @property
-    def role(self) -> str:
+    def ou(self) -> str:
         """``admin`` or ``client`` (Fabric NodeOUs); another OU name, or "" when there is none."""
         for ou in ("admin", "client", "peer", "orderer"):
             if ou in self.ous:
                 return ou
         return self.ous[0] if self.ous else ""
 
-    def eori(self, params: dict) -> str | None:
-        """The party's EORI: customs' register ``party_eoris`` first, then the certificate attribute."""
-        return params.get("party_eoris", {}).get(self.msp_id) or self.cert_eori or None
-
     def public(self) -> dict:
-        """How the caller appears in the event log."""
-        return {"msp_id": self.msp_id, "name": self.name, "role": self.role}
+        """How the caller appears in the event log (``role``: its NodeOU)."""
+        return {"msp_id": self.msp_id, "name": self.name, "role": self.ou}
+
+
+@dataclass(frozen=True)
+class Party:
+    """The caller as a party to the procedure: its role and the EORIs it acts for (customs: none)."""
+    msp_id: str
+    role: str
+    eoris: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -105,56 +116,66 @@ def caller_of(stub) -> Caller:
 # -- rules ------------------------------------------------------------------------------------------------
 
 def require_client(caller: Caller, act: str) -> None:
-    if caller.msp_id not in ORGS:
-        raise NotPermitted(f"{caller.msp_id} is not a party to the procedure", act=act, msp_id=caller.msp_id)
-    if caller.role != CLIENT:
-        raise NotPermitted(f"{act} needs a client identity (this one is {caller.role or 'without role'})",
-                           act=act, msp_id=caller.msp_id, role=caller.role)
+    """NotPermitted unless the identity is a ``client`` (admins do not use the contract)."""
+    if caller.ou != CLIENT:
+        raise NotPermitted(f"{act} needs a client identity (this one is {caller.ou or 'without role'})",
+                           act=act, msp_id=caller.msp_id, role=caller.ou)
 
 
-def require_act(caller: Caller, act: str) -> None:
-    """NotPermitted unless the caller's org performs ``act`` and the caller is a client identity."""
+def identify(caller: Caller, customs_msp: str, state, act: str) -> Party:
+    """The caller's party: customs by deployment, else its organisation's entry in the register, narrowed
+    to its certificate's EORI if it names one. Fail closed: not a client, not registered, withdrawn, or a
+    certificate EORI customs did not register for the organisation — refused."""
     require_client(caller, act)
-    if caller.msp_id not in ALLOWED_ORGS[act]:
-        raise NotPermitted(f"{act} is not an act of {caller.msp_id}", act=act, msp_id=caller.msp_id,
-                           allowed=sorted(ALLOWED_ORGS[act]))
+    if caller.msp_id == customs_msp:
+        return Party(caller.msp_id, CUSTOMS)
+    entry = parties.entry(state, caller.msp_id)
+    if entry is None:
+        raise UnknownParty(f"{caller.msp_id} is not in the register of parties: customs register its role "
+                           f"(RegisterParty) before its identities act or read", act=act, msp_id=caller.msp_id)
+    if entry["status"] != parties.REGISTERED:
+        raise PartyWithdrawn(f"customs withdrew {caller.msp_id} from the register of parties", act=act,
+                             msp_id=caller.msp_id, withdrawn_at=entry["withdrawn_at"])
+    eoris = tuple(entry["eoris"])
+    if caller.cert_eori is not None:
+        if caller.cert_eori not in eoris:
+            raise EoriNotRegistered(f"the certificate names EORI {str(caller.cert_eori)[:40]!r}, which customs did "
+                                    f"not register for {caller.msp_id}", act=act, msp_id=caller.msp_id,
+                                    eori=str(caller.cert_eori)[:40], registered=list(eoris))
+        eoris = (caller.cert_eori,)
+    return Party(caller.msp_id, entry["role"], eoris)
 
 
-def has_mandate(caller: Caller, authorisation: dict, params: dict) -> bool:
-    eori = caller.eori(params)
-    return eori is not None and eori in authorisation.get("broker_mandates", [])
+def require_act(party: Party, act: str) -> None:
+    """NotPermitted unless the party's role performs ``act``."""
+    if party.role not in ACTS[act]:
+        raise NotPermitted(f"{act} is not an act of a {party.role} ({party.msp_id})", act=act,
+                           msp_id=party.msp_id, role=party.role, allowed=sorted(ACTS[act]))
 
 
-def require_known_party(caller: Caller, params: dict, act: str) -> str:
-    """UnknownParty (fail closed) unless the operator's or broker's EORI is known; the EORI."""
-    eori = caller.eori(params)
-    if eori is None:
-        raise UnknownParty(f"the EORI of {caller.msp_id} is unknown: customs register it (SetParameters "
-                           f"party_eoris) before its identities act or read", act=act, msp_id=caller.msp_id,
-                           eori=None)
-    return eori
+def has_standing(party: Party, authorisation: dict) -> bool:
+    """Does the party act for this authorisation? Customs always; a holder for its own; a representative
+    with a mandate."""
+    if party.role == CUSTOMS:
+        return True
+    if party.role == HOLDER:
+        return authorisation["holder_eori"] in party.eoris
+    if party.role == REPRESENTATIVE:
+        mandates = authorisation.get("broker_mandates") or []
+        return any(eori in mandates for eori in party.eoris)
+    return False
 
 
-def require_standing(caller: Caller, authorisation: dict, params: dict, act: str) -> None:
-    """The caller acts for *this* authorisation: its EORI must be known (fail closed); the broker needs
-    a mandate; the operator must be the holder."""
-    if caller.msp_id in (BROKER, OPERATOR):
-        eori = require_known_party(caller, params, act)
-        if caller.msp_id == BROKER and not has_mandate(caller, authorisation, params):
-            raise NotPermitted("the broker holds no mandate for this authorisation", act=act,
-                               authorisation_id=authorisation["authorisation_id"], eori=eori)
-        if caller.msp_id == OPERATOR and eori != authorisation["holder_eori"]:
-            raise NotPermitted("the operator is not the holder of this authorisation", act=act,
-                               authorisation_id=authorisation["authorisation_id"], eori=eori)
+def require_standing(party: Party, authorisation: dict, act: str) -> None:
+    """NotPermitted unless the party acts for this authorisation (acts and reads alike)."""
+    if has_standing(party, authorisation):
+        return
+    why = ("holds no mandate for this authorisation" if party.role == REPRESENTATIVE
+           else "is not the holder of this authorisation")
+    raise NotPermitted(f"the {party.role} {party.msp_id} {why}", act=act, msp_id=party.msp_id, role=party.role,
+                       authorisation_id=authorisation["authorisation_id"], eoris=list(party.eoris))
 
 
-def require_read(caller: Caller, authorisation: dict, params: dict, what: str) -> None:
-    """Visibility of an authorisation and its goods (domain.md §2)."""
-    require_client(caller, what)
-    if caller.msp_id != CUSTOMS:
-        require_standing(caller, authorisation, params, what)
-
-
-def sees_commercial_data(caller: Caller) -> bool:
-    """Members of the ``commercial`` collection: customs and the holder, not the broker."""
-    return caller.msp_id in (CUSTOMS, OPERATOR)
+def sees_commercial_data(party: Party) -> bool:
+    """Members of the ``commercial`` collection: customs and the holder, not a representative."""
+    return party.role in (CUSTOMS, HOLDER)

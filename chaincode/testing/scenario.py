@@ -1,6 +1,11 @@
 """Test data of domain.md §8 and small builders of events, for unit tests and demos.
 
 Dates are relative to a day D (the ledger's start time), as in the specification.
+
+The contract names no organisation: a :class:`Scenario` configures the in-memory contract with customs'
+MSP id (``CUSTOMS_MSP`` unless told otherwise, as the deployment would) and, as customs, registers the
+parties of §8 at its start (:data:`PARTIES`: ``OperatorMSP`` the holder of ``HOLDER``, ``BrokerMSP`` a
+representative with ``BROKER_EORI``), so that the scenarios read as before.
 """
 from __future__ import annotations
 
@@ -22,6 +27,10 @@ USED_TYRES, RETREADED, RUBBER_WASTE = "40122000", "40121200", "40040000"
 SITE1, SITE2 = "BOURGES-1", "BOURGES-2"
 PLACE_MRN_L1 = mrns.PLACE_MRN_L1   # 26FR000110000001R8 (domain.md §8)
 EXIT_MRN_B1 = mrns.EXIT_MRN_B1     # 26FR000110000007A7
+
+CUSTOMS_MSP = "CustomsMSP"
+# The register of parties a Scenario starts with: (MSP id, role, EORIs).
+PARTIES = (("OperatorMSP", "holder", (HOLDER,)), ("BrokerMSP", "representative", (BROKER_EORI,)))
 
 _ids = itertools.count(1)
 
@@ -71,16 +80,24 @@ class Scenario:
 
     Every method returns the :class:`TxResult`; ``occurred_at`` defaults to the ledger time of the
     transaction. ``ts`` sets the transaction timestamp (else the ledger clock, which ticks 1 ms per tx).
+
+    ``customs_msp`` is the deployment's customs MSP the contract is configured with (None: the contract
+    reads ``IPLEDGER_CUSTOMS_MSP`` as deployed); ``register=False`` starts with an empty register of
+    parties (customs alone can act); ``collections`` overrides the private data collections' members.
     """
 
-    def __init__(self, contract_factory, day: dt.datetime | None = None):
+    def __init__(self, contract_factory, day: dt.datetime | None = None, *, customs_msp: str | None = CUSTOMS_MSP,
+                 register: bool = True, collections: dict | None = None):
         self.day = day or dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-        self.ledger = MemLedger(now=self.day)
-        self.contract = contract_factory(clock=self.ledger.peer_clock)
+        self.ledger = MemLedger(now=self.day, collections=collections)
+        self.customs_msp = customs_msp or CUSTOMS_MSP   # who acts as customs in the methods below
+        self.contract = contract_factory(clock=self.ledger.peer_clock, customs_msp=customs_msp)
         # the 'eori' attribute of the parties' certificates (None: an identity without one, e.g. from
-        # cryptogen, whose EORI customs must register in party_eoris, or the party is refused)
-        self.broker_eori: str | None = BROKER_EORI
-        self.operator_eori: str | None = HOLDER
+        # cryptogen, acting for every EORI customs registered for its organisation)
+        self.broker_eori: str | None = None
+        self.operator_eori: str | None = None
+        if register:
+            self.register_parties()
 
     @classmethod
     def with_l1(cls, contract_factory) -> "Scenario":
@@ -113,7 +130,8 @@ class Scenario:
         if "eori" not in kw and default:
             kw["eori"] = default
 
-    def query(self, fn: str, *args: Any, msp: str = "CustomsMSP", ts: dt.datetime | None = None, **kw: Any) -> Any:
+    def query(self, fn: str, *args: Any, msp: str | None = None, ts: dt.datetime | None = None, **kw: Any) -> Any:
+        msp = msp or self.customs_msp
         self._identity(msp, kw)
         res = self.ledger.evaluate(self.contract, fn, list(args), msp, ts, **kw)
         if not res.ok:
@@ -136,12 +154,30 @@ class Scenario:
         return res.json()
 
     # -- events ----------------------------------------------------------------------------------------
+    def register(self, msp_id: str, role: str, eoris: Any, *, name: str | None = None,
+                 ts: dt.datetime | None = None, msp: str | None = None, **extra: Any) -> TxResult:
+        """Customs (or ``msp``) enter ``msp_id`` in the register of parties."""
+        event = {"msp_id": msp_id, "role": role, "eoris": list(eoris), **extra}
+        if name is not None:
+            event["name"] = name
+        return self.submit("RegisterParty", event, msp or self.customs_msp, ts=ts)
+
+    def register_parties(self) -> None:
+        """Customs register the parties of §8 (:data:`PARTIES`)."""
+        for msp_id, role, eoris in PARTIES:
+            self.accepted(self.register(msp_id, role, eoris))
+
+    def withdraw(self, msp_id: str, *, ts: dt.datetime | None = None, msp: str | None = None,
+                 **extra: Any) -> TxResult:
+        """Customs (or ``msp``) withdraw ``msp_id`` from the register of parties."""
+        return self.submit("WithdrawParty", {"msp_id": msp_id, **extra}, msp or self.customs_msp, ts=ts)
+
     def grant(self, auth_id: str = AUTH_ID, **overrides: Any) -> TxResult:
         return self.submit("GrantAuthorisation", {"authorisation_id": auth_id,
-                                                  **authorisation_fields(self.day, **overrides)}, "CustomsMSP")
+                                                  **authorisation_fields(self.day, **overrides)}, self.customs_msp)
 
     def set_parameters(self, ts: dt.datetime | None = None, **parameters: Any) -> TxResult:
-        return self.submit("SetParameters", {"parameters": parameters}, "CustomsMSP", ts=ts)
+        return self.submit("SetParameters", {"parameters": parameters}, self.customs_msp, ts=ts)
 
     def place(self, lot_id: str, qty: int, *, mrn_: str | None = None, item_no: int = 1, site: str = SITE1,
               cn: str = USED_TYRES, unit: str = "p/st", msp: str = "BrokerMSP", value: str = "1000.00",
@@ -176,10 +212,10 @@ class Scenario:
         return self.submit("RecordLoss", {"authorisation_id": AUTH_ID, **ref, "quantity": qty, "reason": reason,
                                           "evidence_hash": evidence(f"loss {qty}"), **extra}, msp, ts=ts)
 
-    def lot(self, lot_id: str, msp: str = "CustomsMSP", **kw: Any) -> dict:
+    def lot(self, lot_id: str, msp: str | None = None, **kw: Any) -> dict:
         return self.query("GetLot", lot_id, msp=msp, **kw)
 
-    def batch(self, batch_id: str, msp: str = "CustomsMSP", **kw: Any) -> dict:
+    def batch(self, batch_id: str, msp: str | None = None, **kw: Any) -> dict:
         return self.query("GetBatch", batch_id, msp=msp, **kw)
 
 

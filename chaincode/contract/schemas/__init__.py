@@ -29,7 +29,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "GrantAuthorisation", "AmendAuthorisation", "SuspendAuthorisation", "ReinstateAuthorisation",
     "RevokeAuthorisation", "ExtendDischargePeriod", "PlaceUnderProcedure", "MoveGoods", "RecordProcessing",
     "RecordLoss", "ExitGoods", "ConfirmExit", "RecordControl", "SubmitBillOfDischarge",
-    "DecideBillOfDischarge", "SetParameters",
+    "DecideBillOfDischarge", "SetParameters", "RegisterParty", "WithdrawParty",
 )
 # Schemas of transient-map entries (not events): name -> schema file.
 TRANSIENT_SCHEMAS: tuple[str, ...] = ("commercial",)

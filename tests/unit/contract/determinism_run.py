@@ -2,8 +2,11 @@
 JSON line per transaction. ``test_contract_determinism`` runs this file in several processes with
 different ``PYTHONHASHSEED`` values and compares the outputs byte for byte.
 
-Three independent ledgers:
+Four independent ledgers, each starting with customs registering the parties of §8 (the contract takes
+customs' MSP id from ``IPLEDGER_CUSTOMS_MSP``, as deployed):
 
+0. the register of parties: EORIs given in any order, a second holder, a refused EORI already taken,
+   a withdrawal and a registration again, ``GetParties``;
 1. the example scenario of domain.md §8, refused variants, replays and queries included;
 2. an authorisation with five goods codes whose ceilings are all lowered at once (several
    ``CeilingNear`` changes in one transaction);
@@ -16,12 +19,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 import sys
 from pathlib import Path
 
 if __name__ == "__main__":  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    os.environ.setdefault("IPLEDGER_CUSTOMS_MSP", "CustomsMSP")  # the deployment names customs
 
 from chaincode.contract import InwardProcessingContract  # noqa: E402
 from chaincode.testing.memstub import MemLedger  # noqa: E402
@@ -63,10 +68,25 @@ class RecordingLedger(MemLedger):
 
 
 def scenario(out, label: str) -> Scenario:
-    s = Scenario(InwardProcessingContract)
+    s = Scenario(InwardProcessingContract, register=False)
     s.ledger = RecordingLedger(out, label, now=s.day)
-    s.contract = InwardProcessingContract(clock=s.ledger.peer_clock)
+    s.contract = InwardProcessingContract(clock=s.ledger.peer_clock)  # customs: IPLEDGER_CUSTOMS_MSP
+    s.register_parties()
     return s
+
+
+def register_of_parties(out) -> None:
+    """RegisterParty with EORIs in any order, EoriTaken, a second holder, WithdrawParty, GetParties."""
+    s = scenario(out, "register")
+    s.register("PlantBMSP", "holder", ["FR99999999999999", "FR55555555555555", "FR77777777777777"], name="Plant B")
+    s.register("BrokerBMSP", "representative", ["FR55555555555555"])                   # EoriTaken
+    s.register("BrokerBMSP", "representative", ["FR44444444444444", "FR33333333333333"])
+    s.query("GetParties")
+    s.query("GetParties", msp="PlantBMSP")
+    s.withdraw("BrokerBMSP", reason="mandate ended")
+    s.register("BrokerBMSP", "representative", ["FR33333333333333"])
+    s.register("OperatorMSP", "holder", ["FR12345678901234", "FR11111111111111"])
+    s.query("GetParties")
 
 
 def example_scenario(out) -> None:
@@ -201,6 +221,7 @@ def random_sequence(out, seed: int = 20260302, events: int = 160) -> None:
 
 
 def main(out=sys.stdout) -> None:
+    register_of_parties(out)
     example_scenario(out)
     lowered_ceilings(out)
     random_sequence(out)

@@ -79,8 +79,9 @@ def _events(s: Scenario) -> dict[str, tuple[str, str, dict, dict | None]]:
         "decide": ("CustomsMSP", "DecideBillOfDischarge",
                    {"authorisation_id": AUTH_ID, "bill_id": f"BOD-{AUTH_ID}-{period}", "decision": "ACCEPTED"},
                    None),
-        "params": ("CustomsMSP", "SetParameters", {"parameters": {"party_eoris": {"BrokerMSP": "FR98765432109876"}}},
-                   None),
+        "register": ("CustomsMSP", "RegisterParty",
+                     {"msp_id": "PlantBMSP", "role": "holder", "eoris": ["FR55555555555555"]}, None),
+        "withdraw": ("CustomsMSP", "WithdrawParty", {"msp_id": "BrokerMSP"}, None),
     }
 
 
@@ -93,7 +94,8 @@ CASES = [  # (event, path to an identifier inside it)
     ("move", ("lot_id",)), ("move", ("from_site",)), ("move", ("to_site",)),
     ("process", ("operation_id",)), ("process", ("inputs", 0, "lot_id")), ("process", ("outputs", 0, "batch_id")),
     ("exit", ("mrn",)), ("extend", ("lot_ids", 0)), ("control", ("counted", 0, "lot_id")),
-    ("decide", ("bill_id",)), ("params", ("parameters", "party_eoris", "BrokerMSP")),
+    ("decide", ("bill_id",)), ("register", ("msp_id",)), ("register", ("eoris", 0)), ("register", ("role",)),
+    ("withdraw", ("msp_id",)),
 ]
 
 
@@ -116,8 +118,10 @@ def test_every_identifier_is_matched_whole(s, name, path, ending):
     assert code == ("InvalidMrn" if path[-1] == "mrn" else "InvalidEvent")
 
 
-def test_a_party_eoris_msp_id_is_matched_whole(s):
-    code = refused(s, s.set_parameters, party_eoris={"BrokerMSP\n": "FR98765432109876"})
+def test_a_registered_msp_id_is_matched_whole(s):
+    code = refused(s, s.register, "BrokerMSP\n", "representative", ["FR98765432109876"])
+    assert code == "InvalidEvent"
+    code = refused(s, s.withdraw, "BrokerMSP\x00")
     assert code == "InvalidEvent"
 
 
@@ -157,9 +161,9 @@ def test_explicit_check_behind_the_schemas():
     from chaincode.contract.errors import InvalidEvent, InvalidIdentifier
 
     identifiers.require_whole({"lot_id": "L1", "sites": ["A"], "inputs": [{"lot_id": "L2"}],
-                               "parameters": {"party_eoris": {"BrokerMSP": "FR1"}}, "description": "two\nlines"})
+                               "msp_id": "BrokerMSP", "eoris": ["FR1"], "description": "two\nlines"})
     for event in ({"lot_id": "L1\n"}, {"sites": ["A", "B\x00"]}, {"inputs": [{"lot_id": "L\t2"}]},
-                  {"parameters": {"party_eoris": {"Broker\nMSP": "FR1"}}}, {"event_id": "é"}):
+                  {"msp_id": "Broker\nMSP"}, {"eoris": ["FR1", "FR\n2"]}, {"event_id": "é"}):
         with pytest.raises(InvalidIdentifier) as info:
             identifiers.require_whole(event)
         assert isinstance(info.value, InvalidEvent)

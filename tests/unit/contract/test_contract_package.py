@@ -22,7 +22,7 @@ CONTRACT_DIR = ROOT / "chaincode" / "contract"
 
 def test_one_schema_per_submit_transaction():
     submits = {n for n, info in InwardProcessingContract.transactions().items() if info.submit}
-    assert set(EVENT_TYPES) == submits and len(EVENT_TYPES) == 16
+    assert set(EVENT_TYPES) == submits and len(EVENT_TYPES) == 18
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
@@ -133,7 +133,7 @@ def test_metadata_lists_submit_and_evaluate_transactions():
     res = ledger.evaluate(InwardProcessingContract(), "org.hyperledger.fabric:GetMetadata", [])
     txs = {t["name"]: t["submit"] for t in res.json()["contracts"]["ipledger"]["transactions"]}
     assert txs["PlaceUnderProcedure"] is True and txs["GetBillOfDischargeData"] is False
-    assert sum(txs.values()) == 16
+    assert sum(txs.values()) == 18
 
 
 def test_chaincode_never_imports_gateway_or_network():
@@ -159,15 +159,21 @@ def test_identity_that_is_not_a_client_is_not_permitted():
     s.accepted(s.submit("GrantAuthorisation", event, "CustomsMSP", role="client"))
 
 
-def test_default_clock_is_the_peer_wall_clock():
+def test_default_clock_is_the_peer_wall_clock(monkeypatch):
     import datetime as dt
 
-    from chaincode.testing.scenario import AUTH_ID, authorisation_fields, iso
+    from chaincode.contract import deployment
+    from chaincode.testing.scenario import iso
 
-    now = dt.datetime.now(dt.timezone.utc)
-    ledger = MemLedger(now=now)
-    contract = InwardProcessingContract()  # as the shim creates it: no injected clock
-    event = {"event_id": "g1", "authorisation_id": AUTH_ID, "occurred_at": iso(now), **authorisation_fields(now)}
-    skewed = ledger.invoke(contract, "GrantAuthorisation", [event], "CustomsMSP", ts=now + dt.timedelta(hours=1))
-    assert skewed.error_code == "ClockSkew"
-    assert ledger.invoke(contract, "GrantAuthorisation", [event], "CustomsMSP", ts=now).ok
+    monkeypatch.setenv("IPLEDGER_CUSTOMS_MSP", "CustomsMSP")
+    deployment.customs_msp_from_environment.cache_clear()
+    try:
+        now = dt.datetime.now(dt.timezone.utc)
+        ledger = MemLedger(now=now)
+        contract = InwardProcessingContract()  # as the shim creates it: no injected clock, customs from the deployment
+        event = {"event_id": "p1", "occurred_at": iso(now), "parameters": {"warn_days": 20}}
+        skewed = ledger.invoke(contract, "SetParameters", [event], "CustomsMSP", ts=now + dt.timedelta(hours=1))
+        assert skewed.error_code == "ClockSkew"
+        assert ledger.invoke(contract, "SetParameters", [event], "CustomsMSP", ts=now).ok
+    finally:
+        deployment.customs_msp_from_environment.cache_clear()

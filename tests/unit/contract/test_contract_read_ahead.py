@@ -29,7 +29,7 @@ def counting(monkeypatch):
     return calls
 
 
-def test_a_move_reads_its_record_authorisation_and_lot_in_one_round_trip(monkeypatch):
+def test_a_move_reads_its_party_record_authorisation_and_lot_in_one_round_trip(monkeypatch):
     sc = Scenario(InwardProcessingContract)
     sc.accepted(sc.grant())
     sc.accepted(sc.place("L1", 100, msp="OperatorMSP"))
@@ -37,8 +37,8 @@ def test_a_move_reads_its_record_authorisation_and_lot_in_one_round_trip(monkeyp
     sc.accepted(sc.move(10, SITE1, SITE2, lot_id="L1", event_id="move-1"))
     [batch] = calls["get_multiple_states"]
     singles = list(calls["get_state"])
-    assert len(batch) == 3 and any("L1" in k for k in batch) and any("move-1" in k for k in batch) and \
-        any("FRIPO000001" in k for k in batch)
+    assert len(batch) == 4 and any("L1" in k for k in batch) and any("move-1" in k for k in batch) and \
+        any("FRIPO000001" in k for k in batch) and any("party" in k and "OperatorMSP" in k for k in batch)
     assert not set(batch) & set(singles), "a key read ahead was read again"
     assert sc.lot("L1")["stock"] == {SITE1: 90, SITE2: 10}
 

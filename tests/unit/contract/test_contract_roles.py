@@ -1,5 +1,9 @@
 """The role matrix of domain.md §2: each org × role × act, allowed or NotPermitted (and a refusal
-writes nothing). The expected table is written out here, independently of roles.py."""
+writes nothing). The expected table is written out here, independently of roles.py.
+
+The organisations' roles come from the deployment (customs: ``CustomsMSP``, the Scenario's contract) and
+the register of parties (``OperatorMSP`` holder, ``BrokerMSP`` representative, registered by the
+Scenario); ``OrdererMSP`` is on no register (UnknownParty)."""
 from __future__ import annotations
 
 import copy
@@ -14,7 +18,7 @@ from chaincode.testing.scenario import (AUTH_ID, SITE1, SITE2, Scenario, authori
 AUTH2 = "FRIPO000002"
 EXPORT_MRN = mrn("E", 4242)
 
-# (msp, role, broker has a mandate)
+# (msp, NodeOU, broker has a mandate)
 IDENTITIES = {
     "customs-client": ("CustomsMSP", "client", None),
     "customs-admin": ("CustomsMSP", "admin", None),
@@ -44,7 +48,14 @@ ALLOWED = {  # domain.md §2 and §4: who performs each act (client identities o
     "SubmitBillOfDischarge": {O},
     "DecideBillOfDischarge": {C},
     "SetParameters": {C},
+    "RegisterParty": {C},
+    "WithdrawParty": {C},
 }
+UNREGISTERED = {"orderer-client"}   # refused as UnknownParty; every other refusal is a NotPermitted
+
+
+def refusal(who: str) -> str:
+    return "UnknownParty" if who in UNREGISTERED else "NotPermitted"
 
 
 def setup() -> Scenario:
@@ -101,6 +112,8 @@ def event_for(s: Scenario, act: str) -> tuple[dict, dict | None]:
         "DecideBillOfDischarge": {"authorisation_id": AUTH2, "bill_id": f"BOD-{AUTH2}-{period}",
                                   "decision": "ACCEPTED", "note": "fine"},
         "SetParameters": {"parameters": {"warn_days": 20}},
+        "RegisterParty": {"msp_id": "PlantBMSP", "role": "holder", "eoris": ["FR55555555555555"]},
+        "WithdrawParty": {"msp_id": "BrokerMSP", "reason": "mandates ended"},
     }
     event = events[act]
     if act == "SubmitBillOfDischarge":
@@ -114,13 +127,13 @@ def test_role_matrix(act, who):
     s = setup()
     msp, role, mandate = IDENTITIES[who]
     if msp == "BrokerMSP" and not mandate:
-        s.broker_eori = "DE0000001"
+        s.accepted(s.register("BrokerMSP", "representative", ["DE0000001"]))  # an EORI without a mandate
     event, transient = event_for(s, act)
     if who in ALLOWED[act]:
         res = s.submit(act, event, msp, transient=transient, role=role)
         assert res.ok, f"{who} should be allowed to {act}: {res.message}"
     else:
-        details = s.refused("NotPermitted", s.submit, act, event, msp, transient=transient, role=role)
+        details = s.refused(refusal(who), s.submit, act, event, msp, transient=transient, role=role)
         assert details["act"] == act
 
 
@@ -128,27 +141,31 @@ def test_every_act_is_in_the_matrix():
     assert set(ALLOWED) == {t for t, info in InwardProcessingContract.transactions().items() if info.submit}
 
 
-def test_operator_must_be_the_holder():
+def test_the_holder_acts_only_for_its_own_authorisations():
     s = setup()
-    s.accepted(s.set_parameters(party_eoris={"OperatorMSP": "DE55555"}))
-    s.refused("NotPermitted", s.move, 1, SITE1, SITE2, lot_id="L1")
-    s.accepted(s.set_parameters(party_eoris={"OperatorMSP": "FR12345678901234"}))
+    s.accepted(s.register("OperatorMSP", "holder", ["DE55555"]))    # customs re-register it: another EORI
+    details = s.refused("NotPermitted", s.move, 1, SITE1, SITE2, lot_id="L1")
+    assert details["eoris"] == ["DE55555"] and details["role"] == "holder"
+    s.accepted(s.register("OperatorMSP", "holder", ["FR12345678901234"]))
     s.accepted(s.move(1, SITE1, SITE2, lot_id="L1"))
 
 
-def test_broker_eori_from_the_party_register_when_the_certificate_has_none():
+def test_a_representative_acts_for_every_eori_customs_registered_when_the_certificate_names_none():
     s = setup()
     s.broker_eori = None   # a certificate without an 'eori' attribute (e.g. cryptogen)
-    s.refused("UnknownParty", s.place, "L8", 1)
-    s.accepted(s.set_parameters(party_eoris={"BrokerMSP": "FR98765432109876"}))
-    s.accepted(s.place("L8", 1))
+    s.accepted(s.register("BrokerMSP", "representative", ["DE0000001", "FR98765432109876"]))
+    s.accepted(s.place("L8", 1))                 # FR98765432109876 holds the mandate
+    s.broker_eori = "DE0000001"                  # an identity narrowed to the EORI without a mandate
+    s.refused("NotPermitted", s.place, "L9", 1)
+    s.broker_eori = "FR98765432109876"
+    s.accepted(s.place("L9", 1))
 
 
 # ---------------------------------------------------------------------------------------- reads (visibility)
 
 READERS = {"customs-client": True, "operator-client": True, "broker-client": True,
            "broker-client-no-mandate": False, "customs-admin": False, "operator-admin": False,
-           "orderer-client": False}
+           "orderer-client": False}   # (a refused read: the same code as a refused act, see refusal())
 
 
 @pytest.mark.parametrize("who", list(READERS))
@@ -161,12 +178,12 @@ READERS = {"customs-client": True, "operator-client": True, "broker-client": Tru
 def test_read_visibility(query, args, who):
     s = setup()
     msp, role, mandate = IDENTITIES[who]
-    eori = {"eori": "FR98765432109876" if mandate else "DE0000001"} if msp == "BrokerMSP" else \
-        {"eori": "FR12345678901234"} if msp == "OperatorMSP" else {}
-    res = s.ledger.evaluate(s.contract, query, args, msp, role=role, **eori)
+    if msp == "BrokerMSP" and not mandate:
+        s.accepted(s.register("BrokerMSP", "representative", ["DE0000001"]))
+    res = s.ledger.evaluate(s.contract, query, args, msp, role=role)
     assert res.ok is READERS[who], res.message
     if not res.ok:
-        assert res.error_code == "NotPermitted"
+        assert res.error_code == refusal(who)
 
 
 def test_broker_sees_only_the_hash_of_commercial_data():

@@ -98,10 +98,10 @@ def test_invalid_event_customs_value_missing_or_malformed(s):
 # ---------------------------------------------------------------------------------------- NotPermitted (see also the role matrix)
 
 def test_not_permitted_broker_without_mandate(s):
-    s.broker_eori = "DE999"
+    s.accepted(s.register("BrokerMSP", "representative", ["DE999"]))
     details = s.refused("NotPermitted", s.place, "L9", 10)
-    assert details["eori"] == "DE999"
-    s.broker_eori = BROKER_EORI
+    assert details["eoris"] == ["DE999"] and details["role"] == "representative"
+    s.accepted(s.register("BrokerMSP", "representative", [BROKER_EORI]))
     s.accepted(s.place("L9", 10))
 
 

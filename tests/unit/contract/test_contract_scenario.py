@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from chaincode.contract import InwardProcessingContract
-from chaincode.testing.scenario import (AUTH_ID, EXIT_MRN_B1, PLACE_MRN_L1, RETREADED, RUBBER_WASTE, SITE1, SITE2,
-                                        USED_TYRES, Scenario, iso, mrn, retreaded, waste)
+from chaincode.testing.scenario import (AUTH_ID, EXIT_MRN_B1, PARTIES, PLACE_MRN_L1, RETREADED, RUBBER_WASTE, SITE1,
+                                        SITE2, USED_TYRES, Scenario, iso, mrn, retreaded, waste)
 
 DAY_S = 86400
 
@@ -208,8 +208,8 @@ def test_one_chaincode_event_per_accepted_transaction(steps):
     s, _ = run(steps)
     names = [name for _tx, name, _p in s.ledger.events]
     assert names == ["ipledger.events"] * len(names)
-    # grant + one per accepted step (the step-3 variant is accepted in run())
-    assert len(names) == 1 + len([k for k in (1, 2, 3, 4, 6) if k <= steps])
+    # the parties registered, the grant, one per accepted step (the step-3 variant is accepted in run())
+    assert len(names) == len(PARTIES) + 1 + len([k for k in (1, 2, 3, 4, 6) if k <= steps])
 
 
 def test_from_an_mrn_to_all_its_events():
@@ -228,4 +228,6 @@ def test_from_an_mrn_to_all_its_events():
     assert item["events"][0]["tx_id"] == out[4]["tx_id"]
     assert s.ledger.evaluate(s.contract, "GetDeclaration", [mrn("E", 999)], "CustomsMSP").error_code == "NotFound"
     assert s.ledger.evaluate(s.contract, "GetDeclaration", [PLACE_MRN_L1], "BrokerMSP",
-                             eori="DE1").error_code == "NotPermitted"
+                             eori="DE1").error_code == "EoriNotRegistered"
+    s.accepted(s.register("BrokerMSP", "representative", ["DE1"]))       # a representative without a mandate
+    assert s.ledger.evaluate(s.contract, "GetDeclaration", [PLACE_MRN_L1], "BrokerMSP").error_code == "NotPermitted"

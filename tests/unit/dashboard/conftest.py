@@ -13,6 +13,7 @@ from .contract_ledger import ContractLedger, ListSource, body, wait_for
 ORGS = ("CustomsMSP", "OperatorMSP", "BrokerMSP")
 AUTH, AUTH2 = "FRIPO000001", "FRIPO000002"
 HOLDER, BROKER_EORI, OTHER_HOLDER = "FR12345678901234", "FR98765432109876", "FR55555555555555"
+OTHER_HOLDER_MSP = "PlantBMSP"   # the other holder's organisation (registered by customs in the scenario)
 SITE1, SITE2 = "BOURGES-1", "BOURGES-2"
 USED, RETREADED, WASTE = "40122000", "40121200", "40040000"
 
@@ -117,9 +118,11 @@ def api(client, keys):
 @pytest.fixture
 def scenario(api, live, ledger):
     """domain.md §8 steps 1-4 and 6 through the REST API, a second authorisation of another holder without a
-    broker mandate, and the feed listener (fake event source) caught up with all of it."""
-    api.post(body("SetParameters", "params-1", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
-                                                                          "OperatorMSP": HOLDER}}), "CustomsMSP")
+    broker mandate, and the feed listener (fake event source) caught up with all of it. The ledger's register
+    of parties starts with the holder (OperatorMSP) and the broker (BrokerMSP); customs register the other
+    holder's organisation through the API."""
+    api.post(body("RegisterParty", "party-plant-b", msp_id=OTHER_HOLDER_MSP, role="holder", eoris=[OTHER_HOLDER]),
+             "CustomsMSP")
     api.post(grant(), "CustomsMSP")
     api.post(place("L1", 1000, "26FR000110000001R8"), "BrokerMSP")
     api.post(body("MoveGoods", "move-1", authorisation_id=AUTH, lot_id="L1", quantity=400, from_site=SITE1,

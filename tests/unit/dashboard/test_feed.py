@@ -29,7 +29,7 @@ def test_listener_stores_every_event_once_in_block_order(scenario, live, ledger)
     items = list(reversed(live.store.latest(100)))
     assert [i["block_number"] for i in items] == [e.block_number for e in ledger.events]
     assert [i["id"] for i in items] == [f"{e.block_number}:{e.tx_id}" for e in ledger.events]
-    assert [i["event_type"] for i in items] == ["SetParameters", "GrantAuthorisation", "PlaceUnderProcedure",
+    assert [i["event_type"] for i in items] == ["RegisterParty", "GrantAuthorisation", "PlaceUnderProcedure",
                                                 "MoveGoods", "RecordProcessing", "ExitGoods", "PlaceUnderProcedure",
                                                 "GrantAuthorisation"]
     # the alerts of the transaction are in the item: the processing's yield deviation, L2's ceiling

@@ -80,12 +80,12 @@ def test_exit_and_confirmation_mrns_are_checked_too(as_org, ledger):
     assert ledger.submits == []
 
 
-def test_list_and_map_identifiers_are_matched_whole(as_org, ledger):
-    params = {"type": "SetParameters", "event_id": "p-1", "occurred_at": "2026-03-02T09:00:00Z",
-              "parameters": {"party_eoris": {"BrokerMSP\n": "FR98765432109876"}}}
-    _refused(as_org("CustomsMSP").post(EVENTS, json=params), "invalid-event", "InvalidEvent")
-    params["parameters"]["party_eoris"] = {"BrokerMSP": "FR98765432109876\n"}
-    _refused(as_org("CustomsMSP").post(EVENTS, json=params), "invalid-event", "InvalidEvent")
+def test_list_identifiers_and_msp_ids_are_matched_whole(as_org, ledger):
+    party = {"type": "RegisterParty", "event_id": "p-1", "occurred_at": "2026-03-02T09:00:00Z",
+             "msp_id": "BrokerMSP\n", "role": "representative", "eoris": ["FR98765432109876"]}
+    _refused(as_org("CustomsMSP").post(EVENTS, json=party), "invalid-event", "InvalidEvent")
+    party.update(msp_id="BrokerMSP", eoris=["FR11111111111111", "FR98765432109876\n"])
+    _refused(as_org("CustomsMSP").post(EVENTS, json=party), "invalid-event", "InvalidEvent")
     move = move_body(event_id="m-1\n")
     _refused(as_org("OperatorMSP").post(EVENTS, json=move), "invalid-event", "InvalidEvent")
     assert ledger.submits == []

@@ -62,10 +62,12 @@ def test_csv_commercial_and_dotted_columns():
     assert body["procedure"] == "5100" and body["mrn"] == "26FR000110000001R8"   # strings stay strings
     assert body["commercial"] == {"customs_value": {"amount": "25000.00", "currency": "EUR"}}
     body = csv_row_to_body({"type": "SetParameters", "event_id": "s", "parameters.warn_days": "45",
-                            "parameters.yield_warn_pct": "0.5",
-                            "parameters.party_eoris": '{"BrokerMSP": "FR98765432109876"}'})
-    assert body["parameters"] == {"warn_days": 45, "yield_warn_pct": 0.5,
-                                  "party_eoris": {"BrokerMSP": "FR98765432109876"}}
+                            "parameters.yield_warn_pct": "0.5"})
+    assert body["parameters"] == {"warn_days": 45, "yield_warn_pct": 0.5}
+    body = csv_row_to_body({"type": "RegisterParty", "event_id": "r", "msp_id": "BrokerMSP", "role": "representative",
+                            "eoris": '["FR98765432109876", "FR11111111111111"]'})
+    assert body == {"type": "RegisterParty", "event_id": "r", "msp_id": "BrokerMSP", "role": "representative",
+                    "eoris": ["FR98765432109876", "FR11111111111111"]}
     body = csv_row_to_body({"type": "ExitGoods", "commercial": '{"invoice_price": {"amount": "1", "currency": "EUR"}}'})
     assert body["commercial"] == {"invoice_price": {"amount": "1", "currency": "EUR"}}
 
