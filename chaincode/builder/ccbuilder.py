@@ -5,10 +5,16 @@ Two package types (``metadata.json`` → ``type``):
 ``ipledger-python``
     The peer launches the chaincode. ``code.tar.gz`` holds ``src/`` (the Python
     source), ``wheels/`` (every dependency as a wheel, so the peer needs no
-    package registry), ``ipledger-chaincode.json`` (the contract to run) and
-    optionally ``META-INF/`` (state database indexes). ``build`` installs the
-    wheels offline; ``run`` starts the chaincode in client mode: it dials the
-    peer with the TLS material the peer writes into ``chaincode.json``.
+    package registry), ``ipledger-chaincode.json`` (the contract to run and
+    ``customs_msp``, the MSP id of customs on this deployment) and optionally
+    ``META-INF/`` (state database indexes). ``build`` installs the wheels
+    offline; ``run`` starts the chaincode in client mode: it dials the peer with
+    the TLS material the peer writes into ``chaincode.json``, with
+    ``IPLEDGER_CUSTOMS_MSP`` set from the manifest — the package decides, never
+    the peer's environment: every organisation approved the same package (its id
+    is the hash of its bytes), so every endorsing peer runs the contract with the
+    same customs. A package without ``customs_msp`` runs without it, and the
+    contract then refuses every act and query (``DeploymentNotConfigured``).
 ``ipledger-ccaas``
     Chaincode as a service: ``code.tar.gz`` holds ``connection.json``; the
     chaincode runs as its own service and the peer dials it, never launching a
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +45,8 @@ BINARY_TYPE = "ipledger-binary"
 TYPES = (PYTHON_TYPE, CCAAS_TYPE, BINARY_TYPE)
 EXECUTABLE = Path("bin") / "chaincode"
 MANIFEST = "ipledger-chaincode.json"
+CUSTOMS_ENV = "IPLEDGER_CUSTOMS_MSP"          # read by chaincode/contract/deployment.py
+_MSP_ID = re.compile(r"[A-Za-z0-9.-]{1,64}")  # as the contract checks it
 
 
 class BuildError(Exception):
@@ -81,6 +90,12 @@ def build(source_dir: Path, metadata_dir: Path, output_dir: Path) -> int:
     manifest = json.loads((source_dir / MANIFEST).read_text())
     if ":" not in manifest.get("contract", ""):
         raise BuildError(f"{MANIFEST}: 'contract' must be 'module:Class'")
+    customs = manifest.get("customs_msp")
+    if customs is not None and not (isinstance(customs, str) and _MSP_ID.fullmatch(customs)):
+        raise BuildError(f"{MANIFEST}: 'customs_msp' must be an MSP id, not {str(customs)[:80]!r}")
+    if customs is None:
+        print(f"ipledger builder: {MANIFEST} names no customs_msp: the contract will refuse every "
+              f"transaction (DeploymentNotConfigured)")
     shutil.copytree(source_dir / "src", output_dir / "src")
     shutil.copy(source_dir / MANIFEST, output_dir / MANIFEST)
     _copy_meta_inf(source_dir, output_dir)
@@ -123,8 +138,12 @@ def run(build_dir: Path, run_metadata_dir: Path) -> int:
     )
     # -I: isolated (no user site, no PYTHON* variables, no current dir); -S: no
     # site-packages at all — the chaincode runs on its package's wheels alone.
+    # Other variables pass: IPLEDGER_CUSTOMS_MSP comes from the manifest only.
+    env = {k: v for k, v in os.environ.items() if k != CUSTOMS_ENV}
+    if manifest.get("customs_msp"):
+        env[CUSTOMS_ENV] = manifest["customs_msp"]
     python = _python()
-    os.execv(python, [python, "-I", "-S", "-c", launcher])
+    os.execve(python, [python, "-I", "-S", "-c", launcher], env)
     return 1  # not reached
 
 

@@ -4,10 +4,17 @@ Entry points::
 
     CHAINCODE_SERVER_ADDRESS=0.0.0.0:9999 CHAINCODE_ID=ipledger_1.0:abc... \\
     CHAINCODE_TLS_CERT_FILE=... CHAINCODE_TLS_KEY_FILE=... CHAINCODE_CLIENT_CA_CERT_FILE=... \\
-    CHAINCODE_CONTRACT=package.module:ContractClass  python -m chaincode.shim.server
+    CHAINCODE_CONTRACT=package.module:ContractClass  IPLEDGER_CUSTOMS_MSP=CustomsMSP \\
+    python -m chaincode.shim.server
 
     from chaincode.shim.server import run_server
     run_server(contract, "0.0.0.0:9999", chaincode_id, tls_cert, tls_key, client_ca=None)
+
+The contract is created in this process (``CHAINCODE_CONTRACT``: a class is
+instantiated without arguments), so it reads its own settings from the same
+environment — the ipledger contract its customs MSP id from
+``IPLEDGER_CUSTOMS_MSP`` (``chaincode/contract/deployment.py``); without it,
+that contract refuses every transaction.
 
 TLS material may be PEM bytes/strings or file paths. With ``client_ca`` the
 server requires and verifies a client certificate (mutual TLS). Without a

@@ -151,3 +151,62 @@ def test_a_binary_package_without_its_executable_is_refused(tmp_path):
     out.mkdir()
     built = step("build", src, meta, out)
     assert built.returncode == 1 and "needs bin/chaincode" in built.stderr
+
+
+# -------------------------------------------------------------------- who customs is (IPLEDGER_CUSTOMS_MSP)
+
+def _recording_package(tmp_path: Path, customs_msp) -> Path:
+    """A package whose 'chaincode.shim.client' only records what the launcher saw (as the real one would be
+    imported: from the package's src/, under python -I -S)."""
+    root = tmp_path / "code" / "chaincode"
+    (root / "shim").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "shim" / "__init__.py").write_text("")
+    (root / "shim" / "client.py").write_text(
+        "import json, os, sys\n"
+        "from pathlib import Path\n"
+        "def main(argv):\n"
+        "    seen = {k: os.environ.get(k) for k in ('IPLEDGER_CUSTOMS_MSP', 'PYTHONPATH', 'OTHER')}\n"
+        "    seen['argv'], seen['isolated'] = argv, sys.flags.isolated\n"
+        "    Path(argv[1]).with_name('seen.json').write_text(json.dumps(seen))\n"
+        "    return 0\n")
+    spec = cc.ChaincodeSpec(name="rec", version="0.1", contract="chaincode.contract:X", sources=[root],
+                            customs_msp=customs_msp)
+    return cc.build_package(spec, tmp_path / "rec.tar.gz", wheels=[])
+
+
+@pytest.mark.parametrize("customs_msp, seen", [("CustomsMSP", "CustomsMSP"), ("DouaneMSP", "DouaneMSP"),
+                                               (None, None)])
+def test_run_gives_the_chaincode_the_customs_msp_of_its_manifest_only(tmp_path, customs_msp, seen):
+    package = _recording_package(tmp_path, customs_msp)
+    meta, src = unpack(package, tmp_path)
+    manifest = json.loads((src / "ipledger-chaincode.json").read_text())
+    assert manifest.get("customs_msp") == customs_msp
+    out, run_meta = tmp_path / "out", tmp_path / "run"
+    out.mkdir()
+    run_meta.mkdir()
+    built = step("build", src, meta, out)
+    assert built.returncode == 0, built.stderr
+    assert ("names no customs_msp" in built.stdout) is (customs_msp is None)
+    (run_meta / "chaincode.json").write_text("{}")
+    # the peer's own environment says otherwise: the package decides
+    env = {"PATH": "/usr/bin:/bin", "IPLEDGER_CUSTOMS_MSP": "PeerHostMSP", "PYTHONPATH": "/nowhere", "OTHER": "1"}
+    ran = subprocess.run([str(BIN / "run"), str(out), str(run_meta)], capture_output=True, text=True, timeout=60,
+                         env=env)
+    assert ran.returncode == 0, ran.stderr
+    got = json.loads((run_meta / "seen.json").read_text())
+    assert got["IPLEDGER_CUSTOMS_MSP"] == seen
+    assert got["OTHER"] == "1" and got["isolated"] == 1       # -I ignores PYTHON* settings, not the others
+    assert got["argv"] == ["chaincode.contract:X", str(run_meta / "chaincode.json")]
+
+
+@pytest.mark.parametrize("bad", ["Customs MSP", "", "CustomsMSP\n", 42])
+def test_build_refuses_a_customs_msp_that_is_not_an_msp_id(tmp_path, tiny_spec, bad):
+    package = cc.build_package(tiny_spec, tmp_path / "p.tar.gz", wheels=[])
+    meta, src = unpack(package, tmp_path)
+    manifest = json.loads((src / "ipledger-chaincode.json").read_text())
+    (src / "ipledger-chaincode.json").write_text(json.dumps({**manifest, "customs_msp": bad}))
+    out = tmp_path / "out"
+    out.mkdir()
+    built = step("build", src, meta, out)
+    assert built.returncode == 1 and "'customs_msp' must be an MSP id" in built.stderr
