@@ -52,19 +52,20 @@ def test_scripts_up_then_the_readme_walkthrough(tmp_path):
                              env=env, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stderr
         answers = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
-        assert [a.get("status") for a in answers[:5]] == ["COMMITTED"] * 5, answers
-        assert all(len(a["tx_id"]) == 64 and a["block_number"] > 0 for a in answers[:5])
-        balances = {(b["category"], b["cn"]): b for b in answers[5]["balances"]}
+        events = 6  # two parties registered, the grant, placement, processing, exit
+        assert [a.get("status") for a in answers[:events]] == ["COMMITTED"] * events, answers
+        assert all(len(a["tx_id"]) == 64 and a["block_number"] > 0 for a in answers[:events])
+        balances = {(b["category"], b["cn"]): b for b in answers[events]["balances"]}
         assert balances[("INPUT", "40122000")]["stock"] == 500
         assert balances[("INPUT", "40122000")]["consumed"] == 500
         assert balances[("PRODUCT", "40121200")]["exited"] == {"3151": 498}
 
         again = subprocess.run(["bash", "-euo", "pipefail", "-c", walkthrough_block()],
                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-        replays = [json.loads(line) for line in again.stdout.splitlines() if line.strip()][:5]
+        replays = [json.loads(line) for line in again.stdout.splitlines() if line.strip()][:events]
         # Same event ids, same content: the original transactions, nothing recorded twice.
-        assert [r["tx_id"] for r in replays] == [a["tx_id"] for a in answers[:5]]
-        assert [r["status"] for r in replays] == ["REPLAYED"] * 5, replays
+        assert [r["tx_id"] for r in replays] == [a["tx_id"] for a in answers[:events]]
+        assert [r["status"] for r in replays] == ["REPLAYED"] * events, replays
 
         env["NOW"] = "2026-01-01T00:00:00Z"  # same event ids, other content
         changed = subprocess.run(["bash", "-euo", "pipefail", "-c", walkthrough_block()],
