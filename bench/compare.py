@@ -185,8 +185,8 @@ def main() -> int:
         go = clients.contract("OperatorMSP", "benchgo")
 
         say("customs grants 129 authorisations, the operator places 160 lots …")
-        customs.submit("SetParameters", [json.dumps({"event_id": "parties", "occurred_at": now(),
-                                                     "parameters": {"party_eoris": {"OperatorMSP": HOLDER}}})])
+        customs.submit("RegisterParty", [json.dumps({"event_id": "parties", "occurred_at": now(),
+                                                     "msp_id": "OperatorMSP", "role": "holder", "eoris": [HOLDER]})])
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda a: customs.submit("GrantAuthorisation", [json.dumps(grant(a))]), [ONE, *MANY]))
         one_lots = [(ONE, f"ONE{i:03d}") for i in range(32)]

@@ -77,9 +77,9 @@ def now() -> str:
 
 
 def parties() -> dict:
-    """Customs register the holder's EORI (cryptogen certificates carry none; unknown parties are refused)."""
-    return {"type": "SetParameters", "event_id": "parties", "occurred_at": now(),
-            "parameters": {"party_eoris": {"OperatorMSP": "FR12345678901234"}}}
+    """Customs register the operator as the holder (the contract refuses organisations not in its register)."""
+    return {"type": "RegisterParty", "event_id": "parties", "occurred_at": now(),
+            "msp_id": "OperatorMSP", "role": "holder", "eoris": ["FR12345678901234"]}
 
 
 def grant(auth_id: str) -> dict:

@@ -119,8 +119,8 @@ def main() -> int:
                     raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
                 time.sleep(0.5)
 
-        post("CustomsMSP", {"type": "SetParameters", "event_id": "bench-parties", "occurred_at": now(),
-                            "parameters": {"party_eoris": {"OperatorMSP": "FR12345678901234"}}})
+        post("CustomsMSP", {"type": "RegisterParty", "event_id": "bench-parties", "occurred_at": now(),
+                            "msp_id": "OperatorMSP", "role": "holder", "eoris": ["FR12345678901234"]})
         post("CustomsMSP", grant())
         lots = [f"LOT{i:03d}" for i in range(64)]
         for n, lot in enumerate(lots, start=1):

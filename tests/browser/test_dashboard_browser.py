@@ -25,7 +25,7 @@ from gateway.auth import KeyStore
 from gateway.config import keys_file_of
 from tests.browser.conftest import Console, screenshot
 from tests.integration.test_dashboard import Gateway
-from tests.integration.test_gateway_api import (BROKER_EORI, HOLDER, RETREADED, SITE1, SITE2, ev, grant,
+from tests.integration.test_gateway_api import (HOLDER, RETREADED, SITE1, SITE2, ev, grant, register_parties,
                                                 wait_committed_everywhere)
 
 try:
@@ -97,9 +97,8 @@ def env(fabric_network, ipledger_chaincode, tmp_path_factory):
             gw.start()
         env = {"urls": {org: gw.url for org, gw in gws.items()}, "keys": keys, "gws": gws, "state": state,
                "net": fabric_network}
-        post(env, ev("SetParameters", "brw-params", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
-                                                                                "OperatorMSP": HOLDER}}),
-             "CustomsMSP")
+        for body, org in register_parties("brw-parties"):
+            post(env, body, org)
         post(env, grant(AUTH_MANDATED, event_id="brw-grant-91"), "CustomsMSP")
         post(env, grant(AUTH_OTHER, event_id="brw-grant-92", broker_mandates=[]), "CustomsMSP")
         for lot_id in LOTS:

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from chaincode.testing.memstub import TxResult
-from chaincode.testing.scenario import BROKER_EORI, HOLDER, Scenario, iso
+from chaincode.testing.scenario import CUSTOMS_MSP, Scenario, iso
 from gateway.fabric import EndorseError, EvaluateError
 
 UTC = dt.timezone.utc
@@ -30,9 +30,9 @@ class RealScenario(Scenario):
         self.chaincode = chaincode
         self.day = dt.datetime.now(UTC).replace(microsecond=0)
         self.ledger = None
-        self.broker_eori = self.operator_eori = None  # cryptogen certs carry no EORI: customs registers them
-        self.accepted(self.set_parameters(party_eoris={"OperatorMSP": HOLDER,
-                                                       "BrokerMSP": BROKER_EORI}))
+        self.customs_msp = CUSTOMS_MSP   # as the package's manifest names it (customs_msp)
+        self.broker_eori = self.operator_eori = None  # cryptogen certs carry no EORI attribute
+        self.register_parties()   # customs register the holder and the broker (re-registering replaces)
 
     def height(self) -> int:
         net = self.clients.net

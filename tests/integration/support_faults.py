@@ -477,11 +477,11 @@ def placements(prefix: str, org: str = "BrokerMSP", value: str = "1234.56", mrn_
 
 
 def set_up_authorisation(url: str | dict, keys: dict, lots: dict[str, int]) -> None:
-    """Parameters, authorisation FRIPO000001 (a large ceiling) and ``lots`` (id -> quantity) at BOURGES-1."""
-    from .test_gateway_api import BROKER_EORI, HOLDER, USED_TYRES
+    """The register of parties, authorisation FRIPO000001 (a large ceiling) and ``lots`` (id -> quantity) at
+    BOURGES-1."""
+    from .test_gateway_api import USED_TYRES, register_parties
     http = requests.Session()
-    bodies = [(ev("SetParameters", "params-1", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
-                                                                             "OperatorMSP": HOLDER}}), "CustomsMSP"),
+    bodies = [*register_parties("parties-1"),
               (grant(input_goods=[{"cn": USED_TYRES, "description": "used pneumatic tyres", "unit": "p/st",
                                    "max_qty": 10_000_000}]), "CustomsMSP")]
     for n, (lot_id, qty) in enumerate(lots.items()):

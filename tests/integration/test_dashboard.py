@@ -24,8 +24,8 @@ import requests
 
 from gateway.auth import KeyStore
 from gateway.config import keys_file_of
-from tests.integration.test_gateway_api import (wait_committed_everywhere, BROKER_EORI, HOLDER, REPO, SITE1, SITE2, USED_TYRES, day, ev,
-                                                free_port, grant, now)
+from tests.integration.test_gateway_api import (wait_committed_everywhere, REPO, SITE1, SITE2, USED_TYRES, day, ev,
+                                                free_port, grant, now, register_parties)
 
 pytestmark = pytest.mark.fabric
 
@@ -203,8 +203,8 @@ def place(lot_id, qty, mrn):
 
 
 def test_event_submitted_through_the_api_arrives_on_the_sse_stream(env):
-    post(env, ev("SetParameters", "dash-params", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
-                                                                             "OperatorMSP": HOLDER}}), "CustomsMSP")
+    for body, org in register_parties("dash-parties"):
+        post(env, body, org)
     post(env, grant(AUTH, event_id="dash-grant"), "CustomsMSP")
     stream = SSE(env["gws"]["CustomsMSP"].url, env["keys"]["CustomsMSP"])
     try:

@@ -212,6 +212,15 @@ def ev(event_type: str, event_id: str, **fields) -> dict:
     return {"type": event_type, "event_id": event_id, "occurred_at": now(), **fields}
 
 
+def register_parties(prefix: str) -> list[tuple[dict, str]]:
+    """(body, org): customs register the operator as the holder of HOLDER and the broker as a representative
+    with BROKER_EORI — the contract refuses organisations customs did not register."""
+    return [(ev("RegisterParty", f"{prefix}-operator", msp_id="OperatorMSP", role="holder", eoris=[HOLDER]),
+             "CustomsMSP"),
+            (ev("RegisterParty", f"{prefix}-broker", msp_id="BrokerMSP", role="representative", eoris=[BROKER_EORI]),
+             "CustomsMSP")]
+
+
 def grant(auth_id=AUTH, event_id="grant-1", **overrides) -> dict:
     body = ev("GrantAuthorisation", event_id, authorisation_id=auth_id, holder_eori=HOLDER,
               supervising_office="FR000110", valid_from=day(-30), valid_to=day(335), sites=[SITE1, SITE2],
@@ -285,9 +294,10 @@ def test_happy_path_every_event_type(api):
         blocks.append(out["block_number"])
         return out
 
-    # customs: the parties' EORIs (cryptogen identities carry none), the authorisation
-    done(api.ok(ev("SetParameters", "params-1", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
-                                                                             "OperatorMSP": HOLDER}}), "CustomsMSP"))
+    # customs: the register of parties (the holder, its broker), the authorisation
+    for body, org in register_parties("parties-1"):
+        r = done(api.ok(body, org))
+        assert r["result"]["party"]["status"] == "REGISTERED"
     g = done(api.ok(grant(), "CustomsMSP"))
     assert g["org"] == "CustomsMSP" and g["result"]["authorisation"]["status"] == "ACTIVE"
 

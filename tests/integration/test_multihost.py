@@ -68,8 +68,8 @@ from .conftest import Clients
 from .netns import NETNS_DIR, TestHosts, require_netns, run_in
 from .realscenario import RealScenario
 from .support_faults import QUIET, GatewayProcess, wait_no_leftovers
-from .test_gateway_api import (AUTH as S8_AUTH, BROKER_EORI, HOLDER, ORGS, Api, day, ev, exit_, grant, move, place,
-                               process)
+from .test_gateway_api import (AUTH as S8_AUTH, ORGS, Api, day, ev, exit_, grant, move, place, process,
+                               register_parties)
 
 pytestmark = pytest.mark.fabric
 
@@ -368,8 +368,8 @@ def section8_through_gateways(api: Api) -> None:
         assert out["status"] == "COMMITTED" and out["org"] == org, out
         return out
 
-    done(ev("SetParameters", "mh-params-1", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
-                                                                          "OperatorMSP": HOLDER}}), "CustomsMSP")
+    for body, org in register_parties("mh-parties"):
+        done(body, org)
     done(grant(), "CustomsMSP")
     placement_l1 = place("L1", 1000, MRN_L1)
     done(placement_l1, "BrokerMSP")

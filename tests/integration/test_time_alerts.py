@@ -22,7 +22,7 @@ import requests
 from gateway.auth import KeyStore
 from gateway.config import keys_file_of
 from tests.integration.test_dashboard import Gateway, Receiver
-from tests.integration.test_gateway_api import BROKER_EORI, HOLDER, REPO, SITE1, ev, grant, wait_committed_everywhere
+from tests.integration.test_gateway_api import REPO, SITE1, ev, grant, register_parties, wait_committed_everywhere
 
 pytestmark = pytest.mark.fabric
 
@@ -102,8 +102,8 @@ def assert_signed(delivery: dict) -> None:
 
 
 def test_deadline_approaching_is_raised_then_cleared_by_polling(env):
-    post(env, ev("SetParameters", "ta-params", parameters={"party_eoris": {"BrokerMSP": BROKER_EORI,
-                                                                           "OperatorMSP": HOLDER}}), "CustomsMSP")
+    for body, org in register_parties("ta-parties"):
+        post(env, body, org)
     post(env, grant(AUTH, event_id="ta-grant", discharge_period_days=10), "CustomsMSP")
     placed = post(env, ev("PlaceUnderProcedure", "ta-place", authorisation_id=AUTH, lot_id=LOT, mrn=MRN_IN,
                           item_no=1, procedure="5100", cn="40122000", description="used tyres", quantity=100,

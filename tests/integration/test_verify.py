@@ -32,7 +32,7 @@ RUN: dict[str, str] = {}   # output of the verification against the peer
 
 def customs_peer_policy_hex() -> str:
     from chaincode.contract.endorsement import customs_only_policy
-    return customs_only_policy().hex()
+    return customs_only_policy("CustomsMSP").hex()
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +54,13 @@ def transactions(fabric_network, clients, stubcheck, ipledger_chaincode):
     seen["sbe_ok"] = op.submit("Put", [J("verify-sbe"), J("by customs")], endorsing_orgs=["CustomsMSP"]).tx_id
     # The real contract, AND('CustomsMSP.peer', OR('OperatorMSP.peer','BrokerMSP.peer')).
     from tests.integration.realscenario import RealScenario
-    scenario = RealScenario(clients, ipledger_chaincode.name)   # customs sets parameters (key-level)
+    scenario = RealScenario(clients, ipledger_chaincode.name)   # customs register the parties (key-level)
     granted = scenario.grant("FRIPO000777")  # its own id: the session's other suites use FRIPO000001
     scenario.accepted(granted)
     seen["grant"] = granted.tx_id
-    from chaincode.testing.scenario import BROKER_EORI, HOLDER
-    # The parameters key now carries customs' key-level policy: this update is judged by it.
-    scenario.accepted(scenario.set_parameters(party_eoris={"OperatorMSP": HOLDER, "BrokerMSP": BROKER_EORI}))
+    from chaincode.testing.scenario import HOLDER
+    # The operator's register entry now carries customs' key-level policy: this update is judged by it.
+    scenario.accepted(scenario.register("OperatorMSP", "holder", [HOLDER], name="registered again"))
     return seen
 
 
@@ -103,7 +103,7 @@ def test_verify_fetches_every_block_and_passes(saved, fabric_network, transactio
     assert checked["creator_signatures"] == tx["valid"] - tx["config"]
     assert checked["endorsement_signatures"] >= checked["creator_signatures"]
     evals = checked["policy_evaluations"]
-    assert evals.get("key-level", 0) >= 2               # stubcheck's guarded key, ipledger's parameters
+    assert evals.get("key-level", 0) >= 2               # stubcheck's guarded key, ipledger's register entry
     assert evals.get("chaincode", 0) >= 1
     assert evals.get("collection (_lifecycle)", 0) >= 9      # approvals: the org's Endorsement policy
     assert evals.get("chaincode (_lifecycle)", 0) >= 3       # commits: LifecycleEndorsement
