@@ -213,10 +213,10 @@ class Scenario:
                                           "evidence_hash": evidence(f"loss {qty}"), **extra}, msp, ts=ts)
 
     def lot(self, lot_id: str, msp: str | None = None, **kw: Any) -> dict:
-        return self.query("GetLot", lot_id, msp=msp, **kw)
+        return self.query("GetLot", lot_id, msp=msp or self.customs_msp, **kw)
 
     def batch(self, batch_id: str, msp: str | None = None, **kw: Any) -> dict:
-        return self.query("GetBatch", batch_id, msp=msp, **kw)
+        return self.query("GetBatch", batch_id, msp=msp or self.customs_msp, **kw)
 
 
 def retreaded(qty: int, batch_id: str | None = None) -> dict:

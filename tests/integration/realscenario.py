@@ -65,9 +65,9 @@ class RealScenario(Scenario):
                 assert time.monotonic() < deadline, f"{peer.id} did not commit block {block_number}"
                 time.sleep(0.05)
 
-    def query(self, fn: str, *args: Any, msp: str = "CustomsMSP", ts: dt.datetime | None = None,
+    def query(self, fn: str, *args: Any, msp: str | None = None, ts: dt.datetime | None = None,
               user: str = "User1", **_: Any) -> Any:
-        contract = self.clients.contract(msp, self.chaincode, user)
+        contract = self.clients.contract(msp or self.customs_msp, self.chaincode, user)
         try:
             raw = contract.evaluate(fn, [json.dumps(a) for a in args], timestamp=ts)
         except EvaluateError as e:
