@@ -39,7 +39,8 @@ CSV_COLUMNS = ("block_number", "tx_id", "recorded_at", "event_type", "event_id",
 
 
 class BlockReader(Protocol):
-    def block(self, org: str, number: int) -> common_pb2.Block: ...
+    # channel: on a gateway of several channels, the transaction's (None: the gateway's first)
+    def block(self, org: str, number: int, channel: str | None = None) -> common_pb2.Block: ...
 
 
 class FabricBlockReader:
@@ -62,8 +63,8 @@ class FabricBlockReader:
                 self._gateways[org] = gw
             return gw
 
-    def block(self, org: str, number: int) -> common_pb2.Block:
-        stream = self._gateway(org).network(self.config.channel).blocks(number, number, timeout=30)
+    def block(self, org: str, number: int, channel: str | None = None) -> common_pb2.Block:
+        stream = self._gateway(org).network(channel or self.config.channel).blocks(number, number, timeout=30)
         try:
             return next(iter(stream))
         finally:
@@ -119,14 +120,15 @@ class AuditTrail:
         self.store = store
         self.reader = reader
 
-    def endorsement(self, org: str, tx_id: str, block_number: int | None) -> dict | None:
+    def endorsement(self, org: str, tx_id: str, block_number: int | None, channel: str | None = None) -> dict | None:
         cached = self.store.endorsement(tx_id) if self.store is not None else None
         if cached is not None:
             return cached
         if block_number is None or self.reader is None:
             return None
         try:
-            info = transaction_info(self.reader.block(org, block_number), tx_id)
+            block = self.reader.block(org, block_number, channel) if channel else self.reader.block(org, block_number)
+            info = transaction_info(block, tx_id)
         except Exception as exc:  # noqa: BLE001 - the trail is still useful without endorsers
             log.warning("block %s not read: %s", block_number, type(exc).__name__,
                         extra={"tx_id": tx_id, "block_number": block_number, "error_type": type(exc).__name__})
@@ -139,7 +141,7 @@ class AuditTrail:
         out = []
         for entry in self.service.with_blocks(org, raw):
             submitted_by = entry.get("submitted_by") or {}
-            info = self.endorsement(org, entry.get("tx_id"), entry.get("block_number")) or {}
+            info = self.endorsement(org, entry.get("tx_id"), entry.get("block_number"), entry.get("channel")) or {}
             creator = info.get("creator") or {}
             out.append({
                 "block_number": entry.get("block_number"), "tx_id": entry.get("tx_id"),

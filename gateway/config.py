@@ -32,6 +32,9 @@ class GatewayConfig:
     # secret for the commercial-data nonce (see gateway/README.md); None disables it
     nonce_key_file: Path | None = None
     channel: str = DEFAULT_CHANNEL
+    # Every channel the organisation is on (a channel per holder: customs' gateway serves them
+    # all, a holder's its own); empty: just ``channel``.
+    channels: tuple[str, ...] = ()
     chaincode: str = DEFAULT_CHAINCODE
     submit_timeout: float = 60.0       # whole submit: endorse + order + commit (+ MVCC retries)
     evaluate_timeout: float = 10.0
@@ -46,7 +49,7 @@ class GatewayConfig:
     # dashboard, live feed, webhooks (gateway/dashboard, gateway/events_feed.py, gateway/webhooks.py)
     state_dir: Path | None = None      # <state>: the feed database, checkpoint, webhooks and session key live in <state>/gateway
     live_feed: bool = False            # run the chaincode-event listener (env IPLEDGER_LIVE_FEED=1: 'gateway serve' sets it)
-    feed_org: str | None = None        # whose identity listens (default CustomsMSP, else the first org)
+    feed_org: str | None = None        # whose identity listens (default: the first org; one in a served gateway)
     sse_max_seconds: float = 25.0      # an SSE response ends after this long; EventSource reconnects (Last-Event-ID)
     sse_poll_seconds: float = 0.5      # how often an SSE response looks for new events
     # open SSE responses (each holds a worker thread while it lasts): beyond a cap, 429 + Retry-After
@@ -65,6 +68,11 @@ class GatewayConfig:
 
     def with_(self, **changes) -> "GatewayConfig":
         return replace(self, **changes)
+
+    @property
+    def all_channels(self) -> tuple[str, ...]:
+        """The channels this gateway serves, the first being :attr:`channel`."""
+        return self.channels or (self.channel,)
 
     @property
     def sse_streams_per_worker(self) -> int:
@@ -93,7 +101,10 @@ class GatewayConfig:
             orgs[o.msp_id] = OrgConnection(
                 msp_id=o.msp_id, msp_dir=net.layout.user_msp(o, "User1"), peer_address=o.peers[0].address,
                 tls_root_cert=net.layout.tls_ca(o))
-        base = dict(orgs=orgs, channel=net.consortium.channel,
+        channels = tuple(net.consortium.channels_of(org))
+        if not channels:
+            raise ConfigError(f"{org} is on no channel of the consortium")
+        base = dict(orgs=orgs, channel=channels[0], channels=channels,
                     chaincode=os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE),
                     state_dir=state_dir, live_feed=os.environ.get("IPLEDGER_LIVE_FEED") == "1",
                     descriptions={o.msp_id: o.description

@@ -72,7 +72,8 @@ CREATE TABLE IF NOT EXISTS events (
     event_type TEXT,
     recorded_at TEXT,
     payload TEXT NOT NULL,                -- the chaincode event payload (JSON)
-    stored_at TEXT NOT NULL
+    stored_at TEXT NOT NULL,
+    channel TEXT                          -- on a gateway of several channels: the transaction's
 );
 CREATE INDEX IF NOT EXISTS events_auth ON events(authorisation_id, seq);
 CREATE TABLE IF NOT EXISTS authorisations (
@@ -133,6 +134,9 @@ class FeedStore:
                 if column not in columns:
                     with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
                         db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+            if "channel" not in {r[1] for r in db.execute("PRAGMA table_info(events)")}:
+                with contextlib.suppress(sqlite3.OperationalError):
+                    db.execute("ALTER TABLE events ADD COLUMN channel TEXT")
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
 
@@ -157,8 +161,9 @@ class FeedStore:
             db.close()
 
     # -- events ---------------------------------------------------------------------------------------
-    def add_event(self, block: int, tx_id: str, payload: dict) -> bool:
-        """Store one transaction's payload; False if it was already stored (a re-delivery)."""
+    def add_event(self, block: int, tx_id: str, payload: dict, channel: str | None = None) -> bool:
+        """Store one transaction's payload (and, on a gateway of several channels, its channel); False if it
+        was already stored (a re-delivery)."""
         first = (payload.get("events") or [{}])[0]
         auth_id = first.get("authorisation_id")
         with self._db() as db:
@@ -166,9 +171,9 @@ class FeedStore:
             try:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO events (id, block, tx_id, authorisation_id, event_type, recorded_at, "
-                    "payload, stored_at) VALUES (?,?,?,?,?,?,?,?)",
+                    "payload, stored_at, channel) VALUES (?,?,?,?,?,?,?,?,?)",
                     (f"{block}:{tx_id}", block, tx_id, auth_id, first.get("event_type"), payload.get("recorded_at"),
-                     json.dumps(payload, separators=(",", ":"), ensure_ascii=False), now_text()))
+                     json.dumps(payload, separators=(",", ":"), ensure_ascii=False), now_text(), channel))
                 added = cur.rowcount == 1
                 if added:
                     for ev in payload.get("events") or []:
@@ -183,7 +188,8 @@ class FeedStore:
         return added
 
     def _item(self, row) -> dict:
-        return feed_item(row["block"], row["tx_id"], json.loads(row["payload"]), seq=row["seq"])
+        return feed_item(row["block"], row["tx_id"], json.loads(row["payload"]), seq=row["seq"],
+                         channel=row["channel"])
 
     def events_after(self, seq: int, limit: int = 500, authorisation_id: str | None = None) -> list[dict]:
         with self._db() as db:
@@ -265,8 +271,9 @@ class FeedStore:
             yield db
 
 
-def feed_item(block: int, tx_id: str, payload: dict, seq: int | None = None) -> dict:
-    """One transaction as the feed shows it: the chaincode event payload plus its position."""
+def feed_item(block: int, tx_id: str, payload: dict, seq: int | None = None, channel: str | None = None) -> dict:
+    """One transaction as the feed shows it: the chaincode event payload plus its position (and its channel,
+    on a gateway of several)."""
     events = payload.get("events") or []
     first = events[0] if events else {}
     submitted_by = first.get("submitted_by") or {}
@@ -277,6 +284,7 @@ def feed_item(block: int, tx_id: str, payload: dict, seq: int | None = None) -> 
         "occurred_at": first.get("occurred_at"), "submitting_org": submitted_by.get("msp_id"),
         "submitted_by": submitted_by, "lots": first.get("lots") or [], "batches": first.get("batches") or [],
         "event": first.get("event"), "events": events, "alerts": payload.get("alerts") or [],
+        **({"channel": channel} if channel else {}),
     }
 
 
@@ -341,10 +349,10 @@ class EventSource(Protocol):
 class FabricEventSource:
     """Chaincode events of the contract from one org's peer (its own Gateway connection)."""
 
-    def __init__(self, config, org: str | None = None):
+    def __init__(self, config, org: str | None = None, channel: str | None = None):
         self.config = config
-        orgs = sorted(config.orgs)
-        self.org = org or config.feed_org or ("CustomsMSP" if "CustomsMSP" in config.orgs else orgs[0])
+        self.org = org or config.feed_org or sorted(config.orgs)[0]
+        self.channel = channel or config.channel
         self._gateway = None
 
     def open(self, checkpoint):
@@ -354,7 +362,7 @@ class FabricEventSource:
             identity, signer = load_identity(conn.msp_dir, conn.msp_id)
             self._gateway = Gateway.connect(Endpoint(conn.peer_address, tls_root_cert=conn.tls_root_cert,
                                                      server_name=conn.server_name), identity, signer)
-        network = self._gateway.network(self.config.channel)
+        network = self._gateway.network(self.channel)
         empty = checkpoint is None or checkpoint.empty
         return network.chaincode_events(self.config.chaincode, start_block=0 if empty else None,
                                         checkpoint=None if empty else checkpoint)
@@ -372,8 +380,9 @@ class FeedListener:
     def __init__(self, store: FeedStore, checkpointer, source: EventSource, lock_path: Path | str | None = None,
                  on_item: Iterable[Callable[[dict], None]] = (), retry_s: float = 2.0,
                  on_lead: Iterable[Callable[[], None]] = (), hook_backoff_s: float | None = None,
-                 hook_max_backoff_s: float = 60.0):
+                 hook_max_backoff_s: float = 60.0, channel: str | None = None):
         self.store = store
+        self.channel = channel  # stored with each event: set on a gateway of several channels
         self.checkpointer = checkpointer
         self.source = source
         self.lock_path = Path(lock_path) if lock_path else None
@@ -471,8 +480,8 @@ class FeedListener:
                 log.error("chaincode event of tx %s is not JSON; skipped", event.tx_id, extra={"tx_id": event.tx_id})
                 payload = None
             if isinstance(payload, dict):
-                self.store.add_event(event.block_number, event.tx_id, payload)
-                item = feed_item(event.block_number, event.tx_id, payload)
+                self.store.add_event(event.block_number, event.tx_id, payload, self.channel)
+                item = feed_item(event.block_number, event.tx_id, payload, channel=self.channel)
                 for hook in self.on_item:
                     if not self._run_hook(hook, item):
                         return False

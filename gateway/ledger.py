@@ -21,15 +21,18 @@ log = logging.getLogger(__name__)
 class Ledger(Protocol):
     def orgs(self) -> list[str]: ...
 
+    # ``channel``: one of the gateway's channels (None: its first, the only one of most gateways)
     def submit(self, org: str, function: str, args: Sequence[str],
-               transient: Mapping[str, bytes] | None = None):  # -> SubmitResult-like (tx_id, result, block_number)
+               transient: Mapping[str, bytes] | None = None, *,
+               channel: str | None = None):  # -> SubmitResult-like (tx_id, result, block_number)
         ...
 
-    def evaluate(self, org: str, function: str, args: Sequence[str], *, timeout: float | None = None) -> bytes: ...
+    def evaluate(self, org: str, function: str, args: Sequence[str], *, timeout: float | None = None,
+                 channel: str | None = None) -> bytes: ...
 
-    def block_number(self, org: str, tx_id: str) -> int | None: ...
+    def block_number(self, org: str, tx_id: str, *, channel: str | None = None) -> int | None: ...
 
-    def config_block(self, org: str) -> bytes: ...
+    def config_block(self, org: str, *, channel: str | None = None) -> bytes: ...
 
     def close(self) -> None: ...
 
@@ -43,7 +46,7 @@ class FabricLedger:
         self.config = config
         self._lock = threading.Lock()
         self._gateways: dict = {}
-        self._blocks: OrderedDict[str, int] = OrderedDict()
+        self._blocks: OrderedDict[tuple[str, str], int] = OrderedDict()  # (channel, tx id) -> block
         self._blocks_lock = threading.Lock()
 
     def orgs(self) -> list[str]:
@@ -71,37 +74,40 @@ class FabricLedger:
                 log.info("connected to the peer of %s", org, extra={"org": org})
         return gw
 
-    def _contract(self, org: str, chaincode: str | None = None):
-        return self._gateway(org).network(self.config.channel).contract(chaincode or self.config.chaincode)
+    def _contract(self, org: str, chaincode: str | None = None, channel: str | None = None):
+        return self._gateway(org).network(channel or self.config.channel).contract(chaincode or self.config.chaincode)
 
-    def submit(self, org, function, args, transient=None):
-        return self._contract(org).submit(function, list(args), transient=transient,
-                                          timeout=self.config.submit_timeout)
+    def submit(self, org, function, args, transient=None, *, channel=None):
+        return self._contract(org, channel=channel).submit(function, list(args), transient=transient,
+                                                           timeout=self.config.submit_timeout)
 
-    def evaluate(self, org, function, args, *, timeout=None):
-        return self._contract(org).evaluate(function, list(args), timeout=timeout or self.config.evaluate_timeout)
+    def evaluate(self, org, function, args, *, timeout=None, channel=None):
+        return self._contract(org, channel=channel).evaluate(function, list(args),
+                                                             timeout=timeout or self.config.evaluate_timeout)
 
-    def block_number(self, org: str, tx_id: str) -> int | None:
+    def block_number(self, org: str, tx_id: str, *, channel: str | None = None) -> int | None:
         """The number of the block holding ``tx_id`` (qscc GetBlockByTxID; cached: blocks never change)."""
+        channel = channel or self.config.channel
         with self._blocks_lock:
-            if tx_id in self._blocks:
-                self._blocks.move_to_end(tx_id)
-                return self._blocks[tx_id]
+            if (channel, tx_id) in self._blocks:
+                self._blocks.move_to_end((channel, tx_id))
+                return self._blocks[(channel, tx_id)]
         from fabric_protos.common import common_pb2
-        raw = self._contract(org, "qscc").evaluate("GetBlockByTxID", [self.config.channel, tx_id],
-                                                   timeout=self.config.evaluate_timeout)
+        raw = self._contract(org, "qscc", channel).evaluate("GetBlockByTxID", [channel, tx_id],
+                                                            timeout=self.config.evaluate_timeout)
         block = common_pb2.Block.FromString(raw)
         number = int(block.header.number)
         with self._blocks_lock:
-            self._blocks[tx_id] = number
+            self._blocks[(channel, tx_id)] = number
             while len(self._blocks) > 100_000:
                 self._blocks.popitem(last=False)
         return number
 
-    def config_block(self, org: str) -> bytes:
+    def config_block(self, org: str, *, channel: str | None = None) -> bytes:
         """The channel's current config block (cscc GetConfigBlock; its ACL is the channel's Readers)."""
-        return self._contract(org, "cscc").evaluate("GetConfigBlock", [self.config.channel],
-                                                    timeout=self.config.evaluate_timeout)
+        channel = channel or self.config.channel
+        return self._contract(org, "cscc", channel).evaluate("GetConfigBlock", [channel],
+                                                             timeout=self.config.evaluate_timeout)
 
     def close(self) -> None:
         with self._lock:

@@ -17,6 +17,11 @@ from .validation import NonceKey, ParsedEvent
 log = logging.getLogger("gateway.service")
 
 
+# queries whose first argument is an authorisation id (see _search)
+AUTHORISATION_QUERIES = frozenset({"GetAuthorisation", "GetBalances", "GetAlerts", "GetEventsInPeriod",
+                                   "GetBillOfDischargeData"})
+
+
 def _json_arg(value: Any) -> str:
     """A query argument: every contract argument is JSON text (a string is quoted)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -39,6 +44,7 @@ class LedgerService:
         self.metrics = metrics
         self.nonce = NonceKey(config.nonce_key_file)
         self.sleep = time.sleep
+        self._routes: dict[str, str] = {}  # authorisation id -> its channel (an authorisation never moves)
 
     # -- plumbing ---------------------------------------------------------------------------------------
     def _call(self, call: str, function: str, fn, *args, retry_transient: bool = False, **kw):
@@ -87,22 +93,124 @@ class LedgerService:
                                "error_type": type(e).__name__})
         return problem
 
-    def evaluate_json(self, org: str, function: str, *args: Any) -> Any:
-        raw = self._call("evaluate", function, self.ledger.evaluate, org, function, [_json_arg(a) for a in args])
-        return _decode(raw, function)
+    # -- channels (a channel per holder: customs' gateway serves them all) ------------------------------------
+    def channels(self, requested: str | None = None) -> tuple[str, ...]:
+        """The channels a call may go to: the one ``requested`` (checked), else every channel served."""
+        served = self.config.all_channels
+        if requested is None:
+            return served
+        if requested not in served:
+            raise Problem(400, "unknown-channel", f"this gateway serves the channel(s) {', '.join(served)}, "
+                          f"not {requested!r}", extra={"parameter": "channel", "channels": list(served)})
+        return (requested,)
 
-    def block_number(self, org: str, tx_id: str) -> int | None:
-        try:
-            return self._call("block_lookup", "GetBlockByTxID", self.ledger.block_number, org, tx_id)
-        except Problem as p:
-            log.warning("block of tx %s not found (%s)", tx_id, p.name, extra={"tx_id": tx_id})
-            return None
+    def evaluate_json(self, org: str, function: str, *args: Any, channel: str | None = None) -> Any:
+        """Run a query as ``org``. On a gateway of several channels without ``channel``: on every one,
+        answered by the one that knows the item (:meth:`_search`)."""
+        channels = self.channels(channel)
+        json_args = [_json_arg(a) for a in args]
+        if len(channels) == 1:
+            return _decode(self._evaluate_on(channels[0], org, function, json_args), function)
+        return self._search(org, function, json_args, args)[1]
 
-    def channel_members(self, org: str) -> dict:
+    def _evaluate_on(self, channel: str, org: str, function: str, json_args: list[str]) -> bytes:
+        kw = {"channel": channel} if len(self.config.all_channels) > 1 else {}
+        return self._call("evaluate", function, self.ledger.evaluate, org, function, json_args, **kw)
+
+    def _search(self, org: str, function: str, json_args: list[str], args: tuple) -> tuple[str, Any]:
+        """(channel, answer) of the one channel that answers ``function``: an authorisation lives on one
+        channel, its holder's (remembered once found); a lot, batch or bill id is looked up each time, and
+        found on two channels (two holders' own numbering) it is 409 ``ambiguous-channel``: name one."""
+        route = args[0] if function in AUTHORISATION_QUERIES and args and isinstance(args[0], str) else None
+        remembered = self._routes.get(route) if route is not None else None
+        order = [remembered] if remembered else list(self.config.all_channels)
+        found: dict[str, bytes] = {}
+        refusals: list[Problem] = []
+        for channel in order:
+            try:
+                found[channel] = self._evaluate_on(channel, org, function, json_args)
+            except Problem as p:
+                refusals.append(p)
+        if not found and remembered:
+            self._routes.pop(route, None)
+            return self._search(org, function, json_args, args)
+        if len(found) > 1:
+            raise Problem(409, "ambiguous-channel", f"{function}: answered on the channels {', '.join(found)}; "
+                          "name one with the 'channel' parameter", extra={"channels": sorted(found)})
+        if not found:
+            # the most telling refusal: the ledger failing, then a refusal of the request, then not found
+            raise max(refusals, key=lambda p: (p.status >= 500, p.status != 404))
+        channel, raw = next(iter(found.items()))
+        if route is not None:
+            self._routes[route] = channel
+        return channel, _decode(raw, function)
+
+    def channel_of_authorisation(self, org: str, authorisation_id: str) -> str:
+        """The channel holding ``authorisation_id`` as ``org`` may read it (its Problem otherwise)."""
+        if len(self.config.all_channels) == 1:
+            return self.config.channel
+        return self._search(org, "GetAuthorisation", [_json_arg(authorisation_id)], (authorisation_id,))[0]
+
+    def channel_of_event(self, org: str, parsed: ParsedEvent, requested: str | None) -> str:
+        """Where an event goes: the ``requested`` channel, the only one, that of its authorisation, or for a
+        grant the one channel where the holder is registered; else 400 ``channel-required``."""
+        channels = self.channels(requested)
+        if len(channels) == 1:
+            return channels[0]
+        auth_id = parsed.event.get("authorisation_id")
+        if isinstance(auth_id, str) and parsed.type != "GrantAuthorisation":
+            return self.channel_of_authorisation(org, auth_id)
+        holder = parsed.event.get("holder_eori")
+        if parsed.type == "GrantAuthorisation" and isinstance(holder, str):
+            registered = self._channels_registering(org, holder, channels)
+            if len(registered) == 1:
+                return registered[0]
+        raise Problem(400, "channel-required", f"{parsed.type} is recorded on one holder's channel: name it "
+                      f"with the 'channel' parameter (one of {', '.join(channels)})",
+                      extra={"parameter": "channel", "channels": list(channels)})
+
+    def _channels_registering(self, org: str, holder_eori: str, channels: tuple[str, ...]) -> list[str]:
+        """The channels whose register of parties has a holder with ``holder_eori`` (a grant goes there)."""
+        out = []
+        for channel in channels:
+            try:
+                register = _decode(self._evaluate_on(channel, org, "GetParties", []), "GetParties")
+            except Problem:
+                continue
+            if any(p.get("role") == "holder" and p.get("status") == "REGISTERED" and holder_eori in p.get("eoris", [])
+                   for p in (register or {}).get("parties", []) if isinstance(p, dict)):
+                out.append(channel)
+        return out
+
+    def block_number(self, org: str, tx_id: str, channel: str | None = None) -> int | None:
+        return self.locate(org, tx_id, channel)[1]
+
+    def locate(self, org: str, tx_id: str, channel: str | None = None) -> tuple[str | None, int | None]:
+        """(channel, block number) of transaction ``tx_id``; (None, None) when no channel has it."""
+        last = None
+        for ch in self.channels(channel):
+            kw = {"channel": ch} if len(self.config.all_channels) > 1 else {}
+            try:
+                return ch, self._call("block_lookup", "GetBlockByTxID", self.ledger.block_number, org, tx_id, **kw)
+            except Problem as p:
+                last = p
+        log.warning("block of tx %s not found (%s)", tx_id, last.name if last else "-", extra={"tx_id": tx_id})
+        return None, None
+
+    def channel_members(self, org: str, channel: str | None = None) -> dict:
         """The channel's organisations from its current config block, read as ``org``
-        (see network/membership.py), with the consortium file's descriptions."""
+        (see network/membership.py), with the consortium file's descriptions. On a gateway of several
+        channels without ``channel``: the first, and under ``channels`` every one."""
+        channels = self.channels(channel)
+        each = [self._members(org, ch) for ch in channels]
+        if len(each) == 1:
+            return each[0]
+        return {**each[0], "channels": each}
+
+    def _members(self, org: str, channel: str) -> dict:
         from network.membership import describe_block
-        raw = self._call("evaluate", "GetConfigBlock", self.ledger.config_block, org)
+        kw = {"channel": channel} if len(self.config.all_channels) > 1 else {}
+        raw = self._call("evaluate", "GetConfigBlock", self.ledger.config_block, org, **kw)
         try:
             members = describe_block(raw)
         except Exception as e:  # noqa: BLE001 - an unreadable block is the peer's fault, not the caller's
@@ -110,25 +218,32 @@ class LedgerService:
             raise Problem(502, "ledger-error", "the peer returned an unreadable config block") from None
         for entry in members["organisations"]:
             entry["description"] = self.config.descriptions.get(entry["msp_id"], "")
-        return {"channel": self.config.channel, **members}
+        return {"channel": channel, **members}
 
     # -- events -------------------------------------------------------------------------------------------
-    def submit_event(self, org: str, parsed: ParsedEvent) -> tuple[int, dict]:
+    def submit_event(self, org: str, parsed: ParsedEvent, channel: str | None = None) -> tuple[int, dict]:
         """Submit one event as ``org``: (201, outcome) when recorded now, (200, outcome) for a replay of
-        an event already recorded (the original transaction), or raise a Problem."""
+        an event already recorded (the original transaction), or raise a Problem. On a gateway of several
+        channels the event goes to :meth:`channel_of_event`, named in the outcome."""
         parsed = self.nonce.apply(parsed)
+        kw = {}
+        if len(self.config.all_channels) > 1:
+            kw["channel"] = self.channel_of_event(org, parsed, channel)
+        elif channel is not None:
+            self.channels(channel)  # checked: the one channel served
         try:
             res = self._call("submit", parsed.type, self.ledger.submit, org, parsed.type, [parsed.argument()],
-                             parsed.transient(), retry_transient=True)
+                             parsed.transient(), retry_transient=True, **kw)
         except Problem as p:
             self.metrics.events.labels(parsed.type, "refused" if p.status < 500 else "failed").inc()
             raise
         result = _decode(res.result, parsed.type)
         original_tx = result.get("tx_id") if isinstance(result, dict) else None
-        outcome = {"event_id": parsed.event_id, "type": parsed.type, "org": org}
+        outcome = {"event_id": parsed.event_id, "type": parsed.type, "org": org, **kw}
         if original_tx and original_tx != res.tx_id:
             # the contract answered with the result recorded the first time: nothing was written now
-            outcome.update(status="REPLAYED", tx_id=original_tx, block_number=self.block_number(org, original_tx),
+            outcome.update(status="REPLAYED", tx_id=original_tx,
+                           block_number=self.block_number(org, original_tx, kw.get("channel")),
                            recorded_at=result.get("recorded_at"), replay_tx_id=res.tx_id, result=result)
             self.metrics.events.labels(parsed.type, "replayed").inc()
             return 200, outcome
@@ -141,7 +256,8 @@ class LedgerService:
     def with_blocks(self, org: str, entries: list[dict]) -> list[dict]:
         """Add ``block_number`` to entries carrying a ``tx_id`` (at most ``block_lookups`` look-ups)."""
         budget = self.config.block_lookups
-        known: dict[str, int | None] = {}
+        several = len(self.config.all_channels) > 1
+        known: dict[str, tuple[str | None, int | None]] = {}
         out = []
         for entry in entries:
             tx_id = entry.get("tx_id") if isinstance(entry, dict) else None
@@ -150,11 +266,12 @@ class LedgerService:
                 continue
             if tx_id not in known:
                 if budget <= 0:
-                    known[tx_id] = None
+                    known[tx_id] = (None, None)
                 else:
                     budget -= 1
-                    known[tx_id] = self.block_number(org, tx_id)
-            out.append({**entry, "block_number": known[tx_id]})
+                    known[tx_id] = self.locate(org, tx_id)
+            channel, block = known[tx_id]
+            out.append({**entry, "block_number": block, **({"channel": channel} if several else {})})
         return out
 
 

@@ -530,7 +530,7 @@ def format_members(m: dict) -> list[str]:
 # ----------------------------------------------------------------------------- the local network
 
 def network_add_org(net: Network, msp_id: str, name: str | None = None, description: str = "",
-                    domain: str | None = None, log=print) -> Org:
+                    domain: str | None = None, channels: list[str] | None = None, log=print) -> Org:
     """Add an org (one peer, next free ports) to the state's consortium file; the org creates,
     in its own directory, its identities, its peer's config and its public definition (as on
     its own host). Nothing is started; nothing of the other orgs is read or written."""
@@ -538,7 +538,7 @@ def network_add_org(net: Network, msp_id: str, name: str | None = None, descript
         raise AdminError("the network is not generated yet: add the org to the consortium file "
                          "instead, or run 'ipledger network generate' first")
     c = consortium_mod.with_org(net.consortium, msp_id, name=name, description=description,
-                                domain=domain)
+                                domain=domain, channels=channels)
     org = c.org(msp_id)
     generate.init_org(c, net.layout, org, log=lambda *_: None)
     consortium_mod.save(c, net.layout.consortium_file)
@@ -673,7 +673,8 @@ def add_network_commands(net_sub) -> None:
 
 def network_command(net: Network, args) -> int:
     if args.cmd == "add-org":
-        network_add_org(net, args.msp_id, args.name, args.description, args.domain)
+        network_add_org(net, args.msp_id, args.name, args.description, args.domain,
+                        [args.channel] if args.channel else None)
     else:
         network_remove_org(net, args.msp_id, force=args.force)
     return 0
@@ -691,7 +692,8 @@ def run(args) -> int:
 
 
 def _net(args) -> Network:
-    return Network.open(args.state_dir, args.consortium, args.base_port)
+    """The channel the command is about: ``--channel``, or the only one."""
+    return Network.open(args.state_dir, args.consortium, args.base_port).on_channel(args.channel)
 
 
 def _run(args) -> int:

@@ -14,7 +14,8 @@
     ipledger verify [--peer P] [--as ORG] [--save DIR | --from-file DIR] [--json]
 
 Global options (or environment): --state-dir (IPLEDGER_STATE_DIR, default
-./.ipledger), --consortium (IPLEDGER_CONSORTIUM), --base-port (IPLEDGER_BASE_PORT).
+./.ipledger), --consortium (IPLEDGER_CONSORTIUM), --base-port (IPLEDGER_BASE_PORT),
+--channel (IPLEDGER_CHANNEL; with a channel per holder, the one 'admin' and 'chaincode' act on).
 """
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                    default=int(os.environ["IPLEDGER_BASE_PORT"])
                    if os.environ.get("IPLEDGER_BASE_PORT") else None,
                    help="first port of the port range (overrides the consortium file)")
+    p.add_argument("--channel", default=os.environ.get("IPLEDGER_CHANNEL") or None,
+                   help="with a channel per holder: the channel 'admin' and 'chaincode' act on "
+                        "(chaincode deploy: default every channel of this host's organisations)")
     sub = p.add_subparsers(dest="group", required=True)
 
     fab = sub.add_parser("fabric", help="Fabric binaries").add_subparsers(dest="cmd", required=True)
@@ -59,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     net.add_parser("up", help="generate if needed, start every node, join the channel")
     st = net.add_parser("status", help="each node: PID, addresses, health, channel height")
     st.add_argument("--json", action="store_true")
+    orgs = net.add_parser("orgs", help="the application organisations (MSP ids, one per line) and "
+                                       "the channels each is on")
+    orgs.add_argument("--local", action="store_true",
+                      help="only those whose own directory is in the state directory")
     down = net.add_parser("down", help="stop every node")
     down.add_argument("--purge", action="store_true", help="also delete the state directory")
     logs = net.add_parser("logs", help="show a node's log")
@@ -133,10 +141,16 @@ def _network(args) -> int:
         rows = net.status()
         if args.json:
             print(json.dumps({"channel": net.consortium.channel,
+                              "channels": net.consortium.channel_names(),
                               "state_dir": str(net.layout.root), "nodes": rows}, indent=2))
         else:
             _print_status(rows)
         return 0 if all(r["healthy"] for r in rows) else 1
+    elif args.cmd == "orgs":
+        c = net.consortium
+        for org in c.orgs:
+            if not args.local or not net.layout.root.exists() or net.layout.is_local(org):
+                print(f"{org.msp_id}\t{','.join(c.channels_of(org.msp_id))}")
     elif args.cmd == "down":
         net.down(purge=args.purge)
     elif args.cmd == "logs":
@@ -150,6 +164,8 @@ def _chaincode(args) -> int:
     from .chaincode import ChaincodeSpec, Deployer, deploy_on_channels
 
     net = Network.open(args.state_dir, args.consortium, args.base_port)
+    if args.channel:
+        net = net.on_channel(args.channel)
     dep = Deployer(net.channels()[0])  # packaging: the customs MSP id is the same on every channel
     spec = ChaincodeSpec.default()
     spec.name = args.name

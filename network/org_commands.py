@@ -137,8 +137,10 @@ def _run(args) -> int:
 def _channel(net: Network, args) -> int:
     lay = net.layout
     if args.cmd == "found":
-        if lay.genesis_block.exists():
-            raise NetworkError(f"{lay.genesis_block} exists: the channel is founded")
+        channels = net.channels() if args.channel is None else [net.on_channel(args.channel)]
+        founded = [ch.layout.genesis_block for ch in channels if ch.layout.genesis_block.exists()]
+        if founded:
+            raise NetworkError(f"{founded[0]} exists: the channel is founded")
         lay.public.mkdir(parents=True, exist_ok=True)
         if not lay.consortium_file.exists():
             consortium_mod.save(net.consortium, lay.consortium_file)
@@ -146,11 +148,16 @@ def _channel(net: Network, args) -> int:
             d = definition_mod.load(f)
             lay.definitions_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, lay.definition_file(d.msp_id))
-        founding.found(net.consortium, lay)
-        print("\n".join(founding.format_summary(founding.summary(lay.genesis_block.read_bytes()))))
-        print(f"Send {lay.genesis_block} to every organisation: each checks it "
-              "('ipledger channel inspect') before its nodes join ('ipledger network up').")
+        for ch in channels:
+            founding.found(ch.consortium, ch.layout)
+            block = ch.layout.genesis_block
+            print("\n".join(founding.format_summary(founding.summary(block.read_bytes()))))
+            print(f"Send {block} to every member of channel '{ch.consortium.channel}': each checks it "
+                  "('ipledger channel inspect') before its nodes join ('ipledger network up').")
         return 0
+    if args.block is None:
+        net = net.on_channel(args.channel)
+        lay = net.layout
     block_file = args.block or lay.genesis_block
     try:
         block = Path(block_file).read_bytes()

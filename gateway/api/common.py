@@ -179,3 +179,15 @@ def moment_param(name: str, *, date_only: bool = False, required: bool = False) 
         what = "a date (YYYY-MM-DD)" if date_only else "a date (YYYY-MM-DD) or an RFC 3339 date-time with a zone"
         raise Problem(400, "invalid-parameter", f"'{name}' must be {what}", extra={"parameter": name})
     return value
+
+
+def channel_param() -> str | None:
+    """The optional ``channel`` query parameter: which holder's channel a call is for, on a gateway
+    serving several (the service checks it is one of them)."""
+    value = request.args.get("channel")
+    if value is None or value == "":
+        return None
+    if not whole(r"[a-z][a-z0-9.-]{0,248}", value):
+        raise Problem(400, "invalid-parameter", "'channel' must be a channel name (lower-case letters, "
+                      "digits, '.', '-')", extra={"parameter": "channel"})
+    return value

@@ -7,7 +7,7 @@ from flask import Blueprint, g, jsonify
 
 from ..problems import Problem, gateway_problem
 from ..validation import parse_event
-from .common import read_json, require, state
+from .common import channel_param, read_json, require, state
 
 log = logging.getLogger("gateway.events")
 bp = Blueprint("events", __name__)
@@ -23,7 +23,7 @@ def post_event():
     if isinstance(body, dict):
         g.log_extra.update(event_type=_str(body.get("type")), event_id=_str(body.get("event_id")))
     parsed = parse_event(body)
-    status, outcome = state().service.submit_event(principal.org, parsed)
+    status, outcome = state().service.submit_event(principal.org, parsed, channel_param())
     g.log_extra.update(tx_id=outcome["tx_id"], block_number=outcome["block_number"], outcome=outcome["status"])
     return jsonify(outcome), status
 
@@ -33,6 +33,7 @@ def post_batch():
     principal = require("submit")
     body = read_json()
     items, stop_on_error = _batch_items(body)
+    channel = channel_param()
     svc = state().service
     results: list[dict] = []
     summary = {"total": len(items), "committed": 0, "replayed": 0, "refused": 0, "failed": 0, "not_attempted": 0}
@@ -46,7 +47,7 @@ def post_batch():
             summary["not_attempted"] += 1
             continue
         try:
-            status, outcome = svc.submit_event(principal.org, parse_event(item))
+            status, outcome = svc.submit_event(principal.org, parse_event(item), channel)
         except Problem as p:
             failed = p.status >= 500
             summary["failed" if failed else "refused"] += 1

@@ -6,14 +6,14 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from ..problems import Problem
-from .common import moment_param, path_id, require, state
+from .common import channel_param, moment_param, path_id, require, state
 
 bp = Blueprint("queries", __name__)
 
 
 def _evaluate(function: str, *args):
     principal = require("read")
-    return principal.org, state().service.evaluate_json(principal.org, function, *args)
+    return principal.org, state().service.evaluate_json(principal.org, function, *args, channel=channel_param())
 
 
 @bp.get("/authorisations/<authorisation_id>")
@@ -91,7 +91,7 @@ def get_batch_history(batch_id):
 def get_members():
     """The channel's organisations (read-only; membership changes are `ipledger admin`'s)."""
     principal = require("read")
-    return jsonify(state().service.channel_members(principal.org))
+    return jsonify(state().service.channel_members(principal.org, channel_param()))
 
 
 @bp.get("/parameters")

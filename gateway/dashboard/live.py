@@ -46,19 +46,38 @@ class Live:
                                     per_worker=config.sse_streams_per_worker, stream_seconds=config.sse_max_seconds)
         self.stopping = threading.Event()
         self.listener: FeedListener | None = None
+        self.listeners: list[FeedListener] = []
+        self._dispatching = threading.Lock()
+        self._dispatcher_started = False
         if source is None and start is not False and config.live_feed and config.orgs:
-            source = FabricEventSource(config)
+            if len(config.all_channels) > 1:  # a channel per holder: one listener per channel
+                for channel in config.all_channels:
+                    self.start_listener(FabricEventSource(config, channel=channel), channel)
+            else:
+                source = FabricEventSource(config)
         if source is not None and start is not False:
             self.start_listener(source)
+        if self.listeners:
             _chain_sigterm(self.stopping)
 
-    def start_listener(self, source) -> FeedListener:
-        """Listen to ``source`` (when this process gets the feed lock), resuming from the checkpoint file."""
+    def start_listener(self, source, channel: str | None = None) -> FeedListener:
+        """Listen to ``source`` (when this process gets the feed lock), resuming from the checkpoint file;
+        with ``channel``, that channel's own lock and checkpoint, its events stored with its name."""
         from gateway.fabric import FileCheckpointer
-        self.listener = FeedListener(self.store, FileCheckpointer(self.directory / "feed.checkpoint.json"), source,
-                                     lock_path=self.directory / "feed.lock", on_item=[self.router.on_feed_item],
-                                     on_lead=[self.dispatcher.start])
-        return self.listener.start()
+        name = f"feed.{channel}" if channel else "feed"
+        listener = FeedListener(self.store, FileCheckpointer(self.directory / f"{name}.checkpoint.json"), source,
+                                lock_path=self.directory / f"{name}.lock", on_item=[self.router.on_feed_item],
+                                on_lead=[self._start_dispatcher], channel=channel)
+        self.listeners.append(listener)
+        self.listener = self.listener or listener
+        return listener.start()
+
+    def _start_dispatcher(self) -> None:
+        """The webhook dispatcher runs once per process, when its first listener takes the lead."""
+        with self._dispatching:
+            if not self._dispatcher_started:
+                self._dispatcher_started = True
+                self.dispatcher.start()
 
     def secret_key(self) -> bytes:
         """The session-cookie signing key, shared by the workers (``<state>/gateway/session.key``)."""
@@ -81,8 +100,8 @@ class Live:
 
     def close(self) -> None:
         self.stopping.set()
-        if self.listener is not None:
-            self.listener.stop()
+        for listener in self.listeners:
+            listener.stop()
         self.dispatcher.stop()
         if self.block_reader is not None and hasattr(self.block_reader, "close"):
             self.block_reader.close()

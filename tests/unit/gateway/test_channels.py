@@ -1,0 +1,167 @@
+"""A gateway serving several holders' channels (customs' on a consortium with a channel per holder):
+each call goes to one channel — the one named (``?channel=``), the one holding the authorisation, for a grant
+the one where the holder is registered — and a query is answered by the channel that knows the item."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chaincode.testing import mrns
+from gateway.app import create_app
+
+from .conftest import bearer
+from .fakes import FakeLedger, evaluate_error, grant_body
+
+PROBLEMS = "https://ipledger.example/problems/"
+A, B = "ip-plant-a", "ip-plant-b"
+EXIT_MRN = mrns.exit_mrn(7)
+
+
+class ChannelLedgers:
+    """One FakeLedger per channel behind the gateway's Ledger interface (calls carry ``channel``)."""
+
+    def __init__(self, channels):
+        self.by_channel = {ch: FakeLedger() for ch in channels}
+        self.calls: list[tuple[str, str]] = []  # (channel, function)
+
+    def orgs(self):
+        return ["CustomsMSP"]
+
+    def _of(self, channel, function):
+        assert channel is not None, f"{function}: a gateway of several channels must name the channel"
+        self.calls.append((channel, function))
+        return self.by_channel[channel]
+
+    def submit(self, org, function, args, transient=None, *, channel=None):
+        return self._of(channel, function).submit(org, function, args, transient)
+
+    def evaluate(self, org, function, args, *, timeout=None, channel=None):
+        return self._of(channel, function).evaluate(org, function, args, timeout=timeout)
+
+    def block_number(self, org, tx_id, *, channel=None):
+        return self._of(channel, "GetBlockByTxID").block_number(org, tx_id)
+
+    def config_block(self, org, *, channel=None):
+        return self._of(channel, "GetConfigBlock").config_block(org)
+
+    def close(self):
+        pass
+
+
+def knows(ids: dict[str, set[str]]):
+    """An evaluate answer: the item if its id (first argument) is in ``ids[function]``, else NotFound."""
+    def answer(org, args):
+        if args and args[0] in ids:
+            return {"id": args[0]}
+        raise evaluate_error("NotFound", f"{args[0]} not found")
+    return answer
+
+
+@pytest.fixture
+def ledgers():
+    return ChannelLedgers((A, B))
+
+
+@pytest.fixture
+def customs(config, ledgers, keys):
+    app = create_app(config.with_(channel=A, channels=(A, B)), ledger=ledgers)
+    client = app.test_client()
+    headers = bearer(keys[("CustomsMSP", "clerk")])
+
+    class Caller:
+        def post(self, body, **params):
+            return client.post("/api/v1/events", json=body, headers=headers, query_string=params)
+
+        def get(self, path, **params):
+            return client.get(path, headers=headers, query_string=params)
+
+    return Caller()
+
+
+def set_answers(ledgers, channel, **answers):
+    ledgers.by_channel[channel].answers.update(answers)
+
+
+def problem(r, status, name):
+    assert r.status_code == status, r.get_data(as_text=True)
+    body = r.get_json()
+    assert body["type"] == PROBLEMS + name, body
+    return body
+
+
+def event(event_type, **fields):
+    return {"type": event_type, "event_id": f"ev-{event_type}-{len(json.dumps(fields))}",
+            "occurred_at": "2026-03-02T09:00:00Z", **fields}
+
+
+def test_an_event_goes_to_the_channel_of_its_authorisation(customs, ledgers):
+    for channel, auth in ((A, "FRIPOA000001"), (B, "FRIPOB000001")):
+        set_answers(ledgers, channel, GetAuthorisation=knows({auth: 1}))
+    r = customs.post(event("ConfirmExit", authorisation_id="FRIPOB000001", mrn=EXIT_MRN,
+                           exit_date="2026-03-02"))
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert r.get_json()["channel"] == B
+    assert [s["function"] for s in ledgers.by_channel[B].submits] == ["ConfirmExit"]
+    assert ledgers.by_channel[A].submits == []
+    # found once, remembered: the next event of that authorisation asks no channel again
+    ledgers.calls.clear()
+    customs.post(event("RecordControl", authorisation_id="FRIPOB000001", control_id="C1", kind="PHYSICAL",
+                       result="COMPLIANT"))
+    assert ("ip-plant-a", "GetAuthorisation") not in ledgers.calls
+
+
+def test_an_authorisation_on_no_channel_is_not_found_and_nothing_is_submitted(customs, ledgers):
+    for channel in (A, B):
+        set_answers(ledgers, channel, GetAuthorisation=knows({}))
+    r = customs.post(event("ConfirmExit", authorisation_id="FRIPOZ000009", mrn=EXIT_MRN,
+                           exit_date="2026-03-02"))
+    problem(r, 404, "not-found")
+    assert all(not fake.submits for fake in ledgers.by_channel.values())
+
+
+def test_a_grant_goes_where_customs_registered_the_holder(customs, ledgers):
+    register = {"parties": [{"msp_id": "PlantBMSP", "role": "holder", "status": "REGISTERED",
+                             "eoris": ["DE33333333333333"]}]}
+    set_answers(ledgers, A, GetParties={"parties": []})
+    set_answers(ledgers, B, GetParties=register)
+    r = customs.post(grant_body("grant-b2", authorisation_id="FRIPOB000002", holder_eori="DE33333333333333"))
+    assert r.status_code == 201 and r.get_json()["channel"] == B, r.get_data(as_text=True)
+    # a holder registered nowhere: customs must name the channel
+    r = customs.post(grant_body("grant-b3", authorisation_id="FRIPOB000003", holder_eori="FR99999999999999"))
+    body = problem(r, 400, "channel-required")
+    assert sorted(body["channels"]) == [A, B]
+
+
+def test_acts_of_a_whole_channel_need_its_name(customs, ledgers):
+    r = customs.post(event("SetParameters", parameters={"warn_days": 20}))
+    problem(r, 400, "channel-required")
+    r = customs.post(event("SetParameters", parameters={"warn_days": 20}), channel="ip-plant-z")
+    problem(r, 400, "unknown-channel")
+    r = customs.post(event("SetParameters", parameters={"warn_days": 20}), channel=A)
+    assert r.status_code == 201 and r.get_json()["channel"] == A
+    assert [s["function"] for s in ledgers.by_channel[A].submits] == ["SetParameters"]
+
+
+def test_a_query_is_answered_by_the_channel_that_knows_the_item(customs, ledgers):
+    set_answers(ledgers, A, GetLot=knows({"L1": 1, "LA": 1}))
+    set_answers(ledgers, B, GetLot=knows({"L1": 1}))
+    assert customs.get("/api/v1/lots/LA").get_json() == {"id": "LA"}
+    body = problem(customs.get("/api/v1/lots/L1"), 409, "ambiguous-channel")
+    assert body["channels"] == [A, B]
+    ledgers.calls.clear()
+    assert customs.get("/api/v1/lots/L1", channel=B).status_code == 200
+    assert ledgers.calls == [(B, "GetLot")]
+    problem(customs.get("/api/v1/lots/LZ"), 404, "not-found")
+
+
+def test_a_ledger_failure_is_not_hidden_by_a_not_found_elsewhere(customs, ledgers):
+    set_answers(ledgers, A, GetLot=knows({}))
+    ledgers.by_channel[B].down = True
+    problem(customs.get("/api/v1/lots/L9"), 503, "service-unavailable")
+
+
+def test_members_of_every_channel(customs, ledgers):
+    body = customs.get("/api/v1/members").get_json()
+    assert [c["channel"] for c in body["channels"]] == [A, B]
+    assert customs.get("/api/v1/members", channel=B).get_json()["channel"] == B
