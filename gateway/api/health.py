@@ -13,6 +13,11 @@ from .common import state
 log = logging.getLogger("gateway.health")
 bp = Blueprint("health", __name__)
 
+# The contract answered, refusing the organisation itself (customs have not registered it yet, or withdrew
+# it): its peer and the chaincode are up, so the gateway is ready — the organisation's standing is the
+# ledger's business, and customs register it through their own gateway after start-up.
+PARTY_REFUSALS = frozenset({"UnknownParty", "PartyWithdrawn", "EoriNotRegistered"})
+
 
 @bp.get("/healthz")
 def healthz():
@@ -21,7 +26,8 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Ready when the peer of every org this gateway acts for answers ``GetParameters``."""
+    """Ready when the peer of every org this gateway acts for answers ``GetParameters`` — with the parameters,
+    or with the contract's refusal of an organisation it does not (yet) count as a party."""
     st = state()
     ledger = st.service.ledger
     orgs = ledger.orgs()
@@ -33,14 +39,19 @@ def readyz():
         try:
             ledger.evaluate(org, "GetParameters", [], timeout=st.config.ready_timeout)
             return org, "ok"
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        except Exception as exc:  # noqa: BLE001 - any other failure means not ready
+            refused = (getattr(exc, "chaincode_error", None) or {}).get("code")
+            if refused in PARTY_REFUSALS:
+                log.info("readiness: the contract on the peer of %s answers, refusing it (%s)", org, refused,
+                         extra={"org": org})
+                return org, f"ok ({refused})"
             code = getattr(getattr(exc, "code", None), "name", None) or type(exc).__name__
             log.warning("readiness: the peer of %s does not answer (%s)", org, code, extra={"org": org})
             return org, f"unavailable ({code})"
 
     with ThreadPoolExecutor(max_workers=len(orgs)) as pool:
         checks = dict(pool.map(probe, orgs))
-    if all(v == "ok" for v in checks.values()):
+    if all(v == "ok" or v.startswith("ok (") for v in checks.values()):
         return jsonify({"status": "ready", "orgs": checks})
     raise Problem(503, "service-unavailable", "the peer of at least one organisation does not answer",
                   extra={"orgs": checks}, headers={"Retry-After": str(st.config.retry_after_s)})

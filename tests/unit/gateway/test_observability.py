@@ -11,7 +11,7 @@ import pytest
 from gateway.fabric import EvaluateError
 from gateway.observability import JsonFormatter
 
-from .fakes import endorse_error, place_body, unavailable
+from .fakes import endorse_error, evaluate_error, place_body, unavailable
 
 
 def test_request_id_is_echoed_or_generated(client, as_org):
@@ -108,6 +108,26 @@ def test_readyz_is_503_with_retry_after_when_a_peer_is_down(client, ledger):
     assert r.status_code == 503 and r.mimetype == "application/problem+json"
     assert r.headers["Retry-After"] == "7"
     assert r.json["orgs"] == {"BrokerMSP": "unavailable (UNAVAILABLE)", "CustomsMSP": "ok", "OperatorMSP": "ok"}
+
+
+@pytest.mark.parametrize("refusal, ready", [("UnknownParty", True), ("PartyWithdrawn", True),
+                                            ("EoriNotRegistered", True), ("DeploymentNotConfigured", False)])
+def test_readyz_counts_the_contracts_refusal_of_an_unregistered_organisation_as_an_answer(client, ledger, refusal,
+                                                                                          ready):
+    """Before customs register the operator (RegisterParty, through customs' gateway) the contract refuses it:
+    its peer and chaincode answer, so its gateway is ready; a contract deployed without customs is not."""
+    original = ledger.evaluate
+
+    def evaluate(org, function, args, **kw):
+        if org == "OperatorMSP":
+            raise evaluate_error(refusal)
+        return original(org, function, args, **kw)
+
+    ledger.evaluate = evaluate
+    r = client.get("/readyz")
+    assert (r.status_code == 200) is ready
+    expected = f"ok ({refusal})" if ready else "unavailable (UNKNOWN)"
+    assert r.json["orgs"] == {"BrokerMSP": "ok", "CustomsMSP": "ok", "OperatorMSP": expected}
 
 
 def test_metrics_count_requests_by_route_and_status_and_time_fabric_calls(client, as_org, ledger):
