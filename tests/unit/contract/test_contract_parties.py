@@ -162,7 +162,7 @@ def two_holders() -> Scenario:
     """Holder A (OperatorMSP, §8) and holder B (PlantBMSP) with its own representative (BrokerBMSP), each
     with an authorisation and a lot; the commercial collection counts both holders (as each holder's channel
     would)."""
-    s = Scenario.with_l1(lambda **kw: InwardProcessingContract(**kw))
+    s = Scenario.with_l1(InwardProcessingContract)
     s.ledger.collections["commercial"] = frozenset({"CustomsMSP", "OperatorMSP", PLANT_B})
     s.accepted(s.register(PLANT_B, "holder", [PLANT_B_EORI], name="Plant B"))
     s.accepted(s.register(BROKER_B, "representative", [BROKER_B_EORI]))
