@@ -193,8 +193,9 @@ class GatewayProcess:
     """``ipledger gateway serve --org ORG`` (gunicorn, gthread workers) on a fixed loopback port, restartable."""
 
     def __init__(self, state: Path, log: Path, org: str, port: int | None = None, workers: int = 2,
-                 threads: int = 16):
+                 threads: int = 16, live_feed: bool = False):
         self.state, self.log, self.workers, self.threads, self.org = state, log, workers, threads, org
+        self.live_feed = live_feed  # the chaincode-event listener (dashboard feed, webhooks)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -206,7 +207,7 @@ class GatewayProcess:
                 [sys.executable, "-m", "network.cli", "--state-dir", str(self.state), "gateway", "serve",
                  "--org", self.org, "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads",
                  str(self.threads)], cwd=REPO, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "IPLEDGER_LIVE_FEED": "0"})
+                env={**os.environ, "IPLEDGER_LIVE_FEED": "1" if self.live_feed else "0"})
         self.pgids.append(self.proc.pid)
         self.wait_ready(timeout)
 
