@@ -529,6 +529,36 @@ def format_members(m: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- the local network
 
+def network_add_holder(net: Network, msp_id: str, channel: str, name: str | None = None,
+                       description: str = "", domain: str | None = None, log=print) -> Org:
+    """A new authorisation holder on a channel of its own (a consortium with a channel per holder):
+    the holder creates its identities and definition in its own directory, the channel (customs and
+    the holder) is added to the consortium file and founded from the public definitions, each member
+    checking the genesis block. 'network up' then joins customs' peers and the holder's to it,
+    'chaincode deploy' commits the contract there; customs register the holder and grant."""
+    if not net.generated:
+        raise AdminError("the network is not generated yet: add the holder and its channel to the "
+                         "consortium file instead")
+    c = consortium_mod.with_org(net.consortium, msp_id, name=name, description=description,
+                                domain=domain, holder_of=channel)
+    org = c.org(msp_id)
+    generate.init_org(c, net.layout, org, log=lambda *_: None)
+    generate.publish_definition(net.layout, org)
+    consortium_mod.save(c, net.layout.consortium_file)
+    net.consortium = c
+    ch = net.on_channel(channel)
+    founding.found(ch.consortium, ch.layout, log=lambda *_: None)
+    block = ch.layout.genesis_block.read_bytes()
+    for member in ch.local_orgs:
+        generate.check_block(ch.layout, member, block, members=[o.msp_id for o in ch.consortium.orgs])
+    log(f"Added holder {msp_id} ({org.name}) on channel '{channel}' with "
+        + ", ".join(o.msp_id for o in ch.consortium.orgs if o.msp_id != msp_id)
+        + f": {', '.join(f'{n.id} on {n.address}' for n in org.nodes)}; genesis block {ch.layout.genesis_block}")
+    log("Next: 'ipledger network up' (its peer joins), 'ipledger chaincode deploy' (the contract on the "
+        "new channel), then customs register the holder (RegisterParty) and grant its authorisation")
+    return org
+
+
 def network_add_org(net: Network, msp_id: str, name: str | None = None, description: str = "",
                     domain: str | None = None, channels: list[str] | None = None, log=print) -> Org:
     """Add an org (one peer, next free ports) to the state's consortium file; the org creates,
@@ -664,6 +694,13 @@ def add_network_commands(net_sub) -> None:
     a.add_argument("--name", help="short name (default: MSP id without 'MSP', lower-case)")
     a.add_argument("--description", default="")
     a.add_argument("--domain")
+    h = net_sub.add_parser("add-holder", help="with a channel per holder: a new authorisation holder "
+                                             "(one peer) on a new channel of its own with customs")
+    h.add_argument("--msp-id", required=True)
+    h.add_argument("--holder-channel", required=True, metavar="CHANNEL", help="the new channel's name")
+    h.add_argument("--name", help="short name (default: MSP id without 'MSP', lower-case)")
+    h.add_argument("--description", default="")
+    h.add_argument("--domain")
     r = net_sub.add_parser("remove-org", help="stop an organisation's peers and drop it from "
                                               "the consortium file")
     r.add_argument("--msp-id", required=True)
@@ -672,7 +709,9 @@ def add_network_commands(net_sub) -> None:
 
 
 def network_command(net: Network, args) -> int:
-    if args.cmd == "add-org":
+    if args.cmd == "add-holder":
+        network_add_holder(net, args.msp_id, args.holder_channel, args.name, args.description, args.domain)
+    elif args.cmd == "add-org":
         network_add_org(net, args.msp_id, args.name, args.description, args.domain,
                         [args.channel] if args.channel else None)
     else:

@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             return _chaincode(args)
         if args.group == "verify":
             from gateway.fabric.verify import main as verify_main
-            return verify_main(["--state-dir", str(args.state_dir), *extra])
+            channel = ["--channel", args.channel] if args.channel and "--channel" not in extra else []
+            return verify_main(["--state-dir", str(args.state_dir), *channel, *extra])
         if args.group in gateway_cli.GROUPS:
             return gateway_cli.main(args)
         if args.group == "admin":
@@ -155,7 +156,7 @@ def _network(args) -> int:
         net.down(purge=args.purge)
     elif args.cmd == "logs":
         _logs(net, args.node, args.lines, args.follow)
-    elif args.cmd in ("add-org", "remove-org"):
+    elif args.cmd in ("add-org", "add-holder", "remove-org"):
         return admin.network_command(net, args)
     return 0
 

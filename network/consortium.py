@@ -446,15 +446,21 @@ def to_dict(c: Consortium) -> dict:
 
 def with_org(c: Consortium, msp_id: str, name: str | None = None, description: str = "",
              domain: str | None = None, peers: int = 1, ports_per_node: int = 10,
-             channels: list[str] | None = None) -> Consortium:
-    """A copy of ``c`` with one more application organisation (a representative on ``channels``
-    when the consortium has a channel per holder).
+             channels: list[str] | None = None, holder_of: str | None = None) -> Consortium:
+    """A copy of ``c`` with one more application organisation: with a channel per holder, a
+    representative on ``channels``, or the holder of a new channel ``holder_of``.
 
     Its peers (``peer0``…) listen on the host (and in the network namespace, if
     any) of the existing peers, on the next port blocks after the highest port
     in use. The result is validated like a file read from disk (names, MSP id,
     unique ports).
     """
+    if holder_of is not None:
+        if not c.per_holder:
+            raise ConsortiumError("a holder with a channel of its own needs a consortium with a "
+                                  "channel per holder ('channels')")
+        if holder_of in c.channel_names():
+            raise ConsortiumError(f"channel {holder_of} exists already")
     if any(o.msp_id == msp_id for o in c.all_orgs):
         raise ConsortiumError(f"organisation {msp_id} is already in the consortium")
     if peers < 1:
@@ -473,7 +479,9 @@ def with_org(c: Consortium, msp_id: str, name: str | None = None, description: s
                        **({"netns": netns} if netns else {})}
                       for i in range(peers)]
     raw["organisations"].append(entry)
-    if c.per_holder:
+    if holder_of is not None:
+        raw["channels"].append({"name": holder_of, "holder": msp_id, "representatives": []})
+    elif c.per_holder:
         unknown = sorted(set(channels or []) - set(c.channel_names()))
         if not channels or unknown:
             raise ConsortiumError(f"name the channel(s) {msp_id} joins, among: "

@@ -31,6 +31,7 @@ from chaincode.testing import mrns
 from chaincode.testing.scenario import SITE1, SITE2
 from gateway.auth import KeyStore
 from gateway.config import keys_file_of
+from network import admin
 from network import consortium as consortium_mod
 from network.chaincode import ChaincodeSpec, deploy_on_channels
 from network.lifecycle import Network
@@ -100,14 +101,20 @@ class Holder:
 
 A = Holder("a", 9101, "FR11111111111111", "FR22222222222222")
 B = Holder("b", 9201, "DE33333333333333", "DE44444444444444")
+C = Holder("c", 9301, "IT55555555555555", "IT66666666666666")  # joins at the end, without a broker
 ORGS = (CUSTOMS, A.holder, A.broker, B.holder, B.broker)
 
 
 class HoldersApi(Api):
     """The five gateways; after a write, wait until every peer of the event's channel has its block."""
 
-    def __init__(self, urls: dict, keys: dict, net: Network):
+    def __init__(self, urls: dict, keys: dict, net: Network, gateways: dict | None = None):
         super().__init__(urls, keys, {}, {})
+        self.gateways = gateways or {}
+        self.use(net)
+
+    def use(self, net: Network) -> None:
+        """The channels (and their peers) to wait on after a write."""
         self.channels = {ch.consortium.channel: ch for ch in net.channels()}
 
     def post(self, body, org, role="clerk", path="/api/v1/events", channel=None, **kw):
@@ -138,7 +145,7 @@ class HoldersApi(Api):
 
 
 def _only_channel(org: str) -> str:
-    return next(h.channel for h in (A, B) if org in (h.holder, h.broker))
+    return next(h.channel for h in (A, B, C) if org in (h.holder, h.broker))
 
 
 # --------------------------------------------------------------------------------------------- fixtures
@@ -152,7 +159,7 @@ def holders_net(tmp_path_factory):
         deploy_on_channels(net, ChaincodeSpec.default(), log=QUIET)
         yield net
     finally:
-        net.down(log=QUIET)
+        Network.open(state).down(log=QUIET)  # as saved: with the holder a test added
     assert not processes_using(net.layout.root), "processes left running after down"
 
 
@@ -167,7 +174,7 @@ def api(holders_net, tmp_path_factory):
     try:
         for gw in gateways.values():
             gw.start(timeout=90)
-        yield HoldersApi({org: gw.url for org, gw in gateways.items()}, keys, holders_net)
+        yield HoldersApi({org: gw.url for org, gw in gateways.items()}, keys, holders_net, gateways)
     finally:
         left = {}
         for org, gw in gateways.items():
@@ -328,6 +335,50 @@ def test_customs_sees_every_holder_in_one_place(scenarios):
     for h in (A, B):
         lot = api.get("/api/v1/lots/L1", CUSTOMS, params={"channel": h.channel}).json()
         assert lot["authorisation_id"] == h.auth
+
+
+def test_a_third_holder_joins_on_a_channel_of_its_own(scenarios, holders_net, tmp_path):
+    """Adding a holder: its organisation and channel (network add-holder: its own identities, the channel founded
+    from the public definitions), its peer joins, the contract is committed there; customs register it and grant.
+    Nothing of it reaches A's or B's peers, and customs' one gateway (restarted: it serves the channels of the
+    consortium it started with) covers the three holders."""
+    api = scenarios
+    net = Network.open(holders_net.layout.root)
+    admin.network_add_holder(net, C.holder, C.channel, log=QUIET)
+    net.up(log=QUIET, timeout=120)
+    deploy_on_channels(net, ChaincodeSpec.default(), log=QUIET)
+    api.use(net)
+    customs = api.gateways[CUSTOMS]
+    customs.stop()
+    customs.start(timeout=90)
+    state = net.layout.root
+    for role in ("clerk", "viewer"):
+        api.keys[(C.holder, role)] = KeyStore(keys_file_of(state, C.holder)).create(C.holder, role, f"c {role}")[1]
+    plant_c = GatewayProcess(state, tmp_path / "gateway-c.log", C.holder, workers=1, threads=8)
+    api.urls[C.holder] = plant_c.url
+    try:
+        plant_c.start(timeout=90)
+        api.ok(C.ev("RegisterParty", "register-c", msp_id=C.holder, role="holder", eoris=[C.holder_eori]), CUSTOMS,
+               channel=C.channel)
+        assert api.ok(C.grant(), CUSTOMS)["channel"] == C.channel
+        api.ok(C.place("L1", 10, C.mrn_l1), C.holder)  # a holder may lodge its own declarations
+        assert api.get("/api/v1/lots/L1", C.holder).json()["authorisation_id"] == C.auth
+    finally:
+        plant_c.stop()
+    assert not plant_c.group(), "holder C's gateway left running"
+    peer_c = net.consortium.org(C.holder).peers[0]
+    assert sorted(p.name for p in _chains_dir(net, peer_c).iterdir()) == [C.channel]
+    assert sorted(p.name for p in _chains_dir(net, net.consortium.org(CUSTOMS).peers[0]).iterdir()) == [
+        A.channel, B.channel, C.channel]
+    for org in (A.holder, A.broker, B.holder, B.broker):
+        peer = net.consortium.org(org).peers[0]
+        assert C.channel not in [p.name for p in _chains_dir(net, peer).iterdir()]
+        assert not _grep(_data_dir(net, peer), [s.encode() for s in C.secrets()]), f"{peer.id} holds C's data"
+    known = _eventually(lambda: api.get("/api/v1/dashboard/authorisations", CUSTOMS).json()["authorisations"],
+                        lambda ids: {A.auth, B.auth, C.auth} <= set(ids), "customs' feed to know C's authorisation")
+    assert {A.auth, B.auth, C.auth} <= set(known)
+    # A's goods are as they were
+    assert api.get("/api/v1/lots/L1", CUSTOMS, params={"channel": A.channel}).json()["balance"] == 500
 
 
 # --------------------------------------------------------------------------------------------- helpers

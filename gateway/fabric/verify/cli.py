@@ -186,8 +186,11 @@ def run(args) -> tuple[int, dict | None, str | None]:
     if args.state_dir:
         if not args.state_dir.is_dir():
             raise UsageError(f"state directory {args.state_dir} does not exist")
-        from network.lifecycle import Network
-        net = Network.open(args.state_dir)
+        from network.lifecycle import Network, NetworkError
+        try:  # with a channel per holder: the one named (its own genesis block and peers)
+            net = Network.open(args.state_dir).on_channel(args.channel)
+        except NetworkError as e:
+            raise UsageError(str(e)) from None
     if args.genesis:
         trusted = _read_block(args.genesis)
         trust = f"block 0 must equal {args.genesis}"
