@@ -65,6 +65,8 @@ class GatewayConfig:
     alert_poll_s: float = 3600.0       # time alerts (no chaincode event) are polled with GetAlerts this often
     session_hours: float = 8.0         # dashboard session lifetime
     descriptions: dict[str, str] = field(default_factory=dict)  # MSP id -> description (consortium file)
+    customs_msp: str | None = None     # the customs authority's MSP id (consortium file): its keys see every
+                                       # webhook delivery and the members page
 
     def with_(self, **changes) -> "GatewayConfig":
         return replace(self, **changes)
@@ -104,7 +106,7 @@ class GatewayConfig:
         channels = tuple(net.consortium.channels_of(org))
         if not channels:
             raise ConfigError(f"{org} is on no channel of the consortium")
-        base = dict(orgs=orgs, channel=channels[0], channels=channels,
+        base = dict(orgs=orgs, channel=channels[0], channels=channels, customs_msp=net.consortium.customs,
                     chaincode=os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE),
                     state_dir=state_dir, live_feed=os.environ.get("IPLEDGER_LIVE_FEED") == "1",
                     descriptions={o.msp_id: o.description

@@ -49,7 +49,13 @@ log = logging.getLogger("gateway.feed")
 EVENT_NAME = "ipledger.events"
 # events that can change who may read an authorisation (mandates, holder, status)
 VISIBILITY_CHANGING = frozenset({"GrantAuthorisation", "AmendAuthorisation", "RevokeAuthorisation",
-                                 "SuspendAuthorisation", "ReinstateAuthorisation", "SetParameters"})
+                                 "SuspendAuthorisation", "ReinstateAuthorisation", "SetParameters",
+                                 "RegisterParty", "WithdrawParty"})
+# events that change who may read across the channel (every cached answer is dropped)
+CHANNEL_WIDE = frozenset({"SetParameters", "RegisterParty", "WithdrawParty"})
+# the register of parties: an entry is shown to customs (who wrote it) and to the party it is about only, as
+# GetParties does — another representative's or holder's EORIs are not everyone's business
+PARTY_EVENTS = frozenset({"RegisterParty", "WithdrawParty"})
 
 
 def now_text() -> str:
@@ -330,11 +336,19 @@ class Visibility:
     def filter(self, org: str, items: Iterable[dict]) -> list[dict]:
         out = []
         for item in items:
-            if item.get("event_type") in VISIBILITY_CHANGING:
-                self.forget(item.get("authorisation_id") if item.get("event_type") != "SetParameters" else None)
-            if self.can_read(org, item.get("authorisation_id")):
+            self.forget_for(item)
+            if item.get("event_type") in PARTY_EVENTS:
+                if org in (item.get("submitting_org"), (item.get("event") or {}).get("msp_id")):
+                    out.append(item)
+            elif self.can_read(org, item.get("authorisation_id")):
                 out.append(item)
         return out
+
+    def forget_for(self, item: dict) -> None:
+        """Drop the cached answers ``item`` may have changed (its authorisation's, or all for a channel-wide
+        change: parameters, the register of parties)."""
+        if item.get("event_type") in VISIBILITY_CHANGING:
+            self.forget(None if item.get("event_type") in CHANNEL_WIDE else item.get("authorisation_id"))
 
 
 # ------------------------------------------------------------------------------------------ listening

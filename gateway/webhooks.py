@@ -45,7 +45,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from .events_feed import VISIBILITY_CHANGING, FeedStore, Visibility, now_text
+from .events_feed import FeedStore, Visibility, now_text
 from .problems import Problem
 
 log = logging.getLogger("gateway.webhooks")
@@ -273,8 +273,7 @@ class AlertRouter:
         checkpoint. Only local files are used here (no ledger call that could fail): whether each
         subscription's org may read the authorisation is asked by the :class:`Dispatcher` before sending.
         Idempotent (a transaction may come again after a restart)."""
-        if item.get("event_type") in VISIBILITY_CHANGING:  # mandates, holder, status: ask the contract again
-            self.visibility.forget(item.get("authorisation_id") if item.get("event_type") != "SetParameters" else None)
+        self.visibility.forget_for(item)  # mandates, holder, status, the register: ask the contract again
         alerts = item.get("alerts") or []
         if not alerts:
             return

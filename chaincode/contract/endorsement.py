@@ -1,11 +1,11 @@
 """Endorsement policies: the chaincode-level policy text and key-level (state-based) policies.
 
-Chaincode level (set at approval, see ``endorsement_policy.txt``)::
+Chaincode level: set at approval, derived per channel from the consortium file by
+``network/chaincode.contract_policy`` (customs' peer AND a peer of another member), e.g.::
 
     AND('CustomsMSP.peer', OR('OperatorMSP.peer','BrokerMSP.peer'))
 
-The chaincode-level text is a deployment file (applied at approval by
-``network/``), not something the contract reads.
+It is not something the contract reads.
 
 Key level: authorisation, parameter and register keys may only change with
 an endorsement by a peer of customs — the organisation the deployment names
@@ -16,7 +16,6 @@ bytes as the Go shim's ``statebased.NewStateEP`` + ``AddOrgs(RoleTypePeer, ...)`
 from __future__ import annotations
 
 import functools
-from importlib import resources
 
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
@@ -65,8 +64,3 @@ def describe(policy: bytes) -> dict:
         role = msp_principal_pb2.MSPRole.FromString(p.principal)
         principals.append(f"{role.msp_identifier}.{msp_principal_pb2.MSPRole.MSPRoleType.Name(role.role).lower()}")
     return {"n": env.rule.n_out_of.n, "signed_by": [principals[r.signed_by] for r in env.rule.n_out_of.rules]}
-
-
-def chaincode_policy() -> str:
-    """The chaincode-level endorsement policy shipped in ``endorsement_policy.txt``."""
-    return resources.files(__package__).joinpath("endorsement_policy.txt").read_text("utf-8").strip()

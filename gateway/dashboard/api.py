@@ -14,7 +14,6 @@ from ..problems import Problem
 
 bp = Blueprint("dashboard_api", __name__)
 
-CUSTOMS = "CustomsMSP"
 
 
 def live():
@@ -40,6 +39,11 @@ def limit_param(default: int = 100, maximum: int = 1000) -> int:
 
 
 # ------------------------------------------------------------------------------------------ shared logic
+
+def is_customs(org: str) -> bool:
+    """Whether ``org`` is the customs authority of the consortium this gateway serves."""
+    return org is not None and org == state().config.customs_msp
+
 
 def visible_authorisations(org: str) -> list[str]:
     """Ids the gateway knows (seen in chaincode events or added by hand) that ``org`` may read."""
@@ -167,7 +171,7 @@ def deliveries():
     if status is not None and status not in ("PENDING", "DELIVERED", "FAILED"):
         raise Problem(400, "invalid-parameter", "'status' must be PENDING, DELIVERED or FAILED",
                       extra={"parameter": "status"})
-    org = None if principal.org == CUSTOMS else principal.org
+    org = None if is_customs(principal.org) else principal.org
     return jsonify({"deliveries": live().deliveries.log(org=org, limit=limit_param(200, 5000), status=status)})
 
 

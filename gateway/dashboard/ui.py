@@ -21,7 +21,7 @@ from ..auth import Principal
 from ..observability import REQUEST_ID_HEADER, request_id_from
 from ..problems import MEDIA_TYPE, Problem
 from . import charts
-from .api import CUSTOMS, alerts_across, live, stream_response, visible_authorisations
+from .api import alerts_across, is_customs, live, stream_response, visible_authorisations
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -274,7 +274,7 @@ def alerts(principal):
 @login_required
 def members(principal):
     """Customs' view of the channel membership (read-only: changes go through `ipledger admin`)."""
-    if principal.org != CUSTOMS:
+    if not is_customs(principal.org):
         abort(403)
     data = state().service.channel_members(principal.org)
     return render_template("dashboard/members.html", principal=principal, members=data)

@@ -132,11 +132,6 @@ def test_private_data_membership_and_hash(ledger):
         stub.get_private_data("commercial", "L1")
 
 
-def test_collections_config_shipped_with_the_contract_matches_the_default():
-    path = Path(__file__).resolve().parents[3] / "chaincode" / "contract" / "collections.json"
-    assert load_collections_config(path) == {"commercial": frozenset({"CustomsMSP", "OperatorMSP"})}
-
-
 def test_history_per_key_newest_first_with_tx_ids_and_timestamps(ledger):
     probe = Probe()
     first = ledger.invoke(probe, "Put", ["k", "v1"], ts=T0)

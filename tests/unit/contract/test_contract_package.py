@@ -11,7 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from chaincode.contract import InwardProcessingContract, errors
-from chaincode.contract.endorsement import chaincode_policy, describe, signature_policy
+from chaincode.contract.endorsement import describe, signature_policy
 from chaincode.contract.schemas import EVENT_TYPES, load_schema, validator
 from chaincode.shim.contract_api import ChaincodeError
 from chaincode.testing import MemLedger
@@ -87,18 +87,6 @@ def test_rule_codes_are_spelled_as_in_the_specification():
         assert issubclass(cls, ChaincodeError) and cls.code == code
         err = cls("m", a=1)
         assert err.to_dict() == {"code": code, "message": "m", "details": {"a": 1}}
-
-
-def test_collections_config():
-    assert json.loads((CONTRACT_DIR / "collections.json").read_text()) == [{
-        "name": "commercial", "policy": "OR('CustomsMSP.member','OperatorMSP.member')", "requiredPeerCount": 0,
-        "maxPeerCount": 1, "blockToLive": 0, "memberOnlyRead": True, "memberOnlyWrite": False}]
-
-
-def test_chaincode_endorsement_policy_text():
-    assert (CONTRACT_DIR / "endorsement_policy.txt").read_text() == \
-        "AND('CustomsMSP.peer', OR('OperatorMSP.peer','BrokerMSP.peer'))\n"
-    assert chaincode_policy() == "AND('CustomsMSP.peer', OR('OperatorMSP.peer','BrokerMSP.peer'))"
 
 
 def test_signature_policy_builder():

@@ -73,7 +73,8 @@ def keys(keystore):
 def config(tmp_path, keystore):
     return GatewayConfig(keys_file=keystore.path, nonce_key_file=tmp_path / "state" / "gateway" / "nonce.key",
                          sse_max_seconds=1.0, sse_poll_seconds=0.02, webhook_backoff_s=0.05,
-                         webhook_max_backoff_s=0.2, webhook_max_attempts=5, webhook_timeout_s=2.0)
+                         webhook_max_backoff_s=0.2, webhook_max_attempts=5, webhook_timeout_s=2.0,
+                         customs_msp="CustomsMSP")
 
 
 @pytest.fixture

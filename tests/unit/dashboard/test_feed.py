@@ -150,7 +150,10 @@ def test_feed_positions_beyond_a_64_bit_block_number_or_with_other_digits_are_re
 
 def test_feed_json_and_known_authorisations(scenario, api, ledger):
     r = api.get("/api/v1/feed", "BrokerMSP")
-    assert {i["authorisation_id"] for i in r.get_json()["items"]} == {AUTH, None}
+    # not the other holder's register entry: only customs and that party see it
+    assert {i["authorisation_id"] for i in r.get_json()["items"]} == {AUTH}
+    r = api.get("/api/v1/feed", "CustomsMSP")
+    assert "RegisterParty" in {i["event_type"] for i in r.get_json()["items"]}
     assert api.get("/api/v1/dashboard/authorisations", "BrokerMSP").get_json() == {"authorisations": [AUTH]}
     assert api.get("/api/v1/dashboard/authorisations", "CustomsMSP").get_json() == {"authorisations": [AUTH, AUTH2]}
     after = f"{ledger.events[5].block_number}:{ledger.events[5].tx_id}"

@@ -207,3 +207,26 @@ def test_an_organisation_joins_and_leaves_named_channels():
     assert c3.channels == c.channels
     with pytest.raises(ConsortiumError, match="PlantAMSP holds channel ip-plant-a"):
         consortium.without_org(c, "PlantAMSP")
+
+
+def test_each_channel_gets_its_own_endorsement_policy_and_collection():
+    """Derived from the consortium file, not shipped with the contract: customs' peer AND a peer of another
+    member of *this* channel; the customs values stored by customs and this channel's holder only."""
+    from network.chaincode import ChaincodeError, commercial_collection, contract_policy
+    c = consortium.load(HOLDERS)
+    b = c.view("ip-plant-b")
+    assert contract_policy(b) == "AND('CustomsMSP.peer', OR('PlantBMSP.peer','BrokerBMSP.peer'))"
+    assert commercial_collection(b) == [{
+        "name": "commercial", "policy": "OR('CustomsMSP.member','PlantBMSP.member')", "requiredPeerCount": 0,
+        "maxPeerCount": 1, "blockToLive": 0, "memberOnlyRead": True, "memberOnlyWrite": False}]
+    shared = consortium.load()
+    assert contract_policy(shared) == "AND('CustomsMSP.peer', OR('OperatorMSP.peer','BrokerMSP.peer'))"
+    assert commercial_collection(shared)[0]["policy"] == "OR('CustomsMSP.member','OperatorMSP.member')"
+    raw = default_raw()
+    raw.pop("customs")
+    with pytest.raises(ChaincodeError, match="names no customs organisation"):
+        contract_policy(consortium.parse(raw))
+    raw = default_raw()
+    raw.pop("holder")
+    with pytest.raises(ChaincodeError, match="names no holder"):
+        commercial_collection(consortium.parse(raw))
