@@ -68,7 +68,7 @@ class OneOrgEndorsed(RealScenario):
 def test_a_transaction_endorsed_by_one_org_alone_is_refused(clients, ipledger_chaincode):
     from gateway.fabric import GatewayError
     s = OneOrgEndorsed.__new__(OneOrgEndorsed)
-    s.clients, s.chaincode = clients, ipledger_chaincode.name
+    s.clients, s.chaincode, s.customs_msp = clients, ipledger_chaincode.name, "CustomsMSP"
     s.day = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     with pytest.raises(GatewayError, match="ENDORSEMENT_POLICY_FAILURE"):
         Scenario.grant(s, "FRIPO000998")
