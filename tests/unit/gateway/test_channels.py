@@ -64,8 +64,12 @@ def ledgers():
 
 
 @pytest.fixture
-def customs(config, ledgers, keys):
-    app = create_app(config.with_(channel=A, channels=(A, B)), ledger=ledgers)
+def app(config, ledgers, keys):
+    return create_app(config.with_(channel=A, channels=(A, B), customs_msp="CustomsMSP"), ledger=ledgers)
+
+
+@pytest.fixture
+def customs(app, keys):
     client = app.test_client()
     headers = bearer(keys[("CustomsMSP", "clerk")])
 
@@ -165,3 +169,11 @@ def test_members_of_every_channel(customs, ledgers):
     body = customs.get("/api/v1/members").get_json()
     assert [c["channel"] for c in body["channels"]] == [A, B]
     assert customs.get("/api/v1/members", channel=B).get_json()["channel"] == B
+
+
+def test_the_members_page_shows_every_channel(app, keys):
+    client = app.test_client()
+    assert client.post("/dashboard/login", data={"api_key": keys[("CustomsMSP", "viewer")]}).status_code == 302
+    html = client.get("/dashboard/members").get_data(as_text=True)
+    assert f'data-testid="channel-{A}"' in html and f'data-testid="channel-{B}"' in html
+    assert html.count('<table data-testid="members">') == 2
