@@ -60,7 +60,13 @@ class Network:
 
     @property
     def generated(self) -> bool:
-        return all(ch.layout.genesis_block.exists() for ch in self.channels())
+        channels = self.local_channels() or self.channels()  # nothing of ours yet: every one is to do
+        return all(ch.layout.genesis_block.exists() for ch in channels)
+
+    def local_channels(self) -> list["Network"]:
+        """The channels one of this host's organisations is on (a holder's host has its own channel's
+        genesis block only: another holder's is none of its business)."""
+        return [ch for ch in self.channels() if ch.local_orgs]
 
     def channels(self) -> list["Network"]:
         """One Network per channel: the channel's view of the consortium and its files (just
@@ -141,7 +147,7 @@ class Network:
                     "founder builds it from every organisation's definition ('ipledger channel "
                     "found') and sends it to each; copy it there, then run 'network up' again")
             self.generate(log=log)
-        channels = self.channels()
+        channels = self.local_channels()
         for ch in channels:
             ch.check_genesis(log)
         # Organisations added after generation (ipledger network add-org) run only
