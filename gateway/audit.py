@@ -137,9 +137,9 @@ class AuditTrail:
             self.store.save_endorsement(tx_id, info)
         return info
 
-    def _entries(self, org: str, raw: list[dict]) -> list[dict]:
+    def _entries(self, org: str, raw: list[dict], channel: str | None = None) -> list[dict]:
         out = []
-        for entry in self.service.with_blocks(org, raw):
+        for entry in self.service.with_blocks(org, raw, channel):
             submitted_by = entry.get("submitted_by") or {}
             info = self.endorsement(org, entry.get("tx_id"), entry.get("block_number"), entry.get("channel")) or {}
             creator = info.get("creator") or {}
@@ -158,20 +158,20 @@ class AuditTrail:
         return out
 
     def lot(self, org: str, lot_id: str) -> dict:
-        data = self.service.evaluate_json(org, "GetLotHistory", lot_id)
-        return {"lot_id": lot_id, "entries": self._entries(org, data.get("history", []))}
+        channel, data = self.service.evaluate_where(org, "GetLotHistory", lot_id)
+        return {"lot_id": lot_id, "entries": self._entries(org, data.get("history", []), channel)}
 
     def batch(self, org: str, batch_id: str) -> dict:
-        data = self.service.evaluate_json(org, "GetBatchHistory", batch_id)
-        return {"batch_id": batch_id, "entries": self._entries(org, data.get("history", []))}
+        channel, data = self.service.evaluate_where(org, "GetBatchHistory", batch_id)
+        return {"batch_id": batch_id, "entries": self._entries(org, data.get("history", []), channel)}
 
     def authorisation(self, org: str, authorisation_id: str, start: str | None = None, end: str | None = None) -> dict:
         if start is None:
             auth = self.service.evaluate_json(org, "GetAuthorisation", authorisation_id)
             start = (auth.get("granted_at") or "2000-01-01")[:10]
-        data = self.service.evaluate_json(org, "GetEventsInPeriod", authorisation_id, start, end)
+        channel, data = self.service.evaluate_where(org, "GetEventsInPeriod", authorisation_id, start, end)
         return {"authorisation_id": authorisation_id, "from": data.get("from"), "to": data.get("to"),
-                "entries": self._entries(org, data.get("events", []))}
+                "entries": self._entries(org, data.get("events", []), channel)}
 
 
 def _cell(value) -> str:

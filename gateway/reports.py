@@ -28,10 +28,10 @@ from .problems import Problem
 
 def bill_of_discharge(service, org: str, authorisation_id: str, period_end: str | None = None,
                       as_of: str | None = None) -> dict:
-    data = service.evaluate_json(org, "GetBillOfDischargeData", authorisation_id, period_end, as_of)
+    channel, data = service.evaluate_where(org, "GetBillOfDischargeData", authorisation_id, period_end, as_of)
     proof = data.get("proof") or {}
     if isinstance(proof.get("transactions"), list):
-        proof["transactions"] = service.with_blocks(org, proof["transactions"])
+        proof["transactions"] = service.with_blocks(org, proof["transactions"], channel)
     return {"report": "bill-of-discharge", "generated_at": _now(), "generated_for": org, **data}
 
 

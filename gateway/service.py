@@ -17,6 +17,8 @@ from .validation import NonceKey, ParsedEvent
 log = logging.getLogger("gateway.service")
 
 
+# queries of a whole channel: on a gateway of several, the caller names the channel
+CHANNEL_QUERIES = frozenset({"GetParameters", "GetParties"})
 # queries whose first argument is an authorisation id (see _search)
 AUTHORISATION_QUERIES = frozenset({"GetAuthorisation", "GetBalances", "GetAlerts", "GetEventsInPeriod",
                                    "GetBillOfDischargeData"})
@@ -104,23 +106,40 @@ class LedgerService:
                           f"not {requested!r}", extra={"parameter": "channel", "channels": list(served)})
         return (requested,)
 
+    def _on(self, channel: str | None) -> dict:
+        """The ledger call's ``channel`` argument: named on a gateway of several channels only."""
+        return {"channel": channel} if channel and len(self.config.all_channels) > 1 else {}
+
+    def _channel_required(self, what: str, channels: tuple[str, ...]) -> Problem:
+        return Problem(400, "channel-required", f"{what} concerns one holder's channel: name it with the 'channel' "
+                       f"parameter (one of {', '.join(channels)})",
+                       extra={"parameter": "channel", "channels": list(channels)})
+
     def evaluate_json(self, org: str, function: str, *args: Any, channel: str | None = None) -> Any:
         """Run a query as ``org``. On a gateway of several channels without ``channel``: on every one,
-        answered by the one that knows the item (:meth:`_search`)."""
+        answered by the one that knows the item (:meth:`evaluate_where`)."""
+        return self.evaluate_where(org, function, *args, channel=channel)[1]
+
+    def evaluate_where(self, org: str, function: str, *args: Any, channel: str | None = None) -> tuple[str, Any]:
+        """(channel, answer) of a query as ``org``: on ``channel``, the only one, or the one channel that knows
+        the item (:meth:`_search`); a query of a whole channel (its parameters, its register) names it."""
         channels = self.channels(channel)
         json_args = [_json_arg(a) for a in args]
         if len(channels) == 1:
-            return _decode(self._evaluate_on(channels[0], org, function, json_args), function)
-        return self._search(org, function, json_args, args)[1]
+            return channels[0], _decode(self._evaluate_on(channels[0], org, function, json_args), function)
+        if function in CHANNEL_QUERIES:
+            raise self._channel_required(function, channels)
+        return self._search(org, function, json_args, args)
 
     def _evaluate_on(self, channel: str, org: str, function: str, json_args: list[str]) -> bytes:
-        kw = {"channel": channel} if len(self.config.all_channels) > 1 else {}
-        return self._call("evaluate", function, self.ledger.evaluate, org, function, json_args, **kw)
+        return self._call("evaluate", function, self.ledger.evaluate, org, function, json_args, **self._on(channel))
 
     def _search(self, org: str, function: str, json_args: list[str], args: tuple) -> tuple[str, Any]:
         """(channel, answer) of the one channel that answers ``function``: an authorisation lives on one
         channel, its holder's (remembered once found); a lot, batch or bill id is looked up each time, and
-        found on two channels (two holders' own numbering) it is 409 ``ambiguous-channel``: name one."""
+        found on two channels (two holders' own numbering) it is 409 ``ambiguous-channel``: name one. A channel
+        that fails (5xx) fails the search: it may hold the item too, and an answer from elsewhere could be
+        the wrong holder's."""
         route = args[0] if function in AUTHORISATION_QUERIES and args and isinstance(args[0], str) else None
         remembered = self._routes.get(route) if route is not None else None
         order = [remembered] if remembered else list(self.config.all_channels)
@@ -134,12 +153,15 @@ class LedgerService:
         if not found and remembered:
             self._routes.pop(route, None)
             return self._search(org, function, json_args, args)
+        failed = [p for p in refusals if p.status >= 500]
+        if failed and not remembered:
+            raise failed[0]
         if len(found) > 1:
             raise Problem(409, "ambiguous-channel", f"{function}: answered on the channels {', '.join(found)}; "
                           "name one with the 'channel' parameter", extra={"channels": sorted(found)})
         if not found:
-            # the most telling refusal: the ledger failing, then a refusal of the request, then not found
-            raise max(refusals, key=lambda p: (p.status >= 500, p.status != 404))
+            # the most telling refusal: a refusal of the request, then not found
+            raise max(refusals, key=lambda p: p.status != 404)
         channel, raw = next(iter(found.items()))
         if route is not None:
             self._routes[route] = channel
@@ -153,8 +175,17 @@ class LedgerService:
 
     def channel_of_event(self, org: str, parsed: ParsedEvent, requested: str | None) -> str:
         """Where an event goes: the ``requested`` channel, the only one, that of its authorisation, or for a
-        grant the one channel where the holder is registered; else 400 ``channel-required``."""
-        channels = self.channels(requested)
+        grant the one channel where the holder is registered; else 400 ``channel-required``. A grant of an
+        authorisation id another channel has is refused (409 ``already-exists``): an id names one
+        authorisation on the whole ledger, whichever holder's channel it is on (a replay of the grant, on its
+        own channel, is the contract's to answer)."""
+        target = self._target_of_event(org, parsed, self.channels(requested))
+        auth_id = parsed.event.get("authorisation_id")
+        if parsed.type == "GrantAuthorisation" and isinstance(auth_id, str):
+            self._refuse_an_id_taken_elsewhere(org, auth_id, target)
+        return target
+
+    def _target_of_event(self, org: str, parsed: ParsedEvent, channels: tuple[str, ...]) -> str:
         if len(channels) == 1:
             return channels[0]
         auth_id = parsed.event.get("authorisation_id")
@@ -165,9 +196,20 @@ class LedgerService:
             registered = self._channels_registering(org, holder, channels)
             if len(registered) == 1:
                 return registered[0]
-        raise Problem(400, "channel-required", f"{parsed.type} is recorded on one holder's channel: name it "
-                      f"with the 'channel' parameter (one of {', '.join(channels)})",
-                      extra={"parameter": "channel", "channels": list(channels)})
+        raise self._channel_required(parsed.type, channels)
+
+    def _refuse_an_id_taken_elsewhere(self, org: str, auth_id: str, target: str) -> None:
+        for channel in self.config.all_channels:
+            if channel == target:
+                continue
+            try:
+                self._evaluate_on(channel, org, "GetAuthorisation", [_json_arg(auth_id)])
+            except Problem as p:
+                if p.status >= 500:
+                    raise
+                continue
+            raise Problem(409, "already-exists", f"authorisation {auth_id} exists on another holder's channel",
+                          extra={"channels": [channel]})
 
     def _channels_registering(self, org: str, holder_eori: str, channels: tuple[str, ...]) -> list[str]:
         """The channels whose register of parties has a holder with ``holder_eori`` (a grant goes there)."""
@@ -175,7 +217,9 @@ class LedgerService:
         for channel in channels:
             try:
                 register = _decode(self._evaluate_on(channel, org, "GetParties", []), "GetParties")
-            except Problem:
+            except Problem as p:
+                if p.status >= 500:
+                    raise  # the ledger failing is not the caller's missing channel
                 continue
             if any(p.get("role") == "holder" and p.get("status") == "REGISTERED" and holder_eori in p.get("eoris", [])
                    for p in (register or {}).get("parties", []) if isinstance(p, dict)):
@@ -189,9 +233,9 @@ class LedgerService:
         """(channel, block number) of transaction ``tx_id``; (None, None) when no channel has it."""
         last = None
         for ch in self.channels(channel):
-            kw = {"channel": ch} if len(self.config.all_channels) > 1 else {}
             try:
-                return ch, self._call("block_lookup", "GetBlockByTxID", self.ledger.block_number, org, tx_id, **kw)
+                return ch, self._call("block_lookup", "GetBlockByTxID", self.ledger.block_number, org, tx_id,
+                                      **self._on(ch))
             except Problem as p:
                 last = p
         log.warning("block of tx %s not found (%s)", tx_id, last.name if last else "-", extra={"tx_id": tx_id})
@@ -209,8 +253,7 @@ class LedgerService:
 
     def _members(self, org: str, channel: str) -> dict:
         from network.membership import describe_block
-        kw = {"channel": channel} if len(self.config.all_channels) > 1 else {}
-        raw = self._call("evaluate", "GetConfigBlock", self.ledger.config_block, org, **kw)
+        raw = self._call("evaluate", "GetConfigBlock", self.ledger.config_block, org, **self._on(channel))
         try:
             members = describe_block(raw)
         except Exception as e:  # noqa: BLE001 - an unreadable block is the peer's fault, not the caller's
@@ -226,11 +269,7 @@ class LedgerService:
         an event already recorded (the original transaction), or raise a Problem. On a gateway of several
         channels the event goes to :meth:`channel_of_event`, named in the outcome."""
         parsed = self.nonce.apply(parsed)
-        kw = {}
-        if len(self.config.all_channels) > 1:
-            kw["channel"] = self.channel_of_event(org, parsed, channel)
-        elif channel is not None:
-            self.channels(channel)  # checked: the one channel served
+        kw = self._on(self.channel_of_event(org, parsed, channel))
         try:
             res = self._call("submit", parsed.type, self.ledger.submit, org, parsed.type, [parsed.argument()],
                              parsed.transient(), retry_transient=True, **kw)
@@ -253,7 +292,7 @@ class LedgerService:
         return 201, outcome
 
     # -- audit trails ---------------------------------------------------------------------------------------
-    def with_blocks(self, org: str, entries: list[dict]) -> list[dict]:
+    def with_blocks(self, org: str, entries: list[dict], channel: str | None = None) -> list[dict]:
         """Add ``block_number`` to entries carrying a ``tx_id`` (at most ``block_lookups`` look-ups)."""
         budget = self.config.block_lookups
         several = len(self.config.all_channels) > 1
@@ -269,7 +308,7 @@ class LedgerService:
                     known[tx_id] = (None, None)
                 else:
                     budget -= 1
-                    known[tx_id] = self.locate(org, tx_id)
+                    known[tx_id] = self.locate(org, tx_id, channel)
             channel, block = known[tx_id]
             out.append({**entry, "block_number": block, **({"channel": channel} if several else {})})
         return out

@@ -276,6 +276,11 @@ def propose_add_org(net: Network, definition: Path, out: Path, as_org: str | Non
         raise AdminError(f"{definition} lists orderers of {msp_id}: adding consenters to the ordering "
                          "service is a change of the consenter set, which 'ipledger admin' does not "
                          "offer; admit the organisation with its peers only")
+    c = net.consortium
+    if c.per_holder and msp_id not in c.channels[0].members:
+        raise AdminError(f"{msp_id} is not a member of channel '{c.channel}' in the consortium file: on a "
+                         "channel per holder only the holder's representatives join it (network add-org "
+                         "--channel, by the holder's and customs' decision)")
     base, block = channel_config(net, as_org, exclude=msp_id)
     if msp_id in application_orgs(base) or msp_id in orderer_orgs(base):
         raise AdminError(f"{msp_id} is already an organisation of channel "

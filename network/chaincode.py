@@ -198,7 +198,8 @@ def commercial_collection(c: Consortium) -> list[dict]:
     customs = _customs(c)
     holder = c.channels[0].holder if len(c.channels) == 1 else None
     if not holder:
-        raise ChaincodeError(f"the consortium names no holder for channel {c.channel} "
+        where = f" ({c.source})" if c.source else ""
+        raise ChaincodeError(f"the consortium file{where} names no holder for channel {c.channel} "
                              "('holder: <MSP id>'): the commercial data would have no owner")
     return [{"name": "commercial", "policy": f"OR('{customs}.member','{holder}.member')",
              "requiredPeerCount": 0, "maxPeerCount": 1, "blockToLive": 0,
@@ -207,8 +208,11 @@ def commercial_collection(c: Consortium) -> list[dict]:
 
 def _customs(c: Consortium) -> str:
     if not c.customs:
-        raise ChaincodeError("the consortium file names no customs organisation ('customs: <MSP "
-                             "id>'): the contract takes customs' MSP id from it")
+        where = f" ({c.source})" if c.source else ""
+        raise ChaincodeError(f"the consortium file{where} names no customs organisation: add 'customs: <MSP "
+                             "id>' (and, with one shared channel, 'holder: <MSP id>'); the contract takes "
+                             "customs' MSP id from it — a state directory generated before this keeps its "
+                             "own copy, under consortium/consortium.yaml")
     return c.customs
 
 

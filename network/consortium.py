@@ -316,6 +316,10 @@ def _channels(raw: dict, c: Consortium) -> list[Channel]:
         out.append(Channel(item["name"], tuple(m for m in app if m in wanted), holder))
     for o in c.orgs:
         on = [ch.name for ch in out if o.msp_id in ch.members]
+        held = [ch.name for ch in out if ch.holder == o.msp_id]
+        if held and len(on) > 1:
+            raise ConsortiumError(f"{o.msp_id} holds channel {held[0]} and may be on no other: its peer "
+                                  f"would receive every block of {', '.join(n for n in on if n not in held)}")
         if not on:
             raise ConsortiumError(f"{o.msp_id} is on no channel: add it to the 'members' of its "
                                   "holder's channel")

@@ -176,10 +176,23 @@ def configtx(c: Consortium, lay: Layout, defs: dict[str, Definition]) -> dict:
                 "Admins": _meta("MAJORITY Admins"),
                 "LifecycleEndorsement": _meta("MAJORITY Endorsement"),
                 "Endorsement": _meta("MAJORITY Endorsement"),
+                **holder_channel_policies(c),
             },
             "Capabilities": {"V2_5": True},
         },
     }}}
+
+
+def holder_channel_policies(c: Consortium) -> dict:
+    """On a holder's own channel, nothing changes without the holder and customs: who is on it
+    (Application Admins: adding an organisation would give it every block) and the contract's
+    definition (LifecycleEndorsement: its endorsement policy and the 'commercial' collection) — not a
+    majority that representatives and customs could make without the holder."""
+    if not c.per_holder:
+        return {}
+    both = f"AND('{c.customs}.{{role}}','{c.channels[0].holder}.{{role}}')"
+    return {"Admins": {"Type": "Signature", "Rule": both.format(role="admin")},
+            "LifecycleEndorsement": {"Type": "Signature", "Rule": both.format(role="peer")}}
 
 
 # ----------------------------------------------------------------------------- founding

@@ -122,6 +122,14 @@ class Network:
         block = self.layout.genesis_block.read_bytes()
         config, _ = config_from_block(block)
         in_block = set(application_orgs(config)) | set(orderer_orgs(config))
+        if self.consortium.per_holder:
+            # a holder's channel: nobody on it the consortium file does not make a member
+            members = {o.msp_id for o in self.consortium.orgs}
+            strangers = sorted(set(application_orgs(config)) - members)
+            if strangers:
+                raise NetworkError(f"the genesis block {self.layout.genesis_block} puts {', '.join(strangers)} "
+                                   f"on channel '{self.consortium.channel}', whose members are "
+                                   f"{', '.join(sorted(members))}: refused")
         for org in self.local_orgs:
             if org.msp_id not in in_block:
                 continue

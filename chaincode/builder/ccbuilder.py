@@ -11,10 +11,11 @@ Two package types (``metadata.json`` → ``type``):
     offline; ``run`` starts the chaincode in client mode: it dials the peer with
     the TLS material the peer writes into ``chaincode.json``, with
     ``IPLEDGER_CUSTOMS_MSP`` set from the manifest — the package decides, never
-    the peer's environment: every organisation approved the same package (its id
-    is the hash of its bytes), so every endorsing peer runs the contract with the
-    same customs. A package without ``customs_msp`` runs without it, and the
-    contract then refuses every act and query (``DeploymentNotConfigured``).
+    the peer's environment (each organisation installs its own package: what
+    keeps another from posing as customs is the endorsement by customs' own peer,
+    see chaincode/contract/deployment.py). A package without ``customs_msp`` runs
+    without it, and the contract then refuses every act and query
+    (``DeploymentNotConfigured``).
 ``ipledger-ccaas``
     Chaincode as a service: ``code.tar.gz`` holds ``connection.json``; the
     chaincode runs as its own service and the peer dials it, never launching a

@@ -4,11 +4,17 @@ The contract names no organisation. Customs' MSP id comes from the environment v
 ``IPLEDGER_CUSTOMS_MSP`` of the chaincode process:
 
 * peer-launched (external builder, package type ``ipledger-python``): the package manifest
-  ``ipledger-chaincode.json`` carries ``"customs_msp"`` and the builder's ``run`` puts it into the
-  chaincode's environment — the package is what every organisation approved (its id is the hash of its
-  bytes), so every endorsing peer runs with the same customs MSP;
+  ``ipledger-chaincode.json`` carries ``"customs_msp"`` (written from the consortium file by
+  ``ipledger chaincode package``) and the builder's ``run`` puts it into the chaincode's environment;
 * chaincode as a service (``python -m chaincode.shim.server``): the service's own environment, beside its
   ``CHAINCODE_*`` variables.
+
+What makes it trustworthy is not the package: Fabric's chaincode definition does not include the
+package, and each organisation installs and approves its own. An organisation could run a package naming
+itself customs on its own peer — and gain nothing: every act needs the endorsement of customs' own peer
+(the chaincode endorsement policy, and the customs-only key-level policy of authorisations, parameters and
+the register) with an identical result, and customs' peer runs customs' package; what that organisation's
+peer would then show it is only what its own peer already stores.
 
 It is read once per process (:func:`customs_msp_from_environment`); tests give the contract its customs
 MSP directly (``InwardProcessingContract(customs_msp=...)``). Unset, empty or not an MSP id: the contract

@@ -2,7 +2,7 @@
 
 Every query runs for an identified party (``tx.party``: customs, or a registered holder or
 representative — ``contract._reader`` refuses anyone else) and shows an authorisation and its goods
-only to a party with standing for it (``roles.require_read``).
+only to a party with standing for it (``roles.require_standing``).
 
 Time-dependent answers use the transaction timestamp or an ``as_of`` date,
 never the wall clock, so every peer answers the same.

@@ -26,8 +26,9 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Ready when the peer of every org this gateway acts for answers ``GetParameters`` — with the parameters,
-    or with the contract's refusal of an organisation it does not (yet) count as a party."""
+    """Ready when the peer of every org this gateway acts for answers ``GetParameters`` on every channel it
+    serves — with the parameters, or with the contract's refusal of an organisation it does not (yet) count
+    as a party."""
     st = state()
     ledger = st.service.ledger
     orgs = ledger.orgs()
@@ -35,22 +36,29 @@ def readyz():
         raise Problem(503, "service-unavailable", "the gateway acts for no organisation (no identities configured)",
                       headers={"Retry-After": str(st.config.retry_after_s)})
 
-    def probe(org: str) -> tuple[str, str]:
+    channels = st.config.all_channels
+    several = len(channels) > 1
+
+    def probe(target: tuple[str, str]) -> tuple[str, str]:
+        org, channel = target
+        name = f"{org} on {channel}" if several else org  # a gateway of several channels: each of them
         try:
-            ledger.evaluate(org, "GetParameters", [], timeout=st.config.ready_timeout)
-            return org, "ok"
+            ledger.evaluate(org, "GetParameters", [], timeout=st.config.ready_timeout,
+                            **({"channel": channel} if several else {}))
+            return name, "ok"
         except Exception as exc:  # noqa: BLE001 - any other failure means not ready
             refused = (getattr(exc, "chaincode_error", None) or {}).get("code")
             if refused in PARTY_REFUSALS:
-                log.info("readiness: the contract on the peer of %s answers, refusing it (%s)", org, refused,
+                log.info("readiness: the contract on the peer of %s answers, refusing it (%s)", name, refused,
                          extra={"org": org})
-                return org, f"ok ({refused})"
+                return name, f"ok ({refused})"
             code = getattr(getattr(exc, "code", None), "name", None) or type(exc).__name__
-            log.warning("readiness: the peer of %s does not answer (%s)", org, code, extra={"org": org})
-            return org, f"unavailable ({code})"
+            log.warning("readiness: the peer of %s does not answer (%s)", name, code, extra={"org": org})
+            return name, f"unavailable ({code})"
 
-    with ThreadPoolExecutor(max_workers=len(orgs)) as pool:
-        checks = dict(pool.map(probe, orgs))
+    targets = [(org, channel) for org in orgs for channel in channels]
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        checks = dict(pool.map(probe, targets))
     if all(v == "ok" or v.startswith("ok (") for v in checks.values()):
         return jsonify({"status": "ready", "orgs": checks})
     raise Problem(503, "service-unavailable", "the peer of at least one organisation does not answer",

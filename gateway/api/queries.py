@@ -12,8 +12,15 @@ bp = Blueprint("queries", __name__)
 
 
 def _evaluate(function: str, *args):
+    org, _channel, data = _evaluate_where(function, *args)
+    return org, data
+
+
+def _evaluate_where(function: str, *args):
+    """(org, channel, answer): the caller's org, the channel that answered, the answer."""
     principal = require("read")
-    return principal.org, state().service.evaluate_json(principal.org, function, *args, channel=channel_param())
+    channel, data = state().service.evaluate_where(principal.org, function, *args, channel=channel_param())
+    return principal.org, channel, data
 
 
 @bp.get("/authorisations/<authorisation_id>")
@@ -40,9 +47,9 @@ def get_events(authorisation_id):
     auth_id = path_id("authorisation_id", authorisation_id)
     start = moment_param("from", required=True)
     end = moment_param("to")
-    org, data = _evaluate("GetEventsInPeriod", auth_id, start, end)
+    org, channel, data = _evaluate_where("GetEventsInPeriod", auth_id, start, end)
     if isinstance(data, dict) and isinstance(data.get("events"), list):
-        data["events"] = state().service.with_blocks(org, data["events"])
+        data["events"] = state().service.with_blocks(org, data["events"], channel)
     return jsonify(data)
 
 
@@ -71,8 +78,7 @@ def get_lot(lot_id):
 
 @bp.get("/lots/<lot_id>/history")
 def get_lot_history(lot_id):
-    org, data = _evaluate("GetLotHistory", path_id("lot_id", lot_id))
-    return jsonify(_trail(org, data))
+    return jsonify(_trail(*_evaluate_where("GetLotHistory", path_id("lot_id", lot_id))))
 
 
 @bp.get("/batches/<batch_id>")
@@ -83,8 +89,7 @@ def get_batch(batch_id):
 
 @bp.get("/batches/<batch_id>/history")
 def get_batch_history(batch_id):
-    org, data = _evaluate("GetBatchHistory", path_id("batch_id", batch_id))
-    return jsonify(_trail(org, data))
+    return jsonify(_trail(*_evaluate_where("GetBatchHistory", path_id("batch_id", batch_id))))
 
 
 @bp.get("/members")
@@ -100,10 +105,10 @@ def get_parameters():
     return jsonify(data)
 
 
-def _trail(org: str, data):
+def _trail(org: str, channel: str, data):
     """The audit trail: every history entry with its block number and submitting org."""
     if isinstance(data, dict) and isinstance(data.get("history"), list):
-        entries = state().service.with_blocks(org, data["history"])
+        entries = state().service.with_blocks(org, data["history"], channel)
         for entry in entries:
             if isinstance(entry, dict) and isinstance(entry.get("submitted_by"), dict):
                 entry.setdefault("submitting_org", entry["submitted_by"].get("msp_id"))

@@ -52,7 +52,9 @@ class Live:
         if source is None and start is not False and config.live_feed and config.orgs:
             if len(config.all_channels) > 1:  # a channel per holder: one listener per channel
                 for channel in config.all_channels:
-                    self.start_listener(FabricEventSource(config, channel=channel), channel)
+                    # the webhook dispatcher runs where the first channel's listener runs: one per gateway
+                    self.start_listener(FabricEventSource(config, channel=channel), channel,
+                                        dispatch=channel == config.all_channels[0])
             else:
                 source = FabricEventSource(config)
         if source is not None and start is not False:
@@ -60,14 +62,16 @@ class Live:
         if self.listeners:
             _chain_sigterm(self.stopping)
 
-    def start_listener(self, source, channel: str | None = None) -> FeedListener:
+    def start_listener(self, source, channel: str | None = None, dispatch: bool = True) -> FeedListener:
         """Listen to ``source`` (when this process gets the feed lock), resuming from the checkpoint file;
-        with ``channel``, that channel's own lock and checkpoint, its events stored with its name."""
+        with ``channel``, that channel's own lock and checkpoint, its events stored with its name. With
+        ``dispatch``, the process whose listener holds this lock also sends the webhooks (one lock decides
+        it, so no two processes send the same delivery)."""
         from gateway.fabric import FileCheckpointer
         name = f"feed.{channel}" if channel else "feed"
         listener = FeedListener(self.store, FileCheckpointer(self.directory / f"{name}.checkpoint.json"), source,
                                 lock_path=self.directory / f"{name}.lock", on_item=[self.router.on_feed_item],
-                                on_lead=[self._start_dispatcher], channel=channel)
+                                on_lead=[self._start_dispatcher] if dispatch else [], channel=channel)
         self.listeners.append(listener)
         self.listener = self.listener or listener
         return listener.start()

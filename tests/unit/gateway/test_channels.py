@@ -127,8 +127,8 @@ def test_an_authorisation_on_no_channel_is_not_found_and_nothing_is_submitted(cu
 def test_a_grant_goes_where_customs_registered_the_holder(customs, ledgers):
     register = {"parties": [{"msp_id": "PlantBMSP", "role": "holder", "status": "REGISTERED",
                              "eoris": ["DE33333333333333"]}]}
-    set_answers(ledgers, A, GetParties={"parties": []})
-    set_answers(ledgers, B, GetParties=register)
+    set_answers(ledgers, A, GetParties={"parties": []}, GetAuthorisation=knows({}))
+    set_answers(ledgers, B, GetParties=register, GetAuthorisation=knows({}))
     r = customs.post(grant_body("grant-b2", authorisation_id="FRIPOB000002", holder_eori="DE33333333333333"))
     assert r.status_code == 201 and r.get_json()["channel"] == B, r.get_data(as_text=True)
     # a holder registered nowhere: customs must name the channel
@@ -177,3 +177,42 @@ def test_the_members_page_shows_every_channel(app, keys):
     html = client.get("/dashboard/members").get_data(as_text=True)
     assert f'data-testid="channel-{A}"' in html and f'data-testid="channel-{B}"' in html
     assert html.count('<table data-testid="members">') == 2
+
+
+def test_an_authorisation_id_names_one_authorisation_on_the_whole_ledger(customs, ledgers):
+    set_answers(ledgers, A, GetAuthorisation=knows({"FRIPOA000001": 1}))
+    set_answers(ledgers, B, GetAuthorisation=knows({}), GetParties={"parties": [
+        {"msp_id": "PlantBMSP", "role": "holder", "status": "REGISTERED", "eoris": ["DE33333333333333"]}]})
+    r = customs.post(grant_body("grant-dup", authorisation_id="FRIPOA000001", holder_eori="DE33333333333333"))
+    assert problem(r, 409, "already-exists")["channels"] == [A]
+    assert all(not fake.submits for fake in ledgers.by_channel.values())
+
+
+def test_a_failing_channel_fails_the_search_rather_than_answer_for_the_wrong_holder(customs, ledgers):
+    """L1 is on both channels; with B's peer failing, A's L1 is not given as *the* L1."""
+    set_answers(ledgers, A, GetLot=knows({"L1": 1}))
+    ledgers.by_channel[B].down = True
+    problem(customs.get("/api/v1/lots/L1"), 503, "service-unavailable")
+    assert customs.get("/api/v1/lots/L1", channel=A).status_code == 200
+
+
+def test_a_failing_channel_is_not_a_missing_channel_name(customs, ledgers):
+    set_answers(ledgers, A, GetParties={"parties": []}, GetAuthorisation=knows({}))
+    ledgers.by_channel[B].down = True
+    r = customs.post(grant_body("grant-down", authorisation_id="FRIPOB000009", holder_eori="DE33333333333333"))
+    problem(r, 503, "service-unavailable")
+
+
+def test_a_whole_channel_query_names_its_channel(customs, ledgers):
+    body = problem(customs.get("/api/v1/parameters"), 400, "channel-required")
+    assert body["channels"] == [A, B]
+    assert customs.get("/api/v1/parameters", channel=B).status_code == 200
+
+
+def test_ready_only_when_every_channel_answers(app, ledgers):
+    client = app.test_client()
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.get_json()["orgs"] == {f"CustomsMSP on {A}": "ok", f"CustomsMSP on {B}": "ok"}
+    ledgers.by_channel[B].down = True
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.get_json()["orgs"][f"CustomsMSP on {B}"].startswith("unavailable")

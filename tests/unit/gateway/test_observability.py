@@ -73,7 +73,7 @@ def test_unhandled_exception_is_logged_with_type_but_no_text(app, as_org, json_l
     def boom(*a, **k):
         raise RuntimeError("customs value 777.77 leaked")
 
-    monkeypatch.setattr(app.extensions["ipledger"].service, "evaluate_json", boom)
+    monkeypatch.setattr(app.extensions["ipledger"].service, "evaluate_where", boom)
     r = as_org("OperatorMSP").get("/api/v1/parameters")
     assert r.status_code == 500
     text = json_log.getvalue()

@@ -173,6 +173,9 @@ def test_a_channel_per_holder_with_customs_on_every_one():
     (lambda r: r["channels"][1].update(name="ip-plant-a"), "declared twice"),
     (lambda r: r["channels"].pop(1), "PlantBMSP is on no channel"),
     (lambda r: r["channels"][0].update(name="Plant A"), "not a valid Fabric channel name"),
+    # a holder's peer on another holder's channel would receive every block of it
+    (lambda r: r["channels"][1].update(representatives=["BrokerBMSP", "PlantAMSP"]),
+     "PlantAMSP holds channel ip-plant-a and may be on no other"),
     (lambda r: r.update(channel="inward-processing"), "either one shared 'channel' or 'channels'"),
 ])
 def test_invalid_channels_get_specific_errors(mutate, message):
@@ -230,3 +233,14 @@ def test_each_channel_gets_its_own_endorsement_policy_and_collection():
     raw.pop("holder")
     with pytest.raises(ChaincodeError, match="names no holder"):
         commercial_collection(consortium.parse(raw))
+
+
+def test_on_a_holders_channel_membership_and_the_contract_definition_need_the_holder():
+    """Customs and a representative are a majority of ip-plant-b's three members: they must not be able to
+    add an organisation to it, or widen the contract's collection, without the holder."""
+    from network.founding import holder_channel_policies
+    b = consortium.load(HOLDERS).view("ip-plant-b")
+    assert holder_channel_policies(b) == {
+        "Admins": {"Type": "Signature", "Rule": "AND('CustomsMSP.admin','PlantBMSP.admin')"},
+        "LifecycleEndorsement": {"Type": "Signature", "Rule": "AND('CustomsMSP.peer','PlantBMSP.peer')"}}
+    assert holder_channel_policies(consortium.load()) == {}  # one shared channel: majorities as before
