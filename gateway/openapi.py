@@ -51,6 +51,14 @@ def _moment(name: str, description: str, required: bool = False, date_only: bool
 
 
 AUTH_ID = _id("authorisation_id", "authorisation id, e.g. FRIPO000001")
+# a gateway serving several holders' channels (customs', with a channel per holder): which one a call is for
+CHANNEL = _param("channel", "query", {"type": "string", "pattern": "^[a-z][a-z0-9.-]{0,248}$"},
+                 "With a channel per holder, on a gateway serving several (customs'): the holder's channel. "
+                 "Without it an event goes to the channel of its authorisation (a grant: where its holder is "
+                 "registered; else 400 channel-required) and a query to the channel that knows the item (409 "
+                 "ambiguous-channel if several do); answers then name the channel. Another value than a "
+                 "channel the gateway serves: 400 unknown-channel.")
+CHANNEL_OPS = frozenset({"submitEvent", "submitEventBatch", "getMembers"})
 
 # method, path, operationId, summary, permission (None: public), parameters, request body schema, ok responses
 OPERATIONS: list[dict[str, Any]] = [
@@ -269,7 +277,7 @@ def _components() -> dict:
 
 _PROBLEM_STATUSES = {
     "submit": ("400", "401", "403", "404", "409", "413", "415", "500", "502", "503", "504"),
-    "read": ("400", "401", "403", "404", "500", "502", "503", "504"),
+    "read": ("400", "401", "403", "404", "409", "500", "502", "503", "504"),
     None: ("500",),
 }
 _STATUS_TEXT = {"400": "bad input (invalid-event, invalid-parameter, bad-request)", "401": "no valid API key",
@@ -314,8 +322,11 @@ def _operation(op: dict) -> dict:
         out["security"] = []
     if description:
         out["description"] = description
-    if op.get("params"):
-        out["parameters"] = op["params"]
+    params = list(op.get("params") or [])
+    if op.get("function") or op["id"] in CHANNEL_OPS:
+        params.append(CHANNEL)
+    if params:
+        out["parameters"] = params
     if op.get("body"):
         out["requestBody"] = {"required": True, "content": {"application/json": {"schema": op["body"]}}}
     return out
