@@ -527,6 +527,20 @@ def without_org(c: Consortium, msp_id: str) -> Consortium:
     return out
 
 
+def for_channel_members(c: Consortium, channel: str) -> Consortium:
+    """What the members of ``channel`` are given of the consortium: that channel and its members (and
+    the ordering organisation) only — not another holder, its hosts or its channel."""
+    view = c.view(channel)
+    raw = to_dict(c)
+    members = {o.msp_id for o in view.orgs}
+    raw["organisations"] = [o for o in raw["organisations"] if o["msp_id"] in members]
+    if c.per_holder:
+        raw["channels"] = [ch for ch in raw["channels"] if ch["name"] == channel]
+    out = parse(raw)
+    out.source = c.source
+    return out
+
+
 def save(c: Consortium, path: Path | str) -> None:
     """Write the resolved description (``to_dict``) to ``path``."""
     Path(path).write_text(yaml.safe_dump(to_dict(c), sort_keys=False, default_flow_style=False))

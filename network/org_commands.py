@@ -56,6 +56,10 @@ def add_commands(sub) -> None:
     f = ch.add_parser("found", help="build the genesis block from every org's public definition")
     f.add_argument("--definition", action="append", default=[], type=Path, metavar="FILE",
                    help="a received definition (repeatable): copied into the public directory")
+    ex = ch.add_parser("export", help="the public files the members of one channel receive (with a "
+                                      "channel per holder: nothing of another holder)")
+    ex.add_argument("--out", type=Path, required=True, metavar="DIR",
+                    help="a new directory: send it to the channel's members as their consortium/")
     ins = ch.add_parser("inspect", help="summary of a genesis block; each local org checks its "
                                         "own definition is in it")
     ins.add_argument("--block", type=Path, help="default: the state directory's genesis block")
@@ -155,6 +159,8 @@ def _channel(net: Network, args) -> int:
             print(f"Send {block} to every member of channel '{ch.consortium.channel}': each checks it "
                   "('ipledger channel inspect') before its nodes join ('ipledger network up').")
         return 0
+    if args.cmd == "export":
+        return _export(net, args)
     if args.block is None:
         net = net.on_channel(args.channel)
         lay = net.layout
@@ -179,6 +185,51 @@ def _channel(net: Network, args) -> int:
             else:
                 print(f"{msp_id}: its own definition is in the block as it wrote it")
     return 1 if any(checks.values()) else 0
+
+
+def export_channel(net: Network, channel: str | None, out: Path) -> list[Path]:
+    """Copy into ``out`` (a new directory, laid out as a state directory's ``consortium/``) what the
+    members of ``channel`` need and nothing more: the consortium file trimmed to that channel
+    (:func:`consortium.for_channel_members`), its members' and the ordering organisation's public
+    definitions and MSP folders, the channel's genesis block and files, the contract packages."""
+    ch = net.on_channel(channel)
+    if not ch.layout.genesis_block.exists():
+        raise NetworkError(f"channel '{ch.consortium.channel}' is not founded yet ({ch.layout.genesis_block})")
+    if out.exists():
+        raise NetworkError(f"{out} exists: give a new directory")
+    src, target = net.layout.public, Path(out)
+    trimmed = consortium_mod.for_channel_members(net.consortium, ch.consortium.channel)
+    written = []
+
+    def copy(path: Path) -> None:
+        rel = path.relative_to(src)
+        to = target / rel
+        to.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            shutil.copytree(path, to)
+        else:
+            shutil.copy2(path, to)
+        written.append(to)
+
+    target.mkdir(parents=True)
+    consortium_mod.save(trimmed, target / net.layout.consortium_file.name)
+    written.append(target / net.layout.consortium_file.name)
+    for org in trimmed.all_orgs:
+        copy(net.layout.definition_file(org.msp_id))
+        if net.layout.public_msp(org.msp_id).exists():
+            copy(net.layout.public_msp(org.msp_id))
+    copy(ch.layout.channel_dir)
+    if net.layout.chaincode_dir.exists():
+        for pkg in sorted(net.layout.chaincode_dir.glob("*.tar.gz")):
+            copy(pkg)
+    return written
+
+
+def _export(net: Network, args) -> int:
+    written = export_channel(net, args.channel, args.out)
+    print(f"{len(written)} files and folders in {args.out}: send it to the members of the channel, each "
+          "puts it in its state directory as consortium/")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

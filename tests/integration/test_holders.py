@@ -337,6 +337,25 @@ def test_customs_sees_every_holder_in_one_place(scenarios):
         assert lot["authorisation_id"] == h.auth
 
 
+def test_what_a_holders_host_receives_holds_nothing_of_the_other_holder(holders_net, tmp_path):
+    """'ipledger channel export': the public files the founder sends to a channel's members (its genesis block,
+    its members' definitions and MSPs, the consortium file trimmed to it) — a holder's host that received them
+    can run its part ('network up' reads only its own channel), and nothing in them names the other holder."""
+    from network.org_commands import export_channel
+    out = tmp_path / "for-plant-a"
+    written = export_channel(holders_net, A.channel, out)
+    assert written
+    for path in out.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for other in (B.holder, B.broker, B.channel, "plantb", "brokerb"):
+                assert other.encode() not in data, f"{path.relative_to(out)} names {other}"
+    trimmed = Network.open(tmp_path / "state-a", out / "consortium.yaml")
+    assert trimmed.consortium.channel_names() == [A.channel]
+    assert (out / "channels" / A.channel / "genesis.block").read_bytes() == \
+        holders_net.on_channel(A.channel).layout.genesis_block.read_bytes()
+
+
 def test_a_third_holder_joins_on_a_channel_of_its_own(scenarios, holders_net, tmp_path):
     """Adding a holder: its organisation and channel (network add-holder: its own identities, the channel founded
     from the public definitions), its peer joins, the contract is committed there; customs register it and grant.

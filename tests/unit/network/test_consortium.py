@@ -244,3 +244,14 @@ def test_on_a_holders_channel_membership_and_the_contract_definition_need_the_ho
         "Admins": {"Type": "Signature", "Rule": "AND('CustomsMSP.admin','PlantBMSP.admin')"},
         "LifecycleEndorsement": {"Type": "Signature", "Rule": "AND('CustomsMSP.peer','PlantBMSP.peer')"}}
     assert holder_channel_policies(consortium.load()) == {}  # one shared channel: majorities as before
+
+
+def test_a_channels_members_are_given_that_channel_only():
+    c = consortium.load(HOLDERS)
+    a = consortium.for_channel_members(c, "ip-plant-a")
+    assert [o.msp_id for o in a.all_orgs] == ["OrdererMSP", "CustomsMSP", "PlantAMSP", "BrokerAMSP"]
+    assert [ch.name for ch in a.channels] == ["ip-plant-a"]
+    text = yaml.safe_dump(consortium.to_dict(a))
+    assert "PlantB" not in text and "BrokerB" not in text and "ip-plant-b" not in text
+    # the same ports as in the founder's file: the nodes are the same
+    assert a.org("PlantAMSP").peers[0].address == c.org("PlantAMSP").peers[0].address
