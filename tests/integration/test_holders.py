@@ -430,3 +430,38 @@ def _eventually(read, ok, what: str, timeout: float = 30.0):
         time.sleep(0.5)
         value = read()
     return value
+
+
+def test_customs_and_a_broker_cannot_put_anyone_on_a_holders_channel_without_the_holder(holders_net, tmp_path,
+                                                                                         capsys):
+    """On ip-plant-b, customs and broker B are two of three members: a majority, but not enough. Adding an
+    organisation needs customs' and holder B's admins together (Application Admins), and the orderer enforces
+    it: signed by customs and the broker the update is refused; once holder B signs too, it goes through."""
+    from network.cli import main
+
+    def ipledger(*args):
+        rc = main(["--state-dir", str(holders_net.layout.root), "--channel", B.channel, *map(str, args)])
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+
+    net = Network.open(holders_net.layout.root)
+    admin.network_add_org(net, "AuditBMSP", name="auditb", channels=[B.channel], log=QUIET)
+    definition, update = tmp_path / "AuditBMSP.json", tmp_path / "add-auditb.pb"
+    rc, out, err = ipledger("org", "definition", "--org", "AuditBMSP", "--output", definition)
+    assert rc == 0, out + err
+    rc, out, err = ipledger("admin", "propose", "add-org", "--definition", definition, "--as", CUSTOMS,
+                            "--output", update)
+    assert rc == 0, err
+    assert "/Channel/Application/Admins: AND('CustomsMSP.admin', 'PlantBMSP.admin')" in out, out
+    for org in (CUSTOMS, B.broker):
+        rc, out, err = ipledger("admin", "sign", update, "--as", org)
+        assert rc == 0, out + err
+    rc, out, err = ipledger("admin", "submit", update, "--force")
+    assert rc == 2 and "the orderer refused the update" in err, out + err
+    rc, out, err = ipledger("admin", "sign", update, "--as", B.holder)
+    assert rc == 0 and "Ready to submit." in out, out + err
+    rc, out, err = ipledger("admin", "submit", update)
+    assert rc == 0, out + err
+    rc, out, _ = ipledger("admin", "members", "--json")
+    import json
+    assert "AuditBMSP" in [o["msp_id"] for o in json.loads(out)["organisations"]]
