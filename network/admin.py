@@ -534,6 +534,19 @@ def format_members(m: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- the local network
 
+def _add_local_org(net: Network, instead: str, msp_id: str, **entry) -> Org:
+    """The consortium file with one more organisation (``consortium.with_org``: ``entry``), which creates
+    its identities in its own directory (as on its own host); ``net`` then uses the new file."""
+    if not net.generated:
+        raise AdminError(f"the network is not generated yet: {instead}")
+    c = consortium_mod.with_org(net.consortium, msp_id, **entry)
+    org = c.org(msp_id)
+    generate.init_org(c, net.layout, org, log=lambda *_: None)
+    consortium_mod.save(c, net.layout.consortium_file)
+    net.consortium = c
+    return org
+
+
 def network_add_holder(net: Network, msp_id: str, channel: str, name: str | None = None,
                        description: str = "", domain: str | None = None, log=print) -> Org:
     """A new authorisation holder on a channel of its own (a consortium with a channel per holder):
@@ -541,16 +554,9 @@ def network_add_holder(net: Network, msp_id: str, channel: str, name: str | None
     the holder) is added to the consortium file and founded from the public definitions, each member
     checking the genesis block. 'network up' then joins customs' peers and the holder's to it,
     'chaincode deploy' commits the contract there; customs register the holder and grant."""
-    if not net.generated:
-        raise AdminError("the network is not generated yet: add the holder and its channel to the "
-                         "consortium file instead")
-    c = consortium_mod.with_org(net.consortium, msp_id, name=name, description=description,
-                                domain=domain, holder_of=channel)
-    org = c.org(msp_id)
-    generate.init_org(c, net.layout, org, log=lambda *_: None)
+    org = _add_local_org(net, "add the holder and its channel to the consortium file instead", msp_id,
+                         name=name, description=description, domain=domain, holder_of=channel)
     generate.publish_definition(net.layout, org)
-    consortium_mod.save(c, net.layout.consortium_file)
-    net.consortium = c
     ch = net.on_channel(channel)
     founding.found(ch.consortium, ch.layout, log=lambda *_: None)
     block = ch.layout.genesis_block.read_bytes()
@@ -569,15 +575,9 @@ def network_add_org(net: Network, msp_id: str, name: str | None = None, descript
     """Add an org (one peer, next free ports) to the state's consortium file; the org creates,
     in its own directory, its identities, its peer's config and its public definition (as on
     its own host). Nothing is started; nothing of the other orgs is read or written."""
-    if not net.generated:
-        raise AdminError("the network is not generated yet: add the org to the consortium file "
-                         "instead, or run 'ipledger network generate' first")
-    c = consortium_mod.with_org(net.consortium, msp_id, name=name, description=description,
-                                domain=domain, channels=channels)
-    org = c.org(msp_id)
-    generate.init_org(c, net.layout, org, log=lambda *_: None)
-    consortium_mod.save(c, net.layout.consortium_file)
-    net.consortium = c
+    org = _add_local_org(net, "add the org to the consortium file instead, or run 'ipledger network "
+                              "generate' first", msp_id, name=name, description=description, domain=domain,
+                         channels=channels)
     log(f"Added {msp_id} ({org.name}) to {net.layout.consortium_file}: "
         + ", ".join(f"{n.id} on {n.address}" for n in org.nodes))
     log(f"  its own directory: {net.layout.org_home(org)}; its public definition: "
