@@ -92,7 +92,9 @@ class GatewayConfig:
             raise ConfigError("a gateway is one organisation's: give its MSP id (org)")
         state_dir = Path(state_dir).resolve()
         net = Network.open(state_dir)
-        own = net.local_org(org)
+        # what a gateway needs of its organisation's keys is its client identity alone (checked before serving,
+        # gateway/server.py); in a container (network/containers/services.py) that is all it is given
+        own = net.consortium.org(org)
         home = net.layout.org_home(own)
         overrides = {"keys_file": keys_file_of(state_dir, org), "nonce_key_file": home / "gateway" / "nonce.key",
                      "state_dir": home, "feed_org": org, **overrides}

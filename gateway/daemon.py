@@ -52,8 +52,29 @@ def credentials_file(state_dir: Path, org: str) -> Path:
     return _dir(state_dir, org) / "credentials.json"
 
 
-def running(state_dir: Path, org: str) -> tuple[int, str] | None:
-    """(pid, url) of this state directory's (organisation's) gateway if it runs."""
+def container_file(state_dir: Path, org: str) -> Path:
+    return _dir(state_dir, org) / "gateway.container"
+
+
+def _containers(state_dir: Path):
+    """(network, its Docker runtime) when this state directory runs as containers
+    (``--runtime docker``: the gateway is a container too), else None."""
+    from network.lifecycle import Network
+    net = Network.open(Path(state_dir).resolve())
+    return (net, net.runtime) if net.runtime.name == "docker" else None
+
+
+def running(state_dir: Path, org: str) -> tuple[int | str, str] | None:
+    """(pid or container id, url) of this state directory's (organisation's) gateway if it runs."""
+    docker = _containers(state_dir)
+    if docker:
+        net, rt = docker
+        cid = rt.gateway_running(net.consortium.org(org))
+        try:
+            url = container_file(state_dir, org).read_text().split()[1]
+        except (OSError, IndexError):
+            return None
+        return (cid, url) if cid else None
     try:
         pid_s, url = pid_file(state_dir, org).read_text().split()
         pid = int(pid_s)
@@ -104,6 +125,9 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
     if tls != TLSOptions():
         check_tls(state_dir, tls, org)
     url = f"{'https' if tls.https else 'http'}://{bind}"
+    docker = _containers(state_dir)
+    if docker:
+        return _start_container(state_dir, docker, org, bind, workers, url, tls, timeout, log)
     cmd = [sys.executable, "-m", "network.cli", "--state-dir", str(state_dir), "gateway", "serve",
            "--org", org, "--bind", bind, "--workers", str(workers), *tls.argv()]
     with open(log_file(state_dir, org), "ab") as out:
@@ -121,6 +145,29 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
     return url
 
 
+def _start_container(state_dir: Path, docker, org: str, bind: str, workers: int, url: str, tls: TLSOptions,
+                     timeout: float, log) -> str:
+    """The gateway as a container of ``org``'s (network/containers/services.py): its client identity, the
+    public consortium files and its own gateway directory mounted, nothing else of the host."""
+    net, rt = docker
+    own = net.consortium.org(org)
+    files = [f for f in (tls.cert_file, tls.key_file, *tls.client_cas) if f]
+    try:
+        cid = rt.start_gateway(own, bind, workers, dict(os.environ), tls.argv(), files)
+    except RuntimeError as exc:
+        raise DaemonError(f"the {org}'s gateway container did not start: {exc}") from None
+    container_file(state_dir, org).write_text(f"{cid} {url}\n")
+    deadline = time.monotonic() + timeout
+    while not healthy(url, tls.cert_file):
+        if rt.gateway_running(own) is None or time.monotonic() > deadline:
+            tail = "\n".join(rt.gateway_logs(own, 15))
+            stop(state_dir, log=lambda *_: None, org=org)
+            raise DaemonError(f"{org}'s gateway container did not become healthy at {url}:\n{tail}")
+        time.sleep(0.25)
+    log(f"  {org}'s gateway started (container {cid}) at {url}")
+    return url
+
+
 def check_tls(state_dir: Path, tls: TLSOptions, org: str) -> None:
     """The TLS options' errors before anything is started (DaemonError)."""
     from .config import GatewayConfig
@@ -132,6 +179,14 @@ def check_tls(state_dir: Path, tls: TLSOptions, org: str) -> None:
 
 
 def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
+    docker = _containers(state_dir)
+    if docker:
+        net, rt = docker
+        container_file(state_dir, org).unlink(missing_ok=True)
+        if rt.stop_gateway(net.consortium.org(org)):
+            log(f"  {org}'s gateway stopped (container)")
+            return True
+        return False
     current = running(state_dir, org)
     pid_file(state_dir, org).unlink(missing_ok=True)
     if not current:

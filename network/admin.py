@@ -31,7 +31,7 @@ from fabric_protos.common import common_pb2, configtx_pb2
 
 from . import consortium as consortium_mod
 from . import definition as definition_mod
-from . import fabric, founding, generate, membership, processes
+from . import fabric, founding, generate, membership
 from .admin_config import (APPLICATION, ORDERER, ConfigError, anchor_peers_value,
                            application_orgs, apply_update, check_update, compute_update,
                            config_from_block, msp_of, orderer_orgs,
@@ -68,7 +68,7 @@ def _org_for_peer_cli(net: Network, msp_id: str | None, exclude: str | None = No
     candidates = [o for o in net.consortium.orgs if o.msp_id != exclude
                   and net.layout.is_local(o)]
     candidates.sort(key=lambda o: (o.msp_id not in founding,
-                                   processes.running_pid(net.layout, o.peers[0]) is None))
+                                   net.runtime.running(o.peers[0]) is None))
     if not candidates:
         raise AdminError("no application organisation to act through")
     return candidates[0]
@@ -469,7 +469,7 @@ def submit(net: Network, upd: UpdateFile, as_org: str | None = None, force: bool
     # So that whatever runs next sees the new config on any member's peer.
     still_members = set(application_orgs(apply_update(live, upd.update)))
     peers = [n for o in net.consortium.orgs if o.msp_id in still_members for n in o.peers
-             if processes.running_pid(net.layout, n) is not None]
+             if net.runtime.running(n) is not None]
     while [n for n in peers if (net.peer_height(n) or 0) <= new_block]:
         if time.monotonic() > deadline:
             log("Note: not every peer has the new config block yet")
@@ -503,7 +503,7 @@ def members(net: Network, as_org: str | None = None) -> dict:
         org["in_consortium_file"] = local is not None
         if org["role"] == "application":
             org["peers"] = [{"node": n.id, "address": n.address,
-                             "running": processes.running_pid(net.layout, n) is not None}
+                             "running": net.runtime.running(n) is not None}
                             for n in (local.peers if local else [])]
         else:
             kind = "BFT" if net.consortium.consensus == "BFT" else "Raft"
@@ -606,7 +606,7 @@ def network_remove_org(net: Network, msp_id: str, force: bool = False, log=print
     except ConsortiumError as e:
         raise AdminError(str(e)) from e
     for n in org.nodes:
-        if processes.stop(net.layout, n):
+        if net.runtime.stop(n):
             log(f"  stopped {n.id}")
     consortium_mod.save(c, net.layout.consortium_file)
     net.consortium = c

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import identities, runtime
 from .consortium import Consortium
 from .lifecycle import Network, NetworkError
 
@@ -271,6 +272,36 @@ class Deployer:
                 self.log(line)
         return pid
 
+    def org_package(self, spec: ChaincodeSpec, pkg: Path, org) -> Path:
+        """The package ``org``'s peers install. With native processes, ``pkg`` itself (the peer
+        runs the contract through the external builder). With containers (``--runtime docker``), a
+        chaincode-as-a-service package of ``org``'s own, kept in its own directory: the address
+        of its chaincode service (network/containers/services.py) and the TLS material its peers
+        dial it with (its own TLS CA's); the service is started for that package's id."""
+        rt = self.net.runtime
+        if rt.name != runtime.DOCKER:
+            return pkg
+        from .containers.services import chaincode_service_address
+        ids = identities.OrgIdentities(self.net.layout.org_dir(org), org.msp_id, org.domain)
+        tls = ids.chaincode_service_tls()
+        out = self.net.layout.org_home(org) / "chaincode" / f"{spec.label}.ccaas.tar.gz"
+        out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        build_ccaas_package(spec.name, spec.label, chaincode_service_address(org), out,
+                            root_cert=(tls / "ca.crt").read_text(),
+                            client_cert=(tls / "client.crt").read_text(),
+                            client_key=(tls / "client.key").read_text())
+        out.chmod(0o600)  # it carries the peers' client key for the service
+        rt.start_chaincode(org, spec.name, package_id(out), _customs(self.net.consortium), tls, self.log)
+        return out
+
+    def install_for_orgs(self, spec: ChaincodeSpec, pkg: Path, orgs: list) -> dict[str, str]:
+        """Install on ``orgs``' peers what each runs (:meth:`org_package`); each one's package id."""
+        packages = {o.msp_id: self.org_package(spec, pkg, o) for o in orgs}
+        if set(packages.values()) == {pkg}:   # one package for every organisation: one install
+            pid = self.install(pkg, [p for o in orgs for p in o.peers])
+            return {o.msp_id: pid for o in orgs}
+        return {o.msp_id: self.install(packages[o.msp_id], o.peers) for o in orgs}
+
     def committed(self, name: str) -> dict | None:
         peer = self.net.local_peers[0]
         out = self.net.peer_cli(peer, ["lifecycle", "chaincode", "querycommitted",
@@ -307,14 +338,14 @@ class Deployer:
             raise ChaincodeError(f"{spec.name} {spec.version} is already committed; "
                                  "an upgrade needs a new --version")
         pkg = pkg or self.package(spec)
-        pid = self.install(pkg)
+        local = [o for o in self.net.consortium.orgs if self.net.layout.is_local(o)]
+        pids = self.install_for_orgs(spec, pkg, local)
         if current and not upgrade:
             self.log(f"  {spec.name} {spec.version} already committed "
                      f"(sequence {current['sequence']})")
             return current
         sequence = (current["sequence"] + 1) if current else 1
         definition = self._definition_args(spec, sequence)
-        local = [o for o in self.net.consortium.orgs if self.net.layout.is_local(o)]
         first = local[0].peers[0]
         ready = self._readiness(first, definition)
         for org in local:
@@ -323,7 +354,7 @@ class Deployer:
                 continue
             self.net.peer_cli(org.peers[0], ["lifecycle", "chaincode", "approveformyorg",
                                              *self._orderer_args, *definition, "--package-id",
-                                             pid, "--waitForEventTimeout", "60s"])
+                                             pids[org.msp_id], "--waitForEventTimeout", "60s"])
             self.log(f"  approved by {org.msp_id}")
         ready = self._readiness(first, definition)
         missing = [org for org, ok in ready.items() if not ok]
@@ -342,7 +373,7 @@ class Deployer:
                                   *definition, *peer_args, "--waitForEventTimeout", "60s"])
         self.log(f"  committed {spec.name} {spec.version} at sequence {sequence} "
                  f"in {time.monotonic() - started:.1f} s")
-        self._save_definition(spec, sequence, pkg, pid)
+        self._save_definition(spec, sequence, pkg, package_id(pkg))
         return self.committed(spec.name)
 
     def _readiness(self, peer, definition: list[str]) -> dict[str, bool]:
@@ -400,9 +431,10 @@ class Deployer:
                 spec.collections_config.write_text(json.dumps(rec["collections"]))
             definition = self._definition_args(spec, sequence)
             for org in members:
+                pid = package_id(self.org_package(spec, Path(rec["package"]), org))
                 self.net.peer_cli(org.peers[0], ["lifecycle", "chaincode", "approveformyorg",
                                                  *self._orderer_args, *definition,
-                                                 "--package-id", rec["package_id"],
+                                                 "--package-id", pid,
                                                  "--waitForEventTimeout", "60s"])
                 self.log(f"  approved by {org.msp_id}")
             peer_args = []
@@ -430,9 +462,9 @@ class Deployer:
         rec = self._record(name, committed)
         pkg = Path(rec["package"])
         org = self.net.consortium.org(msp_id)
-        pid = self.install(pkg, org.peers)
         spec = ChaincodeSpec(name=name, version=rec["version"],
                              signature_policy=rec["signature_policy"])
+        pid = self.install_for_orgs(spec, pkg, [org])[msp_id]
         with tempfile.TemporaryDirectory() as tmp:
             if rec["collections"] is not None:
                 spec.collections_config = Path(tmp) / "collections.json"

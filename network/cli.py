@@ -23,12 +23,11 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from gateway import cli as gateway_cli
 
-from . import admin, fabric, org_commands
+from . import admin, fabric, org_commands, processes, runtime
 from .consortium import ConsortiumError
 from .generate import GenerateError
 from .lifecycle import Network, NetworkError
@@ -48,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", default=os.environ.get("IPLEDGER_CHANNEL") or None,
                    help="with a channel per holder: the channel 'admin' and 'chaincode' act on "
                         "(chaincode deploy: default every channel of this host's organisations)")
+    p.add_argument("--runtime", choices=runtime.RUNTIMES, default=None,
+                   help="how this host runs its nodes, chaincode services and gateways: native "
+                        "processes or docker containers (default: IPLEDGER_RUNTIME, else what the "
+                        "state directory recorded at its first 'network up', else native)")
     sub = p.add_subparsers(dest="group", required=True)
 
     fab = sub.add_parser("fabric", help="Fabric binaries").add_subparsers(dest="cmd", required=True)
@@ -68,7 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     orgs.add_argument("--local", action="store_true",
                       help="only those whose own directory is in the state directory")
     down = net.add_parser("down", help="stop every node")
-    down.add_argument("--purge", action="store_true", help="also delete the state directory")
+    down.add_argument("--purge", action="store_true", help="also delete the state directory (and, with "
+                                                           "--runtime docker, the ledgers' volumes)")
+    comp = net.add_parser("compose", help="an organisation's containers as a compose file (the images "
+                                          "built first: python -m network.containers build)")
+    comp.add_argument("--org", required=True, metavar="MSP_ID", help="the organisation (its own directory here)")
+    comp.add_argument("--out", type=Path, help="write the file here (default: print it)")
+    comp.add_argument("--gateway-bind", metavar="ADDR", help="include its REST gateway, listening on ADDR")
     logs = net.add_parser("logs", help="show a node's log")
     logs.add_argument("node", help="node id, e.g. peer0.customs or orderer0.orderer")
     logs.add_argument("-n", "--lines", type=int, default=50)
@@ -105,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.group != "verify":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.runtime:  # every Network this command opens (network/runtime.py) reads it
+        os.environ[runtime.ENV] = args.runtime
     try:
         if args.group == "fabric":
             if args.cmd == "install":
@@ -124,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.group in org_commands.GROUPS:
             return org_commands.run(args)
         return _network(args)
-    except (ConsortiumError, GenerateError, NetworkError, fabric.FabricError) as e:
+    except (ConsortiumError, GenerateError, NetworkError, fabric.FabricError, processes.StartError,
+            runtime.RuntimeChoiceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -154,6 +166,8 @@ def _network(args) -> int:
                 print(f"{org.msp_id}\t{','.join(c.channels_of(org.msp_id))}")
     elif args.cmd == "down":
         net.down(purge=args.purge)
+    elif args.cmd == "compose":
+        _compose(net, args.org, args.out, args.gateway_bind)
     elif args.cmd == "logs":
         _logs(net, args.node, args.lines, args.follow)
     elif args.cmd in ("add-org", "add-holder", "remove-org"):
@@ -195,8 +209,40 @@ def _chaincode(args) -> int:
     return 0
 
 
+def _compose(net: Network, msp_id: str, out: Path | None, gateway_bind: str | None) -> None:
+    from .chaincode import ChaincodeSpec, Deployer, package_id
+    from .containers import compose, images
+    org = net.consortium.org(msp_id)
+    if not net.layout.is_local(org):
+        raise NetworkError(f"{msp_id}'s own directory is not in {net.layout.root}: write its compose file "
+                           "on its own host")
+    try:
+        tags = {step.spec.name: step.tag for step in images.plan(images.default_specs(log=lambda *_: None))}
+    except images.ImageError as e:
+        raise NetworkError(str(e)) from None
+    name, pid = ChaincodeSpec.default().name, None
+    for ch in net.channels():   # the package of the version committed on the organisation's channel
+        record = Deployer(ch).definition_file(name)
+        if org in ch.consortium.orgs and record.exists():
+            version = json.loads(record.read_text())["version"]
+            package = net.layout.org_home(org) / "chaincode" / f"{name}_{version}.ccaas.tar.gz"
+            pid = package_id(package) if package.exists() else None
+            break
+    svcs = compose.org_services(net.layout, org, tags, chaincode=name, package_id=pid,
+                                customs_msp=net.consortium.customs, gateway_bind=gateway_bind)
+    header = (f"{msp_id}'s containers, written by 'ipledger network compose --org {msp_id}' from\n"
+              f"{net.layout.consortium_file}. Images: python -m network.containers build.\n"
+              f"Then: docker-compose -f <this file> up -d; ipledger --runtime docker network up")
+    text = compose.render(compose.document(svcs), header)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        print(f"{msp_id}: {len(svcs)} container(s) in {out}", file=sys.stderr)
+
+
 def _print_status(rows: list[dict]) -> None:
-    print(f"{'NODE':<20} {'MSP':<12} {'PID':>7}  {'ADDRESS':<16} {'OPERATIONS':<16} "
+    print(f"{'NODE':<20} {'MSP':<12} {'PID/CTR':>12}  {'ADDRESS':<16} {'OPERATIONS':<16} "
           f"{'HEALTH':<8} CHANNEL")
     for r in rows:
         chans = r.get("channels") or {}
@@ -208,24 +254,20 @@ def _print_status(rows: list[dict]) -> None:
             chan = (f"height {r['channel_height']}, gossip {r['gossip_peers_known']}"
                     if r["channel_height"] is not None
                     else "joined" if r.get("channel_joined") else "-")
-        print(f"{r['node']:<20} {r['msp_id']:<12} {r['pid'] or '-':>7}  {r['address']:<16} "
+        print(f"{r['node']:<20} {r['msp_id']:<12} {r['pid'] or r.get('container') or '-':>12}  {r['address']:<16} "
               f"{r['operations']:<16} {'ok' if r['healthy'] else 'DOWN':<8} {chan}")
 
 
 def _logs(net: Network, node_id: str, lines: int, follow: bool) -> None:
-    path = net.layout.log_file(net.consortium.node(node_id))
-    if not path.exists():
-        raise NetworkError(f"no log for {node_id} yet ({path})")
-    with open(path, errors="replace") as f:
-        for line in f.readlines()[-lines:]:
-            sys.stdout.write(line)
-        while follow:
-            line = f.readline()
-            if line:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            else:
-                time.sleep(0.3)
+    node, rt = net.consortium.node(node_id), net.runtime
+    text = rt.log_lines(node, lines)
+    if not text:
+        raise NetworkError(f"no log for {node_id} yet ({rt.where(node)})")
+    if follow:
+        rt.follow(node, lines)
+        return
+    for line in text:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -321,6 +321,25 @@ class OrgIdentities:
         self._save_register(reg)
         return d
 
+    def chaincode_service_tls(self) -> Path:
+        """TLS for the organisation's chaincode service (the contract run as a service beside its
+        peers, network/containers): a server pair the service presents (127.0.0.1, localhost) and a
+        client pair its peers present to it, both from this organisation's TLS CA, in
+        ``crypto/chaincode/`` (created once). No MSP identity: the service signs nothing."""
+        d = self.root / "chaincode"
+        if (d / "client.key").exists():
+            return d
+        if not self.exists:
+            raise IdentityError(f"{self.msp_id} has no CA yet in {self.root}")
+        _write(d / "ca.crt", self.tlsca.cert_file.read_bytes())
+        for stem, cn, hosts in (("server", f"chaincode.{self.domain}", ["localhost", "127.0.0.1"]),
+                                ("client", f"chaincode-client.{self.domain}", [])):
+            key = ec.generate_private_key(ec.SECP256R1())
+            cert = self.tlsca.issue(key.public_key(), cn, self.domain, None, tls=True, hosts=hosts)
+            _write(d / f"{stem}.crt", pem(cert))
+            _write(d / f"{stem}.key", _key_pem(key), private=True)
+        return d
+
     def add_user(self, user: str, role: str = "client") -> Path:
         """A user ``<user>@<domain>`` (``client`` or ``admin``)."""
         if role not in ("client", "admin"):

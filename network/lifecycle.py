@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import consortium as consortium_mod
 from . import fabric, generate, processes
+from . import runtime as runtime_mod
 from .consortium import Consortium, Node
 from .layout import Layout, per_channel
 
@@ -40,11 +41,15 @@ class Network:
 
     consortium: Consortium
     layout: Layout
+    # native processes or containers (network/runtime.py): None until asked, then the state
+    # directory's recorded runtime, else native
+    runtime_name: str | None = None
 
     @classmethod
     def open(cls, state_dir: Path, consortium_file: Path | None = None,
-             base_port: int | None = None) -> "Network":
-        """Use the state directory's saved description if it has one."""
+             base_port: int | None = None, runtime: str | None = None) -> "Network":
+        """Use the state directory's saved description if it has one. ``runtime`` (native or
+        docker; default IPLEDGER_RUNTIME, then the one recorded) is checked against the record."""
         lay = Layout(Path(state_dir).resolve())
         if (lay.root / "crypto").is_dir() and (lay.root / "consortium.yaml").is_file():
             raise NetworkError(
@@ -56,7 +61,20 @@ class Network:
             c = consortium_mod.load(lay.consortium_file)
         else:
             c = consortium_mod.load(consortium_file, base_port=base_port)
-        return cls(c, lay)
+        try:
+            name = runtime_mod.choose(lay, runtime)
+        except runtime_mod.RuntimeChoiceError as e:
+            raise NetworkError(str(e)) from None
+        return cls(c, lay, name)
+
+    @property
+    def runtime(self) -> runtime_mod.Runtime:
+        """How this host runs its nodes (one object per Network and runtime)."""
+        name = self.runtime_name or runtime_mod.choose(self.layout, None)
+        cached = self.__dict__.get("_runtime")
+        if cached is None or cached.name != name:
+            cached = self.__dict__["_runtime"] = runtime_mod.open_runtime(self.layout, name)
+        return cached
 
     @property
     def generated(self) -> bool:
@@ -71,7 +89,7 @@ class Network:
     def channels(self) -> list["Network"]:
         """One Network per channel: the channel's view of the consortium and its files (just
         this one for a consortium with one shared channel)."""
-        return [Network(view, lay) for view, lay in per_channel(self.consortium, self.layout)]
+        return [Network(view, lay, self.runtime_name) for view, lay in per_channel(self.consortium, self.layout)]
 
     def on_channel(self, channel: str | None) -> "Network":
         """The Network of ``channel`` (None: the only one; with a channel per holder, name it)."""
@@ -148,6 +166,10 @@ class Network:
         started = time.monotonic()
         for cmd in ("peer", "orderer", "osnadmin"):
             fabric.binary(cmd)
+        if self.runtime.name == runtime_mod.DOCKER:
+            self._check_container_ports()
+            log("Running the nodes as containers (--runtime docker): images first")
+            self.runtime.tags(log)
         if not self.generated:
             if self.local_orgs and len(self.local_orgs) < len(self.consortium.all_orgs):
                 raise NetworkError(
@@ -155,6 +177,7 @@ class Network:
                     "founder builds it from every organisation's definition ('ipledger channel "
                     "found') and sends it to each; copy it there, then run 'network up' again")
             self.generate(log=log)
+        runtime_mod.record(self.layout, self.runtime.name)
         channels = self.local_channels()
         for ch in channels:
             ch.check_genesis(log)
@@ -172,6 +195,20 @@ class Network:
         for ch in channels:
             ch._join_channel(log, timeout)
         log(f"Network up in {time.monotonic() - started:.1f} s")
+
+    def _check_container_ports(self) -> None:
+        """Each organisation's chaincode service listens beside its first peer (its port + 3,
+        network/containers/services.py): that port must be no node's."""
+        from .containers.services import chaincode_service_address
+        taken = {(n.host, p): n.id for n in self.consortium.nodes for p in n.ports()}
+        for org in self.consortium.orgs:
+            if not org.peers:
+                continue
+            host, port = chaincode_service_address(org).rsplit(":", 1)
+            if (host, int(port)) in taken:
+                raise NetworkError(f"{org.msp_id}'s chaincode service would listen on {host}:{port}, "
+                                   f"which {taken[(host, int(port))]} uses: give nodes at least 4 ports "
+                                   "each (ports_per_node in the consortium file)")
 
     def _join_channel(self, log, timeout: float) -> None:
         """This channel's local orderers and admitted peers join it; wait until they have its
@@ -204,14 +241,16 @@ class Network:
                    "in gossip contact with every other peer", timeout, log)
 
     def _start(self, nodes: list[Node], log, timeout: float, none_msg: str | None = None) -> None:
-        to_start = [n for n in nodes if processes.running_pid(self.layout, n) is None]
+        rt = self.runtime
+        to_start = [n for n in nodes if rt.running(n) is None]
         for n in to_start:
             try:
-                pid = processes.start(self.layout, n)
+                ident = rt.start(n)
             except processes.StartError as e:
                 raise NetworkError(str(e)) from None
             where = f" (network namespace {n.netns})" if n.netns else ""
-            log(f"  started {n.id:<20} pid {pid:<8} {n.address}{where}")
+            what = "pid" if rt.name == runtime_mod.NATIVE else "container"
+            log(f"  started {n.id:<20} {what} {ident:<12} {n.address}{where}")
         if not to_start and none_msg:
             log(f"  {none_msg}")
         self._wait(lambda: [n.id for n in nodes if not self.healthy(n)], "healthy",
@@ -249,9 +288,16 @@ class Network:
         return peers
 
     def down(self, purge: bool = False, log=print) -> None:
+        rt = self.runtime
         for n in reversed(self.consortium.nodes):
-            if processes.stop(self.layout, n):
+            if rt.stop(n):
                 log(f"  stopped {n.id}")
+        if rt.name == runtime_mod.DOCKER:
+            # the chaincode services go with the nodes (native chaincode processes die with their peer);
+            # with --purge the ledgers' volumes and the gateways' containers too
+            rt.stop_chaincode_services(log)
+            if purge:
+                rt.purge(log)
         if purge and self.layout.root.exists():
             shutil.rmtree(self.layout.root)
             log(f"  removed {self.layout.root}")
@@ -262,11 +308,14 @@ class Network:
             return list(pool.map(self._node_status, self.local_nodes))
 
     def _node_status(self, n: Node) -> dict:
-        pid = processes.running_pid(self.layout, n)
+        rt = self.runtime
+        ident = rt.running(n)
+        native = rt.name == runtime_mod.NATIVE
         s = NodeStatus(
-            node=n.id, kind=n.kind, msp_id=n.org.msp_id, pid=pid,
+            node=n.id, kind=n.kind, msp_id=n.org.msp_id, pid=int(ident) if ident and native else None,
             address=n.address, operations=f"{n.host}:{n.operations_port}",
-            healthy=bool(pid) and self.healthy(n), log=str(self.layout.log_file(n)))
+            healthy=bool(ident) and self.healthy(n), log=rt.where(n), runtime=rt.name,
+            container=None if native else ident)
         # a node on several channels (customs' peers, the orderers): each channel's own figures
         chans = [ch for ch in self.channels() if n in ch.consortium.nodes]
         if n.kind == "peer":
@@ -361,7 +410,7 @@ class Network:
         whose listen port answers, else the first."""
         local = [n for n in self.consortium.orderers if self.layout.is_local(n.org)]
         for n in local:
-            if processes.running_pid(self.layout, n) is not None and self.healthy(n):
+            if self.runtime.running(n) is not None and self.healthy(n):
                 return n
         for n in self.consortium.orderers:
             if n not in local and _reachable(n.host, n.port):
@@ -402,8 +451,9 @@ class Network:
         shown = False
         while waiting:
             if time.monotonic() > deadline:
-                tails = "\n".join(f"--- {nid}: {self.layout.log_file(self.consortium.node(nid))}\n"
-                                  f"{_tail(self.layout.log_file(self.consortium.node(nid)))}"
+                rt = self.runtime
+                tails = "\n".join(f"--- {nid}: {rt.where(self.consortium.node(nid))}\n"
+                                  + ("\n".join(rt.log_lines(self.consortium.node(nid), 15)) or "(no log)")
                                   for nid in waiting)
                 raise NetworkError(f"timed out after {timeout:.0f} s waiting for "
                                    f"{', '.join(waiting)} to be {what}\n{tails}")
@@ -424,6 +474,8 @@ class NodeStatus:
     operations: str
     healthy: bool
     log: str
+    runtime: str = runtime_mod.NATIVE
+    container: str | None = None   # with --runtime docker: the node's container (short id)
     chaincode_address: str | None = None
     admin: str | None = None
     channel_height: int | None = None
@@ -453,10 +505,3 @@ def _reachable(host: str, port: int, timeout: float = 2.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

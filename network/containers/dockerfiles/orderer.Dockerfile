@@ -6,6 +6,5 @@ FROM @BASE@
 COPY bin/orderer bin/osnadmin /usr/local/bin/
 COPY config/orderer.yaml /etc/hyperledger/fabric/orderer.yaml
 ENV FABRIC_CFG_PATH=/etc/hyperledger/fabric
-VOLUME ["/var/hyperledger/production"]
 WORKDIR /etc/hyperledger/fabric
 CMD ["/usr/local/bin/orderer"]

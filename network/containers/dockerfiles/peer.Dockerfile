@@ -11,6 +11,5 @@ RUN python3 -m venv /opt/ipledger/builder-venv \
  && mkdir -p /var/hyperledger/production
 ENV FABRIC_CFG_PATH=/etc/hyperledger/fabric \
     IPLEDGER_PYTHON=/opt/ipledger/builder-venv/bin/python
-VOLUME ["/var/hyperledger/production"]
 WORKDIR /etc/hyperledger/fabric
 CMD ["peer", "node", "start"]

@@ -355,16 +355,11 @@ def test_the_problem_type_is_in_the_openapi_document(client):
 def state_dir(tmp_path, monkeypatch):
     """A state directory holding the operator's own directory with its client identity (enough for the
     operator's 'serve' to get to TLS)."""
-    from gateway.config import GatewayConfig
     from network.lifecycle import Network
     monkeypatch.setenv("IPLEDGER_LIVE_FEED", "0")
     state = tmp_path / "state"
     net = Network.open(state)
-    ca_key = net.layout.org_dir(net.consortium.org("OperatorMSP")) / "ca" / "priv_sk"
-    ca_key.parent.mkdir(parents=True)
-    ca_key.touch()                                   # the operator's own directory is here
-    for org in GatewayConfig.from_state_dir(state, org="OperatorMSP").orgs.values():
-        Path(org.msp_dir).mkdir(parents=True)
+    net.layout.user_msp(net.consortium.org("OperatorMSP"), "User1").mkdir(parents=True)  # its client identity
     return state
 
 

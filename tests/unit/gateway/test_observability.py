@@ -162,12 +162,11 @@ def test_public_endpoints_need_no_key(client):
 
 
 def _operator_here(state: Path) -> None:
-    """A state directory with the default consortium and the operator's own directory (its CA key file)."""
+    """A state directory with the default consortium and the operator's own directory (no keys yet)."""
     from network.consortium import DEFAULT_FILE
     (state / "consortium").mkdir(parents=True)
     (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
-    (state / "operator" / "crypto" / "ca").mkdir(parents=True)
-    (state / "operator" / "crypto" / "ca" / "priv_sk").touch()
+    (state / "operator" / "crypto").mkdir(parents=True)
 
 
 def test_config_from_state_dir_uses_the_orgs_own_user1_and_peer(tmp_path):
