@@ -60,3 +60,76 @@ ensure_test_tools() {
     echo "warning: missing Debian package(s)$missing: install them, or the PDF report / browser tests fail" >&2
   fi
 }
+
+# A container engine for --runtime docker and tests/containers (docs/containers.md): Debian's docker.io
+# (dockerd), debootstrap (the base image's root file system) and docker-compose (the compose files' test).
+# An engine that already answers (DOCKER_HOST or the local socket) is used as it is. Otherwise, as root,
+# the packages are installed when missing and dockerd is started here with its bridge and address pools
+# in the benchmarking range 198.18.0.0/15 and without touching the host's firewall (the containers use
+# host networking on loopback); stop_container_engine stops it again. IPLEDGER_CONTAINER_TESTS=0 leaves
+# the engine alone and the container tests out (a developer machine without root).
+IPLEDGER_STARTED_DOCKERD=""
+engine_answers() {
+  .venv/bin/python - <<'PY' >/dev/null 2>&1
+import docker
+docker.from_env(timeout=5).ping()
+PY
+}
+
+ensure_container_engine() {
+  [ "${IPLEDGER_CONTAINER_TESTS:-1}" = "0" ] && return 0
+  export IPLEDGER_CONTAINER_TESTS=1
+  local missing=""
+  command -v dockerd >/dev/null 2>&1 || missing="$missing docker.io"
+  command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"
+  command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
+  if [ -n "$missing" ]; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+      echo "error: missing Debian package(s)$missing for the container tests: install them as root, or set" \
+           "IPLEDGER_CONTAINER_TESTS=0 to leave the container tests out" >&2
+      return 5
+    fi
+    echo "==> Installing$missing (container engine, base image, compose)"
+    # shellcheck disable=SC2086  # one word per package
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
+  if engine_answers; then
+    echo "==> Container engine: answering already (${DOCKER_HOST:-the local socket})"
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: no container engine answers and only root can start dockerd; start one, or set" \
+         "IPLEDGER_CONTAINER_TESTS=0 to leave the container tests out" >&2
+    return 5
+  fi
+  local logdir="${XDG_CACHE_HOME:-$HOME/.cache}/ipledger/containers"
+  mkdir -p "$logdir"
+  echo "==> Starting dockerd (bridge 198.18.0.1/24, address pools in 198.18.0.0/16, no firewall changes; log: $logdir/dockerd.log)"
+  dockerd --bip 198.18.0.1/24 --default-address-pool base=198.18.0.0/16,size=24 \
+          --iptables=false --ip-masq=false --ip-forward=false \
+          --pidfile /run/ipledger-dockerd.pid >>"$logdir/dockerd.log" 2>&1 &
+  IPLEDGER_STARTED_DOCKERD=$!
+  local i
+  for i in $(seq 1 120); do
+    engine_answers && return 0
+    kill -0 "$IPLEDGER_STARTED_DOCKERD" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "error: dockerd did not answer within 60 s; its log:" >&2
+  tail -20 "$logdir/dockerd.log" >&2
+  return 5
+}
+
+# Stops the dockerd that ensure_container_engine started (and its docker0 bridge); nothing otherwise.
+stop_container_engine() {
+  [ -n "$IPLEDGER_STARTED_DOCKERD" ] || return 0
+  echo "==> Stopping the dockerd started for the tests"
+  kill "$IPLEDGER_STARTED_DOCKERD" 2>/dev/null || true
+  local i
+  for i in $(seq 1 60); do
+    kill -0 "$IPLEDGER_STARTED_DOCKERD" 2>/dev/null || break
+    sleep 0.5
+  done
+  ip link delete docker0 2>/dev/null || true
+  IPLEDGER_STARTED_DOCKERD=""
+}

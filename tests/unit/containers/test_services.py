@@ -1,0 +1,139 @@
+"""The containers' descriptions (network/containers/services.py), their compose form and the runtime
+record (network/runtime.py): no engine needed."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from network import consortium, generate, runtime
+from network.containers import compose, services
+from network.layout import Layout
+from network.lifecycle import Network, NetworkError
+
+TAGS = {"peer": "ipledger/peer:t", "orderer": "ipledger/orderer:t", "ccaas": "ipledger/ccaas:t",
+        "gateway": "ipledger/gateway:t"}
+CA_DIRS = ("ca", "tlsca", "admintlsca")
+
+
+@pytest.fixture
+def net(tmp_path):
+    c, lay = consortium.load(base_port=21000), Layout(tmp_path / "state")
+    for org in c.all_orgs:
+        generate.init_org(c, lay, org, log=lambda *_: None)
+    generate.generate_nodes(c, lay)
+    return c, lay
+
+
+def binds(svc):
+    return [m for m in svc.mounts if not m.volume]
+
+
+def test_a_node_container_sees_its_own_node_directory_and_keys_read_only_and_its_ledger_on_a_volume(net):
+    c, lay = net
+    for node in c.nodes:
+        svc = services.node_service(lay, node, TAGS[node.kind])
+        own = lay.org_home(node.org)
+        for m in binds(svc):
+            assert m.read_only and m.source == m.target and Path(m.source).is_relative_to(own), m
+            assert not any(Path(m.source).is_relative_to(lay.org_dir(node.org) / d) for d in CA_DIRS if d != "admintlsca")
+            assert not Path(m.source).name == "priv_sk"
+        assert str(lay.node_crypto(node)) in [m.source for m in binds(svc)]
+        [vol] = [m for m in svc.mounts if m.volume]
+        assert (vol.source, vol.target, vol.read_only) == (services.volume_name(lay, node), str(lay.data_dir(node)), False)
+        assert svc.labels[f"{services.LABEL}.node"] == node.id and svc.org == node.org.msp_id
+    orderer = c.orderers[0]
+    admin_ca = [m.source for m in binds(services.node_service(lay, orderer, "x"))
+                if "admintlsca" in m.source]
+    assert admin_ca == [str(lay.admin_tls_ca(orderer.org))]    # the certificate, not its directory (key)
+
+
+def test_the_peer_container_reads_a_core_yaml_naming_the_images_builder(net):
+    c, lay = net
+    peer = c.node("peer0.operator")
+    d = services.write_container_config(lay, peer)
+    core = yaml.safe_load((d / "core.yaml").read_text())
+    generated = yaml.safe_load((lay.node_dir(peer) / "core.yaml").read_text())
+    assert [b["path"] for b in core["chaincode"]["externalBuilders"]] == [services.IMAGE_BUILDER_DIR]
+    core["chaincode"]["externalBuilders"] = generated["chaincode"]["externalBuilders"]
+    assert core == generated                   # nothing else differs
+    assert services.node_service(lay, peer, "x").environment["FABRIC_CFG_PATH"] == str(d)
+
+
+def test_names_belong_to_the_state_directory(tmp_path, net):
+    c, lay = net
+    other = Layout(tmp_path / "elsewhere")
+    peer = c.node("peer0.customs")
+    assert services.container_name(lay, peer.id) != services.container_name(other, peer.id)
+    assert services.volume_name(lay, peer) != services.volume_name(other, peer)
+
+
+def test_the_gateway_container_gets_its_client_identity_public_files_and_own_directory_only(net):
+    c, lay = net
+    org = c.org("BrokerMSP")
+    svc = services.gateway_service(lay, org, "x", "127.0.0.1:8082", environ={"IPLEDGER_LIVE_FEED": "1", "SECRET": "no"})
+    assert {(m.source, m.read_only) for m in svc.mounts} == {
+        (str(lay.public), True), (str(lay.user_dir(org, "User1")), True), (str(lay.gateway_dir(org)), False)}
+    assert svc.environment == {"IPLEDGER_LIVE_FEED": "1"}
+    assert svc.command[:2] == ["--state-dir", str(lay.root)] and "--org" in svc.command
+
+
+def test_the_chaincode_service_listens_beside_its_organisations_first_peer(net):
+    c, lay = net
+    org = c.org("OperatorMSP")
+    tls = lay.org_dir(org) / "chaincode"
+    svc = services.chaincode_service(lay, org, "ipledger", "ipledger_1.0:abc", "CustomsMSP", tls, "x")
+    assert svc.environment["CHAINCODE_SERVER_ADDRESS"] == f"127.0.0.1:{org.peers[0].port + 3}"
+    assert svc.environment["CHAINCODE_CLIENT_CA_CERT_FILE"] == str(tls / "ca.crt")   # mutual TLS
+    assert [(m.source, m.read_only) for m in svc.mounts] == [(str(tls), True)]
+
+
+def test_the_compose_file_names_the_same_containers_and_volumes_as_the_runtime(net):
+    c, lay = net
+    org = c.org("CustomsMSP")
+    svcs = compose.org_services(lay, org, TAGS, package_id="ipledger_1.0:abc", customs_msp="CustomsMSP",
+                                gateway_bind="127.0.0.1:8080")
+    doc = yaml.safe_load(compose.render(compose.document(svcs), "header"))
+    assert doc["version"] == "3.8"
+    names = {s["container_name"] for s in doc["services"].values()}
+    assert names == {services.container_name(lay, "peer0.customs"),
+                     services.chaincode_service_name(lay, org, "ipledger"), services.gateway_name(lay, org)}
+    peer = doc["services"]["peer0.customs"]
+    assert peer["network_mode"] == "host" and peer["image"] == TAGS["peer"]
+    vol = services.volume_name(lay, c.node("peer0.customs"))
+    assert doc["volumes"] == {vol: {"name": vol, "labels": {f"{services.LABEL}.scope": services.scope(lay),
+                                                            f"{services.LABEL}.org": "CustomsMSP"}}}
+    assert [v for v in peer["volumes"] if v["type"] == "volume"] == [
+        {"type": "volume", "source": vol, "target": str(lay.data_dir(c.node("peer0.customs")))}]
+    assert all(v.get("read_only") for v in peer["volumes"] if v["type"] == "bind")
+    # without a package or a bind address: the nodes only
+    assert [s.role for s in compose.org_services(lay, org, TAGS)] == ["peer"]
+
+
+def test_the_runtime_is_recorded_and_another_one_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv(runtime.ENV, raising=False)
+    lay = Layout(tmp_path / "state")
+    assert runtime.choose(lay, None) == "native"
+    assert runtime.choose(lay, "docker") == "docker"             # nothing recorded yet
+    runtime.record(lay, "docker")
+    assert runtime.choose(lay, None) == "docker"
+    with pytest.raises(runtime.RuntimeChoiceError, match="runs its nodes as docker.*down --purge"):
+        runtime.choose(lay, "native")
+    monkeypatch.setenv(runtime.ENV, "native")
+    with pytest.raises(runtime.RuntimeChoiceError):
+        runtime.choose(lay, None)
+    with pytest.raises(runtime.RuntimeChoiceError, match="unknown runtime 'podman'"):
+        runtime.choose(Layout(tmp_path / "other"), "podman")
+    with pytest.raises(NetworkError, match="runs its nodes as docker"):
+        Network.open(lay.root, runtime="native")
+
+
+def test_the_chaincode_services_port_must_be_free(tmp_path):
+    text = consortium.DEFAULT_FILE.read_text()
+    raw = yaml.safe_load(text)
+    raw["ports_per_node"] = 3
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    net = Network(consortium.load(path, base_port=21000), Layout(tmp_path / "state"), "docker")
+    with pytest.raises(NetworkError, match="CustomsMSP.s chaincode service would listen on 127.0.0.1:21006, which peer0.operator uses.*ports_per_node"):
+        net._check_container_ports()
+    Network(consortium.load(base_port=21000), Layout(tmp_path / "state"), "docker")._check_container_ports()
