@@ -12,9 +12,9 @@ The file (an organisation's gateway's ``<state>/<org name>/gateway/api-keys.json
     {"version": 1, "keys": {"3f2a…": {"org": "OperatorMSP", "role": "clerk", "label": "ERP",
        "salt": "…", "hash": "…", "created_at": "…", "revoked_at": null}}}
 
-Writers (the CLI) hold an exclusive lock and replace the file atomically; the
-server re-reads it when it changes, so a revocation takes effect at once
-without a restart.
+Writers (the CLI) hold an exclusive lock and replace the file atomically
+(:class:`gateway.filestore.JsonFile`); the server re-reads it when it changes, so a
+revocation takes effect at once without a restart.
 
 Roles *(design)*: ``clerk`` submits events and reads; ``viewer`` only reads.
 The org is the key's, never the request's: a key of one org cannot act as another.
@@ -22,20 +22,18 @@ The org is the key's, never the request's: a key of one org cannot act as anothe
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import hmac
-import json
 import logging
-import os
 import re
 import secrets
 import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from .filestore import JsonFile
 
 log = logging.getLogger(__name__)
 
@@ -84,23 +82,23 @@ class KeyStore:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        self._file = JsonFile(self.path, empty=lambda: {"version": FILE_VERSION, "keys": {}}, check=self._check_shape)
         self._lock = threading.Lock()
         self._signature: tuple | None = None
         self._keys: dict[str, dict] = {}
 
     # -- reading ------------------------------------------------------------------------------------
-    def _read(self) -> dict:
-        try:
-            raw = self.path.read_text("utf-8")
-        except FileNotFoundError:
-            return {"version": FILE_VERSION, "keys": {}}
-        data = json.loads(raw)
+    def _check_shape(self, data) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("keys"), dict):
             raise KeyStoreError(f"{self.path} is not an ipledger API key file")
-        return data
+
+    def _read(self) -> dict:
+        """The file's document (CorruptFileError, a ValueError, when it is not JSON)."""
+        return self._file.read()
 
     def check(self) -> None:
-        """Raise KeyStoreError when the file exists but is unsafe or unreadable (checked at start-up)."""
+        """Raise KeyStoreError when the file exists but is unsafe or not a key file, CorruptFileError when it is
+        not JSON (checked at start-up)."""
         if self.path.exists():
             check_mode(self.path)
             self._read()
@@ -151,39 +149,7 @@ class KeyStore:
                                                                       "revoked_at")}})
         return out
 
-    # -- writing (CLI) ------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _locked(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            os.chmod(self.path.parent, 0o700)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            data = self._read()
-            yield data
-            self._write(data)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    def _write(self, data: dict) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=2, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        os.replace(tmp, self.path)
-
+    # -- writing (CLI), under the file's exclusive lock ---------------------------------------------
     def create(self, org: str, role: str, label: str = "") -> tuple[str, str]:
         """A new key for ``org`` with ``role``: (key id, the key itself — shown once)."""
         if role not in ROLES:
@@ -192,7 +158,7 @@ class KeyStore:
             raise KeyStoreError(f"invalid org (MSP id) {org!r}")
         secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
         salt = secrets.token_bytes(16)
-        with self._locked() as data:
+        with self._file.update() as data:
             key_id = secrets.token_hex(6)
             while key_id in data["keys"]:
                 key_id = secrets.token_hex(6)
@@ -203,7 +169,7 @@ class KeyStore:
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key (kept in the file, marked revoked). False if there is no such active key."""
-        with self._locked() as data:
+        with self._file.update() as data:
             rec = data["keys"].get(key_id)
             if rec is None or rec.get("revoked_at"):
                 return False

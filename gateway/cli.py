@@ -202,6 +202,7 @@ def _daemon(args) -> int:
 
 def _serve(args) -> int:
     from .auth import KeyStoreError
+    from .filestore import CorruptFileError
     from .server import ServeError, serve
     from .tls import TLSOptions
     # the workers run the chaincode-event listener (live feed, webhooks); IPLEDGER_LIVE_FEED=0 turns it off
@@ -210,7 +211,7 @@ def _serve(args) -> int:
     try:
         serve(args.state_dir, bind=args.bind, workers=args.workers, threads=args.threads, timeout=args.timeout,
               log_level=args.log_level, tls=TLSOptions.from_args(args), org=args.org)
-    except (KeyStoreError, ServeError, NetworkError) as exc:
+    except (KeyStoreError, CorruptFileError, ServeError, NetworkError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -230,6 +231,7 @@ def _known_orgs(state_dir: Path) -> list[str] | None:
 def _keys(args) -> int:
     from .auth import KeyStore, KeyStoreError
     from .config import keys_file_of
+    from .filestore import CorruptFileError
     store = KeyStore(keys_file_of(args.state_dir, args.gateway))
     try:
         if args.keys_cmd == "create":
@@ -260,7 +262,7 @@ def _keys(args) -> int:
             return 0
         print(f"error: no active key {args.key_id}", file=sys.stderr)
         return 1
-    except KeyStoreError as exc:
+    except (KeyStoreError, CorruptFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -285,6 +287,7 @@ def _import(args) -> int:
 
 def _webhooks(args) -> int:
     from .config import keys_file_of
+    from .filestore import CorruptFileError
     from .webhooks import Deliveries, Subscriptions, WebhookError
     directory = keys_file_of(args.state_dir, args.gateway).parent
     subs = Subscriptions(directory / "webhooks.json")
@@ -329,7 +332,7 @@ def _webhooks(args) -> int:
                 print(f"{d['delivery_id']:>6} {d['subscription_id']:<14} {d['status']:<10} {d['attempts']:>5} "
                       f"{d['last_status'] or '-':>4} {d['alert_type'] or '':<20} {d['created_at']}")
         return 0
-    except WebhookError as exc:
+    except (WebhookError, CorruptFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -27,14 +27,11 @@ after the receiver answered but before the result was stored) — de-duplicate o
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 import sqlite3
@@ -46,6 +43,7 @@ from pathlib import Path
 from typing import Callable
 
 from .events_feed import FeedStore, Visibility, now_text
+from .filestore import JsonFile
 from .problems import Problem
 
 log = logging.getLogger("gateway.webhooks")
@@ -76,38 +74,19 @@ def _hash_id(*parts: str) -> str:
 # ------------------------------------------------------------------------------------------ subscriptions
 
 class Subscriptions:
-    """The subscription file (like the API key file: locked, atomic writes, mode 0600)."""
+    """The subscription file (like the API key file, a :class:`~gateway.filestore.JsonFile`: locked, atomic
+    writes, mode 0600)."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        self._file = JsonFile(self.path, empty=lambda: {"version": 1, "subscriptions": {}}, check=self._check_shape)
 
-    def _read(self) -> dict:
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except FileNotFoundError:
-            return {"version": 1, "subscriptions": {}}
+    def _check_shape(self, data) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("subscriptions"), dict):
             raise WebhookError(f"{self.path} is not an ipledger webhook file")
-        return data
 
-    @contextlib.contextmanager
-    def _locked(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            data = self._read()
-            yield data
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            wfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(wfd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=2, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def _read(self) -> dict:
+        return self._file.read()
 
     def add(self, url: str, org: str, secret: str | None = None, types: list[str] | None = None,
             label: str = "") -> tuple[dict, str]:
@@ -122,7 +101,7 @@ class Subscriptions:
         secret = secret or base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
         if len(secret) < 16:
             raise WebhookError("the secret must have at least 16 characters")
-        with self._locked() as data:
+        with self._file.update() as data:
             sub_id = secrets.token_hex(6)
             record = {"id": sub_id, "url": url, "org": org, "secret": secret, "types": sorted(types or []),
                       "label": label, "created_at": now_text(), "removed_at": None}
@@ -130,7 +109,7 @@ class Subscriptions:
         return public(record), secret
 
     def remove(self, sub_id: str) -> bool:
-        with self._locked() as data:
+        with self._file.update() as data:
             rec = data["subscriptions"].get(sub_id)
             if rec is None or rec.get("removed_at"):
                 return False

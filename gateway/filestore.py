@@ -1,0 +1,101 @@
+"""A small JSON document in a file of its own, shared by processes: read freely, changed under a lock.
+
+Used by the API key file (:mod:`gateway.auth`) and the webhook subscription file (:mod:`gateway.webhooks`),
+which several gunicorn workers, the ``ipledger gateway …`` CLI and — with containers — a container sharing the
+directory through a bind mount use at the same time.
+
+* **Reading** (:meth:`JsonFile.read`) takes no lock: every writer replaces the file atomically, so a reader
+  sees the old document or the new one whole, never a torn one. A missing file reads as ``empty()``.
+* **Changing** (:meth:`JsonFile.update`) is a read-modify-write under an exclusive ``flock`` on
+  ``<name>.lock`` next to the file (created 0600, never removed): writers in other threads, processes or
+  containers (same kernel) run one after the other, and none loses another's change. ``flock`` rather than
+  ``fcntl`` record locks: those belong to the process, and two threads of one process would both get in.
+  When the ``with`` body raises, nothing is written.
+* **Writing**: a temporary file ``.<name>.<pid>.tmp`` in the same directory, created 0600 (and ``fchmod``
+  0600, should a leftover of another mode be there), JSON with an indent of 2, sorted keys and a final
+  newline, flushed and ``fsync``-ed, then renamed over the file (``os.replace``). When anything fails
+  before the rename the temporary file is removed and the file keeps its old content. The directory is
+  created if need be, and made 0700 when this user owns it (the files hold hashes and signing secrets).
+* A file whose bytes are not UTF-8 JSON raises :class:`CorruptFileError` (a ``ValueError``) naming the
+  file; ``check(data)`` vets the document's shape and raises its owner's own error. I/O errors
+  (``PermissionError`` …) are raised as they are.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+MODE = 0o600
+DIR_MODE = 0o700
+
+
+class CorruptFileError(ValueError):
+    """The file is there but is not UTF-8 JSON (truncated, overwritten, not ours)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path} is corrupt (not UTF-8 JSON: {reason}); restore it from a backup or move it away")
+        self.path = path
+
+
+class JsonFile:
+    """One JSON document on disk (see the module's docstring for the guarantees).
+
+    ``empty()`` is the document of a file that does not exist yet; ``check(data)`` raises when a parsed
+    document is not of the expected shape."""
+
+    def __init__(self, path: Path | str, *, empty: Callable[[], Any], check: Callable[[Any], None] | None = None):
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._empty = empty
+        self._check = check
+
+    def read(self) -> Any:
+        """The document (no lock: see above); ``empty()`` when there is no file."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return self._empty()
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise CorruptFileError(self.path, str(exc)) from exc
+        if self._check is not None:
+            self._check(data)
+        return data
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[Any]:
+        """``with f.update() as data: <change data>`` — read, change and write back under the exclusive
+        lock; nothing is written when the body raises."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.chmod(self.path.parent, DIR_MODE)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            data = self.read()
+            yield data
+            self._replace(data)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _replace(self, data: Any) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, MODE)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                os.fchmod(f.fileno(), MODE)
+                json.dump(data, f, indent=2, sort_keys=True)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
