@@ -322,7 +322,7 @@ def _webhooks(args) -> int:
                 return 0
             print(f"error: no active subscription {args.subscription_id}", file=sys.stderr)
             return 1
-        from .events_feed import FeedStore
+        from .feed.store import FeedStore
         rows = Deliveries(FeedStore(directory / "dashboard.sqlite")).log(limit=args.limit, status=args.status)
         if args.json:
             print(json.dumps(rows, indent=2))

@@ -46,7 +46,7 @@ class GatewayConfig:
     block_lookups: int = 500           # at most this many tx -> block look-ups per query answer
     configure_logging: bool = False    # JSON logs on stderr (the server turns it on)
     log_level: str = "INFO"
-    # dashboard, live feed, webhooks (gateway/dashboard, gateway/events_feed.py, gateway/webhooks.py)
+    # dashboard, live feed, webhooks (gateway/dashboard, gateway/feed/, gateway/webhooks.py)
     state_dir: Path | None = None      # <state>: the feed database, checkpoint, webhooks and session key live in <state>/gateway
     live_feed: bool = False            # run the chaincode-event listener (env IPLEDGER_LIVE_FEED=1: 'gateway serve' sets it)
     feed_org: str | None = None        # whose identity listens (default: the first org; one in a served gateway)

@@ -10,7 +10,7 @@ broker has no mandate for.
 What is sent:
 
 * **recorded alerts** — every alert change (RAISED / UPDATED / CLEARED) inside a chaincode event, as
-  the feed listener stores it (:mod:`gateway.events_feed`); ``alert_id`` = hash of (tx id, position);
+  the feed listener stores it (:mod:`gateway.feed.listener`); ``alert_id`` = hash of (tx id, position);
 * **time alerts** (``DeadlineApproaching`` … ``AuthorisationExpiring``: no transaction, no event) —
   ``GetAlerts`` polled every ``alert_poll_s`` for each subscribed org and authorisation; a new one is
   RAISED, a vanished one CLEARED; ``alert_id`` = hash of (org, authorisation, type, subject, change,
@@ -42,7 +42,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from .events_feed import FeedStore, Visibility, now_text
+from .feed.store import FeedStore, now_text
+from .feed.visibility import Visibility
 from .filestore import JsonFile
 from .problems import Problem
 

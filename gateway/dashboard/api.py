@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from .. import audit as audit_mod
 from .. import reports
 from ..api.common import moment_param, path_id, read_json, require, state
-from ..events_feed import peer_closed_check, sse_stream
+from ..feed.sse import peer_closed_check, sse_stream
 from ..problems import Problem
 
 bp = Blueprint("dashboard_api", __name__)

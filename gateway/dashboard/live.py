@@ -9,7 +9,9 @@ import threading
 from pathlib import Path
 
 from ..audit import AuditTrail, FabricBlockReader
-from ..events_feed import FabricEventSource, FeedListener, FeedStore, Visibility, gateway_dir
+from ..feed.listener import FabricEventSource, FeedListener
+from ..feed.store import FeedStore, gateway_dir
+from ..feed.visibility import Visibility
 from ..webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
 from .streams import StreamLimits
 

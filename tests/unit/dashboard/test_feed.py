@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 
-from gateway.events_feed import FeedListener, FeedStore
 from gateway.fabric import FileCheckpointer
+from gateway.feed.listener import FeedListener
+from gateway.feed.store import FeedStore
 
 from .conftest import AUTH, AUTH2, bearer, body, place
 from .contract_ledger import ListSource, wait_for

@@ -3,7 +3,8 @@ about — not to the channel's other parties (as GetParties answers); and it dro
 since registering or withdrawing a party changes who may read."""
 from __future__ import annotations
 
-from gateway.events_feed import Visibility, feed_item
+from gateway.feed.store import feed_item
+from gateway.feed.visibility import Visibility
 from gateway.problems import Problem
 
 

@@ -7,8 +7,9 @@ import threading
 import time
 
 from gateway.app import create_app
-from gateway.events_feed import FeedListener, FeedStore
 from gateway.fabric import ChaincodeEvent, FileCheckpointer
+from gateway.feed.listener import FeedListener
+from gateway.feed.store import FeedStore
 from gateway.problems import Problem
 
 from .conftest import AUTH, AUTH2, body

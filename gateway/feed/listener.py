@@ -1,0 +1,214 @@
+"""The chaincode-event listener: one per gateway installation writes the feed.
+
+* every gunicorn worker starts a :class:`FeedListener` thread; the one that holds the lock file
+  ``<state>/<org name>/gateway/feed.lock`` (``flock``) listens, the others wait for the lock (a worker
+  that dies releases it, and another takes over);
+* the listener reads ``ChaincodeEvents(channel, ipledger)`` (:mod:`gateway.fabric.events`) from the
+  stored :class:`~gateway.fabric.FileCheckpointer` (``<state>/<org name>/gateway/feed.checkpoint.json``),
+  or from block 0 the first time, stores each transaction's ``ipledger.events`` payload in the feed
+  database (:class:`~gateway.feed.store.FeedStore`, ``INSERT OR IGNORE`` on the tx id), runs the hooks (the
+  webhook router queues its deliveries in the same database) and only then moves the checkpoint: after a
+  crash in between the transaction comes again and is ignored — no event is missed, none stored twice. A
+  hook that fails is retried with back-off and the checkpoint waits: nothing a hook should have done is
+  lost.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Protocol
+
+from .store import FeedStore, feed_item
+
+log = logging.getLogger("gateway.feed")
+
+EVENT_NAME = "ipledger.events"
+
+
+class EventSource(Protocol):
+    def open(self, checkpoint) -> Iterator:  # iterator of gateway.fabric.ChaincodeEvent with .close()
+        ...
+
+    def close(self) -> None: ...
+
+
+class FabricEventSource:
+    """Chaincode events of the contract from one org's peer (its own Gateway connection)."""
+
+    def __init__(self, config, org: str | None = None, channel: str | None = None):
+        self.config = config
+        self.org = org or config.feed_org or sorted(config.orgs)[0]
+        self.channel = channel or config.channel
+        self._gateway = None
+
+    def open(self, checkpoint):
+        from gateway.fabric import Endpoint, Gateway, load_identity
+        if self._gateway is None:
+            conn = self.config.orgs[self.org]
+            identity, signer = load_identity(conn.msp_dir, conn.msp_id)
+            self._gateway = Gateway.connect(Endpoint(conn.peer_address, tls_root_cert=conn.tls_root_cert,
+                                                     server_name=conn.server_name), identity, signer)
+        network = self._gateway.network(self.channel)
+        empty = checkpoint is None or checkpoint.empty
+        return network.chaincode_events(self.config.chaincode, start_block=0 if empty else None,
+                                        checkpoint=None if empty else checkpoint)
+
+    def close(self) -> None:
+        if self._gateway is not None:
+            with contextlib.suppress(Exception):
+                self._gateway.close()
+            self._gateway = None
+
+
+class FeedListener:
+    """The background listener (one thread). Only the holder of ``lock_path`` listens."""
+
+    def __init__(self, store: FeedStore, checkpointer, source: EventSource, lock_path: Path | str | None = None,
+                 on_item: Iterable[Callable[[dict], None]] = (), retry_s: float = 2.0,
+                 on_lead: Iterable[Callable[[], None]] = (), hook_backoff_s: float | None = None,
+                 hook_max_backoff_s: float = 60.0, channel: str | None = None):
+        self.store = store
+        self.channel = channel  # stored with each event: set on a gateway of several channels
+        self.checkpointer = checkpointer
+        self.source = source
+        self.lock_path = Path(lock_path) if lock_path else None
+        # hooks must be idempotent: a transaction whose hooks ran may come again (restart before the checkpoint)
+        self.on_item = list(on_item)
+        self.on_lead = list(on_lead)  # run once this listener holds the lock (e.g. start the webhook dispatcher)
+        self.retry_s = retry_s
+        # a failing hook is retried after hook_backoff_s, doubled each time up to hook_max_backoff_s
+        self.hook_backoff_s = min(retry_s, 0.5) if hook_backoff_s is None else hook_backoff_s
+        self.hook_max_backoff_s = hook_max_backoff_s
+        self._stop = threading.Event()
+        self._stream = None
+        self._thread: threading.Thread | None = None
+        self._lock_fd: int | None = None
+        self.leading = threading.Event()
+        self.handled = 0
+
+    # -- leadership -------------------------------------------------------------------------------------
+    def _try_lock(self) -> bool:
+        if self.lock_path is None:
+            return True
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+            self._lock_fd = None
+        self.leading.clear()
+
+    # -- running ------------------------------------------------------------------------------------------
+    def start(self) -> "FeedListener":
+        self._thread = threading.Thread(target=self.run, name="ipledger-feed", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self._try_lock():
+                    break
+                self._stop.wait(2.0)
+            else:
+                return
+            self.leading.set()
+            for callback in self.on_lead:
+                callback()
+            log.info("feed listener started (checkpoint block %s)", self.checkpointer.block_number)
+            while not self._stop.is_set():
+                try:
+                    self._listen_once()
+                except Exception as exc:  # noqa: BLE001 - reconnect from the checkpoint
+                    if self._stop.is_set():
+                        break
+                    log.warning("feed listener: %s; reconnecting from the checkpoint", type(exc).__name__,
+                                extra={"error_type": type(exc).__name__})
+                    self._stop.wait(self.retry_s)
+        finally:
+            self._unlock()
+
+    def _listen_once(self) -> None:
+        stream = self.source.open(self.checkpointer.checkpoint)
+        self._stream = stream
+        try:
+            for event in stream:
+                if self._stop.is_set() or not self.handle(event):
+                    break
+            else:
+                if not self._stop.is_set():
+                    raise ConnectionError("the chaincode event stream ended")
+        finally:
+            self._stream = None
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    def handle(self, event) -> bool:
+        """Store one chaincode event, run the hooks, then move the checkpoint past it.
+
+        The checkpoint moves only once every hook has succeeded: a hook that raises is retried (back-off
+        ``hook_backoff_s`` doubling to ``hook_max_backoff_s``) and the feed waits at this transaction. False
+        (checkpoint not moved) when the listener was stopped meanwhile: the transaction comes again on the
+        next start, so hooks must be idempotent."""
+        if event.event_name == EVENT_NAME:
+            try:
+                payload = json.loads(event.payload)
+            except ValueError:
+                log.error("chaincode event of tx %s is not JSON; skipped", event.tx_id, extra={"tx_id": event.tx_id})
+                payload = None
+            if isinstance(payload, dict):
+                self.store.add_event(event.block_number, event.tx_id, payload, self.channel)
+                item = feed_item(event.block_number, event.tx_id, payload, channel=self.channel)
+                for hook in self.on_item:
+                    if not self._run_hook(hook, item):
+                        return False
+        self.checkpointer.checkpoint_event(event)
+        self.handled += 1
+        return True
+
+    def _run_hook(self, hook: Callable[[dict], None], item: dict) -> bool:
+        """Run ``hook`` until it succeeds (True) or the listener stops (False)."""
+        delay, failures = self.hook_backoff_s, 0
+        while True:
+            try:
+                hook(item)
+                if failures:
+                    log.info("feed hook %s succeeded after %d failure(s); the feed moves on",
+                             getattr(hook, "__name__", hook), failures,
+                             extra={"tx_id": item["tx_id"], "block_number": item["block_number"]})
+                return True
+            except Exception as exc:  # noqa: BLE001 - retried; the checkpoint waits
+                failures += 1
+                log.error("feed hook %s failed (%d): %s; the feed waits at block %s (retry in %.1f s)",
+                          getattr(hook, "__name__", hook), failures, type(exc).__name__, item["block_number"], delay,
+                          extra={"tx_id": item["tx_id"], "block_number": item["block_number"],
+                                 "error_type": type(exc).__name__})
+            if self._stop.wait(delay):
+                return False
+            delay = min(self.hook_max_backoff_s, max(delay, 0.01) * 2)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with contextlib.suppress(Exception):
+            self.source.close()
+

@@ -1,0 +1,86 @@
+"""The Server-Sent-Events body of the live feed.
+
+The SSE responses of every worker read the feed database (``seq`` order = block order); each item's SSE
+``id`` is ``<block>:<tx id>`` and ``Last-Event-ID`` resumes after it. Each response shows only the items
+its organisation may see (:class:`~gateway.feed.visibility.Visibility`).
+"""
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+import time
+from typing import Callable, Iterator
+
+from .store import FeedStore
+from .visibility import Visibility
+
+def sse_message(item: dict) -> str:
+    data = json.dumps({k: v for k, v in item.items() if k != "seq"}, separators=(",", ":"), ensure_ascii=False)
+    return f"id: {item['id']}\nevent: ledger-event\ndata: {data}\n\n"
+
+
+def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id: str | None, *,
+               max_seconds: float, poll_seconds: float, stopping: threading.Event | None = None,
+               authorisation_id: str | None = None, clock=time.monotonic, sleep=time.sleep,
+               client_gone: Callable[[], bool] | None = None, keepalive_seconds: float = 5.0) -> Iterator[str]:
+    """The SSE body for ``org``: items after ``last_event_id`` (or, without one, from now on), visible
+    to ``org``, each once, in block order. Ends after ``max_seconds`` (the client reconnects), or as soon
+    as ``client_gone()`` says the client has closed the connection. A comment every ``keepalive_seconds``
+    without an item: a client that went away is noticed at the latest on the second write after, so its
+    worker thread (and its slot among the capped streams) is not held for the rest of ``max_seconds``."""
+    start = store.seq_of(last_event_id)
+    yield "retry: 1000\n\n"
+    if start is None:
+        start = store.last_seq()
+        # give the client a position to resume from, so that a reconnection misses nothing — the newest
+        # item it may see (never an invisible one), or the start of the feed
+        visible = next(iter(visibility.filter(org, _newest_first(store, authorisation_id))), None)
+        yield f"id: {visible['id'] if visible else '0:'}\n\n"
+    seq = start
+    deadline = clock() + max_seconds
+    last_write = clock()
+    while clock() < deadline and not (stopping is not None and stopping.is_set()):
+        if client_gone is not None and client_gone():
+            return
+        items = store.events_after(seq, limit=200)
+        for item in items:
+            seq = item["seq"]
+            if authorisation_id and item.get("authorisation_id") != authorisation_id:
+                continue
+            if visibility.filter(org, [item]):
+                yield sse_message(item)
+                last_write = clock()
+        if not items:
+            if clock() - last_write > keepalive_seconds:
+                yield ": keep-alive\n\n"
+                last_write = clock()
+            sleep(poll_seconds)
+
+
+def peer_closed_check(sock) -> Callable[[], bool] | None:
+    """For a plain TCP socket (gunicorn passes it in ``environ["gunicorn.socket"]``): a check whether the
+    client has closed the connection (EOF waiting, peeked without reading). None for a TLS socket (its
+    bytes cannot be peeked at: the keep-alive writes notice the closed connection instead) or no socket."""
+    if sock is None or not hasattr(sock, "recv") or isinstance(sock, ssl.SSLSocket):
+        return None
+
+    def gone() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False  # open, nothing sent: the usual case
+        except OSError:
+            return True   # reset, or closed on our side
+    return gone
+
+
+def _newest_first(store: FeedStore, authorisation_id: str | None, page: int = 200) -> Iterator[dict]:
+    before = None
+    while True:
+        items = store.latest(page, authorisation_id, before=before)
+        if not items:
+            return
+        yield from items
+        before = items[-1]["seq"]

@@ -1,0 +1,257 @@
+"""The feed database (``<state>/<org name>/gateway/dashboard.sqlite``, SQLite in WAL mode) and the feed item.
+
+It holds each transaction's ``ipledger.events`` payload once (``INSERT OR IGNORE`` on the tx id; ``seq``
+order = block order), the **list of authorisation ids** the gateway has seen in chaincode events (the
+contract has no "list authorisations" query) plus ids added by hand (dashboard form or
+``POST /api/v1/dashboard/authorisations``), the endorsement cache of the audit trail, and the tables of
+:mod:`gateway.webhooks` (the delivery queue and log, the time alerts last polled). See :mod:`gateway.feed`
+for how the listener fills it and who reads it.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+
+def now_text() -> str:
+    """Now, UTC, to the microsecond (the timestamps of the feed database and the webhook files)."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def gateway_dir(config) -> Path | None:
+    """Where the feed's files live (database, listener locks and checkpoints, webhook subscriptions):
+    ``<config.state_dir>/gateway``, i.e. ``<state>/<org name>/gateway``; None without a state directory."""
+    return Path(config.state_dir) / "gateway" if getattr(config, "state_dir", None) else None
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,              -- "<block>:<tx id>"
+    block INTEGER NOT NULL,
+    tx_id TEXT NOT NULL UNIQUE,
+    authorisation_id TEXT,
+    event_type TEXT,
+    recorded_at TEXT,
+    payload TEXT NOT NULL,                -- the chaincode event payload (JSON)
+    stored_at TEXT NOT NULL,
+    channel TEXT                          -- on a gateway of several channels: the transaction's
+);
+CREATE INDEX IF NOT EXISTS events_auth ON events(authorisation_id, seq);
+CREATE TABLE IF NOT EXISTS authorisations (
+    authorisation_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,                 -- "event" or "manual"
+    added_by TEXT,
+    first_seen TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endorsements (
+    tx_id TEXT PRIMARY KEY,
+    info TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    delivery_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    subscription_id TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    org TEXT NOT NULL,
+    authorisation_id TEXT,
+    alert_type TEXT,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,                 -- PENDING, DELIVERED, FAILED
+    attempts INTEGER NOT NULL DEFAULT 0,
+    needs_check INTEGER NOT NULL DEFAULT 0, -- 1: may the subscription's org read the authorisation? not asked yet
+    checks INTEGER NOT NULL DEFAULT 0,    -- failed attempts to ask it (the ledger unreachable)
+    next_attempt_at REAL NOT NULL,
+    last_status INTEGER,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    delivered_at TEXT,
+    UNIQUE(subscription_id, alert_id)
+);
+CREATE TABLE IF NOT EXISTS time_alerts (
+    org TEXT NOT NULL,
+    authorisation_id TEXT NOT NULL,
+    alert_key TEXT NOT NULL,              -- type/subject
+    alert TEXT NOT NULL,
+    since TEXT NOT NULL,
+    PRIMARY KEY (org, authorisation_id, alert_key)
+);
+"""
+
+
+MAX_BLOCK = 2**63 - 1  # the largest block number a position can name (SQLite INTEGER)
+
+
+class FeedStore:
+    """The feed database (SQLite, WAL): safe to use from several threads and processes.
+
+    A new connection per operation: cheap for SQLite, and no connection crosses a fork or a thread."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(SCHEMA)
+            columns = {r[1] for r in db.execute("PRAGMA table_info(deliveries)")}
+            for column in ("needs_check", "checks"):  # a database of an earlier version
+                if column not in columns:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
+                        db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+            if "channel" not in {r[1] for r in db.execute("PRAGMA table_info(events)")}:
+                with contextlib.suppress(sqlite3.OperationalError):
+                    db.execute("ALTER TABLE events ADD COLUMN channel TEXT")
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
+
+    @contextlib.contextmanager
+    def _db(self):
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            # Switching a new database to WAL while another process (a sibling worker booting) does the
+            # same answers "database is locked" at once, whatever the busy timeout: try again briefly.
+            for attempt in range(50):
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 49:
+                        raise
+                    time.sleep(0.1)
+            db.execute("PRAGMA synchronous=FULL")
+            yield db
+        finally:
+            db.close()
+
+    # -- events ---------------------------------------------------------------------------------------
+    def add_event(self, block: int, tx_id: str, payload: dict, channel: str | None = None) -> bool:
+        """Store one transaction's payload (and, on a gateway of several channels, its channel); False if it
+        was already stored (a re-delivery)."""
+        first = (payload.get("events") or [{}])[0]
+        auth_id = first.get("authorisation_id")
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO events (id, block, tx_id, authorisation_id, event_type, recorded_at, "
+                    "payload, stored_at, channel) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (f"{block}:{tx_id}", block, tx_id, auth_id, first.get("event_type"), payload.get("recorded_at"),
+                     json.dumps(payload, separators=(",", ":"), ensure_ascii=False), now_text(), channel))
+                added = cur.rowcount == 1
+                if added:
+                    for ev in payload.get("events") or []:
+                        if ev.get("authorisation_id"):
+                            db.execute("INSERT OR IGNORE INTO authorisations (authorisation_id, source, added_by, "
+                                       "first_seen) VALUES (?, 'event', NULL, ?)",
+                                       (ev["authorisation_id"], payload.get("recorded_at") or now_text()))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return added
+
+    def _item(self, row) -> dict:
+        return feed_item(row["block"], row["tx_id"], json.loads(row["payload"]), seq=row["seq"],
+                         channel=row["channel"])
+
+    def events_after(self, seq: int, limit: int = 500, authorisation_id: str | None = None) -> list[dict]:
+        with self._db() as db:
+            if authorisation_id:
+                rows = db.execute("SELECT * FROM events WHERE seq > ? AND authorisation_id = ? ORDER BY seq LIMIT ?",
+                                  (seq, authorisation_id, limit)).fetchall()
+            else:
+                rows = db.execute("SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)).fetchall()
+        return [self._item(r) for r in rows]
+
+    def latest(self, limit: int = 100, authorisation_id: str | None = None, before: int | None = None) -> list[dict]:
+        """The newest items (before position ``before``), newest first."""
+        before = before if before is not None else 2 ** 62
+        with self._db() as db:
+            if authorisation_id:
+                rows = db.execute("SELECT * FROM events WHERE authorisation_id = ? AND seq < ? ORDER BY seq DESC "
+                                  "LIMIT ?", (authorisation_id, before, limit)).fetchall()
+            else:
+                rows = db.execute("SELECT * FROM events WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                                  (before, limit)).fetchall()
+        return [self._item(r) for r in rows]
+
+    def last_seq(self) -> int:
+        with self._db() as db:
+            row = db.execute("SELECT max(seq) FROM events").fetchone()
+        return row[0] or 0
+
+    def seq_of(self, event_id: str | None) -> int | None:
+        """The position after which to resume for a ``Last-Event-ID`` (``<block>:<tx id>``); None if it
+        is not one. An id the store does not know (e.g. a rebuilt store) resumes after its block."""
+        if not event_id:
+            return None
+        block_text, sep, tx_id = event_id.strip().partition(":")
+        # ASCII digits only (str.isdigit takes '²'), and a block number SQLite can hold (signed 64 bits)
+        if not sep or not re.fullmatch(r"[0-9]{1,19}", block_text) or int(block_text) > MAX_BLOCK:
+            return None
+        block = int(block_text)
+        with self._db() as db:
+            if tx_id:
+                row = db.execute("SELECT seq FROM events WHERE id = ?", (f"{block}:{tx_id}",)).fetchone()
+                if row:
+                    return row[0]
+            row = db.execute("SELECT min(seq) FROM events WHERE block > ?", (block if tx_id else block - 1,)).fetchone()
+            if row[0] is not None:
+                return row[0] - 1
+            row = db.execute("SELECT max(seq) FROM events").fetchone()
+            return row[0] or 0
+
+    def count(self) -> int:
+        with self._db() as db:
+            return db.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    # -- authorisations -------------------------------------------------------------------------------
+    def authorisation_ids(self) -> list[dict]:
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM authorisations ORDER BY authorisation_id").fetchall()
+        return [dict(r) for r in rows]
+
+    def add_authorisation(self, authorisation_id: str, added_by: str) -> bool:
+        with self._db() as db:
+            cur = db.execute("INSERT OR IGNORE INTO authorisations (authorisation_id, source, added_by, first_seen) "
+                             "VALUES (?, 'manual', ?, ?)", (authorisation_id, added_by, now_text()))
+            return cur.rowcount == 1
+
+    # -- endorsements (audit trail cache) ------------------------------------------------------------
+    def endorsement(self, tx_id: str) -> dict | None:
+        with self._db() as db:
+            row = db.execute("SELECT info FROM endorsements WHERE tx_id = ?", (tx_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save_endorsement(self, tx_id: str, info: dict) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO endorsements (tx_id, info) VALUES (?, ?)", (tx_id, json.dumps(info)))
+
+    # -- used by gateway.webhooks -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def connection(self):
+        with self._db() as db:
+            yield db
+
+
+def feed_item(block: int, tx_id: str, payload: dict, seq: int | None = None, channel: str | None = None) -> dict:
+    """One transaction as the feed shows it: the chaincode event payload plus its position (and its channel,
+    on a gateway of several)."""
+    events = payload.get("events") or []
+    first = events[0] if events else {}
+    submitted_by = first.get("submitted_by") or {}
+    return {
+        "id": f"{block}:{tx_id}", "seq": seq, "block_number": block, "tx_id": tx_id,
+        "recorded_at": payload.get("recorded_at"), "event_type": first.get("event_type"),
+        "event_id": first.get("event_id"), "authorisation_id": first.get("authorisation_id"),
+        "occurred_at": first.get("occurred_at"), "submitting_org": submitted_by.get("msp_id"),
+        "submitted_by": submitted_by, "lots": first.get("lots") or [], "batches": first.get("batches") or [],
+        "event": first.get("event"), "events": events, "alerts": payload.get("alerts") or [],
+        **({"channel": channel} if channel else {}),
+    }
+
