@@ -13,7 +13,7 @@ import copy
 import functools
 from typing import Any
 
-from chaincode.contract import schemas  # the contract's schemas (allowed import)
+from chaincode.contract import acts, schemas  # the contract's act table and schemas (allowed imports)
 
 from .api.common import ID_PATTERNS, MOMENT_PATTERN
 from .auth import ROLES
@@ -23,17 +23,10 @@ from .validation import COMMERCIAL_EVENTS, EVENT_TYPES
 API_VERSION = "1.0.0"
 _COMMON_REF = "common.json#/$defs/"
 
-# who performs each act, by role (documentation; the contract decides: chaincode/contract/roles.py ACTS —
-# customs is the organisation the deployment names, holders and representatives are in customs' register)
-CUSTOMS, HOLDER, DECLARANT = "customs", "the holder", "the holder, or a representative with a mandate"
-PERFORMED_BY = {
-    **{t: CUSTOMS for t in ("GrantAuthorisation", "AmendAuthorisation", "SuspendAuthorisation",
-                            "ReinstateAuthorisation", "RevokeAuthorisation", "ExtendDischargePeriod",
-                            "ConfirmExit", "RecordControl", "DecideBillOfDischarge", "SetParameters",
-                            "RegisterParty", "WithdrawParty")},
-    **{t: HOLDER for t in ("MoveGoods", "RecordProcessing", "RecordLoss", "SubmitBillOfDischarge")},
-    **{t: DECLARANT for t in ("PlaceUnderProcedure", "ExitGoods")},
-}
+# who performs each act, by role, in words: the contract's act table (chaincode/contract/acts.py), which the
+# contract checks (roles.ACTS) — customs is the organisation the deployment names, holders and
+# representatives are in customs' register
+PERFORMED_BY: dict[str, str] = {act.name: act.performed_by for act in acts.TABLE}
 
 
 def _param(name: str, where: str, schema: dict, description: str, required: bool | None = None) -> dict:

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaincode.contract import schemas  # the contract's schemas (allowed import)
+from chaincode.contract import acts, schemas  # the contract's act table and schemas (allowed imports)
 
 from .problems import Problem
 
 EVENT_TYPES: tuple[str, ...] = schemas.EVENT_TYPES
-# Acts whose commercial data travel in the transient map (mirrors the contract's COMMERCIAL_ACTS).
-COMMERCIAL_EVENTS = frozenset({"PlaceUnderProcedure", "ExitGoods"})
+# Acts whose commercial data travel in the transient map (the contract's act table, acts.py).
+COMMERCIAL_EVENTS = frozenset(acts.COMMERCIAL)
 # ... and those for which the contract requires a customs value.
 CUSTOMS_VALUE_REQUIRED = frozenset({"PlaceUnderProcedure"})
 MAX_ERRORS = 20

@@ -1,7 +1,8 @@
 """The ipledger contract: inward processing (UCC art. 256-258) on a shared ledger.
 
-One submit transaction per event type of domain.md §4, each taking the event
-as one JSON object; evaluate-only queries for the audit view of §7.
+One submit transaction per act of domain.md §4 (the act table, ``acts.py``: who performs it, whether it
+carries commercial data, what it changes), each taking the event as one JSON object; evaluate-only
+queries for the audit view of §7.
 
 The contract names no organisation: customs is the organisation the deployment names
 (``deployment.py``, ``IPLEDGER_CUSTOMS_MSP``), every other party is what customs entered in the
@@ -31,14 +32,14 @@ from typing import Any, Callable
 
 from chaincode.shim.contract_api import Contract, transaction
 
-from . import (alerts, authorisations, billing, controls, deployment, discharge, eventlog, identifiers, keys,
-               params, parties, placement, processing, queries, roles, schemas, timing)
+from . import (acts, alerts, authorisations, billing, controls, deployment, discharge, eventlog, identifiers,
+               keys, params, parties, placement, processing, queries, roles, schemas, timing)
 from .context import Tx
 from .errors import InvalidEvent
 from .times import wall_clock
 
-# Acts whose commercial data (customs value, prices) travel in the transient map, key "commercial".
-COMMERCIAL_ACTS = frozenset({"PlaceUnderProcedure", "ExitGoods"})
+# Acts whose commercial data (customs value, prices) travel in the transient map, key "commercial" (acts.py).
+COMMERCIAL_ACTS = frozenset(acts.COMMERCIAL)
 
 
 def read_first(tx: Tx, event: dict) -> list[tuple]:

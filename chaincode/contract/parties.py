@@ -23,12 +23,11 @@ the transaction.
 from __future__ import annotations
 
 from . import keys
+from .acts import HOLDER, REPRESENTATIVE
 from .endorsement import customs_only_policy
 from .errors import CustomsNotRegistrable, EoriTaken, InvalidState, NotFound
 
-HOLDER = "holder"
-REPRESENTATIVE = "representative"
-ROLES = (HOLDER, REPRESENTATIVE)
+ROLES = (HOLDER, REPRESENTATIVE)  # the roles customs register (customs is customs by deployment)
 
 REGISTERED = "REGISTERED"
 WITHDRAWN = "WITHDRAWN"

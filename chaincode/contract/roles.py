@@ -11,9 +11,9 @@ The caller's **role** comes from its organisation (MSP id):
 Only ``client`` identities (Fabric NodeOU) use the contract: ``admin`` identities manage identities and
 channel membership and can neither act nor read *(design)*.
 
-Acts (:data:`ACTS`, the one table of who performs each act): customs acts are customs'; the holder's
-records (movements, processing, losses, the bill of discharge) are the holder's; declarations
-(placement, exit) are the holder's or a representative's (UCC art. 18 customs representation).
+Acts (:data:`ACTS`, from the act table ``acts.py``): customs acts are customs'; the holder's records
+(movements, processing, losses, the bill of discharge) are the holder's; declarations (placement, exit)
+are the holder's or a representative's (UCC art. 18 customs representation).
 
 **Standing** for an authorisation: a holder acts for the authorisations granted to one of its registered
 EORIs (``holder_eori``); a representative for those whose ``broker_mandates`` name one of its EORIs.
@@ -36,30 +36,18 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from . import parties
+from . import acts, parties
 from .errors import EoriNotRegistered, NotPermitted, PartyWithdrawn, UnknownParty
 
-CUSTOMS = "customs"
-HOLDER = parties.HOLDER
-REPRESENTATIVE = parties.REPRESENTATIVE
+CUSTOMS = acts.CUSTOMS
+HOLDER = acts.HOLDER
+REPRESENTATIVE = acts.REPRESENTATIVE
 
 CLIENT = "client"
 FABRIC_CA_ATTRS_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 
-# -- the acts of domain.md §4 and who performs them ----------------------------------------------------
-CUSTOMS_ACTS = (
-    "GrantAuthorisation", "AmendAuthorisation", "SuspendAuthorisation", "ReinstateAuthorisation",
-    "RevokeAuthorisation", "ExtendDischargePeriod", "ConfirmExit", "RecordControl",
-    "DecideBillOfDischarge", "SetParameters", "RegisterParty", "WithdrawParty",
-)
-HOLDER_ACTS = ("MoveGoods", "RecordProcessing", "RecordLoss", "SubmitBillOfDischarge")
-DECLARATION_ACTS = ("PlaceUnderProcedure", "ExitGoods")  # the holder, or a representative with a mandate
-
-ACTS: dict[str, frozenset[str]] = {
-    **{act: frozenset({CUSTOMS}) for act in CUSTOMS_ACTS},
-    **{act: frozenset({HOLDER}) for act in HOLDER_ACTS},
-    **{act: frozenset({HOLDER, REPRESENTATIVE}) for act in DECLARATION_ACTS},
-}
+# who performs each act of domain.md §4: the act table (acts.py), as sets for the check
+ACTS: dict[str, frozenset[str]] = {act.name: frozenset(act.performers) for act in acts.TABLE}
 
 
 @dataclass(frozen=True)

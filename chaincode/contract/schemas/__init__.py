@@ -22,15 +22,13 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker, validators
 
+from .. import acts
+
 __all__ = ["EVENT_TYPES", "TRANSIENT_SCHEMAS", "load_schema", "validator", "validate", "errors",
            "identifier_errors"]
 
-EVENT_TYPES: tuple[str, ...] = (
-    "GrantAuthorisation", "AmendAuthorisation", "SuspendAuthorisation", "ReinstateAuthorisation",
-    "RevokeAuthorisation", "ExtendDischargePeriod", "PlaceUnderProcedure", "MoveGoods", "RecordProcessing",
-    "RecordLoss", "ExitGoods", "ConfirmExit", "RecordControl", "SubmitBillOfDischarge",
-    "DecideBillOfDischarge", "SetParameters", "RegisterParty", "WithdrawParty",
-)
+# One schema per act of the act table (``acts.py``), in its order.
+EVENT_TYPES: tuple[str, ...] = acts.NAMES
 # Schemas of transient-map entries (not events): name -> schema file.
 TRANSIENT_SCHEMAS: tuple[str, ...] = ("commercial",)
 
