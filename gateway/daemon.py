@@ -119,7 +119,8 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
     current = running(state_dir, org)
     who = f"{org}'s gateway"
     if current:
-        log(f"  {who} already running (pid {current[0]}) at {current[1]}")
+        what = "pid" if isinstance(current[0], int) else "container"
+        log(f"  {who} already running ({what} {current[0]}) at {current[1]}")
         return current[1]
     tls = tls or TLSOptions()
     if tls != TLSOptions():
@@ -151,11 +152,17 @@ def _start_container(state_dir: Path, docker, org: str, bind: str, workers: int,
     public consortium files and its own gateway directory mounted, nothing else of the host."""
     net, rt = docker
     own = net.consortium.org(org)
-    files = [f for f in (tls.cert_file, tls.key_file, *tls.client_cas) if f]
+    running_bind = rt.gateway_bind(own)
+    if running_bind is not None:   # started by hand or by compose: it is that one
+        scheme = "https" if "--tls-cert" in (rt.gateway_command(own) or []) else "http"
+        url = f"{scheme}://{running_bind}"
+        container_file(state_dir, org).write_text(f"{rt.gateway_running(own)} {url}\n")
+        log(f"  {org}'s gateway already running (container {rt.gateway_running(own)}) at {url}")
+        return url
     try:
-        cid = rt.start_gateway(own, bind, workers, dict(os.environ), tls.argv(), files)
+        cid = rt.start_gateway(own, bind, workers, dict(os.environ), tls.argv(), tls.files())
     except RuntimeError as exc:
-        raise DaemonError(f"the {org}'s gateway container did not start: {exc}") from None
+        raise DaemonError(f"{org}'s gateway container did not start: {exc}") from None
     container_file(state_dir, org).write_text(f"{cid} {url}\n")
     deadline = time.monotonic() + timeout
     while not healthy(url, tls.cert_file):

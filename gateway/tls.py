@@ -87,6 +87,11 @@ class TLSOptions:
         if self.client_cert is not None and self.client_cert not in CLIENT_CERT_MODES:
             raise TLSError(f"--client-cert must be one of {', '.join(CLIENT_CERT_MODES)}, not {self.client_cert!r}")
 
+    def files(self) -> list[str]:
+        """The files the options name, as absolute paths (what a gateway run in a container is given)."""
+        out = [_absolute(f) for f in (self.cert_file, self.key_file) if f]
+        return out + [_absolute(path) for _, path in map(_split_ca_spec, self.client_cas) if path]
+
     def argv(self) -> list[str]:
         """The options as ``gateway serve`` arguments, with absolute paths (for ``gateway start``)."""
         out: list[str] = []

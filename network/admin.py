@@ -608,6 +608,8 @@ def network_remove_org(net: Network, msp_id: str, force: bool = False, log=print
     for n in org.nodes:
         if net.runtime.stop(n):
             log(f"  stopped {n.id}")
+    if net.runtime.name == "docker":   # its chaincode services and gateway too
+        net.runtime.remove_org(org, log)
     consortium_mod.save(c, net.layout.consortium_file)
     net.consortium = c
     log(f"Removed {msp_id} from {net.layout.consortium_file} (its own directory, with its "

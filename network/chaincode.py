@@ -275,23 +275,17 @@ class Deployer:
     def org_package(self, spec: ChaincodeSpec, pkg: Path, org) -> Path:
         """The package ``org``'s peers install. With native processes, ``pkg`` itself (the peer
         runs the contract through the external builder). With containers (``--runtime docker``), a
-        chaincode-as-a-service package of ``org``'s own, kept in its own directory: the address
-        of its chaincode service (network/containers/services.py) and the TLS material its peers
-        dial it with (its own TLS CA's); the service is started for that package's id."""
+        chaincode-as-a-service package of ``org``'s own (:func:`org_service_package`) and its
+        service started: the contract runs from the ``ccaas`` image built from this tree."""
         rt = self.net.runtime
         if rt.name != runtime.DOCKER:
             return pkg
-        from .containers.services import chaincode_service_address
-        ids = identities.OrgIdentities(self.net.layout.org_dir(org), org.msp_id, org.domain)
-        tls = ids.chaincode_service_tls()
-        out = self.net.layout.org_home(org) / "chaincode" / f"{spec.label}.ccaas.tar.gz"
-        out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        build_ccaas_package(spec.name, spec.label, chaincode_service_address(org), out,
-                            root_cert=(tls / "ca.crt").read_text(),
-                            client_cert=(tls / "client.crt").read_text(),
-                            client_key=(tls / "client.key").read_text())
-        out.chmod(0o600)  # it carries the peers' client key for the service
-        rt.start_chaincode(org, spec.name, package_id(out), _customs(self.net.consortium), tls, self.log)
+        if (spec.contract, spec.sources) != (ChaincodeSpec().contract, ChaincodeSpec().sources):
+            raise ChaincodeError(f"with --runtime docker the peers run the ipledger contract from its chaincode "
+                                 f"service image; {spec.contract} from {', '.join(map(str, spec.sources))} has no "
+                                 "image: deploy it with native processes")
+        out = org_service_package(self.net, org, spec.name, spec.label)
+        start_service(self.net, org, out, self.log)
         return out
 
     def install_for_orgs(self, spec: ChaincodeSpec, pkg: Path, orgs: list) -> dict[str, str]:
@@ -374,6 +368,9 @@ class Deployer:
         self.log(f"  committed {spec.name} {spec.version} at sequence {sequence} "
                  f"in {time.monotonic() - started:.1f} s")
         self._save_definition(spec, sequence, pkg, package_id(pkg))
+        if self.net.runtime.name == runtime.DOCKER:   # the former version's services are no longer used
+            for org in local:
+                retire_services(self.net, org, spec.name, spec.label, self.log)
         return self.committed(spec.name)
 
     def _readiness(self, peer, definition: list[str]) -> dict[str, bool]:
@@ -518,3 +515,71 @@ def deploy_on_channels(net: Network, spec: ChaincodeSpec, pkg: Path | None = Non
             log(f"channel {ch.consortium.channel}:")
         out[ch.consortium.channel] = Deployer(ch, log).deploy(spec, pkg, upgrade=upgrade)
     return out
+
+
+# ----------------------------------------------------------------------------- chaincode services
+# With --runtime docker each organisation runs the contract as its own chaincode service
+# (network/containers): one package per organisation and version, in its own directory, naming
+# the service's address and carrying the TLS material its peers dial it with.
+
+def service_package_file(net: Network, org, label: str) -> Path:
+    return net.layout.org_home(org) / "chaincode" / f"{label}.ccaas.tar.gz"
+
+
+def service_packages(net: Network, org) -> list[Path]:
+    """``org``'s chaincode-service packages: one per version it deployed and has not retired."""
+    return sorted((net.layout.org_home(org) / "chaincode").glob("*.ccaas.tar.gz"))
+
+
+def service_address(pkg: Path) -> str:
+    """The address a chaincode-service package makes its peers dial."""
+    with tarfile.open(pkg) as outer:
+        code = outer.extractfile("code.tar.gz").read()
+    with tarfile.open(fileobj=io.BytesIO(code)) as inner:
+        return json.loads(inner.extractfile("connection.json").read())["address"]
+
+
+def org_service_package(net: Network, org, name: str, label: str) -> Path:
+    """``org``'s package for ``label``: the one it built before (same id: installed, approved), else a
+    new one naming a free slot beside its first peer (not the one a service of another version of the
+    contract listens on: that one runs until the new version is committed), its TLS CA as the
+    service's root, and the client pair its peers present (the package is 0600 in its own directory)."""
+    from .containers.services import chaincode_service_addresses
+    out = service_package_file(net, org, label)
+    ids = identities.OrgIdentities(net.layout.org_dir(org), org.msp_id, org.domain)
+    tls = ids.chaincode_service_tls(sorted({p.host for p in org.peers}))
+    if out.exists():
+        return out
+    taken = {service_address(p) for p in service_packages(net, org) if p.name.startswith(f"{name}_")}
+    free = [a for a in chaincode_service_addresses(org) if a not in taken]
+    if not free:
+        raise ChaincodeError(f"{org.msp_id} runs services for {len(taken)} versions of {name} already "
+                             f"({', '.join(sorted(taken))}); commit one of them first")
+    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    build_ccaas_package(name, label, free[0], out, root_cert=(tls / "ca.crt").read_text(),
+                        client_cert=(tls / "client.crt").read_text(), client_key=(tls / "client.key").read_text())
+    out.chmod(0o600)   # it carries the peers' client key for the service
+    return out
+
+
+def start_service(net: Network, org, pkg: Path, log=print) -> str:
+    label = package_label(pkg)
+    tls = identities.OrgIdentities(net.layout.org_dir(org), org.msp_id, org.domain).chaincode_service_dir
+    return net.runtime.start_chaincode(org, label, package_id(pkg), service_address(pkg), _customs(net.consortium),
+                                       tls, log)
+
+
+def retire_services(net: Network, org, name: str, keep: str, log=print) -> None:
+    """Once ``keep`` (a label of ``name``) is committed: stop ``org``'s services of other versions and
+    delete their packages (their slot is free again)."""
+    for label in net.runtime.retire_chaincode(org, name, keep, log):
+        service_package_file(net, org, label).unlink(missing_ok=True)
+
+
+def resume_services(net: Network, log=print) -> None:
+    """``network up`` with containers: every local organisation's chaincode services, one per package
+    it holds (a node's restart does not restart them; ``network down`` stopped them)."""
+    for org in net.consortium.orgs:
+        if org.peers and net.layout.is_local(org):
+            for pkg in service_packages(net, org):
+                start_service(net, org, pkg, log)

@@ -199,6 +199,10 @@ def _chaincode(args) -> int:
                 raise NetworkError(f"{args.package} is labelled {package_label(args.package)!r}, "
                                    f"not {spec.label!r} (--name/--version)")
             pkg = args.package
+            if net.runtime.name == runtime.DOCKER:
+                print(f"note: with --runtime docker the peers run the contract of the chaincode service image "
+                      f"built from this tree (network/containers); {args.package} is recorded as the definition's "
+                      "public code", file=sys.stderr)
         else:
             pkg = dep.package(spec, args.output)
         deploy_on_channels(net, spec, pkg, upgrade=args.cmd == "upgrade")
@@ -210,7 +214,7 @@ def _chaincode(args) -> int:
 
 
 def _compose(net: Network, msp_id: str, out: Path | None, gateway_bind: str | None) -> None:
-    from .chaincode import ChaincodeSpec, Deployer, package_id
+    from .chaincode import package_id, package_label, service_address, service_packages
     from .containers import compose, images
     org = net.consortium.org(msp_id)
     if not net.layout.is_local(org):
@@ -220,19 +224,13 @@ def _compose(net: Network, msp_id: str, out: Path | None, gateway_bind: str | No
         tags = {step.spec.name: step.tag for step in images.plan(images.default_specs(log=lambda *_: None))}
     except images.ImageError as e:
         raise NetworkError(str(e)) from None
-    name, pid = ChaincodeSpec.default().name, None
-    for ch in net.channels():   # the package of the version committed on the organisation's channel
-        record = Deployer(ch).definition_file(name)
-        if org in ch.consortium.orgs and record.exists():
-            version = json.loads(record.read_text())["version"]
-            package = net.layout.org_home(org) / "chaincode" / f"{name}_{version}.ccaas.tar.gz"
-            pid = package_id(package) if package.exists() else None
-            break
-    svcs = compose.org_services(net.layout, org, tags, chaincode=name, package_id=pid,
+    packages = [(package_label(p), package_id(p), service_address(p)) for p in service_packages(net, org)]
+    svcs = compose.org_services(net.layout, org, tags, chaincode_services=packages,
                                 customs_msp=net.consortium.customs, gateway_bind=gateway_bind)
     header = (f"{msp_id}'s containers, written by 'ipledger network compose --org {msp_id}' from\n"
               f"{net.layout.consortium_file}. Images: python -m network.containers build.\n"
-              f"Then: docker-compose -f <this file> up -d; ipledger --runtime docker network up")
+              f"Then: docker-compose -f <this file> up -d; ipledger --runtime docker network up\n"
+              f"The ledgers are on named volumes: 'docker-compose down -v' deletes them.")
     text = compose.render(compose.document(svcs), header)
     if out is None:
         sys.stdout.write(text)
@@ -260,12 +258,14 @@ def _print_status(rows: list[dict]) -> None:
 
 def _logs(net: Network, node_id: str, lines: int, follow: bool) -> None:
     node, rt = net.consortium.node(node_id), net.runtime
+    if follow:
+        if rt.name == runtime.NATIVE and not net.layout.log_file(node).exists():
+            raise NetworkError(f"no log for {node_id} yet ({rt.where(node)})")
+        rt.follow(node, lines)
+        return
     text = rt.log_lines(node, lines)
     if not text:
         raise NetworkError(f"no log for {node_id} yet ({rt.where(node)})")
-    if follow:
-        rt.follow(node, lines)
-        return
     for line in text:
         print(line)
 

@@ -321,24 +321,32 @@ class OrgIdentities:
         self._save_register(reg)
         return d
 
-    def chaincode_service_tls(self) -> Path:
+    @property
+    def chaincode_service_dir(self) -> Path:
+        return self.root / "chaincode"
+
+    def chaincode_service_tls(self, hosts: list[str] = ()) -> Path:
         """TLS for the organisation's chaincode service (the contract run as a service beside its
-        peers, network/containers): a server pair the service presents (127.0.0.1, localhost) and a
-        client pair its peers present to it, both from this organisation's TLS CA, in
-        ``crypto/chaincode/`` (created once). No MSP identity: the service signs nothing."""
-        d = self.root / "chaincode"
-        if (d / "client.key").exists():
-            return d
+        peers, network/containers): a server pair the service presents (for ``hosts``, localhost and
+        127.0.0.1: issued again when a host is missing from it) and a client pair its peers present to
+        it (created once), both from this organisation's TLS CA, in ``crypto/chaincode/``. No MSP
+        identity: the service signs nothing."""
+        d = self.chaincode_service_dir
         if not self.exists:
             raise IdentityError(f"{self.msp_id} has no CA yet in {self.root}")
-        _write(d / "ca.crt", self.tlsca.cert_file.read_bytes())
-        for stem, cn, hosts in (("server", f"chaincode.{self.domain}", ["localhost", "127.0.0.1"]),
-                                ("client", f"chaincode-client.{self.domain}", [])):
-            key = ec.generate_private_key(ec.SECP256R1())
-            cert = self.tlsca.issue(key.public_key(), cn, self.domain, None, tls=True, hosts=hosts)
-            _write(d / f"{stem}.crt", pem(cert))
-            _write(d / f"{stem}.key", _key_pem(key), private=True)
+        names = ["localhost", "127.0.0.1", *hosts]
+        if not (d / "client.key").exists():
+            _write(d / "ca.crt", self.tlsca.cert_file.read_bytes())
+            self._tls_pair(d, "client", f"chaincode-client.{self.domain}", [])
+        if not (d / "server.key").exists() or not _names_cover(load_cert(d / "server.crt"), names):
+            self._tls_pair(d, "server", f"chaincode.{self.domain}", names)
         return d
+
+    def _tls_pair(self, d: Path, stem: str, cn: str, hosts: list[str]) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self.tlsca.issue(key.public_key(), cn, self.domain, None, tls=True, hosts=hosts)
+        _write(d / f"{stem}.crt", pem(cert))
+        _write(d / f"{stem}.key", _key_pem(key), private=True)
 
     def add_user(self, user: str, role: str = "client") -> Path:
         """A user ``<user>@<domain>`` (``client`` or ``admin``)."""
@@ -433,3 +441,13 @@ def private_key_files(root: Path) -> list[Path]:
         except OSError:
             continue
     return found
+
+
+def _names_cover(cert: x509.Certificate, hosts: list[str]) -> bool:
+    """Whether the certificate's subject alternative names include every one of ``hosts``."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    names = set(san.get_values_for_type(x509.DNSName)) | {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
+    return set(hosts) <= names

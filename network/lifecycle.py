@@ -194,21 +194,30 @@ class Network:
                    "accepting admin connections", timeout, log)
         for ch in channels:
             ch._join_channel(log, timeout)
+        if self.runtime.name == runtime_mod.DOCKER:
+            from .chaincode import resume_services  # (the chaincode module builds on this one)
+            resume_services(self, log)
         log(f"Network up in {time.monotonic() - started:.1f} s")
 
     def _check_container_ports(self) -> None:
-        """Each organisation's chaincode service listens beside its first peer (its port + 3,
-        network/containers/services.py): that port must be no node's."""
-        from .containers.services import chaincode_service_address
+        """Each organisation's chaincode service listens beside its first peer (its port + 3 or + 4,
+        network/containers/services.py): those ports must be no node's. Containers use the host's
+        network: a node in a network namespace (a test/lab feature of native processes) is refused."""
+        from .containers.services import chaincode_service_addresses
+        in_netns = [n.id for n in self.local_nodes if n.netns]
+        if in_netns:
+            raise NetworkError(f"{', '.join(in_netns)} name a network namespace (netns): native processes only; "
+                               "containers use the host's network")
         taken = {(n.host, p): n.id for n in self.consortium.nodes for p in n.ports()}
         for org in self.consortium.orgs:
             if not org.peers:
                 continue
-            host, port = chaincode_service_address(org).rsplit(":", 1)
-            if (host, int(port)) in taken:
-                raise NetworkError(f"{org.msp_id}'s chaincode service would listen on {host}:{port}, "
-                                   f"which {taken[(host, int(port))]} uses: give nodes at least 4 ports "
-                                   "each (ports_per_node in the consortium file)")
+            for address in chaincode_service_addresses(org):
+                host, port = address.rsplit(":", 1)
+                if (host, int(port)) in taken:
+                    raise NetworkError(f"{org.msp_id}'s chaincode service would listen on {host}:{port}, "
+                                       f"which {taken[(host, int(port))]} uses: give nodes at least 5 ports "
+                                       "each (ports_per_node in the consortium file)")
 
     def _join_channel(self, log, timeout: float) -> None:
         """This channel's local orderers and admitted peers join it; wait until they have its
@@ -319,7 +328,9 @@ class Network:
         # a node on several channels (customs' peers, the orderers): each channel's own figures
         chans = [ch for ch in self.channels() if n in ch.consortium.nodes]
         if n.kind == "peer":
-            s.chaincode_address = f"{n.host}:{n.chaincode_port}"
+            # with containers the peer launches nothing: the chaincode services listen beside it
+            s.chaincode_address = (f"{n.host}:{n.chaincode_port}" if native else
+                                   ", ".join(sorted(set(rt.chaincode_services(n.org).values()))) or None)
             if s.healthy:
                 s.channels = {ch.consortium.channel: {"height": ch.peer_height(n),
                                                       "gossip_peers_known": ch.gossip_peers_known(n)}

@@ -118,6 +118,8 @@ def choose(layout: Layout, requested: str | None) -> str:
     current = recorded(layout)
     if current is not None and current not in RUNTIMES:
         raise RuntimeChoiceError(f"{record_file(layout)} names an unknown runtime {current!r}")
+    if current is None and any(layout.root.glob("*/nodes/*/data/*")):
+        current = NATIVE   # made before the record existed: its ledgers are in its data directories
     if requested and current and requested != current:
         raise RuntimeChoiceError(
             f"{layout.root} runs its nodes as {current} (recorded in {record_file(layout)}); its "

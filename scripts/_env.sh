@@ -90,8 +90,10 @@ ensure_container_engine() {
       return 5
     fi
     echo "==> Installing$missing (container engine, base image, compose)"
+    apt-get update -qq >/dev/null || { echo "error: apt-get update failed" >&2; return 5; }
     # shellcheck disable=SC2086  # one word per package
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null \
+      || { echo "error: installing$missing failed" >&2; return 5; }
   fi
   if engine_answers; then
     echo "==> Container engine: answering already (${DOCKER_HOST:-the local socket})"
@@ -117,6 +119,7 @@ ensure_container_engine() {
   done
   echo "error: dockerd did not answer within 60 s; its log:" >&2
   tail -20 "$logdir/dockerd.log" >&2
+  stop_container_engine
   return 5
 }
 

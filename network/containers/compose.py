@@ -11,13 +11,15 @@ on that host recognise them. Written for compose file format 3.8, which Debian's
     ipledger --runtime docker network up         # joins the channel(s): nothing else to start
 
 The file names the images by their exact tags (build them first: ``python -m network.containers
-build``). The chaincode service is in it once the organisation has its chaincode package (after
-``ipledger chaincode deploy``), the gateway when ``--gateway-bind`` is given.
+build``). Its chaincode services are in it once the organisation has its chaincode packages (after
+``ipledger chaincode deploy``), the gateway when ``--gateway-bind`` is given. The ledgers are on the
+named volumes: ``docker-compose down`` keeps them, ``down -v`` deletes them.
 """
 from __future__ import annotations
 
 import yaml
 
+from .. import identities
 from ..consortium import Org
 from ..layout import Layout
 from . import services
@@ -36,6 +38,8 @@ def service_entry(svc: Service) -> dict:
     out = {"image": svc.image, "container_name": svc.name, "command": list(svc.command),
            "network_mode": "host", "labels": svc.labels, "volumes": volumes,
            "restart": "unless-stopped"}
+    if svc.user:
+        out["user"] = svc.user
     if svc.environment:
         out["environment"] = dict(svc.environment)
     return out
@@ -47,26 +51,24 @@ def document(svcs: list[Service]) -> dict:
         key = svc.node or svc.name.split("-", 2)[-1]
         doc["services"][key] = service_entry(svc)
         for vol in svc.volumes:
-            doc["volumes"][vol] = {"name": vol, "labels": {f"{services.LABEL}.scope": svc.scope,
-                                                           f"{services.LABEL}.org": svc.org}}
+            doc["volumes"][vol] = {"name": vol, "labels": svc.volume_labels()}
     if not doc["volumes"]:
         del doc["volumes"]
     return doc
 
 
-def org_services(layout: Layout, org: Org, tags: dict[str, str], *, chaincode: str = "ipledger",
-                 package_id: str | None = None, customs_msp: str | None = None,
-                 gateway_bind: str | None = None) -> list[Service]:
-    """Every container of ``org`` on its host: its nodes, its chaincode service (given the id of
-    its installed package), its gateway (given ``gateway_bind``). Writes the peers' container
-    configuration."""
+def org_services(layout: Layout, org: Org, tags: dict[str, str], *, chaincode_services=(),
+                 customs_msp: str | None = None, gateway_bind: str | None = None) -> list[Service]:
+    """Every container of ``org`` on its host: its nodes, a chaincode service for each of
+    ``chaincode_services`` ((label, package id, address) of its packages), its gateway (given
+    ``gateway_bind``). Writes the peers' container configuration."""
     svcs = []
     for node in org.nodes:
         services.write_container_config(layout, node)
         svcs.append(services.node_service(layout, node, tags[node.kind]))
-    if package_id and org.peers and customs_msp:
-        tls = layout.org_dir(org) / "chaincode"
-        svcs.append(services.chaincode_service(layout, org, chaincode, package_id, customs_msp, tls,
+    tls = identities.OrgIdentities(layout.org_dir(org), org.msp_id, org.domain).chaincode_service_dir
+    for label, package_id, address in chaincode_services:
+        svcs.append(services.chaincode_service(layout, org, label, package_id, address, customs_msp, tls,
                                                tags["ccaas"]))
     if gateway_bind and org.peers:
         svcs.append(services.gateway_service(layout, org, tags["gateway"], gateway_bind))

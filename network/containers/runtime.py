@@ -5,12 +5,17 @@ network/containers/services.py (which also become the compose files). The images
 here first if they are not cached (network/containers/images.py). A container that stopped
 (killed, crashed, the host restarted) is removed and created anew by the next ``network up``:
 its ledger is on its named volume, so the new one starts where the old one stopped and
-catches up with the channel. ``network down`` removes the containers and keeps the volumes;
+catches up with the channel; what the old one logged is kept in ``nodes/<id>/previous-container.log``.
+``network up`` also starts the organisations' chaincode services again (one per package in
+``<org>/chaincode/``). ``network down`` removes the containers and keeps the volumes;
 ``network down --purge`` removes the volumes too.
 """
 from __future__ import annotations
 
+import contextlib
+import socket
 import sys
+import time
 from pathlib import Path
 
 from ..consortium import Node, Org
@@ -27,6 +32,16 @@ _built: dict[str, dict[str, str]] = {}   # per engine: image name -> tag, built 
 class ContainerError(StartError):
     """A container cannot be created, started or found, or the engine does not answer; the
     message says why."""
+
+
+@contextlib.contextmanager
+def _engine(what: str):
+    """The SDK's errors (API, connection) as a ContainerError naming what was being done."""
+    import docker.errors  # noqa: PLC0415
+    try:
+        yield
+    except docker.errors.DockerException as e:
+        raise ContainerError(f"{what}: {e}") from None
 
 
 def image_tags(c, log=print) -> dict[str, str]:
@@ -61,10 +76,11 @@ class DockerRuntime:
 
     def _find(self, name: str):
         import docker.errors  # noqa: PLC0415
-        try:
-            return self.client.containers.get(name)
-        except docker.errors.NotFound:
-            return None
+        with _engine(f"looking for container {name}"):
+            try:
+                return self.client.containers.get(name)
+            except docker.errors.NotFound:
+                return None
 
     def _status(self, name: str) -> tuple[object | None, bool]:
         ctr = self._find(name)
@@ -74,14 +90,16 @@ class DockerRuntime:
         return ctr, ctr.status == "running"
 
     # -- any service ---------------------------------------------------------------------------
-    def run(self, svc: Service) -> str:
+    def run(self, svc: Service, keep_log: Path | None = None) -> str:
         """Create and start ``svc``'s container (an old stopped one of the same name is removed
-        first: its data is on its volumes); returns its short id."""
+        first — its data is on its volumes, its log saved to ``keep_log``); returns its short id."""
         ctr, up = self._status(svc.name)
         if up:
             return ctr.short_id
         if ctr is not None:
-            ctr.remove(force=True, v=True)
+            self._keep_log(ctr, keep_log)
+            with _engine(f"removing the stopped container {svc.name}"):
+                ctr.remove(force=True, v=True)
         for m in svc.mounts:
             if not m.volume and not Path(m.source).exists():
                 raise ContainerError(f"{svc.name}: {m.source} does not exist (mounted at {m.target})")
@@ -90,31 +108,38 @@ class DockerRuntime:
         import docker.types  # noqa: PLC0415
         mounts = [docker.types.Mount(m.target, m.source, type="volume" if m.volume else "bind",
                                      read_only=m.read_only) for m in svc.mounts]
-        try:
+        with _engine(f"starting {svc.name}"):
             ctr = self.client.containers.run(
                 svc.image, svc.command, name=svc.name, detach=True, network_mode="host",
-                environment=svc.environment, mounts=mounts, labels=svc.labels,
+                environment=svc.environment, mounts=mounts, labels=svc.labels, user=svc.user,
                 log_config=docker.types.LogConfig(type="json-file", config={"max-size": "20m", "max-file": "3"}))
-        except Exception as e:  # noqa: BLE001  (the SDK's errors carry the engine's message)
-            raise ContainerError(f"{svc.name}: {e}") from None
         return ctr.short_id
+
+    @staticmethod
+    def _keep_log(ctr, path: Path | None) -> None:
+        if path is None:
+            return
+        with contextlib.suppress(Exception):   # a log that cannot be read is no reason not to go on
+            path.write_bytes(ctr.logs(tail=2000))
 
     def _volume(self, name: str, svc: Service) -> None:
         import docker.errors  # noqa: PLC0415
-        try:
-            self.client.volumes.get(name)
-        except docker.errors.NotFound:
-            self.client.volumes.create(name, labels={f"{LABEL}.scope": svc.scope, f"{LABEL}.org": svc.org,
-                                                     f"{LABEL}.node": svc.node or ""})
+        with _engine(f"creating volume {name}"):
+            try:
+                self.client.volumes.get(name)
+            except docker.errors.NotFound:
+                self.client.volumes.create(name, labels=svc.volume_labels())
 
-    def remove(self, name: str, timeout: int = 15) -> bool:
+    def remove(self, name: str, timeout: int = 15, keep_log: Path | None = None) -> bool:
         """Stop (SIGTERM, then SIGKILL after ``timeout`` s) and remove; whether it was running."""
         ctr, up = self._status(name)
         if ctr is None:
             return False
-        if up:
-            ctr.stop(timeout=timeout)
-        ctr.remove(force=True, v=True)
+        with _engine(f"stopping {name}"):
+            if up:
+                ctr.stop(timeout=timeout)
+            self._keep_log(ctr, keep_log)
+            ctr.remove(force=True, v=True)
         return up
 
     def running_id(self, name: str) -> str | None:
@@ -127,18 +152,29 @@ class DockerRuntime:
             return []
         return ctr.logs(tail=lines).decode(errors="replace").splitlines()
 
-    def containers(self) -> list:
-        """Every container of this state directory, running or not."""
-        return self.client.containers.list(all=True, filters={"label": f"{LABEL}.scope={services.scope(self.layout)}"})
+    def containers(self, **labels: str) -> list:
+        """Every container of this state directory (with these ``org.ipledger.*`` labels), running or not."""
+        wanted = [f"{LABEL}.scope={services.scope(self.layout)}", *(f"{LABEL}.{k}={v}" for k, v in labels.items())]
+        with _engine("listing containers"):
+            return self.client.containers.list(all=True, filters={"label": wanted})
 
     def purge(self, log=print) -> None:
         """Remove every container and named volume of this state directory."""
-        for ctr in self.containers():
-            ctr.remove(force=True, v=True)
-            log(f"  removed container {ctr.name}")
-        for vol in self.client.volumes.list(filters={"label": f"{LABEL}.scope={services.scope(self.layout)}"}):
-            vol.remove(force=True)
-            log(f"  removed volume {vol.name}")
+        with _engine("removing the containers and volumes"):
+            for ctr in self.containers():
+                ctr.remove(force=True, v=True)
+                log(f"  removed container {ctr.name}")
+            for vol in self.client.volumes.list(filters={"label": f"{LABEL}.scope={services.scope(self.layout)}"}):
+                vol.remove(force=True)
+                log(f"  removed volume {vol.name}")
+
+    def remove_org(self, org: Org, log=print) -> None:
+        """Stop ``org``'s chaincode services and gateway (its nodes go through :meth:`stop`); its
+        volumes stay, as its own directory does."""
+        for ctr in self.containers(org=org.msp_id):
+            if ctr.labels.get(f"{LABEL}.role") in ("chaincode", "gateway"):
+                self.remove(ctr.name)
+                log(f"  stopped {ctr.name}")
 
     # -- nodes (network/runtime.py's Runtime) --------------------------------------------------
     def node_service(self, node: Node) -> Service:
@@ -149,10 +185,13 @@ class DockerRuntime:
 
     def start(self, node: Node) -> str:
         services.write_container_config(self.layout, node)
-        return self.run(self.node_service(node))
+        return self.run(self.node_service(node), keep_log=self._previous_log(node))
 
     def stop(self, node: Node) -> bool:
-        return self.remove(services.container_name(self.layout, node.id))
+        return self.remove(services.container_name(self.layout, node.id), keep_log=self._previous_log(node))
+
+    def _previous_log(self, node: Node) -> Path:
+        return self.layout.node_dir(node) / "previous-container.log"
 
     def log_lines(self, node: Node, lines: int) -> list[str]:
         return self.logs(services.container_name(self.layout, node.id), lines)
@@ -168,25 +207,52 @@ class DockerRuntime:
     def where(self, node: Node) -> str:
         return f"docker logs {services.container_name(self.layout, node.id)}"
 
-    # -- the chaincode service -----------------------------------------------------------------
-    def start_chaincode(self, org: Org, chaincode: str, package_id: str, customs_msp: str,
-                        tls_dir: Path, log=print) -> str:
-        """``org``'s chaincode service for ``package_id`` (a running one for another package is
-        replaced: its peers dial the address, and the service must announce the installed id)."""
-        svc = services.chaincode_service(self.layout, org, chaincode, package_id, customs_msp, tls_dir,
+    # -- the chaincode services ---------------------------------------------------------------
+    def start_chaincode(self, org: Org, label: str, package_id: str, address: str, customs_msp: str,
+                        tls_dir: Path, log=print, timeout: float = 30.0) -> str:
+        """``org``'s chaincode service for the package ``package_id`` (labelled ``label``, naming
+        ``address``), once it accepts connections. A service of another package keeps running (the
+        peers use it until the new definition is committed: :meth:`retire_chaincode`)."""
+        svc = services.chaincode_service(self.layout, org, label, package_id, address, customs_msp, tls_dir,
                                          self.tags()["ccaas"])
         ctr, up = self._status(svc.name)
-        if up and ctr.attrs["Config"]["Env"] and f"CHAINCODE_ID={package_id}" not in ctr.attrs["Config"]["Env"]:
-            self.remove(svc.name)
+        if up and f"CHAINCODE_ID={package_id}" not in (ctr.attrs["Config"]["Env"] or []):
+            self.remove(svc.name)   # a package rebuilt under the same label: the service must announce its id
         cid = self.run(svc)
-        log(f"  {org.msp_id}'s chaincode service {svc.name} ({cid}) at "
-            f"{svc.environment['CHAINCODE_SERVER_ADDRESS']}")
+        host, port = address.rsplit(":", 1)
+        deadline = time.monotonic() + timeout
+        while not _accepts(host, int(port)):
+            if self.running_id(svc.name) is None or time.monotonic() > deadline:
+                tail = "\n".join(self.logs(svc.name, 15))
+                raise ContainerError(f"{org.msp_id}'s chaincode service {svc.name} does not listen on {address}:\n{tail}")
+            time.sleep(0.2)
+        log(f"  {org.msp_id}'s chaincode service {svc.name} ({cid}) at {address}")
         return cid
 
+    def chaincode_services(self, org: Org) -> dict[str, str]:
+        """``org``'s running chaincode services: package label -> the address it listens on."""
+        out = {}
+        for ctr in self.containers(org=org.msp_id, role="chaincode"):
+            env = dict(e.split("=", 1) for e in ctr.attrs["Config"]["Env"] or [])
+            if ctr.status == "running":
+                out[ctr.labels.get(f"{LABEL}.chaincode", "")] = env.get("CHAINCODE_SERVER_ADDRESS", "")
+        return out
+
+    def retire_chaincode(self, org: Org, name: str, keep: str, log=print) -> list[str]:
+        """Stop ``org``'s services of chaincode ``name`` other than the package labelled ``keep`` (the
+        one committed); returns their labels."""
+        gone = []
+        for ctr in self.containers(org=org.msp_id, role="chaincode"):
+            label = ctr.labels.get(f"{LABEL}.chaincode", "")
+            if label.startswith(f"{name}_") and label != keep:
+                self.remove(ctr.name)
+                log(f"  {org.msp_id}: stopped the chaincode service of {label} ({keep} is committed)")
+                gone.append(label)
+        return gone
+
     def stop_chaincode_services(self, log=print) -> None:
-        for ctr in self.client.containers.list(all=True, filters={"label": [
-                f"{LABEL}.scope={services.scope(self.layout)}", f"{LABEL}.role=chaincode"]}):
-            ctr.remove(force=True, v=True)
+        for ctr in self.containers(role="chaincode"):
+            self.remove(ctr.name)
             log(f"  stopped chaincode service {ctr.name}")
 
     # -- the gateway ---------------------------------------------------------------------------
@@ -196,6 +262,16 @@ class DockerRuntime:
                                        tls_args, tls_files)
         return self.run(svc)
 
+    def gateway_command(self, org: Org) -> list[str] | None:
+        """The command line of ``org``'s running gateway container (None if none runs)."""
+        ctr, up = self._status(services.gateway_name(self.layout, org))
+        return list(ctr.attrs["Config"]["Cmd"] or []) if up else None
+
+    def gateway_bind(self, org: Org) -> str | None:
+        """The address ``org``'s running gateway container listens on (its ``--bind``)."""
+        cmd = self.gateway_command(org) or []
+        return cmd[cmd.index("--bind") + 1] if "--bind" in cmd else None
+
     def gateway_running(self, org: Org) -> str | None:
         return self.running_id(services.gateway_name(self.layout, org))
 
@@ -204,3 +280,11 @@ class DockerRuntime:
 
     def stop_gateway(self, org: Org) -> bool:
         return self.remove(services.gateway_name(self.layout, org), timeout=20)
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False

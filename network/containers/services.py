@@ -25,6 +25,7 @@ The shape, for every organisation on its own host:
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,11 +37,14 @@ from ..processes import LOGGING_FORMAT, LOGGING_SPEC
 
 LABEL = "org.ipledger"
 IMAGE_BUILDER_DIR = "/opt/ipledger/chaincode/builder"  # where the peer image holds the builder
-CHAINCODE_SERVICE_PORT_OFFSET = 3   # the chaincode service listens on its org's first peer's port + 3
+# An organisation's chaincode service listens beside its first peer, on its port + 3 or + 4: two slots, so
+# that during an upgrade the new version's service runs beside the one the peers still use
+CHAINCODE_SERVICE_SLOTS = (3, 4)
 # the gateway settings a container takes from the environment of the command that starts it
+# (gateway/config.py reads them)
 GATEWAY_ENV = ("IPLEDGER_CHAINCODE", "IPLEDGER_LIVE_FEED", "IPLEDGER_WEBHOOK_BACKOFF_S",
                "IPLEDGER_ALERT_POLL_S", "IPLEDGER_SSE_MAX_SECONDS", "IPLEDGER_SSE_MAX_PER_KEY",
-               "IPLEDGER_SSE_MAX_PER_SESSION", "IPLEDGER_SSE_MAX_PER_WORKER", "IPLEDGER_LOG_LEVEL")
+               "IPLEDGER_SSE_MAX_PER_SESSION", "IPLEDGER_SSE_MAX_PER_WORKER")
 
 
 @dataclass(frozen=True)
@@ -64,10 +68,20 @@ class Service:
     mounts: list[Mount] = field(default_factory=list)
     node: str | None = None     # the consortium's node id (peers and orderers)
     scope: str = ""
+    chaincode: str | None = None  # a chaincode service's package label (name_version)
+    user: str | None = None     # uid:gid the process runs as (None: the image's, root)
 
     @property
     def labels(self) -> dict[str, str]:
         out = {f"{LABEL}.scope": self.scope, f"{LABEL}.role": self.role, f"{LABEL}.org": self.org}
+        if self.node:
+            out[f"{LABEL}.node"] = self.node
+        if self.chaincode:
+            out[f"{LABEL}.chaincode"] = self.chaincode
+        return out
+
+    def volume_labels(self) -> dict[str, str]:
+        out = {f"{LABEL}.scope": self.scope, f"{LABEL}.org": self.org}
         if self.node:
             out[f"{LABEL}.node"] = self.node
         return out
@@ -124,26 +138,35 @@ def node_service(layout: Layout, node: Node, image: str) -> Service:
                    mounts, node=node.id, scope=scope(layout))
 
 
-def chaincode_service_address(org: Org) -> str:
+def host_user() -> str | None:
+    """The user the gateway and chaincode service run as: this host's, so that what they write in the
+    organisation's directory stays its own (None as root: the image's user)."""
+    uid = os.getuid()
+    return None if uid == 0 else f"{uid}:{os.getgid()}"
+
+
+def chaincode_service_addresses(org: Org) -> list[str]:
+    """Where ``org``'s chaincode service may listen (its first peer's host), one address per slot."""
     peer = org.peers[0]
-    return f"{peer.host}:{peer.port + CHAINCODE_SERVICE_PORT_OFFSET}"
+    return [f"{peer.host}:{peer.port + slot}" for slot in CHAINCODE_SERVICE_SLOTS]
 
 
-def chaincode_service(layout: Layout, org: Org, chaincode: str, package_id: str, customs_msp: str,
+def chaincode_service(layout: Layout, org: Org, label: str, package_id: str, address: str, customs_msp: str,
                       tls_dir: Path, image: str) -> Service:
-    """The contract as a service for ``org``'s peers (one per organisation and chaincode name)."""
-    env = {"CHAINCODE_SERVER_ADDRESS": chaincode_service_address(org), "CHAINCODE_ID": package_id,
-           "IPLEDGER_CUSTOMS_MSP": customs_msp,
+    """The contract as a service for ``org``'s peers: one per organisation and package (``label``:
+    name_version), listening on ``address`` (the one its package names)."""
+    env = {"CHAINCODE_SERVER_ADDRESS": address,   # host networking: the address itself, no other interface
+           "CHAINCODE_ID": package_id, "IPLEDGER_CUSTOMS_MSP": customs_msp,
            "CHAINCODE_TLS_CERT_FILE": str(tls_dir / "server.crt"),
            "CHAINCODE_TLS_KEY_FILE": str(tls_dir / "server.key"),
            "CHAINCODE_CLIENT_CA_CERT_FILE": str(tls_dir / "ca.crt")}
-    return Service(chaincode_service_name(layout, org, chaincode), image, "chaincode", org.msp_id,
+    return Service(chaincode_service_name(layout, org, label), image, "chaincode", org.msp_id,
                    ["python", "-m", "chaincode.shim.server"], env,
-                   [Mount(str(tls_dir), str(tls_dir))], scope=scope(layout))
+                   [Mount(str(tls_dir), str(tls_dir))], scope=scope(layout), chaincode=label, user=host_user())
 
 
-def chaincode_service_name(layout: Layout, org: Org, chaincode: str) -> str:
-    return container_name(layout, f"{chaincode}.{org.name}")
+def chaincode_service_name(layout: Layout, org: Org, label: str) -> str:
+    return container_name(layout, f"{label}.{org.name}")
 
 
 def gateway_service(layout: Layout, org: Org, image: str, bind: str, workers: int = 2,
@@ -159,7 +182,7 @@ def gateway_service(layout: Layout, org: Org, image: str, bind: str, workers: in
                    ["--state-dir", str(layout.root), "gateway", "serve", "--org", org.msp_id,
                     "--bind", bind, "--workers", str(workers), *tls_args], env,
                    [Mount(str(layout.public), str(layout.public)), Mount(str(user), str(user)),
-                    Mount(str(gw), str(gw), read_only=False), *files], scope=scope(layout))
+                    Mount(str(gw), str(gw), read_only=False), *files], scope=scope(layout), user=host_user())
 
 
 def gateway_name(layout: Layout, org: Org) -> str:

@@ -43,8 +43,7 @@ PROBLEMS = "https://ipledger.example/problems/"
 ORGS = ("CustomsMSP", "OperatorMSP", "BrokerMSP")
 
 D = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-COUNTS = {org: 0 for org in ORGS}
-BODIES: dict[str, dict] = {}  # events sent, by event_id (to replay them exactly)   # 201 answers of POST /api/v1/events seen by this module (checked against /metrics)
+BODIES: dict[str, dict] = {}  # events sent, by event_id (to replay them exactly)
 
 
 def now() -> str:
@@ -76,6 +75,7 @@ class Api:
         self.urls, self.keys, self.logs, self.procs, self.net = urls, keys, logs, procs, net
         self.url = urls["CustomsMSP"]
         self.http = requests.Session()
+        self.counts = {org: 0 for org in ORGS}   # events recorded (201) through each gateway, for its metrics
 
     def headers(self, org, role="clerk"):
         return {"Authorization": f"Bearer {self.keys[(org, role)]}"}
@@ -83,7 +83,7 @@ class Api:
     def post(self, body, org, role="clerk", path="/api/v1/events", **kw) -> requests.Response:
         r = self.http.post(self.urls[org] + path, json=body, headers=self.headers(org, role), timeout=120, **kw)
         if path == "/api/v1/events" and r.status_code == 201:
-            COUNTS[org] += 1
+            self.counts[org] += 1
         if r.status_code in (200, 201) and self.net is not None:
             # the answer means committed on the submitter's own peer; the next read may go through another
             # organisation's gateway and peer: wait until every peer has the block
@@ -561,7 +561,7 @@ def test_metrics_aggregate_the_workers_and_logs_hold_no_secrets(api):
         total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                     if line.startswith('ipledger_gateway_requests_total{method="POST",route="/api/v1/events",'
                                        'status="201"}'))
-        assert total == COUNTS[org] + (import_201 if org == "OperatorMSP" else 0), org
+        assert total == api.counts[org] + (import_201 if org == "OperatorMSP" else 0), org
     text = requests.get(api.urls["OperatorMSP"] + "/metrics", timeout=10).text
     assert 'ipledger_gateway_fabric_call_duration_seconds_bucket{call="submit",function="MoveGoods"' in text
     log = "".join(f.read_text() for f in api.logs.values())

@@ -80,28 +80,53 @@ def test_the_gateway_container_gets_its_client_identity_public_files_and_own_dir
 def test_the_chaincode_service_listens_beside_its_organisations_first_peer(net):
     c, lay = net
     org = c.org("OperatorMSP")
+    port = org.peers[0].port
+    assert services.chaincode_service_addresses(org) == [f"127.0.0.1:{port + 3}", f"127.0.0.1:{port + 4}"]
     tls = lay.org_dir(org) / "chaincode"
-    svc = services.chaincode_service(lay, org, "ipledger", "ipledger_1.0:abc", "CustomsMSP", tls, "x")
-    assert svc.environment["CHAINCODE_SERVER_ADDRESS"] == f"127.0.0.1:{org.peers[0].port + 3}"
+    svc = services.chaincode_service(lay, org, "ipledger_1.0", "ipledger_1.0:abc", f"127.0.0.1:{port + 4}",
+                                     "CustomsMSP", tls, "x")
+    assert svc.environment["CHAINCODE_SERVER_ADDRESS"] == f"127.0.0.1:{port + 4}"
+    assert svc.environment["CHAINCODE_ID"] == "ipledger_1.0:abc"
     assert svc.environment["CHAINCODE_CLIENT_CA_CERT_FILE"] == str(tls / "ca.crt")   # mutual TLS
     assert [(m.source, m.read_only) for m in svc.mounts] == [(str(tls), True)]
+    assert svc.labels[f"{services.LABEL}.chaincode"] == "ipledger_1.0"
+    # one service per package: two versions' services can run side by side during an upgrade
+    other = services.chaincode_service(lay, org, "ipledger_1.1", "ipledger_1.1:def", f"127.0.0.1:{port + 3}",
+                                       "CustomsMSP", tls, "x")
+    assert other.name != svc.name
+
+
+def test_the_chaincode_services_certificate_names_the_peers_host_and_is_issued_again_when_it_changes(net):
+    from network import identities
+    c, lay = net
+    org = c.org("OperatorMSP")
+    ids = identities.OrgIdentities(lay.org_dir(org), org.msp_id, org.domain)
+    d = ids.chaincode_service_tls()
+    first, client = (d / "server.crt").read_bytes(), (d / "client.crt").read_bytes()
+    assert ids.chaincode_service_tls() == d and (d / "server.crt").read_bytes() == first   # kept
+    ids.chaincode_service_tls(["198.18.0.7"])
+    server = identities.load_cert(d / "server.crt")
+    assert identities._names_cover(server, ["198.18.0.7", "127.0.0.1", "localhost"])
+    assert (d / "client.crt").read_bytes() == client           # the peers' pair (in the packages) stays
+    assert oct((d / "server.key").stat().st_mode & 0o777) == "0o600"
 
 
 def test_the_compose_file_names_the_same_containers_and_volumes_as_the_runtime(net):
     c, lay = net
     org = c.org("CustomsMSP")
-    svcs = compose.org_services(lay, org, TAGS, package_id="ipledger_1.0:abc", customs_msp="CustomsMSP",
-                                gateway_bind="127.0.0.1:8080")
+    svcs = compose.org_services(lay, org, TAGS, chaincode_services=[("ipledger_1.0", "ipledger_1.0:abc", "127.0.0.1:21013")],
+                                customs_msp="CustomsMSP", gateway_bind="127.0.0.1:8080")
     doc = yaml.safe_load(compose.render(compose.document(svcs), "header"))
     assert doc["version"] == "3.8"
     names = {s["container_name"] for s in doc["services"].values()}
     assert names == {services.container_name(lay, "peer0.customs"),
-                     services.chaincode_service_name(lay, org, "ipledger"), services.gateway_name(lay, org)}
+                     services.chaincode_service_name(lay, org, "ipledger_1.0"), services.gateway_name(lay, org)}
     peer = doc["services"]["peer0.customs"]
     assert peer["network_mode"] == "host" and peer["image"] == TAGS["peer"]
     vol = services.volume_name(lay, c.node("peer0.customs"))
     assert doc["volumes"] == {vol: {"name": vol, "labels": {f"{services.LABEL}.scope": services.scope(lay),
-                                                            f"{services.LABEL}.org": "CustomsMSP"}}}
+                                                            f"{services.LABEL}.org": "CustomsMSP",
+                                                            f"{services.LABEL}.node": "peer0.customs"}}}
     assert [v for v in peer["volumes"] if v["type"] == "volume"] == [
         {"type": "volume", "source": vol, "target": str(lay.data_dir(c.node("peer0.customs")))}]
     assert all(v.get("read_only") for v in peer["volumes"] if v["type"] == "bind")
@@ -134,6 +159,37 @@ def test_the_chaincode_services_port_must_be_free(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(raw))
     net = Network(consortium.load(path, base_port=21000), Layout(tmp_path / "state"), "docker")
-    with pytest.raises(NetworkError, match="CustomsMSP.s chaincode service would listen on 127.0.0.1:21006, which peer0.operator uses.*ports_per_node"):
+    with pytest.raises(NetworkError, match="CustomsMSP.s chaincode service would listen on 127.0.0.1:21006, which peer0.operator uses.*5 ports"):
         net._check_container_ports()
     Network(consortium.load(base_port=21000), Layout(tmp_path / "state"), "docker")._check_container_ports()
+
+
+def test_a_state_directory_made_before_the_record_runs_natively(tmp_path, monkeypatch):
+    """Its ledgers are in its nodes' data directories: docker would start empty nodes beside them."""
+    monkeypatch.delenv(runtime.ENV, raising=False)
+    lay = Layout(tmp_path / "state")
+    ledger = lay.root / "operator" / "nodes" / "peer0.operator" / "data" / "ledgersData"
+    ledger.mkdir(parents=True)
+    assert runtime.choose(lay, None) == "native"
+    with pytest.raises(runtime.RuntimeChoiceError, match="runs its nodes as native"):
+        runtime.choose(lay, "docker")
+
+
+def test_containers_refuse_nodes_in_network_namespaces(tmp_path):
+    raw = yaml.safe_load(consortium.DEFAULT_FILE.read_text())
+    raw["organisations"][0]["peers"] = [{"name": "peer0", "netns": "ns-customs", "host": "198.18.0.7"}]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    lay = Layout(tmp_path / "state")
+    c = consortium.load(path, base_port=21000)
+    generate.init_org(c, lay, c.org("CustomsMSP"), log=lambda *_: None)
+    with pytest.raises(NetworkError, match="peer0.customs name a network namespace"):
+        Network(c, lay, "docker")._check_container_ports()
+
+
+def test_gateway_tls_files_are_given_as_absolute_paths(tmp_path, monkeypatch):
+    from gateway.tls import TLSOptions
+    monkeypatch.chdir(tmp_path)
+    tls = TLSOptions("server.crt", "server.key", ("consortium", "OperatorMSP=cas/op.pem", "extra.pem"), "required")
+    assert tls.files() == [str(tmp_path / "server.crt"), str(tmp_path / "server.key"), str(tmp_path / "cas/op.pem"),
+                           str(tmp_path / "extra.pem")]
