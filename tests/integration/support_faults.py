@@ -267,6 +267,16 @@ class GatewayProcess:
         return code
 
 
+def stop_gateways(gateways: dict[str, GatewayProcess]) -> None:
+    """Stop every organisation's gateway; fails if a process of one is left."""
+    left = {}
+    for org, gw in gateways.items():
+        gw.stop()
+        if gw.group():
+            left[org] = gw.group()
+    assert not left, f"gateway processes left: {left}"
+
+
 class OrgGateways:
     """One gateway per organisation (``GatewayProcess`` each), logs side by side in ``log_dir``."""
 

@@ -37,7 +37,7 @@ from network.chaincode import ChaincodeSpec, deploy_on_channels
 from network.lifecycle import Network
 
 from .conftest import free_base_port, processes_using
-from .support_faults import QUIET, GatewayProcess
+from .support_faults import QUIET, GatewayProcess, stop_gateways
 from .test_gateway_api import PROBLEMS, RETREADED, USED_TYRES, WASTE, Api, day, ev
 
 pytestmark = pytest.mark.fabric
@@ -176,12 +176,7 @@ def api(holders_net, tmp_path_factory):
             gw.start(timeout=90)
         yield HoldersApi({org: gw.url for org, gw in gateways.items()}, keys, holders_net, gateways)
     finally:
-        left = {}
-        for org, gw in gateways.items():
-            gw.stop()
-            if gw.group():
-                left[org] = gw.group()
-        assert not left, f"gateway processes left: {left}"
+        stop_gateways(gateways)
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ from network.lifecycle import Network
 from .conftest import Clients
 from .netns import NETNS_DIR, TestHosts, require_netns, run_in
 from .realscenario import RealScenario
-from .support_faults import QUIET, GatewayProcess, wait_no_leftovers
+from .support_faults import QUIET, GatewayProcess, stop_gateways, wait_no_leftovers
 from .test_gateway_api import (AUTH as S8_AUTH, ORGS, Api, day, ev, exit_, grant, move, place, process,
                                register_parties)
 
@@ -349,12 +349,7 @@ def org_gateways(lab: Lab, log_dir: Path):
         yield Api({org: gw.url for org, gw in gateways.items()}, keys, {org: gw.log for org, gw in gateways.items()},
                   {}, lab.net)
     finally:
-        left = {}
-        for org, gw in gateways.items():
-            gw.stop()
-            if gw.group():
-                left[org] = gw.group()
-        assert not left, f"gateway processes left: {left}"
+        stop_gateways(gateways)
 
 
 def section8_through_gateways(api: Api) -> None:
