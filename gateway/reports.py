@@ -10,15 +10,19 @@ Both come from the contract's ``GetBillOfDischargeData`` (domain.md §7), evalua
   products — waste included — with their balance, deadline and status), with totals per goods code.
 
 Rendered as JSON, CSV (one table, a ``section`` column; text cells that a spreadsheet could take for a
-formula are made inert, see :mod:`gateway.csvsafe`) or PDF (:class:`SimplePdf`: a small PDF 1.4
-writer with the standard Courier/Helvetica fonts — no dependency; text is extractable, e.g. by
-``pdftotext``).
+formula are made inert, see :mod:`gateway.csvsafe`) or PDF (:class:`ReportPdf`, written with fpdf2:
+A4, tables whose long cells wrap, text extractable e.g. by ``pdftotext``; the Unicode font DejaVu Sans
+when the system has it, else the standard fonts — see :data:`FONT_DIRS`). A PDF is a function of the
+report's data: its creation date is the report's ``generated_at``.
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
+from pathlib import Path
+
+from fpdf import FPDF
 
 from .csvsafe import cell as csv_cell
 from .problems import Problem
@@ -141,88 +145,101 @@ def inventory_csv(data: dict) -> str:
 
 # ------------------------------------------------------------------------------------------ PDF
 
-class SimplePdf:
-    """Text-only PDF pages (A4, standard fonts, WinAnsi)."""
+#: Where the Unicode font is looked for: DejaVu Sans (regular and bold), as Debian's ``fonts-dejavu-core``
+#: installs it (other distributions: the second and third places). Without it — a minimal system, e.g.
+#: the gateway's container image — the reports fall back to the PDF standard fonts (Helvetica), which
+#: cover Windows-1252 only (Western European letters and €): any other character prints as ``?``.
+FONT_DIRS: tuple[Path, ...] = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"),
+                               Path("/usr/share/fonts/TTF"))
+_FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
 
-    WIDTH, HEIGHT, MARGIN = 595, 842, 40
 
-    def __init__(self, title: str):
-        self.title = title
-        self.pages: list[list[str]] = []
-        self._y = 0.0
-        self._new_page()
+def unicode_font_files() -> dict[str, Path] | None:
+    """The DejaVu Sans files by style (``""``, ``"B"``) from the first of :data:`FONT_DIRS` that has both."""
+    for d in FONT_DIRS:
+        files = {style: d / name for style, name in _FONT_FILES.items()}
+        if all(f.is_file() for f in files.values()):
+            return files
+    return None
 
-    def _new_page(self) -> None:
-        self.pages.append([])
-        self._y = self.HEIGHT - self.MARGIN
 
-    @staticmethod
-    def _escape(text: str) -> str:
-        raw = text.encode("cp1252", errors="replace").decode("latin-1")
-        return raw.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+def _creation_date(stamp: str | None) -> dt.datetime:
+    """The PDF's creation date: the report's ``generated_at`` — so one report's bytes are always the same."""
+    try:
+        when = dt.datetime.fromisoformat(stamp or "")
+    except ValueError:
+        return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
 
-    def text(self, text: str, size: float = 8, font: str = "F1", gap: float = 2) -> None:
-        if self._y - size < self.MARGIN:
-            self._new_page()
-        self._y -= size
-        self.pages[-1].append(f"BT /{font} {size} Tf {self.MARGIN} {self._y:.1f} Td ({self._escape(text)}) Tj ET")
-        self._y -= gap
+
+class ReportPdf(FPDF):
+    """An A4 report (fpdf2): headings, lines of text (wrapped), tables whose header row repeats on each
+    page, and a footer ``<title> - page n of N``. Text is extractable (``pdftotext``)."""
+
+    MARGIN = 40  # pt
+    FAMILY = "DejaVu"
+
+    def __init__(self, title: str, generated_at: str | None = None):
+        super().__init__(orientation="portrait", unit="pt", format="A4")
+        self.pdf_version = max(self.pdf_version, "1.4")
+        self.report_title = title
+        self.set_title(title)
+        self.set_producer("ipledger gateway (fpdf2)")
+        self.set_creation_date(_creation_date(generated_at))
+        self.set_margins(self.MARGIN, self.MARGIN, self.MARGIN)
+        self.set_auto_page_break(True, margin=self.MARGIN)
+        files = unicode_font_files()
+        if files:
+            for style, path in files.items():
+                self.add_font(self.FAMILY, style, str(path))
+            self.face = self.FAMILY
+        else:
+            self.face = "Helvetica"
+            self.core_fonts_encoding = "windows-1252"
+        self.add_page()
+
+    def normalize_text(self, text: str) -> str:
+        if not self.is_ttf_font and self.core_fonts_encoding:
+            # the standard fonts: what Windows-1252 lacks prints as "?" (as the hand-written writer did)
+            text = text.encode(self.core_fonts_encoding, errors="replace").decode(self.core_fonts_encoding)
+        return super().normalize_text(text)
+
+    def footer(self) -> None:
+        self.set_y(-self.MARGIN + 12)
+        self.set_font(self.face, "", 7)
+        self.cell(0, 8, f"{self.report_title} - page {self.page_no()} of {{nb}}")
 
     def heading(self, text: str, size: float = 12) -> None:
-        self._y -= 6
-        self.text(text, size=size, font="F2", gap=4)
+        self.ln(6)
+        self.set_font(self.face, "B", size)
+        self.multi_cell(0, size * 1.25, text, align="L", new_x="LMARGIN", new_y="NEXT")
+        self.ln(2)
 
-    def table(self, columns: list[tuple[str, int]], rows: list[list]) -> None:
-        def fmt(values):
-            return " ".join(str("" if v is None else v)[:w].ljust(w) for v, (_, w) in zip(values, columns)).rstrip()
-        self.text(fmt([c for c, _ in columns]), font="F3")
-        self.text("-" * min(110, sum(w + 1 for _, w in columns)))
-        for r in rows:
-            self.text(fmt(r))
+    def para(self, text: str, size: float = 8) -> None:
+        self.set_font(self.face, "", size)
+        self.multi_cell(0, size * 1.3, text, align="L", new_x="LMARGIN", new_y="NEXT")
+
+    def grid(self, columns: list[tuple[str, int]], rows: list[list], size: float = 7) -> None:
+        """A table: ``columns`` are (heading, width in characters, a proportion); ``None`` prints as an empty
+        cell; a cell too long for its column wraps (nothing is cut); the heading row repeats on each page."""
+        self.set_font(self.face, "", size)
+        width = min(self.epw, sum(w + 2 for _, w in columns) * size * 0.62)
+        with self.table(col_widths=tuple(w for _, w in columns), width=width, align="LEFT", text_align="LEFT",
+                        line_height=size * 1.3, borders_layout="HORIZONTAL_LINES", padding=(1, 2),
+                        v_align="TOP") as table:
+            table.row([c for c, _ in columns])
+            for r in rows:
+                table.row(["" if v is None else str(v) for v in r])
+        self.ln(2)
 
     def render(self) -> bytes:
-        objects: list[bytes] = []
-
-        def add(body: bytes) -> int:
-            objects.append(body)
-            return len(objects)
-
-        catalog = add(b"")  # placeholder, filled below
-        pages_obj = add(b"")
-        fonts = {"F1": add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier /Encoding /WinAnsiEncoding >>"),
-                 "F2": add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>"),
-                 "F3": add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier-Bold /Encoding /WinAnsiEncoding >>")}
-        font_dict = " ".join(f"/{k} {v} 0 R" for k, v in fonts.items())
-        page_ids = []
-        total = len(self.pages)
-        for n, ops in enumerate(self.pages, start=1):
-            footer = (f"BT /F1 7 Tf {self.MARGIN} 20 Td ({self._escape(self.title)} - page {n} of {total}) Tj ET")
-            stream = "\n".join([*ops, footer]).encode("latin-1")
-            content = add(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-            page_ids.append(add(f"<< /Type /Page /Parent {pages_obj} 0 R /MediaBox [0 0 {self.WIDTH} {self.HEIGHT}] "
-                                f"/Resources << /Font << {font_dict} >> >> /Contents {content} 0 R >>".encode()))
-        objects[catalog - 1] = f"<< /Type /Catalog /Pages {pages_obj} 0 R >>".encode()
-        kids = " ".join(f"{p} 0 R" for p in page_ids)
-        objects[pages_obj - 1] = f"<< /Type /Pages /Kids [{kids}] /Count {len(page_ids)} >>".encode()
-        info = add(f"<< /Title ({self._escape(self.title)}) /Producer (ipledger gateway) >>".encode("latin-1"))
-        out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-        offsets = []
-        for i, body in enumerate(objects, start=1):
-            offsets.append(len(out))
-            out += f"{i} 0 obj\n".encode() + body + b"\nendobj\n"
-        xref = len(out)
-        out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-        for off in offsets:
-            out += f"{off:010d} 00000 n \n".encode()
-        out += (f"trailer\n<< /Size {len(objects) + 1} /Root {catalog} 0 R /Info {info} 0 R >>\n"
-                f"startxref\n{xref}\n%%EOF\n").encode()
-        return bytes(out)
+        return bytes(self.output())
 
 
 def bill_pdf(data: dict) -> bytes:
     scope = data.get("scope") or {}
     title = f"Bill of discharge {data['authorisation_id']}"
-    pdf = SimplePdf(title)
+    pdf = ReportPdf(title, data.get("generated_at"))
     pdf.heading(title, 14)
     what = (f"period ending {scope.get('period_end')} (from {scope.get('period_start') or 'the grant'}), "
             f"due {scope.get('due')}" if scope.get("mode") == "PERIOD" else f"audit view as of {scope.get('as_of')}")
@@ -230,16 +247,16 @@ def bill_pdf(data: dict) -> bytes:
                  f"authorisation version {data.get('authorisation_version')}",
                  f"Scope: {what}", f"Cut-off {data.get('cutoff')}  -  generated {data.get('generated_at')} for "
                  f"{data.get('generated_for')}"):
-        pdf.text(line, size=9, font="F1")
+        pdf.para(line, size=9)
     pdf.heading("1. Goods placed under the procedure")
-    pdf.table([("lot", 8), ("MRN", 18), ("accepted", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("remaining", 9),
+    pdf.grid([("lot", 8), ("MRN", 18), ("accepted", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("remaining", 9),
                ("deadline", 10), ("value", 10)],
               [[lot["lot_id"], lot["mrn"], lot["accepted_at"][:10], lot["cn"], lot["quantity"], lot["unit"],
                 lot["remaining"], lot["deadline"][:10],
                 (lot.get("customs_value") or {}).get("amount") if lot.get("customs_value") else "(hash)"]
                for lot in data.get("lots", [])])
     pdf.heading("2. Products obtained")
-    pdf.table([("lot", 8), ("batch", 10), ("CN", 8), ("kind", 9), ("qty", 8), ("unit", 4)],
+    pdf.grid([("lot", 8), ("batch", 10), ("CN", 8), ("kind", 9), ("qty", 8), ("unit", 4)],
               [[lot["lot_id"], p["batch_id"], p["cn"], p["kind"], p["quantity"], p["unit"]]
                for lot in data.get("lots", []) for p in lot.get("products", [])])
     rows = []
@@ -248,47 +265,47 @@ def bill_pdf(data: dict) -> bytes:
             rows.append([op["operation_id"], op["recorded_at"][:10], y.get("output_cn"), y.get("authorised_per_input"),
                          y.get("actual_per_input"), y.get("deviation_pct")])
     pdf.heading("Rates of yield")
-    pdf.table([("operation", 10), ("date", 10), ("output", 8), ("authorised", 10), ("actual", 10), ("dev. %", 8)], rows)
+    pdf.grid([("operation", 10), ("date", 10), ("output", 8), ("authorised", 10), ("actual", 10), ("dev. %", 8)], rows)
     pdf.heading("3. Disposals")
-    pdf.table([("goods", 10), ("procedure", 9), ("MRN", 18), ("date", 10), ("CN", 8), ("qty", 8), ("unit", 4),
+    pdf.grid([("goods", 10), ("procedure", 9), ("MRN", 18), ("date", 10), ("CN", 8), ("qty", 8), ("unit", 4),
                ("input goods it stands for", 26)],
               [[d["id"], d["procedure"], d["mrn"], d["recorded_at"][:10], d["cn"], d["quantity"], d["unit"],
                 _input_goods(d)] for d in data.get("disposals", [])])
     pdf.heading("4. Losses and destructions")
-    pdf.table([("goods", 10), ("reason", 13), ("date", 10), ("qty", 8), ("unit", 4), ("evidence", 24),
+    pdf.grid([("goods", 10), ("reason", 13), ("date", 10), ("qty", 8), ("unit", 4), ("evidence", 24),
                ("input goods", 20)],
               [[x["id"], x["reason"], x["recorded_at"][:10], x["quantity"], x["unit"], x["evidence_hash"],
                 _input_goods(x)] for x in data.get("losses", [])])
     pdf.heading("Waste and scrap (under the procedure until exited or destroyed; also in 5.)")
-    pdf.table([("batch", 10), ("CN", 8), ("produced", 9), ("remaining", 9), ("unit", 4)],
+    pdf.grid([("batch", 10), ("CN", 8), ("produced", 9), ("remaining", 9), ("unit", 4)],
               [[w["batch_id"], w["cn"], w["produced"], w["remaining"], w["unit"]] for w in data.get("waste", [])])
     pdf.heading("5. Remaining balances")
-    pdf.table([("goods", 6), ("id", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("deadline", 10), ("status", 15)],
+    pdf.grid([("goods", 6), ("id", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("deadline", 10), ("status", 15)],
               [[r["goods"], r["id"], r["cn"], r["quantity"], r["unit"], r["deadline"][:10], r["status"]]
                for r in data.get("remaining", [])])
     proof = data.get("proof") or {}
     pdf.heading("6. Proof")
-    pdf.text(f"Conservation holds for every lot and batch: {'yes' if proof.get('conservation_holds') else 'NO'}")
-    pdf.text(f"Alert changes in the period: {len(proof.get('alerts', []))}; controls: {len(proof.get('controls', []))}")
-    pdf.table([("block", 6), ("event", 22), ("recorded", 20), ("tx id", 64)],
+    pdf.para(f"Conservation holds for every lot and batch: {'yes' if proof.get('conservation_holds') else 'NO'}")
+    pdf.para(f"Alert changes in the period: {len(proof.get('alerts', []))}; controls: {len(proof.get('controls', []))}")
+    pdf.grid([("block", 6), ("event", 22), ("recorded", 20), ("tx id", 64)],
               [[t.get("block_number"), t["event_type"], t["recorded_at"][:19], t["tx_id"]]
                for t in proof.get("transactions", [])])
-    pdf.text(f"Document hash: {data.get('document_hash')}", size=8)
+    pdf.para(f"Document hash: {data.get('document_hash')}", size=8)
     return pdf.render()
 
 
 def inventory_pdf(data: dict) -> bytes:
     title = f"Inventory of goods under inward processing at {data['as_of']}"
-    pdf = SimplePdf(title)
+    pdf = ReportPdf(title, data.get("generated_at"))
     pdf.heading(title, 13)
-    pdf.text(f"Generated {data['generated_at']} for {data['generated_for']}", size=9)
+    pdf.para(f"Generated {data['generated_at']} for {data['generated_for']}", size=9)
     for section in data["authorisations"]:
         pdf.heading(f"Authorisation {section['authorisation_id']} - holder {section['holder_eori']}")
-        pdf.table([("goods", 6), ("id", 10), ("CN", 8), ("description", 16), ("MRN", 18), ("qty", 8), ("unit", 4),
+        pdf.grid([("goods", 6), ("id", 10), ("CN", 8), ("description", 16), ("MRN", 18), ("qty", 8), ("unit", 4),
                    ("deadline", 10), ("status", 8)],
                   [[r["goods"], r["id"], r["cn"], r["description"], r["mrn"], r["quantity"], r["unit"],
                     (r["deadline"] or "")[:10], r["status"]] for r in section["lines"]])
     pdf.heading("Totals")
-    pdf.table([("goods", 6), ("CN", 8), ("quantity", 10), ("unit", 4)],
+    pdf.grid([("goods", 6), ("CN", 8), ("quantity", 10), ("unit", 4)],
               [[t["goods"], t["cn"], t["quantity"], t["unit"]] for t in data["totals"]])
     return pdf.render()
