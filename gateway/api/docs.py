@@ -1,16 +1,73 @@
-"""/api/v1/openapi.json and a server-rendered documentation page (no CDN, no JavaScript)."""
+"""/api/v1/openapi.json and the documentation page /api/v1/docs: Swagger UI (interactive: every
+operation, "Try it out" with an API key) above a server-rendered reference (roles, operations, each event
+type's fields, problem types — readable without JavaScript too).
+
+Swagger UI's files come from the PyPI package flask-swagger-ui (its ``dist/``: Swagger UI 5, which reads
+OpenAPI 3.1) and are served by the gateway itself under ``/api/v1/docs/assets/`` — no CDN, no request
+leaves for another host. They are served by a small separate WSGI app mounted there (as the dashboard's
+pages are), not by routes of the API: the OpenAPI document describes the API, not these files. The page
+and the files carry a strict Content-Security-Policy (scripts and styles from the gateway only, no
+inline script or style)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from flask import Blueprint, Response, jsonify, render_template_string
+import flask_swagger_ui
+from flask import Blueprint, Flask, Response, abort, jsonify, render_template_string, send_from_directory
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from ..auth import ROLES
 from ..openapi import OPERATIONS, PERFORMED_BY, openapi_document
 from ..problems import problem_types
 from ..validation import COMMERCIAL_EVENTS, EVENT_TYPES
+from .common import API_PREFIX
+
+#: Swagger UI's distribution, as the package ships it.
+SWAGGER_UI_DIR = Path(flask_swagger_ui.__file__).resolve().parent / "dist"
+#: This page's own script and style sheet (next to this module).
+OWN_DIR = Path(__file__).resolve().parent
+ASSETS_PATH = f"{API_PREFIX}/docs/assets"
+#: The only files served under ASSETS_PATH, and where each comes from.
+ASSETS = {"swagger-ui-bundle.js": SWAGGER_UI_DIR, "swagger-ui.css": SWAGGER_UI_DIR,
+          "favicon-32x32.png": SWAGGER_UI_DIR, "favicon-16x16.png": SWAGGER_UI_DIR,
+          "docs.js": OWN_DIR, "docs.css": OWN_DIR}
+#: Swagger UI sets styles through the DOM (allowed), its style sheet uses data: images; "Try it out"
+#: calls the gateway itself (connect-src 'self').
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def _secure(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def assets_app() -> Flask:
+    """The WSGI app of ASSETS_PATH: the files of :data:`ASSETS`, nothing else (404)."""
+    assets = Flask("gateway.docs_assets", static_folder=None)
+
+    @assets.get("/<name>")
+    def asset(name: str):
+        folder = ASSETS.get(name)
+        if folder is None:
+            abort(404)
+        return send_from_directory(folder, name, max_age=3600)
+
+    assets.after_request(_secure)
+    return assets
+
 
 bp = Blueprint("docs", __name__)
+
+
+@bp.record_once
+def _mount_assets(setup) -> None:
+    """Serve ASSETS_PATH beside the app (registered once, with this blueprint)."""
+    app = setup.app
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {ASSETS_PATH: assets_app().wsgi_app})
 
 
 @bp.get("/openapi.json")
@@ -38,15 +95,21 @@ def _field_rows(schema: dict, components: dict) -> list[dict]:
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ipledger gateway API</title>
-<style>
-body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
-table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}th,td{border:1px solid #ccc;padding:.3rem .5rem;
-text-align:left;vertical-align:top;font-size:.9rem}th{background:#f2f2f2}code,pre{font-family:ui-monospace,monospace}
-pre{background:#f7f7f7;padding:.5rem;overflow:auto;font-size:.8rem}.m{font-weight:bold;text-transform:uppercase}
-</style></head><body>
+<link rel="stylesheet" href="{{ assets }}/swagger-ui.css">
+<link rel="stylesheet" href="{{ assets }}/docs.css">
+<link rel="icon" type="image/png" href="{{ assets }}/favicon-32x32.png" sizes="32x32">
+<link rel="icon" type="image/png" href="{{ assets }}/favicon-16x16.png" sizes="16x16">
+</head><body>
+<header>
 <h1>ipledger gateway API <small>v{{ version }}</small></h1>
 <p>Business events of the inward-processing procedure in, Fabric transactions out. Machine-readable
-description: <a href="{{ prefix }}/openapi.json">OpenAPI 3.1 document</a>.</p>
+description: <a href="{{ prefix }}/openapi.json">OpenAPI 3.1 document</a>. Below: every operation, to try
+with an API key of your organisation (<em>Authorize</em>, then <em>Try it out</em>: real calls to this
+gateway, as your organisation), then <a href="#reference">the reference</a> (roles, event fields, problems).</p>
+</header>
+<div id="swagger-ui" data-openapi-url="{{ prefix }}/openapi.json"></div>
+<noscript><p>Without JavaScript: the reference below.</p></noscript>
+<main id="reference">
 <h2>Authentication</h2>
 <p>Send an API key of your organisation: <code>Authorization: Bearer &lt;key&gt;</code> or
 <code>X-API-Key: &lt;key&gt;</code>. The key decides the organisation the gateway acts as (its Fabric
@@ -80,6 +143,9 @@ its <code>code</code> and <code>details</code>.</p>
 <table><tr><th>type</th><th>status</th><th>contract code</th></tr>
 {% for uri, p in problems.items() %}<tr><td><code>{{ uri }}</code></td><td>{{ p.status }}</td><td>{{ p.code or '' }}</td></tr>{% endfor %}
 </table>
+</main>
+<script src="{{ assets }}/swagger-ui-bundle.js"></script>
+<script src="{{ assets }}/docs.js"></script>
 </body></html>"""
 
 
@@ -93,6 +159,6 @@ def docs_page():
         events.append({"type": t, "description": schema.get("description", ""), "rows": _field_rows(schema, components),
                        "schema": json.dumps(schema, indent=2)})
     html = render_template_string(
-        _PAGE, version=doc["info"]["version"], prefix="/api/v1", roles=ROLES, operations=OPERATIONS,
-        events=events, commercial=sorted(COMMERCIAL_EVENTS), problems=problem_types(), performed_by=PERFORMED_BY)
-    return Response(html, mimetype="text/html")
+        _PAGE, version=doc["info"]["version"], prefix=API_PREFIX, assets=ASSETS_PATH, roles=ROLES,
+        operations=OPERATIONS, events=events, commercial=sorted(COMMERCIAL_EVENTS), problems=problem_types(), performed_by=PERFORMED_BY)
+    return _secure(Response(html, mimetype="text/html"))
