@@ -1,4 +1,4 @@
-"""The act table (domain.md §2 and §4): every act the contract records, who performs it, whether it carries
+"""The act table (docs/domain.md §2 and §4): every act the contract records, who performs it, whether it carries
 commercial data, and what it changes — one row per act, and the one list of acts.
 
 An act is a submit transaction of the contract and an event type of the same name: its JSON Schema is

@@ -1,4 +1,4 @@
-"""Alerts (domain.md §6). Two kinds:
+"""Alerts (docs/domain.md §6). Two kinds:
 
 **Recorded alerts** are raised and cleared by transactions, stored under
 ``alert/<authorisation>/<type>/<subject>``, and every change (RAISED, UPDATED,

@@ -118,7 +118,7 @@ def tolerances(auth: dict, params: dict) -> tuple[Fraction, Fraction]:
 # ---------------------------------------------------------------------------------------- checking fields
 
 def check_fields(event: dict) -> None:
-    """InvalidEvent unless dates and rates make sense ("dates and rates valid", domain.md §4)."""
+    """InvalidEvent unless dates and rates make sense ("dates and rates valid", docs/domain.md §4)."""
     start = times.parse_date(event["valid_from"], "valid_from")
     end = times.parse_date(event["valid_to"], "valid_to")
     if end < start:

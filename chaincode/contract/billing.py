@@ -76,7 +76,7 @@ def _input_goods(lots: dict, effect: dict) -> list[dict]:
 
 
 def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.datetime | None = None) -> dict:
-    """The bill-of-discharge data (domain.md §7) for ``period_end`` or ``as_of`` (exactly one)."""
+    """The bill-of-discharge data (docs/domain.md §7) for ``period_end`` or ``as_of`` (exactly one)."""
     auth_id = auth["authorisation_id"]
     if period_end is not None:
         cutoff = times.end_of(period_end)

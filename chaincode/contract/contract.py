@@ -1,6 +1,6 @@
 """The ipledger contract: inward processing (UCC art. 256-258) on a shared ledger.
 
-One submit transaction per act of domain.md §4 (the act table, ``acts.py``: who performs it, whether it
+One submit transaction per act of docs/domain.md §4 (the act table, ``acts.py``: who performs it, whether it
 carries commercial data, what it changes), each taking the event as one JSON object; evaluate-only
 queries for the audit view of §7.
 

@@ -1,4 +1,4 @@
-"""The named rules of domain.md §5: one exception per way an event can be refused.
+"""The named rules of docs/domain.md §5: one exception per way an event can be refused.
 
 Raising any of these makes the contract answer status 500 with the JSON message
 ``{"code": <class name>, "message": ..., "details": {...}}`` and the transaction
@@ -31,7 +31,7 @@ class _Rule(ChaincodeError):
         cls.code = cls.__name__
 
 
-# -- domain.md §5 ------------------------------------------------------------------------------------
+# -- docs/domain.md §5 -------------------------------------------------------------------------------
 
 class InvalidEvent(_Rule):
     """Schema violation: missing field, bad cn/mrn/eori/office_id format, non-positive quantity,
@@ -153,7 +153,7 @@ class InvalidIdentifier(InvalidEvent):
 
 
 class InvalidMrn(InvalidEvent):
-    """An MRN is an EU MRN (UCC IA Annex B; domain.md §2b): 18 characters — year (2 digits), country
+    """An MRN is an EU MRN (UCC IA Annex B; docs/domain.md §2b): 18 characters — year (2 digits), country
     (2 letters), a unique identifier (12 digits or capital letters), the procedure-category letter at
     position 17 and at position 18 the check digit computed over the first 17 as in ISO 6346 (digits keep
     their value, letters A=10, B=12 … skipping 11, 22, 33; character i weighted 2^i; sum mod 11; 10 gives

@@ -146,7 +146,7 @@ def require_unit(record: dict, unit: str | None, goods_id: str) -> None:
 
 def fifo_attribution(batch: dict, qty: int) -> list[dict]:
     """Which source lots a discharge of ``qty`` from a batch discharges: first in, first out by
-    placement time (domain.md §5). ``batch["shares"]`` is already in placement order: the batch's units
+    placement time (docs/domain.md §5). ``batch["shares"]`` is already in placement order: the batch's units
     lie share after share, and a discharge takes the next ``qty`` of them.
 
     Each part also states the input goods it stands for: the lot's units consumed by the operation, in

@@ -7,7 +7,7 @@ that every identifier of an event is printable ASCII without spaces (``InvalidId
 every key part the contract builds holds no control character (``keys.py``). It imports nothing but
 ``errors`` so that ``schemas`` (and through it the gateway) can use it.
 
-MRN (UCC IA Annex B; domain.md §2b): 18 characters — year (2 digits), country (2 letters), a unique
+MRN (UCC IA Annex B; docs/domain.md §2b): 18 characters — year (2 digits), country (2 letters), a unique
 identifier (12 alphanumerics), the procedure-category letter (position 17) and the check digit
 (position 18) computed over the first 17 as in ISO 6346.
 """

@@ -1,4 +1,4 @@
-"""Customs parameters stored on the ledger (domain.md §4-§6).
+"""Customs parameters stored on the ledger (docs/domain.md §4-§6).
 
 Thresholds and limits are customs' choice, not constants of the code: customs
 changes them with a ``SetParameters`` transaction and every peer reads the same

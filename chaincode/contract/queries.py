@@ -1,4 +1,4 @@
-"""Evaluate-only queries (the audit view of domain.md §7), with the visibility rules of §2.
+"""Evaluate-only queries (the audit view of docs/domain.md §7), with the visibility rules of §2.
 
 Every query runs for an identified party (``tx.party``: customs, or a registered holder or
 representative — ``contract._reader`` refuses anyone else) and shows an authorisation and its goods

@@ -1,4 +1,4 @@
-"""Who may do what (domain.md §2) — by role, never by organisation name.
+"""Who may do what (docs/domain.md §2) — by role, never by organisation name.
 
 The caller's **role** comes from its organisation (MSP id):
 
@@ -46,7 +46,7 @@ REPRESENTATIVE = acts.REPRESENTATIVE
 CLIENT = "client"
 FABRIC_CA_ATTRS_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 
-# who performs each act of domain.md §4: the act table (acts.py), as sets for the check
+# who performs each act of docs/domain.md §4: the act table (acts.py), as sets for the check
 ACTS: dict[str, frozenset[str]] = {act.name: frozenset(act.performers) for act in acts.TABLE}
 
 
