@@ -14,7 +14,6 @@ import datetime as dt
 import re
 from pathlib import Path
 
-import pytest
 
 from chaincode.contract import acts, errors, params, timing
 from chaincode.testing import scenario
@@ -23,12 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = ROOT / "docs" / "domain.md"
 TEXT = DOMAIN.read_text(encoding="utf-8")
 CONTRACT = ROOT / "chaincode" / "contract"
-
-# Citations of a path outside the repository that are still there, in files this test does not own:
-# (file, the citation). Each is reported by the xfail test below until its file is fixed; then remove it.
-KNOWN_OUTSIDE = {
-    ("chaincode/contract/README.md", "/work/shared/domain.md"),
-}
 
 
 def section(number: str) -> str:
@@ -180,7 +173,7 @@ def _all_outside_citations() -> set[tuple[str, str]]:
 
 
 def test_no_file_under_chaincode_cites_a_path_outside_the_repository():
-    assert sorted(_all_outside_citations() - KNOWN_OUTSIDE) == []
+    assert sorted(_all_outside_citations()) == []
 
 
 def test_the_outside_path_check_finds_what_it_should():
@@ -189,9 +182,3 @@ def test_the_outside_path_check_finds_what_it_should():
     assert _outside_citations(here, "see ../../../shared/domain.md") == ["../../../shared/domain.md"]
     assert _outside_citations(here, "see [the spec](../../docs/domain.md)") == []
     assert _outside_citations(here, "docs/domain.md §5 and domain.md §8") == []
-
-
-@pytest.mark.xfail(reason="chaincode/contract/README.md still cites /work/shared/domain.md; that file was outside "
-                          "this change: cite ../../docs/domain.md there and empty KNOWN_OUTSIDE", strict=False)
-def test_no_known_citation_outside_the_repository_is_left():
-    assert sorted(_all_outside_citations() & KNOWN_OUTSIDE) == []
