@@ -340,7 +340,6 @@ def _document() -> dict:
         paths.setdefault(op["path"], {})[op["method"]] = _operation(op)
     return {
         "openapi": "3.1.0",
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
             "title": "ipledger gateway",
             "version": API_VERSION,

@@ -44,13 +44,15 @@ ensure_fabric() {
   .venv/bin/ipledger fabric install
 }
 
-# Debian tools the tests use: poppler-utils renders the PDF reports; chromium runs the browser tests
+# Debian tools the tests use: poppler-utils renders the PDF reports (fonts-dejavu-core: their Unicode font);
+# chromium runs the browser tests
 # (tests/browser drive /usr/bin/chromium with Playwright — never a browser downloaded by Playwright).
 # Installed when missing if this user may run apt-get (CI runs as root); otherwise a clear message.
 ensure_test_tools() {
   local missing=""
   { command -v pdftoppm && command -v pdftotext; } >/dev/null 2>&1 || missing="$missing poppler-utils"
   [ -x /usr/bin/chromium ] || missing="$missing chromium"
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || missing="$missing fonts-dejavu-core"
   [ -z "$missing" ] && return 0
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> Installing$missing for the report and browser tests"

@@ -433,9 +433,23 @@ def project_version() -> str:
     return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
+# The reports' Unicode font (gateway/reports.py looks for it there), copied from the host's Debian package
+# fonts-dejavu-core into the gateway image: the image is built offline, no apt in it
+REPORT_FONTS = Path("/usr/share/fonts/truetype/dejavu")
+REPORT_FONT_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf")
+
+
+def report_fonts(directory: Path = REPORT_FONTS) -> list[Input]:
+    missing = [f for f in REPORT_FONT_FILES if not (directory / f).is_file()]
+    if missing:
+        raise ImageError(f"{', '.join(missing)} missing in {directory}: install Debian's fonts-dejavu-core "
+                         "(the gateway's PDF reports use it)")
+    return [file_input(f"fonts/{f}", directory / f, 0o644) for f in REPORT_FONT_FILES]
+
+
 def default_specs(*, fabric_bin: Path | None = None, sampleconfig: Path | None = None,
                   cc_wheels: list[Path] | None = None, gw_wheels: list[Path] | None = None,
-                  log=print) -> list[ImageSpec]:
+                  fonts: Path = REPORT_FONTS, log=print) -> list[ImageSpec]:
     """The five images of issue 17, from this machine's Fabric binaries, sampleconfig and wheels
     (each may be given, e.g. by tests)."""
     fabric_bin = Path(fabric_bin or fabric.bin_dir())
@@ -471,7 +485,7 @@ def default_specs(*, fabric_bin: Path | None = None, sampleconfig: Path | None =
                           *chaincode_sources()]),
         ImageSpec("gateway", dockerfile_template("gateway"), parent="base", version=version,
                   description="the REST gateway (the ipledger wheel and its dependencies)",
-                  inputs=[file_input(f"wheels/{w.name}", w, 0o644) for w in gw_wheels],
+                  inputs=[*(file_input(f"wheels/{w.name}", w, 0o644) for w in gw_wheels), *report_fonts(fonts)],
                   hashed=project_sources(), prepare=build_project_wheel),
     ]
 

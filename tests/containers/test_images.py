@@ -126,3 +126,7 @@ def test_the_gateway_image_runs_the_ipledger_cli(engine, built):
     pkgs = run(engine, built["gateway"].tag, ["-c", "import gateway.app, flask, gunicorn, grpc; print('ok')"],
                entrypoint="python")
     assert pkgs.strip() == "ok"
+    # the PDF reports find their Unicode font in the image
+    fonts = run(engine, built["gateway"].tag, ["-c", "from gateway import reports; print(sorted(reports.unicode_font_files()))"],
+                entrypoint="python")
+    assert fonts.strip() == "['', 'B']", fonts

@@ -71,12 +71,15 @@ def no_system_font(monkeypatch, tmp_path):
     monkeypatch.setattr(reports, "FONT_DIRS", (tmp_path / "no-fonts",))
 
 
-needs_dejavu = pytest.mark.skipif(reports.unicode_font_files() is None,
-                                  reason="no DejaVu Sans on this system (Debian: fonts-dejavu-core)")
+@pytest.fixture
+def dejavu():
+    """The reports' Unicode font: Debian's fonts-dejavu-core (scripts/test installs it; so does the gateway image)."""
+    files = reports.unicode_font_files()
+    assert files is not None, "no DejaVu Sans on this system: install Debian's fonts-dejavu-core"
+    return files
 
 
-@needs_dejavu
-def test_bill_with_the_unicode_font(tmp_path):
+def test_bill_with_the_unicode_font(dejavu, tmp_path):
     pdf = reports.bill_pdf(bill())
     assert pdf.startswith(b"%PDF-1.4") and b"/FontFile2" in pdf        # DejaVu Sans, embedded (a subset)
     text = text_of(pdf, tmp_path)
@@ -91,8 +94,7 @@ def test_bill_with_the_unicode_font(tmp_path):
     assert text.count("tx id") == n - text.split("6. Proof")[0].count("\f")
 
 
-@needs_dejavu
-def test_inventory_with_the_unicode_font(tmp_path):
+def test_inventory_with_the_unicode_font(dejavu, tmp_path):
     text = text_of(reports.inventory_pdf(inventory()), tmp_path)
     assert "Inventory of goods under inward processing at 2026-03-01" in text
     assert "pneus rechapés" in text and "« A »" in text and "500" in text
