@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import authorisations, goods, keys, times
+from . import authorisations, goods, keys, timestamps
 from .decimals import exact, pct
 from .params import BILL_DUE_DAYS
 
@@ -157,13 +157,13 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dic
     by_day: dict[str, list[str]] = {}
     for lot in lots:
         deadline = goods.deadline(lot)
-        if any((b["period_start"] is None or times.parse_datetime(b["period_start"]) <= deadline)
-               and deadline < times.parse_datetime(b["cutoff"]) for b in covered):
+        if any((b["period_start"] is None or timestamps.parse_datetime(b["period_start"]) <= deadline)
+               and deadline < timestamps.parse_datetime(b["cutoff"]) for b in covered):
             continue
         by_day.setdefault(deadline.date().isoformat(), []).append(lot["lot_id"])
     for day, lot_ids in sorted(by_day.items()):
-        due = times.end_of(dt.date.fromisoformat(day)) + dt.timedelta(days=BILL_DUE_DAYS)
-        details = {"period_end": day, "due": times.fmt(due), "lots": sorted(lot_ids)}
+        due = timestamps.end_of(dt.date.fromisoformat(day)) + dt.timedelta(days=BILL_DUE_DAYS)
+        details = {"period_end": day, "due": timestamps.fmt(due), "lots": sorted(lot_ids)}
         if as_of > due:
             out.append(_derived("BillOfDischargeLate", auth_id, day, details))
         elif due - as_of <= dt.timedelta(days=params["bill_warn_days"]):
@@ -173,7 +173,7 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dic
     # date (declared_at: when the declaration was accepted, at most the ledger time; see discharge.exit_goods)
     limit = dt.timedelta(days=params["exit_confirm_days"])
     for (_a, mrn, item), pending in state.scan(keys.UNCONFIRMED_EXIT, auth_id):
-        if as_of - times.parse_datetime(pending["declared_at"]) > limit:
+        if as_of - timestamps.parse_datetime(pending["declared_at"]) > limit:
             out.append(_derived("ExitUnconfirmed", auth_id, f"{mrn}/{int(item)}", {
                 "mrn": mrn, "item_no": int(item), "declared_at": pending["declared_at"],
                 "occurred_at": pending["occurred_at"], "recorded_at": pending["recorded_at"],

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from fractions import Fraction
 
-from . import alerts, keys, parties, times
+from . import alerts, keys, parties, timestamps
 from .decimals import exact
 from .endorsement import customs_only_policy
 from .errors import (AlreadyExists, AuthorisationExpired, AuthorisationNotActive, GoodsNotCovered,
@@ -39,8 +39,8 @@ def get(state, authorisation_id: str) -> dict:
 
 def validity(auth: dict) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) of the validity: from 00:00 UTC of ``valid_from`` to the end of ``valid_to``."""
-    return (times.start_of(dt.date.fromisoformat(auth["valid_from"])),
-            times.end_of(dt.date.fromisoformat(auth["valid_to"])))
+    return (timestamps.start_of(dt.date.fromisoformat(auth["valid_from"])),
+            timestamps.end_of(dt.date.fromisoformat(auth["valid_to"])))
 
 
 def status_at(auth: dict, now: dt.datetime) -> str:
@@ -60,9 +60,9 @@ def require_in_force(auth: dict, now: dt.datetime) -> None:
                                      authorisation_id=auth["authorisation_id"], status=auth["status"])
     start, end = validity(auth)
     if not start <= now < end:
-        raise AuthorisationExpired(f"ledger time {times.fmt(now)} is outside the validity "
+        raise AuthorisationExpired(f"ledger time {timestamps.fmt(now)} is outside the validity "
                                    f"{auth['valid_from']} – {auth['valid_to']}",
-                                   authorisation_id=auth["authorisation_id"], ledger_time=times.fmt(now),
+                                   authorisation_id=auth["authorisation_id"], ledger_time=timestamps.fmt(now),
                                    valid_from=auth["valid_from"], valid_to=auth["valid_to"])
 
 
@@ -119,8 +119,8 @@ def tolerances(auth: dict, params: dict) -> tuple[Fraction, Fraction]:
 
 def check_fields(event: dict) -> None:
     """InvalidEvent unless dates and rates make sense ("dates and rates valid", docs/domain.md §4)."""
-    start = times.parse_date(event["valid_from"], "valid_from")
-    end = times.parse_date(event["valid_to"], "valid_to")
+    start = timestamps.parse_date(event["valid_from"], "valid_from")
+    end = timestamps.parse_date(event["valid_to"], "valid_to")
     if end < start:
         raise InvalidEvent("valid_to is before valid_from", valid_from=event["valid_from"], valid_to=event["valid_to"])
     inputs = [e["cn"] for e in event["input_goods"]]

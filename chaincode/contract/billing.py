@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from . import authorisations, eventlog, goods, keys, times
+from . import authorisations, eventlog, goods, keys, timestamps
 from .errors import HashMismatch, InvalidState, NotFound, OutOfOrder, PeriodNotEnded
 from .params import BILL_DUE_DAYS
 from .state import digest
@@ -79,16 +79,16 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
     """The bill-of-discharge data (docs/domain.md §7) for ``period_end`` or ``as_of`` (exactly one)."""
     auth_id = auth["authorisation_id"]
     if period_end is not None:
-        cutoff = times.end_of(period_end)
+        cutoff = timestamps.end_of(period_end)
         start_text = _period_start(state, auth_id, period_end.isoformat())
-        start = times.parse_datetime(start_text) if start_text else None
+        start = timestamps.parse_datetime(start_text) if start_text else None
         scope = {"mode": "PERIOD", "period_start": start_text, "period_end": period_end.isoformat(),
-                 "due": times.fmt(cutoff + dt.timedelta(days=BILL_DUE_DAYS))}
+                 "due": timestamps.fmt(cutoff + dt.timedelta(days=BILL_DUE_DAYS))}
     else:
         cutoff = as_of + dt.timedelta(microseconds=1)  # as_of itself included
         start = None
-        scope = {"mode": "AS_OF", "as_of": times.fmt(as_of)}
-    granted = times.parse_datetime(auth["granted_at"])
+        scope = {"mode": "AS_OF", "as_of": timestamps.fmt(as_of)}
+    granted = timestamps.parse_datetime(auth["granted_at"])
     log = sorted(eventlog.entries(state, auth_id, None, cutoff, granted), key=lambda e: (e["recorded_at"], e["tx_id"]))
 
     # replay every goods effect up to the cut-off
@@ -103,13 +103,13 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
         if period_end is None:
             return True
         deadlines = [lot["original_deadline"]] + [x["deadline"] for x in lot["extensions"]]
-        return any((start is None or times.parse_datetime(d) >= start) and times.parse_datetime(d) < cutoff
+        return any((start is None or timestamps.parse_datetime(d) >= start) and timestamps.parse_datetime(d) < cutoff
                    for d in deadlines)
 
     lot_ids = {gid for gid, lot in lots.items() if in_period(lot)}
     batch_ids = {gid for gid, b in batches.items() if any(s["lot_id"] in lot_ids for s in b["shares"])}
     in_scope = lambda kind, gid: gid in (lot_ids if kind == goods.LOT else batch_ids)  # noqa: E731
-    window_start = times.fmt(start) if start else ""
+    window_start = timestamps.fmt(start) if start else ""
 
     # 1. lots, with 2. their products through the lineage
     lot_lines, totals = [], {"placed": {}, "consumed": {}, "produced": {}, "exited": {}, "lost": {}, "remaining": {}}
@@ -195,7 +195,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
 
     data = {
         "authorisation_id": auth_id, "authorisation_version": auth["version"], "holder_eori": auth["holder_eori"],
-        "supervising_office": auth["supervising_office"], "scope": scope, "cutoff": times.fmt(cutoff),
+        "supervising_office": auth["supervising_office"], "scope": scope, "cutoff": timestamps.fmt(cutoff),
         "lots": lot_lines, "processing": processing, "disposals": disposals, "losses": losses, "waste": waste,
         "remaining": remaining,
         "totals": {
@@ -227,8 +227,8 @@ def submit(tx, event: dict) -> dict:
     """SubmitBillOfDischarge (DA art. 175): the period must have ended; the ledger computes the bill and
     the submitted ``document_hash`` must equal its hash. A QUERIED bill may be submitted again."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
-    period_end = times.parse_date(event["period_end"], "period_end")
-    cutoff = times.end_of(period_end)
+    period_end = timestamps.parse_date(event["period_end"], "period_end")
+    cutoff = timestamps.end_of(period_end)
     if tx.now < cutoff:
         raise PeriodNotEnded(f"the period ending {event['period_end']} has not ended", period_end=event["period_end"],
                              ledger_time=tx.recorded_at)
@@ -244,7 +244,7 @@ def submit(tx, event: dict) -> dict:
     if data["document_hash"] != event["document_hash"]:
         raise HashMismatch("the submitted hash differs from the bill the ledger computes",
                            submitted=event["document_hash"], computed=data["document_hash"])
-    due = times.parse_datetime(data["scope"]["due"])
+    due = timestamps.parse_datetime(data["scope"]["due"])
     bill = {
         "bill_id": bill_id_of(auth["authorisation_id"], event["period_end"]), "authorisation_id": auth["authorisation_id"],
         "period_start": data["scope"]["period_start"], "period_end": event["period_end"], "cutoff": data["cutoff"],

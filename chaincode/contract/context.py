@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import deployment, roles, times
+from . import deployment, roles, timestamps
 from . import params as _params
 from .state import State
 
@@ -25,7 +25,7 @@ class Tx:
     act: str = ""
     party: roles.Party | None = None  # the caller's role and EORIs (roles.identify), once identified
     commercial: dict | None = None   # from the transient map, never written to public state
-    occurred_at: dt.datetime | None = None  # the event's business time (checked by timing.business_time)
+    occurred_at: dt.datetime | None = None  # the event's business time (checked by time_rules.business_time)
     effects: list[dict] = field(default_factory=list)        # goods postings, in order
     alert_changes: list[dict] = field(default_factory=list)  # RAISED / UPDATED / CLEARED
     # what the event concerns, as ordered sets (dict keys: no set is ever iterated, so no hash order)
@@ -40,13 +40,13 @@ class Tx:
         """DeploymentNotConfigured (before anything is read) unless the deployment names customs."""
         customs = deployment.require_customs_msp(customs_msp)
         state = State(stub)
-        return cls(stub=stub, state=state, now=stub.get_tx_timestamp().astimezone(times.UTC),
+        return cls(stub=stub, state=state, now=stub.get_tx_timestamp().astimezone(timestamps.UTC),
                    tx_id=stub.get_tx_id(), caller=roles.caller_of(stub), params=_params.load(state),
                    customs_msp=customs, act=act)
 
     @property
     def recorded_at(self) -> str:
-        return times.fmt(self.now)
+        return timestamps.fmt(self.now)
 
     def refer(self, kind: str, goods_id: str) -> None:
         """Note that this event belongs to the history of a lot or batch."""

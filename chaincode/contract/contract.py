@@ -33,10 +33,10 @@ from typing import Any, Callable
 from chaincode.shim.contract_api import Contract, transaction
 
 from . import (acts, alerts, authorisations, billing, controls, deployment, discharge, eventlog, identifiers,
-               keys, params, parties, placement, processing, queries, roles, schemas, timing)
+               keys, params, parties, placement, processing, queries, roles, schemas, time_rules)
 from .context import Tx
 from .errors import InvalidEvent
-from .times import wall_clock
+from .timestamps import wall_clock
 
 # Acts whose commercial data (customs value, prices) travel in the transient map, key "commercial" (acts.py).
 COMMERCIAL_ACTS = frozenset(acts.COMMERCIAL)
@@ -251,7 +251,7 @@ class InwardProcessingContract(Contract):
 
     def _record(self, stub, act: str, event: Any, handler: Callable[[Tx, dict], dict]) -> dict:
         tx = Tx.begin(stub, self._customs_msp, act)  # DeploymentNotConfigured first; reads the parameters
-        timing.no_clock_skew(tx, self._clock())
+        time_rules.no_clock_skew(tx, self._clock())
         if not isinstance(event, dict):
             raise InvalidEvent(f"{act} takes one JSON object (the event)")
         schemas.validate(act, event)
@@ -266,9 +266,9 @@ class InwardProcessingContract(Contract):
         original = eventlog.replay(tx, act, event)
         if original is not None:
             return original
-        tx.occurred_at = timing.business_time(tx, event)
+        tx.occurred_at = time_rules.business_time(tx, event)
         result = handler(tx, event)
-        timing.review_lateness(tx, act, event)
+        time_rules.review_lateness(tx, act, event)
         alerts.review(tx)
         return eventlog.record(tx, act, event, result)
 

@@ -9,7 +9,7 @@ placement time.
 """
 from __future__ import annotations
 
-from . import authorisations, goods, keys, times, timing
+from . import authorisations, goods, keys, time_rules, timestamps
 from .errors import DuplicateDeclaration, InvalidEvent, InvalidState, NotFound, OutOfOrder
 from .state import canonical_json
 
@@ -22,7 +22,7 @@ def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
     kind, goods_id = goods.goods_ref(event)
     record = goods.load(tx, kind, goods_id, auth["authorisation_id"])
     goods.require_unit(record, event.get("unit"), goods_id)
-    timing.not_before_goods(tx.occurred_at, record, kind, goods_id)
+    time_rules.not_before_goods(tx.occurred_at, record, kind, goods_id)
     if event.get("site") is not None:
         authorisations.require_site(auth, event["site"])
     qty = event["quantity"]
@@ -37,7 +37,7 @@ def exit_goods(tx, event: dict) -> dict:
     circulation, 7151 customs warehousing, 5151 inward processing under another authorisation).
     Quantity ≤ balance (at the site, if named); the declaration (MRN + item) must be new. A re-export
     awaits ConfirmExit; ``exit_confirm_days`` count from when its declaration was accepted
-    (``occurred_at``, at most the ledger time: ``timing.legal_time``), as the period for discharge does."""
+    (``occurred_at``, at most the ledger time: ``time_rules.legal_time``), as the period for discharge does."""
     item_no = event.get("item_no", 1)
     declaration = keys.declaration(event["mrn"], item_no)
     kind, goods_id, effect = _take(tx, event, "exit")
@@ -56,7 +56,7 @@ def exit_goods(tx, event: dict) -> dict:
     if event["procedure"] == RE_EXPORT:  # ExitUnconfirmed counts from the legally relevant date of the re-export
         tx.state.put(keys.unconfirmed_exit(event["authorisation_id"], event["mrn"], item_no), {
             "goods": kind, "id": goods_id, "quantity": event["quantity"],
-            "declared_at": times.fmt(timing.legal_time(tx)), "occurred_at": event["occurred_at"],
+            "declared_at": timestamps.fmt(time_rules.legal_time(tx)), "occurred_at": event["occurred_at"],
             "recorded_at": tx.recorded_at})
     if tx.commercial is not None:
         tx.stub.put_private_data(keys.COMMERCIAL_COLLECTION,
@@ -92,13 +92,13 @@ def confirm_exit(tx, event: dict) -> dict:
     pending = [(attrs, d) for attrs, d in exits if d["exit_confirmed"] is None]
     if not pending:
         raise InvalidState(f"the exit of {mrn} is already confirmed", mrn=mrn)
-    exit_day = times.parse_date(event["exit_date"], "exit_date")
+    exit_day = timestamps.parse_date(event["exit_date"], "exit_date")
     confirmed = []
     for (_mrn, item), decl in pending:
-        if exit_day < times.parse_datetime(decl["occurred_at"]).date():
+        if exit_day < timestamps.parse_datetime(decl["occurred_at"]).date():
             raise OutOfOrder("exit_date is before the re-export declaration", exit_date=event["exit_date"],
                              declared_at=decl["occurred_at"])
-        if times.start_of(exit_day) > tx.now:
+        if timestamps.start_of(exit_day) > tx.now:
             raise InvalidEvent("exit_date is in the future", exit_date=event["exit_date"])
         decl["exit_confirmed"] = {"exit_date": event["exit_date"], "recorded_at": tx.recorded_at, "tx_id": tx.tx_id}
         tx.state.put(keys.declaration(mrn, int(item)), decl)
@@ -114,7 +114,7 @@ def extend_discharge_period(tx, event: dict) -> dict:
     made from them follow (a batch's deadline is the earliest of its source lots')."""
     auth_id = event["authorisation_id"]
     authorisations.get(tx.state, auth_id)
-    new_deadline = times.fmt(times.parse_datetime(event["new_deadline"], "new_deadline"))
+    new_deadline = timestamps.fmt(timestamps.parse_datetime(event["new_deadline"], "new_deadline"))
     lots = {}
     for lot_id in event["lot_ids"]:
         lot = goods.load(tx, goods.LOT, lot_id, auth_id)
@@ -131,7 +131,7 @@ def extend_discharge_period(tx, event: dict) -> dict:
         deadlines = []
         for src in batch["source_lots"]:
             deadlines.append(new_lots.get(src["lot_id"]) or tx.state.get(keys.lot(src["lot_id"]))["deadline"])
-        earliest = min(deadlines)  # times.fmt is fixed width: text order is time order
+        earliest = min(deadlines)  # timestamps.fmt is fixed width: text order is time order
         if earliest != batch["deadline"]:
             new_batches[batch_id] = earliest
     goods.post(tx, {"op": "extend", "lots": new_lots, "batches": new_batches})

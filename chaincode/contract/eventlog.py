@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import goods, keys, times
+from . import goods, keys, timestamps
 from .errors import DuplicateEvent, InvalidEvent
 from .state import canonical_json, digest
 
@@ -55,7 +55,7 @@ def record(tx, act: str, event: dict, result: dict) -> dict:
         "submitted_by": tx.caller.public(), "event": event, "effects": tx.effects,
         "alerts": tx.alert_changes, "lots": sorted(tx.lots), "batches": sorted(tx.batches),
     }
-    tx.state.put(keys.log(scope, times.month_of(tx.now), tx.recorded_at, tx.tx_id), entry)
+    tx.state.put(keys.log(scope, timestamps.month_of(tx.now), tx.recorded_at, tx.tx_id), entry)
     for kind, ids, key in ((goods.LOT, tx.lots, keys.lot_log), (goods.BATCH, tx.batches, keys.batch_log)):
         for goods_id in sorted(ids):
             tx.state.put(key(goods_id, tx.recorded_at, tx.tx_id), {
@@ -92,10 +92,10 @@ def entries(state, scope: str, start: dt.datetime | None, end: dt.datetime, firs
     lo = max(start or first, first)
     if end <= lo:
         return []
-    months = times.months_between(lo, end)
+    months = timestamps.months_between(lo, end)
     if len(months) > MAX_MONTHS:
         raise InvalidEvent("the period is too long", months=len(months), max_months=MAX_MONTHS)
-    lo_text, hi_text = times.fmt(lo), times.fmt(end)
+    lo_text, hi_text = timestamps.fmt(lo), timestamps.fmt(end)
     out = []
     for month in months:
         for _attrs, entry in state.scan(keys.LOG, scope, month):

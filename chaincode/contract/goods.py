@@ -41,7 +41,7 @@ import copy
 import datetime as dt
 from typing import Iterable
 
-from . import keys, times, timing
+from . import keys, time_rules, timestamps
 from .errors import NotFound, QuantityExceedsBalance, UnitMismatch
 
 LOT, BATCH = "LOT", "BATCH"
@@ -65,7 +65,7 @@ def is_waste(record: dict) -> bool:
 
 
 def deadline(record: dict) -> dt.datetime:
-    return times.parse_datetime(record["deadline"])
+    return timestamps.parse_datetime(record["deadline"])
 
 
 def is_discharged(kind: str, record: dict) -> bool:
@@ -229,7 +229,7 @@ class StateBook:
     def put(self, kind: str, goods_id: str, record: dict) -> None:
         tx = self.tx
         if "updated_at" in record:
-            timing.after_last_change(tx, record, kind, goods_id)
+            time_rules.after_last_change(tx, record, kind, goods_id)
         else:  # a new lot or batch: index it under its authorisation
             index = keys.auth_lot if kind == LOT else keys.auth_batch
             tx.state.put(index(record["authorisation_id"], goods_id), {})
@@ -395,4 +395,4 @@ def goods_ref(event: dict) -> tuple[str, str]:
 
 
 def earliest_deadline(lots: Iterable[dict]) -> str:
-    return min((lot["deadline"] for lot in lots), key=times.parse_datetime)
+    return min((lot["deadline"] for lot in lots), key=timestamps.parse_datetime)

@@ -33,7 +33,7 @@ object type         attributes                                  answers
                                                                 submitting organisation)
 ==================  ==========================================  =====================================
 
-``recorded_at`` is :func:`times.fmt` (fixed width), so keys sort by ledger time.
+``recorded_at`` is :func:`timestamps.fmt` (fixed width), so keys sort by ledger time.
 
 Balance shards: every event on a lot or batch changes the balances of its goods code. One key per
 code would be rewritten by every such event of the authorisation, and Fabric refuses all but one of the

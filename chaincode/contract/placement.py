@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import alerts, authorisations, goods, keys, times, timing
+from . import alerts, authorisations, goods, keys, time_rules, timestamps
 from .errors import (AlreadyExists, CeilingExceeded, DeadlinePassed, DuplicateDeclaration, InvalidEvent,
                      UnitMismatch)
 from .state import canonical_json
@@ -16,7 +16,7 @@ def place_under_procedure(tx, event: dict) -> dict:
     Refused unless the authorisation is ACTIVE and within its validity, the CN code is covered (in the
     entry's unit), the site is authorised, the ceiling is kept and the declaration (MRN + item) is new.
     The lot's discharge deadline is the placement's legally relevant date — when the declaration was
-    accepted (``occurred_at``, at most the ledger time: ``timing.legal_time``) — + the period for
+    accepted (``occurred_at``, at most the ledger time: ``time_rules.legal_time``) — + the period for
     discharge (art. 257); a placement recorded late does not get a later deadline. The customs value
     comes from the transient map into the private collection.
     """
@@ -42,14 +42,14 @@ def place_under_procedure(tx, event: dict) -> dict:
     if tx.commercial is None or "customs_value" not in tx.commercial:
         raise InvalidEvent("the customs value is missing (transient map, key 'commercial')", field="commercial")
 
-    deadline = timing.legal_time(tx) + dt.timedelta(days=auth["discharge_period_days"])
+    deadline = time_rules.legal_time(tx) + dt.timedelta(days=auth["discharge_period_days"])
     lot = {
         "lot_id": lot_id, "authorisation_id": auth["authorisation_id"], "authorisation_version": auth["version"],
         "mrn": event["mrn"], "item_no": event["item_no"], "procedure": event["procedure"],
         "cn": event["cn"], "description": event["description"], "origin": event["origin"],
         "unit": event["unit"], "placed": qty, "net_mass_g": event.get("net_mass_g"),
         "accepted_at": tx.recorded_at, "occurred_at": event["occurred_at"], "tx_id": tx.tx_id,
-        "deadline": times.fmt(deadline), "original_deadline": times.fmt(deadline), "extensions": [],
+        "deadline": timestamps.fmt(deadline), "original_deadline": timestamps.fmt(deadline), "extensions": [],
         "stock": {event["site"]: qty}, "consumed": 0, "exited": {}, "lost": 0, "lost_by_reason": {},
         "products": {},
     }
@@ -75,7 +75,7 @@ def move_goods(tx, event: dict) -> dict:
     authorisations.require_site(auth, event["from_site"])
     authorisations.require_site(auth, event["to_site"])
     goods.require_unit(record, event.get("unit"), goods_id)
-    timing.not_before_goods(tx.occurred_at, record, kind, goods_id)
+    time_rules.not_before_goods(tx.occurred_at, record, kind, goods_id)
     require_not_overdue(tx, record, kind, goods_id)
     goods.take_from_sites(record, event["quantity"], event["from_site"], kind, goods_id)
     goods.post(tx, {"op": "move", "kind": kind, "id": goods_id, "qty": event["quantity"],

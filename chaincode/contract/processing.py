@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from . import alerts, authorisations, goods, keys, timing
+from . import alerts, authorisations, goods, keys, time_rules
 from .decimals import PCT_PLACES, exact, text
 from .errors import AlreadyExists, GoodsNotCovered, UnitMismatch, YieldOutOfTolerance
 from .placement import require_not_overdue
@@ -93,7 +93,7 @@ def record_processing(tx, event: dict) -> dict:
     for item in event["inputs"]:
         lot = lots.get(item["lot_id"]) or goods.load(tx, goods.LOT, item["lot_id"], auth["authorisation_id"])
         goods.require_unit(lot, item.get("unit"), item["lot_id"])
-        timing.not_before_goods(tx.occurred_at, lot, goods.LOT, item["lot_id"])
+        time_rules.not_before_goods(tx.occurred_at, lot, goods.LOT, item["lot_id"])
         require_not_overdue(tx, lot, goods.LOT, item["lot_id"])
         lots[item["lot_id"]] = lot
         needed[item["lot_id"]] = needed.get(item["lot_id"], 0) + item["qty"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from . import alerts, authorisations, billing, eventlog, goods, identifiers, keys, parties, roles, times
+from . import alerts, authorisations, billing, eventlog, goods, identifiers, keys, parties, roles, timestamps
 from .decimals import pct
 from .errors import InvalidEvent, NotFound
 
@@ -30,8 +30,8 @@ def _moment(tx, value, name: str) -> dt.datetime:
     if value is None:
         return tx.now
     if isinstance(value, str) and len(value) == 10:
-        return times.end_of(times.parse_date(value, name))
-    return times.parse_datetime(_text(value, name), name)
+        return timestamps.end_of(timestamps.parse_date(value, name))
+    return timestamps.parse_datetime(_text(value, name), name)
 
 
 def _readable_authorisation(tx, authorisation_id, what: str) -> dict:
@@ -120,18 +120,18 @@ def get_declaration(tx, mrn) -> dict:
 def get_events_in_period(tx, authorisation_id, start, end) -> dict:
     """Events recorded (ledger time) in [start, end); a date as ``end`` includes that whole day."""
     auth = _readable_authorisation(tx, authorisation_id, "GetEventsInPeriod")
-    lo = times.start_of(times.parse_date(start, "from")) if isinstance(start, str) and len(start) == 10 \
+    lo = timestamps.start_of(timestamps.parse_date(start, "from")) if isinstance(start, str) and len(start) == 10 \
         else _moment(tx, start, "from")
     hi = _moment(tx, end, "to")
-    found = eventlog.entries(tx.state, auth["authorisation_id"], lo, hi, times.parse_datetime(auth["granted_at"]))
-    return {"authorisation_id": auth["authorisation_id"], "from": times.fmt(lo), "to": times.fmt(hi),
+    found = eventlog.entries(tx.state, auth["authorisation_id"], lo, hi, timestamps.parse_datetime(auth["granted_at"]))
+    return {"authorisation_id": auth["authorisation_id"], "from": timestamps.fmt(lo), "to": timestamps.fmt(hi),
             "events": found}
 
 
 def get_alerts(tx, authorisation_id, as_of=None) -> dict:
     auth = _readable_authorisation(tx, authorisation_id, "GetAlerts")
     moment = _moment(tx, as_of, "as_of")
-    return {"authorisation_id": auth["authorisation_id"], "as_of": times.fmt(moment),
+    return {"authorisation_id": auth["authorisation_id"], "as_of": timestamps.fmt(moment),
             "alerts": alerts.current(tx.state, auth, moment, tx.params)}
 
 
@@ -140,7 +140,8 @@ def get_bill_of_discharge_data(tx, authorisation_id, period_end=None, as_of=None
     if period_end is not None and as_of is not None:
         raise InvalidEvent("give period_end or as_of, not both")
     if period_end is not None:
-        data = billing.compute(tx.state, auth, period_end=times.parse_date(_text(period_end, "period_end"), "period_end"))
+        day = timestamps.parse_date(_text(period_end, "period_end"), "period_end")
+        data = billing.compute(tx.state, auth, period_end=day)
     else:
         data = billing.compute(tx.state, auth, as_of=_moment(tx, as_of, "as_of"))
     if roles.sees_commercial_data(tx.party):

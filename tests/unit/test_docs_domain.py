@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 
-from chaincode.contract import acts, errors, params, timing
+from chaincode.contract import acts, errors, params, time_rules
 from chaincode.testing import scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def test_every_named_rule_of_errors_py_is_a_row_of_section_5_and_every_row_is_a_
 def _alerts_the_contract_raises() -> set[str]:
     """Alert types in the contract's source: recorded ones (``raise_alert(tx, <authorisation>, "<Type>"``),
     time ones (``_derived("<Type>"``), and LateRecording (a constant)."""
-    found = {timing.LATE_RECORDING}
+    found = {time_rules.LATE_RECORDING}
     for path in sorted(CONTRACT.glob("*.py")):
         text = path.read_text(encoding="utf-8")
         found.update(re.findall(r"raise_alert\(\s*tx,\s*[^,]+,\s*\"([A-Za-z]+)\"", text))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import times
+from . import timestamps
 from .errors import ClockSkew, OutOfOrder
 
 LATE_RECORDING = "LateRecording"
@@ -29,16 +29,16 @@ LATE_RECORDING = "LateRecording"
 def no_clock_skew(tx, peer_now: dt.datetime) -> None:
     """ClockSkew: |transaction timestamp − endorsing peer's clock| ≤ ``max_clock_skew_s``."""
     limit = tx.params["max_clock_skew_s"]
-    skew = abs((tx.now - peer_now.astimezone(times.UTC)).total_seconds())
+    skew = abs((tx.now - peer_now.astimezone(timestamps.UTC)).total_seconds())
     if skew > limit:
         raise ClockSkew(f"transaction timestamp is {skew:.0f} s away from the peer's clock (limit {limit} s)",
-                        tx_timestamp=tx.recorded_at, peer_time=times.fmt(peer_now), max_clock_skew_s=limit)
+                        tx_timestamp=tx.recorded_at, peer_time=timestamps.fmt(peer_now), max_clock_skew_s=limit)
 
 
 def business_time(tx, event: dict) -> dt.datetime:
     """OutOfOrder: ``occurred_at`` later than the ledger time (beyond the tolerated clock skew). A past
     ``occurred_at`` is accepted however old (see :func:`review_lateness`)."""
-    occurred = times.parse_datetime(event["occurred_at"], "occurred_at")
+    occurred = timestamps.parse_datetime(event["occurred_at"], "occurred_at")
     if occurred > tx.now + dt.timedelta(seconds=tx.params["max_clock_skew_s"]):
         raise OutOfOrder("occurred_at is in the future", occurred_at=event["occurred_at"],
                          ledger_time=tx.recorded_at, max_clock_skew_s=tx.params["max_clock_skew_s"])
@@ -60,7 +60,7 @@ def review_lateness(tx, act: str, event: dict) -> None:
     """LateRecording (recorded alert, subject ``<msp_id>:<event_id>``): the act is recorded more than
     ``late_recording_days`` after its ``occurred_at``. It stays raised, a fact for customs to look at.
     Events without an authorisation (SetParameters) raise none."""
-    from . import alerts  # alerts -> goods -> timing: imported when needed
+    from . import alerts  # alerts -> goods -> time_rules: imported when needed
 
     allowed = tx.params["late_recording_days"]
     lateness = late_by(tx)
@@ -77,10 +77,10 @@ def review_lateness(tx, act: str, event: dict) -> None:
 
 def not_before_goods(occurred: dt.datetime, record: dict, kind: str, goods_id: str) -> None:
     """OutOfOrder: an event's business time before the placement (or production) of its goods."""
-    since = times.parse_datetime(record["occurred_at"])
+    since = timestamps.parse_datetime(record["occurred_at"])
     if occurred < since:
         raise OutOfOrder(f"occurred_at is before the {'placement' if kind == 'LOT' else 'production'} "
-                         f"of {goods_id}", occurred_at=times.fmt(occurred), goods_since=record["occurred_at"],
+                         f"of {goods_id}", occurred_at=timestamps.fmt(occurred), goods_since=record["occurred_at"],
                          goods=kind, id=goods_id)
 
 

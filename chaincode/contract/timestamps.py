@@ -1,7 +1,8 @@
-"""Ledger time: parsing and the one canonical text form.
+"""Timestamps and dates: parsing, the one canonical text form, day and month bounds (the rules
+about time — ClockSkew, OutOfOrder, late recording — are in ``time_rules``).
 
 Ledger time is the transaction timestamp (set by the client, checked against the
-endorsing peer's clock, see ``timing.no_clock_skew``). Every timestamp the
+endorsing peer's clock, see ``time_rules.no_clock_skew``). Every timestamp the
 contract writes uses :func:`fmt` — fixed width, UTC, microseconds — so that
 timestamps sort as text inside composite keys.
 """
