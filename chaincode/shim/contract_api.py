@@ -11,12 +11,12 @@ Usage::
         name = "ipledger"
 
         @transaction
-        def Discharge(self, stub, authorisation_id, quantity):
+        def ExitGoods(self, stub, event):
             ...
             raise QuantityExceedsBalance("not enough left", balance=3, requested=5)
 
         @transaction(submit=False)
-        def ReadBalance(self, stub, authorisation_id):
+        def GetBalances(self, stub, authorisation_id):
             return {"balance": 3}
 
 Dispatch rules (``Contract.invoke``):

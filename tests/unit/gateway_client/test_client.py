@@ -22,8 +22,8 @@ PLANNING = ("no combination of peers can be derived which satisfy the endorsemen
 
 
 def test_evaluate_returns_the_result_and_sends_a_signed_proposal(contract, fake_peer, identity):
-    result = contract.evaluate("GetBalance", ["IP-1", b"\x01"], endorsing_orgs=["CustomsMSP"])
-    assert result == b"ok|ipledger|GetBalance|IP-1|\x01"
+    result = contract.evaluate("GetBalances", ["IP-1", b"\x01"], endorsing_orgs=["CustomsMSP"])
+    assert result == b"ok|ipledger|GetBalances|IP-1|\x01"
     (req,) = fake_peer.recorded.evaluate
     _, _, chdr, shdr, _, spec = decode_proposal(req.proposed_transaction)
     assert req.channel_id == chdr.channel_id == "inward-processing"
@@ -54,10 +54,10 @@ def test_evaluate_error_carries_code_message_details_and_chaincode_error(contrac
 
 
 def test_submit_endorses_signs_submits_and_waits_for_commit(contract, fake_peer, identity):
-    res = contract.submit("RecordPlacement", ["IP-1", "100"], transient={"secret": b"s"},
+    res = contract.submit("PlaceUnderProcedure", ["IP-1", "100"], transient={"secret": b"s"},
                           endorsing_orgs=["CustomsMSP", "OperatorMSP"])
     assert isinstance(res, SubmitResult)
-    assert res.result == b"ok|ipledger|RecordPlacement|IP-1|100"
+    assert res.result == b"ok|ipledger|PlaceUnderProcedure|IP-1|100"
     assert (res.block_number, res.status, res.attempts) == (7, "VALID", 1)
 
     (endorse,) = fake_peer.recorded.endorse
@@ -82,7 +82,7 @@ def test_submit_endorses_signs_submits_and_waits_for_commit(contract, fake_peer,
 
 def test_mvcc_conflict_is_retried_with_a_new_proposal_and_tx_id(contract, fake_peer):
     fake_peer.commit_codes = [transaction_pb2.MVCC_READ_CONFLICT, transaction_pb2.PHANTOM_READ_CONFLICT]
-    res = contract.submit("RecordMovement", ["IP-1"])
+    res = contract.submit("MoveGoods", ["IP-1"])
     assert res.status == "VALID" and res.attempts == 3
     tx_ids = [r.transaction_id for r in fake_peer.recorded.endorse]
     assert len(tx_ids) == 3 and len(set(tx_ids)) == 3
@@ -95,7 +95,7 @@ def test_mvcc_conflict_is_retried_with_a_new_proposal_and_tx_id(contract, fake_p
 def test_retries_are_bounded_and_end_with_a_commit_error(contract, fake_peer):
     fake_peer.commit_codes = [transaction_pb2.MVCC_READ_CONFLICT] * 10
     with pytest.raises(CommitError) as info:
-        contract.submit("RecordMovement", ["IP-1"])
+        contract.submit("MoveGoods", ["IP-1"])
     err = info.value
     assert len(fake_peer.recorded.endorse) == 4  # 1 + RetryPolicy.retries (3)
     assert err.attempts == 4
@@ -109,7 +109,7 @@ def test_retries_are_bounded_and_end_with_a_commit_error(contract, fake_peer):
 def test_other_invalid_codes_are_not_retried(contract, fake_peer):
     fake_peer.commit_codes = [transaction_pb2.ENDORSEMENT_POLICY_FAILURE]
     with pytest.raises(CommitError) as info:
-        contract.submit("RecordMovement", ["IP-1"])
+        contract.submit("MoveGoods", ["IP-1"])
     assert info.value.validation_code_name == "ENDORSEMENT_POLICY_FAILURE"
     assert len(fake_peer.recorded.endorse) == 1 and info.value.attempts == 1
 
@@ -130,7 +130,7 @@ def test_endorsement_planning_error_is_retried(contract, fake_peer):
         if len(calls) <= 2:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, PLANNING)
     fake_peer.on_endorse = plan
-    res = contract.submit("RecordExit", ["IP-1"])
+    res = contract.submit("ExitGoods", ["IP-1"])
     assert res.attempts == 3 and len(set(calls)) == 3 and res.tx_id == calls[-1]
 
 
@@ -143,7 +143,7 @@ def test_endorsement_mismatch_between_peers_is_retried(contract, fake_peer):
             context.abort(grpc.StatusCode.ABORTED, "failed to collect enough transaction "
                           "endorsements: ProposalResponsePayloads do not match")
     fake_peer.on_endorse = mismatch
-    res = contract.submit("RecordExit", ["IP-1"])
+    res = contract.submit("ExitGoods", ["IP-1"])
     assert res.attempts == 3 and len(set(calls)) == 3 and res.tx_id == calls[-1]
 
 
@@ -189,14 +189,14 @@ def test_other_aborted_endorsements_are_not_retried(contract, fake_peer):
     fake_peer.on_endorse = lambda request, context: context.abort(
         grpc.StatusCode.ABORTED, "failed to endorse transaction")
     with pytest.raises(EndorseError):
-        contract.submit("RecordExit", ["IP-1"])
+        contract.submit("ExitGoods", ["IP-1"])
     assert len(fake_peer.recorded.endorse) == 1
 
 
 def test_endorsement_planning_error_gives_up_after_the_retries(contract, fake_peer):
     fake_peer.on_endorse = lambda request, context: context.abort(grpc.StatusCode.FAILED_PRECONDITION, PLANNING)
     with pytest.raises(EndorseError) as info:
-        contract.submit("RecordExit", ["IP-1"])
+        contract.submit("ExitGoods", ["IP-1"])
     assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION and info.value.attempts == 4
     assert len(fake_peer.recorded.endorse) == 4 and not fake_peer.recorded.submit
 

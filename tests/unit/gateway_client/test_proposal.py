@@ -17,7 +17,7 @@ WHEN = datetime(2025, 3, 14, 9, 26, 53, 589_793, tzinfo=timezone.utc)
 
 def test_proposal_fields(identity, signer):
     nonce = bytes(range(24))
-    p = build_proposal(identity, "inward-processing", "ipledger", "RecordPlacement",
+    p = build_proposal(identity, "inward-processing", "ipledger", "PlaceUnderProcedure",
                        ["IP-1", b"\x00\xffbin"], {"price": b"12.50", "note": "ok"},
                        nonce=nonce, timestamp=WHEN)
     signed = p.sign(signer)
@@ -40,7 +40,7 @@ def test_proposal_fields(identity, signer):
 
     assert spec.chaincode_id.name == "ipledger"
     assert spec.type == chaincode_pb2.ChaincodeSpec.UNDEFINED  # as fabric-gateway: the peer does not use it
-    assert list(spec.input.args) == [b"RecordPlacement", b"IP-1", b"\x00\xffbin"]
+    assert list(spec.input.args) == [b"PlaceUnderProcedure", b"IP-1", b"\x00\xffbin"]
     assert dict(payload.TransientMap) == {"price": b"12.50", "note": b"ok"}
 
     assert verify_by_creator(shdr.creator, signed.proposal_bytes, signed.signature) == "OperatorMSP"
