@@ -715,14 +715,26 @@ def add_network_commands(net_sub) -> None:
                    help="even if it is still in the channel configuration")
 
 
+def _network_add_holder(net: Network, args) -> None:
+    network_add_holder(net, args.msp_id, args.holder_channel, args.name, args.description, args.domain)
+
+
+def _network_add_org(net: Network, args) -> None:
+    network_add_org(net, args.msp_id, args.name, args.description, args.domain,
+                    [args.channel] if args.channel else None)
+
+
+def _network_remove_org(net: Network, args) -> None:
+    network_remove_org(net, args.msp_id, force=args.force)
+
+
+# ``ipledger network <cmd>`` -> its handler (the commands of add_network_commands)
+NETWORK_COMMANDS = {"add-holder": _network_add_holder, "add-org": _network_add_org,
+                    "remove-org": _network_remove_org}
+
+
 def network_command(net: Network, args) -> int:
-    if args.cmd == "add-holder":
-        network_add_holder(net, args.msp_id, args.holder_channel, args.name, args.description, args.domain)
-    elif args.cmd == "add-org":
-        network_add_org(net, args.msp_id, args.name, args.description, args.domain,
-                        [args.channel] if args.channel else None)
-    else:
-        network_remove_org(net, args.msp_id, force=args.force)
+    NETWORK_COMMANDS[args.cmd](net, args)
     return 0
 
 
@@ -742,81 +754,103 @@ def _net(args) -> Network:
     return Network.open(args.state_dir, args.consortium, args.base_port).on_channel(args.channel)
 
 
-def _run(args) -> int:
-    if args.cmd == "propose":
+# ``ipledger admin propose <kind>`` -> the proposal it writes to ``out``
+PROPOSALS = {
+    "add-org": lambda net, args, out: propose_add_org(net, args.definition, out, args.as_org),
+    "update-org": lambda net, args, out: propose_update_org(net, args.definition, out, args.as_org),
+    "remove-org": lambda net, args, out: propose_remove_org(net, args.org, out, args.as_org),
+    "update-anchors": lambda net, args, out: propose_update_anchors(net, args.org, args.peer, out, args.as_org),
+    "set-policy": lambda net, args, out: propose_set_policy(net, args.policy, out, rule=args.rule,
+                                                            signature=args.signature, as_org=args.as_org),
+}
+
+
+def _propose(args) -> int:
+    net = _net(args)
+    out = args.output or Path(f"{args.kind}.pb")
+    PROPOSALS[args.kind](net, args, out)
+    return 0
+
+
+def _sign(args) -> int:
+    upd = UpdateFile.load(args.update)
+    a = assess(upd)
+    print("\n".join(format_assessment(a)))
+    if sys.stdin.isatty() and not args.yes:
+        if input(f"Sign this update as {args.as_org}? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("Not signed.")
+            return 1
+    msp_dir = args.msp_dir
+    if msp_dir is None:
         net = _net(args)
-        out = args.output or Path(f"{args.kind}.pb")
-        if args.kind == "add-org":
-            propose_add_org(net, args.definition, out, args.as_org)
-        elif args.kind == "update-org":
-            propose_update_org(net, args.definition, out, args.as_org)
-        elif args.kind == "remove-org":
-            propose_remove_org(net, args.org, out, args.as_org)
-        elif args.kind == "update-anchors":
-            propose_update_anchors(net, args.org, args.peer, out, args.as_org)
-        else:
-            propose_set_policy(net, args.policy, out, rule=args.rule, signature=args.signature,
-                               as_org=args.as_org)
-        return 0
-    if args.cmd == "sign":
-        upd = UpdateFile.load(args.update)
-        a = assess(upd)
+        msp_dir = net.layout.user_msp(net.local_org(args.as_org))
+    sign(upd, args.as_org, msp_dir)
+    a = assess(upd)
+    print("Ready to submit." if a["satisfied"] else "Not ready to submit yet: "
+          + "; ".join(f"{e.path} {e.have} of {e.needed}" if e.children else e.path
+                      for e in a["_evaluations"] if not e.satisfied))
+    return 0
+
+
+def _status(args) -> int:
+    upd = UpdateFile.load(args.update)
+    config = None
+    live_note = None
+    if args.live:
+        net = _net(args)
+        config, block = channel_config(net, args.as_org)
+        live_note = (f"checked against the live config (block {block}): "
+                     + ("same as the base config" if config == upd.base
+                        else "the channel config CHANGED since the update was computed"))
+    a = assess(upd, config)
+    if live_note:
+        a["live"] = live_note
+    if args.json:
+        print(json.dumps({k: v for k, v in a.items() if not k.startswith("_")}, indent=2))
+    else:
         print("\n".join(format_assessment(a)))
-        if sys.stdin.isatty() and not args.yes:
-            if input(f"Sign this update as {args.as_org}? [y/N] ").strip().lower() not in ("y",
-                                                                                          "yes"):
-                print("Not signed.")
-                return 1
-        msp_dir = args.msp_dir
-        if msp_dir is None:
-            net = _net(args)
-            msp_dir = net.layout.user_msp(net.local_org(args.as_org))
-        sign(upd, args.as_org, msp_dir)
-        a = assess(upd)
-        print("Ready to submit." if a["satisfied"] else "Not ready to submit yet: "
-              + "; ".join(f"{e.path} {e.have} of {e.needed}" if e.children else e.path
-                          for e in a["_evaluations"] if not e.satisfied))
-        return 0
-    if args.cmd == "status":
-        upd = UpdateFile.load(args.update)
-        config = None
-        live_note = None
-        if args.live:
-            net = _net(args)
-            config, block = channel_config(net, args.as_org)
-            live_note = (f"checked against the live config (block {block}): "
-                         + ("same as the base config" if config == upd.base
-                            else "the channel config CHANGED since the update was computed"))
-        a = assess(upd, config)
         if live_note:
-            a["live"] = live_note
-        if args.json:
-            print(json.dumps({k: v for k, v in a.items() if not k.startswith("_")}, indent=2))
-        else:
-            print("\n".join(format_assessment(a)))
-            if live_note:
-                print(live_note)
-        return 0 if a["satisfied"] else 1
-    if args.cmd == "submit":
-        submit(_net(args), UpdateFile.load(args.update), args.as_org, args.force)
-        return 0
-    if args.cmd == "members":
-        m = members(_net(args), args.as_org)
-        print(json.dumps(m, indent=2) if args.json else "\n".join(format_members(m)))
-        return 0
-    if args.cmd == "chaincode-approve":
-        from .chaincode import Deployer
-        Deployer(_net(args)).approve_for_org(args.name, args.org)
-        return 0
-    if args.cmd == "chaincode-policy":
-        from .chaincode import Deployer
-        net = _net(args)
-        config, _ = channel_config(net)
-        orgs = [o.msp_id for o in net.consortium.orgs if o.msp_id in application_orgs(config)]
-        try:
-            signature_policy(args.policy)
-        except PolicyError as e:
-            raise AdminError(str(e)) from e
-        Deployer(net).set_endorsement_policy(args.name, args.policy, orgs)
-        return 0
-    raise AdminError(f"unknown admin command {args.cmd}")
+            print(live_note)
+    return 0 if a["satisfied"] else 1
+
+
+def _submit(args) -> int:
+    submit(_net(args), UpdateFile.load(args.update), args.as_org, args.force)
+    return 0
+
+
+def _members(args) -> int:
+    m = members(_net(args), args.as_org)
+    print(json.dumps(m, indent=2) if args.json else "\n".join(format_members(m)))
+    return 0
+
+
+def _chaincode_approve(args) -> int:
+    from .chaincode import Deployer
+    Deployer(_net(args)).approve_for_org(args.name, args.org)
+    return 0
+
+
+def _chaincode_policy(args) -> int:
+    from .chaincode import Deployer
+    net = _net(args)
+    config, _ = channel_config(net)
+    orgs = [o.msp_id for o in net.consortium.orgs if o.msp_id in application_orgs(config)]
+    try:
+        signature_policy(args.policy)
+    except PolicyError as e:
+        raise AdminError(str(e)) from e
+    Deployer(net).set_endorsement_policy(args.name, args.policy, orgs)
+    return 0
+
+
+# ``ipledger admin <cmd>`` -> its handler (the commands of add_commands); each returns the exit code
+COMMANDS = {"propose": _propose, "sign": _sign, "status": _status, "submit": _submit, "members": _members,
+            "chaincode-approve": _chaincode_approve, "chaincode-policy": _chaincode_policy}
+
+
+def _run(args) -> int:
+    handler = COMMANDS.get(args.cmd)
+    if handler is None:
+        raise AdminError(f"unknown admin command {args.cmd}")
+    return handler(args)

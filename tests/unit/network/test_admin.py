@@ -3,6 +3,7 @@ summaries, signatures and the policy evaluation that decides whether an update
 may be submitted."""
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 
@@ -393,3 +394,20 @@ def test_anchor_peer_values():
     assert anchor_peers(g) == ["127.0.0.1:7110", "peer1.example:8051"]
     with pytest.raises(ConfigError):
         anchor_peers_value(["no-port"])
+
+
+def _subcommands(parser) -> dict:
+    """The sub-parsers of ``parser`` by name."""
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return action.choices
+
+
+def test_the_dispatch_tables_cover_every_command():
+    root = argparse.ArgumentParser()
+    admin.add_commands(root.add_subparsers(dest="group"))
+    commands = _subcommands(_subcommands(root)["admin"])
+    assert set(commands) == set(admin.COMMANDS)
+    assert set(_subcommands(commands["propose"])) == set(admin.PROPOSALS)
+    net = argparse.ArgumentParser()
+    admin.add_network_commands(net.add_subparsers(dest="cmd"))
+    assert set(_subcommands(net)) == set(admin.NETWORK_COMMANDS)
