@@ -48,9 +48,9 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
     service = LedgerService(ledger if ledger is not None else FabricLedger(config), config, metrics)
     app.extensions["ipledger"] = AppState(config=config, keys=keys, service=service, metrics=metrics)
 
-    app.register_blueprint(events.bp, url_prefix=API_PREFIX)
-    app.register_blueprint(queries.bp, url_prefix=API_PREFIX)
-    app.register_blueprint(docs.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(events.bp)  # each blueprint carries its prefix (/api/v1; health: the root)
+    app.register_blueprint(queries.bp)
+    app.register_blueprint(docs.bp)
     app.register_blueprint(health.bp)
     install_dashboard(app)  # dashboard, live feed, alerts across authorisations, webhooks, audit, reports
 

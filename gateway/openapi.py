@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document, generated from the contract's JSON Schemas and :data:`OPERATIONS`.
+"""The OpenAPI 3.1 document, generated from the contract's JSON Schemas and :data:`OPERATIONS` (the
+operations each gateway/api module declares beside its routes, see :mod:`gateway.api.routes`).
 
 Event schemas come from ``chaincode/contract/schemas`` (the ones the chaincode
 validates with): the shared definitions of ``common.json`` become
@@ -15,7 +16,8 @@ from typing import Any
 
 from chaincode.contract import acts, schemas  # the contract's act table and schemas (allowed imports)
 
-from .api.common import ID_PATTERNS, MOMENT_PATTERN
+from .api import docs, events, health, queries
+from .api.routes import parameter
 from .auth import ROLES
 from .problems import MEDIA_TYPE, problem_types
 from .validation import COMMERCIAL_EVENTS, EVENT_TYPES
@@ -29,112 +31,18 @@ _COMMON_REF = "common.json#/$defs/"
 PERFORMED_BY: dict[str, str] = {act.name: act.performed_by for act in acts.TABLE}
 
 
-def _param(name: str, where: str, schema: dict, description: str, required: bool | None = None) -> dict:
-    return {"name": name, "in": where, "required": True if where == "path" else bool(required),
-            "description": description, "schema": schema}
-
-
-def _id(name: str, description: str) -> dict:
-    return _param(name, "path", {"type": "string", "pattern": ID_PATTERNS[name]}, description)
-
-
-def _moment(name: str, description: str, required: bool = False, date_only: bool = False) -> dict:
-    pattern = schemas.load_schema("common")["$defs"]["date"]["pattern"] if date_only else MOMENT_PATTERN
-    return _param(name, "query", {"type": "string", "pattern": pattern}, description, required)
-
-
-AUTH_ID = _id("authorisation_id", "authorisation id, e.g. FRIPO000001")
 # a gateway serving several holders' channels (customs', with a channel per holder): which one a call is for
-CHANNEL = _param("channel", "query", {"type": "string", "pattern": "^[a-z][a-z0-9.-]{0,248}$"},
-                 "With a channel per holder, on a gateway serving several (customs'): the holder's channel. "
-                 "Without it an event goes to the channel of its authorisation (a grant: where its holder is "
-                 "registered; else 400 channel-required) and a query to the channel that knows the item (409 "
-                 "ambiguous-channel if several do); answers then name the channel. Another value than a "
-                 "channel the gateway serves: 400 unknown-channel.")
-CHANNEL_OPS = frozenset({"submitEvent", "submitEventBatch", "getMembers"})
+CHANNEL = parameter("channel", "query", {"type": "string", "pattern": "^[a-z][a-z0-9.-]{0,248}$"},
+                    "With a channel per holder, on a gateway serving several (customs'): the holder's channel. "
+                    "Without it an event goes to the channel of its authorisation (a grant: where its holder is "
+                    "registered; else 400 channel-required) and a query to the channel that knows the item (409 "
+                    "ambiguous-channel if several do); answers then name the channel. Another value than a "
+                    "channel the gateway serves: 400 unknown-channel.")
 
-# method, path, operationId, summary, permission (None: public), parameters, request body schema, ok responses
+#: Every operation of the gateway, in the document's order: each declared beside its route
+#: (:mod:`gateway.api.routes`), collected here from the modules in this order.
 OPERATIONS: list[dict[str, Any]] = [
-    {"method": "post", "path": "/api/v1/events", "id": "submitEvent", "permission": "submit",
-     "summary": "Submit one business event",
-     "description": "Validates the event against its JSON Schema, then submits the contract function of the same "
-                    "name as the key's organisation. `commercial` (PlaceUnderProcedure, ExitGoods) travels in "
-                    "the transient map only. `event_id` is the idempotency key, per organisation: the first time "
-                    "201 with the transaction id and block; the same event again 200 with the ORIGINAL "
-                    "transaction id; the same event_id with other content 409 duplicate-event. Identifiers are "
-                    "matched whole (no newline, no control character); an `mrn` must be an EU MRN (check digit "
-                    "included): 400 invalid-mrn. `occurred_at` may be days old (recorded late: alert "
-                    "LateRecording beyond the customs parameter late_recording_days), never in the future.",
-     "body": {"$ref": "#/components/schemas/Event"},
-     "ok": {"201": ("the event was recorded in a new transaction", "SubmitOutcome"),
-            "200": ("replay: the event was already recorded; the original transaction", "SubmitOutcome")}},
-    {"method": "post", "path": "/api/v1/events/batch", "id": "submitEventBatch", "permission": "submit",
-     "summary": "Submit many business events, in order",
-     "description": "Items are processed sequentially, in order, each in its own transaction: every item is "
-                    "committed (201), replayed (200), refused (4xx) or failed (5xx) on its own, and reported "
-                    "with its index. Nothing is silently skipped: with `stop_on_error` (default false) the "
-                    "items after the first refused or failed one are reported NOT_ATTEMPTED; when the ledger "
-                    "becomes unreachable (503/504) the batch stops the same way and the answer carries "
-                    "Retry-After. Send the batch again: items already recorded come back as replays.",
-     "body": {"$ref": "#/components/schemas/BatchRequest"},
-     "ok": {"200": ("the batch was processed; see each item's outcome", "BatchOutcome")}},
-    {"method": "get", "path": "/api/v1/authorisations/{authorisation_id}", "id": "getAuthorisation",
-     "permission": "read", "summary": "An authorisation and its status at the ledger time", "params": [AUTH_ID],
-     "function": "GetAuthorisation"},
-    {"method": "get", "path": "/api/v1/authorisations/{authorisation_id}/balances", "id": "getBalances",
-     "permission": "read", "summary": "Balances by goods code and unit, and the use of each ceiling",
-     "params": [AUTH_ID], "function": "GetBalances"},
-    {"method": "get", "path": "/api/v1/authorisations/{authorisation_id}/alerts", "id": "getAlerts",
-     "permission": "read", "summary": "Recorded and time alerts at `as_of` (default: the ledger time)",
-     "params": [AUTH_ID, _moment("as_of", "date or date-time the alerts are computed for")],
-     "function": "GetAlerts"},
-    {"method": "get", "path": "/api/v1/authorisations/{authorisation_id}/events", "id": "getEventsInPeriod",
-     "permission": "read", "summary": "Events recorded in [from, to) (ledger time), with block numbers",
-     "params": [AUTH_ID, _moment("from", "start (a date means 00:00 UTC)", required=True),
-                _moment("to", "end, exclusive (a date includes that whole day; default: the ledger time)")],
-     "function": "GetEventsInPeriod"},
-    {"method": "get", "path": "/api/v1/authorisations/{authorisation_id}/bill-of-discharge-data",
-     "id": "getBillOfDischargeData", "permission": "read",
-     "summary": "The bill-of-discharge data for a period end, or the audit view as of a date",
-     "params": [AUTH_ID, _moment("period_end", "period end (date)", date_only=True),
-                _moment("as_of", "audit view as of this date or date-time (not with period_end)")],
-     "function": "GetBillOfDischargeData"},
-    {"method": "get", "path": "/api/v1/bills-of-discharge/{bill_id}", "id": "getBillOfDischarge",
-     "permission": "read", "summary": "A submitted bill of discharge and its decision",
-     "params": [_id("bill_id", "bill id, BOD-<authorisation>-<period end>")], "function": "GetBillOfDischarge"},
-    {"method": "get", "path": "/api/v1/lots/{lot_id}", "id": "getLot", "permission": "read",
-     "summary": "A lot: balances per site, status, deadline (customs value for customs and the holder, "
-                "its hash for the broker)", "params": [_id("lot_id", "lot id")], "function": "GetLot"},
-    {"method": "get", "path": "/api/v1/lots/{lot_id}/history", "id": "getLotHistory", "permission": "read",
-     "summary": "Audit trail of a lot: every event with tx id, block number, timestamp and submitting org",
-     "params": [_id("lot_id", "lot id")], "function": "GetLotHistory"},
-    {"method": "get", "path": "/api/v1/batches/{batch_id}", "id": "getBatch", "permission": "read",
-     "summary": "A batch of processed products with its lineage", "params": [_id("batch_id", "batch id")],
-     "function": "GetBatch"},
-    {"method": "get", "path": "/api/v1/batches/{batch_id}/history", "id": "getBatchHistory", "permission": "read",
-     "summary": "Audit trail of a batch (as for lots)", "params": [_id("batch_id", "batch id")],
-     "function": "GetBatchHistory"},
-    {"method": "get", "path": "/api/v1/members", "id": "getMembers", "permission": "read",
-     "summary": "The channel's organisations, from its current config block",
-     "description": "Read-only membership view: every application and orderer organisation of the channel with "
-                    "its anchor peers or orderer endpoints, its admins policy and its root CA certificates "
-                    "(subject, SHA-256 fingerprint, expiry), and the policy a membership change needs. Read "
-                    "from the key's organisation's peer (cscc GetConfigBlock, which every channel member may "
-                    "call). Changes go through `ipledger admin` with the signatures of the org admins.",
-     "ok": {"200": ("the channel's organisations", "Members")}},
-    {"method": "get", "path": "/api/v1/parameters", "id": "getParameters", "permission": "read",
-     "summary": "The customs parameters in force", "function": "GetParameters"},
-    {"method": "get", "path": "/healthz", "id": "healthz", "permission": None, "summary": "Liveness: the process answers",
-     "ok": {"200": ("alive", "Status")}},
-    {"method": "get", "path": "/readyz", "id": "readyz", "permission": None,
-     "summary": "Readiness: the peer of every org answers an evaluate (GetParameters)",
-     "ok": {"200": ("ready", "Status")}},
-    {"method": "get", "path": "/metrics", "id": "metrics", "permission": None,
-     "summary": "Prometheus metrics (text exposition format)", "ok": {"200": ("metrics", None)}},
-    {"method": "get", "path": "/api/v1/openapi.json", "id": "openapi", "permission": None,
-     "summary": "This document", "ok": {"200": ("the OpenAPI 3.1 document", None)}},
-    {"method": "get", "path": "/api/v1/docs", "id": "docs", "permission": None,
-     "summary": "Browsable documentation (HTML)", "ok": {"200": ("HTML page", None)}},
+    *events.ROUTES.operations, *queries.ROUTES.operations, *health.ROUTES.operations, *docs.ROUTES.operations,
 ]
 
 
@@ -285,18 +193,14 @@ def _operation(op: dict) -> dict:
     request_id_header = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
     responses: dict[str, Any] = {}
     for status, (text, schema_name) in op.get("ok", {"200": ("the contract's answer", "QueryResult")}).items():
-        if op["path"] == "/metrics":
-            content = {"text/plain": {"schema": {"type": "string"}}}
-        elif op["path"] == "/api/v1/docs":
-            content = {"text/html": {"schema": {"type": "string"}}}
+        if op.get("media"):  # text: /metrics, the docs page
+            content = {op["media"]: {"schema": {"type": "string"}}}
         elif schema_name is None:
             content = {"application/json": {"schema": {"type": "object"}}}
         else:
             content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}}
         responses[status] = {"description": text, "headers": request_id_header, "content": content}
-    statuses = _PROBLEM_STATUSES[op["permission"]]
-    if op["path"] == "/readyz":
-        statuses = ("500", "503")
+    statuses = op.get("problems") or _PROBLEM_STATUSES[op["permission"]]
     for status in statuses:
         headers = dict(request_id_header)
         if status in ("503", "504", "409"):
@@ -316,7 +220,7 @@ def _operation(op: dict) -> dict:
     if description:
         out["description"] = description
     params = list(op.get("params") or [])
-    if op.get("function") or op["id"] in CHANNEL_OPS:
+    if op.get("function") or op.get("channel"):
         params.append(CHANNEL)
     if params:
         out["parameters"] = params

@@ -14,14 +14,14 @@ import json
 from pathlib import Path
 
 import flask_swagger_ui
-from flask import Blueprint, Flask, Response, abort, jsonify, render_template_string, send_from_directory
+from flask import Flask, Response, abort, jsonify, render_template_string, send_from_directory
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from ..auth import ROLES
-from ..openapi import OPERATIONS, PERFORMED_BY, openapi_document
 from ..problems import problem_types
 from ..validation import COMMERCIAL_EVENTS, EVENT_TYPES
 from .common import API_PREFIX
+from .routes import Routes, blueprint
 
 #: Swagger UI's distribution, as the package ships it.
 SWAGGER_UI_DIR = Path(flask_swagger_ui.__file__).resolve().parent / "dist"
@@ -60,18 +60,21 @@ def assets_app() -> Flask:
     return assets
 
 
-bp = Blueprint("docs", __name__)
+# gateway.openapi collects ROUTES' operations (these two among them) into the document, so the views below
+# import gateway.openapi when they run, not at import time
+ROUTES = Routes(API_PREFIX)
 
 
-@bp.record_once
 def _mount_assets(setup) -> None:
     """Serve ASSETS_PATH beside the app (registered once, with this blueprint)."""
     app = setup.app
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {ASSETS_PATH: assets_app().wsgi_app})
 
 
-@bp.get("/openapi.json")
+@ROUTES.get("/openapi.json", id="openapi", permission=None, summary="This document",
+            ok={"200": ("the OpenAPI 3.1 document", None)})
 def openapi_json():
+    from ..openapi import openapi_document
     return jsonify(openapi_document())
 
 
@@ -149,8 +152,10 @@ its <code>code</code> and <code>details</code>.</p>
 </body></html>"""
 
 
-@bp.get("/docs")
+@ROUTES.get("/docs", id="docs", permission=None, summary="Browsable documentation (HTML)",
+            ok={"200": ("HTML page", None)}, media="text/html")
 def docs_page():
+    from ..openapi import OPERATIONS, PERFORMED_BY, openapi_document
     doc = openapi_document()
     components = doc["components"]["schemas"]
     events = []
@@ -162,3 +167,7 @@ def docs_page():
         _PAGE, version=doc["info"]["version"], prefix=API_PREFIX, assets=ASSETS_PATH, roles=ROLES,
         operations=OPERATIONS, events=events, commercial=sorted(COMMERCIAL_EVENTS), problems=problem_types(), performed_by=PERFORMED_BY)
     return _secure(Response(html, mimetype="text/html"))
+
+
+bp = blueprint("docs", __name__, ROUTES)
+bp.record_once(_mount_assets)

@@ -3,20 +3,34 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, g, jsonify
+from flask import g, jsonify
 
 from ..problems import Problem, gateway_problem
 from ..validation import parse_event
-from .common import channel_param, read_json, require, state
+from .common import API_PREFIX, channel_param, read_json, require, state
+from .routes import Routes, blueprint
 
 log = logging.getLogger("gateway.events")
-bp = Blueprint("events", __name__)
+ROUTES = Routes(API_PREFIX)
 
 # a batch stops at the first item that failed because the ledger is unreachable or too slow
 _NETWORK_FAILURES = frozenset({503, 504})
 
 
-@bp.post("/events")
+@ROUTES.post(
+    "/events", id="submitEvent", permission="submit", channel=True,
+    summary="Submit one business event",
+    description="Validates the event against its JSON Schema, then submits the contract function of the same "
+                "name as the key's organisation. `commercial` (PlaceUnderProcedure, ExitGoods) travels in "
+                "the transient map only. `event_id` is the idempotency key, per organisation: the first time "
+                "201 with the transaction id and block; the same event again 200 with the ORIGINAL "
+                "transaction id; the same event_id with other content 409 duplicate-event. Identifiers are "
+                "matched whole (no newline, no control character); an `mrn` must be an EU MRN (check digit "
+                "included): 400 invalid-mrn. `occurred_at` may be days old (recorded late: alert "
+                "LateRecording beyond the customs parameter late_recording_days), never in the future.",
+    body={"$ref": "#/components/schemas/Event"},
+    ok={"201": ("the event was recorded in a new transaction", "SubmitOutcome"),
+        "200": ("replay: the event was already recorded; the original transaction", "SubmitOutcome")})
 def post_event():
     principal = require("submit")
     body = read_json()
@@ -28,7 +42,17 @@ def post_event():
     return jsonify(outcome), status
 
 
-@bp.post("/events/batch")
+@ROUTES.post(
+    "/events/batch", id="submitEventBatch", permission="submit", channel=True,
+    summary="Submit many business events, in order",
+    description="Items are processed sequentially, in order, each in its own transaction: every item is "
+                "committed (201), replayed (200), refused (4xx) or failed (5xx) on its own, and reported "
+                "with its index. Nothing is silently skipped: with `stop_on_error` (default false) the "
+                "items after the first refused or failed one are reported NOT_ATTEMPTED; when the ledger "
+                "becomes unreachable (503/504) the batch stops the same way and the answer carries "
+                "Retry-After. Send the batch again: items already recorded come back as replays.",
+    body={"$ref": "#/components/schemas/BatchRequest"},
+    ok={"200": ("the batch was processed; see each item's outcome", "BatchOutcome")})
 def post_batch():
     principal = require("submit")
     body = read_json()
@@ -95,3 +119,6 @@ def _batch_items(body) -> tuple[list, bool]:
 
 def _str(value) -> str | None:
     return value[:128] if isinstance(value, str) else None
+
+
+bp = blueprint("events", __name__, ROUTES)

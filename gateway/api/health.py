@@ -4,14 +4,15 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from flask import Blueprint, Response, jsonify
+from flask import Response, jsonify
 
 from ..observability import CONTENT_TYPE_LATEST
 from ..problems import Problem
 from .common import state
+from .routes import Routes, blueprint
 
 log = logging.getLogger("gateway.health")
-bp = Blueprint("health", __name__)
+ROUTES = Routes()  # at the root, not under /api/v1
 
 # The contract answered, refusing the organisation itself (customs have not registered it yet, or withdrew
 # it): its peer and the chaincode are up, so the gateway is ready — the organisation's standing is the
@@ -19,12 +20,15 @@ bp = Blueprint("health", __name__)
 PARTY_REFUSALS = frozenset({"UnknownParty", "PartyWithdrawn", "EoriNotRegistered"})
 
 
-@bp.get("/healthz")
+@ROUTES.get("/healthz", id="healthz", permission=None, summary="Liveness: the process answers",
+            ok={"200": ("alive", "Status")})
 def healthz():
     return jsonify({"status": "ok"})
 
 
-@bp.get("/readyz")
+@ROUTES.get("/readyz", id="readyz", permission=None,
+            summary="Readiness: the peer of every org answers an evaluate (GetParameters)",
+            ok={"200": ("ready", "Status")}, problems=("500", "503"))
 def readyz():
     """Ready when the peer of every org this gateway acts for answers ``GetParameters`` on every channel it
     serves — with the parameters, or with the contract's refusal of an organisation it does not (yet) count
@@ -65,7 +69,11 @@ def readyz():
                   extra={"orgs": checks}, headers={"Retry-After": str(st.config.retry_after_s)})
 
 
-@bp.get("/metrics")
+@ROUTES.get("/metrics", id="metrics", permission=None, summary="Prometheus metrics (text exposition format)",
+            ok={"200": ("metrics", None)}, media="text/plain")
 def metrics():
     return Response(state().metrics.exposition(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                     headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+bp = blueprint("health", __name__, ROUTES)

@@ -3,12 +3,15 @@ visibility rules of domain.md §2: a broker reads only mandated authorisations, 
 for customs and the holder)."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import jsonify
 
 from ..problems import Problem
-from .common import channel_param, moment_param, path_id, require, state
+from .common import API_PREFIX, channel_param, moment_param, path_id, require, state
+from .routes import AUTH_ID, Routes, blueprint, id_parameter, moment_parameter
 
-bp = Blueprint("queries", __name__)
+ROUTES = Routes(API_PREFIX)
+_LOT = id_parameter("lot_id", "lot id")
+_BATCH = id_parameter("batch_id", "batch id")
 
 
 def _evaluate(function: str, *args):
@@ -23,26 +26,38 @@ def _evaluate_where(function: str, *args):
     return principal.org, channel, data
 
 
-@bp.get("/authorisations/<authorisation_id>")
+@ROUTES.get("/authorisations/<authorisation_id>", id="getAuthorisation", permission="read",
+            summary="An authorisation and its status at the ledger time", params=[AUTH_ID],
+            function="GetAuthorisation")
 def get_authorisation(authorisation_id):
     _, data = _evaluate("GetAuthorisation", path_id("authorisation_id", authorisation_id))
     return jsonify(data)
 
 
-@bp.get("/authorisations/<authorisation_id>/balances")
+@ROUTES.get("/authorisations/<authorisation_id>/balances", id="getBalances", permission="read",
+            summary="Balances by goods code and unit, and the use of each ceiling", params=[AUTH_ID],
+            function="GetBalances")
 def get_balances(authorisation_id):
     _, data = _evaluate("GetBalances", path_id("authorisation_id", authorisation_id))
     return jsonify(data)
 
 
-@bp.get("/authorisations/<authorisation_id>/alerts")
+@ROUTES.get("/authorisations/<authorisation_id>/alerts", id="getAlerts", permission="read",
+            summary="Recorded and time alerts at `as_of` (default: the ledger time)",
+            params=[AUTH_ID, moment_parameter("as_of", "date or date-time the alerts are computed for")],
+            function="GetAlerts")
 def get_alerts(authorisation_id):
     auth_id = path_id("authorisation_id", authorisation_id)
     _, data = _evaluate("GetAlerts", auth_id, moment_param("as_of"))
     return jsonify(data)
 
 
-@bp.get("/authorisations/<authorisation_id>/events")
+@ROUTES.get("/authorisations/<authorisation_id>/events", id="getEventsInPeriod", permission="read",
+            summary="Events recorded in [from, to) (ledger time), with block numbers",
+            params=[AUTH_ID, moment_parameter("from", "start (a date means 00:00 UTC)", required=True),
+                    moment_parameter("to", "end, exclusive (a date includes that whole day; default: the "
+                                           "ledger time)")],
+            function="GetEventsInPeriod")
 def get_events(authorisation_id):
     auth_id = path_id("authorisation_id", authorisation_id)
     start = moment_param("from", required=True)
@@ -53,7 +68,12 @@ def get_events(authorisation_id):
     return jsonify(data)
 
 
-@bp.get("/authorisations/<authorisation_id>/bill-of-discharge-data")
+@ROUTES.get("/authorisations/<authorisation_id>/bill-of-discharge-data", id="getBillOfDischargeData",
+            permission="read",
+            summary="The bill-of-discharge data for a period end, or the audit view as of a date",
+            params=[AUTH_ID, moment_parameter("period_end", "period end (date)", date_only=True),
+                    moment_parameter("as_of", "audit view as of this date or date-time (not with period_end)")],
+            function="GetBillOfDischargeData")
 def get_bill_data(authorisation_id):
     auth_id = path_id("authorisation_id", authorisation_id)
     period_end = moment_param("period_end", date_only=True)
@@ -64,42 +84,60 @@ def get_bill_data(authorisation_id):
     return jsonify(data)
 
 
-@bp.get("/bills-of-discharge/<bill_id>")
+@ROUTES.get("/bills-of-discharge/<bill_id>", id="getBillOfDischarge", permission="read",
+            summary="A submitted bill of discharge and its decision",
+            params=[id_parameter("bill_id", "bill id, BOD-<authorisation>-<period end>")],
+            function="GetBillOfDischarge")
 def get_bill(bill_id):
     _, data = _evaluate("GetBillOfDischarge", path_id("bill_id", bill_id))
     return jsonify(data)
 
 
-@bp.get("/lots/<lot_id>")
+@ROUTES.get("/lots/<lot_id>", id="getLot", permission="read",
+            summary="A lot: balances per site, status, deadline (customs value for customs and the holder, "
+                    "its hash for the broker)", params=[_LOT], function="GetLot")
 def get_lot(lot_id):
     _, data = _evaluate("GetLot", path_id("lot_id", lot_id))
     return jsonify(data)
 
 
-@bp.get("/lots/<lot_id>/history")
+@ROUTES.get("/lots/<lot_id>/history", id="getLotHistory", permission="read",
+            summary="Audit trail of a lot: every event with tx id, block number, timestamp and submitting org",
+            params=[_LOT], function="GetLotHistory")
 def get_lot_history(lot_id):
     return jsonify(_trail(*_evaluate_where("GetLotHistory", path_id("lot_id", lot_id))))
 
 
-@bp.get("/batches/<batch_id>")
+@ROUTES.get("/batches/<batch_id>", id="getBatch", permission="read",
+            summary="A batch of processed products with its lineage", params=[_BATCH], function="GetBatch")
 def get_batch(batch_id):
     _, data = _evaluate("GetBatch", path_id("batch_id", batch_id))
     return jsonify(data)
 
 
-@bp.get("/batches/<batch_id>/history")
+@ROUTES.get("/batches/<batch_id>/history", id="getBatchHistory", permission="read",
+            summary="Audit trail of a batch (as for lots)", params=[_BATCH], function="GetBatchHistory")
 def get_batch_history(batch_id):
     return jsonify(_trail(*_evaluate_where("GetBatchHistory", path_id("batch_id", batch_id))))
 
 
-@bp.get("/members")
+@ROUTES.get(
+    "/members", id="getMembers", permission="read", channel=True,
+    summary="The channel's organisations, from its current config block",
+    description="Read-only membership view: every application and orderer organisation of the channel with "
+                "its anchor peers or orderer endpoints, its admins policy and its root CA certificates "
+                "(subject, SHA-256 fingerprint, expiry), and the policy a membership change needs. Read "
+                "from the key's organisation's peer (cscc GetConfigBlock, which every channel member may "
+                "call). Changes go through `ipledger admin` with the signatures of the org admins.",
+    ok={"200": ("the channel's organisations", "Members")})
 def get_members():
     """The channel's organisations (read-only; membership changes are `ipledger admin`'s)."""
     principal = require("read")
     return jsonify(state().service.channel_members(principal.org, channel_param()))
 
 
-@bp.get("/parameters")
+@ROUTES.get("/parameters", id="getParameters", permission="read", summary="The customs parameters in force",
+            function="GetParameters")
 def get_parameters():
     _, data = _evaluate("GetParameters")
     return jsonify(data)
@@ -115,3 +153,5 @@ def _trail(org: str, channel: str, data):
         data["history"] = entries
     return data
 
+
+bp = blueprint("queries", __name__, ROUTES)

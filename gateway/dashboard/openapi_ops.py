@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .. import openapi
 from ..api.common import ID_PATTERNS
+from ..api.routes import AUTH_ID, id_parameter, moment_parameter, parameter
 
-_AUTH = openapi.AUTH_ID
-_LOT = openapi._id("lot_id", "lot id")
-_BATCH = openapi._id("batch_id", "batch id")
+_AUTH = AUTH_ID
+_LOT = id_parameter("lot_id", "lot id")
+_BATCH = id_parameter("batch_id", "batch id")
 _FORMATS = " Add `format=csv` for a CSV download"
 _EVENT_ID = {"type": "string", "pattern": "^[0-9]{1,20}:[0-9a-f]{0,64}$"}
 
@@ -23,13 +24,13 @@ OPERATIONS = [
                     "dashboard sessions included), per dashboard session (2) and per server worker (half its "
                     "threads); beyond, **429** `too-many-requests` (problem+json: `limit` = `api-key`, "
                     "`session` or `worker`, `max_streams`) with `Retry-After`.",
-     "params": [openapi._param("authorisation_id", "query", {"type": "string", "pattern": ID_PATTERNS["authorisation_id"]},
+     "params": [parameter("authorisation_id", "query", {"type": "string", "pattern": ID_PATTERNS["authorisation_id"]},
                                "only this authorisation's events"),
-                openapi._param("last_event_id", "query", _EVENT_ID, "resume after this event (as Last-Event-ID)")]},
+                parameter("last_event_id", "query", _EVENT_ID, "resume after this event (as Last-Event-ID)")]},
     {"method": "get", "path": "/api/v1/feed", "id": "getFeed", "permission": "read",
      "summary": "Ledger events the gateway has received (JSON): the newest, or those after a position",
-     "params": [openapi._param("after", "query", _EVENT_ID, "events after this one (<block>:<tx id>), oldest first"),
-                openapi._param("limit", "query", {"type": "string", "pattern": "^[0-9]{1,4}$"}, "at most this many (1-1000)")]},
+     "params": [parameter("after", "query", _EVENT_ID, "events after this one (<block>:<tx id>), oldest first"),
+                parameter("limit", "query", {"type": "string", "pattern": "^[0-9]{1,4}$"}, "at most this many (1-1000)")]},
     {"method": "get", "path": "/api/v1/dashboard/authorisations", "id": "getKnownAuthorisations", "permission": "read",
      "summary": "Authorisation ids the gateway knows (seen in ledger events or added) that the key's org may read"},
     {"method": "post", "path": "/api/v1/dashboard/authorisations", "id": "addKnownAuthorisation", "permission": "read",
@@ -39,10 +40,10 @@ OPERATIONS = [
      "ok": {"201": ("added", None), "200": ("already known", None)}},
     {"method": "get", "path": "/api/v1/alerts", "id": "getAllAlerts", "permission": "read",
      "summary": "Alerts of every authorisation the key's org may read (recorded and time alerts at `as_of`)",
-     "params": [openapi._moment("as_of", "date or date-time the alerts are computed for")]},
+     "params": [moment_parameter("as_of", "date or date-time the alerts are computed for")]},
     {"method": "get", "path": "/api/v1/webhooks/deliveries", "id": "getWebhookDeliveries", "permission": "read",
      "summary": "Webhook delivery log (a customs key: every delivery; another org: its own subscriptions')",
-     "params": [openapi._param("status", "query", {"type": "string", "enum": ["PENDING", "DELIVERED", "FAILED"]}, "only this status")]},
+     "params": [parameter("status", "query", {"type": "string", "enum": ["PENDING", "DELIVERED", "FAILED"]}, "only this status")]},
     {"method": "get", "path": "/api/v1/lots/{lot_id}/audit", "id": "getLotAudit", "permission": "read",
      "summary": "Audit trail of a lot: tx id, block, time, submitter (org and certificate subject), endorsing orgs." + _FORMATS,
      "params": [_LOT]},
@@ -50,16 +51,16 @@ OPERATIONS = [
      "summary": "Audit trail of a batch (as for lots)." + _FORMATS, "params": [_BATCH]},
     {"method": "get", "path": "/api/v1/authorisations/{authorisation_id}/audit", "id": "getAuthorisationAudit",
      "permission": "read", "summary": "Audit trail of an authorisation: every event in [from, to)." + _FORMATS,
-     "params": [_AUTH, openapi._moment("from", "start (default: the grant)"), openapi._moment("to", "end, exclusive")]},
+     "params": [_AUTH, moment_parameter("from", "start (default: the grant)"), moment_parameter("to", "end, exclusive")]},
     {"method": "get", "path": "/api/v1/reports/bill-of-discharge/{authorisation_id}", "id": "getBillOfDischargeReport",
      "permission": "read", "summary": "Bill of discharge for a period end (or the audit view as of a date)."
                                       + _FORMATS + ", `format=pdf` for a PDF",
-     "params": [_AUTH, openapi._moment("period_end", "period end (date)", date_only=True),
-                openapi._moment("as_of", "audit view as of this date or date-time (not with period_end)")]},
+     "params": [_AUTH, moment_parameter("period_end", "period end (date)", date_only=True),
+                moment_parameter("as_of", "audit view as of this date or date-time (not with period_end)")]},
     {"method": "get", "path": "/api/v1/reports/inventory", "id": "getInventoryReport", "permission": "read",
      "summary": "Inventory of goods under the procedure at a date, for the authorisations the key's org may read."
                 + _FORMATS + ", `format=pdf` for a PDF; `authorisation_id` (repeatable) to choose",
-     "params": [openapi._moment("as_of", "date or date-time", required=True)]},
+     "params": [moment_parameter("as_of", "date or date-time", required=True)]},
 ]
 
 
