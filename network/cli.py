@@ -27,7 +27,7 @@ from pathlib import Path
 
 from gateway import cli as gateway_cli
 
-from . import admin, fabric, org_commands, processes, runtime
+from . import admin, admin_consortium, fabric, org_commands, processes, runtime
 from .consortium import ConsortiumError
 from .generate import GenerateError
 from .lifecycle import Network, NetworkError
@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("node", help="node id, e.g. peer0.customs or orderer0.orderer")
     logs.add_argument("-n", "--lines", type=int, default=50)
     logs.add_argument("-f", "--follow", action="store_true")
-    admin.add_network_commands(net)  # network add-org / remove-org
+    admin_consortium.add_network_commands(net)  # network add-org / add-holder / remove-org
 
     cc = sub.add_parser("chaincode", help="the ipledger chaincode on the channel").add_subparsers(
         dest="cmd", required=True)
@@ -171,7 +171,7 @@ def _network(args) -> int:
     elif args.cmd == "logs":
         _logs(net, args.node, args.lines, args.follow)
     elif args.cmd in ("add-org", "add-holder", "remove-org"):
-        return admin.network_command(net, args)
+        return admin_consortium.network_command(net, args)
     return 0
 
 

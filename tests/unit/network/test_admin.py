@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.peer import policy_pb2
 
-from network import admin
+from network import admin, admin_consortium
 from network.admin_config import (ConfigError, anchor_peers, anchor_peers_value, apply_update,
                                   check_update, compute_update, config_from_block, delta_set,
                                   read_envelope, required_policies, show, summarize,
@@ -409,5 +409,5 @@ def test_the_dispatch_tables_cover_every_command():
     assert set(commands) == set(admin.COMMANDS)
     assert set(_subcommands(commands["propose"])) == set(admin.PROPOSALS)
     net = argparse.ArgumentParser()
-    admin.add_network_commands(net.add_subparsers(dest="cmd"))
-    assert set(_subcommands(net)) == set(admin.NETWORK_COMMANDS)
+    admin_consortium.add_network_commands(net.add_subparsers(dest="cmd"))
+    assert set(_subcommands(net)) == set(admin_consortium.NETWORK_COMMANDS)
