@@ -1,5 +1,9 @@
 """Channel configuration trees: decode, diff, compute and apply config updates.
 
+One file, one model: every function below walks the same ``ConfigGroup`` tree
+by the same paths and keys (see ``flatten``), so the diff, the apply, the
+policies needed and the summary agree on what an element is.
+
 Pure protobuf code (no Fabric binaries, no network), so every piece here is
 unit-tested on its own:
 

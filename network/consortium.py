@@ -1,5 +1,10 @@
 """The consortium description: organisations, nodes, addresses.
 
+One file, one model: the consortium file's types, its parsing and checks, and the
+edits that write it back (``with_org``, ``without_org``, ``for_channel_members``:
+each goes through ``to_dict`` and ``parse`` again, so an edit is checked as the
+file is).
+
 A consortium file (``network/consortium.yaml`` by default) is the single
 source from which crypto material, the channel genesis block and every node's
 configuration are generated. This module reads and validates it and assigns

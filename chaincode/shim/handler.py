@@ -1,5 +1,9 @@
 """The chaincode side of one ``peer/chaincode_shim.proto`` stream.
 
+One file, one object: the session's state (sender queue, pending replies, worker
+threads, transaction contexts) is shared by every step of the stream protocol
+below, which reads best in one place.
+
 A :class:`ChaincodeSession` owns one bidi stream (client mode: the
 ``ChaincodeSupport.Register`` call we dialled; server mode: a
 ``Chaincode.Connect`` call the peer made to us). It

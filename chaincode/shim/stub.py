@@ -1,5 +1,9 @@
 """The real :class:`~chaincode.shim.interface.ChaincodeStub`, talking to the peer.
 
+One file, one interface: ``Stub`` implements every call of ``ChaincodeStub`` (one
+peer message each, as the Go shim's stub does), with the query iterators that
+page through its results on its private calls.
+
 One ``Stub`` exists per transaction. Every ledger call sends one request on the
 stream and blocks the calling (worker) thread until the peer answers; the
 session guarantees at most one outstanding request per transaction.
