@@ -16,7 +16,7 @@ import time
 from flask import Flask, g, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 
-from .api import docs, events, health, queries
+from .api import docs, events, health, live, queries
 from .api.common import API_PREFIX, AppState
 from .auth import KeyStore
 from .config import GatewayConfig
@@ -52,7 +52,8 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
     app.register_blueprint(queries.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(health.bp)
-    install_dashboard(app)  # dashboard, live feed, alerts across authorisations, webhooks, audit, reports
+    app.register_blueprint(live.bp)  # the live feed, alerts across authorisations, webhooks, audit, reports
+    install_dashboard(app)  # their live services, and the dashboard's pages under /dashboard
 
     @app.get("/")
     def index():

@@ -16,7 +16,7 @@ from typing import Any
 
 from chaincode.contract import acts, schemas  # the contract's act table and schemas (allowed imports)
 
-from .api import docs, events, health, queries
+from .api import alerts, audit, docs, events, feed, health, queries, reports
 from .api.routes import parameter
 from .auth import ROLES
 from .problems import MEDIA_TYPE, problem_types
@@ -43,6 +43,7 @@ CHANNEL = parameter("channel", "query", {"type": "string", "pattern": "^[a-z][a-
 #: (:mod:`gateway.api.routes`), collected here from the modules in this order.
 OPERATIONS: list[dict[str, Any]] = [
     *events.ROUTES.operations, *queries.ROUTES.operations, *health.ROUTES.operations, *docs.ROUTES.operations,
+    *feed.ROUTES.operations, *alerts.ROUTES.operations, *audit.ROUTES.operations, *reports.ROUTES.operations,
 ]
 
 

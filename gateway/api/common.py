@@ -1,4 +1,4 @@
-"""Helpers shared by the blueprints: the caller, permissions, JSON bodies, parameters."""
+"""Helpers shared by the blueprints: the caller, permissions, JSON bodies, parameters, the live services."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 
 from chaincode.contract import schemas  # the contract's schemas (allowed import)
 
@@ -191,3 +191,50 @@ def channel_param() -> str | None:
         raise Problem(400, "invalid-parameter", "'channel' must be a channel name (lower-case letters, "
                       "digits, '.', '-')", extra={"parameter": "channel"})
     return value
+
+
+def fmt_param(default: str = "json", allowed=("json", "csv")) -> str:
+    """The ``format`` query parameter: one of ``allowed``."""
+    value = (request.args.get("format") or default).lower()
+    if value not in allowed:
+        raise Problem(400, "invalid-parameter", f"'format' must be one of {', '.join(allowed)}",
+                      extra={"parameter": "format"})
+    return value
+
+
+def limit_param(default: int = 100, maximum: int = 1000) -> int:
+    """The ``limit`` query parameter: an integer from 1 to ``maximum``."""
+    value = request.args.get("limit")
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= maximum:
+        raise Problem(400, "invalid-parameter", f"'limit' must be an integer from 1 to {maximum}",
+                      extra={"parameter": "limit"})
+    return int(value)
+
+
+def download(text_or_bytes, mimetype: str, filename: str) -> Response:
+    """A response the browser saves as ``filename``."""
+    response = Response(text_or_bytes, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# ------------------------------------------------------------------------------------------ the live services
+
+def live():
+    """The app's live services (:class:`gateway.dashboard.live.Live`: the feed store, visibility, webhook
+    deliveries, the audit trail, the caps on open streams), which :func:`gateway.dashboard.install` sets up."""
+    return current_app.extensions["ipledger_live"]
+
+
+def is_customs(org: str) -> bool:
+    """Whether ``org`` is the customs authority of the consortium this gateway serves."""
+    return org is not None and org == state().config.customs_msp
+
+
+def visible_authorisations(org: str) -> list[str]:
+    """Ids the gateway knows (seen in chaincode events or added by hand) that ``org`` may read."""
+    lv = live()
+    return [a["authorisation_id"] for a in lv.store.authorisation_ids()
+            if lv.visibility.can_read(org, a["authorisation_id"])]

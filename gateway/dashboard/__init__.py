@@ -1,28 +1,28 @@
-"""The dashboard, the live feed, alerts across authorisations, webhooks, audit trails and reports.
+"""The dashboard, and the live services behind it and behind the live feed, alerts across authorisations,
+webhooks, audit trails and reports.
 
     from gateway.dashboard import install
     install(app)          # called by gateway.app.create_app
 
-REST routes under ``/api/v1`` (API key; documented in the OpenAPI document, see :mod:`.openapi_ops`);
-the pages are a separate small Flask app mounted at ``/dashboard`` (session cookie after logging in
-with an API key). See gateway/README.md § Dashboard.
+The REST routes of those services are under ``/api/v1`` in :mod:`gateway.api` (feed, alerts, audit,
+reports: API key, documented in the OpenAPI document); the pages are a separate small Flask app mounted
+at ``/dashboard`` (session cookie after logging in with an API key). See gateway/README.md § Dashboard.
 """
 from __future__ import annotations
 
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from . import openapi_ops  # noqa: F401  (registers the REST operations in the OpenAPI document)
 from .live import Live
 
 
 def install(app: Flask, live: Live | None = None) -> Live:
-    from ..api.common import API_PREFIX
-    from . import api, ui
+    """The app's live services (``app.extensions["ipledger_live"]``, read by the routes of
+    :mod:`gateway.api.live`) and the pages at ``/dashboard``."""
+    from . import ui
     state = app.extensions["ipledger"]
     live = live or Live(state.config, state.service)
     app.extensions["ipledger_live"] = live
-    app.register_blueprint(api.bp, url_prefix=API_PREFIX)
 
     pages = Flask("gateway.dashboard")
     pages.extensions["ipledger"] = state

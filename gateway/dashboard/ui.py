@@ -16,12 +16,13 @@ from flask import (Blueprint, abort, g, jsonify, redirect, render_template, requ
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
-from ..api.common import ID_PATTERNS, state
+from ..api.alerts import alerts_across
+from ..api.common import ID_PATTERNS, is_customs, live, state, visible_authorisations
+from ..api.feed import stream_response
 from ..auth import Principal
 from ..observability import REQUEST_ID_HEADER, request_id_from
 from ..problems import MEDIA_TYPE, Problem
 from . import charts
-from .api import alerts_across, is_customs, live, stream_response, visible_authorisations
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")

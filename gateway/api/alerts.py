@@ -1,0 +1,51 @@
+"""Alerts across authorisations: GET /api/v1/alerts (every authorisation the caller may read) and the
+log of their webhook deliveries, /api/v1/webhooks/deliveries (:mod:`gateway.webhooks`)."""
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from ..problems import Problem
+from .common import API_PREFIX, is_customs, limit_param, live, moment_param, require, state, visible_authorisations
+from .routes import Routes, moment_parameter, parameter
+
+ROUTES = Routes(API_PREFIX)
+
+
+def alerts_across(org: str, as_of: str | None) -> dict:
+    """The alerts at ``as_of`` of every authorisation the gateway knows that ``org`` may read."""
+    service = state().service
+    out, authorisations = [], []
+    for auth_id in visible_authorisations(org):
+        try:
+            data = service.evaluate_json(org, "GetAlerts", auth_id, as_of)
+        except Problem as p:
+            if p.status in (403, 404):
+                continue
+            raise
+        authorisations.append(auth_id)
+        out.extend(data.get("alerts", []))
+    return {"as_of": as_of, "authorisations": authorisations, "alerts": out}
+
+
+@ROUTES.get("/alerts", id="getAllAlerts", permission="read",
+            summary="Alerts of every authorisation the key's org may read (recorded and time alerts at `as_of`)",
+            params=[moment_parameter("as_of", "date or date-time the alerts are computed for")])
+def all_alerts():
+    """Alerts (recorded and time alerts, at ``as_of``) of every authorisation the caller may read."""
+    principal = require("read")
+    return jsonify(alerts_across(principal.org, moment_param("as_of")))
+
+
+@ROUTES.get("/webhooks/deliveries", id="getWebhookDeliveries", permission="read",
+            summary="Webhook delivery log (a customs key: every delivery; another org: its own subscriptions')",
+            params=[parameter("status", "query", {"type": "string", "enum": ["PENDING", "DELIVERED", "FAILED"]},
+                              "only this status")])
+def deliveries():
+    """The webhook delivery log: every delivery for a customs key, the org's own subscriptions otherwise."""
+    principal = require("read")
+    status = request.args.get("status")
+    if status is not None and status not in ("PENDING", "DELIVERED", "FAILED"):
+        raise Problem(400, "invalid-parameter", "'status' must be PENDING, DELIVERED or FAILED",
+                      extra={"parameter": "status"})
+    org = None if is_customs(principal.org) else principal.org
+    return jsonify({"deliveries": live().deliveries.log(org=org, limit=limit_param(200, 5000), status=status)})

@@ -1,0 +1,123 @@
+"""The live feed: GET /api/v1/events/stream (Server-Sent Events), /api/v1/feed (JSON), and the
+authorisations the gateway knows (/api/v1/dashboard/authorisations), all from the feed store the
+chaincode-event listener fills (:mod:`gateway.feed`)."""
+from __future__ import annotations
+
+import re
+
+from flask import Response, jsonify, request
+
+from ..feed.sse import peer_closed_check, sse_stream
+from ..problems import Problem
+from .common import (API_PREFIX, ID_PATTERNS, limit_param, live, path_id, read_json, require, state,
+                     visible_authorisations)
+from .routes import Routes, parameter
+
+ROUTES = Routes(API_PREFIX)
+_EVENT_ID = {"type": "string", "pattern": "^[0-9]{1,20}:[0-9a-f]{0,64}$"}
+
+
+def stream_response(principal, authorisation_id: str | None = None, session_id: str | None = None) -> Response:
+    """The SSE response for ``principal`` (and dashboard session ``session_id``), within the caps on open
+    streams (429 beyond: :mod:`gateway.dashboard.streams`); its slot is freed when the response ends or is
+    closed."""
+    lv = live()
+    if "text/event-stream" not in (request.headers.get("Accept") or ""):
+        raise Problem(400, "bad-request", "this is a Server-Sent-Events stream: send 'Accept: text/event-stream'")
+    last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or None
+    if last is not None and not re.fullmatch(r"[0-9]{1,20}:[0-9a-f]{0,64}", last):
+        raise Problem(400, "invalid-parameter", "Last-Event-ID must be '<block>:<tx id>'",
+                      extra={"parameter": "Last-Event-ID"})
+    config = state().config
+    lease = lv.streams.acquire(principal.key_id, session_id)
+    try:
+        body = sse_stream(lv.store, lv.visibility, principal.org, last, max_seconds=config.sse_max_seconds,
+                          poll_seconds=config.sse_poll_seconds, stopping=lv.stopping,
+                          authorisation_id=authorisation_id,
+                          client_gone=peer_closed_check(request.environ.get("gunicorn.socket")))
+        # no stream_with_context: the body needs nothing of the request, and must not hold its context
+        response = Response(_releasing(body, lease), mimetype="text/event-stream")
+        response.call_on_close(lease.release)  # the server closes the response, even one never read
+    except BaseException:
+        lease.release()
+        raise
+    response.headers["Cache-Control"] = "no-cache, no-store"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _releasing(body, lease):
+    try:
+        yield from body
+    finally:
+        lease.release()  # the stream ended (or the client went away)
+
+
+@ROUTES.get(
+    "/events/stream", id="streamEvents", permission="read",
+    summary="Live ledger events (Server-Sent Events)",
+    description="`text/event-stream` (send `Accept: text/event-stream`, else 400): one `ledger-event` per "
+                "committed transaction of an authorisation the key's org may read, `id: <block>:<tx id>`, "
+                "`data:` the chaincode event payload with its position. `Last-Event-ID` (header, or the "
+                "`last_event_id` query parameter) resumes after that event; without it the stream starts "
+                "at the newest event. Each response ends after a while; reconnect with Last-Event-ID. "
+                "Open streams are capped (each holds a server thread): per API key (default 4, the key's "
+                "dashboard sessions included), per dashboard session (2) and per server worker (half its "
+                "threads); beyond, **429** `too-many-requests` (problem+json: `limit` = `api-key`, "
+                "`session` or `worker`, `max_streams`) with `Retry-After`.",
+    params=[parameter("authorisation_id", "query", {"type": "string", "pattern": ID_PATTERNS["authorisation_id"]},
+                      "only this authorisation's events"),
+            parameter("last_event_id", "query", _EVENT_ID, "resume after this event (as Last-Event-ID)")])
+def events_stream():
+    """Server-Sent Events: one ``ledger-event`` per transaction the caller's org may see."""
+    principal = require("read")
+    auth_id = request.args.get("authorisation_id")
+    return stream_response(principal, path_id("authorisation_id", auth_id) if auth_id else None)
+
+
+@ROUTES.get(
+    "/feed", id="getFeed", permission="read",
+    summary="Ledger events the gateway has received (JSON): the newest, or those after a position",
+    params=[parameter("after", "query", _EVENT_ID, "events after this one (<block>:<tx id>), oldest first"),
+            parameter("limit", "query", {"type": "string", "pattern": "^[0-9]{1,4}$"}, "at most this many (1-1000)")])
+def feed():
+    """The same items as JSON: newest first, or (``after=<block>:<tx>``) the ones after a position."""
+    principal = require("read")
+    lv = live()
+    limit = limit_param()
+    after = request.args.get("after")
+    if after:
+        seq = lv.store.seq_of(after)
+        if seq is None:
+            raise Problem(400, "invalid-parameter", "'after' must be '<block>:<tx id>'", extra={"parameter": "after"})
+        items = lv.visibility.filter(principal.org, lv.store.events_after(seq, limit=limit))
+    else:
+        items = lv.visibility.filter(principal.org, lv.store.latest(limit))
+    return jsonify({"items": [{k: v for k, v in i.items() if k != "seq"} for i in items]})
+
+
+@ROUTES.get(
+    "/dashboard/authorisations", id="getKnownAuthorisations", permission="read",
+    summary="Authorisation ids the gateway knows (seen in ledger events or added) that the key's org may read")
+def known_authorisations():
+    principal = require("read")
+    return jsonify({"authorisations": visible_authorisations(principal.org)})
+
+
+@ROUTES.post(
+    "/dashboard/authorisations", id="addKnownAuthorisation", permission="read",
+    summary="Make an authorisation id known to the gateway (`{\"authorisation_id\": …}`; it must be readable by "
+            "the key's org)",
+    body={"type": "object", "required": ["authorisation_id"],
+          "properties": {"authorisation_id": {"type": "string", "pattern": ID_PATTERNS["authorisation_id"]}}},
+    ok={"201": ("added", None), "200": ("already known", None)})
+def add_authorisation():
+    """Make an authorisation id known to the gateway (if the caller may read it)."""
+    principal = require("read")
+    body = read_json()
+    if not isinstance(body, dict) or not isinstance(body.get("authorisation_id"), str):
+        raise Problem(400, "bad-request", "the body must be {\"authorisation_id\": \"…\"}")
+    auth_id = path_id("authorisation_id", body["authorisation_id"])
+    state().service.evaluate_json(principal.org, "GetAuthorisation", auth_id)  # 403/404 when not readable
+    added = live().store.add_authorisation(auth_id, principal.org)
+    return jsonify({"authorisation_id": auth_id, "added": added}), 201 if added else 200

@@ -1,0 +1,53 @@
+"""Reports: GET /api/v1/reports/bill-of-discharge/<authorisation_id> and /api/v1/reports/inventory, as
+JSON, CSV or PDF (:mod:`gateway.reports`)."""
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from .. import reports
+from ..problems import Problem
+from .common import API_PREFIX, download, fmt_param, moment_param, path_id, require, state, visible_authorisations
+from .routes import AUTH_ID, Routes, moment_parameter
+
+ROUTES = Routes(API_PREFIX)
+_FORMATS = " Add `format=csv` for a CSV download, `format=pdf` for a PDF"
+
+
+@ROUTES.get("/reports/bill-of-discharge/<authorisation_id>", id="getBillOfDischargeReport", permission="read",
+            summary="Bill of discharge for a period end (or the audit view as of a date)." + _FORMATS,
+            params=[AUTH_ID, moment_parameter("period_end", "period end (date)", date_only=True),
+                    moment_parameter("as_of", "audit view as of this date or date-time (not with period_end)")])
+def bill_report(authorisation_id):
+    principal = require("read")
+    auth_id = path_id("authorisation_id", authorisation_id)
+    period_end = moment_param("period_end", date_only=True)
+    as_of = moment_param("as_of")
+    if period_end is not None and as_of is not None:
+        raise Problem(400, "invalid-parameter", "give period_end or as_of, not both", extra={"parameter": "as_of"})
+    fmt = fmt_param(allowed=("json", "csv", "pdf"))
+    data = reports.bill_of_discharge(state().service, principal.org, auth_id, period_end, as_of)
+    name = f"bill-of-discharge-{auth_id}-{period_end or (as_of or 'now')[:10]}"
+    if fmt == "csv":
+        return download(reports.bill_csv(data), "text/csv", name + ".csv")
+    if fmt == "pdf":
+        return download(reports.bill_pdf(data), "application/pdf", name + ".pdf")
+    return jsonify(data)
+
+
+@ROUTES.get("/reports/inventory", id="getInventoryReport", permission="read",
+            summary="Inventory of goods under the procedure at a date, for the authorisations the key's org may "
+                    "read." + _FORMATS + "; `authorisation_id` (repeatable) to choose",
+            params=[moment_parameter("as_of", "date or date-time", required=True)])
+def inventory_report():
+    principal = require("read")
+    as_of = moment_param("as_of", required=True)
+    wanted = request.args.getlist("authorisation_id")
+    ids = [path_id("authorisation_id", a) for a in wanted] if wanted else visible_authorisations(principal.org)
+    fmt = fmt_param(allowed=("json", "csv", "pdf"))
+    data = reports.inventory(state().service, principal.org, ids, as_of)
+    name = f"inventory-{as_of[:10]}"
+    if fmt == "csv":
+        return download(reports.inventory_csv(data), "text/csv", name + ".csv")
+    if fmt == "pdf":
+        return download(reports.inventory_pdf(data), "application/pdf", name + ".pdf")
+    return jsonify(data)
