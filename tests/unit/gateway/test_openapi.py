@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -11,10 +15,14 @@ from referencing.jsonschema import DRAFT202012
 
 from chaincode.contract import schemas
 from chaincode.contract.errors import RULES
-from gateway.openapi import event_request_schema, openapi_document
+from gateway.api.common import API_PREFIX
+from gateway.api.routes import openapi_path
+from gateway.openapi import OPERATIONS, event_request_schema, openapi_document
 from gateway.problems import slug
 
 from .fakes import grant_body, move_body, place_body
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +55,29 @@ def test_every_route_is_documented_and_every_documented_path_exists(app, doc):
             routes.add((method.lower(), path))
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert routes == documented
+
+
+def test_every_api_v1_rule_has_exactly_one_operation_and_every_operation_a_rule(app):
+    """Counted, not as sets: a rule declared twice, or an operation without its route, fails."""
+    rules = Counter()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith(API_PREFIX + "/") or rule.rule == API_PREFIX:
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                rules[(method.lower(), openapi_path(rule.rule))] += 1
+    operations = Counter((op["method"], op["path"]) for op in OPERATIONS if op["path"].startswith(API_PREFIX))
+    assert rules and set(rules.values()) == {1}, [k for k, n in rules.items() if n > 1]
+    assert set(operations.values()) == {1}, [k for k, n in operations.items() if n > 1]
+    assert rules == operations
+    ids = Counter(op["id"] for op in OPERATIONS)
+    assert set(ids.values()) == {1}, [k for k, n in ids.items() if n > 1]
+
+
+def test_the_document_does_not_depend_on_what_else_was_imported(doc):
+    """gateway.openapi alone, in a fresh interpreter, gives the whole document: the operations are the
+    route modules' own, collected by gateway.openapi, not added by whoever happens to be imported."""
+    code = "import json, gateway.openapi as o; print(json.dumps(o.openapi_document(), sort_keys=True))"
+    fresh = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(fresh.stdout) == doc
 
 
 def test_path_parameters_are_declared_with_their_patterns(doc):
