@@ -12,7 +12,8 @@ from pathlib import Path
 
 from chaincode.contract import InwardProcessingContract, acts, roles, schemas
 from chaincode.contract.contract import COMMERCIAL_ACTS
-from gateway import events_feed, validation
+from gateway import validation
+from gateway.feed import visibility
 from gateway.openapi import PERFORMED_BY, openapi_document
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -91,9 +92,9 @@ def test_the_contract_checks_the_roles_and_the_commercial_data_of_the_table():
 
 def test_no_other_list_names_an_act_the_table_does_not_know():
     for name, listed in {"validation.CUSTOMS_VALUE_REQUIRED": validation.CUSTOMS_VALUE_REQUIRED,
-                         "events_feed.VISIBILITY_CHANGING": events_feed.VISIBILITY_CHANGING,
-                         "events_feed.CHANNEL_WIDE": events_feed.CHANNEL_WIDE,
-                         "events_feed.PARTY_EVENTS": events_feed.PARTY_EVENTS}.items():
+                         "feed.visibility.VISIBILITY_CHANGING": visibility.VISIBILITY_CHANGING,
+                         "feed.visibility.CHANNEL_WIDE": visibility.CHANNEL_WIDE,
+                         "feed.visibility.PARTY_EVENTS": visibility.PARTY_EVENTS}.items():
         assert set(listed) <= NAMES, f"{name}: {sorted(set(listed) - NAMES)}"
     assert validation.CUSTOMS_VALUE_REQUIRED <= validation.COMMERCIAL_EVENTS
 
