@@ -14,6 +14,10 @@ organisations, ``deploy`` installs and approves for those, and commits once
 every organisation has approved (the last one to deploy commits). Upgrade
 is the same with the next sequence; peers keep serving the old definition
 until the new one is committed.
+
+One file for one concept, the chaincode's life on the channel: its packages (including each
+organisation's chaincode-service package under ``--runtime docker``), the lifecycle commands
+that install, approve and commit them, and the chaincode services that run them in containers.
 """
 from __future__ import annotations
 

@@ -1,9 +1,11 @@
 """The ``ipledger`` command line.
 
     ipledger fabric install [--force]
-    ipledger network generate | up | status [--json] | down [--purge] | logs NODE [-n N] [-f]
+    ipledger [--runtime native|docker] network generate | up | status [--json] | down [--purge] | logs NODE [-n N] [-f]
+    ipledger network compose --org M [--out F] [--gateway-bind ADDR]
     ipledger chaincode package | deploy | upgrade --version V | status
     ipledger network add-org --msp-id M [--name N] [--description D] | remove-org --msp-id M
+    ipledger network add-holder --msp-id M --holder-channel C
     ipledger org init|definition|add-user|renew|revoke|identities --org M   (on its own host)
     ipledger channel found [--definition F …] | inspect [--block F] [--org M]
     ipledger admin propose add-org|update-org|remove-org|update-anchors|set-policy |

@@ -8,6 +8,9 @@ It acts only for the organisations whose own directory is in the state
 directory (network/layout.py): on one machine all of them, each as on its own
 host; on separate machines the one (or few) that run there. Before any of them
 joins, each checks that the genesis block holds its definition as it wrote it.
+
+One file for one concept, the nodes of this host on their channels: start (through the runtime,
+network/runtime.py), join, wait, probe (health, height, gossip) and the Fabric CLIs that do it.
 """
 from __future__ import annotations
 

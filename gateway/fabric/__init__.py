@@ -7,8 +7,8 @@
                         server_name="peer0.operator.ipledger.example")
     with Gateway.connect(endpoint, identity, signer) as gateway:
         contract = gateway.network("inward-processing").contract("ipledger")
-        balance = contract.evaluate("GetBalance", ["IP-1"])
-        result = contract.submit("RecordPlacement", [payload_json])   # SubmitResult
+        balances = contract.evaluate("GetBalances", ["FRIPO000001"])
+        result = contract.submit("PlaceUnderProcedure", [payload_json])   # SubmitResult
 """
 from .checkpoint import Checkpoint, FileCheckpointer
 from .client import Contract, Gateway, Network, RetryPolicy, SubmitResult, Timeouts

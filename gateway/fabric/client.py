@@ -2,8 +2,8 @@
 
     gateway = Gateway.connect(endpoint, identity, signer)
     contract = gateway.network("inward-processing").contract("ipledger")
-    contract.evaluate("GetBalance", ["IP-2024-001"])          # -> bytes
-    contract.submit("RecordPlacement", [json_text])           # -> SubmitResult
+    contract.evaluate("GetBalances", ["FRIPO000001"])        # -> bytes
+    contract.submit("PlaceUnderProcedure", [json_text])       # -> SubmitResult
 
 Submit = Endorse (the Gateway collects endorsements and returns the prepared
 transaction) -> sign the envelope payload -> Submit (to the orderers) ->
