@@ -581,8 +581,8 @@ def retire_services(net: Network, org, name: str, keep: str, log=print) -> None:
 
 
 def resume_services(net: Network, log=print) -> None:
-    """``network up`` with containers: every local organisation's chaincode services, one per package
-    it holds (a node's restart does not restart them; ``network down`` stopped them)."""
+    """``ipledger network up`` with containers, once the nodes are up (:meth:`Network.up`): every local
+    organisation's chaincode services, one per package it holds (``network down`` stopped them)."""
     for org in net.consortium.orgs:
         if org.peers and net.layout.is_local(org):
             for pkg in service_packages(net, org):

@@ -151,6 +151,9 @@ def _network(args) -> int:
         net.generate()
     elif args.cmd == "up":
         net.up()
+        if net.runtime.name == runtime.DOCKER:   # the chaincode services, stopped with the nodes
+            from .chaincode import resume_services
+            resume_services(net)
         _print_status(net.status())
     elif args.cmd == "status":
         rows = net.status()

@@ -197,9 +197,6 @@ class Network:
                    "accepting admin connections", timeout, log)
         for ch in channels:
             ch._join_channel(log, timeout)
-        if self.runtime.name == runtime_mod.DOCKER:
-            from .chaincode import resume_services  # (the chaincode module builds on this one)
-            resume_services(self, log)
         log(f"Network up in {time.monotonic() - started:.1f} s")
 
     def _check_container_ports(self) -> None:

@@ -6,8 +6,8 @@ here first if they are not cached (network/containers/images.py). A container th
 (killed, crashed, the host restarted) is removed and created anew by the next ``network up``:
 its ledger is on its named volume, so the new one starts where the old one stopped and
 catches up with the channel; what the old one logged is kept in ``nodes/<id>/previous-container.log``.
-``network up`` also starts the organisations' chaincode services again (one per package in
-``<org>/chaincode/``). ``network down`` removes the containers and keeps the volumes;
+``ipledger network up`` also starts the organisations' chaincode services again (one per package
+in ``<org>/chaincode/``: network/chaincode.py ``resume_services``). ``network down`` removes the containers and keeps the volumes;
 ``network down --purge`` removes the volumes too.
 """
 from __future__ import annotations

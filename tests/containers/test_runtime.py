@@ -191,7 +191,8 @@ def test_down_and_up_again_keep_the_ledgers_and_bring_the_chaincode_services_bac
     assert sorted(left) == ["gateway"] * 3, left                # 'network down' leaves the gateways to 'gateway stop'
     scope = f"{LABEL}.scope={services.scope(net.layout)}"
     assert len(rt.client.volumes.list(filters={"label": scope})) == len(net.consortium.nodes)
-    net.up(log=QUIET, timeout=180)
+    up = env.cli("network", "up")   # the command: the nodes, then the chaincode services
+    assert up.returncode == 0, up.stderr
     after = {p.id: net.peer_height(p) for p in net.consortium.peers}
     assert all(after[k] >= before[k] for k in before), (before, after)
     assert all(rt.chaincode_services(o) for o in net.consortium.orgs)

@@ -31,7 +31,9 @@ def free_base_port() -> int:
     """A base port whose whole range is free right now."""
     rng = random.Random()
     for _ in range(50):
-        base = rng.randrange(20000, 40000, 100)
+        # below Linux's ephemeral range (32768-60999): a node restarted by a test must find its ports free,
+        # not taken meanwhile as the local port of some client connection (seen: an orderer's operations port)
+        base = rng.randrange(20000, 32768 - PORTS_NEEDED, 100)
         if all(port_free(p) for p in range(base, base + PORTS_NEEDED)):
             return base
     raise RuntimeError("no free range of loopback ports found")
