@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from network.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer  # noqa: E402
-from network.lifecycle import Network  # noqa: E402
+from ipledger.network.channel.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer  # noqa: E402
+from ipledger.network.org.nodes import Nodes  # noqa: E402
 from tests.integration.conftest import STUBCHECK_DIR, Clients, free_base_port  # noqa: E402
 
 VALUE = json.dumps("x" * 500)
@@ -76,7 +76,7 @@ def main() -> int:
     if args.state_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="ipledger-bench-")
         args.state_dir = Path(tmp.name) / "state"
-    net = Network.open(args.state_dir, base_port=free_base_port())
+    net = Nodes.open(args.state_dir, base_port=free_base_port())
     try:
         net.up(log=lambda *_: None)
         spec = ChaincodeSpec(name="benchput", version="1.0", contract="stubcheck:StubCheck",

@@ -44,11 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.chaincode_put import VALUE, rss_mb, run_level  # noqa: E402
 from bench.rest_submit import start_gateways  # noqa: E402
-from network import fabric  # noqa: E402
-from chaincode.testing import mrns  # noqa: E402
-from gateway import daemon  # noqa: E402
-from network.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer, build_binary_package  # noqa: E402
-from network.lifecycle import Network  # noqa: E402
+from ipledger.network.org import binaries  # noqa: E402
+from ipledger.chaincode.testing import mrns  # noqa: E402
+from ipledger.network.cli import gateway_daemon as daemon  # noqa: E402
+from ipledger.network.channel.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer, build_binary_package  # noqa: E402
+from ipledger.network.org.nodes import Nodes  # noqa: E402
 from tests.integration.conftest import STUBCHECK_DIR, Clients, free_base_port  # noqa: E402
 
 ONE = "FRIPO000000"
@@ -112,7 +112,7 @@ def kvexecutor(log) -> Path:
     """Fabric's Go test chaincode from the pinned module (checksum verified as for the Fabric commands),
     built once and cached beside the Fabric binaries; never part of the product."""
     import shutil
-    target = fabric.cache_dir() / "bench" / "kvexecutor"
+    target = binaries.cache_dir() / "bench" / "kvexecutor"
     if target.exists():
         return target
     go = shutil.which("go")
@@ -120,13 +120,13 @@ def kvexecutor(log) -> Path:
         raise SystemExit("Go is needed to build Fabric's kvexecutor chaincode for the Python/Go pair")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        env = fabric.go_environment(go)
-        fabric.fetch_module(go, env, cwd=tmp, log=log)
+        env = binaries.go_environment(go)
+        binaries.fetch_module(go, env, cwd=tmp, log=log)
         # built inside the module (its own go.mod and go.sum pick every dependency): 'go install path@version'
         # would first probe the proxy for .../kvexecutor/cmd as a module of its own, which the proxy refuses
-        module = Path(fabric._go_env(go, env, "GOMODCACHE")) / f"{fabric.MODULE}@{fabric.PSEUDO_VERSION}"
+        module = Path(binaries._go_env(go, env, "GOMODCACHE")) / f"{binaries.MODULE}@{binaries.PSEUDO_VERSION}"
         log("building Fabric's kvexecutor (Go) …")
-        fabric._run([go, "build", "-mod=mod", "-o", str(Path(tmp) / "kvexecutor"),
+        binaries._run([go, "build", "-mod=mod", "-o", str(Path(tmp) / "kvexecutor"),
                      "./integration/chaincode/kvexecutor/cmd"], env, cwd=str(module), log=log)
         Path(tmp, "kvexecutor").replace(target)
     return target
@@ -140,7 +140,7 @@ def kv_args(key: str, value: str | None) -> list[str]:
     return ["", encoded] if value is not None else [encoded, ""]
 
 
-def chaincode_pid(net: Network, executable_suffix: str, peer) -> int | None:
+def chaincode_pid(net: Nodes, executable_suffix: str, peer) -> int | None:
     """The chaincode process the peer launched whose program ends with ``executable_suffix`` and which dials
     the peer's chaincode listener."""
     for proc in Path("/proc").iterdir():
@@ -162,7 +162,7 @@ def main() -> int:
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="ipledger-compare-")
     state = Path(tmp.name) / "state"
-    net = Network.open(state, base_port=free_base_port())
+    net = Nodes.open(state, base_port=free_base_port())
     rows: list[tuple[str, dict]] = []
     started: list[str] = []
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 — progress, apart from the table
@@ -281,7 +281,7 @@ def main() -> int:
     return 0
 
 
-def wait_for_peer(net: Network, msp_id: str, timeout: float = 30) -> None:
+def wait_for_peer(net: Nodes, msp_id: str, timeout: float = 30) -> None:
     """Until ``msp_id``'s peer has every block customs' peer has (the grants, before the placements)."""
     peer = net.consortium.org(msp_id).peers[0]
     target = net.peer_height(net.consortium.org("CustomsMSP").peers[0]) or 0

@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.chaincode_put import rss_mb, run_level  # noqa: E402
 from bench.compare import SITES, grant, place  # noqa: E402
-from chaincode.testing import mrns  # noqa: E402
-from network import processes  # noqa: E402
-from network.chaincode import ChaincodeSpec, deploy_on_channels  # noqa: E402
-from network.lifecycle import Network  # noqa: E402
+from ipledger.chaincode.testing import mrns  # noqa: E402
+from ipledger.network.org import processes  # noqa: E402
+from ipledger.network.channel.chaincode import ChaincodeSpec, deploy_on_channels  # noqa: E402
+from ipledger.network.org.nodes import Nodes  # noqa: E402
 from tests.integration.conftest import Clients, free_base_port  # noqa: E402
 
 CUSTOMS = "CustomsMSP"
@@ -124,7 +124,7 @@ def run(holders: int, in_flight: int, seconds: float) -> dict:
     tmp = tempfile.TemporaryDirectory(prefix=f"ipledger-holders{holders}-")
     root = Path(tmp.name)
     (root / "consortium.yaml").write_text(yaml.safe_dump(consortium(holders), sort_keys=False))
-    net = Network.open(root / "state", root / "consortium.yaml", base_port=free_base_port())
+    net = Nodes.open(root / "state", root / "consortium.yaml", base_port=free_base_port())
     try:
         say(f"{holders} holder(s): network up and the contract on {holders} channel(s) …")
         t0 = time.monotonic()

@@ -56,11 +56,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chaincode.testing import mrns  # noqa: E402
+from ipledger.chaincode.testing import mrns  # noqa: E402
 from bench.chaincode_put import rss_mb  # noqa: E402
-from gateway import daemon  # noqa: E402
-from network.chaincode import ChaincodeSpec, Deployer  # noqa: E402
-from network.lifecycle import Network  # noqa: E402
+from ipledger.network.cli import gateway_daemon as daemon  # noqa: E402
+from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer  # noqa: E402
+from ipledger.network.org.nodes import Nodes  # noqa: E402
 from tests.integration.conftest import free_base_port, port_free  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -284,7 +284,7 @@ def timed(api: Api, path: str, repeat: int = 20) -> dict:
     return {"p50_ms": p50 * 1000, "p99_ms": p99 * 1000, "statuses": dict(statuses), "bytes": len(r.content)}
 
 
-def processes_of(net: Network, gateway_pids: dict[str, int]) -> dict[str, list[int]]:
+def processes_of(net: Nodes, gateway_pids: dict[str, int]) -> dict[str, list[int]]:
     def group(pid: int) -> list[int]:
         out = subprocess.run(["pgrep", "-s", str(pid)], capture_output=True, text=True).stdout.split()
         return [int(p) for p in out]
@@ -341,7 +341,7 @@ def start_gateway(state: Path, org: str, threads: int) -> tuple[subprocess.Popen
     log_path = state / f"bench-gateway-{org}.log"
     log = open(log_path, "w")
     env = {**os.environ, "IPLEDGER_LIVE_FEED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "serve",
+    proc = subprocess.Popen([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state), "gateway", "serve",
                              "--org", org, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", str(threads)],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -381,7 +381,7 @@ def main() -> int:
     deadline = time.monotonic() + args.max_minutes * 60
     tmp = tempfile.TemporaryDirectory(prefix="ipledger-load-")
     state = Path(tmp.name) / "state"
-    net = Network.open(state, base_port=free_base_port())
+    net = Nodes.open(state, base_port=free_base_port())
     report: dict = {"events": args.events, "in_flight": args.in_flight, "authorisations": len(LOAD_AUTHS),
                     "checkpoints": [], "started": now(), "load_average_start": os.getloadavg()}
     gateways: dict[str, subprocess.Popen] = {}
@@ -390,8 +390,8 @@ def main() -> int:
         print(f"network up in {state} …", file=sys.stderr, flush=True)
         net.up(log=lambda *_: None)
         Deployer(net, log=lambda *_: None).deploy(ChaincodeSpec.default())
-        from gateway.auth import KeyStore
-        from gateway.config import keys_file_of
+        from ipledger.gateway.auth import KeyStore
+        from ipledger.gateway.config import keys_file_of
         urls, keys = {}, {}
         for org in ORGS:  # each organisation posts through its own gateway, with its own API key
             threads = args.in_flight // 2 + 4 if org == "OperatorMSP" else 8

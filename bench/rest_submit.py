@@ -9,7 +9,7 @@ sites of their own lot (one lot per client thread, so no two transactions in
 flight touch the same keys), at 8 and 32 in flight:
 
 * through the REST API (HTTP POST /api/v1/events to the operator's gateway, its API key);
-* the same contract call directly with the Python client (`gateway/fabric`);
+* the same contract call directly with the Python client (`gateway/client`);
 
 then balance queries (GET /api/v1/authorisations/{id}/balances, customs' gateway) at 32 in flight.
 Prints a Markdown table for docs/benchmarks.md.
@@ -30,11 +30,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chaincode.testing import mrns  # noqa: E402
+from ipledger.chaincode.testing import mrns  # noqa: E402
 from bench.chaincode_put import rss_mb, run_level  # noqa: E402
-from gateway import daemon  # noqa: E402
-from network.chaincode import ChaincodeSpec, Deployer  # noqa: E402
-from network.lifecycle import Network  # noqa: E402
+from ipledger.network.cli import gateway_daemon as daemon  # noqa: E402
+from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer  # noqa: E402
+from ipledger.network.org.nodes import Nodes  # noqa: E402
 from tests.integration.conftest import Clients, free_base_port, port_free  # noqa: E402
 
 AUTH = "FRIPO000001"
@@ -98,7 +98,7 @@ def main() -> int:
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="ipledger-bench-")
     state = Path(tmp.name) / "state"
-    net = Network.open(state, base_port=free_base_port())
+    net = Nodes.open(state, base_port=free_base_port())
     rows = []
     started: list[str] = []  # the organisations whose gateway was started
     try:

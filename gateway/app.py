@@ -1,12 +1,12 @@
 """The Flask app factory of the REST gateway.
 
-    from gateway.app import create_app
-    from gateway.config import GatewayConfig
+    from ipledger.gateway.app import create_app
+    from ipledger.gateway.config import GatewayConfig
     app = create_app(GatewayConfig.from_state_dir(".ipledger", org="OperatorMSP"))
 
 Served by gunicorn (``ipledger gateway serve``), never by the Flask development
 server. ``ledger`` lets tests inject a fake Fabric client; by default the app
-connects lazily to each org's peer (see :mod:`gateway.ledger`).
+connects lazily to each org's peer (see :mod:`ipledger.gateway.ledger`).
 """
 from __future__ import annotations
 
@@ -16,18 +16,19 @@ import time
 from flask import Flask, g, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 
-from .api import docs, events, health, live, queries
-from .api.common import API_PREFIX, AppState
-from .auth import KeyStore
-from .config import GatewayConfig
-from .dashboard import install as install_dashboard
-from .ledger import FabricLedger, Ledger
-from .observability import REQUEST_ID_HEADER, Metrics, configure_logging, request_id_from, route_label
-from .problems import GATEWAY_PROBLEMS, MEDIA_TYPE, Problem
-from .service import LedgerService
+from ipledger.gateway.api import docs, events, health, live, queries
+from ipledger.gateway.config import NO_INSTANCE
+from ipledger.gateway.api.common import API_PREFIX, AppState
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.config import GatewayConfig
+from ipledger.gateway.dashboard import install as install_dashboard
+from ipledger.gateway.ledger import FabricLedger, Ledger
+from ipledger.gateway.observability import REQUEST_ID_HEADER, Metrics, configure_logging, request_id_from, route_label
+from ipledger.gateway.problems import GATEWAY_PROBLEMS, MEDIA_TYPE, Problem
+from ipledger.gateway.service import LedgerService
 
-log = logging.getLogger("gateway.access")
-errlog = logging.getLogger("gateway.error")
+log = logging.getLogger("ipledger.gateway.access")
+errlog = logging.getLogger("ipledger.gateway.error")
 
 _HTTP_PROBLEMS = {400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
                   405: "method-not-allowed", 413: "payload-too-large", 415: "unsupported-media-type"}
@@ -40,7 +41,7 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
         configure_logging(config.log_level)
     keys = keys or KeyStore(config.keys_file)
     keys.check()  # refuse to start with an unsafe key file
-    app = Flask("gateway")
+    app = Flask(__name__, instance_path=NO_INSTANCE)
     app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes)
     app.json.sort_keys = False
     app.json.ensure_ascii = False

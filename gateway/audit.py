@@ -8,11 +8,11 @@ Every entry of the contract's history (``GetLotHistory`` / ``GetBatchHistory``) 
 * ``submitting_org`` and ``submitter_subject`` — the MSP and the certificate subject of the creator of
   the transaction, read from the block;
 * ``endorsing_orgs`` / ``endorsers`` — from the transaction's endorsements in the block, read from the
-  caller's org's peer with the Deliver service (:mod:`gateway.fabric.deliver`), cached per transaction
+  caller's org's peer with the Deliver service (:mod:`ipledger.network.fabric.deliver`), cached per transaction
   in the feed database (blocks never change). Only transactions the caller's query returned are looked
   up, so nothing of another org's transactions is shown.
 
-Exported as JSON or CSV (:func:`to_csv`; formula-like text made inert, see :mod:`gateway.csvsafe`).
+Exported as JSON or CSV (:func:`to_csv`; formula-like text made inert, see :mod:`ipledger.gateway.csvsafe`).
 """
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import transaction_pb2
 
-from .csvsafe import cell as csv_cell
-from .csvsafe import neutralise
+from ipledger.gateway.csvsafe import cell as csv_cell
+from ipledger.gateway.csvsafe import neutralise
 
-log = logging.getLogger("gateway.audit")
+log = logging.getLogger("ipledger.gateway.audit")
 
 CSV_COLUMNS = ("block_number", "tx_id", "recorded_at", "event_type", "event_id", "occurred_at", "authorisation_id",
                "submitting_org", "submitter_subject", "endorsing_orgs", "endorsers", "validation_code", "lots",
@@ -55,7 +55,7 @@ class FabricBlockReader:
         with self._lock:
             gw = self._gateways.get(org)
             if gw is None:
-                from gateway.fabric import Endpoint, Gateway, load_identity
+                from ipledger.gateway.client import Endpoint, Gateway, load_identity
                 conn = self.config.orgs[org]
                 identity, signer = load_identity(conn.msp_dir, conn.msp_id)
                 gw = Gateway.connect(Endpoint(conn.peer_address, tls_root_cert=conn.tls_root_cert,

@@ -13,7 +13,7 @@ The file (an organisation's gateway's ``<state>/<org name>/gateway/api-keys.json
        "salt": "…", "hash": "…", "created_at": "…", "revoked_at": null}}}
 
 Writers (the CLI) hold an exclusive lock and replace the file atomically
-(:class:`gateway.filestore.JsonFile`); the server re-reads it when it changes, so a
+(:class:`ipledger.gateway.filestore.JsonFile`); the server re-reads it when it changes, so a
 revocation takes effect at once without a restart.
 
 Roles *(design)*: ``clerk`` submits events and reads; ``viewer`` only reads.
@@ -33,7 +33,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .filestore import JsonFile
+from ipledger.gateway.filestore import JsonFile
 
 log = logging.getLogger(__name__)
 

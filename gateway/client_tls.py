@@ -112,7 +112,7 @@ class ClientTLSOptions:
 
         from cryptography.hazmat.primitives import serialization
 
-        from .tls import TLSError, read_certs
+        from ipledger.gateway.tls import TLSError, read_certs
         try:
             if self.ca_cert:
                 certs = read_certs(*self.ca_cert)
@@ -131,7 +131,7 @@ class ClientTLSOptions:
     def _load_client_certificate(self, context: ssl.SSLContext) -> None:
         import ssl
 
-        from .tls import read_certs, read_private_key, spki
+        from ipledger.gateway.tls import read_certs, read_private_key, spki
         (cert_path, cert_src), (key_path, key_src) = self.client_cert, self.client_key
         chain = read_certs(cert_path, cert_src)
         key = read_private_key(key_path, key_src)

@@ -11,6 +11,10 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+# Flask apps are given this instance path: the gateway has no instance folder (its files are in its
+# organisation's gateway directory), and Flask cannot derive one inside the ``ipledger`` namespace package.
+NO_INSTANCE = str(Path(__file__).resolve().parent / "no-instance-folder")
+
 DEFAULT_CHANNEL = "inward-processing"
 DEFAULT_CHAINCODE = "ipledger"
 
@@ -86,14 +90,14 @@ class GatewayConfig:
         """The gateway of organisation ``org``: its client identity (User1) and its own peer only,
         its files (API keys, feed, credentials) in its own directory ``<state>/<org name>/gateway``.
         There is no gateway of several organisations: no process holds two organisations' keys."""
-        from network.lifecycle import Network  # the gateway's only use of network/: reading the layout
+        from ipledger.network.org.nodes import Nodes  # the gateway's only use of network/: reading the layout
 
         if not org:
             raise ConfigError("a gateway is one organisation's: give its MSP id (org)")
         state_dir = Path(state_dir).resolve()
-        net = Network.open(state_dir)
+        net = Nodes.open(state_dir)
         # what a gateway needs of its organisation's keys is its client identity alone (checked before serving,
-        # gateway/server.py); in a container (network/containers/services.py) that is all it is given
+        # gateway/server.py); in a container (network/org/containers/services.py) that is all it is given
         own = net.consortium.org(org)
         home = net.layout.org_home(own)
         overrides = {"keys_file": keys_file_of(state_dir, org), "nonce_key_file": home / "gateway" / "nonce.key",
@@ -145,8 +149,8 @@ def gateway_dir_of(state_dir: Path | str, org: str) -> Path:
     """Where organisation ``org``'s gateway keeps its files: ``<state>/<org name>/gateway``."""
     if not org:
         raise ConfigError("a gateway is one organisation's: give its MSP id (org)")
-    from network.lifecycle import Network
-    net = Network.open(Path(state_dir).resolve())
+    from ipledger.network.org.nodes import Nodes
+    net = Nodes.open(Path(state_dir).resolve())
     return net.layout.gateway_dir(net.consortium.org(org))
 
 

@@ -1,6 +1,6 @@
 """A small JSON document in a file of its own, shared by processes: read freely, changed under a lock.
 
-Used by the API key file (:mod:`gateway.auth`) and the webhook subscription file (:mod:`gateway.webhooks`),
+Used by the API key file (:mod:`ipledger.gateway.auth`) and the webhook subscription file (:mod:`ipledger.gateway.webhooks`),
 which several gunicorn workers, the ``ipledger gateway …`` CLI and — with containers — a container sharing the
 directory through a bind mount use at the same time.
 

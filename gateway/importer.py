@@ -27,7 +27,7 @@ every event idempotent. A changed input file is refused (use ``--restart``).
 
 HTTPS
 -----
-``tls`` (:mod:`gateway.client_tls`): the CAs trusted for the gateway's certificate and the client
+``tls`` (:mod:`ipledger.gateway.client_tls`): the CAs trusted for the gateway's certificate and the client
 certificate for mutual TLS. A TLS failure retrying cannot cure (unknown CA, host name mismatch, the
 gateway requiring or refusing the client certificate) stops the import like an authentication error.
 
@@ -53,8 +53,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
-from .client_tls import ClientTLS, ClientTLSError, ClientTLSOptions, TLSFailure
-from .csvsafe import cell as csv_cell
+from ipledger.gateway.client_tls import ClientTLS, ClientTLSError, ClientTLSOptions, TLSFailure
+from ipledger.gateway.csvsafe import cell as csv_cell
 
 FINAL = frozenset({"COMMITTED", "REPLAYED", "REFUSED", "INVALID"})
 REPORT_COLUMNS = ("line", "event_id", "type", "status", "outcome", "tx_id", "block_number", "problem_type", "detail")
@@ -177,7 +177,7 @@ def _typed(cell: str, prop: dict | None) -> Any:
 
 def csv_row_to_body(row: dict[str, str]) -> dict:
     """One CSV row as a request body (typed with the event's JSON Schema)."""
-    from chaincode.contract import schemas  # the contract's schemas (allowed import)
+    from ipledger.chaincode.contract import schemas  # the contract's schemas (allowed import)
 
     cells = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
     event_type = cells.pop("type", "")

@@ -1,6 +1,6 @@
 """The app's view of Fabric: submit and evaluate as an org, and find a transaction's block.
 
-:class:`FabricLedger` holds one :class:`gateway.fabric.Gateway` connection per
+:class:`FabricLedger` holds one :class:`ipledger.gateway.client.Gateway` connection per
 org, opened lazily on first use in each worker process (never before
 gunicorn forks: gRPC channels do not survive a fork) and shared by the
 worker's threads (gRPC channels are thread-safe). Tests inject any object
@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from typing import Mapping, Protocol, Sequence
 
-from .config import GatewayConfig
+from ipledger.gateway.config import GatewayConfig
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class FabricLedger:
         with self._lock:
             gw = self._gateways.get(org)
             if gw is None:
-                from gateway.fabric import Endpoint, Gateway, RetryPolicy, Timeouts, load_identity
+                from ipledger.gateway.client import Endpoint, Gateway, RetryPolicy, Timeouts, load_identity
                 conn = self.config.orgs.get(org)
                 if conn is None:
                     raise UnknownOrg(org)

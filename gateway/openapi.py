@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document, generated from the contract's JSON Schemas and :data:`OPERATIONS` (the
-operations each gateway/api module declares beside its routes, see :mod:`gateway.api.routes`).
+operations each gateway/api module declares beside its routes, see :mod:`ipledger.gateway.api.routes`).
 
 Event schemas come from ``chaincode/contract/schemas`` (the ones the chaincode
 validates with): the shared definitions of ``common.json`` become
@@ -14,13 +14,12 @@ import copy
 import functools
 from typing import Any
 
-from chaincode.contract import acts, schemas  # the contract's act table and schemas (allowed imports)
-
-from .api import alerts, audit, docs, events, feed, health, queries, reports
-from .api.routes import parameter
-from .auth import ROLES
-from .problems import MEDIA_TYPE, problem_types
-from .validation import COMMERCIAL_EVENTS, EVENT_TYPES
+from ipledger.chaincode.contract import acts, schemas  # the contract's act table and schemas (allowed imports)
+from ipledger.gateway.api import alerts, audit, docs, events, feed, health, queries, reports
+from ipledger.gateway.api.routes import parameter
+from ipledger.gateway.auth import ROLES
+from ipledger.gateway.problems import MEDIA_TYPE, problem_types
+from ipledger.gateway.validation import COMMERCIAL_EVENTS, EVENT_TYPES
 
 API_VERSION = "1.0.0"
 _COMMON_REF = "common.json#/$defs/"
@@ -40,7 +39,7 @@ CHANNEL = parameter("channel", "query", {"type": "string", "pattern": "^[a-z][a-
                     "channel the gateway serves: 400 unknown-channel.")
 
 #: Every operation of the gateway, in the document's order: each declared beside its route
-#: (:mod:`gateway.api.routes`), collected here from the modules in this order.
+#: (:mod:`ipledger.gateway.api.routes`), collected here from the modules in this order.
 OPERATIONS: list[dict[str, Any]] = [
     *events.ROUTES.operations, *queries.ROUTES.operations, *health.ROUTES.operations, *docs.ROUTES.operations,
     *feed.ROUTES.operations, *alerts.ROUTES.operations, *audit.ROUTES.operations, *reports.ROUTES.operations,

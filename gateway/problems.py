@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from chaincode.contract.errors import RULES  # the contract's stable error codes (allowed import)
+from ipledger.chaincode.contract.errors import RULES  # the contract's stable error codes (allowed import)
 
 PROBLEM_BASE = "https://ipledger.example/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -190,7 +190,7 @@ def race_kind(exc: Exception) -> str | None:
 
     Nothing was ordered in either case, so a new proposal (new timestamp, fresh state) is safe.
     (MVCC read conflicts are retried by the Fabric client itself.)"""
-    from gateway.fabric import EndorseError
+    from ipledger.gateway.client import EndorseError
 
     if not isinstance(exc, EndorseError):
         return None
@@ -214,10 +214,10 @@ ENDORSERS_UNREACHABLE = (
 
 
 def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
-    """Map a ``gateway.fabric`` error (or a connection failure) to a problem. Never leaks internals:
+    """Map a ``ipledger.gateway.client`` error (or a connection failure) to a problem. Never leaks internals:
     peer addresses and gRPC texts go to the log, not to the caller."""
-    from gateway.fabric import CommitError, GatewayError
-    from gateway.fabric.client import RETRYABLE_VALIDATION_CODES
+    from ipledger.gateway.client import CommitError, GatewayError
+    from ipledger.gateway.client.gateway import RETRYABLE_VALIDATION_CODES
 
     if isinstance(exc, GatewayError) and exc.chaincode_error is not None:
         return chaincode_problem(exc.chaincode_error, exc.tx_id)

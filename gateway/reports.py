@@ -10,7 +10,7 @@ Both come from the contract's ``GetBillOfDischargeData`` (domain.md §7), evalua
   products — waste included — with their balance, deadline and status), with totals per goods code.
 
 Rendered as JSON, CSV (one table, a ``section`` column; text cells that a spreadsheet could take for a
-formula are made inert, see :mod:`gateway.csvsafe`) or PDF (:class:`ReportPdf`, written with fpdf2:
+formula are made inert, see :mod:`ipledger.gateway.csvsafe`) or PDF (:class:`ReportPdf`, written with fpdf2:
 A4, tables whose long cells wrap, text extractable e.g. by ``pdftotext``; the Unicode font DejaVu Sans
 when the system has it, else the standard fonts — see :data:`FONT_DIRS`). A PDF is a function of the
 report's data: its creation date is the report's ``generated_at``.
@@ -24,8 +24,8 @@ from pathlib import Path
 
 from fpdf import FPDF
 
-from .csvsafe import cell as csv_cell
-from .problems import Problem
+from ipledger.gateway.csvsafe import cell as csv_cell
+from ipledger.gateway.problems import Problem
 
 
 # ------------------------------------------------------------------------------------------ data

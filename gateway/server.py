@@ -6,7 +6,7 @@ shared by the worker's threads. Prometheus metrics of every worker are
 aggregated through ``PROMETHEUS_MULTIPROC_DIR`` (a fresh directory under the
 state dir at each start). Live-feed (SSE) responses hold a thread each: at most
 ``sse_max_per_worker`` per worker (default half of ``--threads``), so the other
-threads keep serving submits (:func:`check_thread_budget`). HTTPS and client certificates: :mod:`gateway.tls`.
+threads keep serving submits (:func:`check_thread_budget`). HTTPS and client certificates: :mod:`ipledger.gateway.tls`.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
-from .config import ConfigError, GatewayConfig
-from .observability import gunicorn_logconfig
-from .tls import ServerTLS, TLSError, TLSOptions, org_tls_cas
+from ipledger.gateway.config import ConfigError, GatewayConfig
+from ipledger.gateway.observability import gunicorn_logconfig
+from ipledger.gateway.tls import ServerTLS, TLSError, TLSOptions, org_tls_cas
 
 
 def _child_exit(server, worker):  # gunicorn hook: forget the metrics of a dead worker
@@ -31,7 +31,7 @@ def _child_exit(server, worker):  # gunicorn hook: forget the metrics of a dead 
 def _worker_exit(server, worker):  # gunicorn hook: close the worker's Fabric connections
     app = getattr(worker, "wsgi", None)
     if app is not None and hasattr(app, "extensions"):
-        from .app import close_app
+        from ipledger.gateway.app import close_app
         try:
             close_app(app)
         except Exception:  # noqa: BLE001 - best effort at exit
@@ -39,8 +39,8 @@ def _worker_exit(server, worker):  # gunicorn hook: close the worker's Fabric co
 
 
 class GatewayServer(BaseApplication):
-    """gunicorn running the gateway app. ``app_factory`` (default :func:`gateway.app.create_app`) lets
-    tests serve an app with a fake ledger; with client CAs the app gets :func:`gateway.tls.install`."""
+    """gunicorn running the gateway app. ``app_factory`` (default :func:`ipledger.gateway.app.create_app`) lets
+    tests serve an app with a fake ledger; with client CAs the app gets :func:`ipledger.gateway.tls.install`."""
 
     def __init__(self, config: GatewayConfig, options: dict, tls: ServerTLS | None = None, app_factory=None):
         self.gateway_config = config
@@ -55,10 +55,10 @@ class GatewayServer(BaseApplication):
                 self.cfg.set(key.lower(), value)
 
     def load(self):
-        from .app import create_app
+        from ipledger.gateway.app import create_app
         app = (self.app_factory or create_app)(self.gateway_config)
         if self.tls is not None and self.tls.client_cas:
-            from .tls import install
+            from ipledger.gateway.tls import install
             install(app, self.tls)
         return app
 
@@ -141,7 +141,7 @@ def check_thread_budget(config: GatewayConfig) -> None:
 
 def config_check(config: GatewayConfig) -> None:
     """Fail before forking when something is obviously missing."""
-    from .auth import KeyStore
+    from ipledger.gateway.auth import KeyStore
     check_thread_budget(config)
     if not config.orgs:
         raise ServeError("the state directory describes no organisation; run 'ipledger network up' first")

@@ -8,13 +8,13 @@ import random
 import time
 from typing import Any
 
-from .config import GatewayConfig
-from .ledger import Ledger, UnknownOrg
-from .observability import Metrics
-from .problems import Problem, from_gateway_error, race_kind
-from .validation import NonceKey, ParsedEvent
+from ipledger.gateway.config import GatewayConfig
+from ipledger.gateway.ledger import Ledger, UnknownOrg
+from ipledger.gateway.observability import Metrics
+from ipledger.gateway.problems import Problem, from_gateway_error, race_kind
+from ipledger.gateway.validation import NonceKey, ParsedEvent
 
-log = logging.getLogger("gateway.service")
+log = logging.getLogger("ipledger.gateway.service")
 
 
 # queries of a whole channel: on a gateway of several, the caller names the channel
@@ -243,7 +243,7 @@ class LedgerService:
 
     def channel_members(self, org: str, channel: str | None = None) -> dict:
         """The channel's organisations from its current config block, read as ``org``
-        (see network/membership.py), with the consortium file's descriptions. On a gateway of several
+        (see network/fabric/membership.py), with the consortium file's descriptions. On a gateway of several
         channels without ``channel``: the first, and under ``channels`` every one."""
         channels = self.channels(channel)
         each = [self._members(org, ch) for ch in channels]
@@ -252,7 +252,7 @@ class LedgerService:
         return {**each[0], "channels": each}
 
     def _members(self, org: str, channel: str) -> dict:
-        from network.membership import describe_block
+        from ipledger.network.fabric.membership import describe_block
         raw = self._call("evaluate", "GetConfigBlock", self.ledger.config_block, org, **self._on(channel))
         try:
             members = describe_block(raw)

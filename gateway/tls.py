@@ -153,7 +153,7 @@ class TLSOptions:
 
 
 def org_tls_cas(config) -> dict[str, Path]:
-    """Each application organisation of a :class:`gateway.config.GatewayConfig` -> its TLS CA file
+    """Each application organisation of a :class:`ipledger.gateway.config.GatewayConfig` -> its TLS CA file
     (cryptogen's ``tlsca``, which also issues the org's users' TLS client certificates)."""
     return {o.msp_id: Path(o.tls_root_cert) for o in config.orgs.values()}
 
@@ -233,8 +233,8 @@ def install(app, server: ServerTLS) -> None:
     verified peer certificate from the TLS socket gunicorn passes in ``environ["gunicorn.socket"]``."""
     from flask import g, jsonify, request, session
 
-    from .api.common import presented_key, state
-    from .problems import MEDIA_TYPE, Problem
+    from ipledger.gateway.api.common import presented_key, state
+    from ipledger.gateway.problems import MEDIA_TYPE, Problem
 
     inner = app.wsgi_app
 
@@ -352,7 +352,7 @@ def _read_cas(path: str, spec: str) -> list[x509.Certificate]:
 
 def read_private_key(path: str, option: str):
     """The unencrypted PEM private key in ``path``, refused unless the file is readable by its owner only
-    (``option`` names where the path came from, for the messages). Shared with :mod:`gateway.client_tls`."""
+    (``option`` names where the path came from, for the messages). Shared with :mod:`ipledger.gateway.client_tls`."""
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaincode.contract import acts, schemas  # the contract's act table and schemas (allowed imports)
-
-from .problems import Problem
+from ipledger.chaincode.contract import acts, schemas  # the contract's act table and schemas (allowed imports)
+from ipledger.gateway.problems import Problem
 
 EVENT_TYPES: tuple[str, ...] = schemas.EVENT_TYPES
 # Acts whose commercial data travel in the transient map (the contract's act table, acts.py).

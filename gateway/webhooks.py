@@ -10,7 +10,7 @@ broker has no mandate for.
 What is sent:
 
 * **recorded alerts** — every alert change (RAISED / UPDATED / CLEARED) inside a chaincode event, as
-  the feed listener stores it (:mod:`gateway.feed.listener`); ``alert_id`` = hash of (tx id, position);
+  the feed listener stores it (:mod:`ipledger.gateway.feed.listener`); ``alert_id`` = hash of (tx id, position);
 * **time alerts** (``DeadlineApproaching`` … ``AuthorisationExpiring``: no transaction, no event) —
   ``GetAlerts`` polled every ``alert_poll_s`` for each subscribed org and authorisation; a new one is
   RAISED, a vanished one CLEARED; ``alert_id`` = hash of (org, authorisation, type, subject, change,
@@ -42,12 +42,12 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from .feed.store import FeedStore, now_text
-from .feed.visibility import Visibility
-from .filestore import JsonFile
-from .problems import Problem
+from ipledger.gateway.feed.store import FeedStore, now_text
+from ipledger.gateway.feed.visibility import Visibility
+from ipledger.gateway.filestore import JsonFile
+from ipledger.gateway.problems import Problem
 
-log = logging.getLogger("gateway.webhooks")
+log = logging.getLogger("ipledger.gateway.webhooks")
 
 SIGNATURE_HEADER = "X-Ipledger-Signature"
 ALERT_TYPES = ("DeadlineApproaching", "DeadlineOverdue", "BillOfDischargeDue", "BillOfDischargeLate",
@@ -75,7 +75,7 @@ def _hash_id(*parts: str) -> str:
 # ------------------------------------------------------------------------------------------ subscriptions
 
 class Subscriptions:
-    """The subscription file (like the API key file, a :class:`~gateway.filestore.JsonFile`: locked, atomic
+    """The subscription file (like the API key file, a :class:`~ipledger.gateway.filestore.JsonFile`: locked, atomic
     writes, mode 0600)."""
 
     def __init__(self, path: Path | str):

@@ -6,7 +6,7 @@ consortium's public files live apart from all of them::
     <state>/
       consortium/                 public files only (what the organisations exchange)
         consortium.yaml           the description the network was generated from (addresses)
-        definitions/<MSP>.json    each organisation's public definition (network/definition.py)
+        definitions/<MSP>.json    each organisation's public definition (network/org/definition.py)
         channel/msps/<MSP>/       public MSP directories rebuilt from the definitions
         channel/consenters/       consenters' public certificates, from the definitions
         channel/configtx.yaml     what configtxgen was given
@@ -15,7 +15,7 @@ consortium's public files live apart from all of them::
                                   consenters/, genesis.block (the MSPs stay in channel/msps/)
         chaincode/, wheels/       chaincode packages (public code)
       <org name>/                 one organisation's own directory (0700): on its own host
-        crypto/                   its CA, TLS CA and identities (network/identities.py)
+        crypto/                   its CA, TLS CA and identities (network/org/identities.py)
         nodes/<node-id>/          per node: core.yaml | orderer.yaml, data/, node.log, node.pid
         gateway/                  its REST gateway: API keys, credentials.json, log, feed
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .consortium import Consortium, Node, Org
+from ipledger.network.consortium import Consortium, Node, Org
 
 PUBLIC = "consortium"
 
@@ -105,7 +105,7 @@ class Layout:
     def pid_file(self, node: Node) -> Path:
         return self.node_dir(node) / "node.pid"
 
-    # -- identities (network/identities.py's tree) -------------------------------------------------
+    # -- identities (network/org/identities.py's tree) -------------------------------------------------
     def org_dir(self, org: Org) -> Path:
         return self.org_home(org) / "crypto"
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from network import fabric
+from ipledger.network.org import binaries
 
 
 @pytest.fixture(autouse=True)
 def _fabric_binaries_present(request):
     """A ``fabric`` test without binaries fails with instructions (never passes silently)."""
-    if "fabric" in request.keywords and fabric.missing():
-        pytest.fail(f"Fabric binaries missing in {fabric.bin_dir()} "
-                    f"({', '.join(fabric.missing())}): run 'ipledger fabric install'")
+    if "fabric" in request.keywords and binaries.missing():
+        pytest.fail(f"Fabric binaries missing in {binaries.bin_dir()} "
+                    f"({', '.join(binaries.missing())}): run 'ipledger fabric install'")

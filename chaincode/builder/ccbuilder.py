@@ -134,7 +134,7 @@ def run(build_dir: Path, run_metadata_dir: Path) -> int:
     launcher = (
         "import sys\n"
         f"sys.path[:0] = [{str(build_dir / 'src')!r}, {str(build_dir / 'site')!r}]\n"
-        "from chaincode.shim.client import main\n"
+        "from ipledger.chaincode.shim.client import main\n"
         f"sys.exit(main([{manifest['contract']!r}, {str(run_metadata_dir / 'chaincode.json')!r}]))\n"
     )
     # -I: isolated (no user site, no PYTHON* variables, no current dir); -S: no

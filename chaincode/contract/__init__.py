@@ -1,7 +1,7 @@
 """ipledger: the inward-processing contract (rules, schemas, key design).
 
 ``InwardProcessingContract`` is imported lazily so that the gateway can import
-``chaincode.contract.schemas`` and ``chaincode.contract.errors`` without the
+``ipledger.chaincode.contract.schemas`` and ``ipledger.chaincode.contract.errors`` without the
 rest of the contract.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ __all__ = ["InwardProcessingContract"]
 
 def __getattr__(name: str):
     if name == "InwardProcessingContract":
-        from .contract import InwardProcessingContract
+        from ipledger.chaincode.contract.contract import InwardProcessingContract
 
         return InwardProcessingContract
     raise AttributeError(name)

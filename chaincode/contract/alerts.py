@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import authorisations, goods, keys, timestamps
-from .decimals import exact, pct
-from .params import BILL_DUE_DAYS
+from ipledger.chaincode.contract import authorisations, goods, keys, timestamps
+from ipledger.chaincode.contract.decimals import exact, pct
+from ipledger.chaincode.contract.params import BILL_DUE_DAYS
 
 RECORDED, DERIVED = "RECORDED", "DERIVED"
 

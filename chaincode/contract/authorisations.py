@@ -15,10 +15,10 @@ from __future__ import annotations
 import datetime as dt
 from fractions import Fraction
 
-from . import alerts, keys, parties, timestamps
-from .decimals import exact
-from .endorsement import customs_only_policy
-from .errors import (AlreadyExists, AuthorisationExpired, AuthorisationNotActive, GoodsNotCovered,
+from ipledger.chaincode.contract import alerts, keys, parties, timestamps
+from ipledger.chaincode.contract.decimals import exact
+from ipledger.chaincode.contract.endorsement import customs_only_policy
+from ipledger.chaincode.contract.errors import (AlreadyExists, AuthorisationExpired, AuthorisationNotActive, GoodsNotCovered,
                      HolderNotRegistered, InvalidEvent, InvalidState, NotFound, SiteNotAuthorised)
 
 ACTIVE, SUSPENDED, REVOKED, EXPIRED = "ACTIVE", "SUSPENDED", "REVOKED", "EXPIRED"

@@ -28,10 +28,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from . import authorisations, eventlog, goods, keys, timestamps
-from .errors import HashMismatch, InvalidState, NotFound, OutOfOrder, PeriodNotEnded
-from .params import BILL_DUE_DAYS
-from .state import digest
+from ipledger.chaincode.contract import authorisations, eventlog, goods, keys, timestamps
+from ipledger.chaincode.contract.errors import HashMismatch, InvalidState, NotFound, OutOfOrder, PeriodNotEnded
+from ipledger.chaincode.contract.params import BILL_DUE_DAYS
+from ipledger.chaincode.contract.state import digest
 
 SUBMITTED, ACCEPTED, QUERIED = "SUBMITTED", "ACCEPTED", "QUERIED"
 

@@ -8,9 +8,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import deployment, roles, timestamps
-from . import params as _params
-from .state import State
+from ipledger.chaincode.contract import deployment, roles, timestamps
+from ipledger.chaincode.contract import params as _params
+from ipledger.chaincode.contract.state import State
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Tx:
         raw = self.stub.get_transient().get(name)
         if raw is None:
             return None
-        from .errors import InvalidEvent
+        from ipledger.chaincode.contract.errors import InvalidEvent
 
         try:
             return json.loads(bytes(raw).decode("utf-8"))

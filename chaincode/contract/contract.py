@@ -30,13 +30,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from chaincode.shim.contract_api import Contract, transaction
-
-from . import (acts, alerts, authorisations, billing, controls, deployment, discharge, eventlog, identifiers,
+from ipledger.chaincode.shim.contract_api import Contract, transaction
+from ipledger.chaincode.contract import (acts, alerts, authorisations, billing, controls, deployment, discharge, eventlog, identifiers,
                keys, params, parties, placement, processing, queries, roles, schemas, time_rules)
-from .context import Tx
-from .errors import InvalidEvent
-from .timestamps import wall_clock
+from ipledger.chaincode.contract.context import Tx
+from ipledger.chaincode.contract.errors import InvalidEvent
+from ipledger.chaincode.contract.timestamps import wall_clock
 
 # Acts whose commercial data (customs value, prices) travel in the transient map, key "commercial" (acts.py).
 COMMERCIAL_ACTS = frozenset(acts.COMMERCIAL)

@@ -2,7 +2,7 @@
 controls): goods counted at a site are compared with the book stock there."""
 from __future__ import annotations
 
-from . import alerts, authorisations, goods
+from ipledger.chaincode.contract import alerts, authorisations, goods
 
 
 def record_control(tx, event: dict) -> dict:

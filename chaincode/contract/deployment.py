@@ -6,7 +6,7 @@ The contract names no organisation. Customs' MSP id comes from the environment v
 * peer-launched (external builder, package type ``ipledger-python``): the package manifest
   ``ipledger-chaincode.json`` carries ``"customs_msp"`` (written from the consortium file by
   ``ipledger chaincode package``) and the builder's ``run`` puts it into the chaincode's environment;
-* chaincode as a service (``python -m chaincode.shim.server``): the service's own environment, beside its
+* chaincode as a service (``python -m ipledger.chaincode.shim.server``): the service's own environment, beside its
   ``CHAINCODE_*`` variables.
 
 What makes it trustworthy is not the package: Fabric's chaincode definition does not include the
@@ -29,7 +29,7 @@ import functools
 import os
 import re
 
-from .errors import DeploymentNotConfigured
+from ipledger.chaincode.contract.errors import DeploymentNotConfigured
 
 ENV = "IPLEDGER_CUSTOMS_MSP"
 

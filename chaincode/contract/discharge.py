@@ -9,9 +9,9 @@ placement time.
 """
 from __future__ import annotations
 
-from . import authorisations, goods, keys, time_rules, timestamps
-from .errors import DuplicateDeclaration, InvalidEvent, InvalidState, NotFound, OutOfOrder
-from .state import canonical_json
+from ipledger.chaincode.contract import authorisations, goods, keys, time_rules, timestamps
+from ipledger.chaincode.contract.errors import DuplicateDeclaration, InvalidEvent, InvalidState, NotFound, OutOfOrder
+from ipledger.chaincode.contract.state import canonical_json
 
 RE_EXPORT = "3151"
 

@@ -9,7 +9,7 @@ codes to HTTP problems: ``RULES`` lists every code.
 """
 from __future__ import annotations
 
-from chaincode.shim.contract_api import ChaincodeError
+from ipledger.chaincode.shim.contract_api import ChaincodeError
 
 __all__ = [
     "ChaincodeError", "RULES",

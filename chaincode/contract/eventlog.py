@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import goods, keys, timestamps
-from .errors import DuplicateEvent, InvalidEvent
-from .state import canonical_json, digest
+from ipledger.chaincode.contract import goods, keys, timestamps
+from ipledger.chaincode.contract.errors import DuplicateEvent, InvalidEvent
+from ipledger.chaincode.contract.state import canonical_json, digest
 
 EVENT_NAME = "ipledger.events"
 PAYLOAD_VERSION = 1

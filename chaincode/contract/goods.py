@@ -41,8 +41,8 @@ import copy
 import datetime as dt
 from typing import Iterable
 
-from . import keys, time_rules, timestamps
-from .errors import NotFound, QuantityExceedsBalance, UnitMismatch
+from ipledger.chaincode.contract import keys, time_rules, timestamps
+from ipledger.chaincode.contract.errors import NotFound, QuantityExceedsBalance, UnitMismatch
 
 LOT, BATCH = "LOT", "BATCH"
 INPUT, PRODUCT = "INPUT", "PRODUCT"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import InvalidIdentifier
+from ipledger.chaincode.contract.errors import InvalidIdentifier
 
 __all__ = ["IDENTIFIER_FIELDS", "LIST_FIELDS", "is_identifier", "require_whole", "require_key_part",
            "mrn_check_digit", "mrn_problem", "is_mrn"]

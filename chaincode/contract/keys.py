@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .identifiers import require_key_part
+from ipledger.chaincode.contract.identifiers import require_key_part
 
 AUTHORISATION = "auth"
 PARAMS = "params"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import keys
-from .endorsement import customs_only_policy
+from ipledger.chaincode.contract import keys
+from ipledger.chaincode.contract.endorsement import customs_only_policy
 
 DEFAULTS: dict[str, Any] = {
     "late_recording_days": 2,   # recorded more than this many days after occurred_at: LateRecording
@@ -54,7 +54,7 @@ def load(state) -> dict[str, Any]:
 def set_parameters(tx, event: dict) -> dict:
     """``SetParameters``: customs change the given parameters; the others keep their value. Only
     customs' choices are stored, so a parameter customs never set follows the default."""
-    from .errors import InvalidEvent
+    from ipledger.chaincode.contract.errors import InvalidEvent
 
     changed = event["parameters"]
     stored = {**_current_names(tx.state.get(keys.params()) or {}), **changed}

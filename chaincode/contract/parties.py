@@ -22,10 +22,10 @@ the transaction.
 """
 from __future__ import annotations
 
-from . import keys
-from .acts import HOLDER, REPRESENTATIVE
-from .endorsement import customs_only_policy
-from .errors import CustomsNotRegistrable, EoriTaken, InvalidState, NotFound
+from ipledger.chaincode.contract import keys
+from ipledger.chaincode.contract.acts import HOLDER, REPRESENTATIVE
+from ipledger.chaincode.contract.endorsement import customs_only_policy
+from ipledger.chaincode.contract.errors import CustomsNotRegistrable, EoriTaken, InvalidState, NotFound
 
 ROLES = (HOLDER, REPRESENTATIVE)  # the roles customs register (customs is customs by deployment)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import alerts, authorisations, goods, keys, time_rules, timestamps
-from .errors import (AlreadyExists, CeilingExceeded, DeadlinePassed, DuplicateDeclaration, InvalidEvent,
+from ipledger.chaincode.contract import alerts, authorisations, goods, keys, time_rules, timestamps
+from ipledger.chaincode.contract.errors import (AlreadyExists, CeilingExceeded, DeadlinePassed, DuplicateDeclaration, InvalidEvent,
                      UnitMismatch)
-from .state import canonical_json
+from ipledger.chaincode.contract.state import canonical_json
 
 
 def place_under_procedure(tx, event: dict) -> dict:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from . import alerts, authorisations, goods, keys, time_rules
-from .decimals import PCT_PLACES, exact, text
-from .errors import AlreadyExists, GoodsNotCovered, UnitMismatch, YieldOutOfTolerance
-from .placement import require_not_overdue
+from ipledger.chaincode.contract import alerts, authorisations, goods, keys, time_rules
+from ipledger.chaincode.contract.decimals import PCT_PLACES, exact, text
+from ipledger.chaincode.contract.errors import AlreadyExists, GoodsNotCovered, UnitMismatch, YieldOutOfTolerance
+from ipledger.chaincode.contract.placement import require_not_overdue
 
 KIND_ORDER = ("MAIN", "SECONDARY", "WASTE")
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from . import alerts, authorisations, billing, eventlog, goods, identifiers, keys, parties, roles, timestamps
-from .decimals import pct
-from .errors import InvalidEvent, NotFound
+from ipledger.chaincode.contract import alerts, authorisations, billing, eventlog, goods, identifiers, keys, parties, roles, timestamps
+from ipledger.chaincode.contract.decimals import pct
+from ipledger.chaincode.contract.errors import InvalidEvent, NotFound
 
 _ID_MAX = 128
 

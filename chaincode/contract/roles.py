@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from . import acts, parties
-from .errors import EoriNotRegistered, NotPermitted, PartyWithdrawn, UnknownParty
+from ipledger.chaincode.contract import acts, parties
+from ipledger.chaincode.contract.errors import EoriNotRegistered, NotPermitted, PartyWithdrawn, UnknownParty
 
 CUSTOMS = acts.CUSTOMS
 HOLDER = acts.HOLDER

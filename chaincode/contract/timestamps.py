@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from .errors import InvalidEvent
+from ipledger.chaincode.contract.errors import InvalidEvent
 
 UTC = dt.timezone.utc
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -1,34 +1,34 @@
 """Go-free Python chaincode shim for Hyperledger Fabric (``peer/chaincode_shim.proto``).
 
-* :mod:`chaincode.shim.contract_api` — ``Contract``, ``@transaction``, ``ChaincodeError``;
-* :mod:`chaincode.shim.client` — client mode (``run_client``, ``python -m chaincode.shim.client``);
-* :mod:`chaincode.shim.server` — server / CCaaS mode (``run_server``, ``python -m chaincode.shim.server``);
-* :mod:`chaincode.shim.stub` — the stub handed to contract code;
-* :mod:`chaincode.shim.keys` — composite key rules (shared with in-memory stubs).
+* :mod:`ipledger.chaincode.shim.contract_api` — ``Contract``, ``@transaction``, ``ChaincodeError``;
+* :mod:`ipledger.chaincode.shim.client` — client mode (``run_client``, ``python -m ipledger.chaincode.shim.client``);
+* :mod:`ipledger.chaincode.shim.server` — server / CCaaS mode (``run_server``, ``python -m ipledger.chaincode.shim.server``);
+* :mod:`ipledger.chaincode.shim.stub` — the stub handed to contract code;
+* :mod:`ipledger.chaincode.shim.keys` — composite key rules (shared with in-memory stubs).
 
 Importing this package configures no logging.
 """
-from .contract_api import ChaincodeError, Contract, transaction
-from .handler import ChaincodeSession, PeerCapabilities, StreamClosedError
-from .interface import KV, ChaincodeStub, HistoryIterator, KeyModification, PeerError, QueryPage, StateIterator
-from .keys import create_composite_key, split_composite_key
-from .stub import Stub
+from ipledger.chaincode.shim.contract_api import ChaincodeError, Contract, transaction
+from ipledger.chaincode.shim.handler import ChaincodeSession, PeerCapabilities, StreamClosedError
+from ipledger.chaincode.shim.interface import KV, ChaincodeStub, HistoryIterator, KeyModification, PeerError, QueryPage, StateIterator
+from ipledger.chaincode.shim.keys import create_composite_key, split_composite_key
+from ipledger.chaincode.shim.stub import Stub
 
 
 def run_client(contract, chaincode_json_path, **kw):  # noqa: D103 - thin lazy wrapper
-    from .client import run_client as _run
+    from ipledger.chaincode.shim.client import run_client as _run
 
     return _run(contract, chaincode_json_path, **kw)
 
 
 def run_server(contract, address, chaincode_id, tls_cert=None, tls_key=None, client_ca=None, **kw):  # noqa: D103
-    from .server import run_server as _run
+    from ipledger.chaincode.shim.server import run_server as _run
 
     return _run(contract, address, chaincode_id, tls_cert, tls_key, client_ca, **kw)
 
 
-run_client.__doc__ = "Client mode; see :func:`chaincode.shim.client.run_client`."
-run_server.__doc__ = "Server (CCaaS) mode; see :func:`chaincode.shim.server.run_server`."
+run_client.__doc__ = "Client mode; see :func:`ipledger.chaincode.shim.client.run_client`."
+run_server.__doc__ = "Server (CCaaS) mode; see :func:`ipledger.chaincode.shim.server.run_server`."
 
 __all__ = [
     "ChaincodeError",

@@ -2,10 +2,10 @@
 
 Entry points::
 
-    python -m chaincode.shim.client --contract package.module:ContractClass /path/to/chaincode.json
+    python -m ipledger.chaincode.shim.client --contract package.module:ContractClass /path/to/chaincode.json
     # (or a directory holding chaincode.json; --contract defaults to $CHAINCODE_CONTRACT)
 
-    from chaincode.shim.client import run_client
+    from ipledger.chaincode.shim.client import run_client
     sys.exit(run_client(contract, "/path/to/chaincode.json"))
 
 ``chaincode.json`` (written by the peer for the external builder) has the keys
@@ -31,8 +31,8 @@ import grpc
 
 from fabric_protos.peer import chaincode_shim_pb2_grpc
 
-from .handler import ChaincodeSession, StreamClosedError, WorkerPool
-from .transport import CLIENT_OPTIONS, CallTransport, drain_on_signal, load_contract, load_pem
+from ipledger.chaincode.shim.handler import ChaincodeSession, StreamClosedError, WorkerPool
+from ipledger.chaincode.shim.transport import CLIENT_OPTIONS, CallTransport, drain_on_signal, load_contract, load_pem
 
 __all__ = ["ChaincodeClient", "ChaincodeConfig", "load_chaincode_json", "run_client", "main"]
 
@@ -205,7 +205,7 @@ def _configure_logging() -> None:
 def main(argv: Optional[list[str]] = None) -> int:
     """``[module:Class] path/to/chaincode.json`` (the external builder's ``run``
     passes both positionally), or ``--contract module:Class path``."""
-    parser = argparse.ArgumentParser(prog="python -m chaincode.shim.client", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ipledger.chaincode.shim.client", description=__doc__.split("\n")[0])
     parser.add_argument(
         "positionals",
         nargs="+",

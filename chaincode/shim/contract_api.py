@@ -2,7 +2,7 @@
 
 Usage::
 
-    from chaincode.shim.contract_api import Contract, transaction, ChaincodeError
+    from ipledger.chaincode.shim.contract_api import Contract, transaction, ChaincodeError
 
     class QuantityExceedsBalance(ChaincodeError):
         code = "QuantityExceedsBalance"

@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2, proposal_response_pb2
 
-from .interface import PeerError
+from ipledger.chaincode.shim.interface import PeerError
 
 __all__ = [
     "ChaincodeSession",
@@ -405,7 +405,7 @@ class ChaincodeSession:
 
     # -- transaction execution (worker thread) -----------------------------------
     def _execute(self, msg: chaincode_shim_pb2.ChaincodeMessage, ctx: _TxContext) -> None:
-        from .stub import Stub  # local: stub imports this module
+        from ipledger.chaincode.shim.stub import Stub  # local: stub imports this module
 
         reply: Optional[chaincode_shim_pb2.ChaincodeMessage] = None
         try:

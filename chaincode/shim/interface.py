@@ -2,9 +2,9 @@
 
 Two implementations exist and must stay interchangeable:
 
-* ``chaincode.shim`` — the real one, talking to a Fabric peer over the
+* ``ipledger.chaincode.shim`` — the real one, talking to a Fabric peer over the
   chaincode gRPC stream (``peer/chaincode_shim.proto``);
-* ``chaincode.testing.memstub`` — a fast in-memory one for unit tests of
+* ``ipledger.chaincode.testing.memstub`` — a fast in-memory one for unit tests of
   contract rules.
 
 Contract code is synchronous: the shim runs each transaction in a worker

@@ -5,9 +5,9 @@ Entry points::
     CHAINCODE_SERVER_ADDRESS=0.0.0.0:9999 CHAINCODE_ID=ipledger_1.0:abc... \\
     CHAINCODE_TLS_CERT_FILE=... CHAINCODE_TLS_KEY_FILE=... CHAINCODE_CLIENT_CA_CERT_FILE=... \\
     CHAINCODE_CONTRACT=package.module:ContractClass  IPLEDGER_CUSTOMS_MSP=CustomsMSP \\
-    python -m chaincode.shim.server
+    python -m ipledger.chaincode.shim.server
 
-    from chaincode.shim.server import run_server
+    from ipledger.chaincode.shim.server import run_server
     run_server(contract, "0.0.0.0:9999", chaincode_id, tls_cert, tls_key, client_ca=None)
 
 The contract is created in this process (``CHAINCODE_CONTRACT``: a class is
@@ -37,8 +37,8 @@ import grpc
 
 from fabric_protos.peer import chaincode_shim_pb2_grpc
 
-from .handler import ChaincodeSession, StreamClosedError, WorkerPool
-from .transport import SERVER_OPTIONS, ContextTransport, drain_on_signal, load_contract, load_pem
+from ipledger.chaincode.shim.handler import ChaincodeSession, StreamClosedError, WorkerPool
+from ipledger.chaincode.shim.transport import SERVER_OPTIONS, ContextTransport, drain_on_signal, load_contract, load_pem
 
 __all__ = ["ChaincodeServer", "run_server", "main"]
 
@@ -174,7 +174,7 @@ def run_server(
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m chaincode.shim.server",
+        prog="python -m ipledger.chaincode.shim.server",
         description="Run a contract as a chaincode server (CCaaS), configured from the environment.",
     )
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""The real :class:`~chaincode.shim.interface.ChaincodeStub`, talking to the peer.
+"""The real :class:`~ipledger.chaincode.shim.interface.ChaincodeStub`, talking to the peer.
 
 One file, one interface: ``Stub`` implements every call of ``ChaincodeStub`` (one
 peer message each, as the Go shim's stub does), with the query iterators that
@@ -35,8 +35,8 @@ from fabric_protos.peer import (
     proposal_response_pb2,
 )
 
-from . import keys as _keys
-from .interface import KV, KeyModification, PeerError, QueryPage
+from ipledger.chaincode.shim import keys as _keys
+from ipledger.chaincode.shim.interface import KV, KeyModification, PeerError, QueryPage
 
 __all__ = ["Stub", "StateQueryIterator", "HistoryQueryIterator", "VALIDATION_PARAMETER"]
 
@@ -164,7 +164,7 @@ class HistoryQueryIterator(_QueryIterator):
 
 
 class Stub:
-    """Implements :class:`chaincode.shim.interface.ChaincodeStub` over the stream."""
+    """Implements :class:`ipledger.chaincode.shim.interface.ChaincodeStub` over the stream."""
 
     def __init__(
         self,

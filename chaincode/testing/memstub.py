@@ -1,4 +1,4 @@
-"""A fast in-memory implementation of :class:`chaincode.shim.interface.ChaincodeStub`.
+"""A fast in-memory implementation of :class:`ipledger.chaincode.shim.interface.ChaincodeStub`.
 
 It keeps the Fabric semantics a contract can observe:
 
@@ -12,7 +12,7 @@ It keeps the Fabric semantics a contract can observe:
 * range and partial composite key queries return keys in sorted order; simple
   range bounds may not start with U+0000 and an empty start key is replaced by
   U+0001 (so composite keys never appear in simple ranges) — as in the Go shim.
-* composite keys use the Go encoding (:mod:`chaincode.shim.keys`).
+* composite keys use the Go encoding (:mod:`ipledger.chaincode.shim.keys`).
 * private data lives per collection; ``get_private_data`` is refused to
   clients whose MSP is not a member (``memberOnlyRead``), while
   ``get_private_data_hash`` (SHA-256 of the value) is open to everyone.
@@ -38,8 +38,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from chaincode.shim import keys as _keys
-from chaincode.shim.interface import KV, KeyModification, PeerError, QueryPage
+from ipledger.chaincode.shim import keys as _keys
+from ipledger.chaincode.shim.interface import KV, KeyModification, PeerError, QueryPage
 
 UTC = _dt.timezone.utc
 ERROR_THRESHOLD = 400  # Fabric: a response status >= 400 is an error

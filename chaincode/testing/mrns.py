@@ -6,7 +6,7 @@ identifier (12 alphanumerics), a procedure-category letter (position 17, e.g.
 the first 17 as in ISO 6346. The contract refuses any other string
 (``InvalidMrn``), so tests must build their MRNs here instead of inventing them::
 
-    from chaincode.testing.mrns import placement_mrn, exit_mrn, mrn
+    from ipledger.chaincode.testing.mrns import placement_mrn, exit_mrn, mrn
     placement_mrn(1)   # '26FR000110000001R8'  (domain.md §8, lot L1)
     exit_mrn(7)        # '26FR000110000007A7'  (domain.md §8, exit of B1)
     mrn(42, "R", country="DE", office="DE4711")

@@ -14,8 +14,8 @@ import hashlib
 import itertools
 from typing import Any
 
-from . import mrns
-from .memstub import MemLedger, TxResult
+from ipledger.chaincode.testing import mrns
+from ipledger.chaincode.testing.memstub import MemLedger, TxResult
 
 UTC = dt.timezone.utc
 
@@ -44,7 +44,7 @@ def evidence(text: str) -> str:
 
 
 def mrn(kind: str, n: int) -> str:
-    """A valid MRN (:mod:`chaincode.testing.mrns`) numbered ``n``: ``kind`` ``I`` gives an import
+    """A valid MRN (:mod:`ipledger.chaincode.testing.mrns`) numbered ``n``: ``kind`` ``I`` gives an import
     declaration's (procedure category ``R``), ``E`` an export declaration's (``A``)."""
     category = {"I": mrns.IMPORT, "E": mrns.EXPORT}.get(kind, kind)
     if n < 1_000_000:

@@ -1,12 +1,12 @@
 """Alerts across authorisations: GET /api/v1/alerts (every authorisation the caller may read) and the
-log of their webhook deliveries, /api/v1/webhooks/deliveries (:mod:`gateway.webhooks`)."""
+log of their webhook deliveries, /api/v1/webhooks/deliveries (:mod:`ipledger.gateway.webhooks`)."""
 from __future__ import annotations
 
 from flask import jsonify, request
 
-from ..problems import Problem
-from .common import API_PREFIX, is_customs, limit_param, live, moment_param, require, state, visible_authorisations
-from .routes import Routes, moment_parameter, parameter
+from ipledger.gateway.problems import Problem
+from ipledger.gateway.api.common import API_PREFIX, is_customs, limit_param, live, moment_param, require, state, visible_authorisations
+from ipledger.gateway.api.routes import Routes, moment_parameter, parameter
 
 ROUTES = Routes(API_PREFIX)
 

@@ -1,12 +1,12 @@
 """Audit trails: GET /api/v1/lots/<id>/audit, /batches/<id>/audit, /authorisations/<id>/audit — every
-transaction with its block, time, submitter and endorsers (:mod:`gateway.audit`), as JSON or CSV."""
+transaction with its block, time, submitter and endorsers (:mod:`ipledger.gateway.audit`), as JSON or CSV."""
 from __future__ import annotations
 
 from flask import jsonify
 
-from .. import audit as audit_mod
-from .common import API_PREFIX, download, fmt_param, live, moment_param, path_id, require
-from .routes import AUTH_ID, Routes, id_parameter, moment_parameter
+from ipledger.gateway import audit as audit_mod
+from ipledger.gateway.api.common import API_PREFIX, download, fmt_param, live, moment_param, path_id, require
+from ipledger.gateway.api.routes import AUTH_ID, Routes, id_parameter, moment_parameter
 
 ROUTES = Routes(API_PREFIX)
 _FORMATS = " Add `format=csv` for a CSV download"

@@ -10,13 +10,12 @@ from decimal import Decimal
 
 from flask import Response, current_app, g, request
 
-from chaincode.contract import schemas  # the contract's schemas (allowed import)
-
-from ..auth import KeyStore, Principal, key_id_of
-from ..config import GatewayConfig
-from ..observability import Metrics
-from ..problems import Problem, gateway_problem
-from ..service import LedgerService
+from ipledger.chaincode.contract import schemas  # the contract's schemas (allowed import)
+from ipledger.gateway.auth import KeyStore, Principal, key_id_of
+from ipledger.gateway.config import GatewayConfig
+from ipledger.gateway.observability import Metrics
+from ipledger.gateway.problems import Problem, gateway_problem
+from ipledger.gateway.service import LedgerService
 
 API_PREFIX = "/api/v1"
 
@@ -223,8 +222,8 @@ def download(text_or_bytes, mimetype: str, filename: str) -> Response:
 # ------------------------------------------------------------------------------------------ the live services
 
 def live():
-    """The app's live services (:class:`gateway.dashboard.live.Live`: the feed store, visibility, webhook
-    deliveries, the audit trail, the caps on open streams), which :func:`gateway.dashboard.install` sets up."""
+    """The app's live services (:class:`ipledger.gateway.dashboard.live.Live`: the feed store, visibility, webhook
+    deliveries, the audit trail, the caps on open streams), which :func:`ipledger.gateway.dashboard.install` sets up."""
     return current_app.extensions["ipledger_live"]
 
 

@@ -17,11 +17,12 @@ import flask_swagger_ui
 from flask import Flask, Response, abort, jsonify, render_template_string, send_from_directory
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from ..auth import ROLES
-from ..problems import problem_types
-from ..validation import COMMERCIAL_EVENTS, EVENT_TYPES
-from .common import API_PREFIX
-from .routes import Routes, blueprint
+from ipledger.gateway.auth import ROLES
+from ipledger.gateway.config import NO_INSTANCE
+from ipledger.gateway.problems import problem_types
+from ipledger.gateway.validation import COMMERCIAL_EVENTS, EVENT_TYPES
+from ipledger.gateway.api.common import API_PREFIX
+from ipledger.gateway.api.routes import Routes, blueprint
 
 #: Swagger UI's distribution, as the package ships it.
 SWAGGER_UI_DIR = Path(flask_swagger_ui.__file__).resolve().parent / "dist"
@@ -47,7 +48,7 @@ def _secure(response: Response) -> Response:
 
 def assets_app() -> Flask:
     """The WSGI app of ASSETS_PATH: the files of :data:`ASSETS`, nothing else (404)."""
-    assets = Flask("gateway.docs_assets", static_folder=None)
+    assets = Flask(__name__, static_folder=None, instance_path=NO_INSTANCE)
 
     @assets.get("/<name>")
     def asset(name: str):
@@ -60,8 +61,8 @@ def assets_app() -> Flask:
     return assets
 
 
-# gateway.openapi collects ROUTES' operations (these two among them) into the document, so the views below
-# import gateway.openapi when they run, not at import time
+# ipledger.gateway.openapi collects ROUTES' operations (these two among them) into the document, so the views below
+# import ipledger.gateway.openapi when they run, not at import time
 ROUTES = Routes(API_PREFIX)
 
 
@@ -74,7 +75,7 @@ def _mount_assets(setup) -> None:
 @ROUTES.get("/openapi.json", id="openapi", permission=None, summary="This document",
             ok={"200": ("the OpenAPI 3.1 document", None)})
 def openapi_json():
-    from ..openapi import openapi_document
+    from ipledger.gateway.openapi import openapi_document
     return jsonify(openapi_document())
 
 
@@ -155,7 +156,7 @@ its <code>code</code> and <code>details</code>.</p>
 @ROUTES.get("/docs", id="docs", permission=None, summary="Browsable documentation (HTML)",
             ok={"200": ("HTML page", None)}, media="text/html")
 def docs_page():
-    from ..openapi import OPERATIONS, PERFORMED_BY, openapi_document
+    from ipledger.gateway.openapi import OPERATIONS, PERFORMED_BY, openapi_document
     doc = openapi_document()
     components = doc["components"]["schemas"]
     events = []

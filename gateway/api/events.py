@@ -5,12 +5,12 @@ import logging
 
 from flask import g, jsonify
 
-from ..problems import Problem, gateway_problem
-from ..validation import parse_event
-from .common import API_PREFIX, channel_param, read_json, require, state
-from .routes import Routes, blueprint
+from ipledger.gateway.problems import Problem, gateway_problem
+from ipledger.gateway.validation import parse_event
+from ipledger.gateway.api.common import API_PREFIX, channel_param, read_json, require, state
+from ipledger.gateway.api.routes import Routes, blueprint
 
-log = logging.getLogger("gateway.events")
+log = logging.getLogger("ipledger.gateway.events")
 ROUTES = Routes(API_PREFIX)
 
 # a batch stops at the first item that failed because the ledger is unreachable or too slow

@@ -1,17 +1,17 @@
 """The live feed: GET /api/v1/events/stream (Server-Sent Events), /api/v1/feed (JSON), and the
 authorisations the gateway knows (/api/v1/dashboard/authorisations), all from the feed store the
-chaincode-event listener fills (:mod:`gateway.feed`)."""
+chaincode-event listener fills (:mod:`ipledger.gateway.feed`)."""
 from __future__ import annotations
 
 import re
 
 from flask import Response, jsonify, request
 
-from ..feed.sse import peer_closed_check, sse_stream
-from ..problems import Problem
-from .common import (API_PREFIX, ID_PATTERNS, limit_param, live, path_id, read_json, require, state,
+from ipledger.gateway.feed.sse import peer_closed_check, sse_stream
+from ipledger.gateway.problems import Problem
+from ipledger.gateway.api.common import (API_PREFIX, ID_PATTERNS, limit_param, live, path_id, read_json, require, state,
                      visible_authorisations)
-from .routes import Routes, parameter
+from ipledger.gateway.api.routes import Routes, parameter
 
 ROUTES = Routes(API_PREFIX)
 _EVENT_ID = {"type": "string", "pattern": "^[0-9]{1,20}:[0-9a-f]{0,64}$"}
@@ -19,7 +19,7 @@ _EVENT_ID = {"type": "string", "pattern": "^[0-9]{1,20}:[0-9a-f]{0,64}$"}
 
 def stream_response(principal, authorisation_id: str | None = None, session_id: str | None = None) -> Response:
     """The SSE response for ``principal`` (and dashboard session ``session_id``), within the caps on open
-    streams (429 beyond: :mod:`gateway.dashboard.streams`); its slot is freed when the response ends or is
+    streams (429 beyond: :mod:`ipledger.gateway.dashboard.streams`); its slot is freed when the response ends or is
     closed."""
     lv = live()
     if "text/event-stream" not in (request.headers.get("Accept") or ""):

@@ -6,12 +6,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Response, jsonify
 
-from ..observability import CONTENT_TYPE_LATEST
-from ..problems import Problem
-from .common import state
-from .routes import Routes, blueprint
+from ipledger.gateway.observability import CONTENT_TYPE_LATEST
+from ipledger.gateway.problems import Problem
+from ipledger.gateway.api.common import state
+from ipledger.gateway.api.routes import Routes, blueprint
 
-log = logging.getLogger("gateway.health")
+log = logging.getLogger("ipledger.gateway.health")
 ROUTES = Routes()  # at the root, not under /api/v1
 
 # The contract answered, refusing the organisation itself (customs have not registered it yet, or withdrew

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from ..problems import Problem
-from .common import API_PREFIX, channel_param, moment_param, path_id, require, state
-from .routes import AUTH_ID, Routes, blueprint, id_parameter, moment_parameter
+from ipledger.gateway.problems import Problem
+from ipledger.gateway.api.common import API_PREFIX, channel_param, moment_param, path_id, require, state
+from ipledger.gateway.api.routes import AUTH_ID, Routes, blueprint, id_parameter, moment_parameter
 
 ROUTES = Routes(API_PREFIX)
 _LOT = id_parameter("lot_id", "lot id")

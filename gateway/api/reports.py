@@ -1,13 +1,13 @@
 """Reports: GET /api/v1/reports/bill-of-discharge/<authorisation_id> and /api/v1/reports/inventory, as
-JSON, CSV or PDF (:mod:`gateway.reports`)."""
+JSON, CSV or PDF (:mod:`ipledger.gateway.reports`)."""
 from __future__ import annotations
 
 from flask import jsonify, request
 
-from .. import reports
-from ..problems import Problem
-from .common import API_PREFIX, download, fmt_param, moment_param, path_id, require, state, visible_authorisations
-from .routes import AUTH_ID, Routes, moment_parameter
+from ipledger.gateway import reports
+from ipledger.gateway.problems import Problem
+from ipledger.gateway.api.common import API_PREFIX, download, fmt_param, moment_param, path_id, require, state, visible_authorisations
+from ipledger.gateway.api.routes import AUTH_ID, Routes, moment_parameter
 
 ROUTES = Routes(API_PREFIX)
 _FORMATS = " Add `format=csv` for a CSV download, `format=pdf` for a PDF"

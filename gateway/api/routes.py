@@ -8,10 +8,10 @@
 
     bp = blueprint("queries", __name__, ROUTES)      # at the end of the module: its Flask blueprint
 
-Each module keeps its own :class:`Routes`; :mod:`gateway.openapi` collects their operations in a fixed,
+Each module keeps its own :class:`Routes`; :mod:`ipledger.gateway.openapi` collects their operations in a fixed,
 explicit order, and nothing adds to another module's table. An operation's ``path`` is the rule's under
 the prefix (``<lot_id>`` becomes ``{lot_id}``); its other members are those
-:func:`gateway.openapi._operation` reads: ``id``, ``permission`` (``None``: public), ``summary``, and
+:func:`ipledger.gateway.openapi._operation` reads: ``id``, ``permission`` (``None``: public), ``summary``, and
 optionally ``description``, ``params``, ``body``, ``ok``, ``function`` (the contract query), ``channel``
 (takes the ``channel`` parameter without being a contract query), ``media`` (of the ok responses when not
 JSON), ``problems`` (the problem statuses, when not the permission's).
@@ -24,9 +24,8 @@ from typing import Any, Callable
 
 from flask import Blueprint
 
-from chaincode.contract import schemas  # the contract's schemas (allowed import)
-
-from .common import ID_PATTERNS, MOMENT_PATTERN
+from ipledger.chaincode.contract import schemas  # the contract's schemas (allowed import)
+from ipledger.gateway.api.common import ID_PATTERNS, MOMENT_PATTERN
 
 
 @dataclass(frozen=True)

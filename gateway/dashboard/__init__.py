@@ -1,10 +1,10 @@
 """The dashboard, and the live services behind it and behind the live feed, alerts across authorisations,
 webhooks, audit trails and reports.
 
-    from gateway.dashboard import install
-    install(app)          # called by gateway.app.create_app
+    from ipledger.gateway.dashboard import install
+    install(app)          # called by ipledger.gateway.app.create_app
 
-The REST routes of those services are under ``/api/v1`` in :mod:`gateway.api` (feed, alerts, audit,
+The REST routes of those services are under ``/api/v1`` in :mod:`ipledger.gateway.api` (feed, alerts, audit,
 reports: API key, documented in the OpenAPI document); the pages are a separate small Flask app mounted
 at ``/dashboard`` (session cookie after logging in with an API key). See gateway/README.md § Dashboard.
 """
@@ -13,18 +13,19 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from .live import Live
+from ipledger.gateway.dashboard.live import Live
+from ipledger.gateway.config import NO_INSTANCE
 
 
 def install(app: Flask, live: Live | None = None) -> Live:
     """The app's live services (``app.extensions["ipledger_live"]``, read by the routes of
-    :mod:`gateway.api.live`) and the pages at ``/dashboard``."""
-    from . import ui
+    :mod:`ipledger.gateway.api.live`) and the pages at ``/dashboard``."""
+    from ipledger.gateway.dashboard import ui
     state = app.extensions["ipledger"]
     live = live or Live(state.config, state.service)
     app.extensions["ipledger_live"] = live
 
-    pages = Flask("gateway.dashboard")
+    pages = Flask(__name__, instance_path=NO_INSTANCE)
     pages.extensions["ipledger"] = state
     pages.extensions["ipledger_live"] = live
     pages.json.sort_keys = False

@@ -8,14 +8,14 @@ import signal
 import threading
 from pathlib import Path
 
-from ..audit import AuditTrail, FabricBlockReader
-from ..feed.listener import FabricEventSource, FeedListener
-from ..feed.store import FeedStore, gateway_dir
-from ..feed.visibility import Visibility
-from ..webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
-from .streams import StreamLimits
+from ipledger.gateway.audit import AuditTrail, FabricBlockReader
+from ipledger.gateway.feed.listener import FabricEventSource, FeedListener
+from ipledger.gateway.feed.store import FeedStore, gateway_dir
+from ipledger.gateway.feed.visibility import Visibility
+from ipledger.gateway.webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
+from ipledger.gateway.dashboard.streams import StreamLimits
 
-log = logging.getLogger("gateway.dashboard")
+log = logging.getLogger("ipledger.gateway.dashboard")
 
 
 class Live:
@@ -69,7 +69,7 @@ class Live:
         with ``channel``, that channel's own lock and checkpoint, its events stored with its name. With
         ``dispatch``, the process whose listener holds this lock also sends the webhooks (one lock decides
         it, so no two processes send the same delivery)."""
-        from gateway.fabric import FileCheckpointer
+        from ipledger.gateway.client import FileCheckpointer
         name = f"feed.{channel}" if channel else "feed"
         listener = FeedListener(self.store, FileCheckpointer(self.directory / f"{name}.checkpoint.json"), source,
                                 lock_path=self.directory / f"{name}.lock", on_item=[self.router.on_feed_item],

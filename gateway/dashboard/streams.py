@@ -27,9 +27,9 @@ import threading
 import time
 from typing import Callable
 
-from ..problems import Problem
+from ipledger.gateway.problems import Problem
 
-log = logging.getLogger("gateway.dashboard")
+log = logging.getLogger("ipledger.gateway.dashboard")
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS sse_streams (

@@ -16,13 +16,13 @@ from flask import (Blueprint, abort, g, jsonify, redirect, render_template, requ
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
-from ..api.alerts import alerts_across
-from ..api.common import ID_PATTERNS, is_customs, live, state, visible_authorisations
-from ..api.feed import stream_response
-from ..auth import Principal
-from ..observability import REQUEST_ID_HEADER, request_id_from
-from ..problems import MEDIA_TYPE, Problem
-from . import charts
+from ipledger.gateway.api.alerts import alerts_across
+from ipledger.gateway.api.common import ID_PATTERNS, is_customs, live, state, visible_authorisations
+from ipledger.gateway.api.feed import stream_response
+from ipledger.gateway.auth import Principal
+from ipledger.gateway.observability import REQUEST_ID_HEADER, request_id_from
+from ipledger.gateway.problems import MEDIA_TYPE, Problem
+from ipledger.gateway.dashboard import charts
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")

@@ -2,11 +2,11 @@
 
 One listener per gateway *installation* writes, any number of readers read:
 
-* every gunicorn worker starts a :class:`~gateway.feed.listener.FeedListener` thread; the one that holds
+* every gunicorn worker starts a :class:`~ipledger.gateway.feed.listener.FeedListener` thread; the one that holds
   the lock file ``<state>/<org name>/gateway/feed.lock`` (``flock``) listens, the others wait for the lock
   (a worker that dies releases it, and another takes over);
-* the listener reads ``ChaincodeEvents(channel, ipledger)`` (:mod:`gateway.fabric.events`) from the
-  stored :class:`~gateway.fabric.FileCheckpointer` (``<state>/<org name>/gateway/feed.checkpoint.json``),
+* the listener reads ``ChaincodeEvents(channel, ipledger)`` (:mod:`ipledger.gateway.client.events`) from the
+  stored :class:`~ipledger.gateway.client.FileCheckpointer` (``<state>/<org name>/gateway/feed.checkpoint.json``),
   or from block 0 the first time, stores each transaction's ``ipledger.events`` payload in the feed
   database ``<state>/<org name>/gateway/dashboard.sqlite`` (``INSERT OR IGNORE`` on the tx id), runs the
   hooks (the webhook router queues its deliveries in the same database) and only then moves the
@@ -18,7 +18,7 @@ One listener per gateway *installation* writes, any number of readers read:
 
 Chaincode events reach every channel member's peer, so the store holds every authorisation's events
 (never commercial data: the contract keeps those out of the payload). Whoever reads them gets only those
-of authorisations its organisation may read: :class:`~gateway.feed.visibility.Visibility` asks the
+of authorisations its organisation may read: :class:`~ipledger.gateway.feed.visibility.Visibility` asks the
 contract (``GetAuthorisation`` as that org, cached ``visibility_ttl_s``; an amendment, grant or status
 change of the authorisation drops the cached answer when the reader meets it in the feed).
 
@@ -28,10 +28,10 @@ The database also keeps the **list of authorisation ids** the gateway has seen i
 
 One job per module (import them directly; this package re-exports nothing):
 
-* :mod:`gateway.feed.store` — the feed database (:class:`FeedStore`: events, authorisation ids, the
+* :mod:`ipledger.gateway.feed.store` — the feed database (:class:`FeedStore`: events, authorisation ids, the
   endorsement cache, the webhook tables), the feed item (:func:`feed_item`), where the files live;
-* :mod:`gateway.feed.visibility` — who may see which item (:class:`Visibility`);
-* :mod:`gateway.feed.listener` — the chaincode-event listener (:class:`FeedListener`, its lock and
+* :mod:`ipledger.gateway.feed.visibility` — who may see which item (:class:`Visibility`);
+* :mod:`ipledger.gateway.feed.listener` — the chaincode-event listener (:class:`FeedListener`, its lock and
   checkpoint; :class:`FabricEventSource`);
-* :mod:`gateway.feed.sse` — the Server-Sent-Events body (:func:`sse_stream`) and the closed-client check.
+* :mod:`ipledger.gateway.feed.sse` — the Server-Sent-Events body (:func:`sse_stream`) and the closed-client check.
 """

@@ -3,10 +3,10 @@
 * every gunicorn worker starts a :class:`FeedListener` thread; the one that holds the lock file
   ``<state>/<org name>/gateway/feed.lock`` (``flock``) listens, the others wait for the lock (a worker
   that dies releases it, and another takes over);
-* the listener reads ``ChaincodeEvents(channel, ipledger)`` (:mod:`gateway.fabric.events`) from the
-  stored :class:`~gateway.fabric.FileCheckpointer` (``<state>/<org name>/gateway/feed.checkpoint.json``),
+* the listener reads ``ChaincodeEvents(channel, ipledger)`` (:mod:`ipledger.gateway.client.events`) from the
+  stored :class:`~ipledger.gateway.client.FileCheckpointer` (``<state>/<org name>/gateway/feed.checkpoint.json``),
   or from block 0 the first time, stores each transaction's ``ipledger.events`` payload in the feed
-  database (:class:`~gateway.feed.store.FeedStore`, ``INSERT OR IGNORE`` on the tx id), runs the hooks (the
+  database (:class:`~ipledger.gateway.feed.store.FeedStore`, ``INSERT OR IGNORE`` on the tx id), runs the hooks (the
   webhook router queues its deliveries in the same database) and only then moves the checkpoint: after a
   crash in between the transaction comes again and is ignored — no event is missed, none stored twice. A
   hook that fails is retried with back-off and the checkpoint waits: nothing a hook should have done is
@@ -23,15 +23,15 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
-from .store import FeedStore, feed_item
+from ipledger.gateway.feed.store import FeedStore, feed_item
 
-log = logging.getLogger("gateway.feed")
+log = logging.getLogger("ipledger.gateway.feed")
 
 EVENT_NAME = "ipledger.events"
 
 
 class EventSource(Protocol):
-    def open(self, checkpoint) -> Iterator:  # iterator of gateway.fabric.ChaincodeEvent with .close()
+    def open(self, checkpoint) -> Iterator:  # iterator of ipledger.gateway.client.ChaincodeEvent with .close()
         ...
 
     def close(self) -> None: ...
@@ -47,7 +47,7 @@ class FabricEventSource:
         self._gateway = None
 
     def open(self, checkpoint):
-        from gateway.fabric import Endpoint, Gateway, load_identity
+        from ipledger.gateway.client import Endpoint, Gateway, load_identity
         if self._gateway is None:
             conn = self.config.orgs[self.org]
             identity, signer = load_identity(conn.msp_dir, conn.msp_id)

@@ -2,7 +2,7 @@
 
 The SSE responses of every worker read the feed database (``seq`` order = block order); each item's SSE
 ``id`` is ``<block>:<tx id>`` and ``Last-Event-ID`` resumes after it. Each response shows only the items
-its organisation may see (:class:`~gateway.feed.visibility.Visibility`).
+its organisation may see (:class:`~ipledger.gateway.feed.visibility.Visibility`).
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from .store import FeedStore
-from .visibility import Visibility
+from ipledger.gateway.feed.store import FeedStore
+from ipledger.gateway.feed.visibility import Visibility
 
 def sse_message(item: dict) -> str:
     data = json.dumps({k: v for k, v in item.items() if k != "seq"}, separators=(",", ":"), ensure_ascii=False)

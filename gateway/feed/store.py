@@ -4,7 +4,7 @@ It holds each transaction's ``ipledger.events`` payload once (``INSERT OR IGNORE
 order = block order), the **list of authorisation ids** the gateway has seen in chaincode events (the
 contract has no "list authorisations" query) plus ids added by hand (dashboard form or
 ``POST /api/v1/dashboard/authorisations``), the endorsement cache of the audit trail, and the tables of
-:mod:`gateway.webhooks` (the delivery queue and log, the time alerts last polled). See :mod:`gateway.feed`
+:mod:`ipledger.gateway.webhooks` (the delivery queue and log, the time alerts last polled). See :mod:`ipledger.gateway.feed`
 for how the listener fills it and who reads it.
 """
 from __future__ import annotations
@@ -232,7 +232,7 @@ class FeedStore:
         with self._db() as db:
             db.execute("INSERT OR REPLACE INTO endorsements (tx_id, info) VALUES (?, ?)", (tx_id, json.dumps(info)))
 
-    # -- used by gateway.webhooks -----------------------------------------------------------------------
+    # -- used by ipledger.gateway.webhooks -----------------------------------------------------------------------
     @contextlib.contextmanager
     def connection(self):
         with self._db() as db:

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from ..problems import Problem
+from ipledger.gateway.problems import Problem
 
 # events that can change who may read an authorisation (mandates, holder, status)
 VISIBILITY_CHANGING = frozenset({"GrantAuthorisation", "AmendAuthorisation", "RevokeAuthorisation",

@@ -21,8 +21,8 @@ import time
 import pytest
 import requests
 
-from gateway.auth import KeyStore
-from gateway.config import keys_file_of
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.config import keys_file_of
 from tests.browser.conftest import Console, screenshot
 from tests.integration.test_dashboard import Gateway
 from tests.integration.test_gateway_api import (HOLDER, RETREADED, SITE1, SITE2, ev, grant, register_parties,

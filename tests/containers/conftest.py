@@ -6,7 +6,7 @@ engine runs the rest; there is no skip inside: collected, every test needs the e
 
     IPLEDGER_CONTAINER_TESTS=1 .venv/bin/python -m pytest tests/containers
 
-They build the images first (``network.containers.images.build_all``; cached tags are not rebuilt), so
+They build the images first (``ipledger.network.org.containers.images.build_all``; cached tags are not rebuilt), so
 the first run on a machine takes about two minutes more on 2 cores.
 """
 import os

@@ -1,4 +1,4 @@
-"""The images of network/containers, built and run on a real engine (IPLEDGER_CONTAINER_TESTS=1)."""
+"""The images of network/org/containers, built and run on a real engine (IPLEDGER_CONTAINER_TESTS=1)."""
 from __future__ import annotations
 
 import asyncio
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from network import fabric
-from network.containers import images
+from ipledger.network.org import binaries
+from ipledger.network.org.containers import images
 
 BENCHMARK_RANGE = ipaddress.ip_network("198.18.0.0/15")
 
@@ -60,7 +60,7 @@ def test_base_is_debian_bookworm_with_python_311(engine, built):
 def test_peer_and_orderer_are_the_pinned_fabric(engine, built):
     for name, cmd in (("peer", ["peer", "version"]), ("orderer", ["orderer", "version"])):
         out = run(engine, built[name].tag, cmd)
-        assert f"Version: {fabric.VERSION}" in out and f"Commit SHA: {fabric.SHORT}" in out, out
+        assert f"Version: {binaries.VERSION}" in out and f"Commit SHA: {binaries.SHORT}" in out, out
     assert "osnadmin" in run(engine, built["orderer"].tag, ["osnadmin", "--help"])
 
 
@@ -123,7 +123,7 @@ def test_the_gateway_image_runs_the_ipledger_cli(engine, built):
     assert "--bind" in out
     out = run(engine, built["gateway"].tag, ["--help"])
     assert "gateway" in out
-    pkgs = run(engine, built["gateway"].tag, ["-c", "import gateway.app, flask, gunicorn, grpc; print('ok')"],
+    pkgs = run(engine, built["gateway"].tag, ["-c", "import ipledger.gateway.app, flask, gunicorn, grpc; print('ok')"],
                entrypoint="python")
     assert pkgs.strip() == "ok"
     # the PDF reports find their Unicode font in the image

@@ -1,7 +1,7 @@
 """``--runtime docker`` on a real engine (issue 17): the consortium's nodes, chaincode services and
 gateways as containers, from one state directory as on separate hosts.
 
-One network for the module: ``Network.open(..., runtime="docker")``, ``up``, the contract deployed
+One network for the module: ``Nodes.open(..., runtime="docker")``, ``up``, the contract deployed
 (each organisation its own chaincode service), each application organisation's REST gateway started
 as a container. Then:
 
@@ -32,11 +32,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from gateway import daemon
-from network.chaincode import ChaincodeSpec, Deployer, service_packages
-from network.containers import services
-from network.containers.services import LABEL
-from network.lifecycle import Network
+from ipledger.network.cli import gateway_daemon as daemon
+from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer, service_packages
+from ipledger.network.org.containers import services
+from ipledger.network.org.containers.services import LABEL
+from ipledger.network.org.nodes import Nodes
 
 from tests.integration.conftest import free_base_port
 from tests.integration.support_faults import (QUIET, Attempt, Ledger, Load, check_outcome, create_keys, free_port,
@@ -52,7 +52,7 @@ L2_QTY = 4200   # §8 places L2 (4,200 p/st at BOURGES-1) and leaves it untouche
 
 @dataclass
 class Env:
-    net: Network
+    net: Nodes
     state: Path
     urls: dict
     keys: dict
@@ -63,14 +63,14 @@ class Env:
 
     def cli(self, *args: str, runtime: str | None = None) -> subprocess.CompletedProcess:
         extra = ["--runtime", runtime] if runtime else []
-        return subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(self.state), *extra, *args],
+        return subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(self.state), *extra, *args],
                               capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     state = tmp_path_factory.mktemp("docker") / "state"
-    net = Network.open(state, base_port=free_base_port(), runtime="docker")
+    net = Nodes.open(state, base_port=free_base_port(), runtime="docker")
     ledger = None
     try:
         net.up(log=QUIET, timeout=180)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from network.lifecycle import Network
+from ipledger.network.org.nodes import Nodes
 
 PORTS_NEEDED = 200
 
@@ -55,9 +55,9 @@ def processes_using(state_dir: Path) -> list[int]:
 
 
 @pytest.fixture(scope="session")
-def fabric_network(tmp_path_factory) -> Network:
+def fabric_network(tmp_path_factory) -> Nodes:
     state = tmp_path_factory.mktemp("fabric") / "state"
-    net = Network.open(state, base_port=free_base_port())
+    net = Nodes.open(state, base_port=free_base_port())
     try:
         net.up(log=lambda *_: None)
         yield net
@@ -73,12 +73,12 @@ class Clients:
     """Gateway clients of each org's identities (User1 by default, or Admin), each
     connected to its own org's peer."""
 
-    def __init__(self, net: Network):
+    def __init__(self, net: Nodes):
         self.net = net
         self._gateways = {}
 
     def gateway(self, msp_id: str, user: str = "User1"):
-        from gateway.fabric import Endpoint, Gateway, load_identity
+        from ipledger.gateway.client import Endpoint, Gateway, load_identity
         if (msp_id, user) not in self._gateways:
             org = self.net.consortium.org(msp_id)
             identity, signer = load_identity(self.net.layout.user_msp(org, user), org.msp_id)
@@ -107,7 +107,7 @@ STUBCHECK_DIR = Path(__file__).parent / "chaincodes" / "stubcheck"
 @pytest.fixture(scope="session")
 def stubcheck(fabric_network):
     """The stub-exercising test chaincode, deployed as 'stubcheck' and 'stubcheck2'."""
-    from network.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer
+    from ipledger.network.channel.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer
     deployer = Deployer(fabric_network, log=lambda *_: None)
     specs = []
     for name in ("stubcheck", "stubcheck2"):
@@ -128,7 +128,7 @@ def stubcheck(fabric_network):
 def ipledger_chaincode(fabric_network):
     """The inward-processing contract deployed as 'ipledger' with its shipped endorsement
     policy and private data collections (as `ipledger chaincode deploy` does)."""
-    from network.chaincode import ChaincodeSpec, Deployer
+    from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer
     deployer = Deployer(fabric_network, log=lambda *_: None)
     spec = ChaincodeSpec.default()
     deployer.deploy(spec)

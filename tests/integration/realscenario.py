@@ -1,6 +1,6 @@
 """The contract's test Scenario, driven through real peers instead of the in-memory ledger.
 
-Same methods and results as ``chaincode.testing.scenario.Scenario`` (so the §8
+Same methods and results as ``ipledger.chaincode.testing.scenario.Scenario`` (so the §8
 steps and the role-matrix events are reused as they are), but every submit is
 endorsed, ordered and committed on the real channel through the Gateway, and
 ``refused`` proves "nothing written" by the channel height not moving.
@@ -11,9 +11,9 @@ import datetime as dt
 import json
 from typing import Any
 
-from chaincode.testing.memstub import TxResult
-from chaincode.testing.scenario import CUSTOMS_MSP, Scenario, iso
-from gateway.fabric import EndorseError, EvaluateError
+from ipledger.chaincode.testing.memstub import TxResult
+from ipledger.chaincode.testing.scenario import CUSTOMS_MSP, Scenario, iso
+from ipledger.gateway.client import EndorseError, EvaluateError
 
 UTC = dt.timezone.utc
 

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import requests
 
-from chaincode.testing import mrns
-from gateway.auth import KeyStore
-from gateway.config import keys_file_of
-from network.chaincode import ChaincodeSpec, Deployer
-from network.lifecycle import Network
-from network import processes
+from ipledger.chaincode.testing import mrns
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.config import keys_file_of
+from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer
+from ipledger.network.org.nodes import Nodes
+from ipledger.network.org import processes
 
 from .conftest import Clients, free_base_port, processes_using
 from .test_gateway_api import AUTH, ORGS, PROBLEMS, SITE1, SITE2, day, ev, exit_, free_port, grant, move, place
@@ -44,9 +44,9 @@ RETRYABLE_PROBLEMS = {
 
 # ----------------------------------------------------------------------------------------------- network
 
-def start_network(state: Path, consortium_file: Path | None = None) -> Network:
+def start_network(state: Path, consortium_file: Path | None = None) -> Nodes:
     """A fresh network in ``state`` on free loopback ports, the ipledger contract deployed."""
-    net = Network.open(state, consortium_file=consortium_file, base_port=free_base_port())
+    net = Nodes.open(state, consortium_file=consortium_file, base_port=free_base_port())
     try:
         net.up(log=QUIET, timeout=120)
         Deployer(net, log=QUIET).deploy(ChaincodeSpec.default())
@@ -91,7 +91,7 @@ def wait_no_leftovers(root: Path, timeout: float = 15.0) -> list[str]:
     return left
 
 
-def stop_network(net: Network, check: bool = True) -> None:
+def stop_network(net: Nodes, check: bool = True) -> None:
     net.down(log=QUIET)
     if check:
         left = wait_no_leftovers(net.layout.root)
@@ -113,7 +113,7 @@ def kill9(pid: int, timeout: float = 10.0) -> None:
     raise AssertionError(f"pid {pid} still alive {timeout} s after SIGKILL")
 
 
-def orderer_height(net: Network, node) -> int | None:
+def orderer_height(net: Nodes, node) -> int | None:
     """The channel height the orderer reports to osnadmin (channel list --channelID)."""
     out = net._osnadmin(node, ["channel", "list", "--channelID", net.consortium.channel], check=False)
     if out.returncode != 0 or "{" not in out.stdout:
@@ -124,7 +124,7 @@ def orderer_height(net: Network, node) -> int | None:
         return None
 
 
-def orderer_heights(net: Network) -> dict[str, int | None]:
+def orderer_heights(net: Nodes) -> dict[str, int | None]:
     return {o.id: orderer_height(net, o) for o in net.consortium.orderers}
 
 
@@ -132,7 +132,7 @@ def orderer_heights(net: Network) -> dict[str, int | None]:
 LEADER_METRIC = {"etcdraft": "consensus_etcdraft_is_leader", "BFT": "consensus_BFT_is_leader"}
 
 
-def leaders(net: Network) -> dict[str, bool | None]:
+def leaders(net: Nodes) -> dict[str, bool | None]:
     """Whether each orderer leads, by its consensus metric (None when its metrics cannot be read)."""
     metric = LEADER_METRIC[net.consortium.consensus]
     pattern = re.compile(r'^%s\{channel="%s"\} (\S+)$' % (metric, re.escape(net.consortium.channel)), re.M)
@@ -146,7 +146,7 @@ def leaders(net: Network) -> dict[str, bool | None]:
     return out
 
 
-def wait_leader(net: Network, among: list[str], timeout: float = 30.0) -> str:
+def wait_leader(net: Nodes, among: list[str], timeout: float = 30.0) -> str:
     """The one orderer among ``among`` that leads (AssertionError after ``timeout`` s without a single one)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -159,7 +159,7 @@ def wait_leader(net: Network, among: list[str], timeout: float = 30.0) -> str:
         time.sleep(0.25)
 
 
-def wait_same_orderer_heights(net: Network, timeout: float = 60.0) -> dict[str, int | None]:
+def wait_same_orderer_heights(net: Nodes, timeout: float = 60.0) -> dict[str, int | None]:
     """Until every orderer reports the same channel height (a restarted one has caught up)."""
     deadline = time.monotonic() + timeout
     h = orderer_heights(net)
@@ -170,7 +170,7 @@ def wait_same_orderer_heights(net: Network, timeout: float = 60.0) -> dict[str, 
     return h
 
 
-def node_pid(net: Network, node) -> int:
+def node_pid(net: Nodes, node) -> int:
     pid = processes.running_pid(net.layout, node)
     assert pid, f"{node.id} is not running"
     return pid
@@ -204,7 +204,7 @@ class GatewayProcess:
     def start(self, timeout: float = 60.0) -> None:
         with open(self.log, "a") as logf:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "network.cli", "--state-dir", str(self.state), "gateway", "serve",
+                [sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(self.state), "gateway", "serve",
                  "--org", self.org, "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads",
                  str(self.threads)], cwd=REPO, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
                 env={**os.environ, "IPLEDGER_LIVE_FEED": "1" if self.live_feed else "0"})
@@ -505,7 +505,7 @@ def set_up_authorisation(url: str | dict, keys: dict, lots: dict[str, int]) -> N
 class Ledger:
     """Reads the contract directly (Fabric Gateway client as customs User1), not through the REST gateway."""
 
-    def __init__(self, net: Network):
+    def __init__(self, net: Nodes):
         self.clients = Clients(net)
 
     def evaluate(self, function: str, *args, org: str = "CustomsMSP"):

@@ -18,10 +18,10 @@ import time
 
 import pytest
 
-from network import processes
-from network.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer
-from network.cli import main
-from network.lifecycle import Network
+from ipledger.network.org import processes
+from ipledger.network.channel.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer
+from ipledger.network.cli import main
+from ipledger.network.org.nodes import Nodes
 from tests.integration.conftest import STUBCHECK_DIR, free_base_port, processes_using
 
 pytestmark = pytest.mark.fabric
@@ -38,7 +38,7 @@ def quiet(*_):
 def state(tmp_path_factory):
     root = tmp_path_factory.mktemp("admin")
     state = root / "state"
-    net = Network.open(state, base_port=free_base_port())
+    net = Nodes.open(state, base_port=free_base_port())
     try:
         net.up(log=quiet)
         Deployer(net, log=quiet).deploy(ChaincodeSpec(
@@ -48,7 +48,7 @@ def state(tmp_path_factory):
         yield {"root": root, "state": state}
     finally:
         # Re-read the state: the consortium file gains (and loses) AuditMSP on the way.
-        Network.open(state).down(log=quiet)
+        Nodes.open(state).down(log=quiet)
     assert not processes_using(state.resolve()), "processes left running after down"
 
 
@@ -63,13 +63,13 @@ def ipledger(state, capsys):
     return run
 
 
-def net_of(state) -> Network:
-    return Network.open(state["state"])
+def net_of(state) -> Nodes:
+    return Nodes.open(state["state"])
 
 
 def client(state, msp_id: str, chaincode: str = "stubcheck"):
     """A Gateway client of ``msp_id``'s User1, connected to that org's own peer."""
-    from gateway.fabric import Endpoint, Gateway, load_identity
+    from ipledger.gateway.client import Endpoint, Gateway, load_identity
     net = net_of(state)
     org = net.consortium.org(msp_id)
     identity, signer = load_identity(net.layout.user_msp(org, "User1"), msp_id)
@@ -88,9 +88,9 @@ def _close_gateways(state):
 
 def gateway_members(state, org: str = "CustomsMSP") -> dict:
     """GET /api/v1/members of ``org``'s own gateway app on this network (real Fabric client, in-process Flask)."""
-    from gateway.app import close_app, create_app
-    from gateway.auth import KeyStore
-    from gateway.config import GatewayConfig
+    from ipledger.gateway.app import close_app, create_app
+    from ipledger.gateway.auth import KeyStore
+    from ipledger.gateway.config import GatewayConfig
     config = GatewayConfig.from_state_dir(state["state"], org=org, live_feed=False)
     _, key = KeyStore(config.keys_file).create(org, "viewer", "members test")
     app = create_app(config)
@@ -217,7 +217,7 @@ def test_step8_its_client_reads_data_from_before_it_joined_on_its_own_peer(state
     # The evaluation ran in the chaincode process that AuditMSP's own peer launched.
     net = net_of(state)
     peer_pid = int(net.layout.pid_file(net.consortium.node("peer0.audit")).read_text())
-    launched = subprocess.run(["pgrep", "-s", str(peer_pid), "-f", "chaincode.shim.client"],
+    launched = subprocess.run(["pgrep", "-s", str(peer_pid), "-f", "ipledger.chaincode.shim.client"],
                               capture_output=True, text=True).stdout.split()
     assert json.loads(auditor.evaluate("Pid", [])) in [int(p) for p in launched]
     r = auditor.submit("Put", [J("audit-note"), J("checked")])
@@ -226,7 +226,7 @@ def test_step8_its_client_reads_data_from_before_it_joined_on_its_own_peer(state
 
 
 def test_the_admins_let_its_peer_endorse_through_a_new_chaincode_sequence(state, ipledger):
-    from gateway.fabric import GatewayError
+    from ipledger.gateway.client import GatewayError
     auditor = client(state, "AuditMSP")
     with pytest.raises(GatewayError, match="ENDORSEMENT_POLICY_FAILURE"):
         auditor.submit("Put", [J("endorsed-by-audit"), J("x")], endorsing_orgs=["AuditMSP"])
@@ -243,7 +243,7 @@ def test_an_org_revokes_a_users_certificate_and_the_channel_refuses_it(state, ip
     """A revocation is the org's own business: its CA writes a CRL, its definition carries it, and
     a config update signed by its admin alone puts it in the channel; the revoked user's
     transactions are then refused while the org's other users go on."""
-    from gateway.fabric import Endpoint, Gateway, GatewayError, load_identity
+    from ipledger.gateway.client import Endpoint, Gateway, GatewayError, load_identity
     rc, out, err = ipledger("org", "add-user", "--org", "OperatorMSP", "--name", "clerk2")
     assert rc == 0, err
     net = net_of(state)
@@ -332,7 +332,7 @@ def test_removal_needs_a_majority_of_the_four(state, ipledger):
 
 
 def test_after_removal_its_client_fails_and_the_others_continue(state, ipledger):
-    from gateway.fabric import GatewayError
+    from ipledger.gateway.client import GatewayError
     with pytest.raises(GatewayError):
         client(state, "AuditMSP").submit("Put", [J("after-removal"), J("not allowed")])
     r = client(state, "OperatorMSP").submit("Put", [J("after-removal"), J("still working")])

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from fabric_protos.common import common_pb2
 
-from gateway.fabric.verify.blocks import block_files
-from network import founding
-from network.consortium import DEFAULT_FILE
-from network.identities import private_key_files
+from ipledger.network.fabric.blocks import block_files
+from ipledger.network.channel import founding
+from ipledger.network.consortium import DEFAULT_FILE
+from ipledger.network.org.identities import private_key_files
 
 from .test_security import admin_endpoint_checks
 from .support_faults import (QUIET, OrgGateways, Ledger, Load, check_outcome, create_keys, exits_of, kill9,
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.fabric
 REPO = Path(__file__).resolve().parents[2]
 BFT_FILE = DEFAULT_FILE.with_name("consortium-bft.yaml")
 LOT_QTY = 100_000
-# the followers notice a silent leader after LeaderHeartbeatTimeout (10 s, network/founding.py SMARTBFT),
+# the followers notice a silent leader after LeaderHeartbeatTimeout (10 s, network/channel/founding.py SMARTBFT),
 # then change view; the peers' submits reach a live consenter meanwhile
 MAX_PAUSE_S = 45.0
 
@@ -140,7 +140,7 @@ def test_kill9_bft_leader_under_load(bft):
 
 def run_verify(*args) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "gateway.fabric.verify", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "ipledger.network.cli.verify", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=180)
 
 

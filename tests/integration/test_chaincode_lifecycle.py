@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from network.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer, build_ccaas_package, package_id
+from ipledger.network.channel.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer, build_ccaas_package, package_id
 from tests.integration.conftest import STUBCHECK_DIR, free_base_port
 
 pytestmark = pytest.mark.fabric
@@ -60,7 +60,7 @@ def test_chaincode_as_a_service_is_dialled_by_the_peers(fabric_network, clients,
                CHAINCODE_ID=package_id(pkg), CHAINCODE_CONTRACT="stubcheck:StubCheck",
                CHAINCODE_TLS_CERT_FILE=str(cert), CHAINCODE_TLS_KEY_FILE=str(key),
                PYTHONPATH=os.pathsep.join([str(CHAINCODE_DIR.parent), str(STUBCHECK_DIR.parent)]))
-    server = subprocess.Popen([sys.executable, "-m", "chaincode.shim.server"], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "ipledger.chaincode.shim.server"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         spec = ChaincodeSpec(name="stubcheck-ccaas", version="1.0", contract="stubcheck:StubCheck",

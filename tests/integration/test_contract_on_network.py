@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from chaincode.testing.scenario import (AUTH_ID, EXIT_MRN_B1, PLACE_MRN_L1, RETREADED, RUBBER_WASTE,
+from ipledger.chaincode.testing.scenario import (AUTH_ID, EXIT_MRN_B1, PLACE_MRN_L1, RETREADED, RUBBER_WASTE,
                                         SITE1, SITE2, USED_TYRES, iso, mrn, retreaded, waste)
 from tests.integration.realscenario import RealScenario
 
@@ -18,7 +18,7 @@ CHAINCODE = "ipledger-scenario"
 
 @pytest.fixture(scope="module")
 def s(fabric_network, clients):
-    from network.chaincode import ChaincodeSpec, Deployer
+    from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer
     spec = ChaincodeSpec.default()
     spec.name = CHAINCODE  # its own namespace: other suites use 'ipledger'
     Deployer(fabric_network, log=lambda *_: None).deploy(spec)

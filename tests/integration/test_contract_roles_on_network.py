@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from chaincode.testing.scenario import AUTH_ID
+from ipledger.chaincode.testing.scenario import AUTH_ID
 from tests.integration.realscenario import RealScenario
 from tests.unit.contract.test_contract_roles import ALLOWED, AUTH2, EXPORT_MRN, event_for
 
@@ -28,8 +28,8 @@ IDENTITIES = {  # who → (MSP, user whose certificate is used)
 
 @pytest.fixture(scope="module")
 def s(fabric_network, clients):
-    from chaincode.testing.scenario import retreaded
-    from network.chaincode import ChaincodeSpec, Deployer
+    from ipledger.chaincode.testing.scenario import retreaded
+    from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer
     spec = ChaincodeSpec.default()
     spec.name = CHAINCODE
     Deployer(fabric_network, log=lambda *_: None).deploy(spec)
@@ -54,7 +54,7 @@ def simulate(s, act, event, transient, msp, user):
     event = {**event, "event_id": f"matrix-{act}-{msp}-{user}",
              "occurred_at": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")}
     contract = s.clients.contract(msp, CHAINCODE, user)
-    from gateway.fabric import EvaluateError
+    from ipledger.gateway.client import EvaluateError
     from tests.integration.realscenario import _transient
     try:
         contract.evaluate(act, [json.dumps(event)], transient=_transient(transient))

@@ -22,8 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from gateway.auth import KeyStore
-from gateway.config import keys_file_of
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.config import keys_file_of
 from tests.integration.test_gateway_api import (wait_committed_everywhere, REPO, SITE1, SITE2, USED_TYRES, day, ev,
                                                 free_port, grant, now, register_parties)
 
@@ -50,7 +50,7 @@ class Gateway:
         self.log = self.tmp / f"gateway-{self.org}-{self.runs}.log"
         self._logf = open(self.log, "w")
         env = {**os.environ, "IPLEDGER_WEBHOOK_BACKOFF_S": "0.3", "IPLEDGER_SSE_MAX_SECONDS": "20"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "network.cli", "--state-dir", str(self.state), "gateway",
+        self.proc = subprocess.Popen([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(self.state), "gateway",
                                       "serve", "--org", self.org, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "8"],
                                      cwd=REPO, stdout=self._logf, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
@@ -165,7 +165,7 @@ def env(fabric_network, ipledger_chaincode, tmp_path_factory):
     keys = {org: KeyStore(keys_file_of(state, org)).create(org, "clerk", f"dashboard test {org}")[1]
             for org in ORGS}   # each in its own organisation's gateway
     receiver = Receiver(fail=2)
-    out = subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "webhooks",
+    out = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state), "gateway", "webhooks",
                           "--gateway", "OperatorMSP", "add", receiver.url, "--org", "OperatorMSP", "--secret", SECRET,
                           "--types", "CeilingNear", "--json"], cwd=REPO, capture_output=True, text=True, check=True)
     sub = json.loads(out.stdout)
@@ -302,11 +302,11 @@ def test_audit_trail_with_endorsers_from_the_blocks(env):
 def test_report_cli_pdf_and_dashboard_pages(env, tmp_path):
     pdf = tmp_path / "bill.pdf"
     run_env = {**os.environ, "IPLEDGER_GATEWAY_URL": env["gws"]["OperatorMSP"].url, "IPLEDGER_API_KEY": env["keys"]["OperatorMSP"]}
-    subprocess.run([sys.executable, "-m", "network.cli", "report", "bill-of-discharge", AUTH, "--as-of", day(1),
+    subprocess.run([sys.executable, "-m", "ipledger.network.cli", "report", "bill-of-discharge", AUTH, "--as-of", day(1),
                     "--format", "pdf", "-o", str(pdf)], cwd=REPO, env=run_env, check=True, capture_output=True)
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert f"Bill of discharge {AUTH}" in text and MRN_A in text and MRN_B in text and "12345.00" in text
-    out = subprocess.run([sys.executable, "-m", "network.cli", "report", "inventory", "--as-of", day(1),
+    out = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "report", "inventory", "--as-of", day(1),
                           "--authorisation", AUTH, "--format", "csv"], cwd=REPO, env=run_env, check=True,
                          capture_output=True, text=True).stdout
     assert "D1" in out and "D2" in out and "3700" in out

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from network.lifecycle import Network
+from ipledger.network.org.nodes import Nodes
 
 
 from .support_faults import (QUIET, Ledger, Load, OrgGateways, url_of, check_outcome, create_keys, exits_of,
@@ -32,7 +32,7 @@ BEFORE_S, OUTAGE_S, AFTER_S = 2.0, 3.0, 3.0
 
 @dataclass
 class Env:
-    net: Network
+    net: Nodes
     gws: OrgGateways
     keys: dict
     ledger: Ledger
@@ -62,11 +62,11 @@ def env(tmp_path_factory):
             assert set(codes.values()) == {0}, f"gunicorn did not stop cleanly on SIGTERM ({codes}):\n{gws.tail()}"
 
 
-def heights(net: Network) -> dict[str, int | None]:
+def heights(net: Nodes) -> dict[str, int | None]:
     return {p.id: net.peer_height(p) for p in net.consortium.peers}
 
 
-def wait_heights_equal(net: Network, timeout: float = 30.0) -> dict:
+def wait_heights_equal(net: Nodes, timeout: float = 30.0) -> dict:
     deadline = time.monotonic() + timeout
     h = heights(net)
     while len(set(h.values())) != 1 and time.monotonic() < deadline:
@@ -182,9 +182,9 @@ def test_request_in_flight_when_the_worker_closes_its_connections_is_retryable(e
     import signal
     import threading
 
-    from gateway.app import close_app, create_app
-    from gateway.auth import KeyStore
-    from gateway.config import GatewayConfig
+    from ipledger.gateway.app import close_app, create_app
+    from ipledger.gateway.auth import KeyStore
+    from ipledger.gateway.config import GatewayConfig
     from .test_gateway_api import move
 
     net = env.net

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from chaincode.testing import mrns
-from gateway.auth import KeyStore
-from gateway.config import keys_file_of
+from ipledger.chaincode.testing import mrns
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.config import keys_file_of
 
 pytestmark = pytest.mark.fabric
 
@@ -114,7 +114,7 @@ class Api:
 def _start_gateway(state: Path, org: str, log: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
     logf = open(log, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "serve",
+    proc = subprocess.Popen([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state), "gateway", "serve",
                              "--org", org, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "16"],
                             cwd=REPO, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
     logf.close()
@@ -160,7 +160,7 @@ def api(fabric_network, ipledger_chaincode, tmp_path_factory):
         for role in ("clerk", "viewer"):
             keys[(org, role)] = store.create(org, role, f"test {org} {role}")[1]
     # one key through the real command line
-    out = subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "keys",
+    out = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state), "gateway", "keys",
                           "--gateway", "OperatorMSP", "create", "--org", "OperatorMSP", "--role", "viewer", "--json"],
                          cwd=REPO, capture_output=True, text=True, check=True)
     keys[("OperatorMSP", "cli-viewer")] = json.loads(out.stdout)["key"]
@@ -536,7 +536,7 @@ def test_erp_import(api, tmp_path):
     report = tmp_path / "report.csv"
     env = {**os.environ, "IPLEDGER_GATEWAY_URL": api.urls["OperatorMSP"],
            "IPLEDGER_API_KEY": api.keys[("OperatorMSP", "clerk")]}
-    run = subprocess.run([sys.executable, "-m", "network.cli", "import", str(path), "--report", str(report)],
+    run = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "import", str(path), "--report", str(report)],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stderr  # one line refused
     assert "4/4 lines" in run.stderr
@@ -548,7 +548,7 @@ def test_erp_import(api, tmp_path):
     tx_ids = {e["event_id"]: e["tx_id"] for e in events_of(api)}
     assert [r["tx_id"] for r in rows[:3]] == [tx_ids[f"erp-{i}"] for i in range(3)]
     # running it again: everything is already done (progress file); with --restart: replays
-    again = subprocess.run([sys.executable, "-m", "network.cli", "import", str(path), "--restart", "--quiet",
+    again = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "import", str(path), "--restart", "--quiet",
                             "--report", str(report)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 1
     assert [r["outcome"] for r in csv.DictReader(open(report))] == ["REPLAYED"] * 3 + ["REFUSED"]
@@ -576,8 +576,8 @@ def test_unreachable_peer_is_503_with_retry_after(fabric_network):
     """A gateway whose peer address answers nothing (a closed port): 503 + Retry-After, also on /readyz."""
     from dataclasses import replace
 
-    from gateway.app import create_app
-    from gateway.config import GatewayConfig
+    from ipledger.gateway.app import create_app
+    from ipledger.gateway.config import GatewayConfig
     cfg = GatewayConfig.from_state_dir(fabric_network.layout.root, org="OperatorMSP", evaluate_timeout=3,
                                        submit_timeout=5, ready_timeout=3)
     dead = f"127.0.0.1:{free_port()}"

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fabric_protos.common import common_pb2, ledger_pb2
 from fabric_protos.peer import transaction_pb2
 
-from gateway.fabric import (ChaincodeEventsError, CommitError, EndorseError, Endpoint, EvaluateError, Gateway,
+from ipledger.gateway.client import (ChaincodeEventsError, CommitError, EndorseError, Endpoint, EvaluateError, Gateway,
                             RetryPolicy, Timeouts, load_identity)
-from gateway.fabric.client import PLANNING_ERROR
+from ipledger.gateway.client.gateway import PLANNING_ERROR
 
 pytestmark = pytest.mark.fabric
 

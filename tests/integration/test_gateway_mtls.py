@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway import daemon
-from gateway.auth import KeyStore
-from gateway.config import keys_file_of
-from gateway.tls import TLSOptions
+from ipledger.network.cli import gateway_daemon as daemon
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.config import keys_file_of
+from ipledger.gateway.tls import TLSOptions
 from tests.integration.test_gateway_api import REPO, free_port
 from tests.unit.gateway.test_mtls import Pki
 
@@ -128,7 +128,7 @@ def test_a_certificate_of_a_ca_outside_the_consortium_is_refused(mtls):
 def test_an_unknown_org_in_client_ca_stops_serve_with_exit_2(network_state, fabric_network, mtls):
     _, _, pki = mtls
     ca = fabric_network.layout.tls_ca(fabric_network.consortium.org("OperatorMSP"))
-    out = subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(network_state), "gateway", "serve",
+    out = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(network_state), "gateway", "serve",
                           "--org", "OperatorMSP", "--bind", "127.0.0.1:1", "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
                           "--client-ca", f"NopeMSP={ca}"], cwd=REPO, capture_output=True, text=True, timeout=120,
                          env={**os.environ, "IPLEDGER_LIVE_FEED": "0"})

@@ -27,14 +27,14 @@ from pathlib import Path
 
 import pytest
 
-from chaincode.testing import mrns
-from chaincode.testing.scenario import SITE1, SITE2
-from gateway.auth import KeyStore
-from gateway.config import keys_file_of
-from network import admin
-from network import consortium as consortium_mod
-from network.chaincode import ChaincodeSpec, deploy_on_channels
-from network.lifecycle import Network
+from ipledger.chaincode.testing import mrns
+from ipledger.chaincode.testing.scenario import SITE1, SITE2
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.config import keys_file_of
+from ipledger.network.cli import admin
+from ipledger.network import consortium as consortium_mod
+from ipledger.network.channel.chaincode import ChaincodeSpec, deploy_on_channels
+from ipledger.network.org.nodes import Nodes
 
 from .conftest import free_base_port, processes_using
 from .support_faults import QUIET, GatewayProcess, stop_gateways
@@ -108,12 +108,12 @@ ORGS = (CUSTOMS, A.holder, A.broker, B.holder, B.broker)
 class HoldersApi(Api):
     """The five gateways; after a write, wait until every peer of the event's channel has its block."""
 
-    def __init__(self, urls: dict, keys: dict, net: Network, gateways: dict | None = None):
+    def __init__(self, urls: dict, keys: dict, net: Nodes, gateways: dict | None = None):
         super().__init__(urls, keys, {}, {})
         self.gateways = gateways or {}
         self.use(net)
 
-    def use(self, net: Network) -> None:
+    def use(self, net: Nodes) -> None:
         """The channels (and their peers) to wait on after a write."""
         self.channels = {ch.consortium.channel: ch for ch in net.channels()}
 
@@ -153,13 +153,13 @@ def _only_channel(org: str) -> str:
 @pytest.fixture(scope="module")
 def holders_net(tmp_path_factory):
     state = tmp_path_factory.mktemp("holders") / "state"
-    net = Network.open(state, HOLDERS_FILE, base_port=free_base_port())
+    net = Nodes.open(state, HOLDERS_FILE, base_port=free_base_port())
     try:
         net.up(log=QUIET, timeout=120)
         deploy_on_channels(net, ChaincodeSpec.default(), log=QUIET)
         yield net
     finally:
-        Network.open(state).down(log=QUIET)  # as saved: with the holder a test added
+        Nodes.open(state).down(log=QUIET)  # as saved: with the holder a test added
     assert not processes_using(net.layout.root), "processes left running after down"
 
 
@@ -336,7 +336,7 @@ def test_what_a_holders_host_receives_holds_nothing_of_the_other_holder(holders_
     """'ipledger channel export': the public files the founder sends to a channel's members (its genesis block,
     its members' definitions and MSPs, the consortium file trimmed to it) — a holder's host that received them
     can run its part ('network up' reads only its own channel), and nothing in them names the other holder."""
-    from network.org_commands import export_channel
+    from ipledger.network.cli.org import export_channel
     out = tmp_path / "for-plant-a"
     written = export_channel(holders_net, A.channel, out)
     assert written
@@ -345,7 +345,7 @@ def test_what_a_holders_host_receives_holds_nothing_of_the_other_holder(holders_
             data = path.read_bytes()
             for other in (B.holder, B.broker, B.channel, "plantb", "brokerb"):
                 assert other.encode() not in data, f"{path.relative_to(out)} names {other}"
-    trimmed = Network.open(tmp_path / "state-a", out / "consortium.yaml")
+    trimmed = Nodes.open(tmp_path / "state-a", out / "consortium.yaml")
     assert trimmed.consortium.channel_names() == [A.channel]
     assert (out / "channels" / A.channel / "genesis.block").read_bytes() == \
         holders_net.on_channel(A.channel).layout.genesis_block.read_bytes()
@@ -357,7 +357,7 @@ def test_a_third_holder_joins_on_a_channel_of_its_own(scenarios, holders_net, tm
     Nothing of it reaches A's or B's peers, and customs' one gateway (restarted: it serves the channels of the
     consortium it started with) covers the three holders."""
     api = scenarios
-    net = Network.open(holders_net.layout.root)
+    net = Nodes.open(holders_net.layout.root)
     admin.network_add_holder(net, C.holder, C.channel, log=QUIET)
     net.up(log=QUIET, timeout=120)
     deploy_on_channels(net, ChaincodeSpec.default(), log=QUIET)
@@ -397,11 +397,11 @@ def test_a_third_holder_joins_on_a_channel_of_its_own(scenarios, holders_net, tm
 
 # --------------------------------------------------------------------------------------------- helpers
 
-def _data_dir(net: Network, peer) -> Path:
+def _data_dir(net: Nodes, peer) -> Path:
     return net.layout.data_dir(peer)
 
 
-def _chains_dir(net: Network, peer) -> Path:
+def _chains_dir(net: Nodes, peer) -> Path:
     matches = list(_data_dir(net, peer).rglob("chains/chains"))
     assert matches, f"no block store under {_data_dir(net, peer)}"
     return matches[0]
@@ -432,14 +432,14 @@ def test_customs_and_a_broker_cannot_put_anyone_on_a_holders_channel_without_the
     """On ip-plant-b, customs and broker B are two of three members: a majority, but not enough. Adding an
     organisation needs customs' and holder B's admins together (Application Admins), and the orderer enforces
     it: signed by customs and the broker the update is refused; once holder B signs too, it goes through."""
-    from network.cli import main
+    from ipledger.network.cli import main
 
     def ipledger(*args):
         rc = main(["--state-dir", str(holders_net.layout.root), "--channel", B.channel, *map(str, args)])
         out = capsys.readouterr()
         return rc, out.out, out.err
 
-    net = Network.open(holders_net.layout.root)
+    net = Nodes.open(holders_net.layout.root)
     admin.network_add_org(net, "AuditBMSP", name="auditb", channels=[B.channel], log=QUIET)
     definition, update = tmp_path / "AuditBMSP.json", tmp_path / "add-auditb.pb"
     rc, out, err = ipledger("org", "definition", "--org", "AuditBMSP", "--output", definition)

@@ -54,15 +54,18 @@ import grpc
 import pytest
 import yaml
 
-from chaincode.testing import mrns
-from chaincode.testing.scenario import SITE1, SITE2, iso
-from gateway.auth import KeyStore
-from gateway.config import keys_file_of
-from gateway.fabric import Endpoint, Gateway, GatewayError, Timeouts, load_identity
-from network import consortium, fabric, identities, processes
-from network.chaincode import ChaincodeSpec, Deployer
-from network.layout import Layout
-from network.lifecycle import Network
+from ipledger.chaincode.testing import mrns
+from ipledger.chaincode.testing.scenario import SITE1, SITE2, iso
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.config import keys_file_of
+from ipledger.gateway.client import Endpoint, Gateway, GatewayError, Timeouts, load_identity
+from ipledger.network import consortium
+from ipledger.network.org import binaries
+from ipledger.network.org import identities
+from ipledger.network.org import processes
+from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer
+from ipledger.network.layout import Layout
+from ipledger.network.org.nodes import Nodes
 
 from .conftest import Clients
 from .netns import NETNS_DIR, TestHosts, require_netns, run_in
@@ -84,9 +87,9 @@ ORDERER_PORT, PEER_PORT = 7050, 7051     # the same on every host: each has its 
 TIMEOUTS = Timeouts(evaluate=10.0, endorse=15.0, submit=10.0, commit_status=30.0)
 PARTITION_S = 30.0                       # longer than a connection with unacknowledged data survives (20 s)
 CUT_OFF_SUBMIT_S = 6.0                   # the operator's whole submit call while its peer is cut off
-GOSSIP_NOTICE_S = 40.0                   # gossip alive expiration is 10 s (network/generate.py)
+GOSSIP_NOTICE_S = 40.0                   # gossip alive expiration is 10 s (network/org/generate.py)
 # heal -> the operator's peer at the others' height; with Fabric's default deliver keepalive (60 s) it took
-# 30 s and more, with the generated 10 s (network/generate.py) a few seconds
+# 30 s and more, with the generated 10 s (network/org/generate.py) a few seconds
 CATCH_UP_S = 30.0
 RESUME_S = 60.0                          # heal -> an operator submission succeeds
 
@@ -119,7 +122,7 @@ ORG_MSPS = ("OrdererMSP", "CustomsMSP", "OperatorMSP", "BrokerMSP")
 
 def ipledger(state: Path, consortium_file: Path, *args: str) -> str:
     """``ipledger --state-dir STATE ...`` as the organisation running on that host would run it."""
-    out = subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(state),
+    out = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state),
                           "--consortium", str(consortium_file), *args],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, f"ipledger {' '.join(args)} (in {state}): {out.stdout}{out.stderr}"
@@ -139,14 +142,14 @@ def copy_public(src: Path, dst: Path) -> list[Path]:
 
 
 class Hosts:
-    """The organisations' hosts: one state directory (and Network) per organisation. Reads a node's
+    """The organisations' hosts: one state directory (and Nodes) per organisation. Reads a node's
     state with its own organisation's identities, on its own host."""
 
-    def __init__(self, nets: dict[str, Network]):
+    def __init__(self, nets: dict[str, Nodes]):
         self.nets = nets
         self.consortium = next(iter(nets.values())).consortium
 
-    def of(self, node) -> Network:
+    def of(self, node) -> Nodes:
         return self.nets[node.org.msp_id]
 
     def peer_height(self, node) -> int | None:
@@ -200,7 +203,7 @@ class Lab:
     dirs: dict[str, Path]
 
 
-def found_on_separate_hosts(tmp_path: Path, consortium_file: Path, log=QUIET) -> dict[str, Network]:
+def found_on_separate_hosts(tmp_path: Path, consortium_file: Path, log=QUIET) -> dict[str, Nodes]:
     """Each organisation on its own host directory, exchanging only public files:
 
     * each runs ``ipledger org init`` there (its CA, identities, node configs, public definition);
@@ -212,7 +215,7 @@ def found_on_separate_hosts(tmp_path: Path, consortium_file: Path, log=QUIET) ->
     for msp_id, d in dirs.items():
         ipledger(d, consortium_file, "org", "init", "--org", msp_id)
         # nothing of another organisation on this host
-        assert [o.msp_id for o in Network.open(d).local_orgs] == [msp_id]
+        assert [o.msp_id for o in Nodes.open(d).local_orgs] == [msp_id]
     founder = dirs["OrdererMSP"]
     inbox = tmp_path / "founder-inbox"
     sent = []
@@ -226,13 +229,13 @@ def found_on_separate_hosts(tmp_path: Path, consortium_file: Path, log=QUIET) ->
             copy_public(Layout(founder).public, Layout(d).public)
         out = ipledger(d, consortium_file, "channel", "inspect", "--org", msp_id)
         assert "its own definition is in the block as it wrote it" in out, out
-    nets = {m: Network.open(d) for m, d in dirs.items()}
+    nets = {m: Nodes.open(d) for m, d in dirs.items()}
     for msp_id in ORG_MSPS:           # the orderer first: the peers join through it
         nets[msp_id].up(log=log, timeout=120)
     return nets
 
 
-def deploy_on_each_host(nets: dict[str, Network], log=QUIET) -> None:
+def deploy_on_each_host(nets: dict[str, Nodes], log=QUIET) -> None:
     """Customs packages the contract (public code) and sends the package to the others; the operator and
     the broker each install and approve for themselves; customs approves last and commits."""
     customs = nets["CustomsMSP"]
@@ -255,7 +258,7 @@ def lab_network(tmp_path: Path):
     gone afterwards."""
     require_netns()
     hosts = TestHosts([n.id for n in consortium.load().nodes])
-    nets: dict[str, Network] = {}
+    nets: dict[str, Nodes] = {}
     clients = None
     ok = False
     try:
@@ -319,7 +322,7 @@ def evaluate_reconnecting(contract, fn: str, *args, timeout: float = 30.0, timin
     return result
 
 
-def height_inside(net: Network, peer) -> int | None:
+def height_inside(net: Nodes, peer) -> int | None:
     """The channel height as the peer's own namespace sees it (``peer channel getinfo`` run there, as
     its org admin): reachable while the peer is cut off from everything else."""
     lay = net.layout
@@ -327,7 +330,7 @@ def height_inside(net: Network, peer) -> int | None:
                CORE_PEER_LOCALMSPID=peer.org.msp_id, CORE_PEER_MSPCONFIGPATH=str(lay.user_msp(peer.org)),
                CORE_PEER_ADDRESS=peer.address, CORE_PEER_TLS_ENABLED="true",
                CORE_PEER_TLS_ROOTCERT_FILE=str(lay.tls_ca(peer.org)))
-    out = run_in(peer.netns, [fabric.binary("peer"), "channel", "getinfo", "-c", net.consortium.channel],
+    out = run_in(peer.netns, [binaries.binary("peer"), "channel", "getinfo", "-c", net.consortium.channel],
                  env=env)
     text = out.stdout + out.stderr
     if out.returncode != 0 or "{" not in text:

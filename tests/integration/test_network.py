@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from network import processes
+from ipledger.network.org import processes
 
 pytestmark = pytest.mark.fabric
 
 
 def ipledger(net, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "network.cli", "--state-dir",
+    return subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir",
                            str(net.layout.root), *args],
                           capture_output=True, text=True, timeout=120)
 
@@ -70,8 +70,8 @@ def test_logs_command_shows_the_node_log(fabric_network):
 
 def test_down_leaves_no_process_and_purge_removes_the_state(tmp_path):
     from tests.integration.conftest import free_base_port, processes_using
-    from network.lifecycle import Network
-    net = Network.open(tmp_path / "state", base_port=free_base_port())
+    from ipledger.network.org.nodes import Nodes
+    net = Nodes.open(tmp_path / "state", base_port=free_base_port())
     net.up(log=lambda *_: None)
     assert len(processes_using(net.layout.root)) == 4
     out = ipledger(net, "network", "down", "--purge")
@@ -83,15 +83,15 @@ def test_down_leaves_no_process_and_purge_removes_the_state(tmp_path):
 def test_three_orderer_raft_cluster_orders_transactions(tmp_path):
     """consortium option `orderer.nodes: 3`: every orderer joins and the cluster orders."""
     import yaml
-    from gateway.fabric import CommitError, Endpoint, Gateway, load_identity
-    from network import consortium
-    from network.lifecycle import Network
+    from ipledger.gateway.client import CommitError, Endpoint, Gateway, load_identity
+    from ipledger.network import consortium
+    from ipledger.network.org.nodes import Nodes
     from tests.integration.conftest import free_base_port, processes_using
 
     raw = yaml.safe_load(consortium.DEFAULT_FILE.read_text())
     raw["orderer"]["nodes"] = 3
     (tmp_path / "c3.yaml").write_text(yaml.safe_dump(raw))
-    net = Network.open(tmp_path / "state", tmp_path / "c3.yaml", base_port=free_base_port())
+    net = Nodes.open(tmp_path / "state", tmp_path / "c3.yaml", base_port=free_base_port())
     try:
         net.up(log=lambda *_: None)
         assert [n.id for n in net.consortium.orderers] == [

@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from chaincode.testing.scenario import Scenario
-from network.identities import private_key_files
+from ipledger.chaincode.testing.scenario import Scenario
+from ipledger.network.org.identities import private_key_files
 
 from .realscenario import RealScenario
 
@@ -34,9 +34,9 @@ def test_no_org_directory_holds_another_orgs_private_key(fabric_network):
 
 
 def test_an_org_gateway_holds_its_own_identity_and_cannot_act_as_another(fabric_network, ipledger_chaincode):
-    from gateway.app import close_app, create_app
-    from gateway.auth import KeyStore
-    from gateway.config import GatewayConfig
+    from ipledger.gateway.app import close_app, create_app
+    from ipledger.gateway.auth import KeyStore
+    from ipledger.gateway.config import GatewayConfig
     root = fabric_network.layout.root
     config = GatewayConfig.from_state_dir(root, org="OperatorMSP", live_feed=False)
     assert list(config.orgs) == ["OperatorMSP"]
@@ -66,7 +66,7 @@ class OneOrgEndorsed(RealScenario):
 
 
 def test_a_transaction_endorsed_by_one_org_alone_is_refused(clients, ipledger_chaincode):
-    from gateway.fabric import GatewayError
+    from ipledger.gateway.client import GatewayError
     s = OneOrgEndorsed.__new__(OneOrgEndorsed)
     s.clients, s.chaincode, s.customs_msp = clients, ipledger_chaincode.name, "CustomsMSP"
     s.day = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from network.consortium import DEFAULT_FILE
+from ipledger.network.consortium import DEFAULT_FILE
 
 from .support_faults import (QUIET, OrgGateways, Ledger, Load, check_outcome, create_keys, exits_of, kill9,
                              leaders, moves_of, node_pid, set_up_authorisation, start_network, stop_network,

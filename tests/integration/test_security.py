@@ -2,7 +2,7 @@
 
 * TLS on every link beyond what test_network_security covers: the peers' chaincode listeners and the orderers'
   admin endpoints require a client certificate; /metrics needs one; a chaincode service
-  (``python -m chaincode.shim.server``, CCaaS) configured with TLS refuses plaintext and certificate-less clients;
+  (``python -m ipledger.chaincode.shim.server``, CCaaS) configured with TLS refuses plaintext and certificate-less clients;
 * modes: the state directory 0700, every private key 0600, the gateway's API key store and nonce key 0600;
 * the logs of every process of the run (peers, orderer, chaincode output in the peers' logs, gunicorn) hold no
   private key, no API key, no customs value.
@@ -219,11 +219,11 @@ def test_chaincode_service_with_tls_refuses_plaintext_and_clients_without_certif
     port = free_port()
     log = tmp_path / "ccaas.log"
     env = {**os.environ, "CHAINCODE_SERVER_ADDRESS": f"127.0.0.1:{port}", "CHAINCODE_ID": "ipledger_1.0:test",
-           "CHAINCODE_CONTRACT": "chaincode.contract:InwardProcessingContract",
+           "CHAINCODE_CONTRACT": "ipledger.chaincode.contract:InwardProcessingContract",
            "CHAINCODE_TLS_CERT_FILE": str(pki["server_crt"]), "CHAINCODE_TLS_KEY_FILE": str(pki["server_key"]),
            "CHAINCODE_CLIENT_CA_CERT_FILE": str(pki["ca"])}
     with open(log, "w") as logf:
-        proc = subprocess.Popen([sys.executable, "-m", "chaincode.shim.server"], cwd=REPO, env=env, stdout=logf,
+        proc = subprocess.Popen([sys.executable, "-m", "ipledger.chaincode.shim.server"], cwd=REPO, env=env, stdout=logf,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 30

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.fabric import EndorseError, EvaluateError, GatewayError
+from ipledger.gateway.client import EndorseError, EvaluateError, GatewayError
 
 pytestmark = pytest.mark.fabric
 J = json.dumps
@@ -203,7 +203,7 @@ def test_500_concurrent_transactions_no_lost_or_crossed_replies(op):
 def _chaincode_pids(fabric_network, peer_id: str) -> list[int]:
     peer_pid = int(fabric_network.layout.pid_file(
         fabric_network.consortium.node(peer_id)).read_text())
-    out = subprocess.run(["pgrep", "-s", str(peer_pid), "-f", "chaincode.shim.client"],
+    out = subprocess.run(["pgrep", "-s", str(peer_pid), "-f", "ipledger.chaincode.shim.client"],
                          capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
 

@@ -19,8 +19,8 @@ import time
 import pytest
 import requests
 
-from gateway.auth import KeyStore
-from gateway.config import keys_file_of
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.config import keys_file_of
 from tests.integration.test_dashboard import Gateway, Receiver
 from tests.integration.test_gateway_api import REPO, SITE1, ev, grant, register_parties, wait_committed_everywhere
 
@@ -36,7 +36,7 @@ WAIT_S = 30                                    # a change must be delivered with
 
 def cli(state, *args) -> str:
     """``gateway webhooks`` of the operator's own gateway."""
-    return subprocess.run([sys.executable, "-m", "network.cli", "--state-dir", str(state), "gateway", "webhooks",
+    return subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state), "gateway", "webhooks",
                            "--gateway", "OperatorMSP", *args], cwd=REPO, capture_output=True, text=True,
                           check=True).stdout
 

@@ -3,7 +3,7 @@
 Transactions first (stubcheck: plain writes, private data, a key-level policy set by
 the operator and then honoured or not; ipledger: customs' parameters with a
 key-level policy and an authorisation granted under AND(customs, operator|broker)),
-then ``python -m gateway.fabric.verify`` fetches every block from peer0.customs
+then ``python -m ipledger.network.cli.verify`` fetches every block from peer0.customs
 through Deliver and saves them; then single-byte tampering of saved copies is
 named by block (and transaction).
 """
@@ -20,9 +20,9 @@ import pytest
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import transaction_pb2
 
-from gateway.fabric import GatewayError
-from gateway.fabric.verify import main as verify_main
-from gateway.fabric.verify.blocks import block_file, block_files
+from ipledger.gateway.client import GatewayError
+from ipledger.network.cli.verify import main as verify_main
+from ipledger.network.fabric.blocks import block_file, block_files
 
 pytestmark = pytest.mark.fabric
 J = json.dumps
@@ -31,7 +31,7 @@ RUN: dict[str, str] = {}   # output of the verification against the peer
 
 
 def customs_peer_policy_hex() -> str:
-    from chaincode.contract.endorsement import customs_only_policy
+    from ipledger.chaincode.contract.endorsement import customs_only_policy
     return customs_only_policy("CustomsMSP").hex()
 
 
@@ -58,7 +58,7 @@ def transactions(fabric_network, clients, stubcheck, ipledger_chaincode):
     granted = scenario.grant("FRIPO000777")  # its own id: the session's other suites use FRIPO000001
     scenario.accepted(granted)
     seen["grant"] = granted.tx_id
-    from chaincode.testing.scenario import HOLDER
+    from ipledger.chaincode.testing.scenario import HOLDER
     # The operator's register entry now carries customs' key-level policy: this update is judged by it.
     scenario.accepted(scenario.register("OperatorMSP", "holder", [HOLDER], name="registered again"))
     return seen
@@ -66,7 +66,7 @@ def transactions(fabric_network, clients, stubcheck, ipledger_chaincode):
 
 def run_cli(*args) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "gateway.fabric.verify", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "ipledger.network.cli.verify", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 
 
-from chaincode.contract import acts, errors, params, time_rules
-from chaincode.testing import scenario
+from ipledger.chaincode.contract import acts, errors, params, time_rules
+from ipledger.chaincode.testing import scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = ROOT / "docs" / "domain.md"

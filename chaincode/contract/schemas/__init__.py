@@ -4,7 +4,7 @@ The files ship inside the package and are read with :mod:`importlib.resources`,
 so the gateway can validate requests with exactly the rules the chaincode
 applies::
 
-    from chaincode.contract.schemas import EVENT_TYPES, load_schema, validator
+    from ipledger.chaincode.contract.schemas import EVENT_TYPES, load_schema, validator
     validator("PlaceUnderProcedure").iter_errors(body)
 
 :func:`load_schema` returns a self-contained schema: the shared definitions of
@@ -22,7 +22,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker, validators
 
-from .. import acts
+from ipledger.chaincode.contract import acts
 
 __all__ = ["EVENT_TYPES", "TRANSIENT_SCHEMAS", "load_schema", "validator", "validate", "errors",
            "identifier_errors"]
@@ -98,7 +98,7 @@ def _local_refs(node: Any) -> Any:
 @FORMATS.checks("mrn", raises=ValueError)
 def _is_mrn(value: object) -> bool:
     """The EU MRN (UCC IA Annex B): the pattern says the shape, this the check digit."""
-    from ..identifiers import mrn_problem
+    from ipledger.chaincode.contract.identifiers import mrn_problem
 
     problem = mrn_problem(value) if isinstance(value, str) else None
     if problem:
@@ -125,7 +125,7 @@ def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
     """Every violation as ``{"path": "/outputs/0/qty", "message": ...}``, in a stable order. An MRN gets
     one violation saying what is wrong with it (length, a position, the check digit); ``mrn: True``
     marks it."""
-    from ..identifiers import mrn_problem
+    from ipledger.chaincode.contract.identifiers import mrn_problem
 
     found: dict[tuple[str, str], dict] = {}
     for err in validator(event_type).iter_errors(instance):
@@ -142,8 +142,8 @@ def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
 def identifier_errors(instance: Any, prefix: str = "") -> list[dict[str, str]]:
     """The contract's explicit check that every identifier is whole (``identifiers.require_whole``,
     InvalidIdentifier), as violations for the gateway: ``[]`` or one ``{"path", "message"}``."""
-    from ..errors import InvalidIdentifier
-    from ..identifiers import require_whole
+    from ipledger.chaincode.contract.errors import InvalidIdentifier
+    from ipledger.chaincode.contract.identifiers import require_whole
 
     try:
         require_whole(instance, prefix)
@@ -153,9 +153,9 @@ def identifier_errors(instance: Any, prefix: str = "") -> list[dict[str, str]]:
 
 
 def validate(event_type: str, instance: Any) -> None:
-    """Raise :class:`chaincode.contract.errors.InvalidEvent` listing every violation —
-    :class:`~chaincode.contract.errors.InvalidMrn` when an MRN is the only thing wrong."""
-    from ..errors import InvalidEvent, InvalidMrn
+    """Raise :class:`ipledger.chaincode.contract.errors.InvalidEvent` listing every violation —
+    :class:`~ipledger.chaincode.contract.errors.InvalidMrn` when an MRN is the only thing wrong."""
+    from ipledger.chaincode.contract.errors import InvalidEvent, InvalidMrn
 
     found = errors(event_type, instance)
     if found:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from network import chaincode as cc
+from ipledger.network.channel import chaincode as cc
 
 BIN = Path(__file__).resolve().parents[3] / "chaincode" / "builder" / "bin"
 
@@ -156,13 +156,13 @@ def test_a_binary_package_without_its_executable_is_refused(tmp_path):
 # -------------------------------------------------------------------- who customs is (IPLEDGER_CUSTOMS_MSP)
 
 def _recording_package(tmp_path: Path, customs_msp) -> Path:
-    """A package whose 'chaincode.shim.client' only records what the launcher saw (as the real one would be
+    """A package whose 'ipledger.chaincode.shim.client' only records what the launcher saw (as the real one would be
     imported: from the package's src/, under python -I -S)."""
-    root = tmp_path / "code" / "chaincode"
-    (root / "shim").mkdir(parents=True)
-    (root / "__init__.py").write_text("")
-    (root / "shim" / "__init__.py").write_text("")
-    (root / "shim" / "client.py").write_text(
+    root = tmp_path / "code" / "ipledger"          # packaged as src/ipledger/chaincode/...
+    (root / "chaincode" / "shim").mkdir(parents=True)
+    (root / "chaincode" / "__init__.py").write_text("")
+    (root / "chaincode" / "shim" / "__init__.py").write_text("")
+    (root / "chaincode" / "shim" / "client.py").write_text(
         "import json, os, sys\n"
         "from pathlib import Path\n"
         "def main(argv):\n"
@@ -170,7 +170,7 @@ def _recording_package(tmp_path: Path, customs_msp) -> Path:
         "    seen['argv'], seen['isolated'] = argv, sys.flags.isolated\n"
         "    Path(argv[1]).with_name('seen.json').write_text(json.dumps(seen))\n"
         "    return 0\n")
-    spec = cc.ChaincodeSpec(name="rec", version="0.1", contract="chaincode.contract:X", sources=[root],
+    spec = cc.ChaincodeSpec(name="rec", version="0.1", contract="ipledger.chaincode.contract:X", sources=[root],
                             customs_msp=customs_msp)
     return cc.build_package(spec, tmp_path / "rec.tar.gz", wheels=[])
 
@@ -197,7 +197,7 @@ def test_run_gives_the_chaincode_the_customs_msp_of_its_manifest_only(tmp_path, 
     got = json.loads((run_meta / "seen.json").read_text())
     assert got["IPLEDGER_CUSTOMS_MSP"] == seen
     assert got["OTHER"] == "1" and got["isolated"] == 1       # -I ignores PYTHON* settings, not the others
-    assert got["argv"] == ["chaincode.contract:X", str(run_meta / "chaincode.json")]
+    assert got["argv"] == ["ipledger.chaincode.contract:X", str(run_meta / "chaincode.json")]
 
 
 @pytest.mark.parametrize("bad", ["Customs MSP", "", "CustomsMSP\n", 42])

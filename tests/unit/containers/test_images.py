@@ -1,4 +1,4 @@
-"""network/containers/images.py without a container engine: input hashes and the caching they
+"""network/org/containers/images.py without a container engine: input hashes and the caching they
 decide, Dockerfile rendering, the build plan, and the real specs from fake Fabric binaries."""
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from network import fabric
-from network.containers import __main__ as cli
-from network.containers import images
-from network.containers.images import ImageError, ImageSpec, Input, SCRATCH
+from ipledger.network.org import binaries
+from ipledger.network.org.containers import __main__ as cli
+from ipledger.network.org.containers import images
+from ipledger.network.org.containers.images import ImageError, ImageSpec, Input, SCRATCH
 
 
 def spec(name, parent="base", template="FROM @BASE@\nCOPY a /a\n", **kw):
@@ -200,13 +200,13 @@ def test_the_five_images_and_their_contexts(fake_material):
     dests = {n: {i.dest for i in s.inputs} for n, s in specs.items()}
     assert {"bin/peer", "config/core.yaml", "builder/ccbuilder.py", "builder/bin/detect"} <= dests["peer"]
     assert {"bin/orderer", "bin/osnadmin", "config/orderer.yaml"} <= dests["orderer"]
-    assert "src/chaincode/shim/server.py" in dests["ccaas"]
-    assert "src/chaincode/contract/contract.py" in dests["ccaas"]
+    assert "src/ipledger/chaincode/shim/server.py" in dests["ccaas"]
+    assert "src/ipledger/chaincode/contract/contract.py" in dests["ccaas"]
     assert not any("/testing/" in d or "/builder/" in d for d in dests["ccaas"])
     assert any(d.startswith("wheels/grpcio-") for d in dests["ccaas"] | dests["gateway"])
     assert specs["gateway"].prepare is images.build_project_wheel
     hashed = {i.dest for i in specs["gateway"].hashed}
-    assert {"pyproject.toml", "src/gateway/app.py", "src/network/cli.py"} <= hashed
+    assert {"pyproject.toml", "src/gateway/app.py", "src/network/cli/commands.py"} <= hashed
     assert not any(d.endswith(".Dockerfile") for d in hashed)  # not in the wheel: not hashed
     modes = {i.dest: i.mode for i in specs["peer"].inputs}
     assert modes["bin/peer"] == 0o755 and modes["builder/bin/run"] == 0o755
@@ -230,8 +230,8 @@ def test_dynamic_fabric_binaries_go_on_the_base_static_ones_on_scratch(fake_mate
 
 def test_the_tags_carry_the_fabric_and_project_versions(fake_material):
     tags = {s.spec.name: s.tag for s in images.plan(_specs(fake_material))}
-    assert tags["peer"].startswith(f"ipledger/peer:{fabric.VERSION}-")
-    assert tags["orderer"].startswith(f"ipledger/orderer:{fabric.VERSION}-")
+    assert tags["peer"].startswith(f"ipledger/peer:{binaries.VERSION}-")
+    assert tags["orderer"].startswith(f"ipledger/orderer:{binaries.VERSION}-")
     assert tags["base"].startswith("ipledger/base:bookworm-")
     assert tags["gateway"].startswith(f"ipledger/gateway:{images.project_version()}-")
 

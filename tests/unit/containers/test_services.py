@@ -1,14 +1,16 @@
-"""The containers' descriptions (network/containers/services.py), their compose form and the runtime
-record (network/runtime.py): no engine needed."""
+"""The containers' descriptions (network/org/containers/services.py), their compose form and the runtime
+record (network/org/runtime.py): no engine needed."""
 from pathlib import Path
 
 import pytest
 import yaml
 
-from network import consortium, generate, runtime
-from network.containers import compose, services
-from network.layout import Layout
-from network.lifecycle import Network, NetworkError
+from ipledger.network import consortium
+from ipledger.network.org import generate
+from ipledger.network.org import runtime
+from ipledger.network.org.containers import compose, services
+from ipledger.network.layout import Layout
+from ipledger.network.org.nodes import Nodes, NetworkError
 
 TAGS = {"peer": "ipledger/peer:t", "orderer": "ipledger/orderer:t", "ccaas": "ipledger/ccaas:t",
         "gateway": "ipledger/gateway:t"}
@@ -97,7 +99,7 @@ def test_the_chaincode_service_listens_beside_its_organisations_first_peer(net):
 
 
 def test_the_chaincode_services_certificate_names_the_peers_host_and_is_issued_again_when_it_changes(net):
-    from network import identities
+    from ipledger.network.org import identities
     c, lay = net
     org = c.org("OperatorMSP")
     ids = identities.OrgIdentities(lay.org_dir(org), org.msp_id, org.domain)
@@ -149,7 +151,7 @@ def test_the_runtime_is_recorded_and_another_one_refused(tmp_path, monkeypatch):
     with pytest.raises(runtime.RuntimeChoiceError, match="unknown runtime 'podman'"):
         runtime.choose(Layout(tmp_path / "other"), "podman")
     with pytest.raises(NetworkError, match="runs its nodes as docker"):
-        Network.open(lay.root, runtime="native")
+        Nodes.open(lay.root, runtime="native")
 
 
 def test_the_chaincode_services_port_must_be_free(tmp_path):
@@ -158,10 +160,10 @@ def test_the_chaincode_services_port_must_be_free(tmp_path):
     raw["ports_per_node"] = 3
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(raw))
-    net = Network(consortium.load(path, base_port=21000), Layout(tmp_path / "state"), "docker")
+    net = Nodes(consortium.load(path, base_port=21000), Layout(tmp_path / "state"), "docker")
     with pytest.raises(NetworkError, match="CustomsMSP.s chaincode service would listen on 127.0.0.1:21006, which peer0.operator uses.*5 ports"):
         net._check_container_ports()
-    Network(consortium.load(base_port=21000), Layout(tmp_path / "state"), "docker")._check_container_ports()
+    Nodes(consortium.load(base_port=21000), Layout(tmp_path / "state"), "docker")._check_container_ports()
 
 
 def test_a_state_directory_made_before_the_record_runs_natively(tmp_path, monkeypatch):
@@ -184,11 +186,11 @@ def test_containers_refuse_nodes_in_network_namespaces(tmp_path):
     c = consortium.load(path, base_port=21000)
     generate.init_org(c, lay, c.org("CustomsMSP"), log=lambda *_: None)
     with pytest.raises(NetworkError, match="peer0.customs name a network namespace"):
-        Network(c, lay, "docker")._check_container_ports()
+        Nodes(c, lay, "docker")._check_container_ports()
 
 
 def test_gateway_tls_files_are_given_as_absolute_paths(tmp_path, monkeypatch):
-    from gateway.tls import TLSOptions
+    from ipledger.gateway.tls import TLSOptions
     monkeypatch.chdir(tmp_path)
     tls = TLSOptions("server.crt", "server.key", ("consortium", "OperatorMSP=cas/op.pem", "extra.pem"), "required")
     assert tls.files() == [str(tmp_path / "server.crt"), str(tmp_path / "server.key"), str(tmp_path / "cas/op.pem"),

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from chaincode.contract import InwardProcessingContract
-from chaincode.testing.scenario import Scenario
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing.scenario import Scenario
 
 
 @pytest.fixture

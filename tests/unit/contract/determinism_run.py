@@ -28,11 +28,11 @@ if __name__ == "__main__":  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
     os.environ.setdefault("IPLEDGER_CUSTOMS_MSP", "CustomsMSP")  # the deployment names customs
 
-from chaincode.contract import InwardProcessingContract  # noqa: E402
-from chaincode.testing.memstub import MemLedger  # noqa: E402
-from chaincode.testing.scenario import (AUTH_ID, RETREADED, RUBBER_WASTE, SITE1, SITE2, USED_TYRES,  # noqa: E402
+from ipledger.chaincode.contract import InwardProcessingContract  # noqa: E402
+from ipledger.chaincode.testing.memstub import MemLedger  # noqa: E402
+from ipledger.chaincode.testing.scenario import (AUTH_ID, RETREADED, RUBBER_WASTE, SITE1, SITE2, USED_TYRES,  # noqa: E402
                                         Scenario, authorisation_fields, evidence, iso, retreaded, waste)
-from chaincode.testing.mrns import mrn as valid_mrn  # noqa: E402
+from ipledger.chaincode.testing.mrns import mrn as valid_mrn  # noqa: E402
 
 DAY_S = 86400
 RECLAIMED = "40030000"  # reclaimed rubber: a secondary product with a rate of yield

@@ -4,10 +4,10 @@ not conflict with each other on a key every one of them writes; placements still
 ceiling stays exact."""
 from __future__ import annotations
 
-from chaincode.contract import keys
-from chaincode.contract.contract import InwardProcessingContract
-from chaincode.testing import MemStub
-from chaincode.testing.scenario import SITE1, Scenario
+from ipledger.chaincode.contract import keys
+from ipledger.chaincode.contract.contract import InwardProcessingContract
+from ipledger.chaincode.testing import MemStub
+from ipledger.chaincode.testing.scenario import SITE1, Scenario
 
 
 def lots_in_distinct_shards(n: int) -> list[str]:

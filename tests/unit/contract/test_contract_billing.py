@@ -5,8 +5,8 @@ import datetime as dt
 
 import pytest
 
-from chaincode.contract import InwardProcessingContract
-from chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso, retreaded
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso, retreaded
 
 DAY_S = 86400
 

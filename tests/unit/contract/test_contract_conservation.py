@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import pytest
 
-from chaincode.contract import InwardProcessingContract
-from chaincode.testing.scenario import (AUTH_ID, RETREADED, RUBBER_WASTE, SITE1, USED_TYRES, Scenario, iso,
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing.scenario import (AUTH_ID, RETREADED, RUBBER_WASTE, SITE1, USED_TYRES, Scenario, iso,
                                         retreaded, waste)
-from chaincode.testing.mrns import mrn as valid_mrn
+from ipledger.chaincode.testing.mrns import mrn as valid_mrn
 
 RECLAIMED = "40030000"   # reclaimed rubber: a secondary product, 2.5 kg per used tyre
 TUBES = "40131000"       # inner tubes: a second input, 0.5 kg of reclaimed rubber each, no main product

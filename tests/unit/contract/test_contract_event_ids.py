@@ -3,8 +3,8 @@ submitting organisation, so one organisation can neither take another's ERP even
 another's transaction ids through ``DuplicateEvent``."""
 from __future__ import annotations
 
-from chaincode.testing import mrns
-from chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso
+from ipledger.chaincode.testing import mrns
+from ipledger.chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso
 
 
 

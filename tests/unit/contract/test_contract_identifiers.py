@@ -15,9 +15,9 @@ import string
 
 import pytest
 
-from chaincode.contract.schemas import EVENT_TYPES, TRANSIENT_SCHEMAS, load_schema
-from chaincode.testing import mrns
-from chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, authorisation_fields, iso, retreaded
+from ipledger.chaincode.contract.schemas import EVENT_TYPES, TRANSIENT_SCHEMAS, load_schema
+from ipledger.chaincode.testing import mrns
+from ipledger.chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, authorisation_fields, iso, retreaded
 
 BAD_ENDINGS = ("\n", "\r\n", "\x00", "\x00X", "\t", "\x1f", "\x85")
 
@@ -157,8 +157,8 @@ def test_queries_match_identifiers_whole(s):
 
 def test_explicit_check_behind_the_schemas():
     """The contract checks identifiers itself, after the schema (a schema edit cannot reopen the hole)."""
-    from chaincode.contract import identifiers
-    from chaincode.contract.errors import InvalidEvent, InvalidIdentifier
+    from ipledger.chaincode.contract import identifiers
+    from ipledger.chaincode.contract.errors import InvalidEvent, InvalidIdentifier
 
     identifiers.require_whole({"lot_id": "L1", "sites": ["A"], "inputs": [{"lot_id": "L2"}],
                                "msp_id": "BrokerMSP", "eoris": ["FR1"], "description": "two\nlines"})
@@ -172,7 +172,7 @@ def test_explicit_check_behind_the_schemas():
 # ---------------------------------------------------------------------------------------- MRNs for real
 
 def test_domain_examples_are_valid_mrns():
-    from chaincode.contract.identifiers import is_mrn, mrn_problem
+    from ipledger.chaincode.contract.identifiers import is_mrn, mrn_problem
 
     for value in ("26FR000110000001R8", "26FR000110000007A7"):
         assert is_mrn(value) and mrn_problem(value) is None
@@ -191,7 +191,7 @@ def test_domain_examples_are_valid_mrns():
     ("26FR000110000001R8\n", "control"),
 ])
 def test_invalid_mrns_are_refused_with_a_named_rule(s, value, why):
-    from chaincode.contract.identifiers import is_mrn, mrn_problem
+    from ipledger.chaincode.contract.identifiers import is_mrn, mrn_problem
 
     assert not is_mrn(value) and why in mrn_problem(value)
     before = s.ledger.snapshot()
@@ -211,7 +211,7 @@ def test_an_invalid_mrn_among_other_violations_is_an_invalid_event(s):
 
 
 def test_the_contract_and_the_test_helper_agree_on_check_digits():
-    from chaincode.contract.identifiers import is_mrn, mrn_check_digit
+    from ipledger.chaincode.contract.identifiers import is_mrn, mrn_check_digit
 
     rng = random.Random(13)
     alnum = string.digits + string.ascii_uppercase
@@ -229,7 +229,7 @@ def test_the_contract_and_the_test_helper_agree_on_check_digits():
 def test_the_check_digit_catches_every_single_character_error():
     """ISO 6346 weights 2^i mod 11 are all different and non-zero: one wrong character always changes
     the check digit (unless 10 → 0 hides it)."""
-    from chaincode.contract.identifiers import is_mrn
+    from ipledger.chaincode.contract.identifiers import is_mrn
 
     valid = mrns.PLACE_MRN_L1
     alnum = string.digits + string.ascii_uppercase

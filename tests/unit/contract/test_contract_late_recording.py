@@ -9,9 +9,9 @@ import datetime as dt
 
 import pytest
 
-from chaincode.contract import InwardProcessingContract
-from chaincode.testing import mrns
-from chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing import mrns
+from ipledger.chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso
 
 DAY = dt.timedelta(days=1)
 
@@ -70,7 +70,7 @@ def test_the_allowance_is_a_customs_parameter(s):
 
 
 def test_the_old_backdating_limit_stored_on_a_ledger_still_counts():
-    from chaincode.contract import params
+    from ipledger.chaincode.contract import params
 
     class Stored:
         def get(self, key):

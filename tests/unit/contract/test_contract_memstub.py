@@ -10,9 +10,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from chaincode.shim.contract_api import ChaincodeError, Contract, transaction
-from chaincode.shim.interface import ChaincodeStub, PeerError
-from chaincode.testing import MemLedger, load_collections_config
+from ipledger.chaincode.shim.contract_api import ChaincodeError, Contract, transaction
+from ipledger.chaincode.shim.interface import ChaincodeStub, PeerError
+from ipledger.chaincode.testing import MemLedger, load_collections_config
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)

@@ -29,9 +29,9 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from chaincode.contract import InwardProcessingContract
-from chaincode.testing.scenario import AUTH_ID, RETREADED, RUBBER_WASTE, SITE1, SITE2, USED_TYRES, Scenario, iso
-from chaincode.testing.mrns import mrn as valid_mrn
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing.scenario import AUTH_ID, RETREADED, RUBBER_WASTE, SITE1, SITE2, USED_TYRES, Scenario, iso
+from ipledger.chaincode.testing.mrns import mrn as valid_mrn
 
 RECLAIMED, TUBES = "40030000", "40131000"
 SITES = (SITE1, SITE2)

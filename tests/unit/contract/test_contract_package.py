@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from chaincode.contract import InwardProcessingContract, errors
-from chaincode.contract.endorsement import describe, signature_policy
-from chaincode.contract.schemas import EVENT_TYPES, load_schema, validator
-from chaincode.shim.contract_api import ChaincodeError
-from chaincode.testing import MemLedger
+from ipledger.chaincode.contract import InwardProcessingContract, errors
+from ipledger.chaincode.contract.endorsement import describe, signature_policy
+from ipledger.chaincode.contract.schemas import EVENT_TYPES, load_schema, validator
+from ipledger.chaincode.shim.contract_api import ChaincodeError
+from ipledger.chaincode.testing import MemLedger
 
 ROOT = Path(__file__).resolve().parents[3]
 CONTRACT_DIR = ROOT / "chaincode" / "contract"
@@ -34,7 +34,7 @@ def test_schema_is_self_contained_draft_2020_12(event_type):
     plain = Draft202012Validator(schema)  # no registry: common.json is embedded
     errors_ = list(plain.iter_errors({"event_id": "e"}))
     assert errors_, "an almost empty event must be invalid"
-    assert resources.files("chaincode.contract.schemas").joinpath(f"{event_type}.json").is_file()
+    assert resources.files("ipledger.chaincode.contract.schemas").joinpath(f"{event_type}.json").is_file()
 
 
 def test_load_schema_returns_a_copy():
@@ -68,7 +68,7 @@ def test_mrn_format(value, shape, ok):
     ("supervising_office", "fr000110", False),
 ])
 def test_identifier_formats(field, value, ok):
-    from chaincode.testing.scenario import authorisation_fields
+    from ipledger.chaincode.testing.scenario import authorisation_fields
     import datetime as dt
 
     event = {"event_id": "e", "authorisation_id": "FRIPO000001", "occurred_at": "2026-01-01T00:00:00Z",
@@ -107,7 +107,7 @@ def test_signature_policy_builder():
 
 def test_events_documentation_names_the_event_and_the_alerts():
     text = (CONTRACT_DIR / "EVENTS.md").read_text()
-    from chaincode.contract.eventlog import EVENT_NAME
+    from ipledger.chaincode.contract.eventlog import EVENT_NAME
 
     assert f"`{EVENT_NAME}`" in text
     for alert in ("YieldDeviation", "BalanceDiscrepancy", "CeilingNear", "LossRateHigh", "AuthorisationSuspended",
@@ -138,7 +138,7 @@ def test_chaincode_never_imports_gateway_or_network():
 
 
 def test_identity_that_is_not_a_client_is_not_permitted():
-    from chaincode.testing.scenario import AUTH_ID, Scenario, authorisation_fields
+    from ipledger.chaincode.testing.scenario import AUTH_ID, Scenario, authorisation_fields
 
     s = Scenario(InwardProcessingContract)
     event = {"authorisation_id": AUTH_ID, **authorisation_fields(s.day)}
@@ -150,8 +150,8 @@ def test_identity_that_is_not_a_client_is_not_permitted():
 def test_default_clock_is_the_peer_wall_clock(monkeypatch):
     import datetime as dt
 
-    from chaincode.contract import deployment
-    from chaincode.testing.scenario import iso
+    from ipledger.chaincode.contract import deployment
+    from ipledger.chaincode.testing.scenario import iso
 
     monkeypatch.setenv("IPLEDGER_CUSTOMS_MSP", "CustomsMSP")
     deployment.customs_msp_from_environment.cache_clear()

@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from chaincode.contract import InwardProcessingContract, deployment
-from chaincode.contract.endorsement import describe
-from chaincode.testing.scenario import (AUTH_ID, BROKER_EORI, HOLDER, PLACE_MRN_L1, SITE1, SITE2, Scenario,
+from ipledger.chaincode.contract import InwardProcessingContract, deployment
+from ipledger.chaincode.contract.endorsement import describe
+from ipledger.chaincode.testing.scenario import (AUTH_ID, BROKER_EORI, HOLDER, PLACE_MRN_L1, SITE1, SITE2, Scenario,
                                         authorisation_fields)
 
 AUTH_B = "FRIPO000002"
@@ -297,7 +297,7 @@ def test_the_contract_names_no_organisation():
     import re
     from pathlib import Path
 
-    import chaincode.contract as package
+    import ipledger.chaincode.contract as package
 
     msp_id = re.compile(r"[A-Z][A-Za-z0-9]*MSP\b")
     found = []

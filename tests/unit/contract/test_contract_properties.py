@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from chaincode.contract import InwardProcessingContract
-from chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso, retreaded, waste
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso, retreaded, waste
 
 SITES = [SITE1, SITE2]
 REASONS = ["NATURE", "FORCE_MAJEURE", "DESTROYED"]

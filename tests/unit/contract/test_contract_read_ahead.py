@@ -2,9 +2,9 @@
 peer together (one GetMultipleStates round trip), not one GetState each; the result is the same."""
 from __future__ import annotations
 
-from chaincode.contract.contract import InwardProcessingContract
-from chaincode.testing import MemStub
-from chaincode.testing.scenario import SITE1, SITE2, Scenario, iso
+from ipledger.chaincode.contract.contract import InwardProcessingContract
+from ipledger.chaincode.testing import MemStub
+from ipledger.chaincode.testing.scenario import SITE1, SITE2, Scenario, iso
 
 
 def counting(monkeypatch):

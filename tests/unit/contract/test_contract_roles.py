@@ -11,8 +11,8 @@ import datetime as dt
 
 import pytest
 
-from chaincode.contract import InwardProcessingContract
-from chaincode.testing.scenario import (AUTH_ID, SITE1, SITE2, Scenario, authorisation_fields, evidence, iso, mrn,
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing.scenario import (AUTH_ID, SITE1, SITE2, Scenario, authorisation_fields, evidence, iso, mrn,
                                         retreaded)
 
 AUTH2 = "FRIPO000002"

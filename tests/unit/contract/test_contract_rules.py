@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from chaincode.contract import InwardProcessingContract
-from chaincode.testing.scenario import (AUTH_ID, BROKER_EORI, PLACE_MRN_L1, RETREADED, SITE1,
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing.scenario import (AUTH_ID, BROKER_EORI, PLACE_MRN_L1, RETREADED, SITE1,
                                         SITE2, USED_TYRES, Scenario, authorisation_fields, evidence, iso, mrn,
                                         retreaded, waste)
 
@@ -552,7 +552,7 @@ def test_lot_is_discharged_only_when_its_products_are(s):
 
 
 def test_authorisation_keys_carry_customs_key_level_endorsement(s):
-    from chaincode.contract.endorsement import describe
+    from ipledger.chaincode.contract.endorsement import describe
 
     stub = s.ledger.stub()
     policy = s.ledger.validation_parameter(stub.create_composite_key("auth", [AUTH_ID]))
@@ -580,8 +580,8 @@ def test_set_parameters(s):
 @pytest.mark.parametrize("field, value", [("until", "2026-02-30"), ("occurred_at", "2026-13-02T09:00:00Z"),
                                           ("occurred_at", "2026-03-02T25:00:00Z")])
 def test_impossible_calendar_dates_are_invalid_events(field, value):
-    from chaincode.contract import InwardProcessingContract
-    from chaincode.testing.scenario import AUTH_ID, Scenario
+    from ipledger.chaincode.contract import InwardProcessingContract
+    from ipledger.chaincode.testing.scenario import AUTH_ID, Scenario
     s = Scenario(InwardProcessingContract)
     s.accepted(s.grant())
     event = {"authorisation_id": AUTH_ID, "reason": "audit", "until": "2026-02-28", field: value}

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from chaincode.contract import InwardProcessingContract
-from chaincode.testing.scenario import (AUTH_ID, EXIT_MRN_B1, PARTIES, PLACE_MRN_L1, RETREADED, RUBBER_WASTE, SITE1,
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing.scenario import (AUTH_ID, EXIT_MRN_B1, PARTIES, PLACE_MRN_L1, RETREADED, RUBBER_WASTE, SITE1,
                                         SITE2, USED_TYRES, Scenario, iso, mrn, retreaded, waste)
 
 DAY_S = 86400

@@ -1,4 +1,4 @@
-"""Chaincode as a service: ``python -m chaincode.shim.server`` runs the contract configured from its own
+"""Chaincode as a service: ``python -m ipledger.chaincode.shim.server`` runs the contract configured from its own
 environment — the CHAINCODE_* variables, and IPLEDGER_CUSTOMS_MSP for who customs is."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from chaincode.testing.memstub import identity_pem
+from ipledger.chaincode.testing.memstub import identity_pem
 from tests.unit.shim.shim_fakepeer import FakePeer, make_signed_proposal
 from tests.unit.shim.shim_helpers import run
 
@@ -33,11 +33,11 @@ def test_the_chaincode_service_takes_customs_from_its_environment(customs_msp):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         env = {**os.environ, "PYTHONPATH": REPO, "CHAINCODE_SERVER_ADDRESS": f"127.0.0.1:{port}",
-               "CHAINCODE_ID": "ipledger_1.0:test", "CHAINCODE_CONTRACT": "chaincode.contract:InwardProcessingContract"}
+               "CHAINCODE_ID": "ipledger_1.0:test", "CHAINCODE_CONTRACT": "ipledger.chaincode.contract:InwardProcessingContract"}
         env.pop("IPLEDGER_CUSTOMS_MSP", None)
         if customs_msp:
             env["IPLEDGER_CUSTOMS_MSP"] = customs_msp
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chaincode.shim.server", env=env, cwd=REPO,
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "ipledger.chaincode.shim.server", env=env, cwd=REPO,
                                                     stderr=asyncio.subprocess.PIPE)
         try:
             peer = None

@@ -4,9 +4,9 @@ import datetime as dt
 
 import pytest
 
-from gateway.app import create_app
-from gateway.auth import KeyStore
-from gateway.config import GatewayConfig
+from ipledger.gateway.app import create_app
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.config import GatewayConfig
 
 from .contract_ledger import ContractLedger, ListSource, body, wait_for
 

@@ -1,4 +1,4 @@
-"""A gateway Ledger that runs the real contract in memory (chaincode.testing MemLedger), one block per
+"""A gateway Ledger that runs the real contract in memory (ipledger.chaincode.testing MemLedger), one block per
 transaction, and keeps the chaincode events it emits — so the dashboard's unit tests see the contract's
 real answers and visibility rules, and a fake event source can replay its events."""
 from __future__ import annotations
@@ -9,9 +9,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from chaincode.contract import InwardProcessingContract
-from chaincode.testing.scenario import BROKER_EORI, Scenario
-from gateway.fabric import ChaincodeEvent
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing.scenario import BROKER_EORI, Scenario
+from ipledger.gateway.client import ChaincodeEvent
 
 from ..gateway.fakes import endorse_error, evaluate_error
 

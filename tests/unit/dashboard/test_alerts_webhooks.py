@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gateway.webhooks import Subscriptions, WebhookError, verify
+from ipledger.gateway.webhooks import Subscriptions, WebhookError, verify
 
 from .conftest import AUTH, AUTH2, body, day
 from .contract_ledger import wait_for

@@ -9,8 +9,8 @@ from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import proposal_response_pb2, transaction_pb2
 
-from chaincode.testing.memstub import identity_pem
-from gateway.audit import transaction_info
+from ipledger.chaincode.testing.memstub import identity_pem
+from ipledger.gateway.audit import transaction_info
 
 from .conftest import AUTH, AUTH2, day
 

@@ -7,9 +7,10 @@ import io
 
 import pytest
 
-from chaincode.testing.mrns import placement_mrn
-from gateway import audit, reports
-from gateway.importer import LineOutcome, write_report
+from ipledger.chaincode.testing.mrns import placement_mrn
+from ipledger.gateway import audit
+from ipledger.gateway import reports
+from ipledger.gateway.importer import LineOutcome, write_report
 
 from .conftest import AUTH, day, place
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 
-from gateway.fabric import FileCheckpointer
-from gateway.feed.listener import FeedListener
-from gateway.feed.store import FeedStore
+from ipledger.gateway.client import FileCheckpointer
+from ipledger.gateway.feed.listener import FeedListener
+from ipledger.gateway.feed.store import FeedStore
 
 from .conftest import AUTH, AUTH2, bearer, body, place
 from .contract_ledger import ListSource, wait_for

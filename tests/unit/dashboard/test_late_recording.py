@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from chaincode.testing import mrns
+from ipledger.chaincode.testing import mrns
 
 from .conftest import place
 from .contract_ledger import wait_for

@@ -3,9 +3,9 @@ about — not to the channel's other parties (as GetParties answers); and it dro
 since registering or withdrawing a party changes who may read."""
 from __future__ import annotations
 
-from gateway.feed.store import feed_item
-from gateway.feed.visibility import Visibility
-from gateway.problems import Problem
+from ipledger.gateway.feed.store import feed_item
+from ipledger.gateway.feed.visibility import Visibility
+from ipledger.gateway.problems import Problem
 
 
 class Contract:

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from gateway import reports
+from ipledger.gateway import reports
 
 TX = [f"{n:064x}" for n in range(1, 81)]
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from gateway.app import create_app
+from ipledger.gateway.app import create_app
 
 from .conftest import AUTH, bearer, body
 
@@ -129,7 +129,7 @@ def test_a_stream_ends_as_soon_as_its_client_has_gone(config, ledger, keys):
     import socket
     import time
 
-    from gateway.feed.sse import peer_closed_check
+    from ipledger.gateway.feed.sse import peer_closed_check
 
     assert peer_closed_check(None) is None
     app = create_app(config.with_(sse_max_seconds=30.0, sse_max_per_key=1), ledger=ledger)

@@ -6,11 +6,11 @@ import json
 import threading
 import time
 
-from gateway.app import create_app
-from gateway.fabric import ChaincodeEvent, FileCheckpointer
-from gateway.feed.listener import FeedListener
-from gateway.feed.store import FeedStore
-from gateway.problems import Problem
+from ipledger.gateway.app import create_app
+from ipledger.gateway.client import ChaincodeEvent, FileCheckpointer
+from ipledger.gateway.feed.listener import FeedListener
+from ipledger.gateway.feed.store import FeedStore
+from ipledger.gateway.problems import Problem
 
 from .conftest import AUTH, AUTH2, body
 from .contract_ledger import ListSource, wait_for

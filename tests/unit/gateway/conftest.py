@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.app import create_app
-from gateway.auth import KeyStore
-from gateway.config import GatewayConfig
+from ipledger.gateway.app import create_app
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.config import GatewayConfig
 
 from .fakes import FakeLedger
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from gateway.fabric import CommitError, EndorseError, ErrorDetail, EvaluateError
+from ipledger.gateway.client import CommitError, EndorseError, ErrorDetail, EvaluateError
 
 AUTH_ID = "FRIPO000001"
 HOLDER = "FR12345678901234"

@@ -10,11 +10,11 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from chaincode.contract import InwardProcessingContract, acts, roles, schemas
-from chaincode.contract.contract import COMMERCIAL_ACTS
-from gateway import validation
-from gateway.feed import visibility
-from gateway.openapi import PERFORMED_BY, openapi_document
+from ipledger.chaincode.contract import InwardProcessingContract, acts, roles, schemas
+from ipledger.chaincode.contract.contract import COMMERCIAL_ACTS
+from ipledger.gateway import validation
+from ipledger.gateway.feed import visibility
+from ipledger.gateway.openapi import PERFORMED_BY, openapi_document
 
 ROOT = Path(__file__).resolve().parents[3]
 NAMES = set(acts.NAMES)
@@ -61,7 +61,7 @@ def test_every_act_the_contract_records_is_a_row_and_every_row_is_recorded():
 
 
 def test_every_schema_is_a_row_and_every_row_has_its_schema():
-    files = {p.name[:-len(".json")] for p in resources.files("chaincode.contract.schemas").iterdir()
+    files = {p.name[:-len(".json")] for p in resources.files("ipledger.chaincode.contract.schemas").iterdir()
              if p.name.endswith(".json")}
     events = files - {"common", *schemas.TRANSIENT_SCHEMAS}
     assert events == NAMES, _differs(events, "an event schema")

@@ -7,9 +7,9 @@ import stat
 
 import pytest
 
-from gateway.app import create_app
-from gateway.auth import KeyStore, KeyStoreError
-from network import cli
+from ipledger.gateway.app import create_app
+from ipledger.gateway.auth import KeyStore, KeyStoreError
+from ipledger.network import cli
 
 from .conftest import bearer
 from .fakes import move_body, place_body
@@ -129,7 +129,7 @@ def test_every_org_acts_as_itself(client, keys, ledger):
 
 
 def test_key_of_an_org_the_gateway_does_not_serve_is_403(client, keystore, ledger):
-    from gateway.ledger import UnknownOrg
+    from ipledger.gateway.ledger import UnknownOrg
     _, key = keystore.create("OtherMSP", "clerk")
 
     def refuse(org, *a, **k):
@@ -193,7 +193,7 @@ def test_cli_keys_create_list_revoke(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_refuses_an_org_not_in_the_network(tmp_path, capsys, monkeypatch):
-    from network.consortium import DEFAULT_FILE
+    from ipledger.network.consortium import DEFAULT_FILE
     state = tmp_path / "st"
     (state / "consortium").mkdir(parents=True)
     (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from chaincode.testing import mrns
-from gateway.app import create_app
+from ipledger.chaincode.testing import mrns
+from ipledger.gateway.app import create_app
 
 from .conftest import bearer
 from .fakes import FakeLedger, evaluate_error, grant_body

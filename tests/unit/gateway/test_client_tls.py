@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from werkzeug.serving import make_server
 
-from gateway import client_tls
-from gateway.client_tls import ClientTLSOptions, TLSFailure
-from gateway.importer import ImportError_, Importer
-from network import cli
+from ipledger.gateway import client_tls
+from ipledger.gateway.client_tls import ClientTLSOptions, TLSFailure
+from ipledger.gateway.importer import ImportError_, Importer
+from ipledger.network import cli
 
 from .fakes import move_body
 from . import test_mtls

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from gateway.api import docs
+from ipledger.gateway.api import docs
 
 ASSETS = "/api/v1/docs/assets/"
 

@@ -6,9 +6,9 @@ import json
 import grpc
 import pytest
 
-from chaincode.contract.errors import RULES
-from gateway.fabric import CommitError, EvaluateError, SubmitError
-from gateway.problems import CHAINCODE_STATUS
+from ipledger.chaincode.contract.errors import RULES
+from ipledger.gateway.client import CommitError, EvaluateError, SubmitError
+from ipledger.gateway.problems import CHAINCODE_STATUS
 
 from .fakes import (endorse_error, endorsement_mismatch, grant_body, mvcc_conflict, place_body, timed_out,
                     unavailable)
@@ -152,7 +152,7 @@ def test_commercial_data_refused_for_other_event_types(as_org, ledger):
 
 
 def test_every_event_type_is_validated_with_the_contracts_schema(as_org, ledger):
-    from chaincode.contract.schemas import EVENT_TYPES
+    from ipledger.chaincode.contract.schemas import EVENT_TYPES
     for event_type in EVENT_TYPES:
         r = as_org("CustomsMSP").post(EVENTS, json={"type": event_type, "event_id": "x"})
         p = _invalid(r, "/")
@@ -181,7 +181,7 @@ def test_malformed_bodies(as_org, ledger, data, content_type, status, name):
 
 
 def test_body_too_large_is_413(client, keys, config, ledger):
-    from gateway.app import create_app
+    from ipledger.gateway.app import create_app
     small = create_app(config.with_(max_body_bytes=1000), ledger=ledger).test_client()
     r = small.post(EVENTS, json=place_body(description="x" * 2000),
                    headers={"Authorization": f"Bearer {keys[('OperatorMSP', 'clerk')]}"})
@@ -206,7 +206,7 @@ def test_every_chaincode_error_code_becomes_its_problem(as_org, ledger, code):
     assert r.status_code == expected, r.json
     assert r.mimetype == PROBLEM
     p = r.json
-    from gateway.problems import slug
+    from ipledger.gateway.problems import slug
     assert p["type"] == f"https://ipledger.example/problems/{slug(code)}"
     assert p["status"] == expected and p["code"] == code and p["title"]
     assert p["request_id"] == r.headers["X-Request-Id"]
@@ -218,7 +218,7 @@ def test_every_chaincode_error_code_becomes_its_problem(as_org, ledger, code):
 
 
 def test_problem_type_uris_are_the_kebab_case_codes():
-    from gateway.problems import slug
+    from ipledger.gateway.problems import slug
     assert slug("QuantityExceedsBalance") == "quantity-exceeds-balance"
     assert slug("ClockSkew") == "clock-skew"
     assert slug("NotFound") == "not-found"
@@ -337,9 +337,9 @@ def test_unknown_route_and_method_are_problems(client):
 def test_unreachable_endorsers_or_an_interrupted_call_are_503_with_retry_after(code, message, details):
     import grpc
 
-    from gateway.fabric import EndorseError
-    from gateway.fabric.errors import ErrorDetail
-    from gateway.problems import from_gateway_error
+    from ipledger.gateway.client import EndorseError
+    from ipledger.network.fabric.errors import ErrorDetail
+    from ipledger.gateway.problems import from_gateway_error
     exc = EndorseError(message, code=getattr(grpc.StatusCode, code), tx_id="ab" * 32,
                        details=[ErrorDetail("127.0.0.1:7120", "OperatorMSP", d) for d in details])
     problem = from_gateway_error(exc, 7)
@@ -349,9 +349,9 @@ def test_unreachable_endorsers_or_an_interrupted_call_are_503_with_retry_after(c
 def test_aborted_for_another_reason_stays_502():
     import grpc
 
-    from gateway.fabric import EndorseError
-    from gateway.fabric.errors import ErrorDetail
-    from gateway.problems import from_gateway_error
+    from ipledger.gateway.client import EndorseError
+    from ipledger.network.fabric.errors import ErrorDetail
+    from ipledger.gateway.problems import from_gateway_error
     exc = EndorseError("failed to endorse", code=grpc.StatusCode.ABORTED, tx_id="ab" * 32,
                        details=[ErrorDetail("127.0.0.1:7120", "OperatorMSP", "chaincode definition mismatch")])
     assert from_gateway_error(exc, 7).status == 502

@@ -1,4 +1,4 @@
-"""gateway.filestore.JsonFile: the locked JSON file the API keys and webhook subscriptions live in."""
+"""ipledger.gateway.filestore.JsonFile: the locked JSON file the API keys and webhook subscriptions live in."""
 from __future__ import annotations
 
 import json
@@ -9,10 +9,10 @@ import threading
 
 import pytest
 
-import gateway.filestore as filestore
-from gateway.auth import KeyStore
-from gateway.filestore import CorruptFileError, JsonFile
-from gateway.webhooks import Subscriptions
+import ipledger.gateway.filestore as filestore
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.filestore import CorruptFileError, JsonFile
+from ipledger.gateway.webhooks import Subscriptions
 
 N = 150
 
@@ -223,7 +223,7 @@ def test_key_and_webhook_files_that_are_not_json_raise_the_named_error(tmp_path)
 
 
 def test_the_cli_reports_a_corrupt_file_as_an_error(tmp_path, capsys, monkeypatch):
-    from network import cli
+    from ipledger.network import cli
     state = tmp_path / "st"
     monkeypatch.setenv("IPLEDGER_GATEWAY_ORG", "OperatorMSP")
     assert cli.main(["--state-dir", str(state), "gateway", "keys", "create", "--org", "OperatorMSP",

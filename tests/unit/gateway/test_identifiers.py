@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaincode.testing import mrns
+from ipledger.chaincode.testing import mrns
 
 from .fakes import move_body, place_body
 
@@ -117,7 +117,7 @@ def test_the_contracts_new_rules_are_clear_problems(as_org, ledger, code, status
     r = as_org("BrokerMSP").post(EVENTS, json=place_body(mrn=mrns.PLACE_MRN_L1))
     assert r.status_code == status and r.mimetype == PROBLEM
     p = r.json
-    from gateway.problems import slug
+    from ipledger.gateway.problems import slug
     assert p["type"] == PROBLEMS + slug(code) and p["code"] == code and p["detail"] == f"{code} message"
     if code == "InvalidMrn":
         assert p["errors"] == errors

@@ -9,8 +9,8 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from gateway.importer import ImportError_, Importer, csv_row_to_body, read_records
-from network import cli
+from ipledger.gateway.importer import ImportError_, Importer, csv_row_to_body, read_records
+from ipledger.network import cli
 
 from .fakes import grant_body, move_body, place_body, unavailable
 
@@ -234,7 +234,7 @@ def test_the_csv_example_of_the_readme_gives_valid_events(tmp_path):
     import re
     from pathlib import Path
 
-    from gateway.validation import parse_event
+    from ipledger.gateway.validation import parse_event
     readme = (Path(__file__).resolve().parents[3] / "gateway" / "README.md").read_text()
     block = re.search(r"```csv\n(.*?)```", readme, re.DOTALL).group(1)
     path = tmp_path / "example.csv"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.app import create_app
+from ipledger.gateway.app import create_app
 
 from .conftest import bearer
 

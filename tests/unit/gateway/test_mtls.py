@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway import daemon
-from gateway.auth import KeyStore
-from gateway.tls import ServerTLS, TLSError, TLSOptions
+from ipledger.network.cli import gateway_daemon as daemon
+from ipledger.gateway.auth import KeyStore
+from ipledger.gateway.tls import ServerTLS, TLSError, TLSOptions
 
 REPO = Path(__file__).resolve().parents[3]
 ORGS = ("CustomsMSP", "OperatorMSP", "BrokerMSP")
@@ -355,17 +355,17 @@ def test_the_problem_type_is_in_the_openapi_document(client):
 def state_dir(tmp_path, monkeypatch):
     """A state directory holding the operator's own directory with its client identity (enough for the
     operator's 'serve' to get to TLS)."""
-    from network.lifecycle import Network
+    from ipledger.network.org.nodes import Nodes
     monkeypatch.setenv("IPLEDGER_LIVE_FEED", "0")
     state = tmp_path / "state"
-    net = Network.open(state)
+    net = Nodes.open(state)
     net.layout.user_msp(net.consortium.org("OperatorMSP"), "User1").mkdir(parents=True)  # its client identity
     return state
 
 
 def _cli(state: Path, *argv: str, monkeypatch) -> int:
-    from gateway.server import GatewayServer
-    from network import cli
+    from ipledger.gateway.server import GatewayServer
+    from ipledger.network import cli
 
     def never(self):
         raise AssertionError("gunicorn must not start with these options")
@@ -424,10 +424,10 @@ def test_an_unknown_client_cert_mode_is_a_usage_error(state_dir, pki, capsys, mo
 def _serve_with_fake_ledger(argv: list[str]) -> int:
     """``python -m tests.unit.gateway.test_mtls --keys-file F --bind ADDR --org-ca ORG=CA … <TLS options>``:
     the production server and TLS code around an app with a FakeLedger."""
-    from gateway.app import create_app
-    from gateway.cli import add_tls_arguments
-    from gateway.config import GatewayConfig
-    from gateway.server import GatewayServer, gunicorn_options
+    from ipledger.gateway.app import create_app
+    from ipledger.network.cli.gateway import add_tls_arguments
+    from ipledger.gateway.config import GatewayConfig
+    from ipledger.gateway.server import GatewayServer, gunicorn_options
 
     from .fakes import FakeLedger
 

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from gateway.fabric import EvaluateError
-from gateway.observability import JsonFormatter
+from ipledger.gateway.client import EvaluateError
+from ipledger.gateway.observability import JsonFormatter
 
 from .fakes import endorse_error, evaluate_error, place_body, unavailable
 
@@ -58,7 +58,7 @@ def test_logs_are_json_with_context_and_no_secrets(as_org, keys, ledger, json_lo
     nonce = json.loads(ledger.submits[0]["transient"]["commercial"])["nonce"]
     for forbidden in (key, secret, "31415.92", "Bearer", nonce, "customs_value"):
         assert forbidden not in text, forbidden
-    access = [r for r in records if r["logger"] == "gateway.access"]
+    access = [r for r in records if r["logger"] == "ipledger.gateway.access"]
     first = next(r for r in access if r.get("request_id") == "req-1")
     assert first["status"] == 201 and first["org"] == "BrokerMSP" and first["role"] == "clerk"
     assert first["key_id"] == keys.ids[("BrokerMSP", "clerk")]
@@ -78,7 +78,7 @@ def test_unhandled_exception_is_logged_with_type_but_no_text(app, as_org, json_l
     assert r.status_code == 500
     text = json_log.getvalue()
     assert "777.77" not in text
-    err = next(json.loads(line) for line in text.splitlines() if json.loads(line)["logger"] == "gateway.error")
+    err = next(json.loads(line) for line in text.splitlines() if json.loads(line)["logger"] == "ipledger.gateway.error")
     assert err["error_type"] == "RuntimeError" and err["level"] == "error" and err["stack"]
 
 
@@ -163,14 +163,14 @@ def test_public_endpoints_need_no_key(client):
 
 def _operator_here(state: Path) -> None:
     """A state directory with the default consortium and the operator's own directory (no keys yet)."""
-    from network.consortium import DEFAULT_FILE
+    from ipledger.network.consortium import DEFAULT_FILE
     (state / "consortium").mkdir(parents=True)
     (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
     (state / "operator" / "crypto").mkdir(parents=True)
 
 
 def test_config_from_state_dir_uses_the_orgs_own_user1_and_peer(tmp_path):
-    from gateway.config import ConfigError, GatewayConfig
+    from ipledger.gateway.config import ConfigError, GatewayConfig
     state = tmp_path / "state"
     _operator_here(state)
     cfg = GatewayConfig.from_state_dir(state, org="OperatorMSP")
@@ -189,9 +189,9 @@ def test_fabric_ledger_connects_lazily_once_per_org(tmp_path, monkeypatch):
     """One Gateway connection per org per process, opened on first use and shared by threads."""
     import threading
 
-    import gateway.fabric as fabric
-    from gateway.config import GatewayConfig, OrgConnection
-    from gateway.ledger import FabricLedger, UnknownOrg
+    import ipledger.gateway.client as fabric
+    from ipledger.gateway.config import GatewayConfig, OrgConnection
+    from ipledger.gateway.ledger import FabricLedger, UnknownOrg
 
     connects = []
 
@@ -232,9 +232,9 @@ def test_serve_runs_gunicorn_gthread_workers(tmp_path, monkeypatch, capsys):
     """`ipledger gateway serve` configures gunicorn (gthread, no preload) and checks the state first."""
     import shutil
 
-    from gateway import server
-    from network import cli
-    from network.consortium import DEFAULT_FILE
+    from ipledger.gateway import server
+    from ipledger.network import cli
+    from ipledger.network.consortium import DEFAULT_FILE
 
     state = tmp_path / "state"
     _operator_here(state)

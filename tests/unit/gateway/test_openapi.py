@@ -13,12 +13,12 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from chaincode.contract import schemas
-from chaincode.contract.errors import RULES
-from gateway.api.common import API_PREFIX
-from gateway.api.routes import openapi_path
-from gateway.openapi import OPERATIONS, event_request_schema, openapi_document
-from gateway.problems import slug
+from ipledger.chaincode.contract import schemas
+from ipledger.chaincode.contract.errors import RULES
+from ipledger.gateway.api.common import API_PREFIX
+from ipledger.gateway.api.routes import openapi_path
+from ipledger.gateway.openapi import OPERATIONS, event_request_schema, openapi_document
+from ipledger.gateway.problems import slug
 
 from .fakes import grant_body, move_body, place_body
 
@@ -73,9 +73,9 @@ def test_every_api_v1_rule_has_exactly_one_operation_and_every_operation_a_rule(
 
 
 def test_the_document_does_not_depend_on_what_else_was_imported(doc):
-    """gateway.openapi alone, in a fresh interpreter, gives the whole document: the operations are the
-    route modules' own, collected by gateway.openapi, not added by whoever happens to be imported."""
-    code = "import json, gateway.openapi as o; print(json.dumps(o.openapi_document(), sort_keys=True))"
+    """ipledger.gateway.openapi alone, in a fresh interpreter, gives the whole document: the operations are the
+    route modules' own, collected by ipledger.gateway.openapi, not added by whoever happens to be imported."""
+    code = "import json, ipledger.gateway.openapi as o; print(json.dumps(o.openapi_document(), sort_keys=True))"
     fresh = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(fresh.stdout) == doc
 

@@ -7,11 +7,13 @@ import shutil
 
 import pytest
 
-from gateway import server
-from gateway.config import ConfigError, GatewayConfig
-from network import cli, consortium, generate
-from network.consortium import DEFAULT_FILE
-from network.layout import Layout
+from ipledger.gateway import server
+from ipledger.gateway.config import ConfigError, GatewayConfig
+from ipledger.network import cli
+from ipledger.network import consortium
+from ipledger.network.org import generate
+from ipledger.network.consortium import DEFAULT_FILE
+from ipledger.network.layout import Layout
 
 
 @pytest.fixture

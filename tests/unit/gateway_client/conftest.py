@@ -3,7 +3,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from gateway.fabric import Gateway, RetryPolicy, Signer, Timeouts, X509Identity
+from ipledger.gateway.client import Gateway, RetryPolicy, Signer, Timeouts, X509Identity
 
 from .fakes import FakePeer, issue, make_ca, start_server
 

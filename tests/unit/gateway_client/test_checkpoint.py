@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gateway.fabric import FileCheckpointer
+from ipledger.gateway.client import FileCheckpointer
 
 
 def test_new_checkpointer_is_empty_and_writes_nothing(tmp_path):

@@ -12,7 +12,7 @@ from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2
 from fabric_protos.peer import proposal_response_pb2, transaction_pb2
 
-from gateway.fabric import (CommitError, CommitStatusError, EndorseError, ErrorDetail, EvaluateError, Gateway,
+from ipledger.gateway.client import (CommitError, CommitStatusError, EndorseError, ErrorDetail, EvaluateError, Gateway,
                             RetryPolicy, SubmitError, SubmitResult, Timeouts)
 
 from .fakes import abort_with_details, decode_proposal, verify_by_creator, wait_until_cancelled
@@ -235,7 +235,7 @@ def test_submit_error_is_typed_with_details(contract, fake_peer):
 
 def test_prepared_transaction_for_another_tx_is_refused(contract, fake_peer):
     from .fakes import prepared_envelope
-    from gateway.fabric import build_proposal
+    from ipledger.gateway.client import build_proposal
 
     def other(request, context):
         p = build_proposal(contract.gateway.identity, "inward-processing", "ipledger", "Fn")

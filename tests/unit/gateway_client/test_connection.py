@@ -11,8 +11,8 @@ from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2
 from fabric_protos.peer import proposal_response_pb2
 
-from gateway.fabric import DeliverError, Endpoint, EvaluateError, Gateway, Timeouts, dial, tls_cert_hash
-from gateway.fabric.connection import channel_options
+from ipledger.gateway.client import DeliverError, Endpoint, EvaluateError, Gateway, Timeouts, dial, tls_cert_hash
+from ipledger.network.fabric.connection import channel_options
 
 from .fakes import FakePeer, issue, make_ca, start_server
 

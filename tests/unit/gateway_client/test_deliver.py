@@ -10,7 +10,7 @@ import pytest
 from fabric_protos.common import common_pb2
 from fabric_protos.orderer import ab_pb2
 
-from gateway.fabric import DeliverError, deliver_blocks, seek_envelope
+from ipledger.gateway.client import DeliverError, deliver_blocks, seek_envelope
 
 from .fakes import verify_by_creator
 

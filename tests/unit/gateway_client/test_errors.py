@@ -8,8 +8,8 @@ from fabric_protos.gateway import gateway_pb2
 from fabric_protos.peer import proposal_response_pb2
 from google.protobuf import any_pb2
 
-from gateway.fabric import EndorseError, ErrorDetail, GatewayError
-from gateway.fabric.rpcstatus import error_details_from_metadata, error_details_from_status
+from ipledger.gateway.client import EndorseError, ErrorDetail, GatewayError
+from ipledger.network.fabric.rpcstatus import error_details_from_metadata, error_details_from_status
 
 from .fakes import status_details_bin
 

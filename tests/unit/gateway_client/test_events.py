@@ -9,7 +9,7 @@ import pytest
 from fabric_protos.gateway import gateway_pb2
 from fabric_protos.peer import chaincode_event_pb2
 
-from gateway.fabric import ChaincodeEvent, ChaincodeEventsError, Checkpoint, FileCheckpointer
+from ipledger.gateway.client import ChaincodeEvent, ChaincodeEventsError, Checkpoint, FileCheckpointer
 
 from .fakes import verify_by_creator
 

@@ -8,7 +8,7 @@ import pytest
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import chaincode_pb2, proposal_pb2
 
-from gateway.fabric import build_proposal, transaction_id
+from ipledger.gateway.client import build_proposal, transaction_id
 
 from .fakes import decode_proposal, verify_by_creator
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (Prehashed, decode_d
                                                              encode_dss_signature)
 from fabric_protos.msp import identities_pb2
 
-from gateway.fabric import MSPError, Signer, X509Identity, load_identity, low_s, sha256
+from ipledger.gateway.client import MSPError, Signer, X509Identity, load_identity, low_s, sha256
 
 from .fakes import P256_N, issue, make_ca
 

@@ -13,12 +13,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.peer import policy_pb2
 
-from network import admin, admin_consortium
-from network.admin_config import (ConfigError, anchor_peers, anchor_peers_value, apply_update,
+from ipledger.network.cli import admin
+from ipledger.network.cli import consortium
+from ipledger.network.fabric.config_update import (ConfigError, anchor_peers, anchor_peers_value, apply_update,
                                   check_update, compute_update, config_from_block, delta_set,
                                   read_envelope, required_policies, show, summarize,
                                   update_envelope)
-from network.admin_policy import (PolicyError, evaluate, implicit_meta_policy,
+from ipledger.network.fabric.config_policy import (PolicyError, evaluate, implicit_meta_policy,
                                   parse_signature_policy, render_policy, sign_update,
                                   signature_policy, signer_for_identity, signers)
 from tests.unit.network.channel_config import FakeOrg, make_config
@@ -409,5 +410,5 @@ def test_the_dispatch_tables_cover_every_command():
     assert set(commands) == set(admin.COMMANDS)
     assert set(_subcommands(commands["propose"])) == set(admin.PROPOSALS)
     net = argparse.ArgumentParser()
-    admin_consortium.add_network_commands(net.add_subparsers(dest="cmd"))
-    assert set(_subcommands(net)) == set(admin_consortium.NETWORK_COMMANDS)
+    consortium.add_network_commands(net.add_subparsers(dest="cmd"))
+    assert set(_subcommands(net)) == set(consortium.NETWORK_COMMANDS)

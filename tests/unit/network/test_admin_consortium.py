@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from network import consortium, generate
-from network.consortium import ConsortiumError
-from network.layout import Layout
+from ipledger.network import consortium
+from ipledger.network.org import generate
+from ipledger.network.consortium import ConsortiumError
+from ipledger.network.layout import Layout
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_without_org(c):
 
 
 def test_org_definition_entry_is_the_genesis_blocks(c, tmp_path):
-    from network import founding
+    from ipledger.network.channel import founding
     from .test_generate import initialise
     lay = Layout(tmp_path)
     initialise(c, lay)

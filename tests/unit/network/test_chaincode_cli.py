@@ -3,8 +3,8 @@
 none, is refused before anything is installed."""
 from __future__ import annotations
 
-from network import chaincode as cc
-from network import cli
+from ipledger.network.channel import chaincode as cc
+from ipledger.network import cli
 
 
 def test_a_received_package_of_another_label_is_refused(tmp_path, capsys):

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from network import consortium
-from network.consortium import ConsortiumError
+from ipledger.network import consortium
+from ipledger.network.consortium import ConsortiumError
 
 
 def default_raw():
@@ -215,7 +215,7 @@ def test_an_organisation_joins_and_leaves_named_channels():
 def test_each_channel_gets_its_own_endorsement_policy_and_collection():
     """Derived from the consortium file, not shipped with the contract: customs' peer AND a peer of another
     member of *this* channel; the customs values stored by customs and this channel's holder only."""
-    from network.chaincode import ChaincodeError, commercial_collection, contract_policy
+    from ipledger.network.channel.chaincode import ChaincodeError, commercial_collection, contract_policy
     c = consortium.load(HOLDERS)
     b = c.view("ip-plant-b")
     assert contract_policy(b) == "AND('CustomsMSP.peer', OR('PlantBMSP.peer','BrokerBMSP.peer'))"
@@ -238,7 +238,7 @@ def test_each_channel_gets_its_own_endorsement_policy_and_collection():
 def test_on_a_holders_channel_membership_and_the_contract_definition_need_the_holder():
     """Customs and a representative are a majority of ip-plant-b's three members: they must not be able to
     add an organisation to it, or widen the contract's collection, without the holder."""
-    from network.founding import holder_channel_policies
+    from ipledger.network.channel.founding import holder_channel_policies
     b = consortium.load(HOLDERS).view("ip-plant-b")
     assert holder_channel_policies(b) == {
         "Admins": {"Type": "Signature", "Rule": "AND('CustomsMSP.admin','PlantBMSP.admin')"},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from network import fabric
+from ipledger.network.org import binaries
 
 
 def run_install(env_extra: dict, path: str | None = None) -> subprocess.CompletedProcess:
@@ -21,14 +21,14 @@ def run_install(env_extra: dict, path: str | None = None) -> subprocess.Complete
     env.update(env_extra)
     if path is not None:
         env["PATH"] = path
-    return subprocess.run([sys.executable, "-m", "network.cli", "fabric", "install"],
+    return subprocess.run([sys.executable, "-m", "ipledger.network.cli", "fabric", "install"],
                           env=env, capture_output=True, text=True, timeout=120)
 
 
 def fake_cache(root) -> None:
-    bin_dir = root / f"{fabric.VERSION}-{fabric.SHORT}" / "bin"
+    bin_dir = root / f"{binaries.VERSION}-{binaries.SHORT}" / "bin"
     bin_dir.mkdir(parents=True)
-    for cmd in fabric.COMMANDS:
+    for cmd in binaries.COMMANDS:
         (bin_dir / cmd).write_text("#!/bin/sh\nexit 0\n")
         (bin_dir / cmd).chmod(0o755)
 
@@ -74,9 +74,9 @@ def test_proxy_refusal_is_reported_with_the_command_and_exit_3(tmp_path):
         server.shutdown()
     assert out.returncode == 3, out.stderr
     assert "No module proxy in GOPROXY serves the pinned Fabric module version" in out.stderr
-    assert f"go mod download -json {fabric.MODULE}@{fabric.PSEUDO_VERSION}" in out.stderr
+    assert f"go mod download -json {binaries.MODULE}@{binaries.PSEUDO_VERSION}" in out.stderr
     assert "403 Forbidden" in out.stderr
-    assert not (tmp_path / "cache" / f"{fabric.VERSION}-{fabric.SHORT}" / "bin").exists()
+    assert not (tmp_path / "cache" / f"{binaries.VERSION}-{binaries.SHORT}" / "bin").exists()
 
 
 # ----------------------------------------------------------------------------- the pinned module checksum
@@ -91,19 +91,19 @@ def pristine_mirror() -> Path:
     modcache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True).stdout.strip()
     candidates.append(Path(modcache) / "cache" / "download")
     for c in candidates:
-        if (c / fabric.MODULE / "@v" / f"{fabric.PSEUDO_VERSION}.zip").is_file():
+        if (c / binaries.MODULE / "@v" / f"{binaries.PSEUDO_VERSION}.zip").is_file():
             return c
-    pytest.fail(f"no module mirror holding {fabric.MODULE}@{fabric.PSEUDO_VERSION} among {candidates}: "
+    pytest.fail(f"no module mirror holding {binaries.MODULE}@{binaries.PSEUDO_VERSION} among {candidates}: "
                 "run scripts/test (it finds ../shared/goproxy) or set IPLEDGER_GO_MIRROR")
 
 
 def copy_of_mirror(tmp_path) -> Path:
-    src = pristine_mirror() / fabric.MODULE / "@v"
-    dst = tmp_path / "mirror" / fabric.MODULE / "@v"
+    src = pristine_mirror() / binaries.MODULE / "@v"
+    dst = tmp_path / "mirror" / binaries.MODULE / "@v"
     dst.mkdir(parents=True)
-    for name in (f"{fabric.PSEUDO_VERSION}.zip", f"{fabric.PSEUDO_VERSION}.mod", f"{fabric.PSEUDO_VERSION}.info"):
+    for name in (f"{binaries.PSEUDO_VERSION}.zip", f"{binaries.PSEUDO_VERSION}.mod", f"{binaries.PSEUDO_VERSION}.info"):
         shutil.copyfile(src / name, dst / name)
-    (dst / "list").write_text(fabric.PSEUDO_VERSION + "\n")
+    (dst / "list").write_text(binaries.PSEUDO_VERSION + "\n")
     return tmp_path / "mirror"
 
 
@@ -118,50 +118,50 @@ def mirror_only(tmp_path, mirror: Path) -> dict:
 
 
 def test_the_pinned_sums_are_the_go_sum_lines_of_the_pinned_commit():
-    assert fabric.PSEUDO_VERSION.endswith("-" + fabric.COMMIT[:12])
-    assert fabric.MODULE_SUM.startswith("h1:") and fabric.GO_MOD_SUM.startswith("h1:")
+    assert binaries.PSEUDO_VERSION.endswith("-" + binaries.COMMIT[:12])
+    assert binaries.MODULE_SUM.startswith("h1:") and binaries.GO_MOD_SUM.startswith("h1:")
 
 
 def test_the_mirror_copy_serves_the_module_with_the_pinned_checksum(tmp_path):
     mirror = copy_of_mirror(tmp_path)
-    env = fabric.go_environment("go", {**os.environ, **mirror_only(tmp_path, mirror)})
+    env = binaries.go_environment("go", {**os.environ, **mirror_only(tmp_path, mirror)})
     lines = []
     try:
-        info = fabric.fetch_module("go", env, cwd=str(tmp_path), log=lines.append)
+        info = binaries.fetch_module("go", env, cwd=str(tmp_path), log=lines.append)
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(tmp_path / "modcache")])
-    assert info["Sum"] == fabric.MODULE_SUM and info["GoModSum"] == fabric.GO_MOD_SUM
+    assert info["Sum"] == binaries.MODULE_SUM and info["GoModSum"] == binaries.GO_MOD_SUM
     assert f"the module mirror {mirror.resolve().as_uri()}" in lines[0]
 
 
 def test_a_tampered_module_zip_is_refused_naming_both_checksums(tmp_path):
     mirror = copy_of_mirror(tmp_path)
-    zip_path = mirror / fabric.MODULE / "@v" / f"{fabric.PSEUDO_VERSION}.zip"
+    zip_path = mirror / binaries.MODULE / "@v" / f"{binaries.PSEUDO_VERSION}.zip"
     # The attack: one extra Go file slipped into the peer's sources.
     with zipfile.ZipFile(zip_path, "a") as z:
-        z.writestr(f"{fabric.MODULE}@{fabric.PSEUDO_VERSION}/core/peer/backdoor.go",
+        z.writestr(f"{binaries.MODULE}@{binaries.PSEUDO_VERSION}/core/peer/backdoor.go",
                    "package peer\n\nfunc init() {}\n")
     out = run_install(mirror_only(tmp_path, mirror))
     subprocess.run(["chmod", "-R", "u+w", str(tmp_path / "modcache")])
     assert out.returncode == 4, out.stderr
     assert "does not match the pinned checksum" in out.stderr
-    assert f"pinned: {fabric.MODULE_SUM}" in out.stderr
+    assert f"pinned: {binaries.MODULE_SUM}" in out.stderr
     served = re.search(r"served: (h1:\S+)", out.stderr)
-    assert served and served.group(1) != fabric.MODULE_SUM
+    assert served and served.group(1) != binaries.MODULE_SUM
     assert f"the module mirror {mirror.resolve().as_uri()}" in out.stderr
     # Nothing built, and the bad module is not left in the module cache for a later build.
-    assert not (tmp_path / "cache" / f"{fabric.VERSION}-{fabric.SHORT}" / "bin").exists()
-    assert not (tmp_path / "modcache" / f"{fabric.MODULE}@{fabric.PSEUDO_VERSION}").exists()
-    assert not list((tmp_path / "modcache" / "cache" / "download" / fabric.MODULE / "@v").glob(
-        f"{fabric.PSEUDO_VERSION}.zip*"))
+    assert not (tmp_path / "cache" / f"{binaries.VERSION}-{binaries.SHORT}" / "bin").exists()
+    assert not (tmp_path / "modcache" / f"{binaries.MODULE}@{binaries.PSEUDO_VERSION}").exists()
+    assert not list((tmp_path / "modcache" / "cache" / "download" / binaries.MODULE / "@v").glob(
+        f"{binaries.PSEUDO_VERSION}.zip*"))
 
 
 def test_only_the_fabric_module_is_exempted_from_the_checksum_database(tmp_path):
-    env = fabric.go_environment("go", {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
+    env = binaries.go_environment("go", {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
                                        "GOPROXY": "https://proxy.example",
                                        "GONOSUMDB": "corp.example/*",
                                        "IPLEDGER_GO_MIRROR": str(tmp_path)})
-    assert env["GONOSUMDB"] == f"corp.example/*,{fabric.MODULE}"
+    assert env["GONOSUMDB"] == f"corp.example/*,{binaries.MODULE}"
     assert env["GOPROXY"] == f"{tmp_path.resolve().as_uri()},https://proxy.example"
     # The checksum database stays on for every other module.
     assert not {"GOSUMDB", "GONOSUMCHECK", "GOINSECURE", "GOPRIVATE"} & env.keys()
@@ -169,7 +169,7 @@ def test_only_the_fabric_module_is_exempted_from_the_checksum_database(tmp_path)
 
 
 def test_a_mirror_url_is_used_as_it_is_and_a_missing_directory_is_a_clear_error(tmp_path):
-    assert fabric.mirror_entry("https://athens.corp.example") == "https://athens.corp.example"
+    assert binaries.mirror_entry("https://athens.corp.example") == "https://athens.corp.example"
     out = run_install({"IPLEDGER_FABRIC_HOME": str(tmp_path / "cache"),
                        "IPLEDGER_GO_MIRROR": str(tmp_path / "nowhere")})
     assert out.returncode == 2

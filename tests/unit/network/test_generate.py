@@ -6,8 +6,10 @@ import pytest
 import yaml
 from fabric_protos.common import common_pb2, configtx_pb2, policies_pb2
 
-from network import consortium, founding, generate
-from network.layout import Layout
+from ipledger.network import consortium
+from ipledger.network.channel import founding
+from ipledger.network.org import generate
+from ipledger.network.layout import Layout
 
 
 def initialise(c, lay):
@@ -87,8 +89,8 @@ def _config_from_block(path: Path) -> configtx_pb2.Config:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    from network import fabric
-    if fabric.missing():
+    from ipledger.network.org import binaries
+    if binaries.missing():
         pytest.fail("Fabric binaries missing: run 'ipledger fabric install'")
     c = consortium.load(base_port=21000)
     lay = Layout(tmp_path_factory.mktemp("gen") / "state")
@@ -144,8 +146,8 @@ def test_generating_twice_is_refused(generated):
 
 @pytest.fixture(scope="module")
 def bft(tmp_path_factory):
-    from network import fabric
-    if fabric.missing():
+    from ipledger.network.org import binaries
+    if binaries.missing():
         pytest.fail("Fabric binaries missing: run 'ipledger fabric install'")
     c = consortium.load(consortium.DEFAULT_FILE.with_name("consortium-bft.yaml"), base_port=23000)
     lay = Layout(tmp_path_factory.mktemp("bft") / "state")
@@ -183,7 +185,7 @@ def test_bft_genesis_block_maps_four_consenters_to_their_organisations(bft):
 @pytest.mark.fabric
 def test_a_member_refuses_a_block_where_its_consenter_signs_with_another_identity(bft, tmp_path):
     """The founder swaps the broker's consenter identity for the operator's: the broker's check fails."""
-    from network import definition as definition_mod
+    from ipledger.network.org import definition as definition_mod
     c, lay = bft
     own = definition_mod.load(lay.org_home(c.org("BrokerMSP")) / "definition.json")
     assert founding.check_own(lay.genesis_block.read_bytes(), own) == []
@@ -211,7 +213,7 @@ def test_a_member_refuses_a_block_with_a_weaker_block_validation_or_its_orderer_
     """A founder could hand out a block in which fewer consenters make a block valid, or in which the
     broker's ordering admins are customs' (2 of 3 votes on the ordering service): the broker refuses."""
     import copy
-    from network import definition as definition_mod
+    from ipledger.network.org import definition as definition_mod
     c, lay = bft
     own = definition_mod.load(lay.org_home(c.org("BrokerMSP")) / "definition.json")
     s = founding.summary(lay.genesis_block.read_bytes())

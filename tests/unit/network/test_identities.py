@@ -7,9 +7,12 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from network import consortium, definition, founding, generate
-from network.identities import IdentityError, OrgIdentities, private_key_files
-from network.layout import Layout
+from ipledger.network import consortium
+from ipledger.network.org import definition
+from ipledger.network.channel import founding
+from ipledger.network.org import generate
+from ipledger.network.org.identities import IdentityError, OrgIdentities, private_key_files
+from ipledger.network.layout import Layout
 
 from .test_generate import initialise
 
@@ -171,8 +174,8 @@ def test_no_org_directory_holds_another_orgs_key_and_the_public_part_none(tmp_pa
 
 @pytest.fixture(scope="module")
 def founded(tmp_path_factory):
-    from network import fabric
-    if fabric.missing():
+    from ipledger.network.org import binaries
+    if binaries.missing():
         pytest.fail("Fabric binaries missing: run 'ipledger fabric install'")
     c = consortium.load(base_port=21000)
     lay = Layout(tmp_path_factory.mktemp("orgs") / "state")

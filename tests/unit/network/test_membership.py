@@ -1,4 +1,4 @@
-"""network.membership: the channel's organisations read from a config (block)."""
+"""ipledger.network.fabric.membership: the channel's organisations read from a config (block)."""
 from __future__ import annotations
 
 import hashlib
@@ -7,9 +7,9 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from fabric_protos.common import configtx_pb2
 
-from network.admin_config import ConfigError
-from network.admin_policy import implicit_meta_policy
-from network.membership import describe, describe_block
+from ipledger.network.fabric.config_update import ConfigError
+from ipledger.network.fabric.config_policy import implicit_meta_policy
+from ipledger.network.fabric.membership import describe, describe_block
 from tests.unit.network.channel_config import FakeOrg, config_block, make_config
 
 

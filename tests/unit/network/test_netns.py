@@ -4,9 +4,11 @@ and what a node's ``host`` becomes in the generated files. No Fabric, no namespa
 import pytest
 import yaml
 
-from network import consortium, generate, processes
-from network.consortium import ConsortiumError
-from network.layout import Layout
+from ipledger.network import consortium
+from ipledger.network.org import generate
+from ipledger.network.org import processes
+from ipledger.network.consortium import ConsortiumError
+from ipledger.network.layout import Layout
 
 HOSTS = {"orderer0.orderer": "198.18.7.10", "peer0.customs": "198.18.7.11",
          "peer0.operator": "198.18.7.12", "peer0.broker": "198.18.7.13"}
@@ -69,14 +71,14 @@ def test_an_added_org_joins_the_host_and_namespace_of_the_first_peer():
 # ----------------------------------------------------------------------------------------- start command
 
 def test_start_command_without_netns_is_the_node_itself(monkeypatch):
-    monkeypatch.setattr(processes.fabric, "binary", lambda cmd: f"/opt/fabric/bin/{cmd}")
+    monkeypatch.setattr(processes.binaries, "binary", lambda cmd: f"/opt/fabric/bin/{cmd}")
     c = consortium.load()
     assert processes.command(c.node("peer0.customs")) == ["/opt/fabric/bin/peer", "node", "start"]
     assert processes.command(c.node("orderer0.orderer")) == ["/opt/fabric/bin/orderer"]
 
 
 def test_start_command_with_netns_enters_the_namespace(monkeypatch, tmp_path):
-    monkeypatch.setattr(processes.fabric, "binary", lambda cmd: f"/opt/fabric/bin/{cmd}")
+    monkeypatch.setattr(processes.binaries, "binary", lambda cmd: f"/opt/fabric/bin/{cmd}")
     monkeypatch.setattr(processes.shutil, "which", lambda cmd: "/usr/sbin/ip" if cmd == "ip" else None)
     monkeypatch.setattr(processes.os, "geteuid", lambda: 0)
     monkeypatch.setattr(processes, "NETNS_DIR", tmp_path)
@@ -87,7 +89,7 @@ def test_start_command_with_netns_enters_the_namespace(monkeypatch, tmp_path):
 
 
 def test_start_command_names_what_is_missing(monkeypatch, tmp_path):
-    monkeypatch.setattr(processes.fabric, "binary", lambda cmd: f"/opt/fabric/bin/{cmd}")
+    monkeypatch.setattr(processes.binaries, "binary", lambda cmd: f"/opt/fabric/bin/{cmd}")
     monkeypatch.setattr(processes, "NETNS_DIR", tmp_path)
     monkeypatch.setattr(processes.os, "geteuid", lambda: 0)
     node = consortium.parse(lab_raw()).node("peer0.operator")
@@ -109,7 +111,7 @@ def test_start_command_names_what_is_missing(monkeypatch, tmp_path):
 def test_every_address_in_the_generated_files_is_the_nodes_host(tmp_path):
     from cryptography import x509
 
-    from network import founding
+    from ipledger.network.channel import founding
 
     from .test_generate import initialise
     c, lay = consortium.parse(lab_raw()), Layout(tmp_path / "state")

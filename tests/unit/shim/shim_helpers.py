@@ -6,7 +6,7 @@ import contextlib
 import os
 from typing import Any, AsyncIterator, Callable
 
-from chaincode.shim.client import ChaincodeClient
+from ipledger.chaincode.shim.client import ChaincodeClient
 from tests.unit.shim.shim_fakepeer import FakePeer
 
 HERE = os.path.dirname(os.path.abspath(__file__))

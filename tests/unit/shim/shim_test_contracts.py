@@ -1,7 +1,7 @@
 """Contracts loaded by subprocess tests through --contract / $CHAINCODE_CONTRACT."""
 import time
 
-from chaincode.shim.contract_api import Contract, transaction
+from ipledger.chaincode.shim.contract_api import Contract, transaction
 
 
 class Sleepy(Contract):

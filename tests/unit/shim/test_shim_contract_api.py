@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from chaincode.shim.contract_api import ChaincodeError, Contract, transaction
+from ipledger.chaincode.shim.contract_api import ChaincodeError, Contract, transaction
 
 
 class QuantityExceedsBalance(ChaincodeError):

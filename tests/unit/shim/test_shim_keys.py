@@ -2,7 +2,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from chaincode.shim import keys
+from ipledger.chaincode.shim import keys
 
 
 def go_create_composite_key(object_type: str, attributes: list[str]) -> bytes:

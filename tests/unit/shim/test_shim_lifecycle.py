@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from tests.unit.shim.shim_fakepeer import CCM, FakePeer
 
-from chaincode.shim import PeerError, StreamClosedError
-from chaincode.shim.client import ChaincodeClient, load_chaincode_json
-from chaincode.shim.contract_api import Contract, transaction
-from chaincode.shim.server import ChaincodeServer
+from ipledger.chaincode.shim import PeerError, StreamClosedError
+from ipledger.chaincode.shim.client import ChaincodeClient, load_chaincode_json
+from ipledger.chaincode.shim.contract_api import Contract, transaction
+from ipledger.chaincode.shim.server import ChaincodeServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -104,9 +104,9 @@ def test_client_process_exits_nonzero_when_peer_goes_away(tmp_path, style):
         port = await peer.start_server()
         cfg = write_chaincode_json(tmp_path / "chaincode.json", port)
         if style == "module":  # --contract option, directory holding chaincode.json
-            argv = ["-m", "chaincode.shim.client", "--contract", "tests.unit.shim.shim_test_contracts:Sleepy", str(tmp_path)]
+            argv = ["-m", "ipledger.chaincode.shim.client", "--contract", "tests.unit.shim.shim_test_contracts:Sleepy", str(tmp_path)]
         else:  # what chaincode/builder's run step executes: main([contract, chaincode.json])
-            argv = ["-c", "import sys\nfrom chaincode.shim.client import main\n"
+            argv = ["-c", "import sys\nfrom ipledger.chaincode.shim.client import main\n"
                           f"sys.exit(main(['tests.unit.shim.shim_test_contracts:Sleepy', {cfg!r}]))\n"]
         proc = await asyncio.create_subprocess_exec(
             PY, *argv, env=subprocess_env(), cwd=REPO, stderr=asyncio.subprocess.PIPE,
@@ -134,7 +134,7 @@ def test_sigterm_drains_in_flight_transactions_then_exits_zero(tmp_path):
         port = await peer.start_server()
         cfg = write_chaincode_json(tmp_path / "chaincode.json", port)
         proc = await asyncio.create_subprocess_exec(
-            PY, "-m", "chaincode.shim.client", cfg,
+            PY, "-m", "ipledger.chaincode.shim.client", cfg,
             env=subprocess_env(CHAINCODE_CONTRACT="tests.unit.shim.shim_test_contracts:Sleepy"), cwd=REPO,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -375,7 +375,7 @@ def test_tls_server_mode_mutual_and_client_mode(tmp_path):
 
 
 def test_server_options_accept_peer_keepalive():
-    from chaincode.shim.transport import CLIENT_OPTIONS, SERVER_OPTIONS
+    from ipledger.chaincode.shim.transport import CLIENT_OPTIONS, SERVER_OPTIONS
 
     s = dict(SERVER_OPTIONS)
     assert s["grpc.keepalive_permit_without_calls"] == 1
@@ -398,7 +398,7 @@ def test_server_entry_point_from_environment(tmp_path):
             port = s.getsockname()[1]
         f = pki["files"]
         proc = await asyncio.create_subprocess_exec(
-            PY, "-m", "chaincode.shim.server",
+            PY, "-m", "ipledger.chaincode.shim.server",
             env=subprocess_env(CHAINCODE_SERVER_ADDRESS=f"127.0.0.1:{port}", CHAINCODE_ID=CHAINCODE_ID,
                                CHAINCODE_TLS_CERT_FILE=f["server.pem"], CHAINCODE_TLS_KEY_FILE=f["server.key"],
                                CHAINCODE_CLIENT_CA_CERT_FILE=f["ca.pem"],
@@ -442,10 +442,10 @@ def test_importing_the_shim_changes_no_global_logging():
         "import logging\n"
         "r = logging.getLogger()\n"
         "before = (r.level, list(r.handlers), logging.root.manager.disable)\n"
-        "import chaincode.shim, chaincode.shim.client, chaincode.shim.server, chaincode.shim.stub\n"
-        "import chaincode.shim.contract_api, chaincode.shim.keys, chaincode.shim.transport\n"
+        "import ipledger.chaincode.shim, ipledger.chaincode.shim.client, ipledger.chaincode.shim.server, ipledger.chaincode.shim.stub\n"
+        "import ipledger.chaincode.shim.contract_api, ipledger.chaincode.shim.keys, ipledger.chaincode.shim.transport\n"
         "after = (r.level, list(r.handlers), logging.root.manager.disable)\n"
-        "shim = [n for n in logging.root.manager.loggerDict if n.startswith('chaincode')]\n"
+        "shim = [n for n in logging.root.manager.loggerDict if n.startswith('ipledger.chaincode')]\n"
         "bad = [n for n in shim if isinstance(logging.getLogger(n), logging.Logger) and\n"
         "       (logging.getLogger(n).handlers or logging.getLogger(n).level)]\n"
         "import json; print(json.dumps([before == after, before[0], len(after[1]), sorted(shim), bad]))\n"
@@ -455,7 +455,7 @@ def test_importing_the_shim_changes_no_global_logging():
     assert out.returncode == 0, out.stderr
     same, level, handlers, names, bad = json.loads(out.stdout)
     assert same is True and level == logging.WARNING and handlers == 0
-    assert "chaincode.shim.handler" in names  # the shim does use named loggers
+    assert "ipledger.chaincode.shim.handler" in names  # the shim does use named loggers
     assert bad == []
 
 
@@ -496,7 +496,7 @@ def test_no_payloads_or_transient_data_in_debug_logs(caplog):
             assert r.status == 500
 
     run(body())
-    shim_records = [r for r in caplog.records if r.name.startswith("chaincode.shim")]
+    shim_records = [r for r in caplog.records if r.name.startswith("ipledger.chaincode.shim")]
     assert any(r.levelno == logging.DEBUG for r in shim_records)  # DEBUG logging really was on
     assert any("send COMPLETED" in r.getMessage() for r in shim_records)
     text = "\n".join(r.getMessage() for r in caplog.records)

@@ -16,8 +16,8 @@ from fabric_protos.ledger.queryresult import kv_query_result_pb2
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2 as shim, proposal_response_pb2
 
-from chaincode.shim import PeerError, StreamClosedError
-from chaincode.shim.contract_api import ChaincodeError, Contract, transaction
+from ipledger.chaincode.shim import PeerError, StreamClosedError
+from ipledger.chaincode.shim.contract_api import ChaincodeError, Contract, transaction
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -187,7 +187,7 @@ def test_handshake_refused_ends_session():
     async def body():
         peer = FakePeer()
         port = await peer.start_server()
-        from chaincode.shim.client import ChaincodeClient
+        from ipledger.chaincode.shim.client import ChaincodeClient
 
         # a peer that answers REGISTER with ERROR
         orig = peer._handle
@@ -302,7 +302,7 @@ def test_pagination_metadata_and_bookmark():
 def test_partial_composite_key_queries():
     async def body():
         peer = FakePeer(max_result_limit=2)
-        from chaincode.shim.keys import create_composite_key as ck
+        from ipledger.chaincode.shim.keys import create_composite_key as ck
 
         for a in ("A1", "A2"):
             for b in ("x", "y", "z"):

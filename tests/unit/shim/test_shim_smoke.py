@@ -3,7 +3,7 @@ import json
 from tests.unit.shim.shim_helpers import CHAINCODE_ID, run, shim_client
 from tests.unit.shim.shim_fakepeer import CCM, FakePeer
 
-from chaincode.shim.contract_api import Contract, transaction
+from ipledger.chaincode.shim.contract_api import Contract, transaction
 
 
 class Echo(Contract):

@@ -1,7 +1,7 @@
 """Synthetic channels and blocks for the verifier's unit tests (no Fabric).
 
 Builds a channel configuration shaped like ipledger's (three application orgs, an
-orderer org, the same policies as ``network/generate.py``), orderer-signed blocks,
+orderer org, the same policies as ``network/org/generate.py``), orderer-signed blocks,
 endorser transactions with endorsements, ``_lifecycle`` chaincode definitions and
 config updates — all signed with keys from :mod:`.pki`.
 """
@@ -18,8 +18,8 @@ from fabric_protos.peer import chaincode_pb2, collection_pb2, policy_pb2, propos
     proposal_response_pb2, transaction_pb2
 from fabric_protos.peer.lifecycle import chaincode_definition_pb2, db_pb2
 
-from gateway.fabric.verify import blocks as B
-from network.admin_policy import implicit_meta_policy, parse_signature_policy, signature_policy
+from ipledger.network.fabric import blocks as B
+from ipledger.network.fabric.config_policy import implicit_meta_policy, parse_signature_policy, signature_policy
 
 from .pki import Ident, Org
 
@@ -212,7 +212,7 @@ class Ledger:
                       submitter: Ident | None = None, result: configtx_pb2.Config | None = None) -> bytes:
         """The orderer's CONFIG envelope for ``new_config`` (signed by ``signers``); ``result``
         lets a test carry a config other than the one the update produces."""
-        from network.admin_config import compute_update
+        from ipledger.network.fabric.config_update import compute_update
         update = compute_update(self.config, new_config, CHANNEL)
         ub = update.SerializeToString()
         cue = configtx_pb2.ConfigUpdateEnvelope(config_update=ub)
@@ -224,7 +224,7 @@ class Ledger:
                                common_pb2.SignatureHeader(creator=sub.serialize(), nonce=os.urandom(24)),
                                cue.SerializeToString())
         last_update = common_pb2.Envelope(payload=upd_payload, signature=sub.sign(upd_payload))
-        from network.admin_config import apply_update
+        from ipledger.network.fabric.config_update import apply_update
         produced = result or apply_update(self.config, update)
         cenv = configtx_pb2.ConfigEnvelope(config=produced, last_update=last_update)
         chdr = common_pb2.ChannelHeader(type=common_pb2.CONFIG, channel_id=CHANNEL)

@@ -6,8 +6,8 @@ import hashlib
 import pytest
 from fabric_protos.common import common_pb2
 
-from gateway.fabric.verify import blocks as B
-from gateway.fabric.verify.verifier import Verifier
+from ipledger.network.fabric import blocks as B
+from ipledger.network.verify.verifier import Verifier
 
 from .ledger import Ledger
 from .pki import Org

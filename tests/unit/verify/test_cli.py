@@ -1,4 +1,4 @@
-"""``python -m gateway.fabric.verify --from-file``: summary, JSON report, exit codes."""
+"""``python -m ipledger.network.cli.verify --from-file``: summary, JSON report, exit codes."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ import json
 import pytest
 from fabric_protos.common import common_pb2
 
-from gateway.fabric.verify import blocks as B
-from gateway.fabric.verify.verifier import main
+from ipledger.network.fabric import blocks as B
+from ipledger.network.cli.verify import main
 
 from .ledger import Ledger, app_policy
 from .pki import Org

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from gateway.fabric.verify.msp import MSP, MSPError, MSPManager, sanitize_certificate, verify_signature
+from ipledger.network.fabric.msp import MSP, MSPError, MSPManager, sanitize_certificate, verify_signature
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -115,7 +115,7 @@ def test_certificates_with_high_s_signatures_are_sanitized_to_one_identity():
     r, s = decode_dss_signature(peer.cert.signature)
     flipped_sig = encode_dss_signature(r, P256_N - s)
     # Re-encode the certificate with the other S: same certificate for Fabric.
-    from gateway.fabric.verify.msp import _der_len, _der_tlv, der
+    from ipledger.network.fabric.msp import _der_len, _der_tlv, der
     raw = der(peer.cert)
     start, end, _ = _der_tlv(raw, 0)
     _, _, tbs_end = _der_tlv(raw, start)

@@ -5,10 +5,10 @@ import pytest
 from fabric_protos.common import configtx_pb2, policies_pb2
 from fabric_protos.msp import msp_principal_pb2
 
-from gateway.fabric.verify.msp import MSP, MSPManager
-from gateway.fabric.verify.policy import ImplicitMetaPolicy, PolicyError, PolicyManager, SignaturePolicy, \
+from ipledger.network.fabric.msp import MSP, MSPManager
+from ipledger.network.fabric.policy import ImplicitMetaPolicy, PolicyError, PolicyManager, SignaturePolicy, \
     SignedData, valid_identities
-from network.admin_policy import parse_signature_policy
+from ipledger.network.fabric.config_policy import parse_signature_policy
 
 from .ledger import channel_config
 from .pki import Org

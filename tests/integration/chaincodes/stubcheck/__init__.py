@@ -8,7 +8,7 @@ the transaction.
 import os
 import time
 
-from chaincode.shim.contract_api import ChaincodeError, Contract, transaction
+from ipledger.chaincode.shim.contract_api import ChaincodeError, Contract, transaction
 
 
 class Refused(ChaincodeError):

@@ -1,0 +1,593 @@
+"""Chaincode packages and their Fabric lifecycle: package, deploy, upgrade, status.
+
+A package is Fabric's format (``metadata.json`` + ``code.tar.gz`` in a tar.gz)
+with ipledger's type ``ipledger-python``: the Python source, every runtime
+dependency as a wheel (peers install offline), and a manifest naming the
+contract class. The external builder in ``chaincode/builder`` turns it into a
+running chaincode. Packages are byte-for-byte reproducible, so packaging the
+same source twice gives the same package id and ``deploy`` is idempotent.
+
+Deploy = install on every peer, approve for every org (with the endorsement
+policy and private data collections), check commit readiness, commit — each
+organisation acting only on its own host: on a host that runs some of the
+organisations, ``deploy`` installs and approves for those, and commits once
+every organisation has approved (the last one to deploy commits). Upgrade
+is the same with the next sequence; peers keep serving the old definition
+until the new one is committed.
+
+One file for one concept, the chaincode's life on the channel: its packages (including each
+organisation's chaincode-service package under ``--runtime docker``), the lifecycle commands
+that install, approve and commit them, and the chaincode services that run them in containers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import importlib.metadata
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ipledger.network.org import identities
+from ipledger.network.org import runtime
+from ipledger.network.consortium import Consortium
+from ipledger.network.org.nodes import Nodes, NetworkError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHAINCODE_DIR = REPO_ROOT / "chaincode"
+PACKAGE_TYPE = "ipledger-python"
+CCAAS_TYPE = "ipledger-ccaas"
+BINARY_TYPE = "ipledger-binary"
+_EXCLUDE_DIRS = {"__pycache__", "builder", "testing"}
+
+
+class ChaincodeError(NetworkError):
+    pass
+
+
+@dataclass
+class ChaincodeSpec:
+    """What to deploy: a name, a contract, its source and its channel-level settings."""
+
+    name: str = "ipledger"
+    version: str = "1.0"
+    contract: str = "ipledger.chaincode.contract:InwardProcessingContract"
+    # Directories copied under src/ (package name = directory name).
+    sources: list[Path] = field(default_factory=lambda: [CHAINCODE_DIR])
+    requirements: Path = CHAINCODE_DIR / "requirements.txt"
+    signature_policy: str | None = None
+    collections_config: Path | None = None
+    # The ipledger contract: its endorsement policy, its 'commercial' collection and the customs
+    # MSP id its package names come from each channel's members (:meth:`Deployer.settle`).
+    from_consortium: bool = False
+    customs_msp: str | None = None
+
+    @classmethod
+    def default(cls) -> "ChaincodeSpec":
+        """The ipledger contract, its channel settings taken from the consortium at deployment."""
+        return cls(from_consortium=True)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}_{self.version}"
+
+
+# ----------------------------------------------------------------------------- packaging
+
+def pinned_requirements(requirements: Path) -> list[str]:
+    """The chaincode's runtime requirements pinned to the versions installed here."""
+    pins = []
+    for line in requirements.read_text().splitlines():
+        name = line.split("#")[0].strip()
+        if not name:
+            continue
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError as e:
+            raise ChaincodeError(f"chaincode requirement {name!r} is not installed here") from e
+    return pins
+
+
+def download_wheels(pins: list[str], cache_root: Path, log=print) -> list[Path]:
+    """Wheels for ``pins`` and their dependencies (binary only), cached per pin set."""
+    key = hashlib.sha256("\n".join(sorted(pins)).encode()).hexdigest()[:16]
+    dest = cache_root / key
+    done = dest / ".complete"
+    if not done.exists():
+        log(f"  downloading wheels for {', '.join(pins)}")
+        dest.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+             "--only-binary=:all:", "--dest", str(dest), *pins],
+            capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ChaincodeError(f"pip download failed:\n{proc.stderr[-3000:]}")
+        done.touch()
+    return sorted(dest.glob("*.whl"))
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), mode, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _targz(entries: list[tuple[str, bytes]]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in sorted(entries):
+            _add(tar, name, data)
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def _source_entries(src: Path) -> list[tuple[str, bytes]]:
+    """The files of source folder ``src`` under ``src/`` of the package: the contract's own folder as
+    ``src/ipledger/chaincode/`` (its import name), any other folder (a test contract) under its name."""
+    dest = "ipledger/chaincode" if src.resolve() == CHAINCODE_DIR.resolve() else src.name
+    entries = []
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if any(part in _EXCLUDE_DIRS or part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and path.suffix not in (".pyc",):
+            entries.append((f"src/{dest}/{rel.as_posix()}", path.read_bytes()))
+    return entries
+
+
+def build_package(spec: ChaincodeSpec, out: Path, wheels: list[Path]) -> Path:
+    code = [(f"wheels/{w.name}", w.read_bytes()) for w in wheels]
+    for src in spec.sources:
+        code += _source_entries(src)
+    manifest = {"contract": spec.contract, "name": spec.name, "version": spec.version,
+                **({"customs_msp": spec.customs_msp} if spec.customs_msp else {})}
+    code.append(("ipledger-chaincode.json", json.dumps(manifest, sort_keys=True).encode()))
+    metadata = json.dumps({"type": PACKAGE_TYPE, "label": spec.label}).encode()
+    out.write_bytes(_targz([("metadata.json", metadata), ("code.tar.gz", _targz(code))]))
+    return out
+
+
+def build_ccaas_package(name: str, label: str, address: str, out: Path,
+                        root_cert: str = "", client_cert: str = "", client_key: str = "") -> Path:
+    """A chaincode-as-a-service package: the peer dials ``address``, launches nothing."""
+    conn = {"address": address, "dial_timeout": "10s",
+            "tls_required": bool(root_cert), "client_auth_required": bool(client_cert),
+            "root_cert": root_cert, "client_cert": client_cert, "client_key": client_key}
+    code = _targz([("connection.json", json.dumps(conn, sort_keys=True).encode())])
+    metadata = json.dumps({"type": CCAAS_TYPE, "label": label}).encode()
+    out.write_bytes(_targz([("metadata.json", metadata), ("code.tar.gz", code)]))
+    return out
+
+
+def build_binary_package(label: str, executable: Path, out: Path) -> Path:
+    """A prebuilt chaincode executable the peer launches through the ipledger builder (e.g. a Go
+    chaincode; bench/compare.py runs Fabric's kvexecutor this way)."""
+    code = _targz([("bin/chaincode", Path(executable).read_bytes())])
+    metadata = json.dumps({"type": BINARY_TYPE, "label": label}).encode()
+    out.write_bytes(_targz([("metadata.json", metadata), ("code.tar.gz", code)]))
+    return out
+
+
+def package_label(path: Path) -> str:
+    with tarfile.open(path) as tar:
+        return json.loads(tar.extractfile("metadata.json").read())["label"]
+
+
+def package_id(path: Path, label: str | None = None) -> str:
+    """Fabric's package id: label + SHA-256 of the package file."""
+    label = label or package_label(path)
+    return f"{label}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+
+
+# ----------------------------------------------------------------------------- channel settings
+
+def contract_policy(c: Consortium) -> str:
+    """The contract's endorsement policy on ``c``'s channel: a customs peer and a peer of another
+    member (the holder or a representative) — no party writes alone."""
+    customs = _customs(c)
+    others = [f"'{o.msp_id}.peer'" for o in c.orgs if o.msp_id != customs]
+    if not others:
+        raise ChaincodeError(f"channel {c.channel} has no member besides customs")
+    return f"AND('{customs}.peer', OR({','.join(others)}))"
+
+
+def commercial_collection(c: Consortium) -> list[dict]:
+    """The ``commercial`` private data collection of ``c``'s channel: customs and the holder store
+    the customs values; representatives (and everyone else) only their hashes."""
+    customs = _customs(c)
+    holder = c.channels[0].holder if len(c.channels) == 1 else None
+    if not holder:
+        where = f" ({c.source})" if c.source else ""
+        raise ChaincodeError(f"the consortium file{where} names no holder for channel {c.channel} "
+                             "('holder: <MSP id>'): the commercial data would have no owner")
+    return [{"name": "commercial", "policy": f"OR('{customs}.member','{holder}.member')",
+             "requiredPeerCount": 0, "maxPeerCount": 1, "blockToLive": 0,
+             "memberOnlyRead": True, "memberOnlyWrite": False}]
+
+
+def _customs(c: Consortium) -> str:
+    if not c.customs:
+        where = f" ({c.source})" if c.source else ""
+        raise ChaincodeError(f"the consortium file{where} names no customs organisation: add 'customs: <MSP "
+                             "id>' (and, with one shared channel, 'holder: <MSP id>'); the contract takes "
+                             "customs' MSP id from it — a state directory generated before this keeps its "
+                             "own copy, under consortium/consortium.yaml")
+    return c.customs
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+@dataclass
+class Deployer:
+    net: Nodes
+    log: callable = print
+
+    @property
+    def _orderer_args(self) -> list[str]:
+        return self.net.orderer_args()
+
+    def settle(self, spec: ChaincodeSpec) -> ChaincodeSpec:
+        """``spec`` with its channel settings: for the ipledger contract, the endorsement policy,
+        the collection and the customs MSP id from this channel's members; others unchanged."""
+        if not spec.from_consortium:
+            return spec
+        c = self.net.consortium
+        collections = self.net.layout.channel_dir / f"{spec.name}.collections.json"
+        collections.parent.mkdir(parents=True, exist_ok=True)
+        collections.write_text(json.dumps(commercial_collection(c), indent=2) + "\n")
+        return dataclasses.replace(spec, from_consortium=False, customs_msp=_customs(c),
+                                   signature_policy=contract_policy(c),
+                                   collections_config=collections)
+
+    def package(self, spec: ChaincodeSpec, out: Path | None = None) -> Path:
+        spec = self.settle(spec)
+        out = out or self.net.layout.chaincode_dir / f"{spec.label}.tar.gz"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        wheels = download_wheels(pinned_requirements(spec.requirements),
+                                 self.net.layout.wheels_dir, self.log)
+        build_package(spec, out, wheels)
+        self.log(f"  packaged {spec.label} ({out.stat().st_size // 1024} KiB, "
+                 f"{len(wheels)} wheels): {out}")
+        return out
+
+    def install(self, pkg: Path, peers: list | None = None) -> str:
+        """Install ``pkg`` on ``peers`` (default: every peer of this host's organisations)."""
+        peers = self.net.local_peers if peers is None else peers
+        pid = package_id(pkg)
+        label = pid.split(":")[0]
+
+        def one(peer):
+            installed = self.net.peer_cli(peer, ["lifecycle", "chaincode", "queryinstalled",
+                                                 "--output", "json"]).stdout
+            if pid in installed:
+                return f"  {peer.id}: already installed"
+            self.net.peer_cli(peer, ["lifecycle", "chaincode", "install", str(pkg)],
+                              timeout=600)
+            return f"  {peer.id}: installed {label}"
+
+        with ThreadPoolExecutor(max_workers=max(1, len(peers))) as pool:
+            for line in pool.map(one, peers):
+                self.log(line)
+        return pid
+
+    def org_package(self, spec: ChaincodeSpec, pkg: Path, org) -> Path:
+        """The package ``org``'s peers install. With native processes, ``pkg`` itself (the peer
+        runs the contract through the external builder). With containers (``--runtime docker``), a
+        chaincode-as-a-service package of ``org``'s own (:func:`org_service_package`) and its
+        service started: the contract runs from the ``ccaas`` image built from this tree."""
+        rt = self.net.runtime
+        if rt.name != runtime.DOCKER:
+            return pkg
+        if (spec.contract, spec.sources) != (ChaincodeSpec().contract, ChaincodeSpec().sources):
+            raise ChaincodeError(f"with --runtime docker the peers run the ipledger contract from its chaincode "
+                                 f"service image; {spec.contract} from {', '.join(map(str, spec.sources))} has no "
+                                 "image: deploy it with native processes")
+        out = org_service_package(self.net, org, spec.name, spec.label)
+        start_service(self.net, org, out, self.log)
+        return out
+
+    def install_for_orgs(self, spec: ChaincodeSpec, pkg: Path, orgs: list) -> dict[str, str]:
+        """Install on ``orgs``' peers what each runs (:meth:`org_package`); each one's package id."""
+        packages = {o.msp_id: self.org_package(spec, pkg, o) for o in orgs}
+        if set(packages.values()) == {pkg}:   # one package for every organisation: one install
+            pid = self.install(pkg, [p for o in orgs for p in o.peers])
+            return {o.msp_id: pid for o in orgs}
+        return {o.msp_id: self.install(packages[o.msp_id], o.peers) for o in orgs}
+
+    def committed(self, name: str) -> dict | None:
+        peer = self.net.local_peers[0]
+        out = self.net.peer_cli(peer, ["lifecycle", "chaincode", "querycommitted",
+                                       "--channelID", self.net.consortium.channel,
+                                       "--name", name, "--output", "json"], check=False)
+        if out.returncode != 0:
+            if "not found" in out.stderr or "404" in out.stderr:
+                return None
+            raise ChaincodeError(f"querycommitted failed: {out.stderr.strip()}")
+        return json.loads(out.stdout)
+
+    def _definition_args(self, spec: ChaincodeSpec, sequence: int) -> list[str]:
+        args = ["--channelID", self.net.consortium.channel, "--name", spec.name,
+                "--version", spec.version, "--sequence", str(sequence)]
+        if spec.signature_policy:
+            args += ["--signature-policy", spec.signature_policy]
+        if spec.collections_config:
+            args += ["--collections-config", str(spec.collections_config)]
+        return args
+
+    def deploy(self, spec: ChaincodeSpec, pkg: Path | None = None, *,
+               upgrade: bool = False) -> dict:
+        """Install, approve and commit ``spec``; returns the committed definition."""
+        started = time.monotonic()
+        if len(self.net.channels()) > 1:
+            raise ChaincodeError("a channel per holder: deploy on each (deploy_on_channels)")
+        spec = self.settle(spec)
+        current = self.committed(spec.name)
+        if current and not upgrade and current.get("version") != spec.version:
+            raise ChaincodeError(
+                f"{spec.name} is committed at version {current.get('version')}; "
+                f"use 'ipledger chaincode upgrade' to move to {spec.version}")
+        if current and upgrade and current.get("version") == spec.version:
+            raise ChaincodeError(f"{spec.name} {spec.version} is already committed; "
+                                 "an upgrade needs a new --version")
+        pkg = pkg or self.package(spec)
+        local = [o for o in self.net.consortium.orgs if self.net.layout.is_local(o)]
+        pids = self.install_for_orgs(spec, pkg, local)
+        if current and not upgrade:
+            self.log(f"  {spec.name} {spec.version} already committed "
+                     f"(sequence {current['sequence']})")
+            return current
+        sequence = (current["sequence"] + 1) if current else 1
+        definition = self._definition_args(spec, sequence)
+        first = local[0].peers[0]
+        ready = self._readiness(first, definition)
+        for org in local:
+            if ready.get(org.msp_id):
+                self.log(f"  already approved by {org.msp_id}")
+                continue
+            self.net.peer_cli(org.peers[0], ["lifecycle", "chaincode", "approveformyorg",
+                                             *self._orderer_args, *definition, "--package-id",
+                                             pids[org.msp_id], "--waitForEventTimeout", "60s"])
+            self.log(f"  approved by {org.msp_id}")
+        ready = self._readiness(first, definition)
+        missing = [org for org, ok in ready.items() if not ok]
+        if missing and len(local) < len(self.net.consortium.orgs):
+            self.log(f"  {spec.name} {spec.version} sequence {sequence} waits for the approval "
+                     f"of {', '.join(sorted(missing))}: each deploys it on its own host; the "
+                     "last one commits")
+            return None
+        if missing:
+            raise ChaincodeError(f"not ready to commit: no approval from {', '.join(missing)}")
+        peer_args = []
+        for org in self.net.consortium.orgs:
+            peer_args += ["--peerAddresses", org.peers[0].address,
+                          "--tlsRootCertFiles", str(self.net.layout.tls_ca(org))]
+        self.net.peer_cli(first, ["lifecycle", "chaincode", "commit", *self._orderer_args,
+                                  *definition, *peer_args, "--waitForEventTimeout", "60s"])
+        self.log(f"  committed {spec.name} {spec.version} at sequence {sequence} "
+                 f"in {time.monotonic() - started:.1f} s")
+        self._save_definition(spec, sequence, pkg, package_id(pkg))
+        if self.net.runtime.name == runtime.DOCKER:   # the former version's services are no longer used
+            for org in local:
+                retire_services(self.net, org, spec.name, spec.label, self.log)
+        return self.committed(spec.name)
+
+    def _readiness(self, peer, definition: list[str]) -> dict[str, bool]:
+        out = self.net.peer_cli(peer, ["lifecycle", "chaincode", "checkcommitreadiness",
+                                       *definition, "--output", "json"])
+        return json.loads(out.stdout).get("approvals", {})
+
+    # -------------------------------------------------------------- organisations joining later
+
+    def definition_file(self, name: str) -> Path:
+        return self.net.layout.definitions_of_chaincode / f"{name}.definition.json"
+
+    def _save_definition(self, spec: ChaincodeSpec, sequence: int, pkg: Path, pid: str) -> None:
+        """What was committed, exactly as given to the peer CLI, so an org that joins the
+        channel later approves byte-for-byte the same definition."""
+        record = {"name": spec.name, "version": spec.version, "sequence": sequence,
+                  "signature_policy": spec.signature_policy,
+                  "collections": (json.loads(Path(spec.collections_config).read_text())
+                                  if spec.collections_config else None),
+                  "package": str(Path(pkg).resolve()), "package_id": pid}
+        path = self.definition_file(spec.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2) + "\n")
+
+    def _record(self, name: str, committed: dict) -> dict:
+        path = self.definition_file(name)
+        if not path.exists():
+            raise ChaincodeError(f"no record of how {name} was committed ({path}); "
+                                 "approve it with the peer CLI and the original definition")
+        rec = json.loads(path.read_text())
+        if (rec["sequence"], rec["version"]) != (committed["sequence"], committed["version"]):
+            raise ChaincodeError(
+                f"{path} records {name} {rec['version']} at sequence {rec['sequence']}, but "
+                f"{committed['version']} at sequence {committed['sequence']} is committed")
+        pkg = Path(rec["package"])
+        if not pkg.exists() or package_id(pkg) != rec["package_id"]:
+            raise ChaincodeError(f"package {pkg} is missing or is not {rec['package_id']}")
+        return rec
+
+    def set_endorsement_policy(self, name: str, policy: str, orgs: list[str]) -> dict:
+        """Commit ``name``'s definition again at the next sequence with a new endorsement
+        policy (same version, package and collections), approved by each org in ``orgs``
+        (the channel members: the channel's LifecycleEndorsement policy decides how many
+        approvals a commit needs)."""
+        committed = self.committed(name)
+        if not committed:
+            raise ChaincodeError(f"chaincode {name} is not committed on the channel")
+        rec = self._record(name, committed)
+        sequence = committed["sequence"] + 1
+        spec = ChaincodeSpec(name=name, version=rec["version"], signature_policy=policy)
+        members = [self.net.consortium.org(m) for m in orgs]
+        with tempfile.TemporaryDirectory() as tmp:
+            if rec["collections"] is not None:
+                spec.collections_config = Path(tmp) / "collections.json"
+                spec.collections_config.write_text(json.dumps(rec["collections"]))
+            definition = self._definition_args(spec, sequence)
+            for org in members:
+                pid = package_id(self.org_package(spec, Path(rec["package"]), org))
+                self.net.peer_cli(org.peers[0], ["lifecycle", "chaincode", "approveformyorg",
+                                                 *self._orderer_args, *definition,
+                                                 "--package-id", pid,
+                                                 "--waitForEventTimeout", "60s"])
+                self.log(f"  approved by {org.msp_id}")
+            peer_args = []
+            for org in members:
+                peer_args += ["--peerAddresses", org.peers[0].address,
+                              "--tlsRootCertFiles", str(self.net.layout.tls_ca(org))]
+            self.net.peer_cli(members[0].peers[0],
+                              ["lifecycle", "chaincode", "commit", *self._orderer_args,
+                               *definition, *peer_args, "--waitForEventTimeout", "60s"])
+            self.log(f"  committed {name} {rec['version']} at sequence {sequence} with "
+                     f"endorsement policy {policy}")
+            self._save_definition(spec, sequence, Path(rec["package"]), rec["package_id"])
+        return self.committed(name)
+
+    def approve_for_org(self, name: str, msp_id: str) -> dict:
+        """Install the committed chaincode on ``msp_id``'s peers and approve its committed
+        definition (same sequence, version, policy, collections, package) for that org.
+
+        For an organisation that joined the channel after the chaincode was committed:
+        until its org has approved the committed definition, its peers do not run it.
+        """
+        committed = self.committed(name)
+        if not committed:
+            raise ChaincodeError(f"chaincode {name} is not committed on the channel")
+        rec = self._record(name, committed)
+        pkg = Path(rec["package"])
+        org = self.net.consortium.org(msp_id)
+        spec = ChaincodeSpec(name=name, version=rec["version"],
+                             signature_policy=rec["signature_policy"])
+        pid = self.install_for_orgs(spec, pkg, [org])[msp_id]
+        with tempfile.TemporaryDirectory() as tmp:
+            if rec["collections"] is not None:
+                spec.collections_config = Path(tmp) / "collections.json"
+                spec.collections_config.write_text(json.dumps(rec["collections"]))
+            definition = self._definition_args(spec, rec["sequence"])
+            if committed.get("approvals", {}).get(msp_id) is not True:
+                self.net.peer_cli(org.peers[0], ["lifecycle", "chaincode", "approveformyorg",
+                                                 *self._orderer_args, *definition,
+                                                 "--package-id", pid,
+                                                 "--waitForEventTimeout", "60s"])
+                self.log(f"  approved {name} {rec['version']} (sequence {rec['sequence']}) "
+                         f"for {msp_id}")
+        approved = json.loads(self.net.peer_cli(
+            org.peers[0], ["lifecycle", "chaincode", "queryapproved", "--channelID",
+                           self.net.consortium.channel, "--name", name, "--sequence",
+                           str(rec["sequence"]), "--output", "json"]).stdout)
+        for key in ("version", "validation_parameter", "collections", "init_required",
+                    "endorsement_plugin", "validation_plugin"):
+            if approved.get(key) != committed.get(key):
+                raise ChaincodeError(f"{msp_id}'s approval of {name} differs from the committed "
+                                     f"definition in {key}")
+        return self.committed(name)
+
+    def status(self, name: str) -> dict:
+        committed = self.committed(name)
+        installed = {}
+        for peer in self.net.local_peers:
+            out = json.loads(self.net.peer_cli(peer, ["lifecycle", "chaincode", "queryinstalled",
+                                                      "--output", "json"]).stdout or "{}")
+            installed[peer.id] = [p["package_id"] for p in out.get("installed_chaincodes", [])
+                                  if p.get("label", "").startswith(f"{name}_")]
+        approvals = None
+        if committed:
+            approvals = committed.get("approvals")
+        return {"name": name, "committed": committed, "approvals": approvals,
+                "installed": installed}
+
+
+def deploy_on_channels(net: Nodes, spec: ChaincodeSpec, pkg: Path | None = None, *,
+                       upgrade: bool = False, log=print) -> dict[str, dict | None]:
+    """Deploy ``spec`` on every channel one of this host's organisations is a member of (one
+    package for all: the peers run one chaincode process per package, whatever the channels).
+    Returns each channel's committed definition (None where others' approvals are awaited)."""
+    channels = [ch for ch in net.channels() if ch.local_peers]
+    if not channels:
+        raise ChaincodeError(f"no organisation of {net.layout.root} is on any channel")
+    pkg = pkg or Deployer(channels[0], log).package(spec)
+    out = {}
+    for ch in channels:
+        if len(channels) > 1:
+            log(f"channel {ch.consortium.channel}:")
+        out[ch.consortium.channel] = Deployer(ch, log).deploy(spec, pkg, upgrade=upgrade)
+    return out
+
+
+# ----------------------------------------------------------------------------- chaincode services
+# With --runtime docker each organisation runs the contract as its own chaincode service
+# (network/org/containers): one package per organisation and version, in its own directory, naming
+# the service's address and carrying the TLS material its peers dial it with.
+
+def service_package_file(net: Nodes, org, label: str) -> Path:
+    return net.layout.org_home(org) / "chaincode" / f"{label}.ccaas.tar.gz"
+
+
+def service_packages(net: Nodes, org) -> list[Path]:
+    """``org``'s chaincode-service packages: one per version it deployed and has not retired."""
+    return sorted((net.layout.org_home(org) / "chaincode").glob("*.ccaas.tar.gz"))
+
+
+def service_address(pkg: Path) -> str:
+    """The address a chaincode-service package makes its peers dial."""
+    with tarfile.open(pkg) as outer:
+        code = outer.extractfile("code.tar.gz").read()
+    with tarfile.open(fileobj=io.BytesIO(code)) as inner:
+        return json.loads(inner.extractfile("connection.json").read())["address"]
+
+
+def org_service_package(net: Nodes, org, name: str, label: str) -> Path:
+    """``org``'s package for ``label``: the one it built before (same id: installed, approved), else a
+    new one naming a free slot beside its first peer (not the one a service of another version of the
+    contract listens on: that one runs until the new version is committed), its TLS CA as the
+    service's root, and the client pair its peers present (the package is 0600 in its own directory)."""
+    from ipledger.network.org.containers.services import chaincode_service_addresses
+    out = service_package_file(net, org, label)
+    ids = identities.OrgIdentities(net.layout.org_dir(org), org.msp_id, org.domain)
+    tls = ids.chaincode_service_tls(sorted({p.host for p in org.peers}))
+    if out.exists():
+        return out
+    taken = {service_address(p) for p in service_packages(net, org) if p.name.startswith(f"{name}_")}
+    free = [a for a in chaincode_service_addresses(org) if a not in taken]
+    if not free:
+        raise ChaincodeError(f"{org.msp_id} runs services for {len(taken)} versions of {name} already "
+                             f"({', '.join(sorted(taken))}); commit one of them first")
+    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    build_ccaas_package(name, label, free[0], out, root_cert=(tls / "ca.crt").read_text(),
+                        client_cert=(tls / "client.crt").read_text(), client_key=(tls / "client.key").read_text())
+    out.chmod(0o600)   # it carries the peers' client key for the service
+    return out
+
+
+def start_service(net: Nodes, org, pkg: Path, log=print) -> str:
+    label = package_label(pkg)
+    tls = identities.OrgIdentities(net.layout.org_dir(org), org.msp_id, org.domain).chaincode_service_dir
+    return net.runtime.start_chaincode(org, label, package_id(pkg), service_address(pkg), _customs(net.consortium),
+                                       tls, log)
+
+
+def retire_services(net: Nodes, org, name: str, keep: str, log=print) -> None:
+    """Once ``keep`` (a label of ``name``) is committed: stop ``org``'s services of other versions and
+    delete their packages (their slot is free again)."""
+    for label in net.runtime.retire_chaincode(org, name, keep, log):
+        service_package_file(net, org, label).unlink(missing_ok=True)
+
+
+def resume_services(net: Nodes, log=print) -> None:
+    """``ipledger network up`` with containers, once the nodes are up (:meth:`Nodes.up`): every local
+    organisation's chaincode services, one per package it holds (``network down`` stopped them)."""
+    for org in net.consortium.orgs:
+        if org.peers and net.layout.is_local(org):
+            for pkg in service_packages(net, org):
+                start_service(net, org, pkg, log)

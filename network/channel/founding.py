@@ -1,0 +1,462 @@
+"""Founding the channel from the organisations' public definitions only.
+
+The founder gathers every organisation's definition (network/org/definition.py) in
+the consortium's public directory and builds the genesis block from them with
+configtxgen: no private key is read, and none is needed. Before joining, every
+organisation reads the block (:func:`summary`: members, policies, orderers,
+consenters) and checks that its own definition is in it as it sent it
+(:func:`check_own`); ``network up`` refuses to join a block that fails the
+check.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from fabric_protos.common import configtx_pb2, policies_pb2
+from fabric_protos.msp import identities_pb2, msp_principal_pb2
+from fabric_protos.orderer import configuration_pb2 as orderer_config_pb2
+from fabric_protos.orderer.etcdraft import configuration_pb2 as raft_pb2
+
+from ipledger.network.org import definition as definition_mod
+from ipledger.network.org import binaries
+from ipledger.network.fabric.config_update import (APPLICATION, ORDERER, anchor_peers, application_orgs, config_from_block,
+                           msp_of, orderer_endpoints, orderer_orgs)
+from ipledger.network.fabric.config_policy import render_policy
+from ipledger.network.consortium import Consortium
+from ipledger.network.org.definition import Definition, fingerprint
+from ipledger.network.layout import Layout
+
+PROFILE = "IPLedgerChannel"
+
+
+class FoundingError(RuntimeError):
+    """The channel cannot be founded, or a genesis block fails an organisation's check."""
+
+
+# ----------------------------------------------------------------------------- configtx
+
+def _sig(rule: str) -> dict:
+    return {"Type": "Signature", "Rule": rule}
+
+
+def _meta(rule: str) -> dict:
+    return {"Type": "ImplicitMeta", "Rule": rule}
+
+
+def application_policies(msp_id: str) -> dict[str, str]:
+    """An application organisation's own policies (what every member checks it was given)."""
+    return {"Admins": f"OR('{msp_id}.admin')",
+            "Endorsement": f"OR('{msp_id}.peer')",
+            "Readers": f"OR('{msp_id}.admin', '{msp_id}.peer', '{msp_id}.client')",
+            "Writers": f"OR('{msp_id}.admin', '{msp_id}.client')"}
+
+
+def ordering_policies(msp_id: str) -> dict[str, str]:
+    """An ordering organisation's policies in the Orderer group."""
+    return {"Admins": f"OR('{msp_id}.admin')", "Readers": f"OR('{msp_id}.member')",
+            "Writers": f"OR('{msp_id}.member')"}
+
+
+def application_org(msp_id: str, msp_dir: Path, anchor_peers: list[str]) -> dict:
+    """An application organisation as configtx.yaml declares it (also used for an organisation
+    joining later: ``ipledger admin propose add-org``)."""
+    anchors = []
+    for address in anchor_peers:
+        host, _, port = address.rpartition(":")
+        anchors.append({"Host": host, "Port": int(port)})
+    return {
+        "Name": msp_id, "ID": msp_id, "MSPDir": str(msp_dir),
+        "Policies": {name: _sig(rule) for name, rule in application_policies(msp_id).items()},
+        "AnchorPeers": anchors,
+    }
+
+
+def orderer_org(msp_id: str, msp_dir: Path, endpoints: list[str]) -> dict:
+    return {
+        "Name": msp_id, "ID": msp_id, "MSPDir": str(msp_dir),
+        "Policies": {name: _sig(rule) for name, rule in ordering_policies(msp_id).items()},
+        "OrdererEndpoints": endpoints,
+    }
+
+
+# SmartBFT's timers, tighter than the library's defaults (a leader silent for 1 min before a view
+# change): a consenter that stops is replaced as leader within about 10 s. Batches follow the
+# consortium file's batch_timeout and max_message_count, as Raft's do.
+SMARTBFT = {
+    "RequestBatchMaxBytes": 10 * 1024 * 1024,
+    "IncomingMessageBufferSize": 200,
+    "RequestPoolSize": 100000,
+    "RequestForwardTimeout": "2s",
+    "RequestComplainTimeout": "20s",
+    "RequestAutoRemoveTimeout": "3m0s",
+    "ViewChangeResendInterval": "5s",
+    "ViewChangeTimeout": "20s",
+    "LeaderHeartbeatTimeout": "10s",
+    "LeaderHeartbeatCount": 10,
+    "CollectTimeout": "1s",
+    "SyncOnStart": True,
+    "SpeedUpViewChange": False,
+}
+
+
+def _consenter_files(lay: Layout, d: Definition, node: dict) -> dict:
+    """A consenter's public certificates as files configtxgen reads (under the channel dir)."""
+    base = lay.channel_dir / "consenters" / f"{node['name']}.{d.name}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    tls, identity = base.with_name(base.name + "-tls.pem"), base.with_name(base.name + "-id.pem")
+    tls.write_text(node["tls_cert"])
+    identity.write_text(node["identity_cert"])
+    return {"tls": str(tls), "identity": str(identity)}
+
+
+def ordering(c: Consortium, lay: Layout, defs: dict[str, Definition]) -> dict:
+    """configtx.yaml's consensus part: Raft consenters, or BFT's consenter mapping (ids 1…n in
+    the consortium file's order, each with its organisation, signing identity and TLS
+    certificates)."""
+    nodes = [(defs[o.msp_id], node) for o in c.ordering_orgs for node in defs[o.msp_id].orderers]
+    if c.consensus == "BFT":
+        mapping = []
+        for i, (d, node) in enumerate(nodes, start=1):
+            f = _consenter_files(lay, d, node)
+            mapping.append({"ID": i, "Host": node["host"], "Port": node["port"],
+                            "MSPID": d.msp_id, "Identity": f["identity"],
+                            "ClientTLSCert": f["tls"], "ServerTLSCert": f["tls"]})
+        return {"OrdererType": "BFT", "ConsenterMapping": mapping,
+                "SmartBFT": {**SMARTBFT, "RequestBatchMaxCount": c.max_message_count,
+                             "RequestBatchMaxInterval": c.batch_timeout}}
+    consenters = []
+    for d, node in nodes:
+        f = _consenter_files(lay, d, node)
+        consenters.append({"Host": node["host"], "Port": node["port"],
+                           "ClientTLSCert": f["tls"], "ServerTLSCert": f["tls"]})
+    return {"OrdererType": "etcdraft", "EtcdRaft": {"Consenters": consenters}}
+
+
+def configtx(c: Consortium, lay: Layout, defs: dict[str, Definition]) -> dict:
+    """configtx.yaml for the genesis block, from public files only: the public MSP directories
+    and consenter certificates rebuilt from ``defs`` under ``lay.channel_dir``."""
+    ordering_orgs = [orderer_org(o.msp_id, lay.public_msp(o.msp_id),
+                                 [f"{n['host']}:{n['port']}" for n in defs[o.msp_id].orderers])
+                     for o in c.ordering_orgs]
+    app_orgs = [application_org(d.msp_id, lay.public_msp(d.msp_id), d.anchor_peers)
+                for d in (defs[org.msp_id] for org in c.orgs)]
+    return {"Profiles": {PROFILE: {
+        "Policies": {
+            "Readers": _meta("ANY Readers"),
+            "Writers": _meta("ANY Writers"),
+            # Channel membership and policy changes need a majority of org admins.
+            "Admins": _meta("MAJORITY Admins"),
+        },
+        "Capabilities": {"V3_0": True},
+        "Orderer": {
+            **ordering(c, lay, defs),
+            "BatchTimeout": c.batch_timeout,
+            "BatchSize": {"MaxMessageCount": c.max_message_count,
+                          "AbsoluteMaxBytes": "99 MB", "PreferredMaxBytes": "2 MB"},
+            "Organizations": ordering_orgs,
+            "Policies": {
+                "Readers": _meta("ANY Readers"),
+                "Writers": _meta("ANY Writers"),
+                "Admins": _meta("MAJORITY Admins"),
+                "BlockValidation": _meta("ANY Writers"),
+            },
+            "Capabilities": {"V2_0": True},
+        },
+        "Application": {
+            "Organizations": app_orgs,
+            "Policies": {
+                "Readers": _meta("ANY Readers"),
+                "Writers": _meta("ANY Writers"),
+                "Admins": _meta("MAJORITY Admins"),
+                "LifecycleEndorsement": _meta("MAJORITY Endorsement"),
+                "Endorsement": _meta("MAJORITY Endorsement"),
+                **holder_channel_policies(c),
+            },
+            "Capabilities": {"V2_5": True},
+        },
+    }}}
+
+
+def holder_channel_policies(c: Consortium) -> dict:
+    """On a holder's own channel, nothing changes without the holder and customs: who is on it
+    (Application Admins: adding an organisation would give it every block) and the contract's
+    definition (LifecycleEndorsement: its endorsement policy and the 'commercial' collection) — not a
+    majority that representatives and customs could make without the holder."""
+    if not c.per_holder:
+        return {}
+    both = f"AND('{c.customs}.{{role}}','{c.channels[0].holder}.{{role}}')"
+    return {"Admins": {"Type": "Signature", "Rule": both.format(role="admin")},
+            "LifecycleEndorsement": {"Type": "Signature", "Rule": both.format(role="peer")}}
+
+
+# ----------------------------------------------------------------------------- founding
+
+def definitions(c: Consortium, lay: Layout) -> dict[str, Definition]:
+    """Every organisation's definition from the public directory, checked against the
+    consortium file (same MSP id, role, nodes' addresses)."""
+    missing = [o.msp_id for o in c.all_orgs if not lay.definition_file(o.msp_id).exists()]
+    if missing:
+        raise FoundingError(f"founding needs every organisation's public definition in "
+                            f"{lay.definitions_dir}; missing: {', '.join(missing)} (each writes "
+                            "its own with 'ipledger org definition' and sends it)")
+    out = {}
+    for org in c.all_orgs:
+        try:
+            d = definition_mod.load(lay.definition_file(org.msp_id))
+        except definition_mod.DefinitionError as e:
+            raise FoundingError(str(e)) from e
+        if d.msp_id != org.msp_id:
+            raise FoundingError(f"{lay.definition_file(org.msp_id)} defines {d.msp_id}")
+        want_role = "orderer" if org.is_orderer else "application"
+        if d.role != want_role:
+            raise FoundingError(f"{org.msp_id}'s definition is for an {d.role} organisation")
+        for kind, mine, theirs in (("peers", org.peers, d.peers),
+                                   ("orderers", org.orderers, d.orderers)):
+            mine = sorted(f"{n.name}@{n.address}" for n in mine)
+            theirs = sorted(f"{n['name']}@{n['host']}:{n['port']}" for n in theirs)
+            if mine != theirs:
+                raise FoundingError(f"{org.msp_id}'s definition names {kind} "
+                                    f"{', '.join(theirs) or '(none)'}, the consortium file "
+                                    f"{', '.join(mine) or '(none)'}")
+        out[org.msp_id] = d
+    return out
+
+
+def found(c: Consortium, lay: Layout, log=print) -> Path:
+    """Build the genesis block into ``lay.genesis_block`` from the public definitions."""
+    return genesis_block(c, lay, definitions(c, lay), log)
+
+
+def genesis_block(c: Consortium, lay: Layout, defs: dict[str, Definition], log=print) -> Path:
+    """configtxgen's genesis block from ``defs`` (already checked) into ``lay.genesis_block``."""
+    for d in defs.values():
+        definition_mod.materialise(d, lay.public_msp(d.msp_id))
+    lay.channel_dir.mkdir(parents=True, exist_ok=True)
+    (lay.channel_dir / "configtx.yaml").write_text(
+        yaml.safe_dump(configtx(c, lay, defs), sort_keys=False, default_flow_style=False))
+    cmd = [binaries.binary("configtxgen"), "-configPath", str(lay.channel_dir), "-profile", PROFILE,
+           "-channelID", c.channel, "-outputBlock", str(lay.genesis_block)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, FABRIC_LOGGING_SPEC="warning"))
+    if proc.returncode != 0:
+        raise FoundingError(f"configtxgen failed (exit {proc.returncode}):\n"
+                            f"{(proc.stderr or proc.stdout).strip()}")
+    log(f"  genesis block of '{c.channel}' from {len(defs)} public definitions: "
+        f"{lay.genesis_block} (sha256 {block_digest(lay.genesis_block)[:16]}…)")
+    return lay.genesis_block
+
+
+def block_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- inspection
+
+def _consenters(config: configtx_pb2.Config) -> tuple[str, list[dict]]:
+    og = config.channel_group.groups[ORDERER]
+    ct = orderer_config_pb2.ConsensusType()
+    ct.ParseFromString(og.values["ConsensusType"].value)
+    out = []
+    if ct.type == "etcdraft":
+        md = raft_pb2.ConfigMetadata()
+        md.ParseFromString(ct.metadata)
+        for cs in md.consenters:
+            out.append({"address": f"{cs.host}:{cs.port}",
+                        "tls_cert_sha256": fingerprint(cs.server_tls_cert)})
+    elif "Orderers" in og.values:  # BFT: consenters are a channel-level value
+        from fabric_protos.common import configuration_pb2 as common_config_pb2
+        orderers = common_config_pb2.Orderers()
+        orderers.ParseFromString(og.values["Orderers"].value)
+        for cs in orderers.consenter_mapping:
+            out.append({"id": cs.id, "address": f"{cs.host}:{cs.port}", "msp_id": cs.msp_id,
+                        "tls_cert_sha256": fingerprint(cs.server_tls_cert),
+                        "identity_sha256": fingerprint(cs.identity)})
+    return ct.type, out
+
+
+def _policies(group: configtx_pb2.ConfigGroup) -> dict[str, str]:
+    return {name: render_policy(p.policy) for name, p in sorted(group.policies.items())}
+
+
+def _org(group: configtx_pb2.ConfigGroup) -> dict:
+    fc = msp_of(group)
+    ous = fc.fabric_node_ous if fc is not None else None
+    return {"root_ca_sha256": [fingerprint(bytes(c)) for c in fc.root_certs] if fc else [],
+            "tls_root_ca_sha256": [fingerprint(bytes(c)) for c in fc.tls_root_certs] if fc else [],
+            "crls": len(fc.revocation_list) if fc else 0,
+            "node_ous": bool(ous and ous.enable),
+            "policies": _policies(group)}
+
+
+def bft_quorum(n: int) -> int:
+    """Signatures a BFT block needs out of ``n`` consenters: ⌈(n + f + 1) / 2⌉, f = ⌊(n − 1) / 3⌋."""
+    f = (n - 1) // 3
+    return (n + f + 2) // 2
+
+
+def _block_validation(config: configtx_pb2.Config) -> dict:
+    """The Orderer group's BlockValidation policy: what a block's signatures must satisfy."""
+    policy = config.channel_group.groups[ORDERER].policies["BlockValidation"].policy
+    out = {"rule": render_policy(policy)}
+    if policy.type == policies_pb2.Policy.SIGNATURE:
+        env = policies_pb2.SignaturePolicyEnvelope()
+        env.ParseFromString(policy.value)
+        signers = []
+        for p in env.identities:
+            ident = identities_pb2.SerializedIdentity()
+            if p.principal_classification == msp_principal_pb2.MSPPrincipal.IDENTITY:
+                ident.ParseFromString(p.principal)
+            signers.append({"msp_id": ident.mspid,
+                            "identity_sha256": fingerprint(ident.id_bytes) if ident.id_bytes else ""})
+        rule = env.rule
+        leaves = [r.signed_by for r in rule.n_out_of.rules] if rule.HasField("n_out_of") else []
+        out.update({"n_out_of": rule.n_out_of.n if rule.HasField("n_out_of") else None,
+                    "signed_by": leaves if all(not r.HasField("n_out_of") for r in rule.n_out_of.rules)
+                    else None, "identities": signers})
+    return out
+
+
+def summary(block_bytes: bytes) -> dict:
+    """What a genesis (or any config) block says: members, policies, orderers, consenters."""
+    config, number = config_from_block(block_bytes)
+    consensus, consenters = _consenters(config)
+    return {
+        "orderer_policies": _policies(config.channel_group.groups[ORDERER]),
+        "block_validation": _block_validation(config),
+        "block": number, "sha256": hashlib.sha256(block_bytes).hexdigest(),
+        "channel_policies": _policies(config.channel_group),
+        "application_policies": _policies(config.channel_group.groups[APPLICATION]),
+        "application_orgs": {m: {**_org(g), "anchor_peers": anchor_peers(g)}
+                             for m, g in sorted(application_orgs(config).items())},
+        "orderer_orgs": {m: {**_org(g), "endpoints": orderer_endpoints(g)}
+                         for m, g in sorted(orderer_orgs(config).items())},
+        "consensus": consensus, "consenters": consenters,
+    }
+
+
+def format_summary(s: dict) -> list[str]:
+    lines = [f"Config block {s['block']} (sha256 {s['sha256'][:16]}…)",
+             f"Membership changes: /Channel/Application/Admins = "
+             f"{s['application_policies'].get('Admins', '?')}",
+             f"Endorsement: {s['application_policies'].get('Endorsement', '?')}; chaincode "
+             f"definitions: {s['application_policies'].get('LifecycleEndorsement', '?')}",
+             "Application organisations:"]
+    for m, o in s["application_orgs"].items():
+        lines.append(f"  {m:<14} CA {o['root_ca_sha256'][0][:16]}…  TLS CA "
+                     f"{o['tls_root_ca_sha256'][0][:16]}…  NodeOUs {'on' if o['node_ous'] else 'OFF'}"
+                     f"  CRLs {o['crls']}  anchor peers {', '.join(o['anchor_peers']) or '(none)'}")
+        lines.append(f"  {'':<14} Admins {o['policies'].get('Admins', '?')}")
+    lines.append("Ordering organisations:")
+    for m, o in s["orderer_orgs"].items():
+        lines.append(f"  {m:<14} CA {o['root_ca_sha256'][0][:16]}…  endpoints "
+                     f"{', '.join(o['endpoints'])}")
+    lines.append(f"Consensus: {s['consensus']}, {len(s['consenters'])} consenter(s)")
+    for cs in s["consenters"]:
+        who = f" {cs['msp_id']}" if cs.get("msp_id") else ""
+        lines.append(f"  {cs['address']:<24}{who} TLS cert {cs['tls_cert_sha256'][:16]}…")
+    return lines
+
+
+def check_own(block_bytes: bytes, d: Definition) -> list[str]:
+    """Whether ``d`` (the organisation's own definition) is in the block as it wrote it.
+    Returns the problems; empty when the block is right for this organisation."""
+    return check_summary(summary(block_bytes), d)
+
+
+def check_members(block_bytes: bytes, members: list[str]) -> list[str]:
+    """The block's application organisations are exactly ``members`` (a channel per holder: a
+    competitor on the channel would receive every block of it)."""
+    found = sorted(summary(block_bytes)["application_orgs"])
+    if found != sorted(members):
+        return [f"the channel's members are {', '.join(found)}, not {', '.join(sorted(members))}"]
+    return []
+
+
+def check_summary(s: dict, d: Definition) -> list[str]:
+    """:func:`check_own` on a block's :func:`summary`."""
+    problems = []
+    orgs = s["orderer_orgs"] if d.role == "orderer" else s["application_orgs"]
+    mine = orgs.get(d.msp_id)
+    if mine is None:
+        return [f"{d.msp_id} is not among the block's {d.role} organisations "
+                f"({', '.join(orgs) or 'none'})"]
+    fps = d.fingerprints()
+    if sorted(mine["root_ca_sha256"]) != sorted(fps["ca"]):
+        problems.append(f"{d.msp_id}'s CA certificate in the block is not ours")
+    if sorted(mine["tls_root_ca_sha256"]) != sorted(fps["tls_ca"]):
+        problems.append(f"{d.msp_id}'s TLS CA certificate in the block is not ours")
+    if not mine["node_ous"]:
+        problems.append(f"{d.msp_id}'s NodeOUs are off in the block")
+    if mine["crls"] != len(d.crls):
+        problems.append(f"{d.msp_id}'s revocation lists differ ({mine['crls']} in the block, "
+                        f"{len(d.crls)} in our definition)")
+    want_policies = application_policies(d.msp_id) if d.role == "application" \
+        else ordering_policies(d.msp_id)
+    for name, rule in want_policies.items():
+        if mine["policies"].get(name) != rule:
+            problems.append(f"{d.msp_id}'s {name} policy in the block is "
+                            f"{mine['policies'].get(name)!r}, not {rule!r}")
+    if d.role == "application":
+        if sorted(mine["anchor_peers"]) != sorted(d.anchor_peers):
+            problems.append(f"{d.msp_id}'s anchor peers in the block are "
+                            f"{', '.join(mine['anchor_peers']) or '(none)'}, not "
+                            f"{', '.join(d.anchor_peers)}")
+    if d.orderers:
+        as_orderer = s["orderer_orgs"].get(d.msp_id)
+        want = sorted(f"{o['host']}:{o['port']}" for o in d.orderers)
+        if as_orderer is None:
+            problems.append(f"{d.msp_id} runs orderers but is not among the block's ordering "
+                            "organisations")
+        else:
+            if sorted(as_orderer["endpoints"]) != want:
+                problems.append(f"{d.msp_id}'s orderer endpoints differ: "
+                                f"{as_orderer['endpoints']}")
+            if sorted(as_orderer["root_ca_sha256"]) != sorted(fps["ca"]):
+                problems.append(f"{d.msp_id}'s CA certificate as an ordering organisation in the "
+                                "block is not ours")
+            for name, rule in ordering_policies(d.msp_id).items():
+                if as_orderer["policies"].get(name) != rule:
+                    problems.append(f"{d.msp_id}'s {name} policy as an ordering organisation is "
+                                    f"{as_orderer['policies'].get(name)!r}, not {rule!r}")
+    for o in d.orderers:
+        fp, ident = fingerprint(o["tls_cert"]), fingerprint(o["identity_cert"])
+        ours = [cs for cs in s["consenters"] if cs["tls_cert_sha256"] == fp]
+        if not ours:
+            problems.append(f"consenter {o['name']} of {d.msp_id} ({o['host']}:{o['port']}) is "
+                            "not in the block with our TLS certificate")
+        elif s["consensus"] == "BFT" and not any(cs.get("identity_sha256") == ident
+                                                 and cs.get("msp_id") == d.msp_id for cs in ours):
+            problems.append(f"consenter {o['name']} of {d.msp_id} is in the block with another "
+                            "signing identity or organisation")
+    if s["consensus"] == "BFT":
+        problems += _check_bft_block_validation(s)
+    elif s["block_validation"]["rule"] != "ANY Writers":
+        problems.append(f"the block validation policy is {s['block_validation']['rule']!r}, "
+                        "not 'ANY Writers' of the ordering organisations")
+    return problems
+
+
+def _check_bft_block_validation(s: dict) -> list[str]:
+    """With BFT, a block is valid with the signatures of a quorum of the consenters — exactly the
+    consenters of the block, each once, ⌈(n + f + 1) / 2⌉ of n (what configtxgen derives)."""
+    bv, consenters = s["block_validation"], s["consenters"]
+    want = sorted((cs["msp_id"], cs["identity_sha256"]) for cs in consenters)
+    got = sorted((i["msp_id"], i["identity_sha256"]) for i in bv.get("identities", []))
+    quorum = bft_quorum(len(consenters))
+    if got != want or bv.get("n_out_of") != quorum or \
+            sorted(bv.get("signed_by") or []) != list(range(len(consenters))):
+        return [f"the block validation policy is {bv['rule']!r}, not {quorum} of the "
+                f"{len(consenters)} consenters' identities"]
+    return []
+
+
+def _cert_pem(der_or_pem: bytes) -> bytes:
+    if b"-----BEGIN" in der_or_pem:
+        return der_or_pem
+    return x509.load_der_x509_certificate(der_or_pem).public_bytes(Encoding.PEM)

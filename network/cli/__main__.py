@@ -1,0 +1,5 @@
+import sys
+
+from ipledger.network.cli.commands import main
+
+sys.exit(main())

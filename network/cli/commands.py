@@ -1,0 +1,280 @@
+"""The ``ipledger`` command line.
+
+    ipledger fabric install [--force]
+    ipledger [--runtime native|docker] network generate | up | status [--json] | down [--purge] | logs NODE [-n N] [-f]
+    ipledger network compose --org M [--out F] [--gateway-bind ADDR]
+    ipledger chaincode package | deploy | upgrade --version V | status
+    ipledger network add-org --msp-id M [--name N] [--description D] | remove-org --msp-id M
+    ipledger network add-holder --msp-id M --holder-channel C
+    ipledger org init|definition|add-user|renew|revoke|identities --org M   (on its own host)
+    ipledger channel found [--definition F …] | inspect [--block F] [--org M]
+    ipledger admin propose add-org|update-org|remove-org|update-anchors|set-policy |
+                   sign UPDATE --as M | status UPDATE | submit UPDATE | members |
+                   chaincode-approve --org M | chaincode-policy --policy P
+                   (see network/cli/admin.py, docs/admin.md)
+    ipledger gateway serve|start|stop --org M | keys --gateway M create|list|revoke;  ipledger import FILE
+    ipledger verify [--peer P] [--as ORG] [--save DIR | --from-file DIR] [--json]
+
+Global options (or environment): --state-dir (IPLEDGER_STATE_DIR, default
+./.ipledger), --consortium (IPLEDGER_CONSORTIUM), --base-port (IPLEDGER_BASE_PORT),
+--channel (IPLEDGER_CHANNEL; with a channel per holder, the one 'admin' and 'chaincode' act on).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ipledger.network.cli import admin, consortium, org
+from ipledger.network.cli import gateway as gateway_cli
+from ipledger.network.org import binaries, processes
+from ipledger.network.org import runtime
+from ipledger.network.consortium import ConsortiumError
+from ipledger.network.org.generate import GenerateError
+from ipledger.network.org.nodes import Nodes, NetworkError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ipledger", description=__doc__.split("\n\n")[0])
+    p.add_argument("--state-dir", type=Path,
+                   default=Path(os.environ.get("IPLEDGER_STATE_DIR", ".ipledger")),
+                   help="where generated files, data and logs live (default: ./.ipledger)")
+    p.add_argument("--consortium", type=Path, default=os.environ.get("IPLEDGER_CONSORTIUM"),
+                   help="consortium file (default: the one shipped in network/)")
+    p.add_argument("--base-port", type=int,
+                   default=int(os.environ["IPLEDGER_BASE_PORT"])
+                   if os.environ.get("IPLEDGER_BASE_PORT") else None,
+                   help="first port of the port range (overrides the consortium file)")
+    p.add_argument("--channel", default=os.environ.get("IPLEDGER_CHANNEL") or None,
+                   help="with a channel per holder: the channel 'admin' and 'chaincode' act on "
+                        "(chaincode deploy: default every channel of this host's organisations)")
+    p.add_argument("--runtime", choices=runtime.RUNTIMES, default=None,
+                   help="how this host runs its nodes, chaincode services and gateways: native "
+                        "processes or docker containers (default: IPLEDGER_RUNTIME, else what the "
+                        "state directory recorded at its first 'network up', else native)")
+    sub = p.add_subparsers(dest="group", required=True)
+
+    fab = sub.add_parser("fabric", help="Fabric binaries").add_subparsers(dest="cmd", required=True)
+    inst = fab.add_parser("install", help="build the pinned Fabric release with Go (cached)")
+    inst.add_argument("--force", action="store_true", help="rebuild even if cached")
+    fab.add_parser("path", help="print the directory holding the Fabric binaries")
+
+    net = sub.add_parser("network", help="the consortium's Fabric network").add_subparsers(
+        dest="cmd", required=True)
+    net.add_parser("generate", help="every organisation in its own directory (identities, node "
+                                    "configs, definition), then the genesis block from the "
+                                    "definitions")
+    net.add_parser("up", help="generate if needed, start every node, join the channel")
+    st = net.add_parser("status", help="each node: PID, addresses, health, channel height")
+    st.add_argument("--json", action="store_true")
+    orgs = net.add_parser("orgs", help="the application organisations (MSP ids, one per line) and "
+                                       "the channels each is on")
+    orgs.add_argument("--local", action="store_true",
+                      help="only those whose own directory is in the state directory")
+    down = net.add_parser("down", help="stop every node")
+    down.add_argument("--purge", action="store_true", help="also delete the state directory (and, with "
+                                                           "--runtime docker, the ledgers' volumes)")
+    comp = net.add_parser("compose", help="an organisation's containers as a compose file (the images "
+                                          "built first: python -m ipledger.network.org.containers build)")
+    comp.add_argument("--org", required=True, metavar="MSP_ID", help="the organisation (its own directory here)")
+    comp.add_argument("--out", type=Path, help="write the file here (default: print it)")
+    comp.add_argument("--gateway-bind", metavar="ADDR", help="include its REST gateway, listening on ADDR")
+    logs = net.add_parser("logs", help="show a node's log")
+    logs.add_argument("node", help="node id, e.g. peer0.customs or orderer0.orderer")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.add_argument("-f", "--follow", action="store_true")
+    consortium.add_network_commands(net)  # network add-org / add-holder / remove-org
+
+    cc = sub.add_parser("chaincode", help="the ipledger chaincode on the channel").add_subparsers(
+        dest="cmd", required=True)
+    for name, text in (("package", "build the chaincode package (Python source + wheels)"),
+                       ("deploy", "install on every peer, approve for every org, commit"),
+                       ("upgrade", "deploy a new version at the next sequence"),
+                       ("status", "what is installed, approved and committed")):
+        sp = cc.add_parser(name, help=text)
+        sp.add_argument("--name", default="ipledger")
+        sp.add_argument("--version", default=None,
+                        help="chaincode version (default: 1.0; required for upgrade)")
+        if name in ("package", "deploy", "upgrade"):
+            sp.add_argument("--output", type=Path, help="where to write the package")
+        if name in ("deploy", "upgrade"):
+            sp.add_argument("--package", type=Path, metavar="FILE",
+                            help="install and approve this package (e.g. one received from another "
+                                 "organisation) instead of building one")
+    gateway_cli.register(sub)  # ipledger gateway ... / ipledger import ...
+    # Its own options are parsed by ipledger.network.cli.verify (ipledger verify --help).
+    sub.add_parser("verify", add_help=False,
+                   help="independently verify every block of the channel (see verify --help)")
+    admin.add_commands(sub)  # ipledger admin ...
+    org.add_commands(sub)  # ipledger org ... / ipledger channel ...
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.group != "verify":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.runtime:  # every Nodes this command opens (network/org/runtime.py) reads it
+        os.environ[runtime.ENV] = args.runtime
+    try:
+        if args.group == "fabric":
+            if args.cmd == "install":
+                return binaries.main_install(force=args.force)
+            print(binaries.bin_dir())
+            return 0
+        if args.group == "chaincode":
+            return _chaincode(args)
+        if args.group == "verify":
+            from ipledger.network.cli.verify import main as verify_main
+            channel = ["--channel", args.channel] if args.channel and "--channel" not in extra else []
+            return verify_main(["--state-dir", str(args.state_dir), *channel, *extra])
+        if args.group in gateway_cli.GROUPS:
+            return gateway_cli.main(args)
+        if args.group == "admin":
+            return admin.run(args)
+        if args.group in org.GROUPS:
+            return org.run(args)
+        return _network(args)
+    except (ConsortiumError, GenerateError, NetworkError, binaries.FabricError, processes.StartError,
+            runtime.RuntimeChoiceError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _network(args) -> int:
+    net = Nodes.open(args.state_dir, args.consortium, args.base_port)
+    if args.cmd == "generate":
+        net.generate()
+    elif args.cmd == "up":
+        net.up()
+        if net.runtime.name == runtime.DOCKER:   # the chaincode services, stopped with the nodes
+            from ipledger.network.channel.chaincode import resume_services
+            resume_services(net)
+        _print_status(net.status())
+    elif args.cmd == "status":
+        rows = net.status()
+        if args.json:
+            print(json.dumps({"channel": net.consortium.channel,
+                              "channels": net.consortium.channel_names(),
+                              "state_dir": str(net.layout.root), "nodes": rows}, indent=2))
+        else:
+            _print_status(rows)
+        return 0 if all(r["healthy"] for r in rows) else 1
+    elif args.cmd == "orgs":
+        c = net.consortium
+        for org in c.orgs:
+            if not args.local or not net.layout.root.exists() or net.layout.is_local(org):
+                print(f"{org.msp_id}\t{','.join(c.channels_of(org.msp_id))}")
+    elif args.cmd == "down":
+        net.down(purge=args.purge)
+    elif args.cmd == "compose":
+        _compose(net, args.org, args.out, args.gateway_bind)
+    elif args.cmd == "logs":
+        _logs(net, args.node, args.lines, args.follow)
+    elif args.cmd in ("add-org", "add-holder", "remove-org"):
+        return consortium.network_command(net, args)
+    return 0
+
+
+def _chaincode(args) -> int:
+    from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer, deploy_on_channels
+
+    net = Nodes.open(args.state_dir, args.consortium, args.base_port)
+    if args.channel:
+        net = net.on_channel(args.channel)
+    dep = Deployer(net.channels()[0])  # packaging: the customs MSP id is the same on every channel
+    spec = ChaincodeSpec.default()
+    spec.name = args.name
+    if args.cmd == "upgrade" and not args.version:
+        raise NetworkError("upgrade needs --version (the new chaincode version)")
+    if args.version:
+        spec.version = args.version
+    if args.cmd == "package":
+        dep.package(spec, args.output)
+    elif args.cmd in ("deploy", "upgrade"):
+        if args.package is not None:
+            from ipledger.network.channel.chaincode import package_label
+            if not args.package.is_file():
+                raise NetworkError(f"no chaincode package at {args.package}")
+            if package_label(args.package) != spec.label:
+                raise NetworkError(f"{args.package} is labelled {package_label(args.package)!r}, "
+                                   f"not {spec.label!r} (--name/--version)")
+            pkg = args.package
+            if net.runtime.name == runtime.DOCKER:
+                print(f"note: with --runtime docker the peers run the contract of the chaincode service image "
+                      f"built from this tree (network/org/containers); {args.package} is recorded as the definition's "
+                      "public code", file=sys.stderr)
+        else:
+            pkg = dep.package(spec, args.output)
+        deploy_on_channels(net, spec, pkg, upgrade=args.cmd == "upgrade")
+    else:
+        print(json.dumps({ch.consortium.channel: Deployer(ch).status(args.name)
+                          for ch in net.channels() if ch.local_peers}
+                         if net.consortium.per_holder else dep.status(args.name), indent=2))
+    return 0
+
+
+def _compose(net: Nodes, msp_id: str, out: Path | None, gateway_bind: str | None) -> None:
+    from ipledger.network.channel.chaincode import package_id, package_label, service_address, service_packages
+    from ipledger.network.org.containers import compose, images
+    org = net.consortium.org(msp_id)
+    if not net.layout.is_local(org):
+        raise NetworkError(f"{msp_id}'s own directory is not in {net.layout.root}: write its compose file "
+                           "on its own host")
+    try:
+        tags = {step.spec.name: step.tag for step in images.plan(images.default_specs(log=lambda *_: None))}
+    except images.ImageError as e:
+        raise NetworkError(str(e)) from None
+    packages = [(package_label(p), package_id(p), service_address(p)) for p in service_packages(net, org)]
+    svcs = compose.org_services(net.layout, org, tags, chaincode_services=packages,
+                                customs_msp=net.consortium.customs, gateway_bind=gateway_bind)
+    header = (f"{msp_id}'s containers, written by 'ipledger network compose --org {msp_id}' from\n"
+              f"{net.layout.consortium_file}. Images: python -m ipledger.network.org.containers build.\n"
+              f"Then: docker-compose -f <this file> up -d; ipledger --runtime docker network up\n"
+              f"The ledgers are on named volumes: 'docker-compose down -v' deletes them.")
+    text = compose.render(compose.document(svcs), header)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        print(f"{msp_id}: {len(svcs)} container(s) in {out}", file=sys.stderr)
+
+
+def _print_status(rows: list[dict]) -> None:
+    print(f"{'NODE':<20} {'MSP':<12} {'PID/CTR':>12}  {'ADDRESS':<16} {'OPERATIONS':<16} "
+          f"{'HEALTH':<8} CHANNEL")
+    for r in rows:
+        chans = r.get("channels") or {}
+        if len(chans) > 1:  # a channel per holder: each channel this node is on
+            chan = "; ".join(f"{name} " + (f"height {v['height']}, gossip {v['gossip_peers_known']}"
+                                           if "height" in v else "joined" if v["joined"] else "-")
+                             for name, v in chans.items())
+        else:
+            chan = (f"height {r['channel_height']}, gossip {r['gossip_peers_known']}"
+                    if r["channel_height"] is not None
+                    else "joined" if r.get("channel_joined") else "-")
+        print(f"{r['node']:<20} {r['msp_id']:<12} {r['pid'] or r.get('container') or '-':>12}  {r['address']:<16} "
+              f"{r['operations']:<16} {'ok' if r['healthy'] else 'DOWN':<8} {chan}")
+
+
+def _logs(net: Nodes, node_id: str, lines: int, follow: bool) -> None:
+    node, rt = net.consortium.node(node_id), net.runtime
+    if follow:
+        if rt.name == runtime.NATIVE and not net.layout.log_file(node).exists():
+            raise NetworkError(f"no log for {node_id} yet ({rt.where(node)})")
+        rt.follow(node, lines)
+        return
+    text = rt.log_lines(node, lines)
+    if not text:
+        raise NetworkError(f"no log for {node_id} yet ({rt.where(node)})")
+    for line in text:
+        print(line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

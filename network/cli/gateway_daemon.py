@@ -1,0 +1,241 @@
+"""An organisation's gateway as a background service: start, stop, status.
+
+``ipledger gateway start --org M`` runs ``ipledger gateway serve --org M`` detached,
+with its log and PID in M's own directory (``<state>/<org name>/gateway/``),
+waits until ``/healthz`` answers, and is harmless when the gateway already runs.
+It also makes sure the organisation has a ready-to-use API key, written with the
+URL to ``<state>/<org name>/gateway/credentials.json`` (0600) for scripts and
+newcomers: ``{"url": …, "keys": {"<M>": {"key_id", "key", "role"}}}`` — its own
+organisation's key only. Every gateway is one organisation's: there is no gateway of
+several organisations.
+With ``--tls-cert`` it serves HTTPS (options checked here, before the fork: see :mod:`ipledger.gateway.tls`).
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+from ipledger.gateway.tls import TLSError, TLSOptions, org_tls_cas
+
+DEFAULT_BIND = "127.0.0.1:8080"
+
+
+class DaemonError(RuntimeError):
+    pass
+
+
+def _dir(state_dir: Path, org: str) -> Path:
+    from ipledger.gateway.config import gateway_dir_of
+    d = gateway_dir_of(state_dir, org)
+    d.mkdir(parents=True, exist_ok=True)
+    d.chmod(0o700)
+    return d
+
+
+def pid_file(state_dir: Path, org: str) -> Path:
+    return _dir(state_dir, org) / "gateway.pid"
+
+
+def log_file(state_dir: Path, org: str) -> Path:
+    return _dir(state_dir, org) / "gateway.log"
+
+
+def credentials_file(state_dir: Path, org: str) -> Path:
+    return _dir(state_dir, org) / "credentials.json"
+
+
+def container_file(state_dir: Path, org: str) -> Path:
+    return _dir(state_dir, org) / "gateway.container"
+
+
+def _containers(state_dir: Path):
+    """(network, its Docker runtime) when this state directory runs as containers
+    (``--runtime docker``: the gateway is a container too), else None."""
+    from ipledger.network.org.nodes import Nodes
+    net = Nodes.open(Path(state_dir).resolve())
+    return (net, net.runtime) if net.runtime.name == "docker" else None
+
+
+def running(state_dir: Path, org: str) -> tuple[int | str, str] | None:
+    """(pid or container id, url) of this state directory's (organisation's) gateway if it runs."""
+    docker = _containers(state_dir)
+    if docker:
+        net, rt = docker
+        cid = rt.gateway_running(net.consortium.org(org))
+        try:
+            url = container_file(state_dir, org).read_text().split()[1]
+        except (OSError, IndexError):
+            return None
+        return (cid, url) if cid else None
+    try:
+        pid_s, url = pid_file(state_dir, org).read_text().split()
+        pid = int(pid_s)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    if b"gateway" not in cmdline or str(Path(state_dir).resolve()).encode() not in cmdline:
+        return None
+    if org.encode() not in cmdline:
+        return None
+    return pid, url
+
+
+def healthy(url: str, server_cert: Path | str | None = None) -> bool:
+    """Whether ``GET {url}/healthz`` answers 200. For https, ``server_cert`` (the gateway's own
+    ``--tls-cert`` file) is the trust anchor and the host name is not checked: this is the gateway we
+    started, at the address we bound. A gateway that requires client certificates refuses the probe
+    (which has none) with TLS 1.3's ``certificate_required`` alert, after proving it holds that
+    certificate: that counts as healthy too."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=str(server_cert) if server_cert else None)
+        context.check_hostname = False
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the server's own certificate is enough
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=2, context=context)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=2)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    except ssl.SSLError as exc:
+        return exc.reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
+          timeout: float = 60, log=print, tls: TLSOptions | None = None, *, org: str) -> str:
+    state_dir = Path(state_dir).resolve()
+    current = running(state_dir, org)
+    who = f"{org}'s gateway"
+    if current:
+        what = "pid" if isinstance(current[0], int) else "container"
+        log(f"  {who} already running ({what} {current[0]}) at {current[1]}")
+        return current[1]
+    tls = tls or TLSOptions()
+    if tls != TLSOptions():
+        check_tls(state_dir, tls, org)
+    url = f"{'https' if tls.https else 'http'}://{bind}"
+    docker = _containers(state_dir)
+    if docker:
+        return _start_container(state_dir, docker, org, bind, workers, url, tls, timeout, log)
+    cmd = [sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state_dir), "gateway", "serve",
+           "--org", org, "--bind", bind, "--workers", str(workers), *tls.argv()]
+    with open(log_file(state_dir, org), "ab") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    pid_file(state_dir, org).write_text(f"{proc.pid} {url}\n")
+    deadline = time.monotonic() + timeout
+    while not healthy(url, tls.cert_file):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(state_dir, log=lambda *_: None, org=org)
+            tail = "\n".join(log_file(state_dir, org).read_text(errors="replace").splitlines()[-15:])
+            raise DaemonError(f"the {who} did not become healthy at {url}:\n{tail}")
+        time.sleep(0.25)
+    log(f"  {who} started (pid {proc.pid}) at {url}")
+    return url
+
+
+def _start_container(state_dir: Path, docker, org: str, bind: str, workers: int, url: str, tls: TLSOptions,
+                     timeout: float, log) -> str:
+    """The gateway as a container of ``org``'s (network/org/containers/services.py): its client identity, the
+    public consortium files and its own gateway directory mounted, nothing else of the host."""
+    net, rt = docker
+    own = net.consortium.org(org)
+    running_bind = rt.gateway_bind(own)
+    if running_bind is not None:   # started by hand or by compose: it is that one
+        scheme = "https" if "--tls-cert" in (rt.gateway_command(own) or []) else "http"
+        url = f"{scheme}://{running_bind}"
+        container_file(state_dir, org).write_text(f"{rt.gateway_running(own)} {url}\n")
+        log(f"  {org}'s gateway already running (container {rt.gateway_running(own)}) at {url}")
+        return url
+    try:
+        cid = rt.start_gateway(own, bind, workers, dict(os.environ), tls.argv(), tls.files())
+    except RuntimeError as exc:
+        raise DaemonError(f"{org}'s gateway container did not start: {exc}") from None
+    container_file(state_dir, org).write_text(f"{cid} {url}\n")
+    deadline = time.monotonic() + timeout
+    while not healthy(url, tls.cert_file):
+        if rt.gateway_running(own) is None or time.monotonic() > deadline:
+            tail = "\n".join(rt.gateway_logs(own, 15))
+            stop(state_dir, log=lambda *_: None, org=org)
+            raise DaemonError(f"{org}'s gateway container did not become healthy at {url}:\n{tail}")
+        time.sleep(0.25)
+    log(f"  {org}'s gateway started (container {cid}) at {url}")
+    return url
+
+
+def check_tls(state_dir: Path, tls: TLSOptions, org: str) -> None:
+    """The TLS options' errors before anything is started (DaemonError)."""
+    from ipledger.gateway.config import GatewayConfig
+    try:
+        tls.check_combination()
+        tls.load(org_tls_cas(GatewayConfig.from_state_dir(state_dir, org=org)))
+    except TLSError as exc:
+        raise DaemonError(str(exc)) from None
+
+
+def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
+    docker = _containers(state_dir)
+    if docker:
+        net, rt = docker
+        container_file(state_dir, org).unlink(missing_ok=True)
+        if rt.stop_gateway(net.consortium.org(org)):
+            log(f"  {org}'s gateway stopped (container)")
+            return True
+        return False
+    current = running(state_dir, org)
+    pid_file(state_dir, org).unlink(missing_ok=True)
+    if not current:
+        return False
+    pid = current[0]
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    log(f"  {org}'s gateway stopped (pid {pid})")
+    return True
+
+
+def ensure_credentials(state_dir: Path, url: str, org: str) -> dict:
+    """A clerk key of ``org`` for its own gateway, created once and kept in its credentials.json (0600)."""
+    from ipledger.gateway.auth import KeyStore
+    from ipledger.gateway.config import keys_file_of
+
+    path = credentials_file(state_dir, org)
+    creds = json.loads(path.read_text()) if path.exists() else {"keys": {}}
+    creds["keys"] = {k: v for k, v in creds["keys"].items() if k == org}
+    store = KeyStore(keys_file_of(state_dir, org))
+    known = {k["key_id"] for k in store.list() if not k.get("revoked_at")}
+    entry = creds["keys"].get(org)
+    if not (entry and entry.get("key_id") in known):
+        key_id, key = store.create(org, "clerk", label="scripts/up")
+        creds["keys"][org] = {"key_id": key_id, "key": key, "role": "clerk"}
+    creds["url"] = url
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(creds, indent=2) + "\n")
+    tmp.chmod(0o600)
+    os.replace(tmp, path)
+    return creds

@@ -1,0 +1,189 @@
+"""What each container of an organisation is: image, command, environment, mounts.
+
+One description serves both ways of running them: the Docker runtime
+(network/org/containers/runtime.py) creates containers from it through the Docker SDK, and
+``ipledger network compose`` writes it as a compose file (network/org/containers/compose.py).
+
+The shape, for every organisation on its own host:
+
+* **Host networking on loopback.** Every container shares the host's network stack, so the
+  addresses of the consortium file (``127.0.0.1:<port>``), the TLS certificates' names and the
+  peer CLI's connections are the same as with native processes; no container network, so no
+  address outside the benchmarking range either (the daemon's own bridge is configured in
+  198.18.0.0/15: docs/containers.md).
+* **Each container sees only its own keys, read-only.** A peer or orderer gets its own node's
+  MSP and TLS directory (``crypto/peers/<fqdn>``) and its configuration directory; the gateway
+  its client identity (``crypto/users/User1@<domain>``), the public consortium files and its own
+  gateway directory; the chaincode service its TLS pair (``crypto/chaincode``). The CA keys are
+  mounted into no container.
+* **Ledgers on named volumes** (``ipledger-<scope>-<node id>``), mounted where the generated
+  configuration puts the node's data directory: a container can be removed and replaced
+  without losing the ledger. Host paths are mounted at the same paths inside, so the generated
+  ``core.yaml``/``orderer.yaml`` hold for both runtimes; the peer's one difference (its external
+  builder is the image's) is written to ``nodes/<id>/container/core.yaml``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ipledger.network.consortium import Node, Org
+from ipledger.network.layout import Layout
+from ipledger.network.org.processes import LOGGING_FORMAT, LOGGING_SPEC
+
+LABEL = "org.ipledger"
+IMAGE_BUILDER_DIR = "/opt/ipledger/chaincode/builder"  # where the peer image holds the builder
+# An organisation's chaincode service listens beside its first peer, on its port + 3 or + 4: two slots, so
+# that during an upgrade the new version's service runs beside the one the peers still use
+CHAINCODE_SERVICE_SLOTS = (3, 4)
+# the gateway settings a container takes from the environment of the command that starts it
+# (gateway/config.py reads them)
+GATEWAY_ENV = ("IPLEDGER_CHAINCODE", "IPLEDGER_LIVE_FEED", "IPLEDGER_WEBHOOK_BACKOFF_S",
+               "IPLEDGER_ALERT_POLL_S", "IPLEDGER_SSE_MAX_SECONDS", "IPLEDGER_SSE_MAX_PER_KEY",
+               "IPLEDGER_SSE_MAX_PER_SESSION", "IPLEDGER_SSE_MAX_PER_WORKER")
+
+
+@dataclass(frozen=True)
+class Mount:
+    target: str
+    source: str                 # a host path (bind) or a volume name
+    read_only: bool = True
+    volume: bool = False
+
+
+@dataclass
+class Service:
+    """One container: enough to create it with the SDK or to write it into a compose file."""
+
+    name: str                   # container name (unique on the engine)
+    image: str
+    role: str                   # peer | orderer | chaincode | gateway
+    org: str                    # MSP id
+    command: list[str]
+    environment: dict[str, str] = field(default_factory=dict)
+    mounts: list[Mount] = field(default_factory=list)
+    node: str | None = None     # the consortium's node id (peers and orderers)
+    scope: str = ""
+    chaincode: str | None = None  # a chaincode service's package label (name_version)
+    user: str | None = None     # uid:gid the process runs as (None: the image's, root)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        out = {f"{LABEL}.scope": self.scope, f"{LABEL}.role": self.role, f"{LABEL}.org": self.org}
+        if self.node:
+            out[f"{LABEL}.node"] = self.node
+        if self.chaincode:
+            out[f"{LABEL}.chaincode"] = self.chaincode
+        return out
+
+    def volume_labels(self) -> dict[str, str]:
+        out = {f"{LABEL}.scope": self.scope, f"{LABEL}.org": self.org}
+        if self.node:
+            out[f"{LABEL}.node"] = self.node
+        return out
+
+    @property
+    def volumes(self) -> list[str]:
+        return [m.source for m in self.mounts if m.volume]
+
+
+def scope(layout: Layout) -> str:
+    """Names containers and volumes after the state directory they belong to (two state
+    directories on one engine never share a ledger)."""
+    return hashlib.sha256(str(layout.root).encode()).hexdigest()[:8]
+
+
+def container_name(layout: Layout, what: str) -> str:
+    return f"ipledger-{scope(layout)}-{what}"
+
+
+def volume_name(layout: Layout, node: Node) -> str:
+    return f"ipledger-{scope(layout)}-{node.id}"
+
+
+def container_config_dir(layout: Layout, node: Node) -> Path:
+    return layout.node_dir(node) / "container"
+
+
+def write_container_config(layout: Layout, node: Node) -> Path:
+    """The node's configuration as its container reads it: for a peer, the generated core.yaml
+    with the external builder at its path in the image; an orderer's orderer.yaml is used as is."""
+    if node.kind != "peer":
+        return layout.node_dir(node)
+    core = yaml.safe_load((layout.node_dir(node) / "core.yaml").read_text())
+    for builder in core["chaincode"]["externalBuilders"]:
+        builder["path"] = IMAGE_BUILDER_DIR
+    d = container_config_dir(layout, node)
+    d.mkdir(exist_ok=True)
+    (d / "core.yaml").write_text(yaml.safe_dump(core, sort_keys=False))
+    return d
+
+
+def node_service(layout: Layout, node: Node, image: str) -> Service:
+    cfg = container_config_dir(layout, node) if node.kind == "peer" else layout.node_dir(node)
+    mounts = [Mount(str(layout.node_dir(node)), str(layout.node_dir(node))),
+              Mount(str(layout.node_crypto(node)), str(layout.node_crypto(node))),
+              Mount(str(layout.data_dir(node)), volume_name(layout, node), read_only=False, volume=True)]
+    if node.kind == "orderer":  # its admin endpoint trusts the organisation's admin TLS CA (a certificate)
+        ca = layout.admin_tls_ca(node.org)
+        mounts.append(Mount(str(ca), str(ca)))
+    command = ["peer", "node", "start"] if node.kind == "peer" else ["orderer"]
+    env = {"FABRIC_CFG_PATH": str(cfg), "FABRIC_LOGGING_SPEC": LOGGING_SPEC,
+           "FABRIC_LOGGING_FORMAT": LOGGING_FORMAT}
+    return Service(container_name(layout, node.id), image, node.kind, node.org.msp_id, command, env,
+                   mounts, node=node.id, scope=scope(layout))
+
+
+def host_user() -> str | None:
+    """The user the gateway and chaincode service run as: this host's, so that what they write in the
+    organisation's directory stays its own (None as root: the image's user)."""
+    uid = os.getuid()
+    return None if uid == 0 else f"{uid}:{os.getgid()}"
+
+
+def chaincode_service_addresses(org: Org) -> list[str]:
+    """Where ``org``'s chaincode service may listen (its first peer's host), one address per slot."""
+    peer = org.peers[0]
+    return [f"{peer.host}:{peer.port + slot}" for slot in CHAINCODE_SERVICE_SLOTS]
+
+
+def chaincode_service(layout: Layout, org: Org, label: str, package_id: str, address: str, customs_msp: str,
+                      tls_dir: Path, image: str) -> Service:
+    """The contract as a service for ``org``'s peers: one per organisation and package (``label``:
+    name_version), listening on ``address`` (the one its package names)."""
+    env = {"CHAINCODE_SERVER_ADDRESS": address,   # host networking: the address itself, no other interface
+           "CHAINCODE_ID": package_id, "IPLEDGER_CUSTOMS_MSP": customs_msp,
+           "CHAINCODE_TLS_CERT_FILE": str(tls_dir / "server.crt"),
+           "CHAINCODE_TLS_KEY_FILE": str(tls_dir / "server.key"),
+           "CHAINCODE_CLIENT_CA_CERT_FILE": str(tls_dir / "ca.crt")}
+    return Service(chaincode_service_name(layout, org, label), image, "chaincode", org.msp_id,
+                   ["python", "-m", "ipledger.chaincode.shim.server"], env,
+                   [Mount(str(tls_dir), str(tls_dir))], scope=scope(layout), chaincode=label, user=host_user())
+
+
+def chaincode_service_name(layout: Layout, org: Org, label: str) -> str:
+    return container_name(layout, f"{label}.{org.name}")
+
+
+def gateway_service(layout: Layout, org: Org, image: str, bind: str, workers: int = 2,
+                    environ: dict[str, str] | None = None, tls_args: list[str] = (),
+                    tls_files: list[str] = ()) -> Service:
+    """``org``'s REST gateway; ``tls_args`` are ``gateway serve``'s HTTPS options, naming
+    ``tls_files`` (its certificate, key and client CAs), mounted read-only where they are."""
+    user = layout.user_dir(org, "User1")
+    gw = layout.gateway_dir(org)
+    env = {k: v for k, v in (environ or {}).items() if k in GATEWAY_ENV}
+    files = [Mount(f, f) for f in dict.fromkeys(str(Path(f).resolve()) for f in tls_files)]
+    return Service(gateway_name(layout, org), image, "gateway", org.msp_id,
+                   ["--state-dir", str(layout.root), "gateway", "serve", "--org", org.msp_id,
+                    "--bind", bind, "--workers", str(workers), *tls_args], env,
+                   [Mount(str(layout.public), str(layout.public)), Mount(str(user), str(user)),
+                    Mount(str(gw), str(gw), read_only=False), *files], scope=scope(layout), user=host_user())
+
+
+def gateway_name(layout: Layout, org: Org) -> str:
+    return container_name(layout, f"gateway.{org.name}")

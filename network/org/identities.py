@@ -1,0 +1,453 @@
+"""An organisation's own identities: its CA and TLS CA, node, admin and client identities.
+
+Each organisation runs this on its own host, in its own directory; no other
+organisation's key is ever involved. The tree is the one Fabric's tools read
+(the layout cryptogen writes, so every node and CLI finds its files where it
+expects them)::
+
+    <crypto>/                                   0700
+      ca/ca.<domain>-cert.pem  ca/priv_sk        the identity CA (key 0600)
+      ca/issued.json                             serial, subject, role, file, revoked (the CA's register)
+      tlsca/tlsca.<domain>-cert.pem  tlsca/priv_sk   the TLS CA
+      admintlsca/admintlsca.<domain>-cert.pem  admintlsca/priv_sk
+                                                 the orderer administration CA: it issues the admins'
+                                                 osnadmin client certificates (users/Admin@…/tls/osnadmin.*)
+                                                 and nothing else; an orderer's admin endpoint trusts it
+                                                 alone, so no client, peer or user TLS certificate of the
+                                                 organisation can remove an orderer from a channel
+      msp/                                       the org's MSP (public): cacerts/, tlscacerts/,
+                                                 config.yaml (NodeOUs), crls/
+      peers/<fqdn>/{msp,tls}   orderers/<fqdn>/{msp,tls}   users/<Name>@<domain>/{msp,tls}
+
+Identities carry their role as a NodeOU (``peer``, ``orderer``, ``admin``,
+``client``); node TLS certificates name the node's host, its FQDN,
+``localhost`` and ``127.0.0.1``. Certificates are ECDSA P-256 / SHA-256 with
+low-S signatures, as Fabric expects. Beyond creating them, an organisation can
+add a user, renew a certificate (same key, new validity) and revoke one (a CRL
+in ``msp/crls/``, which reaches the channel through the org's public
+definition and a config update signed by its admin).
+
+This is not a general CA: no enrolment protocol, no intermediate CAs.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+ROLES = ("peer", "orderer", "admin", "client")
+CA_YEARS = 10
+LEAF_DAYS = 3 * 365
+CRL_DAYS = 365
+_P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+class IdentityError(RuntimeError):
+    """An identity cannot be created, renewed or revoked; the message says why."""
+
+
+# ----------------------------------------------------------------------------- files
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path
+
+
+def _write(path: Path, data: bytes, private: bool = False) -> None:
+    _mkdir(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def load_cert(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError) as e:
+        raise IdentityError(f"cannot read certificate {path}: {e}") from e
+
+
+def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    try:
+        return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as e:
+        raise IdentityError(f"cannot read private key {path}: {e}") from e
+
+
+# ----------------------------------------------------------------------------- certificates
+
+def _low_s(cert: x509.Certificate) -> bool:
+    _, s = decode_dss_signature(cert.signature)
+    return s <= _P256_N // 2
+
+
+def _sign(builder: x509.CertificateBuilder, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    """Sign until the ECDSA signature has a low S (Fabric rejects high-S signatures elsewhere
+    and re-encodes certificates that have one; a low-S certificate is the same bytes everywhere)."""
+    for _ in range(64):
+        cert = builder.sign(key, hashes.SHA256())
+        if _low_s(cert):
+            return cert
+    raise IdentityError("could not produce a low-S certificate signature")  # pragma: no cover
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def _name(cn: str, org: str, ou: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "EU"),
+             x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)]
+    if ou:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def _ca_cert(key: ec.EllipticCurvePrivateKey, cn: str, org: str) -> x509.Certificate:
+    now = _now()
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    builder = (x509.CertificateBuilder()
+               .subject_name(_name(cn, org)).issuer_name(_name(cn, org))
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(minutes=5))
+               .not_valid_after(now + dt.timedelta(days=365 * CA_YEARS))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True,
+                                            key_cert_sign=True, crl_sign=True,
+                                            content_commitment=False, data_encipherment=False,
+                                            key_agreement=False, encipher_only=False,
+                                            decipher_only=False), critical=True)
+               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH,
+                                                     ExtendedKeyUsageOID.SERVER_AUTH]),
+                              critical=False)
+               .add_extension(ski, critical=False))
+    return _sign(builder, key)
+
+
+@dataclass
+class CA:
+    """A CA of this organisation: its certificate and key on disk."""
+
+    cert_file: Path
+    key_file: Path
+
+    @property
+    def cert(self) -> x509.Certificate:
+        return load_cert(self.cert_file)
+
+    def issue(self, public_key, cn: str, org: str, ou: str | None, *, tls: bool,
+              hosts: list[str] = (), days: int = LEAF_DAYS,
+              serial: int | None = None) -> x509.Certificate:
+        ca_cert, ca_key = self.cert, _load_key(self.key_file)
+        now = _now()
+        not_after = min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc)
+        builder = (x509.CertificateBuilder()
+                   .subject_name(_name(cn, org, ou)).issuer_name(ca_cert.subject)
+                   .public_key(public_key).serial_number(serial or x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(not_after)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=tls,
+                                                key_cert_sign=False, crl_sign=False,
+                                                content_commitment=False, data_encipherment=False,
+                                                key_agreement=False, encipher_only=False,
+                                                decipher_only=False), critical=True)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                       ca_cert.extensions.get_extension_for_class(
+                           x509.SubjectKeyIdentifier).value), critical=False))
+        if tls:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        if hosts:
+            sans = []
+            for h in dict.fromkeys(hosts):
+                try:
+                    sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+                except ValueError:
+                    sans.append(x509.DNSName(h))
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        return _sign(builder, ca_key)
+
+
+# ----------------------------------------------------------------------------- the organisation
+
+NODE_OUS = ("client", "peer", "admin", "orderer")
+
+
+@dataclass
+class Issued:
+    """One entry of the CA's register."""
+
+    name: str          # e.g. peer0.customs.ipledger.example, Admin@customs.ipledger.example
+    role: str          # peer | orderer | admin | client
+    serial: int
+    not_after: str
+    revoked_at: str | None = None
+
+
+class OrgIdentities:
+    """The identity tree of one organisation, in ``crypto`` (its own directory)."""
+
+    def __init__(self, crypto: Path, msp_id: str, domain: str):
+        self.root = Path(crypto)
+        self.msp_id = msp_id
+        self.domain = domain
+
+    # -- paths ----------------------------------------------------------------------------------
+    @property
+    def ca(self) -> CA:
+        d = self.root / "ca"
+        return CA(d / f"ca.{self.domain}-cert.pem", d / "priv_sk")
+
+    @property
+    def tlsca(self) -> CA:
+        d = self.root / "tlsca"
+        return CA(d / f"tlsca.{self.domain}-cert.pem", d / "priv_sk")
+
+    @property
+    def admin_tlsca(self) -> CA:
+        d = self.root / "admintlsca"
+        return CA(d / f"admintlsca.{self.domain}-cert.pem", d / "priv_sk")
+
+    @property
+    def msp(self) -> Path:
+        return self.root / "msp"
+
+    @property
+    def register_file(self) -> Path:
+        return self.root / "ca" / "issued.json"
+
+    @property
+    def crl_file(self) -> Path:
+        return self.msp / "crls" / "crl.pem"
+
+    def identity_dir(self, name: str, role: str) -> Path:
+        sub = {"peer": "peers", "orderer": "orderers"}.get(role, "users")
+        return self.root / sub / name
+
+    def user_name(self, user: str) -> str:
+        return f"{user}@{self.domain}"
+
+    @property
+    def exists(self) -> bool:
+        return self.ca.key_file.exists()
+
+    # -- creation -------------------------------------------------------------------------------
+    def create(self) -> None:
+        """The CA, the TLS CA and the org MSP (public part). Refuses to overwrite a CA."""
+        if self.exists:
+            raise IdentityError(f"{self.root} already holds {self.msp_id}'s CA; its keys are kept")
+        _mkdir(self.root)
+        for ca, cn in ((self.ca, f"ca.{self.domain}"), (self.tlsca, f"tlsca.{self.domain}"),
+                       (self.admin_tlsca, f"admintlsca.{self.domain}")):
+            key = ec.generate_private_key(ec.SECP256R1())
+            _write(ca.key_file, _key_pem(key), private=True)
+            _write(ca.cert_file, pem(_ca_cert(key, cn, self.domain)))
+        self._write_msp(self.msp, signing=None)
+        _mkdir(self.msp / "crls")
+        self._save_register([])
+
+    def _node_ous(self) -> dict:
+        ca = f"cacerts/{self.ca.cert_file.name}"
+        ous = {f"{ou.capitalize()}OUIdentifier": {"Certificate": ca,
+                                                  "OrganizationalUnitIdentifier": ou}
+               for ou in NODE_OUS}
+        return {"NodeOUs": {"Enable": True, **ous}}
+
+    def _write_msp(self, d: Path, signing: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
+                   | None, name: str = "") -> None:
+        _write(d / "cacerts" / self.ca.cert_file.name, self.ca.cert_file.read_bytes())
+        _write(d / "tlscacerts" / self.tlsca.cert_file.name, self.tlsca.cert_file.read_bytes())
+        _write(d / "config.yaml", yaml.safe_dump(self._node_ous(), sort_keys=False).encode())
+        if signing:
+            cert, key = signing
+            _write(d / "signcerts" / f"{name}-cert.pem", pem(cert))
+            _write(d / "keystore" / "priv_sk", _key_pem(key), private=True)
+
+    def issue(self, name: str, role: str, hosts: list[str] = ()) -> Path:
+        """A new identity ``name`` with ``role``: its MSP (signing key and certificate) and its
+        TLS key pair (a server certificate for nodes, a client certificate for users)."""
+        if role not in ROLES:
+            raise IdentityError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        if not self.exists:
+            raise IdentityError(f"{self.msp_id} has no CA yet in {self.root}")
+        d = self.identity_dir(name, role)
+        if (d / "msp" / "keystore" / "priv_sk").exists():
+            raise IdentityError(f"{name} already exists in {d}")
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self.ca.issue(key.public_key(), name, self.domain, role, tls=False)
+        self._write_msp(d / "msp", (cert, key), name)
+        node = role in ("peer", "orderer")
+        tls_key = ec.generate_private_key(ec.SECP256R1())
+        short = name.split(".")[0].split("@")[0]
+        tls_hosts = [name, short, *hosts, "localhost", "127.0.0.1"] if node else []
+        tls_cert = self.tlsca.issue(tls_key.public_key(), name, self.domain, None, tls=True,
+                                    hosts=tls_hosts)
+        stem = "server" if node else "client"
+        _write(d / "tls" / "ca.crt", self.tlsca.cert_file.read_bytes())
+        _write(d / "tls" / f"{stem}.crt", pem(tls_cert))
+        _write(d / "tls" / f"{stem}.key", _key_pem(tls_key), private=True)
+        if role == "admin":  # the osnadmin client certificate, from the orderer administration CA
+            admin_key = ec.generate_private_key(ec.SECP256R1())
+            admin_cert = self.admin_tlsca.issue(admin_key.public_key(), name, self.domain, None, tls=True)
+            _write(d / "tls" / "osnadmin.crt", pem(admin_cert))
+            _write(d / "tls" / "osnadmin.key", _key_pem(admin_key), private=True)
+        reg = self.register()
+        reg.append(Issued(name, role, cert.serial_number, cert.not_valid_after_utc.isoformat()))
+        self._save_register(reg)
+        return d
+
+    @property
+    def chaincode_service_dir(self) -> Path:
+        return self.root / "chaincode"
+
+    def chaincode_service_tls(self, hosts: list[str] = ()) -> Path:
+        """TLS for the organisation's chaincode service (the contract run as a service beside its
+        peers, network/org/containers): a server pair the service presents (for ``hosts``, localhost and
+        127.0.0.1: issued again when a host is missing from it) and a client pair its peers present to
+        it (created once), both from this organisation's TLS CA, in ``crypto/chaincode/``. No MSP
+        identity: the service signs nothing."""
+        d = self.chaincode_service_dir
+        if not self.exists:
+            raise IdentityError(f"{self.msp_id} has no CA yet in {self.root}")
+        names = ["localhost", "127.0.0.1", *hosts]
+        if not (d / "client.key").exists():
+            _write(d / "ca.crt", self.tlsca.cert_file.read_bytes())
+            self._tls_pair(d, "client", f"chaincode-client.{self.domain}", [])
+        if not (d / "server.key").exists() or not _names_cover(load_cert(d / "server.crt"), names):
+            self._tls_pair(d, "server", f"chaincode.{self.domain}", names)
+        return d
+
+    def _tls_pair(self, d: Path, stem: str, cn: str, hosts: list[str]) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self.tlsca.issue(key.public_key(), cn, self.domain, None, tls=True, hosts=hosts)
+        _write(d / f"{stem}.crt", pem(cert))
+        _write(d / f"{stem}.key", _key_pem(key), private=True)
+
+    def add_user(self, user: str, role: str = "client") -> Path:
+        """A user ``<user>@<domain>`` (``client`` or ``admin``)."""
+        if role not in ("client", "admin"):
+            raise IdentityError("a user is a 'client' or an 'admin'")
+        return self.issue(self.user_name(user), role)
+
+    # -- renewal and revocation -----------------------------------------------------------------
+    def _find(self, name: str) -> Issued:
+        for entry in reversed(self.register()):
+            if entry.name in (name, self.user_name(name)) and entry.revoked_at is None:
+                return entry
+        raise IdentityError(f"{self.msp_id} has issued no valid identity named {name!r}")
+
+    def renew(self, name: str, days: int = LEAF_DAYS) -> x509.Certificate:
+        """A new certificate for the same key, valid ``days`` from now; the old one stays valid
+        until it expires (revoke it to end it sooner)."""
+        entry = self._find(name)
+        d = self.identity_dir(entry.name, entry.role)
+        [cert_file] = (d / "msp" / "signcerts").glob("*.pem")
+        old = load_cert(cert_file)
+        cert = self.ca.issue(old.public_key(), entry.name, self.domain, entry.role, tls=False,
+                             days=days)
+        _write(cert_file, pem(cert))
+        reg = self.register()
+        reg.append(Issued(entry.name, entry.role, cert.serial_number,
+                          cert.not_valid_after_utc.isoformat()))
+        self._save_register(reg)
+        return cert
+
+    def revoke(self, name: str) -> Path:
+        """Revoke every certificate issued to ``name``; rewrite the CRL in ``msp/crls``.
+
+        The CRL reaches the channel when the org's definition is updated there
+        (``ipledger admin propose update-org``, signed by the org's admin)."""
+        reg = self.register()
+        hits = [e for e in reg if e.name in (name, self.user_name(name)) and e.revoked_at is None]
+        if not hits:
+            raise IdentityError(f"{self.msp_id} has issued no valid identity named {name!r}")
+        when = _now().isoformat()
+        for e in hits:
+            e.revoked_at = when
+        self._save_register(reg)
+        return self.write_crl()
+
+    def write_crl(self) -> Path:
+        ca_cert, ca_key = self.ca.cert, _load_key(self.ca.key_file)
+        now = _now()
+        revoked = [e for e in self.register() if e.revoked_at]
+        builder = (x509.CertificateRevocationListBuilder()
+                   .issuer_name(ca_cert.subject).last_update(now)
+                   .next_update(now + dt.timedelta(days=CRL_DAYS))
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                       ca_cert.extensions.get_extension_for_class(
+                           x509.SubjectKeyIdentifier).value), critical=False)
+                   .add_extension(x509.CRLNumber(secrets.randbits(63)), critical=False))
+        for e in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(e.serial)
+                .revocation_date(dt.datetime.fromisoformat(e.revoked_at)).build())
+        crl = builder.sign(ca_key, hashes.SHA256())
+        _write(self.crl_file, crl.public_bytes(serialization.Encoding.PEM))
+        return self.crl_file
+
+    # -- the register ---------------------------------------------------------------------------
+    def register(self) -> list[Issued]:
+        try:
+            return [Issued(**e) for e in json.loads(self.register_file.read_text())["issued"]]
+        except FileNotFoundError:
+            return []
+        except (ValueError, KeyError, TypeError) as e:
+            raise IdentityError(f"{self.register_file} is damaged: {e}") from e
+
+    def _save_register(self, reg: list[Issued]) -> None:
+        data = {"msp_id": self.msp_id, "issued": [e.__dict__ for e in reg]}
+        _write(self.register_file, (json.dumps(data, indent=2) + "\n").encode(), private=True)
+
+
+# A PEM private key block (PKCS#8, EC, RSA, OpenSSH, encrypted …): the armour lines around base64 — not
+# the armour text alone, which libraries quote in their code (cryptography's ssh.py in a chaincode build).
+_PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\r?\n[A-Za-z0-9+/=:,\- \r\n]{40,}?"
+                              rb"-----END [A-Z0-9 ]*PRIVATE KEY-----")
+
+
+def private_key_files(root: Path) -> list[Path]:
+    """Every file under ``root`` holding a private key (by content, not by name)."""
+    found = []
+    for path in Path(root).rglob("*"):
+        try:
+            if path.is_file() and path.stat().st_size < 65536 and _PEM_PRIVATE_KEY.search(path.read_bytes()):
+                found.append(path)
+        except OSError:
+            continue
+    return found
+
+
+def _names_cover(cert: x509.Certificate, hosts: list[str]) -> bool:
+    """Whether the certificate's subject alternative names include every one of ``hosts``."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    names = set(san.get_values_for_type(x509.DNSName)) | {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
+    return set(hosts) <= names

@@ -1,0 +1,522 @@
+"""Bring the consortium's network up, report on it, take it down.
+
+``up`` is idempotent: it generates what is missing, starts nodes that are not
+running (so it also restarts one that died), joins the orderers and peers that
+are not on the channel yet, and waits until every node is healthy.
+
+It acts only for the organisations whose own directory is in the state
+directory (network/layout.py): on one machine all of them, each as on its own
+host; on separate machines the one (or few) that run there. Before any of them
+joins, each checks that the genesis block holds its definition as it wrote it.
+
+One file for one concept, the nodes of this host on their channels: start (through the runtime,
+network/org/runtime.py), join, wait, probe (health, height, gossip) and the Fabric CLIs that do it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ipledger.network import consortium as consortium_mod
+from ipledger.network.org import binaries
+from ipledger.network.org import generate
+from ipledger.network.org import processes
+from ipledger.network.org import runtime as runtime_mod
+from ipledger.network.consortium import Consortium, Node
+from ipledger.network.layout import Layout, per_channel
+
+
+class NetworkError(RuntimeError):
+    pass
+
+
+@dataclass
+class Nodes:
+    """This host's nodes: the consortium bound to the state directory that holds its files
+    (the organisations whose own directory is there). Not to be confused with the gateway client's
+    :class:`ipledger.gateway.client.Network` (a channel seen through a peer's Gateway service)."""
+
+    consortium: Consortium
+    layout: Layout
+    # native processes or containers (network/org/runtime.py): None until asked, then the state
+    # directory's recorded runtime, else native
+    runtime_name: str | None = None
+
+    @classmethod
+    def open(cls, state_dir: Path, consortium_file: Path | None = None,
+             base_port: int | None = None, runtime: str | None = None) -> "Nodes":
+        """Use the state directory's saved description if it has one. ``runtime`` (native or
+        docker; default IPLEDGER_RUNTIME, then the one recorded) is checked against the record."""
+        lay = Layout(Path(state_dir).resolve())
+        if (lay.root / "crypto").is_dir() and (lay.root / "consortium.yaml").is_file():
+            raise NetworkError(
+                f"{lay.root} holds a network of the former one-directory layout (every "
+                "organisation's keys in one crypto/ tree); its identities cannot become the "
+                "organisations' own. Stop it and start again: 'ipledger network down --purge' "
+                "(this deletes its ledgers), then 'ipledger network up'")
+        if lay.consortium_file.exists():
+            c = consortium_mod.load(lay.consortium_file)
+        else:
+            c = consortium_mod.load(consortium_file, base_port=base_port)
+        try:
+            name = runtime_mod.choose(lay, runtime)
+        except runtime_mod.RuntimeChoiceError as e:
+            raise NetworkError(str(e)) from None
+        return cls(c, lay, name)
+
+    @property
+    def runtime(self) -> runtime_mod.Runtime:
+        """How this host runs its nodes (one object per Nodes and runtime)."""
+        name = self.runtime_name or runtime_mod.choose(self.layout, None)
+        cached = self.__dict__.get("_runtime")
+        if cached is None or cached.name != name:
+            cached = self.__dict__["_runtime"] = runtime_mod.open_runtime(self.layout, name)
+        return cached
+
+    @property
+    def generated(self) -> bool:
+        channels = self.local_channels() or self.channels()  # nothing of ours yet: every one is to do
+        return all(ch.layout.genesis_block.exists() for ch in channels)
+
+    def local_channels(self) -> list["Nodes"]:
+        """The channels one of this host's organisations is on (a holder's host has its own channel's
+        genesis block only: another holder's is none of its business)."""
+        return [ch for ch in self.channels() if ch.local_orgs]
+
+    def channels(self) -> list["Nodes"]:
+        """One Nodes per channel: the channel's view of the consortium and its files (just
+        this one for a consortium with one shared channel)."""
+        return [Nodes(view, lay, self.runtime_name) for view, lay in per_channel(self.consortium, self.layout)]
+
+    def on_channel(self, channel: str | None) -> "Nodes":
+        """The Nodes of ``channel`` (None: the only one; with a channel per holder, name it)."""
+        chans = self.channels()
+        if channel is None:
+            if len(chans) > 1:
+                raise NetworkError(f"name the channel (--channel): one of "
+                                   f"{', '.join(self.consortium.channel_names())}")
+            return chans[0]
+        for ch in chans:
+            if ch.consortium.channel == channel:
+                return ch
+        raise NetworkError(f"unknown channel {channel!r}; channels are: "
+                           f"{', '.join(self.consortium.channel_names())}")
+
+    @property
+    def local_orgs(self) -> list:
+        """The organisations (orderer org included) whose own directory is here."""
+        return [o for o in self.consortium.all_orgs if self.layout.is_local(o)]
+
+    @property
+    def local_nodes(self) -> list[Node]:
+        local = {o.msp_id for o in self.local_orgs}
+        return [n for n in self.consortium.nodes if n.org.msp_id in local]
+
+    @property
+    def local_peers(self) -> list[Node]:
+        return [n for n in self.local_nodes if n.kind == "peer"]
+
+    def local_org(self, msp_id: str | None = None):
+        """An application organisation of this host (``msp_id``'s, checked, or the first)."""
+        if msp_id:
+            org = self.consortium.org(msp_id)
+            if not self.layout.is_local(org):
+                raise NetworkError(f"{msp_id}'s own directory is not in {self.layout.root}: its "
+                                   "keys are on its own host; run this there")
+            return org
+        for org in self.consortium.orgs:
+            if self.layout.is_local(org):
+                return org
+        raise NetworkError(f"no application organisation has its directory in {self.layout.root}")
+
+    def check_genesis(self, log=print) -> None:
+        """Every local founding organisation checks the genesis block against its own
+        definition (an organisation absent from it is one admitted later, by a config update:
+        'up' leaves its nodes out until the channel has admitted it)."""
+        from ipledger.network.fabric.config_update import application_orgs, config_from_block, orderer_orgs
+        block = self.layout.genesis_block.read_bytes()
+        config, _ = config_from_block(block)
+        in_block = set(application_orgs(config)) | set(orderer_orgs(config))
+        if self.consortium.per_holder:
+            # a holder's channel: nobody on it the consortium file does not make a member
+            members = {o.msp_id for o in self.consortium.orgs}
+            strangers = sorted(set(application_orgs(config)) - members)
+            if strangers:
+                raise NetworkError(f"the genesis block {self.layout.genesis_block} puts {', '.join(strangers)} "
+                                   f"on channel '{self.consortium.channel}', whose members are "
+                                   f"{', '.join(sorted(members))}: refused")
+        for org in self.local_orgs:
+            if org.msp_id not in in_block:
+                continue
+            try:
+                generate.check_block(self.layout, org, block)
+            except generate.GenerateError as e:
+                raise NetworkError(str(e)) from None
+
+    # ------------------------------------------------------------------ commands
+
+    def generate(self, log=print) -> None:
+        log(f"Generating the network into {self.layout.root}")
+        generate.generate(self.consortium, self.layout, log=log)
+
+    def up(self, log=print, timeout: float = 60.0) -> None:
+        started = time.monotonic()
+        for cmd in ("peer", "orderer", "osnadmin"):
+            binaries.binary(cmd)
+        if self.runtime.name == runtime_mod.DOCKER:
+            self._check_container_ports()
+            log("Running the nodes as containers (--runtime docker): images first")
+            self.runtime.tags(log)
+        if not self.generated:
+            if self.local_orgs and len(self.local_orgs) < len(self.consortium.all_orgs):
+                raise NetworkError(
+                    f"no genesis block in {self.layout.genesis_block}: on separate hosts the "
+                    "founder builds it from every organisation's definition ('ipledger channel "
+                    "found') and sends it to each; copy it there, then run 'network up' again")
+            self.generate(log=log)
+        runtime_mod.record(self.layout, self.runtime.name)
+        channels = self.local_channels()
+        for ch in channels:
+            ch.check_genesis(log)
+        # Organisations added after generation (ipledger network add-org) run only
+        # once the channel's admins have added them to the channel configuration.
+        founding = set().union(*(ch.founding_orgs() for ch in channels))
+        local = self.local_nodes
+        nodes = [n for n in local if n.kind == "orderer" or n.org.msp_id in founding]
+        self._start(nodes, log, timeout, "all nodes already running")
+        orderers = [n for n in local if n.kind == "orderer"]
+        # /healthz answers before the channel participation API listens: wait for it, or a restarted
+        # orderer would look unjoined
+        self._wait(lambda: [n.id for n in orderers if not _reachable(n.host, n.admin_port)],
+                   "accepting admin connections", timeout, log)
+        for ch in channels:
+            ch._join_channel(log, timeout)
+        log(f"Network up in {time.monotonic() - started:.1f} s")
+
+    def _check_container_ports(self) -> None:
+        """Each organisation's chaincode service listens beside its first peer (its port + 3 or + 4,
+        network/org/containers/services.py): those ports must be no node's. Containers use the host's
+        network: a node in a network namespace (a test/lab feature of native processes) is refused."""
+        from ipledger.network.org.containers.services import chaincode_service_addresses
+        in_netns = [n.id for n in self.local_nodes if n.netns]
+        if in_netns:
+            raise NetworkError(f"{', '.join(in_netns)} name a network namespace (netns): native processes only; "
+                               "containers use the host's network")
+        taken = {(n.host, p): n.id for n in self.consortium.nodes for p in n.ports()}
+        for org in self.consortium.orgs:
+            if not org.peers:
+                continue
+            for address in chaincode_service_addresses(org):
+                host, port = address.rsplit(":", 1)
+                if (host, int(port)) in taken:
+                    raise NetworkError(f"{org.msp_id}'s chaincode service would listen on {host}:{port}, "
+                                       f"which {taken[(host, int(port))]} uses: give nodes at least 5 ports "
+                                       "each (ports_per_node in the consortium file)")
+
+    def _join_channel(self, log, timeout: float) -> None:
+        """This channel's local orderers and admitted peers join it; wait until they have its
+        first block and, when every peer is local, gossip with each other."""
+        c = self.consortium
+        founding = self.founding_orgs()
+        local = self.local_nodes
+        for n in (n for n in local if n.kind == "orderer"):
+            if not self.orderer_joined(n):
+                self._osnadmin_join(n)
+                log(f"  {n.id} joined channel '{c.channel}'")
+        peers = [n for n in local if n.kind == "peer" and n.org.msp_id in founding]
+        self._join_peers(peers, log)
+        later = [o for o in c.orgs if o.msp_id not in founding and self.layout.is_local(o)]
+        if later:
+            peers += self._up_later_orgs(later, log, timeout)
+        self._wait(lambda: [n.id for n in peers if (self.peer_height(n) or 0) < 1],
+                   f"on channel '{c.channel}'", timeout, log)
+        # The Gateway plans endorsements from gossip membership: wait until every peer
+        # sees every other peer of the channel, or cross-org submits would fail. On a host
+        # that runs only some of the peers, the others may not be up yet: 'network status'
+        # shows how many each local peer knows.
+        if len(peers) == len(c.peers):
+            self.wait_gossip(peers, len(peers), timeout, log)
+
+    def wait_gossip(self, peers: list[Node], total: int, timeout: float, log=print) -> None:
+        """Until each of ``peers`` knows ``total - 1`` other peers through gossip."""
+        self._wait(lambda: [n.id for n in peers
+                            if (self.gossip_peers_known(n) or 0) < total - 1],
+                   "in gossip contact with every other peer", timeout, log)
+
+    def _start(self, nodes: list[Node], log, timeout: float, none_msg: str | None = None) -> None:
+        rt = self.runtime
+        to_start = [n for n in nodes if rt.running(n) is None]
+        for n in to_start:
+            try:
+                ident = rt.start(n)
+            except processes.StartError as e:
+                raise NetworkError(str(e)) from None
+            where = f" (network namespace {n.netns})" if n.netns else ""
+            what = "pid" if rt.name == runtime_mod.NATIVE else "container"
+            log(f"  started {n.id:<20} {what} {ident:<12} {n.address}{where}")
+        if not to_start and none_msg:
+            log(f"  {none_msg}")
+        self._wait(lambda: [n.id for n in nodes if not self.healthy(n)], "healthy",
+                   timeout, log)
+
+    def _join_peers(self, peers: list[Node], log) -> None:
+        for n in peers:
+            if self.peer_height(n) is None:
+                self._peer_join(n)
+                log(f"  {n.id} joined channel '{self.consortium.channel}'")
+
+    def founding_orgs(self) -> set[str]:
+        """MSP ids of the application organisations in the channel's genesis block."""
+        from ipledger.network.fabric.config_update import application_orgs, config_from_block
+        config, _ = config_from_block(self.layout.genesis_block.read_bytes())
+        return set(application_orgs(config))
+
+    def _up_later_orgs(self, orgs, log, timeout: float) -> list[Node]:
+        """Start and join the peers of later-added orgs that the channel config has admitted."""
+        from ipledger.network.cli.admin import channel_config
+        from ipledger.network.fabric.config_update import application_orgs
+        config, _ = channel_config(self)
+        members = set(application_orgs(config))
+        peers = []
+        for org in orgs:
+            if org.msp_id in members:
+                peers += org.peers
+            else:
+                log(f"  {org.msp_id} is not in the channel configuration (yet): "
+                    f"{', '.join(n.id for n in org.peers)} left out; its admission is an "
+                    "update signed by the channel's admins (ipledger admin propose add-org)")
+        if peers:
+            self._start(peers, log, timeout)
+            self._join_peers(peers, log)
+        return peers
+
+    def down(self, purge: bool = False, log=print) -> None:
+        rt = self.runtime
+        for n in reversed(self.consortium.nodes):
+            if rt.stop(n):
+                log(f"  stopped {n.id}")
+        if rt.name == runtime_mod.DOCKER:
+            # the chaincode services go with the nodes (native chaincode processes die with their peer);
+            # with --purge the ledgers' volumes and the gateways' containers too
+            rt.stop_chaincode_services(log)
+            if purge:
+                rt.purge(log)
+        if purge and self.layout.root.exists():
+            shutil.rmtree(self.layout.root)
+            log(f"  removed {self.layout.root}")
+
+    def status(self) -> list[dict]:
+        """The nodes of this host's organisations."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(self._node_status, self.local_nodes))
+
+    def _node_status(self, n: Node) -> dict:
+        rt = self.runtime
+        ident = rt.running(n)
+        native = rt.name == runtime_mod.NATIVE
+        s = NodeStatus(
+            node=n.id, kind=n.kind, msp_id=n.org.msp_id, pid=int(ident) if ident and native else None,
+            address=n.address, operations=f"{n.host}:{n.operations_port}",
+            healthy=bool(ident) and self.healthy(n), log=rt.where(n), runtime=rt.name,
+            container=None if native else ident)
+        # a node on several channels (customs' peers, the orderers): each channel's own figures
+        chans = [ch for ch in self.channels() if n in ch.consortium.nodes]
+        if n.kind == "peer":
+            # with containers the peer launches nothing: the chaincode services listen beside it
+            s.chaincode_address = (f"{n.host}:{n.chaincode_port}" if native else
+                                   ", ".join(sorted(set(rt.chaincode_services(n.org).values()))) or None)
+            if s.healthy:
+                s.channels = {ch.consortium.channel: {"height": ch.peer_height(n),
+                                                      "gossip_peers_known": ch.gossip_peers_known(n)}
+                              for ch in chans}
+                s.channel_height = _least(v["height"] for v in s.channels.values())
+                s.gossip_peers_known = _least(v["gossip_peers_known"] for v in s.channels.values())
+        else:
+            s.admin = f"{n.host}:{n.admin_port}"
+            if s.healthy:
+                s.channels = {ch.consortium.channel: {"joined": ch.orderer_joined(n)} for ch in chans}
+                s.channel_joined = all(v["joined"] for v in s.channels.values())
+        return asdict(s)
+
+    # ------------------------------------------------------------------ probes
+
+    def healthy(self, n: Node) -> bool:
+        """GET /healthz on the node's operations endpoint (TLS) answers 200."""
+        url = f"https://{n.host}:{n.operations_port}/healthz"
+        ctx = ssl.create_default_context(cafile=str(self.layout.node_tls(n) / "ca.crt"))
+        try:
+            with urllib.request.urlopen(url, context=ctx, timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError, ssl.SSLError):
+            return False
+
+    def metrics(self, n: Node) -> str:
+        """The node's Prometheus metrics (needs the org admin's TLS client certificate)."""
+        tls = self.layout.user_tls(n.org)
+        ctx = ssl.create_default_context(cafile=str(self.layout.node_tls(n) / "ca.crt"))
+        ctx.load_cert_chain(str(tls / "client.crt"), str(tls / "client.key"))
+        url = f"https://{n.host}:{n.operations_port}/metrics"
+        with urllib.request.urlopen(url, context=ctx, timeout=2) as r:
+            return r.read().decode()
+
+    def gossip_peers_known(self, n: Node) -> int | None:
+        """How many other peers of the channel this peer knows through gossip."""
+        try:
+            text = self.metrics(n)
+        except (urllib.error.URLError, OSError, ssl.SSLError):
+            return None
+        prefix = f'gossip_membership_total_peers_known{{channel="{self.consortium.channel}"}}'
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                return int(float(line.split()[-1]))
+        return 0
+
+    def peer_height(self, n: Node) -> int | None:
+        """Channel height seen by the peer with its org admin's identity; None if not joined."""
+        out = self.peer_cli(n, ["channel", "getinfo", "-c", self.consortium.channel],
+                            check=False)
+        if out.returncode != 0:
+            return None
+        text = out.stdout + out.stderr
+        start = text.find("{")
+        try:
+            return int(json.loads(text[start:text.rfind("}") + 1])["height"])
+        except (ValueError, KeyError):
+            return None
+
+    def orderer_joined(self, n: Node) -> bool:
+        out = self._osnadmin(n, ["channel", "list", "--channelID", self.consortium.channel],
+                             check=False)
+        return out.returncode == 0 and '"status": "active"' in out.stdout.replace('":"', '": "')
+
+    # ------------------------------------------------------------------ Fabric CLIs
+
+    def peer_cli(self, n: Node, args: list[str], *, check: bool = True,
+                 msp_id: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run the peer CLI against node ``n`` as an admin of ``msp_id`` (default: n's org)."""
+        org = self.consortium.org(msp_id) if msp_id else n.org
+        lay = self.layout
+        env = dict(os.environ,
+                   FABRIC_CFG_PATH=str(lay.node_dir(n)),
+                   FABRIC_LOGGING_SPEC="warning",
+                   CORE_PEER_LOCALMSPID=org.msp_id,
+                   CORE_PEER_MSPCONFIGPATH=str(lay.user_msp(org)),
+                   CORE_PEER_ADDRESS=n.address,
+                   CORE_PEER_TLS_ENABLED="true",
+                   CORE_PEER_TLS_ROOTCERT_FILE=str(lay.tls_ca(n.org)))
+        if not self.layout.is_local(org):
+            raise NetworkError(f"acting as {org.msp_id}'s admin needs its own directory, which "
+                               f"is not in {self.layout.root}")
+        return _run([binaries.binary("peer"), *args], env, check, timeout)
+
+    def orderer(self) -> Node:
+        """An orderer to send a channel update or a chaincode definition to (a BFT or Raft service
+        orders what any of its consenters receives): a healthy one of this host's, else the first
+        whose listen port answers, else the first."""
+        local = [n for n in self.consortium.orderers if self.layout.is_local(n.org)]
+        for n in local:
+            if self.runtime.running(n) is not None and self.healthy(n):
+                return n
+        for n in self.consortium.orderers:
+            if n not in local and _reachable(n.host, n.port):
+                return n
+        return self.consortium.orderers[0]
+
+    def orderer_args(self) -> list[str]:
+        """The peer CLI's arguments to reach :meth:`orderer` over TLS."""
+        o = self.orderer()
+        return ["-o", o.address, "--tls", "--cafile", str(self.layout.tls_ca(o.org))]
+
+    def _osnadmin(self, n: Node, args: list[str], check: bool = True):
+        """osnadmin against ``n``'s admin endpoint, as an admin of the organisation running it."""
+        lay, o = self.layout, n.org
+        tls = lay.user_tls(o)
+        return _run([binaries.binary("osnadmin"), *args, "-o", f"{n.host}:{n.admin_port}",
+                     "--ca-file", str(lay.tls_ca(o)), "--client-cert", str(tls / "osnadmin.crt"),
+                     "--client-key", str(tls / "osnadmin.key")], dict(os.environ), check)
+
+    def _osnadmin_join(self, n: Node) -> None:
+        self._osnadmin(n, ["channel", "join", "--channelID", self.consortium.channel,
+                           "--config-block", str(self.layout.genesis_block)])
+
+    def _peer_join(self, n: Node) -> None:
+        # Right after the orderer joins, Raft may still be electing a leader; the
+        # peer's join itself only needs the block, so one retry covers start-up races.
+        for attempt in range(5):
+            out = self.peer_cli(n, ["channel", "join", "-b", str(self.layout.genesis_block)],
+                                check=False)
+            if out.returncode == 0 or "already exists" in out.stderr:
+                return
+            time.sleep(0.5 * (attempt + 1))
+        raise NetworkError(f"{n.id} could not join the channel:\n{out.stderr.strip()}")
+
+    def _wait(self, pending, what: str, timeout: float, log) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = pending()
+        shown = False
+        while waiting:
+            if time.monotonic() > deadline:
+                rt = self.runtime
+                tails = "\n".join(f"--- {nid}: {rt.where(self.consortium.node(nid))}\n"
+                                  + ("\n".join(rt.log_lines(self.consortium.node(nid), 15)) or "(no log)")
+                                  for nid in waiting)
+                raise NetworkError(f"timed out after {timeout:.0f} s waiting for "
+                                   f"{', '.join(waiting)} to be {what}\n{tails}")
+            if not shown:
+                log(f"  waiting for {', '.join(waiting)} to be {what} …")
+                shown = True
+            time.sleep(0.25)
+            waiting = pending()
+
+
+@dataclass
+class NodeStatus:
+    node: str
+    kind: str
+    msp_id: str
+    pid: int | None
+    address: str
+    operations: str
+    healthy: bool
+    log: str
+    runtime: str = runtime_mod.NATIVE
+    container: str | None = None   # with --runtime docker: the node's container (short id)
+    chaincode_address: str | None = None
+    admin: str | None = None
+    channel_height: int | None = None
+    channel_joined: bool | None = None
+    gossip_peers_known: int | None = None
+    channels: dict | None = None  # per channel: height and gossip (peers), joined (orderers)
+
+
+def _least(values) -> int | None:
+    """The smallest of ``values`` (a node is as far as its slowest channel); None if one is."""
+    values = list(values)
+    return None if not values or None in values else min(values)
+
+
+def _run(cmd: list[str], env: dict, check: bool,
+         timeout: float = 60) -> subprocess.CompletedProcess:
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and out.returncode != 0:
+        raise NetworkError(f"{Path(cmd[0]).name} {' '.join(cmd[1:3])} failed "
+                           f"(exit {out.returncode}):\n{(out.stderr or out.stdout).strip()}")
+    return out
+
+
+def _reachable(host: str, port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

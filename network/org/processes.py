@@ -1,0 +1,144 @@
+"""Native Fabric processes: start with a log file and a PID file, find, stop.
+
+A PID file alone is not trusted: a node counts as running only if the process
+with that PID is alive and its command line names this node's config
+directory (PIDs get reused after a reboot).
+
+A node with a ``netns`` in the consortium file (a test/lab feature, see
+docs/deployment.md) is started with ``ip netns exec <netns>``, which enters the
+namespace and then execs the node in place: the PID is the node's, and the
+chaincode processes the peer launches inherit the namespace.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from ipledger.network.org import binaries
+from ipledger.network.consortium import Node
+from ipledger.network.layout import Layout
+
+# Fabric's gRPC transport logs every closed connection at INFO; keep it to warnings.
+LOGGING_SPEC = "grpc=warning:info"
+LOGGING_FORMAT = "%{time:2006-01-02 15:04:05.000 MST} [%{module}] %{shortfunc} -> %{level:.4s} %{message}"
+NETNS_DIR = Path("/var/run/netns")  # where `ip netns add` puts named network namespaces
+
+
+class StartError(RuntimeError):
+    """A node cannot be started; the message says why."""
+
+
+def running_pid(lay: Layout, node: Node) -> int | None:
+    pid_file = lay.pid_file(node)
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    marker = f"FABRIC_CFG_PATH={lay.node_dir(node)}".encode()
+    if not cmdline or Path(cmdline[0].decode()).name != node.kind or marker not in environ:
+        return None
+    if _is_zombie(pid):
+        return None
+    return pid
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def start(lay: Layout, node: Node) -> int:
+    """Start one node detached from this process; returns its PID."""
+    d = lay.node_dir(node)
+    args = command(node)
+    log = open(lay.log_file(node), "ab")
+    env = dict(os.environ, FABRIC_CFG_PATH=str(d), FABRIC_LOGGING_SPEC=LOGGING_SPEC,
+               FABRIC_LOGGING_FORMAT=LOGGING_FORMAT)
+    # The peer launches chaincode through the external builder with this environment.
+    env.setdefault("IPLEDGER_PYTHON", _python())
+    proc = subprocess.Popen(args, cwd=d, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    lay.pid_file(node).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def command(node: Node) -> list[str]:
+    """The command line that runs ``node``, inside its network namespace if it names one."""
+    args = [binaries.binary(node.kind)] + (["node", "start"] if node.kind == "peer" else [])
+    if node.netns is None:
+        return args
+    ip = shutil.which("ip")
+    if ip is None:
+        raise StartError(f"{node.id} runs in network namespace {node.netns!r}, but iproute2's "
+                         "'ip' command is not installed")
+    if not (NETNS_DIR / node.netns).exists():
+        raise StartError(f"{node.id}: network namespace {node.netns!r} does not exist "
+                         f"(create it with 'ip netns add {node.netns}' and give it the "
+                         f"address {node.host})")
+    if os.geteuid() != 0:
+        raise StartError(f"{node.id}: entering network namespace {node.netns!r} needs root")
+    return [ip, "netns", "exec", node.netns, *args]
+
+
+def stop(lay: Layout, node: Node, timeout: float = 10.0) -> bool:
+    """SIGTERM, then SIGKILL after ``timeout``. True if a process was stopped."""
+    pid = running_pid(lay, node)
+    if pid is None:
+        lay.pid_file(node).unlink(missing_ok=True)
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            break
+        time.sleep(0.1)
+    else:
+        _signal_group(pid, signal.SIGKILL)
+        for _ in range(50):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+    lay.pid_file(node).unlink(missing_ok=True)
+    return True
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    # Each node leads its own session, so its process group also holds the
+    # chaincode processes it launched.
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, sig)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # Reap it if it is our child (only in tests that start nodes in-process).
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return not _is_zombie(pid)
+
+
+def _python() -> str:
+    """The base interpreter (not this virtualenv's): chaincode must run on its own wheels."""
+    import sys
+    return getattr(sys, "_base_executable", None) or sys.executable
