@@ -16,6 +16,7 @@ import time
 from flask import Flask, g, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 
+from ipledger.gateway import openapi
 from ipledger.gateway.api import docs, events, health, live, queries
 from ipledger.gateway.config import NO_INSTANCE
 from ipledger.gateway.api.common import API_PREFIX, AppState
@@ -48,6 +49,7 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
     metrics = Metrics()
     service = LedgerService(ledger if ledger is not None else FabricLedger(config), config, metrics)
     app.extensions["ipledger"] = AppState(config=config, keys=keys, service=service, metrics=metrics)
+    app.extensions["ipledger_openapi"] = openapi  # the document the docs routes serve
 
     app.register_blueprint(events.bp)  # each blueprint carries its prefix (/api/v1; health: the root)
     app.register_blueprint(queries.bp)

@@ -11,6 +11,10 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ipledger.network import consortium as consortium_mod
+from ipledger.network.consortium import Consortium, ConsortiumError
+from ipledger.network.layout import Layout
+
 # Flask apps are given this instance path: the gateway has no instance folder (its files are in its
 # organisation's gateway directory), and Flask cannot derive one inside the ``ipledger`` namespace package.
 NO_INSTANCE = str(Path(__file__).resolve().parent / "no-instance-folder")
@@ -90,12 +94,10 @@ class GatewayConfig:
         """The gateway of organisation ``org``: its client identity (User1) and its own peer only,
         its files (API keys, feed, credentials) in its own directory ``<state>/<org name>/gateway``.
         There is no gateway of several organisations: no process holds two organisations' keys."""
-        from ipledger.network.org.nodes import Nodes  # the gateway's only use of network/: reading the layout
-
         if not org:
             raise ConfigError("a gateway is one organisation's: give its MSP id (org)")
         state_dir = Path(state_dir).resolve()
-        net = Nodes.open(state_dir)
+        net = _saved_network(state_dir)
         # what a gateway needs of its organisation's keys is its client identity alone (checked before serving,
         # gateway/server.py); in a container (network/org/containers/services.py) that is all it is given
         own = net.consortium.org(org)
@@ -149,9 +151,26 @@ def gateway_dir_of(state_dir: Path | str, org: str) -> Path:
     """Where organisation ``org``'s gateway keeps its files: ``<state>/<org name>/gateway``."""
     if not org:
         raise ConfigError("a gateway is one organisation's: give its MSP id (org)")
-    from ipledger.network.org.nodes import Nodes
-    net = Nodes.open(Path(state_dir).resolve())
+    net = _saved_network(Path(state_dir).resolve())
     return net.layout.gateway_dir(net.consortium.org(org))
+
+
+@dataclass(frozen=True)
+class _SavedNetwork:
+    consortium: Consortium
+    layout: Layout
+
+
+def _saved_network(state_dir: Path) -> _SavedNetwork:
+    """The consortium saved in ``state_dir`` (before ``network up`` saved one: the default
+    consortium file, as the network commands read it) and where its files are: the gateway's only
+    use of network/ beside the Fabric library — the description and the layout, never the nodes."""
+    layout = Layout(state_dir)
+    saved = layout.consortium_file if layout.consortium_file.is_file() else None
+    try:
+        return _SavedNetwork(consortium_mod.load(saved), layout)
+    except ConsortiumError as e:
+        raise ConfigError(f"{saved or 'the consortium file'}: {e}") from None
 
 
 def keys_file_of(state_dir: Path | str, org: str) -> Path:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from fractions import Fraction
 
-from ipledger.chaincode.contract import alerts, keys, parties, timestamps
-from ipledger.chaincode.contract.decimals import exact
+from ipledger.chaincode.contract import alerts, goods, keys, parties, timestamps
+from ipledger.chaincode.contract.decimals import exact, pct
 from ipledger.chaincode.contract.endorsement import customs_only_policy
 from ipledger.chaincode.contract.errors import (AlreadyExists, AuthorisationExpired, AuthorisationNotActive, GoodsNotCovered,
                      HolderNotRegistered, InvalidEvent, InvalidState, NotFound, SiteNotAuthorised)
@@ -75,6 +75,34 @@ def input_entry(auth: dict, cn: str) -> dict | None:
     """The most specific input-goods entry covering ``cn`` (an 8-digit code before its heading)."""
     matches = [e for e in auth["input_goods"] if covers(e["cn"], cn)]
     return max(matches, key=lambda e: len(e["cn"])) if matches else None
+
+
+# ---------------------------------------------------------------------------------------- ceilings
+
+def ceiling_usage(state, auth: dict, entry: dict) -> int:
+    """Quantity under the procedure for one input-goods entry: the stock of every lot whose CN the
+    entry covers (most specific entry wins), in the entry's unit. A range read over the shards of the
+    authorisation's input balances (keys.BALANCE_SHARDS at most per goods code)."""
+    used = 0
+    for (_auth, _cat, cn, unit, _shard), bal in state.scan(keys.BALANCE, auth["authorisation_id"], goods.INPUT):
+        covering = input_entry(auth, cn)
+        if unit == entry["unit"] and covering is not None and covering["cn"] == entry["cn"]:
+            used += bal["stock"]
+    return used
+
+
+def review_ceiling_entry(tx, auth: dict, entry_cn: str) -> None:
+    """CeilingNear: raised while usage ≥ ``ceiling_warn_pct`` % of ``max_qty``."""
+    entry = next((e for e in auth["input_goods"] if e["cn"] == entry_cn), None)
+    if entry is None:
+        return
+    used = ceiling_usage(tx.state, auth, entry)
+    if used * 100 >= exact(tx.params["ceiling_warn_pct"]) * entry["max_qty"] and used > 0:
+        alerts.raise_alert(tx, auth["authorisation_id"], "CeilingNear", entry_cn,
+                    {"cn": entry_cn, "unit": entry["unit"], "quantity": used, "max_qty": entry["max_qty"],
+                     "pct": pct(used, entry["max_qty"])})
+    else:
+        alerts.clear_alert(tx, auth["authorisation_id"], "CeilingNear", entry_cn)
 
 
 def require_input_covered(auth: dict, cn: str) -> dict:
@@ -203,7 +231,7 @@ def amend(tx, event: dict) -> dict:
     auth["amended_at"] = tx.recorded_at
     _save(tx, auth)
     for cn in sorted(e["cn"] for e in auth["input_goods"]):  # ceilings may have moved; CN order, as every peer
-        alerts.review_ceiling_entry(tx, auth, cn)
+        review_ceiling_entry(tx, auth, cn)
     return {"authorisation": _view(auth, tx.now)}
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ipledger.chaincode.shim.contract_api import Contract, transaction
-from ipledger.chaincode.contract import (acts, alerts, authorisations, billing, controls, deployment, discharge, eventlog, identifiers,
+from ipledger.chaincode.contract import (acts, alert_rules, authorisations, billing, controls, deployment, discharge, eventlog, identifiers,
                keys, params, parties, placement, processing, queries, roles, schemas, time_rules)
 from ipledger.chaincode.contract.context import Tx
 from ipledger.chaincode.contract.errors import InvalidEvent
@@ -268,7 +268,7 @@ class InwardProcessingContract(Contract):
         tx.occurred_at = time_rules.business_time(tx, event)
         result = handler(tx, event)
         time_rules.review_lateness(tx, act, event)
-        alerts.review(tx)
+        alert_rules.review(tx)
         return eventlog.record(tx, act, event, result)
 
     @staticmethod

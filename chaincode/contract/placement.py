@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ipledger.chaincode.contract import alerts, authorisations, goods, keys, time_rules, timestamps
+from ipledger.chaincode.contract import authorisations, goods, keys, time_rules, timestamps
 from ipledger.chaincode.contract.errors import (AlreadyExists, CeilingExceeded, DeadlinePassed, DuplicateDeclaration, InvalidEvent,
                      UnitMismatch)
 from ipledger.chaincode.contract.state import canonical_json
@@ -30,7 +30,7 @@ def place_under_procedure(tx, event: dict) -> dict:
         raise UnitMismatch(f"{event['cn']} is authorised in {entry['unit']}, not {event['unit']}",
                            cn=event["cn"], unit=entry["unit"], given=event["unit"])
     authorisations.require_site(auth, event["site"])
-    used = alerts.ceiling_usage(tx.state, auth, entry)
+    used = authorisations.ceiling_usage(tx.state, auth, entry)
     if used + qty > entry["max_qty"]:
         raise CeilingExceeded(f"{used} + {qty} {entry['unit']} would pass the ceiling of {entry['max_qty']} "
                               f"for {entry['cn']}", cn=entry["cn"], under_procedure=used, requested=qty,

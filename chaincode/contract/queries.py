@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from ipledger.chaincode.contract import alerts, authorisations, billing, eventlog, goods, identifiers, keys, parties, roles, timestamps
+from ipledger.chaincode.contract import alert_rules, authorisations, billing, eventlog, goods, identifiers, keys, parties, roles, timestamps
 from ipledger.chaincode.contract.decimals import pct
 from ipledger.chaincode.contract.errors import InvalidEvent, NotFound
 
@@ -82,7 +82,7 @@ def get_balances(tx, authorisation_id) -> dict:
             bal["exited"][proc] = bal["exited"].get(proc, 0) + q
     ceilings = []
     for entry in auth["input_goods"]:
-        used = alerts.ceiling_usage(tx.state, auth, entry)
+        used = authorisations.ceiling_usage(tx.state, auth, entry)
         ceilings.append({"cn": entry["cn"], "unit": entry["unit"], "max_qty": entry["max_qty"], "quantity": used,
                          "pct": pct(used, entry["max_qty"])})
     return {"authorisation_id": auth["authorisation_id"], "as_of": tx.recorded_at,
@@ -132,7 +132,7 @@ def get_alerts(tx, authorisation_id, as_of=None) -> dict:
     auth = _readable_authorisation(tx, authorisation_id, "GetAlerts")
     moment = _moment(tx, as_of, "as_of")
     return {"authorisation_id": auth["authorisation_id"], "as_of": timestamps.fmt(moment),
-            "alerts": alerts.current(tx.state, auth, moment, tx.params)}
+            "alerts": alert_rules.current(tx.state, auth, moment, tx.params)}
 
 
 def get_bill_of_discharge_data(tx, authorisation_id, period_end=None, as_of=None) -> dict:

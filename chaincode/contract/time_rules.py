@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ipledger.chaincode.contract import timestamps
+from ipledger.chaincode.contract import alerts, timestamps
 from ipledger.chaincode.contract.errors import ClockSkew, OutOfOrder
 
 LATE_RECORDING = "LateRecording"
@@ -60,8 +60,6 @@ def review_lateness(tx, act: str, event: dict) -> None:
     """LateRecording (recorded alert, subject ``<msp_id>:<event_id>``): the act is recorded more than
     ``late_recording_days`` after its ``occurred_at``. It stays raised, a fact for customs to look at.
     Events without an authorisation (SetParameters) raise none."""
-    from ipledger.chaincode.contract import alerts  # alerts -> goods -> time_rules: imported when needed
-
     allowed = tx.params["late_recording_days"]
     lateness = late_by(tx)
     auth_id = event.get("authorisation_id")

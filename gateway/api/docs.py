@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import flask_swagger_ui
-from flask import Flask, Response, abort, jsonify, render_template_string, send_from_directory
+from flask import Flask, Response, abort, current_app, jsonify, render_template_string, send_from_directory
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from ipledger.gateway.auth import ROLES
@@ -61,9 +61,15 @@ def assets_app() -> Flask:
     return assets
 
 
-# ipledger.gateway.openapi collects ROUTES' operations (these two among them) into the document, so the views below
-# import ipledger.gateway.openapi when they run, not at import time
+# ipledger.gateway.openapi collects ROUTES' operations (these two among them) into the document; the views
+# below read that document from the app (``app.extensions["ipledger_openapi"]``, put there by
+# ipledger.gateway.app), so this module does not import the one that imports it
 ROUTES = Routes(API_PREFIX)
+
+
+def _openapi():
+    """The app's OpenAPI module: its document, operations and who performs each act."""
+    return current_app.extensions["ipledger_openapi"]
 
 
 def _mount_assets(setup) -> None:
@@ -75,8 +81,7 @@ def _mount_assets(setup) -> None:
 @ROUTES.get("/openapi.json", id="openapi", permission=None, summary="This document",
             ok={"200": ("the OpenAPI 3.1 document", None)})
 def openapi_json():
-    from ipledger.gateway.openapi import openapi_document
-    return jsonify(openapi_document())
+    return jsonify(_openapi().openapi_document())
 
 
 def _field_rows(schema: dict, components: dict) -> list[dict]:
@@ -156,8 +161,8 @@ its <code>code</code> and <code>details</code>.</p>
 @ROUTES.get("/docs", id="docs", permission=None, summary="Browsable documentation (HTML)",
             ok={"200": ("HTML page", None)}, media="text/html")
 def docs_page():
-    from ipledger.gateway.openapi import OPERATIONS, PERFORMED_BY, openapi_document
-    doc = openapi_document()
+    openapi = _openapi()
+    doc = openapi.openapi_document()
     components = doc["components"]["schemas"]
     events = []
     for t in EVENT_TYPES:
@@ -166,7 +171,8 @@ def docs_page():
                        "schema": json.dumps(schema, indent=2)})
     html = render_template_string(
         _PAGE, version=doc["info"]["version"], prefix=API_PREFIX, assets=ASSETS_PATH, roles=ROLES,
-        operations=OPERATIONS, events=events, commercial=sorted(COMMERCIAL_EVENTS), problems=problem_types(), performed_by=PERFORMED_BY)
+        operations=openapi.OPERATIONS, events=events, commercial=sorted(COMMERCIAL_EVENTS), problems=problem_types(),
+        performed_by=openapi.PERFORMED_BY)
     return _secure(Response(html, mimetype="text/html"))
 
 

@@ -18,7 +18,7 @@ from ipledger.network.fabric.config_update import (ConfigError, apply_update, ch
                            required_policies, show, summarize, update_envelope, with_update_envelope)
 from ipledger.network.fabric.config_policy import (PolicyError, Signer, evaluate, load_msp_signer, sign_update, signer_for_identity,
                            signers)
-from ipledger.network.org.nodes import NetworkError
+from ipledger.network.errors import NetworkError
 
 
 FORMAT = "ipledger-config-update/1"

@@ -33,7 +33,8 @@ from ipledger.network.org import binaries, processes
 from ipledger.network.org import runtime
 from ipledger.network.consortium import ConsortiumError
 from ipledger.network.org.generate import GenerateError
-from ipledger.network.org.nodes import Nodes, NetworkError
+from ipledger.network.errors import NetworkError
+from ipledger.network.org.nodes import Nodes
 
 
 def _parser() -> argparse.ArgumentParser:

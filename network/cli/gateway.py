@@ -176,7 +176,7 @@ def _own_org(args, option: str) -> bool:
 
 
 def _daemon(args) -> int:
-    from ipledger.network.org.nodes import NetworkError
+    from ipledger.network.errors import NetworkError
     from ipledger.network.cli import gateway_daemon as daemon
     org = args.org
     try:
@@ -206,7 +206,7 @@ def _serve(args) -> int:
     from ipledger.gateway.tls import TLSOptions
     # the workers run the chaincode-event listener (live feed, webhooks); IPLEDGER_LIVE_FEED=0 turns it off
     os.environ.setdefault("IPLEDGER_LIVE_FEED", "1")
-    from ipledger.network.org.nodes import NetworkError
+    from ipledger.network.errors import NetworkError
     try:
         serve(args.state_dir, bind=args.bind, workers=args.workers, threads=args.threads, timeout=args.timeout,
               log_level=args.log_level, tls=TLSOptions.from_args(args), org=args.org)

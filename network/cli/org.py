@@ -24,7 +24,8 @@ from ipledger.network.org import definition as definition_mod
 from ipledger.network.channel import founding
 from ipledger.network.org import generate
 from ipledger.network.org import identities
-from ipledger.network.org.nodes import Nodes, NetworkError
+from ipledger.network.errors import NetworkError
+from ipledger.network.org.nodes import Nodes
 
 GROUPS = ("org", "channel")
 

@@ -185,7 +185,8 @@ def run(args) -> tuple[int, dict | None, str | None]:
     if args.state_dir:
         if not args.state_dir.is_dir():
             raise UsageError(f"state directory {args.state_dir} does not exist")
-        from ipledger.network.org.nodes import Nodes, NetworkError
+        from ipledger.network.errors import NetworkError
+        from ipledger.network.org.nodes import Nodes
         try:  # with a channel per holder: the one named (its own genesis block and peers)
             net = Nodes.open(args.state_dir).on_channel(args.channel)
         except NetworkError as e:

@@ -33,11 +33,8 @@ from ipledger.network.org import generate
 from ipledger.network.org import processes
 from ipledger.network.org import runtime as runtime_mod
 from ipledger.network.consortium import Consortium, Node
+from ipledger.network.errors import NetworkError
 from ipledger.network.layout import Layout, per_channel
-
-
-class NetworkError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -283,7 +280,7 @@ class Nodes:
 
     def _up_later_orgs(self, orgs, log, timeout: float) -> list[Node]:
         """Start and join the peers of later-added orgs that the channel config has admitted."""
-        from ipledger.network.cli.admin import channel_config
+        from ipledger.network.channel.live import channel_config
         from ipledger.network.fabric.config_update import application_orgs
         config, _ = channel_config(self)
         members = set(application_orgs(config))

@@ -368,21 +368,21 @@ def project_requirements(pyproject: Path = REPO_ROOT / "pyproject.toml") -> list
 
 def chaincode_wheels(log=print) -> list[Path]:
     """The contract's runtime dependencies as wheels: the same pins and download as a chaincode
-    package (network/channel/chaincode.py), kept in this cache."""
-    from ipledger.network.channel import chaincode
-    pins = chaincode.pinned_requirements(chaincode.CHAINCODE_DIR / "requirements.txt")
-    return chaincode.download_wheels(pins, cache_dir() / "wheels", log)
+    package (network/channel/package.py), kept in this cache."""
+    from ipledger.network.channel import package
+    pins = package.pinned_requirements(package.CHAINCODE_DIR / "requirements.txt")
+    return package.download_wheels(pins, cache_dir() / "wheels", log)
 
 
 def gateway_wheels(log=print) -> list[Path]:
     """The project's runtime dependencies as wheels, pinned to the versions installed here (the
     pinning and download of network/channel/chaincode.py, given pyproject's dependency names)."""
-    from ipledger.network.channel import chaincode
+    from ipledger.network.channel import package
     with tempfile.TemporaryDirectory() as tmp:
         req = Path(tmp) / "requirements.txt"
         req.write_text("\n".join(project_requirements()) + "\n")
-        pins = chaincode.pinned_requirements(req)
-    return chaincode.download_wheels(pins, cache_dir() / "wheels", log)
+        pins = package.pinned_requirements(req)
+    return package.download_wheels(pins, cache_dir() / "wheels", log)
 
 
 def project_sources(root: Path = REPO_ROOT) -> list[Input]:
@@ -425,8 +425,8 @@ def build_project_wheel(dest: Path, log=print, root: Path = REPO_ROOT) -> list[I
 def chaincode_sources() -> list[Input]:
     """The chaincode's Python sources exactly as a chaincode package holds them (network/
     channel/chaincode.py's selection: no builder/, no testing/), under src/ipledger/chaincode/."""
-    from ipledger.network.channel import chaincode
-    return [Input(name, data=data) for name, data in chaincode._source_entries(chaincode.CHAINCODE_DIR)]
+    from ipledger.network.channel import package
+    return [Input(name, data=data) for name, data in package._source_entries(package.CHAINCODE_DIR)]
 
 
 def project_version() -> str:

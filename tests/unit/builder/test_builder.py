@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ipledger.network.channel import chaincode as cc
+from ipledger.network.channel import package as cc
 
 BIN = Path(__file__).resolve().parents[3] / "chaincode" / "builder" / "bin"
 

@@ -10,7 +10,8 @@ from ipledger.network.org import generate
 from ipledger.network.org import runtime
 from ipledger.network.org.containers import compose, services
 from ipledger.network.layout import Layout
-from ipledger.network.org.nodes import Nodes, NetworkError
+from ipledger.network.errors import NetworkError
+from ipledger.network.org.nodes import Nodes
 
 TAGS = {"peer": "ipledger/peer:t", "orderer": "ipledger/orderer:t", "ccaas": "ipledger/ccaas:t",
         "gateway": "ipledger/gateway:t"}

@@ -3,7 +3,7 @@
 none, is refused before anything is installed."""
 from __future__ import annotations
 
-from ipledger.network.channel import chaincode as cc
+from ipledger.network.channel import package as cc
 from ipledger.network import cli
 
 

@@ -1,0 +1,112 @@
+"""When alerts hold (docs/domain.md §6): the reviews after each transaction (ceilings, loss rates)
+and the time alerts, computed when asked from the ledger time or an ``as_of`` date, never the wall
+clock. The alerts' records are :mod:`ipledger.chaincode.contract.alerts`'s.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from ipledger.chaincode.contract import authorisations, goods, keys, timestamps
+from ipledger.chaincode.contract.alerts import DERIVED, raise_alert, recorded
+from ipledger.chaincode.contract.decimals import exact, pct
+from ipledger.chaincode.contract.params import BILL_DUE_DAYS
+
+
+def _derived(alert_type: str, authorisation_id: str, subject: str, details: dict) -> dict:
+    return {"type": alert_type, "authorisation_id": authorisation_id, "subject": subject, "details": details,
+            "source": DERIVED}
+
+
+def review(tx) -> None:
+    """After a transaction's effects: ceilings and loss rates of the goods it touched.
+
+    Goods placed: the ceiling's use is read again (CeilingNear raised, updated or cleared). Goods gone
+    (an exit, a loss, processing): the use only fell, so it can only clear or lower a CeilingNear that is
+    up; when none is, nothing is read — events leaving the procedure do not read the authorisation's
+    balances, and so do not conflict with each other. (A CeilingNear due only to a lowered threshold is
+    raised by the next placement or amendment, which read the use.)"""
+    for auth_id, cn in sorted(tx.review_ceilings):
+        auth = authorisations.get(tx.state, auth_id)
+        entry = authorisations.input_entry(auth, cn)
+        if entry is not None:
+            authorisations.review_ceiling_entry(tx, auth, entry["cn"])
+    for auth_id, cn in sorted(tx.ceilings_decreased):
+        if (auth_id, cn) in tx.review_ceilings:
+            continue
+        auth = authorisations.get(tx.state, auth_id)
+        entry = authorisations.input_entry(auth, cn)
+        if entry is not None and tx.state.exists(keys.alert(auth_id, "CeilingNear", entry["cn"])):
+            authorisations.review_ceiling_entry(tx, auth, entry["cn"])
+    for kind, goods_id in sorted(tx.review_losses):
+        record = tx.state.get(keys.goods(kind, goods_id))
+        lost = sum(q for reason, q in record["lost_by_reason"].items() if reason != "DESTROYED")
+        whole = goods.entered(kind, record)
+        if lost * 100 > exact(tx.params["loss_warn_pct"]) * whole:
+            raise_alert(tx, record["authorisation_id"], "LossRateHigh", f"{kind}:{goods_id}",
+                        {"goods": kind, "id": goods_id, "lost": lost, "entered": whole, "unit": record["unit"],
+                         "pct": pct(lost, whole)})
+
+
+def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dict]:
+    """The time alerts of an authorisation at ``as_of``."""
+    auth_id = auth["authorisation_id"]
+    out = []
+    warn = dt.timedelta(days=params["warn_days"])
+    lots = [state.get(keys.lot(lot_id)) for (_a, lot_id), _ in state.scan(keys.AUTH_LOTS, auth_id)]
+    batches = [state.get(keys.batch(b_id)) for (_a, b_id), _ in state.scan(keys.AUTH_BATCHES, auth_id)]
+
+    # DeadlineApproaching / DeadlineOverdue: goods still under the procedure, waste included (UCC art. 257)
+    for kind, records in ((goods.LOT, lots), (goods.BATCH, batches)):
+        for rec in records:
+            if goods.balance(rec) == 0:
+                continue
+            goods_id = rec["lot_id"] if kind == goods.LOT else rec["batch_id"]
+            due = goods.deadline(rec)
+            details = {"goods": kind, "id": goods_id, "balance": goods.balance(rec), "unit": rec["unit"],
+                       "cn": rec["cn"], "deadline": rec["deadline"]}
+            if as_of > due:
+                out.append(_derived("DeadlineOverdue", auth_id, f"{kind}:{goods_id}", details))
+            elif due - as_of <= warn:
+                out.append(_derived("DeadlineApproaching", auth_id, f"{kind}:{goods_id}",
+                                    {**details, "days_left": (due - as_of).days}))
+
+    # BillOfDischargeDue / Late: DA art. 175, 30 days after the period for discharge ends
+    bills = [b for _k, b in state.scan(keys.BILL, auth_id)]
+    covered = [b for b in bills if b["status"] in ("SUBMITTED", "ACCEPTED")]
+    by_day: dict[str, list[str]] = {}
+    for lot in lots:
+        deadline = goods.deadline(lot)
+        if any((b["period_start"] is None or timestamps.parse_datetime(b["period_start"]) <= deadline)
+               and deadline < timestamps.parse_datetime(b["cutoff"]) for b in covered):
+            continue
+        by_day.setdefault(deadline.date().isoformat(), []).append(lot["lot_id"])
+    for day, lot_ids in sorted(by_day.items()):
+        due = timestamps.end_of(dt.date.fromisoformat(day)) + dt.timedelta(days=BILL_DUE_DAYS)
+        details = {"period_end": day, "due": timestamps.fmt(due), "lots": sorted(lot_ids)}
+        if as_of > due:
+            out.append(_derived("BillOfDischargeLate", auth_id, day, details))
+        elif due - as_of <= dt.timedelta(days=params["bill_warn_days"]):
+            out.append(_derived("BillOfDischargeDue", auth_id, day, details))
+
+    # ExitUnconfirmed: a re-export without ConfirmExit more than exit_confirm_days after its legally relevant
+    # date (declared_at: when the declaration was accepted, at most the ledger time; see discharge.exit_goods)
+    limit = dt.timedelta(days=params["exit_confirm_days"])
+    for (_a, mrn, item), pending in state.scan(keys.UNCONFIRMED_EXIT, auth_id):
+        if as_of - timestamps.parse_datetime(pending["declared_at"]) > limit:
+            out.append(_derived("ExitUnconfirmed", auth_id, f"{mrn}/{int(item)}", {
+                "mrn": mrn, "item_no": int(item), "declared_at": pending["declared_at"],
+                "occurred_at": pending["occurred_at"], "recorded_at": pending["recorded_at"],
+                "goods": pending["goods"], "id": pending["id"], "quantity": pending["quantity"]}))
+
+    # AuthorisationExpiring: validity ends within auth_warn_days
+    end = authorisations.validity(auth)[1]
+    if auth["status"] != authorisations.REVOKED and as_of < end <= as_of + dt.timedelta(days=params["auth_warn_days"]):
+        out.append(_derived("AuthorisationExpiring", auth_id, auth_id,
+                            {"valid_to": auth["valid_to"], "days_left": (end - as_of).days}))
+    return out
+
+
+def current(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dict]:
+    """Every alert of the authorisation at ``as_of``: recorded ones and time ones, sorted."""
+    found = recorded(state, auth["authorisation_id"]) + time_alerts(state, auth, as_of, params)
+    return sorted(found, key=lambda a: (a["type"], a["subject"]))
