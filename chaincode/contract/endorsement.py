@@ -1,7 +1,7 @@
 """Endorsement policies: the chaincode-level policy text and key-level (state-based) policies.
 
 Chaincode level: set at approval, derived per channel from the consortium file by
-``network/chaincode.contract_policy`` (customs' peer AND a peer of another member), e.g.::
+``network/channel/chaincode.contract_policy`` (customs' peer AND a peer of another member), e.g.::
 
     AND('CustomsMSP.peer', OR('OperatorMSP.peer','BrokerMSP.peer'))
 

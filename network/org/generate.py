@@ -2,7 +2,7 @@
 consortium generated on one machine as if on separate hosts.
 
 Identities: network/org/identities.py; public definitions: network/org/definition.py;
-the genesis block from definitions only: network/founding.py. This module
+the genesis block from definitions only: network/channel/founding.py. This module
 writes every node's core.yaml / orderer.yaml (see layout.py for where).
 """
 from __future__ import annotations
