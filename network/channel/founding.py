@@ -25,9 +25,9 @@ from fabric_protos.orderer.etcdraft import configuration_pb2 as raft_pb2
 
 from ipledger.network.org import definition as definition_mod
 from ipledger.network.org import binaries
-from ipledger.network.fabric.config_update import (APPLICATION, ORDERER, anchor_peers, application_orgs, config_from_block,
-                           msp_of, orderer_endpoints, orderer_orgs)
-from ipledger.network.fabric.config_policy import render_policy
+from ipledger.network.fabric.config import (APPLICATION, ORDERER, anchor_peers, application_orgs, config_from_block,
+                                            msp_of, orderer_endpoints, orderer_orgs)
+from ipledger.network.fabric.policy import render_policy
 from ipledger.network.consortium import Consortium
 from ipledger.network.org.definition import Definition, fingerprint
 from ipledger.network.layout import Layout

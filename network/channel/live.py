@@ -13,8 +13,9 @@ from pathlib import Path
 from fabric_protos.common import configtx_pb2
 
 from ipledger.network.fabric import membership
-from ipledger.network.fabric.config_update import application_orgs, apply_update, config_from_block
-from ipledger.network.fabric.config_policy import signer_for_identity, signers
+from ipledger.network.fabric.config import application_orgs, config_from_block
+from ipledger.network.fabric.config_update import apply_update
+from ipledger.network.fabric.config_signatures import signer_for_identity, signers
 from ipledger.network.channel.updates import AdminError, Refused, UpdateFile, assess
 from ipledger.network.consortium import Org
 from ipledger.network.org.nodes import Nodes

@@ -20,10 +20,10 @@ from ipledger.network.org import definition as definition_mod
 from ipledger.network.org import binaries
 from ipledger.network.channel import founding
 from ipledger.network.channel.live import _in_consortium, channel_config
-from ipledger.network.fabric.config_update import (APPLICATION, ORDERER, ConfigError, anchor_peers_value, application_orgs, msp_of,
-                           orderer_orgs, show)
-from ipledger.network.fabric.config_update import set_policy as _set_policy
-from ipledger.network.fabric.config_policy import PolicyError, implicit_meta_policy, parse_policy_path, render_policy, signature_policy
+from ipledger.network.fabric.config import (APPLICATION, ORDERER, ConfigError, anchor_peers_value, application_orgs, msp_of,
+                                            orderer_orgs, parse_policy_path, show)
+from ipledger.network.fabric.config import set_policy as _set_policy
+from ipledger.network.fabric.policy import PolicyError, implicit_meta_policy, render_policy, signature_policy
 from ipledger.network.channel.updates import AdminError, UpdateFile, assess
 from ipledger.network.org.nodes import Nodes
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from fabric_protos.common import common_pb2, configtx_pb2
 
-from ipledger.network.fabric.config_update import (ConfigError, apply_update, check_update, compute_update, read_envelope,
-                           required_policies, show, summarize, update_envelope, with_update_envelope)
-from ipledger.network.fabric.config_policy import (PolicyError, Signer, evaluate, load_msp_signer, sign_update, signer_for_identity,
-                           signers)
+from ipledger.network.fabric.config import ConfigError, show
+from ipledger.network.fabric.config_signatures import Signer, evaluate, sign_update, signer_for_identity, signers
+from ipledger.network.fabric.config_update import (apply_update, check_update, compute_update, read_envelope, required_policies,
+                                                   summarize, update_envelope, with_update_envelope)
+from ipledger.network.fabric.local_msp import MSPError, load_identity
 from ipledger.network.errors import NetworkError
 
 
@@ -174,9 +175,10 @@ def format_assessment(a: dict) -> list[str]:
 def sign(upd: UpdateFile, msp_id: str, msp_dir: Path, log=print) -> Signer:
     """Add ``msp_id``'s signature made with the identity in ``msp_dir`` (offline)."""
     try:
-        cert_pem, key = load_msp_signer(msp_dir)
-    except (PolicyError, OSError, ValueError) as e:
+        identity, key = load_identity(msp_dir, msp_id)
+    except (MSPError, OSError, ValueError) as e:
         raise AdminError(f"cannot sign as {msp_id}: {e}") from e
+    cert_pem = identity.certificate_pem
     sig = sign_update(upd.cue, msp_id, cert_pem, key)
     me = signer_for_identity(upd.base, msp_id, cert_pem)
     already = any(s.creator == me.creator for s in signers(upd.base, upd.cue))

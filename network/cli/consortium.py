@@ -11,7 +11,7 @@ from ipledger.network import consortium as consortium_mod
 from ipledger.network.channel import founding
 from ipledger.network.org import generate
 from ipledger.network.channel.live import channel_config
-from ipledger.network.fabric.config_update import application_orgs
+from ipledger.network.fabric.config import application_orgs
 from ipledger.network.channel.updates import AdminError
 from ipledger.network.consortium import ConsortiumError, Org
 from ipledger.network.org.nodes import Nodes

@@ -1,178 +1,50 @@
-"""Channel configuration trees: decode, diff, compute and apply config updates.
+"""Config updates: computed, checked and applied as Fabric's tools and orderer do.
 
-One file, one model: every function below walks the same ``ConfigGroup`` tree
-by the same paths and keys (see ``flatten``), so the diff, the apply, the
-policies needed and the summary agree on what an element is.
+Built on the one config tree model (:mod:`.config`: elements keyed by (kind, path),
+:func:`~.config.flatten` / :func:`~.config.rebuild`), so the diff, the checks, the
+apply, the policies needed and the summary agree on what an element is:
 
-Pure protobuf code (no Fabric binaries, no network), so every piece here is
-unit-tested on its own:
-
-- ``config_from_block``: the ``common.Config`` inside a config block;
 - ``compute_update``: original + updated config → ``common.ConfigUpdate``
   (a port of Fabric's ``configtxlator compute_update``: read set = versions the
   update depends on, write set = new content with bumped versions);
-- ``apply_update``: config + update → the config the orderer will produce
-  (Fabric's ``configtx`` validator: delta set = write-set items whose version
-  differs from the read set, overlaid on the current config);
-- ``check_update``: the orderer's version checks (stale read set, bad versions);
+- ``delta_set`` / ``apply_update``: config + update → the config the orderer will
+  produce (Fabric's ``configtx`` validator: delta set = write-set items whose
+  version differs from the read set, overlaid on the current config);
+- ``check_update``: what the orderer refuses before evaluating a policy (stale read
+  set, empty delta, invalid mod_policy, versions that are not the next ones);
 - ``required_policies``: which policy each changed element's ``mod_policy``
   names (groups: relative to themselves; values and policies: relative to their
-  group);
-- ``summarize``: a human-readable list of what changes between two configs.
+  group), Fabric's ``policyForItem``;
+- ``check_config_update``: all of it, as a peer re-does it when a config block
+  arrives (``common/configtx/validator.go`` ``Validate`` / ``authorizeUpdate``): the
+  new config has the next sequence; its ``last_update`` is a CONFIG_UPDATE for this
+  channel that passes ``check_update``; the policy each changed existing element
+  needs is satisfied by the update's signatures (each over signature_header +
+  config_update, evaluated by :mod:`.policy` with the channel MSPs); and applying
+  the update gives exactly the config carried by the block;
+- ``summarize``: a human-readable list of what changes between two configs;
+- ``update_envelope`` / ``read_envelope`` / ``with_update_envelope``: the
+  CONFIG_UPDATE envelope that carries an update and its signatures.
 
-Paths are tuples of group names from the root, e.g. ``("Channel",
-"Application", "AuditMSP")``; ``show`` spells them like Fabric: ``/Channel/...``.
+Pure protobuf code (no Fabric binaries, no network), unit-tested on its own.
 """
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from fabric_protos.common import common_pb2, configtx_pb2, policies_pb2
+from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.msp import msp_config_pb2
-from fabric_protos.peer import configuration_pb2 as peer_config_pb2
 
-ROOT = "Channel"
-APPLICATION = "Application"
-ORDERER = "Orderer"
-
-Path_ = tuple[str, ...]
-Key = tuple[str, Path_]  # (kind, full path): kind is "group" | "value" | "policy"
-
-
-class ConfigError(ValueError):
-    """A block, config or update is not what it should be."""
-
-
-def show(path: Path_) -> str:
-    return "/" + "/".join(path)
-
-
-# ----------------------------------------------------------------------------- decoding
-
-def config_from_block(block_bytes: bytes) -> tuple[configtx_pb2.Config, int]:
-    """The channel config inside a config block, and the block's number."""
-    block = common_pb2.Block()
-    block.ParseFromString(block_bytes)
-    if not block.data.data:
-        raise ConfigError("the block holds no transaction")
-    env = common_pb2.Envelope()
-    env.ParseFromString(block.data.data[0])
-    payload = common_pb2.Payload()
-    payload.ParseFromString(env.payload)
-    header = common_pb2.ChannelHeader()
-    header.ParseFromString(payload.header.channel_header)
-    if header.type != common_pb2.CONFIG:
-        raise ConfigError(f"block {block.header.number} is not a config block "
-                          f"(transaction type {header.type})")
-    cenv = configtx_pb2.ConfigEnvelope()
-    cenv.ParseFromString(payload.data)
-    return cenv.config, block.header.number
-
-
-def channel_of_block(block_bytes: bytes) -> str:
-    block = common_pb2.Block()
-    block.ParseFromString(block_bytes)
-    env = common_pb2.Envelope()
-    env.ParseFromString(block.data.data[0])
-    payload = common_pb2.Payload()
-    payload.ParseFromString(env.payload)
-    header = common_pb2.ChannelHeader()
-    header.ParseFromString(payload.header.channel_header)
-    return header.channel_id
-
-
-def group_at(config: configtx_pb2.Config, path: Path_) -> configtx_pb2.ConfigGroup | None:
-    if not path or path[0] != ROOT:
-        return None
-    g = config.channel_group
-    for name in path[1:]:
-        if name not in g.groups:
-            return None
-        g = g.groups[name]
-    return g
-
-
-def application_orgs(config: configtx_pb2.Config) -> dict[str, configtx_pb2.ConfigGroup]:
-    """Application organisations by group name (= MSP id in ipledger's channels)."""
-    app = config.channel_group.groups.get(APPLICATION)
-    return dict(app.groups) if app is not None else {}
-
-
-def orderer_orgs(config: configtx_pb2.Config) -> dict[str, configtx_pb2.ConfigGroup]:
-    o = config.channel_group.groups.get(ORDERER)
-    return dict(o.groups) if o is not None else {}
-
-
-def msp_of(group: configtx_pb2.ConfigGroup) -> msp_config_pb2.FabricMSPConfig | None:
-    """The org group's Fabric MSP definition (None if it has none)."""
-    if "MSP" not in group.values:
-        return None
-    mc = msp_config_pb2.MSPConfig()
-    mc.ParseFromString(group.values["MSP"].value)
-    if mc.type != 0:  # FABRIC
-        return None
-    fc = msp_config_pb2.FabricMSPConfig()
-    fc.ParseFromString(mc.config)
-    return fc
-
-
-def msp_configs(config: configtx_pb2.Config) -> dict[str, msp_config_pb2.FabricMSPConfig]:
-    """Every MSP the channel knows (application and orderer orgs), by MSP id."""
-    out = {}
-    for group in [*application_orgs(config).values(), *orderer_orgs(config).values()]:
-        fc = msp_of(group)
-        if fc is not None:
-            out[fc.name] = fc
-    return out
-
-
-def anchor_peers(group: configtx_pb2.ConfigGroup) -> list[str]:
-    if "AnchorPeers" not in group.values:
-        return []
-    ap = peer_config_pb2.AnchorPeers()
-    ap.ParseFromString(group.values["AnchorPeers"].value)
-    return [f"{a.host}:{a.port}" for a in ap.anchor_peers]
-
-
-def anchor_peers_value(addresses: list[str]) -> bytes:
-    ap = peer_config_pb2.AnchorPeers()
-    for address in addresses:
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"anchor peer {address!r}: use host:port")
-        ap.anchor_peers.add(host=host, port=int(port))
-    return ap.SerializeToString()
-
-
-def orderer_endpoints(group: configtx_pb2.ConfigGroup) -> list[str]:
-    if "Endpoints" not in group.values:
-        return []
-    from fabric_protos.common import configuration_pb2 as common_config_pb2
-    ep = common_config_pb2.OrdererAddresses()
-    ep.ParseFromString(group.values["Endpoints"].value)
-    return list(ep.addresses)
-
-
-# ----------------------------------------------------------------------------- flattening
-
-def flatten(group: configtx_pb2.ConfigGroup, path: Path_ = (ROOT,)) -> dict[Key, object]:
-    """Every element of a config tree by (kind, full path)."""
-    out: dict[Key, object] = {("group", path): group}
-    for name, v in group.values.items():
-        out[("value", path + (name,))] = v
-    for name, p in group.policies.items():
-        out[("policy", path + (name,))] = p
-    for name, g in group.groups.items():
-        out.update(flatten(g, path + (name,)))
-    return out
-
-
-def describe_key(key: Key) -> str:
-    kind, path = key
-    return f"[{kind.capitalize()}] {show(path)}"
+from ipledger.network.fabric.config import (APPLICATION, ORDERER, ROOT, ChannelConfig, ConfigError, Key, Path_,
+                                            anchor_peers, describe_key, flatten, group_at, msp_of,
+                                            orderer_endpoints, rebuild, show)
+# network/org/nodes.py still imports these three from here; they live in .config.
+from ipledger.network.fabric.config import application_orgs, config_from_block, orderer_orgs  # noqa: F401
+from ipledger.network.fabric.policy import SignedData, render_policy, valid_identities
 
 
 # ----------------------------------------------------------------------------- compute
@@ -277,7 +149,21 @@ def compute_update(original: configtx_pb2.Config, updated: configtx_pb2.Config,
     return configtx_pb2.ConfigUpdate(channel_id=channel, read_set=read, write_set=write)
 
 
-# ----------------------------------------------------------------------------- apply
+# ----------------------------------------------------------------------------- check and apply
+
+_CONFIG_ID = re.compile(r"^[a-zA-Z0-9.\-_]+$")
+
+
+def valid_mod_policy(mod_policy: str) -> bool:
+    """Fabric's validateModPolicy: a non-empty path of valid config ids, optionally absolute."""
+    if not mod_policy:
+        return False
+    trimmed = mod_policy[1:] if mod_policy.startswith("/") else mod_policy
+    for element in trimmed.split("/"):
+        if not element or len(element) > 249 or element in (".", "..") or not _CONFIG_ID.match(element):
+            return False
+    return True
+
 
 def delta_set(update: configtx_pb2.ConfigUpdate) -> dict[Key, object]:
     """Write-set elements that really change something (version differs from the read set)."""
@@ -287,7 +173,8 @@ def delta_set(update: configtx_pb2.ConfigUpdate) -> dict[Key, object]:
 
 
 def check_update(config: configtx_pb2.Config, update: configtx_pb2.ConfigUpdate) -> list[str]:
-    """What the orderer would refuse on versions alone (empty list: nothing)."""
+    """What the orderer would refuse before evaluating any policy (empty list: nothing):
+    configtx's read-set check, then each changed element's mod_policy and version."""
     current = flatten(config.channel_group)
     problems = []
     for key, item in flatten(update.read_set).items():
@@ -299,9 +186,12 @@ def check_update(config: configtx_pb2.Config, update: configtx_pb2.ConfigUpdate)
     delta = delta_set(update)
     if not delta:
         problems.append("the update changes nothing")
-    for key, item in delta.items():
+    for key in sorted(delta):
+        item = delta[key]
         if not item.mod_policy:
             problems.append(f"{describe_key(key)} has no mod_policy")
+        elif not valid_mod_policy(item.mod_policy):
+            problems.append(f"{describe_key(key)} has an invalid mod_policy {item.mod_policy!r}")
         if key in current:
             if item.version != current[key].version + 1:
                 problems.append(f"{describe_key(key)} set to version {item.version}, but it is at "
@@ -314,31 +204,9 @@ def check_update(config: configtx_pb2.Config, update: configtx_pb2.ConfigUpdate)
 def apply_update(config: configtx_pb2.Config,
                  update: configtx_pb2.ConfigUpdate) -> configtx_pb2.Config:
     """The configuration the orderer derives from ``config`` and ``update``."""
-    current = flatten(config.channel_group)
-    delta = delta_set(update)
-
-    def element(key: Key):
-        if key in delta:
-            return delta[key]
-        if key in current:
-            return current[key]
-        raise ConfigError(f"the update names {describe_key(key)}, which is neither in the "
-                          "configuration nor new")
-
-    def build(path: Path_) -> configtx_pb2.ConfigGroup:
-        src = element(("group", path))
-        out = configtx_pb2.ConfigGroup(version=src.version, mod_policy=src.mod_policy)
-        for name in src.values:
-            out.values[name].CopyFrom(element(("value", path + (name,))))
-        for name in src.policies:
-            out.policies[name].CopyFrom(element(("policy", path + (name,))))
-        for name in src.groups:
-            out.groups[name].CopyFrom(build(path + (name,)))
-        return out
-
     result = configtx_pb2.Config()
     result.CopyFrom(config)
-    result.channel_group.CopyFrom(build((ROOT,)))
+    result.channel_group.CopyFrom(rebuild(delta_set(update), flatten(config.channel_group)))
     result.sequence = config.sequence + 1
     return result
 
@@ -377,11 +245,61 @@ def required_policies(config: configtx_pb2.Config,
     return [Requirement(p, tuple(e)) for p, e in needed.items()]
 
 
-def policy_at(config: configtx_pb2.Config, path: Path_) -> configtx_pb2.ConfigPolicy | None:
-    group = group_at(config, path[:-1])
-    if group is None or path[-1] not in group.policies:
-        return None
-    return group.policies[path[-1]]
+# ----------------------------------------------------------------------------- a config block's update
+
+@dataclass
+class UpdateCheck:
+    signers: list[str]
+    changed: list[str]
+    policies: list[str]
+
+
+def check_config_update(current: ChannelConfig, envelope: configtx_pb2.ConfigEnvelope,
+                        channel_id: str) -> UpdateCheck:
+    """Raise ConfigError unless ``envelope`` (a config block's) is a valid successor of ``current``."""
+    new = envelope.config
+    if new.sequence != current.sequence + 1:
+        raise ConfigError(f"config sequence {new.sequence} does not follow {current.sequence}")
+    if not envelope.HasField("last_update"):
+        raise ConfigError("the config envelope carries no last_update")
+    try:
+        payload = common_pb2.Payload.FromString(envelope.last_update.payload)
+        chdr = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+        cue = configtx_pb2.ConfigUpdateEnvelope.FromString(payload.data)
+        update = configtx_pb2.ConfigUpdate.FromString(cue.config_update)
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(f"last_update is not a config update envelope: {exc}") from None
+    if chdr.type != common_pb2.CONFIG_UPDATE:
+        raise ConfigError(f"last_update has type {chdr.type}, not CONFIG_UPDATE")
+    if update.channel_id != channel_id:
+        raise ConfigError(f"config update for channel {update.channel_id!r}, not {channel_id!r}")
+    problems = check_update(current.config, update)
+    if problems:
+        raise ConfigError(problems[0])
+
+    signed = []
+    for cs in cue.signatures:
+        try:
+            shdr = common_pb2.SignatureHeader.FromString(cs.signature_header)
+        except Exception:  # noqa: BLE001
+            raise ConfigError("a config update signature has an unreadable header") from None
+        signed.append(SignedData(cs.signature_header + cue.config_update, shdr.creator, cs.signature))
+    ev = valid_identities(signed, current.msps)
+    signers = [i.describe() for i in ev.identities]
+    requirements = required_policies(current.config, update)
+    for req in requirements:
+        label, elements = show(req.policy), ", ".join(req.elements)
+        policy = current.policies.lookup(label)
+        if policy is None:
+            raise ConfigError(f"no policy {label} for {elements}")
+        if not policy.evaluate_identities(ev.identities):
+            raise ConfigError(f"the update's signatures ({', '.join(signers) or 'none valid'}) do "
+                              f"not satisfy {label} needed to change {elements}"
+                              + (f"; dropped: {'; '.join(r for _, r in ev.dropped)}" if ev.dropped else ""))
+    if apply_update(current.config, update).channel_group != new.channel_group:
+        raise ConfigError("the config update (last_update) does not produce the config in the block")
+    return UpdateCheck(signers, [describe_key(k) for k in sorted(delta_set(update))],
+                       sorted({show(r.policy) for r in requirements}))
 
 
 # ----------------------------------------------------------------------------- summary
@@ -432,7 +350,6 @@ def describe_value(name: str, value: configtx_pb2.ConfigValue) -> str:
 
 
 def _render(policy: configtx_pb2.ConfigPolicy) -> str:
-    from ipledger.network.fabric.config_policy import render_policy
     return render_policy(policy.policy)
 
 
@@ -547,11 +464,3 @@ def with_update_envelope(env: common_pb2.Envelope,
     payload.ParseFromString(env.payload)
     payload.data = cue.SerializeToString()
     return common_pb2.Envelope(payload=payload.SerializeToString())
-
-
-def set_policy(config: configtx_pb2.Config, path: Path_, policy: policies_pb2.Policy) -> None:
-    """Replace the policy at ``path`` in place (it must exist)."""
-    group = group_at(config, path[:-1])
-    if group is None or path[-1] not in group.policies:
-        raise ConfigError(f"no policy {show(path)} in the channel configuration")
-    group.policies[path[-1]].policy.CopyFrom(policy)

@@ -1,8 +1,14 @@
-"""Loading a client identity and its signer from a Fabric MSP directory.
+"""Loading a signing identity from a local Fabric MSP directory: the one loader of MSP folders and keys.
 
 A cryptogen/fabric-ca MSP directory holds the certificate in ``signcerts/*.pem``
-and the private key in ``keystore/*``. The key file must not be readable by
-anyone but its owner: a key file whose mode is wider than 0600 is refused.
+and the private key in ``keystore/*`` (exactly one of each). :func:`load_identity`
+gives the identity and its :class:`~.signing.Signer` (the Gateway client, an org
+admin signing a config update offline); :func:`load_private_key` reads one PEM
+private key file (also the organisation's CA keys, :mod:`ipledger.network.org.identities`).
+
+Every private key file goes through :func:`check_key_file_mode`: a key whose mode
+is wider than 0600 (readable, writable or executable by anyone but its owner) is
+refused before it is read.
 """
 from __future__ import annotations
 
@@ -10,13 +16,13 @@ import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from ipledger.network.fabric.identity import X509Identity
+from ipledger.network.fabric.msp import MSPError
 from ipledger.network.fabric.signing import Signer
 
-
-class MSPError(ValueError):
-    """The MSP directory cannot give a usable identity."""
+__all__ = ["MSPError", "check_key_file_mode", "load_identity", "load_private_key"]
 
 
 def _single(files: list[Path], what: str, where: Path) -> Path:
@@ -29,10 +35,21 @@ def _single(files: list[Path], what: str, where: Path) -> Path:
 
 
 def check_key_file_mode(path: Path) -> None:
-    mode = stat.S_IMODE(path.stat().st_mode)
+    """Refuse a private key file that anyone but its owner may read (any mode bit beyond 0600)."""
+    mode = stat.S_IMODE(Path(path).stat().st_mode)
     if mode & ~0o600:
         raise MSPError(f"private key file {path} has mode {mode:04o}, wider than 0600: "
                        f"other users may read it; run 'chmod 600 {path}'")
+
+
+def load_private_key(path: Path | str) -> PrivateKeyTypes:
+    """The PEM private key in ``path`` (unencrypted), once its file mode has been checked."""
+    path = Path(path)
+    check_key_file_mode(path)
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise MSPError(f"{path}: not a usable PEM private key: {exc}") from exc
 
 
 def load_identity(msp_dir: Path | str, msp_id: str) -> tuple[X509Identity, Signer]:
@@ -50,8 +67,9 @@ def load_identity(msp_dir: Path | str, msp_id: str) -> tuple[X509Identity, Signe
         identity = X509Identity(msp_id, cert_file.read_bytes())
     except ValueError as exc:
         raise MSPError(f"{cert_file}: {exc}") from exc
+    key = load_private_key(key_file)
     try:
-        signer = Signer.from_pem(key_file.read_bytes())
+        signer = Signer(key)
     except ValueError as exc:
         raise MSPError(f"{key_file}: {exc}") from exc
 

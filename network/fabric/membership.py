@@ -24,9 +24,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from fabric_protos.common import configtx_pb2
 
-from ipledger.network.fabric.config_update import (APPLICATION, anchor_peers, application_orgs, config_from_block, msp_of,
-                           orderer_endpoints, orderer_orgs)
-from ipledger.network.fabric.config_policy import render_policy
+from ipledger.network.fabric.config import (APPLICATION, anchor_peers, application_orgs, config_from_block, msp_of,
+                                            orderer_endpoints, orderer_orgs)
+from ipledger.network.fabric.policy import render_policy
 
 
 def _policy(group: configtx_pb2.ConfigGroup, name: str) -> str:

@@ -16,12 +16,19 @@ channels use):
 - the identity id is SHA-256 of the sanitized DER; the certifiers identifier is
   SHA-256 over the chain above the leaf;
 - a signature is ECDSA over SHA-256 of the message with S in the lower half of the
-  group order (Fabric refuses high-S), or Ed25519 over the message;
+  group order (Fabric refuses high-S; the orders and the rule are :mod:`.signing`'s),
+  or Ed25519 over the message;
 - principals: ROLE (member / admin / client / peer / orderer), IDENTITY,
   ORGANIZATION_UNIT, ANONYMITY, COMBINED.
 
 Not implemented (reported as unsupported where met): Idemix MSPs, RSA keys, the
 Go 1.14 legacy name-constraint rule, extended key usage checks.
+
+One file because it is one type in Fabric too (``bccspmsp``): setting an MSP up,
+validating its identities and matching them to principals all walk the same CA
+chains (sanitized once, cached per identity), and splitting them would only pass
+those internals between modules. :class:`MSPError` is also what loading a local
+MSP directory raises (:mod:`.local_msp`).
 """
 from __future__ import annotations
 
@@ -33,28 +40,19 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature, \
-    encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID, NameOID
 from fabric_protos.msp import identities_pb2, msp_config_pb2, msp_principal_pb2
 
+from ipledger.network.fabric.signing import CURVE_ORDERS, is_low_s, low_s
+
 ROLE_NAMES = {v: k.lower() for k, v in msp_principal_pb2.MSPRole.MSPRoleType.items()}
 ONE_SECOND = dt.timedelta(seconds=1)
 
-# Group orders for the low-S rule (FIPS 186-4 D.1.2).
-CURVE_ORDERS = {
-    "secp256r1": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
-    "secp384r1": int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
-                     "581A0DB248B0A77AECEC196ACCC52973", 16),
-    "secp521r1": int("01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
-                     "FFFFFFFFFFFFFFFFFFFFFA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB"
-                     "71E91386409", 16),
-}
-
-
 class MSPError(ValueError):
-    """An identity cannot be deserialized, is not valid, or does not satisfy a principal."""
+    """An identity cannot be deserialized, is not valid, or does not satisfy a principal;
+    or an MSP directory cannot give a usable identity."""
 
 
 # ----------------------------------------------------------------------------- DER helpers
@@ -84,14 +82,6 @@ def _der_len(n: int) -> bytes:
     return bytes([0x80 | len(b)]) + b
 
 
-def is_low_s(public_key: ec.EllipticCurvePublicKey, signature: bytes) -> bool:
-    order = CURVE_ORDERS.get(public_key.curve.name)
-    if order is None:
-        raise MSPError(f"unsupported curve {public_key.curve.name}")
-    _, s = decode_dss_signature(signature)
-    return s <= order // 2
-
-
 def sanitize_certificate(cert: x509.Certificate, parent: x509.Certificate) -> x509.Certificate:
     """``cert`` with its ECDSA signature re-encoded with a low S (Fabric's sanitizeCert)."""
     key = parent.public_key()
@@ -100,12 +90,9 @@ def sanitize_certificate(cert: x509.Certificate, parent: x509.Certificate) -> x5
     if not isinstance(cert.signature_algorithm_parameters, ec.ECDSA):
         return cert
     order = CURVE_ORDERS.get(key.curve.name)
-    if order is None:
+    if order is None or is_low_s(cert.signature, order):
         return cert
-    r, s = decode_dss_signature(cert.signature)
-    if s <= order // 2:
-        return cert
-    new_sig = encode_dss_signature(r, order - s)
+    new_sig = low_s(cert.signature, order)
     der = cert.public_bytes(Encoding.DER)
     start, end, _ = _der_tlv(der, 0)          # outer SEQUENCE
     _, _, tbs_end = _der_tlv(der, start)       # tbsCertificate
@@ -124,8 +111,11 @@ def verify_signature(cert: x509.Certificate, message: bytes, signature: bytes) -
     as Fabric's MSP checks it (ECDSA: SHA-256 digest, low S; Ed25519: the message)."""
     key = cert.public_key()
     if isinstance(key, ec.EllipticCurvePublicKey):
+        order = CURVE_ORDERS.get(key.curve.name)
+        if order is None:
+            raise MSPError(f"unsupported curve {key.curve.name}")
         try:
-            low = is_low_s(key, signature)
+            low = is_low_s(signature, order)
         except ValueError:
             raise MSPError("the signature is not a DER-encoded ECDSA signature") from None
         if not low:

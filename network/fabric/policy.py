@@ -1,5 +1,16 @@
-"""Fabric policies evaluated against sets of signatures (``common/policies``, ``common/cauthdsl``).
+"""Fabric policies: written in Fabric's policy language, and evaluated as Fabric evaluates them.
 
+The one policy library of the admin tools and the block verifier; the orderer's
+question "do these signatures satisfy the policy this config update needs" and the
+verifier's "does this block / endorsement satisfy its policy" are the same evaluation.
+One file because the language and the evaluator are two views of the same protobuf
+messages: what an evaluation reports is the policy as written, and the tests of one
+build their policies with the other.
+
+- The language (``common/policydsl``): :func:`parse_signature_policy` /
+  :func:`signature_policy` (``OR('CustomsMSP.admin', AND(...))``, ``OutOf(2, ...)``,
+  encoded like Fabric's policydsl, no de-duplication of principals),
+  :func:`implicit_meta_policy` (``MAJORITY Admins``), :func:`render_policy`.
 - A *signature set* is a list of :class:`SignedData` (message, serialized identity,
   signature). As ``policies.SignatureSetToValidIdentities`` does, an identity that
   cannot be deserialized is dropped, an identity seen before (same MSP id and
@@ -12,28 +23,178 @@
   once per evaluation (greedy, as Fabric — not an optimal matching).
 - An *implicit meta* policy (ANY / ALL / MAJORITY of a sub-policy name) counts the
   child groups whose policy of that name is satisfied; a child without it counts
-  as unsatisfied; with no children the threshold is 0 (always satisfied).
+  as unsatisfied; MAJORITY of n is n // 2 + 1; with no children the threshold is 0
+  (always satisfied).
 - A :class:`PolicyManager` mirrors Fabric's ``ManagerImpl`` over a config group
   tree and resolves absolute (``/Channel/Application/Writers``) and relative paths.
+
+The identities a policy is evaluated on are anything with ``satisfies(principal)``
+(raising :class:`~.msp.MSPError` when not) and ``describe()``: the channel MSPs'
+:class:`~.msp.Identity` (the verifier), or the admin tools' checked signers
+(:mod:`.config_signatures`). :meth:`Policy.evaluate_identities` answers yes or no;
+:meth:`Policy.explain` gives the same answer as an :class:`Evaluation` tree (which
+sub-policies passed, how many were needed, who signed).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from fabric_protos.common import configtx_pb2, policies_pb2
 from fabric_protos.msp import msp_principal_pb2
 from fabric_protos.peer import policy_pb2
 
-from ipledger.network.fabric.msp import MSPError, describe_serialized
+from ipledger.network.fabric.msp import ROLE_NAMES, MSPError, describe_serialized
 
-IMPLICIT_RULES = {policies_pb2.ImplicitMetaPolicy.ANY: "ANY",
-                  policies_pb2.ImplicitMetaPolicy.ALL: "ALL",
-                  policies_pb2.ImplicitMetaPolicy.MAJORITY: "MAJORITY"}
+ROLES = {name: role for role, name in ROLE_NAMES.items()}  # member, admin, client, peer, orderer
+RULES = {"ANY": policies_pb2.ImplicitMetaPolicy.ANY, "ALL": policies_pb2.ImplicitMetaPolicy.ALL,
+         "MAJORITY": policies_pb2.ImplicitMetaPolicy.MAJORITY}
+RULE_NAMES = {v: k for k, v in RULES.items()}
 
 
 class PolicyError(ValueError):
-    """A policy cannot be built (bad bytes, index out of range, unknown type)."""
+    """A policy cannot be written or built (bad text, bad bytes, index out of range, unknown type)."""
 
+
+# ----------------------------------------------------------------------------- the language
+
+_TOKEN = re.compile(r"\s*(?:(?P<open>\()|(?P<close>\))|(?P<comma>,)|(?P<num>\d+)|"
+                    r"'(?P<sq>[^']*)'|\"(?P<dq>[^\"]*)\"|(?P<word>[A-Za-z]+))")
+_PRINCIPAL = re.compile(r"^([A-Za-z0-9.\-]+)\.(member|admin|client|peer|orderer)$")
+
+
+def parse_signature_policy(text: str) -> policies_pb2.SignaturePolicyEnvelope:
+    """``OR('A.admin', AND('B.peer', 'C.peer'))`` → SignaturePolicyEnvelope (policydsl's encoding)."""
+    tokens, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise PolicyError(f"cannot read policy at {text[pos:pos + 20]!r}")
+        kind = m.lastgroup
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    identities: list[msp_principal_pb2.MSPPrincipal] = []
+    i = 0
+
+    def expect(kind):
+        nonlocal i
+        if i >= len(tokens) or tokens[i][0] != kind:
+            raise PolicyError(f"policy {text!r}: expected {kind} at token {i}")
+        i += 1
+        return tokens[i - 1][1]
+
+    def expr() -> policies_pb2.SignaturePolicy:
+        nonlocal i
+        if i >= len(tokens):
+            raise PolicyError(f"policy {text!r} ends too early")
+        kind, val = tokens[i]
+        if kind in ("sq", "dq"):
+            i += 1
+            m = _PRINCIPAL.match(val)
+            if not m:
+                raise PolicyError(f"principal {val!r}: use 'MSPID.role' with role "
+                                  "member, admin, client, peer or orderer")
+            role = msp_principal_pb2.MSPRole(msp_identifier=m.group(1), role=ROLES[m.group(2)])
+            identities.append(msp_principal_pb2.MSPPrincipal(
+                principal_classification=msp_principal_pb2.MSPPrincipal.ROLE,
+                principal=role.SerializeToString()))
+            return policies_pb2.SignaturePolicy(signed_by=len(identities) - 1)
+        if kind != "word":
+            raise PolicyError(f"policy {text!r}: unexpected {val!r}")
+        gate = val.lower()
+        if gate not in ("and", "or", "outof"):
+            raise PolicyError(f"policy {text!r}: unknown gate {val!r} (AND, OR, OutOf)")
+        i += 1
+        expect("open")
+        n = None
+        if gate == "outof":
+            n = int(expect("num"))
+            expect("comma")
+        rules = [expr()]
+        while i < len(tokens) and tokens[i][0] == "comma":
+            i += 1
+            rules.append(expr())
+        expect("close")
+        if gate == "and":
+            n = len(rules)
+        elif gate == "or":
+            n = 1
+        if not 0 < n <= len(rules):
+            raise PolicyError(f"policy {text!r}: OutOf({n}, …) over {len(rules)} rules")
+        return policies_pb2.SignaturePolicy(
+            n_out_of=policies_pb2.SignaturePolicy.NOutOf(n=n, rules=rules))
+
+    rule = expr()
+    if i != len(tokens):
+        raise PolicyError(f"policy {text!r}: trailing text")
+    return policies_pb2.SignaturePolicyEnvelope(version=0, rule=rule, identities=identities)
+
+
+def signature_policy(text: str) -> policies_pb2.Policy:
+    return policies_pb2.Policy(type=policies_pb2.Policy.SIGNATURE,
+                               value=parse_signature_policy(text).SerializeToString())
+
+
+def implicit_meta_policy(text: str) -> policies_pb2.Policy:
+    """``MAJORITY Admins`` → Policy."""
+    parts = text.split()
+    if len(parts) != 2 or parts[0].upper() not in RULES:
+        raise PolicyError(f"implicit policy {text!r}: use 'ANY|ALL|MAJORITY SubPolicy'")
+    meta = policies_pb2.ImplicitMetaPolicy(sub_policy=parts[1], rule=RULES[parts[0].upper()])
+    return policies_pb2.Policy(type=policies_pb2.Policy.IMPLICIT_META,
+                               value=meta.SerializeToString())
+
+
+def principal_label(p: msp_principal_pb2.MSPPrincipal) -> str:
+    P = msp_principal_pb2.MSPPrincipal
+    try:
+        if p.principal_classification == P.ROLE:
+            r = msp_principal_pb2.MSPRole.FromString(p.principal)
+            return f"'{r.msp_identifier}.{ROLE_NAMES.get(r.role, r.role)}'"
+        if p.principal_classification == P.ORGANIZATION_UNIT:
+            o = msp_principal_pb2.OrganizationUnit.FromString(p.principal)
+            return f"'{o.msp_identifier}.OU={o.organizational_unit_identifier}'"
+        if p.principal_classification == P.IDENTITY:
+            return f"identity({describe_serialized(p.principal)})"
+        return P.Classification.Name(p.principal_classification).lower()
+    except Exception:  # noqa: BLE001
+        return "(unreadable principal)"
+
+
+def render_signature_policy(env: policies_pb2.SignaturePolicyEnvelope) -> str:
+    """A signature policy in the language (``OR(...)`` for 1 of n, ``AND(...)`` for n of n)."""
+    def rule(r: policies_pb2.SignaturePolicy) -> str:
+        if r.WhichOneof("Type") == "signed_by":
+            if r.signed_by >= len(env.identities):
+                return f"<missing principal {r.signed_by}>"
+            return principal_label(env.identities[r.signed_by])
+        subs = [rule(s) for s in r.n_out_of.rules]
+        n = r.n_out_of.n
+        if n == 1:
+            return f"OR({', '.join(subs)})"
+        if n == len(subs):
+            return f"AND({', '.join(subs)})"
+        return f"OutOf({n}, {', '.join(subs)})"
+    return rule(env.rule)
+
+
+def render_implicit_meta(rule: int, sub_policy: str) -> str:
+    return f"{RULE_NAMES.get(rule, rule)} {sub_policy}"
+
+
+def render_policy(policy: policies_pb2.Policy) -> str:
+    if policy.type == policies_pb2.Policy.IMPLICIT_META:
+        m = policies_pb2.ImplicitMetaPolicy.FromString(policy.value)
+        return render_implicit_meta(m.rule, m.sub_policy)
+    if policy.type == policies_pb2.Policy.SIGNATURE:
+        return render_signature_policy(policies_pb2.SignaturePolicyEnvelope.FromString(policy.value))
+    return f"<policy type {policy.type}>"
+
+
+# ----------------------------------------------------------------------------- signature sets
 
 @dataclass(frozen=True)
 class SignedData:
@@ -43,15 +204,15 @@ class SignedData:
 
 
 @dataclass
-class Evaluation:
+class ValidIdentities:
     """The identities that counted and the signatures that were dropped (with why)."""
     identities: list = field(default_factory=list)
     dropped: list[tuple[int, str]] = field(default_factory=list)  # (index in set, reason)
 
 
-def valid_identities(signed: list[SignedData], deserializer) -> Evaluation:
+def valid_identities(signed: list[SignedData], deserializer) -> ValidIdentities:
     """Fabric's SignatureSetToValidIdentities, keeping the reasons for what it drops."""
-    out = Evaluation()
+    out = ValidIdentities()
     seen: set[str] = set()
     for i, sd in enumerate(signed):
         try:
@@ -72,45 +233,69 @@ def valid_identities(signed: list[SignedData], deserializer) -> Evaluation:
     return out
 
 
+# ----------------------------------------------------------------------------- evaluations
+
+@dataclass
+class Evaluation:
+    """Why a policy is (not) satisfied: an implicit meta policy's sub-policies in ``children``
+    (``have`` of them satisfied, ``needed``), a signature policy's signers in ``detail``."""
+
+    path: str
+    rule: str
+    satisfied: bool
+    needed: int = 0
+    have: int = 0
+    children: list["Evaluation"] = field(default_factory=list)
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {"policy": self.path, "rule": self.rule, "satisfied": self.satisfied,
+                "needed": self.needed, "have": self.have, "detail": self.detail,
+                "children": [c.as_dict() for c in self.children]}
+
+    def lines(self, indent: str = "") -> list[str]:
+        mark = "satisfied" if self.satisfied else "NOT satisfied"
+        count = f" ({self.have} of {self.needed} needed)" if self.needed or self.children else ""
+        out = [f"{indent}{self.path}: {self.rule} → {mark}{count}"
+               + (f" — {self.detail}" if self.detail else "")]
+        for c in self.children:
+            out += c.lines(indent + "    ")
+        return out
+
+
 # ----------------------------------------------------------------------------- policies
 
 class Policy:
+    path = ""  # where the policy sits in the channel config ("/Channel/Application/Admins"), if it does
+
     def evaluate_identities(self, identities: list) -> bool:
         raise NotImplementedError
 
-    def evaluate(self, signed: list[SignedData], deserializer) -> tuple[bool, Evaluation]:
+    def evaluate(self, signed: list[SignedData], deserializer) -> tuple[bool, ValidIdentities]:
         ev = valid_identities(signed, deserializer)
         return self.evaluate_identities(ev.identities), ev
+
+    def explain(self, identities: list) -> Evaluation:
+        """The same evaluation as :meth:`evaluate_identities`, with its reasons."""
+        raise NotImplementedError
 
     def describe(self) -> str:
         raise NotImplementedError
 
 
 class RejectPolicy(Policy):
-    def __init__(self, name: str):
+    def __init__(self, name: str, path: str = ""):
         self.name = name
+        self.path = path or name
 
     def evaluate_identities(self, identities) -> bool:
         return False
 
+    def explain(self, identities) -> Evaluation:
+        return Evaluation(self.path, "(missing)", False, detail="no such policy: it rejects")
+
     def describe(self) -> str:
         return f"(no such policy {self.name!r}: rejects everything)"
-
-
-def principal_label(p: msp_principal_pb2.MSPPrincipal) -> str:
-    P = msp_principal_pb2.MSPPrincipal
-    try:
-        if p.principal_classification == P.ROLE:
-            r = msp_principal_pb2.MSPRole.FromString(p.principal)
-            return f"'{r.msp_identifier}.{msp_principal_pb2.MSPRole.MSPRoleType.Name(r.role).lower()}'"
-        if p.principal_classification == P.ORGANIZATION_UNIT:
-            o = msp_principal_pb2.OrganizationUnit.FromString(p.principal)
-            return f"'{o.msp_identifier}.OU={o.organizational_unit_identifier}'"
-        if p.principal_classification == P.IDENTITY:
-            return f"identity({describe_serialized(p.principal)})"
-        return P.Classification.Name(p.principal_classification).lower()
-    except Exception:  # noqa: BLE001
-        return "(unreadable principal)"
 
 
 class SignaturePolicy(Policy):
@@ -146,6 +331,13 @@ class SignaturePolicy(Policy):
         used = [False] * len(identities)
         return self._eval(self.envelope.rule, identities, used)
 
+    def explain(self, identities: list) -> Evaluation:
+        used = [False] * len(identities)
+        ok = self._eval(self.envelope.rule, identities, used)
+        by = [ident for ident, u in zip(identities, used) if u]
+        detail = f"by {', '.join(i.describe() for i in by)}" if ok else "no signature it accepts"
+        return Evaluation(self.path, self.describe(), ok, detail=detail)
+
     def _eval(self, rule, identities, used) -> bool:
         if rule.WhichOneof("Type") == "n_out_of":
             verified = 0
@@ -168,19 +360,7 @@ class SignaturePolicy(Policy):
         return False
 
     def describe(self) -> str:
-        return self._render(self.envelope.rule)
-
-    def _render(self, rule) -> str:
-        if rule.WhichOneof("Type") == "signed_by":
-            return principal_label(self.envelope.identities[rule.signed_by])
-        rules = rule.n_out_of.rules
-        inner = ", ".join(self._render(r) for r in rules)
-        n = rule.n_out_of.n
-        if n == len(rules) and n > 1:
-            return f"AND({inner})"
-        if n == 1 and rules:
-            return f"OR({inner})"
-        return f"OutOf({n}, {inner})"
+        return render_signature_policy(self.envelope)
 
 
 class ImplicitMetaPolicy(Policy):
@@ -212,8 +392,14 @@ class ImplicitMetaPolicy(Policy):
                     return True
         return False
 
+    def explain(self, identities: list) -> Evaluation:
+        children = [p.explain(identities) for p in self.sub_policies]
+        have = sum(c.satisfied for c in children)
+        return Evaluation(self.path, render_implicit_meta(self.rule, self.sub_policy),
+                          have >= self.threshold, self.threshold, have, children)
+
     def describe(self) -> str:
-        return f"{IMPLICIT_RULES.get(self.rule, self.rule)} {self.sub_policy}" + \
+        return render_implicit_meta(self.rule, self.sub_policy) + \
             (f" (of {self.where})" if self.where else "") + \
             f" — {self.threshold} of {len(self.sub_policies)} needed"
 
@@ -247,6 +433,7 @@ class PolicyManager:
                     raise PolicyError(f"policy {name} at /{path} did not compile: {exc}") from None
             else:
                 raise PolicyError(f"policy {name} at /{path} has unsupported type {pol.type}")
+            compiled.path = f"/{path}/{name}"
             self.policies[name] = compiled
         for cname, child in self.children.items():
             for pname, p in child.policies.items():
@@ -272,7 +459,7 @@ class PolicyManager:
         return self.policies.get(ref)
 
     def get(self, ref: str) -> Policy:
-        return self.lookup(ref) or RejectPolicy(ref)
+        return self.lookup(ref) or RejectPolicy(ref, ref if ref.startswith("/") else f"/{self.path}/{ref}")
 
 
 # ----------------------------------------------------------------------------- application policies
@@ -298,9 +485,13 @@ def application_policy(data: bytes, channel_policies: PolicyManager) -> Policy:
 class NamedPolicy(Policy):
     def __init__(self, name: str, policy: Policy):
         self.name, self.policy = name, policy
+        self.path = policy.path or name
 
     def evaluate_identities(self, identities) -> bool:
         return self.policy.evaluate_identities(identities)
+
+    def explain(self, identities) -> Evaluation:
+        return self.policy.explain(identities)
 
     def describe(self) -> str:
         return f"{self.name} ({self.policy.describe()})"

@@ -1,9 +1,15 @@
-"""ECDSA signing of SHA-256 digests, as Fabric MSPs verify them.
+"""ECDSA signatures as Fabric makes and checks them: the curve orders, the low-S rule, and signing.
 
 Fabric rejects ECDSA signatures whose S is in the upper half of the curve order
-("low-S" rule, to make signatures non-malleable), so every signature is
-normalised to S <= n/2 before it is DER-encoded. Signing only ever sees a digest:
-the message bytes are hashed by the caller with :func:`sha256`.
+("low-S" rule, to make signatures non-malleable): :func:`is_low_s` tells whether a
+DER signature obeys it, :func:`low_s` normalises one to S <= n/2. This module is
+the one place that knows the group orders (FIPS 186-4 D.1.2); the channel MSPs
+(:mod:`.msp`, which also re-encode certificate signatures with a low S) and the
+organisations' CA (:mod:`ipledger.network.org.identities`) use it.
+
+:class:`Signer` signs SHA-256 digests with a P-256 key and always returns a low-S
+DER signature. Signing only ever sees a digest: the message bytes are hashed by
+the caller with :func:`sha256` (or by :meth:`Signer.sign`).
 """
 from __future__ import annotations
 
@@ -17,9 +23,25 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 # Order of the P-256 group (FIPS 186-4, D.1.2.3).
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
+# Group orders for the low-S rule, by cryptography's curve name (FIPS 186-4 D.1.2).
+CURVE_ORDERS = {
+    "secp256r1": P256_ORDER,
+    "secp384r1": int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
+                     "581A0DB248B0A77AECEC196ACCC52973", 16),
+    "secp521r1": int("01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+                     "FFFFFFFFFFFFFFFFFFFFFA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB"
+                     "71E91386409", 16),
+}
+
 
 def sha256(message: bytes) -> bytes:
     return hashlib.sha256(message).digest()
+
+
+def is_low_s(signature: bytes, order: int = P256_ORDER) -> bool:
+    """Whether the DER ECDSA signature's S is at most n/2 (raises ValueError if it is not DER)."""
+    _, s = decode_dss_signature(signature)
+    return s <= order // 2
 
 
 def low_s(signature: bytes, order: int = P256_ORDER) -> bytes:

@@ -44,14 +44,15 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ipledger.network.fabric.local_msp import MSPError, load_private_key
+from ipledger.network.fabric.signing import is_low_s
 
 ROLES = ("peer", "orderer", "admin", "client")
 CA_YEARS = 10
 LEAF_DAYS = 3 * 365
 CRL_DAYS = 365
-_P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 class IdentityError(RuntimeError):
@@ -93,24 +94,19 @@ def load_cert(path: Path) -> x509.Certificate:
 
 def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
     try:
-        return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as e:
+        return load_private_key(path)
+    except (OSError, MSPError) as e:
         raise IdentityError(f"cannot read private key {path}: {e}") from e
 
 
 # ----------------------------------------------------------------------------- certificates
-
-def _low_s(cert: x509.Certificate) -> bool:
-    _, s = decode_dss_signature(cert.signature)
-    return s <= _P256_N // 2
-
 
 def _sign(builder: x509.CertificateBuilder, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
     """Sign until the ECDSA signature has a low S (Fabric rejects high-S signatures elsewhere
     and re-encodes certificates that have one; a low-S certificate is the same bytes everywhere)."""
     for _ in range(64):
         cert = builder.sign(key, hashes.SHA256())
-        if _low_s(cert):
+        if is_low_s(cert.signature):
             return cert
     raise IdentityError("could not produce a low-S certificate signature")  # pragma: no cover
 

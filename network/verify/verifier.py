@@ -10,7 +10,7 @@ anchor, compared to a trusted copy when one is given):
    config in force (signers deserialized and validated by the channel MSPs); the
    last-config index the orderer signed is the last config block;
 3. config blocks: the orderer-signed CONFIG envelope, then the update it carries is
-   authorized and reproduces the new config (:func:`.config.check_config_update`),
+   authorized and reproduces the new config (:func:`.config_update.check_config_update`),
    which is in force from the next block on;
 4. every transaction the peer marked VALID: its form (as a peer checks it), its
    creator (valid member of a channel MSP, signature over the payload, admitted by
@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from fabric_protos.common import common_pb2, configtx_pb2
 
 from ipledger.network.fabric import blocks as B
-from ipledger.network.fabric.config import ChannelConfig, ConfigError, check_config_update, config_envelope_of
+from ipledger.network.fabric.config import ChannelConfig, ConfigError, config_envelope_of
+from ipledger.network.fabric.config_update import check_config_update
 from ipledger.network.verify.endorsement import EndorsementChecker, KeyState, metadata_written_keys, \
     render_application_policy
 from ipledger.network.verify.lifecycle import LIFECYCLE, LifecycleState

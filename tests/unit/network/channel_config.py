@@ -11,8 +11,8 @@ from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.msp import msp_config_pb2
 
-from ipledger.network.fabric.config_update import anchor_peers_value
-from ipledger.network.fabric.config_policy import implicit_meta_policy, signature_policy
+from ipledger.network.fabric.config import anchor_peers_value
+from ipledger.network.fabric.policy import implicit_meta_policy, signature_policy
 
 NOW = dt.datetime.now(dt.timezone.utc)
 

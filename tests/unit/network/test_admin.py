@@ -15,13 +15,12 @@ from fabric_protos.peer import policy_pb2
 
 from ipledger.network.cli import admin
 from ipledger.network.cli import consortium
-from ipledger.network.fabric.config_update import (ConfigError, anchor_peers, anchor_peers_value, apply_update,
-                                  check_update, compute_update, config_from_block, delta_set,
-                                  read_envelope, required_policies, show, summarize,
-                                  update_envelope)
-from ipledger.network.fabric.config_policy import (PolicyError, evaluate, implicit_meta_policy,
-                                  parse_signature_policy, render_policy, sign_update,
-                                  signature_policy, signer_for_identity, signers)
+from ipledger.network.fabric.config import ConfigError, anchor_peers, anchor_peers_value, config_from_block, show
+from ipledger.network.fabric.config_signatures import evaluate, sign_update, signer_for_identity, signers
+from ipledger.network.fabric.config_update import (apply_update, check_update, compute_update, delta_set,
+                                                   read_envelope, required_policies, summarize, update_envelope)
+from ipledger.network.fabric.policy import (PolicyError, implicit_meta_policy, parse_signature_policy, render_policy,
+                                            signature_policy)
 from tests.unit.network.channel_config import FakeOrg, make_config
 
 CHANNEL = "inward-processing"

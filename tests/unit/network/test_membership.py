@@ -7,8 +7,8 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from fabric_protos.common import configtx_pb2
 
-from ipledger.network.fabric.config_update import ConfigError
-from ipledger.network.fabric.config_policy import implicit_meta_policy
+from ipledger.network.fabric.config import ConfigError
+from ipledger.network.fabric.policy import implicit_meta_policy
 from ipledger.network.fabric.membership import describe, describe_block
 from tests.unit.network.channel_config import FakeOrg, config_block, make_config
 

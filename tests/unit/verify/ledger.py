@@ -19,7 +19,7 @@ from fabric_protos.peer import chaincode_pb2, collection_pb2, policy_pb2, propos
 from fabric_protos.peer.lifecycle import chaincode_definition_pb2, db_pb2
 
 from ipledger.network.fabric import blocks as B
-from ipledger.network.fabric.config_policy import implicit_meta_policy, parse_signature_policy, signature_policy
+from ipledger.network.fabric.policy import implicit_meta_policy, parse_signature_policy, signature_policy
 
 from .pki import Ident, Org
 

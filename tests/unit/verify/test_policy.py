@@ -7,8 +7,7 @@ from fabric_protos.msp import msp_principal_pb2
 
 from ipledger.network.fabric.msp import MSP, MSPManager
 from ipledger.network.fabric.policy import ImplicitMetaPolicy, PolicyError, PolicyManager, SignaturePolicy, \
-    SignedData, valid_identities
-from ipledger.network.fabric.config_policy import parse_signature_policy
+    SignedData, parse_signature_policy, valid_identities
 
 from .ledger import channel_config
 from .pki import Org

@@ -9,7 +9,7 @@ from fabric_protos.common import common_pb2
 from fabric_protos.peer import collection_pb2, policy_pb2
 
 from ipledger.network.verify.verifier import Verifier
-from ipledger.network.fabric.config_policy import parse_signature_policy
+from ipledger.network.fabric.policy import parse_signature_policy
 
 from .ledger import Ledger, app_policy, app_policy_ref, org_group
 from .pki import Org
