@@ -1,59 +1,30 @@
 """The live channel: its config fetched from a peer, an update submitted to the orderer, its members.
 
-One concept, the steps of ``ipledger admin`` that talk to the running network as an org admin: which org
-acts (``_org_for_peer_cli``), the current config (``channel_config``), ``submit`` (checked against the live
+One concept, the steps of ``ipledger admin`` that talk to the running network as an org admin (which org
+acts and the current config are the nodes' :meth:`~ipledger.network.org.nodes.Nodes.acting_org` and
+:meth:`~ipledger.network.org.nodes.Nodes.channel_config`): ``submit`` (checked against the live
 config, then sent, then awaited on the peers) and ``members`` (the live config's organisations).
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
 from fabric_protos.common import configtx_pb2
 
 from ipledger.network.fabric import membership
-from ipledger.network.fabric.config import application_orgs, config_from_block
+from ipledger.network.fabric.config import application_orgs
 from ipledger.network.fabric.config_update import apply_update
 from ipledger.network.fabric.config_signatures import signer_for_identity, signers
-from ipledger.network.channel.updates import AdminError, Refused, UpdateFile, assess
+from ipledger.network.channel.updates import Refused, UpdateFile, assess
+from ipledger.network.errors import AdminError
 from ipledger.network.consortium import Org
 from ipledger.network.org.nodes import Nodes
 
 
 # ----------------------------------------------------------------------------- the live config
 
-def _org_for_peer_cli(net: Nodes, msp_id: str | None, exclude: str | None = None) -> Org:
-    """The org whose admin (and first peer) talks to the network for a command."""
-    if msp_id:
-        org = net.consortium.org(msp_id)
-        if org.is_orderer:
-            raise AdminError(f"{msp_id} is the orderer organisation; use an application org")
-        return org
-    founding = net.founding_orgs() if net.generated else set()
-    candidates = [o for o in net.consortium.orgs if o.msp_id != exclude
-                  and net.layout.is_local(o)]
-    candidates.sort(key=lambda o: (o.msp_id not in founding,
-                                   net.runtime.running(o.peers[0]) is None))
-    if not candidates:
-        raise AdminError("no application organisation to act through")
-    return candidates[0]
-
-
-def channel_config(net: Nodes, msp_id: str | None = None,
-                   exclude: str | None = None) -> tuple[configtx_pb2.Config, int]:
-    """The channel's current config and its block number, fetched from a peer by an org admin."""
-    org = _org_for_peer_cli(net, msp_id, exclude)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "config.block"
-        r = net.peer_cli(org.peers[0], ["channel", "fetch", "config", str(out),
-                                        "-c", net.consortium.channel], check=False)
-        if r.returncode != 0 or not out.exists():
-            raise AdminError(f"cannot fetch the config of channel '{net.consortium.channel}' "
-                             f"from {org.peers[0].id} as {org.msp_id} admin:\n"
-                             f"{(r.stderr or r.stdout).strip()}")
-        return config_from_block(out.read_bytes())
-
+# which organisation acts and the config it fetches: Nodes.acting_org and Nodes.channel_config
 
 def _in_consortium(net: Nodes, msp_id: str) -> bool:
     return any(o.msp_id == msp_id for o in net.consortium.orgs)
@@ -73,7 +44,7 @@ def submit(net: Nodes, upd: UpdateFile, as_org: str | None = None, force: bool =
         raise AdminError(f"the update is for channel '{upd.channel}', this network's channel "
                          f"is '{net.consortium.channel}'")
     org = _submitter(net, upd, as_org)
-    live, block = channel_config(net, org.msp_id)
+    live, block = net.channel_config(org.msp_id)
     cert_pem = next((net.layout.user_msp(org) / "signcerts").glob("*.pem")).read_bytes()
     me = signer_for_identity(live, org.msp_id, cert_pem, note="added by the submitter")
     a = assess(upd, live, extra=[me])
@@ -102,7 +73,7 @@ def submit(net: Nodes, upd: UpdateFile, as_org: str | None = None, force: bool =
         raise AdminError(f"the orderer refused the update: {errors[-1] if errors else text}")
     deadline = time.monotonic() + 30
     while True:
-        _, new_block = channel_config(net, org.msp_id)
+        _, new_block = net.channel_config(org.msp_id)
         if new_block > block:
             break
         if time.monotonic() > deadline:
@@ -125,11 +96,11 @@ def submit(net: Nodes, upd: UpdateFile, as_org: str | None = None, force: bool =
 
 def _submitter(net: Nodes, upd: UpdateFile, as_org: str | None) -> Org:
     if as_org:
-        return _org_for_peer_cli(net, as_org)
+        return net.acting_org(as_org)
     for s in signers(upd.base, upd.cue):
         if s.counts and _in_consortium(net, s.msp_id):
             return net.consortium.org(s.msp_id)
-    return _org_for_peer_cli(net, None)
+    return net.acting_org(None)
 
 
 # ----------------------------------------------------------------------------- members
@@ -137,7 +108,7 @@ def _submitter(net: Nodes, upd: UpdateFile, as_org: str | None) -> Org:
 def members(net: Nodes, as_org: str | None = None) -> dict:
     """The live channel config's organisations (ipledger.network.fabric.membership), with the local consortium
     file's descriptions and the state of the nodes it starts."""
-    config, block = channel_config(net, as_org)
+    config, block = net.channel_config(as_org)
     described = membership.describe(config)
     known = {o.msp_id: o for o in net.consortium.all_orgs}
     for org in described["organisations"]:

@@ -2,7 +2,7 @@
 
 One concept, one function per kind of change (add-org, update-org, remove-org, update-anchors,
 set-policy): each fetches the channel config, checks that the change makes sense, and writes the update
-file (``admin_updates.UpdateFile``) with what it changes and the policies it needs. An org's public
+file (``updates.UpdateFile``) with what it changes and the policies it needs. An org's public
 definition becomes its channel config group with Fabric's own tools (``definition_group``).
 """
 from __future__ import annotations
@@ -19,12 +19,13 @@ from fabric_protos.common import configtx_pb2
 from ipledger.network.org import definition as definition_mod
 from ipledger.network.org import binaries
 from ipledger.network.channel import founding
-from ipledger.network.channel.live import _in_consortium, channel_config
+from ipledger.network.channel.live import _in_consortium
 from ipledger.network.fabric.config import (APPLICATION, ORDERER, ConfigError, anchor_peers_value, application_orgs, msp_of,
                                             orderer_orgs, parse_policy_path, show)
 from ipledger.network.fabric.config import set_policy as _set_policy
 from ipledger.network.fabric.policy import PolicyError, implicit_meta_policy, render_policy, signature_policy
-from ipledger.network.channel.updates import AdminError, UpdateFile, assess
+from ipledger.network.channel.updates import UpdateFile, assess
+from ipledger.network.errors import AdminError
 from ipledger.network.org.nodes import Nodes
 
 
@@ -93,7 +94,7 @@ def propose_add_org(net: Nodes, definition: Path, out: Path, as_org: str | None 
         raise AdminError(f"{msp_id} is not a member of channel '{c.channel}' in the consortium file: on a "
                          "channel per holder only the holder's representatives join it (network add-org "
                          "--channel, by the holder's and customs' decision)")
-    base, block = channel_config(net, as_org, exclude=msp_id)
+    base, block = net.channel_config(as_org, exclude=msp_id)
     if msp_id in application_orgs(base) or msp_id in orderer_orgs(base):
         raise AdminError(f"{msp_id} is already an organisation of channel "
                          f"'{net.consortium.channel}'")
@@ -105,7 +106,7 @@ def propose_add_org(net: Nodes, definition: Path, out: Path, as_org: str | None 
 
 def propose_remove_org(net: Nodes, msp_id: str, out: Path, as_org: str | None = None,
                        log=print) -> UpdateFile:
-    base, block = channel_config(net, as_org, exclude=msp_id)
+    base, block = net.channel_config(as_org, exclude=msp_id)
     orgs = application_orgs(base)
     if msp_id not in orgs:
         raise AdminError(f"{msp_id} is not an application organisation of channel "
@@ -130,7 +131,7 @@ def propose_update_org(net: Nodes, definition: Path, out: Path, as_org: str | No
     member that also runs consenters has the same MSP in the Orderer group: both copies change
     together (Fabric refuses two versions of one MSP in a channel)."""
     msp_id, group = definition_group(definition)
-    base, block = channel_config(net, as_org or (msp_id if _local(net, msp_id) else None))
+    base, block = net.channel_config(as_org or (msp_id if _local(net, msp_id) else None))
     orgs = application_orgs(base)
     if msp_id not in orgs:
         raise AdminError(f"{msp_id} is not an application organisation of channel "
@@ -155,7 +156,7 @@ def propose_update_anchors(net: Nodes, msp_id: str, peers: list[str] | None, out
                            as_org: str | None = None, log=print) -> UpdateFile:
     if not peers:
         peers = [n.address for n in net.consortium.org(msp_id).peers]
-    base, block = channel_config(net, as_org or (msp_id if _local(net, msp_id) else None))
+    base, block = net.channel_config(as_org or (msp_id if _local(net, msp_id) else None))
     orgs = application_orgs(base)
     if msp_id not in orgs:
         raise AdminError(f"{msp_id} is not an application organisation of the channel")
@@ -179,7 +180,7 @@ def propose_set_policy(net: Nodes, policy_path: str, out: Path, *, rule: str | N
     except PolicyError as e:
         raise AdminError(str(e)) from e
     path = parse_policy_path(policy_path)
-    base, block = channel_config(net, as_org)
+    base, block = net.channel_config(as_org)
     updated = _copy(base)
     try:
         _set_policy(updated, path, policy)

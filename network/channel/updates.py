@@ -19,14 +19,10 @@ from ipledger.network.fabric.config_signatures import Signer, evaluate, sign_upd
 from ipledger.network.fabric.config_update import (apply_update, check_update, compute_update, read_envelope, required_policies,
                                                    summarize, update_envelope, with_update_envelope)
 from ipledger.network.fabric.local_msp import MSPError, load_identity
-from ipledger.network.errors import NetworkError
+from ipledger.network.errors import AdminError, NetworkError
 
 
 FORMAT = "ipledger-config-update/1"
-
-
-class AdminError(NetworkError):
-    """An administration step cannot be done; the message says why."""
 
 
 class Refused(AdminError):

@@ -15,14 +15,16 @@ The change shown to a signer is recomputed from the signed bytes (the update's
 write set applied to the base config), never taken from the proposer's text.
 
 This module is the command line (parser, and a dispatch table: command -> handler);
-the steps live in sibling modules, one concept each:
+the steps live elsewhere, one concept each:
 
-    admin_proposals   the config update of each ``propose`` kind
-    admin_updates     the update files, offline signatures, the assessment (sign, status)
-    admin_channel     the live channel: its config, ``submit``, ``members``
-    admin_config      config trees: decode, diff, compute and apply updates (protobuf only)
-    admin_policy      policies and signatures, evaluated as the orderer does
-    admin_consortium  ``ipledger network add-org | add-holder | remove-org`` (the consortium file)
+    network/channel/proposals.py      the config update of each ``propose`` kind
+    network/channel/updates.py        the update files, offline signatures, the assessment (sign, status)
+    network/channel/live.py           the live channel: ``submit``, ``members`` (its config: Nodes.channel_config)
+    network/fabric/config.py          config trees: decode, flatten, rebuild (protobuf only)
+    network/fabric/config_update.py   compute and apply config updates, the policies they need
+    network/fabric/config_signatures.py  the signatures on an update
+    network/fabric/policy.py          policies, evaluated as the orderer does
+    network/cli/consortium.py         ``ipledger network add-org | add-holder | remove-org`` (the consortium file)
 """
 from __future__ import annotations
 
@@ -30,13 +32,14 @@ import json
 import sys
 from pathlib import Path
 
-from ipledger.network.channel.live import channel_config, format_members, members, submit
+from ipledger.network.channel.live import format_members, members, submit
 from ipledger.network.fabric.config import ConfigError, application_orgs
 from ipledger.network.cli.consortium import network_add_holder, network_add_org  # noqa: F401 (callers use admin.*)
 from ipledger.network.fabric.policy import PolicyError, signature_policy
 from ipledger.network.channel.proposals import (propose_add_org, propose_remove_org, propose_set_policy, propose_update_anchors,
                               propose_update_org)
-from ipledger.network.channel.updates import AdminError, Refused, UpdateFile, assess, format_assessment, sign
+from ipledger.network.channel.updates import Refused, UpdateFile, assess, format_assessment, sign
+from ipledger.network.errors import AdminError
 from ipledger.network.consortium import ConsortiumError
 from ipledger.network.org.nodes import Nodes
 
@@ -168,7 +171,7 @@ def _status(args) -> int:
     live_note = None
     if args.live:
         net = _net(args)
-        config, block = channel_config(net, args.as_org)
+        config, block = net.channel_config(args.as_org)
         live_note = (f"checked against the live config (block {block}): "
                      + ("same as the base config" if config == upd.base
                         else "the channel config CHANGED since the update was computed"))
@@ -204,7 +207,7 @@ def _chaincode_approve(args) -> int:
 def _chaincode_policy(args) -> int:
     from ipledger.network.channel.chaincode import Deployer
     net = _net(args)
-    config, _ = channel_config(net)
+    config, _ = net.channel_config()
     orgs = [o.msp_id for o in net.consortium.orgs if o.msp_id in application_orgs(config)]
     try:
         signature_policy(args.policy)

@@ -10,9 +10,8 @@ from __future__ import annotations
 from ipledger.network import consortium as consortium_mod
 from ipledger.network.channel import founding
 from ipledger.network.org import generate
-from ipledger.network.channel.live import channel_config
 from ipledger.network.fabric.config import application_orgs
-from ipledger.network.channel.updates import AdminError
+from ipledger.network.errors import AdminError
 from ipledger.network.consortium import ConsortiumError, Org
 from ipledger.network.org.nodes import Nodes
 
@@ -78,7 +77,7 @@ def network_remove_org(net: Nodes, msp_id: str, force: bool = False, log=print) 
         raise AdminError(f"{msp_id} is the orderer organisation")
     if not force:
         try:
-            config, _ = channel_config(net, exclude=msp_id)
+            config, _ = net.channel_config(exclude=msp_id)
         except AdminError:
             config = None
         if config is not None and msp_id in application_orgs(config):

@@ -43,7 +43,6 @@ from ipledger.network.fabric.config import (APPLICATION, ORDERER, ROOT, ChannelC
                                             anchor_peers, describe_key, flatten, group_at, msp_of,
                                             orderer_endpoints, rebuild, show)
 # network/org/nodes.py still imports these three from here; they live in .config.
-from ipledger.network.fabric.config import application_orgs, config_from_block, orderer_orgs  # noqa: F401
 from ipledger.network.fabric.policy import SignedData, render_policy, valid_identities
 
 

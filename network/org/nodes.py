@@ -20,6 +20,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,13 +28,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fabric_protos.common import configtx_pb2
+
 from ipledger.network import consortium as consortium_mod
 from ipledger.network.org import binaries
 from ipledger.network.org import generate
 from ipledger.network.org import processes
 from ipledger.network.org import runtime as runtime_mod
-from ipledger.network.consortium import Consortium, Node
-from ipledger.network.errors import NetworkError
+from ipledger.network.consortium import Consortium, Node, Org
+from ipledger.network.errors import AdminError, NetworkError
+from ipledger.network.fabric.config import application_orgs, config_from_block, orderer_orgs
 from ipledger.network.layout import Layout, per_channel
 
 
@@ -140,7 +144,6 @@ class Nodes:
         """Every local founding organisation checks the genesis block against its own
         definition (an organisation absent from it is one admitted later, by a config update:
         'up' leaves its nodes out until the channel has admitted it)."""
-        from ipledger.network.fabric.config_update import application_orgs, config_from_block, orderer_orgs
         block = self.layout.genesis_block.read_bytes()
         config, _ = config_from_block(block)
         in_block = set(application_orgs(config)) | set(orderer_orgs(config))
@@ -274,15 +277,43 @@ class Nodes:
 
     def founding_orgs(self) -> set[str]:
         """MSP ids of the application organisations in the channel's genesis block."""
-        from ipledger.network.fabric.config_update import application_orgs, config_from_block
         config, _ = config_from_block(self.layout.genesis_block.read_bytes())
         return set(application_orgs(config))
 
+    def acting_org(self, msp_id: str | None = None, exclude: str | None = None) -> Org:
+        """The organisation whose admin (and first peer) talks to the network for a command: ``msp_id``,
+        else a local application organisation other than ``exclude`` — a founding one first, then one
+        whose first peer runs."""
+        if msp_id:
+            org = self.consortium.org(msp_id)
+            if org.is_orderer:
+                raise AdminError(f"{msp_id} is the orderer organisation; use an application org")
+            return org
+        founding = self.founding_orgs() if self.generated else set()
+        candidates = [o for o in self.consortium.orgs if o.msp_id != exclude and self.layout.is_local(o)]
+        candidates.sort(key=lambda o: (o.msp_id not in founding, self.runtime.running(o.peers[0]) is None))
+        if not candidates:
+            raise AdminError("no application organisation to act through")
+        return candidates[0]
+
+    def channel_config(self, msp_id: str | None = None,
+                       exclude: str | None = None) -> tuple[configtx_pb2.Config, int]:
+        """The channel's current config and its block number, fetched from a peer by an org admin
+        (:meth:`acting_org`)."""
+        org = self.acting_org(msp_id, exclude)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "config.block"
+            r = self.peer_cli(org.peers[0], ["channel", "fetch", "config", str(out),
+                                             "-c", self.consortium.channel], check=False)
+            if r.returncode != 0 or not out.exists():
+                raise AdminError(f"cannot fetch the config of channel '{self.consortium.channel}' "
+                                 f"from {org.peers[0].id} as {org.msp_id} admin:\n"
+                                 f"{(r.stderr or r.stdout).strip()}")
+            return config_from_block(out.read_bytes())
+
     def _up_later_orgs(self, orgs, log, timeout: float) -> list[Node]:
         """Start and join the peers of later-added orgs that the channel config has admitted."""
-        from ipledger.network.channel.live import channel_config
-        from ipledger.network.fabric.config_update import application_orgs
-        config, _ = channel_config(self)
+        config, _ = self.channel_config()
         members = set(application_orgs(config))
         peers = []
         for org in orgs:
