@@ -21,7 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ipledger.network.channel.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer  # noqa: E402
+from ipledger.network.channel.package import CHAINCODE_DIR, ChaincodeSpec  # noqa: E402
+
+from ipledger.network.channel.chaincode import Deployer  # noqa: E402
 from ipledger.network.org.nodes import Nodes  # noqa: E402
 from tests.integration.conftest import STUBCHECK_DIR, Clients, free_base_port  # noqa: E402
 

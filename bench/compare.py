@@ -47,7 +47,8 @@ from bench.rest_submit import start_gateways  # noqa: E402
 from ipledger.network.org import binaries  # noqa: E402
 from ipledger.chaincode.testing import mrns  # noqa: E402
 from ipledger.network.cli import gateway_daemon as daemon  # noqa: E402
-from ipledger.network.channel.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer, build_binary_package  # noqa: E402
+from ipledger.network.channel.package import CHAINCODE_DIR, ChaincodeSpec, build_binary_package  # noqa: E402
+from ipledger.network.channel.chaincode import Deployer  # noqa: E402
 from ipledger.network.org.nodes import Nodes  # noqa: E402
 from tests.integration.conftest import STUBCHECK_DIR, Clients, free_base_port  # noqa: E402
 

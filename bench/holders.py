@@ -38,7 +38,8 @@ from bench.chaincode_put import rss_mb, run_level  # noqa: E402
 from bench.compare import SITES, grant, place  # noqa: E402
 from ipledger.chaincode.testing import mrns  # noqa: E402
 from ipledger.network.org import processes  # noqa: E402
-from ipledger.network.channel.chaincode import ChaincodeSpec, deploy_on_channels  # noqa: E402
+from ipledger.network.channel.package import ChaincodeSpec  # noqa: E402
+from ipledger.network.channel.chaincode import deploy_on_channels  # noqa: E402
 from ipledger.network.org.nodes import Nodes  # noqa: E402
 from tests.integration.conftest import Clients, free_base_port  # noqa: E402
 

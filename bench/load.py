@@ -59,7 +59,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ipledger.chaincode.testing import mrns  # noqa: E402
 from bench.chaincode_put import rss_mb  # noqa: E402
 from ipledger.network.cli import gateway_daemon as daemon  # noqa: E402
-from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer  # noqa: E402
+from ipledger.network.channel.package import ChaincodeSpec  # noqa: E402
+from ipledger.network.channel.chaincode import Deployer  # noqa: E402
 from ipledger.network.org.nodes import Nodes  # noqa: E402
 from tests.integration.conftest import free_base_port, port_free  # noqa: E402
 

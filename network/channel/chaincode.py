@@ -18,28 +18,21 @@ package under ``--runtime docker``), and the chaincode services that run them in
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import hashlib
-import importlib.metadata
 import io
 import json
-import subprocess
-import sys
 import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ipledger.network.org import identities
 from ipledger.network.org import runtime
 from ipledger.network.consortium import Consortium
-from ipledger.network.errors import NetworkError
 from ipledger.network.org.nodes import Nodes
-from ipledger.network.channel.package import (
-    BINARY_TYPE, CCAAS_TYPE, CHAINCODE_DIR, PACKAGE_TYPE, ChaincodeError, ChaincodeSpec, build_binary_package,
-    build_ccaas_package, build_package, download_wheels, package_id, package_label, pinned_requirements)
+from ipledger.network.channel.package import (ChaincodeError, ChaincodeSpec, build_ccaas_package, build_package,
+                                              download_wheels, package_id, package_label, pinned_requirements)
 
 # ----------------------------------------------------------------------------- channel settings
 

@@ -7,10 +7,9 @@ config, then sent, then awaited on the peers) and ``members`` (the live config's
 """
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
-
-from fabric_protos.common import configtx_pb2
 
 from ipledger.network.fabric import membership
 from ipledger.network.fabric.config import application_orgs

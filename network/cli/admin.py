@@ -34,7 +34,6 @@ from pathlib import Path
 
 from ipledger.network.channel.live import format_members, members, submit
 from ipledger.network.fabric.config import ConfigError, application_orgs
-from ipledger.network.cli.consortium import network_add_holder, network_add_org  # noqa: F401 (callers use admin.*)
 from ipledger.network.fabric.policy import PolicyError, signature_policy
 from ipledger.network.channel.proposals import (propose_add_org, propose_remove_org, propose_set_policy, propose_update_anchors,
                               propose_update_org)

@@ -121,24 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runtime:  # every Nodes this command opens (network/org/runtime.py) reads it
         os.environ[runtime.ENV] = args.runtime
     try:
-        if args.group == "fabric":
-            if args.cmd == "install":
-                return binaries.main_install(force=args.force)
-            print(binaries.bin_dir())
-            return 0
-        if args.group == "chaincode":
-            return _chaincode(args)
-        if args.group == "verify":
-            from ipledger.network.cli.verify import main as verify_main
-            channel = ["--channel", args.channel] if args.channel and "--channel" not in extra else []
-            return verify_main(["--state-dir", str(args.state_dir), *channel, *extra])
-        if args.group in gateway_cli.GROUPS:
-            return gateway_cli.main(args)
-        if args.group == "admin":
-            return admin.run(args)
-        if args.group in org.GROUPS:
-            return org.run(args)
-        return _network(args)
+        return GROUPS[args.group](args, extra)
     except (ConsortiumError, GenerateError, NetworkError, binaries.FabricError, processes.StartError,
             runtime.RuntimeChoiceError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -147,43 +130,81 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _network(args) -> int:
-    net = Nodes.open(args.state_dir, args.consortium, args.base_port)
-    if args.cmd == "generate":
-        net.generate()
-    elif args.cmd == "up":
-        net.up()
-        if net.runtime.name == runtime.DOCKER:   # the chaincode services, stopped with the nodes
-            from ipledger.network.channel.chaincode import resume_services
-            resume_services(net)
-        _print_status(net.status())
-    elif args.cmd == "status":
-        rows = net.status()
-        if args.json:
-            print(json.dumps({"channel": net.consortium.channel,
-                              "channels": net.consortium.channel_names(),
-                              "state_dir": str(net.layout.root), "nodes": rows}, indent=2))
-        else:
-            _print_status(rows)
-        return 0 if all(r["healthy"] for r in rows) else 1
-    elif args.cmd == "orgs":
-        c = net.consortium
-        for org in c.orgs:
-            if not args.local or not net.layout.root.exists() or net.layout.is_local(org):
-                print(f"{org.msp_id}\t{','.join(c.channels_of(org.msp_id))}")
-    elif args.cmd == "down":
-        net.down(purge=args.purge)
-    elif args.cmd == "compose":
-        _compose(net, args.org, args.out, args.gateway_bind)
-    elif args.cmd == "logs":
-        _logs(net, args.node, args.lines, args.follow)
-    elif args.cmd in ("add-org", "add-holder", "remove-org"):
-        return consortium.network_command(net, args)
+# ----------------------------------------------------------------------------- ipledger fabric | verify
+
+def _fabric(args, _extra) -> int:
+    if args.cmd == "install":
+        return binaries.main_install(force=args.force)
+    print(binaries.bin_dir())   # ipledger fabric path
     return 0
 
 
-def _chaincode(args) -> int:
-    from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer, deploy_on_channels
+def _verify(args, extra) -> int:
+    from ipledger.network.cli.verify import main as verify_main
+    channel = ["--channel", args.channel] if args.channel and "--channel" not in extra else []
+    return verify_main(["--state-dir", str(args.state_dir), *channel, *extra])
+
+
+# ----------------------------------------------------------------------------- ipledger network
+
+def _network(args, _extra) -> int:
+    net = Nodes.open(args.state_dir, args.consortium, args.base_port)
+    return NETWORK_COMMANDS[args.cmd](net, args)
+
+
+def _generate(net: Nodes, _args) -> int:
+    net.generate()
+    return 0
+
+
+def _up(net: Nodes, _args) -> int:
+    net.up()
+    if net.runtime.name == runtime.DOCKER:   # the chaincode services, stopped with the nodes
+        from ipledger.network.channel.chaincode import resume_services
+        resume_services(net)
+    _print_status(net.status())
+    return 0
+
+
+def _status(net: Nodes, args) -> int:
+    rows = net.status()
+    if args.json:
+        print(json.dumps({"channel": net.consortium.channel,
+                          "channels": net.consortium.channel_names(),
+                          "state_dir": str(net.layout.root), "nodes": rows}, indent=2))
+    else:
+        _print_status(rows)
+    return 0 if all(r["healthy"] for r in rows) else 1
+
+
+def _orgs(net: Nodes, args) -> int:
+    c = net.consortium
+    for o in c.orgs:
+        if not args.local or not net.layout.root.exists() or net.layout.is_local(o):
+            print(f"{o.msp_id}\t{','.join(c.channels_of(o.msp_id))}")
+    return 0
+
+
+def _down(net: Nodes, args) -> int:
+    net.down(purge=args.purge)
+    return 0
+
+
+def _compose_command(net: Nodes, args) -> int:
+    _compose(net, args.org, args.out, args.gateway_bind)
+    return 0
+
+
+def _logs_command(net: Nodes, args) -> int:
+    _logs(net, args.node, args.lines, args.follow)
+    return 0
+
+
+# ----------------------------------------------------------------------------- ipledger chaincode
+
+def _chaincode(args, _extra) -> int:
+    from ipledger.network.channel.package import ChaincodeSpec
+    from ipledger.network.channel.chaincode import Deployer
 
     net = Nodes.open(args.state_dir, args.consortium, args.base_port)
     if args.channel:
@@ -195,33 +216,46 @@ def _chaincode(args) -> int:
         raise NetworkError("upgrade needs --version (the new chaincode version)")
     if args.version:
         spec.version = args.version
-    if args.cmd == "package":
-        dep.package(spec, args.output)
-    elif args.cmd in ("deploy", "upgrade"):
-        if args.package is not None:
-            from ipledger.network.channel.chaincode import package_label
-            if not args.package.is_file():
-                raise NetworkError(f"no chaincode package at {args.package}")
-            if package_label(args.package) != spec.label:
-                raise NetworkError(f"{args.package} is labelled {package_label(args.package)!r}, "
-                                   f"not {spec.label!r} (--name/--version)")
-            pkg = args.package
-            if net.runtime.name == runtime.DOCKER:
-                print(f"note: with --runtime docker the peers run the contract of the chaincode service image "
-                      f"built from this tree (network/org/containers); {args.package} is recorded as the definition's "
-                      "public code", file=sys.stderr)
-        else:
-            pkg = dep.package(spec, args.output)
-        deploy_on_channels(net, spec, pkg, upgrade=args.cmd == "upgrade")
+    return CHAINCODE_COMMANDS[args.cmd](net, dep, spec, args)
+
+
+def _package(_net: Nodes, dep, spec, args) -> int:
+    dep.package(spec, args.output)
+    return 0
+
+
+def _deploy(net: Nodes, dep, spec, args) -> int:
+    """deploy and upgrade: a package built here, or one received (--package)."""
+    from ipledger.network.channel.package import package_label
+    from ipledger.network.channel.chaincode import deploy_on_channels
+    if args.package is not None:
+        if not args.package.is_file():
+            raise NetworkError(f"no chaincode package at {args.package}")
+        if package_label(args.package) != spec.label:
+            raise NetworkError(f"{args.package} is labelled {package_label(args.package)!r}, "
+                               f"not {spec.label!r} (--name/--version)")
+        pkg = args.package
+        if net.runtime.name == runtime.DOCKER:
+            print(f"note: with --runtime docker the peers run the contract of the chaincode service image "
+                  f"built from this tree (network/org/containers); {args.package} is recorded as the definition's "
+                  "public code", file=sys.stderr)
     else:
-        print(json.dumps({ch.consortium.channel: Deployer(ch).status(args.name)
-                          for ch in net.channels() if ch.local_peers}
-                         if net.consortium.per_holder else dep.status(args.name), indent=2))
+        pkg = dep.package(spec, args.output)
+    deploy_on_channels(net, spec, pkg, upgrade=args.cmd == "upgrade")
+    return 0
+
+
+def _chaincode_status(net: Nodes, dep, _spec, args) -> int:
+    from ipledger.network.channel.chaincode import Deployer
+    print(json.dumps({ch.consortium.channel: Deployer(ch).status(args.name)
+                      for ch in net.channels() if ch.local_peers}
+                     if net.consortium.per_holder else dep.status(args.name), indent=2))
     return 0
 
 
 def _compose(net: Nodes, msp_id: str, out: Path | None, gateway_bind: str | None) -> None:
-    from ipledger.network.channel.chaincode import package_id, package_label, service_address, service_packages
+    from ipledger.network.channel.package import package_id, package_label
+    from ipledger.network.channel.chaincode import service_address, service_packages
     from ipledger.network.org.containers import compose, images
     org = net.consortium.org(msp_id)
     if not net.layout.is_local(org):
@@ -275,6 +309,29 @@ def _logs(net: Nodes, node_id: str, lines: int, follow: bool) -> None:
         raise NetworkError(f"no log for {node_id} yet ({rt.where(node)})")
     for line in text:
         print(line)
+
+
+# ----------------------------------------------------------------------------- dispatch tables
+
+NETWORK_COMMANDS = {
+    "generate": _generate, "up": _up, "status": _status, "orgs": _orgs, "down": _down,
+    "compose": _compose_command, "logs": _logs_command,
+    "add-org": consortium.network_command, "add-holder": consortium.network_command,
+    "remove-org": consortium.network_command,
+}
+
+CHAINCODE_COMMANDS = {"package": _package, "deploy": _deploy, "upgrade": _deploy, "status": _chaincode_status}
+
+#: ipledger GROUP ...: the handler of each command group (args, the arguments left for it)
+GROUPS = {
+    "fabric": _fabric,
+    "network": _network,
+    "chaincode": _chaincode,
+    "verify": _verify,
+    "admin": lambda args, _extra: admin.run(args),
+    **{group: (lambda args, _extra: gateway_cli.main(args)) for group in gateway_cli.GROUPS},
+    **{group: (lambda args, _extra: org.run(args)) for group in org.GROUPS},
+}
 
 
 if __name__ == "__main__":

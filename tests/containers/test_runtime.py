@@ -33,7 +33,8 @@ import pytest
 import requests
 
 from ipledger.network.cli import gateway_daemon as daemon
-from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer, service_packages
+from ipledger.network.channel.package import ChaincodeSpec
+from ipledger.network.channel.chaincode import Deployer, service_packages
 from ipledger.network.org.containers import services
 from ipledger.network.org.containers.services import LABEL
 from ipledger.network.org.nodes import Nodes

@@ -107,7 +107,8 @@ STUBCHECK_DIR = Path(__file__).parent / "chaincodes" / "stubcheck"
 @pytest.fixture(scope="session")
 def stubcheck(fabric_network):
     """The stub-exercising test chaincode, deployed as 'stubcheck' and 'stubcheck2'."""
-    from ipledger.network.channel.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer
+    from ipledger.network.channel.package import CHAINCODE_DIR, ChaincodeSpec
+    from ipledger.network.channel.chaincode import Deployer
     deployer = Deployer(fabric_network, log=lambda *_: None)
     specs = []
     for name in ("stubcheck", "stubcheck2"):
@@ -128,7 +129,8 @@ def stubcheck(fabric_network):
 def ipledger_chaincode(fabric_network):
     """The inward-processing contract deployed as 'ipledger' with its shipped endorsement
     policy and private data collections (as `ipledger chaincode deploy` does)."""
-    from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer
+    from ipledger.network.channel.package import ChaincodeSpec
+    from ipledger.network.channel.chaincode import Deployer
     deployer = Deployer(fabric_network, log=lambda *_: None)
     spec = ChaincodeSpec.default()
     deployer.deploy(spec)

@@ -24,7 +24,8 @@ import requests
 from ipledger.chaincode.testing import mrns
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import keys_file_of
-from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer
+from ipledger.network.channel.package import ChaincodeSpec
+from ipledger.network.channel.chaincode import Deployer
 from ipledger.network.org.nodes import Nodes
 from ipledger.network.org import processes
 

@@ -19,7 +19,8 @@ import time
 import pytest
 
 from ipledger.network.org import processes
-from ipledger.network.channel.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer
+from ipledger.network.channel.package import CHAINCODE_DIR, ChaincodeSpec
+from ipledger.network.channel.chaincode import Deployer
 from ipledger.network.cli import main
 from ipledger.network.org.nodes import Nodes
 from tests.integration.conftest import STUBCHECK_DIR, free_base_port, processes_using

@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ipledger.network.channel.chaincode import CHAINCODE_DIR, ChaincodeSpec, Deployer, build_ccaas_package, package_id
+from ipledger.network.channel.package import CHAINCODE_DIR, ChaincodeSpec, build_ccaas_package, package_id
+
+from ipledger.network.channel.chaincode import Deployer
 from tests.integration.conftest import STUBCHECK_DIR, free_base_port
 
 pytestmark = pytest.mark.fabric

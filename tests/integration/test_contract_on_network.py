@@ -18,7 +18,8 @@ CHAINCODE = "ipledger-scenario"
 
 @pytest.fixture(scope="module")
 def s(fabric_network, clients):
-    from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer
+    from ipledger.network.channel.package import ChaincodeSpec
+    from ipledger.network.channel.chaincode import Deployer
     spec = ChaincodeSpec.default()
     spec.name = CHAINCODE  # its own namespace: other suites use 'ipledger'
     Deployer(fabric_network, log=lambda *_: None).deploy(spec)

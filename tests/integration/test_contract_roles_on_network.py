@@ -29,7 +29,8 @@ IDENTITIES = {  # who → (MSP, user whose certificate is used)
 @pytest.fixture(scope="module")
 def s(fabric_network, clients):
     from ipledger.chaincode.testing.scenario import retreaded
-    from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer
+    from ipledger.network.channel.package import ChaincodeSpec
+    from ipledger.network.channel.chaincode import Deployer
     spec = ChaincodeSpec.default()
     spec.name = CHAINCODE
     Deployer(fabric_network, log=lambda *_: None).deploy(spec)

@@ -31,9 +31,10 @@ from ipledger.chaincode.testing import mrns
 from ipledger.chaincode.testing.scenario import SITE1, SITE2
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import keys_file_of
-from ipledger.network.cli import admin
+from ipledger.network.cli import consortium as consortium_cli
 from ipledger.network import consortium as consortium_mod
-from ipledger.network.channel.chaincode import ChaincodeSpec, deploy_on_channels
+from ipledger.network.channel.package import ChaincodeSpec
+from ipledger.network.channel.chaincode import deploy_on_channels
 from ipledger.network.org.nodes import Nodes
 
 from .conftest import free_base_port, processes_using
@@ -358,7 +359,7 @@ def test_a_third_holder_joins_on_a_channel_of_its_own(scenarios, holders_net, tm
     consortium it started with) covers the three holders."""
     api = scenarios
     net = Nodes.open(holders_net.layout.root)
-    admin.network_add_holder(net, C.holder, C.channel, log=QUIET)
+    consortium_cli.network_add_holder(net, C.holder, C.channel, log=QUIET)
     net.up(log=QUIET, timeout=120)
     deploy_on_channels(net, ChaincodeSpec.default(), log=QUIET)
     api.use(net)
@@ -440,7 +441,7 @@ def test_customs_and_a_broker_cannot_put_anyone_on_a_holders_channel_without_the
         return rc, out.out, out.err
 
     net = Nodes.open(holders_net.layout.root)
-    admin.network_add_org(net, "AuditBMSP", name="auditb", channels=[B.channel], log=QUIET)
+    consortium_cli.network_add_org(net, "AuditBMSP", name="auditb", channels=[B.channel], log=QUIET)
     definition, update = tmp_path / "AuditBMSP.json", tmp_path / "add-auditb.pb"
     rc, out, err = ipledger("org", "definition", "--org", "AuditBMSP", "--output", definition)
     assert rc == 0, out + err

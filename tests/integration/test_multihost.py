@@ -63,7 +63,8 @@ from ipledger.network import consortium
 from ipledger.network.org import binaries
 from ipledger.network.org import identities
 from ipledger.network.org import processes
-from ipledger.network.channel.chaincode import ChaincodeSpec, Deployer
+from ipledger.network.channel.package import ChaincodeSpec
+from ipledger.network.channel.chaincode import Deployer
 from ipledger.network.layout import Layout
 from ipledger.network.org.nodes import Nodes
 

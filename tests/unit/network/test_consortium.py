@@ -215,7 +215,8 @@ def test_an_organisation_joins_and_leaves_named_channels():
 def test_each_channel_gets_its_own_endorsement_policy_and_collection():
     """Derived from the consortium file, not shipped with the contract: customs' peer AND a peer of another
     member of *this* channel; the customs values stored by customs and this channel's holder only."""
-    from ipledger.network.channel.chaincode import ChaincodeError, commercial_collection, contract_policy
+    from ipledger.network.channel.package import ChaincodeError
+    from ipledger.network.channel.chaincode import commercial_collection, contract_policy
     c = consortium.load(HOLDERS)
     b = c.view("ip-plant-b")
     assert contract_policy(b) == "AND('CustomsMSP.peer', OR('PlantBMSP.peer','BrokerBMSP.peer'))"
