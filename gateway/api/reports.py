@@ -27,11 +27,7 @@ def bill_report(authorisation_id):
     fmt = fmt_param(allowed=("json", "csv", "pdf"))
     data = reports.bill_of_discharge(state().service, principal.org, auth_id, period_end, as_of)
     name = f"bill-of-discharge-{auth_id}-{period_end or (as_of or 'now')[:10]}"
-    if fmt == "csv":
-        return download(reports.bill_csv(data), "text/csv", name + ".csv")
-    if fmt == "pdf":
-        return download(reports.bill_pdf(data), "application/pdf", name + ".pdf")
-    return jsonify(data)
+    return _answer(fmt, data, name, reports.bill_csv, reports.bill_pdf)
 
 
 @ROUTES.get("/reports/inventory", id="getInventoryReport", permission="read",
@@ -45,9 +41,13 @@ def inventory_report():
     ids = [path_id("authorisation_id", a) for a in wanted] if wanted else visible_authorisations(principal.org)
     fmt = fmt_param(allowed=("json", "csv", "pdf"))
     data = reports.inventory(state().service, principal.org, ids, as_of)
-    name = f"inventory-{as_of[:10]}"
+    return _answer(fmt, data, f"inventory-{as_of[:10]}", reports.inventory_csv, reports.inventory_pdf)
+
+
+def _answer(fmt: str, data: dict, name: str, to_csv, to_pdf):
+    """A report as JSON, or as a CSV or PDF download named ``name``."""
     if fmt == "csv":
-        return download(reports.inventory_csv(data), "text/csv", name + ".csv")
+        return download(to_csv(data), "text/csv", name + ".csv")
     if fmt == "pdf":
-        return download(reports.inventory_pdf(data), "application/pdf", name + ".pdf")
+        return download(to_pdf(data), "application/pdf", name + ".pdf")
     return jsonify(data)

@@ -100,21 +100,23 @@ def network_remove_org(net: Nodes, msp_id: str, force: bool = False, log=print) 
 
 # ----------------------------------------------------------------------------- command line
 
+def _new_org_arguments(parser, channel_option: bool = False) -> None:
+    """What add-org and add-holder both ask of the new organisation."""
+    parser.add_argument("--msp-id", required=True)
+    if channel_option:
+        parser.add_argument("--holder-channel", required=True, metavar="CHANNEL", help="the new channel's name")
+    parser.add_argument("--name", help="short name (default: MSP id without 'MSP', lower-case)")
+    parser.add_argument("--description", default="")
+    parser.add_argument("--domain")
+
+
 def add_network_commands(net_sub) -> None:
-    """``ipledger network add-org | remove-org``."""
-    a = net_sub.add_parser("add-org", help="add an organisation (one peer) to the local "
-                                           "network: consortium file, crypto, peer config")
-    a.add_argument("--msp-id", required=True)
-    a.add_argument("--name", help="short name (default: MSP id without 'MSP', lower-case)")
-    a.add_argument("--description", default="")
-    a.add_argument("--domain")
-    h = net_sub.add_parser("add-holder", help="with a channel per holder: a new authorisation holder "
-                                             "(one peer) on a new channel of its own with customs")
-    h.add_argument("--msp-id", required=True)
-    h.add_argument("--holder-channel", required=True, metavar="CHANNEL", help="the new channel's name")
-    h.add_argument("--name", help="short name (default: MSP id without 'MSP', lower-case)")
-    h.add_argument("--description", default="")
-    h.add_argument("--domain")
+    """``ipledger network add-org | add-holder | remove-org``."""
+    _new_org_arguments(net_sub.add_parser("add-org", help="add an organisation (one peer) to the local "
+                                                         "network: consortium file, crypto, peer config"))
+    _new_org_arguments(net_sub.add_parser("add-holder", help="with a channel per holder: a new authorisation "
+                                                            "holder (one peer) on a new channel of its own "
+                                                            "with customs"), channel_option=True)
     r = net_sub.add_parser("remove-org", help="stop an organisation's peers and drop it from "
                                               "the consortium file")
     r.add_argument("--msp-id", required=True)

@@ -37,18 +37,26 @@ def _position(number: int | None) -> ab_pb2.SeekPosition:
     return ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=number))
 
 
-def seek_envelope(identity, signer, channel_id: str, start: int | None = 0, stop: int | None = None, *,
+#: ``stop`` of :func:`seek_envelope`: the newest block when the peer receives the request (the stream then
+#: ends at the current height instead of waiting for new blocks)
+NEWEST = "newest"
+
+
+def seek_envelope(identity, signer, channel_id: str, start: int | None = 0, stop: int | str | None = None, *,
                   tls_cert_hash: bytes | None = None, timestamp: datetime | None = None) -> common_pb2.Envelope:
-    """The signed Deliver request for blocks ``start``..``stop`` (None: newest / forever)."""
-    if stop is not None and start is not None and stop < start:
+    """The signed Deliver request for blocks ``start``..``stop`` (start None: the newest; stop None:
+    forever, :data:`NEWEST`: up to the newest block when the request arrives)."""
+    if stop == NEWEST:
+        stop_position = _position(None)
+    else:
+        stop_position = _position(MAX_BLOCK_NUMBER if stop is None else stop)
+    if isinstance(stop, int) and start is not None and stop < start:
         raise ValueError(f"stop block {stop} is before start block {start}")
     channel_header = common_pb2.ChannelHeader(
         type=common_pb2.DELIVER_SEEK_INFO, channel_id=channel_id, timestamp=make_timestamp(timestamp),
         epoch=0, tls_cert_hash=tls_cert_hash or b"")
     signature_header = common_pb2.SignatureHeader(creator=identity.serialize(), nonce=os.urandom(24))
-    seek = ab_pb2.SeekInfo(start=_position(start),
-                           stop=_position(MAX_BLOCK_NUMBER if stop is None else stop),
-                           behavior=ab_pb2.SeekInfo.BLOCK_UNTIL_READY)
+    seek = ab_pb2.SeekInfo(start=_position(start), stop=stop_position, behavior=ab_pb2.SeekInfo.BLOCK_UNTIL_READY)
     payload = common_pb2.Payload(
         header=common_pb2.Header(channel_header=channel_header.SerializeToString(),
                                  signature_header=signature_header.SerializeToString()),

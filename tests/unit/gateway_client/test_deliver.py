@@ -48,6 +48,15 @@ def test_forever_and_newest(identity, signer):
         seek_envelope(identity, signer, "ch", 5, 4)
 
 
+def test_up_to_the_newest_block_when_the_request_arrives(identity, signer):
+    """The verifier's request: from the genesis block to the newest, then the stream ends."""
+    from ipledger.network.fabric.deliver import NEWEST
+    from ipledger.network.verify.fetch import seek_all_envelope
+    for env in (seek_envelope(identity, signer, "ch", 0, NEWEST), seek_all_envelope(identity, signer, "ch")):
+        _, _, seek = _decode(env)
+        assert seek.start.specified.number == 0 and seek.stop.HasField("newest")
+
+
 def test_blocks_from_start_to_stop(gateway, fake_peer):
     blocks = list(gateway.network("inward-processing").blocks(1, 3))
     assert [b.header.number for b in blocks] == [1, 2, 3]
