@@ -15,11 +15,12 @@ from pathlib import Path
 from fabric_protos.common import common_pb2, configtx_pb2
 
 from ipledger.network.fabric.config import ConfigError, show
-from ipledger.network.fabric.config_signatures import Signer, evaluate, sign_update, signer_for_identity, signers
+from ipledger.network.fabric.config_signatures import (Signer, evaluate, mark_duplicates, sign_update, signer_for_identity,
+                                                       signers)
 from ipledger.network.fabric.config_update import (apply_update, check_update, compute_update, read_envelope, required_policies,
                                                    summarize, update_envelope, with_update_envelope)
 from ipledger.network.fabric.local_msp import MSPError, load_identity
-from ipledger.network.errors import AdminError, NetworkError
+from ipledger.network.errors import AdminError
 
 
 FORMAT = "ipledger-config-update/1"
@@ -103,24 +104,13 @@ class UpdateFile:
         self.save()
 
 
-def _mark_duplicates(sigs: list[Signer]) -> list[Signer]:
-    seen = set()
-    for s in sigs:
-        s.duplicate = False
-        if s.counts:
-            if s.creator in seen:
-                s.duplicate = True
-            seen.add(s.creator)
-    return sigs
-
-
 def assess(upd: UpdateFile, config: configtx_pb2.Config | None = None,
            extra: list[Signer] = ()) -> dict:
     """Signatures, the policies the change needs and whether they are met, against
     ``config`` (default: the base config the update was computed from)."""
     config = config or upd.base
     problems = check_update(config, upd.update)
-    sigs = _mark_duplicates(signers(config, upd.cue) + list(extra))
+    sigs = mark_duplicates(signers(config, upd.cue) + list(extra))
     evaluations = [evaluate(config, r.policy, sigs) for r in required_policies(config, upd.update)]
     try:
         summary = upd.summary(config)
@@ -177,7 +167,7 @@ def sign(upd: UpdateFile, msp_id: str, msp_dir: Path, log=print) -> Signer:
     cert_pem = identity.certificate_pem
     sig = sign_update(upd.cue, msp_id, cert_pem, key)
     me = signer_for_identity(upd.base, msp_id, cert_pem)
-    already = any(s.creator == me.creator for s in signers(upd.base, upd.cue))
+    already = any(s.key == me.key for s in signers(upd.base, upd.cue))
     if already:
         log(f"{msp_id}: this identity has signed already; the update is unchanged")
         return me

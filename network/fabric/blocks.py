@@ -20,33 +20,16 @@ from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
+from ipledger.network.fabric import der
+
 SIGNATURES = common_pb2.SIGNATURES
 LAST_CONFIG = common_pb2.LAST_CONFIG
 TRANSACTIONS_FILTER = common_pb2.TRANSACTIONS_FILTER
 
 
-def _der_length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(b)]) + b
-
-
-def _der(tag: int, content: bytes) -> bytes:
-    return bytes([tag]) + _der_length(len(content)) + content
-
-
-def _der_integer(n: int) -> bytes:
-    # Minimal two's complement of a non-negative integer (Go's big.Int marshalling).
-    body = n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big")
-    while len(body) > 1 and body[0] == 0 and body[1] < 0x80:
-        body = body[1:]
-    return _der(0x02, body)
-
-
 def header_bytes(header: common_pb2.BlockHeader) -> bytes:
-    return _der(0x30, _der_integer(header.number) + _der(0x04, header.previous_hash)
-                + _der(0x04, header.data_hash))
+    return der.element(0x30, der.integer(header.number) + der.element(0x04, header.previous_hash)
+                       + der.element(0x04, header.data_hash))
 
 
 def header_hash(header: common_pb2.BlockHeader) -> bytes:

@@ -3,10 +3,15 @@
 - ``sign_update``: an org admin's ``ConfigSignature`` (Fabric's signconfigtx: ECDSA
   P-256 over SHA-256 of signature header + config update, low-S), made offline with
   the identity of an MSP directory (:func:`~.local_msp.load_identity`);
-- ``signers``: every signature of a ConfigUpdateEnvelope checked against the channel
-  config (signature valid? an organisation of the channel? certificate issued by its
-  CA and in date? which roles: member, and admin / client / peer / orderer by the
-  MSP's admins and NodeOUs?), later duplicates of one identity marked;
+- ``signers``: every signature of a ConfigUpdateEnvelope checked by the channel's
+  MSPs, built from the config as the block verifier builds them (:mod:`.msp` via
+  :class:`~.config.ChannelConfig`): an organisation of the channel? an identity its
+  MSP deserializes and validates (certification path to its CAs, not revoked, OUs
+  and NodeOUs)? its signature valid as Fabric checks it (low S)? which roles: the
+  member / admin / client / peer / orderer principals it satisfies, as the orderer
+  evaluates them. Fabric's MSP does not check expiry; here the certificate must also
+  be in date at the time of the check (by default now, when a submission is judged).
+  Later duplicates of one identity (MSP id + identity id, as Fabric) are marked;
   ``signer_for_identity``: the submitter's own signature, which the peer CLI adds;
 - ``evaluate``: whether the signers that count satisfy a policy of the config — the
   policy library's evaluation (:mod:`.policy`, the one the block verifier uses) of
@@ -22,16 +27,14 @@ import os
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2, configtx_pb2
-from fabric_protos.msp import identities_pb2, msp_config_pb2, msp_principal_pb2
+from fabric_protos.msp import identities_pb2, msp_principal_pb2
 
-from ipledger.network.fabric.config import ROOT, Path_, msp_configs, show
-from ipledger.network.fabric.msp import ROLE_NAMES, MSPError
-from ipledger.network.fabric.policy import Evaluation, PolicyError, PolicyManager
+from ipledger.network.fabric.config import ROOT, ChannelConfig, ConfigError, Path_, msp_configs, show
+from ipledger.network.fabric.msp import Identity, MSPError, MSPManager, verify_signature
+from ipledger.network.fabric.policy import ROLES, Evaluation, PolicyError, PolicyManager
 from ipledger.network.fabric.signing import Signer as KeySigner
 
 
@@ -57,15 +60,16 @@ class Signer:
 
     msp_id: str
     subject: str
-    creator: bytes  # serialized identity (what Fabric de-duplicates on)
+    creator: bytes  # serialized identity, as the signature header carries it
     cert: x509.Certificate | None
     signature_valid: bool
     known_msp: bool
-    cert_valid: bool
+    cert_valid: bool  # a valid identity of its MSP (Fabric's MSP validation) and in date now
     roles: set[str] = field(default_factory=set)  # member/admin/client/peer/orderer
     problem: str = ""
     duplicate: bool = False
     note: str = ""
+    identity: Identity | None = field(default=None, repr=False, compare=False)  # deserialized by its MSP
 
     @property
     def counts(self) -> bool:
@@ -75,24 +79,22 @@ class Signer:
     def is_admin(self) -> bool:
         return "admin" in self.roles
 
+    @property
+    def key(self) -> str:
+        """What Fabric de-duplicates signatures by: MSP id + identity id (the hash of the
+        sanitized certificate), or the serialized identity if it does not deserialize."""
+        return self.identity.key if self.identity is not None else self.creator.hex()
+
     def describe(self) -> str:
         """MSP id and common name: who an evaluation says signed."""
         return f"{self.msp_id} {_cn(self)}"
 
     def satisfies(self, principal: msp_principal_pb2.MSPPrincipal) -> None:
-        """Raise MSPError unless this signer satisfies ``principal``: a role of its MSP that
-        the channel config gives it, or exactly its serialized identity (other kinds: never)."""
-        try:
-            if principal.principal_classification == msp_principal_pb2.MSPPrincipal.ROLE:
-                r = msp_principal_pb2.MSPRole.FromString(principal.principal)
-                if self.msp_id == r.msp_identifier and ROLE_NAMES.get(r.role, "?") in self.roles:
-                    return
-            elif principal.principal_classification == msp_principal_pb2.MSPPrincipal.IDENTITY:
-                if principal.principal == self.creator:
-                    return
-        except Exception as exc:  # noqa: BLE001 - a principal that does not parse satisfies nothing
-            raise MSPError(f"unreadable principal: {exc}") from None
-        raise MSPError(f"{self.describe()} does not satisfy the principal")
+        """Raise MSPError unless this signer satisfies ``principal`` as its channel MSP
+        decides (:meth:`.msp.MSP.satisfies_principal`, what the orderer evaluates)."""
+        if self.identity is None or not self.cert_valid:
+            raise MSPError(f"{self.describe()} is not a valid identity of the channel")
+        self.identity.satisfies(principal)
 
     def as_dict(self) -> dict:
         return {"msp_id": self.msp_id, "subject": self.subject, "admin": self.is_admin,
@@ -102,112 +104,156 @@ class Signer:
                 "problem": self.problem, "note": self.note}
 
 
-def _ous(cert: x509.Certificate) -> list[str]:
-    return [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+def channel_msps(config: configtx_pb2.Config) -> MSPManager:
+    """The channel's MSPs as the verifier builds them (:class:`~.config.ChannelConfig`).
+    ConfigError if the config's MSPs or policies do not build (the orderer would not
+    have this config in force)."""
+    return ChannelConfig.from_config(config, block_number=-1).msps  # the number is not used here
 
 
-def _load_pems(pems) -> list[x509.Certificate]:
-    out = []
-    for p in pems:
+def _role_principal(msp_id: str, role: str) -> msp_principal_pb2.MSPPrincipal:
+    return msp_principal_pb2.MSPPrincipal(
+        principal_classification=msp_principal_pb2.MSPPrincipal.ROLE,
+        principal=msp_principal_pb2.MSPRole(msp_identifier=msp_id,
+                                            role=ROLES[role]).SerializeToString())
+
+
+def _roles(identity: Identity) -> set[str]:
+    """The roles of the channel config's principals that the identity satisfies."""
+    out = set()
+    for role in ROLES:
         try:
-            out.append(x509.load_pem_x509_certificate(p))
-        except ValueError:
+            identity.satisfies(_role_principal(identity.msp_id, role))
+        except MSPError:
             continue
+        out.add(role)
     return out
 
 
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(ca)
-        return True
-    except (ValueError, TypeError, InvalidSignature):
-        return False
+def _in_date(cert: x509.Certificate, now: dt.datetime) -> str:
+    """Why the certificate is not valid at ``now`` ("" if it is)."""
+    if now < cert.not_valid_before_utc:
+        return f"certificate not yet valid (from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC)"
+    if now > cert.not_valid_after_utc:
+        return f"certificate expired ({cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC)"
+    return ""
 
 
-def check_identity(msp: msp_config_pb2.FabricMSPConfig, cert: x509.Certificate,
-                   now: dt.datetime | None = None) -> tuple[bool, set[str], str]:
-    """(valid, roles, problem) of a certificate for an MSP definition of the channel."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    roots = _load_pems(msp.root_certs)
-    inters = _load_pems(msp.intermediate_certs)
-    chained = any(_issued_by(cert, r) for r in roots) or any(
-        _issued_by(cert, i) and any(_issued_by(i, r) for r in roots) for i in inters)
-    if not chained:
-        return False, set(), f"certificate not issued by a CA of {msp.name}"
-    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-        return False, set(), "certificate expired or not yet valid"
-    roles = {"member"}
-    der = cert.public_bytes(serialization.Encoding.DER)
-    if any(a.public_bytes(serialization.Encoding.DER) == der for a in _load_pems(msp.admins)):
-        roles.add("admin")
-    ous = msp.fabric_node_ous
-    if ous.enable:
-        cert_ous = _ous(cert)
-        for role in ("admin", "client", "peer", "orderer"):
-            ident = getattr(ous, f"{role}_ou_identifier").organizational_unit_identifier
-            if ident and ident in cert_ous:
-                roles.add(role)
-    return True, roles, ""
+def signers(config: configtx_pb2.Config, cue: configtx_pb2.ConfigUpdateEnvelope,
+            now: dt.datetime | None = None) -> list[Signer]:
+    """Every signature of the envelope, checked by the channel's MSPs, certificates in date
+    at ``now`` (default: the current time, when the orderer will check a submission);
+    later duplicates of one identity are marked."""
+    channel = _Channel.of(config, now)
+    return mark_duplicates([channel.check_signature(sig, cue.config_update)
+                            for sig in cue.signatures])
 
 
-def signers(config: configtx_pb2.Config, cue: configtx_pb2.ConfigUpdateEnvelope) -> list[Signer]:
-    """Every signature of the envelope, checked; later duplicates of one identity are marked."""
-    msps = msp_configs(config)
-    out: list[Signer] = []
-    seen: set[bytes] = set()
-    for sig in cue.signatures:
-        out.append(_check_signature(msps, sig, cue.config_update))
-    for s in out:
+def mark_duplicates(sigs: list[Signer]) -> list[Signer]:
+    """Mark every signer that counts but whose identity counted before (Fabric counts an
+    identity once per signature set)."""
+    seen: set[str] = set()
+    for s in sigs:
+        s.duplicate = False
         if s.counts:
-            if s.creator in seen:
+            if s.key in seen:
                 s.duplicate = True
-            seen.add(s.creator)
-    return out
+            seen.add(s.key)
+    return sigs
 
 
 def signer_for_identity(config: configtx_pb2.Config, msp_id: str, cert_pem: bytes,
-                        note: str = "") -> Signer:
-    """A signer assumed to sign validly (e.g. the submitter the peer CLI adds)."""
+                        note: str = "", now: dt.datetime | None = None) -> Signer:
+    """A signer assumed to sign validly (e.g. the submitter the peer CLI adds), its identity
+    checked like :func:`signers` checks them."""
     creator = identities_pb2.SerializedIdentity(mspid=msp_id, id_bytes=cert_pem)
-    s = _identity(msp_configs(config), creator.SerializeToString())
+    s = _Channel.of(config, now).identity(creator.SerializeToString())
     s.signature_valid = True
     s.note = note
     return s
 
 
-def _identity(msps: dict, creator_bytes: bytes) -> Signer:
-    creator = identities_pb2.SerializedIdentity()
-    try:
-        creator.ParseFromString(creator_bytes)
-        cert = x509.load_pem_x509_certificate(creator.id_bytes)
-    except Exception:  # noqa: BLE001 - any undecodable creator is just not a valid signer
-        return Signer("?", "?", creator_bytes, None, False, False, False,
-                      problem="undecodable signer identity")
-    s = Signer(creator.mspid, cert.subject.rfc4514_string(), creator_bytes, cert,
-               signature_valid=False, known_msp=creator.mspid in msps, cert_valid=False)
-    if not s.known_msp:
-        s.problem = f"{creator.mspid} is not an organisation of the channel"
+@dataclass
+class _Channel:
+    """What checking a signer needs: the channel's MSPs (or why they do not build), the MSP
+    ids of its config, and the time certificates must be valid at."""
+
+    msps: MSPManager
+    known: set[str]
+    broken: str
+    now: dt.datetime
+
+    @classmethod
+    def of(cls, config: configtx_pb2.Config, now: dt.datetime | None) -> "_Channel":
+        now = now if now is not None else dt.datetime.now(dt.timezone.utc)
+        known = set(msp_configs(config))
+        try:
+            return cls(channel_msps(config), known, "", now)
+        except ConfigError as exc:
+            return cls(MSPManager({}), known,
+                       f"the channel configuration's MSPs cannot be built: {exc}", now)
+
+    def identity(self, creator_bytes: bytes) -> Signer:
+        creator = identities_pb2.SerializedIdentity()
+        try:
+            creator.ParseFromString(creator_bytes)
+            cert = x509.load_pem_x509_certificate(creator.id_bytes)
+            subject = cert.subject.rfc4514_string()
+        except Exception:  # noqa: BLE001 - any undecodable creator is just not a valid signer
+            return Signer("?", "?", creator_bytes, None, False, False, False,
+                          problem="undecodable signer identity")
+        s = Signer(creator.mspid, subject, creator_bytes, cert, signature_valid=False,
+                   known_msp=creator.mspid in self.known, cert_valid=False)
+        if not s.known_msp:
+            s.problem = f"{creator.mspid} is not an organisation of the channel"
+            return s
+        if self.broken:
+            s.problem = self.broken
+            return s
+        try:
+            s.identity = self.msps.deserialize(creator_bytes)
+        except MSPError as exc:
+            s.problem = f"invalid identity: {exc}"
+            return s
+        try:
+            s.identity.validate()
+        except MSPError as exc:
+            s.problem = f"invalid identity: {exc}"
+        # Fabric matches a certificate listed among the MSP's admins without validating it:
+        # such a signer still satisfies the admin role, and nothing else.
+        roles = _roles(s.identity)
+        if s.problem and not roles:
+            return s
+        expiry = _in_date(cert, self.now)
+        if expiry:
+            s.problem = "; ".join(p for p in (s.problem, expiry) if p)
+            return s
+        if s.problem:
+            s.problem += " (it counts only as an admin the MSP lists by certificate, as in Fabric)"
+        s.cert_valid = True
+        s.roles = roles
         return s
-    s.cert_valid, s.roles, s.problem = check_identity(msps[creator.mspid], cert)
-    return s
+
+    def check_signature(self, sig: configtx_pb2.ConfigSignature, config_update: bytes) -> Signer:
+        header = common_pb2.SignatureHeader()
+        try:
+            header.ParseFromString(sig.signature_header)
+        except Exception:  # noqa: BLE001
+            return Signer("?", "?", b"", None, False, False, False, problem="undecodable header")
+        s = self.identity(header.creator)
+        if s.cert is None:
+            return s
+        try:
+            verify_signature(s.cert, sig.signature_header + config_update, sig.signature)
+            s.signature_valid = True
+        except MSPError as exc:
+            s.problem = s.problem or _signature_problem(exc)
+        return s
 
 
-def _check_signature(msps: dict, sig: configtx_pb2.ConfigSignature, config_update: bytes) -> Signer:
-    header = common_pb2.SignatureHeader()
-    try:
-        header.ParseFromString(sig.signature_header)
-    except Exception:  # noqa: BLE001
-        return Signer("?", "?", b"", None, False, False, False, problem="undecodable header")
-    s = _identity(msps, header.creator)
-    if s.cert is None:
-        return s
-    try:
-        s.cert.public_key().verify(sig.signature, sig.signature_header + config_update,
-                                   ec.ECDSA(hashes.SHA256()))
-        s.signature_valid = True
-    except (InvalidSignature, ValueError, TypeError, AttributeError):
-        s.problem = s.problem or "signature does not verify"
-    return s
+def _signature_problem(exc: MSPError) -> str:
+    text = str(exc)
+    return "signature does not verify" if text == "the signature does not verify" else text
 
 
 # ----------------------------------------------------------------------------- evaluation

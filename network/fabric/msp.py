@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID, NameOID
 from fabric_protos.msp import identities_pb2, msp_config_pb2, msp_principal_pb2
 
+from ipledger.network.fabric.der import element, read_element
 from ipledger.network.fabric.signing import CURVE_ORDERS, is_low_s, low_s
 
 ROLE_NAMES = {v: k.lower() for k, v in msp_principal_pb2.MSPRole.MSPRoleType.items()}
@@ -55,32 +56,7 @@ class MSPError(ValueError):
     or an MSP directory cannot give a usable identity."""
 
 
-# ----------------------------------------------------------------------------- DER helpers
-
-def _der_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """(content start, content end, element end) of the DER element at ``pos``."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated DER")
-    length = data[pos + 1]
-    start = pos + 2
-    if length & 0x80:
-        n = length & 0x7F
-        if n == 0 or n > 4 or start + n > len(data):
-            raise ValueError("bad DER length")
-        length = int.from_bytes(data[start:start + n], "big")
-        start += n
-    end = start + length
-    if end > len(data):
-        raise ValueError("truncated DER")
-    return start, end, end
-
-
-def _der_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(b)]) + b
-
+# ----------------------------------------------------------------------------- certificates
 
 def sanitize_certificate(cert: x509.Certificate, parent: x509.Certificate) -> x509.Certificate:
     """``cert`` with its ECDSA signature re-encoded with a low S (Fabric's sanitizeCert)."""
@@ -93,13 +69,12 @@ def sanitize_certificate(cert: x509.Certificate, parent: x509.Certificate) -> x5
     if order is None or is_low_s(cert.signature, order):
         return cert
     new_sig = low_s(cert.signature, order)
-    der = cert.public_bytes(Encoding.DER)
-    start, end, _ = _der_tlv(der, 0)          # outer SEQUENCE
-    _, _, tbs_end = _der_tlv(der, start)       # tbsCertificate
-    _, _, alg_end = _der_tlv(der, tbs_end)     # signatureAlgorithm
-    bitstring = b"\x00" + new_sig
-    body = der[start:alg_end] + b"\x03" + _der_len(len(bitstring)) + bitstring
-    return x509.load_der_x509_certificate(b"\x30" + _der_len(len(body)) + body)
+    raw = cert.public_bytes(Encoding.DER)
+    start, _ = read_element(raw, 0)            # outer SEQUENCE
+    _, tbs_end = read_element(raw, start)      # tbsCertificate
+    _, alg_end = read_element(raw, tbs_end)    # signatureAlgorithm
+    body = raw[start:alg_end] + element(0x03, b"\x00" + new_sig)  # signatureValue BIT STRING
+    return x509.load_der_x509_certificate(element(0x30, body))
 
 
 def der(cert: x509.Certificate) -> bytes:

@@ -31,7 +31,8 @@ build their policies with the other.
 The identities a policy is evaluated on are anything with ``satisfies(principal)``
 (raising :class:`~.msp.MSPError` when not) and ``describe()``: the channel MSPs'
 :class:`~.msp.Identity` (the verifier), or the admin tools' checked signers
-(:mod:`.config_signatures`). :meth:`Policy.evaluate_identities` answers yes or no;
+(:mod:`.config_signatures`, which answer with that same ``Identity``).
+:meth:`Policy.evaluate_identities` answers yes or no;
 :meth:`Policy.explain` gives the same answer as an :class:`Evaluation` tree (which
 sub-policies passed, how many were needed, who signed).
 """

@@ -30,6 +30,8 @@ def _cert(subject, issuer, key, signing_key, ca=False, days=1):
             .not_valid_before(NOW - dt.timedelta(minutes=5))
             .not_valid_after(NOW + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            # Fabric's MSP needs the issuing CA's Subject Key Identifier (to match CRLs).
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(signing_key, hashes.SHA256()))
 
 

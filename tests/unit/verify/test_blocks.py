@@ -33,6 +33,17 @@ def test_long_form_length():
     assert raw[:3] == bytes.fromhex("3081cf")  # 3 + 102 + 102 = 207 and raw[3:6] == bytes.fromhex("020105")
 
 
+def test_der_lengths_written_and_read_back():
+    from ipledger.network.fabric import der
+    for n in (0, 127, 128, 255, 256, 70000):
+        raw = der.element(0x04, b"x" * n)
+        assert raw[1:1 + len(der.length(n))] == der.length(n)
+        assert der.read_element(raw, 0) == (len(raw) - n, len(raw))
+    assert der.length(128) == b"\x81\x80" and der.length(256) == b"\x82\x01\x00"
+    with pytest.raises(ValueError, match="truncated"):
+        der.read_element(der.element(0x04, b"abc")[:-1], 0)
+
+
 def test_data_hash_is_sha256_of_the_concatenated_envelopes():
     data = common_pb2.BlockData(data=[b"abc", b"", b"def"])
     assert B.data_hash(data) == hashlib.sha256(b"abcdef").digest()

@@ -115,14 +115,14 @@ def test_certificates_with_high_s_signatures_are_sanitized_to_one_identity():
     r, s = decode_dss_signature(peer.cert.signature)
     flipped_sig = encode_dss_signature(r, P256_N - s)
     # Re-encode the certificate with the other S: same certificate for Fabric.
-    from ipledger.network.fabric.msp import _der_len, _der_tlv, der
+    from ipledger.network.fabric.der import element, read_element
+    from ipledger.network.fabric.msp import der
     raw = der(peer.cert)
-    start, end, _ = _der_tlv(raw, 0)
-    _, _, tbs_end = _der_tlv(raw, start)
-    _, _, alg_end = _der_tlv(raw, tbs_end)
-    bits = b"\x00" + flipped_sig
-    body = raw[start:alg_end] + b"\x03" + _der_len(len(bits)) + bits
-    twin = x509.load_der_x509_certificate(b"\x30" + _der_len(len(body)) + body)
+    start, _ = read_element(raw, 0)
+    _, tbs_end = read_element(raw, start)
+    _, alg_end = read_element(raw, tbs_end)
+    body = raw[start:alg_end] + element(0x03, b"\x00" + flipped_sig)
+    twin = x509.load_der_x509_certificate(element(0x30, body))
     assert twin != peer.cert
     twin.verify_directly_issued_by(org.ca.cert)          # still a valid signature
     a = sanitize_certificate(peer.cert, org.ca.cert)
