@@ -69,6 +69,18 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def memory_breakdown(pid: int) -> str:
+    """VmRSS split into anonymous and file-backed (shared libraries) pages, and the thread count."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "Threads"):
+            fields[key] = value.split()[0]
+    mb = lambda k: int(fields.get(k, 0)) / 1024  # noqa: E731
+    return (f"{mb('VmRSS'):.1f} MB (anonymous {mb('RssAnon'):.1f}, files {mb('RssFile'):.1f}), "
+            f"{fields.get('Threads', '?')} threads")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--state-dir", type=Path)
@@ -88,6 +100,8 @@ def main() -> int:
         clients = Clients(net)
         contract = clients.contract("OperatorMSP", "benchput")
         contract.submit("Put", [json.dumps("warm"), VALUE])
+        cc_pid = json.loads(contract.evaluate("Pid", []))
+        idle = memory_breakdown(cc_pid)
         rows = []
         for in_flight in (1, 8, 32):
             rows.append(("submit", run_level(
@@ -95,8 +109,8 @@ def main() -> int:
                 in_flight, args.seconds)))
         rows.append(("evaluate", run_level(
             lambda i: contract.evaluate("Get", [json.dumps("warm")]), 32, args.seconds / 2)))
-        cc_pid = json.loads(contract.evaluate("Pid", []))
         memory = rss_mb(cc_pid)
+        loaded = memory_breakdown(cc_pid)
         clients.close()
     finally:
         net.down(log=lambda *_: None)
@@ -108,6 +122,7 @@ def main() -> int:
         print(f"| {op} | {r['in_flight']} | {r['n']} | {r['errors']} | {r['tps']:.1f} | "
               f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} |")
     print(f"\nPython chaincode process RSS after the run (operator peer): {memory:.0f} MB")
+    print(f"  after the first transaction: {idle}\n  after the run: {loaded}")
     return 0
 
 

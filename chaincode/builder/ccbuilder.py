@@ -48,6 +48,10 @@ EXECUTABLE = Path("bin") / "chaincode"
 MANIFEST = "ipledger-chaincode.json"
 CUSTOMS_ENV = "IPLEDGER_CUSTOMS_MSP"          # read by chaincode/contract/deployment.py
 _MSP_ID = re.compile(r"[A-Za-z0-9.-]{1,64}")  # as the contract checks it
+# glibc gives every thread that allocates its own malloc arena (up to 8 per core), each keeping the
+# memory it freed: the chaincode's worker threads would each hold one. Two arenas bound that; the
+# peer's own setting, if any, wins. Ignored by other C libraries.
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
 class BuildError(Exception):
@@ -143,6 +147,8 @@ def run(build_dir: Path, run_metadata_dir: Path) -> int:
     env = {k: v for k, v in os.environ.items() if k != CUSTOMS_ENV}
     if manifest.get("customs_msp"):
         env[CUSTOMS_ENV] = manifest["customs_msp"]
+    for name, value in MALLOC_ENV.items():
+        env.setdefault(name, value)
     python = _python()
     os.execve(python, [python, "-I", "-S", "-c", launcher], env)
     return 1  # not reached

@@ -63,6 +63,29 @@ def short(txid: str) -> str:
     return txid[:8]
 
 
+def release_free_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``), once, at READY.
+
+    Start-up (imports, the TLS handshake, the registration) leaves a few MB freed but kept inside
+    glibc's main heap, where the usual trim of the heap's top cannot reach them: measured on a
+    peer-launched chaincode, about 4.7 of 49 MB resident. Nothing changes for Python objects; on a
+    C library without ``malloc_trim`` this does nothing.
+    """
+    global _heap_released
+    if _heap_released:
+        return
+    _heap_released = True
+    try:
+        import ctypes  # local: only this call needs it
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError, ImportError):  # not glibc
+        pass
+
+
+_heap_released = False
+
+
 class StreamClosedError(PeerError, ConnectionError):
     """The stream to the peer is gone; the pending stub call cannot complete."""
 
@@ -110,32 +133,53 @@ class WorkerPool:
 
     Daemon threads (unlike ``ThreadPoolExecutor``) never keep the process alive
     at exit: a stuck contract cannot block the client-mode exit on disconnect.
+    Threads are started as transactions arrive (at most ``max_workers``) and
+    one idle for ``idle_seconds`` ends, so a burst does not leave its threads'
+    stacks and state resident for the life of the process.
     """
 
-    def __init__(self, max_workers: int = 64, name: str = "chaincode-tx") -> None:
+    def __init__(self, max_workers: int = 64, name: str = "chaincode-tx", idle_seconds: float = 30.0) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be >= 1")
         self._max = max_workers
         self._name = name
+        self._idle_seconds = idle_seconds
         self._q: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._outstanding = 0
+        self._started = 0
+
+    @property
+    def size(self) -> int:
+        """Worker threads alive now."""
+        return len(self._threads)
 
     def submit(self, fn: Callable[..., None], *args: Any) -> None:
         with self._lock:
             self._outstanding += 1
             if self._outstanding > len(self._threads) and len(self._threads) < self._max:
-                t = threading.Thread(
-                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
+                t = threading.Thread(target=self._work, name=f"{self._name}-{self._started}", daemon=True)
+                self._started += 1
                 self._threads.append(t)
                 t.start()
             self._q.put((fn, args))
 
     def _work(self) -> None:
+        me = threading.current_thread()
         while True:
-            item = self._q.get()
+            try:
+                item = self._q.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    # Leave only if the others still cover every task submitted and not finished:
+                    # then no queued task is left without a thread.
+                    if me not in self._threads:  # shut down meanwhile
+                        return
+                    if self._outstanding < len(self._threads):
+                        self._threads.remove(me)
+                        return
+                continue
             if item is None:
                 return
             fn, args = item
@@ -144,6 +188,7 @@ class WorkerPool:
             except BaseException:  # noqa: BLE001 - never lose a worker
                 log.error("worker task crashed:\n%s", "".join(traceback.format_exc(limit=5)))
             finally:
+                item = fn = args = None  # an idle worker holds no finished transaction
                 with self._lock:
                     self._outstanding -= 1
 
@@ -342,6 +387,7 @@ class ChaincodeSession:
                 self.capabilities = PeerCapabilities.from_ready_payload(msg.payload)
                 self._state = "ready"
                 self.ready.set()
+                release_free_heap()
                 log.info(
                     "%s ready (chaincode %s; write batch %s, get multiple %s)",
                     self.name, self.chaincode_id,

@@ -166,7 +166,7 @@ def _recording_package(tmp_path: Path, customs_msp) -> Path:
         "import json, os, sys\n"
         "from pathlib import Path\n"
         "def main(argv):\n"
-        "    seen = {k: os.environ.get(k) for k in ('IPLEDGER_CUSTOMS_MSP', 'PYTHONPATH', 'OTHER')}\n"
+        "    seen = {k: os.environ.get(k) for k in ('IPLEDGER_CUSTOMS_MSP', 'PYTHONPATH', 'OTHER', 'MALLOC_ARENA_MAX')}\n"
         "    seen['argv'], seen['isolated'] = argv, sys.flags.isolated\n"
         "    Path(argv[1]).with_name('seen.json').write_text(json.dumps(seen))\n"
         "    return 0\n")
@@ -198,6 +198,23 @@ def test_run_gives_the_chaincode_the_customs_msp_of_its_manifest_only(tmp_path, 
     assert got["IPLEDGER_CUSTOMS_MSP"] == seen
     assert got["OTHER"] == "1" and got["isolated"] == 1       # -I ignores PYTHON* settings, not the others
     assert got["argv"] == ["ipledger.chaincode.contract:X", str(run_meta / "chaincode.json")]
+
+
+@pytest.mark.parametrize("peer_setting, seen", [(None, "2"), ("4", "4")])
+def test_run_bounds_the_malloc_arenas_unless_the_peer_set_them(tmp_path, peer_setting, seen):
+    # glibc: one arena per allocating thread by default; the launcher bounds them (memory, issue 16)
+    package = _recording_package(tmp_path, "CustomsMSP")
+    meta, src = unpack(package, tmp_path)
+    out, run_meta = tmp_path / "out", tmp_path / "run"
+    out.mkdir()
+    run_meta.mkdir()
+    assert step("build", src, meta, out).returncode == 0
+    (run_meta / "chaincode.json").write_text("{}")
+    env = {"PATH": "/usr/bin:/bin"} | ({"MALLOC_ARENA_MAX": peer_setting} if peer_setting else {})
+    ran = subprocess.run([str(BIN / "run"), str(out), str(run_meta)], capture_output=True, text=True, timeout=60,
+                         env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads((run_meta / "seen.json").read_text())["MALLOC_ARENA_MAX"] == seen
 
 
 @pytest.mark.parametrize("bad", ["Customs MSP", "", "CustomsMSP\n", 42])
