@@ -127,6 +127,6 @@ def test_the_gateway_image_runs_the_ipledger_cli(engine, built):
                entrypoint="python")
     assert pkgs.strip() == "ok"
     # the PDF reports find their Unicode font in the image
-    fonts = run(engine, built["gateway"].tag, ["-c", "from gateway import reports; print(sorted(reports.unicode_font_files()))"],
+    fonts = run(engine, built["gateway"].tag, ["-c", "from ipledger.gateway import reports; print(sorted(reports.unicode_font_files()))"],
                 entrypoint="python")
     assert fonts.strip() == "['', 'B']", fonts

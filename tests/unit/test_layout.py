@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from pathlib import Path
 
@@ -174,6 +175,10 @@ def _python_files():
         yield from sorted((REPO / folder).rglob("*.py"))
 
 
+# Python code inside a string (``python -c``, a launcher): an import of a bare folder name
+_CODE_IN_STRING = re.compile(r"(?:^|[\s;\"'])(?:from|import) (?:" + "|".join(FOLDERS) + r")(?:[.\s]|$)", re.M)
+
+
 def test_nothing_imports_the_folders_by_their_bare_names():
     bare = []
     for path in _python_files():
@@ -182,7 +187,17 @@ def test_nothing_imports_the_folders_by_their_bare_names():
                      [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
             bare += [f"{path.relative_to(REPO)}:{node.lineno} {n}" for n in names
                      if n.split(".")[0] in FOLDERS]
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and path != Path(__file__).resolve()
+                    and _CODE_IN_STRING.search(node.value)):
+                bare.append(f"{path.relative_to(REPO)}:{node.lineno} code in a string: {node.value[:60]!r}")
     assert bare == []
+
+
+def test_code_in_strings_is_checked_too():
+    assert _CODE_IN_STRING.search("import sys; from gateway import reports")
+    assert _CODE_IN_STRING.search("from chaincode.shim.client import main")
+    assert not _CODE_IN_STRING.search("from ipledger.gateway import reports")
+    assert not _CODE_IN_STRING.search("the gateway imports network/fabric")
 
 
 def test_pyproject_installs_every_package_under_the_namespace():
