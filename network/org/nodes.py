@@ -174,7 +174,8 @@ class Nodes:
         for cmd in ("peer", "orderer", "osnadmin"):
             binaries.binary(cmd)
         if self.runtime.name == runtime_mod.DOCKER:
-            self._check_container_ports()
+            from ipledger.network.org.containers.services import check_host_ports
+            check_host_ports(self.consortium, self.local_nodes)
             log("Running the nodes as containers (--runtime docker): images first")
             self.runtime.tags(log)
         if not self.generated:
@@ -202,26 +203,6 @@ class Nodes:
         for ch in channels:
             ch._join_channel(log, timeout)
         log(f"Network up in {time.monotonic() - started:.1f} s")
-
-    def _check_container_ports(self) -> None:
-        """Each organisation's chaincode service listens beside its first peer (its port + 3 or + 4,
-        network/org/containers/services.py): those ports must be no node's. Containers use the host's
-        network: a node in a network namespace (a test/lab feature of native processes) is refused."""
-        from ipledger.network.org.containers.services import chaincode_service_addresses
-        in_netns = [n.id for n in self.local_nodes if n.netns]
-        if in_netns:
-            raise NetworkError(f"{', '.join(in_netns)} name a network namespace (netns): native processes only; "
-                               "containers use the host's network")
-        taken = {(n.host, p): n.id for n in self.consortium.nodes for p in n.ports()}
-        for org in self.consortium.orgs:
-            if not org.peers:
-                continue
-            for address in chaincode_service_addresses(org):
-                host, port = address.rsplit(":", 1)
-                if (host, int(port)) in taken:
-                    raise NetworkError(f"{org.msp_id}'s chaincode service would listen on {host}:{port}, "
-                                       f"which {taken[(host, int(port))]} uses: give nodes at least 5 ports "
-                                       "each (ports_per_node in the consortium file)")
 
     def _join_channel(self, log, timeout: float) -> None:
         """This channel's local orderers and admitted peers join it; wait until they have its

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import yaml
 
-from ipledger.network.consortium import Node, Org
+from ipledger.network.consortium import Consortium, Node, Org
+from ipledger.network.errors import NetworkError
 from ipledger.network.layout import Layout
 from ipledger.network.org.processes import LOGGING_FORMAT, LOGGING_SPEC
 
@@ -149,6 +150,26 @@ def chaincode_service_addresses(org: Org) -> list[str]:
     """Where ``org``'s chaincode service may listen (its first peer's host), one address per slot."""
     peer = org.peers[0]
     return [f"{peer.host}:{peer.port + slot}" for slot in CHAINCODE_SERVICE_SLOTS]
+
+
+def check_host_ports(consortium: Consortium, local_nodes: list[Node]) -> None:
+    """Before containers start: each organisation's chaincode service listens beside its first peer
+    (:func:`chaincode_service_addresses`), so those ports must be no node's; and containers use the
+    host's network, so a node in a network namespace (a test/lab feature of native processes) is refused."""
+    in_netns = [n.id for n in local_nodes if n.netns]
+    if in_netns:
+        raise NetworkError(f"{', '.join(in_netns)} name a network namespace (netns): native processes only; "
+                           "containers use the host's network")
+    taken = {(n.host, p): n.id for n in consortium.nodes for p in n.ports()}
+    for org in consortium.orgs:
+        if not org.peers:
+            continue
+        for address in chaincode_service_addresses(org):
+            host, port = address.rsplit(":", 1)
+            if (host, int(port)) in taken:
+                raise NetworkError(f"{org.msp_id}'s chaincode service would listen on {host}:{port}, "
+                                   f"which {taken[(host, int(port))]} uses: give nodes at least 5 ports "
+                                   "each (ports_per_node in the consortium file)")
 
 
 def chaincode_service(layout: Layout, org: Org, label: str, package_id: str, address: str, customs_msp: str,

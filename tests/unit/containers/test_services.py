@@ -163,8 +163,9 @@ def test_the_chaincode_services_port_must_be_free(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     net = Nodes(consortium.load(path, base_port=21000), Layout(tmp_path / "state"), "docker")
     with pytest.raises(NetworkError, match="CustomsMSP.s chaincode service would listen on 127.0.0.1:21006, which peer0.operator uses.*5 ports"):
-        net._check_container_ports()
-    Nodes(consortium.load(base_port=21000), Layout(tmp_path / "state"), "docker")._check_container_ports()
+        services.check_host_ports(net.consortium, net.local_nodes)
+    ok = Nodes(consortium.load(base_port=21000), Layout(tmp_path / "state"), "docker")
+    services.check_host_ports(ok.consortium, ok.local_nodes)
 
 
 def test_a_state_directory_made_before_the_record_runs_natively(tmp_path, monkeypatch):
@@ -187,7 +188,8 @@ def test_containers_refuse_nodes_in_network_namespaces(tmp_path):
     c = consortium.load(path, base_port=21000)
     generate.init_org(c, lay, c.org("CustomsMSP"), log=lambda *_: None)
     with pytest.raises(NetworkError, match="peer0.customs name a network namespace"):
-        Nodes(c, lay, "docker")._check_container_ports()
+        net = Nodes(c, lay, "docker")
+        services.check_host_ports(net.consortium, net.local_nodes)
 
 
 def test_gateway_tls_files_are_given_as_absolute_paths(tmp_path, monkeypatch):
