@@ -21,21 +21,9 @@ from ipledger.network.fabric.config_update import (apply_update, check_update, c
                                                    read_envelope, required_policies, summarize, update_envelope)
 from ipledger.network.fabric.policy import (PolicyError, implicit_meta_policy, parse_signature_policy, render_policy,
                                             signature_policy)
-from tests.unit.network.channel_config import FakeOrg, make_config
+from tests.unit.network.channel_config import FakeOrg
 
 CHANNEL = "inward-processing"
-
-
-@pytest.fixture(scope="module")
-def orgs():
-    return {m: FakeOrg(m) for m in ("CustomsMSP", "OperatorMSP", "BrokerMSP", "AuditMSP",
-                                    "OrdererMSP")}
-
-
-@pytest.fixture
-def base(orgs):
-    return make_config([orgs["CustomsMSP"], orgs["OperatorMSP"], orgs["BrokerMSP"]],
-                       orgs["OrdererMSP"])
 
 
 def with_audit(base, orgs):

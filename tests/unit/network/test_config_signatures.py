@@ -17,20 +17,8 @@ from fabric_protos.msp import msp_config_pb2
 from ipledger.network.fabric.config_signatures import sign_update, signer_for_identity, signers
 from ipledger.network.fabric.config_update import compute_update
 from ipledger.network.fabric.signing import P256_ORDER
-from tests.unit.network.channel_config import NOW, FakeOrg, make_config, pem
+from tests.unit.network.channel_config import NOW, pem
 from tests.unit.network.test_admin import CHANNEL, satisfied, signed, with_audit
-
-
-@pytest.fixture(scope="module")
-def orgs():
-    return {m: FakeOrg(m) for m in ("CustomsMSP", "OperatorMSP", "BrokerMSP", "AuditMSP",
-                                    "OrdererMSP")}
-
-
-@pytest.fixture
-def base(orgs):
-    return make_config([orgs["CustomsMSP"], orgs["OperatorMSP"], orgs["BrokerMSP"]],
-                       orgs["OrdererMSP"])
 
 
 @pytest.fixture
