@@ -102,7 +102,7 @@ class ChaincodeClient:
         client_cert: Union[None, bytes, str] = None,
         client_key: Union[None, bytes, str] = None,
         server_name_override: Optional[str] = None,
-        max_workers: int = 64,
+        max_workers: Optional[int] = None,
     ) -> None:
         self.contract = contract
         self.chaincode_id = chaincode_id
@@ -111,7 +111,9 @@ class ChaincodeClient:
         self._cert = load_pem(client_cert)
         self._key = load_pem(client_key)
         self._override = server_name_override
-        self._pool = WorkerPool(max_workers)
+        # None: transactions run inline in the event loop's thread (greenlets); a number: in that
+        # many worker threads, for a contract that blocks
+        self._pool = WorkerPool(max_workers) if max_workers else None
         self.session: Optional[ChaincodeSession] = None
         self._shutdown_requested = False
 
@@ -159,7 +161,8 @@ class ChaincodeClient:
                 finally:
                     call.cancel()
         finally:
-            self._pool.shutdown()
+            if self._pool is not None:
+                self._pool.shutdown()
 
     async def shutdown(self, drain_timeout: float = 30.0) -> None:
         """Refuse new transactions, wait for in-flight ones, then end the stream."""
@@ -218,6 +221,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="module:attribute of the contract class or instance (default $CHAINCODE_CONTRACT)",
     )
     parser.add_argument("--drain-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--worker-threads", type=int, default=None, metavar="N",
+        help="run transactions in N worker threads (for a contract that blocks) instead of inline",
+    )
     args = parser.parse_args(argv)
     if len(args.positionals) == 2:
         contract_spec, cc_json = args.positionals
@@ -229,7 +236,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("the contract (module:Class, positional, --contract or $CHAINCODE_CONTRACT) is required")
     _configure_logging()
     contract = load_contract(contract_spec)
-    return run_client(contract, cc_json, drain_timeout=args.drain_timeout)
+    return run_client(contract, cc_json, drain_timeout=args.drain_timeout, max_workers=args.worker_threads)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The chaincode side of one ``peer/chaincode_shim.proto`` stream.
 
-One file, one object: the session's state (sender queue, pending replies, worker
-threads, transaction contexts) is shared by every step of the stream protocol
-below, which reads best in one place.
+One file, one object: the session's state (sender queue, pending replies,
+transaction contexts) is shared by every step of the stream protocol below,
+which reads best in one place (it is a little over 500 lines for that reason).
 
 A :class:`ChaincodeSession` owns one bidi stream (client mode: the
 ``ChaincodeSupport.Register`` call we dialled; server mode: a
@@ -11,8 +11,13 @@ A :class:`ChaincodeSession` owns one bidi stream (client mode: the
 * writes through a single sender task fed by an ``asyncio.Queue`` (gRPC streams
   must never be written concurrently);
 * performs REGISTER → REGISTERED → READY and echoes KEEPALIVE;
-* runs every TRANSACTION/INIT in a worker thread (contract code is synchronous)
-  and routes RESPONSE/ERROR replies by ``(channel_id, txid)`` to the single
+* runs every TRANSACTION/INIT either *inline* (the default): in a greenlet of
+  the event loop's own thread, which a stub call suspends until the peer's
+  reply resumes it — the contract's synchronous code, no thread hand-off — or,
+  given a :class:`WorkerPool`, in a worker thread (for contracts that block:
+  sleep, wait on locks or do their own I/O, which inline would stall every
+  other transaction of the stream);
+* routes RESPONSE/ERROR replies by ``(channel_id, txid)`` to the single
   outstanding request of that transaction;
 * on disconnect fails every pending stub call with :class:`StreamClosedError`.
 
@@ -30,6 +35,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
 
+import greenlet
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2, proposal_response_pb2
 
 from ipledger.chaincode.shim.interface import PeerError
@@ -201,13 +207,15 @@ class WorkerPool:
 
 
 class _TxContext:
-    __slots__ = ("channel_id", "txid", "pending", "lock", "stub", "finished")
+    __slots__ = ("channel_id", "txid", "pending", "lock", "stub", "finished", "glet", "waiting")
 
     def __init__(self, channel_id: str, txid: str) -> None:
         self.channel_id = channel_id
         self.txid = txid
         self.finished = False
-        self.pending: Optional[asyncio.Future] = None
+        self.pending: Optional[asyncio.Future] = None  # a worker thread's request
+        self.glet: Optional[greenlet.greenlet] = None  # inline: the greenlet running the transaction
+        self.waiting = False  # inline: that greenlet is suspended on a request
         # one outstanding request per transaction, even if the contract uses threads
         self.lock = threading.Lock()
         self.stub: Any = None
@@ -217,7 +225,11 @@ _STOP = object()
 
 
 class ChaincodeSession:
-    """One peer ⇄ chaincode stream. Create it in the event loop, then ``await run(transport)``."""
+    """One peer ⇄ chaincode stream. Create it in the event loop, then ``await run(transport)``.
+
+    Without ``pool`` transactions run inline, in greenlets of the loop's thread; with a
+    :class:`WorkerPool` (shared by the sessions of one client or server), in its threads.
+    """
 
     def __init__(
         self,
@@ -232,8 +244,7 @@ class ChaincodeSession:
         self.contract = contract
         self.chaincode_id = chaincode_id
         self.name = name
-        self._own_pool = pool is None
-        self._pool = pool or WorkerPool()
+        self._pool = pool
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._send_q: Optional[asyncio.Queue] = None
         self._txs: dict[tuple[str, str], _TxContext] = {}
@@ -294,8 +305,6 @@ class ChaincodeSession:
                     await t
                 except BaseException:  # noqa: BLE001 - already reported
                     pass
-            if self._own_pool:
-                self._pool.shutdown()
         if self._stop_requested:
             return
         if isinstance(reason, StreamClosedError):
@@ -331,6 +340,9 @@ class ChaincodeSession:
             if fut is not None and not fut.done():
                 fut.set_exception(StreamClosedError(f"connection to peer lost: {reason}"))
                 failed += 1
+            elif ctx.waiting:
+                failed += 1
+                self._resume(ctx, error=StreamClosedError(f"connection to peer lost: {reason}"))
         if self._txs:
             log.warning(
                 "%s closed (%s) with %d transaction(s) in flight, %d pending stub call(s) failed",
@@ -414,6 +426,9 @@ class ChaincodeSession:
 
     def _route_reply(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
         ctx = self._txs.get((msg.channel_id, msg.txid))
+        if ctx is not None and ctx.waiting:
+            self._resume(ctx, reply=msg)
+            return
         fut = ctx.pending if ctx is not None else None
         if fut is None or fut.done():
             log.warning(
@@ -435,7 +450,52 @@ class ChaincodeSession:
         ctx = _TxContext(msg.channel_id, msg.txid)
         self._txs[key] = ctx
         self._idle.clear()
-        self._pool.submit(self._execute, msg, ctx)
+        if self._pool is not None:
+            self._pool.submit(self._execute, msg, ctx)
+            return
+        ctx.glet = greenlet.greenlet(self._execute)
+        self._switch(ctx, msg, ctx)  # runs until the first stub call, or to the end
+
+    # -- inline transactions (greenlets of the loop's thread) ------------------------
+    def _switch(self, ctx: _TxContext, *args: Any) -> None:
+        """Run ``ctx``'s greenlet until it waits on the peer again or ends."""
+        glet = ctx.glet
+        assert glet is not None
+        try:
+            glet.switch(*args)
+        except BaseException:  # noqa: BLE001 - _execute catches the contract's errors; this is ours
+            log.error("[%s] transaction greenlet failed:\n%s", short(ctx.txid), traceback.format_exc(limit=5))
+            if not ctx.finished:
+                self._finish(ctx, CCM(type=CCM.ERROR, payload=b"chaincode shim failure",
+                                      txid=ctx.txid, channel_id=ctx.channel_id))
+
+    def _resume(
+        self,
+        ctx: _TxContext,
+        reply: Optional[chaincode_shim_pb2.ChaincodeMessage] = None,
+        error: Optional[BaseException] = None,
+    ) -> None:
+        ctx.waiting = False
+        self._switch(ctx, reply if error is None else error)
+
+    def _call_inline(self, ctx: _TxContext, msg: chaincode_shim_pb2.ChaincodeMessage):
+        """Send a request from ``ctx``'s greenlet and suspend it until the reply is routed back."""
+        if self._closed.is_set():
+            raise StreamClosedError(f"connection to peer lost: {self._close_reason}")
+        if ctx.finished:
+            raise PeerError(f"[{short(ctx.txid)}] transaction already completed")
+        if ctx.pending is not None and not ctx.pending.done():
+            raise PeerError(f"[{short(ctx.txid)}] another request is pending for this transaction")
+        assert self._send_q is not None and ctx.glet is not None
+        self._send_q.put_nowait(msg)
+        ctx.waiting = True
+        try:
+            result = ctx.glet.parent.switch()  # back to the loop; _resume switches in again
+        finally:
+            ctx.waiting = False
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _finish(self, ctx: _TxContext, reply: Optional[chaincode_shim_pb2.ChaincodeMessage]) -> None:
         if self._txs.get((ctx.channel_id, ctx.txid)) is ctx:
@@ -488,7 +548,10 @@ class ChaincodeSession:
                 reply.chaincode_event.CopyFrom(stub._event)
             log.debug("[%s] completed with status %d", short(msg.txid), status)
         finally:
-            self._call_in_loop(self._finish, ctx, reply)
+            if ctx.glet is not None:
+                self._finish(ctx, reply)
+            else:
+                self._call_in_loop(self._finish, ctx, reply)
 
     def _invoke_contract(self, stub: Any, txid: str) -> tuple[int, str, bytes]:
         function, params = stub._dispatch_args()
@@ -519,6 +582,20 @@ class ChaincodeSession:
         :class:`StreamClosedError` when the stream is gone.
         """
         msg = CCM(type=msg_type, payload=payload, txid=ctx.txid, channel_id=ctx.channel_id)
+        if ctx.glet is not None and greenlet.getcurrent() is ctx.glet:
+            reply = self._call_inline(ctx, msg)
+        else:
+            reply = self._call_from_thread(ctx, msg)
+        if reply.type == CCM.RESPONSE:
+            return reply
+        if reply.type == CCM.ERROR:
+            raise PeerError(reply.payload.decode("utf-8", "replace"))
+        raise PeerError(
+            f"incorrect chaincode message {_type_name(reply.type)} received. Expecting RESPONSE or ERROR"
+        )
+
+    def _call_from_thread(self, ctx: _TxContext, msg: chaincode_shim_pb2.ChaincodeMessage):
+        """A worker thread's request: handed to the loop, the thread blocks until the reply."""
         with ctx.lock:
             if self._closed.is_set() or self._loop is None:
                 raise StreamClosedError(f"connection to peer lost: {self._close_reason}")
@@ -536,20 +613,14 @@ class ChaincodeSession:
                         raise StreamClosedError(f"connection to peer lost: {self._close_reason}") from None
                 except concurrent.futures.CancelledError:
                     raise StreamClosedError(f"connection to peer lost: {self._close_reason}") from None
-        if reply.type == CCM.RESPONSE:
-            return reply
-        if reply.type == CCM.ERROR:
-            raise PeerError(reply.payload.decode("utf-8", "replace"))
-        raise PeerError(
-            f"incorrect chaincode message {_type_name(reply.type)} received. Expecting RESPONSE or ERROR"
-        )
+        return reply
 
     async def _request(self, ctx: _TxContext, msg: chaincode_shim_pb2.ChaincodeMessage):
         if self._closed.is_set():
             raise StreamClosedError(f"connection to peer lost: {self._close_reason}")
         if ctx.finished:
             raise PeerError(f"[{short(ctx.txid)}] transaction already completed")
-        if ctx.pending is not None and not ctx.pending.done():
+        if ctx.waiting or ctx.pending is not None and not ctx.pending.done():
             raise PeerError(f"[{short(ctx.txid)}] another request is pending for this transaction")
         assert self._loop is not None and self._send_q is not None
         fut = self._loop.create_future()

@@ -67,7 +67,7 @@ class ChaincodeServer:
         tls_key: Pem = None,
         client_ca: Pem = None,
         *,
-        max_workers: int = 64,
+        max_workers: Optional[int] = None,
     ) -> None:
         if not address:
             raise ValueError("server listen address not provided")
@@ -83,7 +83,9 @@ class ChaincodeServer:
             raise ValueError("TLS needs both a certificate and a key")
         if self._client_ca and not self._cert:
             raise ValueError("a client CA needs TLS (certificate and key)")
-        self._pool = WorkerPool(max_workers)
+        # None: transactions run inline in the event loop's thread (greenlets); a number: in that
+        # many worker threads, for a contract that blocks
+        self._pool = WorkerPool(max_workers) if max_workers else None
         self._server: Optional[grpc.aio.Server] = None
         self.sessions: set[ChaincodeSession] = set()
         self.connections_served = 0
@@ -142,7 +144,8 @@ class ChaincodeServer:
             s.stop()
         if self._server is not None:
             await self._server.stop(grace)
-        self._pool.shutdown()
+        if self._pool is not None:
+            self._pool.shutdown()
         self._stopped.set()
         log.info("chaincode server stopped")
 
@@ -156,7 +159,7 @@ def run_server(
     client_ca: Pem = None,
     *,
     drain_timeout: float = 30.0,
-    max_workers: int = 64,
+    max_workers: Optional[int] = None,
 ) -> int:
     """Blocking server mode; returns 0 after a SIGTERM/SIGINT drain."""
 
@@ -183,6 +186,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="module:attribute of the contract class or instance (default $CHAINCODE_CONTRACT)",
     )
     parser.add_argument("--drain-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--worker-threads", type=int, default=None, metavar="N",
+        help="run transactions in N worker threads (for a contract that blocks) instead of inline",
+    )
     args = parser.parse_args(argv)
     if not args.contract:
         parser.error("--contract (or $CHAINCODE_CONTRACT) is required")
@@ -204,6 +211,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         env.get("CHAINCODE_TLS_KEY_FILE") or None,
         env.get("CHAINCODE_CLIENT_CA_CERT_FILE") or None,
         drain_timeout=args.drain_timeout,
+        max_workers=args.worker_threads,
     )
 
 

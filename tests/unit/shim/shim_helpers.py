@@ -7,7 +7,7 @@ import os
 from typing import Any, AsyncIterator, Callable
 
 from ipledger.chaincode.shim.client import ChaincodeClient
-from tests.unit.shim.shim_fakepeer import FakePeer
+from tests.unit.shim.shim_fakepeer import CCM, FakePeer, shim
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -52,3 +52,31 @@ async def shim_client(contract: Any, peer: FakePeer | None = None, **client_kw) 
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 5)
         await peer.stop_server()
+
+
+class HeldAnswer:
+    """A fake-peer hook that holds the answer to ``GetState(key)`` until :meth:`release`.
+
+    A transaction reading ``key`` stays in flight, suspended on the peer, in either execution
+    mode (inline greenlet or worker thread) — the shim never blocks a thread to wait for it.
+    """
+
+    def __init__(self, peer: FakePeer, key: str = "gate") -> None:
+        self.peer = peer
+        self.key = key
+        self.held: list = []
+        self.released = False
+        peer.hook = self
+
+    def __call__(self, msg):
+        if not self.released and msg.type == CCM.GET_STATE and shim.GetState.FromString(msg.payload).key == self.key:
+            self.held.append(msg)
+            return None
+        return ...
+
+    def release(self) -> None:
+        self.released = True
+        for msg in self.held:
+            self.peer.in_flight_requests.discard((msg.channel_id, msg.txid))
+            self.peer.send(self.peer._default(msg))
+        self.held.clear()

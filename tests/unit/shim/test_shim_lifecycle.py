@@ -14,7 +14,7 @@ import time
 
 import grpc
 import pytest
-from tests.unit.shim.shim_helpers import CHAINCODE_ID, HERE, run, shim_client, wait_until
+from tests.unit.shim.shim_helpers import CHAINCODE_ID, HERE, HeldAnswer, run, shim_client, wait_until
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -161,24 +161,34 @@ def test_sigterm_drains_in_flight_transactions_then_exits_zero(tmp_path):
     run(body(), timeout=45)
 
 
-def test_client_shutdown_drains_in_process():
+@pytest.mark.parametrize("mode", ["inline", "threads"])
+def test_client_shutdown_drains_in_process(mode):
+    """Shutdown waits for the transaction in flight: inline, suspended on the peer's answer;
+    in a worker thread, blocked in the contract itself."""
     gate = threading.Event()
 
     class Slow(Contract):
         @transaction
         def Wait(self, stub):
-            gate.wait(5)
+            if mode == "threads":
+                gate.wait(5)
+            else:
+                stub.get_state("gate")
             stub.put_state("k", b"v")
             return "ok"
 
     async def body():
-        async with shim_client(Slow()) as (peer, client, task):
+        peer = FakePeer()
+        held = HeldAnswer(peer)
+        workers = {"max_workers": 4} if mode == "threads" else {}
+        async with shim_client(Slow(), peer, **workers) as (peer, client, task):
             fut = peer.start_transaction(["Wait"])
             await wait_until(lambda: client.session.in_flight == 1, what="tx running")
             stopper = asyncio.create_task(client.shutdown(5))
             await asyncio.sleep(0.1)
             assert not task.done()
             gate.set()
+            held.release()
             assert ok(await asyncio.wait_for(fut, 5)) == "ok"
             await asyncio.wait_for(stopper, 5)
             await asyncio.wait_for(task, 5)  # returns normally (no StreamClosedError)
@@ -197,6 +207,12 @@ class Counter(Contract):
     @transaction
     def Slow(self, stub):
         Counter.gate.wait(5)
+        stub.put_state("slow", b"done")
+        return "slow"
+
+    @transaction
+    def SlowOnPeer(self, stub):
+        stub.get_state("gate")  # the peer holds this answer (HeldAnswer)
         stub.put_state("slow", b"done")
         return "slow"
 
@@ -251,16 +267,19 @@ def test_server_mode_serves_a_second_connection_after_the_first_drops():
     run(body())
 
 
-def test_server_shutdown_drains_in_flight_transaction():
+@pytest.mark.parametrize("mode", ["inline", "threads"])
+def test_server_shutdown_drains_in_flight_transaction(mode):
     async def body():
         Counter.gate.clear()
-        server = ChaincodeServer(Counter(), "127.0.0.1:0", CHAINCODE_ID)
+        workers = {"max_workers": 4} if mode == "threads" else {}
+        server = ChaincodeServer(Counter(), "127.0.0.1:0", CHAINCODE_ID, **workers)
         port = await server.start()
         peer = FakePeer()
+        held = HeldAnswer(peer)
         task = await peer.connect_to(f"127.0.0.1:{port}")
         try:
             await asyncio.wait_for(peer.ready.wait(), 5)
-            slow = peer.start_transaction(["Slow"])
+            slow = peer.start_transaction(["Slow" if mode == "threads" else "SlowOnPeer"])
             await wait_until(lambda: server.sessions and next(iter(server.sessions)).in_flight == 1,
                              what="transaction running")
             stopping = asyncio.create_task(server.shutdown(drain_timeout=5))
@@ -269,6 +288,7 @@ def test_server_shutdown_drains_in_flight_transaction():
             assert refused.type == CCM.ERROR and b"shutting down" in refused.payload
             assert not stopping.done()
             Counter.gate.set()
+            held.release()
             assert ok(await asyncio.wait_for(slow, 5)) == "slow"
             assert peer.state["slow"] == b"done"
             await asyncio.wait_for(stopping, 5)

@@ -9,7 +9,7 @@ import struct
 import threading
 
 import pytest
-from tests.unit.shim.shim_helpers import CHAINCODE_ID, run, shim_client, wait_until
+from tests.unit.shim.shim_helpers import CHAINCODE_ID, HeldAnswer, run, shim_client, wait_until
 from tests.unit.shim.shim_fakepeer import CCM, FakePeer, make_signed_proposal
 
 from fabric_protos.ledger.queryresult import kv_query_result_pb2
@@ -218,13 +218,16 @@ def test_keepalive_is_echoed_with_txid_and_channel():
     run(body())
 
 
-def test_500_concurrent_transactions_no_lost_or_crossed_replies():
+@pytest.mark.parametrize("mode", ["inline", "threads"])
+def test_500_concurrent_transactions_no_lost_or_crossed_replies(mode):
     async def body():
         peer = FakePeer(reply_delay=0.003)  # replies come back out of order
         n = 500
         for i in range(n):
             peer.state[f"k{i}"] = f"k{i}={i}".encode()
-        async with shim_client(Ledger(), peer, max_workers=64) as (peer, client, _):
+        workers = {"max_workers": 64} if mode == "threads" else {}
+        Ledger.gauge = _Gauge()
+        async with shim_client(Ledger(), peer, **workers) as (peer, client, _):
             futs = []
             for i in range(n):
                 # same txid on two channels must not be confused either
@@ -241,7 +244,7 @@ def test_500_concurrent_transactions_no_lost_or_crossed_replies():
             puts = peer.requests(CCM.PUT_STATE)
             assert len(gets) == n and len(puts) == n
             assert client.session.in_flight == 0
-            assert Ledger.gauge.max > 10  # transactions really overlapped in worker threads
+            assert Ledger.gauge.max > 10  # transactions really overlapped (greenlets or worker threads)
             for m in peer.received:
                 if m.type not in (CCM.REGISTER, CCM.KEEPALIVE):
                     assert m.txid and m.channel_id, CCM.Type.Name(m.type)
@@ -551,17 +554,24 @@ def test_large_value_round_trip():
     run(body(), timeout=50)
 
 
-def test_duplicate_txid_in_flight_is_refused():
+@pytest.mark.parametrize("mode", ["inline", "threads"])
+def test_duplicate_txid_in_flight_is_refused(mode):
     async def body():
         gate = threading.Event()
 
         class Slow(Contract):
             @transaction
             def Wait(self, stub):
-                gate.wait(5)
+                if mode == "threads":
+                    gate.wait(5)
+                else:
+                    stub.get_state("gate")
                 return "done"
 
-        async with shim_client(Slow()) as (peer, client, _):
+        peer = FakePeer()
+        held = HeldAnswer(peer)
+        workers = {"max_workers": 4} if mode == "threads" else {}
+        async with shim_client(Slow(), peer, **workers) as (peer, client, _):
             first = peer.start_transaction(["Wait"], txid="dup")
             await wait_until(lambda: client.session.in_flight == 1, what="first tx running")
             # the peer never does this; the shim must answer instead of confusing the two
@@ -571,6 +581,7 @@ def test_duplicate_txid_in_flight_is_refused():
             assert msg.type == CCM.ERROR and b"already executing" in msg.payload
             peer._completions[("ch1", "dup")] = first
             gate.set()
+            held.release()
             assert ok(await asyncio.wait_for(first, 5)) == "done"
 
     run(body())
