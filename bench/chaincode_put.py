@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -50,16 +51,63 @@ def run_level(call, in_flight: int, seconds: float) -> dict:
                 latencies.append(time.perf_counter() - t)
 
     threads = [threading.Thread(target=worker) for _ in range(in_flight)]
+    cpu_before = cpu_seconds()
     started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
+    cpu_after = cpu_seconds()
     latencies.sort()
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    done = max(1, len(latencies))
     return {"in_flight": in_flight, "n": len(latencies), "errors": errors[0],
-            "tps": len(latencies) / elapsed, "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000}
+            "tps": len(latencies) / elapsed, "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000,
+            # CPU milliseconds each role spent per successful call during the level
+            "cpu_ms": {r: (cpu_after[r] - cpu_before[r]) * 1000 / done for r in CPU_ROLES}}
+
+
+CPU_ROLES = ("peers", "orderer", "chaincode", "gateways", "client")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _role(pid: int) -> str | None:
+    """Which part of the benchmarked network a process is (the machine runs nothing else meanwhile)."""
+    if pid == os.getpid():
+        return "client"
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    exe = cmd[0].rsplit(b"/", 1)[-1] if cmd and cmd[0] else b""
+    text = b" ".join(cmd)
+    if exe == b"peer":
+        return "peers"
+    if exe == b"orderer":
+        return "orderer"
+    if exe == b"chaincode" or b"ipledger.chaincode.shim" in text:
+        return "chaincode"
+    if b"gunicorn" in text or b"ipledger.network.cli" in text and b"gateway" in cmd:  # gateway serve, its workers
+        return "gateways"
+    return None
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) so far of every benchmarked process, summed by role."""
+    total = dict.fromkeys(CPU_ROLES, 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        role = _role(int(entry.name))
+        if role is None:
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total[role] += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return total
 
 
 def rss_mb(pid: int) -> float:

@@ -42,7 +42,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.chaincode_put import VALUE, rss_mb, run_level  # noqa: E402
+from bench.chaincode_put import CPU_ROLES, VALUE, rss_mb, run_level  # noqa: E402
 from bench.rest_submit import start_gateways  # noqa: E402
 from ipledger.network.org import binaries  # noqa: E402
 from ipledger.chaincode.testing import mrns  # noqa: E402
@@ -269,6 +269,13 @@ def main() -> int:
     for name, r in rows:
         print(f"| {name} | {r['in_flight']} | {r['n']} | {r['errors']} | {r['tps']:.1f} | {r['p50_ms']:.1f} | "
               f"{r['p99_ms']:.1f} |")
+    print("\nCPU milliseconds per committed transaction (user + system, every process of each role):\n")
+    print("| measurement | in flight | " + " | ".join(CPU_ROLES) + " | total |")
+    print("|---|---|" + "---|" * (len(CPU_ROLES) + 1))
+    for name, r in rows:
+        cpu = r["cpu_ms"]
+        print(f"| {name} | {r['in_flight']} | " + " | ".join(f"{cpu[role]:.1f}" for role in CPU_ROLES)
+              + f" | {sum(cpu.values()):.1f} |")
     rate = {(name, r["in_flight"]): r["tps"] for name, r in rows}
     many32 = rate[("many authorisations, client", 32)]
     print(f"\nChaincode process RSS on the operator's peer after the run: Python {memory['Python']:.0f} MB, "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from fractions import Fraction
+from typing import Iterable
 
 from ipledger.chaincode.contract import alerts, goods, keys, parties, timestamps
 from ipledger.chaincode.contract.decimals import exact, pct
@@ -83,11 +84,17 @@ def ceiling_usage(state, auth: dict, entry: dict) -> int:
     """Quantity under the procedure for one input-goods entry: the stock of every lot whose CN the
     entry covers (most specific entry wins), in the entry's unit. A range read over the shards of the
     authorisation's input balances (keys.BALANCE_SHARDS at most per goods code)."""
+    shards = state.scan(keys.BALANCE, auth["authorisation_id"], goods.INPUT)
+    return usage_of(auth, entry, ((cn, unit, bal["stock"]) for (_auth, _cat, cn, unit, _shard), bal in shards))
+
+
+def usage_of(auth: dict, entry: dict, input_stocks: Iterable[tuple[str, str, int]]) -> int:
+    """The ceiling use of ``entry`` from input-goods stocks ``(cn, unit, stock)`` — shards or their sums."""
     used = 0
-    for (_auth, _cat, cn, unit, _shard), bal in state.scan(keys.BALANCE, auth["authorisation_id"], goods.INPUT):
+    for cn, unit, stock in input_stocks:
         covering = input_entry(auth, cn)
         if unit == entry["unit"] and covering is not None and covering["cn"] == entry["cn"]:
-            used += bal["stock"]
+            used += stock
     return used
 
 

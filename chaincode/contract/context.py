@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
-from ipledger.chaincode.contract import deployment, roles, timestamps
+from ipledger.chaincode.contract import deployment, keys, roles, timestamps
 from ipledger.chaincode.contract import params as _params
 from ipledger.chaincode.contract.state import State
 
@@ -36,10 +36,13 @@ class Tx:
     review_losses: dict[tuple[str, str], None] = field(default_factory=dict)     # (kind, id)
 
     @classmethod
-    def begin(cls, stub: Any, customs_msp: str | None, act: str = "") -> "Tx":
-        """DeploymentNotConfigured (before anything is read) unless the deployment names customs."""
+    def begin(cls, stub: Any, customs_msp: str | None, act: str = "", read_ahead: Sequence[tuple] = ()) -> "Tx":
+        """DeploymentNotConfigured (before anything is read) unless the deployment names customs. The
+        parameters are read first, with ``read_ahead`` (keys the transaction will read) in the same round
+        trip to the peer."""
         customs = deployment.require_customs_msp(customs_msp)
         state = State(stub)
+        state.prefetch([keys.params(), *read_ahead])
         return cls(stub=stub, state=state, now=stub.get_tx_timestamp().astimezone(timestamps.UTC),
                    tx_id=stub.get_tx_id(), caller=roles.caller_of(stub), params=_params.load(state),
                    customs_msp=customs, act=act)

@@ -28,6 +28,7 @@ A refused event raises a named rule (``errors.py``) and writes nothing.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from ipledger.chaincode.shim.contract_api import Contract, transaction
@@ -41,19 +42,34 @@ from ipledger.chaincode.contract.timestamps import wall_clock
 COMMERCIAL_ACTS = frozenset(acts.COMMERCIAL)
 
 
-def read_first(tx: Tx, event: dict) -> list[tuple]:
-    """The keys every recorded event reads before anything else — the caller's entry in the register of
-    parties (customs has none), its idempotency record, its authorisation, the lot or batch it names —
-    fetched together in one round trip to the peer."""
-    msp_id = tx.caller.msp_id
-    out = [] if msp_id == tx.customs_msp else [keys.party(msp_id)]
-    out.append(keys.event(msp_id, event["event_id"]))
-    if "authorisation_id" in event:
+# Acts that read their declaration (MRN + item) whenever they succeed: it must be new.
+READS_DECLARATION = frozenset({"PlaceUnderProcedure", "ExitGoods"})
+_READABLE_ID = re.compile(r"[\x21-\x7e]{1,128}")  # what every identifier of the schemas is made of
+
+
+def read_first(msp_id: str, customs_msp: str | None, act: str, event: Any) -> list[tuple]:
+    """The keys a recorded event reads whenever it succeeds — the caller's entry in the register of parties
+    (customs has none), its idempotency record, its authorisation, the lot or batch it names, the
+    declaration it makes — fetched with the parameters in one round trip to the peer (``Tx.begin``).
+
+    Computed before the event is validated, so only from fields that already look like identifiers; a
+    read ahead of a transaction that then fails is never committed, and one that succeeds reads these
+    keys anyway (the read set is the same)."""
+    if not isinstance(event, dict):
+        return []
+    ident = lambda name: isinstance(event.get(name), str) and _READABLE_ID.fullmatch(event[name])  # noqa: E731
+    out = [] if msp_id == customs_msp else [keys.party(msp_id)]
+    if ident("event_id"):
+        out.append(keys.event(msp_id, event["event_id"]))
+    if ident("authorisation_id"):
         out.append(keys.authorisation(event["authorisation_id"]))
-    if "lot_id" in event:
+    if ident("lot_id"):
         out.append(keys.lot(event["lot_id"]))
-    if "batch_id" in event:
+    if ident("batch_id"):
         out.append(keys.batch(event["batch_id"]))
+    item_no = event.get("item_no", 1)
+    if act in READS_DECLARATION and ident("mrn") and type(item_no) is int:
+        out.append(keys.declaration(event["mrn"], item_no))
     return out
 
 
@@ -249,14 +265,14 @@ class InwardProcessingContract(Contract):
         return tx
 
     def _record(self, stub, act: str, event: Any, handler: Callable[[Tx, dict], dict]) -> dict:
-        tx = Tx.begin(stub, self._customs_msp, act)  # DeploymentNotConfigured first; reads the parameters
+        # DeploymentNotConfigured first; then the parameters and the keys every such event reads, together
+        tx = Tx.begin(stub, self._customs_msp, act, read_first(stub.get_mspid(), self._customs_msp, act, event))
         time_rules.no_clock_skew(tx, self._clock())
         if not isinstance(event, dict):
             raise InvalidEvent(f"{act} takes one JSON object (the event)")
         schemas.validate(act, event)
         identifiers.require_whole(event)
         roles.require_client(tx.caller, act)
-        tx.state.prefetch(read_first(tx, event))
         tx.party = roles.identify(tx.caller, tx.customs_msp, tx.state, act)
         roles.require_act(tx.party, act)
         tx.commercial = self._commercial(tx, act)

@@ -81,8 +81,10 @@ def get_balances(tx, authorisation_id) -> dict:
         for proc, q in sorted(part["exited"].items()):
             bal["exited"][proc] = bal["exited"].get(proc, 0) + q
     ceilings = []
+    input_stocks = [(cn, unit, bal["stock"]) for (category, cn, unit), bal in balances.items()
+                    if category == goods.INPUT]   # the shards just added up: no second range read
     for entry in auth["input_goods"]:
-        used = authorisations.ceiling_usage(tx.state, auth, entry)
+        used = authorisations.usage_of(auth, entry, input_stocks)
         ceilings.append({"cn": entry["cn"], "unit": entry["unit"], "max_qty": entry["max_qty"], "quantity": used,
                          "pct": pct(used, entry["max_qty"])})
     return {"authorisation_id": auth["authorisation_id"], "as_of": tx.recorded_at,

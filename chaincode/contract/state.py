@@ -53,7 +53,9 @@ class State:
         Only for keys the transaction reads anyway: a read joins the read set (the MVCC check at
         commit) whether it comes from here or from :meth:`get`."""
         wanted = [k for k in dict.fromkeys(self.key(key) for key in keys) if k not in self._cache]
-        if wanted:
+        if len(wanted) == 1:
+            self._cache[wanted[0]] = self.stub.get_state(wanted[0])
+        elif wanted:
             for k, raw in zip(wanted, self.stub.get_multiple_states(wanted)):
                 self._cache[k] = raw
 

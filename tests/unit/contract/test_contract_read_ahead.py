@@ -1,5 +1,6 @@
-"""An event's first reads — its idempotency record, its authorisation, the lot or batch it names — go to the
-peer together (one GetMultipleStates round trip), not one GetState each; the result is the same."""
+"""An event's first reads — the parameters, its idempotency record, its authorisation, the lot or batch it
+names, the declaration it makes — go to the peer together (one GetMultipleStates round trip), not one GetState
+each; the result is the same."""
 from __future__ import annotations
 
 from ipledger.chaincode.contract.contract import InwardProcessingContract
@@ -29,7 +30,7 @@ def counting(monkeypatch):
     return calls
 
 
-def test_a_move_reads_its_party_record_authorisation_and_lot_in_one_round_trip(monkeypatch):
+def test_a_move_reads_the_parameters_its_party_record_authorisation_and_lot_in_one_round_trip(monkeypatch):
     sc = Scenario(InwardProcessingContract)
     sc.accepted(sc.grant())
     sc.accepted(sc.place("L1", 100, msp="OperatorMSP"))
@@ -37,10 +38,34 @@ def test_a_move_reads_its_party_record_authorisation_and_lot_in_one_round_trip(m
     sc.accepted(sc.move(10, SITE1, SITE2, lot_id="L1", event_id="move-1"))
     [batch] = calls["get_multiple_states"]
     singles = list(calls["get_state"])
-    assert len(batch) == 4 and any("L1" in k for k in batch) and any("move-1" in k for k in batch) and \
-        any("FRIPO000001" in k for k in batch) and any("party" in k and "OperatorMSP" in k for k in batch)
-    assert not set(batch) & set(singles), "a key read ahead was read again"
+    assert len(batch) == 5 and any("L1" in k for k in batch) and any("move-1" in k for k in batch) and \
+        any("FRIPO000001" in k for k in batch) and any("party" in k and "OperatorMSP" in k for k in batch) and \
+        any("params" in k for k in batch)
+    assert singles == [], "a move reads nothing but its first reads"
     assert sc.lot("L1")["stock"] == {SITE1: 90, SITE2: 10}
+
+
+def test_an_exit_reads_its_declaration_with_its_first_reads(monkeypatch):
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("L1", 100, msp="OperatorMSP"))
+    calls = counting(monkeypatch)
+    sc.accepted(sc.exit(5, lot_id="L1", event_id="exit-1", msp="OperatorMSP"))
+    [batch] = calls["get_multiple_states"]
+    assert any("decl" in k for k in batch) and any("exit-1" in k for k in batch)
+    assert not set(batch) & set(calls["get_state"]), "a key read ahead was read again"
+    assert not any("decl" in k for k in calls["get_state"])
+    assert sc.lot("L1")["stock"] == {SITE1: 95}
+
+
+def test_identifiers_that_are_not_identifiers_are_not_read_ahead_and_the_event_is_refused(monkeypatch):
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("L1", 100, msp="OperatorMSP"))
+    calls = counting(monkeypatch)
+    sc.refused("InvalidEvent", sc.move, 10, SITE1, SITE2, lot_id="L1\u0000x", event_id="move\u00001")
+    [batch] = calls["get_multiple_states"] or [[]]
+    assert not any("move" in k or "L1" in k for k in batch)
 
 
 def test_a_replay_still_answers_the_original_from_the_key_read_ahead(monkeypatch):
