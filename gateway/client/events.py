@@ -95,6 +95,12 @@ class ChaincodeEventStream:
                     events = events[seen[-1] + 1:]
         return events
 
+    @property
+    def buffered(self) -> int:
+        """Events already received (of the block being read) and not yet returned: ``next`` answers them
+        without waiting for the peer."""
+        return len(self._pending)
+
     def close(self) -> None:
         self._closed.set()
         self._call.cancel()

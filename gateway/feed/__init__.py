@@ -7,7 +7,8 @@ One listener per gateway *installation* writes, any number of readers read:
   (a worker that dies releases it, and another takes over);
 * the listener reads ``ChaincodeEvents(channel, ipledger)`` (:mod:`ipledger.gateway.client.events`) from the
   stored :class:`~ipledger.gateway.client.FileCheckpointer` (``<state>/<org name>/gateway/feed.checkpoint.json``),
-  or from block 0 the first time, stores each transaction's ``ipledger.events`` payload in the feed
+  or from block 0 the first time, stores each transaction's ``ipledger.events`` payload (a block's together, in
+  one database transaction) in the feed
   database ``<state>/<org name>/gateway/dashboard.sqlite`` (``INSERT OR IGNORE`` on the tx id), runs the
   hooks (the webhook router queues its deliveries in the same database) and only then moves the
   checkpoint: after a crash in between the transaction comes again and is ignored — no event is missed,

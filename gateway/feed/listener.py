@@ -5,7 +5,8 @@
   that dies releases it, and another takes over);
 * the listener reads ``ChaincodeEvents(channel, ipledger)`` (:mod:`ipledger.gateway.client.events`) from the
   stored :class:`~ipledger.gateway.client.FileCheckpointer` (``<state>/<org name>/gateway/feed.checkpoint.json``),
-  or from block 0 the first time, stores each transaction's ``ipledger.events`` payload in the feed
+  or from block 0 the first time, stores each transaction's ``ipledger.events`` payload (a block's together, in
+  one database transaction) in the feed
   database (:class:`~ipledger.gateway.feed.store.FeedStore`, ``INSERT OR IGNORE`` on the tx id), runs the hooks (the
   webhook router queues its deliveries in the same database) and only then moves the checkpoint: after a
   crash in between the transaction comes again and is ignored — no event is missed, none stored twice. A
@@ -28,6 +29,7 @@ from ipledger.gateway.feed.store import FeedStore, feed_item
 log = logging.getLogger("ipledger.gateway.feed")
 
 EVENT_NAME = "ipledger.events"
+MAX_BATCH = 500  # events stored in one database transaction at most
 
 
 class EventSource(Protocol):
@@ -146,9 +148,15 @@ class FeedListener:
         stream = self.source.open(self.checkpointer.checkpoint)
         self._stream = stream
         try:
+            batch: list = []
             for event in stream:
-                if self._stop.is_set() or not self.handle(event):
+                batch.append(event)
+                # the rest of the block is already here: store it with these, in one database transaction
+                if getattr(stream, "buffered", 0) and len(batch) < MAX_BATCH:
+                    continue
+                if self._stop.is_set() or not self.handle_all(batch):
                     break
+                batch = []
             else:
                 if not self._stop.is_set():
                     raise ConnectionError("the chaincode event stream ended")
@@ -158,26 +166,38 @@ class FeedListener:
                 stream.close()
 
     def handle(self, event) -> bool:
-        """Store one chaincode event, run the hooks, then move the checkpoint past it.
+        """Store one chaincode event, run the hooks, then move the checkpoint past it (:meth:`handle_all`)."""
+        return self.handle_all([event])
+
+    def handle_all(self, events: list) -> bool:
+        """Store chaincode events (those of a block, in order) in one database transaction, run the hooks on
+        each, then move the checkpoint past the last.
 
         The checkpoint moves only once every hook has succeeded: a hook that raises is retried (back-off
         ``hook_backoff_s`` doubling to ``hook_max_backoff_s``) and the feed waits at this transaction. False
-        (checkpoint not moved) when the listener was stopped meanwhile: the transaction comes again on the
-        next start, so hooks must be idempotent."""
-        if event.event_name == EVENT_NAME:
+        (checkpoint not moved) when the listener was stopped meanwhile: the events come again on the next
+        start (stored ones are ignored), so hooks must be idempotent."""
+        stored = []
+        for event in events:
+            if event.event_name != EVENT_NAME:
+                continue
             try:
                 payload = json.loads(event.payload)
             except ValueError:
                 log.error("chaincode event of tx %s is not JSON; skipped", event.tx_id, extra={"tx_id": event.tx_id})
-                payload = None
+                continue
             if isinstance(payload, dict):
-                self.store.add_event(event.block_number, event.tx_id, payload, self.channel)
-                item = feed_item(event.block_number, event.tx_id, payload, channel=self.channel)
-                for hook in self.on_item:
-                    if not self._run_hook(hook, item):
-                        return False
-        self.checkpointer.checkpoint_event(event)
-        self.handled += 1
+                stored.append((event, payload))
+        if stored:
+            self.store.add_events([(e.block_number, e.tx_id, payload, self.channel) for e, payload in stored])
+        for event, payload in stored:
+            item = feed_item(event.block_number, event.tx_id, payload, channel=self.channel)
+            for hook in self.on_item:
+                if not self._run_hook(hook, item):
+                    return False
+        if events:
+            self.checkpointer.checkpoint_event(events[-1])
+        self.handled += len(events)
         return True
 
     def _run_hook(self, hook: Callable[[dict], None], item: dict) -> bool:

@@ -132,23 +132,30 @@ class FeedStore:
     def add_event(self, block: int, tx_id: str, payload: dict, channel: str | None = None) -> bool:
         """Store one transaction's payload (and, on a gateway of several channels, its channel); False if it
         was already stored (a re-delivery)."""
-        first = (payload.get("events") or [{}])[0]
-        auth_id = first.get("authorisation_id")
+        return self.add_events([(block, tx_id, payload, channel)])[0]
+
+    def add_events(self, rows: list[tuple[int, str, dict, str | None]]) -> list[bool]:
+        """Store the payloads of several transactions ``(block, tx_id, payload, channel)`` — a block's — in
+        one database transaction; for each, False if it was already stored (a re-delivery)."""
+        added: list[bool] = []
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO events (id, block, tx_id, authorisation_id, event_type, recorded_at, "
-                    "payload, stored_at, channel) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (f"{block}:{tx_id}", block, tx_id, auth_id, first.get("event_type"), payload.get("recorded_at"),
-                     json.dumps(payload, separators=(",", ":"), ensure_ascii=False), now_text(), channel))
-                added = cur.rowcount == 1
-                if added:
-                    for ev in payload.get("events") or []:
-                        if ev.get("authorisation_id"):
-                            db.execute("INSERT OR IGNORE INTO authorisations (authorisation_id, source, added_by, "
-                                       "first_seen) VALUES (?, 'event', NULL, ?)",
-                                       (ev["authorisation_id"], payload.get("recorded_at") or now_text()))
+                for block, tx_id, payload, channel in rows:
+                    first = (payload.get("events") or [{}])[0]
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO events (id, block, tx_id, authorisation_id, event_type, recorded_at, "
+                        "payload, stored_at, channel) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (f"{block}:{tx_id}", block, tx_id, first.get("authorisation_id"), first.get("event_type"),
+                         payload.get("recorded_at"), json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+                         now_text(), channel))
+                    added.append(cur.rowcount == 1)
+                    if added[-1]:
+                        for ev in payload.get("events") or []:
+                            if ev.get("authorisation_id"):
+                                db.execute("INSERT OR IGNORE INTO authorisations (authorisation_id, source, added_by, "
+                                           "first_seen) VALUES (?, 'event', NULL, ?)",
+                                           (ev["authorisation_id"], payload.get("recorded_at") or now_text()))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

@@ -160,3 +160,58 @@ def test_feed_json_and_known_authorisations(scenario, api, ledger):
     after = f"{ledger.events[5].block_number}:{ledger.events[5].tx_id}"
     r = api.get(f"/api/v1/feed?after={after}", "CustomsMSP")
     assert [i["event_id"] for i in r.get_json()["items"]] == ["place-L2", "grant-FRIPO000002"]
+
+
+def test_a_blocks_events_are_stored_in_one_database_transaction_and_one_checkpoint(tmp_path):
+    """The peer sends a block's events together: the listener stores them together and moves its checkpoint
+    once, past the block's last transaction (per event it cost a database transaction and a checkpoint file
+    written and synced each)."""
+    import types
+
+    from ipledger.gateway.client.events import ChaincodeEvent
+
+    def ev(block, n):
+        payload = {"recorded_at": "2026-12-02T10:00:00Z",
+                   "events": [{"authorisation_id": AUTH, "event_type": "MoveGoods", "event_id": f"m{block}-{n}"}]}
+        return ChaincodeEvent(block, f"tx{block}-{n}", "ipledger", "ipledger.events", json.dumps(payload).encode())
+
+    blocks = [[ev(5, n) for n in range(3)], [ev(6, 0)], [ev(7, n) for n in range(4)]]
+
+    class BlockStream:
+        """Like the Gateway's stream: one response per block, its events handed out one by one."""
+        def __init__(self):
+            self.pending, self.blocks = [], [list(b) for b in blocks]
+
+        @property
+        def buffered(self):
+            return len(self.pending)
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            if not self.pending:
+                if not self.blocks:
+                    raise StopIteration
+                self.pending = self.blocks.pop(0)
+            return self.pending.pop(0)
+
+        def close(self):
+            pass
+
+    store = FeedStore(tmp_path / "db.sqlite")
+    checkpointer = FileCheckpointer(tmp_path / "cp.json")
+    writes, saves = [], []
+    add_events, checkpoint_event = store.add_events, checkpointer.checkpoint_event
+    store.add_events = lambda rows: writes.append([r[1] for r in rows]) or add_events(rows)
+    checkpointer.checkpoint_event = lambda e: saves.append(e.tx_id) or checkpoint_event(e)
+    listener = FeedListener(store, checkpointer, types.SimpleNamespace(open=lambda cp: BlockStream()))
+    try:
+        listener._listen_once()
+    except ConnectionError:   # the stream ended: the listener would reconnect from the checkpoint
+        pass
+    assert writes == [[e.tx_id for e in b] for b in blocks]
+    assert saves == [b[-1].tx_id for b in blocks]
+    assert [i["tx_id"] for i in reversed(store.latest(100))] == [e.tx_id for b in blocks for e in b]
+    cp = checkpointer.checkpoint
+    assert (cp.block_number, cp.tx_id) == (7, "tx7-3")
