@@ -251,8 +251,12 @@ class Contract:
                 return OK, "", encode_json(self.metadata()).encode("utf-8")
             decoded = [_decode_arg(i, a) for i, a in enumerate(args)]
             method = getattr(self, info.attr)
+            signatures = self.__dict__.setdefault("_ipledger_signatures", {})  # inspect.signature is slow
+            signature = signatures.get(info.attr)
+            if signature is None:
+                signature = signatures[info.attr] = inspect.signature(method)
             try:
-                inspect.signature(method).bind(stub, *decoded)
+                signature.bind(stub, *decoded)
             except TypeError:
                 raise _InvalidArguments(
                     f"{info.name} expects {len(info.parameters)} argument(s) "

@@ -127,24 +127,30 @@ def test_client_process_exits_nonzero_when_peer_goes_away(tmp_path, style):
     run(body(), timeout=45)
 
 
-def test_sigterm_drains_in_flight_transactions_then_exits_zero(tmp_path):
+@pytest.mark.parametrize("mode", ["inline", "threads"])
+def test_sigterm_drains_in_flight_transactions_then_exits_zero(tmp_path, mode):
+    """Inline, the transaction in flight waits on the peer's answer; with ``--worker-threads`` it blocks
+    its own thread (a contract that sleeps)."""
     async def body():
         peer = FakePeer()
+        held = HeldAnswer(peer)
         port = await peer.start_server()
         cfg = write_chaincode_json(tmp_path / "chaincode.json", port)
+        workers = ["--worker-threads", "4"] if mode == "threads" else []
         proc = await asyncio.create_subprocess_exec(
-            PY, "-m", "ipledger.chaincode.shim.client", cfg,
+            PY, "-m", "ipledger.chaincode.shim.client", *workers, cfg,
             env=subprocess_env(CHAINCODE_CONTRACT="tests.unit.shim.shim_test_contracts:Sleepy"), cwd=REPO,
             stderr=asyncio.subprocess.PIPE,
         )
         try:
             await asyncio.wait_for(peer.ready.wait(), 20)
-            slow = peer.start_transaction(["Sleep", "1.0"])
+            slow = peer.start_transaction(["Sleep", "1.0"] if mode == "threads" else ["WaitForPeer"])
             await wait_until(lambda: peer.requests(CCM.GET_STATE), what="transaction started", timeout=10)
             proc.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.3)
             refused = await asyncio.wait_for(peer.start_transaction(["Echo", '"late"']), 5)
             assert refused.type == CCM.ERROR and b"shutting down" in refused.payload
+            held.release()
             done = await asyncio.wait_for(slow, 10)
             assert ok(done) == "slept"
             assert peer.state["slept"] == b"yes"
