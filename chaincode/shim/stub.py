@@ -68,8 +68,11 @@ def _require_collection(collection: str) -> None:
 class _QueryIterator:
     """Iterates a QueryResponse, fetching further batches with QUERY_STATE_NEXT.
 
-    Closed (QUERY_STATE_CLOSE) on exhaustion, on ``close()``, on ``with`` exit,
-    and by the shim at the end of the transaction if still open.
+    Closed on exhaustion, on ``close()``, on ``with`` exit, and by the shim at
+    the end of the transaction if still open. The peer releases its iterator
+    itself when it answers ``has_more=False`` (the last batch, or a page), so
+    QUERY_STATE_CLOSE is sent only for an iterator the peer still holds: a
+    range that fits in one batch costs one round trip, not two.
     """
 
     def __init__(self, stub: "Stub", response: shim_pb2.QueryResponse) -> None:
@@ -119,7 +122,8 @@ class _QueryIterator:
             return
         self._closed = True
         self._stub._unregister_iterator(self)
-        self._stub._query_close(self._response.id)
+        if self._response.has_more:  # otherwise the peer has already let it go
+            self._stub._query_close(self._response.id)
 
     def _abandon(self) -> None:
         """Close after a failure, without masking it."""

@@ -102,7 +102,8 @@ class FakePeer:
         self.ready = asyncio.Event()
         self.stream_ended = asyncio.Event()
         self.iterators: dict[str, _Iter] = {}
-        self.closed_iterators: list[str] = []
+        self.closed_iterators: list[str] = []    # closed by the shim (QUERY_STATE_CLOSE)
+        self.released_iterators: list[str] = []  # let go by the peer itself with its last batch
         self.keepalives: list[shim.ChaincodeMessage] = []
         # hook(msg) -> reply | None (no reply ever) | ... (Ellipsis: default handling)
         self.hook: Optional[Callable[[shim.ChaincodeMessage], Any]] = None
@@ -387,9 +388,13 @@ class FakePeer:
         it = self.iterators[iid]
         chunk = it.items[it.pos : it.pos + it.batch]
         it.pos += len(chunk)
+        has_more = it.pos < len(it.items)
+        if not has_more:  # as the peer does: the last batch releases the iterator
+            del self.iterators[iid]
+            self.released_iterators.append(iid)
         return shim.QueryResponse(
             results=[shim.QueryResultBytes(resultBytes=i.SerializeToString()) for i in chunk],
-            has_more=it.pos < len(it.items),
+            has_more=has_more,
             id=iid,
         )
 

@@ -266,16 +266,21 @@ def test_range_query_spans_pages_and_closes_iterator():
             nexts = peer.requests(CCM.QUERY_STATE_NEXT)
             assert len(nexts) == 3  # 10 results in batches of 3
             iid = shim.QueryStateNext.FromString(nexts[0].payload).id
-            assert peer.closed_iterators == [iid]
+            # the last batch (has_more false) released it on the peer: no QUERY_STATE_CLOSE round trip
+            assert peer.released_iterators == [iid] and peer.closed_iterators == []
             assert peer.iterators == {}
 
-            # an abandoned iterator is closed by the shim before COMPLETED
+            # an abandoned iterator the peer still holds is closed by the shim before COMPLETED
             assert ok(await peer.transaction("RangeBreak", '"r"', '"s"')) == "r00"
-            assert len(peer.closed_iterators) == 2
+            assert len(peer.closed_iterators) == 1 and peer.iterators == {}
             closes = peer.requests(CCM.QUERY_STATE_CLOSE)
             last_close_index = max(i for i, m in enumerate(peer.received) if m.type == CCM.QUERY_STATE_CLOSE)
             completed_index = max(i for i, m in enumerate(peer.received) if m.type == CCM.COMPLETED)
-            assert last_close_index < completed_index and len(closes) == 2
+            assert last_close_index < completed_index and len(closes) == 1
+
+            # a range in one batch: one round trip, released by the peer, never closed by the shim
+            assert ok(await peer.transaction("Range", '"r00"', '"r02"')) == [["r00", "v0"], ["r01", "v1"]]
+            assert len(peer.requests(CCM.QUERY_STATE_CLOSE)) == 1 and peer.iterators == {}
             r = FakePeer.response(await peer.transaction("Range", '"\\u0000x"', '""'))
             assert r.status == 500 and "null character" in r.message
 
@@ -295,7 +300,8 @@ def test_pagination_metadata_and_bookmark():
             mds = [shim.QueryMetadata.FromString(shim.GetStateByRange.FromString(m.payload).metadata)
                    for m in peer.requests(CCM.GET_STATE_BY_RANGE)]
             assert [(m.pageSize, m.bookmark) for m in mds] == [(4, ""), (4, "p4")]
-            assert len(peer.requests(CCM.QUERY_STATE_CLOSE)) == 2  # paginated iterators closed too
+            # a page is answered with has_more false: the peer has let its iterator go, nothing to close
+            assert len(peer.requests(CCM.QUERY_STATE_CLOSE)) == 0
             r = FakePeer.response(await peer.transaction("Page", '"p"', '"q"', "0", '""'))
             assert r.status == 500 and "page_size" in r.message
 
@@ -516,7 +522,8 @@ def test_history_for_key():
             assert got == [["t0", "v0", "2024-01-01T00:00:00+00:00", False],
                            ["t1", "v1", "2024-01-02T00:00:00+00:00", False],
                            ["t2", "", "2024-01-03T00:00:00+00:00", True]]
-            assert len(peer.requests(CCM.QUERY_STATE_NEXT)) == 2 and len(peer.closed_iterators) == 1
+            assert len(peer.requests(CCM.QUERY_STATE_NEXT)) == 2 and len(peer.released_iterators) == 1
+            assert peer.closed_iterators == [] and peer.iterators == {}
 
     run(body())
 
