@@ -4,7 +4,7 @@
 
 One network (1 Raft orderer, 3 peers, BatchTimeout 250 ms), the ipledger contract and the Python test
 chaincode (one-key ``Put``, endorsement AND(customs, operator)), customs' and the operator's REST gateways
-(their defaults: 2 gunicorn workers x 32 threads). Customs grants 1 + 128 authorisations; the operator places
+(their defaults: 2 gunicorn workers x 64 threads). Customs grants 1 + 128 authorisations; the operator places
 32 lots under the first ("one authorisation") and one lot under each of the others ("many"). Every client
 thread then works on its own lot, alternating MoveGoods and ExitGoods (1 p/st re-exported, a new MRN each
 time: an exit changes the authorisation's balances, a move does not) — the mix an ERP catching up sends.

@@ -39,7 +39,7 @@ def register(sub) -> None:
     serve.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     # a submit holds its thread until the transaction commits (about a second under load): the
     # threads, not the CPU, bound how many events a gateway has in flight
-    serve.add_argument("--threads", type=int, default=32, help="threads per worker (default 32)")
+    serve.add_argument("--threads", type=int, default=64, help="threads per worker (default 64)")
     serve.add_argument("--timeout", type=int, default=120, help="gunicorn worker timeout in seconds")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     start = gws.add_parser("start", help="run the organisation's gateway in the background (PID and log in "

@@ -168,6 +168,13 @@ def _recording_package(tmp_path: Path, customs_msp) -> Path:
         "def main(argv):\n"
         "    seen = {k: os.environ.get(k) for k in ('IPLEDGER_CUSTOMS_MSP', 'PYTHONPATH', 'OTHER', 'MALLOC_ARENA_MAX')}\n"
         "    seen['argv'], seen['isolated'] = argv, sys.flags.isolated\n"
+        "    try:\n"
+        "        import ssl  # noqa: F401\n"
+        "        seen['ssl'] = 'imported'\n"
+        "    except ImportError:\n"
+        "        seen['ssl'] = 'blocked'\n"
+        "    import asyncio\n"
+        "    seen['asyncio'] = asyncio.run(asyncio.sleep(0, result='runs'))\n"
         "    Path(argv[1]).with_name('seen.json').write_text(json.dumps(seen))\n"
         "    return 0\n")
     spec = cc.ChaincodeSpec(name="rec", version="0.1", contract="ipledger.chaincode.contract:X", sources=[root],
@@ -198,6 +205,8 @@ def test_run_gives_the_chaincode_the_customs_msp_of_its_manifest_only(tmp_path, 
     assert got["IPLEDGER_CUSTOMS_MSP"] == seen
     assert got["OTHER"] == "1" and got["isolated"] == 1       # -I ignores PYTHON* settings, not the others
     assert got["argv"] == ["ipledger.chaincode.contract:X", str(run_meta / "chaincode.json")]
+    # grpc brings its own TLS: Python's ssl (and the system OpenSSL it maps, 4.5 MB) stays out; asyncio runs without
+    assert got["ssl"] == "blocked" and got["asyncio"] == "runs"
 
 
 @pytest.mark.parametrize("peer_setting, seen", [(None, "2"), ("4", "4")])
