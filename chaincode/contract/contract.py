@@ -193,32 +193,34 @@ class InwardProcessingContract(Contract):
     @transaction(submit=False)
     def GetAuthorisation(self, stub, authorisation_id):
         """An authorisation with its status at the ledger time."""
-        return queries.get_authorisation(self._reader(stub, "GetAuthorisation"), authorisation_id)
+        tx = self._reader(stub, "GetAuthorisation", authorisation_id=authorisation_id)
+        return queries.get_authorisation(tx, authorisation_id)
 
     @transaction(submit=False)
     def GetLot(self, stub, lot_id):
         """A lot with balance and status; customs value for customs and the holder, its hash for the broker."""
-        return queries.get_lot(self._reader(stub, "GetLot"), lot_id)
+        return queries.get_lot(self._reader(stub, "GetLot", lot_id=lot_id), lot_id)
 
     @transaction(submit=False)
     def GetBatch(self, stub, batch_id):
         """A batch of processed products with its lineage."""
-        return queries.get_batch(self._reader(stub, "GetBatch"), batch_id)
+        return queries.get_batch(self._reader(stub, "GetBatch", batch_id=batch_id), batch_id)
 
     @transaction(submit=False)
     def GetBalances(self, stub, authorisation_id):
         """Balances of an authorisation by goods code and unit, and the use of its ceilings."""
-        return queries.get_balances(self._reader(stub, "GetBalances"), authorisation_id)
+        tx = self._reader(stub, "GetBalances", authorisation_id=authorisation_id)
+        return queries.get_balances(tx, authorisation_id)
 
     @transaction(submit=False)
     def GetLotHistory(self, stub, lot_id):
         """Every event of a lot, with transaction ids and timestamps."""
-        return queries.get_lot_history(self._reader(stub, "GetLotHistory"), lot_id)
+        return queries.get_lot_history(self._reader(stub, "GetLotHistory", lot_id=lot_id), lot_id)
 
     @transaction(submit=False)
     def GetBatchHistory(self, stub, batch_id):
         """Every event of a batch, with transaction ids and timestamps."""
-        return queries.get_batch_history(self._reader(stub, "GetBatchHistory"), batch_id)
+        return queries.get_batch_history(self._reader(stub, "GetBatchHistory", batch_id=batch_id), batch_id)
 
     @transaction(submit=False)
     def GetDeclaration(self, stub, mrn):
@@ -228,18 +230,20 @@ class InwardProcessingContract(Contract):
     @transaction(submit=False)
     def GetEventsInPeriod(self, stub, authorisation_id, start, end):
         """Events of an authorisation recorded in [start, end) (dates or date-times)."""
-        return queries.get_events_in_period(self._reader(stub, "GetEventsInPeriod"), authorisation_id, start, end)
+        tx = self._reader(stub, "GetEventsInPeriod", authorisation_id=authorisation_id)
+        return queries.get_events_in_period(tx, authorisation_id, start, end)
 
     @transaction(submit=False)
     def GetAlerts(self, stub, authorisation_id, as_of=None):
         """Recorded and time alerts of an authorisation at ``as_of`` (default: the ledger time)."""
-        return queries.get_alerts(self._reader(stub, "GetAlerts"), authorisation_id, as_of)
+        tx = self._reader(stub, "GetAlerts", authorisation_id=authorisation_id)
+        return queries.get_alerts(tx, authorisation_id, as_of)
 
     @transaction(submit=False)
     def GetBillOfDischargeData(self, stub, authorisation_id, period_end=None, as_of=None):
         """The bill-of-discharge data for a period end, or the audit view as of a date (DA art. 175)."""
-        return queries.get_bill_of_discharge_data(self._reader(stub, "GetBillOfDischargeData"), authorisation_id,
-                                                  period_end, as_of)
+        tx = self._reader(stub, "GetBillOfDischargeData", authorisation_id=authorisation_id)
+        return queries.get_bill_of_discharge_data(tx, authorisation_id, period_end, as_of)
 
     @transaction(submit=False)
     def GetBillOfDischarge(self, stub, bill_id):
@@ -258,9 +262,11 @@ class InwardProcessingContract(Contract):
 
     # ------------------------------------------------------------------------------ the common steps
 
-    def _reader(self, stub, what: str) -> Tx:
-        """The context of a query: a configured deployment and an identified party, else refused."""
-        tx = Tx.begin(stub, self._customs_msp, what)
+    def _reader(self, stub, what: str, **item: Any) -> Tx:
+        """The context of a query: a configured deployment and an identified party, else refused. The caller's
+        entry in the register and the ``authorisation_id``, ``lot_id`` or ``batch_id`` the query names are read
+        with the parameters, in one round trip."""
+        tx = Tx.begin(stub, self._customs_msp, what, read_first(stub.get_mspid(), self._customs_msp, what, item))
         tx.party = roles.identify(tx.caller, tx.customs_msp, tx.state, what)
         return tx
 

@@ -79,3 +79,16 @@ def test_a_replay_still_answers_the_original_from_the_key_read_ahead(monkeypatch
     assert again["tx_id"] == first["tx_id"]
     assert len(calls["get_multiple_states"]) == 1
     assert sc.lot("L1")["stock"] == {SITE1: 90, SITE2: 10}
+
+
+def test_a_query_reads_the_parameters_the_callers_entry_and_its_authorisation_in_one_round_trip(monkeypatch):
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("L1", 100, msp="OperatorMSP"))
+    calls = counting(monkeypatch)
+    balances = sc.query("GetBalances", "FRIPO000001", msp="OperatorMSP")
+    [batch] = calls["get_multiple_states"]
+    assert len(batch) == 3 and any("params" in k for k in batch) and \
+        any("party" in k and "OperatorMSP" in k for k in batch) and any("FRIPO000001" in k for k in batch)
+    assert calls["get_state"] == [], "nothing read one key at a time"
+    assert [b["stock"] for b in balances["balances"]] == [100]
