@@ -175,6 +175,9 @@ def _recording_package(tmp_path: Path, customs_msp) -> Path:
         "        seen['ssl'] = 'blocked'\n"
         "    import asyncio\n"
         "    seen['asyncio'] = asyncio.run(asyncio.sleep(0, result='runs'))\n"
+        "    import hashlib\n"
+        "    seen['sha256'] = hashlib.sha256(b'abc').hexdigest()\n"
+        "    seen['openssl_hashes'] = sys.modules.get('_hashlib') is not None\n"
         "    Path(argv[1]).with_name('seen.json').write_text(json.dumps(seen))\n"
         "    return 0\n")
     spec = cc.ChaincodeSpec(name="rec", version="0.1", contract="ipledger.chaincode.contract:X", sources=[root],
@@ -207,6 +210,9 @@ def test_run_gives_the_chaincode_the_customs_msp_of_its_manifest_only(tmp_path, 
     assert got["argv"] == ["ipledger.chaincode.contract:X", str(run_meta / "chaincode.json")]
     # grpc brings its own TLS: Python's ssl (and the system OpenSSL it maps, 4.5 MB) stays out; asyncio runs without
     assert got["ssl"] == "blocked" and got["asyncio"] == "runs"
+    # ...nor OpenSSL's hashes: hashlib's built-in SHA-256 gives the same digests
+    assert not got["openssl_hashes"]
+    assert got["sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
 @pytest.mark.parametrize("peer_setting, seen", [(None, "2"), ("4", "4")])
