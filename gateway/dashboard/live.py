@@ -45,7 +45,9 @@ class Live:
         self.block_reader = block_reader
         self.audit = AuditTrail(service, store, block_reader)
         self.streams = StreamLimits(store, per_key=config.sse_max_per_key, per_session=config.sse_max_per_session,
-                                    per_worker=config.sse_streams_per_worker, stream_seconds=config.sse_max_seconds)
+                                    per_worker=config.sse_streams_per_worker, stream_seconds=config.sse_max_seconds,
+                                    # a stream left by its page frees its slot within one poll: wait that long
+                                    settle_seconds=3 * config.sse_poll_seconds)
         self.stopping = threading.Event()
         self.listener: FeedListener | None = None
         self.listeners: list[FeedListener] = []

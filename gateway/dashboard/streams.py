@@ -14,6 +14,10 @@ The per-key and per-session counts are shared by the workers through the feed da
 cookie). A stream's row is deleted when the response closes; a row whose worker died (killed, crashed)
 or whose time is past (``sse_max_seconds`` + a grace) no longer counts, so a crash never leaves a slot
 taken. The workers of one gateway run on one host (one pid namespace), like the feed listener's lock.
+
+A stream whose client went away (a page left for another) frees its slot only when its response notices,
+within one poll of the feed (``sse_poll_seconds``): a request over the key's or the session's cap waits up
+to ``settle_seconds`` for such a slot before it is refused, so moving from page to page never trips the cap.
 """
 from __future__ import annotations
 
@@ -73,11 +77,14 @@ class Lease:
 
 class StreamLimits:
     def __init__(self, store, *, per_key: int, per_session: int, per_worker: int, stream_seconds: float,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, settle_seconds: float = 0.0,
+                 sleep: Callable[[float], None] = time.sleep):
         self.store = store
         self.per_key, self.per_session, self.per_worker = per_key, per_session, per_worker
         self.stream_seconds = stream_seconds
         self.clock = clock
+        self.settle_seconds = settle_seconds  # how long a request over the key's or session's cap waits
+        self.sleep = sleep
         self._lock = threading.Lock()
         self._local: dict[str, float] = {}  # this process's open streams: lease id -> latest end
         with store.connection() as db:
@@ -90,9 +97,18 @@ class StreamLimits:
     def acquire(self, key_id: str, session_id: str | None = None) -> Lease:
         """A slot for one more stream of ``key_id`` (and dashboard session ``session_id``), or Problem 429.
         The caps the caller can act on (its key's, its session's) are checked first."""
-        now = self.clock()
         lease_id = secrets.token_hex(12)
-        self._take(lease_id, key_id, session_id, now)
+        deadline = time.monotonic() + self.settle_seconds
+        while True:
+            now = self.clock()
+            refusal = self._take(lease_id, key_id, session_id, now)
+            if refusal is None:
+                break
+            if time.monotonic() >= deadline:  # still over the cap: not a page being left
+                log.info("live-feed stream refused: %s cap", refusal.extra["limit"],
+                         extra={"key_id": key_id, "outcome": "too-many-requests"})
+                raise refusal
+            self.sleep(0.1)
         with self._lock:
             full = bool(self.per_worker) and len(self._local) >= self.per_worker
             if not full:
@@ -105,7 +121,8 @@ class StreamLimits:
                            f"serves at once so that other requests keep threads")
         return Lease(lambda: self._release(lease_id))
 
-    def _take(self, lease_id: str, key_id: str, session_id: str | None, now: float) -> None:
+    def _take(self, lease_id: str, key_id: str, session_id: str | None, now: float) -> Problem | None:
+        """Record the stream's slot; the refusal instead when its key or session is at its cap."""
         session = hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:32] if session_id else None
         refusal = None
         with self.store.connection() as db:
@@ -135,10 +152,7 @@ class StreamLimits:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        if refusal is not None:
-            log.info("live-feed stream refused: %s cap", refusal.extra["limit"],
-                     extra={"key_id": key_id, "outcome": "too-many-requests"})
-            raise refusal
+        return refusal
 
     def _release(self, lease_id: str) -> None:
         with self._lock:

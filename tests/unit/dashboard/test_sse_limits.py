@@ -152,3 +152,33 @@ def test_a_stream_ends_as_soon_as_its_client_has_gone(config, ledger, keys):
         server_side.close()
     finally:
         app.extensions["ipledger_live"].close()
+
+
+def test_a_slot_freed_while_the_next_stream_waits_is_taken_not_refused(tmp_path):
+    """Leaving a page for another: the old page's stream frees its slot when its response notices the client
+    has gone (within a poll of the feed); the new page's request waits that long instead of a 429."""
+    from ipledger.gateway.dashboard.streams import StreamLimits
+    from ipledger.gateway.feed.store import FeedStore
+    from ipledger.gateway.problems import Problem
+
+    store = FeedStore(tmp_path / "db.sqlite")
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        if len(waits) == 2:
+            old.release()             # the old page's response noticed its client left
+
+    limits = StreamLimits(store, per_key=0, per_session=1, per_worker=0, stream_seconds=60, settle_seconds=5,
+                          sleep=sleep)
+    old = limits.acquire("key1", "session-a")
+    new = limits.acquire("key1", "session-a")
+    assert len(waits) == 2
+    new.release()
+    # still over the cap when the wait is over: refused, as without the wait
+    held = limits.acquire("key1", "session-a")
+    strict = StreamLimits(store, per_key=0, per_session=1, per_worker=0, stream_seconds=60, settle_seconds=0)
+    with pytest.raises(Problem) as refused:
+        strict.acquire("key1", "session-a")
+    assert refused.value.status == 429 and refused.value.extra["limit"] == "session"
+    held.release()
