@@ -15,7 +15,9 @@ Pairs (each level ``--seconds`` long, one after the other, nothing else running)
 * contract/put  — the mix on many authorisations against the one-key put, same client, 32 and 128 in flight;
 * rest/client   — the mix through the operator's REST gateway against the client, 8, 32 and 128 in flight,
   both measured while customs' and the operator's gateways run (their live feeds store every event), once
-  the feeds have caught up with the channel; and the REST balance query at 1 in flight (p50);
+  the feeds have caught up with the channel; and the REST balance query at 1 in flight (p50: its answer is
+  given again while the channel's height is unchanged, gateway/answers.py), beside the authorisation query,
+  which the gateway evaluates every time;
 * python/go     — the same one-key put (and get) through Fabric's own Go test chaincode
   (``integration/chaincode/kvexecutor`` of the pinned Fabric module, built here with Go once and cached
   beside the Fabric binaries, launched by the peers through the ipledger builder as an ``ipledger-binary``
@@ -261,6 +263,11 @@ def main() -> int:
                          timeout=30)
             r.raise_for_status()
         rows.append(("REST balance query", run_level(balances, 1, args.seconds / 2)))
+
+        def authorisation(_i):   # the same path, evaluated every time (gateway/answers.py keeps balances only)
+            r = http.get(f"{url['CustomsMSP']}/api/v1/authorisations/{ONE}", headers=key["CustomsMSP"], timeout=30)
+            r.raise_for_status()
+        rows.append(("REST authorisation query (never kept)", run_level(authorisation, 1, args.seconds / 2)))
         clients.close()
     finally:
         for org in started:

@@ -21,6 +21,7 @@ NO_INSTANCE = str(Path(__file__).resolve().parent / "no-instance-folder")
 
 DEFAULT_CHANNEL = "inward-processing"
 DEFAULT_CHAINCODE = "ipledger"
+SERVED_QUERY_CACHE_S = 5.0  # a served gateway's query_cache_s (see GatewayConfig)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class GatewayConfig:
     sse_max_per_session: int = 2       # per dashboard session (0: no cap)
     sse_max_per_worker: int = 0        # per gunicorn worker process; 0: half its threads (worker_threads // 2)
     worker_threads: int = 8            # threads per worker ('gateway serve --threads'; set by the server)
+    # balance answers given again while the channel's height on the peer is unchanged, at most this many
+    # seconds (gateway/answers.py); 0: every query evaluated ('gateway serve': 5, env IPLEDGER_QUERY_CACHE_S)
+    query_cache_s: float = 0.0
     visibility_ttl_s: float = 60.0     # cache of "may org X read authorisation A" (GetAuthorisation as X)
     webhook_backoff_s: float = 2.0     # first retry delay, doubled per attempt (capped at webhook_max_backoff_s)
     webhook_max_backoff_s: float = 3600.0
@@ -117,12 +121,13 @@ class GatewayConfig:
         base = dict(orgs=orgs, channel=channels[0], channels=channels, customs_msp=net.consortium.customs,
                     chaincode=os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE),
                     state_dir=state_dir, live_feed=os.environ.get("IPLEDGER_LIVE_FEED") == "1",
+                    query_cache_s=SERVED_QUERY_CACHE_S,
                     descriptions={o.msp_id: o.description
                                   for o in net.consortium.all_orgs if o.description})
         for name, env in (("webhook_backoff_s", "IPLEDGER_WEBHOOK_BACKOFF_S"), ("alert_poll_s", "IPLEDGER_ALERT_POLL_S"),
-                          ("sse_max_seconds", "IPLEDGER_SSE_MAX_SECONDS")):
+                          ("sse_max_seconds", "IPLEDGER_SSE_MAX_SECONDS"), ("query_cache_s", "IPLEDGER_QUERY_CACHE_S")):
             if os.environ.get(env):
-                base[name] = float(os.environ[env])
+                base[name] = _seconds(env, os.environ[env])
         for name, env in (("sse_max_per_key", "IPLEDGER_SSE_MAX_PER_KEY"),
                           ("sse_max_per_session", "IPLEDGER_SSE_MAX_PER_SESSION"),
                           ("sse_max_per_worker", "IPLEDGER_SSE_MAX_PER_WORKER")):
@@ -134,6 +139,16 @@ class GatewayConfig:
 
 class ConfigError(ValueError):
     """A setting (environment variable) that cannot be used."""
+
+
+def _seconds(env: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"{env} must be a number of seconds (0 or more), not {text!r}")
+    return value
 
 
 def _count(env: str, text: str) -> int:

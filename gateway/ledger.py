@@ -32,6 +32,8 @@ class Ledger(Protocol):
 
     def block_number(self, org: str, tx_id: str, *, channel: str | None = None) -> int | None: ...
 
+    def height(self, org: str, *, channel: str | None = None) -> int: ...
+
     def config_block(self, org: str, *, channel: str | None = None) -> bytes: ...
 
     def close(self) -> None: ...
@@ -102,6 +104,14 @@ class FabricLedger:
             while len(self._blocks) > 100_000:
                 self._blocks.popitem(last=False)
         return number
+
+    def height(self, org: str, *, channel: str | None = None) -> int:
+        """The channel's height on the org's peer (qscc GetChainInfo): one past its last committed block."""
+        from fabric_protos.common import ledger_pb2
+        channel = channel or self.config.channel
+        raw = self._contract(org, "qscc", channel).evaluate("GetChainInfo", [channel],
+                                                            timeout=self.config.evaluate_timeout)
+        return int(ledger_pb2.BlockchainInfo.FromString(raw).height)
 
     def config_block(self, org: str, *, channel: str | None = None) -> bytes:
         """The channel's current config block (cscc GetConfigBlock; its ACL is the channel's Readers)."""

@@ -129,6 +129,9 @@ class Metrics:
                                 ["call", "function", "outcome"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.events = Counter("ipledger_gateway_events_total", "Business events by type and outcome "
                               "(committed, replayed, refused, failed)", ["type", "outcome"], registry=self.registry)
+        self.answers = Counter("ipledger_gateway_query_answers_total", "Queries of kept answers (gateway/answers.py) "
+                               "by function: answer reused (channel height unchanged) or evaluated",
+                               ["function", "outcome"], registry=self.registry)
 
     def observe_request(self, method: str | None, url_rule, status: int, seconds: float) -> None:
         """One HTTP request, with bounded labels (:func:`method_label`, :func:`route_label`)."""

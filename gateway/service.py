@@ -8,6 +8,7 @@ import random
 import time
 from typing import Any
 
+from ipledger.gateway.answers import CACHED_QUERIES, AnswerCache
 from ipledger.gateway.config import GatewayConfig
 from ipledger.gateway.ledger import Ledger, UnknownOrg
 from ipledger.gateway.observability import Metrics
@@ -46,6 +47,8 @@ class LedgerService:
         self.metrics = metrics
         self.nonce = NonceKey(config.nonce_key_file)
         self.sleep = time.sleep
+        # balance answers given again while the channel's height is unchanged (gateway/answers.py)
+        self.answers = AnswerCache(config.query_cache_s) if config.query_cache_s > 0 else None
         self._routes: dict[str, str] = {}  # authorisation id -> its channel (an authorisation never moves)
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -132,7 +135,20 @@ class LedgerService:
         return self._search(org, function, json_args, args)
 
     def _evaluate_on(self, channel: str, org: str, function: str, json_args: list[str]) -> bytes:
-        return self._call("evaluate", function, self.ledger.evaluate, org, function, json_args, **self._on(channel))
+        on = self._on(channel)
+        if self.answers is None or function not in CACHED_QUERIES:
+            return self._call("evaluate", function, self.ledger.evaluate, org, function, json_args, **on)
+        # the height first: the answer is then of this height's state or a newer one (gateway/answers.py)
+        height = self._call("evaluate", "GetChainInfo", self.ledger.height, org, **on)
+        key = (org, channel, function, tuple(json_args))
+        answer = self.answers.get(key, height)
+        if answer is not None:
+            self.metrics.answers.labels(function, "reused").inc()
+            return answer
+        answer = self._call("evaluate", function, self.ledger.evaluate, org, function, json_args, **on)
+        self.answers.put(key, height, answer)
+        self.metrics.answers.labels(function, "evaluated").inc()
+        return answer
 
     def _search(self, org: str, function: str, json_args: list[str], args: tuple) -> tuple[str, Any]:
         """(channel, answer) of the one channel that answers ``function``: an authorisation lives on one

@@ -455,6 +455,34 @@ def test_ceiling(api):
     assert api.get("/api/v1/lots/L3").status_code == 404
 
 
+def test_a_kept_balance_answer_is_never_older_than_the_peer(api, clients):
+    """Customs' gateway gives a balance answer again while its peer's height is unchanged (gateway/answers.py):
+    an exit committed without any gateway — the Fabric client, as the operator — shows in the next answer of
+    either gunicorn worker, and the repeated queries before it were answers given again."""
+    path = f"/api/v1/authorisations/{AUTH}/balances"
+
+    def input_stock() -> int:   # a new connection each time: gunicorn hands it to either worker
+        r = requests.get(api.url + path, headers={**api.headers("CustomsMSP", "viewer"), "Connection": "close"},
+                         timeout=60)
+        assert r.status_code == 200, r.text
+        return next(b["stock"] for b in r.json()["balances"] if b["category"] == "INPUT" and b["cn"] == USED_TYRES)
+
+    def reused() -> float:
+        text = requests.get(api.urls["CustomsMSP"] + "/metrics", timeout=10).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith('ipledger_gateway_query_answers_total{function="GetBalances",outcome="reused"}'))
+
+    before = input_stock()
+    reused_before = reused()
+    assert {input_stock() for _ in range(8)} == {before}
+    assert reused() > reused_before
+    body = exit_("cache-exit", 1, mrns.exit_mrn(777), lot_id="L2", procedure="4051")
+    event = {k: v for k, v in body.items() if k != "type"}
+    done = clients.contract("OperatorMSP", "ipledger").submit("ExitGoods", [json.dumps(event)])
+    wait_committed_everywhere(api.net, done.block_number)
+    assert [input_stock() for _ in range(8)] == [before - 1] * 8
+
+
 def test_org_and_role_matrix(api):
     """Who may do what, through HTTP: the key's org and role decide; the contract has the last word."""
     acts = {

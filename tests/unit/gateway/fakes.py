@@ -84,6 +84,7 @@ class FakeLedger:
         self._lock = threading.Lock()
         self._tx = itertools.count(1)
         self._block = itertools.count(5)
+        self._height = 5
         self.recorded: dict[str, tuple[str, dict]] = {}   # event_id -> (content hash, result)
         self.blocks: dict[str, int] = {}
         self._config_block: bytes | None = None
@@ -108,6 +109,7 @@ class FakeLedger:
             if self.submit_failures:
                 raise self.submit_failures.pop(0)
             tx_id = self._tx_id()
+            self._height += 1
             content = hashlib.sha256(json.dumps([org, function, event, {k: v.decode() for k, v in
                                                                         (transient or {}).items()}],
                                                 sort_keys=True).encode()).hexdigest()
@@ -138,6 +140,14 @@ class FakeLedger:
         if isinstance(answer, bytes):
             return answer
         return json.dumps(answer).encode()
+
+    def height(self, org):
+        """One past the last block: each submit that reached the fake's ledger made a block."""
+        with self._lock:
+            self.evaluations.append({"org": org, "function": "GetChainInfo", "args": []})
+            if self.down:
+                raise unavailable(EvaluateError)
+            return self._height
 
     def block_number(self, org, tx_id):
         if self.down:
