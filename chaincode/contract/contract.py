@@ -44,7 +44,9 @@ COMMERCIAL_ACTS = frozenset(acts.COMMERCIAL)
 
 # Acts that read their declaration (MRN + item) whenever they succeed: it must be new.
 READS_DECLARATION = frozenset({"PlaceUnderProcedure", "ExitGoods"})
-_READABLE_ID = re.compile(r"[\x21-\x7e]{1,128}")  # what every identifier of the schemas is made of
+# A field read ahead must be safe in a key, no more: printable ASCII, at most 128 characters — looser than
+# any identifier pattern of the schemas (schemas/common.json), which judge the event after the read-ahead.
+_READABLE_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 def read_first(msp_id: str, customs_msp: str | None, act: str, event: Any) -> list[tuple]:

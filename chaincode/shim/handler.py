@@ -457,12 +457,16 @@ class ChaincodeSession:
         self._switch(ctx, msg, ctx)  # runs until the first stub call, or to the end
 
     # -- inline transactions (greenlets of the loop's thread) ------------------------
-    def _switch(self, ctx: _TxContext, *args: Any) -> None:
-        """Run ``ctx``'s greenlet until it waits on the peer again or ends."""
+    def _switch(self, ctx: _TxContext, *args: Any, error: Optional[BaseException] = None) -> None:
+        """Run ``ctx``'s greenlet until it waits on the peer again or ends: switched into with ``args``, or
+        with ``error`` raised where it waits (in :meth:`_call_inline`)."""
         glet = ctx.glet
         assert glet is not None
         try:
-            glet.switch(*args)
+            if error is not None:
+                glet.throw(error)
+            else:
+                glet.switch(*args)
         except BaseException:  # noqa: BLE001 - _execute catches the contract's errors; this is ours
             log.error("[%s] transaction greenlet failed:\n%s", short(ctx.txid), traceback.format_exc(limit=5))
             if not ctx.finished:
@@ -476,7 +480,10 @@ class ChaincodeSession:
         error: Optional[BaseException] = None,
     ) -> None:
         ctx.waiting = False
-        self._switch(ctx, reply if error is None else error)
+        if error is not None:
+            self._switch(ctx, error=error)
+        else:
+            self._switch(ctx, reply)
 
     def _call_inline(self, ctx: _TxContext, msg: chaincode_shim_pb2.ChaincodeMessage):
         """Send a request from ``ctx``'s greenlet and suspend it until the reply is routed back."""
@@ -490,12 +497,10 @@ class ChaincodeSession:
         self._send_q.put_nowait(msg)
         ctx.waiting = True
         try:
-            result = ctx.glet.parent.switch()  # back to the loop; _resume switches in again
+            # back to the loop; _resume switches in again with the reply, or raises the error here
+            return ctx.glet.parent.switch()
         finally:
             ctx.waiting = False
-        if isinstance(result, BaseException):
-            raise result
-        return result
 
     def _finish(self, ctx: _TxContext, reply: Optional[chaincode_shim_pb2.ChaincodeMessage]) -> None:
         if self._txs.get((ctx.channel_id, ctx.txid)) is ctx:

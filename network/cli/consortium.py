@@ -64,7 +64,7 @@ def network_add_org(net: Nodes, msp_id: str, name: str | None = None, descriptio
         + ", ".join(f"{n.id} on {n.address}" for n in org.nodes))
     log(f"  its own directory: {net.layout.org_home(org)}; its public definition: "
         f"{net.layout.org_home(org) / 'definition.json'}")
-    log(f"Next: it sends its definition to a channel admin, who proposes 'ipledger admin "
+    log("Next: it sends its definition to a channel admin, who proposes 'ipledger admin "
         "propose add-org --definition FILE'; 'ipledger network up' starts its peer once the "
         "update is in the channel")
     return org

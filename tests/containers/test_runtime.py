@@ -97,7 +97,7 @@ def mounts(ctr) -> list[dict]:
 
 
 def test_every_container_holds_only_its_own_organisations_keys_read_only(env):
-    net, state = env.net, env.state
+    net = env.net
     ctrs = env.containers()
     roles = sorted(c.labels[f"{LABEL}.role"] for c in ctrs)
     # an orderer, three peers, three chaincode services, three gateways

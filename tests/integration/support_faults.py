@@ -30,7 +30,7 @@ from ipledger.network.org.nodes import Nodes
 from ipledger.network.org import processes
 
 from .conftest import Clients, free_base_port, processes_using
-from .test_gateway_api import AUTH, ORGS, PROBLEMS, SITE1, SITE2, day, ev, exit_, free_port, grant, move, place
+from .test_gateway_api import AUTH, ORGS, PROBLEMS, SITE1, SITE2, day, exit_, free_port, grant, move, place
 
 REPO = Path(__file__).resolve().parents[2]
 QUIET = lambda *_: None  # noqa: E731

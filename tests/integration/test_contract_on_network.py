@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ipledger.chaincode.testing.scenario import (AUTH_ID, EXIT_MRN_B1, PLACE_MRN_L1, RETREADED, RUBBER_WASTE,
+from ipledger.chaincode.testing.scenario import (AUTH_ID, EXIT_MRN_B1, PLACE_MRN_L1,
                                         SITE1, SITE2, USED_TYRES, iso, mrn, retreaded, waste)
 from tests.integration.realscenario import RealScenario
 

@@ -13,7 +13,6 @@ import json
 
 import pytest
 
-from ipledger.chaincode.testing.scenario import AUTH_ID
 from tests.integration.realscenario import RealScenario
 from tests.unit.contract.test_contract_roles import ALLOWED, AUTH2, EXPORT_MRN, event_for
 

@@ -25,7 +25,7 @@ import requests
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import keys_file_of
 from tests.integration.test_gateway_api import (wait_committed_everywhere, REPO, SITE1, SITE2, USED_TYRES, day, ev,
-                                                free_port, grant, now, register_parties)
+                                                free_port, grant, register_parties)
 
 pytestmark = pytest.mark.fabric
 

@@ -3,7 +3,6 @@ decide, Dockerfile rendering, the build plan, and the real specs from fake Fabri
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import sys
 from pathlib import Path

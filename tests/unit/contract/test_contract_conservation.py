@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from ipledger.chaincode.contract import InwardProcessingContract
-from ipledger.chaincode.testing.scenario import (AUTH_ID, RETREADED, RUBBER_WASTE, SITE1, USED_TYRES, Scenario, iso,
+from ipledger.chaincode.testing.scenario import (AUTH_ID, RETREADED, RUBBER_WASTE, USED_TYRES, Scenario, iso,
                                         retreaded, waste)
 from ipledger.chaincode.testing.mrns import mrn as valid_mrn
 

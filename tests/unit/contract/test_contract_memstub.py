@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -12,7 +11,7 @@ from cryptography.x509.oid import NameOID
 
 from ipledger.chaincode.shim.contract_api import ChaincodeError, Contract, transaction
 from ipledger.chaincode.shim.interface import ChaincodeStub, PeerError
-from ipledger.chaincode.testing import MemLedger, load_collections_config
+from ipledger.chaincode.testing import MemLedger
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)

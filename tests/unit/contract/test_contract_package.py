@@ -3,7 +3,6 @@ event documentation, metadata; and the boundary (chaincode imports nothing from 
 from __future__ import annotations
 
 import ast
-import json
 from importlib import resources
 from pathlib import Path
 

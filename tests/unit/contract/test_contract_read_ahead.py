@@ -92,3 +92,24 @@ def test_a_query_reads_the_parameters_the_callers_entry_and_its_authorisation_in
         any("party" in k and "OperatorMSP" in k for k in batch) and any("FRIPO000001" in k for k in batch)
     assert calls["get_state"] == [], "nothing read one key at a time"
     assert [b["stock"] for b in balances["balances"]] == [100]
+
+
+def test_every_identifier_the_schemas_accept_is_read_ahead():
+    """The read-ahead's filter (``contract._READABLE_ID``) is looser than the schemas' identifier patterns: a
+    schema that starts accepting other characters (or longer ids) fails here, not silently in a second read."""
+    import json
+    from pathlib import Path
+
+    from hypothesis import given, settings, strategies as st
+
+    from ipledger.chaincode.contract import contract
+
+    defs = json.loads((Path(contract.__file__).parent / "schemas" / "common.json").read_text())["$defs"]
+    patterns = [defs[name]["pattern"] for name in ("eventId", "authorisationId", "lotId", "batchId", "mrn")]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(*(st.from_regex(p.replace("$(?!\\n)", "\\Z"), fullmatch=True) for p in patterns)))
+    def accepted_is_read(value):
+        assert contract._READABLE_ID.fullmatch(value), value
+
+    accepted_is_read()

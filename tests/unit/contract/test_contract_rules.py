@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from ipledger.chaincode.contract import InwardProcessingContract
 from ipledger.chaincode.testing.scenario import (AUTH_ID, BROKER_EORI, PLACE_MRN_L1, RETREADED, SITE1,
-                                        SITE2, USED_TYRES, Scenario, authorisation_fields, evidence, iso, mrn,
+                                        SITE2, USED_TYRES, authorisation_fields, evidence, iso, mrn,
                                         retreaded, waste)
 
 DAY_S = 86400

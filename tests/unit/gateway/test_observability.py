@@ -5,6 +5,7 @@ import io
 import json
 import logging
 import os
+from pathlib import Path
 
 import pytest
 
@@ -234,7 +235,6 @@ def test_serve_runs_gunicorn_gthread_workers(tmp_path, monkeypatch, capsys):
 
     from ipledger.gateway import server
     from ipledger.network import cli
-    from ipledger.network.consortium import DEFAULT_FILE
 
     state = tmp_path / "state"
     _operator_here(state)

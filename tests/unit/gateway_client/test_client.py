@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,7 +9,7 @@ import grpc
 import pytest
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2
-from fabric_protos.peer import proposal_response_pb2, transaction_pb2
+from fabric_protos.peer import transaction_pb2
 
 from ipledger.gateway.client import (CommitError, CommitStatusError, EndorseError, ErrorDetail, EvaluateError, Gateway,
                             RetryPolicy, SubmitError, SubmitResult, Timeouts)

@@ -12,7 +12,7 @@ from fabric_protos.msp import identities_pb2
 
 from ipledger.gateway.client import MSPError, Signer, X509Identity, load_identity, low_s, sha256
 
-from .fakes import P256_N, issue, make_ca
+from .fakes import P256_N, issue
 
 
 def test_identity_serializes_to_msp_serialized_identity(user):

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from ipledger.network import consortium
-from ipledger.network.org import generate
 from ipledger.network.consortium import ConsortiumError
 from ipledger.network.layout import Layout
 
