@@ -136,8 +136,12 @@ class LedgerService:
 
     def _evaluate_on(self, channel: str, org: str, function: str, json_args: list[str]) -> bytes:
         on = self._on(channel)
-        if self.answers is None or function not in CACHED_QUERIES:
+
+        def evaluate() -> bytes:
             return self._call("evaluate", function, self.ledger.evaluate, org, function, json_args, **on)
+
+        if self.answers is None or function not in CACHED_QUERIES:
+            return evaluate()
         # the height first: the answer is then of this height's state or a newer one (gateway/answers.py)
         height = self._call("evaluate", "GetChainInfo", self.ledger.height, org, **on)
         key = (org, channel, function, tuple(json_args))
@@ -145,7 +149,7 @@ class LedgerService:
         if answer is not None:
             self.metrics.answers.labels(function, "reused").inc()
             return answer
-        answer = self._call("evaluate", function, self.ledger.evaluate, org, function, json_args, **on)
+        answer = evaluate()
         self.answers.put(key, height, answer)
         self.metrics.answers.labels(function, "evaluated").inc()
         return answer

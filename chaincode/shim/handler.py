@@ -480,10 +480,7 @@ class ChaincodeSession:
         error: Optional[BaseException] = None,
     ) -> None:
         ctx.waiting = False
-        if error is not None:
-            self._switch(ctx, error=error)
-        else:
-            self._switch(ctx, reply)
+        self._switch(ctx, reply, error=error)
 
     def _call_inline(self, ctx: _TxContext, msg: chaincode_shim_pb2.ChaincodeMessage):
         """Send a request from ``ctx``'s greenlet and suspend it until the reply is routed back."""
