@@ -1,8 +1,13 @@
 """The append-only event log, idempotency, and the one chaincode event per transaction.
 
 Every accepted event is written once under ``log/<authorisation>/<YYYY-MM>/<recorded_at>/<tx_id>``
-(a period's events are a few range reads, one per month) and, in short form,
-under the history of every lot and batch it concerns. Corrections are new
+(a period's events are a few range reads, one per month). The history of every lot and batch it
+concerns gets a *reference* to that entry — ``lot.log/<lot>/<recorded_at>/<tx_id>`` holding only the
+log entry's scope and month — and the history query reads the entries it names and keeps the
+effects on that lot or batch. The event is written once, whatever the number of goods it touches
+(a processing touches four): the peers' state database grows by the event, not by four copies of
+it, and its reads slow down with its size (docs/benchmarks.md, goal 5). Ledgers written before this
+layout hold a copy of the event in each history entry; the query reads both. Corrections are new
 events, never edits.
 
 Idempotency: ``event/<msp_id>/<event_id>`` keeps the SHA-256 of the event's
@@ -55,14 +60,11 @@ def record(tx, act: str, event: dict, result: dict) -> dict:
         "submitted_by": tx.caller.public(), "event": event, "effects": tx.effects,
         "alerts": tx.alert_changes, "lots": sorted(tx.lots), "batches": sorted(tx.batches),
     }
-    tx.state.put(keys.log(scope, timestamps.month_of(tx.now), tx.recorded_at, tx.tx_id), entry)
+    month = timestamps.month_of(tx.now)
+    tx.state.put(keys.log(scope, month, tx.recorded_at, tx.tx_id), entry)
     for kind, ids, key in ((goods.LOT, tx.lots, keys.lot_log), (goods.BATCH, tx.batches, keys.batch_log)):
         for goods_id in sorted(ids):
-            tx.state.put(key(goods_id, tx.recorded_at, tx.tx_id), {
-                **{k: entry[k] for k in ("tx_id", "recorded_at", "event_type", "event_id", "occurred_at",
-                                         "submitted_by", "event")},
-                "effects": [e for e in tx.effects if goods.concerns(e, kind, goods_id)],
-            })
+            tx.state.put(key(goods_id, tx.recorded_at, tx.tx_id), {"scope": scope, "month": month})
     tx.state.put(keys.event(tx.caller.msp_id, event["event_id"]),
                  {"hash": content_hash(tx, act, event), "result": final})
     tx.stub.set_event(EVENT_NAME, canonical_json(chaincode_event(tx, act, event)))
@@ -105,6 +107,29 @@ def entries(state, scope: str, start: dt.datetime | None, end: dt.datetime, firs
 
 
 def history(state, kind: str, goods_id: str) -> list[dict]:
-    """Every event in the history of a lot or batch, oldest first."""
+    """Every event in the history of a lot or batch, oldest first: the log entries its references name
+    (read in one round trip), each with only the effects on this lot or batch."""
     object_type = keys.LOT_LOG if kind == goods.LOT else keys.BATCH_LOG
-    return [entry for _attrs, entry in state.scan(object_type, goods_id)]
+    found = [(keys.log(ref["scope"], ref["month"], recorded_at, tx_id) if "event" not in ref else None, ref)
+             for (_goods_id, recorded_at, tx_id), ref in state.scan(object_type, goods_id)]
+    state.prefetch([log_key for log_key, _ref in found if log_key is not None])
+    return [goods_entry(_referenced(state, log_key, kind, goods_id), kind, goods_id) if log_key is not None
+            else ref for log_key, ref in found]
+
+
+def _referenced(state, log_key: tuple, kind: str, goods_id: str) -> dict:
+    """The log entry a history reference names; both are written by the same transaction, so a missing
+    entry is a damaged ledger, answered as an internal error, never as a shorter audit trail."""
+    entry = state.get(log_key)
+    if entry is None:
+        raise LookupError(f"the history of {kind.lower()} {goods_id} names a log entry that is not on the "
+                          f"ledger: {list(log_key)}")
+    return entry
+
+
+def goods_entry(entry: dict, kind: str, goods_id: str) -> dict:
+    """A log entry as the history of one lot or batch shows it: who recorded which event when, and its
+    effects on that lot or batch. (A history entry of the earlier layout is exactly this, stored.)"""
+    return {**{k: entry[k] for k in ("tx_id", "recorded_at", "event_type", "event_id", "occurred_at",
+                                     "submitted_by", "event")},
+            "effects": [e for e in entry["effects"] if goods.concerns(e, kind, goods_id)]}
