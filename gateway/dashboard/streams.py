@@ -47,6 +47,7 @@ CREATE INDEX IF NOT EXISTS sse_streams_key ON sse_streams(key_id);
 CREATE INDEX IF NOT EXISTS sse_streams_session ON sse_streams(session);
 """
 GRACE_S = 10.0  # beyond sse_max_seconds: a response still writing its last message
+SETTLE_STEP_S = 0.1  # how often a request over a cap looks again during its settle wait
 
 
 def _alive(pid: int) -> bool:
@@ -98,17 +99,17 @@ class StreamLimits:
         """A slot for one more stream of ``key_id`` (and dashboard session ``session_id``), or Problem 429.
         The caps the caller can act on (its key's, its session's) are checked first."""
         lease_id = secrets.token_hex(12)
-        deadline = time.monotonic() + self.settle_seconds
-        while True:
+        waits = math.ceil(self.settle_seconds / SETTLE_STEP_S)  # counted, not timed: sleep is injectable
+        for waited in range(waits + 1):
             now = self.clock()
             refusal = self._take(lease_id, key_id, session_id, now)
             if refusal is None:
                 break
-            if time.monotonic() >= deadline:  # still over the cap: not a page being left
+            if waited == waits:  # still over the cap: not a page being left
                 log.info("live-feed stream refused: %s cap", refusal.extra["limit"],
                          extra={"key_id": key_id, "outcome": "too-many-requests"})
                 raise refusal
-            self.sleep(0.1)
+            self.sleep(SETTLE_STEP_S)
         with self._lock:
             full = bool(self.per_worker) and len(self._local) >= self.per_worker
             if not full:

@@ -182,3 +182,22 @@ def test_a_slot_freed_while_the_next_stream_waits_is_taken_not_refused(tmp_path)
         strict.acquire("key1", "session-a")
     assert refused.value.status == 429 and refused.value.extra["limit"] == "session"
     held.release()
+
+
+def test_a_request_still_over_its_cap_waits_the_settle_time_in_steps_then_is_refused(tmp_path):
+    """The settle wait is counted in the limiter's own sleeps (injectable), not read from a clock it does not
+    control: with a sleep that returns at once, it is the same number of steps and ends without real time
+    passing."""
+    from ipledger.gateway.dashboard.streams import SETTLE_STEP_S, StreamLimits
+    from ipledger.gateway.feed.store import FeedStore
+    from ipledger.gateway.problems import Problem
+
+    waits = []
+    limits = StreamLimits(FeedStore(tmp_path / "db.sqlite"), per_key=0, per_session=1, per_worker=0,
+                          stream_seconds=60, settle_seconds=1.5, sleep=waits.append)
+    held = limits.acquire("key1", "session-a")
+    with pytest.raises(Problem) as refused:
+        limits.acquire("key1", "session-a")
+    assert refused.value.status == 429 and refused.value.extra["limit"] == "session"
+    assert waits == [SETTLE_STEP_S] * 15
+    held.release()
