@@ -23,6 +23,18 @@ DEFAULT_CHANNEL = "inward-processing"
 DEFAULT_CHAINCODE = "ipledger"
 SERVED_QUERY_CACHE_S = 5.0  # a served gateway's query_cache_s (see GatewayConfig)
 
+# The settings a served gateway takes from its environment (GatewayConfig.from_state_dir): field, variable.
+ENV_SECONDS = (("webhook_backoff_s", "IPLEDGER_WEBHOOK_BACKOFF_S"), ("alert_poll_s", "IPLEDGER_ALERT_POLL_S"),
+               ("sse_max_seconds", "IPLEDGER_SSE_MAX_SECONDS"), ("query_cache_s", "IPLEDGER_QUERY_CACHE_S"))
+ENV_COUNTS = (("sse_max_per_key", "IPLEDGER_SSE_MAX_PER_KEY"), ("sse_max_per_session", "IPLEDGER_SSE_MAX_PER_SESSION"),
+              ("sse_max_per_worker", "IPLEDGER_SSE_MAX_PER_WORKER"))
+ENVIRONMENT = ("IPLEDGER_CHAINCODE", "IPLEDGER_LIVE_FEED", *(env for _f, env in ENV_SECONDS + ENV_COUNTS))
+
+
+def gateway_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The part of ``environ`` a gateway reads: what a gateway container is given, nothing else."""
+    return {k: v for k, v in environ.items() if k in ENVIRONMENT}
+
 
 @dataclass(frozen=True)
 class OrgConnection:
@@ -124,15 +136,10 @@ class GatewayConfig:
                     query_cache_s=SERVED_QUERY_CACHE_S,
                     descriptions={o.msp_id: o.description
                                   for o in net.consortium.all_orgs if o.description})
-        for name, env in (("webhook_backoff_s", "IPLEDGER_WEBHOOK_BACKOFF_S"), ("alert_poll_s", "IPLEDGER_ALERT_POLL_S"),
-                          ("sse_max_seconds", "IPLEDGER_SSE_MAX_SECONDS"), ("query_cache_s", "IPLEDGER_QUERY_CACHE_S")):
-            if os.environ.get(env):
-                base[name] = _seconds(env, os.environ[env])
-        for name, env in (("sse_max_per_key", "IPLEDGER_SSE_MAX_PER_KEY"),
-                          ("sse_max_per_session", "IPLEDGER_SSE_MAX_PER_SESSION"),
-                          ("sse_max_per_worker", "IPLEDGER_SSE_MAX_PER_WORKER")):
-            if os.environ.get(env):
-                base[name] = _count(env, os.environ[env])
+        for settings, parse in ((ENV_SECONDS, _seconds), (ENV_COUNTS, _count)):
+            for name, env in settings:
+                if os.environ.get(env):
+                    base[name] = parse(env, os.environ[env])
         base.update(overrides)
         return cls(**base)
 

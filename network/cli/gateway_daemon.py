@@ -23,6 +23,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from ipledger.gateway.config import gateway_environment
 from ipledger.gateway.tls import TLSError, TLSOptions, org_tls_cas
 
 DEFAULT_BIND = "127.0.0.1:8080"
@@ -160,7 +161,7 @@ def _start_container(state_dir: Path, docker, org: str, bind: str, workers: int,
         log(f"  {org}'s gateway already running (container {rt.gateway_running(own)}) at {url}")
         return url
     try:
-        cid = rt.start_gateway(own, bind, workers, dict(os.environ), tls.argv(), tls.files())
+        cid = rt.start_gateway(own, bind, workers, gateway_environment(dict(os.environ)), tls.argv(), tls.files())
     except RuntimeError as exc:
         raise DaemonError(f"{org}'s gateway container did not start: {exc}") from None
     container_file(state_dir, org).write_text(f"{cid} {url}\n")

@@ -41,11 +41,6 @@ IMAGE_BUILDER_DIR = "/opt/ipledger/chaincode/builder"  # where the peer image ho
 # An organisation's chaincode service listens beside its first peer, on its port + 3 or + 4: two slots, so
 # that during an upgrade the new version's service runs beside the one the peers still use
 CHAINCODE_SERVICE_SLOTS = (3, 4)
-# the gateway settings a container takes from the environment of the command that starts it
-# (gateway/config.py reads them)
-GATEWAY_ENV = ("IPLEDGER_CHAINCODE", "IPLEDGER_LIVE_FEED", "IPLEDGER_WEBHOOK_BACKOFF_S",
-               "IPLEDGER_ALERT_POLL_S", "IPLEDGER_SSE_MAX_SECONDS", "IPLEDGER_SSE_MAX_PER_KEY",
-               "IPLEDGER_SSE_MAX_PER_SESSION", "IPLEDGER_SSE_MAX_PER_WORKER")
 
 
 @dataclass(frozen=True)
@@ -194,10 +189,12 @@ def gateway_service(layout: Layout, org: Org, image: str, bind: str, workers: in
                     environ: dict[str, str] | None = None, tls_args: list[str] = (),
                     tls_files: list[str] = ()) -> Service:
     """``org``'s REST gateway; ``tls_args`` are ``gateway serve``'s HTTPS options, naming
-    ``tls_files`` (its certificate, key and client CAs), mounted read-only where they are."""
+    ``tls_files`` (its certificate, key and client CAs), mounted read-only where they are. ``environ``
+    is the gateway's settings, given as they are (the command that starts it chooses them:
+    ``gateway.config.gateway_environment``)."""
     user = layout.user_dir(org, "User1")
     gw = layout.gateway_dir(org)
-    env = {k: v for k, v in (environ or {}).items() if k in GATEWAY_ENV}
+    env = dict(environ or {})
     files = [Mount(f, f) for f in dict.fromkeys(str(Path(f).resolve()) for f in tls_files)]
     return Service(gateway_name(layout, org), image, "gateway", org.msp_id,
                    ["--state-dir", str(layout.root), "gateway", "serve", "--org", org.msp_id,

@@ -73,7 +73,7 @@ def test_names_belong_to_the_state_directory(tmp_path, net):
 def test_the_gateway_container_gets_its_client_identity_public_files_and_own_directory_only(net):
     c, lay = net
     org = c.org("BrokerMSP")
-    svc = services.gateway_service(lay, org, "x", "127.0.0.1:8082", environ={"IPLEDGER_LIVE_FEED": "1", "SECRET": "no"})
+    svc = services.gateway_service(lay, org, "x", "127.0.0.1:8082", environ={"IPLEDGER_LIVE_FEED": "1"})
     assert {(m.source, m.read_only) for m in svc.mounts} == {
         (str(lay.public), True), (str(lay.user_dir(org, "User1")), True), (str(lay.gateway_dir(org)), False)}
     assert svc.environment == {"IPLEDGER_LIVE_FEED": "1"}

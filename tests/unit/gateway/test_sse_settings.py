@@ -78,3 +78,19 @@ def test_serve_gives_the_workers_their_thread_count_and_keeps_threads_for_submit
     monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_SESSION", "-1")
     assert serve_run()[0] == 2
     assert "IPLEDGER_SSE_MAX_PER_SESSION" in capsys.readouterr().err
+
+
+def test_a_gateway_container_is_given_every_setting_the_gateway_reads_and_nothing_else():
+    """One list of the gateway's environment settings (gateway/config.py); the container of a gateway is
+    given those (network/cli/gateway_daemon.py), so a setting added to the gateway reaches it in a container
+    too, and nothing else of the starting shell's environment (its secrets) does."""
+    import re
+    from pathlib import Path
+
+    from ipledger.gateway import config
+
+    read = set(re.findall(r'"(IPLEDGER_[A-Z_]+)"', Path(config.__file__).read_text()))
+    assert read and read == set(config.ENVIRONMENT)
+    given = config.gateway_environment({"IPLEDGER_QUERY_CACHE_S": "0", "IPLEDGER_LIVE_FEED": "1",
+                                        "IPLEDGER_API_TOKEN": "secret", "HOME": "/root"})
+    assert given == {"IPLEDGER_QUERY_CACHE_S": "0", "IPLEDGER_LIVE_FEED": "1"}
