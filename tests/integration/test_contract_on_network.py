@@ -150,6 +150,12 @@ def test_history_of_L1_has_the_real_tx_ids_and_submitters(s, results):
     assert history[0]["tx_id"] == results[1]["tx_id"]
     assert history[0]["submitted_by"]["msp_id"] == "BrokerMSP"
     assert history[1]["submitted_by"]["msp_id"] == "OperatorMSP"
+    # each entry is the event log's entry, read through the lot's reference, with L1's effects only
+    assert {e["op"] for e in history[2]["effects"]} >= {"consume"}
+    batch = s.query("GetBatchHistory", "B1", msp="CustomsMSP")["history"]
+    assert [h["event_type"] for h in batch] == ["RecordProcessing", "ExitGoods"]
+    assert batch[0]["tx_id"] == history[2]["tx_id"] and batch[0]["event"] == history[2]["event"]
+    assert [e["batch"]["batch_id"] for e in batch[0]["effects"]] == ["B1"]
 
 
 def test_clock_skew_a_proposal_dated_ahead_is_refused_by_customs_rule(s):
