@@ -94,3 +94,42 @@ def test_a_gateway_container_is_given_every_setting_the_gateway_reads_and_nothin
     given = config.gateway_environment({"IPLEDGER_QUERY_CACHE_S": "0", "IPLEDGER_LIVE_FEED": "1",
                                         "IPLEDGER_API_TOKEN": "secret", "HOME": "/root"})
     assert given == {"IPLEDGER_QUERY_CACHE_S": "0", "IPLEDGER_LIVE_FEED": "1"}
+
+
+def test_gateway_start_in_containers_hands_the_container_those_settings_only(tmp_path, monkeypatch):
+    """What ``gateway start`` on a containerised state directory gives the gateway's container: the settings
+    of its own environment the gateway reads (a changed answer cache reaches it), never the rest (a token, a
+    cloud credential: ``docker inspect`` would show them)."""
+    from types import SimpleNamespace
+
+    from ipledger.gateway.config import ENVIRONMENT
+    from ipledger.gateway.tls import TLSOptions
+    from ipledger.network.cli import gateway_daemon as daemon
+
+    given = []
+
+    class Runtime:   # the Docker runtime's gateway calls, recorded
+        def gateway_bind(self, org):
+            return None
+
+        def start_gateway(self, org, bind, workers, environ, tls_args, tls_files):
+            given.append(environ)
+            return "c0ffee"
+
+        def gateway_running(self, org):
+            return "c0ffee"
+
+    net = SimpleNamespace(consortium=SimpleNamespace(org=lambda msp_id: msp_id))
+    monkeypatch.setattr(daemon, "container_file", lambda state, org: tmp_path / "gateway.container")
+    monkeypatch.setattr(daemon, "healthy", lambda url, cert=None: True)
+    monkeypatch.setenv("IPLEDGER_QUERY_CACHE_S", "0")
+    monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_KEY", "3")
+    monkeypatch.setenv("IPLEDGER_API_TOKEN", "secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    url = daemon._start_container(tmp_path, (net, Runtime()), "OperatorMSP", "127.0.0.1:18999", 2,
+                                  "http://127.0.0.1:18999", TLSOptions(), 5, lambda *_: None)
+    assert url == "http://127.0.0.1:18999"
+    [environ] = given
+    assert environ["IPLEDGER_QUERY_CACHE_S"] == "0" and environ["IPLEDGER_SSE_MAX_PER_KEY"] == "3"
+    assert set(environ) <= set(ENVIRONMENT)
+    assert "secret" not in environ.values()
