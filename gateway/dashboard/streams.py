@@ -99,13 +99,16 @@ class StreamLimits:
         """A slot for one more stream of ``key_id`` (and dashboard session ``session_id``), or Problem 429.
         The caps the caller can act on (its key's, its session's) are checked first."""
         lease_id = secrets.token_hex(12)
-        waits = math.ceil(self.settle_seconds / SETTLE_STEP_S)  # counted, not timed: sleep is injectable
+        # counted in steps (sleep is injectable), and bounded by the clock too: a look at the shared store can
+        # itself wait on its lock, and the thread this request holds is never kept past settle_seconds
+        waits = math.ceil(self.settle_seconds / SETTLE_STEP_S)
+        deadline = self.clock() + self.settle_seconds
         for waited in range(waits + 1):
             now = self.clock()
             refusal = self._take(lease_id, key_id, session_id, now)
             if refusal is None:
                 break
-            if waited == waits:  # still over the cap: not a page being left
+            if waited == waits or self.clock() >= deadline:  # still over the cap: not a page being left
                 log.info("live-feed stream refused: %s cap", refusal.extra["limit"],
                          extra={"key_id": key_id, "outcome": "too-many-requests"})
                 raise refusal

@@ -185,19 +185,42 @@ def test_a_slot_freed_while_the_next_stream_waits_is_taken_not_refused(tmp_path)
 
 
 def test_a_request_still_over_its_cap_waits_the_settle_time_in_steps_then_is_refused(tmp_path):
-    """The settle wait is counted in the limiter's own sleeps (injectable), not read from a clock it does not
-    control: with a sleep that returns at once, it is the same number of steps and ends without real time
-    passing."""
+    """The settle wait is counted in the limiter's own sleeps (injectable): with a sleep that returns at once
+    (and a clock that does not move), it is the same number of steps and ends without real time passing."""
     from ipledger.gateway.dashboard.streams import SETTLE_STEP_S, StreamLimits
     from ipledger.gateway.feed.store import FeedStore
     from ipledger.gateway.problems import Problem
 
     waits = []
     limits = StreamLimits(FeedStore(tmp_path / "db.sqlite"), per_key=0, per_session=1, per_worker=0,
-                          stream_seconds=60, settle_seconds=1.5, sleep=waits.append)
+                          stream_seconds=60, settle_seconds=1.5, sleep=waits.append, clock=lambda: 1_000_000.0)
     held = limits.acquire("key1", "session-a")
     with pytest.raises(Problem) as refused:
         limits.acquire("key1", "session-a")
     assert refused.value.status == 429 and refused.value.extra["limit"] == "session"
     assert waits == [SETTLE_STEP_S] * 15
+    held.release()
+
+
+def test_the_settle_wait_also_ends_when_its_time_is_over(tmp_path):
+    """Each look at the shared store can itself be slow (its lock): the wait ends at settle_seconds of the
+    limiter's clock even if fewer steps were slept."""
+    from ipledger.gateway.dashboard.streams import SETTLE_STEP_S, StreamLimits
+    from ipledger.gateway.feed.store import FeedStore
+    from ipledger.gateway.problems import Problem
+
+    now = [1_000_000.0]
+
+    def clock():
+        now[0] += 0.25            # every reading of the clock finds a quarter of a second gone
+        return now[0]
+
+    waits = []
+    limits = StreamLimits(FeedStore(tmp_path / "db.sqlite"), per_key=0, per_session=1, per_worker=0,
+                          stream_seconds=60, settle_seconds=1.5, sleep=waits.append, clock=clock)
+    held = limits.acquire("key1", "session-a")
+    with pytest.raises(Problem) as refused:
+        limits.acquire("key1", "session-a")
+    assert refused.value.status == 429
+    assert 0 < len(waits) < 15 and set(waits) == {SETTLE_STEP_S}
     held.release()
