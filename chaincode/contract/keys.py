@@ -25,8 +25,10 @@ object type         attributes                                  answers
 ``decl``            mrn, item_no                                DuplicateDeclaration; mrn → its events
 ``unconfirmed``     authorisation_id, mrn, item_no              re-exports awaiting ConfirmExit
 ``log``             scope, YYYY-MM, recorded_at, tx_id           a period's events (month buckets)
-``lot.log``         lot_id, recorded_at, tx_id                  a lot's history (references to
-                                                                ``log`` entries)
+``lot.log``         lot_id, recorded_at, tx_id                  a lot's history: each value
+                                                                ``{"scope", "month"}`` names the
+                                                                ``log`` entry (ledgers written before
+                                                                hold a copy of the event instead)
 ``batch.log``       batch_id, recorded_at, tx_id                a batch's history (the same)
 ``alert``           authorisation_id, type, subject              recorded alerts
 ``bill``            authorisation_id, period_end                bills of discharge of an authorisation

@@ -81,3 +81,21 @@ def test_a_reference_to_a_missing_log_entry_is_not_silently_skipped():
     res = s.ledger.evaluate(s.contract, "GetLotHistory", ["L1"], "CustomsMSP")
     assert not res.ok and res.error_code == "InternalError"
     assert "names a log entry that is not on the ledger" in res.message and "1999-01" in res.message
+
+
+def test_a_processing_of_two_lots_shows_each_lot_its_own_consumption_only():
+    """One log entry for the processing, three histories reading it: each lot's entry keeps its own
+    consumption and the productions it has a share in, never the other lot's consumption."""
+    s = Scenario.with_l1(InwardProcessingContract)
+    s.accepted(s.place("L2", 1000))
+    out = s.accepted(s.process("OP1", [("L1", 100), ("L2", 200)], [retreaded(295, "B1"), waste(300, "W1")]))
+    (entry,) = [e for e in _log_entries(s) if e["tx_id"] == out["tx_id"]]
+    consumed = {lot_id: [e for e in s.query("GetLotHistory", lot_id)["history"][-1]["effects"]
+                         if e["op"] == "consume"] for lot_id in ("L1", "L2")}
+    assert [(e["lot_id"], e["qty"]) for e in consumed["L1"]] == [("L1", 100)]
+    assert [(e["lot_id"], e["qty"]) for e in consumed["L2"]] == [("L2", 200)]
+    assert len([e for e in entry["effects"] if e["op"] == "consume"]) == 2
+    for lot_id in ("L1", "L2"):
+        produced = [e["batch"]["batch_id"] for e in s.query("GetLotHistory", lot_id)["history"][-1]["effects"]
+                    if e["op"] == "produce"]
+        assert produced == ["B1", "W1"]
