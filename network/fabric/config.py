@@ -7,7 +7,7 @@ root, e.g. ``("Channel", "Application", "AuditMSP")``, spelt like Fabric by
 path), kind ``group`` | ``value`` | ``policy``, as :func:`flatten` lists them.
 
 - decoding: :func:`config_envelope_of` / :func:`config_from_block` (the config a
-  config block carries), :func:`channel_of_block`;
+  config block carries);
 - reading and editing the tree: :func:`group_at`, :func:`policy_at`,
   :func:`set_policy`, the organisations (:func:`application_orgs`,
   :func:`orderer_orgs`, :func:`msp_of`, :func:`msp_configs`), anchor peers and
@@ -80,13 +80,6 @@ def config_from_block(block_bytes: bytes) -> tuple[configtx_pb2.Config, int]:
     block = common_pb2.Block.FromString(block_bytes)
     envelope, _ = config_envelope_of(block)
     return envelope.config, block.header.number
-
-
-def channel_of_block(block_bytes: bytes) -> str:
-    block = common_pb2.Block.FromString(block_bytes)
-    env = common_pb2.Envelope.FromString(block.data.data[0])
-    payload = common_pb2.Payload.FromString(env.payload)
-    return common_pb2.ChannelHeader.FromString(payload.header.channel_header).channel_id
 
 
 # ----------------------------------------------------------------------------- the tree
