@@ -80,6 +80,13 @@ def input_entry(auth: dict, cn: str) -> dict | None:
 
 # ---------------------------------------------------------------------------------------- ceilings
 
+def ceiling_alert_key(auth: dict, cn: str) -> tuple | None:
+    """The CeilingNear alert of the entry covering ``cn`` — what a change of that code's input stock reads
+    (alert_rules.review) — or None when no entry covers it."""
+    entry = input_entry(auth, cn)
+    return keys.alert(auth["authorisation_id"], "CeilingNear", entry["cn"]) if entry is not None else None
+
+
 def ceiling_usage(state, auth: dict, entry: dict) -> int:
     """Quantity under the procedure for one input-goods entry: the stock of every lot whose CN the
     entry covers (most specific entry wins), in the entry's unit. A range read over the shards of the

@@ -29,6 +29,12 @@ def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
     effect = {"op": op, "kind": kind, "id": goods_id, "qty": qty,
               "sites": goods.take_from_sites(record, qty, event.get("site"), kind, goods_id),
               "attribution": goods.fifo_attribution(record, qty) if kind == goods.BATCH else None}
+    # what posting it will read, in one round trip: the balance shard, the lots a batch's attribution
+    # discharges, and a lot's CeilingNear alert (its input stock falls: alert_rules.review reads it)
+    reads = goods.reads_of_taking(kind, record, effect["attribution"])
+    if kind == goods.LOT and (ceiling := authorisations.ceiling_alert_key(auth, record["cn"])) is not None:
+        reads.append(ceiling)
+    tx.state.prefetch(reads)
     return kind, goods_id, effect
 
 

@@ -242,8 +242,7 @@ class StateBook:
         """Keep the balance per (authorisation, category, cn, unit) in step, in the shard of this lot or batch
         (keys.balance_shard): a bounded read for queries, and no key every event of the authorisation writes."""
         category = INPUT if kind == LOT else PRODUCT
-        goods_id = record["lot_id"] if kind == LOT else record["batch_id"]
-        key = keys.balance(record["authorisation_id"], category, record["cn"], record["unit"], goods_id)
+        key = balance_key(kind, record)
         bal = self.tx.state.get(key) or {
             "authorisation_id": record["authorisation_id"], "category": category, "cn": record["cn"],
             "unit": record["unit"], "entered": 0, "stock": 0, "consumed": 0, "exited": {}, "lost": 0,
@@ -264,6 +263,19 @@ class StateBook:
 
 
 # ---------------------------------------------------------------------------------------- applying effects
+
+def balance_key(kind: str, record: dict) -> tuple:
+    """The balance shard a lot's or batch's stock is counted in (its goods code, unit and own shard)."""
+    category = INPUT if kind == LOT else PRODUCT
+    goods_id = record["lot_id"] if kind == LOT else record["batch_id"]
+    return keys.balance(record["authorisation_id"], category, record["cn"], record["unit"], goods_id)
+
+
+def reads_of_taking(kind: str, record: dict, attribution: list[dict] | None) -> list[tuple]:
+    """The keys posting an exit or a loss of ``record`` reads besides the record itself: its balance shard
+    (StateBook.account) and, for a batch, the lots its attribution discharges (_discharge_shares)."""
+    return [balance_key(kind, record), *(keys.lot(part["lot_id"]) for part in attribution or ())]
+
 
 def _remove(record: dict, sites: dict[str, int], kind: str, goods_id: str) -> None:
     for site, qty in sites.items():

@@ -53,6 +53,8 @@ def place_under_procedure(tx, event: dict) -> dict:
         "stock": {event["site"]: qty}, "consumed": 0, "exited": {}, "lost": 0, "lost_by_reason": {},
         "products": {},
     }
+    # what posting it reads, in one round trip: the lot's balance shard, its entry's CeilingNear alert
+    tx.state.prefetch([goods.balance_key(goods.LOT, lot), authorisations.ceiling_alert_key(auth, lot["cn"])])
     goods.post(tx, {"op": "place", "lot": lot})
     tx.state.put(declaration, {"type": "PLACEMENT", "authorisation_id": auth["authorisation_id"], "goods": goods.LOT,
                                "id": lot_id, "mrn": event["mrn"], "item_no": event["item_no"],

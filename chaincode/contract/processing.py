@@ -76,6 +76,24 @@ def _yield_line(product: dict, contributing: list[tuple[dict, int, Fraction]], p
     }, deviation
 
 
+def _batch_id(op_id: str, n: int, output: dict) -> str:
+    """The id of an operation's ``n``-th output batch: the one the event gives, else ``<operation>/<n>``."""
+    return output.get("batch_id") or f"{op_id}/{n}"
+
+
+def _reads_of_posting(auth: dict, op_id: str, inputs: list[tuple[dict, int]], batches: list[dict],
+                      yields: list[dict]) -> list[tuple]:
+    """What recording a processing reads once its lots are loaded: the balance shards of the lots and of the
+    new batches (goods.StateBook.account), each lot's CeilingNear alert (its stock falls:
+    alert_rules.review) and the YieldDeviation alerts it raises."""
+    auth_id = auth["authorisation_id"]
+    reads = [goods.balance_key(goods.LOT, lot) for lot, _qty in inputs]
+    reads += [goods.balance_key(goods.BATCH, {"authorisation_id": auth_id, **out}) for out in batches]
+    reads += [key for lot, _qty in inputs if (key := authorisations.ceiling_alert_key(auth, lot["cn"]))]
+    reads += [keys.alert(auth_id, "YieldDeviation", f"{op_id}/{y['output_cn']}") for y in yields if y["warning"]]
+    return reads
+
+
 def record_processing(tx, event: dict) -> dict:
     """RecordProcessing: inputs ≤ stock at the site; output CN codes authorised; the whole operation
     within the rates of yield ± ``yield_block_pct`` (:func:`check_yield`). Refused on a suspended,
@@ -83,6 +101,9 @@ def record_processing(tx, event: dict) -> dict:
     auth = authorisations.get(tx.state, event["authorisation_id"])
     authorisations.require_in_force(auth, tx.now)
     op_id, site = event["operation_id"], event["site"]
+    # the operation, its lots and the batches it creates are all read when it succeeds: in one round trip
+    tx.state.prefetch([keys.operation(op_id), *(keys.lot(item["lot_id"]) for item in event["inputs"]),
+                       *(keys.batch(_batch_id(op_id, n, out)) for n, out in enumerate(event["outputs"], start=1))])
     if tx.state.exists(keys.operation(op_id)):
         raise AlreadyExists(f"processing operation {op_id} exists", operation_id=op_id)
     authorisations.require_site(auth, site)
@@ -113,12 +134,13 @@ def record_processing(tx, event: dict) -> dict:
         if out["unit"] != product["unit"]:
             raise UnitMismatch(f"{out['cn']} is authorised in {product['unit']}, not {out['unit']}",
                                cn=out["cn"], unit=product["unit"], given=out["unit"])
-        batch_id = out.get("batch_id") or f"{op_id}/{n}"
+        batch_id = _batch_id(op_id, n, out)
         if tx.state.exists(keys.batch(batch_id)) or any(b["batch_id"] == batch_id for b in batches):
             raise AlreadyExists(f"batch {batch_id} exists", batch_id=batch_id)
         batches.append({**out, "batch_id": batch_id})
 
     yields = check_yield(auth, tx.params, inputs, batches)
+    tx.state.prefetch(_reads_of_posting(auth, op_id, inputs, batches, yields))
 
     # record: consumption, then one batch per output traced to its lots
     for lot, qty in inputs:

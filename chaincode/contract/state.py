@@ -33,6 +33,7 @@ class State:
         self.stub = stub
         self._cache: dict[str, bytes] = {}  # key -> bytes (b"" = absent or deleted)
         self._written: dict[str, None] = {}  # keys written, in order (a dict: no set is ever iterated)
+        self._ranges: dict[str, dict[str, bytes]] = {}  # prefix -> the committed keys and values scanned
 
     def key(self, key: Key) -> str:
         object_type, *attrs = key
@@ -50,8 +51,10 @@ class State:
     def prefetch(self, keys: list[Key]) -> None:
         """Read ``keys`` in one round trip to the peer (GetMultipleStates) ahead of their use.
 
-        Only for keys the transaction reads anyway: a read joins the read set (the MVCC check at
-        commit) whether it comes from here or from :meth:`get`."""
+        Only for keys the transaction reads anyway when it succeeds: a read joins the read set (the MVCC
+        check at commit) whether it comes from here or from :meth:`get` (tests/unit/contract/
+        test_contract_read_ahead.py runs every kind of event with and without its read-aheads and compares
+        the keys read)."""
         wanted = [k for k in dict.fromkeys(self.key(key) for key in keys) if k not in self._cache]
         if len(wanted) == 1:
             self._cache[wanted[0]] = self.stub.get_state(wanted[0])
@@ -79,10 +82,14 @@ class State:
         """``(attributes, value)`` of every key starting with ``(object_type, *attrs)``, sorted by key,
         including this transaction's own writes (a partial composite key query: a range read)."""
         prefix = self.stub.create_composite_key(object_type, [str(a) for a in attrs])
-        found: dict[str, bytes] = {}
-        with self.stub.get_state_by_partial_composite_key(object_type, [str(a) for a in attrs]) as it:
-            for kv in it:
-                found[kv.key] = kv.value
+        committed = self._ranges.get(prefix)
+        if committed is None:  # the committed state cannot change during the transaction: one read per range
+            committed = {}
+            with self.stub.get_state_by_partial_composite_key(object_type, [str(a) for a in attrs]) as it:
+                for kv in it:
+                    committed[kv.key] = kv.value
+            self._ranges[prefix] = committed
+        found = dict(committed)
         for k in self._written:
             if k.startswith(prefix):
                 found[k] = self._cache[k]
