@@ -46,6 +46,11 @@ class Node:
     # Test/lab feature: run the node inside this named network namespace (`ip netns exec`),
     # where ``host`` is one of the namespace's addresses. None (production): the host's own stack.
     netns: str | None = None
+    # A peer's history database (Fabric's ledger.history.enableHistoryDatabase), which serves a
+    # chaincode's GetHistoryForKey only. Off unless the consortium file asks for it: the contract
+    # keeps its own audit trail and never calls it, and the index, one entry per key written,
+    # slows the peer down as its ledger grows (docs/benchmarks.md, issue 16 goal 5).
+    history_database: bool = False
 
     @property
     def id(self) -> str:
@@ -390,7 +395,14 @@ def _node(kind: str, spec: Any, org: Org, default_host: str, next_port) -> Node:
     if netns is not None and not (isinstance(netns, str) and _NETNS.match(netns)):
         raise ConsortiumError(f"{org.msp_id} {spec['name']}: netns {netns!r} is not a network "
                               "namespace name (letters, digits, '.', '_', '-'; at most 63)")
-    return Node(kind, spec["name"], org, spec.get("host", default_host), port, netns)
+    history = spec.get("history_database", False)
+    if not isinstance(history, bool):
+        raise ConsortiumError(f"{org.msp_id} {spec['name']}: history_database must be true or false, "
+                              f"not {history!r}")
+    if history and kind != "peer":
+        raise ConsortiumError(f"{org.msp_id} {spec['name']}: history_database is a peer's setting; an "
+                              "orderer keeps no state database")
+    return Node(kind, spec["name"], org, spec.get("host", default_host), port, netns, history)
 
 
 def _check_unique(c: Consortium) -> None:
@@ -423,7 +435,8 @@ def to_dict(c: Consortium) -> dict:
     """
     def nodes(ns: list[Node]) -> list[dict]:
         return [{"name": n.name, "host": n.host, "port": n.port,
-                 **({"netns": n.netns} if n.netns else {})} for n in ns]
+                 **({"netns": n.netns} if n.netns else {}),
+                 **({"history_database": True} if n.history_database else {})} for n in ns]
 
     o = c.orderer_org
     consensus = {v: k for k, v in CONSENSUS.items()}[c.consensus]

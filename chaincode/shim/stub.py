@@ -471,6 +471,9 @@ class Stub:
         return self._page(StateQueryIterator(self, self._parse(shim_pb2.QueryResponse, reply.payload)))
 
     def get_history_for_key(self, key: str) -> HistoryQueryIterator:
+        """Every committed write of ``key``, newest first. Needs the peer's history database, which
+        ipledger's peers keep only when the consortium file asks (``history_database``); without it the
+        peer answers with an error (``history database is not enabled``), raised here."""
         reply = self._call(CCM.GET_HISTORY_FOR_KEY, shim_pb2.GetHistoryForKey(key=key))
         return HistoryQueryIterator(self, self._parse(shim_pb2.QueryResponse, reply.payload))
 

@@ -220,7 +220,7 @@ def peer_config(c: Consortium, lay: Layout, n: Node) -> dict:
         "ledger": {
             "blockchain": None,
             "state": {"stateDatabase": "goleveldb", "totalQueryLimit": 100000},
-            "history": {"enableHistoryDatabase": True},
+            "history": {"enableHistoryDatabase": n.history_database},  # consortium.Node says why
             "pvtdataStore": {"collElgProcMaxDbBatchSize": 5000,
                              "collElgProcDbBatchesInterval": 1000,
                              "deprioritizedDataReconcilerInterval": "60m",

@@ -2,7 +2,10 @@
 
 ``fabric_network`` brings the default consortium up in a temporary state
 directory on free loopback ports and takes it down (leaving no process) at the
-end of the session. Later suites (chaincode, gateway) build on it.
+end of the session. Later suites (chaincode, gateway) build on it. One change
+to the default: the broker's peer keeps a history database (off by default), so
+the shim's GetHistoryForKey is exercised on a real peer, and its refusal on the
+others.
 """
 from __future__ import annotations
 
@@ -12,10 +15,13 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
+from ipledger.network import consortium as consortium_mod
 from ipledger.network.org.nodes import Nodes
 
 PORTS_NEEDED = 200
+HISTORY_ORG = "BrokerMSP"  # its peers keep a history database (GetHistoryForKey); the others do not
 
 
 def port_free(port: int) -> bool:
@@ -57,7 +63,13 @@ def processes_using(state_dir: Path) -> list[int]:
 @pytest.fixture(scope="session")
 def fabric_network(tmp_path_factory) -> Nodes:
     state = tmp_path_factory.mktemp("fabric") / "state"
-    net = Nodes.open(state, base_port=free_base_port())
+    raw = yaml.safe_load(consortium_mod.DEFAULT_FILE.read_text())
+    for org in raw["organisations"]:
+        if org["msp_id"] == HISTORY_ORG:
+            org["peers"] = [{"name": name, "history_database": True} for name in org["peers"]]
+    consortium_file = state.parent / "consortium.yaml"
+    consortium_file.write_text(yaml.safe_dump(raw))
+    net = Nodes.open(state, consortium_file=consortium_file, base_port=free_base_port())
     try:
         net.up(log=lambda *_: None)
         yield net

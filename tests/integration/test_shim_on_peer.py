@@ -48,13 +48,20 @@ def test_put_get_delete_and_multiple_get(op):
     assert ev(op, "Get", "a1") == ""
 
 
-def test_history_lists_every_write_with_its_tx(op):
+def test_history_lists_every_write_with_its_tx(op, broker):
+    """Only the broker's peer keeps a history database in the test network (conftest.HISTORY_ORG; the
+    product's peers keep none unless asked): it lists every write; the operator's peer refuses clearly."""
     r1, _ = sub(op, "Put", "h", "v1")
     r2, _ = sub(op, "Put", "h", "v2")
     r3, _ = sub(op, "Delete", "h")
-    history = ev(op, "History", "h")
+    deadline = time.monotonic() + 30
+    while len(history := ev(broker, "History", "h")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)  # the broker's peer commits the operator's last block a moment later
     assert [(m["tx_id"], m["value"], m["is_delete"]) for m in history] == [
         (r3.tx_id, "", True), (r2.tx_id, "v2", False), (r1.tx_id, "v1", False)]
+    with pytest.raises(EvaluateError) as e:
+        ev(op, "History", "h")
+    assert "history database is not enabled" in str(e.value)
 
 
 def test_range_query_larger_than_one_peer_batch_and_paginated(op):

@@ -89,6 +89,33 @@ def test_resolved_description_round_trips_with_its_ports():
     assert [(n.id, n.address) for n in again.nodes] == [(n.id, n.address) for n in c.nodes]
 
 
+def test_a_peer_keeps_a_history_database_only_when_its_spec_asks():
+    raw = default_raw()
+    raw["organisations"][2]["peers"] = [{"name": "peer0", "history_database": True}]
+    c = consortium.parse(raw)
+    assert {n.id: n.history_database for n in c.peers} == {
+        "peer0.customs": False, "peer0.operator": False, "peer0.broker": True}
+    again = consortium.parse(consortium.to_dict(c))  # the state directory's record keeps it
+    assert [n.history_database for n in again.peers] == [False, False, True]
+    assert "history_database" not in consortium.to_dict(c)["organisations"][0]["peers"][0]
+
+
+@pytest.mark.parametrize("where, spec, message", [
+    (("organisations", 0, "peers"), {"name": "peer0", "history_database": "yes"},
+     "peer0: history_database must be true or false, not 'yes'"),
+    (("orderer", "nodes"), {"name": "orderer0", "history_database": True},
+     "orderer0: history_database is a peer's setting"),
+])
+def test_a_history_database_setting_that_cannot_apply_is_refused(where, spec, message):
+    raw = default_raw()
+    holder = raw
+    for part in where[:-1]:
+        holder = holder[part]
+    holder[where[-1]] = [spec]
+    with pytest.raises(ConsortiumError, match=message):
+        consortium.parse(raw)
+
+
 # ----------------------------------------------------------------------------- BFT across members
 
 BFT_FILE = consortium.DEFAULT_FILE.with_name("consortium-bft.yaml")

@@ -41,6 +41,17 @@ def test_every_peer_listener_uses_tls_and_the_gateway_is_on(net):
         assert cfg["peer"]["fileSystemPath"].startswith(str(lay.root))
 
 
+def test_a_peer_keeps_a_history_database_only_when_the_consortium_asks(net):
+    c, lay = net
+    assert [generate.peer_config(c, lay, n)["ledger"]["history"]["enableHistoryDatabase"]
+            for n in c.peers] == [False, False, False]
+    raw = yaml.safe_load(consortium.DEFAULT_FILE.read_text())
+    raw["organisations"][1]["peers"] = [{"name": "peer0", "history_database": True}]
+    c = consortium.parse(raw, base_port=21000)
+    assert {n.id: generate.peer_config(c, lay, n)["ledger"]["history"]["enableHistoryDatabase"]
+            for n in c.peers} == {"peer0.customs": False, "peer0.operator": True, "peer0.broker": False}
+
+
 def test_every_orderer_listener_uses_tls_and_admin_needs_client_certs(net):
     c, lay = net
     [n] = c.orderers
