@@ -93,6 +93,19 @@ def _role(pid: int) -> str | None:
     return None
 
 
+def machine_ticks() -> list[int]:
+    """The machine's CPU time so far by state (/proc/stat: user, nice, system, idle, iowait, irq,
+    softirq, steal), to tell what share of a measurement the hypervisor took (steal) or nobody used."""
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def machine_shares(before: list[int], after: list[int]) -> dict[str, float]:
+    """Percent of the machine's CPU time between two ``machine_ticks``: stolen by the hypervisor, idle."""
+    delta = [b - a for a, b in zip(before, after)]
+    total = sum(delta) or 1
+    return {"steal_pct": 100 * delta[7] / total, "idle_pct": 100 * (delta[3] + delta[4]) / total}
+
+
 def cpu_seconds() -> dict[str, float]:
     """CPU time (user + system) so far of every benchmarked process, summed by role."""
     total = dict.fromkeys(CPU_ROLES, 0.0)

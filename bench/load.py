@@ -19,12 +19,13 @@ authorisation's bill-of-discharge data, the probe lot itself — which must cost
 whatever the size of the ledger — and, for contrast, the bill-of-discharge data of a load
 authorisation, which grows with that authorisation. It records throughput and latency of the
 phase, the RSS of every peer, the orderer, the chaincode processes and the gateway, the
-channel height and the size of the peers' ledgers.
+channel height, the size of the peers' ledgers, and the share of the machine's CPU time the
+hypervisor took (steal) or nobody used during the phase: a phase slowed by a busy host shows it.
 
-Every transaction of an authorisation updates its balance keys (kept incrementally, one per goods
-code and unit), so two transactions of the same authorisation in one block conflict (MVCC) and the
-later one is retried: the throughput of ONE authorisation is about one event per block. Run with
-``--authorisations 1`` to measure that.
+An event changes the balance shard of its lot or batch only (chaincode/contract/keys.py), so events
+of one authorisation on different lots seldom meet in one block (MVCC); a placement reads every
+input-goods shard of its authorisation for the ceiling, so it conflicts with a concurrent change to
+that authorisation's input stock and is retried. Run with ``--authorisations 1`` to measure one plant alone.
 
 A rejected event is retried (same event_id: idempotent) when the answer says it may be
 (409 transaction-conflict, 503, 504), at most 5 times; anything else counts as an error and
@@ -57,7 +58,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ipledger.chaincode.testing import mrns  # noqa: E402
-from bench.chaincode_put import rss_mb  # noqa: E402
+from bench.chaincode_put import machine_shares, machine_ticks, rss_mb  # noqa: E402
 from ipledger.network.cli import gateway_daemon as daemon  # noqa: E402
 from ipledger.network.channel.package import ChaincodeSpec  # noqa: E402
 from ipledger.network.channel.chaincode import Deployer  # noqa: E402
@@ -247,7 +248,7 @@ class Load:
             self.target = target
             self.phase = []
             self.resume.notify_all()
-        started = time.monotonic()
+        started, ticks = time.monotonic(), machine_ticks()
         if not self.started:
             self.started = True
             for t in self.threads:
@@ -264,7 +265,7 @@ class Load:
         ok = [lat for _, lat, status in phase if status in (200, 201)]
         p50, p99 = quantiles(ok)
         return {"events": len(ok), "attempts": len(phase), "seconds": elapsed, "tps": len(ok) / elapsed,
-                "p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
+                "p50_ms": p50 * 1000, "p99_ms": p99 * 1000, **machine_shares(ticks, machine_ticks())}
 
     def stop(self) -> None:
         with self.lock:
@@ -449,12 +450,13 @@ def main() -> int:
 
 def print_tables(report: dict) -> None:
     print("| events on the ledger | phase events | phase tx/s | p50 ms | p99 ms | retries | errors | height | "
-          "peer ledger MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "peer ledger MB | CPU stolen / idle % |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in report["checkpoints"]:
         ph = row["phase"]
         print(f"| {row['committed']} | {ph['events']} | {ph['tps']:.1f} | {ph['p50_ms']:.0f} | {ph['p99_ms']:.0f} | "
-              f"{row['retries']} | {sum(row['errors'].values())} | {row['height']} | {row['ledger_mb']:.0f} |")
+              f"{row['retries']} | {sum(row['errors'].values())} | {row['height']} | {row['ledger_mb']:.0f} | "
+              f"{ph.get('steal_pct', float('nan')):.1f} / {ph.get('idle_pct', float('nan')):.1f} |")
     print()
     names = list(report["checkpoints"][0]["queries"]) if report["checkpoints"] else []
     print("| query (p50 / p99 ms) | " + " | ".join(str(r["committed"]) for r in report["checkpoints"]) + " |")
