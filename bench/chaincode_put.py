@@ -100,7 +100,8 @@ def machine_ticks() -> list[int]:
 
 
 def machine_shares(before: list[int], after: list[int]) -> dict[str, float]:
-    """Percent of the machine's CPU time between two ``machine_ticks``: stolen by the hypervisor, idle."""
+    """Percent of the machine's CPU time between two ``machine_ticks``: stolen by the hypervisor, and idle
+    (waiting for input/output included)."""
     delta = [b - a for a, b in zip(before, after)]
     total = sum(delta) or 1
     return {"steal_pct": 100 * delta[7] / total, "idle_pct": 100 * (delta[3] + delta[4]) / total}

@@ -399,7 +399,7 @@ def _node(kind: str, spec: Any, org: Org, default_host: str, next_port) -> Node:
     if not isinstance(history, bool):
         raise ConsortiumError(f"{org.msp_id} {spec['name']}: history_database must be true or false, "
                               f"not {history!r}")
-    if history and kind != "peer":
+    if "history_database" in spec and kind != "peer":
         raise ConsortiumError(f"{org.msp_id} {spec['name']}: history_database is a peer's setting; an "
                               "orderer keeps no state database")
     return Node(kind, spec["name"], org, spec.get("host", default_host), port, netns, history)

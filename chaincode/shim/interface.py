@@ -106,6 +106,7 @@ class ChaincodeStub(Protocol):
     def get_state_by_partial_composite_key_with_pagination(
         self, object_type: str, attributes: Sequence[str], page_size: int, bookmark: str = ""
     ) -> QueryPage: ...
+    # only on a peer that keeps a history database (consortium file: history_database); others refuse
     def get_history_for_key(self, key: str) -> HistoryIterator: ...
 
     # -- state-based endorsement -----------------------------------------------

@@ -322,6 +322,8 @@ class MemStub:
         return self._page(bookmark or start, end, page_size)
 
     def get_history_for_key(self, key: str) -> _Iter:
+        """Always answers here; on the network only a peer that keeps a history database does (ipledger's
+        peers keep none unless the consortium file asks), so the contract does not call it."""
         self._check_key(key)
         return _Iter(reversed(self._c.history.get(key, [])))
 

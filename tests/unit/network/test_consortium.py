@@ -105,6 +105,8 @@ def test_a_peer_keeps_a_history_database_only_when_its_spec_asks():
      "peer0: history_database must be true or false, not 'yes'"),
     (("orderer", "nodes"), {"name": "orderer0", "history_database": True},
      "orderer0: history_database is a peer's setting"),
+    (("orderer", "nodes"), {"name": "orderer0", "history_database": False},
+     "orderer0: history_database is a peer's setting"),
 ])
 def test_a_history_database_setting_that_cannot_apply_is_refused(where, spec, message):
     raw = default_raw()
