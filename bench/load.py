@@ -32,7 +32,7 @@ A rejected event is retried (same event_id: idempotent) when the answer says it 
 ends that lot's chain. Bounded in time by ``--max-minutes``.
 
     .venv/bin/python bench/load.py [--events 100000] [--in-flight 64] [--checkpoints 1000,10000,100000]
-                                   [--json-out FILE] [--max-minutes 120]
+                                   [--json-out FILE] [--max-minutes 120] [--consortium FILE]
 
 Prints Markdown tables for docs/benchmarks.md.
 """
@@ -377,13 +377,15 @@ def main() -> int:
     ap.add_argument("--authorisations", type=int, default=0, help="load authorisations (default: --in-flight)")
     ap.add_argument("--max-minutes", type=float, default=120)
     ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--consortium", type=Path, help="consortium file (default: network/consortium.yaml), e.g. "
+                                                    "one whose peers keep a history database")
     args = ap.parse_args()
     LOAD_AUTHS[:] = [f"FRIPOLOAD{i:03d}" for i in range(args.authorisations or args.in_flight)]
     checkpoints = sorted({int(c) for c in args.checkpoints.split(",") if int(c) < args.events} | {args.events})
     deadline = time.monotonic() + args.max_minutes * 60
     tmp = tempfile.TemporaryDirectory(prefix="ipledger-load-")
     state = Path(tmp.name) / "state"
-    net = Nodes.open(state, base_port=free_base_port())
+    net = Nodes.open(state, consortium_file=args.consortium, base_port=free_base_port())
     report: dict = {"events": args.events, "in_flight": args.in_flight, "authorisations": len(LOAD_AUTHS),
                     "checkpoints": [], "started": now(), "load_average_start": os.getloadavg()}
     gateways: dict[str, subprocess.Popen] = {}
