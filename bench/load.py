@@ -458,7 +458,7 @@ def print_tables(report: dict) -> None:
         ph = row["phase"]
         print(f"| {row['committed']} | {ph['events']} | {ph['tps']:.1f} | {ph['p50_ms']:.0f} | {ph['p99_ms']:.0f} | "
               f"{row['retries']} | {sum(row['errors'].values())} | {row['height']} | {row['ledger_mb']:.0f} | "
-              f"{ph.get('steal_pct', float('nan')):.1f} / {ph.get('idle_pct', float('nan')):.1f} |")
+              f"{ph['steal_pct']:.1f} / {ph['idle_pct']:.1f} |")
     print()
     names = list(report["checkpoints"][0]["queries"]) if report["checkpoints"] else []
     print("| query (p50 / p99 ms) | " + " | ".join(str(r["committed"]) for r in report["checkpoints"]) + " |")
