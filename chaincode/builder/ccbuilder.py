@@ -137,10 +137,6 @@ def run(build_dir: Path, run_metadata_dir: Path) -> int:
     manifest = json.loads((build_dir / MANIFEST).read_text())
     launcher = (
         "import sys\n"
-        # Python's ssl and _hashlib would map the system OpenSSL (4.7 MB of RSS, issue 16) for nothing: TLS
-        # to the peer is grpc's own (BoringSSL, linked in) and asyncio imports ssl only if it can; the
-        # chaincode's hashes are short SHA-256 digests, which hashlib computes with its built-in code
-        "sys.modules['ssl'] = sys.modules['_hashlib'] = None\n"
         f"sys.path[:0] = [{str(build_dir / 'src')!r}, {str(build_dir / 'site')!r}]\n"
         "from ipledger.chaincode.shim.client import main\n"
         f"sys.exit(main([{manifest['contract']!r}, {str(run_metadata_dir / 'chaincode.json')!r}]))\n"

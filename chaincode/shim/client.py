@@ -15,6 +15,9 @@ means an insecure channel (tests only).
 
 ``run_client`` returns 0 after a SIGTERM/SIGINT drain and 1 when the stream to
 the peer is lost (the peer relaunches the chaincode); ``main`` exits with it.
+
+The stream is carried by the shim's own HTTP/2 client (:mod:`ipledger.chaincode.shim.http2`);
+``--transport grpcio`` carries it through grpcio instead (what server mode always uses).
 """
 from __future__ import annotations
 
@@ -27,14 +30,22 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import grpc
-
-from fabric_protos.peer import chaincode_shim_pb2_grpc
-
 from ipledger.chaincode.shim.handler import ChaincodeSession, StreamClosedError, WorkerPool
-from ipledger.chaincode.shim.transport import CLIENT_OPTIONS, CallTransport, drain_on_signal, load_contract, load_pem
+from ipledger.chaincode.shim.http2 import Http2Error, client_tls_context, open_grpc_stream
+from ipledger.chaincode.shim.transport import (
+    CLIENT_OPTIONS,
+    MAX_MESSAGE_SIZE,
+    REGISTER_PATH,
+    CallTransport,
+    StreamTransport,
+    drain_on_signal,
+    load_contract,
+    load_pem,
+)
 
-__all__ = ["ChaincodeClient", "ChaincodeConfig", "load_chaincode_json", "run_client", "main"]
+__all__ = ["ChaincodeClient", "ChaincodeConfig", "TRANSPORTS", "load_chaincode_json", "run_client", "main"]
+
+TRANSPORTS = ("http2", "grpcio")
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +114,12 @@ class ChaincodeClient:
         client_key: Union[None, bytes, str] = None,
         server_name_override: Optional[str] = None,
         max_workers: Optional[int] = None,
+        transport: str = "http2",
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
         self.contract = contract
+        self.transport = transport
         self.chaincode_id = chaincode_id
         self.peer_address = peer_address
         self._root = load_pem(root_cert)
@@ -129,10 +144,11 @@ class ChaincodeClient:
             **kw,
         )
 
-    def _channel(self) -> grpc.aio.Channel:
+    def _grpcio_channel(self) -> Any:
+        import grpc
+
         options = list(CLIENT_OPTIONS)
         if self._root is None:
-            log.warning("no root certificate: dialling %s WITHOUT TLS (tests only)", self.peer_address)
             return grpc.aio.insecure_channel(self.peer_address, options=options)
         if self._override:
             options.append(("grpc.ssl_target_name_override", self._override))
@@ -152,17 +168,42 @@ class ChaincodeClient:
         )
         if self._shutdown_requested:
             return
-        log.info("connecting to peer %s as %s", self.peer_address, self.chaincode_id)
+        log.info("connecting to peer %s as %s (transport %s)", self.peer_address, self.chaincode_id, self.transport)
+        if self._root is None:
+            log.warning("no root certificate: dialling %s WITHOUT TLS (tests only)", self.peer_address)
         try:
-            async with self._channel() as channel:
-                call = chaincode_shim_pb2_grpc.ChaincodeSupportStub(channel).Register()
-                try:
-                    await self.session.run(CallTransport(call))
-                finally:
-                    call.cancel()
+            if self.transport == "grpcio":
+                await self._run_grpcio()
+            else:
+                await self._run_http2()
         finally:
             if self._pool is not None:
                 self._pool.shutdown()
+
+    async def _run_http2(self) -> None:
+        assert self.session is not None
+        tls = client_tls_context(self._root, self._cert, self._key) if self._root is not None else None
+        try:
+            stream = await open_grpc_stream(
+                self.peer_address, REGISTER_PATH, tls=tls, server_name=self._override, max_message=MAX_MESSAGE_SIZE
+            )
+        except Http2Error as exc:
+            raise StreamClosedError(str(exc)) from exc
+        try:
+            await self.session.run(StreamTransport(stream))
+        finally:
+            stream.close()
+
+    async def _run_grpcio(self) -> None:
+        from fabric_protos.peer import chaincode_shim_pb2_grpc
+
+        assert self.session is not None
+        async with self._grpcio_channel() as channel:
+            call = chaincode_shim_pb2_grpc.ChaincodeSupportStub(channel).Register()
+            try:
+                await self.session.run(CallTransport(call))
+            finally:
+                call.cancel()
 
     async def shutdown(self, drain_timeout: float = 30.0) -> None:
         """Refuse new transactions, wait for in-flight ones, then end the stream."""
@@ -222,6 +263,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument("--drain-timeout", type=float, default=30.0)
     parser.add_argument(
+        "--transport", choices=TRANSPORTS, default=os.environ.get("CHAINCODE_TRANSPORT", "http2"),
+        help="what carries the stream to the peer: the shim's own HTTP/2 client (default) or grpcio "
+        "(default $CHAINCODE_TRANSPORT, else http2)",
+    )
+    parser.add_argument(
         "--worker-threads", type=int, default=None, metavar="N",
         help="run transactions in N worker threads (for a contract that blocks) instead of inline",
     )
@@ -236,7 +282,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("the contract (module:Class, positional, --contract or $CHAINCODE_CONTRACT) is required")
     _configure_logging()
     contract = load_contract(contract_spec)
-    return run_client(contract, cc_json, drain_timeout=args.drain_timeout, max_workers=args.worker_threads)
+    return run_client(
+        contract, cc_json, drain_timeout=args.drain_timeout, max_workers=args.worker_threads, transport=args.transport
+    )
 
 
 if __name__ == "__main__":

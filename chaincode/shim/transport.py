@@ -1,4 +1,8 @@
-"""gRPC plumbing shared by client mode and server (CCaaS) mode."""
+"""gRPC plumbing shared by client mode and server (CCaaS) mode.
+
+grpc is imported only when a grpcio transport is made (server mode, or client mode with
+``--transport grpcio``): client mode over the shim's own HTTP/2 stream never loads it.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -10,12 +14,11 @@ import signal
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional, Union
 
-import grpc
-
 from fabric_protos.peer import chaincode_shim_pb2
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
+    "REGISTER_PATH",
     "CLIENT_OPTIONS",
     "SERVER_OPTIONS",
     "CallTransport",
@@ -28,6 +31,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_SIZE = 100 * 1024 * 1024  # 100 MiB, as the Go shim and the peer
+REGISTER_PATH = "/protos.ChaincodeSupport/Register"
 
 # Chaincode as client (dialling the peer): the Go shim's keepalive settings.
 CLIENT_OPTIONS: list[tuple[str, Any]] = [
@@ -54,15 +58,35 @@ SERVER_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
+class StreamTransport:
+    """Client side: the ``ChaincodeSupport.Register`` call on the shim's own HTTP/2 stream
+    (:mod:`ipledger.chaincode.shim.http2`, the default)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def read(self) -> Optional[chaincode_shim_pb2.ChaincodeMessage]:
+        data = await self._stream.read()
+        if data is None:
+            return None
+        return chaincode_shim_pb2.ChaincodeMessage.FromString(data)
+
+    async def write(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
+        await self._stream.write(msg.SerializeToString())
+
+
 class CallTransport:
-    """Client side: a ``ChaincodeSupport.Register`` stream-stream call."""
+    """Client side: a ``ChaincodeSupport.Register`` stream-stream call of grpcio (``--transport grpcio``)."""
 
     def __init__(self, call: Any) -> None:
+        import grpc
+
         self._call = call
+        self._eof = grpc.aio.EOF
 
     async def read(self) -> Optional[chaincode_shim_pb2.ChaincodeMessage]:
         msg = await self._call.read()
-        if msg is grpc.aio.EOF:
+        if msg is self._eof:
             return None
         return msg
 
@@ -74,11 +98,14 @@ class ContextTransport:
     """Server side: the servicer context of a ``Chaincode.Connect`` call."""
 
     def __init__(self, context: Any) -> None:
+        import grpc
+
         self._context = context
+        self._eof = grpc.aio.EOF
 
     async def read(self) -> Optional[chaincode_shim_pb2.ChaincodeMessage]:
         msg = await self._context.read()
-        if msg is grpc.aio.EOF:
+        if msg is self._eof:
             return None
         return msg
 
