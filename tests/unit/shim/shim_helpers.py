@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import ipaddress
 import os
 from typing import Any, AsyncIterator, Callable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ipledger.chaincode.shim.client import ChaincodeClient
 from tests.unit.shim.shim_fakepeer import CCM, FakePeer, shim
@@ -80,3 +87,46 @@ class HeldAnswer:
             self.peer.in_flight_requests.discard((msg.channel_id, msg.txid))
             self.peer.send(self.peer._default(msg))
         self.held.clear()
+
+
+def make_pki(tmp_path):
+    """A CA, a server cert for 127.0.0.1/localhost, a client cert; PEM bytes."""
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def key():
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def pem_key(k):
+        return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                               serialization.NoEncryption())
+
+    ca_key = key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+
+    def leaf(cn, sans, usage):
+        k = key()
+        b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+             .issuer_name(ca_name).public_key(k.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        return b.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM), pem_key(k)
+
+    server_cert, server_key = leaf("localhost", [x509.DNSName("localhost"),
+                                                 x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+                                   x509.oid.ExtendedKeyUsageOID.SERVER_AUTH)
+    client_cert, client_key = leaf("peer0", [], x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH)
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+    files = {}
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for name, data in {"ca.pem": ca_pem, "server.pem": server_cert, "server.key": server_key}.items():
+        (tmp_path / name).write_bytes(data)
+        files[name] = str(tmp_path / name)
+    return dict(ca=ca_pem, server_cert=server_cert, server_key=server_key,
+                client_cert=client_cert, client_key=client_key, files=files)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
 import os
@@ -13,11 +12,7 @@ import threading
 
 import grpc
 import pytest
-from tests.unit.shim.shim_helpers import CHAINCODE_ID, HERE, HeldAnswer, run, shim_client, wait_until
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from tests.unit.shim.shim_helpers import CHAINCODE_ID, HERE, HeldAnswer, make_pki, run, shim_client, wait_until
 from tests.unit.shim.shim_fakepeer import CCM, FakePeer
 
 from ipledger.chaincode.shim import PeerError, StreamClosedError
@@ -305,52 +300,8 @@ def test_server_shutdown_drains_in_flight_transaction(mode):
     run(body())
 
 
-def _make_pki(tmp_path):
-    """A CA, a server cert for 127.0.0.1/localhost, a client cert; PEM bytes."""
-    now = dt.datetime.now(dt.timezone.utc)
-
-    def key():
-        return ec.generate_private_key(ec.SECP256R1())
-
-    def pem_key(k):
-        return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                               serialization.NoEncryption())
-
-    ca_key = key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-          .not_valid_after(now + dt.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-
-    def leaf(cn, sans, usage):
-        k = key()
-        b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-             .issuer_name(ca_name).public_key(k.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
-        if sans:
-            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return b.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM), pem_key(k)
-
-    import ipaddress
-
-    server_cert, server_key = leaf("localhost", [x509.DNSName("localhost"),
-                                                 x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
-                                   x509.oid.ExtendedKeyUsageOID.SERVER_AUTH)
-    client_cert, client_key = leaf("peer0", [], x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH)
-    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
-    files = {}
-    for name, data in {"ca.pem": ca_pem, "server.pem": server_cert, "server.key": server_key}.items():
-        (tmp_path / name).write_bytes(data)
-        files[name] = str(tmp_path / name)
-    return dict(ca=ca_pem, server_cert=server_cert, server_key=server_key,
-                client_cert=client_cert, client_key=client_key, files=files)
-
-
 def test_tls_server_mode_mutual_and_client_mode(tmp_path):
-    pki = _make_pki(tmp_path)
+    pki = make_pki(tmp_path)
 
     async def body():
         # CCaaS with mutual TLS; TLS material given as file paths
@@ -413,7 +364,7 @@ def test_server_options_accept_peer_keepalive():
 
 
 def test_server_entry_point_from_environment(tmp_path):
-    pki = _make_pki(tmp_path)
+    pki = make_pki(tmp_path)
 
     async def body():
         import socket

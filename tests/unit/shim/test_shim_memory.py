@@ -89,3 +89,17 @@ def test_a_worker_never_leaves_a_queued_task_behind():
         time.sleep(0.02)
     assert sorted(done) == list(range(300))
     pool.shutdown()
+
+
+def test_client_mode_over_its_own_http2_never_loads_grpc():
+    # grpc's library alone is about 12 MB of the chaincode's RSS; client mode does without it
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import ipledger.chaincode.shim.client, ipledger.chaincode.contract\n"
+        "print(sorted(m for m in sys.modules if m == 'grpc' or m.startswith(('grpc.', '_cython'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"

@@ -218,8 +218,8 @@ def test_keepalive_is_echoed_with_txid_and_channel():
     run(body())
 
 
-@pytest.mark.parametrize("mode", ["inline", "threads"])
-def test_500_concurrent_transactions_no_lost_or_crossed_replies(mode):
+@pytest.mark.parametrize("mode, transport", [("inline", "http2"), ("threads", "http2"), ("inline", "grpcio")])
+def test_500_concurrent_transactions_no_lost_or_crossed_replies(mode, transport):
     async def body():
         peer = FakePeer(reply_delay=0.003)  # replies come back out of order
         n = 500
@@ -227,7 +227,8 @@ def test_500_concurrent_transactions_no_lost_or_crossed_replies(mode):
             peer.state[f"k{i}"] = f"k{i}={i}".encode()
         workers = {"max_workers": 64} if mode == "threads" else {}
         Ledger.gauge = _Gauge()
-        async with shim_client(Ledger(), peer, **workers) as (peer, client, _):
+        async with shim_client(Ledger(), peer, transport=transport, **workers) as (peer, client, _):
+            assert client.transport == transport
             futs = []
             for i in range(n):
                 # same txid on two channels must not be confused either
@@ -549,9 +550,11 @@ def test_invoke_chaincode_unwraps_nested_response():
     run(body())
 
 
-def test_large_value_round_trip():
+@pytest.mark.parametrize("transport", ["http2", "grpcio"])
+def test_large_value_round_trip(transport):
+    # 20 MiB each way: many frames, both sides' flow-control windows used up and credited back
     async def body():
-        async with shim_client(Ledger()) as (peer, _, _):
+        async with shim_client(Ledger(), transport=transport) as (peer, _, _):
             size = 20 * 1024 * 1024 + 256
             got = ok(await peer.transaction("Big", str(size), timeout=30))
             blob = bytes(range(256)) * (size // 256)
