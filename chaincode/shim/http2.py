@@ -511,6 +511,8 @@ class GrpcStream(asyncio.Protocol):
     def _check_open(self) -> None:
         if self._closed is not None:
             raise self._closed
+        if self._ended:
+            raise Http2Error("the peer ended the call")
         if self._local_ended:
             raise Http2Error("the call's sending side is closed")
 

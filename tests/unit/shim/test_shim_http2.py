@@ -128,6 +128,8 @@ def test_request_headers_and_messages_across_padding_continuation_and_frames():
         assert await stream.read() == b"second"
         assert await stream.read() is None               # status OK: the call ended
         assert await stream.read() is None
+        with pytest.raises(Http2Error, match="ended the call"):
+            await stream.write(b"too late")
         stream.close()
 
     scripted(body)
