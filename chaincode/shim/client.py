@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -46,6 +47,8 @@ from ipledger.chaincode.shim.transport import (
 __all__ = ["ChaincodeClient", "ChaincodeConfig", "TRANSPORTS", "load_chaincode_json", "run_client", "main"]
 
 TRANSPORTS = ("http2", "grpcio")
+# after a drain, how long the peer has to end the call we half-closed before the connection is closed
+END_OF_CALL_TIMEOUT = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +194,9 @@ class ChaincodeClient:
             raise StreamClosedError(str(exc)) from exc
         try:
             await self.session.run(StreamTransport(stream))
+            # stopped from our side (drained): end the call after the last COMPLETED rather than cancel it,
+            # which could make the peer drop messages it has not read yet
+            await stream.finish(END_OF_CALL_TIMEOUT)
         finally:
             stream.close()
 
@@ -202,6 +208,9 @@ class ChaincodeClient:
             call = chaincode_shim_pb2_grpc.ChaincodeSupportStub(channel).Register()
             try:
                 await self.session.run(CallTransport(call))
+                await call.done_writing()  # as above: end the call, then wait for the peer to end it
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(call.code(), END_OF_CALL_TIMEOUT)
             finally:
                 call.cancel()
 

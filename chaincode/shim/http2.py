@@ -9,7 +9,8 @@ messages of one loop turn written in one TLS record) and the process does not ma
 
 What is implemented: the client connection preface and SETTINGS, one stream (id 1) with its
 request headers, DATA both ways with flow control in both directions (the peer's windows are
-respected, ours are credited back as messages are read), padding, CONTINUATION, the response
+respected; ours, 64 MiB, are credited back as data arrives, so receiving never waits on reading,
+which the session does at once, and a message is bounded by the 100 MiB limit), padding, CONTINUATION, the response
 headers and trailers (``grpc-status``/``grpc-message``), RST_STREAM, GOAWAY, PING answered, and
 our own keepalive PING (the Go shim's: one a minute, the connection is dropped when the answer
 does not come). Server push is refused in our SETTINGS; priorities are ignored (RFC 9113 §5.3.2).
@@ -24,7 +25,7 @@ import ssl
 import struct
 import tempfile
 import urllib.parse
-from typing import Optional
+from typing import Any, Optional
 
 import hpack
 
@@ -79,9 +80,12 @@ class GrpcCallError(ConnectionError):
         self.details = message
 
 
+def _frame_header(ftype: int, flags: int, stream_id: int, length: int) -> bytes:
+    return _FRAME_HEADER.pack(length >> 16, length & 0xFFFF, ftype, flags, stream_id)
+
+
 def _frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    n = len(payload)
-    return _FRAME_HEADER.pack(n >> 16, n & 0xFFFF, ftype, flags, stream_id) + payload
+    return _frame_header(ftype, flags, stream_id, len(payload)) + payload
 
 
 def client_tls_context(root_pem: bytes, cert_pem: Optional[bytes], key_pem: Optional[bytes]) -> ssl.SSLContext:
@@ -168,11 +172,13 @@ class GrpcStream(asyncio.Protocol):
         self._can_write.set()
         self._closed: Optional[BaseException] = None
         self._ended = False  # the server ended the call (trailers seen)
+        self._eof_given = False  # ... with status OK, and read() has been told (None)
         self._local_ended = False
         self._last_received = self._loop.time()
         self._ping_sent_at: Optional[float] = None
         self._keepalive_handle: Optional[asyncio.TimerHandle] = None
         self.connected = self._loop.create_future()
+        self._finished = self._loop.create_future()  # done when the call ended, either way
 
     # -- public API ------------------------------------------------------------------
     async def read(self) -> Optional[bytes]:
@@ -188,8 +194,7 @@ class GrpcStream(asyncio.Protocol):
         """Queue one gRPC message; returns once the peer's windows and the socket have room."""
         if len(message) > self._max_message:
             raise ValueError(f"message of {len(message)} bytes exceeds the limit of {self._max_message}")
-        data = _GRPC_PREFIX.pack(0, len(message)) + message
-        view = memoryview(data)
+        view = memoryview(_GRPC_PREFIX.pack(0, len(message)) + message)
         while view:
             self._check_open()
             room = min(self._send_window_conn, self._send_window_stream, self._peer_max_frame)
@@ -201,24 +206,32 @@ class GrpcStream(asyncio.Protocol):
             view = view[room:]
             self._send_window_conn -= len(chunk)
             self._send_window_stream -= len(chunk)
-            self._queue(_frame(DATA, 0, STREAM_ID, bytes(chunk)))
+            self._queue(_frame_header(DATA, 0, STREAM_ID, len(chunk)), chunk)
             if not self._can_write.is_set():
                 await self._can_write.wait()
 
-    def end(self) -> None:
-        """Half-close our side of the call (no more messages)."""
-        if not self._local_ended and self._closed is None:
+    async def finish(self, timeout: float) -> bool:
+        """End the call from our side: half-close it (END_STREAM comes after every message already
+        written) and wait up to ``timeout`` seconds for the peer to end it too; True if it did. Then
+        :meth:`close`. Cancelling instead could make the peer drop messages it has not read yet."""
+        if self._closed is None and not self._ended and not self._local_ended:
             self._local_ended = True
             self._queue(_frame(DATA, END_STREAM, STREAM_ID))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._finished), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
 
     def close(self, reason: str = "closed by the chaincode") -> None:
-        """Cancel the call and close the connection."""
-        if self._transport is not None and self._closed is None:
-            if not self._ended:
+        """Cancel the call if it is still open and close the connection."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            if self._closed is None and not self._ended:
                 self._queue(_frame(RST_STREAM, 0, STREAM_ID, struct.pack(">I", 0x8)))  # CANCEL
             self._queue(_frame(GOAWAY, 0, 0, struct.pack(">II", 0, NO_ERROR)))
             self._flush()
-            self._transport.close()
+            transport.close()
         self._fail(Http2Error(reason))
 
     # -- asyncio.Protocol --------------------------------------------------------------
@@ -264,8 +277,6 @@ class GrpcStream(asyncio.Protocol):
     def connection_lost(self, exc: Optional[Exception]) -> None:
         if self._keepalive_handle is not None:
             self._keepalive_handle.cancel()
-        if self._ended:
-            return
         self._fail(Http2Error(f"connection to the peer lost: {exc}" if exc else "the peer closed the connection"))
 
     def pause_writing(self) -> None:
@@ -309,6 +320,8 @@ class GrpcStream(asyncio.Protocol):
             if self._header_block is None or sid != STREAM_ID:
                 raise _ConnectionFailure(PROTOCOL_ERROR, "CONTINUATION without a header block")
             self._header_block += payload
+            if len(self._header_block) > MAX_HEADER_LIST:
+                raise _ConnectionFailure(PROTOCOL_ERROR, f"a header block above {MAX_HEADER_LIST} bytes")
             if flags & END_HEADERS:
                 block, self._header_block = bytes(self._header_block), None
                 self._on_header_block(self._header_flags, block)
@@ -361,7 +374,9 @@ class GrpcStream(asyncio.Protocol):
                     )
                 if len(mb) < 5 + length:
                     break
-                self._messages.put_nowait(bytes(mb[5 : 5 + length]))
+                with memoryview(mb) as view:
+                    message = bytes(view[5 : 5 + length])
+                self._messages.put_nowait(message)
                 del mb[: 5 + length]
         if flags & END_STREAM:
             raise _ConnectionFailure(PROTOCOL_ERROR, "the call ended without a gRPC status")
@@ -372,6 +387,8 @@ class GrpcStream(asyncio.Protocol):
         if flags & PADDED:
             payload = self._strip_padding(payload)
         if flags & PRIORITY_FLAG:
+            if len(payload) < 5:
+                raise _ConnectionFailure(FRAME_SIZE_ERROR, "HEADERS too short for its priority fields")
             payload = payload[5:]
         if flags & END_HEADERS:
             self._on_header_block(flags, payload)
@@ -384,6 +401,8 @@ class GrpcStream(asyncio.Protocol):
             headers = {k: v for k, v in self._decoder.decode(block, raw=False)}
         except hpack.HPACKError as exc:
             raise _ConnectionFailure(0x9, f"undecodable header block: {exc}") from exc  # COMPRESSION_ERROR
+        if self._ended:
+            return  # decoded all the same: the compression context is the connection's
         if not self._got_response_headers:
             self._got_response_headers = True
             status = headers.get(":status")
@@ -401,11 +420,14 @@ class GrpcStream(asyncio.Protocol):
             raise _ConnectionFailure(PROTOCOL_ERROR, "trailers without END_STREAM")
         # trailers (or a trailers-only response): the call's status
         self._ended = True
+        if not self._finished.done():
+            self._finished.set_result(None)
         code = headers.get("grpc-status")
         if code == "0":
             if self._msgbuf:
                 self._fail(Http2Error("the call ended inside a message"))
             else:
+                self._eof_given = True
                 self._messages.put_nowait(None)
             return
         message = urllib.parse.unquote(headers.get("grpc-message", ""))
@@ -415,6 +437,8 @@ class GrpcStream(asyncio.Protocol):
         if sid != 0:
             raise _ConnectionFailure(PROTOCOL_ERROR, "SETTINGS on a stream")
         if flags & ACK:
+            if payload:
+                raise _ConnectionFailure(FRAME_SIZE_ERROR, "SETTINGS acknowledgement with a payload")
             return
         if len(payload) % 6:
             raise _ConnectionFailure(FRAME_SIZE_ERROR, "malformed SETTINGS")
@@ -425,6 +449,8 @@ class GrpcStream(asyncio.Protocol):
                     raise _ConnectionFailure(FLOW_CONTROL_ERROR, "initial window size too large")
                 self._send_window_stream += value - self._peer_initial_window
                 self._peer_initial_window = value
+                if self._send_window_stream > MAX_WINDOW:
+                    raise _ConnectionFailure(FLOW_CONTROL_ERROR, "stream window above 2^31-1")
                 self._window_open.set()
             elif key == SETTINGS_MAX_FRAME_SIZE:
                 if not DEFAULT_MAX_FRAME <= value <= 2**24 - 1:
@@ -456,6 +482,8 @@ class GrpcStream(asyncio.Protocol):
 
     def _credit(self, size: int) -> None:
         """Give the peer back what it sent once half our window is used (both windows at once)."""
+        if self._unacked_conn + size > RECEIVE_WINDOW:
+            raise _ConnectionFailure(FLOW_CONTROL_ERROR, "the peer sent more than our window")
         self._unacked_conn += size
         self._unacked_stream += size
         if self._unacked_conn >= RECEIVE_WINDOW // 2:
@@ -466,17 +494,17 @@ class GrpcStream(asyncio.Protocol):
             self._unacked_stream = 0
 
     # -- writing ---------------------------------------------------------------------
-    def _queue(self, frame: bytes) -> None:
+    def _queue(self, *parts: Any) -> None:
         """Frames written in one turn of the loop leave in one write (one TLS record)."""
-        self._out.append(frame)
+        self._out.extend(parts)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._out and self._transport is not None and not self._transport.is_closing():
-            out, self._out = self._out, []
+        out, self._out = self._out, []
+        if out and self._transport is not None and not self._transport.is_closing():
             self._transport.write(b"".join(out))
 
     # -- keepalive and failure ---------------------------------------------------------------
@@ -518,7 +546,7 @@ class GrpcStream(asyncio.Protocol):
 
     def _goaway(self, code: int, text: str) -> None:
         log.error("HTTP/2 protocol error from the peer: %s", text)
-        self._queue(_frame(GOAWAY, 0, 0, struct.pack(">II", STREAM_ID, code) + text.encode("utf-8")[:200]))
+        self._queue(_frame(GOAWAY, 0, 0, struct.pack(">II", 0, code) + text.encode("utf-8")[:200]))
         self._flush()
         self._fail(Http2Error(f"HTTP/2 protocol error: {text}"))
         if self._transport is not None:
@@ -527,7 +555,10 @@ class GrpcStream(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         if self._closed is None:
             self._closed = exc
-            self._messages.put_nowait(exc)
+            if not self._eof_given:  # a call that ended with status OK has said so to its reader already
+                self._messages.put_nowait(exc)
+        if not self._finished.done():
+            self._finished.set_result(None)
         self._window_open.set()
         self._can_write.set()
         if not self.connected.done():

@@ -340,3 +340,69 @@ def test_an_unreachable_peer_is_a_clear_error():
             await dial("no-port-here")
 
     run(body())
+
+
+def test_finish_half_closes_after_the_last_message_and_waits_for_the_peer():
+    async def body(peer, address):
+        stream = await dial(address)
+        await peer.accept()
+        peer.respond()
+        await stream.write(b"last words")
+        finishing = asyncio.create_task(stream.finish(5))
+        _, flags, _, payload = await peer.frame_of(DATA)
+        assert payload == grpc_message(b"last words") and not flags & 0x1
+        ftype, flags, sid, payload = await peer.frame_of(DATA, RST_STREAM)
+        assert (ftype, flags, sid, payload) == (DATA, 0x1, 1, b"")   # END_STREAM, not a cancel
+        assert not finishing.done()
+        peer.trailers(0)
+        assert await asyncio.wait_for(finishing, 2) is True
+        stream.close()
+
+    scripted(body)
+
+
+def test_finish_gives_up_after_its_timeout_and_close_ends_the_connection():
+    async def body(peer, address):
+        stream = await dial(address)
+        await peer.accept()
+        peer.respond()
+        assert await stream.finish(0.2) is False
+        stream.close()
+        assert (await peer.frame_of(RST_STREAM))[3] == struct.pack(">I", 0x8)   # CANCEL
+        rest = await asyncio.wait_for(peer.reader.read(), 2)                  # up to end of file: closed
+        assert rest[3] == GOAWAY
+
+    scripted(body)
+
+
+def test_close_after_a_failed_call_still_closes_the_connection():
+    async def body(peer, address):
+        stream = await dial(address)
+        await peer.accept()
+        peer.send(SETTINGS, 0, 0)
+        peer.headers([(":status", "200"), ("content-type", "application/grpc"), ("grpc-status", "13")],
+                     end_stream=True)
+        with pytest.raises(GrpcCallError):
+            await stream.read()
+        stream.close()
+        while await asyncio.wait_for(peer.reader.read(65536), 2):
+            pass                                                           # reaches end of file
+
+    scripted(body)
+
+
+def test_a_lost_connection_wakes_a_writer_waiting_for_the_window():
+    async def body(peer, address):
+        stream = await dial(address)
+        await peer.accept()
+        peer.send(SETTINGS, 0, 0, struct.pack(">HI", 0x4, 0))   # no window at all for the stream
+        peer.headers([(":status", "200"), ("content-type", "application/grpc")])
+        await peer.frame_of(SETTINGS)
+        writing = asyncio.create_task(stream.write(b"blocked"))
+        await asyncio.sleep(0.2)
+        assert not writing.done()
+        peer.writer.close()
+        with pytest.raises(Http2Error, match="closed the connection"):
+            await asyncio.wait_for(writing, 2)
+
+    scripted(body)
