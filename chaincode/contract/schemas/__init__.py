@@ -23,6 +23,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker, validators
 
 from ipledger.chaincode.contract import acts
+from ipledger.chaincode.contract.schemas.compiled import Unsupported, compile_schema
 
 __all__ = ["EVENT_TYPES", "TRANSIENT_SCHEMAS", "load_schema", "validator", "validate", "errors",
            "identifier_errors"]
@@ -116,6 +117,16 @@ def validator(event_type: str) -> Draft202012Validator:
     return StrictValidator(schema, format_checker=FORMATS)
 
 
+@functools.lru_cache(maxsize=None)
+def _valid(event_type: str):
+    """The compiled predicate of ``event_type``'s schema (``compiled.py``), or None when the schema uses
+    a keyword the compiler does not mirror (then ``jsonschema`` alone decides)."""
+    try:
+        return compile_schema(validator(event_type).schema, FORMATS)
+    except Unsupported:
+        return None
+
+
 def is_mrn_error(err) -> bool:
     """A violation of the MRN definition (its type, pattern or check digit)."""
     return isinstance(err.schema, dict) and err.schema.get("format") == "mrn"
@@ -127,6 +138,9 @@ def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
     marks it."""
     from ipledger.chaincode.contract.identifiers import mrn_problem
 
+    valid = _valid(event_type)
+    if valid is not None and valid(instance):  # the usual case, without walking the schema in jsonschema
+        return []
     found: dict[tuple[str, str], dict] = {}
     for err in validator(event_type).iter_errors(instance):
         path = "/" + "/".join(str(p) for p in err.absolute_path)
