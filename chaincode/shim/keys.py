@@ -39,6 +39,8 @@ def validate_composite_key_attribute(value: str) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"not a valid utf8 string: {value!r}") from None
+    if MIN_UNICODE_RUNE not in value and MAX_UNICODE_RUNE not in value:  # the usual case, without a loop in Python
+        return
     for index, ch in enumerate(value):
         if ch == MIN_UNICODE_RUNE or ch == MAX_UNICODE_RUNE:
             raise ValueError(

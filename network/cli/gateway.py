@@ -56,8 +56,6 @@ def register(sub) -> None:
 
     keys = gws.add_parser("keys", help="API keys of an organisation's gateway (stored hashed in "
                                        "<state>/<org name>/gateway/api-keys.json)")
-    keys.add_argument("--gateway", metavar="MSP_ID", default=os.environ.get("IPLEDGER_GATEWAY_ORG"),
-                      help="required: the organisation whose gateway's keys these are (env IPLEDGER_GATEWAY_ORG)")
     ks = keys.add_subparsers(dest="keys_cmd", required=True)
     create = ks.add_parser("create", help="create a key; it is printed once")
     create.add_argument("--org", required=True, help="MSP id the key acts as, e.g. OperatorMSP")
@@ -72,9 +70,9 @@ def register(sub) -> None:
 
     hooks = gws.add_parser("webhooks", help="alert webhooks of an organisation's gateway (subscriptions in "
                                            "<state>/<org name>/gateway/webhooks.json)")
-    hooks.add_argument("--gateway", metavar="MSP_ID", default=os.environ.get("IPLEDGER_GATEWAY_ORG"),
-                       help="required: the organisation whose gateway's subscriptions these are "
-                            "(env IPLEDGER_GATEWAY_ORG)")
+    for p, what in ((keys, "keys"), (hooks, "subscriptions")):
+        p.add_argument("--gateway", metavar="MSP_ID", default=os.environ.get("IPLEDGER_GATEWAY_ORG"),
+                       help=f"required: the organisation whose gateway's {what} these are (env IPLEDGER_GATEWAY_ORG)")
     hs = hooks.add_subparsers(dest="hooks_cmd", required=True)
     h_add = hs.add_parser("add", help="subscribe URL to the alerts ORG may read; prints the signing secret")
     h_add.add_argument("url")
