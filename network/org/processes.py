@@ -64,7 +64,7 @@ def start(lay: Layout, node: Node) -> int:
     args = command(node)
     log = open(lay.log_file(node), "ab")
     env = dict(os.environ, FABRIC_CFG_PATH=str(d), FABRIC_LOGGING_SPEC=LOGGING_SPEC,
-               FABRIC_LOGGING_FORMAT=LOGGING_FORMAT)
+               FABRIC_LOGGING_FORMAT=LOGGING_FORMAT, TMPDIR=str(_private_tmp(d)))
     # The peer launches chaincode through the external builder with this environment.
     env.setdefault("IPLEDGER_PYTHON", _python())
     proc = subprocess.Popen(args, cwd=d, env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -72,6 +72,17 @@ def start(lay: Layout, node: Node) -> int:
     log.close()
     lay.pid_file(node).write_text(f"{proc.pid}\n")
     return proc.pid
+
+
+def _private_tmp(node_dir: Path) -> Path:
+    """The node's own temporary directory (0700, inside its organisation's directory), emptied of what an
+    earlier run left: a peer writes each chaincode launch's ``chaincode.json`` — the chaincode's TLS key
+    among it — to a temporary directory and removes it only when the chaincode stops, so a killed peer
+    would leave keys behind in a /tmp shared with the other organisations' nodes."""
+    tmp = node_dir / "tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(mode=0o700)
+    return tmp
 
 
 def command(node: Node) -> list[str]:

@@ -141,3 +141,29 @@ def test_every_address_in_the_generated_files_is_the_nodes_host(tmp_path):
     assert anchors["OperatorMSP"] == [{"Host": "198.18.7.12", "Port": 7051}]
     # the namespace is how a node is started, not part of any Fabric file
     assert "ipl-test" not in yaml.safe_dump(peer) + yaml.safe_dump(orderer) + yaml.safe_dump(profile)
+
+
+def test_a_node_keeps_its_temporary_files_in_its_own_directory(monkeypatch, tmp_path):
+    # the peer writes each chaincode launch's chaincode.json (the chaincode's TLS key among it) to a temporary
+    # directory: the node's own, 0700, emptied of what a killed run left — not a /tmp shared by every org
+    import stat
+    import sys
+    import time
+
+    lay = Layout(tmp_path / "state")
+    node = consortium.load().node("peer0.operator")
+    lay.node_dir(node).mkdir(parents=True)
+    leftover = lay.node_dir(node) / "tmp" / "fabric-run123"
+    leftover.mkdir(parents=True)
+    (leftover / "chaincode.json").write_text("{}")
+    seen = lay.node_dir(node) / "seen"
+    monkeypatch.setattr(processes, "command", lambda _node: [
+        sys.executable, "-c", f"import tempfile; open({str(seen)!r}, 'w').write(tempfile.gettempdir())"])
+    processes.start(lay, node)
+    deadline = time.monotonic() + 10
+    while not (seen.exists() and seen.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tmp = lay.node_dir(node) / "tmp"
+    assert seen.read_text() == str(tmp)
+    assert stat.S_IMODE(tmp.stat().st_mode) == 0o700
+    assert not leftover.exists()
