@@ -15,6 +15,9 @@ headers and trailers (``grpc-status``/``grpc-message``), RST_STREAM, GOAWAY, PIN
 our own keepalive PING (the Go shim's: one a minute, the connection is dropped when the answer
 does not come). Server push is refused in our SETTINGS; priorities are ignored (RFC 9113 §5.3.2).
 Any violation fails the connection: the shim then exits and the peer launches it again.
+
+One file of about 600 lines because it is one state machine: frames, flow-control windows, the call's
+end and the keepalive share the connection's state, and each handler changes several of them.
 """
 from __future__ import annotations
 
