@@ -37,7 +37,7 @@ from ipledger.chaincode.shim.transport import (
     CLIENT_OPTIONS,
     MAX_MESSAGE_SIZE,
     REGISTER_PATH,
-    CallTransport,
+    GrpcioTransport,
     StreamTransport,
     drain_on_signal,
     load_contract,
@@ -207,7 +207,7 @@ class ChaincodeClient:
         async with self._grpcio_channel() as channel:
             call = chaincode_shim_pb2_grpc.ChaincodeSupportStub(channel).Register()
             try:
-                await self.session.run(CallTransport(call))
+                await self.session.run(GrpcioTransport(call))
                 await call.done_writing()  # as above: end the call, then wait for the peer to end it
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(call.code(), END_OF_CALL_TIMEOUT)

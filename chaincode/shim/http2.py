@@ -301,7 +301,8 @@ class GrpcStream(asyncio.Protocol):
                 end = pos + 9 + length
                 if len(buf) < end:
                     break
-                payload = bytes(buf[pos + 9 : end])
+                with memoryview(buf) as view:  # one copy of the payload, not two
+                    payload = bytes(view[pos + 9 : end])
                 pos = end
                 self._on_frame(ftype, flags, sid & 0x7FFFFFFF, payload)
         except _ConnectionFailure as failure:

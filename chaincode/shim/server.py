@@ -38,7 +38,7 @@ import grpc
 from fabric_protos.peer import chaincode_shim_pb2_grpc
 
 from ipledger.chaincode.shim.handler import ChaincodeSession, StreamClosedError, WorkerPool
-from ipledger.chaincode.shim.transport import SERVER_OPTIONS, ContextTransport, drain_on_signal, load_contract, load_pem
+from ipledger.chaincode.shim.transport import SERVER_OPTIONS, GrpcioTransport, drain_on_signal, load_contract, load_pem
 
 __all__ = ["ChaincodeServer", "run_server", "main"]
 
@@ -125,7 +125,7 @@ class ChaincodeServer:
             session.draining = True
         self.sessions.add(session)
         try:
-            await session.run(ContextTransport(context))
+            await session.run(GrpcioTransport(context))
         except StreamClosedError as exc:
             log.info("%s ended: %s", session.name, exc)
         finally:

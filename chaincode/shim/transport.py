@@ -21,8 +21,8 @@ __all__ = [
     "REGISTER_PATH",
     "CLIENT_OPTIONS",
     "SERVER_OPTIONS",
-    "CallTransport",
-    "ContextTransport",
+    "GrpcioTransport",
+    "StreamTransport",
     "load_pem",
     "load_contract",
     "install_sigterm",
@@ -75,42 +75,25 @@ class StreamTransport:
         await self._stream.write(msg.SerializeToString())
 
 
-class CallTransport:
-    """Client side: a ``ChaincodeSupport.Register`` stream-stream call of grpcio (``--transport grpcio``)."""
+class GrpcioTransport:
+    """A grpcio stream of ``ChaincodeMessage``: the client's ``ChaincodeSupport.Register`` call
+    (``--transport grpcio``) or the server's ``Chaincode.Connect`` servicer context — both read and
+    write alike."""
 
-    def __init__(self, call: Any) -> None:
+    def __init__(self, stream: Any) -> None:
         import grpc
 
-        self._call = call
+        self._stream = stream
         self._eof = grpc.aio.EOF
 
     async def read(self) -> Optional[chaincode_shim_pb2.ChaincodeMessage]:
-        msg = await self._call.read()
+        msg = await self._stream.read()
         if msg is self._eof:
             return None
         return msg
 
     async def write(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
-        await self._call.write(msg)
-
-
-class ContextTransport:
-    """Server side: the servicer context of a ``Chaincode.Connect`` call."""
-
-    def __init__(self, context: Any) -> None:
-        import grpc
-
-        self._context = context
-        self._eof = grpc.aio.EOF
-
-    async def read(self) -> Optional[chaincode_shim_pb2.ChaincodeMessage]:
-        msg = await self._context.read()
-        if msg is self._eof:
-            return None
-        return msg
-
-    async def write(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
-        await self._context.write(msg)
+        await self._stream.write(msg)
 
 
 def load_pem(value: Union[None, bytes, str, os.PathLike]) -> Optional[bytes]:
