@@ -71,7 +71,7 @@ def prepare_metrics_dir(state_dir: Path) -> Path:
     return directory
 
 
-def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threads: int = 64,
+def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threads: int = 128,
           timeout: int = 120, log_level: str = "info", tls: TLSOptions | None = None,
           *, org: str) -> None:
     """Run gunicorn in the foreground until SIGTERM/SIGINT (HTTPS with ``tls``)."""
