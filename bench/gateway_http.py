@@ -143,7 +143,7 @@ def main() -> int:
         workers, threads = (int(x) for x in config.split("x"))
         rows += measure(workers, threads, levels, args.seconds, args.wait)
     print("| workers × threads | in flight | requests | errors | req/s | p50 ms | p99 ms | "
-          f"gateway CPU ms/request | client CPU ms/request |")
+          "gateway CPU ms/request | client CPU ms/request |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['config']} | {r['in_flight']} | {r['n']} | {r['errors']} | {r['tps']:.1f} | {r['p50_ms']:.0f} | "
