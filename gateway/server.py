@@ -7,13 +7,22 @@ aggregated through ``PROMETHEUS_MULTIPROC_DIR`` (a fresh directory under the
 state dir at each start). Live-feed (SSE) responses hold a thread each: at most
 ``sse_max_per_worker`` per worker (default half of ``--threads``), so the other
 threads keep serving submits (:func:`check_thread_budget`). HTTPS and client certificates: :mod:`ipledger.gateway.tls`.
+
+SIGHUP (``ipledger gateway reload``; ``chaincode deploy`` sends it to the running gateways of the organisations
+on the channels it deployed to) reloads: the master reads the configuration again — the channels the
+organisation is on now — and gunicorn replaces the workers gracefully (requests in flight finish; live-feed
+streams end and their browsers reconnect). A configuration that cannot be read keeps the current one. The
+listening address and TLS settings are those of the start.
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Callable
 
 from gunicorn.app.base import BaseApplication
 
@@ -42,12 +51,30 @@ class GatewayServer(BaseApplication):
     """gunicorn running the gateway app. ``app_factory`` (default :func:`ipledger.gateway.app.create_app`) lets
     tests serve an app with a fake ledger; with client CAs the app gets :func:`ipledger.gateway.tls.install`."""
 
-    def __init__(self, config: GatewayConfig, options: dict, tls: ServerTLS | None = None, app_factory=None):
+    def __init__(self, config: GatewayConfig, options: dict, tls: ServerTLS | None = None, app_factory=None,
+                 config_loader: Callable[[], GatewayConfig] | None = None):
         self.gateway_config = config
         self.options = options
         self.tls = tls
         self.app_factory = app_factory
+        self.config_loader = config_loader   # reads the configuration again on SIGHUP
         super().__init__()
+
+    def reload(self):
+        """SIGHUP, in the master: the configuration read again for the workers gunicorn starts next."""
+        if self.config_loader is not None:
+            log = logging.getLogger("gunicorn.error")
+            try:
+                config = self.config_loader()
+            except (ConfigError, ServeError, OSError, ValueError) as exc:
+                log.error("reload: the configuration cannot be read, the current one is kept: %s", exc)
+            else:
+                before = self.gateway_config.all_channels
+                self.gateway_config = config
+                record_serving(config)
+                log.info("reload: serving the channel(s) %s%s", ", ".join(config.all_channels),
+                         "" if config.all_channels == before else f" (were {', '.join(before)})")
+        super().reload()
 
     def load_config(self):
         for key, value in self.options.items():
@@ -61,6 +88,21 @@ class GatewayServer(BaseApplication):
             from ipledger.gateway.tls import install
             install(app, self.tls)
         return app
+
+
+SERVING_FILE = "serving.json"
+
+
+def record_serving(config: GatewayConfig) -> None:
+    """``<org>/gateway/serving.json``: the channels the running gateway serves (``chaincode deploy`` reloads a
+    gateway that does not serve every channel its organisation is on: network/cli/gateway_daemon.py)."""
+    if config.state_dir is None:
+        return
+    path = Path(config.state_dir) / "gateway" / SERVING_FILE
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"channels": list(config.all_channels)}) + "\n")
+    os.replace(tmp, path)
 
 
 def prepare_metrics_dir(state_dir: Path) -> Path:
@@ -80,19 +122,24 @@ def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threa
         tls.check_combination()
     except TLSError as exc:
         raise ServeError(str(exc)) from None
+    def load_config() -> GatewayConfig:
+        loaded = GatewayConfig.from_state_dir(state_dir, org=org, configure_logging=True,
+                                              log_level=log_level.upper(), worker_threads=threads)
+        config_check(loaded)
+        return loaded
+
     try:
-        config = GatewayConfig.from_state_dir(state_dir, org=org, configure_logging=True, log_level=log_level.upper(),
-                                              worker_threads=threads)
+        config = load_config()
     except ConfigError as exc:
         raise ServeError(str(exc)) from None
-    config_check(config)
     server_tls = load_tls(tls, config)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(config.state_dir or state_dir))
     # prometheus_client picks its value store when imported; it may already be (this module imports it)
     from prometheus_client import values
     values.ValueClass = values.get_value_class()
     options = gunicorn_options(bind, workers, threads, timeout, log_level, server_tls)
-    GatewayServer(config, options, tls=server_tls).run()
+    record_serving(config)
+    GatewayServer(config, options, tls=server_tls, config_loader=load_config).run()
 
 
 def load_tls(tls: TLSOptions, config: GatewayConfig) -> ServerTLS | None:

@@ -241,8 +241,29 @@ def _deploy(net: Nodes, dep, spec, args) -> int:
                   "public code", file=sys.stderr)
     else:
         pkg = dep.package(spec, args.output)
-    deploy_on_channels(net, spec, pkg, upgrade=args.cmd == "upgrade")
+    committed = deploy_on_channels(net, spec, pkg, upgrade=args.cmd == "upgrade")
+    _reload_gateways(net, {channel for channel, definition in committed.items() if definition is not None})
     return 0
+
+
+def _reload_gateways(net: Nodes, committed: set[str]) -> None:
+    """The running gateway of each of this host's organisations that does not serve every channel its
+    organisation is on (a holder's channel added since it started) reads its configuration again — once the
+    contract is committed on each of those: a gateway routes an event by asking every channel it serves, and
+    a channel without the contract would fail them all."""
+    from ipledger.network.cli import gateway_daemon as daemon
+    state = net.layout.root
+    for member in net.consortium.orgs:
+        if not (member.peers and net.layout.is_local(member)) or daemon.running(state, member.msp_id) is None:
+            continue
+        missing = set(net.consortium.channels_of(member.msp_id)) - set(daemon.serving(state, member.msp_id))
+        if not missing:
+            continue
+        if missing <= committed:
+            daemon.reload(state, org=member.msp_id)
+        else:
+            print(f"note: {member.msp_id}'s gateway does not serve {', '.join(sorted(missing - committed))} yet: "
+                  f"once the contract is committed there, 'ipledger gateway reload --org {member.msp_id}'")
 
 
 def _chaincode_status(net: Nodes, dep, _spec, args) -> int:

@@ -1,7 +1,7 @@
 """The ``ipledger gateway`` and ``ipledger import`` commands (hooked into network/cli/commands.py).
 
-    ipledger gateway serve|start|stop --org M    one organisation's gateway (its identity only; --org is
-                                                 required: there is no gateway of several organisations)
+    ipledger gateway serve|start|stop|reload --org M    one organisation's gateway (its identity only; --org
+                                                 is required: there is no gateway of several organisations)
     ipledger gateway serve --org M [--bind 127.0.0.1:8080] [--workers N] [--threads T]
                            [--tls-cert FILE --tls-key FILE [--client-ca [ORG=]FILE|consortium …]
                             [--client-cert required|optional]]
@@ -51,7 +51,9 @@ def register(sub) -> None:
     for p in (serve, start):
         add_tls_arguments(p)
     stop = gws.add_parser("stop", help="stop the organisation's background gateway")
-    for p in (serve, start, stop):
+    reload = gws.add_parser("reload", help="the organisation's running gateway reads its configuration again (the "
+                                           "channels it is on) and replaces its workers gracefully (SIGHUP)")
+    for p in (serve, start, stop, reload):
         p.add_argument("--org", metavar="MSP_ID", default=os.environ.get("IPLEDGER_GATEWAY_ORG"),
                        help="required: the organisation whose gateway this is: it acts with that organisation's "
                             "identity only; files in its own directory (env IPLEDGER_GATEWAY_ORG)")
@@ -153,7 +155,7 @@ def main(args: argparse.Namespace) -> int:
         return _webhooks(args)
     if args.cmd == "serve":
         return _serve(args)
-    if args.cmd in ("start", "stop"):
+    if args.cmd in ("start", "stop", "reload"):
         return _daemon(args)
     return _keys(args)
 
@@ -182,6 +184,10 @@ def _daemon(args) -> int:
     try:
         if args.cmd == "stop":
             if not daemon.stop(args.state_dir, org=org):
+                print(f"  {org}'s gateway not running")
+            return 0
+        if args.cmd == "reload":
+            if not daemon.reload(args.state_dir, org=org):
                 print(f"  {org}'s gateway not running")
             return 0
         from ipledger.gateway.tls import TLSOptions

@@ -1,4 +1,4 @@
-"""An organisation's gateway as a background service: start, stop, status.
+"""An organisation's gateway as a background service: start, stop, reload, status.
 
 ``ipledger gateway start --org M`` runs ``ipledger gateway serve --org M`` detached,
 with its log and PID in M's own directory (``<state>/<org name>/gateway/``),
@@ -89,17 +89,20 @@ def running(state_dir: Path, org: str) -> tuple[int | str, str] | None:
     return pid, url
 
 
-def healthy(url: str, server_cert: Path | str | None = None) -> bool:
+def healthy(url: str, server_cert: Path | str | None = None, verify: bool = True) -> bool:
     """Whether ``GET {url}/healthz`` answers 200. For https, ``server_cert`` (the gateway's own
     ``--tls-cert`` file) is the trust anchor and the host name is not checked: this is the gateway we
     started, at the address we bound. A gateway that requires client certificates refuses the probe
     (which has none) with TLS 1.3's ``certificate_required`` alert, after proving it holds that
-    certificate: that counts as healthy too."""
+    certificate: that counts as healthy too. ``verify=False`` (a reload's probe, without the certificate
+    file at hand) only asks whether the gateway answers: the probe sends nothing but ``GET /healthz``."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https":
         context = ssl.create_default_context(cafile=str(server_cert) if server_cert else None)
         context.check_hostname = False
         context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the server's own certificate is enough
+        if not verify:
+            context.verify_mode = ssl.CERT_NONE
         conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=2, context=context)
     else:
         conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=2)
@@ -218,6 +221,61 @@ def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
             pass
     log(f"  {org}'s gateway stopped (pid {pid})")
     return True
+
+
+def reload(state_dir: Path, timeout: float = 60, log=print, *, org: str) -> bool:
+    """SIGHUP to ``org``'s running gateway (gateway/server.py): it reads its configuration again — the
+    channels the organisation is on now — and replaces its workers gracefully. Waits until every worker
+    it had is replaced and it answers again; False when it does not run."""
+    docker = _containers(state_dir)
+    if docker:
+        net, rt = docker
+        own = net.consortium.org(org)
+        workers = lambda: rt.gateway_workers(own)  # noqa: E731
+        old = set(workers())
+        if not rt.reload_gateway(own):
+            return False
+        what = f"container {rt.gateway_running(own)}"
+    else:
+        current = running(state_dir, org)
+        if not current:
+            return False
+        pid = current[0]
+        workers = lambda: worker_pids(pid)  # noqa: E731
+        old = set(workers())
+        try:
+            os.kill(pid, signal.SIGHUP)
+        except ProcessLookupError:
+            return False
+        what = f"pid {pid}"
+    url = (running(state_dir, org) or (None, None))[1]
+    deadline = time.monotonic() + timeout
+    while True:
+        now = set(workers())
+        if now and not old & now and url and healthy(url, verify=False):
+            break
+        if time.monotonic() > deadline:
+            raise DaemonError(f"{org}'s gateway ({what}) did not come back within {timeout:.0f} s after the reload")
+        time.sleep(0.25)
+    log(f"  {org}'s gateway reloaded ({what})")
+    return True
+
+
+def serving(state_dir: Path, org: str) -> list[str]:
+    """The channels ``org``'s gateway served when it last started or reloaded (gateway/server.py)."""
+    from ipledger.gateway.server import SERVING_FILE
+    try:
+        return list(json.loads((_dir(state_dir, org) / SERVING_FILE).read_text())["channels"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The child processes of gunicorn master ``pid`` (its workers)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def ensure_credentials(state_dir: Path, url: str, org: str) -> dict:

@@ -137,6 +137,23 @@ def test_section8_through_the_containerised_gateways(env):
     section8_through_gateways(api)
 
 
+def test_gateway_reload_replaces_the_containers_workers_not_the_container(env):
+    """``ipledger gateway reload`` on a containerised gateway: SIGHUP to its gunicorn master; the same container
+    (and master) serves on, with new workers, and answers as before."""
+    org = env.net.consortium.org("OperatorMSP")
+    rt = env.net.runtime
+    container, workers = rt.gateway_running(org), set(rt.gateway_workers(org))
+    assert container and workers
+    out = env.cli("gateway", "reload", "--org", "OperatorMSP")
+    assert out.returncode == 0, out.stderr
+    assert f"OperatorMSP's gateway reloaded (container {container})" in out.stdout
+    assert rt.gateway_running(org) == container
+    now = set(rt.gateway_workers(org))
+    assert now and not workers & now, f"workers not replaced: {workers} → {now}"
+    r = requests.get(f"{env.urls['OperatorMSP']}/readyz", timeout=30)
+    assert r.status_code == 200, r.text
+
+
 def test_a_killed_peer_container_is_replaced_and_no_acknowledged_event_is_lost(env):
     net = env.net
     peer = net.consortium.node("peer0.operator")

@@ -125,6 +125,28 @@ def test_a_certificate_of_a_ca_outside_the_consortium_is_refused(mtls):
         client.get("/api/v1/parameters", cert=pki.client["rogue"], key=keys["OperatorMSP"])
 
 
+def test_reload_replaces_the_workers_and_keeps_the_master_and_its_tls(mtls, network_state, fabric_network,
+                                                                     user1_tls):
+    """``ipledger gateway reload``: SIGHUP to the running gateway; it reads its configuration again and replaces
+    its workers gracefully — the same master, new workers, the same mutual TLS afterwards."""
+    client, keys, _ = mtls
+    pid, _url = daemon.running(network_state, "OperatorMSP")
+    before = set(daemon.worker_pids(pid))
+    assert before, "the gateway has no workers"
+    out = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(network_state), "gateway",
+                          "reload", "--org", "OperatorMSP"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "OperatorMSP's gateway reloaded" in out.stdout
+    assert daemon.running(network_state, "OperatorMSP")[0] == pid
+    after = set(daemon.worker_pids(pid))
+    assert after and not before & after, f"workers not replaced: {before} → {after}"
+    assert daemon.serving(network_state, "OperatorMSP") == [fabric_network.consortium.channel]
+    status, _, body = client.get("/readyz", cert=user1_tls["OperatorMSP"])   # the new workers reach the peer
+    assert status == 200, body
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected)):
+        client.get("/api/v1/parameters", key=keys["OperatorMSP"])
+
+
 def test_an_unknown_org_in_client_ca_stops_serve_with_exit_2(network_state, fabric_network, mtls):
     _, _, pki = mtls
     ca = fabric_network.layout.tls_ca(fabric_network.consortium.org("OperatorMSP"))

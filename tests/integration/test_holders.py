@@ -31,7 +31,7 @@ from ipledger.chaincode.testing import mrns
 from ipledger.chaincode.testing.scenario import SITE1, SITE2
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import keys_file_of
-from ipledger.network.cli import consortium as consortium_cli
+from ipledger.network.cli import commands, consortium as consortium_cli, gateway_daemon as daemon
 from ipledger.network import consortium as consortium_mod
 from ipledger.network.channel.package import ChaincodeSpec
 from ipledger.network.channel.chaincode import deploy_on_channels
@@ -355,18 +355,28 @@ def test_what_a_holders_host_receives_holds_nothing_of_the_other_holder(holders_
 def test_a_third_holder_joins_on_a_channel_of_its_own(scenarios, holders_net, tmp_path):
     """Adding a holder: its organisation and channel (network add-holder: its own identities, the channel founded
     from the public definitions), its peer joins, the contract is committed there; customs register it and grant.
-    Nothing of it reaches A's or B's peers, and customs' one gateway (restarted: it serves the channels of the
-    consortium it started with) covers the three holders."""
+    Nothing of it reaches A's or B's peers, and customs' one gateway covers the three holders without a restart:
+    once the contract is committed on C's channel, ``chaincode deploy`` reloads it (SIGHUP: the same gunicorn
+    master, new workers serving the channels the consortium now gives customs)."""
     api = scenarios
     net = Nodes.open(holders_net.layout.root)
+    state = net.layout.root
+    customs = api.gateways[CUSTOMS]
+    master = customs.proc.pid
+    daemon.pid_file(state, CUSTOMS).write_text(f"{master} {customs.url}\n")   # as 'gateway start' records it
     consortium_cli.network_add_holder(net, C.holder, C.channel, log=QUIET)
     net.up(log=QUIET, timeout=120)
-    deploy_on_channels(net, ChaincodeSpec.default(), log=QUIET)
+    assert daemon.serving(state, CUSTOMS) == [A.channel, B.channel]
+    committed = deploy_on_channels(net, ChaincodeSpec.default(), log=QUIET)
     api.use(net)
-    customs = api.gateways[CUSTOMS]
-    customs.stop()
-    customs.start(timeout=90)
-    state = net.layout.root
+    try:
+        commands._reload_gateways(net, {ch for ch, definition in committed.items() if definition is not None})
+    finally:
+        daemon.pid_file(state, CUSTOMS).unlink(missing_ok=True)
+    assert customs.proc.poll() is None and customs.proc.pid == master, "customs' gateway was restarted"
+    assert daemon.serving(state, CUSTOMS) == [A.channel, B.channel, C.channel]
+    customs.wait_ready(timeout=90)
+    assert f"{CUSTOMS} on {C.channel}" in api.get("/readyz", CUSTOMS).json()["orgs"]
     for role in ("clerk", "viewer"):
         api.keys[(C.holder, role)] = KeyStore(keys_file_of(state, C.holder)).create(C.holder, role, f"c {role}")[1]
     plant_c = GatewayProcess(state, tmp_path / "gateway-c.log", C.holder, workers=1, threads=8)

@@ -278,6 +278,27 @@ class DockerRuntime:
     def gateway_logs(self, org: Org, lines: int = 15) -> list[str]:
         return self.logs(services.gateway_name(self.layout, org), lines)
 
+    def reload_gateway(self, org: Org) -> bool:
+        """SIGHUP to ``org``'s gateway container (its gunicorn master reloads); whether it runs."""
+        ctr, up = self._status(services.gateway_name(self.layout, org))
+        if not up:
+            return False
+        with _engine(f"reloading {services.gateway_name(self.layout, org)}"):
+            ctr.kill(signal="SIGHUP")
+        return True
+
+    def gateway_workers(self, org: Org) -> list[int]:
+        """The (host) process ids of the gateway container's gunicorn workers: the processes whose parent is
+        in the container too (the master's is the engine's)."""
+        ctr, up = self._status(services.gateway_name(self.layout, org))
+        if not up:
+            return []
+        with _engine(f"listing the processes of {services.gateway_name(self.layout, org)}"):
+            top = ctr.top(ps_args="-o pid,ppid")
+        rows = [(int(r[0]), int(r[1])) for r in top.get("Processes") or []]
+        inside = {pid for pid, _ppid in rows}
+        return sorted(pid for pid, ppid in rows if ppid in inside)
+
     def stop_gateway(self, org: Org) -> bool:
         return self.remove(services.gateway_name(self.layout, org), timeout=20)
 

@@ -1,0 +1,99 @@
+"""Reloading a running gateway: what its master does on SIGHUP, and when ``chaincode deploy`` asks for it.
+
+The real SIGHUP, on a real network: tests/integration/test_gateway_mtls.py (``gateway reload``) and
+tests/integration/test_holders.py (a holder's channel added while customs' gateway runs).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ipledger.gateway.config import ConfigError, GatewayConfig
+from ipledger.gateway.server import SERVING_FILE, GatewayServer, gunicorn_options
+from ipledger.network.cli import commands, gateway_daemon as daemon
+
+
+def _config(home: Path, *channels: str) -> GatewayConfig:
+    return GatewayConfig(channel=channels[0], channels=channels, state_dir=home)
+
+
+def _server(config: GatewayConfig, loader) -> GatewayServer:
+    return GatewayServer(config, gunicorn_options("127.0.0.1:1", 1, 2, 30, "info"), config_loader=loader)
+
+
+def test_reload_takes_the_configuration_read_again_and_records_its_channels(tmp_path):
+    (tmp_path / "gateway").mkdir()
+    server = _server(_config(tmp_path, "ip-plant-a"), lambda: _config(tmp_path, "ip-plant-a", "ip-plant-b"))
+    server.reload()
+    assert server.gateway_config.all_channels == ("ip-plant-a", "ip-plant-b")
+    assert json.loads((tmp_path / "gateway" / SERVING_FILE).read_text()) == {"channels": ["ip-plant-a", "ip-plant-b"]}
+
+
+def test_a_configuration_that_cannot_be_read_keeps_the_current_one(tmp_path, caplog):
+    (tmp_path / "gateway").mkdir()
+    current = _config(tmp_path, "ip-plant-a")
+
+    def broken():
+        raise ConfigError("the consortium file is unreadable")
+
+    server = _server(current, broken)
+    with caplog.at_level(logging.ERROR, logger="gunicorn.error"):
+        server.reload()
+    assert server.gateway_config is current
+    assert "the consortium file is unreadable" in caplog.text
+    assert not (tmp_path / "gateway" / SERVING_FILE).exists()
+
+
+class _Net:
+    """What ``_reload_gateways`` reads of a network: its organisations, their channels, the state directory."""
+
+    def __init__(self, tmp_path: Path, channels: dict[str, list[str]], remote: tuple[str, ...] = ()):
+        orgs = [SimpleNamespace(msp_id=m, peers=[object()]) for m in channels]
+        self.consortium = SimpleNamespace(orgs=orgs, channels_of=lambda msp_id: channels[msp_id])
+        self.layout = SimpleNamespace(root=tmp_path, is_local=lambda org: org.msp_id not in remote)
+
+
+@pytest.fixture
+def gateways(monkeypatch):
+    """Running gateways (MSP id → the channels it serves) and the reloads asked for."""
+    state = {"serving": {}, "reloaded": []}
+    monkeypatch.setattr(daemon, "running", lambda _s, org: (1, "http://x") if org in state["serving"] else None)
+    monkeypatch.setattr(daemon, "serving", lambda _s, org: state["serving"].get(org, []))
+    monkeypatch.setattr(daemon, "reload", lambda _s, org, **_kw: state["reloaded"].append(org) or True)
+    return state
+
+
+def test_deploy_reloads_a_gateway_missing_a_channel_where_the_contract_is_now_committed(tmp_path, gateways):
+    gateways["serving"].update(CustomsMSP=["ip-plant-a", "ip-plant-b"], PlantAMSP=["ip-plant-a"])
+    net = _Net(tmp_path, {"CustomsMSP": ["ip-plant-a", "ip-plant-b", "ip-plant-c"], "PlantAMSP": ["ip-plant-a"],
+                          "PlantCMSP": ["ip-plant-c"]})
+    commands._reload_gateways(net, {"ip-plant-a", "ip-plant-b", "ip-plant-c"})
+    assert gateways["reloaded"] == ["CustomsMSP"]   # PlantA serves all it is on; PlantC's gateway does not run
+
+
+def test_deploy_leaves_a_gateway_as_it_is_while_the_new_channel_awaits_approvals(tmp_path, gateways, capsys):
+    """A channel without the contract would fail every event the gateway routes by asking each channel."""
+    gateways["serving"].update(CustomsMSP=["ip-plant-a"])
+    net = _Net(tmp_path, {"CustomsMSP": ["ip-plant-a", "ip-plant-c"]})
+    commands._reload_gateways(net, {"ip-plant-a"})
+    assert gateways["reloaded"] == []
+    out = capsys.readouterr().out
+    assert "CustomsMSP's gateway does not serve ip-plant-c yet" in out
+    assert "'ipledger gateway reload --org CustomsMSP'" in out
+
+
+def test_deploy_reloads_no_gateway_of_another_host(tmp_path, gateways):
+    gateways["serving"].update(CustomsMSP=["ip-plant-a"])
+    net = _Net(tmp_path, {"CustomsMSP": ["ip-plant-a", "ip-plant-c"]}, remote=("CustomsMSP",))
+    commands._reload_gateways(net, {"ip-plant-a", "ip-plant-c"})
+    assert gateways["reloaded"] == []
+
+
+def test_reload_of_a_gateway_that_does_not_run_is_false(tmp_path, monkeypatch):
+    monkeypatch.setattr(daemon, "_containers", lambda _s: None)
+    monkeypatch.setattr(daemon, "running", lambda _s, _org: None)
+    assert daemon.reload(tmp_path, org="OperatorMSP", log=lambda *_: None) is False
