@@ -8,11 +8,12 @@ state dir at each start). Live-feed (SSE) responses hold a thread each: at most
 ``sse_max_per_worker`` per worker (default half of ``--threads``), so the other
 threads keep serving submits (:func:`check_thread_budget`). HTTPS and client certificates: :mod:`ipledger.gateway.tls`.
 
-SIGHUP (``ipledger gateway reload``; ``chaincode deploy`` sends it to the running gateways of the organisations
-on the channels it deployed to) reloads: the master reads the configuration again — the channels the
-organisation is on now — and gunicorn replaces the workers gracefully (requests in flight finish; live-feed
-streams end and their browsers reconnect). A configuration that cannot be read keeps the current one. The
-listening address and TLS settings are those of the start.
+SIGHUP (``ipledger gateway reload``; ``chaincode deploy`` sends it to a running gateway of the host that does
+not serve every channel its organisation is on, once the contract is committed there) reloads: the master
+reads the configuration again — the channels the organisation is on now — and gunicorn replaces the workers
+gracefully (requests in flight get ``graceful_timeout`` to finish, later ones a 503 "send again"; live-feed
+streams end and their browsers reconnect). A configuration the master cannot read keeps the current one. The
+listening address, the client CAs and the server certificate's files are those of the start.
 """
 from __future__ import annotations
 
@@ -66,12 +67,14 @@ class GatewayServer(BaseApplication):
             log = logging.getLogger("gunicorn.error")
             try:
                 config = self.config_loader()
-            except (ConfigError, ServeError, OSError, ValueError) as exc:
-                log.error("reload: the configuration cannot be read, the current one is kept: %s", exc)
+                record_serving(config)
+            except Exception as exc:  # noqa: BLE001 - a failed reload must not stop a gateway that serves
+                log.error("reload: the configuration cannot be read, the current one is kept: %s: %s",
+                          type(exc).__name__, exc)
+                record_serving(self.gateway_config, missing_ok=True)
             else:
                 before = self.gateway_config.all_channels
                 self.gateway_config = config
-                record_serving(config)
                 log.info("reload: serving the channel(s) %s%s", ", ".join(config.all_channels),
                          "" if config.all_channels == before else f" (were {', '.join(before)})")
         super().reload()
@@ -93,16 +96,21 @@ class GatewayServer(BaseApplication):
 SERVING_FILE = "serving.json"
 
 
-def record_serving(config: GatewayConfig) -> None:
+def record_serving(config: GatewayConfig, missing_ok: bool = False) -> None:
     """``<org>/gateway/serving.json``: the channels the running gateway serves (``chaincode deploy`` reloads a
-    gateway that does not serve every channel its organisation is on: network/cli/gateway_daemon.py)."""
+    gateway that does not serve every channel its organisation is on: network/cli/gateway_daemon.py).
+    ``missing_ok``: best effort (after a failed reload, the current channels again)."""
     if config.state_dir is None:
         return
     path = Path(config.state_dir) / "gateway" / SERVING_FILE
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"channels": list(config.all_channels)}) + "\n")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"channels": list(config.all_channels)}) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        if not missing_ok:
+            raise
 
 
 def prepare_metrics_dir(state_dir: Path) -> Path:

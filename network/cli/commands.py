@@ -260,7 +260,11 @@ def _reload_gateways(net: Nodes, committed: set[str]) -> None:
         if not missing:
             continue
         if missing <= committed:
-            daemon.reload(state, org=member.msp_id)
+            try:
+                daemon.reload(state, org=member.msp_id)
+            except (daemon.DaemonError, NetworkError, processes.StartError) as exc:   # the deploy itself is done
+                print(f"warning: {member.msp_id}'s gateway was not reloaded: {exc}\n  the contract is committed: "
+                      f"'ipledger gateway reload --org {member.msp_id}', or start it again", file=sys.stderr)
         else:
             print(f"note: {member.msp_id}'s gateway does not serve {', '.join(sorted(missing - committed))} yet: "
                   f"once the contract is committed there, 'ipledger gateway reload --org {member.msp_id}'")

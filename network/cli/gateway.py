@@ -40,7 +40,7 @@ def register(sub) -> None:
     # a submit holds its thread until the transaction commits (about a second under load): the
     # threads, not the CPU, bound how many events a gateway has in flight. A keep-alive connection stays
     # with the worker that accepted it, and the workers do not share them out evenly: each worker's
-    # threads cover the whole load (2 x 64 served 128 clients at 0.6-0.85 of 2 x 128, bench/gateway_http.py)
+    # threads cover the whole load (2 x 64 served 128 clients at 0.6-0.95 of 2 x 128, bench/gateway_http.py)
     serve.add_argument("--threads", type=int, default=128, help="threads per worker (default 128)")
     serve.add_argument("--timeout", type=int, default=120, help="gunicorn worker timeout in seconds")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -53,6 +53,8 @@ def register(sub) -> None:
     stop = gws.add_parser("stop", help="stop the organisation's background gateway")
     reload = gws.add_parser("reload", help="the organisation's running gateway reads its configuration again (the "
                                            "channels it is on) and replaces its workers gracefully (SIGHUP)")
+    reload.add_argument("--force", action="store_true",
+                        help="reload even if the contract is not committed on a channel the gateway would add")
     for p in (serve, start, stop, reload):
         p.add_argument("--org", metavar="MSP_ID", default=os.environ.get("IPLEDGER_GATEWAY_ORG"),
                        help="required: the organisation whose gateway this is: it acts with that organisation's "
@@ -160,6 +162,20 @@ def main(args: argparse.Namespace) -> int:
     return _keys(args)
 
 
+def _channels_without_the_contract(state_dir: Path, org: str) -> list[str]:
+    """The channels ``org``'s running gateway would add on a reload where the contract is not committed."""
+    from ipledger.gateway.config import DEFAULT_CHAINCODE
+    from ipledger.network.channel.chaincode import Deployer
+    from ipledger.network.cli import gateway_daemon as daemon
+    from ipledger.network.org.nodes import Nodes
+    net = Nodes.open(Path(state_dir).resolve())
+    new = set(net.consortium.channels_of(org)) - set(daemon.serving(state_dir, org))
+    name = os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE)
+    return sorted(ch.consortium.channel for ch in net.channels()
+                  if ch.consortium.channel in new and ch.local_peers
+                  and Deployer(ch, log=lambda *_: None).committed(name) is None)
+
+
 def _own_org(args, option: str) -> bool:
     """Whether the command names its organisation's gateway (``--org`` / ``--gateway``), one of this
     network's organisations; if not, says so (with the choices) on stderr. Every gateway is one
@@ -187,8 +203,18 @@ def _daemon(args) -> int:
                 print(f"  {org}'s gateway not running")
             return 0
         if args.cmd == "reload":
+            if daemon.running(args.state_dir, org) is None:
+                print(f"error: {org}'s gateway is not running", file=sys.stderr)
+                return 1
+            waiting = [] if args.force else _channels_without_the_contract(args.state_dir, org)
+            if waiting:
+                print(f"error: the contract is not committed on {', '.join(waiting)}, which {org}'s gateway would "
+                      "serve after a reload, and every event it routes would fail there: 'ipledger chaincode deploy' "
+                      "first (--force reloads anyway)", file=sys.stderr)
+                return 2
             if not daemon.reload(args.state_dir, org=org):
-                print(f"  {org}'s gateway not running")
+                print(f"error: {org}'s gateway is not running", file=sys.stderr)
+                return 1
             return 0
         from ipledger.gateway.tls import TLSOptions
         url = daemon.start(args.state_dir, bind=args.bind, workers=args.workers, tls=TLSOptions.from_args(args),

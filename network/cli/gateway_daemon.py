@@ -226,37 +226,48 @@ def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
 def reload(state_dir: Path, timeout: float = 60, log=print, *, org: str) -> bool:
     """SIGHUP to ``org``'s running gateway (gateway/server.py): it reads its configuration again — the
     channels the organisation is on now — and replaces its workers gracefully. Waits until every worker
-    it had is replaced and it answers again; False when it does not run."""
+    it had is replaced and it answers again (DaemonError if it stops or does not within ``timeout``); False
+    when it does not run."""
     docker = _containers(state_dir)
     if docker:
         net, rt = docker
         own = net.consortium.org(org)
+        bind = rt.gateway_bind(own)
+        if bind is None:
+            return False
+        scheme = "https" if "--tls-cert" in (rt.gateway_command(own) or []) else "http"
+        url, what = f"{scheme}://{bind}", f"container {rt.gateway_running(own)}"
         workers = lambda: rt.gateway_workers(own)  # noqa: E731
+        alive = lambda: rt.gateway_running(own) is not None  # noqa: E731
+        tail = lambda: rt.gateway_logs(own, 15)  # noqa: E731
         old = set(workers())
         if not rt.reload_gateway(own):
             return False
-        what = f"container {rt.gateway_running(own)}"
     else:
         current = running(state_dir, org)
         if not current:
             return False
-        pid = current[0]
+        pid, url = current
+        what = f"pid {pid}"
         workers = lambda: worker_pids(pid)  # noqa: E731
+        alive = lambda: running(state_dir, org) is not None  # noqa: E731
+        tail = lambda: log_file(state_dir, org).read_text(errors="replace").splitlines()[-15:]  # noqa: E731
         old = set(workers())
         try:
             os.kill(pid, signal.SIGHUP)
         except ProcessLookupError:
             return False
-        what = f"pid {pid}"
-    url = (running(state_dir, org) or (None, None))[1]
     deadline = time.monotonic() + timeout
     while True:
-        now = set(workers())
-        if now and not old & now and url and healthy(url, verify=False):
-            break
-        if time.monotonic() > deadline:
-            raise DaemonError(f"{org}'s gateway ({what}) did not come back within {timeout:.0f} s after the reload")
         time.sleep(0.25)
+        now = set(workers())
+        if now and not old & now and healthy(url, verify=False):
+            break
+        if not alive():
+            raise DaemonError(f"{org}'s gateway ({what}) stopped during the reload:\n" + "\n".join(tail()))
+        if time.monotonic() > deadline:
+            raise DaemonError(f"{org}'s gateway ({what}) did not replace its workers within {timeout:.0f} s after "
+                              "the reload:\n" + "\n".join(tail()))
     log(f"  {org}'s gateway reloaded ({what})")
     return True
 
@@ -271,11 +282,19 @@ def serving(state_dir: Path, org: str) -> list[str]:
 
 
 def worker_pids(pid: int) -> list[int]:
-    """The child processes of gunicorn master ``pid`` (its workers)."""
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+    """The child processes of gunicorn master ``pid`` (its workers), from each process's ``/proc/<pid>/stat``."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == str(pid) and fields[0] != "Z":
+            children.append(int(entry.name))
+    return sorted(children)
 
 
 def ensure_credentials(state_dir: Path, url: str, org: str) -> dict:

@@ -288,19 +288,24 @@ class DockerRuntime:
         return True
 
     def gateway_workers(self, org: Org) -> list[int]:
-        """The (host) process ids of the gateway container's gunicorn workers: the processes whose parent is
-        in the container too (the master's is the engine's)."""
+        """The (host) process ids of the gateway container's gunicorn workers (:func:`gunicorn_workers`)."""
         ctr, up = self._status(services.gateway_name(self.layout, org))
         if not up:
             return []
         with _engine(f"listing the processes of {services.gateway_name(self.layout, org)}"):
-            top = ctr.top(ps_args="-o pid,ppid")
-        rows = [(int(r[0]), int(r[1])) for r in top.get("Processes") or []]
-        inside = {pid for pid, _ppid in rows}
-        return sorted(pid for pid, ppid in rows if ppid in inside)
+            top = ctr.top(ps_args="-o pid,ppid,args")
+        return gunicorn_workers(top.get("Processes") or [])
 
     def stop_gateway(self, org: Org) -> bool:
         return self.remove(services.gateway_name(self.layout, org), timeout=20)
+
+
+def gunicorn_workers(rows) -> list[int]:
+    """Of ``ps -o pid,ppid,args`` rows, the gunicorn workers of the gateway: processes of ``gateway serve``
+    whose parent is one too (the master's parent is the engine's, or an init process such as
+    ``docker --init``'s)."""
+    serving = {int(r[0]): int(r[1]) for r in rows if "gateway serve" in " ".join(str(x) for x in r[2:])}
+    return sorted(pid for pid, ppid in serving.items() if ppid in serving)
 
 
 def _accepts(host: str, port: int) -> bool:

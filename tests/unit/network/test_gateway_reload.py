@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from ipledger.gateway.auth import KeyStoreError
 from ipledger.gateway.config import ConfigError, GatewayConfig
 from ipledger.gateway.server import SERVING_FILE, GatewayServer, gunicorn_options
 from ipledger.network.cli import commands, gateway_daemon as daemon
+from ipledger.network.org.containers.runtime import gunicorn_workers
 
 
 def _config(home: Path, *channels: str) -> GatewayConfig:
@@ -33,19 +38,24 @@ def test_reload_takes_the_configuration_read_again_and_records_its_channels(tmp_
     assert json.loads((tmp_path / "gateway" / SERVING_FILE).read_text()) == {"channels": ["ip-plant-a", "ip-plant-b"]}
 
 
-def test_a_configuration_that_cannot_be_read_keeps_the_current_one(tmp_path, caplog):
+@pytest.mark.parametrize("error", [ConfigError("the consortium file is unreadable"),
+                                   KeyStoreError("the API key file is readable by others (mode 0644)"),
+                                   PermissionError("the consortium file is unreadable")])
+def test_a_configuration_that_cannot_be_read_keeps_the_current_one(tmp_path, caplog, error):
+    """Whatever the loader raises (the API key file's check raises a RuntimeError), the master keeps serving:
+    an exception out of gunicorn's reload would stop the whole gateway."""
     (tmp_path / "gateway").mkdir()
     current = _config(tmp_path, "ip-plant-a")
 
     def broken():
-        raise ConfigError("the consortium file is unreadable")
+        raise error
 
     server = _server(current, broken)
     with caplog.at_level(logging.ERROR, logger="gunicorn.error"):
         server.reload()
     assert server.gateway_config is current
-    assert "the consortium file is unreadable" in caplog.text
-    assert not (tmp_path / "gateway" / SERVING_FILE).exists()
+    assert str(error) in caplog.text
+    assert json.loads((tmp_path / "gateway" / SERVING_FILE).read_text()) == {"channels": ["ip-plant-a"]}
 
 
 class _Net:
@@ -97,3 +107,25 @@ def test_reload_of_a_gateway_that_does_not_run_is_false(tmp_path, monkeypatch):
     monkeypatch.setattr(daemon, "_containers", lambda _s: None)
     monkeypatch.setattr(daemon, "running", lambda _s, _org: None)
     assert daemon.reload(tmp_path, org="OperatorMSP", log=lambda *_: None) is False
+
+
+def test_the_workers_of_a_master_are_its_child_processes():
+    children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) for _ in range(2)]
+    try:
+        assert set(daemon.worker_pids(os.getpid())) >= {c.pid for c in children}
+        assert daemon.worker_pids(children[0].pid) == []
+    finally:
+        for c in children:
+            c.kill()
+            c.wait()
+    assert not {c.pid for c in children} & set(daemon.worker_pids(os.getpid()))
+
+
+def test_a_containers_workers_are_the_gateway_processes_whose_parent_is_one_too():
+    serve = "/usr/bin/python3 -m ipledger.network.cli --state-dir /s gateway serve --org OperatorMSP"
+    # docker --init: the init process is the master's parent, inside the container
+    rows = [["101", "90", "/sbin/docker-init -- python3 -m ipledger.network.cli"], ["120", "101", serve],
+            ["131", "120", serve], ["132", "120", serve]]
+    assert gunicorn_workers(rows) == [131, 132]
+    assert gunicorn_workers([["120", "90", serve], ["131", "120", serve]]) == [131]
+    assert gunicorn_workers([["120", "90", serve]]) == []
