@@ -74,6 +74,19 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
 
 
+def gunicorn_logger_class():
+    """gunicorn's logger without its access log. The gateway logs each request itself, once, as a JSON line
+    (``create_app``); gunicorn would still format an access line per request (its ``atoms``: a tenth of a
+    millisecond of the worker's time, bench/gateway_http.py) for a logger that writes nowhere."""
+    from gunicorn.glogging import Logger
+
+    class GatewayLogger(Logger):
+        def access(self, resp, req, environ, request_time):
+            return None
+
+    return GatewayLogger
+
+
 def gunicorn_logconfig(level: str = "INFO") -> dict:
     """gunicorn's own logs in the same JSON format."""
     return {

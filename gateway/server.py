@@ -28,7 +28,7 @@ from typing import Callable
 from gunicorn.app.base import BaseApplication
 
 from ipledger.gateway.config import ConfigError, GatewayConfig
-from ipledger.gateway.observability import gunicorn_logconfig
+from ipledger.gateway.observability import gunicorn_logconfig, gunicorn_logger_class
 from ipledger.gateway.tls import ServerTLS, TLSError, TLSOptions, org_tls_cas
 
 
@@ -166,7 +166,8 @@ def gunicorn_options(bind: str, workers: int, threads: int, timeout: int, log_le
         # (same event_id)" (gateway/problems.py): replays are safe, so no need to wait longer.
         "graceful_timeout": 30,
         "keepalive": 5, "accesslog": None, "errorlog": "-", "loglevel": log_level,
-        "logconfig_dict": gunicorn_logconfig(log_level.upper()), "proc_name": "ipledger-gateway",
+        "logconfig_dict": gunicorn_logconfig(log_level.upper()), "logger_class": gunicorn_logger_class(),
+        "proc_name": "ipledger-gateway",
         "child_exit": _child_exit, "worker_exit": _worker_exit, "preload_app": False,
         "forwarded_allow_ips": "127.0.0.1",
         # gunicorn ≥ 27 opens a control socket in $HOME shared by every gunicorn of the user; the

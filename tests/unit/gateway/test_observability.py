@@ -267,3 +267,19 @@ def test_serve_runs_gunicorn_gthread_workers(tmp_path, monkeypatch, capsys):
         from prometheus_client import values
         values.ValueClass = values.get_value_class()
         shutil.rmtree(state / "operator" / "gateway", ignore_errors=True)
+
+
+def test_gunicorn_formats_no_access_line_the_gateway_logs_each_request_itself():
+    """The served gateway's gunicorn logger skips its access log (the request log above is the gateway's own):
+    the default one would build an access line per request, here from a response it cannot read."""
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+    from ipledger.gateway.server import gunicorn_options
+
+    logger_class = gunicorn_options("127.0.0.1:1", 1, 2, 30, "info")["logger_class"]
+    assert issubclass(logger_class, Logger)
+    cfg = Config()
+    cfg.set("logconfig_dict", {"version": 1, "disable_existing_loggers": False})
+    assert logger_class(cfg).access(None, None, {}, None) is None
+    with pytest.raises(AttributeError):
+        Logger(cfg).access(None, None, {}, None)
