@@ -130,6 +130,7 @@ def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threa
         tls.check_combination()
     except TLSError as exc:
         raise ServeError(str(exc)) from None
+
     def load_config() -> GatewayConfig:
         loaded = GatewayConfig.from_state_dir(state_dir, org=org, configure_logging=True,
                                               log_level=log_level.upper(), worker_threads=threads)
