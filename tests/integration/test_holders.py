@@ -21,6 +21,8 @@ holder's channel only. One REST gateway per organisation (customs' serves both c
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -39,7 +41,7 @@ from ipledger.network.org.nodes import Nodes
 
 from .conftest import free_base_port, processes_using
 from .support_faults import QUIET, GatewayProcess, stop_gateways
-from .test_gateway_api import PROBLEMS, RETREADED, USED_TYRES, WASTE, Api, day, ev
+from .test_gateway_api import PROBLEMS, REPO, RETREADED, USED_TYRES, WASTE, Api, day, ev
 
 pytestmark = pytest.mark.fabric
 
@@ -367,6 +369,13 @@ def test_a_third_holder_joins_on_a_channel_of_its_own(scenarios, holders_net, tm
     consortium_cli.network_add_holder(net, C.holder, C.channel, log=QUIET)
     net.up(log=QUIET, timeout=120)
     assert daemon.serving(state, CUSTOMS) == [A.channel, B.channel]
+    # joined, but no contract on C's channel yet: serving it would fail every event customs route
+    workers = set(daemon.worker_pids(master))
+    refused = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state), "gateway",
+                              "reload", "--org", CUSTOMS], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2, refused.stderr
+    assert f"the contract is not committed on {C.channel}" in refused.stderr
+    assert set(daemon.worker_pids(master)) == workers and daemon.serving(state, CUSTOMS) == [A.channel, B.channel]
     committed = deploy_on_channels(net, ChaincodeSpec.default(), log=QUIET)
     api.use(net)
     try:
