@@ -156,13 +156,11 @@ def _start_container(state_dir: Path, docker, org: str, bind: str, workers: int,
     public consortium files and its own gateway directory mounted, nothing else of the host."""
     net, rt = docker
     own = net.consortium.org(org)
-    running_bind = rt.gateway_bind(own)
-    if running_bind is not None:   # started by hand or by compose: it is that one
-        scheme = "https" if "--tls-cert" in (rt.gateway_command(own) or []) else "http"
-        url = f"{scheme}://{running_bind}"
-        container_file(state_dir, org).write_text(f"{rt.gateway_running(own)} {url}\n")
-        log(f"  {org}'s gateway already running (container {rt.gateway_running(own)}) at {url}")
-        return url
+    running_url = _container_url(rt, own)
+    if running_url is not None:   # started by hand or by compose: it is that one
+        container_file(state_dir, org).write_text(f"{rt.gateway_running(own)} {running_url}\n")
+        log(f"  {org}'s gateway already running (container {rt.gateway_running(own)}) at {running_url}")
+        return running_url
     try:
         cid = rt.start_gateway(own, bind, workers, gateway_environment(dict(os.environ)), tls.argv(), tls.files())
     except RuntimeError as exc:
@@ -177,6 +175,14 @@ def _start_container(state_dir: Path, docker, org: str, bind: str, workers: int,
         time.sleep(0.25)
     log(f"  {org}'s gateway started (container {cid}) at {url}")
     return url
+
+
+def _container_url(rt, own) -> str | None:
+    """The URL ``own``'s running gateway container serves at (its command's ``--bind`` and ``--tls-cert``)."""
+    bind = rt.gateway_bind(own)
+    if bind is None:
+        return None
+    return f"{'https' if '--tls-cert' in (rt.gateway_command(own) or []) else 'http'}://{bind}"
 
 
 def check_tls(state_dir: Path, tls: TLSOptions, org: str) -> None:
@@ -232,11 +238,10 @@ def reload(state_dir: Path, timeout: float = 60, log=print, *, org: str) -> bool
     if docker:
         net, rt = docker
         own = net.consortium.org(org)
-        bind = rt.gateway_bind(own)
-        if bind is None:
+        url = _container_url(rt, own)
+        if url is None:
             return False
-        scheme = "https" if "--tls-cert" in (rt.gateway_command(own) or []) else "http"
-        url, what = f"{scheme}://{bind}", f"container {rt.gateway_running(own)}"
+        what = f"container {rt.gateway_running(own)}"
         workers = lambda: rt.gateway_workers(own)  # noqa: E731
         alive = lambda: rt.gateway_running(own) is not None  # noqa: E731
         tail = lambda: rt.gateway_logs(own, 15)  # noqa: E731
@@ -282,19 +287,9 @@ def serving(state_dir: Path, org: str) -> list[str]:
 
 
 def worker_pids(pid: int) -> list[int]:
-    """The child processes of gunicorn master ``pid`` (its workers), from each process's ``/proc/<pid>/stat``."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 1 and fields[1] == str(pid) and fields[0] != "Z":
-            children.append(int(entry.name))
-    return sorted(children)
+    """The workers of gunicorn master ``pid``: its child processes."""
+    from ipledger.network.org.processes import children
+    return children(pid)
 
 
 def ensure_credentials(state_dir: Path, url: str, org: str) -> dict:

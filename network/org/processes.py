@@ -51,11 +51,28 @@ def running_pid(lay: Layout, node: Node) -> int | None:
     return pid
 
 
-def _is_zombie(pid: int) -> bool:
+def _stat(pid: int | str) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state, parent pid, …); [] if it is gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return True
+        return []
+
+
+def _is_zombie(pid: int) -> bool:
+    fields = _stat(pid)
+    return not fields or fields[0] == "Z"
+
+
+def children(pid: int) -> list[int]:
+    """The live (not zombie) child processes of ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(entry.name)
+            if len(fields) > 1 and fields[1] == str(pid) and fields[0] != "Z":
+                found.append(int(entry.name))
+    return sorted(found)
 
 
 def start(lay: Layout, node: Node) -> int:
