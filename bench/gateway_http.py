@@ -9,6 +9,10 @@ second: less means requests queued for a worker thread.
 
     .venv/bin/python bench/gateway_http.py [--seconds 10] [--wait 1.0] [--in-flight 8,32,128]
                                            [--config 2x64,2x128]   # workers x threads per worker
+                                           [--client stdlib,requests]
+
+``--client``: the benchmarks' own keep-alive client (``bench/http_client.py``, ``stdlib``, the default) and/or
+``requests``, to show what the load generator's HTTP client takes from the machine.
 
 The loopback server and the client share the machine's cores; nothing else should run meanwhile.
 """
@@ -64,10 +68,12 @@ def cpu_seconds(pids) -> float:
     return total
 
 
-def measure(workers: int, threads: int, levels: list[int], seconds: float, wait: float) -> list[dict]:
+def measure(workers: int, threads: int, levels: list[int], seconds: float, wait: float,
+            client: str = "stdlib") -> list[dict]:
     import requests
 
     from bench.chaincode_put import run_level
+    from bench.http_client import HttpClient
     from ipledger.gateway.auth import KeyStore
 
     tmp = tempfile.TemporaryDirectory(prefix="ipledger-bench-http-")
@@ -88,8 +94,11 @@ def measure(workers: int, threads: int, levels: list[int], seconds: float, wait:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("the benchmark's gateway did not start") from None
                 time.sleep(0.2)
-        http = requests.Session()
-        http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=512))
+        if client == "requests":
+            http = requests.Session()
+            http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=512))
+        else:
+            http = HttpClient()
         headers = {"Authorization": f"Bearer {key}"}
         numbers = itertools.count()
         lock = threading.Lock()
@@ -111,11 +120,11 @@ def measure(workers: int, threads: int, levels: list[int], seconds: float, wait:
             server_before, client_before = cpu_seconds(pids), time.process_time()
             r = run_level(call, in_flight, seconds)
             done = max(r["n"], 1)
-            rows.append({"config": f"{workers} × {threads}", "in_flight": in_flight, "n": r["n"],
+            rows.append({"config": f"{workers} × {threads}", "client": client, "in_flight": in_flight, "n": r["n"],
                          "errors": r["errors"], "tps": r["tps"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
                          "server_ms": (cpu_seconds(pids) - server_before) * 1000 / done,
                          "client_ms": (time.process_time() - client_before) * 1000 / done})
-            print(f"  {rows[-1]['config']}, {in_flight} in flight: {r['tps']:.1f}/s", file=sys.stderr, flush=True)
+            print(f"  {rows[-1]['config']}, {client}, {in_flight} in flight: {r['tps']:.1f}/s", file=sys.stderr, flush=True)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
@@ -129,6 +138,8 @@ def main() -> int:
     ap.add_argument("--wait", type=float, default=1.0, help="the ledger's answer time per submit (default 1.0 s)")
     ap.add_argument("--in-flight", default="8,32,128", help="levels, comma-separated (default 8,32,128)")
     ap.add_argument("--config", default="2x64,2x128", help="gunicorn workers x threads per worker, comma-separated")
+    ap.add_argument("--client", default="stdlib", help="HTTP clients, comma-separated: stdlib (bench/http_client.py), "
+                    "requests (default stdlib)")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--keys", help=argparse.SUPPRESS)
     ap.add_argument("--nonce", help=argparse.SUPPRESS)
@@ -139,14 +150,18 @@ def main() -> int:
         return 0
     levels = [int(x) for x in args.in_flight.split(",")]
     rows = []
+    clients = args.client.split(",")
+    if set(clients) - {"stdlib", "requests"}:
+        ap.error(f"--client: stdlib or requests, not {args.client}")
     for config in args.config.split(","):
         workers, threads = (int(x) for x in config.split("x"))
-        rows += measure(workers, threads, levels, args.seconds, args.wait)
-    print("| workers × threads | in flight | requests | errors | req/s | p50 ms | p99 ms | "
+        for client in clients:
+            rows += measure(workers, threads, levels, args.seconds, args.wait, client)
+    print("| workers × threads | client | in flight | requests | errors | req/s | p50 ms | p99 ms | "
           "gateway CPU ms/request | client CPU ms/request |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['config']} | {r['in_flight']} | {r['n']} | {r['errors']} | {r['tps']:.1f} | {r['p50_ms']:.0f} | "
+        print(f"| {r['config']} | {r['client']} | {r['in_flight']} | {r['n']} | {r['errors']} | {r['tps']:.1f} | {r['p50_ms']:.0f} | "
               f"{r['p99_ms']:.0f} | {r['server_ms']:.2f} | {r['client_ms']:.2f} |")
     return 0
 
