@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import json
+import threading
 from importlib import resources
 from typing import Any
 
@@ -107,7 +108,29 @@ def _is_mrn(value: object) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+def _once_per_type(build):
+    """Cache ``build(event_type)`` forever, built once even when many threads ask at the same time.
+
+    ``functools.lru_cache`` lets every thread that misses build its own copy: the first requests after a
+    gateway worker starts, 128 threads at once under load, each spent some 30 ms of CPU checking and
+    compiling the same schema. Here the others wait for the one building it."""
+    built: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    @functools.wraps(build)
+    def cached(event_type: str):
+        try:
+            return built[event_type]
+        except KeyError:
+            pass
+        with lock:
+            if event_type not in built:
+                built[event_type] = build(event_type)
+            return built[event_type]
+    return cached
+
+
+@_once_per_type
 def validator(event_type: str) -> Draft202012Validator:
     schema = load_schema(event_type)
     StrictValidator.check_schema(schema)
@@ -117,7 +140,7 @@ def validator(event_type: str) -> Draft202012Validator:
     return StrictValidator(schema, format_checker=FORMATS)
 
 
-@functools.lru_cache(maxsize=None)
+@_once_per_type
 def _valid(event_type: str):
     """The compiled predicate of ``event_type``'s schema (``compiled.py``), or None when the schema uses
     a keyword the compiler does not mirror (then ``jsonschema`` alone decides)."""

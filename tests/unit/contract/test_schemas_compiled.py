@@ -171,3 +171,35 @@ def test_the_predicate_decides_valid_and_jsonschema_alone_when_there_is_none(mon
     monkeypatch.setattr(schemas, "_valid", lambda _event_type: None)
     found = schemas.errors("MoveGoods", bad)               # no predicate: jsonschema decides
     assert {"path": "/event_id", "message": "1 is not of type 'string'"} in found
+
+
+def test_a_schema_asked_for_by_many_threads_at_once_is_built_once():
+    """A gateway worker's first requests come on many threads at once: they must not each check and
+    compile the same schema (schemas._once_per_type), and all must get the one built."""
+    import threading
+    import time
+
+    builds = []
+
+    @schemas._once_per_type
+    def build(event_type):
+        builds.append(event_type)
+        time.sleep(0.05)   # long enough for every thread to miss the cache
+        return object()
+
+    start = threading.Barrier(16)
+    got = []
+
+    def ask():
+        start.wait()
+        got.append(build("MoveGoods"))
+
+    threads = [threading.Thread(target=ask) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert builds == ["MoveGoods"]
+    assert len(got) == 16 and all(g is got[0] for g in got)
+    assert build("ExitGoods") is not got[0] and builds == ["MoveGoods", "ExitGoods"]
+    assert schemas.validator("MoveGoods") is schemas.validator("MoveGoods")
