@@ -2,7 +2,9 @@
 the chaincode-event listener, the webhook dispatcher, the audit trail, the caps on open SSE streams. See gateway/README.md § Dashboard."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import secrets
 import signal
 import threading
@@ -73,12 +75,58 @@ class Live:
         it, so no two processes send the same delivery)."""
         from ipledger.gateway.client import FileCheckpointer
         name = f"feed.{channel}" if channel else "feed"
+        if channel:
+            self._take_over_single_channel_feed(channel)
+        else:
+            self._note_single_channel(getattr(source, "channel", None) or self.config.channel)
         listener = FeedListener(self.store, FileCheckpointer(self.directory / f"{name}.checkpoint.json"), source,
                                 lock_path=self.directory / f"{name}.lock", on_item=[self.router.on_feed_item],
                                 on_lead=[self._start_dispatcher] if dispatch else [], channel=channel)
         self.listeners.append(listener)
         self.listener = self.listener or listener
         return listener.start()
+
+    # -- from one channel to several -------------------------------------------------------------------
+    # A gateway of one channel keeps its listener's checkpoint in feed.checkpoint.json and stores events
+    # without a channel name; one of several channels keeps one checkpoint per channel. When an
+    # organisation joins a second channel (a new holder, for customs), the channel it served alone goes on
+    # from where its listener stood instead of reading the channel again from block 0, and its stored
+    # events get the channel's name. feed.json records which channel that was.
+    def _feed_file(self):
+        from ipledger.gateway.filestore import JsonFile
+        return JsonFile(self.directory / "feed.json", empty=dict)
+
+    def _note_single_channel(self, channel: str | None) -> None:
+        if not channel:
+            return
+        feed = self._feed_file()
+        if feed.read().get("single_channel") != channel:
+            with feed.update() as doc:
+                doc["single_channel"] = channel
+
+    def _take_over_single_channel_feed(self, channel: str) -> None:
+        single = self.directory / "feed.checkpoint.json"
+        own = self.directory / f"feed.{channel}.checkpoint.json"
+        if own.exists() or not single.exists():
+            return
+        with self._feed_file().update() as doc:   # one worker at a time
+            # a gateway from before feed.json served its first channel alone
+            if own.exists() or doc.get("single_channel", self.config.channel) != channel:
+                return
+            tmp = own.with_name(f".{own.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(single.read_bytes())
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, own)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            named = self.store.name_channel(channel)
+        log.info("the live feed of channel %s goes on from the checkpoint it had when the gateway served it "
+                 "alone (%d stored events named)", channel, named)
 
     def _start_dispatcher(self) -> None:
         """The webhook dispatcher runs once per process, when its first listener takes the lead."""

@@ -150,6 +150,11 @@ class FeedStore:
                          payload.get("recorded_at"), json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
                          now_text(), channel))
                     added.append(cur.rowcount == 1)
+                    if not added[-1] and channel is not None:
+                        # stored by this gateway's listener while it served one channel (no name then):
+                        # the listener of the channel that delivers it again names it
+                        db.execute("UPDATE events SET channel = ? WHERE id = ? AND channel IS NULL",
+                                   (channel, f"{block}:{tx_id}"))
                     if added[-1]:
                         for ev in payload.get("events") or []:
                             if ev.get("authorisation_id"):
@@ -161,6 +166,12 @@ class FeedStore:
                 db.execute("ROLLBACK")
                 raise
         return added
+
+    def name_channel(self, channel: str) -> int:
+        """Give ``channel`` to every stored event without one: those a listener stored while its gateway
+        served that one channel only (see ``Live.start_listener``). How many were named."""
+        with self._db() as db:
+            return db.execute("UPDATE events SET channel = ? WHERE channel IS NULL", (channel,)).rowcount
 
     def _item(self, row) -> dict:
         return feed_item(row["block"], row["tx_id"], json.loads(row["payload"]), seq=row["seq"],

@@ -215,3 +215,47 @@ def test_a_blocks_events_are_stored_in_one_database_transaction_and_one_checkpoi
     assert [i["tx_id"] for i in reversed(store.latest(100))] == [e.tx_id for b in blocks for e in b]
     cp = checkpointer.checkpoint
     assert (cp.block_number, cp.tx_id) == (7, "tx7-3")
+
+
+def test_a_channel_served_alone_goes_on_from_its_checkpoint_when_a_second_channel_comes(scenario, live, ledger,
+                                                                                      api):
+    """Customs' gateway served one channel; a second holder's channel is added (gateway reload): the first
+    channel's listener goes on from the checkpoint it had, not from block 0, and the events stored meanwhile
+    get the channel's name, as a gateway of several channels stores them."""
+    import dataclasses
+
+    from ipledger.gateway.dashboard.live import Live
+
+    live.listener.stop()
+    stored = live.store.count()
+    channel = live.config.channel
+    assert json.loads((live.directory / "feed.json").read_text()) == {"single_channel": channel}
+    assert {i.get("channel") for i in live.store.latest(1000)} == {None}
+    api.post(place("L9", 10, "26FR000110000009R0"), "BrokerMSP")   # committed while the gateway reloads
+    several = dataclasses.replace(live.config, channels=(channel, "holder-b"))
+    reloaded = Live(several, live.service, store=live.store, start=False)
+    source = ListSource(ledger)
+    listener = reloaded.start_listener(source, channel)
+    try:
+        wait_for(lambda: live.store.count() == stored + 1)
+        assert source.opened[0].start == stored   # from the checkpoint, not from block 0
+        items = live.store.latest(1000)
+        assert len(items) == stored + 1 and {i.get("channel") for i in items} == {channel}
+        own = FileCheckpointer(live.directory / f"feed.{channel}.checkpoint.json").checkpoint
+        assert (own.block_number, own.tx_id) == (ledger.events[-1].block_number, ledger.events[-1].tx_id)
+    finally:
+        listener.stop()
+    # the other channel has no checkpoint of its own yet: it is read from its first block
+    other = Live(several, live.service, store=live.store, start=False)
+    other._take_over_single_channel_feed("holder-b")
+    assert not (live.directory / "feed.holder-b.checkpoint.json").exists()
+
+
+def test_an_event_stored_without_a_channel_is_named_when_its_channel_delivers_it_again(tmp_path):
+    store = FeedStore(tmp_path / "db.sqlite")
+    payload = {"events": [{"event_type": "MoveGoods", "authorisation_id": AUTH}], "recorded_at": "2026-12-03T10:00:00Z"}
+    assert store.add_events([(7, "tx-a", payload, None)]) == [True]
+    assert store.add_events([(7, "tx-a", payload, "ch-1")]) == [False]   # not stored twice, but named
+    assert [i["channel"] for i in store.latest(10)] == ["ch-1"]
+    assert store.add_events([(7, "tx-a", payload, "ch-2")]) == [False]   # a name once given stays
+    assert [i["channel"] for i in store.latest(10)] == ["ch-1"]
