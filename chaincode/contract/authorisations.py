@@ -209,6 +209,16 @@ def _save(tx, auth: dict) -> None:
     tx.stub.set_state_validation_parameter(tx.state.key(key), customs_only_policy(tx.customs_msp))
 
 
+def close_until(tx, auth: dict, cutoff: str) -> None:
+    """A bill of discharge was submitted for the period ending at ``cutoff``: from now on no act on the
+    authorisation may be recorded at a ledger time before it (``time_rules.within_open_time``). Kept on the
+    authorisation, which every act on it reads, so that an act endorsed before the submission and sent for
+    ordering after it fails Fabric's check of its read set instead of slipping into a closed period."""
+    if cutoff > (auth.get("closed_until") or ""):
+        auth["closed_until"] = cutoff
+        _save(tx, auth)
+
+
 def _view(auth: dict, now: dt.datetime) -> dict:
     return {**auth, "status": status_at(auth, now), "recorded_status": auth["status"]}
 

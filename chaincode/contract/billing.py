@@ -253,6 +253,7 @@ def submit(tx, event: dict) -> dict:
         "lots": [line["lot_id"] for line in data["lots"]], "totals": data["totals"], "decision": None,
     }
     tx.state.put(key, bill)
+    authorisations.close_until(tx, auth, data["cutoff"])
     return {"bill": bill}
 
 

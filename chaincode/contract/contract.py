@@ -289,6 +289,8 @@ class InwardProcessingContract(Contract):
         original = eventlog.replay(tx, act, event)
         if original is not None:
             return original
+        if "authorisation_id" in event and act != "GrantAuthorisation":
+            time_rules.within_open_time(tx, authorisations.get(tx.state, event["authorisation_id"]))
         tx.occurred_at = time_rules.business_time(tx, event)
         result = handler(tx, event)
         time_rules.review_lateness(tx, act, event)

@@ -109,7 +109,8 @@ class DuplicateDeclaration(_Rule):
 class OutOfOrder(_Rule):
     """Business time (``occurred_at``) in the future — later than the ledger time beyond
     ``max_clock_skew_s`` — or before the goods' placement (or production); or a transaction timestamped
-    before the last recorded change of the goods it touches. An event recorded late is not refused: it is
+    before the last recorded change of the goods it touches, before the grant of its authorisation, or
+    before the cut-off of a bill of discharge already submitted for that authorisation. An event recorded late is not refused: it is
     accepted with its own ``occurred_at`` and, beyond ``late_recording_days``, raises the alert
     ``LateRecording`` (the ledger time is never backdated)."""
 

@@ -73,6 +73,24 @@ def review_lateness(tx, act: str, event: dict) -> None:
     })
 
 
+def within_open_time(tx, auth: dict) -> None:
+    """OutOfOrder: a transaction timestamped before the grant of the authorisation it concerns, or before
+    the cut-off of a bill of discharge already submitted for it (``closed_until``). An authorisation's event
+    log, history and bills begin at its grant, and a submitted bill stands for its period: an act
+    timestamped earlier would be in none of them. (Ledger time comes from the client, within
+    ``max_clock_skew_s`` of the endorsing peers' clocks, so without this rule a slow client clock could
+    place an act there.)"""
+    if tx.recorded_at < auth["granted_at"]:
+        raise OutOfOrder(f"{auth['authorisation_id']} was granted at {auth['granted_at']}, after this "
+                         f"transaction's time", authorisation_id=auth["authorisation_id"],
+                         granted_at=auth["granted_at"], ledger_time=tx.recorded_at)
+    closed = auth.get("closed_until")
+    if closed and tx.recorded_at < closed:
+        raise OutOfOrder(f"a bill of discharge of {auth['authorisation_id']} covers the time up to {closed}, "
+                         "after this transaction's time", authorisation_id=auth["authorisation_id"],
+                         closed_until=closed, ledger_time=tx.recorded_at)
+
+
 def not_before_goods(occurred: dt.datetime, record: dict, kind: str, goods_id: str) -> None:
     """OutOfOrder: an event's business time before the placement (or production) of its goods."""
     since = timestamps.parse_datetime(record["occurred_at"])

@@ -129,3 +129,34 @@ def test_audit_view_balances_as_of_a_date(s):
     assert [lot["lot_id"] for lot in early["lots"]] == ["L1"] and early["processing"] == []
     assert before["document_hash"] != after["document_hash"]
     assert s.query("GetBillOfDischargeData", AUTH_ID, None, iso(s.D(25)))["document_hash"] == before["document_hash"]
+
+
+def test_no_act_is_recorded_in_a_period_whose_bill_was_submitted(s):
+    """A submitted bill stands for its period: an act timestamped before its cut-off (a client's clock,
+    within max_clock_skew_s) is refused, so no goods leave the period without being in its bill. The
+    authorisation, which every act reads, carries the cut-off: an act endorsed before the submission
+    and ordered after it fails Fabric's read-set check."""
+    bill = s.accepted(submit(s, day(s, 185), s.D(186)))["bill"]
+    cutoff = dt.datetime.fromisoformat(bill["cutoff"].replace("Z", "+00:00"))
+    assert s.query("GetAuthorisation", AUTH_ID)["closed_until"] == bill["cutoff"]
+    details = s.refused("OutOfOrder", s.exit, 900, lot_id="L1", ts=cutoff - dt.timedelta(seconds=60))
+    assert details["closed_until"] == bill["cutoff"]
+    s.refused("OutOfOrder", s.submit, "SuspendAuthorisation", {"authorisation_id": AUTH_ID, "reason": "audit"},
+              "CustomsMSP", ts=cutoff - dt.timedelta(microseconds=1))
+    # at or after the cut-off: accepted, and in the next period, not in the submitted bill
+    s.accepted(s.exit(900, lot_id="L1", ts=cutoff))
+    again = s.query("GetBillOfDischargeData", AUTH_ID, day(s, 185), msp="OperatorMSP", ts=s.D(187))
+    assert again["document_hash"] == bill["document_hash"]
+
+
+def test_an_act_timestamped_before_the_grant_of_its_authorisation_is_refused():
+    """The authorisation's log, history and bills begin at its grant: a placement timestamped before it
+    (a slow client clock, within max_clock_skew_s) would be in none of them."""
+    sc = Scenario(InwardProcessingContract)
+    grant = sc.accepted(sc.grant())
+    granted_at = sc.query("GetAuthorisation", AUTH_ID)["granted_at"]
+    details = sc.refused("OutOfOrder", sc.place, "L1", 1000, ts=sc.D(-100 / DAY_S))
+    assert details["granted_at"] == granted_at and grant
+    sc.accepted(sc.place("L1", 1000))
+    bill = sc.query("GetBillOfDischargeData", AUTH_ID, None, iso(sc.D(1)))
+    assert [lot["lot_id"] for lot in bill["lots"]] == ["L1"]
