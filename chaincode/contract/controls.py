@@ -3,18 +3,23 @@ controls): goods counted at a site are compared with the book stock there."""
 from __future__ import annotations
 
 from ipledger.chaincode.contract import alerts, authorisations, goods
+from ipledger.chaincode.contract.errors import InvalidEvent
 
 
 def record_control(tx, event: dict) -> dict:
-    """RecordControl: never refused for a difference; a difference raises ``BalanceDiscrepancy``,
+    """RecordControl: never refused for a difference (an item counted twice is: InvalidEvent); a difference raises ``BalanceDiscrepancy``,
     a count that matches the book clears an earlier one. The control changes no balance: corrections
     are separate events (e.g. RecordLoss)."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
     site = event["site"]
     authorisations.require_site(auth, site)
     lines = []
+    counted: set[tuple[str, str]] = set()
     for item in event["counted"]:
         kind, goods_id = goods.goods_ref(item)
+        if (kind, goods_id) in counted:   # two counts of one item: which would the alert stand for?
+            raise InvalidEvent(f"counted lists {kind.lower()} {goods_id} twice", goods=kind, id=goods_id)
+        counted.add((kind, goods_id))
         record = goods.load(tx, kind, goods_id, auth["authorisation_id"])
         goods.require_unit(record, item.get("unit"), goods_id)
         book = record["stock"].get(site, 0)

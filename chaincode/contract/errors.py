@@ -35,7 +35,9 @@ class _Rule(ChaincodeError):
 
 class InvalidEvent(_Rule):
     """Schema violation: missing field, bad cn/mrn/eori/office_id format, non-positive quantity,
-    or dates and rates that do not make sense together."""
+    or dates and rates that do not make sense together; a number that is not finite, text with an
+    unpaired surrogate, a date after 8999-12-31 (``schemas.unstorable``, ``schemas.LAST_YEAR``); an
+    item counted twice in one control."""
 
 
 class NotPermitted(_Rule):

@@ -162,3 +162,68 @@ def test_clock_skew_a_proposal_dated_ahead_is_refused_by_customs_rule(s):
     ahead = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=10)  # inside the peer's window
     details = s.refused("ClockSkew", s.move, 1, SITE1, SITE2, lot_id="L1", ts=ahead)
     assert details  # names the skew
+
+
+# ------------------------------------------------------------------------ acts before the grant, held acts
+
+AUTH_LATE = "FRIPO000077"
+
+
+def test_an_act_timestamped_before_its_authorisations_grant_is_refused(s):
+    """A client clock a little slow (within max_clock_skew_s) must not place goods before the grant of
+    their authorisation, where its log, history and bills would never show them."""
+    s.accepted(s.grant(AUTH_LATE))
+    granted_at = s.query("GetAuthorisation", AUTH_LATE)["granted_at"]
+    before = dt.datetime.fromisoformat(granted_at.replace("Z", "+00:00")) - dt.timedelta(seconds=90)
+    details = s.refused("OutOfOrder", s.place, "LATE-1", 10, auth_id=AUTH_LATE, ts=before)
+    assert details["granted_at"] == granted_at
+    s.accepted(s.place("LATE-1", 10, auth_id=AUTH_LATE))
+
+
+def test_an_act_endorsed_before_a_bill_is_submitted_and_ordered_after_it_is_invalidated(s):
+    """The submission of a bill of discharge writes the authorisation, which every act reads: an exit
+    endorsed before it and sent for ordering after it fails Fabric's read-set check (MVCC), so it cannot
+    slip into the period the bill closed."""
+    from fabric_protos.peer import transaction_pb2
+
+    assert s.query("GetLot", "LATE-1")["balance"] == 10   # placed by the test above
+    broker = s.clients.contract("BrokerMSP", s.chaincode)
+    tx_id, envelope = _endorse(broker, "ExitGoods", {
+        "authorisation_id": AUTH_LATE, "lot_id": "LATE-1", "quantity": 10, "procedure": "3151",
+        "mrn": mrn("E", 7701), "event_id": "held-exit", "occurred_at": iso(dt.datetime.now(dt.timezone.utc))})
+    yesterday = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).date().isoformat()
+    document_hash = s.query("GetBillOfDischargeData", AUTH_LATE, yesterday, msp="OperatorMSP")["document_hash"]
+    bill = s.accepted(s.submit("SubmitBillOfDischarge", {"authorisation_id": AUTH_LATE, "period_end": yesterday,
+                                                         "document_hash": document_hash}, "OperatorMSP"))["bill"]
+    assert s.query("GetAuthorisation", AUTH_LATE)["closed_until"] == bill["cutoff"]
+    status = _order(broker, tx_id, envelope)
+    assert transaction_pb2.TxValidationCode.Name(status.result) == "MVCC_READ_CONFLICT"
+    s.wait_committed_everywhere(status.block_number)
+    assert s.query("GetLot", "LATE-1")["balance"] == 10   # the held exit changed nothing
+
+
+def _endorse(contract, function: str, event: dict):
+    """Endorse only (the first step of a submit): the signed transaction, not yet sent for ordering."""
+    from fabric_protos.gateway import gateway_pb2
+
+    from ipledger.gateway.client.proposal import build_proposal
+    gw = contract.gateway
+    proposal = build_proposal(gw.identity, contract.channel_id, contract.chaincode, function, [json.dumps(event)])
+    endorsed = gw.stub.Endorse(gateway_pb2.EndorseRequest(
+        transaction_id=proposal.tx_id, channel_id=contract.channel_id,
+        proposed_transaction=proposal.sign(gw.signer)), timeout=30)
+    envelope = endorsed.prepared_transaction
+    envelope.signature = gw.sign(envelope.payload)
+    return proposal.tx_id, envelope
+
+
+def _order(contract, tx_id: str, envelope):
+    """Send an endorsed transaction for ordering; its commit status (valid or not)."""
+    from fabric_protos.gateway import gateway_pb2
+    gw = contract.gateway
+    gw.stub.Submit(gateway_pb2.SubmitRequest(transaction_id=tx_id, channel_id=contract.channel_id,
+                                             prepared_transaction=envelope), timeout=30)
+    request = gateway_pb2.CommitStatusRequest(channel_id=contract.channel_id, transaction_id=tx_id,
+                                              identity=gw.identity.serialize()).SerializeToString()
+    return gw.stub.CommitStatus(gateway_pb2.SignedCommitStatusRequest(request=request, signature=gw.sign(request)),
+                                timeout=60)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import json
+import math
+import re
 import threading
 from importlib import resources
 from typing import Any
@@ -27,7 +29,7 @@ from ipledger.chaincode.contract import acts
 from ipledger.chaincode.contract.schemas.compiled import Unsupported, compile_schema
 
 __all__ = ["EVENT_TYPES", "TRANSIENT_SCHEMAS", "load_schema", "validator", "validate", "errors",
-           "identifier_errors"]
+           "identifier_errors", "unstorable"]
 
 # One schema per act of the act table (``acts.py``), in its order.
 EVENT_TYPES: tuple[str, ...] = acts.NAMES
@@ -61,13 +63,16 @@ _strict_types = Draft202012Validator.TYPE_CHECKER.redefine(
 StrictValidator = validators.extend(Draft202012Validator, type_checker=_strict_types)
 
 
-# Dates must exist on the calendar (2026-02-30 matches the pattern but is refused).
+# Dates must exist on the calendar (2026-02-30 matches the pattern but is refused), and come before the
+# year 9000: the contract adds periods to dates (a validity's last day, a bill's 30 days), which must not
+# run past the calendar's end (9999-12-31).
 FORMATS = FormatChecker(formats=())
+LAST_YEAR = 8999
 
 
 @FORMATS.checks("date", raises=ValueError)
 def _is_date(value: object) -> bool:
-    return not isinstance(value, str) or bool(_dt.date.fromisoformat(value))
+    return not isinstance(value, str) or _dt.date.fromisoformat(value).year <= LAST_YEAR
 
 
 @FORMATS.checks("date-time", raises=ValueError)
@@ -75,7 +80,40 @@ def _is_date_time(value: object) -> bool:
     if not isinstance(value, str):
         return True
     parsed = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed.tzinfo is not None
+    return parsed.tzinfo is not None and parsed.year <= LAST_YEAR
+
+
+def _beyond(value: object) -> bool:
+    """A date or date-time on the calendar, but after the year :data:`LAST_YEAR`."""
+    try:
+        return isinstance(value, str) and _dt.datetime.fromisoformat(value.replace("Z", "+00:00")).year > LAST_YEAR
+    except ValueError:
+        return False
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable(instance: Any, path: str = "") -> list[dict[str, str]]:
+    """Values JSON can carry in Python but the ledger cannot store as JSON text, as violations: a number
+    that is not finite (``NaN``, ``Infinity``) and a string — or a property name — holding an unpaired
+    UTF-16 surrogate (``"\\ud800"``: not Unicode text). No schema keyword says so."""
+    found: list[dict[str, str]] = []
+    if isinstance(instance, float):
+        if not math.isfinite(instance):
+            found.append({"path": path, "message": "is not a finite number"})
+    elif isinstance(instance, str):
+        if _LONE_SURROGATE.search(instance):
+            found.append({"path": path, "message": "holds an unpaired surrogate (not Unicode text)"})
+    elif isinstance(instance, list):
+        for i, item in enumerate(instance):
+            found.extend(unstorable(item, f"{path}/{i}"))
+    elif isinstance(instance, dict):
+        for name, value in instance.items():
+            if isinstance(name, str) and _LONE_SURROGATE.search(name):
+                found.append({"path": path, "message": "a property name holds an unpaired surrogate"})
+            found.extend(unstorable(value, f"{path}/{name}"))
+    return found
 
 
 _COMMON_REF = "common.json#/$defs/"
@@ -161,15 +199,18 @@ def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
     marks it."""
     from ipledger.chaincode.contract.identifiers import mrn_problem
 
+    broken = unstorable(instance)
     valid = _valid(event_type)
-    if valid is not None and valid(instance):  # the usual case, without walking the schema in jsonschema
+    if not broken and valid is not None and valid(instance):  # the usual case, without jsonschema's walk
         return []
-    found: dict[tuple[str, str], dict] = {}
+    found: dict[tuple[str, str], dict] = {(b["path"], b["message"]): b for b in broken}
     for err in validator(event_type).iter_errors(instance):
         path = "/" + "/".join(str(p) for p in err.absolute_path)
         extra = {}
         if is_mrn_error(err):
             message, extra = f"not an MRN: {mrn_problem(err.instance)}", {"mrn": True}
+        elif err.validator == "format" and err.validator_value in ("date", "date-time") and _beyond(err.instance):
+            message = f"is after {LAST_YEAR}-12-31, the last date the contract computes with"
         else:
             message = err.message if len(err.message) <= 300 else err.message[:297] + "..."
         found.setdefault((path, message), {"path": path, "message": message, **extra})
