@@ -6,12 +6,13 @@ operation is checked as a whole, against every authorised rate from the goods it
 
 * every consumed input needs a rate of yield (GoodsNotCovered): goods consumed into nothing the
   authorisation names would leave the procedure without a trace;
-* a main product needs a rate from the inputs (GoodsNotCovered);
+* a main product needs a rate from the inputs, and so does a secondary product the authorisation gives
+  a rate from other goods (GoodsNotCovered): it cannot come out of these unchecked;
 * every product with a rate from the inputs — main or secondary — comes out within its expected
   quantity ± ``yield_block_pct`` (YieldOutOfTolerance), expected = Σ input × ``output_per_input``; a
   product the rates expect and the operation does not report counts as 0. Beyond ``yield_warn_pct`` the
   operation is accepted with a ``YieldDeviation`` alert;
-* waste, and secondary products without a rate, are recorded without a check.
+* waste, and secondary products without any rate, are recorded without a check.
 
 Every product — waste included — stays under the procedure, traced to its lots, until it leaves it
 (``discharge.py``).
@@ -40,8 +41,9 @@ def check_yield(auth: dict, params: dict, inputs: list[tuple[dict, int]], output
                                   f"they become could not be accounted for", lot_id=lot["lot_id"], input_cn=lot["cn"])
         for rate in rates:
             expected_from.setdefault(rate["output_cn"], []).append((lot, qty, exact(rate["output_per_input"])))
+    rated = {rate["output_cn"] for rate in auth["yield_rates"]}
     for out in outputs:
-        if out["kind"] == "MAIN" and out["cn"] not in expected_from:
+        if out["cn"] not in expected_from and (out["kind"] == "MAIN" or out["cn"] in rated):
             raise GoodsNotCovered(f"no rate of yield authorises {out['cn']} from these inputs",
                                   output_cn=out["cn"], input_cns=sorted({lot["cn"] for lot, _ in inputs}))
     warn_pct, block_pct = authorisations.tolerances(auth, params)

@@ -102,6 +102,23 @@ def test_an_input_the_operation_uses_without_a_main_product_is_fine_when_no_rate
     s.refused("GoodsNotCovered", s.process, "OP2", [("T1", 10)], [retreaded(10), secondary(5)])  # no rate to it
 
 
+def test_a_secondary_product_rated_only_from_other_goods_cannot_come_out_of_these():
+    """Reclaimed rubber has a rate from inner tubes only: reported from used tyres it would be goods of
+    the procedure made from nothing the rates account for."""
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant(
+        input_goods=[{"cn": USED_TYRES, "description": "used tyres", "unit": "p/st", "max_qty": 5000},
+                     {"cn": TUBES, "description": "inner tubes", "unit": "p/st", "max_qty": 5000}],
+        processed_products=[{"cn": RETREADED, "kind": "MAIN", "unit": "p/st"},
+                            {"cn": RECLAIMED, "kind": "SECONDARY", "unit": "kg"}],
+        yield_rates=[{"input_cn": USED_TYRES, "output_cn": RETREADED, "output_per_input": 1},
+                     {"input_cn": TUBES, "output_cn": RECLAIMED, "output_per_input": 0.5}]))
+    sc.accepted(sc.place("L1", 1000, mrn_=valid_mrn(1)))
+    details = sc.refused("GoodsNotCovered", sc.process, "OP1", [("L1", 100)], [retreaded(100), secondary(5000)])
+    assert details == {"output_cn": RECLAIMED, "input_cns": [USED_TYRES]}
+    sc.accepted(sc.process("OP1", [("L1", 100)], [retreaded(100)]))
+
+
 def test_an_input_without_any_rate_of_yield_cannot_be_consumed(s):
     s.accepted(s.submit("AmendAuthorisation", {"authorisation_id": AUTH_ID, **{
         k: v for k, v in s.query("GetAuthorisation", AUTH_ID).items() if k in (
