@@ -191,6 +191,11 @@ def check_fields(event: dict) -> None:
         raise InvalidEvent("yield_warn_pct exceeds yield_block_pct", yield_warn_pct=warn, yield_block_pct=block)
 
 
+def fields_of(event: dict) -> dict:
+    """The authorisation's fields as a grant or an amendment ``event`` sets them."""
+    return _fields(event)
+
+
 def _fields(event: dict) -> dict:
     out = {f: event[f] for f in FIELDS if f in event}
     out.setdefault("broker_mandates", [])
@@ -242,10 +247,15 @@ def grant(tx, event: dict) -> dict:
 
 
 def amend(tx, event: dict) -> dict:
-    """AmendAuthorisation: every field replaced, version + 1; applies forward only."""
+    """AmendAuthorisation: every field replaced, version + 1; applies forward only. Of a revoked
+    authorisation, only the representatives' mandates (``broker_mandates``) may change."""
     auth = get(tx.state, event["authorisation_id"])
     if auth["status"] == REVOKED:
-        raise InvalidState("a revoked authorisation cannot be amended", authorisation_id=auth["authorisation_id"])
+        # its goods still have to be discharged: customs may still change who represents the holder
+        changed = sorted(f for f, v in _fields(event).items() if f != "broker_mandates" and v != auth.get(f))
+        if changed:
+            raise InvalidState("a revoked authorisation cannot be amended, except its representatives' mandates",
+                               authorisation_id=auth["authorisation_id"], changed=changed)
     if event["holder_eori"] != auth["holder_eori"]:
         raise InvalidEvent("the holder of an authorisation cannot change (grant a new one)",
                            holder_eori=auth["holder_eori"], given=event["holder_eori"])

@@ -90,6 +90,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
         scope = {"mode": "AS_OF", "as_of": timestamps.fmt(as_of)}
     granted = timestamps.parse_datetime(auth["granted_at"])
     log = sorted(eventlog.entries(state, auth_id, None, cutoff, granted), key=lambda e: (e["recorded_at"], e["tx_id"]))
+    auth = _terms_at_cutoff(auth, log)
 
     # replay every goods effect up to the cut-off
     book = goods.MemoryBook()
@@ -136,10 +137,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
 
     # processing, 3. disposals and 4. losses (with FIFO attribution), controls, alerts, transactions
     processing, disposals, losses, controls, alert_changes, transactions = [], [], [], [], [], []
-    confirmations = {}
-    for entry in log:
-        if entry["event_type"] == "ConfirmExit":
-            confirmations[entry["event"]["mrn"]] = {"exit_date": entry["event"]["exit_date"], "tx_id": entry["tx_id"]}
+    confirmations = _exit_confirmations(log)
     for entry in log:
         in_window = entry["recorded_at"] >= window_start
         if in_window:
@@ -165,7 +163,8 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
                     "recorded_at": entry["recorded_at"], "occurred_at": entry["occurred_at"], "tx_id": entry["tx_id"]}
             if e["op"] == "exit":
                 disposals.append({"procedure": e["procedure"], "mrn": e["mrn"], "item_no": e["item_no"], **line,
-                                  "exit_confirmed": confirmations.get(e["mrn"]) if e["procedure"] == "3151" else None})
+                                  "exit_confirmed": confirmations.get((e["mrn"], e["item_no"]))
+                                  if e["procedure"] == "3151" else None})
                 _add(totals["exited"], (e["procedure"], rec["cn"], rec["unit"]), e["qty"])
             else:
                 losses.append({"reason": e["reason"], "evidence_hash": e["evidence_hash"],
@@ -222,6 +221,35 @@ def with_commercial_values(state, data: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- acts
+
+def _terms_at_cutoff(auth: dict, log: list[dict]) -> dict:
+    """The authorisation as it stood at the cut-off: the fields of its grant or of its last amendment
+    before it (an amendment replaces them all), and that version. A bill is the ledger's as of its cut-off:
+    an amendment recorded later changes neither what it shows (rates of yield, office) nor its hash."""
+    terms, version = None, 0
+    for entry in log:
+        if entry["event_type"] in ("GrantAuthorisation", "AmendAuthorisation"):
+            terms, version = entry["event"], version + 1
+    if terms is None:  # the grant is always in the log; kept for safety
+        return auth
+    return {**auth, **authorisations.fields_of(terms), "version": version}
+
+
+def _exit_confirmations(log: list[dict]) -> dict[tuple[str, int], dict]:
+    """Which re-export items a ``ConfirmExit`` confirmed, by (MRN, item): those of the MRN recorded before
+    it and not confirmed yet (discharge.confirm_exit), each with its own confirmation."""
+    pending: dict[str, list[int]] = {}
+    confirmed: dict[tuple[str, int], dict] = {}
+    for entry in log:
+        for e in entry["effects"]:
+            if e["op"] == "exit" and e["procedure"] == "3151":
+                pending.setdefault(e["mrn"], []).append(e["item_no"])
+        if entry["event_type"] == "ConfirmExit":
+            mrn = entry["event"]["mrn"]
+            for item in pending.pop(mrn, []):
+                confirmed[(mrn, item)] = {"exit_date": entry["event"]["exit_date"], "tx_id": entry["tx_id"]}
+    return confirmed
+
 
 def submit(tx, event: dict) -> dict:
     """SubmitBillOfDischarge (DA art. 175): the period must have ended; the ledger computes the bill and

@@ -117,7 +117,8 @@ def confirm_exit(tx, event: dict) -> dict:
 
 def extend_discharge_period(tx, event: dict) -> dict:
     """ExtendDischargePeriod (UCC art. 257(4)): customs set a later deadline for open lots; batches
-    made from them follow (a batch's deadline is the earliest of its source lots')."""
+    made from them follow (a batch's deadline is the earliest of the source lots whose share is still
+    in it)."""
     auth_id = event["authorisation_id"]
     authorisations.get(tx.state, auth_id)
     new_deadline = timestamps.fmt(timestamps.parse_datetime(event["new_deadline"], "new_deadline"))
@@ -134,10 +135,11 @@ def extend_discharge_period(tx, event: dict) -> dict:
     new_batches = {}
     for batch_id in sorted({b for lot in lots.values() for b in lot["products"]}):
         batch = tx.state.get(keys.batch(batch_id))
-        deadlines = []
-        for src in batch["source_lots"]:
-            deadlines.append(new_lots.get(src["lot_id"]) or tx.state.get(keys.lot(src["lot_id"]))["deadline"])
-        earliest = min(deadlines)  # timestamps.fmt is fixed width: text order is time order
+        # the lots whose share is still in the batch: a share that has all left (FIFO) no longer holds
+        # the batch to its lot's deadline
+        holding = [share["lot_id"] for share in batch["shares"] if goods.share_remains(share)]
+        deadlines = [new_lots.get(lot_id) or tx.state.get(keys.lot(lot_id))["deadline"] for lot_id in holding]
+        earliest = min(deadlines) if deadlines else batch["deadline"]  # fixed-width text: text order is time order
         if earliest != batch["deadline"]:
             new_batches[batch_id] = earliest
     goods.post(tx, {"op": "extend", "lots": new_lots, "batches": new_batches})

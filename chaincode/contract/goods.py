@@ -176,6 +176,12 @@ def fifo_attribution(batch: dict, qty: int) -> list[dict]:
     return out
 
 
+def share_remains(share: dict) -> bool:
+    """Whether some of a source lot's share of a batch is still in the batch: units not yet discharged,
+    or (a share of 0 units) the input it stands for not yet gone with a discharge."""
+    return share["discharged"] < share["qty"] or share["input_discharged"] < share["input_qty"]
+
+
 def shares_of(produced: int, inputs: list[tuple[dict, int]]) -> list[dict]:
     """Split a batch over its source lots in proportion to the quantity each lot gave; rounding
     remainders go to the earliest lots. ``inputs`` are (lot, qty) in placement order. A share stands for

@@ -105,11 +105,15 @@ def get_batch_history(tx, batch_id) -> dict:
 
 def get_declaration(tx, mrn) -> dict:
     """Audit view from a declaration (MRN) to all its events: each item (a placement or an exit) with the
-    events of its goods that concern this MRN — for a placement, the whole history of the lot."""
+    events of its goods that concern this MRN — for a placement, the whole history of the lot. Only the
+    items of authorisations the caller stands for; NotFound when there is none."""
     mrn = _text(mrn, "mrn")
     items = []
     for (_m, item), decl in tx.state.scan(keys.DECLARATION, mrn):
-        _readable_authorisation(tx, decl["authorisation_id"], "GetDeclaration")
+        # an MRN's items may be under authorisations the caller does not stand for: those are not shown
+        # (nor named), as if they did not exist
+        if not roles.has_standing(tx.party, authorisations.get(tx.state, decl["authorisation_id"])):
+            continue
         history = eventlog.history(tx.state, decl["goods"], decl["id"])
         if decl["type"] == "EXIT":
             history = [h for h in history if h["event"].get("mrn") == mrn]

@@ -178,8 +178,10 @@ def test_a_second_holder_acts_and_reads_on_its_own_authorisation_only():
     assert details["eoris"] == [PLANT_B_EORI]
     s.refused("NotPermitted", s.place, "LX", 1, msp=PLANT_B)
     for query, args in (("GetAuthorisation", [AUTH_ID]), ("GetLot", ["L1"]), ("GetBalances", [AUTH_ID]),
-                        ("GetDeclaration", [PLACE_MRN_L1]), ("GetAlerts", [AUTH_ID])):
+                        ("GetAlerts", [AUTH_ID])):
         assert s.ledger.evaluate(s.contract, query, args, PLANT_B).error_code == "NotPermitted", query
+    # a declaration shows only the caller's items: none here, as if there were no such declaration
+    assert s.ledger.evaluate(s.contract, "GetDeclaration", [PLACE_MRN_L1], PLANT_B).error_code == "NotFound"
     # ... and A on B's
     s.refused("NotPermitted", s.submit, "MoveGoods", {**MOVE, "authorisation_id": AUTH_B, "lot_id": "LB1"},
               "OperatorMSP")

@@ -445,7 +445,8 @@ def test_authorisation_state_transitions(s):
     s.refused("InvalidState", s.submit, "RevokeAuthorisation", reinstate, "CustomsMSP")
     s.refused("InvalidState", s.submit, "ReinstateAuthorisation", reinstate, "CustomsMSP")
     s.refused("InvalidState", s.submit, "AmendAuthorisation",
-              {"authorisation_id": AUTH_ID, **authorisation_fields(s.day)}, "CustomsMSP")
+              {"authorisation_id": AUTH_ID, **authorisation_fields(s.day, valid_to=s.D(100).date().isoformat())},
+              "CustomsMSP")   # only the representatives' mandates of a revoked authorisation may change
     hist = [h["status"] for h in s.query("GetAuthorisation", AUTH_ID)["status_history"]]
     assert hist == ["ACTIVE", "SUSPENDED", "REVOKED"]
 

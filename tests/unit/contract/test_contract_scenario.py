@@ -230,4 +230,5 @@ def test_from_an_mrn_to_all_its_events():
     assert s.ledger.evaluate(s.contract, "GetDeclaration", [PLACE_MRN_L1], "BrokerMSP",
                              eori="DE1").error_code == "EoriNotRegistered"
     s.accepted(s.register("BrokerMSP", "representative", ["DE1"]))       # a representative without a mandate
-    assert s.ledger.evaluate(s.contract, "GetDeclaration", [PLACE_MRN_L1], "BrokerMSP").error_code == "NotPermitted"
+    # it is shown none of the declaration's items: as if there were no such declaration
+    assert s.ledger.evaluate(s.contract, "GetDeclaration", [PLACE_MRN_L1], "BrokerMSP").error_code == "NotFound"
