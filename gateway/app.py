@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 from ipledger.gateway import openapi
 from ipledger.gateway.api import docs, events, health, live, queries
 from ipledger.gateway.config import NO_INSTANCE
-from ipledger.gateway.api.common import API_PREFIX, AppState
+from ipledger.gateway.api.common import API_PREFIX, AppState, install_converters
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import GatewayConfig
 from ipledger.gateway.dashboard import install as install_dashboard
@@ -44,6 +44,7 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
     keys.check()  # refuse to start with an unsafe key file
     app = Flask(__name__, instance_path=NO_INSTANCE)
     app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes)
+    install_converters(app)   # before the blueprints: their rules use <ident:…>
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     metrics = Metrics()

@@ -95,6 +95,15 @@ def detect_format(path: Path, fmt: str | None) -> str:
     raise ImportError_(f"cannot tell the format of {path.name}: give --format csv or --format jsonl")
 
 
+def _file_digest(path: Path) -> str:
+    """SHA-256 of the file, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
     """(line number, request body) per record; the body is an ``InvalidLine`` when it cannot be read."""
     if fmt == "jsonl":
@@ -330,17 +339,18 @@ class Importer:
         if not path.is_file():
             raise ImportError_(f"no file {path}")
         fmt = detect_format(path, fmt)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        records = list(read_records(path, fmt))
+        digest = _file_digest(path)
+        # the file is read twice, record by record (a count for the progress bar, then the submits): a
+        # file of any size takes the memory of one record, not of the whole file
+        total = sum(1 for _ in read_records(path, fmt))
         progress = Progress(progress_file or path.with_name(path.name + ".progress"), digest, restart)
         counts = {"ok": 0, "refused": 0, "failed": 0}
         for outcome in progress.done.values():
             counts["ok" if outcome.outcome in ("COMMITTED", "REPLAYED") else "refused"] += 1
-        total = len(records)
         self._bar(len(progress.done), total, counts)
         code = 0
         try:
-            for index, (line, body) in enumerate(records, start=1):
+            for line, body in read_records(path, fmt):
                 if line in progress.done:
                     continue
                 if isinstance(body, InvalidLine):

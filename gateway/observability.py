@@ -123,7 +123,9 @@ def method_label(method: str | None) -> str:
 def route_label(url_rule) -> str:
     """The URL rule that matched (``/api/v1/lots/<lot_id>``), never the raw path; ``<unmatched>`` when no
     rule matched (404, and 405: the path is known but not for this method)."""
-    return url_rule.rule if url_rule is not None else UNMATCHED_ROUTE
+    if url_rule is None:
+        return UNMATCHED_ROUTE
+    return re.sub(r"<[a-z]+:([a-z_]+)>", r"<\1>", url_rule.rule)   # without converters: <ident:lot_id> -> <lot_id>
 
 
 def status_label(status: int) -> str:

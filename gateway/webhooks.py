@@ -209,6 +209,12 @@ class Deliveries:
                        "next_attempt_at = coalesce(?, next_attempt_at), delivered_at = ? WHERE delivery_id = ?",
                        (new_status, status, error, next_attempt_at, now_text() if delivered else None, delivery_id))
 
+    def end(self, delivery_id: int, error: str) -> None:
+        """No more attempts: FAILED for ``error``, without an attempt of its own."""
+        with self.store.connection() as db:
+            db.execute("UPDATE deliveries SET status = 'FAILED', last_error = ? WHERE delivery_id = ?",
+                       (error, delivery_id))
+
     def log(self, org: str | None = None, limit: int = 200, status: str | None = None) -> list[dict]:
         """The delivery log, newest first (``org``: only that org's subscriptions)."""
         sql, args = "SELECT * FROM deliveries WHERE 1=1", []
@@ -382,7 +388,8 @@ class Dispatcher:
                     self.deliveries.record(d["delivery_id"], delivered=False, status=None,
                                            error="subscription removed", next_attempt_at=None, failed=True)
                     continue
-                if d.get("needs_check"):
+                # asked before the first attempt, and again before each retry: a mandate may have ended
+                if d.get("needs_check") or (d["attempts"] and d.get("authorisation_id")):
                     verdict = self._check(d, sub)
                     if verdict is not True:
                         dropped += verdict is False
@@ -411,7 +418,11 @@ class Dispatcher:
                         extra={"outcome": "check failed", "error_type": type(exc).__name__})
             return None
         if not allowed:
-            self.deliveries.drop(d["delivery_id"])
+            if d.get("needs_check"):   # never sent: as if it had never been queued
+                self.deliveries.drop(d["delivery_id"])
+            else:                      # sent and failed before: it ends here, in the log
+                self.deliveries.end(d["delivery_id"], "the subscription's organisation may no longer read the "
+                                                      "authorisation")
             return False
         self.deliveries.checked(d["delivery_id"])
         return True

@@ -25,8 +25,13 @@ def fmt(moment: dt.datetime) -> str:
             f"{m.microsecond:06d}Z")
 
 
+#: The last year of a date or date-time the contract takes: it adds periods to dates (a validity's
+#: last day, a bill's 30 days), which must not run past the calendar's end (9999-12-31).
+LAST_YEAR = 8999
+
+
 def parse_datetime(text: str, field: str = "timestamp") -> dt.datetime:
-    """An RFC 3339 date-time with an explicit offset (``Z`` or ``±hh:mm``)."""
+    """An RFC 3339 date-time with an explicit offset (``Z`` or ``±hh:mm``), up to :data:`LAST_YEAR`."""
     try:
         moment = dt.datetime.fromisoformat(text)
     except (TypeError, ValueError):
@@ -34,18 +39,26 @@ def parse_datetime(text: str, field: str = "timestamp") -> dt.datetime:
     if moment.tzinfo is None:
         raise InvalidEvent(f"{field}: the date-time needs a time zone (e.g. Z)", field=field, value=text)
     try:
-        return moment.astimezone(UTC)
+        moment = moment.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
         raise InvalidEvent(f"{field}: the date-time is out of range", field=field, value=text) from None
+    if moment.year > LAST_YEAR:
+        raise InvalidEvent(f"{field}: after {LAST_YEAR}-12-31, the last date the contract computes with",
+                           field=field, value=text)
+    return moment
 
 
 def parse_date(text: str, field: str = "date") -> dt.date:
     if not isinstance(text, str) or not _DATE.match(text):
         raise InvalidEvent(f"{field}: not a date (YYYY-MM-DD)", field=field, value=text)
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise InvalidEvent(f"{field}: not a calendar date", field=field, value=text) from None
+    if day.year > LAST_YEAR:
+        raise InvalidEvent(f"{field}: after {LAST_YEAR}-12-31, the last date the contract computes with",
+                           field=field, value=text)
+    return day
 
 
 def start_of(day: dt.date) -> dt.datetime:

@@ -18,7 +18,7 @@ def _audit(data: dict, name: str):
     return jsonify(data)
 
 
-@ROUTES.get("/lots/<lot_id>/audit", id="getLotAudit", permission="read",
+@ROUTES.get("/lots/<ident:lot_id>/audit", id="getLotAudit", permission="read",
             summary="Audit trail of a lot: tx id, block, time, submitter (org and certificate subject), endorsing "
                     "orgs." + _FORMATS, params=[id_parameter("lot_id", "lot id")])
 def lot_audit(lot_id):
@@ -27,7 +27,7 @@ def lot_audit(lot_id):
     return _audit(live().audit.lot(principal.org, lot_id), f"lot-{lot_id}")
 
 
-@ROUTES.get("/batches/<batch_id>/audit", id="getBatchAudit", permission="read",
+@ROUTES.get("/batches/<ident:batch_id>/audit", id="getBatchAudit", permission="read",
             summary="Audit trail of a batch (as for lots)." + _FORMATS, params=[id_parameter("batch_id", "batch id")])
 def batch_audit(batch_id):
     principal = require("read")

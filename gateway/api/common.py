@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import Response, current_app, g, request
+from werkzeug.routing import PathConverter
 
 from ipledger.chaincode.contract import schemas  # the contract's schemas (allowed import)
 from ipledger.gateway.auth import KeyStore, Principal, key_id_of
@@ -100,6 +101,10 @@ def read_json():
     data = request.get_data(cache=True)
     if not data:
         raise gateway_problem("bad-request", "the body is empty")
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and len(data) >= limit:
+        # a body without Content-Length (chunked) is read up to the limit only: what came was cut short
+        raise Problem(413, "payload-too-large", f"the body reaches the limit of {limit} bytes")
     try:
         value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_number)
         # "\ud800"-style escapes decode to lone surrogates, which no UTF-8 transaction can carry
@@ -147,6 +152,17 @@ def whole(pattern: str, value: str) -> bool:
         re.fullmatch(pattern, value) is not None
 
 
+class IdentifierConverter(PathConverter):
+    """``<ident:lot_id>``: an identifier in a URL path, which may hold ``/`` (a batch's default id is
+    ``<operation>/<n>``; sent as ``/`` or ``%2F``, which the server decodes first) and, so that
+    :func:`path_id` can refuse it with a 400, any other character (a newline too)."""
+    regex = "[^/][\\s\\S]*?"
+
+
+def install_converters(app) -> None:
+    app.url_map.converters["ident"] = IdentifierConverter
+
+
 def path_id(name: str, value: str) -> str:
     if not whole(ID_PATTERNS[name], value):
         raise Problem(400, "invalid-parameter", f"{name} {value[:80]!r} is not well formed "
@@ -165,18 +181,19 @@ def moment_param(name: str, *, date_only: bool = False, required: bool = False) 
     ok = False
     if whole(DATE_PATTERN, value):
         try:
-            dt.date.fromisoformat(value)
-            ok = True
+            ok = dt.date.fromisoformat(value).year <= schemas.LAST_YEAR
         except ValueError:
             ok = False
     elif not date_only and whole(DATETIME_PATTERN, value):
         try:
-            ok = dt.datetime.fromisoformat(value).tzinfo is not None
+            moment = dt.datetime.fromisoformat(value)
+            ok = moment.tzinfo is not None and moment.year <= schemas.LAST_YEAR
         except ValueError:
             ok = False
     if not ok:
         what = "a date (YYYY-MM-DD)" if date_only else "a date (YYYY-MM-DD) or an RFC 3339 date-time with a zone"
-        raise Problem(400, "invalid-parameter", f"'{name}' must be {what}", extra={"parameter": name})
+        raise Problem(400, "invalid-parameter", f"'{name}' must be {what}, up to {schemas.LAST_YEAR}-12-31",
+                      extra={"parameter": name})
     return value
 
 
@@ -206,7 +223,7 @@ def limit_param(default: int = 100, maximum: int = 1000) -> int:
     value = request.args.get("limit")
     if value is None:
         return default
-    if not value.isdigit() or not 1 <= int(value) <= maximum:
+    if not re.fullmatch(r"[0-9]{1,7}", value) or not 1 <= int(value) <= maximum:   # ASCII digits ('²' is a digit)
         raise Problem(400, "invalid-parameter", f"'limit' must be an integer from 1 to {maximum}",
                       extra={"parameter": "limit"})
     return int(value)

@@ -14,12 +14,13 @@ import json
 from pathlib import Path
 
 import flask_swagger_ui
-from flask import Flask, Response, abort, current_app, jsonify, render_template_string, send_from_directory
+from flask import Flask, Response, abort, current_app, jsonify, render_template_string, request, send_from_directory
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from ipledger.gateway.auth import ROLES
 from ipledger.gateway.config import NO_INSTANCE
-from ipledger.gateway.problems import problem_types
+from ipledger.gateway.problems import GATEWAY_PROBLEMS, MEDIA_TYPE, Problem, problem_types
 from ipledger.gateway.validation import COMMERCIAL_EVENTS, EVENT_TYPES
 from ipledger.gateway.api.common import API_PREFIX
 from ipledger.gateway.api.routes import Routes, blueprint
@@ -56,6 +57,16 @@ def assets_app() -> Flask:
         if folder is None:
             abort(404)
         return send_from_directory(folder, name, max_age=3600)
+
+    @assets.errorhandler(HTTPException)
+    def _error(exc: HTTPException):   # problem+json, as every error of the gateway
+        status = exc.code or 500
+        name = {404: "not-found", 405: "method-not-allowed"}.get(status, "bad-request")
+        problem = Problem(GATEWAY_PROBLEMS[name][0], name, f"{request.method} {ASSETS_PATH}{request.path[:200]}: "
+                                                          f"{exc.description or exc.name}")
+        response = jsonify(problem.body(None))
+        response.status_code, response.mimetype = problem.status, MEDIA_TYPE
+        return response
 
     assets.after_request(_secure)
     return assets

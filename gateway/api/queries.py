@@ -93,7 +93,7 @@ def get_bill(bill_id):
     return jsonify(data)
 
 
-@ROUTES.get("/lots/<lot_id>", id="getLot", permission="read",
+@ROUTES.get("/lots/<ident:lot_id>", id="getLot", permission="read",
             summary="A lot: balances per site, status, deadline (customs value for customs and the holder, "
                     "its hash for the broker)", params=[_LOT], function="GetLot")
 def get_lot(lot_id):
@@ -101,21 +101,21 @@ def get_lot(lot_id):
     return jsonify(data)
 
 
-@ROUTES.get("/lots/<lot_id>/history", id="getLotHistory", permission="read",
+@ROUTES.get("/lots/<ident:lot_id>/history", id="getLotHistory", permission="read",
             summary="Audit trail of a lot: every event with tx id, block number, timestamp and submitting org",
             params=[_LOT], function="GetLotHistory")
 def get_lot_history(lot_id):
     return jsonify(_trail(*_evaluate_where("GetLotHistory", path_id("lot_id", lot_id))))
 
 
-@ROUTES.get("/batches/<batch_id>", id="getBatch", permission="read",
+@ROUTES.get("/batches/<ident:batch_id>", id="getBatch", permission="read",
             summary="A batch of processed products with its lineage", params=[_BATCH], function="GetBatch")
 def get_batch(batch_id):
     _, data = _evaluate("GetBatch", path_id("batch_id", batch_id))
     return jsonify(data)
 
 
-@ROUTES.get("/batches/<batch_id>/history", id="getBatchHistory", permission="read",
+@ROUTES.get("/batches/<ident:batch_id>/history", id="getBatchHistory", permission="read",
             summary="Audit trail of a batch (as for lots)", params=[_BATCH], function="GetBatchHistory")
 def get_batch_history(batch_id):
     return jsonify(_trail(*_evaluate_where("GetBatchHistory", path_id("batch_id", batch_id))))

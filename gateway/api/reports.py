@@ -10,6 +10,7 @@ from ipledger.gateway.api.common import API_PREFIX, download, fmt_param, moment_
 from ipledger.gateway.api.routes import AUTH_ID, Routes, moment_parameter
 
 ROUTES = Routes(API_PREFIX)
+MAX_AUTHORISATIONS = 500   # authorisation_id parameters of one inventory report
 _FORMATS = " Add `format=csv` for a CSV download, `format=pdf` for a PDF"
 
 
@@ -38,7 +39,12 @@ def inventory_report():
     principal = require("read")
     as_of = moment_param("as_of", required=True)
     wanted = request.args.getlist("authorisation_id")
-    ids = [path_id("authorisation_id", a) for a in wanted] if wanted else visible_authorisations(principal.org)
+    if len(wanted) > MAX_AUTHORISATIONS:
+        raise Problem(400, "invalid-parameter", f"at most {MAX_AUTHORISATIONS} 'authorisation_id' parameters",
+                      extra={"parameter": "authorisation_id"})
+    # each named once (a repeated one would be counted twice in the totals), in the order given
+    ids = list(dict.fromkeys(path_id("authorisation_id", a) for a in wanted)) if wanted \
+        else visible_authorisations(principal.org)
     fmt = fmt_param(allowed=("json", "csv", "pdf"))
     data = reports.inventory(state().service, principal.org, ids, as_of)
     return _answer(fmt, data, f"inventory-{as_of[:10]}", reports.inventory_csv, reports.inventory_pdf)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from ipledger.gateway.api.common import install_converters
 from ipledger.gateway.dashboard.live import Live
 from ipledger.gateway.config import NO_INSTANCE
 
@@ -26,6 +27,9 @@ def install(app: Flask, live: Live | None = None) -> Live:
     app.extensions["ipledger_live"] = live
 
     pages = Flask(__name__, instance_path=NO_INSTANCE)
+    # the API's cap on bodies; without it a chunked body (no Content-Length) would be read whole
+    pages.config.update(MAX_CONTENT_LENGTH=state.config.max_body_bytes)
+    install_converters(pages)
     pages.extensions["ipledger"] = state
     pages.extensions["ipledger_live"] = live
     pages.json.sort_keys = False

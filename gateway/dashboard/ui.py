@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
+import time
 from functools import wraps
 
 from flask import (Blueprint, abort, g, jsonify, redirect, render_template, request, session,
@@ -81,6 +82,10 @@ def _problem_json(error, status: int):
 def _principal() -> Principal | None:
     key_id = session.get("key_id")
     if not key_id:
+        return None
+    sid = session.get("sid")
+    if not sid or live().store.session_ended(sid):   # signed out (the cookie may have been kept)
+        session.clear()
         return None
     record = next((k for k in state().keys.list() if k["key_id"] == key_id), None)
     if record is None or record.get("revoked_at") or record.get("org") != session.get("org"):
@@ -161,6 +166,9 @@ def login():
 def logout():
     if session.get("key_id"):
         check_csrf()
+        if session.get("sid"):
+            lifetime = dt.timedelta(hours=state().config.session_hours).total_seconds()
+            live().store.end_session(session["sid"], time.time() + lifetime)
     session.clear()
     return redirect(url_for("dashboard.login"))
 
@@ -236,7 +244,7 @@ def authorisation(principal, authorisation_id):
                            days_left=_days_until(auth.get("valid_to")))
 
 
-@bp.get("/lots/<lot_id>")
+@bp.get("/lots/<ident:lot_id>")
 @login_required
 def lot(principal, lot_id):
     lot_id = _ok_id("lot_id", lot_id)

@@ -6,6 +6,7 @@ its organisation may see (:class:`~ipledger.gateway.feed.visibility.Visibility`)
 """
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import ssl
@@ -34,29 +35,44 @@ def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id
     yield "retry: 1000\n\n"
     if start is None:
         start = store.last_seq()
-        # give the client a position to resume from, so that a reconnection misses nothing — the newest
-        # item it may see (never an invisible one), or the start of the feed
-        visible = next(iter(visibility.filter(org, _newest_first(store, authorisation_id))), None)
-        yield f"id: {visible['id'] if visible else '0:'}\n\n"
+        # give the client a position to resume from, so that a reconnection misses nothing
+        yield f"id: {_resume_position(store, visibility, org, authorisation_id)}\n\n"
     seq = start
     deadline = clock() + max_seconds
     last_write = clock()
+    passed_block = None   # the block of the last item passed over unseen since the last position written
     while clock() < deadline and not (stopping is not None and stopping.is_set()):
         if client_gone is not None and client_gone():
             return
         items = store.events_after(seq, limit=200)
         for item in items:
             seq = item["seq"]
-            if authorisation_id and item.get("authorisation_id") != authorisation_id:
-                continue
-            if visibility.filter(org, [item]):
+            if (not authorisation_id or item.get("authorisation_id") == authorisation_id) \
+                    and visibility.filter(org, [item]):
                 yield sse_message(item)
-                last_write = clock()
+                last_write, passed_block = clock(), None
+            else:
+                passed_block = item["block_number"]
         if not items:
             if clock() - last_write > keepalive_seconds:
-                yield ": keep-alive\n\n"
-                last_write = clock()
+                # caught up (a block is stored whole): the keep-alive moves the client's position past
+                # the items it may not see, so that a reconnection does not read them again
+                yield f"id: {passed_block + 1}:\n\n" if passed_block is not None else ": keep-alive\n\n"
+                last_write, passed_block = clock(), None
             sleep(poll_seconds)
+
+
+def _resume_position(store: FeedStore, visibility: Visibility, org: str, authorisation_id: str | None,
+                     scan: int = 1000) -> str:
+    """Where a client that came without ``Last-Event-ID`` resumes: the newest item it may see, looked for
+    among the newest ``scan`` items only; else the end of the feed as a block position (``<block>:``,
+    which names no transaction it may not see); ``0:`` for an empty feed. The cost does not grow with
+    the feed."""
+    for item in itertools.islice(_newest_first(store, authorisation_id), scan):
+        if visibility.filter(org, [item]):
+            return item["id"]
+    last = store.last_block()
+    return f"{last + 1}:" if last is not None else "0:"
 
 
 def peer_closed_check(sock) -> Callable[[], bool] | None:

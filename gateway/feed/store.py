@@ -73,6 +73,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     delivered_at TEXT,
     UNIQUE(subscription_id, alert_id)
 );
+CREATE TABLE IF NOT EXISTS ended_sessions (
+    sid TEXT PRIMARY KEY,                 -- a dashboard session signed out before its cookie expires
+    until REAL NOT NULL                   -- when its cookie would expire anyway (Unix time): kept until then
+);
 CREATE TABLE IF NOT EXISTS time_alerts (
     org TEXT NOT NULL,
     authorisation_id TEXT NOT NULL,
@@ -198,6 +202,12 @@ class FeedStore:
                                   (before, limit)).fetchall()
         return [self._item(r) for r in rows]
 
+    def last_block(self) -> int | None:
+        """The newest stored block's number (its events are stored together); None for an empty store."""
+        with self._db() as db:
+            row = db.execute("SELECT block FROM events ORDER BY seq DESC LIMIT 1").fetchone()   # seq: block order
+        return row[0] if row else None
+
     def last_seq(self) -> int:
         with self._db() as db:
             row = db.execute("SELECT max(seq) FROM events").fetchone()
@@ -239,6 +249,18 @@ class FeedStore:
             cur = db.execute("INSERT OR IGNORE INTO authorisations (authorisation_id, source, added_by, first_seen) "
                              "VALUES (?, 'manual', ?, ?)", (authorisation_id, added_by, now_text()))
             return cur.rowcount == 1
+
+    # -- dashboard sessions signed out ---------------------------------------------------------------
+    def end_session(self, sid: str, until: float) -> None:
+        """The session ``sid`` is signed out: its cookie, valid until ``until``, is refused from now on by
+        every worker (the cookie itself cannot be taken back from the browser that holds it)."""
+        with self._db() as db:
+            db.execute("DELETE FROM ended_sessions WHERE until < ?", (time.time(),))
+            db.execute("INSERT OR REPLACE INTO ended_sessions (sid, until) VALUES (?, ?)", (sid, until))
+
+    def session_ended(self, sid: str) -> bool:
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM ended_sessions WHERE sid = ?", (sid,)).fetchone() is not None
 
     # -- endorsements (audit trail cache) ------------------------------------------------------------
     def endorsement(self, tx_id: str) -> dict | None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker, validators
 
-from ipledger.chaincode.contract import acts
+from ipledger.chaincode.contract import acts, timestamps
 from ipledger.chaincode.contract.schemas.compiled import Unsupported, compile_schema
 
 __all__ = ["EVENT_TYPES", "TRANSIENT_SCHEMAS", "load_schema", "validator", "validate", "errors",
@@ -63,11 +63,10 @@ _strict_types = Draft202012Validator.TYPE_CHECKER.redefine(
 StrictValidator = validators.extend(Draft202012Validator, type_checker=_strict_types)
 
 
-# Dates must exist on the calendar (2026-02-30 matches the pattern but is refused), and come before the
-# year 9000: the contract adds periods to dates (a validity's last day, a bill's 30 days), which must not
-# run past the calendar's end (9999-12-31).
+# Dates must exist on the calendar (2026-02-30 matches the pattern but is refused), and come no later
+# than timestamps.LAST_YEAR.
 FORMATS = FormatChecker(formats=())
-LAST_YEAR = 8999
+LAST_YEAR = timestamps.LAST_YEAR
 
 
 @FORMATS.checks("date", raises=ValueError)

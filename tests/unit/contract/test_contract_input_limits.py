@@ -70,3 +70,10 @@ def test_a_yield_tolerance_of_100_percent_or_more_is_an_invalid_event(pct):
     sc.accepted(sc.place("L1", 1000))
     # an operation that yields nothing of its main product is refused even at the widest tolerance
     sc.refused("YieldOutOfTolerance", sc.process, "OP1", [("L1", 1000)], [waste(1, "W1")])
+
+
+def test_a_query_for_a_date_after_8999_is_an_invalid_event(s):
+    for fn, args in (("GetAlerts", [AUTH_ID, "9999-12-31"]), ("GetBillOfDischargeData", [AUTH_ID, None, "9999-12-31"]),
+                     ("GetEventsInPeriod", [AUTH_ID, "2026-01-01", "9000-01-01T00:00:00Z"])):
+        res = s.ledger.evaluate(s.contract, fn, args, "CustomsMSP")
+        assert res.error_code == "InvalidEvent" and "8999-12-31" in res.message, (fn, res.message)

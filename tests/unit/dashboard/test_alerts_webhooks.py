@@ -158,3 +158,22 @@ def test_time_alerts_are_polled_and_delivered_once(scenario, live, receiver):
     assert live.router.poll_time_alerts(day(181)) == 6
     wait_for(lambda: len(receiver.requests) == 6)
     assert sorted(json.loads(r["body"])["change"] for r in receiver.requests[3:]) == ["CLEARED"] * 3
+
+
+def test_a_retry_is_not_sent_once_the_organisation_may_no_longer_read_the_authorisation(scenario, live, api,
+                                                                                     receiver):
+    """The broker's delivery fails once (503); before the retry customs end its mandate: the retry is not
+    sent, and the delivery ends FAILED saying why."""
+    receiver.fail = 1
+    live.subscriptions.add(receiver.url, "BrokerMSP", secret=SECRET)
+    asked = []
+
+    def can_read(org, authorisation_id):   # the contract's answer: yes the first time, then the mandate ended
+        asked.append(org)
+        return org != "BrokerMSP" or asked.count("BrokerMSP") == 1
+
+    live.dispatcher.visibility.can_read = can_read
+    api.post(body("SuspendAuthorisation", "susp-m", authorisation_id=AUTH, reason="audit"), "CustomsMSP")
+    wait_for(lambda: any(d["status"] == "FAILED" for d in live.deliveries.log()), timeout=10)
+    (d,) = live.deliveries.log()
+    assert d["attempts"] == 1 and "no longer read" in d["last_error"] and len(receiver.requests) == 1

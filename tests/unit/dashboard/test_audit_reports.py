@@ -118,6 +118,12 @@ def test_inventory_report_follows_visibility(scenario, api):
     asked = api.get(f"/api/v1/reports/inventory?as_of={day(1)}&authorisation_id={AUTH2}", "BrokerMSP").get_json()
     assert asked["authorisations"] == []
     assert api.get("/api/v1/reports/inventory", "CustomsMSP").status_code == 400     # as_of required
+    # an authorisation named twice is counted once
+    twice = api.get(f"/api/v1/reports/inventory?as_of={day(1)}&authorisation_id={AUTH}&authorisation_id={AUTH}",
+                    "CustomsMSP").get_json()
+    assert [s["authorisation_id"] for s in twice["authorisations"]] == [AUTH]
+    once = api.get(f"/api/v1/reports/inventory?as_of={day(1)}&authorisation_id={AUTH}", "CustomsMSP").get_json()
+    assert twice["totals"] == once["totals"] and twice["lines"] == once["lines"] and once["totals"]
     # before anything was placed: nothing under the procedure
     assert api.get(f"/api/v1/reports/inventory?as_of={day(-1)}", "CustomsMSP").get_json()["lines"] == []
 

@@ -100,9 +100,18 @@ def test_logout(scenario, app, keys):
     client = app.test_client()
     login(client, keys[("OperatorMSP", "viewer")])
     page = client.get("/dashboard/").get_data(as_text=True)
+    kept = client.get_cookie("ipledger_session").value   # a copy of the cookie, kept by whoever got it
     r = client.post("/dashboard/logout", data={"csrf": csrf(page)})
     assert r.status_code == 302
     assert client.get("/dashboard/").status_code == 302
+    # the session is over on the gateway's side, not only in the browser that signed out
+    other = app.test_client()
+    other.set_cookie("ipledger_session", kept)
+    assert other.get("/dashboard/").status_code == 302
+    assert other.get("/dashboard/stream").status_code == 401
+    # a new sign-in is a new session
+    login(other, keys[("OperatorMSP", "viewer")])
+    assert other.get("/dashboard/").status_code == 200
 
 
 def test_customs_sees_the_channel_members_and_no_one_else_does(app, keys):

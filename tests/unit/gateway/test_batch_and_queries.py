@@ -105,6 +105,11 @@ def test_batch_items_that_are_not_objects(as_org, ledger):
     ("/api/v1/lots/L1/history", "GetLotHistory", ["L1"]),
     ("/api/v1/batches/B1", "GetBatch", ["B1"]),
     ("/api/v1/batches/B1/history", "GetBatchHistory", ["B1"]),
+    # identifiers may hold '/' (a batch's default id is <operation>/<n>), sent as '/' or '%2F'
+    ("/api/v1/batches/OP1/1", "GetBatch", ["OP1/1"]),
+    ("/api/v1/batches/OP1%2F1/history", "GetBatchHistory", ["OP1/1"]),
+    ("/api/v1/lots/L%2F9", "GetLot", ["L/9"]),
+    ("/api/v1/lots/L/9/history", "GetLotHistory", ["L/9"]),
     ("/api/v1/parameters", "GetParameters", []),
 ])
 def test_queries_call_the_contract_as_the_keys_org(as_org, ledger, path, function, args):
@@ -149,6 +154,11 @@ def test_events_in_period_carry_block_numbers_and_unknown_tx_gives_null(as_org, 
     "/api/v1/bills-of-discharge/BOD-x",
     "/api/v1/lots/-L1",
     "/api/v1/batches/" + "B" * 65,
+    "/api/v1/authorisations/FRIPO000001/alerts?as_of=9999-12-31",               # after 8999: the contract's last
+    "/api/v1/authorisations/FRIPO000001/events?from=2026-01-01&to=9000-01-01T00:00:00Z",
+    "/api/v1/feed?limit=%C2%B2",                                                # '²' is a digit, not an integer
+    "/api/v1/feed?limit=" + "9" * 5000,
+    "/api/v1/webhooks/deliveries?limit=%C2%B2",
 ])
 def test_bad_parameters_are_400_before_any_ledger_call(as_org, ledger, path):
     r = as_org("OperatorMSP").get(path)

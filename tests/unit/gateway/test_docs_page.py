@@ -102,3 +102,9 @@ def test_the_package_ships_swagger_ui_5_which_reads_openapi_3_1():
     assert int(version.lstrip("v").split(".")[0]) >= 5, version      # Swagger UI 4 refuses "openapi: 3.1.0"
     for name, folder in docs.ASSETS.items():
         assert (folder / name).is_file(), name
+
+
+def test_errors_of_the_docs_assets_are_problem_json(client):
+    for method, path, status in (("get", ASSETS + "nope.js", 404), ("post", ASSETS + "docs.js", 405)):
+        r = getattr(client, method)(path)
+        assert r.status_code == status and r.mimetype == "application/problem+json", (path, r.mimetype)

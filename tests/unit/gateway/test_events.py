@@ -10,8 +10,8 @@ from ipledger.chaincode.contract.errors import RULES
 from ipledger.gateway.client import CommitError, EvaluateError, SubmitError
 from ipledger.gateway.problems import CHAINCODE_STATUS
 
-from .fakes import (endorse_error, endorsement_mismatch, grant_body, mvcc_conflict, place_body, timed_out,
-                    unavailable)
+from .fakes import (endorse_error, endorsement_mismatch, grant_body, move_body, mvcc_conflict, place_body,
+                    timed_out, unavailable)
 
 EVENTS = "/api/v1/events"
 PROBLEM = "application/problem+json"
@@ -355,3 +355,23 @@ def test_aborted_for_another_reason_stays_502():
     exc = EndorseError("failed to endorse", code=grpc.StatusCode.ABORTED, tx_id="ab" * 32,
                        details=[ErrorDetail("127.0.0.1:7120", "OperatorMSP", "chaincode definition mismatch")])
     assert from_gateway_error(exc, 7).status == 502
+
+
+def test_a_chunked_body_that_reaches_the_limit_is_refused_not_cut_short_and_submitted(app, keys, ledger):
+    """A body without Content-Length (chunked) is read only up to the limit: a valid event followed by 8 MiB
+    of padding and garbage must be refused whole (413), never submitted as the part that was read."""
+    import io
+
+    from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+    from .conftest import bearer
+    event = json.dumps(move_body("chunked-1")).encode()
+    for tail in (b" " * (9 * 2**20) + b"NOT JSON }}}", b" " * (9 * 2**20)):
+        environ = EnvironBuilder(path="/api/v1/events", method="POST", content_type="application/json",
+                                 headers=bearer(keys[("OperatorMSP", "clerk")])).get_environ()
+        environ.pop("CONTENT_LENGTH", None)
+        environ["wsgi.input"], environ["wsgi.input_terminated"] = io.BytesIO(event + tail), True
+        body, status, headers = run_wsgi_app(app, environ, buffered=True)
+        assert status.startswith("413"), status
+        assert json.loads(b"".join(body))["type"].endswith("/payload-too-large")
+    assert ledger.submits == []

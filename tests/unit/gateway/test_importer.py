@@ -243,3 +243,27 @@ def test_the_csv_example_of_the_readme_gives_valid_events(tmp_path):
     assert [(p.type, p.event_id) for p in parsed] == [("PlaceUnderProcedure", "erp-1"), ("MoveGoods", "erp-2")]
     assert parsed[0].commercial == {"customs_value": {"amount": "25000.00", "currency": "EUR"}}
     assert parsed[1].event["quantity"] == 400
+
+
+def test_a_file_is_imported_record_by_record_not_held_in_memory(tmp_path, monkeypatch):
+    """The import reads a record, submits it, then reads the next: however large the file, it holds one
+    record at a time (it reads the file once before, only to count the records for the progress bar)."""
+    from ipledger.gateway import importer as module
+
+    src = jsonl(tmp_path / "events.jsonl", moves(200))
+    read, ahead = [0], []
+    real_read = module.read_records
+
+    def counting(path, fmt):
+        for record in real_read(path, fmt):
+            read[0] += 1
+            yield record
+
+    def submit(self, line, body):
+        ahead.append(read[0] - len(ahead) - 200)   # records read beyond those submitted (after the count)
+        return module.LineOutcome(line, body.get("event_id"), body.get("type"), 201, "COMMITTED")
+
+    monkeypatch.setattr(module, "read_records", counting)
+    monkeypatch.setattr(module.Importer, "submit", submit)
+    assert module.Importer("http://127.0.0.1:9", "k", progress=None).run(src, progress_file=tmp_path / "p") == 0
+    assert len(ahead) == 200 and max(ahead) == 1
