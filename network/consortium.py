@@ -23,6 +23,17 @@ import yaml
 DEFAULT_FILE = Path(__file__).with_name("consortium.yaml")
 
 _MSP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]*MSP$")
+# a DNS name (the organisation's domain names its nodes and its directories: no '/', no '..')
+_DOMAIN = re.compile(r"(?=.{1,253}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def msp_id_ok(value: object) -> bool:
+    """An MSP id as the consortium takes it: letters and digits ending in 'MSP' (names files and policies)."""
+    return isinstance(value, str) and _MSP_ID.fullmatch(value) is not None
+
+
+def domain_ok(value: object) -> bool:
+    return isinstance(value, str) and _DOMAIN.fullmatch(value) is not None
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _DURATION = re.compile(r"^\d+(ms|s|m)$")
 _CHANNEL = re.compile(r"[a-z][a-z0-9.-]{0,248}")
@@ -234,8 +245,8 @@ def parse(raw: Any, *, base_port: int | None = None, host: str | None = None) ->
                                   "(lower-case letters, digits, '.', '-')")
     channel = "" if per_holder else names[0]
     default_host = host or raw.get("host", "127.0.0.1")
-    port = base_port if base_port is not None else int(raw.get("base_port", 7100))
-    step = int(raw.get("ports_per_node", 10))
+    port = base_port if base_port is not None else _int(raw.get("base_port", 7100), "base_port")
+    step = _int(raw.get("ports_per_node", 10), "ports_per_node")
     if step < 3:
         raise ConsortiumError("ports_per_node must be at least 3")
 
@@ -267,6 +278,8 @@ def parse(raw: Any, *, base_port: int | None = None, host: str | None = None) ->
     for i, item in enumerate(_req(raw, "organisations", list, "top level")):
         org = _org(item, f"organisations[{i}]")
         peers = item.get("peers") or []
+        if not isinstance(peers, list):
+            raise ConsortiumError(f"organisations[{i}]: 'peers' must be a list")
         if not peers:
             raise ConsortiumError(f"organisation {org.msp_id} has no peer")
         for spec in peers:
@@ -278,7 +291,7 @@ def parse(raw: Any, *, base_port: int | None = None, host: str | None = None) ->
     batch_timeout = str(o.get("batch_timeout", "250ms"))
     if not _DURATION.match(batch_timeout):
         raise ConsortiumError(f"orderer.batch_timeout {batch_timeout!r}: use e.g. 250ms or 2s")
-    c = Consortium(channel, orderer_org, orgs, batch_timeout, int(o.get("max_message_count", 500)),
+    c = Consortium(channel, orderer_org, orgs, batch_timeout, _int(o.get("max_message_count", 500), "orderer.max_message_count"),
                    consensus=CONSENSUS[consensus], customs=_customs(raw, orgs), per_holder=per_holder)
     c.channels = (_channels(raw, c) if per_holder else
                   [Channel(channel, tuple(o.msp_id for o in orgs), _member(raw, "holder", orgs))])
@@ -360,6 +373,14 @@ def _check_consenters(c: Consortium) -> None:
                               "e.g. customs runs two, the operator and the broker one each)")
 
 
+def _int(value: Any, what: str) -> int:
+    """A whole number from the consortium file (YAML may give it as a number or a string of digits)."""
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isascii()
+                                                                   and value.isdigit())):
+        raise ConsortiumError(f"{what} must be a whole number, not {str(value)[:40]!r}")
+    return int(value)
+
+
 def _req(d: dict, key: str, typ: type, where: str):
     if key not in d:
         raise ConsortiumError(f"{where}: missing '{key}'")
@@ -372,7 +393,7 @@ def _org(d: Any, where: str, is_orderer: bool = False) -> Org:
     if not isinstance(d, dict):
         raise ConsortiumError(f"{where}: must be a mapping")
     msp_id = _req(d, "msp_id", str, where)
-    if not _MSP_ID.match(msp_id):
+    if not msp_id_ok(msp_id):
         raise ConsortiumError(f"{where}: msp_id {msp_id!r} must look like 'CustomsMSP'")
     name = d.get("name") or msp_id[:-3].lower()
     if not _NAME.match(name):
@@ -380,6 +401,9 @@ def _org(d: Any, where: str, is_orderer: bool = False) -> Org:
     if name == "consortium":  # the state directory's public part (network/layout.py)
         raise ConsortiumError(f"{where}: 'consortium' is reserved; choose another name")
     domain = d.get("domain") or f"{name}.ipledger.example"
+    if not domain_ok(domain):
+        raise ConsortiumError(f"{where}: domain {str(domain)[:80]!r} must be a DNS name (lower-case letters, "
+                              "digits, '-' and '.')")
     return Org(msp_id, name, domain, d.get("description", ""), is_orderer)
 
 
@@ -388,7 +412,7 @@ def _node(kind: str, spec: Any, org: Org, default_host: str, next_port) -> Node:
         spec = {"name": spec}
     if not isinstance(spec, dict) or not _NAME.match(str(spec.get("name", ""))):
         raise ConsortiumError(f"{org.msp_id}: every {kind} needs a name like 'peer0'")
-    port = int(spec["port"]) if "port" in spec else next_port()
+    port = _int(spec["port"], f"{spec.get('name', 'a node')}'s port") if "port" in spec else next_port()
     if not 1024 <= port <= 65533:
         raise ConsortiumError(f"{org.msp_id} {spec['name']}: port {port} out of range")
     netns = spec.get("netns")

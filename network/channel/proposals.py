@@ -113,6 +113,9 @@ def propose_remove_org(net: Nodes, msp_id: str, out: Path, as_org: str | None = 
                          f"'{net.consortium.channel}' (members: {', '.join(sorted(orgs))})")
     if len(orgs) == 1:
         raise AdminError(f"{msp_id} is the channel's last application organisation")
+    if msp_id == net.consortium.customs:
+        raise AdminError(f"{msp_id} is the customs authority: every record needs its endorsement, so it "
+                         "cannot leave the channel")
     if msp_id in orderer_orgs(base):
         raise AdminError(f"{msp_id} runs consenters of the ordering service: removing it from the "
                          "application organisations alone would leave it reading and ordering the "

@@ -31,6 +31,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ipledger.network.consortium import domain_ok, msp_id_ok
 from ipledger.network.org.identities import NODE_OUS, OrgIdentities
 
 FORMAT = "ipledger-org-definition/1"
@@ -166,7 +167,32 @@ def _issued_by(cert: x509.Certificate, cas: list[x509.Certificate]) -> bool:
     return False
 
 
+def _check_shape(d: Definition, where: Path) -> None:
+    """The fields' types and names, before anything reads them: a definition comes from another
+    organisation, and its MSP id and domain name files and directories here."""
+    if not msp_id_ok(d.msp_id):
+        raise DefinitionError(f"{where}: msp_id {str(d.msp_id)[:80]!r} must look like 'CustomsMSP' (letters and "
+                              "digits, ending in MSP)")
+    if not domain_ok(d.domain):
+        raise DefinitionError(f"{where}: domain {str(d.domain)[:80]!r} must be a DNS name")
+    for name in ("name", "description", "role"):
+        if not isinstance(getattr(d, name), str):
+            raise DefinitionError(f"{where}: '{name}' must be a string")
+    for name in ("ca_certs", "tls_ca_certs", "crls", "anchor_peers"):
+        value = getattr(d, name)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise DefinitionError(f"{where}: '{name}' must be a list of strings")
+    for name in ("peers", "orderers"):
+        value = getattr(d, name)
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise DefinitionError(f"{where}: '{name}' must be a list of objects")
+    if not isinstance(d.node_ous, dict) or set(d.node_ous) != set(NODE_OUS) \
+            or not all(isinstance(v, str) for v in d.node_ous.values()):
+        raise DefinitionError(f"{where}: 'node_ous' must name the OU of each of {', '.join(NODE_OUS)}")
+
+
 def _check(d: Definition, where: Path) -> None:
+    _check_shape(d, where)
     if d.role not in ("application", "orderer"):
         raise DefinitionError(f"{where}: role must be 'application' or 'orderer'")
     if not d.msp_id.endswith("MSP"):

@@ -49,6 +49,24 @@ def test_even_or_empty_raft_cluster_is_refused(nodes):
         consortium.parse(raw)
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda raw: raw["organisations"][1].update(domain="x/../../../../tmp/escape"), "must be a DNS name"),
+    (lambda raw: raw["organisations"][1].update(domain="Operator Example"), "must be a DNS name"),
+    (lambda raw: raw["organisations"][1].update(msp_id="OperatorMSP\n"), "must look like 'CustomsMSP'"),
+    (lambda raw: raw.update(base_port="abc"), "base_port must be a whole number"),
+    (lambda raw: raw["orderer"].update(max_message_count="many"), "max_message_count must be a whole number"),
+    (lambda raw: raw["organisations"][1].update(peers=5), "'peers' must be a list"),
+    (lambda raw: raw["organisations"][1].update(peers=[{"name": "peer0", "port": "x"}]),
+     "port must be a whole number"),
+])
+def test_a_malformed_consortium_file_is_a_clear_error(change, message):
+    """The domain names directories (a '/' or '..' would put keys elsewhere); numbers must be numbers."""
+    raw = default_raw()
+    change(raw)
+    with pytest.raises(ConsortiumError, match=message):
+        consortium.parse(raw)
+
+
 def test_explicit_host_and_port_per_node():
     raw = default_raw()
     raw["organisations"][1]["peers"] = [{"name": "peer0", "host": "198.18.0.2", "port": 9051}]

@@ -140,6 +140,32 @@ def test_the_definition_is_public_and_checked(ids, tmp_path):
         definition.load(tmp_path / "other.json")
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("msp_id", "../../../../tmp/elsewhere/pwnedMSP", "must look like 'CustomsMSP'"),   # names a file here
+    ("msp_id", 7, "must look like 'CustomsMSP'"),
+    ("msp_id", "CustomsMSP\n", "must look like 'CustomsMSP'"),
+    ("domain", "x/../../../../tmp/elsewhere", "must be a DNS name"),
+    ("crls", [1], "'crls' must be a list of strings"),
+    ("anchor_peers", [7051], "'anchor_peers' must be a list of strings"),
+    ("ca_certs", None, "'ca_certs' must be a list of strings"),
+    ("peers", 5, "'peers' must be a list of objects"),
+    ("node_ous", {"client": "client"}, "'node_ous' must name the OU of each of"),
+])
+def test_a_malformed_definition_is_refused_with_what_is_wrong(ids, tmp_path, field, value, message):
+    """A definition comes from another organisation: every field is checked before anything uses it (an
+    MSP id or a domain names files and directories here), with a clear error, never a traceback."""
+    import json
+
+    d = definition.from_identities(ids, name="customs", role="application",
+                                   peers=[{"name": "peer0", "host": "198.18.0.11", "port": 7051}])
+    raw = json.loads(d.save(tmp_path / "good.json").read_text())
+    raw[field] = value
+    (tmp_path / "bad.json").write_text(json.dumps(raw))
+    with pytest.raises(definition.DefinitionError, match=message):
+        definition.load(tmp_path / "bad.json")
+    assert not (tmp_path.parent / "elsewhere").exists()
+
+
 def test_a_consenter_certificate_must_be_the_orgs_own(tmp_path):
     o = OrgIdentities(tmp_path / "o", "OrdererMSP", "orderer.example")
     o.create()
