@@ -137,9 +137,10 @@ def extend_discharge_period(tx, event: dict) -> dict:
         batch = tx.state.get(keys.batch(batch_id))
         # the lots whose share is still in the batch: a share that has all left (FIFO) no longer holds
         # the batch to its lot's deadline
-        holding = [share["lot_id"] for share in batch["shares"] if goods.share_remains(share)]
+        holding = [share["lot_id"] for share in batch["shares"] if goods.share_remains(share)] \
+            or [share["lot_id"] for share in batch["shares"]]   # an empty batch keeps following all its lots
         deadlines = [new_lots.get(lot_id) or tx.state.get(keys.lot(lot_id))["deadline"] for lot_id in holding]
-        earliest = min(deadlines) if deadlines else batch["deadline"]  # fixed-width text: text order is time order
+        earliest = min(deadlines)  # timestamps.fmt is fixed width: text order is time order
         if earliest != batch["deadline"]:
             new_batches[batch_id] = earliest
     goods.post(tx, {"op": "extend", "lots": new_lots, "batches": new_batches})

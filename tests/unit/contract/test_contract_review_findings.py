@@ -36,6 +36,15 @@ def test_extending_a_lot_reaches_a_batch_whose_other_source_lots_share_has_left(
     sc.accepted(sc.move(10, SITE1, SITE2, batch_id="B1", ts=sc.D(200)))   # not overdue any more
 
 
+def test_a_batch_that_has_all_left_still_follows_its_lots_extension(sc):
+    sc.accepted(sc.place("L1", 1000))
+    sc.accepted(sc.process("OP1", [("L1", 500)], [retreaded(495, "B1")], ))
+    sc.accepted(sc.exit(495, batch_id="B1"))
+    result = sc.accepted(sc.submit("ExtendDischargePeriod", {"authorisation_id": AUTH_ID, "lot_ids": ["L1"],
+                                                             "new_deadline": iso(sc.D(400))}, "CustomsMSP"))
+    assert result["batches"] == {"B1": result["lots"]["L1"]}
+
+
 def test_while_a_source_lots_share_is_still_in_the_batch_its_deadline_holds(sc):
     sc.accepted(sc.place("L1", 100))
     sc.accepted(sc.place("L2", 100))
