@@ -2,9 +2,7 @@
 the chaincode-event listener, the webhook dispatcher, the audit trail, the caps on open SSE streams. See gateway/README.md § Dashboard."""
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import secrets
 import signal
 import threading
@@ -113,17 +111,9 @@ class Live:
             # a gateway from before feed.json served its first channel alone
             if own.exists() or doc.get("single_channel", self.config.channel) != channel:
                 return
-            tmp = own.with_name(f".{own.name}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(single.read_bytes())
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, own)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            from ipledger.gateway.client import FileCheckpointer   # its atomic, 0600 save
+            where = FileCheckpointer(single).checkpoint
+            FileCheckpointer(own).checkpoint_transaction(where.block_number, where.tx_id)
             named = self.store.name_channel(channel)
         log.info("the live feed of channel %s goes on from the checkpoint it had when the gateway served it "
                  "alone (%d stored events named)", channel, named)
