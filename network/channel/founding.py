@@ -5,8 +5,9 @@ the consortium's public directory and builds the genesis block from them with
 configtxgen: no private key is read, and none is needed. Before joining, every
 organisation reads the block (:func:`summary`: members, policies, orderers,
 consenters) and checks that its own definition is in it as it sent it
-(:func:`check_own`); ``network up`` refuses to join a block that fails the
-check.
+(:func:`check_own`) and that the channel's policies are those of the consortium
+file (:func:`check_policies`: customs and the holder change the channel, not a majority);
+``network up`` refuses to join a block that fails either check.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from fabric_protos.common import configtx_pb2, policies_pb2
+from fabric_protos.common import common_pb2, configtx_pb2, policies_pb2
 from fabric_protos.msp import identities_pb2, msp_principal_pb2
 from fabric_protos.orderer import configuration_pb2 as orderer_config_pb2
 from fabric_protos.orderer.etcdraft import configuration_pb2 as raft_pb2
@@ -27,7 +28,7 @@ from ipledger.network.org import definition as definition_mod
 from ipledger.network.org import binaries
 from ipledger.network.fabric.config import (APPLICATION, ORDERER, anchor_peers, application_orgs, config_from_block,
                                             msp_of, orderer_endpoints, orderer_orgs)
-from ipledger.network.fabric.policy import render_policy
+from ipledger.network.fabric.policy import implicit_meta_policy, render_policy, signature_policy
 from ipledger.network.consortium import Consortium
 from ipledger.network.org.definition import Definition, fingerprint
 from ipledger.network.layout import Layout
@@ -146,13 +147,9 @@ def configtx(c: Consortium, lay: Layout, defs: dict[str, Definition]) -> dict:
                      for o in c.ordering_orgs]
     app_orgs = [application_org(d.msp_id, lay.public_msp(d.msp_id), d.anchor_peers)
                 for d in (defs[org.msp_id] for org in c.orgs)]
+    policies = channel_policies(c)
     return {"Profiles": {PROFILE: {
-        "Policies": {
-            "Readers": _meta("ANY Readers"),
-            "Writers": _meta("ANY Writers"),
-            # Channel membership and policy changes need a majority of org admins.
-            "Admins": _meta("MAJORITY Admins"),
-        },
+        "Policies": policies["channel"],
         "Capabilities": {"V3_0": True},
         "Orderer": {
             **ordering(c, lay, defs),
@@ -160,39 +157,57 @@ def configtx(c: Consortium, lay: Layout, defs: dict[str, Definition]) -> dict:
             "BatchSize": {"MaxMessageCount": c.max_message_count,
                           "AbsoluteMaxBytes": "99 MB", "PreferredMaxBytes": "2 MB"},
             "Organizations": ordering_orgs,
-            "Policies": {
-                "Readers": _meta("ANY Readers"),
-                "Writers": _meta("ANY Writers"),
-                "Admins": _meta("MAJORITY Admins"),
-                "BlockValidation": _meta("ANY Writers"),
-            },
+            "Policies": {**policies["orderer"], "BlockValidation": _meta("ANY Writers")},
             "Capabilities": {"V2_0": True},
         },
         "Application": {
             "Organizations": app_orgs,
-            "Policies": {
-                "Readers": _meta("ANY Readers"),
-                "Writers": _meta("ANY Writers"),
-                "Admins": _meta("MAJORITY Admins"),
-                "LifecycleEndorsement": _meta("MAJORITY Endorsement"),
-                "Endorsement": _meta("MAJORITY Endorsement"),
-                **holder_channel_policies(c),
-            },
+            "Policies": policies["application"],
             "Capabilities": {"V2_5": True},
         },
     }}}
 
 
-def holder_channel_policies(c: Consortium) -> dict:
-    """On a holder's own channel, nothing changes without the holder and customs: who is on it
-    (Application Admins: adding an organisation would give it every block) and the contract's
-    definition (LifecycleEndorsement: its endorsement policy and the 'commercial' collection) — not a
-    majority that representatives and customs could make without the holder."""
-    if not c.per_holder:
-        return {}
-    both = f"AND('{c.customs}.{{role}}','{c.channels[0].holder}.{{role}}')"
-    return {"Admins": {"Type": "Signature", "Rule": both.format(role="admin")},
-            "LifecycleEndorsement": {"Type": "Signature", "Rule": both.format(role="peer")}}
+def channel_policies(c: Consortium) -> dict[str, dict[str, dict]]:
+    """The channel's own policies (``channel``, ``application`` and ``orderer`` groups; the
+    orderer's BlockValidation apart, which configtxgen derives for BFT): what the founder writes
+    into the genesis block and what every member checks there (:func:`check_policies`)."""
+    meta = {"Readers": _meta("ANY Readers"), "Writers": _meta("ANY Writers"), "Admins": _meta("MAJORITY Admins")}
+    application = {**meta, "LifecycleEndorsement": _meta("MAJORITY Endorsement"),
+                   "Endorsement": _meta("MAJORITY Endorsement")}
+    orderer = dict(meta)
+    rule = governance_rule(c)
+    if rule:
+        application["Admins"] = _sig(rule.format(role="admin"))
+        application["LifecycleEndorsement"] = _sig(rule.format(role="peer"))
+        if c.customs in [o.msp_id for o in c.ordering_orgs]:
+            # the members run the consenters (BFT): the ordering service's configuration (its
+            # consenters, what makes a block valid) changes by the same rule
+            orderer["Admins"] = _sig(rule.format(role="admin"))
+    return {"channel": dict(meta), "application": application, "orderer": orderer}
+
+
+def governance_rule(c: Consortium) -> str | None:
+    """Who changes the channel, as a signature rule with a ``{role}`` placeholder: customs AND the
+    authorisation holder (AND customs AND one other member when the file names no holder).
+
+    It governs who is on the channel (Application Admins: an organisation added receives every
+    block), the contract's definition (LifecycleEndorsement: its code, its endorsement policy, the
+    'commercial' collection) and, when the members run the consenters, the ordering service. A
+    majority would let the operator and its representative change the contract without customs —
+    the promise (no party writes alone, nothing leaves without customs' knowledge) would then hold
+    only until they agree. Every record needs customs and the operator or broker; the rules
+    themselves need customs and the holder, whose goods they are. None without a customs
+    authority in the consortium file (Fabric's majorities then apply)."""
+    if not c.customs:
+        return None
+    holder = c.channels[0].holder if c.channels else None
+    if holder:
+        return f"AND('{c.customs}.{{role}}','{holder}.{{role}}')"
+    others = [f"'{o.msp_id}.{{role}}'" for o in c.orgs if o.msp_id != c.customs]
+    if not others:
+        return None
+    return f"AND('{c.customs}.{{role}}',OR({','.join(others)}))"
 
 
 # ----------------------------------------------------------------------------- founding
@@ -376,6 +391,36 @@ def check_members(block_bytes: bytes, members: list[str]) -> list[str]:
     if found != sorted(members):
         return [f"the channel's members are {', '.join(found)}, not {', '.join(sorted(members))}"]
     return []
+
+
+def channel_of(block_bytes: bytes) -> str:
+    """The channel a (config) block belongs to, from its first envelope's channel header."""
+    block = common_pb2.Block.FromString(block_bytes)
+    payload = common_pb2.Payload.FromString(common_pb2.Envelope.FromString(block.data.data[0]).payload)
+    return common_pb2.ChannelHeader.FromString(payload.header.channel_header).channel_id
+
+
+def check_policies(block_bytes: bytes, c: Consortium) -> list[str]:
+    """The block's channel, application and orderer policies are those :func:`channel_policies`
+    gives for ``c`` (the consortium file every member holds): a founder cannot hand out a block in
+    which a majority without customs changes who is on the channel or the contract's definition."""
+    s = summary(block_bytes)
+    problems = []
+    for group, key in (("channel", "channel_policies"), ("application", "application_policies"),
+                       ("orderer", "orderer_policies")):
+        want = {name: _rendered(p) for name, p in channel_policies(c)[group].items()}
+        got = {name: rule for name, rule in s[key].items() if (group, name) != ("orderer", "BlockValidation")}
+        for name in sorted(set(want) | set(got)):
+            if got.get(name) != want.get(name):
+                problems.append(f"the {group} policy {name} in the block is {got.get(name, '(none)')!r}, "
+                                f"not {want.get(name, '(none)')!r}")
+    return problems
+
+
+def _rendered(p: dict) -> str:
+    """A configtx.yaml policy as :func:`summary` renders the block's."""
+    policy = signature_policy(p["Rule"]) if p["Type"] == "Signature" else implicit_meta_policy(p["Rule"])
+    return render_policy(policy)
 
 
 def check_summary(s: dict, d: Definition) -> list[str]:

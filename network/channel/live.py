@@ -51,7 +51,7 @@ def submit(net: Nodes, upd: UpdateFile, as_org: str | None = None, force: bool =
         log(f"Note: the channel config changed since the update was computed "
             f"(block {upd.meta.get('base_config_block')} → {block}); checked against block {block}")
     if not a["satisfied"]:
-        unmet = [f"{e.path} ({e.rule}: {e.have} of {e.needed})" if e.children
+        unmet = [f"{e.path} ({e.rule}: {e.have} of {e.needed})" if e.needed
                  else f"{e.path} ({e.rule})" for e in a["_evaluations"] if not e.satisfied]
         why = "; ".join(unmet + a["problems"])
         if not force:

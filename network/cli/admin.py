@@ -159,7 +159,7 @@ def _sign(args) -> int:
     sign(upd, args.as_org, msp_dir)
     a = assess(upd)
     print("Ready to submit." if a["satisfied"] else "Not ready to submit yet: "
-          + "; ".join(f"{e.path} {e.have} of {e.needed}" if e.children else e.path
+          + "; ".join(f"{e.path} {e.have} of {e.needed}" if e.needed else e.path
                       for e in a["_evaluations"] if not e.satisfied))
     return 0
 

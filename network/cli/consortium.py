@@ -43,7 +43,8 @@ def network_add_holder(net: Nodes, msp_id: str, channel: str, name: str | None =
     founding.found(ch.consortium, ch.layout, log=lambda *_: None)
     block = ch.layout.genesis_block.read_bytes()
     for member in ch.local_orgs:
-        generate.check_block(ch.layout, member, block, members=[o.msp_id for o in ch.consortium.orgs])
+        generate.check_block(ch.layout, member, block, members=[o.msp_id for o in ch.consortium.orgs],
+                             channel=ch.consortium)
     log(f"Added holder {msp_id} ({org.name}) on channel '{channel}' with "
         + ", ".join(o.msp_id for o in ch.consortium.orgs if o.msp_id != msp_id)
         + f": {', '.join(f'{n.id} on {n.address}' for n in org.nodes)}; genesis block {ch.layout.genesis_block}")

@@ -174,10 +174,12 @@ def _channel(net: Nodes, args) -> int:
         raise NetworkError(f"cannot read {block_file}: {e.strerror}") from e
     s = founding.summary(block)
     orgs = [net.consortium.org(args.org)] if args.org else net.local_orgs
+    # the channel's policies against the consortium file's rule, as 'network up' checks them
+    policies = founding.check_policies(block, net.on_channel(args.channel or founding.channel_of(block)).consortium)
     checks = {}
     for org in orgs:
         own = definition_mod.load(lay.org_home(org) / "definition.json")
-        checks[org.msp_id] = founding.check_own(block, own)
+        checks[org.msp_id] = founding.check_own(block, own) + policies
     if args.json:
         print(json.dumps({**s, "checks": checks}, indent=2))
     else:
@@ -186,7 +188,8 @@ def _channel(net: Nodes, args) -> int:
             if problems:
                 print(f"{msp_id}: REFUSE this block:", *problems, sep="\n  ")
             else:
-                print(f"{msp_id}: its own definition is in the block as it wrote it")
+                print(f"{msp_id}: its own definition is in the block as it wrote it, and the channel's "
+                      "policies are the consortium file's")
     return 1 if any(checks.values()) else 0
 
 

@@ -167,19 +167,22 @@ def principal_label(p: msp_principal_pb2.MSPPrincipal) -> str:
 
 def render_signature_policy(env: policies_pb2.SignaturePolicyEnvelope) -> str:
     """A signature policy in the language (``OR(...)`` for 1 of n, ``AND(...)`` for n of n)."""
-    def rule(r: policies_pb2.SignaturePolicy) -> str:
-        if r.WhichOneof("Type") == "signed_by":
-            if r.signed_by >= len(env.identities):
-                return f"<missing principal {r.signed_by}>"
-            return principal_label(env.identities[r.signed_by])
-        subs = [rule(s) for s in r.n_out_of.rules]
-        n = r.n_out_of.n
-        if n == 1:
-            return f"OR({', '.join(subs)})"
-        if n == len(subs):
-            return f"AND({', '.join(subs)})"
-        return f"OutOf({n}, {', '.join(subs)})"
-    return rule(env.rule)
+    return render_signature_rule(env, env.rule)
+
+
+def render_signature_rule(env: policies_pb2.SignaturePolicyEnvelope, r: policies_pb2.SignaturePolicy) -> str:
+    """One rule of ``env`` (a principal, or an n-out-of of rules) in the language."""
+    if r.WhichOneof("Type") == "signed_by":
+        if r.signed_by >= len(env.identities):
+            return f"<missing principal {r.signed_by}>"
+        return principal_label(env.identities[r.signed_by])
+    subs = [render_signature_rule(env, s) for s in r.n_out_of.rules]
+    n = r.n_out_of.n
+    if n == 1:
+        return f"OR({', '.join(subs)})"
+    if n == len(subs):
+        return f"AND({', '.join(subs)})"
+    return f"OutOf({n}, {', '.join(subs)})"
 
 
 def render_implicit_meta(rule: int, sub_policy: str) -> str:
@@ -333,11 +336,29 @@ class SignaturePolicy(Policy):
         return self._eval(self.envelope.rule, identities, used)
 
     def explain(self, identities: list) -> Evaluation:
+        """For an n-out-of at the top (``AND(...)``, ``OutOf(...)``), how many of its parts the
+        signatures satisfy (``have`` of ``needed``) and which are missing."""
         used = [False] * len(identities)
-        ok = self._eval(self.envelope.rule, identities, used)
+        top = self.envelope.rule
+        if top.WhichOneof("Type") != "n_out_of":
+            ok = self._eval(top, identities, used)
+            return Evaluation(self.path, self.describe(), ok, detail=self._by(identities, used, ok))
+        missing = []
+        for sub in top.n_out_of.rules:          # the order and the sharing of signatures of _eval
+            trial = list(used)
+            if self._eval(sub, identities, trial):
+                used[:] = trial
+            else:
+                missing.append(render_signature_rule(self.envelope, sub))
+        have, needed = len(top.n_out_of.rules) - len(missing), top.n_out_of.n
+        ok = have >= needed
+        detail = self._by(identities, used, ok) if ok or not missing else f"missing {', '.join(missing)}"
+        return Evaluation(self.path, self.describe(), ok, needed, have, detail=detail)
+
+    @staticmethod
+    def _by(identities: list, used: list[bool], ok: bool) -> str:
         by = [ident for ident, u in zip(identities, used) if u]
-        detail = f"by {', '.join(i.describe() for i in by)}" if ok else "no signature it accepts"
-        return Evaluation(self.path, self.describe(), ok, detail=detail)
+        return f"by {', '.join(i.describe() for i in by)}" if ok else "no signature it accepts"
 
     def _eval(self, rule, identities, used) -> bool:
         if rule.WhichOneof("Type") == "n_out_of":

@@ -340,21 +340,25 @@ def generate(c: Consortium, lay: Layout, *, log=print) -> None:
         founding.found(view, clay, log=log)
         block = clay.genesis_block.read_bytes()
         for org in view.all_orgs:
-            check_block(clay, org, block, members=[o.msp_id for o in view.orgs])
+            check_block(clay, org, block, members=[o.msp_id for o in view.orgs], channel=view)
     log("  every organisation found its own definition in the genesis block"
         + (" of each of its channels" if c.per_holder else ""))
 
 
 def check_block(lay: Layout, org: Org, block: bytes | None = None,
-                members: list[str] | None = None) -> None:
-    """``org`` checks that the genesis block holds its own definition as it wrote it and, given
+                members: list[str] | None = None, channel: Consortium | None = None) -> None:
+    """``org`` checks that the genesis block holds its own definition as it wrote it; given
     ``members``, that the channel's application organisations are exactly those (with a channel
-    per holder, nobody else's peers may receive its blocks)."""
+    per holder, nobody else's peers may receive its blocks); given ``channel`` (the consortium
+    as this channel sees it), that the channel's policies are the consortium's (customs and the
+    holder change the channel)."""
     block = block if block is not None else lay.genesis_block.read_bytes()
     own = definition_mod.load(lay.org_home(org) / "definition.json")
     problems = founding.check_own(block, own)
     if members is not None:
         problems += founding.check_members(block, members)
+    if channel is not None:
+        problems += founding.check_policies(block, channel)
     if problems:
         raise GenerateError(f"{org.msp_id} refuses the genesis block {lay.genesis_block}:\n  "
                             + "\n  ".join(problems))

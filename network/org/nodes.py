@@ -14,6 +14,7 @@ network/org/runtime.py), join, wait, probe (health, height, gossip) and the Fabr
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -143,25 +144,52 @@ class Nodes:
     def check_genesis(self, log=print) -> None:
         """Every local founding organisation checks the genesis block against its own
         definition (an organisation absent from it is one admitted later, by a config update:
-        'up' leaves its nodes out until the channel has admitted it)."""
+        'up' leaves its nodes out until the channel has admitted it). Before it first joins, it
+        also checks the channel's policies and that nobody the consortium file does not name is on
+        the channel (on a holder's channel, at every start); once joined, the channel's policies and
+        members change by config update and the genesis block stays as it was."""
         block = self.layout.genesis_block.read_bytes()
         config, _ = config_from_block(block)
         in_block = set(application_orgs(config)) | set(orderer_orgs(config))
-        if self.consortium.per_holder:
-            # a holder's channel: nobody on it the consortium file does not make a member
+        digest = hashlib.sha256(block).hexdigest()
+        founding = [org for org in self.local_orgs if org.msp_id in in_block]
+        first = {org.msp_id for org in founding if not self.joined_before(org, digest)}
+        if self.consortium.per_holder or first:
             members = {o.msp_id for o in self.consortium.orgs}
             strangers = sorted(set(application_orgs(config)) - members)
             if strangers:
                 raise NetworkError(f"the genesis block {self.layout.genesis_block} puts {', '.join(strangers)} "
                                    f"on channel '{self.consortium.channel}', whose members are "
                                    f"{', '.join(sorted(members))}: refused")
-        for org in self.local_orgs:
-            if org.msp_id not in in_block:
-                continue
+        for org in founding:
             try:
-                generate.check_block(self.layout, org, block)
+                generate.check_block(self.layout, org, block,
+                                     channel=self.consortium if org.msp_id in first else None)
             except generate.GenerateError as e:
                 raise NetworkError(str(e)) from None
+            if org.msp_id in first:
+                accepted = self.accepted_file(org)
+                accepted.parent.mkdir(mode=0o700, exist_ok=True)
+                accepted.write_text(digest + "\n")
+
+    def accepted_file(self, org: Org) -> Path:
+        """Where ``org`` records the digest of this channel's genesis block once it has checked it."""
+        return self.layout.org_home(org) / "accepted-genesis" / f"{self.consortium.channel}.sha256"
+
+    def joined_before(self, org: Org, digest: str) -> bool:
+        """Whether ``org`` accepted the genesis block of ``digest`` (sha256) before, or a native node
+        of it on this host already holds this channel's ledger (joined with an earlier ipledger)."""
+        accepted = self.accepted_file(org)
+        if accepted.exists() and accepted.read_text().strip() == digest:
+            return True
+        ch = self.consortium.channel
+        for n in self.local_nodes:
+            if n.org.msp_id == org.msp_id:
+                data = self.layout.data_dir(n)
+                ledger = data / "ledger" / "chains" if n.kind == "orderer" else data / "ledgersData" / "chains" / "chains"
+                if (ledger / ch).exists():
+                    return True
+        return False
 
     # ------------------------------------------------------------------ commands
 

@@ -193,7 +193,7 @@ def test_members_come_from_the_live_config_block(api, fabric_network):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["channel"] == fabric_network.consortium.channel
-    assert body["admins_policy"] == "MAJORITY Admins"
+    assert body["admins_policy"] == "AND('CustomsMSP.admin', 'OperatorMSP.admin')"
     by_id = {o["msp_id"]: o for o in body["organisations"]}
     assert sorted(by_id) == sorted([*ORGS, "OrdererMSP"])
     for org in fabric_network.consortium.orgs:

@@ -286,12 +286,34 @@ def test_each_channel_gets_its_own_endorsement_policy_and_collection():
 def test_on_a_holders_channel_membership_and_the_contract_definition_need_the_holder():
     """Customs and a representative are a majority of ip-plant-b's three members: they must not be able to
     add an organisation to it, or widen the contract's collection, without the holder."""
-    from ipledger.network.channel.founding import holder_channel_policies
-    b = consortium.load(HOLDERS).view("ip-plant-b")
-    assert holder_channel_policies(b) == {
-        "Admins": {"Type": "Signature", "Rule": "AND('CustomsMSP.admin','PlantBMSP.admin')"},
-        "LifecycleEndorsement": {"Type": "Signature", "Rule": "AND('CustomsMSP.peer','PlantBMSP.peer')"}}
-    assert holder_channel_policies(consortium.load()) == {}  # one shared channel: majorities as before
+    from ipledger.network.channel.founding import channel_policies
+    b = channel_policies(consortium.load(HOLDERS).view("ip-plant-b"))
+    assert b["application"]["Admins"] == {"Type": "Signature", "Rule": "AND('CustomsMSP.admin','PlantBMSP.admin')"}
+    assert b["application"]["LifecycleEndorsement"] == {"Type": "Signature",
+                                                        "Rule": "AND('CustomsMSP.peer','PlantBMSP.peer')"}
+    assert b["orderer"]["Admins"]["Rule"] == "MAJORITY Admins"  # customs' ordering organisation alone
+
+
+def test_on_the_shared_channel_the_operator_and_its_broker_change_nothing_without_customs():
+    """Operator and broker are two of the shared channel's three members: a majority would let them admit an
+    organisation or commit a contract definition (its endorsement policy) without customs."""
+    from ipledger.network.channel.founding import channel_policies
+    shared = channel_policies(consortium.load())
+    assert shared["application"]["Admins"]["Rule"] == "AND('CustomsMSP.admin','OperatorMSP.admin')"
+    assert shared["application"]["LifecycleEndorsement"]["Rule"] == "AND('CustomsMSP.peer','OperatorMSP.peer')"
+    assert shared["application"]["Endorsement"]["Rule"] == "MAJORITY Endorsement"
+    assert shared["channel"]["Admins"]["Rule"] == "MAJORITY Admins"   # of Application and Orderer: both
+    # the members run the consenters: the ordering service's configuration needs customs and the holder too
+    bft = channel_policies(consortium.load(consortium.DEFAULT_FILE.with_name("consortium-bft.yaml")))
+    assert bft["orderer"]["Admins"]["Rule"] == "AND('CustomsMSP.admin','OperatorMSP.admin')"
+    # a file naming no holder: customs and any other member
+    raw = default_raw()
+    raw.pop("holder")
+    assert channel_policies(consortium.parse(raw))["application"]["Admins"]["Rule"] == \
+        "AND('CustomsMSP.admin',OR('OperatorMSP.admin','BrokerMSP.admin'))"
+    # no customs authority named: Fabric's majorities
+    raw.pop("customs")
+    assert channel_policies(consortium.parse(raw))["application"]["Admins"]["Rule"] == "MAJORITY Admins"
 
 
 def test_a_channels_members_are_given_that_channel_only():

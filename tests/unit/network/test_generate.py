@@ -82,7 +82,10 @@ def test_configtx_policies_as_declared(net):
     initialise(c, lay)
     profile = founding.configtx(c, lay, founding.definitions(c, lay))["Profiles"]["IPLedgerChannel"]
     assert profile["Policies"]["Admins"]["Rule"] == "MAJORITY Admins"
-    assert profile["Application"]["Policies"]["Admins"]["Rule"] == "MAJORITY Admins"
+    assert profile["Application"]["Policies"]["Admins"]["Rule"] == "AND('CustomsMSP.admin','OperatorMSP.admin')"
+    assert profile["Application"]["Policies"]["LifecycleEndorsement"]["Rule"] == \
+        "AND('CustomsMSP.peer','OperatorMSP.peer')"
+    assert profile["Orderer"]["Policies"]["Admins"]["Rule"] == "MAJORITY Admins"
     orgs = {o["Name"]: o for o in profile["Application"]["Organizations"]}
     assert set(orgs) == {"CustomsMSP", "OperatorMSP", "BrokerMSP"}
     assert orgs["CustomsMSP"]["Policies"]["Admins"]["Rule"] == "OR('CustomsMSP.admin')"
@@ -116,12 +119,33 @@ def test_genesis_block_holds_three_application_orgs_and_the_orderer_org(generate
     groups = config.channel_group.groups
     assert set(groups["Application"].groups) == {"CustomsMSP", "OperatorMSP", "BrokerMSP"}
     assert set(groups["Orderer"].groups) == {"OrdererMSP"}
-    admins = policies_pb2.ImplicitMetaPolicy.FromString(
-        groups["Application"].policies["Admins"].policy.value)
-    assert (admins.rule, admins.sub_policy) == (policies_pb2.ImplicitMetaPolicy.MAJORITY, "Admins")
+    s = founding.summary(lay.genesis_block.read_bytes())
+    assert s["application_policies"]["Admins"] == "AND('CustomsMSP.admin', 'OperatorMSP.admin')"
+    assert s["application_policies"]["LifecycleEndorsement"] == "AND('CustomsMSP.peer', 'OperatorMSP.peer')"
     channel_admins = policies_pb2.ImplicitMetaPolicy.FromString(
         config.channel_group.policies["Admins"].policy.value)
     assert channel_admins.rule == policies_pb2.ImplicitMetaPolicy.MAJORITY
+    assert founding.check_policies(lay.genesis_block.read_bytes(), c) == []
+
+
+@pytest.mark.fabric
+def test_a_member_refuses_a_block_in_which_a_majority_changes_the_channel_without_customs(generated, tmp_path):
+    """A founder hands out a block whose Application Admins and LifecycleEndorsement are majorities (the
+    operator and the broker could then admit anyone or commit a contract definition without customs):
+    every member's check names both policies, and 'network up' refuses the block before joining."""
+    from ipledger.network.org import definition as definition_mod
+    c, lay = generated
+    block = _forge_majority_block(c, lay, Layout(tmp_path / "forged"))
+    problems = founding.check_policies(block, c)
+    assert problems == [
+        "the application policy Admins in the block is 'MAJORITY Admins', not "
+        "\"AND('CustomsMSP.admin', 'OperatorMSP.admin')\"",
+        "the application policy LifecycleEndorsement in the block is 'MAJORITY Endorsement', not "
+        "\"AND('CustomsMSP.peer', 'OperatorMSP.peer')\""], problems
+    own = definition_mod.load(lay.org_home(c.org("CustomsMSP")) / "definition.json")
+    assert founding.check_own(block, own) == []           # its own definition is intact: not enough
+    with pytest.raises(generate.GenerateError, match="MAJORITY Admins"):
+        generate.check_block(lay, c.org("CustomsMSP"), block, channel=c)
 
 
 @pytest.mark.fabric
@@ -245,3 +269,87 @@ def test_a_member_refuses_a_block_with_a_weaker_block_validation_or_its_orderer_
 def test_bft_quorum_is_fabrics():
     # common/policies/bft.go: ceil((n + f + 1) / 2), f = (n - 1) / 3
     assert [founding.bft_quorum(n) for n in (1, 4, 5, 7, 10)] == [1, 3, 4, 5, 7]
+
+
+# --------------------------------------------------------------- before joining: the channel's policies
+
+def _forge_majority_block(c, lay, into: Layout) -> bytes:
+    """The genesis block a founder would build with Fabric's majorities on the application group."""
+    from ipledger.network.org import definition as definition_mod
+    into.public.mkdir(parents=True)
+    for org in c.all_orgs:
+        definition_mod.load(lay.definition_file(org.msp_id)).save(into.definition_file(org.msp_id))
+    honest = founding.channel_policies
+
+    def majorities(cc):
+        p = honest(cc)
+        return {**p, "application": {**p["application"], "Admins": {"Type": "ImplicitMeta", "Rule": "MAJORITY Admins"},
+                                     "LifecycleEndorsement": {"Type": "ImplicitMeta", "Rule": "MAJORITY Endorsement"}}}
+    founding.channel_policies = majorities
+    try:
+        founding.genesis_block(c, into, founding.definitions(c, into), log=lambda *_: None)
+    finally:
+        founding.channel_policies = honest
+    return into.genesis_block.read_bytes()
+
+
+@pytest.mark.fabric
+def test_network_up_checks_the_channels_policies_before_joining_and_not_after(tmp_path):
+    """``network up`` (Nodes.check_genesis) refuses a genesis block with majority policies before an
+    organisation first joins; a block it accepted is recorded and not re-checked; a channel joined with an
+    earlier ipledger (its native ledger exists) keeps starting with the policies it was founded with."""
+    from ipledger.network.errors import NetworkError
+    from ipledger.network.org.nodes import Nodes
+    c = consortium.load(base_port=21000)
+    lay = Layout(tmp_path / "state")
+    generate.generate(c, lay, log=lambda *_: None)
+    honest = lay.genesis_block.read_bytes()
+    forged = _forge_majority_block(c, lay, Layout(tmp_path / "forged"))
+    net = Nodes(c, lay, "native")
+
+    lay.genesis_block.write_bytes(forged)
+    with pytest.raises(NetworkError, match="the application policy Admins in the block is 'MAJORITY Admins'"):
+        net.check_genesis(log=lambda *_: None)
+    assert not any(net.accepted_file(o).exists() for o in c.orgs)
+
+    lay.genesis_block.write_bytes(honest)
+    net.check_genesis(log=lambda *_: None)
+    assert all(net.accepted_file(o).exists() for o in c.orgs)
+
+    # a channel founded earlier with majorities, already joined by each organisation's native nodes
+    lay.genesis_block.write_bytes(forged)
+    for n in c.peers:
+        (lay.data_dir(n) / "ledgersData" / "chains" / "chains" / c.channel).mkdir(parents=True)
+    [orderer] = c.orderers
+    (lay.data_dir(orderer) / "ledger" / "chains" / c.channel).mkdir(parents=True)
+    net.check_genesis(log=lambda *_: None)
+    # an organisation whose nodes have not joined yet still checks them
+    (lay.data_dir(c.peers[0]) / "ledgersData" / "chains" / "chains" / c.channel).rmdir()
+    with pytest.raises(NetworkError, match="CustomsMSP refuses the genesis block"):
+        net.check_genesis(log=lambda *_: None)
+
+
+@pytest.mark.fabric
+def test_network_up_refuses_a_shared_channel_with_a_member_the_consortium_file_does_not_name(tmp_path):
+    from ipledger.network.errors import NetworkError
+    from ipledger.network.org.nodes import Nodes
+    c = consortium.load(base_port=21000)
+    lay = Layout(tmp_path / "state")
+    generate.generate(c, lay, log=lambda *_: None)
+    without_broker = consortium.without_org(c, "BrokerMSP")
+    with pytest.raises(NetworkError, match="puts BrokerMSP on channel 'inward-processing'"):
+        Nodes(without_broker, lay, "native").check_genesis(log=lambda *_: None)
+
+
+@pytest.mark.fabric
+def test_channel_inspect_shows_the_policy_problems_of_a_block(generated, tmp_path, capsys):
+    from ipledger.network.cli import main
+    c, lay = generated
+    assert founding.channel_of(lay.genesis_block.read_bytes()) == "inward-processing"
+    assert main(["--state-dir", str(lay.root), "channel", "inspect", "--org", "CustomsMSP"]) == 0
+    assert "the channel's policies are the consortium file's" in capsys.readouterr().out
+    forged = tmp_path / "forged.block"
+    forged.write_bytes(_forge_majority_block(c, lay, Layout(tmp_path / "forged")))
+    assert main(["--state-dir", str(lay.root), "channel", "inspect", "--org", "CustomsMSP", "--block", str(forged)]) == 1
+    out = capsys.readouterr().out
+    assert "CustomsMSP: REFUSE this block:" in out and "the application policy Admins in the block is 'MAJORITY Admins'" in out

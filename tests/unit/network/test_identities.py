@@ -221,7 +221,7 @@ def test_the_genesis_block_is_built_from_public_definitions_only(founded):
     s = founding.summary(founder.genesis_block.read_bytes())
     assert set(s["application_orgs"]) == {"CustomsMSP", "OperatorMSP", "BrokerMSP"}
     assert set(s["orderer_orgs"]) == {"OrdererMSP"}
-    assert s["application_policies"]["Admins"] == "MAJORITY Admins"
+    assert s["application_policies"]["Admins"] == "AND('CustomsMSP.admin', 'OperatorMSP.admin')"
     assert s["consensus"] == "etcdraft" and len(s["consenters"]) == 1
     text = "\n".join(founding.format_summary(s))
     assert "CustomsMSP" in text and "Consensus: etcdraft, 1 consenter(s)" in text

@@ -54,6 +54,21 @@ def test_nested_and_or(orgs, msps):
     assert policy.describe() == "AND('CustomsMSP.peer', OR('OperatorMSP.peer', 'BrokerMSP.peer'))"
 
 
+def test_an_and_explains_how_many_of_its_parts_are_signed_and_which_are_missing(orgs, msps):
+    """What ``ipledger admin status`` shows for the channel's governance policy: customs and the holder."""
+    c, o, b = (orgs[m].member("admin") for m in ("CustomsMSP", "OperatorMSP", "BrokerMSP"))
+    policy = sp("AND('CustomsMSP.admin', 'OperatorMSP.admin')")
+    e = policy.explain(ids(msps, c, b))
+    assert (e.satisfied, e.have, e.needed, e.detail) == (False, 1, 2, "missing 'OperatorMSP.admin'")
+    e = policy.explain(ids(msps, b, o, c))
+    assert (e.satisfied, e.have, e.needed) == (True, 2, 2) and e.detail.startswith("by ")
+    assert e.satisfied == policy.evaluate_identities(ids(msps, b, o, c))
+    nested = sp("AND('CustomsMSP.admin', OR('OperatorMSP.admin', 'BrokerMSP.admin'))").explain(ids(msps, b))
+    assert (nested.satisfied, nested.have, nested.needed, nested.detail) == (False, 1, 2, "missing 'CustomsMSP.admin'")
+    single = sp("OR('CustomsMSP.admin')").explain([])      # an OR of one principal: 0 of 1
+    assert (single.satisfied, single.needed, single.detail) == (False, 1, "missing 'CustomsMSP.admin'")
+
+
 def test_one_identity_counts_once_per_evaluation(orgs, msps):
     c = orgs["CustomsMSP"].member("peer")
     # Two principals the same identity satisfies: it may be used for one of them only.
