@@ -411,7 +411,6 @@ def org_service_package(net: Nodes, org, name: str, label: str) -> Path:
     out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     build_ccaas_package(name, label, free[0], out, root_cert=(tls / "ca.crt").read_text(),
                         client_cert=(tls / "client.crt").read_text(), client_key=(tls / "client.key").read_text())
-    out.chmod(0o600)   # it carries the peers' client key for the service
     return out
 
 

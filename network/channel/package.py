@@ -12,11 +12,13 @@ Their life on the channel (install, approve, commit) is :mod:`ipledger.network.c
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.metadata
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -149,7 +151,25 @@ def build_ccaas_package(name: str, label: str, address: str, out: Path,
             "root_cert": root_cert, "client_cert": client_cert, "client_key": client_key}
     code = _targz([("connection.json", json.dumps(conn, sort_keys=True).encode())])
     metadata = json.dumps({"type": CCAAS_TYPE, "label": label}).encode()
-    out.write_bytes(_targz([("metadata.json", metadata), ("code.tar.gz", code)]))
+    # with the peers' client key for the service in it: 0600 from its creation on
+    return _write_file(out, _targz([("metadata.json", metadata), ("code.tar.gz", code)]),
+                       0o600 if client_key else 0o644)
+
+
+def _write_file(out: Path, data: bytes, mode: int) -> Path:
+    """``data`` into ``out`` through a temporary file created with ``mode`` and renamed over it: never
+    readable more widely than ``mode``, never seen half written."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return out
 
 

@@ -296,19 +296,15 @@ def ensure_credentials(state_dir: Path, url: str, org: str) -> dict:
     """A clerk key of ``org`` for its own gateway, created once and kept in its credentials.json (0600)."""
     from ipledger.gateway.auth import KeyStore
     from ipledger.gateway.config import keys_file_of
+    from ipledger.gateway.filestore import JsonFile
 
-    path = credentials_file(state_dir, org)
-    creds = json.loads(path.read_text()) if path.exists() else {"keys": {}}
-    creds["keys"] = {k: v for k, v in creds["keys"].items() if k == org}
     store = KeyStore(keys_file_of(state_dir, org))
-    known = {k["key_id"] for k in store.list() if not k.get("revoked_at")}
-    entry = creds["keys"].get(org)
-    if not (entry and entry.get("key_id") in known):
-        key_id, key = store.create(org, "clerk", label="scripts/up")
-        creds["keys"][org] = {"key_id": key_id, "key": key, "role": "clerk"}
-    creds["url"] = url
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(creds, indent=2) + "\n")
-    tmp.chmod(0o600)
-    os.replace(tmp, path)
+    with JsonFile(credentials_file(state_dir, org), empty=lambda: {"keys": {}}).update() as creds:
+        creds["keys"] = {k: v for k, v in creds.get("keys", {}).items() if k == org}
+        known = {k["key_id"] for k in store.list() if not k.get("revoked_at")}
+        entry = creds["keys"].get(org)
+        if not (entry and entry.get("key_id") in known):
+            key_id, key = store.create(org, "clerk", label="scripts/up")
+            creds["keys"][org] = {"key_id": key_id, "key": key, "role": "clerk"}
+        creds["url"] = url
     return creds

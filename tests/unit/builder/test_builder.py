@@ -1,5 +1,6 @@
 """The external builder's four steps, run as the peer runs them (executables + dirs)."""
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -88,6 +89,21 @@ def test_packages_are_reproducible(tmp_path, tiny_spec):
     b = cc.build_package(tiny_spec, tmp_path / "b.tar.gz", wheels=[])
     assert a.read_bytes() == b.read_bytes()
     assert cc.package_id(a, "hello_0.1") == cc.package_id(b, "hello_0.1")
+
+
+def test_a_ccaas_package_with_the_peers_client_key_is_0600_from_its_creation(tmp_path):
+    """The package carries the peers' client TLS key for the chaincode service: created 0600 whatever the umask."""
+    old = os.umask(0)
+    try:
+        with_key = cc.build_ccaas_package("hello", "hello_ccaas", "127.0.0.1:9999", tmp_path / "key.tar.gz",
+                                          root_cert="PEM", client_cert="CERT", client_key="KEY")
+        without = cc.build_ccaas_package("hello", "hello_ccaas", "127.0.0.1:9999", tmp_path / "nokey.tar.gz",
+                                         root_cert="PEM")
+    finally:
+        os.umask(old)
+    assert with_key.stat().st_mode & 0o777 == 0o600
+    assert without.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.tar.gz", "nokey.tar.gz"]   # no temporary left
 
 
 def test_ccaas_package_releases_connection_json_and_is_never_run(tmp_path):

@@ -129,3 +129,27 @@ def test_a_containers_workers_are_the_gateway_processes_whose_parent_is_one_too(
     assert gunicorn_workers(rows) == [131, 132]
     assert gunicorn_workers([["120", "90", serve], ["131", "120", serve]]) == [131]
     assert gunicorn_workers([["120", "90", serve]]) == []
+
+
+def test_the_gateway_credentials_file_is_0600_from_its_creation_and_keeps_a_live_key(tmp_path, monkeypatch):
+    """credentials.json holds a clerk's API key: written through the project's file store (a temporary file
+    created 0600, renamed over it), never with the umask's mode first; a second call keeps the key."""
+    created = []
+    real_open = os.open
+
+    def spy(path, flags, mode=0o777, *args, **kwargs):
+        if "credentials.json" in str(path) and flags & os.O_CREAT:
+            created.append(mode)
+        return real_open(path, flags, mode, *args, **kwargs)
+    monkeypatch.setattr(os, "open", spy)
+    old = os.umask(0)
+    try:
+        first = daemon.ensure_credentials(tmp_path, "https://127.0.0.1:1", "OperatorMSP")
+    finally:
+        os.umask(old)
+    path = daemon.credentials_file(tmp_path, "OperatorMSP")
+    assert created and all(mode == 0o600 for mode in created), created
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert json.loads(path.read_text()) == first and first["url"] == "https://127.0.0.1:1"
+    again = daemon.ensure_credentials(tmp_path, "https://127.0.0.1:2", "OperatorMSP")
+    assert again["keys"]["OperatorMSP"]["key"] == first["keys"]["OperatorMSP"]["key"] and again["url"].endswith(":2")
