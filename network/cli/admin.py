@@ -6,7 +6,8 @@ Every step works on files, so each org admin can run theirs on their own machine
     propose ...      fetch the channel config from a peer, compute a config update,
                      write UPDATE.pb (a CONFIG_UPDATE envelope, as Fabric's tools
                      write it) and UPDATE.json (what it changes, the base config)
-    sign UPDATE      show what it changes, add this org admin's signature (offline)
+    sign UPDATE      show what it changes (against the live config, or offline),
+                     add this org admin's signature
     status UPDATE    signatures, and whether the policies the change needs are met
     submit UPDATE    send it to the orderer once the policies are met
     members          the channel's organisations, from the live config
@@ -77,6 +78,13 @@ def add_commands(sub) -> None:
     sg.add_argument("--msp-dir", type=Path,
                     help="admin MSP directory (default: the org's Admin in its own directory)")
     sg.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    where = sg.add_mutually_exclusive_group()
+    where.add_argument("--live", action="store_true",
+                       help="check the update against the channel's current config before signing "
+                            "(the default, unless --msp-dir)")
+    where.add_argument("--offline", action="store_true",
+                       help="sign without fetching the channel's config: the changes shown are "
+                            "relative to the proposer's base config")
 
     st = adm.add_parser("status", help="an update's signatures and the policies it needs")
     st.add_argument("update", type=Path)
@@ -145,9 +153,23 @@ def _propose(args) -> int:
 
 
 def _sign(args) -> int:
+    """Show what the update changes, then sign. The change is shown against the channel's live config
+    (fetched from a peer as the signing org's admin) unless the signer works offline: the base config
+    in the proposer's X.json could otherwise show a change other than the one the signature approves."""
     upd = UpdateFile.load(args.update)
-    a = assess(upd)
+    live = args.live or (args.msp_dir is None and not args.offline)
+    config = None
+    if live:
+        config, block = _net(args).channel_config(args.as_org)
+        if config != upd.base:
+            raise Refused(f"not signed: the channel's config (block {block}) is not the base config this update "
+                          f"was computed against (block {upd.meta.get('base_config_block')}): the changes shown "
+                          "would not be those it makes; ask for a proposal against the current config")
+    a = assess(upd, config)
     print("\n".join(format_assessment(a)))
+    print(f"Checked against the channel's live config (block {block}): the changes shown are those it makes."
+          if live else "NOT checked against the channel's live config (offline): the changes shown are relative "
+          "to the proposer's base config; 'ipledger admin status --live' checks it from a host that reaches a peer.")
     if sys.stdin.isatty() and not args.yes:
         if input(f"Sign this update as {args.as_org}? [y/N] ").strip().lower() not in ("y", "yes"):
             print("Not signed.")

@@ -338,6 +338,24 @@ def test_removal_needs_customs_and_the_holder(state, ipledger):
     assert seen["config_block"] == json.loads(out)["config_block"]
 
 
+def test_an_update_whose_base_is_not_the_live_config_is_not_signed(state, ipledger):
+    """The endorsement update went through two config blocks ago: its X.json's base config is no longer the
+    channel's, so the changes it shows are not those a signature would approve. Signing fetches the live
+    config and refuses; offline (--offline, or an admin's MSP directory alone) it signs, and says so."""
+    update = state["root"] / "endorsement.pb"
+    rc, out, err = ipledger("admin", "sign", update, "--as", "BrokerMSP")
+    assert rc == 1 and "not signed: the channel's config (block" in err, out + err
+    assert "is not the base config this update was computed against" in err
+    rc, out, err = ipledger("admin", "sign", update, "--as", "BrokerMSP", "--offline")
+    assert rc == 0 and "NOT checked against the channel's live config (offline)" in out, out + err
+    fresh = state["root"] / "endorsement-back.pb"
+    rc, out, err = ipledger("admin", "propose", "set-policy", "Application/Endorsement", "--rule",
+                            "MAJORITY Endorsement", "--as", "BrokerMSP", "--output", fresh)
+    assert rc == 0, err
+    rc, out, err = ipledger("admin", "sign", fresh, "--as", "BrokerMSP")
+    assert rc == 0 and "Checked against the channel's live config (block" in out, out + err
+
+
 def test_after_removal_its_client_fails_and_the_others_continue(state, ipledger):
     from ipledger.gateway.client import GatewayError
     with pytest.raises(GatewayError):
