@@ -56,7 +56,7 @@ CHAINCODE_STATUS: dict[str, int] = {
     "HashMismatch": _CONFLICT,
     "EoriTaken": _CONFLICT,              # RegisterParty: the EORI belongs to another registered party
     "CustomsNotRegistrable": _CONFLICT,  # RegisterParty: customs' own organisation is not a holder or representative
-    "HolderNotRegistered": _CONFLICT,    # GrantAuthorisation: holder_eori is not a registered holder's
+    "HolderNotRegistered": _CONFLICT,    # GrantAuthorisation / a representative's placement: the holder is not registered
     # the gateway host's clock differs from the endorsing peers': not the caller's fault
     "ClockSkew": 502,
     # the deployed contract does not know which organisation is customs (IPLEDGER_CUSTOMS_MSP): not the caller's

@@ -75,7 +75,7 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dic
     covered = [b for b in bills if b["status"] in ("SUBMITTED", "ACCEPTED")]
     by_day: dict[str, list[str]] = {}
     for lot in lots:
-        deadline = goods.deadline(lot)
+        deadline = goods.billed_at(lot, goods.deadline(lot))
         if any((b["period_start"] is None or timestamps.parse_datetime(b["period_start"]) <= deadline)
                and deadline < timestamps.parse_datetime(b["cutoff"]) for b in covered):
             continue

@@ -193,10 +193,6 @@ def check_fields(event: dict) -> None:
 
 def fields_of(event: dict) -> dict:
     """The authorisation's fields as a grant or an amendment ``event`` sets them."""
-    return _fields(event)
-
-
-def _fields(event: dict) -> dict:
     out = {f: event[f] for f in FIELDS if f in event}
     out.setdefault("broker_mandates", [])
     out.setdefault("yield_warn_pct", None)
@@ -228,6 +224,17 @@ def _view(auth: dict, now: dt.datetime) -> dict:
     return {**auth, "status": status_at(auth, now), "recorded_status": auth["status"]}
 
 
+def require_holder_registered(state, auth: dict) -> None:
+    """HolderNotRegistered: the authorisation's holder is no longer a registered holder (customs withdrew it,
+    or registered its organisation under other EORIs). A representative declares on the holder's behalf:
+    it places no new goods under the authorisation of a holder customs no longer know; what is already
+    under the procedure may still be discharged (exits)."""
+    if parties.holds(state, auth["holder_eori"], parties.HOLDER) is None:
+        raise HolderNotRegistered(f"the holder of {auth['authorisation_id']} (EORI {auth['holder_eori']}) is not a "
+                                  "registered holder any more: a representative places no goods for it",
+                                  holder_eori=auth["holder_eori"], authorisation_id=auth["authorisation_id"])
+
+
 # ---------------------------------------------------------------------------------------- customs acts
 
 def grant(tx, event: dict) -> dict:
@@ -240,7 +247,7 @@ def grant(tx, event: dict) -> dict:
         raise HolderNotRegistered(f"EORI {event['holder_eori']} is not an EORI of a registered holder: customs "
                                   f"register the holder (RegisterParty) before granting it an authorisation",
                                   holder_eori=event["holder_eori"], authorisation_id=auth_id)
-    auth = {"authorisation_id": auth_id, **_fields(event), "status": ACTIVE, "version": 1,
+    auth = {"authorisation_id": auth_id, **fields_of(event), "status": ACTIVE, "version": 1,
             "granted_at": tx.recorded_at, "amended_at": None, "status_history": [_history(tx, ACTIVE, None)]}
     _save(tx, auth)
     return {"authorisation": _view(auth, tx.now)}
@@ -252,7 +259,7 @@ def amend(tx, event: dict) -> dict:
     auth = get(tx.state, event["authorisation_id"])
     if auth["status"] == REVOKED:
         # its goods still have to be discharged: customs may still change who represents the holder
-        changed = sorted(f for f, v in _fields(event).items() if f != "broker_mandates" and v != auth.get(f))
+        changed = sorted(f for f, v in fields_of(event).items() if f != "broker_mandates" and v != auth.get(f))
         if changed:
             raise InvalidState("a revoked authorisation cannot be amended, except its representatives' mandates",
                                authorisation_id=auth["authorisation_id"], changed=changed)
@@ -260,7 +267,7 @@ def amend(tx, event: dict) -> dict:
         raise InvalidEvent("the holder of an authorisation cannot change (grant a new one)",
                            holder_eori=auth["holder_eori"], given=event["holder_eori"])
     check_fields(event)
-    auth.update(_fields(event))
+    auth.update(fields_of(event))
     auth["version"] += 1
     auth["amended_at"] = tx.recorded_at
     _save(tx, auth)

@@ -7,7 +7,9 @@ Two scopes:
 
 * ``period_end`` — the formal bill: lots whose period for discharge ended
   (original or extended deadline) between the previous bill's period end and
-  this one; events up to the end of ``period_end`` (UTC). Due 30 days later.
+  this one — for a lot recorded after its deadline, when it was recorded
+  (``goods.billed_at``); events up to the end of ``period_end`` (UTC). Due 30
+  days later.
 * ``as_of`` — the audit view: every lot placed up to ``as_of``, events up to it.
 
 Waste and secondary products are processed products like the main ones: under
@@ -101,11 +103,13 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
     batches = {gid: r for (kind, gid), r in book.records.items() if kind == goods.BATCH}
 
     def in_period(lot: dict) -> bool:
+        """A deadline of the lot (the original, an extension's) falls in the period, as it counts for bills
+        (``goods.billed_at``: a lot recorded after its deadline counts from its recording)."""
         if period_end is None:
             return True
         deadlines = [lot["original_deadline"]] + [x["deadline"] for x in lot["extensions"]]
-        return any((start is None or timestamps.parse_datetime(d) >= start) and timestamps.parse_datetime(d) < cutoff
-                   for d in deadlines)
+        billed = (goods.billed_at(lot, timestamps.parse_datetime(d)) for d in deadlines)
+        return any((start is None or when >= start) and when < cutoff for when in billed)
 
     lot_ids = {gid for gid, lot in lots.items() if in_period(lot)}
     batch_ids = {gid for gid, b in batches.items() if any(s["lot_id"] in lot_ids for s in b["shares"])}

@@ -201,7 +201,8 @@ class HolderNotRegistered(_Rule):
     """An authorisation is granted to a holder customs have registered: its ``holder_eori`` must be an EORI
     of a registered party in the role ``holder`` (not a representative's, not unknown), so that every
     authorisation on the ledger has an organisation that can act on it (UCC art. 211: the authorisation
-    is granted to a person customs know)."""
+    is granted to a person customs know). A representative places goods under an authorisation only while
+    its holder is still so registered (it declares on the holder's behalf)."""
 
 
 RULES: tuple[str, ...] = tuple(

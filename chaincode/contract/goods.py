@@ -68,6 +68,14 @@ def deadline(record: dict) -> dt.datetime:
     return timestamps.parse_datetime(record["deadline"])
 
 
+def billed_at(lot: dict, when: dt.datetime) -> dt.datetime:
+    """When a deadline ``when`` of ``lot`` counts for the bills of discharge: the deadline itself, or the
+    lot's recording if the deadline had passed by then. A placement recorded late (its ``occurred_at``
+    long past) may have its deadline in a period whose bill was already submitted, which cannot change:
+    it then belongs to the bill of the period it was recorded in, never to none."""
+    return max(when, timestamps.parse_datetime(lot["accepted_at"]))
+
+
 def is_discharged(kind: str, record: dict) -> bool:
     """A batch is discharged when nothing is left; a lot when nothing is left of it *and* of its share of
     every product made from it — main, secondary and waste alike: the discharges of each such batch have

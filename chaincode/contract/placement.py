@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ipledger.chaincode.contract import authorisations, goods, keys, time_rules, timestamps
+from ipledger.chaincode.contract import authorisations, goods, keys, roles, time_rules, timestamps
 from ipledger.chaincode.contract.errors import (AlreadyExists, CeilingExceeded, DeadlinePassed, DuplicateDeclaration, InvalidEvent,
                      UnitMismatch)
 from ipledger.chaincode.contract.state import canonical_json
@@ -13,7 +13,8 @@ from ipledger.chaincode.contract.state import canonical_json
 def place_under_procedure(tx, event: dict) -> dict:
     """PlaceUnderProcedure: a declaration item brings a new lot under the procedure.
 
-    Refused unless the authorisation is ACTIVE and within its validity, the CN code is covered (in the
+    Refused unless the authorisation is ACTIVE and within its validity, its holder still registered when a
+    representative declares for it, the CN code is covered (in the
     entry's unit), the site is authorised, the ceiling is kept and the declaration (MRN + item) is new.
     The lot's discharge deadline is the placement's legally relevant date — when the declaration was
     accepted (``occurred_at``, at most the ledger time: ``time_rules.legal_time``) — + the period for
@@ -25,6 +26,8 @@ def place_under_procedure(tx, event: dict) -> dict:
     if tx.state.exists(keys.lot(lot_id)):
         raise AlreadyExists(f"lot {lot_id} exists", lot_id=lot_id)
     authorisations.require_in_force(auth, tx.now)
+    if tx.party.role == roles.REPRESENTATIVE:
+        authorisations.require_holder_registered(tx.state, auth)
     entry = authorisations.require_input_covered(auth, event["cn"])
     if event["unit"] != entry["unit"]:
         raise UnitMismatch(f"{event['cn']} is authorised in {entry['unit']}, not {event['unit']}",

@@ -118,9 +118,12 @@ def test_a_withdrawn_party_is_refused_until_registered_again(s):
     assert s.query("GetParties")["parties"][1]["status"] == "WITHDRAWN"   # customs still see the entry
     s.refused("InvalidState", s.withdraw, "OperatorMSP")
     s.refused("NotFound", s.withdraw, PLANT_B)
-    s.accepted(s.place("L2", 1))                                          # the representative is unaffected
+    # the representative declares for the holder: no new goods for a withdrawn holder, discharges go on
+    s.refused("HolderNotRegistered", s.place, "L2", 1)
+    s.accepted(s.exit(1, lot_id="L1"))
     s.accepted(s.register("OperatorMSP", "holder", [HOLDER]))
     s.accepted(s.move(1, SITE1, SITE2, lot_id="L1"))
+    s.accepted(s.place("L2", 1))
 
 
 def test_the_certificate_eori_narrows_an_identity_to_one_registered_eori(s):
