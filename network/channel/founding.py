@@ -11,6 +11,7 @@ file (:func:`check_policies`: customs and the holder change the channel, not a m
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import subprocess
@@ -180,10 +181,18 @@ def channel_policies(c: Consortium) -> dict[str, dict[str, dict]]:
     if rule:
         application["Admins"] = _sig(rule.format(role="admin"))
         application["LifecycleEndorsement"] = _sig(rule.format(role="peer"))
-        if c.customs in [o.msp_id for o in c.ordering_orgs]:
-            # the members run the consenters (BFT): the ordering service's configuration (its
-            # consenters, what makes a block valid) changes by the same rule
-            orderer["Admins"] = _sig(rule.format(role="admin"))
+        # the default endorsement policy of a contract definition that names none: as every record's
+        # (docs/domain.md §1), customs and one other member
+        others = [f"'{o.msp_id}.peer'" for o in c.orgs if o.msp_id != c.customs]
+        if others:
+            application["Endorsement"] = _sig(f"AND('{c.customs}.peer',OR({','.join(others)}))")
+        # the ordering service's configuration (its organisations — who may read every block —, consenters,
+        # what makes a block valid): by the same rule when the members run the consenters (BFT), and with
+        # the ordering organisation's admin too when one of its own runs them
+        ordering_only = [o.msp_id for o in c.ordering_orgs if o.msp_id not in {a.msp_id for a in c.orgs}]
+        ordering_admins = "".join(f"'{m}.admin'," for m in ordering_only)
+        orderer["Admins"] = _sig(rule.format(role="admin") if not ordering_only else
+                                 f"AND({ordering_admins}{rule.format(role='admin')})")
     return {"channel": dict(meta), "application": application, "orderer": orderer}
 
 
@@ -193,7 +202,8 @@ def governance_rule(c: Consortium) -> str | None:
 
     It governs who is on the channel (Application Admins: an organisation added receives every
     block), the contract's definition (LifecycleEndorsement: its code, its endorsement policy, the
-    'commercial' collection) and, when the members run the consenters, the ordering service. A
+    'commercial' collection) and the ordering service (Orderer Admins: with the ordering
+    organisation's admin when one runs the consenters). A
     majority would let the operator and its representative change the contract without customs —
     the promise (no party writes alone, nothing leaves without customs' knowledge) would then hold
     only until they agree. Every record needs customs and the operator or broker; the rules
@@ -405,16 +415,52 @@ def check_policies(block_bytes: bytes, c: Consortium) -> list[str]:
     gives for ``c`` (the consortium file every member holds): a founder cannot hand out a block in
     which a majority without customs changes who is on the channel or the contract's definition."""
     s = summary(block_bytes)
+    expected = channel_policies(_founders(c, set(s["application_orgs"])))
     problems = []
     for group, key in (("channel", "channel_policies"), ("application", "application_policies"),
                        ("orderer", "orderer_policies")):
-        want = {name: _rendered(p) for name, p in channel_policies(c)[group].items()}
+        want = {name: _rendered(p) for name, p in expected[group].items()}
         got = {name: rule for name, rule in s[key].items() if (group, name) != ("orderer", "BlockValidation")}
         for name in sorted(set(want) | set(got)):
             if got.get(name) != want.get(name):
                 problems.append(f"the {group} policy {name} in the block is {got.get(name, '(none)')!r}, "
                                 f"not {want.get(name, '(none)')!r}")
     return problems
+
+
+def check_rebuilt(block_bytes: bytes, c: Consortium, lay: Layout) -> list[str]:
+    """The block's channel configuration is exactly the one configtxgen builds from the consortium file
+    and the public definitions (``lay``'s ``consortium/definitions``, checked against the file by
+    :func:`definitions`): the policies and who may modify each element (every ``mod_policy``), the
+    application and ordering organisations, each one's MSP (CAs, CRLs, NodeOUs), the consenters, the
+    orderer's settings. A founder cannot hand out a block in which an element's modification policy
+    lets one member change customs' MSP, nor one with an ordering organisation or consenters the
+    consortium file does not name. Organisations the file names but the block does not are ones
+    admitted later (by a config update): the block is rebuilt without them. Returns the
+    differences, one line each (as ``admin sign`` shows an update: from the expected config to
+    the block's); empty when the block is the expected one."""
+    import tempfile
+    config, _ = config_from_block(block_bytes)
+    founders = _founders(c, set(application_orgs(config)))
+    try:
+        defs = definitions(founders, lay)
+    except FoundingError as e:
+        return [f"the block cannot be rebuilt from the public definitions: {e}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Layout(Path(tmp) / "state", lay.channel)
+        expected, _ = config_from_block(genesis_block(founders, scratch, defs, log=lambda *_: None).read_bytes())
+    if expected == config:
+        return []
+    from ipledger.network.fabric.config_update import summarize
+    lines = summarize(expected, config) or ["the configuration differs in element versions or encoding"]
+    return [f"the block is not the one the consortium file and the definitions give: {line.strip()}"
+            for line in lines if line.strip() and not line.startswith("    ")]
+
+
+def _founders(c: Consortium, in_block: set[str]) -> Consortium:
+    """The consortium as it founded the channel: without the organisations admitted later (named in the
+    consortium file, not in the genesis block)."""
+    return dataclasses.replace(c, orgs=[o for o in c.orgs if o.msp_id in in_block])
 
 
 def _rendered(p: dict) -> str:

@@ -174,8 +174,10 @@ def _channel(net: Nodes, args) -> int:
         raise NetworkError(f"cannot read {block_file}: {e.strerror}") from e
     s = founding.summary(block)
     orgs = [net.consortium.org(args.org)] if args.org else net.local_orgs
-    # the channel's policies against the consortium file's rule, as 'network up' checks them
-    policies = founding.check_policies(block, net.on_channel(args.channel or founding.channel_of(block)).consortium)
+    # the channel's policies against the consortium file's rule, then the whole configuration against the one
+    # the consortium file and the public definitions give, as 'network up' checks them before joining
+    ch = net.on_channel(args.channel or founding.channel_of(block))
+    policies = founding.check_policies(block, ch.consortium) or founding.check_rebuilt(block, ch.consortium, ch.layout)
     checks = {}
     for org in orgs:
         own = definition_mod.load(lay.org_home(org) / "definition.json")
@@ -189,7 +191,7 @@ def _channel(net: Nodes, args) -> int:
                 print(f"{msp_id}: REFUSE this block:", *problems, sep="\n  ")
             else:
                 print(f"{msp_id}: its own definition is in the block as it wrote it, and the channel's "
-                      "policies are the consortium file's")
+                      "configuration is the one the consortium file and the definitions give")
     return 1 if any(checks.values()) else 0
 
 

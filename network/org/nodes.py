@@ -32,6 +32,7 @@ from pathlib import Path
 from fabric_protos.common import configtx_pb2
 
 from ipledger.network import consortium as consortium_mod
+from ipledger.network.channel import founding as founding_mod
 from ipledger.network.org import binaries
 from ipledger.network.org import generate
 from ipledger.network.org import processes
@@ -152,8 +153,8 @@ class Nodes:
         config, _ = config_from_block(block)
         in_block = set(application_orgs(config)) | set(orderer_orgs(config))
         digest = hashlib.sha256(block).hexdigest()
-        founding = [org for org in self.local_orgs if org.msp_id in in_block]
-        first = {org.msp_id for org in founding if not self.joined_before(org, digest)}
+        founding_orgs = [org for org in self.local_orgs if org.msp_id in in_block]
+        first = {org.msp_id for org in founding_orgs if not self.joined_before(org, digest)}
         if self.consortium.per_holder or first:
             members = {o.msp_id for o in self.consortium.orgs}
             strangers = sorted(set(application_orgs(config)) - members)
@@ -161,12 +162,20 @@ class Nodes:
                 raise NetworkError(f"the genesis block {self.layout.genesis_block} puts {', '.join(strangers)} "
                                    f"on channel '{self.consortium.channel}', whose members are "
                                    f"{', '.join(sorted(members))}: refused")
-        for org in founding:
+        for org in founding_orgs:
             try:
                 generate.check_block(self.layout, org, block,
                                      channel=self.consortium if org.msp_id in first else None)
             except generate.GenerateError as e:
                 raise NetworkError(str(e)) from None
+        if first:
+            # the whole configuration, as the consortium file and the public definitions give it: who may
+            # modify each element, the ordering organisations and consenters, the other members' MSPs
+            problems = founding_mod.check_rebuilt(block, self.consortium, self.layout)
+            if problems:
+                raise NetworkError(f"{', '.join(sorted(first))} refuse the genesis block {self.layout.genesis_block}:\n  "
+                                   + "\n  ".join(problems))
+        for org in founding_orgs:
             if org.msp_id in first:
                 accepted = self.accepted_file(org)
                 accepted.parent.mkdir(mode=0o700, exist_ok=True)

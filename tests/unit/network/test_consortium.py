@@ -291,7 +291,9 @@ def test_on_a_holders_channel_membership_and_the_contract_definition_need_the_ho
     assert b["application"]["Admins"] == {"Type": "Signature", "Rule": "AND('CustomsMSP.admin','PlantBMSP.admin')"}
     assert b["application"]["LifecycleEndorsement"] == {"Type": "Signature",
                                                         "Rule": "AND('CustomsMSP.peer','PlantBMSP.peer')"}
-    assert b["orderer"]["Admins"]["Rule"] == "MAJORITY Admins"  # customs' ordering organisation alone
+    # customs' ordering organisation could otherwise add an ordering organisation, which reads every block
+    assert b["orderer"]["Admins"]["Rule"] == "AND('OrdererMSP.admin',AND('CustomsMSP.admin','PlantBMSP.admin'))"
+    assert b["application"]["Endorsement"]["Rule"] == "AND('CustomsMSP.peer',OR('PlantBMSP.peer','BrokerBMSP.peer'))"
 
 
 def test_on_the_shared_channel_the_operator_and_its_broker_change_nothing_without_customs():
@@ -301,7 +303,9 @@ def test_on_the_shared_channel_the_operator_and_its_broker_change_nothing_withou
     shared = channel_policies(consortium.load())
     assert shared["application"]["Admins"]["Rule"] == "AND('CustomsMSP.admin','OperatorMSP.admin')"
     assert shared["application"]["LifecycleEndorsement"]["Rule"] == "AND('CustomsMSP.peer','OperatorMSP.peer')"
-    assert shared["application"]["Endorsement"]["Rule"] == "MAJORITY Endorsement"
+    # a contract definition naming no endorsement policy gets every record's: customs and one other member
+    assert shared["application"]["Endorsement"]["Rule"] == "AND('CustomsMSP.peer',OR('OperatorMSP.peer','BrokerMSP.peer'))"
+    assert shared["orderer"]["Admins"]["Rule"] == "AND('OrdererMSP.admin',AND('CustomsMSP.admin','OperatorMSP.admin'))"
     assert shared["channel"]["Admins"]["Rule"] == "MAJORITY Admins"   # of Application and Orderer: both
     # the members run the consenters: the ordering service's configuration needs customs and the holder too
     bft = channel_policies(consortium.load(consortium.DEFAULT_FILE.with_name("consortium-bft.yaml")))

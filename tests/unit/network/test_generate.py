@@ -85,7 +85,8 @@ def test_configtx_policies_as_declared(net):
     assert profile["Application"]["Policies"]["Admins"]["Rule"] == "AND('CustomsMSP.admin','OperatorMSP.admin')"
     assert profile["Application"]["Policies"]["LifecycleEndorsement"]["Rule"] == \
         "AND('CustomsMSP.peer','OperatorMSP.peer')"
-    assert profile["Orderer"]["Policies"]["Admins"]["Rule"] == "MAJORITY Admins"
+    assert profile["Orderer"]["Policies"]["Admins"]["Rule"] == \
+        "AND('OrdererMSP.admin',AND('CustomsMSP.admin','OperatorMSP.admin'))"
     orgs = {o["Name"]: o for o in profile["Application"]["Organizations"]}
     assert set(orgs) == {"CustomsMSP", "OperatorMSP", "BrokerMSP"}
     assert orgs["CustomsMSP"]["Policies"]["Admins"]["Rule"] == "OR('CustomsMSP.admin')"
@@ -347,9 +348,62 @@ def test_channel_inspect_shows_the_policy_problems_of_a_block(generated, tmp_pat
     c, lay = generated
     assert founding.channel_of(lay.genesis_block.read_bytes()) == "inward-processing"
     assert main(["--state-dir", str(lay.root), "channel", "inspect", "--org", "CustomsMSP"]) == 0
-    assert "the channel's policies are the consortium file's" in capsys.readouterr().out
+    assert "the channel's configuration is the one the consortium file and the definitions give" in \
+        capsys.readouterr().out
     forged = tmp_path / "forged.block"
     forged.write_bytes(_forge_majority_block(c, lay, Layout(tmp_path / "forged")))
     assert main(["--state-dir", str(lay.root), "channel", "inspect", "--org", "CustomsMSP", "--block", str(forged)]) == 1
     out = capsys.readouterr().out
     assert "CustomsMSP: REFUSE this block:" in out and "the application policy Admins in the block is 'MAJORITY Admins'" in out
+
+
+def _with_config(block_bytes: bytes, change) -> bytes:
+    """The block with ``change(config)`` applied to its channel configuration (what a founder could hand out)."""
+    block = common_pb2.Block.FromString(block_bytes)
+    env = common_pb2.Envelope.FromString(block.data.data[0])
+    payload = common_pb2.Payload.FromString(env.payload)
+    cenv = configtx_pb2.ConfigEnvelope.FromString(payload.data)
+    change(cenv.config)
+    payload.data = cenv.SerializeToString()
+    env.payload = payload.SerializeToString()
+    block.data.data[0] = env.SerializeToString()
+    return block.SerializeToString()
+
+
+@pytest.mark.fabric
+def test_a_member_refuses_a_block_whose_modification_policies_or_ordering_organisations_differ(generated, tmp_path):
+    """The policies' texts can be right while who may modify an element is not: customs' MSP made modifiable by
+    the operator's admin alone would let the operator swap customs' CAs and sign as customs. An ordering
+    organisation the consortium file does not name would read every block. Both pass every other check;
+    the rebuilt configuration catches them, and 'network up' refuses before joining."""
+    from ipledger.network.errors import NetworkError
+    from ipledger.network.org.nodes import Nodes
+    c, lay = generated
+    honest = lay.genesis_block.read_bytes()
+    assert founding.check_rebuilt(honest, c, lay) == []
+
+    def operator_owns_customs_msp(config):
+        config.channel_group.groups["Application"].groups["CustomsMSP"].values["MSP"].mod_policy = \
+            "/Channel/Application/OperatorMSP/Admins"
+    forged = _with_config(honest, operator_owns_customs_msp)
+    assert founding.check_policies(forged, c) == [] and founding.check_members(forged, [o.msp_id for o in c.orgs]) == []
+    assert founding.check_rebuilt(forged, c, lay) == [
+        "the block is not the one the consortium file and the definitions give: mod_policy of value "
+        "/Channel/Application/CustomsMSP/MSP: Admins → /Channel/Application/OperatorMSP/Admins"]
+
+    def spy_orders(config):
+        orderer = config.channel_group.groups["Orderer"]
+        orderer.groups["SpyMSP"].CopyFrom(orderer.groups["OrdererMSP"])
+    spied = founding.check_rebuilt(_with_config(honest, spy_orders), c, lay)
+    assert spied and spied[0].endswith("add orderer organisation SpyMSP"), spied
+
+    state = tmp_path / "state"
+    import shutil
+    shutil.copytree(lay.root, state)
+    copy = Layout(state)
+    copy.genesis_block.write_bytes(forged)
+    for org in c.all_orgs:
+        for f in (copy.org_home(org) / "accepted-genesis").glob("*"):
+            f.unlink()
+    with pytest.raises(NetworkError, match="mod_policy of value /Channel/Application/CustomsMSP/MSP"):
+        Nodes(c, copy, "native").check_genesis(log=lambda *_: None)
