@@ -144,13 +144,21 @@ def _days_until(text: str | None) -> int | None:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
+    """The sign-in form. Its token (``login_csrf``, in the session the form's page opened) must come back with
+    the key: another site cannot post its own key from the user's browser and sign it in as another
+    organisation (login CSRF)."""
+    error, status = None, 200
     if request.method == "POST":
         presented = (request.form.get("api_key") or "").strip()
-        principal = state().keys.authenticate(presented)
-        if principal is None:
-            error = "Unknown or revoked API key."
+        expected = session.get("login_csrf")
+        principal = None
+        if not expected or not hmac.compare_digest(request.form.get("csrf", ""), expected):
+            error, status = "The sign-in form has expired: sign in again.", 400
         else:
+            principal = state().keys.authenticate(presented)
+            if principal is None:
+                error, status = "Unknown or revoked API key.", 401
+        if principal is not None:
             session.clear()
             session.permanent = True
             session.update(key_id=principal.key_id, org=principal.org, role=principal.role,
@@ -159,7 +167,8 @@ def login():
             if not target.startswith("/dashboard/") or target.startswith("//"):
                 target = url_for("dashboard.index")
             return redirect(target)
-    return render_template("dashboard/login.html", error=error), 401 if error else 200
+    g.csrf = session.setdefault("login_csrf", secrets.token_urlsafe(24))
+    return render_template("dashboard/login.html", error=error), status
 
 
 @bp.post("/logout")

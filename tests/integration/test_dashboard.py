@@ -26,6 +26,7 @@ from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import keys_file_of
 from tests.integration.test_gateway_api import (wait_committed_everywhere, REPO, SITE1, SITE2, USED_TYRES, day, ev,
                                                 free_port, grant, register_parties)
+from tests.unit.dashboard.signin import form_token
 
 pytestmark = pytest.mark.fabric
 
@@ -313,7 +314,9 @@ def test_report_cli_pdf_and_dashboard_pages(env, tmp_path):
     # the dashboard, signed in as the broker
     s = requests.Session()
     broker = env["gws"]["BrokerMSP"].url
-    r = s.post(broker + "/dashboard/login", data={"api_key": env["keys"]["BrokerMSP"]}, allow_redirects=False)
+    token = form_token(s.get(broker + "/dashboard/login").text)
+    r = s.post(broker + "/dashboard/login", data={"api_key": env["keys"]["BrokerMSP"], "csrf": token},
+               allow_redirects=False)
     assert r.status_code == 302 and "SameSite=Strict" in r.headers["Set-Cookie"]
     html = s.get(broker + f"/dashboard/authorisations/{AUTH}").text
     assert 'data-lot="D1"' in html and 'data-lot="D2"' in html and "CeilingNear" in html

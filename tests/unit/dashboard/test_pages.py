@@ -4,14 +4,15 @@ from __future__ import annotations
 import re
 
 from .conftest import AUTH, AUTH2
+from .signin import form_token, sign_in
 
 
 def login(client, key):
-    return client.post("/dashboard/login", data={"api_key": key})
+    return sign_in(client, key)
 
 
 def csrf(html: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    return form_token(html)
 
 
 def test_login_sets_a_strict_httponly_session_and_never_the_key(scenario, app, keys):
@@ -133,9 +134,29 @@ def test_customs_sees_the_channel_members_and_no_one_else_does(app, keys):
         assert 'href="/dashboard/members"' not in other.get("/dashboard/").get_data(as_text=True)
 
 
+def test_the_login_form_needs_its_own_token_so_another_site_cannot_sign_a_browser_in(app, keys):
+    """Login CSRF: a page elsewhere posting its own key to the form would sign the user's browser in as
+    another organisation. Without the token of the form this browser opened, the key is not even checked."""
+    key = keys[("CustomsMSP", "viewer")]
+    browser = app.test_client()
+    forged = browser.post("/dashboard/login", data={"api_key": key})
+    assert forged.status_code == 400 and "The sign-in form has expired" in forged.get_data(as_text=True)
+    assert browser.get("/dashboard/").status_code == 302                        # not signed in
+    victim, attacker = app.test_client(), app.test_client()
+    victim.get("/dashboard/login")
+    token = form_token(attacker.get("/dashboard/login").get_data(as_text=True))  # the attacker's own form
+    r = victim.post("/dashboard/login", data={"api_key": key, "csrf": token})
+    assert r.status_code == 400
+    assert victim.get("/dashboard/").status_code == 302                         # still signed out
+    # the refused page carries a fresh form: signing in from it works
+    again = victim.post("/dashboard/login", data={"api_key": key, "csrf": form_token(r.get_data(as_text=True))})
+    assert again.status_code == 302 and victim.get("/dashboard/").status_code == 200
+    assert sign_in(app.test_client(), "not-a-key").status_code == 401
+
+
 def test_the_session_cookie_is_secure_when_the_dashboard_is_served_over_https(app, keys):
     key = keys[("CustomsMSP", "viewer")]
-    plain = app.test_client().post("/dashboard/login", data={"api_key": key})
+    plain = sign_in(app.test_client(), key)
     assert "Secure" not in plain.headers["Set-Cookie"]
-    tls = app.test_client().post("/dashboard/login", data={"api_key": key}, base_url="https://localhost")
+    tls = sign_in(app.test_client(), key, base_url="https://localhost")
     assert tls.status_code == 302 and "; Secure" in tls.headers["Set-Cookie"]

@@ -10,6 +10,7 @@ import pytest
 from ipledger.gateway.app import create_app
 
 from .conftest import AUTH, bearer, body
+from .signin import sign_in
 
 STREAM = {"Accept": "text/event-stream"}
 PROBLEM_TYPE = "https://ipledger.example/problems/too-many-requests"
@@ -33,7 +34,7 @@ def assert_429(r, limit: str):
 
 def login(app, key):
     client = app.test_client()
-    r = client.post("/dashboard/login", data={"api_key": key})
+    r = sign_in(client, key)
     assert r.status_code == 302
     return client
 

@@ -10,6 +10,8 @@ import pytest
 from ipledger.chaincode.testing import mrns
 from ipledger.gateway.app import create_app
 
+from tests.unit.dashboard.signin import sign_in
+
 from .conftest import bearer
 from .fakes import FakeLedger, evaluate_error, grant_body
 
@@ -173,7 +175,7 @@ def test_members_of_every_channel(customs, ledgers):
 
 def test_the_members_page_shows_every_channel(app, keys):
     client = app.test_client()
-    assert client.post("/dashboard/login", data={"api_key": keys[("CustomsMSP", "viewer")]}).status_code == 302
+    assert sign_in(client, keys[("CustomsMSP", "viewer")]).status_code == 302
     html = client.get("/dashboard/members").get_data(as_text=True)
     assert f'data-testid="channel-{A}"' in html and f'data-testid="channel-{B}"' in html
     assert html.count('<table data-testid="members">') == 2

@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ipledger.network.cli import gateway_daemon as daemon
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.tls import ServerTLS, TLSError, TLSOptions
+from tests.unit.dashboard.signin import form_token
 
 REPO = Path(__file__).resolve().parents[3]
 ORGS = ("CustomsMSP", "OperatorMSP", "BrokerMSP")
@@ -248,13 +249,29 @@ def test_the_api_key_stays_required_with_a_certificate(required_gw, pki):
     assert status == 401 and problem["type"].endswith("/unauthenticated")
 
 
+def _login_form(gw: TLSGateway, cert) -> tuple[str, str]:
+    """(session cookie, form token) of the dashboard's sign-in page, opened over mutual TLS."""
+    ctx = ssl.create_default_context(cafile=str(gw.pki.server_ca))
+    ctx.load_cert_chain(*map(str, cert))
+    conn = http.client.HTTPSConnection("127.0.0.1", gw.port, context=ctx, timeout=15)
+    try:
+        conn.request("GET", "/dashboard/login")
+        r = conn.getresponse()
+        html = r.read().decode()
+        cookie = r.getheader("Set-Cookie").split(";")[0]
+    finally:
+        conn.close()
+    return cookie, form_token(html)
+
+
 def test_dashboard_login_with_a_key_of_another_org_is_403(required_gw, pki, api_keys):
-    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    cookie, token = _login_form(required_gw, pki.client["OperatorMSP"])
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
     status, _, problem = call(required_gw, "/dashboard/login", method="POST", cert=pki.client["OperatorMSP"],
-                              body=f"api_key={api_keys[1]['BrokerMSP']}".encode(), headers=form)
+                              body=f"api_key={api_keys[1]['BrokerMSP']}&csrf={token}".encode(), headers=form)
     assert status == 403 and problem["type"] == MISMATCH
     status, _, _ = call(required_gw, "/dashboard/login", method="POST", cert=pki.client["OperatorMSP"],
-                        body=f"api_key={api_keys[1]['OperatorMSP']}".encode(), headers=form)
+                        body=f"api_key={api_keys[1]['OperatorMSP']}&csrf={token}".encode(), headers=form)
     assert status == 302  # signed in, redirected to the dashboard
 
 
