@@ -135,10 +135,10 @@ def extend_discharge_period(tx, event: dict) -> dict:
     new_batches = {}
     for batch_id in sorted({b for lot in lots.values() for b in lot["products"]}):
         batch = tx.state.get(keys.batch(batch_id))
-        # the lots whose share is still in the batch: a share that has all left (FIFO) no longer holds
-        # the batch to its lot's deadline
+        # the lots whose share is still in the batch (goods.batch_deadline): a share that has all left (FIFO)
+        # no longer holds the batch to its lot's deadline; an empty batch keeps following all its lots
         holding = [share["lot_id"] for share in batch["shares"] if goods.share_remains(share)] \
-            or [share["lot_id"] for share in batch["shares"]]   # an empty batch keeps following all its lots
+            or [share["lot_id"] for share in batch["shares"]]
         deadlines = [new_lots.get(lot_id) or tx.state.get(keys.lot(lot_id))["deadline"] for lot_id in holding]
         earliest = min(deadlines)  # timestamps.fmt is fixed width: text order is time order
         if earliest != batch["deadline"]:

@@ -195,14 +195,26 @@ def shares_of(produced: int, inputs: list[tuple[dict, int]]) -> list[dict]:
     remainders go to the earliest lots. ``inputs`` are (lot, qty) in placement order. A share stands for
     the lot's whole input to the operation (``input_qty``): the products of one operation are joint
     products, each obtained from all its inputs. A share may be 0 units (1 unit from 2 lots): it still
-    stands for its input, and is discharged with the batch (:func:`fifo_attribution`)."""
+    stands for its input, and is discharged with the batch (:func:`fifo_attribution`). Each share carries
+    its lot's deadline (kept in step with the lot's extensions): the batch's is the earliest of the shares
+    still in it (:func:`batch_deadline`)."""
     total = sum(q for _, q in inputs)
     shares = [{"lot_id": lot["lot_id"], "qty": produced * q // total, "input_qty": q, "discharged": 0,
-               "input_discharged": 0} for lot, q in inputs]
+               "input_discharged": 0, "deadline": lot["deadline"]} for lot, q in inputs]
     rest = produced - sum(s["qty"] for s in shares)
     for s in shares[:rest]:
         s["qty"] += 1
     return shares
+
+
+def batch_deadline(batch: dict) -> str:
+    """A batch's deadline: the earliest deadline of the source lots whose share is still in it (a share that has
+    all left, FIFO, no longer holds the batch to its lot's deadline); an empty batch follows all its lots. A
+    batch recorded before shares carried their lot's deadline keeps the one it has."""
+    holding = [share for share in batch["shares"] if share_remains(share)] or batch["shares"]
+    if not all("deadline" in share for share in holding):
+        return batch["deadline"]
+    return min(share["deadline"] for share in holding)  # timestamps.fmt is fixed width: text order is time order
 
 
 def placement_order(lot: dict) -> tuple[str, str]:
@@ -363,6 +375,7 @@ def apply(book, effect: dict, recorded_at: str, tx_id: str) -> None:
             rec["lost_by_reason"][effect["reason"]] = rec["lost_by_reason"].get(effect["reason"], 0) + qty
         if kind == BATCH:
             _discharge_shares(book, rec, effect["attribution"])
+            rec["deadline"] = batch_deadline(rec)
         book.put(kind, goods_id, rec)
         if op == "exit":
             book.account(kind, rec, stock=-qty, exited={effect["procedure"]: qty})
@@ -374,9 +387,14 @@ def apply(book, effect: dict, recorded_at: str, tx_id: str) -> None:
             lot["deadline"] = new
             lot["extensions"].append({"deadline": new, "recorded_at": recorded_at, "tx_id": tx_id})
             book.put(LOT, lot_id, lot)
-        for batch_id, new in effect["batches"].items():
+        # every batch made from an extended lot: its share's deadline, and the batch's if it moves
+        extended = {batch_id for lot_id in effect["lots"] for batch_id in book.get(LOT, lot_id)["products"]}
+        for batch_id in sorted(extended | set(effect["batches"])):
             batch = book.get(BATCH, batch_id)
-            batch["deadline"] = new
+            for share in batch["shares"]:
+                if share["lot_id"] in effect["lots"] and "deadline" in share:
+                    share["deadline"] = effect["lots"][share["lot_id"]]
+            batch["deadline"] = effect["batches"].get(batch_id, batch["deadline"])
             book.put(BATCH, batch_id, batch)
     else:  # pragma: no cover - effects are written by this module only
         raise ValueError(f"unknown effect {op!r}")

@@ -528,10 +528,13 @@ def test_fifo_attribution_of_a_batch_exit_across_lots(s):
     s.wait_until(s.D(0.1))
     s.accepted(s.place("L2", 1000))
     s.accepted(s.process("OP1", [("L2", 100), ("L1", 100)], [retreaded(200, "B1")]))
+    l1, l2 = s.lot("L1")["deadline"], s.lot("L2")["deadline"]
     assert s.batch("B1")["shares"] == [                                                     # L1 first
-        {"lot_id": "L1", "qty": 100, "input_qty": 100, "discharged": 0, "input_discharged": 0},
-        {"lot_id": "L2", "qty": 100, "input_qty": 100, "discharged": 0, "input_discharged": 0}]
+        {"lot_id": "L1", "qty": 100, "input_qty": 100, "discharged": 0, "input_discharged": 0, "deadline": l1},
+        {"lot_id": "L2", "qty": 100, "input_qty": 100, "discharged": 0, "input_discharged": 0, "deadline": l2}]
+    assert s.batch("B1")["deadline"] == l1
     res = s.accepted(s.exit(150, batch_id="B1"))
+    assert s.batch("B1")["deadline"] == l2      # L1's share has all left: L2's deadline holds what remains
     assert res["exit"]["attribution"] == [{"lot_id": "L1", "qty": 100, "input_qty": 100},
                                           {"lot_id": "L2", "qty": 50, "input_qty": 50}]
     assert s.lot("L1")["products"]["B1"]["discharged"] == 100

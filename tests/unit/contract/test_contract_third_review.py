@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ipledger.chaincode.contract import InwardProcessingContract
-from ipledger.chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso
+from ipledger.chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso, retreaded
 
 
 @pytest.fixture
@@ -62,3 +62,40 @@ def test_a_representative_places_nothing_for_a_holder_customs_withdrew_but_may_s
 def test_a_representative_places_nothing_for_a_holder_re_registered_under_other_eoris(sc):
     sc.accepted(sc.register("OperatorMSP", "holder", ["FR11111111111111"]))
     sc.refused("HolderNotRegistered", sc.place, "L9", 10)
+
+
+def test_a_batch_is_held_to_the_deadlines_of_the_lots_whose_share_is_still_in_it(sc):
+    """B1 is made from L1 (due D+180) and L2 (due D+190). Once L1's share has left (FIFO), what is left is L2's:
+    B1 is not overdue, and may still be moved, between the two deadlines."""
+    sc.accepted(sc.place("L1", 100))
+    sc.wait_until(sc.D(10))
+    sc.accepted(sc.place("L2", 100))
+    sc.accepted(sc.process("OP1", [("L1", 100), ("L2", 100)], [retreaded(200, "B1")]))
+    l1, l2 = sc.lot("L1")["deadline"], sc.lot("L2")["deadline"]
+    assert sc.batch("B1")["deadline"] == l1
+    sc.accepted(sc.exit(100, batch_id="B1"))                     # L1's whole share
+    assert sc.batch("B1")["deadline"] == l2
+    sc.wait_until(sc.D(185))
+    assert sc.batch("B1")["status"] == "OPEN"
+    assert not [a for a in sc.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "DeadlineOverdue"]
+    sc.accepted(sc.move(10, SITE1, SITE2, batch_id="B1"))
+    # extending L2 moves its share's deadline, and the batch's with it
+    later = iso(sc.D(400))
+    sc.accepted(sc.submit("ExtendDischargePeriod", {"authorisation_id": AUTH_ID, "lot_ids": ["L2"],
+                                                    "new_deadline": later}, "CustomsMSP"))
+    b1 = sc.batch("B1")
+    assert b1["deadline"] == sc.lot("L2")["deadline"] and [s["deadline"] for s in b1["shares"]] == [l1, b1["deadline"]]
+    sc.wait_until(sc.D(195))
+    assert sc.batch("B1")["status"] == "OPEN"
+
+
+def test_a_batch_whose_earliest_lot_still_has_a_share_in_it_stays_held_to_that_lots_deadline(sc):
+    sc.accepted(sc.place("L1", 100))
+    sc.wait_until(sc.D(10))
+    sc.accepted(sc.place("L2", 100))
+    sc.accepted(sc.process("OP1", [("L1", 100), ("L2", 100)], [retreaded(200, "B1")]))
+    sc.accepted(sc.exit(99, batch_id="B1"))                      # one unit of L1's share is left
+    assert sc.batch("B1")["deadline"] == sc.lot("L1")["deadline"]
+    sc.wait_until(sc.D(185))
+    assert sc.batch("B1")["status"] == "OVERDUE"
+    sc.refused("DeadlinePassed", sc.move, 10, SITE1, SITE2, batch_id="B1")
