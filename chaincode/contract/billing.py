@@ -7,8 +7,8 @@ Two scopes:
 
 * ``period_end`` — the formal bill: lots whose period for discharge ended
   (original or extended deadline) between the previous bill's period end and
-  this one — for a lot recorded after its deadline, when it was recorded
-  (``goods.billed_at``); events up to the end of ``period_end`` (UTC). Due 30
+  this one — for a lot recorded after a submitted bill closed its deadline's
+  period, when it was recorded (``goods.billed_at``); events up to the end of ``period_end`` (UTC). Due 30
   days later.
 * ``as_of`` — the audit view: every lot placed up to ``as_of``, events up to it.
 

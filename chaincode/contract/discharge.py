@@ -118,9 +118,9 @@ def confirm_exit(tx, event: dict) -> dict:
 def extend_discharge_period(tx, event: dict) -> dict:
     """ExtendDischargePeriod (UCC art. 257(4)): customs set a later deadline for open lots; batches
     made from them follow (a batch's deadline is the earliest of the source lots whose share is still
-    in it)."""
+    in it). OutOfOrder: a new deadline before the cut-off of a bill already submitted (it would be in no bill)."""
     auth_id = event["authorisation_id"]
-    authorisations.get(tx.state, auth_id)
+    auth = authorisations.get(tx.state, auth_id)
     new_deadline = timestamps.fmt(timestamps.parse_datetime(event["new_deadline"], "new_deadline"))
     lots = {}
     for lot_id in event["lot_ids"]:
@@ -131,6 +131,11 @@ def extend_discharge_period(tx, event: dict) -> dict:
             raise InvalidEvent(f"the new deadline is not later than {lot_id}'s deadline {lot['deadline']}",
                                lot_id=lot_id, deadline=lot["deadline"], new_deadline=new_deadline)
         lots[lot_id] = lot
+    closed = auth.get("closed_until")
+    if closed and new_deadline < closed:
+        raise OutOfOrder(f"a bill of discharge of {auth_id} covers the time up to {closed}: a new deadline before "
+                         "it would be in no bill", authorisation_id=auth_id, closed_until=closed,
+                         new_deadline=new_deadline)
     new_lots = {lot_id: new_deadline for lot_id in lots}
     new_batches = {}
     for batch_id in sorted({b for lot in lots.values() for b in lot["products"]}):

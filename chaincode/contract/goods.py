@@ -69,11 +69,13 @@ def deadline(record: dict) -> dt.datetime:
 
 
 def billed_at(lot: dict, when: dt.datetime) -> dt.datetime:
-    """When a deadline ``when`` of ``lot`` counts for the bills of discharge: the deadline itself, or the
-    lot's recording if the deadline had passed by then. A placement recorded late (its ``occurred_at``
-    long past) may have its deadline in a period whose bill was already submitted, which cannot change:
-    it then belongs to the bill of the period it was recorded in, never to none."""
-    return max(when, timestamps.parse_datetime(lot["accepted_at"]))
+    """When a deadline ``when`` of ``lot`` counts for the bills of discharge: the deadline itself, unless the
+    lot was recorded after a bill of discharge had closed the period of its deadline (``billed_from``, set at
+    placement: a placement declared long before it was recorded): then from its recording, so that it is
+    in the next bill rather than in none (a submitted bill cannot change)."""
+    if "billed_from" not in lot:
+        return when
+    return max(when, timestamps.parse_datetime(lot["billed_from"]))
 
 
 def is_discharged(kind: str, record: dict) -> bool:

@@ -99,3 +99,27 @@ def test_a_batch_whose_earliest_lot_still_has_a_share_in_it_stays_held_to_that_l
     sc.wait_until(sc.D(185))
     assert sc.batch("B1")["status"] == "OVERDUE"
     sc.refused("DeadlinePassed", sc.move, 10, SITE1, SITE2, batch_id="B1")
+
+
+def test_an_extension_to_a_deadline_inside_a_billed_period_is_refused(sc):
+    """Customs extend L1 at D+260 to D+240, a day inside the period of a bill already submitted: the new deadline
+    would be in no bill."""
+    sc.accepted(sc.place("L1", 100))
+    sc.wait_until(sc.D(251))
+    _submit_bill(sc, sc.D(250))
+    sc.wait_until(sc.D(260))
+    details = sc.refused("OutOfOrder", sc.submit, "ExtendDischargePeriod",
+                         {"authorisation_id": AUTH_ID, "lot_ids": ["L1"], "new_deadline": iso(sc.D(240))}, "CustomsMSP")
+    assert details["new_deadline"] < details["closed_until"]
+    sc.accepted(sc.submit("ExtendDischargePeriod", {"authorisation_id": AUTH_ID, "lot_ids": ["L1"],
+                                                    "new_deadline": iso(sc.D(300))}, "CustomsMSP"))
+
+
+def test_a_late_placement_whose_deadline_period_is_open_keeps_its_deadline_for_bills_and_alerts(sc):
+    """Recorded late but before any bill closed its deadline's period: billed by its deadline as before, and the
+    bill's due alert counted from the deadline (lateness never lengthens a period)."""
+    sc.wait_until(sc.D(300))
+    sc.accepted(sc.place("L1", 100, occurred_at=iso(sc.D(0))))
+    assert "billed_from" not in sc.lot("L1")
+    late = [a for a in sc.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "BillOfDischargeLate"]
+    assert [a["details"]["lots"] for a in late] == [["L1"]]
