@@ -140,12 +140,11 @@ def extend_discharge_period(tx, event: dict) -> dict:
     new_batches = {}
     for batch_id in sorted({b for lot in lots.values() for b in lot["products"]}):
         batch = tx.state.get(keys.batch(batch_id))
-        # the lots whose share is still in the batch (goods.batch_deadline): a share that has all left (FIFO)
-        # no longer holds the batch to its lot's deadline; an empty batch keeps following all its lots
-        holding = [share["lot_id"] for share in batch["shares"] if goods.share_remains(share)] \
-            or [share["lot_id"] for share in batch["shares"]]
-        deadlines = [new_lots.get(lot_id) or tx.state.get(keys.lot(lot_id))["deadline"] for lot_id in holding]
-        earliest = min(deadlines)  # timestamps.fmt is fixed width: text order is time order
+        # each share with its lot's deadline as this extension leaves it (a share of a batch recorded before
+        # shares carried deadlines takes its lot's), then the one rule of goods.batch_deadline
+        shares = [{**share, "deadline": new_lots.get(share["lot_id"]) or share.get("deadline")
+                   or tx.state.get(keys.lot(share["lot_id"]))["deadline"]} for share in batch["shares"]]
+        earliest = goods.batch_deadline({**batch, "shares": shares})
         if earliest != batch["deadline"]:
             new_batches[batch_id] = earliest
     goods.post(tx, {"op": "extend", "lots": new_lots, "batches": new_batches})

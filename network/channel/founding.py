@@ -15,12 +15,14 @@ import dataclasses
 import hashlib
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from fabric_protos.common import common_pb2, configtx_pb2, policies_pb2
+from fabric_protos.common import configuration_pb2 as common_config_pb2
 from fabric_protos.msp import identities_pb2, msp_principal_pb2
 from fabric_protos.orderer import configuration_pb2 as orderer_config_pb2
 from fabric_protos.orderer.etcdraft import configuration_pb2 as raft_pb2
@@ -29,6 +31,7 @@ from ipledger.network.org import definition as definition_mod
 from ipledger.network.org import binaries
 from ipledger.network.fabric.config import (APPLICATION, ORDERER, anchor_peers, application_orgs, config_from_block,
                                             msp_of, orderer_endpoints, orderer_orgs)
+from ipledger.network.fabric.config_update import summarize
 from ipledger.network.fabric.policy import implicit_meta_policy, render_policy, signature_policy
 from ipledger.network.consortium import Consortium
 from ipledger.network.org.definition import Definition, fingerprint
@@ -295,7 +298,6 @@ def _consenters(config: configtx_pb2.Config) -> tuple[str, list[dict]]:
             out.append({"address": f"{cs.host}:{cs.port}",
                         "tls_cert_sha256": fingerprint(cs.server_tls_cert)})
     elif "Orderers" in og.values:  # BFT: consenters are a channel-level value
-        from fabric_protos.common import configuration_pb2 as common_config_pb2
         orderers = common_config_pb2.Orderers()
         orderers.ParseFromString(og.values["Orderers"].value)
         for cs in orderers.consenter_mapping:
@@ -439,7 +441,6 @@ def check_rebuilt(block_bytes: bytes, c: Consortium, lay: Layout) -> list[str]:
     admitted later (by a config update): the block is rebuilt without them. Returns the
     differences, one line each (as ``admin sign`` shows an update: from the expected config to
     the block's); empty when the block is the expected one."""
-    import tempfile
     config, _ = config_from_block(block_bytes)
     founders = _founders(c, set(application_orgs(config)))
     try:
@@ -451,7 +452,6 @@ def check_rebuilt(block_bytes: bytes, c: Consortium, lay: Layout) -> list[str]:
         expected, _ = config_from_block(genesis_block(founders, scratch, defs, log=lambda *_: None).read_bytes())
     if expected == config:
         return []
-    from ipledger.network.fabric.config_update import summarize
     lines = summarize(expected, config) or ["the configuration differs in element versions or encoding"]
     return [f"the block is not the one the consortium file and the definitions give: {line.strip()}"
             for line in lines if line.strip() and not line.startswith("    ")]

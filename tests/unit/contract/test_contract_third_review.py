@@ -3,6 +3,8 @@ that fell in a period already billed was in no bill of discharge; a representati
 authorisation of a holder customs had withdrawn."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ipledger.chaincode.contract import InwardProcessingContract
@@ -123,3 +125,23 @@ def test_a_late_placement_whose_deadline_period_is_open_keeps_its_deadline_for_b
     assert "billed_from" not in sc.lot("L1")
     late = [a for a in sc.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "BillOfDischargeLate"]
     assert [a["details"]["lots"] for a in late] == [["L1"]]
+
+
+def test_an_extension_moves_a_batch_written_before_shares_carried_deadlines(sc):
+    """A batch of the earlier layout (shares without their lot's deadline): an extension of its earliest lot
+    takes the other lot's deadline from that lot's record, as goods.batch_deadline's rule says."""
+    sc.accepted(sc.place("L1", 100))
+    sc.wait_until(sc.D(10))
+    sc.accepted(sc.place("L2", 100))
+    sc.accepted(sc.process("OP1", [("L1", 100), ("L2", 100)], [retreaded(200, "B1")]))
+    key = next(k for k in sc.ledger.state if k.startswith("\x00batch\x00B1\x00"))
+    earlier = json.loads(sc.ledger.state[key])
+    for share in earlier["shares"]:
+        del share["deadline"]
+    sc.ledger._committed.put(key, json.dumps(earlier).encode())
+    l1, l2 = sc.lot("L1")["deadline"], sc.lot("L2")["deadline"]
+    assert sc.batch("B1")["deadline"] == l1
+    sc.accepted(sc.submit("ExtendDischargePeriod", {"authorisation_id": AUTH_ID, "lot_ids": ["L1"],
+                                                    "new_deadline": iso(sc.D(400))}, "CustomsMSP"))
+    assert sc.batch("B1")["deadline"] == l2
+    assert all("deadline" not in share for share in sc.batch("B1")["shares"])
