@@ -125,6 +125,15 @@ def test_every_container_holds_only_its_own_organisations_keys_read_only(env):
     target = net.layout.node_msp(peer) / "keystore" / "planted"
     code, out = ctr.exec_run(["sh", "-c", f"echo x > {target}"])
     assert code != 0 and b"Read-only file system" in out, (code, out)
+    # no container holds a Linux capability or can gain one (root in it, as the engine's user here, reads
+    # only root's files and cannot change owners, trace processes or bind low ports)
+    for ctr in ctrs:
+        host = ctr.attrs["HostConfig"]
+        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"], (ctr.name, host["CapDrop"], host["CapAdd"])
+        assert host["SecurityOpt"] == ["no-new-privileges:true"], (ctr.name, host["SecurityOpt"])
+        code, out = ctr.exec_run(["sh", "-c", "grep -E '^(CapEff|CapPrm|NoNewPrivs)' /proc/1/status"])
+        assert code == 0 and out.decode().split() == ["CapPrm:", "0" * 16, "CapEff:", "0" * 16, "NoNewPrivs:", "1"], \
+            (ctr.name, out)
     # no container of another organisation sees the operator's directory
     operator_home = str(net.layout.org_home(peer.org))
     strangers = [c.name for c in ctrs if c.labels[f"{LABEL}.org"] != "OperatorMSP"

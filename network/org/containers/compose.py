@@ -36,8 +36,11 @@ def service_entry(svc: Service) -> dict:
             entry["read_only"] = True
         volumes.append(entry)
     out = {"image": svc.image, "container_name": svc.name, "command": list(svc.command),
-           "network_mode": "host", "labels": svc.labels, "volumes": volumes,
-           "restart": "unless-stopped"}
+           "network_mode": svc.network_mode, "labels": svc.labels, "volumes": volumes,
+           "restart": "unless-stopped", "cap_drop": list(services.CAP_DROP),
+           "security_opt": list(services.SECURITY_OPT)}
+    if svc.cap_add:
+        out["cap_add"] = list(svc.cap_add)
     if svc.user:
         out["user"] = svc.user
     if svc.environment:
@@ -50,6 +53,9 @@ def document(svcs: list[Service]) -> dict:
     for svc in svcs:
         key = svc.node or svc.name.split("-", 2)[-1]
         doc["services"][key] = service_entry(svc)
+        if (owner := services.volume_owner(svc)) is not None:   # its volumes given to its user first
+            doc["services"][f"{key}-volume-owner"] = {**service_entry(owner), "restart": "no"}
+            doc["services"][key]["depends_on"] = {f"{key}-volume-owner": {"condition": "service_completed_successfully"}}
         for vol in svc.volumes:
             doc["volumes"][vol] = {"name": vol, "labels": svc.volume_labels()}
     if not doc["volumes"]:

@@ -105,15 +105,38 @@ class DockerRuntime:
                 raise ContainerError(f"{svc.name}: {m.source} does not exist (mounted at {m.target})")
         for vol in svc.volumes:
             self._volume(vol, svc)
+        if (owner := services.volume_owner(svc)) is not None:
+            self._run_once(owner)
+        import docker.types  # noqa: PLC0415
+        with _engine(f"starting {svc.name}"):
+            ctr = self.client.containers.run(
+                svc.image, svc.command, name=svc.name, detach=True, **self._settings(svc),
+                log_config=docker.types.LogConfig(type="json-file", config={"max-size": "20m", "max-file": "3"}))
+        return ctr.short_id
+
+    @staticmethod
+    def _settings(svc: Service) -> dict:
+        """What the engine is told of ``svc`` beside its image and command: network, environment, mounts,
+        labels, user, and no capabilities but those it keeps (services.CAP_DROP)."""
         import docker.types  # noqa: PLC0415
         mounts = [docker.types.Mount(m.target, m.source, type="volume" if m.volume else "bind",
                                      read_only=m.read_only) for m in svc.mounts]
-        with _engine(f"starting {svc.name}"):
-            ctr = self.client.containers.run(
-                svc.image, svc.command, name=svc.name, detach=True, network_mode="host",
-                environment=svc.environment, mounts=mounts, labels=svc.labels, user=svc.user,
-                log_config=docker.types.LogConfig(type="json-file", config={"max-size": "20m", "max-file": "3"}))
-        return ctr.short_id
+        return {"network_mode": svc.network_mode, "environment": svc.environment, "mounts": mounts,
+                "labels": svc.labels, "user": svc.user, "cap_drop": list(services.CAP_DROP),
+                "cap_add": list(svc.cap_add) or None, "security_opt": list(services.SECURITY_OPT)}
+
+    def _run_once(self, svc: Service) -> None:
+        """Run ``svc`` to its end and remove it; ContainerError with its output if it fails."""
+        import docker.errors  # noqa: PLC0415
+        with _engine(f"running {svc.name}"):
+            old = self._find(svc.name)
+            if old is not None:
+                old.remove(force=True)
+            try:
+                self.client.containers.run(svc.image, svc.command, name=svc.name, remove=True, **self._settings(svc))
+            except docker.errors.ContainerError as e:
+                raise ContainerError(f"{svc.name} failed: {(e.stderr or b'').decode(errors='replace').strip()}") \
+                    from None
 
     @staticmethod
     def _keep_log(ctr, path: Path | None) -> None:

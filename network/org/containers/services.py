@@ -41,6 +41,11 @@ IMAGE_BUILDER_DIR = "/opt/ipledger/chaincode/builder"  # where the peer image ho
 # An organisation's chaincode service listens beside its first peer, on its port + 3 or + 4: two slots, so
 # that during an upgrade the new version's service runs beside the one the peers still use
 CHAINCODE_SERVICE_SLOTS = (3, 4)
+# Every container runs without Linux capabilities and cannot gain any (setuid files, file capabilities): a
+# process in it that is taken over holds what is mounted into it and no more — as root in the container (an
+# engine run by root), it cannot read another user's files, change owners, trace processes or bind low ports
+CAP_DROP = ("ALL",)
+SECURITY_OPT = ("no-new-privileges:true",)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class Service:
     scope: str = ""
     chaincode: str | None = None  # a chaincode service's package label (name_version)
     user: str | None = None     # uid:gid the process runs as (None: the image's, root)
+    cap_add: tuple[str, ...] = ()  # capabilities it keeps (every other one is dropped: CAP_DROP)
+    network_mode: str = "host"
 
     @property
     def labels(self) -> dict[str, str]:
@@ -131,12 +138,27 @@ def node_service(layout: Layout, node: Node, image: str) -> Service:
     env = {"FABRIC_CFG_PATH": str(cfg), "FABRIC_LOGGING_SPEC": LOGGING_SPEC,
            "FABRIC_LOGGING_FORMAT": LOGGING_FORMAT}
     return Service(container_name(layout, node.id), image, node.kind, node.org.msp_id, command, env,
-                   mounts, node=node.id, scope=scope(layout))
+                   mounts, node=node.id, scope=scope(layout), user=host_user())
+
+
+def volume_owner(svc: Service) -> Service | None:
+    """A short-lived container that gives ``svc``'s ledger volumes to the user ``svc`` runs as before it
+    starts (an engine creates a volume owned by root): root with only the capabilities to change owners
+    and to walk the volume, no network, nothing else mounted. It changes nothing on a volume already the
+    user's. None when ``svc`` has no volume or runs as root."""
+    if svc.user is None or not svc.volumes:
+        return None
+    targets = [m.target for m in svc.mounts if m.volume]
+    script = " && ".join(f'{{ [ "$(stat -c %u:%g {t})" = "{svc.user}" ] || chown -R {svc.user} {t}; }}'
+                         for t in targets)
+    return Service(f"{svc.name}-volume-owner", svc.image, "volume-owner", svc.org, ["sh", "-c", script],
+                   mounts=[m for m in svc.mounts if m.volume], scope=svc.scope, user="0:0",
+                   cap_add=("CHOWN", "DAC_READ_SEARCH"), network_mode="none")
 
 
 def host_user() -> str | None:
-    """The user the gateway and chaincode service run as: this host's, so that what they write in the
-    organisation's directory stays its own (None as root: the image's user)."""
+    """The user every container runs as: this host's, so that it reads the organisation's keys (its own,
+    0600) and what it writes stays this user's (None as root: the image's user, root, without capabilities)."""
     uid = os.getuid()
     return None if uid == 0 else f"{uid}:{os.getgid()}"
 

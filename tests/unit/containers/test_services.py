@@ -137,6 +137,53 @@ def test_the_compose_file_names_the_same_containers_and_volumes_as_the_runtime(n
     assert [s.role for s in compose.org_services(lay, org, TAGS)] == ["peer"]
 
 
+def customs_services(c, lay):
+    return compose.org_services(lay, c.org("CustomsMSP"), TAGS,
+                                chaincode_services=[("ipledger_1.0", "ipledger_1.0:abc", "127.0.0.1:21013")],
+                                customs_msp="CustomsMSP", gateway_bind="127.0.0.1:8080")
+
+
+def test_every_container_runs_without_capabilities_and_cannot_gain_any(net):
+    c, lay = net
+    doc = compose.document(customs_services(c, lay))
+    assert sorted(doc["services"]) == ["gateway.customs", "ipledger_1.0.customs", "peer0.customs"]
+    for key, entry in doc["services"].items():
+        assert entry["cap_drop"] == ["ALL"] and entry["security_opt"] == ["no-new-privileges:true"], key
+        assert "cap_add" not in entry, key
+
+
+def test_as_root_every_container_runs_as_root_and_as_a_user_every_container_runs_as_that_user(net, monkeypatch):
+    c, lay = net
+    monkeypatch.setattr(services.os, "getuid", lambda: 0)
+    assert all(svc.user is None for svc in customs_services(c, lay))
+    assert services.volume_owner(services.node_service(lay, c.node("peer0.customs"), "x")) is None
+    monkeypatch.setattr(services.os, "getuid", lambda: 1234)
+    monkeypatch.setattr(services.os, "getgid", lambda: 99)
+    svcs = customs_services(c, lay)
+    assert [svc.user for svc in svcs] == ["1234:99"] * 3     # the peer as well as the chaincode service and gateway
+
+
+def test_a_users_ledger_volume_is_given_to_that_user_before_its_node_starts(net, monkeypatch):
+    c, lay = net
+    monkeypatch.setattr(services.os, "getuid", lambda: 1234)
+    monkeypatch.setattr(services.os, "getgid", lambda: 99)
+    peer = c.node("peer0.customs")
+    svc = services.node_service(lay, peer, "x")
+    owner = services.volume_owner(svc)
+    data = str(lay.data_dir(peer))
+    # root with two capabilities, no network, the volume and nothing else: no key of the organisation
+    assert (owner.user, owner.cap_add, owner.network_mode) == ("0:0", ("CHOWN", "DAC_READ_SEARCH"), "none")
+    assert owner.mounts == [services.Mount(data, services.volume_name(lay, peer), read_only=False, volume=True)]
+    assert owner.command == ["sh", "-c", f'{{ [ "$(stat -c %u:%g {data})" = "1234:99" ] || chown -R 1234:99 {data}; }}']
+    assert services.volume_owner(services.gateway_service(lay, c.org("CustomsMSP"), "x", "127.0.0.1:8080")) is None
+    doc = compose.document(customs_services(c, lay))
+    entry = doc["services"]["peer0.customs-volume-owner"]
+    assert entry["restart"] == "no" and entry["cap_add"] == ["CHOWN", "DAC_READ_SEARCH"] and entry["user"] == "0:0"
+    assert entry["network_mode"] == "none" and entry["cap_drop"] == ["ALL"]
+    assert doc["services"]["peer0.customs"]["depends_on"] == {
+        "peer0.customs-volume-owner": {"condition": "service_completed_successfully"}}
+
+
 def test_the_runtime_is_recorded_and_another_one_refused(tmp_path, monkeypatch):
     monkeypatch.delenv(runtime.ENV, raising=False)
     lay = Layout(tmp_path / "state")
