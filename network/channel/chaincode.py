@@ -27,9 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from fabric_protos.msp import msp_principal_pb2
+
 from ipledger.network.org import identities
 from ipledger.network.org import runtime
 from ipledger.network.consortium import Consortium
+from ipledger.network.fabric.policy import PolicyError, parse_signature_policy, satisfiable_by
 from ipledger.network.org.nodes import Nodes
 from ipledger.network.channel.package import (ChaincodeError, ChaincodeSpec, build_ccaas_package, build_package,
                                               download_wheels, package_id, package_label, pinned_requirements)
@@ -44,6 +47,30 @@ def contract_policy(c: Consortium) -> str:
     if not others:
         raise ChaincodeError(f"channel {c.channel} has no member besides customs")
     return f"AND('{customs}.peer', OR({','.join(others)}))"
+
+
+def check_endorsement_policy(text: str, customs: str, members: list[str]) -> None:
+    """No party writes alone: an endorsement policy of the channel must need a customs peer AND a peer of
+    another member. ChaincodeError (naming who could write alone) for a policy customs' peers alone, or
+    the other ``members``' peers without customs, could satisfy — or that cannot be read."""
+    try:
+        env = parse_signature_policy(text)
+        if satisfiable_by(env, {customs}):
+            raise ChaincodeError(f"the endorsement policy {text} lets {customs} write alone: every record needs "
+                                 f"customs and another member, e.g. {_needs_both(customs, members)}")
+        named = {msp_principal_pb2.MSPRole.FromString(p.principal).msp_identifier for p in env.identities
+                 if p.principal_classification == msp_principal_pb2.MSPPrincipal.ROLE}
+        others = sorted((set(members) | named) - {customs})   # the members, and anyone the policy names
+        if satisfiable_by(env, set(others)):
+            raise ChaincodeError(f"the endorsement policy {text} lets {', '.join(others)} write without customs: "
+                                 f"every record needs customs and another member, e.g. {_needs_both(customs, members)}")
+    except PolicyError as e:
+        raise ChaincodeError(f"the endorsement policy {text!r} cannot be read: {e}") from None
+
+
+def _needs_both(customs: str, members: list[str]) -> str:
+    others = ",".join(f"'{m}.peer'" for m in members if m != customs)
+    return f"AND('{customs}.peer', OR({others}))"
 
 
 def commercial_collection(c: Consortium) -> list[dict]:
@@ -268,6 +295,7 @@ class Deployer:
         policy (same version, package and collections), approved by each org in ``orgs``
         (the channel members: the channel's LifecycleEndorsement policy decides how many
         approvals a commit needs)."""
+        check_endorsement_policy(policy, _customs(self.net.consortium), orgs)
         committed = self.committed(name)
         if not committed:
             raise ChaincodeError(f"chaincode {name} is not committed on the channel")

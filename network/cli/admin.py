@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ipledger.network.channel.live import format_members, members, submit
 from ipledger.network.fabric.config import ConfigError, application_orgs
-from ipledger.network.fabric.policy import PolicyError, signature_policy
+from ipledger.network.fabric.policy import PolicyError
 from ipledger.network.channel.proposals import (propose_add_org, propose_remove_org, propose_set_policy, propose_update_anchors,
                               propose_update_org)
 from ipledger.network.channel.updates import Refused, UpdateFile, assess, format_assessment, sign
@@ -115,7 +115,9 @@ def add_commands(sub) -> None:
                              "endorsement policy, approved by every member org")
     cp.add_argument("--name", default="ipledger")
     cp.add_argument("--policy", required=True,
-                    help="e.g. \"OR('CustomsMSP.peer','AuditMSP.peer')\"")
+                    help="one customs peer and one of another member's, e.g. "
+                         "\"AND('CustomsMSP.peer', OR('OperatorMSP.peer','AuditMSP.peer'))\" (a policy that "
+                         "customs alone, or the others without customs, could satisfy is refused)")
 
 
 def run(args) -> int:
@@ -226,13 +228,14 @@ def _chaincode_approve(args) -> int:
 
 
 def _chaincode_policy(args) -> int:
-    from ipledger.network.channel.chaincode import Deployer
+    from ipledger.network.channel.chaincode import Deployer, check_endorsement_policy
+    from ipledger.network.channel.package import ChaincodeError
     net = _net(args)
     config, _ = net.channel_config()
     orgs = [o.msp_id for o in net.consortium.orgs if o.msp_id in application_orgs(config)]
-    try:
-        signature_policy(args.policy)
-    except PolicyError as e:
+    try:   # no party writes alone: customs and another member, whatever the chaincode
+        check_endorsement_policy(args.policy, net.consortium.customs, orgs)
+    except ChaincodeError as e:
         raise AdminError(str(e)) from e
     Deployer(net).set_endorsement_policy(args.name, args.policy, orgs)
     return 0

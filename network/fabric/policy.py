@@ -134,6 +134,23 @@ def parse_signature_policy(text: str) -> policies_pb2.SignaturePolicyEnvelope:
     return policies_pb2.SignaturePolicyEnvelope(version=0, rule=rule, identities=identities)
 
 
+def satisfiable_by(env: policies_pb2.SignaturePolicyEnvelope, msp_ids: set[str] | frozenset[str]) -> bool:
+    """Whether identities of the organisations ``msp_ids`` alone — as many of each as they hold, of any
+    role — can satisfy the signature policy: what a rule such as "customs and another member" asks of an
+    endorsement policy (an organisation may run several peers, so one that appears twice in a gate counts
+    twice). Only MSP-role principals (the policy language's) are read; any other is a PolicyError."""
+    def satisfied(rule: policies_pb2.SignaturePolicy) -> bool:
+        if rule.HasField("n_out_of"):
+            return sum(satisfied(r) for r in rule.n_out_of.rules) >= rule.n_out_of.n
+        if not 0 <= rule.signed_by < len(env.identities):
+            raise PolicyError(f"signed_by {rule.signed_by} names no principal")
+        principal = env.identities[rule.signed_by]
+        if principal.principal_classification != msp_principal_pb2.MSPPrincipal.ROLE:
+            raise PolicyError("only MSP role principals ('MSPID.role') can be checked")
+        return msp_principal_pb2.MSPRole.FromString(principal.principal).msp_identifier in msp_ids
+    return satisfied(env.rule)
+
+
 def signature_policy(text: str) -> policies_pb2.Policy:
     return policies_pb2.Policy(type=policies_pb2.Policy.SIGNATURE,
                                value=parse_signature_policy(text).SerializeToString())

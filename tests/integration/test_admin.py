@@ -233,13 +233,18 @@ def test_the_admins_let_its_peer_endorse_through_a_new_chaincode_sequence(state,
     auditor = client(state, "AuditMSP")
     with pytest.raises(GatewayError, match="ENDORSEMENT_POLICY_FAILURE"):
         auditor.submit("Put", [J("endorsed-by-audit"), J("x")], endorsing_orgs=["AuditMSP"])
+    # a policy under which one party writes alone is refused before any organisation approves it
     rc, out, err = ipledger("admin", "chaincode-policy", "--name", "stubcheck", "--policy",
-                            "OR('CustomsMSP.peer','OperatorMSP.peer','BrokerMSP.peer',"
-                            "'AuditMSP.peer')")
+                            "OR('CustomsMSP.peer','OperatorMSP.peer','BrokerMSP.peer','AuditMSP.peer')")
+    assert rc != 0 and "lets CustomsMSP write alone" in err, (rc, out, err)
+    rc, out, err = ipledger("admin", "chaincode-policy", "--name", "stubcheck", "--policy",
+                            "AND('CustomsMSP.peer', OR('OperatorMSP.peer','BrokerMSP.peer','AuditMSP.peer'))")
     assert rc == 0, err
     assert "at sequence 2" in out
-    r = auditor.submit("Put", [J("endorsed-by-audit"), J("y")], endorsing_orgs=["AuditMSP"])
+    r = auditor.submit("Put", [J("endorsed-by-audit"), J("y")], endorsing_orgs=["CustomsMSP", "AuditMSP"])
     assert json.loads(r.result) == r.tx_id
+    with pytest.raises(GatewayError, match="ENDORSEMENT_POLICY_FAILURE"):   # the auditor's peer alone: no more
+        auditor.submit("Put", [J("endorsed-by-audit"), J("z")], endorsing_orgs=["AuditMSP"])
 
 
 def test_an_org_revokes_a_users_certificate_and_the_channel_refuses_it(state, ipledger):
