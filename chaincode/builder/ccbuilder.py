@@ -79,7 +79,7 @@ def build(source_dir: Path, metadata_dir: Path, output_dir: Path) -> int:
     if kind == CCAAS_TYPE:
         conn = source_dir / "connection.json"
         _check_connection(conn)
-        shutil.copy(conn, output_dir / "connection.json")
+        _copy_private(conn, output_dir / "connection.json")
         _copy_meta_inf(source_dir, output_dir)
         return 0
     if kind == BINARY_TYPE:
@@ -125,7 +125,7 @@ def release(build_dir: Path, release_dir: Path) -> int:
     if conn.exists():
         server = release_dir / "chaincode" / "server"
         server.mkdir(parents=True, exist_ok=True)
-        shutil.copy(conn, server / "connection.json")
+        _copy_private(conn, server / "connection.json")
     return 0
 
 
@@ -171,6 +171,18 @@ def _run_executable(exe: Path, run_metadata_dir: Path) -> int:
                CORE_PEER_TLS_ROOTCERT_FILE=files["root_cert"], CORE_PEER_LOCALMSPID=info["mspid"])
     os.execve(str(exe), [str(exe), f"-peer.address={info['peer_address']}"], env)
     return 1  # not reached
+
+
+def _copy_private(src: Path, dst: Path) -> None:
+    """Copy a file holding a key (a chaincode service's connection.json: the peers' client TLS key) as 0600
+    from its creation, whatever the mode it came with."""
+    data = src.read_bytes()
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)   # a file already there keeps its mode through O_CREAT
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _copy_meta_inf(src: Path, dst: Path) -> None:

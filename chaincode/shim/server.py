@@ -18,8 +18,9 @@ that contract refuses every transaction.
 
 TLS material may be PEM bytes/strings or file paths. With ``client_ca`` the
 server requires and verifies a client certificate (mutual TLS). Without a
-certificate the server listens in plaintext (tests, or TLS terminated in
-front of it) and says so in the log.
+certificate :class:`ChaincodeServer` listens in plaintext (tests) and says so in
+the log; the entry point refuses to start so unless ``CHAINCODE_TLS_DISABLED=true``
+says TLS is terminated in front of it.
 
 Each connection is its own session; when one drops, the server keeps serving
 new connections. SIGTERM/SIGINT drains in-flight transactions, then stops.
@@ -198,6 +199,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ccid = env.get("CHAINCODE_ID", "")
     if not address or not ccid:
         parser.error("CHAINCODE_SERVER_ADDRESS and CHAINCODE_ID must be set")
+    if not env.get("CHAINCODE_TLS_CERT_FILE") and env.get("CHAINCODE_TLS_DISABLED", "").lower() != "true":
+        parser.error("CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE must be set (the peer's link is TLS); "
+                     "CHAINCODE_TLS_DISABLED=true listens in plaintext, for TLS terminated in front of this server")
     logging.basicConfig(
         level=env.get("CHAINCODE_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

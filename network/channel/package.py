@@ -106,11 +106,13 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> Non
     tar.addfile(info, io.BytesIO(data))
 
 
-def _targz(entries: list[tuple[str, bytes]]) -> bytes:
+def _targz(entries: list[tuple[str, bytes]], private: frozenset[str] = frozenset()) -> bytes:
+    """A deterministic .tar.gz of ``entries``; those named in ``private`` (holding a key) with mode 0600,
+    which Fabric keeps when it extracts the package and our builder when it copies the file."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name, data in sorted(entries):
-            _add(tar, name, data)
+            _add(tar, name, data, 0o600 if name in private else 0o644)
     out = io.BytesIO()
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
         gz.write(raw.getvalue())
@@ -149,7 +151,8 @@ def build_ccaas_package(name: str, label: str, address: str, out: Path,
     conn = {"address": address, "dial_timeout": "10s",
             "tls_required": bool(root_cert), "client_auth_required": bool(client_cert),
             "root_cert": root_cert, "client_cert": client_cert, "client_key": client_key}
-    code = _targz([("connection.json", json.dumps(conn, sort_keys=True).encode())])
+    code = _targz([("connection.json", json.dumps(conn, sort_keys=True).encode())],   # the peers' client TLS key
+                  private=frozenset({"connection.json"}))
     metadata = json.dumps({"type": CCAAS_TYPE, "label": label}).encode()
     # with the peers' client key for the service in it: 0600 from its creation on
     return _write_file(out, _targz([("metadata.json", metadata), ("code.tar.gz", code)]),

@@ -70,7 +70,9 @@ def _mkdir(path: Path) -> Path:
 def _write(path: Path, data: bytes, private: bool = False) -> None:
     _mkdir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    mode = 0o600 if private else 0o644
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)   # a temporary file left by an interrupted run keeps its mode through O_CREAT
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.replace(tmp, path)

@@ -118,6 +118,11 @@ def test_ccaas_package_releases_connection_json_and_is_never_run(tmp_path):
     assert step("release", out, rel).returncode == 0
     conn = json.loads((rel / "chaincode" / "server" / "connection.json").read_text())
     assert conn["address"] == "127.0.0.1:9999" and conn["tls_required"] is True
+    # it may hold the peers' client TLS key: 0600 in the package, as built, and as released
+    with tarfile.open(package) as outer, tarfile.open(fileobj=outer.extractfile("code.tar.gz")) as code:
+        assert code.getmember("connection.json").mode == 0o600
+    for copy in (src / "connection.json", out / "connection.json", rel / "chaincode" / "server" / "connection.json"):
+        assert copy.stat().st_mode & 0o777 == 0o600, copy
     ran = step("run", out, run_meta)
     assert ran.returncode == 1 and "not launched by the peer" in ran.stderr
 

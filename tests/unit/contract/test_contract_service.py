@@ -33,7 +33,8 @@ def test_the_chaincode_service_takes_customs_from_its_environment(customs_msp):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         env = {**os.environ, "PYTHONPATH": REPO, "CHAINCODE_SERVER_ADDRESS": f"127.0.0.1:{port}",
-               "CHAINCODE_ID": "ipledger_1.0:test", "CHAINCODE_CONTRACT": "ipledger.chaincode.contract:InwardProcessingContract"}
+               "CHAINCODE_ID": "ipledger_1.0:test", "CHAINCODE_CONTRACT": "ipledger.chaincode.contract:InwardProcessingContract",
+               "CHAINCODE_TLS_DISABLED": "true"}
         env.pop("IPLEDGER_CUSTOMS_MSP", None)
         if customs_msp:
             env["IPLEDGER_CUSTOMS_MSP"] = customs_msp

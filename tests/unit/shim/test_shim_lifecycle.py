@@ -413,6 +413,16 @@ def test_server_entry_point_from_environment(tmp_path):
 
 # -- logging hygiene --------------------------------------------------------------------
 
+def test_server_entry_point_refuses_plaintext_unless_told_tls_is_terminated_in_front():
+    env = subprocess_env(CHAINCODE_SERVER_ADDRESS="127.0.0.1:1", CHAINCODE_ID=CHAINCODE_ID,
+                         CHAINCODE_CONTRACT="tests.unit.shim.shim_test_contracts:Sleepy")
+    for name in ("CHAINCODE_TLS_CERT_FILE", "CHAINCODE_TLS_KEY_FILE", "CHAINCODE_TLS_DISABLED"):
+        env.pop(name, None)
+    proc = subprocess.run([PY, "-m", "ipledger.chaincode.shim.server"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE must be set" in proc.stderr
+
+
 def test_importing_the_shim_changes_no_global_logging():
     code = (
         "import logging\n"
