@@ -29,7 +29,7 @@ from pathlib import Path
 
 from fabric_protos.msp import msp_principal_pb2
 
-from ipledger.network.org import identities
+from ipledger.network.org import identities, own_process
 from ipledger.network.org import runtime
 from ipledger.network.consortium import Consortium
 from ipledger.network.fabric.policy import PolicyError, parse_signature_policy, satisfiable_by
@@ -427,19 +427,31 @@ def org_service_package(net: Nodes, org, name: str, label: str) -> Path:
     service's root, and the client pair its peers present (the package is 0600 in its own directory)."""
     from ipledger.network.org.containers.services import chaincode_service_addresses
     out = service_package_file(net, org, label)
-    ids = identities.OrgIdentities(net.layout.org_dir(org), org.msp_id, org.domain)
-    tls = ids.chaincode_service_tls(sorted({p.host for p in org.peers}))
-    if out.exists():
-        return out
-    taken = {service_address(p) for p in service_packages(net, org) if p.name.startswith(f"{name}_")}
-    free = [a for a in chaincode_service_addresses(org) if a not in taken]
-    if not free:
-        raise ChaincodeError(f"{org.msp_id} runs services for {len(taken)} versions of {name} already "
-                             f"({', '.join(sorted(taken))}); commit one of them first")
-    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    build_ccaas_package(name, label, free[0], out, root_cert=(tls / "ca.crt").read_text(),
-                        client_cert=(tls / "client.crt").read_text(), client_key=(tls / "client.key").read_text())
+    address = None
+    if not out.exists():
+        taken = {service_address(p) for p in service_packages(net, org) if p.name.startswith(f"{name}_")}
+        free = [a for a in chaincode_service_addresses(org) if a not in taken]
+        if not free:
+            raise ChaincodeError(f"{org.msp_id} runs services for {len(taken)} versions of {name} already "
+                                 f"({', '.join(sorted(taken))}); commit one of them first")
+        address = free[0]
+    # the TLS pair is issued by the organisation's TLS CA and its key read into the package: in a process of
+    # the organisation alone (own_process)
+    own_process.call(_service_package_as_org, net.layout.org_dir(org), org.msp_id, org.domain,
+                     sorted({p.host for p in org.peers}), name, label, address, out)
     return out
+
+
+def _service_package_as_org(org_dir: Path, msp_id: str, domain: str, hosts: list[str], name: str, label: str,
+                            address: str | None, out: Path) -> None:
+    """The part of :func:`org_service_package` that reads the organisation's keys: its chaincode service's TLS
+    pair (issued again when the peers' hosts changed), and the package naming ``address`` (none: kept)."""
+    tls = identities.OrgIdentities(org_dir, msp_id, domain).chaincode_service_tls(hosts)
+    if address is None:
+        return
+    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    build_ccaas_package(name, label, address, out, root_cert=(tls / "ca.crt").read_text(),
+                        client_cert=(tls / "client.crt").read_text(), client_key=(tls / "client.key").read_text())
 
 
 def start_service(net: Nodes, org, pkg: Path, log=print) -> str:

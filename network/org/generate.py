@@ -15,7 +15,7 @@ import yaml
 
 from ipledger.network import consortium
 from ipledger.network.channel import founding
-from ipledger.network.org import identities
+from ipledger.network.org import identities, own_process
 from ipledger.network.org import definition as definition_mod
 from ipledger.network.consortium import Consortium, Node, Org
 from ipledger.network.org.definition import Definition
@@ -333,8 +333,8 @@ def generate(c: Consortium, lay: Layout, *, log=print) -> None:
     lay.public.mkdir(parents=True, exist_ok=True)
     _write_yaml(lay.consortium_file, consortium.to_dict(c))
     for org in c.all_orgs:
-        if not lay.is_local(org):
-            init_org(c, lay, org, log=log)
+        if not lay.is_local(org):   # its keys made in a process of its own (own_process)
+            own_process.call(init_org, c, lay, org, log=log)
         publish_definition(lay, org)
     for view, clay in channels:
         founding.found(view, clay, log=log)

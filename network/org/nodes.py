@@ -36,6 +36,7 @@ from ipledger.network.channel import founding as founding_mod
 from ipledger.network.org import binaries
 from ipledger.network.org import generate
 from ipledger.network.org import processes
+from ipledger.network.org import own_process
 from ipledger.network.org import runtime as runtime_mod
 from ipledger.network.consortium import Consortium, Node, Org
 from ipledger.network.errors import AdminError, NetworkError
@@ -408,12 +409,10 @@ class Nodes:
 
     def metrics(self, n: Node) -> str:
         """The node's Prometheus metrics (needs the org admin's TLS client certificate)."""
-        tls = self.layout.user_tls(n.org)
-        ctx = ssl.create_default_context(cafile=str(self.layout.node_tls(n) / "ca.crt"))
-        ctx.load_cert_chain(str(tls / "client.crt"), str(tls / "client.key"))
-        url = f"https://{n.host}:{n.operations_port}/metrics"
-        with urllib.request.urlopen(url, context=ctx, timeout=2) as r:
-            return r.read().decode()
+        tls = self.layout.user_tls(n.org)   # read in a process of the node's organisation alone (own_process)
+        return own_process.fetch_with_client_cert(f"https://{n.host}:{n.operations_port}/metrics",
+                                                  self.layout.node_tls(n) / "ca.crt", tls / "client.crt",
+                                                  tls / "client.key")
 
     def gossip_peers_known(self, n: Node) -> int | None:
         """How many other peers of the channel this peer knows through gossip."""
@@ -452,7 +451,7 @@ class Nodes:
         """Run the peer CLI against node ``n`` as an admin of ``msp_id`` (default: n's org)."""
         org = self.consortium.org(msp_id) if msp_id else n.org
         lay = self.layout
-        env = dict(os.environ,
+        env = dict(processes.fabric_environment(os.environ),
                    FABRIC_CFG_PATH=str(lay.node_dir(n)),
                    FABRIC_LOGGING_SPEC="warning",
                    CORE_PEER_LOCALMSPID=org.msp_id,
@@ -489,7 +488,7 @@ class Nodes:
         tls = lay.user_tls(o)
         return _run([binaries.binary("osnadmin"), *args, "-o", f"{n.host}:{n.admin_port}",
                      "--ca-file", str(lay.tls_ca(o)), "--client-cert", str(tls / "osnadmin.crt"),
-                     "--client-key", str(tls / "osnadmin.key")], dict(os.environ), check)
+                     "--client-key", str(tls / "osnadmin.key")], processes.fabric_environment(os.environ), check)
 
     def _osnadmin_join(self, n: Node) -> None:
         self._osnadmin(n, ["channel", "join", "--channelID", self.consortium.channel,

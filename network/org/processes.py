@@ -12,6 +12,7 @@ chaincode processes the peer launches inherit the namespace.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -75,12 +76,25 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+# Names of variables that hold secrets (an API key, a webhook's secret, a password, a token)
+_SECRET_NAME = re.compile(r"KEY|SECRET|PASSW|TOKEN|CREDENTIAL", re.I)
+
+
+def fabric_environment(environ) -> dict[str, str]:
+    """The environment a Fabric process (a node, the peer CLI) is given: this one's, without the variables
+    whose names say they hold a secret — an API key or webhook secret an administrator exported for this
+    command is not handed to every organisation's nodes on the machine (nor to the chaincode they launch).
+    Fabric's own settings (``CORE_*``, ``ORDERER_*``, ``FABRIC_*``: file paths, never key material) pass."""
+    return {k: v for k, v in environ.items()
+            if k.startswith(("CORE_", "ORDERER_", "FABRIC_")) or not _SECRET_NAME.search(k)}
+
+
 def start(lay: Layout, node: Node) -> int:
     """Start one node detached from this process; returns its PID."""
     d = lay.node_dir(node)
     args = command(node)
     log = open(lay.log_file(node), "ab")
-    env = dict(os.environ, FABRIC_CFG_PATH=str(d), FABRIC_LOGGING_SPEC=LOGGING_SPEC,
+    env = dict(fabric_environment(os.environ), FABRIC_CFG_PATH=str(d), FABRIC_LOGGING_SPEC=LOGGING_SPEC,
                FABRIC_LOGGING_FORMAT=LOGGING_FORMAT, TMPDIR=str(_private_tmp(d)))
     # The peer launches chaincode through the external builder with this environment.
     env.setdefault("IPLEDGER_PYTHON", _python())

@@ -3,6 +3,7 @@
 * no organisation's directory holds another organisation's private key, and the
   consortium's public directory none;
 * an organisation's gateway holds its own identity only and cannot act as another;
+* the command line reads no organisation's private key in its own process (network/org/own_process.py);
 * a transaction endorsed by one organisation alone is refused by the endorsement policy
   AND(customs, operator|broker).
 """
@@ -15,6 +16,8 @@ import pytest
 
 from ipledger.chaincode.testing.scenario import Scenario
 from ipledger.network.org.identities import private_key_files
+
+from tests.unit.network.opened_files import opened_here, private_keys
 
 from .realscenario import RealScenario
 
@@ -31,6 +34,16 @@ def test_no_org_directory_holds_another_orgs_private_key(fabric_network):
         for b, theirs in keys.items():
             assert a == b or not mine & theirs, f"{a}'s directory holds a key of {b}"
     assert private_key_files(lay.public) == []
+
+
+def test_the_command_line_reads_no_private_key_in_its_own_process(fabric_network):
+    """``network status`` on the machine running every organisation reads each peer's metrics with its
+    organisation's admin TLS key: in a child process of that organisation, never in this one."""
+    with opened_here() as paths:
+        rows = fabric_network.status()
+    peers = [r for r in rows if r["kind"] == "peer"]
+    assert peers and all(r["healthy"] and (r["gossip_peers_known"] or 0) >= 1 for r in peers), peers
+    assert private_keys(paths) == []
 
 
 def test_an_org_gateway_holds_its_own_identity_and_cannot_act_as_another(fabric_network, ipledger_chaincode):
@@ -67,6 +80,7 @@ class OneOrgEndorsed(RealScenario):
 
 def test_a_transaction_endorsed_by_one_org_alone_is_refused(clients, ipledger_chaincode):
     from ipledger.gateway.client import GatewayError
+    RealScenario(clients, ipledger_chaincode.name)   # customs register the holder (both endorse): any test order
     s = OneOrgEndorsed.__new__(OneOrgEndorsed)
     s.clients, s.chaincode, s.customs_msp = clients, ipledger_chaincode.name, "CustomsMSP"
     s.day = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
