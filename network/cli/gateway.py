@@ -19,6 +19,7 @@ Heavy imports (Flask, gunicorn, grpc) happen inside the commands, so the other
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
@@ -50,6 +51,9 @@ def register(sub) -> None:
     start.add_argument("--workers", type=int, default=2)
     for p in (serve, start):
         add_tls_arguments(p)
+        p.add_argument("--insecure-http", action="store_true",
+                       help="serve plain HTTP on an address other than loopback (API keys and sessions in clear "
+                            "text: only behind a proxy that terminates TLS on the same host or network)")
     stop = gws.add_parser("stop", help="stop the organisation's background gateway")
     reload = gws.add_parser("reload", help="the organisation's running gateway reads its configuration again (the "
                                            "channels it is on) and replaces its workers gracefully (SIGHUP)")
@@ -217,21 +221,56 @@ def _daemon(args) -> int:
                 return 1
             return 0
         from ipledger.gateway.tls import TLSOptions
+        if (why := plain_http_refused(args.bind, args.tls_cert, args.insecure_http)) is not None:
+            print(f"error: {why}", file=sys.stderr)
+            return 2
         url = daemon.start(args.state_dir, bind=args.bind, workers=args.workers, tls=TLSOptions.from_args(args),
-                           org=org)
+                           org=org, insecure_http=args.insecure_http)
     except (daemon.DaemonError, NetworkError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    before = _credential_key_ids(args.state_dir, org)
     creds = daemon.ensure_credentials(args.state_dir, url, org)
     print(f"\n{org}'s gateway: {url}   (API docs: {url}/api/v1/docs)")
     print(f"Dashboard:  {url}/dashboard/   (sign in with its API key)")
-    for msp_id, entry in creds["keys"].items():
-        print(f"  {msp_id:<12} API key: {entry['key']}")
-    print(f"(also in {daemon.credentials_file(args.state_dir, org)}, mode 0600)")
+    for msp_id, entry in creds["keys"].items():   # a key is shown once, when it is made; then only its id
+        shown = entry["key"] if entry["key_id"] not in before else f"{entry['key_id']} (shown when it was made)"
+        print(f"  {msp_id:<12} API key: {shown}")
+    print(f"(the key is in {daemon.credentials_file(args.state_dir, org)}, mode 0600)")
     return 0
 
 
+def _credential_key_ids(state_dir, org: str) -> set[str]:
+    """The ids of the API keys ``org``'s credentials.json already holds."""
+    from ipledger.network.cli import gateway_daemon as daemon
+    path = daemon.credentials_file(state_dir, org)
+    try:
+        return {entry.get("key_id") for entry in json.loads(path.read_text()).get("keys", {}).values()}
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def plain_http_refused(bind: str, tls_cert: str | None, insecure_http: bool) -> str | None:
+    """Why the gateway must not listen on ``bind`` (None when it may): plain HTTP carries API keys and dashboard
+    sessions in clear text, so without ``--tls-cert`` it listens on loopback (or a unix socket) only, unless
+    ``--insecure-http`` says TLS is terminated in front of it."""
+    if tls_cert or insecure_http or bind.startswith("unix:"):
+        return None
+    host = bind.rsplit(":", 1)[0].strip("[]") if ":" in bind else bind
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return None
+    return (f"--bind {bind} without --tls-cert would serve API keys and sessions in clear text beyond this host: "
+            "give --tls-cert/--tls-key (HTTPS), bind 127.0.0.1, or --insecure-http behind a TLS proxy")
+
+
 def _serve(args) -> int:
+    if (why := plain_http_refused(args.bind, args.tls_cert, args.insecure_http)) is not None:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     from ipledger.gateway.auth import KeyStoreError
     from ipledger.gateway.filestore import CorruptFileError
     from ipledger.gateway.server import ServeError, serve

@@ -118,7 +118,8 @@ def healthy(url: str, server_cert: Path | str | None = None, verify: bool = True
 
 
 def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
-          timeout: float = 60, log=print, tls: TLSOptions | None = None, *, org: str) -> str:
+          timeout: float = 60, log=print, tls: TLSOptions | None = None, *, org: str,
+          insecure_http: bool = False) -> str:
     state_dir = Path(state_dir).resolve()
     current = running(state_dir, org)
     who = f"{org}'s gateway"
@@ -130,11 +131,12 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
     if tls != TLSOptions():
         check_tls(state_dir, tls, org)
     url = f"{'https' if tls.https else 'http'}://{bind}"
+    extra = ["--insecure-http"] if insecure_http else []   # plain HTTP beyond loopback: said on purpose
     docker = _containers(state_dir)
     if docker:
-        return _start_container(state_dir, docker, org, bind, workers, url, tls, timeout, log)
+        return _start_container(state_dir, docker, org, bind, workers, url, tls, timeout, log, extra)
     cmd = [sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state_dir), "gateway", "serve",
-           "--org", org, "--bind", bind, "--workers", str(workers), *tls.argv()]
+           "--org", org, "--bind", bind, "--workers", str(workers), *tls.argv(), *extra]
     with open(log_file(state_dir, org), "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -151,7 +153,7 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
 
 
 def _start_container(state_dir: Path, docker, org: str, bind: str, workers: int, url: str, tls: TLSOptions,
-                     timeout: float, log) -> str:
+                     timeout: float, log, extra: tuple[str, ...] | list[str] = ()) -> str:
     """The gateway as a container of ``org``'s (network/org/containers/services.py): its client identity, the
     public consortium files and its own gateway directory mounted, nothing else of the host."""
     net, rt = docker
@@ -162,7 +164,8 @@ def _start_container(state_dir: Path, docker, org: str, bind: str, workers: int,
         log(f"  {org}'s gateway already running (container {rt.gateway_running(own)}) at {running_url}")
         return running_url
     try:
-        cid = rt.start_gateway(own, bind, workers, gateway_environment(dict(os.environ)), tls.argv(), tls.files())
+        cid = rt.start_gateway(own, bind, workers, gateway_environment(dict(os.environ)), [*tls.argv(), *extra],
+                               tls.files())
     except RuntimeError as exc:
         raise DaemonError(f"{org}'s gateway container did not start: {exc}") from None
     container_file(state_dir, org).write_text(f"{cid} {url}\n")

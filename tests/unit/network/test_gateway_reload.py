@@ -153,3 +153,37 @@ def test_the_gateway_credentials_file_is_0600_from_its_creation_and_keeps_a_live
     assert json.loads(path.read_text()) == first and first["url"] == "https://127.0.0.1:1"
     again = daemon.ensure_credentials(tmp_path, "https://127.0.0.1:2", "OperatorMSP")
     assert again["keys"]["OperatorMSP"]["key"] == first["keys"]["OperatorMSP"]["key"] and again["url"].endswith(":2")
+
+
+def test_gateway_start_shows_an_api_key_once_when_it_is_made(tmp_path, monkeypatch, capsys):
+    """The key is printed when it is made; a later start (the gateway already running, or started again)
+    names only its id and where it is kept: a terminal or CI log does not collect it at every start."""
+    import argparse
+    from ipledger.network.cli import gateway as gateway_cli
+    from ipledger.network.cli import gateway_daemon as daemon
+    monkeypatch.setattr(daemon, "start", lambda *a, **k: "http://127.0.0.1:8081")
+    monkeypatch.setattr(gateway_cli, "_known_orgs", lambda state_dir: ["OperatorMSP"], raising=False)
+    args = argparse.Namespace(state_dir=tmp_path, cmd="start", org="OperatorMSP", bind="127.0.0.1:8081", workers=2,
+                              force=False, tls_cert=None, tls_key=None, client_ca=None, client_cert=None,
+                              insecure_http=False)
+    assert gateway_cli._daemon(args) == 0
+    first = capsys.readouterr().out
+    key = json.loads(daemon.credentials_file(tmp_path, "OperatorMSP").read_text())["keys"]["OperatorMSP"]
+    assert f"API key: {key['key']}" in first
+    assert gateway_cli._daemon(args) == 0
+    again = capsys.readouterr().out
+    assert key["key"] not in again and f"API key: {key['key_id']} (shown when it was made)" in again
+
+
+def test_a_gateway_serves_plain_http_on_loopback_only_unless_told(tmp_path, capsys):
+    from ipledger.network.cli.gateway import plain_http_refused
+    for bind in ("127.0.0.1:8080", "localhost:8080", "[::1]:8080", "127.0.0.2:80", "unix:/run/gw.sock"):
+        assert plain_http_refused(bind, None, False) is None, bind
+    for bind in ("0.0.0.0:8080", "192.0.2.7:8080", "[::]:8080", "gateway.example:443"):
+        assert "clear text" in plain_http_refused(bind, None, False), bind
+        assert plain_http_refused(bind, "cert.pem", False) is None
+        assert plain_http_refused(bind, None, True) is None
+    from ipledger.network import cli
+    assert cli.main(["--state-dir", str(tmp_path), "gateway", "serve", "--org", "OperatorMSP",
+                     "--bind", "0.0.0.0:18080"]) == 2
+    assert "--bind 0.0.0.0:18080 without --tls-cert" in capsys.readouterr().err
