@@ -16,7 +16,7 @@ import time
 from flask import Flask, g, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 
-from ipledger.gateway import openapi
+from ipledger.gateway import headers, openapi
 from ipledger.gateway.api import docs, events, health, live, queries
 from ipledger.gateway.config import NO_INSTANCE
 from ipledger.gateway.api.common import API_PREFIX, AppState, install_converters
@@ -58,6 +58,7 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
     app.register_blueprint(health.bp)
     app.register_blueprint(live.bp)  # the live feed, alerts across authorisations, webhooks, audit, reports
     install_dashboard(app)  # their live services, and the dashboard's pages under /dashboard
+    headers.install(app)  # the security headers of every response of the API (the pages' app sets its own)
 
     @app.get("/")
     def index():

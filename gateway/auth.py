@@ -141,6 +141,16 @@ class KeyStore:
             return None
         return Principal(key_id=key_id, org=record["org"], role=record["role"], label=record.get("label", ""))
 
+    def active(self, key_id: str | None) -> Principal | None:
+        """The principal of key ``key_id`` while the key is valid (in the file, not revoked), from the keys
+        re-read when the file changed. For what a key opened and that lasts — a dashboard session, a
+        live-feed stream —, checked again on each request or poll: the secret was checked when the key was
+        presented, the key's validity can end since."""
+        record = self._current().get(key_id or "")
+        if record is None or record.get("revoked_at"):
+            return None
+        return Principal(key_id=key_id, org=record["org"], role=record["role"], label=record.get("label") or "")
+
     def list(self) -> list[dict]:
         """Every key without its hash and salt."""
         out = []

@@ -13,8 +13,10 @@ only in the transient map (key ``commercial``), never in the transaction.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -54,9 +56,9 @@ class ParsedEvent:
 
 
 def invalid(errors: list[dict], event_type: str | None = None) -> Problem:
-    """400 ``invalid-event`` listing every violation — or ``invalid-mrn`` (code ``InvalidMrn``, as the
-    contract answers) when an MRN is the only thing wrong: its 18 characters, procedure-category letter
-    (position 17) or ISO 6346 check digit (position 18)."""
+    """400 ``invalid-event`` listing the violations (the first :data:`MAX_ERRORS`) — or ``invalid-mrn`` (code
+    ``InvalidMrn``, as the contract answers) when an MRN is the only thing wrong: its 18 characters,
+    procedure-category letter (position 17) or ISO 6346 check digit (position 18)."""
     only_mrn = all(e.get("mrn") for e in errors)
     errors = sorted(({"path": e["path"], "message": e["message"]} for e in errors),
                     key=lambda e: (e["path"], e["message"]))[:MAX_ERRORS]
@@ -67,10 +69,78 @@ def invalid(errors: list[dict], event_type: str | None = None) -> Problem:
                    extra={"code": code, "errors": errors})
 
 
+# ----------------------------------------------------------------------------- arrays beyond maxItems
+
+@dataclass(frozen=True)
+class _ArrayLimits:
+    """Where a schema caps arrays: ``max_items`` here (None: no array here, or no cap), and below it, by
+    property name and for the items of an array."""
+    max_items: int | None = None
+    properties: tuple[tuple[str, "_ArrayLimits"], ...] = ()
+    items: "_ArrayLimits | None" = None
+
+
+def _resolve(root: dict, node: dict) -> dict:
+    """``node`` with its ``$ref`` followed: a JSON pointer into ``root`` (the validator's schema, whose
+    references to ``common.json`` are all local)."""
+    ref = node.get("$ref")
+    if not isinstance(ref, str):
+        return node
+    target = root
+    for part in ref.removeprefix("#").strip("/").split("/"):
+        target = target[part]
+    return _resolve(root, target)
+
+
+def _limits_of(root: dict, node: Any) -> _ArrayLimits | None:
+    """The array caps of schema ``node`` (None when nothing below it is an array)."""
+    if not isinstance(node, dict):
+        return None
+    node = _resolve(root, node)
+    properties = tuple((name, limits) for name, sub in (node.get("properties") or {}).items()
+                       if (limits := _limits_of(root, sub)) is not None)
+    items = _limits_of(root, node.get("items"))
+    max_items = node.get("maxItems")
+    if max_items is None and not properties and items is None:
+        return None
+    return _ArrayLimits(max_items, properties, items)
+
+
+@functools.lru_cache(maxsize=None)
+def array_limits(schema_name: str) -> _ArrayLimits | None:
+    """The ``maxItems`` of schema ``schema_name`` (an event type or ``commercial``), where they apply: read
+    from the schema the contract's validator applies."""
+    root = schemas.validator(schema_name).schema
+    return _limits_of(root, root)
+
+
+def oversized_arrays(schema_name: str, instance: Any, prefix: str = "") -> list[dict]:
+    """Arrays of ``instance`` longer than the ``maxItems`` of their place in the schema, as violations.
+    Looked at before the schema's full walk: ``jsonschema`` describes every item of an array whatever its
+    length, and a 4 MB body holds a million items. Only arrays are counted here (their items are not
+    looked at), so the cost is that of the array lengths."""
+    found: list[dict] = []
+    pending = [(array_limits(schema_name), instance, prefix)]
+    while pending:
+        limits, value, path = pending.pop()
+        if limits is None:
+            continue
+        if isinstance(value, list):
+            if limits.max_items is not None and len(value) > limits.max_items:
+                found.append({"path": path or "/", "message": f"has {len(value)} items, more than the "
+                                                             f"{limits.max_items} allowed (maxItems)"})
+            elif limits.items is not None:
+                pending.extend((limits.items, item, f"{path}/{i}") for i, item in enumerate(value))
+        elif isinstance(value, dict):
+            pending.extend((sub, value[name], f"{path}/{name}") for name, sub in limits.properties if name in value)
+    return sorted(found, key=lambda e: e["path"])
+
+
 def _commercial_errors(data: Any) -> list[dict]:
-    """Violations of commercial.json, with messages that never repeat the (confidential) values."""
+    """Violations of commercial.json (the first :data:`MAX_ERRORS`: the walk stops there), with messages
+    that never repeat the (confidential) values."""
     found = []
-    for err in schemas.validator("commercial").iter_errors(data):
+    for err in itertools.islice(schemas.validator("commercial").iter_errors(data), MAX_ERRORS):
         path = "/commercial" + "".join(f"/{p}" for p in err.absolute_path)
         if err.validator in ("required", "additionalProperties", "minProperties"):
             message = err.message  # names properties, not values
@@ -84,7 +154,15 @@ def _commercial_errors(data: Any) -> list[dict]:
 
 
 def parse_event(body: Any) -> ParsedEvent:
-    """The event of a request body, or a 400 ``invalid-event`` problem listing every violation."""
+    """The event of a request body, or a 400 ``invalid-event`` problem listing every violation (the first
+    :data:`MAX_ERRORS`). A value nested too deeply for the validators to walk is refused the same way."""
+    try:
+        return _parse_event(body)
+    except RecursionError:
+        raise invalid([{"path": "/", "message": "is nested too deeply to be validated"}]) from None
+
+
+def _parse_event(body: Any) -> ParsedEvent:
     if not isinstance(body, dict):
         raise invalid([{"path": "", "message": "the body must be a JSON object"}])
     event_type = body.get("type")
@@ -92,11 +170,15 @@ def parse_event(body: Any) -> ParsedEvent:
         message = "is required" if event_type is None else "is not an event type"
         raise invalid([{"path": "/type", "message": f"{message}; one of: {', '.join(EVENT_TYPES)}"}])
     event = {k: v for k, v in body.items() if k not in ("type", "commercial")}
+    commercial = body.get("commercial")
+    oversized = oversized_arrays(event_type, event) + \
+        (oversized_arrays("commercial", commercial, "/commercial") if event_type in COMMERCIAL_EVENTS else [])
+    if oversized:
+        raise invalid(oversized, event_type)
     # The contract's own schemas, calendar checks of dates and MRN check digits included: one source of
     # truth. Identifiers are matched whole (no trailing newline, no control character): the schemas'
     # patterns say so, and the contract's explicit check runs here too.
     errors = list(schemas.errors(event_type, event)) or schemas.identifier_errors(event)
-    commercial = body.get("commercial")
     if "commercial" in body:
         if event_type not in COMMERCIAL_EVENTS:
             errors.append({"path": "/commercial",

@@ -20,6 +20,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from ipledger.gateway.auth import ROLES
 from ipledger.gateway.config import NO_INSTANCE
+from ipledger.gateway.headers import secure
 from ipledger.gateway.problems import GATEWAY_PROBLEMS, MEDIA_TYPE, Problem, problem_types
 from ipledger.gateway.validation import COMMERCIAL_EVENTS, EVENT_TYPES
 from ipledger.gateway.api.common import API_PREFIX
@@ -41,10 +42,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 def _secure(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
+    """The security headers (:mod:`ipledger.gateway.headers`), with this page's CSP."""
+    return secure(response, CSP)
 
 
 def assets_app() -> Flask:

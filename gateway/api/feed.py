@@ -4,6 +4,7 @@ chaincode-event listener fills (:mod:`ipledger.gateway.feed`)."""
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from flask import Response, jsonify, request
 
@@ -17,10 +18,24 @@ ROUTES = Routes(API_PREFIX)
 _EVENT_ID = {"type": "string", "pattern": "^[0-9]{1,20}:[0-9a-f]{0,64}$"}
 
 
+def caller_still_valid(principal, session_id: str | None = None) -> Callable[[], bool]:
+    """Whether the caller of a stream may still read, asked on each poll of the feed: its API key still valid
+    (a revoked key is refused on its next request; its open streams end too) and, for a stream of a
+    dashboard session, the session not signed out. Needs no request: the stream's body runs without one."""
+    keys, store = state().keys, live().store
+
+    def still_valid() -> bool:
+        current = keys.active(principal.key_id)
+        if current is None or current.org != principal.org:
+            return False
+        return session_id is None or not store.session_ended(session_id)
+    return still_valid
+
+
 def stream_response(principal, authorisation_id: str | None = None, session_id: str | None = None) -> Response:
     """The SSE response for ``principal`` (and dashboard session ``session_id``), within the caps on open
     streams (429 beyond: :mod:`ipledger.gateway.dashboard.streams`); its slot is freed when the response ends or is
-    closed."""
+    closed. It ends as soon as the key is revoked or the session signed out (:func:`caller_still_valid`)."""
     lv = live()
     if "text/event-stream" not in (request.headers.get("Accept") or ""):
         raise Problem(400, "bad-request", "this is a Server-Sent-Events stream: send 'Accept: text/event-stream'")
@@ -34,7 +49,8 @@ def stream_response(principal, authorisation_id: str | None = None, session_id: 
         body = sse_stream(lv.store, lv.visibility, principal.org, last, max_seconds=config.sse_max_seconds,
                           poll_seconds=config.sse_poll_seconds, stopping=lv.stopping,
                           authorisation_id=authorisation_id,
-                          client_gone=peer_closed_check(request.environ.get("gunicorn.socket")))
+                          client_gone=peer_closed_check(request.environ.get("gunicorn.socket")),
+                          still_valid=caller_still_valid(principal, session_id))
         # no stream_with_context: the body needs nothing of the request, and must not hold its context
         response = Response(_releasing(body, lease), mimetype="text/event-stream")
         response.call_on_close(lease.release)  # the server closes the response, even one never read

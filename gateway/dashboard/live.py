@@ -31,7 +31,7 @@ class Live:
         if store is None:
             store = FeedStore(directory / "dashboard.sqlite")
         self.store = store
-        self.visibility = Visibility(service, ttl=config.visibility_ttl_s)
+        self.visibility = Visibility(service, ttl=config.visibility_ttl_s, store=store)
         self.subscriptions = subscriptions or Subscriptions(self.directory / "webhooks.json")
         self.deliveries = Deliveries(store)
         self.router = AlertRouter(self.subscriptions, self.deliveries, self.visibility, service, store)

@@ -21,6 +21,7 @@ from ipledger.gateway.api.alerts import alerts_across
 from ipledger.gateway.api.common import ID_PATTERNS, is_customs, live, state, visible_authorisations
 from ipledger.gateway.api.feed import stream_response
 from ipledger.gateway.auth import Principal
+from ipledger.gateway.headers import secure
 from ipledger.gateway.observability import REQUEST_ID_HEADER, request_id_from
 from ipledger.gateway.problems import MEDIA_TYPE, Problem
 from ipledger.gateway.dashboard import charts
@@ -32,11 +33,12 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
-@bp.after_request
+@bp.after_app_request
 def _headers(response):
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    """Every response of the pages' app — its 404 and 405 pages and static files too, not only the routes
+    this blueprint matched — with the security headers and the pages' CSP (:mod:`ipledger.gateway.headers`);
+    a page is never cached."""
+    secure(response, CSP)
     if response.mimetype == "text/html":
         response.headers["Cache-Control"] = "no-store"
     return response
@@ -87,11 +89,10 @@ def _principal() -> Principal | None:
     if not sid or live().store.session_ended(sid):   # signed out (the cookie may have been kept)
         session.clear()
         return None
-    record = next((k for k in state().keys.list() if k["key_id"] == key_id), None)
-    if record is None or record.get("revoked_at") or record.get("org") != session.get("org"):
+    principal = state().keys.active(key_id)
+    if principal is None or principal.org != session.get("org"):   # revoked (or another org's key since)
         session.clear()
         return None
-    principal = Principal(key_id=key_id, org=record["org"], role=record["role"], label=record.get("label") or "")
     g.principal, g.key_id = principal, key_id
     return principal
 

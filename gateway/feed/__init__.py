@@ -20,8 +20,9 @@ One listener per gateway *installation* writes, any number of readers read:
 Chaincode events reach every channel member's peer, so the store holds every authorisation's events
 (never commercial data: the contract keeps those out of the payload). Whoever reads them gets only those
 of authorisations its organisation may read: :class:`~ipledger.gateway.feed.visibility.Visibility` asks the
-contract (``GetAuthorisation`` as that org, cached ``visibility_ttl_s``; an amendment, grant or status
-change of the authorisation drops the cached answer when the reader meets it in the feed).
+contract (``GetAuthorisation`` as that org, cached ``visibility_ttl_s`` per worker; an amendment, grant or
+status change of the authorisation stored in the shared database, by any worker's listener, makes every
+worker ask again).
 
 The database also keeps the **list of authorisation ids** the gateway has seen in chaincode events
 (the contract has no "list authorisations" query), plus ids added by hand (dashboard form or

@@ -25,10 +25,13 @@ def sse_message(item: dict) -> str:
 def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id: str | None, *,
                max_seconds: float, poll_seconds: float, stopping: threading.Event | None = None,
                authorisation_id: str | None = None, clock=time.monotonic, sleep=time.sleep,
-               client_gone: Callable[[], bool] | None = None, keepalive_seconds: float = 5.0) -> Iterator[str]:
+               client_gone: Callable[[], bool] | None = None, keepalive_seconds: float = 5.0,
+               still_valid: Callable[[], bool] | None = None) -> Iterator[str]:
     """The SSE body for ``org``: items after ``last_event_id`` (or, without one, from now on), visible
     to ``org``, each once, in block order. Ends after ``max_seconds`` (the client reconnects), or as soon
-    as ``client_gone()`` says the client has closed the connection. A comment every ``keepalive_seconds``
+    as ``client_gone()`` says the client has closed the connection, or ``still_valid()`` that the caller
+    may no longer read (its API key revoked, its dashboard session signed out): both are asked on each
+    poll, before anything more is sent. A comment every ``keepalive_seconds``
     without an item: a client that went away is noticed at the latest on the second write after, so its
     worker thread (and its slot among the capped streams) is not held for the rest of ``max_seconds``."""
     start = store.seq_of(last_event_id)
@@ -42,13 +45,13 @@ def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id
     last_write = clock()
     passed_block = None   # the block of the last item passed over unseen since the last position written
     while clock() < deadline and not (stopping is not None and stopping.is_set()):
-        if client_gone is not None and client_gone():
+        if (client_gone is not None and client_gone()) or (still_valid is not None and not still_valid()):
             return
         items = store.events_after(seq, limit=200)
+        shown = _shown(visibility, org, authorisation_id, items)
         for item in items:
             seq = item["seq"]
-            if (not authorisation_id or item.get("authorisation_id") == authorisation_id) \
-                    and visibility.filter(org, [item]):
+            if item["id"] in shown:
                 yield sse_message(item)
                 last_write, passed_block = clock(), None
             else:
@@ -62,15 +65,24 @@ def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id
             sleep(poll_seconds)
 
 
+def _shown(visibility: Visibility, org: str, authorisation_id: str | None, items: list[dict]) -> set[str]:
+    """The ids of ``items`` the stream sends: of its authorisation (if it has one), visible to ``org`` —
+    judged together, one look at the feed store's permission changes for the whole page."""
+    wanted = [i for i in items if not authorisation_id or i.get("authorisation_id") == authorisation_id]
+    return {i["id"] for i in visibility.filter(org, wanted)} if wanted else set()
+
+
 def _resume_position(store: FeedStore, visibility: Visibility, org: str, authorisation_id: str | None,
-                     scan: int = 1000) -> str:
+                     scan: int = 1000, page: int = 200) -> str:
     """Where a client that came without ``Last-Event-ID`` resumes: the newest item it may see, looked for
-    among the newest ``scan`` items only; else the end of the feed as a block position (``<block>:``,
-    which names no transaction it may not see); ``0:`` for an empty feed. The cost does not grow with
-    the feed."""
-    for item in itertools.islice(_newest_first(store, authorisation_id), scan):
-        if visibility.filter(org, [item]):
-            return item["id"]
+    among the newest ``scan`` items only (a page at a time); else the end of the feed as a block position
+    (``<block>:``, which names no transaction it may not see); ``0:`` for an empty feed. The cost does not
+    grow with the feed."""
+    newest = itertools.islice(_newest_first(store, authorisation_id, page), scan)
+    while batch := list(itertools.islice(newest, page)):
+        visible = visibility.filter(org, batch)
+        if visible:
+            return visible[0]["id"]
     last = store.last_block()
     return f"{last + 1}:" if last is not None else "0:"
 

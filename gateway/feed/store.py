@@ -17,6 +17,7 @@ import re
 import sqlite3
 import time
 from pathlib import Path
+from typing import Iterable
 
 
 def now_text() -> str:
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS events (
     channel TEXT                          -- on a gateway of several channels: the transaction's
 );
 CREATE INDEX IF NOT EXISTS events_auth ON events(authorisation_id, seq);
+CREATE INDEX IF NOT EXISTS events_type ON events(event_type, seq);
 CREATE TABLE IF NOT EXISTS authorisations (
     authorisation_id TEXT PRIMARY KEY,
     source TEXT NOT NULL,                 -- "event" or "manual"
@@ -233,6 +235,15 @@ class FeedStore:
                 return row[0] - 1
             row = db.execute("SELECT max(seq) FROM events").fetchone()
             return row[0] or 0
+
+    def events_of_types_after(self, seq: int, event_types: Iterable[str]) -> list[tuple[int, str, str | None]]:
+        """``(seq, event_type, authorisation_id)`` of the stored events of ``event_types`` after position
+        ``seq``, oldest first (index ``events_type``: as cheap as the events found)."""
+        types = sorted(event_types)
+        with self._db() as db:
+            rows = db.execute(f"SELECT seq, event_type, authorisation_id FROM events WHERE event_type IN "
+                              f"({','.join('?' * len(types))}) AND seq > ? ORDER BY seq", (*types, seq)).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def count(self) -> int:
         with self._db() as db:

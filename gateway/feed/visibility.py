@@ -1,11 +1,15 @@
 """Who may see a feed item: the contract decides.
 
-Chaincode events reach every channel member's peer, so the feed database holds every authorisation's
-events (never commercial data: the contract keeps those out of the payload). Whoever reads them gets only
-those of authorisations its organisation may read: :class:`Visibility` asks the contract
-(``GetAuthorisation`` as that org, cached ``visibility_ttl_s``; an amendment, grant or status change of
-the authorisation drops the cached answer when the reader meets it in the feed). Entries of the register
-of parties are shown to customs and to the party they are about only.
+Chaincode events reach every channel member's peer, so the feed database holds every authorisation's events
+(never commercial data: the contract keeps those out of the payload). Whoever reads them gets only those
+of authorisations its organisation may read: :class:`Visibility` asks the contract (``GetAuthorisation``
+as that org) and caches the answer, per worker, for ``visibility_ttl_s`` at most — and no longer than
+until an event that may change it is stored (:data:`VISIBILITY_CHANGING`: a grant, amendment or status
+change of the authorisation; parameters and the register of parties, for every authorisation). The
+listener storing it may run in another worker; each worker learns of such events from the shared feed
+store (one indexed query per request or poll of the feed, :meth:`Visibility.sync`), and an answer given
+before one of them is asked again. Entries of the register of parties are shown to customs and to the
+party they are about only.
 """
 from __future__ import annotations
 
@@ -27,23 +31,64 @@ PARTY_EVENTS = frozenset({"RegisterParty", "WithdrawParty"})
 
 
 class Visibility:
-    """May ``org`` read authorisation ``A``? The contract decides (``GetAuthorisation`` as ``org``)."""
+    """May ``org`` read authorisation ``A``? The contract decides (``GetAuthorisation`` as ``org``).
 
-    def __init__(self, service, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic):
+    Each cached answer remembers the feed position up to which the permission changes stored in the feed
+    ``store`` were known when the contract was asked; it is used only while no change of its authorisation
+    (or of the whole channel) stored after that position is known. Without a store (tests), only the
+    items the reader meets drop answers."""
+
+    def __init__(self, service, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic, store=None):
         self.service = service
         self.ttl = ttl
         self.clock = clock
-        self._cache: dict[tuple[str, str], tuple[bool, float]] = {}
+        self.store = store
+        self._cache: dict[tuple[str, str], tuple[bool, float, int]] = {}  # -> (allowed, expires, position)
+        self._known = 0  # the feed position up to which the store's permission changes are known
+        self._changed: dict[str | None, int] = {}  # authorisation id (None: the channel) -> its newest change
         self._lock = threading.Lock()
 
+    def sync(self) -> None:
+        """Learn the permission changes the feed store got since the last look — from whichever worker's
+        listener stored them —, so that no answer older than one of them is used again."""
+        if self.store is None:
+            return
+        with self._lock:
+            known = self._known
+        changes = self.store.events_of_types_after(known, VISIBILITY_CHANGING)
+        with self._lock:
+            for seq, event_type, authorisation_id in changes:
+                scope = None if event_type in CHANNEL_WIDE else authorisation_id
+                self._changed[scope] = max(self._changed.get(scope, 0), seq)
+                self._known = max(self._known, seq)
+
     def can_read(self, org: str, authorisation_id: str | None) -> bool:
+        """May ``org`` read ``authorisation_id`` (None: a channel-wide item, open to all)?"""
+        self.sync()
+        return self._allowed(org, authorisation_id)
+
+    def readable(self, org: str, authorisation_ids) -> list[str]:
+        """Those of ``authorisation_ids`` that ``org`` may read (one look at the store's changes)."""
+        self.sync()
+        return [a for a in authorisation_ids if self._allowed(org, a)]
+
+    def _fresh(self, entry: tuple[bool, float, int] | None, authorisation_id: str) -> bool:
+        """Whether a cached answer may still be used: within its time, and given after the newest known
+        change of its authorisation and of the channel. Under the lock."""
+        return entry is not None and entry[1] > self.clock() and \
+            entry[2] >= max(self._changed.get(authorisation_id, 0), self._changed.get(None, 0))
+
+    def _allowed(self, org: str, authorisation_id: str | None) -> bool:
+        """The answer for ``org`` and ``authorisation_id``, from the cache when it is fresh (as of the last
+        :meth:`sync`), else from the contract."""
         if authorisation_id is None:
             return True  # channel-wide (SetParameters): GetParameters is open to every client
         key = (org, authorisation_id)
         with self._lock:
             hit = self._cache.get(key)
-        if hit is not None and hit[1] > self.clock():
-            return hit[0]
+            if self._fresh(hit, authorisation_id):
+                return hit[0]
+            position = self._known  # what the answer about to be asked for is given after
         try:
             self.service.evaluate_json(org, "GetAuthorisation", authorisation_id)
             allowed = True
@@ -52,7 +97,7 @@ class Visibility:
                 raise  # the ledger is unreachable: decide nothing, cache nothing
             allowed = False
         with self._lock:
-            self._cache[key] = (allowed, self.clock() + self.ttl)
+            self._cache[key] = (allowed, self.clock() + self.ttl, position)
         return allowed
 
     def forget(self, authorisation_id: str | None = None) -> None:
@@ -64,13 +109,15 @@ class Visibility:
                     del self._cache[key]
 
     def filter(self, org: str, items: Iterable[dict]) -> list[dict]:
+        """The items ``org`` may see, in their order (one look at the store's changes for them all)."""
+        self.sync()
         out = []
         for item in items:
             self.forget_for(item)
             if item.get("event_type") in PARTY_EVENTS:
                 if org in (item.get("submitting_org"), (item.get("event") or {}).get("msp_id")):
                     out.append(item)
-            elif self.can_read(org, item.get("authorisation_id")):
+            elif self._allowed(org, item.get("authorisation_id")):
                 out.append(item)
         return out
 
