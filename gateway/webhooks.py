@@ -30,6 +30,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import re
@@ -38,6 +39,7 @@ import sqlite3
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable
@@ -54,6 +56,16 @@ ALERT_TYPES = ("DeadlineApproaching", "DeadlineOverdue", "BillOfDischargeDue", "
                "YieldDeviation", "BalanceDiscrepancy", "CeilingNear", "LossRateHigh", "ExitUnconfirmed",
                "AuthorisationSuspended", "AuthorisationExpiring", "LateRecording")
 
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is this host (loopback): the one place an alert may go over plain HTTP."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 class WebhookError(RuntimeError):
     pass
@@ -94,6 +106,9 @@ class Subscriptions:
         """A new subscription: (its public record, its secret)."""
         if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url or ""):
             raise WebhookError(f"not an http(s) URL: {url!r}")
+        if url.startswith("http://") and not _loopback(urllib.parse.urlsplit(url).hostname or ""):
+            raise WebhookError(f"alerts carry the authorisations' data: an https:// URL for another host than this "
+                               f"one, not {url!r}")
         if not re.fullmatch(r"[A-Za-z0-9.-]{1,64}", org or ""):
             raise WebhookError(f"invalid org (MSP id) {org!r}")
         unknown = sorted(set(types or ()) - set(ALERT_TYPES))

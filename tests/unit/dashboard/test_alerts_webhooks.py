@@ -75,6 +75,12 @@ def test_subscriptions_file(tmp_path):
         subs.add("ftp://example", "CustomsMSP")
     with pytest.raises(WebhookError):
         subs.add("http://127.0.0.1/x", "CustomsMSP", types=["NoSuchAlert"])
+    for elsewhere in ("http://192.0.2.7/x", "http://erp.example/hook", "http://[2001:db8::1]/x"):
+        with pytest.raises(WebhookError, match="https:// URL for another host"):   # alerts in clear text
+            subs.add(elsewhere, "OperatorMSP")
+    other = Subscriptions(tmp_path / "other.json")
+    assert other.add("https://erp.example/hook", "OperatorMSP")[0]["url"] == "https://erp.example/hook"
+    assert other.add("http://localhost:9/x", "OperatorMSP")[0]["url"] == "http://localhost:9/x"
     record, secret = subs.add("http://127.0.0.1/x", "OperatorMSP")
     assert len(secret) >= 40 and "secret" not in record and (tmp_path / "webhooks.json").stat().st_mode & 0o777 == 0o600
     assert [s["id"] for s in subs.list()] == [record["id"]]
