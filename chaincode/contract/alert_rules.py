@@ -47,6 +47,16 @@ def review(tx) -> None:
                          "pct": pct(lost, whole)})
 
 
+def _bill_lists(bill: dict, lot: dict, when: dt.datetime) -> bool:
+    """Whether a bill lists ``lot`` for its deadline counted at ``when`` (``goods.billed_at``): ``when`` falls
+    in the bill's period, and the lot was recorded before the bill's cut-off — a bill's replay holds no lot
+    recorded later (one recorded after its deadline by an older version of the contract, before
+    ``billed_from`` was stored for it, is in no bill: the alert stays, for customs to settle)."""
+    cutoff = timestamps.parse_datetime(bill["cutoff"])
+    return ((bill["period_start"] is None or timestamps.parse_datetime(bill["period_start"]) <= when)
+            and when < cutoff and timestamps.parse_datetime(lot["accepted_at"]) < cutoff)
+
+
 def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dict]:
     """The time alerts of an authorisation at ``as_of``."""
     auth_id = auth["authorisation_id"]
@@ -76,8 +86,7 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dic
     by_day: dict[str, list[str]] = {}
     for lot in lots:
         deadline = goods.billed_at(lot, goods.deadline(lot))
-        if any((b["period_start"] is None or timestamps.parse_datetime(b["period_start"]) <= deadline)
-               and deadline < timestamps.parse_datetime(b["cutoff"]) for b in covered):
+        if any(_bill_lists(b, lot, deadline) for b in covered):
             continue
         by_day.setdefault(deadline.date().isoformat(), []).append(lot["lot_id"])
     for day, lot_ids in sorted(by_day.items()):

@@ -7,9 +7,11 @@ Two scopes:
 
 * ``period_end`` — the formal bill: lots whose period for discharge ended
   (original or extended deadline) between the previous bill's period end and
-  this one — for a lot recorded after a submitted bill closed its deadline's
-  period, when it was recorded (``goods.billed_at``); events up to the end of ``period_end`` (UTC). Due 30
-  days later.
+  this one — for a lot recorded after its deadline, when it was recorded
+  (``goods.billed_at``); events up to the end of ``period_end`` (UTC). Due 30
+  days later. It also carries the goods the previous bill flagged overdue
+  (:func:`_carried`): their disposals and losses in the period, and what remains
+  of them, marked ``carried_from``.
 * ``as_of`` — the audit view: every lot placed up to ``as_of``, events up to it.
 
 Waste and secondary products are processed products like the main ones: under
@@ -51,9 +53,35 @@ def bills(state, authorisation_id: str) -> list[dict]:
     return [b for _k, b in state.scan(keys.BILL, authorisation_id)]
 
 
-def _period_start(state, authorisation_id: str, period_end: str) -> str | None:
+def _previous_bill(state, authorisation_id: str, period_end: str) -> dict | None:
+    """The bill of the latest period before ``period_end``: its cut-off is where this period starts."""
     earlier = [b for b in bills(state, authorisation_id) if b["period_end"] < period_end]
-    return max(earlier, key=lambda b: b["period_end"])["cutoff"] if earlier else None
+    return max(earlier, key=lambda b: b["period_end"]) if earlier else None
+
+
+def _carried(previous: dict | None, lots: dict, batches: dict, start: dt.datetime | None) -> set[tuple[str, str]]:
+    """The goods a period's bill carries from the previous bill (§7 item 5): those the previous bill flagged
+    OVERDUE (its record's ``overdue``, the goods it left under the procedure after their period for discharge;
+    so not discharged at this period's start) and that no bill of this period or a later one lists as its
+    own — every deadline of each of their lots (the lot, or a batch's source lots) counted before this period
+    (``goods.billed_at``; an extension moves a lot into the bill of its new deadline, which lists all of it).
+    This bill lists their disposals and losses recorded in the period, and what remains of them, so that
+    every disposal is in exactly one bill. A bill recorded before bills kept ``overdue`` carries nothing
+    (the bills after it keep their hashes)."""
+    if previous is None or start is None:
+        return set()
+
+    def billed_before(lot_id: str) -> bool:
+        lot = lots[lot_id]
+        return goods.billed_at(lot, goods.deadline(lot)) < start
+
+    carried = set()
+    for item in previous.get("overdue", ()):
+        kind, gid = item["goods"], item["id"]
+        lot_ids = [gid] if kind == goods.LOT else [share["lot_id"] for share in batches[gid]["shares"]]
+        if all(billed_before(lot_id) for lot_id in lot_ids):
+            carried.add((kind, gid))
+    return carried
 
 
 def _add(totals: dict, key: tuple, qty: int) -> None:
@@ -80,9 +108,11 @@ def _input_goods(lots: dict, effect: dict) -> list[dict]:
 def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.datetime | None = None) -> dict:
     """The bill-of-discharge data (docs/domain.md §7) for ``period_end`` or ``as_of`` (exactly one)."""
     auth_id = auth["authorisation_id"]
+    previous = None
     if period_end is not None:
         cutoff = timestamps.end_of(period_end)
-        start_text = _period_start(state, auth_id, period_end.isoformat())
+        previous = _previous_bill(state, auth_id, period_end.isoformat())
+        start_text = previous["cutoff"] if previous else None
         start = timestamps.parse_datetime(start_text) if start_text else None
         scope = {"mode": "PERIOD", "period_start": start_text, "period_end": period_end.isoformat(),
                  "due": timestamps.fmt(cutoff + dt.timedelta(days=BILL_DUE_DAYS))}
@@ -92,7 +122,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
         scope = {"mode": "AS_OF", "as_of": timestamps.fmt(as_of)}
     granted = timestamps.parse_datetime(auth["granted_at"])
     log = sorted(eventlog.entries(state, auth_id, None, cutoff, granted), key=lambda e: (e["recorded_at"], e["tx_id"]))
-    auth = _terms_at_cutoff(auth, log)
+    auth = _terms_at_cutoff(state, auth, log)
 
     # replay every goods effect up to the cut-off
     book = goods.MemoryBook()
@@ -114,11 +144,13 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
     lot_ids = {gid for gid, lot in lots.items() if in_period(lot)}
     batch_ids = {gid for gid, b in batches.items() if any(s["lot_id"] in lot_ids for s in b["shares"])}
     in_scope = lambda kind, gid: gid in (lot_ids if kind == goods.LOT else batch_ids)  # noqa: E731
+    carried = _carried(previous, lots, batches, start)
+    carried_mark = {"carried_from": previous["period_end"]} if carried else {}
     window_start = timestamps.fmt(start) if start else ""
 
     # 1. lots, with 2. their products through the lineage
     lot_lines, totals = [], {"placed": {}, "consumed": {}, "produced": {}, "exited": {}, "lost": {}, "remaining": {}}
-    for lot in sorted((lots[i] for i in lot_ids), key=goods.placement_order):
+    for lot in sorted((lots[i] for i in lot_ids), key=goods.recording_order):
         private_key = state.key(keys.commercial_lot(lot["lot_id"]))
         value_hash = state.stub.get_private_data_hash(keys.COMMERCIAL_COLLECTION, private_key)
         lot_lines.append({
@@ -159,12 +191,19 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
             processing.append({k: op[k] for k in ("operation_id", "site", "inputs", "outputs", "yield",
                                                   "recorded_at", "tx_id")})
         for e in entry["effects"]:
-            if e["op"] not in ("exit", "lose") or not in_scope(e["kind"], e["id"]):
+            if e["op"] not in ("exit", "lose"):
+                continue
+            if in_scope(e["kind"], e["id"]):
+                mark = {}
+            elif in_window and (e["kind"], e["id"]) in carried:
+                mark = carried_mark
+            else:
                 continue
             rec = book.get(e["kind"], e["id"])
             line = {"goods": e["kind"], "id": e["id"], "cn": rec["cn"], "quantity": e["qty"], "unit": rec["unit"],
                     "attribution": e["attribution"], "input_goods": _input_goods(lots, e),
-                    "recorded_at": entry["recorded_at"], "occurred_at": entry["occurred_at"], "tx_id": entry["tx_id"]}
+                    "recorded_at": entry["recorded_at"], "occurred_at": entry["occurred_at"], "tx_id": entry["tx_id"],
+                    **mark}
             if e["op"] == "exit":
                 disposals.append({"procedure": e["procedure"], "mrn": e["mrn"], "item_no": e["item_no"], **line,
                                   "exit_confirmed": confirmations.get((e["mrn"], e["item_no"]))
@@ -176,14 +215,16 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
                 _add(totals["lost"], (e["reason"], rec["cn"], rec["unit"]), e["qty"])
 
     # 5. remaining balances (waste included: it is under the procedure until it leaves), 6. conservation proof
+    # (goods carried from the previous bill too, marked ``carried_from``)
     remaining, waste, conservation = [], [], []
     for kind, ids, records in ((goods.LOT, lot_ids, lots), (goods.BATCH, batch_ids, batches)):
-        for gid in sorted(ids):
+        for gid in sorted(ids | {g for k, g in carried if k == kind}):
             rec = records[gid]
-            conservation.append({"goods": kind, "id": gid, **goods.conservation(kind, rec)})
+            mark = carried_mark if (kind, gid) in carried else {}
+            conservation.append({"goods": kind, "id": gid, **goods.conservation(kind, rec), **mark})
             if goods.is_waste(rec):
                 waste.append({"batch_id": gid, "cn": rec["cn"], "unit": rec["unit"], "produced": rec["produced"],
-                              "exited": rec["exited"], "lost": rec["lost"], "remaining": goods.balance(rec)})
+                              "exited": rec["exited"], "lost": rec["lost"], "remaining": goods.balance(rec), **mark})
             qty = goods.balance(rec)
             if not qty:
                 continue
@@ -193,7 +234,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
             else:
                 status = "OVERDUE" if as_of > deadline else "OPEN"
             remaining.append({"goods": kind, "id": gid, "cn": rec["cn"], "unit": rec["unit"], "quantity": qty,
-                              "deadline": rec["deadline"], "status": status})
+                              "deadline": rec["deadline"], "status": status, **mark})
             _add(totals["remaining"], (kind, rec["cn"], rec["unit"]), qty)
 
     data = {
@@ -226,17 +267,24 @@ def with_commercial_values(state, data: dict) -> dict:
 
 # ---------------------------------------------------------------------------------------- acts
 
-def _terms_at_cutoff(auth: dict, log: list[dict]) -> dict:
+def _terms_at_cutoff(state, auth: dict, log: list[dict]) -> dict:
     """The authorisation as it stood at the cut-off: the fields of its grant or of its last amendment
     before it (an amendment replaces them all), and that version. A bill is the ledger's as of its cut-off:
-    an amendment recorded later changes neither what it shows (rates of yield, office) nor its hash."""
+    an amendment recorded later changes neither what it shows (rates of yield, office) nor its hash. A
+    cut-off before the grant (a bill for a period that ended before it: no goods) shows the terms granted."""
     terms, version = None, 0
-    for entry in log:
+    for entry in log or _grant_entries(state, auth):
         if entry["event_type"] in ("GrantAuthorisation", "AmendAuthorisation"):
             terms, version = entry["event"], version + 1
     if terms is None:  # the grant is always in the log; kept for safety
         return auth
     return {**auth, **authorisations.fields_of(terms), "version": version}
+
+
+def _grant_entries(state, auth: dict) -> list[dict]:
+    """The log entry of the authorisation's grant (the first of its log)."""
+    granted = timestamps.parse_datetime(auth["granted_at"])
+    return eventlog.entries(state, auth["authorisation_id"], granted, granted + dt.timedelta(microseconds=1), granted)
 
 
 def _exit_confirmations(log: list[dict]) -> dict[tuple[str, int], dict]:
@@ -257,7 +305,9 @@ def _exit_confirmations(log: list[dict]) -> dict[tuple[str, int], dict]:
 
 def submit(tx, event: dict) -> dict:
     """SubmitBillOfDischarge (DA art. 175): the period must have ended; the ledger computes the bill and
-    the submitted ``document_hash`` must equal its hash. A QUERIED bill may be submitted again."""
+    the submitted ``document_hash`` must equal its hash. A QUERIED bill may be submitted again (also after a
+    later period's bill); no bill while an earlier period's is QUERIED. The record keeps the goods the bill
+    flags overdue (``overdue``), which the next bill carries."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
     period_end = timestamps.parse_date(event["period_end"], "period_end")
     cutoff = timestamps.end_of(period_end)
@@ -269,9 +319,9 @@ def submit(tx, event: dict) -> dict:
     if existing is not None and existing["status"] != QUERIED:
         raise InvalidState(f"the bill for {event['period_end']} is {existing['status']}", bill_id=existing["bill_id"],
                            status=existing["status"])
-    later = [b["period_end"] for b in bills(tx.state, auth["authorisation_id"]) if b["period_end"] > event["period_end"]]
-    if later:
-        raise OutOfOrder("a bill for a later period exists", period_end=event["period_end"], later=max(later))
+    if existing is None:
+        _require_no_later_bill(tx.state, auth["authorisation_id"], event["period_end"])
+    _require_no_earlier_bill_queried(tx.state, auth["authorisation_id"], event["period_end"])
     data = compute(tx.state, auth, period_end=period_end)
     if data["document_hash"] != event["document_hash"]:
         raise HashMismatch("the submitted hash differs from the bill the ledger computes",
@@ -284,9 +334,29 @@ def submit(tx, event: dict) -> dict:
         "revision": (existing["revision"] + 1) if existing else 1, "submitted_at": tx.recorded_at, "tx_id": tx.tx_id,
         "lots": [line["lot_id"] for line in data["lots"]], "totals": data["totals"], "decision": None,
     }
+    if existing is None or "overdue" in existing:   # a bill first submitted without it keeps its successors' hashes
+        bill["overdue"] = [{"goods": r["goods"], "id": r["id"]} for r in data["remaining"] if r["status"] == "OVERDUE"]
     tx.state.put(key, bill)
     authorisations.close_until(tx, auth, data["cutoff"])
     return {"bill": bill}
+
+
+def _require_no_later_bill(state, authorisation_id: str, period_end: str) -> None:
+    """OutOfOrder: a new bill for a period before one already billed (the bills' periods follow each other;
+    a QUERIED bill may be submitted again, whatever came after it)."""
+    later = [b["period_end"] for b in bills(state, authorisation_id) if b["period_end"] > period_end]
+    if later:
+        raise OutOfOrder("a bill for a later period exists", period_end=period_end, later=max(later))
+
+
+def _require_no_earlier_bill_queried(state, authorisation_id: str, period_end: str) -> None:
+    """InvalidState: a bill while the bill of an earlier period is QUERIED by customs — that one is answered
+    (submitted again) first, so the periods are billed in order."""
+    queried = [b["bill_id"] for b in bills(state, authorisation_id)
+               if b["period_end"] < period_end and b["status"] == QUERIED]
+    if queried:
+        raise InvalidState(f"the bill {queried[0]} of an earlier period is QUERIED: submit it again first",
+                           bill_id=queried[0], status=QUERIED, period_end=period_end)
 
 
 def get_bill(state, bill_id: str) -> dict:

@@ -112,7 +112,8 @@ class OutOfOrder(_Rule):
     """Business time (``occurred_at``) in the future — later than the ledger time beyond
     ``max_clock_skew_s`` — or before the goods' placement (or production); or a transaction timestamped
     before the last recorded change of the goods it touches, before the grant of its authorisation, or
-    before the cut-off of a bill of discharge already submitted for that authorisation. An event recorded late is not refused: it is
+    before the cut-off of a bill of discharge already submitted for that authorisation; a new bill of discharge
+    for a period before one already billed. An event recorded late is not refused: it is
     accepted with its own ``occurred_at`` and, beyond ``late_recording_days``, raises the alert
     ``LateRecording`` (the ledger time is never backdated)."""
 
@@ -134,7 +135,8 @@ class AlreadyExists(_Rule):
 
 class InvalidState(_Rule):
     """The object is not in a state that allows the act (e.g. reinstating an authorisation that is not
-    suspended, extending a discharged lot, deciding a bill that is not submitted)."""
+    suspended, extending a discharged lot, deciding a bill that is not submitted, submitting a bill while
+    the bill of an earlier period of the authorisation is QUERIED)."""
 
 
 class PeriodNotEnded(_Rule):

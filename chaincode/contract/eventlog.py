@@ -31,18 +31,35 @@ EVENT_NAME = "ipledger.events"
 PAYLOAD_VERSION = 1
 
 
-def content_hash(tx, act: str, event: dict) -> str:
-    return digest({"type": act, "event": event, "msp_id": tx.caller.msp_id,
+def content_hash(tx, act: str, event: dict, normalised: bool = True) -> str:
+    """SHA-256 of the event's canonical content. Its numbers are taken as the values the contract reads
+    (:func:`same_numbers`): ``1.0`` and ``1`` are one content."""
+    return digest({"type": act, "event": same_numbers(event) if normalised else event, "msp_id": tx.caller.msp_id,
                    "commercial": digest(tx.commercial) if tx.commercial is not None else None})
+
+
+def same_numbers(value):
+    """``value`` with every whole number written as a fraction (``1.0``, ``2e0``) written as an integer. The
+    contract reads every number by its exact value (``decimals.exact``: 1.0 and 1 are both 1) and counts
+    quantities in integers only (the schemas refuse ``10.0``), so this changes no event's meaning. Other
+    numbers are already one text per value (the shortest form of a JSON float)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: same_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [same_numbers(v) for v in value]
+    return value
 
 
 def replay(tx, act: str, event: dict) -> dict | None:
     """The original result if this event was already recorded; DuplicateEvent if the id was used for
-    other content; None for a new event."""
+    other content; None for a new event. (An event recorded before its numbers were normalised for the
+    hash is known by the hash of its content as sent.)"""
     seen = tx.state.get(keys.event(tx.caller.msp_id, event["event_id"]))
     if seen is None:
         return None
-    if seen["hash"] != content_hash(tx, act, event):
+    if seen["hash"] not in (content_hash(tx, act, event), content_hash(tx, act, event, normalised=False)):
         raise DuplicateEvent(f"event_id {event['event_id']} was already used for other content",
                              event_id=event["event_id"], original_tx_id=seen["result"]["tx_id"],
                              original_type=seen["result"]["event_type"])

@@ -70,12 +70,22 @@ def deadline(record: dict) -> dt.datetime:
 
 def billed_at(lot: dict, when: dt.datetime) -> dt.datetime:
     """When a deadline ``when`` of ``lot`` counts for the bills of discharge: the deadline itself, unless the
-    lot was recorded after a bill of discharge had closed the period of its deadline (``billed_from``, set at
-    placement: a placement declared long before it was recorded): then from its recording, so that it is
-    in the next bill rather than in none (a submitted bill cannot change)."""
+    lot was recorded after it (``billed_from``, set at placement by :func:`billed_from`: a placement declared
+    long before it was recorded) — then from its recording, so that it is in the bill of the period it was
+    recorded in rather than in none: no bill's replay holds a lot before its recording."""
     if "billed_from" not in lot:
         return when
     return max(when, timestamps.parse_datetime(lot["billed_from"]))
+
+
+def billed_from(lot: dict) -> str | None:
+    """What a new lot stores as ``billed_from`` (read by :func:`billed_at`): its recording (``accepted_at``)
+    when that is after its deadline, else nothing. Stored at placement rather than derived when a bill is
+    computed, so that a lot recorded before this rule keeps the bills it was in (§7: a submitted bill and
+    its hash never change)."""
+    if deadline(lot) < timestamps.parse_datetime(lot["accepted_at"]):
+        return lot["accepted_at"]
+    return None
 
 
 def is_discharged(kind: str, record: dict) -> bool:
@@ -219,8 +229,18 @@ def batch_deadline(batch: dict) -> str:
     return min(share["deadline"] for share in holding)  # timestamps.fmt is fixed width: text order is time order
 
 
-def placement_order(lot: dict) -> tuple[str, str]:
+def recording_order(lot: dict) -> tuple[str, str]:
+    """Lots in the order they were recorded (the order of a bill's lot lines)."""
     return lot["accepted_at"], lot["lot_id"]
+
+
+def placement_order(lot: dict) -> tuple[dt.datetime, str, str]:
+    """Lots in placement order, first-in-first-out (docs/domain.md §5): by the placement's legally relevant
+    time — when the declaration was accepted (``occurred_at``), never later than its recording, the time
+    its deadline runs from — then by recording time and lot id. The order of a new batch's shares
+    (:func:`shares_of`), so the order in which its discharges take them (:func:`fifo_attribution`)."""
+    placed = min(timestamps.parse_datetime(lot["occurred_at"]), timestamps.parse_datetime(lot["accepted_at"]))
+    return placed, lot["accepted_at"], lot["lot_id"]
 
 
 # ---------------------------------------------------------------------------------------- books

@@ -56,9 +56,8 @@ def place_under_procedure(tx, event: dict) -> dict:
         "stock": {event["site"]: qty}, "consumed": 0, "exited": {}, "lost": 0, "lost_by_reason": {},
         "products": {},
     }
-    closed = auth.get("closed_until")
-    if closed and lot["deadline"] < closed:   # its deadline's period has a submitted bill: the next bill takes it
-        lot["billed_from"] = tx.recorded_at
+    if (since := goods.billed_from(lot)) is not None:   # recorded after its deadline: billed from then on
+        lot["billed_from"] = since
     # what posting it reads, in one round trip: the lot's balance shard, its entry's CeilingNear alert
     tx.state.prefetch([goods.balance_key(goods.LOT, lot), authorisations.ceiling_alert_key(auth, lot["cn"])])
     goods.post(tx, {"op": "place", "lot": lot})

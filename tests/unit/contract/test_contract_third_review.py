@@ -117,14 +117,19 @@ def test_an_extension_to_a_deadline_inside_a_billed_period_is_refused(sc):
                                                     "new_deadline": iso(sc.D(300))}, "CustomsMSP"))
 
 
-def test_a_late_placement_whose_deadline_period_is_open_keeps_its_deadline_for_bills_and_alerts(sc):
-    """Recorded late but before any bill closed its deadline's period: billed by its deadline as before, and the
-    bill's due alert counted from the deadline (lateness never lengthens a period)."""
+def test_a_late_placement_counts_for_bills_from_its_recording_and_is_overdue_from_its_deadline(sc):
+    """Recorded late (declared D+0, deadline D+180, recorded D+300), before any bill: it counts for the bills from
+    its recording (``billed_from``; fourth review, F3: a bill of the period of its deadline, submitted later,
+    would not hold it), so the bill alerts count from then — but the goods are overdue from their deadline."""
     sc.wait_until(sc.D(300))
     sc.accepted(sc.place("L1", 100, occurred_at=iso(sc.D(0))))
-    assert "billed_from" not in sc.lot("L1")
-    late = [a for a in sc.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "BillOfDischargeLate"]
-    assert [a["details"]["lots"] for a in late] == [["L1"]]
+    assert sc.lot("L1")["billed_from"] == sc.lot("L1")["accepted_at"]
+    alerts = sc.query("GetAlerts", AUTH_ID)["alerts"]
+    assert [a["details"]["deadline"] for a in alerts if a["type"] == "DeadlineOverdue"] == [sc.lot("L1")["deadline"]]
+    assert not [a for a in alerts if a["type"].startswith("BillOfDischarge")]
+    late = [a for a in sc.query("GetAlerts", AUTH_ID, ts=sc.D(331))["alerts"] if a["type"] == "BillOfDischargeLate"]
+    assert [(a["details"]["period_end"], a["details"]["lots"]) for a in late] == \
+        [(sc.D(300).date().isoformat(), ["L1"])]
 
 
 def test_an_extension_moves_a_batch_written_before_shares_carried_deadlines(sc):
