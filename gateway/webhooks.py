@@ -106,7 +106,11 @@ class Subscriptions:
         """A new subscription: (its public record, its secret)."""
         if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url or ""):
             raise WebhookError(f"not an http(s) URL: {url!r}")
-        if url.startswith("http://") and not _loopback(urllib.parse.urlsplit(url).hostname or ""):
+        try:
+            host = urllib.parse.urlsplit(url).hostname or ""
+        except ValueError as exc:   # e.g. an unclosed IPv6 bracket
+            raise WebhookError(f"not an http(s) URL: {url!r} ({exc})") from None
+        if url.startswith("http://") and not _loopback(host):
             raise WebhookError(f"alerts carry the authorisations' data: an https:// URL for another host than this "
                                f"one, not {url!r}")
         if not re.fullmatch(r"[A-Za-z0-9.-]{1,64}", org or ""):

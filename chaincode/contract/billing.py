@@ -66,7 +66,8 @@ def _carried(previous: dict | None, lots: dict, batches: dict, start: dt.datetim
     own — every deadline of each of their lots (the lot, or a batch's source lots) counted before this period
     (``goods.billed_at``; an extension moves a lot into the bill of its new deadline, which lists all of it).
     This bill lists their disposals and losses recorded in the period, and what remains of them, so that
-    every disposal is in exactly one bill. A bill recorded before bills kept ``overdue`` carries nothing
+    no disposal of goods already billed is left out of every later bill (docs/domain.md §7 item 5 says when
+    a line is repeated). A bill recorded before bills kept ``overdue`` carries nothing
     (the bills after it keep their hashes)."""
     if previous is None or start is None:
         return set()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ipledger.chaincode.contract import goods, keys, timestamps
+from ipledger.chaincode.contract import decimals, goods, keys, timestamps
 from ipledger.chaincode.contract.errors import DuplicateEvent, InvalidEvent
 from ipledger.chaincode.contract.state import canonical_json, digest
 
@@ -43,8 +43,8 @@ def same_numbers(value):
     contract reads every number by its exact value (``decimals.exact``: 1.0 and 1 are both 1) and counts
     quantities in integers only (the schemas refuse ``10.0``), so this changes no event's meaning. Other
     numbers are already one text per value (the shortest form of a JSON float)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    if isinstance(value, float) and (exact := decimals.exact(value)).denominator == 1:
+        return int(exact)   # the value the contract reads (1e+23 is 10**23, not the float's binary value)
     if isinstance(value, dict):
         return {k: same_numbers(v) for k, v in value.items()}
     if isinstance(value, list):

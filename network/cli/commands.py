@@ -281,7 +281,7 @@ def _chaincode_status(net: Nodes, dep, _spec, args) -> int:
 def _compose(net: Nodes, msp_id: str, out: Path | None, gateway_bind: str | None) -> None:
     from ipledger.network.channel.package import package_id, package_label
     from ipledger.network.channel.chaincode import service_address, service_packages
-    from ipledger.network.org.containers import compose, images
+    from ipledger.network.org.containers import compose, images, services
     org = net.consortium.org(msp_id)
     if not net.layout.is_local(org):
         raise NetworkError(f"{msp_id}'s own directory is not in {net.layout.root}: write its compose file "
@@ -297,7 +297,7 @@ def _compose(net: Nodes, msp_id: str, out: Path | None, gateway_bind: str | None
               f"{net.layout.consortium_file}. Images: python -m ipledger.network.org.containers build.\n"
               f"Then: docker-compose -f <this file> up -d; ipledger --runtime docker network up\n"
               f"The ledgers are on named volumes: 'docker-compose down -v' deletes them.")
-    text = compose.render(compose.document(svcs), header)
+    text = compose.render(compose.document(svcs, tags[services.VOLUME_OWNER_IMAGE]), header)
     if out is None:
         sys.stdout.write(text)
     else:

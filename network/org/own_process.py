@@ -13,7 +13,6 @@ from __future__ import annotations
 import multiprocessing
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,22 +20,35 @@ from typing import Any, Callable
 _CONTEXT = multiprocessing.get_context("spawn")
 
 
-def call(fn: Callable[..., Any], /, *args, log: Callable[[str], Any] | None = None, **kwargs) -> Any:
+def call(fn: Callable[..., Any], /, *args, log: Callable[[str], Any] | None = None, timeout: float = 600,
+         **kwargs) -> Any:
     """``fn(*args, **kwargs)`` in a child process of its own; its result, or its exception raised here.
     ``fn`` and its arguments are pickled (a module-level function, plain values). Given ``log``, ``fn`` is
-    called with ``log=`` collecting its lines, which are passed to ``log`` here once it returns."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=_CONTEXT) as pool:
-        result, lines = pool.submit(_logged, fn, args, kwargs, log is not None).result()
+    called with ``log=`` collecting its lines, which are passed to ``log`` here once it ends (also when it
+    fails). A child still running after ``timeout`` seconds is stopped: TimeoutError."""
+    with _CONTEXT.Pool(1) as pool:
+        pending = pool.apply_async(_logged, (fn, args, kwargs, log is not None))
+        try:
+            result, lines, error = pending.get(timeout)
+        except multiprocessing.TimeoutError:
+            pool.terminate()
+            raise TimeoutError(f"{getattr(fn, '__name__', fn)} did not end within {timeout:.0f} s") from None
     for line in lines:
         log(line)
+    if error is not None:
+        raise error
     return result
 
 
 def _logged(fn, args, kwargs, with_log: bool):
+    """In the child: ``fn``'s result, the lines it logged, and the exception it raised (or None)."""
     lines: list[str] = []
     if with_log:
-        kwargs = {**kwargs, "log": lambda *parts: lines.append(" ".join(str(p) for p in parts))}
-    return fn(*args, **kwargs), lines
+        kwargs = {**kwargs, "log": lambda *parts, **_: lines.append(" ".join(str(p) for p in parts))}
+    try:
+        return fn(*args, **kwargs), lines, None
+    except Exception as exc:   # handed to the parent with the lines logged before it
+        return None, lines, exc
 
 
 # The standard library only: the probe's interpreter starts in a few tens of milliseconds.

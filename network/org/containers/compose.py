@@ -48,12 +48,14 @@ def service_entry(svc: Service) -> dict:
     return out
 
 
-def document(svcs: list[Service]) -> dict:
+def document(svcs: list[Service], owner_image: str) -> dict:
+    """The compose file of ``svcs``; a node running as a user first has its volumes given to that user by a
+    ``<node>-volume-owner`` service of ``owner_image`` (services.volume_owner)."""
     doc = {"version": FORMAT, "services": {}, "volumes": {}}
     for svc in svcs:
         key = svc.node or svc.name.split("-", 2)[-1]
         doc["services"][key] = service_entry(svc)
-        if (owner := services.volume_owner(svc)) is not None:   # its volumes given to its user first
+        if (owner := services.volume_owner(svc, owner_image)) is not None:   # its volumes given to its user first
             doc["services"][f"{key}-volume-owner"] = {**service_entry(owner), "restart": "no"}
             doc["services"][key]["depends_on"] = {f"{key}-volume-owner": {"condition": "service_completed_successfully"}}
         for vol in svc.volumes:

@@ -105,8 +105,8 @@ class DockerRuntime:
                 raise ContainerError(f"{svc.name}: {m.source} does not exist (mounted at {m.target})")
         for vol in svc.volumes:
             self._volume(vol, svc)
-        if (owner := services.volume_owner(svc)) is not None:
-            self._run_once(owner)
+        if svc.user is not None and svc.volumes:   # its new volumes given to its user first
+            self._run_once(services.volume_owner(svc, self.tags()[services.VOLUME_OWNER_IMAGE]))
         import docker.types  # noqa: PLC0415
         with _engine(f"starting {svc.name}"):
             ctr = self.client.containers.run(

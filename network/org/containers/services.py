@@ -141,17 +141,23 @@ def node_service(layout: Layout, node: Node, image: str) -> Service:
                    mounts, node=node.id, scope=scope(layout), user=host_user())
 
 
-def volume_owner(svc: Service) -> Service | None:
-    """A short-lived container that gives ``svc``'s ledger volumes to the user ``svc`` runs as before it
-    starts (an engine creates a volume owned by root): root with only the capabilities to change owners
-    and to walk the volume, no network, nothing else mounted. It changes nothing on a volume already the
-    user's. None when ``svc`` has no volume or runs as root."""
+# The image the volume owner runs in: one with a shell and coreutils whatever the binaries (the peer image is
+# built on the base; the orderer's may be FROM scratch)
+VOLUME_OWNER_IMAGE = "peer"
+
+
+def volume_owner(svc: Service, image: str) -> Service | None:
+    """A short-lived container (of ``image``: one with a shell, :data:`VOLUME_OWNER_IMAGE`) that gives ``svc``'s
+    ledger volumes to the user ``svc`` runs as before it starts (an engine creates a volume owned by root):
+    root with only the capabilities to change owners and to walk the volume, no network, nothing else
+    mounted. It changes nothing on a volume already the user's. None when ``svc`` has no volume or runs as
+    root."""
     if svc.user is None or not svc.volumes:
         return None
     targets = [m.target for m in svc.mounts if m.volume]
     script = " && ".join(f'{{ [ "$(stat -c %u:%g {t})" = "{svc.user}" ] || chown -R {svc.user} {t}; }}'
                          for t in targets)
-    return Service(f"{svc.name}-volume-owner", svc.image, "volume-owner", svc.org, ["sh", "-c", script],
+    return Service(f"{svc.name}-volume-owner", image, "volume-owner", svc.org, ["sh", "-c", script],
                    mounts=[m for m in svc.mounts if m.volume], scope=svc.scope, user="0:0",
                    cap_add=("CHOWN", "DAC_READ_SEARCH"), network_mode="none")
 

@@ -119,7 +119,7 @@ def test_the_compose_file_names_the_same_containers_and_volumes_as_the_runtime(n
     org = c.org("CustomsMSP")
     svcs = compose.org_services(lay, org, TAGS, chaincode_services=[("ipledger_1.0", "ipledger_1.0:abc", "127.0.0.1:21013")],
                                 customs_msp="CustomsMSP", gateway_bind="127.0.0.1:8080")
-    doc = yaml.safe_load(compose.render(compose.document(svcs), "header"))
+    doc = yaml.safe_load(compose.render(compose.document(svcs, TAGS["peer"]), "header"))
     assert doc["version"] == "3.8"
     names = {s["container_name"] for s in doc["services"].values()}
     assert names == {services.container_name(lay, "peer0.customs"),
@@ -145,7 +145,7 @@ def customs_services(c, lay):
 
 def test_every_container_runs_without_capabilities_and_cannot_gain_any(net):
     c, lay = net
-    doc = compose.document(customs_services(c, lay))
+    doc = compose.document(customs_services(c, lay), TAGS["peer"])
     assert sorted(doc["services"]) == ["gateway.customs", "ipledger_1.0.customs", "peer0.customs"]
     for key, entry in doc["services"].items():
         assert entry["cap_drop"] == ["ALL"] and entry["security_opt"] == ["no-new-privileges:true"], key
@@ -156,7 +156,7 @@ def test_as_root_every_container_runs_as_root_and_as_a_user_every_container_runs
     c, lay = net
     monkeypatch.setattr(services.os, "getuid", lambda: 0)
     assert all(svc.user is None for svc in customs_services(c, lay))
-    assert services.volume_owner(services.node_service(lay, c.node("peer0.customs"), "x")) is None
+    assert services.volume_owner(services.node_service(lay, c.node("peer0.customs"), "x"), "sh-image") is None
     monkeypatch.setattr(services.os, "getuid", lambda: 1234)
     monkeypatch.setattr(services.os, "getgid", lambda: 99)
     svcs = customs_services(c, lay)
@@ -169,16 +169,20 @@ def test_a_users_ledger_volume_is_given_to_that_user_before_its_node_starts(net,
     monkeypatch.setattr(services.os, "getgid", lambda: 99)
     peer = c.node("peer0.customs")
     svc = services.node_service(lay, peer, "x")
-    owner = services.volume_owner(svc)
+    owner = services.volume_owner(svc, TAGS["peer"])
     data = str(lay.data_dir(peer))
     # root with two capabilities, no network, the volume and nothing else: no key of the organisation
     assert (owner.user, owner.cap_add, owner.network_mode) == ("0:0", ("CHOWN", "DAC_READ_SEARCH"), "none")
     assert owner.mounts == [services.Mount(data, services.volume_name(lay, peer), read_only=False, volume=True)]
     assert owner.command == ["sh", "-c", f'{{ [ "$(stat -c %u:%g {data})" = "1234:99" ] || chown -R 1234:99 {data}; }}']
-    assert services.volume_owner(services.gateway_service(lay, c.org("CustomsMSP"), "x", "127.0.0.1:8080")) is None
-    doc = compose.document(customs_services(c, lay))
+    assert services.volume_owner(services.gateway_service(lay, c.org("CustomsMSP"), "x", "127.0.0.1:8080"),
+                                 TAGS["peer"]) is None
+    # an orderer's image may be FROM scratch (no shell): its owner runs in the peer image, built on the base
+    orderer = services.node_service(lay, c.orderers[0], TAGS["orderer"])
+    assert services.volume_owner(orderer, TAGS["peer"]).image == TAGS["peer"]
+    doc = compose.document(customs_services(c, lay), TAGS["peer"])
     entry = doc["services"]["peer0.customs-volume-owner"]
-    assert entry["restart"] == "no" and entry["cap_add"] == ["CHOWN", "DAC_READ_SEARCH"] and entry["user"] == "0:0"
+    assert entry["image"] == TAGS["peer"] and entry["restart"] == "no" and entry["cap_add"] == ["CHOWN", "DAC_READ_SEARCH"] and entry["user"] == "0:0"
     assert entry["network_mode"] == "none" and entry["cap_drop"] == ["ALL"]
     assert doc["services"]["peer0.customs"]["depends_on"] == {
         "peer0.customs-volume-owner": {"condition": "service_completed_successfully"}}

@@ -310,3 +310,9 @@ def test_a_quantity_written_as_a_fraction_is_still_refused(sc):
     event = {"authorisation_id": AUTH_ID, "lot_id": "L1", "quantity": 1.0, "from_site": SITE1, "to_site": SITE2,
              "event_id": "mv-1", "occurred_at": iso(sc.ledger.now)}
     assert sc.ledger.invoke(sc.contract, "MoveGoods", [event], "OperatorMSP").error_code == "InvalidEvent"
+
+
+def test_the_replay_hash_reads_numbers_as_the_contract_does():
+    from ipledger.chaincode.contract import eventlog
+    assert eventlog.same_numbers({"a": 1e23, "b": [1.0, 0.5, -0.0], "c": True, "d": 2}) == \
+        {"a": 10 ** 23, "b": [1, 0.5, 0], "c": True, "d": 2}

@@ -78,6 +78,8 @@ def test_subscriptions_file(tmp_path):
     for elsewhere in ("http://192.0.2.7/x", "http://erp.example/hook", "http://[2001:db8::1]/x"):
         with pytest.raises(WebhookError, match="https:// URL for another host"):   # alerts in clear text
             subs.add(elsewhere, "OperatorMSP")
+    with pytest.raises(WebhookError, match="not an http"):
+        subs.add("http://[::1/x", "OperatorMSP")
     other = Subscriptions(tmp_path / "other.json")
     assert other.add("https://erp.example/hook", "OperatorMSP")[0]["url"] == "https://erp.example/hook"
     assert other.add("http://localhost:9/x", "OperatorMSP")[0]["url"] == "http://localhost:9/x"

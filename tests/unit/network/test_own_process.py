@@ -23,8 +23,15 @@ def _add(a: int, b: int, log=None) -> int:
     return a + b
 
 
-def _fail() -> None:
+def _fail(log=None) -> None:
+    if log:
+        log("about to fail")
     raise identities.IdentityError("refused in the child")
+
+
+def _hang() -> None:
+    import time
+    time.sleep(60)
 
 
 def test_a_call_returns_its_result_replays_its_log_and_raises_its_error():
@@ -33,7 +40,10 @@ def test_a_call_returns_its_result_replays_its_log_and_raises_its_error():
     assert lines == ["adding 2 3"]
     assert own_process.call(_add, 2, 3) == 5
     with pytest.raises(identities.IdentityError, match="refused in the child"):
-        own_process.call(_fail)
+        own_process.call(_fail, log=lines.append)
+    assert lines[-1] == "about to fail"                 # what it logged before failing is not lost
+    with pytest.raises(TimeoutError, match="_hang did not end within 1 s"):
+        own_process.call(_hang, timeout=1)
 
 
 @pytest.mark.fabric
