@@ -86,9 +86,16 @@ def test_the_chaincode_service_registers_with_a_peer_that_dials_it(engine, built
     from tests.unit.shim.shim_fakepeer import CCM, FakePeer
 
     ccid = "ipledger_1.0:" + "0" * 64
+    # without its TLS pair it does not listen at all (the fake peer below speaks plaintext: said on purpose)
+    refused = engine.containers.run(built["ccaas"].tag, environment={"CHAINCODE_ID": ccid}, detach=True)
+    try:
+        assert refused.wait(timeout=60)["StatusCode"] == 2
+        assert b"CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE must be set" in refused.logs()
+    finally:
+        refused.remove(force=True)
     container = engine.containers.run(
         built["ccaas"].tag, detach=True,
-        environment={"CHAINCODE_ID": ccid, "IPLEDGER_CUSTOMS_MSP": "CustomsMSP"})
+        environment={"CHAINCODE_ID": ccid, "IPLEDGER_CUSTOMS_MSP": "CustomsMSP", "CHAINCODE_TLS_DISABLED": "true"})
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
