@@ -137,6 +137,15 @@ def require_site(auth: dict, site: str) -> None:
                                 authorisation_id=auth["authorisation_id"])
 
 
+def require_site_or_goods_there(auth: dict, site: str, records: Iterable[dict]) -> None:
+    """SiteNotAuthorised unless ``site`` is authorised or — a site an amendment withdrew while goods lay there —
+    one of ``records`` (the goods the act names) still has stock there: goods may leave such a site (a movement
+    to an authorised site, an exit, a loss) and customs may count them there; nothing enters it and nothing is
+    processed there. Otherwise an amendment would strand goods out of every movement and control."""
+    if site not in auth["sites"] and not any(record["stock"].get(site, 0) > 0 for record in records):
+        require_site(auth, site)
+
+
 def rates_for_input(auth: dict, input_cn: str) -> list[dict]:
     """The authorised rates of yield from ``input_cn``, one per processed product (the most specific
     input match wins), in product CN order."""

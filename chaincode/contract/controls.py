@@ -12,15 +12,18 @@ def record_control(tx, event: dict) -> dict:
     are separate events (e.g. RecordLoss)."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
     site = event["site"]
-    authorisations.require_site(auth, site)
-    lines = []
+    records = []
     counted: set[tuple[str, str]] = set()
     for item in event["counted"]:
         kind, goods_id = goods.goods_ref(item)
         if (kind, goods_id) in counted:   # two counts of one item: which would the alert stand for?
             raise InvalidEvent(f"counted lists {kind.lower()} {goods_id} twice", goods=kind, id=goods_id)
         counted.add((kind, goods_id))
-        record = goods.load(tx, kind, goods_id, auth["authorisation_id"])
+        records.append((item, kind, goods_id, goods.load(tx, kind, goods_id, auth["authorisation_id"])))
+    # an authorised site, or one an amendment withdrew while counted goods lay there
+    authorisations.require_site_or_goods_there(auth, site, [record for *_, record in records])
+    lines = []
+    for item, kind, goods_id, record in records:
         goods.require_unit(record, item.get("unit"), goods_id)
         book = record["stock"].get(site, 0)
         difference = item["qty"] - book

@@ -24,7 +24,7 @@ def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
     goods.require_unit(record, event.get("unit"), goods_id)
     time_rules.not_before_goods(tx.occurred_at, record, kind, goods_id)
     if event.get("site") is not None:
-        authorisations.require_site(auth, event["site"])
+        authorisations.require_site_or_goods_there(auth, event["site"], [record])  # withdrawn: goods may leave
     qty = event["quantity"]
     effect = {"op": op, "kind": kind, "id": goods_id, "qty": qty,
               "sites": goods.take_from_sites(record, qty, event.get("site"), kind, goods_id),

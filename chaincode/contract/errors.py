@@ -70,7 +70,8 @@ class GoodsNotCovered(_Rule):
 
 
 class SiteNotAuthorised(_Rule):
-    """The site is not one of the authorisation's sites."""
+    """The site is not one of the authorisation's sites. Goods still at a site an amendment withdrew may only
+    leave it (a movement to an authorised site, an exit, a loss) and be counted there by customs."""
 
 
 class CeilingExceeded(_Rule):

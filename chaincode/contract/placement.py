@@ -72,14 +72,15 @@ def place_under_procedure(tx, event: dict) -> dict:
 
 
 def move_goods(tx, event: dict) -> dict:
-    """MoveGoods: goods change site; both sites authorised, quantity ≤ stock at ``from_site``;
+    """MoveGoods: goods change site; both sites authorised (or ``from_site`` withdrawn by an amendment while
+    the goods lay there: they may leave it), quantity ≤ stock at ``from_site``;
     refused once the goods are overdue (DeadlinePassed)."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
     kind, goods_id = goods.goods_ref(event)
     record = goods.load(tx, kind, goods_id, auth["authorisation_id"])
     if event["from_site"] == event["to_site"]:
         raise InvalidEvent("from_site and to_site are the same", site=event["from_site"])
-    authorisations.require_site(auth, event["from_site"])
+    authorisations.require_site_or_goods_there(auth, event["from_site"], [record])  # a withdrawn site: goods leave
     authorisations.require_site(auth, event["to_site"])
     goods.require_unit(record, event.get("unit"), goods_id)
     time_rules.not_before_goods(tx.occurred_at, record, kind, goods_id)
