@@ -167,7 +167,8 @@ class ChaincodeClient:
         when the peer went away or could not be reached.
         """
         self.session = ChaincodeSession(
-            self.contract, self.chaincode_id, pool=self._pool, name=f"peer {self.peer_address}"
+            self.contract, self.chaincode_id, pool=self._pool, name=f"peer {self.peer_address}",
+            max_message=MAX_MESSAGE_SIZE,
         )
         if self._shutdown_requested:
             return

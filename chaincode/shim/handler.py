@@ -39,6 +39,7 @@ import greenlet
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2, proposal_response_pb2
 
 from ipledger.chaincode.shim.interface import PeerError
+from ipledger.chaincode.shim.transport import MAX_MESSAGE_SIZE
 
 __all__ = [
     "ChaincodeSession",
@@ -238,6 +239,7 @@ class ChaincodeSession:
         *,
         pool: Optional[WorkerPool] = None,
         name: str = "session",
+        max_message: int = MAX_MESSAGE_SIZE,
     ) -> None:
         if not chaincode_id:
             raise ValueError("chaincode_id is required (the package id the peer knows)")
@@ -245,6 +247,9 @@ class ChaincodeSession:
         self.chaincode_id = chaincode_id
         self.name = name
         self._pool = pool
+        # the stream's limit: a message above it is refused by the transport, which ends the whole stream (every
+        # transaction in flight); one transaction's oversized response or request fails that transaction alone
+        self.max_message = max_message
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._send_q: Optional[asyncio.Queue] = None
         self._txs: dict[tuple[str, str], _TxContext] = {}
@@ -548,6 +553,14 @@ class ChaincodeSession:
             )
             if ok and stub._event is not None:
                 reply.chaincode_event.CopyFrom(stub._event)
+            size = reply.ByteSize()
+            if size > self.max_message:
+                log.warning("[%s] response of %d bytes exceeds the %d-byte message limit", short(msg.txid), size,
+                            self.max_message)
+                response = proposal_response_pb2.Response(
+                    status=500, message=f"the response of {size} bytes exceeds the message limit of {self.max_message}")
+                reply = CCM(type=CCM.COMPLETED, payload=response.SerializeToString(), txid=msg.txid,
+                            channel_id=msg.channel_id)
             log.debug("[%s] completed with status %d", short(msg.txid), status)
         finally:
             if ctx.glet is not None:
@@ -584,6 +597,10 @@ class ChaincodeSession:
         :class:`StreamClosedError` when the stream is gone.
         """
         msg = CCM(type=msg_type, payload=payload, txid=ctx.txid, channel_id=ctx.channel_id)
+        size = msg.ByteSize()
+        if size > self.max_message:
+            raise PeerError(f"{_type_name(msg_type)} request of {size} bytes exceeds the message limit of "
+                            f"{self.max_message}")
         if ctx.glet is not None and greenlet.getcurrent() is ctx.glet:
             reply = self._call_inline(ctx, msg)
         else:

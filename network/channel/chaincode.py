@@ -135,7 +135,7 @@ class Deployer:
     def install(self, pkg: Path, peers: list | None = None) -> str:
         """Install ``pkg`` on ``peers`` (default: every peer of this host's organisations)."""
         peers = self.net.local_peers if peers is None else peers
-        pid = package_id(pkg)
+        pid = installed_package_id(pkg)
         label = pid.split(":")[0]
 
         def one(peer):
@@ -309,7 +309,7 @@ class Deployer:
                 spec.collections_config.write_text(json.dumps(rec["collections"]))
             definition = self._definition_args(spec, sequence)
             for org in members:
-                pid = package_id(self.org_package(spec, Path(rec["package"]), org))
+                pid = installed_package_id(self.org_package(spec, Path(rec["package"]), org))
                 self.net.peer_cli(org.peers[0], ["lifecycle", "chaincode", "approveformyorg",
                                                  *self._orderer_args, *definition,
                                                  "--package-id", pid,
@@ -413,11 +413,42 @@ def service_packages(net: Nodes, org) -> list[Path]:
 
 
 def service_address(pkg: Path) -> str:
-    """The address a chaincode-service package makes its peers dial."""
+    """The address a chaincode-service package makes its peers dial (it reads the package, which holds the
+    peers' client TLS key: in the organisation's own process; elsewhere :func:`service_info`)."""
     with tarfile.open(pkg) as outer:
         code = outer.extractfile("code.tar.gz").read()
     with tarfile.open(fileobj=io.BytesIO(code)) as inner:
         return json.loads(inner.extractfile("connection.json").read())["address"]
+
+
+def _info_file(pkg: Path) -> Path:
+    return pkg.with_name(pkg.name.removesuffix(".tar.gz") + ".json")
+
+
+def _describe_service_package(pkg: Path) -> dict:
+    """In the organisation's own process: what others need of its service package (no key), written beside it."""
+    info = {"label": package_label(pkg), "package_id": package_id(pkg), "address": service_address(pkg)}
+    _info_file(pkg).write_text(json.dumps(info, sort_keys=True) + "\n")
+    return info
+
+
+def service_info(pkg: Path) -> dict:
+    """A chaincode-service package's label, package id and address, from the public description written
+    beside it when it was built (for an older package, made now in a process of the organisation's own):
+    the package itself holds the peers' client TLS key, which a process acting for several organisations
+    must not read (network/org/own_process.py)."""
+    try:
+        info = json.loads(_info_file(pkg).read_text())
+        if {"label", "package_id", "address"} <= set(info):
+            return info
+    except (OSError, ValueError):
+        pass
+    return own_process.call(_describe_service_package, pkg)
+
+
+def installed_package_id(pkg: Path) -> str:
+    """``pkg``'s package id; a chaincode-service package's from its description (:func:`service_info`)."""
+    return service_info(pkg)["package_id"] if pkg.name.endswith(".ccaas.tar.gz") else package_id(pkg)
 
 
 def org_service_package(net: Nodes, org, name: str, label: str) -> Path:
@@ -429,7 +460,7 @@ def org_service_package(net: Nodes, org, name: str, label: str) -> Path:
     out = service_package_file(net, org, label)
     address = None
     if not out.exists():
-        taken = {service_address(p) for p in service_packages(net, org) if p.name.startswith(f"{name}_")}
+        taken = {service_info(p)["address"] for p in service_packages(net, org) if p.name.startswith(f"{name}_")}
         free = [a for a in chaincode_service_addresses(org) if a not in taken]
         if not free:
             raise ChaincodeError(f"{org.msp_id} runs services for {len(taken)} versions of {name} already "
@@ -452,13 +483,14 @@ def _service_package_as_org(org_dir: Path, msp_id: str, domain: str, hosts: list
     out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     build_ccaas_package(name, label, address, out, root_cert=(tls / "ca.crt").read_text(),
                         client_cert=(tls / "client.crt").read_text(), client_key=(tls / "client.key").read_text())
+    _describe_service_package(out)
 
 
 def start_service(net: Nodes, org, pkg: Path, log=print) -> str:
-    label = package_label(pkg)
+    info = service_info(pkg)
     tls = identities.OrgIdentities(net.layout.org_dir(org), org.msp_id, org.domain).chaincode_service_dir
-    return net.runtime.start_chaincode(org, label, package_id(pkg), service_address(pkg), _customs(net.consortium),
-                                       tls, log)
+    return net.runtime.start_chaincode(org, info["label"], info["package_id"], info["address"],
+                                       _customs(net.consortium), tls, log)
 
 
 def retire_services(net: Nodes, org, name: str, keep: str, log=print) -> None:
@@ -466,6 +498,7 @@ def retire_services(net: Nodes, org, name: str, keep: str, log=print) -> None:
     delete their packages (their slot is free again)."""
     for label in net.runtime.retire_chaincode(org, name, keep, log):
         service_package_file(net, org, label).unlink(missing_ok=True)
+        _info_file(service_package_file(net, org, label)).unlink(missing_ok=True)
 
 
 def resume_services(net: Nodes, log=print) -> None:

@@ -154,8 +154,10 @@ def build_ccaas_package(name: str, label: str, address: str, out: Path,
     code = _targz([("connection.json", json.dumps(conn, sort_keys=True).encode())],   # the peers' client TLS key
                   private=frozenset({"connection.json"}))
     metadata = json.dumps({"type": CCAAS_TYPE, "label": label}).encode()
-    # with the peers' client key for the service in it: 0600 from its creation on
-    return _write_file(out, _targz([("metadata.json", metadata), ("code.tar.gz", code)]),
+    # with the peers' client key for the service in it: 0600 from its creation on, and so is the member
+    # code.tar.gz that carries it (extracted from the package, it holds the key as much as connection.json)
+    private = frozenset({"code.tar.gz"}) if client_key else frozenset()
+    return _write_file(out, _targz([("metadata.json", metadata), ("code.tar.gz", code)], private=private),
                        0o600 if client_key else 0o644)
 
 

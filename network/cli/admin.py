@@ -162,7 +162,7 @@ def _sign(args) -> int:
     live = args.live or (args.msp_dir is None and not args.offline)
     config = None
     if live:
-        config, block = _net(args).channel_config(args.as_org)
+        config, block = _live_config(_net(args), upd, args.as_org)
         if config != upd.base:
             raise Refused(f"not signed: the channel's config (block {block}) is not the base config this update "
                           f"was computed against (block {upd.meta.get('base_config_block')}): the changes shown "
@@ -188,13 +188,22 @@ def _sign(args) -> int:
     return 0
 
 
+def _live_config(net: Nodes, upd: UpdateFile, as_org: str | None):
+    """The live config of the channel ``upd`` is for. The signature binds the update's channel, not the
+    one fetched: an update for channel B computed against channel A's config, checked against A's, would
+    show A's changes for a signature that applies to B."""
+    if upd.channel != net.consortium.channel:
+        raise Refused(f"not checked: the update is for channel '{upd.channel}', the live config fetched is "
+                      f"channel '{net.consortium.channel}'s (name the update's channel with --channel)")
+    return net.channel_config(as_org)
+
+
 def _status(args) -> int:
     upd = UpdateFile.load(args.update)
     config = None
     live_note = None
     if args.live:
-        net = _net(args)
-        config, block = net.channel_config(args.as_org)
+        config, block = _live_config(_net(args), upd, args.as_org)
         live_note = (f"checked against the live config (block {block}): "
                      + ("same as the base config" if config == upd.base
                         else "the channel config CHANGED since the update was computed"))

@@ -279,8 +279,7 @@ def _chaincode_status(net: Nodes, dep, _spec, args) -> int:
 
 
 def _compose(net: Nodes, msp_id: str, out: Path | None, gateway_bind: str | None) -> None:
-    from ipledger.network.channel.package import package_id, package_label
-    from ipledger.network.channel.chaincode import service_address, service_packages
+    from ipledger.network.channel.chaincode import service_info, service_packages
     from ipledger.network.org.containers import compose, images, services
     org = net.consortium.org(msp_id)
     if not net.layout.is_local(org):
@@ -290,7 +289,7 @@ def _compose(net: Nodes, msp_id: str, out: Path | None, gateway_bind: str | None
         tags = {step.spec.name: step.tag for step in images.plan(images.default_specs(log=lambda *_: None))}
     except images.ImageError as e:
         raise NetworkError(str(e)) from None
-    packages = [(package_label(p), package_id(p), service_address(p)) for p in service_packages(net, org)]
+    packages = [(i["label"], i["package_id"], i["address"]) for i in map(service_info, service_packages(net, org))]
     svcs = compose.org_services(net.layout, org, tags, chaincode_services=packages,
                                 customs_msp=net.consortium.customs, gateway_bind=gateway_bind)
     header = (f"{msp_id}'s containers, written by 'ipledger network compose --org {msp_id}' from\n"

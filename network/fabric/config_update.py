@@ -327,7 +327,19 @@ def describe_msp(fc: msp_config_pb2.FabricMSPConfig) -> list[str]:
         lines.append("NodeOUs: off")
     if fc.admins:
         lines += [f"explicit admin {cert_summary(c)}" for c in fc.admins]
+    lines += [crl_summary(c) for c in fc.revocation_list]
     return lines
+
+
+def crl_summary(pem: bytes) -> str:
+    """A revocation list: its issuer and the serial numbers it revokes."""
+    try:
+        crl = x509.load_pem_x509_crl(pem)
+    except ValueError:
+        return f"(unreadable revocation list, sha256 {hashlib.sha256(pem).hexdigest()[:12]})"
+    serials = sorted(f"{r.serial_number:x}" for r in crl)
+    shown = ", ".join(serials[:10]) + (f", … {len(serials) - 10} more" if len(serials) > 10 else "")
+    return f"revocation list of {crl.issuer.rfc4514_string()}: {len(serials)} revoked ({shown})"
 
 
 def describe_value(name: str, value: configtx_pb2.ConfigValue) -> str:
@@ -363,7 +375,18 @@ def _org_lines(group: configtx_pb2.ConfigGroup) -> list[str]:
         lines.append(f"anchor peers: {describe_value('AnchorPeers', group.values['AnchorPeers'])}")
     if "Endpoints" in group.values:
         lines.append(f"orderer endpoints: {describe_value('Endpoints', group.values['Endpoints'])}")
+    if group.mod_policy != OWN_ADMINS:
+        lines.append(f"mod_policy of the organisation: {group.mod_policy or '(none)'}{_NOT_OWN}")
+    for kind, items in (("value", group.values), ("policy", group.policies)):
+        lines += [f"mod_policy of {kind} {name}: {items[name].mod_policy or '(none)'}{_NOT_OWN}"
+                  for name in sorted(items) if items[name].mod_policy != OWN_ADMINS]
     return lines
+
+
+# What an element is normally modifiable by: the admins of its own group (an organisation's, for its elements).
+# Any other mod_policy of an element an update adds is shown: who may change it later is part of what is signed.
+OWN_ADMINS = "Admins"
+_NOT_OWN = " (not the organisation's own admins)"
 
 
 def summarize(before: configtx_pb2.Config, after: configtx_pb2.Config) -> list[str]:
@@ -397,7 +420,8 @@ def summarize(before: configtx_pb2.Config, after: configtx_pb2.Config) -> list[s
         where = show(path)
         if kind == "group":
             if old is None:
-                lines.append(f"add group {where}")
+                lines.append(f"add group {where}"
+                             + (f" (mod_policy {new.mod_policy or '(none)'})" if new.mod_policy != OWN_ADMINS else ""))
             elif new is None:
                 lines.append(f"remove group {where}")
             elif old.mod_policy != new.mod_policy:
@@ -410,8 +434,11 @@ def summarize(before: configtx_pb2.Config, after: configtx_pb2.Config) -> list[s
             elif new is None:
                 lines.append(f"remove {name} of {show(path[:-1])} (was {describe_value(name, old)})")
             elif old.value != new.value:
-                lines.append(f"{name} of {show(path[:-1])}: {describe_value(name, old)} → "
-                             f"{describe_value(name, new)}")
+                was, now = describe_value(name, old), describe_value(name, new)
+                if was == now:   # a change in what the description leaves out: never shown as no change
+                    was += f" [sha256 {hashlib.sha256(old.value).hexdigest()[:12]}]"
+                    now += f" [sha256 {hashlib.sha256(new.value).hexdigest()[:12]}: changed in fields not shown]"
+                lines.append(f"{name} of {show(path[:-1])}: {was} → {now}")
         else:
             if old is None:
                 lines.append(f"add policy {where}: {_render(new)}")
@@ -421,6 +448,8 @@ def summarize(before: configtx_pb2.Config, after: configtx_pb2.Config) -> list[s
                 lines.append(f"policy {where}: {_render(old)} → {_render(new)}")
         if old is not None and new is not None and old.mod_policy != new.mod_policy:
             lines.append(f"mod_policy of {kind} {where}: {old.mod_policy} → {new.mod_policy}")
+        elif old is None and new.mod_policy != OWN_ADMINS:
+            lines.append(f"mod_policy of {kind} {where}: {new.mod_policy or '(none)'}")
     return lines
 
 

@@ -260,3 +260,17 @@ def test_build_refuses_a_customs_msp_that_is_not_an_msp_id(tmp_path, tiny_spec, 
     out.mkdir()
     built = step("build", src, meta, out)
     assert built.returncode == 1 and "'customs_msp' must be an MSP id" in built.stderr
+
+
+def test_the_code_member_carrying_the_peers_client_key_is_0600_in_the_package(tmp_path):
+    """code.tar.gz holds connection.json with the key: extracted from the package (tar xf), it must not be
+    0644 — the outer member carries the key as much as the inner one."""
+    with_key = cc.build_ccaas_package("hello", "hello_ccaas", "127.0.0.1:9999", tmp_path / "key.tar.gz",
+                                      root_cert="PEM", client_cert="CERT", client_key="KEY")
+    without = cc.build_ccaas_package("hello", "hello_ccaas", "127.0.0.1:9999", tmp_path / "nokey.tar.gz",
+                                     root_cert="PEM")
+    with tarfile.open(with_key) as outer:
+        assert outer.getmember("code.tar.gz").mode == 0o600
+        assert outer.getmember("metadata.json").mode == 0o644
+    with tarfile.open(without) as outer:
+        assert outer.getmember("code.tar.gz").mode == 0o644

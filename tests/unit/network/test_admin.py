@@ -399,3 +399,95 @@ def test_the_dispatch_tables_cover_every_command():
     net = argparse.ArgumentParser()
     consortium.add_network_commands(net.add_subparsers(dest="cmd"))
     assert set(_subcommands(net)) == set(consortium.NETWORK_COMMANDS)
+
+
+def test_live_sign_refuses_an_update_for_another_channel(tmp_path, base, orgs):
+    """An update for channel B whose base config is channel A's: checked against A's live config it showed
+    A's changes and said "the changes shown are those it makes", while the signature is valid on B."""
+    c = orgs["CustomsMSP"]
+    msp = tmp_path / "msp"
+    (msp / "signcerts").mkdir(parents=True)
+    (msp / "keystore").mkdir()
+    cert, key = c.ids["admin"]
+    (msp / "signcerts" / "cert.pem").write_bytes(cert)
+    (msp / "keystore" / "priv_sk").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (msp / "keystore" / "priv_sk").chmod(0o600)
+    upd = admin.UpdateFile.create(tmp_path / "u.pb", base, 3, with_audit(base, orgs), "holder-b",
+                                  {"kind": "add-org", "org": "AuditMSP"})
+
+    class FakeNet:
+        consortium = argparse.Namespace(channel=CHANNEL)
+
+        def channel_config(self, msp_id=None):
+            return base, 3
+
+    args = argparse.Namespace(update=upd.path, as_org="CustomsMSP", msp_dir=msp, live=True, offline=False,
+                              yes=True, channel=CHANNEL, state_dir=None, consortium=None, base_port=None)
+    real = admin._net
+    admin._net = lambda a: FakeNet()
+    try:
+        with pytest.raises(admin.Refused, match="holder-b"):
+            admin._sign(args)
+        with pytest.raises(admin.Refused, match="holder-b"):
+            admin._status(argparse.Namespace(update=upd.path, live=True, as_org=None, json=False, channel=CHANNEL,
+                                             state_dir=None, consortium=None, base_port=None))
+    finally:
+        admin._net = real
+    assert not admin.UpdateFile.load(upd.path).cue.signatures
+
+
+def test_summary_shows_who_may_change_what_an_update_adds(base, orgs):
+    """An added organisation whose group (or MSP) another party's admins may modify, or a new policy modifiable
+    by one member alone: what signers were shown left the mod_policy out, so they approved, unknowingly, that
+    the operator alone could later replace the new organisation's CA."""
+    new = with_audit(base, orgs)
+    audit = new.channel_group.groups["Application"].groups["AuditMSP"]
+    audit.mod_policy = "/Channel/Application/OperatorMSP/Admins"
+    audit.values["MSP"].mod_policy = "/Channel/Application/OperatorMSP/Admins"
+    new.channel_group.groups["Application"].policies["Extra"].CopyFrom(configtx_pb2.ConfigPolicy(
+        mod_policy="/Channel/Application/OperatorMSP/Admins", policy=signature_policy("OR('OperatorMSP.admin')")))
+    text = "\n".join(summarize(base, new))
+    assert "mod_policy of the organisation: /Channel/Application/OperatorMSP/Admins" in text
+    assert "mod_policy of value MSP: /Channel/Application/OperatorMSP/Admins" in text
+    assert "mod_policy of policy /Channel/Application/Extra: /Channel/Application/OperatorMSP/Admins" in text
+    # the usual case, its own admins: nothing more than before
+    assert "mod_policy" not in "\n".join(summarize(base, with_audit(base, orgs)))
+
+
+def test_summary_shows_a_revocation_list_taken_out_of_an_msp(base, orgs):
+    """An update of a member's MSP that only drops its revocation list (un-revoking a compromised admin) was
+    shown as 'MSP of …: <same text> → <same text>': the signer could not see that anything changed."""
+    import datetime as dt
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from fabric_protos.msp import msp_config_pb2
+    from tests.unit.network.channel_config import NOW
+
+    o = orgs["OperatorMSP"]
+    admin_cert = x509.load_pem_x509_certificate(o.ids["admin"][0])
+    crl = (x509.CertificateRevocationListBuilder().issuer_name(o.ca.subject)
+           .last_update(NOW - dt.timedelta(minutes=1)).next_update(NOW + dt.timedelta(days=30))
+           .add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(admin_cert.serial_number)
+                                    .revocation_date(NOW - dt.timedelta(minutes=1)).build())
+           .sign(o.ca_key, hashes.SHA256()))
+    msp = o.msp()
+    fc = msp_config_pb2.FabricMSPConfig.FromString(msp.config)
+    fc.revocation_list.append(crl.public_bytes(serialization.Encoding.PEM))
+    revoked = configtx_pb2.Config()
+    revoked.CopyFrom(base)
+    value = revoked.channel_group.groups["Application"].groups["OperatorMSP"].values["MSP"]
+    value.value = msp_config_pb2.MSPConfig(type=0, config=fc.SerializeToString()).SerializeToString()
+    lines = summarize(revoked, base)    # the revocation list taken out
+    assert len(lines) == 1
+    before, after = lines[0].split(" → ")
+    assert before.split(": ", 1)[1] != after
+    assert f"revocation list of CN=ca.OperatorMSP: 1 revoked ({admin_cert.serial_number:x})" in before
+    # any other field the description leaves out: still shown as a change
+    fc2 = msp_config_pb2.FabricMSPConfig.FromString(o.msp().config)
+    fc2.organizational_unit_identifiers.add(certificate=o.ids["admin"][0], organizational_unit_identifier="x")
+    other = configtx_pb2.Config()
+    other.CopyFrom(base)
+    other.channel_group.groups["Application"].groups["OperatorMSP"].values["MSP"].value = \
+        msp_config_pb2.MSPConfig(type=0, config=fc2.SerializeToString()).SerializeToString()
+    assert "changed in fields not shown" in summarize(base, other)[0]

@@ -112,3 +112,40 @@ def test_fabric_processes_are_not_given_the_secrets_of_this_commands_environment
         "CORE_PEER_TLS_KEY_FILE": "/org/tls/server.key", "FABRIC_CFG_PATH": "/cfg", "IPLEDGER_PYTHON": "/py"})
     assert env == {"PATH": "/usr/bin", "HOME": "/root", "SSH_AUTH_SOCK": "/tmp/agent",
                    "CORE_PEER_TLS_KEY_FILE": "/org/tls/server.key", "FABRIC_CFG_PATH": "/cfg", "IPLEDGER_PYTHON": "/py"}
+
+
+def test_chaincode_services_start_without_this_process_reading_their_packages(tmp_path):
+    """An organisation's chaincode-service package carries its peers' client TLS key (connection.json):
+    starting every local organisation's services (``network up`` with containers, ``chaincode deploy``) read
+    each package here — its label, id and address — so this process held every organisation's key."""
+    from types import SimpleNamespace
+    from ipledger.network.channel import chaincode as ccmod
+    from ipledger.network.channel.package import build_ccaas_package, package_id
+
+    orgs = [SimpleNamespace(msp_id=f"{n}MSP", name=n, domain=f"{n.lower()}.example", peers=[object()])
+            for n in ("Customs", "Operator")]
+    root = tmp_path / "state"
+    layout = SimpleNamespace(is_local=lambda o: True, org_home=lambda o: root / o.name,
+                             org_dir=lambda o: root / o.name / "crypto")
+    expected = {}
+    for i, org in enumerate(orgs):
+        out = ccmod.service_package_file(SimpleNamespace(layout=layout), org, "ipledger_1.0")
+        out.parent.mkdir(parents=True)
+        build_ccaas_package("ipledger", "ipledger_1.0", f"127.0.0.1:{7060 + i}", out, root_cert="CA",
+                            client_cert="CERT", client_key=f"KEY OF {org.msp_id}")
+        expected[org.msp_id] = ("ipledger_1.0", package_id(out), f"127.0.0.1:{7060 + i}")
+    started = {}
+
+    class Runtime:
+        def start_chaincode(self, org, label, pid, address, customs, tls, log):
+            started[org.msp_id] = (label, pid, address)
+            return "cid"
+
+    net = SimpleNamespace(layout=layout, runtime=Runtime(),
+                          consortium=SimpleNamespace(orgs=orgs, customs="CustomsMSP", source=""))
+    with opened_here() as paths:
+        ccmod.resume_services(net, log=lambda *_: None)
+        ids = {o.msp_id: ccmod.installed_package_id(p) for o in orgs for p in ccmod.service_packages(net, o)}
+    assert started == expected
+    assert ids == {m: e[1] for m, e in expected.items()}
+    assert [p for p in paths if p.endswith(".ccaas.tar.gz")] == []

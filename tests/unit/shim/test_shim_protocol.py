@@ -633,3 +633,42 @@ def test_stub_used_after_its_transaction_completed_fails_instead_of_hanging():
             assert peer.requests(CCM.GET_STATE) == []  # nothing reached the peer
 
     run(body())
+
+
+@pytest.mark.parametrize("what", ["response", "request"])
+def test_one_oversized_message_fails_its_transaction_not_the_stream(monkeypatch, what):
+    """A transaction whose response (or a PutState) exceeds the message limit: the stream's writer refused it
+    and the whole stream ended — every other transaction in flight failed, the chaincode was relaunched.
+    It must fail that transaction alone."""
+    from ipledger.chaincode.shim import client as client_mod
+    monkeypatch.setattr(client_mod, "MAX_MESSAGE_SIZE", 64 * 1024)
+
+    class Big(Contract):
+        name = "ipledger"
+
+        @transaction
+        def Big(self, stub, n):
+            if what == "request":
+                stub.put_state("big", b"x" * int(n))
+                return "written"
+            return "x" * int(n)
+
+        @transaction
+        def Wait(self, stub):
+            return stub.get_state("gate").decode()
+
+    async def body():
+        peer = FakePeer()
+        peer.state["gate"] = b"open"
+        held = HeldAnswer(peer)
+        async with shim_client(Big(), peer) as (peer, client, task):
+            waiting = peer.start_transaction(["Wait"])
+            await wait_until(lambda: client.session.in_flight == 1, what="a transaction in flight")
+            big = FakePeer.response(await peer.transaction("Big", str(100 * 1024)))
+            assert big.status == 500 and "exceeds" in big.message
+            assert ok(await peer.transaction("Big", "10")) == ("written" if what == "request" else "x" * 10)
+            held.release()
+            assert ok(await asyncio.wait_for(waiting, 5)) == "open"
+            assert not task.done()
+
+    run(body())
