@@ -157,19 +157,23 @@ class AuditTrail:
             })
         return out
 
-    def lot(self, org: str, lot_id: str) -> dict:
-        channel, data = self.service.evaluate_where(org, "GetLotHistory", lot_id)
+    # ``channel``: on a gateway of several channels, the one named by the caller (``?channel=``: two holders may
+    # both number a lot L1); None: the one channel that knows the item
+    def lot(self, org: str, lot_id: str, channel: str | None = None) -> dict:
+        channel, data = self.service.evaluate_where(org, "GetLotHistory", lot_id, channel=channel)
         return {"lot_id": lot_id, "entries": self._entries(org, data.get("history", []), channel)}
 
-    def batch(self, org: str, batch_id: str) -> dict:
-        channel, data = self.service.evaluate_where(org, "GetBatchHistory", batch_id)
+    def batch(self, org: str, batch_id: str, channel: str | None = None) -> dict:
+        channel, data = self.service.evaluate_where(org, "GetBatchHistory", batch_id, channel=channel)
         return {"batch_id": batch_id, "entries": self._entries(org, data.get("history", []), channel)}
 
-    def authorisation(self, org: str, authorisation_id: str, start: str | None = None, end: str | None = None) -> dict:
+    def authorisation(self, org: str, authorisation_id: str, start: str | None = None, end: str | None = None,
+                      channel: str | None = None) -> dict:
         if start is None:
-            auth = self.service.evaluate_json(org, "GetAuthorisation", authorisation_id)
+            auth = self.service.evaluate_json(org, "GetAuthorisation", authorisation_id, channel=channel)
             start = (auth.get("granted_at") or "2000-01-01")[:10]
-        channel, data = self.service.evaluate_where(org, "GetEventsInPeriod", authorisation_id, start, end)
+        channel, data = self.service.evaluate_where(org, "GetEventsInPeriod", authorisation_id, start, end,
+                                                    channel=channel)
         return {"authorisation_id": authorisation_id, "from": data.get("from"), "to": data.get("to"),
                 "entries": self._entries(org, data.get("events", []), channel)}
 

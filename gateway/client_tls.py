@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -148,6 +149,11 @@ class ClientTLSOptions:
             raise ClientTLSError(f"OpenSSL refuses the client certificate or key ({exc.reason or exc})") from None
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # not followed: the 3xx is the answer (an HTTPError)
+        return None
+
+
 @dataclass
 class ClientTLS:
     """Checked client TLS settings for one gateway URL; ``context`` None: plain HTTP."""
@@ -164,8 +170,14 @@ class ClientTLS:
         import urllib.request
         # a connection cut in the handshake: the gateway may have sent an alert that the reset lost
         cut = (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, http.client.RemoteDisconnected)
+        # a redirect is not followed: urllib would send the request's Authorization header (the API key) on to
+        # whatever host the answer names, and a page there answering 200 would pass for the gateway's answer;
+        # the 3xx comes back as an HTTPError, which the caller reports
+        handlers: list = [_NoRedirect()]
+        if self.context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=self.context))
         try:
-            return urllib.request.urlopen(request, timeout=timeout, context=self.context)
+            return urllib.request.build_opener(*handlers).open(request, timeout=timeout)
         except urllib.error.HTTPError:
             raise
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:

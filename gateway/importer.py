@@ -42,6 +42,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import sys
@@ -50,6 +51,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
@@ -112,9 +114,13 @@ def read_records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
                 if not text.strip():
                     continue
                 try:
-                    yield number, json.loads(text)
+                    value = json.loads(text)
                 except ValueError as exc:
                     yield number, InvalidLine(f"not JSON: {exc}")
+                    continue
+                # posted as written: parsed and written again, a member named twice would lose one of its
+                # values and a number a float cannot hold would be rounded, which the gateway refuses
+                yield number, JsonLine(value, text.strip()) if isinstance(value, dict) else value
         return
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
@@ -140,6 +146,14 @@ class InvalidLine:
     reason: str
 
 
+class JsonLine(dict):
+    """A request body read from a JSON line, which is posted as the line's own text (:attr:`text`)."""
+
+    def __init__(self, value: dict, text: str):
+        super().__init__(value)
+        self.text = text
+
+
 def _resolve(schema: dict, node: dict) -> dict:
     ref = node.get("$ref")
     if isinstance(ref, str) and ref.startswith("common.json#/$defs/"):
@@ -163,8 +177,8 @@ def _property_schema(root: dict, path: list[str]) -> dict | None:
     return _resolve(root, node) if node is not None else None
 
 
-_INT = re.compile(r"^[+-]?\d+$")
-_NUM = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_INT = re.compile(r"^[+-]?[0-9]+\Z")   # ASCII digits (\d takes other scripts' digits too)
+_NUM = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
 
 
 def _typed(cell: str, prop: dict | None) -> Any:
@@ -173,15 +187,42 @@ def _typed(cell: str, prop: dict | None) -> Any:
     if "integer" in types and _INT.match(cell):
         return int(cell)
     if "number" in types and _NUM.match(cell):
-        return int(cell) if _INT.match(cell) else float(cell)
+        if _INT.match(cell):
+            return int(cell)
+        return _exact_float(cell)
     if "boolean" in types and cell.lower() in ("true", "false"):
         return cell.lower() == "true"
     if ("array" in types or "object" in types) or (prop is None and cell[:1] in "[{"):
-        try:
-            return json.loads(cell)
-        except ValueError:
-            raise ValueError(f"not JSON: {cell[:60]}") from None
+        return _json_cell(cell)
     return cell
+
+
+def _exact_float(text: str) -> float:
+    """A number with a fraction or an exponent, refused when the float sent would be another number
+    (``4.9999999999999999999`` is 5.0): the gateway refuses such a number in a JSON body, an import must not
+    round it silently."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    if Decimal(repr(number)) != Decimal(text):
+        raise ValueError(f"the number {text[:40]} has more digits than can be recorded exactly")
+    return number
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("a member is named twice in one object")
+    return members
+
+
+def _json_cell(cell: str) -> Any:
+    """A cell holding JSON, read as the gateway reads a body: no member named twice (which value would be
+    meant?), no number rounded."""
+    try:
+        return json.loads(cell, parse_float=_exact_float, object_pairs_hook=_unique_members)
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {cell[:60]} ({exc})") from None
 
 
 def csv_row_to_body(row: dict[str, str]) -> dict:
@@ -208,7 +249,7 @@ def csv_row_to_body(row: dict[str, str]) -> dict:
             root, sub = event_schema, path
         prop = _property_schema(root, sub) if root is not None else None
         if path[0] == "commercial" and not sub:
-            value: Any = json.loads(cell) if cell.startswith("{") else cell
+            value: Any = _json_cell(cell) if cell.startswith("{") else cell
         else:
             value = _typed(cell, prop)
         target = body
@@ -287,7 +328,8 @@ class Importer:
 
     # -- HTTP --------------------------------------------------------------------------------------------
     def _post(self, body: Any, line: int) -> tuple[int, dict, dict]:
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        text = body.text if isinstance(body, JsonLine) else json.dumps(body, ensure_ascii=False)
+        data = text.encode("utf-8")
         req = urllib.request.Request(f"{self.base_url}/api/v1/events", data=data, method="POST", headers={
             "Content-Type": "application/json", "Accept": "application/json, application/problem+json",
             "Authorization": f"Bearer {self.api_key}", "X-Request-Id": f"import-{self.run_id}-{line}"})
@@ -319,6 +361,10 @@ class Importer:
                 self.sleep(wait)
                 continue
             break
+        if status is not None and 300 <= status < 400:
+            # not followed (the key would go to the host it names): the URL is not the gateway's API
+            raise ImportError_(f"the gateway answered {status}, redirecting to {headers_get(headers, 'Location')!r}: "
+                               f"give the URL of the gateway itself. Stopped at line {line}, nothing recorded for it")
         if status in (200, 201):
             return LineOutcome(line, event_id, event_type, status, answer.get("status", "COMMITTED"),
                                tx_id=answer.get("tx_id"), block_number=answer.get("block_number"))
@@ -409,14 +455,21 @@ def _json(raw: bytes) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _retry_after(headers: dict) -> float | None:
+def headers_get(headers: dict, name: str) -> str | None:
     for k, v in headers.items():
-        if k.lower() == "retry-after":
-            try:
-                return min(60.0, float(v))
-            except ValueError:
-                return None
+        if k.lower() == name.lower():
+            return v
     return None
+
+
+def _retry_after(headers: dict) -> float | None:
+    value = headers_get(headers, "Retry-After")
+    if value is None:
+        return None
+    try:
+        return min(60.0, float(value))
+    except ValueError:
+        return None
 
 
 def write_report(path: Path, outcomes: list[LineOutcome]) -> None:

@@ -155,3 +155,11 @@ def _trail(org: str, channel: str, data):
 
 
 bp = blueprint("queries", __name__, ROUTES)
+
+
+@bp.before_request
+def _authenticated_first() -> None:
+    """Every query needs a readable key before anything of the request is looked at: without one the answer
+    is 401, never a 400 about a parameter the route checks first (the views' arguments are built before they
+    ask for the key)."""
+    require("read")

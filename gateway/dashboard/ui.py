@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 import secrets
 import time
 from functools import wraps
@@ -110,9 +111,15 @@ def login_required(view):
     return wrapper
 
 
+def same_token(sent: str | None, expected: str | None) -> bool:
+    """Whether a form's token is the session's, in constant time — compared as bytes: ``hmac.compare_digest``
+    refuses (TypeError, a 500) a text with a non-ASCII character, which a forged form may send."""
+    return bool(expected) and hmac.compare_digest((sent or "").encode("utf-8", "surrogatepass"),
+                                                  str(expected).encode("utf-8"))
+
+
 def check_csrf() -> None:
-    token = request.form.get("csrf", "")
-    if not session.get("csrf") or not hmac.compare_digest(token, session["csrf"]):
+    if not same_token(request.form.get("csrf", ""), session.get("csrf")):
         abort(400, "the form is stale; reload the page")
 
 
@@ -153,7 +160,7 @@ def login():
         presented = (request.form.get("api_key") or "").strip()
         expected = session.get("login_csrf")
         principal = None
-        if not expected or not hmac.compare_digest(request.form.get("csrf", ""), expected):
+        if not same_token(request.form.get("csrf", ""), expected):
             error, status = "The sign-in form has expired: sign in again.", 400
         else:
             principal = state().keys.authenticate(presented)
@@ -164,12 +171,22 @@ def login():
             session.permanent = True
             session.update(key_id=principal.key_id, org=principal.org, role=principal.role,
                            csrf=secrets.token_urlsafe(24), sid=secrets.token_urlsafe(16))
-            target = request.args.get("next") or ""
-            if not target.startswith("/dashboard/") or target.startswith("//"):
-                target = url_for("dashboard.index")
-            return redirect(target)
+            return redirect(_after_sign_in(request.args.get("next") or ""))
     g.csrf = session.setdefault("login_csrf", secrets.token_urlsafe(24))
     return render_template("dashboard/login.html", error=error), status
+
+
+# where a sign-in may send the browser: a page of the dashboard, as login_required names it (printable ASCII, no
+# backslash, no empty segment, none starting with a dot — plain or %2e — that a browser resolves, no query)
+_NEXT = re.compile(r"/dashboard(/[A-Za-z0-9_~%:@!$&'()*+,;=-][A-Za-z0-9._~%:@!$&'()*+,;=-]*)*/?")
+
+
+def _after_sign_in(target: str) -> str:
+    """The page to go to after signing in: ``target`` (the ``next`` parameter) when it is one of the dashboard's
+    own paths, else the index — never another site, and never a header value with a line break (a 500)."""
+    if _NEXT.fullmatch(target) and not any(seg.lower().startswith("%2e") for seg in target.split("/")):
+        return target
+    return url_for("dashboard.index")
 
 
 @bp.post("/logout")

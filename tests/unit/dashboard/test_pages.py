@@ -160,3 +160,55 @@ def test_the_session_cookie_is_secure_when_the_dashboard_is_served_over_https(ap
     assert "Secure" not in plain.headers["Set-Cookie"]
     tls = sign_in(app.test_client(), key, base_url="https://localhost")
     assert tls.status_code == 302 and "; Secure" in tls.headers["Set-Cookie"]
+
+
+def test_signing_in_goes_on_to_a_dashboard_page_only_and_never_fails_on_a_crafted_next(app, keys):
+    """``next`` is the caller's: a line break in it was a 500 after the session had been opened (the redirect's
+    header value), and paths that a browser resolves elsewhere (``..``, ``%2e%2e``, ``//``, ``\\``) were sent on
+    as they came. Only one of the dashboard's own paths is followed; anything else goes to the index."""
+    key = keys[("CustomsMSP", "viewer")]
+
+    def after(next_):
+        browser = app.test_client()
+        page = browser.get("/dashboard/login")
+        r = browser.post("/dashboard/login", query_string={"next": next_},
+                         data={"api_key": key, "csrf": form_token(page.get_data(as_text=True))})
+        assert r.status_code == 302, (next_, r.status_code)
+        assert browser.get("/dashboard/").status_code == 200   # signed in either way
+        return r.headers["Location"]
+
+    assert after("/dashboard/authorisations/FRIPO000001") == "/dashboard/authorisations/FRIPO000001"
+    assert after("/dashboard/lots/OP1/2") == "/dashboard/lots/OP1/2"
+    for crafted in ("/dashboard/\r\nX-Evil: 1", "/dashboard/\t/evil.example", "/dashboard/../..//evil.example",
+                    "/dashboard/%2e%2e/%2E%2E//evil.example", "/dashboard//evil.example", "/dashboard/\\\\evil.example",
+                    "https://evil.example/dashboard/", "//evil.example/dashboard/", "/dashboard/\u202e",
+                    "/dashboard/alerts?x=1"):
+        assert after(crafted) == "/dashboard/", crafted
+
+
+def test_a_form_token_with_a_non_ascii_character_is_refused_not_a_500(app, keys, api, live):
+    """``hmac.compare_digest`` raises TypeError on a text with a non-ASCII character: a forged form
+    (``csrf=é``) was a 500 on the sign-in, sign-out and add forms. It is the stale-form answer (400), and
+    nothing changes."""
+    from .conftest import grant
+    api.post(grant("FRIPO000077"), "CustomsMSP")
+    browser = app.test_client()
+    browser.get("/dashboard/login")
+    r = browser.post("/dashboard/login", data={"api_key": keys[("CustomsMSP", "viewer")], "csrf": "é"})
+    assert r.status_code == 400 and "The sign-in form has expired" in r.get_data(as_text=True)
+    assert browser.get("/dashboard/").status_code == 302                       # not signed in
+    login(browser, keys[("CustomsMSP", "viewer")])
+    for forged in ("é", "\u2028" * 32, "\U0001f600"):
+        r = browser.post("/dashboard/authorisations", data={"authorisation_id": "FRIPO000077", "csrf": forged})
+        assert r.status_code == 400, forged
+        assert browser.post("/dashboard/logout", data={"csrf": forged}).status_code == 400
+    assert live.store.authorisation_ids() == []                                # nothing added
+    assert browser.get("/dashboard/").status_code == 200                       # still signed in
+
+
+def test_the_webhook_signature_check_of_receivers_refuses_any_header_without_raising():
+    from ipledger.gateway.webhooks import sign, verify
+    secret, body = "s" * 32, b'{"alert_id": "a"}'
+    assert verify(secret, body, sign(secret, body))
+    for header in ("sha256=é", "\U0001f600", "", None, sign(secret, body + b" ")):
+        assert not verify(secret, body, header)

@@ -51,6 +51,20 @@ def test_missing_key_is_401_with_a_challenge(client, ledger):
     assert ledger.submits == [] and ledger.evaluations == []
 
 
+@pytest.mark.parametrize("path", [
+    "/api/v1/authorisations/not-an-id", "/api/v1/authorisations/FRIPO000001/alerts?as_of=yesterday",
+    "/api/v1/authorisations/FRIPO000001/events", "/api/v1/lots/L1%0A", "/api/v1/batches/B1%0A/history",
+    "/api/v1/bills-of-discharge/x", "/api/v1/parameters?channel=NOT%20A%20CHANNEL",
+    "/api/v1/authorisations/FRIPO000001/bill-of-discharge-data?period_end=2026-01-01&as_of=2026-01-01"])
+def test_a_query_without_a_key_is_401_whatever_its_parameters(client, ledger, path):
+    """The query routes checked their path and query parameters before the key: a caller without one got a
+    400 about them (the API's promise is 401 to anyone without a valid key, before anything else)."""
+    r = client.get(path)
+    assert r.status_code == 401, r.get_json()
+    assert r.json["type"] == "https://ipledger.example/problems/unauthenticated"
+    assert ledger.evaluations == []
+
+
 @pytest.mark.parametrize("header", [
     {"Authorization": "Bearer ipk_000000000000_" + "A" * 43},            # unknown key id
     {"Authorization": "Bearer not-a-key"},

@@ -218,3 +218,18 @@ def test_ready_only_when_every_channel_answers(app, ledgers):
     ledgers.by_channel[B].down = True
     r = client.get("/readyz")
     assert r.status_code == 503 and r.get_json()["orgs"][f"CustomsMSP on {B}"].startswith("unavailable")
+
+
+def test_an_audit_trail_takes_the_channel_as_the_query_does(customs, ledgers):
+    """Two holders both number a lot L1: its audit trail was 409 ambiguous-channel "name one with the 'channel'
+    parameter" — which the audit routes ignored, so customs could not get that trail at all."""
+    for channel in (A, B):
+        set_answers(ledgers, channel, GetLotHistory=knows({"L1": 1}), GetBatchHistory=knows({"B1": 1}))
+    problem(customs.get("/api/v1/lots/L1/audit"), 409, "ambiguous-channel")
+    problem(customs.get("/api/v1/batches/B1/audit"), 409, "ambiguous-channel")
+    ledgers.calls.clear()
+    r = customs.get("/api/v1/lots/L1/audit", channel=B)
+    assert r.status_code == 200 and r.get_json() == {"lot_id": "L1", "entries": []}
+    assert customs.get("/api/v1/batches/B1/audit", channel=A, format="csv").status_code == 200
+    assert ledgers.calls == [(B, "GetLotHistory"), (A, "GetBatchHistory")]
+    problem(customs.get("/api/v1/lots/L1/audit", channel="ip-plant-z"), 400, "unknown-channel")

@@ -162,7 +162,7 @@ def test_a_reset_that_hides_the_alert_is_diagnosed_by_a_probe(required_gw, pki, 
     then lose the alert. The client probes with a bare handshake to learn the cause."""
     def reset(*a, **kw):
         raise ConnectionResetError(104, "Connection reset by peer")
-    monkeypatch.setattr(urllib.request, "urlopen", reset)
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", reset)   # every request the client sends
     request = urllib.request.Request(required_gw.url + "/api/v1/parameters")
     without = ClientTLSOptions(ca_cert=(str(pki.server_ca), "--ca-cert")).load(required_gw.url)
     with pytest.raises(TLSFailure, match="requires a client certificate"):

@@ -267,3 +267,85 @@ def test_a_file_is_imported_record_by_record_not_held_in_memory(tmp_path, monkey
     monkeypatch.setattr(module.Importer, "submit", submit)
     assert module.Importer("http://127.0.0.1:9", "k", progress=None).run(src, progress_file=tmp_path / "p") == 0
     assert len(ahead) == 200 and max(ahead) == 1
+
+
+def test_a_json_line_is_posted_as_written_so_the_gateway_refuses_what_it_would_refuse_over_rest(
+        server, operator_key, ledger, tmp_path):
+    """The importer parsed each JSON line and wrote it again: of a member named twice the last value was
+    sent (``"quantity": 400, "quantity": 4000`` recorded 4000), and a number a float cannot hold was rounded
+    (``4.9999999999999999999`` recorded 5) — both of which the gateway refuses in a body (400 bad-request).
+    The line is posted as written: refused, nothing recorded."""
+    ok = json.dumps(move_body("mv-ok", quantity=7))
+    twice = json.dumps(move_body("mv-twice", quantity=400))[:-1] + ', "quantity": 4000}'
+    rounded = json.dumps(move_body("mv-rounded", quantity=1)).replace('"quantity": 1', '"quantity": 4.9999999999999999999')
+    src = tmp_path / "events.jsonl"
+    src.write_text("\n".join((ok, twice, rounded)) + "\n")
+    report = tmp_path / "report.jsonl"
+    assert Importer(server, operator_key, progress=None).run(src, report=report) == 1
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [(r["event_id"], r["status"], r["outcome"], r["problem_type"]) for r in rows] == [
+        ("mv-ok", 201, "COMMITTED", None), ("mv-twice", 400, "REFUSED", "bad-request"),
+        ("mv-rounded", 400, "REFUSED", "bad-request")]
+    assert "more than once" in rows[1]["detail"] and "more digits" in rows[2]["detail"]
+    assert [s["event"]["event_id"] for s in ledger.submits] == ["mv-ok"]
+
+
+def test_csv_numbers_and_json_cells_are_never_silently_changed():
+    """A CSV number cell was sent as a float, rounded when it has more digits than a float holds; a JSON cell
+    naming a member twice kept the last one; digits of other scripts ('٣') were converted. Such a line is
+    now invalid (refused before anything is sent) or left as text for the gateway to refuse."""
+    base = {"type": "SetParameters", "event_id": "s"}
+    assert csv_row_to_body({**base, "parameters.yield_warn_pct": "0.25"})["parameters"] == {"yield_warn_pct": 0.25}
+    for cell in ("0.123456789012345678901", "4.9999999999999999999", "1e999"):
+        with pytest.raises(ValueError, match="more digits|out of range"):
+            csv_row_to_body({**base, "parameters.yield_warn_pct": cell})
+    row = {"type": "RecordProcessing", "event_id": "op", "inputs": '[{"lot_id": "L1", "qty": 500, "qty": 5000}]'}
+    with pytest.raises(ValueError, match="named twice"):
+        csv_row_to_body(row)
+    with pytest.raises(ValueError, match="more digits"):
+        csv_row_to_body({**row, "inputs": '[{"lot_id": "L1", "qty": 4.9999999999999999999}]'})
+    with pytest.raises(ValueError, match="named twice"):
+        csv_row_to_body({"type": "ExitGoods", "commercial": '{"nonce": "a", "nonce": "b"}'})
+    assert csv_row_to_body({"type": "MoveGoods", "quantity": "\u0663"})["quantity"] == "\u0663"   # not 3
+
+
+@pytest.fixture
+def elsewhere():
+    """Another host's server: answers every request 200 with a page, and keeps the headers it got."""
+    seen = []
+
+    def page(environ, start_response):
+        seen.append({k: v for k, v in environ.items() if k.startswith("HTTP_")})
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return [b"<html>sign in</html>"]
+    srv = make_server("127.0.0.1", 0, page, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}", seen
+    srv.shutdown()
+    thread.join()
+
+
+def test_a_redirect_is_not_followed_the_key_stays_home_and_the_line_is_not_counted_as_recorded(
+        operator_key, ledger, tmp_path, elsewhere):
+    """urllib follows a redirect and sends the Authorization header (the API key) on to the host it names; a
+    page there answering 200 was taken for the gateway's answer and the line recorded COMMITTED, so never sent
+    again. A redirect stops the import (exit 2 in the command), the key goes nowhere, nothing is recorded."""
+    target, seen = elsewhere
+
+    def redirect(environ, start_response):
+        start_response("302 Found", [("Location", target + "/login")])
+        return [b""]
+    srv = make_server("127.0.0.1", 0, redirect, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        src = jsonl(tmp_path / "events.jsonl", moves(2))
+        with pytest.raises(ImportError_, match="redirecting to .*/login"):
+            Importer(f"http://127.0.0.1:{srv.server_port}", operator_key, progress=None).run(src)
+    finally:
+        srv.shutdown()
+        thread.join()
+    assert seen == []                                        # the key went to no other host
+    progress = (tmp_path / "events.jsonl.progress").read_text().splitlines()
+    assert len(progress) == 1                                # the header only: no line counted as recorded
