@@ -20,7 +20,9 @@ TLS material may be PEM bytes/strings or file paths. With ``client_ca`` the
 server requires and verifies a client certificate (mutual TLS). Without a
 certificate :class:`ChaincodeServer` listens in plaintext (tests) and says so in
 the log; the entry point refuses to start so unless ``CHAINCODE_TLS_DISABLED=true``
-says TLS is terminated in front of it.
+says TLS is terminated in front of it. With a certificate, the entry point also needs
+``CHAINCODE_CLIENT_CA_CERT_FILE`` (only the peers, holding a client certificate of that
+CA, may call the contract) unless ``CHAINCODE_CLIENT_AUTH_DISABLED=true`` says so.
 
 Each connection is its own session; when one drops, the server keeps serving
 new connections. SIGTERM/SIGINT drains in-flight transactions, then stops.
@@ -202,6 +204,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not env.get("CHAINCODE_TLS_CERT_FILE") and env.get("CHAINCODE_TLS_DISABLED", "").lower() != "true":
         parser.error("CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE must be set (the peer's link is TLS); "
                      "CHAINCODE_TLS_DISABLED=true listens in plaintext, for TLS terminated in front of this server")
+    if (env.get("CHAINCODE_TLS_CERT_FILE") and not env.get("CHAINCODE_CLIENT_CA_CERT_FILE")
+            and env.get("CHAINCODE_CLIENT_AUTH_DISABLED", "").lower() != "true"):
+        parser.error("CHAINCODE_CLIENT_CA_CERT_FILE must be set: only the peers, with a client certificate of that "
+                     "CA, may call the contract (mutual TLS); CHAINCODE_CLIENT_AUTH_DISABLED=true lets any client "
+                     "that reaches the address connect")
     logging.basicConfig(
         level=env.get("CHAINCODE_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -24,8 +24,9 @@ J = json.dumps
 POLICY = "OR('CustomsMSP.peer','OperatorMSP.peer','BrokerMSP.peer')"
 
 
-def _tls_pair(tmp: Path) -> tuple[str, Path, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1; returns (CA PEM, cert, key)."""
+def _tls_pair(tmp: Path) -> tuple[str, Path, Path, str, str]:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate for the peers (mutual TLS);
+    returns (CA PEM, server cert file, server key file, client cert PEM, client key PEM)."""
     now = dt.datetime.now(dt.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ccaas test CA")])
@@ -34,33 +35,43 @@ def _tls_pair(tmp: Path) -> tuple[str, Path, Path]:
           .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=1))
           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
           .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
-            .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1")),
-                x509.DNSName("localhost")]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+
+    def issue(common_name: str, serial: int):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+                .issuer_name(ca_name).public_key(key.public_key()).serial_number(serial)
+                .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([
+                    x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1")),
+                    x509.DNSName("localhost")]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        return (cert.public_bytes(serialization.Encoding.PEM),
+                key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+
+    server_cert, server_key = issue("127.0.0.1", 2)
+    client_cert, client_key = issue("peers of the test network", 3)
     cert_file, key_file = tmp / "server.crt", tmp / "server.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_file.chmod(0o600)
-    return ca.public_bytes(serialization.Encoding.PEM).decode(), cert_file, key_file
+    cert_file.write_bytes(server_cert)
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(server_key)
+    return (ca.public_bytes(serialization.Encoding.PEM).decode(), cert_file, key_file, client_cert.decode(),
+            client_key.decode())
 
 
 def test_chaincode_as_a_service_is_dialled_by_the_peers(fabric_network, clients, tmp_path):
     deployer = Deployer(fabric_network, log=lambda *_: None)
     port = free_base_port()
-    ca_pem, cert, key = _tls_pair(tmp_path)
+    ca_pem, cert, key, client_cert, client_key = _tls_pair(tmp_path)
+    (tmp_path / "client-ca.crt").write_text(ca_pem)
     pkg = build_ccaas_package("stubcheck-ccaas", "stubcheck-ccaas_1.0", f"127.0.0.1:{port}",
-                              tmp_path / "ccaas.tar.gz", root_cert=ca_pem)
+                              tmp_path / "ccaas.tar.gz", root_cert=ca_pem, client_cert=client_cert,
+                              client_key=client_key)
     env = dict(os.environ, CHAINCODE_SERVER_ADDRESS=f"127.0.0.1:{port}",
                CHAINCODE_ID=package_id(pkg), CHAINCODE_CONTRACT="stubcheck:StubCheck",
                CHAINCODE_TLS_CERT_FILE=str(cert), CHAINCODE_TLS_KEY_FILE=str(key),
+               CHAINCODE_CLIENT_CA_CERT_FILE=str(tmp_path / "client-ca.crt"),
                PYTHONPATH=os.pathsep.join([str(CHAINCODE_DIR.parent), str(STUBCHECK_DIR.parent)]))
     server = subprocess.Popen([sys.executable, "-m", "ipledger.chaincode.shim.server"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -79,6 +90,7 @@ def test_chaincode_as_a_service_is_dialled_by_the_peers(fabric_network, clients,
         server.terminate()
         out = server.communicate(timeout=30)[0].decode(errors="replace")
     assert server.returncode == 0, out
+    assert "mutual TLS" in out  # the peers got in with their client certificate, and only such clients can
     assert "served" not in out  # no payloads in the service's logs
 
 

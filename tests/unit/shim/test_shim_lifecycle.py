@@ -423,6 +423,27 @@ def test_server_entry_point_refuses_plaintext_unless_told_tls_is_terminated_in_f
     assert proc.returncode == 2 and "CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE must be set" in proc.stderr
 
 
+def test_server_entry_point_refuses_tls_without_client_authentication_unless_told(tmp_path):
+    """With a certificate but no client CA anyone reaching the port could pose as the peer: refused, unless
+    CHAINCODE_CLIENT_AUTH_DISABLED=true says so (then it starts: it fails later, on the address, not on this)."""
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    cert.write_text("not read before the check\n")
+    key.write_text("not read before the check\n")
+    key.chmod(0o600)
+    env = subprocess_env(CHAINCODE_SERVER_ADDRESS="127.0.0.1:1", CHAINCODE_ID=CHAINCODE_ID,
+                         CHAINCODE_CONTRACT="tests.unit.shim.shim_test_contracts:Sleepy",
+                         CHAINCODE_TLS_CERT_FILE=str(cert), CHAINCODE_TLS_KEY_FILE=str(key))
+    for name in ("CHAINCODE_CLIENT_CA_CERT_FILE", "CHAINCODE_CLIENT_AUTH_DISABLED", "CHAINCODE_TLS_DISABLED"):
+        env.pop(name, None)
+    refused = subprocess.run([PY, "-m", "ipledger.chaincode.shim.server"], env=env, cwd=REPO, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "CHAINCODE_CLIENT_CA_CERT_FILE must be set" in refused.stderr
+    env["CHAINCODE_CLIENT_AUTH_DISABLED"] = "true"
+    told = subprocess.run([PY, "-m", "ipledger.chaincode.shim.server"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert "CHAINCODE_CLIENT_CA_CERT_FILE must be set" not in told.stderr and told.returncode != 0
+
+
 def test_importing_the_shim_changes_no_global_logging():
     code = (
         "import logging\n"
