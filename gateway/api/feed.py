@@ -9,13 +9,14 @@ from typing import Callable
 from flask import Response, jsonify, request
 
 from ipledger.gateway.feed.sse import peer_closed_check, sse_stream
+from ipledger.gateway.feed.store import MAX_BLOCK
 from ipledger.gateway.problems import Problem
 from ipledger.gateway.api.common import (API_PREFIX, ID_PATTERNS, limit_param, live, path_id, read_json, require, state,
                      visible_authorisations)
 from ipledger.gateway.api.routes import Routes, parameter
 
 ROUTES = Routes(API_PREFIX)
-_EVENT_ID = {"type": "string", "pattern": "^[0-9]{1,20}:[0-9a-f]{0,64}$"}
+_EVENT_ID = {"type": "string", "pattern": "^[0-9]{1,19}:[0-9a-f]{0,64}$"}
 
 
 def caller_still_valid(principal, session_id: str | None = None) -> Callable[[], bool]:
@@ -40,8 +41,11 @@ def stream_response(principal, authorisation_id: str | None = None, session_id: 
     if "text/event-stream" not in (request.headers.get("Accept") or ""):
         raise Problem(400, "bad-request", "this is a Server-Sent-Events stream: send 'Accept: text/event-stream'")
     last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or None
-    if last is not None and not re.fullmatch(r"[0-9]{1,20}:[0-9a-f]{0,64}", last):
-        raise Problem(400, "invalid-parameter", "Last-Event-ID must be '<block>:<tx id>'",
+    # a block number the feed can hold (signed 64 bits), as ?after= is checked: a larger one would not be a
+    # position at all, and the stream would silently start at the newest item
+    if last is not None and (not re.fullmatch(r"[0-9]{1,19}:[0-9a-f]{0,64}", last)
+                             or int(last.partition(":")[0]) > MAX_BLOCK):
+        raise Problem(400, "invalid-parameter", "Last-Event-ID must be '<block>:<tx id>' (a block number below 2^63)",
                       extra={"parameter": "Last-Event-ID"})
     config = state().config
     lease = lv.streams.acquire(principal.key_id, session_id)

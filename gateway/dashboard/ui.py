@@ -65,8 +65,12 @@ def _error_page(error):
     if principal is not None:
         g.csrf = session.setdefault("csrf", secrets.token_urlsafe(24))
     headers = error.headers if isinstance(error, Problem) else {}  # e.g. Retry-After of a 503
+    # an id found on several holders' channels: the same page on each of them
+    channels = (error.extra.get("channels") or []) if isinstance(error, Problem) and status == 409 else []
+    choices = [{"channel": c, "href": url_for(request.endpoint, **(request.view_args or {}), channel=c)}
+               for c in channels if isinstance(c, str)] if request.method == "GET" and request.endpoint else []
     return render_template("dashboard/error.html", principal=principal, status=status, title=title,
-                           detail=detail), status, headers
+                           detail=detail, choices=choices), status, headers
 
 
 def _problem_json(error, status: int):
@@ -243,7 +247,7 @@ def authorisation(principal, authorisation_id):
     auth_id = _ok_id("authorisation_id", authorisation_id)
     org = principal.org
     try:
-        auth = _evaluate(org, "GetAuthorisation", auth_id)
+        channel, auth = state().service.evaluate_where(org, "GetAuthorisation", auth_id)
     except Problem as p:
         if p.status in (403, 404):
             abort(404)
@@ -268,21 +272,27 @@ def authorisation(principal, authorisation_id):
                            alerts=alerts.get("alerts", []), lots=lots, batches=bill.get("remaining", []),
                            waste=bill.get("waste", []), quantity_charts=quantity_svgs, yield_rows=yrows,
                            yield_svg=charts.yield_chart(yrows), events_list=timeline,
-                           days_left=_days_until(auth.get("valid_to")))
+                           days_left=_days_until(auth.get("valid_to")),
+                           channel=channel if len(state().config.all_channels) > 1 else None)
 
 
 @bp.get("/lots/<ident:lot_id>")
 @login_required
 def lot(principal, lot_id):
+    """A lot and its audit trail. On a gateway of several holders' channels a lot id may be on two of them (each
+    holder numbers its own lots): ``?channel=`` names one, as the authorisation page's links do, and without it
+    such an id answers 409 with a link to each channel (:func:`_error_page`)."""
     lot_id = _ok_id("lot_id", lot_id)
     try:
-        data = _evaluate(principal.org, "GetLot", lot_id)
+        channel, data = state().service.evaluate_where(principal.org, "GetLot", lot_id,
+                                                       channel=request.args.get("channel") or None)
     except Problem as p:
         if p.status in (403, 404):
             abort(404)
         raise
-    trail = live().audit.lot(principal.org, lot_id)
-    return render_template("dashboard/lot.html", principal=principal, lot=data, trail=trail["entries"])
+    trail = live().audit.lot(principal.org, lot_id, channel)
+    return render_template("dashboard/lot.html", principal=principal, lot=data, trail=trail["entries"],
+                           channel=channel if len(state().config.all_channels) > 1 else None)
 
 
 @bp.get("/events")

@@ -149,6 +149,16 @@ def test_feed_positions_beyond_a_64_bit_block_number_or_with_other_digits_are_re
     assert api.get("/api/v1/feed?after=9223372036854775807:ab", "CustomsMSP").status_code == 200
 
 
+def test_a_stream_resume_position_beyond_a_64_bit_block_number_is_refused_not_taken_as_none(scenario, client, keys):
+    # the stream would have started at the newest item, silently skipping what the client asked to resume after
+    headers = {**bearer(keys[("CustomsMSP", "viewer")]), "Accept": "text/event-stream"}
+    for position in ("9223372036854775808:ab", "27505789895572627350:0e"):
+        r = client.get("/api/v1/events/stream", headers={**headers, "Last-Event-ID": position})
+        assert r.status_code == 400 and r.get_json()["type"].endswith("invalid-parameter"), position
+        r = client.get(f"/api/v1/events/stream?last_event_id={position}", headers=headers)
+        assert r.status_code == 400, position
+
+
 def test_feed_json_and_known_authorisations(scenario, api, ledger):
     r = api.get("/api/v1/feed", "BrokerMSP")
     # not the other holder's register entry: only customs and that party see it

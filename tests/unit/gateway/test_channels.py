@@ -233,3 +233,35 @@ def test_an_audit_trail_takes_the_channel_as_the_query_does(customs, ledgers):
     assert customs.get("/api/v1/batches/B1/audit", channel=A, format="csv").status_code == 200
     assert ledgers.calls == [(B, "GetLotHistory"), (A, "GetBatchHistory")]
     problem(customs.get("/api/v1/lots/L1/audit", channel="ip-plant-z"), 400, "unknown-channel")
+
+
+def test_the_dashboard_shows_a_lot_two_holders_number_alike_on_the_channel_chosen(app, ledgers, keys):
+    """Customs' dashboard: lot L1 on both holders' channels was a 409 page with no way to choose; now that page
+    links the lot on each channel, ``?channel=`` shows it there, and the authorisation page's links name the
+    channel of the authorisation."""
+    def lot_on(channel):
+        return lambda org, args: {"lot_id": args[0], "authorisation_id": f"FRIPO{channel[-1].upper()}000001",
+                                  "mrn": f"mrn-on-{channel}", "item_no": 1, "unit": "p/st"}
+    for channel in (A, B):
+        set_answers(ledgers, channel, GetLot=lot_on(channel), GetLotHistory={"lot_id": "L1", "history": []})
+    client = app.test_client()
+    assert sign_in(client, keys[("CustomsMSP", "viewer")]).status_code == 302
+    r = client.get("/dashboard/lots/L1")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 409 and "text/html" in r.content_type
+    assert f'href="/dashboard/lots/L1?channel={A}"' in html and f'href="/dashboard/lots/L1?channel={B}"' in html
+    ledgers.calls.clear()
+    r = client.get(f"/dashboard/lots/L1?channel={B}")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and f"mrn-on-{B}" in html and f"mrn-on-{A}" not in html
+    assert f"/api/v1/lots/L1/audit?format=csv&amp;channel={B}" in html
+    assert {channel for channel, _ in ledgers.calls} == {B}
+    assert client.get("/dashboard/lots/L1?channel=ip-plant-z").status_code == 400
+    # the authorisation page links its lots on its own channel
+    auth_b = "FRIPOB000001"
+    set_answers(ledgers, A, GetAuthorisation=knows({}))
+    set_answers(ledgers, B, GetAuthorisation=lambda org, args: {"authorisation_id": args[0], "input_goods": []},
+                GetBalances={"balances": [], "ceilings": []}, GetAlerts={"alerts": []}, GetEventsInPeriod={"events": []},
+                GetBillOfDischargeData={"lots": [{"lot_id": "L1", "remaining": 1}], "remaining": []})
+    html = client.get(f"/dashboard/authorisations/{auth_b}").get_data(as_text=True)
+    assert f'href="/dashboard/lots/L1?channel={B}"' in html
