@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ipledger.chaincode.contract import authorisations, goods, keys, timestamps
-from ipledger.chaincode.contract.alerts import DERIVED, raise_alert, recorded
+from ipledger.chaincode.contract import authorisations, billing, goods, keys, timestamps
+from ipledger.chaincode.contract.alerts import DERIVED, RECORDED, raise_alert, recorded
 from ipledger.chaincode.contract.decimals import exact, pct
 from ipledger.chaincode.contract.params import BILL_DUE_DAYS
 
@@ -57,13 +57,81 @@ def _bill_lists(bill: dict, lot: dict, when: dt.datetime) -> bool:
             and when < cutoff and timestamps.parse_datetime(lot["accepted_at"]) < cutoff)
 
 
-def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dict]:
-    """The time alerts of an authorisation at ``as_of``."""
+def records_now(state, auth: dict) -> dict:
+    """What the alerts of an authorisation are computed from: its lots, batches, bills, re-exports awaiting
+    ConfirmExit and recorded alerts, as they are now."""
+    auth_id = auth["authorisation_id"]
+    return {
+        "auth": auth,
+        "lots": [state.get(keys.lot(lot_id)) for (_a, lot_id), _ in state.scan(keys.AUTH_LOTS, auth_id)],
+        "batches": [state.get(keys.batch(b_id)) for (_a, b_id), _ in state.scan(keys.AUTH_BATCHES, auth_id)],
+        "bills": [b for _k, b in state.scan(keys.BILL, auth_id)],
+        "unconfirmed": [((mrn, int(item)), pending)
+                        for (_a, mrn, item), pending in state.scan(keys.UNCONFIRMED_EXIT, auth_id)],
+        "recorded": recorded(state, auth_id),
+    }
+
+
+def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
+    """The same records as they stood at ``as_of`` (included), a moment before the ledger time: replayed from the
+    event log (``billing.replay``, as the audit view of that moment) — goods, the re-exports not confirmed by then,
+    the bills submitted by then with the decision in force then, the recorded alerts raised and not cleared by
+    then, the authorisation's status and terms then. So a past ``as_of`` shows the alerts that held at that
+    moment, not today's records judged at an earlier date."""
+    log, book = billing.replay(state, auth, as_of + dt.timedelta(microseconds=1))
+    stored = {b["period_end"]: b for _k, b in state.scan(keys.BILL, auth["authorisation_id"])}
+    bills, pending, raised, terms = {}, {}, {}, {}
+    for entry in log:
+        for e in entry["effects"]:
+            if e["op"] == "exit" and e["procedure"] == "3151":   # its legally relevant date, as discharge.exit_goods
+                declared = min(timestamps.parse_datetime(entry["occurred_at"]),
+                               timestamps.parse_datetime(entry["recorded_at"]))
+                pending[(e["mrn"], e["item_no"])] = {
+                    "goods": e["kind"], "id": e["id"], "quantity": e["qty"], "declared_at": timestamps.fmt(declared),
+                    "occurred_at": entry["occurred_at"], "recorded_at": entry["recorded_at"]}
+        act, event = entry["event_type"], entry["event"]
+        if act in ("GrantAuthorisation", "AmendAuthorisation"):
+            terms = authorisations.fields_of(event)
+        elif act == "ConfirmExit":
+            for key in [key for key in pending if key[0] == event["mrn"]]:
+                del pending[key]
+        elif act == "SubmitBillOfDischarge":
+            bills[event["period_end"]] = {**stored[event["period_end"]], "status": "SUBMITTED"}
+        elif act == "DecideBillOfDischarge":
+            period_end = event["bill_id"][-10:]
+            bills[period_end] = {**bills[period_end], "status": event["decision"]}
+        for change in entry["alerts"]:
+            key = (change["type"], change["subject"])
+            if change["change"] == "CLEARED":
+                raised.pop(key, None)
+                continue
+            first = raised.get(key)
+            raised[key] = {"type": change["type"], "authorisation_id": change["authorisation_id"],
+                           "subject": change["subject"], "details": change["details"],
+                           "raised_at": first["raised_at"] if first else entry["recorded_at"],
+                           "raised_tx": first["raised_tx"] if first else entry["tx_id"],
+                           "updated_at": entry["recorded_at"], "updated_tx": entry["tx_id"], "source": RECORDED}
+    moment = timestamps.fmt(as_of)
+    history = [h for h in auth["status_history"] if h["recorded_at"] <= moment] or auth["status_history"][:1]
+    records = sorted(book.records.items())
+    return {
+        "auth": {**auth, **terms, "status": history[-1]["status"]},
+        "lots": [r for (kind, _id), r in records if kind == goods.LOT],
+        "batches": [r for (kind, _id), r in records if kind == goods.BATCH],
+        "bills": [bills[p] for p in sorted(bills)],
+        "unconfirmed": sorted(pending.items()),
+        "recorded": [raised[k] for k in sorted(raised)],
+    }
+
+
+def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict, source: dict | None = None) -> list[dict]:
+    """The time alerts of an authorisation at ``as_of``, from ``source`` (:func:`records_now` by default)."""
+    source = records_now(state, auth) if source is None else source
+    auth = source["auth"]
     auth_id = auth["authorisation_id"]
     out = []
     warn = dt.timedelta(days=params["warn_days"])
-    lots = [state.get(keys.lot(lot_id)) for (_a, lot_id), _ in state.scan(keys.AUTH_LOTS, auth_id)]
-    batches = [state.get(keys.batch(b_id)) for (_a, b_id), _ in state.scan(keys.AUTH_BATCHES, auth_id)]
+    lots, batches = source["lots"], source["batches"]
 
     # DeadlineApproaching / DeadlineOverdue: goods still under the procedure, waste included (UCC art. 257)
     for kind, records in ((goods.LOT, lots), (goods.BATCH, batches)):
@@ -81,7 +149,7 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dic
                                     {**details, "days_left": (due - as_of).days}))
 
     # BillOfDischargeDue / Late: DA art. 175, 30 days after the period for discharge ends
-    bills = [b for _k, b in state.scan(keys.BILL, auth_id)]
+    bills = source["bills"]
     covered = [b for b in bills if b["status"] in ("SUBMITTED", "ACCEPTED")]
     by_day: dict[str, list[str]] = {}
     for lot in lots:
@@ -100,7 +168,7 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dic
     # ExitUnconfirmed: a re-export without ConfirmExit more than exit_confirm_days after its legally relevant
     # date (declared_at: when the declaration was accepted, at most the ledger time; see discharge.exit_goods)
     limit = dt.timedelta(days=params["exit_confirm_days"])
-    for (_a, mrn, item), pending in state.scan(keys.UNCONFIRMED_EXIT, auth_id):
+    for (mrn, item), pending in source["unconfirmed"]:
         if as_of - timestamps.parse_datetime(pending["declared_at"]) > limit:
             out.append(_derived("ExitUnconfirmed", auth_id, f"{mrn}/{int(item)}", {
                 "mrn": mrn, "item_no": int(item), "declared_at": pending["declared_at"],
@@ -115,7 +183,11 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dic
     return out
 
 
-def current(state, auth: dict, as_of: dt.datetime, params: dict) -> list[dict]:
-    """Every alert of the authorisation at ``as_of``: recorded ones and time ones, sorted."""
-    found = recorded(state, auth["authorisation_id"]) + time_alerts(state, auth, as_of, params)
+def current(state, auth: dict, as_of: dt.datetime, params: dict, now: dt.datetime | None = None) -> list[dict]:
+    """Every alert of the authorisation at ``as_of``: recorded ones and time ones, sorted. An ``as_of`` before
+    ``now`` (the ledger time) reads the records as they stood then (:func:`records_then`); at or after it, the
+    records as they are (looking ahead)."""
+    past = now is not None and as_of < now
+    source = records_then(state, auth, as_of) if past else records_now(state, auth)
+    found = source["recorded"] + time_alerts(state, auth, as_of, params, source)
     return sorted(found, key=lambda a: (a["type"], a["subject"]))

@@ -264,7 +264,8 @@ def grant(tx, event: dict) -> dict:
 
 def amend(tx, event: dict) -> dict:
     """AmendAuthorisation: every field replaced, version + 1; applies forward only. Of a revoked
-    authorisation, only the representatives' mandates (``broker_mandates``) may change."""
+    authorisation, only the representatives' mandates (``broker_mandates``) may change. Every ceiling's
+    ``CeilingNear`` is reviewed, and that of an input-goods entry the amendment removed is cleared."""
     auth = get(tx.state, event["authorisation_id"])
     if auth["status"] == REVOKED:
         # its goods still have to be discharged: customs may still change who represents the holder
@@ -276,12 +277,17 @@ def amend(tx, event: dict) -> dict:
         raise InvalidEvent("the holder of an authorisation cannot change (grant a new one)",
                            holder_eori=auth["holder_eori"], given=event["holder_eori"])
     check_fields(event)
+    former = sorted(e["cn"] for e in auth["input_goods"])
     auth.update(fields_of(event))
     auth["version"] += 1
     auth["amended_at"] = tx.recorded_at
     _save(tx, auth)
     for cn in sorted(e["cn"] for e in auth["input_goods"]):  # ceilings may have moved; CN order, as every peer
         review_ceiling_entry(tx, auth, cn)
+    current = {e["cn"] for e in auth["input_goods"]}
+    for cn in former:   # an entry the amendment removed has no ceiling any more: nothing else would clear its alert
+        if cn not in current:
+            alerts.clear_alert(tx, auth["authorisation_id"], "CeilingNear", cn)
     return {"authorisation": _view(auth, tx.now)}
 
 

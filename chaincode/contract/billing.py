@@ -33,6 +33,7 @@ import datetime as dt
 import json
 
 from ipledger.chaincode.contract import authorisations, eventlog, goods, keys, timestamps
+from ipledger.chaincode.contract.decimals import exact
 from ipledger.chaincode.contract.errors import HashMismatch, InvalidState, NotFound, OutOfOrder, PeriodNotEnded
 from ipledger.chaincode.contract.params import BILL_DUE_DAYS
 from ipledger.chaincode.contract.state import digest
@@ -106,6 +107,19 @@ def _input_goods(lots: dict, effect: dict) -> list[dict]:
             for lot_id, qty in parts]
 
 
+def replay(state, auth: dict, cutoff: dt.datetime) -> tuple[list[dict], goods.MemoryBook]:
+    """The authorisation's log entries recorded before ``cutoff``, in ledger order, and its lots and batches as
+    they stood then: the recorded goods effects applied again (the same :func:`goods.apply`)."""
+    granted = timestamps.parse_datetime(auth["granted_at"])
+    log = sorted(eventlog.entries(state, auth["authorisation_id"], None, cutoff, granted),
+                 key=lambda e: (e["recorded_at"], e["tx_id"]))
+    book = goods.MemoryBook()
+    for entry in log:
+        for effect in entry["effects"]:
+            goods.apply(book, effect, entry["recorded_at"], entry["tx_id"])
+    return log, book
+
+
 def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.datetime | None = None) -> dict:
     """The bill-of-discharge data (docs/domain.md §7) for ``period_end`` or ``as_of`` (exactly one)."""
     auth_id = auth["authorisation_id"]
@@ -121,15 +135,8 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
         cutoff = as_of + dt.timedelta(microseconds=1)  # as_of itself included
         start = None
         scope = {"mode": "AS_OF", "as_of": timestamps.fmt(as_of)}
-    granted = timestamps.parse_datetime(auth["granted_at"])
-    log = sorted(eventlog.entries(state, auth_id, None, cutoff, granted), key=lambda e: (e["recorded_at"], e["tx_id"]))
+    log, book = replay(state, auth, cutoff)   # every goods effect up to the cut-off
     auth = _terms_at_cutoff(state, auth, log)
-
-    # replay every goods effect up to the cut-off
-    book = goods.MemoryBook()
-    for entry in log:
-        for effect in entry["effects"]:
-            goods.apply(book, effect, entry["recorded_at"], entry["tx_id"])
     lots = {gid: r for (kind, gid), r in book.records.items() if kind == goods.LOT}
     batches = {gid: r for (kind, gid), r in book.records.items() if kind == goods.BATCH}
 
@@ -149,7 +156,11 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
     carried_mark = {"carried_from": previous["period_end"]} if carried else {}
     window_start = timestamps.fmt(start) if start else ""
 
-    # 1. lots, with 2. their products through the lineage
+    # 1. lots (the rate of yield applied: that of each operation processing it, else the one in force), with
+    # 2. their products through the lineage
+    stored = state.get(keys.bill(auth_id, period_end.isoformat())) if period_end is not None else None
+    # a bill submitted before the rates applied were shown keeps the rates at its cut-off (and its hash)
+    applied = _rates_applied(log, lots) if stored is None or stored.get("rates_applied") else {}
     lot_lines, totals = [], {"placed": {}, "consumed": {}, "produced": {}, "exited": {}, "lost": {}, "remaining": {}}
     for lot in sorted((lots[i] for i in lot_ids), key=goods.recording_order):
         private_key = state.key(keys.commercial_lot(lot["lot_id"]))
@@ -160,7 +171,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
             "unit": lot["unit"], "net_mass_g": lot["net_mass_g"], "deadline": lot["deadline"],
             "original_deadline": lot["original_deadline"], "extended": bool(lot["extensions"]),
             "customs_value_hash": value_hash.hex() if value_hash else None,
-            "rates_of_yield": authorisations.rates_for_input(auth, lot["cn"]),
+            "rates_of_yield": applied.get(lot["lot_id"]) or authorisations.rates_for_input(auth, lot["cn"]),
             "products": [{"batch_id": b_id, "cn": p["cn"], "kind": p["kind"], "unit": p["unit"], "quantity": p["share"],
                           "input_qty": p["input_qty"]} for b_id, p in sorted(lot["products"].items())],
             "consumed": lot["consumed"], "exited": lot["exited"], "lost": lot["lost"], "remaining": goods.balance(lot),
@@ -282,6 +293,28 @@ def _terms_at_cutoff(state, auth: dict, log: list[dict]) -> dict:
     return {**auth, **authorisations.fields_of(terms), "version": version}
 
 
+def _rates_applied(log: list[dict], lots: dict) -> dict[str, list[dict]]:
+    """The rates of yield applied to each processed lot (docs/domain.md §7 item 1): for every operation that
+    consumed it, the rates from its goods code in the terms in force then (the grant's or the last amendment's
+    before it, as ``processing.check_yield`` read them), in ledger order, each value once. A lot processed only
+    under the terms in force at the cut-off shows those, as before; one processed before an amendment changed its
+    rates shows the rates it was processed under, not the later ones."""
+    terms, applied = None, {}
+    for entry in log:
+        if entry["event_type"] in ("GrantAuthorisation", "AmendAuthorisation"):
+            terms = entry["event"]
+        elif entry["event_type"] == "RecordProcessing" and terms is not None:
+            for e in entry["effects"]:
+                if e["op"] != "consume":
+                    continue
+                rates = applied.setdefault(e["lot_id"], [])
+                for rate in authorisations.rates_for_input(terms, lots[e["lot_id"]]["cn"]):
+                    if all((r["output_cn"], exact(r["output_per_input"])) !=
+                           (rate["output_cn"], exact(rate["output_per_input"])) for r in rates):
+                        rates.append(rate)
+    return applied
+
+
 def _grant_entries(state, auth: dict) -> list[dict]:
     """The log entry of the authorisation's grant (the first of its log)."""
     granted = timestamps.parse_datetime(auth["granted_at"])
@@ -308,7 +341,8 @@ def submit(tx, event: dict) -> dict:
     """SubmitBillOfDischarge (DA art. 175): the period must have ended; the ledger computes the bill and
     the submitted ``document_hash`` must equal its hash. A QUERIED bill may be submitted again (also after a
     later period's bill); no bill while an earlier period's is QUERIED. The record keeps the goods the bill
-    flags overdue (``overdue``), which the next bill carries."""
+    flags overdue (``overdue``), which the next bill carries, and ``rates_applied`` (its lots show the rates of
+    yield applied, not those at the cut-off; a bill first submitted without it keeps its hash)."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
     period_end = timestamps.parse_date(event["period_end"], "period_end")
     cutoff = timestamps.end_of(period_end)
@@ -335,6 +369,8 @@ def submit(tx, event: dict) -> dict:
         "revision": (existing["revision"] + 1) if existing else 1, "submitted_at": tx.recorded_at, "tx_id": tx.tx_id,
         "lots": [line["lot_id"] for line in data["lots"]], "totals": data["totals"], "decision": None,
     }
+    if existing is None or existing.get("rates_applied"):   # as its earlier revisions computed it (compute)
+        bill["rates_applied"] = True
     if existing is None or "overdue" in existing:   # a bill first submitted without it keeps its successors' hashes
         bill["overdue"] = [{"goods": r["goods"], "id": r["id"]} for r in data["remaining"] if r["status"] == "OVERDUE"]
     tx.state.put(key, bill)

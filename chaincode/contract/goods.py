@@ -202,21 +202,27 @@ def share_remains(share: dict) -> bool:
     return share["discharged"] < share["qty"] or share["input_discharged"] < share["input_qty"]
 
 
-def shares_of(produced: int, inputs: list[tuple[dict, int]]) -> list[dict]:
-    """Split a batch over its source lots in proportion to the quantity each lot gave; rounding
-    remainders go to the earliest lots. ``inputs`` are (lot, qty) in placement order. A share stands for
+def shares_of(produced: int, inputs: list[tuple[dict, int]], weights: list | None = None) -> list[dict]:
+    """Split a batch over its source lots in proportion to ``weights`` — what each lot gives of the product by
+    its rate of yield (qty × rate, in the product's unit; 0 for a lot without a rate to it), see
+    ``processing.share_weights`` — or, for a product without a rate from these inputs, to the quantity each lot
+    gave; rounding remainders go to the earliest lots of a weight above 0. ``inputs`` are (lot, qty) in
+    placement order, the order of the shares, except that lots of weight 0 come last. A share stands for
     the lot's whole input to the operation (``input_qty``): the products of one operation are joint
     products, each obtained from all its inputs. A share may be 0 units (1 unit from 2 lots): it still
     stands for its input, and is discharged with the batch (:func:`fifo_attribution`). Each share carries
     its lot's deadline (kept in step with the lot's extensions): the batch's is the earliest of the shares
     still in it (:func:`batch_deadline`)."""
-    total = sum(q for _, q in inputs)
-    shares = [{"lot_id": lot["lot_id"], "qty": produced * q // total, "input_qty": q, "discharged": 0,
-               "input_discharged": 0, "deadline": lot["deadline"]} for lot, q in inputs]
+    weights = [q for _, q in inputs] if weights is None else weights
+    total = sum(weights)
+    shares = [{"lot_id": lot["lot_id"], "qty": int(produced * w // total), "input_qty": q, "discharged": 0,
+               "input_discharged": 0, "deadline": lot["deadline"]} for (lot, q), w in zip(inputs, weights)]
     rest = produced - sum(s["qty"] for s in shares)
-    for s in shares[:rest]:
+    for s in [s for s, w in zip(shares, weights) if w > 0][:rest]:
         s["qty"] += 1
-    return shares
+    # the lots that give the product first (placement order), then those that give none of it: their input goes
+    # with the batch's last units, not with its first disposal
+    return [s for s, w in zip(shares, weights) if w > 0] + [s for s, w in zip(shares, weights) if w == 0]
 
 
 def batch_deadline(batch: dict) -> str:

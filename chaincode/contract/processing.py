@@ -78,6 +78,18 @@ def _yield_line(product: dict, contributing: list[tuple[dict, int, Fraction]], p
     }, deviation
 
 
+def share_weights(auth: dict, inputs: list[tuple[dict, int]], output_cn: str) -> list[Fraction] | None:
+    """How a batch of ``output_cn`` is shared over the lots consumed (``goods.shares_of``): by what each gives of
+    it by its rate of yield (qty × rate, in the product's unit; 0 for a lot without a rate to it) — never by
+    quantities added across units or lots that do not give the product. None (by the quantities consumed) for a
+    product without a rate from these inputs (waste, an unrated secondary product)."""
+    rates = [next((exact(r["output_per_input"]) for r in authorisations.rates_for_input(auth, lot["cn"])
+                   if r["output_cn"] == output_cn), None) for lot, _ in inputs]
+    if all(rate is None for rate in rates):
+        return None
+    return [q * (rate or 0) for (_lot, q), rate in zip(inputs, rates)]
+
+
 def _batch_id(op_id: str, n: int, output: dict) -> str:
     """The id of an operation's ``n``-th output batch: the one the event gives, else ``<operation>/<n>``."""
     return output.get("batch_id") or f"{op_id}/{n}"
@@ -154,7 +166,8 @@ def record_processing(tx, event: dict) -> dict:
             "cn": out["cn"], "kind": out["kind"], "unit": out["unit"], "produced": out["qty"], "site": site,
             "accepted_at": tx.recorded_at, "occurred_at": event["occurred_at"], "tx_id": tx.tx_id,
             "source_lots": [{"lot_id": lot["lot_id"], "qty": q} for lot, q in inputs],
-            "shares": goods.shares_of(out["qty"], inputs), "deadline": deadline,
+            "shares": goods.shares_of(out["qty"], inputs, share_weights(auth, inputs, out["cn"])),
+            "deadline": deadline,
             "stock": {site: out["qty"]}, "exited": {}, "lost": 0, "lost_by_reason": {},
         }})
     operation = {"operation_id": op_id, "authorisation_id": auth["authorisation_id"], "site": site,

@@ -138,10 +138,12 @@ def get_alerts(tx, authorisation_id, as_of=None) -> dict:
     auth = _readable_authorisation(tx, authorisation_id, "GetAlerts")
     moment = _moment(tx, as_of, "as_of")
     return {"authorisation_id": auth["authorisation_id"], "as_of": timestamps.fmt(moment),
-            "alerts": alert_rules.current(tx.state, auth, moment, tx.params)}
+            "alerts": alert_rules.current(tx.state, auth, moment, tx.params, now=tx.now)}
 
 
 def get_bill_of_discharge_data(tx, authorisation_id, period_end=None, as_of=None) -> dict:
+    """The bill of a period, or the audit view as of a moment (included): a date ``as_of`` is its whole day, up
+    to 23:59:59.999999 UTC — like ``period_end`` and ``GetEventsInPeriod``, not the next day's first instant."""
     auth = _readable_authorisation(tx, authorisation_id, "GetBillOfDischargeData")
     if period_end is not None and as_of is not None:
         raise InvalidEvent("give period_end or as_of, not both")
@@ -149,7 +151,10 @@ def get_bill_of_discharge_data(tx, authorisation_id, period_end=None, as_of=None
         day = timestamps.parse_date(_text(period_end, "period_end"), "period_end")
         data = billing.compute(tx.state, auth, period_end=day)
     else:
-        data = billing.compute(tx.state, auth, as_of=_moment(tx, as_of, "as_of"))
+        moment = _moment(tx, as_of, "as_of")
+        if isinstance(as_of, str) and len(as_of) == 10:   # a date: up to its end, not the next day's first instant
+            moment -= dt.timedelta(microseconds=1)
+        data = billing.compute(tx.state, auth, as_of=moment)
     if roles.sees_commercial_data(tx.party):
         data = billing.with_commercial_values(tx.state, data)
     return data

@@ -141,11 +141,16 @@ class Model:
         for lot, q in inputs:
             self._take(self.lots[lot], {site: q})
             self.lots[lot].consumed += q
-        total = sum(q for _, q in inputs)
         for n, (cn, produced) in enumerate(outputs, start=1):
-            shares = [Share(lot, produced * q // total, q) for lot, q in order]
-            for sh in shares[:produced - sum(sh.qty for sh in shares)]:
+            # shared by what each lot gives of the product at its rate; a product without a rate by the inputs
+            weights = [q * RATES[self.lots[lot].cn].get(cn, 0) for lot, q in order] if cn in expected \
+                else [q for _, q in order]
+            total = sum(weights)
+            shares = [Share(lot, int(produced * w // total), q) for (lot, q), w in zip(order, weights)]
+            for sh in [sh for sh, w in zip(shares, weights) if w > 0][:produced - sum(sh.qty for sh in shares)]:
                 sh.qty += 1
+            # lots giving none of the product come last on its line of units
+            shares = [sh for sh, w in zip(shares, weights) if w > 0] + [sh for sh, w in zip(shares, weights) if w == 0]
             batch_id = f"{op}/{n}"
             self.batches[batch_id] = Record("BATCH", cn, produced, {site: produced}, shares=shares)
             for i, sh in enumerate(shares):
