@@ -34,11 +34,21 @@ def msp_id_ok(value: object) -> bool:
 
 def domain_ok(value: object) -> bool:
     return isinstance(value, str) and _DOMAIN.fullmatch(value) is not None
-_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+def host_ok(value: object) -> bool:
+    """A node's host as the consortium takes it: a DNS name or an IPv4 address."""
+    return isinstance(value, str) and _HOST.fullmatch(value) is not None
+# fullmatch, never `$` (which matches before a final newline)
+_NAME = re.compile(r"[a-z][a-z0-9-]*")
 _DURATION = re.compile(r"^\d+(ms|s|m)$")
 _CHANNEL = re.compile(r"[a-z][a-z0-9.-]{0,248}")
 # A network namespace name as `ip netns` accepts it (kept to a safe subset).
-_NETNS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_NETNS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+# A node's host: a DNS name (any case) or an IPv4 address; it is written into node configurations, TLS
+# certificates and command lines, so nothing else (no '/', space, shell or YAML metacharacter) gets in.
+_HOST = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
 
 class ConsortiumError(ValueError):
@@ -295,6 +305,10 @@ def parse(raw: Any, *, base_port: int | None = None, host: str | None = None) ->
                    consensus=CONSENSUS[consensus], customs=_customs(raw, orgs), per_holder=per_holder)
     c.channels = (_channels(raw, c) if per_holder else
                   [Channel(channel, tuple(o.msp_id for o in orgs), _member(raw, "holder", orgs))])
+    if c.customs and c.channels[0].holder == c.customs and not per_holder:
+        # customs AND the holder govern the channel (founding.governance_rule): both customs, customs alone would
+        raise ConsortiumError(f"top level: holder {c.customs} is the customs authority; the holder is the "
+                              "authorisation holder, another organisation (customs and it change the channel)")
     _check_consenters(c)
     _check_unique(c)
     return c
@@ -371,6 +385,16 @@ def _check_consenters(c: Consortium) -> None:
     if c.consensus == "BFT" and n < 4:
         raise ConsortiumError(f"{n} consenter(s): BFT needs at least 4 (3f+1 tolerate f faulty; "
                               "e.g. customs runs two, the operator and the broker one each)")
+    if c.consensus == "BFT":
+        f = (n - 1) // 3
+        quorum = (n + f + 2) // 2   # founding.bft_quorum: the signatures a block needs
+        # customs may (as an ordering organisation signs every Raft block alone); a holder or representative
+        # holding a quorum would order — reorder, delay, leave out — customs' own transactions by itself
+        for o in c.orgs:
+            if len(o.orderers) >= quorum and o.msp_id != c.customs:
+                raise ConsortiumError(f"{o.msp_id} runs {len(o.orderers)} of the {n} consenters, a quorum "
+                                      f"({quorum}) alone: it would order and sign every block by itself; "
+                                      "spread the consenters so that no member but customs holds a quorum")
 
 
 def _int(value: Any, what: str) -> int:
@@ -396,7 +420,7 @@ def _org(d: Any, where: str, is_orderer: bool = False) -> Org:
     if not msp_id_ok(msp_id):
         raise ConsortiumError(f"{where}: msp_id {msp_id!r} must look like 'CustomsMSP'")
     name = d.get("name") or msp_id[:-3].lower()
-    if not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ConsortiumError(f"{where}: name {name!r} must be lower-case letters, digits, '-'")
     if name == "consortium":  # the state directory's public part (network/layout.py)
         raise ConsortiumError(f"{where}: 'consortium' is reserved; choose another name")
@@ -410,13 +434,13 @@ def _org(d: Any, where: str, is_orderer: bool = False) -> Org:
 def _node(kind: str, spec: Any, org: Org, default_host: str, next_port) -> Node:
     if isinstance(spec, str):
         spec = {"name": spec}
-    if not isinstance(spec, dict) or not _NAME.match(str(spec.get("name", ""))):
+    if not isinstance(spec, dict) or not _NAME.fullmatch(str(spec.get("name", ""))):
         raise ConsortiumError(f"{org.msp_id}: every {kind} needs a name like 'peer0'")
     port = _int(spec["port"], f"{spec.get('name', 'a node')}'s port") if "port" in spec else next_port()
     if not 1024 <= port <= 65533:
         raise ConsortiumError(f"{org.msp_id} {spec['name']}: port {port} out of range")
     netns = spec.get("netns")
-    if netns is not None and not (isinstance(netns, str) and _NETNS.match(netns)):
+    if netns is not None and not (isinstance(netns, str) and _NETNS.fullmatch(netns)):
         raise ConsortiumError(f"{org.msp_id} {spec['name']}: netns {netns!r} is not a network "
                               "namespace name (letters, digits, '.', '_', '-'; at most 63)")
     history = spec.get("history_database", False)
@@ -426,15 +450,28 @@ def _node(kind: str, spec: Any, org: Org, default_host: str, next_port) -> Node:
     if "history_database" in spec and kind != "peer":
         raise ConsortiumError(f"{org.msp_id} {spec['name']}: history_database is a peer's setting; an "
                               "orderer keeps no state database")
-    return Node(kind, spec["name"], org, spec.get("host", default_host), port, netns, history)
+    host = spec.get("host", default_host)
+    if not host_ok(host):
+        raise ConsortiumError(f"{org.msp_id} {spec['name']}: host {str(host)[:80]!r} must be a DNS name or an "
+                              "IPv4 address (letters, digits, '-' and '.')")
+    return Node(kind, spec["name"], org, host, port, netns, history)
 
 
 def _check_unique(c: Consortium) -> None:
     seen_msp, seen_ids, seen_ports, host_netns = set(), set(), {}, {}
+    names: dict[str, str] = {}
+    domains: dict[str, str] = {}
     for org in c.all_orgs:
         if org.msp_id in seen_msp:
             raise ConsortiumError(f"organisation {org.msp_id} declared twice")
         seen_msp.add(org.msp_id)
+        # the name is the organisation's own directory, the domain its CAs' and nodes' names
+        for what, value, seen in (("name", org.name, names), ("domain", org.domain, domains)):
+            if value in seen:
+                shown = repr(value) if what == "name" else value
+                raise ConsortiumError(f"{what} {shown} used by both {seen[value]} and {org.msp_id}: each "
+                                      f"organisation needs its own {what}")
+            seen[value] = org.msp_id
     for n in c.nodes:
         if n.id in seen_ids:
             raise ConsortiumError(f"node {n.id} declared twice")

@@ -165,8 +165,12 @@ def sign(upd: UpdateFile, msp_id: str, msp_dir: Path, log=print) -> Signer:
     except (MSPError, OSError, ValueError) as e:
         raise AdminError(f"cannot sign as {msp_id}: {e}") from e
     cert_pem = identity.certificate_pem
-    sig = sign_update(upd.cue, msp_id, cert_pem, key)
     me = signer_for_identity(upd.base, msp_id, cert_pem)
+    if not me.cert_valid:   # e.g. another organisation's admin: a signature that could never count
+        raise AdminError(f"cannot sign as {msp_id}: the identity in {msp_dir} ({me.subject}) is not a valid "
+                         f"identity of {msp_id} in the channel configuration ({me.problem}); sign with "
+                         f"{msp_id}'s own admin. The update is unchanged")
+    sig = sign_update(upd.cue, msp_id, cert_pem, key)
     already = any(s.key == me.key for s in signers(upd.base, upd.cue))
     if already:
         log(f"{msp_id}: this identity has signed already; the update is unchanged")

@@ -23,7 +23,10 @@ def _add_local_org(net: Nodes, instead: str, msp_id: str, **entry) -> Org:
         raise AdminError(f"the network is not generated yet: {instead}")
     c = consortium_mod.with_org(net.consortium, msp_id, **entry)
     org = c.org(msp_id)
-    generate.init_org(c, net.layout, org, log=lambda *_: None)
+    if generate.org_ready(net.layout, org):   # a removed organisation's directory stays (network_remove_org)
+        raise AdminError(f"{net.layout.org_home(org)} already holds an organisation's identities (one "
+                         "removed before?); its keys are kept: move it away, or give another --name")
+    generate.init_org(c, net.layout, org, log=lambda *_: None)   # goes on after an earlier run cut short
     consortium_mod.save(c, net.layout.consortium_file)
     net.consortium = c
     return org
@@ -36,8 +39,20 @@ def network_add_holder(net: Nodes, msp_id: str, channel: str, name: str | None =
     the holder) is added to the consortium file and founded from the public definitions, each member
     checking the genesis block. 'network up' then joins customs' peers and the holder's to it,
     'chaincode deploy' commits the contract there; customs register the holder and grant."""
-    org = _add_local_org(net, "add the holder and its channel to the consortium file instead", msp_id,
-                         name=name, description=description, domain=domain, holder_of=channel)
+    if channel in net.consortium.channel_names():
+        # an earlier add-holder added the holder and its channel to the consortium file, then stopped
+        # before the channel was founded (configtxgen failed, a disk error): go on from there
+        ch = net.on_channel(channel)
+        if ch.layout.genesis_block.exists() or ch.consortium.channels[0].holder != msp_id:
+            raise AdminError(f"channel {channel} exists already")
+        org = net.consortium.org(msp_id)
+        log(f"{msp_id} and channel '{channel}' are in the consortium file, the channel not founded yet: "
+            "going on from there")
+        if not generate.org_ready(net.layout, org):
+            generate.init_org(net.consortium, net.layout, org, log=lambda *_: None)
+    else:
+        org = _add_local_org(net, "add the holder and its channel to the consortium file instead", msp_id,
+                             name=name, description=description, domain=domain, holder_of=channel)
     generate.publish_definition(net.layout, org)
     ch = net.on_channel(channel)
     founding.found(ch.consortium, ch.layout, log=lambda *_: None)

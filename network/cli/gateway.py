@@ -72,6 +72,8 @@ def register(sub) -> None:
     create.add_argument("--role", required=True, choices=["clerk", "viewer"],
                         help="clerk: submit events and read; viewer: read only")
     create.add_argument("--label", default="", help="free text, e.g. the ERP system's name")
+    create.add_argument("--expires-in", type=int, metavar="DAYS", default=None,
+                        help="the key is refused from DAYS days on (default: until revoked)")
     create.add_argument("--json", action="store_true", help="print {key_id, key, org, role} as JSON")
     lst = ks.add_parser("list", help="list keys (never the keys themselves)")
     lst.add_argument("--json", action="store_true")
@@ -309,7 +311,7 @@ def _keys(args) -> int:
                 print(f"error: {args.gateway}'s gateway makes keys of {args.gateway} only, not of {args.org}",
                       file=sys.stderr)
                 return 2
-            key_id, key = store.create(args.org, args.role, args.label)
+            key_id, key = store.create(args.org, args.role, args.label, getattr(args, "expires_in", None))
             if args.json:
                 print(json.dumps({"key_id": key_id, "key": key, "org": args.org, "role": args.role}))
             else:
@@ -322,10 +324,10 @@ def _keys(args) -> int:
             if args.json:
                 print(json.dumps(rows, indent=2))
             else:
-                print(f"{'KEY ID':<14} {'ORG':<12} {'ROLE':<7} {'CREATED':<21} {'REVOKED':<21} LABEL")
+                print(f"{'KEY ID':<14} {'ORG':<12} {'ROLE':<7} {'CREATED':<21} {'EXPIRES':<21} {'REVOKED':<21} LABEL")
                 for r in rows:
                     print(f"{r['key_id']:<14} {r['org']:<12} {r['role']:<7} {r['created_at'] or '':<21} "
-                          f"{r['revoked_at'] or '-':<21} {r['label'] or ''}")
+                          f"{r['expires_at'] or '-':<21} {r['revoked_at'] or '-':<21} {r['label'] or ''}")
             return 0
         if store.revoke(args.key_id):
             print(f"revoked {args.key_id}")

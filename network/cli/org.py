@@ -117,7 +117,7 @@ def _run(args) -> int:
         print(f"{ids.user_name(args.name)} ({args.role}): {d}")
         return 0
     if args.cmd == "renew":
-        cert = ids.renew(args.name)
+        cert = ids.renew(args.name, days=args.days)
         print(f"renewed {args.name}: serial {cert.serial_number:x}, valid until "
               f"{cert.not_valid_after_utc:%Y-%m-%d}")
         return 0
@@ -126,6 +126,8 @@ def _run(args) -> int:
         generate.org_definition(lay, org)
         out = generate.publish_definition(lay, org)
         print(f"revoked {args.name}: {crl}; definition updated: {out}\n"
+              f"Restart {org.msp_id}'s nodes ('ipledger network down' then 'up' on this host) for their "
+              "local MSPs to read it.\n"
               f"The channel learns it from a config update signed by {org.msp_id}'s admin:\n"
               f"  ipledger admin propose update-org --definition {out} --output revoke.pb\n"
               f"  ipledger admin sign revoke.pb --as {org.msp_id} && "
@@ -138,6 +140,10 @@ def _run(args) -> int:
         for e in rows:
             print(f"{e['name']:<44} {e['role']:<8} {e['serial']:>40x}  until {e['not_after'][:10]}"
                   f"  {'REVOKED ' + e['revoked_at'][:10] if e['revoked_at'] else ''}")
+    for e in ids.expiring():
+        print(f"warning: {e.name}'s certificate ends {e.not_after[:10]} (within "
+              f"{identities.EXPIRY_WARNING_DAYS} days, or ended): ipledger org renew --org {org.msp_id} "
+              f"--name {e.name}", file=sys.stderr)
     return 0
 
 

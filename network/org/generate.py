@@ -29,22 +29,44 @@ class GenerateError(RuntimeError):
     pass
 
 
+# In the state directory while ``generate`` runs: a run cut short (a disk error, a full disk, ^C) leaves it,
+# and the next ``network up``/``generate`` goes on where it stopped instead of taking the organisations
+# made so far for another host's.
+GENERATING = ".generating"
+
+
+def interrupted(lay: Layout) -> bool:
+    """Whether a ``generate`` on this machine was cut short (it goes on from there when run again)."""
+    return (lay.root / GENERATING).exists()
+
+
+def org_ready(lay: Layout, org: Org) -> bool:
+    """Whether ``org``'s own directory is complete: ``init_org`` writes its definition last."""
+    return (lay.org_home(org) / "definition.json").exists()
+
+
 # ----------------------------------------------------------------------------- an organisation
 
 def init_org(c: Consortium, lay: Layout, org: Org, log=print) -> Definition:
     """What an organisation does on its own host: create its CA and TLS CA, its nodes' and
     users' identities (Admin, User1), its nodes' configurations, and write its public
-    definition to ``<org home>/definition.json``. Only its own directory is written."""
+    definition to ``<org home>/definition.json``. Only its own directory is written.
+
+    Run again after it was cut short, it goes on where it stopped: what its CA registered is kept,
+    what it had begun and not registered is made again."""
     home = lay.org_home(org)
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     home.chmod(0o700)
     ids = identities.OrgIdentities(lay.org_dir(org), org.msp_id, org.domain)
-    ids.create()
+    if not ids.created:
+        ids.create()
+    registered = {e.name for e in ids.register()}
     for n in org.nodes:
-        ids.issue(n.fqdn, n.kind, hosts=[n.host])
-    ids.add_user("Admin", "admin")
-    if org.peers:
-        ids.add_user("User1", "client")
+        if n.fqdn not in registered:
+            ids.issue(n.fqdn, n.kind, hosts=[n.host])
+    for user, role in (("Admin", "admin"), *((("User1", "client"),) if org.peers else ())):
+        if ids.user_name(user) not in registered:
+            ids.add_user(user, role)
     for n in org.nodes:
         generate_node(c, lay, n)
     d = org_definition(lay, org)
@@ -325,22 +347,36 @@ def generate(c: Consortium, lay: Layout, *, log=print) -> None:
     files only) are handed to the consortium's public directory; the founder builds the
     genesis block from them; each organisation checks the block before anything joins."""
     channels = per_channel(c, lay)
-    if any(clay.genesis_block.exists() for _, clay in channels):
+    resuming = interrupted(lay)
+    if not resuming and any(clay.genesis_block.exists() for _, clay in channels):
         raise GenerateError(f"{lay.root} already holds a generated network; "
                             "use 'ipledger network down --purge' first to start over")
     lay.root.mkdir(parents=True, exist_ok=True)
     lay.root.chmod(0o700)
+    if resuming:
+        log(f"  a generation in {lay.root} was cut short: going on where it stopped")
+    (lay.root / GENERATING).touch()
     lay.public.mkdir(parents=True, exist_ok=True)
     _write_yaml(lay.consortium_file, consortium.to_dict(c))
-    for org in c.all_orgs:
-        if not lay.is_local(org):   # its keys made in a process of its own (own_process)
-            own_process.call(init_org, c, lay, org, log=log)
-        publish_definition(lay, org)
-    for view, clay in channels:
-        founding.found(view, clay, log=log)
-        block = clay.genesis_block.read_bytes()
-        for org in view.all_orgs:
-            check_block(clay, org, block, members=[o.msp_id for o in view.orgs], channel=view)
+    step = "the consortium's public files"
+    try:
+        for org in c.all_orgs:
+            step = f"{org.msp_id}'s own directory ({lay.org_home(org)})"
+            if not org_ready(lay, org):   # its keys made in a process of its own (own_process)
+                own_process.call(init_org, c, lay, org, log=log)
+            publish_definition(lay, org)
+        for view, clay in channels:
+            step = f"the genesis block of '{view.channel}' ({clay.genesis_block})"
+            if not clay.genesis_block.exists():
+                founding.found(view, clay, log=log)
+            block = clay.genesis_block.read_bytes()
+            for org in view.all_orgs:
+                check_block(clay, org, block, members=[o.msp_id for o in view.orgs], channel=view)
+    except (OSError, identities.IdentityError, definition_mod.DefinitionError, TimeoutError) as e:
+        raise GenerateError(f"generating {step} failed: {e}\nNothing was started. Remove the cause and run "
+                            "'ipledger network up' (or 'network generate') again: it goes on where it "
+                            "stopped") from e
+    (lay.root / GENERATING).unlink()
     log("  every organisation found its own definition in the genesis block"
         + (" of each of its channels" if c.per_holder else ""))
 

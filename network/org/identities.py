@@ -37,6 +37,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,9 @@ ROLES = ("peer", "orderer", "admin", "client")
 CA_YEARS = 10
 LEAF_DAYS = 3 * 365
 CRL_DAYS = 365
+EXPIRY_WARNING_DAYS = 30
+# A user's short name (``clerk2`` of ``clerk2@<domain>``): one path component of ``users/``, nothing else.
+_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class IdentityError(RuntimeError):
@@ -254,10 +258,16 @@ class OrgIdentities:
     def exists(self) -> bool:
         return self.ca.key_file.exists()
 
+    @property
+    def created(self) -> bool:
+        """Whether :meth:`create` completed: it writes the (empty) register last."""
+        return self.register_file.exists()
+
     # -- creation -------------------------------------------------------------------------------
     def create(self) -> None:
-        """The CA, the TLS CA and the org MSP (public part). Refuses to overwrite a CA."""
-        if self.exists:
+        """The CA, the TLS CA and the org MSP (public part). Refuses to overwrite a CA; a creation cut
+        short (no register yet: the CA issued nothing) is made again from the start."""
+        if self.created or any((self.root / sub).exists() for sub in ("peers", "orderers", "users")):
             raise IdentityError(f"{self.root} already holds {self.msp_id}'s CA; its keys are kept")
         _mkdir(self.root)
         for ca, cn in ((self.ca, f"ca.{self.domain}"), (self.tlsca, f"tlsca.{self.domain}"),
@@ -291,15 +301,20 @@ class OrgIdentities:
         TLS key pair (a server certificate for nodes, a client certificate for users)."""
         if role not in ROLES:
             raise IdentityError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
-        if not self.exists:
-            raise IdentityError(f"{self.msp_id} has no CA yet in {self.root}")
+        if not self.created:
+            raise IdentityError(f"{self.msp_id} has no CA yet in {self.root} (or its register "
+                                f"{self.register_file} is missing)")
         d = self.identity_dir(name, role)
-        if (d / "msp" / "keystore" / "priv_sk").exists():
+        if any(e.name == name for e in self.register()):
             raise IdentityError(f"{name} already exists in {d}")
+        if d.exists():   # begun and cut short before the CA registered it: nothing uses it, made again
+            shutil.rmtree(d)
         key = ec.generate_private_key(ec.SECP256R1())
         cert = self.ca.issue(key.public_key(), name, self.domain, role, tls=False)
         self._write_msp(d / "msp", (cert, key), name)
         node = role in ("peer", "orderer")
+        if node and self.crl_file.exists():   # the revocations so far (write_crl)
+            _write(d / "msp" / "crls" / self.crl_file.name, self.crl_file.read_bytes())
         tls_key = ec.generate_private_key(ec.SECP256R1())
         short = name.split(".")[0].split("@")[0]
         tls_hosts = [name, short, *hosts, "localhost", "127.0.0.1"] if node else []
@@ -350,6 +365,9 @@ class OrgIdentities:
         """A user ``<user>@<domain>`` (``client`` or ``admin``)."""
         if role not in ("client", "admin"):
             raise IdentityError("a user is a 'client' or an 'admin'")
+        if not isinstance(user, str) or not _USER.fullmatch(user):
+            raise IdentityError(f"user name {str(user)[:40]!r}: use letters, digits, '.', '_' and '-' "
+                                "(at most 64, starting with a letter or digit), e.g. clerk2")
         return self.issue(self.user_name(user), role)
 
     # -- renewal and revocation -----------------------------------------------------------------
@@ -361,19 +379,39 @@ class OrgIdentities:
 
     def renew(self, name: str, days: int = LEAF_DAYS) -> x509.Certificate:
         """A new certificate for the same key, valid ``days`` from now; the old one stays valid
-        until it expires (revoke it to end it sooner)."""
+        until it expires (revoke it to end it sooner). The identity's TLS certificates (and an
+        admin's osnadmin one) are issued again for their same keys and names, valid as long:
+        otherwise they would end on their old date, the renewed node's or admin's TLS with them."""
+        if not isinstance(days, int) or days < 1:
+            raise IdentityError(f"--days {days!r}: a whole number of days, at least 1")
         entry = self._find(name)
         d = self.identity_dir(entry.name, entry.role)
         [cert_file] = (d / "msp" / "signcerts").glob("*.pem")
         old = load_cert(cert_file)
         cert = self.ca.issue(old.public_key(), entry.name, self.domain, entry.role, tls=False,
                              days=days)
+        tls = [(ca, d / "tls" / f"{stem}.crt") for ca, stem in
+               ((self.tlsca, "server"), (self.tlsca, "client"), (self.admin_tlsca, "osnadmin"))
+               if (d / "tls" / f"{stem}.crt").exists()]
+        renewed = [(path, self._reissue_tls(ca, load_cert(path), days)) for ca, path in tls]
         _write(cert_file, pem(cert))
+        for path, tls_cert in renewed:
+            _write(path, pem(tls_cert))
         reg = self.register()
         reg.append(Issued(entry.name, entry.role, cert.serial_number,
                           cert.not_valid_after_utc.isoformat()))
         self._save_register(reg)
         return cert
+
+    def _reissue_tls(self, ca: CA, old: x509.Certificate, days: int) -> x509.Certificate:
+        """``old`` (a TLS certificate of ``ca``) again: same key, common name and names, valid ``days``."""
+        try:
+            san = old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            hosts = [str(g.value) for g in san if isinstance(g, (x509.DNSName, x509.IPAddress))]
+        except x509.ExtensionNotFound:
+            hosts = []
+        [cn] = old.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return ca.issue(old.public_key(), str(cn.value), self.domain, None, tls=True, hosts=hosts, days=days)
 
     def revoke(self, name: str) -> Path:
         """Revoke every certificate issued to ``name``; rewrite the CRL in ``msp/crls``.
@@ -382,6 +420,8 @@ class OrgIdentities:
         (``ipledger admin propose update-org``, signed by the org's admin)."""
         reg = self.register()
         hits = [e for e in reg if e.name in (name, self.user_name(name)) and e.revoked_at is None]
+        if not hits and any(e.name in (name, self.user_name(name)) for e in reg):
+            return self.write_crl()   # revoked already (a run cut short before its CRL or definition): again
         if not hits:
             raise IdentityError(f"{self.msp_id} has issued no valid identity named {name!r}")
         when = _now().isoformat()
@@ -407,7 +447,21 @@ class OrgIdentities:
                 .revocation_date(dt.datetime.fromisoformat(e.revoked_at)).build())
         crl = builder.sign(ca_key, hashes.SHA256())
         _write(self.crl_file, crl.public_bytes(serialization.Encoding.PEM))
+        # the nodes' local MSPs too: a peer checks its local administrators (chaincode install, channel
+        # join) against its local MSP, which reads its crls/ when the node starts
+        for msp in sorted([*self.root.glob("peers/*/msp"), *self.root.glob("orderers/*/msp")]):
+            _write(msp / "crls" / self.crl_file.name, self.crl_file.read_bytes())
         return self.crl_file
+
+    def expiring(self, within_days: int = EXPIRY_WARNING_DAYS, now: dt.datetime | None = None) -> list[Issued]:
+        """The identities whose current (newest, unrevoked) certificate ends within ``within_days`` or has
+        ended: to renew (``ipledger org renew``) before their nodes or users are refused."""
+        limit = (now or _now()) + dt.timedelta(days=within_days)
+        newest: dict[str, Issued] = {}
+        for e in self.register():
+            newest[e.name] = e
+        return [e for e in newest.values()
+                if e.revoked_at is None and dt.datetime.fromisoformat(e.not_after) <= limit]
 
     # -- the register ---------------------------------------------------------------------------
     def register(self) -> list[Issued]:

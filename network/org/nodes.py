@@ -90,7 +90,7 @@ class Nodes:
     @property
     def generated(self) -> bool:
         channels = self.local_channels() or self.channels()  # nothing of ours yet: every one is to do
-        return all(ch.layout.genesis_block.exists() for ch in channels)
+        return not generate.interrupted(self.layout) and all(ch.layout.genesis_block.exists() for ch in channels)
 
     def local_channels(self) -> list["Nodes"]:
         """The channels one of this host's organisations is on (a holder's host has its own channel's
@@ -217,7 +217,8 @@ class Nodes:
             log("Running the nodes as containers (--runtime docker): images first")
             self.runtime.tags(log)
         if not self.generated:
-            if self.local_orgs and len(self.local_orgs) < len(self.consortium.all_orgs):
+            if self.local_orgs and len(self.local_orgs) < len(self.consortium.all_orgs) and \
+                    not generate.interrupted(self.layout):
                 raise NetworkError(
                     f"no genesis block in {self.layout.genesis_block}: on separate hosts the "
                     "founder builds it from every organisation's definition ('ipledger channel "
