@@ -66,8 +66,20 @@ def _hash(salt: bytes, secret: str) -> str:
     return hashlib.sha256(salt + secret.encode("ascii")).hexdigest()
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _now(later: dt.timedelta = dt.timedelta()) -> str:
+    return (dt.datetime.now(dt.timezone.utc) + later).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _usable(record: dict | None) -> bool:
+    """A key record that opens the door: there, not revoked, not expired (an ``expires_at`` that is not a time
+    of this file's form counts as expired: fail closed)."""
+    if record is None or record.get("revoked_at"):
+        return False
+    expires = record.get("expires_at")
+    if expires is None:
+        return True
+    return isinstance(expires, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", expires) is not None \
+        and _now() < expires
 
 
 def check_mode(path: Path) -> None:
@@ -131,7 +143,7 @@ class KeyStore:
             return None
         key_id, secret = m.groups()
         record = self._current().get(key_id)
-        if record is None or record.get("revoked_at"):
+        if not _usable(record):
             return None
         try:
             salt = bytes.fromhex(record["salt"])
@@ -147,7 +159,7 @@ class KeyStore:
         live-feed stream —, checked again on each request or poll: the secret was checked when the key was
         presented, the key's validity can end since."""
         record = self._current().get(key_id or "")
-        if record is None or record.get("revoked_at"):
+        if not _usable(record):
             return None
         return Principal(key_id=key_id, org=record["org"], role=record["role"], label=record.get("label") or "")
 
@@ -156,12 +168,15 @@ class KeyStore:
         out = []
         for key_id, rec in sorted(self._read()["keys"].items(), key=lambda kv: kv[1].get("created_at", "")):
             out.append({"key_id": key_id, **{k: rec.get(k) for k in ("org", "role", "label", "created_at",
-                                                                      "revoked_at")}})
+                                                                      "expires_at", "revoked_at")}})
         return out
 
     # -- writing (CLI), under the file's exclusive lock ---------------------------------------------
-    def create(self, org: str, role: str, label: str = "") -> tuple[str, str]:
-        """A new key for ``org`` with ``role``: (key id, the key itself — shown once)."""
+    def create(self, org: str, role: str, label: str = "", expires_in_days: int | None = None) -> tuple[str, str]:
+        """A new key for ``org`` with ``role``: (key id, the key itself — shown once). With ``expires_in_days``
+        the key is refused from that many days on (as if revoked then); without, it lasts until revoked."""
+        if expires_in_days is not None and not (isinstance(expires_in_days, int) and 0 < expires_in_days <= 36500):
+            raise KeyStoreError(f"a key expires in 1 to 36500 days, not {expires_in_days!r}")
         if role not in ROLES:
             raise KeyStoreError(f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
         if not re.fullmatch(r"[A-Za-z0-9.-]{1,64}", org or ""):
@@ -175,6 +190,8 @@ class KeyStore:
             data["version"] = FILE_VERSION
             data["keys"][key_id] = {"org": org, "role": role, "label": label, "salt": salt.hex(),
                                     "hash": _hash(salt, secret), "created_at": _now(), "revoked_at": None}
+            if expires_in_days is not None:
+                data["keys"][key_id]["expires_at"] = _now(dt.timedelta(days=expires_in_days))
         return key_id, f"{PREFIX}_{key_id}_{secret}"
 
     def revoke(self, key_id: str) -> bool:

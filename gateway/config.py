@@ -132,7 +132,8 @@ class GatewayConfig:
             raise ConfigError(f"{org} is on no channel of the consortium")
         base = dict(orgs=orgs, channel=channels[0], channels=channels, customs_msp=net.consortium.customs,
                     chaincode=os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE),
-                    state_dir=state_dir, live_feed=os.environ.get("IPLEDGER_LIVE_FEED") == "1",
+                    state_dir=state_dir,
+                    live_feed=_switch("IPLEDGER_LIVE_FEED", os.environ.get("IPLEDGER_LIVE_FEED")),
                     query_cache_s=SERVED_QUERY_CACHE_S,
                     descriptions={o.msp_id: o.description
                                   for o in net.consortium.all_orgs if o.description})
@@ -156,6 +157,14 @@ def _seconds(env: str, text: str) -> float:
     if not 0 <= value < float("inf"):
         raise ConfigError(f"{env} must be a number of seconds (0 or more), not {text!r}")
     return value
+
+
+def _switch(env: str, text: str | None) -> bool:
+    """``1`` on, ``0`` (or unset, empty) off; anything else is refused: ``true`` read as off would silently
+    stop the live feed and every webhook."""
+    if text in (None, "", "0", "1"):
+        return text == "1"
+    raise ConfigError(f"{env} must be 1 (on) or 0 (off), not {text[:40]!r}")
 
 
 def _count(env: str, text: str) -> int:

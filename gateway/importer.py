@@ -23,7 +23,9 @@ input file's SHA-256 and records every line that got a final answer
 (committed, replayed, refused, invalid). Run the same command again after an
 interruption: recorded lines are skipped; lines whose outcome was not final
 (network failure) are sent again — which is safe, since ``event_id`` makes
-every event idempotent. A changed input file is refused (use ``--restart``).
+every event idempotent. A changed input file is refused (use ``--restart``). Two imports using one
+progress file at once are refused (the second stops, exit 2). A 408 or 429 answer (e.g. of a proxy) is
+retried like a 503, never recorded as a refusal.
 
 HTTPS
 -----
@@ -39,6 +41,7 @@ gateway stayed unreachable (resume later); 130 interrupted.
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -268,30 +271,54 @@ def csv_row_to_body(row: dict[str, str]) -> dict:
 # ------------------------------------------------------------------------------------------ progress
 
 class Progress:
-    """The progress file: a header with the input's hash, then one final outcome per line."""
+    """The progress file: a header with the input's hash, then one final outcome per line.
+
+    One import at a time uses it: an exclusive ``flock`` on the file, held until :meth:`close` (a second
+    ``ipledger import`` of the same file — or with ``--restart`` — is refused while the first runs, rather than
+    both writing the record). A record cut by a crash (no newline) is dropped before anything is appended: its
+    line is sent again (a replay), and the next record is not glued to it. The file is 0600."""
 
     def __init__(self, path: Path, input_hash: str, restart: bool):
         self.path = path
         self.done: dict[int, LineOutcome] = {}
-        if restart and path.exists():
-            path.unlink()
-        if path.exists():
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
-            header = json.loads(lines[0]) if lines else {}
-            if header.get("input_sha256") != input_hash:
-                raise ImportError_(f"{path} belongs to another version of the input file; use --restart "
-                                   f"to import it from the beginning")
-            for text in lines[1:]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ImportError_(f"another import is using {path} (the same file being imported): wait for it to "
+                               f"end, then run the command again to resume") from None
+        try:
+            raw = b"" if restart else _read_all(fd)
+            end = raw.rfind(b"\n") + 1        # complete lines only
+            lines = raw[:end].decode("utf-8", "replace").splitlines()
+            if not lines:   # new, --restart, or a header cut by a crash (nothing was recorded after it)
+                os.ftruncate(fd, 0)
+            else:
                 try:
-                    rec = json.loads(text)
+                    header = json.loads(lines[0])
                 except ValueError:
-                    continue  # a line cut by a crash: that line is simply sent again
-                self.done[rec["line"]] = LineOutcome(**rec)
-            self._f = open(path, "a", encoding="utf-8")
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._f = open(path, "w", encoding="utf-8")
+                    header = None
+                if not isinstance(header, dict) or "input_sha256" not in header:
+                    raise ImportError_(f"{path} is not a progress file of ipledger import; give another "
+                                       f"--progress file")
+                if header.get("input_sha256") != input_hash:
+                    raise ImportError_(f"{path} belongs to another version of the input file; use --restart "
+                                       f"to import it from the beginning")
+                if end != len(raw):
+                    os.ftruncate(fd, end)    # the record a crash cut short
+                for text in lines[1:]:
+                    try:
+                        rec = json.loads(text)
+                        self.done[rec["line"]] = LineOutcome(**rec)
+                    except (ValueError, TypeError, KeyError):
+                        continue  # not a whole record: that line is simply sent again
+            self._f = os.fdopen(fd, "a", encoding="utf-8")
+        except BaseException:
+            os.close(fd)
+            raise
+        if not lines:
             self._write({"input_sha256": input_hash, "version": 1})
 
     def _write(self, obj: dict) -> None:
@@ -354,7 +381,8 @@ class Importer:
             except GatewayUnreachable as exc:
                 status, answer, headers = None, {"detail": f"gateway unreachable: {exc}"}, {}
             problem_type = str(answer.get("type", "")).removeprefix(PROBLEM_BASE) or None
-            retryable = status is None or status in (502, 503, 504) or problem_type == "transaction-conflict"
+            # 408 and 429 (a proxy in front, a rate limit): the event was not taken, never a final refusal
+            retryable = status is None or status in (408, 429, 502, 503, 504) or problem_type == "transaction-conflict"
             if retryable and attempt < self.retries:
                 attempt += 1
                 wait = _retry_after(headers) or min(30.0, self.backoff * 2 ** (attempt - 1))
@@ -445,6 +473,14 @@ class Importer:
         if self.out is not None:
             self.out.write(text + "\n")
             self.out.flush()
+
+
+def _read_all(fd: int) -> bytes:
+    chunks, offset = [], 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _json(raw: bytes) -> dict:

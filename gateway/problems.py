@@ -216,7 +216,7 @@ ENDORSERS_UNREACHABLE = (
 def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
     """Map a ``ipledger.gateway.client`` error (or a connection failure) to a problem. Never leaks internals:
     peer addresses and gRPC texts go to the log, not to the caller."""
-    from ipledger.gateway.client import CommitError, GatewayError
+    from ipledger.gateway.client import CommitError, CommitStatusError, GatewayError
     from ipledger.gateway.client.gateway import RETRYABLE_VALIDATION_CODES
 
     if isinstance(exc, GatewayError) and exc.chaincode_error is not None:
@@ -238,6 +238,13 @@ def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
                        "the event again (same event_id)", extra={**tx, "reason": "endorsement-mismatch"},
                        headers=retry)
     code = getattr(exc, "code", None)
+    if isinstance(exc, CommitStatusError) and code != grpc.StatusCode.DEADLINE_EXCEEDED:
+        # Submit succeeded: the orderers have the transaction, only its fate is unknown. Never a final
+        # "refused" (the caller could record the event again under another event_id): send it again.
+        return Problem(503, "service-unavailable",
+                       "the transaction was sent for ordering but its commit status could not be read; the event "
+                       "may or may not be recorded: send it again with the same event_id (replays are safe)",
+                       extra=tx, headers=retry)
     unreachable_endorsers = code == grpc.StatusCode.ABORTED and bool(getattr(exc, "details", None)) \
         and all("code = Unavailable" in d.message for d in exc.details)
     if unreachable_endorsers or (code == grpc.StatusCode.FAILED_PRECONDITION and any(

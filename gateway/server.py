@@ -199,6 +199,7 @@ def check_thread_budget(config: GatewayConfig) -> None:
 def config_check(config: GatewayConfig) -> None:
     """Fail before forking when something is obviously missing."""
     from ipledger.gateway.auth import KeyStore
+    from ipledger.gateway.validation import NonceKeyError, check_nonce_key
     check_thread_budget(config)
     if not config.orgs:
         raise ServeError("the state directory describes no organisation; run 'ipledger network up' first")
@@ -208,6 +209,10 @@ def config_check(config: GatewayConfig) -> None:
                          f"first")
     store = KeyStore(config.keys_file)
     store.check()
+    try:
+        check_nonce_key(config.nonce_key_file)
+    except (NonceKeyError, OSError) as exc:
+        raise ServeError(str(exc)) from None
     if not [k for k in store.list() if not k["revoked_at"]]:
         org = config.feed_org or "<MSP id>"
         print(f"warning: no API key yet in {config.keys_file}: every request will be refused (401) until one is "

@@ -18,13 +18,18 @@ import hashlib
 import hmac
 import itertools
 import json
+import logging
 import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ipledger.chaincode.contract import acts, schemas  # the contract's act table and schemas (allowed imports)
 from ipledger.gateway.problems import Problem
+
+log = logging.getLogger("ipledger.gateway.validation")
 
 EVENT_TYPES: tuple[str, ...] = schemas.EVENT_TYPES
 # Acts whose commercial data travel in the transient map (the contract's act table, acts.py).
@@ -214,7 +219,13 @@ class NonceKey:
         if self.path is None:
             return None
         if self._secret is None:
-            self._secret = _read_or_create_secret(self.path)
+            try:
+                self._secret = _read_or_create_secret(self.path)
+            except (NonceKeyError, OSError) as exc:
+                # checked at start (check_nonce_key); changed since: nothing is submitted without the nonce
+                log.error("commercial-data nonce key unusable: %s", exc)
+                raise Problem(503, "service-unavailable", "the gateway cannot protect commercial data right now "
+                              "(its nonce key is unusable); nothing was recorded: try again later") from None
         return self._secret
 
     def apply(self, parsed: ParsedEvent) -> ParsedEvent:
@@ -244,4 +255,24 @@ def _read_or_create_secret(path: Path) -> bytes:
                 pass
         finally:
             os.unlink(tmp)
-    return bytes.fromhex(path.read_text().strip())
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise NonceKeyError(f"{path} does not hold a nonce key (64 hex digits); restore it from a backup (a new "
+                            f"key makes the replay of an event with commercial data a duplicate-event)")
+    return bytes.fromhex(text)
+
+
+class NonceKeyError(ValueError):
+    """The nonce key file cannot be used (its content or its mode)."""
+
+
+def check_nonce_key(path: Path | None) -> None:
+    """At start: make the nonce key if there is none, and refuse one that is readable by others or is not a
+    key (NonceKeyError) — before any request, not at the first event with commercial data."""
+    if path is None:
+        return
+    _read_or_create_secret(path)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise NonceKeyError(f"nonce key file {path} has mode {mode:04o}: it must be readable by its owner only; "
+                            f"run 'chmod 600 {path}'")

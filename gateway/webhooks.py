@@ -300,6 +300,7 @@ class AlertRouter:
         if not subs or self.service is None or self.store is None:
             return 0
         changes = 0
+        failed: Exception | None = None
         auth_ids = [a["authorisation_id"] for a in self.store.authorisation_ids()]
         for org in sorted({s["org"] for s in subs}):
             org_subs = [s for s in subs if s["org"] == org]
@@ -309,10 +310,14 @@ class AlertRouter:
                 except Problem as p:
                     if p.status in (400, 403, 404):
                         continue
-                    raise
+                    # this one is polled again later (the poll is reported failed); the others go on now
+                    failed = failed or p
+                    continue
                 current = {f"{a['type']}/{a['subject']}": a for a in data.get("alerts", [])
                            if a.get("source") == "DERIVED"}
                 changes += self._diff(org, auth_id, current, org_subs)
+        if failed is not None:
+            raise failed
         return changes
 
     def _diff(self, org: str, auth_id: str, current: dict, subs: list[dict]) -> int:
@@ -392,6 +397,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_poll = 0.0
+        self._poll_failures = 0
 
     def delay(self, attempts: int) -> float:
         return min(self.max_backoff_s, self.backoff_s * (2 ** max(0, attempts - 1)))
@@ -475,13 +481,27 @@ class Dispatcher:
         self._thread.start()
         return self
 
+    def tick(self) -> None:
+        """One round of the dispatcher's thread: poll the time alerts when it is time, send what is due. A poll
+        that fails (the ledger unreachable) is tried again after a back-off, not a whole ``poll_alerts_s`` later
+        (an hour by default: an overdue deadline would be told that much later)."""
+        if self.router is not None and self.poll_alerts_s and self.clock() >= self._next_poll:
+            self._next_poll = self.clock() + self.poll_alerts_s
+            try:
+                self.router.poll_time_alerts()
+                self._poll_failures = 0
+            except Exception as exc:  # noqa: BLE001 - the deliveries still go; the poll is tried again soon
+                self._poll_failures += 1
+                wait = min(self.poll_alerts_s, self.delay(self._poll_failures))   # doubling, at most an interval
+                self._next_poll = self.clock() + wait
+                log.warning("webhook dispatcher: polling the time alerts failed (%s); again in %.0f s",
+                            type(exc).__name__, wait, extra={"error_type": type(exc).__name__})
+        self.run_once()
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                if self.router is not None and self.poll_alerts_s and self.clock() >= self._next_poll:
-                    self._next_poll = self.clock() + self.poll_alerts_s
-                    self.router.poll_time_alerts()
-                self.run_once()
+                self.tick()
             except Exception as exc:  # noqa: BLE001 - keep going
                 log.warning("webhook dispatcher: %s", type(exc).__name__, extra={"error_type": type(exc).__name__})
             self._stop.wait(0.5)

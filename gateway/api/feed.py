@@ -8,7 +8,7 @@ from typing import Callable
 
 from flask import Response, jsonify, request
 
-from ipledger.gateway.feed.sse import peer_closed_check, sse_stream
+from ipledger.gateway.feed.sse import feed_page, peer_closed_check, sse_stream
 from ipledger.gateway.feed.store import MAX_BLOCK
 from ipledger.gateway.problems import Problem
 from ipledger.gateway.api.common import (API_PREFIX, ID_PATTERNS, limit_param, live, path_id, read_json, require, state,
@@ -97,7 +97,8 @@ def events_stream():
 
 @ROUTES.get(
     "/feed", id="getFeed", permission="read",
-    summary="Ledger events the gateway has received (JSON): the newest, or those after a position",
+    summary="Ledger events the gateway has received (JSON): the newest, or those after a position; `next` is the "
+            "position to poll from (`after=<next>`), past the items the key's org may not see",
     params=[parameter("after", "query", _EVENT_ID, "events after this one (<block>:<tx id>), oldest first"),
             parameter("limit", "query", {"type": "string", "pattern": "^[0-9]{1,4}$"}, "at most this many (1-1000)")])
 def feed():
@@ -110,10 +111,13 @@ def feed():
         seq = lv.store.seq_of(after)
         if seq is None:
             raise Problem(400, "invalid-parameter", "'after' must be '<block>:<tx id>'", extra={"parameter": "after"})
-        items = lv.visibility.filter(principal.org, lv.store.events_after(seq, limit=limit))
+        # past the items the caller may not see too: polling with ``next`` never sticks behind them
+        items, position = feed_page(lv.store, lv.visibility, principal.org, seq, after.strip(), limit)
     else:
         items = lv.visibility.filter(principal.org, lv.store.latest(limit))
-    return jsonify({"items": [{k: v for k, v in i.items() if k != "seq"} for i in items]})
+        last = lv.store.last_block()
+        position = items[0]["id"] if items else (f"{last + 1}:" if last is not None else "0:")
+    return jsonify({"items": [{k: v for k, v in i.items() if k != "seq"} for i in items], "next": position})
 
 
 @ROUTES.get(

@@ -129,6 +129,12 @@ class FeedListener:
             else:
                 return
             self.leading.set()
+            if not self.checkpointer.empty and not self.store.has_events(self.channel):
+                # a checkpoint without the events it stands for (the database moved away or lost): resuming
+                # there would leave out, for good, everything before it — read the channel again from block 0
+                log.warning("feed listener: the feed database holds no event of the checkpoint's channel "
+                            "(block %s); reading the channel again from block 0", self.checkpointer.block_number)
+                self.checkpointer.checkpoint_transaction(0, "")
             for callback in self.on_lead:
                 callback()
             log.info("feed listener started (checkpoint block %s)", self.checkpointer.block_number)

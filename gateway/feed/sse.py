@@ -87,6 +87,39 @@ def _resume_position(store: FeedStore, visibility: Visibility, org: str, authori
     return f"{last + 1}:" if last is not None else "0:"
 
 
+def feed_page(store: FeedStore, visibility: Visibility, org: str, seq: int, after: str, limit: int,
+              scan: int = 5000) -> tuple[list[dict], str]:
+    """(items, next) of ``GET /api/v1/feed?after=…``: the first ``limit`` items after position ``seq`` that
+    ``org`` may see, and the position to ask from next. Items it may not see are passed over — at most about
+    ``scan`` of them per call, then up to the end of their block — and ``next`` is then a block position
+    (``<block>:``, naming no transaction it may not see) after them: a poller never sticks behind a page of
+    them, nor misses an item. ``after`` unchanged when nothing follows."""
+    shown: list[dict] = []
+    last: dict | None = None    # the last item passed (shown or not)
+    scanned = 0
+    while len(shown) < limit:
+        items = store.events_after(seq, limit=200)
+        if not items:
+            break
+        visible = {i["id"] for i in visibility.filter(org, items)}
+        for item in items:
+            if scanned >= scan and last is not None and item["block_number"] != last["block_number"]:
+                break
+            seq, last, scanned = item["seq"], item, scanned + 1
+            if item["id"] in visible:
+                shown.append(item)
+                if len(shown) == limit:
+                    break
+        else:
+            continue
+        break
+    if last is None:
+        return shown, after
+    if shown and last is shown[-1]:
+        return shown, last["id"]
+    return shown, f"{last['block_number'] + 1}:"   # a block is stored whole: past every item of it
+
+
 def peer_closed_check(sock) -> Callable[[], bool] | None:
     """For a plain TCP socket (gunicorn passes it in ``environ["gunicorn.socket"]``): a check whether the
     client has closed the connection (EOF waiting, peeked without reading). None for a TLS socket (its

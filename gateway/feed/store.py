@@ -210,6 +210,15 @@ class FeedStore:
             row = db.execute("SELECT block FROM events ORDER BY seq DESC LIMIT 1").fetchone()   # seq: block order
         return row[0] if row else None
 
+    def has_events(self, channel: str | None = None) -> bool:
+        """Whether an event of ``channel`` is stored (None: of the channel a gateway serves alone, stored without
+        a name; a name it got when a second channel came counts too)."""
+        with self._db() as db:
+            if channel is None:
+                return db.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None
+            return db.execute("SELECT 1 FROM events WHERE channel = ? OR channel IS NULL LIMIT 1",
+                              (channel,)).fetchone() is not None
+
     def last_seq(self) -> int:
         with self._db() as db:
             row = db.execute("SELECT max(seq) FROM events").fetchone()

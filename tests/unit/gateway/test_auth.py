@@ -39,7 +39,7 @@ def test_salts_differ_per_key(keystore, keys):
 def test_list_shows_no_hash(keystore, keys):
     rows = keystore.list()
     assert len(rows) == 6
-    assert all(set(r) == {"key_id", "org", "role", "label", "created_at", "revoked_at"} for r in rows)
+    assert all(set(r) == {"key_id", "org", "role", "label", "created_at", "expires_at", "revoked_at"} for r in rows)
 
 
 def test_missing_key_is_401_with_a_challenge(client, ledger):
