@@ -107,8 +107,8 @@ class TLSOptions:
     def load(self, org_tls_cas: Mapping[str, Path | str]) -> "ServerTLS | None":
         """Check everything and build the server's TLS settings (None: plain HTTP).
 
-        ``org_tls_cas``: the network's application organisations -> their TLS CA certificate file
-        (the organisations ``ORG=`` may name; ``consortium`` uses their files)."""
+        ``org_tls_cas``: the gateway's own organisation -> its TLS CA certificate file (the only
+        organisation ``ORG=`` may name; ``consortium`` uses its file)."""
         self.check_combination()
         if not self.cert_file:
             return None

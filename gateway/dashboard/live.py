@@ -126,7 +126,7 @@ class Live:
                 self.dispatcher.start()
 
     def secret_key(self) -> bytes:
-        """The session-cookie signing key, shared by the workers (``<state>/gateway/session.key``)."""
+        """The session-cookie signing key, shared by the workers (``<state>/<org name>/gateway/session.key``)."""
         if self.config.state_dir is None:
             return secrets.token_bytes(32)
         path = self.directory / "session.key"

@@ -132,7 +132,8 @@ def register(sub) -> None:
     imp.add_argument("--restart", action="store_true", help="forget the progress file and start from line 1")
     imp.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     imp.add_argument("--retries", type=int, default=5,
-                     help="retries of a line when the gateway is unreachable or answers 503/504")
+                     help="retries of a line when the gateway is unreachable, answers 408, 429, 502, 503 or 504, "
+                          "or reports a transaction conflict")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     client_tls.add_arguments(imp)
 

@@ -2,8 +2,8 @@
 
 * ``chromium`` (session): one headless Chromium, ``/usr/bin/chromium`` (``IPLEDGER_CHROMIUM`` overrides).
   Missing Chromium or Playwright is a test FAILURE with instructions, never a skip; ``scripts/test``
-  installs Debian's ``chromium`` when it is missing. The only skip is the Fabric-unavailable one of
-  tests/conftest.py (these tests are also marked ``fabric``).
+  installs Debian's ``chromium`` when it is missing. Without Fabric they fail too (tests/conftest.py;
+  these tests are also marked ``fabric``): none is ever skipped.
 * ``artefacts`` (session): where screenshots go — ``$IPLEDGER_TEST_ARTIFACTS/browser`` or
   ``<repo>/test-artifacts/browser``; the path is printed at the end of the run.
 * ``Console``: every console error and uncaught page error of a page (a CSP violation is one).
