@@ -63,5 +63,5 @@ class Tx:
 
         try:
             return json.loads(bytes(raw).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):   # RecursionError: nested too deeply to read
             raise InvalidEvent(f"transient '{name}' is not JSON", field=name) from None

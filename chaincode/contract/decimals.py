@@ -1,7 +1,9 @@
 """Exact numbers: rates and percentages are fractions inside the contract and decimal strings outside.
 
 Quantities are integers. A rate of yield or a tolerance comes from an event or a parameter as a JSON
-number (``0.99``, ``2.5``); the contract reads it as the exact decimal the sender wrote, computes with
+number (``0.99``, ``2.5``); the contract reads it as the exact decimal the sender wrote (a number no
+float holds exactly, ``1.0000000000000001``, is refused before the contract sees it: ``InvalidArguments``
+from the contract API's ``parse_float``), computes with
 :class:`fractions.Fraction`, and writes every computed ratio or percentage as a decimal string
 (``"0.99"``, ``"98.9583"``) — never a float, whose binary approximation and text form are not a
 sound basis for byte-identical results on every endorsing peer, nor for a customs calculation.
@@ -16,7 +18,7 @@ PCT_PLACES = 4    # percentages
 
 def exact(value: int | float | str | Fraction) -> Fraction:
     """The exact value of a number as written: ``0.1`` is 1/10 (the shortest text of a JSON float is
-    the decimal its sender wrote)."""
+    the decimal its sender wrote: the contract API refuses a number the float does not hold exactly)."""
     if isinstance(value, bool):
         raise TypeError("a truth value is not a number")
     if isinstance(value, (int, Fraction)):

@@ -153,7 +153,8 @@ class HashMismatch(_Rule):
 class InvalidIdentifier(InvalidEvent):
     """An identifier — event, authorisation, lot, batch, operation or bill id, MRN, EORI, office, site,
     CN code, MSP id, date — is matched as a whole string: no trailing newline, no control character
-    (U+0000 separates the attributes of composite keys), nothing but its pattern's printable ASCII. Checked
+    (U+0000 separates the attributes of composite keys), no lone surrogate (no key can hold one), nothing but
+    its pattern's printable ASCII. Checked
     on every event after its schema, and on every key the contract reads or writes (query arguments
     included), so one identifier can never name two keys."""
 

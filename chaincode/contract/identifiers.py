@@ -23,8 +23,9 @@ __all__ = ["IDENTIFIER_FIELDS", "LIST_FIELDS", "is_identifier", "require_whole",
 
 # Printable ASCII, no space: every identifier pattern of the schemas is a subset of this.
 _WHOLE = re.compile(r"[!-~]+")
-# Control characters (C0, DEL, C1), line and paragraph separators, and the composite-key range limits.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\U0010ffff]")
+# Control characters (C0, DEL, C1), line and paragraph separators, the composite-key range limits, and lone
+# surrogates (a JSON escape can make one; it is no Unicode text, so no key can hold it).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\U0010ffff]")
 
 # Event fields whose string value is an identifier, a code or a timestamp (never free text).
 IDENTIFIER_FIELDS = frozenset({
@@ -71,7 +72,7 @@ def require_whole(event: Any, path: str = "") -> None:
 
 def require_key_part(value: str) -> str:
     """InvalidIdentifier if a part of a world-state key holds a control character (U+0000 is the
-    composite-key separator: ``("a\\x00b",)`` and ``("a", "b")`` must never be one key)."""
+    composite-key separator: ``("a\\x00b",)`` and ``("a", "b")`` must never be one key) or a lone surrogate."""
     if not isinstance(value, str) or _CONTROL.search(value):
         raise InvalidIdentifier(f"a key part holds a control character: {str(value)[:80]!r}")
     return value

@@ -72,8 +72,10 @@ def end_of(day: dt.date) -> dt.datetime:
 
 
 def month_of(moment: dt.datetime) -> str:
-    """``YYYY-MM``: the bucket of the event log key (see keys.LOG)."""
-    return moment.astimezone(UTC).strftime("%Y-%m")
+    """``YYYY-MM``: the bucket of the event log key (see keys.LOG), fixed width as :func:`months_between` reads
+    them — never ``strftime("%Y")``, whose padding of years before 1000 depends on the C library."""
+    m = moment.astimezone(UTC)
+    return f"{m.year:04d}-{m.month:02d}"
 
 
 def months_between(first: dt.datetime, last: dt.datetime) -> list[str]:

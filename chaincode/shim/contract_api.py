@@ -42,8 +42,11 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
+import re
 import traceback
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Callable
 
 __all__ = [
@@ -130,8 +133,12 @@ def transaction(fn: Callable | None = None, *, submit: bool = True, name: str | 
 
 
 def encode_json(value: Any, *, lenient: bool = False) -> str:
-    """Compact, key-sorted JSON (the payload encoding of the contract API)."""
-    return json.dumps(
+    """Compact, key-sorted JSON (the payload encoding of the contract API).
+
+    ``lenient`` (error messages): a value JSON cannot hold is written as its ``str``, and a lone surrogate — text
+    a client can send as a JSON escape and an error may echo, but which has no UTF-8 encoding, so the message
+    could not be sent to the peer — as its JSON escape (``\\ud800``: the same value once decoded)."""
+    text = json.dumps(
         value,
         separators=(",", ":"),
         sort_keys=True,
@@ -139,6 +146,13 @@ def encode_json(value: Any, *, lenient: bool = False) -> str:
         allow_nan=False,
         default=str if lenient else None,
     )
+    if lenient:
+        # raw surrogates only occur inside the document's strings, where their escape means the same
+        text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def error_message(code: str, message: str, details: dict | None = None) -> str:
@@ -288,6 +302,25 @@ class Contract:
             return ERROR, error_message("InternalError", text, {"type": type(exc).__name__}), b""
 
 
+class _InexactNumber(Exception):
+    """A JSON number with a fraction or exponent whose double-precision value is another number."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+def _exact_float(text: str) -> float:
+    """``parse_float`` of the arguments: the number as a float, refused (:class:`_InexactNumber`) when the float
+    is not the number written — ``1.0000000000000001`` would otherwise be taken as 1, silently. Deterministic:
+    the same text gives the same answer on every peer. Numbers beyond a float's range stay for the contract to
+    refuse (it refuses non-finite numbers by name)."""
+    value = float(text)
+    if math.isfinite(value) and Decimal(repr(value)) != Decimal(text):
+        raise _InexactNumber(text)
+    return value
+
+
 def _decode_arg(index: int, raw: Any) -> Any:
     if isinstance(raw, (bytes, bytearray, memoryview)):
         try:
@@ -297,9 +330,17 @@ def _decode_arg(index: int, raw: Any) -> Any:
     if not isinstance(raw, str):
         raise _InvalidArguments(f"argument {index + 1} must be a string", index=index + 1)
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_float=_exact_float)
+    except _InexactNumber as exc:
+        raise _InvalidArguments(
+            f"argument {index + 1} holds the number {exc.text[:40]}, which has more significant digits than the "
+            f"contract can take exactly (a 64-bit binary number, about 15 digits): send it with fewer digits",
+            index=index + 1,
+        ) from None
     except ValueError:
         raise _InvalidArguments(
             f"argument {index + 1} is not valid JSON (strings must be quoted, e.g. '\"abc\"')",
             index=index + 1,
         ) from None
+    except RecursionError:  # deeper than the interpreter's recursion limit: no argument the contract reads
+        raise _InvalidArguments(f"argument {index + 1} is nested too deeply", index=index + 1) from None

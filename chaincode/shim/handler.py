@@ -563,6 +563,12 @@ class ChaincodeSession:
                             channel_id=msg.channel_id)
             log.debug("[%s] completed with status %d", short(msg.txid), status)
         finally:
+            if reply is None:
+                # No reply could be built: the contract raised a BaseException that is no Exception, or the
+                # response cannot be encoded (a message that is not Unicode text, a status beyond int32). The peer
+                # is answered all the same, never left waiting for the transaction until its timeout.
+                reply = CCM(type=CCM.ERROR, payload=b"chaincode shim failure", txid=msg.txid,
+                            channel_id=msg.channel_id)
             if ctx.glet is not None:
                 self._finish(ctx, reply)
             else:

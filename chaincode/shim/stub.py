@@ -183,7 +183,7 @@ class Stub:
         self._decorations = {k: bytes(v) for k, v in chaincode_input.decorations.items()}
         self._event: Optional[chaincode_event_pb2.ChaincodeEvent] = None
         self._lock = threading.RLock()
-        self._iterators: set[_QueryIterator] = set()
+        self._iterators: dict[_QueryIterator, None] = {}  # insertion order: closed in the order opened
         caps = session.capabilities
         self._batch: Optional[dict[tuple[str, str, int], shim_pb2.WriteRecord]] = (
             {} if caps.use_write_batch else None
@@ -230,11 +230,11 @@ class Stub:
 
     def _register_iterator(self, it: _QueryIterator) -> None:
         with self._lock:
-            self._iterators.add(it)
+            self._iterators[it] = None
 
     def _unregister_iterator(self, it: _QueryIterator) -> None:
         with self._lock:
-            self._iterators.discard(it)
+            self._iterators.pop(it, None)
 
     def _query_next(self, iterator_id: str) -> shim_pb2.QueryResponse:
         reply = self._call(CCM.QUERY_STATE_NEXT, shim_pb2.QueryStateNext(id=iterator_id))
