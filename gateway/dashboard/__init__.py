@@ -30,6 +30,7 @@ def install(app: Flask, live: Live | None = None) -> Live:
     # the API's cap on bodies; without it a chunked body (no Content-Length) would be read whole
     pages.config.update(MAX_CONTENT_LENGTH=state.config.max_body_bytes)
     install_converters(pages)
+    pages.url_map.converters["ident"] = ui.SegmentIdentifier   # its links: an id's '/' as %2F (one segment)
     pages.extensions["ipledger"] = state
     pages.extensions["ipledger_live"] = live
     pages.json.sort_keys = False

@@ -2,7 +2,8 @@
 
 Login with an org's API key: the key is checked once and never stored; the session cookie (signed,
 HttpOnly, SameSite=Strict) holds the key id, org and role, and every request checks that the key is
-still valid (a revoked key logs the session out). Every page queries the contract as the session's org,
+still valid (a revoked key logs the session out) and that the session is younger than ``session_hours``
+(counted from signing in, not from the last request). Every page queries the contract as the session's org,
 so what a broker or an operator sees is what the contract lets it read."""
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 import secrets
 import time
 from functools import wraps
+from urllib.parse import quote
 
 from flask import (Blueprint, abort, g, jsonify, redirect, render_template, request, session,
                    url_for)
@@ -19,7 +21,8 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from ipledger.gateway.api.alerts import alerts_across
-from ipledger.gateway.api.common import ID_PATTERNS, is_customs, live, state, visible_authorisations
+from ipledger.gateway.api.common import (ID_PATTERNS, IdentifierConverter, is_customs, live, moment_param, path_id,
+                                          state, visible_authorisations, whole)
 from ipledger.gateway.api.feed import stream_response
 from ipledger.gateway.auth import Principal
 from ipledger.gateway.headers import secure
@@ -86,12 +89,20 @@ def _problem_json(error, status: int):
     return response
 
 
+def _session_seconds() -> float:
+    return dt.timedelta(hours=state().config.session_hours).total_seconds()
+
+
 def _principal() -> Principal | None:
     key_id = session.get("key_id")
     if not key_id:
         return None
     sid = session.get("sid")
     if not sid or live().store.session_ended(sid):   # signed out (the cookie may have been kept)
+        session.clear()
+        return None
+    since = session.get("since")
+    if not isinstance(since, (int, float)) or time.time() - since > _session_seconds():   # its lifetime is over
         session.clear()
         return None
     principal = state().keys.active(key_id)
@@ -174,7 +185,7 @@ def login():
             session.clear()
             session.permanent = True
             session.update(key_id=principal.key_id, org=principal.org, role=principal.role,
-                           csrf=secrets.token_urlsafe(24), sid=secrets.token_urlsafe(16))
+                           csrf=secrets.token_urlsafe(24), sid=secrets.token_urlsafe(16), since=int(time.time()))
             return redirect(_after_sign_in(request.args.get("next") or ""))
     g.csrf = session.setdefault("login_csrf", secrets.token_urlsafe(24))
     return render_template("dashboard/login.html", error=error), status
@@ -198,8 +209,7 @@ def logout():
     if session.get("key_id"):
         check_csrf()
         if session.get("sid"):
-            lifetime = dt.timedelta(hours=state().config.session_hours).total_seconds()
-            live().store.end_session(session["sid"], time.time() + lifetime)
+            live().store.end_session(session["sid"], time.time() + _session_seconds())
     session.clear()
     return redirect(url_for("dashboard.login"))
 
@@ -221,8 +231,28 @@ def index(principal):
                      "days_left": _days_until(auth.get("valid_to"))})
     lv = live()
     recent = lv.visibility.filter(principal.org, lv.store.latest(200))[:10]
+    added, add_error = _add_outcome(principal)
     return render_template("dashboard/index.html", principal=principal, rows=rows, errors=errors, recent=recent,
-                           added=request.args.get("added"), add_error=request.args.get("add_error"))
+                           added=added, add_error=add_error)
+
+
+# what the add form's redirect may make the index say: fixed words, and an authorisation id only when it is one —
+# never text of the address (a link to the dashboard could otherwise make it say anything)
+_ADD_ERRORS = {"malformed": "not a well-formed authorisation id",
+               "unreadable": "not found, or {org} may not read it"}
+
+
+def _add_outcome(principal) -> tuple[str | None, str | None]:
+    """(added, add_error) of the index: ``?added=<id>`` or ``?add_error=<code>&authorisation_id=<id>``."""
+    def well_formed(value):
+        return value if whole(ID_PATTERNS["authorisation_id"], value or "") else None
+    added = well_formed(request.args.get("added"))
+    text = _ADD_ERRORS.get(request.args.get("add_error") or "")
+    if text is None:
+        return added, None
+    text = text.format(org=principal.org)
+    auth_id = well_formed(request.args.get("authorisation_id"))
+    return added, f"{auth_id}: {text}" if auth_id else text
 
 
 @bp.post("/authorisations")
@@ -230,13 +260,15 @@ def index(principal):
 def add(principal):
     check_csrf()
     auth_id = (request.form.get("authorisation_id") or "").strip().upper()
-    import re
-    if not re.match(ID_PATTERNS["authorisation_id"], auth_id):
-        return redirect(url_for("dashboard.index", add_error="not a well-formed authorisation id"))
+    if not whole(ID_PATTERNS["authorisation_id"], auth_id):
+        return redirect(url_for("dashboard.index", add_error="malformed"))
     try:
         _evaluate(principal.org, "GetAuthorisation", auth_id)
     except Problem as p:
-        return redirect(url_for("dashboard.index", add_error=f"{auth_id}: {p.title}"))
+        if p.status >= 500:
+            raise  # the ledger failing: the error page, with its status (and Retry-After)
+        # another holder's or none at all: one answer, as the authorisation's page gives (404 for both)
+        return redirect(url_for("dashboard.index", add_error="unreadable", authorisation_id=auth_id))
     live().store.add_authorisation(auth_id, principal.org)
     return redirect(url_for("dashboard.index", added=auth_id))
 
@@ -306,12 +338,7 @@ def events(principal):
 @bp.get("/alerts")
 @login_required
 def alerts(principal):
-    as_of = request.args.get("as_of") or None
-    if as_of is not None:
-        try:
-            dt.date.fromisoformat(as_of)
-        except ValueError:
-            as_of = None
+    as_of = moment_param("as_of")   # as the API's: a date or date-time, else a 400 page (not today's alerts)
     data = alerts_across(principal.org, as_of)
     return render_template("dashboard/alerts.html", principal=principal, alerts=data["alerts"], as_of=as_of)
 
@@ -333,9 +360,24 @@ def stream():
         abort(401)
     auth_id = request.args.get("authorisation_id") or None
     if auth_id is not None:
-        _ok_id("authorisation_id", auth_id)
+        path_id("authorisation_id", auth_id)   # a bad parameter: 400 invalid-parameter, as the API's stream
     # the session's streams are capped (its tabs); a session from before 'sid' existed: its CSRF token
     return stream_response(principal, auth_id, session_id=session.get("sid") or session.get("csrf"))
+
+
+class SegmentIdentifier(IdentifierConverter):
+    """``<ident:…>`` in the pages' links: a ``/`` of the id sent as ``%2F`` (the server decodes it, the route takes
+    it). The contract's lot ids may hold ``/`` and ``.``: ``X/../../alerts`` would otherwise be a link a browser
+    resolves to another page (``/dashboard/alerts``); as one path segment it is the lot's own."""
+
+    def to_url(self, value) -> str:
+        return segment(value)
+
+
+@bp.app_template_filter("segment")
+def segment(value) -> str:
+    """``value`` as one URL path segment (``/`` and every other reserved character percent-encoded)."""
+    return quote(str(value), safe="!$&'()*+,:;=@")
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -351,6 +393,7 @@ def install_session(app, live_services) -> None:
     """Session-cookie settings for the dashboard."""
     app.secret_key = live_services.secret_key()
     app.session_interface = _SessionInterface()
+    # the cookie is not re-issued on each request: its expiry, like its signature's age, counts from signing in
     app.config.update(SESSION_COOKIE_NAME="ipledger_session", SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/",
+                      SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/", SESSION_REFRESH_EACH_REQUEST=False,
                       PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=app.extensions["ipledger"].config.session_hours))
