@@ -71,6 +71,7 @@ def org_services(layout: Layout, org: Org, tags: dict[str, str], *, chaincode_se
     ``chaincode_services`` ((label, package id, address) of its packages), its gateway (given
     ``gateway_bind``). Writes the peers' container configuration."""
     svcs = []
+    services.check_names(org.nodes)
     for node in org.nodes:
         services.write_container_config(layout, node)
         svcs.append(services.node_service(layout, node, tags[node.kind]))

@@ -498,6 +498,11 @@ def client():
     except ImportError as e:
         raise ImageError("the Docker SDK for Python is not installed: "
                          ".venv/bin/pip install docker") from e
+    host = os.environ.get("DOCKER_HOST", "")
+    if host.split("://", 1)[0] in ("tcp", "http", "https") and not os.environ.get("DOCKER_TLS_VERIFY"):
+        # whoever reaches that port runs containers with the organisation's keys mounted: TLS or nothing
+        raise ImageError(f"DOCKER_HOST={host} without DOCKER_TLS_VERIFY: an engine over plain TCP is refused "
+                         "(set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or use the local socket)")
     try:
         c = docker.from_env(timeout=600)
         c.ping()
@@ -529,7 +534,8 @@ def build_rootfs(step: Step, c, log=print, mirror: str | None = None) -> None:
     debs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ipledger-rootfs-") as tmp:
         root = Path(tmp) / "rootfs"
-        cmd = [debootstrap, f"--variant={BASE_VARIANT}", f"--include={','.join(BASE_PACKAGES)}",
+        # --force-check-gpg: without Debian's keyring debootstrap would go on with an unverified archive
+        cmd = [debootstrap, "--force-check-gpg", f"--variant={BASE_VARIANT}", f"--include={','.join(BASE_PACKAGES)}",
                f"--cache-dir={debs}", BASE_SUITE, str(root), mirror]
         log(f"      debootstrap {BASE_SUITE} from {mirror} (.debs cached in {debs})")
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -567,8 +573,9 @@ def build_dockerfile(step: Step, c, log=print) -> None:
         (ctx / "Dockerfile").write_text(step.dockerfile)
         (ctx / ".dockerignore").write_text("")
         labels = {f"{LABEL}.inputs": step.digest, f"{LABEL}.image": step.spec.name}
+        # no network for the RUN steps (they need none: offline wheels) and no proxy settings passed in
         stream = c.api.build(path=str(ctx), tag=step.tag, rm=True, forcerm=True, decode=True,
-                             labels=labels, pull=False)
+                             labels=labels, pull=False, network_mode="none", use_config_proxy=False)
         tail: list[str] = []
         for chunk in stream:
             if "error" in chunk:

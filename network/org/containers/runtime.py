@@ -36,11 +36,13 @@ class ContainerError(StartError):
 
 @contextlib.contextmanager
 def _engine(what: str):
-    """The SDK's errors (API, connection) as a ContainerError naming what was being done."""
+    """The SDK's errors (API, connection: an engine that stopped answering is requests' error, not the SDK's)
+    and the images' as a ContainerError naming what was being done."""
     import docker.errors  # noqa: PLC0415
+    import requests.exceptions  # noqa: PLC0415  (the SDK's transport)
     try:
         yield
-    except docker.errors.DockerException as e:
+    except (docker.errors.DockerException, requests.exceptions.RequestException, images.ImageError) as e:
         raise ContainerError(f"{what}: {e}") from None
 
 
@@ -49,7 +51,8 @@ def image_tags(c, log=print) -> dict[str, str]:
     key = c.api.base_url
     if key not in _built:
         log("  container images (built here when their inputs changed):")
-        results = images.build_all(only=IMAGES, c=c, log=lambda m: log(f"    {m}"))
+        with _engine("building the container images"):
+            results = images.build_all(only=IMAGES, c=c, log=lambda m: log(f"    {m}"))
         _built[key] = {r.name: r.tag for r in results}
     return _built[key]
 
@@ -83,10 +86,15 @@ class DockerRuntime:
                 return None
 
     def _status(self, name: str) -> tuple[object | None, bool]:
+        import docker.errors  # noqa: PLC0415
         ctr = self._find(name)
         if ctr is None:
             return None, False
-        ctr.reload()
+        with _engine(f"looking for container {name}"):
+            try:
+                ctr.reload()
+            except docker.errors.NotFound:   # removed in between
+                return None, False
         return ctr, ctr.status == "running"
 
     # -- any service ---------------------------------------------------------------------------
@@ -109,10 +117,29 @@ class DockerRuntime:
             self._run_once(services.volume_owner(svc, self.tags()[services.VOLUME_OWNER_IMAGE]))
         import docker.types  # noqa: PLC0415
         with _engine(f"starting {svc.name}"):
-            ctr = self.client.containers.run(
-                svc.image, svc.command, name=svc.name, detach=True, **self._settings(svc),
-                log_config=docker.types.LogConfig(type="json-file", config={"max-size": "20m", "max-file": "3"}))
+            ctr = self._start(svc, log_config=docker.types.LogConfig(
+                type="json-file", config={"max-size": "20m", "max-file": "3"}))
         return ctr.short_id
+
+    def _start(self, svc: Service, **extra):
+        """Create ``svc``'s container from the engine's own image and start it. Never from a registry: the
+        SDK's ``containers.run`` pulls an image it does not find (a name under ipledger/ on Docker Hub, with
+        the organisation's keys then mounted into it), so a missing image is an error here. A container that
+        does not start is removed."""
+        import docker.errors  # noqa: PLC0415
+        try:
+            ctr = self.client.containers.create(svc.image, svc.command, name=svc.name, detach=True,
+                                                **self._settings(svc), **extra)
+        except docker.errors.ImageNotFound:
+            raise ContainerError(f"{svc.name}: image {svc.image} is not in the engine (images are built here, "
+                                 "never pulled: python -m ipledger.network.org.containers build)") from None
+        try:
+            ctr.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                ctr.remove(force=True, v=True)
+            raise
+        return ctr
 
     @staticmethod
     def _settings(svc: Service) -> dict:
@@ -127,16 +154,19 @@ class DockerRuntime:
 
     def _run_once(self, svc: Service) -> None:
         """Run ``svc`` to its end and remove it; ContainerError with its output if it fails."""
-        import docker.errors  # noqa: PLC0415
         with _engine(f"running {svc.name}"):
             old = self._find(svc.name)
             if old is not None:
                 old.remove(force=True)
+            ctr = self._start(svc)
             try:
-                self.client.containers.run(svc.image, svc.command, name=svc.name, remove=True, **self._settings(svc))
-            except docker.errors.ContainerError as e:
-                raise ContainerError(f"{svc.name} failed: {(e.stderr or b'').decode(errors='replace').strip()}") \
-                    from None
+                status = ctr.wait().get("StatusCode", 1)
+                if status != 0:
+                    err = ctr.logs(stdout=False, stderr=True).decode(errors="replace").strip()
+                    raise ContainerError(f"{svc.name} failed (exit {status}): {err}")
+            finally:
+                with contextlib.suppress(Exception):
+                    ctr.remove(force=True)
 
     @staticmethod
     def _keep_log(ctr, path: Path | None) -> None:
@@ -247,6 +277,7 @@ class DockerRuntime:
         while not _accepts(host, int(port)):
             if self.running_id(svc.name) is None or time.monotonic() > deadline:
                 tail = "\n".join(self.logs(svc.name, 15))
+                self.remove(svc.name, timeout=5)   # not left running unreachable (the peers would dial it)
                 raise ContainerError(f"{org.msp_id}'s chaincode service {svc.name} does not listen on {address}:\n{tail}")
             time.sleep(0.2)
         log(f"  {org.msp_id}'s chaincode service {svc.name} ({cid}) at {address}")

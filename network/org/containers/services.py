@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,7 +155,7 @@ def volume_owner(svc: Service, image: str) -> Service | None:
     root."""
     if svc.user is None or not svc.volumes:
         return None
-    targets = [m.target for m in svc.mounts if m.volume]
+    targets = [shlex.quote(m.target) for m in svc.mounts if m.volume]   # the state directory's path, quoted
     script = " && ".join(f'{{ [ "$(stat -c %u:%g {t})" = "{svc.user}" ] || chown -R {svc.user} {t}; }}'
                          for t in targets)
     return Service(f"{svc.name}-volume-owner", image, "volume-owner", svc.org, ["sh", "-c", script],
@@ -175,14 +176,29 @@ def chaincode_service_addresses(org: Org) -> list[str]:
     return [f"{peer.host}:{peer.port + slot}" for slot in CHAINCODE_SERVICE_SLOTS]
 
 
+def check_names(nodes: list[Node]) -> None:
+    """A node's container is named after its id (``<name>.<org name>``), a gateway's ``gateway.<org name>``
+    and a volume owner's ``<node container>-volume-owner``: a node whose container would bear another one's
+    name (a peer named ``gateway``; a node of an organisation named ``<org>-volume-owner``) is refused —
+    the runtime would take one container for the other (answer for it, stop it, remove it)."""
+    others = {f"gateway.{n.org.name}": f"{n.org.msp_id}'s gateway" for n in nodes}
+    others.update({f"{n.id}-volume-owner": f"the volume owner of {n.id}" for n in nodes})
+    for n in nodes:
+        if n.id in others:
+            raise NetworkError(f"{n.id}'s container would have the name of {others[n.id]} "
+                               f"(ipledger-<scope>-{n.id}): rename the {n.kind}")
+
+
 def check_host_ports(consortium: Consortium, local_nodes: list[Node]) -> None:
     """Before containers start: each organisation's chaincode service listens beside its first peer
     (:func:`chaincode_service_addresses`), so those ports must be no node's; and containers use the
-    host's network, so a node in a network namespace (a test/lab feature of native processes) is refused."""
+    host's network, so a node in a network namespace (a test/lab feature of native processes) is refused.
+    No two containers may share a name (:func:`check_names`)."""
     in_netns = [n.id for n in local_nodes if n.netns]
     if in_netns:
         raise NetworkError(f"{', '.join(in_netns)} name a network namespace (netns): native processes only; "
                            "containers use the host's network")
+    check_names(local_nodes)
     taken = {(n.host, p): n.id for n in consortium.nodes for p in n.ports()}
     for org in consortium.orgs:
         if not org.peers:
