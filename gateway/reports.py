@@ -100,7 +100,8 @@ def bill_rows(data: dict) -> list[dict]:
         rows.append({"section": "lot", "id": lot["lot_id"], "mrn": lot["mrn"], "date": lot["accepted_at"],
                      "cn": lot["cn"], "description": lot["description"], "quantity": lot["quantity"],
                      "unit": lot["unit"], "deadline": lot["deadline"], "remaining": lot["remaining"],
-                     "customs_value": (lot.get("customs_value") or {}).get("amount") if lot.get("customs_value") else None,
+                     "customs_value": (lot.get("customs_value") or {}).get("amount"),
+                     "currency": (lot.get("customs_value") or {}).get("currency"),
                      "reference": lot.get("customs_value_hash")})
         for p in lot.get("products", []):
             rows.append({"section": "product", "id": p["batch_id"], "cn": p["cn"], "description": p["kind"],
@@ -229,11 +230,39 @@ class ReportPdf(FPDF):
                         v_align="TOP") as table:
             table.row([c for c, _ in columns])
             for r in rows:
-                table.row(["" if v is None else str(v) for v in r])
+                for part in self._row_parts(columns, ["" if v is None else str(v) for v in r], width, size):
+                    table.row(part)
         self.ln(2)
+
+    #: The most lines of one cell in one table row: a row taller than a page cannot be drawn (fpdf2 raises), so a
+    #: longer cell — the input goods of a batch made from hundreds of lots — goes on in the rows below it.
+    ROW_LINES = 40
+
+    def _row_parts(self, columns: list[tuple[str, int]], cells: list[str], width: float, size: float) -> list[list[str]]:
+        """``cells`` as one table row, or as several when a cell wraps to more than :data:`ROW_LINES` lines (the
+        other cells empty in the rows that continue it): every character is printed, in order."""
+        total = sum(w for _, w in columns)
+        wrapped = []
+        for (_, w), text in zip(columns, cells):
+            if len(text) < 2 * w:     # shorter than two lines of its column: one line or two, never a page
+                wrapped.append([text])
+                continue
+            lines = self.multi_cell(width * w / total - 4, size * 1.3, text, dry_run=True, output="LINES")
+            wrapped.append(["\n".join(lines[i:i + self.ROW_LINES]) for i in range(0, len(lines), self.ROW_LINES)]
+                           or [""])
+        return [[parts[i] if i < len(parts) else "" for parts in wrapped]
+                for i in range(max(len(parts) for parts in wrapped))]
 
     def render(self) -> bytes:
         return bytes(self.output())
+
+
+def _value(lot: dict) -> str | None:
+    """A lot's customs value with its currency (``25000.00 EUR``); ``(hash)`` for a reader shown only its hash."""
+    if "customs_value" not in lot:
+        return "(hash)"
+    value = lot["customs_value"] or {}
+    return " ".join(str(value[k]) for k in ("amount", "currency") if value.get(k) is not None) or None
 
 
 def bill_pdf(data: dict) -> bytes:
@@ -250,10 +279,9 @@ def bill_pdf(data: dict) -> bytes:
         pdf.para(line, size=9)
     pdf.heading("1. Goods placed under the procedure")
     pdf.grid([("lot", 8), ("MRN", 18), ("accepted", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("remaining", 9),
-               ("deadline", 10), ("value", 10)],
+               ("deadline", 10), ("value", 13)],
               [[lot["lot_id"], lot["mrn"], lot["accepted_at"][:10], lot["cn"], lot["quantity"], lot["unit"],
-                lot["remaining"], lot["deadline"][:10],
-                (lot.get("customs_value") or {}).get("amount") if lot.get("customs_value") else "(hash)"]
+                lot["remaining"], lot["deadline"][:10], _value(lot)]
                for lot in data.get("lots", [])])
     pdf.heading("2. Products obtained")
     pdf.grid([("lot", 8), ("batch", 10), ("CN", 8), ("kind", 9), ("qty", 8), ("unit", 4)],

@@ -430,7 +430,7 @@ def _report(args) -> int:
     if args.report_cmd == "bill-of-discharge":
         query = [("format", args.format)] + ([("period_end", args.period_end)] if args.period_end else []) + \
                 ([("as_of", args.as_of)] if args.as_of else [])
-        path = f"/api/v1/reports/bill-of-discharge/{urllib.parse.quote(args.authorisation_id)}"
+        path = f"/api/v1/reports/bill-of-discharge/{urllib.parse.quote(args.authorisation_id, safe='')}"
     else:
         query = [("format", args.format), ("as_of", args.as_of)] + [("authorisation_id", a) for a in args.authorisation]
         path = "/api/v1/reports/inventory"
@@ -453,7 +453,12 @@ def _report(args) -> int:
         print(f"error: the gateway at {url} cannot be reached ({exc})", file=sys.stderr)
         return 3
     if args.output:
-        args.output.write_bytes(data)
+        try:
+            args.output.write_bytes(data)
+        except OSError as exc:
+            print(f"error: the report ({len(data)} bytes) could not be written to {args.output}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(f"wrote {args.output} ({len(data)} bytes)", file=sys.stderr)
     else:
         sys.stdout.write(data.decode("utf-8"))

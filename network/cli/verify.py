@@ -24,6 +24,7 @@ from pathlib import Path
 from fabric_protos.common import common_pb2
 
 from ipledger.network.fabric import blocks as B
+from ipledger.network.fabric.config import config_envelope_of
 from ipledger.network.verify.verifier import Verifier
 
 EXIT_OK, EXIT_INCONSISTENT, EXIT_ERROR = 0, 1, 2
@@ -94,12 +95,21 @@ class FileBlockError(Exception):
 
 
 def _read_block(path: Path) -> common_pb2.Block:
+    """The trusted genesis block: a config block numbered 0 (an empty or foreign file is an argument error,
+    not an inconsistency of the ledger)."""
     try:
-        return common_pb2.Block.FromString(Path(path).read_bytes())
+        block = common_pb2.Block.FromString(Path(path).read_bytes())
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"{path} is not a block: {exc}") from None
+    try:
+        config_envelope_of(block)
+    except Exception as exc:  # noqa: BLE001 - ConfigError, protobuf DecodeError
+        raise UsageError(f"{path} is not a genesis block: {exc}") from None
+    if block.header.number != 0:
+        raise UsageError(f"{path} is not a genesis block: it is block {block.header.number}")
+    return block
 
 
 # ----------------------------------------------------------------------------- output
@@ -173,7 +183,14 @@ def render(report: dict) -> str:
             if p["tx_index"] is not None:
                 where += f", tx {p['tx_index']}" + (f" ({p['tx_id']})" if p["tx_id"] else "")
             out.append(f"  {where}: {p['check']}: {p['message']}")
-    return "\n".join(out)
+    return "\n".join(_printable(line) for line in out)
+
+
+def _printable(text: str) -> str:
+    """A line with every control or invisible format character escaped (``\\x1b``, ``\\u202e``): chaincode
+    names, tx ids and policy texts come from the blocks, which anyone the orderer admits writes into (an
+    INVALID transaction's chaincode name is still listed); none may move the cursor, hide text or add lines."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 # ----------------------------------------------------------------------------- main
@@ -249,7 +266,7 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print(f"ipledger verify: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except FileNotFoundError as exc:
+    except OSError as exc:          # no block files, --save not writable, ...
         print(f"ipledger verify: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if error:

@@ -35,7 +35,7 @@ from fabric_protos.msp import msp_principal_pb2
 from fabric_protos.peer import policy_pb2
 
 from ipledger.network.fabric.config import ChannelConfig
-from ipledger.network.verify.lifecycle import IMPLICIT_PREFIX, LIFECYCLE, LifecycleState
+from ipledger.network.verify.lifecycle import IMPLICIT_PREFIX, LIFECYCLE, DefinitionError, LifecycleState
 from ipledger.network.fabric.msp import MSPError, describe_serialized
 from ipledger.network.fabric.policy import NamedPolicy, Policy, PolicyError, SignaturePolicy, SignedData, \
     application_policy, valid_identities
@@ -167,7 +167,10 @@ class EndorsementChecker:
                 return NamedPolicy(LIFECYCLE_ENDORSEMENT, p), None, "vscc"
             ids = sorted(self.config.application_orgs().values())
             return SignaturePolicy(signed_by_n_members(len(ids) // 2 + 1, ids)), None, "vscc"
-        d = self.lifecycle.definition(ns)
+        try:
+            d = self.lifecycle.definition(ns)
+        except DefinitionError as exc:
+            return None, str(exc), ""
         if d is None:
             return None, f"chaincode {ns!r} has no committed definition", ""
         if d.validation_plugin not in BUILTIN_PLUGINS:
@@ -189,7 +192,10 @@ class EndorsementChecker:
             if p is not None:
                 return NamedPolicy(ref, p)
             return SignaturePolicy(signed_by_n_members(1, [msp_id]))
-        d = self.lifecycle.definition(ns) if ns != LIFECYCLE else None
+        try:
+            d = self.lifecycle.definition(ns) if ns != LIFECYCLE else None
+        except DefinitionError as exc:
+            raise PolicyError(str(exc)) from None
         if d is None or coll not in d.collections:
             raise PolicyError(f"no collection {coll!r} in the definition of {ns!r}")
         static = d.collections[coll]

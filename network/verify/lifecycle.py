@@ -20,10 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fabric_protos.peer import collection_pb2
+from google.protobuf.message import DecodeError
 from fabric_protos.peer.lifecycle import chaincode_definition_pb2, db_pb2
 
 LIFECYCLE = "_lifecycle"
 IMPLICIT_PREFIX = "_implicit_org_"
+
+
+class DefinitionError(ValueError):
+    """A committed definition's state does not parse (a VALID ``_lifecycle`` write the verifier cannot read)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,14 @@ class LifecycleState:
         return sorted(k[len(prefix):] for k in self.values if k.startswith(prefix))
 
     def definition(self, name: str) -> Definition | None:
+        """The definition committed for ``name`` (None if none); DefinitionError if its state does not parse."""
+        try:
+            return self._definition(name)
+        except DecodeError as exc:
+            raise DefinitionError(f"the state of {name!r}'s definition in {LIFECYCLE} does not parse: {exc}") \
+                from None
+
+    def _definition(self, name: str) -> Definition | None:
         meta_key = f"namespaces/metadata/{name}"
         raw = self.values.get(meta_key)
         if raw is None:

@@ -36,7 +36,7 @@ from ipledger.network.fabric.config import ChannelConfig, ConfigError, config_en
 from ipledger.network.fabric.config_update import check_config_update
 from ipledger.network.verify.endorsement import EndorsementChecker, KeyState, metadata_written_keys, \
     render_application_policy
-from ipledger.network.verify.lifecycle import LIFECYCLE, LifecycleState
+from ipledger.network.verify.lifecycle import LIFECYCLE, DefinitionError, LifecycleState
 from ipledger.network.fabric.msp import MSPError, describe_serialized
 from ipledger.network.fabric.policy import SignedData, valid_identities
 from ipledger.network.verify.transactions import CODE_NAMES, ENDORSEMENT_POLICY_FAILURE, VALID, Tx, TxFormatError, parse_tx
@@ -241,7 +241,10 @@ class Verifier:
             problem("last config", "the last config index in the block metadata does not parse")
             return
         expected_last = n if is_config else self.last_config
-        if last is not None and last != expected_last:
+        if last is None:
+            problem("last config", "the block carries no last config index (the orderer signs one into every "
+                                   "block)")
+        elif last != expected_last:
             problem("last config", f"the orderer signed last config index {last}, but the last config "
                                    f"block is {expected_last}")
 
@@ -419,7 +422,14 @@ class Verifier:
 
     def _note_definitions(self, block_number: int) -> None:
         for name in self.lifecycle.names():
-            d = self.lifecycle.definition(name)
+            try:
+                d = self.lifecycle.definition(name)
+            except DefinitionError as exc:
+                # a transaction of that chaincode then fails its endorsement check (no usable policy)
+                warning = f"block {block_number}: {exc}"
+                if warning not in self.stats.warnings:
+                    self.stats.warnings.append(warning)
+                continue
             if d is None:
                 continue
             seen = self.definitions_seen.get(name)

@@ -252,6 +252,16 @@ def test_report_over_mutual_tls(required_gw, pki, api_keys, tmp_path, monkeypatc
     assert [a["authorisation_id"] for a in inventory["authorisations"]] == ["FRIPO000001"]
 
 
+def test_report_to_a_file_that_cannot_be_written_is_an_error_not_a_traceback(required_gw, pki, api_keys, tmp_path,
+                                                                               monkeypatch, capsys):
+    monkeypatch.setenv("IPLEDGER_API_KEY", api_keys[1]["OperatorMSP"])
+    output = tmp_path / "no-such-dir" / "inventory.json"
+    code, out, err = run(["report", "inventory", "--as-of", "2026-03-02", "-o", str(output),
+                          "--url", required_gw.url, *tls_args(pki)], capsys)
+    assert code == 1 and "could not be written" in err and str(output) in err and "Traceback" not in err, err
+    assert not output.exists()
+
+
 def test_report_tls_failures_exit_2_with_the_cause(required_gw, pki, api_keys, monkeypatch, capsys):
     monkeypatch.setenv("IPLEDGER_API_KEY", api_keys[1]["OperatorMSP"])
     base = ["report", "inventory", "--as-of", "2026-03-02", "--url", required_gw.url]
