@@ -79,7 +79,9 @@ def peer_blocks(net, peer_id: str | None, msp_id: str, user: str, channel: str, 
 
 
 def file_blocks(directory: Path):
-    for number, path in B.block_files(directory):
+    for expected, (number, path) in enumerate(B.block_files(directory)):
+        if number != expected:      # a gap in the saved copy: name the missing file, not the next block's number
+            raise FileBlockError(expected, B.block_file(directory, expected), "the file is missing", missing=True)
         block = common_pb2.Block()
         try:
             block.ParseFromString(path.read_bytes())
@@ -89,8 +91,8 @@ def file_blocks(directory: Path):
 
 
 class FileBlockError(Exception):
-    def __init__(self, number, path, exc):
-        super().__init__(f"{path} does not parse as a block: {exc}")
+    def __init__(self, number, path, exc, missing: bool = False):
+        super().__init__(f"{path}: {exc}" if missing else f"{path} does not parse as a block: {exc}")
         self.number = number
 
 

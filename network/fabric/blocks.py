@@ -77,7 +77,7 @@ def save_block(directory: Path, block: common_pb2.Block, raw: bytes | None = Non
 
 
 def block_files(directory: Path) -> list[tuple[int, Path]]:
-    """The block files of a directory, by the number in their name, checked contiguous from 0."""
+    """The block files of a directory, by the number in their name (a reader checks they run from 0 on)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is not a directory")

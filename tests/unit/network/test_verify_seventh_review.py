@@ -111,3 +111,12 @@ def test_save_to_a_file_is_an_argument_error(saved, tmp_path, capsys):
     f.write_text("x")
     assert main(["--from-file", str(saved), "--save", str(f)]) == 2       # FileExistsError traceback
     assert "ipledger verify:" in capsys.readouterr().err
+
+
+def test_a_gap_in_a_saved_copy_names_the_missing_file(saved, ledger, capsys):
+    """A saved copy without one block's file: the report names the missing file (it said "expected block 2,
+    got block 3", as if the ledger had skipped a number)."""
+    B.block_file(saved, 1).rename(B.block_file(saved, 2))     # files 0 and 2: block 1's is missing
+    assert main(["--from-file", str(saved)]) == 1
+    out = capsys.readouterr().out
+    assert "0000000001.block: the file is missing" in out and "INCONSISTENT at block 1" in out, out
