@@ -394,6 +394,12 @@ class Importer:
             raise ImportError_(f"the gateway answered {status}, redirecting to {headers_get(headers, 'Location')!r}: "
                                f"give the URL of the gateway itself. Stopped at line {line}, nothing recorded for it")
         if status in (200, 201):
+            if not isinstance(answer.get("tx_id"), str) or not answer["tx_id"]:
+                # a page of something else at that URL (a proxy's sign-in page): recording the line COMMITTED
+                # would never send it again
+                raise ImportError_(f"the gateway answered {status} with no transaction id: not the answer of the "
+                                   f"ipledger gateway's API (check --url). Stopped at line {line}, nothing recorded "
+                                   f"for it")
             return LineOutcome(line, event_id, event_type, status, answer.get("status", "COMMITTED"),
                                tx_id=answer.get("tx_id"), block_number=answer.get("block_number"))
         if problem_type == "client-certificate-mismatch":

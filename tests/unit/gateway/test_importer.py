@@ -349,3 +349,17 @@ def test_a_redirect_is_not_followed_the_key_stays_home_and_the_line_is_not_count
     assert seen == []                                        # the key went to no other host
     progress = (tmp_path / "events.jsonl.progress").read_text().splitlines()
     assert len(progress) == 1                                # the header only: no line counted as recorded
+
+
+def test_a_success_that_is_not_the_gateways_answer_stops_the_import_and_records_nothing(
+        operator_key, tmp_path, elsewhere):
+    """A 200 page that is no answer of the gateway (a proxy's sign-in page at the URL given) was recorded
+    COMMITTED, so the line was never sent again: an event lost. A 2xx without the transaction's id stops the
+    import, nothing recorded for that line."""
+    target, _ = elsewhere
+    src = jsonl(tmp_path / "events.jsonl", moves(2))
+    with pytest.raises(ImportError_, match="no transaction id") as caught:
+        Importer(target, operator_key, progress=None).run(src)
+    assert "line 1" in str(caught.value) and "nothing recorded" in str(caught.value)
+    progress = (tmp_path / "events.jsonl.progress").read_text().splitlines()
+    assert len(progress) == 1                                # the header only: no line counted as recorded
