@@ -68,6 +68,8 @@ def _error_page(error):
     if principal is not None:
         g.csrf = session.setdefault("csrf", secrets.token_urlsafe(24))
     headers = error.headers if isinstance(error, Problem) else {}  # e.g. Retry-After of a 503
+    if status == 405 and getattr(error, "valid_methods", None):   # every 405 names what the page allows
+        headers = {**headers, "Allow": ", ".join(sorted(error.valid_methods))}
     # an id found on several holders' channels: the same page on each of them
     channels = (error.extra.get("channels") or []) if isinstance(error, Problem) and status == 409 else []
     choices = [{"channel": c, "href": url_for(request.endpoint, **(request.view_args or {}), channel=c)}

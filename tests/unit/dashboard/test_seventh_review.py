@@ -128,3 +128,11 @@ def test_a_malformed_authorisation_id_of_the_stream_is_a_400_problem(app, keys):
     r = browser.get("/dashboard/stream", query_string={"authorisation_id": "fripo<1>"}, headers=SSE)
     assert r.status_code == 400 and r.mimetype == "application/problem+json"
     assert r.get_json()["parameter"] == "authorisation_id"
+
+
+def test_a_405_page_says_which_methods_the_page_allows(app, keys):
+    """The dashboard's 405 page dropped the ``Allow`` header every 405 must carry (RFC 9110 §15.5.6)."""
+    browser = _signed_in(app, keys)
+    r = browser.delete("/dashboard/logout")
+    assert r.status_code == 405
+    assert {m.strip() for m in r.headers.get("Allow", "").split(",")} >= {"POST"}, dict(r.headers)
