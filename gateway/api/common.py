@@ -283,9 +283,11 @@ def limit_param(default: int = 100, maximum: int = 1000) -> int:
 
 
 def download(text_or_bytes, mimetype: str, filename: str) -> Response:
-    """A response the browser saves as ``filename``."""
+    """A response the browser saves as ``filename`` — of which letters, digits, '.', '-' and '_' are kept, any
+    other character (an id's '"', '/', '\\') written '_': the name stays one quoted string and names no path."""
     response = Response(text_or_bytes, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe}"'
     return response
 
 

@@ -63,3 +63,13 @@ def test_customs_value_hidden_or_missing(tmp_path):
     assert "(hash)" not in text_of(reports.bill_pdf(data), tmp_path)
     [lot] = [r for r in csv.DictReader(io.StringIO(reports.bill_csv(data))) if r["section"] == "lot"]
     assert (lot["customs_value"], lot["currency"]) == ("", "")
+
+
+def test_a_download_name_holds_only_safe_characters():
+    """A lot id may hold '"', '/' or '\\' (printable ASCII): put as it is into ``filename="…"`` it ended the
+    quoted string early or named a path. The name keeps letters, digits, '.', '-' and '_' (others become '_')."""
+    from ipledger.gateway.api.common import download
+    r = download("x", "text/csv", 'audit-L"1/../x\\y;z.csv')
+    assert r.headers["Content-Disposition"] == 'attachment; filename="audit-L_1_.._x_y_z.csv"'
+    assert download("x", "text/csv", "bill-of-discharge-FRIPO000001-2026-03-02.csv").headers[
+        "Content-Disposition"] == 'attachment; filename="bill-of-discharge-FRIPO000001-2026-03-02.csv"'
