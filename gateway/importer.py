@@ -1,5 +1,8 @@
 """``ipledger import``: post ERP business events, line by line, through the REST API.
 
+One file of some 530 lines: reading the two input formats, the progress file and the posting loop share one
+notion of a line and its outcome, and read best together (the CSV typing follows the event schemas).
+
 Input formats
 -------------
 * **JSON lines** (``.jsonl``): one request body of ``POST /api/v1/events`` per

@@ -1,5 +1,8 @@
 """Container images built on this machine from local material only (issue 17, step 1).
 
+One file of some 680 lines: the build plan, the hashing of its inputs and the two ways of building (the base
+by debootstrap, the rest by Dockerfile) depend on each other's details and are read together.
+
 No registry is involved anywhere: the base image is a Debian bookworm root file system made
 with ``debootstrap`` from Debian's packages and imported into the engine (``docker import``);
 every other image is built ``FROM`` it (or ``FROM scratch`` for static binaries) with a
