@@ -3,23 +3,18 @@ nonce key. Each test failed on the code before the review."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import grpc
 import pytest
 
-from ipledger.gateway import server
 from ipledger.gateway.client import CommitStatusError
 from ipledger.gateway.config import ConfigError, GatewayConfig
 from ipledger.gateway.importer import ImportError_, Importer, LineOutcome, Progress
-from ipledger.network import cli, consortium
-from ipledger.network.consortium import DEFAULT_FILE
-from ipledger.network.layout import Layout
-from ipledger.network.org import generate
+from ipledger.network import cli
 
 from .conftest import bearer
 from .fakes import move_body, place_body
+from .serving import serve_run, state  # noqa: F401 - fixtures
 
 EVENTS = "/api/v1/events"
 
@@ -135,16 +130,6 @@ def test_a_line_answered_too_many_requests_or_timeout_is_sent_again_not_recorded
 
 # -- settings checked at the start ----------------------------------------------------------------------------
 
-@pytest.fixture
-def state(tmp_path):
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
-    c, lay = consortium.load(DEFAULT_FILE), Layout(state)
-    generate.init_org(c, lay, c.org("OperatorMSP"), log=lambda *_: None)
-    return state
-
-
 @pytest.mark.parametrize("value", ["true", "yes", "on", "2"])
 def test_a_live_feed_setting_that_is_not_0_or_1_is_refused_at_start(state, monkeypatch, value):
     monkeypatch.setenv("IPLEDGER_LIVE_FEED", value)
@@ -157,25 +142,6 @@ def test_live_feed_0_and_1(state, monkeypatch):
     assert GatewayConfig.from_state_dir(state, org="OperatorMSP").live_feed is False
     monkeypatch.setenv("IPLEDGER_LIVE_FEED", "1")
     assert GatewayConfig.from_state_dir(state, org="OperatorMSP").live_feed is True
-
-
-@pytest.fixture
-def serve_run(state, monkeypatch):
-    seen = {}
-    monkeypatch.setattr(server.GatewayServer, "run", lambda self: seen.update(app=self))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-
-    def run(*args):
-        seen.clear()
-        code = cli.main(["--state-dir", str(state), "gateway", "serve", "--org", "OperatorMSP",
-                         "--bind", "127.0.0.1:18080", *args])
-        return code, seen.get("app")
-
-    yield run
-    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    from prometheus_client import values
-    values.ValueClass = values.get_value_class()
-    shutil.rmtree(state / "operator" / "gateway", ignore_errors=True)
 
 
 def test_the_nonce_key_is_made_at_start_and_a_bad_one_refused_before_any_request(serve_run, state, capsys):

@@ -2,29 +2,11 @@
 leaves threads for submits (gateway serve refuses one that would not)."""
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
-from ipledger.gateway import server
 from ipledger.gateway.config import ConfigError, GatewayConfig
-from ipledger.network import cli
-from ipledger.network import consortium
-from ipledger.network.org import generate
-from ipledger.network.consortium import DEFAULT_FILE
-from ipledger.network.layout import Layout
 
-
-@pytest.fixture
-def state(tmp_path):
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
-    c, lay = consortium.load(DEFAULT_FILE), Layout(state)
-    operator = c.org("OperatorMSP")
-    generate.init_org(c, lay, operator, log=lambda *_: None)  # the operator's own identities, on its host
-    return state
+from .serving import serve_run, state  # noqa: F401 - fixtures
 
 
 def test_defaults_and_environment(state, monkeypatch):
@@ -40,26 +22,6 @@ def test_defaults_and_environment(state, monkeypatch):
     monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_KEY", "lots")
     with pytest.raises(ConfigError, match="IPLEDGER_SSE_MAX_PER_KEY"):
         GatewayConfig.from_state_dir(state, org="OperatorMSP")
-
-
-@pytest.fixture
-def serve_run(state, monkeypatch):
-    """`ipledger gateway serve …` up to gunicorn's start: (exit code, the GatewayServer or None)."""
-    seen = {}
-    monkeypatch.setattr(server.GatewayServer, "run", lambda self: seen.update(app=self))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-
-    def run(*args):
-        seen.clear()
-        code = cli.main(["--state-dir", str(state), "gateway", "serve", "--org", "OperatorMSP",
-                         "--bind", "127.0.0.1:18080", *args])
-        return code, seen.get("app")
-
-    yield run
-    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    from prometheus_client import values
-    values.ValueClass = values.get_value_class()
-    shutil.rmtree(state / "operator" / "gateway", ignore_errors=True)
 
 
 def test_serve_gives_the_workers_their_thread_count_and_keeps_threads_for_submits(serve_run, monkeypatch, capsys):

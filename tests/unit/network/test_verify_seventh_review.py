@@ -12,7 +12,7 @@ from ipledger.network.cli.verify import main, render
 from ipledger.network.fabric import blocks as B
 from ipledger.network.verify.verifier import Verifier
 
-from ..verify.ledger import Ledger, app_policy
+from ..verify.ledger import Ledger, app_policy, verify_all
 from ..verify.pki import Org
 
 MVCC = 11
@@ -30,11 +30,7 @@ def m(lg, msp, role="peer"):
 
 
 def run(lg) -> Verifier:
-    v = Verifier()
-    for b in lg.blocks:
-        if not v.verify(b):
-            break
-    return v
+    return verify_all(lg.blocks)
 
 
 def define(lg, policy="OR('OperatorMSP.peer')"):

@@ -19,6 +19,7 @@ from fabric_protos.peer import chaincode_pb2, collection_pb2, policy_pb2, propos
 from fabric_protos.peer.lifecycle import chaincode_definition_pb2, db_pb2
 
 from ipledger.network.fabric import blocks as B
+from ipledger.network.verify.verifier import Verifier
 from ipledger.network.fabric.policy import implicit_meta_policy, parse_signature_policy, signature_policy
 
 from .pki import Ident, Org
@@ -239,3 +240,12 @@ class Ledger:
         self.config = cenv.config
         self.last_config = block.header.number
         return block
+
+
+def verify_all(blocks, **kw) -> Verifier:
+    """A Verifier (``kw``: its options) run over ``blocks`` in order, up to the first inconsistent one."""
+    v = Verifier(**kw)
+    for b in blocks:
+        if not v.verify(b):
+            break
+    return v

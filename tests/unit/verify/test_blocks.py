@@ -7,9 +7,8 @@ import pytest
 from fabric_protos.common import common_pb2
 
 from ipledger.network.fabric import blocks as B
-from ipledger.network.verify.verifier import Verifier
 
-from .ledger import Ledger
+from .ledger import Ledger, verify_all
 from .pki import Org
 
 
@@ -59,14 +58,6 @@ def chain():
         ledger.block([ledger.endorser_tx(customs.member("client"), "_lifecycle", [customs.member("peer")],
                                          writes={f"k{i}": b"v"})], codes=[10])   # marked invalid: not judged
     return ledger
-
-
-def verify_all(blocks, **kw) -> Verifier:
-    v = Verifier(**kw)
-    for b in blocks:
-        if not v.verify(b):
-            break
-    return v
 
 
 def test_a_well_formed_chain_verifies(chain):

@@ -11,7 +11,7 @@ from fabric_protos.peer import collection_pb2, policy_pb2
 from ipledger.network.verify.verifier import Verifier
 from ipledger.network.fabric.policy import parse_signature_policy
 
-from .ledger import Ledger, app_policy, app_policy_ref, org_group
+from .ledger import Ledger, app_policy, app_policy_ref, org_group, verify_all
 from .pki import Org
 
 VALID, EPF, MVCC = 0, 10, 11
@@ -37,11 +37,7 @@ def define(lg, name="cc", policy=AND_POLICY, **kw):
 
 
 def run(lg) -> Verifier:
-    v = Verifier()
-    for b in lg.blocks:
-        if not v.verify(b):
-            break
-    return v
+    return verify_all(lg.blocks)
 
 
 def problems(v):
