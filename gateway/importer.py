@@ -48,7 +48,6 @@ import fcntl
 import hashlib
 import io
 import json
-import math
 import os
 import re
 import sys
@@ -57,10 +56,10 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import asdict, dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
+from ipledger.gateway import jsonread
 from ipledger.gateway.client_tls import ClientTLS, ClientTLSError, ClientTLSOptions, TLSFailure
 from ipledger.gateway.csvsafe import cell as csv_cell
 
@@ -195,7 +194,7 @@ def _typed(cell: str, prop: dict | None) -> Any:
     if "number" in types and _NUM.match(cell):
         if _INT.match(cell):
             return int(cell)
-        return _exact_float(cell)
+        return jsonread.number(cell)  # refused if a float cannot hold it exactly, as in a body
     if "boolean" in types and cell.lower() in ("true", "false"):
         return cell.lower() == "true"
     if ("array" in types or "object" in types) or (prop is None and cell[:1] in "[{"):
@@ -203,31 +202,12 @@ def _typed(cell: str, prop: dict | None) -> Any:
     return cell
 
 
-def _exact_float(text: str) -> float:
-    """A number with a fraction or an exponent, refused when the float sent would be another number
-    (``4.9999999999999999999`` is 5.0): the gateway refuses such a number in a JSON body, an import must not
-    round it silently."""
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"the number {text[:40]} is out of range")
-    if Decimal(repr(number)) != Decimal(text):
-        raise ValueError(f"the number {text[:40]} has more digits than can be recorded exactly")
-    return number
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict:
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("a member is named twice in one object")
-    return members
-
-
 def _json_cell(cell: str) -> Any:
-    """A cell holding JSON, read as the gateway reads a body: no member named twice (which value would be
-    meant?), no number rounded."""
+    """A cell holding JSON, read as the gateway reads a body (``jsonread``): no member named twice (which
+    value would be meant?), no number rounded."""
     try:
-        return json.loads(cell, parse_float=_exact_float, object_pairs_hook=_unique_members)
-    except ValueError as exc:
+        return jsonread.loads(cell)
+    except jsonread.Unreadable as exc:
         raise ValueError(f"not JSON: {cell[:60]} ({exc})") from None
 
 

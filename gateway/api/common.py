@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 
 from flask import Response, current_app, g, request
 from werkzeug.routing import PathConverter
 
 from ipledger.chaincode.contract import schemas  # the contract's schemas (allowed import)
+from ipledger.gateway import jsonread
 from ipledger.gateway.auth import KeyStore, Principal, key_id_of
 from ipledger.gateway.config import GatewayConfig
 from ipledger.gateway.observability import Metrics
@@ -70,79 +68,10 @@ def require(permission: str) -> Principal:
     return principal
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
-
-
-class _Unreadable(ValueError):
-    """A body that is JSON but that the gateway does not read, because what it means is not certain; the
-    message is the whole detail of the 400 answer."""
-
-
-_EXACT = 10 ** 18
-# a decimal of at most this many significant digits always comes back from a float unchanged (DBL_DIG)
-_ALWAYS_EXACT_DIGITS = 15
-
-
-def _number(text: str):
-    """A JSON number with a fraction or exponent. JSON has one number type: 10.0 and 1e3 are the integers
-    10 and 1000 (as JSON Schema says), so they become Python ints — the contract's validator accepts
-    only ints where its schemas say "integer". Other numbers stay floats: the contract computes with the
-    decimal a float's shortest text names (``decimals.exact``), so a number whose text does not come back
-    from the float (``0.123456789012345678901``, ``4.9999999999999999999``: 5.0) is refused rather than
-    silently rounded; non-finite ones are refused too."""
-    try:
-        value = Decimal(text)
-        if value == value.to_integral_value() and abs(value) <= _EXACT:
-            return int(value)
-    except ArithmeticError:  # decimal.InvalidOperation: an absurd exponent
-        raise ValueError(f"{text[:40]} is out of range") from None
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{text[:40]} is out of range")
-    if Decimal(repr(number)) != value:
-        raise _Unreadable(f"the number {text[:40]} has more digits than can be recorded exactly: it would be "
-                          f"recorded as {number!r} (up to {_ALWAYS_EXACT_DIGITS} significant digits are always "
-                          f"recorded exactly)")
-    return number
-
-
-def _members(pairs: list[tuple[str, object]]) -> dict:
-    """An object of the body (``object_pairs_hook``): a member named twice is refused — JSON does not say
-    which of the two values counts, and the last one silently winning would record what the sender may
-    not have meant (``{"quantity": 400, "quantity": 4000}``)."""
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        seen = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise _Unreadable(f"the member {name[:80]!r} appears more than once in one object of the body")
-            seen.add(name)
-    return members
-
-
-MAX_DEPTH = 64  # levels of arrays and objects in a body; an event needs about 6, a batch of them one more
-_TOO_DEEP = f"the body nests arrays and objects more than {MAX_DEPTH} levels deep"
-
-
-def nesting_depth_exceeds(value, limit: int = MAX_DEPTH) -> bool:
-    """Whether ``value`` nests arrays and objects more than ``limit`` levels deep (the body itself is level
-    1). Walked level by level, without recursion: a deep value costs no stack."""
-    level = [value] if isinstance(value, (dict, list)) else []
-    for _ in range(limit):
-        below = []
-        for node in level:
-            below.extend(v for v in (node.values() if isinstance(node, dict) else node) if isinstance(v, (dict, list)))
-        if not below:
-            return False
-        level = below
-    return True
-
-
 def read_json():
-    """The request body as JSON (415 unless JSON, 400 if malformed; NaN/Infinity, a member named twice in an
-    object, a number a float cannot hold exactly and a body nested more than :data:`MAX_DEPTH` levels
-    deep refused)."""
+    """The request body as JSON (415 unless JSON, 400 if malformed or refused by the rules of
+    :mod:`ipledger.gateway.jsonread`: NaN/Infinity, a member named twice in an object, a number a float cannot
+    hold exactly, nesting deeper than its ``MAX_DEPTH``, unpaired surrogates)."""
     mimetype = request.mimetype or ""
     if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
         raise gateway_problem("unsupported-media-type", "the body must be JSON (Content-Type: application/json)")
@@ -154,24 +83,11 @@ def read_json():
         # a body without Content-Length (chunked) is read up to the limit only: what came was cut short
         raise Problem(413, "payload-too-large", f"the body reaches the limit of {limit} bytes")
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_number,
-                           object_pairs_hook=_members)
-        if nesting_depth_exceeds(value):
-            raise _Unreadable(_TOO_DEEP)
-        # "\ud800"-style escapes decode to lone surrogates, which no UTF-8 transaction can carry
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        raise gateway_problem("bad-request", "the body holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), "
-                                             "which is not a Unicode character") from None
+        return jsonread.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise gateway_problem("bad-request", "the body is not UTF-8") from None
-    except _Unreadable as exc:
-        raise gateway_problem("bad-request", str(exc)) from None
-    except ValueError as exc:
-        raise gateway_problem("bad-request", f"the body is not valid JSON: {exc}") from None
-    except RecursionError:  # deeper than the parser itself goes
-        raise gateway_problem("bad-request", _TOO_DEEP) from None
+    except jsonread.Unreadable as exc:
+        raise gateway_problem("bad-request", f"the body is refused: {exc}") from None
 
 
 # ------------------------------------------------------------------------------------------ parameters

@@ -300,13 +300,28 @@ def test_csv_numbers_and_json_cells_are_never_silently_changed():
         with pytest.raises(ValueError, match="more digits|out of range"):
             csv_row_to_body({**base, "parameters.yield_warn_pct": cell})
     row = {"type": "RecordProcessing", "event_id": "op", "inputs": '[{"lot_id": "L1", "qty": 500, "qty": 5000}]'}
-    with pytest.raises(ValueError, match="named twice"):
+    with pytest.raises(ValueError, match="appears more than once"):
         csv_row_to_body(row)
     with pytest.raises(ValueError, match="more digits"):
         csv_row_to_body({**row, "inputs": '[{"lot_id": "L1", "qty": 4.9999999999999999999}]'})
-    with pytest.raises(ValueError, match="named twice"):
+    with pytest.raises(ValueError, match="appears more than once"):
         csv_row_to_body({"type": "ExitGoods", "commercial": '{"nonce": "a", "nonce": "b"}'})
     assert csv_row_to_body({"type": "MoveGoods", "quantity": "\u0663"})["quantity"] == "\u0663"   # not 3
+
+
+def test_a_json_cell_is_read_by_the_rules_the_gateway_reads_a_body_by():
+    """One reader for both (gateway/jsonread.py): the importer's own copy let NaN, nesting past the gateway's
+    bound and unpaired surrogates through to the gateway; now the line is invalid before anything is sent,
+    with the gateway's reason."""
+    from ipledger.gateway.jsonread import MAX_DEPTH
+    row = {"type": "RecordProcessing", "event_id": "op"}
+    for cell, reason in (('[{"lot_id": "L1", "qty": NaN}]', "NaN is not a JSON number"),
+                         ("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), f"more than {MAX_DEPTH} levels deep"),
+                         ('[{"lot_id": "L\\ud800", "qty": 1}]', "unpaired UTF-16 surrogate")):
+        with pytest.raises(ValueError, match=reason):
+            csv_row_to_body({**row, "inputs": cell})
+    # integral numbers are ints, as in a body (JSON Schema's reading of 10.0)
+    assert csv_row_to_body({**row, "inputs": '[{"lot_id": "L1", "qty": 10.0}]'})["inputs"] == [{"lot_id": "L1", "qty": 10}]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from fractions import Fraction
 import pytest
 
 from ipledger.chaincode.contract import decimals
-from ipledger.gateway.api.common import MAX_DEPTH
+from ipledger.gateway.jsonread import MAX_DEPTH
 from ipledger.gateway.problems import Problem
 from ipledger.gateway.validation import parse_event
 
