@@ -31,19 +31,22 @@ from ipledger.gateway.problems import Problem
 # ------------------------------------------------------------------------------------------ data
 
 def bill_of_discharge(service, org: str, authorisation_id: str, period_end: str | None = None,
-                      as_of: str | None = None) -> dict:
-    channel, data = service.evaluate_where(org, "GetBillOfDischargeData", authorisation_id, period_end, as_of)
+                      as_of: str | None = None, channel: str | None = None) -> dict:
+    """``channel``: on a gateway of several holders' channels, the one asked about (None: the one that knows it)."""
+    channel, data = service.evaluate_where(org, "GetBillOfDischargeData", authorisation_id, period_end, as_of,
+                                           channel=channel)
     proof = data.get("proof") or {}
     if isinstance(proof.get("transactions"), list):
         proof["transactions"] = service.with_blocks(org, proof["transactions"], channel)
     return {"report": "bill-of-discharge", "generated_at": _now(), "generated_for": org, **data}
 
 
-def inventory(service, org: str, authorisation_ids: list[str], as_of: str) -> dict:
+def inventory(service, org: str, authorisation_ids: list[str], as_of: str, channel: str | None = None) -> dict:
+    """``channel``: on a gateway of several holders' channels, only that one's authorisations (None: every one)."""
     sections, lines, totals = [], [], {}
     for auth_id in authorisation_ids:
         try:
-            data = service.evaluate_json(org, "GetBillOfDischargeData", auth_id, None, as_of)
+            data = service.evaluate_json(org, "GetBillOfDischargeData", auth_id, None, as_of, channel=channel)
         except Problem as p:
             if p.status in (403, 404):
                 continue  # not the caller's to see (or not there)

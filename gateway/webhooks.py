@@ -290,7 +290,9 @@ class AlertRouter:
             alert = {k: change.get(k) for k in ("type", "authorisation_id", "subject", "details")}
             alert_id = _hash_id("tx", item["tx_id"], str(index))
             body = {"alert_id": alert_id, "change": change.get("change"), "source": "RECORDED", "alert": alert,
-                    "tx_id": item["tx_id"], "block_number": item["block_number"], "recorded_at": item["recorded_at"]}
+                    "tx_id": item["tx_id"], "block_number": item["block_number"], "recorded_at": item["recorded_at"],
+                    # a gateway of several holders' channels: the transaction's (who may read is asked there)
+                    **({"channel": item["channel"]} if item.get("channel") else {})}
             entries.extend((sub, alert_id, body) for sub in subs if wants(sub, alert["type"]))
         self.deliveries.enqueue_many(entries, needs_check=True)
 
@@ -373,13 +375,25 @@ def http_post(url: str, body: bytes, headers: dict, timeout: float) -> int:
         return exc.code
 
 
+def _channel_of(delivery: dict) -> str | None:
+    """The channel a queued delivery's alert came from (named in its body on a gateway of several channels)."""
+    try:
+        channel = json.loads(delivery.get("body") or "{}").get("channel")
+    except (ValueError, AttributeError):
+        return None
+    return channel if isinstance(channel, str) else None
+
+
 class Dispatcher:
     """Sends due deliveries (one thread, in the process that runs the feed listener).
 
     A delivery queued by the feed listener is first checked: may the subscription's org read the alert's
     authorisation (:class:`Visibility`, i.e. the contract)? Yes: it is sent; no: it is dropped, unsent and
     unlogged; the ledger cannot be asked: asked again after a back-off (at most ``max_check_backoff_s``),
-    the subscription's later deliveries waiting behind it (they go in order)."""
+    the subscription's later deliveries waiting behind it (they go in order). Every other attempt of a delivery
+    of an authorisation — a time alert's first (its poll asked, but it may have waited in the queue since), any
+    retry — is checked the same way: no longer allowed, it ends FAILED, unsent. On a gateway of several
+    holders' channels a recorded alert is checked on its own channel (named in its body)."""
 
     def __init__(self, subscriptions: Subscriptions, deliveries: Deliveries, *, backoff_s: float = 2.0,
                  max_backoff_s: float = 3600.0, max_attempts: int = 10, timeout_s: float = 10.0,
@@ -415,8 +429,9 @@ class Dispatcher:
                     self.deliveries.record(d["delivery_id"], delivered=False, status=None,
                                            error="subscription removed", next_attempt_at=None, failed=True)
                     continue
-                # asked before the first attempt, and again before each retry: a mandate may have ended
-                if d.get("needs_check") or (d["attempts"] and d.get("authorisation_id")):
+                # asked before every attempt, the first one too (a time alert waits in the queue after the
+                # poll that found it): a mandate may have ended
+                if d.get("needs_check") or d.get("authorisation_id"):
                     verdict = self._check(d, sub)
                     if verdict is not True:
                         dropped += verdict is False
@@ -433,8 +448,11 @@ class Dispatcher:
         if self.visibility is None:
             self.deliveries.checked(d["delivery_id"])
             return True
+        channel = _channel_of(d)
         try:
-            allowed = self.visibility.can_read(sub["org"], d["authorisation_id"])
+            # on the alert's own channel (a gateway of several holders'), else where the authorisation is
+            allowed = self.visibility.can_read(sub["org"], d["authorisation_id"],
+                                               **({"channel": channel} if channel else {}))
         except Exception as exc:  # noqa: BLE001 - the ledger cannot say now: ask again later, drop nothing
             checks = (d.get("checks") or 0) + 1
             wait = min(self.max_check_backoff_s, self.delay(checks))

@@ -5,19 +5,23 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from ipledger.gateway.problems import Problem
-from ipledger.gateway.api.common import API_PREFIX, is_customs, limit_param, live, moment_param, require, state, visible_authorisations
+from ipledger.gateway.api.common import (API_PREFIX, channel_param, is_customs, limit_param, live, moment_param,
+                                         require, state, visible_authorisations)
 from ipledger.gateway.api.routes import Routes, moment_parameter, parameter
 
 ROUTES = Routes(API_PREFIX)
 
 
-def alerts_across(org: str, as_of: str | None) -> dict:
-    """The alerts at ``as_of`` of every authorisation the gateway knows that ``org`` may read."""
+def alerts_across(org: str, as_of: str | None, channel: str | None = None) -> dict:
+    """The alerts at ``as_of`` of every authorisation the gateway knows that ``org`` may read (on ``channel`` only,
+    when given: a gateway of several holders' channels; 400 unknown-channel for one it does not serve)."""
     service = state().service
+    if channel is not None:
+        service.channels(channel)   # checked even when no authorisation is known
     out, authorisations = [], []
     for auth_id in visible_authorisations(org):
         try:
-            data = service.evaluate_json(org, "GetAlerts", auth_id, as_of)
+            data = service.evaluate_json(org, "GetAlerts", auth_id, as_of, channel=channel)
         except Problem as p:
             if p.status in (403, 404):
                 continue
@@ -27,13 +31,13 @@ def alerts_across(org: str, as_of: str | None) -> dict:
     return {"as_of": as_of, "authorisations": authorisations, "alerts": out}
 
 
-@ROUTES.get("/alerts", id="getAllAlerts", permission="read",
+@ROUTES.get("/alerts", id="getAllAlerts", permission="read", channel=True,
             summary="Alerts of every authorisation the key's org may read (recorded and time alerts at `as_of`)",
             params=[moment_parameter("as_of", "date or date-time the alerts are computed for")])
 def all_alerts():
     """Alerts (recorded and time alerts, at ``as_of``) of every authorisation the caller may read."""
     principal = require("read")
-    return jsonify(alerts_across(principal.org, moment_param("as_of")))
+    return jsonify(alerts_across(principal.org, moment_param("as_of"), channel_param()))
 
 
 @ROUTES.get("/webhooks/deliveries", id="getWebhookDeliveries", permission="read",

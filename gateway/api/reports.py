@@ -6,7 +6,8 @@ from flask import jsonify, request
 
 from ipledger.gateway import reports
 from ipledger.gateway.problems import Problem
-from ipledger.gateway.api.common import API_PREFIX, download, fmt_param, moment_param, path_id, require, state, visible_authorisations
+from ipledger.gateway.api.common import (API_PREFIX, channel_param, download, fmt_param, moment_param, path_id, require,
+                                         state, visible_authorisations)
 from ipledger.gateway.api.routes import AUTH_ID, Routes, moment_parameter
 
 ROUTES = Routes(API_PREFIX)
@@ -15,7 +16,7 @@ _FORMATS = " Add `format=csv` for a CSV download, `format=pdf` for a PDF"
 
 
 @ROUTES.get("/reports/bill-of-discharge/<authorisation_id>", id="getBillOfDischargeReport", permission="read",
-            summary="Bill of discharge for a period end (or the audit view as of a date)." + _FORMATS,
+            channel=True, summary="Bill of discharge for a period end (or the audit view as of a date)." + _FORMATS,
             params=[AUTH_ID, moment_parameter("period_end", "period end (date)", date_only=True),
                     moment_parameter("as_of", "audit view as of this date or date-time (not with period_end)")])
 def bill_report(authorisation_id):
@@ -26,12 +27,12 @@ def bill_report(authorisation_id):
     if period_end is not None and as_of is not None:
         raise Problem(400, "invalid-parameter", "give period_end or as_of, not both", extra={"parameter": "as_of"})
     fmt = fmt_param(allowed=("json", "csv", "pdf"))
-    data = reports.bill_of_discharge(state().service, principal.org, auth_id, period_end, as_of)
+    data = reports.bill_of_discharge(state().service, principal.org, auth_id, period_end, as_of, channel_param())
     name = f"bill-of-discharge-{auth_id}-{period_end or (as_of or 'now')[:10]}"
     return _answer(fmt, data, name, reports.bill_csv, reports.bill_pdf)
 
 
-@ROUTES.get("/reports/inventory", id="getInventoryReport", permission="read",
+@ROUTES.get("/reports/inventory", id="getInventoryReport", permission="read", channel=True,
             summary="Inventory of goods under the procedure at a date, for the authorisations the key's org may "
                     "read." + _FORMATS + "; `authorisation_id` (repeatable) to choose",
             params=[moment_parameter("as_of", "date or date-time", required=True)])
@@ -46,7 +47,10 @@ def inventory_report():
     ids = list(dict.fromkeys(path_id("authorisation_id", a) for a in wanted)) if wanted \
         else visible_authorisations(principal.org)
     fmt = fmt_param(allowed=("json", "csv", "pdf"))
-    data = reports.inventory(state().service, principal.org, ids, as_of)
+    channel = channel_param()
+    if channel is not None:
+        state().service.channels(channel)   # 400 unknown-channel, even when no authorisation is asked about
+    data = reports.inventory(state().service, principal.org, ids, as_of, channel)
     return _answer(fmt, data, f"inventory-{as_of[:10]}", reports.inventory_csv, reports.inventory_pdf)
 
 

@@ -21,8 +21,8 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from ipledger.gateway.api.alerts import alerts_across
-from ipledger.gateway.api.common import (ID_PATTERNS, IdentifierConverter, is_customs, live, moment_param, path_id,
-                                          state, visible_authorisations, whole)
+from ipledger.gateway.api.common import (ID_PATTERNS, IdentifierConverter, channel_param, is_customs, live,
+                                          moment_param, path_id, state, visible_authorisations, whole)
 from ipledger.gateway.api.feed import stream_response
 from ipledger.gateway.auth import Principal
 from ipledger.gateway.headers import secure
@@ -147,8 +147,8 @@ def _ok_id(name: str, value: str) -> str:
     return value
 
 
-def _evaluate(org: str, fn: str, *args):
-    return state().service.evaluate_json(org, fn, *args)
+def _evaluate(org: str, fn: str, *args, channel: str | None = None):
+    return state().service.evaluate_json(org, fn, *args, channel=channel)
 
 
 def _now() -> str:
@@ -278,19 +278,22 @@ def add(principal):
 @bp.get("/authorisations/<authorisation_id>")
 @login_required
 def authorisation(principal, authorisation_id):
+    """An authorisation; on a gateway of several holders' channels, ``?channel=`` names the one asked about (as
+    for a lot, and as the 409 page's links do), and every query of the page goes to the channel that answered."""
     auth_id = _ok_id("authorisation_id", authorisation_id)
     org = principal.org
     try:
-        channel, auth = state().service.evaluate_where(org, "GetAuthorisation", auth_id)
+        channel, auth = state().service.evaluate_where(org, "GetAuthorisation", auth_id,
+                                                       channel=request.args.get("channel") or None)
     except Problem as p:
         if p.status in (403, 404):
             abort(404)
         raise
-    balances = _evaluate(org, "GetBalances", auth_id)
-    alerts = _evaluate(org, "GetAlerts", auth_id, None)
-    bill = _evaluate(org, "GetBillOfDischargeData", auth_id, None, None)
+    balances = _evaluate(org, "GetBalances", auth_id, channel=channel)
+    alerts = _evaluate(org, "GetAlerts", auth_id, None, channel=channel)
+    bill = _evaluate(org, "GetBillOfDischargeData", auth_id, None, None, channel=channel)
     start = (auth.get("granted_at") or auth.get("valid_from") or "2000-01-01")[:10]
-    log = _evaluate(org, "GetEventsInPeriod", auth_id, start, None)
+    log = _evaluate(org, "GetEventsInPeriod", auth_id, start, None, channel=channel)
     status_of = {(r["goods"], r["id"]): r["status"] for r in bill.get("remaining", [])}
     lots = [{**lot, "status": status_of.get(("LOT", lot["lot_id"]), "DISCHARGED" if not lot["remaining"] else "OPEN"),
              "days_left": _days_until(lot.get("deadline"))} for lot in bill.get("lots", [])]
@@ -341,7 +344,7 @@ def events(principal):
 @login_required
 def alerts(principal):
     as_of = moment_param("as_of")   # as the API's: a date or date-time, else a 400 page (not today's alerts)
-    data = alerts_across(principal.org, as_of)
+    data = alerts_across(principal.org, as_of, channel_param())
     return render_template("dashboard/alerts.html", principal=principal, alerts=data["alerts"], as_of=as_of)
 
 

@@ -9,7 +9,9 @@ change of the authorisation; parameters and the register of parties, for every a
 listener storing it may run in another worker; each worker learns of such events from the shared feed
 store (one indexed query per request or poll of the feed, :meth:`Visibility.sync`), and an answer given
 before one of them is asked again. Entries of the register of parties are shown to customs and to the
-party they are about only.
+party they are about only. On a gateway of several holders' channels an item that names its channel is judged
+on that channel (answers are kept per org, channel and authorisation): the same authorisation id on another
+holder's channel never opens it.
 """
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ class Visibility:
         self.ttl = ttl
         self.clock = clock
         self.store = store
-        self._cache: dict[tuple[str, str], tuple[bool, float, int]] = {}  # -> (allowed, expires, position)
+        # (org, channel or None, authorisation id) -> (allowed, expires, position)
+        self._cache: dict[tuple[str, str | None, str], tuple[bool, float, int]] = {}
         self._known = 0  # the feed position up to which the store's permission changes are known
         self._changed: dict[str | None, int] = {}  # authorisation id (None: the channel) -> its newest change
         self._lock = threading.Lock()
@@ -62,10 +65,11 @@ class Visibility:
                 self._changed[scope] = max(self._changed.get(scope, 0), seq)
                 self._known = max(self._known, seq)
 
-    def can_read(self, org: str, authorisation_id: str | None) -> bool:
-        """May ``org`` read ``authorisation_id`` (None: a channel-wide item, open to all)?"""
+    def can_read(self, org: str, authorisation_id: str | None, channel: str | None = None) -> bool:
+        """May ``org`` read ``authorisation_id`` (None: a channel-wide item, open to all) — on ``channel`` when
+        given (an item's own channel, on a gateway of several), else on the channel that knows it?"""
         self.sync()
-        return self._allowed(org, authorisation_id)
+        return self._allowed(org, authorisation_id, channel)
 
     def readable(self, org: str, authorisation_ids) -> list[str]:
         """Those of ``authorisation_ids`` that ``org`` may read (one look at the store's changes)."""
@@ -78,19 +82,21 @@ class Visibility:
         return entry is not None and entry[1] > self.clock() and \
             entry[2] >= max(self._changed.get(authorisation_id, 0), self._changed.get(None, 0))
 
-    def _allowed(self, org: str, authorisation_id: str | None) -> bool:
-        """The answer for ``org`` and ``authorisation_id``, from the cache when it is fresh (as of the last
-        :meth:`sync`), else from the contract."""
+    def _allowed(self, org: str, authorisation_id: str | None, channel: str | None = None) -> bool:
+        """The answer for ``org`` and ``authorisation_id`` (on ``channel`` when given), from the cache when it
+        is fresh (as of the last :meth:`sync`), else from the contract. A channel the gateway no longer serves
+        answers 400 unknown-channel: not allowed."""
         if authorisation_id is None:
             return True  # channel-wide (SetParameters): GetParameters is open to every client
-        key = (org, authorisation_id)
+        key = (org, channel, authorisation_id)
         with self._lock:
             hit = self._cache.get(key)
             if self._fresh(hit, authorisation_id):
                 return hit[0]
             position = self._known  # what the answer about to be asked for is given after
         try:
-            self.service.evaluate_json(org, "GetAuthorisation", authorisation_id)
+            self.service.evaluate_json(org, "GetAuthorisation", authorisation_id,
+                                       **({"channel": channel} if channel else {}))
             allowed = True
         except Problem as p:
             if p.status not in (400, 403, 404):
@@ -105,7 +111,7 @@ class Visibility:
             if authorisation_id is None:
                 self._cache.clear()
             else:
-                for key in [k for k in self._cache if k[1] == authorisation_id]:
+                for key in [k for k in self._cache if k[2] == authorisation_id]:
                     del self._cache[key]
 
     def filter(self, org: str, items: Iterable[dict]) -> list[dict]:
@@ -117,7 +123,7 @@ class Visibility:
             if item.get("event_type") in PARTY_EVENTS:
                 if org in (item.get("submitting_org"), (item.get("event") or {}).get("msp_id")):
                     out.append(item)
-            elif self._allowed(org, item.get("authorisation_id")):
+            elif self._allowed(org, item.get("authorisation_id"), item.get("channel")):
                 out.append(item)
         return out
 
