@@ -3,20 +3,19 @@ authorisations the gateway knows (/api/v1/dashboard/authorisations), all from th
 chaincode-event listener fills (:mod:`ipledger.gateway.feed`)."""
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 from flask import Response, jsonify, request
 
 from ipledger.gateway.feed.sse import feed_page, peer_closed_check, sse_stream
-from ipledger.gateway.feed.store import MAX_BLOCK
+from ipledger.gateway.feed.store import POSITION
 from ipledger.gateway.problems import Problem
 from ipledger.gateway.api.common import (API_PREFIX, ID_PATTERNS, limit_param, live, path_id, read_json, require, state,
                      visible_authorisations)
 from ipledger.gateway.api.routes import Routes, parameter
 
 ROUTES = Routes(API_PREFIX)
-_EVENT_ID = {"type": "string", "pattern": "^[0-9]{1,19}:[0-9a-f]{0,64}$"}
+_EVENT_ID = {"type": "string", "pattern": f"^{POSITION.pattern}$"}
 
 
 def caller_still_valid(principal, session_id: str | None = None) -> Callable[[], bool]:
@@ -43,10 +42,9 @@ def stream_response(principal, authorisation_id: str | None = None, session_id: 
     last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or None
     # a block number the feed can hold (signed 64 bits), as ?after= is checked: a larger one would not be a
     # position at all, and the stream would silently start at the newest item
-    if last is not None and (not re.fullmatch(r"[0-9]{1,19}:[0-9a-f]{0,64}", last)
-                             or int(last.partition(":")[0]) > MAX_BLOCK):
-        raise Problem(400, "invalid-parameter", "Last-Event-ID must be '<block>:<tx id>' (a block number below 2^63)",
-                      extra={"parameter": "Last-Event-ID"})
+    if last is not None and (not POSITION.fullmatch(last) or lv.store.seq_of(last) is None):
+        raise Problem(400, "invalid-parameter", "Last-Event-ID must be a position of the feed, '<block>:<tx id>' or "
+                      "'[<channel>/]<block>:' (a block number below 2^63)", extra={"parameter": "Last-Event-ID"})
     config = state().config
     lease = lv.streams.acquire(principal.key_id, session_id)
     try:
@@ -108,15 +106,15 @@ def feed():
     limit = limit_param()
     after = request.args.get("after")
     if after:
-        seq = lv.store.seq_of(after)
+        seq = lv.store.seq_of(after.strip())
         if seq is None:
-            raise Problem(400, "invalid-parameter", "'after' must be '<block>:<tx id>'", extra={"parameter": "after"})
+            raise Problem(400, "invalid-parameter", "'after' must be a position of the feed, '<block>:<tx id>' or "
+                          "'[<channel>/]<block>:'", extra={"parameter": "after"})
         # past the items the caller may not see too: polling with ``next`` never sticks behind them
         items, position = feed_page(lv.store, lv.visibility, principal.org, seq, after.strip(), limit)
     else:
         items = lv.visibility.filter(principal.org, lv.store.latest(limit))
-        last = lv.store.last_block()
-        position = items[0]["id"] if items else (f"{last + 1}:" if last is not None else "0:")
+        position = items[0]["id"] if items else lv.store.end_position()
     return jsonify({"items": [{k: v for k, v in i.items() if k != "seq"} for i in items], "next": position})
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from ipledger.gateway.feed.store import FeedStore
+from ipledger.gateway.feed.store import FeedStore, position_after
 from ipledger.gateway.feed.visibility import Visibility
 
 def sse_message(item: dict) -> str:
@@ -43,7 +43,7 @@ def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id
     seq = start
     deadline = clock() + max_seconds
     last_write = clock()
-    passed_block = None   # the block of the last item passed over unseen since the last position written
+    passed = None   # the last item passed over unseen since the last position written
     while clock() < deadline and not (stopping is not None and stopping.is_set()):
         if (client_gone is not None and client_gone()) or (still_valid is not None and not still_valid()):
             return
@@ -53,15 +53,15 @@ def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id
             seq = item["seq"]
             if item["id"] in shown:
                 yield sse_message(item)
-                last_write, passed_block = clock(), None
+                last_write, passed = clock(), None
             else:
-                passed_block = item["block_number"]
+                passed = item
         if not items:
             if clock() - last_write > keepalive_seconds:
                 # caught up (a block is stored whole): the keep-alive moves the client's position past
                 # the items it may not see, so that a reconnection does not read them again
-                yield f"id: {passed_block + 1}:\n\n" if passed_block is not None else ": keep-alive\n\n"
-                last_write, passed_block = clock(), None
+                yield f"id: {position_after(passed)}\n\n" if passed is not None else ": keep-alive\n\n"
+                last_write, passed = clock(), None
             sleep(poll_seconds)
 
 
@@ -83,8 +83,7 @@ def _resume_position(store: FeedStore, visibility: Visibility, org: str, authori
         visible = visibility.filter(org, batch)
         if visible:
             return visible[0]["id"]
-    last = store.last_block()
-    return f"{last + 1}:" if last is not None else "0:"
+    return store.end_position()
 
 
 def feed_page(store: FeedStore, visibility: Visibility, org: str, seq: int, after: str, limit: int,
@@ -103,7 +102,8 @@ def feed_page(store: FeedStore, visibility: Visibility, org: str, seq: int, afte
             break
         visible = {i["id"] for i in visibility.filter(org, items)}
         for item in items:
-            if scanned >= scan and last is not None and item["block_number"] != last["block_number"]:
+            if scanned >= scan and last is not None and \
+                    (item["block_number"], item.get("channel")) != (last["block_number"], last.get("channel")):
                 break
             seq, last, scanned = item["seq"], item, scanned + 1
             if item["id"] in visible:
@@ -117,7 +117,7 @@ def feed_page(store: FeedStore, visibility: Visibility, org: str, seq: int, afte
         return shown, after
     if shown and last is shown[-1]:
         return shown, last["id"]
-    return shown, f"{last['block_number'] + 1}:"   # a block is stored whole: past every item of it
+    return shown, position_after(last)   # a block is stored whole: past every item of it
 
 
 def peer_closed_check(sock) -> Callable[[], bool] | None:

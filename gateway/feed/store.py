@@ -91,6 +91,23 @@ CREATE TABLE IF NOT EXISTS time_alerts (
 
 
 MAX_BLOCK = 2**63 - 1  # the largest block number a position can name (SQLite INTEGER)
+# A position in the feed: an item's id ``<block>:<tx id>``, or a block position ``<block>:`` (past every item of
+# the blocks before it), which on a gateway of several holders' channels names its channel: ``<channel>/<block>:``
+# — the channels' block numbers are separate chains (channel A at block 1,000, channel B at block 10).
+# POSITION is what a client may send (a transaction id is hex); the store reads any text after the ':' as one.
+POSITION = re.compile(r"(?:([a-z][a-z0-9.-]{0,248})/)?([0-9]{1,19}):([0-9a-f]{0,64})")
+_STORED_POSITION = re.compile(r"(?:([a-z][a-z0-9.-]{0,248})/)?([0-9]{1,19}):(.*)")
+
+
+def block_position(block: int, channel: str | None = None) -> str:
+    """The position past every item of ``channel``'s blocks before ``block`` (and of the items stored before
+    them): names no transaction, so it can be given to a caller who may not see the items passed."""
+    return f"{channel}/{block}:" if channel else f"{block}:"
+
+
+def position_after(item: dict) -> str:
+    """The block position past ``item``'s block (a block is stored whole)."""
+    return block_position(item["block_number"] + 1, item.get("channel"))
 
 
 class FeedStore:
@@ -204,12 +221,6 @@ class FeedStore:
                                   (before, limit)).fetchall()
         return [self._item(r) for r in rows]
 
-    def last_block(self) -> int | None:
-        """The newest stored block's number (its events are stored together); None for an empty store."""
-        with self._db() as db:
-            row = db.execute("SELECT block FROM events ORDER BY seq DESC LIMIT 1").fetchone()   # seq: block order
-        return row[0] if row else None
-
     def has_events(self, channel: str | None = None) -> bool:
         """Whether an event of ``channel`` is stored (None: of the channel a gateway serves alone, stored without
         a name; a name it got when a second channel came counts too)."""
@@ -225,25 +236,38 @@ class FeedStore:
         return row[0] or 0
 
     def seq_of(self, event_id: str | None) -> int | None:
-        """The position after which to resume for a ``Last-Event-ID`` (``<block>:<tx id>``); None if it
-        is not one. An id the store does not know (e.g. a rebuilt store) resumes after its block."""
-        if not event_id:
+        """The position after which to resume for a ``Last-Event-ID`` (:data:`POSITION`: ``<block>:<tx id>``,
+        ``<block>:`` or ``<channel>/<block>:``); None if it is not one. An id the store does not know (e.g. a
+        rebuilt store) resumes after its block."""
+        match = _STORED_POSITION.fullmatch(event_id) if event_id else None
+        # a block number SQLite can hold (signed 64 bits)
+        if match is None or int(match.group(2)) > MAX_BLOCK or (match.group(1) and match.group(3)):
             return None
-        block_text, sep, tx_id = event_id.strip().partition(":")
-        # ASCII digits only (str.isdigit takes '²'), and a block number SQLite can hold (signed 64 bits)
-        if not sep or not re.fullmatch(r"[0-9]{1,19}", block_text) or int(block_text) > MAX_BLOCK:
-            return None
-        block = int(block_text)
+        channel, block, tx_id = match.group(1), int(match.group(2)), match.group(3)
         with self._db() as db:
             if tx_id:
                 row = db.execute("SELECT seq FROM events WHERE id = ?", (f"{block}:{tx_id}",)).fetchone()
                 if row:
                     return row[0]
+            if channel:
+                # past the last item of that channel's blocks before ``block``: the items of other channels stored
+                # before it were passed too, those stored after it were not
+                row = db.execute("SELECT max(seq) FROM events WHERE channel = ? AND block < ?", (channel, block)).fetchone()
+                if row[0] is not None:
+                    return row[0]
+                row = db.execute("SELECT min(seq) FROM events WHERE channel = ?", (channel,)).fetchone()
+                return row[0] - 1 if row[0] is not None else 0
             row = db.execute("SELECT min(seq) FROM events WHERE block > ?", (block if tx_id else block - 1,)).fetchone()
             if row[0] is not None:
                 return row[0] - 1
             row = db.execute("SELECT max(seq) FROM events").fetchone()
             return row[0] or 0
+
+    def end_position(self) -> str:
+        """The block position past the newest stored item (``0:`` for an empty store)."""
+        with self._db() as db:
+            row = db.execute("SELECT block, channel FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return block_position(row[0] + 1, row[1]) if row else "0:"
 
     def events_of_types_after(self, seq: int, event_types: Iterable[str]) -> list[tuple[int, str, str | None]]:
         """``(seq, event_type, authorisation_id)`` of the stored events of ``event_types`` after position

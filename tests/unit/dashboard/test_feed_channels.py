@@ -1,0 +1,79 @@
+"""The feed of a gateway serving several holders' channels: a position past items the caller may not see names
+the channel whose block it is, so that resuming from it neither skips nor repeats the items of another channel
+stored in between (their block numbers are another chain's: channel A may be at block 1,000 while channel B is
+at block 10)."""
+from __future__ import annotations
+
+from ipledger.gateway.feed.sse import feed_page, sse_stream
+from ipledger.gateway.feed.store import FeedStore
+
+from .conftest import AUTH, AUTH2
+
+
+class _SeesOnly:
+    def __init__(self, authorisation_id):
+        self.authorisation_id = authorisation_id
+
+    def filter(self, org, items):
+        return [i for i in items if i.get("authorisation_id") == self.authorisation_id]
+
+
+def _add(store, channel, block, auth):
+    payload = {"events": [{"event_type": "MoveGoods", "authorisation_id": auth}], "recorded_at": "2026-12-04T10:00:00Z"}
+    store.add_events([(block, f"tx-{channel}-{block}", payload, channel)])
+
+
+def _poll(store, after, limit=50):
+    seen = []
+    for _ in range(50):
+        items, after_next = feed_page(store, _SeesOnly(AUTH), "BrokerMSP", store.seq_of(after), after, limit)
+        seen.extend(i["id"] for i in items)
+        if after_next == after:
+            return seen, after
+        after = after_next
+    raise AssertionError("the poll never caught up")
+
+
+def test_polling_past_hidden_items_of_one_channel_skips_nothing_of_another(tmp_path):
+    store = FeedStore(tmp_path / "db.sqlite")
+    _add(store, "ip-plant-a", 1000, AUTH2)      # hidden from the caller, a channel far ahead
+    seen, after = _poll(store, "0:")
+    assert seen == []
+    _add(store, "ip-plant-b", 10, AUTH)         # the caller's, on a channel at block 10
+    _add(store, "ip-plant-a", 1001, AUTH2)
+    _add(store, "ip-plant-b", 11, AUTH)
+    seen, after = _poll(store, after)
+    assert seen == ["10:tx-ip-plant-b-10", "11:tx-ip-plant-b-11"]
+    _add(store, "ip-plant-a", 1002, AUTH2)      # hidden again: the position moves past it ...
+    seen, after = _poll(store, after)
+    assert seen == []
+    _add(store, "ip-plant-b", 12, AUTH)         # ... and the caller's next item still comes, once
+    assert _poll(store, after)[0] == ["12:tx-ip-plant-b-12"]
+
+
+def test_a_position_past_a_low_block_of_one_channel_does_not_repeat_another_channels_items(tmp_path):
+    store = FeedStore(tmp_path / "db.sqlite")
+    _add(store, "ip-plant-a", 500, AUTH)        # the caller's
+    _add(store, "ip-plant-b", 3, AUTH2)         # hidden
+    seen, after = _poll(store, "0:")
+    assert seen == ["500:tx-ip-plant-a-500"]
+    assert "tx-ip-plant-b" not in after         # names no transaction the caller may not see
+    _add(store, "ip-plant-a", 501, AUTH)
+    assert _poll(store, after)[0] == ["501:tx-ip-plant-a-501"]   # not 500 again
+
+
+def test_the_stream_resumes_from_its_keep_alive_position_on_another_channel(tmp_path):
+    store = FeedStore(tmp_path / "db.sqlite")
+    _add(store, "ip-plant-a", 1000, AUTH2)      # hidden
+    first = list(sse_stream(store, _SeesOnly(AUTH), "BrokerMSP", None, max_seconds=0, poll_seconds=0))
+    position = [m for m in first if m.startswith("id: ")][0][4:].strip()
+    assert "tx-" not in position
+    _add(store, "ip-plant-b", 10, AUTH)         # the caller's, stored after it connected
+    now = [0.0]
+
+    def sleep(s):
+        now[0] += s
+
+    out = list(sse_stream(store, _SeesOnly(AUTH), "BrokerMSP", position, max_seconds=3, poll_seconds=1,
+                          clock=lambda: now[0], sleep=sleep))
+    assert [m.split("\n")[0] for m in out if m.startswith("id: ") and "tx-" in m] == ["id: 10:tx-ip-plant-b-10"]
