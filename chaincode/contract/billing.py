@@ -340,9 +340,10 @@ def _exit_confirmations(log: list[dict]) -> dict[tuple[str, int], dict]:
 def submit(tx, event: dict) -> dict:
     """SubmitBillOfDischarge (DA art. 175): the period must have ended; the ledger computes the bill and
     the submitted ``document_hash`` must equal its hash. A QUERIED bill may be submitted again (also after a
-    later period's bill); no bill while an earlier period's is QUERIED. The record keeps the goods the bill
-    flags overdue (``overdue``), which the next bill carries, and ``rates_applied`` (its lots show the rates of
-    yield applied, not those at the cut-off; a bill first submitted without it keeps its hash)."""
+    later period's bill; OutOfOrder at or before the decision that queried it); no bill while an earlier period's
+    is QUERIED. The record keeps the goods the bill flags overdue (``overdue``), which the next bill carries, and
+    ``rates_applied`` (its lots show the rates of yield applied, not those at the cut-off; a bill first submitted
+    without it keeps its hash)."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
     period_end = timestamps.parse_date(event["period_end"], "period_end")
     cutoff = timestamps.end_of(period_end)
@@ -354,6 +355,10 @@ def submit(tx, event: dict) -> dict:
     if existing is not None and existing["status"] != QUERIED:
         raise InvalidState(f"the bill for {event['period_end']} is {existing['status']}", bill_id=existing["bill_id"],
                            status=existing["status"])
+    if existing is not None and tx.recorded_at <= existing["decision"]["recorded_at"]:
+        raise OutOfOrder("a bill submitted again is timestamped at or before the decision that queried it",
+                         bill_id=existing["bill_id"], last_change=existing["decision"]["recorded_at"],
+                         ledger_time=tx.recorded_at)
     if existing is None:
         _require_no_later_bill(tx.state, auth["authorisation_id"], event["period_end"])
     _require_no_earlier_bill_queried(tx.state, auth["authorisation_id"], event["period_end"])
@@ -405,13 +410,17 @@ def get_bill(state, bill_id: str) -> dict:
 
 
 def decide(tx, event: dict) -> dict:
-    """DecideBillOfDischarge: customs accept or query a submitted bill."""
+    """DecideBillOfDischarge: customs accept or query a submitted bill (OutOfOrder: timestamped at or before its
+    submission)."""
     bill = get_bill(tx.state, event["bill_id"])
     if bill["authorisation_id"] != event["authorisation_id"]:
         raise NotFound(f"bill {event['bill_id']} is not a bill of {event['authorisation_id']}", bill_id=event["bill_id"])
     if bill["status"] != SUBMITTED:
         raise InvalidState(f"bill {event['bill_id']} is {bill['status']}, not SUBMITTED", bill_id=event["bill_id"],
                            status=bill["status"])
+    if tx.recorded_at <= bill["submitted_at"]:   # the audit views replay the decision after the submission
+        raise OutOfOrder("the decision is timestamped at or before the submission it decides", bill_id=event["bill_id"],
+                         last_change=bill["submitted_at"], ledger_time=tx.recorded_at)
     bill["status"] = event["decision"]
     bill["decision"] = {"decision": event["decision"], "note": event.get("note", ""), "recorded_at": tx.recorded_at,
                         "tx_id": tx.tx_id}

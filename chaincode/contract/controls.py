@@ -2,12 +2,13 @@
 controls): goods counted at a site are compared with the book stock there."""
 from __future__ import annotations
 
-from ipledger.chaincode.contract import alerts, authorisations, goods
+from ipledger.chaincode.contract import alerts, authorisations, goods, time_rules
 from ipledger.chaincode.contract.errors import InvalidEvent
 
 
 def record_control(tx, event: dict) -> dict:
-    """RecordControl: never refused for a difference (an item counted twice is: InvalidEvent); a difference raises ``BalanceDiscrepancy``,
+    """RecordControl: never refused for a difference (an item counted twice is: InvalidEvent; a control timestamped
+    at or before the last change of goods it counts is: OutOfOrder); a difference raises ``BalanceDiscrepancy``,
     a count that matches the book clears an earlier one. The control changes no balance: corrections
     are separate events (e.g. RecordLoss)."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
@@ -19,7 +20,10 @@ def record_control(tx, event: dict) -> dict:
         if (kind, goods_id) in counted:   # two counts of one item: which would the alert stand for?
             raise InvalidEvent(f"counted lists {kind.lower()} {goods_id} twice", goods=kind, id=goods_id)
         counted.add((kind, goods_id))
-        records.append((item, kind, goods_id, goods.load(tx, kind, goods_id, auth["authorisation_id"])))
+        record = goods.load(tx, kind, goods_id, auth["authorisation_id"])
+        # the count is compared with the book as it stands: the control comes after its last change in ledger time
+        time_rules.after_last_change(tx, record, kind, goods_id)
+        records.append((item, kind, goods_id, record))
     # an authorised site, or one an amendment withdrew while counted goods lay there
     authorisations.require_site_or_goods_there(auth, site, [record for *_, record in records])
     lines = []

@@ -88,7 +88,8 @@ def record_loss(tx, event: dict) -> dict:
 
 
 def confirm_exit(tx, event: dict) -> dict:
-    """ConfirmExit: customs confirm that re-exported goods (3151) left the customs territory."""
+    """ConfirmExit: customs confirm that re-exported goods (3151) left the customs territory. OutOfOrder: an exit
+    date before the declaration, or a confirmation timestamped at or before the re-export it confirms."""
     auth_id, mrn = event["authorisation_id"], event["mrn"]
     authorisations.get(tx.state, auth_id)
     exits = [(attrs, d) for attrs, d in tx.state.scan(keys.DECLARATION, mrn)
@@ -101,6 +102,9 @@ def confirm_exit(tx, event: dict) -> dict:
     exit_day = timestamps.parse_date(event["exit_date"], "exit_date")
     confirmed = []
     for (_mrn, item), decl in pending:
+        if tx.recorded_at <= decl["recorded_at"]:   # the log, the bill and the alerts replay it after the re-export
+            raise OutOfOrder("the confirmation is timestamped at or before the re-export it confirms", mrn=mrn,
+                             item_no=int(item), last_change=decl["recorded_at"], ledger_time=tx.recorded_at)
         if exit_day < timestamps.parse_datetime(decl["occurred_at"]).date():
             raise OutOfOrder("exit_date is before the re-export declaration", exit_date=event["exit_date"],
                              declared_at=decl["occurred_at"])

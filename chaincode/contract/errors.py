@@ -112,9 +112,14 @@ class DuplicateDeclaration(_Rule):
 class OutOfOrder(_Rule):
     """Business time (``occurred_at``) in the future — later than the ledger time beyond
     ``max_clock_skew_s`` — or before the goods' placement (or production); or a transaction timestamped
-    before the last recorded change of the goods it touches, before the grant of its authorisation, or
-    before the cut-off of a bill of discharge already submitted for that authorisation; a new bill of discharge
-    for a period before one already billed. An event recorded late is not refused: it is
+    before the last recorded change of the goods it touches (changes, or counts in a control), before the grant
+    of its authorisation or at or before its last amendment or change of status, at or before the re-export it
+    confirms, at or before the submission of the bill it decides (or the decision that queried a bill submitted
+    again), or before the cut-off of a bill of discharge already submitted for that authorisation; a new bill of
+    discharge for a period before one already billed. A client's timestamp may lag the peers' clocks by up to
+    ``max_clock_skew_s``: without these rules an act committed after another could be timestamped before it, and
+    the event log, the histories, the bill of discharge and the alerts as of a past date, which replay the
+    ledger in ledger-time order, would not show what the ledger holds. An event recorded late is not refused: it is
     accepted with its own ``occurred_at`` and, beyond ``late_recording_days``, raises the alert
     ``LateRecording`` (the ledger time is never backdated)."""
 

@@ -74,16 +74,24 @@ def review_lateness(tx, act: str, event: dict) -> None:
 
 
 def within_open_time(tx, auth: dict) -> None:
-    """OutOfOrder: a transaction timestamped before the grant of the authorisation it concerns, or before
-    the cut-off of a bill of discharge already submitted for it (``closed_until``). An authorisation's event
-    log, history and bills begin at its grant, and a submitted bill stands for its period: an act
-    timestamped earlier would be in none of them. (Ledger time comes from the client, within
+    """OutOfOrder: a transaction timestamped before the grant of the authorisation it concerns, at or before its
+    last amendment or change of status, or before the cut-off of a bill of discharge already submitted for it
+    (``closed_until``). An authorisation's event log, history and bills begin at its grant, and a submitted bill
+    stands for its period: an act timestamped earlier would be in none of them. Every act is judged by the
+    authorisation as it stands, so it must also come after the last change of it in ledger time: else the log
+    would show, say, goods placed while the authorisation was suspended or at a site not yet authorised, or a
+    reinstatement before the suspension it lifts. (Ledger time comes from the client, within
     ``max_clock_skew_s`` of the endorsing peers' clocks, so without this rule a slow client clock could
     place an act there.)"""
     if tx.recorded_at < auth["granted_at"]:
         raise OutOfOrder(f"{auth['authorisation_id']} was granted at {auth['granted_at']}, after this "
                          f"transaction's time", authorisation_id=auth["authorisation_id"],
                          granted_at=auth["granted_at"], ledger_time=tx.recorded_at)
+    changed = max([auth.get("amended_at") or ""] + [h["recorded_at"] for h in auth["status_history"][1:]])
+    if changed and tx.recorded_at <= changed:
+        raise OutOfOrder(f"{auth['authorisation_id']} was last amended or changed status at {changed}, not before "
+                         "this transaction's time", authorisation_id=auth["authorisation_id"],
+                         last_change=changed, ledger_time=tx.recorded_at)
     closed = auth.get("closed_until")
     if closed and tx.recorded_at < closed:
         raise OutOfOrder(f"a bill of discharge of {auth['authorisation_id']} covers the time up to {closed}, "
