@@ -141,3 +141,15 @@ def scenario(api, live, ledger):
     wait_for(lambda: (lambda cp: cp is not None and (cp.block_number, cp.tx_id) == last)(
         live.listener.checkpointer.checkpoint))
     return source
+
+
+class SeesOnly:
+    """A stand-in for the feed's Visibility: ``org`` sees the items of one authorisation; counts what it was asked."""
+
+    def __init__(self, authorisation_id):
+        self.authorisation_id, self.asked = authorisation_id, 0
+
+    def filter(self, org, items):
+        items = list(items)
+        self.asked += len(items)
+        return [i for i in items if i.get("authorisation_id") == self.authorisation_id]

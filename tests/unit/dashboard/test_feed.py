@@ -7,7 +7,7 @@ from ipledger.gateway.client import FileCheckpointer
 from ipledger.gateway.feed.listener import FeedListener
 from ipledger.gateway.feed.store import FeedStore
 
-from .conftest import AUTH, AUTH2, bearer, body, place
+from .conftest import AUTH, AUTH2, SeesOnly, bearer, body, place
 from .contract_ledger import ListSource, wait_for
 
 
@@ -271,18 +271,6 @@ def test_an_event_stored_without_a_channel_is_named_when_its_channel_delivers_it
     assert [i["channel"] for i in store.latest(10)] == ["ch-1"]
 
 
-class _SeesOnly:
-    """A Visibility that lets ``org`` see the items of one authorisation, and counts what it was asked."""
-
-    def __init__(self, authorisation_id):
-        self.authorisation_id, self.asked = authorisation_id, 0
-
-    def filter(self, org, items):
-        items = list(items)
-        self.asked += len(items)
-        return [i for i in items if i.get("authorisation_id") == self.authorisation_id]
-
-
 def _fill(store, blocks, auth="FRIPO000009", start=1):
     payload = {"events": [{"event_type": "MoveGoods", "authorisation_id": auth}], "recorded_at": "2026-12-03T10:00:00Z"}
     store.add_events([(b, f"tx-{auth}-{b}", payload, None) for b in range(start, start + blocks)])
@@ -297,17 +285,17 @@ def test_a_stream_without_last_event_id_finds_its_position_without_reading_the_w
     store = FeedStore(tmp_path / "db.sqlite")
     _fill(store, 3, auth=AUTH2)
     _fill(store, 5000, start=4)
-    hidden = _SeesOnly("FRIPO000404")
+    hidden = SeesOnly("FRIPO000404")
     stream = sse_stream(store, hidden, "BrokerMSP", None, max_seconds=0, poll_seconds=0)
     assert [next(stream), next(stream)] == ["retry: 1000\n\n", "id: 5004:\n\n"]
     assert hidden.asked <= 1000
     assert store.seq_of("5004:") == store.last_seq()          # the client resumes after everything stored
-    sees_auth2 = _SeesOnly(AUTH2)
+    sees_auth2 = SeesOnly(AUTH2)
     stream = sse_stream(store, sees_auth2, "OperatorMSP", None, max_seconds=0, poll_seconds=0)
     next(stream)
     assert next(stream) == "id: 5004:\n\n"                     # its items are older than the newest 1,000
     _fill(store, 1, auth=AUTH2, start=5004)
-    stream = sse_stream(store, _SeesOnly(AUTH2), "OperatorMSP", None, max_seconds=0, poll_seconds=0)
+    stream = sse_stream(store, SeesOnly(AUTH2), "OperatorMSP", None, max_seconds=0, poll_seconds=0)
     next(stream)
     assert next(stream) == f"id: 5004:tx-{AUTH2}-5004\n\n"
 
@@ -326,7 +314,7 @@ def test_the_keep_alive_moves_the_position_past_items_the_client_may_not_see(tmp
     def sleep(s):
         now[0] += s
 
-    out = list(sse_stream(store, _SeesOnly(AUTH), "OperatorMSP", start, max_seconds=12, poll_seconds=1,
+    out = list(sse_stream(store, SeesOnly(AUTH), "OperatorMSP", start, max_seconds=12, poll_seconds=1,
                           clock=lambda: now[0], sleep=sleep, keepalive_seconds=5))
     assert out[0] == "retry: 1000\n\n" and "id: 303:\n\n" in out
     assert not [m for m in out if m.startswith("id: ") and "tx-" in m]

@@ -7,15 +7,7 @@ from __future__ import annotations
 from ipledger.gateway.feed.sse import feed_page, sse_stream
 from ipledger.gateway.feed.store import FeedStore
 
-from .conftest import AUTH, AUTH2
-
-
-class _SeesOnly:
-    def __init__(self, authorisation_id):
-        self.authorisation_id = authorisation_id
-
-    def filter(self, org, items):
-        return [i for i in items if i.get("authorisation_id") == self.authorisation_id]
+from .conftest import AUTH, AUTH2, SeesOnly
 
 
 def _add(store, channel, block, auth):
@@ -26,7 +18,7 @@ def _add(store, channel, block, auth):
 def _poll(store, after, limit=50):
     seen = []
     for _ in range(50):
-        items, after_next = feed_page(store, _SeesOnly(AUTH), "BrokerMSP", store.seq_of(after), after, limit)
+        items, after_next = feed_page(store, SeesOnly(AUTH), "BrokerMSP", store.seq_of(after), after, limit)
         seen.extend(i["id"] for i in items)
         if after_next == after:
             return seen, after
@@ -65,7 +57,7 @@ def test_a_position_past_a_low_block_of_one_channel_does_not_repeat_another_chan
 def test_the_stream_resumes_from_its_keep_alive_position_on_another_channel(tmp_path):
     store = FeedStore(tmp_path / "db.sqlite")
     _add(store, "ip-plant-a", 1000, AUTH2)      # hidden
-    first = list(sse_stream(store, _SeesOnly(AUTH), "BrokerMSP", None, max_seconds=0, poll_seconds=0))
+    first = list(sse_stream(store, SeesOnly(AUTH), "BrokerMSP", None, max_seconds=0, poll_seconds=0))
     position = [m for m in first if m.startswith("id: ")][0][4:].strip()
     assert "tx-" not in position
     _add(store, "ip-plant-b", 10, AUTH)         # the caller's, stored after it connected
@@ -74,6 +66,6 @@ def test_the_stream_resumes_from_its_keep_alive_position_on_another_channel(tmp_
     def sleep(s):
         now[0] += s
 
-    out = list(sse_stream(store, _SeesOnly(AUTH), "BrokerMSP", position, max_seconds=3, poll_seconds=1,
+    out = list(sse_stream(store, SeesOnly(AUTH), "BrokerMSP", position, max_seconds=3, poll_seconds=1,
                           clock=lambda: now[0], sleep=sleep))
     assert [m.split("\n")[0] for m in out if m.startswith("id: ") and "tx-" in m] == ["id: 10:tx-ip-plant-b-10"]

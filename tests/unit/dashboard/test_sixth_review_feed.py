@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from ipledger.gateway.feed.store import FeedStore
 
-from .conftest import AUTH, AUTH2
-
-
-class _SeesOnly:
-    def __init__(self, authorisation_id):
-        self.authorisation_id = authorisation_id
-
-    def filter(self, org, items):
-        return [i for i in items if i.get("authorisation_id") == self.authorisation_id]
+from .conftest import AUTH, AUTH2, SeesOnly
 
 
 def _fill(store, blocks, auth, start):
@@ -40,12 +32,12 @@ def test_polling_the_json_feed_gets_past_items_the_caller_may_not_see(tmp_path):
     _fill(store, 2, AUTH, 1)
     _fill(store, 700, AUTH2, 3)            # another holder's: more than a page of them
     _fill(store, 3, AUTH, 703)
-    seen, requests, last = _poll(store, _SeesOnly(AUTH), "0:", limit=2)
+    seen, requests, last = _poll(store, SeesOnly(AUTH), "0:", limit=2)
     assert seen == [f"1:tx-{AUTH}-1", f"2:tx-{AUTH}-2", f"703:tx-{AUTH}-703", f"704:tx-{AUTH}-704",
                     f"705:tx-{AUTH}-705"]
     assert requests < 10
     _fill(store, 1, AUTH, 706)             # a later item arrives: the next poll gets it, once
-    assert _poll(store, _SeesOnly(AUTH), last, limit=2)[0] == [f"706:tx-{AUTH}-706"]
+    assert _poll(store, SeesOnly(AUTH), last, limit=2)[0] == [f"706:tx-{AUTH}-706"]
 
 
 def test_the_feed_answer_carries_the_position_to_poll_from(scenario, api, ledger):

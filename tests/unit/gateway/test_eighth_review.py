@@ -59,10 +59,9 @@ class _Service:
                             "authorisation_id": auth_id, "details": {"balance": 500}}]}
 
 
-def test_a_time_alert_is_not_sent_once_the_mandate_has_ended(tmp_path):
-    """Polled while the broker held a mandate, queued behind deliveries its receiver refused (they go in order);
-    customs end the mandate; the receiver comes back: the queued time alert was sent on its first attempt, the
-    one attempt nobody checked."""
+def _broker_time_alerts(tmp_path):
+    """A broker's webhook subscription, the alert router over one authorisation with a time alert, and the
+    dispatcher: (router, dispatcher, deliveries, visibility, the bodies sent)."""
     store = FeedStore(tmp_path / "db.sqlite")
     store.add_authorisation(AUTH, "CustomsMSP")
     subs = Subscriptions(tmp_path / "webhooks.json")
@@ -73,6 +72,14 @@ def test_a_time_alert_is_not_sent_once_the_mandate_has_ended(tmp_path):
     sent = []
     dispatcher = Dispatcher(subs, deliveries, router=router, visibility=visibility,
                             post=lambda url, body, headers, timeout: sent.append(json.loads(body)) or 204)
+    return router, dispatcher, deliveries, visibility, sent
+
+
+def test_a_time_alert_is_not_sent_once_the_mandate_has_ended(tmp_path):
+    """Polled while the broker held a mandate, queued behind deliveries its receiver refused (they go in order);
+    customs end the mandate; the receiver comes back: the queued time alert was sent on its first attempt, the
+    one attempt nobody checked."""
+    router, dispatcher, deliveries, visibility, sent = _broker_time_alerts(tmp_path)
     assert router.poll_time_alerts() == 1           # the broker may read the authorisation: queued
     visibility.readers.clear()                      # customs end the broker's mandate before it is sent
     dispatcher.run_once()
@@ -83,16 +90,7 @@ def test_a_time_alert_is_not_sent_once_the_mandate_has_ended(tmp_path):
 
 
 def test_a_time_alert_the_organisation_may_read_is_sent(tmp_path):
-    store = FeedStore(tmp_path / "db.sqlite")
-    store.add_authorisation(AUTH, "CustomsMSP")
-    subs = Subscriptions(tmp_path / "webhooks.json")
-    subs.add("https://broker.example/hook", "BrokerMSP")
-    deliveries = Deliveries(store)
-    visibility = _Visibility()
-    router = AlertRouter(subs, deliveries, visibility, service=_Service(), store=store)
-    sent = []
-    dispatcher = Dispatcher(subs, deliveries, router=router, visibility=visibility,
-                            post=lambda url, body, headers, timeout: sent.append(json.loads(body)) or 204)
+    router, dispatcher, deliveries, visibility, sent = _broker_time_alerts(tmp_path)
     router.poll_time_alerts()
     dispatcher.run_once()
     assert [(b["alert"]["type"], b["alert"]["authorisation_id"]) for b in sent] == [("DeadlineOverdue", AUTH)]
