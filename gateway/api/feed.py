@@ -8,7 +8,7 @@ from typing import Callable
 from flask import Response, jsonify, request
 
 from ipledger.gateway.feed.sse import feed_page, peer_closed_check, sse_stream
-from ipledger.gateway.feed.store import POSITION
+from ipledger.gateway.feed.store import POSITION, parse_position
 from ipledger.gateway.problems import Problem
 from ipledger.gateway.api.common import (API_PREFIX, ID_PATTERNS, limit_param, live, path_id, read_json, require, state,
                      visible_authorisations)
@@ -42,7 +42,7 @@ def stream_response(principal, authorisation_id: str | None = None, session_id: 
     last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or None
     # a block number the feed can hold (signed 64 bits), as ?after= is checked: a larger one would not be a
     # position at all, and the stream would silently start at the newest item
-    if last is not None and (not POSITION.fullmatch(last) or lv.store.seq_of(last) is None):
+    if last is not None and parse_position(last, POSITION) is None:
         raise Problem(400, "invalid-parameter", "Last-Event-ID must be a position of the feed, '<block>:<tx id>' or "
                       "'[<channel>/]<block>:' (a block number below 2^63)", extra={"parameter": "Last-Event-ID"})
     config = state().config

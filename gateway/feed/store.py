@@ -99,6 +99,16 @@ POSITION = re.compile(r"(?:([a-z][a-z0-9.-]{0,248})/)?([0-9]{1,19}):([0-9a-f]{0,
 _STORED_POSITION = re.compile(r"(?:([a-z][a-z0-9.-]{0,248})/)?([0-9]{1,19}):(.*)")
 
 
+def parse_position(text: str | None, pattern: re.Pattern = _STORED_POSITION) -> tuple[str | None, int, str] | None:
+    """``(channel or None, block, tx id or "")`` of a position matched whole by ``pattern`` (:data:`POSITION` for
+    what a client sends); None if it is not one: a block number SQLite cannot hold (signed 64 bits), or a channel
+    named with a transaction (an item's id names none)."""
+    match = pattern.fullmatch(text) if text else None
+    if match is None or int(match.group(2)) > MAX_BLOCK or (match.group(1) and match.group(3)):
+        return None
+    return match.group(1), int(match.group(2)), match.group(3)
+
+
 def block_position(block: int, channel: str | None = None) -> str:
     """The position past every item of ``channel``'s blocks before ``block`` (and of the items stored before
     them): names no transaction, so it can be given to a caller who may not see the items passed."""
@@ -239,11 +249,10 @@ class FeedStore:
         """The position after which to resume for a ``Last-Event-ID`` (:data:`POSITION`: ``<block>:<tx id>``,
         ``<block>:`` or ``<channel>/<block>:``); None if it is not one. An id the store does not know (e.g. a
         rebuilt store) resumes after its block."""
-        match = _STORED_POSITION.fullmatch(event_id) if event_id else None
-        # a block number SQLite can hold (signed 64 bits)
-        if match is None or int(match.group(2)) > MAX_BLOCK or (match.group(1) and match.group(3)):
+        position = parse_position(event_id)
+        if position is None:
             return None
-        channel, block, tx_id = match.group(1), int(match.group(2)), match.group(3)
+        channel, block, tx_id = position
         with self._db() as db:
             if tx_id:
                 row = db.execute("SELECT seq FROM events WHERE id = ?", (f"{block}:{tx_id}",)).fetchone()
