@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_auth ON events(authorisation_id, seq);
 CREATE INDEX IF NOT EXISTS events_type ON events(event_type, seq);
+CREATE INDEX IF NOT EXISTS events_block ON events(block);             -- resuming from a block position
 CREATE TABLE IF NOT EXISTS authorisations (
     authorisation_id TEXT PRIMARY KEY,
     source TEXT NOT NULL,                 -- "event" or "manual"
@@ -138,6 +139,8 @@ class FeedStore:
             if "channel" not in {r[1] for r in db.execute("PRAGMA table_info(events)")}:
                 with contextlib.suppress(sqlite3.OperationalError):
                     db.execute("ALTER TABLE events ADD COLUMN channel TEXT")
+            # after the column, which a database of an earlier version gains just above
+            db.execute("CREATE INDEX IF NOT EXISTS events_channel_block ON events(channel, block)")
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
 
@@ -248,7 +251,11 @@ class FeedStore:
     def seq_of(self, event_id: str | None) -> int | None:
         """The position after which to resume for a ``Last-Event-ID`` (:data:`POSITION`: ``<block>:<tx id>``,
         ``<block>:`` or ``<channel>/<block>:``); None if it is not one. An id the store does not know (e.g. a
-        rebuilt store) resumes after its block."""
+        rebuilt store) resumes after its block.
+
+        Each answer is an index lookup (``events_block``, ``events_channel_block``), as cheap at 100,000 items as at
+        ten: a channel's blocks are stored in order, so its item with the greatest (block, seq) before a block is
+        the last one stored before it, and its first item by (block, seq) after a block the first stored after it."""
         position = parse_position(event_id)
         if position is None:
             return None
@@ -261,16 +268,32 @@ class FeedStore:
             if channel:
                 # past the last item of that channel's blocks before ``block``: the items of other channels stored
                 # before it were passed too, those stored after it were not
-                row = db.execute("SELECT max(seq) FROM events WHERE channel = ? AND block < ?", (channel, block)).fetchone()
-                if row[0] is not None:
+                row = db.execute("SELECT seq FROM events WHERE channel = ? AND block < ? ORDER BY block DESC, seq DESC "
+                                 "LIMIT 1", (channel, block)).fetchone()
+                if row:
                     return row[0]
-                row = db.execute("SELECT min(seq) FROM events WHERE channel = ?", (channel,)).fetchone()
-                return row[0] - 1 if row[0] is not None else 0
-            row = db.execute("SELECT min(seq) FROM events WHERE block > ?", (block if tx_id else block - 1,)).fetchone()
-            if row[0] is not None:
-                return row[0] - 1
+                row = db.execute("SELECT seq FROM events WHERE channel = ? ORDER BY block, seq LIMIT 1",
+                                 (channel,)).fetchone()
+                return row[0] - 1 if row else 0
+            # the first item stored in a block after it, of whichever channel (a gateway of several channels given
+            # a position without one, e.g. ``0:``): each channel's first, the earliest of them
+            after = block if tx_id else block - 1
+            firsts = [row[0] for channel in self._channels(db) for row in db.execute(
+                "SELECT seq FROM events WHERE channel IS ? AND block > ? ORDER BY block, seq LIMIT 1", (channel, after))]
+            if firsts:
+                return min(firsts) - 1
             row = db.execute("SELECT max(seq) FROM events").fetchone()
             return row[0] or 0
+
+    @staticmethod
+    def _channels(db) -> list[str | None]:
+        """The channels of the stored items (None: items stored without one), one index lookup each."""
+        channels: list[str | None] = [None] if db.execute("SELECT 1 FROM events WHERE channel IS NULL LIMIT 1").fetchone() else []
+        row = db.execute("SELECT min(channel) FROM events WHERE channel IS NOT NULL").fetchone()
+        while row[0] is not None:
+            channels.append(row[0])
+            row = db.execute("SELECT min(channel) FROM events WHERE channel > ?", (row[0],)).fetchone()
+        return channels
 
     def end_position(self) -> str:
         """The block position past the newest stored item (``0:`` for an empty store)."""

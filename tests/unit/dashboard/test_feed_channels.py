@@ -4,6 +4,8 @@ stored in between (their block numbers are another chain's: channel A may be at 
 at block 10)."""
 from __future__ import annotations
 
+import pytest
+
 from ipledger.gateway.feed.sse import feed_page, sse_stream
 from ipledger.gateway.feed.store import FeedStore
 
@@ -69,3 +71,49 @@ def test_the_stream_resumes_from_its_keep_alive_position_on_another_channel(tmp_
     out = list(sse_stream(store, SeesOnly(AUTH), "BrokerMSP", position, max_seconds=3, poll_seconds=1,
                           clock=lambda: now[0], sleep=sleep))
     assert [m.split("\n")[0] for m in out if m.startswith("id: ") and "tx-" in m] == ["id: 10:tx-ip-plant-b-10"]
+
+
+
+def _work_of_seq_of(store, positions, monkeypatch):
+    """SQLite virtual-machine steps ``seq_of`` runs for each of ``positions`` (counted by a progress handler)."""
+    import sqlite3
+
+    counts, current = [], [0]
+    connect = sqlite3.connect
+
+    def counting_connect(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        db.set_progress_handler(lambda: current.__setitem__(0, current[0] + 1), 1)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", counting_connect)
+    try:
+        for position in positions:
+            current[0] = 0
+            assert isinstance(store.seq_of(position), int)
+            counts.append(current[0])
+    finally:
+        monkeypatch.undo()
+    return counts
+
+
+
+@pytest.mark.parametrize("channels", [(None,), ("ip-plant-a", "ip-plant-a", "ip-plant-a", "ip-plant-b")],
+                         ids=["one channel", "two channels"])
+def test_resuming_from_a_position_costs_the_same_whatever_the_feed_holds(tmp_path, monkeypatch, channels):
+    """``seq_of`` runs at every poll and every stream reconnection: it is answered through indexes, not by
+    reading the events table from its first item (block positions did: milliseconds at 100,000 items)."""
+    payload = {"events": [{"event_type": "MoveGoods", "authorisation_id": AUTH}], "recorded_at": "2026-12-04T10:00:00Z"}
+
+    def work_at(blocks):
+        store = FeedStore(tmp_path / f"{blocks}.sqlite")
+        store.add_events([(b, f"tx-{b}", payload, channels[b % len(channels)]) for b in range(1, blocks)])
+        positions = [f"{blocks - 10}:", f"{blocks - 10}:tx-unknown", f"{blocks - 9}:tx-{blocks - 9}", "0:",
+                     f"{blocks + 10}:", f"ip-plant-a/{blocks - 10}:", f"ip-plant-b/{blocks - 10}:", "ip-plant-b/1:",
+                     f"ip-plant-c/{blocks}:"]
+        return positions, _work_of_seq_of(store, positions, monkeypatch)
+
+    positions, few = work_at(100)
+    _, many = work_at(4000)
+    for position, small, large in zip(positions, few, many):
+        assert large <= 2 * small + 100, (position, small, large)
