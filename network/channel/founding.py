@@ -8,6 +8,10 @@ consenters) and checks that its own definition is in it as it sent it
 (:func:`check_own`) and that the channel's policies are those of the consortium
 file (:func:`check_policies`: customs and the holder change the channel, not a majority);
 ``network up`` refuses to join a block that fails either check.
+
+One file of some 550 lines: the rules that build the genesis block (policies, ordering, consenters) and the
+checks every organisation runs on a block before joining it are two readings of the same configuration, and a
+reader comparing what is built with what is checked finds both here.
 """
 from __future__ import annotations
 

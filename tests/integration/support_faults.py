@@ -4,6 +4,10 @@ exactly-once checks on the ledger.
 
 Everything runs on loopback, every loop is bounded. The event bodies and helpers come from
 ``test_gateway_api`` (imported, not copied).
+
+One file of some 600 lines: the fault, Raft and security modules share these helpers (the network, the
+gunicorn subprocess, the load and the exactly-once checks), which depend on each other; splitting them would
+spread one test harness over several files.
 """
 from __future__ import annotations
 

@@ -6,6 +6,9 @@ Follows domain.md §8 (authorisation FRIPO000001, lot L1 placed by the broker, m
 operator, B1 re-exported by the broker...), then replays, refusals, the org/role matrix, 50 concurrent
 submissions on one lot, an import, metrics aggregated over the gunicorn workers, and a bounded
 schemathesis run over the OpenAPI document. The tests of this module run in order and share the ledger.
+
+One file of some 650 lines because of that: its tests are the steps of one story on one ledger, each building
+on the state the one before left; split, the order and the shared network would be hidden in fixtures.
 """
 from __future__ import annotations
 

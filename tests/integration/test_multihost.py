@@ -36,6 +36,9 @@ Then the operator's peer is cut off (its switch port down) and healed:
   and the operator's submissions succeed again.
 
 Everything is torn down at the end (processes, namespaces, links), also when the test fails.
+
+One file of some 580 lines for one test: building the hosts (namespaces, per-host state directories, the
+carrying of public files) and the story run on them are one scenario, read from top to bottom.
 """
 from __future__ import annotations
 

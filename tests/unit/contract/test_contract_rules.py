@@ -1,5 +1,9 @@
 """Every named rule of domain.md §5: an accepted case and a refused case, and a refused event
-leaves the ledger exactly as it was (state, private data, history, validation parameters, events)."""
+leaves the ledger exactly as it was (state, private data, history, validation parameters, events).
+
+One file of some 590 lines: one test pair per rule, in the order of domain.md §5, so that the table and its
+tests can be read side by side.
+"""
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,8 @@
-"""Disconnects, process exit codes, SIGTERM drain, CCaaS server mode, TLS, logging hygiene."""
+"""Disconnects, process exit codes, SIGTERM drain, CCaaS server mode, TLS, logging hygiene.
+
+One file of some 510 lines: each test runs the shim as a process (or its server) against the fake peer of
+``shim_fakepeer``, through the same helpers; together they are the shim's life from start to exit.
+"""
 from __future__ import annotations
 
 import asyncio

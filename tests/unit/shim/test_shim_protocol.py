@@ -1,4 +1,8 @@
-"""Client-mode shim against a fake peer over real grpc.aio on 127.0.0.1."""
+"""Client-mode shim against a fake peer over real grpc.aio on 127.0.0.1.
+
+One file of some 670 lines: one test per message exchange of the chaincode protocol (register, ready, each
+stub call, errors, concurrency) against one fake peer, whose helpers every test shares.
+"""
 from __future__ import annotations
 
 import asyncio
