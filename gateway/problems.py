@@ -216,19 +216,44 @@ ENDORSERS_UNREACHABLE = (
 def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
     """Map a ``ipledger.gateway.client`` error (or a connection failure) to a problem. Never leaks internals:
     peer addresses and gRPC texts go to the log, not to the caller."""
-    from ipledger.gateway.client import CommitError, CommitStatusError, GatewayError
-    from ipledger.gateway.client.gateway import RETRYABLE_VALIDATION_CODES
+    from fabric_protos.peer import transaction_pb2
 
-    if isinstance(exc, GatewayError) and exc.chaincode_error is not None:
-        return chaincode_problem(exc.chaincode_error, exc.tx_id)
+    from ipledger.gateway.client import CommitError, CommitStatusError, GatewayError
+    from ipledger.gateway.client.gateway import RETRYABLE_VALIDATION_CODES, is_lagging_endorser
+
     tx = {"tx_id": exc.tx_id} if getattr(exc, "tx_id", None) else {}
     retry = {"Retry-After": str(retry_after)}
+    if race_kind(exc) == "out-of-order":
+        # left after the service's own retries: the event is not refused, a concurrent transaction won the race
+        details = exc.chaincode_error.get("details")
+        return Problem(409, "transaction-conflict",
+                       "a concurrent transaction on the same goods, created later, committed first; nothing was "
+                       "recorded: send the event again (same event_id)",
+                       extra={**tx, "reason": "out-of-order", **({"details": details} if details else {})},
+                       headers=retry)
+    if is_lagging_endorser(exc):
+        # left after the client's retries: the gateway's own peer accepted the proposal, another organisation's
+        # peer (which has not caught up, or is ahead) refused it — the ledger has not refused the event
+        return Problem(503, "service-unavailable",
+                       "the endorsing organisations' peers do not agree yet (one of them has not caught up with the "
+                       "latest blocks); nothing was recorded: send the event again (same event_id)",
+                       extra={**tx, "reason": "endorsers-disagree",
+                              "code": str(exc.chaincode_error.get("code")) if exc.chaincode_error else None},
+                       headers=retry)
+    if isinstance(exc, GatewayError) and exc.chaincode_error is not None:
+        return chaincode_problem(exc.chaincode_error, exc.tx_id)
     if isinstance(exc, CommitError):
         if exc.validation_code in RETRYABLE_VALIDATION_CODES:
             return Problem(409, "transaction-conflict",
                            "the transaction conflicted with concurrent transactions on the same goods and was "
                            "not committed; send the event again (same event_id)",
                            extra={**tx, "validation_code": exc.validation_code_name}, headers=retry)
+        if exc.validation_code == transaction_pb2.DUPLICATE_TXID:
+            # another copy of this very transaction (ordered twice) is in a block already, VALID or not: unknown
+            return Problem(503, "service-unavailable",
+                           "the transaction was ordered more than once and this copy was not the one that counts; "
+                           "the event may or may not be recorded: send it again with the same event_id (replays "
+                           "are safe)", extra={**tx, "validation_code": exc.validation_code_name}, headers=retry)
         return Problem(502, "ledger-error", f"the ledger did not commit the transaction "
                                             f"({exc.validation_code_name})",
                        extra={**tx, "validation_code": exc.validation_code_name})

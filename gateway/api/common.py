@@ -69,12 +69,16 @@ def require(permission: str) -> Principal:
 
 
 def read_json():
-    """The request body as JSON (415 unless JSON, 400 if malformed or refused by the rules of
-    :mod:`ipledger.gateway.jsonread`: NaN/Infinity, a member named twice in an object, a number a float cannot
-    hold exactly, nesting deeper than its ``MAX_DEPTH``, unpaired surrogates)."""
+    """The request body as JSON (415 unless JSON, or when it declares a charset other than UTF-8; 400 if malformed
+    or refused by the rules of :mod:`ipledger.gateway.jsonread`: NaN/Infinity, a member named twice in an object,
+    a number a float cannot hold exactly, nesting deeper than its ``MAX_DEPTH``, unpaired surrogates)."""
     mimetype = request.mimetype or ""
     if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
         raise gateway_problem("unsupported-media-type", "the body must be JSON (Content-Type: application/json)")
+    charset = request.mimetype_params.get("charset")
+    if charset is not None and charset.strip().lower() not in ("utf-8", "utf8"):
+        # JSON is UTF-8 (RFC 8259 §8.1): bytes of another charset read as UTF-8 could record other text
+        raise gateway_problem("unsupported-media-type", f"the body must be JSON in UTF-8, not {charset[:40]!r}")
     data = request.get_data(cache=True)
     if not data:
         raise gateway_problem("bad-request", "the body is empty")

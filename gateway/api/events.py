@@ -15,6 +15,8 @@ ROUTES = Routes(API_PREFIX)
 
 # a batch stops at the first item that failed because the ledger is unreachable or too slow
 _NETWORK_FAILURES = frozenset({503, 504})
+# 4xx answers that refuse nothing: the item is FAILED (send it again), not REFUSED
+SEND_AGAIN = frozenset({"transaction-conflict"})
 
 
 @ROUTES.post(
@@ -46,7 +48,8 @@ def post_event():
     "/events/batch", id="submitEventBatch", permission="submit", channel=True,
     summary="Submit many business events, in order",
     description="Items are processed sequentially, in order, each in its own transaction: every item is "
-                "committed (201), replayed (200), refused (4xx) or failed (5xx) on its own, and reported "
+                "committed (201), replayed (200), refused (4xx) or failed (5xx, or 409 transaction-conflict: to "
+                "send again) on its own, and reported "
                 "with its index. Nothing is silently skipped: with `stop_on_error` (default false) the "
                 "items after the first refused or failed one are reported NOT_ATTEMPTED; when the ledger "
                 "becomes unreachable (503/504) the batch stops the same way and the answer carries "
@@ -73,7 +76,7 @@ def post_batch():
         try:
             status, outcome = svc.submit_event(principal.org, parse_event(item), channel)
         except Problem as p:
-            failed = p.status >= 500
+            failed = p.status >= 500 or p.name in SEND_AGAIN  # not refused: the same item is to be sent again
             summary["failed" if failed else "refused"] += 1
             results.append({"index": index, "event_id": event_id, "type": event_type, "status": p.status,
                             "outcome": "FAILED" if failed else "REFUSED", "problem": p.body(g.request_id)})
