@@ -20,6 +20,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import math
+import re
 from pathlib import Path
 
 from fpdf import FPDF
@@ -135,6 +137,12 @@ def bill_rows(data: dict) -> list[dict]:
     for t in (data.get("proof") or {}).get("transactions", []):
         rows.append({"section": "transaction", "id": t["event_id"], "date": t["recorded_at"],
                      "description": t["event_type"], "reference": t["tx_id"], "block_number": t.get("block_number")})
+    scope = data.get("scope") or {}
+    what = (f"period ending {scope.get('period_end')} (from {scope.get('period_start') or 'the grant'}), due "
+            f"{scope.get('due')}" if scope.get("mode") == "PERIOD" else f"audit view as of {scope.get('as_of')}")
+    # which bill the file is: the authorisation, its version, the scope and the cut-off (the moment it holds at)
+    rows.append({"section": "scope", "id": data.get("authorisation_id"), "date": data.get("cutoff"),
+                 "description": what, "reference": data.get("authorisation_version")})
     rows.append({"section": "document_hash", "reference": data.get("document_hash")})
     return rows
 
@@ -144,7 +152,8 @@ def bill_csv(data: dict) -> str:
 
 
 def inventory_csv(data: dict) -> str:
-    return _csv(data["lines"])
+    """The lines, each with the moment the inventory holds at (``as_of``, as asked: a date is its whole day)."""
+    return _csv([{**line, "as_of": data.get("as_of")} for line in data["lines"]])
 
 
 # ------------------------------------------------------------------------------------------ PDF
@@ -156,6 +165,9 @@ def inventory_csv(data: dict) -> str:
 FONT_DIRS: tuple[Path, ...] = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"),
                                Path("/usr/share/fonts/TTF"))
 _FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
+#: A number in a cell, a word of its own (a quantity, a rate, an amount, a block number): never broken over
+#: lines. Digits within an identifier (an MRN, a date) are not one.
+_NUMBER = re.compile(r"(?<!\S)-?[0-9]+(?:\.[0-9]+)?(?=[;,]?(?:\s|$))")
 
 
 def unicode_font_files() -> dict[str, Path] | None:
@@ -227,15 +239,38 @@ class ReportPdf(FPDF):
         """A table: ``columns`` are (heading, width in characters, a proportion); ``None`` prints as an empty
         cell; a cell too long for its column wraps (nothing is cut); the heading row repeats on each page."""
         self.set_font(self.face, "", size)
+        texts = [["" if v is None else str(v) for v in r] for r in rows]
+        columns, size = self._fit_numbers(columns, texts, size)
+        self.set_font(self.face, "", size)
         width = min(self.epw, sum(w + 2 for _, w in columns) * size * 0.62)
         with self.table(col_widths=tuple(w for _, w in columns), width=width, align="LEFT", text_align="LEFT",
                         line_height=size * 1.3, borders_layout="HORIZONTAL_LINES", padding=(1, 2),
                         v_align="TOP") as table:
             table.row([c for c, _ in columns])
-            for r in rows:
-                for part in self._row_parts(columns, ["" if v is None else str(v) for v in r], width, size):
+            for cells in texts:
+                for part in self._row_parts(columns, cells, width, size):
                     table.row(part)
         self.ln(2)
+
+    def _fit_numbers(self, columns: list[tuple[str, int]], texts: list[list[str]], size: float
+                     ) -> tuple[list[tuple[str, int]], float]:
+        """(columns, font size) such that the longest number of each column's cells (a quantity up to the contract's
+        10^15, a total beyond it) fits on one line of it: a number too long for its column was broken over two or
+        three lines ("1000000" above "0000000" above "00"), read as several figures. A column grows to its longest
+        number; when the table would then be wider than the page, its font gets smaller — so every other column
+        keeps the room it had (an MRN, a date are not broken either)."""
+        char = size * 0.62                                   # what one unit of a column's width is, in points
+        need = []
+        for i, (_, w) in enumerate(columns):
+            longest = max((self.get_string_width(token) for cells in texts if i < len(cells)
+                           for token in _NUMBER.findall(cells[i])), default=0.0)
+            need.append(max(w, math.ceil((longest + 6) / char)))    # + the cell's padding and a little room
+        if need == [w for _, w in columns]:
+            return columns, size
+        wide = sum(n + 2 for n in need) * char
+        if wide > self.epw:
+            size = size * self.epw / wide
+        return [(name, need[i]) for i, (name, _) in enumerate(columns)], size
 
     #: The most lines of one cell in one table row: a row taller than a page cannot be drawn (fpdf2 raises), so a
     #: longer cell — the input goods of a batch made from hundreds of lots — goes on in the rows below it.
@@ -268,6 +303,13 @@ def _value(lot: dict) -> str | None:
     return " ".join(str(value[k]) for k in ("amount", "currency") if value.get(k) is not None) or None
 
 
+def _moment(text: str | None) -> str:
+    """A date-time the contract wrote (UTC) to the second, ``2026-07-04 10:00:00`` — a deadline is a moment, not
+    a day: the goods are overdue from 10:00 that day (the table's heading says UTC)."""
+    text = text or ""
+    return text[:19].replace("T", " ") if len(text) >= 19 and text[10:11] == "T" else text
+
+
 def bill_pdf(data: dict) -> bytes:
     scope = data.get("scope") or {}
     title = f"Bill of discharge {data['authorisation_id']}"
@@ -281,10 +323,10 @@ def bill_pdf(data: dict) -> bytes:
                  f"{data.get('generated_for')}"):
         pdf.para(line, size=9)
     pdf.heading("1. Goods placed under the procedure")
-    pdf.grid([("lot", 8), ("MRN", 18), ("accepted", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("remaining", 9),
-               ("deadline", 10), ("value", 13)],
+    pdf.grid([("lot", 8), ("MRN", 18), ("accepted (UTC)", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("remaining", 9),
+               ("deadline (UTC)", 19), ("value", 13)],
               [[lot["lot_id"], lot["mrn"], lot["accepted_at"][:10], lot["cn"], lot["quantity"], lot["unit"],
-                lot["remaining"], lot["deadline"][:10], _value(lot)]
+                lot["remaining"], _moment(lot["deadline"]), _value(lot)]
                for lot in data.get("lots", [])])
     pdf.heading("2. Products obtained")
     pdf.grid([("lot", 8), ("batch", 10), ("CN", 8), ("kind", 9), ("qty", 8), ("unit", 4)],
@@ -296,14 +338,14 @@ def bill_pdf(data: dict) -> bytes:
             rows.append([op["operation_id"], op["recorded_at"][:10], y.get("output_cn"), y.get("authorised_per_input"),
                          y.get("actual_per_input"), y.get("deviation_pct")])
     pdf.heading("Rates of yield")
-    pdf.grid([("operation", 10), ("date", 10), ("output", 8), ("authorised", 10), ("actual", 10), ("dev. %", 8)], rows)
+    pdf.grid([("operation", 10), ("date (UTC)", 10), ("output", 8), ("authorised", 10), ("actual", 10), ("dev. %", 8)], rows)
     pdf.heading("3. Disposals")
-    pdf.grid([("goods", 10), ("procedure", 9), ("MRN", 18), ("date", 10), ("CN", 8), ("qty", 8), ("unit", 4),
+    pdf.grid([("goods", 10), ("procedure", 9), ("MRN", 18), ("date (UTC)", 10), ("CN", 8), ("qty", 8), ("unit", 4),
                ("input goods it stands for", 26)],
               [[d["id"], d["procedure"], d["mrn"], d["recorded_at"][:10], d["cn"], d["quantity"], d["unit"],
                 _input_goods(d)] for d in data.get("disposals", [])])
     pdf.heading("4. Losses and destructions")
-    pdf.grid([("goods", 10), ("reason", 13), ("date", 10), ("qty", 8), ("unit", 4), ("evidence", 24),
+    pdf.grid([("goods", 10), ("reason", 13), ("date (UTC)", 10), ("qty", 8), ("unit", 4), ("evidence", 24),
                ("input goods", 20)],
               [[x["id"], x["reason"], x["recorded_at"][:10], x["quantity"], x["unit"], x["evidence_hash"],
                 _input_goods(x)] for x in data.get("losses", [])])
@@ -311,15 +353,15 @@ def bill_pdf(data: dict) -> bytes:
     pdf.grid([("batch", 10), ("CN", 8), ("produced", 9), ("remaining", 9), ("unit", 4)],
               [[w["batch_id"], w["cn"], w["produced"], w["remaining"], w["unit"]] for w in data.get("waste", [])])
     pdf.heading("5. Remaining balances")
-    pdf.grid([("goods", 6), ("id", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("deadline", 10), ("status", 15)],
-              [[r["goods"], r["id"], r["cn"], r["quantity"], r["unit"], r["deadline"][:10], r["status"]]
+    pdf.grid([("goods", 6), ("id", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("deadline (UTC)", 19), ("status", 15)],
+              [[r["goods"], r["id"], r["cn"], r["quantity"], r["unit"], _moment(r["deadline"]), r["status"]]
                for r in data.get("remaining", [])])
     proof = data.get("proof") or {}
     pdf.heading("6. Proof")
     pdf.para(f"Conservation holds for every lot and batch: {'yes' if proof.get('conservation_holds') else 'NO'}")
     pdf.para(f"Alert changes in the period: {len(proof.get('alerts', []))}; controls: {len(proof.get('controls', []))}")
-    pdf.grid([("block", 6), ("event", 22), ("recorded", 20), ("tx id", 64)],
-              [[t.get("block_number"), t["event_type"], t["recorded_at"][:19], t["tx_id"]]
+    pdf.grid([("block", 6), ("event", 22), ("recorded (UTC)", 20), ("tx id", 64)],
+              [[t.get("block_number"), t["event_type"], _moment(t["recorded_at"]), t["tx_id"]]
                for t in proof.get("transactions", [])])
     pdf.para(f"Document hash: {data.get('document_hash')}", size=8)
     return pdf.render()
@@ -333,9 +375,9 @@ def inventory_pdf(data: dict) -> bytes:
     for section in data["authorisations"]:
         pdf.heading(f"Authorisation {section['authorisation_id']} - holder {section['holder_eori']}")
         pdf.grid([("goods", 6), ("id", 10), ("CN", 8), ("description", 16), ("MRN", 18), ("qty", 8), ("unit", 4),
-                   ("deadline", 10), ("status", 8)],
+                   ("deadline (UTC)", 19), ("status", 8)],
                   [[r["goods"], r["id"], r["cn"], r["description"], r["mrn"], r["quantity"], r["unit"],
-                    (r["deadline"] or "")[:10], r["status"]] for r in section["lines"]])
+                    _moment(r["deadline"]), r["status"]] for r in section["lines"]])
     pdf.heading("Totals")
     pdf.grid([("goods", 6), ("CN", 8), ("quantity", 10), ("unit", 4)],
               [[t["goods"], t["cn"], t["quantity"], t["unit"]] for t in data["totals"]])

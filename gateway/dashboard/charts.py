@@ -8,14 +8,26 @@ import datetime as dt
 from html import escape
 
 
-def quantity_series(entries: list[dict]) -> dict[str, list[tuple[str, int]]]:
-    """Input goods (lots) under the procedure after each event, per unit: [(recorded_at, quantity)].
+def _covering(input_goods: list[dict], cn: str | None) -> dict | None:
+    """The most specific input-goods entry covering ``cn`` — an 8-digit code before its 4-digit heading — as the
+    contract counts a ceiling's use (``authorisations.input_entry``)."""
+    matches = [e for e in input_goods
+               if isinstance(cn, str) and (cn == e.get("cn") or (len(e.get("cn") or "") == 4 and cn.startswith(e["cn"])))]
+    return max(matches, key=lambda e: len(e["cn"])) if matches else None
 
-    Replays the goods effects of the event log: a placement adds the lot's quantity; consumption by
-    processing, exits and losses of a lot remove theirs (what the ceiling counts)."""
-    totals: dict[str, int] = {}
-    units: dict[str, str] = {}
-    series: dict[str, list[tuple[str, int]]] = {}
+
+def quantity_series(entries: list[dict], input_goods: list[dict] | None = None
+                    ) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """The use of each ceiling after each event: {(entry cn, unit): [(recorded_at, quantity)]}.
+
+    Replays the goods effects of the event log as the contract counts a ceiling (``GetBalances``'
+    ``ceilings``): the stock of the lots whose goods code the input-goods entry covers — the most specific entry
+    wins —, in that entry's unit. A placement adds the lot's quantity; consumption by processing, exits and
+    losses of a lot remove theirs. Never two entries (nor two units) added together. Without ``input_goods``
+    (none known), one series per goods code and unit of the lots."""
+    totals: dict[tuple[str, str], int] = {}
+    owner: dict[str, tuple[str, str]] = {}
+    series: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for entry in sorted(entries, key=lambda e: (e.get("recorded_at") or "", e.get("tx_id") or "")):
         changed = set()
         for e in entry.get("effects") or []:
@@ -23,19 +35,26 @@ def quantity_series(entries: list[dict]) -> dict[str, list[tuple[str, int]]]:
             if op == "place":
                 lot = e.get("lot") or {}
                 unit = lot.get("unit", "?")
-                units[lot.get("lot_id")] = unit
-                totals[unit] = totals.get(unit, 0) + int(lot.get("placed") or 0)
-                changed.add(unit)
-            elif op == "consume" and e.get("lot_id") in units:
-                unit = units[e["lot_id"]]
-                totals[unit] -= int(e.get("qty") or 0)
-                changed.add(unit)
-            elif op in ("exit", "lose") and e.get("kind") == "LOT" and e.get("id") in units:
-                unit = units[e["id"]]
-                totals[unit] -= int(e.get("qty") or 0)
-                changed.add(unit)
-        for unit in sorted(changed):
-            series.setdefault(unit, []).append((entry.get("recorded_at") or "", totals[unit]))
+                if input_goods is None:
+                    key = (lot.get("cn") or "?", unit)
+                else:
+                    covering = _covering(input_goods, lot.get("cn"))
+                    if covering is None or covering.get("unit") != unit:
+                        continue            # counted by no ceiling (GetBalances: used by no entry)
+                    key = (covering["cn"], unit)
+                owner[lot.get("lot_id")] = key
+                totals[key] = totals.get(key, 0) + int(lot.get("placed") or 0)
+                changed.add(key)
+            elif op == "consume" and e.get("lot_id") in owner:
+                key = owner[e["lot_id"]]
+                totals[key] -= int(e.get("qty") or 0)
+                changed.add(key)
+            elif op in ("exit", "lose") and e.get("kind") == "LOT" and e.get("id") in owner:
+                key = owner[e["id"]]
+                totals[key] -= int(e.get("qty") or 0)
+                changed.add(key)
+        for key in sorted(changed):
+            series.setdefault(key, []).append((entry.get("recorded_at") or "", totals[key]))
     return series
 
 
@@ -46,7 +65,10 @@ def _t(text: str) -> float:
         return 0.0
 
 
-def quantity_chart(points: list[tuple[str, int]], unit: str, ceiling: int | None, now: str) -> str:
+def quantity_chart(points: list[tuple[str, int]], unit: str, ceiling: int | None, now: str, goods: str | None = None,
+                   ident: str = "qc") -> str:
+    """A step chart of one ceiling's use (``goods``: the input-goods entry's code); ``ident`` makes the ids of its
+    title and description its own on a page of several charts."""
     w, h, left, bottom, top, right = 640, 240, 70, 40, 20, 20
     if not points:
         return ""
@@ -67,12 +89,15 @@ def quantity_chart(points: list[tuple[str, int]], unit: str, ceiling: int | None
         prev = y
     path.append(f"L{sx(_t(now)):.1f},{prev:.1f}")
     last = points[-1][1]
-    desc = (f"Step chart of the quantity of input goods under the procedure, in {unit}, from "
-            f"{points[0][0][:10]} to {now[:10]}: now {last} {unit}" + (f", ceiling {ceiling} {unit}." if ceiling else "."))
-    parts = [f'<svg class="chart" role="img" aria-labelledby="qc-title qc-desc" viewBox="0 0 {w} {h}" '
+    of = f"goods {goods}, " if goods else ""
+    desc = (f"Step chart of the quantity of input goods under the procedure, {of}in {unit}, from "
+            f"{points[0][0][:10]} to {now[:10]} (UTC): now {last} {unit}"
+            + (f", ceiling {ceiling} {unit}." if ceiling else "."))
+    ident = escape(ident)
+    parts = [f'<svg class="chart" role="img" aria-labelledby="{ident}-title {ident}-desc" viewBox="0 0 {w} {h}" '
              f'xmlns="http://www.w3.org/2000/svg">',
-             f'<title id="qc-title">Quantity under the procedure ({escape(unit)})</title>',
-             f'<desc id="qc-desc">{escape(desc)}</desc>',
+             f'<title id="{ident}-title">Quantity under the procedure ({escape(of + unit)})</title>',
+             f'<desc id="{ident}-desc">{escape(desc)}</desc>',
              f'<line class="axis" x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}"/>',
              f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}"/>']
     for frac in (0, 0.5, 1):
@@ -83,7 +108,7 @@ def quantity_chart(points: list[tuple[str, int]], unit: str, ceiling: int | None
     if ceiling:
         parts.append(f'<line class="ceiling" x1="{left}" y1="{sy(ceiling):.1f}" x2="{w - right}" y2="{sy(ceiling):.1f}"/>')
         parts.append(f'<text class="tick ceiling-label" x="{w - right}" y="{sy(ceiling) - 4:.1f}" '
-                     f'text-anchor="end">ceiling {ceiling}</text>')
+                     f'text-anchor="end">ceiling {ceiling} {escape(unit)}</text>')
     parts.append(f'<path class="series" d="{" ".join(path)}"/>')
     parts.append("</svg>")
     return "".join(parts)
@@ -112,10 +137,11 @@ def yield_chart(rows: list[dict]) -> str:
     for i, r in enumerate(rows):
         x = left + 10 + i * group
         a, b = float(r["authorised"]), float(r["actual"])
+        # the bars' heights from floats (drawing only); their titles the contract's decimal text, as written
         parts.append(f'<rect class="bar-authorised" x="{x}" y="{sy(a):.1f}" width="{bar}" height="{sy(0) - sy(a):.1f}">'
-                     f'<title>authorised {a}</title></rect>')
+                     f'<title>authorised {escape(str(r["authorised"]))}</title></rect>')
         parts.append(f'<rect class="bar-actual" x="{x + bar}" y="{sy(b):.1f}" width="{bar}" height="{sy(0) - sy(b):.1f}">'
-                     f'<title>actual {b}</title></rect>')
+                     f'<title>actual {escape(str(r["actual"]))}</title></rect>')
         parts.append(f'<text class="tick" x="{x + bar}" y="{h - bottom + 14}" text-anchor="middle">'
                      f'{escape(r["label"])}</text>')
     parts.append(f'<rect class="bar-authorised" x="{left}" y="{h - 18}" width="10" height="10"/>'

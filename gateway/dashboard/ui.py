@@ -165,6 +165,43 @@ def _days_until(text: str | None) -> int | None:
     return (day - dt.datetime.now(dt.timezone.utc).date()).days
 
 
+def _moment(text: str | None) -> dt.datetime | None:
+    """A date-time the contract wrote (RFC 3339, UTC), else None."""
+    try:
+        when = dt.datetime.fromisoformat((text or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _lot_status(lot: dict, remaining: list[dict], at: dt.datetime) -> dict:
+    """A lot's status and days left as the contract has them at ``at`` (the ledger time of its answer): DISCHARGED
+    only when its own stock *and* its share of every batch made from it have gone (the bill's ``discharged``,
+    ``goods.is_discharged``) — a lot of stock 0 whose waste is still under the procedure is not —, else OVERDUE
+    after its deadline (the moment, not its day), else OPEN; days left as DeadlineApproaching counts them,
+    whole days to the deadline's moment ((deadline − at).days), none once discharged."""
+    status_of = {(r.get("goods"), r.get("id")): r.get("status") for r in remaining}
+    deadline = _moment(lot.get("deadline"))
+    if "discharged" in lot:
+        discharged = bool(lot["discharged"])
+    else:   # an older contract's answer: its own stock only
+        discharged = not lot.get("remaining") and ("LOT", lot.get("lot_id")) not in status_of
+    if discharged:
+        return {"status": "DISCHARGED", "days_left": None}
+    status = status_of.get(("LOT", lot.get("lot_id"))) or (
+        "OVERDUE" if deadline is not None and at > deadline else "OPEN")
+    return {"status": status, "days_left": (deadline - at).days if deadline is not None else None}
+
+
+@bp.app_template_filter("utc")
+def utc(text) -> str:
+    """A date-time the contract wrote, to the second and named UTC (``2027-06-02 15:58:51 UTC``); a date as it is."""
+    when = _moment(text) if isinstance(text, str) and len(text) > 10 else None
+    if when is None:
+        return "" if text is None else str(text)
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 # ------------------------------------------------------------------------------------------ login
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -294,14 +331,16 @@ def authorisation(principal, authorisation_id):
     bill = _evaluate(org, "GetBillOfDischargeData", auth_id, None, None, channel=channel)
     start = (auth.get("granted_at") or auth.get("valid_from") or "2000-01-01")[:10]
     log = _evaluate(org, "GetEventsInPeriod", auth_id, start, None, channel=channel)
-    status_of = {(r["goods"], r["id"]): r["status"] for r in bill.get("remaining", [])}
-    lots = [{**lot, "status": status_of.get(("LOT", lot["lot_id"]), "DISCHARGED" if not lot["remaining"] else "OPEN"),
-             "days_left": _days_until(lot.get("deadline"))} for lot in bill.get("lots", [])]
+    at = _moment((bill.get("scope") or {}).get("as_of")) or _moment(bill.get("cutoff")) \
+        or dt.datetime.now(dt.timezone.utc)   # the ledger time the contract answered at
+    lots = [{**lot, **_lot_status(lot, bill.get("remaining", []), at)} for lot in bill.get("lots", [])]
     now = bill.get("cutoff") or _now()
-    series = charts.quantity_series(log.get("events", []))
-    ceilings = {(e["unit"]): e["max_qty"] for e in auth.get("input_goods", [])}
-    quantity_svgs = [{"unit": unit, "points": pts,
-                      "svg": charts.quantity_chart(pts, unit, ceilings.get(unit), now)} for unit, pts in series.items()]
+    input_goods = auth.get("input_goods", [])
+    series = charts.quantity_series(log.get("events", []), input_goods)
+    ceilings = {(e["cn"], e["unit"]): e["max_qty"] for e in input_goods}
+    quantity_svgs = [{"cn": cn, "unit": unit, "points": pts,
+                      "svg": charts.quantity_chart(pts, unit, ceilings.get((cn, unit)), now, goods=cn, ident=f"qc{i}")}
+                     for i, ((cn, unit), pts) in enumerate(series.items())]
     yrows = charts.yield_rows(bill.get("processing", []))
     lv = live()
     timeline = lv.visibility.filter(org, lv.store.latest(50, auth_id))
@@ -402,3 +441,18 @@ def install_session(app, live_services) -> None:
     app.config.update(SESSION_COOKIE_NAME="ipledger_session", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/", SESSION_REFRESH_EACH_REQUEST=False,
                       PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=app.extensions["ipledger"].config.session_hours))
+
+
+@bp.app_template_filter("detail")
+def detail(value) -> str:
+    """A value of an alert's details as the contract gave it: a list as its items (``L1, L2``), an object as
+    ``key: value`` pairs, text and numbers as they are — never Python's repr (``['L1', 'L2']``, ``True``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return ", ".join(detail(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {detail(v)}" for k, v in value.items())
+    return str(value)
