@@ -14,11 +14,12 @@ ROUTES = Routes(API_PREFIX)
 
 def alerts_across(org: str, as_of: str | None, channel: str | None = None) -> dict:
     """The alerts at ``as_of`` of every authorisation the gateway knows that ``org`` may read (on ``channel`` only,
-    when given: a gateway of several holders' channels; 400 unknown-channel for one it does not serve)."""
+    when given: a gateway of several holders' channels; 400 unknown-channel for one it does not serve). The answer's
+    ``as_of`` is the moment the contract computed them for (a date: the end of that day), None for now."""
     service = state().service
     if channel is not None:
         service.channels(channel)   # checked even when no authorisation is known
-    out, authorisations = [], []
+    out, authorisations, moment = [], [], as_of
     for auth_id in visible_authorisations(org):
         try:
             data = service.evaluate_json(org, "GetAlerts", auth_id, as_of, channel=channel)
@@ -28,7 +29,10 @@ def alerts_across(org: str, as_of: str | None, channel: str | None = None) -> di
             raise
         authorisations.append(auth_id)
         out.extend(data.get("alerts", []))
-    return {"as_of": as_of, "authorisations": authorisations, "alerts": out}
+        if as_of is not None:
+            # the moment as the contract read it: a date is the end of that day (24:00 UTC), not its first instant
+            moment = data.get("as_of", moment)
+    return {"as_of": moment, "authorisations": authorisations, "alerts": out}
 
 
 @ROUTES.get("/alerts", id="getAllAlerts", permission="read", channel=True,

@@ -384,7 +384,8 @@ def events(principal):
 def alerts(principal):
     as_of = moment_param("as_of")   # as the API's: a date or date-time, else a 400 page (not today's alerts)
     data = alerts_across(principal.org, as_of, channel_param())
-    return render_template("dashboard/alerts.html", principal=principal, alerts=data["alerts"], as_of=as_of)
+    return render_template("dashboard/alerts.html", principal=principal, alerts=data["alerts"], as_of=as_of,
+                           moment=data["as_of"])
 
 
 @bp.get("/members")
