@@ -34,6 +34,15 @@ def _moment(tx, value, name: str) -> dt.datetime:
     return timestamps.parse_datetime(_text(value, name), name)
 
 
+def _as_of(tx, value) -> dt.datetime:
+    """The moment a view holds at, itself included: a date is its whole day, up to 23:59:59.999999 UTC — not the
+    next day's first instant, which belongs to that day; the ledger time when None."""
+    moment = _moment(tx, value, "as_of")
+    if isinstance(value, str) and len(value) == 10:
+        moment -= dt.timedelta(microseconds=1)
+    return moment
+
+
 def _readable_authorisation(tx, authorisation_id, what: str) -> dict:
     auth = authorisations.get(tx.state, _text(authorisation_id, "authorisation_id"))
     roles.require_standing(tx.party, auth, what)
@@ -136,7 +145,7 @@ def get_events_in_period(tx, authorisation_id, start, end) -> dict:
 
 def get_alerts(tx, authorisation_id, as_of=None) -> dict:
     auth = _readable_authorisation(tx, authorisation_id, "GetAlerts")
-    moment = _moment(tx, as_of, "as_of")
+    moment = _as_of(tx, as_of)
     return {"authorisation_id": auth["authorisation_id"], "as_of": timestamps.fmt(moment),
             "alerts": alert_rules.current(tx.state, auth, moment, tx.params, now=tx.now)}
 
@@ -151,10 +160,7 @@ def get_bill_of_discharge_data(tx, authorisation_id, period_end=None, as_of=None
         day = timestamps.parse_date(_text(period_end, "period_end"), "period_end")
         data = billing.compute(tx.state, auth, period_end=day)
     else:
-        moment = _moment(tx, as_of, "as_of")
-        if isinstance(as_of, str) and len(as_of) == 10:   # a date: up to its end, not the next day's first instant
-            moment -= dt.timedelta(microseconds=1)
-        data = billing.compute(tx.state, auth, as_of=moment)
+        data = billing.compute(tx.state, auth, as_of=_as_of(tx, as_of))
     if roles.sees_commercial_data(tx.party):
         data = billing.with_commercial_values(tx.state, data)
     return data

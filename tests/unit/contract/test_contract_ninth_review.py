@@ -874,9 +874,6 @@ def test_extension_one_microsecond_later_than_the_deadline(s):
     assert parse(s.lot("L1")["deadline"]) == deadline + US
 
 
-@pytest.mark.xfail(strict=True, reason="finding N1, not fixed here: GetAlerts reads a date as_of as the next day's "
-                   "first instant, and tests/unit/dashboard/test_alerts_webhooks.py (not ours to edit) expects that "
-                   "moment echoed; GetBillOfDischargeData reads the same date up to 23:59:59.999999")
 def test_alerts_as_of_a_date_do_not_include_the_next_days_first_instant(s):
     """§6 "Alerts (from ledger time or an as_of date)": a date is that day — up to 23:59:59.999999 UTC, as the
     audit view of §7 reads it (GetBillOfDischargeData with a date as_of). A placement recorded at the next

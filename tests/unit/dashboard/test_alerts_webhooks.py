@@ -1,7 +1,6 @@
 """Alerts across authorisations; webhooks: signed, retried with back-off, at least once, logged."""
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -189,11 +188,10 @@ def test_a_retry_is_not_sent_once_the_organisation_may_no_longer_read_the_author
 
 
 def test_alerts_across_name_the_moment_the_contract_computed_them_for(scenario, api):
-    """A date means the end of that day to the contract (24:00 UTC): the answer names that moment, as each
-    authorisation's own GetAlerts does, not the date as it was asked (which reads as its first instant)."""
+    """A date means that whole day to the contract (up to 23:59:59.999999 UTC): the answer names that moment, as
+    each authorisation's own GetAlerts does, not the date as it was asked (which reads as its first instant)."""
     asked = day(151)
     across = api.get(f"/api/v1/alerts?as_of={asked}", "OperatorMSP").get_json()
     own = api.get(f"/api/v1/authorisations/{AUTH}/alerts?as_of={asked}", "OperatorMSP").get_json()
     assert across["as_of"] == own["as_of"] != asked
-    next_day = (dt.date.fromisoformat(asked) + dt.timedelta(days=1)).isoformat()
-    assert across["as_of"].startswith(f"{next_day}T00:00:00")
+    assert across["as_of"] == f"{asked}T23:59:59.999999Z"
