@@ -168,12 +168,15 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict, source: dic
     # ExitUnconfirmed: a re-export without ConfirmExit more than exit_confirm_days after its legally relevant
     # date (declared_at: when the declaration was accepted, at most the ledger time; see discharge.exit_goods)
     limit = dt.timedelta(days=params["exit_confirm_days"])
+    unit_of = {**{(goods.LOT, r["lot_id"]): r["unit"] for r in source["lots"]},
+               **{(goods.BATCH, r["batch_id"]): r["unit"] for r in source["batches"]}}
     for (mrn, item), pending in source["unconfirmed"]:
         if as_of - timestamps.parse_datetime(pending["declared_at"]) > limit:
             out.append(_derived("ExitUnconfirmed", auth_id, f"{mrn}/{int(item)}", {
                 "mrn": mrn, "item_no": int(item), "declared_at": pending["declared_at"],
                 "occurred_at": pending["occurred_at"], "recorded_at": pending["recorded_at"],
-                "goods": pending["goods"], "id": pending["id"], "quantity": pending["quantity"]}))
+                "goods": pending["goods"], "id": pending["id"], "quantity": pending["quantity"],
+                "unit": unit_of.get((pending["goods"], pending["id"]))}))
 
     # AuthorisationExpiring: validity ends within auth_warn_days
     end = authorisations.validity(auth)[1]

@@ -636,7 +636,12 @@ def test_exit_unconfirmed_at_its_boundary(s):
     declared = parse(res["recorded_at"])
     limit = declared + dt.timedelta(days=90)
     assert alert_types(s, limit, "ExitUnconfirmed") == []
-    assert [a["details"]["quantity"] for a in alert_types(s, limit + US, "ExitUnconfirmed")] == [10]
+    assert [(a["details"]["quantity"], a["details"]["unit"])
+            for a in alert_types(s, limit + US, "ExitUnconfirmed")] == [(10, "p/st")]
+    # the same moment seen from a later ledger time: the records replayed from the event log name the unit too
+    then = s.query("GetAlerts", AUTH_ID, iso(limit + US), ts=limit + dt.timedelta(days=3))["alerts"]
+    assert [(a["details"]["quantity"], a["details"]["unit"]) for a in then if a["type"] == "ExitUnconfirmed"] \
+        == [(10, "p/st")]
 
 
 def test_authorisation_expiring_and_expired_at_their_boundaries(s):
