@@ -14,11 +14,12 @@ Every submit transaction goes through the same steps (:meth:`InwardProcessingCon
 1. ClockSkew      — the transaction timestamp is close to this peer's clock;
 2. InvalidEvent   — the event matches its JSON Schema (``schemas/<EventType>.json``; InvalidMrn when
                     an MRN is the only problem) and every identifier in it is whole (InvalidIdentifier);
-3. NotPermitted   — a client identity of customs or of a registered party (UnknownParty,
+3. idempotency    — an ``event_id`` the same organisation used before returns the original result
+                    (same content; nothing is written, so whatever the sender's standing now) or is a
+                    DuplicateEvent (other content);
+4. NotPermitted   — a client identity of customs or of a registered party (UnknownParty,
                     PartyWithdrawn, EoriNotRegistered: fail closed) whose role performs the act, with
                     standing for the authorisation: the holder's own, a representative's by mandate;
-4. idempotency    — an ``event_id`` the same organisation used before returns the original result
-                    (same content) or is a DuplicateEvent (other content);
 5. OutOfOrder     — the business time is not in the future;
 6. the act itself — its own rules (see the module of each act), then the alerts it changes
                     (LateRecording when recorded more than ``late_recording_days`` after it occurred);
@@ -281,14 +282,17 @@ class InwardProcessingContract(Contract):
         schemas.validate(act, event)
         identifiers.require_whole(event)
         roles.require_client(tx.caller, act)
-        tx.party = roles.identify(tx.caller, tx.customs_msp, tx.state, act)
-        roles.require_act(tx.party, act)
         tx.commercial = self._commercial(tx, act)
-        if "authorisation_id" in event and tx.party.role != roles.CUSTOMS:
-            roles.require_standing(tx.party, authorisations.get(tx.state, event["authorisation_id"]), act)
+        # the caller's organisation sent this event_id before: the original result (same content; it writes
+        # nothing) whatever its standing now, or DuplicateEvent. Refusing a resend after a mandate ended would tell
+        # a sender who never got its answer that an event on the ledger was not recorded.
         original = eventlog.replay(tx, act, event)
         if original is not None:
             return original
+        tx.party = roles.identify(tx.caller, tx.customs_msp, tx.state, act)
+        roles.require_act(tx.party, act)
+        if "authorisation_id" in event and tx.party.role != roles.CUSTOMS:
+            roles.require_standing(tx.party, authorisations.get(tx.state, event["authorisation_id"]), act)
         if "authorisation_id" in event and act != "GrantAuthorisation":
             time_rules.within_open_time(tx, authorisations.get(tx.state, event["authorisation_id"]))
         tx.occurred_at = time_rules.business_time(tx, event)

@@ -12,7 +12,7 @@ import pytest
 from ipledger.chaincode.contract import InwardProcessingContract, deployment
 from ipledger.chaincode.contract.endorsement import describe
 from ipledger.chaincode.testing.scenario import (AUTH_ID, BROKER_EORI, HOLDER, PLACE_MRN_L1, SITE1, SITE2, Scenario,
-                                        authorisation_fields)
+                                        authorisation_fields, iso)
 
 AUTH_B = "FRIPO000002"
 PLANT_B, PLANT_B_EORI = "PlantBMSP", "FR55555555555555"
@@ -316,3 +316,19 @@ def test_the_contract_names_no_organisation():
                     and msp_id.search(node.value):
                 found.append((path.name, node.value[:60]))
     assert found == []
+
+
+def test_a_withdrawn_party_resending_its_own_recorded_event_gets_the_original_result(s):
+    """Idempotency comes before standing: the operator's ERP sends a move again after customs withdrew the
+    operator (its first answer was lost). The move is on the ledger: the resend returns its original result and
+    writes nothing; other content under that id is a DuplicateEvent; a new event is PartyWithdrawn."""
+    event = {"authorisation_id": AUTH_ID, "lot_id": "L1", "quantity": 1, "from_site": SITE1, "to_site": SITE2,
+             "event_id": "erp-move-1", "occurred_at": iso(s.ledger.now)}
+    first = s.accepted(s.submit("MoveGoods", event, "OperatorMSP"))
+    s.accepted(s.withdraw("OperatorMSP", reason="left the procedure"))
+    before = s.ledger.snapshot()
+    again = s.submit("MoveGoods", event, "OperatorMSP")
+    assert again.ok and again.json() == first and again.event is None
+    assert s.ledger.snapshot() == before
+    s.refused("DuplicateEvent", s.submit, "MoveGoods", {**event, "quantity": 2}, "OperatorMSP")
+    s.refused("PartyWithdrawn", s.submit, "MoveGoods", {**event, "event_id": "erp-move-2"}, "OperatorMSP")

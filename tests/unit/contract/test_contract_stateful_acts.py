@@ -765,26 +765,22 @@ class Driver:
     # -- idempotency, standing
     def replay(self, index: int, mutate: bool) -> None:
         """The same event_id again: the same content returns the original result and writes nothing; other
-        content is a DuplicateEvent."""
+        content is a DuplicateEvent — whatever the sender's standing now (a representative whose mandate was
+        withdrawn is told what became of its own event, and can record nothing)."""
         fn, event, msp, transient, result = self.done[index]
-        standing = msp != BROKER or self.terms.mandate
         if mutate:
             if fn == "PlaceUnderProcedure" and index % 2:
                 other, transient = event, OTHER_VALUE      # other commercial data is other content
             else:
                 other = {**event, "occurred_at": iso(parse(event["occurred_at"]) - dt.timedelta(seconds=1))}
-            self.send(fn, other, msp, transient, expect=False,
-                      codes=("DuplicateEvent",) if standing else ("NotPermitted",))
+            self.send(fn, other, msp, transient, expect=False, codes=("DuplicateEvent",))
             return
         before = self.L.snapshot()
         res = self.s.submit(fn, event, msp, transient=transient)
         self._log(fn, res)
         assert self.L.snapshot() == before, f"a replay of {fn} wrote"
-        if standing:
-            assert res.ok, f"a replay of {fn} was refused: {res.message}"
-            assert res.json() == result and res.event is None
-        else:   # a representative whose mandate was withdrawn: no standing, not even for its own past events
-            assert res.error_code == "NotPermitted", res.message
+        assert res.ok, f"a replay of {fn} was refused: {res.message}"
+        assert res.json() == result and res.event is None
 
     def unpermitted(self, which: int) -> None:
         kind, gid = self.goods()[0] if self.goods() else ("LOT", "L0")

@@ -1,10 +1,8 @@
 """Ninth review, with the real contract in memory (``tests/unit/dashboard/contract_ledger.py``): the ERP's resend of
-an event that WAS recorded (its first answer was a 503 "may or may not be recorded") must come back as the
-original result. The contract checks who may act (step 3) before it looks for the event_id (step 4): when the
-caller's standing changed in between — here customs ended the broker's mandate — the resend is a 403, which
-tells the ERP "refused, nothing changed" about an event that is on the ledger. A fix belongs to the contract
-(``chaincode/contract/contract.py``: look up the idempotency record of the caller's organisation before its
-standing), outside the gateway this review may change: the test is marked xfail (strict) until then."""
+an event that WAS recorded (its first answer was a 503 "may or may not be recorded") comes back as the original
+result — also when the caller's standing changed in between (here customs ended the broker's mandate): the
+contract looks up the organisation's idempotency record before its standing. A 403 would tell the ERP "refused,
+nothing changed" about an event that is on the ledger."""
 from __future__ import annotations
 
 import pytest
@@ -35,8 +33,6 @@ def test_a_placement_is_recorded_then_its_resend_is_the_original(contract_app, k
     assert again.status_code == 200 and again.json["tx_id"] == first.json["tx_id"]
 
 
-@pytest.mark.xfail(strict=True, reason="the contract checks the caller's standing before the idempotency record "
-                                       "(contract fix, outside the gateway)")
 def test_the_resend_of_a_recorded_placement_is_the_original_after_the_mandate_ended(contract_app, keys):
     client = contract_app.test_client()
     customs, broker = bearer(keys[("CustomsMSP", "clerk")]), bearer(keys[("BrokerMSP", "clerk")])
@@ -50,5 +46,8 @@ def test_the_resend_of_a_recorded_placement_is_the_original_after_the_mandate_en
                "reason": "mandate ended"}
     assert client.post(EVENTS, json=amended, headers=customs).status_code == 201, AUTH
     again = client.post(EVENTS, json=placement, headers=broker)
-    assert again.status_code == 200, again.json           # 403 not-permitted: "refused, nothing changed" — untrue
+    assert again.status_code == 200, again.json           # not 403 not-permitted: "refused, nothing changed"
     assert again.json["tx_id"] == first.json["tx_id"]
+    # a new event of the broker is refused: the mandate has ended
+    other = client.post(EVENTS, json=place("L2", 10, "26FR000110000002R7"), headers=broker)
+    assert other.status_code == 403 and other.json["type"].endswith("not-permitted"), other.json
