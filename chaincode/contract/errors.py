@@ -87,11 +87,12 @@ class UnitMismatch(_Rule):
 
 
 class YieldOutOfTolerance(_Rule):
-    """The rate of yield covers the whole processing operation (UCC art. 255): for every processed product,
-    main or secondary, that an authorised rate gives from the consumed inputs, the quantity obtained must be
-    within ``yield_block_pct`` of the expected Σ input × rate — |actual / expected − 1| ≤ ``yield_block_pct``,
-    a product not reported counting as 0. An operation that produces less (or more) than the rates say is
-    refused: goods cannot leave the procedure by being processed into nothing."""
+    """The rate of yield (UCC art. 255): for every main product that an authorised rate gives from the consumed
+    inputs, the quantity obtained must be within ``yield_block_pct`` of the expected Σ input × rate —
+    |actual / expected − 1| ≤ ``yield_block_pct``, a main product not reported counting as 0. An operation that
+    produces less (or more) than the rates say is refused: goods cannot leave the procedure by being processed
+    into nothing. (Secondary products and waste are recorded without a block; their deviation beyond
+    ``yield_warn_pct`` is a ``YieldDeviation`` alert.)"""
 
 
 class DeadlinePassed(_Rule):

@@ -8,10 +8,13 @@ operation is checked as a whole, against every authorised rate from the goods it
   authorisation names would leave the procedure without a trace;
 * a main product needs a rate from the inputs, and so does a secondary product the authorisation gives
   a rate from other goods (GoodsNotCovered): it cannot come out of these unchecked;
-* every product with a rate from the inputs — main or secondary — comes out within its expected
-  quantity ± ``yield_block_pct`` (YieldOutOfTolerance), expected = Σ input × ``output_per_input``; a
-  product the rates expect and the operation does not report counts as 0. Beyond ``yield_warn_pct`` the
-  operation is accepted with a ``YieldDeviation`` alert;
+* every main product comes out within its expected quantity ± ``yield_block_pct`` (YieldOutOfTolerance),
+  expected = Σ input × ``output_per_input``; a main product the rates expect and the operation does not
+  report counts as 0, so inputs cannot be consumed into a mere trace of a by-product;
+* a secondary product (or waste) with a rate from the inputs is recorded without a block, as the
+  specification has it, but measured like a main product: beyond ``yield_warn_pct`` — main or secondary,
+  an unreported one counting as 0 — the operation is accepted with a ``YieldDeviation`` alert, so a
+  by-product reported short is in front of customs, not silently gone;
 * waste, and secondary products without any rate, are recorded without a check.
 
 Every product — waste included — stays under the procedure, traced to its lots, until it leaves it
@@ -31,8 +34,9 @@ KIND_ORDER = ("MAIN", "SECONDARY", "WASTE")
 
 def check_yield(auth: dict, params: dict, inputs: list[tuple[dict, int]], outputs: list[dict]) -> list[dict]:
     """The yield of the whole operation: one line per product that the inputs have a rate for, main
-    products first, each kind in CN order. Refuses (before anything is written) an input without a rate, a main product without one, and
-    any product outside its rate ± ``yield_block_pct``."""
+    products first, each kind in CN order. Refuses (before anything is written) an input without a rate, a main
+    product without one, and a main product outside its rate ± ``yield_block_pct`` (the others' deviations are
+    alerts)."""
     expected_from: dict[str, list[tuple[dict, int, Fraction]]] = {}   # product CN -> [(lot, qty, rate)]
     for lot, qty in inputs:
         rates = authorisations.rates_for_input(auth, lot["cn"])
@@ -52,7 +56,7 @@ def check_yield(auth: dict, params: dict, inputs: list[tuple[dict, int]], output
         product = authorisations.product(auth, cn)
         produced = sum(out["qty"] for out in outputs if out["cn"] == cn)
         line, deviation = _yield_line(product, expected_from[cn], produced, warn_pct, block_pct)
-        if deviation > block_pct:
+        if deviation > block_pct and product["kind"] == "MAIN":
             raise YieldOutOfTolerance(
                 f"{cn}: {produced} {product['unit']} obtained, {line['expected_output']} expected from the rate of "
                 f"yield: {line['deviation_pct']} % off (limit {line['block_pct']} %)", **line)

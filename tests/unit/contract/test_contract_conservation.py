@@ -62,19 +62,27 @@ def test_an_operation_without_its_main_product_is_refused_and_the_lot_stays(s):
     assert remaining(s, s.ledger.now) == [("LOT", "L1", 1000)]
 
 
-def test_a_secondary_product_far_below_its_rate_is_refused(s):
-    details = s.refused("YieldOutOfTolerance", s.process, "OP1", [("L1", 500)],
-                        [retreaded(500, "B1"), secondary(1, "S1")])
-    assert (details["output_cn"], details["kind"], details["expected_output"]) == (RECLAIMED, "SECONDARY", "1250")
-    assert details["authorised_per_input"] == "2.5" and details["actual_per_input"] == "0.002"
-    s.refused("YieldOutOfTolerance", s.process, "OP1", [("L1", 500)], [retreaded(500, "B1")])  # none reported
+def test_a_secondary_product_far_below_its_rate_is_recorded_with_a_deviation_alert(s):
+    """The specification: "every main output within the rate of yield ± yield_block_pct (secondary outputs and
+    waste: recorded, no block)". A by-product reported short (or not at all, counted as 0) is accepted, and its
+    deviation is a YieldDeviation alert in front of customs — not silently gone."""
+    res = s.accepted(s.process("OP1", [("L1", 500)], [retreaded(500, "B1"), secondary(1, "S1")]))
+    (line,) = [y for y in res["operation"]["yield"] if y["output_cn"] == RECLAIMED]
+    assert (line["kind"], line["expected_output"], line["actual_per_input"], line["warning"]) == \
+        ("SECONDARY", "1250", "0.002", True)
+    res = s.accepted(s.process("OP2", [("L1", 100)], [retreaded(100, "B2")]))                   # none reported
+    (line,) = [y for y in res["operation"]["yield"] if y["output_cn"] == RECLAIMED]
+    assert (line["output_qty"], line["deviation_pct"], line["warning"]) == (0, "100", True)
+    alerts = {a["subject"]: a["details"]["deviation_pct"] for a in s.query("GetAlerts", AUTH_ID)["alerts"]
+              if a["type"] == "YieldDeviation"}
+    assert alerts == {f"OP1/{RECLAIMED}": "99.92", f"OP2/{RECLAIMED}": "100"}
 
 
 # ---------------------------------------------------------------------------------------- the whole operation
 
-def test_every_rated_product_within_tolerance_both_ways(s):
-    s.refused("YieldOutOfTolerance", s.process, "OP1", [("L1", 500)], [retreaded(500), secondary(1276)])  # +2.08 %
-    s.refused("YieldOutOfTolerance", s.process, "OP1", [("L1", 500)], [retreaded(500), secondary(1224)])  # -2.08 %
+def test_every_main_product_within_tolerance_both_ways_and_every_rated_product_measured(s):
+    s.refused("YieldOutOfTolerance", s.process, "OP1", [("L1", 500)], [retreaded(511), secondary(1250)])  # +2.2 %
+    s.refused("YieldOutOfTolerance", s.process, "OP1", [("L1", 500)], [retreaded(489), secondary(1250)])  # -2.2 %
     res = s.accepted(s.process("OP1", [("L1", 500)], [retreaded(500, "B1"), secondary(1240, "S1"), waste(30, "W1")]))
     lines = {y["output_cn"]: y for y in res["operation"]["yield"]}
     assert list(lines) == [RETREADED, RECLAIMED]     # main products first; waste has no rate: not checked
@@ -90,10 +98,14 @@ def test_every_rated_product_within_tolerance_both_ways(s):
 def test_inputs_of_several_codes_add_up_per_product(s):
     s.accepted(s.place("T1", 400, cn=TUBES, mrn_=valid_mrn(2)))
     # tyres 100 → 100 retreaded and 250 kg; tubes 400 → 200 kg: 450 kg of reclaimed rubber expected
-    s.refused("YieldOutOfTolerance", s.process, "OP1", [("L1", 100), ("T1", 400)], [retreaded(100), secondary(250)])
     res = s.accepted(s.process("OP1", [("L1", 100), ("T1", 400)], [retreaded(100, "B1"), secondary(450, "S1")]))
     (line,) = [y for y in res["operation"]["yield"] if y["output_cn"] == RECLAIMED]
     assert (line["input_qty"], line["expected_output"], line["authorised_per_input"]) == (500, "450", "0.9")
+    assert line["warning"] is False
+    s.accepted(s.place("T2", 100, cn=TUBES, mrn_=valid_mrn(3)))
+    res = s.accepted(s.process("OP2", [("L1", 100), ("T2", 100)], [retreaded(100, "B2"), secondary(250, "S2")]))
+    (line,) = [y for y in res["operation"]["yield"] if y["output_cn"] == RECLAIMED]   # 250 + 50 expected
+    assert (line["expected_output"], line["deviation_pct"], line["warning"]) == ("300", "16.6667", True)
 
 
 def test_an_input_the_operation_uses_without_a_main_product_is_fine_when_no_rate_asks_for_one(s):

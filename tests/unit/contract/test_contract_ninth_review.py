@@ -124,7 +124,9 @@ class Oracle:
             got = outputs.get(out_cn, 0)
             line["deviation"] = abs(F(got) / line["expected"] - 1) * 100
             line["warning"] = line["deviation"] > self.warn
-            line["refused"] = line["deviation"] > self.block
+            # §4: "every main output within the rate of yield ± yield_block_pct (secondary outputs and waste:
+            # recorded, no block)"; §6 YieldDeviation for any deviation beyond yield_warn_pct
+            line["refused"] = line["deviation"] > self.block and KIND[out_cn] == "MAIN"
         return lines
 
     def process(self, op: str, site: str, inputs: list[tuple[str, int]], outputs: list[tuple[str, str, int]],
