@@ -895,18 +895,3 @@ def test_alerts_as_of_a_date_do_not_include_the_next_days_first_instant(s):
     assert [a for a in as_of_date if a["type"] == "CeilingNear"] == []
     at_midnight = s.query("GetAlerts", AUTH_ID, iso(midnight), ts=s.D(4))["alerts"]
     assert [a["details"]["quantity"] for a in at_midnight if a["type"] == "CeilingNear"] == [4500]
-
-
-@pytest.mark.xfail(strict=True, reason="finding N2, not fixed here: the receiving side of a 5151 transfer cannot be "
-                   "recorded under its own declaration (PlaceUnderProcedure takes procedure 5100 only, and the MRN + "
-                   "item is already the exit's: DuplicateDeclaration); a schema and declaration-key change with the "
-                   "gateway and docs, beyond this review")
-def test_a_transfer_5151_is_received_under_the_other_authorisation_by_the_same_declaration(s):
-    """§2b: "5151 IP after IP (transfer to another authorisation)" — one declaration discharges the goods from
-    the first authorisation and places them under the second: the exit and the placement name the same MRN
-    and item."""
-    from ipledger.chaincode.testing.scenario import mrn
-    s.accepted(s.grant("FRIPO000002"))
-    transfer = mrn("I", 777001)
-    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=transfer))
-    s.accepted(s.place("L1-B", 100, mrn_=transfer, auth_id="FRIPO000002", procedure="5151"))
