@@ -38,7 +38,6 @@ import copy
 import datetime as dt
 from fractions import Fraction as F
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
