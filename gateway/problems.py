@@ -270,8 +270,9 @@ def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
                        "the transaction was sent for ordering but its commit status could not be read; the event "
                        "may or may not be recorded: send it again with the same event_id (replays are safe)",
                        extra=tx, headers=retry)
+    # every endorser that failed could not be reached or did not answer in time (Fabric's endorsement timeout)
     unreachable_endorsers = code == grpc.StatusCode.ABORTED and bool(getattr(exc, "details", None)) \
-        and all("code = Unavailable" in d.message for d in exc.details)
+        and all(any(c in d.message for c in ("code = Unavailable", "code = DeadlineExceeded")) for d in exc.details)
     if unreachable_endorsers or (code == grpc.StatusCode.FAILED_PRECONDITION and any(
             m in str(exc) for m in ENDORSERS_UNREACHABLE)):
         # Fabric's gateway could not find enough reachable peers of the organisations

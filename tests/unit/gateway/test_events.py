@@ -333,6 +333,12 @@ def test_unknown_route_and_method_are_problems(client):
     ("ABORTED", "failed to collect enough transaction endorsements",
      ["rpc error: code = Unavailable desc = connection error: connect: connection refused"]),
     ("CANCELLED", "Channel closed!", []),
+    # an endorsing peer that did not answer within Fabric's endorsement timeout: nothing was ordered
+    ("ABORTED", "failed to collect enough transaction endorsements",
+     ["rpc error: code = DeadlineExceeded desc = context deadline exceeded"]),
+    ("ABORTED", "failed to collect enough transaction endorsements",
+     ["rpc error: code = DeadlineExceeded desc = context deadline exceeded",
+      "rpc error: code = Unavailable desc = connection error: connect: connection refused"]),
 ])
 def test_unreachable_endorsers_or_an_interrupted_call_are_503_with_retry_after(code, message, details):
     import grpc
