@@ -27,7 +27,8 @@ SERVED_QUERY_CACHE_S = 5.0  # a served gateway's query_cache_s (see GatewayConfi
 ENV_SECONDS = (("webhook_backoff_s", "IPLEDGER_WEBHOOK_BACKOFF_S"), ("alert_poll_s", "IPLEDGER_ALERT_POLL_S"),
                ("sse_max_seconds", "IPLEDGER_SSE_MAX_SECONDS"), ("query_cache_s", "IPLEDGER_QUERY_CACHE_S"))
 ENV_COUNTS = (("sse_max_per_key", "IPLEDGER_SSE_MAX_PER_KEY"), ("sse_max_per_session", "IPLEDGER_SSE_MAX_PER_SESSION"),
-              ("sse_max_per_worker", "IPLEDGER_SSE_MAX_PER_WORKER"))
+              ("sse_max_per_worker", "IPLEDGER_SSE_MAX_PER_WORKER"), ("feed_keep_days", "IPLEDGER_FEED_KEEP_DAYS"),
+              ("webhook_log_keep_days", "IPLEDGER_WEBHOOK_LOG_KEEP_DAYS"))
 ENVIRONMENT = ("IPLEDGER_CHAINCODE", "IPLEDGER_LIVE_FEED", *(env for _f, env in ENV_SECONDS + ENV_COUNTS))
 
 
@@ -87,6 +88,9 @@ class GatewayConfig:
     webhook_max_attempts: int = 10
     webhook_timeout_s: float = 10.0
     alert_poll_s: float = 3600.0       # time alerts (no chaincode event) are polled with GetAlerts this often
+    # how long the feed database keeps its items and the webhook delivery log (gateway/feed/retention.py); 0: for good
+    feed_keep_days: int = 0            # env IPLEDGER_FEED_KEEP_DAYS
+    webhook_log_keep_days: int = 0     # env IPLEDGER_WEBHOOK_LOG_KEEP_DAYS
     session_hours: float = 8.0         # dashboard session lifetime
     descriptions: dict[str, str] = field(default_factory=dict)  # MSP id -> description (consortium file)
     customs_msp: str | None = None     # the customs authority's MSP id (consortium file): its keys see every

@@ -1,5 +1,5 @@
 """The gateway's live services, one set per app (= per gunicorn worker): the feed store, visibility,
-the chaincode-event listener, the webhook dispatcher, the audit trail, the caps on open SSE streams. See gateway/README.md § Dashboard."""
+the chaincode-event listener, the webhook dispatcher, the feed's retention, the audit trail, the caps on open SSE streams. See gateway/README.md § Dashboard."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ipledger.gateway.audit import AuditTrail, FabricBlockReader
 from ipledger.gateway.feed.listener import FabricEventSource, FeedListener
+from ipledger.gateway.feed.retention import Retention
 from ipledger.gateway.feed.store import FeedStore, gateway_dir
 from ipledger.gateway.feed.visibility import Visibility
 from ipledger.gateway.webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
@@ -43,6 +44,8 @@ class Live:
         if block_reader is None and config.orgs:
             block_reader = FabricBlockReader(config)
         self.block_reader = block_reader
+        self.retention = Retention(store, feed_keep_days=config.feed_keep_days,
+                                   webhook_log_keep_days=config.webhook_log_keep_days)
         self.audit = AuditTrail(service, store, block_reader)
         self.streams = StreamLimits(store, per_key=config.sse_max_per_key, per_session=config.sse_max_per_session,
                                     per_worker=config.sse_streams_per_worker, stream_seconds=config.sse_max_seconds,
@@ -124,6 +127,8 @@ class Live:
             if not self._dispatcher_started:
                 self._dispatcher_started = True
                 self.dispatcher.start()
+                if self.retention.active:      # with the dispatcher: one process per gateway prunes
+                    self.retention.start()
 
     def secret_key(self) -> bytes:
         """The session-cookie signing key, shared by the workers (``<state>/<org name>/gateway/session.key``)."""
@@ -149,6 +154,7 @@ class Live:
         for listener in self.listeners:
             listener.stop()
         self.dispatcher.stop()
+        self.retention.stop()
         if self.block_reader is not None and hasattr(self.block_reader, "close"):
             self.block_reader.close()
 

@@ -295,6 +295,35 @@ class FeedStore:
             row = db.execute("SELECT min(channel) FROM events WHERE channel > ?", (row[0],)).fetchone()
         return channels
 
+    def prune(self, events_before: str | None, deliveries_before: str | None, chunk: int = 1000) -> tuple[int, int]:
+        """Delete the feed's items stored before ``events_before`` — except the newest of each channel, which
+        tells the listener that the database holds what its checkpoint stands for — and the webhook deliveries
+        DELIVERED or FAILED before ``deliveries_before`` (PENDING ones never); None: nothing of that kind.
+        Timestamps as :func:`now_text` writes them. In chunks, each its own transaction (writers wait briefly,
+        never for the whole pruning). How many items and deliveries went."""
+        events = deliveries = 0
+        if events_before is not None:
+            with self._db() as db:
+                keep = {row[0] for channel in self._channels(db) for row in db.execute(
+                    "SELECT seq FROM events WHERE channel IS ? ORDER BY block DESC, seq DESC LIMIT 1", (channel,))}
+            last = 0
+            while True:
+                with self._db() as db:
+                    seqs = [r[0] for r in db.execute("SELECT seq FROM events WHERE seq > ? AND stored_at < ? "
+                                                     "ORDER BY seq LIMIT ?", (last, events_before, chunk))]
+                    gone = [q for q in seqs if q not in keep]
+                    if gone:
+                        db.execute(f"DELETE FROM events WHERE seq IN ({','.join('?' * len(gone))})", gone)
+                events += len(gone)
+                if len(seqs) < chunk:
+                    break
+                last = seqs[-1]
+        if deliveries_before is not None:
+            with self._db() as db:
+                deliveries = db.execute("DELETE FROM deliveries WHERE status IN ('DELIVERED', 'FAILED') "
+                                        "AND created_at < ?", (deliveries_before,)).rowcount
+        return events, deliveries
+
     def end_position(self) -> str:
         """The block position past the newest stored item (``0:`` for an empty store)."""
         with self._db() as db:
