@@ -49,6 +49,7 @@ CHAINCODE_STATUS: dict[str, int] = {
     "DeadlinePassed": _CONFLICT,
     "DuplicateEvent": _CONFLICT,
     "DuplicateDeclaration": _CONFLICT,
+    "TransferMismatch": _CONFLICT,       # the two sides of a 5151 transfer name other goods
     "OutOfOrder": _CONFLICT,
     "AlreadyExists": _CONFLICT,
     "InvalidState": _CONFLICT,

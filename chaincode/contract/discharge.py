@@ -9,8 +9,8 @@ placement time.
 """
 from __future__ import annotations
 
-from ipledger.chaincode.contract import authorisations, goods, keys, time_rules, timestamps
-from ipledger.chaincode.contract.errors import DuplicateDeclaration, InvalidEvent, InvalidState, NotFound, OutOfOrder
+from ipledger.chaincode.contract import authorisations, declarations, goods, keys, time_rules, timestamps
+from ipledger.chaincode.contract.errors import InvalidEvent, InvalidState, NotFound, OutOfOrder
 from ipledger.chaincode.contract.state import canonical_json
 
 RE_EXPORT = "3151"
@@ -41,22 +41,23 @@ def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
 def exit_goods(tx, event: dict) -> dict:
     """ExitGoods: goods leave the procedure by a declaration (3151 re-export, 4051 release for free
     circulation, 7151 customs warehousing, 5151 inward processing under another authorisation).
-    Quantity ≤ balance (at the site, if named); the declaration (MRN + item) must be new. A re-export
+    Quantity ≤ balance (at the site, if named); the declaration (MRN + item) must be new — or, for a 5151
+    transfer, the reception another authorisation recorded first (``declarations.claim``). A re-export
     awaits ConfirmExit; ``exit_confirm_days`` count from when its declaration was accepted
     (``occurred_at``, at most the ledger time: ``time_rules.legal_time``), as the period for discharge does."""
     item_no = event.get("item_no", 1)
-    declaration = keys.declaration(event["mrn"], item_no)
     kind, goods_id, effect = _take(tx, event, "exit")
-    if tx.state.exists(declaration):
-        raise DuplicateDeclaration(f"declaration {event['mrn']} item {item_no} is already used",
-                                   mrn=event["mrn"], item_no=item_no)
+    record = tx.state.get(keys.goods(kind, goods_id))
+    declaration = declarations.claim(tx.state, event["mrn"], item_no, {
+        "type": "EXIT", "procedure": event["procedure"], "authorisation_id": event["authorisation_id"],
+        "cn": record["cn"], "unit": record["unit"], "quantity": event["quantity"]})
     effect.update({"procedure": event["procedure"], "mrn": event["mrn"], "item_no": item_no})
     goods.post(tx, effect)
     record = tx.state.get(keys.goods(kind, goods_id))
     tx.state.put(declaration, {
         "type": "EXIT", "authorisation_id": event["authorisation_id"], "goods": kind, "id": goods_id,
         "mrn": event["mrn"], "item_no": item_no, "procedure": event["procedure"], "quantity": event["quantity"],
-        "unit": record["unit"], "attribution": effect["attribution"], "occurred_at": event["occurred_at"],
+        "cn": record["cn"], "unit": record["unit"], "attribution": effect["attribution"], "occurred_at": event["occurred_at"],
         "recorded_at": tx.recorded_at, "tx_id": tx.tx_id, "exit_confirmed": None,
     })
     if event["procedure"] == RE_EXPORT:  # ExitUnconfirmed counts from the legally relevant date of the re-export

@@ -19,7 +19,7 @@ __all__ = [
     "NotFound", "AlreadyExists", "InvalidState", "PeriodNotEnded", "HashMismatch",
     "InvalidIdentifier", "InvalidMrn", "UnknownParty",
     "DeploymentNotConfigured", "PartyWithdrawn", "EoriNotRegistered", "EoriTaken", "CustomsNotRegistrable",
-    "HolderNotRegistered",
+    "HolderNotRegistered", "TransferMismatch",
 ]
 
 
@@ -107,7 +107,14 @@ class DuplicateEvent(_Rule):
 
 
 class DuplicateDeclaration(_Rule):
-    """The declaration (``mrn`` + item number) was already used."""
+    """The declaration (``mrn`` + item number) was already used — by a placement or an exit; a transfer between
+    two authorisations (5151) uses it twice, its exit and its reception once each (``declarations.claim``)."""
+
+
+class TransferMismatch(_Rule):
+    """The two sides of a 5151 transfer name the same goods: the reception under the second authorisation has
+    the goods code, unit and quantity of the exit from the first (whichever is recorded first), or goods would
+    appear or vanish between the two authorisations."""
 
 
 class OutOfOrder(_Rule):
@@ -223,6 +230,6 @@ RULES: tuple[str, ...] = tuple(
         NotFound, AlreadyExists, InvalidState, PeriodNotEnded, HashMismatch,
         InvalidIdentifier, InvalidMrn, UnknownParty,
         DeploymentNotConfigured, PartyWithdrawn, EoriNotRegistered, EoriTaken, CustomsNotRegistrable,
-        HolderNotRegistered,
+        HolderNotRegistered, TransferMismatch,
     )
 )

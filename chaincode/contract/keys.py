@@ -23,6 +23,8 @@ object type         attributes                                  answers
                     shard                                       ``BALANCE_SHARDS`` parts (by lot or batch
                                                                 id): a range read sums them
 ``decl``            mrn, item_no                                DuplicateDeclaration; mrn → its events
+``decl.transfer``   mrn, item_no                                the second side of a 5151 transfer (its
+                                                                exit or its reception, whichever came later)
 ``unconfirmed``     authorisation_id, mrn, item_no              re-exports awaiting ConfirmExit
 ``log``             scope, YYYY-MM, recorded_at, tx_id           a period's events (month buckets)
 ``lot.log``         lot_id, recorded_at, tx_id                  a lot's history: each value
@@ -67,6 +69,7 @@ AUTH_LOTS = "auth.lot"
 AUTH_BATCHES = "auth.batch"
 BALANCE = "bal"
 DECLARATION = "decl"
+DECLARATION_TRANSFER = "decl.transfer"
 UNCONFIRMED_EXIT = "unconfirmed"
 LOG = "log"
 LOT_LOG = "lot.log"
@@ -146,6 +149,10 @@ def balance(authorisation_id: str, category: str, cn: str, unit: str, goods_id: 
 
 def declaration(mrn: str, item_no: int) -> tuple:
     return _k(DECLARATION, mrn, f"{item_no:03d}")
+
+
+def declaration_transfer(mrn: str, item_no: int) -> tuple:
+    return _k(DECLARATION_TRANSFER, mrn, f"{item_no:03d}")
 
 
 def unconfirmed_exit(authorisation_id: str, mrn: str, item_no: int) -> tuple:

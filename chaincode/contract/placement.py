@@ -1,12 +1,12 @@
-"""Placing goods under inward processing (UCC art. 256; procedure code 5100) and moving them
-between the authorised sites."""
+"""Placing goods under inward processing (UCC art. 256; procedure code 5100, or 5151 for goods received from
+another authorisation: ``declarations``) and moving them between the authorised sites."""
 from __future__ import annotations
 
 import datetime as dt
 
-from ipledger.chaincode.contract import authorisations, goods, keys, roles, time_rules, timestamps
-from ipledger.chaincode.contract.errors import (AlreadyExists, CeilingExceeded, DeadlinePassed, DuplicateDeclaration, InvalidEvent,
-                     UnitMismatch)
+from ipledger.chaincode.contract import authorisations, declarations, goods, keys, roles, time_rules, timestamps
+from ipledger.chaincode.contract.errors import (AlreadyExists, CeilingExceeded, DeadlinePassed, InvalidEvent,
+                                                UnitMismatch)
 from ipledger.chaincode.contract.state import canonical_json
 
 
@@ -15,7 +15,8 @@ def place_under_procedure(tx, event: dict) -> dict:
 
     Refused unless the authorisation is ACTIVE and within its validity, its holder still registered when a
     representative declares for it, the CN code is covered (in the
-    entry's unit), the site is authorised, the ceiling is kept and the declaration (MRN + item) is new.
+    entry's unit), the site is authorised, the ceiling is kept and the declaration (MRN + item) is new — or, for
+    a 5151 reception, the other side of a transfer another authorisation's exit recorded (``declarations.claim``).
     The lot's discharge deadline is the placement's legally relevant date — when the declaration was
     accepted (``occurred_at``, at most the ledger time: ``time_rules.legal_time``) — + the period for
     discharge (art. 257); a placement recorded late does not get a later deadline. The customs value
@@ -38,10 +39,10 @@ def place_under_procedure(tx, event: dict) -> dict:
         raise CeilingExceeded(f"{used} + {qty} {entry['unit']} would pass the ceiling of {entry['max_qty']} "
                               f"for {entry['cn']}", cn=entry["cn"], under_procedure=used, requested=qty,
                               max_qty=entry["max_qty"])
-    declaration = keys.declaration(event["mrn"], event["item_no"])
-    if tx.state.exists(declaration):
-        raise DuplicateDeclaration(f"declaration {event['mrn']} item {event['item_no']} is already used",
-                                   mrn=event["mrn"], item_no=event["item_no"])
+    declared = {"type": "PLACEMENT", "authorisation_id": auth["authorisation_id"], "goods": goods.LOT, "id": lot_id,
+                "mrn": event["mrn"], "item_no": event["item_no"], "procedure": event["procedure"], "cn": event["cn"],
+                "unit": event["unit"], "quantity": qty, "recorded_at": tx.recorded_at, "tx_id": tx.tx_id}
+    declaration = declarations.claim(tx.state, event["mrn"], event["item_no"], declared)
     if tx.commercial is None or "customs_value" not in tx.commercial:
         raise InvalidEvent("the customs value is missing (transient map, key 'commercial')", field="commercial")
 
@@ -61,9 +62,7 @@ def place_under_procedure(tx, event: dict) -> dict:
     # what posting it reads, in one round trip: the lot's balance shard, its entry's CeilingNear alert
     tx.state.prefetch([goods.balance_key(goods.LOT, lot), authorisations.ceiling_alert_key(auth, lot["cn"])])
     goods.post(tx, {"op": "place", "lot": lot})
-    tx.state.put(declaration, {"type": "PLACEMENT", "authorisation_id": auth["authorisation_id"], "goods": goods.LOT,
-                               "id": lot_id, "mrn": event["mrn"], "item_no": event["item_no"],
-                               "recorded_at": tx.recorded_at, "tx_id": tx.tx_id})
+    tx.state.put(declaration, declared)
     tx.stub.put_private_data(keys.COMMERCIAL_COLLECTION, tx.state.key(keys.commercial_lot(lot_id)),
                              canonical_json({"lot_id": lot_id, **tx.commercial}))
     return {"lot": goods.view(goods.LOT, tx.state.get(keys.lot(lot_id)), tx.now),

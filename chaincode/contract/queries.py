@@ -118,7 +118,9 @@ def get_declaration(tx, mrn) -> dict:
     items of authorisations the caller stands for; NotFound when there is none."""
     mrn = _text(mrn, "mrn")
     items = []
-    for (_m, item), decl in tx.state.scan(keys.DECLARATION, mrn):
+    # a 5151 transfer's second side (exit or reception) is stored beside the item's own key
+    stored = [*tx.state.scan(keys.DECLARATION, mrn), *tx.state.scan(keys.DECLARATION_TRANSFER, mrn)]
+    for (_m, item), decl in sorted(stored, key=lambda entry: entry[0]):
         # an MRN's items may be under authorisations the caller does not stand for: those are not shown
         # (nor named), as if they did not exist
         if not roles.has_standing(tx.party, authorisations.get(tx.state, decl["authorisation_id"])):

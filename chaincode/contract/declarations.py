@@ -1,0 +1,50 @@
+"""Declarations (MRN + item number): each item is used once, by a placement or an exit — except a transfer
+between two authorisations (procedure 5151, inward processing after inward processing), whose one declaration
+item discharges goods from the first authorisation (``ExitGoods``) and places them under the second
+(``PlaceUnderProcedure``). Its two sides come in either order (each holder's ERP posts its own): the first is
+stored as any declaration item (``decl``), the second beside it (``decl.transfer``); each once, for the same
+goods, on two different authorisations."""
+from __future__ import annotations
+
+from ipledger.chaincode.contract import keys
+from ipledger.chaincode.contract.errors import DuplicateDeclaration, TransferMismatch
+
+TRANSFER = "5151"
+SAME_GOODS = ("cn", "unit", "quantity")
+
+
+def claim(state, mrn: str, item_no: int, record: dict) -> tuple:
+    """The key to store ``record`` under — a ``PLACEMENT`` or ``EXIT`` of this declaration item, with its
+    ``procedure``, ``authorisation_id``, ``cn``, ``unit`` and ``quantity``: the item's own key when it is new;
+    beside it when ``record`` is the other side of a 5151 transfer recorded before. DuplicateDeclaration
+    otherwise; TransferMismatch when the two sides name other goods. Writes nothing."""
+    key = keys.declaration(mrn, item_no)
+    first = state.get(key)
+    if first is None:
+        return key
+    second = keys.declaration_transfer(mrn, item_no)
+    if not _sides_of_one_transfer(first, record) or state.exists(second):
+        raise DuplicateDeclaration(f"declaration {mrn} item {item_no} is already used", mrn=mrn, item_no=item_no)
+    sent = {field: _goods_field(state, first, field) for field in SAME_GOODS}
+    if any(sent[field] != record[field] for field in SAME_GOODS):
+        raise TransferMismatch(
+            f"declaration {mrn} item {item_no} transfers {sent['quantity']} {sent['unit']} of {sent['cn']} "
+            f"({first['type'].lower()} under {first['authorisation_id']}), not {record['quantity']} {record['unit']} "
+            f"of {record['cn']}", mrn=mrn, item_no=item_no, recorded=sent,
+            given={field: record[field] for field in SAME_GOODS})
+    return second
+
+
+def _sides_of_one_transfer(first: dict, record: dict) -> bool:
+    return (first.get("procedure") == TRANSFER == record["procedure"]
+            and {first.get("type"), record["type"]} == {"PLACEMENT", "EXIT"}
+            and first.get("authorisation_id") != record["authorisation_id"])
+
+
+def _goods_field(state, declared: dict, field: str):
+    """A field of the goods a stored declaration item names (items stored before they carried it: from the goods
+    themselves)."""
+    if field in declared:
+        return declared[field]
+    goods = state.get(keys.goods(declared["goods"], declared["id"])) or {}
+    return goods.get(field)

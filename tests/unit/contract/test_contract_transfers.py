@@ -1,0 +1,75 @@
+"""A transfer between two authorisations (procedure 5151, inward processing after inward processing): one
+declaration item discharges the goods from the first authorisation (``ExitGoods``) and places them under the
+second (``PlaceUnderProcedure``). On one ledger the item's two sides are recorded in either order, each once,
+for the same goods code, unit and quantity; every other reuse of a declaration item stays a
+``DuplicateDeclaration``. A second authorisation elsewhere (another channel) places under its own declaration."""
+from __future__ import annotations
+
+import pytest
+
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing.scenario import AUTH_ID, Scenario, mrn
+
+OTHER = "FRIPO000002"
+
+
+@pytest.fixture
+def s():
+    sc = Scenario.with_l1(InwardProcessingContract)
+    sc.accepted(sc.grant(OTHER))
+    return sc
+
+
+def _unchanged(s, refuse):
+    before = s.ledger.snapshot()
+    refuse()
+    assert s.ledger.snapshot() == before
+
+
+def test_the_exit_then_the_reception_under_the_same_declaration(s):
+    transfer = mrn("I", 880001)
+    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=transfer))
+    placed = s.accepted(s.place("L1-B", 100, mrn_=transfer, auth_id=OTHER, procedure="5151"))
+    assert (placed["lot"]["procedure"], placed["lot"]["mrn"]) == ("5151", transfer)
+    assert s.lot("L1")["balance"] == 900 and s.lot("L1-B")["balance"] == 100
+    items = s.query("GetDeclaration", transfer, msp="CustomsMSP")["items"]
+    assert sorted((i["type"], i["authorisation_id"], i["item_no"]) for i in items) == [
+        ("EXIT", AUTH_ID, 1), ("PLACEMENT", OTHER, 1)]
+
+
+def test_the_reception_first_then_the_exit(s):
+    transfer = mrn("I", 880002)
+    s.accepted(s.place("L1-B", 40, mrn_=transfer, auth_id=OTHER, procedure="5151"))
+    s.accepted(s.exit(40, lot_id="L1", procedure="5151", mrn_=transfer))
+    assert s.lot("L1")["balance"] == 960
+
+
+def test_each_side_once_and_for_the_same_goods(s):
+    transfer = mrn("I", 880003)
+    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=transfer))
+    for refuse in (lambda: s.refused("TransferMismatch", s.place, "X1", 99, mrn_=transfer, auth_id=OTHER,
+                                     procedure="5151"),
+                   lambda: s.refused("DuplicateDeclaration", s.place, "X2", 100, mrn_=transfer, auth_id=OTHER),
+                   lambda: s.refused("DuplicateDeclaration", s.place, "X3", 100, mrn_=transfer, procedure="5151"),
+                   lambda: s.refused("DuplicateDeclaration", s.exit, 100, lot_id="L1", procedure="5151",
+                                     mrn_=transfer)):
+        _unchanged(s, refuse)
+    s.accepted(s.place("L1-B", 100, mrn_=transfer, auth_id=OTHER, procedure="5151"))
+    _unchanged(s, lambda: s.refused("DuplicateDeclaration", s.place, "L1-C", 100, mrn_=transfer, auth_id=OTHER,
+                                    procedure="5151"))
+
+
+def test_other_declarations_are_not_transfers(s):
+    released = mrn("I", 880004)
+    s.accepted(s.exit(10, lot_id="L1", procedure="4051", mrn_=released))
+    _unchanged(s, lambda: s.refused("DuplicateDeclaration", s.place, "Y1", 10, mrn_=released, auth_id=OTHER,
+                                    procedure="5151"))
+    placed = mrn("I", 880005)
+    s.accepted(s.place("Y2", 10, mrn_=placed, auth_id=OTHER))
+    _unchanged(s, lambda: s.refused("DuplicateDeclaration", s.exit, 10, lot_id="L1", procedure="5151",
+                                    mrn_=placed))
+
+
+def test_a_reception_whose_exit_is_not_on_this_ledger_places_under_its_own_declaration(s):
+    s.accepted(s.place("Z1", 25, mrn_=mrn("I", 880006), auth_id=OTHER, procedure="5151"))
+    assert s.lot("Z1")["procedure"] == "5151"
