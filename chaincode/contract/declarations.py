@@ -26,12 +26,12 @@ def claim(state, mrn: str, item_no: int, record: dict) -> tuple:
     if not _sides_of_one_transfer(first, record) or state.exists(second):
         raise DuplicateDeclaration(f"declaration {mrn} item {item_no} is already used", mrn=mrn, item_no=item_no)
     sent = {field: _goods_field(state, first, field) for field in SAME_GOODS}
-    if any(sent[field] != record[field] for field in SAME_GOODS):
-        raise TransferMismatch(
-            f"declaration {mrn} item {item_no} transfers {sent['quantity']} {sent['unit']} of {sent['cn']} "
-            f"({first['type'].lower()} under {first['authorisation_id']}), not {record['quantity']} {record['unit']} "
-            f"of {record['cn']}", mrn=mrn, item_no=item_no, recorded=sent,
-            given={field: record[field] for field in SAME_GOODS})
+    differ = [field for field in SAME_GOODS if sent[field] != record[field]]
+    if differ:
+        # which fields differ, not the other side's figures: it is another authorisation's record, which the
+        # caller may not read (another holder's on a shared channel)
+        raise TransferMismatch(f"declaration {mrn} item {item_no}: the other side of the transfer names other goods "
+                               f"({', '.join(differ)} differ)", mrn=mrn, item_no=item_no, differ=differ)
     return second
 
 

@@ -59,6 +59,13 @@ def test_each_side_once_and_for_the_same_goods(s):
                                     procedure="5151"))
 
 
+def test_a_mismatch_names_the_fields_not_the_other_sides_figures(s):
+    transfer = mrn("I", 880007)
+    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=transfer))
+    details = s.refused("TransferMismatch", s.place, "X1", 99, mrn_=transfer, auth_id=OTHER, procedure="5151")
+    assert details == {"mrn": transfer, "item_no": 1, "differ": ["quantity"]}
+
+
 def test_other_declarations_are_not_transfers(s):
     released = mrn("I", 880004)
     s.accepted(s.exit(10, lot_id="L1", procedure="4051", mrn_=released))
