@@ -214,6 +214,11 @@ ENDORSERS_UNREACHABLE = (
 )
 
 
+def _peer_clock(exc) -> bool:
+    """The refusal is the contract's ClockSkew: about a peer's clock, which no retry sets right."""
+    return isinstance(exc.chaincode_error, dict) and exc.chaincode_error.get("code") == "ClockSkew"
+
+
 def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
     """Map a ``ipledger.gateway.client`` error (or a connection failure) to a problem. Never leaks internals:
     peer addresses and gRPC texts go to the log, not to the caller."""
@@ -232,9 +237,10 @@ def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
                        "recorded: send the event again (same event_id)",
                        extra={**tx, "reason": "out-of-order", **({"details": details} if details else {})},
                        headers=retry)
-    if is_lagging_endorser(exc):
+    if isinstance(exc, GatewayError) and is_lagging_endorser(exc) and not _peer_clock(exc):
         # left after the client's retries: the gateway's own peer accepted the proposal, another organisation's
-        # peer (which has not caught up, or is ahead) refused it — the ledger has not refused the event
+        # peer (which has not caught up, or is ahead) refused it — the ledger has not refused the event. (Not a
+        # ClockSkew: that peer's clock, not its blocks — the contract's answer below says so.)
         return Problem(503, "service-unavailable",
                        "the endorsing organisations' peers do not agree yet (one of them has not caught up with the "
                        "latest blocks); nothing was recorded: send the event again (same event_id)",

@@ -91,7 +91,8 @@ class YieldOutOfTolerance(_Rule):
     inputs, the quantity obtained must be within ``yield_block_pct`` of the expected Σ input × rate —
     |actual / expected − 1| ≤ ``yield_block_pct``, a main product not reported counting as 0. An operation that
     produces less (or more) than the rates say is refused: goods cannot leave the procedure by being processed
-    into nothing. (Secondary products and waste are recorded without a block; their deviation beyond
+    into nothing. The same holds for a product that alone accounts for an input with no rate to a main
+    product. (Other secondary products and waste are recorded without a block; their deviation beyond
     ``yield_warn_pct`` is a ``YieldDeviation`` alert.)"""
 
 

@@ -14,7 +14,9 @@ operation is checked as a whole, against every authorised rate from the goods it
 * a secondary product (or waste) with a rate from the inputs is recorded without a block, as the
   specification has it, but measured like a main product: beyond ``yield_warn_pct`` — main or secondary,
   an unreported one counting as 0 — the operation is accepted with a ``YieldDeviation`` alert, so a
-  by-product reported short is in front of customs, not silently gone;
+  by-product reported short is in front of customs, not silently gone — except where it is all that accounts
+  for an input: an input with no rate to a main product (inner tubes that give only reclaimed rubber) is
+  checked by the products it is rated to, within ``yield_block_pct`` like a main product;
 * waste, and secondary products without any rate, are recorded without a check.
 
 Every product — waste included — stays under the procedure, traced to its lots, until it leaves it
@@ -35,14 +37,18 @@ KIND_ORDER = ("MAIN", "SECONDARY", "WASTE")
 def check_yield(auth: dict, params: dict, inputs: list[tuple[dict, int]], outputs: list[dict]) -> list[dict]:
     """The yield of the whole operation: one line per product that the inputs have a rate for, main
     products first, each kind in CN order. Refuses (before anything is written) an input without a rate, a main
-    product without one, and a main product outside its rate ± ``yield_block_pct`` (the others' deviations are
-    alerts)."""
+    product without one, and a main product — or a product that alone accounts for an input with no main
+    product — outside its rate ± ``yield_block_pct`` (the others' deviations are alerts)."""
     expected_from: dict[str, list[tuple[dict, int, Fraction]]] = {}   # product CN -> [(lot, qty, rate)]
+    accounting: set[str] = set()   # products that alone account for an input: it has no rate to a main product
     for lot, qty in inputs:
         rates = authorisations.rates_for_input(auth, lot["cn"])
         if not rates:
             raise GoodsNotCovered(f"no rate of yield for the input goods {lot['cn']} of {lot['lot_id']}: what "
                                   f"they become could not be accounted for", lot_id=lot["lot_id"], input_cn=lot["cn"])
+        outputs_of_input = [rate["output_cn"] for rate in rates]
+        if all(authorisations.product(auth, cn)["kind"] != "MAIN" for cn in outputs_of_input):
+            accounting.update(outputs_of_input)
         for rate in rates:
             expected_from.setdefault(rate["output_cn"], []).append((lot, qty, exact(rate["output_per_input"])))
     rated = {rate["output_cn"] for rate in auth["yield_rates"]}
@@ -56,7 +62,7 @@ def check_yield(auth: dict, params: dict, inputs: list[tuple[dict, int]], output
         product = authorisations.product(auth, cn)
         produced = sum(out["qty"] for out in outputs if out["cn"] == cn)
         line, deviation = _yield_line(product, expected_from[cn], produced, warn_pct, block_pct)
-        if deviation > block_pct and product["kind"] == "MAIN":
+        if deviation > block_pct and (product["kind"] == "MAIN" or cn in accounting):
             raise YieldOutOfTolerance(
                 f"{cn}: {produced} {product['unit']} obtained, {line['expected_output']} expected from the rate of "
                 f"yield: {line['deviation_pct']} % off (limit {line['block_pct']} %)", **line)

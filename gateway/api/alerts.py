@@ -30,7 +30,7 @@ def alerts_across(org: str, as_of: str | None, channel: str | None = None) -> di
         authorisations.append(auth_id)
         out.extend(data.get("alerts", []))
         if as_of is not None:
-            # the moment as the contract read it: a date is the end of that day (24:00 UTC), not its first instant
+            # the moment as the contract read it: a date is that whole day (to 23:59:59.999999 UTC), not its first instant
             moment = data.get("as_of", moment)
     return {"as_of": moment, "authorisations": authorisations, "alerts": out}
 

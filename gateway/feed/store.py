@@ -46,7 +46,6 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_auth ON events(authorisation_id, seq);
 CREATE INDEX IF NOT EXISTS events_type ON events(event_type, seq);
-CREATE INDEX IF NOT EXISTS events_block ON events(block);             -- resuming from a block position
 CREATE TABLE IF NOT EXISTS authorisations (
     authorisation_id TEXT PRIMARY KEY,
     source TEXT NOT NULL,                 -- "event" or "manual"
@@ -253,7 +252,7 @@ class FeedStore:
         ``<block>:`` or ``<channel>/<block>:``); None if it is not one. An id the store does not know (e.g. a
         rebuilt store) resumes after its block.
 
-        Each answer is an index lookup (``events_block``, ``events_channel_block``), as cheap at 100,000 items as at
+        Each answer is an index lookup (``events_channel_block``, per channel), as cheap at 100,000 items as at
         ten: a channel's blocks are stored in order, so its item with the greatest (block, seq) before a block is
         the last one stored before it, and its first item by (block, seq) after a block the first stored after it."""
         position = parse_position(event_id)
@@ -272,9 +271,10 @@ class FeedStore:
                                  "LIMIT 1", (channel, block)).fetchone()
                 if row:
                     return row[0]
-                row = db.execute("SELECT seq FROM events WHERE channel = ? ORDER BY block, seq LIMIT 1",
-                                 (channel,)).fetchone()
-                return row[0] - 1 if row else 0
+                # none of that channel's items before it is stored (removed by the retention, or a position the
+                # client made): from the oldest item kept, of any channel — an item again rather than one lost
+                row = db.execute("SELECT min(seq) FROM events").fetchone()
+                return row[0] - 1 if row[0] is not None else 0
             # the first item stored in a block after it, of whichever channel (a gateway of several channels given
             # a position without one, e.g. ``0:``): each channel's first, the earliest of them
             after = block if tx_id else block - 1

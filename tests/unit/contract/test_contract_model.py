@@ -133,10 +133,13 @@ class Model:
                 expected[cn] = expected.get(cn, F(0)) + q * rate
         if any(KIND[cn] == "MAIN" and cn not in expected for cn, _ in outputs):
             return "GoodsNotCovered"
+        # a product is checked like a main one when it alone accounts for an input (no rate to a main product)
+        accounting = {cn for lot, _ in inputs if all(KIND[c] != "MAIN" for c in RATES[self.lots[lot].cn])
+                      for cn in RATES[self.lots[lot].cn]}
         for cn, exp in expected.items():
             actual = sum(q for c, q in outputs if c == cn)
-            if KIND[cn] == "MAIN" and abs(actual - exp) * 100 > BLOCK_PCT * exp:   # secondary: an alert, no block
-                return "YieldOutOfTolerance"
+            if (KIND[cn] == "MAIN" or cn in accounting) and abs(actual - exp) * 100 > BLOCK_PCT * exp:
+                return "YieldOutOfTolerance"       # a secondary product beside a main one: an alert, no block
         order = sorted(inputs, key=lambda lq: list(self.lots).index(lq[0]))
         for lot, q in inputs:
             self._take(self.lots[lot], {site: q})

@@ -119,13 +119,17 @@ class Oracle:
         for lot_id, q in inputs:
             for out_cn, rate in self.rates.get(self.lots[lot_id]["cn"], {}).items():
                 lines.setdefault(out_cn, {"expected": F(0)})["expected"] += q * rate
+        # docs §9.6: an input with no rate to a main product is accounted for by the products it is rated to
+        accounting = {cn for lot_id, _ in inputs
+                      if all(KIND[c] != "MAIN" for c in self.rates.get(self.lots[lot_id]["cn"], {}))
+                      for cn in self.rates.get(self.lots[lot_id]["cn"], {})}
         for out_cn, line in lines.items():
             got = outputs.get(out_cn, 0)
             line["deviation"] = abs(F(got) / line["expected"] - 1) * 100
             line["warning"] = line["deviation"] > self.warn
             # §4: "every main output within the rate of yield ± yield_block_pct (secondary outputs and waste:
             # recorded, no block)"; §6 YieldDeviation for any deviation beyond yield_warn_pct
-            line["refused"] = line["deviation"] > self.block and KIND[out_cn] == "MAIN"
+            line["refused"] = line["deviation"] > self.block and (KIND[out_cn] == "MAIN" or out_cn in accounting)
         return lines
 
     def process(self, op: str, site: str, inputs: list[tuple[str, int]], outputs: list[tuple[str, str, int]],

@@ -48,8 +48,9 @@ def test_events_older_than_the_retention_go_the_newest_of_each_channel_stays(tmp
     assert counts == {"events": 1200, "deliveries": 0}
     assert _ids(store) == ["7:tx-ip-plant-b-7", "1201:tx-ip-plant-a-1201"]
     assert store.has_events("ip-plant-b") and store.has_events("ip-plant-a")
-    # a poller whose position was pruned resumes at the oldest kept item of its channel
-    assert store.seq_of("ip-plant-a/500:") == store.seq_of("1201:tx-ip-plant-a-1201") - 1
+    # a poller whose position was pruned resumes at the oldest item kept, of any channel: ip-plant-b's item,
+    # stored after the poller's position was given, is not skipped
+    assert store.seq_of("ip-plant-a/500:") == store.seq_of("7:tx-ip-plant-b-7") - 1
 
 
 def test_the_newest_item_stays_even_when_everything_is_old(tmp_path):

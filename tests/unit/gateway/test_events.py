@@ -352,6 +352,30 @@ def test_unreachable_endorsers_or_an_interrupted_call_are_503_with_retry_after(c
     assert (problem.status, problem.headers["Retry-After"]) == (503, "7")
 
 
+@pytest.mark.parametrize("exc", [ConnectionRefusedError(), TimeoutError(), OSError("network is unreachable"),
+                                 ValueError("Cannot invoke RPC on closed channel!")])
+def test_a_failure_outside_grpc_is_a_problem_to_send_again(exc):
+    """Not a gRPC error (a connection refused, a closed channel): a 503 with Retry-After, never an exception
+    out of the mapping (a 500 the importer does not retry, and a batch cut short without its report)."""
+    from ipledger.gateway.problems import from_gateway_error
+    problem = from_gateway_error(exc, 7)
+    assert (problem.status, problem.headers["Retry-After"]) == (503, "7")
+
+
+def test_a_peer_whose_clock_is_off_is_not_told_as_a_peer_catching_up():
+    import grpc
+
+    from ipledger.gateway.client import EndorseError
+    from ipledger.network.fabric.errors import ErrorDetail
+    from ipledger.gateway.problems import from_gateway_error
+    text = '{"code":"ClockSkew","message":"the transaction timestamp is 400 s from this peer\'s clock","details":{}}'
+    exc = EndorseError("failed to collect enough transaction endorsements, see attached details for more info",
+                       code=grpc.StatusCode.ABORTED, tx_id="ab" * 32,
+                       details=[ErrorDetail("127.0.0.1:7101", "CustomsMSP", f"chaincode response 500, {text}")])
+    problem = from_gateway_error(exc, 7)
+    assert problem.name == "clock-skew" and problem.extra.get("reason") != "endorsers-disagree"
+
+
 def test_aborted_for_another_reason_stays_502():
     import grpc
 
