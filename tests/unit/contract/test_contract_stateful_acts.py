@@ -608,7 +608,10 @@ class Driver:
               and all(t.rate(lots[lot_id]["cn"]) is not None for lot_id in needed)
               and all(not overdue(lots[lot_id], now) and q <= lots[lot_id]["stock"].get(site, 0)
                       and occurred >= parse(lots[lot_id]["occurred_at"]) for lot_id, q in needed.items())
-              and all(abs(Fraction(produced[p]) / e - 1) * 100 <= t.block_pct for p, e in expected.items() if e))
+              # the main product within the tolerance; reclaimed rubber beside it (every input here has a rate to
+              # the main product): recorded without a block, its deviation an alert
+              and all(abs(Fraction(produced[p]) / e - 1) * 100 <= t.block_pct for p, e in expected.items()
+                      if e and p == RETREADED))
         self.n += 1
         n = self.n
         outputs = [{"cn": RETREADED, "qty": main, "unit": "p/st", "kind": "MAIN", "batch_id": f"B{n}"}]
