@@ -26,6 +26,7 @@ from pathlib import Path
 
 from fpdf import FPDF
 
+from ipledger.gateway import moments
 from ipledger.gateway.csvsafe import cell as csv_cell
 from ipledger.gateway.problems import Problem
 
@@ -40,7 +41,7 @@ def bill_of_discharge(service, org: str, authorisation_id: str, period_end: str 
     proof = data.get("proof") or {}
     if isinstance(proof.get("transactions"), list):
         proof["transactions"] = service.with_blocks(org, proof["transactions"], channel)
-    return {"report": "bill-of-discharge", "generated_at": _now(), "generated_for": org, **data}
+    return {"report": "bill-of-discharge", "generated_at": moments.now_text(), "generated_for": org, **data}
 
 
 def inventory(service, org: str, authorisation_ids: list[str], as_of: str, channel: str | None = None) -> dict:
@@ -68,13 +69,9 @@ def inventory(service, org: str, authorisation_ids: list[str], as_of: str, chann
                          "supervising_office": data.get("supervising_office"), "cutoff": data.get("cutoff"),
                          "lines": rows, "document_hash": data.get("document_hash")})
         lines.extend(rows)
-    return {"report": "inventory", "as_of": as_of, "generated_at": _now(), "generated_for": org,
+    return {"report": "inventory", "as_of": as_of, "generated_at": moments.now_text(), "generated_for": org,
             "authorisations": sections, "lines": lines,
             "totals": [{"goods": g, "cn": cn, "unit": u, "quantity": q} for (g, cn, u), q in sorted(totals.items())]}
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ------------------------------------------------------------------------------------------ CSV
@@ -181,11 +178,7 @@ def unicode_font_files() -> dict[str, Path] | None:
 
 def _creation_date(stamp: str | None) -> dt.datetime:
     """The PDF's creation date: the report's ``generated_at`` — so one report's bytes are always the same."""
-    try:
-        when = dt.datetime.fromisoformat(stamp or "")
-    except ValueError:
-        return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
+    return moments.parse(stamp) or dt.datetime(1970, 1, 1, tzinfo=moments.UTC)
 
 
 class ReportPdf(FPDF):
@@ -303,13 +296,6 @@ def _value(lot: dict) -> str | None:
     return " ".join(str(value[k]) for k in ("amount", "currency") if value.get(k) is not None) or None
 
 
-def _moment(text: str | None) -> str:
-    """A date-time the contract wrote (UTC) to the second, ``2026-07-04 10:00:00`` — a deadline is a moment, not
-    a day: the goods are overdue from 10:00 that day (the table's heading says UTC)."""
-    text = text or ""
-    return text[:19].replace("T", " ") if len(text) >= 19 and text[10:11] == "T" else text
-
-
 def bill_pdf(data: dict) -> bytes:
     scope = data.get("scope") or {}
     title = f"Bill of discharge {data['authorisation_id']}"
@@ -326,7 +312,7 @@ def bill_pdf(data: dict) -> bytes:
     pdf.grid([("lot", 8), ("MRN", 18), ("accepted (UTC)", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("remaining", 9),
                ("deadline (UTC)", 19), ("value", 13)],
               [[lot["lot_id"], lot["mrn"], lot["accepted_at"][:10], lot["cn"], lot["quantity"], lot["unit"],
-                lot["remaining"], _moment(lot["deadline"]), _value(lot)]
+                lot["remaining"], moments.to_second(lot["deadline"]), _value(lot)]
                for lot in data.get("lots", [])])
     pdf.heading("2. Products obtained")
     pdf.grid([("lot", 8), ("batch", 10), ("CN", 8), ("kind", 9), ("qty", 8), ("unit", 4)],
@@ -354,14 +340,14 @@ def bill_pdf(data: dict) -> bytes:
               [[w["batch_id"], w["cn"], w["produced"], w["remaining"], w["unit"]] for w in data.get("waste", [])])
     pdf.heading("5. Remaining balances")
     pdf.grid([("goods", 6), ("id", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("deadline (UTC)", 19), ("status", 15)],
-              [[r["goods"], r["id"], r["cn"], r["quantity"], r["unit"], _moment(r["deadline"]), r["status"]]
+              [[r["goods"], r["id"], r["cn"], r["quantity"], r["unit"], moments.to_second(r["deadline"]), r["status"]]
                for r in data.get("remaining", [])])
     proof = data.get("proof") or {}
     pdf.heading("6. Proof")
     pdf.para(f"Conservation holds for every lot and batch: {'yes' if proof.get('conservation_holds') else 'NO'}")
     pdf.para(f"Alert changes in the period: {len(proof.get('alerts', []))}; controls: {len(proof.get('controls', []))}")
     pdf.grid([("block", 6), ("event", 22), ("recorded (UTC)", 20), ("tx id", 64)],
-              [[t.get("block_number"), t["event_type"], _moment(t["recorded_at"]), t["tx_id"]]
+              [[t.get("block_number"), t["event_type"], moments.to_second(t["recorded_at"]), t["tx_id"]]
                for t in proof.get("transactions", [])])
     pdf.para(f"Document hash: {data.get('document_hash')}", size=8)
     return pdf.render()
@@ -377,7 +363,7 @@ def inventory_pdf(data: dict) -> bytes:
         pdf.grid([("goods", 6), ("id", 10), ("CN", 8), ("description", 16), ("MRN", 18), ("qty", 8), ("unit", 4),
                    ("deadline (UTC)", 19), ("status", 8)],
                   [[r["goods"], r["id"], r["cn"], r["description"], r["mrn"], r["quantity"], r["unit"],
-                    _moment(r["deadline"]), r["status"]] for r in section["lines"]])
+                    moments.to_second(r["deadline"]), r["status"]] for r in section["lines"]])
     pdf.heading("Totals")
     pdf.grid([("goods", 6), ("CN", 8), ("quantity", 10), ("unit", 4)],
               [[t["goods"], t["cn"], t["quantity"], t["unit"]] for t in data["totals"]])

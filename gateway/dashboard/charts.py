@@ -4,8 +4,9 @@ Each chart is an accessible ``<svg role="img">`` with ``<title>``/``<desc>``; th
 numbers in a table next to it."""
 from __future__ import annotations
 
-import datetime as dt
 from html import escape
+
+from ipledger.gateway import moments
 
 
 def _covering(input_goods: list[dict], cn: str | None) -> dict | None:
@@ -59,10 +60,8 @@ def quantity_series(entries: list[dict], input_goods: list[dict] | None = None
 
 
 def _t(text: str) -> float:
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    when = moments.parse(text)
+    return when.timestamp() if when is not None else 0.0
 
 
 def quantity_chart(points: list[tuple[str, int]], unit: str, ceiling: int | None, now: str, goods: str | None = None,

@@ -20,6 +20,7 @@ from flask import (Blueprint, abort, g, jsonify, redirect, render_template, requ
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
+from ipledger.gateway import moments
 from ipledger.gateway.api.alerts import alerts_across
 from ipledger.gateway.api.common import (ID_PATTERNS, IdentifierConverter, channel_param, is_customs, live,
                                           moment_param, path_id, state, visible_authorisations, whole)
@@ -151,10 +152,6 @@ def _evaluate(org: str, fn: str, *args, channel: str | None = None):
     return state().service.evaluate_json(org, fn, *args, channel=channel)
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _days_until(text: str | None) -> int | None:
     if not text:
         return None
@@ -165,15 +162,6 @@ def _days_until(text: str | None) -> int | None:
     return (day - dt.datetime.now(dt.timezone.utc).date()).days
 
 
-def _moment(text: str | None) -> dt.datetime | None:
-    """A date-time the contract wrote (RFC 3339, UTC), else None."""
-    try:
-        when = dt.datetime.fromisoformat((text or "").replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
-
-
 def _lot_status(lot: dict, remaining: list[dict], at: dt.datetime) -> dict:
     """A lot's status and days left as the contract has them at ``at`` (the ledger time of its answer): DISCHARGED
     only when its own stock *and* its share of every batch made from it have gone (the bill's ``discharged``,
@@ -181,7 +169,7 @@ def _lot_status(lot: dict, remaining: list[dict], at: dt.datetime) -> dict:
     after its deadline (the moment, not its day), else OPEN; days left as DeadlineApproaching counts them,
     whole days to the deadline's moment ((deadline − at).days), none once discharged."""
     status_of = {(r.get("goods"), r.get("id")): r.get("status") for r in remaining}
-    deadline = _moment(lot.get("deadline"))
+    deadline = moments.parse(lot.get("deadline"))
     if "discharged" in lot:
         discharged = bool(lot["discharged"])
     else:   # an older contract's answer: its own stock only
@@ -196,10 +184,8 @@ def _lot_status(lot: dict, remaining: list[dict], at: dt.datetime) -> dict:
 @bp.app_template_filter("utc")
 def utc(text) -> str:
     """A date-time the contract wrote, to the second and named UTC (``2027-06-02 15:58:51 UTC``); a date as it is."""
-    when = _moment(text) if isinstance(text, str) and len(text) > 10 else None
-    if when is None:
-        return "" if text is None else str(text)
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    shown = moments.to_second(text)
+    return f"{shown} UTC" if moments.parse(text) is not None else shown
 
 
 # ------------------------------------------------------------------------------------------ login
@@ -331,10 +317,10 @@ def authorisation(principal, authorisation_id):
     bill = _evaluate(org, "GetBillOfDischargeData", auth_id, None, None, channel=channel)
     start = (auth.get("granted_at") or auth.get("valid_from") or "2000-01-01")[:10]
     log = _evaluate(org, "GetEventsInPeriod", auth_id, start, None, channel=channel)
-    at = _moment((bill.get("scope") or {}).get("as_of")) or _moment(bill.get("cutoff")) \
+    at = moments.parse((bill.get("scope") or {}).get("as_of")) or moments.parse(bill.get("cutoff")) \
         or dt.datetime.now(dt.timezone.utc)   # the ledger time the contract answered at
     lots = [{**lot, **_lot_status(lot, bill.get("remaining", []), at)} for lot in bill.get("lots", [])]
-    now = bill.get("cutoff") or _now()
+    now = bill.get("cutoff") or moments.now_text()
     input_goods = auth.get("input_goods", [])
     series = charts.quantity_series(log.get("events", []), input_goods)
     ceilings = {(e["cn"], e["unit"]): e["max_qty"] for e in input_goods}

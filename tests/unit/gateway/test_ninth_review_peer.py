@@ -25,7 +25,7 @@ from ipledger.gateway.client import Gateway, RetryPolicy, Signer, Timeouts, X509
 from ipledger.gateway.ledger import FabricLedger
 
 from tests.unit.gateway_client.fakes import (FakePeer, abort_with_details, decode_proposal, issue, make_ca,
-                                             prepared_envelope, start_server, wait_until_cancelled)
+                                             prepared_envelope, serving, wait_until_cancelled)
 
 from .conftest import bearer
 from .fakes import move_body
@@ -115,11 +115,8 @@ class ContractOnPeer:
 @pytest.fixture(scope="module")
 def peer_server():
     peer = FakePeer()
-    server, port = start_server(peer)
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield peer, channel
-    channel.close()
-    server.stop(grace=None)
+    with serving(peer) as channel:
+        yield peer, channel
 
 
 @pytest.fixture(scope="module")

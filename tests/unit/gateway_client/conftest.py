@@ -5,7 +5,7 @@ import pytest
 
 from ipledger.gateway.client import Gateway, RetryPolicy, Signer, Timeouts, X509Identity
 
-from .fakes import FakePeer, issue, make_ca, start_server
+from .fakes import FakePeer, issue, make_ca, serving
 
 
 @pytest.fixture(scope="session")
@@ -31,11 +31,8 @@ def signer(user) -> Signer:
 @pytest.fixture(scope="session")
 def _fake_server():
     peer = FakePeer()
-    server, port = start_server(peer)
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield peer, channel
-    channel.close()
-    server.stop(grace=None)
+    with serving(peer) as channel:
+        yield peer, channel
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ certificate, low-S) and records every request, so tests assert on what was sent.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
@@ -341,3 +342,16 @@ def start_server(peer: FakePeer, credentials: grpc.ServerCredentials | None = No
         port = server.add_secure_port("127.0.0.1:0", credentials)
     server.start()
     return server, port
+
+
+@contextlib.contextmanager
+def serving(peer: FakePeer):
+    """``peer`` listening on loopback for the length of the block, with an insecure channel to it: yields the
+    channel; both closed on the way out."""
+    server, port = start_server(peer)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield channel
+    finally:
+        channel.close()
+        server.stop(grace=None)
