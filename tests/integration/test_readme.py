@@ -72,6 +72,27 @@ def test_scripts_up_then_the_readme_walkthrough(tmp_path):
                                  cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         first = json.loads(changed.stdout.splitlines()[0])
         assert first["status"] == 409 and first["type"].endswith("/duplicate-event"), first
+
+        # The machine restarts: everything stopped as the README's `scripts/up` says (the state kept), then
+        # `scripts/up` again. The ledger, the contract's idempotency records and the balances are all there.
+        cli = [str(ROOT / ".venv" / "bin" / "ipledger")]
+        for org in ("CustomsMSP", "OperatorMSP", "BrokerMSP"):
+            stop = subprocess.run(cli + ["gateway", "stop", "--org", org], env=env, cwd=ROOT, capture_output=True,
+                                  text=True)
+            assert stop.returncode == 0, stop.stderr
+        down = subprocess.run(cli + ["network", "down"], env=env, cwd=ROOT, capture_output=True, text=True)
+        assert down.returncode == 0, down.stderr
+        assert processes_using(state) == []
+        up = subprocess.run(["bash", "scripts/up"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        env["NOW"] = answers[0]["result"]["occurred_at"]
+        after = subprocess.run(["bash", "-euo", "pipefail", "-c", walkthrough_block()], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=300)
+        assert after.returncode == 0, after.stderr
+        again = [json.loads(line) for line in after.stdout.splitlines() if line.strip()]
+        assert [(r["status"], r["tx_id"]) for r in again[:events]] == \
+               [("REPLAYED", a["tx_id"]) for a in answers[:events]], again
+        assert again[events]["balances"] == answers[events]["balances"]
     finally:
         cli = [str(ROOT / ".venv" / "bin" / "ipledger")]
         for org in ("CustomsMSP", "OperatorMSP", "BrokerMSP"):
