@@ -1,6 +1,6 @@
 """``ipledger import``: post ERP business events, line by line, through the REST API.
 
-One file of some 530 lines: reading the two input formats, the progress file and the posting loop share one
+One file of some 580 lines: reading the two input formats, the progress file and the posting loop share one
 notion of a line and its outcome, and read best together (the CSV typing follows the event schemas).
 
 Input formats
@@ -18,6 +18,9 @@ Input formats
   spread over dotted columns (``parameters.warn_days``). Commercial data go in
   the ``commercial`` column as JSON, or in dotted columns
   ``commercial.customs_value.amount`` / ``commercial.customs_value.currency``.
+  Read strictly: a row with more or fewer cells than the header has columns, or a byte that is not UTF-8, makes
+  its line invalid; a header naming a column twice, or a quote left open, stops the import before anything is
+  sent.
 
 Resuming
 --------
@@ -48,6 +51,7 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import sys
@@ -63,6 +67,7 @@ from ipledger.gateway import jsonread
 from ipledger.gateway.client_tls import ClientTLS, ClientTLSError, ClientTLSOptions, TLSFailure
 from ipledger.gateway.csvsafe import cell as csv_cell
 
+MAX_CELL = 16 * 1024 * 1024   # characters of a CSV cell (beyond the gateway's 8 MiB body: the gateway refuses it)
 FINAL = frozenset({"COMMITTED", "REPLAYED", "REFUSED", "INVALID"})
 REPORT_COLUMNS = ("line", "event_id", "type", "status", "outcome", "tx_id", "block_number", "problem_type", "detail")
 PROBLEM_BASE = "https://ipledger.example/problems/"
@@ -112,11 +117,17 @@ def _file_digest(path: Path) -> str:
 
 
 def read_records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
-    """(line number, request body) per record; the body is an ``InvalidLine`` when it cannot be read."""
+    """(line number, request body) per record; the body is an ``InvalidLine`` when it cannot be read.
+
+    A byte that is not UTF-8 makes its line (its CSV record) ``InvalidLine``, the others are read: the file is
+    decoded with ``surrogateescape``, which turns each such byte into a lone surrogate no UTF-8 text holds."""
     if fmt == "jsonl":
-        with open(path, encoding="utf-8-sig") as f:
+        with open(path, encoding="utf-8-sig", errors="surrogateescape") as f:
             for number, text in enumerate(f, start=1):
                 if not text.strip():
+                    continue
+                if (bad := _not_utf8(text)) is not None:
+                    yield number, InvalidLine(bad)
                     continue
                 try:
                     value = json.loads(text)
@@ -127,23 +138,67 @@ def read_records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
                 # values and a number a float cannot hold would be rounded, which the gateway refuses
                 yield number, JsonLine(value, text.strip()) if isinstance(value, dict) else value
         return
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "type" not in [c.strip() for c in reader.fieldnames]:
-            raise ImportError_(f"{path.name}: the CSV header must have a 'type' column")
-        start = reader.line_num + 1
-        for row in reader:
-            number = start
+    if csv.field_size_limit() < MAX_CELL:
+        csv.field_size_limit(MAX_CELL)   # 131,072 by default: a larger cell raised csv.Error, a traceback
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+        # csv.reader, not DictReader: DictReader skips an empty line without a word, and the line numbers of the
+        # records after it were one too small (the report named the wrong line of the ERP's file). strict: a
+        # quote left open took the lines after it into its cell — events neither sent nor in the report
+        reader = csv.reader(f, strict=True)
+        start = 1
+        try:
+            fields = next((row for row in reader if row), None)
+            _check_header(path, fields)
             start = reader.line_num + 1
-            if None in row:
-                yield number, InvalidLine("more cells than columns")
-                continue
-            if not any((v or "").strip() for v in row.values()):
-                continue
-            try:
-                yield number, csv_row_to_body(row)
-            except ValueError as exc:
-                yield number, InvalidLine(str(exc))
+            for row in reader:
+                number = start                   # a record's first line (a quoted cell may hold newlines)
+                start = reader.line_num + 1
+                if not any(cell.strip() for cell in row):
+                    continue
+                yield number, _csv_record(fields, row)
+        except csv.Error as exc:
+            raise ImportError_(f"{path.name}, the record from line {start}: not CSV ({exc}; a quote left open?); "
+                               f"nothing of the file can be read safely after it") from None
+
+
+def _csv_record(fields: list[str], row: list[str]) -> Any:
+    if (bad := _not_utf8("".join(row))) is not None:
+        return InvalidLine(bad)
+    if len(row) > len(fields):
+        return InvalidLine("more cells than columns")
+    if len(row) < len(fields):
+        # a record cut short (a copy of a file still being written): sent without its last cells, an exit
+        # would be recorded without its commercial data
+        return InvalidLine(f"fewer cells than columns ({len(row)} of {len(fields)}): a record cut short?")
+    try:
+        return csv_row_to_body(dict(zip(fields, row)))
+    except ValueError as exc:
+        return InvalidLine(str(exc))
+
+
+def _check_header(path: Path, fields: list[str] | None) -> None:
+    names = [c.strip() for c in fields or ()]
+    if "type" not in names:
+        raise ImportError_(f"{path.name}: the CSV header must have a 'type' column")
+    if _not_utf8("".join(names)) is not None:
+        raise ImportError_(f"{path.name}: the CSV header is not UTF-8")
+    # of a column named twice every row's last cell would be sent, the other silently dropped (the gateway
+    # refuses a body naming a member twice)
+    twice = sorted({n for n in names if n and names.count(n) > 1})
+    if twice:
+        raise ImportError_(f"{path.name}: the CSV header names column(s) {', '.join(twice)} more than once")
+
+
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def _not_utf8(text: str) -> str | None:
+    """Why ``text`` (read with ``surrogateescape``) is not UTF-8, or None."""
+    match = _UNDECODED.search(text)
+    if match is None:
+        return None
+    return (f"not UTF-8: byte 0x{ord(match.group()) - 0xDC00:02X} at character {match.start() + 1} (save the file "
+            f"as UTF-8)")
 
 
 @dataclass
@@ -275,7 +330,9 @@ class Progress:
         try:
             raw = b"" if restart else _read_all(fd)
             end = raw.rfind(b"\n") + 1        # complete lines only
-            lines = raw[:end].decode("utf-8", "replace").splitlines()
+            # split at "\n" only: str.splitlines also splits at U+2028, U+2029 and U+0085, which a record's text
+            # (a detail quoting the ERP's) holds as written — the record was lost, its line sent again
+            lines = [text for text in raw[:end].decode("utf-8", "replace").split("\n") if text]
             if not lines:   # new, --restart, or a header cut by a crash (nothing was recorded after it)
                 os.ftruncate(fd, 0)
             else:
@@ -391,6 +448,12 @@ class Importer:
         if status in (401,) or problem_type == "forbidden":
             raise ImportError_(f"the gateway refused the API key ({status} {problem_type}): "
                                f"{answer.get('detail', '')}")
+        ours = str(answer.get("type", "")).startswith(PROBLEM_BASE)   # a problem+json of the gateway
+        if status is not None and status < 500 and not retryable and not ours:
+            # a proxy's page (a wrong path in --url, a route not published): no ledger refused the event, and a
+            # line recorded REFUSED is never sent again — every line of the file would be lost so
+            raise ImportError_(f"the gateway answered {status} with no problem of the gateway: not an answer of the "
+                               f"ipledger gateway's API (check --url). Stopped at line {line}, nothing recorded for it")
         outcome = "FAILED" if retryable or status is None or status >= 500 else "REFUSED"
         return LineOutcome(line, event_id, event_type, status, outcome, tx_id=answer.get("tx_id"),
                            problem_type=problem_type, detail=answer.get("detail"))
@@ -492,9 +555,11 @@ def _retry_after(headers: dict) -> float | None:
     if value is None:
         return None
     try:
-        return min(60.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None
+    # a negative or non-finite value (a proxy's) is no wait: sleep(-5) raised, mid-file
+    return min(60.0, seconds) if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def write_report(path: Path, outcomes: list[LineOutcome]) -> None:

@@ -17,14 +17,18 @@ What is sent:
   first seen).
 
 Each delivery is ``POST URL`` with the JSON body, ``Content-Type: application/json``,
-``X-Ipledger-Signature: sha256=<hex HMAC-SHA256(secret, body)>``, ``X-Ipledger-Alert-Id``,
-``X-Ipledger-Delivery`` and ``X-Ipledger-Attempt``. A 2xx answer delivers it; anything else (or no
-answer within ``webhook_timeout_s``) is retried after ``webhook_backoff_s`` × 2^(attempt−1) (capped),
-at most ``webhook_max_attempts`` times, then marked FAILED. Deliveries to one subscription go in order
-(the oldest pending first). **At least once**: a delivery can arrive twice (e.g. the gateway stopped
-after the receiver answered but before the result was stored) — de-duplicate on ``alert_id``.
+``X-Ipledger-Timestamp: <Unix seconds of this attempt>``,
+``X-Ipledger-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``, ``X-Ipledger-Alert-Id``,
+``X-Ipledger-Delivery`` and ``X-Ipledger-Attempt``. Receivers check both with :func:`verify`: the signature, and
+the timestamp within 5 minutes of their clock — a delivery captured on its way cannot be played to them again
+later. A 2xx answer delivers it; anything else (or no
+whole answer within ``webhook_timeout_s`` — the whole attempt, however slowly the subscriber answers) is
+retried after ``webhook_backoff_s`` × 2^(attempt−1) (capped), at most ``webhook_max_attempts`` times, then
+marked FAILED. Deliveries to one subscription go in order (the oldest pending first). **At least once**: a
+delivery can arrive twice (e.g. the gateway stopped after the receiver answered but before the result was
+stored) — de-duplicate on ``alert_id``.
 
-One file of some 530 lines: subscriptions, the delivery queue, the router that turns alerts into deliveries
+One file of some 610 lines: subscriptions, the delivery queue, the router that turns alerts into deliveries
 and the dispatcher that sends them are the four steps of one delivery, sharing its record and its states.
 """
 from __future__ import annotations
@@ -33,11 +37,13 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
 import re
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -55,6 +61,8 @@ from ipledger.gateway.problems import Problem
 log = logging.getLogger("ipledger.gateway.webhooks")
 
 SIGNATURE_HEADER = "X-Ipledger-Signature"
+TIMESTAMP_HEADER = "X-Ipledger-Timestamp"
+SIGNATURE_TOLERANCE_S = 300   # what `verify` accepts between the delivery's time and the receiver's clock
 ALERT_TYPES = ("DeadlineApproaching", "DeadlineOverdue", "BillOfDischargeDue", "BillOfDischargeLate",
                "YieldDeviation", "BalanceDiscrepancy", "CeilingNear", "LossRateHigh", "ExitUnconfirmed",
                "AuthorisationSuspended", "AuthorisationExpiring", "LateRecording")
@@ -74,15 +82,28 @@ class WebhookError(RuntimeError):
     pass
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The signature of a delivery sent at ``timestamp`` (Unix seconds): ``sha256=`` and the hex HMAC-SHA256, with the
+    subscription's secret, of the timestamp's digits, a dot and the exact body. The time is signed with the body so
+    that a delivery captured on its way cannot be sent to the receiver again later, once it has forgotten the
+    alert id (receivers refuse a timestamp outside their tolerance)."""
+    message = str(int(timestamp)).encode("ascii") + b"." + body
+    return "sha256=" + hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, body: bytes, header: str | None) -> bool:
-    """For receivers: does ``header`` sign ``body`` with ``secret``?"""
+def verify(secret: str, body: bytes, header: str | None, timestamp: str | int | None, *,
+           tolerance_s: float = SIGNATURE_TOLERANCE_S, now: float | None = None) -> bool:
+    """For receivers: does ``header`` (``X-Ipledger-Signature``) sign ``body`` with ``secret`` at ``timestamp``
+    (``X-Ipledger-Timestamp``), and was it sent within ``tolerance_s`` seconds of ``now`` (the receiver's clock)?
+    Any header, however malformed, is a plain False."""
+    stamp = str(timestamp) if timestamp is not None else ""
+    if not (header and stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+        return False
+    if abs((time.time() if now is None else now) - int(stamp)) > tolerance_s:
+        return False
     # as bytes: compare_digest refuses (TypeError) a text with a non-ASCII character, which anyone may send
-    return bool(header) and hmac.compare_digest(sign(secret, body).encode("ascii"),
-                                                str(header).encode("utf-8", "surrogatepass"))
+    return hmac.compare_digest(sign(secret, body, int(stamp)).encode("ascii"),
+                               str(header).encode("utf-8", "surrogatepass"))
 
 
 def _hash_id(*parts: str) -> str:
@@ -367,15 +388,91 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _Deadline:
+    """The whole time of one attempt. The socket timeout bounds each read only: a subscriber sending its answer
+    a byte at a time held the one dispatcher thread — every subscription's deliveries waiting — as long as it
+    liked. When the time is up the attempt's sockets are shut down (its read fails: a failed attempt)."""
+
+    def __init__(self, seconds: float):
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._over = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+    def create_connection(self, *args, **kwargs) -> socket.socket:
+        sock = socket.create_connection(*args, **kwargs)
+        with self._lock:
+            self._sockets.append(sock)
+            over = self._over
+        if over:
+            self._shut(sock)
+        return sock
+
+    @property
+    def over(self) -> bool:
+        with self._lock:
+            return self._over
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._over = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def handlers(self) -> list[urllib.request.BaseHandler]:
+        """urllib's HTTP and HTTPS handlers, their connections made through :meth:`create_connection` (proxies
+        of the environment still apply)."""
+        deadline = self
+
+        def watched(base):
+            class Connection(base):
+                def __init__(self, *args, **kwargs):
+                    super().__init__(*args, **kwargs)
+                    self._create_connection = deadline.create_connection
+            return Connection
+
+        class HTTP(urllib.request.HTTPHandler):
+            def http_open(self, req):
+                return self.do_open(watched(http.client.HTTPConnection), req)
+
+        class HTTPS(urllib.request.HTTPSHandler):
+            def https_open(self, req):
+                return self.do_open(watched(http.client.HTTPSConnection), req, context=self._context,
+                                    check_hostname=self._check_hostname)
+        return [HTTP(), HTTPS()]
+
+
 def http_post(url: str, body: bytes, headers: dict, timeout: float) -> int:
-    """POST; the HTTP status (raises OSError when there is no answer)."""
-    opener = urllib.request.build_opener(_NoRedirect)
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    """POST; the HTTP status (raises OSError when there is no answer within ``timeout`` seconds in all)."""
+    with _Deadline(timeout) as deadline:
+        opener = urllib.request.build_opener(_NoRedirect, *deadline.handlers())
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except http.client.HTTPException as exc:   # an answer cut by the deadline, or not HTTP at all
+            raise OSError(f"no HTTP answer: {type(exc).__name__}") from None
+        if deadline.over:   # the headers cut short read as complete: no whole answer in time
+            raise TimeoutError(f"no whole answer within {timeout:g} s")
+        return status
 
 
 def _channel_of(delivery: dict) -> str | None:
@@ -478,8 +575,10 @@ class Dispatcher:
     def _send(self, d: dict, sub: dict) -> None:
         body = d["body"].encode("utf-8")
         attempt = d["attempts"] + 1
+        sent_at = int(self.clock())   # each attempt signed with its own time
         headers = {"Content-Type": "application/json", "User-Agent": "ipledger-gateway",
-                   SIGNATURE_HEADER: sign(sub["secret"], body), "X-Ipledger-Alert-Id": d["alert_id"],
+                   SIGNATURE_HEADER: sign(sub["secret"], body, sent_at), TIMESTAMP_HEADER: str(sent_at),
+                   "X-Ipledger-Alert-Id": d["alert_id"],
                    "X-Ipledger-Delivery": str(d["delivery_id"]), "X-Ipledger-Attempt": str(attempt)}
         status, error = None, None
         try:

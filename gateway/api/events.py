@@ -13,8 +13,6 @@ from ipledger.gateway.api.routes import Routes, blueprint
 log = logging.getLogger("ipledger.gateway.events")
 ROUTES = Routes(API_PREFIX)
 
-# a batch stops at the first item that failed because the ledger is unreachable or too slow
-_NETWORK_FAILURES = frozenset({503, 504})
 # 4xx answers that refuse nothing: the item is FAILED (send it again), not REFUSED
 SEND_AGAIN = frozenset({"transaction-conflict"})
 
@@ -51,9 +49,10 @@ def post_event():
                 "committed (201), replayed (200), refused (4xx) or failed (5xx, or 409 transaction-conflict: to "
                 "send again) on its own, and reported "
                 "with its index. Nothing is silently skipped: with `stop_on_error` (default false) the "
-                "items after the first refused or failed one are reported NOT_ATTEMPTED; when the ledger "
-                "becomes unreachable (503/504) the batch stops the same way and the answer carries "
-                "Retry-After. Send the batch again: items already recorded come back as replays.",
+                "items after the first refused one are reported NOT_ATTEMPTED; after a failed item (to send "
+                "again: the ledger unreachable, a conflict) the batch always stops the same way — later items "
+                "may depend on it — and the answer carries Retry-After. Send the batch again: items already "
+                "recorded come back as replays.",
     body={"$ref": "#/components/schemas/BatchRequest"},
     ok={"200": ("the batch was processed; see each item's outcome", "BatchOutcome")})
 def post_batch():
@@ -65,6 +64,7 @@ def post_batch():
     results: list[dict] = []
     summary = {"total": len(items), "committed": 0, "replayed": 0, "refused": 0, "failed": 0, "not_attempted": 0}
     stopped_by: int | None = None
+    retry_after = False   # stopped at an item to send again
     for index, item in enumerate(items):
         event_id = _str(item.get("event_id")) if isinstance(item, dict) else None
         event_type = _str(item.get("type")) if isinstance(item, dict) else None
@@ -80,8 +80,12 @@ def post_batch():
             summary["failed" if failed else "refused"] += 1
             results.append({"index": index, "event_id": event_id, "type": event_type, "status": p.status,
                             "outcome": "FAILED" if failed else "REFUSED", "problem": p.body(g.request_id)})
-            if p.status in _NETWORK_FAILURES or stop_on_error:
+            # an item to send again stops the batch, stop_on_error or not: the items after it may depend on it
+            # (place, then move), and their refusal now (404: no such lot) would be a final answer, untrue once
+            # the failed item is sent again as told
+            if failed or stop_on_error:
                 stopped_by = p.status
+                retry_after = failed
             continue
         summary["committed" if status == 201 else "replayed"] += 1
         results.append({"index": index, "event_id": outcome["event_id"], "type": outcome["type"], "status": status,
@@ -93,7 +97,7 @@ def post_batch():
              len(items), summary["committed"], summary["replayed"], summary["refused"], summary["failed"],
              summary["not_attempted"], extra={"request_id": g.request_id, "org": principal.org})
     response = jsonify({"summary": summary, "results": results})
-    if stopped_by in _NETWORK_FAILURES:
+    if retry_after:
         response.headers["Retry-After"] = str(state().config.retry_after_s)
     return response, 200
 

@@ -24,6 +24,7 @@ import requests
 
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import keys_file_of
+from ipledger.gateway.webhooks import verify
 from tests.integration.test_gateway_api import (wait_committed_everywhere, REPO, SITE1, SITE2, USED_TYRES, day, ev,
                                                 free_port, grant, register_parties)
 from tests.unit.dashboard.signin import form_token
@@ -269,7 +270,9 @@ def test_alerts_and_signed_webhook_with_retries(env):
     assert len(bodies) == 1                                            # the same delivery, retried
     raw = receiver.requests[-1]["body"]
     sig = receiver.requests[-1]["headers"]["X-Ipledger-Signature"]
-    assert sig == "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    stamp = receiver.requests[-1]["headers"]["X-Ipledger-Timestamp"]
+    assert sig == "sha256=" + hmac.new(SECRET.encode(), stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+    assert verify(SECRET, raw, sig, stamp)
     payload = json.loads(raw)
     assert payload["alert"]["type"] == "CeilingNear" and payload["alert"]["authorisation_id"] == AUTH
     assert payload["tx_id"] == out["tx_id"] and payload["block_number"] == out["block_number"]

@@ -21,6 +21,7 @@ import requests
 
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import keys_file_of
+from ipledger.gateway.webhooks import verify
 from tests.integration.test_dashboard import Gateway, Receiver
 from tests.integration.test_gateway_api import REPO, SITE1, ev, grant, register_parties, wait_committed_everywhere
 
@@ -96,8 +97,10 @@ def wait_for(env, change: str) -> dict:
 
 
 def assert_signed(delivery: dict) -> None:
-    expected = "sha256=" + hmac.new(SECRET.encode(), delivery["body"], hashlib.sha256).hexdigest()
+    stamp = delivery["headers"]["X-Ipledger-Timestamp"]
+    expected = "sha256=" + hmac.new(SECRET.encode(), stamp.encode() + b"." + delivery["body"], hashlib.sha256).hexdigest()
     assert delivery["headers"]["X-Ipledger-Signature"] == expected
+    assert verify(SECRET, delivery["body"], expected, stamp)
     assert delivery["headers"]["X-Ipledger-Alert-Id"] == delivery["payload"]["alert_id"]
 
 

@@ -103,11 +103,12 @@ def test_webhook_signed_retried_until_delivered_with_a_stable_alert_id(scenario,
     for req in receiver.requests:
         by_path.setdefault(req["headers"]["X-Ipledger-Alert-Id"] + req["body"].decode()[-40:], []).append(req)
     operator_reqs = [r for r in receiver.requests if json.loads(r["body"])["subscription_id"] == sub["id"]]
-    # signed: HMAC-SHA256 of the exact body with the subscription's secret
+    # signed: HMAC-SHA256 of the attempt's time, a dot and the exact body, with the subscription's secret
     for req in receiver.requests:
-        expected = "sha256=" + hmac.new(SECRET.encode(), req["body"], hashlib.sha256).hexdigest()
+        stamp = req["headers"]["X-Ipledger-Timestamp"]
+        expected = "sha256=" + hmac.new(SECRET.encode(), stamp.encode() + b"." + req["body"], hashlib.sha256).hexdigest()
         assert req["headers"]["X-Ipledger-Signature"] == expected
-        assert verify(SECRET, req["body"], req["headers"]["X-Ipledger-Signature"])
+        assert verify(SECRET, req["body"], req["headers"]["X-Ipledger-Signature"], stamp)
     payload = json.loads(operator_reqs[0]["body"])
     assert payload["change"] == "RAISED" and payload["alert"]["type"] == "YieldDeviation"
     assert payload["alert"]["subject"] == "OP2/40121200" and payload["tx_id"] == ledger.events[-1].tx_id

@@ -208,7 +208,9 @@ def test_a_form_token_with_a_non_ascii_character_is_refused_not_a_500(app, keys,
 
 def test_the_webhook_signature_check_of_receivers_refuses_any_header_without_raising():
     from ipledger.gateway.webhooks import sign, verify
-    secret, body = "s" * 32, b'{"alert_id": "a"}'
-    assert verify(secret, body, sign(secret, body))
-    for header in ("sha256=é", "\U0001f600", "", None, sign(secret, body + b" ")):
-        assert not verify(secret, body, header)
+    secret, body, now = "s" * 32, b'{"alert_id": "a"}', 1_800_000_000
+    assert verify(secret, body, sign(secret, body, now), str(now), now=now)
+    for header in ("sha256=é", "\U0001f600", "", None, sign(secret, body + b" ", now), sign(secret, body, now - 1)):
+        assert not verify(secret, body, header, str(now), now=now)
+    for stamp in (None, "", "-5", "1e9", "１８００００００００", "9" * 40, f"{now} ", now - 301):
+        assert not verify(secret, body, sign(secret, body, now), stamp, now=now)
