@@ -33,12 +33,14 @@ from fabric_protos.orderer.etcdraft import configuration_pb2 as raft_pb2
 
 from ipledger.network.org import definition as definition_mod
 from ipledger.network.org import binaries
+from ipledger.network.org.processes import fabric_environment
 from ipledger.network.fabric.config import (APPLICATION, ORDERER, anchor_peers, application_orgs, config_from_block,
                                             msp_of, orderer_endpoints, orderer_orgs)
 from ipledger.network.fabric.config_update import summarize
 from ipledger.network.fabric.policy import implicit_meta_policy, render_policy, signature_policy
 from ipledger.network.consortium import Consortium
 from ipledger.network.org.definition import Definition, fingerprint
+from ipledger.network.errors import printable
 from ipledger.network.layout import Layout
 
 PROFILE = "IPLedgerChannel"
@@ -275,7 +277,7 @@ def genesis_block(c: Consortium, lay: Layout, defs: dict[str, Definition], log=p
     cmd = [binaries.binary("configtxgen"), "-configPath", str(lay.channel_dir), "-profile", PROFILE,
            "-channelID", c.channel, "-outputBlock", str(lay.genesis_block)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, FABRIC_LOGGING_SPEC="warning"))
+                          env=dict(fabric_environment(os.environ), FABRIC_LOGGING_SPEC="warning"))
     if proc.returncode != 0:
         raise FoundingError(f"configtxgen failed (exit {proc.returncode}):\n"
                             f"{(proc.stderr or proc.stdout).strip()}")
@@ -391,7 +393,7 @@ def format_summary(s: dict) -> list[str]:
     for cs in s["consenters"]:
         who = f" {cs['msp_id']}" if cs.get("msp_id") else ""
         lines.append(f"  {cs['address']:<24}{who} TLS cert {cs['tls_cert_sha256'][:16]}…")
-    return lines
+    return [printable(line) for line in lines]   # the founder's text: shown to the members that check it
 
 
 def check_own(block_bytes: bytes, d: Definition) -> list[str]:

@@ -16,7 +16,7 @@ from ipledger.network.fabric.config import application_orgs
 from ipledger.network.fabric.config_update import apply_update
 from ipledger.network.fabric.config_signatures import signer_for_identity, signers
 from ipledger.network.channel.updates import Refused, UpdateFile, assess
-from ipledger.network.errors import AdminError
+from ipledger.network.errors import AdminError, printable
 from ipledger.network.consortium import Org
 from ipledger.network.org.nodes import Nodes
 
@@ -40,7 +40,7 @@ def submit(net: Nodes, upd: UpdateFile, as_org: str | None = None, force: bool =
     here; with ``force`` it goes to the orderer, which refuses it itself.
     """
     if upd.channel != net.consortium.channel:
-        raise AdminError(f"the update is for channel '{upd.channel}', this network's channel "
+        raise AdminError(f"the update is for channel '{printable(upd.channel)}', this network's channel "
                          f"is '{net.consortium.channel}'")
     org = _submitter(net, upd, as_org)
     live, block = net.channel_config(org.msp_id)
@@ -49,7 +49,7 @@ def submit(net: Nodes, upd: UpdateFile, as_org: str | None = None, force: bool =
     a = assess(upd, live, extra=[me])
     if live != upd.base:
         log(f"Note: the channel config changed since the update was computed "
-            f"(block {upd.meta.get('base_config_block')} → {block}); checked against block {block}")
+            f"(block {printable(str(upd.meta.get('base_config_block')))} → {block}); checked against block {block}")
     if not a["satisfied"]:
         unmet = [f"{e.path} ({e.rule}: {e.have} of {e.needed})" if e.needed
                  else f"{e.path} ({e.rule})" for e in a["_evaluations"] if not e.satisfied]
@@ -142,4 +142,5 @@ def format_members(m: dict) -> list[str]:
             lines.append(f"{'':<14} endpoints: {', '.join(o['endpoints'])}")
     for msp_id in m["not_in_channel"]:
         lines.append(f"{msp_id:<14} (in the consortium file, not in the channel)")
-    return lines
+    # an organisation changes its own anchor peers (its orderers' endpoints) with its own admin's signature alone
+    return [printable(line) for line in lines]

@@ -18,6 +18,7 @@ from fabric_protos.common import configtx_pb2
 
 from ipledger.network.org import definition as definition_mod
 from ipledger.network.org import binaries
+from ipledger.network.org.processes import fabric_environment
 from ipledger.network.channel import founding
 from ipledger.network.channel.live import _in_consortium
 from ipledger.network.fabric.config import (APPLICATION, ORDERER, ConfigError, anchor_peers_value, application_orgs, msp_of,
@@ -67,7 +68,7 @@ def definition_group(definition: Path, msp_id: str | None = None
 def _tool(args: list[str]) -> str:
     cmd = [binaries.binary(args[0]), *args[1:]]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "FABRIC_LOGGING_SPEC": "warning"})
+                       env={**fabric_environment(os.environ), "FABRIC_LOGGING_SPEC": "warning"})
     if r.returncode != 0:
         raise AdminError(f"{args[0]} failed (exit {r.returncode}):\n"
                          f"{(r.stderr or r.stdout).strip()}")

@@ -20,7 +20,7 @@ from ipledger.network.fabric.config_signatures import (Signer, evaluate, mark_du
 from ipledger.network.fabric.config_update import (apply_update, check_update, compute_update, read_envelope, required_policies,
                                                    summarize, update_envelope, with_update_envelope)
 from ipledger.network.fabric.local_msp import MSPError, load_identity
-from ipledger.network.errors import AdminError
+from ipledger.network.errors import AdminError, printable
 
 
 FORMAT = "ipledger-config-update/1"
@@ -153,7 +153,7 @@ def format_assessment(a: dict) -> list[str]:
     for p in a["problems"]:
         lines.append(f"Problem: {p}")
     lines.append("Ready to submit." if a["satisfied"] else "Not ready to submit.")
-    return lines
+    return [printable(line) for line in lines]
 
 
 # ----------------------------------------------------------------------------- sign
@@ -171,7 +171,9 @@ def sign(upd: UpdateFile, msp_id: str, msp_dir: Path, log=print) -> Signer:
                          f"identity of {msp_id} in the channel configuration ({me.problem}); sign with "
                          f"{msp_id}'s own admin. The update is unchanged")
     sig = sign_update(upd.cue, msp_id, cert_pem, key)
-    already = any(s.key == me.key for s in signers(upd.base, upd.cue))
+    # a signature that does not verify is no signature of this identity's (a certificate is public: anyone may
+    # attach it to bytes of their own); the orderer, too, skips it and counts a later valid one
+    already = any(s.key == me.key and s.signature_valid for s in signers(upd.base, upd.cue))
     if already:
         log(f"{msp_id}: this identity has signed already; the update is unchanged")
         return me

@@ -39,7 +39,7 @@ from ipledger.network.fabric.policy import PolicyError
 from ipledger.network.channel.proposals import (propose_add_org, propose_remove_org, propose_set_policy, propose_update_anchors,
                               propose_update_org)
 from ipledger.network.channel.updates import Refused, UpdateFile, assess, format_assessment, sign
-from ipledger.network.errors import AdminError
+from ipledger.network.errors import AdminError, printable
 from ipledger.network.consortium import ConsortiumError
 from ipledger.network.org.nodes import Nodes
 
@@ -164,8 +164,9 @@ def _sign(args) -> int:
     if live:
         config, block = _live_config(_net(args), upd, args.as_org)
         if config != upd.base:
+            based_on = printable(str(upd.meta.get("base_config_block")))
             raise Refused(f"not signed: the channel's config (block {block}) is not the base config this update "
-                          f"was computed against (block {upd.meta.get('base_config_block')}): the changes shown "
+                          f"was computed against (block {based_on}): the changes shown "
                           "would not be those it makes; ask for a proposal against the current config")
     a = assess(upd, config)
     print("\n".join(format_assessment(a)))
@@ -193,8 +194,8 @@ def _live_config(net: Nodes, upd: UpdateFile, as_org: str | None):
     one fetched: an update for channel B computed against channel A's config, checked against A's, would
     show A's changes for a signature that applies to B."""
     if upd.channel != net.consortium.channel:
-        raise Refused(f"not checked: the update is for channel '{upd.channel}', the live config fetched is "
-                      f"channel '{net.consortium.channel}'s (name the update's channel with --channel)")
+        raise Refused(f"not checked: the update is for channel '{printable(upd.channel)}', the live config fetched "
+                      f"is channel '{net.consortium.channel}'s (name the update's channel with --channel)")
     return net.channel_config(as_org)
 
 

@@ -89,8 +89,9 @@ def register(sub) -> None:
     h_add = hs.add_parser("add", help="subscribe URL to the alerts ORG may read; prints the signing secret")
     h_add.add_argument("url")
     h_add.add_argument("--org", required=True, help="the MSP id whose alerts are sent (its visibility applies)")
-    h_add.add_argument("--secret", default=None, help="HMAC-SHA256 signing secret (env IPLEDGER_WEBHOOK_SECRET; "
-                                                      "default: a random one, printed once)")
+    h_add.add_argument("--secret", default=None, help="HMAC-SHA256 signing secret (prefer the env "
+                                                      "IPLEDGER_WEBHOOK_SECRET: a command line is visible to other "
+                                                      "users; default: a random one, printed once)")
     h_add.add_argument("--types", default="", help="comma-separated alert types (default: every type)")
     h_add.add_argument("--label", default="")
     h_add.add_argument("--json", action="store_true")

@@ -139,7 +139,7 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
            "--org", org, "--bind", bind, "--workers", str(workers), *tls.argv(), *extra]
     with open(log_file(state_dir, org), "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, env=serve_environment(os.environ))
     pid_file(state_dir, org).write_text(f"{proc.pid} {url}\n")
     deadline = time.monotonic() + timeout
     while not healthy(url, tls.cert_file):
@@ -150,6 +150,17 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
         time.sleep(0.25)
     log(f"  {who} started (pid {proc.pid}) at {url}")
     return url
+
+
+def serve_environment(environ) -> dict[str, str]:
+    """The environment ``gateway serve`` is started with: this command's, without the variables whose names say
+    they hold a secret (an API key, a webhook secret, a client key's path exported for ``ipledger import`` or
+    ``report`` — on one machine possibly another organisation's), except the gateway's own settings
+    (``gateway.config.ENVIRONMENT``: ``IPLEDGER_SSE_MAX_PER_KEY`` is one)."""
+    from ipledger.gateway.config import ENVIRONMENT
+    from ipledger.network.org.processes import fabric_environment
+    kept = fabric_environment({k: v for k, v in environ.items() if not k.startswith(("CORE_", "ORDERER_"))})
+    return {**kept, **{k: v for k, v in environ.items() if k in ENVIRONMENT}}
 
 
 def _start_container(state_dir: Path, docker, org: str, bind: str, workers: int, url: str, tls: TLSOptions,

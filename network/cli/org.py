@@ -24,7 +24,7 @@ from ipledger.network.org import definition as definition_mod
 from ipledger.network.channel import founding
 from ipledger.network.org import generate
 from ipledger.network.org import identities
-from ipledger.network.errors import NetworkError
+from ipledger.network.errors import NetworkError, printable
 from ipledger.network.org.nodes import Nodes
 
 GROUPS = ("org", "channel")
@@ -194,7 +194,7 @@ def _channel(net: Nodes, args) -> int:
         print("\n".join(founding.format_summary(s)))
         for msp_id, problems in checks.items():
             if problems:
-                print(f"{msp_id}: REFUSE this block:", *problems, sep="\n  ")
+                print(f"{msp_id}: REFUSE this block:", *map(printable, problems), sep="\n  ")
             else:
                 print(f"{msp_id}: its own definition is in the block as it wrote it, and the channel's "
                       "configuration is the one the consortium file and the definitions give")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
+from ipledger.network.errors import printable
 from ipledger.network.fabric import blocks as B
 from ipledger.network.fabric.config import config_envelope_of
 from ipledger.network.verify.verifier import Verifier
@@ -185,14 +186,7 @@ def render(report: dict) -> str:
             if p["tx_index"] is not None:
                 where += f", tx {p['tx_index']}" + (f" ({p['tx_id']})" if p["tx_id"] else "")
             out.append(f"  {where}: {p['check']}: {p['message']}")
-    return "\n".join(_printable(line) for line in out)
-
-
-def _printable(text: str) -> str:
-    """A line with every control or invisible format character escaped (``\\x1b``, ``\\u202e``): chaincode
-    names, tx ids and policy texts come from the blocks, which anyone the orderer admits writes into (an
-    INVALID transaction's chaincode name is still listed); none may move the cursor, hide text or add lines."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return "\n".join(printable(line) for line in out)
 
 
 # ----------------------------------------------------------------------------- main

@@ -19,6 +19,7 @@ from ipledger.network.org import identities, own_process
 from ipledger.network.org import definition as definition_mod
 from ipledger.network.consortium import Consortium, Node, Org
 from ipledger.network.org.definition import Definition
+from ipledger.network.errors import printable
 from ipledger.network.layout import Layout, per_channel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -397,7 +398,7 @@ def check_block(lay: Layout, org: Org, block: bytes | None = None,
         problems += founding.check_policies(block, channel)
     if problems:
         raise GenerateError(f"{org.msp_id} refuses the genesis block {lay.genesis_block}:\n  "
-                            + "\n  ".join(problems))
+                            + "\n  ".join(map(printable, problems)))
 
 
 def _write_yaml(path: Path, data: dict) -> None:

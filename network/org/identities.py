@@ -397,13 +397,15 @@ class OrgIdentities:
                ((self.tlsca, "server"), (self.tlsca, "client"), (self.admin_tlsca, "osnadmin"))
                if (d / "tls" / f"{stem}.crt").exists()]
         renewed = [(path, self._reissue_tls(ca, load_cert(path), days)) for ca, path in tls]
-        _write(cert_file, pem(cert))
-        for path, tls_cert in renewed:
-            _write(path, pem(tls_cert))
+        # registered before it is written: a renewal cut short between the two leaves no certificate in use
+        # that the register (and so a revocation's CRL) does not know
         reg = self.register()
         reg.append(Issued(entry.name, entry.role, cert.serial_number,
                           cert.not_valid_after_utc.isoformat()))
         self._save_register(reg)
+        _write(cert_file, pem(cert))
+        for path, tls_cert in renewed:
+            _write(path, pem(tls_cert))
         return cert
 
     def _reissue_tls(self, ca: CA, old: x509.Certificate, days: int) -> x509.Certificate:

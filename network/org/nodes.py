@@ -39,7 +39,7 @@ from ipledger.network.org import processes
 from ipledger.network.org import own_process
 from ipledger.network.org import runtime as runtime_mod
 from ipledger.network.consortium import Consortium, Node, Org
-from ipledger.network.errors import AdminError, NetworkError
+from ipledger.network.errors import AdminError, NetworkError, printable
 from ipledger.network.fabric.config import application_orgs, config_from_block, orderer_orgs
 from ipledger.network.layout import Layout, per_channel
 
@@ -175,7 +175,7 @@ class Nodes:
             problems = founding_mod.check_rebuilt(block, self.consortium, self.layout)
             if problems:
                 raise NetworkError(f"{', '.join(sorted(first))} refuse the genesis block {self.layout.genesis_block}:\n  "
-                                   + "\n  ".join(problems))
+                                   + "\n  ".join(map(printable, problems)))
         for org in founding_orgs:
             if org.msp_id in first:
                 accepted = self.accepted_file(org)
@@ -452,7 +452,7 @@ class Nodes:
         """Run the peer CLI against node ``n`` as an admin of ``msp_id`` (default: n's org)."""
         org = self.consortium.org(msp_id) if msp_id else n.org
         lay = self.layout
-        env = dict(processes.fabric_environment(os.environ),
+        env = dict(processes.node_environment(os.environ),
                    FABRIC_CFG_PATH=str(lay.node_dir(n)),
                    FABRIC_LOGGING_SPEC="warning",
                    CORE_PEER_LOCALMSPID=org.msp_id,

@@ -84,9 +84,20 @@ def fabric_environment(environ) -> dict[str, str]:
     """The environment a Fabric process (a node, the peer CLI) is given: this one's, without the variables
     whose names say they hold a secret — an API key or webhook secret an administrator exported for this
     command is not handed to every organisation's nodes on the machine (nor to the chaincode they launch).
-    Fabric's own settings (``CORE_*``, ``ORDERER_*``, ``FABRIC_*``: file paths, never key material) pass."""
+    Fabric's own settings (``CORE_*``, ``ORDERER_*``, ``FABRIC_*``: file paths, never key material) pass here;
+    the nodes and the peer CLI get the command's ``CORE_*``/``ORDERER_*`` not at all (:func:`node_environment`)."""
     return {k: v for k, v in environ.items()
             if k.startswith(("CORE_", "ORDERER_", "FABRIC_")) or not _SECRET_NAME.search(k)}
+
+
+def node_environment(environ) -> dict[str, str]:
+    """The environment a node or the peer CLI is given: :func:`fabric_environment` without this command's
+    ``CORE_*`` and ``ORDERER_*`` variables. Fabric reads those as overrides of the node's configuration file,
+    and on one machine the command acts for every organisation: settings an administrator exported for one
+    (``CORE_PEER_MSPCONFIGPATH``, ``CORE_PEER_TLS_CLIENTKEY_FILE`` …, as fabric-samples teach) would make
+    another organisation's peer sign with, or read, that organisation's keys. A node's settings are its own
+    config file's; the peer CLI's those :meth:`~ipledger.network.org.nodes.Nodes.peer_cli` sets."""
+    return {k: v for k, v in fabric_environment(environ).items() if not k.startswith(("CORE_", "ORDERER_"))}
 
 
 def start(lay: Layout, node: Node) -> int:
@@ -94,7 +105,7 @@ def start(lay: Layout, node: Node) -> int:
     d = lay.node_dir(node)
     args = command(node)
     log = open(lay.log_file(node), "ab")
-    env = dict(fabric_environment(os.environ), FABRIC_CFG_PATH=str(d), FABRIC_LOGGING_SPEC=LOGGING_SPEC,
+    env = dict(node_environment(os.environ), FABRIC_CFG_PATH=str(d), FABRIC_LOGGING_SPEC=LOGGING_SPEC,
                FABRIC_LOGGING_FORMAT=LOGGING_FORMAT, TMPDIR=str(_private_tmp(d)))
     # The peer launches chaincode through the external builder with this environment.
     env.setdefault("IPLEDGER_PYTHON", _python())
