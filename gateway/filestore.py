@@ -99,3 +99,25 @@ class JsonFile:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
+    """The bytes of a secret file written once and then only read (a signing key shared by the workers): when
+    ``path`` does not exist, ``make()`` is written to a temporary file created 0600 with ``O_EXCL`` (never one
+    left by another, whatever its mode), fsynced, and linked to ``path`` — the first process to link wins and
+    every process returns what it holds. The directory is created 0700 if need be."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MODE)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(make())
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)   # fails if another process linked its own first: theirs wins
+        finally:
+            os.unlink(tmp)
+    return path.read_bytes()

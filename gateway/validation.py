@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ipledger.chaincode.contract import acts, schemas  # the contract's act table and schemas (allowed imports)
+from ipledger.gateway import filestore
 from ipledger.gateway.problems import Problem
 
 log = logging.getLogger("ipledger.gateway.validation")
@@ -240,22 +241,8 @@ class NonceKey:
 
 def _read_or_create_secret(path: Path) -> bytes:
     """Read the secret; create it first if missing (atomically: concurrent workers agree on one)."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(os.urandom(32).hex() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)  # fails if another process created it first: theirs wins
-            except FileExistsError:
-                pass
-        finally:
-            os.unlink(tmp)
-    text = path.read_text(encoding="ascii", errors="replace").strip()
+    raw = filestore.read_or_create(path, lambda: (os.urandom(32).hex() + "\n").encode("ascii"))
+    text = raw.decode("ascii", errors="replace").strip()
     if not re.fullmatch(r"[0-9a-f]{64}", text):
         raise NonceKeyError(f"{path} does not hold a nonce key (64 hex digits); restore it from a backup (a new "
                             f"key makes the replay of an event with commercial data a duplicate-event)")

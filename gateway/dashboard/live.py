@@ -134,20 +134,8 @@ class Live:
         """The session-cookie signing key, shared by the workers (``<state>/<org name>/gateway/session.key``)."""
         if self.config.state_dir is None:
             return secrets.token_bytes(32)
-        path = self.directory / "session.key"
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            import os
-            fd = os.open(path.with_suffix(f".{os.getpid()}.tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(32))
-            try:
-                os.link(path.with_suffix(f".{os.getpid()}.tmp"), path)  # first writer wins
-            except FileExistsError:
-                pass
-            os.unlink(path.with_suffix(f".{os.getpid()}.tmp"))
-            return path.read_bytes()
+        from ipledger.gateway.filestore import read_or_create
+        return read_or_create(self.directory / "session.key", lambda: secrets.token_bytes(32))
 
     def close(self) -> None:
         self.stopping.set()

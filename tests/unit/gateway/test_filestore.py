@@ -236,3 +236,43 @@ def test_the_cli_reports_a_corrupt_file_as_an_error(tmp_path, capsys, monkeypatc
         assert cli.main(["--state-dir", str(state), "gateway", *cmd]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "is corrupt" in err, err
+
+
+def test_a_secret_written_once_is_0600_from_its_creation_and_the_first_writer_wins(tmp_path, monkeypatch):
+    path = tmp_path / "gateway" / "session.key"
+    # a leftover of another run, world-readable, where this process would name its temporary file
+    monkeypatch.setattr(os, "urandom", lambda n, _real=os.urandom: b"\x00" * n if n == 4 else _real(n))
+    leftover = path.parent / f".session.key.{os.getpid()}.00000000"
+    path.parent.mkdir()
+    leftover.write_bytes(b"old")
+    leftover.chmod(0o644)
+    with pytest.raises(FileExistsError):   # never written through a file of another mode
+        filestore.read_or_create(path, lambda: b"first")
+    assert not path.exists()
+    leftover.unlink()
+    modes = []
+    real_link = os.link
+
+    def link(src, dst):
+        modes.append(stat.S_IMODE(os.stat(src).st_mode))
+        real_link(src, dst)
+    monkeypatch.setattr(os, "link", link)
+    assert filestore.read_or_create(path, lambda: b"first") == b"first"
+    assert modes == [0o600] and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert filestore.read_or_create(path, lambda: b"second") == b"first"   # made once, then only read
+    assert [p.name for p in path.parent.iterdir()] == ["session.key"]      # no temporary file left
+
+
+def test_workers_creating_one_secret_at_once_agree_on_it(tmp_path):
+    path = tmp_path / "nonce.key"
+    got, barrier = [], threading.Barrier(8)
+
+    def make():
+        barrier.wait()
+        return os.urandom(32)
+    threads = [threading.Thread(target=lambda: got.append(filestore.read_or_create(path, make))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and len(set(got)) == 1 and got[0] == path.read_bytes()
