@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from ipledger.chaincode.contract import deployment, keys, roles, timestamps
 from ipledger.chaincode.contract import params as _params
 from ipledger.chaincode.contract.state import State
+from ipledger.chaincode.shim.contract_api import MemberNamedTwice, unique_members
 
 
 @dataclass
@@ -62,6 +63,8 @@ class Tx:
         from ipledger.chaincode.contract.errors import InvalidEvent
 
         try:
-            return json.loads(bytes(raw).decode("utf-8"))
+            return json.loads(bytes(raw).decode("utf-8"), object_pairs_hook=unique_members)
+        except MemberNamedTwice as exc:   # last-wins would keep a value the sender's own check may not have seen
+            raise InvalidEvent(f"transient '{name}' names the member {exc.name[:40]!r} twice", field=name) from None
         except (UnicodeDecodeError, ValueError, RecursionError):   # RecursionError: nested too deeply to read
             raise InvalidEvent(f"transient '{name}' is not JSON", field=name) from None

@@ -303,7 +303,13 @@ class InwardProcessingContract(Contract):
 
     @staticmethod
     def _commercial(tx: Tx, act: str) -> dict | None:
+        """The commercial data of an act that carries them (the act table), validated; InvalidEvent when an act
+        that takes none is sent some — recorded nowhere, they would be lost silently (the gateway refuses them
+        too). Other keys of the transient map are no commercial data: nothing reads them."""
         if act not in COMMERCIAL_ACTS:
+            if "commercial" in tx.stub.get_transient():
+                raise InvalidEvent(f"{act} takes no commercial data (only {', '.join(sorted(COMMERCIAL_ACTS))}): "
+                                   f"nothing would record them", field="commercial")
             return None
         data = tx.transient_json("commercial")
         if data is not None:

@@ -25,7 +25,8 @@ Dispatch rules (``Contract.invoke``):
   (the prefix must then equal :attr:`Contract.name`).
 * every argument is a string holding JSON; it is decoded and passed
   positionally: ``method(self, stub, *decoded_args)``. A non-JSON argument is
-  refused with code ``InvalidArguments``; so is a wrong number of arguments.
+  refused with code ``InvalidArguments``; so is one naming a member twice in an
+  object, and a wrong number of arguments.
 * the return value is JSON encoded (compact, ``sort_keys``) as the payload with
   status 200; ``None`` gives an empty payload.
 * a :class:`ChaincodeError` gives status 500 and the message
@@ -302,6 +303,29 @@ class Contract:
             return ERROR, error_message("InternalError", text, {"type": type(exc).__name__}), b""
 
 
+class MemberNamedTwice(Exception):
+    """A JSON object naming one member twice. ``json.loads`` keeps the last value; other readers keep the first or
+    refuse — the gateway refuses such a body — so the text would mean different things to different readers (an
+    auditor reading the block's arguments, the sender's own check)."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def unique_members(pairs: list) -> dict:
+    """``object_pairs_hook`` of every JSON the contract reads from a client: the object, or
+    :class:`MemberNamedTwice`."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set = set()
+        for name, _value in pairs:
+            if name in seen:
+                raise MemberNamedTwice(name)
+            seen.add(name)
+    return obj
+
+
 class _InexactNumber(Exception):
     """A JSON number with a fraction or exponent whose double-precision value is another number."""
 
@@ -330,7 +354,11 @@ def _decode_arg(index: int, raw: Any) -> Any:
     if not isinstance(raw, str):
         raise _InvalidArguments(f"argument {index + 1} must be a string", index=index + 1)
     try:
-        return json.loads(raw, parse_float=_exact_float)
+        return json.loads(raw, parse_float=_exact_float, object_pairs_hook=unique_members)
+    except MemberNamedTwice as exc:
+        raise _InvalidArguments(
+            f"argument {index + 1} names the member {exc.name[:40]!r} twice in one object", index=index + 1
+        ) from None
     except _InexactNumber as exc:
         raise _InvalidArguments(
             f"argument {index + 1} holds the number {exc.text[:40]}, which has more significant digits than the "
