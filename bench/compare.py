@@ -84,7 +84,8 @@ def place(auth: str, lot: str, n: int) -> tuple[dict, dict]:
     event = {"event_id": f"place-{lot}", "occurred_at": now(), "authorisation_id": auth, "lot_id": lot,
              "mrn": mrns.placement_mrn(n), "item_no": 1, "procedure": "5100", "cn": "40122000",
              "description": "used tyres", "quantity": LOT_QTY, "unit": "p/st", "origin": "MA", "site": SITES[0]}
-    return event, {"commercial": json.dumps({"customs_value": {"amount": "1000.00", "currency": "EUR"}}).encode()}
+    commercial = {"customs_value": {"amount": "1000.00", "currency": "EUR"}, "nonce": f"nonce-of-{lot}-{n:06d}"}
+    return event, {"commercial": json.dumps(commercial).encode()}
 
 
 class Mix:

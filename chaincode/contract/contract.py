@@ -289,6 +289,13 @@ class InwardProcessingContract(Contract):
         original = eventlog.replay(tx, act, event)
         if original is not None:
             return original
+        if tx.commercial is not None and "nonce" not in tx.commercial:
+            # the hash of the private record is on every member's peer, a representative's too: without a nonce
+            # it gives a customs value away to anyone trying amounts. (A resend of an event recorded before this
+            # rule is answered above, as recorded.)
+            raise InvalidEvent("commercial data need a 'nonce' (16 to 128 characters, random for each event, "
+                               "the same on a resend): without one the hash a representative sees gives the "
+                               "amounts away", field="commercial")
         tx.party = roles.identify(tx.caller, tx.customs_msp, tx.state, act)
         roles.require_act(tx.party, act)
         if "authorisation_id" in event and tx.party.role != roles.CUSTOMS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import json
 from typing import Any
 
 from ipledger.chaincode.testing import mrns
@@ -37,6 +38,12 @@ _ids = itertools.count(1)
 
 def iso(moment: dt.datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def nonce_of(event: dict) -> str:
+    """A nonce for an event's commercial data, the same each time the event is sent (as the REST gateway derives
+    one from its own secret): the contract refuses commercial data without one."""
+    return hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def evidence(text: str) -> str:
@@ -185,7 +192,7 @@ class Scenario:
         event = {"authorisation_id": auth_id, "lot_id": lot_id, "mrn": mrn_ or mrn("I", next(_ids)),
                  "item_no": item_no, "procedure": "5100", "cn": cn, "description": "used tyres", "quantity": qty,
                  "unit": unit, "net_mass_g": qty * 9000, "origin": "MA", "site": site, **extra}
-        commercial = {"customs_value": {"amount": value, "currency": "EUR"}}
+        commercial = {"customs_value": {"amount": value, "currency": "EUR"}, "nonce": nonce_of(event)}
         return self.submit("PlaceUnderProcedure", event, msp, ts=ts, transient={"commercial": commercial})
 
     def move(self, qty: int, frm: str, to: str, *, lot_id: str | None = None, batch_id: str | None = None,

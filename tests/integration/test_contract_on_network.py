@@ -47,7 +47,7 @@ def step1_event(s):
             "site": SITE1}
 
 
-STEP1_VALUE = {"commercial": {"customs_value": {"amount": "25000.00", "currency": "EUR"}}}
+STEP1_VALUE = {"commercial": {"customs_value": {"amount": "25000.00", "currency": "EUR"}, "nonce": "nonce-of-step-1-L1"}}
 
 
 def test_step1_broker_places_L1_with_a_private_customs_value(s, results):

@@ -192,6 +192,27 @@ def is_mrn_error(err) -> bool:
     return isinstance(err.schema, dict) and err.schema.get("format") == "mrn"
 
 
+def _text_patterns() -> dict[str, str]:
+    """The patterns of common.json's ``text`` (one line) and ``longText`` (several lines), each with the control
+    characters it allows."""
+    defs = _read("common")["$defs"]
+    return {defs["text"]["pattern"]: "", defs["longText"]["pattern"]: "\t\n\r"}
+
+
+_TEXT_PATTERNS = _text_patterns()
+
+
+def _control_problem(text: str, pattern: str) -> str:
+    """What is wrong with a text its pattern refused: the first control character and where it is."""
+    allowed = _TEXT_PATTERNS[pattern]
+    for i, ch in enumerate(text, start=1):
+        if (ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F) and ch not in allowed:
+            kind = "one line of text" if not allowed else "text"
+            return (f"holds the control character U+{ord(ch):04X} at character {i}: {kind} without control "
+                    f"characters{' (tabs and line breaks allowed)' if allowed else ''}")
+    return "holds a control character"
+
+
 def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
     """Every violation as ``{"path": "/outputs/0/qty", "message": ...}``, in a stable order. An MRN gets
     one violation saying what is wrong with it (length, a position, the check digit); ``mrn: True``
@@ -210,6 +231,8 @@ def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
             message, extra = f"not an MRN: {mrn_problem(err.instance)}", {"mrn": True}
         elif err.validator == "format" and err.validator_value in ("date", "date-time") and _beyond(err.instance):
             message = f"is after {LAST_YEAR}-12-31, the last date the contract computes with"
+        elif err.validator == "pattern" and err.validator_value in _TEXT_PATTERNS and isinstance(err.instance, str):
+            message = _control_problem(err.instance, err.validator_value)
         else:
             message = err.message if len(err.message) <= 300 else err.message[:297] + "..."
         found.setdefault((path, message), {"path": path, "message": message, **extra})

@@ -97,7 +97,7 @@ def example_scenario(out) -> None:
              "mrn": "26FR000110000001R8", "item_no": 1, "procedure": "5100", "cn": USED_TYRES,
              "description": "used pneumatic tyres for retreading", "quantity": 1000, "unit": "p/st",
              "net_mass_g": 9_500_000, "origin": "MA", "site": SITE1}
-    value = {"commercial": {"customs_value": {"amount": "25000.00", "currency": "EUR"}}}
+    value = {"commercial": {"customs_value": {"amount": "25000.00", "currency": "EUR"}, "nonce": "nonce-of-lot-L1-0"}}
     s.submit("PlaceUnderProcedure", step1, "BrokerMSP", transient=value)
     s.move(400, SITE1, SITE2, lot_id="L1")
     s.process("OP0", [("L1", 500)], [retreaded(480, "B0"), waste(1200, "W0")])        # refused variant

@@ -54,7 +54,7 @@ def test_an_event_id_plus_a_newline_is_not_a_second_idempotency_key(s):
 
 def _events(s: Scenario) -> dict[str, tuple[str, str, dict, dict | None]]:
     """act -> (msp, act, valid event, transient) in the state of the fixture."""
-    value = {"commercial": {"customs_value": {"amount": "1.00", "currency": "EUR"}}}
+    value = {"commercial": {"customs_value": {"amount": "1.00", "currency": "EUR"}, "nonce": "nonce-identifiers"}}
     period = (s.day - dt.timedelta(days=1)).date().isoformat()
     return {
         "grant": ("CustomsMSP", "GrantAuthorisation",

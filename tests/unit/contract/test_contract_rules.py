@@ -16,6 +16,7 @@ from ipledger.chaincode.testing.scenario import (AUTH_ID, BROKER_EORI, PLACE_MRN
                                         retreaded, waste)
 
 DAY_S = 86400
+NONCE = "nonce-of-the-rules-tests"
 
 
 
@@ -93,9 +94,9 @@ def test_invalid_event_customs_value_missing_or_malformed(s):
     details = s.refused("InvalidEvent", s.submit, "PlaceUnderProcedure", ev, "OperatorMSP")
     assert details["field"] == "commercial"
     s.refused("InvalidEvent", s.submit, "PlaceUnderProcedure", ev, "OperatorMSP",
-              transient={"commercial": {"customs_value": {"amount": 25000, "currency": "EUR"}}})
+              transient={"commercial": {"customs_value": {"amount": 25000, "currency": "EUR"}, "nonce": NONCE}})
     s.accepted(s.submit("PlaceUnderProcedure", ev, "OperatorMSP",
-                        transient={"commercial": {"customs_value": {"amount": "25000", "currency": "EUR"}}}))
+                        transient={"commercial": {"customs_value": {"amount": "25000", "currency": "EUR"}, "nonce": NONCE}}))
 
 
 # ---------------------------------------------------------------------------------------- NotPermitted (see also the role matrix)
@@ -341,7 +342,7 @@ def test_replay_with_other_commercial_data_is_a_duplicate_event(s):
     event = {"event_id": "pl-9", "authorisation_id": AUTH_ID, "lot_id": "L9", "mrn": mrn("I", 9), "item_no": 1,
              "procedure": "5100", "cn": USED_TYRES, "description": "x", "quantity": 1, "unit": "p/st",
              "origin": "MA", "site": SITE1, "occurred_at": iso(s.ledger.now)}
-    value = lambda amount: {"commercial": {"customs_value": {"amount": amount, "currency": "EUR"}}}  # noqa: E731
+    value = lambda amount: {"commercial": {"customs_value": {"amount": amount, "currency": "EUR"}, "nonce": NONCE}}  # noqa: E731
     first = s.accepted(s.submit("PlaceUnderProcedure", event, "OperatorMSP", transient=value("10")))
     assert s.submit("PlaceUnderProcedure", event, "OperatorMSP", transient=value("10")).json() == first
     s.refused("DuplicateEvent", s.submit, "PlaceUnderProcedure", event, "OperatorMSP", transient=value("11"))

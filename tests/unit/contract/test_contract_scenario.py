@@ -20,7 +20,7 @@ def step1_event(s: Scenario) -> dict:
             "net_mass_g": 9_500_000, "origin": "MA", "site": SITE1}
 
 
-STEP1_VALUE = {"commercial": {"customs_value": {"amount": "25000.00", "currency": "EUR"}}}
+STEP1_VALUE = {"commercial": {"customs_value": {"amount": "25000.00", "currency": "EUR"}, "nonce": "nonce-of-step-1-L1"}}
 
 
 def run(steps: int) -> tuple[Scenario, dict]:

@@ -68,8 +68,8 @@ ALL_SITES = (SITE1, SITE2, SITE3)
 PROCEDURES = ("3151", "4051", "7151", "5151")
 REASONS = ("NATURE", "FORCE_MAJEURE", "DESTROYED")
 CUSTOMS, OPERATOR, BROKER = "CustomsMSP", "OperatorMSP", "BrokerMSP"
-VALUE = {"commercial": {"customs_value": {"amount": "100.00", "currency": "EUR"}}}
-OTHER_VALUE = {"commercial": {"customs_value": {"amount": "999.00", "currency": "EUR"}}}
+VALUE = {"commercial": {"customs_value": {"amount": "100.00", "currency": "EUR"}, "nonce": "nonce-of-the-model"}}
+OTHER_VALUE = {"commercial": {"customs_value": {"amount": "999.00", "currency": "EUR"}, "nonce": "nonce-of-the-model"}}
 GOODS_RULES = ("NotFound",)       # goods of another authorisation
 
 

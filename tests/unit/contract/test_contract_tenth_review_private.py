@@ -6,8 +6,8 @@ UTF-8), the shim's decoding of hostile arguments (members named twice, numbers o
 unknown functions) and what the broker can read after the holder placed goods. Each refusal leaves the ledger
 unchanged (``Scenario.refused``). Findings: commercial data sent with an act that takes none were silently
 dropped; a member named twice (event or transient map) was taken with its last value, where the gateway refuses
-it; commercial data without a ``nonce`` are accepted, and their hash — on the broker's peer — gives the value
-away to a few thousand guesses (xfail: requiring the nonce changes what clients must send)."""
+it; commercial data without a ``nonce`` were accepted, and their hash — on the broker's peer — gave the value
+away to a few thousand guesses (now refused: ``InvalidEvent``)."""
 from __future__ import annotations
 
 import hashlib
@@ -120,12 +120,10 @@ def test_the_broker_reads_no_customs_value_of_the_holder(s):
     assert not refused.ok and SECRET not in refused.message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "commercial data without a 'nonce' are accepted: the broker's peer holds SHA-256 of the private record "
-    "({lot_id, customs_value}) and the idempotency record's hash, both found by trying amounts. The gateway adds "
-    "a nonce (HMAC of its key and the event id); a client of Fabric's gateway that sends none is not protected. "
-    "Requiring the nonce changes what every direct client sends (tests/integration send none): not changed here"))
 def test_commercial_data_without_a_nonce_are_refused(s):
+    """Without a nonce the broker's peer holds SHA-256 of the private record ({lot_id, customs_value}), found by
+    trying amounts: the contract refuses such data, whoever sends them (the REST gateway adds a nonce of its own,
+    a client of Fabric's gateway might not)."""
     res = s.submit("PlaceUnderProcedure", placement("LN1"), "OperatorMSP", transient=value("25000.00", nonce=None))
     if res.ok:   # what the broker learns: the value, from its hash, in a few thousand tries
         digest = s.lot("LN1", msp="BrokerMSP")["commercial_hash"]
@@ -133,7 +131,7 @@ def test_commercial_data_without_a_nonce_are_refused(s):
                  if hashlib.sha256(canonical_json({"lot_id": "LN1", **value(f"{n}.00", None)["commercial"]})).hexdigest()
                  == digest]
         assert not found, f"the broker recovered the customs value {found} from its hash"
-    assert res.error_code == "InvalidEvent"
+    assert res.error_code == "InvalidEvent" and "nonce" in res.message
 
 
 # ------------------------------------------------------------------------------------------- hostile arguments
