@@ -22,6 +22,7 @@ import datetime as dt
 import io
 import math
 import re
+from decimal import Decimal
 from pathlib import Path
 
 from fpdf import FPDF
@@ -90,6 +91,16 @@ def _csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
+#: The contract's decimal text (a rate of yield, a deviation in %): a number of the CSV, written as the contract did.
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def _decimal(text):
+    """``text`` as a number when it is the contract's decimal text (``-2.5`` stays a number, not the text ``'-2.5``);
+    anything else as it is."""
+    return Decimal(text) if isinstance(text, str) and _DECIMAL.fullmatch(text) else text
+
+
 def _input_goods(line: dict) -> str:
     """The goods placed under the procedure that a disposal or loss stands for, e.g. ``L1 500 p/st``
     (what duty on a release for free circulation, 4051, is computed from)."""
@@ -112,7 +123,7 @@ def bill_rows(data: dict) -> list[dict]:
         for y in op.get("yield", []):
             rows.append({"section": "yield", "id": op["operation_id"], "date": op["recorded_at"], "cn": y.get("output_cn"),
                          "description": f"actual {y.get('actual_per_input')} / authorised {y.get('authorised_per_input')}",
-                         "quantity": y.get("deviation_pct"), "unit": "%", "reference": op["tx_id"]})
+                         "quantity": _decimal(y.get("deviation_pct")), "unit": "%", "reference": op["tx_id"]})
     for d in data.get("disposals", []):
         rows.append({"section": "disposal", "id": d["id"], "mrn": d["mrn"], "date": d["recorded_at"], "cn": d["cn"],
                      "description": f"procedure {d['procedure']}", "quantity": d["quantity"], "unit": d["unit"],

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from ipledger.gateway import client_tls
+from ipledger.network.errors import printable
 
 GROUPS = ("gateway", "import", "report")
 
@@ -462,5 +463,12 @@ def _report(args) -> int:
             return 1
         print(f"wrote {args.output} ({len(data)} bytes)", file=sys.stderr)
     else:
-        sys.stdout.write(data.decode("utf-8"))
+        sys.stdout.write(for_terminal(data.decode("utf-8")) if sys.stdout.isatty() else data.decode("utf-8"))
     return 0
+
+
+def for_terminal(text: str) -> str:
+    """A report shown on a terminal: its lines, each with every control character escaped (a carriage return or an
+    escape sequence in a party's text must not move the cursor or hide the figures); piped or with ``-o`` the
+    bytes are written as the gateway sent them."""
+    return "\n".join(printable(line) for line in text.replace("\r\n", "\n").split("\n"))
