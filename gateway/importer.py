@@ -449,11 +449,12 @@ class Importer:
             raise ImportError_(f"the gateway refused the API key ({status} {problem_type}): "
                                f"{answer.get('detail', '')}")
         ours = str(answer.get("type", "")).startswith(PROBLEM_BASE)   # a problem+json of the gateway
-        if status is not None and status < 500 and not retryable and not ours:
-            # a proxy's page (a wrong path in --url, a route not published): no ledger refused the event, and a
-            # line recorded REFUSED is never sent again — every line of the file would be lost so
-            raise ImportError_(f"the gateway answered {status} with no problem of the gateway: not an answer of the "
-                               f"ipledger gateway's API (check --url). Stopped at line {line}, nothing recorded for it")
+        # no such route — a proxy's page, or the gateway's own 404/405 without a contract's code: the URL is not
+        # the events' (a wrong path in --url). No ledger refused the event, and a line recorded REFUSED is never sent
+        # again: every line of the file would be lost so. (A proxy's 413 for one large line refuses that line.)
+        if status in (404, 405) and not (ours and answer.get("code")):
+            raise ImportError_(f"the gateway answered {status}, no such route: not the events of the ipledger "
+                               f"gateway's API (check --url). Stopped at line {line}, nothing recorded for it")
         outcome = "FAILED" if retryable or status is None or status >= 500 else "REFUSED"
         return LineOutcome(line, event_id, event_type, status, outcome, tx_id=answer.get("tx_id"),
                            problem_type=problem_type, detail=answer.get("detail"))

@@ -233,8 +233,10 @@ class NonceKey:
         if parsed.commercial is None or "nonce" in parsed.commercial:
             return parsed
         secret = self.secret()
-        if secret is None:
-            return parsed
+        if secret is None:   # the contract refuses commercial data without a nonce: say so before a round trip
+            raise invalid([{"path": "/commercial/nonce", "message": "required: commercial data need a nonce (16 to 128 "
+                            "characters, random for each event, the same on a resend), and this gateway has no "
+                            "nonce key to derive one from"}], parsed.type)
         nonce = hmac.new(secret, parsed.event_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
         return ParsedEvent(parsed.type, parsed.event, {**parsed.commercial, "nonce": nonce})
 

@@ -18,10 +18,12 @@ What is sent:
 
 Each delivery is ``POST URL`` with the JSON body, ``Content-Type: application/json``,
 ``X-Ipledger-Timestamp: <Unix seconds of this attempt>``,
-``X-Ipledger-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``, ``X-Ipledger-Alert-Id``,
-``X-Ipledger-Delivery`` and ``X-Ipledger-Attempt``. Receivers check both with :func:`verify`: the signature, and
-the timestamp within 5 minutes of their clock — a delivery captured on its way cannot be played to them again
-later. A 2xx answer delivers it; anything else (or no
+``X-Ipledger-Signature-V2: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``,
+``X-Ipledger-Signature: sha256=<hex HMAC-SHA256(secret, body)>`` (kept for receivers written before the
+timestamp was signed), ``X-Ipledger-Alert-Id``, ``X-Ipledger-Delivery`` and ``X-Ipledger-Attempt``. Receivers
+check the V2 signature and its timestamp with :func:`verify` (within 5 minutes of their clock): a delivery
+captured on its way cannot be played to them again later — the body-only signature does not protect against
+that. A 2xx answer delivers it; anything else (or no
 whole answer within ``webhook_timeout_s`` — the whole attempt, however slowly the subscriber answers) is
 retried after ``webhook_backoff_s`` × 2^(attempt−1) (capped), at most ``webhook_max_attempts`` times, then
 marked FAILED. Deliveries to one subscription go in order (the oldest pending first). **At least once**: a
@@ -60,7 +62,8 @@ from ipledger.gateway.problems import Problem
 
 log = logging.getLogger("ipledger.gateway.webhooks")
 
-SIGNATURE_HEADER = "X-Ipledger-Signature"
+SIGNATURE_HEADER = "X-Ipledger-Signature"         # of the body alone: receivers written before the time was signed
+SIGNATURE_V2_HEADER = "X-Ipledger-Signature-V2"   # of "<timestamp>." + body
 TIMESTAMP_HEADER = "X-Ipledger-Timestamp"
 SIGNATURE_TOLERANCE_S = 300   # what `verify` accepts between the delivery's time and the receiver's clock
 ALERT_TYPES = ("DeadlineApproaching", "DeadlineOverdue", "BillOfDischargeDue", "BillOfDischargeLate",
@@ -82,28 +85,37 @@ class WebhookError(RuntimeError):
     pass
 
 
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """The signature of a delivery sent at ``timestamp`` (Unix seconds): ``sha256=`` and the hex HMAC-SHA256, with the
-    subscription's secret, of the timestamp's digits, a dot and the exact body. The time is signed with the body so
-    that a delivery captured on its way cannot be sent to the receiver again later, once it has forgotten the
-    alert id (receivers refuse a timestamp outside their tolerance)."""
-    message = str(int(timestamp)).encode("ascii") + b"." + body
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """``sha256=`` and the hex HMAC-SHA256, with the subscription's secret, of the timestamp's digits (Unix
+    seconds), a dot and the exact body — :data:`SIGNATURE_V2_HEADER`: the time is signed with the body, so a
+    delivery captured on its way cannot be sent to the receiver again later, once it has forgotten the alert id
+    (receivers refuse a timestamp outside their tolerance). Without a timestamp: of the body alone, the
+    :data:`SIGNATURE_HEADER` receivers written before the timestamped one check (kept for them; no protection
+    against a replay)."""
+    message = body if timestamp is None else str(int(timestamp)).encode("ascii") + b"." + body
     return "sha256=" + hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, body: bytes, header: str | None, timestamp: str | int | None, *,
+def verify(secret: str, body: bytes, header: str | None, timestamp: str | int | None = None, *,
            tolerance_s: float = SIGNATURE_TOLERANCE_S, now: float | None = None) -> bool:
-    """For receivers: does ``header`` (``X-Ipledger-Signature``) sign ``body`` with ``secret`` at ``timestamp``
-    (``X-Ipledger-Timestamp``), and was it sent within ``tolerance_s`` seconds of ``now`` (the receiver's clock)?
-    Any header, however malformed, is a plain False."""
-    stamp = str(timestamp) if timestamp is not None else ""
-    if not (header and stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+    """For receivers: with ``timestamp`` (``X-Ipledger-Timestamp``), does ``header`` (``X-Ipledger-Signature-V2``)
+    sign it and ``body`` with ``secret``, and was it sent within ``tolerance_s`` seconds of ``now`` (the receiver's
+    clock)? Without: does ``header`` (``X-Ipledger-Signature``) sign ``body`` alone — the check of receivers
+    written before the timestamp, which a captured delivery sent again also passes. Any header, however
+    malformed, is a plain False."""
+    if not header:
         return False
-    if abs((time.time() if now is None else now) - int(stamp)) > tolerance_s:
-        return False
+    if timestamp is None:
+        expected = sign(secret, body)
+    else:
+        stamp = str(timestamp)
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            return False
+        if abs((time.time() if now is None else now) - int(stamp)) > tolerance_s:
+            return False
+        expected = sign(secret, body, int(stamp))
     # as bytes: compare_digest refuses (TypeError) a text with a non-ASCII character, which anyone may send
-    return hmac.compare_digest(sign(secret, body, int(stamp)).encode("ascii"),
-                               str(header).encode("utf-8", "surrogatepass"))
+    return hmac.compare_digest(expected.encode("ascii"), str(header).encode("utf-8", "surrogatepass"))
 
 
 def _hash_id(*parts: str) -> str:
@@ -391,9 +403,12 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 class _Deadline:
     """The whole time of one attempt. The socket timeout bounds each read only: a subscriber sending its answer
     a byte at a time held the one dispatcher thread — every subscription's deliveries waiting — as long as it
-    liked. When the time is up the attempt's sockets are shut down (its read fails: a failed attempt)."""
+    liked. When the time is up the attempt's connections are shut down (their read fails: a failed attempt): the
+    socket each connection reads from now — for ``https://`` the TLS socket, which takes the plain one over —
+    and any plain socket made for it."""
 
     def __init__(self, seconds: float):
+        self._connections: list[http.client.HTTPConnection] = []
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._over = False
@@ -406,6 +421,10 @@ class _Deadline:
 
     def __exit__(self, *exc) -> None:
         self._timer.cancel()
+
+    def watch(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._connections.append(connection)
 
     def create_connection(self, *args, **kwargs) -> socket.socket:
         sock = socket.create_connection(*args, **kwargs)
@@ -424,7 +443,7 @@ class _Deadline:
     def _expire(self) -> None:
         with self._lock:
             self._over = True
-            sockets = list(self._sockets)
+            sockets = [c.sock for c in self._connections if c.sock is not None] + list(self._sockets)
         for sock in sockets:
             self._shut(sock)
 
@@ -432,12 +451,11 @@ class _Deadline:
     def _shut(sock: socket.socket) -> None:
         try:
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
+        except OSError:   # closed already, or a plain socket a TLS one has taken over (shut through that one)
             pass
 
     def handlers(self) -> list[urllib.request.BaseHandler]:
-        """urllib's HTTP and HTTPS handlers, their connections made through :meth:`create_connection` (proxies
-        of the environment still apply)."""
+        """urllib's HTTP and HTTPS handlers, their connections watched (proxies of the environment still apply)."""
         deadline = self
 
         def watched(base):
@@ -445,6 +463,7 @@ class _Deadline:
                 def __init__(self, *args, **kwargs):
                     super().__init__(*args, **kwargs)
                     self._create_connection = deadline.create_connection
+                    deadline.watch(self)
             return Connection
 
         class HTTP(urllib.request.HTTPHandler):
@@ -577,7 +596,8 @@ class Dispatcher:
         attempt = d["attempts"] + 1
         sent_at = int(self.clock())   # each attempt signed with its own time
         headers = {"Content-Type": "application/json", "User-Agent": "ipledger-gateway",
-                   SIGNATURE_HEADER: sign(sub["secret"], body, sent_at), TIMESTAMP_HEADER: str(sent_at),
+                   TIMESTAMP_HEADER: str(sent_at), SIGNATURE_V2_HEADER: sign(sub["secret"], body, sent_at),
+                   SIGNATURE_HEADER: sign(sub["secret"], body),
                    "X-Ipledger-Alert-Id": d["alert_id"],
                    "X-Ipledger-Delivery": str(d["delivery_id"]), "X-Ipledger-Attempt": str(attempt)}
         status, error = None, None

@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from ipledger.chaincode.shim.contract_api import Contract, transaction
+from ipledger.chaincode.shim.contract_api import ChaincodeError, Contract, transaction
 from ipledger.chaincode.contract import (acts, alert_rules, authorisations, billing, controls, deployment, discharge, eventlog, identifiers,
                keys, params, parties, placement, processing, queries, roles, schemas, time_rules)
 from ipledger.chaincode.contract.context import Tx
@@ -279,8 +279,15 @@ class InwardProcessingContract(Contract):
         time_rules.no_clock_skew(tx, self._clock())
         if not isinstance(event, dict):
             raise InvalidEvent(f"{act} takes one JSON object (the event)")
-        schemas.validate(act, event)
-        identifiers.require_whole(event)
+        try:
+            schemas.validate(act, event)
+            identifiers.require_whole(event)
+        except InvalidEvent:
+            # an event recorded before a rule of its text was added (a tab in a description) is answered as
+            # recorded when sent again, not refused as if it had never been
+            if (original := self._recorded_before(tx, act, event)) is not None:
+                return original
+            raise
         roles.require_client(tx.caller, act)
         tx.commercial = self._commercial(tx, act)
         # the caller's organisation sent this event_id before: the original result (same content; it writes
@@ -289,6 +296,9 @@ class InwardProcessingContract(Contract):
         original = eventlog.replay(tx, act, event)
         if original is not None:
             return original
+        if act not in COMMERCIAL_ACTS and "commercial" in tx.stub.get_transient():
+            raise InvalidEvent(f"{act} takes no commercial data (only {', '.join(sorted(COMMERCIAL_ACTS))}): "
+                               f"nothing would record them", field="commercial")
         if tx.commercial is not None and "nonce" not in tx.commercial:
             # the hash of the private record is on every member's peer, a representative's too: without a nonce
             # it gives a customs value away to anyone trying amounts. (A resend of an event recorded before this
@@ -308,15 +318,26 @@ class InwardProcessingContract(Contract):
         alert_rules.review(tx)
         return eventlog.record(tx, act, event, result)
 
+    def _recorded_before(self, tx: Tx, act: str, event: dict) -> dict | None:
+        """The original result of an event its sender's organisation recorded before, sent again whole, when
+        today's schemas refuse it; None otherwise (the refusal stands)."""
+        event_id = event.get("event_id")
+        if not (isinstance(event_id, str) and identifiers.is_identifier(event_id)):
+            return None
+        try:
+            roles.require_client(tx.caller, act)
+            tx.commercial = self._commercial(tx, act)
+            return eventlog.replay(tx, act, event)
+        except ChaincodeError:   # not a client, unreadable commercial data, another content: the refusal stands
+            return None
+
     @staticmethod
     def _commercial(tx: Tx, act: str) -> dict | None:
-        """The commercial data of an act that carries them (the act table), validated; InvalidEvent when an act
-        that takes none is sent some — recorded nowhere, they would be lost silently (the gateway refuses them
-        too). Other keys of the transient map are no commercial data: nothing reads them."""
-        if act not in COMMERCIAL_ACTS:
-            if "commercial" in tx.stub.get_transient():
-                raise InvalidEvent(f"{act} takes no commercial data (only {', '.join(sorted(COMMERCIAL_ACTS))}): "
-                                   f"nothing would record them", field="commercial")
+        """The commercial data of an act that carries them (the act table), validated; None for an act that takes
+        none (``_record`` refuses a new event of such an act sent some — recorded nowhere, they would be lost
+        silently; the gateway refuses them too). Other keys of the transient map are no commercial data: nothing
+        reads them."""
+        if act not in COMMERCIAL_ACTS:   # sent some all the same: refused after the replay check (_record)
             return None
         data = tx.transient_json("commercial")
         if data is not None:

@@ -465,8 +465,17 @@ class OrgIdentities:
         newest: dict[str, Issued] = {}
         for e in self.register():
             newest[e.name] = e
-        return [e for e in newest.values()
-                if e.revoked_at is None and dt.datetime.fromisoformat(e.not_after) <= limit]
+        return [e for e in newest.values() if e.revoked_at is None and self._ends(e) <= limit]
+
+    def _ends(self, entry: Issued) -> dt.datetime:
+        """When the identity's certificate *in use* ends: the register's newest entry's date — unless a renewal cut
+        short registered a certificate it never wrote (renew registers first), and the old one is still in use."""
+        in_use = list((self.identity_dir(entry.name, entry.role) / "msp" / "signcerts").glob("*.pem"))
+        if len(in_use) == 1:
+            cert = load_cert(in_use[0])
+            if cert.serial_number != entry.serial:
+                return cert.not_valid_after_utc
+        return dt.datetime.fromisoformat(entry.not_after)
 
     # -- the register ---------------------------------------------------------------------------
     def register(self) -> list[Issued]:

@@ -269,10 +269,12 @@ def test_alerts_and_signed_webhook_with_retries(env):
     bodies = {r["body"] for r in receiver.requests}
     assert len(bodies) == 1                                            # the same delivery, retried
     raw = receiver.requests[-1]["body"]
-    sig = receiver.requests[-1]["headers"]["X-Ipledger-Signature"]
+    sig = receiver.requests[-1]["headers"]["X-Ipledger-Signature-V2"]
     stamp = receiver.requests[-1]["headers"]["X-Ipledger-Timestamp"]
     assert sig == "sha256=" + hmac.new(SECRET.encode(), stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
     assert verify(SECRET, raw, sig, stamp)
+    assert receiver.requests[-1]["headers"]["X-Ipledger-Signature"] == \
+        "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()   # the body-only one, kept
     payload = json.loads(raw)
     assert payload["alert"]["type"] == "CeilingNear" and payload["alert"]["authorisation_id"] == AUTH
     assert payload["tx_id"] == out["tx_id"] and payload["block_number"] == out["block_number"]

@@ -99,7 +99,7 @@ def wait_for(env, change: str) -> dict:
 def assert_signed(delivery: dict) -> None:
     stamp = delivery["headers"]["X-Ipledger-Timestamp"]
     expected = "sha256=" + hmac.new(SECRET.encode(), stamp.encode() + b"." + delivery["body"], hashlib.sha256).hexdigest()
-    assert delivery["headers"]["X-Ipledger-Signature"] == expected
+    assert delivery["headers"]["X-Ipledger-Signature-V2"] == expected
     assert verify(SECRET, delivery["body"], expected, stamp)
     assert delivery["headers"]["X-Ipledger-Alert-Id"] == delivery["payload"]["alert_id"]
 

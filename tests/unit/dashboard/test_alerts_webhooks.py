@@ -103,12 +103,15 @@ def test_webhook_signed_retried_until_delivered_with_a_stable_alert_id(scenario,
     for req in receiver.requests:
         by_path.setdefault(req["headers"]["X-Ipledger-Alert-Id"] + req["body"].decode()[-40:], []).append(req)
     operator_reqs = [r for r in receiver.requests if json.loads(r["body"])["subscription_id"] == sub["id"]]
-    # signed: HMAC-SHA256 of the attempt's time, a dot and the exact body, with the subscription's secret
+    # signed (V2): HMAC-SHA256 of the attempt's time, a dot and the exact body, with the subscription's secret
     for req in receiver.requests:
         stamp = req["headers"]["X-Ipledger-Timestamp"]
         expected = "sha256=" + hmac.new(SECRET.encode(), stamp.encode() + b"." + req["body"], hashlib.sha256).hexdigest()
-        assert req["headers"]["X-Ipledger-Signature"] == expected
-        assert verify(SECRET, req["body"], req["headers"]["X-Ipledger-Signature"], stamp)
+        assert req["headers"]["X-Ipledger-Signature-V2"] == expected
+        assert verify(SECRET, req["body"], req["headers"]["X-Ipledger-Signature-V2"], stamp)
+        # and of the body alone, for receivers written before the time was signed
+        legacy = "sha256=" + hmac.new(SECRET.encode(), req["body"], hashlib.sha256).hexdigest()
+        assert req["headers"]["X-Ipledger-Signature"] == legacy and verify(SECRET, req["body"], legacy)
     payload = json.loads(operator_reqs[0]["body"])
     assert payload["change"] == "RAISED" and payload["alert"]["type"] == "YieldDeviation"
     assert payload["alert"]["subject"] == "OP2/40121200" and payload["tx_id"] == ledger.events[-1].tx_id
