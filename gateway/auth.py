@@ -33,6 +33,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ipledger.gateway import moments
 from ipledger.gateway.filestore import JsonFile
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def _hash(salt: bytes, secret: str) -> str:
 
 
 def _now(later: dt.timedelta = dt.timedelta()) -> str:
-    return (dt.datetime.now(dt.timezone.utc) + later).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moments.now_text(later)
 
 
 def _usable(record: dict | None) -> bool:

@@ -11,9 +11,16 @@ import datetime as dt
 UTC = dt.timezone.utc
 
 
-def now_text() -> str:
-    """The present moment to the second, as the gateway stamps what it generates (``2027-06-02T15:58:51Z``)."""
-    return dt.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def text(moment: dt.datetime | float) -> str:
+    """A moment (an aware date-time, or Unix seconds) to the second in UTC, as the gateway stamps what it generates
+    (``2027-06-02T15:58:51Z``)."""
+    when = dt.datetime.fromtimestamp(moment, UTC) if isinstance(moment, (int, float)) else moment.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_text(later: dt.timedelta = dt.timedelta()) -> str:
+    """The present moment (or ``later`` than now) to the second, as :func:`text` writes it."""
+    return text(dt.datetime.now(UTC) + later)
 
 
 def parse(text: str | None) -> dt.datetime | None:

@@ -36,7 +36,6 @@ and the dispatcher that sends them are the four steps of one delivery, sharing i
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import http.client
@@ -57,6 +56,7 @@ from typing import Callable
 
 from ipledger.gateway.feed.store import FeedStore, now_text
 from ipledger.gateway.feed.visibility import Visibility
+from ipledger.gateway import moments
 from ipledger.gateway.filestore import JsonFile
 from ipledger.gateway.problems import Problem
 
@@ -291,8 +291,7 @@ class Deliveries:
             d.pop("body", None)
             d.pop("needs_check", None)
             d.pop("checks", None)
-            d["next_attempt_at"] = (dt.datetime.fromtimestamp(d["next_attempt_at"], dt.timezone.utc)
-                                    .strftime("%Y-%m-%dT%H:%M:%SZ") if d["status"] == "PENDING" else None)
+            d["next_attempt_at"] = moments.text(d["next_attempt_at"]) if d["status"] == "PENDING" else None
             out.append(d)
         return out
 

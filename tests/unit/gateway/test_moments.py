@@ -40,3 +40,11 @@ def test_now_is_stamped_to_the_second_in_utc():
     after = dt.datetime.now(dt.timezone.utc)
     assert stamp.endswith("Z") and len(stamp) == 20
     assert before <= moments.parse(stamp) <= after
+
+
+def test_a_moment_or_unix_seconds_is_stamped_to_the_second_in_utc():
+    paris = dt.timezone(dt.timedelta(hours=2))
+    assert moments.text(dt.datetime(2027, 6, 2, 17, 58, 51, 999999, tzinfo=paris)) == "2027-06-02T15:58:51Z"
+    assert moments.text(1_811_779_131.9) == "2027-05-31T15:58:51Z"
+    later = moments.parse(moments.now_text(dt.timedelta(days=2))) - dt.datetime.now(dt.timezone.utc)
+    assert dt.timedelta(days=2) - dt.timedelta(seconds=5) < later <= dt.timedelta(days=2)
