@@ -266,6 +266,13 @@ class Nodes:
         # shows how many each local peer knows.
         if len(peers) == len(c.peers):
             self.wait_gossip(peers, len(peers), timeout, log)
+        # A Raft service started again elects its leader again, and takes no transaction until then: the first
+        # events after a restart of the whole consortium were answered 503. When every consenter runs here,
+        # wait for the leader (on separate hosts the others' consenters are not ours to see).
+        orderers = [n for n in local if n.kind == "orderer"]
+        if c.consensus == "etcdraft" and orderers and len(orderers) == len(c.orderers):
+            self._wait(lambda: [] if any(self.raft_leader(n) for n in orderers) else [n.id for n in orderers],
+                       f"led by a Raft leader on channel '{c.channel}'", timeout, log)
 
     def wait_gossip(self, peers: list[Node], total: int, timeout: float, log=print) -> None:
         """Until each of ``peers`` knows ``total - 1`` other peers through gossip."""
@@ -426,6 +433,15 @@ class Nodes:
             if line.startswith(prefix):
                 return int(float(line.split()[-1]))
         return 0
+
+    def raft_leader(self, n: Node) -> bool:
+        """Whether this orderer is the Raft leader of the channel (its ``consensus_etcdraft_is_leader`` gauge)."""
+        try:
+            text = self.metrics(n)
+        except (urllib.error.URLError, OSError, ssl.SSLError):
+            return False
+        prefix = f'consensus_etcdraft_is_leader{{channel="{self.consortium.channel}"}}'
+        return any(line.startswith(prefix) and float(line.split()[-1]) == 1 for line in text.splitlines())
 
     def peer_height(self, n: Node) -> int | None:
         """Channel height seen by the peer with its org admin's identity; None if not joined."""
