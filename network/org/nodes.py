@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -422,26 +423,23 @@ class Nodes:
                                                   self.layout.node_tls(n) / "ca.crt", tls / "client.crt",
                                                   tls / "client.key")
 
-    def gossip_peers_known(self, n: Node) -> int | None:
-        """How many other peers of the channel this peer knows through gossip."""
+    def channel_gauge(self, n: Node, name: str) -> float | None:
+        """A channel's gauge from the node's metrics: 0 when the node does not report it (yet), None when its
+        operations endpoint does not answer."""
         try:
             text = self.metrics(n)
         except (urllib.error.URLError, OSError, ssl.SSLError):
             return None
-        prefix = f'gossip_membership_total_peers_known{{channel="{self.consortium.channel}"}}'
-        for line in text.splitlines():
-            if line.startswith(prefix):
-                return int(float(line.split()[-1]))
-        return 0
+        return channel_gauge(text, name, self.consortium.channel)
+
+    def gossip_peers_known(self, n: Node) -> int | None:
+        """How many other peers of the channel this peer knows through gossip."""
+        value = self.channel_gauge(n, "gossip_membership_total_peers_known")
+        return None if value is None else int(value)
 
     def raft_leader(self, n: Node) -> bool:
         """Whether this orderer is the Raft leader of the channel (its ``consensus_etcdraft_is_leader`` gauge)."""
-        try:
-            text = self.metrics(n)
-        except (urllib.error.URLError, OSError, ssl.SSLError):
-            return False
-        prefix = f'consensus_etcdraft_is_leader{{channel="{self.consortium.channel}"}}'
-        return any(line.startswith(prefix) and float(line.split()[-1]) == 1 for line in text.splitlines())
+        return self.channel_gauge(n, "consensus_etcdraft_is_leader") == 1
 
     def peer_height(self, n: Node) -> int | None:
         """Channel height seen by the peer with its org admin's identity; None if not joined."""
@@ -559,6 +557,24 @@ class NodeStatus:
     channel_joined: bool | None = None
     gossip_peers_known: int | None = None
     channels: dict | None = None  # per channel: height and gossip (peers), joined (orderers)
+
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def channel_gauge(text: str, name: str, channel: str) -> float:
+    """The value of gauge ``name`` for ``channel`` in a Prometheus text exposition (0 when not there)."""
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        if line.startswith("#") or not head.startswith(name + "{"):
+            continue
+        metric, _, labels = head.partition("{")
+        if metric == name and dict(_LABEL.findall(labels)).get("channel") == channel:
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 0.0
 
 
 def _least(values) -> int | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import ssl
 import threading
 import time
@@ -29,7 +28,7 @@ from ipledger.gateway.importer import Importer
 
 from tests.unit.gateway.conftest import as_org, client, config, keys, keystore, ledger  # noqa: F401 (fixtures)
 from tests.unit.gateway.conftest import app  # noqa: F401
-from tests.unit.gateway.fakes import move_body, place_body
+from tests.unit.gateway.fakes import dripping_subscriber, move_body, place_body
 
 
 @pytest.fixture
@@ -72,29 +71,8 @@ def dripping_https(tmp_path, monkeypatch):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert_file, key_file)
     monkeypatch.setattr(ssl, "_create_default_https_context", ssl._create_unverified_context)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    done = threading.Event()
-
-    def serve():
-        try:
-            raw, _ = listener.accept()
-            with ctx.wrap_socket(raw, server_side=True) as conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-                for _ in range(60):
-                    if done.wait(0.1):
-                        break
-                    conn.sendall(b"a")
-        except OSError:
-            pass
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{listener.getsockname()[1]}/hook"
-    done.set()
-    thread.join(10)
-    listener.close()
+    with dripping_subscriber(ctx) as url:
+        yield url
 
 
 def test_the_whole_attempt_deadline_also_bounds_an_https_subscriber(dripping_https):

@@ -11,7 +11,7 @@ import re
 from ipledger.chaincode.contract.identifiers import mrn_check_digit
 
 from .conftest import AUTH, HOLDER, RETREADED, SITE1, SITE2, USED, WASTE, body, day
-from .signin import sign_in
+from .signin import page
 
 AUTH3 = "FRIPO000003"
 
@@ -19,18 +19,6 @@ AUTH3 = "FRIPO000003"
 def mrn(n: int) -> str:
     first = f"26FR{n:012d}R"
     return first + mrn_check_digit(first)
-
-
-def browser_of(app, keys, org="CustomsMSP"):
-    b = app.test_client()
-    assert sign_in(b, keys[(org, "viewer")]).status_code == 302
-    return b
-
-
-def page(app, keys, path, org="CustomsMSP") -> str:
-    r = browser_of(app, keys, org).get(path)
-    assert r.status_code == 200, r.status_code
-    return r.get_data(as_text=True)
 
 
 def lot_cells(html: str, lot_id: str) -> list[str]:

@@ -21,23 +21,11 @@ from ipledger.gateway.dashboard import charts, ui
 from ipledger.gateway.feed.sse import sse_message
 
 from .conftest import AUTH, SITE1, body, day, place
-from .signin import form_token, sign_in
+from .signin import browser, form_token, page, sign_in
 
 TEMPLATES = Path(ui.__file__).parent / "templates" / "dashboard"
 RLO, LRI = "\u202e", "\u2066"   # right-to-left override, left-to-right isolate
 HOSTILE = '<script>alert(1)</script><svg onload=alert(2)>"\'><img src=x onerror=alert(3)>'
-
-
-def browser(app, keys, org="CustomsMSP"):
-    b = app.test_client()
-    assert sign_in(b, keys[(org, "viewer")]).status_code == 302
-    return b
-
-
-def page(app, keys, path, org="CustomsMSP") -> str:
-    r = browser(app, keys, org).get(path)
-    assert r.status_code == 200, r.status_code
-    return r.get_data(as_text=True)
 
 
 def isolated(html: str, char: str) -> bool:

@@ -9,9 +9,13 @@ scripted with ``fail_submit`` / ``fail_evaluate``.
 from __future__ import annotations
 
 import hashlib
+import contextlib
 import itertools
 import json
+import socket
+import ssl
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -212,3 +216,34 @@ def move_body(event_id: str = "move-1", quantity: int = 400, **overrides) -> dic
             "lot_id": "L1", "quantity": quantity, "from_site": SITE1, "to_site": SITE2}
     body.update(overrides)
     return body
+
+
+@contextlib.contextmanager
+def dripping_subscriber(tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """A webhook subscriber on 127.0.0.1 that reads the request, answers its status line, then one header byte
+    every 0.1 s for 6 s (over TLS with ``tls``, a server context); yields its URL and stops when left."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    done = threading.Event()
+
+    def serve():
+        try:
+            raw, _ = listener.accept()
+            with (tls.wrap_socket(raw, server_side=True) if tls else raw) as conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(60):
+                    if done.wait(0.1):
+                        break
+                    conn.sendall(b"a")
+        except OSError:
+            pass
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{listener.getsockname()[1]}/hook"
+    finally:
+        done.set()
+        thread.join(10)
+        listener.close()

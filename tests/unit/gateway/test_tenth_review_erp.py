@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
 import threading
 import time
 
@@ -17,23 +16,8 @@ from werkzeug.serving import make_server
 from ipledger.gateway import webhooks
 from ipledger.gateway.importer import ImportError_, Importer, LineOutcome, Progress, read_records
 
-from .fakes import endorse_error, move_body, mvcc_conflict, place_body
-
-
-@pytest.fixture
-def server(app):
-    """The app on a loopback port (test only: production serving is gunicorn)."""
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join()
-
-
-@pytest.fixture
-def operator_key(keys):
-    return keys[("OperatorMSP", "clerk")]
+from .fakes import dripping_subscriber, endorse_error, move_body, mvcc_conflict, place_body
+from .test_importer import operator_key, server  # noqa: F401 (fixtures)
 
 
 def _serve(wsgi):
@@ -259,29 +243,8 @@ def no_sleep(app):
 @pytest.fixture
 def dripping():
     """A subscriber that answers its status line, then one header byte every 0.1 s for 6 s."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    done = threading.Event()
-
-    def serve():
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(65536)
-            try:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-                for _ in range(60):
-                    if done.wait(0.1):
-                        break
-                    conn.sendall(b"a")
-            except OSError:
-                pass
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
-    done.set()
-    thread.join(10)
-    listener.close()
+    with dripping_subscriber() as url:
+        yield url
 
 
 def test_a_subscriber_answering_a_byte_at_a_time_does_not_hold_the_dispatcher_beyond_the_timeout(dripping):

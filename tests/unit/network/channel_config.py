@@ -3,6 +3,7 @@ their own CA, NodeOUs and anchor peers; used by the admin and membership tests."
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -37,6 +38,18 @@ def _cert(subject, issuer, key, signing_key, ca=False, days=1):
 
 def pem(cert) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def msp_dir(path: Path, cert: bytes, key) -> Path:
+    """An MSP directory as `admin sign --msp-dir` reads it: ``signcerts/cert.pem`` and a 0600 ``keystore/priv_sk``."""
+    (path / "signcerts").mkdir(parents=True)
+    (path / "keystore").mkdir()
+    (path / "signcerts" / "cert.pem").write_bytes(cert)
+    k = path / "keystore" / "priv_sk"
+    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    k.chmod(0o600)
+    return path
 
 
 class FakeOrg:

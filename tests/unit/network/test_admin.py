@@ -21,7 +21,7 @@ from ipledger.network.fabric.config_update import (apply_update, check_update, c
                                                    read_envelope, required_policies, summarize, update_envelope)
 from ipledger.network.fabric.policy import (PolicyError, implicit_meta_policy, parse_signature_policy, render_policy,
                                             signature_policy)
-from tests.unit.network.channel_config import FakeOrg
+from tests.unit.network.channel_config import FakeOrg, msp_dir
 
 CHANNEL = "inward-processing"
 
@@ -348,16 +348,7 @@ def test_sign_from_an_msp_directory(tmp_path, base, orgs):
     upd = admin.UpdateFile.create(tmp_path / "u.pb", base, 0, with_audit(base, orgs), CHANNEL,
                                   {"kind": "add-org", "org": "AuditMSP"})
     for org in (c, o):
-        msp = tmp_path / org.msp_id
-        (msp / "signcerts").mkdir(parents=True)
-        (msp / "keystore").mkdir()
-        cert, key = org.ids["admin"]
-        (msp / "signcerts" / "cert.pem").write_bytes(cert)
-        k = msp / "keystore" / "priv_sk"
-        k.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                        serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption()))
-        k.chmod(0o600)
+        msp_dir(tmp_path / org.msp_id, *org.ids["admin"])
     log = []
     admin.sign(admin.UpdateFile.load(upd.path), "CustomsMSP", tmp_path / "CustomsMSP", log.append)
     a = admin.assess(admin.UpdateFile.load(upd.path))

@@ -10,6 +10,7 @@ from cryptography import x509
 from ipledger.network import consortium
 from ipledger.network.consortium import ConsortiumError
 from ipledger.network.org.identities import IdentityError, OrgIdentities
+from tests.unit.network.channel_config import msp_dir
 
 DOMAIN = "customs.ipledger.example"
 
@@ -298,18 +299,6 @@ def test_org_identities_warns_of_certificates_about_to_end(ids, monkeypatch, cap
 
 # ----------------------------------------------------------------------------- signing for another organisation
 
-def _msp_dir(path, cert, key):
-    from cryptography.hazmat.primitives import serialization
-    (path / "signcerts").mkdir(parents=True)
-    (path / "keystore").mkdir()
-    (path / "signcerts" / "cert.pem").write_bytes(cert)
-    k = path / "keystore" / "priv_sk"
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
-    k.chmod(0o600)
-    return path
-
-
 def test_an_admin_of_one_organisation_cannot_sign_for_another(tmp_path, base, orgs):
     """`admin sign --as CustomsMSP --msp-dir <the operator's admin>` added a signature claiming customs with the
     operator's certificate (a note only, exit 0): refused now, the update file unchanged."""
@@ -318,12 +307,12 @@ def test_an_admin_of_one_organisation_cannot_sign_for_another(tmp_path, base, or
     upd = admin.UpdateFile.create(tmp_path / "u.pb", base, 0, with_audit(base, orgs), CHANNEL,
                                   {"kind": "add-org", "org": "AuditMSP"})
     before = upd.path.read_bytes()
-    operator_admin = _msp_dir(tmp_path / "op", *orgs["OperatorMSP"].ids["admin"])
+    operator_admin = msp_dir(tmp_path / "op", *orgs["OperatorMSP"].ids["admin"])
     with pytest.raises(admin.AdminError, match="not a valid identity of CustomsMSP"):
         admin.sign(admin.UpdateFile.load(upd.path), "CustomsMSP", operator_admin, lambda *_: None)
     assert upd.path.read_bytes() == before
     # an organisation outside the channel signs nothing either
-    audit_admin = _msp_dir(tmp_path / "audit", *orgs["AuditMSP"].ids["admin"])
+    audit_admin = msp_dir(tmp_path / "audit", *orgs["AuditMSP"].ids["admin"])
     with pytest.raises(admin.AdminError, match="not a valid identity of AuditMSP"):
         admin.sign(admin.UpdateFile.load(upd.path), "AuditMSP", audit_admin, lambda *_: None)
     # its own admin signs

@@ -18,8 +18,6 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from fabric_protos.common import common_pb2
-from fabric_protos.msp import identities_pb2
 
 from ipledger.network import consortium as consortium_mod
 from ipledger.network.channel import updates
@@ -27,19 +25,8 @@ from ipledger.network.cli import admin
 from ipledger.network.layout import Layout
 from ipledger.network.org import identities, processes
 from ipledger.network.org.nodes import Nodes
+from tests.unit.network.channel_config import msp_dir
 from tests.unit.network.test_admin import CHANNEL, with_audit
-
-
-def _msp_dir(path: Path, org, role: str = "admin") -> Path:
-    (path / "signcerts").mkdir(parents=True)
-    (path / "keystore").mkdir()
-    cert, key = org.ids[role]
-    (path / "signcerts" / "cert.pem").write_bytes(cert)
-    k = path / "keystore" / "priv_sk"
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
-    k.chmod(0o600)
-    return path
 
 
 # ----------------------------------------------------------------------------- admin sign
@@ -55,8 +42,8 @@ def test_sign_is_not_blocked_by_a_forged_signature_carrying_the_signers_certific
     forged = updates.sign_update(upd.cue, "CustomsMSP", c.ids["admin"][0], o.ids["admin"][1])  # wrong key
     upd.add_signature(forged)
     log: list[str] = []
-    updates.sign(admin.UpdateFile.load(upd.path), "CustomsMSP", _msp_dir(tmp_path / "c", c), log.append)
-    updates.sign(admin.UpdateFile.load(upd.path), "OperatorMSP", _msp_dir(tmp_path / "o", o), log.append)
+    updates.sign(admin.UpdateFile.load(upd.path), "CustomsMSP", msp_dir(tmp_path / "c", *c.ids["admin"]), log.append)
+    updates.sign(admin.UpdateFile.load(upd.path), "OperatorMSP", msp_dir(tmp_path / "o", *o.ids["admin"]), log.append)
     a = admin.assess(admin.UpdateFile.load(upd.path))
     assert not any("signed already" in line for line in log), log
     assert [(s["msp_id"], s["counts"]) for s in a["signatures"]] == [
