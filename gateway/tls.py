@@ -3,7 +3,7 @@
     --tls-cert FILE --tls-key FILE       serve HTTPS (TLS 1.2 or newer); the key file must be 0600
     --client-ca [ORG=]FILE | consortium  trust client certificates issued by these CAs (repeatable);
                                          ORG= binds the certificates a CA issues to that organisation,
-                                         ``consortium`` = each application org's TLS CA, bound to it
+                                         ``consortium`` = the TLS CA of the gateway's organisation, bound to it
     --client-cert required|optional      (default: required when a client CA is given)
 
 :class:`TLSOptions` holds the options as given. :meth:`TLSOptions.load` checks them before gunicorn

@@ -49,8 +49,9 @@ def _parser() -> argparse.ArgumentParser:
                    if os.environ.get("IPLEDGER_BASE_PORT") else None,
                    help="first port of the port range (overrides the consortium file)")
     p.add_argument("--channel", default=os.environ.get("IPLEDGER_CHANNEL") or None,
-                   help="with a channel per holder: the channel 'admin' and 'chaincode' act on "
-                        "(chaincode deploy: default every channel of this host's organisations)")
+                   help="with a channel per holder: the channel 'admin', 'chaincode', 'verify' and 'channel export' "
+                        "act on, and the one 'network add-org' puts a representative on (chaincode deploy: "
+                        "default every channel of this host's organisations)")
     p.add_argument("--runtime", choices=runtime.RUNTIMES, default=None,
                    help="how this host runs its nodes, chaincode services and gateways: native "
                         "processes or docker containers (default: IPLEDGER_RUNTIME, else what the "

@@ -149,7 +149,7 @@ def add_tls_arguments(parser) -> None:
     tls.add_argument("--client-ca", metavar="[ORG=]FILE|consortium", action="append", default=[],
                      help="accept client certificates issued by the CAs in FILE (PEM, repeatable); ORG=FILE binds "
                           "them to organisation ORG: its certificates work only with ORG's API keys; 'consortium': "
-                          "each organisation's TLS CA of the network, bound to it")
+                          "the TLS CA of the organisation the gateway serves, bound to it")
     tls.add_argument("--client-cert", choices=["required", "optional"], default=None,
                      help="whether a client certificate is required (default with --client-ca) or optional")
 
