@@ -106,7 +106,7 @@ def event_for(s: Scenario, act: str) -> tuple[dict, dict | None]:
                        "evidence_hash": evidence("photo")},
         "ExitGoods": {"authorisation_id": AUTH_ID, "lot_id": "L1", "quantity": 1, "procedure": "3151",
                       "mrn": mrn("E", 4244)},
-        "ConfirmExit": {"authorisation_id": AUTH_ID, "mrn": EXPORT_MRN, "exit_date": s.day.date().isoformat()},
+        "ConfirmExit": {"authorisation_id": AUTH_ID, "mrn": EXPORT_MRN, "exit_date": None},
         "RecordControl": {"authorisation_id": AUTH_ID, "site": SITE1, "counted": [{"lot_id": "L1", "qty": 900}]},
         "SubmitBillOfDischarge": {"authorisation_id": AUTH_ID, "period_end": period, "document_hash": None},
         "DecideBillOfDischarge": {"authorisation_id": AUTH2, "bill_id": f"BOD-{AUTH2}-{period}",
@@ -116,6 +116,13 @@ def event_for(s: Scenario, act: str) -> tuple[dict, dict | None]:
         "WithdrawParty": {"msp_id": "BrokerMSP", "reason": "mandates ended"},
     }
     event = events[act]
+    if act == "ConfirmExit":
+        # the day the re-export was declared (not s.day's: on the network, tests/integration/
+        # test_contract_roles_on_network.py, midnight UTC may pass between the scenario's start and its exit, and an
+        # exit_date before the declaration's is OutOfOrder)
+        [item] = s.query("GetDeclaration", EXPORT_MRN)["items"]
+        event["exit_date"] = dt.datetime.fromisoformat(item["occurred_at"].replace("Z", "+00:00")).astimezone(
+            dt.timezone.utc).date().isoformat()
     if act == "SubmitBillOfDischarge":
         event["document_hash"] = s.query("GetBillOfDischargeData", AUTH_ID, period, msp="OperatorMSP")["document_hash"]
     return event, (commercial if act == "PlaceUnderProcedure" else None)

@@ -8,7 +8,7 @@ from ipledger.gateway.app import create_app
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import GatewayConfig
 
-from .contract_ledger import ContractLedger, ListSource, body, wait_for
+from .contract_ledger import ContractLedger, ListSource, body, ledger_now, wait_for
 
 ORGS = ("CustomsMSP", "OperatorMSP", "BrokerMSP")
 AUTH, AUTH2 = "FRIPO000001", "FRIPO000002"
@@ -19,7 +19,9 @@ USED, RETREADED, WASTE = "40122000", "40121200", "40040000"
 
 
 def day(n: int) -> str:
-    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=n)).date().isoformat()
+    """The date ``n`` days after the ledger's today (contract_ledger.ledger_now: never the real clock's, which may
+    pass midnight between two calls of a test or between its events)."""
+    return (ledger_now() + dt.timedelta(days=n)).date().isoformat()
 
 
 def grant(auth_id=AUTH, holder=HOLDER, mandates=(BROKER_EORI,), event_id=None):

@@ -1,12 +1,19 @@
 """A gateway Ledger that runs the real contract in memory (ipledger.chaincode.testing MemLedger), one block per
 transaction, and keeps the chaincode events it emits — so the dashboard's unit tests see the contract's
-real answers and visibility rules, and a fake event source can replay its events."""
+real answers and visibility rules, and a fake event source can replay its events.
+
+The ledger's clock starts at 09:00 UTC two days after the real clock's date (:func:`anchored_day`), and the tests
+date their events and days from it (:func:`ledger_now`, ``body``, conftest's ``day``): a ledger that followed the
+real clock put a test's events on two days when it ran across midnight UTC (a scenario's L1 placed at 23:59:59.9
+and L2 at 00:00:00.1, a report's ``as_of`` one day before the test's next request), and the real clock never
+catches up with a ledger two days ahead in the seconds a test lasts."""
 from __future__ import annotations
 
 import datetime as dt
 import json
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 from ipledger.chaincode.contract import InwardProcessingContract
@@ -25,10 +32,27 @@ class Result:
     attempts: int = 1
 
 
+def anchored_day(today: dt.date | None = None) -> dt.datetime:
+    """09:00 UTC two days after ``today`` (the real clock's date in UTC): a ledger day no test reaches the end of."""
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.combine(today + dt.timedelta(days=2), dt.time(9), dt.timezone.utc)
+
+
+_latest: "weakref.ref[ContractLedger] | None" = None
+
+
+def ledger_now() -> dt.datetime:
+    """The time of the test's ledger (the ContractLedger created last), the ``occurred_at`` an ERP recording as it
+    happens sends; the real clock when no ContractLedger is alive."""
+    ledger = _latest() if _latest is not None else None
+    return ledger.scenario.ledger.now if ledger is not None else dt.datetime.now(dt.timezone.utc)
+
+
 class ContractLedger:
     def __init__(self, day: dt.datetime | None = None):
-        self.scenario = Scenario(InwardProcessingContract,
-                                 day=day or dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+        global _latest
+        self.scenario = Scenario(InwardProcessingContract, day=day or anchored_day())
+        _latest = weakref.ref(self)
         self.lock = threading.Lock()
         self.height = 5
         self.blocks: dict[str, int] = {}
@@ -146,7 +170,7 @@ def wait_for(predicate, timeout=10.0, interval=0.02):
 
 
 def body(event_type: str, event_id: str, **fields) -> dict:
-    now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    now = ledger_now().isoformat().replace("+00:00", "Z")
     return {"type": event_type, "event_id": event_id, "occurred_at": now, **fields}
 
 

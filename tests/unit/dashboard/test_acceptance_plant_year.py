@@ -8,9 +8,9 @@ Everything is done as an ERP or the organisations' users would: HTTP requests to
 organisations' API keys — never a direct contract call. Time passes by moving the in-memory ledger's clock
 forward (``ledger.scenario.ledger.now``: the transaction timestamp and the endorsing peer's clock, as
 test_ninth_review_pages.py does); every event's ``occurred_at`` is that ledger time, so nothing is backdated.
-Day D starts at 09:00 UTC, two days after the real clock's date: a step at D + n.1 then falls on day n whatever
-the hour the suite runs (a D taken from the real clock at 23:59 put D + 55.1 on day 56), and the real clock,
-which the ledger follows when it is ahead (contract_ledger.py), never catches up with the year.
+Day D is the harness ledger's start, 09:00 UTC two days after the real clock's date (contract_ledger.anchored_day):
+a step at D + n.1 falls on day n whatever the hour the suite runs (a D taken from the real clock at 23:59 put
+D + 55.1 on day 56), and the real clock, which the ledger follows when it is ahead, never catches up with the year.
 
 Expected figures are computed here from domain.md's rules, not read from the system:
 authorisation valid D−30 → D+335, input 40122000 used tyres (p/st, ceiling 5,000), main product 40121200
@@ -27,10 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-import pytest
-
 from .conftest import BROKER_EORI, HOLDER
-from .contract_ledger import ContractLedger
 
 AUTH, OTHER_AUTH = "FRIPO000123", "FRIPO000124"
 OFFICE = "FR000110"
@@ -65,13 +62,6 @@ MRN = {"L1": mrn(900001, IMPORT), "L2": mrn(900002, IMPORT), "L3": mrn(900003, I
 
 def evidence(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@pytest.fixture
-def ledger():
-    """The harness's ledger, its day D at 09:00 UTC two days after today (see above)."""
-    today = dt.datetime.now(dt.timezone.utc).date()
-    return ContractLedger(day=dt.datetime.combine(today + dt.timedelta(days=2), dt.time(9), dt.timezone.utc))
 
 
 class Plant:

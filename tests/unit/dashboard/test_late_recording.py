@@ -9,12 +9,12 @@ import json
 from ipledger.chaincode.testing import mrns
 
 from .conftest import place
-from .contract_ledger import wait_for
+from .contract_ledger import ledger_now, wait_for
 from .test_alerts_webhooks import SECRET, receiver  # noqa: F401  (the receiver fixture)
 
 
 def late_placement(lot_id: str, n: int, days: float) -> dict:
-    occurred = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).replace(microsecond=0)
+    occurred = (ledger_now() - dt.timedelta(days=days)).replace(microsecond=0)
     return {**place(lot_id, 10, mrns.placement_mrn(n)), "event_id": f"erp-{lot_id}",
             "occurred_at": occurred.isoformat().replace("+00:00", "Z")}
 
@@ -51,7 +51,7 @@ def test_an_event_within_the_allowance_raises_nothing(scenario, api):
 
 
 def test_a_future_dated_event_is_still_refused(scenario, api):
-    ahead = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).replace(microsecond=0)
+    ahead = (ledger_now() + dt.timedelta(hours=1)).replace(microsecond=0)
     move = {**late_placement("L9", 7009, 0), "occurred_at": ahead.isoformat().replace("+00:00", "Z")}
     p = api.post(move, "OperatorMSP", status=409)
     assert p["code"] == "OutOfOrder" and "future" in p["detail"]

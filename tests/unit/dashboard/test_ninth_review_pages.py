@@ -93,15 +93,16 @@ def test_an_exit_of_a_lot_is_shown_with_its_procedure_and_unit(scenario, api, ap
 
 # -- days left as the contract counts them -----------------------------------------------------------------------
 
-def test_days_left_of_a_lot_are_whole_days_before_its_deadline_moment(scenario, api, app, keys):
+def test_days_left_of_a_lot_are_whole_days_before_its_deadline_moment(scenario, api, app, keys, ledger):
     """The deadline is a moment (the placement's occurred_at + 180 days, to the microsecond); the table showed its
     date only and counted days between dates: 180 days left for a deadline 179 days and 23 hours away. The contract
-    counts whole days before the moment ((deadline − as_of).days, DeadlineApproaching's days_left): 179."""
+    counts whole days before the moment ((deadline − as_of).days, DeadlineApproaching's days_left): 179. The page
+    counts at the ledger time the contract answered at, so before and after are read on the ledger's clock."""
     lot = api.get("/api/v1/lots/L2", "CustomsMSP").get_json()
     deadline = dt.datetime.fromisoformat(lot["deadline"].replace("Z", "+00:00"))
-    before = dt.datetime.now(dt.timezone.utc)
+    before = ledger.scenario.ledger.now
     html = page(app, keys, f"/dashboard/authorisations/{AUTH}")
-    after = dt.datetime.now(dt.timezone.utc)
+    after = ledger.scenario.ledger.now
     cells = lot_cells(html, "L2")
     assert int(cells[heading_index(html, "Days left")]) in {(deadline - before).days, (deadline - after).days}
     assert (deadline - after).days == 179          # placed a moment ago with a period of 180 days
