@@ -423,7 +423,7 @@ class Nodes:
                                                   self.layout.node_tls(n) / "ca.crt", tls / "client.crt",
                                                   tls / "client.key")
 
-    def channel_gauge(self, n: Node, name: str) -> float | None:
+    def gauge(self, n: Node, name: str) -> float | None:
         """A channel's gauge from the node's metrics: 0 when the node does not report it (yet), None when its
         operations endpoint does not answer."""
         try:
@@ -434,12 +434,12 @@ class Nodes:
 
     def gossip_peers_known(self, n: Node) -> int | None:
         """How many other peers of the channel this peer knows through gossip."""
-        value = self.channel_gauge(n, "gossip_membership_total_peers_known")
+        value = self.gauge(n, "gossip_membership_total_peers_known")
         return None if value is None else int(value)
 
     def raft_leader(self, n: Node) -> bool:
         """Whether this orderer is the Raft leader of the channel (its ``consensus_etcdraft_is_leader`` gauge)."""
-        return self.channel_gauge(n, "consensus_etcdraft_is_leader") == 1
+        return self.gauge(n, "consensus_etcdraft_is_leader") == 1
 
     def peer_height(self, n: Node) -> int | None:
         """Channel height seen by the peer with its org admin's identity; None if not joined."""

@@ -11,7 +11,7 @@ import datetime as dt
 
 import pytest
 
-from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.contract import InwardProcessingContract, timestamps
 from ipledger.chaincode.testing.scenario import (AUTH_ID, SITE1, SITE2, Scenario, authorisation_fields, evidence, iso, mrn,
                                         retreaded)
 
@@ -121,8 +121,7 @@ def event_for(s: Scenario, act: str) -> tuple[dict, dict | None]:
         # test_contract_roles_on_network.py, midnight UTC may pass between the scenario's start and its exit, and an
         # exit_date before the declaration's is OutOfOrder)
         [item] = s.query("GetDeclaration", EXPORT_MRN)["items"]
-        event["exit_date"] = dt.datetime.fromisoformat(item["occurred_at"].replace("Z", "+00:00")).astimezone(
-            dt.timezone.utc).date().isoformat()
+        event["exit_date"] = timestamps.parse_datetime(item["occurred_at"]).date().isoformat()
     if act == "SubmitBillOfDischarge":
         event["document_hash"] = s.query("GetBillOfDischargeData", AUTH_ID, period, msp="OperatorMSP")["document_hash"]
     return event, (commercial if act == "PlaceUnderProcedure" else None)
