@@ -3,7 +3,7 @@
 Subscriptions live in the organisation's own ``<state>/<org name>/gateway/webhooks.json`` (mode 0600:
 it holds the signing secrets), managed with ``ipledger gateway webhooks --gateway MSP add URL --org MSP
 [--secret S] [--types T,…]`` / ``list`` /
-``remove ID`` / ``deliveries``. A subscription receives the alerts its organisation may read (the
+``remove ID`` / ``deliveries`` / ``resend``. A subscription receives the alerts its organisation may read (the
 contract decides, as for every query): a broker's subscription never hears of an authorisation the
 broker has no mandate for.
 
@@ -26,11 +26,11 @@ captured on its way cannot be played to them again later — the body-only signa
 that. A 2xx answer delivers it; anything else (or no
 whole answer within ``webhook_timeout_s`` — the whole attempt, however slowly the subscriber answers) is
 retried after ``webhook_backoff_s`` × 2^(attempt−1) (capped), at most ``webhook_max_attempts`` times, then
-marked FAILED. Deliveries to one subscription go in order (the oldest pending first). **At least once**: a
+marked FAILED; ``ipledger gateway webhooks resend`` queues FAILED ones again (:meth:`Deliveries.resend`). Deliveries to one subscription go in order (the oldest pending first). **At least once**: a
 delivery can arrive twice (e.g. the gateway stopped after the receiver answered but before the result was
 stored) — de-duplicate on ``alert_id``.
 
-One file of some 610 lines: subscriptions, the delivery queue, the router that turns alerts into deliveries
+One file of some 700 lines: subscriptions, the delivery queue, the router that turns alerts into deliveries
 and the dispatcher that sends them are the four steps of one delivery, sharing its record and its states.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from ipledger.gateway.feed.store import FeedStore, now_text
 from ipledger.gateway.feed.visibility import Visibility
@@ -271,6 +271,55 @@ class Deliveries:
         with self.store.connection() as db:
             db.execute("UPDATE deliveries SET status = 'FAILED', last_error = ? WHERE delivery_id = ?",
                        (error, delivery_id))
+
+    def resend(self, delivery_ids: Iterable[int] = (), *, all_failed: bool = False,
+               subscription_id: str | None = None, active: Iterable[str], now: float | None = None) -> list[int]:
+        """Queue FAILED deliveries again (``ipledger gateway webhooks resend``), e.g. once a subscriber that was
+        down longer than the attempts last is back: PENDING at once, with a new series of attempts (``attempts``
+        from 0, ``resent`` + 1); the subscription's organisation's right to read the authorisation is asked again
+        before the first. ``delivery_ids``: those deliveries — each must exist, be FAILED and belong to an
+        ``active`` subscription (else a :class:`WebhookError` naming it, and none is queued); ``all_failed``: every
+        FAILED delivery of the active subscriptions (of ``subscription_id`` only, if given). The ids queued, in
+        order (a subscription's deliveries still go oldest first); ``now``: when they are due (default: now)."""
+        ids, active = sorted(set(int(i) for i in delivery_ids)), set(active)
+        if not ids and not all_failed:
+            raise WebhookError("name the deliveries to send again, or all FAILED ones")
+        if subscription_id is not None and subscription_id not in active:
+            raise WebhookError(f"no active subscription {subscription_id}: the deliveries of a removed "
+                               f"subscription are not sent again")
+        with self.store.connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = {r["delivery_id"]: r for r in db.execute(
+                    f"SELECT delivery_id, subscription_id, status FROM deliveries WHERE delivery_id IN "
+                    f"({','.join('?' * len(ids))})", ids)} if ids else {}
+                for delivery_id in ids:
+                    row = rows.get(delivery_id)
+                    if row is None:
+                        raise WebhookError(f"no delivery {delivery_id}")
+                    if row["status"] != "FAILED":
+                        raise WebhookError(f"delivery {delivery_id} is {row['status']}: only FAILED deliveries are "
+                                           f"sent again")
+                    if row["subscription_id"] not in active:
+                        raise WebhookError(f"delivery {delivery_id} is to subscription {row['subscription_id']}, "
+                                           f"removed: its deliveries are not sent again")
+                    if subscription_id is not None and row["subscription_id"] != subscription_id:
+                        raise WebhookError(f"delivery {delivery_id} is to subscription {row['subscription_id']}, "
+                                           f"not {subscription_id}")
+                if all_failed:
+                    subs = [subscription_id] if subscription_id is not None else sorted(active)
+                    ids = sorted(set(ids) | {r["delivery_id"] for r in db.execute(
+                        f"SELECT delivery_id FROM deliveries WHERE status = 'FAILED' AND subscription_id IN "
+                        f"({','.join('?' * len(subs))})", subs)}) if subs else ids
+                for delivery_id in ids:
+                    db.execute("UPDATE deliveries SET status = 'PENDING', attempts = 0, checks = 0, "
+                               "resent = resent + 1, next_attempt_at = ? WHERE delivery_id = ? AND status = 'FAILED'",
+                               (time.time() if now is None else now, delivery_id))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return ids
 
     def log(self, org: str | None = None, limit: int = 200, status: str | None = None) -> list[dict]:
         """The delivery log, newest first (``org``: only that org's subscriptions)."""

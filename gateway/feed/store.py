@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     attempts INTEGER NOT NULL DEFAULT 0,
     needs_check INTEGER NOT NULL DEFAULT 0, -- 1: may the subscription's org read the authorisation? not asked yet
     checks INTEGER NOT NULL DEFAULT 0,    -- failed attempts to ask it (the ledger unreachable)
+    resent INTEGER NOT NULL DEFAULT 0,    -- times queued again after FAILED ('gateway webhooks resend')
     next_attempt_at REAL NOT NULL,
     last_status INTEGER,
     last_error TEXT,
@@ -131,7 +132,7 @@ class FeedStore:
         with self._db() as db:
             db.executescript(SCHEMA)
             columns = {r[1] for r in db.execute("PRAGMA table_info(deliveries)")}
-            for column in ("needs_check", "checks"):  # a database of an earlier version
+            for column in ("needs_check", "checks", "resent"):  # a database of an earlier version
                 if column not in columns:
                     with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
                         db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")

@@ -8,7 +8,7 @@
     ipledger gateway keys --gateway M create --org M --role clerk [--label TEXT]
     ipledger gateway keys --gateway M list [--json]
     ipledger gateway keys --gateway M revoke KEY_ID
-    ipledger gateway webhooks --gateway M add|list|remove|deliveries …
+    ipledger gateway webhooks --gateway M add|list|remove|deliveries|resend …
     ipledger import FILE [--format csv|jsonl] [--report FILE] [--url URL] [--api-key KEY]
                          [--ca-cert FILE] [--client-cert FILE --client-key FILE]
     ipledger report bill-of-discharge|inventory … [--ca-cert FILE] [--client-cert FILE --client-key FILE]
@@ -98,6 +98,14 @@ def register(sub) -> None:
     h_add.add_argument("--json", action="store_true")
     hs.add_parser("list", help="list subscriptions (never their secrets)").add_argument("--json", action="store_true")
     hs.add_parser("remove", help="stop sending to a subscription").add_argument("subscription_id")
+    h_resend = hs.add_parser("resend", help="queue FAILED deliveries again (e.g. once a subscriber that was down "
+                                            "is back): a new series of attempts, access asked again first")
+    h_resend.add_argument("delivery_ids", nargs="*", type=int, metavar="DELIVERY_ID",
+                          help="the FAILED deliveries to send again (see 'deliveries --status FAILED')")
+    h_resend.add_argument("--all-failed", action="store_true",
+                          help="every FAILED delivery of the active subscriptions (with --subscription: of that one)")
+    h_resend.add_argument("--subscription", metavar="ID", help="only deliveries to this subscription")
+    h_resend.add_argument("--json", action="store_true")
     h_log = hs.add_parser("deliveries", help="the delivery log, newest first")
     h_log.add_argument("--status", choices=["PENDING", "DELIVERED", "FAILED"])
     h_log.add_argument("--limit", type=int, default=50)
@@ -398,7 +406,20 @@ def _webhooks(args) -> int:
             print(f"error: no active subscription {args.subscription_id}", file=sys.stderr)
             return 1
         from ipledger.gateway.feed.store import FeedStore
-        rows = Deliveries(FeedStore(directory / "dashboard.sqlite")).log(limit=args.limit, status=args.status)
+        deliveries = Deliveries(FeedStore(directory / "dashboard.sqlite"))
+        if args.hooks_cmd == "resend":
+            active = [s["id"] for s in subs.active()]
+            ids = deliveries.resend(args.delivery_ids, all_failed=args.all_failed,
+                                    subscription_id=args.subscription, active=active)
+            if args.json:
+                print(json.dumps({"queued": ids}))
+            elif ids:
+                print(f"queued again: {len(ids)} deliver{'y' if len(ids) == 1 else 'ies'} "
+                      f"({', '.join(map(str, ids))}); the running gateway sends them within seconds")
+            else:
+                print("no FAILED delivery to send again")
+            return 0
+        rows = deliveries.log(limit=args.limit, status=args.status)
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
