@@ -152,14 +152,16 @@ def _evaluate(org: str, fn: str, *args, channel: str | None = None):
     return state().service.evaluate_json(org, fn, *args, channel=channel)
 
 
-def _days_until(text: str | None) -> int | None:
+def _days_until(text: str | None, at: dt.datetime | None = None) -> int | None:
+    """Whole days from ``at`` (the ledger time of the contract's answer, when the page has one; else now, UTC) to
+    the date ``text`` — an authorisation's validity, as ``AuthorisationExpiring`` counts it."""
     if not text:
         return None
     try:
         day = dt.date.fromisoformat(text[:10])
     except ValueError:
         return None
-    return (day - dt.datetime.now(dt.timezone.utc).date()).days
+    return (day - (at or dt.datetime.now(dt.timezone.utc)).date()).days
 
 
 def _lot_status(lot: dict, remaining: list[dict], at: dt.datetime) -> dict:
@@ -334,7 +336,7 @@ def authorisation(principal, authorisation_id):
                            alerts=alerts.get("alerts", []), lots=lots, batches=bill.get("remaining", []),
                            waste=bill.get("waste", []), quantity_charts=quantity_svgs, yield_rows=yrows,
                            yield_svg=charts.yield_chart(yrows), events_list=timeline,
-                           days_left=_days_until(auth.get("valid_to")),
+                           days_left=_days_until(auth.get("valid_to"), at),
                            channel=channel if len(state().config.all_channels) > 1 else None)
 
 

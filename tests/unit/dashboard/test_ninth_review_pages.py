@@ -121,6 +121,18 @@ def test_days_left_on_the_page_agree_with_the_contracts_deadline_alert(scenario,
     assert int(lot_cells(html, "L2")[heading_index(html, "Days left")]) == alert["details"]["days_left"] == 9
 
 
+def test_the_validity_days_left_on_the_page_agree_with_the_contracts_expiry_alert(scenario, api, app, keys, ledger):
+    """Looked at 300 days on (the ledger's time moved forward), the authorisation's "(N days left)" and its
+    AuthorisationExpiring alert's days_left are one number: the page counts from the ledger time the contract
+    answered at, as it does for lots, not from the gateway's clock (which would say 335 here)."""
+    ledger.scenario.ledger.now = ledger.scenario.ledger.now + dt.timedelta(days=300, hours=3)
+    alerts = api.get(f"/api/v1/authorisations/{AUTH}/alerts", "CustomsMSP").get_json()["alerts"]
+    [alert] = [a for a in alerts if a["type"] == "AuthorisationExpiring"]
+    html = page(app, keys, f"/dashboard/authorisations/{AUTH}")
+    shown = re.search(r"\((\d+) days left\)", html)
+    assert shown and int(shown.group(1)) == alert["details"]["days_left"] == 35
+
+
 # -- one chart per ceiling, as GetBalances counts it --------------------------------------------------------------
 
 def _two_ceilings(api):
