@@ -26,9 +26,10 @@ captured on its way cannot be played to them again later — the body-only signa
 that. A 2xx answer delivers it; anything else (or no
 whole answer within ``webhook_timeout_s`` — the whole attempt, however slowly the subscriber answers) is
 retried after ``webhook_backoff_s`` × 2^(attempt−1) (capped), at most ``webhook_max_attempts`` times, then
-marked FAILED; ``ipledger gateway webhooks resend`` queues FAILED ones again (:meth:`Deliveries.resend`). Deliveries to one subscription go in order (the oldest pending first). **At least once**: a
-delivery can arrive twice (e.g. the gateway stopped after the receiver answered but before the result was
-stored) — de-duplicate on ``alert_id``.
+marked FAILED; ``ipledger gateway webhooks resend`` queues FAILED ones again (:meth:`Deliveries.resend`).
+Deliveries to one subscription go in order (the oldest pending first). **At least once**: a delivery can arrive
+twice (e.g. the gateway stopped after the receiver answered but before the result was stored) — de-duplicate on
+``alert_id``.
 
 One file of some 700 lines: subscriptions, the delivery queue, the router that turns alerts into deliveries
 and the dispatcher that sends them are the four steps of one delivery, sharing its record and its states.

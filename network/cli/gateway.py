@@ -415,7 +415,7 @@ def _webhooks(args) -> int:
                 print(json.dumps({"queued": ids}))
             elif ids:
                 print(f"queued again: {len(ids)} deliver{'y' if len(ids) == 1 else 'ies'} "
-                      f"({', '.join(map(str, ids))}); the running gateway sends them within seconds")
+                      f"({', '.join(map(str, ids))}); the gateway sends them within a second while it runs")
             else:
                 print("no FAILED delivery to send again")
             return 0
