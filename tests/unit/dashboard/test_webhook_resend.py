@@ -120,3 +120,20 @@ def test_the_resend_command(tmp_path, capsys, monkeypatch):
     assert run(str(d["delivery_id"])) == 2
     assert f"delivery {d['delivery_id']} is PENDING" in capsys.readouterr().err
     assert run("--all-failed") == 0 and "no FAILED delivery" in capsys.readouterr().out
+
+
+def test_reading_the_log_of_a_gateway_never_started_makes_its_directory_its_own(tmp_path, capsys, monkeypatch):
+    """The delivery commands open the feed database, creating it (and the gateway's directory, which will hold its
+    keys) when the gateway never ran: 0700 and 0600, not the umask's 0755 and 0644."""
+    from ipledger.gateway.config import gateway_dir_of
+    from ipledger.network.consortium import DEFAULT_FILE
+    monkeypatch.delenv("IPLEDGER_GATEWAY_ORG", raising=False)
+    state = tmp_path / "st"
+    (state / "consortium").mkdir(parents=True)
+    (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
+    assert cli.main(["--state-dir", str(state), "gateway", "webhooks", "--gateway", "BrokerMSP", "deliveries",
+                     "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    directory = gateway_dir_of(state, "BrokerMSP")
+    assert directory.stat().st_mode & 0o777 == 0o700
+    assert (directory / "dashboard.sqlite").stat().st_mode & 0o777 == 0o600
