@@ -307,11 +307,11 @@ class Deliveries:
                     if subscription_id is not None and row["subscription_id"] != subscription_id:
                         raise WebhookError(f"delivery {delivery_id} is to subscription {row['subscription_id']}, "
                                            f"not {subscription_id}")
-                if all_failed:
-                    subs = [subscription_id] if subscription_id is not None else sorted(active)
+                subs = ([subscription_id] if subscription_id is not None else sorted(active)) if all_failed else []
+                if subs:
                     ids = sorted(set(ids) | {r["delivery_id"] for r in db.execute(
                         f"SELECT delivery_id FROM deliveries WHERE status = 'FAILED' AND subscription_id IN "
-                        f"({','.join('?' * len(subs))})", subs)}) if subs else ids
+                        f"({','.join('?' * len(subs))})", subs)})
                 for delivery_id in ids:
                     db.execute("UPDATE deliveries SET status = 'PENDING', attempts = 0, checks = 0, "
                                "resent = resent + 1, next_attempt_at = ? WHERE delivery_id = ? AND status = 'FAILED'",

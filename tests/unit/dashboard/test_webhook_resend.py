@@ -24,6 +24,17 @@ def receiver():
     r.close()
 
 
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    """A state directory holding the default consortium file only (no gateway ever started)."""
+    from ipledger.network.consortium import DEFAULT_FILE
+    monkeypatch.delenv("IPLEDGER_GATEWAY_ORG", raising=False)
+    state = tmp_path / "st"
+    (state / "consortium").mkdir(parents=True)
+    (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
+    return state
+
+
 def _failed(live, api, receiver, org="CustomsMSP", event_id="susp-r"):
     sub, _ = live.subscriptions.add(receiver.url, org, secret=SECRET)
     api.post(body("SuspendAuthorisation", event_id, authorisation_id=AUTH, reason="audit"), "CustomsMSP")
@@ -97,13 +108,8 @@ def test_a_delivery_sent_again_is_not_sent_once_the_organisation_may_no_longer_r
     assert "no longer read" in d["last_error"] and len(receiver.requests) == 5
 
 
-def test_the_resend_command(tmp_path, capsys, monkeypatch):
+def test_the_resend_command(state, capsys):
     from ipledger.gateway.config import gateway_dir_of
-    from ipledger.network.consortium import DEFAULT_FILE
-    monkeypatch.delenv("IPLEDGER_GATEWAY_ORG", raising=False)
-    state = tmp_path / "st"
-    (state / "consortium").mkdir(parents=True)
-    (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
     directory = gateway_dir_of(state, "OperatorMSP")
     sub, _ = Subscriptions(directory / "webhooks.json").add("https://erp.example/hook", "OperatorMSP")
     deliveries = Deliveries(FeedStore(directory / "dashboard.sqlite"))
@@ -122,15 +128,10 @@ def test_the_resend_command(tmp_path, capsys, monkeypatch):
     assert run("--all-failed") == 0 and "no FAILED delivery" in capsys.readouterr().out
 
 
-def test_reading_the_log_of_a_gateway_never_started_makes_its_directory_its_own(tmp_path, capsys, monkeypatch):
+def test_reading_the_log_of_a_gateway_never_started_makes_its_directory_its_own(state, capsys):
     """The delivery commands open the feed database, creating it (and the gateway's directory, which will hold its
     keys) when the gateway never ran: 0700 and 0600, not the umask's 0755 and 0644."""
     from ipledger.gateway.config import gateway_dir_of
-    from ipledger.network.consortium import DEFAULT_FILE
-    monkeypatch.delenv("IPLEDGER_GATEWAY_ORG", raising=False)
-    state = tmp_path / "st"
-    (state / "consortium").mkdir(parents=True)
-    (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
     assert cli.main(["--state-dir", str(state), "gateway", "webhooks", "--gateway", "BrokerMSP", "deliveries",
                      "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
