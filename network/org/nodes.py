@@ -44,6 +44,15 @@ from ipledger.network.errors import AdminError, NetworkError, printable
 from ipledger.network.fabric.config import application_orgs, config_from_block, orderer_orgs
 from ipledger.network.layout import Layout, per_channel
 
+# What a peer that lost its ledger (its organisation had joined the channel before) goes through once joined
+# again (docs/deployment.md, section 3): measured in tests/integration/test_faults.py.
+REJOIN_NOTE = (
+    "  {peer} had no ledger of channel '{channel}' although {org} joined it before (a disk lost or replaced): it "
+    "takes every block again from the ordering service, and the private data of its collections from the other "
+    "members' peers. A block carrying private data that only {org}'s own peers held (its chaincode approvals) "
+    "waits up to a minute for it (peer.gossip.pvtData.pullRetryThreshold) and is committed without it. Then "
+    "install the contract on it again: ipledger chaincode deploy")
+
 
 @dataclass
 class Nodes:
@@ -144,13 +153,14 @@ class Nodes:
                 return org
         raise NetworkError(f"no application organisation has its directory in {self.layout.root}")
 
-    def check_genesis(self, log=print) -> None:
+    def check_genesis(self, log=print) -> set[str]:
         """Every local founding organisation checks the genesis block against its own
         definition (an organisation absent from it is one admitted later, by a config update:
         'up' leaves its nodes out until the channel has admitted it). Before it first joins, it
         also checks the channel's policies and that nobody the consortium file does not name is on
         the channel (on a holder's channel, at every start); once joined, the channel's policies and
-        members change by config update and the genesis block stays as it was."""
+        members change by config update and the genesis block stays as it was. Returns the MSP ids of
+        the local founding organisations that join for the first time."""
         block = self.layout.genesis_block.read_bytes()
         config, _ = config_from_block(block)
         in_block = set(application_orgs(config)) | set(orderer_orgs(config))
@@ -182,6 +192,7 @@ class Nodes:
                 accepted = self.accepted_file(org)
                 accepted.parent.mkdir(mode=0o700, exist_ok=True)
                 accepted.write_text(digest + "\n")
+        return first
 
     def accepted_file(self, org: Org) -> Path:
         """Where ``org`` records the digest of this channel's genesis block once it has checked it."""
@@ -227,8 +238,7 @@ class Nodes:
             self.generate(log=log)
         runtime_mod.record(self.layout, self.runtime.name)
         channels = self.local_channels()
-        for ch in channels:
-            ch.check_genesis(log)
+        first_join = [ch.check_genesis(log) for ch in channels]
         # Organisations added after generation (ipledger network add-org) run only
         # once the channel's admins have added them to the channel configuration.
         founding = set().union(*(ch.founding_orgs() for ch in channels))
@@ -240,13 +250,15 @@ class Nodes:
         # orderer would look unjoined
         self._wait(lambda: [n.id for n in orderers if not _reachable(n.host, n.admin_port)],
                    "accepting admin connections", timeout, log)
-        for ch in channels:
-            ch._join_channel(log, timeout)
+        for ch, first in zip(channels, first_join):
+            ch._join_channel(log, timeout, first)
         log(f"Network up in {time.monotonic() - started:.1f} s")
 
-    def _join_channel(self, log, timeout: float) -> None:
+    def _join_channel(self, log, timeout: float, first: set[str] = frozenset()) -> None:
         """This channel's local orderers and admitted peers join it; wait until they have its
-        first block and, when every peer is local, gossip with each other."""
+        first block and, when every peer is local, gossip with each other. ``first``: the founding
+        organisations joining for the first time (check_genesis); a peer of another founding
+        organisation without a ledger of the channel joins it again (:data:`REJOIN_NOTE`)."""
         c = self.consortium
         founding = self.founding_orgs()
         local = self.local_nodes
@@ -255,7 +267,7 @@ class Nodes:
                 self._osnadmin_join(n)
                 log(f"  {n.id} joined channel '{c.channel}'")
         peers = [n for n in local if n.kind == "peer" and n.org.msp_id in founding]
-        self._join_peers(peers, log)
+        self._join_peers(peers, log, joined_before=founding - set(first))
         later = [o for o in c.orgs if o.msp_id not in founding and self.layout.is_local(o)]
         if later:
             peers += self._up_later_orgs(later, log, timeout)
@@ -297,11 +309,15 @@ class Nodes:
         self._wait(lambda: [n.id for n in nodes if not self.healthy(n)], "healthy",
                    timeout, log)
 
-    def _join_peers(self, peers: list[Node], log) -> None:
+    def _join_peers(self, peers: list[Node], log, joined_before: set[str] = frozenset()) -> None:
+        """Join each of ``peers`` that has no ledger of the channel; a peer of an organisation in
+        ``joined_before`` had one and lost it (a disk replaced): say what its recovery takes."""
         for n in peers:
             if self.peer_height(n) is None:
                 self._peer_join(n)
                 log(f"  {n.id} joined channel '{self.consortium.channel}'")
+                if n.org.msp_id in joined_before:
+                    log(REJOIN_NOTE.format(peer=n.id, org=n.org.msp_id, channel=self.consortium.channel))
 
     def founding_orgs(self) -> set[str]:
         """MSP ids of the application organisations in the channel's genesis block."""

@@ -5,19 +5,25 @@ After each fault: every event acknowledged with a 2xx is on the ledger exactly o
 clear retryable one (problem+json 503/504/409 transaction-conflict with Retry-After, or no HTTP answer while
 the gateway was down); replaying the unacknowledged events (same bodies) records each exactly once.
 
+Last, the operator's peer loses its disk and is rebuilt from the channel (docs/deployment.md, section 3).
+
 The module runs its own network (not the session one) in a temporary directory and leaves no process.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 
 import pytest
 import requests
 
+from ipledger.network.channel.chaincode import Deployer
+from ipledger.network.channel.package import ChaincodeSpec
 from ipledger.network.org.nodes import Nodes
-
 
 from .support_faults import (QUIET, Ledger, Load, OrgGateways, url_of, check_outcome, create_keys, exits_of,
                              is_clear_retryable, kill9, moves_of, node_pid, placements, post_once,
@@ -208,3 +214,60 @@ def test_request_in_flight_when_the_worker_closes_its_connections_is_retryable(e
         os.kill(pid, signal.SIGCONT)
     r = answer["r"]
     assert r.status_code == 503 and r.headers.get("Retry-After"), (r.status_code, r.json)
+
+
+def chain_info(net: Nodes, peer) -> dict:
+    """``peer channel getinfo`` of ``peer``: its height and the hash of its last block."""
+    out = net.peer_cli(peer, ["channel", "getinfo", "-c", net.consortium.channel]).stdout
+    return json.loads(out[out.index("{"):])
+
+
+def test_operator_peer_that_lost_its_disk_is_rebuilt_from_the_channel(env):
+    """The operator's only peer loses its disk (its data directory: ledger, private data, installed contract),
+    keys intact. `network up` joins it to the channel again and says what recovery takes; it takes every block
+    from the ordering service and the commercial private data from customs' peer; `chaincode deploy` installs
+    the contract on it again. Then it holds the same chain as the others, answers from its own ledger with the
+    commercial data recorded before the loss, and the operator records again, before and after an upgrade of
+    the contract. (Runs last: it rebuilds a peer
+    of the module's network.)"""
+    net = env.net
+    peer = net.consortium.org("OperatorMSP").nodes[0]
+    http = requests.Session()
+    body, org = placements("disk-lot", org="OperatorMSP", value="4321.09", mrn_base=6000)(0)
+    assert post_once(http, url_of(env.gws.urls, org), env.keys[(org, "clerk")], body).status == 201
+    before = wait_heights_equal(net)
+    assert len(set(before.values())) == 1, before
+
+    assert net.runtime.stop(peer)
+    shutil.rmtree(net.layout.data_dir(peer))
+    lines: list[str] = []
+    net.up(log=lines.append, timeout=90)
+    notes = [line for line in lines if "had no ledger" in line]
+    assert len(notes) == 1 and peer.id in notes[0] and "ipledger chaincode deploy" in notes[0], lines
+
+    # blocks carrying only the operator's own private data (its chaincode approval) wait up to a minute each
+    after = wait_heights_equal(net, timeout=180)
+    assert len(set(after.values())) == 1 and after[peer.id] >= before[peer.id], after
+    infos = {p.id: chain_info(net, p) for p in net.consortium.peers}
+    assert len({i["currentBlockHash"] for i in infos.values()}) == 1, infos
+
+    Deployer(net, log=QUIET).deploy(ChaincodeSpec.default())
+    # the operator's own peer (the evaluation's target organisation) runs the contract and reads the commercial
+    # data it took from customs' peer
+    contract = env.ledger.clients.contract("OperatorMSP", "ipledger")
+    lot = json.loads(contract.evaluate("GetLot", [json.dumps("disk-lot-0")], endorsing_orgs=["OperatorMSP"],
+                                       timeout=30))
+    assert lot["commercial"]["customs_value"] == {"amount": "4321.09", "currency": "EUR"}, lot
+    assert lot["balance"] == 1
+
+    body, org = placements("disk-lot-after", org="OperatorMSP", value="10.00", mrn_base=6100)(0)
+    a = post_once(http, url_of(env.gws.urls, org), env.keys[(org, "clerk")], body)
+    assert a.status == 201, a
+
+    # the lost approval does not stand in the way of the next definition: an upgrade, approved by every member
+    committed = Deployer(net, log=QUIET).deploy(dataclasses.replace(ChaincodeSpec.default(), version="1.1"),
+                                                upgrade=True)
+    assert committed["version"] == "1.1" and all(committed["approvals"].values()), committed
+    body, org = placements("disk-lot-upgraded", org="OperatorMSP", value="11.00", mrn_base=6200)(0)
+    a = post_once(http, url_of(env.gws.urls, org), env.keys[(org, "clerk")], body)
+    assert a.status == 201, a
