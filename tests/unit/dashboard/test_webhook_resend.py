@@ -11,6 +11,7 @@ import pytest
 from ipledger.gateway.feed.store import FeedStore
 from ipledger.gateway.webhooks import Deliveries, Subscriptions, WebhookError
 from ipledger.network import cli
+from tests.unit.consortium_state import with_default_consortium
 
 from .conftest import AUTH, body
 from .contract_ledger import wait_for
@@ -27,12 +28,8 @@ def receiver():
 @pytest.fixture
 def state(tmp_path, monkeypatch):
     """A state directory holding the default consortium file only (no gateway ever started)."""
-    from ipledger.network.consortium import DEFAULT_FILE
     monkeypatch.delenv("IPLEDGER_GATEWAY_ORG", raising=False)
-    state = tmp_path / "st"
-    (state / "consortium").mkdir(parents=True)
-    (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
-    return state
+    return with_default_consortium(tmp_path / "st")
 
 
 def _failed(live, api, receiver, org="CustomsMSP", event_id="susp-r"):

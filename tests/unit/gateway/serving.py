@@ -12,14 +12,13 @@ from ipledger.network import cli, consortium
 from ipledger.network.consortium import DEFAULT_FILE
 from ipledger.network.layout import Layout
 from ipledger.network.org import generate
+from tests.unit.consortium_state import with_default_consortium
 
 
 @pytest.fixture
 def state(tmp_path):
     """A state directory with the default consortium file and the operator's own identities (its host)."""
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
+    state = with_default_consortium(tmp_path / "state")
     c, lay = consortium.load(DEFAULT_FILE), Layout(state)
     generate.init_org(c, lay, c.org("OperatorMSP"), log=lambda *_: None)
     return state

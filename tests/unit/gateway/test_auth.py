@@ -10,6 +10,7 @@ import pytest
 from ipledger.gateway.app import create_app
 from ipledger.gateway.auth import KeyStore, KeyStoreError
 from ipledger.network import cli
+from tests.unit.consortium_state import with_default_consortium
 
 from .conftest import bearer
 from .fakes import move_body, place_body
@@ -207,10 +208,7 @@ def test_cli_keys_create_list_revoke(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_refuses_an_org_not_in_the_network(tmp_path, capsys, monkeypatch):
-    from ipledger.network.consortium import DEFAULT_FILE
-    state = tmp_path / "st"
-    (state / "consortium").mkdir(parents=True)
-    (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
+    state = with_default_consortium(tmp_path / "st")
     monkeypatch.delenv("IPLEDGER_GATEWAY_ORG", raising=False)
     for cmd in (["keys", "create", "--org", "BrokerMSP", "--role", "clerk"], ["keys", "list"],
                 ["webhooks", "list"]):

@@ -11,6 +11,7 @@ import pytest
 
 from ipledger.gateway.client import EvaluateError
 from ipledger.gateway.observability import JsonFormatter
+from tests.unit.consortium_state import with_default_consortium
 
 from .fakes import endorse_error, evaluate_error, place_body, unavailable
 
@@ -164,9 +165,7 @@ def test_public_endpoints_need_no_key(client):
 
 def _operator_here(state: Path) -> None:
     """A state directory with the default consortium and the operator's own directory (no keys yet)."""
-    from ipledger.network.consortium import DEFAULT_FILE
-    (state / "consortium").mkdir(parents=True)
-    (state / "consortium" / "consortium.yaml").write_text(DEFAULT_FILE.read_text())
+    with_default_consortium(state)
     (state / "operator" / "crypto").mkdir(parents=True)
 
 
