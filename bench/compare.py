@@ -70,7 +70,7 @@ def now() -> str:
 
 
 def grant(auth: str) -> dict:
-    today = dt.date.today()
+    today = dt.datetime.now(dt.timezone.utc).date()   # the ledger judges validity in UTC
     return {"event_id": f"grant-{auth}", "occurred_at": now(), "authorisation_id": auth, "holder_eori": HOLDER,
             "supervising_office": "FR000110", "valid_from": str(today - dt.timedelta(days=30)),
             "valid_to": str(today + dt.timedelta(days=335)), "sites": list(SITES),

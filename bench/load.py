@@ -85,7 +85,7 @@ def parties() -> dict:
 
 
 def grant(auth_id: str) -> dict:
-    today = dt.date.today()
+    today = dt.datetime.now(dt.timezone.utc).date()   # the ledger judges validity in UTC
     return {"type": "GrantAuthorisation", "event_id": f"grant-{auth_id}", "occurred_at": now(),
             "authorisation_id": auth_id, "holder_eori": "FR12345678901234", "supervising_office": "FR000110",
             "valid_from": str(today - dt.timedelta(days=30)), "valid_to": str(today + dt.timedelta(days=335)),

@@ -47,7 +47,7 @@ def now() -> str:
 
 
 def grant() -> dict:
-    today = dt.date.today()
+    today = dt.datetime.now(dt.timezone.utc).date()   # the ledger judges validity in UTC
     return {"type": "GrantAuthorisation", "event_id": "bench-grant", "occurred_at": now(),
             "authorisation_id": AUTH, "holder_eori": "FR12345678901234",
             "supervising_office": "FR000110",
