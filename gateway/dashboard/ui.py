@@ -254,8 +254,9 @@ def index(principal):
         except Problem as p:
             errors.append(f"{auth_id}: {p.detail}")
             continue
+        # validity days counted from the ledger time GetBalances answered at, as on the authorisation's page
         rows.append({"auth": auth, "ceilings": balances.get("ceilings", []),
-                     "days_left": _days_until(auth.get("valid_to"))})
+                     "days_left": _days_until(auth.get("valid_to"), moments.parse(balances.get("as_of")))})
     lv = live()
     recent = lv.visibility.filter(principal.org, lv.store.latest(200))[:10]
     added, add_error = _add_outcome(principal)

@@ -133,6 +133,21 @@ def test_the_validity_days_left_on_the_page_agree_with_the_contracts_expiry_aler
     assert shown and int(shown.group(1)) == alert["details"]["days_left"] == 35
 
 
+def test_the_index_counts_validity_days_from_the_ledger_time_too(scenario, api, app, keys, ledger):
+    """The index's "Days left" of an authorisation's validity is the same number as its page's and as the
+    AuthorisationExpiring alert's: counted from the ledger time GetBalances answered at, not the gateway's clock
+    (335 here)."""
+    ledger.scenario.ledger.now = ledger.scenario.ledger.now + dt.timedelta(days=300, hours=3)
+    alerts = api.get(f"/api/v1/authorisations/{AUTH}/alerts", "CustomsMSP").get_json()["alerts"]
+    [alert] = [a for a in alerts if a["type"] == "AuthorisationExpiring"]
+    html = page(app, keys, "/dashboard/")
+    row = re.search(rf'<tr>\s*<th scope="row"><a href="[^"]*">{AUTH}</a></th>(.*?)</tr>', html, re.S)
+    assert row, html
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td>(.*?)</td>", row.group(1), re.S)]
+    # holder, status, valid from, valid to, days left, …
+    assert int(cells[4]) == alert["details"]["days_left"] == 35, cells
+
+
 # -- one chart per ceiling, as GetBalances counts it --------------------------------------------------------------
 
 def _two_ceilings(api):
