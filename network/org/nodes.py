@@ -44,14 +44,14 @@ from ipledger.network.errors import AdminError, NetworkError, printable
 from ipledger.network.fabric.config import application_orgs, config_from_block, orderer_orgs
 from ipledger.network.layout import Layout, per_channel
 
-# What a peer that lost its ledger (its organisation had joined the channel before) goes through once joined
-# again (docs/deployment.md, section 3): measured in tests/integration/test_faults.py.
+# What a peer without a ledger of a channel its organisation joined before goes through once joined (a disk lost
+# or replaced, or a peer new to the organisation): docs/deployment.md, section 3; tests/integration/test_faults.py.
 REJOIN_NOTE = (
-    "  {peer} had no ledger of channel '{channel}' although {org} joined it before (a disk lost or replaced): it "
-    "takes every block again from the ordering service, and the private data of its collections from the other "
-    "members' peers. A block carrying private data that only {org}'s own peers held (its chaincode approvals) "
-    "waits up to a minute for it (peer.gossip.pvtData.pullRetryThreshold) and is committed without it. Then "
-    "install the contract on it again: ipledger chaincode deploy")
+    "  {peer} had no ledger of channel '{channel}', which {org} joined before (a disk lost or replaced, or a peer "
+    "new to {org}): it takes every block from the ordering service, and the private data of its collections from "
+    "the other members' peers. A block carrying private data that no running peer can give it ({org}'s chaincode "
+    "approvals, when this is its only peer) waits up to a minute for it (peer.gossip.pvtData.pullRetryThreshold) "
+    "and is committed without it. Then install the contract on it: ipledger chaincode deploy")
 
 
 @dataclass
@@ -258,7 +258,7 @@ class Nodes:
         """This channel's local orderers and admitted peers join it; wait until they have its
         first block and, when every peer is local, gossip with each other. ``first``: the founding
         organisations joining for the first time (check_genesis); a peer of another founding
-        organisation without a ledger of the channel joins it again (:data:`REJOIN_NOTE`)."""
+        organisation without a ledger of the channel gets :data:`REJOIN_NOTE` logged."""
         c = self.consortium
         founding = self.founding_orgs()
         local = self.local_nodes
@@ -310,8 +310,8 @@ class Nodes:
                    timeout, log)
 
     def _join_peers(self, peers: list[Node], log, joined_before: set[str] = frozenset()) -> None:
-        """Join each of ``peers`` that has no ledger of the channel; a peer of an organisation in
-        ``joined_before`` had one and lost it (a disk replaced): say what its recovery takes."""
+        """Join each of ``peers`` that has no ledger of the channel; for a peer of an organisation in
+        ``joined_before`` (one that lost its disk, or a new one), say what catching up takes."""
         for n in peers:
             if self.peer_height(n) is None:
                 self._peer_join(n)

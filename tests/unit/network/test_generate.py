@@ -314,8 +314,9 @@ def test_network_up_checks_the_channels_policies_before_joining_and_not_after(tm
     assert not any(net.accepted_file(o).exists() for o in c.orgs)
 
     lay.genesis_block.write_bytes(honest)
-    net.check_genesis(log=lambda *_: None)
+    assert {o.msp_id for o in c.orgs} <= net.check_genesis(log=lambda *_: None)   # each joins for the first time
     assert all(net.accepted_file(o).exists() for o in c.orgs)
+    assert net.check_genesis(log=lambda *_: None) == set()                      # …and then never again
 
     # a channel founded earlier with majorities, already joined by each organisation's native nodes
     lay.genesis_block.write_bytes(forged)
