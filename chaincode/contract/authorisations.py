@@ -4,7 +4,9 @@ reinstated and revoked by customs.
 The authorisation fixes the goods (input CN codes with a ceiling), the processed
 products, the rates of yield (art. 255), the sites, the validity and the period
 for discharge (art. 257). Amendments apply forward only: lots already placed keep
-their discharge deadline. Each authorisation key carries key-level endorsement by
+their discharge deadline, and a lot declared before an amendment of the period and recorded after it
+gets the period in force when its declaration was accepted (``discharge_period_at``; the periods an
+amendment replaced are kept in ``discharge_periods``). Each authorisation key carries key-level endorsement by
 customs (the deployment's customs MSP), so no transaction without a customs
 endorsement can change it. An authorisation is granted to a registered holder
 (``HolderNotRegistered``): its ``holder_eori`` is an EORI of a party customs
@@ -51,6 +53,15 @@ def status_at(auth: dict, now: dt.datetime) -> str:
     if now >= validity(auth)[1]:
         return EXPIRED
     return auth["status"]
+
+
+def discharge_period_at(auth: dict, moment: dt.datetime) -> int:
+    """The period for discharge (days) in force at ``moment``: the one an amendment after ``moment`` replaced
+    (``discharge_periods``, oldest first: ``{"until": <amendment's ledger time>, "days"}``), else today's."""
+    for earlier in auth.get("discharge_periods", []):
+        if moment < timestamps.parse_datetime(earlier["until"]):
+            return earlier["days"]
+    return auth["discharge_period_days"]
 
 
 def require_in_force(auth: dict, now: dt.datetime) -> None:
@@ -278,6 +289,8 @@ def amend(tx, event: dict) -> dict:
                            holder_eori=auth["holder_eori"], given=event["holder_eori"])
     check_fields(event)
     former = sorted(e["cn"] for e in auth["input_goods"])
+    if event["discharge_period_days"] != auth["discharge_period_days"]:   # lots declared before keep the old one
+        auth.setdefault("discharge_periods", []).append({"until": tx.recorded_at, "days": auth["discharge_period_days"]})
     auth.update(fields_of(event))
     auth["version"] += 1
     auth["amended_at"] = tx.recorded_at

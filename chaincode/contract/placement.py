@@ -19,7 +19,8 @@ def place_under_procedure(tx, event: dict) -> dict:
     a 5151 reception, the other side of a transfer another authorisation's exit recorded (``declarations.claim``).
     The lot's discharge deadline is the placement's legally relevant date — when the declaration was
     accepted (``occurred_at``, at most the ledger time: ``time_rules.legal_time``) — + the period for
-    discharge (art. 257); a placement recorded late does not get a later deadline. The customs value
+    discharge in force at that date (art. 257; an amendment applies forward only); a placement recorded late
+    does not get a later deadline. The customs value
     comes from the transient map into the private collection.
     """
     auth = authorisations.get(tx.state, event["authorisation_id"])
@@ -46,7 +47,8 @@ def place_under_procedure(tx, event: dict) -> dict:
     if tx.commercial is None or "customs_value" not in tx.commercial:
         raise InvalidEvent("the customs value is missing (transient map, key 'commercial')", field="commercial")
 
-    deadline = time_rules.legal_time(tx) + dt.timedelta(days=auth["discharge_period_days"])
+    accepted = time_rules.legal_time(tx)   # when the declaration was accepted
+    deadline = accepted + dt.timedelta(days=authorisations.discharge_period_at(auth, accepted))
     lot = {
         "lot_id": lot_id, "authorisation_id": auth["authorisation_id"], "authorisation_version": auth["version"],
         "mrn": event["mrn"], "item_no": event["item_no"], "procedure": event["procedure"],

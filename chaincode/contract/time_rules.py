@@ -100,8 +100,10 @@ def within_open_time(tx, auth: dict) -> None:
 
 
 def not_before_goods(occurred: dt.datetime, record: dict, kind: str, goods_id: str) -> None:
-    """OutOfOrder: an event's business time before the placement (or production) of its goods."""
-    since = timestamps.parse_datetime(record["occurred_at"])
+    """OutOfOrder: an event's business time before the placement (or production) of its goods — their legal
+    time: ``occurred_at``, never later than their recording (as :func:`legal_time`; an ``occurred_at`` a little
+    ahead of the ledger time, within the clock skew, does not hold back the next events)."""
+    since = min(timestamps.parse_datetime(record["occurred_at"]), timestamps.parse_datetime(record["accepted_at"]))
     if occurred < since:
         raise OutOfOrder(f"occurred_at is before the {'placement' if kind == 'LOT' else 'production'} "
                          f"of {goods_id}", occurred_at=timestamps.fmt(occurred), goods_since=record["occurred_at"],

@@ -434,6 +434,7 @@ class Driver:
         self.day = self.s.day
         self.n = 0
         self.terms = Terms()
+        self.replaced_periods: list[tuple[dt.datetime, int]] = []   # (amendment's ledger time, the period it replaced)
         self.status = "ACTIVE"
         self.lots: list[str] = []
         self.batches: list[str] = []
@@ -555,7 +556,9 @@ class Driver:
         if res.ok:
             self.lots.append(lot_id)
             lot = self.record("LOT", lot_id)
-            assert parse(lot["deadline"]) == min(parse(event["occurred_at"]), now) + dt.timedelta(days=t.period_days)
+            declared = min(parse(event["occurred_at"]), now)
+            period = next((days for until, days in self.replaced_periods if declared < until), t.period_days)
+            assert parse(lot["deadline"]) == declared + dt.timedelta(days=period)
 
     def place2(self, qty: int) -> None:
         """A lot of the second authorisation (by the holder)."""
@@ -685,6 +688,8 @@ class Driver:
         res = self.send("AmendAuthorisation", self.ev(**new.fields(self.day)), CUSTOMS, expect=ok,
                         codes=("InvalidState",))
         if res.ok:
+            if new.period_days != self.terms.period_days:   # lots declared before keep the period it replaced
+                self.replaced_periods.append((parse(self.auth()["amended_at"]), self.terms.period_days))
             self.terms = new
             assert self.auth()["version"] == before + 1
 
