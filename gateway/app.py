@@ -11,6 +11,7 @@ connects lazily to each org's peer (see :mod:`ipledger.gateway.ledger`).
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 
 from flask import Flask, g, jsonify, redirect, request
@@ -119,6 +120,12 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+            # the feed database held locked by another process past its busy timeout: a passing condition
+            errlog.warning("the feed database is locked (%s) on %s %s", exc, request.method, request.path[:200],
+                           extra={"request_id": getattr(g, "request_id", None)})
+            return problem_response(Problem(503, "service-unavailable", "the gateway's feed database is busy; "
+                                            "send the request again", headers={"Retry-After": "5"}))
         # the type and the frames go to the log; the caller gets no internals
         errlog.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.path[:200],
                      exc_info=(type(exc), exc, exc.__traceback__),

@@ -5,16 +5,21 @@ which several gunicorn workers, the ``ipledger gateway …`` CLI and — with co
 directory through a bind mount use at the same time.
 
 * **Reading** (:meth:`JsonFile.read`) takes no lock: every writer replaces the file atomically, so a reader
-  sees the old document or the new one whole, never a torn one. A missing file reads as ``empty()``.
+  sees the old document or the new one whole, never a torn one. A missing file reads as ``empty()`` — unless
+  the file is ``kept`` and was written before (its lock file says so): then it was lost, and reading it
+  raises :class:`MissingFileError` rather than take an empty document for it (the webhook subscriptions:
+  their pending deliveries would be failed and new alerts queued for no one).
 * **Changing** (:meth:`JsonFile.update`) is a read-modify-write under an exclusive ``flock`` on
-  ``<name>.lock`` next to the file (created 0600, never removed): writers in other threads, processes or
+  ``<name>.lock`` next to the file (created 0600, never removed; after the first write it holds a line saying
+  so): writers in other threads, processes or
   containers (same kernel) run one after the other, and none loses another's change. ``flock`` rather than
   ``fcntl`` record locks: those belong to the process, and two threads of one process would both get in.
   When the ``with`` body raises, nothing is written.
 * **Writing**: a temporary file ``.<name>.<pid>.tmp`` in the same directory, created 0600 (and ``fchmod``
   0600, should a leftover of another mode be there), JSON with an indent of 2, sorted keys and a final
-  newline, flushed and ``fsync``-ed, then renamed over the file (``os.replace``). When anything fails
-  before the rename the temporary file is removed and the file keeps its old content. The directory is
+  newline, flushed and ``fsync``-ed, then renamed over the file (``os.replace``) and the directory
+  ``fsync``-ed (a change confirmed to its caller — a key revoked — survives a power loss). When anything
+  fails before the rename the temporary file is removed and the file keeps its old content. The directory is
   created if need be, and made 0700 when this user owns it (the files hold hashes and signing secrets).
 * A file whose bytes are not UTF-8 JSON raises :class:`CorruptFileError` (a ``ValueError``) naming the
   file; ``check(data)`` vets the document's shape and raises its owner's own error. I/O errors
@@ -34,38 +39,67 @@ DIR_MODE = 0o700
 
 
 class CorruptFileError(ValueError):
-    """The file is there but is not UTF-8 JSON (truncated, overwritten, not ours)."""
+    """The file is there but is not UTF-8 JSON (truncated, overwritten, not ours). Its message names the file and
+    the reason, never the content: it may be logged."""
 
-    def __init__(self, path: Path, reason: str):
-        super().__init__(f"{path} is corrupt (not UTF-8 JSON: {reason}); restore it from a backup or move it away")
+    def __init__(self, path: Path, reason: str, advice: str = "restore it from a backup or move it away"):
+        super().__init__(f"{path} is corrupt ({reason}); {advice}")
         self.path = path
+
+
+class MissingFileError(CorruptFileError):
+    """A ``kept`` file that was written before (its lock file says so) is missing."""
+
+    def __init__(self, path: Path, lock_path: Path):
+        ValueError.__init__(self, f"{path} was written before and is missing: restore it from a backup (to start "
+                                  f"again without it, remove {lock_path.name} beside it too)")
+        self.path = path
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a rename or link in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class JsonFile:
     """One JSON document on disk (see the module's docstring for the guarantees).
 
     ``empty()`` is the document of a file that does not exist yet; ``check(data)`` raises when a parsed
-    document is not of the expected shape."""
+    document is not of the expected shape; ``kept``: once written, the file must stay (see above)."""
 
-    def __init__(self, path: Path | str, *, empty: Callable[[], Any], check: Callable[[Any], None] | None = None):
+    def __init__(self, path: Path | str, *, empty: Callable[[], Any], check: Callable[[Any], None] | None = None,
+                 kept: bool = False):
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._empty = empty
         self._check = check
+        self._kept = kept
 
     def read(self) -> Any:
         """The document (no lock: see above); ``empty()`` when there is no file."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
+            if self._kept and self._written_before():
+                raise MissingFileError(self.path, self.lock_path) from None
             return self._empty()
         try:
             data = json.loads(raw.decode("utf-8"))
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-            raise CorruptFileError(self.path, str(exc)) from exc
+            raise CorruptFileError(self.path, f"not UTF-8 JSON: {exc}") from exc
         if self._check is not None:
             self._check(data)
         return data
+
+    def _written_before(self) -> bool:
+        try:
+            return self.lock_path.stat().st_size > 0
+        except FileNotFoundError:
+            return False
 
     @contextlib.contextmanager
     def update(self) -> Iterator[Any]:
@@ -80,13 +114,16 @@ class JsonFile:
             data = self.read()
             yield data
             self._replace(data)
+            if os.fstat(fd).st_size == 0:   # the first write: from now on a missing file is a lost one
+                os.write(fd, b"written\n")
+                os.fsync(fd)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
     def _replace(self, data: Any) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, MODE)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, MODE)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 os.fchmod(f.fileno(), MODE)
@@ -99,6 +136,7 @@ class JsonFile:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        fsync_directory(self.path.parent)
 
 
 def read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
@@ -120,4 +158,5 @@ def read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
                 os.link(tmp, path)   # fails if another process linked its own first: theirs wins
         finally:
             os.unlink(tmp)
+        fsync_directory(path.parent)
     return path.read_bytes()

@@ -58,7 +58,7 @@ from typing import Callable, Iterable
 from ipledger.gateway.feed.store import FeedStore, now_text
 from ipledger.gateway.feed.visibility import Visibility
 from ipledger.gateway import moments
-from ipledger.gateway.filestore import JsonFile
+from ipledger.gateway.filestore import CorruptFileError, JsonFile
 from ipledger.gateway.problems import Problem
 
 log = logging.getLogger("ipledger.gateway.webhooks")
@@ -131,11 +131,14 @@ class Subscriptions:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self._file = JsonFile(self.path, empty=lambda: {"version": 1, "subscriptions": {}}, check=self._check_shape)
+        # kept: lost after it was written, it is an error, not "no subscriptions" (their deliveries would fail)
+        self._file = JsonFile(self.path, empty=lambda: {"version": 1, "subscriptions": {}}, check=self._check_shape,
+                              kept=True)
 
     def _check_shape(self, data) -> None:
-        if not isinstance(data, dict) or not isinstance(data.get("subscriptions"), dict):
-            raise WebhookError(f"{self.path} is not an ipledger webhook file")
+        subs = data.get("subscriptions") if isinstance(data, dict) else None
+        if not isinstance(subs, dict) or not all(isinstance(r, dict) and r.get("id") == k for k, r in subs.items()):
+            raise CorruptFileError(self.path, "not an ipledger webhook file")
 
     def _read(self) -> dict:
         return self._file.read()
@@ -692,7 +695,9 @@ class Dispatcher:
             try:
                 self.tick()
             except Exception as exc:  # noqa: BLE001 - keep going
-                log.warning("webhook dispatcher: %s", type(exc).__name__, extra={"error_type": type(exc).__name__})
+                # a file's problem names the file and never its content: said whole; anything else by its type
+                log.warning("webhook dispatcher: %s", str(exc) if isinstance(exc, CorruptFileError) else
+                            type(exc).__name__, extra={"error_type": type(exc).__name__})
             self._stop.wait(0.5)
 
     def stop(self, timeout: float = 10.0) -> None:

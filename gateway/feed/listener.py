@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
+from ipledger.gateway.filestore import CorruptFileError
 from ipledger.gateway.feed.store import FeedStore, feed_item
 
 log = logging.getLogger("ipledger.gateway.feed")
@@ -220,7 +221,9 @@ class FeedListener:
             except Exception as exc:  # noqa: BLE001 - retried; the checkpoint waits
                 failures += 1
                 log.error("feed hook %s failed (%d): %s; the feed waits at block %s (retry in %.1f s)",
-                          getattr(hook, "__name__", hook), failures, type(exc).__name__, item["block_number"], delay,
+                          getattr(hook, "__name__", hook), failures,
+                          str(exc) if isinstance(exc, CorruptFileError) else type(exc).__name__,   # names the file
+                          item["block_number"], delay,
                           extra={"tx_id": item["tx_id"], "block_number": item["block_number"],
                                  "error_type": type(exc).__name__})
             if self._stop.wait(delay):

@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS time_alerts (
 """
 
 
+BUSY_TIMEOUT_S = 30.0  # how long an operation waits for a database another process holds locked
 MAX_BLOCK = 2**63 - 1  # the largest block number a position can name (SQLite INTEGER)
 # A position in the feed: an item's id ``<block>:<tx id>``, or a block position ``<block>:`` (past every item of
 # the blocks before it), which on a gateway of several holders' channels names its channel: ``<channel>/<block>:``
@@ -146,17 +147,20 @@ class FeedStore:
 
     @contextlib.contextmanager
     def _db(self):
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             db.row_factory = sqlite3.Row
             # Switching a new database to WAL while another process (a sibling worker booting) does the
-            # same answers "database is locked" at once, whatever the busy timeout: try again briefly.
-            for attempt in range(50):
+            # same answers "database is locked" at once, whatever the busy timeout: try again briefly — but
+            # within the busy timeout in all (a database another process holds locked made each try wait the
+            # whole timeout, fifty times over): then "database is locked" (the API's 503).
+            deadline = time.monotonic() + BUSY_TIMEOUT_S
+            while True:
                 try:
                     db.execute("PRAGMA journal_mode=WAL")
                     break
                 except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or attempt == 49:
+                    if "locked" not in str(exc) or time.monotonic() >= deadline:
                         raise
                     time.sleep(0.1)
             db.execute("PRAGMA synchronous=FULL")

@@ -1,0 +1,178 @@
+"""Findings of the eleventh review (the gateway's files), each reproduced here first.
+
+* ``webhooks.json`` moved away (as the corrupt-file message advised) read as "no subscriptions": the pending
+  deliveries were failed ("subscription removed") and alerts arriving meanwhile were queued for no one — lost for
+  good once the file came back. A kept file lost after it was written is now an error that names it: the feed
+  waits, the deliveries stay pending.
+* A record of the file that is not an object, or has no id, was a bare ``AttributeError``/``KeyError``.
+* The feed hook's and the dispatcher's log lines said ``CorruptFileError`` and not which file or why.
+* A changed key or subscription file was renamed into place without the directory being synced: a power loss
+  could bring back a revoked key.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+import ipledger.gateway.filestore as filestore
+from ipledger.gateway.feed.store import FeedStore
+from ipledger.gateway.filestore import CorruptFileError, JsonFile, MissingFileError
+from ipledger.gateway.webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
+
+
+class Everyone:
+    """Every organisation may read every authorisation."""
+
+    def forget_for(self, item):
+        pass
+
+    def can_read(self, *args, **kwargs):
+        return True
+
+
+def _item(n: int) -> dict:
+    return {"tx_id": f"tx{n}", "block_number": n, "recorded_at": "2026-01-01T00:00:00Z",
+            "alerts": [{"change": "RAISED", "type": "CeilingNear", "authorisation_id": "FRIPO000001",
+                        "subject": "40122000", "details": {}}]}
+
+
+@pytest.fixture
+def hooks(tmp_path):
+    subs = Subscriptions(tmp_path / "webhooks.json")
+    subs.add("https://example.org/hook", "OperatorMSP")
+    store = FeedStore(tmp_path / "dashboard.sqlite")
+    deliveries = Deliveries(store)
+    router = AlertRouter(subs, deliveries, Everyone())
+    router.on_feed_item(_item(1))                     # queued while the file is good
+    sent = []
+    dispatcher = Dispatcher(subs, deliveries, visibility=Everyone(),
+                            post=lambda url, body, headers, timeout: (sent.append(url), 200)[1])
+    return tmp_path, router, dispatcher, deliveries, sent
+
+
+def test_a_lost_subscription_file_fails_no_delivery_and_queues_no_alert_for_no_one(hooks):
+    path, router, dispatcher, deliveries, sent = hooks
+    good = (path / "webhooks.json").read_bytes()
+    (path / "webhooks.json").unlink()
+    with pytest.raises(MissingFileError, match="webhooks.json was written before and is missing"):
+        router.on_feed_item(_item(2))                 # the listener retries it; its checkpoint waits
+    with pytest.raises(MissingFileError):
+        dispatcher.run_once()
+    assert [d["status"] for d in deliveries.log()] == ["PENDING"] and not sent
+    (path / "webhooks.json").write_bytes(good)        # restored from a backup
+    os.chmod(path / "webhooks.json", 0o600)
+    router.on_feed_item(_item(2))
+    for _ in range(3):                                # one delivery per subscription at a time, in order
+        dispatcher.run_once()
+    assert sorted(d["status"] for d in deliveries.log()) == ["DELIVERED", "DELIVERED"] and len(sent) == 2
+
+
+@pytest.mark.parametrize("subscriptions", [{"a": "x"}, {"a": {"url": "https://e.org", "org": "OperatorMSP"}},
+                                           {"a": {"id": "b"}}])
+def test_a_subscription_file_of_another_shape_is_refused_naming_it(hooks, subscriptions):
+    path, router, dispatcher, *_ = hooks
+    (path / "webhooks.json").write_text(json.dumps({"version": 1, "subscriptions": subscriptions}))
+    for call in (lambda: router.on_feed_item(_item(2)), dispatcher.run_once):
+        with pytest.raises(CorruptFileError, match="webhooks.json is corrupt .not an ipledger webhook file"):
+            call()
+
+
+def test_the_dispatchers_log_names_the_file_and_why(hooks, caplog):
+    path, router, dispatcher, *_ = hooks
+    (path / "webhooks.json").write_text("{")
+    with caplog.at_level(logging.WARNING, logger="ipledger.gateway.webhooks"):
+        dispatcher.start()
+        try:
+            for _ in range(100):
+                if any("webhooks.json is corrupt" in r.getMessage() for r in caplog.records):
+                    break
+                dispatcher._stop.wait(0.05)
+        finally:
+            dispatcher.stop()
+    assert any("webhooks.json is corrupt (not UTF-8 JSON" in r.getMessage() for r in caplog.records), \
+        [r.getMessage() for r in caplog.records]
+
+
+def test_a_file_never_written_reads_empty_and_a_first_update_that_fails_marks_nothing(tmp_path):
+    f = JsonFile(tmp_path / "k.json", empty=dict, kept=True)
+    assert f.read() == {}
+    with pytest.raises(RuntimeError):
+        with f.update():
+            raise RuntimeError("refused before anything was written")
+    assert f.read() == {}                             # the lock file is there, but nothing was ever written
+    with f.update() as data:
+        data["a"] = 1
+    os.unlink(f.path)
+    with pytest.raises(MissingFileError):
+        f.read()
+    assert JsonFile(f.path, empty=dict).read() == {}  # a file not kept (the API keys: missing means no key)
+
+
+def test_a_change_is_synced_with_its_directory(tmp_path, monkeypatch):
+    synced = []
+    real = filestore.fsync_directory
+    monkeypatch.setattr(filestore, "fsync_directory", lambda p: (synced.append(p), real(p)))
+    with JsonFile(tmp_path / "k.json", empty=dict).update() as data:
+        data["a"] = 1
+    filestore.read_or_create(tmp_path / "nonce.key", lambda: b"k" * 32)
+    assert synced == [tmp_path, tmp_path]
+
+
+# -- the feed database held locked by another process ------------------------------------------------------------
+
+@contextlib.contextmanager
+def held_locked(path):
+    """``path`` (a feed database) held by another process in an exclusive lock."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time\n"
+         f"d = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+         "d.execute('PRAGMA locking_mode=EXCLUSIVE'); d.execute('BEGIN EXCLUSIVE')\n"
+         "d.execute('DELETE FROM ended_sessions'); print('locked', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+
+
+@pytest.fixture
+def short_busy_timeout(monkeypatch):
+    from ipledger.gateway.feed import store as store_mod
+    monkeypatch.setattr(store_mod, "BUSY_TIMEOUT_S", 1.0)
+
+
+def test_an_operation_on_a_locked_feed_database_waits_the_busy_timeout_once(tmp_path, short_busy_timeout):
+    store = FeedStore(tmp_path / "dashboard.sqlite")
+    started = time.monotonic()
+    with held_locked(store.path), pytest.raises(sqlite3.OperationalError, match="locked"):
+        store.session_ended("x")
+    assert time.monotonic() - started < 5, "each try of the WAL switch waited the whole busy timeout"
+
+
+def test_the_api_answers_503_with_retry_after_while_the_feed_database_is_locked(tmp_path, short_busy_timeout):
+    from ipledger.gateway.app import close_app, create_app
+    from ipledger.gateway.auth import KeyStore
+    from ipledger.gateway.config import GatewayConfig
+    from tests.unit.dashboard.contract_ledger import ContractLedger
+    gw = tmp_path / "gateway"
+    gw.mkdir(mode=0o700)
+    _, key = KeyStore(gw / "api-keys.json").create("OperatorMSP", "viewer")
+    app = create_app(GatewayConfig(keys_file=gw / "api-keys.json", nonce_key_file=gw / "nonce.key",
+                                   state_dir=tmp_path, customs_msp="CustomsMSP"), ledger=ContractLedger())
+    try:
+        with held_locked(gw / "dashboard.sqlite"):
+            r = app.test_client().get("/api/v1/feed", headers={"Authorization": f"Bearer {key}"})
+    finally:
+        close_app(app)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5", (r.status_code, r.get_data(as_text=True))
+    assert r.get_json()["type"].endswith("/service-unavailable")
