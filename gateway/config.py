@@ -53,6 +53,10 @@ class GatewayConfig:
     keys_file: Path = Path(".ipledger/gateway/api-keys.json")
     # secret for the commercial-data nonce (see gateway/README.md); None disables it
     nonce_key_file: Path | None = None
+    # whether the app may make its secret files (nonce key, session key) when they are missing: `gateway serve`
+    # makes and checks them before forking and its workers only read them (a key lost while the gateway runs is
+    # an error, never a new key some workers use and others not)
+    make_secrets: bool = True
     channel: str = DEFAULT_CHANNEL
     # Every channel the organisation is on (a channel per holder: customs' gateway serves them
     # all, a holder's its own); empty: just ``channel``.

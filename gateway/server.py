@@ -17,6 +17,7 @@ listening address, the client CAs and the server certificate's files are those o
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -134,8 +135,8 @@ def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threa
     def load_config() -> GatewayConfig:
         loaded = GatewayConfig.from_state_dir(state_dir, org=org, configure_logging=True,
                                               log_level=log_level.upper(), worker_threads=threads)
-        config_check(loaded)
-        return loaded
+        config_check(loaded)   # makes the secret files the workers then only read
+        return dataclasses.replace(loaded, make_secrets=False)
 
     try:
         config = load_config()
@@ -199,6 +200,8 @@ def check_thread_budget(config: GatewayConfig) -> None:
 def config_check(config: GatewayConfig) -> None:
     """Fail before forking when something is obviously missing."""
     from ipledger.gateway.auth import KeyStore
+    from ipledger.gateway.dashboard.live import SESSION_KEY, SessionKeyError, session_key
+    from ipledger.gateway.feed.store import gateway_dir
     from ipledger.gateway.validation import NonceKeyError, check_nonce_key
     check_thread_budget(config)
     if not config.orgs:
@@ -211,7 +214,10 @@ def config_check(config: GatewayConfig) -> None:
     store.check()
     try:
         check_nonce_key(config.nonce_key_file)
-    except (NonceKeyError, OSError) as exc:
+        directory = gateway_dir(config)
+        if directory is not None:
+            session_key(directory / SESSION_KEY)
+    except (NonceKeyError, SessionKeyError, OSError) as exc:
         raise ServeError(str(exc)) from None
     if not [k for k in store.list() if not k["revoked_at"]]:
         org = config.feed_org or "<MSP id>"

@@ -45,7 +45,7 @@ class LedgerService:
         self.ledger = ledger
         self.config = config
         self.metrics = metrics
-        self.nonce = NonceKey(config.nonce_key_file)
+        self.nonce = NonceKey(config.nonce_key_file, make=config.make_secrets)
         self.sleep = time.sleep
         # balance answers given again while the channel's height is unchanged (gateway/answers.py)
         self.answers = AnswerCache(config.query_cache_s) if config.query_cache_s > 0 else None

@@ -212,8 +212,9 @@ class NonceKey:
     record; without a nonce a customs value could be found by trying amounts. Being derived from the
     event_id, the nonce is the same on a replay, so replays stay idempotent."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, make: bool = True):
         self.path = path
+        self.make = make       # False under `gateway serve`, whose start made it (check_nonce_key)
         self._secret: bytes | None = None
 
     def secret(self) -> bytes | None:
@@ -221,7 +222,7 @@ class NonceKey:
             return None
         if self._secret is None:
             try:
-                self._secret = _read_or_create_secret(self.path)
+                self._secret = _read_or_create_secret(self.path) if self.make else _read_secret(self.path)
             except (NonceKeyError, OSError) as exc:
                 # checked at start (check_nonce_key); changed since: nothing is submitted without the nonce
                 log.error("commercial-data nonce key unusable: %s", exc)
@@ -243,7 +244,20 @@ class NonceKey:
 
 def _read_or_create_secret(path: Path) -> bytes:
     """Read the secret; create it first if missing (atomically: concurrent workers agree on one)."""
-    raw = filestore.read_or_create(path, lambda: (os.urandom(32).hex() + "\n").encode("ascii"))
+    return _secret_of(path, filestore.read_or_create(path, lambda: (os.urandom(32).hex() + "\n").encode("ascii")))
+
+
+def _read_secret(path: Path) -> bytes:
+    """Read the secret, which must be there (NonceKeyError when it is not)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise NonceKeyError(f"{path} is missing: restore it from a backup (a new key makes the replay of an event "
+                            f"with commercial data a duplicate-event), then restart the gateway") from None
+    return _secret_of(path, raw)
+
+
+def _secret_of(path: Path, raw: bytes) -> bytes:
     text = raw.decode("ascii", errors="replace").strip()
     if not re.fullmatch(r"[0-9a-f]{64}", text):
         raise NonceKeyError(f"{path} does not hold a nonce key (64 hex digits); restore it from a backup (a new "

@@ -3,8 +3,10 @@ the chaincode-event listener, the webhook dispatcher, the feed's retention, the 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import signal
+import stat
 import threading
 from pathlib import Path
 
@@ -15,6 +17,37 @@ from ipledger.gateway.feed.store import FeedStore, gateway_dir
 from ipledger.gateway.feed.visibility import Visibility
 from ipledger.gateway.webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
 from ipledger.gateway.dashboard.streams import StreamLimits
+from ipledger.gateway.filestore import read_or_create
+
+SESSION_KEY = "session.key"
+SESSION_KEY_BYTES = 32
+
+
+class SessionKeyError(ValueError):
+    """The dashboard's session key file is unusable (its message names the file, never its content)."""
+
+
+def session_key(path: Path, make: bool = True) -> bytes:
+    """The session-cookie signing key in ``path``: made (32 random bytes, 0600) when missing and ``make``; refused
+    (SessionKeyError) when it is not a regular file of its own (a link), is readable by others, or is not 32 bytes
+    — whoever can read it can sign a session cookie for any key id."""
+    if make:
+        read_or_create(path, lambda: secrets.token_bytes(SESSION_KEY_BYTES))
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise SessionKeyError(f"the dashboard's session key {path} is missing: restart the gateway (signed-in "
+                              "sessions then end)") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SessionKeyError(f"the dashboard's session key {path} is not a regular file")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise SessionKeyError(f"the dashboard's session key {path} has mode {stat.S_IMODE(info.st_mode):04o}: it must "
+                              f"be readable by its owner only; run 'chmod 600 {path}'")
+    raw = path.read_bytes()
+    if len(raw) != SESSION_KEY_BYTES:
+        raise SessionKeyError(f"the dashboard's session key {path} does not hold a key ({SESSION_KEY_BYTES} bytes); "
+                              "remove it and restart the gateway (signed-in sessions then end)")
+    return raw
 
 log = logging.getLogger("ipledger.gateway.dashboard")
 
@@ -134,8 +167,7 @@ class Live:
         """The session-cookie signing key, shared by the workers (``<state>/<org name>/gateway/session.key``)."""
         if self.config.state_dir is None:
             return secrets.token_bytes(32)
-        from ipledger.gateway.filestore import read_or_create
-        return read_or_create(self.directory / "session.key", lambda: secrets.token_bytes(32))
+        return session_key(self.directory / SESSION_KEY, make=self.config.make_secrets)
 
     def close(self) -> None:
         self.stopping.set()

@@ -27,6 +27,8 @@ from ipledger.gateway.feed.store import FeedStore
 from ipledger.gateway.filestore import CorruptFileError, JsonFile, MissingFileError
 from ipledger.gateway.webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
 
+from .serving import serve_run, state  # noqa: F401 - fixtures
+
 
 class Everyone:
     """Every organisation may read every authorisation."""
@@ -176,3 +178,43 @@ def test_the_api_answers_503_with_retry_after_while_the_feed_database_is_locked(
         close_app(app)
     assert r.status_code == 503 and r.headers["Retry-After"] == "5", (r.status_code, r.get_data(as_text=True))
     assert r.get_json()["type"].endswith("/service-unavailable")
+
+
+# -- the secret files: made at start, only read by the workers ----------------------------------------------------
+
+def test_a_worker_never_makes_a_nonce_key_of_its_own(tmp_path):
+    """A worker of `gateway serve` (make=False) whose nonce key went missing answers 503, and uses the key again
+    once it is restored: it made a new one silently, which the other workers did not share (their replays of an
+    event with commercial data then became duplicate-events)."""
+    from ipledger.gateway.problems import Problem
+    from ipledger.gateway.validation import NonceKey, check_nonce_key
+    path = tmp_path / "nonce.key"
+    check_nonce_key(path)                              # the gateway's start
+    first, second = NonceKey(path, make=False), NonceKey(path, make=False)
+    key = first.secret()
+    path.rename(tmp_path / "nonce.key.bak")
+    with pytest.raises(Problem) as info:
+        second.secret()
+    assert info.value.status == 503 and not path.exists()
+    (tmp_path / "nonce.key.bak").rename(path)
+    assert second.secret() == key == first.secret()
+
+
+def test_the_session_key_is_made_at_start_and_a_bad_one_refused(serve_run, state, capsys):
+    """The dashboard's session key: a link, one readable by others, or one not 32 bytes (whoever reads it signs
+    a session cookie for any key id; an empty one made every sign-in a 500) stops `gateway serve` with the file
+    named; the workers only read it."""
+    code, server = serve_run()
+    assert code == 0 and server.gateway_config.make_secrets is False
+    key = state / "operator" / "gateway" / "session.key"
+    assert key.is_file() and (key.stat().st_mode & 0o777) == 0o600 and len(key.read_bytes()) == 32
+    key.chmod(0o644)
+    assert serve_run()[0] == 2 and "session key" in capsys.readouterr().err
+    key.chmod(0o600)
+    key.write_bytes(b"")
+    assert serve_run()[0] == 2 and "does not hold a key" in capsys.readouterr().err
+    key.unlink()
+    key.symlink_to(tmp := state / "elsewhere")
+    tmp.write_bytes(b"k" * 32)
+    tmp.chmod(0o600)
+    assert serve_run()[0] == 2 and "not a regular file" in capsys.readouterr().err
