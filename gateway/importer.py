@@ -308,6 +308,22 @@ def csv_row_to_body(row: dict[str, str]) -> dict:
 
 # ------------------------------------------------------------------------------------------ progress
 
+_HEADER_START = b'{"input_sha256": '   # how a progress file begins (its header, written first)
+
+
+def _progress_file(raw: bytes) -> bool:
+    """Whether ``raw`` (a file's bytes, not empty) is a progress file: its first line a header, or — no line
+    complete — the beginning of one a crash cut short."""
+    first, newline, _ = raw.partition(b"\n")
+    if not newline:
+        return first.startswith(_HEADER_START) or _HEADER_START.startswith(first)
+    try:
+        header = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(header, dict) and "input_sha256" in header
+
+
 class Progress:
     """The progress file: a header with the input's hash, then one final outcome per line.
 
@@ -328,7 +344,12 @@ class Progress:
             raise ImportError_(f"another import is using {path} (the same file being imported): wait for it to "
                                f"end, then run the command again to resume") from None
         try:
-            raw = b"" if restart else _read_all(fd)
+            raw = _read_all(fd)
+            if raw and not _progress_file(raw):   # never truncate a file that is not ours, --restart or not
+                raise ImportError_(f"{path} is not a progress file of ipledger import (it holds other data); give "
+                                   f"another --progress file")
+            if restart:
+                raw = b""
             end = raw.rfind(b"\n") + 1        # complete lines only
             # split at "\n" only: str.splitlines also splits at U+2028, U+2029 and U+0085, which a record's text
             # (a detail quoting the ERP's) holds as written — the record was lost, its line sent again
@@ -362,7 +383,7 @@ class Progress:
             self._write({"input_sha256": input_hash, "version": 1})
 
     def _write(self, obj: dict) -> None:
-        self._f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self._f.write(json.dumps(obj, ensure_ascii=False) + "\n")   # the header: _HEADER_START first
         self._f.flush()
         os.fsync(self._f.fileno())
 

@@ -294,7 +294,7 @@ def _serve(args) -> int:
     try:
         serve(args.state_dir, bind=args.bind, workers=args.workers, threads=args.threads, timeout=args.timeout,
               log_level=args.log_level, tls=TLSOptions.from_args(args), org=args.org)
-    except (KeyStoreError, CorruptFileError, ServeError, NetworkError) as exc:
+    except (KeyStoreError, CorruptFileError, ServeError, NetworkError, OSError) as exc:   # OSError: names its file
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -345,7 +345,7 @@ def _keys(args) -> int:
             return 0
         print(f"error: no active key {args.key_id}", file=sys.stderr)
         return 1
-    except (KeyStoreError, CorruptFileError) as exc:
+    except (KeyStoreError, CorruptFileError, OSError) as exc:   # OSError (a full disk, a directory): names its file
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -363,7 +363,7 @@ def _import(args) -> int:
                             progress=None if args.quiet else sys.stderr, tls=tls)
         return importer.run(args.file, fmt=args.format, report=args.report, progress_file=args.progress_file,
                             restart=args.restart)
-    except (ImportError_, client_tls.ClientTLSError) as exc:
+    except (ImportError_, client_tls.ClientTLSError, OSError) as exc:   # OSError: the input or progress file's
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -428,7 +428,7 @@ def _webhooks(args) -> int:
                 print(f"{d['delivery_id']:>6} {d['subscription_id']:<14} {d['status']:<10} {d['attempts']:>5} "
                       f"{d['last_status'] or '-':>4} {d['alert_type'] or '':<20} {d['created_at']}")
         return 0
-    except (WebhookError, CorruptFileError) as exc:
+    except (WebhookError, CorruptFileError, OSError) as exc:   # OSError (a full disk, a directory): names its file
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -218,3 +218,44 @@ def test_the_session_key_is_made_at_start_and_a_bad_one_refused(serve_run, state
     tmp.write_bytes(b"k" * 32)
     tmp.chmod(0o600)
     assert serve_run()[0] == 2 and "not a regular file" in capsys.readouterr().err
+
+
+# -- the commands: files that are not theirs, and OS errors -------------------------------------------------------
+
+@pytest.mark.parametrize("content", [b'{"setting": 1}', b"notes\nmore notes\n", b"[]\n"])
+@pytest.mark.parametrize("restart", [False, True])
+def test_import_never_overwrites_a_file_that_is_not_a_progress_file(tmp_path, content, restart):
+    """`ipledger import --progress FILE` truncated any file without a complete line, and any file with
+    `--restart`: a settings file given by mistake was lost."""
+    from ipledger.gateway.importer import ImportError_, Progress
+    path = tmp_path / "settings.json"
+    path.write_bytes(content)
+    with pytest.raises(ImportError_, match="is not a progress file"):
+        Progress(path, "ab" * 32, restart=restart)
+    assert path.read_bytes() == content
+
+
+def test_import_still_restarts_its_own_progress_file_and_one_a_crash_cut_in_its_header(tmp_path):
+    from ipledger.gateway.importer import Progress
+    path = tmp_path / "in.csv.progress"
+    Progress(path, "ab" * 32, restart=False).close()
+    Progress(path, "cd" * 32, restart=True).close()              # another version of the input: --restart
+    assert json.loads(path.read_text().splitlines()[0])["input_sha256"] == "cd" * 32
+    path.write_bytes(b'{"input_sha2')                             # a header cut by a crash
+    Progress(path, "ef" * 32, restart=False).close()
+    assert json.loads(path.read_text().splitlines()[0])["input_sha256"] == "ef" * 32
+
+
+def test_the_key_and_webhook_commands_name_a_file_they_cannot_use_instead_of_a_traceback(tmp_path, capsys,
+                                                                                        monkeypatch):
+    from ipledger.network import cli
+    from tests.unit.consortium_state import with_default_consortium
+    monkeypatch.delenv("IPLEDGER_GATEWAY_ORG", raising=False)
+    state = with_default_consortium(tmp_path / "st")
+    gw = state / "operator" / "gateway"
+    (gw / "api-keys.json").mkdir(parents=True)                   # a directory where the file should be
+    (gw / "webhooks.json").mkdir()
+    for cmd in (["keys", "--gateway", "OperatorMSP", "list"], ["webhooks", "--gateway", "OperatorMSP", "list"]):
+        assert cli.main(["--state-dir", str(state), "gateway", *cmd]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err and ".json" in err, err
