@@ -72,9 +72,10 @@ def _now(later: dt.timedelta = dt.timedelta()) -> str:
 
 
 def _usable(record: dict | None) -> bool:
-    """A key record that opens the door: there, not revoked, not expired (an ``expires_at`` that is not a time
-    of this file's form counts as expired: fail closed)."""
-    if record is None or record.get("revoked_at"):
+    """A key record that opens the door: there, never revoked (``revoked_at`` null: any other value, ``false``
+    too, counts as revoked), not expired (an ``expires_at`` that is not a time of this file's form counts as
+    expired): fail closed."""
+    if not isinstance(record, dict) or record.get("revoked_at", "") is not None:
         return False
     expires = record.get("expires_at")
     if expires is None:
@@ -102,7 +103,8 @@ class KeyStore:
 
     # -- reading ------------------------------------------------------------------------------------
     def _check_shape(self, data) -> None:
-        if not isinstance(data, dict) or not isinstance(data.get("keys"), dict):
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), dict) or \
+                not all(isinstance(record, dict) for record in data["keys"].values()):
             raise KeyStoreError(f"{self.path} is not an ipledger API key file")
 
     def _read(self) -> dict:

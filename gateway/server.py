@@ -201,7 +201,9 @@ def config_check(config: GatewayConfig) -> None:
     """Fail before forking when something is obviously missing."""
     from ipledger.gateway.auth import KeyStore
     from ipledger.gateway.dashboard.live import SESSION_KEY, SessionKeyError, session_key
-    from ipledger.gateway.feed.store import gateway_dir
+    from ipledger.gateway.feed.store import FeedStore, FeedStoreError, gateway_dir
+    from ipledger.gateway.filestore import CorruptFileError
+    from ipledger.gateway.webhooks import Subscriptions, WebhookError
     from ipledger.gateway.validation import NonceKeyError, check_nonce_key
     check_thread_budget(config)
     if not config.orgs:
@@ -215,9 +217,11 @@ def config_check(config: GatewayConfig) -> None:
     try:
         check_nonce_key(config.nonce_key_file)
         directory = gateway_dir(config)
-        if directory is not None:
+        if directory is not None:   # the files every worker opens: unusable ones stop the start, named
             session_key(directory / SESSION_KEY)
-    except (NonceKeyError, SessionKeyError, OSError) as exc:
+            Subscriptions(directory / "webhooks.json").check()
+            FeedStore(directory / "dashboard.sqlite")
+    except (NonceKeyError, SessionKeyError, WebhookError, CorruptFileError, FeedStoreError, OSError) as exc:
         raise ServeError(str(exc)) from None
     if not [k for k in store.list() if not k["revoked_at"]]:
         org = config.feed_org or "<MSP id>"

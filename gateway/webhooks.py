@@ -47,6 +47,7 @@ import re
 import secrets
 import socket
 import sqlite3
+import stat
 import threading
 import time
 import urllib.error
@@ -142,6 +143,16 @@ class Subscriptions:
 
     def _read(self) -> dict:
         return self._file.read()
+
+    def check(self) -> None:
+        """At start: the file, when there is one, readable by its owner only (it holds the signing secrets) and
+        of this shape (WebhookError, CorruptFileError — each naming it)."""
+        if self.path.exists():
+            mode = stat.S_IMODE(self.path.stat().st_mode)
+            if mode & 0o077:
+                raise WebhookError(f"webhook file {self.path} has mode {mode:04o}: it holds the subscriptions' signing "
+                                   f"secrets and must be readable by its owner only; run 'chmod 600 {self.path}'")
+        self._read()
 
     def add(self, url: str, org: str, secret: str | None = None, types: list[str] | None = None,
             label: str = "") -> tuple[dict, str]:

@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS time_alerts (
 """
 
 
+SCHEMA_VERSION = 1     # PRAGMA user_version of the database (0: made before the version was recorded)
 BUSY_TIMEOUT_S = 30.0  # how long an operation waits for a database another process holds locked
 MAX_BLOCK = 2**63 - 1  # the largest block number a position can name (SQLite INTEGER)
 # A position in the feed: an item's id ``<block>:<tx id>``, or a block position ``<block>:`` (past every item of
@@ -122,6 +123,10 @@ def position_after(item: dict) -> str:
     return block_position(item["block_number"] + 1, item.get("channel"))
 
 
+class FeedStoreError(ValueError):
+    """The feed database cannot be used (not one, or of a newer version); the message names the file."""
+
+
 class FeedStore:
     """The feed database (SQLite, WAL): safe to use from several threads and processes.
 
@@ -130,7 +135,25 @@ class FeedStore:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)   # the gateway's own directory: 0700
+        # 0600 from its creation (SQLite gives its -wal and -shm files the database's mode)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        try:
+            self._set_up()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):   # locked, busy: a passing condition, said as it is
+                raise
+            raise FeedStoreError(f"{self.path} is not a feed database ({exc}): restore it from a backup or move it "
+                                 "away (the gateway then reads the ledger's events again)") from None
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
+
+    def _set_up(self) -> None:
+        """The tables and indexes, those an earlier version lacks added; the schema version recorded."""
         with self._db() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise FeedStoreError(f"{self.path} was written by a newer ipledger (feed database version {version}; "
+                                     f"this one reads {SCHEMA_VERSION} and earlier)")
             db.executescript(SCHEMA)
             columns = {r[1] for r in db.execute("PRAGMA table_info(deliveries)")}
             for column in ("needs_check", "checks", "resent"):  # a database of an earlier version
@@ -142,8 +165,8 @@ class FeedStore:
                     db.execute("ALTER TABLE events ADD COLUMN channel TEXT")
             # after the column, which a database of an earlier version gains just above
             db.execute("CREATE INDEX IF NOT EXISTS events_channel_block ON events(channel, block)")
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)
+            if version < SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _db(self):

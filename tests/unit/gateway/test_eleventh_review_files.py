@@ -259,3 +259,53 @@ def test_the_key_and_webhook_commands_name_a_file_they_cannot_use_instead_of_a_t
         assert cli.main(["--state-dir", str(state), "gateway", *cmd]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "Traceback" not in err and ".json" in err, err
+
+
+# -- what `gateway serve` checks before forking; the key records; the feed database ------------------------------
+
+def test_a_key_record_revoked_in_any_form_opens_no_door(tmp_path):
+    from ipledger.gateway.auth import KeyStore
+    store = KeyStore(tmp_path / "api-keys.json")
+    key_id, key = store.create("OperatorMSP", "clerk")
+    assert store.authenticate(key) is not None
+    for revoked in (False, 0, "", []):               # not null: revoked (fail closed); `false` opened it
+        doc = json.loads(store.path.read_text())
+        doc["keys"][key_id]["revoked_at"] = revoked
+        store.path.write_text(json.dumps(doc))
+        os.utime(store.path, ns=(time.time_ns(), time.time_ns() + 10**9 * len(str(revoked)) + 1))
+        assert store.authenticate(key) is None, revoked
+
+
+def test_serve_refuses_unusable_webhook_and_feed_files_naming_them(serve_run, state, capsys):
+    gw = state / "operator" / "gateway"
+    assert serve_run()[0] == 0
+    hooks = gw / "webhooks.json"
+    hooks.write_text(json.dumps({"version": 1, "subscriptions": {}}))
+    for mode, content, expected in ((0o644, None, "chmod 600"), (0o600, "{", "webhooks.json is corrupt"),
+                                    (0o600, "[]", "not an ipledger webhook file")):
+        if content is not None:
+            hooks.write_text(content)
+        hooks.chmod(mode)
+        assert serve_run()[0] == 2, (mode, content)
+        assert expected in capsys.readouterr().err
+    hooks.unlink()
+    (gw / "dashboard.sqlite").write_bytes(b"not a database, just bytes " * 100)
+    for suffix in ("-wal", "-shm"):
+        (gw / f"dashboard.sqlite{suffix}").unlink(missing_ok=True)
+    assert serve_run()[0] == 2
+    assert "dashboard.sqlite is not a feed database" in capsys.readouterr().err
+
+
+def test_the_feed_database_is_0600_from_its_creation_and_one_of_a_newer_version_is_refused(tmp_path):
+    import stat as stat_mod
+    from ipledger.gateway.feed.store import SCHEMA_VERSION, FeedStoreError
+    store = FeedStore(tmp_path / "dashboard.sqlite")
+    store.session_ended("x")
+    for name in ("dashboard.sqlite", "dashboard.sqlite-wal", "dashboard.sqlite-shm"):
+        if (tmp_path / name).exists():
+            assert stat_mod.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(FeedStoreError, match="written by a newer ipledger"):
+        FeedStore(store.path)
