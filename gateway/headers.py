@@ -17,6 +17,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
+PUBLIC_API = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})   # the API's description: the same for everyone
 HSTS = "max-age=31536000"  # a year
 
 
@@ -29,6 +30,11 @@ def secure(response: Response, csp: str = API_CSP) -> Response:
     headers.setdefault("Referrer-Policy", "same-origin")
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", HSTS)
+    if request.path.startswith("/api/v1/") and request.path not in PUBLIC_API:
+        # one party's data (customs values too): never kept by a shared cache, never given to another key
+        headers.setdefault("Cache-Control", "no-store")
+        vary = [v.strip() for line in headers.get_all("Vary") for v in line.split(",") if v.strip()]
+        headers["Vary"] = ", ".join(vary + [v for v in ("Authorization", "X-API-Key") if v not in vary])
     return response
 
 

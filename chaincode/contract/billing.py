@@ -401,11 +401,16 @@ def _require_no_earlier_bill_queried(state, authorisation_id: str, period_end: s
                            bill_id=queried[0], status=QUERIED, period_end=period_end)
 
 
+def missing_bill(bill_id: str) -> NotFound:
+    """The refusal of a bill id not in use (also what a party may not read is: queries.py)."""
+    return NotFound(f"no bill of discharge {bill_id}", bill_id=bill_id)
+
+
 def get_bill(state, bill_id: str) -> dict:
     auth_id, period_end = parse_bill_id(bill_id)
     bill = state.get(keys.bill(auth_id, period_end)) if auth_id else None
     if bill is None:
-        raise NotFound(f"no bill of discharge {bill_id}", bill_id=bill_id)
+        raise missing_bill(bill_id)
     return bill
 
 

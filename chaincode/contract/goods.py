@@ -267,6 +267,11 @@ class MemoryBook:
         pass
 
 
+def missing(kind: str, goods_id: str) -> NotFound:
+    """The refusal of a lot or batch id not in use (also what a party may not read is: queries.py)."""
+    return NotFound(f"no {'lot' if kind == LOT else 'batch'} {goods_id}", goods=kind, id=goods_id)
+
+
 class StateBook:
     """Records in the world state, for the live transaction: keeps the per-code balances, the
     authorisation's goods indexes and the ledger-time order of changes."""
@@ -277,7 +282,7 @@ class StateBook:
     def get(self, kind: str, goods_id: str) -> dict:
         record = self.tx.state.get(keys.goods(kind, goods_id))
         if record is None:
-            raise NotFound(f"no {'lot' if kind == LOT else 'batch'} {goods_id}", goods=kind, id=goods_id)
+            raise missing(kind, goods_id)
         return record
 
     def put(self, kind: str, goods_id: str, record: dict) -> None:

@@ -49,6 +49,15 @@ def _readable_authorisation(tx, authorisation_id, what: str) -> dict:
     return auth
 
 
+def _readable_by_its_id(tx, authorisation_id: str, missing: NotFound) -> None:
+    """A lot, batch or bill asked for by its own id: to a party without standing for its authorisation it is
+    ``missing`` — the very refusal of an id not in use. A NotPermitted would name another holder's authorisation
+    and tell that the id is taken (an authorisation asked for by its id is refused NotPermitted: the caller named
+    it)."""
+    if not roles.has_standing(tx.party, authorisations.get(tx.state, authorisation_id)):
+        raise missing
+
+
 def _commercial(tx, private_key: tuple) -> dict:
     """Customs and the holder read the commercial data; a representative gets only its hash."""
     key = tx.state.key(private_key)
@@ -66,13 +75,13 @@ def get_authorisation(tx, authorisation_id) -> dict:
 
 def get_lot(tx, lot_id) -> dict:
     lot = goods.StateBook(tx).get(goods.LOT, _text(lot_id, "lot_id"))
-    _readable_authorisation(tx, lot["authorisation_id"], "GetLot")
+    _readable_by_its_id(tx, lot["authorisation_id"], goods.missing(goods.LOT, lot_id))
     return {**goods.view(goods.LOT, lot, tx.now), **_commercial(tx, keys.commercial_lot(lot_id))}
 
 
 def get_batch(tx, batch_id) -> dict:
     batch = goods.StateBook(tx).get(goods.BATCH, _text(batch_id, "batch_id"))
-    _readable_authorisation(tx, batch["authorisation_id"], "GetBatch")
+    _readable_by_its_id(tx, batch["authorisation_id"], goods.missing(goods.BATCH, batch_id))
     return goods.view(goods.BATCH, batch, tx.now)
 
 
@@ -102,13 +111,13 @@ def get_balances(tx, authorisation_id) -> dict:
 
 def get_lot_history(tx, lot_id) -> dict:
     lot = goods.StateBook(tx).get(goods.LOT, _text(lot_id, "lot_id"))
-    _readable_authorisation(tx, lot["authorisation_id"], "GetLotHistory")
+    _readable_by_its_id(tx, lot["authorisation_id"], goods.missing(goods.LOT, lot_id))
     return {"lot_id": lot_id, "history": eventlog.history(tx.state, goods.LOT, lot_id)}
 
 
 def get_batch_history(tx, batch_id) -> dict:
     batch = goods.StateBook(tx).get(goods.BATCH, _text(batch_id, "batch_id"))
-    _readable_authorisation(tx, batch["authorisation_id"], "GetBatchHistory")
+    _readable_by_its_id(tx, batch["authorisation_id"], goods.missing(goods.BATCH, batch_id))
     return {"batch_id": batch_id, "history": eventlog.history(tx.state, goods.BATCH, batch_id)}
 
 
@@ -169,8 +178,9 @@ def get_bill_of_discharge_data(tx, authorisation_id, period_end=None, as_of=None
 
 
 def get_bill_of_discharge(tx, bill_id) -> dict:
-    bill = billing.get_bill(tx.state, _text(bill_id, "bill_id"))
-    _readable_authorisation(tx, bill["authorisation_id"], "GetBillOfDischarge")
+    bill_id = _text(bill_id, "bill_id")
+    bill = billing.get_bill(tx.state, bill_id)
+    _readable_by_its_id(tx, bill["authorisation_id"], billing.missing_bill(bill_id))
     return bill
 
 

@@ -74,3 +74,21 @@ def test_an_exit_right_after_a_placement_dated_a_little_ahead_is_in_order():
     assert sc.lot("F")["balance"] == 5
     # still refused: an event dated before the placement's legal time (its recording)
     sc.refused("OutOfOrder", sc.exit, 1, lot_id="F", msp="OperatorMSP", occurred_at=iso(now - dt.timedelta(seconds=1)))
+
+
+def test_goods_and_bills_asked_for_by_id_are_refused_to_others_as_if_there_were_none():
+    """A lot, batch or bill a party may not read (another holder's; a representative's without a mandate) is
+    refused exactly as an id not in use: the NotPermitted named the owning authorisation and told the id was taken."""
+    from ipledger.chaincode.testing.scenario import retreaded, waste
+    sc = Scenario.with_l1(InwardProcessingContract)
+    sc.accepted(sc.process("OP1", [("L1", 10)], [retreaded(10, "B1"), waste(5, "W1")]))
+    sc.accepted(sc.submit("AmendAuthorisation", {"authorisation_id": AUTH_ID,
+                                                 **authorisation_fields(sc.day, broker_mandates=[])}, "CustomsMSP"))
+    for fn, known, unknown in (("GetLot", "L1", "L404"), ("GetLotHistory", "L1", "L404"),
+                               ("GetBatch", "B1", "B404"), ("GetBatchHistory", "B1", "B404")):
+        refused = sc.ledger.evaluate(sc.contract, fn, [known], "BrokerMSP")
+        absent = sc.ledger.evaluate(sc.contract, fn, [unknown], "BrokerMSP")
+        assert refused.error_code == absent.error_code == "NotFound", (fn, refused.message)
+        assert AUTH_ID not in refused.message and "authorisation" not in refused.json()["details"], refused.message
+        assert refused.json()["message"] == absent.json()["message"].replace(unknown, known)
+    assert sc.query("GetLot", "L1", msp="OperatorMSP")["lot_id"] == "L1"      # the holder still reads it

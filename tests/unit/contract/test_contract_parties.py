@@ -180,15 +180,16 @@ def test_a_second_holder_acts_and_reads_on_its_own_authorisation_only():
     details = s.refused("NotPermitted", s.submit, "MoveGoods", MOVE, PLANT_B)
     assert details["eoris"] == [PLANT_B_EORI]
     s.refused("NotPermitted", s.place, "LX", 1, msp=PLANT_B)
-    for query, args in (("GetAuthorisation", [AUTH_ID]), ("GetLot", ["L1"]), ("GetBalances", [AUTH_ID]),
-                        ("GetAlerts", [AUTH_ID])):
+    for query, args in (("GetAuthorisation", [AUTH_ID]), ("GetBalances", [AUTH_ID]), ("GetAlerts", [AUTH_ID])):
         assert s.ledger.evaluate(s.contract, query, args, PLANT_B).error_code == "NotPermitted", query
+    # a lot asked for by its own id: as if there were none (no other holder's authorisation named)
+    assert s.ledger.evaluate(s.contract, "GetLot", ["L1"], PLANT_B).error_code == "NotFound"
     # a declaration shows only the caller's items: none here, as if there were no such declaration
     assert s.ledger.evaluate(s.contract, "GetDeclaration", [PLACE_MRN_L1], PLANT_B).error_code == "NotFound"
     # ... and A on B's
     s.refused("NotPermitted", s.submit, "MoveGoods", {**MOVE, "authorisation_id": AUTH_B, "lot_id": "LB1"},
               "OperatorMSP")
-    assert s.ledger.evaluate(s.contract, "GetLot", ["LB1"], "OperatorMSP").error_code == "NotPermitted"
+    assert s.ledger.evaluate(s.contract, "GetLot", ["LB1"], "OperatorMSP").error_code == "NotFound"
     # on its own: every holder act, and the commercial data
     s.accepted(s.submit("MoveGoods", {**MOVE, "authorisation_id": AUTH_B, "lot_id": "LB1"}, PLANT_B))
     lot = s.query("GetLot", "LB1", msp=PLANT_B)
@@ -204,7 +205,7 @@ def test_a_representative_of_another_holder_without_a_mandate_from_a_is_refused_
     s.refused("NotPermitted", s.exit, 1, lot_id="L1", msp=BROKER_B)
     s.refused("NotPermitted", s.submit, "MoveGoods", {**MOVE, "authorisation_id": AUTH_B, "lot_id": "LB1"},
               BROKER_B)                                                   # a holder act: not a representative's
-    assert s.ledger.evaluate(s.contract, "GetLot", ["L1"], BROKER_B).error_code == "NotPermitted"
+    assert s.ledger.evaluate(s.contract, "GetLot", ["L1"], BROKER_B).error_code == "NotFound"
     s.accepted(s.place("LB2", 5, auth_id=AUTH_B, msp=BROKER_B))
     lot = s.query("GetLot", "LB1", msp=BROKER_B)
     assert "commercial" not in lot and len(lot["commercial_hash"]) == 64  # a representative: the hash only
