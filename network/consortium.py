@@ -32,6 +32,11 @@ def msp_id_ok(value: object) -> bool:
     return isinstance(value, str) and _MSP_ID.fullmatch(value) is not None
 
 
+def name_ok(value: object) -> bool:
+    """An organisation's or node's name as the consortium takes it (it names directories and files)."""
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
 def domain_ok(value: object) -> bool:
     return isinstance(value, str) and _DOMAIN.fullmatch(value) is not None
 

@@ -157,10 +157,15 @@ def _channel(net: Nodes, args) -> int:
         lay.public.mkdir(parents=True, exist_ok=True)
         if not lay.consortium_file.exists():
             consortium_mod.save(net.consortium, lay.consortium_file)
+        local = {o.msp_id: o for o in net.consortium.all_orgs if lay.is_local(o)}
         for f in args.definition:
             d = definition_mod.load(f)
-            lay.definitions_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, lay.definition_file(d.msp_id))
+            own = lay.org_home(local[d.msp_id]) / "definition.json" if d.msp_id in local else None
+            if own is not None and (not own.is_file() or own.read_bytes() != Path(f).read_bytes()):
+                # an organisation of this host is defined by its own directory ('org definition'), never a file
+                raise NetworkError(f"{f} is a definition of {d.msp_id}, an organisation of this host, other than the "
+                                   f"one 'ipledger org definition --org {d.msp_id}' writes: refused")
+            definition_mod.write_public(lay.definition_file(d.msp_id), Path(f).read_bytes())
         for ch in channels:
             founding.found(ch.consortium, ch.layout)
             block = ch.layout.genesis_block

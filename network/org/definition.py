@@ -21,6 +21,7 @@ Fabric's tools read (``cacerts/``, ``tlscacerts/``, ``crls/``, ``config.yaml``).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ipledger.network.consortium import domain_ok, msp_id_ok
+from ipledger.network.consortium import domain_ok, msp_id_ok, name_ok
 from ipledger.network.org.identities import NODE_OUS, OrgIdentities
 
 FORMAT = "ipledger-org-definition/1"
@@ -39,6 +40,27 @@ FORMAT = "ipledger-org-definition/1"
 
 class DefinitionError(ValueError):
     """A definition file is missing, malformed, or holds what it must not."""
+
+
+def write_public(path: Path, data: bytes) -> Path:
+    """Write a public file (0644) in place of ``path``: through a temporary file of its own (one an interrupted
+    run or anyone left there is removed, never written through) renamed over ``path`` — which replaces a link
+    found at ``path`` instead of writing where it points (a received directory may hold links: one to the
+    organisation's CA key must not make a definition overwrite it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 @dataclass
@@ -64,13 +86,7 @@ class Definition:
                 "orderers": self.orderers}
 
     def save(self, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        return path
+        return write_public(Path(path), (json.dumps(self.as_dict(), indent=2) + "\n").encode())
 
     # -- what the others check ------------------------------------------------------------------
     def fingerprints(self) -> dict:
@@ -186,6 +202,10 @@ def _check_shape(d: Definition, where: Path) -> None:
         value = getattr(d, name)
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise DefinitionError(f"{where}: '{name}' must be a list of objects")
+    # the organisation's and its nodes' names become file names here (the consenters' certificates)
+    for name in [d.name] + [node.get("name") for node in d.peers + d.orderers]:
+        if not name_ok(name):
+            raise DefinitionError(f"{where}: name {str(name)[:80]!r} must be lower-case letters, digits and '-'")
     if not isinstance(d.node_ous, dict) or set(d.node_ous) != set(NODE_OUS) \
             or not all(isinstance(v, str) for v in d.node_ous.values()):
         raise DefinitionError(f"{where}: 'node_ous' must name the OU of each of {', '.join(NODE_OUS)}")

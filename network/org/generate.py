@@ -7,7 +7,6 @@ writes every node's core.yaml / orderer.yaml (see layout.py for where).
 """
 from __future__ import annotations
 
-import shutil
 import stat
 from pathlib import Path
 
@@ -93,10 +92,7 @@ def publish_definition(lay: Layout, org: Org) -> Path:
     (on several machines: send the file to the founder)."""
     src = lay.org_home(org) / "definition.json"
     definition_mod.load(src)
-    dst = lay.definition_file(org.msp_id)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-    return dst
+    return definition_mod.write_public(lay.definition_file(org.msp_id), src.read_bytes())
 
 
 # ----------------------------------------------------------------------------- nodes

@@ -34,6 +34,7 @@ the organisation's CAs and their register (``issued.json``) and write the same t
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -78,8 +79,10 @@ def _write(path: Path, data: bytes, private: bool = False) -> None:
     _mkdir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
     mode = 0o600 if private else 0o644
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    os.fchmod(fd, mode)   # a temporary file left by an interrupted run keeps its mode through O_CREAT
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)   # left by an interrupted run (or planted: a link is removed, never followed)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    os.fchmod(fd, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.replace(tmp, path)

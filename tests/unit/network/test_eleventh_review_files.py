@@ -1,0 +1,74 @@
+"""Findings of the eleventh review (the network's files on disk), each reproduced here first.
+
+* A link at ``consortium/definitions/<MSP>.json`` (a received directory may hold links) made `org definition`
+  write the definition through it — over the organisation's own CA key, or into another organisation's files.
+* A received definition's ``name`` (and its nodes') became file names unchecked: ``x/../../…`` made every
+  member's `channel inspect` write certificates outside the state directory.
+* A temporary file planted (or left) as a link made the identity writes go where it pointed.
+* `channel found --definition F` replaced the definition of an organisation of the founder's own host.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ipledger.network import cli, consortium
+from ipledger.network.consortium import DEFAULT_FILE
+from ipledger.network.layout import Layout
+from ipledger.network.org import definition as definition_mod
+from ipledger.network.org import generate, identities
+
+
+@pytest.fixture
+def customs(tmp_path):
+    """Customs' own directory (its CA, identities and definition), the consortium's public files beside it."""
+    c, lay = consortium.load(DEFAULT_FILE), Layout(tmp_path / "state")
+    lay.consortium_file.parent.mkdir(parents=True)
+    lay.consortium_file.write_text(DEFAULT_FILE.read_text())
+    org = c.org("CustomsMSP")
+    generate.init_org(c, lay, org, log=lambda *_: None)
+    return c, lay, org
+
+
+def test_publishing_a_definition_replaces_a_link_instead_of_writing_through_it(customs):
+    c, lay, org = customs
+    key = lay.org_dir(org) / "ca" / "priv_sk"
+    before = key.read_bytes()
+    public = lay.definition_file(org.msp_id)
+    public.parent.mkdir(parents=True, exist_ok=True)
+    public.symlink_to(key)
+    generate.publish_definition(lay, org)
+    assert key.read_bytes() == before, "the CA key was overwritten"
+    assert not public.is_symlink() and json.loads(public.read_text())["msp_id"] == "CustomsMSP"
+
+
+def test_a_definition_whose_names_are_not_names_is_refused(customs, tmp_path):
+    c, lay, org = customs
+    raw = json.loads((lay.org_home(org) / "definition.json").read_text())
+    for where, value in (("name", "x/../../../../tmp/escaped"), ("peers", [{**raw["peers"][0], "name": "../p"}])):
+        bad = tmp_path / f"bad-{where}.json"
+        bad.write_text(json.dumps({**raw, where: value}))
+        with pytest.raises(definition_mod.DefinitionError, match="must be lower-case letters"):
+            definition_mod.load(bad)
+
+
+def test_identity_writes_never_follow_a_planted_temporary_file(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    target = tmp_path / "msp" / "crl.pem"
+    target.parent.mkdir()
+    (target.parent / ".crl.pem.tmp").symlink_to(victim)
+    identities._write(target, b"new content\n")
+    assert victim.read_text() == "keep me\n" and target.read_bytes() == b"new content\n"
+
+
+def test_found_refuses_another_definition_of_an_organisation_of_this_host(customs, tmp_path, capsys):
+    c, lay, org = customs
+    raw = json.loads((lay.org_home(org) / "definition.json").read_text())
+    forged = tmp_path / "CustomsMSP.json"
+    forged.write_text(json.dumps({**raw, "description": "not the one customs wrote"}, indent=2) + "\n")
+    assert cli.main(["--state-dir", str(lay.root), "channel", "found", "--definition", str(forged)]) == 2
+    assert "an organisation of this host" in capsys.readouterr().err
+    public = lay.definition_file("CustomsMSP")
+    assert not public.exists() or "not the one customs wrote" not in public.read_text()
