@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,10 +63,13 @@ class UpdateFile:
         except (OSError, ValueError) as e:
             raise AdminError(f"{side} (written next to {path.name} by 'ipledger admin propose') "
                              f"is missing or unreadable: {e}") from e
-        if meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise AdminError(f"{side}: not an ipledger update description")
         base = configtx_pb2.Config()
-        base.ParseFromString(base64.b64decode(meta["base_config"]))
+        try:
+            base.ParseFromString(base64.b64decode(meta["base_config"], validate=True))
+        except Exception as e:  # noqa: BLE001 - a missing key, bad base64, protobuf decode errors
+            raise AdminError(f"{side}: its base configuration is unreadable ({type(e).__name__})") from None
         return cls(path, env, cue, update, meta, base)
 
     @classmethod
@@ -83,11 +87,21 @@ class UpdateFile:
         return upd
 
     def save(self) -> None:
+        """The description first, then the signed bytes, each through a temporary file renamed into place: a
+        command cut short leaves the update as it was or as it is now, never a description cut in the middle
+        (the signatures collected so far could not be loaded again)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".pb.tmp")
-        tmp.write_bytes(self.envelope.SerializeToString())
-        tmp.replace(self.path)
-        self.sidecar(self.path).write_text(json.dumps(self.meta, indent=2) + "\n")
+        side = self.sidecar(self.path)
+        for target, data in ((side, (json.dumps(self.meta, indent=2) + "\n").encode()),
+                             (self.path, self.envelope.SerializeToString())):
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.unlink(missing_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
 
     @property
     def channel(self) -> str:

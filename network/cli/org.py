@@ -89,7 +89,8 @@ def _run(args) -> int:
         return _channel(net, args)
     org = net.consortium.org(args.org)
     if args.cmd == "init":
-        if lay.is_local(org):
+        # done once: its definition written last; a run cut short before it goes on where it stopped (init_org)
+        if lay.is_local(org) and (lay.org_home(org) / "definition.json").exists():
             raise NetworkError(f"{org.msp_id} already has its identities in {lay.org_home(org)}")
         lay.public.mkdir(parents=True, exist_ok=True)
         if not lay.consortium_file.exists():

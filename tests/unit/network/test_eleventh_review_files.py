@@ -72,3 +72,37 @@ def test_found_refuses_another_definition_of_an_organisation_of_this_host(custom
     assert "an organisation of this host" in capsys.readouterr().err
     public = lay.definition_file("CustomsMSP")
     assert not public.exists() or "not the one customs wrote" not in public.read_text()
+
+
+def test_an_update_whose_description_is_damaged_is_an_error_naming_it(base, orgs, tmp_path):
+    """`admin status`/`sign` on an update whose description (written beside it) is not one: an AdminError naming
+    the file, never a traceback; and a save writes both files through temporary files (a description cut in the
+    middle lost the signatures collected so far)."""
+    from ipledger.network.cli import admin
+    from ipledger.network.errors import AdminError
+    from tests.unit.network.test_admin import CHANNEL, with_audit
+    upd = admin.UpdateFile.create(tmp_path / "add.pb", base, 3, with_audit(base, orgs), CHANNEL,
+                                  {"kind": "add-org", "org": "AuditMSP"})
+    side = tmp_path / "add.json"
+    good = json.loads(side.read_text())
+    for damaged in ([], {**good, "base_config": "!!not base64!!"}, {k: v for k, v in good.items() if k != "base_config"},
+                    {**good, "base_config": "AAAA"}):
+        side.write_text(json.dumps(damaged))
+        with pytest.raises(AdminError, match="add.json"):
+            admin.UpdateFile.load(upd.path)
+    side.write_text(json.dumps(good))
+    assert admin.UpdateFile.load(upd.path).update == upd.update
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["add.json", "add.pb"]     # no temporary file left
+
+
+def test_org_init_cut_short_goes_on_where_it_stopped(tmp_path, capsys):
+    c, lay = consortium.load(DEFAULT_FILE), Layout(tmp_path / "state")
+    lay.consortium_file.parent.mkdir(parents=True)
+    lay.consortium_file.write_text(DEFAULT_FILE.read_text())
+    org = c.org("OperatorMSP")
+    generate.init_org(c, lay, org, log=lambda *_: None)
+    (lay.org_home(org) / "definition.json").unlink()        # cut short before its last step
+    assert cli.main(["--state-dir", str(lay.root), "org", "init", "--org", "OperatorMSP"]) == 0
+    assert definition_mod.load(lay.org_home(org) / "definition.json").msp_id == "OperatorMSP"
+    assert cli.main(["--state-dir", str(lay.root), "org", "init", "--org", "OperatorMSP"]) == 2   # done: once
+    assert "already has its identities" in capsys.readouterr().err
