@@ -33,7 +33,7 @@ from ipledger.network.org import binaries, processes
 from ipledger.network.org import runtime
 from ipledger.network.consortium import ConsortiumError
 from ipledger.network.org.generate import GenerateError
-from ipledger.network.errors import NetworkError
+from ipledger.network.errors import NetworkError, printable
 from ipledger.network.org.nodes import Nodes
 
 
@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConsortiumError, GenerateError, NetworkError, binaries.FabricError, processes.StartError,
             runtime.RuntimeChoiceError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:   # a file a command cannot use (a directory in its place, no permission, a full disk)
+        print(f"error: {printable(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -184,7 +184,12 @@ def _channel(net: Nodes, args) -> int:
         block = Path(block_file).read_bytes()
     except OSError as e:
         raise NetworkError(f"cannot read {block_file}: {e.strerror}") from e
-    s = founding.summary(block)
+    try:
+        s = founding.summary(block)
+        founding.channel_of(block)
+    except Exception as e:  # noqa: BLE001 - protobuf decode errors have no common base; ConfigError
+        raise NetworkError(f"{block_file} is not a channel's genesis block ({type(e).__name__}: "
+                           f"{printable(str(e))[:200]})") from None
     orgs = [net.consortium.org(args.org)] if args.org else net.local_orgs
     # the channel's policies against the consortium file's rule, then the whole configuration against the one
     # the consortium file and the public definitions give, as 'network up' checks them before joining

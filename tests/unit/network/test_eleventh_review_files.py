@@ -106,3 +106,17 @@ def test_org_init_cut_short_goes_on_where_it_stopped(tmp_path, capsys):
     assert definition_mod.load(lay.org_home(org) / "definition.json").msp_id == "OperatorMSP"
     assert cli.main(["--state-dir", str(lay.root), "org", "init", "--org", "OperatorMSP"]) == 2   # done: once
     assert "already has its identities" in capsys.readouterr().err
+
+
+def test_a_damaged_genesis_block_or_a_directory_in_a_files_place_is_an_error_naming_it(customs, tmp_path, capsys):
+    c, lay, org = customs
+    block = tmp_path / "genesis.block"
+    block.write_bytes(b"\x0a\xff\xff not a block")
+    assert cli.main(["--state-dir", str(lay.root), "channel", "inspect", "--block", str(block)]) == 2
+    assert "is not a channel's genesis block" in capsys.readouterr().err
+    issued = lay.org_dir(org) / "ca" / "issued.json"
+    issued.unlink()
+    issued.mkdir()                                           # a directory where the CA's register should be
+    assert cli.main(["--state-dir", str(lay.root), "org", "identities", "--org", "CustomsMSP"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "issued.json" in err and "Traceback" not in err, err
