@@ -82,6 +82,10 @@ class Nodes:
             c = consortium_mod.load(lay.consortium_file)
         else:
             c = consortium_mod.load(consortium_file, base_port=base_port)
+            if consortium_file is None and any(lay.is_local(o) for o in c.all_orgs):
+                # the shipped file is not the one these organisations were made from (their ports, hosts)
+                raise NetworkError(f"{lay.consortium_file} is missing, but {lay.root} holds organisations made from "
+                                   "it: restore it, or give --consortium with the file they were made from")
         try:
             name = runtime_mod.choose(lay, runtime)
         except runtime_mod.RuntimeChoiceError as e:

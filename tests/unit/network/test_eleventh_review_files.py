@@ -120,3 +120,16 @@ def test_a_damaged_genesis_block_or_a_directory_in_a_files_place_is_an_error_nam
     assert cli.main(["--state-dir", str(lay.root), "org", "identities", "--org", "CustomsMSP"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "issued.json" in err and "Traceback" not in err, err
+
+
+def test_a_missing_consortium_file_beside_generated_organisations_is_an_error(customs, capsys):
+    """With the state directory's consortium file gone, commands took the shipped one: `org definition` published
+    its default ports for nodes configured on others."""
+    c, lay, org = customs
+    lay.consortium_file.unlink()
+    assert cli.main(["--state-dir", str(lay.root), "org", "definition", "--org", "CustomsMSP"]) == 2
+    assert "consortium.yaml is missing" in capsys.readouterr().err
+    given = lay.root.parent / "given.yaml"
+    given.write_text(DEFAULT_FILE.read_text())
+    assert cli.main(["--state-dir", str(lay.root), "--consortium", str(given), "org", "definition",
+                     "--org", "CustomsMSP"]) == 0
