@@ -12,13 +12,11 @@ Their life on the channel (install, approve, commit) is :mod:`ipledger.network.c
 """
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import importlib.metadata
 import io
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -26,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ipledger.network.errors import NetworkError
+from ipledger.network.files import write_atomically
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHAINCODE_DIR = REPO_ROOT / "chaincode"
@@ -157,25 +156,8 @@ def build_ccaas_package(name: str, label: str, address: str, out: Path,
     # with the peers' client key for the service in it: 0600 from its creation on, and so is the member
     # code.tar.gz that carries it (extracted from the package, it holds the key as much as connection.json)
     private = frozenset({"code.tar.gz"}) if client_key else frozenset()
-    return _write_file(out, _targz([("metadata.json", metadata), ("code.tar.gz", code)], private=private),
+    return write_atomically(out, _targz([("metadata.json", metadata), ("code.tar.gz", code)], private=private),
                        0o600 if client_key else 0o644)
-
-
-def _write_file(out: Path, data: bytes, mode: int) -> Path:
-    """``data`` into ``out`` through a temporary file created with ``mode`` and renamed over it: never
-    readable more widely than ``mode``, never seen half written."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return out
 
 
 def build_binary_package(label: str, executable: Path, out: Path) -> Path:

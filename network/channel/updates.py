@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from fabric_protos.common import common_pb2, configtx_pb2
 
 from ipledger.network.fabric.config import ConfigError, show
+from ipledger.network.files import write_atomically
 from ipledger.network.fabric.config_signatures import (Signer, evaluate, mark_duplicates, sign_update, signer_for_identity,
                                                        signers)
 from ipledger.network.fabric.config_update import (apply_update, check_update, compute_update, read_envelope, required_policies,
@@ -92,16 +92,8 @@ class UpdateFile:
         (the signatures collected so far could not be loaded again)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         side = self.sidecar(self.path)
-        for target, data in ((side, (json.dumps(self.meta, indent=2) + "\n").encode()),
-                             (self.path, self.envelope.SerializeToString())):
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.unlink(missing_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
+        write_atomically(side, (json.dumps(self.meta, indent=2) + "\n").encode())
+        write_atomically(self.path, self.envelope.SerializeToString())
 
     @property
     def channel(self) -> str:

@@ -21,10 +21,8 @@ Fabric's tools read (``cacerts/``, ``tlscacerts/``, ``crls/``, ``config.yaml``).
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ipledger.network.consortium import domain_ok, msp_id_ok, name_ok
+from ipledger.network.files import write_atomically
 from ipledger.network.org.identities import NODE_OUS, OrgIdentities
 
 FORMAT = "ipledger-org-definition/1"
@@ -43,24 +42,10 @@ class DefinitionError(ValueError):
 
 
 def write_public(path: Path, data: bytes) -> Path:
-    """Write a public file (0644) in place of ``path``: through a temporary file of its own (one an interrupted
-    run or anyone left there is removed, never written through) renamed over ``path`` — which replaces a link
-    found at ``path`` instead of writing where it points (a received directory may hold links: one to the
-    organisation's CA key must not make a definition overwrite it)."""
+    """A public file (0644) in place of ``path`` (a received directory may hold links: one to the organisation's
+    CA key must not make a definition overwrite it: :func:`~ipledger.network.files.write_atomically`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomically(path, data, 0o644)
 
 
 @dataclass

@@ -34,11 +34,9 @@ the organisation's CAs and their register (``issued.json``) and write the same t
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import ipaddress
 import json
-import os
 import re
 import secrets
 import shutil
@@ -52,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ipledger.network.fabric.local_msp import MSPError, load_private_key
+from ipledger.network.files import write_atomically
 from ipledger.network.fabric.signing import is_low_s
 
 ROLES = ("peer", "orderer", "admin", "client")
@@ -77,15 +76,7 @@ def _mkdir(path: Path) -> Path:
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
     _mkdir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp")
-    mode = 0o600 if private else 0o644
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)   # left by an interrupted run (or planted: a link is removed, never followed)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    os.fchmod(fd, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    write_atomically(path, data, 0o600 if private else 0o644)
 
 
 def pem(cert: x509.Certificate) -> bytes:
