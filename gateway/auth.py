@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ipledger.gateway import moments
-from ipledger.gateway.filestore import JsonFile
+from ipledger.gateway.filestore import JsonFile, require_owner_only
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +85,7 @@ def _usable(record: dict | None) -> bool:
 
 
 def check_mode(path: Path) -> None:
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise KeyStoreError(f"API key file {path} has mode {mode:04o}: it must be readable by its owner "
-                            f"only; run 'chmod 600 {path}'")
+    require_owner_only(path, "API key file", KeyStoreError)
 
 
 class KeyStore:

@@ -15,11 +15,11 @@ directory through a bind mount use at the same time.
   containers (same kernel) run one after the other, and none loses another's change. ``flock`` rather than
   ``fcntl`` record locks: those belong to the process, and two threads of one process would both get in.
   When the ``with`` body raises, nothing is written.
-* **Writing**: a temporary file ``.<name>.<pid>.tmp`` in the same directory, created 0600 (and ``fchmod``
-  0600, should a leftover of another mode be there), JSON with an indent of 2, sorted keys and a final
-  newline, flushed and ``fsync``-ed, then renamed over the file (``os.replace``) and the directory
-  ``fsync``-ed (a change confirmed to its caller — a key revoked — survives a power loss). When anything
-  fails before the rename the temporary file is removed and the file keeps its old content. The directory is
+* **Writing**: JSON with an indent of 2, sorted keys and a final newline, written 0600 by
+  :func:`ipledger.network.files.write_atomically` — a temporary file ``.<name>.tmp`` beside it (a leftover of
+  a crash is removed first, never written through), fsynced, renamed over the file and the directory fsynced:
+  a change confirmed to its caller — a key revoked — survives a power loss, and when anything fails before
+  the rename the file keeps its old content. The lock keeps writers of one file apart. The directory is
   created if need be, and made 0700 when this user owns it (the files hold hashes and signing secrets).
 * A file whose bytes are not UTF-8 JSON raises :class:`CorruptFileError` (a ``ValueError``) naming the
   file; ``check(data)`` vets the document's shape and raises its owner's own error. I/O errors
@@ -31,8 +31,11 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from ipledger.network import files
 
 MODE = 0o600
 DIR_MODE = 0o700
@@ -54,15 +57,6 @@ class MissingFileError(CorruptFileError):
         ValueError.__init__(self, f"{path} was written before and is missing: restore it from a backup (to start "
                                   f"again without it, remove {lock_path.name} beside it too)")
         self.path = path
-
-
-def fsync_directory(path: Path) -> None:
-    """Make a rename or link in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class JsonFile:
@@ -122,21 +116,18 @@ class JsonFile:
             os.close(fd)
 
     def _replace(self, data: Any) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, MODE)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                os.fchmod(f.fileno(), MODE)
-                json.dump(data, f, indent=2, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        fsync_directory(self.path.parent)
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        files.write_atomically(self.path, text.encode("utf-8"), MODE)
+
+
+def require_owner_only(path: Path, what: str, error: Callable[[str], Exception]) -> None:
+    """Refuse a file holding secrets that anyone but its owner may read or write (a group or other permission
+    bit): ``error`` of a message naming ``what``, the file, its mode and the fix. The gateway's one check of
+    it: API keys, webhook secrets, the nonce key, the session key, TLS private keys."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        raise error(f"{what} {path} has mode {mode:04o}: it must be readable by its owner only; "
+                    f"run 'chmod 600 {path}'")
 
 
 def read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
@@ -158,5 +149,5 @@ def read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
                 os.link(tmp, path)   # fails if another process linked its own first: theirs wins
         finally:
             os.unlink(tmp)
-        fsync_directory(path.parent)
+        files.fsync_directory(path.parent)
     return path.read_bytes()

@@ -21,7 +21,6 @@ import datetime as dt
 import os
 import re
 import ssl
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
+
+from ipledger.gateway.filestore import require_owner_only
 
 CONSORTIUM = "consortium"
 CLIENT_CERT_MODES = ("required", "optional")
@@ -354,14 +355,11 @@ def read_private_key(path: str, option: str):
     """The unencrypted PEM private key in ``path``, refused unless the file is readable by its owner only
     (``option`` names where the path came from, for the messages). Shared with :mod:`ipledger.gateway.client_tls`."""
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        require_owner_only(Path(path), f"{option}: private key", TLSError)
     except FileNotFoundError:
         raise TLSError(f"{option}: no such file: {path}") from None
     except OSError as exc:
         raise TLSError(f"{option}: cannot read {path} ({exc.strerror})") from None
-    if mode & 0o077:
-        raise TLSError(f"{option}: {path} has mode {mode:04o}: a private key must be readable by its owner "
-                       f"only; run 'chmod 600 {path}'")
     data = _read(path, option)
     try:
         return serialization.load_pem_private_key(data, password=None)

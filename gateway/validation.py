@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -275,7 +274,4 @@ def check_nonce_key(path: Path | None) -> None:
     if path is None:
         return
     _read_or_create_secret(path)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise NonceKeyError(f"nonce key file {path} has mode {mode:04o}: it must be readable by its owner only; "
-                            f"run 'chmod 600 {path}'")
+    filestore.require_owner_only(path, "nonce key file", NonceKeyError)

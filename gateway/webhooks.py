@@ -47,7 +47,6 @@ import re
 import secrets
 import socket
 import sqlite3
-import stat
 import threading
 import time
 import urllib.error
@@ -59,7 +58,7 @@ from typing import Callable, Iterable
 from ipledger.gateway.feed.store import FeedStore, now_text
 from ipledger.gateway.feed.visibility import Visibility
 from ipledger.gateway import moments
-from ipledger.gateway.filestore import CorruptFileError, JsonFile
+from ipledger.gateway.filestore import CorruptFileError, JsonFile, require_owner_only
 from ipledger.gateway.problems import Problem
 
 log = logging.getLogger("ipledger.gateway.webhooks")
@@ -148,10 +147,7 @@ class Subscriptions:
         """At start: the file, when there is one, readable by its owner only (it holds the signing secrets) and
         of this shape (WebhookError, CorruptFileError — each naming it)."""
         if self.path.exists():
-            mode = stat.S_IMODE(self.path.stat().st_mode)
-            if mode & 0o077:
-                raise WebhookError(f"webhook file {self.path} has mode {mode:04o}: it holds the subscriptions' signing "
-                                   f"secrets and must be readable by its owner only; run 'chmod 600 {self.path}'")
+            require_owner_only(self.path, "webhook file", WebhookError)   # it holds the signing secrets
         self._read()
 
     def add(self, url: str, org: str, secret: str | None = None, types: list[str] | None = None,

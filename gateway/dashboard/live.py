@@ -17,7 +17,7 @@ from ipledger.gateway.feed.store import FeedStore, gateway_dir
 from ipledger.gateway.feed.visibility import Visibility
 from ipledger.gateway.webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
 from ipledger.gateway.dashboard.streams import StreamLimits
-from ipledger.gateway.filestore import read_or_create
+from ipledger.gateway.filestore import read_or_create, require_owner_only
 
 SESSION_KEY = "session.key"
 SESSION_KEY_BYTES = 32
@@ -40,9 +40,7 @@ def session_key(path: Path, make: bool = True) -> bytes:
                               "sessions then end)") from None
     if not stat.S_ISREG(info.st_mode):
         raise SessionKeyError(f"the dashboard's session key {path} is not a regular file")
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        raise SessionKeyError(f"the dashboard's session key {path} has mode {stat.S_IMODE(info.st_mode):04o}: it must "
-                              f"be readable by its owner only; run 'chmod 600 {path}'")
+    require_owner_only(path, "the dashboard's session key", SessionKeyError)
     raw = path.read_bytes()
     if len(raw) != SESSION_KEY_BYTES:
         raise SessionKeyError(f"the dashboard's session key {path} does not hold a key ({SESSION_KEY_BYTES} bytes); "

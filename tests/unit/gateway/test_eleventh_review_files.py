@@ -23,6 +23,7 @@ import time
 import pytest
 
 import ipledger.gateway.filestore as filestore
+from ipledger.network import files
 from ipledger.gateway.feed.store import FeedStore
 from ipledger.gateway.filestore import CorruptFileError, JsonFile, MissingFileError
 from ipledger.gateway.webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
@@ -120,8 +121,8 @@ def test_a_file_never_written_reads_empty_and_a_first_update_that_fails_marks_no
 
 def test_a_change_is_synced_with_its_directory(tmp_path, monkeypatch):
     synced = []
-    real = filestore.fsync_directory
-    monkeypatch.setattr(filestore, "fsync_directory", lambda p: (synced.append(p), real(p)))
+    real = files.fsync_directory
+    monkeypatch.setattr(files, "fsync_directory", lambda p: (synced.append(p), real(p)))
     with JsonFile(tmp_path / "k.json", empty=dict).update() as data:
         data["a"] = 1
     filestore.read_or_create(tmp_path / "nonce.key", lambda: b"k" * 32)

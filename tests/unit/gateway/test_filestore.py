@@ -10,6 +10,7 @@ import threading
 import pytest
 
 import ipledger.gateway.filestore as filestore
+from ipledger.network import files
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.filestore import CorruptFileError, JsonFile
 from ipledger.gateway.webhooks import Subscriptions
@@ -97,8 +98,8 @@ def test_files_are_0600_and_the_directory_0700(tmp_path):
     try:
         path = tmp_path / "gw" / "c.json"
         path.parent.mkdir(mode=0o755)
-        # a leftover temporary file of another mode is not reused with that mode
-        leftover = path.with_name(f".c.json.{os.getpid()}.tmp")
+        # a temporary file a crash left, of another mode, is removed, not reused with that mode
+        leftover = path.with_name(".c.json.tmp")
         leftover.write_text("junk")
         leftover.chmod(0o644)
         with counter(path).update() as data:
@@ -141,12 +142,11 @@ def test_a_write_that_fails_half_way_leaves_the_old_content(tmp_path, monkeypatc
         data["n"] = 1
     before = path.read_bytes()
 
-    def crash(obj, fp, **kwargs):
-        fp.write('{"n": 2, "half')   # a part of the document reaches the temporary file, then the crash
-        fp.flush()
+    def crash(fd):
+        assert os.fstat(fd).st_size > 0   # the new document reached the temporary file, then the crash
         raise OSError("disk full")
 
-    monkeypatch.setattr(filestore.json, "dump", crash)
+    monkeypatch.setattr(files.os, "fsync", crash)
     with pytest.raises(OSError, match="disk full"):
         with f.update() as data:
             data["n"] = 2
@@ -276,3 +276,21 @@ def test_workers_creating_one_secret_at_once_agree_on_it(tmp_path):
     for t in threads:
         t.join()
     assert len(got) == 8 and len(set(got)) == 1 and got[0] == path.read_bytes()
+
+
+@pytest.mark.parametrize("mode, refused", [(0o600, False), (0o400, False), (0o700, False),
+                                           (0o640, True), (0o604, True), (0o620, True), (0o602, True)])
+def test_a_secret_file_anyone_but_its_owner_may_read_or_write_is_refused_by_name(tmp_path, mode, refused):
+    """The gateway's one owner-only check (API keys, webhook secrets, the nonce and session keys, TLS keys)."""
+    class Refused(ValueError):
+        pass
+    path = tmp_path / "secret.key"
+    path.write_bytes(b"k")
+    path.chmod(mode)
+    if not refused:
+        filestore.require_owner_only(path, "test key", Refused)
+        return
+    with pytest.raises(Refused) as info:
+        filestore.require_owner_only(path, "test key", Refused)
+    assert str(info.value) == (f"test key {path} has mode {mode:04o}: it must be readable by its owner only; "
+                               f"run 'chmod 600 {path}'")
