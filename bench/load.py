@@ -58,7 +58,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ipledger.chaincode.testing import mrns  # noqa: E402
-from bench.chaincode_put import machine_shares, machine_ticks, rss_mb  # noqa: E402
+from bench.chaincode_put import CPU_ROLES, cpu_seconds, machine_shares, machine_ticks, rss_mb  # noqa: E402
 from ipledger.network.cli import gateway_daemon as daemon  # noqa: E402
 from ipledger.network.channel.package import ChaincodeSpec  # noqa: E402
 from ipledger.network.channel.chaincode import Deployer  # noqa: E402
@@ -248,7 +248,7 @@ class Load:
             self.target = target
             self.phase = []
             self.resume.notify_all()
-        started, ticks = time.monotonic(), machine_ticks()
+        started, ticks, cpu = time.monotonic(), machine_ticks(), cpu_seconds()
         if not self.started:
             self.started = True
             for t in self.threads:
@@ -262,10 +262,13 @@ class Load:
                 self.resume.wait(timeout=1.0)
             phase = list(self.phase)
         elapsed = time.monotonic() - started
+        cpu_after = cpu_seconds()
         ok = [lat for _, lat, status in phase if status in (200, 201)]
         p50, p99 = quantiles(ok)
         return {"events": len(ok), "attempts": len(phase), "seconds": elapsed, "tps": len(ok) / elapsed,
-                "p50_ms": p50 * 1000, "p99_ms": p99 * 1000, **machine_shares(ticks, machine_ticks())}
+                "p50_ms": p50 * 1000, "p99_ms": p99 * 1000, **machine_shares(ticks, machine_ticks()),
+                # CPU milliseconds each role spent per event committed in the phase: which part grows
+                "cpu_ms": {r: (cpu_after[r] - cpu[r]) * 1000 / max(1, len(ok)) for r in CPU_ROLES}}
 
     def stop(self) -> None:
         with self.lock:
@@ -459,6 +462,13 @@ def print_tables(report: dict) -> None:
         print(f"| {row['committed']} | {ph['events']} | {ph['tps']:.1f} | {ph['p50_ms']:.0f} | {ph['p99_ms']:.0f} | "
               f"{row['retries']} | {sum(row['errors'].values())} | {row['height']} | {row['ledger_mb']:.0f} | "
               f"{ph['steal_pct']:.1f} / {ph['idle_pct']:.1f} |")
+    print()
+    print("| events on the ledger | CPU ms per event: " + " · ".join(CPU_ROLES) + " | total |")
+    print("|---|---|---|")
+    for row in report["checkpoints"]:
+        cpu = row["phase"]["cpu_ms"]
+        print(f"| {row['committed']} | " + " · ".join(f"{cpu[r]:.2f}" for r in CPU_ROLES) +
+              f" | {sum(cpu.values()):.2f} |")
     print()
     names = list(report["checkpoints"][0]["queries"]) if report["checkpoints"] else []
     print("| query (p50 / p99 ms) | " + " | ".join(str(r["committed"]) for r in report["checkpoints"]) + " |")
