@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 from ipledger.gateway import headers, openapi
 from ipledger.gateway.api import docs, events, health, live, queries
 from ipledger.gateway.config import NO_INSTANCE
-from ipledger.gateway.api.common import API_PREFIX, AppState, install_converters
+from ipledger.gateway.api.common import API_PREFIX, AppState, install_converters, refuse_repeated_parameters
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import GatewayConfig
 from ipledger.gateway.dashboard import install as install_dashboard
@@ -70,6 +70,8 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
         g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
         g.started = time.perf_counter()
         g.log_extra = {}
+        if request.path.startswith(API_PREFIX + "/"):
+            refuse_repeated_parameters()   # ?as_of=…&as_of=… is a 400, not the first one's answer
 
     @app.after_request
     def _end(response):

@@ -36,7 +36,7 @@ SAFE_FIELDS = ("request_id", "method", "path", "route", "status", "duration_ms",
 
 def request_id_from(header_value: str | None) -> str:
     """The caller's X-Request-Id when it is a sane token, else a new one."""
-    if header_value and _REQUEST_ID.match(header_value):
+    if header_value and _REQUEST_ID.fullmatch(header_value):
         return header_value
     return uuid.uuid4().hex
 

@@ -46,14 +46,17 @@ def bill_of_discharge(service, org: str, authorisation_id: str, period_end: str 
 
 
 def inventory(service, org: str, authorisation_ids: list[str], as_of: str, channel: str | None = None) -> dict:
-    """``channel``: on a gateway of several holders' channels, only that one's authorisations (None: every one)."""
-    sections, lines, totals = [], [], {}
+    """``channel``: on a gateway of several holders' channels, only that one's authorisations (None: every one).
+    An authorisation that is not there or not the caller's to see is left out and named in ``not_included`` (one
+    list for both, as the contract answers both alike): the totals are then those of the others, and say so."""
+    sections, lines, totals, not_included = [], [], {}, []
     for auth_id in authorisation_ids:
         try:
             data = service.evaluate_json(org, "GetBillOfDischargeData", auth_id, None, as_of, channel=channel)
         except Problem as p:
             if p.status in (403, 404):
-                continue  # not the caller's to see (or not there)
+                not_included.append(auth_id)
+                continue
             raise
         lots = {line["lot_id"]: line for line in data.get("lots", [])}
         rows = []
@@ -71,7 +74,7 @@ def inventory(service, org: str, authorisation_ids: list[str], as_of: str, chann
                          "lines": rows, "document_hash": data.get("document_hash")})
         lines.extend(rows)
     return {"report": "inventory", "as_of": as_of, "generated_at": moments.now_text(), "generated_for": org,
-            "authorisations": sections, "lines": lines,
+            "authorisations": sections, "lines": lines, "not_included": not_included,
             "totals": [{"goods": g, "cn": cn, "unit": u, "quantity": q} for (g, cn, u), q in sorted(totals.items())]}
 
 
@@ -369,6 +372,9 @@ def inventory_pdf(data: dict) -> bytes:
     pdf = ReportPdf(title, data.get("generated_at"))
     pdf.heading(title, 13)
     pdf.para(f"Generated {data['generated_at']} for {data['generated_for']}", size=9)
+    if data.get("not_included"):
+        pdf.para("Not included (not found, or not readable by this organisation): " +
+                 ", ".join(data["not_included"]), size=9)
     for section in data["authorisations"]:
         pdf.heading(f"Authorisation {section['authorisation_id']} - holder {section['holder_eori']}")
         pdf.grid([("goods", 6), ("id", 10), ("CN", 8), ("description", 16), ("MRN", 18), ("qty", 8), ("unit", 4),

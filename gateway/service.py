@@ -313,7 +313,9 @@ class LedgerService:
 
     # -- audit trails ---------------------------------------------------------------------------------------
     def with_blocks(self, org: str, entries: list[dict], channel: str | None = None) -> list[dict]:
-        """Add ``block_number`` to entries carrying a ``tx_id`` (at most ``block_lookups`` look-ups)."""
+        """Add ``block_number`` to entries carrying a ``tx_id`` (at most ``block_lookups`` look-ups), on a gateway
+        of several channels their ``channel`` too (the one a look-up found, else the one asked: entries past the
+        budget or not found keep it, and every look-up searches the channel asked, not all)."""
         budget = self.config.block_lookups
         several = len(self.config.all_channels) > 1
         known: dict[str, tuple[str | None, int | None]] = {}
@@ -329,8 +331,9 @@ class LedgerService:
                 else:
                     budget -= 1
                     known[tx_id] = self.locate(org, tx_id, channel)
-            channel, block = known[tx_id]
-            out.append({**entry, "block_number": block, **({"channel": channel} if several else {})})
+            found, block = known[tx_id]
+            out.append({**entry, "block_number": block,
+                        **({"channel": found if found is not None else channel} if several else {})})
         return out
 
 

@@ -148,7 +148,7 @@ def _commercial_errors(data: Any) -> list[dict]:
     for err in itertools.islice(schemas.validator("commercial").iter_errors(data), MAX_ERRORS):
         path = "/commercial" + "".join(f"/{p}" for p in err.absolute_path)
         if err.validator in ("required", "additionalProperties", "minProperties"):
-            message = err.message  # names properties, not values
+            message = schemas.short_message(err.message)  # names properties, not values
         else:
             message = f"invalid value ({err.validator}"
             if err.validator == "pattern":

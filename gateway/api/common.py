@@ -136,6 +136,21 @@ def install_converters(app) -> None:
     app.url_map.converters["ident"] = IdentifierConverter
 
 
+# the query parameters a route takes more than once (by its URL rule); any other given twice is a 400
+REPEATABLE = {f"{API_PREFIX}/reports/inventory": frozenset({"authorisation_id"})}
+
+
+def refuse_repeated_parameters() -> None:
+    """A query parameter given more than once is refused (400 ``invalid-parameter`` naming it), as a body member
+    named twice is: which value is meant is not certain, and taking the first would answer another question than
+    the one asked (``?as_of=2026-01-01&as_of=2027-01-01``). Only :data:`REPEATABLE` ones may repeat."""
+    allowed = REPEATABLE.get(request.url_rule.rule if request.url_rule else "", frozenset())
+    for name in request.args:
+        if name not in allowed and len(request.args.getlist(name)) > 1:
+            raise Problem(400, "invalid-parameter", f"the query parameter '{name[:80]}' is given "
+                          f"{len(request.args.getlist(name))} times; give it once", extra={"parameter": name[:80]})
+
+
 def path_id(name: str, value: str) -> str:
     if not whole(ID_PATTERNS[name], value):
         raise Problem(400, "invalid-parameter", f"{name} {value[:80]!r} is not well formed "

@@ -8,7 +8,7 @@ from flask import Response, jsonify
 
 from ipledger.gateway.observability import CONTENT_TYPE_LATEST
 from ipledger.gateway.problems import Problem
-from ipledger.gateway.api.common import state
+from ipledger.gateway.api.common import require, state
 from ipledger.gateway.api.routes import Routes, blueprint
 
 log = logging.getLogger("ipledger.gateway.health")
@@ -69,9 +69,11 @@ def readyz():
                   extra={"orgs": checks}, headers={"Retry-After": str(st.config.retry_after_s)})
 
 
-@ROUTES.get("/metrics", id="metrics", permission=None, summary="Prometheus metrics (text exposition format)",
+@ROUTES.get("/metrics", id="metrics", permission="read", summary="Prometheus metrics (text exposition format); an "
+            "API key of the gateway's organisation (the counts tell its business volumes)",
             ok={"200": ("metrics", None)}, media="text/plain")
 def metrics():
+    require("read")
     return Response(state().metrics.exposition(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                     headers={"Content-Type": CONTENT_TYPE_LATEST})
 

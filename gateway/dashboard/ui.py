@@ -287,7 +287,9 @@ def _add_outcome(principal) -> tuple[str | None, str | None]:
 @login_required
 def add(principal):
     check_csrf()
-    auth_id = (request.form.get("authorisation_id") or "").strip().upper()
+    typed = (request.form.get("authorisation_id") or "").strip()
+    # ASCII before its case is changed: "frıpo000001" (a dotless i) must not become another, valid, id
+    auth_id = typed.upper() if typed.isascii() else typed
     if not whole(ID_PATTERNS["authorisation_id"], auth_id):
         return redirect(url_for("dashboard.index", add_error="malformed"))
     try:

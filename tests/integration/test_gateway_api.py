@@ -472,7 +472,7 @@ def test_a_kept_balance_answer_is_never_older_than_the_peer(api, clients):
         return next(b["stock"] for b in r.json()["balances"] if b["category"] == "INPUT" and b["cn"] == USED_TYRES)
 
     def reused() -> float:
-        text = requests.get(api.urls["CustomsMSP"] + "/metrics", timeout=10).text
+        text = requests.get(api.urls["CustomsMSP"] + "/metrics", headers=api.headers("CustomsMSP"), timeout=10).text
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith('ipledger_gateway_query_answers_total{function="GetBalances",outcome="reused"}'))
 
@@ -589,12 +589,12 @@ def test_erp_import(api, tmp_path):
 def test_metrics_aggregate_the_workers_and_logs_hold_no_secrets(api):
     import_201 = 3  # the import above posted 3 events through the operator's gateway, recorded the first time
     for org in ORGS:
-        text = requests.get(api.urls[org] + "/metrics", timeout=10).text
+        text = requests.get(api.urls[org] + "/metrics", headers=api.headers(org), timeout=10).text
         total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                     if line.startswith('ipledger_gateway_requests_total{method="POST",route="/api/v1/events",'
                                        'status="201"}'))
         assert total == api.counts[org] + (import_201 if org == "OperatorMSP" else 0), org
-    text = requests.get(api.urls["OperatorMSP"] + "/metrics", timeout=10).text
+    text = requests.get(api.urls["OperatorMSP"] + "/metrics", headers=api.headers("OperatorMSP"), timeout=10).text
     assert 'ipledger_gateway_fabric_call_duration_seconds_bucket{call="submit",function="MoveGoods"' in text
     log = "".join(f.read_text() for f in api.logs.values())
     lines = [json.loads(x) for x in log.splitlines() if x.startswith("{")]

@@ -234,9 +234,18 @@ def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
         elif err.validator == "pattern" and err.validator_value in _TEXT_PATTERNS and isinstance(err.instance, str):
             message = _control_problem(err.instance, err.validator_value)
         else:
-            message = err.message if len(err.message) <= 300 else err.message[:297] + "..."
+            message = short_message(err.message)
         found.setdefault((path, message), {"path": path, "message": message, **extra})
     return [found[k] for k in sorted(found)]
+
+
+MAX_MESSAGE = 300
+
+
+def short_message(message: str) -> str:
+    """A validator's message cut to :data:`MAX_MESSAGE` characters (one naming every member of a large object
+    would be as large as the object)."""
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE - 3] + "..."
 
 
 def identifier_errors(instance: Any, prefix: str = "") -> list[dict[str, str]]:

@@ -116,7 +116,15 @@ def test_inventory_report_follows_visibility(scenario, api):
     broker = api.get(f"/api/v1/reports/inventory?as_of={day(1)}", "BrokerMSP").get_json()
     assert [s["authorisation_id"] for s in broker["authorisations"]] == [AUTH]
     asked = api.get(f"/api/v1/reports/inventory?as_of={day(1)}&authorisation_id={AUTH2}", "BrokerMSP").get_json()
-    assert asked["authorisations"] == []
+    assert asked["authorisations"] == [] and asked["totals"] == []
+    # named, so said to be left out — in the words a missing one gets (nothing more is told than GetAuthorisation)
+    assert asked["not_included"] == [AUTH2] and broker["not_included"] == []
+    missing = api.get(f"/api/v1/reports/inventory?as_of={day(1)}&authorisation_id={AUTH}"
+                      "&authorisation_id=FRIPO999999", "BrokerMSP").get_json()
+    assert [s["authorisation_id"] for s in missing["authorisations"]] == [AUTH]
+    assert missing["not_included"] == ["FRIPO999999"]
+    pdf = api.get(f"/api/v1/reports/inventory?as_of={day(1)}&authorisation_id={AUTH2}&format=pdf", "BrokerMSP")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     assert api.get("/api/v1/reports/inventory", "CustomsMSP").status_code == 400     # as_of required
     # an authorisation named twice is counted once
     twice = api.get(f"/api/v1/reports/inventory?as_of={day(1)}&authorisation_id={AUTH}&authorisation_id={AUTH}",

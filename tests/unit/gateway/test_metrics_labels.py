@@ -22,7 +22,7 @@ def test_unknown_http_methods_collapse_into_one_label_value(app, client, as_org)
         r = client.open("/api/v1/lots/L1", method=method)
         assert r.status_code == 405 and r.mimetype == "application/problem+json"
     client.open("/healthz", method="get")                          # lower case: the same as GET
-    text = client.get("/metrics").get_data(as_text=True)
+    text = as_org("OperatorMSP").get("/metrics").get_data(as_text=True)
     methods = _labels(text, "method")
     assert methods <= KNOWN_METHODS, methods - KNOWN_METHODS
     assert 'ipledger_gateway_requests_total{method="other",route="<unmatched>",status="405"} 8.0' in text
@@ -34,7 +34,7 @@ def test_routes_are_url_rules_and_event_types_are_known_ones(app, client, as_org
         client.get(f"/no/such/{secrets.token_hex(8)}")
         client.get(f"/api/v1/lots/LOT{n}/{secrets.token_hex(4)}/deeper")
         as_org("OperatorMSP").post("/api/v1/events", json={**place_body(f"p{n}"), "type": f"Nope{n}"})  # 400
-    text = client.get("/metrics").get_data(as_text=True)
+    text = as_org("OperatorMSP").get("/metrics").get_data(as_text=True)
     rules = {route_label(rule) for rule in app.url_map.iter_rules()} | {"<unmatched>"}   # rules, not paths
     assert _labels(text, "route") <= rules, _labels(text, "route") - rules
     assert "/api/v1/lots/<lot_id>" in _labels(text, "route")

@@ -139,7 +139,7 @@ def test_metrics_count_requests_by_route_and_status_and_time_fabric_calls(client
     as_org("OperatorMSP").post("/api/v1/events", json=place_body())
     ledger.submit_failures.append(endorse_error("CeilingExceeded"))
     as_org("OperatorMSP").post("/api/v1/events", json=place_body("p2"))
-    r = client.get("/metrics")
+    r = as_org("OperatorMSP", "viewer").get("/metrics")
     assert r.status_code == 200 and r.mimetype == "text/plain"
     text = r.get_data(as_text=True)
     assert 'ipledger_gateway_requests_total{method="GET",route="/api/v1/lots/<lot_id>",status="200"} 2.0' in text
@@ -154,13 +154,25 @@ def test_metrics_count_requests_by_route_and_status_and_time_fabric_calls(client
     assert 'ipledger_gateway_events_total{outcome="refused",type="PlaceUnderProcedure"} 1.0' in text
     # no label for raw paths: unknown URLs share one
     client.get("/random/path/123")
-    assert 'route="<unmatched>"' in client.get("/metrics").get_data(as_text=True)
+    assert 'route="<unmatched>"' in as_org("OperatorMSP").get("/metrics").get_data(as_text=True)
 
 
 def test_public_endpoints_need_no_key(client):
-    for path in ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/docs"):
+    for path in ("/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/docs"):
         assert client.get(path).status_code == 200, path
     assert client.get("/").status_code == 302
+
+
+def test_metrics_need_a_key_of_the_gateway(client, as_org):
+    """The counts tell the organisation's business volumes (placements, exits, bills of discharge by type and
+    hour): no key, no metrics — as a Fabric node's /metrics needs a client certificate."""
+    as_org("OperatorMSP").post("/api/v1/events", json=place_body("metrics-1"))
+    r = client.get("/metrics")
+    assert r.status_code == 401 and r.mimetype == "application/problem+json"
+    assert "PlaceUnderProcedure" not in r.get_data(as_text=True)
+    assert client.get("/metrics", headers={"Authorization": "Bearer not-a-key"}).status_code == 401
+    text = as_org("OperatorMSP", "viewer").get("/metrics").get_data(as_text=True)
+    assert 'ipledger_gateway_events_total{outcome="committed",type="PlaceUnderProcedure"} 1.0' in text
 
 
 def _operator_here(state: Path) -> None:
