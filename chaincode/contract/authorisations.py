@@ -18,7 +18,7 @@ import datetime as dt
 from fractions import Fraction
 from typing import Iterable
 
-from ipledger.chaincode.contract import alerts, goods, keys, parties, timestamps
+from ipledger.chaincode.contract import alerts, goods, keys, parties, time_rules, timestamps
 from ipledger.chaincode.contract.decimals import exact, pct
 from ipledger.chaincode.contract.endorsement import customs_only_policy
 from ipledger.chaincode.contract.errors import (AlreadyExists, AuthorisationExpired, AuthorisationNotActive, GoodsNotCovered,
@@ -278,6 +278,7 @@ def amend(tx, event: dict) -> dict:
     authorisation, only the representatives' mandates (``broker_mandates``) may change. Every ceiling's
     ``CeilingNear`` is reviewed, and that of an input-goods entry the amendment removed is cleared."""
     auth = get(tx.state, event["authorisation_id"])
+    time_rules.after_every_act(tx, auth)
     if auth["status"] == REVOKED:
         # its goods still have to be discharged: customs may still change who represents the holder
         changed = sorted(f for f, v in fields_of(event).items() if f != "broker_mandates" and v != auth.get(f))
@@ -307,6 +308,7 @@ def amend(tx, event: dict) -> dict:
 def suspend(tx, event: dict) -> dict:
     """SuspendAuthorisation (UCC art. 28): blocks placement and processing, not discharge."""
     auth = get(tx.state, event["authorisation_id"])
+    time_rules.after_every_act(tx, auth)
     if auth["status"] != ACTIVE:
         raise InvalidState(f"only an ACTIVE authorisation can be suspended (it is {auth['status']})",
                            authorisation_id=auth["authorisation_id"], status=auth["status"])
@@ -322,6 +324,7 @@ def suspend(tx, event: dict) -> dict:
 def reinstate(tx, event: dict) -> dict:
     """ReinstateAuthorisation: a suspended authorisation becomes ACTIVE again."""
     auth = get(tx.state, event["authorisation_id"])
+    time_rules.after_every_act(tx, auth)
     if auth["status"] != SUSPENDED:
         raise InvalidState(f"only a SUSPENDED authorisation can be reinstated (it is {auth['status']})",
                            authorisation_id=auth["authorisation_id"], status=auth["status"])
@@ -336,6 +339,7 @@ def reinstate(tx, event: dict) -> dict:
 def revoke(tx, event: dict) -> dict:
     """RevokeAuthorisation (UCC art. 28): final; goods already placed must still be discharged."""
     auth = get(tx.state, event["authorisation_id"])
+    time_rules.after_every_act(tx, auth)
     if auth["status"] == REVOKED:
         raise InvalidState("the authorisation is already revoked", authorisation_id=auth["authorisation_id"])
     auth["status"] = REVOKED

@@ -122,8 +122,8 @@ class OutOfOrder(_Rule):
     """Business time (``occurred_at``) in the future — later than the ledger time beyond
     ``max_clock_skew_s`` — or before the goods' placement (or production); or a transaction timestamped
     before the last recorded change of the goods it touches (changes, or counts in a control), before the grant
-    of its authorisation or at or before its last amendment or change of status, at or before the re-export it
-    confirms, at or before the submission of the bill it decides (or the decision that queried a bill submitted
+    of its authorisation or at or before its last amendment or change of status — and such a change at or before
+    an act already recorded on the authorisation —, at or before the re-export it confirms, at or before the submission of the bill it decides (or the decision that queried a bill submitted
     again), or before the cut-off of a bill of discharge already submitted for that authorisation; a new bill of
     discharge for a period before one already billed. A client's timestamp may lag the peers' clocks by up to
     ``max_clock_skew_s``: without these rules an act committed after another could be timestamped before it, and

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ipledger.chaincode.contract import alerts, timestamps
+from ipledger.chaincode.contract import alerts, keys, timestamps
 from ipledger.chaincode.contract.errors import ClockSkew, OutOfOrder
 
 LATE_RECORDING = "LateRecording"
@@ -97,6 +97,23 @@ def within_open_time(tx, auth: dict) -> None:
         raise OutOfOrder(f"a bill of discharge of {auth['authorisation_id']} covers the time up to {closed}, "
                          "after this transaction's time", authorisation_id=auth["authorisation_id"],
                          closed_until=closed, ledger_time=tx.recorded_at)
+
+
+def after_every_act(tx, auth: dict) -> None:
+    """OutOfOrder: a change of an authorisation (an amendment, a suspension, a reinstatement, a revocation)
+    timestamped at or before an act already recorded on it. The converse of :func:`within_open_time`: an act
+    recorded from a client whose clock runs ahead (within ``max_clock_skew_s``) sits later in ledger time than a
+    change customs record just after it, and the log, the histories and the bill replay — all in ledger time —
+    would show the act judged by the changed authorisation (a placement after the revocation, a processing
+    checked at a rate of yield amended after it). A range read of the authorisation's log from this transaction's
+    time on (empty but for such an act): an act committed first into it makes this change fail its read set."""
+    later = tx.state.first_from(keys.LOG, (auth["authorisation_id"],), (timestamps.month_of(tx.now), tx.recorded_at))
+    if later is not None:
+        (_scope, _month, recorded_at, _tx_id), entry = later
+        raise OutOfOrder(f"an act on {auth['authorisation_id']} ({entry.get('event_type')}) is recorded at "
+                         f"{recorded_at}, not before this transaction's time: record the change after it",
+                         authorisation_id=auth["authorisation_id"], last_act=recorded_at,
+                         ledger_time=tx.recorded_at)
 
 
 def not_before_goods(occurred: dt.datetime, record: dict, kind: str, goods_id: str) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "validate_composite_key_attribute",
     "validate_simple_keys",
     "partial_composite_key_range",
+    "partial_composite_key_range_from",
     "range_start_key",
 ]
 
@@ -86,3 +87,13 @@ def range_start_key(start_key: str) -> str:
 def partial_composite_key_range(object_type: str, attributes: Sequence[str]) -> tuple[str, str]:
     start = create_composite_key(object_type, attributes)
     return start, start + MAX_UNICODE_RUNE
+
+
+def partial_composite_key_range_from(object_type: str, attributes: Sequence[str],
+                                     start_attributes: Sequence[str]) -> tuple[str, str]:
+    """The keys of ``(object_type, *attributes)`` from ``(*attributes, *start_attributes)`` on: the range of
+    :func:`partial_composite_key_range` with a later start, never outside the composite key's prefix."""
+    if isinstance(start_attributes, str):
+        raise TypeError("start_attributes must be a sequence of str, not a str")
+    prefix = create_composite_key(object_type, attributes)
+    return create_composite_key(object_type, [*attributes, *start_attributes]), prefix + MAX_UNICODE_RUNE

@@ -453,6 +453,15 @@ class Stub:
         start, end = _keys.partial_composite_key_range(object_type, attributes)
         return self._range("", start, end)
 
+    def get_state_by_partial_composite_key_from(
+        self, object_type: str, attributes: Sequence[str], start_attributes: Sequence[str]
+    ) -> StateQueryIterator:
+        """The keys of the partial composite key ``(object_type, *attributes)`` from those whose next attributes
+        are ``start_attributes`` (or sort after them) on — a range read within the prefix (Fabric's shims have no
+        such call; the peer's GetStateByRange answers it as any other). E.g. the entries of a log after a moment."""
+        start, end = _keys.partial_composite_key_range_from(object_type, attributes, start_attributes)
+        return self._range("", start, end)
+
     def get_state_by_partial_composite_key_with_pagination(
         self, object_type: str, attributes: Sequence[str], page_size: int, bookmark: str = ""
     ) -> QueryPage:

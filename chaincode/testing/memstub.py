@@ -1,5 +1,8 @@
 """A fast in-memory implementation of :class:`ipledger.chaincode.shim.interface.ChaincodeStub`.
 
+One file, as the real stub (``chaincode/shim/stub.py``) is: every call of the interface, and the ledger that
+commits or discards what a transaction wrote.
+
 It keeps the Fabric semantics a contract can observe:
 
 * **reads see committed state only.** Fabric does not support read-your-writes
@@ -314,6 +317,11 @@ class MemStub:
 
     def get_state_by_partial_composite_key(self, object_type: str, attributes: Sequence[str]) -> _Iter:
         start, end = _keys.partial_composite_key_range(object_type, attributes)
+        return _Iter(self._c.range(start, end))
+
+    def get_state_by_partial_composite_key_from(self, object_type: str, attributes: Sequence[str],
+                                                start_attributes: Sequence[str]) -> _Iter:
+        start, end = _keys.partial_composite_key_range_from(object_type, attributes, start_attributes)
         return _Iter(self._c.range(start, end))
 
     def get_state_by_partial_composite_key_with_pagination(

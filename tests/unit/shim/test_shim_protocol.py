@@ -92,6 +92,11 @@ class Ledger(Contract):
         return [stub.split_composite_key(kv.key) for kv in items]
 
     @transaction
+    def PartialFrom(self, stub, otype, attrs, start_attrs):
+        with stub.get_state_by_partial_composite_key_from(otype, attrs, start_attrs) as it:
+            return [stub.split_composite_key(kv.key) for kv in it]
+
+    @transaction
     def Private(self, stub):
         stub.put_private_data("col1", "pk", b"secret-value")
         got = stub.get_private_data("col1", "pk")
@@ -331,6 +336,11 @@ def test_partial_composite_key_queries():
             assert len(got) == 4 and got[0] == ["auth", ["A1", "x"]]
             r = FakePeer.response(await peer.transaction("Partial", '"auth"', '["bad\\u0000"]', "0"))
             assert r.status == 500 and "U+0000" in r.message
+            # from a later start, within the prefix: one GetStateByRange whose bounds never leave it
+            got = ok(await peer.transaction("PartialFrom", '"auth"', '["A1"]', '["y"]'))
+            assert got == [["auth", ["A1", b]] for b in ("y", "z")]
+            req = shim.GetStateByRange.FromString(peer.requests(CCM.GET_STATE_BY_RANGE)[-1].payload)
+            assert req.startKey == "\x00auth\x00A1\x00y\x00" and req.endKey == "\x00auth\x00A1\x00\U0010ffff"
 
     run(body())
 
