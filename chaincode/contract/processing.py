@@ -92,10 +92,18 @@ def share_weights(auth: dict, inputs: list[tuple[dict, int]], output_cn: str) ->
     """How a batch of ``output_cn`` is shared over the lots consumed (``goods.shares_of``): by what each gives of
     it by its rate of yield (qty × rate, in the product's unit; 0 for a lot without a rate to it) — never by
     quantities added across units or lots that do not give the product. None (by the quantities consumed) for a
-    product without a rate from these inputs (waste, an unrated secondary product)."""
+    product without a rate from these inputs (waste, an unrated secondary product) — UnitMismatch when those
+    inputs are in different units: pieces and kilograms are not added to share it, as they are not for a rated
+    product's yield (:func:`_yield_line`); the inputs of each unit are then recorded in an operation of their own."""
     rates = [next((exact(r["output_per_input"]) for r in authorisations.rates_for_input(auth, lot["cn"])
                    if r["output_cn"] == output_cn), None) for lot, _ in inputs]
     if all(rate is None for rate in rates):
+        units = sorted({lot["unit"] for lot, _ in inputs})
+        if len(units) > 1:
+            raise UnitMismatch(f"{output_cn} has no rate of yield from these inputs, which are counted in different "
+                               f"units ({', '.join(units)}): it cannot be shared over them by their quantities; "
+                               "record the inputs of each unit in an operation of their own",
+                               output_cn=output_cn, units=units)
         return None
     return [q * (rate or 0) for (_lot, q), rate in zip(inputs, rates)]
 

@@ -8,7 +8,7 @@ import pytest
 from ipledger.chaincode.contract import InwardProcessingContract
 from ipledger.chaincode.shim import keys as shim_keys
 from ipledger.chaincode.testing.scenario import AUTH_ID, RETREADED, USED_TYRES, Scenario, authorisation_fields, \
-    iso, retreaded
+    iso, retreaded, waste
 
 SEC = dt.timedelta(seconds=1)
 
@@ -86,3 +86,43 @@ def test_the_range_from_stays_within_the_prefix():
     assert start <= inside < end and not start <= before < end and not start <= other < end
     with pytest.raises(TypeError):
         shim_keys.partial_composite_key_range_from("log", ["A1"], "2026-12")
+
+
+# -- a product without a rate is not shared over inputs in different units ------------------------------------------
+
+LATEX, MOULDED, RUBBER_WASTE = "40021100", "40169100", "40040000"
+
+
+def _two_unit_plant() -> Scenario:
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant())
+    fields = authorisation_fields(s.day)
+    fields["input_goods"].append({"cn": LATEX, "description": "latex", "unit": "kg", "max_qty": 100000})
+    fields["processed_products"].append({"cn": MOULDED, "kind": "MAIN", "unit": "p/st", "description": "moulded"})
+    fields["yield_rates"].append({"input_cn": LATEX, "output_cn": MOULDED, "output_per_input": 0.1})
+    s.accepted(s.submit("AmendAuthorisation", {"authorisation_id": AUTH_ID, **fields}, "CustomsMSP"))
+    s.accepted(s.place("L1", 10))                                   # 10 p/st
+    s.accepted(s.place("L2", 1000, cn=LATEX, unit="kg"))            # 1,000 kg
+    return s
+
+
+def _process(s):
+    return s.process("OP1", [("L1", 10), ("L2", 1000)],
+                     [retreaded(10, "B1"), {"cn": MOULDED, "qty": 100, "unit": "p/st", "kind": "MAIN", "batch_id": "B2"},
+                      {"cn": RUBBER_WASTE, "qty": 110, "unit": "kg", "kind": "WASTE", "batch_id": "W"}])
+
+
+def test_waste_without_a_rate_from_inputs_in_two_units_is_a_unit_mismatch():
+    """Batch W (101 kg of waste) was shared L1 1 / L2 100 by the weights 10 (pieces) : 1000 (kilograms)."""
+    s = _two_unit_plant()
+    details = s.refused("UnitMismatch", _process, s)
+    assert details["units"] == ["kg", "p/st"] and details["output_cn"] == RUBBER_WASTE
+
+
+def test_the_inputs_of_each_unit_in_an_operation_of_their_own_share_their_waste():
+    s = _two_unit_plant()
+    s.accepted(s.process("OP1", [("L1", 10)], [retreaded(10, "B1"), waste(6, "W1")]))
+    s.accepted(s.process("OP2", [("L2", 1000)], [{"cn": MOULDED, "qty": 100, "unit": "p/st", "kind": "MAIN",
+                                                  "batch_id": "B2"}, waste(95, "W2")]))
+    assert [(sh["lot_id"], sh["qty"]) for sh in s.query("GetBatch", "W1")["shares"]] == [("L1", 6)]
+    assert [(sh["lot_id"], sh["qty"]) for sh in s.query("GetBatch", "W2")["shares"]] == [("L2", 95)]
