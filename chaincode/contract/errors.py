@@ -4,7 +4,7 @@ Raising any of these makes the contract answer status 500 with the JSON message
 ``{"code": <class name>, "message": ..., "details": {...}}`` and the transaction
 writes nothing (Fabric discards the write set of a failed proposal).
 
-The gateway may import this module (and only this one plus ``schemas``) to map
+The gateway may import this module (and of the contract only this one, ``schemas`` and ``acts``) to map
 codes to HTTP problems: ``RULES`` lists every code.
 """
 from __future__ import annotations
@@ -97,7 +97,9 @@ class YieldOutOfTolerance(_Rule):
 
 
 class DeadlinePassed(_Rule):
-    """An act other than exit, loss or extension on goods whose period for discharge has ended (art. 257)."""
+    """A move or a processing of goods whose period for discharge has ended (art. 257): overdue goods may still
+    leave the procedure (exit, loss, destruction), have their period extended, be controlled, and their exits
+    confirmed — not be worked on or moved about."""
 
 
 class DuplicateEvent(_Rule):
