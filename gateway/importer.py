@@ -325,14 +325,16 @@ def _progress_file(raw: bytes) -> bool:
 
 
 class Progress:
-    """The progress file: a header with the input's hash, then one final outcome per line.
+    """The progress file: a header with the input's hash and the format it was read in, then one final outcome
+    per line. Another version of the file, or the same file read in another format (``--format``: its lines are
+    other records), is refused unless ``--restart``.
 
     One import at a time uses it: an exclusive ``flock`` on the file, held until :meth:`close` (a second
     ``ipledger import`` of the same file — or with ``--restart`` — is refused while the first runs, rather than
     both writing the record). A record cut by a crash (no newline) is dropped before anything is appended: its
     line is sent again (a replay), and the next record is not glued to it. The file is 0600."""
 
-    def __init__(self, path: Path, input_hash: str, restart: bool):
+    def __init__(self, path: Path, input_hash: str, restart: bool, fmt: str | None = None):
         self.path = path
         self.done: dict[int, LineOutcome] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -367,6 +369,9 @@ class Progress:
                 if header.get("input_sha256") != input_hash:
                     raise ImportError_(f"{path} belongs to another version of the input file; use --restart "
                                        f"to import it from the beginning")
+                if fmt is not None and header.get("format") not in (None, fmt):
+                    raise ImportError_(f"{path} records an import of this file read as {header['format']}, not "
+                                       f"{fmt}: its lines were other records; use --restart to import it as {fmt}")
                 if end != len(raw):
                     os.ftruncate(fd, end)    # the record a crash cut short
                 for text in lines[1:]:
@@ -380,7 +385,7 @@ class Progress:
             os.close(fd)
             raise
         if not lines:
-            self._write({"input_sha256": input_hash, "version": 1})
+            self._write({"input_sha256": input_hash, "version": 1, **({"format": fmt} if fmt else {})})
 
     def _write(self, obj: dict) -> None:
         self._f.write(json.dumps(obj, ensure_ascii=False) + "\n")   # the header: _HEADER_START first
@@ -476,6 +481,11 @@ class Importer:
         if status in (404, 405) and not (ours and answer.get("code")):
             raise ImportError_(f"the gateway answered {status}, no such route: not the events of the ipledger "
                                f"gateway's API (check --url). Stopped at line {line}, nothing recorded for it")
+        if status is not None and 400 <= status < 500 and status != 413 and not ours:
+            # a 4xx that is not the gateway's (a firewall's or a proxy's 403 page): no ledger refused the event
+            raise ImportError_(f"the server answered {status} with something other than the ipledger gateway's "
+                               f"problem+json (a proxy or firewall in front of it?). Stopped at line {line}, nothing "
+                               f"recorded for it: fix this and run the same command again to resume")
         outcome = "FAILED" if retryable or status is None or status >= 500 else "REFUSED"
         return LineOutcome(line, event_id, event_type, status, outcome, tx_id=answer.get("tx_id"),
                            problem_type=problem_type, detail=answer.get("detail"))
@@ -491,7 +501,7 @@ class Importer:
         # the file is read twice, record by record (a count for the progress bar, then the submits): a
         # file of any size takes the memory of one record, not of the whole file
         total = sum(1 for _ in read_records(path, fmt))
-        progress = Progress(progress_file or path.with_name(path.name + ".progress"), digest, restart)
+        progress = Progress(progress_file or path.with_name(path.name + ".progress"), digest, restart, fmt)
         counts = {"ok": 0, "refused": 0, "failed": 0}
         for outcome in progress.done.values():
             counts["ok" if outcome.outcome in ("COMMITTED", "REPLAYED") else "refused"] += 1

@@ -631,15 +631,18 @@ class Dispatcher:
             # on the alert's own channel (a gateway of several holders'), else where the authorisation is
             allowed = self.visibility.can_read(sub["org"], d["authorisation_id"],
                                                **({"channel": channel} if channel else {}))
+        except Problem as problem:
+            if 400 <= problem.status < 500:
+                # an answer, not an outage (409 ambiguous-channel: the id is on two holders' channels): asking
+                # again gives the same, and the subscription's later deliveries would wait behind it for good
+                self.deliveries.end(d["delivery_id"], f"the subscription's access cannot be checked: {problem.name}")
+                log.warning("webhook delivery %s: its access check answers %s %s; the delivery ends FAILED",
+                            d["delivery_id"], problem.status, problem.name,
+                            extra={"outcome": "check refused", "problem_type": problem.name})
+                return False
+            return self._check_later(d, problem)
         except Exception as exc:  # noqa: BLE001 - the ledger cannot say now: ask again later, drop nothing
-            checks = (d.get("checks") or 0) + 1
-            wait = min(self.max_check_backoff_s, self.delay(checks))
-            self.deliveries.check_failed(d["delivery_id"], f"visibility check: {type(exc).__name__}",
-                                         self.clock() + wait)
-            log.warning("webhook delivery %s: cannot check the subscription's access (%s); again in %.0f s",
-                        d["delivery_id"], type(exc).__name__, wait,
-                        extra={"outcome": "check failed", "error_type": type(exc).__name__})
-            return None
+            return self._check_later(d, exc)
         if not allowed:
             if d.get("needs_check"):   # never sent: as if it had never been queued
                 self.deliveries.drop(d["delivery_id"])
@@ -649,6 +652,17 @@ class Dispatcher:
             return False
         self.deliveries.checked(d["delivery_id"])
         return True
+
+    def _check_later(self, d: dict, exc: Exception) -> None:
+        """The ledger cannot say now whether the subscription may read the delivery's authorisation: ask again
+        after a back-off, drop nothing."""
+        checks = (d.get("checks") or 0) + 1
+        wait = min(self.max_check_backoff_s, self.delay(checks))
+        self.deliveries.check_failed(d["delivery_id"], f"visibility check: {type(exc).__name__}", self.clock() + wait)
+        log.warning("webhook delivery %s: cannot check the subscription's access (%s); again in %.0f s",
+                    d["delivery_id"], type(exc).__name__, wait,
+                    extra={"outcome": "check failed", "error_type": type(exc).__name__})
+        return None
 
     def _send(self, d: dict, sub: dict) -> None:
         body = d["body"].encode("utf-8")

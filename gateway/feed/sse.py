@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -16,6 +17,9 @@ from typing import Callable, Iterator
 
 from ipledger.gateway.feed.store import FeedStore, position_after
 from ipledger.gateway.feed.visibility import Visibility
+from ipledger.gateway.problems import Problem
+
+log = logging.getLogger("ipledger.gateway.feed")
 
 def sse_message(item: dict) -> str:
     data = json.dumps({k: v for k, v in item.items() if k != "seq"}, separators=(",", ":"), ensure_ascii=False)
@@ -33,22 +37,39 @@ def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id
     may no longer read (its API key revoked, its dashboard session signed out): both are asked on each
     poll, before anything more is sent. A comment every ``keepalive_seconds``
     without an item: a client that went away is noticed at the latest on the second write after, so its
-    worker thread (and its slot among the capped streams) is not held for the rest of ``max_seconds``."""
+    worker thread (and its slot among the capped streams) is not held for the rest of ``max_seconds``.
+    While the ledger cannot say what ``org`` may see (its peer unreachable: a Problem from the visibility check),
+    nothing is sent and the position does not move: the stream keeps alive and asks again at the next poll (the
+    response has begun; an exception out of it would cut the connection with a traceback, on every reconnection)."""
     start = store.seq_of(last_event_id)
     yield "retry: 1000\n\n"
     if start is None:
         start = store.last_seq()
         # give the client a position to resume from, so that a reconnection misses nothing
-        yield f"id: {_resume_position(store, visibility, org, authorisation_id)}\n\n"
+        try:
+            resume = _resume_position(store, visibility, org, authorisation_id)
+        except Problem as problem:
+            _unavailable(org, problem)
+            resume = store.end_position()   # names no transaction: after what is stored now, where this starts
+        yield f"id: {resume}\n\n"
     seq = start
     deadline = clock() + max_seconds
     last_write = clock()
     passed = None   # the last item passed over unseen since the last position written
+    warned = False  # the ledger's unavailability logged once per stream
     while clock() < deadline and not (stopping is not None and stopping.is_set()):
         if (client_gone is not None and client_gone()) or (still_valid is not None and not still_valid()):
             return
         items = store.events_after(seq, limit=200)
-        shown = _shown(visibility, org, authorisation_id, items)
+        try:
+            shown = _shown(visibility, org, authorisation_id, items)
+        except Problem as problem:   # the same items again at the next poll, once the ledger answers
+            warned = warned or _unavailable(org, problem)
+            if clock() - last_write > keepalive_seconds:
+                yield ": keep-alive\n\n"
+                last_write = clock()
+            sleep(poll_seconds)
+            continue
         for item in items:
             seq = item["seq"]
             if item["id"] in shown:
@@ -63,6 +84,12 @@ def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id
                 yield f"id: {position_after(passed)}\n\n" if passed is not None else ": keep-alive\n\n"
                 last_write, passed = clock(), None
             sleep(poll_seconds)
+
+
+def _unavailable(org: str, problem: Problem) -> bool:
+    log.warning("live feed: what %s may see cannot be read now (%s); the stream waits", org, problem.name,
+                extra={"org": org, "problem_type": problem.name})
+    return True
 
 
 def _shown(visibility: Visibility, org: str, authorisation_id: str | None, items: list[dict]) -> set[str]:

@@ -278,7 +278,8 @@ class FeedStore:
     def seq_of(self, event_id: str | None) -> int | None:
         """The position after which to resume for a ``Last-Event-ID`` (:data:`POSITION`: ``<block>:<tx id>``,
         ``<block>:`` or ``<channel>/<block>:``); None if it is not one. An id the store does not know (e.g. a
-        rebuilt store) resumes after its block.
+        rebuilt store) resumes after its block — on a store of several channels, from the oldest item kept (an
+        item id names no channel, and its block number says nothing of the others').
 
         Each answer is an index lookup (``events_channel_block``, per channel), as cheap at 100,000 items as at
         ten: a channel's blocks are stored in order, so its item with the greatest (block, seq) before a block is
@@ -303,10 +304,17 @@ class FeedStore:
                 # client made): from the oldest item kept, of any channel — an item again rather than one lost
                 row = db.execute("SELECT min(seq) FROM events").fetchone()
                 return row[0] - 1 if row[0] is not None else 0
+            channels = self._channels(db)
+            if tx_id and len(channels) > 1:
+                # an item id the store no longer holds (removed by the retention) names no channel: its block number
+                # says nothing of the other channels' blocks, whose items stored after it would be skipped — from the
+                # oldest item kept, as for a channel's position above
+                row = db.execute("SELECT min(seq) FROM events").fetchone()
+                return row[0] - 1 if row[0] is not None else 0
             # the first item stored in a block after it, of whichever channel (a gateway of several channels given
             # a position without one, e.g. ``0:``): each channel's first, the earliest of them
             after = block if tx_id else block - 1
-            firsts = [row[0] for channel in self._channels(db) for row in db.execute(
+            firsts = [row[0] for channel in channels for row in db.execute(
                 "SELECT seq FROM events WHERE channel IS ? AND block > ? ORDER BY block, seq LIMIT 1", (channel, after))]
             if firsts:
                 return min(firsts) - 1
