@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from ipledger.network.files import write_atomically
+
 DEFAULT_FILE = Path(__file__).with_name("consortium.yaml")
 
 _MSP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]*MSP$")
@@ -46,7 +48,7 @@ def host_ok(value: object) -> bool:
     return isinstance(value, str) and _HOST.fullmatch(value) is not None
 # fullmatch, never `$` (which matches before a final newline)
 _NAME = re.compile(r"[a-z][a-z0-9-]*")
-_DURATION = re.compile(r"^\d+(ms|s|m)$")
+_DURATION = re.compile(r"[0-9]+(ms|s|m)")   # matched whole (fullmatch): "250ms\n" is not one
 _CHANNEL = re.compile(r"[a-z][a-z0-9.-]{0,248}")
 # A network namespace name as `ip netns` accepts it (kept to a safe subset).
 _NETNS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -299,14 +301,20 @@ def parse(raw: Any, *, base_port: int | None = None, host: str | None = None) ->
             raise ConsortiumError(f"organisation {org.msp_id} has no peer")
         for spec in peers:
             org.peers.append(_node("peer", spec, org, default_host, next_port))
-        for spec in item.get("orderers") or []:
+        orderers = item.get("orderers") or []
+        if not isinstance(orderers, list):   # a string would be read letter by letter, a number not at all
+            raise ConsortiumError(f"organisations[{i}]: 'orderers' must be a list")
+        for spec in orderers:
             org.orderers.append(_node("orderer", spec, org, default_host, next_port))
         orgs.append(org)
 
     batch_timeout = str(o.get("batch_timeout", "250ms"))
-    if not _DURATION.match(batch_timeout):
+    if not _DURATION.fullmatch(batch_timeout):
         raise ConsortiumError(f"orderer.batch_timeout {batch_timeout!r}: use e.g. 250ms or 2s")
-    c = Consortium(channel, orderer_org, orgs, batch_timeout, _int(o.get("max_message_count", 500), "orderer.max_message_count"),
+    max_message_count = _int(o.get("max_message_count", 500), "orderer.max_message_count")
+    if max_message_count < 1:
+        raise ConsortiumError("orderer.max_message_count must be at least 1 (transactions in a block)")
+    c = Consortium(channel, orderer_org, orgs, batch_timeout, max_message_count,
                    consensus=CONSENSUS[consensus], customs=_customs(raw, orgs), per_holder=per_holder)
     c.channels = (_channels(raw, c) if per_holder else
                   [Channel(channel, tuple(o.msp_id for o in orgs), _member(raw, "holder", orgs))])
@@ -626,5 +634,5 @@ def for_channel_members(c: Consortium, channel: str) -> Consortium:
 
 
 def save(c: Consortium, path: Path | str) -> None:
-    """Write the resolved description (``to_dict``) to ``path``."""
-    Path(path).write_text(yaml.safe_dump(to_dict(c), sort_keys=False, default_flow_style=False))
+    """Write the resolved description (``to_dict``) to ``path`` (whole, never through a link found there)."""
+    write_atomically(Path(path), yaml.safe_dump(to_dict(c), sort_keys=False, default_flow_style=False).encode())

@@ -7,8 +7,42 @@ subscriptions) goes through :func:`write_atomically`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
+
+
+class LinkRefused(OSError):
+    """A directory the network writes into, or a file it copies, is a symbolic link: never followed (a link planted
+    in a public folder would send a file — or its removal — where it points: a private key overwritten, a CA
+    certificate replaced, a key copied into what is sent to others)."""
+
+    def __init__(self, path: Path, what: str = "writes into no directory through one"):
+        super().__init__(errno.ELOOP, f"{path} is a symbolic link: ipledger {what}; remove it", str(path))
+
+
+def own_directory(path: Path) -> Path:
+    """``path`` as a directory to write into: made (with its parents) when missing, refused (:class:`LinkRefused`)
+    when it is a symbolic link."""
+    path = Path(path)
+    if path.is_symlink():
+        raise LinkRefused(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def refuse_links(path: Path) -> Path:
+    """``path`` and, for a directory, everything under it, holding no symbolic link (:class:`LinkRefused` naming
+    the first): before a copy, which would take what a link points to."""
+    path = Path(path)
+    if path.is_symlink():
+        raise LinkRefused(path, "copies no link")
+    if path.is_dir():
+        for root, dirs, names in os.walk(path):
+            for name in sorted(dirs + names):
+                if os.path.islink(os.path.join(root, name)):
+                    raise LinkRefused(Path(root, name), "copies no link")
+    return path
 
 
 def fsync_directory(path: Path) -> None:

@@ -41,6 +41,7 @@ from ipledger.network.fabric.policy import implicit_meta_policy, render_policy, 
 from ipledger.network.consortium import Consortium
 from ipledger.network.org.definition import Definition, fingerprint
 from ipledger.network.errors import printable
+from ipledger.network.files import own_directory, write_atomically
 from ipledger.network.layout import Layout
 
 PROFILE = "IPLedgerChannel"
@@ -118,11 +119,10 @@ SMARTBFT = {
 
 def _consenter_files(lay: Layout, d: Definition, node: dict) -> dict:
     """A consenter's public certificates as files configtxgen reads (under the channel dir)."""
-    base = lay.channel_dir / "consenters" / f"{node['name']}.{d.name}"
-    base.parent.mkdir(parents=True, exist_ok=True)
+    base = own_directory(lay.channel_dir / "consenters") / f"{node['name']}.{d.name}"
     tls, identity = base.with_name(base.name + "-tls.pem"), base.with_name(base.name + "-id.pem")
-    tls.write_text(node["tls_cert"])
-    identity.write_text(node["identity_cert"])
+    write_atomically(tls, node["tls_cert"].encode())
+    write_atomically(identity, node["identity_cert"].encode())
     return {"tls": str(tls), "identity": str(identity)}
 
 
@@ -271,9 +271,8 @@ def genesis_block(c: Consortium, lay: Layout, defs: dict[str, Definition], log=p
     """configtxgen's genesis block from ``defs`` (already checked) into ``lay.genesis_block``."""
     for d in defs.values():
         definition_mod.materialise(d, lay.public_msp(d.msp_id))
-    lay.channel_dir.mkdir(parents=True, exist_ok=True)
-    (lay.channel_dir / "configtx.yaml").write_text(
-        yaml.safe_dump(configtx(c, lay, defs), sort_keys=False, default_flow_style=False))
+    write_atomically(own_directory(lay.channel_dir) / "configtx.yaml",
+                     yaml.safe_dump(configtx(c, lay, defs), sort_keys=False, default_flow_style=False).encode())
     cmd = [binaries.binary("configtxgen"), "-configPath", str(lay.channel_dir), "-profile", PROFILE,
            "-channelID", c.channel, "-outputBlock", str(lay.genesis_block)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,

@@ -33,6 +33,8 @@ import json
 import sys
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
+
 from ipledger.network.channel.live import format_members, members, submit
 from ipledger.network.fabric.config import ConfigError, application_orgs
 from ipledger.network.fabric.policy import PolicyError
@@ -126,6 +128,10 @@ def run(args) -> int:
         return _run(args)
     except (ConfigError, PolicyError, ConsortiumError) as e:
         raise AdminError(str(e)) from e
+    except DecodeError as e:   # a value of the update, or of the configuration in its description, is not what it says
+        raise AdminError(f"the update or the configuration it was computed against holds a value that does not "
+                         f"decode ({e or 'not a protobuf message of its kind'}): a damaged file, or not one made by "
+                         f"'ipledger admin propose'") from e
     except Refused as e:
         print(str(e), file=sys.stderr)
         return 1

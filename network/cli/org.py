@@ -25,6 +25,7 @@ from ipledger.network.channel import founding
 from ipledger.network.org import generate
 from ipledger.network.org import identities
 from ipledger.network.errors import NetworkError, printable
+from ipledger.network.files import refuse_links
 from ipledger.network.org.nodes import Nodes
 
 GROUPS = ("org", "channel")
@@ -227,14 +228,17 @@ def export_channel(net: Nodes, channel: str | None, out: Path) -> list[Path]:
     written = []
 
     def copy(path: Path) -> None:
+        refuse_links(path)   # a link would copy what it points to (a private key) into what is sent to others
         rel = path.relative_to(src)
         to = target / rel
         to.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
-            shutil.copytree(path, to)
+            # one shared channel's folder holds the organisations' MSP folders copied just before
+            shutil.copytree(path, to, dirs_exist_ok=True)
         else:
             shutil.copy2(path, to)
-        written.append(to)
+        if to not in written:
+            written.append(to)
 
     target.mkdir(parents=True)
     consortium_mod.save(trimmed, target / net.layout.consortium_file.name)

@@ -31,7 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ipledger.network.consortium import domain_ok, msp_id_ok, name_ok
-from ipledger.network.files import write_atomically
+from ipledger.network.files import own_directory, write_atomically
 from ipledger.network.org.identities import NODE_OUS, OrgIdentities
 
 FORMAT = "ipledger-org-definition/1"
@@ -234,22 +234,23 @@ def _check(d: Definition, where: Path) -> None:
 
 
 def materialise(d: Definition, msp_dir: Path) -> Path:
-    """The public MSP directory of ``d`` (what configtxgen reads as an org's ``MSPDir``)."""
-    msp_dir = Path(msp_dir)
+    """The public MSP directory of ``d`` (what configtxgen reads as an org's ``MSPDir``): its directories never
+    links, its files written through :func:`~ipledger.network.files.write_atomically` (a link found in a file's
+    place is replaced, never written through)."""
+    msp_dir = own_directory(Path(msp_dir))
     for sub in ("cacerts", "tlscacerts", "crls"):
-        (msp_dir / sub).mkdir(parents=True, exist_ok=True)
-        for old in (msp_dir / sub).glob("*.pem"):
-            old.unlink()
+        for old in own_directory(msp_dir / sub).glob("*.pem"):
+            old.unlink()   # a link among them: the link goes, not what it points to
     for i, p in enumerate(d.ca_certs):
-        (msp_dir / "cacerts" / (d.ca_file_name if i == 0 else f"ca{i}.pem")).write_text(p)
+        write_atomically(msp_dir / "cacerts" / (d.ca_file_name if i == 0 else f"ca{i}.pem"), p.encode())
     for i, p in enumerate(d.tls_ca_certs):
-        (msp_dir / "tlscacerts" / (d.tls_ca_file_name if i == 0 else f"tlsca{i}.pem")).write_text(p)
+        write_atomically(msp_dir / "tlscacerts" / (d.tls_ca_file_name if i == 0 else f"tlsca{i}.pem"), p.encode())
     for i, p in enumerate(d.crls):
-        (msp_dir / "crls" / f"crl{i}.pem").write_text(p)
+        write_atomically(msp_dir / "crls" / f"crl{i}.pem", p.encode())
     ca = f"cacerts/{d.ca_file_name}"
     ous = {f"{ou.capitalize()}OUIdentifier": {"Certificate": ca,
                                               "OrganizationalUnitIdentifier": d.node_ous[ou]}
            for ou in NODE_OUS}
-    (msp_dir / "config.yaml").write_text(yaml.safe_dump({"NodeOUs": {"Enable": True, **ous}},
-                                                        sort_keys=False))
+    write_atomically(msp_dir / "config.yaml",
+                     yaml.safe_dump({"NodeOUs": {"Enable": True, **ous}}, sort_keys=False).encode())
     return msp_dir
