@@ -21,6 +21,7 @@ from ipledger.gateway.problems import Problem
 
 log = logging.getLogger("ipledger.gateway.feed")
 
+
 def sse_message(item: dict) -> str:
     data = json.dumps({k: v for k, v in item.items() if k != "seq"}, separators=(",", ":"), ensure_ascii=False)
     return f"id: {item['id']}\nevent: ledger-event\ndata: {data}\n\n"
