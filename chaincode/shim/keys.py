@@ -85,8 +85,8 @@ def range_start_key(start_key: str) -> str:
 
 
 def partial_composite_key_range(object_type: str, attributes: Sequence[str]) -> tuple[str, str]:
-    start = create_composite_key(object_type, attributes)
-    return start, start + MAX_UNICODE_RUNE
+    """The keys of ``(object_type, *attributes, ...)``: the composite key's prefix and its end."""
+    return partial_composite_key_range_from(object_type, attributes, [])
 
 
 def partial_composite_key_range_from(object_type: str, attributes: Sequence[str],

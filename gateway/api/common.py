@@ -145,10 +145,10 @@ def refuse_repeated_parameters() -> None:
     named twice is: which value is meant is not certain, and taking the first would answer another question than
     the one asked (``?as_of=2026-01-01&as_of=2027-01-01``). Only :data:`REPEATABLE` ones may repeat."""
     allowed = REPEATABLE.get(request.url_rule.rule if request.url_rule else "", frozenset())
-    for name in request.args:
-        if name not in allowed and len(request.args.getlist(name)) > 1:
+    for name, values in request.args.lists():
+        if name not in allowed and len(values) > 1:
             raise Problem(400, "invalid-parameter", f"the query parameter '{name[:80]}' is given "
-                          f"{len(request.args.getlist(name))} times; give it once", extra={"parameter": name[:80]})
+                          f"{len(values)} times; give it once", extra={"parameter": name[:80]})
 
 
 def path_id(name: str, value: str) -> str:

@@ -19,6 +19,7 @@ from ipledger.network.org import definition as definition_mod
 from ipledger.network.consortium import Consortium, Node, Org
 from ipledger.network.org.definition import Definition
 from ipledger.network.errors import printable
+from ipledger.network.files import write_atomically
 from ipledger.network.layout import Layout, per_channel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -399,7 +400,7 @@ def check_block(lay: Layout, org: Org, block: bytes | None = None,
 
 def _write_yaml(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+    write_atomically(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False).encode())
 
 
 def is_private(path: Path) -> bool:
