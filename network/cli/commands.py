@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ipledger.network.cli import admin, consortium, org
 from ipledger.network.cli import gateway as gateway_cli
+from ipledger.network.cli import gateway_daemon
 from ipledger.network.org import binaries, processes
 from ipledger.network.org import runtime
 from ipledger.network.consortium import ConsortiumError
@@ -190,6 +191,10 @@ def _orgs(net: Nodes, args) -> int:
 
 
 def _down(net: Nodes, args) -> int:
+    if args.purge and net.runtime.name != runtime.DOCKER and net.layout.root.exists():
+        # their pid files are in the state directory the purge removes (docker's purge removes the containers)
+        for o in net.consortium.all_orgs:
+            gateway_daemon.stop_native(net.layout.root, org=o.msp_id)
     net.down(purge=args.purge)
     return 0
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from ipledger.network import consortium as consortium_mod
 from ipledger.network.channel import founding
-from ipledger.network.org import generate
+from ipledger.network.org import generate, own_process
+from ipledger.network.cli import gateway_daemon
 from ipledger.network.fabric.config import application_orgs
 from ipledger.network.errors import AdminError
 from ipledger.network.consortium import ConsortiumError, Org
@@ -26,7 +27,8 @@ def _add_local_org(net: Nodes, instead: str, msp_id: str, **entry) -> Org:
     if generate.org_ready(net.layout, org):   # a removed organisation's directory stays (network_remove_org)
         raise AdminError(f"{net.layout.org_home(org)} already holds an organisation's identities (one "
                          "removed before?); its keys are kept: move it away, or give another --name")
-    generate.init_org(c, net.layout, org, log=lambda *_: None)   # goes on after an earlier run cut short
+    # in a child process of its own, as 'network generate' does: this process never holds its keys
+    own_process.call(generate.init_org, c, net.layout, org, log=lambda *_: None)   # goes on after an earlier run cut short
     consortium_mod.save(c, net.layout.consortium_file)
     net.consortium = c
     return org
@@ -49,7 +51,7 @@ def network_add_holder(net: Nodes, msp_id: str, channel: str, name: str | None =
         log(f"{msp_id} and channel '{channel}' are in the consortium file, the channel not founded yet: "
             "going on from there")
         if not generate.org_ready(net.layout, org):
-            generate.init_org(net.consortium, net.layout, org, log=lambda *_: None)
+            own_process.call(generate.init_org, net.consortium, net.layout, org, log=lambda *_: None)
     else:
         org = _add_local_org(net, "add the holder and its channel to the consortium file instead", msp_id,
                              name=name, description=description, domain=domain, holder_of=channel)
@@ -108,6 +110,8 @@ def network_remove_org(net: Nodes, msp_id: str, force: bool = False, log=print) 
             log(f"  stopped {n.id}")
     if net.runtime.name == "docker":   # its chaincode services and gateway too
         net.runtime.remove_org(org, log)
+    else:                               # its gateway, if a process of this host
+        gateway_daemon.stop_native(net.layout.root, log=log, org=msp_id)
     consortium_mod.save(c, net.layout.consortium_file)
     net.consortium = c
     log(f"Removed {msp_id} from {net.layout.consortium_file} (its own directory, with its "

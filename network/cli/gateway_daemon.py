@@ -243,6 +243,16 @@ def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
     return True
 
 
+def stop_native(state_dir: Path, log=print, *, org: str) -> bool:
+    """Stop ``org``'s gateway when it runs as a process of this host (a pid file in its folder) — before
+    its organisation's files go (``network down --purge``, ``network remove-org``), which would leave it
+    running with its identity and its port, and with nothing left to find it by. Creates nothing."""
+    from ipledger.gateway.config import gateway_dir_of
+    if not (gateway_dir_of(state_dir, org) / "gateway.pid").is_file():
+        return False
+    return stop(state_dir, log=log, org=org)
+
+
 def reload(state_dir: Path, timeout: float = 60, log=print, *, org: str) -> bool:
     """SIGHUP to ``org``'s running gateway (gateway/server.py): it reads its configuration again — the
     channels the organisation is on now — and replaces its workers gracefully. Waits until every worker

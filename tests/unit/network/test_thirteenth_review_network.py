@@ -1,0 +1,102 @@
+"""Thirteenth review, the network's commands: a new organisation's keys are made in a child process of its own
+(``network add-org`` / ``add-holder``, as ``network generate`` does), and a gateway running as a process of this
+host is stopped before its organisation's files go (``network down --purge``, ``network remove-org``)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from ipledger.network import consortium as consortium_mod
+from ipledger.network.cli import gateway_daemon as daemon
+from ipledger.network.cli.commands import main
+from ipledger.network.layout import Layout
+from ipledger.network.org import identities
+from ipledger.network.org.nodes import Nodes
+from tests.unit.network.opened_files import opened_here, private_keys
+
+
+def _generated_state(tmp_path):
+    """A state directory with the consortium file and a genesis block stand-in (counts as generated)."""
+    c = consortium_mod.load(base_port=21000)
+    lay = Layout((tmp_path / "state").resolve())
+    lay.public.mkdir(parents=True)
+    consortium_mod.save(c, lay.consortium_file)
+    lay.genesis_block.parent.mkdir(parents=True, exist_ok=True)
+    lay.genesis_block.write_bytes(b"stand-in: the network counts as generated")
+    return lay
+
+
+def test_network_add_org_makes_the_new_organisations_keys_outside_this_process(tmp_path):
+    from ipledger.network.cli import consortium as consortium_cli
+    lay = _generated_state(tmp_path)
+    net = Nodes.open(lay.root)
+    assert net.generated
+    with opened_here() as paths:
+        org = consortium_cli.network_add_org(net, "AuditMSP", name="audit", log=lambda *_: None)
+    assert identities.private_key_files(lay.org_home(org)), "the organisation was made"
+    assert private_keys(paths) == [], "the command's own process opened the new organisation's private keys"
+
+
+def _stand_in_gateway(state, org: str) -> subprocess.Popen:
+    """A process with a running gateway's command line (gateway_daemon.running recognises it) and its pid file."""
+    gw = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "--state-dir", str(state),
+                           "gateway", "serve", "--org", org], start_new_session=True)
+    daemon.pid_file(state, org).write_text(f"{gw.pid} http://127.0.0.1:8081\n")
+    assert daemon.running(state, org) == (gw.pid, "http://127.0.0.1:8081")
+    return gw
+
+
+def _gone(gw: subprocess.Popen) -> bool:
+    deadline = time.monotonic() + 5
+    while gw.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return gw.poll() is not None
+
+
+def test_network_down_purge_stops_the_gateways_whose_pid_files_it_removes(tmp_path):
+    lay = _generated_state(tmp_path)
+    gw = _stand_in_gateway(lay.root, "OperatorMSP")
+    try:
+        assert main(["--state-dir", str(lay.root), "network", "down", "--purge"]) == 0
+        assert not lay.root.exists()
+        assert _gone(gw), "OperatorMSP's gateway still runs after 'network down --purge', its pid file gone"
+    finally:
+        if gw.poll() is None:
+            os.killpg(gw.pid, signal.SIGKILL)
+            gw.wait()
+
+
+def test_network_down_without_purge_leaves_the_gateways_running(tmp_path):
+    """Without --purge the files stay, and a gateway reconnects when the nodes come back."""
+    lay = _generated_state(tmp_path)
+    gw = _stand_in_gateway(lay.root, "OperatorMSP")
+    try:
+        assert main(["--state-dir", str(lay.root), "network", "down"]) == 0
+        time.sleep(0.3)
+        assert gw.poll() is None and daemon.running(lay.root, "OperatorMSP")
+    finally:
+        os.killpg(gw.pid, signal.SIGKILL)
+        gw.wait()
+
+
+def test_network_remove_org_stops_its_gateway(tmp_path):
+    lay = _generated_state(tmp_path)
+    gw = _stand_in_gateway(lay.root, "BrokerMSP")
+    try:
+        assert main(["--state-dir", str(lay.root), "network", "remove-org", "--msp-id", "BrokerMSP", "--force"]) == 0
+        assert _gone(gw), "BrokerMSP's gateway still runs after 'network remove-org'"
+        assert "BrokerMSP" not in [o.msp_id for o in Nodes.open(lay.root).consortium.orgs]
+    finally:
+        if gw.poll() is None:
+            os.killpg(gw.pid, signal.SIGKILL)
+            gw.wait()
+
+
+def test_stopping_a_gateway_that_never_ran_creates_nothing(tmp_path):
+    lay = _generated_state(tmp_path)
+    org = Nodes.open(lay.root).consortium.org("BrokerMSP")
+    assert daemon.stop_native(lay.root, log=lambda *_: None, org="BrokerMSP") is False
+    assert not lay.gateway_dir(org).exists()
