@@ -324,6 +324,8 @@ class InwardProcessingContract(Contract):
         event_id = event.get("event_id")
         if not (isinstance(event_id, str) and identifiers.is_identifier(event_id)):
             return None
+        if schemas.unstorable(event):   # NaN, a lone surrogate: no event was ever recorded with one
+            return None
         try:
             roles.require_client(tx.caller, act)
             tx.commercial = self._commercial(tx, act)

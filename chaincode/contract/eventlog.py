@@ -22,6 +22,7 @@ content is a ``DuplicateEvent``.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from ipledger.chaincode.contract import decimals, goods, keys, timestamps
 from ipledger.chaincode.contract.errors import DuplicateEvent, InvalidEvent
@@ -42,8 +43,9 @@ def same_numbers(value):
     """``value`` with every whole number written as a fraction (``1.0``, ``2e0``) written as an integer. The
     contract reads every number by its exact value (``decimals.exact``: 1.0 and 1 are both 1) and counts
     quantities in integers only (the schemas refuse ``10.0``), so this changes no event's meaning. Other
-    numbers are already one text per value (the shortest form of a JSON float)."""
-    if isinstance(value, float) and (exact := decimals.exact(value)).denominator == 1:
+    numbers are already one text per value (the shortest form of a JSON float); ``NaN`` and the infinities, which
+    no schema takes, stay as they are."""
+    if isinstance(value, float) and math.isfinite(value) and (exact := decimals.exact(value)).denominator == 1:
         return int(exact)   # the value the contract reads (1e+23 is 10**23, not the float's binary value)
     if isinstance(value, dict):
         return {k: same_numbers(v) for k, v in value.items()}

@@ -18,14 +18,24 @@ from typing import Any
 
 from ipledger.chaincode.contract.errors import InvalidIdentifier
 
-__all__ = ["IDENTIFIER_FIELDS", "LIST_FIELDS", "is_identifier", "require_whole", "require_key_part",
-           "mrn_check_digit", "mrn_problem", "is_mrn"]
+__all__ = ["IDENTIFIER_FIELDS", "LIST_FIELDS", "is_identifier", "is_one_line_text", "require_whole",
+           "require_key_part", "mrn_check_digit", "mrn_problem", "is_mrn"]
 
 # Printable ASCII, no space: every identifier pattern of the schemas is a subset of this.
 _WHOLE = re.compile(r"[!-~]+")
 # Control characters (C0, DEL, C1), line and paragraph separators, the composite-key range limits, and lone
 # surrogates (a JSON escape can make one; it is no Unicode text, so no key can hold it).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\U0010ffff]")
+
+# What one line of text may not hold (the schemas' ``text``): control characters, line and paragraph separators,
+# direction overrides and isolates (text that reads otherwise than it is stored), lone surrogates.
+_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def is_one_line_text(value: Any, max_length: int) -> bool:
+    """Whether ``value`` is one line of text of at most ``max_length`` characters, as the schemas' ``text``."""
+    return isinstance(value, str) and len(value) <= max_length and not _NOT_ONE_LINE.search(value)
+
 
 # Event fields whose string value is an identifier, a code or a timestamp (never free text).
 IDENTIFIER_FIELDS = frozenset({

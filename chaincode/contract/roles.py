@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from ipledger.chaincode.contract import acts, parties
+from ipledger.chaincode.contract import acts, identifiers, parties
 from ipledger.chaincode.contract.errors import EoriNotRegistered, NotPermitted, PartyWithdrawn, UnknownParty
 
 CUSTOMS = acts.CUSTOMS
@@ -103,11 +103,21 @@ def caller_of(stub) -> Caller:
 
 # -- rules ------------------------------------------------------------------------------------------------
 
+# The longest common name a certificate may carry (X.520 ub-common-name): the name recorded as who submitted
+CALLER_NAME_MAX = 64
+
+
 def require_client(caller: Caller, act: str) -> None:
-    """NotPermitted unless the identity is a ``client`` (admins do not use the contract)."""
+    """NotPermitted unless the identity is a ``client`` (admins do not use the contract) whose certificate's
+    common name the records can hold: one line of at most 64 characters, as any text of an event — each member's
+    own CA issues its certificates, and the name is written into the log and every member's chaincode event."""
     if caller.ou != CLIENT:
         raise NotPermitted(f"{act} needs a client identity (this one is {caller.ou or 'without role'})",
                            act=act, msp_id=caller.msp_id, role=caller.ou)
+    if not identifiers.is_one_line_text(caller.name, CALLER_NAME_MAX):
+        raise NotPermitted(f"{act}: the certificate's common name is not one line of at most {CALLER_NAME_MAX} "
+                           "characters without control, separator or direction characters; the organisation's CA "
+                           "must issue this client another certificate", act=act, msp_id=caller.msp_id)
 
 
 def identify(caller: Caller, customs_msp: str, state, act: str) -> Party:

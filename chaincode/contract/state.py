@@ -17,6 +17,13 @@ from typing import Any, Iterator
 
 Key = tuple  # (object_type, *attributes), see keys.py
 
+# A peer answers one range read with at most ``ledger.state.totalQueryLimit`` records and then says "no more",
+# as at the true end of the range (Fabric's query response builder): a read that returned this many records or
+# more may have been cut, and :meth:`State.scan` reads on after its last key. Peers must keep that limit at
+# least this high (Fabric's default and ipledger's, network/org/generate.py: 100,000); a peer with a lower one
+# would answer differently from customs' peer, and the endorsements would not match.
+RANGE_READ_CUT_AT_LEAST = 1000
+
 
 def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
@@ -94,10 +101,7 @@ class State:
         prefix = self.stub.create_composite_key(object_type, [str(a) for a in attrs])
         committed = self._ranges.get(prefix)
         if committed is None:  # the committed state cannot change during the transaction: one read per range
-            committed = {}
-            with self.stub.get_state_by_partial_composite_key(object_type, [str(a) for a in attrs]) as it:
-                for kv in it:
-                    committed[kv.key] = kv.value
+            committed = self._read_range(object_type, [str(a) for a in attrs])
             self._ranges[prefix] = committed
         found = dict(committed)
         for k in self._written:
@@ -106,3 +110,21 @@ class State:
         for k in sorted(found):
             if found[k]:
                 yield self.stub.split_composite_key(k)[1], json.loads(found[k])
+
+    def _read_range(self, object_type: str, attrs: list[str]) -> dict[str, bytes]:
+        """Every committed key and value of the partial composite key, however many: a read of
+        :data:`RANGE_READ_CUT_AT_LEAST` records or more is followed by another from just after its last key
+        (``last + U+0000``: the next possible key), until one returns fewer. Each read joins the read set, so
+        Fabric checks the whole range at commit."""
+        found: dict[str, bytes] = {}
+        it = self.stub.get_state_by_partial_composite_key(object_type, attrs)
+        while True:
+            count, last = 0, None
+            with it:
+                for kv in it:
+                    found[kv.key] = kv.value
+                    count, last = count + 1, kv.key
+            if count < RANGE_READ_CUT_AT_LEAST:
+                return found
+            after = [*self.stub.split_composite_key(last)[1][len(attrs):], ""]
+            it = self.stub.get_state_by_partial_composite_key_from(object_type, attrs, after)

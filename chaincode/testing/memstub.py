@@ -214,6 +214,10 @@ class TxResult(tuple):
 class MemStub:
     """One transaction's view of a :class:`MemLedger` (see the module docstring)."""
 
+    # the records a peer answers one range read with at most (ledger.state.totalQueryLimit of ipledger's peers,
+    # network/org/generate.py), then "no more" as at the true end: a test may lower it
+    range_limit = 100_000
+
     def __init__(self, ledger: "MemLedger", *, tx_id: str, timestamp: _dt.datetime, msp_id: str,
                  certificate_pem: bytes, function: str, args: Sequence[str],
                  transient: Mapping[str, bytes] | None = None, channel: str = "inward-processing"):
@@ -294,7 +298,12 @@ class MemStub:
 
     def get_state_by_range(self, start_key: str, end_key: str) -> _Iter:
         _keys.validate_simple_keys(start_key, end_key)
-        return _Iter(self._c.range(_keys.range_start_key(start_key), end_key))
+        return self._cut(self._c.range(_keys.range_start_key(start_key), end_key))
+
+    def _cut(self, rows: list) -> _Iter:
+        """A range read as a peer answers it: at most ``range_limit`` records, then "no more" as at the true end
+        (ledger.state.totalQueryLimit)."""
+        return _Iter(rows[:self.range_limit])
 
     def get_state_by_range_with_pagination(self, start_key: str, end_key: str, page_size: int,
                                            bookmark: str = "") -> QueryPage:
@@ -317,12 +326,12 @@ class MemStub:
 
     def get_state_by_partial_composite_key(self, object_type: str, attributes: Sequence[str]) -> _Iter:
         start, end = _keys.partial_composite_key_range(object_type, attributes)
-        return _Iter(self._c.range(start, end))
+        return self._cut(self._c.range(start, end))
 
     def get_state_by_partial_composite_key_from(self, object_type: str, attributes: Sequence[str],
                                                 start_attributes: Sequence[str]) -> _Iter:
         start, end = _keys.partial_composite_key_range_from(object_type, attributes, start_attributes)
-        return _Iter(self._c.range(start, end))
+        return self._cut(self._c.range(start, end))
 
     def get_state_by_partial_composite_key_with_pagination(
             self, object_type: str, attributes: Sequence[str], page_size: int, bookmark: str = "") -> QueryPage:

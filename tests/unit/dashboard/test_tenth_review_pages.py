@@ -25,6 +25,9 @@ from .signin import browser, form_token, page, sign_in
 
 TEMPLATES = Path(ui.__file__).parent / "templates" / "dashboard"
 RLO, LRI = "\u202e", "\u2066"   # right-to-left override, left-to-right isolate
+# Since the thirteenth review the contract refuses direction controls in an event's text; right-to-left letters
+# still reorder what follows them on screen, and ledgers recorded before may hold the controls
+ALEF = "\u05d0"
 HOSTILE = '<script>alert(1)</script><svg onload=alert(2)>"\'><img src=x onerror=alert(3)>'
 
 
@@ -96,19 +99,19 @@ def test_a_bidi_override_in_an_alert_detail_does_not_reorder_the_other_details(s
     """A suspension's reason (customs' text) and a control's findings are details of alerts shown in one cell with
     the other details — a date, a book and counted quantity. An unterminated U+202E (or RTL letters) in the text
     reversed what followed it on screen ("until: 2027-01-04" read "40-10-7202 :litnu"): each value is isolated."""
-    suspend(api, f"see {RLO}letter")
-    control(api, f"recount {RLO}pending")
+    suspend(api, f"see {ALEF}letter")
+    control(api, f"recount {ALEF}pending")
     for path in ("/dashboard/alerts", f"/dashboard/authorisations/{AUTH}"):
         for org in ("CustomsMSP", "OperatorMSP"):
-            assert isolated(page(app, keys, path, org), RLO), (path, org)
+            assert isolated(page(app, keys, path, org), ALEF), (path, org)
 
 
-def test_a_bidi_control_in_a_lot_description_stays_in_the_description(scenario, api, app, keys):
+def test_right_to_left_text_in_a_lot_description_stays_in_the_description(scenario, api, app, keys):
     lot = place("LB1", 5, placement_mrn(9302))
-    lot["description"] = f"tyres {LRI}{RLO} 5000 kg"
+    lot["description"] = f"tyres {ALEF} 5000 kg"
     api.post(lot, "OperatorMSP")
     html = page(app, keys, "/dashboard/lots/LB1")
-    assert isolated(html, RLO) and isolated(html, LRI)
+    assert isolated(html, ALEF)
 
 
 def test_a_bidi_control_in_a_certificate_subject_does_not_reorder_its_fingerprint(app, keys, monkeypatch):
