@@ -30,8 +30,9 @@ def secure(response: Response, csp: str = API_CSP) -> Response:
     headers.setdefault("Referrer-Policy", "same-origin")
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", HSTS)
-    if request.path.startswith("/api/v1/") and request.path not in PUBLIC_API:
-        # one party's data (customs values too): never kept by a shared cache, never given to another key
+    if (request.path.startswith("/api/v1/") and request.path not in PUBLIC_API) or request.path == "/metrics":
+        # one party's data (customs values too; /metrics: its business volumes): never kept by a shared cache,
+        # never given to another key
         headers.setdefault("Cache-Control", "no-store")
         vary = [v.strip() for line in headers.get_all("Vary") for v in line.split(",") if v.strip()]
         headers["Vary"] = ", ".join(vary + [v for v in ("Authorization", "X-API-Key") if v not in vary])

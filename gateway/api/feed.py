@@ -3,6 +3,7 @@ authorisations the gateway knows (/api/v1/dashboard/authorisations), all from th
 chaincode-event listener fills (:mod:`ipledger.gateway.feed`)."""
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from flask import Response, jsonify, request
@@ -18,21 +19,26 @@ ROUTES = Routes(API_PREFIX)
 _EVENT_ID = {"type": "string", "pattern": f"^{POSITION.pattern}$"}
 
 
-def caller_still_valid(principal, session_id: str | None = None) -> Callable[[], bool]:
+def caller_still_valid(principal, session_id: str | None = None,
+                       session_ends_at: float | None = None) -> Callable[[], bool]:
     """Whether the caller of a stream may still read, asked on each poll of the feed: its API key still valid
     (a revoked key is refused on its next request; its open streams end too) and, for a stream of a
-    dashboard session, the session not signed out. Needs no request: the stream's body runs without one."""
+    dashboard session, the session neither signed out nor past its lifetime (``session_ends_at``, a
+    ``time.time()``). Needs no request: the stream's body runs without one."""
     keys, store = state().keys, live().store
 
     def still_valid() -> bool:
         current = keys.active(principal.key_id)
         if current is None or current.org != principal.org:
             return False
+        if session_ends_at is not None and time.time() >= session_ends_at:
+            return False
         return session_id is None or not store.session_ended(session_id)
     return still_valid
 
 
-def stream_response(principal, authorisation_id: str | None = None, session_id: str | None = None) -> Response:
+def stream_response(principal, authorisation_id: str | None = None, session_id: str | None = None,
+                    session_ends_at: float | None = None) -> Response:
     """The SSE response for ``principal`` (and dashboard session ``session_id``), within the caps on open
     streams (429 beyond: :mod:`ipledger.gateway.dashboard.streams`); its slot is freed when the response ends or is
     closed. It ends as soon as the key is revoked or the session signed out (:func:`caller_still_valid`)."""
@@ -52,7 +58,7 @@ def stream_response(principal, authorisation_id: str | None = None, session_id: 
                           poll_seconds=config.sse_poll_seconds, stopping=lv.stopping,
                           authorisation_id=authorisation_id,
                           client_gone=peer_closed_check(request.environ.get("gunicorn.socket")),
-                          still_valid=caller_still_valid(principal, session_id))
+                          still_valid=caller_still_valid(principal, session_id, session_ends_at))
         # no stream_with_context: the body needs nothing of the request, and must not hold its context
         response = Response(_releasing(body, lease), mimetype="text/event-stream")
         response.call_on_close(lease.release)  # the server closes the response, even one never read

@@ -35,6 +35,7 @@ def install(app: Flask, live: Live | None = None) -> Live:
     pages.extensions["ipledger_live"] = live
     pages.json.sort_keys = False
     ui.install_session(pages, live)
+    ui.install_access_log(pages)
     pages.register_blueprint(ui.bp)
     app.extensions["ipledger_dashboard"] = pages
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/dashboard": pages.wsgi_app})

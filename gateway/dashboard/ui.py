@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -27,12 +28,13 @@ from ipledger.gateway.api.common import (ID_PATTERNS, IdentifierConverter, chann
 from ipledger.gateway.api.feed import stream_response
 from ipledger.gateway.auth import Principal
 from ipledger.gateway.headers import secure
-from ipledger.gateway.observability import REQUEST_ID_HEADER, request_id_from
+from ipledger.gateway.observability import REQUEST_ID_HEADER, request_id_from, route_label
 from ipledger.gateway.problems import MEDIA_TYPE, Problem
 from ipledger.gateway.dashboard import charts
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
+access_log = logging.getLogger("ipledger.gateway.access")
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -208,7 +210,11 @@ def login():
             principal = state().keys.authenticate(presented)
             if principal is None:
                 error, status = "Unknown or revoked API key.", 401
+        g.log_extra["outcome"] = "sign-in refused" if principal is None else "signed in"
         if principal is not None:
+            g.key_id = principal.key_id   # the access line names the key that signed in (never the key itself)
+            if session.get("sid"):    # a session this browser had ends: a copy of its cookie opens nothing more
+                live().store.end_session(session["sid"], time.time() + _session_seconds())
             session.clear()
             session.permanent = True
             session.update(key_id=principal.key_id, org=principal.org, role=principal.role,
@@ -235,6 +241,8 @@ def _after_sign_in(target: str) -> str:
 def logout():
     if session.get("key_id"):
         check_csrf()
+        g.key_id = session.get("key_id")
+        g.log_extra["outcome"] = "signed out"
         if session.get("sid"):
             live().store.end_session(session["sid"], time.time() + _session_seconds())
     session.clear()
@@ -398,7 +406,8 @@ def stream():
     if auth_id is not None:
         path_id("authorisation_id", auth_id)   # a bad parameter: 400 invalid-parameter, as the API's stream
     # the session's streams are capped (its tabs); a session from before 'sid' existed: its CSRF token
-    return stream_response(principal, auth_id, session_id=session.get("sid") or session.get("csrf"))
+    return stream_response(principal, auth_id, session_id=session.get("sid") or session.get("csrf"),
+                           session_ends_at=session["since"] + _session_seconds())
 
 
 class SegmentIdentifier(IdentifierConverter):
@@ -425,13 +434,46 @@ class _SessionInterface(SecureCookieSessionInterface):
         return request.is_secure or super().get_cookie_secure(app)
 
 
+def session_cookie_name(org: str | None) -> str:
+    """The dashboard's session cookie of ``org``'s gateway: ``ipledger_session_<MSP id>``."""
+    return f"ipledger_session_{org}" if org and re.fullmatch(r"[A-Za-z0-9.-]+", org) else "ipledger_session"
+
+
+def install_access_log(app) -> None:
+    """One access line per request of the pages, as the API's (``ipledger.gateway.access``, the same fields):
+    who signed in with which key id, refused sign-ins, sign-outs, page reads. Never the key, the cookie or
+    what a page shows."""
+    @app.before_request
+    def _begin():
+        g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        g.started = time.perf_counter()
+        g.log_extra = {}
+
+    @app.after_request
+    def _end(response):
+        principal = getattr(g, "principal", None)
+        elapsed = time.perf_counter() - getattr(g, "started", time.perf_counter())
+        route = "/dashboard" + route_label(request.url_rule)
+        access_log.info("%s %s %s", request.method[:32], route, response.status_code, extra={
+            "request_id": getattr(g, "request_id", None), "method": request.method[:32],
+            "path": (request.script_root + request.path)[:256], "route": route, "status": response.status_code,
+            "duration_ms": round(elapsed * 1000, 1), "remote_addr": request.remote_addr,
+            "key_id": getattr(g, "key_id", None), "org": principal.org if principal else None,
+            "role": principal.role if principal else None, **getattr(g, "log_extra", {})})
+        return response
+
+
 def install_session(app, live_services) -> None:
     """Session-cookie settings for the dashboard."""
     app.secret_key = live_services.secret_key()
     app.session_interface = _SessionInterface()
     # the cookie is not re-issued on each request: its expiry, like its signature's age, counts from signing in
-    app.config.update(SESSION_COOKIE_NAME="ipledger_session", SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/", SESSION_REFRESH_EACH_REQUEST=False,
+    # Cookies do not tell ports apart: one per organisation's gateway (organisations' gateways on one host,
+    # e.g. 127.0.0.1:8080 and :8081, would otherwise replace each other's and receive each other's session),
+    # sent to the pages only (the API takes API keys, never the cookie)
+    app.config.update(SESSION_COOKIE_NAME=session_cookie_name(app.extensions["ipledger"].config.feed_org),
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+                      SESSION_COOKIE_PATH="/dashboard", SESSION_REFRESH_EACH_REQUEST=False,
                       PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=app.extensions["ipledger"].config.session_hours))
 
 

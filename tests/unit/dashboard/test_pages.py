@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+from ipledger.gateway.dashboard.ui import session_cookie_name
+
 from .conftest import AUTH, AUTH2
 from .signin import form_token, sign_in
 
@@ -101,13 +103,14 @@ def test_logout(scenario, app, keys):
     client = app.test_client()
     login(client, keys[("OperatorMSP", "viewer")])
     page = client.get("/dashboard/").get_data(as_text=True)
-    kept = client.get_cookie("ipledger_session").value   # a copy of the cookie, kept by whoever got it
+    name = session_cookie_name(app.extensions["ipledger"].config.feed_org)
+    kept = client.get_cookie(name, path="/dashboard").value   # a copy of the cookie, kept by whoever got it
     r = client.post("/dashboard/logout", data={"csrf": csrf(page)})
     assert r.status_code == 302
     assert client.get("/dashboard/").status_code == 302
     # the session is over on the gateway's side, not only in the browser that signed out
     other = app.test_client()
-    other.set_cookie("ipledger_session", kept)
+    other.set_cookie(name, kept, path="/dashboard")
     assert other.get("/dashboard/").status_code == 302
     assert other.get("/dashboard/stream").status_code == 401
     # a new sign-in is a new session
