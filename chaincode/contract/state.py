@@ -36,8 +36,9 @@ def digest(value: Any) -> str:
 
 
 class State:
-    def __init__(self, stub: Any):
+    def __init__(self, stub: Any, *, range_read_cut_at: int | None = None):
         self.stub = stub
+        self._cut_at = range_read_cut_at or RANGE_READ_CUT_AT_LEAST
         self._cache: dict[str, bytes] = {}  # key -> bytes (b"" = absent or deleted)
         self._written: dict[str, None] = {}  # keys written, in order (a dict: no set is ever iterated)
         self._ranges: dict[str, dict[str, bytes]] = {}  # prefix -> the committed keys and values scanned
@@ -124,7 +125,7 @@ class State:
                 for kv in it:
                     found[kv.key] = kv.value
                     count, last = count + 1, kv.key
-            if count < RANGE_READ_CUT_AT_LEAST:
+            if count < self._cut_at:
                 return found
             after = [*self.stub.split_composite_key(last)[1][len(attrs):], ""]
             it = self.stub.get_state_by_partial_composite_key_from(object_type, attrs, after)

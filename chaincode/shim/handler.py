@@ -277,8 +277,11 @@ class ChaincodeSession:
         """Serve the stream until it ends.
 
         Returns normally after :meth:`stop`; raises :class:`StreamClosedError`
-        when the peer ended the stream or it failed.
+        when the peer ended the stream or it failed. Stopped before it ran (a shutdown asked for while the
+        connection was being made: :meth:`stop` had no queue to mark), it returns at once, registering nothing.
         """
+        if self._stop_requested:
+            return
         self._loop = asyncio.get_running_loop()
         self._send_q = asyncio.Queue()
         self._closed.clear()

@@ -25,6 +25,7 @@ __all__ = [
     "partial_composite_key_range",
     "partial_composite_key_range_from",
     "range_start_key",
+    "check_bookmark",
 ]
 
 MIN_UNICODE_RUNE = "\x00"
@@ -97,3 +98,10 @@ def partial_composite_key_range_from(object_type: str, attributes: Sequence[str]
         raise TypeError("start_attributes must be a sequence of str, not a str")
     prefix = create_composite_key(object_type, attributes)
     return create_composite_key(object_type, [*attributes, *start_attributes]), prefix + MAX_UNICODE_RUNE
+
+
+def check_bookmark(bookmark: str, start: str, end: str) -> None:
+    """ValueError unless ``bookmark`` (a page's first key; "" for the first page) lies within the queried range
+    ``[start, end)`` (an empty ``end``: no end)."""
+    if bookmark and (bookmark < start or (end and bookmark >= end)):
+        raise ValueError("the bookmark is not a key of the queried range")

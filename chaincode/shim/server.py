@@ -34,6 +34,7 @@ import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any, Optional, Union
 
 import grpc
@@ -84,6 +85,8 @@ class ChaincodeServer:
         self._client_ca = load_pem(client_ca)
         if bool(self._cert) != bool(self._key):
             raise ValueError("TLS needs both a certificate and a key")
+        if client_ca not in (None, "", b"") and self._client_ca is None:   # given, yet empty: never "no client auth"
+            raise ValueError("the client CA given holds no certificate")
         if self._client_ca and not self._cert:
             raise ValueError("a client CA needs TLS (certificate and key)")
         # None: transactions run inline in the event loop's thread (greenlets); a number: in that
@@ -209,6 +212,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("CHAINCODE_CLIENT_CA_CERT_FILE must be set: only the peers, with a client certificate of that "
                      "CA, may call the contract (mutual TLS); CHAINCODE_CLIENT_AUTH_DISABLED=true lets any client "
                      "that reaches the address connect")
+    for name in ("CHAINCODE_TLS_CERT_FILE", "CHAINCODE_TLS_KEY_FILE", "CHAINCODE_CLIENT_CA_CERT_FILE"):
+        path = env.get(name)
+        if path and not _readable_pem_file(path):
+            parser.error(f"{name}={path} is not a readable file holding PEM (an empty or cut-short copy would turn "
+                         "TLS or client authentication off)")
+    if bool(env.get("CHAINCODE_TLS_CERT_FILE")) != bool(env.get("CHAINCODE_TLS_KEY_FILE")):
+        parser.error("CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE go together")
+    if env.get("CHAINCODE_CLIENT_CA_CERT_FILE") and not env.get("CHAINCODE_TLS_CERT_FILE"):
+        parser.error("CHAINCODE_CLIENT_CA_CERT_FILE needs TLS: set CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE")
     logging.basicConfig(
         level=env.get("CHAINCODE_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -224,6 +236,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         drain_timeout=args.drain_timeout,
         max_workers=args.worker_threads,
     )
+
+
+def _readable_pem_file(path: str) -> bool:
+    try:
+        return b"-----BEGIN" in Path(path).read_bytes()
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

@@ -167,6 +167,11 @@ class HistoryQueryIterator(_QueryIterator):
         return self
 
 
+# Room a WRITE_BATCH_STATE message's envelope takes beyond its records (type, transaction id, channel): a batch is
+# cut so that the whole message stays within the session's message limit
+_BATCH_ENVELOPE_ROOM = 1024
+
+
 class Stub:
     """Implements :class:`ipledger.chaincode.shim.interface.ChaincodeStub` over the stream."""
 
@@ -189,6 +194,7 @@ class Stub:
             {} if caps.use_write_batch else None
         )
         self._batch_size = max(1, caps.max_size_write_batch)
+        self._max_message = session.max_message
         self._use_get_multiple = caps.use_get_multiple_keys
         self._get_multiple_size = max(1, caps.max_size_get_multiple_keys)
 
@@ -278,9 +284,21 @@ class Stub:
             self._send_batch(list(batch.values()))
 
     def _send_batch(self, records: list) -> None:
-        for i in range(0, len(records), self._batch_size):
-            chunk = shim_pb2.WriteBatchState(rec=records[i : i + self._batch_size])
-            self._call(CCM.WRITE_BATCH_STATE, chunk)
+        """The records in WRITE_BATCH_STATE messages of at most ``batch_size`` records each and, so that what
+        fits as one write per message fits batched too, of at most the message limit less room for the envelope
+        (a record larger than that alone still fails, as it would unbatched)."""
+        budget = self._max_message - _BATCH_ENVELOPE_ROOM
+        chunk: list = []
+        size = 0
+        for record in records:
+            record_size = record.ByteSize() + 8   # the field's tag and length
+            if chunk and (len(chunk) == self._batch_size or size + record_size > budget):
+                self._call(CCM.WRITE_BATCH_STATE, shim_pb2.WriteBatchState(rec=chunk))
+                chunk, size = [], 0
+            chunk.append(record)
+            size += record_size
+        if chunk:
+            self._call(CCM.WRITE_BATCH_STATE, shim_pb2.WriteBatchState(rec=chunk))
 
     def _write(self, record: shim_pb2.WriteRecord, plain_type: int, plain_request: Any) -> None:
         with self._lock:
@@ -419,11 +437,14 @@ class Stub:
         return self._range("", start_key, end_key)
 
     @staticmethod
-    def _query_metadata(page_size: int, bookmark: str) -> bytes:
+    def _query_metadata(page_size: int, bookmark: str, start: str = "", end: str = "") -> bytes:
+        """The page's metadata. The peer starts the page at the bookmark as given: one from outside the queried
+        range (a client's, say) would make the page hold keys of other objects, so it is refused (ValueError)."""
         if not isinstance(page_size, int) or isinstance(page_size, bool) or not 0 < page_size <= _INT32_MAX:
             raise ValueError("page_size must be a positive 32-bit integer")
         if not isinstance(bookmark, str):
             raise TypeError("bookmark must be str")
+        _keys.check_bookmark(bookmark, start, end)
         return shim_pb2.QueryMetadata(pageSize=page_size, bookmark=bookmark).SerializeToString()
 
     def _page(self, iterator: _QueryIterator) -> QueryPage:
@@ -438,7 +459,7 @@ class Stub:
     ) -> QueryPage:
         start_key = _keys.range_start_key(start_key)
         _keys.validate_simple_keys(start_key, end_key)
-        md = self._query_metadata(page_size, bookmark)
+        md = self._query_metadata(page_size, bookmark, start_key, end_key)
         return self._page(self._range("", start_key, end_key, md))
 
     def create_composite_key(self, object_type: str, attributes: Sequence[str]) -> str:
@@ -466,7 +487,7 @@ class Stub:
         self, object_type: str, attributes: Sequence[str], page_size: int, bookmark: str = ""
     ) -> QueryPage:
         start, end = _keys.partial_composite_key_range(object_type, attributes)
-        md = self._query_metadata(page_size, bookmark)
+        md = self._query_metadata(page_size, bookmark, start, end)
         return self._page(self._range("", start, end, md))
 
     def get_query_result(self, query: str) -> StateQueryIterator:

@@ -97,7 +97,9 @@ class GrpcioTransport:
 
 
 def load_pem(value: Union[None, bytes, str, os.PathLike]) -> Optional[bytes]:
-    """PEM content from bytes, a PEM string, or a file path; None/empty → None."""
+    """PEM content from bytes, a PEM string, or a file path; None or empty text/bytes (nothing given) → None.
+    A file that reads empty is an error (ValueError), never "nothing given": a copy cut short must not turn
+    client authentication, or TLS itself, off."""
     if value is None:
         return None
     if isinstance(value, (bytes, bytearray)):
@@ -107,7 +109,10 @@ def load_pem(value: Union[None, bytes, str, os.PathLike]) -> Optional[bytes]:
             return None
         if value.lstrip().startswith("-----BEGIN"):
             return value.encode("ascii")
-    return Path(value).read_bytes() or None
+    content = Path(value).read_bytes()
+    if not content.strip():
+        raise ValueError(f"{value} is empty: no PEM in it")
+    return content
 
 
 def load_contract(spec: str) -> Any:

@@ -308,6 +308,7 @@ class MemStub:
     def get_state_by_range_with_pagination(self, start_key: str, end_key: str, page_size: int,
                                            bookmark: str = "") -> QueryPage:
         _keys.validate_simple_keys(start_key, end_key)
+        _keys.check_bookmark(bookmark, _keys.range_start_key(start_key), end_key)
         return self._page(bookmark or _keys.range_start_key(start_key), end_key, page_size)
 
     def _page(self, start: str, end: str, page_size: int) -> QueryPage:
@@ -336,6 +337,7 @@ class MemStub:
     def get_state_by_partial_composite_key_with_pagination(
             self, object_type: str, attributes: Sequence[str], page_size: int, bookmark: str = "") -> QueryPage:
         start, end = _keys.partial_composite_key_range(object_type, attributes)
+        _keys.check_bookmark(bookmark, start, end)
         return self._page(bookmark or start, end, page_size)
 
     def get_history_for_key(self, key: str) -> _Iter:

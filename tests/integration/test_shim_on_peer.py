@@ -97,6 +97,14 @@ def test_composite_keys_and_partial_queries(op):
     with pytest.raises(EndorseError) as e:
         sub(op, "PutComposite", "stock", ["bad\u0000attr"], "x")
     assert e.value.chaincode_status == 500
+    # from just after a key (its attributes and an empty one: the key + U+0000), as the contract reads on after
+    # a range read the peer may have cut (chaincode/contract/state.py)
+    assert ev(op, "PartialFrom", "stock", [], ["L1", "S1", ""]) == [["L1", "S2"], ["L10", ""], ["L2", "S1"]]
+    assert ev(op, "PartialFrom", "stock", ["L1"], ["S2", ""]) == []
+    for lot, site in [("L1", "S1"), ("L1", "S2"), ("L2", "S1"), ("L10", "")]:   # the contract's values are JSON
+        sub(op, "PutComposite", "scanned", [lot, site], f'"{lot}@{site}"')
+    for cut_at in (1, 2, 3, 4, 5):
+        assert ev(op, "Scan", "scanned", [], cut_at) == [["L1", "S1"], ["L1", "S2"], ["L10", ""], ["L2", "S1"]]
 
 
 def test_state_based_endorsement_parameter(op):

@@ -77,6 +77,17 @@ class StubCheck(Contract):
                      "value": kv.value.decode()} for kv in it]
 
     @transaction(submit=False)
+    def PartialFrom(self, stub, object_type, attributes, start_attributes):
+        with stub.get_state_by_partial_composite_key_from(object_type, attributes, start_attributes) as it:
+            return [stub.split_composite_key(kv.key)[1] for kv in it]
+
+    @transaction(submit=False)
+    def Scan(self, stub, object_type, attributes, cut_at):
+        """The contract's whole-range read, told that the peer may cut a read at ``cut_at`` records."""
+        from ipledger.chaincode.contract.state import State
+        return [attrs for attrs, _value in State(stub, range_read_cut_at=cut_at).scan(object_type, *attributes)]
+
+    @transaction(submit=False)
     def PartialPage(self, stub, object_type, attributes, page_size, bookmark):
         page = stub.get_state_by_partial_composite_key_with_pagination(
             object_type, attributes, page_size, bookmark)
