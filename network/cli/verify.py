@@ -1,18 +1,20 @@
 """``python -m ipledger.network.cli.verify`` (``ipledger verify``): verify the channel's blocks.
 
     python -m ipledger.network.cli.verify --state-dir DIR [--peer peer0.customs] [--as CustomsMSP]
-                                    [--user User1] [--save DIR] [--json]
+                                    [--user User1] [--genesis FILE | --trust-peer-genesis] [--save DIR] [--json]
     python -m ipledger.network.cli.verify --from-file DIR [--state-dir DIR | --genesis FILE] [--json]
 
 Fetches every block from the genesis block to the current height from a peer's
 Deliver service (over TLS, as the org's user), or reads a copy saved with
 ``--save``, and verifies it (see :mod:`.verifier`). The trust anchor is the
 genesis block: the state directory's ``channel/genesis.block`` or ``--genesis``
-when given, else block 0 of the copy itself (the summary says which).
+when given; else block 0 of a saved copy itself, and of a peer's chain only with
+``--trust-peer-genesis`` (a peer could make up a chain from block 0 on; the
+summary says which anchor was used).
 
 Exit status: 0 the ledger verified; 1 an inconsistency (the first inconsistent
 block is named, with every problem found in it); 2 the blocks could not be
-obtained or the arguments are wrong.
+obtained (none came: nothing was verified) or the arguments are wrong.
 """
 from __future__ import annotations
 
@@ -46,6 +48,9 @@ def parse_args(argv):
     p.add_argument("--channel", help="channel (default: the consortium's)")
     p.add_argument("--from-file", type=Path, metavar="DIR", help="verify blocks saved with --save")
     p.add_argument("--genesis", type=Path, help="trusted genesis block file")
+    p.add_argument("--trust-peer-genesis", action="store_true",
+                   help="with no trusted genesis block (--genesis, or the state directory's), take the peer's own "
+                        "block 0 as the trust anchor; compare the genesis header hash printed out of band")
     p.add_argument("--save", type=Path, metavar="DIR", help="also write the fetched blocks to DIR")
     p.add_argument("--timeout", type=float, default=120.0, help="Deliver timeout in seconds")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -220,8 +225,16 @@ def run(args) -> tuple[int, dict | None, str | None]:
     else:
         if net is None:
             raise UsageError("give --state-dir (to fetch from a peer) or --from-file DIR")
+        if trusted is None and not args.trust_peer_genesis:
+            # a peer could hand over a chain it made up from block 0 on, with CAs and orderers of its own
+            raise UsageError(f"no trusted genesis block ({net.layout.genesis_block} is missing): give --genesis "
+                             "FILE (the channel's genesis block, from its founding), or --trust-peer-genesis to "
+                             "take the peer's own block 0 and compare the genesis header hash out of band")
         channel = args.channel or net.consortium.channel
         source, blocks = peer_blocks(net, args.peer, args.as_msp, args.user, channel, args.timeout)
+        if trusted is None:
+            trust = (f"block 0 of {source} itself (--trust-peer-genesis: compare the genesis header hash below "
+                     "out of band)")
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
 
@@ -246,6 +259,8 @@ def run(args) -> tuple[int, dict | None, str | None]:
         close = getattr(blocks, "close", None)
         if close:
             close()
+    if not verifier.failed and verifier.stats.blocks == 0:
+        return EXIT_ERROR, None, f"no block came from {source}: nothing was verified"
     if trusted is not None:
         trust += " (it does)" if verifier.stats.blocks else ""
     report = verifier.report(source=source, trust=trust)

@@ -208,6 +208,14 @@ def rebuild(changed: dict[Key, object], current: dict[Key, object],
 
 # ----------------------------------------------------------------------------- the config in force
 
+# The capabilities Fabric v3.1 knows, by section (common/capabilities): a required one it does not know stops a peer
+KNOWN_CAPABILITIES = {
+    None: frozenset({"V1_1", "V1_3", "V1_4_2", "V1_4_3", "V2_0", "V3_0"}),
+    ORDERER: frozenset({"V1_1", "V1_4_2", "V2_0"}),
+    APPLICATION: frozenset({"V1_1", "V1_2", "V1_3", "V1_4_2", "V2_0", "V2_5"}),
+}
+
+
 @dataclass
 class ChannelConfig:
     """One ``common.Config`` with what validating against it needs: its MSPs (every
@@ -222,10 +230,17 @@ class ChannelConfig:
     @classmethod
     def from_config(cls, config: configtx_pb2.Config, block_number: int) -> "ChannelConfig":
         msps = {}
+        defined_by: dict[str, tuple[str, bytes]] = {}   # MSP id -> (org group, its MSP value)
         for org_name, org in [*application_orgs(config).items(), *orderer_orgs(config).items()]:
             if "MSP" not in org.values:
                 continue
             fc = msp_of(org)
+            if fc is not None and fc.name in defined_by and defined_by[fc.name][1] != org.values["MSP"].value:
+                # Fabric's MSP manager refuses two versions of one MSP: the last would otherwise win
+                raise ConfigError(f"organisations {defined_by[fc.name][0]} and {org_name} define MSP {fc.name} "
+                                  "differently")
+            if fc is not None:
+                defined_by[fc.name] = (org_name, bytes(org.values["MSP"].value))
             if fc is None:
                 kind = msp_config_pb2.MSPConfig.FromString(org.values["MSP"].value).type
                 raise ConfigError(f"organisation {org_name}: MSP type {kind} (only X.509 "
@@ -238,7 +253,13 @@ class ChannelConfig:
             policies = PolicyManager(config.channel_group, ROOT)
         except PolicyError as exc:
             raise ConfigError(str(exc)) from None
-        return cls(config, block_number, MSPManager(msps), policies)
+        channel = cls(config, block_number, MSPManager(msps), policies)
+        for section, known in KNOWN_CAPABILITIES.items():
+            unknown = [c for c in channel.capabilities(section) if c not in known]
+            if unknown:   # a peer of this Fabric version stops at such a config: nothing after it is Fabric's
+                raise ConfigError(f"the {section or 'channel'} capabilities {', '.join(unknown)} are not known to "
+                                  "Fabric v3.1 (a peer would stop at this configuration)")
+        return channel
 
     @property
     def sequence(self) -> int:

@@ -415,8 +415,9 @@ class ImplicitMetaPolicy(Policy):
             self.threshold = n
         elif rule == policies_pb2.ImplicitMetaPolicy.MAJORITY:
             self.threshold = n // 2 + 1
-        else:
-            self.threshold = 0  # Fabric: unknown rule leaves the threshold at 0
+        else:   # Fabric leaves the threshold at 0 — satisfied by no signature at all: refused here (fail closed)
+            raise PolicyError(f"ImplicitMeta policy{' ' + where if where else ''} has rule {rule}, none of ANY, "
+                              "ALL, MAJORITY")
         if n == 0:
             self.threshold = 0
 

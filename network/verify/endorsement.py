@@ -43,7 +43,9 @@ from ipledger.network.verify.transactions import Tx
 
 VALIDATION_PARAMETER = "VALIDATION_PARAMETER"
 LIFECYCLE_ENDORSEMENT = "/Channel/Application/LifecycleEndorsement"
-BUILTIN_PLUGINS = {"vscc", "builtin"}
+# the validation plugin name Fabric's peers map to their built-in validation (core.yaml handlers.validators,
+# ipledger's too: network/org/generate.py); another name is a plugin of the peers' own, not evaluated here
+BUILTIN_PLUGINS = {"vscc"}
 
 
 def signed_by_n_members(n: int, msp_ids: list[str]) -> policies_pb2.SignaturePolicyEnvelope:
@@ -173,6 +175,9 @@ class EndorsementChecker:
             return None, str(exc), ""
         if d is None:
             return None, f"chaincode {ns!r} has no committed definition", ""
+        if not d.validation_plugin:
+            return None, f"the definition of {ns!r} names no validation plugin (a peer validates none of its " \
+                         "transactions)", ""
         if d.validation_plugin not in BUILTIN_PLUGINS:
             return None, None, d.validation_plugin
         try:

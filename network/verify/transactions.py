@@ -25,6 +25,7 @@ from fabric_protos.peer import chaincode_event_pb2, proposal_pb2, proposal_respo
 CODE_NAMES = {v: k for k, v in transaction_pb2.TxValidationCode.items()}
 VALID = transaction_pb2.VALID
 ENDORSEMENT_POLICY_FAILURE = transaction_pb2.ENDORSEMENT_POLICY_FAILURE
+READ_CONFLICTS = (transaction_pb2.MVCC_READ_CONFLICT, transaction_pb2.PHANTOM_READ_CONFLICT)
 
 
 class TxFormatError(ValueError):
