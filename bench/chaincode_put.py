@@ -90,7 +90,18 @@ def _role(pid: int) -> str | None:
         return "chaincode"
     if b"gunicorn" in text or b"ipledger.network.cli" in text and b"gateway" in cmd:  # gateway serve, its workers
         return "gateways"
+    if b"ipledger.network.fabric.signing_process" in text:
+        # an identity's signer: a gateway app's, or this client's (which holds no organisation's key itself)
+        return "gateways" if _parent_role(pid) == "gateways" else "client"
     return None
+
+
+def _parent_role(pid: int) -> str | None:
+    try:
+        ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return _role(ppid) if ppid > 1 else None
 
 
 def machine_ticks() -> list[int]:

@@ -99,6 +99,10 @@ class GatewayConfig:
     descriptions: dict[str, str] = field(default_factory=dict)  # MSP id -> description (consortium file)
     customs_msp: str | None = None     # the customs authority's MSP id (consortium file): its keys see every
                                        # webhook delivery and the members page
+    # the organisation's signing key read and used by a child process of the gateway's (network/fabric/
+    # signing_process.py), never by the process serving requests; tests running several organisations'
+    # gateway apps in one process set it, so that process holds none of their keys
+    key_in_child_process: bool = False
 
     def with_(self, **changes) -> "GatewayConfig":
         return replace(self, **changes)

@@ -48,6 +48,7 @@ class FabricLedger:
         self.config = config
         self._lock = threading.Lock()
         self._gateways: dict = {}
+        self._signers: list = []   # each organisation's (a child process's, with key_in_child_process)
         self._blocks: OrderedDict[tuple[str, str], int] = OrderedDict()  # (channel, tx id) -> block
         self._blocks_lock = threading.Lock()
 
@@ -62,10 +63,13 @@ class FabricLedger:
             gw = self._gateways.get(org)
             if gw is None:
                 from ipledger.gateway.client import Endpoint, Gateway, RetryPolicy, Timeouts, load_identity
+                from ipledger.network.fabric.signing_process import load_identity_apart
                 conn = self.config.orgs.get(org)
                 if conn is None:
                     raise UnknownOrg(org)
-                identity, signer = load_identity(conn.msp_dir, conn.msp_id)
+                load = load_identity_apart if self.config.key_in_child_process else load_identity
+                identity, signer = load(conn.msp_dir, conn.msp_id)
+                self._signers.append(signer)
                 endpoint = Endpoint(conn.peer_address, tls_root_cert=conn.tls_root_cert,
                                     server_name=conn.server_name)
                 timeouts = Timeouts(evaluate=self.config.evaluate_timeout, endorse=30.0, submit=10.0,
@@ -127,3 +131,8 @@ class FabricLedger:
                 except Exception:  # noqa: BLE001 - closing is best effort
                     pass
             self._gateways.clear()
+            for signer in self._signers:
+                close = getattr(signer, "close", None)
+                if close is not None:
+                    close()
+            self._signers.clear()

@@ -295,3 +295,17 @@ class ChannelConfig:
             return []
         return sorted(configuration_pb2.Capabilities.FromString(g.values["Capabilities"].value)
                       .capabilities)
+
+
+def check_msp_ids_kept(old: configtx_pb2.Config, new: configtx_pb2.Config) -> None:
+    """An organisation keeps its MSP ID (Fabric's ``Bundle.ValidateNew``): otherwise its own admins, who may
+    change their group, could give it another member's ID and have their CA issue that member's identities."""
+    for kind, before, after in (("application", application_orgs(old), application_orgs(new)),
+                                ("orderer", orderer_orgs(old), orderer_orgs(new))):
+        for name, group in after.items():
+            if name not in before:
+                continue
+            was, now = msp_of(before[name]), msp_of(group)
+            if was is not None and now is not None and was.name != now.name:
+                raise ConfigError(f"{kind} organisation {name} would change its MSP ID from {was.name} to "
+                                  f"{now.name} (Fabric refuses an MSP ID change)")

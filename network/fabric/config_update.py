@@ -40,8 +40,8 @@ from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.msp import msp_config_pb2
 
 from ipledger.network.fabric.config import (APPLICATION, ORDERER, ROOT, ChannelConfig, ConfigError, Key, Path_,
-                                            anchor_peers, application_orgs, describe_key, flatten, group_at, msp_of,
-                                            orderer_endpoints, orderer_orgs, rebuild, show)
+                                            anchor_peers, check_msp_ids_kept, describe_key, flatten, group_at,
+                                            msp_of, orderer_endpoints, rebuild, show)
 # network/org/nodes.py still imports these three from here; they live in .config.
 from ipledger.network.fabric.policy import SignedData, render_policy, valid_identities
 
@@ -253,20 +253,6 @@ class UpdateCheck:
     policies: list[str]
 
 
-def _same_msp_ids(old: configtx_pb2.Config, new: configtx_pb2.Config) -> None:
-    """An organisation keeps its MSP ID (Fabric's ``Bundle.ValidateNew``): otherwise its own admins, who may
-    change their group, could give it another member's ID and have their CA issue that member's identities."""
-    for kind, before, after in (("application", application_orgs(old), application_orgs(new)),
-                                ("orderer", orderer_orgs(old), orderer_orgs(new))):
-        for name, group in after.items():
-            if name not in before:
-                continue
-            was, now = msp_of(before[name]), msp_of(group)
-            if was is not None and now is not None and was.name != now.name:
-                raise ConfigError(f"{kind} organisation {name} would change its MSP ID from {was.name} to "
-                                  f"{now.name} (Fabric refuses an MSP ID change)")
-
-
 def check_config_update(current: ChannelConfig, envelope: configtx_pb2.ConfigEnvelope,
                         channel_id: str) -> UpdateCheck:
     """Raise ConfigError unless ``envelope`` (a config block's) is a valid successor of ``current``."""
@@ -289,7 +275,7 @@ def check_config_update(current: ChannelConfig, envelope: configtx_pb2.ConfigEnv
     problems = check_update(current.config, update)
     if problems:
         raise ConfigError(problems[0])
-    _same_msp_ids(current.config, new)
+    check_msp_ids_kept(current.config, new)
 
     signed = []
     for cs in cue.signatures:

@@ -3,7 +3,8 @@
 A cryptogen/fabric-ca MSP directory holds the certificate in ``signcerts/*.pem``
 and the private key in ``keystore/*`` (exactly one of each). :func:`load_identity`
 gives the identity and its :class:`~.signing.Signer` (the Gateway client, an org
-admin signing a config update offline); :func:`load_private_key` reads one PEM
+admin signing a config update offline; :mod:`.signing_process` keeps the key in a
+child process instead, for a process acting for several organisations); :func:`load_private_key` reads one PEM
 private key file (also the organisation's CA keys, :mod:`ipledger.network.org.identities`).
 
 Every private key file goes through :func:`check_key_file_mode`: a key whose mode
@@ -22,7 +23,7 @@ from ipledger.network.fabric.identity import X509Identity
 from ipledger.network.fabric.msp import MSPError
 from ipledger.network.fabric.signing import Signer
 
-__all__ = ["MSPError", "check_key_file_mode", "load_identity", "load_private_key"]
+__all__ = ["MSPError", "check_key_file_mode", "load_certificate", "load_identity", "load_private_key"]
 
 
 def _single(files: list[Path], what: str, where: Path) -> Path:
@@ -52,21 +53,27 @@ def load_private_key(path: Path | str) -> PrivateKeyTypes:
         raise MSPError(f"{path}: not a usable PEM private key: {exc}") from exc
 
 
-def load_identity(msp_dir: Path | str, msp_id: str) -> tuple[X509Identity, Signer]:
-    """The identity (``signcerts``) and signer (``keystore``) of an MSP directory."""
+def load_certificate(msp_dir: Path | str, msp_id: str) -> X509Identity:
+    """The identity of an MSP directory: its certificate (``signcerts``), without its key."""
     msp_dir = Path(msp_dir)
     if not msp_dir.is_dir():
         raise MSPError(f"MSP directory {msp_dir} does not exist")
+    cert_file = _single(sorted((msp_dir / "signcerts").glob("*.pem")), "certificate (signcerts/*.pem)", msp_dir)
+    try:
+        return X509Identity(msp_id, cert_file.read_bytes())
+    except ValueError as exc:
+        raise MSPError(f"{cert_file}: {exc}") from exc
+
+
+def load_identity(msp_dir: Path | str, msp_id: str) -> tuple[X509Identity, Signer]:
+    """The identity (``signcerts``) and signer (``keystore``) of an MSP directory."""
+    msp_dir = Path(msp_dir)
+    identity = load_certificate(msp_dir, msp_id)
     cert_file = _single(sorted((msp_dir / "signcerts").glob("*.pem")), "certificate (signcerts/*.pem)", msp_dir)
     key_dir = msp_dir / "keystore"
     key_file = _single(sorted(p for p in key_dir.glob("*") if p.is_file()) if key_dir.is_dir() else [],
                        "private key (keystore/*)", msp_dir)
     check_key_file_mode(key_file)
-
-    try:
-        identity = X509Identity(msp_id, cert_file.read_bytes())
-    except ValueError as exc:
-        raise MSPError(f"{cert_file}: {exc}") from exc
     key = load_private_key(key_file)
     try:
         signer = Signer(key)

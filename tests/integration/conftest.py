@@ -45,6 +45,33 @@ def free_base_port() -> int:
     raise RuntimeError("no free range of loopback ports found")
 
 
+# ----------------------------------------------------------------------------- no key in this process
+
+@pytest.fixture(scope="session", autouse=True)
+def this_process_holds_no_organisations_key():
+    """The test process acts for every organisation — it starts their nodes and gateways, submits as each of
+    them, runs their admins' commands —, so it must load none of their private keys: each identity signs in a
+    child process of its own (network/fabric/signing_process.py), the CLI runs as a command of its own, and
+    in-process gateway apps keep their key in a child (``key_in_child_process``). Every private key the code
+    loads goes through ``local_msp.load_private_key``: this session counts its calls here, and fails if any."""
+    from ipledger.network.fabric import local_msp
+    from ipledger.network.org import identities
+    loaded: list[str] = []
+    real = local_msp.load_private_key
+
+    def recorded(path):
+        loaded.append(str(path))
+        return real(path)
+    for module in (local_msp, identities):   # identities (the organisations' CAs) imports it by name
+        module.load_private_key = recorded
+    try:
+        yield
+    finally:
+        for module in (local_msp, identities):
+            module.load_private_key = real
+    assert not loaded, f"the test process loaded private keys itself: {sorted(set(loaded))[:5]}"
+
+
 def processes_using(state_dir: Path) -> list[int]:
     """PIDs of any process started with a config under ``state_dir``."""
     marker = f"FABRIC_CFG_PATH={state_dir}".encode()
@@ -83,17 +110,22 @@ def fabric_network(tmp_path_factory) -> Nodes:
 
 class Clients:
     """Gateway clients of each org's identities (User1 by default, or Admin), each
-    connected to its own org's peer."""
+    connected to its own org's peer. This process acts for several organisations and so
+    holds none of their keys: each identity signs in a child process of its own
+    (network/fabric/signing_process.py)."""
 
     def __init__(self, net: Nodes):
         self.net = net
         self._gateways = {}
+        self._signers = []
 
     def gateway(self, msp_id: str, user: str = "User1"):
-        from ipledger.gateway.client import Endpoint, Gateway, load_identity
+        from ipledger.gateway.client import Endpoint, Gateway
+        from ipledger.network.fabric.signing_process import load_identity_apart
         if (msp_id, user) not in self._gateways:
             org = self.net.consortium.org(msp_id)
-            identity, signer = load_identity(self.net.layout.user_msp(org, user), org.msp_id)
+            identity, signer = load_identity_apart(self.net.layout.user_msp(org, user), org.msp_id)
+            self._signers.append(signer)
             ep = Endpoint(org.peers[0].address, tls_root_cert=self.net.layout.tls_ca(org))
             self._gateways[(msp_id, user)] = Gateway.connect(ep, identity, signer)
         return self._gateways[(msp_id, user)]
@@ -104,6 +136,9 @@ class Clients:
     def close(self):
         for gw in self._gateways.values():
             gw.close()
+        for signer in self._signers:
+            signer.close()
+        self._gateways, self._signers = {}, []
 
 
 @pytest.fixture(scope="session")

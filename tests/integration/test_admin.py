@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 
 import pytest
@@ -23,7 +24,6 @@ import pytest
 from ipledger.network.org import processes
 from ipledger.network.channel.package import CHAINCODE_DIR, ChaincodeSpec
 from ipledger.network.channel.chaincode import Deployer
-from ipledger.network.cli import main
 from ipledger.network.org.nodes import Nodes
 from tests.integration.conftest import STUBCHECK_DIR, free_base_port, processes_using
 
@@ -56,13 +56,13 @@ def state(tmp_path_factory):
 
 
 @pytest.fixture
-def ipledger(state, capsys):
-    """Run ``ipledger --state-dir STATE ARGS…`` in-process; returns (exit code, stdout, stderr)."""
+def ipledger(state):
+    """Run ``ipledger --state-dir STATE ARGS…`` as a command of its own (each organisation's admin signs in its
+    own process, never in this one, which acts for all of them); returns (exit code, stdout, stderr)."""
     def run(*args):
-        capsys.readouterr()
-        rc = main(["--state-dir", str(state["state"]), *[str(a) for a in args]])
-        out = capsys.readouterr()
-        return rc, out.out, out.err
+        done = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state["state"]),
+                               *[str(a) for a in args]], capture_output=True, text=True, timeout=900)
+        return done.returncode, done.stdout, done.stderr
     return run
 
 
@@ -72,10 +72,12 @@ def net_of(state) -> Nodes:
 
 def client(state, msp_id: str, chaincode: str = "stubcheck"):
     """A Gateway client of ``msp_id``'s User1, connected to that org's own peer."""
-    from ipledger.gateway.client import Endpoint, Gateway, load_identity
+    from ipledger.gateway.client import Endpoint, Gateway
+    from ipledger.network.fabric.signing_process import load_identity_apart
     net = net_of(state)
     org = net.consortium.org(msp_id)
-    identity, signer = load_identity(net.layout.user_msp(org, "User1"), msp_id)
+    identity, signer = load_identity_apart(net.layout.user_msp(org, "User1"), msp_id)
+    state.setdefault("signers", []).append(signer)
     gw = Gateway.connect(Endpoint(org.nodes[0].address, tls_root_cert=net.layout.tls_ca(org)),
                          identity, signer)
     state.setdefault("gateways", []).append(gw)
@@ -87,6 +89,8 @@ def _close_gateways(state):
     yield
     for gw in state.get("gateways", []):
         gw.close()
+    for signer in state.get("signers", []):
+        signer.close()
 
 
 def gateway_members(state, org: str = "CustomsMSP") -> dict:
@@ -94,7 +98,7 @@ def gateway_members(state, org: str = "CustomsMSP") -> dict:
     from ipledger.gateway.app import close_app, create_app
     from ipledger.gateway.auth import KeyStore
     from ipledger.gateway.config import GatewayConfig
-    config = GatewayConfig.from_state_dir(state["state"], org=org, live_feed=False)
+    config = GatewayConfig.from_state_dir(state["state"], org=org, live_feed=False, key_in_child_process=True)
     _, key = KeyStore(config.keys_file).create(org, "viewer", "members test")
     app = create_app(config)
     try:
@@ -251,12 +255,14 @@ def test_an_org_revokes_a_users_certificate_and_the_channel_refuses_it(state, ip
     """A revocation is the org's own business: its CA writes a CRL, its definition carries it, and
     a config update signed by its admin alone puts it in the channel; the revoked user's
     transactions are then refused while the org's other users go on."""
-    from ipledger.gateway.client import Endpoint, Gateway, GatewayError, load_identity
+    from ipledger.gateway.client import Endpoint, Gateway, GatewayError
+    from ipledger.network.fabric.signing_process import load_identity_apart
     rc, out, err = ipledger("org", "add-user", "--org", "OperatorMSP", "--name", "clerk2")
     assert rc == 0, err
     net = net_of(state)
     operator = net.consortium.org("OperatorMSP")
-    identity, signer = load_identity(net.layout.user_msp(operator, "clerk2"), "OperatorMSP")
+    identity, signer = load_identity_apart(net.layout.user_msp(operator, "clerk2"), "OperatorMSP")
+    state.setdefault("signers", []).append(signer)
     gw = Gateway.connect(Endpoint(operator.nodes[0].address, tls_root_cert=net.layout.tls_ca(operator)),
                          identity, signer)
     state.setdefault("gateways", []).append(gw)

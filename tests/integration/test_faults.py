@@ -195,7 +195,8 @@ def test_request_in_flight_when_the_worker_closes_its_connections_is_retryable(e
 
     net = env.net
     peer = net.consortium.org("OperatorMSP").nodes[0]
-    cfg = GatewayConfig.from_state_dir(net.layout.root, org="OperatorMSP", live_feed=False)
+    cfg = GatewayConfig.from_state_dir(net.layout.root, org="OperatorMSP", live_feed=False,
+                                       key_in_child_process=True)
     app = create_app(cfg)
     key = KeyStore(cfg.keys_file).create("OperatorMSP", "clerk")[1]
     answer = {}

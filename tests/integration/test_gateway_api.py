@@ -611,7 +611,7 @@ def test_unreachable_peer_is_503_with_retry_after(fabric_network):
     from ipledger.gateway.app import create_app
     from ipledger.gateway.config import GatewayConfig
     cfg = GatewayConfig.from_state_dir(fabric_network.layout.root, org="OperatorMSP", evaluate_timeout=3,
-                                       submit_timeout=5, ready_timeout=3)
+                                       submit_timeout=5, ready_timeout=3, key_in_child_process=True)
     dead = f"127.0.0.1:{free_port()}"
     cfg = cfg.with_(orgs={o: replace(c, peer_address=dead) for o, c in cfg.orgs.items()})
     app = create_app(cfg)

@@ -20,7 +20,8 @@ from fabric_protos.common import common_pb2, ledger_pb2
 from fabric_protos.peer import transaction_pb2
 
 from ipledger.gateway.client import (ChaincodeEventsError, CommitError, EndorseError, Endpoint, EvaluateError, Gateway,
-                            RetryPolicy, Timeouts, load_identity)
+                            RetryPolicy, Timeouts)
+from ipledger.network.fabric.signing_process import load_identity_apart
 from ipledger.gateway.client.gateway import PLANNING_ERROR
 
 pytestmark = pytest.mark.fabric
@@ -34,7 +35,7 @@ def customs(fabric_network):
     net = fabric_network
     org = net.consortium.org("CustomsMSP")
     peer = net.consortium.node("peer0.customs")
-    identity, signer = load_identity(net.layout.user_msp(org, "User1"), "CustomsMSP")
+    identity, signer = load_identity_apart(net.layout.user_msp(org, "User1"), "CustomsMSP")
     tls = net.layout.user_tls(org, "User1")
     endpoint = Endpoint(peer.address, tls_root_cert=net.layout.tls_ca(org), client_cert=tls / "client.crt",
                         client_key=tls / "client.key", server_name=PEER_HOST)
@@ -42,6 +43,7 @@ def customs(fabric_network):
                          retry=RetryPolicy(retries=1, backoff=0.05))
     yield net, peer, endpoint, gw
     gw.close()
+    signer.close()
 
 
 def test_evaluate_get_chain_info(customs):

@@ -61,7 +61,8 @@ from ipledger.chaincode.testing import mrns
 from ipledger.chaincode.testing.scenario import SITE1, SITE2, iso
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import keys_file_of
-from ipledger.gateway.client import Endpoint, Gateway, GatewayError, Timeouts, load_identity
+from ipledger.gateway.client import Endpoint, Gateway, GatewayError, Timeouts
+from ipledger.network.fabric.signing_process import load_identity_apart
 from ipledger.network import consortium
 from ipledger.network.org import binaries
 from ipledger.network.org import identities
@@ -176,7 +177,7 @@ class LabClients(Clients):
         """A new connection (the caller closes it)."""
         own = self.net.nets[msp_id]
         org = own.consortium.org(msp_id)
-        identity, signer = load_identity(own.layout.user_msp(org, user), org.msp_id)
+        identity, signer = load_identity_apart(own.layout.user_msp(org, user), org.msp_id)
         ep = Endpoint(org.nodes[0].address, tls_root_cert=own.layout.tls_ca(org))
         return Gateway.connect(ep, identity, signer, timeouts=TIMEOUTS)
 

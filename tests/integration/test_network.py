@@ -83,7 +83,8 @@ def test_down_leaves_no_process_and_purge_removes_the_state(tmp_path):
 def test_three_orderer_raft_cluster_orders_transactions(tmp_path):
     """consortium option `orderer.nodes: 3`: every orderer joins and the cluster orders."""
     import yaml
-    from ipledger.gateway.client import CommitError, Endpoint, Gateway, load_identity
+    from ipledger.gateway.client import CommitError, Endpoint, Gateway
+    from ipledger.network.fabric.signing_process import load_identity_apart
     from ipledger.network import consortium
     from ipledger.network.org.nodes import Nodes
     from tests.integration.conftest import free_base_port, processes_using
@@ -98,8 +99,8 @@ def test_three_orderer_raft_cluster_orders_transactions(tmp_path):
             "orderer0.orderer", "orderer1.orderer", "orderer2.orderer"]
         assert all(net.orderer_joined(o) for o in net.consortium.orderers)
         org = net.consortium.org("CustomsMSP")
-        identity, signer = load_identity(net.layout.user_msp(org, "User1"), org.msp_id)
-        with Gateway.connect(Endpoint(org.nodes[0].address, tls_root_cert=net.layout.tls_ca(org)),
+        identity, signer = load_identity_apart(net.layout.user_msp(org, "User1"), org.msp_id)
+        with signer, Gateway.connect(Endpoint(org.nodes[0].address, tls_root_cert=net.layout.tls_ca(org)),
                              identity, signer) as gw:
             # A system-chaincode transaction is ordered (a new block) though invalid.
             with pytest.raises(CommitError) as e:

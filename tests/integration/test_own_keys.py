@@ -51,7 +51,7 @@ def test_an_org_gateway_holds_its_own_identity_and_cannot_act_as_another(fabric_
     from ipledger.gateway.auth import KeyStore
     from ipledger.gateway.config import GatewayConfig
     root = fabric_network.layout.root
-    config = GatewayConfig.from_state_dir(root, org="OperatorMSP", live_feed=False)
+    config = GatewayConfig.from_state_dir(root, org="OperatorMSP", live_feed=False, key_in_child_process=True)
     assert list(config.orgs) == ["OperatorMSP"]
     assert config.keys_file == root / "operator" / "gateway" / "api-keys.json"
     # a key claiming customs, slipped into the operator's gateway: it has no customs identity to sign with
