@@ -29,7 +29,8 @@ ENV_SECONDS = (("webhook_backoff_s", "IPLEDGER_WEBHOOK_BACKOFF_S"), ("alert_poll
 ENV_COUNTS = (("sse_max_per_key", "IPLEDGER_SSE_MAX_PER_KEY"), ("sse_max_per_session", "IPLEDGER_SSE_MAX_PER_SESSION"),
               ("sse_max_per_worker", "IPLEDGER_SSE_MAX_PER_WORKER"), ("feed_keep_days", "IPLEDGER_FEED_KEEP_DAYS"),
               ("webhook_log_keep_days", "IPLEDGER_WEBHOOK_LOG_KEEP_DAYS"))
-ENVIRONMENT = ("IPLEDGER_CHAINCODE", "IPLEDGER_LIVE_FEED", *(env for _f, env in ENV_SECONDS + ENV_COUNTS))
+ENVIRONMENT = ("IPLEDGER_CHAINCODE", "IPLEDGER_LIVE_FEED", "IPLEDGER_FORWARDED_ALLOW_IPS",
+               *(env for _f, env in ENV_SECONDS + ENV_COUNTS))
 
 
 def gateway_environment(environ: dict[str, str]) -> dict[str, str]:

@@ -124,7 +124,7 @@ def prepare_metrics_dir(state_dir: Path) -> Path:
 
 def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threads: int = 128,
           timeout: int = 120, log_level: str = "info", tls: TLSOptions | None = None,
-          *, org: str) -> None:
+          *, org: str, forwarded_allow_ips: str = "127.0.0.1") -> None:
     """Run gunicorn in the foreground until SIGTERM/SIGINT (HTTPS with ``tls``)."""
     tls = tls or TLSOptions()
     try:
@@ -147,7 +147,7 @@ def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threa
     # prometheus_client picks its value store when imported; it may already be (this module imports it)
     from prometheus_client import values
     values.ValueClass = values.get_value_class()
-    options = gunicorn_options(bind, workers, threads, timeout, log_level, server_tls)
+    options = gunicorn_options(bind, workers, threads, timeout, log_level, server_tls, forwarded_allow_ips)
     record_serving(config)
     GatewayServer(config, options, tls=server_tls, config_loader=load_config).run()
 
@@ -161,7 +161,7 @@ def load_tls(tls: TLSOptions, config: GatewayConfig) -> ServerTLS | None:
 
 
 def gunicorn_options(bind: str, workers: int, threads: int, timeout: int, log_level: str,
-                     tls: ServerTLS | None = None) -> dict:
+                     tls: ServerTLS | None = None, forwarded_allow_ips: str = "127.0.0.1") -> dict:
     options = {
         "bind": bind, "workers": workers, "worker_class": "gthread", "threads": threads, "timeout": timeout,
         # Requests still running when a worker stops after this are answered 503 "send again
@@ -171,7 +171,9 @@ def gunicorn_options(bind: str, workers: int, threads: int, timeout: int, log_le
         "logconfig_dict": gunicorn_logconfig(log_level.upper()), "logger_class": gunicorn_logger_class(),
         "proc_name": "ipledger-gateway",
         "child_exit": _child_exit, "worker_exit": _worker_exit, "preload_app": False,
-        "forwarded_allow_ips": "127.0.0.1",
+        # the TLS-terminating proxies whose X-Forwarded-Proto/-For are believed ('gateway serve
+        # --forwarded-allow-ips'): a proxy on loopback by default
+        "forwarded_allow_ips": forwarded_allow_ips,
         # gunicorn ≥ 27 opens a control socket in $HOME shared by every gunicorn of the user; the
         # gateway does not use it (stop = SIGTERM), and two gateways must not replace each other's
         "control_socket_disable": True,

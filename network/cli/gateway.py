@@ -46,6 +46,12 @@ def register(sub) -> None:
     serve.add_argument("--threads", type=int, default=128, help="threads per worker (default 128)")
     serve.add_argument("--timeout", type=int, default=120, help="gunicorn worker timeout in seconds")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--forwarded-allow-ips", metavar="ADDRESSES",
+                       default=os.environ.get("IPLEDGER_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+                       help="comma-separated addresses or networks of the proxies that terminate TLS in front of the "
+                            "gateway, whose X-Forwarded-Proto and X-Forwarded-For are believed: the session cookie is "
+                            "then Secure, HSTS sent, and the log names the client (default 127.0.0.1; env "
+                            "IPLEDGER_FORWARDED_ALLOW_IPS; never '*')")
     start = gws.add_parser("start", help="run the organisation's gateway in the background (PID and log in "
                                          "<state>/<org name>/gateway), make its API key, print it")
     start.add_argument("--bind", default=os.environ.get("IPLEDGER_GATEWAY_BIND", "127.0.0.1:8080"))
@@ -263,6 +269,21 @@ def _credential_key_ids(state_dir, org: str) -> set[str]:
         return set()
 
 
+def forwarded_allow_ips_refused(value: str) -> str | None:
+    """Why ``value`` (the proxies whose forwarded headers are believed) cannot be used, or None: each item an
+    address or a network; never '*' (any client could then claim HTTPS and put another address in the log)."""
+    import ipaddress
+    items = [v.strip() for v in value.split(",")]
+    for item in items:
+        if item == "*":
+            return "'*' would believe any client's X-Forwarded-For and X-Forwarded-Proto: name the proxies"
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"{item!r} is no address or network"
+    return None
+
+
 def plain_http_refused(bind: str, tls_cert: str | None, insecure_http: bool) -> str | None:
     """Why the gateway must not listen on ``bind`` (None when it may): plain HTTP carries API keys and dashboard
     sessions in clear text, so without ``--tls-cert`` it listens on loopback (or a unix socket) only, unless
@@ -284,6 +305,9 @@ def _serve(args) -> int:
     if (why := plain_http_refused(args.bind, args.tls_cert, args.insecure_http)) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 2
+    if (why := forwarded_allow_ips_refused(args.forwarded_allow_ips)) is not None:
+        print(f"error: --forwarded-allow-ips: {why}", file=sys.stderr)
+        return 2
     from ipledger.gateway.auth import KeyStoreError
     from ipledger.gateway.filestore import CorruptFileError
     from ipledger.gateway.server import ServeError, serve
@@ -293,7 +317,8 @@ def _serve(args) -> int:
     from ipledger.network.errors import NetworkError
     try:
         serve(args.state_dir, bind=args.bind, workers=args.workers, threads=args.threads, timeout=args.timeout,
-              log_level=args.log_level, tls=TLSOptions.from_args(args), org=args.org)
+              log_level=args.log_level, tls=TLSOptions.from_args(args), org=args.org,
+              forwarded_allow_ips=args.forwarded_allow_ips)
     except (KeyStoreError, CorruptFileError, ServeError, NetworkError, OSError) as exc:   # OSError: names its file
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,42 @@
+"""Thirteenth review: behind a TLS proxy that is not on the gateway's host (the Ingress of docs/deployment.md),
+gunicorn believed no X-Forwarded-Proto: the session cookie was not Secure, no HSTS was sent and the log named the
+proxy. ``gateway serve --forwarded-allow-ips`` names the proxies whose forwarded headers are believed."""
+from __future__ import annotations
+
+import pytest
+
+from ipledger.gateway.config import ENVIRONMENT
+from ipledger.gateway.server import gunicorn_options
+from ipledger.network.cli.gateway import forwarded_allow_ips_refused
+
+
+def test_the_proxies_named_reach_gunicorn():
+    assert gunicorn_options("0.0.0.0:8080", 2, 8, 30, "info")["forwarded_allow_ips"] == "127.0.0.1"
+    options = gunicorn_options("0.0.0.0:8080", 2, 8, 30, "info", None, "10.42.0.0/16,127.0.0.1")
+    assert options["forwarded_allow_ips"] == "10.42.0.0/16,127.0.0.1"
+
+
+def test_gunicorn_believes_the_named_proxy_and_no_other():
+    """gunicorn's own request parsing: a request from the proxy's network saying https is https."""
+    from gunicorn.config import Config
+    from gunicorn.http.message import Request
+    from gunicorn.http.unreader import IterUnreader
+
+    def scheme(peer: str) -> str:
+        cfg = Config()
+        cfg.set("forwarded_allow_ips", gunicorn_options("0.0.0.0:8080", 2, 8, 30, "info", None,
+                                                        "10.42.0.0/16")["forwarded_allow_ips"])
+        raw = b"GET /dashboard/ HTTP/1.1\r\nHost: gw.example.org\r\nX-Forwarded-Proto: https\r\n\r\n"
+        return Request(cfg, IterUnreader([raw]), (peer, 40000)).scheme
+    assert scheme("10.42.0.17") == "https"
+    assert scheme("192.0.2.9") == "http"
+
+
+@pytest.mark.parametrize("value,refused", [("127.0.0.1", False), ("10.42.0.0/16, 127.0.0.1", False),
+                                           ("::1", False), ("*", True), ("proxy.example", True), ("", True)])
+def test_only_addresses_and_networks_are_taken(value, refused):
+    assert (forwarded_allow_ips_refused(value) is not None) == refused
+
+
+def test_gateway_start_passes_the_setting_on():
+    assert "IPLEDGER_FORWARDED_ALLOW_IPS" in ENVIRONMENT
