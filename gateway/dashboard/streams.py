@@ -88,6 +88,7 @@ class StreamLimits:
         self.sleep = sleep
         self._lock = threading.Lock()
         self._local: dict[str, float] = {}  # this process's open streams: lease id -> latest end
+        self._waiting: set[str] = set()    # keys with a request of this process waiting for a slot to settle
         with store.connection() as db:
             db.executescript(TABLE)
 
@@ -103,16 +104,27 @@ class StreamLimits:
         # itself wait on its lock, and the thread this request holds is never kept past settle_seconds
         waits = math.ceil(self.settle_seconds / SETTLE_STEP_S)
         deadline = self.clock() + self.settle_seconds
-        for waited in range(waits + 1):
-            now = self.clock()
-            refusal = self._take(lease_id, key_id, session_id, now)
-            if refusal is None:
-                break
-            if waited == waits or self.clock() >= deadline:  # still over the cap: not a page being left
-                log.info("live-feed stream refused: %s cap", refusal.extra["limit"],
-                         extra={"key_id": key_id, "outcome": "too-many-requests"})
-                raise refusal
-            self.sleep(SETTLE_STEP_S)
+        waiting = False
+        try:
+            for waited in range(waits + 1):
+                now = self.clock()
+                refusal = self._take(lease_id, key_id, session_id, now)
+                if refusal is None:
+                    break
+                # still over the cap at the end: not a page being left. Only one request of a key waits at a time,
+                # and only while the worker has threads to spare beyond its streams and waiters: a key's many
+                # requests over its cap must not hold the threads submits need (refused at once instead)
+                if not waiting and not waited == waits:
+                    waiting = self._start_waiting(key_id)
+                if not waiting or waited == waits or self.clock() >= deadline:
+                    log.info("live-feed stream refused: %s cap", refusal.extra["limit"],
+                             extra={"key_id": key_id, "outcome": "too-many-requests"})
+                    raise refusal
+                self.sleep(SETTLE_STEP_S)
+        finally:
+            if waiting:
+                with self._lock:
+                    self._waiting.discard(key_id)
         with self._lock:
             full = bool(self.per_worker) and len(self._local) >= self.per_worker
             if not full:
@@ -124,6 +136,16 @@ class StreamLimits:
                            f"this gateway process already serves {self.per_worker} live-feed streams, the most it "
                            f"serves at once so that other requests keep threads")
         return Lease(lambda: self._release(lease_id))
+
+    def _start_waiting(self, key_id: str) -> bool:
+        """Whether a request of ``key_id`` may wait for a slot to settle (no other of its requests waits here,
+        and the worker's streams and waiters leave it threads); noted as waiting if so."""
+        with self._lock:
+            busy = len(self._local) + len(self._waiting)
+            if key_id in self._waiting or (self.per_worker and busy >= self.per_worker):
+                return False
+            self._waiting.add(key_id)
+            return True
 
     def _take(self, lease_id: str, key_id: str, session_id: str | None, now: float) -> Problem | None:
         """Record the stream's slot; the refusal instead when its key or session is at its cap."""

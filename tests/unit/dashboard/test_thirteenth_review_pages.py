@@ -110,3 +110,34 @@ def test_metrics_are_never_kept_by_a_shared_cache(client, keys):
     assert r.status_code == 200
     assert r.headers.get("Cache-Control") == "no-store"
     assert "X-API-Key" in r.headers.get("Vary", "") and "Authorization" in r.headers.get("Vary", "")
+
+
+def test_a_keys_requests_over_its_cap_do_not_hold_the_workers_threads(tmp_path):
+    """A request over its key's cap may wait a moment for a page being left to free its slot — one request of a
+    key at a time, and only while the worker's streams and waiters leave it threads; the others are refused at
+    once instead of each holding a thread for the settle time."""
+    import threading
+
+    from ipledger.gateway.dashboard.streams import StreamLimits
+    from ipledger.gateway.feed.store import FeedStore
+    from ipledger.gateway.problems import Problem
+    limits = StreamLimits(FeedStore(tmp_path / "f.sqlite"), per_key=1, per_session=0, per_worker=2,
+                          stream_seconds=25, settle_seconds=1.5)
+    limits.acquire("k1")                      # the key's one stream
+    held, lock = [], threading.Lock()
+
+    def one():
+        started = time.monotonic()
+        try:
+            limits.acquire("k1")
+        except Problem:
+            pass
+        with lock:
+            held.append(time.monotonic() - started)
+    threads = [threading.Thread(target=one) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(held) == 20 and sum(h > 1.0 for h in held) <= 1, sorted(held)[-3:]
+    assert limits._waiting == set()
