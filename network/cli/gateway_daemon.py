@@ -77,16 +77,28 @@ def running(state_dir: Path, org: str) -> tuple[int | str, str] | None:
             return None
         return (cid, url) if cid else None
     try:
-        pid_s, url = pid_file(state_dir, org).read_text().split()
+        pid_s, url, *started = pid_file(state_dir, org).read_text().split()
         pid = int(pid_s)
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
+    if started:   # the process started then is the gateway, whatever its command line reads now (gunicorn
+        # renames its master when setproctitle is installed); a pid reused since started at another time
+        return (pid, url) if _start_time(pid) == started[0] else None
     if b"gateway" not in cmdline or str(Path(state_dir).resolve()).encode() not in cmdline:
         return None
     if org.encode() not in cmdline:
         return None
     return pid, url
+
+
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22): with its pid, it names
+    one process for good, where a pid alone may be reused."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def healthy(url: str, server_cert: Path | str | None = None, verify: bool = True) -> bool:
@@ -140,7 +152,8 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
     with open(log_file(state_dir, org), "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=serve_environment(os.environ))
-    pid_file(state_dir, org).write_text(f"{proc.pid} {url}\n")
+    started = _start_time(proc.pid)
+    pid_file(state_dir, org).write_text(f"{proc.pid} {url}" + (f" {started}" if started else "") + "\n")
     deadline = time.monotonic() + timeout
     while not healthy(url, tls.cert_file):
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -100,3 +100,36 @@ def test_stopping_a_gateway_that_never_ran_creates_nothing(tmp_path):
     org = Nodes.open(lay.root).consortium.org("BrokerMSP")
     assert daemon.stop_native(lay.root, log=lambda *_: None, org="BrokerMSP") is False
     assert not lay.gateway_dir(org).exists()
+
+
+def test_gateway_stop_finds_a_gateway_whose_master_renamed_its_process(tmp_path):
+    """gunicorn renames its master ('gunicorn: master [ipledger-gateway]') when setproctitle is installed: the
+    command line then names neither the gateway nor the state directory. The pid file records when the process
+    started, which names it whatever it calls itself."""
+    lay = _generated_state(tmp_path)
+    gw = subprocess.Popen(["bash", "-c", 'exec -a "gunicorn: master [ipledger-gateway]" sleep 120'],
+                          start_new_session=True)
+    try:
+        time.sleep(0.3)
+        daemon.pid_file(lay.root, "OperatorMSP").write_text(
+            f"{gw.pid} http://127.0.0.1:8081 {daemon._start_time(gw.pid)}\n")
+        assert daemon.running(lay.root, "OperatorMSP") == (gw.pid, "http://127.0.0.1:8081")
+        assert daemon.stop(lay.root, log=lambda *_: None, org="OperatorMSP")
+        assert _gone(gw)
+    finally:
+        if gw.poll() is None:
+            os.killpg(gw.pid, signal.SIGKILL)
+            gw.wait()
+
+
+def test_a_pid_reused_by_another_process_is_not_the_gateway(tmp_path):
+    lay = _generated_state(tmp_path)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "--state-dir", str(lay.root),
+                              "gateway", "serve", "--org", "OperatorMSP"], start_new_session=True)
+    try:
+        started = int(daemon._start_time(other.pid))
+        daemon.pid_file(lay.root, "OperatorMSP").write_text(f"{other.pid} http://127.0.0.1:8081 {started - 1}\n")
+        assert daemon.running(lay.root, "OperatorMSP") is None, "a process started at another time was taken"
+    finally:
+        os.killpg(other.pid, signal.SIGKILL)
+        other.wait()
