@@ -7,9 +7,10 @@ Two implementations exist and must stay interchangeable:
 * ``ipledger.chaincode.testing.memstub`` — a fast in-memory one for unit tests of
   contract rules.
 
-Contract code is synchronous: the shim runs each transaction in a worker
-thread and every call below blocks that thread until the peer answers, while
-the stream keeps serving other transactions. Names follow the Go shim
+Contract code is synchronous: the shim runs each transaction in a greenlet of
+its event loop (or, with ``--worker-threads``, in a worker thread) and every call
+below suspends that transaction until the peer answers, while the stream keeps
+serving other transactions. Names follow the Go shim
 (``GetState`` → ``get_state``) so the Fabric documentation applies.
 
 Conventions
