@@ -18,6 +18,7 @@ listening address, the client CAs and the server certificate's files are those o
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
@@ -181,6 +182,37 @@ def gunicorn_options(bind: str, workers: int, threads: int, timeout: int, log_le
     if tls is not None:
         options.update(tls.gunicorn_options())
     return options
+
+
+def plain_http_refused(bind: str, tls_cert: str | None, insecure_http: bool) -> str | None:
+    """Why the gateway must not listen on ``bind`` (None when it may): plain HTTP carries API keys and dashboard
+    sessions in clear text, so without ``--tls-cert`` it listens on loopback (or a unix socket) only, unless
+    ``--insecure-http`` says TLS is terminated in front of it."""
+    if tls_cert or insecure_http or bind.startswith("unix:"):
+        return None
+    host = bind.rsplit(":", 1)[0].strip("[]") if ":" in bind else bind
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return None
+    return (f"--bind {bind} without --tls-cert would serve API keys and sessions in clear text beyond this host: "
+            "give --tls-cert/--tls-key (HTTPS), bind 127.0.0.1, or --insecure-http behind a TLS proxy")
+
+
+def forwarded_allow_ips_refused(value: str) -> str | None:
+    """Why ``value`` (``gateway serve --forwarded-allow-ips``: the proxies whose forwarded headers are believed)
+    cannot be used, or None: each item an address or a network; never '*' (any client could claim HTTPS)."""
+    items = [v.strip() for v in value.split(",")]
+    for item in items:
+        if item == "*":
+            return "'*' would believe any client's X-Forwarded-For and X-Forwarded-Proto: name the proxies"
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"{item!r} is no address or network"
+    return None
 
 
 class ServeError(RuntimeError):

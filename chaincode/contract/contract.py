@@ -306,6 +306,7 @@ class InwardProcessingContract(Contract):
             raise InvalidEvent("commercial data need a 'nonce' (16 to 128 characters, random for each event, "
                                "the same on a resend): without one the hash a representative sees gives the "
                                "amounts away", field="commercial")
+        roles.require_recordable_name(tx.caller, act)
         tx.party = roles.identify(tx.caller, tx.customs_msp, tx.state, act)
         roles.require_act(tx.party, act)
         if "authorisation_id" in event and tx.party.role != roles.CUSTOMS:

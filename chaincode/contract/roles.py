@@ -108,12 +108,17 @@ CALLER_NAME_MAX = 64
 
 
 def require_client(caller: Caller, act: str) -> None:
-    """NotPermitted unless the identity is a ``client`` (admins do not use the contract) whose certificate's
-    common name the records can hold: one line of at most 64 characters, as any text of an event — each member's
-    own CA issues its certificates, and the name is written into the log and every member's chaincode event."""
+    """NotPermitted unless the identity is a ``client`` (admins do not use the contract)."""
     if caller.ou != CLIENT:
         raise NotPermitted(f"{act} needs a client identity (this one is {caller.ou or 'without role'})",
                            act=act, msp_id=caller.msp_id, role=caller.ou)
+
+
+def require_recordable_name(caller: Caller, act: str) -> None:
+    """NotPermitted unless the certificate's common name, recorded with a new event as who submitted it, is what
+    the records can hold: one line of at most 64 characters, as any text of an event — each member's own CA
+    issues its certificates, and the name goes into the log and every member's chaincode event. (An event
+    recorded before this rule is answered as recorded when sent again.)"""
     if not identifiers.is_one_line_text(caller.name, CALLER_NAME_MAX):
         raise NotPermitted(f"{act}: the certificate's common name is not one line of at most {CALLER_NAME_MAX} "
                            "characters without control, separator or direction characters; the organisation's CA "

@@ -5,7 +5,8 @@ peer message each, as the Go shim's stub does), with the query iterators that
 page through its results on its private calls.
 
 One ``Stub`` exists per transaction. Every ledger call sends one request on the
-stream and blocks the calling (worker) thread until the peer answers; the
+stream and suspends the transaction (its greenlet, or its worker thread with
+``--worker-threads``) until the peer answers; the
 session guarantees at most one outstanding request per transaction.
 
 Writes (put/del/purge/metadata) are sent immediately as PUT_STATE & co., or —

@@ -8,6 +8,7 @@ so what a broker or an operator sees is what the contract lets it read."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import hmac
 import logging
 import re
@@ -435,8 +436,13 @@ class _SessionInterface(SecureCookieSessionInterface):
 
 
 def session_cookie_name(org: str | None) -> str:
-    """The dashboard's session cookie of ``org``'s gateway: ``ipledger_session_<MSP id>``."""
-    return f"ipledger_session_{org}" if org and re.fullmatch(r"[A-Za-z0-9.-]+", org) else "ipledger_session"
+    """The dashboard's session cookie of ``org``'s gateway: ``ipledger_session_<MSP id>`` (an MSP id with other
+    characters than a cookie name takes: a digest of it)."""
+    if not org:
+        return "ipledger_session"
+    if re.fullmatch(r"[A-Za-z0-9._-]+", org):
+        return f"ipledger_session_{org}"
+    return f"ipledger_session_{hashlib.sha256(org.encode()).hexdigest()[:16]}"
 
 
 def install_access_log(app) -> None:

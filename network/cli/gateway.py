@@ -19,7 +19,6 @@ Heavy imports (Flask, gunicorn, grpc) happen inside the commands, so the other
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import sys
@@ -46,12 +45,9 @@ def register(sub) -> None:
     serve.add_argument("--threads", type=int, default=128, help="threads per worker (default 128)")
     serve.add_argument("--timeout", type=int, default=120, help="gunicorn worker timeout in seconds")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--forwarded-allow-ips", metavar="ADDRESSES",
-                       default=os.environ.get("IPLEDGER_FORWARDED_ALLOW_IPS", "127.0.0.1"),
-                       help="comma-separated addresses or networks of the proxies that terminate TLS in front of the "
-                            "gateway, whose X-Forwarded-Proto and X-Forwarded-For are believed: the session cookie is "
-                            "then Secure, HSTS sent, and the log names the client (default 127.0.0.1; env "
-                            "IPLEDGER_FORWARDED_ALLOW_IPS; never '*')")
+    serve.add_argument("--forwarded-allow-ips", metavar="ADDRESSES", default=os.environ.get(
+        "IPLEDGER_FORWARDED_ALLOW_IPS", "127.0.0.1"), help="addresses or networks (comma-separated, never '*') of "
+        "the TLS proxies whose X-Forwarded-Proto is believed (default 127.0.0.1; env IPLEDGER_FORWARDED_ALLOW_IPS)")
     start = gws.add_parser("start", help="run the organisation's gateway in the background (PID and log in "
                                          "<state>/<org name>/gateway), make its API key, print it")
     start.add_argument("--bind", default=os.environ.get("IPLEDGER_GATEWAY_BIND", "127.0.0.1:8080"))
@@ -240,6 +236,7 @@ def _daemon(args) -> int:
                 return 1
             return 0
         from ipledger.gateway.tls import TLSOptions
+        from ipledger.gateway.server import plain_http_refused
         if (why := plain_http_refused(args.bind, args.tls_cert, args.insecure_http)) is not None:
             print(f"error: {why}", file=sys.stderr)
             return 2
@@ -269,39 +266,8 @@ def _credential_key_ids(state_dir, org: str) -> set[str]:
         return set()
 
 
-def forwarded_allow_ips_refused(value: str) -> str | None:
-    """Why ``value`` (the proxies whose forwarded headers are believed) cannot be used, or None: each item an
-    address or a network; never '*' (any client could then claim HTTPS and put another address in the log)."""
-    import ipaddress
-    items = [v.strip() for v in value.split(",")]
-    for item in items:
-        if item == "*":
-            return "'*' would believe any client's X-Forwarded-For and X-Forwarded-Proto: name the proxies"
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            return f"{item!r} is no address or network"
-    return None
-
-
-def plain_http_refused(bind: str, tls_cert: str | None, insecure_http: bool) -> str | None:
-    """Why the gateway must not listen on ``bind`` (None when it may): plain HTTP carries API keys and dashboard
-    sessions in clear text, so without ``--tls-cert`` it listens on loopback (or a unix socket) only, unless
-    ``--insecure-http`` says TLS is terminated in front of it."""
-    if tls_cert or insecure_http or bind.startswith("unix:"):
-        return None
-    host = bind.rsplit(":", 1)[0].strip("[]") if ":" in bind else bind
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback:
-        return None
-    return (f"--bind {bind} without --tls-cert would serve API keys and sessions in clear text beyond this host: "
-            "give --tls-cert/--tls-key (HTTPS), bind 127.0.0.1, or --insecure-http behind a TLS proxy")
-
-
 def _serve(args) -> int:
+    from ipledger.gateway.server import ServeError, forwarded_allow_ips_refused, plain_http_refused, serve
     if (why := plain_http_refused(args.bind, args.tls_cert, args.insecure_http)) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 2
@@ -310,7 +276,6 @@ def _serve(args) -> int:
         return 2
     from ipledger.gateway.auth import KeyStoreError
     from ipledger.gateway.filestore import CorruptFileError
-    from ipledger.gateway.server import ServeError, serve
     from ipledger.gateway.tls import TLSOptions
     # the workers run the chaincode-event listener (live feed, webhooks); IPLEDGER_LIVE_FEED=0 turns it off
     os.environ.setdefault("IPLEDGER_LIVE_FEED", "1")

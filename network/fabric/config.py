@@ -212,7 +212,8 @@ def rebuild(changed: dict[Key, object], current: dict[Key, object],
 KNOWN_CAPABILITIES = {
     None: frozenset({"V1_1", "V1_3", "V1_4_2", "V1_4_3", "V2_0", "V3_0"}),
     ORDERER: frozenset({"V1_1", "V1_4_2", "V2_0"}),
-    APPLICATION: frozenset({"V1_1", "V1_2", "V1_3", "V1_4_2", "V2_0", "V2_5"}),
+    APPLICATION: frozenset({"V1_1", "V1_2", "V1_3", "V1_4_2", "V2_0", "V2_5",
+                            "V1_1_PVTDATA_EXPERIMENTAL", "V1_1_RESOURCETREE_EXPERIMENTAL"}),
 }
 
 

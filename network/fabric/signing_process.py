@@ -16,6 +16,7 @@ reads, a 1-byte length and the DER signature (low S).
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -30,6 +31,8 @@ from ipledger.network.fabric.signing import sha256
 __all__ = ["SigningProcess", "load_identity_apart"]
 
 _SPKI = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+START_TIMEOUT_S = 60.0   # the child's start: the interpreter, cryptography, the key
+SIGN_TIMEOUT_S = 30.0    # one signature
 
 
 class SigningProcess:
@@ -40,20 +43,30 @@ class SigningProcess:
         self._lock = threading.Lock()
         self._proc = subprocess.Popen(
             [sys.executable, "-I", "-m", "ipledger.network.fabric.signing_process", str(self.msp_dir), msp_id],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, close_fds=True)
-        status = self._read(2)
-        body = self._read(int.from_bytes(self._read(2), "big"))
-        if status != b"OK":
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, close_fds=True)
+        try:
+            status = self._read(2, START_TIMEOUT_S)
+            body = self._read(int.from_bytes(self._read(2, START_TIMEOUT_S), "big"), START_TIMEOUT_S)
+            if status != b"OK":
+                raise MSPError(body.decode("utf-8", "replace") or f"the signing process of {self.msp_dir} failed")
+            self.public_key = serialization.load_der_public_key(body)
+        except BaseException:
             self.close()
-            raise MSPError(body.decode("utf-8", "replace") or f"the signing process of {self.msp_dir} failed")
-        self.public_key = serialization.load_der_public_key(body)
+            raise
 
-    def _read(self, n: int) -> bytes:
+    def _read(self, n: int, timeout: float) -> bytes:
+        """``n`` bytes from the child within ``timeout`` seconds (MSPError, naming what it said, otherwise)."""
         out = b""
+        poll = select.poll()   # not select(): a process with many connections has descriptors past 1024
+        poll.register(self._proc.stdout, select.POLLIN)
         while len(out) < n:
-            chunk = self._proc.stdout.read(n - len(out))
+            ready = poll.poll(timeout * 1000)
+            chunk = self._proc.stdout.read(n - len(out)) if ready else None
             if not chunk:
-                raise MSPError(f"the signing process of {self.msp_dir} ended")
+                self._proc.kill()
+                said = self._proc.stderr.read(2000).decode("utf-8", "replace").strip().splitlines()[-1:]
+                raise MSPError(f"the signing process of {self.msp_dir} "
+                               f"{'ended' if ready else 'did not answer in time'}" + (f": {said[0]}" if said else ""))
             out += chunk
         return out
 
@@ -66,7 +79,7 @@ class SigningProcess:
                 self._proc.stdin.write(digest)
             except (BrokenPipeError, ValueError):
                 raise MSPError(f"the signing process of {self.msp_dir} ended") from None
-            return self._read(self._read(1)[0])
+            return self._read(self._read(1, SIGN_TIMEOUT_S)[0], SIGN_TIMEOUT_S)
 
     def sign(self, message: bytes) -> bytes:
         return self.sign_digest(sha256(message))
@@ -81,8 +94,9 @@ class SigningProcess:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-            if self._proc.stdout:
-                self._proc.stdout.close()
+            for stream in (self._proc.stdout, self._proc.stderr):
+                if stream:
+                    stream.close()
 
     def __enter__(self) -> "SigningProcess":
         return self

@@ -39,7 +39,7 @@ from ipledger.network.verify.lifecycle import IMPLICIT_PREFIX, LIFECYCLE, Defini
 from ipledger.network.fabric.msp import MSPError, describe_serialized
 from ipledger.network.fabric.policy import NamedPolicy, Policy, PolicyError, SignaturePolicy, SignedData, \
     application_policy, valid_identities
-from ipledger.network.verify.transactions import Tx
+from ipledger.network.verify.transactions import Tx, deletes, deletes_hashed
 
 VALIDATION_PARAMETER = "VALIDATION_PARAMETER"
 LIFECYCLE_ENDORSEMENT = "/Channel/Application/LifecycleEndorsement"
@@ -82,7 +82,7 @@ class KeyState:
         for ns in tx.namespaces:
             for w in ns.kv.writes:
                 o = op((ns.namespace, "", w.key))
-                o["delete" if w.is_delete else "upsert"] = True
+                o["delete" if deletes(w) else "upsert"] = True
             for mw in ns.kv.metadata_writes:
                 o = op((ns.namespace, "", mw.key))
                 o["md"] = True
@@ -90,7 +90,7 @@ class KeyState:
             for c in ns.collections:
                 for w in c.hashed.hashed_writes:
                     o = op((ns.namespace, c.name, bytes(w.key_hash)))
-                    o["delete" if (w.is_delete or w.is_purge) else "upsert"] = True
+                    o["delete" if deletes_hashed(w) else "upsert"] = True
                 for mw in c.hashed.metadata_writes:
                     o = op((ns.namespace, c.name, bytes(mw.key_hash)))
                     o["md"] = True

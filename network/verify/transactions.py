@@ -26,6 +26,19 @@ CODE_NAMES = {v: k for k, v in transaction_pb2.TxValidationCode.items()}
 VALID = transaction_pb2.VALID
 ENDORSEMENT_POLICY_FAILURE = transaction_pb2.ENDORSEMENT_POLICY_FAILURE
 READ_CONFLICTS = (transaction_pb2.MVCC_READ_CONFLICT, transaction_pb2.PHANTOM_READ_CONFLICT)
+_HASH_OF_NOTHING = hashlib.sha256(b"").digest()
+
+
+def deletes(write: kv_rwset_pb2.KVWrite) -> bool:
+    """Whether a committing peer applies ``write`` as a delete: flagged so, or with an empty value (Fabric's
+    ``IsKVWriteDelete``, FAB-18386: older peers wrote deletes of that form)."""
+    return write.is_delete or not write.value
+
+
+def deletes_hashed(write: kv_rwset_pb2.KVWriteHash) -> bool:
+    """The same for a private data write's hash: flagged a delete or a purge, no value hash, or the hash of
+    nothing (``IsKVWriteHashDelete``)."""
+    return write.is_delete or write.is_purge or not write.value_hash or bytes(write.value_hash) == _HASH_OF_NOTHING
 
 
 class TxFormatError(ValueError):

@@ -44,7 +44,7 @@ from ipledger.network.verify.lifecycle import LIFECYCLE, DefinitionError, Lifecy
 from ipledger.network.fabric.msp import MSPError, describe_serialized
 from ipledger.network.fabric.policy import SignedData, valid_identities
 from ipledger.network.verify.transactions import CODE_NAMES, ENDORSEMENT_POLICY_FAILURE, READ_CONFLICTS, VALID, Tx, \
-    TxFormatError, parse_tx
+    TxFormatError, deletes, parse_tx
 from ipledger.network.verify.versions import VersionState, repeated_writes
 
 BLOCK_VALIDATION = "/Channel/Orderer/BlockValidation"
@@ -57,7 +57,8 @@ NOT_CHECKED = [
     "that the chain is whole: blocks cut off after the last one received, or another chain signed by the "
     "same orderers (a fork), cannot be told from one copy; compare the last header hash with another peer's",
     "the COMMIT_HASH block metadata (the peer's own hash of its state updates)",
-    "private data values (only their hashes are on the chain; the hashes are covered)",
+    "private data values (only their hashes are on the chain; the hashes are covered), and the reads of "
+    "private data whose collection has a block-to-live (expired hashes are not replayed)",
     "certificate expiry (Fabric does not check it when validating blocks either), extended key "
     "usages, the legacy Go 1.14 name-constraint rule, Idemix and RSA identities",
     "orderer-side consensus rules on config updates (consenter set changes, consensus type "
@@ -347,6 +348,7 @@ class Verifier:
     # -------------------------------------------------------------------------------- endorser
     def _endorser_txs(self, block, parsed: list[Tx | None], flt: bytes, problem) -> None:
         checker = EndorsementChecker(self.config, self.lifecycle, self.keys)
+        self.versions.begin_block()
         updated_in_block: dict[tuple, list[int]] = {}
         block_ids: set[str] = set()
         valid_txs = []
@@ -366,7 +368,7 @@ class Verifier:
                     # a good transaction hidden as invalid would leave this replay (key-level policies,
                     # definitions, versions) behind the peers', and later transactions judged by it
                     elif code in (ENDORSEMENT_POLICY_FAILURE, *READ_CONFLICTS) and not res.failures \
-                            and not res.not_checked and not self.versions.conflicts(tx):
+                            and not res.not_checked and not self.versions.conflicts(tx, self._expiring):
                         problem("invalid cross-check", f"marked {CODE_NAMES[code]}, but its endorsements satisfy "
                                 "the policies and its reads hold: every peer commits it", i, tx.tx_id)
                 continue
@@ -403,13 +405,23 @@ class Verifier:
                     self.stats.not_checked.append(msg)
             for msg in repeated_writes(tx):
                 problem("read-write set", f"marked VALID but {msg}", i, tx.tx_id)
-            for msg in self.versions.conflicts(tx):
+            for msg in self.versions.conflicts(tx, self._expiring):
                 problem("read conflict", f"marked VALID but its {msg}", i, tx.tx_id)
             self.versions.apply(tx, block.header.number, i)
             self._record_dependencies(tx, res, updated_in_block)
             valid_txs.append(tx)
         self.tx_ids |= block_ids
         self._pending_writes = valid_txs
+
+    def _expiring(self, ns: str, coll: str) -> bool:
+        """Whether collection ``coll`` of ``ns`` has its data expire (a block-to-live): its hashed reads are not
+        judged (the replay does not remove expired hashes, as Fabric does)."""
+        try:
+            d = self.lifecycle.definition(ns)
+        except DefinitionError:
+            return True
+        config = d.collections.get(coll) if d is not None else None
+        return config is not None and config.block_to_live > 0
 
     @staticmethod
     def _record_dependencies(tx: Tx, res, updated: dict) -> None:
@@ -428,7 +440,7 @@ class Verifier:
             for ns in tx.namespaces:
                 if ns.namespace == LIFECYCLE:
                     for w in ns.kv.writes:
-                        self.lifecycle.apply_write(w.key, w.value, w.is_delete, block.header.number)
+                        self.lifecycle.apply_write(w.key, w.value, deletes(w), block.header.number)
             self.keys.apply(tx)
             if any(ns.namespace == LIFECYCLE and ns.kv.writes for ns in tx.namespaces):
                 self._note_definitions(block.header.number)

@@ -13,12 +13,12 @@ validator does.
 """
 from __future__ import annotations
 
-import bisect
 import hashlib
 
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
+from sortedcontainers import SortedList
 
-from ipledger.network.verify.transactions import Tx
+from ipledger.network.verify.transactions import Tx, deletes, deletes_hashed
 
 Version = tuple[int, int]   # (block number, transaction number)
 
@@ -28,25 +28,21 @@ class _Keys:
 
     def __init__(self):
         self.version: dict = {}
-        self.ordered: list = []
+        self.ordered = SortedList()   # a chain holds many keys: logarithmic insertion, not a list's shifts
 
     def put(self, key, version: Version) -> None:
         if key not in self.version:
-            bisect.insort(self.ordered, key)
+            self.ordered.add(key)
         self.version[key] = version
 
     def delete(self, key) -> None:
         if self.version.pop(key, None) is not None:
-            del self.ordered[bisect.bisect_left(self.ordered, key)]
+            self.ordered.remove(key)
 
     def between(self, start: str, end: str, include_end: bool) -> list[tuple[str, Version]]:
         """``(key, version)`` from ``start`` to ``end`` (excluded unless ``include_end``; "" = no end)."""
-        lo = bisect.bisect_left(self.ordered, start)
-        if not end:
-            hi = len(self.ordered)
-        else:
-            hi = (bisect.bisect_right if include_end else bisect.bisect_left)(self.ordered, end)
-        return [(k, self.version[k]) for k in self.ordered[lo:hi]]
+        keys = self.ordered.irange(minimum=start, maximum=end or None, inclusive=(True, include_end))
+        return [(k, self.version[k]) for k in keys]
 
 
 def _version(read) -> Version | None:
@@ -57,6 +53,12 @@ class VersionState:
     def __init__(self):
         self._public: dict[str, _Keys] = {}
         self._hashed: dict[tuple[str, str], _Keys] = {}
+        # what the block's earlier VALID transactions wrote (deletes of absent keys too): a later transaction of the
+        # block that read one of them conflicts, whatever the versions say (Fabric's update batch ``Exists``)
+        self._touched: set[tuple] = set()
+
+    def begin_block(self) -> None:
+        self._touched = set()
 
     def _ns(self, ns: str) -> _Keys:
         return self._public.setdefault(ns, _Keys())
@@ -65,14 +67,19 @@ class VersionState:
         return self._hashed.setdefault((ns, coll), _Keys())
 
     # ---------------------------------------------------------------------------------- reads
-    def conflicts(self, tx: Tx) -> list[str]:
-        """What ``tx`` read that the state no longer holds (empty: Fabric would commit its reads)."""
+    def conflicts(self, tx: Tx, expiring=lambda ns, coll: False) -> list[str]:
+        """What ``tx`` read that the state no longer holds (empty: Fabric would commit its reads). The hashed reads
+        of a collection whose data expires (``expiring(ns, coll)``: a block-to-live) are not judged: Fabric
+        removes expired hashes from the state, which this replay does not model."""
         found: list[str] = []
         for ns in tx.namespaces:
             keys = self._public.get(ns.namespace, _Keys())
             for r in ns.kv.reads:
                 now = keys.version.get(r.key)
-                if now != _version(r):
+                if (ns.namespace, r.key) in self._touched:
+                    found.append(f"read of {ns.namespace}/{r.key!r}, which an earlier transaction of the block "
+                                 "wrote (MVCC_READ_CONFLICT)")
+                elif now != _version(r):
                     found.append(f"read of {ns.namespace}/{r.key!r} at version {_version(r)}, but it is at "
                                  f"{now} (MVCC_READ_CONFLICT)")
             for rq in ns.kv.range_queries_info:
@@ -81,10 +88,15 @@ class VersionState:
                     found.append(f"range read of {ns.namespace} from {rq.start_key!r} to {rq.end_key!r}: {why} "
                                  "(PHANTOM_READ_CONFLICT)")
             for c in ns.collections:
+                if expiring(ns.namespace, c.name):
+                    continue
                 hashed = self._hashed.get((ns.namespace, c.name), _Keys())
                 for r in c.hashed.hashed_reads:
                     now = hashed.version.get(bytes(r.key_hash))
-                    if now != _version(r):
+                    if (ns.namespace, c.name, bytes(r.key_hash)) in self._touched:
+                        found.append(f"read of {ns.namespace}/{c.name} key hash {bytes(r.key_hash).hex()[:16]}…, "
+                                     "which an earlier transaction of the block wrote (MVCC_READ_CONFLICT)")
+                    elif now != _version(r):
                         found.append(f"read of {ns.namespace}/{c.name} key hash {bytes(r.key_hash).hex()[:16]}… at "
                                      f"version {_version(r)}, but it is at {now} (MVCC_READ_CONFLICT)")
         return found
@@ -98,12 +110,14 @@ class VersionState:
             written = set()
             for w in ns.kv.writes:
                 written.add(w.key)
-                if w.is_delete:
+                self._touched.add((ns.namespace, w.key))
+                if deletes(w):
                     keys.delete(w.key)
                 else:
                     keys.put(w.key, version)
             for mw in ns.kv.metadata_writes:   # a key's metadata changed: a new version, if the key exists
                 if mw.key not in written and mw.key in keys.version:
+                    self._touched.add((ns.namespace, mw.key))
                     keys.put(mw.key, version)
             for c in ns.collections:
                 hashed = self._coll(ns.namespace, c.name)
@@ -111,13 +125,15 @@ class VersionState:
                 for w in c.hashed.hashed_writes:
                     kh = bytes(w.key_hash)
                     written.add(kh)
-                    if w.is_delete or w.is_purge:
+                    self._touched.add((ns.namespace, c.name, kh))
+                    if deletes_hashed(w):
                         hashed.delete(kh)
                     else:
                         hashed.put(kh, version)
                 for mw in c.hashed.metadata_writes:
                     kh = bytes(mw.key_hash)
                     if kh not in written and kh in hashed.version:
+                        self._touched.add((ns.namespace, c.name, kh))
                         hashed.put(kh, version)
 
 

@@ -66,3 +66,22 @@ def test_a_name_longer_than_a_common_name_may_be_is_not_one_the_records_hold():
     from ipledger.chaincode.contract import identifiers, roles
     assert identifiers.is_one_line_text("x" * roles.CALLER_NAME_MAX, roles.CALLER_NAME_MAX)
     assert not identifiers.is_one_line_text("x" * (roles.CALLER_NAME_MAX + 1), roles.CALLER_NAME_MAX)
+
+
+def test_an_event_recorded_before_the_name_rule_is_answered_as_recorded_when_sent_again(monkeypatch):
+    """The rule applies to what is about to be recorded: a sender who never got its answer and sends the event
+    again gets the original result, as for any rule added since (contract._record)."""
+    from ipledger.chaincode.contract import roles
+    s = Scenario.with_l1(InwardProcessingContract)
+    move = {"event_id": "mv-old", "occurred_at": iso(s.ledger.now), "authorisation_id": AUTH_ID, "lot_id": "L1",
+            "quantity": 10, "from_site": "BOURGES-1", "to_site": "BOURGES-2"}
+    name = "clerk\u202egnp.exe"
+    rule = roles.require_recordable_name
+    monkeypatch.setattr(roles, "require_recordable_name", lambda caller, act: None)   # before the rule
+    first = s.submit("MoveGoods", move, "OperatorMSP", common_name=name)
+    assert first.ok, first.message
+    monkeypatch.setattr(roles, "require_recordable_name", rule)
+    again = s.submit("MoveGoods", move, "OperatorMSP", common_name=name)
+    assert again.ok and json.loads(again.payload)["tx_id"] == json.loads(first.payload)["tx_id"], again.message
+    new = s.submit("MoveGoods", {**move, "event_id": "mv-new"}, "OperatorMSP", common_name=name)
+    assert new.error_code == "NotPermitted"

@@ -5,6 +5,7 @@ lifetime; ``/metrics`` (an organisation's business volumes) is never kept by a s
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from ipledger.gateway.app import create_app
@@ -141,3 +142,10 @@ def test_a_keys_requests_over_its_cap_do_not_hold_the_workers_threads(tmp_path):
         t.join()
     assert len(held) == 20 and sum(h > 1.0 for h in held) <= 1, sorted(held)[-3:]
     assert limits._waiting == set()
+
+
+def test_every_msp_id_gets_a_cookie_of_its_own():
+    names = {org: session_cookie_name(org) for org in ("CustomsMSP", "Org_1MSP", "Org 1;MSP", "Org 2;MSP")}
+    assert names["CustomsMSP"] == "ipledger_session_CustomsMSP" and names["Org_1MSP"] == "ipledger_session_Org_1MSP"
+    assert len(set(names.values())) == 4
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", n) for n in names.values())

@@ -1,13 +1,12 @@
 """Thirteenth review: behind a TLS proxy that is not on the gateway's host (the Ingress of docs/deployment.md),
-gunicorn believed no X-Forwarded-Proto: the session cookie was not Secure, no HSTS was sent and the log named the
-proxy. ``gateway serve --forwarded-allow-ips`` names the proxies whose forwarded headers are believed."""
+gunicorn believed no X-Forwarded-Proto: the session cookie was not Secure and no HSTS was sent.
+``gateway serve --forwarded-allow-ips`` names the proxies whose forwarded headers are believed."""
 from __future__ import annotations
 
 import pytest
 
 from ipledger.gateway.config import ENVIRONMENT
-from ipledger.gateway.server import gunicorn_options
-from ipledger.network.cli.gateway import forwarded_allow_ips_refused
+from ipledger.gateway.server import forwarded_allow_ips_refused, gunicorn_options
 
 
 def test_the_proxies_named_reach_gunicorn():

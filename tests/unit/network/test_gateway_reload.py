@@ -176,7 +176,7 @@ def test_gateway_start_shows_an_api_key_once_when_it_is_made(tmp_path, monkeypat
 
 
 def test_a_gateway_serves_plain_http_on_loopback_only_unless_told(tmp_path, capsys):
-    from ipledger.network.cli.gateway import plain_http_refused
+    from ipledger.gateway.server import plain_http_refused
     for bind in ("127.0.0.1:8080", "localhost:8080", "[::1]:8080", "127.0.0.2:80", "unix:/run/gw.sock"):
         assert plain_http_refused(bind, None, False) is None, bind
     for bind in ("0.0.0.0:8080", "192.0.2.7:8080", "[::]:8080", "gateway.example:443"):

@@ -72,3 +72,20 @@ def test_a_digest_must_be_32_bytes(tmp_path):
         with pytest.raises(ValueError, match="32-byte"):
             signer.sign_digest(b"short")
         assert signer.sign(b"still usable")
+
+
+def test_a_child_that_stops_answering_is_an_error_in_time(tmp_path, monkeypatch):
+    import os
+    import signal
+    from ipledger.network.fabric import signing_process
+    msps = _user_msps(tmp_path)
+    _identity, signer = load_identity_apart(msps["CustomsMSP"], "CustomsMSP")
+    monkeypatch.setattr(signing_process, "SIGN_TIMEOUT_S", 0.5)
+    os.kill(signer._proc.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(MSPError, match="did not answer in time"):
+            signer.sign(b"x")
+    finally:
+        os.kill(signer._proc.pid, signal.SIGCONT)
+        signer.close()
+    assert signer._proc.poll() is not None

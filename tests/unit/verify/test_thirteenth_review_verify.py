@@ -322,3 +322,24 @@ def test_a_definition_without_a_validation_plugin_validates_nothing(plugin, refu
     policy, problem, _ = EndorsementChecker(v.config, lifecycle, v.keys).chaincode_policy("cc")
     assert (problem is not None) == refused
     assert (policy is not None) == (plugin == "vscc")
+
+
+def test_a_read_of_a_key_an_earlier_transaction_of_the_block_deleted_conflicts(lg):
+    """Fabric: a key in the block's update batch (a delete of a key that never existed too) invalidates a later
+    read of it, whatever the versions say."""
+    deleted = kv_rwset_pb2.KVRWSet()
+    deleted.writes.add(key="decl/M1", is_delete=True)
+    reader = kvset(reads=[("decl/M1", None)], writes=[("decl/M1", b"claimed")])
+    lg.block([endorsed(lg, deleted), endorsed(lg, reader)], codes=[0, MVCC])      # as Fabric marks them
+    assert not verify_all(lg.blocks).failed
+    lg.blocks.pop()
+    lg.block([endorsed(lg, deleted), endorsed(lg, reader)], codes=[0, 0])         # the second marked VALID
+    assert problems(verify_all(lg.blocks)) == [(2, 1, "read conflict")]
+
+
+def test_a_write_of_an_empty_value_is_a_delete(lg):
+    """Fabric (FAB-18386): a write with no value deletes the key, whatever its is_delete flag."""
+    lg.block([endorsed(lg, kvset(writes=[("lot/L1", b"100")]))])                # block 2
+    lg.block([endorsed(lg, kvset(writes=[("lot/L1", b"")]))])                   # block 3: deleted
+    lg.block([endorsed(lg, kvset(reads=[("lot/L1", None)], writes=[("lot/L1", b"5")]))])   # reads it absent
+    assert not verify_all(lg.blocks).failed
