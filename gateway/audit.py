@@ -49,15 +49,18 @@ class FabricBlockReader:
     def __init__(self, config):
         self.config = config
         self._gateways: dict = {}
+        self._signers: list = []
         self._lock = threading.Lock()
 
     def _gateway(self, org: str):
         with self._lock:
             gw = self._gateways.get(org)
             if gw is None:
-                from ipledger.gateway.client import Endpoint, Gateway, load_identity
+                from ipledger.gateway.client import Endpoint, Gateway
+                from ipledger.gateway.ledger import load_org_identity
                 conn = self.config.orgs[org]
-                identity, signer = load_identity(conn.msp_dir, conn.msp_id)
+                identity, signer = load_org_identity(self.config, conn)
+                self._signers.append(signer)
                 gw = Gateway.connect(Endpoint(conn.peer_address, tls_root_cert=conn.tls_root_cert,
                                               server_name=conn.server_name), identity, signer)
                 self._gateways[org] = gw
@@ -76,6 +79,9 @@ class FabricBlockReader:
                 with contextlib.suppress(Exception):
                     gw.close()
             self._gateways.clear()
+            for signer in self._signers:   # signers in a child process (key_in_child_process) end with them
+                getattr(signer, "close", lambda: None)()
+            self._signers.clear()
 
 
 def _identity(raw: bytes) -> dict:

@@ -43,6 +43,16 @@ class UnknownOrg(LookupError):
     """The gateway has no identity for this org (a key names an org the gateway does not serve)."""
 
 
+def load_org_identity(config: GatewayConfig, conn) -> tuple:
+    """The client identity and signer of ``conn``'s organisation: its key read here, or only by a child process
+    of its own with ``config.key_in_child_process`` (a signer to close then)."""
+    if config.key_in_child_process:
+        from ipledger.network.fabric.signing_process import load_identity_apart
+        return load_identity_apart(conn.msp_dir, conn.msp_id)
+    from ipledger.gateway.client import load_identity
+    return load_identity(conn.msp_dir, conn.msp_id)
+
+
 class FabricLedger:
     def __init__(self, config: GatewayConfig):
         self.config = config
@@ -62,13 +72,11 @@ class FabricLedger:
         with self._lock:
             gw = self._gateways.get(org)
             if gw is None:
-                from ipledger.gateway.client import Endpoint, Gateway, RetryPolicy, Timeouts, load_identity
-                from ipledger.network.fabric.signing_process import load_identity_apart
+                from ipledger.gateway.client import Endpoint, Gateway, RetryPolicy, Timeouts
                 conn = self.config.orgs.get(org)
                 if conn is None:
                     raise UnknownOrg(org)
-                load = load_identity_apart if self.config.key_in_child_process else load_identity
-                identity, signer = load(conn.msp_dir, conn.msp_id)
+                identity, signer = load_org_identity(self.config, conn)
                 self._signers.append(signer)
                 endpoint = Endpoint(conn.peer_address, tls_root_cert=conn.tls_root_cert,
                                     server_name=conn.server_name)

@@ -48,12 +48,15 @@ class FabricEventSource:
         self.org = org or config.feed_org or sorted(config.orgs)[0]
         self.channel = channel or config.channel
         self._gateway = None
+        self._signer = None
 
     def open(self, checkpoint):
-        from ipledger.gateway.client import Endpoint, Gateway, load_identity
+        from ipledger.gateway.client import Endpoint, Gateway
+        from ipledger.gateway.ledger import load_org_identity
         if self._gateway is None:
             conn = self.config.orgs[self.org]
-            identity, signer = load_identity(conn.msp_dir, conn.msp_id)
+            identity, signer = load_org_identity(self.config, conn)
+            self._signer = signer
             self._gateway = Gateway.connect(Endpoint(conn.peer_address, tls_root_cert=conn.tls_root_cert,
                                                      server_name=conn.server_name), identity, signer)
         network = self._gateway.network(self.channel)
@@ -66,6 +69,9 @@ class FabricEventSource:
             with contextlib.suppress(Exception):
                 self._gateway.close()
             self._gateway = None
+        close_signer, self._signer = getattr(self._signer, "close", None), None
+        if close_signer is not None:   # a signer in a child process (key_in_child_process)
+            close_signer()
 
 
 class FeedListener:

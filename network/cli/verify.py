@@ -61,7 +61,8 @@ def parse_args(argv):
 
 def peer_blocks(net, peer_id: str | None, msp_id: str, user: str, channel: str, timeout: float):
     """(description, iterator of blocks 0..newest) from a peer's Deliver service."""
-    from ipledger.gateway.client import Endpoint, dial, load_identity
+    from ipledger.gateway.client import Endpoint, dial
+    from ipledger.network.fabric.signing_process import load_identity_apart
     from ipledger.network.verify.fetch import all_blocks
     try:
         org = net.consortium.org(msp_id)
@@ -70,7 +71,8 @@ def peer_blocks(net, peer_id: str | None, msp_id: str, user: str, channel: str, 
         node = net.consortium.node(peer_id) if peer_id else org.peers[0]
         if node.kind != "peer":
             raise UsageError(f"{node.id} is not a peer")
-        identity, signer = load_identity(net.layout.user_msp(org, user), org.msp_id)
+        # the key signs in a child process: a verifier reads the chain, it needs no key in its own memory
+        identity, signer = load_identity_apart(net.layout.user_msp(org, user), org.msp_id)
     except ValueError as exc:       # ConsortiumError, MSPError
         raise UsageError(str(exc)) from None
     tls = net.layout.user_tls(org, user)
@@ -80,8 +82,14 @@ def peer_blocks(net, peer_id: str | None, msp_id: str, user: str, channel: str, 
     endpoint = Endpoint(node.address, tls_root_cert=net.layout.tls_ca(node.org), **client)
     channel_obj = dial(endpoint)
     desc = f"{node.id} ({node.address}) as {org.msp_id} {user}"
-    return desc, all_blocks(channel_obj, identity, signer, channel,
-                            tls_cert_hash=endpoint.client_cert_hash, timeout=timeout)
+
+    def blocks():
+        try:
+            yield from all_blocks(channel_obj, identity, signer, channel, tls_cert_hash=endpoint.client_cert_hash,
+                                  timeout=timeout)
+        finally:
+            signer.close()
+    return desc, blocks()
 
 
 def file_blocks(directory: Path):

@@ -47,13 +47,13 @@ def free_base_port() -> int:
 
 # ----------------------------------------------------------------------------- no key in this process
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def this_process_holds_no_organisations_key():
     """The test process acts for every organisation — it starts their nodes and gateways, submits as each of
     them, runs their admins' commands —, so it must load none of their private keys: each identity signs in a
     child process of its own (network/fabric/signing_process.py), the CLI runs as a command of its own, and
     in-process gateway apps keep their key in a child (``key_in_child_process``). Every signing key (an identity's
-    or a CA's) the code loads goes through ``local_msp.load_private_key``: this session counts its calls here, and
+    or a CA's) the code loads goes through ``local_msp.load_private_key``: counted here over the package, and
     fails if any. (TLS client keys a test presents to a gateway or a peer are read by the TLS stack, not counted.)"""
     from ipledger.network.fabric import local_msp
     from ipledger.network.org import identities

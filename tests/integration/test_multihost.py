@@ -178,6 +178,7 @@ class LabClients(Clients):
         own = self.net.nets[msp_id]
         org = own.consortium.org(msp_id)
         identity, signer = load_identity_apart(own.layout.user_msp(org, user), org.msp_id)
+        self._signers.append(signer)   # ended by close(), with the connections
         ep = Endpoint(org.nodes[0].address, tls_root_cert=own.layout.tls_ca(org))
         return Gateway.connect(ep, identity, signer, timeouts=TIMEOUTS)
 
