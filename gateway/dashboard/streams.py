@@ -114,7 +114,7 @@ class StreamLimits:
                 # still over the cap at the end: not a page being left. Only one request of a key waits at a time,
                 # and only while the worker has threads to spare beyond its streams and waiters: a key's many
                 # requests over its cap must not hold the threads submits need (refused at once instead)
-                if not waiting and not waited == waits:
+                if not waiting and waited != waits:
                     waiting = self._start_waiting(key_id)
                 if not waiting or waited == waits or self.clock() >= deadline:
                     log.info("live-feed stream refused: %s cap", refusal.extra["limit"],

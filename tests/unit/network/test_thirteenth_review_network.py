@@ -3,6 +3,7 @@
 host is stopped before its organisation's files go (``network down --purge``, ``network remove-org``)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,13 +41,31 @@ def test_network_add_org_makes_the_new_organisations_keys_outside_this_process(t
     assert private_keys(paths) == [], "the command's own process opened the new organisation's private keys"
 
 
-def _stand_in_gateway(state, org: str) -> subprocess.Popen:
-    """A process with a running gateway's command line (gateway_daemon.running recognises it) and its pid file."""
-    gw = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "--state-dir", str(state),
-                           "gateway", "serve", "--org", org], start_new_session=True)
-    daemon.pid_file(state, org).write_text(f"{gw.pid} http://127.0.0.1:8081\n")
-    assert daemon.running(state, org) == (gw.pid, "http://127.0.0.1:8081")
-    return gw
+@contextlib.contextmanager
+def _process(argv: list[str]):
+    """A process of its own session, killed at the end of the block if it still runs."""
+    proc = subprocess.Popen(argv, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _gateway_argv(state, org: str) -> list[str]:
+    """A process with a running gateway's command line (gateway_daemon.running recognises it)."""
+    return [sys.executable, "-c", "import time; time.sleep(120)", "--state-dir", str(state), "gateway", "serve",
+            "--org", org]
+
+
+@contextlib.contextmanager
+def _stand_in_gateway(state, org: str):
+    """A stand-in gateway and its pid file."""
+    with _process(_gateway_argv(state, org)) as gw:
+        daemon.pid_file(state, org).write_text(f"{gw.pid} http://127.0.0.1:8081\n")
+        assert daemon.running(state, org) == (gw.pid, "http://127.0.0.1:8081")
+        yield gw
 
 
 def _gone(gw: subprocess.Popen) -> bool:
@@ -58,41 +77,27 @@ def _gone(gw: subprocess.Popen) -> bool:
 
 def test_network_down_purge_stops_the_gateways_whose_pid_files_it_removes(tmp_path):
     lay = _generated_state(tmp_path)
-    gw = _stand_in_gateway(lay.root, "OperatorMSP")
-    try:
+    with _stand_in_gateway(lay.root, "OperatorMSP") as gw:
         assert main(["--state-dir", str(lay.root), "network", "down", "--purge"]) == 0
         assert not lay.root.exists()
         assert _gone(gw), "OperatorMSP's gateway still runs after 'network down --purge', its pid file gone"
-    finally:
-        if gw.poll() is None:
-            os.killpg(gw.pid, signal.SIGKILL)
-            gw.wait()
 
 
 def test_network_down_without_purge_leaves_the_gateways_running(tmp_path):
     """Without --purge the files stay, and a gateway reconnects when the nodes come back."""
     lay = _generated_state(tmp_path)
-    gw = _stand_in_gateway(lay.root, "OperatorMSP")
-    try:
+    with _stand_in_gateway(lay.root, "OperatorMSP") as gw:
         assert main(["--state-dir", str(lay.root), "network", "down"]) == 0
         time.sleep(0.3)
         assert gw.poll() is None and daemon.running(lay.root, "OperatorMSP")
-    finally:
-        os.killpg(gw.pid, signal.SIGKILL)
-        gw.wait()
 
 
 def test_network_remove_org_stops_its_gateway(tmp_path):
     lay = _generated_state(tmp_path)
-    gw = _stand_in_gateway(lay.root, "BrokerMSP")
-    try:
+    with _stand_in_gateway(lay.root, "BrokerMSP") as gw:
         assert main(["--state-dir", str(lay.root), "network", "remove-org", "--msp-id", "BrokerMSP", "--force"]) == 0
         assert _gone(gw), "BrokerMSP's gateway still runs after 'network remove-org'"
         assert "BrokerMSP" not in [o.msp_id for o in Nodes.open(lay.root).consortium.orgs]
-    finally:
-        if gw.poll() is None:
-            os.killpg(gw.pid, signal.SIGKILL)
-            gw.wait()
 
 
 def test_stopping_a_gateway_that_never_ran_creates_nothing(tmp_path):
@@ -107,29 +112,18 @@ def test_gateway_stop_finds_a_gateway_whose_master_renamed_its_process(tmp_path)
     command line then names neither the gateway nor the state directory. The pid file records when the process
     started, which names it whatever it calls itself."""
     lay = _generated_state(tmp_path)
-    gw = subprocess.Popen(["bash", "-c", 'exec -a "gunicorn: master [ipledger-gateway]" sleep 120'],
-                          start_new_session=True)
-    try:
+    with _process(["bash", "-c", 'exec -a "gunicorn: master [ipledger-gateway]" sleep 120']) as gw:
         time.sleep(0.3)
         daemon.pid_file(lay.root, "OperatorMSP").write_text(
             f"{gw.pid} http://127.0.0.1:8081 {daemon._start_time(gw.pid)}\n")
         assert daemon.running(lay.root, "OperatorMSP") == (gw.pid, "http://127.0.0.1:8081")
         assert daemon.stop(lay.root, log=lambda *_: None, org="OperatorMSP")
         assert _gone(gw)
-    finally:
-        if gw.poll() is None:
-            os.killpg(gw.pid, signal.SIGKILL)
-            gw.wait()
 
 
 def test_a_pid_reused_by_another_process_is_not_the_gateway(tmp_path):
     lay = _generated_state(tmp_path)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "--state-dir", str(lay.root),
-                              "gateway", "serve", "--org", "OperatorMSP"], start_new_session=True)
-    try:
+    with _process(_gateway_argv(lay.root, "OperatorMSP")) as other:
         started = int(daemon._start_time(other.pid))
         daemon.pid_file(lay.root, "OperatorMSP").write_text(f"{other.pid} http://127.0.0.1:8081 {started - 1}\n")
         assert daemon.running(lay.root, "OperatorMSP") is None, "a process started at another time was taken"
-    finally:
-        os.killpg(other.pid, signal.SIGKILL)
-        other.wait()

@@ -141,15 +141,6 @@ class Ledger:
         """An endorser transaction of ``chaincode`` writing public keys (``writes``: key -> value
         or None to delete), key metadata (``metadata``: key -> validation parameter bytes), private
         keys (``private``: collection -> {key: value}) and other namespaces (``extra_ns``)."""
-        nonce = os.urandom(24)
-        creator_bytes = creator.serialize()
-        tx_id = hashlib.sha256(nonce + creator_bytes).hexdigest()
-        ext = proposal_pb2.ChaincodeHeaderExtension(chaincode_id=chaincode_pb2.ChaincodeID(name=chaincode))
-        chdr = common_pb2.ChannelHeader(type=common_pb2.ENDORSER_TRANSACTION, channel_id=CHANNEL, tx_id=tx_id,
-                                        extension=ext.SerializeToString())
-        shdr = common_pb2.SignatureHeader(creator=creator_bytes, nonce=nonce)
-        chdr_b, shdr_b = chdr.SerializeToString(), shdr.SerializeToString()
-
         def ns_set(ns, w, md, priv):
             kv = kv_rwset_pb2.KVRWSet()
             for k, v in (w or {}).items():
@@ -170,24 +161,7 @@ class Ledger:
         rws.ns_rwset.append(ns_set(chaincode, writes, metadata, private))
         for ns, w in (extra_ns or {}).items():
             rws.ns_rwset.append(ns_set(ns, w, None, None))
-        action = proposal_pb2.ChaincodeAction(
-            results=rws.SerializeToString(),
-            response=proposal_response_pb2.Response(status=200),
-            chaincode_id=chaincode_pb2.ChaincodeID(name=chaincode, version=version))
-        ccpp = proposal_pb2.ChaincodeProposalPayload(input=b"invocation").SerializeToString()
-        prp = proposal_response_pb2.ProposalResponsePayload(
-            proposal_hash=hashlib.sha256(chdr_b + shdr_b + ccpp).digest(),
-            extension=action.SerializeToString()).SerializeToString()
-        endorsements = [proposal_response_pb2.Endorsement(endorser=e.serialize(), signature=e.sign(prp + e.serialize()))
-                        for e in endorsers]
-        cap = transaction_pb2.ChaincodeActionPayload(
-            chaincode_proposal_payload=ccpp,
-            action=transaction_pb2.ChaincodeEndorsedAction(proposal_response_payload=prp, endorsements=endorsements))
-        tx = transaction_pb2.Transaction(actions=[transaction_pb2.TransactionAction(
-            header=shdr_b, payload=cap.SerializeToString())])
-        payload = common_pb2.Payload(header=common_pb2.Header(channel_header=chdr_b, signature_header=shdr_b),
-                                     data=tx.SerializeToString()).SerializeToString()
-        return common_pb2.Envelope(payload=payload, signature=creator.sign(payload)).SerializeToString()
+        return endorsed_envelope(creator, chaincode, endorsers, rws, version)
 
     def define(self, name: str, policy: bytes, creator: Ident, endorsers: list[Ident], *,
                sequence: int = 1, collections: list[collection_pb2.StaticCollectionConfig] = ()) -> bytes:
@@ -249,3 +223,34 @@ def verify_all(blocks, **kw) -> Verifier:
         if not v.verify(b):
             break
     return v
+
+
+def endorsed_envelope(creator: Ident, chaincode: str, endorsers: list[Ident], rws: rwset_pb2.TxReadWriteSet,
+                      version: str = "1.0") -> bytes:
+    """An endorser transaction of ``chaincode`` carrying exactly the read-write set ``rws``, endorsed by
+    ``endorsers`` and signed by ``creator``."""
+    nonce = os.urandom(24)
+    creator_bytes = creator.serialize()
+    tx_id = hashlib.sha256(nonce + creator_bytes).hexdigest()
+    ext = proposal_pb2.ChaincodeHeaderExtension(chaincode_id=chaincode_pb2.ChaincodeID(name=chaincode))
+    chdr = common_pb2.ChannelHeader(type=common_pb2.ENDORSER_TRANSACTION, channel_id=CHANNEL, tx_id=tx_id,
+                                    extension=ext.SerializeToString())
+    shdr = common_pb2.SignatureHeader(creator=creator_bytes, nonce=nonce)
+    chdr_b, shdr_b = chdr.SerializeToString(), shdr.SerializeToString()
+    action = proposal_pb2.ChaincodeAction(
+        results=rws.SerializeToString(), response=proposal_response_pb2.Response(status=200),
+        chaincode_id=chaincode_pb2.ChaincodeID(name=chaincode, version=version))
+    ccpp = proposal_pb2.ChaincodeProposalPayload(input=b"invocation").SerializeToString()
+    prp = proposal_response_pb2.ProposalResponsePayload(
+        proposal_hash=hashlib.sha256(chdr_b + shdr_b + ccpp).digest(),
+        extension=action.SerializeToString()).SerializeToString()
+    endorsements = [proposal_response_pb2.Endorsement(endorser=e.serialize(), signature=e.sign(prp + e.serialize()))
+                    for e in endorsers]
+    cap = transaction_pb2.ChaincodeActionPayload(
+        chaincode_proposal_payload=ccpp,
+        action=transaction_pb2.ChaincodeEndorsedAction(proposal_response_payload=prp, endorsements=endorsements))
+    tx = transaction_pb2.Transaction(actions=[transaction_pb2.TransactionAction(
+        header=shdr_b, payload=cap.SerializeToString())])
+    payload = common_pb2.Payload(header=common_pb2.Header(channel_header=chdr_b, signature_header=shdr_b),
+                                 data=tx.SerializeToString()).SerializeToString()
+    return common_pb2.Envelope(payload=payload, signature=creator.sign(payload)).SerializeToString()

@@ -5,53 +5,19 @@ metadata entry named twice). The Merkle summary of large range reads is computed
 answers from Fabric's own ``rwsetutil`` at the pinned commit)."""
 from __future__ import annotations
 
-import hashlib
-import os
-
 import pytest
-from fabric_protos.common import common_pb2
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
-from fabric_protos.peer import chaincode_pb2, proposal_pb2, proposal_response_pb2, transaction_pb2
 
 from ipledger.network.fabric.policy import parse_signature_policy
 from ipledger.network.verify.versions import merkle_summary
 
-from .ledger import CHANNEL, Ledger, app_policy, verify_all
+from .ledger import Ledger, app_policy, endorsed_envelope, verify_all
 from .pki import Org
 
 AND_POLICY = "AND('CustomsMSP.peer', OR('OperatorMSP.peer', 'BrokerMSP.peer'))"
 CUSTOMS_ONLY = parse_signature_policy("OR('CustomsMSP.peer')").SerializeToString()
 MVCC, PHANTOM, EPF = 11, 12, 10
-
-
-def tx_with_rwset(creator, chaincode, endorsers, rws: rwset_pb2.TxReadWriteSet) -> bytes:
-    """An endorser transaction carrying exactly ``rws``, endorsed by ``endorsers``."""
-    nonce = os.urandom(24)
-    creator_bytes = creator.serialize()
-    tx_id = hashlib.sha256(nonce + creator_bytes).hexdigest()
-    ext = proposal_pb2.ChaincodeHeaderExtension(chaincode_id=chaincode_pb2.ChaincodeID(name=chaincode))
-    chdr = common_pb2.ChannelHeader(type=common_pb2.ENDORSER_TRANSACTION, channel_id=CHANNEL, tx_id=tx_id,
-                                    extension=ext.SerializeToString())
-    shdr = common_pb2.SignatureHeader(creator=creator_bytes, nonce=nonce)
-    chdr_b, shdr_b = chdr.SerializeToString(), shdr.SerializeToString()
-    action = proposal_pb2.ChaincodeAction(
-        results=rws.SerializeToString(), response=proposal_response_pb2.Response(status=200),
-        chaincode_id=chaincode_pb2.ChaincodeID(name=chaincode, version="1.0"))
-    ccpp = proposal_pb2.ChaincodeProposalPayload(input=b"invocation").SerializeToString()
-    prp = proposal_response_pb2.ProposalResponsePayload(
-        proposal_hash=hashlib.sha256(chdr_b + shdr_b + ccpp).digest(),
-        extension=action.SerializeToString()).SerializeToString()
-    endorsements = [proposal_response_pb2.Endorsement(endorser=e.serialize(), signature=e.sign(prp + e.serialize()))
-                    for e in endorsers]
-    cap = transaction_pb2.ChaincodeActionPayload(
-        chaincode_proposal_payload=ccpp,
-        action=transaction_pb2.ChaincodeEndorsedAction(proposal_response_payload=prp, endorsements=endorsements))
-    tx = transaction_pb2.Transaction(actions=[transaction_pb2.TransactionAction(header=shdr_b,
-                                                                               payload=cap.SerializeToString())])
-    payload = common_pb2.Payload(header=common_pb2.Header(channel_header=chdr_b, signature_header=shdr_b),
-                                 data=tx.SerializeToString()).SerializeToString()
-    return common_pb2.Envelope(payload=payload, signature=creator.sign(payload)).SerializeToString()
 
 
 def rwset(ns: str, kv: kv_rwset_pb2.KVRWSet) -> rwset_pb2.TxReadWriteSet:
@@ -74,7 +40,7 @@ def member(ledger, msp, role="peer"):
 
 
 def endorsed(ledger, kv, endorsers=("CustomsMSP", "BrokerMSP"), ns="cc") -> bytes:
-    return tx_with_rwset(member(ledger, "BrokerMSP", "client"), ns, [member(ledger, e) for e in endorsers],
+    return endorsed_envelope(member(ledger, "BrokerMSP", "client"), ns, [member(ledger, e) for e in endorsers],
                          rwset(ns, kv))
 
 
@@ -172,18 +138,18 @@ def test_a_hidden_policy_change_does_not_open_later_blocks(lg, hidden_code):
     kv = kvset(writes=[("auth/A1", b"granted")])
     kv.metadata_writes.add(key="auth/A1", entries=[kv_rwset_pb2.KVMetadataEntry(name="VALIDATION_PARAMETER",
                                                                                 value=CUSTOMS_ONLY)])
-    lg.block([tx_with_rwset(client, "cc", [c, o], rwset("cc", kv))])                            # block 2
+    lg.block([endorsed_envelope(client, "cc", [c, o], rwset("cc", kv))])                            # block 2
     kv = kv_rwset_pb2.KVRWSet()
     kv.metadata_writes.add(key="auth/A1")                                  # drops the key-level policy
-    lg.block([tx_with_rwset(client, "cc", [c], rwset("cc", kv))], codes=[hidden_code])          # really VALID
-    lg.block([tx_with_rwset(client, "cc", [c], rwset("cc", kvset(writes=[("auth/A1", b"revoked")])))])
+    lg.block([endorsed_envelope(client, "cc", [c], rwset("cc", kv))], codes=[hidden_code])          # really VALID
+    lg.block([endorsed_envelope(client, "cc", [c], rwset("cc", kvset(writes=[("auth/A1", b"revoked")])))])
     assert problems(verify_all(lg.blocks))[0] == (3, 0, "invalid cross-check")
 
 
 def test_a_key_or_a_metadata_entry_written_twice_is_refused(lg):
     c, client = member(lg, "CustomsMSP"), member(lg, "CustomsMSP", "client")
     twice = kvset(writes=[("auth/A1", b"granted"), ("auth/A1", b"granted")])
-    lg.block([tx_with_rwset(client, "cc", [c, member(lg, "OperatorMSP")], rwset("cc", twice))])
+    lg.block([endorsed_envelope(client, "cc", [c, member(lg, "OperatorMSP")], rwset("cc", twice))])
     v = verify_all(lg.blocks)
     assert problems(v) == [(2, 0, "read-write set")] and "twice" in v.problems[0].message
     entries = kvset(writes=[("auth/A2", b"granted")])
@@ -191,7 +157,7 @@ def test_a_key_or_a_metadata_entry_written_twice_is_refused(lg):
         kv_rwset_pb2.KVMetadataEntry(name="VALIDATION_PARAMETER", value=CUSTOMS_ONLY),
         kv_rwset_pb2.KVMetadataEntry(name="VALIDATION_PARAMETER", value=b"")])
     lg.blocks.pop()
-    lg.block([tx_with_rwset(client, "cc", [c, member(lg, "OperatorMSP")], rwset("cc", entries))])
+    lg.block([endorsed_envelope(client, "cc", [c, member(lg, "OperatorMSP")], rwset("cc", entries))])
     assert problems(verify_all(lg.blocks)) == [(2, 0, "read-write set")]
 
 
