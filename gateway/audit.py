@@ -79,8 +79,9 @@ class FabricBlockReader:
                 with contextlib.suppress(Exception):
                     gw.close()
             self._gateways.clear()
-            for signer in self._signers:   # signers in a child process (key_in_child_process) end with them
-                getattr(signer, "close", lambda: None)()
+            from ipledger.gateway.ledger import close_signer
+            for signer in self._signers:
+                close_signer(signer)
             self._signers.clear()
 
 

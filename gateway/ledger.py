@@ -53,6 +53,14 @@ def load_org_identity(config: GatewayConfig, conn) -> tuple:
     return load_identity(conn.msp_dir, conn.msp_id)
 
 
+def close_signer(signer) -> None:
+    """End a signer :func:`load_org_identity` gave: a child process's ends with it; one in this process has
+    nothing to end."""
+    close = getattr(signer, "close", None)
+    if close is not None:
+        close()
+
+
 class FabricLedger:
     def __init__(self, config: GatewayConfig):
         self.config = config
@@ -140,7 +148,5 @@ class FabricLedger:
                     pass
             self._gateways.clear()
             for signer in self._signers:
-                close = getattr(signer, "close", None)
-                if close is not None:
-                    close()
+                close_signer(signer)
             self._signers.clear()

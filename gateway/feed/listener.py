@@ -69,9 +69,10 @@ class FabricEventSource:
             with contextlib.suppress(Exception):
                 self._gateway.close()
             self._gateway = None
-        close_signer, self._signer = getattr(self._signer, "close", None), None
-        if close_signer is not None:   # a signer in a child process (key_in_child_process)
-            close_signer()
+        if self._signer is not None:
+            from ipledger.gateway.ledger import close_signer
+            close_signer(self._signer)
+            self._signer = None
 
 
 class FeedListener:
