@@ -240,6 +240,9 @@ class Nodes:
                     "founder builds it from every organisation's definition ('ipledger channel "
                     "found') and sends it to each; copy it there, then run 'network up' again")
             self.generate(log=log)
+        if self.runtime.name == runtime_mod.DOCKER:
+            from ipledger.network.org.containers.services import ensure_scope
+            ensure_scope(self.layout)   # before the record: a recorded state without one is an older one
         runtime_mod.record(self.layout, self.runtime.name)
         channels = self.local_channels()
         first_join = [ch.check_genesis(log) for ch in channels]

@@ -85,8 +85,8 @@ def env(tmp_path_factory):
         if ledger:
             ledger.close()
         rt = net.runtime
+        scope = f"{LABEL}.scope={services.scope(net.layout)}"   # before its record goes with the state
         net.down(purge=True, log=QUIET)
-        scope = f"{LABEL}.scope={services.scope(net.layout)}"
         left = [c.name for c in rt.client.containers.list(all=True, filters={"label": scope})]
         volumes = [v.name for v in rt.client.volumes.list(filters={"label": scope})]
         assert not left and not volumes, f"left after 'network down --purge': {left} {volumes}"
@@ -101,6 +101,7 @@ def test_every_container_holds_only_its_own_organisations_keys_read_only(env):
     ctrs = env.containers()
     roles = sorted(c.labels[f"{LABEL}.role"] for c in ctrs)
     # an orderer, three peers, three chaincode services, three gateways
+    assert services.scope_file(net.layout).read_text().strip() == services.scope(net.layout)   # chosen at 'up'
     assert roles == ["chaincode"] * 3 + ["gateway"] * 3 + ["orderer"] + ["peer"] * 3, roles
     for ctr in ctrs:
         org = net.consortium.org(ctr.labels[f"{LABEL}.org"])

@@ -16,7 +16,8 @@ The shape, for every organisation on its own host:
   its client identity (``crypto/users/User1@<domain>``), the public consortium files and its own
   gateway directory; the chaincode service its TLS pair (``crypto/chaincode``). The CA keys are
   mounted into no container.
-* **Ledgers on named volumes** (``ipledger-<scope>-<node id>``), mounted where the generated
+* **Ledgers on named volumes** (``ipledger-<scope>-<node id>``, the scope a name the state
+  directory keeps in ``containers-scope``), mounted where the generated
   configuration puts the node's data directory: a container can be removed and replaced
   without losing the ledger. Host paths are mounted at the same paths inside, so the generated
   ``core.yaml``/``orderer.yaml`` hold for both runtimes; the peer's one difference (its external
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import secrets
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,10 +98,45 @@ class Service:
         return [m.source for m in self.mounts if m.volume]
 
 
+def scope_file(layout: Layout) -> Path:
+    return layout.root / "containers-scope"
+
+
 def scope(layout: Layout) -> str:
-    """Names containers and volumes after the state directory they belong to (two state
-    directories on one engine never share a ledger)."""
-    return hashlib.sha256(str(layout.root).encode()).hexdigest()[:8]
+    """The name of the state directory's containers and volumes: two state directories on one
+    engine never share a ledger. It is chosen at random when the state first runs as containers
+    (:func:`ensure_scope`), so a state directory made again at the same path — after a run killed
+    before its ``down --purge`` left its volumes behind — starts on empty volumes instead of a
+    ledger made with other keys. A state that ran as containers before the name was recorded
+    keeps the one it had: the hash of its path."""
+    try:
+        name = scope_file(layout).read_text().strip()
+    except FileNotFoundError:
+        return hashlib.sha256(str(layout.root).encode()).hexdigest()[:8]
+    if not re.fullmatch(r"[0-9a-f]{8}", name):
+        raise NetworkError(f"{scope_file(layout)} should hold 8 hexadecimal digits (the name of "
+                           f"this state's containers and volumes), not {name[:40]!r}")
+    return name
+
+
+def ensure_scope(layout: Layout) -> str:
+    """The scope of a state directory about to run (or describe, ``network compose``) its
+    containers: the one chosen before, if any; for a state already recorded as running without
+    one, its path's hash; otherwise chosen now (two commands starting at once agree on one)."""
+    from ipledger.network.org.runtime import recorded
+    if recorded(layout) is not None or scope_file(layout).exists():
+        return scope(layout)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(scope_file(layout), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return scope(layout)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(4) + "\n")
+    return scope(layout)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(4) + "\n")
+    return scope(layout)
 
 
 def container_name(layout: Layout, what: str) -> str:

@@ -70,6 +70,32 @@ def test_names_belong_to_the_state_directory(tmp_path, net):
     assert services.volume_name(lay, peer) != services.volume_name(other, peer)
 
 
+def test_a_state_directory_made_again_at_the_same_path_gets_other_names(tmp_path):
+    """A run killed before its ``down --purge`` leaves volumes behind; a state directory made
+    again at that path must not adopt them (its peers would start on a ledger made with other
+    keys and never join the new channel)."""
+    import shutil
+    lay = Layout(tmp_path / "state")
+    peer = consortium.load(base_port=21000).node("peer0.customs")
+    first = services.ensure_scope(lay)
+    assert services.ensure_scope(lay) == first == services.scope(lay)   # chosen once, then kept
+    runtime.record(lay, "docker")
+    assert services.ensure_scope(lay) == first
+    assert services.volume_name(lay, peer) == f"ipledger-{first}-peer0.customs"
+    shutil.rmtree(lay.root)
+    assert services.ensure_scope(lay) != first
+
+
+def test_a_state_that_ran_as_containers_before_the_scope_was_recorded_keeps_its_names(tmp_path):
+    import hashlib
+    lay = Layout(tmp_path / "state")
+    runtime.record(lay, "docker")
+    assert services.ensure_scope(lay) == hashlib.sha256(str(lay.root).encode()).hexdigest()[:8]
+    services.scope_file(lay).write_text("../../x\n")
+    with pytest.raises(NetworkError, match="containers-scope should hold 8 hexadecimal digits"):
+        services.scope(lay)
+
+
 def test_the_gateway_container_gets_its_client_identity_public_files_and_own_directory_only(net):
     c, lay = net
     org = c.org("BrokerMSP")
