@@ -6,9 +6,9 @@ products, the rates of yield (art. 255), the sites, the validity and the period
 for discharge (art. 257). Amendments apply forward only: lots already placed keep
 their discharge deadline, and a lot declared before an amendment of the period and recorded after it
 gets the period in force when its declaration was accepted (``discharge_period_at``; the periods an
-amendment replaced are kept in ``discharge_periods``). Each authorisation key carries key-level endorsement by
-customs (the deployment's customs MSP), so no transaction without a customs
-endorsement can change it. An authorisation is granted to a registered holder
+amendment replaced are kept in ``discharge_periods``). Only customs' acts write an authorisation
+(``acts.py``), and like every key it is judged by the chaincode policy — customs' peer and another
+member's (``endorsement.py``: why it carries no key-level policy). An authorisation is granted to a registered holder
 (``HolderNotRegistered``): its ``holder_eori`` is an EORI of a party customs
 registered as ``holder``.
 """
@@ -20,7 +20,7 @@ from typing import Iterable
 
 from ipledger.chaincode.contract import alerts, goods, keys, parties, time_rules, timestamps
 from ipledger.chaincode.contract.decimals import exact, pct
-from ipledger.chaincode.contract.endorsement import customs_only_policy
+from ipledger.chaincode.contract.endorsement import drop_key_policy
 from ipledger.chaincode.contract.errors import (AlreadyExists, AuthorisationExpired, AuthorisationNotActive, GoodsNotCovered,
                      HolderNotRegistered, InvalidEvent, InvalidState, NotFound, SiteNotAuthorised)
 
@@ -227,7 +227,7 @@ def _history(tx, status: str, reason: str | None) -> dict:
 def _save(tx, auth: dict) -> None:
     key = keys.authorisation(auth["authorisation_id"])
     tx.state.put(key, auth)
-    tx.stub.set_state_validation_parameter(tx.state.key(key), customs_only_policy(tx.customs_msp))
+    drop_key_policy(tx.stub, tx.state.key(key))
 
 
 def close_until(tx, auth: dict, cutoff: str) -> None:

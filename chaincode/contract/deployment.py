@@ -12,8 +12,7 @@ The contract names no organisation. Customs' MSP id comes from the environment v
 What makes it trustworthy is not the package: Fabric's chaincode definition does not include the
 package, and each organisation installs and approves its own. An organisation could run a package naming
 itself customs on its own peer — and gain nothing: every act needs the endorsement of customs' own peer
-(the chaincode endorsement policy, and the customs-only key-level policy of authorisations, parameters and
-the register) with an identical result, and customs' peer runs customs' package; what that organisation's
+(the chaincode endorsement policy, which judges every key of the contract) with an identical result, and customs' peer runs customs' package; what that organisation's
 peer would then show it is only what its own peer already stores.
 
 It is read once per process (:func:`customs_msp_from_environment`); tests give the contract its customs

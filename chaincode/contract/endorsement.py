@@ -1,21 +1,29 @@
-"""Endorsement policies: the chaincode-level policy text and key-level (state-based) policies.
+"""Endorsement: one policy for every key, the chaincode-level one; and the policy builders.
 
 Chaincode level: set at approval, derived per channel from the consortium file by
 ``network/channel/chaincode.contract_policy`` (customs' peer AND a peer of another member), e.g.::
 
     AND('CustomsMSP.peer', OR('OperatorMSP.peer','BrokerMSP.peer'))
 
-It is not something the contract reads.
+It is not something the contract reads, and it is the only policy its keys are judged by.
 
-Key level: authorisation, parameter and register keys may only change with
-an endorsement by a peer of customs — the organisation the deployment names
-(``deployment.py``). ``set_state_validation_parameter`` takes a serialized
-``common.SignaturePolicyEnvelope``; :func:`signature_policy` builds the same
-bytes as the Go shim's ``statebased.NewStateEP`` + ``AddOrgs(RoleTypePeer, ...)``.
+No key-level (state-based) policies. Under Fabric's v2 validation a key's own policy *replaces*
+the chaincode's for that key (``core/common/validation/statebased``: the chaincode policy is
+checked only for written keys without one). A policy of customs alone on the authorisations,
+the parameters and the register — what this contract set until it was found out — let a
+transaction that writes only those keys commit with the endorsement of customs' peer alone,
+whatever code that peer runs: customs could have changed a ceiling, a mandate or the register
+with no other member computing it. The chaincode policy already needs customs' peer for every
+key, and changing it needs customs' signature (``founding.governance_rule``), so nothing is lost
+for customs; and a namespace that never stores metadata spares every peer a metadata lookup per
+written key at validation (docs/benchmarks.md, goal 5). A key an earlier version left a policy on
+loses it when the contract next writes it (:func:`drop_key_policy`).
+
+``set_state_validation_parameter`` takes a serialized ``common.SignaturePolicyEnvelope``;
+:func:`signature_policy` builds the same bytes as the Go shim's ``statebased.NewStateEP`` +
+``AddOrgs(RoleTypePeer, ...)`` (tests use it to stand in for such an earlier policy).
 """
 from __future__ import annotations
-
-import functools
 
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
@@ -49,11 +57,13 @@ def signature_policy(msp_ids: list[str], role: str = "PEER") -> bytes:
     return envelope.SerializeToString(deterministic=True)
 
 
-@functools.lru_cache(maxsize=8)
-def customs_only_policy(customs_msp: str) -> bytes:
-    """A peer of ``customs_msp`` must endorse (key-level policy of authorisations, parameters and the
-    register of parties); cached per MSP id."""
-    return signature_policy([customs_msp], "PEER")
+def drop_key_policy(stub, key: str) -> None:
+    """Remove the key-level policy an earlier version of the contract left on ``key`` (full key, as
+    the stub names it), about to be written: from then on the chaincode policy judges it. A key
+    without one — every key the contract writes now — is left alone: nothing is written, so the
+    namespace keeps storing no metadata at all."""
+    if stub.get_state_validation_parameter(key):
+        stub.set_state_validation_parameter(key, b"")
 
 
 def describe(policy: bytes) -> dict:

@@ -8,8 +8,7 @@ peer's state database — never a scan of the whole channel.
 ==================  ==========================================  =====================================
 object type         attributes                                  answers
 ==================  ==========================================  =====================================
-``auth``            authorisation_id                            the authorisation (key-level
-                                                                endorsement: customs)
+``auth``            authorisation_id                            the authorisation
 ``params``          —                                           customs parameters (customs)
 ``party``           msp_id                                      the register of parties: an
                                                                 organisation's role and EORIs

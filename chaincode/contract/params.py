@@ -2,8 +2,8 @@
 
 Thresholds and limits are customs' choice, not constants of the code: customs
 changes them with a ``SetParameters`` transaction and every peer reads the same
-values from the world state. The key carries key-level endorsement by customs
-(the deployment's customs MSP), like the authorisations.
+values from the world state. Only customs' act writes the key (judged, like every key,
+by the chaincode policy: ``endorsement.py``).
 
 Who the parties are is not a parameter: the register of parties (``parties.py``)
 replaced ``party_eoris``, and a value of it left on an older ledger is ignored.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ipledger.chaincode.contract import keys
-from ipledger.chaincode.contract.endorsement import customs_only_policy
+from ipledger.chaincode.contract.endorsement import drop_key_policy
 
 DEFAULTS: dict[str, Any] = {
     "late_recording_days": 2,   # recorded more than this many days after occurred_at: LateRecording
@@ -63,6 +63,6 @@ def set_parameters(tx, event: dict) -> dict:
         raise InvalidEvent("yield_warn_pct must not exceed yield_block_pct",
                            yield_warn_pct=effective["yield_warn_pct"], yield_block_pct=effective["yield_block_pct"])
     tx.state.put(keys.params(), stored)
-    tx.stub.set_state_validation_parameter(tx.state.key(keys.params()), customs_only_policy(tx.customs_msp))
+    drop_key_policy(tx.stub, tx.state.key(keys.params()))
     tx.params = effective
     return {"parameters": effective, "changed": sorted(changed)}

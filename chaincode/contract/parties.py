@@ -1,7 +1,7 @@
 """The register of parties: which organisation of the channel plays which role, for which EORIs.
 
-Customs keep it on the ledger, one entry per organisation (key ``party/<msp_id>``, key-level endorsement
-by customs like the authorisations)::
+Customs keep it on the ledger, one entry per organisation (key ``party/<msp_id>``, written by customs'
+acts only)::
 
     {"msp_id": "OperatorMSP", "role": "holder", "eoris": ["FR12345678901234"], "name": "Plant A",
      "status": "REGISTERED", "registered_at": ..., "withdrawn_at": null, "version": 1}
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from ipledger.chaincode.contract import keys
 from ipledger.chaincode.contract.acts import HOLDER, REPRESENTATIVE
-from ipledger.chaincode.contract.endorsement import customs_only_policy
+from ipledger.chaincode.contract.endorsement import drop_key_policy
 from ipledger.chaincode.contract.errors import CustomsNotRegistrable, EoriTaken, InvalidState, NotFound
 
 ROLES = (HOLDER, REPRESENTATIVE)  # the roles customs register (customs is customs by deployment)
@@ -56,7 +56,7 @@ def holds(state, eori: str, role: str) -> dict | None:
 def _save(tx, party: dict) -> None:
     key = keys.party(party["msp_id"])
     tx.state.put(key, party)
-    tx.stub.set_state_validation_parameter(tx.state.key(key), customs_only_policy(tx.customs_msp))
+    drop_key_policy(tx.stub, tx.state.key(key))
 
 
 def register_party(tx, event: dict) -> dict:

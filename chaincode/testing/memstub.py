@@ -488,7 +488,11 @@ class MemLedger:
                     data.pop(key, None)
                 else:
                     data[key] = value
-        c.validation.update(stub.validation_writes)
+        for key, ep in stub.validation_writes.items():
+            if ep:
+                c.validation[key] = ep
+            else:               # an empty validation parameter is none: the chaincode policy judges the key
+                c.validation.pop(key, None)
         if stub.event is not None:
             self.events.append((tx_id, stub.event[0], stub.event[1]))
 
@@ -513,3 +517,7 @@ class MemLedger:
 
     def validation_parameter(self, key: str) -> bytes:
         return self._committed.validation.get(key, b"")
+
+    def validation_parameters(self) -> Mapping[str, bytes]:
+        """Every key carrying a key-level policy, with it."""
+        return dict(self._committed.validation)

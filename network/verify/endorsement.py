@@ -70,8 +70,9 @@ class KeyState:
     def validation_parameter(self, ns: str, coll: str, key) -> bytes | None:
         return self.keys.get((ns, coll, key))
 
-    def with_parameter(self) -> int:
-        return sum(1 for v in self.keys.values() if v)
+    def with_parameter(self, ns: str | None = None) -> int:
+        """How many keys carry a key-level policy now (of namespace ``ns``, or of all)."""
+        return sum(1 for (n, _c, _k), v in self.keys.items() if v and ns in (None, n))
 
     def apply(self, tx: Tx) -> None:
         ops: dict[tuple, dict] = {}

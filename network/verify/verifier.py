@@ -493,6 +493,7 @@ class Verifier:
             "chaincodes": {
                 name: {"valid_txs": s.endorser_valid.get(name, 0),
                        "invalid_txs": s.endorser_invalid.get(name, 0),
+                       "keys_with_key_level_policy": self.keys.with_parameter(name),
                        **({"definition": self.definitions_seen[name]} if name in self.definitions_seen else {})}
                 for name in sorted(set(s.endorser_valid) | set(s.endorser_invalid) | set(self.definitions_seen))
             },

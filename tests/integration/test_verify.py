@@ -1,8 +1,8 @@
 """``ipledger verify`` on the real session network: the channel verifies; tampered copies do not.
 
 Transactions first (stubcheck: plain writes, private data, a key-level policy set by
-the operator and then honoured or not; ipledger: customs' parameters with a
-key-level policy and an authorisation granted under AND(customs, operator|broker)),
+the operator and then honoured or not; ipledger: the register of parties and an authorisation
+granted under AND(customs, operator|broker), with no key-level policy in its namespace),
 then ``python -m ipledger.network.cli.verify`` fetches every block from peer0.customs
 through Deliver and saves them; then single-byte tampering of saved copies is
 named by block (and transaction).
@@ -31,8 +31,8 @@ RUN: dict[str, str] = {}   # output of the verification against the peer
 
 
 def customs_peer_policy_hex() -> str:
-    from ipledger.chaincode.contract.endorsement import customs_only_policy
-    return customs_only_policy("CustomsMSP").hex()
+    from ipledger.chaincode.contract.endorsement import signature_policy
+    return signature_policy(["CustomsMSP"]).hex()
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +54,12 @@ def transactions(fabric_network, clients, stubcheck, ipledger_chaincode):
     seen["sbe_ok"] = op.submit("Put", [J("verify-sbe"), J("by customs")], endorsing_orgs=["CustomsMSP"]).tx_id
     # The real contract, AND('CustomsMSP.peer', OR('OperatorMSP.peer','BrokerMSP.peer')).
     from tests.integration.realscenario import RealScenario
-    scenario = RealScenario(clients, ipledger_chaincode.name)   # customs register the parties (key-level)
+    scenario = RealScenario(clients, ipledger_chaincode.name)   # customs register the parties
     granted = scenario.grant("FRIPO000777")  # its own id: the session's other suites use FRIPO000001
     scenario.accepted(granted)
     seen["grant"] = granted.tx_id
     from ipledger.chaincode.testing.scenario import HOLDER
-    # The operator's register entry now carries customs' key-level policy: this update is judged by it.
+    # Registered again: judged, like every key of the contract, by the chaincode policy alone.
     scenario.accepted(scenario.register("OperatorMSP", "holder", [HOLDER], name="registered again"))
     return seen
 
@@ -103,11 +103,14 @@ def test_verify_fetches_every_block_and_passes(saved, fabric_network, transactio
     assert checked["creator_signatures"] == tx["valid"] - tx["config"]
     assert checked["endorsement_signatures"] >= checked["creator_signatures"]
     evals = checked["policy_evaluations"]
-    assert evals.get("key-level", 0) >= 2               # stubcheck's guarded key, ipledger's register entry
+    assert evals.get("key-level", 0) >= 1               # stubcheck's guarded key
     assert evals.get("chaincode", 0) >= 1
     assert evals.get("collection (_lifecycle)", 0) >= 9      # approvals: the org's Endorsement policy
     assert evals.get("chaincode (_lifecycle)", 0) >= 3       # commits: LifecycleEndorsement
-    assert checked["keys_with_key_level_policy"] >= 2
+    assert checked["keys_with_key_level_policy"] >= 1 and cc["stubcheck"]["keys_with_key_level_policy"] >= 1
+    # no key of the contract has a policy of its own, which would replace the chaincode policy for that key
+    # (a customs-only one let customs' peer alone write an authorisation, the parameters or the register)
+    assert cc["ipledger"]["keys_with_key_level_policy"] == 0
     assert report["invalid_cross_check"]["endorsement_policy_failures_confirmed"] >= 1
     assert report["warnings"] == []
 

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ipledger.chaincode.testing.scenario import (AUTH_ID, BROKER_EORI, PLACE_MRN_L1, RETREADED, SITE1,
+from ipledger.chaincode.testing.scenario import (AUTH_ID, BROKER_EORI, HOLDER, PLACE_MRN_L1, RETREADED, SITE1,
                                         SITE2, USED_TYRES, authorisation_fields, evidence, iso, mrn,
                                         retreaded, waste)
 
@@ -559,16 +559,38 @@ def test_lot_is_discharged_only_when_its_products_are(s):
     assert s.lot("L1")["status"] == "DISCHARGED" and s.batch("W1")["status"] == "DISCHARGED"
 
 
-def test_authorisation_keys_carry_customs_key_level_endorsement(s):
-    from ipledger.chaincode.contract.endorsement import describe
+def amend(s):
+    """AmendAuthorisation with the §8 fields and no mandate."""
+    return s.submit("AmendAuthorisation", {"authorisation_id": AUTH_ID,
+                                           **authorisation_fields(s.day, broker_mandates=[])}, "CustomsMSP")
+
+
+def test_no_key_carries_a_key_level_policy_so_the_chaincode_policy_judges_every_write(s):
+    """Under Fabric's v2 validation a key's own policy replaces the chaincode's for that key: a
+    customs-only one would let customs' peer alone commit a transaction writing only that key."""
+    s.accepted(s.set_parameters(warn_days=10))
+    s.accepted(amend(s))
+    s.accepted(s.register("OperatorMSP", "holder", [HOLDER], name="registered again"))
+    assert s.ledger.state            # grant, register, placement, parameters, amendment written ...
+    assert s.ledger.validation_parameters() == {}     # ... and no key-level policy on any of them
+
+
+@pytest.mark.parametrize("act", ["amend", "set_parameters", "register"])
+def test_a_key_level_policy_an_earlier_version_left_goes_when_the_key_is_written(s, act):
+    from ipledger.chaincode.contract.endorsement import signature_policy
 
     stub = s.ledger.stub()
-    policy = s.ledger.validation_parameter(stub.create_composite_key("auth", [AUTH_ID]))
-    assert describe(policy) == {"n": 1, "signed_by": ["CustomsMSP.peer"]}
-    assert s.ledger.validation_parameter(stub.create_composite_key("lot", ["L1"])) == b""
-    s.accepted(s.set_parameters(warn_days=10))
-    assert describe(s.ledger.validation_parameter(stub.create_composite_key("params", []))) == \
-        {"n": 1, "signed_by": ["CustomsMSP.peer"]}
+    key = {"amend": stub.create_composite_key("auth", [AUTH_ID]),
+           "set_parameters": stub.create_composite_key("params", []),
+           "register": stub.create_composite_key("party", ["OperatorMSP"])}[act]
+    untouched = stub.create_composite_key("party", ["BrokerMSP"])
+    for k in (key, untouched):
+        stub.set_state_validation_parameter(k, signature_policy(["CustomsMSP"]))
+    s.ledger.commit(stub)
+    s.accepted({"amend": lambda: amend(s),
+                "set_parameters": lambda: s.set_parameters(warn_days=10),
+                "register": lambda: s.register("OperatorMSP", "holder", [HOLDER], name="again")}[act]())
+    assert s.ledger.validation_parameters() == {untouched: signature_policy(["CustomsMSP"])}
 
 
 def test_set_parameters(s):

@@ -148,6 +148,7 @@ def test_key_level_policy_replaces_the_chaincode_policy_for_its_key(ledger):
     v = run(ledger)
     assert not v.failed, v.problems
     assert v.report()["checked"]["policy_evaluations"]["key-level"] == 1
+    assert v.report()["chaincodes"]["cc"]["keys_with_key_level_policy"] == 1
     ledger.block([ledger.endorser_tx(client, "cc", [o], writes={"k": b"4"})])
     v = run(ledger)
     assert problems(v) == [(4, 0, "endorsement policy")]
