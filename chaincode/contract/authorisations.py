@@ -22,7 +22,8 @@ from ipledger.chaincode.contract import alerts, goods, keys, parties, time_rules
 from ipledger.chaincode.contract.decimals import exact, pct
 from ipledger.chaincode.contract.endorsement import drop_key_policy
 from ipledger.chaincode.contract.errors import (AlreadyExists, AuthorisationExpired, AuthorisationNotActive, GoodsNotCovered,
-                     HolderNotRegistered, InvalidEvent, InvalidState, NotFound, SiteNotAuthorised)
+                     HolderNotRegistered, InvalidEvent, InvalidState, NotFound, SiteNotAuthorised,
+                     UnitMismatch)
 
 ACTIVE, SUSPENDED, REVOKED, EXPIRED = "ACTIVE", "SUSPENDED", "REVOKED", "EXPIRED"
 
@@ -157,16 +158,51 @@ def require_site_or_goods_there(auth: dict, site: str, records: Iterable[dict]) 
         require_site(auth, site)
 
 
-def rates_for_input(auth: dict, input_cn: str) -> list[dict]:
-    """The authorised rates of yield from ``input_cn``, one per processed product (the most specific
-    input match wins), in product CN order."""
-    out = {}
+def applicable_rates(auth: dict, input_cn: str) -> dict[str, dict]:
+    """The authorised rates of yield that apply to input goods ``input_cn``, by processed product CN: for
+    each product, the rate from the most specific input code covering ``input_cn``."""
+    out: dict[str, dict] = {}
     for r in auth["yield_rates"]:
         if covers(r["input_cn"], input_cn):
             prev = out.get(r["output_cn"])
             if prev is None or len(r["input_cn"]) > len(prev["input_cn"]):
                 out[r["output_cn"]] = r
-    return [{"output_cn": cn, "output_per_input": r["output_per_input"]} for cn, r in sorted(out.items())]
+    return out
+
+
+def rates_for_input(auth: dict, input_cn: str) -> list[dict]:
+    """The authorised rates of yield from ``input_cn``, one per processed product (the most specific
+    input match wins), in product CN order."""
+    return [{"output_cn": cn, "output_per_input": r["output_per_input"]}
+            for cn, r in sorted(applicable_rates(auth, input_cn).items())]
+
+
+def rate_units(auth: dict, rate: dict) -> list[str]:
+    """The units of the input goods a rate of yield is applied to — a quantity *per unit* of them: the unit of
+    the entry its input code falls under, and of every more specific entry it is the rate of (no rate of
+    its own for that product). One unit for a well-formed authorisation (:func:`check_fields`); sorted."""
+    units = set()
+    own = input_entry(auth, rate["input_cn"])
+    if own is not None:
+        units.add(own["unit"])
+    for e in auth["input_goods"]:
+        applied = applicable_rates(auth, e["cn"]).get(rate["output_cn"]) if covers(rate["input_cn"], e["cn"]) else None
+        if applied is not None and applied["input_cn"] == rate["input_cn"]:
+            units.add(e["unit"])
+    return sorted(units)
+
+
+def require_rate_unit(auth: dict, lot: dict) -> None:
+    """UnitMismatch unless every rate of yield that applies to ``lot`` is authorised per the unit the lot is
+    counted in: a rate per kilogram is never applied to a count of pieces — the lot was placed before an
+    amendment counted its goods otherwise, or a heading's rate covers it in another unit."""
+    for output_cn, r in sorted(applicable_rates(auth, lot["cn"]).items()):
+        units = rate_units(auth, r)
+        if units != [lot["unit"]]:
+            raise UnitMismatch(f"the rate of yield from {r['input_cn']} to {output_cn} is authorised per "
+                               f"{' / '.join(units)}; {lot['lot_id']} is counted in {lot['unit']}",
+                               lot_id=lot["lot_id"], unit=lot["unit"], rate_units=units,
+                               input_cn=r["input_cn"], output_cn=output_cn)
 
 
 def tolerances(auth: dict, params: dict) -> tuple[Fraction, Fraction]:
@@ -203,6 +239,13 @@ def check_fields(event: dict) -> None:
         if (r["input_cn"], r["output_cn"]) in pairs:
             raise InvalidEvent("a rate of yield is listed twice", input_cn=r["input_cn"], output_cn=r["output_cn"])
         pairs.add((r["input_cn"], r["output_cn"]))
+    for r in event["yield_rates"]:
+        units = rate_units(event, r)
+        if len(units) > 1:
+            raise InvalidEvent(f"the rate of yield from {r['input_cn']} to {r['output_cn']} would apply to input "
+                               f"goods counted in {' and '.join(units)}: a rate is a quantity per one unit — give "
+                               "the goods of each unit a rate of their own", input_cn=r["input_cn"],
+                               output_cn=r["output_cn"], units=units)
     for cn, kind in kinds.items():
         if kind == "MAIN" and not any(r["output_cn"] == cn for r in event["yield_rates"]):
             raise InvalidEvent(f"main processed product {cn} has no rate of yield (UCC art. 255)", output_cn=cn)

@@ -46,6 +46,7 @@ def check_yield(auth: dict, params: dict, inputs: list[tuple[dict, int]], output
         if not rates:
             raise GoodsNotCovered(f"no rate of yield for the input goods {lot['cn']} of {lot['lot_id']}: what "
                                   f"they become could not be accounted for", lot_id=lot["lot_id"], input_cn=lot["cn"])
+        authorisations.require_rate_unit(auth, lot)
         outputs_of_input = [rate["output_cn"] for rate in rates]
         if all(authorisations.product(auth, cn)["kind"] != "MAIN" for cn in outputs_of_input):
             accounting.update(outputs_of_input)
