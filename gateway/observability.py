@@ -132,7 +132,46 @@ def status_label(status: int) -> str:
     return str(status) if 100 <= status <= 599 else "other"
 
 
+class _Recorded:
+    """A metric whose recording never fails what it counts. Under ``gateway serve`` each worker writes its
+    figures to memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR``: a directory deleted underneath or a full
+    disk makes ``inc``/``observe`` raise — after a commit, that turned a recorded event into a 500, or into
+    503 "the ledger cannot be reached". The figure is lost instead, and the first failure of each metric in a
+    process is logged (without label values)."""
+
+    def __init__(self, metric):
+        self.metric = metric
+        self.name = getattr(metric, "_name", type(metric).__name__)
+        self._failed = False
+
+    def labels(self, *values: str) -> "_RecordedChild":
+        return _RecordedChild(self, values)
+
+    def _record(self, values: tuple, how: str, amount: float) -> None:
+        try:
+            getattr(self.metric.labels(*values), how)(amount)
+        except Exception as e:  # noqa: BLE001 - a figure is never worth an answer
+            if not self._failed:
+                self._failed = True
+                logging.getLogger("ipledger.gateway.metrics").warning(
+                    "metric %s not recorded (%s: %s); figures of this metric may be missing from /metrics",
+                    self.name, type(e).__name__, e, extra={"error_type": type(e).__name__})
+
+
+class _RecordedChild:
+    def __init__(self, parent: _Recorded, values: tuple):
+        self._parent, self._values = parent, values
+
+    def inc(self, amount: float = 1) -> None:
+        self._parent._record(self._values, "inc", amount)
+
+    def observe(self, amount: float) -> None:
+        self._parent._record(self._values, "observe", amount)
+
+
 class Metrics:
+    """The gateway's figures. Recording one never raises (:class:`_Recorded`)."""
+
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("ipledger_gateway_requests_total", "HTTP requests by route and status",
@@ -147,6 +186,8 @@ class Metrics:
         self.answers = Counter("ipledger_gateway_query_answers_total", "Queries of kept answers (gateway/answers.py) "
                                "by function: answer reused (channel height unchanged) or evaluated",
                                ["function", "outcome"], registry=self.registry)
+        for name in ("requests", "latency", "fabric", "events", "answers"):
+            setattr(self, name, _Recorded(getattr(self, name)))
 
     def observe_request(self, method: str | None, url_rule, status: int, seconds: float) -> None:
         """One HTTP request, with bounded labels (:func:`method_label`, :func:`route_label`)."""

@@ -39,3 +39,29 @@ def test_routes_are_url_rules_and_event_types_are_known_ones(app, client, as_org
     assert _labels(text, "route") <= rules, _labels(text, "route") - rules
     assert "/api/v1/lots/<lot_id>" in _labels(text, "route")
     assert not [t for t in _labels(text, "type") if t.startswith("Nope")]
+
+
+def test_a_metric_that_cannot_be_written_never_changes_an_answer(app, as_org, ledger, caplog, tmp_path, monkeypatch):
+    """Under ``gateway serve`` the figures are files (PROMETHEUS_MULTIPROC_DIR): a directory deleted underneath
+    or a full disk made recording raise — after the commit, so a recorded event was answered 500, or 503 "the
+    ledger network cannot be reached"."""
+    import errno
+
+    from .fakes import grant_body
+
+    metrics = app.extensions["ipledger"].service.metrics
+    for name in ("requests", "latency", "fabric", "events", "answers"):
+        metric = getattr(metrics, name).metric
+
+        def full(*_values, _m=metric):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(metric, "labels", full)
+    with caplog.at_level("WARNING", logger="ipledger.gateway.metrics"):
+        first = as_org("CustomsMSP").post("/api/v1/events", json=grant_body())
+        second = as_org("CustomsMSP").post("/api/v1/events", json=grant_body())
+    assert first.status_code == 201 and first.get_json()["status"] == "COMMITTED"
+    assert second.status_code == 200 and second.get_json()["status"] == "REPLAYED"
+    assert "grant-1" in ledger.recorded
+    failed = [r.getMessage() for r in caplog.records if r.name == "ipledger.gateway.metrics"]
+    assert len(failed) == len({m.split()[1] for m in failed}) >= 3       # once per metric, not per request
+    assert all("No space left on device" in m for m in failed)
