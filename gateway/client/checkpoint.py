@@ -6,6 +6,7 @@ A checkpoint on a whole block N is stored as (N + 1, "").
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -50,6 +51,17 @@ class FileCheckpointer:
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"checkpoint file {self.path} is corrupt: {exc}") from exc
         return Checkpoint(block, tx_id)
+
+    def reload(self) -> Checkpoint:
+        """Read the file again — what another process saved since this one was made (the feed listener of
+        another gateway worker that led before this one) — and remove the temporary files of saves a crash
+        interrupted. Only for the one process that writes from now on (the feed lock's holder)."""
+        with self._lock:
+            for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+            self._state = self._load()
+            return self._state
 
     @property
     def checkpoint(self) -> Checkpoint:

@@ -137,6 +137,9 @@ class FeedListener:
             else:
                 return
             self.leading.set()
+            # where the last leader got to, not where the file stood when this worker started: from that stale
+            # position pruned items would come back as new ones and delivered alerts be queued again
+            self.checkpointer.reload()
             if not self.checkpointer.empty and not self.store.has_events(self.channel):
                 # a checkpoint without the events it stands for (the database moved away or lost): resuming
                 # there would leave out, for good, everything before it — read the channel again from block 0

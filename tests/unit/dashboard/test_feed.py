@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from ipledger.gateway.client import FileCheckpointer
+from ipledger.gateway.client.checkpoint import Checkpoint
 from ipledger.gateway.feed.listener import FeedListener
 from ipledger.gateway.feed.store import FeedStore
 
@@ -69,7 +70,7 @@ def test_restart_resumes_from_checkpoint_no_gap_no_duplicate(scenario, live, led
     assert len(ids) == len(set(ids)) == len(ledger.events) == stored + 2
 
 
-def test_only_one_listener_per_installation(tmp_path, ledger):
+def test_only_one_listener_per_installation(tmp_path, scenario, ledger):
     store = FeedStore(tmp_path / "db.sqlite")
     first = FeedListener(store, FileCheckpointer(tmp_path / "cp.json"), ListSource(ledger), lock_path=tmp_path / "lock")
     second = FeedListener(store, FileCheckpointer(tmp_path / "cp.json"), ListSource(ledger), lock_path=tmp_path / "lock")
@@ -79,9 +80,21 @@ def test_only_one_listener_per_installation(tmp_path, ledger):
     import time
     time.sleep(0.3)
     assert not second.leading.is_set()
+    wait_for(lambda: FileCheckpointer(tmp_path / "cp.json").tx_id == ledger.events[-1].tx_id)
     first.stop()
-    wait_for(second.leading.is_set, timeout=5)   # takes over when the first lets go
+    wait_for(second.leading.is_set, timeout=5)   # takes over when the first lets go ...
+    wait_for(lambda: second.source.opened)
     second.stop()
+    # ... from where the first got to, not from the checkpoint file as it stood when the second was made
+    assert second.source.opened[0].start == len(ledger.events) and second.handled == 0
+
+
+def test_a_new_leader_removes_the_temporary_files_of_interrupted_saves(tmp_path):
+    cp = FileCheckpointer(tmp_path / "cp.json")
+    cp.checkpoint_transaction(3, "t")
+    (tmp_path / ".cp.json.abc123.tmp").write_text('{"blockNumber": 9')    # a save killed before its rename
+    assert FileCheckpointer(tmp_path / "cp.json").reload() == Checkpoint(3, "t")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cp.json"]
 
 
 def test_sse_resumes_after_last_event_id_and_filters_by_visibility(scenario, client, keys, live, ledger, api):
