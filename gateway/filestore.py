@@ -120,6 +120,40 @@ class JsonFile:
         files.write_atomically(self.path, text.encode("utf-8"), MODE)
 
 
+class LeadLock:
+    """Which one of the processes sharing a gateway directory does a job (listen to the feed, send the
+    webhooks): the holder of an exclusive ``flock`` on ``path`` (created 0600, never removed), taken without
+    waiting. Released by :meth:`release`, or by the system when the holding process ends, ``kill -9``
+    included. A ``flock`` belongs to its open file, so two holders in one process exclude each other too."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def try_acquire(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+            self._fd = None
+
+
 def require_owner_only(path: Path, what: str, error: Callable[[str], Exception]) -> None:
     """Refuse a file holding secrets that anyone but its owner may read or write (a group or other permission
     bit): ``error`` of a message naming ``what``, the file, its mode and the fix. The gateway's one check of

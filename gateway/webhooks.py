@@ -58,7 +58,7 @@ from typing import Callable, Iterable
 from ipledger.gateway.feed.store import FeedStore, now_text
 from ipledger.gateway.feed.visibility import Visibility
 from ipledger.gateway import moments
-from ipledger.gateway.filestore import CorruptFileError, JsonFile, require_owner_only
+from ipledger.gateway.filestore import CorruptFileError, JsonFile, LeadLock, require_owner_only
 from ipledger.gateway.problems import Problem
 
 log = logging.getLogger("ipledger.gateway.webhooks")
@@ -563,7 +563,8 @@ def _channel_of(delivery: dict) -> str | None:
 
 
 class Dispatcher:
-    """Sends due deliveries (one thread, in the process that runs the feed listener).
+    """Sends due deliveries (one thread, started where a feed listener leads; it sends while it holds the
+    dispatcher's own lock, ``webhooks.lock``: one sender per gateway directory).
 
     A delivery queued by the feed listener is first checked: may the subscription's org read the alert's
     authorisation (:class:`Visibility`, i.e. the contract)? Yes: it is sent; no: it is dropped, unsent and
@@ -577,8 +578,11 @@ class Dispatcher:
                  max_backoff_s: float = 3600.0, max_attempts: int = 10, timeout_s: float = 10.0,
                  router: AlertRouter | None = None, poll_alerts_s: float | None = None,
                  post: Callable[[str, bytes, dict, float], int] = http_post, clock=time.time,
-                 visibility: Visibility | None = None, max_check_backoff_s: float = 60.0):
+                 visibility: Visibility | None = None, max_check_backoff_s: float = 60.0,
+                 lock_path: Path | str | None = None):
         self.subscriptions = subscriptions
+        # one sender per gateway directory, whichever feed listener leads and however its channels change
+        self._lead = LeadLock(lock_path) if lock_path else None
         self.deliveries = deliveries
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.max_attempts, self.timeout_s = max_attempts, timeout_s
@@ -602,6 +606,8 @@ class Dispatcher:
             subs = {s["id"]: s for s in self.subscriptions.active()}
             dropped = 0
             for d in self.deliveries.due(self.clock()):
+                if self._stop.is_set():   # stopping: what is left is sent by the next holder of the lock
+                    return attempted
                 sub = subs.get(d["subscription_id"])
                 if sub is None:  # removed: nothing more is sent to it
                     self.deliveries.record(d["delivery_id"], delivered=False, status=None,
@@ -712,14 +718,25 @@ class Dispatcher:
         self.run_once()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception as exc:  # noqa: BLE001 - keep going
-                # a file's problem names the file and never its content: said whole; anything else by its type
-                log.warning("webhook dispatcher: %s", str(exc) if isinstance(exc, CorruptFileError) else
-                            type(exc).__name__, extra={"error_type": type(exc).__name__})
-            self._stop.wait(0.5)
+        """Send while holding the dispatcher's lock (with ``lock_path``): another process of the gateway — a
+        worker still ending, or one of before a reload that changed the channels — may still be sending, and
+        two senders would post one delivery twice and poll the time alerts twice. The lock goes when this
+        thread ends (or its process): never while a delivery is in flight."""
+        while self._lead is not None and not self._lead.try_acquire():
+            if self._stop.wait(2.0):
+                return
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.tick()
+                except Exception as exc:  # noqa: BLE001 - keep going
+                    # a file's problem names the file and never its content: said whole; anything else by its type
+                    log.warning("webhook dispatcher: %s", str(exc) if isinstance(exc, CorruptFileError) else
+                                type(exc).__name__, extra={"error_type": type(exc).__name__})
+                self._stop.wait(0.5)
+        finally:
+            if self._lead is not None:
+                self._lead.release()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

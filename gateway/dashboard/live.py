@@ -71,7 +71,8 @@ class Live:
         self.dispatcher = Dispatcher(self.subscriptions, self.deliveries, backoff_s=config.webhook_backoff_s,
                                      max_backoff_s=config.webhook_max_backoff_s,
                                      max_attempts=config.webhook_max_attempts, timeout_s=config.webhook_timeout_s,
-                                     router=self.router, poll_alerts_s=config.alert_poll_s, **kwargs)
+                                     router=self.router, poll_alerts_s=config.alert_poll_s,
+                                     lock_path=self.directory / "webhooks.lock", **kwargs)
         if block_reader is None and config.orgs:
             block_reader = FabricBlockReader(config)
         self.block_reader = block_reader
@@ -103,8 +104,8 @@ class Live:
     def start_listener(self, source, channel: str | None = None, dispatch: bool = True) -> FeedListener:
         """Listen to ``source`` (when this process gets the feed lock), resuming from the checkpoint file;
         with ``channel``, that channel's own lock and checkpoint, its events stored with its name. With
-        ``dispatch``, the process whose listener holds this lock also sends the webhooks (one lock decides
-        it, so no two processes send the same delivery)."""
+        ``dispatch``, the process whose listener holds this lock also starts the webhook dispatcher, which sends
+        once it holds its own lock (``webhooks.lock``: whatever the listeners' locks, one sender at a time)."""
         from ipledger.gateway.client import FileCheckpointer
         name = f"feed.{channel}" if channel else "feed"
         if channel:
@@ -169,10 +170,10 @@ class Live:
 
     def close(self) -> None:
         self.stopping.set()
+        self.dispatcher.stop()     # first: the next holder of its lock takes over what is left to send
+        self.retention.stop()
         for listener in self.listeners:
             listener.stop()
-        self.dispatcher.stop()
-        self.retention.stop()
         if self.block_reader is not None and hasattr(self.block_reader, "close"):
             self.block_reader.close()
 

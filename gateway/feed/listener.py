@@ -16,15 +16,13 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
-from ipledger.gateway.filestore import CorruptFileError
+from ipledger.gateway.filestore import CorruptFileError, LeadLock
 from ipledger.gateway.feed.store import FeedStore, feed_item
 
 log = logging.getLogger("ipledger.gateway.feed")
@@ -97,29 +95,17 @@ class FeedListener:
         self._stop = threading.Event()
         self._stream = None
         self._thread: threading.Thread | None = None
-        self._lock_fd: int | None = None
+        self._lead = LeadLock(self.lock_path) if self.lock_path else None
         self.leading = threading.Event()
         self.handled = 0
 
     # -- leadership -------------------------------------------------------------------------------------
     def _try_lock(self) -> bool:
-        if self.lock_path is None:
-            return True
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
+        return self._lead is None or self._lead.try_acquire()
 
     def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-                os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lead is not None:
+            self._lead.release()
         self.leading.clear()
 
     # -- running ------------------------------------------------------------------------------------------
