@@ -8,8 +8,9 @@ policy and private data collections), check commit readiness, commit — each
 organisation acting only on its own host: on a host that runs some of the
 organisations, ``deploy`` installs and approves for those, and commits once
 every organisation has approved (the last one to deploy commits). Upgrade
-is the same with the next sequence; peers keep serving the old definition
-until the new one is committed.
+is the same with the next sequence and the committed endorsement policy (new code
+never changes who endorses: ``ipledger admin chaincode-policy`` does, on its own);
+peers keep serving the old definition until the new one is committed.
 
 One file for one concept, the chaincode's life on the channel: the lifecycle commands that
 install, approve and commit its packages (including each organisation's chaincode-service
@@ -17,6 +18,7 @@ package under ``--runtime docker``), and the chaincode services that run them in
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import io
 import json
@@ -28,11 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fabric_protos.msp import msp_principal_pb2
+from fabric_protos.peer import policy_pb2
 
 from ipledger.network.org import identities, own_process
 from ipledger.network.org import runtime
 from ipledger.network.consortium import Consortium
-from ipledger.network.fabric.policy import PolicyError, parse_signature_policy, satisfiable_by
+from ipledger.network.fabric.policy import (PolicyError, parse_signature_policy, render_signature_policy,
+                                           satisfiable_by)
 from ipledger.network.org.nodes import Nodes
 from ipledger.network.channel.package import (ChaincodeError, ChaincodeSpec, build_ccaas_package, build_package,
                                               download_wheels, package_id, package_label, pinned_requirements)
@@ -66,6 +70,27 @@ def check_endorsement_policy(text: str, customs: str, members: list[str]) -> Non
                                  f"every record needs customs and another member, e.g. {_needs_both(customs, members)}")
     except PolicyError as e:
         raise ChaincodeError(f"the endorsement policy {text!r} cannot be read: {e}") from None
+
+
+def committed_policy(committed: dict) -> str:
+    """The endorsement policy of a committed definition (``querycommitted``'s JSON), in the policy language,
+    restated so that the peer CLI encodes it to the very bytes committed: an upgrade keeps it (a policy
+    ``ipledger admin chaincode-policy`` narrowed stays narrow, an organisation that joined does not become an
+    endorser unasked). ChaincodeError for a policy that cannot be restated so."""
+    try:
+        app = policy_pb2.ApplicationPolicy.FromString(base64.b64decode(committed.get("validation_parameter") or ""))
+    except Exception as e:  # noqa: BLE001 - a definition this tool cannot read
+        raise ChaincodeError(f"the committed endorsement policy cannot be read: {e}") from None
+    if app.WhichOneof("Type") != "signature_policy":
+        raise ChaincodeError("the committed endorsement policy is not a signature policy "
+                             f"({app.channel_config_policy_reference or 'empty'}): set one with 'ipledger admin "
+                             "chaincode-policy' first")
+    text = render_signature_policy(app.signature_policy)
+    if parse_signature_policy(text).SerializeToString(deterministic=True) != \
+            app.signature_policy.SerializeToString(deterministic=True):
+        raise ChaincodeError(f"the committed endorsement policy cannot be restated exactly ({text}): set it again "
+                             "with 'ipledger admin chaincode-policy' first")
+    return text
 
 
 def _needs_both(customs: str, members: list[str]) -> str:
@@ -120,6 +145,16 @@ class Deployer:
         return dataclasses.replace(spec, from_consortium=False, customs_msp=_customs(c),
                                    signature_policy=contract_policy(c),
                                    collections_config=collections)
+
+    def _keep_policy(self, spec: ChaincodeSpec, kept: str) -> ChaincodeSpec:
+        """An upgrade changes the code, not who endorses: the committed policy is kept, whatever the consortium
+        file's members would give now (said when it differs; 'ipledger admin chaincode-policy' changes it, with
+        every member's approval, as a step of its own)."""
+        if spec.signature_policy and parse_signature_policy(spec.signature_policy).SerializeToString(
+                deterministic=True) != parse_signature_policy(kept).SerializeToString(deterministic=True):
+            self.log(f"  the endorsement policy stays {kept} (committed); the channel's members would now give "
+                     f"{spec.signature_policy}: change it with 'ipledger admin chaincode-policy' if that is meant")
+        return dataclasses.replace(spec, signature_policy=kept)
 
     def package(self, spec: ChaincodeSpec, out: Path | None = None) -> Path:
         spec = self.settle(spec)
@@ -211,6 +246,8 @@ class Deployer:
         if current and upgrade and current.get("version") == spec.version:
             raise ChaincodeError(f"{spec.name} {spec.version} is already committed; "
                                  "an upgrade needs a new --version")
+        if current and upgrade and spec.signature_policy:
+            spec = self._keep_policy(spec, committed_policy(current))
         pkg = pkg or self.package(spec)
         local = [o for o in self.net.consortium.orgs if self.net.layout.is_local(o)]
         pids = self.install_for_orgs(spec, pkg, local)
