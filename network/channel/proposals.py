@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 from fabric_protos.common import configtx_pb2
+from fabric_protos.msp import msp_principal_pb2
 
 from ipledger.network.org import definition as definition_mod
 from ipledger.network.org import binaries
@@ -24,7 +25,9 @@ from ipledger.network.channel.live import _in_consortium
 from ipledger.network.fabric.config import (APPLICATION, ORDERER, ConfigError, anchor_peers_value, application_orgs, msp_of,
                                             orderer_orgs, parse_policy_path, show)
 from ipledger.network.fabric.config import set_policy as _set_policy
-from ipledger.network.fabric.policy import PolicyError, implicit_meta_policy, render_policy, signature_policy
+from ipledger.network.fabric.msp import MSPError
+from ipledger.network.fabric.policy import (PolicyError, PolicyManager, implicit_meta_policy, render_policy,
+                                           signature_policy)
 from ipledger.network.channel.updates import UpdateFile, assess
 from ipledger.network.errors import AdminError
 from ipledger.network.org.nodes import Nodes
@@ -124,8 +127,43 @@ def propose_remove_org(net: Nodes, msp_id: str, out: Path, as_org: str | None = 
                          "'ipledger admin' does not offer")
     updated = _copy(base)
     del updated.channel_group.groups[APPLICATION].groups[msp_id]
+    _require_governable(updated, msp_id)
     return _written(UpdateFile.create(out, base, block, updated, net.consortium.channel,
                                       {"kind": "remove-org", "org": msp_id}), log)
+
+
+# the policies that change the channel: who is on it, the contract's definition, the ordering service
+GOVERNING = ("/Channel/Application/Admins", "/Channel/Application/LifecycleEndorsement", "/Channel/Admins",
+             "/Channel/Orderer/Admins")
+
+
+class _AnyRole:
+    """Stands for whatever identity an organisation could bring: satisfies any role principal of its MSP."""
+
+    def __init__(self, msp_id: str):
+        self.msp_id = msp_id
+
+    def satisfies(self, principal: msp_principal_pb2.MSPPrincipal) -> None:
+        if principal.principal_classification != msp_principal_pb2.MSPPrincipal.ROLE or \
+                msp_principal_pb2.MSPRole.FromString(principal.principal).msp_identifier != self.msp_id:
+            raise MSPError(f"not a principal of {self.msp_id}")
+
+
+def _require_governable(updated: configtx_pb2.Config, removed: str) -> None:
+    """AdminError when, without ``removed``, a policy that changes the channel could never be met again: the
+    channel could then never gain or lose a member, nor change its contract's definition or its ordering
+    service — and Fabric offers no way back (the holder named in the governance rule, say)."""
+    groups = updated.channel_group.groups
+    members = sorted({*groups[APPLICATION].groups, *(groups[ORDERER].groups if ORDERER in groups else ())})
+    everyone = [_AnyRole(m) for m in members for _ in range(4)]   # a few identities of every kind each
+    manager = PolicyManager(updated.channel_group)
+    stuck = [ref for ref in GOVERNING if (pol := manager.lookup(ref)) is not None
+             and not pol.evaluate_identities(everyone)]
+    if stuck:
+        raise AdminError(
+            f"without {removed}, {', '.join(stuck)} could never be met again ({manager.get(stuck[0]).describe()}): "
+            f"no member could ever be added or removed, nor the contract's definition changed. Change those "
+            f"policies first ('ipledger admin propose set-policy'), then remove {removed}")
 
 
 def propose_update_org(net: Nodes, definition: Path, out: Path, as_org: str | None = None,
