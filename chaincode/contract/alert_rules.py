@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ipledger.chaincode.contract import authorisations, billing, goods, keys, timestamps
+from ipledger.chaincode.contract import authorisations, billing, declarations, goods, keys, timestamps
 from ipledger.chaincode.contract.alerts import DERIVED, RECORDED, raise_alert, recorded
 from ipledger.chaincode.contract.decimals import exact, pct
 from ipledger.chaincode.contract.params import BILL_DUE_DAYS
@@ -83,12 +83,17 @@ def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
     bills, pending, raised, terms = {}, {}, {}, {}
     for entry in log:
         for e in entry["effects"]:
-            if e["op"] == "exit" and e["procedure"] == "3151":   # its legally relevant date, as discharge.exit_goods
+            if e["op"] == "exit" and e["procedure"] in ("3151", declarations.TRANSFER):
+                received = declarations.reception(state, e["mrn"], e["item_no"]) if e["procedure"] != "3151" else None
+                if received is not None and received["recorded_at"] <= entry["recorded_at"]:
+                    continue   # a transfer whose reception was recorded first (discharge.exit_goods)
+                # its legally relevant date, as discharge.exit_goods
                 declared = min(timestamps.parse_datetime(entry["occurred_at"]),
                                timestamps.parse_datetime(entry["recorded_at"]))
                 pending[(e["mrn"], e["item_no"])] = {
-                    "goods": e["kind"], "id": e["id"], "quantity": e["qty"], "declared_at": timestamps.fmt(declared),
-                    "occurred_at": entry["occurred_at"], "recorded_at": entry["recorded_at"]}
+                    "goods": e["kind"], "id": e["id"], "quantity": e["qty"], "procedure": e["procedure"],
+                    "declared_at": timestamps.fmt(declared), "occurred_at": entry["occurred_at"],
+                    "recorded_at": entry["recorded_at"], "received_at": received and received["recorded_at"]}
         act, event = entry["event_type"], entry["event"]
         if act in ("GrantAuthorisation", "AmendAuthorisation"):
             terms = authorisations.fields_of(event)
@@ -112,6 +117,8 @@ def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
                            "raised_tx": first["raised_tx"] if first else entry["tx_id"],
                            "updated_at": entry["recorded_at"], "updated_tx": entry["tx_id"], "source": RECORDED}
     moment = timestamps.fmt(as_of)
+    # transfers received (on this ledger, under the other authorisation) by then no longer await
+    pending = {k: p for k, p in pending.items() if not (p["received_at"] and p["received_at"] <= moment)}
     history = [h for h in auth["status_history"] if h["recorded_at"] <= moment] or auth["status_history"][:1]
     records = sorted(book.records.items())
     return {
@@ -165,15 +172,17 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict, source: dic
         elif due - as_of <= dt.timedelta(days=params["bill_warn_days"]):
             out.append(_derived("BillOfDischargeDue", auth_id, day, details))
 
-    # ExitUnconfirmed: a re-export without ConfirmExit more than exit_confirm_days after its legally relevant
-    # date (declared_at: when the declaration was accepted, at most the ledger time; see discharge.exit_goods)
+    # ExitUnconfirmed: a re-export without ConfirmExit — or a transfer (5151) neither received on this ledger nor
+    # confirmed — more than exit_confirm_days after its legally relevant date (declared_at: when the declaration
+    # was accepted, at most the ledger time; see discharge.exit_goods)
     limit = dt.timedelta(days=params["exit_confirm_days"])
     unit_of = {**{(goods.LOT, r["lot_id"]): r["unit"] for r in source["lots"]},
                **{(goods.BATCH, r["batch_id"]): r["unit"] for r in source["batches"]}}
     for (mrn, item), pending in source["unconfirmed"]:
         if as_of - timestamps.parse_datetime(pending["declared_at"]) > limit:
             out.append(_derived("ExitUnconfirmed", auth_id, f"{mrn}/{int(item)}", {
-                "mrn": mrn, "item_no": int(item), "declared_at": pending["declared_at"],
+                "mrn": mrn, "item_no": int(item), "procedure": pending.get("procedure", "3151"),
+                "declared_at": pending["declared_at"],
                 "occurred_at": pending["occurred_at"], "recorded_at": pending["recorded_at"],
                 "goods": pending["goods"], "id": pending["id"], "quantity": pending["quantity"],
                 "unit": unit_of.get((pending["goods"], pending["id"]))}))

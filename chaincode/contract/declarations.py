@@ -35,6 +35,20 @@ def claim(state, mrn: str, item_no: int, record: dict) -> tuple:
     return second
 
 
+def other_side(state, mrn: str, item_no: int, key: tuple) -> dict | None:
+    """When ``key`` (what :func:`claim` gave) is the second side of a transfer, the first side's record."""
+    return state.get(keys.declaration(mrn, item_no)) if key == keys.declaration_transfer(mrn, item_no) else None
+
+
+def reception(state, mrn: str, item_no: int) -> dict | None:
+    """The reception (a 5151 placement) recorded on this ledger for a transfer's declaration item, or None."""
+    for key in (keys.declaration(mrn, item_no), keys.declaration_transfer(mrn, item_no)):
+        record = state.get(key)
+        if record is not None and record.get("type") == "PLACEMENT" and record.get("procedure") == TRANSFER:
+            return record
+    return None
+
+
 def _sides_of_one_transfer(first: dict, record: dict) -> bool:
     return (first.get("procedure") == TRANSFER == record["procedure"]
             and {first.get("type"), record["type"]} == {"PLACEMENT", "EXIT"}

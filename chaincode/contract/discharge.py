@@ -14,6 +14,7 @@ from ipledger.chaincode.contract.errors import InvalidEvent, InvalidState, NotFo
 from ipledger.chaincode.contract.state import canonical_json
 
 RE_EXPORT = "3151"
+TRANSFER = declarations.TRANSFER
 
 
 def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
@@ -43,8 +44,10 @@ def exit_goods(tx, event: dict) -> dict:
     circulation, 7151 customs warehousing, 5151 inward processing under another authorisation).
     Quantity ≤ balance (at the site, if named); the declaration (MRN + item) must be new — or, for a 5151
     transfer, the reception another authorisation recorded first (``declarations.claim``). A re-export
-    awaits ConfirmExit; ``exit_confirm_days`` count from when its declaration was accepted
-    (``occurred_at``, at most the ledger time: ``time_rules.legal_time``), as the period for discharge does."""
+    awaits ConfirmExit, a transfer its reception under the other authorisation on this ledger (or ConfirmExit,
+    when that authorisation is elsewhere): until then the goods are out of this procedure and in no other
+    one known here. ``exit_confirm_days`` count from when its declaration was accepted (``occurred_at``, at most
+    the ledger time: ``time_rules.legal_time``), as the period for discharge does."""
     item_no = event.get("item_no", 1)
     kind, goods_id, effect = _take(tx, event, "exit")
     record = tx.state.get(keys.goods(kind, goods_id))
@@ -60,9 +63,12 @@ def exit_goods(tx, event: dict) -> dict:
         "cn": record["cn"], "unit": record["unit"], "attribution": effect["attribution"], "occurred_at": event["occurred_at"],
         "recorded_at": tx.recorded_at, "tx_id": tx.tx_id, "exit_confirmed": None,
     })
-    if event["procedure"] == RE_EXPORT:  # ExitUnconfirmed counts from the legally relevant date of the re-export
+    # a re-export awaits ConfirmExit, a transfer its reception (or ConfirmExit when it is received elsewhere):
+    # ExitUnconfirmed counts from the legally relevant date of the exit
+    received = event["procedure"] == TRANSFER and declarations.other_side(tx.state, event["mrn"], item_no, declaration)
+    if event["procedure"] == RE_EXPORT or (event["procedure"] == TRANSFER and not received):
         tx.state.put(keys.unconfirmed_exit(event["authorisation_id"], event["mrn"], item_no), {
-            "goods": kind, "id": goods_id, "quantity": event["quantity"],
+            "goods": kind, "id": goods_id, "quantity": event["quantity"], "procedure": event["procedure"],
             "declared_at": timestamps.fmt(time_rules.legal_time(tx)), "occurred_at": event["occurred_at"],
             "recorded_at": tx.recorded_at})
     if tx.commercial is not None:
@@ -89,15 +95,18 @@ def record_loss(tx, event: dict) -> dict:
 
 
 def confirm_exit(tx, event: dict) -> dict:
-    """ConfirmExit: customs confirm that re-exported goods (3151) left the customs territory. OutOfOrder: an exit
-    date before the declaration, or a confirmation timestamped at or before the re-export it confirms."""
+    """ConfirmExit: customs confirm that re-exported goods (3151) left the customs territory, or that goods
+    transferred (5151) to an authorisation not on this ledger were received under it. OutOfOrder: an exit date
+    before the declaration, or a confirmation timestamped at or before the exit it confirms."""
     auth_id, mrn = event["authorisation_id"], event["mrn"]
     authorisations.get(tx.state, auth_id)
     exits = [(attrs, d) for attrs, d in tx.state.scan(keys.DECLARATION, mrn)
-             if d["type"] == "EXIT" and d["procedure"] == RE_EXPORT and d["authorisation_id"] == auth_id]
+             if d["type"] == "EXIT" and d["procedure"] in (RE_EXPORT, TRANSFER) and d["authorisation_id"] == auth_id]
     if not exits:
-        raise NotFound(f"no re-export under declaration {mrn} for {auth_id}", mrn=mrn)
-    pending = [(attrs, d) for attrs, d in exits if d["exit_confirmed"] is None]
+        raise NotFound(f"no re-export or transfer under declaration {mrn} for {auth_id}", mrn=mrn)
+    # a transfer received on this ledger needs no confirmation (its reception is the proof)
+    pending = [(attrs, d) for attrs, d in exits if d["exit_confirmed"] is None
+               and tx.state.exists(keys.unconfirmed_exit(auth_id, mrn, int(attrs[1])))]
     if not pending:
         raise InvalidState(f"the exit of {mrn} is already confirmed", mrn=mrn)
     exit_day = timestamps.parse_date(event["exit_date"], "exit_date")

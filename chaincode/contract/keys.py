@@ -24,7 +24,8 @@ object type         attributes                                  answers
 ``decl``            mrn, item_no                                DuplicateDeclaration; mrn → its events
 ``decl.transfer``   mrn, item_no                                the second side of a 5151 transfer (its
                                                                 exit or its reception, whichever came later)
-``unconfirmed``     authorisation_id, mrn, item_no              re-exports awaiting ConfirmExit
+``unconfirmed``     authorisation_id, mrn, item_no              re-exports awaiting ConfirmExit, transfers
+                                                                awaiting their reception (or ConfirmExit)
 ``log``             scope, YYYY-MM, recorded_at, tx_id           a period's events (month buckets)
 ``lot.log``         lot_id, recorded_at, tx_id                  a lot's history: each value
                                                                 ``{"scope", "month"}`` names the

@@ -65,6 +65,9 @@ def place_under_procedure(tx, event: dict) -> dict:
     tx.state.prefetch([goods.balance_key(goods.LOT, lot), authorisations.ceiling_alert_key(auth, lot["cn"])])
     goods.post(tx, {"op": "place", "lot": lot})
     tx.state.put(declaration, declared)
+    sent = declarations.other_side(tx.state, event["mrn"], event["item_no"], declaration)
+    if sent is not None:   # a transfer's exit recorded first: received now, it no longer awaits (ExitUnconfirmed)
+        tx.state.delete(keys.unconfirmed_exit(sent["authorisation_id"], event["mrn"], event["item_no"]))
     tx.stub.put_private_data(keys.COMMERCIAL_COLLECTION, tx.state.key(keys.commercial_lot(lot_id)),
                              canonical_json({"lot_id": lot_id, **tx.commercial}))
     return {"lot": goods.view(goods.LOT, tx.state.get(keys.lot(lot_id)), tx.now),

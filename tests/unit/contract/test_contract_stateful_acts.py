@@ -232,6 +232,7 @@ def check_event_log(ledger, lots: dict, batches: dict) -> None:
     lot_refs, batch_refs = set(committed(ledger, keys.LOT_LOG)), set(committed(ledger, keys.BATCH_LOG))
     decls = committed(ledger, keys.DECLARATION)
     unconfirmed = committed(ledger, keys.UNCONFIRMED_EXIT)
+    received = set(committed(ledger, keys.DECLARATION_TRANSFER))   # second sides of transfers: receptions here
     acc: dict[tuple, dict] = {}
 
     def rec(kind, gid):
@@ -282,7 +283,9 @@ def check_event_log(ledger, lots: dict, batches: dict) -> None:
                     assert (decl["type"], decl["tx_id"], decl["quantity"], decl["id"], decl["authorisation_id"]) == \
                         ("EXIT", entry["tx_id"], e["qty"], e["id"], entry["authorisation_id"]), (decl, e)
                     pending = (decl["authorisation_id"], e["mrn"], item) in unconfirmed
-                    assert pending == (e["procedure"] == "3151" and decl["exit_confirmed"] is None), (decl, e)
+                    # a re-export awaits ConfirmExit; a transfer its reception here, or ConfirmExit
+                    awaits = e["procedure"] == "3151" or (e["procedure"] == "5151" and (e["mrn"], item) not in received)
+                    assert pending == (awaits and decl["exit_confirmed"] is None), (decl, e)
                 else:
                     r["lost"] += e["qty"]
                 referenced(e["kind"], e["id"], attrs)

@@ -80,3 +80,50 @@ def test_other_declarations_are_not_transfers(s):
 def test_a_reception_whose_exit_is_not_on_this_ledger_places_under_its_own_declaration(s):
     s.accepted(s.place("Z1", 25, mrn_=mrn("I", 880006), auth_id=OTHER, procedure="5151"))
     assert s.lot("Z1")["procedure"] == "5151"
+
+
+# ---------------------------------------------------------------------------------------- a transfer awaits its reception
+
+def _unreceived(s, as_of) -> list[dict]:
+    from ipledger.chaincode.testing.scenario import iso
+    return [a["details"] for a in s.query("GetAlerts", AUTH_ID, iso(as_of))["alerts"] if a["type"] == "ExitUnconfirmed"]
+
+
+def _confirm(s, transfer):
+    return s.submit("ConfirmExit", {"authorisation_id": AUTH_ID, "mrn": transfer,
+                                    "exit_date": s.ledger.now.date().isoformat()}, "CustomsMSP")
+
+
+def test_a_transfer_never_received_is_flagged_as_a_re_export_never_confirmed_is(s):
+    """The exit discharges the goods from this authorisation; until their reception under the other one is
+    recorded, they are under no procedure known here — not a trace, after ``exit_confirm_days``."""
+    transfer = mrn("I", 880010)
+    s.accepted(s.exit(300, lot_id="L1", procedure="5151", mrn_=transfer))
+    assert _unreceived(s, s.D(90)) == []
+    [late] = _unreceived(s, s.D(91))
+    assert (late["mrn"], late["item_no"], late["procedure"], late["quantity"], late["id"]) == \
+        (transfer, 1, "5151", 300, "L1")
+    s.wait_until(s.D(95))
+    s.accepted(s.place("L1-B", 300, mrn_=transfer, auth_id=OTHER, procedure="5151"))   # received at last
+    assert _unreceived(s, s.D(96)) == []
+    assert [a["mrn"] for a in _unreceived(s, s.D(92))] == [transfer]      # as it stood before the reception
+    s.refused("InvalidState", _confirm, s, transfer)                     # its reception is the proof
+
+
+def test_a_transfer_received_first_awaits_nothing(s):
+    transfer = mrn("I", 880011)
+    s.accepted(s.place("L1-B", 40, mrn_=transfer, auth_id=OTHER, procedure="5151"))
+    s.accepted(s.exit(40, lot_id="L1", procedure="5151", mrn_=transfer))
+    assert _unreceived(s, s.D(100)) == []
+    s.wait_until(s.D(100))
+    assert _unreceived(s, s.D(100)) == []
+
+
+def test_customs_confirm_a_transfer_received_under_an_authorisation_elsewhere(s):
+    transfer = mrn("I", 880012)
+    s.accepted(s.exit(300, lot_id="L1", procedure="5151", mrn_=transfer))
+    s.wait_until(s.D(91))
+    assert [a["mrn"] for a in _unreceived(s, s.D(91))] == [transfer]
+    s.accepted(_confirm(s, transfer))
+    assert _unreceived(s, s.D(92)) == []
+    s.refused("InvalidState", _confirm, s, transfer)
