@@ -299,7 +299,8 @@ def _compose(net: Nodes, msp_id: str, out: Path | None, gateway_bind: str | None
     except images.ImageError as e:
         raise NetworkError(str(e)) from None
     packages = [(i["label"], i["package_id"], i["address"]) for i in map(service_info, service_packages(net, org))]
-    services.ensure_scope(net.layout)   # the names 'network up --runtime docker' will use after it
+    # the names 'network up --runtime docker' will use after it
+    services.ensure_scope(net.layout, runtime.recorded(net.layout) is not None)
     svcs = compose.org_services(net.layout, org, tags, chaincode_services=packages,
                                 customs_msp=net.consortium.customs, gateway_bind=gateway_bind)
     header = (f"{msp_id}'s containers, written by 'ipledger network compose --org {msp_id}' from\n"

@@ -242,7 +242,8 @@ class Nodes:
             self.generate(log=log)
         if self.runtime.name == runtime_mod.DOCKER:
             from ipledger.network.org.containers.services import ensure_scope
-            ensure_scope(self.layout)   # before the record: a recorded state without one is an older one
+            # before the record: a recorded state without one is an older one
+            ensure_scope(self.layout, runtime_mod.recorded(self.layout) is not None)
         runtime_mod.record(self.layout, self.runtime.name)
         channels = self.local_channels()
         first_join = [ch.check_genesis(log) for ch in channels]

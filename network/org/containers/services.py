@@ -119,12 +119,12 @@ def scope(layout: Layout) -> str:
     return name
 
 
-def ensure_scope(layout: Layout) -> str:
+def ensure_scope(layout: Layout, recorded: bool) -> str:
     """The scope of a state directory about to run (or describe, ``network compose``) its
-    containers: the one chosen before, if any; for a state already recorded as running without
-    one, its path's hash; otherwise chosen now (two commands starting at once agree on one)."""
-    from ipledger.network.org.runtime import recorded
-    if recorded(layout) is not None or scope_file(layout).exists():
+    containers: the one chosen before, if any; for a state whose runtime is already ``recorded``
+    without one (it ran before scopes were), its path's hash; otherwise chosen now (two commands
+    starting at once agree on one)."""
+    if recorded or scope_file(layout).exists():
         return scope(layout)
     layout.root.mkdir(parents=True, exist_ok=True)
     try:

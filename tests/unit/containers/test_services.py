@@ -77,20 +77,20 @@ def test_a_state_directory_made_again_at_the_same_path_gets_other_names(tmp_path
     import shutil
     lay = Layout(tmp_path / "state")
     peer = consortium.load(base_port=21000).node("peer0.customs")
-    first = services.ensure_scope(lay)
-    assert services.ensure_scope(lay) == first == services.scope(lay)   # chosen once, then kept
+    first = services.ensure_scope(lay, recorded=False)
+    assert services.ensure_scope(lay, recorded=False) == first == services.scope(lay)   # chosen once, then kept
     runtime.record(lay, "docker")
-    assert services.ensure_scope(lay) == first
+    assert services.ensure_scope(lay, recorded=True) == first
     assert services.volume_name(lay, peer) == f"ipledger-{first}-peer0.customs"
     shutil.rmtree(lay.root)
-    assert services.ensure_scope(lay) != first
+    assert services.ensure_scope(lay, recorded=False) != first
 
 
 def test_a_state_that_ran_as_containers_before_the_scope_was_recorded_keeps_its_names(tmp_path):
     import hashlib
     lay = Layout(tmp_path / "state")
     runtime.record(lay, "docker")
-    assert services.ensure_scope(lay) == hashlib.sha256(str(lay.root).encode()).hexdigest()[:8]
+    assert services.ensure_scope(lay, recorded=True) == hashlib.sha256(str(lay.root).encode()).hexdigest()[:8]
     services.scope_file(lay).write_text("../../x\n")
     with pytest.raises(NetworkError, match="containers-scope should hold 8 hexadecimal digits"):
         services.scope(lay)
