@@ -442,7 +442,7 @@ class Driver:
         self.lots: list[str] = []
         self.batches: list[str] = []
         self.lots2: list[str] = []               # the second authorisation's lots
-        self.reexports: list[str] = []           # MRNs of re-exports of AUTH_ID
+        self.reexports: list[str] = []           # MRNs of re-exports and transfers of AUTH_ID (ConfirmExit)
         self.exit_mrns: list[str] = []           # MRNs of every exit declaration
         self.bills: dict[str, str] = {}          # period_end -> status
         self.done: list[tuple] = []              # accepted (fn, event, msp, transient, result)
@@ -656,7 +656,7 @@ class Driver:
                                    "DuplicateDeclaration"))
             if res.ok:
                 self.exit_mrns += [mrn] if mrn not in self.exit_mrns else []
-                self.reexports += [mrn] if procedure == "3151" and mrn not in self.reexports else []
+                self.reexports += [mrn] if procedure in ("3151", "5151") and mrn not in self.reexports else []
         else:
             event = self.ev(late=late, **self.ref(kind, gid), quantity=qty, reason=reason,
                             evidence_hash=evidence(f"loss {self.n}"), **extra)
@@ -729,9 +729,12 @@ class Driver:
             self.send("ConfirmExit", self.ev(late=late, mrn=self.mrn(mrns.EXPORT), exit_date=exit_date.isoformat()),
                       CUSTOMS, expect=False, codes=("NotFound",))
             return
+        # re-exports, and transfers (5151) not received on this ledger: both await ConfirmExit
         mine = [d for (m, _item), d in committed(self.L, keys.DECLARATION).items()
-                if m == mrn and d["type"] == "EXIT" and d["procedure"] == "3151" and d["authorisation_id"] == AUTH_ID]
-        pending = [d for d in mine if d["exit_confirmed"] is None]
+                if m == mrn and d["type"] == "EXIT" and d["procedure"] in ("3151", "5151")
+                and d["authorisation_id"] == AUTH_ID]
+        awaiting = committed(self.L, keys.UNCONFIRMED_EXIT)
+        pending = [d for d in mine if d["exit_confirmed"] is None and (AUTH_ID, mrn, f"{d['item_no']:03d}") in awaiting]
         ok = bool(pending) and all(exit_date >= parse(d["occurred_at"]).date() for d in pending)
         res = self.send("ConfirmExit", self.ev(late=late, mrn=mrn, exit_date=exit_date.isoformat()), CUSTOMS,
                         expect=ok, codes=("InvalidState", "OutOfOrder") if mine else ("NotFound",))
