@@ -93,7 +93,9 @@ class KeyStore:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self._file = JsonFile(self.path, empty=lambda: {"version": FILE_VERSION, "keys": {}}, check=self._check_shape)
+        # kept: a file deleted underneath is a lost one (its lock file says it was written), never "no keys"
+        self._file = JsonFile(self.path, empty=lambda: {"version": FILE_VERSION, "keys": {}}, check=self._check_shape,
+                              kept=True)
         self._lock = threading.Lock()
         self._signature: tuple | None = None
         self._keys: dict[str, dict] = {}

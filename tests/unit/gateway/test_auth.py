@@ -224,3 +224,21 @@ def test_cli_refuses_an_org_not_in_the_network(tmp_path, capsys, monkeypatch):
     assert cli.main(["--state-dir", str(state), "gateway", "keys", "--gateway", "BrokerMSP", "create", "--org",
                      "BrokerMSP", "--role", "viewer", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["org"] == "BrokerMSP"
+
+
+def test_a_key_file_deleted_underneath_is_lost_not_empty(tmp_path, caplog):
+    """Read as "no keys", a deleted api-keys.json answered every valid key 401 (the ERP told its key is wrong) and
+    the next 'keys create' started an empty file in its place. Its lock file says it was written: the keys read
+    before are kept, the loss is logged, and writing refuses until it is restored."""
+    from ipledger.gateway.filestore import MissingFileError
+
+    store = KeyStore(tmp_path / "api-keys.json")
+    _, key = store.create("OperatorMSP", "clerk")
+    assert store.authenticate(key).org == "OperatorMSP"
+    store.path.unlink()
+    with caplog.at_level("ERROR"):
+        assert store.authenticate(key).org == "OperatorMSP"
+    assert any("api-keys.json was written before and is missing" in r.getMessage() for r in caplog.records)
+    with pytest.raises(MissingFileError, match="restore it from a backup"):
+        store.create("OperatorMSP", "viewer")
+    assert not store.path.exists()
