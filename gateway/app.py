@@ -128,6 +128,14 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
                            extra={"request_id": getattr(g, "request_id", None)})
             return problem_response(Problem(503, "service-unavailable", "the gateway's feed database is busy; "
                                             "send the request again", headers={"Retry-After": "5"}))
+        if isinstance(exc, sqlite3.OperationalError) and "unable to open database file" in str(exc):
+            # dashboard.sqlite deleted or moved away while the gateway runs: said, not a new empty database
+            errlog.error("the feed database cannot be opened (%s) on %s %s: restore it, or restart the gateway (it "
+                         "then reads the ledger's events again)", exc, request.method, request.path[:200],
+                         extra={"request_id": getattr(g, "request_id", None)})
+            return problem_response(Problem(503, "service-unavailable", "the gateway's feed database cannot be "
+                                            "opened; its administrator is told (the gateway's log)",
+                                            headers={"Retry-After": "60"}))
         # the type and the frames go to the log; the caller gets no internals
         errlog.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.path[:200],
                      exc_info=(type(exc), exc, exc.__traceback__),

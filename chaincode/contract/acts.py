@@ -83,7 +83,7 @@ TABLE: tuple[Act, ...] = (
         "goods or products leave the procedure by a declaration, i.e. are discharged (UCC art. 215)"),
     # -- supervision
     Act("ConfirmExit", _CUSTOMS, False,
-        "a re-export is confirmed: the goods left the customs territory"),
+        "a re-export is confirmed: the goods left the customs territory; or a transfer, received elsewhere"),
     Act("RecordControl", _CUSTOMS, False,
         "no balance: a count at a site raises or clears a BalanceDiscrepancy (UCC art. 214)"),
     # -- the bill of discharge

@@ -7,8 +7,9 @@ from ipledger.chaincode.contract.errors import InvalidEvent
 
 
 def record_control(tx, event: dict) -> dict:
-    """RecordControl: never refused for a difference (an item counted twice is: InvalidEvent; a control timestamped
-    at or before the last change of goods it counts is: OutOfOrder); a difference raises ``BalanceDiscrepancy``,
+    """RecordControl: never refused for a difference nor for its site — goods found at a site the authorisation does
+    not name are counted against a book of 0 there (an item counted twice is refused: InvalidEvent; a control
+    timestamped at or before the last change of goods it counts is: OutOfOrder); a difference raises ``BalanceDiscrepancy``,
     a count that matches the book clears an earlier one. The control changes no balance: corrections
     are separate events (e.g. RecordLoss)."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
@@ -24,8 +25,7 @@ def record_control(tx, event: dict) -> dict:
         # the count is compared with the book as it stands: the control comes after its last change in ledger time
         time_rules.after_last_change(tx, record, kind, goods_id)
         records.append((item, kind, goods_id, record))
-    # an authorised site, or one an amendment withdrew while counted goods lay there
-    authorisations.require_site_or_goods_there(auth, site, [record for *_, record in records])
+    # any site: goods found where they may not be (book 0 there) are what a control must be able to record
     lines = []
     for item, kind, goods_id, record in records:
         goods.require_unit(record, item.get("unit"), goods_id)

@@ -16,6 +16,7 @@ import os
 import re
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Iterable
 
@@ -137,6 +138,9 @@ class FeedStore:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)   # the gateway's own directory: 0700
         # 0600 from its creation (SQLite gives its -wal and -shm files the database's mode)
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        # from now on opened, never created: a database deleted (or moved away) while the gateway runs is an error
+        # to say, not a new empty one SQLite would make in its place without its schema
+        self._uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=rw"
         try:
             self._set_up()
         except sqlite3.DatabaseError as exc:
@@ -170,7 +174,7 @@ class FeedStore:
 
     @contextlib.contextmanager
     def _db(self):
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        db = sqlite3.connect(self._uri, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=True)
         try:
             db.row_factory = sqlite3.Row
             # Switching a new database to WAL while another process (a sibling worker booting) does the

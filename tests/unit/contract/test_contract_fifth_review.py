@@ -57,10 +57,12 @@ def test_customs_count_goods_left_at_a_withdrawn_site(sc):
     _withdraw_site2(sc)
     result = sc.accepted(_control(sc, SITE2, [{"lot_id": "L1", "qty": 90}]))
     assert result["lines"][0]["book"] == 100 and result["discrepancies"] == 1
-    # a site never authorised, or one where none of the counted goods lie, is still refused
-    sc.refused("SiteNotAuthorised", _control, sc, "PARIS-9", [{"lot_id": "L1", "qty": 0}])
-    sc.accepted(sc.move(100, SITE2, SITE1, lot_id="L1"))
-    sc.refused("SiteNotAuthorised", _control, sc, SITE2, [{"lot_id": "L1", "qty": 0}])
+    # goods found at a site never authorised: counted against a book of 0 there (domain.md §9)
+    found = sc.accepted(_control(sc, "PARIS-9", [{"lot_id": "L1", "qty": 20}]))
+    assert (found["lines"][0]["book"], found["lines"][0]["difference"]) == (0, 20)
+    assert "LOT:L1@PARIS-9" in {a["subject"] for a in sc.query("GetAlerts", AUTH_ID)["alerts"]
+                                if a["type"] == "BalanceDiscrepancy"}
+    assert sc.lot("L1")["stock"] == {SITE2: 100}                                # a control changes no balance
 
 
 def test_a_site_never_authorised_stays_refused_for_every_act(sc):

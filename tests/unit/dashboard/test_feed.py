@@ -332,3 +332,26 @@ def test_the_keep_alive_moves_the_position_past_items_the_client_may_not_see(tmp
     assert out[0] == "retry: 1000\n\n" and "id: 303:\n\n" in out
     assert not [m for m in out if m.startswith("id: ") and "tx-" in m]
     assert store.seq_of("303:") == store.last_seq()
+
+
+def test_a_feed_database_deleted_underneath_is_said_not_made_again_empty(tmp_path):
+    """SQLite made a new empty database in its place (no schema: every feed request an unnamed 500, the file 0644
+    under a usual umask); now the request is a 503 naming the condition, and nothing is created."""
+    from ipledger.gateway.app import create_app
+    from ipledger.gateway.auth import KeyStore
+    from ipledger.gateway.config import GatewayConfig
+    from tests.unit.gateway.fakes import FakeLedger
+
+    ks = KeyStore(tmp_path / "gateway" / "api-keys.json")
+    _, key = ks.create("CustomsMSP", "viewer")
+    app = create_app(GatewayConfig(keys_file=ks.path, nonce_key_file=tmp_path / "gateway" / "nonce.key"),
+                     ledger=FakeLedger())
+    try:
+        for p in tmp_path.glob("gateway/dashboard.sqlite*"):
+            p.unlink()
+        r = app.test_client().get("/api/v1/feed", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "60"
+        assert "feed database cannot be opened" in r.get_json()["detail"]
+        assert not (tmp_path / "gateway" / "dashboard.sqlite").exists()
+    finally:
+        app.extensions["ipledger_live"].close()
