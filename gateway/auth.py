@@ -88,6 +88,9 @@ def check_mode(path: Path) -> None:
     require_owner_only(path, "API key file", KeyStoreError)
 
 
+_NEVER_READ = object()   # a worker's key store before its first read (a missing file is a state of its own)
+
+
 class KeyStore:
     """The key file: create, list, revoke (CLI) and authenticate (server)."""
 
@@ -97,7 +100,7 @@ class KeyStore:
         self._file = JsonFile(self.path, empty=lambda: {"version": FILE_VERSION, "keys": {}}, check=self._check_shape,
                               kept=True)
         self._lock = threading.Lock()
-        self._signature: tuple | None = None
+        self._signature: tuple | None | object = _NEVER_READ
         self._keys: dict[str, dict] = {}
 
     # -- reading ------------------------------------------------------------------------------------
@@ -112,10 +115,10 @@ class KeyStore:
 
     def check(self) -> None:
         """Raise KeyStoreError when the file exists but is unsafe or not a key file, CorruptFileError when it is
-        not JSON (checked at start-up)."""
+        not JSON, MissingFileError when it was written before and is gone (checked at start-up)."""
         if self.path.exists():
             check_mode(self.path)
-            self._read()
+        self._read()   # a missing file written before (its lock file says so) is lost: MissingFileError
 
     def _current(self) -> dict[str, dict]:
         """The keys, re-read when the file changed (cheap: one stat per request)."""

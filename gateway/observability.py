@@ -134,10 +134,11 @@ def status_label(status: int) -> str:
 
 class _Recorded:
     """A metric whose recording never fails what it counts. Under ``gateway serve`` each worker writes its
-    figures to memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR``: a directory deleted underneath or a full
-    disk makes ``inc``/``observe`` raise — after a commit, that turned a recorded event into a 500, or into
-    503 "the ledger cannot be reached". The figure is lost instead, and the first failure of each metric in a
-    process is logged (without label values)."""
+    figures to memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR``: a directory deleted underneath or a file
+    that cannot grow makes ``inc``/``observe`` raise — after a commit, that turned a recorded event into a 500,
+    or into 503 "the ledger cannot be reached". The figure is lost instead, and the first failure of each metric
+    in a process is logged with its error (a programming error, a wrong label count, shows there too). A disk
+    that fills under a mapping already made is the kernel's to report (SIGBUS), not an exception."""
 
     def __init__(self, metric):
         self.metric = metric

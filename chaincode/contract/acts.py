@@ -98,6 +98,9 @@ TABLE: tuple[Act, ...] = (
         "an organisation's role (holder or representative) and EORIs in the register of parties"),
     Act("WithdrawParty", _CUSTOMS, False,
         "an organisation is withdrawn from the register: its identities may no longer act or read"),
+    # -- the ledger itself
+    Act("DropKeyPolicies", _CUSTOMS, False,
+        "no key keeps a key-level endorsement policy an earlier contract set: the chaincode's policy judges all"),
 )
 
 NAMES: tuple[str, ...] = tuple(act.name for act in TABLE)

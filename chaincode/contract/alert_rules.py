@@ -59,7 +59,7 @@ def _bill_lists(bill: dict, lot: dict, when: dt.datetime) -> bool:
 
 def records_now(state, auth: dict) -> dict:
     """What the alerts of an authorisation are computed from: its lots, batches, bills, re-exports awaiting
-    ConfirmExit and recorded alerts, as they are now."""
+    ConfirmExit, transfers awaiting their reception and recorded alerts, as they are now."""
     auth_id = auth["authorisation_id"]
     return {
         "auth": auth,
@@ -74,7 +74,8 @@ def records_now(state, auth: dict) -> dict:
 
 def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
     """The same records as they stood at ``as_of`` (included), a moment before the ledger time: replayed from the
-    event log (``billing.replay``, as the audit view of that moment) — goods, the re-exports not confirmed by then,
+    event log (``billing.replay``, as the audit view of that moment) — goods, the re-exports not confirmed and the
+    transfers not received by then,
     the bills submitted by then with the decision in force then, the recorded alerts raised and not cleared by
     then, the authorisation's status and terms then. So a past ``as_of`` shows the alerts that held at that
     moment, not today's records judged at an earlier date."""
@@ -83,10 +84,9 @@ def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
     bills, pending, raised, terms = {}, {}, {}, {}
     for entry in log:
         for e in entry["effects"]:
-            if e["op"] == "exit" and e["procedure"] in ("3151", declarations.TRANSFER):
-                received = declarations.reception(state, e["mrn"], e["item_no"]) if e["procedure"] != "3151" else None
-                if received is not None and received["recorded_at"] <= entry["recorded_at"]:
-                    continue   # a transfer whose reception was recorded first (discharge.exit_goods)
+            # re-exports, and transfers recorded before their reception (discharge.exit_goods marks them)
+            if e["op"] == "exit" and (e["procedure"] == declarations.RE_EXPORT or e.get("awaits_reception")):
+                received = declarations.reception(state, e["mrn"], e["item_no"]) if e.get("awaits_reception") else None
                 # its legally relevant date, as discharge.exit_goods
                 declared = min(timestamps.parse_datetime(entry["occurred_at"]),
                                timestamps.parse_datetime(entry["recorded_at"]))
@@ -181,7 +181,7 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict, source: dic
     for (mrn, item), pending in source["unconfirmed"]:
         if as_of - timestamps.parse_datetime(pending["declared_at"]) > limit:
             out.append(_derived("ExitUnconfirmed", auth_id, f"{mrn}/{int(item)}", {
-                "mrn": mrn, "item_no": int(item), "procedure": pending.get("procedure", "3151"),
+                "mrn": mrn, "item_no": int(item), "procedure": pending.get("procedure", declarations.RE_EXPORT),
                 "declared_at": pending["declared_at"],
                 "occurred_at": pending["occurred_at"], "recorded_at": pending["recorded_at"],
                 "goods": pending["goods"], "id": pending["id"], "quantity": pending["quantity"],

@@ -152,8 +152,8 @@ def require_site(auth: dict, site: str) -> None:
 def require_site_or_goods_there(auth: dict, site: str, records: Iterable[dict]) -> None:
     """SiteNotAuthorised unless ``site`` is authorised or — a site an amendment withdrew while goods lay there —
     one of ``records`` (the goods the act names) still has stock there: goods may leave such a site (a movement
-    to an authorised site, an exit, a loss) and customs may count them there; nothing enters it and nothing is
-    processed there. Otherwise an amendment would strand goods out of every movement and control."""
+    to an authorised site, an exit, a loss); nothing enters it and nothing is processed there (a control may
+    count at any site: controls.py). Otherwise an amendment would strand goods out of every movement and control."""
     if site not in auth["sites"] and not any(record["stock"].get(site, 0) > 0 for record in records):
         require_site(auth, site)
 
@@ -215,8 +215,12 @@ def tolerances(auth: dict, params: dict) -> tuple[Fraction, Fraction]:
 
 # ---------------------------------------------------------------------------------------- checking fields
 
-def check_fields(event: dict) -> None:
-    """InvalidEvent unless dates and rates make sense ("dates and rates valid", docs/domain.md §4)."""
+def check_fields(event: dict, before: dict | None = None) -> None:
+    """InvalidEvent unless dates and rates make sense ("dates and rates valid", docs/domain.md §4). An amendment
+    (``before``: the authorisation as it stands) that keeps the input goods and rates as they are is not held to
+    the rule that a rate applies to one unit, which came after them: it may still change the mandates of a
+    revoked authorisation, say; lots its rates would reach in another unit are refused at processing
+    (:func:`require_rate_unit`)."""
     start = timestamps.parse_date(event["valid_from"], "valid_from")
     end = timestamps.parse_date(event["valid_to"], "valid_to")
     if end < start:
@@ -239,7 +243,9 @@ def check_fields(event: dict) -> None:
         if (r["input_cn"], r["output_cn"]) in pairs:
             raise InvalidEvent("a rate of yield is listed twice", input_cn=r["input_cn"], output_cn=r["output_cn"])
         pairs.add((r["input_cn"], r["output_cn"]))
-    for r in event["yield_rates"]:
+    kept = before is not None and (before["input_goods"], before["yield_rates"]) == \
+        (event["input_goods"], event["yield_rates"])
+    for r in [] if kept else event["yield_rates"]:
         units = rate_units(event, r)
         if len(units) > 1:
             raise InvalidEvent(f"the rate of yield from {r['input_cn']} to {r['output_cn']} would apply to input "
@@ -331,7 +337,7 @@ def amend(tx, event: dict) -> dict:
     if event["holder_eori"] != auth["holder_eori"]:
         raise InvalidEvent("the holder of an authorisation cannot change (grant a new one)",
                            holder_eori=auth["holder_eori"], given=event["holder_eori"])
-    check_fields(event)
+    check_fields(event, before=auth)
     former = sorted(e["cn"] for e in auth["input_goods"])
     if event["discharge_period_days"] != auth["discharge_period_days"]:   # lots declared before keep the old one
         auth.setdefault("discharge_periods", []).append({"until": tx.recorded_at, "days": auth["discharge_period_days"]})

@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from ipledger.chaincode.contract import authorisations, eventlog, goods, keys, timestamps
+from ipledger.chaincode.contract import authorisations, declarations, eventlog, goods, keys, timestamps
 from ipledger.chaincode.contract.decimals import exact
 from ipledger.chaincode.contract.errors import HashMismatch, InvalidState, NotFound, OutOfOrder, PeriodNotEnded
 from ipledger.chaincode.contract.params import BILL_DUE_DAYS
@@ -219,7 +219,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
             if e["op"] == "exit":
                 disposals.append({"procedure": e["procedure"], "mrn": e["mrn"], "item_no": e["item_no"], **line,
                                   "exit_confirmed": confirmations.get((e["mrn"], e["item_no"]))
-                                  if e["procedure"] == "3151" else None})
+                                  if e["procedure"] == declarations.RE_EXPORT or e.get("awaits_reception") else None})
                 _add(totals["exited"], (e["procedure"], rec["cn"], rec["unit"]), e["qty"])
             else:
                 losses.append({"reason": e["reason"], "evidence_hash": e["evidence_hash"],
@@ -328,7 +328,8 @@ def _exit_confirmations(log: list[dict]) -> dict[tuple[str, int], dict]:
     confirmed: dict[tuple[str, int], dict] = {}
     for entry in log:
         for e in entry["effects"]:
-            if e["op"] == "exit" and e["procedure"] == "3151":
+            # re-exports, and transfers recorded before their reception (those a ConfirmExit may confirm)
+            if e["op"] == "exit" and (e["procedure"] == declarations.RE_EXPORT or e.get("awaits_reception")):
                 pending.setdefault(e["mrn"], []).append(e["item_no"])
         if entry["event_type"] == "ConfirmExit":
             mrn = entry["event"]["mrn"]

@@ -33,7 +33,7 @@ import re
 from typing import Any, Callable
 
 from ipledger.chaincode.shim.contract_api import ChaincodeError, Contract, transaction
-from ipledger.chaincode.contract import (acts, alert_rules, authorisations, billing, controls, deployment, discharge, eventlog, identifiers,
+from ipledger.chaincode.contract import (acts, alert_rules, authorisations, billing, controls, deployment, discharge, endorsement, eventlog, identifiers,
                keys, params, parties, placement, processing, queries, roles, schemas, time_rules)
 from ipledger.chaincode.contract.context import Tx
 from ipledger.chaincode.contract.errors import InvalidEvent
@@ -190,6 +190,13 @@ class InwardProcessingContract(Contract):
     def WithdrawParty(self, stub, event):
         """Customs withdraw an organisation from the register of parties: its identities are refused."""
         return self._record(stub, "WithdrawParty", event, parties.withdraw_party)
+
+    # ------------------------------------------------------------------------------ the ledger itself (customs)
+
+    @transaction
+    def DropKeyPolicies(self, stub, event):
+        """Customs remove the key-level policies an earlier version of the contract left (endorsement.py)."""
+        return self._record(stub, "DropKeyPolicies", event, endorsement.drop_key_policies)
 
     # ------------------------------------------------------------------------------ queries (evaluate)
 

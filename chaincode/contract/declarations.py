@@ -9,7 +9,8 @@ from __future__ import annotations
 from ipledger.chaincode.contract import keys
 from ipledger.chaincode.contract.errors import DuplicateDeclaration, TransferMismatch
 
-TRANSFER = "5151"
+RE_EXPORT = "3151"   # awaits customs' ConfirmExit
+TRANSFER = "5151"    # inward processing after inward processing: two sides, one declaration item
 SAME_GOODS = ("cn", "unit", "quantity")
 
 

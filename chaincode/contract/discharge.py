@@ -13,8 +13,7 @@ from ipledger.chaincode.contract import authorisations, declarations, goods, key
 from ipledger.chaincode.contract.errors import InvalidEvent, InvalidState, NotFound, OutOfOrder
 from ipledger.chaincode.contract.state import canonical_json
 
-RE_EXPORT = "3151"
-TRANSFER = declarations.TRANSFER
+RE_EXPORT, TRANSFER = declarations.RE_EXPORT, declarations.TRANSFER
 
 
 def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
@@ -54,7 +53,12 @@ def exit_goods(tx, event: dict) -> dict:
     declaration = declarations.claim(tx.state, event["mrn"], item_no, {
         "type": "EXIT", "procedure": event["procedure"], "authorisation_id": event["authorisation_id"],
         "cn": record["cn"], "unit": record["unit"], "quantity": event["quantity"]})
-    effect.update({"procedure": event["procedure"], "mrn": event["mrn"], "item_no": item_no})
+    # a re-export awaits ConfirmExit, a transfer its reception (or ConfirmExit when it is received elsewhere) —
+    # unless the reception was recorded first: ExitUnconfirmed counts from the legally relevant date of the exit
+    awaits_reception = event["procedure"] == TRANSFER and \
+        declarations.other_side(tx.state, event["mrn"], item_no, declaration) is None
+    effect.update({"procedure": event["procedure"], "mrn": event["mrn"], "item_no": item_no,
+                   **({"awaits_reception": True} if awaits_reception else {})})   # for the replays (bill, alerts)
     goods.post(tx, effect)
     record = tx.state.get(keys.goods(kind, goods_id))
     tx.state.put(declaration, {
@@ -63,10 +67,7 @@ def exit_goods(tx, event: dict) -> dict:
         "cn": record["cn"], "unit": record["unit"], "attribution": effect["attribution"], "occurred_at": event["occurred_at"],
         "recorded_at": tx.recorded_at, "tx_id": tx.tx_id, "exit_confirmed": None,
     })
-    # a re-export awaits ConfirmExit, a transfer its reception (or ConfirmExit when it is received elsewhere):
-    # ExitUnconfirmed counts from the legally relevant date of the exit
-    received = event["procedure"] == TRANSFER and declarations.other_side(tx.state, event["mrn"], item_no, declaration)
-    if event["procedure"] == RE_EXPORT or (event["procedure"] == TRANSFER and not received):
+    if event["procedure"] == RE_EXPORT or awaits_reception:
         tx.state.put(keys.unconfirmed_exit(event["authorisation_id"], event["mrn"], item_no), {
             "goods": kind, "id": goods_id, "quantity": event["quantity"], "procedure": event["procedure"],
             "declared_at": timestamps.fmt(time_rules.legal_time(tx)), "occurred_at": event["occurred_at"],
@@ -108,15 +109,16 @@ def confirm_exit(tx, event: dict) -> dict:
     pending = [(attrs, d) for attrs, d in exits if d["exit_confirmed"] is None
                and tx.state.exists(keys.unconfirmed_exit(auth_id, mrn, int(attrs[1])))]
     if not pending:
-        raise InvalidState(f"the exit of {mrn} is already confirmed", mrn=mrn)
+        raise InvalidState(f"nothing under {mrn} awaits a confirmation: its re-exports are confirmed, its transfers "
+                           "received on this ledger (or recorded before transfers awaited their reception)", mrn=mrn)
     exit_day = timestamps.parse_date(event["exit_date"], "exit_date")
     confirmed = []
     for (_mrn, item), decl in pending:
         if tx.recorded_at <= decl["recorded_at"]:   # the log, the bill and the alerts replay it after the re-export
-            raise OutOfOrder("the confirmation is timestamped at or before the re-export it confirms", mrn=mrn,
+            raise OutOfOrder("the confirmation is timestamped at or before the exit it confirms", mrn=mrn,
                              item_no=int(item), last_change=decl["recorded_at"], ledger_time=tx.recorded_at)
         if exit_day < timestamps.parse_datetime(decl["occurred_at"]).date():
-            raise OutOfOrder("exit_date is before the re-export declaration", exit_date=event["exit_date"],
+            raise OutOfOrder("exit_date is before the exit declaration", exit_date=event["exit_date"],
                              declared_at=decl["occurred_at"])
         if timestamps.start_of(exit_day) > tx.now:
             raise InvalidEvent("exit_date is in the future", exit_date=event["exit_date"])

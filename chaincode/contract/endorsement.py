@@ -15,9 +15,10 @@ transaction that writes only those keys commit with the endorsement of customs' 
 whatever code that peer runs: customs could have changed a ceiling, a mandate or the register
 with no other member computing it. The chaincode policy already needs customs' peer for every
 key, and changing it needs customs' signature (``founding.governance_rule``), so nothing is lost
-for customs; and a namespace that never stores metadata spares every peer a metadata lookup per
-written key at validation (docs/benchmarks.md, goal 5). A key an earlier version left a policy on
-loses it when the contract next writes it (:func:`drop_key_policy`).
+for customs; and on a new ledger the namespace never stores metadata, which spares every peer a
+metadata lookup per written key at validation (docs/benchmarks.md, goal 5). A ledger written by an
+earlier version has such policies: a key loses its own when the contract next writes it
+(:func:`drop_key_policy`), and customs' ``DropKeyPolicies`` removes every one left at once.
 
 ``set_state_validation_parameter`` takes a serialized ``common.SignaturePolicyEnvelope``;
 :func:`signature_policy` builds the same bytes as the Go shim's ``statebased.NewStateEP`` +
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
+
+from ipledger.chaincode.contract import keys
 
 _ROLES = {
     "MEMBER": msp_principal_pb2.MSPRole.MEMBER,
@@ -74,3 +77,21 @@ def describe(policy: bytes) -> dict:
         role = msp_principal_pb2.MSPRole.FromString(p.principal)
         principals.append(f"{role.msp_identifier}.{msp_principal_pb2.MSPRole.MSPRoleType.Name(role.role).lower()}")
     return {"n": env.rule.n_out_of.n, "signed_by": [principals[r.signed_by] for r in env.rule.n_out_of.rules]}
+
+
+def drop_key_policies(tx, event: dict) -> dict:
+    """DropKeyPolicies: every authorisation, register entry and the parameters lose the key-level policy an
+    earlier version of the contract put on them (:func:`drop_key_policy`), in key order; the keys it was
+    removed from. Their values are not written: only their policies change."""
+    dropped = []
+    for object_type, name in ((keys.AUTHORISATION, "auth"), (keys.PARTY, "party")):
+        for attrs, _value in tx.state.scan(object_type):
+            full = tx.state.key((object_type, *attrs))
+            if tx.stub.get_state_validation_parameter(full):
+                tx.stub.set_state_validation_parameter(full, b"")
+                dropped.append(f"{name}/{attrs[0]}")
+    params_key = tx.state.key(keys.params())
+    if tx.stub.get_state_validation_parameter(params_key):
+        tx.stub.set_state_validation_parameter(params_key, b"")
+        dropped.append("params")
+    return {"dropped": dropped}

@@ -159,7 +159,7 @@ class Live:
             if not self._dispatcher_started:
                 self._dispatcher_started = True
                 self.dispatcher.start()
-                if self.retention.active:      # with the dispatcher: one process per gateway prunes
+                if self.retention.active:      # where a listener leads (pruning twice at once is harmless)
                     self.retention.start()
 
     def secret_key(self) -> bytes:

@@ -125,7 +125,16 @@ class FeedListener:
             self.leading.set()
             # where the last leader got to, not where the file stood when this worker started: from that stale
             # position pruned items would come back as new ones and delivered alerts be queued again
-            self.checkpointer.reload()
+            while not self._stop.is_set():
+                try:
+                    self.checkpointer.reload()
+                    break
+                except (ValueError, OSError) as exc:   # a corrupt or unreadable file: said, and nothing skipped
+                    log.error("feed listener: the checkpoint cannot be read (%s); the live feed waits until it is "
+                              "repaired", exc, extra={"error_type": type(exc).__name__})
+                    self._stop.wait(max(self.retry_s, 5.0))
+            else:
+                return
             if not self.checkpointer.empty and not self.store.has_events(self.channel):
                 # a checkpoint without the events it stands for (the database moved away or lost): resuming
                 # there would leave out, for good, everything before it — read the channel again from block 0

@@ -127,15 +127,16 @@ def ensure_scope(layout: Layout, recorded: bool) -> str:
     if recorded or scope_file(layout).exists():
         return scope(layout)
     layout.root.mkdir(parents=True, exist_ok=True)
+    # written whole beside it, then linked into place: the link fails if another command chose one first,
+    # and nobody ever reads a file not yet written
+    tmp = layout.root / f".containers-scope.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp.write_text(secrets.token_hex(4) + "\n")
     try:
-        fd = os.open(scope_file(layout), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.link(tmp, scope_file(layout))
     except FileExistsError:
-        return scope(layout)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(4) + "\n")
-    return scope(layout)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(4) + "\n")
+        pass
+    finally:
+        tmp.unlink()
     return scope(layout)
 
 

@@ -72,3 +72,23 @@ def test_an_amendment_is_held_to_the_same_rule(s):
             {"cn": USED_TYRES, "description": "by piece", "unit": "p/st", "max_qty": 5000}],
             yield_rates=[{"input_cn": "4012", "output_cn": RETREADED, "output_per_input": 0.1}])}, "CustomsMSP")
     assert details["units"] == ["kg", "p/st"]
+
+
+def test_an_authorisation_granted_before_the_rule_keeps_its_rates_until_customs_change_them(monkeypatch):
+    """Granted by a contract before this rule (stood in for by switching the rule off for the grant), its
+    mandates may still change — even revoked — and its rates are held to the rule only when they change; a lot
+    its heading's rate would reach in another unit is refused at processing."""
+    from ipledger.chaincode.contract import authorisations
+
+    s = Scenario(InwardProcessingContract)
+    inputs = [{"cn": "4012", "description": "by mass", "unit": "kg", "max_qty": 100000},
+              {"cn": USED_TYRES, "description": "by piece", "unit": "p/st", "max_qty": 5000}]
+    rates = [{"input_cn": "4012", "output_cn": RETREADED, "output_per_input": 0.1}]
+    with monkeypatch.context() as m:
+        m.setattr(authorisations, "rate_units", lambda auth, rate: ["kg"])
+        s.accepted(s.grant(input_goods=inputs, yield_rates=rates))
+    s.accepted(s.place("L1", 1000))
+    s.refused("UnitMismatch", s.process, "OP1", [("L1", 1000)], [retreaded(100, "B1")])
+    s.accepted(s.submit("RevokeAuthorisation", {"authorisation_id": AUTH_ID, "reason": "closed"}, "CustomsMSP"))
+    s.accepted(s.submit("AmendAuthorisation", {"authorisation_id": AUTH_ID, **authorisation_fields(
+        s.day, input_goods=inputs, yield_rates=rates, broker_mandates=[])}, "CustomsMSP"))

@@ -50,6 +50,7 @@ ALLOWED = {  # domain.md §2 and §4: who performs each act (client identities o
     "SetParameters": {C},
     "RegisterParty": {C},
     "WithdrawParty": {C},
+    "DropKeyPolicies": {C},
 }
 UNREGISTERED = {"orderer-client"}   # refused as UnknownParty; every other refusal is a NotPermitted
 
@@ -114,6 +115,7 @@ def event_for(s: Scenario, act: str) -> tuple[dict, dict | None]:
         "SetParameters": {"parameters": {"warn_days": 20}},
         "RegisterParty": {"msp_id": "PlantBMSP", "role": "holder", "eoris": ["FR55555555555555"]},
         "WithdrawParty": {"msp_id": "BrokerMSP", "reason": "mandates ended"},
+        "DropKeyPolicies": {},
     }
     event = events[act]
     if act == "ConfirmExit":

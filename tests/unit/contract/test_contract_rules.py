@@ -618,3 +618,25 @@ def test_impossible_calendar_dates_are_invalid_events(field, value):
     event = {"authorisation_id": AUTH_ID, "reason": "audit", "until": "2026-02-28", field: value}
     details = s.refused("InvalidEvent", s.submit, "SuspendAuthorisation", event, "CustomsMSP")
     assert details["errors"][0]["path"] == f"/{field}"
+
+
+def test_customs_drop_every_key_level_policy_an_earlier_version_left_at_once(s):
+    """After upgrading a ledger written before: one act, by customs, removes every policy left (a key not
+    written since would have kept its customs-only policy, and customs' peer could write it alone)."""
+    from ipledger.chaincode.contract.endorsement import signature_policy
+
+    stub = s.ledger.stub()
+    left = [stub.create_composite_key("auth", [AUTH_ID]), stub.create_composite_key("party", ["OperatorMSP"]),
+            stub.create_composite_key("party", ["BrokerMSP"]), stub.create_composite_key("params", [])]
+    s.accepted(s.set_parameters(warn_days=10))            # the parameters key exists, as on such a ledger
+    for key in left:
+        stub.set_state_validation_parameter(key, signature_policy(["CustomsMSP"]))
+    s.ledger.commit(stub)
+    before = dict(s.ledger.state)
+    event = {"event_id": "drop-1", "occurred_at": iso(s.ledger.now)}
+    s.refused("NotPermitted", s.submit, "DropKeyPolicies", event, "OperatorMSP")
+    res = s.accepted(s.submit("DropKeyPolicies", event, "CustomsMSP"))
+    assert res["dropped"] == [f"auth/{AUTH_ID}", "party/BrokerMSP", "party/OperatorMSP", "params"]
+    assert s.ledger.validation_parameters() == {}
+    assert {k: v for k, v in s.ledger.state.items() if k in left} == {k: v for k, v in before.items() if k in left}
+    assert s.accepted(s.submit("DropKeyPolicies", {**event, "event_id": "drop-2"}, "CustomsMSP"))["dropped"] == []

@@ -120,6 +120,7 @@ def test_a_transfer_received_first_awaits_nothing(s):
 
 
 def test_customs_confirm_a_transfer_received_under_an_authorisation_elsewhere(s):
+    from ipledger.chaincode.testing.scenario import iso
     transfer = mrn("I", 880012)
     s.accepted(s.exit(300, lot_id="L1", procedure="5151", mrn_=transfer))
     s.wait_until(s.D(91))
@@ -127,3 +128,20 @@ def test_customs_confirm_a_transfer_received_under_an_authorisation_elsewhere(s)
     s.accepted(_confirm(s, transfer))
     assert _unreceived(s, s.D(92)) == []
     s.refused("InvalidState", _confirm, s, transfer)
+    [line] = [d for d in s.query("GetBillOfDischargeData", AUTH_ID, None, iso(s.ledger.now))["disposals"]
+              if d["mrn"] == transfer]
+    assert line["procedure"] == "5151" and line["exit_confirmed"]["exit_date"] == s.ledger.now.date().isoformat()
+
+
+def test_a_transfer_recorded_before_transfers_awaited_their_reception_stays_as_it_was(s, monkeypatch):
+    """An exit under 5151 recorded by the contract before this rule carries no mark and no record: no alert
+    appears for it in any view, past or present, and there is nothing for customs to confirm."""
+    from ipledger.chaincode.contract import declarations
+    transfer = mrn("I", 880013)
+    with monkeypatch.context() as m:   # the former contract: a transfer's exit awaited nothing
+        m.setattr(declarations, "other_side", lambda *args: {"type": "PLACEMENT"})
+        s.accepted(s.exit(300, lot_id="L1", procedure="5151", mrn_=transfer))
+    s.wait_until(s.D(120))
+    assert _unreceived(s, s.D(110)) == [] and _unreceived(s, s.D(120)) == []
+    details = s.refused("InvalidState", _confirm, s, transfer)
+    assert details == {"mrn": transfer}

@@ -39,8 +39,9 @@ def _seeds() -> list[tuple[str, dict]]:
         determinism_run.main(io.StringIO())
     finally:
         schemas.errors = real_errors
-    # two acts the run does not post
+    # three acts the run does not post
     moment = {"event_id": "ev-extra", "occurred_at": "2026-12-03T10:00:00.000000Z"}
+    seen.append(("DropKeyPolicies", dict(moment)))
     seen.append(("RevokeAuthorisation", {**moment, "authorisation_id": determinism_run.AUTH_ID, "reason": "fraud"}))
     seen.append(("DecideBillOfDischarge", {**moment, "authorisation_id": determinism_run.AUTH_ID,
                                            "bill_id": f"BOD-{determinism_run.AUTH_ID}-2026-01-01",
@@ -123,7 +124,7 @@ def test_every_schema_compiles():
 def test_the_seeds_cover_every_act(seeds):
     assert {t for t, _ in seeds} >= set(schemas.EVENT_TYPES)
     for event_type, instance in seeds:   # valid ones among them for every act
-        if event_type in ("RevokeAuthorisation", "DecideBillOfDischarge"):
+        if event_type in ("RevokeAuthorisation", "DecideBillOfDischarge", "DropKeyPolicies"):
             assert schemas.errors(event_type, instance) == [], event_type
 
 

@@ -24,16 +24,12 @@ def test_a_second_dispatcher_sends_nothing_until_the_first_has_stopped(tmp_path)
     deliveries.enqueue(subs.active()[0], "alert-2", {"alert": {"type": "YieldDeviation"}})
     posts, answer = [], threading.Event()
 
-    def slow_post(url, body, headers, timeout):           # the subscriber answers when told to
-        posts.append((threading.current_thread().name, headers["X-Ipledger-Alert-Id"]))
-        answer.wait(10)
-        return 200
-
     def dispatcher(name):
-        d = Dispatcher(subs, deliveries, post=slow_post, lock_path=tmp_path / "webhooks.lock")
-        d.start()
-        d._thread.name = name
-        return d
+        def slow_post(url, body, headers, timeout):       # the subscriber answers when told to
+            posts.append((name, headers["X-Ipledger-Alert-Id"]))
+            answer.wait(10)
+            return 200
+        return Dispatcher(subs, deliveries, post=slow_post, lock_path=tmp_path / "webhooks.lock").start()
 
     first = dispatcher("first")
     wait_for(lambda: posts)                                # alert-1 in flight

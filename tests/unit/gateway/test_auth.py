@@ -242,3 +242,11 @@ def test_a_key_file_deleted_underneath_is_lost_not_empty(tmp_path, caplog):
     with pytest.raises(MissingFileError, match="restore it from a backup"):
         store.create("OperatorMSP", "viewer")
     assert not store.path.exists()
+    # a worker started after the loss: refused at start, and never "no keys" silently
+    with pytest.raises(MissingFileError):
+        KeyStore(store.path).check()
+    fresh = KeyStore(store.path)
+    with caplog.at_level("ERROR"):
+        caplog.clear()
+        assert fresh.authenticate(key) is None
+    assert any("was written before and is missing" in r.getMessage() for r in caplog.records)
