@@ -74,7 +74,7 @@ def check_endorsement_policy(text: str, customs: str, members: list[str]) -> Non
 
 def committed_policy(committed: dict) -> str:
     """The endorsement policy of a committed definition (``querycommitted``'s JSON), in the policy language,
-    restated so that the peer CLI encodes it to the very bytes committed: an upgrade keeps it (a policy
+    restated as the same rule over the same principals: an upgrade keeps it (a policy
     ``ipledger admin chaincode-policy`` narrowed stays narrow, an organisation that joined does not become an
     endorser unasked). ChaincodeError for a policy that cannot be restated so."""
     try:
@@ -86,9 +86,14 @@ def committed_policy(committed: dict) -> str:
                              f"({app.channel_config_policy_reference or 'empty'}): set one with 'ipledger admin "
                              "chaincode-policy' first")
     text = render_signature_policy(app.signature_policy)
-    if parse_signature_policy(text).SerializeToString(deterministic=True) != \
-            app.signature_policy.SerializeToString(deterministic=True):
-        raise ChaincodeError(f"the committed endorsement policy cannot be restated exactly ({text}): set it again "
+    # the same rule over the same principals (Fabric's own parser numbers the principals in another order than
+    # they read, so bytes are not compared): the text must read back as it was written
+    try:
+        same = render_signature_policy(parse_signature_policy(text)) == text
+    except PolicyError:
+        same = False
+    if not same:
+        raise ChaincodeError(f"the committed endorsement policy cannot be restated ({text}): set it again "
                              "with 'ipledger admin chaincode-policy' first")
     return text
 

@@ -78,6 +78,29 @@ def test_an_organisation_that_joined_does_not_become_an_endorser_with_the_next_u
     assert set(policies) == {before} and not any("AuditMSP" in p for p in policies)
 
 
+def test_the_policy_is_kept_whatever_order_fabric_numbered_its_principals_in(tmp_path):
+    """Fabric's peer CLI numbers the principals of AND('C', OR('O','B')) in another order than they read
+    (CI found it on the real network): the rule and its principals are what is kept, not the bytes."""
+    from fabric_protos.common import policies_pb2
+    from fabric_protos.msp import msp_principal_pb2
+
+    def principal(msp):
+        role = msp_principal_pb2.MSPRole(msp_identifier=msp, role=msp_principal_pb2.MSPRole.PEER)
+        return msp_principal_pb2.MSPPrincipal(principal_classification=msp_principal_pb2.MSPPrincipal.ROLE,
+                                              principal=role.SerializeToString())
+    rule = policies_pb2.SignaturePolicy
+    env = policies_pb2.SignaturePolicyEnvelope(
+        version=0, identities=[principal("OperatorMSP"), principal("BrokerMSP"), principal("CustomsMSP")],
+        rule=rule(n_out_of=rule.NOutOf(n=2, rules=[rule(signed_by=2), rule(n_out_of=rule.NOutOf(
+            n=1, rules=[rule(signed_by=0), rule(signed_by=1)]))])))
+    app = policy_pb2.ApplicationPolicy(signature_policy=env)
+    committed = {"sequence": 2, "version": "1.0", "approvals": {},
+                 "validation_parameter": base64.b64encode(app.SerializeToString()).decode()}
+    policies, said = upgrade(tmp_path, consortium_mod.load(), committed)
+    assert set(policies) == {"AND('CustomsMSP.peer', OR('OperatorMSP.peer', 'BrokerMSP.peer'))"}
+    assert not any("stays" in line for line in said)       # the members give the same policy: nothing to say
+
+
 def test_a_committed_policy_that_is_no_signature_policy_is_not_guessed(tmp_path):
     app = policy_pb2.ApplicationPolicy(channel_config_policy_reference="/Channel/Application/Endorsement")
     committed = {"sequence": 1, "version": "1.0", "approvals": {},
