@@ -12,7 +12,18 @@ from ipledger.chaincode.contract import InwardProcessingContract
 from ipledger.chaincode.testing.scenario import (AUTH_ID, RETREADED, USED_TYRES, Scenario, authorisation_fields,
                                                 retreaded)
 
-PER_KG = [{"input_cn": USED_TYRES, "output_cn": RETREADED, "output_per_input": 0.1}]
+BY_PIECE = {"cn": USED_TYRES, "description": "used tyres by piece", "unit": "p/st", "max_qty": 5000}
+
+
+def by_mass(cn: str) -> dict:
+    return {"cn": cn, "description": "tyres by mass", "unit": "kg", "max_qty": 100000}
+
+
+def rate(input_cn: str, per_input) -> dict:
+    return {"input_cn": input_cn, "output_cn": RETREADED, "output_per_input": per_input}
+
+
+PER_KG = [rate(USED_TYRES, 0.1)]
 
 
 def amend_to_kilograms(s) -> None:
@@ -41,36 +52,27 @@ def test_a_lot_placed_in_the_amended_unit_is_processed_at_its_rate(s):
 
 def test_a_headings_rate_may_not_reach_an_entry_counted_in_another_unit():
     s = Scenario(InwardProcessingContract)
-    inputs = [{"cn": "4012", "description": "tyres by mass", "unit": "kg", "max_qty": 100000},
-              {"cn": USED_TYRES, "description": "used tyres by piece", "unit": "p/st", "max_qty": 5000}]
-    details = s.refused("InvalidEvent", s.grant, input_goods=inputs,
-                        yield_rates=[{"input_cn": "4012", "output_cn": RETREADED, "output_per_input": 0.1}])
+    inputs = [by_mass("4012"), BY_PIECE]
+    details = s.refused("InvalidEvent", s.grant, input_goods=inputs, yield_rates=[rate("4012", 0.1)])
     assert details == {"input_cn": "4012", "output_cn": RETREADED, "units": ["kg", "p/st"]}
     # with a rate of its own the 8-digit entry is rated per piece, the heading's others per kilogram
-    s.accepted(s.grant(input_goods=inputs, yield_rates=[
-        {"input_cn": "4012", "output_cn": RETREADED, "output_per_input": 0.1},
-        {"input_cn": USED_TYRES, "output_cn": RETREADED, "output_per_input": 1}]))
+    s.accepted(s.grant(input_goods=inputs, yield_rates=[rate("4012", 0.1), rate(USED_TYRES, 1)]))
     s.accepted(s.place("L1", 1000))
     s.accepted(s.process("OP1", [("L1", 1000)], [retreaded(1000, "B1")]))
 
 
 def test_a_headings_rate_without_an_entry_of_its_own_applies_to_one_unit():
     s = Scenario(InwardProcessingContract)
-    inputs = [{"cn": "40121000", "description": "by mass", "unit": "kg", "max_qty": 100000},
-              {"cn": USED_TYRES, "description": "by piece", "unit": "p/st", "max_qty": 5000}]
-    details = s.refused("InvalidEvent", s.grant, input_goods=inputs,
-                        yield_rates=[{"input_cn": "4012", "output_cn": RETREADED, "output_per_input": 1}])
+    details = s.refused("InvalidEvent", s.grant, input_goods=[by_mass("40121000"), BY_PIECE],
+                        yield_rates=[rate("4012", 1)])
     assert details["units"] == ["kg", "p/st"]
-    s.accepted(s.grant(input_goods=[inputs[1]],
-                       yield_rates=[{"input_cn": "4012", "output_cn": RETREADED, "output_per_input": 1}]))
+    s.accepted(s.grant(input_goods=[BY_PIECE], yield_rates=[rate("4012", 1)]))
 
 
 def test_an_amendment_is_held_to_the_same_rule(s):
     details = s.refused("InvalidEvent", s.submit, "AmendAuthorisation", {
-        "authorisation_id": AUTH_ID, **authorisation_fields(s.day, input_goods=[
-            {"cn": "4012", "description": "by mass", "unit": "kg", "max_qty": 100000},
-            {"cn": USED_TYRES, "description": "by piece", "unit": "p/st", "max_qty": 5000}],
-            yield_rates=[{"input_cn": "4012", "output_cn": RETREADED, "output_per_input": 0.1}])}, "CustomsMSP")
+        "authorisation_id": AUTH_ID, **authorisation_fields(s.day, input_goods=[by_mass("4012"), BY_PIECE],
+                                                            yield_rates=[rate("4012", 0.1)])}, "CustomsMSP")
     assert details["units"] == ["kg", "p/st"]
 
 
@@ -81,9 +83,7 @@ def test_an_authorisation_granted_before_the_rule_keeps_its_rates_until_customs_
     from ipledger.chaincode.contract import authorisations
 
     s = Scenario(InwardProcessingContract)
-    inputs = [{"cn": "4012", "description": "by mass", "unit": "kg", "max_qty": 100000},
-              {"cn": USED_TYRES, "description": "by piece", "unit": "p/st", "max_qty": 5000}]
-    rates = [{"input_cn": "4012", "output_cn": RETREADED, "output_per_input": 0.1}]
+    inputs, rates = [by_mass("4012"), BY_PIECE], [rate("4012", 0.1)]
     with monkeypatch.context() as m:
         m.setattr(authorisations, "rate_units", lambda auth, rate: ["kg"])
         s.accepted(s.grant(input_goods=inputs, yield_rates=rates))
