@@ -103,6 +103,7 @@ ID_PATTERNS = {
     "lot_id": _COMMON["lotId"]["pattern"],
     "batch_id": _COMMON["batchId"]["pattern"],
     "bill_id": BILL_ID_PATTERN,
+    "mrn": _COMMON["mrn"]["pattern"],
 }
 DATE_PATTERN = _COMMON["date"]["pattern"]
 DATETIME_PATTERN = _COMMON["dateTime"]["pattern"]

@@ -143,15 +143,51 @@ def get_parameters():
     return jsonify(data)
 
 
+@ROUTES.get("/declarations/<mrn>", id="getDeclaration", permission="read",
+            summary="A declaration (MRN): its items under the authorisations the caller stands for, each with "
+                    "the events of its goods that concern it (for a placement, the lot's whole history)",
+            description="The audit view from a declaration (docs/domain.md §7): a placement's item with the "
+                        "lot's trail, an exit's item with the events naming this MRN; a 5151 transfer's two "
+                        "sides (its exit and its reception). Each event carries its block number and "
+                        "submitting organisation, as the lots' trails do. 404 when no item is the caller's.",
+            params=[id_parameter("mrn", "declaration reference (MRN, check digit included), e.g. "
+                                        "26FR000110000001R8")],
+            function="GetDeclaration")
+def get_declaration(mrn):
+    org, channel, data = _evaluate_where("GetDeclaration", path_id("mrn", mrn))
+    items = data.get("items") if isinstance(data, dict) else None
+    if isinstance(items, list):
+        trails = [item["events"] if isinstance(item, dict) and isinstance(item.get("events"), list) else []
+                  for item in items]
+        entries = iter(_with_blocks(org, channel, [entry for trail in trails for entry in trail]))
+        for item, trail in zip(items, trails):
+            if trail:
+                item["events"] = [next(entries) for _ in trail]
+    return jsonify(data)
+
+
+@ROUTES.get("/parties", id="getParties", permission="read",
+            summary="The register of parties: every entry (withdrawn ones too) for customs, its own for a "
+                    "registered party", function="GetParties")
+def get_parties():
+    _, data = _evaluate("GetParties")
+    return jsonify(data)
+
+
 def _trail(org: str, channel: str, data):
     """The audit trail: every history entry with its block number and submitting org."""
     if isinstance(data, dict) and isinstance(data.get("history"), list):
-        entries = state().service.with_blocks(org, data["history"], channel)
-        for entry in entries:
-            if isinstance(entry, dict) and isinstance(entry.get("submitted_by"), dict):
-                entry.setdefault("submitting_org", entry["submitted_by"].get("msp_id"))
-        data["history"] = entries
+        data["history"] = _with_blocks(org, channel, data["history"])
     return data
+
+
+def _with_blocks(org: str, channel: str, entries: list) -> list:
+    """Trail entries with their block numbers (one budget of look-ups for them all) and submitting org."""
+    entries = state().service.with_blocks(org, entries, channel)
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("submitted_by"), dict):
+            entry.setdefault("submitting_org", entry["submitted_by"].get("msp_id"))
+    return entries
 
 
 bp = blueprint("queries", __name__, ROUTES)

@@ -400,6 +400,20 @@ def test_queries_and_audit_trail(api):
     assert [(e["event_type"], e["submitting_org"]) for e in b1_trail] == [
         ("RecordProcessing", "OperatorMSP"), ("ExitGoods", "BrokerMSP"), ("ConfirmExit", "CustomsMSP"),
         ("ExtendDischargePeriod", "CustomsMSP")]  # L1's extension moves B1's deadline too
+    # from a declaration to all its events: the placement's item carries L1's trail, with blocks and orgs
+    decl = api.get(f"/api/v1/declarations/{MRN_L1}", "OperatorMSP").json()
+    assert [(i["item_no"], i["id"]) for i in decl["items"]] == [(1, "L1")]
+    assert [(e["event_id"], e["block_number"]) for e in decl["items"][0]["events"]] == [
+        (e["event_id"], e["block_number"]) for e in trail]
+    exit_decl = api.get(f"/api/v1/declarations/{MRN_EXIT_B1}", "BrokerMSP").json()
+    assert [e["event_type"] for e in exit_decl["items"][0]["events"]] == ["ExitGoods", "ConfirmExit"]
+    assert exit_decl["items"][0]["events"][0]["submitting_org"] == "BrokerMSP"
+    r = api.get("/api/v1/declarations/26FR000110000099R1", "CustomsMSP")
+    assert r.status_code == 404 and r.json()["type"].endswith("/not-found")
+    # the register of parties: customs see every entry, a registered party its own
+    assert {p["msp_id"] for p in api.get("/api/v1/parties").json()["parties"]} >= {"OperatorMSP", "BrokerMSP"}
+    own = api.get("/api/v1/parties", "BrokerMSP").json()["parties"]
+    assert [(p["msp_id"], p["role"], p["eoris"]) for p in own] == [("BrokerMSP", "representative", [BROKER_EORI])]
 
 
 def test_replay_is_idempotent_and_other_content_is_duplicate_event(api):

@@ -111,6 +111,8 @@ def test_batch_items_that_are_not_objects(as_org, ledger):
     ("/api/v1/lots/L%2F9", "GetLot", ["L/9"]),
     ("/api/v1/lots/L/9/history", "GetLotHistory", ["L/9"]),
     ("/api/v1/parameters", "GetParameters", []),
+    ("/api/v1/parties", "GetParties", []),
+    ("/api/v1/declarations/26FR000110000001R8", "GetDeclaration", ["26FR000110000001R8"]),
 ])
 def test_queries_call_the_contract_as_the_keys_org(as_org, ledger, path, function, args):
     ledger.answers[function] = {"answer": function}
@@ -143,6 +145,25 @@ def test_events_in_period_carry_block_numbers_and_unknown_tx_gives_null(as_org, 
     assert [e["block_number"] for e in r.json["events"]] == [done["block_number"], None]
 
 
+def test_a_declarations_items_carry_block_numbers_and_submitting_orgs(as_org, ledger):
+    placed = as_org("BrokerMSP").post("/api/v1/events", json=place_body()).json
+    moved = as_org("OperatorMSP").post("/api/v1/events", json=move_body()).json
+    by = lambda org: {"msp_id": org, "name": "User1", "role": "client"}  # noqa: E731
+    ledger.answers["GetDeclaration"] = {"mrn": "26FR000110000001R8", "items": [
+        {"item_no": 1, "type": "PLACEMENT", "events": [
+            {"tx_id": placed["tx_id"], "submitted_by": by("BrokerMSP")},
+            {"tx_id": moved["tx_id"], "submitted_by": by("OperatorMSP")}]},
+        {"item_no": 2, "type": "PLACEMENT", "events": []},
+        {"item_no": 3, "type": "EXIT", "events": [{"tx_id": "99" * 32, "submitted_by": by("BrokerMSP")}]},
+    ]}
+    r = as_org("CustomsMSP", "viewer").get("/api/v1/declarations/26FR000110000001R8")
+    assert r.status_code == 200, r.json
+    items = r.json["items"]
+    assert [[(e["tx_id"], e["block_number"], e["submitting_org"]) for e in i["events"]] for i in items] == [
+        [(placed["tx_id"], placed["block_number"], "BrokerMSP"), (moved["tx_id"], moved["block_number"], "OperatorMSP")],
+        [], [("99" * 32, None, "BrokerMSP")]]
+
+
 @pytest.mark.parametrize("path", [
     "/api/v1/authorisations/not-an-id",
     "/api/v1/authorisations/FRIPO000001/alerts?as_of=yesterday",
@@ -159,6 +180,8 @@ def test_events_in_period_carry_block_numbers_and_unknown_tx_gives_null(as_org, 
     "/api/v1/feed?limit=%C2%B2",                                                # '²' is a digit, not an integer
     "/api/v1/feed?limit=" + "9" * 5000,
     "/api/v1/webhooks/deliveries?limit=%C2%B2",
+    "/api/v1/declarations/26fr000110000001R8",                                  # an MRN's letters are capitals
+    "/api/v1/declarations/26FR000110000001R8%0A",
 ])
 def test_bad_parameters_are_400_before_any_ledger_call(as_org, ledger, path):
     r = as_org("OperatorMSP").get(path)
