@@ -11,6 +11,7 @@ from ipledger.chaincode.contract.errors import DuplicateDeclaration, TransferMis
 
 RE_EXPORT = "3151"   # awaits customs' ConfirmExit
 TRANSFER = "5151"    # inward processing after inward processing: two sides, one declaration item
+RELEASE = "4051"     # release for free circulation: import duty on the input goods it stands for (UCC art. 86(3))
 SAME_GOODS = ("cn", "unit", "quantity")
 
 

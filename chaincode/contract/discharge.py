@@ -28,7 +28,9 @@ def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
     qty = event["quantity"]
     effect = {"op": op, "kind": kind, "id": goods_id, "qty": qty,
               "sites": goods.take_from_sites(record, qty, event.get("site"), kind, goods_id),
-              "attribution": goods.fifo_attribution(record, qty) if kind == goods.BATCH else None}
+              "attribution": goods.fifo_attribution(record, qty, duty_bearing=op == "exit" and
+                                                    event["procedure"] == declarations.RELEASE)
+              if kind == goods.BATCH else None}
     # what posting it will read, in one round trip: the balance shard, the lots a batch's attribution
     # discharges, and a lot's CeilingNear alert (its input stock falls: alert_rules.review reads it)
     reads = goods.reads_of_taking(kind, record, effect["attribution"])

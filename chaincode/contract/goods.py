@@ -41,7 +41,7 @@ import copy
 import datetime as dt
 from typing import Iterable
 
-from ipledger.chaincode.contract import keys, time_rules, timestamps
+from ipledger.chaincode.contract import declarations, keys, time_rules, timestamps
 from ipledger.chaincode.contract.errors import NotFound, QuantityExceedsBalance, UnitMismatch
 
 LOT, BATCH = "LOT", "BATCH"
@@ -164,14 +164,20 @@ def require_unit(record: dict, unit: str | None, goods_id: str) -> None:
                            id=goods_id, unit=record["unit"], given=unit)
 
 
-def fifo_attribution(batch: dict, qty: int) -> list[dict]:
+def fifo_attribution(batch: dict, qty: int, *, duty_bearing: bool = False) -> list[dict]:
     """Which source lots a discharge of ``qty`` from a batch discharges: first in, first out by
     placement time (docs/domain.md §5). ``batch["shares"]`` is already in placement order: the batch's units
     lie share after share, and a discharge takes the next ``qty`` of them.
 
     Each part also states the input goods it stands for: the lot's units consumed by the operation, in
-    proportion to the part of the share (at the operation's actual yield). Rounded down cumulatively, so
-    the parts of a share add up to exactly its input once the whole share has gone.
+    proportion to the part of the share (at the operation's actual yield), counted cumulatively over the
+    share so that its parts add up to exactly its input once the whole share has gone. Where that proportion
+    is not a whole number of units, a ``duty_bearing`` discharge (a release for free circulation: import
+    duty is due on the input goods it stands for, UCC art. 86(3)) rounds up, every other one down (never
+    below the input already stated). Rounded down for all, the declarant could choose which units go out
+    under which procedure so that releases state fewer input goods than they stand for (none at all when a
+    unit stands for half an input unit); rounded this way the input goods a share's releases state are never
+    fewer than their exact proportion, whatever the order and size of its discharges.
 
     A share of 0 units (a small batch from several lots) stands for its lot's input all the same: it goes
     with the discharge that reaches it — one that takes units after it, or the batch's last units — as a
@@ -185,15 +191,29 @@ def fifo_attribution(batch: dict, qty: int) -> list[dict]:
         if share["qty"] == 0:  # reached when this discharge goes on past it, or empties the batch
             if share["input_discharged"] == share["input_qty"] or not (rest > 0 or takes_the_last_units):
                 continue
-            stood_for = share["input_qty"]
-        elif part > 0:         # the input of the share's units gone after this part, rounded down
-            stood_for = share["input_qty"] * (share["discharged"] + part) // share["qty"]
+            input_qty = share["input_qty"] - share["input_discharged"]
+        elif part > 0:
+            input_qty = _input_of_part(share, part, duty_bearing)
         else:
             continue
-        out.append({"lot_id": share["lot_id"], "qty": part, "input_qty": stood_for - share["input_discharged"]})
+        out.append({"lot_id": share["lot_id"], "qty": part, "input_qty": input_qty})
     if rest:  # cannot happen while conservation holds: Σ shares = produced
         raise QuantityExceedsBalance(f"{batch['batch_id']}: shares exhausted", id=batch["batch_id"])
     return out
+
+
+def _input_of_part(share: dict, part: int, duty_bearing: bool) -> int:
+    """The input goods ``part`` more units of a share stand for. A share's releases for free circulation
+    (``released`` units, ``input_released`` input stated; absent until its first) and its other discharges are
+    each counted cumulatively on their own: the releases' input rounded up, the others' down. So the releases
+    of a share state ``ceil(input × released / qty)`` whatever the order of the discharges, the others the
+    floor of theirs, and with the share's last unit the two add up to exactly its input (ceil(x) + floor(n - x)
+    = n). Discharges before releases were counted apart are the others' (they were all rounded down)."""
+    released, input_released = share.get("released", 0), share.get("input_released", 0)
+    if duty_bearing:
+        return -(-share["input_qty"] * (released + part) // share["qty"]) - input_released
+    others, input_others = share["discharged"] - released, share["input_discharged"] - input_released
+    return share["input_qty"] * (others + part) // share["qty"] - input_others
 
 
 def share_remains(share: dict) -> bool:
@@ -352,15 +372,19 @@ def _add(record: dict, site: str, qty: int) -> None:
     record["stock"][site] = record["stock"].get(site, 0) + qty
 
 
-def _discharge_shares(book, batch: dict, attribution: list[dict]) -> None:
+def _discharge_shares(book, batch: dict, attribution: list[dict], released: bool) -> None:
     """A batch discharge also discharges the source lots' shares of it (FIFO attribution): in product
-    units and in the input units they stand for, on the batch and on each lot."""
+    units and in the input units they stand for, on the batch and on each lot; a release for free
+    circulation counts them in the share's ``released`` and ``input_released`` too (:func:`_input_of_part`)."""
     by_lot = {a["lot_id"]: a for a in attribution}
     for share in batch["shares"]:
         part = by_lot.get(share["lot_id"])
         if part is not None:
             share["discharged"] += part["qty"]
             share["input_discharged"] += part["input_qty"]
+            if released and share["qty"]:
+                share["released"] = share.get("released", 0) + part["qty"]
+                share["input_released"] = share.get("input_released", 0) + part["input_qty"]
     for lot_id, part in by_lot.items():
         lot = book.get(LOT, lot_id)
         product = lot["products"][batch["batch_id"]]
@@ -407,7 +431,8 @@ def apply(book, effect: dict, recorded_at: str, tx_id: str) -> None:
             rec["lost"] += qty
             rec["lost_by_reason"][effect["reason"]] = rec["lost_by_reason"].get(effect["reason"], 0) + qty
         if kind == BATCH:
-            _discharge_shares(book, rec, effect["attribution"])
+            _discharge_shares(book, rec, effect["attribution"], effect["op"] == "exit" and
+                              effect.get("procedure") == declarations.RELEASE)
             rec["deadline"] = batch_deadline(rec)
         book.put(kind, goods_id, rec)
         if op == "exit":

@@ -197,8 +197,9 @@ def test_every_disposal_states_the_input_goods_it_stands_for(s):
     s.accepted(s.process("OP1", [("L1", 500)], [retreaded(495, "B1"), secondary(1250, "S1"), waste(1200, "W1")]))
     s.accepted(s.process("OP2", [("L2", 100), ("L1", 100)], [retreaded(196, "B2"), secondary(500, "S2")]))
     res = s.accepted(s.exit(200, batch_id="B1", procedure="4051", mrn_=valid_mrn(20, "A")))
-    assert res["exit"]["attribution"] == [{"lot_id": "L1", "qty": 200, "input_qty": 202}]    # 200 × 500 / 495
-    s.accepted(s.exit(295, batch_id="B1", procedure="3151", mrn_=valid_mrn(21, "A")))      # the rest: 298
+    # 200 × 500 / 495 = 202.02: a release for free circulation states 203 (duty is due on its input goods)
+    assert res["exit"]["attribution"] == [{"lot_id": "L1", "qty": 200, "input_qty": 203}]
+    s.accepted(s.exit(295, batch_id="B1", procedure="3151", mrn_=valid_mrn(21, "A")))      # the rest: 297
     s.accepted(s.exit(150, batch_id="B2", procedure="4051", mrn_=valid_mrn(22, "A")))      # L1 first (FIFO)
     s.accepted(s.exit(600, batch_id="W1", procedure="4051", mrn_=valid_mrn(23, "A")))
     s.accepted(s.lose(100, lot_id="L1", reason="DESTROYED"))
@@ -207,9 +208,9 @@ def test_every_disposal_states_the_input_goods_it_stands_for(s):
     lines = [(d["procedure"], d["id"], d["quantity"], [(i["lot_id"], i["cn"], i["unit"], i["quantity"])
                                                        for i in d["input_goods"]]) for d in bill["disposals"]]
     assert lines == [
-        ("4051", "B1", 200, [("L1", USED_TYRES, "p/st", 202)]),
-        ("3151", "B1", 295, [("L1", USED_TYRES, "p/st", 298)]),                  # 202 + 298 = the 500 consumed
-        ("4051", "B2", 150, [("L1", USED_TYRES, "p/st", 100), ("L2", USED_TYRES, "p/st", 53)]),  # 98 + 52 of 98
+        ("4051", "B1", 200, [("L1", USED_TYRES, "p/st", 203)]),
+        ("3151", "B1", 295, [("L1", USED_TYRES, "p/st", 297)]),                  # 203 + 297 = the 500 consumed
+        ("4051", "B2", 150, [("L1", USED_TYRES, "p/st", 100), ("L2", USED_TYRES, "p/st", 54)]),  # 98 + 52 of 98
         ("4051", "W1", 600, [("L1", USED_TYRES, "p/st", 250)]),                  # 600 of 1200 kg from 500 tyres
     ]
     losses = [(x["id"], x["quantity"], [(i["lot_id"], i["quantity"]) for i in x["input_goods"]])

@@ -62,6 +62,7 @@ class Share:
     lot: str
     qty: int        # product units of the batch that came from this lot (may be 0)
     input: int      # units of the lot consumed by the operation
+    released: int = 0   # of its units, those released for free circulation (4051)
 
 
 @dataclass
@@ -181,8 +182,17 @@ class Model:
             for sh, start, stop in r.spans():
                 if sh.qty:
                     before, after = (min(max(x - start, 0), sh.qty) for x in (first, end))
-                    if after > before:   # the input goods of the units taken, rounded down cumulatively
-                        inputs.append((sh.lot, sh.input * after // sh.qty - sh.input * before // sh.qty))
+                    if after > before:   # the input goods of the units taken, counted cumulatively: over
+                        # the share's releases for free circulation rounded up (duty is due on them), over
+                        # its other discharges down
+                        taken = after - before
+                        if procedure == "4051":
+                            ceil = lambda units: -(-sh.input * units // sh.qty)  # noqa: E731
+                            inputs.append((sh.lot, ceil(sh.released + taken) - ceil(sh.released)))
+                            sh.released += taken
+                        else:
+                            others = before - sh.released
+                            inputs.append((sh.lot, sh.input * (others + taken) // sh.qty - sh.input * others // sh.qty))
                 elif first <= start < end or start == end == r.entered:
                     inputs.append((sh.lot, sh.input))   # a share of 0 units: all the inputs it stands for
                     event("a share of 0 units left")
