@@ -50,6 +50,7 @@ CHAINCODE_STATUS: dict[str, int] = {
     "DuplicateEvent": _CONFLICT,
     "DuplicateDeclaration": _CONFLICT,
     "TransferMismatch": _CONFLICT,       # the two sides of a 5151 transfer name other goods
+    "ExitMismatch": _CONFLICT,           # ConfirmExit: an item named with another quantity than its exit's
     "OutOfOrder": _CONFLICT,
     "AlreadyExists": _CONFLICT,
     "InvalidState": _CONFLICT,

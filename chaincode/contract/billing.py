@@ -323,7 +323,8 @@ def _grant_entries(state, auth: dict) -> list[dict]:
 
 def _exit_confirmations(log: list[dict]) -> dict[tuple[str, int], dict]:
     """Which re-export items a ``ConfirmExit`` confirmed, by (MRN, item): those of the MRN recorded before
-    it and not confirmed yet (discharge.confirm_exit), each with its own confirmation."""
+    it and not confirmed yet — the ones it names, if it names some (discharge.confirm_exit) —, each with its
+    own confirmation."""
     pending: dict[str, list[int]] = {}
     confirmed: dict[tuple[str, int], dict] = {}
     for entry in log:
@@ -333,8 +334,10 @@ def _exit_confirmations(log: list[dict]) -> dict[tuple[str, int], dict]:
                 pending.setdefault(e["mrn"], []).append(e["item_no"])
         if entry["event_type"] == "ConfirmExit":
             mrn = entry["event"]["mrn"]
-            for item in pending.pop(mrn, []):
+            done = declarations.confirmed_by(entry["event"], pending.get(mrn, []))
+            for item in done:
                 confirmed[(mrn, item)] = {"exit_date": entry["event"]["exit_date"], "tx_id": entry["tx_id"]}
+            pending[mrn] = [item for item in pending.get(mrn, []) if item not in done]
     return confirmed
 
 

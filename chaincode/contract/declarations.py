@@ -64,3 +64,13 @@ def _goods_field(state, declared: dict, field: str):
         return declared[field]
     goods = state.get(keys.goods(declared["goods"], declared["id"])) or {}
     return goods.get(field)
+
+
+def confirmed_by(event: dict, awaiting: list[int]) -> list[int]:
+    """Of the items of ``event["mrn"]`` ``awaiting`` a confirmation, those a ``ConfirmExit`` confirmed: the items
+    it names (``items``), or, naming none, every one (discharge.confirm_exit) — for what reads the log again."""
+    if event.get("items") is None:
+        return list(awaiting)
+    named = {item["item_no"] for item in event["items"]}
+    return [n for n in awaiting if n in named]
+

@@ -10,7 +10,7 @@ placement time.
 from __future__ import annotations
 
 from ipledger.chaincode.contract import authorisations, declarations, goods, keys, time_rules, timestamps
-from ipledger.chaincode.contract.errors import InvalidEvent, InvalidState, NotFound, OutOfOrder
+from ipledger.chaincode.contract.errors import ExitMismatch, InvalidEvent, InvalidState, NotFound, OutOfOrder
 from ipledger.chaincode.contract.state import canonical_json
 
 RE_EXPORT, TRANSFER = declarations.RE_EXPORT, declarations.TRANSFER
@@ -99,8 +99,11 @@ def record_loss(tx, event: dict) -> dict:
 
 def confirm_exit(tx, event: dict) -> dict:
     """ConfirmExit: customs confirm that re-exported goods (3151) left the customs territory, or that goods
-    transferred (5151) to an authorisation not on this ledger were received under it. OutOfOrder: an exit date
-    before the declaration, or a confirmation timestamped at or before the exit it confirms."""
+    transferred (5151) to an authorisation not on this ledger were received under it — with ``items``, the
+    items named, each with the quantity its exit recorded (ExitMismatch otherwise; NotFound for an item that
+    is no such exit, InvalidState for one that awaits nothing); without, every item under the MRN that awaits
+    a confirmation. OutOfOrder: an exit date before the declaration, or a confirmation timestamped at or before
+    the exit it confirms."""
     auth_id, mrn = event["authorisation_id"], event["mrn"]
     authorisations.get(tx.state, auth_id)
     exits = [(attrs, d) for attrs, d in tx.state.scan(keys.DECLARATION, mrn)
@@ -110,6 +113,8 @@ def confirm_exit(tx, event: dict) -> dict:
     # a transfer received on this ledger needs no confirmation (its reception is the proof)
     pending = [(attrs, d) for attrs, d in exits if d["exit_confirmed"] is None
                and tx.state.exists(keys.unconfirmed_exit(auth_id, mrn, int(attrs[1])))]
+    if event.get("items") is not None:
+        pending = _named_items(mrn, auth_id, event["items"], exits, pending)
     if not pending:
         raise InvalidState(f"nothing under {mrn} awaits a confirmation: its re-exports are confirmed, its transfers "
                            "received on this ledger (or recorded before transfers awaited their reception)", mrn=mrn)
@@ -131,6 +136,31 @@ def confirm_exit(tx, event: dict) -> dict:
         confirmed.append({"mrn": mrn, "item_no": int(item), "goods": decl["goods"], "id": decl["id"],
                           "quantity": decl["quantity"]})
     return {"confirmed": confirmed, "exit_date": event["exit_date"]}
+
+
+def _named_items(mrn: str, auth_id: str, named: list[dict], exits: list, pending: list) -> list:
+    """The pending exits a ConfirmExit names in ``items``, in the order named, each checked."""
+    by_item = {int(attrs[1]): (attrs, d) for attrs, d in exits}
+    awaiting = {int(attrs[1]) for attrs, _d in pending}
+    chosen, seen = [], set()
+    for item in named:
+        n = item["item_no"]
+        if n in seen:
+            raise InvalidEvent(f"items names item {n} twice", mrn=mrn, item_no=n)
+        seen.add(n)
+        if n not in by_item:
+            raise NotFound(f"no re-export or transfer under declaration {mrn} item {n} for {auth_id}",
+                           mrn=mrn, item_no=n)
+        recorded = by_item[n][1]["quantity"]
+        if item["quantity"] != recorded:
+            raise ExitMismatch(f"declaration {mrn} item {n}: confirmed {item['quantity']}, the exit recorded "
+                               f"{recorded} {by_item[n][1]['unit']}", mrn=mrn, item_no=n,
+                               confirmed=item["quantity"], recorded=recorded, unit=by_item[n][1]["unit"])
+        if n not in awaiting:
+            raise InvalidState(f"declaration {mrn} item {n} awaits no confirmation: confirmed already, or a "
+                               "transfer received on this ledger", mrn=mrn, item_no=n)
+        chosen.append(by_item[n])
+    return chosen
 
 
 def extend_discharge_period(tx, event: dict) -> dict:

@@ -19,7 +19,7 @@ __all__ = [
     "NotFound", "AlreadyExists", "InvalidState", "PeriodNotEnded", "HashMismatch",
     "InvalidIdentifier", "InvalidMrn", "UnknownParty",
     "DeploymentNotConfigured", "PartyWithdrawn", "EoriNotRegistered", "EoriTaken", "CustomsNotRegistrable",
-    "HolderNotRegistered", "TransferMismatch",
+    "HolderNotRegistered", "TransferMismatch", "ExitMismatch",
 ]
 
 
@@ -118,6 +118,12 @@ class TransferMismatch(_Rule):
     """The two sides of a 5151 transfer name the same goods: the reception under the second authorisation has
     the goods code, unit and quantity of the exit from the first (whichever is recorded first), or goods would
     appear or vanish between the two authorisations."""
+
+
+class ExitMismatch(_Rule):
+    """A confirmation of exit that names its declaration's items gives each one's quantity as the exit
+    recorded it: customs confirm what their own system shows left, and an item recorded with more goods than
+    left (or one customs did not see leave) is not confirmed — it goes on awaiting its confirmation."""
 
 
 class OutOfOrder(_Rule):
@@ -233,6 +239,6 @@ RULES: tuple[str, ...] = tuple(
         NotFound, AlreadyExists, InvalidState, PeriodNotEnded, HashMismatch,
         InvalidIdentifier, InvalidMrn, UnknownParty,
         DeploymentNotConfigured, PartyWithdrawn, EoriNotRegistered, EoriTaken, CustomsNotRegistrable,
-        HolderNotRegistered, TransferMismatch,
+        HolderNotRegistered, TransferMismatch, ExitMismatch,
     )
 )
