@@ -91,12 +91,14 @@ def billed_from(lot: dict) -> str | None:
 def is_discharged(kind: str, record: dict) -> bool:
     """A batch is discharged when nothing is left; a lot when nothing is left of it *and* of its share of
     every product made from it — main, secondary and waste alike: the discharges of each such batch have
-    stood for all the input units the lot gave (:func:`fifo_attribution`). Counted in input units, not in
-    product units, so that a share of 0 product units is not discharged before its batch reaches it."""
+    stood for all the input units the lot gave (:func:`fifo_attribution`). Counted in product units *and* in
+    input units: a share of 0 product units is not discharged before its batch reaches it, and a release's
+    input goods, rounded up, may state the whole input while units of the share are still in the batch."""
     if balance(record) > 0:
         return False
     if kind == LOT:
-        return all(p["input_discharged"] == p["input_qty"] for p in record["products"].values())
+        return all(p["discharged"] == p["share"] and p["input_discharged"] == p["input_qty"]
+                   for p in record["products"].values())
     return True
 
 
@@ -203,12 +205,10 @@ def fifo_attribution(batch: dict, qty: int, *, duty_bearing: bool = False) -> li
 
 
 def _input_of_part(share: dict, part: int, duty_bearing: bool) -> int:
-    """The input goods ``part`` more units of a share stand for. A share's releases for free circulation
-    (``released`` units, ``input_released`` input stated; absent until its first) and its other discharges are
-    each counted cumulatively on their own: the releases' input rounded up, the others' down. So the releases
-    of a share state ``ceil(input × released / qty)`` whatever the order of the discharges, the others the
-    floor of theirs, and with the share's last unit the two add up to exactly its input (ceil(x) + floor(n - x)
-    = n). Discharges before releases were counted apart are the others' (they were all rounded down)."""
+    """The input goods ``part`` more units of a share stand for. Its releases for free circulation (``released``
+    units, ``input_released`` stated; absent until the first) and its other discharges are counted on their own:
+    the releases' input rounded up, the others' down, so with the share's last unit they add up to exactly its
+    input (ceil(x) + floor(n - x) = n). Discharges before releases were counted apart are the others'."""
     released, input_released = share.get("released", 0), share.get("input_released", 0)
     if duty_bearing:
         return -(-share["input_qty"] * (released + part) // share["qty"]) - input_released

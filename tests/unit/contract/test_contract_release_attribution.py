@@ -91,3 +91,15 @@ def test_releases_state_at_least_their_exact_share_and_the_whole_adds_up(k, per_
     # every discharge together: exactly the casings consumed
     assert sum(stated.values()) == casings
     assert s.lot("L1")["status"] == "DISCHARGED"
+
+
+def test_a_release_rounded_up_does_not_discharge_the_lot_before_its_products_have_gone():
+    """One casing, two products: releasing one states the whole casing, yet the other product is still under
+    the procedure, and so is the lot (its status, its deadline alerts) until that one has gone too."""
+    s = plant(1, 2, 2)
+    s.accepted(s.exit(1, batch_id="B1", procedure="4051", mrn_=valid_mrn(60, "A")))
+    assert s.lot("L1")["status"] != "DISCHARGED"
+    assert s.batch("B1")["balance"] == 1
+    s.accepted(s.exit(1, batch_id="B1", procedure="3151", mrn_=valid_mrn(61, "A")))
+    assert s.lot("L1")["status"] == "DISCHARGED"
+    assert discharge(s, []) == {"4051": 1, "3151": 0}
