@@ -110,6 +110,17 @@ def _input_goods(line: dict) -> str:
     return "; ".join(f"{g['lot_id']} {g['quantity']} {g['unit']}" for g in line.get("input_goods") or [])
 
 
+def _procedure(line: dict) -> str:
+    """A disposal's procedure code with its follow-up where there is one: the confirmation of a re-export's
+    (or a transfer's) exit, or a transfer's reception on the ledger — e.g. ``3151, exit confirmed 2026-05-04``."""
+    follow_up = []
+    if line.get("exit_confirmed"):
+        follow_up.append(f"exit confirmed {line['exit_confirmed']['exit_date']}")
+    if line.get("received"):
+        follow_up.append(f"received {line['received']['recorded_at'][:10]}")
+    return ", ".join([line["procedure"], *follow_up])
+
+
 def bill_rows(data: dict) -> list[dict]:
     rows = []
     for lot in data.get("lots", []):
@@ -129,7 +140,7 @@ def bill_rows(data: dict) -> list[dict]:
                          "quantity": _decimal(y.get("deviation_pct")), "unit": "%", "reference": op["tx_id"]})
     for d in data.get("disposals", []):
         rows.append({"section": "disposal", "id": d["id"], "mrn": d["mrn"], "date": d["recorded_at"], "cn": d["cn"],
-                     "description": f"procedure {d['procedure']}", "quantity": d["quantity"], "unit": d["unit"],
+                     "description": f"procedure {_procedure(d)}", "quantity": d["quantity"], "unit": d["unit"],
                      "input_goods": _input_goods(d), "reference": d["tx_id"]})
     for x in data.get("losses", []):
         rows.append({"section": "loss", "id": x["id"], "date": x["recorded_at"], "cn": x["cn"], "description": x["reason"],
@@ -340,9 +351,9 @@ def bill_pdf(data: dict) -> bytes:
     pdf.heading("Rates of yield")
     pdf.grid([("operation", 10), ("date (UTC)", 10), ("output", 8), ("authorised", 10), ("actual", 10), ("dev. %", 8)], rows)
     pdf.heading("3. Disposals")
-    pdf.grid([("goods", 10), ("procedure", 9), ("MRN", 18), ("date (UTC)", 10), ("CN", 8), ("qty", 8), ("unit", 4),
-               ("input goods it stands for", 26)],
-              [[d["id"], d["procedure"], d["mrn"], d["recorded_at"][:10], d["cn"], d["quantity"], d["unit"],
+    pdf.grid([("goods", 9), ("procedure", 14), ("MRN", 18), ("date (UTC)", 10), ("CN", 8), ("qty", 6), ("unit", 4),
+               ("input goods it stands for", 24)],
+              [[d["id"], _procedure(d), d["mrn"], d["recorded_at"][:10], d["cn"], d["quantity"], d["unit"],
                 _input_goods(d)] for d in data.get("disposals", [])])
     pdf.heading("4. Losses and destructions")
     pdf.grid([("goods", 10), ("reason", 13), ("date (UTC)", 10), ("qty", 8), ("unit", 4), ("evidence", 24),

@@ -161,6 +161,8 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
     stored = state.get(keys.bill(auth_id, period_end.isoformat())) if period_end is not None else None
     # a bill submitted before the rates applied were shown keeps the rates at its cut-off (and its hash)
     applied = _rates_applied(log, lots) if stored is None or stored.get("rates_applied") else {}
+    # a bill submitted before transfers showed their reception keeps its lines (and its hash)
+    show_receptions = stored is None or bool(stored.get("receptions_shown"))
     lot_lines, totals = [], {"placed": {}, "consumed": {}, "produced": {}, "exited": {}, "lost": {}, "remaining": {}}
     for lot in sorted((lots[i] for i in lot_ids), key=goods.recording_order):
         private_key = state.key(keys.commercial_lot(lot["lot_id"]))
@@ -217,6 +219,8 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
                     "recorded_at": entry["recorded_at"], "occurred_at": entry["occurred_at"], "tx_id": entry["tx_id"],
                     **mark}
             if e["op"] == "exit":
+                if show_receptions and e["procedure"] == declarations.TRANSFER:
+                    line["received"] = _received_before(state, e["mrn"], e["item_no"], cutoff)
                 disposals.append({"procedure": e["procedure"], "mrn": e["mrn"], "item_no": e["item_no"], **line,
                                   "exit_confirmed": confirmations.get((e["mrn"], e["item_no"]))
                                   if e["procedure"] == declarations.RE_EXPORT or e.get("awaits_reception") else None})
@@ -321,6 +325,16 @@ def _grant_entries(state, auth: dict) -> list[dict]:
     return eventlog.entries(state, auth["authorisation_id"], granted, granted + dt.timedelta(microseconds=1), granted)
 
 
+def _received_before(state, mrn: str, item_no: int, cutoff: dt.datetime) -> dict | None:
+    """A transfer's reception recorded on this ledger (under the receiving authorisation) before the bill's
+    cut-off — when and in which transaction, not the other authorisation's record —, or None: a transfer
+    received elsewhere shows its ``exit_confirmed`` instead, one not received yet neither."""
+    received = declarations.reception(state, mrn, item_no)
+    if received is None or received["recorded_at"] >= timestamps.fmt(cutoff):
+        return None
+    return {"recorded_at": received["recorded_at"], "tx_id": received["tx_id"]}
+
+
 def _exit_confirmations(log: list[dict]) -> dict[tuple[str, int], dict]:
     """Which re-export items a ``ConfirmExit`` confirmed, by (MRN, item): those of the MRN recorded before
     it and not confirmed yet — the ones it names, if it names some (discharge.confirm_exit) —, each with its
@@ -347,7 +361,8 @@ def submit(tx, event: dict) -> dict:
     later period's bill; OutOfOrder at or before the decision that queried it); no bill while an earlier period's
     is QUERIED. The record keeps the goods the bill flags overdue (``overdue``), which the next bill carries, and
     ``rates_applied`` (its lots show the rates of yield applied, not those at the cut-off; a bill first submitted
-    without it keeps its hash)."""
+    without it keeps its hash) and ``receptions_shown`` (its 5151 transfers show their reception on this ledger,
+    ``received``; the same)."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
     period_end = timestamps.parse_date(event["period_end"], "period_end")
     cutoff = timestamps.end_of(period_end)
@@ -380,6 +395,8 @@ def submit(tx, event: dict) -> dict:
     }
     if existing is None or existing.get("rates_applied"):   # as its earlier revisions computed it (compute)
         bill["rates_applied"] = True
+    if existing is None or existing.get("receptions_shown"):
+        bill["receptions_shown"] = True
     if existing is None or "overdue" in existing:   # a bill first submitted without it keeps its successors' hashes
         bill["overdue"] = [{"goods": r["goods"], "id": r["id"]} for r in data["remaining"] if r["status"] == "OVERDUE"]
     tx.state.put(key, bill)

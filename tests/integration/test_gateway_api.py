@@ -331,8 +331,12 @@ def test_happy_path_every_event_type(api):
     assert api.get("/api/v1/batches/B1").json()["balance"] == 0
     # customs confirm the exit, dated today (not day(0): D is the module's import time, and a date before the
     # re-export's declaration is OutOfOrder when the suite has passed midnight UTC since)
-    done(api.ok(ev("ConfirmExit", "confirm-1", authorisation_id=AUTH, mrn=MRN_EXIT_B1,
-                   exit_date=dt.datetime.now(dt.timezone.utc).date().isoformat()), "CustomsMSP"))
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    p = api.refused(ev("ConfirmExit", "confirm-0", authorisation_id=AUTH, mrn=MRN_EXIT_B1, exit_date=today,
+                       items=[{"item_no": 1, "quantity": 500}]), "CustomsMSP", 409, "exit-mismatch")
+    assert p["details"]["recorded"] == 495
+    done(api.ok(ev("ConfirmExit", "confirm-1", authorisation_id=AUTH, mrn=MRN_EXIT_B1, exit_date=today,
+                   items=[{"item_no": 1, "quantity": 495}]), "CustomsMSP"))
     # the operator records a loss of 1 p/st of L1 (by nature)
     done(api.ok(ev("RecordLoss", "loss-1", authorisation_id=AUTH, lot_id="L1", quantity=1, reason="NATURE",
                    site=SITE1, evidence_hash=hashlib.sha256(b"loss report 1").hexdigest()), "OperatorMSP"))

@@ -145,3 +145,55 @@ def test_a_transfer_recorded_before_transfers_awaited_their_reception_stays_as_i
     assert _unreceived(s, s.D(110)) == [] and _unreceived(s, s.D(120)) == []
     details = s.refused("InvalidState", _confirm, s, transfer)
     assert details == {"mrn": transfer}
+
+
+def _bill_lines(s, as_of=None, period_end=None):
+    from ipledger.chaincode.testing.scenario import iso
+    bill = s.query("GetBillOfDischargeData", AUTH_ID, period_end, None if period_end else iso(as_of or s.ledger.now))
+    return bill, {d["mrn"]: d for d in bill["disposals"] if d["procedure"] == "5151"}
+
+
+def test_the_bill_shows_whether_a_transfer_was_received_on_this_ledger(s):
+    """A 5151 disposal line says when and in which transaction the goods were received under the other
+    authorisation (before the bill's cut-off), so the bill tells a received transfer from one never received;
+    not the other authorisation's record."""
+    received, never, first = mrn("I", 880020), mrn("I", 880021), mrn("I", 880022)
+    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=received))
+    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=never))
+    s.wait_until(s.D(1))
+    placed = s.accepted(s.place("L1-B", 100, mrn_=received, auth_id=OTHER, procedure="5151"))
+    s.accepted(s.place("L1-C", 50, mrn_=first, auth_id=OTHER, procedure="5151"))     # received before its exit
+    s.accepted(s.exit(50, lot_id="L1", procedure="5151", mrn_=first))
+    _, lines = _bill_lines(s)
+    assert lines[received]["received"] == {"recorded_at": placed["recorded_at"], "tx_id": placed["tx_id"]}
+    assert lines[never]["received"] is None
+    assert lines[first]["received"]["tx_id"] and lines[first]["exit_confirmed"] is None
+    # as of a moment before the reception, the transfer was not received yet
+    _, before = _bill_lines(s, as_of=s.D(0.5))
+    assert before[received]["received"] is None
+
+
+def test_a_bill_submitted_before_receptions_were_shown_keeps_its_hash(s):
+    import json
+    from ipledger.chaincode.contract.state import canonical_json
+    transfer = mrn("I", 880023)
+    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=transfer))
+    s.accepted(s.place("L1-B", 100, mrn_=transfer, auth_id=OTHER, procedure="5151"))
+    period_end = s.D(185).date().isoformat()
+    s.wait_until(s.D(186))
+    bill, lines = _bill_lines(s, period_end=period_end)
+    assert lines[transfer]["received"] is not None
+    stored = s.accepted(s.submit("SubmitBillOfDischarge", {"authorisation_id": AUTH_ID, "period_end": period_end,
+                                                           "document_hash": bill["document_hash"]}, "OperatorMSP"))
+    assert stored["bill"]["receptions_shown"] is True
+    assert _bill_lines(s, period_end=period_end)[0]["document_hash"] == bill["document_hash"]
+    # the same bill as the previous contract recorded it (no receptions_shown): its lines, and hash, as then
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "receptions_shown"}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+    for key, raw in s.ledger.state.items():
+        if b'"receptions_shown"' in raw:
+            s.ledger._committed.put(key, canonical_json(strip(json.loads(raw))))
+    then, lines = _bill_lines(s, period_end=period_end)
+    assert "received" not in lines[transfer] and then["document_hash"] != bill["document_hash"]

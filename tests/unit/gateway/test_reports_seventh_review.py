@@ -73,3 +73,20 @@ def test_a_download_name_holds_only_safe_characters():
     assert r.headers["Content-Disposition"] == 'attachment; filename="audit-L_1_.._x_y_z.csv"'
     assert download("x", "text/csv", "bill-of-discharge-FRIPO000001-2026-03-02.csv").headers[
         "Content-Disposition"] == 'attachment; filename="bill-of-discharge-FRIPO000001-2026-03-02.csv"'
+
+
+def test_a_disposal_shows_its_exit_confirmation_and_a_transfers_reception(tmp_path):
+    """The bill's CSV and PDF say when a re-export's exit was confirmed and when a transfer was received on the
+    ledger (the contract's ``exit_confirmed`` and ``received``), not only the procedure code."""
+    data = bill()
+    data["disposals"] = [
+        {**data["disposals"][0], "exit_confirmed": {"exit_date": "2026-05-04", "tx_id": "ab" * 32}},
+        {**data["disposals"][0], "id": "B2", "procedure": "5151", "mrn": "26FR000110000008A6", "exit_confirmed": None,
+         "received": {"recorded_at": "2026-05-06T10:00:00.000000Z", "tx_id": "cd" * 32}},
+        {**data["disposals"][0], "id": "B3", "procedure": "5151", "mrn": "26FR000110000009A5", "exit_confirmed": None,
+         "received": None}]
+    rows = [r for r in csv.DictReader(io.StringIO(reports.bill_csv(data))) if r["section"] == "disposal"]
+    assert [r["description"] for r in rows] == ["procedure 3151, exit confirmed 2026-05-04",
+                                                "procedure 5151, received 2026-05-06", "procedure 5151"]
+    text = re.sub(r"\s+", "", text_of(reports.bill_pdf(data), tmp_path))   # a cell may wrap
+    assert "3151,exitconfirmed2026-05-04" in text and "5151,received2026-05-06" in text
