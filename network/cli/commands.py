@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", default=os.environ.get("IPLEDGER_CHANNEL") or None,
                    help="with a channel per holder: the channel 'admin', 'chaincode', 'verify' and 'channel export' "
                         "act on, and the one 'network add-org' puts a representative on (chaincode deploy: "
-                        "default every channel of this host's organisations)")
+                        "default every channel of this host's organisations; env IPLEDGER_CHANNEL)")
     p.add_argument("--runtime", choices=runtime.RUNTIMES, default=None,
                    help="how this host runs its nodes, chaincode services and gateways: native "
                         "processes or docker containers (default: IPLEDGER_RUNTIME, else what the "

@@ -36,7 +36,7 @@ def register(sub) -> None:
     gws = gw.add_subparsers(dest="cmd", required=True)
     serve = gws.add_parser("serve", help="serve the REST API with gunicorn (gthread workers)")
     serve.add_argument("--bind", default=os.environ.get("IPLEDGER_GATEWAY_BIND", "127.0.0.1:8080"),
-                       help="address to listen on (default 127.0.0.1:8080)")
+                       help="address to listen on (default 127.0.0.1:8080; env IPLEDGER_GATEWAY_BIND)")
     serve.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     # a submit holds its thread until the transaction commits (about a second under load): the
     # threads, not the CPU, bound how many events a gateway has in flight. A keep-alive connection stays
@@ -50,7 +50,8 @@ def register(sub) -> None:
         "the TLS proxies whose X-Forwarded-Proto is believed (default 127.0.0.1; env IPLEDGER_FORWARDED_ALLOW_IPS)")
     start = gws.add_parser("start", help="run the organisation's gateway in the background (PID and log in "
                                          "<state>/<org name>/gateway), make its API key, print it")
-    start.add_argument("--bind", default=os.environ.get("IPLEDGER_GATEWAY_BIND", "127.0.0.1:8080"))
+    start.add_argument("--bind", default=os.environ.get("IPLEDGER_GATEWAY_BIND", "127.0.0.1:8080"),
+                       help="address to listen on (default 127.0.0.1:8080; env IPLEDGER_GATEWAY_BIND)")
     start.add_argument("--workers", type=int, default=2)
     for p in (serve, start):
         add_tls_arguments(p)
