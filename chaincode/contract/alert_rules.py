@@ -85,7 +85,7 @@ def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
     for entry in log:
         for e in entry["effects"]:
             # re-exports, and transfers recorded before their reception (discharge.exit_goods marks them)
-            if e["op"] == "exit" and (e["procedure"] == declarations.RE_EXPORT or e.get("awaits_reception")):
+            if e["op"] == "exit" and declarations.awaits_confirmation(e):
                 received = declarations.reception(state, e["mrn"], e["item_no"]) if e.get("awaits_reception") else None
                 # its legally relevant date, as discharge.exit_goods
                 declared = min(timestamps.parse_datetime(entry["occurred_at"]),

@@ -97,7 +97,7 @@ def _rows(totals: dict, names: tuple[str, ...]) -> list[dict]:
 def _input_goods(lots: dict, effect: dict) -> list[dict]:
     """The goods placed under the procedure that an exit or loss stands for — what import duty on a
     release for free circulation (4051) is computed from (UCC art. 86(3)): the lot itself, or for a
-    batch the input units of each source lot its FIFO attribution takes (``goods.fifo_attribution``; a
+    batch the input units of each source lot its FIFO attribution takes (``shares.fifo_attribution``; a
     share of 0 units with the disposal that reaches it), so that a batch's lines state every lot's input."""
     if effect["kind"] == goods.LOT:
         parts = [(effect["id"], effect["qty"])]
@@ -187,7 +187,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
 
     # processing, 3. disposals and 4. losses (with FIFO attribution), controls, alerts, transactions
     processing, disposals, losses, controls, alert_changes, transactions = [], [], [], [], [], []
-    confirmations = _exit_confirmations(log)
+    confirmations = _exit_confirmations(state, log)
     for entry in log:
         in_window = entry["recorded_at"] >= window_start
         if in_window:
@@ -223,7 +223,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
                     line["received"] = _received_before(state, e["mrn"], e["item_no"], cutoff)
                 disposals.append({"procedure": e["procedure"], "mrn": e["mrn"], "item_no": e["item_no"], **line,
                                   "exit_confirmed": confirmations.get((e["mrn"], e["item_no"]))
-                                  if e["procedure"] == declarations.RE_EXPORT or e.get("awaits_reception") else None})
+                                  if declarations.awaits_confirmation(e) else None})
                 _add(totals["exited"], (e["procedure"], rec["cn"], rec["unit"]), e["qty"])
             else:
                 losses.append({"reason": e["reason"], "evidence_hash": e["evidence_hash"],
@@ -328,27 +328,27 @@ def _grant_entries(state, auth: dict) -> list[dict]:
 def _received_before(state, mrn: str, item_no: int, cutoff: dt.datetime) -> dict | None:
     """A transfer's reception recorded on this ledger (under the receiving authorisation) before the bill's
     cut-off — when and in which transaction, not the other authorisation's record —, or None: a transfer
-    received elsewhere shows its ``exit_confirmed`` instead, one not received yet neither."""
-    received = declarations.reception(state, mrn, item_no)
-    if received is None or received["recorded_at"] >= timestamps.fmt(cutoff):
-        return None
-    return {"recorded_at": received["recorded_at"], "tx_id": received["tx_id"]}
+    received elsewhere shows its ``exit_confirmed`` instead, one not received yet neither. (A reception is never
+    recorded before a submitted bill's cut-off: placement.receive_transfer.)"""
+    received = declarations.received_before(state, mrn, item_no, timestamps.fmt(cutoff))
+    return {"recorded_at": received["recorded_at"], "tx_id": received["tx_id"]} if received else None
 
 
-def _exit_confirmations(log: list[dict]) -> dict[tuple[str, int], dict]:
-    """Which re-export items a ``ConfirmExit`` confirmed, by (MRN, item): those of the MRN recorded before
-    it and not confirmed yet — the ones it names, if it names some (discharge.confirm_exit) —, each with its
-    own confirmation."""
+def _exit_confirmations(state, log: list[dict]) -> dict[tuple[str, int], dict]:
+    """Which items a ``ConfirmExit`` confirmed, by (MRN, item), as discharge.confirm_exit did: of the MRN's
+    re-exports and transfers recorded before it, not confirmed yet nor (a transfer) received on this ledger
+    before it, those it names — or all, naming none —, each with its own confirmation."""
     pending: dict[str, list[int]] = {}
     confirmed: dict[tuple[str, int], dict] = {}
     for entry in log:
         for e in entry["effects"]:
-            # re-exports, and transfers recorded before their reception (those a ConfirmExit may confirm)
-            if e["op"] == "exit" and (e["procedure"] == declarations.RE_EXPORT or e.get("awaits_reception")):
+            if e["op"] == "exit" and declarations.awaits_confirmation(e):
                 pending.setdefault(e["mrn"], []).append(e["item_no"])
         if entry["event_type"] == "ConfirmExit":
             mrn = entry["event"]["mrn"]
-            done = declarations.confirmed_by(entry["event"], pending.get(mrn, []))
+            awaiting = [item for item in pending.get(mrn, [])
+                        if not declarations.received_before(state, mrn, item, entry["recorded_at"])]
+            done = declarations.confirmed_by(entry["event"], awaiting)
             for item in done:
                 confirmed[(mrn, item)] = {"exit_date": entry["event"]["exit_date"], "tx_id": entry["tx_id"]}
             pending[mrn] = [item for item in pending.get(mrn, []) if item not in done]

@@ -33,8 +33,9 @@ import re
 from typing import Any, Callable
 
 from ipledger.chaincode.shim.contract_api import ChaincodeError, Contract, transaction
-from ipledger.chaincode.contract import (acts, alert_rules, authorisations, billing, controls, deployment, discharge, endorsement, eventlog, identifiers,
-               keys, params, parties, placement, processing, queries, roles, schemas, time_rules)
+from ipledger.chaincode.contract import (acts, alert_rules, authorisations, billing, controls, deployment, discharge,
+                                        endorsement, eventlog, goods, identifiers, keys, params, parties, placement,
+                                        processing, queries, roles, schemas, time_rules)
 from ipledger.chaincode.contract.context import Tx
 from ipledger.chaincode.contract.errors import InvalidEvent
 from ipledger.chaincode.contract.timestamps import wall_clock
@@ -73,6 +74,11 @@ def read_first(msp_id: str, customs_msp: str | None, act: str, event: Any) -> li
     item_no = event.get("item_no", 1)
     if act in READS_DECLARATION and ident("mrn") and type(item_no) is int:
         out.append(keys.declaration(event["mrn"], item_no))
+    if act == "MoveGoods" and ident("authorisation_id") and ident("from_site") and (ident("lot_id") or ident("batch_id")):
+        kind, goods_id = (goods.LOT, event["lot_id"]) if ident("lot_id") else (goods.BATCH, event["batch_id"])
+        # a difference standing where the goods leave, which they carry (controls.carry_discrepancy)
+        out.append(keys.alert(event["authorisation_id"], controls.DISCREPANCY,
+                              controls.subject(kind, goods_id, event["from_site"])))
     return out
 
 

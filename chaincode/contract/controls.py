@@ -2,8 +2,15 @@
 controls): goods counted at a site are compared with the book stock there."""
 from __future__ import annotations
 
-from ipledger.chaincode.contract import alerts, authorisations, goods, time_rules
+from ipledger.chaincode.contract import alerts, authorisations, goods, keys, time_rules
 from ipledger.chaincode.contract.errors import InvalidEvent
+
+DISCREPANCY = "BalanceDiscrepancy"
+
+
+def subject(kind: str, goods_id: str, site: str) -> str:
+    """A BalanceDiscrepancy's subject: the goods at one site, ``LOT:<id>@<site>``."""
+    return f"{kind}:{goods_id}@{site}"
 
 
 def record_control(tx, event: dict) -> dict:
@@ -22,6 +29,7 @@ def record_control(tx, event: dict) -> dict:
             raise InvalidEvent(f"counted lists {kind.lower()} {goods_id} twice", goods=kind, id=goods_id)
         counted.add((kind, goods_id))
         record = goods.load(tx, kind, goods_id, auth["authorisation_id"])
+        time_rules.not_before_goods(tx.occurred_at, record, kind, goods_id)   # no count of goods not yet there
         # the count is compared with the book as it stands: the control comes after its last change in ledger time
         time_rules.after_last_change(tx, record, kind, goods_id)
         records.append((item, kind, goods_id, record))
@@ -31,14 +39,30 @@ def record_control(tx, event: dict) -> dict:
         goods.require_unit(record, item.get("unit"), goods_id)
         book = record["stock"].get(site, 0)
         difference = item["qty"] - book
-        subject = f"{kind}:{goods_id}@{site}"
         line = {"goods": kind, "id": goods_id, "site": site, "book": book, "counted": item["qty"],
                 "difference": difference, "unit": record["unit"]}
         if difference:
-            alerts.raise_alert(tx, auth["authorisation_id"], "BalanceDiscrepancy", subject,
+            alerts.raise_alert(tx, auth["authorisation_id"], DISCREPANCY, subject(kind, goods_id, site),
                                {**line, "findings": event.get("findings", "")})
         else:
-            alerts.clear_alert(tx, auth["authorisation_id"], "BalanceDiscrepancy", subject)
+            alerts.clear_alert(tx, auth["authorisation_id"], DISCREPANCY, subject(kind, goods_id, site))
         tx.refer(kind, goods_id)
         lines.append(line)
     return {"site": site, "lines": lines, "discrepancies": sum(1 for line in lines if line["difference"])}
+
+
+def carry_discrepancy(tx, authorisation_id: str, kind: str, goods_id: str, from_site: str, to_site: str,
+                      qty: int) -> None:
+    """Goods moved away from a site where a control found a difference still standing carry it: the
+    destination gets a ``BalanceDiscrepancy`` of its own (``moved_from``), unless one stands there already.
+    Otherwise the book of the missing goods, moved elsewhere on paper, would make the next count at the first
+    site match, and clear the alert, while the goods are nowhere; it clears at each site by a count there."""
+    standing = tx.state.get(keys.alert(authorisation_id, DISCREPANCY, subject(kind, goods_id, from_site)))
+    to_subject = subject(kind, goods_id, to_site)
+    if standing is None or tx.state.exists(keys.alert(authorisation_id, DISCREPANCY, to_subject)):
+        return
+    found = standing["details"]
+    alerts.raise_alert(tx, authorisation_id, DISCREPANCY, to_subject, {
+        "goods": kind, "id": goods_id, "site": to_site, "moved_from": from_site, "moved": qty, "unit": found["unit"],
+        "difference_found": found["difference"], "found_at": standing["raised_at"]})
+

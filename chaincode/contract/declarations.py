@@ -74,3 +74,15 @@ def confirmed_by(event: dict, awaiting: list[int]) -> list[int]:
     named = {item["item_no"] for item in event["items"]}
     return [n for n in awaiting if n in named]
 
+
+def awaits_confirmation(effect: dict) -> bool:
+    """Whether an exit (its effect in the log) awaits a ConfirmExit: a re-export, or a transfer recorded before its
+    reception (``discharge.exit_goods`` marks it)."""
+    return effect["procedure"] == RE_EXPORT or bool(effect.get("awaits_reception"))
+
+
+def received_before(state, mrn: str, item_no: int, moment: str) -> dict | None:
+    """A transfer's reception on this ledger recorded before ``moment`` (a ledger time as text), or None."""
+    received = reception(state, mrn, item_no)
+    return received if received is not None and received["recorded_at"] < moment else None
+

@@ -9,7 +9,7 @@ placement time.
 """
 from __future__ import annotations
 
-from ipledger.chaincode.contract import authorisations, declarations, goods, keys, time_rules, timestamps
+from ipledger.chaincode.contract import authorisations, declarations, goods, keys, shares, time_rules, timestamps
 from ipledger.chaincode.contract.errors import ExitMismatch, InvalidEvent, InvalidState, NotFound, OutOfOrder
 from ipledger.chaincode.contract.state import canonical_json
 
@@ -28,7 +28,7 @@ def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
     qty = event["quantity"]
     effect = {"op": op, "kind": kind, "id": goods_id, "qty": qty,
               "sites": goods.take_from_sites(record, qty, event.get("site"), kind, goods_id),
-              "attribution": goods.fifo_attribution(record, qty, duty_bearing=op == "exit" and
+              "attribution": shares.fifo_attribution(record, qty, duty_bearing=op == "exit" and
                                                     event["procedure"] == declarations.RELEASE)
               if kind == goods.BATCH else None}
     # what posting it will read, in one round trip: the balance shard, the lots a batch's attribution
@@ -173,6 +173,7 @@ def extend_discharge_period(tx, event: dict) -> dict:
     lots = {}
     for lot_id in event["lot_ids"]:
         lot = goods.load(tx, goods.LOT, lot_id, auth_id)
+        time_rules.not_before_goods(tx.occurred_at, lot, goods.LOT, lot_id)   # no extension of goods not yet there
         if goods.is_discharged(goods.LOT, lot):
             raise InvalidState(f"lot {lot_id} is discharged", lot_id=lot_id)
         if new_deadline <= lot["deadline"]:
@@ -189,10 +190,10 @@ def extend_discharge_period(tx, event: dict) -> dict:
     for batch_id in sorted({b for lot in lots.values() for b in lot["products"]}):
         batch = tx.state.get(keys.batch(batch_id))
         # each share with its lot's deadline as this extension leaves it (a share of a batch recorded before
-        # shares carried deadlines takes its lot's), then the one rule of goods.batch_deadline
-        shares = [{**share, "deadline": new_lots.get(share["lot_id"]) or share.get("deadline")
+        # shares carried deadlines takes its lot's), then the one rule of shares.batch_deadline
+        dated = [{**share, "deadline": new_lots.get(share["lot_id"]) or share.get("deadline")
                    or tx.state.get(keys.lot(share["lot_id"]))["deadline"]} for share in batch["shares"]]
-        earliest = goods.batch_deadline({**batch, "shares": shares})
+        earliest = shares.batch_deadline({**batch, "shares": dated})
         if earliest != batch["deadline"]:
             new_batches[batch_id] = earliest
     goods.post(tx, {"op": "extend", "lots": new_lots, "batches": new_batches})

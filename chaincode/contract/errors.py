@@ -143,7 +143,8 @@ class OutOfOrder(_Rule):
 
 class ClockSkew(_Rule):
     """The transaction timestamp differs from the endorsing peer's clock by more than
-    ``max_clock_skew_s``."""
+    ``max_clock_skew_s``. Within it the timestamp is the ledger time every rule is judged at: an act stamped
+    just before a deadline and endorsed up to ``max_clock_skew_s`` after it is in time."""
 
 
 # -- implied by the specification ----------------------------------------------------------------------

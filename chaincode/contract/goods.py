@@ -12,11 +12,11 @@ and what a lot's consumed goods became is traced: each batch holds a **share**
 per source lot (product units, and the lot's input units the operation
 consumed), and each lot lists its share of every batch made from it. Every exit
 or loss of a batch says which lots' shares it takes, and how many of their input
-units it stands for; a share keeps count of both (``discharged``,
-``input_discharged``). A lot is discharged only when its stock has left the
-procedure and the discharges of every batch made from it have stood for all the
-input units it gave — so also a share of 0 units (a batch small for its number
-of lots) keeps its lot under the procedure until that batch has gone.
+units it stands for; a share keeps count of both (``discharged``, ``input_discharged``;
+its releases for free circulation apart too). A lot is discharged only when its stock
+has left the procedure and, of every batch made from it, its share's units have gone
+and their discharges stood for all the input units it gave — so also a share of 0 units
+(a batch small for its number of lots) keeps its lot under the procedure until then.
 
 Everything that changes goods is an **effect** (a small JSON posting). The
 contract records the effects of each event in the event log and applies them
@@ -41,7 +41,7 @@ import copy
 import datetime as dt
 from typing import Iterable
 
-from ipledger.chaincode.contract import declarations, keys, time_rules, timestamps
+from ipledger.chaincode.contract import declarations, keys, shares, time_rules, timestamps
 from ipledger.chaincode.contract.errors import NotFound, QuantityExceedsBalance, UnitMismatch
 
 LOT, BATCH = "LOT", "BATCH"
@@ -91,7 +91,7 @@ def billed_from(lot: dict) -> str | None:
 def is_discharged(kind: str, record: dict) -> bool:
     """A batch is discharged when nothing is left; a lot when nothing is left of it *and* of its share of
     every product made from it — main, secondary and waste alike: the discharges of each such batch have
-    stood for all the input units the lot gave (:func:`fifo_attribution`). Counted in product units *and* in
+    stood for all the input units the lot gave (:func:`shares.fifo_attribution`). Counted in product units *and* in
     input units: a share of 0 product units is not discharged before its batch reaches it, and a release's
     input goods, rounded up, may state the whole input while units of the share are still in the batch."""
     if balance(record) > 0:
@@ -166,95 +166,6 @@ def require_unit(record: dict, unit: str | None, goods_id: str) -> None:
                            id=goods_id, unit=record["unit"], given=unit)
 
 
-def fifo_attribution(batch: dict, qty: int, *, duty_bearing: bool = False) -> list[dict]:
-    """Which source lots a discharge of ``qty`` from a batch discharges: first in, first out by
-    placement time (docs/domain.md §5). ``batch["shares"]`` is already in placement order: the batch's units
-    lie share after share, and a discharge takes the next ``qty`` of them.
-
-    Each part also states the input goods it stands for: the lot's units consumed by the operation, in
-    proportion to the part of the share (at the operation's actual yield), counted cumulatively over the
-    share so that its parts add up to exactly its input once the whole share has gone. Where that proportion
-    is not a whole number of units, a ``duty_bearing`` discharge (a release for free circulation: import
-    duty is due on the input goods it stands for, UCC art. 86(3)) rounds up, every other one down (never
-    below the input already stated). Rounded down for all, the declarant could choose which units go out
-    under which procedure so that releases state fewer input goods than they stand for (none at all when a
-    unit stands for half an input unit); rounded this way the input goods a share's releases state are never
-    fewer than their exact proportion, whatever the order and size of its discharges.
-
-    A share of 0 units (a small batch from several lots) stands for its lot's input all the same: it goes
-    with the discharge that reaches it — one that takes units after it, or the batch's last units — as a
-    part of 0 units with all its input goods. So once a batch has gone, its discharges have stated exactly
-    the input of every source lot."""
-    out, rest = [], qty
-    takes_the_last_units = qty == sum(share["qty"] - share["discharged"] for share in batch["shares"])
-    for share in batch["shares"]:
-        part = min(rest, share["qty"] - share["discharged"])
-        rest -= part
-        if share["qty"] == 0:  # reached when this discharge goes on past it, or empties the batch
-            if share["input_discharged"] == share["input_qty"] or not (rest > 0 or takes_the_last_units):
-                continue
-            input_qty = share["input_qty"] - share["input_discharged"]
-        elif part > 0:
-            input_qty = _input_of_part(share, part, duty_bearing)
-        else:
-            continue
-        out.append({"lot_id": share["lot_id"], "qty": part, "input_qty": input_qty})
-    if rest:  # cannot happen while conservation holds: Σ shares = produced
-        raise QuantityExceedsBalance(f"{batch['batch_id']}: shares exhausted", id=batch["batch_id"])
-    return out
-
-
-def _input_of_part(share: dict, part: int, duty_bearing: bool) -> int:
-    """The input goods ``part`` more units of a share stand for. Its releases for free circulation (``released``
-    units, ``input_released`` stated; absent until the first) and its other discharges are counted on their own:
-    the releases' input rounded up, the others' down, so with the share's last unit they add up to exactly its
-    input (ceil(x) + floor(n - x) = n). Discharges before releases were counted apart are the others'."""
-    released, input_released = share.get("released", 0), share.get("input_released", 0)
-    if duty_bearing:
-        return -(-share["input_qty"] * (released + part) // share["qty"]) - input_released
-    others, input_others = share["discharged"] - released, share["input_discharged"] - input_released
-    return share["input_qty"] * (others + part) // share["qty"] - input_others
-
-
-def share_remains(share: dict) -> bool:
-    """Whether some of a source lot's share of a batch is still in the batch: units not yet discharged,
-    or (a share of 0 units) the input it stands for not yet gone with a discharge."""
-    return share["discharged"] < share["qty"] or share["input_discharged"] < share["input_qty"]
-
-
-def shares_of(produced: int, inputs: list[tuple[dict, int]], weights: list | None = None) -> list[dict]:
-    """Split a batch over its source lots in proportion to ``weights`` — what each lot gives of the product by
-    its rate of yield (qty × rate, in the product's unit; 0 for a lot without a rate to it), see
-    ``processing.share_weights`` — or, for a product without a rate from these inputs, to the quantity each lot
-    gave; rounding remainders go to the earliest lots of a weight above 0. ``inputs`` are (lot, qty) in
-    placement order, the order of the shares, except that lots of weight 0 come last. A share stands for
-    the lot's whole input to the operation (``input_qty``): the products of one operation are joint
-    products, each obtained from all its inputs. A share may be 0 units (1 unit from 2 lots): it still
-    stands for its input, and is discharged with the batch (:func:`fifo_attribution`). Each share carries
-    its lot's deadline (kept in step with the lot's extensions): the batch's is the earliest of the shares
-    still in it (:func:`batch_deadline`)."""
-    weights = [q for _, q in inputs] if weights is None else weights
-    total = sum(weights)
-    shares = [{"lot_id": lot["lot_id"], "qty": int(produced * w // total), "input_qty": q, "discharged": 0,
-               "input_discharged": 0, "deadline": lot["deadline"]} for (lot, q), w in zip(inputs, weights)]
-    rest = produced - sum(s["qty"] for s in shares)
-    for s in [s for s, w in zip(shares, weights) if w > 0][:rest]:
-        s["qty"] += 1
-    # the lots that give the product first (placement order), then those that give none of it: their input goes
-    # with the batch's last units, not with its first disposal
-    return [s for s, w in zip(shares, weights) if w > 0] + [s for s, w in zip(shares, weights) if w == 0]
-
-
-def batch_deadline(batch: dict) -> str:
-    """A batch's deadline: the earliest deadline of the source lots whose share is still in it (a share that has
-    all left, FIFO, no longer holds the batch to its lot's deadline); an empty batch follows all its lots. A
-    batch recorded before shares carried their lot's deadline keeps the one it has."""
-    holding = [share for share in batch["shares"] if share_remains(share)] or batch["shares"]
-    if not all("deadline" in share for share in holding):
-        return batch["deadline"]
-    return min(share["deadline"] for share in holding)  # timestamps.fmt is fixed width: text order is time order
-
-
 def recording_order(lot: dict) -> tuple[str, str]:
     """Lots in the order they were recorded (the order of a bill's lot lines)."""
     return lot["accepted_at"], lot["lot_id"]
@@ -264,7 +175,7 @@ def placement_order(lot: dict) -> tuple[dt.datetime, str, str]:
     """Lots in placement order, first-in-first-out (docs/domain.md §5): by the placement's legally relevant
     time — when the declaration was accepted (``occurred_at``), never later than its recording, the time
     its deadline runs from — then by recording time and lot id. The order of a new batch's shares
-    (:func:`shares_of`), so the order in which its discharges take them (:func:`fifo_attribution`)."""
+    (:func:`shares.shares_of`), so the order in which its discharges take them (:func:`shares.fifo_attribution`)."""
     placed = min(timestamps.parse_datetime(lot["occurred_at"]), timestamps.parse_datetime(lot["accepted_at"]))
     return placed, lot["accepted_at"], lot["lot_id"]
 
@@ -375,7 +286,7 @@ def _add(record: dict, site: str, qty: int) -> None:
 def _discharge_shares(book, batch: dict, attribution: list[dict], released: bool) -> None:
     """A batch discharge also discharges the source lots' shares of it (FIFO attribution): in product
     units and in the input units they stand for, on the batch and on each lot; a release for free
-    circulation counts them in the share's ``released`` and ``input_released`` too (:func:`_input_of_part`)."""
+    circulation counts them in the share's ``released`` and ``input_released`` too (:func:`shares.input_of_part`)."""
     by_lot = {a["lot_id"]: a for a in attribution}
     for share in batch["shares"]:
         part = by_lot.get(share["lot_id"])
@@ -433,7 +344,7 @@ def apply(book, effect: dict, recorded_at: str, tx_id: str) -> None:
         if kind == BATCH:
             _discharge_shares(book, rec, effect["attribution"], effect["op"] == "exit" and
                               effect.get("procedure") == declarations.RELEASE)
-            rec["deadline"] = batch_deadline(rec)
+            rec["deadline"] = shares.batch_deadline(rec)
         book.put(kind, goods_id, rec)
         if op == "exit":
             book.account(kind, rec, stock=-qty, exited={effect["procedure"]: qty})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ipledger.chaincode.contract import authorisations, declarations, goods, keys, roles, time_rules, timestamps
+from ipledger.chaincode.contract import (authorisations, controls, declarations, goods, keys, roles, time_rules,
+                                        timestamps)
 from ipledger.chaincode.contract.errors import (AlreadyExists, CeilingExceeded, DeadlinePassed, InvalidEvent,
-                                                UnitMismatch)
+                                                OutOfOrder, UnitMismatch)
 from ipledger.chaincode.contract.state import canonical_json
 
 
@@ -66,8 +67,8 @@ def place_under_procedure(tx, event: dict) -> dict:
     goods.post(tx, {"op": "place", "lot": lot})
     tx.state.put(declaration, declared)
     sent = declarations.other_side(tx.state, event["mrn"], event["item_no"], declaration)
-    if sent is not None:   # a transfer's exit recorded first: received now, it no longer awaits (ExitUnconfirmed)
-        tx.state.delete(keys.unconfirmed_exit(sent["authorisation_id"], event["mrn"], event["item_no"]))
+    if sent is not None:
+        receive_transfer(tx, sent, event["mrn"], event["item_no"])
     tx.stub.put_private_data(keys.COMMERCIAL_COLLECTION, tx.state.key(keys.commercial_lot(lot_id)),
                              canonical_json({"lot_id": lot_id, **tx.commercial}))
     return {"lot": goods.view(goods.LOT, tx.state.get(keys.lot(lot_id)), tx.now),
@@ -92,7 +93,20 @@ def move_goods(tx, event: dict) -> dict:
     goods.take_from_sites(record, event["quantity"], event["from_site"], kind, goods_id)
     goods.post(tx, {"op": "move", "kind": kind, "id": goods_id, "qty": event["quantity"],
                     "from": event["from_site"], "to": event["to_site"]})
+    controls.carry_discrepancy(tx, auth["authorisation_id"], kind, goods_id, event["from_site"], event["to_site"],
+                               event["quantity"])
     return {"goods": kind, "id": goods_id, "stock": tx.state.get(keys.goods(kind, goods_id))["stock"]}
+
+
+def receive_transfer(tx, sent: dict, mrn: str, item_no: int) -> None:
+    """A transfer's exit recorded first is received now: it no longer awaits (ExitUnconfirmed). OutOfOrder when
+    this reception is timestamped before the cut-off of a bill the sending authorisation submitted: that bill
+    shows whether its transfers were received by then, and nothing may change it afterwards."""
+    closed = authorisations.get(tx.state, sent["authorisation_id"]).get("closed_until")
+    if closed and tx.recorded_at < closed:
+        raise OutOfOrder("the sending authorisation's bill of discharge covers the time up to "
+                         f"{closed}, after this reception's time", closed_until=closed, ledger_time=tx.recorded_at)
+    tx.state.delete(keys.unconfirmed_exit(sent["authorisation_id"], mrn, item_no))
 
 
 def require_not_overdue(tx, record: dict, kind: str, goods_id: str) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ipledger.chaincode.contract import alerts, authorisations, goods, keys, time_rules
+from ipledger.chaincode.contract import alerts, authorisations, goods, keys, shares, time_rules
 from ipledger.chaincode.contract.decimals import PCT_PLACES, exact, text
 from ipledger.chaincode.contract.errors import AlreadyExists, GoodsNotCovered, UnitMismatch, YieldOutOfTolerance
 from ipledger.chaincode.contract.placement import require_not_overdue
@@ -90,7 +90,7 @@ def _yield_line(product: dict, contributing: list[tuple[dict, int, Fraction]], p
 
 
 def share_weights(auth: dict, inputs: list[tuple[dict, int]], output_cn: str) -> list[Fraction] | None:
-    """How a batch of ``output_cn`` is shared over the lots consumed (``goods.shares_of``): by what each gives of
+    """How a batch of ``output_cn`` is shared over the lots consumed (``shares.shares_of``): by what each gives of
     it by its rate of yield (qty × rate, in the product's unit; 0 for a lot without a rate to it) — never by
     quantities added across units or lots that do not give the product. None (by the quantities consumed) for a
     product without a rate from these inputs (waste, an unrated secondary product) — UnitMismatch when those
@@ -185,7 +185,7 @@ def record_processing(tx, event: dict) -> dict:
             "cn": out["cn"], "kind": out["kind"], "unit": out["unit"], "produced": out["qty"], "site": site,
             "accepted_at": tx.recorded_at, "occurred_at": event["occurred_at"], "tx_id": tx.tx_id,
             "source_lots": [{"lot_id": lot["lot_id"], "qty": q} for lot, q in inputs],
-            "shares": goods.shares_of(out["qty"], inputs, share_weights(auth, inputs, out["cn"])),
+            "shares": shares.shares_of(out["qty"], inputs, share_weights(auth, inputs, out["cn"])),
             "deadline": deadline,
             "stock": {site: out["qty"]}, "exited": {}, "lost": 0, "lost_by_reason": {},
         }})

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from ipledger.chaincode.contract import alert_rules, authorisations, billing, eventlog, goods, identifiers, keys, parties, roles, timestamps
+from ipledger.chaincode.contract import (alert_rules, authorisations, billing, declarations, eventlog, goods, identifiers,
+                                        keys, parties, roles, timestamps)
 from ipledger.chaincode.contract.decimals import pct
 from ipledger.chaincode.contract.errors import InvalidEvent, NotFound
 
@@ -136,11 +137,21 @@ def get_declaration(tx, mrn) -> dict:
             continue
         history = eventlog.history(tx.state, decl["goods"], decl["id"])
         if decl["type"] == "EXIT":
-            history = [h for h in history if h["event"].get("mrn") == mrn]
+            history = [h for h in history if _concerns_item(h, mrn, int(item))]
         items.append({**decl, "item_no": int(item), "events": history})
     if not items:
         raise NotFound(f"no declaration {mrn}", mrn=mrn)
     return {"mrn": mrn, "items": items}
+
+
+def _concerns_item(entry: dict, mrn: str, item_no: int) -> bool:
+    """Whether an event of exited goods concerns that declaration item: its exit, or a ConfirmExit of it."""
+    event = entry["event"]
+    if event.get("mrn") != mrn:
+        return False
+    if entry["event_type"] == "ConfirmExit":
+        return bool(declarations.confirmed_by(event, [item_no]))
+    return event.get("item_no", 1) == item_no
 
 
 def get_events_in_period(tx, authorisation_id, start, end) -> dict:

@@ -2,7 +2,8 @@
 
 Ledger time is the transaction timestamp. The client sets it, so the endorsing
 peers check it against their own clock; since customs endorses every write, no
-party can backdate or pre-date an act to dodge a deadline. Business time
+party can backdate or pre-date an act to dodge a deadline by more than
+``max_clock_skew_s`` (within it, the timestamp is the ledger time). Business time
 (``occurred_at``) is when the act happened: never in the future, never before
 the goods existed — but it may be long past. An ERP that was offline records
 what happened when it is back: the event keeps both times (``occurred_at`` and

@@ -92,3 +92,12 @@ def test_the_alerts_of_a_past_moment_replay_the_items_named(s):
     s.wait_until(s.D(200))
     assert unconfirmed(s, 150) == [(M, 2, 900)]
     assert unconfirmed(s, 50) == []              # not yet due then
+
+
+def test_the_declaration_view_shows_each_item_its_own_exit_and_confirmation(s):
+    """GetDeclaration: an exit item's events are those naming that item — its ExitGoods, a ConfirmExit that
+    confirmed it — not the other items' of the same goods."""
+    s.accepted(confirm(s, [(1, 100)]))
+    items = {i["item_no"]: [(e["event_type"], e["event"].get("item_no")) for e in i["events"]]
+             for i in s.query("GetDeclaration", M)["items"]}
+    assert items == {1: [("ExitGoods", 1), ("ConfirmExit", None)], 2: [("ExitGoods", 2)]}

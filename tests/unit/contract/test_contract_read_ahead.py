@@ -39,9 +39,9 @@ def test_a_move_reads_the_parameters_its_party_record_authorisation_and_lot_in_o
     sc.accepted(sc.move(10, SITE1, SITE2, lot_id="L1", event_id="move-1"))
     [batch] = calls["get_multiple_states"]
     singles = list(calls["get_state"])
-    assert len(batch) == 5 and any("L1" in k for k in batch) and any("move-1" in k for k in batch) and \
+    assert len(batch) == 6 and any("L1" in k for k in batch) and any("move-1" in k for k in batch) and \
         any("FRIPO000001" in k for k in batch) and any("party" in k and "OperatorMSP" in k for k in batch) and \
-        any("params" in k for k in batch)
+        any("params" in k for k in batch) and any("BalanceDiscrepancy" in k for k in batch)
     assert singles == [], "a move reads nothing but its first reads"
     assert sc.lot("L1")["stock"] == {SITE1: 90, SITE2: 10}
 

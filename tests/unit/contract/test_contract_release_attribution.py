@@ -5,7 +5,7 @@ A product unit may stand for a fraction of an input unit (two products per casin
 input goods of a batch's discharges are counted in whole units, cumulatively per source lot's share; counted
 down for every discharge, the declarant could send each unit whose count did not move under 4051 and each
 unit that carried it under 3151 — releases stating no input goods at all. Now a share's releases are counted
-on their own and rounded up, its other discharges on their own and rounded down (``goods._input_of_part``):
+on their own and rounded up, its other discharges on their own and rounded down (``shares.input_of_part``):
 the releases state at least their exact proportion, and the share's discharges still add up to exactly its
 input once it has gone.
 """

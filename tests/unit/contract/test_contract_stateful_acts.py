@@ -711,8 +711,10 @@ class Driver:
         lots, _ = goods_records(self.L)
         new = now + dt.timedelta(days=days)
         closed = self.auth().get("closed_until")
+        occurred = now - dt.timedelta(hours=late_hours)
         ok = (all(not discharged_lot(lots[i]) and new > parse(lots[i]["deadline"]) for i in lot_ids)
-              and (closed is None or new >= parse(closed)))
+              and (closed is None or new >= parse(closed))
+              and all(occurred >= parse(lots[i]["occurred_at"]) for i in lot_ids))   # not before the goods
         res = self.send("ExtendDischargePeriod", self.ev(late=dt.timedelta(hours=late_hours), lot_ids=lot_ids,
                                                          new_deadline=iso(new)), CUSTOMS,
                         expect=ok, codes=("InvalidState", "InvalidEvent", "OutOfOrder"))
@@ -745,10 +747,14 @@ class Driver:
     def control(self, site: str, counted: list[tuple[str, str, int]], late_hours: int = 0) -> None:
         """Customs count goods at a site (``counted``: kind, id, difference from the book)."""
         before = {(k, g): self.record(k, g)["stock"].get(site, 0) for k, g, _ in counted}
-        ok = True   # any site: goods found where they may not be are counted against a book of 0 there
+        # any site: goods found where they may not be are counted against a book of 0 there; never a count
+        # dated before the goods were there
+        occurred = self.now() - dt.timedelta(hours=late_hours)
+        ok = all(occurred >= parse(self.record(k, g)["occurred_at"]) for k, g, _ in counted)
         items = [{**self.ref(k, g), "qty": max(0, before[k, g] + diff)} for k, g, diff in counted]
         res = self.send("RecordControl", self.ev(late=dt.timedelta(hours=late_hours), site=site, counted=items,
-                                                 findings="count"), CUSTOMS, expect=ok, codes=("SiteNotAuthorised",))
+                                                 findings="count"), CUSTOMS, expect=ok,
+                        codes=("SiteNotAuthorised", "OutOfOrder"))
         if res.ok:
             alerts = {a[2] for a in committed(self.L, keys.ALERT) if a[1] == "BalanceDiscrepancy"}
             for (k, g, _), item in zip(counted, items):

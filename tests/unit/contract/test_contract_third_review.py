@@ -134,7 +134,7 @@ def test_a_late_placement_counts_for_bills_from_its_recording_and_is_overdue_fro
 
 def test_an_extension_moves_a_batch_written_before_shares_carried_deadlines(sc):
     """A batch of the earlier layout (shares without their lot's deadline): an extension of its earliest lot
-    takes the other lot's deadline from that lot's record, as goods.batch_deadline's rule says."""
+    takes the other lot's deadline from that lot's record, as shares.batch_deadline's rule says."""
     sc.accepted(sc.place("L1", 100))
     sc.wait_until(sc.D(10))
     sc.accepted(sc.place("L2", 100))

@@ -174,8 +174,9 @@ def test_the_bill_shows_whether_a_transfer_was_received_on_this_ledger(s):
 
 
 def test_a_bill_submitted_before_receptions_were_shown_keeps_its_hash(s):
+    import copy
     import json
-    from ipledger.chaincode.contract.state import canonical_json
+    from ipledger.chaincode.contract.state import canonical_json, digest
     transfer = mrn("I", 880023)
     s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=transfer))
     s.accepted(s.place("L1-B", 100, mrn_=transfer, auth_id=OTHER, procedure="5151"))
@@ -196,4 +197,57 @@ def test_a_bill_submitted_before_receptions_were_shown_keeps_its_hash(s):
         if b'"receptions_shown"' in raw:
             s.ledger._committed.put(key, canonical_json(strip(json.loads(raw))))
     then, lines = _bill_lines(s, period_end=period_end)
-    assert "received" not in lines[transfer] and then["document_hash"] != bill["document_hash"]
+    assert "received" not in lines[transfer]
+    old_format = copy.deepcopy(bill)          # the bill as the previous contract computed it: no 'received'
+    del old_format["document_hash"]
+    for line in old_format["disposals"]:
+        del line["received"]
+    for lot in old_format["lots"]:
+        lot.pop("customs_value", None)        # shown to customs and the holder beside the hash, not in it
+    assert then["document_hash"] == digest(old_format) != bill["document_hash"]
+    # queried and submitted again, it keeps the previous contract's lines and hash
+    s.accepted(s.submit("DecideBillOfDischarge", {"authorisation_id": AUTH_ID, "bill_id": f"BOD-{AUTH_ID}-{period_end}",
+                                                  "decision": "QUERIED"}, "CustomsMSP"))
+    s.wait_until(s.D(187))
+    again = s.accepted(s.submit("SubmitBillOfDischarge", {"authorisation_id": AUTH_ID, "period_end": period_end,
+                                                          "document_hash": then["document_hash"]}, "OperatorMSP"))
+    assert "receptions_shown" not in again["bill"] and again["bill"]["revision"] == 2
+    assert _bill_lines(s, period_end=period_end)[0]["document_hash"] == then["document_hash"]
+
+
+def test_the_bill_says_which_items_a_confirmation_confirmed_as_the_contract_did(s):
+    """One declaration, item 1 a transfer (received on this ledger), item 2 a re-export; customs confirm the
+    declaration without naming items: the contract confirms the re-export only (the transfer's reception is its
+    proof), and the bill says so — not 'exit confirmed' for the received transfer."""
+    m = mrn("E", 880030)
+    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=m, item_no=1))
+    s.accepted(s.exit(50, lot_id="L1", procedure="3151", mrn_=m, item_no=2))
+    s.wait_until(s.D(1))
+    s.accepted(s.place("L1-B", 100, mrn_=m, auth_id=OTHER, procedure="5151"))
+    s.wait_until(s.D(2))
+    res = s.accepted(_confirm(s, m))
+    assert [c["item_no"] for c in res["confirmed"]] == [2]
+    lines = {d["item_no"]: d for d in _bill_lines(s)[0]["disposals"] if d["mrn"] == m}
+    assert lines[1]["exit_confirmed"] is None and lines[1]["received"] is not None
+    assert lines[2]["exit_confirmed"] is not None
+
+
+def test_a_reception_timestamped_before_the_senders_submitted_bill_is_out_of_order(s):
+    """The sending authorisation's bill, submitted, says whether its transfers were received by its cut-off: a
+    reception stamped before that cut-off (a client clock behind, within max_clock_skew_s) but sent after the
+    submission would change it."""
+    import datetime as dt
+    from ipledger.chaincode.contract import timestamps
+    m = mrn("E", 880031)
+    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=m))
+    period_end = s.D(185).date()
+    cutoff = timestamps.end_of(period_end)
+    s.wait_until(cutoff + dt.timedelta(seconds=30))
+    bill, _ = _bill_lines(s, period_end=period_end.isoformat())
+    s.accepted(s.submit("SubmitBillOfDischarge", {"authorisation_id": AUTH_ID, "period_end": period_end.isoformat(),
+                                                  "document_hash": bill["document_hash"]}, "OperatorMSP"))
+    details = s.refused("OutOfOrder", s.place, "L1-B", 100, mrn_=m, auth_id=OTHER, procedure="5151",
+                        ts=cutoff - dt.timedelta(seconds=30))
+    assert details["closed_until"] == timestamps.fmt(cutoff)
+    s.accepted(s.place("L1-B", 100, mrn_=m, auth_id=OTHER, procedure="5151"))     # at its own time: received
+    assert _bill_lines(s, period_end=period_end.isoformat())[0]["document_hash"] == bill["document_hash"]
