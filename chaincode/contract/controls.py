@@ -62,7 +62,9 @@ def carry_discrepancy(tx, authorisation_id: str, kind: str, goods_id: str, from_
     if standing is None or tx.state.exists(keys.alert(authorisation_id, DISCREPANCY, to_subject)):
         return
     found = standing["details"]
+    carried = "difference" not in found   # carried here itself: the difference a control found elsewhere
     alerts.raise_alert(tx, authorisation_id, DISCREPANCY, to_subject, {
         "goods": kind, "id": goods_id, "site": to_site, "moved_from": from_site, "moved": qty, "unit": found["unit"],
-        "difference_found": found["difference"], "found_at": standing["raised_at"]})
+        "difference_found": found["difference_found"] if carried else found["difference"],
+        "found_at": found["found_at"] if carried else standing["raised_at"]})
 

@@ -44,6 +44,22 @@ def test_moving_the_missing_goods_on_paper_does_not_clear_the_difference(s):
     assert discrepancies(s) == {}
 
 
+def test_a_carried_difference_goes_on_with_the_goods(s):
+    """Carried to a second site, then moved on (back to the first, where a count had matched meanwhile): the
+    difference a control found goes with them, as found then."""
+    s.wait_until(s.D(1))
+    s.accepted(control(s, SITE1, 900))
+    s.wait_until(s.D(2))
+    s.accepted(s.move(100, SITE1, SITE2, lot_id="L1"))
+    s.wait_until(s.D(3))
+    s.accepted(control(s, SITE1, 900))                       # matches: cleared at the first site
+    first = discrepancies(s)[f"LOT:L1@{SITE2}"]
+    s.wait_until(s.D(4))
+    s.accepted(s.move(100, SITE2, SITE1, lot_id="L1"))
+    back = discrepancies(s)[f"LOT:L1@{SITE1}"]
+    assert (back["moved_from"], back["difference_found"], back["found_at"]) == (SITE2, -100, first["found_at"])
+
+
 def test_moves_without_a_standing_difference_raise_nothing(s):
     s.wait_until(s.D(1))
     s.accepted(control(s, SITE1, 1000))
