@@ -98,8 +98,9 @@ def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
         if act in ("GrantAuthorisation", "AmendAuthorisation"):
             terms = authorisations.fields_of(event)
         elif act == "ConfirmExit":
-            for item in declarations.confirmed_by(event, [item for mrn, item in pending if mrn == event["mrn"]]):
-                del pending[(event["mrn"], item)]
+            for mrn, item in [key for key in pending if key[0] == event["mrn"]]:
+                if declarations.confirmed_in(state, mrn, item, entry["tx_id"]):
+                    del pending[(mrn, item)]
         elif act == "SubmitBillOfDischarge":
             bills[event["period_end"]] = {**stored[event["period_end"]], "status": "SUBMITTED"}
         elif act == "DecideBillOfDischarge":

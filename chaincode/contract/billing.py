@@ -335,9 +335,8 @@ def _received_before(state, mrn: str, item_no: int, cutoff: dt.datetime) -> dict
 
 
 def _exit_confirmations(state, log: list[dict]) -> dict[tuple[str, int], dict]:
-    """Which items a ``ConfirmExit`` confirmed, by (MRN, item), as discharge.confirm_exit did: of the MRN's
-    re-exports and transfers recorded before it, not confirmed yet nor (a transfer) received on this ledger
-    before it, those it names — or all, naming none —, each with its own confirmation."""
+    """Which items a ``ConfirmExit`` confirmed, by (MRN, item), each with its own confirmation: those whose record
+    names its transaction (``declarations.confirmed_in``) — what discharge.confirm_exit did."""
     pending: dict[str, list[int]] = {}
     confirmed: dict[tuple[str, int], dict] = {}
     for entry in log:
@@ -346,9 +345,8 @@ def _exit_confirmations(state, log: list[dict]) -> dict[tuple[str, int], dict]:
                 pending.setdefault(e["mrn"], []).append(e["item_no"])
         if entry["event_type"] == "ConfirmExit":
             mrn = entry["event"]["mrn"]
-            awaiting = [item for item in pending.get(mrn, [])
-                        if not declarations.received_before(state, mrn, item, entry["recorded_at"])]
-            done = declarations.confirmed_by(entry["event"], awaiting)
+            done = [item for item in pending.get(mrn, [])
+                    if declarations.confirmed_in(state, mrn, item, entry["tx_id"])]
             for item in done:
                 confirmed[(mrn, item)] = {"exit_date": entry["event"]["exit_date"], "tx_id": entry["tx_id"]}
             pending[mrn] = [item for item in pending.get(mrn, []) if item not in done]

@@ -51,20 +51,23 @@ def record_control(tx, event: dict) -> dict:
     return {"site": site, "lines": lines, "discrepancies": sum(1 for line in lines if line["difference"])}
 
 
-def carry_discrepancy(tx, authorisation_id: str, kind: str, goods_id: str, from_site: str, to_site: str,
-                      qty: int) -> None:
-    """Goods moved away from a site where a control found a difference still standing carry it: the
-    destination gets a ``BalanceDiscrepancy`` of its own (``moved_from``), unless one stands there already.
-    Otherwise the book of the missing goods, moved elsewhere on paper, would make the next count at the first
-    site match, and clear the alert, while the goods are nowhere; it clears at each site by a count there."""
-    standing = tx.state.get(keys.alert(authorisation_id, DISCREPANCY, subject(kind, goods_id, from_site)))
-    to_subject = subject(kind, goods_id, to_site)
+def carry_discrepancy(tx, authorisation_id: str, source: tuple[str, str, str], to: tuple[str, str, str],
+                      how: dict) -> None:
+    """Goods (``source``: kind, id, site) where a control found a difference still standing carry it to what
+    they become elsewhere (``to``): moved to another site (``how``: ``moved_from``, ``moved``) or processed into a
+    batch (``processed_from``, ``operation_id``). ``to`` gets a ``BalanceDiscrepancy`` of its own — the
+    difference found (``difference_found``, in ``unit``), when (``found_at``) —, unless one stands there already.
+    Otherwise the book of the missing goods, moved or processed on paper, would make the next count match and
+    clear the alert while the goods are nowhere; it clears only by a count of ``to`` where it is."""
+    standing = tx.state.get(keys.alert(authorisation_id, DISCREPANCY, subject(*source)))
+    to_subject = subject(*to)
     if standing is None or tx.state.exists(keys.alert(authorisation_id, DISCREPANCY, to_subject)):
         return
     found = standing["details"]
     carried = "difference" not in found   # carried here itself: the difference a control found elsewhere
+    kind, goods_id, site = to
     alerts.raise_alert(tx, authorisation_id, DISCREPANCY, to_subject, {
-        "goods": kind, "id": goods_id, "site": to_site, "moved_from": from_site, "moved": qty, "unit": found["unit"],
+        "goods": kind, "id": goods_id, "site": site, **how, "unit": found["unit"],
         "difference_found": found["difference_found"] if carried else found["difference"],
         "found_at": found["found_at"] if carried else standing["raised_at"]})
 

@@ -66,13 +66,12 @@ def _goods_field(state, declared: dict, field: str):
     return goods.get(field)
 
 
-def confirmed_by(event: dict, awaiting: list[int]) -> list[int]:
-    """Of the items of ``event["mrn"]`` ``awaiting`` a confirmation, those a ``ConfirmExit`` confirmed: the items
-    it names (``items``), or, naming none, every one (discharge.confirm_exit) — for what reads the log again."""
-    if event.get("items") is None:
-        return list(awaiting)
-    named = {item["item_no"] for item in event["items"]}
-    return [n for n in awaiting if n in named]
+def confirmed_in(state, mrn: str, item_no: int, tx_id: str) -> bool:
+    """Whether the ConfirmExit of transaction ``tx_id`` confirmed that item — as its record says
+    (``exit_confirmed``, written by discharge.confirm_exit), never worked out again from the log: what reads the
+    log (bills, alerts as of a past moment, the declaration view) follows what the contract did."""
+    record = state.get(keys.declaration(mrn, item_no))
+    return bool(record and (record.get("exit_confirmed") or {}).get("tx_id") == tx_id)
 
 
 def awaits_confirmation(effect: dict) -> bool:

@@ -31,7 +31,9 @@ Effects::
     {"op": "produce", "batch": {...new batch record...}}
     {"op": "exit",    "kind", "id", "qty", "sites": {site: qty}, "procedure", "mrn", "item_no",
                       "attribution": [{"lot_id", "qty", "input_qty"}]}   # attribution: batches only (FIFO;
-                                                                        # qty 0 for a share of 0 units)
+                                                                        # qty 0 for a share of 0 units;
+                                                                        # "ahead": a release stating one
+                                                                        # before the discharge reaching it)
     {"op": "lose",    "kind", "id", "qty", "sites", "reason", "evidence_hash", "attribution"}
     {"op": "extend",  "lots": {lot_id: deadline}, "batches": {batch_id: deadline}}
 """
@@ -97,8 +99,7 @@ def is_discharged(kind: str, record: dict) -> bool:
     if balance(record) > 0:
         return False
     if kind == LOT:
-        return all(p["discharged"] == p["share"] and p["input_discharged"] == p["input_qty"]
-                   for p in record["products"].values())
+        return not any(shares.share_remains({**p, "qty": p["share"]}) for p in record["products"].values())
     return True
 
 
@@ -288,20 +289,30 @@ def _discharge_shares(book, batch: dict, attribution: list[dict], released: bool
     units and in the input units they stand for, on the batch and on each lot; a release for free
     circulation counts them in the share's ``released`` and ``input_released`` too (:func:`shares.input_of_part`)."""
     by_lot = {a["lot_id"]: a for a in attribution}
+    if released:
+        batch["released"] = batch.get("released", 0) + sum(a["qty"] for a in attribution)
     for share in batch["shares"]:
         part = by_lot.get(share["lot_id"])
         if part is not None:
-            share["discharged"] += part["qty"]
-            share["input_discharged"] += part["input_qty"]
-            if released and share["qty"]:
-                share["released"] = share.get("released", 0) + part["qty"]
-                share["input_released"] = share.get("input_released", 0) + part["input_qty"]
+            _count_part(share, part, released)
     for lot_id, part in by_lot.items():
         lot = book.get(LOT, lot_id)
-        product = lot["products"][batch["batch_id"]]
-        product["discharged"] += part["qty"]
-        product["input_discharged"] += part["input_qty"]
+        _count_part(lot["products"][batch["batch_id"]], part, released)
         book.put(LOT, lot_id, lot)
+
+
+def _count_part(entry: dict, part: dict, released: bool) -> None:
+    """A part of a discharge counted on a batch's share, or on the lot's entry of that product (``share``
+    units): a share of 0 units counts what releases state ahead of it, and whether it was reached since."""
+    entry["discharged"] += part["qty"]
+    entry["input_discharged"] += part["input_qty"]
+    if part.get("ahead"):
+        entry["ahead"] = entry.get("ahead", 0) + part["input_qty"]
+    elif "ahead" in entry and part["qty"] == 0:
+        entry["reached"] = True
+    if released and part["qty"]:
+        entry["released"] = entry.get("released", 0) + part["qty"]
+        entry["input_released"] = entry.get("input_released", 0) + part["input_qty"]
 
 
 def apply(book, effect: dict, recorded_at: str, tx_id: str) -> None:

@@ -7,7 +7,7 @@ import datetime as dt
 from ipledger.chaincode.contract import (authorisations, controls, declarations, goods, keys, roles, time_rules,
                                         timestamps)
 from ipledger.chaincode.contract.errors import (AlreadyExists, CeilingExceeded, DeadlinePassed, InvalidEvent,
-                                                OutOfOrder, UnitMismatch)
+                                                InvalidState, OutOfOrder, UnitMismatch)
 from ipledger.chaincode.contract.state import canonical_json
 
 
@@ -93,15 +93,20 @@ def move_goods(tx, event: dict) -> dict:
     goods.take_from_sites(record, event["quantity"], event["from_site"], kind, goods_id)
     goods.post(tx, {"op": "move", "kind": kind, "id": goods_id, "qty": event["quantity"],
                     "from": event["from_site"], "to": event["to_site"]})
-    controls.carry_discrepancy(tx, auth["authorisation_id"], kind, goods_id, event["from_site"], event["to_site"],
-                               event["quantity"])
+    controls.carry_discrepancy(tx, auth["authorisation_id"], (kind, goods_id, event["from_site"]),
+                               (kind, goods_id, event["to_site"]),
+                               {"moved_from": event["from_site"], "moved": event["quantity"]})
     return {"goods": kind, "id": goods_id, "stock": tx.state.get(keys.goods(kind, goods_id))["stock"]}
 
 
 def receive_transfer(tx, sent: dict, mrn: str, item_no: int) -> None:
-    """A transfer's exit recorded first is received now: it no longer awaits (ExitUnconfirmed). OutOfOrder when
+    """A transfer's exit recorded first is received now: it no longer awaits (ExitUnconfirmed). InvalidState when
+    customs confirmed it received under an authorisation elsewhere (ConfirmExit): the goods are there. OutOfOrder when
     this reception is timestamped before the cut-off of a bill the sending authorisation submitted: that bill
     shows whether its transfers were received by then, and nothing may change it afterwards."""
+    if sent.get("exit_confirmed"):
+        raise InvalidState(f"declaration {mrn} item {item_no}: customs confirmed this transfer received under an "
+                           "authorisation elsewhere", mrn=mrn, item_no=item_no)
     closed = authorisations.get(tx.state, sent["authorisation_id"]).get("closed_until")
     if closed and tx.recorded_at < closed:
         raise OutOfOrder("the sending authorisation's bill of discharge covers the time up to "

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ipledger.chaincode.contract import alerts, authorisations, goods, keys, shares, time_rules
+from ipledger.chaincode.contract import alerts, authorisations, controls, goods, keys, shares, time_rules
 from ipledger.chaincode.contract.decimals import PCT_PLACES, exact, text
 from ipledger.chaincode.contract.errors import AlreadyExists, GoodsNotCovered, UnitMismatch, YieldOutOfTolerance
 from ipledger.chaincode.contract.placement import require_not_overdue
@@ -134,9 +134,12 @@ def record_processing(tx, event: dict) -> dict:
     auth = authorisations.get(tx.state, event["authorisation_id"])
     authorisations.require_in_force(auth, tx.now)
     op_id, site = event["operation_id"], event["site"]
-    # the operation, its lots and the batches it creates are all read when it succeeds: in one round trip
+    # the operation, its lots and the batches it creates, and a control's difference standing for a lot at the
+    # site (which its products carry), are all read when it succeeds: in one round trip
     tx.state.prefetch([keys.operation(op_id), *(keys.lot(item["lot_id"]) for item in event["inputs"]),
-                       *(keys.batch(_batch_id(op_id, n, out)) for n, out in enumerate(event["outputs"], start=1))])
+                       *(keys.batch(_batch_id(op_id, n, out)) for n, out in enumerate(event["outputs"], start=1)),
+                       *(keys.alert(event["authorisation_id"], controls.DISCREPANCY,
+                                    controls.subject(goods.LOT, item["lot_id"], site)) for item in event["inputs"])])
     if tx.state.exists(keys.operation(op_id)):
         raise AlreadyExists(f"processing operation {op_id} exists", operation_id=op_id)
     authorisations.require_site(auth, site)
@@ -196,6 +199,10 @@ def record_processing(tx, event: dict) -> dict:
                  "yield": yields, "recorded_at": tx.recorded_at, "occurred_at": event["occurred_at"],
                  "tx_id": tx.tx_id}
     tx.state.put(keys.operation(op_id), operation)
+    for (lot, _qty), out in ((lq, out) for lq in inputs for out in batches):   # a difference goes with the goods
+        controls.carry_discrepancy(tx, auth["authorisation_id"], (goods.LOT, lot["lot_id"], site),
+                                   (goods.BATCH, out["batch_id"], site),
+                                   {"processed_from": lot["lot_id"], "operation_id": op_id})
     for y in yields:
         if y["warning"]:
             alerts.raise_alert(tx, auth["authorisation_id"], "YieldDeviation", f"{op_id}/{y['output_cn']}",

@@ -137,20 +137,20 @@ def get_declaration(tx, mrn) -> dict:
             continue
         history = eventlog.history(tx.state, decl["goods"], decl["id"])
         if decl["type"] == "EXIT":
-            history = [h for h in history if _concerns_item(h, mrn, int(item))]
+            history = [h for h in history if _concerns_item(tx.state, h, mrn, int(item))]
         items.append({**decl, "item_no": int(item), "events": history})
     if not items:
         raise NotFound(f"no declaration {mrn}", mrn=mrn)
     return {"mrn": mrn, "items": items}
 
 
-def _concerns_item(entry: dict, mrn: str, item_no: int) -> bool:
-    """Whether an event of exited goods concerns that declaration item: its exit, or a ConfirmExit of it."""
+def _concerns_item(state, entry: dict, mrn: str, item_no: int) -> bool:
+    """Whether an event of exited goods concerns that declaration item: its exit, or the ConfirmExit of it."""
     event = entry["event"]
     if event.get("mrn") != mrn:
         return False
     if entry["event_type"] == "ConfirmExit":
-        return bool(declarations.confirmed_by(event, [item_no]))
+        return declarations.confirmed_in(state, mrn, item_no, entry["tx_id"])
     return event.get("item_no", 1) == item_no
 
 

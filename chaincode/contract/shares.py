@@ -23,15 +23,23 @@ def fifo_attribution(batch: dict, qty: int, *, duty_bearing: bool = False) -> li
 
     A share of 0 units (a small batch from several lots) stands for its lot's input all the same: it goes
     with the discharge that reaches it — one that takes units after it, or the batch's last units — as a
-    part of 0 units with all its input goods. So once a batch has gone, its discharges have stated exactly
-    the input of every source lot."""
-    out, rest = [], qty
+    part of 0 units with all its input goods (those releases stated ahead of it aside). When its lot gives the
+    product but too little for one unit (``gives``; not a lot that gives none of it, whose input goes with the
+    batch's last units), a release before that point states its part of the share's input too — in proportion
+    to the batch's units released, rounded up, as a part marked ``ahead`` (:func:`released_ahead`) —, or a
+    declarant could release before the point and re-export after it, and the releases would state none of such
+    lots' input. So once a batch has gone, its
+    discharges have stated exactly the input of every source lot."""
+    out, rest, not_reached = [], qty, []
     takes_the_last_units = qty == sum(share["qty"] - share["discharged"] for share in batch["shares"])
     for share in batch["shares"]:
         part = min(rest, share["qty"] - share["discharged"])
         rest -= part
         if share["qty"] == 0:  # reached when this discharge goes on past it, or empties the batch
-            if share["input_discharged"] == share["input_qty"] or not (rest > 0 or takes_the_last_units):
+            if not share_remains(share):
+                continue
+            if not (rest > 0 or takes_the_last_units):
+                not_reached.append(share)
                 continue
             input_qty = share["input_qty"] - share["input_discharged"]
         elif part > 0:
@@ -41,6 +49,9 @@ def fifo_attribution(batch: dict, qty: int, *, duty_bearing: bool = False) -> li
         out.append({"lot_id": share["lot_id"], "qty": part, "input_qty": input_qty})
     if rest:  # cannot happen while conservation holds: Σ shares = produced
         raise QuantityExceedsBalance(f"{batch['batch_id']}: shares exhausted", id=batch["batch_id"])
+    giving = [share for share in not_reached if share.get("gives")]   # not the lots that give none of it
+    if duty_bearing and giving:
+        out.extend(released_ahead(batch, giving, qty))
     return out
 
 
@@ -56,10 +67,31 @@ def input_of_part(share: dict, part: int, duty_bearing: bool) -> int:
     return share["input_qty"] * (others + part) // share["qty"] - input_others
 
 
+def released_ahead(batch: dict, zero_shares: list[dict], qty: int) -> list[dict]:
+    """The parts a release of ``qty`` units states of the shares of 0 units it does not reach: together, their
+    input in proportion to the batch's units released, this one included — rounded up once, not per share —,
+    less what earlier releases stated of them ahead (``ahead``); shared out in the shares' order, each up to
+    the input it has left."""
+    total_input = sum(share["input_qty"] for share in zero_shares)
+    stated = sum(share.get("ahead", 0) for share in zero_shares)
+    due = -(-total_input * (batch.get("released", 0) + qty) // batch["produced"]) - stated
+    parts = []
+    for share in zero_shares:
+        take = min(due, share["input_qty"] - share["input_discharged"])
+        if take > 0:
+            parts.append({"lot_id": share["lot_id"], "qty": 0, "input_qty": take, "ahead": True})
+            due -= take
+    return parts
+
+
 def share_remains(share: dict) -> bool:
-    """Whether some of a source lot's share of a batch is still in the batch: units not yet discharged,
-    or (a share of 0 units) the input it stands for not yet gone with a discharge."""
-    return share["discharged"] < share["qty"] or share["input_discharged"] < share["input_qty"]
+    """Whether some of a source lot's share of a batch is still in the batch: units not yet discharged, or (a
+    share of 0 units) the discharge that reaches it not yet recorded — its input not yet all stated, or, when
+    releases stated some of it ahead (``ahead``), not ``reached``. The same reading for a lot's entry of the
+    product (goods.is_discharged)."""
+    if share["discharged"] < share["qty"] or share["input_discharged"] < share["input_qty"]:
+        return True
+    return "ahead" in share and not share.get("reached")
 
 
 def shares_of(produced: int, inputs: list[tuple[dict, int]], weights: list | None = None) -> list[dict]:
@@ -80,6 +112,8 @@ def shares_of(produced: int, inputs: list[tuple[dict, int]], weights: list | Non
     rest = produced - sum(s["qty"] for s in shares)
     for s in [s for s, w in zip(shares, weights) if w > 0][:rest]:
         s["qty"] += 1
+    for s in [s for s, w in zip(shares, weights) if w > 0 and s["qty"] == 0]:
+        s["gives"] = True   # a lot that gives the product, with too few units for one: releases state it ahead
     # the lots that give the product first (placement order), then those that give none of it: their input goes
     # with the batch's last units, not with its first disposal
     return [s for s, w in zip(shares, weights) if w > 0] + [s for s, w in zip(shares, weights) if w == 0]

@@ -101,3 +101,14 @@ def test_the_declaration_view_shows_each_item_its_own_exit_and_confirmation(s):
     items = {i["item_no"]: [(e["event_type"], e["event"].get("item_no")) for e in i["events"]]
              for i in s.query("GetDeclaration", M)["items"]}
     assert items == {1: [("ExitGoods", 1), ("ConfirmExit", None)], 2: [("ExitGoods", 2)]}
+
+
+def test_the_declaration_view_shows_each_item_the_confirmation_that_confirmed_it(s):
+    """Two confirmations naming no items, one after the other item was recorded: each item shows the one that
+    confirmed it, as its record says — not every confirmation of the MRN."""
+    first = s.accepted(confirm(s, [(1, 100)]))
+    s.wait_until(s.D(4))
+    second = s.accepted(confirm(s))                   # names none: confirms item 2, the one left
+    items = {i["item_no"]: [e["tx_id"] for e in i["events"] if e["event_type"] == "ConfirmExit"]
+             for i in s.query("GetDeclaration", M)["items"]}
+    assert items == {1: [first["tx_id"]], 2: [second["tx_id"]]}

@@ -277,11 +277,13 @@ def test_a_zero_share_between_two_lots_goes_with_the_disposal_that_reaches_it(s)
     s.accepted(s.exit(102, batch_id="B1", mrn_=valid_mrn(10, "A")))
     s.accepted(s.exit(255, batch_id="S1", mrn_=valid_mrn(11, "A")))
     s.accepted(s.lose(9, lot_id="L2", reason="DESTROYED"))
+    # a release before the zero share's point states its part of that input ahead (half of L2's 1, rounded up)
     first = s.accepted(s.exit(1, batch_id="W1", procedure="4051", mrn_=valid_mrn(12, "A")))
-    assert first["exit"]["attribution"] == [{"lot_id": "L1", "qty": 1, "input_qty": 1}]
-    assert s.lot("L2")["status"] == "OPEN"
+    assert first["exit"]["attribution"] == [{"lot_id": "L1", "qty": 1, "input_qty": 1},
+                                            {"lot_id": "L2", "qty": 0, "input_qty": 1, "ahead": True}]
+    assert s.lot("L2")["status"] == "OPEN"                   # its point is not reached yet
     last = s.accepted(s.lose(1, batch_id="W1", reason="DESTROYED"))
-    assert last["loss"]["attribution"] == [{"lot_id": "L2", "qty": 0, "input_qty": 1},
+    assert last["loss"]["attribution"] == [{"lot_id": "L2", "qty": 0, "input_qty": 0},
                                            {"lot_id": "L3", "qty": 1, "input_qty": 100}]
     assert s.lot("L2")["status"] == "DISCHARGED"
     bill = s.query("GetBillOfDischargeData", AUTH_ID, None, iso(s.ledger.now))

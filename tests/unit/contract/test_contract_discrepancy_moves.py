@@ -93,3 +93,24 @@ def test_an_extension_dated_before_the_goods_existed_is_out_of_order(s):
     s.refused("OutOfOrder", s.submit, "ExtendDischargePeriod", {
         "authorisation_id": AUTH_ID, "lot_ids": ["L1"], "new_deadline": s.D(300).isoformat().replace("+00:00", "Z"),
         "reason": "backlog", "occurred_at": BEFORE_L1}, "CustomsMSP")
+
+
+def test_processing_the_missing_goods_on_paper_does_not_clear_the_difference(s):
+    """The same bypass through RecordProcessing: the lot's missing 100 consumed into a batch on paper leaves the
+    lot's book matching the count — the difference goes on with the products made from it at that site."""
+    from ipledger.chaincode.testing.scenario import retreaded
+    s.wait_until(s.D(1))
+    s.accepted(control(s, SITE1, 900))
+    s.wait_until(s.D(2))
+    s.accepted(s.process("OP1", [("L1", 100)], [retreaded(100, "B1")]))
+    s.wait_until(s.D(3))
+    s.accepted(control(s, SITE1, 900))                       # the lot's book at the site: 900, as counted
+    standing = discrepancies(s)
+    assert set(standing) == {f"BATCH:B1@{SITE1}"}
+    assert {k: standing[f"BATCH:B1@{SITE1}"][k] for k in ("processed_from", "operation_id", "difference_found")} == {
+        "processed_from": "L1", "operation_id": "OP1", "difference_found": -100}
+    # counted where the products are booked: none there
+    s.wait_until(s.D(4))
+    s.accepted(s.submit("RecordControl", {"authorisation_id": AUTH_ID, "site": SITE1,
+                                          "counted": [{"batch_id": "B1", "qty": 0}]}, "CustomsMSP"))
+    assert discrepancies(s)[f"BATCH:B1@{SITE1}"]["difference"] == -100

@@ -63,6 +63,8 @@ class Share:
     qty: int        # product units of the batch that came from this lot (may be 0)
     input: int      # units of the lot consumed by the operation
     released: int = 0   # of its units, those released for free circulation (4051)
+    gives: bool = False  # a share of 0 units whose lot gives the product (too little for one unit)
+    ahead: int = 0       # of its input (a share of 0 units), what releases stated before the disposal reaching it
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Record:
     exited: dict[str, int] = field(default_factory=dict)
     lost: int = 0
     shares: list[Share] = field(default_factory=list)      # batches: in the lots' placement order
+    released: int = 0                                        # batches: units released for free circulation
     derived: list[tuple[str, int]] = field(default_factory=list)   # lots: (batch, index of the share)
 
     @property
@@ -153,6 +156,8 @@ class Model:
             shares = [Share(lot, int(produced * w // total), q) for (lot, q), w in zip(order, weights)]
             for sh in [sh for sh, w in zip(shares, weights) if w > 0][:produced - sum(sh.qty for sh in shares)]:
                 sh.qty += 1
+            for sh, w in zip(shares, weights):
+                sh.gives = w > 0 and sh.qty == 0
             # lots giving none of the product come last on its line of units
             shares = [sh for sh, w in zip(shares, weights) if w > 0] + [sh for sh, w in zip(shares, weights) if w == 0]
             batch_id = f"{op}/{n}"
@@ -194,8 +199,23 @@ class Model:
                             others = before - sh.released
                             inputs.append((sh.lot, sh.input * (others + taken) // sh.qty - sh.input * others // sh.qty))
                 elif first <= start < end or start == end == r.entered:
-                    inputs.append((sh.lot, sh.input))   # a share of 0 units: all the inputs it stands for
+                    inputs.append((sh.lot, sh.input - sh.ahead))   # a share of 0 units: the inputs it stands for
                     event("a share of 0 units left")
+            # a release also states, of the shares of 0 units it does not reach whose lot gives the product,
+            # their input in proportion to the batch's units released (all of them together, rounded up)
+            ahead = [sh for sh, start, _stop in r.spans()
+                     if sh.gives and start >= end and not start == end == r.entered]   # not reached, not gone
+            if procedure == "4051" and ahead:
+                due = -(-sum(sh.input for sh in ahead) * (r.released + qty) // r.entered) - sum(sh.ahead for sh in ahead)
+                for sh in ahead:
+                    take = min(due, sh.input - sh.ahead)
+                    if take > 0:
+                        inputs.append((sh.lot, take))
+                        sh.ahead += take
+                        due -= take
+                        event("a release stated a share of 0 units ahead")
+            if procedure == "4051":
+                r.released += qty
             inputs = tuple(inputs)
         if procedure:
             r.exited[procedure] = r.exited.get(procedure, 0) + qty

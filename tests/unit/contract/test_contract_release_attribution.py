@@ -103,3 +103,36 @@ def test_a_release_rounded_up_does_not_discharge_the_lot_before_its_products_hav
     s.accepted(s.exit(1, batch_id="B1", procedure="3151", mrn_=valid_mrn(61, "A")))
     assert s.lot("L1")["status"] == "DISCHARGED"
     assert discharge(s, []) == {"4051": 1, "3151": 0}
+
+
+def small_lots_plant() -> Scenario:
+    """L1 (10 casings) and ten lots of one casing (S0…S9) at 0.1 product per casing: two products, so the small
+    lots' shares of B1 are 0 units — points on its line of units after L1's two."""
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant(yield_rates=[{"input_cn": USED_TYRES, "output_cn": RETREADED, "output_per_input": 0.1}]))
+    s.accepted(s.place("L1", 10, mrn_=valid_mrn(1)))
+    for i in range(10):
+        s.accepted(s.place(f"S{i}", 1, mrn_=valid_mrn(10 + i)))
+    s.accepted(s.process("OP1", [("L1", 10)] + [(f"S{i}", 1) for i in range(10)], [retreaded(2, "B1")]))
+    assert [(sh["lot_id"], sh["qty"]) for sh in s.batch("B1")["shares"]] == [("L1", 2)] + [(f"S{i}", 0) for i in range(10)]
+    return s
+
+
+def test_a_release_before_the_shares_of_0_units_states_its_part_of_them_ahead():
+    """Released first, one of the two products stands for half of the twenty casings: five of L1's and, ahead of
+    the discharge that reaches the small lots' shares, five of theirs. The small lots stay under the procedure
+    until that discharge; the re-export of the other product then states the rest."""
+    s = small_lots_plant()
+    res = s.accepted(s.exit(1, batch_id="B1", procedure="4051", mrn_=valid_mrn(200, "A")))
+    assert sum(p["input_qty"] for p in res["exit"]["attribution"]) == 10
+    assert [p["lot_id"] for p in res["exit"]["attribution"] if p.get("ahead")] == ["S0", "S1", "S2", "S3", "S4"]
+    assert {s.lot(f"S{i}")["status"] for i in range(10)} == {"OPEN"}
+    assert discharge(s, [("3151", 1)]) == {"4051": 10, "3151": 10}
+    assert {s.lot(f"S{i}")["status"] for i in range(10)} == {"DISCHARGED"}
+
+
+def test_a_release_after_the_points_states_them_whole():
+    """Re-exported first (FIFO: L1's unit, no small lot reached), then released: the release reaches every small
+    lot's share and states their whole input — never less than its proportion."""
+    s = small_lots_plant()
+    assert discharge(s, [("3151", 1), ("4051", 1)]) == {"3151": 5, "4051": 15}

@@ -251,3 +251,37 @@ def test_a_reception_timestamped_before_the_senders_submitted_bill_is_out_of_ord
     assert details["closed_until"] == timestamps.fmt(cutoff)
     s.accepted(s.place("L1-B", 100, mrn_=m, auth_id=OTHER, procedure="5151"))     # at its own time: received
     assert _bill_lines(s, period_end=period_end.isoformat())[0]["document_hash"] == bill["document_hash"]
+
+
+def test_the_bill_follows_the_contracts_confirmation_under_clock_skew(s):
+    """The reception committed first but stamped later than the confirmation committed after it (both within
+    max_clock_skew_s): the contract confirmed the re-export only, and the bill says the same — it reads the
+    records the confirmation wrote, not the log's timestamps."""
+    import datetime as dt
+    m = mrn("E", 880032)
+    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=m, item_no=1))
+    s.accepted(s.exit(50, lot_id="L1", procedure="3151", mrn_=m, item_no=2))
+    s.wait_until(s.D(1))
+    now = s.ledger.now
+    s.accepted(s.place("L1-B", 100, mrn_=m, auth_id=OTHER, procedure="5151", ts=now + dt.timedelta(seconds=200)))
+    confirmed = s.accepted(s.submit("ConfirmExit", {"authorisation_id": AUTH_ID, "mrn": m,
+                                                    "exit_date": now.date().isoformat()}, "CustomsMSP",
+                                    ts=now + dt.timedelta(seconds=100)))
+    assert [c["item_no"] for c in confirmed["confirmed"]] == [2]
+    s.wait_until(now + dt.timedelta(seconds=400))
+    lines = {d["item_no"]: d for d in _bill_lines(s)[0]["disposals"] if d["mrn"] == m}
+    assert lines[1]["exit_confirmed"] is None and lines[1]["received"] is not None
+    assert lines[2]["exit_confirmed"]["tx_id"] == confirmed["tx_id"]
+    items = {i["item_no"]: [e["event_type"] for e in i["events"]]
+             for i in s.query("GetDeclaration", m)["items"] if i["type"] == "EXIT"}
+    assert items == {1: ["ExitGoods"], 2: ["ExitGoods", "ConfirmExit"]}
+
+
+def test_a_transfer_confirmed_received_elsewhere_is_not_received_here_again(s):
+    m = mrn("E", 880033)
+    s.accepted(s.exit(300, lot_id="L1", procedure="5151", mrn_=m))
+    s.wait_until(s.D(1))
+    s.accepted(_confirm(s, m))                           # customs: received under an authorisation elsewhere
+    s.wait_until(s.D(2))
+    details = s.refused("InvalidState", s.place, "L1-B", 300, mrn_=m, auth_id=OTHER, procedure="5151")
+    assert (details["mrn"], details["item_no"]) == (m, 1)
