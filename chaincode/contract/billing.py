@@ -163,6 +163,8 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
     applied = _rates_applied(log, lots) if stored is None or stored.get("rates_applied") else {}
     # a bill submitted before transfers showed their reception keeps its lines (and its hash)
     show_receptions = stored is None or bool(stored.get("receptions_shown"))
+    # one submitted before confirmations were read from their records: as it was computed then (its hash)
+    from_records = stored is None or bool(stored.get("confirmations_recorded"))
     lot_lines, totals = [], {"placed": {}, "consumed": {}, "produced": {}, "exited": {}, "lost": {}, "remaining": {}}
     for lot in sorted((lots[i] for i in lot_ids), key=goods.recording_order):
         private_key = state.key(keys.commercial_lot(lot["lot_id"]))
@@ -187,7 +189,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
 
     # processing, 3. disposals and 4. losses (with FIFO attribution), controls, alerts, transactions
     processing, disposals, losses, controls, alert_changes, transactions = [], [], [], [], [], []
-    confirmations = _exit_confirmations(state, log)
+    confirmations = _exit_confirmations(state, log, from_records)
     for entry in log:
         in_window = entry["recorded_at"] >= window_start
         if in_window:
@@ -334,9 +336,10 @@ def _received_before(state, mrn: str, item_no: int, cutoff: dt.datetime) -> dict
     return {"recorded_at": received["recorded_at"], "tx_id": received["tx_id"]} if received else None
 
 
-def _exit_confirmations(state, log: list[dict]) -> dict[tuple[str, int], dict]:
+def _exit_confirmations(state, log: list[dict], from_records: bool = True) -> dict[tuple[str, int], dict]:
     """Which items a ``ConfirmExit`` confirmed, by (MRN, item), each with its own confirmation: those whose record
-    names its transaction (``declarations.confirmed_in``) — what discharge.confirm_exit did."""
+    names its transaction (``declarations.confirmed_in``) — what discharge.confirm_exit did. A bill submitted
+    before (``from_records`` False) keeps the earlier reading: every item of the MRN awaiting one in log order."""
     pending: dict[str, list[int]] = {}
     confirmed: dict[tuple[str, int], dict] = {}
     for entry in log:
@@ -346,7 +349,7 @@ def _exit_confirmations(state, log: list[dict]) -> dict[tuple[str, int], dict]:
         if entry["event_type"] == "ConfirmExit":
             mrn = entry["event"]["mrn"]
             done = [item for item in pending.get(mrn, [])
-                    if declarations.confirmed_in(state, mrn, item, entry["tx_id"])]
+                    if not from_records or declarations.confirmed_in(state, mrn, item, entry["tx_id"])]
             for item in done:
                 confirmed[(mrn, item)] = {"exit_date": entry["event"]["exit_date"], "tx_id": entry["tx_id"]}
             pending[mrn] = [item for item in pending.get(mrn, []) if item not in done]
@@ -359,7 +362,8 @@ def submit(tx, event: dict) -> dict:
     later period's bill; OutOfOrder at or before the decision that queried it); no bill while an earlier period's
     is QUERIED. The record keeps the goods the bill flags overdue (``overdue``), which the next bill carries, and
     ``rates_applied`` (its lots show the rates of yield applied, not those at the cut-off; a bill first submitted
-    without it keeps its hash) and ``receptions_shown`` (its 5151 transfers show their reception on this ledger,
+    without it keeps its hash), ``confirmations_recorded`` (which items a ConfirmExit confirmed is read from their
+    records; the same) and ``receptions_shown`` (its 5151 transfers show their reception on this ledger,
     ``received``; the same)."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
     period_end = timestamps.parse_date(event["period_end"], "period_end")
@@ -395,6 +399,8 @@ def submit(tx, event: dict) -> dict:
         bill["rates_applied"] = True
     if existing is None or existing.get("receptions_shown"):
         bill["receptions_shown"] = True
+    if existing is None or existing.get("confirmations_recorded"):
+        bill["confirmations_recorded"] = True
     if existing is None or "overdue" in existing:   # a bill first submitted without it keeps its successors' hashes
         bill["overdue"] = [{"goods": r["goods"], "id": r["id"]} for r in data["remaining"] if r["status"] == "OVERDUE"]
     tx.state.put(key, bill)

@@ -56,7 +56,8 @@ def carry_discrepancy(tx, authorisation_id: str, source: tuple[str, str, str], t
     """Goods (``source``: kind, id, site) where a control found a difference still standing carry it to what
     they become elsewhere (``to``): moved to another site (``how``: ``moved_from``, ``moved``) or processed into a
     batch (``processed_from``, ``operation_id``). ``to`` gets a ``BalanceDiscrepancy`` of its own — the
-    difference found (``difference_found``, in ``unit``), when (``found_at``) —, unless one stands there already.
+    difference found (``difference_found``, in the counted goods' ``found_unit``), when (``found_at``: the
+    control that found it) —, unless one stands there already.
     Otherwise the book of the missing goods, moved or processed on paper, would make the next count match and
     clear the alert while the goods are nowhere; it clears only by a count of ``to`` where it is."""
     standing = tx.state.get(keys.alert(authorisation_id, DISCREPANCY, subject(*source)))
@@ -67,7 +68,8 @@ def carry_discrepancy(tx, authorisation_id: str, source: tuple[str, str, str], t
     carried = "difference" not in found   # carried here itself: the difference a control found elsewhere
     kind, goods_id, site = to
     alerts.raise_alert(tx, authorisation_id, DISCREPANCY, to_subject, {
-        "goods": kind, "id": goods_id, "site": site, **how, "unit": found["unit"],
+        "goods": kind, "id": goods_id, "site": site, **how,
         "difference_found": found["difference_found"] if carried else found["difference"],
-        "found_at": found["found_at"] if carried else standing["raised_at"]})
+        "found_unit": found.get("found_unit", found.get("unit")) if carried else found["unit"],
+        "found_at": found["found_at"] if carried else standing["updated_at"]})
 

@@ -7,7 +7,7 @@ import datetime as dt
 from ipledger.chaincode.contract import (authorisations, controls, declarations, goods, keys, roles, time_rules,
                                         timestamps)
 from ipledger.chaincode.contract.errors import (AlreadyExists, CeilingExceeded, DeadlinePassed, InvalidEvent,
-                                                InvalidState, OutOfOrder, UnitMismatch)
+                                                OutOfOrder, UnitMismatch)
 from ipledger.chaincode.contract.state import canonical_json
 
 
@@ -100,13 +100,11 @@ def move_goods(tx, event: dict) -> dict:
 
 
 def receive_transfer(tx, sent: dict, mrn: str, item_no: int) -> None:
-    """A transfer's exit recorded first is received now: it no longer awaits (ExitUnconfirmed). InvalidState when
-    customs confirmed it received under an authorisation elsewhere (ConfirmExit): the goods are there. OutOfOrder when
+    """A transfer's exit recorded first is received now: it no longer awaits (ExitUnconfirmed) — also after
+    customs confirmed it received elsewhere (a receiver on this ledger recording late must be able to: the
+    sender's bill line then shows both the confirmation and the reception). OutOfOrder when
     this reception is timestamped before the cut-off of a bill the sending authorisation submitted: that bill
     shows whether its transfers were received by then, and nothing may change it afterwards."""
-    if sent.get("exit_confirmed"):
-        raise InvalidState(f"declaration {mrn} item {item_no}: customs confirmed this transfer received under an "
-                           "authorisation elsewhere", mrn=mrn, item_no=item_no)
     closed = authorisations.get(tx.state, sent["authorisation_id"]).get("closed_until")
     if closed and tx.recorded_at < closed:
         raise OutOfOrder("the sending authorisation's bill of discharge covers the time up to "

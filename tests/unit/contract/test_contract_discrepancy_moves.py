@@ -32,7 +32,7 @@ def test_moving_the_missing_goods_on_paper_does_not_clear_the_difference(s):
     standing = discrepancies(s)
     assert set(standing) == {f"LOT:L1@{SITE2}"}
     assert standing[f"LOT:L1@{SITE2}"] | {"found_at": None} == {
-        "goods": "LOT", "id": "L1", "site": SITE2, "moved_from": SITE1, "moved": 100, "unit": "p/st",
+        "goods": "LOT", "id": "L1", "site": SITE2, "moved_from": SITE1, "moved": 100, "found_unit": "p/st",
         "difference_found": -100, "found_at": None}
     # only a count where the goods are booked settles it: customs find nothing there
     s.wait_until(s.D(4))
@@ -107,8 +107,9 @@ def test_processing_the_missing_goods_on_paper_does_not_clear_the_difference(s):
     s.accepted(control(s, SITE1, 900))                       # the lot's book at the site: 900, as counted
     standing = discrepancies(s)
     assert set(standing) == {f"BATCH:B1@{SITE1}"}
-    assert {k: standing[f"BATCH:B1@{SITE1}"][k] for k in ("processed_from", "operation_id", "difference_found")} == {
-        "processed_from": "L1", "operation_id": "OP1", "difference_found": -100}
+    assert {k: standing[f"BATCH:B1@{SITE1}"][k] for k in ("processed_from", "operation_id", "difference_found",
+                                                          "found_unit")} == {
+        "processed_from": "L1", "operation_id": "OP1", "difference_found": -100, "found_unit": "p/st"}
     # counted where the products are booked: none there
     s.wait_until(s.D(4))
     s.accepted(s.submit("RecordControl", {"authorisation_id": AUTH_ID, "site": SITE1,

@@ -277,11 +277,49 @@ def test_the_bill_follows_the_contracts_confirmation_under_clock_skew(s):
     assert items == {1: ["ExitGoods"], 2: ["ExitGoods", "ConfirmExit"]}
 
 
-def test_a_transfer_confirmed_received_elsewhere_is_not_received_here_again(s):
+def test_a_transfer_confirmed_received_elsewhere_can_still_be_received_here_late(s):
+    """Customs confirmed the transfer received elsewhere; the receiver is on this ledger after all and records
+    its placement late: accepted (else its goods could never be recorded), and the sender's bill line shows
+    both the confirmation and the reception."""
     m = mrn("E", 880033)
     s.accepted(s.exit(300, lot_id="L1", procedure="5151", mrn_=m))
     s.wait_until(s.D(1))
-    s.accepted(_confirm(s, m))                           # customs: received under an authorisation elsewhere
+    s.accepted(_confirm(s, m))
     s.wait_until(s.D(2))
-    details = s.refused("InvalidState", s.place, "L1-B", 300, mrn_=m, auth_id=OTHER, procedure="5151")
-    assert (details["mrn"], details["item_no"]) == (m, 1)
+    s.accepted(s.place("L1-B", 300, mrn_=m, auth_id=OTHER, procedure="5151"))
+    line = _bill_lines(s)[1][m]
+    assert line["exit_confirmed"] is not None and line["received"] is not None
+
+
+def test_a_bill_submitted_before_confirmations_were_read_from_records_keeps_its_reading(s):
+    """A bill submitted by an earlier contract read which items a ConfirmExit confirmed from the log (every item
+    of the MRN awaiting one): recomputed, it reads them so again (its hash); a new bill reads the records."""
+    import datetime as dt
+    import json
+    from ipledger.chaincode.contract.state import canonical_json
+    m = mrn("E", 880034)
+    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=m, item_no=1))
+    s.accepted(s.exit(50, lot_id="L1", procedure="3151", mrn_=m, item_no=2))
+    s.wait_until(s.D(1))
+    now = s.ledger.now
+    s.accepted(s.place("L1-B", 100, mrn_=m, auth_id=OTHER, procedure="5151", ts=now + dt.timedelta(seconds=200)))
+    s.accepted(s.submit("ConfirmExit", {"authorisation_id": AUTH_ID, "mrn": m, "exit_date": now.date().isoformat()},
+                        "CustomsMSP", ts=now + dt.timedelta(seconds=100)))
+    period_end = s.D(185).date().isoformat()
+    s.wait_until(s.D(186))
+    bill, lines = _bill_lines(s, period_end=period_end)
+    assert lines[m]["exit_confirmed"] is None                      # item 1 (the transfer) was not confirmed
+    stored = s.accepted(s.submit("SubmitBillOfDischarge", {"authorisation_id": AUTH_ID, "period_end": period_end,
+                                                           "document_hash": bill["document_hash"]}, "OperatorMSP"))
+    assert stored["bill"]["confirmations_recorded"] is True
+    for key, raw in s.ledger.state.items():                          # as an earlier contract recorded it
+        if b'"confirmations_recorded"' in raw:
+            record = json.loads(raw)
+            if "bill" in record:
+                del record["bill"]["confirmations_recorded"]
+            else:
+                record.pop("confirmations_recorded", None)
+            s.ledger._committed.put(key, canonical_json(record))
+    then = s.query("GetBillOfDischargeData", AUTH_ID, period_end, None)
+    item1 = [d for d in then["disposals"] if d["mrn"] == m and d["item_no"] == 1][0]
+    assert item1["exit_confirmed"] is not None and then["document_hash"] != bill["document_hash"]
