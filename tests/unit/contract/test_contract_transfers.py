@@ -175,8 +175,7 @@ def test_the_bill_shows_whether_a_transfer_was_received_on_this_ledger(s):
 
 def test_a_bill_submitted_before_receptions_were_shown_keeps_its_hash(s):
     import copy
-    import json
-    from ipledger.chaincode.contract.state import canonical_json, digest
+    from ipledger.chaincode.contract.state import digest
     transfer = mrn("I", 880023)
     s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=transfer))
     s.accepted(s.place("L1-B", 100, mrn_=transfer, auth_id=OTHER, procedure="5151"))
@@ -189,13 +188,7 @@ def test_a_bill_submitted_before_receptions_were_shown_keeps_its_hash(s):
     assert stored["bill"]["receptions_shown"] is True
     assert _bill_lines(s, period_end=period_end)[0]["document_hash"] == bill["document_hash"]
     # the same bill as the previous contract recorded it (no receptions_shown): its lines, and hash, as then
-    def strip(value):
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k != "receptions_shown"}
-        return [strip(v) for v in value] if isinstance(value, list) else value
-    for key, raw in s.ledger.state.items():
-        if b'"receptions_shown"' in raw:
-            s.ledger._committed.put(key, canonical_json(strip(json.loads(raw))))
+    _as_recorded_before(s, "receptions_shown")
     then, lines = _bill_lines(s, period_end=period_end)
     assert "received" not in lines[transfer]
     old_format = copy.deepcopy(bill)          # the bill as the previous contract computed it: no 'received'
@@ -259,16 +252,9 @@ def test_the_bill_follows_the_contracts_confirmation_under_clock_skew(s):
     records the confirmation wrote, not the log's timestamps."""
     import datetime as dt
     m = mrn("E", 880032)
-    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=m, item_no=1))
-    s.accepted(s.exit(50, lot_id="L1", procedure="3151", mrn_=m, item_no=2))
-    s.wait_until(s.D(1))
-    now = s.ledger.now
-    s.accepted(s.place("L1-B", 100, mrn_=m, auth_id=OTHER, procedure="5151", ts=now + dt.timedelta(seconds=200)))
-    confirmed = s.accepted(s.submit("ConfirmExit", {"authorisation_id": AUTH_ID, "mrn": m,
-                                                    "exit_date": now.date().isoformat()}, "CustomsMSP",
-                                    ts=now + dt.timedelta(seconds=100)))
+    confirmed = _skewed_reception_and_confirmation(s, m)
     assert [c["item_no"] for c in confirmed["confirmed"]] == [2]
-    s.wait_until(now + dt.timedelta(seconds=400))
+    s.wait_until(s.ledger.now + dt.timedelta(seconds=400))
     lines = {d["item_no"]: d for d in _bill_lines(s)[0]["disposals"] if d["mrn"] == m}
     assert lines[1]["exit_confirmed"] is None and lines[1]["received"] is not None
     assert lines[2]["exit_confirmed"]["tx_id"] == confirmed["tx_id"]
@@ -294,17 +280,8 @@ def test_a_transfer_confirmed_received_elsewhere_can_still_be_received_here_late
 def test_a_bill_submitted_before_confirmations_were_read_from_records_keeps_its_reading(s):
     """A bill submitted by an earlier contract read which items a ConfirmExit confirmed from the log (every item
     of the MRN awaiting one): recomputed, it reads them so again (its hash); a new bill reads the records."""
-    import datetime as dt
-    import json
-    from ipledger.chaincode.contract.state import canonical_json
     m = mrn("E", 880034)
-    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=m, item_no=1))
-    s.accepted(s.exit(50, lot_id="L1", procedure="3151", mrn_=m, item_no=2))
-    s.wait_until(s.D(1))
-    now = s.ledger.now
-    s.accepted(s.place("L1-B", 100, mrn_=m, auth_id=OTHER, procedure="5151", ts=now + dt.timedelta(seconds=200)))
-    s.accepted(s.submit("ConfirmExit", {"authorisation_id": AUTH_ID, "mrn": m, "exit_date": now.date().isoformat()},
-                        "CustomsMSP", ts=now + dt.timedelta(seconds=100)))
+    _skewed_reception_and_confirmation(s, m)
     period_end = s.D(185).date().isoformat()
     s.wait_until(s.D(186))
     bill, lines = _bill_lines(s, period_end=period_end)
@@ -312,14 +289,37 @@ def test_a_bill_submitted_before_confirmations_were_read_from_records_keeps_its_
     stored = s.accepted(s.submit("SubmitBillOfDischarge", {"authorisation_id": AUTH_ID, "period_end": period_end,
                                                            "document_hash": bill["document_hash"]}, "OperatorMSP"))
     assert stored["bill"]["confirmations_recorded"] is True
-    for key, raw in s.ledger.state.items():                          # as an earlier contract recorded it
-        if b'"confirmations_recorded"' in raw:
-            record = json.loads(raw)
-            if "bill" in record:
-                del record["bill"]["confirmations_recorded"]
-            else:
-                record.pop("confirmations_recorded", None)
-            s.ledger._committed.put(key, canonical_json(record))
+    _as_recorded_before(s, "confirmations_recorded")                 # as an earlier contract recorded it
     then = s.query("GetBillOfDischargeData", AUTH_ID, period_end, None)
     item1 = [d for d in then["disposals"] if d["mrn"] == m and d["item_no"] == 1][0]
     assert item1["exit_confirmed"] is not None and then["document_hash"] != bill["document_hash"]
+
+
+def _as_recorded_before(s, marker: str) -> None:
+    """Every stored record as a contract before ``marker`` existed wrote it: the key taken out wherever it is."""
+    import json
+    from ipledger.chaincode.contract.state import canonical_json
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != marker}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+    for key, raw in s.ledger.state.items():
+        if f'"{marker}"'.encode() in raw:
+            s.ledger._committed.put(key, canonical_json(strip(json.loads(raw))))
+
+
+def _skewed_reception_and_confirmation(s, m: str) -> dict:
+    """Under declaration ``m``: item 1 a transfer, item 2 a re-export; a day later the reception of item 1,
+    committed first but stamped 200 s ahead, then customs' ConfirmExit naming no items, stamped 100 s ahead
+    (both within max_clock_skew_s). The confirmation's result."""
+    import datetime as dt
+    s.accepted(s.exit(100, lot_id="L1", procedure="5151", mrn_=m, item_no=1))
+    s.accepted(s.exit(50, lot_id="L1", procedure="3151", mrn_=m, item_no=2))
+    s.wait_until(s.D(1))
+    now = s.ledger.now
+    s.accepted(s.place("L1-B", 100, mrn_=m, auth_id=OTHER, procedure="5151", ts=now + dt.timedelta(seconds=200)))
+    return s.accepted(s.submit("ConfirmExit", {"authorisation_id": AUTH_ID, "mrn": m,
+                                               "exit_date": now.date().isoformat()}, "CustomsMSP",
+                               ts=now + dt.timedelta(seconds=100)))
+
