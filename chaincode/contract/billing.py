@@ -159,12 +159,11 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
     # 1. lots (the rate of yield applied: that of each operation processing it, else the one in force), with
     # 2. their products through the lineage
     stored = state.get(keys.bill(auth_id, period_end.isoformat())) if period_end is not None else None
-    # a bill submitted before the rates applied were shown keeps the rates at its cut-off (and its hash)
-    applied = _rates_applied(log, lots) if stored is None or stored.get("rates_applied") else {}
-    # a bill submitted before transfers showed their reception keeps its lines (and its hash)
-    show_receptions = stored is None or bool(stored.get("receptions_shown"))
-    # one submitted before confirmations were read from their records: as it was computed then (its hash)
-    from_records = stored is None or bool(stored.get("confirmations_recorded"))
+    # a bill submitted by an earlier contract is computed as it was then (its hash): see FORMATS
+    formats = _formats(stored)
+    applied = _rates_applied(log, lots) if "rates_applied" in formats else {}
+    show_receptions = "receptions_shown" in formats
+    from_records = "confirmations_recorded" in formats
     lot_lines, totals = [], {"placed": {}, "consumed": {}, "produced": {}, "exited": {}, "lost": {}, "remaining": {}}
     for lot in sorted((lots[i] for i in lot_ids), key=goods.recording_order):
         private_key = state.key(keys.commercial_lot(lot["lot_id"]))
@@ -327,6 +326,19 @@ def _grant_entries(state, auth: dict) -> list[dict]:
     return eventlog.entries(state, auth["authorisation_id"], granted, granted + dt.timedelta(microseconds=1), granted)
 
 
+# What a bill shows that earlier contracts did not, each marked on the bills submitted since (a bill submitted
+# before, and its later revisions, are computed without it: their hashes stay reproducible):
+# ``rates_applied`` — a lot's rates of yield are those its operations applied, not those at the cut-off;
+# ``receptions_shown`` — a 5151 transfer's line says whether it was ``received`` on this ledger;
+# ``confirmations_recorded`` — which items a ConfirmExit confirmed is read from their records.
+FORMATS = ("rates_applied", "receptions_shown", "confirmations_recorded")
+
+
+def _formats(stored: dict | None) -> set[str]:
+    """The FORMATS a bill is computed with: all for a bill not submitted yet, else those its record carries."""
+    return set(FORMATS) if stored is None else {name for name in FORMATS if stored.get(name)}
+
+
 def _received_before(state, mrn: str, item_no: int, cutoff: dt.datetime) -> dict | None:
     """A transfer's reception recorded on this ledger (under the receiving authorisation) before the bill's
     cut-off — when and in which transaction, not the other authorisation's record —, or None: a transfer
@@ -361,10 +373,7 @@ def submit(tx, event: dict) -> dict:
     the submitted ``document_hash`` must equal its hash. A QUERIED bill may be submitted again (also after a
     later period's bill; OutOfOrder at or before the decision that queried it); no bill while an earlier period's
     is QUERIED. The record keeps the goods the bill flags overdue (``overdue``), which the next bill carries, and
-    ``rates_applied`` (its lots show the rates of yield applied, not those at the cut-off; a bill first submitted
-    without it keeps its hash), ``confirmations_recorded`` (which items a ConfirmExit confirmed is read from their
-    records; the same) and ``receptions_shown`` (its 5151 transfers show their reception on this ledger,
-    ``received``; the same)."""
+    the FORMATS it was computed with (a bill first submitted without one keeps its hash)."""
     auth = authorisations.get(tx.state, event["authorisation_id"])
     period_end = timestamps.parse_date(event["period_end"], "period_end")
     cutoff = timestamps.end_of(period_end)
@@ -395,12 +404,7 @@ def submit(tx, event: dict) -> dict:
         "revision": (existing["revision"] + 1) if existing else 1, "submitted_at": tx.recorded_at, "tx_id": tx.tx_id,
         "lots": [line["lot_id"] for line in data["lots"]], "totals": data["totals"], "decision": None,
     }
-    if existing is None or existing.get("rates_applied"):   # as its earlier revisions computed it (compute)
-        bill["rates_applied"] = True
-    if existing is None or existing.get("receptions_shown"):
-        bill["receptions_shown"] = True
-    if existing is None or existing.get("confirmations_recorded"):
-        bill["confirmations_recorded"] = True
+    bill.update(dict.fromkeys(sorted(_formats(existing)), True))   # as its earlier revisions computed it
     if existing is None or "overdue" in existing:   # a bill first submitted without it keeps its successors' hashes
         bill["overdue"] = [{"goods": r["goods"], "id": r["id"]} for r in data["remaining"] if r["status"] == "OVERDUE"]
     tx.state.put(key, bill)
