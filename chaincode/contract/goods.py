@@ -32,8 +32,8 @@ Effects::
     {"op": "exit",    "kind", "id", "qty", "sites": {site: qty}, "procedure", "mrn", "item_no",
                       "attribution": [{"lot_id", "qty", "input_qty"}]}   # attribution: batches only (FIFO;
                                                                         # qty 0 for a share of 0 units;
-                                                                        # "ahead": a release stating one
-                                                                        # before the discharge reaching it)
+                                                                        # "ahead": one stated before the
+                                                                        # batch's last units, spread)
     {"op": "lose",    "kind", "id", "qty", "sites", "reason", "evidence_hash", "attribution"}
     {"op": "extend",  "lots": {lot_id: deadline}, "batches": {batch_id: deadline}}
 """
@@ -94,8 +94,9 @@ def is_discharged(kind: str, record: dict) -> bool:
     """A batch is discharged when nothing is left; a lot when nothing is left of it *and* of its share of
     every product made from it — main, secondary and waste alike: the discharges of each such batch have
     stood for all the input units the lot gave (:func:`shares.fifo_attribution`). Counted in product units *and* in
-    input units: a share of 0 product units is not discharged before its batch reaches it, and a release's
-    input goods, rounded up, may state the whole input while units of the share are still in the batch."""
+    input units: a share of 0 product units is not discharged before the batch's last units have gone (or, in a
+    batch recorded before, its point), and a release's input goods, rounded up, may state the whole input while
+    units of the share are still in the batch."""
     if balance(record) > 0:
         return False
     if kind == LOT:
@@ -303,11 +304,12 @@ def _discharge_shares(book, batch: dict, attribution: list[dict], released: bool
 
 def _count_part(entry: dict, part: dict, released: bool) -> None:
     """A part of a discharge counted on a batch's share, or on the lot's entry of that product (``share``
-    units): a share of 0 units counts what releases state ahead of it, and whether it was reached since."""
+    units): a share of 0 units stated ahead of the batch's last units (:func:`shares.spread_parts`) counts in
+    ``ahead`` what releases stated of it, and whether the last units have gone since (``reached``)."""
     entry["discharged"] += part["qty"]
     entry["input_discharged"] += part["input_qty"]
     if part.get("ahead"):
-        entry["ahead"] = entry.get("ahead", 0) + part["input_qty"]
+        entry["ahead"] = entry.get("ahead", 0) + (part["input_qty"] if released else 0)
     elif "ahead" in entry and part["qty"] == 0:
         entry["reached"] = True
     if released and part["qty"]:

@@ -21,37 +21,31 @@ def fifo_attribution(batch: dict, qty: int, *, duty_bearing: bool = False) -> li
     unit stands for half an input unit); rounded this way the input goods a share's releases state are never
     fewer than their exact proportion, whatever the order and size of its discharges.
 
-    A share of 0 units (a small batch from several lots) stands for its lot's input all the same: it goes
-    with the discharge that reaches it — one that takes units after it, or the batch's last units — as a
-    part of 0 units with all its input goods (those releases stated ahead of it aside). When its lot gives the
-    product but too little for one unit (``gives``; not a lot that gives none of it, whose input goes with the
-    batch's last units), a release before that point states its part of the share's input too — in proportion
-    to the batch's units released, rounded up, as a part marked ``ahead`` (:func:`released_ahead`) —, or a
-    declarant could release before the point and re-export after it, and the releases would state none of such
-    lots' input. So once a batch has gone, its
-    discharges have stated exactly the input of every source lot."""
-    out, rest, not_reached = [], qty, []
+    A share of 0 units (a small batch from several lots) stands for its lot's input all the same. When its lot
+    gives the product but too little for one unit (``gives``), that input is in every unit of the batch: each
+    discharge states its part of it, spread over the whole batch (:func:`spread_parts`), so that no order of
+    releases and re-exports leaves the releases without it. A lot that gives none of the product (its input is
+    not what the product stands for) goes with the batch's last units, as a part of 0 units with all its input
+    goods. So once a batch has gone, its discharges have stated exactly the input of every source lot."""
     takes_the_last_units = qty == sum(share["qty"] - share["discharged"] for share in batch["shares"])
-    for share in batch["shares"]:
+    spread = spread_parts(batch, qty, duty_bearing, takes_the_last_units)
+    out, rest = [], qty
+    for n, share in enumerate(batch["shares"]):
         part = min(rest, share["qty"] - share["discharged"])
         rest -= part
-        if share["qty"] == 0:  # reached when this discharge goes on past it, or empties the batch
-            if not share_remains(share):
-                continue
-            if not (rest > 0 or takes_the_last_units):
-                not_reached.append(share)
-                continue
-            input_qty = share["input_qty"] - share["input_discharged"]
+        if n in spread:
+            out.append(spread[n])
+        elif share["qty"] == 0 and not share.get("gives"):
+            # reached when this discharge empties the batch (or, for a batch recorded before shares of lots
+            # giving the product were spread, goes on past it)
+            if share_remains(share) and (rest > 0 or takes_the_last_units):
+                out.append({"lot_id": share["lot_id"], "qty": 0,
+                            "input_qty": share["input_qty"] - share["input_discharged"]})
         elif part > 0:
-            input_qty = input_of_part(share, part, duty_bearing)
-        else:
-            continue
-        out.append({"lot_id": share["lot_id"], "qty": part, "input_qty": input_qty})
+            out.append({"lot_id": share["lot_id"], "qty": part,
+                        "input_qty": input_of_part(share, part, duty_bearing)})
     if rest:  # cannot happen while conservation holds: Σ shares = produced
         raise QuantityExceedsBalance(f"{batch['batch_id']}: shares exhausted", id=batch["batch_id"])
-    giving = [share for share in not_reached if share.get("gives")]   # not the lots that give none of it
-    if duty_bearing and giving:
-        out.extend(released_ahead(batch, giving, qty))
     return out
 
 
@@ -67,28 +61,46 @@ def input_of_part(share: dict, part: int, duty_bearing: bool) -> int:
     return share["input_qty"] * (others + part) // share["qty"] - input_others
 
 
-def released_ahead(batch: dict, zero_shares: list[dict], qty: int) -> list[dict]:
-    """The parts a release of ``qty`` units states of the shares of 0 units it does not reach: together, their
-    input in proportion to the batch's units released, this one included — rounded up once, not per share —,
-    less what earlier releases stated of them ahead (``ahead``); shared out in the shares' order, each up to
-    the input it has left."""
-    total_input = sum(share["input_qty"] for share in zero_shares)
-    stated = sum(share.get("ahead", 0) for share in zero_shares)
-    due = -(-total_input * (batch.get("released", 0) + qty) // batch["produced"]) - stated
-    parts = []
-    for share in zero_shares:
+def spread_parts(batch: dict, qty: int, duty_bearing: bool, last: bool) -> dict[int, dict]:
+    """The parts a discharge of ``qty`` units states of the shares of 0 units whose lot gives the product
+    (``gives``), by their place in ``batch["shares"]``. Their input is spread over the batch's units as one
+    share of all of them would be (:func:`input_of_part`, with the batch's units): together, the releases'
+    part in proportion to the batch's units released, rounded up, the other discharges' in proportion to the
+    batch's other units gone, rounded down — rounded once for all such shares, not per share — and the batch's
+    last units state the rest. Shared out in the shares' order, each up to the input it has left; a part
+    before the last units is marked ``ahead`` (its share, and its lot, stay under the procedure until the
+    batch's last units have gone: the lot's input is in every unit). What releases stated of a share is its
+    ``ahead`` count, the rest of its ``input_discharged`` the other discharges'."""
+    zero = {n: share for n, share in enumerate(batch["shares"]) if share["qty"] == 0 and share.get("gives")}
+    left = {n: share for n, share in zero.items() if share_remains(share)}
+    if not left:
+        return {}
+    if last:   # the rest, and each share reached (a part of 0 input goods if it has none left)
+        return {n: {"lot_id": share["lot_id"], "qty": 0, "input_qty": share["input_qty"] - share["input_discharged"]}
+                for n, share in left.items()}
+    total = sum(share["input_qty"] for share in zero.values())
+    by_releases = sum(share.get("ahead", 0) for share in zero.values())
+    released = batch.get("released", 0)
+    if duty_bearing:
+        due = -(-total * (released + qty) // batch["produced"]) - by_releases
+    else:
+        others = sum(share["discharged"] for share in batch["shares"]) - released
+        by_others = sum(share["input_discharged"] for share in zero.values()) - by_releases
+        due = total * (others + qty) // batch["produced"] - by_others
+    parts = {}
+    for n, share in left.items():
         take = min(due, share["input_qty"] - share["input_discharged"])
         if take > 0:
-            parts.append({"lot_id": share["lot_id"], "qty": 0, "input_qty": take, "ahead": True})
+            parts[n] = {"lot_id": share["lot_id"], "qty": 0, "input_qty": take, "ahead": True}
             due -= take
     return parts
 
 
 def share_remains(share: dict) -> bool:
     """Whether some of a source lot's share of a batch is still in the batch: units not yet discharged, or (a
-    share of 0 units) the discharge that reaches it not yet recorded — its input not yet all stated, or, when
-    releases stated some of it ahead (``ahead``), not ``reached``. The same reading for a lot's entry of the
-    product (goods.is_discharged)."""
+    share of 0 units) its input not yet all stated, or, once a discharge stated some of it ahead of the batch's
+    last units (``ahead``, :func:`spread_parts`), those units not yet gone (``reached``). The same reading for a
+    lot's entry of the product (goods.is_discharged)."""
     if share["discharged"] < share["qty"] or share["input_discharged"] < share["input_qty"]:
         return True
     return "ahead" in share and not share.get("reached")
@@ -102,7 +114,7 @@ def shares_of(produced: int, inputs: list[tuple[dict, int]], weights: list | Non
     placement order, the order of the shares, except that lots of weight 0 come last. A share stands for
     the lot's whole input to the operation (``input_qty``): the products of one operation are joint
     products, each obtained from all its inputs. A share may be 0 units (1 unit from 2 lots): it still
-    stands for its input, and is discharged with the batch (:func:`fifo_attribution`). Each share carries
+    stands for its input, spread over the batch's discharges or with its last units (:func:`fifo_attribution`). Each share carries
     its lot's deadline (kept in step with the lot's extensions): the batch's is the earliest of the shares
     still in it (:func:`batch_deadline`)."""
     weights = [q for _, q in inputs] if weights is None else weights
@@ -113,7 +125,7 @@ def shares_of(produced: int, inputs: list[tuple[dict, int]], weights: list | Non
     for s in [s for s, w in zip(shares, weights) if w > 0][:rest]:
         s["qty"] += 1
     for s in [s for s, w in zip(shares, weights) if w > 0 and s["qty"] == 0]:
-        s["gives"] = True   # a lot that gives the product, with too few units for one: releases state it ahead
+        s["gives"] = True   # a lot that gives the product, too little for one unit: spread over the batch
     # the lots that give the product first (placement order), then those that give none of it: their input goes
     # with the batch's last units, not with its first disposal
     return [s for s, w in zip(shares, weights) if w > 0] + [s for s, w in zip(shares, weights) if w == 0]

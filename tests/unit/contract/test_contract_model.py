@@ -64,7 +64,8 @@ class Share:
     input: int      # units of the lot consumed by the operation
     released: int = 0   # of its units, those released for free circulation (4051)
     gives: bool = False  # a share of 0 units whose lot gives the product (too little for one unit)
-    ahead: int = 0       # of its input (a share of 0 units), what releases stated before the disposal reaching it
+    by_releases: int = 0  # of its input (a share of 0 units that gives), what releases stated of it
+    stated: int = 0       # of its input (a share of 0 units that gives), what all disposals stated of it
 
 
 @dataclass
@@ -97,10 +98,10 @@ class Record:
             start += sh.qty
 
     def share_left(self, i: int) -> bool:
-        """Has share ``i`` of this batch left the procedure? A share of 0 units when the unit after its
-        point has gone, or the whole batch."""
+        """Has share ``i`` of this batch left the procedure? A share of units when its units have gone; a
+        share of 0 units when the whole batch has (its lot's input is in every unit, or in none)."""
         sh, start, end = list(self.spans())[i]
-        return self.gone >= end if sh.qty else (self.gone > start or self.gone == self.entered)
+        return self.gone >= end if sh.qty else self.gone == self.entered
 
 
 class Model:
@@ -183,6 +184,17 @@ class Model:
         if goods == "LOT":
             inputs = ((gid, qty),)
         else:  # first in, first out over the source lots: units [first, end) of the batch's line
+            # the input of the shares of 0 units whose lot gives the product is in every unit of the batch: all
+            # of it together, releases state it in proportion to the batch's units released (rounded up), the
+            # other disposals in proportion to its other units gone (rounded down), the last units the rest
+            giving = [sh for sh in r.shares if sh.gives]
+            total = sum(sh.input for sh in giving)
+            if end == r.entered:
+                due = total - sum(sh.stated for sh in giving)
+            elif procedure == "4051":
+                due = -(-total * (r.released + qty) // r.entered) - sum(sh.by_releases for sh in giving)
+            else:
+                due = total * (first - r.released + qty) // r.entered - sum(sh.stated - sh.by_releases for sh in giving)
             inputs = []
             for sh, start, stop in r.spans():
                 if sh.qty:
@@ -198,22 +210,18 @@ class Model:
                         else:
                             others = before - sh.released
                             inputs.append((sh.lot, sh.input * (others + taken) // sh.qty - sh.input * others // sh.qty))
-                elif first <= start < end or start == end == r.entered:
-                    inputs.append((sh.lot, sh.input - sh.ahead))   # a share of 0 units: the inputs it stands for
-                    event("a share of 0 units left")
-            # a release also states, of the shares of 0 units it does not reach whose lot gives the product,
-            # their input in proportion to the batch's units released (all of them together, rounded up)
-            ahead = [sh for sh, start, _stop in r.spans()
-                     if sh.gives and start >= end and not start == end == r.entered]   # not reached, not gone
-            if procedure == "4051" and ahead:
-                due = -(-sum(sh.input for sh in ahead) * (r.released + qty) // r.entered) - sum(sh.ahead for sh in ahead)
-                for sh in ahead:
-                    take = min(due, sh.input - sh.ahead)
-                    if take > 0:
+                elif sh.gives:
+                    take = min(max(due, 0), sh.input - sh.stated)
+                    if take or end == r.entered:
                         inputs.append((sh.lot, take))
-                        sh.ahead += take
+                        event("the last units took a share of 0 units" if end == r.entered else
+                              f"a {'release' if procedure == '4051' else 'disposal'} stated a share of 0 units ahead")
+                        sh.stated += take
+                        sh.by_releases += take if procedure == "4051" else 0
                         due -= take
-                        event("a release stated a share of 0 units ahead")
+                elif start == end == r.entered:
+                    inputs.append((sh.lot, sh.input))   # a lot giving none of the product: with the last units
+                    event("a share of 0 units left")
             if procedure == "4051":
                 r.released += qty
             inputs = tuple(inputs)
@@ -308,6 +316,18 @@ def check(s: Scenario, m: Model) -> None:
         assert all(q <= gave[lot] for lot, q in got.items()), (gid, got, gave)
         if r.balance == 0:
             assert got == gave, (gid, got, gave)
+    # a release for free circulation states at least the exact proportion of the input goods it stands for
+    # (UCC art. 86(3)): of each share of units, and of the shares of 0 units whose lot gives the product, together
+    released: dict[str, dict[str, int]] = {gid: {} for gid in m.batches}
+    for line in bill["disposals"]:
+        for g in line["input_goods"] if line["goods"] == "BATCH" and line["procedure"] == "4051" else ():
+            released[line["id"]][g["lot_id"]] = released[line["id"]].get(g["lot_id"], 0) + g["quantity"]
+    for gid, r in m.batches.items():
+        got = released[gid]
+        assert all(got.get(sh.lot, 0) * sh.qty >= sh.input * sh.released for sh in r.shares if sh.qty), (gid, got)
+        giving = [sh for sh in r.shares if sh.gives]
+        assert sum(got.get(sh.lot, 0) for sh in giving) * r.entered >= sum(sh.input for sh in giving) * r.released, \
+            (gid, got)
     assert bill["proof"]["conservation_holds"] is True
 
 
@@ -420,6 +440,20 @@ class ConservationMachine(RuleBasedStateMachine):
         ref = {"lot_id": gid} if goods == "LOT" else {"batch_id": gid}
         extra = {"site": site} if site else {}
         self._run(expected, lambda: self.s.exit(qty, procedure=procedure, mrn_=self._mrn("A"), **ref, **extra))
+
+    @rule(data=st.data(), procedure=st.sampled_from(PROCEDURES + (None,)))
+    def a_unit_of_a_batch_with_shares_of_0_units(self, data, procedure):
+        """One unit of a batch holding shares of 0 units of lots that give it, more being left: the disposals
+        the shares' input is spread over, releases and others in any order (a loss when ``procedure`` is None)."""
+        batches = [gid for gid, r in self.m.batches.items() if r.balance >= 2 and any(sh.gives for sh in r.shares)]
+        if not batches:
+            return
+        gid = data.draw(st.sampled_from(batches))
+        expected = self.m.dispose("BATCH", gid, 1, None, procedure, None if procedure else "DESTROYED")
+        if procedure:
+            self._run(expected, lambda: self.s.exit(1, procedure=procedure, mrn_=self._mrn("A"), batch_id=gid))
+        else:
+            self._run(expected, lambda: self.s.lose(1, reason="DESTROYED", batch_id=gid))
 
     @rule(data=st.data(), qty=ALL | SMALL | st.integers(1, 300), reason=st.sampled_from(REASONS))
     def lose(self, data, qty, reason):

@@ -131,8 +131,77 @@ def test_a_release_before_the_shares_of_0_units_states_its_part_of_them_ahead():
     assert {s.lot(f"S{i}")["status"] for i in range(10)} == {"DISCHARGED"}
 
 
-def test_a_release_after_the_points_states_them_whole():
-    """Re-exported first (FIFO: L1's unit, no small lot reached), then released: the release reaches every small
-    lot's share and states their whole input — never less than its proportion."""
+def test_a_re_export_first_states_its_part_of_the_small_lots_and_the_release_the_rest():
+    """Re-exported first (FIFO: L1's unit), then released: each product stands for half of the twenty casings —
+    five of L1's and five of the small lots' each, whatever the order (the small lots' input is in every unit)."""
     s = small_lots_plant()
-    assert discharge(s, [("3151", 1), ("4051", 1)]) == {"3151": 5, "4051": 15}
+    assert discharge(s, [("3151", 1), ("4051", 1)]) == {"3151": 10, "4051": 10}
+    assert {s.lot(f"S{i}")["status"] for i in range(10)} == {"DISCHARGED"}
+
+
+def between_plant() -> Scenario:
+    """L1 (10 casings), ten lots of one casing (S0…S9), L2 (20 casings), at 0.1 product per casing: B1 of 4
+    products, shared L1 2, S0…S9 0 each, L2 2 — the small lots' points lie between lots with units."""
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant(yield_rates=[{"input_cn": USED_TYRES, "output_cn": RETREADED, "output_per_input": 0.1}]))
+    s.accepted(s.place("L1", 10, mrn_=valid_mrn(1)))
+    for i in range(10):
+        s.accepted(s.place(f"S{i}", 1, mrn_=valid_mrn(10 + i)))
+    s.accepted(s.place("L2", 20, mrn_=valid_mrn(2)))
+    s.accepted(s.process("OP1", [("L1", 10)] + [(f"S{i}", 1) for i in range(10)] + [("L2", 20)],
+                         [retreaded(4, "B1")]))
+    assert [(sh["lot_id"], sh["qty"]) for sh in s.batch("B1")["shares"]] == \
+        [("L1", 2)] + [(f"S{i}", 0) for i in range(10)] + [("L2", 2)]
+    return s
+
+
+def test_a_re_export_past_the_small_lots_leaves_the_release_its_part_of_them():
+    """Re-exporting three products (past the small lots' points) stated the small lots' whole input, and the
+    last product's release none of it — a quarter of the batch released for five casings of L2 alone. Their
+    input is spread over the batch's units: the re-export states seven of the ten (rounded down), the release
+    the other three (its quarter, 2.5, rounded up), and the small lots stay under the procedure until then."""
+    s = between_plant()
+    first = s.accepted(s.exit(3, batch_id="B1", procedure="3151", mrn_=valid_mrn(200, "A")))
+    assert sum(p["input_qty"] for p in first["exit"]["attribution"] if p["lot_id"].startswith("S")) == 7
+    assert {s.lot(f"S{i}")["status"] for i in range(10)} == {"OPEN"}      # held until the last units go
+    last = s.accepted(s.exit(1, batch_id="B1", procedure="4051", mrn_=valid_mrn(201, "A")))
+    small = [p for p in last["exit"]["attribution"] if p["lot_id"].startswith("S")]
+    assert sum(p["input_qty"] for p in small) == 3 and len(small) == 10     # every small lot reached
+    assert {s.lot(f"S{i}")["status"] for i in range(10)} == {"DISCHARGED"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_releases_state_at_least_their_share_of_the_small_lots_in_any_order(data):
+    """Any order and size of discharges of B1 (L1 2, S0…S9 0, L2 2): the releases state at least their exact
+    proportion of the small lots' ten casings (at most one more), every lot's input adds up exactly, and no
+    small lot is discharged before the batch's last unit has gone."""
+    s = between_plant()
+    steps, left = [], 4
+    while left:
+        qty = data.draw(st.integers(1, left))
+        steps.append((data.draw(st.sampled_from(PROCEDURES)), qty))
+        left -= qty
+    gone = 0
+    for n, (procedure, qty) in enumerate(steps):
+        if procedure == "DESTROYED":
+            s.accepted(s.lose(qty, batch_id="B1", reason="DESTROYED"))
+        else:
+            s.accepted(s.exit(qty, batch_id="B1", procedure=procedure, mrn_=valid_mrn(100 + n, "A")))
+        gone += qty
+        if gone < 4:
+            assert {s.lot(f"S{i}")["status"] for i in range(10)} == {"OPEN"}
+    bill = s.query("GetBillOfDischargeData", AUTH_ID, None, None)
+    by_lot: dict[str, int] = {}
+    small_released = 0
+    for line in bill["disposals"] + bill["losses"]:
+        for g in line["input_goods"]:
+            by_lot[g["lot_id"]] = by_lot.get(g["lot_id"], 0) + g["quantity"]
+            if line.get("procedure") == "4051" and g["lot_id"].startswith("S"):
+                small_released += g["quantity"]
+    exact = Fraction(10 * sum(q for p, q in steps if p == "4051"), 4)
+    assert exact <= small_released < exact + 1
+    assert by_lot == {"L1": 10, "L2": 20, **{f"S{i}": 1 for i in range(10)}}
+    assert {s.lot(lot)["status"] for lot in by_lot} == {"DISCHARGED"}
+
+
