@@ -7,7 +7,7 @@
 Each also from the environment (``IPLEDGER_GATEWAY_CA_CERT``, ``IPLEDGER_CLIENT_CERT``,
 ``IPLEDGER_CLIENT_KEY``); the command line wins. :meth:`ClientTLSOptions.load` checks the options
 against the gateway URL (files, the key's mode, that the certificate matches the key; no option with
-an ``http://`` URL, where it would be silently ignored) and returns a :class:`ClientTLS`, whose
+an ``http://`` URL, where it would be silently ignored; ``http://`` to this host only) and returns a :class:`ClientTLS`, whose
 :meth:`ClientTLS.urlopen` is ``urllib.request.urlopen`` with the context, turning a TLS failure that
 retrying cannot cure (unknown CA, host name mismatch, the gateway wanting or refusing a client
 certificate, no TLS at all) into :class:`TLSFailure`, whose message names the cause.
@@ -15,6 +15,7 @@ certificate, no TLS at all) into :class:`TLSFailure`, whose message names the ca
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import urllib.parse
 import urllib.request
@@ -71,6 +72,17 @@ def add_arguments(parser) -> None:
                             f"{ENV['client_key']})")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, without brackets) is this host: the one place plain HTTP may go —
+    the gateway's own listening address (``server.plain_http_refused``), its clients' URL, a webhook's."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class ClientTLSOptions:
     """The options as given: ``(path, where it came from)`` per option, or None."""
@@ -96,10 +108,14 @@ class ClientTLSOptions:
         return [opt[1] for opt in (self.ca_cert, self.client_cert, self.client_key) if opt]
 
     def load(self, url: str) -> "ClientTLS":
-        """Check the options for ``url`` and build the client's SSL context (None for http)."""
+        """Check the options for ``url`` and build the client's SSL context (None for http, which is for this
+        host only: the API key, and the customs values an import carries, would cross the network in clear text)."""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ClientTLSError(f"the gateway URL {url!r} is not an http:// or https:// URL")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ClientTLSError(f"the gateway URL {url} is plain HTTP to another host: the API key would cross the "
+                                 f"network in clear text; use the gateway's https:// URL")
         if parts.scheme == "http":
             if self.given:
                 raise ClientTLSError(f"{', '.join(self.given)} given, but the gateway URL {url} is plain HTTP: "
@@ -226,7 +242,7 @@ class ClientTLS:
             return (f"{where} refused the client certificate {self.options.client_cert[0]}: "
                     f"{_CERT_REFUSED[reason]} (TLS alert: {_alert(reason)})")
         if reason in _NOT_TLS:
-            return f"{where} does not answer TLS ({reason}); if it serves plain HTTP, use an http:// URL"
+            return f"{where} does not answer TLS ({reason}); if it serves plain HTTP (on this host only), use an http:// URL"
         if reason in _VERSION:
             return f"{where}: no TLS version both sides accept (TLS 1.2 or newer) ({reason})"
         if "ALERT" in reason:

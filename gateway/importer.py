@@ -299,11 +299,21 @@ def csv_row_to_body(row: dict[str, str]) -> dict:
             if not isinstance(nxt, dict):
                 raise ValueError(f"column {column}: {part} is given twice")
             target = nxt
-        if path[-1] in target and isinstance(target[path[-1]], dict) and isinstance(value, dict):
-            target[path[-1]].update(value)
-        else:
-            target[path[-1]] = value
+        _set_once(target, path[-1], value, column)
     return body
+
+
+def _set_once(target: dict, name: str, value: Any, column: str) -> None:
+    """``target[name] = value``, objects merged member by member; a member given twice — by a JSON cell and a
+    dotted column, in either order — is refused, as everywhere else a member named twice is: which value is meant
+    is not certain (the last one would silently win: a customs value changed on the way)."""
+    if name not in target:
+        target[name] = value
+    elif isinstance(target[name], dict) and isinstance(value, dict):
+        for member, inner in value.items():
+            _set_once(target[name], member, inner, column)
+    else:
+        raise ValueError(f"column {column}: {name} is given twice")
 
 
 # ------------------------------------------------------------------------------------------ progress

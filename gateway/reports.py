@@ -52,30 +52,38 @@ def inventory(service, org: str, authorisation_ids: list[str], as_of: str, chann
     sections, lines, totals, not_included = [], [], {}, []
     for auth_id in authorisation_ids:
         try:
-            data = service.evaluate_json(org, "GetBillOfDischargeData", auth_id, None, as_of, channel=channel)
+            answers = service.evaluate_each(org, "GetBillOfDischargeData", auth_id, None, as_of, channel=channel)
         except Problem as p:
             if p.status in (403, 404):
                 not_included.append(auth_id)
                 continue
             raise
-        lots = {line["lot_id"]: line for line in data.get("lots", [])}
-        rows = []
-        for r in data.get("remaining", []):
-            lot = lots.get(r["id"]) if r["goods"] == "LOT" else None
-            rows.append({"authorisation_id": auth_id, "goods": r["goods"], "id": r["id"], "cn": r["cn"],
-                         "description": lot.get("description") if lot else None,
-                         "mrn": lot.get("mrn") if lot else None, "quantity": r["quantity"], "unit": r["unit"],
-                         "deadline": r["deadline"], "status": r["status"]})
-        for row in rows:
-            key = (row["goods"], row["cn"], row["unit"])
-            totals[key] = totals.get(key, 0) + row["quantity"]
-        sections.append({"authorisation_id": auth_id, "holder_eori": data.get("holder_eori"),
-                         "supervising_office": data.get("supervising_office"), "cutoff": data.get("cutoff"),
-                         "lines": rows, "document_hash": data.get("document_hash")})
-        lines.extend(rows)
+        for on, data in answers:   # an id on several holders' channels: a section for each, naming its channel
+            _inventory_section(sections, lines, totals, auth_id, data, on if len(answers) > 1 else None)
     return {"report": "inventory", "as_of": as_of, "generated_at": moments.now_text(), "generated_for": org,
             "authorisations": sections, "lines": lines, "not_included": not_included,
             "totals": [{"goods": g, "cn": cn, "unit": u, "quantity": q} for (g, cn, u), q in sorted(totals.items())]}
+
+
+def _inventory_section(sections: list, lines: list, totals: dict, auth_id: str, data: dict,
+                       channel: str | None) -> None:
+    """One authorisation's section of the inventory, its lines and their totals, from its bill-of-discharge data."""
+    lots = {line["lot_id"]: line for line in data.get("lots", [])}
+    on = {"channel": channel} if channel else {}
+    rows = []
+    for r in data.get("remaining", []):
+        lot = lots.get(r["id"]) if r["goods"] == "LOT" else None
+        rows.append({"authorisation_id": auth_id, **on, "goods": r["goods"], "id": r["id"], "cn": r["cn"],
+                     "description": lot.get("description") if lot else None,
+                     "mrn": lot.get("mrn") if lot else None, "quantity": r["quantity"], "unit": r["unit"],
+                     "deadline": r["deadline"], "status": r["status"]})
+    for row in rows:
+        key = (row["goods"], row["cn"], row["unit"])
+        totals[key] = totals.get(key, 0) + row["quantity"]
+    sections.append({"authorisation_id": auth_id, **on, "holder_eori": data.get("holder_eori"),
+                     "supervising_office": data.get("supervising_office"), "cutoff": data.get("cutoff"),
+                     "lines": rows, "document_hash": data.get("document_hash")})
+    lines.extend(rows)
 
 
 # ------------------------------------------------------------------------------------------ CSV

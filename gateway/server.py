@@ -29,6 +29,7 @@ from typing import Callable
 
 from gunicorn.app.base import BaseApplication
 
+from ipledger.gateway.client_tls import is_loopback
 from ipledger.gateway.config import ConfigError, GatewayConfig
 from ipledger.gateway.observability import gunicorn_logconfig, gunicorn_logger_class
 from ipledger.gateway.tls import ServerTLS, TLSError, TLSOptions, org_tls_cas
@@ -191,11 +192,7 @@ def plain_http_refused(bind: str, tls_cert: str | None, insecure_http: bool) -> 
     if tls_cert or insecure_http or bind.startswith("unix:"):
         return None
     host = bind.rsplit(":", 1)[0].strip("[]") if ":" in bind else bind
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback:
+    if is_loopback(host):
         return None
     return (f"--bind {bind} without --tls-cert would serve API keys and sessions in clear text beyond this host: "
             "give --tls-cert/--tls-key (HTTPS), bind 127.0.0.1, or --insecure-http behind a TLS proxy")

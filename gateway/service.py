@@ -154,14 +154,27 @@ class LedgerService:
         self.metrics.answers.labels(function, "evaluated").inc()
         return answer
 
-    def _search(self, org: str, function: str, json_args: list[str], args: tuple) -> tuple[str, Any]:
+    def evaluate_each(self, org: str, function: str, *args: Any, channel: str | None = None) -> list[tuple[str, Any]]:
+        """(channel, answer) of a query of one authorisation on each channel that answers it: the one (or
+        ``channel``), unless its id is on several holders' channels — a grant no gateway could refuse, the check
+        of :meth:`channel_of_event` seeing only the channels it serves —, then every one of them: a view across
+        holders shows both rather than failing for every holder."""
+        try:
+            return [self.evaluate_where(org, function, *args, channel=channel)]
+        except Problem as p:
+            if channel is not None or p.name != "ambiguous-channel":
+                raise
+            return [self.evaluate_where(org, function, *args, channel=ch) for ch in p.extra["channels"]]
+
+    def _search(self, org: str, function: str, json_args: list[str], args: tuple,
+                remembered_route: bool = True) -> tuple[str, Any]:
         """(channel, answer) of the one channel that answers ``function``: an authorisation lives on one
-        channel, its holder's (remembered once found); a lot, batch or bill id is looked up each time, and
-        found on two channels (two holders' own numbering) it is 409 ``ambiguous-channel``: name one. A channel
-        that fails (5xx) fails the search: it may hold the item too, and an answer from elsewhere could be
-        the wrong holder's."""
+        channel, its holder's (remembered once found, unless not ``remembered_route``); a lot, batch or bill id
+        is looked up each time, and found on two channels (two holders' own numbering) it is 409
+        ``ambiguous-channel``: name one. A channel that fails (5xx) fails the search: it may hold the item too,
+        and an answer from elsewhere could be the wrong holder's."""
         route = args[0] if function in AUTHORISATION_QUERIES and args and isinstance(args[0], str) else None
-        remembered = self._routes.get(route) if route is not None else None
+        remembered = self._routes.get(route) if route is not None and remembered_route else None
         order = [remembered] if remembered else list(self.config.all_channels)
         found: dict[str, bytes] = {}
         refusals: list[Problem] = []
@@ -188,10 +201,14 @@ class LedgerService:
         return channel, _decode(raw, function)
 
     def channel_of_authorisation(self, org: str, authorisation_id: str) -> str:
-        """The channel holding ``authorisation_id`` as ``org`` may read it (its Problem otherwise)."""
+        """The channel an event of ``authorisation_id`` goes to, as ``org`` may read it (its Problem otherwise):
+        looked up on every channel each time, not on the route remembered for queries — an id granted since on
+        a second holder's channel (a grant no gateway could refuse) is then 409 ``ambiguous-channel`` for every
+        worker, rather than written to whichever channel one of them remembered."""
         if len(self.config.all_channels) == 1:
             return self.config.channel
-        return self._search(org, "GetAuthorisation", [_json_arg(authorisation_id)], (authorisation_id,))[0]
+        return self._search(org, "GetAuthorisation", [_json_arg(authorisation_id)], (authorisation_id,),
+                            remembered_route=False)[0]
 
     def channel_of_event(self, org: str, parsed: ParsedEvent, requested: str | None) -> str:
         """Where an event goes: the ``requested`` channel, the only one, that of its authorisation, or for a

@@ -40,7 +40,6 @@ import base64
 import hashlib
 import hmac
 import http.client
-import ipaddress
 import json
 import logging
 import re
@@ -58,6 +57,7 @@ from typing import Callable, Iterable
 from ipledger.gateway.feed.store import FeedStore, now_text
 from ipledger.gateway.feed.visibility import Visibility
 from ipledger.gateway import moments
+from ipledger.gateway.client_tls import is_loopback
 from ipledger.gateway.filestore import CorruptFileError, JsonFile, LeadLock, require_owner_only
 from ipledger.gateway.problems import Problem
 
@@ -72,15 +72,6 @@ ALERT_TYPES = ("DeadlineApproaching", "DeadlineOverdue", "BillOfDischargeDue", "
                "AuthorisationSuspended", "AuthorisationExpiring", "LateRecording")
 
 
-
-def _loopback(host: str) -> bool:
-    """Whether ``host`` is this host (loopback): the one place an alert may go over plain HTTP."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 class WebhookError(RuntimeError):
     pass
@@ -159,7 +150,7 @@ class Subscriptions:
             host = urllib.parse.urlsplit(url).hostname or ""
         except ValueError as exc:   # e.g. an unclosed IPv6 bracket
             raise WebhookError(f"not an http(s) URL: {url!r} ({exc})") from None
-        if url.startswith("http://") and not _loopback(host):
+        if url.startswith("http://") and not is_loopback(host):
             raise WebhookError(f"alerts carry the authorisations' data: an https:// URL for another host than this "
                                f"one, not {url!r}")
         if not re.fullmatch(r"[A-Za-z0-9.-]{1,64}", org or ""):

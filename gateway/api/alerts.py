@@ -14,24 +14,27 @@ ROUTES = Routes(API_PREFIX)
 
 def alerts_across(org: str, as_of: str | None, channel: str | None = None) -> dict:
     """The alerts at ``as_of`` of every authorisation the gateway knows that ``org`` may read (on ``channel`` only,
-    when given: a gateway of several holders' channels; 400 unknown-channel for one it does not serve). The answer's
+    when given: a gateway of several holders' channels; 400 unknown-channel for one it does not serve; an id on
+    several holders' channels gives each one's alerts, each naming its ``channel``). The answer's
     ``as_of`` is the moment the contract computed them for (a date: the end of that day), None for now."""
     service = state().service
     if channel is not None:
         service.channels(channel)   # checked even when no authorisation is known
     out, authorisations, moment = [], [], as_of
-    for auth_id in visible_authorisations(org):
+    for auth_id in visible_authorisations(org, channel):
         try:
-            data = service.evaluate_json(org, "GetAlerts", auth_id, as_of, channel=channel)
+            answers = service.evaluate_each(org, "GetAlerts", auth_id, as_of, channel=channel)
         except Problem as p:
             if p.status in (403, 404):
                 continue
             raise
         authorisations.append(auth_id)
-        out.extend(data.get("alerts", []))
-        if as_of is not None:
-            # the moment as the contract read it: a date is that whole day (to 23:59:59.999999 UTC), not its first instant
-            moment = data.get("as_of", moment)
+        for on, data in answers:   # an id on several holders' channels: each one's alerts, naming its channel
+            out.extend(data.get("alerts", []) if len(answers) == 1 else
+                       [{**alert, "channel": on} for alert in data.get("alerts", [])])
+            if as_of is not None:
+                # the moment as the contract read it: a date is that whole day (to 23:59:59.999999 UTC)
+                moment = data.get("as_of", moment)
     return {"as_of": moment, "authorisations": authorisations, "alerts": out}
 
 

@@ -240,7 +240,8 @@ def is_customs(org: str) -> bool:
     return org is not None and org == state().config.customs_msp
 
 
-def visible_authorisations(org: str) -> list[str]:
-    """Ids the gateway knows (seen in chaincode events or added by hand) that ``org`` may read."""
+def visible_authorisations(org: str, channel: str | None = None) -> list[str]:
+    """Ids the gateway knows (seen in chaincode events or added by hand) that ``org`` may read (on ``channel``
+    only, when given)."""
     lv = live()
-    return lv.visibility.readable(org, [a["authorisation_id"] for a in lv.store.authorisation_ids()])
+    return lv.visibility.readable(org, [a["authorisation_id"] for a in lv.store.authorisation_ids()], channel)

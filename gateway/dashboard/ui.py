@@ -257,15 +257,15 @@ def logout():
 def index(principal):
     rows, errors = [], []
     for auth_id in visible_authorisations(principal.org):
-        try:
-            auth = _evaluate(principal.org, "GetAuthorisation", auth_id)
-            balances = _evaluate(principal.org, "GetBalances", auth_id)
+        try:  # an id on several holders' channels (a grant no gateway could refuse): a row each, naming it
+            found = state().service.evaluate_each(principal.org, "GetAuthorisation", auth_id)
+            for channel, auth in found:  # validity days from the ledger time GetBalances answered at, as on its page
+                balances = _evaluate(principal.org, "GetBalances", auth_id, channel=channel)
+                rows.append({"auth": auth, "ceilings": balances.get("ceilings", []), "channel": len(found) > 1 and channel,
+                             "days_left": _days_until(auth.get("valid_to"), moments.parse(balances.get("as_of")))})
         except Problem as p:
             errors.append(f"{auth_id}: {p.detail}")
             continue
-        # validity days counted from the ledger time GetBalances answered at, as on the authorisation's page
-        rows.append({"auth": auth, "ceilings": balances.get("ceilings", []),
-                     "days_left": _days_until(auth.get("valid_to"), moments.parse(balances.get("as_of")))})
     lv = live()
     recent = lv.visibility.filter(principal.org, lv.store.latest(200))[:10]
     added, add_error = _add_outcome(principal)
@@ -302,7 +302,7 @@ def add(principal):
     if not whole(ID_PATTERNS["authorisation_id"], auth_id):
         return redirect(url_for("dashboard.index", add_error="malformed"))
     try:
-        _evaluate(principal.org, "GetAuthorisation", auth_id)
+        state().service.evaluate_each(principal.org, "GetAuthorisation", auth_id)   # on several channels: each
     except Problem as p:
         if p.status >= 500:
             raise  # the ledger failing: the error page, with its status (and Retry-After)

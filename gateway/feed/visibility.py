@@ -71,10 +71,11 @@ class Visibility:
         self.sync()
         return self._allowed(org, authorisation_id, channel)
 
-    def readable(self, org: str, authorisation_ids) -> list[str]:
-        """Those of ``authorisation_ids`` that ``org`` may read (one look at the store's changes)."""
+    def readable(self, org: str, authorisation_ids, channel: str | None = None) -> list[str]:
+        """Those of ``authorisation_ids`` that ``org`` may read (on ``channel`` only, when given; one look at the
+        store's changes)."""
         self.sync()
-        return [a for a in authorisation_ids if self._allowed(org, a)]
+        return [a for a in authorisation_ids if self._allowed(org, a, channel)]
 
     def _fresh(self, entry: tuple[bool, float, int] | None, authorisation_id: str) -> bool:
         """Whether a cached answer may still be used: within its time, and given after the newest known
@@ -99,9 +100,12 @@ class Visibility:
                                        **({"channel": channel} if channel else {}))
             allowed = True
         except Problem as p:
-            if p.status not in (400, 403, 404):
+            if p.name == "ambiguous-channel":
+                allowed = True   # on several holders' channels, each answering ``org``: readable on each
+            elif p.status not in (400, 403, 404):
                 raise  # the ledger is unreachable: decide nothing, cache nothing
-            allowed = False
+            else:
+                allowed = False
         with self._lock:
             self._cache[key] = (allowed, self.clock() + self.ttl, position)
         return allowed

@@ -242,3 +242,14 @@ def test_the_check_digit_catches_every_single_character_error():
                 else:
                     caught += 1
     assert caught > 10 * max(missed, 1)
+
+
+@pytest.mark.parametrize("ending", ["/history", "/audit"])
+def test_a_lot_or_batch_id_ending_in_the_name_of_its_trail_is_refused(s, ending):
+    """``/lots/P/history`` is lot P's trail on the REST API, so a lot ``P/history`` (an id may hold ``/``) could
+    never be read by its own path — asked for, the gateway answered P's trail. Such ids are refused; ids that
+    merely contain the word are not."""
+    assert refused(s, s.place, "P" + ending, 10, mrn_=mrns.mrn(90)) == "InvalidEvent"
+    assert refused(s, s.process, "OP9", [("L1", 10)], [retreaded(10, "B" + ending)]) == "InvalidEvent"
+    s.accepted(s.place("P" + ending + "s", 10, mrn_=mrns.mrn(91)))
+    s.accepted(s.place("history/P", 10, mrn_=mrns.mrn(92)))

@@ -114,9 +114,9 @@ class _Service:
     def __init__(self, answers):
         self.answers = answers
 
-    def evaluate_json(self, org, fn, auth_id, period_end, as_of, channel=None):
+    def evaluate_each(self, org, fn, auth_id, period_end, as_of, channel=None):
         assert fn == "GetBillOfDischargeData" and as_of == "2026-03-01"
-        return self.answers[auth_id]
+        return [("ip-plant", self.answers[auth_id])]
 
 
 def test_inventory_totals_add_exactly_per_goods_code_and_unit():

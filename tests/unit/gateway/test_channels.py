@@ -110,11 +110,11 @@ def test_an_event_goes_to_the_channel_of_its_authorisation(customs, ledgers):
     assert r.get_json()["channel"] == B
     assert [s["function"] for s in ledgers.by_channel[B].submits] == ["ConfirmExit"]
     assert ledgers.by_channel[A].submits == []
-    # found once, remembered: the next event of that authorisation asks no channel again
+    # an event looks on every channel each time (not on a remembered route): test_an_id_granted_on_a_second_…
     ledgers.calls.clear()
-    customs.post(event("RecordControl", authorisation_id="FRIPOB000001", control_id="C1", kind="PHYSICAL",
-                       result="COMPLIANT"))
-    assert ("ip-plant-a", "GetAuthorisation") not in ledgers.calls
+    r = customs.post(event("SuspendAuthorisation", authorisation_id="FRIPOB000001", reason="audit"))
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert (A, "GetAuthorisation") in ledgers.calls and ledgers.calls[-1] == (B, "SuspendAuthorisation")
 
 
 def test_an_authorisation_on_no_channel_is_not_found_and_nothing_is_submitted(customs, ledgers):
@@ -265,3 +265,62 @@ def test_the_dashboard_shows_a_lot_two_holders_number_alike_on_the_channel_chose
                 GetBillOfDischargeData={"lots": [{"lot_id": "L1", "remaining": 1}], "remaining": []})
     html = client.get(f"/dashboard/authorisations/{auth_b}").get_data(as_text=True)
     assert f'href="/dashboard/lots/L1?channel={B}"' in html
+
+
+def test_an_id_granted_on_a_second_holders_channel_is_refused_for_events_by_every_worker(customs, ledgers):
+    """A worker that had answered a query of FRIPO000001 on A remembered that route, and once the same id was
+    granted on B too (a grant no gateway could refuse: its check sees only the channels it serves), sent a
+    customs act of that id to A without a word — another worker answered 409. Now an event looks on every
+    channel: 409 ambiguous-channel, nothing submitted; naming the channel sends it there."""
+    set_answers(ledgers, A, GetAuthorisation=knows({"FRIPO000001": 1}))
+    set_answers(ledgers, B, GetAuthorisation=knows({}))
+    assert customs.get("/api/v1/authorisations/FRIPO000001").status_code == 200     # the route remembered: A
+    set_answers(ledgers, B, GetAuthorisation=knows({"FRIPO000001": 1}))               # granted on B since
+    suspend = event("SuspendAuthorisation", authorisation_id="FRIPO000001", reason="audit")
+    assert problem(customs.post(suspend), 409, "ambiguous-channel")["channels"] == [A, B]
+    assert all(not fake.submits for fake in ledgers.by_channel.values())
+    r = customs.post(suspend, channel=B)
+    assert r.status_code == 201 and r.get_json()["channel"] == B and ledgers.by_channel[A].submits == []
+
+
+@pytest.fixture
+def duplicate(app, ledgers):
+    """FRIPO000001 on both holders' channels, FRIPO000002 on A only; the gateway knows both ids."""
+    for channel, ids in ((A, {"FRIPO000001", "FRIPO000002"}), (B, {"FRIPO000001"})):
+        set_answers(ledgers, channel, GetAuthorisation=lambda org, args, ids=ids, channel=channel: (
+            {"authorisation_id": args[0], "holder_eori": f"holder-on-{channel}"} if args[0] in ids
+            else (_ for _ in ()).throw(evaluate_error("NotFound", "not found"))),
+            GetAlerts=lambda org, args, channel=channel: {"alerts": [{"type": "CeilingNear",
+                                                                      "authorisation_id": args[0], "on": channel}]},
+            GetBalances={"balances": [], "ceilings": []},
+            GetBillOfDischargeData=lambda org, args, channel=channel: {
+                "holder_eori": f"holder-on-{channel}", "lots": [], "document_hash": channel,
+                "remaining": [{"goods": "LOT", "id": f"L-{channel}", "cn": "40122000", "quantity": 1,
+                               "unit": "p/st", "deadline": "2026-09-01T00:00:00Z", "status": "OPEN"}]})
+    for auth_id in ("FRIPO000001", "FRIPO000002"):
+        app.extensions["ipledger_live"].store.add_authorisation(auth_id, "CustomsMSP")
+    return app
+
+
+def test_views_across_holders_show_an_id_on_two_channels_on_each(duplicate, customs, keys):
+    """One id on two holders' channels took every view of customs across holders down — the alerts (even with
+    ``?channel=``), the known authorisations, the inventory: 409 for every holder. Each now shows the id on each
+    channel, naming it; with ``?channel=`` that channel's only."""
+    r = customs.get("/api/v1/alerts")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert sorted((a["authorisation_id"], a["on"], a.get("channel")) for a in r.get_json()["alerts"]) == \
+        [("FRIPO000001", A, A), ("FRIPO000001", B, B), ("FRIPO000002", A, None)]
+    r = customs.get("/api/v1/alerts", channel=B)
+    assert r.status_code == 200 and [(a["authorisation_id"], a["on"]) for a in r.get_json()["alerts"]] == \
+        [("FRIPO000001", B)]
+    assert customs.get("/api/v1/dashboard/authorisations").get_json()["authorisations"] == \
+        ["FRIPO000001", "FRIPO000002"]
+    r = customs.get("/api/v1/reports/inventory", as_of="2026-06-01")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert [(s["authorisation_id"], s.get("channel"), s["holder_eori"]) for s in r.get_json()["authorisations"]] == \
+        [("FRIPO000001", A, f"holder-on-{A}"), ("FRIPO000001", B, f"holder-on-{B}"), ("FRIPO000002", None, f"holder-on-{A}")]
+    client = duplicate.test_client()
+    assert sign_in(client, keys[("CustomsMSP", "viewer")]).status_code == 302
+    html = client.get("/dashboard/").get_data(as_text=True)
+    assert f'href="/dashboard/authorisations/FRIPO000001?channel={B}"' in html
+    assert f'href="/dashboard/authorisations/FRIPO000001?channel={A}"' in html

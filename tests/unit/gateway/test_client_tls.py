@@ -341,3 +341,19 @@ def test_an_expired_client_certificate_is_refused_before_connecting(pki, tmp_pat
 def test_plain_http_without_options_is_unchanged():
     tls = ClientTLSOptions().load("http://127.0.0.1:8080")
     assert tls.context is None
+
+
+@pytest.mark.parametrize("url", ["http://192.0.2.10:8080", "http://gateway.example:8080", "http://[2001:db8::1]:80"])
+def test_plain_http_to_another_host_is_refused_before_anything_is_sent(url):
+    """The gateway refuses plain HTTP beyond loopback, and a webhook's http:// to another host; its own clients
+    sent the API key (and an import's customs values) in clear text to any host. Now refused, named."""
+    with pytest.raises(client_tls.ClientTLSError, match="plain HTTP to another host"):
+        ClientTLSOptions().load(url)
+    with pytest.raises(ImportError_, match="clear text"):
+        Importer(url, "ipk_0123456789ab_" + "A" * 43)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080",
+                                 "http://127.0.0.2:8080"])
+def test_plain_http_to_this_host_is_accepted(url):
+    assert ClientTLSOptions().load(url).context is None

@@ -72,6 +72,23 @@ def test_csv_commercial_and_dotted_columns():
     assert body["commercial"] == {"invoice_price": {"amount": "1", "currency": "EUR"}}
 
 
+
+@pytest.mark.parametrize("columns", [
+    [("commercial.customs_value.amount", "999.00"),
+     ("commercial", '{"customs_value": {"amount": "100.00", "currency": "EUR"}}')],
+    [("commercial", '{"customs_value": {"amount": "100.00", "currency": "EUR"}}'),
+     ("commercial.customs_value.amount", "999.00")],
+    [("commercial.customs_value", '{"amount": "100.00", "currency": "EUR"}'),
+     ("commercial.customs_value.amount", "999.00")]])
+def test_a_member_given_by_a_json_cell_and_a_dotted_column_is_refused(columns):
+    """The same customs value in a JSON cell and a dotted column: one of them silently won, by the columns' order —
+    a customs value changed on the way. Refused, whichever comes first; members that differ still merge."""
+    with pytest.raises(ValueError, match="given twice"):
+        csv_row_to_body({"type": "PlaceUnderProcedure", **dict(columns)})
+    body = csv_row_to_body({"type": "PlaceUnderProcedure", "commercial.customs_value.currency": "EUR",
+                            "commercial": '{"customs_value": {"amount": "100.00"}}'})
+    assert body["commercial"] == {"customs_value": {"currency": "EUR", "amount": "100.00"}}
+
 def test_csv_file_lines_and_bad_rows(tmp_path):
     path = tmp_path / "events.csv"
     with open(path, "w", newline="") as f:

@@ -74,7 +74,7 @@ def test_the_importer_sends_a_line_answered_so_again_instead_of_recording_it_ref
 
     ledger.submit_failures += [race() for _ in range(config.race_retries + 1)]
     answer = as_org("OperatorMSP").post(EVENTS, json=move_body())
-    imp = Importer("http://gateway.invalid", "ipk_x", retries=1, sleep=lambda s: None)
+    imp = Importer("https://gateway.invalid", "ipk_x", retries=1, sleep=lambda s: None)
     answers = [(answer.status_code, answer.json, dict(answer.headers)), (201, {"tx_id": "t1", "status": "COMMITTED"},
                                                                         {})]
     imp._post = lambda body, line: answers.pop(0)
