@@ -7,8 +7,9 @@ CLEARED) goes into the transaction's chaincode event:
 * ``YieldDeviation``  — an accepted operation deviates from the rate of yield by more than
   ``yield_warn_pct`` (subject: operation id / output CN); stays raised (a historical fact).
 * ``BalanceDiscrepancy`` — a control counted another quantity than the records (subject:
-  ``LOT:<id>@<site>``), also raised where goods are moved to from a site where one stands, and on the batches
-  made there from them (controls.carry_discrepancy); cleared by a later control there that finds the book.
+  ``LOT:<id>@<site>``), also raised where goods are moved to from a site where one stands, on the batches
+  made there from them, and on the lot receiving them by a 5151 transfer (controls.carry_discrepancy,
+  carry_found); cleared by a later control there that finds the book.
 * ``CeilingNear`` — quantity under the procedure ≥ ``ceiling_warn_pct`` of ``max_qty`` (subject: the
   input-goods entry CN); cleared when it drops below.
 * ``LossRateHigh`` — losses (nature, force majeure) / quantity entered > ``loss_warn_pct``

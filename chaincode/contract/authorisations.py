@@ -6,7 +6,8 @@ products, the rates of yield (art. 255), the sites, the validity and the period
 for discharge (art. 257). Amendments apply forward only: lots already placed keep
 their discharge deadline, and a lot declared before an amendment of the period and recorded after it
 gets the period in force when its declaration was accepted (``discharge_period_at``; the periods an
-amendment replaced are kept in ``discharge_periods``). Only customs' acts write an authorisation
+amendment replaced are kept in ``discharge_periods``) — a longer one than today's raises LateRecording
+(``time_rules.review_lateness``): that moment is the declarant's to give. Only customs' acts write an authorisation
 (``acts.py``), and like every key it is judged by the chaincode policy — customs' peer and another
 member's (``endorsement.py``: why it carries no key-level policy). An authorisation is granted to a registered holder
 (``HolderNotRegistered``): its ``holder_eori`` is an EORI of a party customs

@@ -27,6 +27,9 @@ class Tx:
     party: roles.Party | None = None  # the caller's role and EORIs (roles.identify), once identified
     commercial: dict | None = None   # from the transient map, never written to public state
     occurred_at: dt.datetime | None = None  # the event's business time (checked by time_rules.business_time)
+    # terms of the authorisation an act was declared under, more favourable than those in force when it is
+    # recorded (a placement's longer period for discharge): LateRecording states them (time_rules.review_lateness)
+    earlier_terms: dict | None = None
     effects: list[dict] = field(default_factory=list)        # goods postings, in order
     alert_changes: list[dict] = field(default_factory=list)  # RAISED / UPDATED / CLEARED
     # what the event concerns, as ordered sets (dict keys: no set is ever iterated, so no hash order)

@@ -55,21 +55,46 @@ def carry_discrepancy(tx, authorisation_id: str, source: tuple[str, str, str], t
                       how: dict) -> None:
     """Goods (``source``: kind, id, site) where a control found a difference still standing carry it to what
     they become elsewhere (``to``): moved to another site (``how``: ``moved_from``, ``moved``) or processed into a
-    batch (``processed_from``, ``operation_id``). ``to`` gets a ``BalanceDiscrepancy`` of its own — the
-    difference found (``difference_found``, in the counted goods' ``found_unit``), when (``found_at``: the
-    control that found it) —, unless one stands there already.
+    batch (``processed_from``, ``operation_id``); see :func:`carry_found`.
     Otherwise the book of the missing goods, moved or processed on paper, would make the next count match and
     clear the alert while the goods are nowhere; it clears only by a count of ``to`` where it is."""
     standing = tx.state.get(keys.alert(authorisation_id, DISCREPANCY, subject(*source)))
+    if standing is not None:
+        carry_found(tx, authorisation_id, to, how, _found(standing))
+
+
+def standing_difference(tx, authorisation_id: str, kind: str, goods_id: str, sites) -> dict | None:
+    """What a control found at one of ``sites`` of the goods and still stands (the first site by name), to be
+    carried with them — a 5151 transfer's exit keeps it on its declaration for the reception to take up:
+    ``found_site``, ``difference_found`` (in ``found_unit``), ``found_at``; None when no difference stands there."""
+    for site in sorted(sites):
+        standing = tx.state.get(keys.alert(authorisation_id, DISCREPANCY, subject(kind, goods_id, site)))
+        if standing is not None:
+            return {"found_site": site, **_found(standing)}
+    return None
+
+
+def carry_found(tx, authorisation_id: str, to: tuple[str, str, str], how: dict, found: dict) -> None:
+    """``to`` (kind, id, site, of ``authorisation_id``) gets a ``BalanceDiscrepancy`` of its own for a difference
+    found elsewhere (``found``: the difference, in the counted goods' ``found_unit``, and when, ``found_at``: the
+    control that found it), with how the goods came (``how``) — unless one stands there already."""
     to_subject = subject(*to)
-    if standing is None or tx.state.exists(keys.alert(authorisation_id, DISCREPANCY, to_subject)):
+    if tx.state.exists(keys.alert(authorisation_id, DISCREPANCY, to_subject)):
         return
-    found = standing["details"]
-    carried = "difference" not in found   # carried here itself: the difference a control found elsewhere
     kind, goods_id, site = to
     alerts.raise_alert(tx, authorisation_id, DISCREPANCY, to_subject, {
-        "goods": kind, "id": goods_id, "site": site, **how,
-        "difference_found": found["difference_found"] if carried else found["difference"],
-        "found_unit": found.get("found_unit", found.get("unit")) if carried else found["unit"],
-        "found_at": found["found_at"] if carried else standing["updated_at"]})
+        "goods": kind, "id": goods_id, "site": site, **how, **found})
 
+
+def transferred(authorisation_id: str, mrn: str, item_no: int) -> dict:
+    """How goods carrying a control's difference came to a receiving authorisation: a 5151 transfer (``how``)."""
+    return {"transferred_from": authorisation_id, "mrn": mrn, "item_no": item_no}
+
+
+def _found(standing: dict) -> dict:
+    """The difference a standing alert stands for: the control's own, or (carried there itself) the one it carries."""
+    found = standing["details"]
+    if "difference" not in found:   # carried here itself: the difference a control found elsewhere
+        return {"difference_found": found["difference_found"],
+                "found_unit": found.get("found_unit", found.get("unit")), "found_at": found["found_at"]}
+    return {"difference_found": found["difference"], "found_unit": found["unit"], "found_at": standing["updated_at"]}

@@ -9,7 +9,8 @@ placement time.
 """
 from __future__ import annotations
 
-from ipledger.chaincode.contract import authorisations, declarations, goods, keys, shares, time_rules, timestamps
+from ipledger.chaincode.contract import (authorisations, controls, declarations, goods, keys, shares, time_rules,
+                                        timestamps)
 from ipledger.chaincode.contract.errors import ExitMismatch, InvalidEvent, InvalidState, NotFound, OutOfOrder
 from ipledger.chaincode.contract.state import canonical_json
 
@@ -57,10 +58,14 @@ def exit_goods(tx, event: dict) -> dict:
         "cn": record["cn"], "unit": record["unit"], "quantity": event["quantity"]})
     # a re-export awaits ConfirmExit, a transfer its reception (or ConfirmExit when it is received elsewhere) —
     # unless the reception was recorded first: ExitUnconfirmed counts from the legally relevant date of the exit
-    awaits_reception = event["procedure"] == TRANSFER and \
-        declarations.other_side(tx.state, event["mrn"], item_no, declaration) is None
+    received = declarations.other_side(tx.state, event["mrn"], item_no, declaration)   # the reception, if first
+    awaits_reception = event["procedure"] == TRANSFER and received is None
     effect.update({"procedure": event["procedure"], "mrn": event["mrn"], "item_no": item_no,
                    **({"awaits_reception": True} if awaits_reception else {})})   # for the replays (bill, alerts)
+    # a difference a control found where a transfer's goods leave goes with them to the receiving authorisation:
+    # its reception here ends the exit's wait, and the next count where they were would match the book
+    found = controls.standing_difference(tx, event["authorisation_id"], kind, goods_id, effect["sites"]) \
+        if event["procedure"] == TRANSFER else None
     goods.post(tx, effect)
     record = tx.state.get(keys.goods(kind, goods_id))
     tx.state.put(declaration, {
@@ -68,7 +73,11 @@ def exit_goods(tx, event: dict) -> dict:
         "mrn": event["mrn"], "item_no": item_no, "procedure": event["procedure"], "quantity": event["quantity"],
         "cn": record["cn"], "unit": record["unit"], "attribution": effect["attribution"], "occurred_at": event["occurred_at"],
         "recorded_at": tx.recorded_at, "tx_id": tx.tx_id, "exit_confirmed": None,
+        **({"difference_found": found} if found else {}),
     })
+    if found and received is not None and received.get("site"):
+        controls.carry_found(tx, received["authorisation_id"], (goods.LOT, received["id"], received["site"]),
+                             controls.transferred(event["authorisation_id"], event["mrn"], item_no), found)
     if event["procedure"] == RE_EXPORT or awaits_reception:
         tx.state.put(keys.unconfirmed_exit(event["authorisation_id"], event["mrn"], item_no), {
             "goods": kind, "id": goods_id, "quantity": event["quantity"], "procedure": event["procedure"],

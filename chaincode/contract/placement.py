@@ -43,13 +43,17 @@ def place_under_procedure(tx, event: dict) -> dict:
                               max_qty=entry["max_qty"])
     declared = {"type": "PLACEMENT", "authorisation_id": auth["authorisation_id"], "goods": goods.LOT, "id": lot_id,
                 "mrn": event["mrn"], "item_no": event["item_no"], "procedure": event["procedure"], "cn": event["cn"],
-                "unit": event["unit"], "quantity": qty, "recorded_at": tx.recorded_at, "tx_id": tx.tx_id}
+                "unit": event["unit"], "quantity": qty, "site": event["site"], "recorded_at": tx.recorded_at,
+                "tx_id": tx.tx_id}
     declaration = declarations.claim(tx.state, event["mrn"], event["item_no"], declared)
     if tx.commercial is None or "customs_value" not in tx.commercial:
         raise InvalidEvent("the customs value is missing (transient map, key 'commercial')", field="commercial")
 
     accepted = time_rules.legal_time(tx)   # when the declaration was accepted
-    deadline = accepted + dt.timedelta(days=authorisations.discharge_period_at(auth, accepted))
+    period = authorisations.discharge_period_at(auth, accepted)
+    if period > auth["discharge_period_days"]:   # declared before the period was shortened: customs are told
+        tx.earlier_terms = {"discharge_period_days": period, "in_force_days": auth["discharge_period_days"]}
+    deadline = accepted + dt.timedelta(days=period)
     lot = {
         "lot_id": lot_id, "authorisation_id": auth["authorisation_id"], "authorisation_version": auth["version"],
         "mrn": event["mrn"], "item_no": event["item_no"], "procedure": event["procedure"],
@@ -69,6 +73,10 @@ def place_under_procedure(tx, event: dict) -> dict:
     sent = declarations.other_side(tx.state, event["mrn"], event["item_no"], declaration)
     if sent is not None:
         receive_transfer(tx, sent, event["mrn"], event["item_no"])
+        if sent.get("difference_found"):   # the sender's goods left a site where a control's difference stood
+            controls.carry_found(tx, auth["authorisation_id"], (goods.LOT, lot_id, event["site"]),
+                                 controls.transferred(sent["authorisation_id"], event["mrn"], event["item_no"]),
+                                 sent["difference_found"])
     tx.stub.put_private_data(keys.COMMERCIAL_COLLECTION, tx.state.key(keys.commercial_lot(lot_id)),
                              canonical_json({"lot_id": lot_id, **tx.commercial}))
     return {"lot": goods.view(goods.LOT, tx.state.get(keys.lot(lot_id)), tx.now),

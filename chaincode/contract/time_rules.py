@@ -59,18 +59,22 @@ def late_by(tx) -> dt.timedelta:
 
 def review_lateness(tx, act: str, event: dict) -> None:
     """LateRecording (recorded alert, subject ``<msp_id>:<event_id>``): the act is recorded more than
-    ``late_recording_days`` after its ``occurred_at``. It stays raised, a fact for customs to look at.
-    Events without an authorisation (SetParameters) raise none."""
+    ``late_recording_days`` after its ``occurred_at`` — or, however soon, after a change of the authorisation's
+    terms that it was declared before and that would have been less favourable to it (``tx.earlier_terms``: a
+    placement keeps the period for discharge in force when its declaration was accepted, and a date the
+    declarant gives could otherwise lengthen it unseen). It stays raised, a fact for customs to look at (the
+    declaration's acceptance date is theirs to check). Events without an authorisation (SetParameters) raise none."""
     allowed = tx.params["late_recording_days"]
     lateness = late_by(tx)
     auth_id = event.get("authorisation_id")
-    if auth_id is None or lateness <= dt.timedelta(days=allowed):
+    if auth_id is None or (lateness <= dt.timedelta(days=allowed) and tx.earlier_terms is None):
         return
     alerts.raise_alert(tx, auth_id, LATE_RECORDING, f"{tx.caller.msp_id}:{event['event_id']}", {
         "event_type": act, "event_id": event["event_id"], "submitted_by": tx.caller.msp_id,
         "occurred_at": event["occurred_at"], "recorded_at": tx.recorded_at,
         "late_by_s": lateness // dt.timedelta(seconds=1), "late_recording_days": allowed,
         "lots": sorted(tx.lots), "batches": sorted(tx.batches),
+        **({"earlier_terms": tx.earlier_terms} if tx.earlier_terms is not None else {}),
     })
 
 
