@@ -97,10 +97,6 @@ def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
         act, event = entry["event_type"], entry["event"]
         if act in ("GrantAuthorisation", "AmendAuthorisation"):
             terms = authorisations.fields_of(event)
-        elif act == "ConfirmExit":
-            for mrn, item in [key for key in pending if key[0] == event["mrn"]]:
-                if declarations.confirmed_in(state, mrn, item, entry["tx_id"]):
-                    del pending[(mrn, item)]
         elif act == "SubmitBillOfDischarge":
             bills[event["period_end"]] = {**stored[event["period_end"]], "status": "SUBMITTED"}
         elif act == "DecideBillOfDischarge":
@@ -118,8 +114,11 @@ def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
                            "raised_tx": first["raised_tx"] if first else entry["tx_id"],
                            "updated_at": entry["recorded_at"], "updated_tx": entry["tx_id"], "source": RECORDED}
     moment = timestamps.fmt(as_of)
-    # transfers received (on this ledger, under the other authorisation) by then no longer await
-    pending = {k: p for k, p in pending.items() if not (p["received_at"] and p["received_at"] <= moment)}
+    # confirmed by then (the bill's reading of the same log), or transfers received (on this ledger, under the other
+    # authorisation) by then: no longer awaiting
+    confirmed = billing.exit_confirmations(state, log)
+    pending = {k: p for k, p in pending.items()
+               if k not in confirmed and not (p["received_at"] and p["received_at"] <= moment)}
     history = [h for h in auth["status_history"] if h["recorded_at"] <= moment] or auth["status_history"][:1]
     records = sorted(book.records.items())
     return {

@@ -188,7 +188,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
 
     # processing, 3. disposals and 4. losses (with FIFO attribution), controls, alerts, transactions
     processing, disposals, losses, controls, alert_changes, transactions = [], [], [], [], [], []
-    confirmations = _exit_confirmations(state, log, from_records)
+    confirmations = exit_confirmations(state, log, from_records)
     for entry in log:
         in_window = entry["recorded_at"] >= window_start
         if in_window:
@@ -348,9 +348,10 @@ def _received_before(state, mrn: str, item_no: int, cutoff: dt.datetime) -> dict
     return {"recorded_at": received["recorded_at"], "tx_id": received["tx_id"]} if received else None
 
 
-def _exit_confirmations(state, log: list[dict], from_records: bool = True) -> dict[tuple[str, int], dict]:
-    """Which items a ``ConfirmExit`` confirmed, by (MRN, item), each with its own confirmation: those whose record
-    names its transaction (``declarations.confirmed_in``) — what discharge.confirm_exit did. A bill submitted
+def exit_confirmations(state, log: list[dict], from_records: bool = True) -> dict[tuple[str, int], dict]:
+    """Which items a ``ConfirmExit`` in ``log`` confirmed, by (MRN, item), each with its own confirmation: those whose
+    record names its transaction (``declarations.confirmed_in``) — what discharge.confirm_exit did. The bill's lines
+    and the alerts as of a past moment (``alert_rules.records_then``) read it alike. A bill submitted
     before (``from_records`` False) keeps the earlier reading: every item of the MRN awaiting one in log order."""
     pending: dict[str, list[int]] = {}
     confirmed: dict[tuple[str, int], dict] = {}

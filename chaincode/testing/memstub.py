@@ -521,3 +521,18 @@ class MemLedger:
     def validation_parameters(self) -> Mapping[str, bytes]:
         """Every key carrying a key-level policy, with it."""
         return dict(self._committed.validation)
+
+    def as_recorded_before(self, member: str) -> None:
+        """Every stored record as a contract before ``member`` existed wrote it: that member taken out wherever it
+        is, at any depth (what a test of a rule that keeps earlier records' meaning starts from)."""
+        import json
+
+        from ipledger.chaincode.contract.state import canonical_json
+
+        def strip(value):
+            if isinstance(value, dict):
+                return {k: strip(v) for k, v in value.items() if k != member}
+            return [strip(v) for v in value] if isinstance(value, list) else value
+        for key, raw in self.state.items():
+            if f'"{member}"'.encode() in raw:
+                self._committed.put(key, canonical_json(strip(json.loads(raw))))

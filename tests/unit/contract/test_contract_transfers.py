@@ -188,7 +188,7 @@ def test_a_bill_submitted_before_receptions_were_shown_keeps_its_hash(s):
     assert stored["bill"]["receptions_shown"] is True
     assert _bill_lines(s, period_end=period_end)[0]["document_hash"] == bill["document_hash"]
     # the same bill as the previous contract recorded it (no receptions_shown): its lines, and hash, as then
-    _as_recorded_before(s, "receptions_shown")
+    s.ledger.as_recorded_before("receptions_shown")
     then, lines = _bill_lines(s, period_end=period_end)
     assert "received" not in lines[transfer]
     old_format = copy.deepcopy(bill)          # the bill as the previous contract computed it: no 'received'
@@ -289,24 +289,12 @@ def test_a_bill_submitted_before_confirmations_were_read_from_records_keeps_its_
     stored = s.accepted(s.submit("SubmitBillOfDischarge", {"authorisation_id": AUTH_ID, "period_end": period_end,
                                                            "document_hash": bill["document_hash"]}, "OperatorMSP"))
     assert stored["bill"]["confirmations_recorded"] is True
-    _as_recorded_before(s, "confirmations_recorded")                 # as an earlier contract recorded it
+    s.ledger.as_recorded_before("confirmations_recorded")                 # as an earlier contract recorded it
     then = s.query("GetBillOfDischargeData", AUTH_ID, period_end, None)
     item1 = [d for d in then["disposals"] if d["mrn"] == m and d["item_no"] == 1][0]
     assert item1["exit_confirmed"] is not None and then["document_hash"] != bill["document_hash"]
 
 
-def _as_recorded_before(s, marker: str) -> None:
-    """Every stored record as a contract before ``marker`` existed wrote it: the key taken out wherever it is."""
-    import json
-    from ipledger.chaincode.contract.state import canonical_json
-
-    def strip(value):
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k != marker}
-        return [strip(v) for v in value] if isinstance(value, list) else value
-    for key, raw in s.ledger.state.items():
-        if f'"{marker}"'.encode() in raw:
-            s.ledger._committed.put(key, canonical_json(strip(json.loads(raw))))
 
 
 def _skewed_reception_and_confirmation(s, m: str) -> dict:
