@@ -70,6 +70,9 @@ def add_arguments(parser) -> None:
     group.add_argument("--client-key", metavar="FILE", default=None,
                        help=f"the client certificate's private key (PEM, unencrypted, mode 0600; env "
                             f"{ENV['client_key']})")
+    group.add_argument("--insecure-http", action="store_true",
+                       help="allow an http:// gateway URL on another host (the API key and the events cross the "
+                            "network in clear text: only inside a network you trust, e.g. a cluster's own)")
 
 
 def is_loopback(host: str) -> bool:
@@ -89,11 +92,12 @@ class ClientTLSOptions:
     ca_cert: tuple[str, str] | None = None
     client_cert: tuple[str, str] | None = None
     client_key: tuple[str, str] | None = None
+    insecure_http: bool = False   # --insecure-http: http:// to another host, said out loud
 
     @classmethod
     def from_args(cls, args, environ=None) -> "ClientTLSOptions":
         environ = os.environ if environ is None else environ
-        values = {}
+        values: dict = {"insecure_http": bool(getattr(args, "insecure_http", False))}
         for name, env in ENV.items():
             given = getattr(args, name, None)
             if given:
@@ -113,9 +117,10 @@ class ClientTLSOptions:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ClientTLSError(f"the gateway URL {url!r} is not an http:// or https:// URL")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname) and not self.insecure_http:
             raise ClientTLSError(f"the gateway URL {url} is plain HTTP to another host: the API key would cross the "
-                                 f"network in clear text; use the gateway's https:// URL")
+                                 f"network in clear text; use the gateway's https:// URL (or --insecure-http inside "
+                                 f"a network you trust)")
         if parts.scheme == "http":
             if self.given:
                 raise ClientTLSError(f"{', '.join(self.given)} given, but the gateway URL {url} is plain HTTP: "

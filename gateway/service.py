@@ -158,11 +158,14 @@ class LedgerService:
         """(channel, answer) of a query of one authorisation on each channel that answers it: the one (or
         ``channel``), unless its id is on several holders' channels — a grant no gateway could refuse, the check
         of :meth:`channel_of_event` seeing only the channels it serves —, then every one of them: a view across
-        holders shows both rather than failing for every holder."""
-        try:
+        holders shows both rather than failing for every holder. Looked up on every channel each time, not on the
+        route remembered for other queries (which would show the first holder's alone, unlabelled)."""
+        if channel is not None or len(self.config.all_channels) == 1:
             return [self.evaluate_where(org, function, *args, channel=channel)]
+        try:
+            return [self._search(org, function, [_json_arg(a) for a in args], args, remembered_route=False)]
         except Problem as p:
-            if channel is not None or p.name != "ambiguous-channel":
+            if p.name != "ambiguous-channel":
                 raise
             return [self.evaluate_where(org, function, *args, channel=ch) for ch in p.extra["channels"]]
 

@@ -394,15 +394,18 @@ class AlertRouter:
             org_subs = [s for s in subs if s["org"] == org]
             for auth_id in auth_ids:
                 try:
-                    data = self.service.evaluate_json(org, "GetAlerts", auth_id, as_of)
+                    answers = self.service.evaluate_each(org, "GetAlerts", auth_id, as_of)
                 except Problem as p:
                     if p.status in (400, 403, 404):
                         continue
                     # this one is polled again later (the poll is reported failed); the others go on now
                     failed = failed or p
                     continue
-                current = {f"{a['type']}/{a['subject']}": a for a in data.get("alerts", [])
-                           if a.get("source") == "DERIVED"}
+                current = {}
+                for channel, data in answers:   # an id on several holders' channels: each one's, naming its channel
+                    on = {"channel": channel} if len(answers) > 1 else {}
+                    current.update({f"{channel + '/' if on else ''}{a['type']}/{a['subject']}": {**a, **on}
+                                    for a in data.get("alerts", []) if a.get("source") == "DERIVED"})
                 changes += self._diff(org, auth_id, current, org_subs)
         if failed is not None:
             raise failed
@@ -421,10 +424,11 @@ class AlertRouter:
             if key not in current:
                 events.append(("CLEARED", key, json.loads(row["alert"]), row["since"]))
         for change, key, alert, since in events:
-            alert = {k: alert.get(k) for k in ("type", "authorisation_id", "subject", "details")}
+            on = {"channel": alert["channel"]} if alert.get("channel") else {}
+            alert = {**{k: alert.get(k) for k in ("type", "authorisation_id", "subject", "details")}, **on}
             alert_id = _hash_id("time", org, auth_id, key, change, since)
             body = {"alert_id": alert_id, "change": change, "source": "DERIVED", "alert": alert,
-                    "detected_at": detected, "since": since}
+                    "detected_at": detected, "since": since, **on}   # its channel: where access is checked
             # the deliveries and the remembered state in one transaction: a poll that fails half-way leaves
             # neither, and the next poll finds the same change again (no second alert id for it)
             self.deliveries.enqueue_many(
@@ -630,8 +634,8 @@ class Dispatcher:
                                                **({"channel": channel} if channel else {}))
         except Problem as problem:
             if 400 <= problem.status < 500:
-                # an answer, not an outage (409 ambiguous-channel: the id is on two holders' channels): asking
-                # again gives the same, and the subscription's later deliveries would wait behind it for good
+                # an answer, not an outage: asking again gives the same, and the subscription's later deliveries
+                # would wait behind it for good (an id on two holders' channels is no such answer: readable on each)
                 self.deliveries.end(d["delivery_id"], f"the subscription's access cannot be checked: {problem.name}")
                 log.warning("webhook delivery %s: its access check answers %s %s; the delivery ends FAILED",
                             d["delivery_id"], problem.status, problem.name,

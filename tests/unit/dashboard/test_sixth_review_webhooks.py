@@ -55,11 +55,11 @@ def test_one_authorisation_the_ledger_fails_on_does_not_stop_the_time_alerts_of_
     deliveries = Deliveries(store)
 
     class Service:
-        def evaluate_json(self, org, function, auth_id, as_of):
+        def evaluate_each(self, org, function, auth_id, as_of):
             if auth_id == "FRIPO000001":   # e.g. the contract failing on this one authorisation (InternalError)
                 raise Problem(502, "internal-error", "the contract failed to process the request")
-            return {"alerts": [{"type": "DeadlineOverdue", "subject": "L7", "source": "DERIVED",
-                                "authorisation_id": auth_id, "details": {}}]}
+            return [("ip-plant", {"alerts": [{"type": "DeadlineOverdue", "subject": "L7", "source": "DERIVED",
+                                              "authorisation_id": auth_id, "details": {}}]})]
 
     router = AlertRouter(subs, deliveries, visibility=None, service=Service(), store=store)
     with pytest.raises(Problem):           # the poll is reported failed (tried again after a back-off) ...

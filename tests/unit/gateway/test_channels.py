@@ -286,17 +286,24 @@ def test_an_id_granted_on_a_second_holders_channel_is_refused_for_events_by_ever
 @pytest.fixture
 def duplicate(app, ledgers):
     """FRIPO000001 on both holders' channels, FRIPO000002 on A only; the gateway knows both ids."""
+    def only(ids, answer):
+        """``answer`` for an authorisation of ``ids``, else NotFound (as the contract answers)."""
+        def evaluate(org, args):
+            if args[0] not in ids:
+                raise evaluate_error("NotFound", f"{args[0]} not found")
+            return answer(org, args)
+        return evaluate
+
     for channel, ids in ((A, {"FRIPO000001", "FRIPO000002"}), (B, {"FRIPO000001"})):
-        set_answers(ledgers, channel, GetAuthorisation=lambda org, args, ids=ids, channel=channel: (
-            {"authorisation_id": args[0], "holder_eori": f"holder-on-{channel}"} if args[0] in ids
-            else (_ for _ in ()).throw(evaluate_error("NotFound", "not found"))),
-            GetAlerts=lambda org, args, channel=channel: {"alerts": [{"type": "CeilingNear",
-                                                                      "authorisation_id": args[0], "on": channel}]},
-            GetBalances={"balances": [], "ceilings": []},
-            GetBillOfDischargeData=lambda org, args, channel=channel: {
+        set_answers(ledgers, channel, GetAuthorisation=only(ids, lambda org, args, channel=channel: {
+            "authorisation_id": args[0], "holder_eori": f"holder-on-{channel}"}),
+            GetAlerts=only(ids, lambda org, args, channel=channel: {"alerts": [{"type": "CeilingNear",
+                                                                                "authorisation_id": args[0], "on": channel}]}),
+            GetBalances=only(ids, lambda org, args: {"balances": [], "ceilings": []}),
+            GetBillOfDischargeData=only(ids, lambda org, args, channel=channel: {
                 "holder_eori": f"holder-on-{channel}", "lots": [], "document_hash": channel,
                 "remaining": [{"goods": "LOT", "id": f"L-{channel}", "cn": "40122000", "quantity": 1,
-                               "unit": "p/st", "deadline": "2026-09-01T00:00:00Z", "status": "OPEN"}]})
+                               "unit": "p/st", "deadline": "2026-09-01T00:00:00Z", "status": "OPEN"}]}))
     for auth_id in ("FRIPO000001", "FRIPO000002"):
         app.extensions["ipledger_live"].store.add_authorisation(auth_id, "CustomsMSP")
     return app
@@ -324,3 +331,44 @@ def test_views_across_holders_show_an_id_on_two_channels_on_each(duplicate, cust
     html = client.get("/dashboard/").get_data(as_text=True)
     assert f'href="/dashboard/authorisations/FRIPO000001?channel={B}"' in html
     assert f'href="/dashboard/authorisations/FRIPO000001?channel={A}"' in html
+
+
+def test_views_across_holders_look_on_every_channel_even_after_a_query_remembered_one(app, ledgers, customs):
+    """A worker that answered a query of FRIPO000001 while it was on A alone remembered A; once it was granted on B
+    too, its views across holders showed A's alerts and stock alone, unlabelled. They look on every channel."""
+    set_answers(ledgers, A, GetAuthorisation=knows({"FRIPO000001": 1}))
+    set_answers(ledgers, B, GetAuthorisation=knows({}))
+    assert customs.get("/api/v1/authorisations/FRIPO000001").status_code == 200     # the route remembered: A
+    for channel in (A, B):
+        set_answers(ledgers, channel, GetAuthorisation=knows({"FRIPO000001": 1}),
+                    GetAlerts=lambda org, args, channel=channel: {"alerts": [{"type": "CeilingNear", "on": channel,
+                                                                              "authorisation_id": args[0]}]})
+    app.extensions["ipledger_live"].store.add_authorisation("FRIPO000001", "CustomsMSP")
+    r = customs.get("/api/v1/alerts")
+    assert sorted((a["on"], a.get("channel")) for a in r.get_json()["alerts"]) == [(A, A), (B, B)]
+
+
+def test_time_alerts_of_an_id_on_two_channels_are_delivered_for_each(duplicate, ledgers, tmp_path):
+    """The webhook poll of time alerts asked each known id without a channel: an id on two holders' channels was
+    409 at every poll and its time alerts never went out. Each channel's are delivered, naming the channel."""
+    from ipledger.gateway.webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
+
+    for channel, ids in ((A, {"FRIPO000001", "FRIPO000002"}), (B, {"FRIPO000001"})):
+        set_answers(ledgers, channel, GetAlerts=lambda org, args, channel=channel, ids=ids: {"alerts": [
+            {"type": "DeadlineOverdue", "subject": f"LOT:L-{channel}", "source": "DERIVED",
+             "authorisation_id": args[0], "details": {}}] if args[0] == "FRIPO000001" else []}
+            if args[0] in ids else (_ for _ in ()).throw(evaluate_error("NotFound", "not found")))
+    live = duplicate.extensions["ipledger_live"]
+    subs = Subscriptions(tmp_path / "webhooks.json")
+    subs.add("https://customs.example/hook", "CustomsMSP")
+    deliveries = Deliveries(live.store)
+    router = AlertRouter(subs, deliveries, live.visibility, duplicate.extensions["ipledger"].service, live.store)
+    with duplicate.app_context():
+        assert router.poll_time_alerts() == 2
+    sent = []
+    dispatcher = Dispatcher(subs, deliveries, router=router, visibility=live.visibility,
+                            post=lambda url, body, headers, timeout: sent.append(json.loads(body)) or 204)
+    while dispatcher.run_once():   # a subscription's deliveries go one after the other
+        pass
+    assert sorted((b["alert"]["subject"], b["channel"], b["alert"]["channel"]) for b in sent) == \
+        [(f"LOT:L-{A}", A, A), (f"LOT:L-{B}", B, B)]

@@ -357,3 +357,13 @@ def test_plain_http_to_another_host_is_refused_before_anything_is_sent(url):
                                  "http://127.0.0.2:8080"])
 def test_plain_http_to_this_host_is_accepted(url):
     assert ClientTLSOptions().load(url).context is None
+
+
+def test_plain_http_to_another_host_only_when_said_out_loud():
+    """A gateway behind a cluster's ingress serves plain HTTP inside the cluster (docs/deployment.md): a client there
+    says so with --insecure-http."""
+    args = SimpleNamespace(ca_cert=None, client_cert=None, client_key=None, insecure_http=True)
+    assert ClientTLSOptions.from_args(args, environ={}).load("http://ipledger-gateway.ipledger.svc:8080").context is None
+    args.insecure_http = False
+    with pytest.raises(client_tls.ClientTLSError, match="--insecure-http"):
+        ClientTLSOptions.from_args(args, environ={}).load("http://ipledger-gateway.ipledger.svc:8080")

@@ -54,9 +54,9 @@ class _Visibility:
 class _Service:
     """GetAlerts of one authorisation: a deadline overdue (a time alert)."""
 
-    def evaluate_json(self, org, function, auth_id, as_of):
-        return {"alerts": [{"type": "DeadlineOverdue", "subject": "LOT:L1", "source": "DERIVED",
-                            "authorisation_id": auth_id, "details": {"balance": 500}}]}
+    def evaluate_each(self, org, function, auth_id, as_of):
+        return [("ip-plant", {"alerts": [{"type": "DeadlineOverdue", "subject": "LOT:L1", "source": "DERIVED",
+                                          "authorisation_id": auth_id, "details": {"balance": 500}}]})]
 
 
 def _broker_time_alerts(tmp_path):
