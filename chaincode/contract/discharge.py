@@ -75,9 +75,11 @@ def exit_goods(tx, event: dict) -> dict:
         "recorded_at": tx.recorded_at, "tx_id": tx.tx_id, "exit_confirmed": None,
         **({"difference_found": found} if found else {}),
     })
-    if found and received is not None and received.get("site"):
-        controls.carry_found(tx, received["authorisation_id"], (goods.LOT, received["id"], received["site"]),
-                             controls.transferred(event["authorisation_id"], event["mrn"], item_no), found)
+    if found and received is not None:   # received first: where the received goods are now
+        lot = tx.state.get(keys.lot(received["id"])) or {"stock": {}}
+        for site in sorted(lot["stock"]) or [received.get("site") or found["found_site"]]:
+            controls.carry_found(tx, received["authorisation_id"], (goods.LOT, received["id"], site),
+                                 controls.transferred(event["authorisation_id"], event["mrn"], item_no), found)
     if event["procedure"] == RE_EXPORT or awaits_reception:
         tx.state.put(keys.unconfirmed_exit(event["authorisation_id"], event["mrn"], item_no), {
             "goods": kind, "id": goods_id, "quantity": event["quantity"], "procedure": event["procedure"],

@@ -36,8 +36,8 @@ def fifo_attribution(batch: dict, qty: int, *, duty_bearing: bool = False) -> li
         if n in spread:
             out.append(spread[n])
         elif share["qty"] == 0 and not share.get("gives"):
-            # reached when this discharge empties the batch (or, for a batch recorded before shares of lots
-            # giving the product were spread, goes on past it)
+            # reached when this discharge empties the batch — or goes on past it: a lot giving none of the product
+            # comes last, so only a batch made before shares were marked ``gives`` has such a share before others
             if share_remains(share) and (rest > 0 or takes_the_last_units):
                 out.append({"lot_id": share["lot_id"], "qty": 0,
                             "input_qty": share["input_qty"] - share["input_discharged"]})

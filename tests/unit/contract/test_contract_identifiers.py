@@ -253,3 +253,6 @@ def test_a_lot_or_batch_id_ending_in_the_name_of_its_trail_is_refused(s, ending)
     assert refused(s, s.process, "OP9", [("L1", 10)], [retreaded(10, "B" + ending)]) == "InvalidEvent"
     s.accepted(s.place("P" + ending + "s", 10, mrn_=mrns.mrn(91)))
     s.accepted(s.place("history/P", 10, mrn_=mrns.mrn(92)))
+    # only new ids: one an earlier contract recorded is still referred to (it must be able to leave the procedure)
+    assert refused(s, s.exit, 1, lot_id="P" + ending, mrn_=mrns.mrn(93, "A")) == "NotFound"
+    assert refused(s, s.lose, 1, batch_id="B" + ending, reason="DESTROYED") == "NotFound"

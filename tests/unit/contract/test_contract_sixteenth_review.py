@@ -98,6 +98,18 @@ def test_a_difference_goes_with_the_transfer_when_the_reception_was_recorded_fir
     assert carried["subject"] == f"LOT:LB@{SITE2}" and carried["details"]["transferred_from"] == AUTH_ID
 
 
+def test_received_first_and_moved_since_the_difference_goes_where_the_goods_are(s):
+    """The reception recorded first, its goods moved on before the exit came: the difference goes to where they are
+    now (a count of 0 at the reception's site, where nothing is booked, would clear it there)."""
+    _short_at_site1(s)
+    transfer = mrn("I", 780)
+    s.accepted(s.place("LB", 40, mrn_=transfer, procedure="5151", auth_id=AUTH_B, site=SITE2))
+    s.accepted(s.submit("MoveGoods", {"authorisation_id": AUTH_B, "lot_id": "LB", "quantity": 40,
+                                      "from_site": SITE2, "to_site": SITE1}, "OperatorMSP"))
+    s.accepted(s.exit(40, lot_id="L1", procedure="5151", mrn_=transfer, site=SITE1))
+    assert [a["subject"] for a in _differences(s, AUTH_B)] == [f"LOT:LB@{SITE1}"]
+
+
 def test_a_transfer_from_a_site_without_a_difference_carries_none(s):
     s.accepted(s.grant(AUTH_B))
     _control(s, AUTH_ID, SITE1, [("L1", 1000)])                # counted, matching
