@@ -118,6 +118,20 @@ def _input_goods(line: dict) -> str:
     return "; ".join(f"{g['lot_id']} {g['quantity']} {g['unit']}" for g in line.get("input_goods") or [])
 
 
+def _declared(line: dict) -> str:
+    """When a disposal's or loss's declaration was accepted, its legally relevant date: ``occurred_at``, never later
+    than its recording (as the contract reads it, time_rules.legal_time) — not the recording alone, which can be
+    days later (an exit confirmed before it was recorded would read as confirmed before it was declared)."""
+    occurred, recorded = moments.parse(line.get("occurred_at")), moments.parse(line["recorded_at"])
+    return moments.text(min(occurred, recorded)) if occurred and recorded else line["recorded_at"]
+
+
+def _lot_declared(lot: dict) -> str:
+    """When a lot's declaration was accepted (the bill's ``declared_at``, from which its deadline runs); a bill
+    computed before lines carried it: its recording."""
+    return lot.get("declared_at") or lot["accepted_at"]
+
+
 def _procedure(line: dict) -> str:
     """A disposal's procedure code with its follow-up where there is one: the confirmation of a re-export's
     (or a transfer's) exit, or a transfer's reception on the ledger — e.g. ``3151, exit confirmed 2026-05-04``."""
@@ -132,7 +146,7 @@ def _procedure(line: dict) -> str:
 def bill_rows(data: dict) -> list[dict]:
     rows = []
     for lot in data.get("lots", []):
-        rows.append({"section": "lot", "id": lot["lot_id"], "mrn": lot["mrn"], "date": lot["accepted_at"],
+        rows.append({"section": "lot", "id": lot["lot_id"], "mrn": lot["mrn"], "date": _lot_declared(lot),
                      "cn": lot["cn"], "description": lot["description"], "quantity": lot["quantity"],
                      "unit": lot["unit"], "deadline": lot["deadline"], "remaining": lot["remaining"],
                      "customs_value": (lot.get("customs_value") or {}).get("amount"),
@@ -140,18 +154,20 @@ def bill_rows(data: dict) -> list[dict]:
                      "reference": lot.get("customs_value_hash")})
         for p in lot.get("products", []):
             rows.append({"section": "product", "id": p["batch_id"], "cn": p["cn"], "description": p["kind"],
-                         "quantity": p["quantity"], "unit": p["unit"], "reference": lot["lot_id"]})
+                         "quantity": p["quantity"], "unit": p["unit"], "reference": lot["lot_id"],
+                         # the lot's input it stands for (a share of 0 units stands for some all the same)
+                         "input_goods": f"{lot['lot_id']} {p['input_qty']} {lot['unit']}" if "input_qty" in p else None})
     for op in data.get("processing", []):
         for y in op.get("yield", []):
             rows.append({"section": "yield", "id": op["operation_id"], "date": op["recorded_at"], "cn": y.get("output_cn"),
                          "description": f"actual {y.get('actual_per_input')} / authorised {y.get('authorised_per_input')}",
                          "quantity": _decimal(y.get("deviation_pct")), "unit": "%", "reference": op["tx_id"]})
     for d in data.get("disposals", []):
-        rows.append({"section": "disposal", "id": d["id"], "mrn": d["mrn"], "date": d["recorded_at"], "cn": d["cn"],
+        rows.append({"section": "disposal", "id": d["id"], "mrn": d["mrn"], "date": _declared(d), "cn": d["cn"],
                      "description": f"procedure {_procedure(d)}", "quantity": d["quantity"], "unit": d["unit"],
                      "input_goods": _input_goods(d), "reference": d["tx_id"]})
     for x in data.get("losses", []):
-        rows.append({"section": "loss", "id": x["id"], "date": x["recorded_at"], "cn": x["cn"], "description": x["reason"],
+        rows.append({"section": "loss", "id": x["id"], "date": _declared(x), "cn": x["cn"], "description": x["reason"],
                      "quantity": x["quantity"], "unit": x["unit"], "input_goods": _input_goods(x),
                      "reference": x["evidence_hash"]})
     for w in data.get("waste", []):
@@ -342,14 +358,15 @@ def bill_pdf(data: dict) -> bytes:
                  f"{data.get('generated_for')}"):
         pdf.para(line, size=9)
     pdf.heading("1. Goods placed under the procedure")
-    pdf.grid([("lot", 8), ("MRN", 18), ("accepted (UTC)", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("remaining", 9),
+    pdf.grid([("lot", 8), ("MRN", 18), ("declared (UTC)", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("remaining", 9),
                ("deadline (UTC)", 19), ("value", 13)],
-              [[lot["lot_id"], lot["mrn"], lot["accepted_at"][:10], lot["cn"], lot["quantity"], lot["unit"],
+              [[lot["lot_id"], lot["mrn"], _lot_declared(lot)[:10], lot["cn"], lot["quantity"], lot["unit"],
                 lot["remaining"], moments.to_second(lot["deadline"]), _value(lot)]
                for lot in data.get("lots", [])])
     pdf.heading("2. Products obtained")
-    pdf.grid([("lot", 8), ("batch", 10), ("CN", 8), ("kind", 9), ("qty", 8), ("unit", 4)],
-              [[lot["lot_id"], p["batch_id"], p["cn"], p["kind"], p["quantity"], p["unit"]]
+    pdf.grid([("lot", 8), ("batch", 10), ("CN", 8), ("kind", 9), ("qty", 8), ("unit", 4), ("of the lot's input", 14)],
+              [[lot["lot_id"], p["batch_id"], p["cn"], p["kind"], p["quantity"], p["unit"],
+                f"{p['input_qty']} {lot['unit']}" if "input_qty" in p else ""]
                for lot in data.get("lots", []) for p in lot.get("products", [])])
     rows = []
     for op in data.get("processing", []):
@@ -359,14 +376,14 @@ def bill_pdf(data: dict) -> bytes:
     pdf.heading("Rates of yield")
     pdf.grid([("operation", 10), ("date (UTC)", 10), ("output", 8), ("authorised", 10), ("actual", 10), ("dev. %", 8)], rows)
     pdf.heading("3. Disposals")
-    pdf.grid([("goods", 9), ("procedure", 14), ("MRN", 18), ("date (UTC)", 10), ("CN", 8), ("qty", 6), ("unit", 4),
+    pdf.grid([("goods", 9), ("procedure", 14), ("MRN", 18), ("declared (UTC)", 10), ("CN", 8), ("qty", 6), ("unit", 4),
                ("input goods it stands for", 24)],
-              [[d["id"], _procedure(d), d["mrn"], d["recorded_at"][:10], d["cn"], d["quantity"], d["unit"],
+              [[d["id"], _procedure(d), d["mrn"], _declared(d)[:10], d["cn"], d["quantity"], d["unit"],
                 _input_goods(d)] for d in data.get("disposals", [])])
     pdf.heading("4. Losses and destructions")
-    pdf.grid([("goods", 10), ("reason", 13), ("date (UTC)", 10), ("qty", 8), ("unit", 4), ("evidence", 24),
+    pdf.grid([("goods", 10), ("reason", 13), ("occurred (UTC)", 10), ("qty", 8), ("unit", 4), ("evidence", 24),
                ("input goods", 20)],
-              [[x["id"], x["reason"], x["recorded_at"][:10], x["quantity"], x["unit"], x["evidence_hash"],
+              [[x["id"], x["reason"], _declared(x)[:10], x["quantity"], x["unit"], x["evidence_hash"],
                 _input_goods(x)] for x in data.get("losses", [])])
     pdf.heading("Waste and scrap (under the procedure until exited or destroyed; also in 5.)")
     pdf.grid([("batch", 10), ("CN", 8), ("produced", 9), ("remaining", 9), ("unit", 4)],

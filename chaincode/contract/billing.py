@@ -164,6 +164,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
     applied = _rates_applied(log, lots) if "rates_applied" in formats else {}
     show_receptions = "receptions_shown" in formats
     from_records = "confirmations_recorded" in formats
+    declared_dates = "declared_dates" in formats
     lot_lines, totals = [], {"placed": {}, "consumed": {}, "produced": {}, "exited": {}, "lost": {}, "remaining": {}}
     for lot in sorted((lots[i] for i in lot_ids), key=goods.recording_order):
         private_key = state.key(keys.commercial_lot(lot["lot_id"]))
@@ -179,6 +180,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
                           "input_qty": p["input_qty"]} for b_id, p in sorted(lot["products"].items())],
             "consumed": lot["consumed"], "exited": lot["exited"], "lost": lot["lost"], "remaining": goods.balance(lot),
             "discharged": goods.is_discharged(goods.LOT, lot),
+            **({"declared_at": goods.declared_at(lot)} if declared_dates else {}),
         })
         _add(totals["placed"], (lot["cn"], lot["unit"]), lot["placed"])
         if lot["consumed"]:
@@ -330,8 +332,10 @@ def _grant_entries(state, auth: dict) -> list[dict]:
 # before, and its later revisions, are computed without it: their hashes stay reproducible):
 # ``rates_applied`` — a lot's rates of yield are those its operations applied, not those at the cut-off;
 # ``receptions_shown`` — a 5151 transfer's line says whether it was ``received`` on this ledger;
-# ``confirmations_recorded`` — which items a ConfirmExit confirmed is read from their records.
-FORMATS = ("rates_applied", "receptions_shown", "confirmations_recorded")
+# ``confirmations_recorded`` — which items a ConfirmExit confirmed is read from their records;
+# ``declared_dates`` — a lot's line says when its declaration was accepted (``declared_at``, its legally relevant
+# date, which its deadline runs from), not only when it was recorded (``accepted_at``).
+FORMATS = ("rates_applied", "receptions_shown", "confirmations_recorded", "declared_dates")
 
 
 def _formats(stored: dict | None) -> set[str]:

@@ -70,6 +70,14 @@ def deadline(record: dict) -> dt.datetime:
     return timestamps.parse_datetime(record["deadline"])
 
 
+def declared_at(lot: dict) -> str:
+    """When a lot's declaration was accepted: its legally relevant date (``occurred_at``, never later than its
+    recording, ``accepted_at``), which its deadline runs from (placement.place, time_rules.legal_time)."""
+    if "occurred_at" not in lot:
+        return lot["accepted_at"]
+    return timestamps.fmt(min(timestamps.parse_datetime(lot["occurred_at"]), timestamps.parse_datetime(lot["accepted_at"])))
+
+
 def billed_at(lot: dict, when: dt.datetime) -> dt.datetime:
     """When a deadline ``when`` of ``lot`` counts for the bills of discharge: the deadline itself, unless the
     lot was recorded after it (``billed_from``, set at placement by :func:`billed_from`: a placement declared
@@ -134,6 +142,8 @@ def view(kind: str, record: dict, now: dt.datetime) -> dict:
     out = {k: v for k, v in record.items() if k not in ("updated_tx",)}
     out["balance"] = balance(record)
     out["status"] = status(kind, record, now)
+    if kind == LOT:
+        out["declared_at"] = declared_at(record)   # the deadline runs from it; ``accepted_at`` is the recording
     return out
 
 

@@ -117,3 +117,27 @@ def test_a_transfer_from_a_site_without_a_difference_carries_none(s):
     s.accepted(s.exit(40, lot_id="L1", procedure="5151", mrn_=transfer, site=SITE1))
     s.accepted(s.place("LB", 40, mrn_=transfer, procedure="5151", auth_id=AUTH_B, site=SITE2))
     assert _differences(s, AUTH_B) == [] and _differences(s, AUTH_ID) == []
+
+
+def test_a_bill_says_when_a_lot_was_declared_not_only_when_it_was_recorded():
+    """A placement declared twelve days before it was recorded: the bill's lot line gave the recording
+    (``accepted_at``) alone — the report printed it as the acceptance, and the deadline (which runs from the
+    declaration) did not follow from it. The line now says ``declared_at``; a bill submitted before keeps its
+    lines and hash."""
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant())
+    s.wait_until(s.D(12))
+    declared = s.D(0.5)
+    lot = s.accepted(s.place("L1", 10, occurred_at=iso(declared)))["lot"]
+    assert lot["deadline"] == timestamps.fmt(declared + dt.timedelta(days=180))
+    period_end = s.D(181).date().isoformat()             # the period its deadline falls in
+    s.wait_until(s.D(182))
+    data = s.query("GetBillOfDischargeData", AUTH_ID, period_end, None)
+    (line,) = data["lots"]
+    assert line["declared_at"] == timestamps.fmt(declared) and line["accepted_at"] > line["declared_at"]
+    stored = s.accepted(s.submit("SubmitBillOfDischarge", {"authorisation_id": AUTH_ID, "period_end": period_end,
+                                                           "document_hash": data["document_hash"]}, "OperatorMSP"))
+    assert stored["bill"]["declared_dates"] is True
+    s.ledger.as_recorded_before("declared_dates")      # as a contract before this one recorded the bill
+    then = s.query("GetBillOfDischargeData", AUTH_ID, period_end, None)
+    assert "declared_at" not in then["lots"][0] and then["document_hash"] != data["document_hash"]

@@ -1,0 +1,38 @@
+"""Sixteenth review: the authorisation page listed a lot of balance 0 as OPEN with nothing saying why — the products
+made from it that are still under the procedure (the bill's remaining batches, waste included) were passed to the
+page and never shown, so the alert that later names BATCH:B2 pointed at nothing on the dashboard. And the lot page
+gave the recording of a placement as its date, where the deadline runs from the declaration."""
+from __future__ import annotations
+
+import html as html_mod
+import re
+
+from .conftest import AUTH, body
+from .signin import page
+from .test_ninth_review_pages import destroy_rest_of_l1
+
+
+def product_rows(html: str) -> dict[str, list[str]]:
+    rows = re.findall(r'<tr data-batch="([^"]+)">(.*?)</tr>', html, re.S)
+    return {batch: [html_mod.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+                    for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)] for batch, row in rows}
+
+
+def test_the_page_shows_the_products_that_keep_a_lot_open(scenario, api, app, keys):
+    destroy_rest_of_l1(api)                                    # L1: stock 0, OPEN — its share of B2 is left
+    batch = api.get("/api/v1/batches/B2", "OperatorMSP").get_json()
+    for org in ("CustomsMSP", "OperatorMSP", "BrokerMSP"):
+        html = page(app, keys, f"/dashboard/authorisations/{AUTH}", org)
+        rows = product_rows(html)
+        assert list(rows) == ["B2"], org                       # B1 has gone: not listed
+        assert rows["B2"][2] == f"{batch['balance']} {batch['unit']}" and rows["B2"][3].startswith("L1 ("), org
+    api.post(body("RecordLoss", "loss-B2", authorisation_id=AUTH, batch_id="B2", quantity=batch["balance"],
+                  reason="DESTROYED", evidence_hash="cd" * 32), "OperatorMSP")
+    assert "No product under the procedure." in page(app, keys, f"/dashboard/authorisations/{AUTH}")
+
+
+def test_the_lot_page_gives_the_declaration_and_the_recording(scenario, api, app, keys):
+    lot = api.get("/api/v1/lots/L1", "OperatorMSP").get_json()
+    assert lot["declared_at"] <= lot["accepted_at"]
+    text = html_mod.unescape(re.sub(r"<[^>]+>", "", page(app, keys, "/dashboard/lots/L1")))
+    assert f"declared {lot['declared_at'][:10]}" in text
