@@ -124,8 +124,10 @@ def get_batch_history(tx, batch_id) -> dict:
 
 def get_declaration(tx, mrn) -> dict:
     """Audit view from a declaration (MRN) to all its events: each item (a placement or an exit) with the
-    events of its goods that concern this MRN — for a placement, the whole history of the lot. Only the
-    items of authorisations the caller stands for; NotFound when there is none."""
+    events of its goods that concern this MRN — for a placement, the whole history of the lot; for an exit, its
+    commercial data (the invoice price given with it: to customs and the holder, its hash to a representative;
+    the lot's customs value is GetLot's). Only the items of authorisations the caller stands for; NotFound when
+    there is none."""
     mrn = _text(mrn, "mrn")
     items = []
     # a 5151 transfer's second side (exit or reception) is stored beside the item's own key
@@ -136,9 +138,11 @@ def get_declaration(tx, mrn) -> dict:
         if not roles.has_standing(tx.party, authorisations.get(tx.state, decl["authorisation_id"])):
             continue
         history = eventlog.history(tx.state, decl["goods"], decl["id"])
+        commercial = {}
         if decl["type"] == "EXIT":
             history = [h for h in history if _concerns_item(tx.state, h, mrn, int(item))]
-        items.append({**decl, "item_no": int(item), "events": history})
+            commercial = _commercial(tx, keys.commercial_exit(mrn, int(item)))
+        items.append({**decl, "item_no": int(item), **commercial, "events": history})
     if not items:
         raise NotFound(f"no declaration {mrn}", mrn=mrn)
     return {"mrn": mrn, "items": items}

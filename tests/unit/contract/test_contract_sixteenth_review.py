@@ -141,3 +141,17 @@ def test_a_bill_says_when_a_lot_was_declared_not_only_when_it_was_recorded():
     s.ledger.as_recorded_before("declared_dates")      # as a contract before this one recorded the bill
     then = s.query("GetBillOfDischargeData", AUTH_ID, period_end, None)
     assert "declared_at" not in then["lots"][0] and then["document_hash"] != data["document_hash"]
+
+
+def test_the_invoice_price_given_with_an_exit_can_be_read(s):
+    """An exit's invoice price (transient ``commercial``) was stored and never returned by any query. The
+    declaration view gives it to customs and the holder, its hash alone to the representative."""
+    m = mrn("E", 881)
+    commercial = {"invoice_price": {"amount": "1234.50", "currency": "EUR"}, "nonce": "n" * 32}
+    s.accepted(s.submit("ExitGoods", {"authorisation_id": AUTH_ID, "lot_id": "L1", "quantity": 10, "procedure": "3151",
+                                      "mrn": m}, "OperatorMSP", transient={"commercial": commercial}))
+    for msp in ("CustomsMSP", "OperatorMSP"):
+        (item,) = s.query("GetDeclaration", m, msp=msp)["items"]
+        assert item["commercial"]["invoice_price"] == {"amount": "1234.50", "currency": "EUR"}, msp
+    (item,) = s.query("GetDeclaration", m, msp="BrokerMSP")["items"]
+    assert "commercial" not in item and len(item["commercial_hash"]) == 64
