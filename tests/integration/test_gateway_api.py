@@ -327,7 +327,8 @@ def test_happy_path_every_event_type(api):
     b1 = api.get("/api/v1/batches/B1").json()
     assert b1["balance"] == 495 and b1["source_lots"] == [{"lot_id": "L1", "qty": 500}]
     # 4. the broker re-exports B1's 495
-    done(api.ok(exit_("exit-B1", 495, MRN_EXIT_B1, batch_id="B1"), "BrokerMSP"))
+    done(api.ok({**exit_("exit-B1", 495, MRN_EXIT_B1, batch_id="B1"),
+                 "commercial": {"invoice_price": {"amount": "61875.00", "currency": "EUR"}}}, "BrokerMSP"))
     assert api.get("/api/v1/batches/B1").json()["balance"] == 0
     # customs confirm the exit, dated today (not day(0): D is the module's import time, and a date before the
     # re-export's declaration is OutOfOrder when the suite has passed midnight UTC since)
@@ -412,6 +413,11 @@ def test_queries_and_audit_trail(api):
     exit_decl = api.get(f"/api/v1/declarations/{MRN_EXIT_B1}", "BrokerMSP").json()
     assert [e["event_type"] for e in exit_decl["items"][0]["events"]] == ["ExitGoods", "ConfirmExit"]
     assert exit_decl["items"][0]["events"][0]["submitting_org"] == "BrokerMSP"
+    # the exit's invoice price (private data): customs and the holder read it, the broker its hash
+    assert "commercial" not in exit_decl["items"][0] and len(exit_decl["items"][0]["commercial_hash"]) == 64
+    for org in ("CustomsMSP", "OperatorMSP"):
+        item = api.get(f"/api/v1/declarations/{MRN_EXIT_B1}", org).json()["items"][0]
+        assert item["commercial"]["invoice_price"] == {"amount": "61875.00", "currency": "EUR"}, org
     r = api.get("/api/v1/declarations/26FR000110000099R1", "CustomsMSP")
     assert r.status_code == 404 and r.json()["type"].endswith("/not-found")
     # the register of parties: customs see every entry, a registered party its own
