@@ -123,7 +123,10 @@ def _declared(line: dict) -> str:
     than its recording (as the contract reads it, time_rules.legal_time) — not the recording alone, which can be
     days later (an exit confirmed before it was recorded would read as confirmed before it was declared)."""
     occurred, recorded = moments.parse(line.get("occurred_at")), moments.parse(line["recorded_at"])
-    return moments.text(min(occurred, recorded)) if occurred and recorded else line["recorded_at"]
+    if occurred is None or recorded is None or occurred >= recorded:
+        return line["recorded_at"]
+    # written as the contract writes its moments (every year four digits, microseconds), beside its other columns
+    return f"{occurred.year:04d}-{occurred:%m-%dT%H:%M:%S}.{occurred.microsecond:06d}Z"
 
 
 def _lot_declared(lot: dict) -> str:
@@ -358,7 +361,8 @@ def bill_pdf(data: dict) -> bytes:
                  f"{data.get('generated_for')}"):
         pdf.para(line, size=9)
     pdf.heading("1. Goods placed under the procedure")
-    pdf.grid([("lot", 8), ("MRN", 18), ("declared (UTC)", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("remaining", 9),
+    declared = all("declared_at" in lot for lot in data.get("lots", []))   # a bill computed before: recordings
+    pdf.grid([("lot", 8), ("MRN", 18), ("declared (UTC)" if declared else "recorded (UTC)", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("remaining", 9),
                ("deadline (UTC)", 19), ("value", 13)],
               [[lot["lot_id"], lot["mrn"], _lot_declared(lot)[:10], lot["cn"], lot["quantity"], lot["unit"],
                 lot["remaining"], moments.to_second(lot["deadline"]), _value(lot)]

@@ -149,7 +149,9 @@ def get_parameters():
             description="The audit view from a declaration (docs/domain.md §7): a placement's item with the "
                         "lot's trail, an exit's item with the events naming this MRN; a 5151 transfer's two "
                         "sides (its exit and its reception). Each event carries its block number and "
-                        "submitting organisation, as the lots' trails do. 404 when no item is the caller's.",
+                        "submitting organisation, as the lots' trails do; an exit's item its `commercial` data "
+                        "(the invoice price) for customs and the holder, its `commercial_hash` for a "
+                        "representative. 404 when no item is the caller's.",
             params=[id_parameter("mrn", "declaration reference (MRN, check digit included), e.g. "
                                         "26FR000110000001R8")],
             function="GetDeclaration")

@@ -25,7 +25,8 @@ def test_the_page_shows_the_products_that_keep_a_lot_open(scenario, api, app, ke
         html = page(app, keys, f"/dashboard/authorisations/{AUTH}", org)
         rows = product_rows(html)
         assert list(rows) == ["B2"], org                       # B1 has gone: not listed
-        assert rows["B2"][2] == f"{batch['balance']} {batch['unit']}" and rows["B2"][3].startswith("L1 ("), org
+        lot_input = api.get("/api/v1/lots/L1", org).get_json()["products"]["B2"]["input_qty"]
+        assert rows["B2"][2] == f"{batch['balance']} {batch['unit']}" and rows["B2"][3] == f"L1 ({lot_input} p/st)", org
     api.post(body("RecordLoss", "loss-B2", authorisation_id=AUTH, batch_id="B2", quantity=batch["balance"],
                   reason="DESTROYED", evidence_hash="cd" * 32), "OperatorMSP")
     assert "No product under the procedure." in page(app, keys, f"/dashboard/authorisations/{AUTH}")

@@ -31,16 +31,23 @@ def _bill() -> dict:
 def test_the_bill_rows_give_the_declared_dates():
     rows = {r["section"]: r for r in reports.bill_rows(_bill())}
     assert rows["lot"]["date"] == "2026-11-25T09:00:00.000000Z"        # not the recording, twelve days later
-    assert rows["disposal"]["date"] == "2026-11-27T08:00:00Z"          # declared before its confirmation
-    assert rows["loss"]["date"] == "2026-11-30T00:00:00Z"
+    assert rows["disposal"]["date"] == "2026-11-27T08:00:00.000000Z"   # declared before its confirmation
+    assert rows["loss"]["date"] == "2026-11-30T00:00:00.000000Z"
     assert rows["product"]["input_goods"] == "L1 100 p/st" and rows["product"]["quantity"] == 0
 
 
-def test_a_bill_computed_before_lots_carried_their_declaration_gives_the_recording():
+def test_a_bill_computed_before_lots_carried_their_declaration_gives_the_recording(tmp_path):
     data = _bill()
     del data["lots"][0]["declared_at"]
     rows = {r["section"]: r for r in reports.bill_rows(data)}
     assert rows["lot"]["date"] == "2026-12-07T09:00:00.000000Z"
+    assert "recorded" in text_of(reports.bill_pdf(data), tmp_path, layout=True)   # and its column says so
+
+
+def test_a_date_of_an_early_year_keeps_four_digits():
+    data = _bill()
+    data["losses"][0]["occurred_at"] = "0999-06-02T00:00:00Z"
+    assert {r["section"]: r for r in reports.bill_rows(data)}["loss"]["date"] == "0999-06-02T00:00:00.000000Z"
 
 
 def test_the_bill_pdf_names_the_dates_it_gives(tmp_path):
