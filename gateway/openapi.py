@@ -185,6 +185,8 @@ _STATUS_TEXT = {"400": "bad input (invalid-event, invalid-parameter, bad-request
                 "403": "the key's role or org may not do this", "404": "not found",
                 "409": "refused by a rule of the procedure, or a conflict", "413": "body or batch too large",
                 "415": "the body is not JSON", "500": "internal error (no details)",
+                "414": "the request line is too long (refused by the HTTP server, without X-Request-Id)",
+                "431": "the request's headers are too large (refused by the HTTP server, without X-Request-Id)",
                 "502": "the ledger failed the request", "503": "the ledger network cannot be reached (Retry-After)",
                 "504": "the ledger did not answer in time (Retry-After; replay with the same event_id)"}
 
@@ -206,6 +208,9 @@ def _operation(op: dict) -> dict:
         if status in ("503", "504", "409"):
             headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
         responses[status] = {"description": _STATUS_TEXT[status], "headers": headers,
+                             "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for status in ("414", "431"):   # any request (gateway/server.py write_problem)
+        responses[status] = {"description": _STATUS_TEXT[status],
                              "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     out: dict[str, Any] = {"operationId": op["id"], "summary": op["summary"], "responses": responses,
                            "tags": [_tag(op)]}

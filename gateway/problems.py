@@ -103,6 +103,11 @@ GATEWAY_PROBLEMS: dict[str, tuple[int, str]] = {
     "transaction-conflict": (409, "Transaction conflict"),
     "ambiguous-channel": (409, "Ambiguous channel"),    # an id found on several holders' channels
     "payload-too-large": (413, "Payload too large"),
+    # refused by gunicorn before the app sees the request (gateway/server.py write_problem)
+    "uri-too-long": (414, "URI too long"),
+    "expectation-failed": (417, "Expectation failed"),
+    "request-header-fields-too-large": (431, "Request header fields too large"),
+    "not-implemented": (501, "Not implemented"),   # a transfer coding gunicorn does not take
     "unsupported-media-type": (415, "Unsupported media type"),
     # a cap on open live-feed streams (gateway/dashboard/streams.py); Retry-After
     "too-many-requests": (429, "Too many requests"),

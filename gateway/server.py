@@ -27,12 +27,35 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from ipledger.gateway.client_tls import is_loopback
 from ipledger.gateway.config import ConfigError, GatewayConfig
 from ipledger.gateway.observability import gunicorn_logconfig, gunicorn_logger_class
 from ipledger.gateway.tls import ServerTLS, TLSError, TLSOptions, org_tls_cas
+
+
+def write_problem(sock, status: int, reason: str, message: str) -> None:
+    """gunicorn's answer to a request it refuses before the app sees it — a request line over its limit (414),
+    headers too large (431), a request it cannot parse (400) —, or to an app that failed outside Flask (500):
+    problem+json like every other error of the API, where gunicorn writes an HTML page. Its signature is
+    gunicorn's ``util.write_error``, which :class:`GatewayWorker` replaces with it."""
+    from ipledger.gateway.problems import MEDIA_TYPE, type_uri
+    name = {"Internal Server Error": "internal-error"}.get(reason, reason.lower().replace(" ", "-"))
+    body = json.dumps({"type": type_uri(name), "title": reason, "status": status, "detail": message[:300]}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {MEDIA_TYPE}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+class GatewayWorker(ThreadWorker):
+    """gunicorn's threaded (gthread) worker, its own refusals written as problem+json (:func:`write_problem`)."""
+
+    def init_process(self):
+        gunicorn_util.write_error = write_problem   # this worker process's gunicorn only
+        super().init_process()
 
 
 def _child_exit(server, worker):  # gunicorn hook: forget the metrics of a dead worker
@@ -165,7 +188,7 @@ def load_tls(tls: TLSOptions, config: GatewayConfig) -> ServerTLS | None:
 def gunicorn_options(bind: str, workers: int, threads: int, timeout: int, log_level: str,
                      tls: ServerTLS | None = None, forwarded_allow_ips: str = "127.0.0.1") -> dict:
     options = {
-        "bind": bind, "workers": workers, "worker_class": "gthread", "threads": threads, "timeout": timeout,
+        "bind": bind, "workers": workers, "worker_class": "ipledger.gateway.server.GatewayWorker", "threads": threads, "timeout": timeout,
         # Requests still running when a worker stops after this are answered 503 "send again
         # (same event_id)" (gateway/problems.py): replays are safe, so no need to wait longer.
         "graceful_timeout": 30,

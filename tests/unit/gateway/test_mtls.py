@@ -438,6 +438,18 @@ def test_an_unknown_client_cert_mode_is_a_usage_error(state_dir, pki, capsys, mo
 
 # ------------------------------------------------------------------------------------------ the test server
 
+
+@pytest.mark.parametrize("path, headers, status, name", [
+    ("/api/v1/lots/L1?" + "x=1&" * 1200, {}, 414, "uri-too-long"),
+    ("/api/v1/lots/L1", {f"X-Filler-{n}": "y" * 100 for n in range(120)}, 431, "request-header-fields-too-large"),
+    ("/api/v1/lots/L1", {"X-Filler": "y" * 9000}, 431, "request-header-fields-too-large")])
+def test_what_the_http_server_refuses_itself_is_problem_json(optional_gw, api_keys, path, headers, status, name):
+    """A request line over gunicorn's limit was answered with gunicorn's HTML page (414, found by the OpenAPI
+    fuzzing on a real gateway), as were headers it refuses: problem+json like every other error, documented."""
+    got, ctype, body = call(optional_gw, path, key=api_keys[1]["OperatorMSP"], headers=headers)
+    assert (got, ctype) == (status, "application/problem+json"), (got, ctype)
+    assert body["type"].endswith("/" + name) and body["status"] == status and body["title"]
+
 def _serve_with_fake_ledger(argv: list[str]) -> int:
     """``python -m tests.unit.gateway.test_mtls --keys-file F --bind ADDR --org-ca ORG=CA … <TLS options>``:
     the production server and TLS code around an app with a FakeLedger."""

@@ -267,12 +267,12 @@ def test_serve_runs_gunicorn_gthread_workers(tmp_path, monkeypatch, capsys):
                          "--workers", "3", "--threads", "4"]) == 0
         assert "no API key yet" in capsys.readouterr().err
         assert (seen["bind"], seen["workers"], seen["threads"]) == ("127.0.0.1:18080", 3, 4)
-        assert seen["worker_class"] == "gthread" and seen["preload_app"] is False
+        assert seen["worker_class"] == "ipledger.gateway.server.GatewayWorker" and seen["preload_app"] is False
         assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(state / "operator" / "gateway" / "prometheus")
         cfg = seen["app"].gateway_config
         assert cfg.configure_logging and sorted(cfg.orgs) == ["OperatorMSP"]
         seen["app"].load_config()
-        assert seen["app"].cfg.worker_class_str == "gthread" and seen["app"].cfg.workers == 3
+        assert seen["app"].cfg.worker_class_str == "ipledger.gateway.server.GatewayWorker" and seen["app"].cfg.workers == 3
     finally:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         from prometheus_client import values
