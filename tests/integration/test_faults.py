@@ -126,7 +126,13 @@ def test_placement_with_private_data_while_operator_peer_down_is_retryable(env):
         a = post_once(http, url_of(env.gws.urls, org), env.keys[(org, "clerk")], body)
     finally:
         net.up(log=QUIET, timeout=90)
-    replay = post_once(requests.Session(), url_of(env.gws.urls, org), env.keys[(org, "clerk")], body)
+    # sent again as an ERP does, honouring Retry-After: the restarted peer may answer "try again" a few seconds
+    # more (its gateway's connection coming back, its chaincode starting) — each answer a clear "try again"
+    http, deadline = requests.Session(), time.monotonic() + 60
+    replay = post_once(http, url_of(env.gws.urls, org), env.keys[(org, "clerk")], body)
+    while replay.status != 201 and is_clear_retryable(replay) and time.monotonic() < deadline:
+        time.sleep(min(float(replay.retry_after or 1), 5.0))
+        replay = post_once(http, url_of(env.gws.urls, org), env.keys[(org, "clerk")], body)
     assert replay.status == 201, replay
     assert is_clear_retryable(a) and a.status == 503, a
 
