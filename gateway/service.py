@@ -40,6 +40,11 @@ def _outcome(exc: BaseException | None) -> str:
     return name.lower() if name else "error"
 
 
+def _route_of(function: str, args: tuple) -> str | None:
+    """The authorisation id a query of one authorisation names (its channel is remembered), else None."""
+    return args[0] if function in AUTHORISATION_QUERIES and args and isinstance(args[0], str) else None
+
+
 class LedgerService:
     def __init__(self, ledger: Ledger, config: GatewayConfig, metrics: Metrics):
         self.ledger = ledger
@@ -157,26 +162,39 @@ class LedgerService:
     def evaluate_each(self, org: str, function: str, *args: Any, channel: str | None = None) -> list[tuple[str, Any]]:
         """(channel, answer) of a query of one authorisation on each channel that answers it: the one (or
         ``channel``), unless its id is on several holders' channels — a grant no gateway could refuse, the check
-        of :meth:`channel_of_event` seeing only the channels it serves —, then every one of them: a view across
-        holders shows both rather than failing for every holder. Looked up on every channel each time, not on the
-        route remembered for other queries (which would show the first holder's alone, unlabelled)."""
+        of :meth:`channel_of_event` seeing only the channels it serves —, then every one of them, in the order of
+        their names: a view across holders shows both rather than failing for every holder. Looked up on every
+        channel each time, not on the route remembered for other queries (which would show the first holder's
+        alone, unlabelled)."""
         if channel is not None or len(self.config.all_channels) == 1:
             return [self.evaluate_where(org, function, *args, channel=channel)]
-        try:
-            return [self._search(org, function, [_json_arg(a) for a in args], args, remembered_route=False)]
-        except Problem as p:
-            if p.name != "ambiguous-channel":
-                raise
-            return [self.evaluate_where(org, function, *args, channel=ch) for ch in p.extra["channels"]]
+        found = self._answers(org, function, [_json_arg(a) for a in args], args, remembered_route=False)
+        return [(ch, _decode(found[ch], function)) for ch in sorted(found)]
 
     def _search(self, org: str, function: str, json_args: list[str], args: tuple,
                 remembered_route: bool = True) -> tuple[str, Any]:
-        """(channel, answer) of the one channel that answers ``function``: an authorisation lives on one
-        channel, its holder's (remembered once found, unless not ``remembered_route``); a lot, batch or bill id
-        is looked up each time, and found on two channels (two holders' own numbering) it is 409
-        ``ambiguous-channel``: name one. A channel that fails (5xx) fails the search: it may hold the item too,
-        and an answer from elsewhere could be the wrong holder's."""
-        route = args[0] if function in AUTHORISATION_QUERIES and args and isinstance(args[0], str) else None
+        """(channel, answer) of the one channel that answers ``function`` (:meth:`_answers`): found on two
+        channels (two holders' own numbering of lots, or an authorisation id granted on both) it is 409
+        ``ambiguous-channel``: name one. An authorisation's channel is remembered once found (unless not
+        ``remembered_route``): it lives on one channel, its holder's."""
+        found = self._answers(org, function, json_args, args, remembered_route)
+        if len(found) > 1:
+            raise Problem(409, "ambiguous-channel", f"{function}: answered on the channels {', '.join(sorted(found))}; "
+                          "name one with the 'channel' parameter", extra={"channels": sorted(found)})
+        (channel, raw), = found.items()
+        route = _route_of(function, args)
+        if route is not None:
+            self._routes[route] = channel
+        return channel, _decode(raw, function)
+
+    def _answers(self, org: str, function: str, json_args: list[str], args: tuple,
+                 remembered_route: bool = True) -> dict[str, bytes]:
+        """Each channel's raw answer to ``function``, at least one: on the channel remembered for an
+        authorisation (with ``remembered_route``; every channel if it no longer answers there), else on every
+        channel — a lot, batch or bill id is looked up each time. A channel that fails (5xx) fails the lookup: it
+        may hold the item too, and an answer from elsewhere could be the wrong holder's. Answered nowhere: the
+        most telling refusal (a refusal of the request before a not found)."""
+        route = _route_of(function, args)
         remembered = self._routes.get(route) if route is not None and remembered_route else None
         order = [remembered] if remembered else list(self.config.all_channels)
         found: dict[str, bytes] = {}
@@ -188,20 +206,13 @@ class LedgerService:
                 refusals.append(p)
         if not found and remembered:
             self._routes.pop(route, None)
-            return self._search(org, function, json_args, args)
+            return self._answers(org, function, json_args, args, remembered_route=False)
         failed = [p for p in refusals if p.status >= 500]
         if failed and not remembered:
             raise failed[0]
-        if len(found) > 1:
-            raise Problem(409, "ambiguous-channel", f"{function}: answered on the channels {', '.join(found)}; "
-                          "name one with the 'channel' parameter", extra={"channels": sorted(found)})
         if not found:
-            # the most telling refusal: a refusal of the request, then not found
             raise max(refusals, key=lambda p: p.status != 404)
-        channel, raw = next(iter(found.items()))
-        if route is not None:
-            self._routes[route] = channel
-        return channel, _decode(raw, function)
+        return found
 
     def channel_of_authorisation(self, org: str, authorisation_id: str) -> str:
         """The channel an event of ``authorisation_id`` goes to, as ``org`` may read it (its Problem otherwise):

@@ -372,3 +372,18 @@ def test_time_alerts_of_an_id_on_two_channels_are_delivered_for_each(duplicate, 
         pass
     assert sorted((b["alert"]["subject"], b["channel"], b["alert"]["channel"]) for b in sent) == \
         [(f"LOT:L-{A}", A, A), (f"LOT:L-{B}", B, B)]
+
+
+
+def test_a_view_across_holders_asks_each_channel_once_for_an_id_on_two(app, ledgers, customs):
+    """The alerts of an id on two holders' channels were looked up on every channel, found on both, then asked of
+    each channel again: twice the round trips for every duplicated id. Each channel's first answer is shown."""
+    for channel in (A, B):
+        set_answers(ledgers, channel, GetAlerts=lambda org, args, channel=channel: {"alerts": [
+            {"type": "CeilingNear", "on": channel, "authorisation_id": args[0]}]})
+    app.extensions["ipledger_live"].store.add_authorisation("FRIPO000001", "CustomsMSP")
+    ledgers.calls.clear()
+    r = customs.get("/api/v1/alerts")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert sorted((a["on"], a["channel"]) for a in r.get_json()["alerts"]) == [(A, A), (B, B)]
+    assert sorted(call for call in ledgers.calls if call[1] == "GetAlerts") == [(A, "GetAlerts"), (B, "GetAlerts")]
