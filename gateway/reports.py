@@ -119,20 +119,23 @@ def _input_goods(line: dict) -> str:
 
 
 def _declared(line: dict) -> str:
-    """When a disposal's or loss's declaration was accepted, its legally relevant date: ``occurred_at``, never later
-    than its recording (as the contract reads it, time_rules.legal_time) — not the recording alone, which can be
-    days later (an exit confirmed before it was recorded would read as confirmed before it was declared)."""
-    occurred, recorded = moments.parse(line.get("occurred_at")), moments.parse(line["recorded_at"])
-    if occurred is None or recorded is None or occurred >= recorded:
-        return line["recorded_at"]
-    # written as the contract writes its moments (every year four digits, microseconds), beside its other columns
-    return f"{occurred.year:04d}-{occurred:%m-%dT%H:%M:%S}.{occurred.microsecond:06d}Z"
+    """When a disposal's or loss's declaration was accepted, its legally relevant date (the bill's ``declared_at``:
+    ``occurred_at``, never later than its recording) — not the recording alone, which can be days later (an exit
+    confirmed before it was recorded would read as confirmed before it was declared); a bill computed before
+    lines carried it: its recording."""
+    return line.get("declared_at") or line["recorded_at"]
 
 
 def _lot_declared(lot: dict) -> str:
     """When a lot's declaration was accepted (the bill's ``declared_at``, from which its deadline runs); a bill
     computed before lines carried it: its recording."""
     return lot.get("declared_at") or lot["accepted_at"]
+
+
+def _date_header(lines: list[dict] | None, what: str) -> str:
+    """The PDF's date column of a section: ``what`` (declared, occurred) when its lines carry ``declared_at``;
+    in a bill computed before they did, each line's recording."""
+    return f"{what} (UTC)" if all("declared_at" in line for line in lines or []) else "recorded (UTC)"
 
 
 def _procedure(line: dict) -> str:
@@ -361,8 +364,7 @@ def bill_pdf(data: dict) -> bytes:
                  f"{data.get('generated_for')}"):
         pdf.para(line, size=9)
     pdf.heading("1. Goods placed under the procedure")
-    declared = all("declared_at" in lot for lot in data.get("lots", []))   # a bill computed before: recordings
-    pdf.grid([("lot", 8), ("MRN", 18), ("declared (UTC)" if declared else "recorded (UTC)", 10), ("CN", 8), ("qty", 8), ("unit", 4), ("remaining", 9),
+    pdf.grid([("lot", 8), ("MRN", 18), (_date_header(data.get("lots"), "declared"), 10), ("CN", 8), ("qty", 8), ("unit", 4), ("remaining", 9),
                ("deadline (UTC)", 19), ("value", 13)],
               [[lot["lot_id"], lot["mrn"], _lot_declared(lot)[:10], lot["cn"], lot["quantity"], lot["unit"],
                 lot["remaining"], moments.to_second(lot["deadline"]), _value(lot)]
@@ -380,12 +382,12 @@ def bill_pdf(data: dict) -> bytes:
     pdf.heading("Rates of yield")
     pdf.grid([("operation", 10), ("date (UTC)", 10), ("output", 8), ("authorised", 10), ("actual", 10), ("dev. %", 8)], rows)
     pdf.heading("3. Disposals")
-    pdf.grid([("goods", 9), ("procedure", 14), ("MRN", 18), ("declared (UTC)", 10), ("CN", 8), ("qty", 6), ("unit", 4),
+    pdf.grid([("goods", 9), ("procedure", 14), ("MRN", 18), (_date_header(data.get("disposals"), "declared"), 10), ("CN", 8), ("qty", 6), ("unit", 4),
                ("input goods it stands for", 24)],
               [[d["id"], _procedure(d), d["mrn"], _declared(d)[:10], d["cn"], d["quantity"], d["unit"],
                 _input_goods(d)] for d in data.get("disposals", [])])
     pdf.heading("4. Losses and destructions")
-    pdf.grid([("goods", 10), ("reason", 13), ("occurred (UTC)", 10), ("qty", 8), ("unit", 4), ("evidence", 24),
+    pdf.grid([("goods", 10), ("reason", 13), (_date_header(data.get("losses"), "occurred"), 10), ("qty", 8), ("unit", 4), ("evidence", 24),
                ("input goods", 20)],
               [[x["id"], x["reason"], _declared(x)[:10], x["quantity"], x["unit"], x["evidence_hash"],
                 _input_goods(x)] for x in data.get("losses", [])])

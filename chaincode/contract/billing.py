@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from ipledger.chaincode.contract import authorisations, declarations, eventlog, goods, keys, timestamps
+from ipledger.chaincode.contract import authorisations, declarations, eventlog, goods, keys, time_rules, timestamps
 from ipledger.chaincode.contract.decimals import exact
 from ipledger.chaincode.contract.errors import HashMismatch, InvalidState, NotFound, OutOfOrder, PeriodNotEnded
 from ipledger.chaincode.contract.params import BILL_DUE_DAYS
@@ -165,6 +165,7 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
     show_receptions = "receptions_shown" in formats
     from_records = "confirmations_recorded" in formats
     declared_dates = "declared_dates" in formats
+    discharge_dates = "discharge_dates" in formats
     lot_lines, totals = [], {"placed": {}, "consumed": {}, "produced": {}, "exited": {}, "lost": {}, "remaining": {}}
     for lot in sorted((lots[i] for i in lot_ids), key=goods.recording_order):
         private_key = state.key(keys.commercial_lot(lot["lot_id"]))
@@ -220,6 +221,8 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
             line = {"goods": e["kind"], "id": e["id"], "cn": rec["cn"], "quantity": e["qty"], "unit": rec["unit"],
                     "attribution": e["attribution"], "input_goods": _input_goods(lots, e),
                     "recorded_at": entry["recorded_at"], "occurred_at": entry["occurred_at"], "tx_id": entry["tx_id"],
+                    **({"declared_at": time_rules.declared_at(entry["occurred_at"], entry["recorded_at"])}
+                       if discharge_dates else {}),
                     **mark}
             if e["op"] == "exit":
                 if show_receptions and e["procedure"] == declarations.TRANSFER:
@@ -334,8 +337,9 @@ def _grant_entries(state, auth: dict) -> list[dict]:
 # ``receptions_shown`` — a 5151 transfer's line says whether it was ``received`` on this ledger;
 # ``confirmations_recorded`` — which items a ConfirmExit confirmed is read from their records;
 # ``declared_dates`` — a lot's line says when its declaration was accepted (``declared_at``, its legally relevant
-# date, which its deadline runs from), not only when it was recorded (``accepted_at``).
-FORMATS = ("rates_applied", "receptions_shown", "confirmations_recorded", "declared_dates")
+# date, which its deadline runs from), not only when it was recorded (``accepted_at``);
+# ``discharge_dates`` — so does a disposal's or loss's line (its ``occurred_at``, never later than its recording).
+FORMATS = ("rates_applied", "receptions_shown", "confirmations_recorded", "declared_dates", "discharge_dates")
 
 
 def _formats(stored: dict | None) -> set[str]:

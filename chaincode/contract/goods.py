@@ -73,9 +73,7 @@ def deadline(record: dict) -> dt.datetime:
 def declared_at(lot: dict) -> str:
     """When a lot's declaration was accepted: its legally relevant date (``occurred_at``, never later than its
     recording, ``accepted_at``), which its deadline runs from (placement.place, time_rules.legal_time)."""
-    if "occurred_at" not in lot:
-        return lot["accepted_at"]
-    return timestamps.fmt(min(timestamps.parse_datetime(lot["occurred_at"]), timestamps.parse_datetime(lot["accepted_at"])))
+    return time_rules.declared_at(lot.get("occurred_at"), lot["accepted_at"])
 
 
 def billed_at(lot: dict, when: dt.datetime) -> dt.datetime:

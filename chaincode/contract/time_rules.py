@@ -52,6 +52,15 @@ def legal_time(tx) -> dt.datetime:
     return min(occurred, tx.now)
 
 
+def declared_at(occurred_at: str | None, recorded_at: str) -> str:
+    """The legally relevant date of an act as its record gives it (:func:`legal_time` of the act that was
+    recorded at ``recorded_at``): when it occurred, never later than its recording; a record without
+    ``occurred_at``, its recording."""
+    if occurred_at is None:
+        return recorded_at
+    return timestamps.fmt(min(timestamps.parse_datetime(occurred_at), timestamps.parse_datetime(recorded_at)))
+
+
 def late_by(tx) -> dt.timedelta:
     """How long after it occurred the act is recorded (zero for an act recorded as it happens)."""
     return tx.now - legal_time(tx)

@@ -20,10 +20,11 @@ def _bill() -> dict:
                                     "input_qty": 100}]}],
             "disposals": [{"id": "L1", "goods": "LOT", "mrn": "26FR000110000002A5", "procedure": "3151",
                            "occurred_at": "2026-11-27T09:00:00+01:00", "recorded_at": "2026-12-07T09:00:00.000000Z",
+                           "declared_at": "2026-11-27T08:00:00.000000Z",
                            "exit_confirmed": {"exit_date": "2026-11-28", "tx_id": "t2"}, "cn": "40122000",
                            "quantity": 100, "unit": "p/st", "input_goods": [], "tx_id": "t1"}],
             "losses": [{"id": "B2", "goods": "BATCH", "reason": "DESTROYED", "occurred_at": "2026-11-30T00:00:00Z",
-                        "recorded_at": "2026-12-07T09:30:00.000000Z", "cn": "40040000", "quantity": 1, "unit": "kg",
+                        "recorded_at": "2026-12-07T09:30:00.000000Z", "declared_at": "2026-11-30T00:00:00.000000Z", "cn": "40040000", "quantity": 1, "unit": "kg",
                         "evidence_hash": "cd" * 32, "input_goods": [{"lot_id": "L1", "quantity": 100, "unit": "p/st"}]}],
             "remaining": [], "waste": [], "processing": [], "totals": {}}
 
@@ -44,10 +45,17 @@ def test_a_bill_computed_before_lots_carried_their_declaration_gives_the_recordi
     assert "recorded" in text_of(reports.bill_pdf(data), tmp_path, layout=True)   # and its column says so
 
 
-def test_a_date_of_an_early_year_keeps_four_digits():
+def test_a_bill_computed_before_discharges_carried_their_declaration_gives_the_recording(tmp_path):
+    """The dates of disposals and losses are the contract's (``declared_at``, bill format ``discharge_dates``);
+    a bill computed before gives each line's recording, and its columns say so."""
     data = _bill()
-    data["losses"][0]["occurred_at"] = "0999-06-02T00:00:00Z"
-    assert {r["section"]: r for r in reports.bill_rows(data)}["loss"]["date"] == "0999-06-02T00:00:00.000000Z"
+    for line in (*data["disposals"], *data["losses"]):
+        del line["declared_at"]
+    rows = {r["section"]: r for r in reports.bill_rows(data)}
+    assert rows["disposal"]["date"] == "2026-12-07T09:00:00.000000Z"
+    assert rows["loss"]["date"] == "2026-12-07T09:30:00.000000Z"
+    text = text_of(reports.bill_pdf(data), tmp_path, layout=True)
+    assert "occurred" not in text and text.count("recorded") >= 2
 
 
 def test_the_bill_pdf_names_the_dates_it_gives(tmp_path):
