@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ipledger.chaincode.contract import authorisations, billing, declarations, goods, keys, timestamps
+from ipledger.chaincode.contract import authorisations, billing, declarations, goods, keys, time_rules, timestamps
 from ipledger.chaincode.contract.alerts import DERIVED, RECORDED, raise_alert, recorded
 from ipledger.chaincode.contract.decimals import exact, pct
 from ipledger.chaincode.contract.params import BILL_DUE_DAYS
@@ -87,12 +87,11 @@ def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
             # re-exports, and transfers recorded before their reception (discharge.exit_goods marks them)
             if e["op"] == "exit" and declarations.awaits_confirmation(e):
                 received = declarations.reception(state, e["mrn"], e["item_no"]) if e.get("awaits_reception") else None
-                # its legally relevant date, as discharge.exit_goods
-                declared = min(timestamps.parse_datetime(entry["occurred_at"]),
-                               timestamps.parse_datetime(entry["recorded_at"]))
                 pending[(e["mrn"], e["item_no"])] = {
                     "goods": e["kind"], "id": e["id"], "quantity": e["qty"], "procedure": e["procedure"],
-                    "declared_at": timestamps.fmt(declared), "occurred_at": entry["occurred_at"],
+                    # its legally relevant date, as discharge.exit_goods
+                    "declared_at": time_rules.declared_at(entry["occurred_at"], entry["recorded_at"]),
+                    "occurred_at": entry["occurred_at"],
                     "recorded_at": entry["recorded_at"], "received_at": received and received["recorded_at"]}
         act, event = entry["event_type"], entry["event"]
         if act in ("GrantAuthorisation", "AmendAuthorisation"):

@@ -86,9 +86,25 @@ def carry_found(tx, authorisation_id: str, to: tuple[str, str, str], how: dict, 
         "goods": kind, "id": goods_id, "site": site, **how, **found})
 
 
-def transferred(authorisation_id: str, mrn: str, item_no: int) -> dict:
-    """How goods carrying a control's difference came to a receiving authorisation: a 5151 transfer (``how``)."""
-    return {"transferred_from": authorisation_id, "mrn": mrn, "item_no": item_no}
+def carry_transfer(tx, sent: dict, received: dict, found: dict) -> None:
+    """A 5151 transfer's goods left a site where a control's difference stood (``found``, kept on the exit's
+    declaration): the receiving authorisation's lot (``received``, the reception's declaration) gets it where its
+    goods are now — at each of its sites, and on each batch made from it since at each of the batch's (processed,
+    they carry it as :func:`carry_discrepancy` has processed goods do) —, or where it was received when none of
+    them is left. Whichever side was recorded first: on reception, the new lot is all at its site. Otherwise the
+    next count where the goods were would match the book and clear it while the goods are nowhere (§9 item 24)."""
+    how = {"transferred_from": sent["authorisation_id"], "mrn": sent["mrn"], "item_no": sent["item_no"]}
+    auth_id, lot_id = received["authorisation_id"], received["id"]
+    lot = tx.state.get(keys.lot(lot_id))
+    targets = [((goods.LOT, lot_id, site), how) for site in sorted(lot["stock"]) if lot["stock"][site]]
+    for batch_id in sorted(lot.get("products", {})):
+        batch = tx.state.get(keys.batch(batch_id))
+        targets += [((goods.BATCH, batch_id, site), {**how, "processed_from": lot_id})
+                    for site in sorted(batch["stock"]) if batch["stock"][site]]
+    if not targets and received.get("site"):   # (a reception recorded before its site was kept: on its record only)
+        targets = [((goods.LOT, lot_id, received["site"]), how)]
+    for to, carried in targets:
+        carry_found(tx, auth_id, to, carried, found)
 
 
 def _found(standing: dict) -> dict:

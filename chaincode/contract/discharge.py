@@ -33,10 +33,14 @@ def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
                                                     event["procedure"] == declarations.RELEASE)
               if kind == goods.BATCH else None}
     # what posting it will read, in one round trip: the balance shard, the lots a batch's attribution
-    # discharges, and a lot's CeilingNear alert (its input stock falls: alert_rules.review reads it)
+    # discharges, a lot's CeilingNear alert (its input stock falls: alert_rules.review reads it) and, for an
+    # exit, a control's difference standing where the goods leave (controls.standing_difference)
     reads = goods.reads_of_taking(kind, record, effect["attribution"])
     if kind == goods.LOT and (ceiling := authorisations.ceiling_alert_key(auth, record["cn"])) is not None:
         reads.append(ceiling)
+    if op == "exit":
+        reads += [keys.alert(auth["authorisation_id"], controls.DISCREPANCY, controls.subject(kind, goods_id, site))
+                  for site in sorted(effect["sites"])]
     tx.state.prefetch(reads)
     return kind, goods_id, effect
 
@@ -62,10 +66,9 @@ def exit_goods(tx, event: dict) -> dict:
     awaits_reception = event["procedure"] == TRANSFER and received is None
     effect.update({"procedure": event["procedure"], "mrn": event["mrn"], "item_no": item_no,
                    **({"awaits_reception": True} if awaits_reception else {})})   # for the replays (bill, alerts)
-    # a difference a control found where a transfer's goods leave goes with them to the receiving authorisation:
-    # its reception here ends the exit's wait, and the next count where they were would match the book
-    found = controls.standing_difference(tx, event["authorisation_id"], kind, goods_id, effect["sites"]) \
-        if event["procedure"] == TRANSFER else None
+    # a difference a control found where the goods leave stays with their declaration (the next count there would
+    # match the book); a transfer's goes with them to the receiving authorisation when it is on this ledger
+    found = controls.standing_difference(tx, event["authorisation_id"], kind, goods_id, effect["sites"])
     goods.post(tx, effect)
     record = tx.state.get(keys.goods(kind, goods_id))
     tx.state.put(declaration, {
@@ -76,10 +79,8 @@ def exit_goods(tx, event: dict) -> dict:
         **({"difference_found": found} if found else {}),
     })
     if found and received is not None:   # received first: where the received goods are now
-        lot = tx.state.get(keys.lot(received["id"])) or {"stock": {}}
-        for site in sorted(lot["stock"]) or [received.get("site") or found["found_site"]]:
-            controls.carry_found(tx, received["authorisation_id"], (goods.LOT, received["id"], site),
-                                 controls.transferred(event["authorisation_id"], event["mrn"], item_no), found)
+        controls.carry_transfer(tx, {"authorisation_id": event["authorisation_id"], "mrn": event["mrn"],
+                                     "item_no": item_no}, received, found)
     if event["procedure"] == RE_EXPORT or awaits_reception:
         tx.state.put(keys.unconfirmed_exit(event["authorisation_id"], event["mrn"], item_no), {
             "goods": kind, "id": goods_id, "quantity": event["quantity"], "procedure": event["procedure"],

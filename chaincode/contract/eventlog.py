@@ -73,14 +73,18 @@ def record(tx, act: str, event: dict, result: dict) -> dict:
     final = {"event_type": act, "event_id": event["event_id"], "tx_id": tx.tx_id,
              "recorded_at": tx.recorded_at, "occurred_at": event["occurred_at"], **result}
     scope = event.get("authorisation_id", keys.CHANNEL_SCOPE)
+    own, others = _alerts_by_log(scope, tx.alert_changes)
     entry = {
         "tx_id": tx.tx_id, "recorded_at": tx.recorded_at, "event_type": act, "event_id": event["event_id"],
         "authorisation_id": event.get("authorisation_id"), "occurred_at": event["occurred_at"],
         "submitted_by": tx.caller.public(), "event": event, "effects": tx.effects,
-        "alerts": tx.alert_changes, "lots": sorted(tx.lots), "batches": sorted(tx.batches),
+        "alerts": own, "lots": sorted(tx.lots), "batches": sorted(tx.batches),
     }
     month = timestamps.month_of(tx.now)
     tx.state.put(keys.log(scope, month, tx.recorded_at, tx.tx_id), entry)
+    for other, changes in others.items():   # the act changed another authorisation's alerts: its log says so
+        tx.state.put(keys.log(other, month, tx.recorded_at, tx.tx_id),
+                     {**entry, "effects": [], "alerts": changes, "lots": [], "batches": []})
     for kind, ids, key in ((goods.LOT, tx.lots, keys.lot_log), (goods.BATCH, tx.batches, keys.batch_log)):
         for goods_id in sorted(ids):
             tx.state.put(key(goods_id, tx.recorded_at, tx.tx_id), {"scope": scope, "month": month})
@@ -88,6 +92,23 @@ def record(tx, act: str, event: dict, result: dict) -> dict:
                  {"hash": content_hash(tx, act, event), "result": final})
     tx.stub.set_event(EVENT_NAME, canonical_json(chaincode_event(tx, act, event)))
     return final
+
+
+def _alerts_by_log(scope: str, changes: list[dict]) -> tuple[list[dict], dict[str, list[dict]]]:
+    """The alert changes of an act of ``scope`` (an authorisation) that go in its own log entry, and those of each
+    other authorisation, by id in order: a 5151 transfer's exit recorded after its reception carries a control's
+    difference to the receiving authorisation's goods (controls.carry_transfer), and that authorisation's log —
+    what its past alerts and bills are replayed from — must hold the change. An act of the whole channel keeps
+    every change in its one entry."""
+    if scope == keys.CHANNEL_SCOPE:
+        return changes, {}
+    own, others = [], {}
+    for change in changes:
+        if change["authorisation_id"] in (scope, None):
+            own.append(change)
+        else:
+            others.setdefault(change["authorisation_id"], []).append(change)
+    return own, dict(sorted(others.items()))
 
 
 def chaincode_event(tx, act: str, event: dict) -> dict:

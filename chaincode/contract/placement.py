@@ -74,9 +74,7 @@ def place_under_procedure(tx, event: dict) -> dict:
     if sent is not None:
         receive_transfer(tx, sent, event["mrn"], event["item_no"])
         if sent.get("difference_found"):   # the sender's goods left a site where a control's difference stood
-            controls.carry_found(tx, auth["authorisation_id"], (goods.LOT, lot_id, event["site"]),
-                                 controls.transferred(sent["authorisation_id"], event["mrn"], event["item_no"]),
-                                 sent["difference_found"])
+            controls.carry_transfer(tx, sent, declared, sent["difference_found"])
     tx.stub.put_private_data(keys.COMMERCIAL_COLLECTION, tx.state.key(keys.commercial_lot(lot_id)),
                              canonical_json({"lot_id": lot_id, **tx.commercial}))
     return {"lot": goods.view(goods.LOT, tx.state.get(keys.lot(lot_id)), tx.now),

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ipledger.chaincode.contract import alerts, authorisations, controls, goods, keys, shares, time_rules
+from ipledger.chaincode.contract import alerts, authorisations, controls, goods, keys, schemas, shares, time_rules
 from ipledger.chaincode.contract.decimals import PCT_PLACES, exact, text
-from ipledger.chaincode.contract.errors import AlreadyExists, GoodsNotCovered, UnitMismatch, YieldOutOfTolerance
+from ipledger.chaincode.contract.errors import (AlreadyExists, GoodsNotCovered, InvalidEvent, UnitMismatch,
+                                                YieldOutOfTolerance)
 from ipledger.chaincode.contract.placement import require_not_overdue
 
 KIND_ORDER = ("MAIN", "SECONDARY", "WASTE")
@@ -171,6 +172,12 @@ def record_processing(tx, event: dict) -> dict:
             raise UnitMismatch(f"{out['cn']} is authorised in {product['unit']}, not {out['unit']}",
                                cn=out["cn"], unit=product["unit"], given=out["unit"])
         batch_id = _batch_id(op_id, n, out)
+        if "batch_id" not in out and not schemas.is_new_goods_id(batch_id):
+            # no act could name it (a batch id is at most 64 characters): its goods could never leave
+            raise InvalidEvent(f"RecordProcessing: /outputs/{n - 1}: the output's default batch id {batch_id!r} "
+                               "is longer than a batch id may be (64 characters): give it a batch_id",
+                               errors=[{"path": f"/outputs/{n - 1}/batch_id",
+                                        "message": f"required: the default {batch_id!r} is not a batch id"}])
         if tx.state.exists(keys.batch(batch_id)) or any(b["batch_id"] == batch_id for b in batches):
             raise AlreadyExists(f"batch {batch_id} exists", batch_id=batch_id)
         batches.append({**out, "batch_id": batch_id})

@@ -187,6 +187,15 @@ def _valid(event_type: str):
         return None
 
 
+_NEW_GOODS_ID = re.compile(_read("common")["$defs"]["newGoodsId"]["pattern"])
+
+
+def is_new_goods_id(value: str) -> bool:
+    """``value`` may name a new lot or batch (common.json's ``newGoodsId``): what a batch's default id, made by
+    the contract rather than given, is held to as well."""
+    return _NEW_GOODS_ID.match(value) is not None
+
+
 def is_mrn_error(err) -> bool:
     """A violation of the MRN definition (its type, pattern or check digit)."""
     return isinstance(err.schema, dict) and err.schema.get("format") == "mrn"

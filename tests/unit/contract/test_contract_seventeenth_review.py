@@ -1,0 +1,104 @@
+"""The seventeenth review's findings against the contract, each reproduced here first (docs/status.md)."""
+from __future__ import annotations
+
+import pytest
+
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso, mrn, retreaded
+
+
+@pytest.fixture
+def s():
+    return Scenario.with_l1(InwardProcessingContract)
+
+
+def test_an_output_whose_default_batch_id_no_act_could_name_is_refused(s):
+    """An operation id of 64 characters made its products ``<operation>/1``, 66 characters: no exit, loss, move or
+    control could name them (a batch id is at most 64), so they — and the lot they came from — could never leave
+    the procedure. Such an output must give its own batch_id."""
+    op = "O" * 64
+    details = s.refused("InvalidEvent", s.process, op, [("L1", 1000)], [retreaded(1000)])
+    assert details["errors"] == [{"path": "/outputs/0/batch_id",
+                                  "message": f"required: the default '{op}/1' is not a batch id"}]
+    s.accepted(s.process(op, [("L1", 1000)], [retreaded(1000, "B-LONG-OP")]))
+    s.accepted(s.exit(1000, batch_id="B-LONG-OP"))
+    assert s.lot("L1")["status"] == "DISCHARGED"
+
+
+def test_a_default_batch_id_of_64_characters_can_leave(s):
+    op = "O" * 62
+    (out,) = s.accepted(s.process(op, [("L1", 1000)], [retreaded(1000)]))["operation"]["outputs"]
+    assert len(out["batch_id"]) == 64
+    s.accepted(s.exit(1000, batch_id=out["batch_id"]))
+    assert s.lot("L1")["status"] == "DISCHARGED"
+
+
+AUTH_B = "FRIPO000002"
+
+
+def _control(s, auth_id, site, counted):
+    return s.accepted(s.submit("RecordControl", {"authorisation_id": auth_id, "site": site, "counted": counted},
+                               "CustomsMSP"))
+
+
+def _differences(s, auth_id, as_of=None):
+    args = (auth_id,) if as_of is None else (auth_id, iso(as_of))
+    return [a for a in s.query("GetAlerts", *args)["alerts"] if a["type"] == "BalanceDiscrepancy"]
+
+
+def _received_first(s, n):
+    """40 of L1 missing at SITE1 (a control's difference), and their 5151 transfer's reception recorded under
+    AUTH_B before the exit."""
+    s.accepted(s.grant(AUTH_B))
+    _control(s, AUTH_ID, SITE1, [{"lot_id": "L1", "qty": 960}])
+    transfer = mrn("I", n)
+    s.accepted(s.place("LB", 40, mrn_=transfer, procedure="5151", auth_id=AUTH_B, site=SITE2))
+    return transfer
+
+
+def test_received_first_and_processed_since_the_difference_goes_to_the_products(s):
+    """The reception recorded first, the received lot processed, then the exit: the difference went to the lot
+    where its book was 0, and a count of nothing there cleared it while the products of the missing goods stood
+    on the books. It goes to the batches made from the lot, where they are (as processed goods carry it)."""
+    transfer = _received_first(s, 901)
+    s.accepted(s.submit("RecordProcessing", {"authorisation_id": AUTH_B, "operation_id": "OPB", "site": SITE2,
+                                             "inputs": [{"lot_id": "LB", "qty": 40}],
+                                             "outputs": [retreaded(40, "BB")]}, "OperatorMSP"))
+    s.accepted(s.exit(40, lot_id="L1", procedure="5151", mrn_=transfer, site=SITE1))
+    (carried,) = _differences(s, AUTH_B)
+    assert carried["subject"] == f"BATCH:BB@{SITE2}"
+    assert carried["details"]["processed_from"] == "LB" and carried["details"]["transferred_from"] == AUTH_ID
+    _control(s, AUTH_ID, SITE1, [{"lot_id": "L1", "qty": 960}])         # the sender's book matches now
+    _control(s, AUTH_B, SITE2, [{"lot_id": "LB", "qty": 0}])
+    assert [a["subject"] for a in _differences(s, AUTH_B)] == [f"BATCH:BB@{SITE2}"]
+
+
+def test_the_receivers_log_holds_the_difference_its_goods_received(s):
+    """The difference carried by the exit recorded after the reception was in the sender's log alone: the
+    receiver's alerts as of a past moment and its bill missed it, the sender's showed it as theirs."""
+    transfer = _received_first(s, 902)
+    s.accepted(s.exit(40, lot_id="L1", procedure="5151", mrn_=transfer, site=SITE1))
+    then = s.ledger.now
+    s.wait_until(s.D(1))
+    assert [a["subject"] for a in _differences(s, AUTH_B, then)] == [f"LOT:LB@{SITE2}"]
+    assert {a["authorisation_id"] for a in _differences(s, AUTH_ID, then)} == {AUTH_ID}
+    bill_a = s.query("GetBillOfDischargeData", AUTH_ID, None, iso(s.ledger.now))
+    bill_b = s.query("GetBillOfDischargeData", AUTH_B, None, iso(s.ledger.now))
+    assert {c["authorisation_id"] for c in bill_a["proof"]["alerts"]} == {AUTH_ID}
+    assert [(c["change"], c["subject"]) for c in bill_b["proof"]["alerts"]] == [("RAISED", f"LOT:LB@{SITE2}")]
+    _control(s, AUTH_B, SITE2, [{"lot_id": "LB", "qty": 40}])           # found after all: cleared, in B's log
+    assert _differences(s, AUTH_B) == [] and _differences(s, AUTH_ID, s.ledger.now)[0]["subject"] == f"LOT:L1@{SITE1}"
+
+
+def test_an_exit_from_a_site_where_a_difference_stands_keeps_it_on_its_declaration(s):
+    """40 missing, then exactly 40 exited under 7151 (awaiting nothing): the next count matched and the
+    difference stood nowhere. Every exit's declaration keeps the difference standing where its goods left."""
+    _control(s, AUTH_ID, SITE1, [{"lot_id": "L1", "qty": 960}])
+    m = mrn("E", 905)
+    s.accepted(s.exit(40, lot_id="L1", procedure="7151", mrn_=m, site=SITE1))
+    (item,) = s.query("GetDeclaration", m)["items"]
+    assert item["difference_found"]["difference_found"] == -40 and item["difference_found"]["found_site"] == SITE1
+    _control(s, AUTH_ID, SITE1, [{"lot_id": "L1", "qty": 960}])        # the book matches: cleared
+    plain = mrn("E", 906)
+    s.accepted(s.exit(10, lot_id="L1", procedure="3151", mrn_=plain, site=SITE1))
+    assert "difference_found" not in s.query("GetDeclaration", plain)["items"][0]
