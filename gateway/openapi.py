@@ -172,6 +172,9 @@ def _components() -> dict:
         "organisations": {"type": "array", "items": organisation}}}
     comps["Problem"] = _problem_schema()
     comps["Status"] = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+    comps["Alive"] = {"type": "object", "required": ["status", "orgs"], "properties": {
+        "status": {"type": "string"},
+        "orgs": {"type": "array", "items": {"type": "string"}, "description": "the MSP ids the gateway acts for"}}}
     comps["QueryResult"] = {"type": "object", "description": "the contract's answer (see the contract's queries)"}
     return comps
 

@@ -20,10 +20,12 @@ ROUTES = Routes()  # at the root, not under /api/v1
 PARTY_REFUSALS = frozenset({"UnknownParty", "PartyWithdrawn", "EoriNotRegistered"})
 
 
-@ROUTES.get("/healthz", id="healthz", permission=None, summary="Liveness: the process answers",
-            ok={"200": ("alive", "Status")})
+@ROUTES.get("/healthz", id="healthz", permission=None, summary="Liveness: the process answers, naming the "
+            "organisation(s) it acts for", ok={"200": ("alive", "Alive")})
 def healthz():
-    return jsonify({"status": "ok"})
+    """Alive, and whose: ``ipledger gateway start`` checks that what answers at the address it started a gateway
+    on is that organisation's (another gateway already bound there answers too)."""
+    return jsonify({"status": "ok", "orgs": sorted(state().service.ledger.orgs())})
 
 
 @ROUTES.get("/readyz", id="readyz", permission=None,

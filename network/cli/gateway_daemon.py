@@ -101,13 +101,15 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
-def healthy(url: str, server_cert: Path | str | None = None, verify: bool = True) -> bool:
+def healthy(url: str, server_cert: Path | str | None = None, verify: bool = True, org: str | None = None) -> bool:
     """Whether ``GET {url}/healthz`` answers 200. For https, ``server_cert`` (the gateway's own
     ``--tls-cert`` file) is the trust anchor and the host name is not checked: this is the gateway we
     started, at the address we bound. A gateway that requires client certificates refuses the probe
     (which has none) with TLS 1.3's ``certificate_required`` alert, after proving it holds that
     certificate: that counts as healthy too. ``verify=False`` (a reload's probe, without the certificate
-    file at hand) only asks whether the gateway answers: the probe sends nothing but ``GET /healthz``."""
+    file at hand) only asks whether the gateway answers: the probe sends nothing but ``GET /healthz``. With
+    ``org``, the gateway answering must act for that organisation (``/healthz`` names it): another organisation's
+    gateway already bound at the address answers too."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https":
         context = ssl.create_default_context(cafile=str(server_cert) if server_cert else None)
@@ -120,13 +122,33 @@ def healthy(url: str, server_cert: Path | str | None = None, verify: bool = True
         conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=2)
     try:
         conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
+        response = conn.getresponse()
+        if response.status != 200:
+            return False
+        return org is None or org in _orgs_of(response.read(4096))
     except ssl.SSLError as exc:
         return exc.reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED"
     except (OSError, http.client.HTTPException):
         return False
     finally:
         conn.close()
+
+
+def _orgs_of(body: bytes) -> list:
+    """The organisations a ``/healthz`` answer names (none when it names none: not an ipledger gateway of now)."""
+    try:
+        orgs = json.loads(body).get("orgs")
+    except (ValueError, AttributeError):
+        return []
+    return orgs if isinstance(orgs, list) else []
+
+
+def _not_started(who: str, url: str, tail: str) -> DaemonError:
+    """Why a gateway started did not come up: the log's last lines, and first a bind failure said plainly."""
+    cause = ""
+    if "Address already in use" in tail:
+        cause = f"the address {urllib.parse.urlsplit(url).netloc} is in use by another process (another gateway?)\n"
+    return DaemonError(f"{who} did not become healthy at {url}: {cause}{tail}")
 
 
 def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
@@ -155,11 +177,11 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
     started = _start_time(proc.pid)
     pid_file(state_dir, org).write_text(f"{proc.pid} {url}" + (f" {started}" if started else "") + "\n")
     deadline = time.monotonic() + timeout
-    while not healthy(url, tls.cert_file):
+    while not (healthy(url, tls.cert_file, org=org) and proc.poll() is None):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop(state_dir, log=lambda *_: None, org=org)
             tail = "\n".join(log_file(state_dir, org).read_text(errors="replace").splitlines()[-15:])
-            raise DaemonError(f"the {who} did not become healthy at {url}:\n{tail}")
+            raise _not_started(who, url, tail)
         time.sleep(0.25)
     log(f"  {who} started (pid {proc.pid}) at {url}")
     return url
@@ -194,7 +216,7 @@ def _start_container(state_dir: Path, docker, org: str, bind: str, workers: int,
         raise DaemonError(f"{org}'s gateway container did not start: {exc}") from None
     container_file(state_dir, org).write_text(f"{cid} {url}\n")
     deadline = time.monotonic() + timeout
-    while not healthy(url, tls.cert_file):
+    while not healthy(url, tls.cert_file, org=org):
         if rt.gateway_running(own) is None or time.monotonic() > deadline:
             tail = "\n".join(rt.gateway_logs(own, 15))
             stop(state_dir, log=lambda *_: None, org=org)
@@ -303,7 +325,7 @@ def reload(state_dir: Path, timeout: float = 60, log=print, *, org: str) -> bool
     while True:
         time.sleep(0.25)
         now = set(workers())
-        if now and not old & now and healthy(url, verify=False):
+        if now and not old & now and healthy(url, verify=False, org=org):
             break
         if not alive():
             raise DaemonError(f"{org}'s gateway ({what}) stopped during the reload:\n" + "\n".join(tail()))

@@ -86,7 +86,7 @@ def test_unhandled_exception_is_logged_with_type_but_no_text(app, as_org, json_l
 
 def test_healthz(client):
     r = client.get("/healthz")
-    assert r.status_code == 200 and r.json == {"status": "ok"}
+    assert r.status_code == 200 and r.json == {"status": "ok", "orgs": ["BrokerMSP", "CustomsMSP", "OperatorMSP"]}
 
 
 def test_readyz_evaluates_on_every_orgs_peer(client, ledger):
