@@ -16,7 +16,7 @@ from typing import Any
 
 from ipledger.chaincode.contract import acts, schemas  # the contract's act table and schemas (allowed imports)
 from ipledger.gateway.api import alerts, audit, docs, events, feed, health, queries, reports
-from ipledger.gateway.api.routes import parameter
+from ipledger.gateway.api.routes import openapi_path, parameter
 from ipledger.gateway.auth import ROLES
 from ipledger.gateway.problems import MEDIA_TYPE, problem_types
 from ipledger.gateway.validation import COMMERCIAL_EVENTS, EVENT_TYPES
@@ -44,6 +44,24 @@ OPERATIONS: list[dict[str, Any]] = [
     *events.ROUTES.operations, *queries.ROUTES.operations, *health.ROUTES.operations, *docs.ROUTES.operations,
     *feed.ROUTES.operations, *alerts.ROUTES.operations, *audit.ROUTES.operations, *reports.ROUTES.operations,
 ]
+
+
+@functools.lru_cache(maxsize=1)
+def _query_parameters() -> dict[tuple[str, str], frozenset[str]]:
+    """(method, path) -> the query parameters its operation documents (``channel`` where it takes one)."""
+    out = {}
+    for op in OPERATIONS:
+        params = [p for p in _operation(op).get("parameters", []) if p.get("in") == "query"]
+        out[(op["method"], op["path"])] = frozenset(p["name"] for p in params)
+    return out
+
+
+def query_parameters(method: str, rule: str) -> frozenset[str] | None:
+    """The query parameters the operation of ``method`` on the Flask ``rule`` takes, or None when it is no
+    operation of this document (the dashboard's pages, the docs' files): what the gateway checks a request's
+    against, so that a misspelt one (``period-end``) is refused rather than answered as if it were absent."""
+    method = "get" if method.upper() == "HEAD" else method.lower()
+    return _query_parameters().get((method, openapi_path(rule)))
 
 
 def _rewrite_refs(node: Any) -> Any:
@@ -204,6 +222,8 @@ def _operation(op: dict) -> dict:
             content = {"application/json": {"schema": {"type": "object"}}}
         else:
             content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}}
+        for media in op.get("downloads", ()):   # with format=csv / pdf
+            content[media] = {"schema": {"type": "string"}}
         responses[status] = {"description": text, "headers": request_id_header, "content": content}
     statuses = op.get("problems") or _PROBLEM_STATUSES[op["permission"]]
     for status in statuses:

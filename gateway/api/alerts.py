@@ -7,7 +7,7 @@ from flask import jsonify, request
 from ipledger.gateway.problems import Problem
 from ipledger.gateway.api.common import (API_PREFIX, channel_param, is_customs, limit_param, live, moment_param,
                                          require, state, visible_authorisations)
-from ipledger.gateway.api.routes import Routes, moment_parameter, parameter
+from ipledger.gateway.api.routes import Routes, limit_parameter, moment_parameter, parameter
 
 ROUTES = Routes(API_PREFIX)
 
@@ -50,7 +50,7 @@ def all_alerts():
 @ROUTES.get("/webhooks/deliveries", id="getWebhookDeliveries", permission="read",
             summary="Webhook delivery log (a customs key: every delivery; another org: its own subscriptions')",
             params=[parameter("status", "query", {"type": "string", "enum": ["PENDING", "DELIVERED", "FAILED"]},
-                              "only this status")])
+                              "only this status"), limit_parameter(200, 5000)])
 def deliveries():
     """The webhook delivery log: every delivery for a customs key, the org's own subscriptions otherwise."""
     principal = require("read")

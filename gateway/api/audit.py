@@ -7,10 +7,11 @@ from flask import jsonify
 from ipledger.gateway import audit as audit_mod
 from ipledger.gateway.api.common import (API_PREFIX, channel_param, download, fmt_param, live, moment_param, path_id,
                                          require)
-from ipledger.gateway.api.routes import AUTH_ID, Routes, id_parameter, moment_parameter
+from ipledger.gateway.api.routes import AUTH_ID, Routes, format_parameter, id_parameter, moment_parameter
 
 ROUTES = Routes(API_PREFIX)
 _FORMATS = " Add `format=csv` for a CSV download"
+FORMAT = format_parameter("json", "csv")
 
 
 def _audit(data: dict, name: str):
@@ -20,8 +21,9 @@ def _audit(data: dict, name: str):
 
 
 @ROUTES.get("/lots/<ident:lot_id>/audit", id="getLotAudit", permission="read", channel=True,
+            downloads=("text/csv",),
             summary="Audit trail of a lot: tx id, block, time, submitter (org and certificate subject), endorsing "
-                    "orgs." + _FORMATS, params=[id_parameter("lot_id", "lot id")])
+                    "orgs." + _FORMATS, params=[id_parameter("lot_id", "lot id"), FORMAT])
 def lot_audit(lot_id):
     principal = require("read")
     lot_id = path_id("lot_id", lot_id)
@@ -29,7 +31,8 @@ def lot_audit(lot_id):
 
 
 @ROUTES.get("/batches/<ident:batch_id>/audit", id="getBatchAudit", permission="read", channel=True,
-            summary="Audit trail of a batch (as for lots)." + _FORMATS, params=[id_parameter("batch_id", "batch id")])
+            downloads=("text/csv",),
+            summary="Audit trail of a batch (as for lots)." + _FORMATS, params=[id_parameter("batch_id", "batch id"), FORMAT])
 def batch_audit(batch_id):
     principal = require("read")
     batch_id = path_id("batch_id", batch_id)
@@ -37,9 +40,10 @@ def batch_audit(batch_id):
 
 
 @ROUTES.get("/authorisations/<authorisation_id>/audit", id="getAuthorisationAudit", permission="read", channel=True,
+            downloads=("text/csv",),
             summary="Audit trail of an authorisation: every event in [from, to)." + _FORMATS,
             params=[AUTH_ID, moment_parameter("from", "start (default: the grant)"),
-                    moment_parameter("to", "end, exclusive")])
+                    moment_parameter("to", "end, exclusive"), FORMAT])
 def authorisation_audit(authorisation_id):
     principal = require("read")
     auth_id = path_id("authorisation_id", authorisation_id)

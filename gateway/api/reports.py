@@ -6,19 +6,22 @@ from flask import jsonify, request
 
 from ipledger.gateway import reports
 from ipledger.gateway.problems import Problem
-from ipledger.gateway.api.common import (API_PREFIX, channel_param, download, fmt_param, moment_param, path_id, require,
-                                         state, visible_authorisations)
-from ipledger.gateway.api.routes import AUTH_ID, Routes, moment_parameter
+from ipledger.gateway.api.common import (API_PREFIX, ID_PATTERNS, channel_param, download, fmt_param, moment_param,
+                                         path_id, require, state, visible_authorisations)
+from ipledger.gateway.api.routes import AUTH_ID, Routes, format_parameter, moment_parameter, parameter
 
 ROUTES = Routes(API_PREFIX)
 MAX_AUTHORISATIONS = 500   # authorisation_id parameters of one inventory report
 _FORMATS = " Add `format=csv` for a CSV download, `format=pdf` for a PDF"
+FORMAT = format_parameter("json", "csv", "pdf")
 
 
 @ROUTES.get("/reports/bill-of-discharge/<authorisation_id>", id="getBillOfDischargeReport", permission="read",
-            channel=True, summary="Bill of discharge for a period end (or the audit view as of a date)." + _FORMATS,
+            channel=True, downloads=("text/csv", "application/pdf"),
+            summary="Bill of discharge for a period end (or the audit view as of a date)." + _FORMATS,
             params=[AUTH_ID, moment_parameter("period_end", "period end (date)", date_only=True),
-                    moment_parameter("as_of", "audit view as of this date or date-time (not with period_end)")])
+                    moment_parameter("as_of", "audit view as of this date or date-time (not with period_end)"),
+                    FORMAT])
 def bill_report(authorisation_id):
     principal = require("read")
     auth_id = path_id("authorisation_id", authorisation_id)
@@ -33,9 +36,15 @@ def bill_report(authorisation_id):
 
 
 @ROUTES.get("/reports/inventory", id="getInventoryReport", permission="read", channel=True,
+            downloads=("text/csv", "application/pdf"),
             summary="Inventory of goods under the procedure at a date, for the authorisations the key's org may "
                     "read." + _FORMATS + "; `authorisation_id` (repeatable) to choose",
-            params=[moment_parameter("as_of", "date or date-time", required=True)])
+            params=[moment_parameter("as_of", "date or date-time", required=True), FORMAT,
+                    parameter("authorisation_id", "query",
+                              {"type": "array", "maxItems": MAX_AUTHORISATIONS,
+                               "items": {"type": "string", "pattern": ID_PATTERNS["authorisation_id"]}},
+                              "only these authorisations, in this order (repeat the parameter; default: every one the "
+                              "key's org may read)")])
 def inventory_report():
     principal = require("read")
     as_of = moment_param("as_of", required=True)

@@ -14,7 +14,8 @@ the prefix (``<lot_id>`` becomes ``{lot_id}``); its other members are those
 :func:`ipledger.gateway.openapi._operation` reads: ``id``, ``permission`` (``None``: public), ``summary``, and
 optionally ``description``, ``params``, ``body``, ``ok``, ``function`` (the contract query), ``channel``
 (takes the ``channel`` parameter without being a contract query), ``media`` (of the ok responses when not
-JSON), ``problems`` (the problem statuses, when not the permission's).
+JSON), ``downloads`` (the media types of the ok responses besides JSON, with the ``format`` parameter),
+``problems`` (the problem statuses, when not the permission's).
 """
 from __future__ import annotations
 
@@ -94,6 +95,18 @@ def moment_parameter(name: str, description: str, required: bool = False, date_o
     """A query parameter that is a date, or a date or date-time (as :func:`.common.moment_param` reads it)."""
     pattern = schemas.load_schema("common")["$defs"]["date"]["pattern"] if date_only else MOMENT_PATTERN
     return parameter(name, "query", {"type": "string", "pattern": pattern}, description, required)
+
+
+def format_parameter(*formats: str) -> dict:
+    """The ``format`` query parameter of a route answering JSON or a download (as :func:`.common.fmt_param`)."""
+    return parameter("format", "query", {"type": "string", "enum": list(formats), "default": formats[0]},
+                     f"the answer's format: {', '.join(formats)} (default {formats[0]})")
+
+
+def limit_parameter(default: int, maximum: int) -> dict:
+    """The ``limit`` query parameter (as :func:`.common.limit_param` reads it)."""
+    return parameter("limit", "query", {"type": "string", "pattern": "^[0-9]{1,7}$"},
+                     f"at most this many (1-{maximum}, default {default})")
 
 
 AUTH_ID = id_parameter("authorisation_id", "authorisation id, e.g. FRIPO000001")

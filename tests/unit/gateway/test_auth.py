@@ -133,6 +133,8 @@ def test_the_org_is_the_keys_never_the_requests(client, keys, ledger):
     r = client.post(EVENTS, json={**move_body("m2"), "msp_id": "CustomsMSP"}, headers=headers)
     assert r.status_code == 400  # not a field of the event
     r = client.get("/api/v1/lots/L1?org=CustomsMSP", headers=headers)
+    assert r.status_code == 400 and r.json["parameter"] == "org" and ledger.evaluations == []   # not a parameter
+    r = client.get("/api/v1/lots/L1", headers=headers)
     assert ledger.evaluations[-1]["org"] == "OperatorMSP"
 
 

@@ -83,7 +83,7 @@ def test_gateway_start_in_containers_hands_the_container_those_settings_only(tmp
 
     net = SimpleNamespace(consortium=SimpleNamespace(org=lambda msp_id: msp_id))
     monkeypatch.setattr(daemon, "container_file", lambda state, org: tmp_path / "gateway.container")
-    monkeypatch.setattr(daemon, "healthy", lambda url, cert=None: True)
+    monkeypatch.setattr(daemon, "healthy", lambda url, cert=None, **probe: True)
     monkeypatch.setenv("IPLEDGER_QUERY_CACHE_S", "0")
     monkeypatch.setenv("IPLEDGER_SSE_MAX_PER_KEY", "3")
     monkeypatch.setenv("IPLEDGER_API_TOKEN", "secret")

@@ -162,7 +162,7 @@ def test_a_gateway_started_in_the_background_gets_no_secret_of_the_commands_envi
 
     monkeypatch.setattr(daemon, "_containers", lambda state_dir: None)
     monkeypatch.setattr(daemon, "running", lambda state_dir, org: None)
-    monkeypatch.setattr(daemon, "healthy", lambda url, cert=None, verify=True: True)
+    monkeypatch.setattr(daemon, "healthy", lambda url, cert=None, **probe: True)
     monkeypatch.setattr(daemon.subprocess, "Popen", FakePopen)
     monkeypatch.setattr("ipledger.gateway.config.gateway_dir_of",
                         lambda state_dir, org: Path(state_dir) / org / "gateway")

@@ -1,0 +1,42 @@
+"""The seventeenth review's findings against the gateway's REST surface, each reproduced here first."""
+from __future__ import annotations
+
+import pytest
+
+from ipledger.gateway import openapi
+
+from .conftest import bearer
+
+
+@pytest.mark.parametrize("url, parameter", [
+    ("/api/v1/authorisations/FRIPO000001/bill-of-discharge-data?period-end=2026-12-04", "period-end"),
+    ("/api/v1/authorisations/FRIPO000001/alerts?asof=2027-01-01", "asof"),
+    ("/api/v1/reports/bill-of-discharge/FRIPO000001?fromat=pdf", "fromat"),
+    ("/api/v1/lots/L1?org=CustomsMSP", "org"),
+])
+def test_a_query_parameter_the_operation_does_not_take_is_refused(client, keys, ledger, url, parameter):
+    """A misspelt parameter was ignored and the question answered as if it were absent: the bill data as of now
+    instead of the period's (a holder would hash the wrong document), today's alerts instead of those asked
+    for, JSON instead of a PDF. It is a 400 naming it and those the operation takes; nothing is asked of the
+    ledger."""
+    r = client.get(url, headers=bearer(keys[("OperatorMSP", "clerk")]))
+    assert r.status_code == 400 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
+    body = r.get_json()
+    assert body["type"].endswith("/invalid-parameter") and body["parameter"] == parameter
+    assert parameter in body["detail"] and "channel" in body["parameters"]
+    assert ledger.evaluations == []
+
+
+def test_every_parameter_an_operation_reads_is_in_the_document(client, keys):
+    """What is refused as unknown is what the OpenAPI document does not list: the routes reading ``format``,
+    ``limit`` and the inventory's ``authorisation_id`` list them (a route reading one it does not list would now
+    refuse it)."""
+    h = bearer(keys[("CustomsMSP", "viewer")])
+    for url in ("/api/v1/lots/L1/audit?format=csv", "/api/v1/authorisations/FRIPO000001/audit?format=json",
+                "/api/v1/reports/bill-of-discharge/FRIPO000001?format=csv",
+                "/api/v1/reports/inventory?as_of=2026-03-03&format=json&authorisation_id=FRIPO000001",
+                "/api/v1/webhooks/deliveries?limit=5&status=FAILED", "/api/v1/feed?limit=5"):
+        r = client.get(url, headers=h)
+        assert r.status_code != 400 or r.get_json().get("parameter") not in ("format", "limit", "authorisation_id"), url
+    assert {"format", "authorisation_id", "as_of", "channel"} <= openapi.query_parameters("GET", "/api/v1/reports/inventory")
+    assert openapi.query_parameters("GET", "/dashboard/") is None      # not an operation: not checked
