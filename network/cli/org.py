@@ -3,7 +3,8 @@
 
     ipledger org init --org M                 its CA, TLS CA, node/admin/client identities, node
                                               configs, public definition (nothing else is written)
-    ipledger org definition --org M [-o F]    write its public definition again (after a change)
+    ipledger org definition --org M [-o F]    write its public definition again (after a change): its
+                                              own and the public copy, or F only
     ipledger org add-user --org M --name N [--role client|admin]
     ipledger org renew --org M --name N [--days D]
     ipledger org revoke --org M --name N      CRL in its MSP; then 'admin propose update-org'
@@ -39,7 +40,9 @@ def add_commands(sub) -> None:
                                     "public definition in its own directory")
     d = org.add_parser("definition", help="write the org's public definition (to send to the "
                                           "founder or a channel admin)")
-    d.add_argument("--output", "-o", type=Path, help="also copy it here")
+    d.add_argument("--output", "-o", type=Path, metavar="FILE",
+                   help="write it to FILE only (the org's own definition and its public copy in "
+                        "consortium/definitions/ are left as they are); default: rewrite those two")
     d.add_argument("--anchor-peer", action="append", default=None, metavar="HOST:PORT",
                    help="anchor peer (repeatable; default: the org's peers)")
     u = org.add_parser("add-user", help="a new user identity of the org")
@@ -106,11 +109,20 @@ def _run(args) -> int:
         raise NetworkError(f"{org.msp_id}'s own directory is not in {lay.root}")
     ids = identities.OrgIdentities(lay.org_dir(org), org.msp_id, org.domain)
     if args.cmd == "definition":
+        if args.output:
+            d = generate.org_definition(lay, org, args.anchor_peer, save=False)
+            if not args.output.parent.is_dir():
+                raise NetworkError(f"cannot write {args.output}: {args.output.parent} is not a directory")
+            try:
+                d.save(args.output)
+            except OSError as e:
+                raise NetworkError(f"cannot write {args.output}: {e.strerror}") from None
+            print(f"Wrote {args.output}: {org.msp_id}'s public definition (CA and TLS CA certificates, "
+                  f"NodeOUs, revocation list, endpoints, anchor peers); {org.msp_id}'s own definition and "
+                  f"its public copy {lay.definition_file(org.msp_id)} are not changed")
+            return 0
         generate.org_definition(lay, org, args.anchor_peer)
         out = generate.publish_definition(lay, org)
-        if args.output:
-            shutil.copyfile(out, args.output)
-            out = args.output
         print(f"Wrote {out}: {org.msp_id}'s public definition (CA and TLS CA certificates, "
               "NodeOUs, revocation list, endpoints, anchor peers)")
         return 0

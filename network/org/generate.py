@@ -75,8 +75,10 @@ def init_org(c: Consortium, lay: Layout, org: Org, log=print) -> Definition:
     return d
 
 
-def org_definition(lay: Layout, org: Org, anchor_peers: list[str] | None = None) -> Definition:
-    """The organisation's public definition, from its identity tree, saved in its home."""
+def org_definition(lay: Layout, org: Org, anchor_peers: list[str] | None = None,
+                   save: bool = True) -> Definition:
+    """The organisation's public definition, from its identity tree; saved in its home unless ``save``
+    is false (one written to a file of the admin's choice only: ``org definition --output``)."""
     ids = identities.OrgIdentities(lay.org_dir(org), org.msp_id, org.domain)
     def entries(nodes):
         return [{"name": n.name, "host": n.host, "port": n.port, "fqdn": n.fqdn} for n in nodes]
@@ -84,7 +86,8 @@ def org_definition(lay: Layout, org: Org, anchor_peers: list[str] | None = None)
         ids, name=org.name, role="orderer" if org.is_orderer else "application",
         description=org.description, peers=entries(org.peers), orderers=entries(org.orderers),
         anchor_peers=anchor_peers)
-    d.save(lay.org_home(org) / "definition.json")
+    if save:
+        d.save(lay.org_home(org) / "definition.json")
     return d
 
 

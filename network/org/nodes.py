@@ -7,7 +7,9 @@ are not on the channel yet, and waits until every node is healthy.
 It acts only for the organisations whose own directory is in the state
 directory (network/layout.py): on one machine all of them, each as on its own
 host; on separate machines the one (or few) that run there. Before any of them
-joins, each checks that the genesis block holds its definition as it wrote it.
+first joins, each checks that the genesis block holds its definition as it wrote it;
+not again once joined (its definition then changes by config update, the genesis
+block stays as it was).
 
 One file for one concept, the nodes of this host on their channels: start (through the runtime,
 network/org/runtime.py), join, wait, probe (health, height, gossip) and the Fabric CLIs that do it.
@@ -158,13 +160,18 @@ class Nodes:
         raise NetworkError(f"no application organisation has its directory in {self.layout.root}")
 
     def check_genesis(self, log=print) -> set[str]:
-        """Every local founding organisation checks the genesis block against its own
-        definition (an organisation absent from it is one admitted later, by a config update:
-        'up' leaves its nodes out until the channel has admitted it). Before it first joins, it
-        also checks the channel's policies and that nobody the consortium file does not name is on
-        the channel (on a holder's channel, at every start); once joined, the channel's policies and
-        members change by config update and the genesis block stays as it was. Returns the MSP ids of
-        the local founding organisations that join for the first time."""
+        """Before it first joins, every local founding organisation checks the genesis block: its own
+        definition as it wrote it, the channel's policies, the whole configuration as the consortium
+        file and the public definitions give it, and that nobody the consortium file does not name is
+        on the channel (on a holder's channel, this last at every start). An organisation absent from
+        the block is one admitted later, by a config update: 'up' leaves its nodes out until the channel
+        has admitted it. Once an organisation has joined (it recorded the digest of the block it
+        accepted, or its nodes hold the channel's ledger), the block is not checked again: the channel's
+        configuration changes by signed config updates — the organisation's own definition too (a
+        revocation list, its anchor peers, a renewed CA) —, while the genesis block stays as it was.
+        A genesis block other than the one it accepted, while its nodes hold no ledger of the channel, is
+        checked as at a first join. Returns the MSP ids of the local founding organisations that join for
+        the first time."""
         block = self.layout.genesis_block.read_bytes()
         config, _ = config_from_block(block)
         in_block = set(application_orgs(config)) | set(orderer_orgs(config))
@@ -178,10 +185,9 @@ class Nodes:
                 raise NetworkError(f"the genesis block {self.layout.genesis_block} puts {', '.join(strangers)} "
                                    f"on channel '{self.consortium.channel}', whose members are "
                                    f"{', '.join(sorted(members))}: refused")
-        for org in founding_orgs:
+        for org in (o for o in founding_orgs if o.msp_id in first):
             try:
-                generate.check_block(self.layout, org, block,
-                                     channel=self.consortium if org.msp_id in first else None)
+                generate.check_block(self.layout, org, block, channel=self.consortium)
             except generate.GenerateError as e:
                 raise NetworkError(str(e)) from None
         if first:
