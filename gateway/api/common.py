@@ -60,7 +60,11 @@ def authenticate() -> Principal:
 
 
 def require(permission: str) -> Principal:
-    principal = authenticate()
+    return permitted(authenticate(), permission)
+
+
+def permitted(principal: Principal, permission: str) -> Principal:
+    """``principal`` when its role may ``permission`` (403 otherwise): the API's key, a dashboard session's key."""
     if not principal.may(permission):
         raise Problem(403, "forbidden", f"the role '{principal.role}' may not {permission} "
                                         f"({'submitting events needs the clerk role' if permission == 'submit' else permission})",
@@ -221,7 +225,11 @@ def limit_param(default: int = 100, maximum: int = 1000) -> int:
 def download(text_or_bytes, mimetype: str, filename: str) -> Response:
     """A response the browser saves as ``filename`` — of which letters, digits, '.', '-' and '_' are kept, any
     other character (an id's '"', '/', '\\') written '_': the name stays one quoted string and names no path."""
-    response = Response(text_or_bytes, mimetype=mimetype)
+    return attachment(Response(text_or_bytes, mimetype=mimetype), filename)
+
+
+def attachment(response: Response, filename: str) -> Response:
+    """``response`` to be saved as ``filename`` (as :func:`download` names it)."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
     response.headers["Content-Disposition"] = f'attachment; filename="{safe}"'
     return response

@@ -5,15 +5,17 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from ipledger.gateway import reports
+from ipledger.gateway.auth import Principal
 from ipledger.gateway.problems import Problem
-from ipledger.gateway.api.common import (API_PREFIX, ID_PATTERNS, channel_param, download, fmt_param, moment_param,
-                                         path_id, require, state, visible_authorisations)
+from ipledger.gateway.api.common import (API_PREFIX, ID_PATTERNS, attachment, channel_param, download, fmt_param,
+                                         moment_param, path_id, require, state, visible_authorisations)
 from ipledger.gateway.api.routes import AUTH_ID, Routes, format_parameter, moment_parameter, parameter
 
 ROUTES = Routes(API_PREFIX)
 MAX_AUTHORISATIONS = 500   # authorisation_id parameters of one inventory report
+FORMATS = ("json", "csv", "pdf")   # of a report
 _FORMATS = " Add `format=csv` for a CSV download, `format=pdf` for a PDF"
-FORMAT = format_parameter("json", "csv", "pdf")
+FORMAT = format_parameter(*FORMATS)
 
 
 @ROUTES.get("/reports/bill-of-discharge/<authorisation_id>", id="getBillOfDischargeReport", permission="read",
@@ -24,15 +26,21 @@ FORMAT = format_parameter("json", "csv", "pdf")
                     FORMAT])
 def bill_report(authorisation_id):
     principal = require("read")
+    return bill_document(principal, authorisation_id, fmt_param(allowed=FORMATS))
+
+
+def bill_document(principal: Principal, authorisation_id: str, fmt: str, *, attach_json: bool = False):
+    """The bill of discharge of ``authorisation_id`` as ``principal``'s organisation reads it (``?period_end=`` or
+    ``?as_of=``, ``?channel=``), as ``fmt`` (one of :data:`FORMATS`): the API's answer above, and the dashboard's
+    download (gateway/dashboard/downloads.py; ``attach_json``: the JSON too is a file to save)."""
     auth_id = path_id("authorisation_id", authorisation_id)
     period_end = moment_param("period_end", date_only=True)
     as_of = moment_param("as_of")
     if period_end is not None and as_of is not None:
         raise Problem(400, "invalid-parameter", "give period_end or as_of, not both", extra={"parameter": "as_of"})
-    fmt = fmt_param(allowed=("json", "csv", "pdf"))
     data = reports.bill_of_discharge(state().service, principal.org, auth_id, period_end, as_of, channel_param())
     name = f"bill-of-discharge-{auth_id}-{period_end or (as_of or 'now')[:10]}"
-    return _answer(fmt, data, name, reports.bill_csv, reports.bill_pdf)
+    return _answer(fmt, data, name, reports.bill_csv, reports.bill_pdf, attach_json)
 
 
 @ROUTES.get("/reports/inventory", id="getInventoryReport", permission="read", channel=True,
@@ -55,7 +63,7 @@ def inventory_report():
     # each named once (a repeated one would be counted twice in the totals), in the order given
     ids = list(dict.fromkeys(path_id("authorisation_id", a) for a in wanted)) if wanted \
         else visible_authorisations(principal.org)
-    fmt = fmt_param(allowed=("json", "csv", "pdf"))
+    fmt = fmt_param(allowed=FORMATS)
     channel = channel_param()
     if channel is not None:
         state().service.channels(channel)   # 400 unknown-channel, even when no authorisation is asked about
@@ -63,10 +71,11 @@ def inventory_report():
     return _answer(fmt, data, f"inventory-{as_of[:10]}", reports.inventory_csv, reports.inventory_pdf)
 
 
-def _answer(fmt: str, data: dict, name: str, to_csv, to_pdf):
-    """A report as JSON, or as a CSV or PDF download named ``name``."""
+def _answer(fmt: str, data: dict, name: str, to_csv, to_pdf, attach_json: bool = False):
+    """A report as JSON (a file named ``name`` too with ``attach_json``), or as a CSV or PDF download named ``name``."""
     if fmt == "csv":
         return download(to_csv(data), "text/csv", name + ".csv")
     if fmt == "pdf":
         return download(to_pdf(data), "application/pdf", name + ".pdf")
-    return jsonify(data)
+    response = jsonify(data)
+    return attachment(response, name + ".json") if attach_json else response

@@ -6,7 +6,8 @@ webhooks, audit trails and reports.
 
 The REST routes of those services are under ``/api/v1`` in :mod:`ipledger.gateway.api` (feed, alerts, audit,
 reports: API key, documented in the OpenAPI document); the pages are a separate small Flask app mounted
-at ``/dashboard`` (session cookie after logging in with an API key). See gateway/README.md § Dashboard.
+at ``/dashboard`` (session cookie after logging in with an API key), with the downloads they link — the API's
+documents, for the session (:mod:`ipledger.gateway.dashboard.downloads`). See gateway/README.md § Dashboard.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from ipledger.gateway.config import NO_INSTANCE
 def install(app: Flask, live: Live | None = None) -> Live:
     """The app's live services (``app.extensions["ipledger_live"]``, read by the routes of
     :mod:`ipledger.gateway.api.live`) and the pages at ``/dashboard``."""
-    from ipledger.gateway.dashboard import ui
+    from ipledger.gateway.dashboard import downloads, ui
     state = app.extensions["ipledger"]
     live = live or Live(state.config, state.service)
     app.extensions["ipledger_live"] = live
@@ -34,9 +35,11 @@ def install(app: Flask, live: Live | None = None) -> Live:
     pages.extensions["ipledger"] = state
     pages.extensions["ipledger_live"] = live
     pages.json.sort_keys = False
+    pages.json.ensure_ascii = False   # as the API's app: a download's JSON is the API's, byte for byte
     ui.install_session(pages, live)
     ui.install_access_log(pages)
     pages.register_blueprint(ui.bp)
+    pages.register_blueprint(downloads.bp)   # the documents the pages link, for the session (not the API's routes)
     app.extensions["ipledger_dashboard"] = pages
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/dashboard": pages.wsgi_app})
     return live

@@ -7,7 +7,7 @@ the operator places three lots and processes part of one. Then, in Chromium:
 * customs sign in, see both authorisations and every lot with its balance, open FRIPO000091; an event
   submitted through the REST API appears in the live timeline without a reload (Server-Sent Events);
 * the broker signs in and sees FRIPO000091 and its lots, but not FRIPO000092 — not in the list, not in
-  the live timeline, not by direct URL (404) — and never a customs value;
+  the live timeline, not by direct URL (404) — and never a customs value, not in the page's downloads either;
 * a key revoked while its page is open: the live feed stops, the page says so, the session is over.
 
 No page may log a console error (a CSP violation would be one). Screenshots go to the artefact directory
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -171,6 +172,11 @@ def test_customs_see_both_authorisations_and_every_lot_with_its_balance(browser_
     expect(trail.first).to_contain_text("PlaceUnderProcedure")
     expect(trail.first).to_contain_text("CustomsMSP")                  # an endorser, read from the block
     screenshot(page, artefacts, "customs-lot")
+    with page.expect_download() as download:                           # the page's link, with the session
+        page.get_by_role("link", name="CSV", exact=True).click()
+    assert download.value.suggested_filename == "audit-lot-BRW91-A.csv"
+    trail_csv = Path(download.value.path()).read_text()
+    assert "PlaceUnderProcedure" in trail_csv and "RecordProcessing" in trail_csv
 
     page.goto(env["urls"]["CustomsMSP"] + f"/dashboard/authorisations/{AUTH_OTHER}")
     expect(page.locator('#lots tr[data-lot="BRW92-A"] td.balance')).to_have_text("700 p/st")
@@ -255,6 +261,18 @@ def test_broker_sees_only_the_mandated_authorisation_and_no_customs_value(browse
     expect(page.locator('#lots tr[data-lot="BRW91-B"] td.balance')).to_have_text("600 p/st")
     expect(body).not_to_contain_text(CUSTOMS_VALUE)
     screenshot(page, artefacts, "broker-authorisation")
+    # the page's downloads, with the session: the broker's documents (the API's for its key), no customs value
+    here = f"/dashboard/authorisations/{AUTH_MANDATED}"
+    for document, saved_as in (("bill-of-discharge.csv", f"bill-of-discharge-{AUTH_MANDATED}-now.csv"),
+                               ("bill-of-discharge.pdf", f"bill-of-discharge-{AUTH_MANDATED}-now.pdf"),
+                               ("audit.csv", f"audit-{AUTH_MANDATED}.csv")):
+        with page.expect_download() as download:
+            page.locator(f'a[href="{here}/{document}"]').click()
+        assert download.value.suggested_filename == saved_as
+        data = Path(download.value.path()).read_bytes()
+        assert data and CUSTOMS_VALUE.encode() not in data, document
+        if document == "bill-of-discharge.csv":
+            assert b"BRW91-A" in data and b"BRW92-A" not in data
     page.goto(env["urls"]["BrokerMSP"] + "/dashboard/lots/BRW91-A")
     expect(page.get_by_role("heading", level=1)).to_have_text("Lot BRW91-A")
     expect(body).not_to_contain_text(CUSTOMS_VALUE)
@@ -272,6 +290,10 @@ def test_broker_sees_only_the_mandated_authorisation_and_no_customs_value(browse
         expect(body).not_to_contain_text("BRW92-A")
         expect(body).not_to_contain_text(CUSTOMS_VALUE)
     screenshot(page, artefacts, "broker-other-lot-refused")
+    for document in ("bill-of-discharge.pdf", "audit.csv"):          # its downloads: refused, as the API refuses
+        response = page.request.get(env["urls"]["BrokerMSP"] + f"/dashboard/authorisations/{AUTH_OTHER}/{document}")
+        assert response.status in (403, 404) and "content-disposition" not in response.headers, document
+        assert CUSTOMS_VALUE not in response.text() and "BRW92-A" not in response.text(), document
     assert refused == {f"/dashboard/authorisations/{AUTH_OTHER}": 404, "/dashboard/lots/BRW92-A": 404}
     assert console.unexpected(allowed=[env["urls"]["BrokerMSP"] + p for p in refused]) == []
 

@@ -86,8 +86,8 @@ def test_adding_an_authorisation_still_says_what_happened_and_not_whether_a_hidd
 
 def test_a_lot_id_of_dot_segments_links_to_its_own_lot(scenario, app, keys, api, live, ledger):
     """The contract's lot id pattern allows '/' and '.': a broker's lot "X/../../alerts" was linked as
-    ``/dashboard/lots/X/../../alerts``, which a browser resolves to ``/dashboard/alerts`` (the API links on the lot's
-    page likewise). The '/' of an id is sent as %2F: the link names that lot, and reaches it."""
+    ``/dashboard/lots/X/../../alerts``, which a browser resolves to ``/dashboard/alerts`` (the download links on the
+    lot's page likewise). The '/' of an id is sent as %2F: the link names that lot, and reaches it."""
     lot_id = "X/../../alerts"
     api.post(place(lot_id, 5, "26FR000110000003R6"), "BrokerMSP")
     wait_for(lambda: live.store.count() == len(ledger.events))
@@ -99,10 +99,10 @@ def test_a_lot_id_of_dot_segments_links_to_its_own_lot(scenario, app, keys, api,
     lot = browser.get("/dashboard/lots/X%2F..%2F..%2Falerts")
     text = lot.get_data(as_text=True)
     assert lot.status_code == 200 and f"<h1>Lot {lot_id}</h1>" in text
-    api_links = re.findall(r'href="(/api/v1/lots/[^"]*)"', text)
-    assert api_links == ["/api/v1/lots/X%2F..%2F..%2Falerts/audit?format=csv",
-                         "/api/v1/lots/X%2F..%2F..%2Falerts/audit"]
-    trail = api.get(api_links[1], "CustomsMSP")
+    downloads = re.findall(r'href="(/dashboard/lots/[^"]*/audit\.[a-z]+)"', text)
+    assert downloads == ["/dashboard/lots/X%2F..%2F..%2Falerts/audit.csv",
+                         "/dashboard/lots/X%2F..%2F..%2Falerts/audit.json"]
+    trail = browser.get(downloads[1])
     assert trail.status_code == 200 and trail.get_json()["lot_id"] == lot_id
 
 

@@ -254,7 +254,8 @@ def test_the_dashboard_shows_a_lot_two_holders_number_alike_on_the_channel_chose
     r = client.get(f"/dashboard/lots/L1?channel={B}")
     html = r.get_data(as_text=True)
     assert r.status_code == 200 and f"mrn-on-{B}" in html and f"mrn-on-{A}" not in html
-    assert f"/api/v1/lots/L1/audit?format=csv&amp;channel={B}" in html
+    assert f"/dashboard/lots/L1/audit.csv?channel={B}" in html
+    assert f'href="/dashboard/authorisations/FRIPOB000001?channel={B}"' in html   # its authorisation, on B
     assert {channel for channel, _ in ledgers.calls} == {B}
     assert client.get("/dashboard/lots/L1?channel=ip-plant-z").status_code == 400
     # the authorisation page links its lots on its own channel
@@ -387,3 +388,25 @@ def test_a_view_across_holders_asks_each_channel_once_for_an_id_on_two(app, ledg
     assert r.status_code == 200, r.get_data(as_text=True)
     assert sorted((a["on"], a["channel"]) for a in r.get_json()["alerts"]) == [(A, A), (B, B)]
     assert sorted(call for call in ledgers.calls if call[1] == "GetAlerts") == [(A, "GetAlerts"), (B, "GetAlerts")]
+
+
+def test_the_dashboards_downloads_are_of_the_channel_its_page_shows(duplicate, keys):
+    """FRIPO000001 on both holders' channels: its page on B links its downloads on B (the authorisation page's
+    links named no channel: on this gateway they could only be answered 409); each is B's document; without a
+    channel a download is the 409 page linking the same download on each channel; an unknown channel is a 400."""
+    client = duplicate.test_client()
+    assert sign_in(client, keys[("CustomsMSP", "viewer")]).status_code == 302
+    page = "/dashboard/authorisations/FRIPO000001"
+    html = client.get(page, query_string={"channel": B}).get_data(as_text=True)
+    for document in ("audit.csv", "audit.json", "bill-of-discharge.pdf", "bill-of-discharge.csv"):
+        assert f'href="{page}/{document}?channel={B}"' in html, document
+    bill = client.get(f"{page}/bill-of-discharge.csv", query_string={"channel": B})
+    assert bill.status_code == 200 and bill.headers["Content-Disposition"].startswith("attachment;")
+    text = bill.get_data(as_text=True)
+    assert f"L-{B}" in text and f"L-{A}" not in text   # its stock on B only
+    r = client.get(f"{page}/bill-of-discharge.csv")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 409 and r.mimetype == "text/html"
+    assert f'href="{page}/bill-of-discharge.csv?channel={A}"' in html
+    assert f'href="{page}/bill-of-discharge.csv?channel={B}"' in html
+    assert client.get(f"{page}/audit.csv", query_string={"channel": "ip-plant-z"}).status_code == 400

@@ -1,0 +1,58 @@
+"""The dashboard's downloads: the documents its pages link — an authorisation's audit trail (CSV, JSON) and bill of
+discharge (PDF, CSV; JSON as well), a lot's audit trail (CSV, JSON) — for a signed-in session.
+
+The API's routes of these documents (``/api/v1/…``) take API keys only, which a browser does not send; these routes
+are under ``/dashboard``, where the session cookie goes. Each answers with the API's own document
+(:func:`ipledger.gateway.api.audit.authorisation_trail`, :func:`~ipledger.gateway.api.audit.lot_trail`,
+:func:`ipledger.gateway.api.reports.bill_document`: one source for both) as the session's organisation may read it —
+what the contract lets it read, so a broker never gets a customs value and nobody another holder's authorisation —
+and refuses what the API refuses, with the API's status, on the dashboard's error page. A document is a file to save
+(``Content-Disposition: attachment``, named as the API names it) that no cache keeps (``Cache-Control: no-store``).
+
+Its format is the path's suffix (``…/audit.csv``), not a query parameter: a request without a session is sent to sign
+in and then back to its path (``next`` keeps no query, :func:`ipledger.gateway.dashboard.ui._after_sign_in`) — to the
+same document. The API's query parameters are read as the API reads them: ``channel`` (a gateway of several holders'
+channels; the pages' links carry the channel their page shows), ``from``/``to`` of an authorisation's trail,
+``period_end``/``as_of`` of a bill; each given once. A GET changes nothing, so it needs no CSRF token; it needs a
+session, of any role that may read (viewer and clerk)."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ipledger.gateway.api.audit import authorisation_trail, lot_trail
+from ipledger.gateway.api.common import permitted, refuse_repeated_parameters
+from ipledger.gateway.api.reports import bill_document
+from ipledger.gateway.auth import Principal
+from ipledger.gateway.dashboard.ui import login_required
+
+bp = Blueprint("downloads", __name__)
+
+
+@bp.after_request
+def _never_kept(response):
+    """One organisation's documents (customs values too): never kept by the browser's or a shared cache."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _reader(principal: Principal) -> Principal:
+    refuse_repeated_parameters()   # as the API: ?as_of=…&as_of=… is a 400, not the first one's document
+    return permitted(principal, "read")
+
+
+@bp.get("/authorisations/<authorisation_id>/audit.<any(csv, json):fmt>")
+@login_required
+def authorisation_audit(principal, authorisation_id, fmt):
+    return authorisation_trail(_reader(principal), authorisation_id, fmt, attach_json=True)
+
+
+@bp.get("/authorisations/<authorisation_id>/bill-of-discharge.<any(pdf, csv, json):fmt>")
+@login_required
+def bill_of_discharge(principal, authorisation_id, fmt):
+    return bill_document(_reader(principal), authorisation_id, fmt, attach_json=True)
+
+
+@bp.get("/lots/<ident:lot_id>/audit.<any(csv, json):fmt>")
+@login_required
+def lot_audit(principal, lot_id, fmt):
+    return lot_trail(_reader(principal), lot_id, fmt, attach_json=True)
