@@ -158,6 +158,11 @@ class KeyStore:
             return None
         return Principal(key_id=key_id, org=record["org"], role=record["role"], label=record.get("label", ""))
 
+    def made_here(self, key_id: str | None) -> bool:
+        """Whether this gateway's key file has ever held key ``key_id`` (revoked and expired keys too): a key
+        it never made is most likely another organisation's, presented to the wrong gateway."""
+        return (key_id or "") in self._current()
+
     def active(self, key_id: str | None) -> Principal | None:
         """The principal of key ``key_id`` while the key is valid (in the file, not revoked), from the keys
         re-read when the file changed. For what a key opened and that lasts — a dashboard session, a

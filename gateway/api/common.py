@@ -54,6 +54,10 @@ def authenticate() -> Principal:
     g.key_id = key_id_of(presented)
     principal = state().keys.authenticate(presented)
     if principal is None:
+        if g.key_id and not state().keys.made_here(g.key_id):   # the key's id is public (it names it in logs)
+            orgs = ", ".join(sorted(state().service.ledger.orgs()))
+            raise Problem(401, "unauthenticated", f"unknown API key: this is {orgs}'s gateway, and a key works only "
+                          "on the gateway of the organisation it was made for", headers=challenge)
         raise Problem(401, "unauthenticated", "unknown or revoked API key", headers=challenge)
     g.principal = principal
     return principal

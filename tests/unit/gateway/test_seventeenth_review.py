@@ -40,3 +40,17 @@ def test_every_parameter_an_operation_reads_is_in_the_document(client, keys):
         assert r.status_code != 400 or r.get_json().get("parameter") not in ("format", "limit", "authorisation_id"), url
     assert {"format", "authorisation_id", "as_of", "channel"} <= openapi.query_parameters("GET", "/api/v1/reports/inventory")
     assert openapi.query_parameters("GET", "/dashboard/") is None      # not an operation: not checked
+
+
+def test_a_key_this_gateway_never_made_is_told_apart_from_a_revoked_one(client, keys, keystore):
+    """The operator's key sent to customs' gateway (README's import example named customs' address) got "unknown
+    or revoked API key", as if the key were bad. A key id this gateway never made says whose gateway it is and
+    that keys work only on their own organisation's; a revoked key is still "unknown or revoked"."""
+    elsewhere = "ipk_0123456789ab_" + "A" * 43
+    r = client.get("/api/v1/lots/L1", headers=bearer(elsewhere))
+    assert r.status_code == 401 and "works only on the gateway of the organisation it was made for" in r.json["detail"]
+    assert "CustomsMSP" in r.json["detail"]
+    key = keys[("OperatorMSP", "clerk")]
+    keystore.revoke(key.split("_")[1])
+    r = client.get("/api/v1/lots/L1", headers=bearer(key))
+    assert r.status_code == 401 and r.json["detail"] == "unknown or revoked API key"
