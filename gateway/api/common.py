@@ -163,7 +163,8 @@ def refuse_repeated_parameters() -> None:
 def path_id(name: str, value: str) -> str:
     if not whole(ID_PATTERNS[name], value):
         raise Problem(400, "invalid-parameter", f"{name} {value[:80]!r} is not well formed "
-                                                f"(pattern {ID_PATTERNS[name]})", extra={"parameter": name})
+                                                f"(pattern {schemas.shown_pattern(ID_PATTERNS[name])})",
+                      extra={"parameter": name})
     return value
 
 

@@ -242,6 +242,8 @@ def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
             message = f"is after {LAST_YEAR}-12-31, the last date the contract computes with"
         elif err.validator == "pattern" and err.validator_value in _TEXT_PATTERNS and isinstance(err.instance, str):
             message = _control_problem(err.instance, err.validator_value)
+        elif err.validator == "pattern" and isinstance(err.instance, str):
+            message = short_message(f"{err.instance!r} does not match {shown_pattern(err.validator_value)!r}")
         else:
             message = short_message(err.message)
         found.setdefault((path, message), {"path": path, "message": message, **extra})
@@ -249,6 +251,12 @@ def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
 
 
 MAX_MESSAGE = 300
+
+
+def shown_pattern(pattern: str) -> str:
+    """A pattern as an error message shows it: without the guard every pattern ends with, ``$(?!\\n)`` (Python's
+    ``$`` would otherwise match before a final line feed), which says nothing to the reader but ``$``."""
+    return pattern.replace("$(?!\\n)", "$")
 
 
 def short_message(message: str) -> str:

@@ -54,3 +54,15 @@ def test_a_key_this_gateway_never_made_is_told_apart_from_a_revoked_one(client, 
     keystore.revoke(key.split("_")[1])
     r = client.get("/api/v1/lots/L1", headers=bearer(key))
     assert r.status_code == 401 and r.json["detail"] == "unknown or revoked API key"
+
+
+def test_a_pattern_in_an_error_reads_as_written(client, keys):
+    """A refused value quoted its pattern with the guard every pattern ends with, escaped twice in JSON:
+    ``'^[0-9a-f]{64}$(?!\\\\\\\\n)'``. The message shows ``^[0-9a-f]{64}$``."""
+    from ipledger.chaincode.contract import schemas
+    (error,) = schemas.errors("SubmitBillOfDischarge", {
+        "event_id": "e1", "occurred_at": "2026-01-01T00:00:00Z", "authorisation_id": "FRIPO000001",
+        "period_end": "2026-01-01", "document_hash": "00"})
+    assert error == {"path": "/document_hash", "message": "'00' does not match '^[0-9a-f]{64}$'"}
+    r = client.get("/api/v1/authorisations/not-one", headers=bearer(keys[("OperatorMSP", "clerk")]))
+    assert r.status_code == 400 and r.json["detail"].endswith("(pattern ^[A-Z]{2}IPO[A-Z0-9]{1,29}$)")
