@@ -30,6 +30,9 @@ class Tx:
     # terms of the authorisation an act was declared under, more favourable than those in force when it is
     # recorded (a placement's longer period for discharge): LateRecording states them (time_rules.review_lateness)
     earlier_terms: dict | None = None
+    # when the act's declaration was accepted, if earlier than its own occurred_at says: a 5151 reception recorded
+    # after its exit takes the exit's date, the one declaration's acceptance (placement; time_rules.legal_time)
+    declared_at: dt.datetime | None = None
     effects: list[dict] = field(default_factory=list)        # goods postings, in order
     alert_changes: list[dict] = field(default_factory=list)  # RAISED / UPDATED / CLEARED
     # what the event concerns, as ordered sets (dict keys: no set is ever iterated, so no hash order)

@@ -78,6 +78,8 @@ def exit_goods(tx, event: dict) -> dict:
         "recorded_at": tx.recorded_at, "tx_id": tx.tx_id, "exit_confirmed": None,
         **({"difference_found": found} if found else {}),
     })
+    if received is not None:   # received first: dated after this exit, the received lot got a longer period
+        review_reception_date(tx, event, received)
     if found and received is not None:   # received first: where the received goods are now
         controls.carry_transfer(tx, {"authorisation_id": event["authorisation_id"], "mrn": event["mrn"],
                                      "item_no": item_no}, received, found)
@@ -94,6 +96,13 @@ def exit_goods(tx, event: dict) -> dict:
                      "procedure": event["procedure"], "mrn": event["mrn"], "item_no": item_no,
                      "attribution": effect["attribution"]},
             kind.lower(): goods.view(kind, record, tx.now)}
+
+
+def review_reception_date(tx, event: dict, received: dict) -> None:
+    """A transfer's exit recorded after its reception (``received``): customs are told when the reception gave
+    its lot a later declaration date than this exit's (time_rules.review_transfer_date)."""
+    lot = tx.state.get(keys.lot(received["id"]))
+    time_rules.review_transfer_date(tx, event, received, goods.declared_at(lot))
 
 
 def record_loss(tx, event: dict) -> dict:

@@ -72,7 +72,11 @@ def deadline(record: dict) -> dt.datetime:
 
 def declared_at(lot: dict) -> str:
     """When a lot's declaration was accepted: its legally relevant date (``occurred_at``, never later than its
-    recording, ``accepted_at``), which its deadline runs from (placement.place, time_rules.legal_time)."""
+    recording, ``accepted_at``), which its deadline runs from (placement.place, time_rules.legal_time) — or the
+    date its record states, when the declaration's acceptance came from elsewhere (a 5151 reception recorded
+    after its exit: the exit's date)."""
+    if "declared_at" in lot:
+        return lot["declared_at"]
     return time_rules.declared_at(lot.get("occurred_at"), lot["accepted_at"])
 
 

@@ -49,6 +49,11 @@ def place_under_procedure(tx, event: dict) -> dict:
     if tx.commercial is None or "customs_value" not in tx.commercial:
         raise InvalidEvent("the customs value is missing (transient map, key 'commercial')", field="commercial")
 
+    sent = declarations.other_side(tx.state, event["mrn"], event["item_no"], declaration)   # its exit, if first
+    if sent is not None:   # one declaration, accepted once: the reception is never dated after its exit
+        exit_declared = timestamps.parse_datetime(time_rules.declared_at(sent.get("occurred_at"), sent["recorded_at"]))
+        if exit_declared < time_rules.legal_time(tx):
+            tx.declared_at = exit_declared
     accepted = time_rules.legal_time(tx)   # when the declaration was accepted
     period = authorisations.discharge_period_at(auth, accepted)
     if period > auth["discharge_period_days"]:   # declared before the period was shortened: customs are told
@@ -63,6 +68,7 @@ def place_under_procedure(tx, event: dict) -> dict:
         "deadline": timestamps.fmt(deadline), "original_deadline": timestamps.fmt(deadline), "extensions": [],
         "stock": {event["site"]: qty}, "consumed": 0, "exited": {}, "lost": 0, "lost_by_reason": {},
         "products": {},
+        **({"declared_at": timestamps.fmt(accepted)} if tx.declared_at is not None else {}),   # the exit's date
     }
     if (since := goods.billed_from(lot)) is not None:   # recorded after its deadline: billed from then on
         lot["billed_from"] = since
@@ -70,7 +76,6 @@ def place_under_procedure(tx, event: dict) -> dict:
     tx.state.prefetch([goods.balance_key(goods.LOT, lot), authorisations.ceiling_alert_key(auth, lot["cn"])])
     goods.post(tx, {"op": "place", "lot": lot})
     tx.state.put(declaration, declared)
-    sent = declarations.other_side(tx.state, event["mrn"], event["item_no"], declaration)
     if sent is not None:
         receive_transfer(tx, sent, event["mrn"], event["item_no"])
         if sent.get("difference_found"):   # the sender's goods left a site where a control's difference stood

@@ -47,9 +47,12 @@ def business_time(tx, event: dict) -> dt.datetime:
 
 
 def legal_time(tx) -> dt.datetime:
-    """The legally relevant date of the act: when it occurred, never later than the ledger time."""
+    """The legally relevant date of the act: when it occurred, never later than the ledger time — nor than when
+    its declaration was accepted, where another record gives that (``tx.declared_at``: a 5151 transfer is one
+    declaration, whose exit may be recorded before its reception)."""
     occurred = tx.occurred_at if tx.occurred_at is not None else tx.now
-    return min(occurred, tx.now)
+    legal = min(occurred, tx.now)
+    return legal if tx.declared_at is None else min(legal, tx.declared_at)
 
 
 def declared_at(occurred_at: str | None, recorded_at: str) -> str:
@@ -82,8 +85,28 @@ def review_lateness(tx, act: str, event: dict) -> None:
         "event_type": act, "event_id": event["event_id"], "submitted_by": tx.caller.msp_id,
         "occurred_at": event["occurred_at"], "recorded_at": tx.recorded_at,
         "late_by_s": lateness // dt.timedelta(seconds=1), "late_recording_days": allowed,
+        **({"declared_at": timestamps.fmt(tx.declared_at)} if tx.declared_at is not None else {}),
         "lots": sorted(tx.lots), "batches": sorted(tx.batches),
         **({"earlier_terms": tx.earlier_terms} if tx.earlier_terms is not None else {}),
+    })
+
+
+def review_transfer_date(tx, event: dict, received: dict, lot_declared_at: str) -> None:
+    """LateRecording on the receiving authorisation: a 5151 transfer's exit, recorded after its reception, is
+    dated before the received lot's declaration (``lot_declared_at``: goods.declared_at). The transfer is one declaration,
+    accepted once; the lot's period for discharge ran from the later date the reception gave, longer than the
+    exit's date allows. Its period is not cut after the fact (a submitted bill may already show it): customs are
+    told, the exit's date beside the lot's (subject: the exit, ``<msp_id>:<event_id>``)."""
+    exit_declared, lot_declared = legal_time(tx), timestamps.parse_datetime(lot_declared_at)
+    if exit_declared >= lot_declared:
+        return
+    alerts.raise_alert(tx, received["authorisation_id"], LATE_RECORDING, f"{tx.caller.msp_id}:{event['event_id']}", {
+        "event_type": "ExitGoods", "event_id": event["event_id"], "submitted_by": tx.caller.msp_id,
+        "occurred_at": event["occurred_at"], "recorded_at": tx.recorded_at,
+        "late_by_s": (lot_declared - exit_declared) // dt.timedelta(seconds=1),
+        "late_recording_days": tx.params["late_recording_days"], "lots": [received["id"]], "batches": [],
+        "transfer": {"mrn": event["mrn"], "item_no": event.get("item_no", 1), "declared_at": timestamps.fmt(exit_declared),
+                     "received_lot_declared_at": lot_declared_at},
     })
 
 

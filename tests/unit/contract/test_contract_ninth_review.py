@@ -180,20 +180,50 @@ class Oracle:
         else:   # FIFO over the shares, each part with the exact input goods it stands for
             parts, rest = [], qty
             empties = qty == sum(sh["units"] - sh["gone"] for sh in rec["shares"])
+            due = self._spread_due(rec, qty, how == "4051", empties)
             for sh in rec["shares"]:
                 part = min(rest, sh["units"] - sh["gone"])
                 if part:
                     parts.append((sh["lot"], part, F(part * sh["input"], sh["units"])))
                     sh["gone"] += part
                     rest -= part
+                elif sh["units"] == 0 and sh["w"]:
+                    # a share of 0 units whose lot gives the product (docs §9 item 21): its input is in every
+                    # unit, spread over the batch's disposals in proportion to their units, the last units the rest
+                    take = min(due, sh["input"] - sh.get("stated", 0))
+                    if take > 0 or (empties and not sh.get("left")):
+                        parts.append((sh["lot"], take, F(sh["input"] * qty, rec["produced"]) if not empties
+                                      else F(sh["input"] - sh.get("stated", 0))))
+                        sh["stated"] = sh.get("stated", 0) + take
+                        sh["by_releases"] = sh.get("by_releases", 0) + (take if how == "4051" else 0)
+                        sh["left"] = empties
+                        due -= take
                 elif sh["units"] == 0 and not sh.get("left") and (rest or empties):
-                    # a share of 0 units (docs §5) stands for its lot's input all the same: it leaves with
-                    # the disposal that takes units after it, or the batch's last units
+                    # a share of 0 units of a lot giving none of the product (docs §5) stands for its lot's input
+                    # all the same: it leaves with the disposal that takes units after it, or the batch's last units
                     parts.append((sh["lot"], 0, F(sh["input"])))
                     sh["left"] = True
+            if how == "4051":
+                rec["released"] = rec.get("released", 0) + qty
         self.takings.append({"op": op, "kind": kind, "id": gid, "qty": qty, "how": how, "at": at, "parts": parts})
         self.snap(at)
         return None
+
+    @staticmethod
+    def _spread_due(rec: dict, qty: int, release: bool, last: bool) -> int:
+        """What a disposal of ``qty`` units of batch ``rec`` states, together, of its shares of 0 units whose lot
+        gives the product: releases in proportion to the batch's units released, rounded up, other disposals to
+        its other units gone, rounded down, the last units the rest."""
+        giving = [sh for sh in rec["shares"] if sh["units"] == 0 and sh["w"]]
+        total, stated = sum(sh["input"] for sh in giving), sum(sh.get("stated", 0) for sh in giving)
+        by_releases = sum(sh.get("by_releases", 0) for sh in giving)
+        released = rec.get("released", 0)
+        if last:
+            return total - stated
+        if release:
+            return -(-total * (released + qty) // rec["produced"]) - by_releases
+        gone = sum(sh["gone"] for sh in rec["shares"]) - released
+        return total * (gone + qty) // rec["produced"] - (stated - by_releases)
 
     def extend(self, lot_id: str, new: dt.datetime, at: dt.datetime) -> None:
         self.lots[lot_id]["deadline"] = new

@@ -1,9 +1,11 @@
 """The seventeenth review's findings against the contract, each reproduced here first (docs/status.md)."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.contract import InwardProcessingContract, timestamps
 from ipledger.chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso, mrn, retreaded
 
 
@@ -102,3 +104,51 @@ def test_an_exit_from_a_site_where_a_difference_stands_keeps_it_on_its_declarati
     plain = mrn("E", 906)
     s.accepted(s.exit(10, lot_id="L1", procedure="3151", mrn_=plain, site=SITE1))
     assert "difference_found" not in s.query("GetDeclaration", plain)["items"][0]
+
+
+def _late_recordings(s, auth_id):
+    return [a for a in s.query("GetAlerts", auth_id)["alerts"] if a["type"] == "LateRecording"]
+
+
+def test_a_reception_recorded_weeks_after_its_exit_runs_from_the_exits_date(s):
+    """A 5151 transfer is one declaration, accepted once: the reception recorded 80 days after the exit, dated
+    the day it was recorded, got a period from that later date — 80 days more, unseen. The received lot's period
+    runs from the exit's date, and the reception is a late recording."""
+    s.accepted(s.grant(AUTH_B))
+    transfer = mrn("I", 903)
+    exit_at = s.ledger.now
+    s.accepted(s.exit(400, lot_id="L1", procedure="5151", mrn_=transfer, site=SITE1))
+    s.wait_until(s.D(80))
+    lot = s.accepted(s.place("LB", 400, mrn_=transfer, procedure="5151", auth_id=AUTH_B, site=SITE2))["lot"]
+    assert lot["declared_at"] == timestamps.fmt(exit_at)
+    assert lot["deadline"] == timestamps.fmt(exit_at + dt.timedelta(days=180))
+    (late,) = _late_recordings(s, AUTH_B)
+    assert late["details"]["declared_at"] == timestamps.fmt(exit_at) and late["details"]["late_by_s"] >= 79 * 86400
+    bill = s.query("GetBillOfDischargeData", AUTH_B, None, iso(s.ledger.now))
+    assert bill["lots"][0]["declared_at"] == timestamps.fmt(exit_at)
+
+
+def test_a_reception_dated_on_its_exits_day_is_not_late(s):
+    s.accepted(s.grant(AUTH_B))
+    transfer = mrn("I", 907)
+    s.accepted(s.exit(400, lot_id="L1", procedure="5151", mrn_=transfer, site=SITE1))
+    s.wait_until(s.D(2))
+    lot = s.accepted(s.place("LB", 400, mrn_=transfer, procedure="5151", auth_id=AUTH_B, site=SITE2))["lot"]
+    assert _late_recordings(s, AUTH_B) == [] and lot["declared_at"] < lot["accepted_at"]
+
+
+def test_an_exit_dated_before_its_reception_tells_customs_on_the_receiving_authorisation(s):
+    """The mirror order: the reception recorded first, dated D30; the exit recorded after, dated D0. The lot's
+    period ran from D30: customs are told on the receiving authorisation (its period is not cut afterwards)."""
+    s.accepted(s.grant(AUTH_B))
+    transfer = mrn("I", 908)
+    exit_at = s.ledger.now
+    s.wait_until(s.D(30))
+    lot = s.accepted(s.place("LB", 400, mrn_=transfer, procedure="5151", auth_id=AUTH_B, site=SITE2))["lot"]
+    s.accepted(s.exit(400, lot_id="L1", procedure="5151", mrn_=transfer, site=SITE1, occurred_at=iso(exit_at)))
+    (late,) = _late_recordings(s, AUTH_B)
+    assert late["details"]["transfer"] == {"mrn": transfer, "item_no": 1, "declared_at": timestamps.fmt(exit_at),
+                                           "received_lot_declared_at": lot["declared_at"]}
+    # (the sender's own exit, recorded 30 days after it occurred, is late on its own authorisation)
+    assert all("transfer" not in a["details"] for a in _late_recordings(s, AUTH_ID))
+    assert s.lot("LB")["deadline"] == lot["deadline"]
