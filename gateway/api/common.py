@@ -49,6 +49,11 @@ def authenticate() -> Principal:
     presented = presented_key()
     challenge = {"WWW-Authenticate": 'Bearer realm="ipledger"'}
     if not presented:
+        scheme = (request.headers.get("Authorization") or "").partition(" ")[0]
+        if scheme and scheme.lower() != "bearer":   # a key is never taken from a header that names something else
+            raise Problem(401, "unauthenticated", f"the Authorization header names the scheme {scheme[:20]!r}: send "
+                          "'Authorization: Bearer <key>' (an X-API-Key beside another Authorization is not read)",
+                          headers=challenge)
         raise Problem(401, "unauthenticated", "an API key is required: 'Authorization: Bearer <key>' or "
                                               "'X-API-Key: <key>'", headers=challenge)
     g.key_id = key_id_of(presented)

@@ -136,15 +136,15 @@ def known_authorisations():
     "/dashboard/authorisations", id="addKnownAuthorisation", permission="read",
     summary="Make an authorisation id known to the gateway (`{\"authorisation_id\": …}`; it must be readable by "
             "the key's org)",
-    body={"type": "object", "required": ["authorisation_id"],
+    body={"type": "object", "required": ["authorisation_id"], "additionalProperties": False,
           "properties": {"authorisation_id": {"type": "string", "pattern": ID_PATTERNS["authorisation_id"]}}},
     ok={"201": ("added", None), "200": ("already known", None)})
 def add_authorisation():
     """Make an authorisation id known to the gateway (if the caller may read it)."""
     principal = require("read")
     body = read_json()
-    if not isinstance(body, dict) or not isinstance(body.get("authorisation_id"), str):
-        raise Problem(400, "bad-request", "the body must be {\"authorisation_id\": \"…\"}")
+    if not isinstance(body, dict) or not isinstance(body.get("authorisation_id"), str) or set(body) != {"authorisation_id"}:
+        raise Problem(400, "bad-request", "the body must be {\"authorisation_id\": \"…\"} (no other member)")
     auth_id = path_id("authorisation_id", body["authorisation_id"])
     state().service.evaluate_json(principal.org, "GetAuthorisation", auth_id)  # 403/404 when not readable
     added = live().store.add_authorisation(auth_id, principal.org)

@@ -393,7 +393,7 @@ def alerts(principal):
 def members(principal):
     """Customs' view of the channel membership (read-only: changes go through `ipledger admin`)."""
     if not is_customs(principal.org):
-        abort(403)
+        abort(403, "the channel's members are shown to customs only (changes go through `ipledger admin`)")
     data = state().service.channel_members(principal.org)
     return render_template("dashboard/members.html", principal=principal, members=data)
 

@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             runtime.RuntimeChoiceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # the reader of the output went away (`| head`): stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing left to flush at exit
+        return 141   # 128 + SIGPIPE
     except OSError as e:   # a file a command cannot use (a directory in its place, no permission, a full disk)
         print(f"error: {printable(str(e))}", file=sys.stderr)
         return 2

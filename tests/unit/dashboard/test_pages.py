@@ -133,7 +133,8 @@ def test_customs_sees_the_channel_members_and_no_one_else_does(app, keys):
     for org in ("OperatorMSP", "BrokerMSP"):
         other = app.test_client()
         login(other, keys[(org, "viewer")])
-        assert other.get("/dashboard/members").status_code == 403
+        refused = other.get("/dashboard/members")
+        assert refused.status_code == 403 and "shown to customs only" in refused.get_data(as_text=True)
         assert 'href="/dashboard/members"' not in other.get("/dashboard/").get_data(as_text=True)
 
 

@@ -66,3 +66,17 @@ def test_a_pattern_in_an_error_reads_as_written(client, keys):
     assert error == {"path": "/document_hash", "message": "'00' does not match '^[0-9a-f]{64}$'"}
     r = client.get("/api/v1/authorisations/not-one", headers=bearer(keys[("OperatorMSP", "clerk")]))
     assert r.status_code == 400 and r.json["detail"].endswith("(pattern ^[A-Z]{2}IPO[A-Z0-9]{1,29}$)")
+
+
+def test_another_authorization_scheme_is_named_in_the_refusal(client, keys):
+    """``Authorization: Basic …`` beside a valid ``X-API-Key`` was told "an API key is required", although one was
+    sent: the refusal now says which header is not read and why."""
+    r = client.get("/api/v1/lots/L1", headers={"Authorization": "Basic dXNlcjpwYXNz",
+                                               "X-API-Key": keys[("OperatorMSP", "clerk")]})
+    assert r.status_code == 401 and "names the scheme 'Basic'" in r.json["detail"]
+
+
+def test_the_known_authorisations_take_no_other_member(client, keys, ledger):
+    r = client.post("/api/v1/dashboard/authorisations", json={"authorisation_id": "FRIPO000001", "x": 1},
+                    headers=bearer(keys[("CustomsMSP", "viewer")]))
+    assert r.status_code == 400 and ledger.evaluations == []
