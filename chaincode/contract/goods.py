@@ -187,11 +187,10 @@ def recording_order(lot: dict) -> tuple[str, str]:
 
 def placement_order(lot: dict) -> tuple[dt.datetime, str, str]:
     """Lots in placement order, first-in-first-out (docs/domain.md §5): by the placement's legally relevant
-    time — when the declaration was accepted (``occurred_at``), never later than its recording, the time
-    its deadline runs from — then by recording time and lot id. The order of a new batch's shares
+    time — when the declaration was accepted (:func:`declared_at`), the time its deadline runs from — then by
+    recording time and lot id. The order of a new batch's shares
     (:func:`shares.shares_of`), so the order in which its discharges take them (:func:`shares.fifo_attribution`)."""
-    placed = min(timestamps.parse_datetime(lot["occurred_at"]), timestamps.parse_datetime(lot["accepted_at"]))
-    return placed, lot["accepted_at"], lot["lot_id"]
+    return timestamps.parse_datetime(declared_at(lot)), lot["accepted_at"], lot["lot_id"]
 
 
 # ---------------------------------------------------------------------------------------- books

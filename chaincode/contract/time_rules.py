@@ -157,7 +157,7 @@ def not_before_goods(occurred: dt.datetime, record: dict, kind: str, goods_id: s
     """OutOfOrder: an event's business time before the placement (or production) of its goods — their legal
     time: ``occurred_at``, never later than their recording (as :func:`legal_time`; an ``occurred_at`` a little
     ahead of the ledger time, within the clock skew, does not hold back the next events)."""
-    since = min(timestamps.parse_datetime(record["occurred_at"]), timestamps.parse_datetime(record["accepted_at"]))
+    since = timestamps.parse_datetime(declared_at(record["occurred_at"], record["accepted_at"]))
     if occurred < since:
         raise OutOfOrder(f"occurred_at is before the {'placement' if kind == 'LOT' else 'production'} "
                          f"of {goods_id}", occurred_at=timestamps.fmt(occurred), goods_since=record["occurred_at"],
