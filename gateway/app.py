@@ -14,10 +14,10 @@ import logging
 import sqlite3
 import time
 
-from flask import Flask, g, jsonify, redirect, request
+from flask import Flask, g, redirect, request
 from werkzeug.exceptions import HTTPException
 
-from ipledger.gateway import headers, openapi
+from ipledger.gateway import headers, openapi, problems
 from ipledger.gateway.api import docs, events, health, live, queries
 from ipledger.gateway.config import NO_INSTANCE
 from ipledger.gateway.api.common import API_PREFIX, AppState, install_converters, refuse_repeated_parameters
@@ -26,15 +26,11 @@ from ipledger.gateway.config import GatewayConfig
 from ipledger.gateway.dashboard import install as install_dashboard
 from ipledger.gateway.ledger import FabricLedger, Ledger
 from ipledger.gateway.observability import REQUEST_ID_HEADER, Metrics, configure_logging, request_id_from, route_label
-from ipledger.gateway.problems import GATEWAY_PROBLEMS, MEDIA_TYPE, Problem
+from ipledger.gateway.problems import Problem
 from ipledger.gateway.service import LedgerService
 
 log = logging.getLogger("ipledger.gateway.access")
 errlog = logging.getLogger("ipledger.gateway.error")
-
-_HTTP_PROBLEMS = {400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
-                  405: "method-not-allowed", 413: "payload-too-large", 415: "unsupported-media-type"}
-
 
 def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = None,
                keys: KeyStore | None = None) -> Flask:
@@ -107,12 +103,7 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
     def problem_response(problem: Problem):
         g.problem_type = problem.name
         g.problem_code = problem.extra.get("code")
-        response = jsonify(problem.body(getattr(g, "request_id", None)))
-        response.status_code = problem.status
-        response.mimetype = MEDIA_TYPE
-        for k, v in problem.headers.items():
-            response.headers[k] = v
-        return response
+        return problems.response(problem, getattr(g, "request_id", None))
 
     @app.errorhandler(Problem)
     def _problem(problem: Problem):
@@ -120,18 +111,10 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        status = exc.code or 500
-        name = _HTTP_PROBLEMS.get(status)
-        if name is None:
-            name = "bad-request" if 400 <= status < 500 else "internal-error"
-            status = GATEWAY_PROBLEMS[name][0]
         detail = {404: f"no such resource: {request.path[:200]}",
                   405: f"{request.method} is not allowed on {request.path[:200]}",
-                  413: f"the body exceeds {config.max_body_bytes} bytes"}.get(status, exc.description or "")
-        problem = Problem(status, name, detail)
-        if status == 405 and getattr(exc, "valid_methods", None):
-            problem.headers["Allow"] = ", ".join(exc.valid_methods)
-        return problem_response(problem)
+                  413: f"the body exceeds {config.max_body_bytes} bytes"}.get(exc.code or 500)
+        return problem_response(problems.from_http_exception(exc, detail))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -158,6 +158,38 @@ class Problem(Exception):
         return body
 
 
+# the problems of what Werkzeug refuses before a view runs (or a view aborts with), by HTTP status
+HTTP_PROBLEMS = {400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
+                 405: "method-not-allowed", 413: "payload-too-large", 415: "unsupported-media-type"}
+
+
+def from_http_exception(exc, detail: str | None = None) -> Problem:
+    """The problem for a Werkzeug ``HTTPException`` (its status's, ``bad-request`` or ``internal-error`` for
+    another), with ``detail`` (default: the exception's description) and, for a 405, the ``Allow`` header every
+    405 must carry."""
+    status = exc.code or 500
+    name = HTTP_PROBLEMS.get(status)
+    if name is None:
+        name = "bad-request" if 400 <= status < 500 else "internal-error"
+        status = GATEWAY_PROBLEMS[name][0]
+    problem = Problem(status, name, exc.description or "" if detail is None else detail)
+    if status == 405 and getattr(exc, "valid_methods", None):
+        problem.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return problem
+
+
+def response(problem: Problem, request_id: str | None = None):
+    """The problem+json answer of ``problem``, with its headers (``Retry-After``, ``Allow``,
+    ``WWW-Authenticate``): every part of the gateway answers its problems so."""
+    from flask import jsonify
+    answer = jsonify(problem.body(request_id))
+    answer.status_code = problem.status
+    answer.mimetype = MEDIA_TYPE
+    for k, v in problem.headers.items():
+        answer.headers[k] = v
+    return answer
+
+
 def gateway_problem(name: str, detail: str, **extra) -> Problem:
     status, title = GATEWAY_PROBLEMS[name]
     return Problem(status, name, detail, title, extra)

@@ -232,10 +232,11 @@ def install(app, server: ServerTLS) -> None:
 
     A WSGI middleware (outermost, so the dashboard mounted under /dashboard sees it too) reads the
     verified peer certificate from the TLS socket gunicorn passes in ``environ["gunicorn.socket"]``."""
-    from flask import g, jsonify, request, session
+    from flask import g, request, session
 
     from ipledger.gateway.api.common import presented_key, state
-    from ipledger.gateway.problems import MEDIA_TYPE, Problem
+    from ipledger.gateway import problems
+    from ipledger.gateway.problems import Problem
 
     inner = app.wsgi_app
 
@@ -294,9 +295,7 @@ def install(app, server: ServerTLS) -> None:
             problem = mismatch(cert, orgs)
             if problem is None:
                 return None
-            response = jsonify(problem.body(None))
-            response.status_code, response.mimetype = problem.status, MEDIA_TYPE
-            return response
+            return problems.response(problem)
 
 
 # ------------------------------------------------------------------------------------------ files

@@ -21,7 +21,8 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from ipledger.gateway.auth import ROLES
 from ipledger.gateway.config import NO_INSTANCE
 from ipledger.gateway.headers import secure
-from ipledger.gateway.problems import GATEWAY_PROBLEMS, MEDIA_TYPE, Problem, problem_types
+from ipledger.gateway import problems
+from ipledger.gateway.problems import problem_types
 from ipledger.gateway.validation import COMMERCIAL_EVENTS, EVENT_TYPES
 from ipledger.gateway.api.common import API_PREFIX
 from ipledger.gateway.api.routes import Routes, blueprint
@@ -59,13 +60,8 @@ def assets_app() -> Flask:
 
     @assets.errorhandler(HTTPException)
     def _error(exc: HTTPException):   # problem+json, as every error of the gateway
-        status = exc.code or 500
-        name = {404: "not-found", 405: "method-not-allowed"}.get(status, "bad-request")
-        problem = Problem(GATEWAY_PROBLEMS[name][0], name, f"{request.method} {ASSETS_PATH}{request.path[:200]}: "
-                                                          f"{exc.description or exc.name}")
-        response = jsonify(problem.body(None))
-        response.status_code, response.mimetype = problem.status, MEDIA_TYPE
-        return response
+        return problems.response(problems.from_http_exception(
+            exc, f"{request.method} {ASSETS_PATH}{request.path[:200]}: {exc.description or exc.name}"))
 
     assets.after_request(_secure)
     return assets

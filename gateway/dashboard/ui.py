@@ -17,8 +17,7 @@ import time
 from functools import wraps
 from urllib.parse import quote
 
-from flask import (Blueprint, abort, g, jsonify, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
@@ -30,7 +29,8 @@ from ipledger.gateway.api.feed import stream_response
 from ipledger.gateway.auth import Principal
 from ipledger.gateway.headers import secure
 from ipledger.gateway.observability import REQUEST_ID_HEADER, request_id_from, route_label
-from ipledger.gateway.problems import MEDIA_TYPE, Problem
+from ipledger.gateway import problems
+from ipledger.gateway.problems import Problem
 from ipledger.gateway.dashboard import charts
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
@@ -84,15 +84,9 @@ def _error_page(error):
 
 def _problem_json(error, status: int):
     if not isinstance(error, Problem):
-        name = {401: "unauthenticated", 404: "not-found", 405: "method-not-allowed"}.get(status, "bad-request")
-        detail = "the dashboard session has ended: sign in again" if status == 401 else (error.description or "")
-        error = Problem(status, name, detail)
-    response = jsonify(error.body(request_id_from(request.headers.get(REQUEST_ID_HEADER))))
-    response.status_code = error.status
-    response.mimetype = MEDIA_TYPE
-    for k, v in error.headers.items():
-        response.headers[k] = v
-    return response
+        error = problems.from_http_exception(error, "the dashboard session has ended: sign in again"
+                                             if status == 401 else None)
+    return problems.response(error, request_id_from(request.headers.get(REQUEST_ID_HEADER)))
 
 
 def _session_seconds() -> float:

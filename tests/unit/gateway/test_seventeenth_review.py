@@ -80,3 +80,11 @@ def test_the_known_authorisations_take_no_other_member(client, keys, ledger):
     r = client.post("/api/v1/dashboard/authorisations", json={"authorisation_id": "FRIPO000001", "x": 1},
                     headers=bearer(keys[("CustomsMSP", "viewer")]))
     assert r.status_code == 400 and ledger.evaluations == []
+
+
+def test_every_405_names_what_is_allowed(client):
+    """The docs' files answered a 405 without ``Allow`` (each part built its problem+json answer itself, some
+    without the problem's headers): one answer for every part now."""
+    r = client.post("/api/v1/docs/assets/swagger-ui.css")
+    assert r.status_code == 405 and r.mimetype == "application/problem+json"
+    assert "GET" in r.headers["Allow"]
