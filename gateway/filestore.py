@@ -31,11 +31,11 @@ import contextlib
 import fcntl
 import json
 import os
-import stat
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ipledger.network import files
+from ipledger.network.fabric import owner_only
 
 MODE = 0o600
 DIR_MODE = 0o700
@@ -155,13 +155,9 @@ class LeadLock:
 
 
 def require_owner_only(path: Path, what: str, error: Callable[[str], Exception]) -> None:
-    """Refuse a file holding secrets that anyone but its owner may read or write (a group or other permission
-    bit): ``error`` of a message naming ``what``, the file, its mode and the fix. The gateway's one check of
-    it: API keys, webhook secrets, the nonce key, the session key, TLS private keys."""
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    if mode & 0o077:
-        raise error(f"{what} {path} has mode {mode:04o}: it must be readable by its owner only; "
-                    f"run 'chmod 600 {path}'")
+    """Refuse a file holding secrets wider than 0600 (:func:`ipledger.network.fabric.owner_only.require_owner_only`,
+    the one rule): the gateway's API keys, webhook secrets, the nonce key, the session key, TLS private keys."""
+    owner_only.require_owner_only(path, what, error)
 
 
 def read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:

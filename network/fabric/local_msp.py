@@ -13,7 +13,6 @@ refused before it is read.
 """
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from ipledger.network.fabric.identity import X509Identity
 from ipledger.network.fabric.msp import MSPError
+from ipledger.network.fabric.owner_only import require_owner_only
 from ipledger.network.fabric.signing import Signer
 
 __all__ = ["MSPError", "check_key_file_mode", "load_certificate", "load_identity", "load_private_key"]
@@ -36,11 +36,9 @@ def _single(files: list[Path], what: str, where: Path) -> Path:
 
 
 def check_key_file_mode(path: Path) -> None:
-    """Refuse a private key file that anyone but its owner may read (any mode bit beyond 0600)."""
-    mode = stat.S_IMODE(Path(path).stat().st_mode)
-    if mode & ~0o600:
-        raise MSPError(f"private key file {path} has mode {mode:04o}, wider than 0600: "
-                       f"other users may read it; run 'chmod 600 {path}'")
+    """Refuse a private key file that anyone but its owner may read (any mode bit beyond 0600: the one rule of
+    :func:`ipledger.network.fabric.owner_only.require_owner_only`)."""
+    require_owner_only(Path(path), "private key file", MSPError)
 
 
 def load_private_key(path: Path | str) -> PrivateKeyTypes:

@@ -303,7 +303,7 @@ def _usage_cases(pki, tmp: Path) -> list[tuple[str, list[str], dict, str]]:
         (https, ["--client-cert", op_cert, "--client-key", str(tmp / "missing.key")], {},
          "--client-key: no such file"),
         (https, ["--client-cert", op_cert, "--client-key", str(loose)], {},
-         f"--client-key: private key {loose} has mode 0640: it must be readable by its owner only"),
+         f"--client-key: private key {loose} has mode 0640, wider than 0600: it must be readable by its owner only"),
         (https, ["--client-cert", op_cert, "--client-key", str(pki.client["BrokerMSP"][1])], {},
          "does not match the private key"),
         (https, ["--client-cert", op_cert, "--client-key", str(not_a_key)], {}, "holds no PEM private key"),

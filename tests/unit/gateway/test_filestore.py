@@ -278,7 +278,7 @@ def test_workers_creating_one_secret_at_once_agree_on_it(tmp_path):
     assert len(got) == 8 and len(set(got)) == 1 and got[0] == path.read_bytes()
 
 
-@pytest.mark.parametrize("mode, refused", [(0o600, False), (0o400, False), (0o700, False),
+@pytest.mark.parametrize("mode, refused", [(0o600, False), (0o400, False), (0o700, True),
                                            (0o640, True), (0o604, True), (0o620, True), (0o602, True)])
 def test_a_secret_file_anyone_but_its_owner_may_read_or_write_is_refused_by_name(tmp_path, mode, refused):
     """The gateway's one owner-only check (API keys, webhook secrets, the nonce and session keys, TLS keys)."""
@@ -292,5 +292,5 @@ def test_a_secret_file_anyone_but_its_owner_may_read_or_write_is_refused_by_name
         return
     with pytest.raises(Refused) as info:
         filestore.require_owner_only(path, "test key", Refused)
-    assert str(info.value) == (f"test key {path} has mode {mode:04o}: it must be readable by its owner only; "
-                               f"run 'chmod 600 {path}'")
+    assert str(info.value) == (f"test key {path} has mode {mode:04o}, wider than 0600: it must be readable by its "
+                               f"owner only; run 'chmod 600 {path}'")
