@@ -225,14 +225,6 @@ class Contract:
             "default": name,
         }
 
-    def is_submit(self, function: str) -> bool | None:
-        """True/False for a known transaction, None when unknown."""
-        try:
-            info = self._resolve(function)
-        except ChaincodeError:
-            return None
-        return False if info is None else info.submit
-
     # -- dispatch ----------------------------------------------------------------
     def _resolve(self, function: str) -> TransactionInfo | None:
         """The transaction for ``function``; None means GetMetadata."""

@@ -92,10 +92,6 @@ class StreamLimits:
         with store.connection() as db:
             db.executescript(TABLE)
 
-    def open_here(self) -> int:
-        with self._lock:
-            return len(self._local)
-
     def acquire(self, key_id: str, session_id: str | None = None) -> Lease:
         """A slot for one more stream of ``key_id`` (and dashboard session ``session_id``), or Problem 429.
         The caps the caller can act on (its key's, its session's) are checked first."""

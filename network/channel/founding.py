@@ -23,8 +23,6 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from fabric_protos.common import common_pb2, configtx_pb2, policies_pb2
 from fabric_protos.common import configuration_pb2 as common_config_pb2
 from fabric_protos.msp import identities_pb2, msp_principal_pb2
@@ -550,9 +548,3 @@ def _check_bft_block_validation(s: dict) -> list[str]:
         return [f"the block validation policy is {bv['rule']!r}, not {quorum} of the "
                 f"{len(consenters)} consenters' identities"]
     return []
-
-
-def _cert_pem(der_or_pem: bytes) -> bytes:
-    if b"-----BEGIN" in der_or_pem:
-        return der_or_pem
-    return x509.load_der_x509_certificate(der_or_pem).public_bytes(Encoding.PEM)

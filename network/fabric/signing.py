@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     Prehashed, decode_dss_signature, encode_dss_signature)
@@ -62,14 +62,6 @@ class Signer:
         if not isinstance(private_key.curve, ec.SECP256R1):
             raise ValueError(f"unsupported curve {private_key.curve.name}: expected P-256 (secp256r1)")
         self._key = private_key
-
-    @classmethod
-    def from_pem(cls, pem: bytes, password: bytes | None = None) -> "Signer":
-        try:
-            key = serialization.load_pem_private_key(pem, password=password)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"not a usable PEM private key: {exc}") from exc
-        return cls(key)
 
     @property
     def public_key(self) -> ec.EllipticCurvePublicKey:

@@ -7,7 +7,6 @@ writes every node's core.yaml / orderer.yaml (see layout.py for where).
 """
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 import yaml
@@ -404,7 +403,3 @@ def check_block(lay: Layout, org: Org, block: bytes | None = None,
 def _write_yaml(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False).encode())
-
-
-def is_private(path: Path) -> bool:
-    return stat.S_IMODE(path.stat().st_mode) & 0o077 == 0

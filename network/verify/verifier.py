@@ -29,7 +29,6 @@ of one block, in the order a committing peer makes them.
 """
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -520,8 +519,4 @@ def _canonical(raw: bytes) -> bool:
     if not env.payload or not env.signature:
         return False
     return env.SerializeToString() == raw
-
-
-def header_fingerprint(block: common_pb2.Block) -> str:
-    return hashlib.sha256(B.header_bytes(block.header)).hexdigest()
 
