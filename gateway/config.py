@@ -74,7 +74,9 @@ class GatewayConfig:
     configure_logging: bool = False    # JSON logs on stderr (the server turns it on)
     log_level: str = "INFO"
     # dashboard, live feed, webhooks (gateway/dashboard, gateway/feed/, gateway/webhooks.py)
-    state_dir: Path | None = None      # <state>: the feed database, checkpoint, webhooks and session key live in <state>/gateway
+    # the organisation's home <state>/<org name> (from_state_dir), not the state directory itself: the feed
+    # database, checkpoint, webhooks and session key live in <state_dir>/gateway. None: no such files
+    state_dir: Path | None = None
     live_feed: bool = False            # run the chaincode-event listener (env IPLEDGER_LIVE_FEED=1: 'gateway serve' sets it)
     feed_org: str | None = None        # whose identity listens (default: the first org; one in a served gateway)
     sse_max_seconds: float = 25.0      # an SSE response ends after this long; EventSource reconnects (Last-Event-ID)
@@ -145,7 +147,6 @@ class GatewayConfig:
             raise ConfigError(f"{org} is on no channel of the consortium")
         base = dict(orgs=orgs, channel=channels[0], channels=channels, customs_msp=net.consortium.customs,
                     chaincode=os.environ.get("IPLEDGER_CHAINCODE", DEFAULT_CHAINCODE),
-                    state_dir=state_dir,
                     live_feed=_switch("IPLEDGER_LIVE_FEED", os.environ.get("IPLEDGER_LIVE_FEED")),
                     query_cache_s=SERVED_QUERY_CACHE_S,
                     descriptions={o.msp_id: o.description
