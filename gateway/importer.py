@@ -66,6 +66,7 @@ from typing import Any, Iterator, TextIO
 from ipledger.gateway import jsonread
 from ipledger.gateway.client_tls import ClientTLS, ClientTLSError, ClientTLSOptions, TLSFailure
 from ipledger.gateway.csvsafe import cell as csv_cell
+from ipledger.network import files
 
 MAX_CELL = 16 * 1024 * 1024   # characters of a CSV cell (beyond the gateway's 8 MiB body: the gateway refuses it)
 FINAL = frozenset({"COMMITTED", "REPLAYED", "REFUSED", "INVALID"})
@@ -616,6 +617,4 @@ def write_report(path: Path, outcomes: list[LineOutcome]) -> None:
         for o in outcomes:
             w.writerow({k: csv_cell(v) for k, v in asdict(o).items()})  # formula-like text made inert
         text = buf.getvalue()
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    files.write_atomically(path, text.encode("utf-8"), 0o600)   # the outcomes, like the progress file: 0600

@@ -35,6 +35,7 @@ from ipledger.gateway.client_tls import is_loopback
 from ipledger.gateway.config import ConfigError, GatewayConfig
 from ipledger.gateway.observability import gunicorn_logconfig, gunicorn_logger_class
 from ipledger.gateway.tls import ServerTLS, TLSError, TLSOptions, org_tls_cas
+from ipledger.network import files
 
 
 def write_problem(sock, status: int, reason: str, message: str) -> None:
@@ -131,9 +132,7 @@ def record_serving(config: GatewayConfig, missing_ok: bool = False) -> None:
     path = Path(config.state_dir) / "gateway" / SERVING_FILE
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"channels": list(config.all_channels)}) + "\n")
-        os.replace(tmp, path)
+        files.write_atomically(path, (json.dumps({"channels": list(config.all_channels)}) + "\n").encode())
     except OSError:
         if not missing_ok:
             raise

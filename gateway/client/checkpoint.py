@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from ipledger.network import files
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,10 @@ class Checkpoint:
 
 
 class FileCheckpointer:
-    """A checkpoint kept in a JSON file, replaced atomically on every update.
-
-    Each save writes a temporary file (mode 0600) next to the target, fsyncs it
-    and renames it over the target, so a crash leaves either the old or the new
-    checkpoint, never a torn one.
+    """A checkpoint kept in a JSON file (mode 0600), replaced atomically on every update
+    (:func:`ipledger.network.files.write_atomically`): a crash leaves either the old or the new
+    checkpoint, never a torn one. One process saves at a time (the feed lock's holder): the
+    temporary file beside the checkpoint is one.
     """
 
     def __init__(self, path: Path | str):
@@ -55,9 +54,11 @@ class FileCheckpointer:
     def reload(self) -> Checkpoint:
         """Read the file again — what another process saved since this one was made (the feed listener of
         another gateway worker that led before this one) — and remove the temporary files of saves a crash
-        interrupted. Only for the one process that writes from now on (the feed lock's holder)."""
+        interrupted (``.<name>.tmp``, which the next save would remove too, and the ``.<name>.<random>.tmp``
+        of earlier versions). Only for the one process that writes from now on (the feed lock's holder)."""
         with self._lock:
-            for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            for leftover in (*self.path.parent.glob(f".{self.path.name}.*.tmp"),
+                             self.path.with_name(f".{self.path.name}.tmp")):
                 with contextlib.suppress(OSError):
                     leftover.unlink()
             self._state = self._load()
@@ -93,25 +94,5 @@ class FileCheckpointer:
     def _save(self, state: Checkpoint) -> None:
         data = json.dumps({"blockNumber": state.block_number, "transactionId": state.tx_id}).encode()
         with self._lock:
-            directory = self.path.parent
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-            try:
-                os.fchmod(fd, 0o600)
-                os.write(fd, data)
-                os.fsync(fd)
-            except BaseException:
-                os.close(fd)
-                os.unlink(tmp)
-                raise
-            os.close(fd)
-            try:
-                os.replace(tmp, self.path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-            dir_fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            files.write_atomically(self.path, data, 0o600)
             self._state = state
