@@ -1,8 +1,16 @@
 """Writing files: whole or not at all, never through a link, never wider than their mode, durable once written.
 
-Every file the network side writes (identities and keys, public definitions, chaincode packages, channel
-updates) and every document the gateway changes (:mod:`ipledger.gateway.filestore`: API keys, webhook
-subscriptions) goes through :func:`write_atomically`.
+What the network side keeps and hands to others — identities and keys, public definitions (the consortium,
+each node's core.yaml / orderer.yaml, a chaincode's committed definition and collection), chaincode packages and
+their public descriptions, channel updates — and what the gateway keeps — its documents
+(:mod:`ipledger.gateway.filestore`: API keys, webhook subscriptions), the live feed's checkpoints, the record of
+the channels it serves — and ``ipledger import``'s report go through :func:`write_atomically`.
+
+Written otherwise: scratch files in a private temporary directory (build contexts, an update handed to the
+peer CLI), process records (pid files, the runtime's record, the accepted genesis block's digest), the
+containers' copy of a node's core.yaml and kept container logs, the containers' scope (created whole, then
+linked into place: the first command to choose one wins), command output (``--out``, ``--output``), and the
+blocks the Fabric library saves (:mod:`ipledger.network.fabric` lies below this module).
 """
 from __future__ import annotations
 

@@ -35,6 +35,7 @@ from fabric_protos.peer import policy_pb2
 from ipledger.network.org import identities, own_process
 from ipledger.network.org import runtime
 from ipledger.network.consortium import Consortium
+from ipledger.network.files import write_atomically
 from ipledger.network.fabric.policy import (PolicyError, parse_signature_policy, render_signature_policy,
                                            satisfiable_by)
 from ipledger.network.org.nodes import Nodes
@@ -146,7 +147,7 @@ class Deployer:
         c = self.net.consortium
         collections = self.net.layout.channel_dir / f"{spec.name}.collections.json"
         collections.parent.mkdir(parents=True, exist_ok=True)
-        collections.write_text(json.dumps(commercial_collection(c), indent=2) + "\n")
+        write_atomically(collections, (json.dumps(commercial_collection(c), indent=2) + "\n").encode())
         return dataclasses.replace(spec, from_consortium=False, customs_msp=_customs(c),
                                    signature_policy=contract_policy(c),
                                    collections_config=collections)
@@ -315,7 +316,7 @@ class Deployer:
                   "package": str(Path(pkg).resolve()), "package_id": pid}
         path = self.definition_file(spec.name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2) + "\n")
+        write_atomically(path, (json.dumps(record, indent=2) + "\n").encode())
 
     def _record(self, name: str, committed: dict) -> dict:
         path = self.definition_file(name)
@@ -470,7 +471,7 @@ def _info_file(pkg: Path) -> Path:
 def _describe_service_package(pkg: Path) -> dict:
     """In the organisation's own process: what others need of its service package (no key), written beside it."""
     info = {"label": package_label(pkg), "package_id": package_id(pkg), "address": service_address(pkg)}
-    _info_file(pkg).write_text(json.dumps(info, sort_keys=True) + "\n")
+    write_atomically(_info_file(pkg), (json.dumps(info, sort_keys=True) + "\n").encode())
     return info
 
 

@@ -140,8 +140,7 @@ def build_package(spec: ChaincodeSpec, out: Path, wheels: list[Path]) -> Path:
                 **({"customs_msp": spec.customs_msp} if spec.customs_msp else {})}
     code.append(("ipledger-chaincode.json", json.dumps(manifest, sort_keys=True).encode()))
     metadata = json.dumps({"type": PACKAGE_TYPE, "label": spec.label}).encode()
-    out.write_bytes(_targz([("metadata.json", metadata), ("code.tar.gz", _targz(code))]))
-    return out
+    return write_atomically(out, _targz([("metadata.json", metadata), ("code.tar.gz", _targz(code))]))
 
 
 def build_ccaas_package(name: str, label: str, address: str, out: Path,
@@ -157,7 +156,7 @@ def build_ccaas_package(name: str, label: str, address: str, out: Path,
     # code.tar.gz that carries it (extracted from the package, it holds the key as much as connection.json)
     private = frozenset({"code.tar.gz"}) if client_key else frozenset()
     return write_atomically(out, _targz([("metadata.json", metadata), ("code.tar.gz", code)], private=private),
-                       0o600 if client_key else 0o644)
+                            0o600 if client_key else 0o644)
 
 
 def build_binary_package(label: str, executable: Path, out: Path) -> Path:
@@ -165,8 +164,7 @@ def build_binary_package(label: str, executable: Path, out: Path) -> Path:
     chaincode; bench/compare.py runs Fabric's kvexecutor this way)."""
     code = _targz([("bin/chaincode", Path(executable).read_bytes())])
     metadata = json.dumps({"type": BINARY_TYPE, "label": label}).encode()
-    out.write_bytes(_targz([("metadata.json", metadata), ("code.tar.gz", code)]))
-    return out
+    return write_atomically(out, _targz([("metadata.json", metadata), ("code.tar.gz", code)]))
 
 
 def package_label(path: Path) -> str:
