@@ -39,6 +39,7 @@ import greenlet
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2, proposal_response_pb2
 
 from ipledger.chaincode.shim.interface import PeerError
+from ipledger.chaincode.shim.stub import Stub
 from ipledger.chaincode.shim.transport import MAX_MESSAGE_SIZE
 
 __all__ = [
@@ -521,8 +522,6 @@ class ChaincodeSession:
 
     # -- transaction execution (worker thread) -----------------------------------
     def _execute(self, msg: chaincode_shim_pb2.ChaincodeMessage, ctx: _TxContext) -> None:
-        from ipledger.chaincode.shim.stub import Stub  # local: stub imports this module
-
         reply: Optional[chaincode_shim_pb2.ChaincodeMessage] = None
         try:
             try:
