@@ -170,8 +170,11 @@ class ClientTLSOptions:
             raise ClientTLSError(f"OpenSSL refuses the client certificate or key ({exc.reason or exc})") from None
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # not followed: the 3xx is the answer (an HTTPError)
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect not followed: the 3xx is the answer (an HTTPError). urllib would send the request's headers
+    (an API key, a webhook's signature) on to whatever host the answer names. Also the webhook sender's."""
+
+    def redirect_request(self, *args, **kwargs):
         return None
 
 
@@ -194,7 +197,7 @@ class ClientTLS:
         # a redirect is not followed: urllib would send the request's Authorization header (the API key) on to
         # whatever host the answer names, and a page there answering 200 would pass for the gateway's answer;
         # the 3xx comes back as an HTTPError, which the caller reports
-        handlers: list = [_NoRedirect()]
+        handlers: list = [NoRedirect()]
         if self.context is not None:
             handlers.append(urllib.request.HTTPSHandler(context=self.context))
         try:

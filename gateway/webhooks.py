@@ -57,7 +57,7 @@ from typing import Callable, Iterable
 from ipledger.gateway.feed.store import FeedStore, now_text
 from ipledger.gateway.feed.visibility import Visibility
 from ipledger.gateway import moments
-from ipledger.gateway.client_tls import is_loopback
+from ipledger.gateway.client_tls import NoRedirect, is_loopback
 from ipledger.gateway.filestore import CorruptFileError, JsonFile, LeadLock, require_owner_only
 from ipledger.gateway.problems import Problem
 
@@ -449,11 +449,6 @@ class AlertRouter:
 
 # ------------------------------------------------------------------------------------------ sending
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # a redirect is a failed delivery, never followed
-        return None
-
-
 class _Deadline:
     """The whole time of one attempt. The socket timeout bounds each read only: a subscriber sending its answer
     a byte at a time held the one dispatcher thread — every subscription's deliveries waiting — as long as it
@@ -534,7 +529,7 @@ class _Deadline:
 def http_post(url: str, body: bytes, headers: dict, timeout: float) -> int:
     """POST; the HTTP status (raises OSError when there is no answer within ``timeout`` seconds in all)."""
     with _Deadline(timeout) as deadline:
-        opener = urllib.request.build_opener(_NoRedirect, *deadline.handlers())
+        opener = urllib.request.build_opener(NoRedirect, *deadline.handlers())   # a redirect: a failed delivery
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with opener.open(request, timeout=timeout) as response:
