@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import process_cpu_seconds  # noqa: E402
 from ipledger.network.channel.package import CHAINCODE_DIR, ChaincodeSpec  # noqa: E402
 
 from ipledger.network.channel.chaincode import Deployer  # noqa: E402
@@ -69,7 +70,6 @@ def run_level(call, in_flight: int, seconds: float) -> dict:
 
 
 CPU_ROLES = ("peers", "orderer", "chaincode", "gateways", "client")
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _role(pid: int) -> str | None:
@@ -128,10 +128,9 @@ def cpu_seconds() -> dict[str, float]:
         if role is None:
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            total[role] += process_cpu_seconds(int(entry.name))
         except OSError:
             continue
-        total[role] += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
     return total
 
 

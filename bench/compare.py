@@ -35,7 +35,6 @@ errors are counted and shown, never retried.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.chaincode_put import CPU_ROLES, VALUE, rss_mb, run_level  # noqa: E402
+from bench.common import grant, now  # noqa: E402
 from bench.http_client import HttpClient  # noqa: E402
 from bench.rest_submit import start_gateways  # noqa: E402
 from ipledger.network.org import binaries  # noqa: E402
@@ -63,21 +63,6 @@ SITES = ("BOURGES-1", "BOURGES-2")
 HOLDER = "FR12345678901234"
 LOT_QTY = 1_000_000
 QUIET = lambda *_: None  # noqa: E731
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def grant(auth: str) -> dict:
-    today = dt.datetime.now(dt.timezone.utc).date()   # the ledger judges validity in UTC
-    return {"event_id": f"grant-{auth}", "occurred_at": now(), "authorisation_id": auth, "holder_eori": HOLDER,
-            "supervising_office": "FR000110", "valid_from": str(today - dt.timedelta(days=30)),
-            "valid_to": str(today + dt.timedelta(days=335)), "sites": list(SITES),
-            "input_goods": [{"cn": "40122000", "description": "used tyres", "unit": "p/st", "max_qty": 100_000_000}],
-            "processed_products": [{"cn": "40121200", "kind": "MAIN", "unit": "p/st", "description": "retreaded"}],
-            "yield_rates": [{"input_cn": "40122000", "output_cn": "40121200", "output_per_input": 1}],
-            "yield_warn_pct": 0.5, "yield_block_pct": 2, "discharge_period_days": 180, "broker_mandates": []}
 
 
 def place(auth: str, lot: str, n: int) -> tuple[dict, dict]:

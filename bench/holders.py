@@ -19,9 +19,7 @@ Markdown table; progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -35,7 +33,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.chaincode_put import rss_mb, run_level  # noqa: E402
-from bench.compare import SITES, grant, place  # noqa: E402
+from bench.common import grant, now, process_cpu_seconds  # noqa: E402
+from bench.compare import SITES, place  # noqa: E402
 from ipledger.chaincode.testing import mrns  # noqa: E402
 from ipledger.network.org import processes  # noqa: E402
 from ipledger.network.channel.package import ChaincodeSpec  # noqa: E402
@@ -60,15 +59,6 @@ def consortium(holders: int) -> dict:
         "organisations": [{"msp_id": CUSTOMS, "name": "customs", "peers": ["peer0"]},
                           *({"msp_id": f"Plant{n}MSP", "name": f"plant{n}", "peers": ["peer0"]} for n in names)],
     }
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
@@ -169,10 +159,10 @@ def run(holders: int, in_flight: int, seconds: float) -> dict:
         customs_peer = net.consortium.org(CUSTOMS).peers[0]
         peer_pid = processes.running_pid(net.layout, customs_peer)
         orderer_pid = processes.running_pid(net.layout, net.consortium.orderers[0])
-        cpu0 = cpu_seconds(peer_pid)
+        cpu0 = process_cpu_seconds(peer_pid)
         say(f"{holders} holder(s): measuring {in_flight} in flight for {seconds:.0f} s …")
         result = run_level(Lots(lots).call, in_flight, seconds)
-        cpu = cpu_seconds(peer_pid) - cpu0
+        cpu = process_cpu_seconds(peer_pid) - cpu0
         chaincodes = [pid for pid in children(peer_pid) if "python" in Path(f"/proc/{pid}/exe").resolve().name]
         clients.close()
         return {"holders": holders, "up_s": up_s, "deploy_s": deploy_s, **result,

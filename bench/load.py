@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime as dt
 import itertools
 import json
 import os
@@ -58,7 +57,9 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ipledger.chaincode.testing import mrns  # noqa: E402
+from bench import common  # noqa: E402
 from bench.chaincode_put import CPU_ROLES, cpu_seconds, machine_shares, machine_ticks, rss_mb  # noqa: E402
+from bench.common import now  # noqa: E402
 from ipledger.network.cli import gateway_daemon as daemon  # noqa: E402
 from ipledger.network.channel.package import ChaincodeSpec  # noqa: E402
 from ipledger.network.channel.chaincode import Deployer  # noqa: E402
@@ -74,27 +75,10 @@ USED, RETREADED, WASTE = "40122000", "40121200", "40040000"
 RETRYABLE = {409: "transaction-conflict", 503: None, 504: None}
 
 
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def parties() -> dict:
     """Customs register the operator as the holder (the contract refuses organisations not in its register)."""
     return {"type": "RegisterParty", "event_id": "parties", "occurred_at": now(),
             "msp_id": "OperatorMSP", "role": "holder", "eoris": ["FR12345678901234"]}
-
-
-def grant(auth_id: str) -> dict:
-    today = dt.datetime.now(dt.timezone.utc).date()   # the ledger judges validity in UTC
-    return {"type": "GrantAuthorisation", "event_id": f"grant-{auth_id}", "occurred_at": now(),
-            "authorisation_id": auth_id, "holder_eori": "FR12345678901234", "supervising_office": "FR000110",
-            "valid_from": str(today - dt.timedelta(days=30)), "valid_to": str(today + dt.timedelta(days=335)),
-            "sites": list(SITES),
-            "input_goods": [{"cn": USED, "description": "used tyres", "unit": "p/st", "max_qty": 100_000_000}],
-            "processed_products": [{"cn": RETREADED, "kind": "MAIN", "unit": "p/st", "description": "retreaded"},
-                                   {"cn": WASTE, "kind": "WASTE", "unit": "kg", "description": "rubber waste"}],
-            "yield_rates": [{"input_cn": USED, "output_cn": RETREADED, "output_per_input": 1}],
-            "yield_warn_pct": 0.5, "yield_block_pct": 2, "discharge_period_days": 180, "broker_mandates": []}
 
 
 class Numbers:
@@ -407,7 +391,7 @@ def main() -> int:
         api = Api(urls, keys)
         api.must("CustomsMSP", parties())
         for auth_id in [PROBE, *LOAD_AUTHS]:
-            api.must("CustomsMSP", grant(auth_id))
+            api.must("CustomsMSP", {"type": "GrantAuthorisation", **common.grant(auth_id)})
         load = Load(api, args.in_flight, deadline)
         for n, make in enumerate(chain(PROBE, "PL1", load.numbers)):
             # the operator's first event waits until its own peer has customs' grants

@@ -19,7 +19,6 @@ Prints a Markdown table for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 import tempfile
@@ -29,7 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ipledger.chaincode.testing import mrns  # noqa: E402
+from bench import common  # noqa: E402
 from bench.chaincode_put import rss_mb, run_level  # noqa: E402
+from bench.common import now  # noqa: E402
 from bench.http_client import HttpClient  # noqa: E402
 from ipledger.network.cli import gateway_daemon as daemon  # noqa: E402
 from ipledger.network.channel.package import ChaincodeSpec  # noqa: E402
@@ -40,27 +41,6 @@ from tests.integration.conftest import Clients, free_base_port, port_free  # noq
 AUTH = "FRIPO000001"
 ORGS = ("CustomsMSP", "OperatorMSP")  # the organisations that post: one gateway each
 SITES = ("BOURGES-1", "BOURGES-2")
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def grant() -> dict:
-    today = dt.datetime.now(dt.timezone.utc).date()   # the ledger judges validity in UTC
-    return {"type": "GrantAuthorisation", "event_id": "bench-grant", "occurred_at": now(),
-            "authorisation_id": AUTH, "holder_eori": "FR12345678901234",
-            "supervising_office": "FR000110",
-            "valid_from": str(today - dt.timedelta(days=30)),
-            "valid_to": str(today + dt.timedelta(days=335)), "sites": list(SITES),
-            "input_goods": [{"cn": "40122000", "description": "used tyres", "unit": "p/st",
-                             "max_qty": 10_000_000}],
-            "processed_products": [{"cn": "40121200", "kind": "MAIN", "unit": "p/st",
-                                    "description": "retreaded tyres"}],
-            "yield_rates": [{"input_cn": "40122000", "output_cn": "40121200",
-                             "output_per_input": 1}],
-            "yield_warn_pct": 0.5, "yield_block_pct": 2, "discharge_period_days": 180,
-            "broker_mandates": []}
 
 
 def place(lot: str, n: int) -> dict:
@@ -121,7 +101,7 @@ def main() -> int:
 
         post("CustomsMSP", {"type": "RegisterParty", "event_id": "bench-parties", "occurred_at": now(),
                             "msp_id": "OperatorMSP", "role": "holder", "eoris": ["FR12345678901234"]})
-        post("CustomsMSP", grant())
+        post("CustomsMSP", {"type": "GrantAuthorisation", **common.grant(AUTH, "bench-grant", max_qty=10_000_000)})
         lots = [f"LOT{i:03d}" for i in range(64)]
         for n, lot in enumerate(lots, start=1):
             post("OperatorMSP", place(lot, n), retry_s=30 if n == 1 else 0)
