@@ -186,7 +186,8 @@ class AuditTrail:
 
 
 def _cell(value) -> str:
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+    """A list of ids as ``a;b`` (none: an empty cell, not ``[]``); anything else as the CSV's other cells."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return neutralise(";".join(value))
     return csv_cell(value)  # formula-like text made inert (gateway/csvsafe.py)
 

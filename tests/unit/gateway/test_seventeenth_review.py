@@ -88,3 +88,12 @@ def test_every_405_names_what_is_allowed(client):
     r = client.post("/api/v1/docs/assets/swagger-ui.css")
     assert r.status_code == 405 and r.mimetype == "application/problem+json"
     assert "GET" in r.headers["Allow"]
+
+
+def test_an_audit_csv_gives_an_empty_list_as_an_empty_cell():
+    """The audit CSV wrote one lot as ``S1`` but none as ``[]``: lists of ids are ``;``-separated, none empty."""
+    from ipledger.gateway import audit
+    entry = {"tx_id": "t", "lots": [], "batches": ["B1", "B2"], "endorsers": [], "endorsing_orgs": []}
+    header, row = audit.to_csv([entry]).splitlines()
+    cells = dict(zip(header.split(","), row.split(",")))
+    assert cells["lots"] == "" and cells["batches"] == "B1;B2" and cells["endorsing_orgs"] == ""
