@@ -78,11 +78,8 @@ def exit_goods(tx, event: dict) -> dict:
         "recorded_at": tx.recorded_at, "tx_id": tx.tx_id, "exit_confirmed": None,
         **({"difference_found": found} if found else {}),
     })
-    if received is not None:   # received first: dated after this exit, the received lot got a longer period
-        review_reception_date(tx, event, received)
-    if found and received is not None:   # received first: where the received goods are now
-        controls.carry_transfer(tx, {"authorisation_id": event["authorisation_id"], "mrn": event["mrn"],
-                                     "item_no": item_no}, received, found)
+    if received is not None:
+        received_first(tx, event, item_no, received, found)
     if event["procedure"] == RE_EXPORT or awaits_reception:
         tx.state.put(keys.unconfirmed_exit(event["authorisation_id"], event["mrn"], item_no), {
             "goods": kind, "id": goods_id, "quantity": event["quantity"], "procedure": event["procedure"],
@@ -98,11 +95,18 @@ def exit_goods(tx, event: dict) -> dict:
             kind.lower(): goods.view(kind, record, tx.now)}
 
 
-def review_reception_date(tx, event: dict, received: dict) -> None:
-    """A transfer's exit recorded after its reception (``received``): customs are told when the reception gave
-    its lot a later declaration date than this exit's (time_rules.review_transfer_date)."""
+def received_first(tx, event: dict, item_no: int, received: dict, found: dict | None) -> None:
+    """A transfer's exit recorded after its reception (``received``) may write in the receiving authorisation's
+    log — so never before the cut-off of a bill it submitted (OutOfOrder, time_rules.after_bills): customs are
+    told there when the reception gave its lot a later declaration date than this exit's
+    (time_rules.review_transfer_date), and a control's difference standing where the goods left (``found``) goes
+    where the received goods are now (controls.carry_transfer)."""
+    time_rules.after_bills(tx, authorisations.get(tx.state, received["authorisation_id"]))
     lot = tx.state.get(keys.lot(received["id"]))
-    time_rules.review_transfer_date(tx, event, received, goods.declared_at(lot))
+    time_rules.review_transfer_date(tx, event, item_no, received, goods.declared_at(lot))
+    if found:
+        controls.carry_transfer(tx, {"authorisation_id": event["authorisation_id"], "mrn": event["mrn"],
+                                     "item_no": item_no}, received, found)
 
 
 def record_loss(tx, event: dict) -> dict:

@@ -83,8 +83,7 @@ def record(tx, act: str, event: dict, result: dict) -> dict:
     month = timestamps.month_of(tx.now)
     tx.state.put(keys.log(scope, month, tx.recorded_at, tx.tx_id), entry)
     for other, changes in others.items():   # the act changed another authorisation's alerts: its log says so
-        tx.state.put(keys.log(other, month, tx.recorded_at, tx.tx_id),
-                     {**entry, "effects": [], "alerts": changes, "lots": [], "batches": []})
+        tx.state.put(keys.log(other, month, tx.recorded_at, tx.tx_id), _entry_for_another(entry, other, changes))
     for kind, ids, key in ((goods.LOT, tx.lots, keys.lot_log), (goods.BATCH, tx.batches, keys.batch_log)):
         for goods_id in sorted(ids):
             tx.state.put(key(goods_id, tx.recorded_at, tx.tx_id), {"scope": scope, "month": month})
@@ -109,6 +108,19 @@ def _alerts_by_log(scope: str, changes: list[dict]) -> tuple[list[dict], dict[st
         else:
             others.setdefault(change["authorisation_id"], []).append(change)
     return own, dict(sorted(others.items()))
+
+
+def _entry_for_another(entry: dict, authorisation_id: str, changes: list[dict]) -> dict:
+    """The entry an act of one authorisation writes in another's log when it changed that one's alerts: the
+    transaction, its time and type, the changes — and of the act itself only what the other side may read (the
+    declaration item both recorded, for a 5151 transfer; never the act's goods, sites, event id or submitter:
+    the other authorisation's holder may be another company)."""
+    event = entry["event"]
+    return {"tx_id": entry["tx_id"], "recorded_at": entry["recorded_at"], "event_type": entry["event_type"],
+            "event_id": None, "authorisation_id": authorisation_id, "occurred_at": entry["occurred_at"],
+            "submitted_by": {}, "event": {"mrn": event["mrn"], "item_no": event.get("item_no", 1),
+                                          "procedure": event["procedure"]} if "mrn" in event else {},
+            "effects": [], "alerts": changes, "lots": [], "batches": [], "by_authorisation": entry["authorisation_id"]}
 
 
 def chaincode_event(tx, act: str, event: dict) -> dict:

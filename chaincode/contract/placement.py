@@ -7,7 +7,7 @@ import datetime as dt
 from ipledger.chaincode.contract import (authorisations, controls, declarations, goods, keys, roles, time_rules,
                                         timestamps)
 from ipledger.chaincode.contract.errors import (AlreadyExists, CeilingExceeded, DeadlinePassed, InvalidEvent,
-                                                OutOfOrder, UnitMismatch)
+                                                UnitMismatch)
 from ipledger.chaincode.contract.state import canonical_json
 
 
@@ -116,10 +116,7 @@ def receive_transfer(tx, sent: dict, mrn: str, item_no: int) -> None:
     sender's bill line then shows both the confirmation and the reception). OutOfOrder when
     this reception is timestamped before the cut-off of a bill the sending authorisation submitted: that bill
     shows whether its transfers were received by then, and nothing may change it afterwards."""
-    closed = authorisations.get(tx.state, sent["authorisation_id"]).get("closed_until")
-    if closed and tx.recorded_at < closed:
-        raise OutOfOrder("the sending authorisation's bill of discharge covers the time up to "
-                         f"{closed}, after this reception's time", closed_until=closed, ledger_time=tx.recorded_at)
+    time_rules.after_bills(tx, authorisations.get(tx.state, sent["authorisation_id"]))
     tx.state.delete(keys.unconfirmed_exit(sent["authorisation_id"], mrn, item_no))
 
 

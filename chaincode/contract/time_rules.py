@@ -91,21 +91,21 @@ def review_lateness(tx, act: str, event: dict) -> None:
     })
 
 
-def review_transfer_date(tx, event: dict, received: dict, lot_declared_at: str) -> None:
+def review_transfer_date(tx, event: dict, item_no: int, received: dict, lot_declared_at: str) -> None:
     """LateRecording on the receiving authorisation: a 5151 transfer's exit, recorded after its reception, is
     dated before the received lot's declaration (``lot_declared_at``: goods.declared_at). The transfer is one declaration,
     accepted once; the lot's period for discharge ran from the later date the reception gave, longer than the
     exit's date allows. Its period is not cut after the fact (a submitted bill may already show it): customs are
-    told, the exit's date beside the lot's (subject: the exit, ``<msp_id>:<event_id>``)."""
+    told, the exit's date beside the lot's (subject: the transfer, ``TRANSFER:<mrn>/<item_no>``; of the exit, what
+    the receiving side may read: the receiving authorisation's holder may be another company)."""
     exit_declared, lot_declared = legal_time(tx), timestamps.parse_datetime(lot_declared_at)
     if exit_declared >= lot_declared:
         return
-    alerts.raise_alert(tx, received["authorisation_id"], LATE_RECORDING, f"{tx.caller.msp_id}:{event['event_id']}", {
-        "event_type": "ExitGoods", "event_id": event["event_id"], "submitted_by": tx.caller.msp_id,
-        "occurred_at": event["occurred_at"], "recorded_at": tx.recorded_at,
+    alerts.raise_alert(tx, received["authorisation_id"], LATE_RECORDING, f"TRANSFER:{event['mrn']}/{item_no}", {
+        "event_type": tx.act, "occurred_at": event["occurred_at"], "recorded_at": tx.recorded_at,
         "late_by_s": (lot_declared - exit_declared) // dt.timedelta(seconds=1),
         "late_recording_days": tx.params["late_recording_days"], "lots": [received["id"]], "batches": [],
-        "transfer": {"mrn": event["mrn"], "item_no": event.get("item_no", 1), "declared_at": timestamps.fmt(exit_declared),
+        "transfer": {"mrn": event["mrn"], "item_no": item_no, "declared_at": timestamps.fmt(exit_declared),
                      "received_lot_declared_at": lot_declared_at},
     })
 
@@ -129,6 +129,14 @@ def within_open_time(tx, auth: dict) -> None:
         raise OutOfOrder(f"{auth['authorisation_id']} was last amended or changed status at {changed}, not before "
                          "this transaction's time", authorisation_id=auth["authorisation_id"],
                          last_change=changed, ledger_time=tx.recorded_at)
+    after_bills(tx, auth)
+
+
+def after_bills(tx, auth: dict) -> None:
+    """OutOfOrder: a transaction timestamped before the cut-off of a bill of discharge ``auth`` submitted
+    (``closed_until``) — its own authorisation's (:func:`within_open_time`) or another it writes to: a 5151
+    transfer's other side (a reception ends the sender's wait; an exit recorded after its reception may write in
+    the receiver's log). A submitted bill stands for its period and its hash: nothing may change it afterwards."""
     closed = auth.get("closed_until")
     if closed and tx.recorded_at < closed:
         raise OutOfOrder(f"a bill of discharge of {auth['authorisation_id']} covers the time up to {closed}, "

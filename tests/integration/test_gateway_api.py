@@ -285,7 +285,8 @@ def test_service_endpoints(api):
         assert api.ok(body, org)["result"]["party"]["status"] == "REGISTERED"
     for org in ORGS:
         assert requests.get(api.urls[org] + "/readyz", timeout=10).json() == {"status": "ready", "orgs": {org: "ok"}}
-    assert requests.get(api.url + "/healthz").json() == {"status": "ok"}
+    for org in ORGS:   # each gateway names its own organisation, and only it
+        assert requests.get(api.urls[org] + "/healthz").json() == {"status": "ok", "orgs": [org]}
     doc = requests.get(api.url + "/api/v1/openapi.json").json()
     assert doc["openapi"] == "3.1.0" and "/api/v1/events" in doc["paths"]
     assert "PlaceUnderProcedure" in requests.get(api.url + "/api/v1/docs").text

@@ -147,8 +147,59 @@ def test_an_exit_dated_before_its_reception_tells_customs_on_the_receiving_autho
     lot = s.accepted(s.place("LB", 400, mrn_=transfer, procedure="5151", auth_id=AUTH_B, site=SITE2))["lot"]
     s.accepted(s.exit(400, lot_id="L1", procedure="5151", mrn_=transfer, site=SITE1, occurred_at=iso(exit_at)))
     (late,) = _late_recordings(s, AUTH_B)
+    assert late["subject"] == f"TRANSFER:{transfer}/1" and "event_id" not in late["details"]
     assert late["details"]["transfer"] == {"mrn": transfer, "item_no": 1, "declared_at": timestamps.fmt(exit_at),
                                            "received_lot_declared_at": lot["declared_at"]}
     # (the sender's own exit, recorded 30 days after it occurred, is late on its own authorisation)
     assert all("transfer" not in a["details"] for a in _late_recordings(s, AUTH_ID))
     assert s.lot("LB")["deadline"] == lot["deadline"]
+
+
+# -- the review of the session's diff ------------------------------------------------------------------------------
+
+EORI_B = "FR22222222222222"
+
+
+@pytest.fixture
+def two_holders():
+    sc = Scenario.with_l1(InwardProcessingContract)
+    sc.accepted(sc.register("HolderBMSP", "holder", [EORI_B]))
+    sc.accepted(sc.grant(AUTH_B, holder_eori=EORI_B, broker_mandates=[]))
+    return sc
+
+
+def test_another_holders_log_gets_none_of_the_senders_act(two_holders):
+    """The entry the sender's exit wrote in the receiver's log (its difference carried there) was a copy of the
+    sender's: its lot, site, quantity, event id and clerk, readable by another company. It holds the transaction,
+    the declaration item both recorded and the alert changes only."""
+    s = two_holders
+    _control(s, AUTH_ID, SITE1, [{"lot_id": "L1", "qty": 960}])
+    transfer = mrn("I", 9101)
+    s.accepted(s.place("LB", 40, mrn_=transfer, procedure="5151", auth_id=AUTH_B, site=SITE2, msp="HolderBMSP"))
+    s.accepted(s.exit(40, lot_id="L1", procedure="5151", mrn_=transfer, site=SITE1))
+    events = s.query("GetEventsInPeriod", AUTH_B, iso(s.D(-1)), iso(s.ledger.now + dt.timedelta(seconds=1)),
+                     msp="HolderBMSP")["events"]
+    (carried,) = [e for e in events if e["event_type"] == "ExitGoods"]
+    assert carried["event"] == {"mrn": transfer, "item_no": 1, "procedure": "5151"}
+    assert carried["submitted_by"] == {} and carried["event_id"] is None and carried["effects"] == []
+    assert "L1" not in str(carried) and SITE1 not in str({k: v for k, v in carried.items() if k != "alerts"})
+    assert [a["subject"] for a in carried["alerts"]] == [f"LOT:LB@{SITE2}"]
+
+
+def test_an_exit_cannot_write_in_the_receivers_log_before_its_submitted_bill(two_holders):
+    """An exit recorded after its reception, timestamped (within the clock skew) before the cut-off of a bill the
+    receiver had submitted, changed that bill's hash. It is OutOfOrder, as a reception before the sender's is."""
+    s = two_holders
+    _control(s, AUTH_ID, SITE1, [{"lot_id": "L1", "qty": 960}])
+    transfer = mrn("I", 9102)
+    s.accepted(s.place("LB", 40, mrn_=transfer, procedure="5151", auth_id=AUTH_B, site=SITE2, msp="HolderBMSP"))
+    end = dt.datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc)
+    s.wait_until(end + dt.timedelta(seconds=30))
+    data = s.query("GetBillOfDischargeData", AUTH_B, "2026-03-31", None, msp="HolderBMSP")
+    s.accepted(s.submit("SubmitBillOfDischarge", {"authorisation_id": AUTH_B, "period_end": "2026-03-31",
+                                                  "document_hash": data["document_hash"]}, "HolderBMSP"))
+    details = s.refused("OutOfOrder", s.exit, 40, lot_id="L1", procedure="5151", mrn_=transfer, site=SITE1,
+                        ts=end - dt.timedelta(seconds=60))
+    assert details["authorisation_id"] == AUTH_B
+    assert s.query("GetBillOfDischargeData", AUTH_B, "2026-03-31", None, msp="HolderBMSP")["document_hash"] == \
+        data["document_hash"]

@@ -140,7 +140,7 @@ def test_a_transfer_recorded_before_transfers_awaited_their_reception_stays_as_i
     transfer = mrn("I", 880013)
     with monkeypatch.context() as m:   # the former contract: a transfer's exit awaited nothing
         m.setattr(declarations, "other_side", lambda *args: {"type": "PLACEMENT"})
-        m.setattr(discharge, "review_reception_date", lambda *args: None)   # nor compared dates
+        m.setattr(discharge, "received_first", lambda *args: None)   # nor wrote to the receiver's side
         s.accepted(s.exit(300, lot_id="L1", procedure="5151", mrn_=transfer))
     s.wait_until(s.D(120))
     assert _unreceived(s, s.D(110)) == [] and _unreceived(s, s.D(120)) == []
