@@ -169,8 +169,8 @@ class Nodes:
         accepted, or its nodes hold the channel's ledger), the block is not checked again: the channel's
         configuration changes by signed config updates — the organisation's own definition too (a
         revocation list, its anchor peers, a renewed CA) —, while the genesis block stays as it was.
-        A genesis block other than the one it accepted, while its nodes hold no ledger of the channel, is
-        checked as at a first join. Returns the MSP ids of the local founding organisations that join for
+        A genesis block other than the one it accepted is checked as at a first join, whatever ledgers its
+        nodes hold. Returns the MSP ids of the local founding organisations that join for
         the first time."""
         block = self.layout.genesis_block.read_bytes()
         config, _ = config_from_block(block)
@@ -209,11 +209,13 @@ class Nodes:
         return self.layout.org_home(org) / "accepted-genesis" / f"{self.consortium.channel}.sha256"
 
     def joined_before(self, org: Org, digest: str) -> bool:
-        """Whether ``org`` accepted the genesis block of ``digest`` (sha256) before, or a native node
-        of it on this host already holds this channel's ledger (joined with an earlier ipledger)."""
+        """Whether ``org`` accepted the genesis block of ``digest`` (sha256) before — or, when it recorded no
+        digest (joined with an earlier ipledger), a native node of it on this host already holds this channel's
+        ledger. A recorded digest of another block decides alone: that block is not the one it accepted, and is
+        checked as at a first join whatever ledgers its nodes hold (a node without one would join from it)."""
         accepted = self.accepted_file(org)
-        if accepted.exists() and accepted.read_text().strip() == digest:
-            return True
+        if accepted.exists():
+            return accepted.read_text().strip() == digest
         ch = self.consortium.channel
         for n in self.local_nodes:
             if n.org.msp_id == org.msp_id:

@@ -57,6 +57,27 @@ def test_a_joined_organisation_starts_again_after_its_definition_changed_by_upda
     assert not net.accepted_file(c.org("OperatorMSP")).exists()
 
 
+@pytest.mark.fabric
+def test_a_genesis_block_other_than_the_accepted_one_is_checked_though_its_nodes_hold_a_ledger(tmp_path):
+    """The joined organisations' check skipped any block once their nodes held the channel's ledger: a genesis
+    block replaced by one of other definitions passed, and a node without a ledger (a peer that lost its disk,
+    an added one) would have joined from it. The digest an organisation recorded decides: another block is
+    checked as at a first join."""
+    import shutil
+    c = consortium.load(base_port=21000)
+    lay, other = Layout(tmp_path / "state"), Layout(tmp_path / "other")
+    generate.generate(c, lay, log=quiet)
+    generate.generate(c, other, log=quiet)           # the same consortium, other keys and CAs
+    net = Nodes(c, lay, "native")
+    net.check_genesis(log=quiet)
+    for n in net.local_nodes:                         # every node joined: each holds the channel's ledger
+        d = lay.data_dir(n)
+        (d / ("ledger/chains" if n.kind == "orderer" else "ledgersData/chains/chains") / c.channel).mkdir(parents=True)
+    shutil.copyfile(other.genesis_block, lay.genesis_block)
+    with pytest.raises(NetworkError, match="refuses the genesis block"):
+        net.check_genesis(log=quiet)
+
+
 @pytest.fixture
 def broker(tmp_path):
     """The broker's own directory and its published definition, the consortium's public files beside it."""
