@@ -1,6 +1,7 @@
 """Audit trails: GET /api/v1/lots/<id>/audit, /batches/<id>/audit, /authorisations/<id>/audit — every
 transaction with its block, time, submitter and endorsers (:mod:`ipledger.gateway.audit`), as JSON or CSV; the
-dashboard's downloads of them are these same documents (:func:`lot_trail`, :func:`authorisation_trail`)."""
+dashboard's downloads of them are these same documents (:func:`lot_trail`, :func:`batch_trail`,
+:func:`authorisation_trail`)."""
 from __future__ import annotations
 
 from flask import jsonify

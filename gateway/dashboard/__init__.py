@@ -6,7 +6,8 @@ webhooks, audit trails and reports.
 
 The REST routes of those services are under ``/api/v1`` in :mod:`ipledger.gateway.api` (feed, alerts, audit,
 reports: API key, documented in the OpenAPI document); the pages are a separate small Flask app mounted
-at ``/dashboard`` (session cookie after logging in with an API key), with the downloads they link — the API's
+at ``/dashboard`` (session cookie after logging in with an API key; the pages of lots and batches are
+:mod:`ipledger.gateway.dashboard.goods`), with the downloads they link — the API's
 documents, for the session (:mod:`ipledger.gateway.dashboard.downloads`). See gateway/README.md § Dashboard.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ipledger.gateway.config import NO_INSTANCE
 def install(app: Flask, live: Live | None = None) -> Live:
     """The app's live services (``app.extensions["ipledger_live"]``, read by the routes of
     :mod:`ipledger.gateway.api.live`) and the pages at ``/dashboard``."""
-    from ipledger.gateway.dashboard import downloads, ui
+    from ipledger.gateway.dashboard import downloads, goods, ui
     state = app.extensions["ipledger"]
     live = live or Live(state.config, state.service)
     app.extensions["ipledger_live"] = live
@@ -39,6 +40,7 @@ def install(app: Flask, live: Live | None = None) -> Live:
     ui.install_session(pages, live)
     ui.install_access_log(pages)
     pages.register_blueprint(ui.bp)
+    pages.register_blueprint(goods.bp)       # the lot and batch pages
     pages.register_blueprint(downloads.bp)   # the documents the pages link, for the session (not the API's routes)
     app.extensions["ipledger_dashboard"] = pages
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/dashboard": pages.wsgi_app})

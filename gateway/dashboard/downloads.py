@@ -1,9 +1,10 @@
 """The dashboard's downloads: the documents its pages link — an authorisation's audit trail (CSV, JSON) and bill of
-discharge (PDF, CSV; JSON as well), a lot's audit trail (CSV, JSON) — for a signed-in session.
+discharge (PDF, CSV; JSON as well), a lot's and a batch's audit trail (CSV, JSON) — for a signed-in session.
 
 The API's routes of these documents (``/api/v1/…``) take API keys only, which a browser does not send; these routes
 are under ``/dashboard``, where the session cookie goes. Each answers with the API's own document
 (:func:`ipledger.gateway.api.audit.authorisation_trail`, :func:`~ipledger.gateway.api.audit.lot_trail`,
+:func:`~ipledger.gateway.api.audit.batch_trail`,
 :func:`ipledger.gateway.api.reports.bill_document`: one source for both) as the session's organisation may read it —
 what the contract lets it read, so a broker never gets a customs value and nobody another holder's authorisation —
 and refuses what the API refuses, with the API's status, on the dashboard's error page. A document is a file to save
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from ipledger.gateway.api.audit import authorisation_trail, lot_trail
+from ipledger.gateway.api.audit import authorisation_trail, batch_trail, lot_trail
 from ipledger.gateway.api.common import permitted, refuse_repeated_parameters
 from ipledger.gateway.api.reports import bill_document
 from ipledger.gateway.auth import Principal
@@ -56,3 +57,9 @@ def bill_of_discharge(principal, authorisation_id, fmt):
 @login_required
 def lot_audit(principal, lot_id, fmt):
     return lot_trail(_reader(principal), lot_id, fmt, attach_json=True)
+
+
+@bp.get("/batches/<ident:batch_id>/audit.<any(csv, json):fmt>")
+@login_required
+def batch_audit(principal, batch_id, fmt):
+    return batch_trail(_reader(principal), batch_id, fmt, attach_json=True)

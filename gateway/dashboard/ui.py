@@ -138,15 +138,33 @@ def check_csrf() -> None:
         abort(400, "the form is stale; reload the page")
 
 
-def _ok_id(name: str, value: str) -> str:
-    import re
+def ok_id(name: str, value: str) -> str:
+    """``value`` when it is a well-formed ``name`` (an id of a page's path), else the page's 404."""
     if not re.match(ID_PATTERNS[name], value or ""):
         abort(404)
     return value
 
 
-def _evaluate(org: str, fn: str, *args, channel: str | None = None):
+def evaluate(org: str, fn: str, *args, channel: str | None = None):
+    """The contract's answer to ``fn`` as ``org`` (on ``channel``, the one a page's item was found on)."""
     return state().service.evaluate_json(org, fn, *args, channel=channel)
+
+
+def page_item(org: str, fn: str, item_id: str) -> tuple[str | None, dict]:
+    """(channel, answer) of a page's item, asked of the channel ``?channel=`` names (else of the one that knows it:
+    an id on several holders' channels is the 409 page linking each); one ``org`` may not read is the page's 404,
+    as one that does not exist."""
+    try:
+        return state().service.evaluate_where(org, fn, item_id, channel=request.args.get("channel") or None)
+    except Problem as p:
+        if p.status in (403, 404):
+            abort(404)
+        raise
+
+
+def shown_channel(channel: str | None) -> str | None:
+    """The channel a page names in its links: the one that answered, on a gateway of several channels only."""
+    return channel if len(state().config.all_channels) > 1 else None
 
 
 def _days_until(text: str | None, at: dt.datetime | None = None) -> int | None:
@@ -254,7 +272,7 @@ def index(principal):
         try:  # an id on several holders' channels (a grant no gateway could refuse): a row each, naming it
             found = state().service.evaluate_each(principal.org, "GetAuthorisation", auth_id)
             for channel, auth in found:  # validity days from the ledger time GetBalances answered at, as on its page
-                balances = _evaluate(principal.org, "GetBalances", auth_id, channel=channel)
+                balances = evaluate(principal.org, "GetBalances", auth_id, channel=channel)
                 rows.append({"auth": auth, "ceilings": balances.get("ceilings", []), "channel": len(found) > 1 and channel,
                              "days_left": _days_until(auth.get("valid_to"), moments.parse(balances.get("as_of")))})
         except Problem as p:
@@ -311,20 +329,14 @@ def add(principal):
 def authorisation(principal, authorisation_id):
     """An authorisation; on a gateway of several holders' channels, ``?channel=`` names the one asked about (as
     for a lot, and as the 409 page's links do), and every query of the page goes to the channel that answered."""
-    auth_id = _ok_id("authorisation_id", authorisation_id)
+    auth_id = ok_id("authorisation_id", authorisation_id)
     org = principal.org
-    try:
-        channel, auth = state().service.evaluate_where(org, "GetAuthorisation", auth_id,
-                                                       channel=request.args.get("channel") or None)
-    except Problem as p:
-        if p.status in (403, 404):
-            abort(404)
-        raise
-    balances = _evaluate(org, "GetBalances", auth_id, channel=channel)
-    alerts = _evaluate(org, "GetAlerts", auth_id, None, channel=channel)
-    bill = _evaluate(org, "GetBillOfDischargeData", auth_id, None, None, channel=channel)
+    channel, auth = page_item(org, "GetAuthorisation", auth_id)
+    balances = evaluate(org, "GetBalances", auth_id, channel=channel)
+    alerts = evaluate(org, "GetAlerts", auth_id, None, channel=channel)
+    bill = evaluate(org, "GetBillOfDischargeData", auth_id, None, None, channel=channel)
     start = (auth.get("granted_at") or auth.get("valid_from") or "2000-01-01")[:10]
-    log = _evaluate(org, "GetEventsInPeriod", auth_id, start, None, channel=channel)
+    log = evaluate(org, "GetEventsInPeriod", auth_id, start, None, channel=channel)
     at = moments.parse((bill.get("scope") or {}).get("as_of")) or moments.parse(bill.get("cutoff")) \
         or dt.datetime.now(dt.timezone.utc)   # the ledger time the contract answered at
     lots = [{**lot, **_lot_status(lot, bill.get("remaining", []), at)} for lot in bill.get("lots", [])]
@@ -343,26 +355,7 @@ def authorisation(principal, authorisation_id):
                            waste=bill.get("waste", []), quantity_charts=quantity_svgs, yield_rows=yrows,
                            yield_svg=charts.yield_chart(yrows), events_list=timeline,
                            days_left=_days_until(auth.get("valid_to"), at),
-                           channel=channel if len(state().config.all_channels) > 1 else None)
-
-
-@bp.get("/lots/<ident:lot_id>")
-@login_required
-def lot(principal, lot_id):
-    """A lot and its audit trail. On a gateway of several holders' channels a lot id may be on two of them (each
-    holder numbers its own lots): ``?channel=`` names one, as the authorisation page's links do, and without it
-    such an id answers 409 with a link to each channel (:func:`_error_page`)."""
-    lot_id = _ok_id("lot_id", lot_id)
-    try:
-        channel, data = state().service.evaluate_where(principal.org, "GetLot", lot_id,
-                                                       channel=request.args.get("channel") or None)
-    except Problem as p:
-        if p.status in (403, 404):
-            abort(404)
-        raise
-    trail = live().audit.lot(principal.org, lot_id, channel)
-    return render_template("dashboard/lot.html", principal=principal, lot=data, trail=trail["entries"],
-                           channel=channel if len(state().config.all_channels) > 1 else None)
+                           channel=shown_channel(channel))
 
 
 @bp.get("/events")

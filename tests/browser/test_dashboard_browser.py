@@ -167,7 +167,7 @@ def test_customs_see_both_authorisations_and_every_lot_with_its_balance(browser_
 
     a.get_by_role("link", name="BRW91-A").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Lot BRW91-A")
-    trail = page.locator("main table tbody tr")
+    trail = page.locator("#trail tbody tr")                             # (the products made from it are a table too)
     expect(trail).to_have_count(2)                                     # placement, processing
     expect(trail.first).to_contain_text("PlaceUnderProcedure")
     expect(trail.first).to_contain_text("CustomsMSP")                  # an endorser, read from the block

@@ -36,7 +36,17 @@
       a.textContent = item.authorisation_id; at.appendChild(a);
     }
     tr.appendChild(at);
-    tr.appendChild(cell((item.lots || []).concat(item.batches || []).join(", ")));
+    var goods = document.createElement("td");   // each lot and batch linked to its page, as the server's rows
+    var named = (item.lots || []).map(function (id) { return ["lots", id]; })
+      .concat((item.batches || []).map(function (id) { return ["batches", id]; }));
+    named.forEach(function (g, i) {
+      if (i) { goods.appendChild(document.createTextNode(", ")); }
+      var link = document.createElement("a");   // the id as one path segment ('/' as %2F), on the item's channel
+      link.href = "/dashboard/" + g[0] + "/" + encodeURIComponent(g[1]) +
+        (item.channel ? "?channel=" + encodeURIComponent(item.channel) : "");
+      link.textContent = g[1]; goods.appendChild(link);
+    });
+    tr.appendChild(goods);
     tr.appendChild(cell(item.submitting_org));
     tr.appendChild(cell((item.alerts || []).map(function (x) { return x.change + " " + x.type; }).join("; ")));
     tbody.insertBefore(tr, tbody.firstChild);

@@ -268,6 +268,48 @@ def test_the_dashboard_shows_a_lot_two_holders_number_alike_on_the_channel_chose
     assert f'href="/dashboard/lots/L1?channel={B}"' in html
 
 
+def test_the_dashboard_shows_a_batch_two_holders_number_alike_on_the_channel_chosen(app, ledgers, keys):
+    """Batch B1 on both holders' channels: as for a lot, a 409 page linking it on each channel; ``?channel=`` shows
+    it there — every query of the page (the batch, its history, its authorisation's alerts and bill data) on that
+    channel —, its links carry the channel, and the authorisation page links its products on its channel."""
+    def batch_on(channel):
+        auth_id = f"FRIPO{channel[-1].upper()}000001"
+        return lambda org, args: {"batch_id": args[0], "authorisation_id": auth_id, "operation_id": f"OP-{channel}",
+                                  "cn": "40121200", "kind": "MAIN", "unit": "p/st", "produced": 5, "balance": 5,
+                                  "stock": {"S1": 5}, "status": "OPEN", "deadline": "2027-01-01T00:00:00Z",
+                                  "shares": [{"lot_id": "L1", "qty": 5, "input_qty": 5}]}
+    for channel in (A, B):
+        set_answers(ledgers, channel, GetBatch=batch_on(channel), GetBatchHistory={"batch_id": "B1", "history": []},
+                    GetAlerts={"alerts": [{"type": "LossRateHigh", "subject": "BATCH:B1",
+                                           "authorisation_id": f"FRIPO{channel[-1].upper()}000001"}]},
+                    GetBillOfDischargeData={"lots": [], "processing": [], "disposals": [], "losses": [],
+                                            "remaining": []})
+    client = app.test_client()
+    assert sign_in(client, keys[("CustomsMSP", "viewer")]).status_code == 302
+    r = client.get("/dashboard/batches/B1")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 409 and "text/html" in r.content_type
+    assert f'href="/dashboard/batches/B1?channel={A}"' in html and f'href="/dashboard/batches/B1?channel={B}"' in html
+    ledgers.calls.clear()
+    r = client.get(f"/dashboard/batches/B1?channel={B}")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and f"OP-{B}" in html and f"OP-{A}" not in html
+    assert f"/dashboard/batches/B1/audit.csv?channel={B}" in html
+    assert f'href="/dashboard/authorisations/FRIPOB000001?channel={B}"' in html
+    assert f'href="/dashboard/lots/L1?channel={B}"' in html                     # its lineage, on B
+    assert f'href="/dashboard/batches/B1?channel={B}"' in html                  # its alert names it, on B
+    assert {channel for channel, _ in ledgers.calls} == {B}
+    assert client.get("/dashboard/batches/B1?channel=ip-plant-z").status_code == 400
+    auth_b = "FRIPOB000001"
+    set_answers(ledgers, A, GetAuthorisation=knows({}))
+    set_answers(ledgers, B, GetAuthorisation=lambda org, args: {"authorisation_id": args[0], "input_goods": []},
+                GetBalances={"balances": [], "ceilings": []}, GetEventsInPeriod={"events": []},
+                GetBillOfDischargeData={"lots": [], "remaining": [
+                    {"goods": "BATCH", "id": "B1", "cn": "40121200", "unit": "p/st", "quantity": 5}]})
+    html = client.get(f"/dashboard/authorisations/{auth_b}").get_data(as_text=True)
+    assert f'href="/dashboard/batches/B1?channel={B}"' in html
+
+
 def test_an_id_granted_on_a_second_holders_channel_is_refused_for_events_by_every_worker(customs, ledgers):
     """A worker that had answered a query of FRIPO000001 on A remembered that route, and once the same id was
     granted on B too (a grant no gateway could refuse: its check sees only the channels it serves), sent a
