@@ -20,7 +20,8 @@ from werkzeug.exceptions import HTTPException
 from ipledger.gateway import headers, openapi, problems
 from ipledger.gateway.api import docs, events, health, live, queries
 from ipledger.gateway.config import NO_INSTANCE
-from ipledger.gateway.api.common import API_PREFIX, AppState, install_converters, refuse_repeated_parameters
+from ipledger.gateway.api.common import (API_PREFIX, AppState, install_converters, refuse_repeated_parameters,
+                                         refuse_unknown_parameters)
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import GatewayConfig
 from ipledger.gateway.dashboard import install as install_dashboard
@@ -68,7 +69,7 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
         g.log_extra = {}
         if request.path.startswith(API_PREFIX + "/"):
             refuse_repeated_parameters()   # ?as_of=…&as_of=… is a 400, not the first one's answer
-            refuse_unknown_parameters()    # ?period-end=… too, not the answer without it
+            refuse_undocumented_parameters()   # ?period-end=… too, not the answer without it
 
     @app.after_request
     def _end(response):
@@ -88,17 +89,11 @@ def create_app(config: GatewayConfig | None = None, *, ledger: Ledger | None = N
             log.info("%s %s %s", request.method[:32], route, response.status_code, extra=extra)
         return response
 
-    def refuse_unknown_parameters() -> None:
-        """A query parameter the operation does not take is refused (400 ``invalid-parameter`` naming it and
-        those it takes), as an unknown body member is: a misspelt ``period-end`` or ``asof`` was ignored and
-        answered as if absent — a bill as of now instead of the period's, today's alerts instead of those
-        asked for."""
+    def refuse_undocumented_parameters() -> None:
+        """A query parameter the operation does not list in the OpenAPI document is refused (common)."""
         taken = openapi.query_parameters(request.method, request.url_rule.rule) if request.url_rule else None
-        unknown = sorted(set(request.args) - taken) if taken is not None else []
-        if unknown:
-            takes = f"it takes {', '.join(sorted(taken))}" if taken else "it takes none"
-            raise Problem(400, "invalid-parameter", f"unknown query parameter '{unknown[0][:80]}': {takes}",
-                          extra={"parameter": unknown[0][:80], "parameters": sorted(taken)})
+        if taken is not None:
+            refuse_unknown_parameters(taken)
 
     def problem_response(problem: Problem):
         g.problem_type = problem.name

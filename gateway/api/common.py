@@ -165,6 +165,18 @@ def refuse_repeated_parameters() -> None:
                           f"{len(values)} times; give it once", extra={"parameter": name[:80]})
 
 
+def refuse_unknown_parameters(taken) -> None:
+    """A query parameter not in ``taken`` (those the operation reads) is refused (400 ``invalid-parameter`` naming
+    it and those taken), as an unknown body member is: a misspelt ``period-end`` or ``asof`` was ignored and
+    answered as if absent — a bill as of now instead of the period's, today's alerts instead of those asked
+    for. The API's operations take what the OpenAPI document lists; the dashboard's downloads what they pass on."""
+    unknown = sorted(set(request.args) - set(taken))
+    if unknown:
+        takes = f"it takes {', '.join(sorted(taken))}" if taken else "it takes none"
+        raise Problem(400, "invalid-parameter", f"unknown query parameter '{unknown[0][:80]}': {takes}",
+                      extra={"parameter": unknown[0][:80], "parameters": sorted(taken)})
+
+
 def path_id(name: str, value: str) -> str:
     if not whole(ID_PATTERNS[name], value):
         raise Problem(400, "invalid-parameter", f"{name} {value[:80]!r} is not well formed "

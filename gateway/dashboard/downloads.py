@@ -21,7 +21,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from ipledger.gateway.api.audit import authorisation_trail, batch_trail, lot_trail
-from ipledger.gateway.api.common import permitted, refuse_repeated_parameters
+from ipledger.gateway.api.common import permitted, refuse_repeated_parameters, refuse_unknown_parameters
 from ipledger.gateway.api.reports import bill_document
 from ipledger.gateway.auth import Principal
 from ipledger.gateway.dashboard.ui import login_required
@@ -36,21 +36,24 @@ def _never_kept(response):
     return response
 
 
-def _reader(principal: Principal) -> Principal:
-    refuse_repeated_parameters()   # as the API: ?as_of=…&as_of=… is a 400, not the first one's document
+def _reader(principal: Principal, *taken: str) -> Principal:
+    """As the API: ``?as_of=…&as_of=…`` or a parameter the document does not take (``?period-end=``) is a 400,
+    not the document without it."""
+    refuse_repeated_parameters()
+    refuse_unknown_parameters(("channel", *taken))
     return permitted(principal, "read")
 
 
 @bp.get("/authorisations/<authorisation_id>/audit.<any(csv, json):fmt>")
 @login_required
 def authorisation_audit(principal, authorisation_id, fmt):
-    return authorisation_trail(_reader(principal), authorisation_id, fmt, attach_json=True)
+    return authorisation_trail(_reader(principal, "from", "to"), authorisation_id, fmt, attach_json=True)
 
 
 @bp.get("/authorisations/<authorisation_id>/bill-of-discharge.<any(pdf, csv, json):fmt>")
 @login_required
 def bill_of_discharge(principal, authorisation_id, fmt):
-    return bill_document(_reader(principal), authorisation_id, fmt, attach_json=True)
+    return bill_document(_reader(principal, "period_end", "as_of"), authorisation_id, fmt, attach_json=True)
 
 
 @bp.get("/lots/<ident:lot_id>/audit.<any(csv, json):fmt>")

@@ -76,7 +76,8 @@ def _error_page(error):
         headers = {**headers, "Allow": ", ".join(sorted(error.valid_methods))}
     # an id found on several holders' channels: the same page on each of them
     channels = (error.extra.get("channels") or []) if isinstance(error, Problem) and status == 409 else []
-    choices = [{"channel": c, "href": url_for(request.endpoint, **(request.view_args or {}), channel=c)}
+    asked = {k: v for k, v in request.args.items() if k != "channel"}   # the same question (period, dates) on each
+    choices = [{"channel": c, "href": url_for(request.endpoint, **(request.view_args or {}), **asked, channel=c)}
                for c in channels if isinstance(c, str)] if request.method == "GET" and request.endpoint else []
     return render_template("dashboard/error.html", principal=principal, status=status, title=title,
                            detail=detail, choices=choices), status, headers

@@ -173,3 +173,13 @@ def test_a_download_checks_its_parameters_as_the_api_does(scenario, app, keys):
     r = b.get("/dashboard/authorisations/not-an-id/audit.csv")
     assert r.status_code == 400 and r.mimetype == "text/html"
     assert b.post(f"{AUTH_PAGE}/audit.csv").status_code == 405
+
+
+@pytest.mark.parametrize("url", [f"/dashboard/authorisations/{AUTH}/bill-of-discharge.csv?period-end=2026-01-31",
+                                 f"/dashboard/authorisations/{AUTH}/audit.csv?form=2026-01-01",
+                                 "/dashboard/lots/L1/audit.json?format=csv"])
+def test_a_misspelt_parameter_of_a_download_is_refused_as_the_api_refuses_it(scenario, app, keys, url):
+    """The API refuses ``?period-end=`` (a 400, not the bill as of now); a download of the same document answered
+    it as the bill as of now, saved under that name."""
+    r = browser(app, keys, "OperatorMSP").get(url)
+    assert r.status_code == 400 and "Content-Disposition" not in r.headers

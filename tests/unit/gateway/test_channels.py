@@ -452,3 +452,16 @@ def test_the_dashboards_downloads_are_of_the_channel_its_page_shows(duplicate, k
     assert f'href="{page}/bill-of-discharge.csv?channel={A}"' in html
     assert f'href="{page}/bill-of-discharge.csv?channel={B}"' in html
     assert client.get(f"{page}/audit.csv", query_string={"channel": "ip-plant-z"}).status_code == 400
+
+
+def test_the_409_page_of_a_download_keeps_the_question_on_each_channel(duplicate, keys):
+    """An id on two holders' channels: the 409 page of the March bill linked the same download on each channel
+    without ``?period_end=`` — each link the bill as of now. The links keep the request's parameters."""
+    client = duplicate.test_client()
+    assert sign_in(client, keys[("CustomsMSP", "viewer")]).status_code == 302
+    page = "/dashboard/authorisations/FRIPO000001"
+    r = client.get(f"{page}/bill-of-discharge.csv", query_string={"period_end": "2026-03-31"})
+    html = r.get_data(as_text=True).replace("&amp;", "&")
+    assert r.status_code == 409
+    for channel in (A, B):
+        assert f'href="{page}/bill-of-discharge.csv?period_end=2026-03-31&channel={channel}"' in html, html
