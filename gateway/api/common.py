@@ -120,7 +120,7 @@ ID_PATTERNS = {
 }
 DATE_PATTERN = _COMMON["date"]["pattern"]
 DATETIME_PATTERN = _COMMON["dateTime"]["pattern"]
-_WHOLE_END = "$(?!\\n)"  # how the schemas end a pattern: a whole-string match (no trailing newline)
+_WHOLE_END = schemas.WHOLE_END  # how the schemas end a pattern: a whole-string match (no trailing newline)
 
 
 def _body(pattern: str) -> str:

@@ -253,10 +253,13 @@ def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
 MAX_MESSAGE = 300
 
 
+WHOLE_END = "$(?!\\n)"   # how every pattern ends: a whole-string match (Python's ``$`` also matches before a final \\n)
+
+
 def shown_pattern(pattern: str) -> str:
-    """A pattern as an error message shows it: without the guard every pattern ends with, ``$(?!\\n)`` (Python's
-    ``$`` would otherwise match before a final line feed), which says nothing to the reader but ``$``."""
-    return pattern.replace("$(?!\\n)", "$")
+    """A pattern as an error message shows it: without the guard of :data:`WHOLE_END`, which says nothing to the
+    reader but ``$``."""
+    return pattern.replace(WHOLE_END, "$")
 
 
 def short_message(message: str) -> str:
