@@ -318,8 +318,13 @@ def test_network_up_checks_the_channels_policies_before_joining_and_not_after(tm
     assert all(net.accepted_file(o).exists() for o in c.orgs)
     assert net.check_genesis(log=lambda *_: None) == set()                      # …and then never again
 
-    # a channel founded earlier with majorities, already joined by each organisation's native nodes
+    # a channel founded earlier with majorities, already joined by each organisation's native nodes with an
+    # ipledger that recorded no digest (one recorded decides alone: a block other than the accepted one is checked)
     lay.genesis_block.write_bytes(forged)
+    with pytest.raises(NetworkError, match="refuses the genesis block"):
+        net.check_genesis(log=lambda *_: None)
+    for o in c.all_orgs:
+        net.accepted_file(o).unlink()
     for n in c.peers:
         (lay.data_dir(n) / "ledgersData" / "chains" / "chains" / c.channel).mkdir(parents=True)
     [orderer] = c.orderers
