@@ -148,7 +148,11 @@ class AuditTrail:
         out = []
         for entry in self.service.with_blocks(org, raw, channel):
             submitted_by = entry.get("submitted_by") or {}
-            info = self.endorsement(org, entry.get("tx_id"), entry.get("block_number"), entry.get("channel")) or {}
+            # an act of another authorisation that changed this one's alerts (a 5151 exit recorded after its
+            # reception): its log says which transaction, not who submitted or endorsed it (another company's)
+            foreign = entry.get("by_authorisation") is not None
+            info = {} if foreign else \
+                self.endorsement(org, entry.get("tx_id"), entry.get("block_number"), entry.get("channel")) or {}
             creator = info.get("creator") or {}
             out.append({
                 "block_number": entry.get("block_number"), "tx_id": entry.get("tx_id"),

@@ -15,7 +15,7 @@ import re
 import secrets
 import time
 from functools import wraps
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
@@ -76,8 +76,9 @@ def _error_page(error):
         headers = {**headers, "Allow": ", ".join(sorted(error.valid_methods))}
     # an id found on several holders' channels: the same page on each of them
     channels = (error.extra.get("channels") or []) if isinstance(error, Problem) and status == 409 else []
-    asked = {k: v for k, v in request.args.items() if k != "channel"}   # the same question (period, dates) on each
-    choices = [{"channel": c, "href": url_for(request.endpoint, **(request.view_args or {}), **asked, channel=c)}
+    asked = [(k, v) for k, v in request.args.items() if k != "channel"]   # the same question (period, dates) on each
+    choices = [{"channel": c, "href": url_for(request.endpoint, **(request.view_args or {})) + "?" +
+                urlencode([*asked, ("channel", c)])}
                for c in channels if isinstance(c, str)] if request.method == "GET" and request.endpoint else []
     return render_template("dashboard/error.html", principal=principal, status=status, title=title,
                            detail=detail, choices=choices), status, headers

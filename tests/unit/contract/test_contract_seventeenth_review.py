@@ -203,3 +203,10 @@ def test_an_exit_cannot_write_in_the_receivers_log_before_its_submitted_bill(two
     assert details["authorisation_id"] == AUTH_B
     assert s.query("GetBillOfDischargeData", AUTH_B, "2026-03-31", None, msp="HolderBMSP")["document_hash"] == \
         data["document_hash"]
+
+
+@pytest.mark.parametrize("goods_id", ["B1/audit.csv", "B1/audit.json"])
+def test_a_new_id_ending_as_a_dashboard_download_is_refused(s, goods_id):
+    """A batch ``B1/audit.csv`` had a page no link could open: its path was the download of batch B1's trail."""
+    s.refused("InvalidEvent", s.process, "OP-X", [("L1", 10)], [retreaded(10, goods_id)])
+    s.refused("InvalidEvent", s.place, goods_id, 10)

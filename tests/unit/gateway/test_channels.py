@@ -465,3 +465,19 @@ def test_the_409_page_of_a_download_keeps_the_question_on_each_channel(duplicate
     assert r.status_code == 409
     for channel in (A, B):
         assert f'href="{page}/bill-of-discharge.csv?period_end=2026-03-31&channel={channel}"' in html, html
+
+
+@pytest.mark.parametrize("query", ["_external=1&_scheme=http&_anchor=x", "lot_id=L2", "_method=POST", "endpoint=x"])
+def test_the_409_page_builds_its_links_from_the_query_not_from_url_for_options(app, ledgers, keys, query):
+    """The 409 page passed the request's query keys to url_for as arguments: ``?_external=1&_scheme=http`` made
+    absolute plain-HTTP links on the request's Host, ``?lot_id=L2`` or ``?_method=POST`` a 500. The query is
+    encoded after the page's own path."""
+    for channel in (A, B):
+        set_answers(ledgers, channel, GetLot=lambda org, args: {"lot_id": args[0], "authorisation_id": "FRIPO000001"})
+    client = app.test_client()
+    assert sign_in(client, keys[("CustomsMSP", "viewer")]).status_code == 302
+    r = client.get(f"/dashboard/lots/L1?{query}")
+    html = r.get_data(as_text=True).replace("&amp;", "&")
+    assert r.status_code == 409, html
+    for channel in (A, B):
+        assert f'href="/dashboard/lots/L1?{query.replace("#", "%23")}&channel={channel}"' in html, html

@@ -97,3 +97,28 @@ def test_an_audit_csv_gives_an_empty_list_as_an_empty_cell():
     header, row = audit.to_csv([entry]).splitlines()
     cells = dict(zip(header.split(","), row.split(",")))
     assert cells["lots"] == "" and cells["batches"] == "B1;B2" and cells["endorsing_orgs"] == ""
+
+
+def test_a_trail_entry_another_authorisations_act_wrote_names_no_submitter_nor_endorsers():
+    """The entry a sender's 5151 exit writes in the receiving authorisation's log carries no submitter (another
+    company's clerk); the audit trail put it back from the block — creator subject, endorsers. It leaves it out."""
+    from ipledger.gateway.audit import AuditTrail
+
+    class Service:
+        def with_blocks(self, org, raw, channel):
+            return [{**e, "block_number": 7} for e in raw]
+
+    class Store:
+        def endorsement(self, tx_id):
+            return {"creator": {"msp_id": "OperatorMSP", "subject": "CN=User1@operatormsp"},
+                    "endorsing_orgs": ["CustomsMSP", "OperatorMSP"], "endorsers": [{"msp_id": "OperatorMSP"}]}
+
+    trail = AuditTrail(Service(), Store(), reader=None)
+    own = {"tx_id": "a" * 64, "event_type": "PlaceUnderProcedure", "submitted_by": {"msp_id": "PlantBMSP"}}
+    foreign = {"tx_id": "b" * 64, "event_type": "ExitGoods", "submitted_by": {}, "by_authorisation": "FRIPO000001",
+               "event": {"mrn": "m", "item_no": 1, "procedure": "5151"}}
+    mine, theirs = trail._entries("PlantBMSP", [own, foreign])
+    assert mine["submitter_subject"] == "CN=User1@operatormsp" and mine["endorsing_orgs"]
+    assert theirs["submitting_org"] is None and theirs["submitter_subject"] is None
+    assert theirs["endorsers"] is None and theirs["endorsing_orgs"] is None
+
