@@ -18,12 +18,13 @@ channels; the pages' links carry the channel their page shows), ``from``/``to`` 
 session, of any role that may read (viewer and clerk)."""
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, abort
 
 from ipledger.gateway.api.audit import authorisation_trail, batch_trail, lot_trail
 from ipledger.gateway.api.common import permitted, refuse_repeated_parameters, refuse_unknown_parameters
 from ipledger.gateway.api.reports import bill_document
 from ipledger.gateway.auth import Principal
+from ipledger.gateway.problems import Problem
 from ipledger.gateway.dashboard.ui import login_required
 
 bp = Blueprint("downloads", __name__)
@@ -44,16 +45,29 @@ def _reader(principal: Principal, *taken: str) -> Principal:
     return permitted(principal, "read")
 
 
+def _as_the_page(document):
+    """An authorisation's document the organisation may not read is the page's 404, as an unknown one is (the
+    authorisation page answers both alike; the API says 403 to a representative without a mandate)."""
+    try:
+        return document()
+    except Problem as p:
+        if p.status == 403:
+            abort(404)
+        raise
+
+
 @bp.get("/authorisations/<authorisation_id>/audit.<any(csv, json):fmt>")
 @login_required
 def authorisation_audit(principal, authorisation_id, fmt):
-    return authorisation_trail(_reader(principal, "from", "to"), authorisation_id, fmt, attach_json=True)
+    reader = _reader(principal, "from", "to")
+    return _as_the_page(lambda: authorisation_trail(reader, authorisation_id, fmt, attach_json=True))
 
 
 @bp.get("/authorisations/<authorisation_id>/bill-of-discharge.<any(pdf, csv, json):fmt>")
 @login_required
 def bill_of_discharge(principal, authorisation_id, fmt):
-    return bill_document(_reader(principal, "period_end", "as_of"), authorisation_id, fmt, attach_json=True)
+    reader = _reader(principal, "period_end", "as_of")
+    return _as_the_page(lambda: bill_document(reader, authorisation_id, fmt, attach_json=True))
 
 
 @bp.get("/lots/<ident:lot_id>/audit.<any(csv, json):fmt>")

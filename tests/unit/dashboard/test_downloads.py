@@ -100,8 +100,9 @@ def test_a_brokers_downloads_hold_no_customs_value(scenario, app, keys, tmp_path
 
 
 def test_another_holders_authorisation_is_refused_as_the_api_refuses_it(scenario, app, keys, api):
-    """The broker holds no mandate of AUTH2, the operator is not its holder: each download of it is refused with
-    the status the API gives their keys, on the dashboard's page (signed in, a way back), naming nothing of it."""
+    """The broker holds no mandate of AUTH2, the operator is not its holder: each download of it is refused — the
+    API says 403 or 404 to their keys, the dashboard 404 as its authorisation page does, an unknown id alike —, on
+    the dashboard's page (signed in, a way back), naming nothing of it."""
     for org in ("BrokerMSP", "OperatorMSP"):
         b = browser(app, keys, org)
         for link, by_key in ((f"/dashboard/authorisations/{AUTH2}/audit.csv", f"/api/v1/authorisations/{AUTH2}/audit"),
@@ -114,7 +115,8 @@ def test_another_holders_authorisation_is_refused_as_the_api_refuses_it(scenario
             assert refused.status_code in (403, 404), (org, by_key)
             r = b.get(link)
             html = r.get_data(as_text=True)
-            assert r.status_code == refused.status_code and r.mimetype == "text/html", (org, link, r.status_code)
+            assert r.status_code == 404 and r.mimetype == "text/html", (org, link, r.status_code)
+            assert b.get(link.replace(AUTH2, "FRIPO999999")).status_code == 404
             assert "Content-Disposition" not in r.headers and "Back to the authorisations" in html, (org, link)
             assert "L2" not in html and "26FR000110000002R7" not in html
     customs = browser(app, keys, "CustomsMSP")   # customs read every holder's
