@@ -11,9 +11,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ipledger.network import consortium as consortium_mod
 from ipledger.network.consortium import Consortium, ConsortiumError
-from ipledger.network.layout import Layout
+from ipledger.network.layout import Layout, saved_consortium
 
 # Flask apps are given this instance path: the gateway has no instance folder (its files are in its
 # organisation's gateway directory), and Flask cannot derive one inside the ``ipledger`` namespace package.
@@ -211,10 +210,10 @@ def _saved_network(state_dir: Path) -> _SavedNetwork:
     consortium file, as the network commands read it) and where its files are: the gateway's only
     use of network/ beside the Fabric library — the description and the layout, never the nodes."""
     layout = Layout(state_dir)
-    saved = layout.consortium_file if layout.consortium_file.is_file() else None
     try:
-        return _SavedNetwork(consortium_mod.load(saved), layout)
+        return _SavedNetwork(saved_consortium(layout), layout)
     except ConsortiumError as e:
+        saved = layout.consortium_file if layout.consortium_file.is_file() else None
         raise ConfigError(f"{saved or 'the consortium file'}: {e}") from None
 
 

@@ -149,3 +149,20 @@ def per_channel(c: Consortium, lay: Layout) -> list[tuple[Consortium, Layout]]:
     if not c.per_holder:
         return [(c, lay)]
     return [(c.view(name), lay.for_channel(name)) for name in c.channel_names()]
+
+
+def saved_consortium(layout: "Layout", consortium_file: Path | str | None = None, base_port: int | None = None):
+    """The consortium of a state directory: the one saved there (``network up`` saves it), else ``consortium_file``
+    (default: the shipped one, on ``base_port``). ConsortiumError when the saved file is missing but organisations
+    made from it are here, and none was given: the shipped file is not the one their ports and hosts came from.
+    The one reader of it, for the network commands and the gateway."""
+    from ipledger.network import consortium as consortium_mod
+    if layout.consortium_file.exists():
+        return consortium_mod.load(layout.consortium_file)
+    c = consortium_mod.load(consortium_file, base_port=base_port)
+    if consortium_file is None and any(layout.is_local(o) for o in c.all_orgs):
+        raise consortium_mod.ConsortiumError(
+            f"{layout.consortium_file} is missing, but {layout.root} holds organisations made from it: restore it, "
+            "or give --consortium with the file they were made from")
+    return c
+

@@ -44,7 +44,7 @@ from ipledger.network.org import runtime as runtime_mod
 from ipledger.network.consortium import Consortium, Node, Org
 from ipledger.network.errors import AdminError, NetworkError, printable
 from ipledger.network.fabric.config import application_orgs, config_from_block, orderer_orgs
-from ipledger.network.layout import Layout, per_channel
+from ipledger.network.layout import Layout, per_channel, saved_consortium
 
 # What a peer without a ledger of a channel its organisation joined before goes through once joined (a disk lost
 # or replaced, or a peer new to the organisation): docs/deployment.md, section 3; tests/integration/test_faults.py.
@@ -80,14 +80,12 @@ class Nodes:
                 "organisation's keys in one crypto/ tree); its identities cannot become the "
                 "organisations' own. Stop it and start again: 'ipledger network down --purge' "
                 "(this deletes its ledgers), then 'ipledger network up'")
-        if lay.consortium_file.exists():
-            c = consortium_mod.load(lay.consortium_file)
-        else:
-            c = consortium_mod.load(consortium_file, base_port=base_port)
-            if consortium_file is None and any(lay.is_local(o) for o in c.all_orgs):
-                # the shipped file is not the one these organisations were made from (their ports, hosts)
-                raise NetworkError(f"{lay.consortium_file} is missing, but {lay.root} holds organisations made from "
-                                   "it: restore it, or give --consortium with the file they were made from")
+        try:
+            c = saved_consortium(lay, consortium_file, base_port)
+        except consortium_mod.ConsortiumError as e:
+            if lay.consortium_file.exists() or consortium_file is not None:
+                raise   # the file is invalid: said as the CLI says a consortium file's errors
+            raise NetworkError(str(e)) from None
         try:
             name = runtime_mod.choose(lay, runtime)
         except runtime_mod.RuntimeChoiceError as e:

@@ -122,3 +122,18 @@ def test_a_trail_entry_another_authorisations_act_wrote_names_no_submitter_nor_e
     assert theirs["submitting_org"] is None and theirs["submitter_subject"] is None
     assert theirs["endorsers"] is None and theirs["endorsing_orgs"] is None
 
+
+
+def test_the_gateway_reads_the_saved_consortium_as_the_network_commands_do(tmp_path):
+    """The gateway read the consortium file saved in the state directory by a copy of the network's reader without
+    its check: the saved file gone, organisations made from it present, it quietly took the shipped file (other
+    ports, hosts). Both read it through one function and refuse it."""
+    from ipledger.gateway.config import ConfigError, gateway_dir_of
+    from ipledger.network import consortium
+    from ipledger.network.layout import Layout
+    lay = Layout(tmp_path)
+    org = consortium.load().org("OperatorMSP")
+    (lay.org_dir(org) / "ca").mkdir(parents=True)   # the operator's own CA key: an organisation made here
+    (lay.org_dir(org) / "ca" / "priv_sk").write_bytes(b"")
+    with pytest.raises(ConfigError, match="is missing, but"):
+        gateway_dir_of(tmp_path, "OperatorMSP")
