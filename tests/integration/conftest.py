@@ -9,9 +9,12 @@ others.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -183,3 +186,42 @@ def ipledger_chaincode(fabric_network):
     spec = ChaincodeSpec.default()
     deployer.deploy(spec)
     return spec
+
+
+STUBCHECK_POLICY = "OR('CustomsMSP.peer','OperatorMSP.peer','BrokerMSP.peer')"
+
+
+@contextlib.contextmanager
+def stubcheck_network(root: Path):
+    """A network of its own in ``root / "state"`` (free ports), the test chaincode ``stubcheck`` deployed with
+    its collection; taken down at the end (the consortium file read again: it may have gained or lost an
+    organisation on the way), checking that no process is left. Yields the state directory."""
+    from ipledger.network.channel.chaincode import Deployer
+    from ipledger.network.channel.package import CHAINCODE_DIR, ChaincodeSpec
+
+    def quiet(*_):
+        pass
+
+    state = root / "state"
+    net = Nodes.open(state, base_port=free_base_port())
+    try:
+        net.up(log=quiet)
+        Deployer(net, log=quiet).deploy(ChaincodeSpec(
+            name="stubcheck", version="1.0", contract="stubcheck:StubCheck",
+            sources=[CHAINCODE_DIR, STUBCHECK_DIR], signature_policy=STUBCHECK_POLICY,
+            collections_config=STUBCHECK_DIR / "collections.json"))
+        yield state
+    finally:
+        Nodes.open(state).down(log=quiet)
+    assert not processes_using(state.resolve()), "processes left running after down"
+
+
+def ipledger_command(state_dir: Path):
+    """``ipledger --state-dir STATE ARGS…`` as a command of its own (each organisation's admin signs in its own
+    process, never in the test's, which acts for all of them): ``run(*args)`` gives (exit code, stdout, stderr)."""
+    def run(*args):
+        done = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state_dir),
+                               *[str(a) for a in args]], capture_output=True, text=True, timeout=900)
+        return done.returncode, done.stdout, done.stderr
+    return run
+

@@ -16,54 +16,29 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 import pytest
 
 from ipledger.network.org import processes
-from ipledger.network.channel.package import CHAINCODE_DIR, ChaincodeSpec
-from ipledger.network.channel.chaincode import Deployer
 from ipledger.network.org.nodes import Nodes
-from tests.integration.conftest import STUBCHECK_DIR, free_base_port, processes_using
+from tests.integration.conftest import ipledger_command, stubcheck_network
 
 pytestmark = pytest.mark.fabric
 J = json.dumps
-POLICY = "OR('CustomsMSP.peer','OperatorMSP.peer','BrokerMSP.peer')"
 DESCRIPTION = "auditing customs office (post-clearance audit)"
-
-
-def quiet(*_):
-    pass
 
 
 @pytest.fixture(scope="module")
 def state(tmp_path_factory):
     root = tmp_path_factory.mktemp("admin")
-    state = root / "state"
-    net = Nodes.open(state, base_port=free_base_port())
-    try:
-        net.up(log=quiet)
-        Deployer(net, log=quiet).deploy(ChaincodeSpec(
-            name="stubcheck", version="1.0", contract="stubcheck:StubCheck",
-            sources=[CHAINCODE_DIR, STUBCHECK_DIR], signature_policy=POLICY,
-            collections_config=STUBCHECK_DIR / "collections.json"))
+    with stubcheck_network(root) as state:
         yield {"root": root, "state": state}
-    finally:
-        # Re-read the state: the consortium file gains (and loses) AuditMSP on the way.
-        Nodes.open(state).down(log=quiet)
-    assert not processes_using(state.resolve()), "processes left running after down"
 
 
 @pytest.fixture
 def ipledger(state):
-    """Run ``ipledger --state-dir STATE ARGS…`` as a command of its own (each organisation's admin signs in its
-    own process, never in this one, which acts for all of them); returns (exit code, stdout, stderr)."""
-    def run(*args):
-        done = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state["state"]),
-                               *[str(a) for a in args]], capture_output=True, text=True, timeout=900)
-        return done.returncode, done.stdout, done.stderr
-    return run
+    return ipledger_command(state["state"])
 
 
 def net_of(state) -> Nodes:

@@ -13,54 +13,29 @@ steps of one story: they run in file order.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from ipledger.network.channel.chaincode import Deployer
-from ipledger.network.channel.package import CHAINCODE_DIR, ChaincodeSpec
 from ipledger.network.org.nodes import Nodes
-from tests.integration.conftest import STUBCHECK_DIR, free_base_port, processes_using
+from tests.integration.conftest import ipledger_command, stubcheck_network
 
 pytestmark = pytest.mark.fabric
 J = json.dumps
-POLICY = "OR('CustomsMSP.peer','OperatorMSP.peer','BrokerMSP.peer')"
-
-
-def quiet(*_):
-    pass
 
 
 @pytest.fixture(scope="module")
 def state(tmp_path_factory):
     root = tmp_path_factory.mktemp("restart")
-    state = root / "state"
-    net = Nodes.open(state, base_port=free_base_port())
-    try:
-        net.up(log=quiet)
-        Deployer(net, log=quiet).deploy(ChaincodeSpec(
-            name="stubcheck", version="1.0", contract="stubcheck:StubCheck",
-            sources=[CHAINCODE_DIR, STUBCHECK_DIR], signature_policy=POLICY,
-            collections_config=STUBCHECK_DIR / "collections.json"))
+    with stubcheck_network(root) as state:
         opened: list = []
         yield {"root": root, "state": state, "opened": opened}
         for client in opened:   # gateways and signing processes
             client.close()
-    finally:
-        Nodes.open(state).down(log=quiet)
-    assert not processes_using(state.resolve()), "processes left running after down"
 
 
 @pytest.fixture
 def ipledger(state):
-    """``ipledger --state-dir STATE ARGS…`` as a command of its own (each admin signs in its own process);
-    returns (exit code, stdout, stderr)."""
-    def run(*args):
-        done = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state["state"]),
-                               *[str(a) for a in args]], capture_output=True, text=True, timeout=900)
-        return done.returncode, done.stdout, done.stderr
-    return run
+    return ipledger_command(state["state"])
 
 
 def contract(state, msp_id: str, user: str = "User1"):
