@@ -60,7 +60,11 @@ def query_parameters(method: str, rule: str) -> frozenset[str] | None:
     """The query parameters the operation of ``method`` on the Flask ``rule`` takes, or None when it is no
     operation of this document (the dashboard's pages, the docs' files): what the gateway checks a request's
     against, so that a misspelt one (``period-end``) is refused rather than answered as if it were absent."""
-    method = "get" if method.upper() == "HEAD" else method.lower()
+    return _query_parameters_of("get" if method.upper() == "HEAD" else method.lower(), rule)
+
+
+@functools.lru_cache(maxsize=None)   # a route's rule is one of the app's few: the check is a lookup per request
+def _query_parameters_of(method: str, rule: str) -> frozenset[str] | None:
     return _query_parameters().get((method, openapi_path(rule)))
 
 

@@ -63,12 +63,18 @@ def carry_discrepancy(tx, authorisation_id: str, source: tuple[str, str, str], t
         carry_found(tx, authorisation_id, to, how, _found(standing))
 
 
+def difference_keys(authorisation_id: str, kind: str, goods_id: str, sites) -> list[tuple[str, str]]:
+    """(site, key) of the ``BalanceDiscrepancy`` alert a control may have left on the goods at each of ``sites``,
+    the sites by name: what :func:`standing_difference` reads (and an exit prefetches)."""
+    return [(site, keys.alert(authorisation_id, DISCREPANCY, subject(kind, goods_id, site))) for site in sorted(sites)]
+
+
 def standing_difference(tx, authorisation_id: str, kind: str, goods_id: str, sites) -> dict | None:
     """What a control found at one of ``sites`` of the goods and still stands (the first site by name), to be
     carried with them — a 5151 transfer's exit keeps it on its declaration for the reception to take up:
     ``found_site``, ``difference_found`` (in ``found_unit``), ``found_at``; None when no difference stands there."""
-    for site in sorted(sites):
-        standing = tx.state.get(keys.alert(authorisation_id, DISCREPANCY, subject(kind, goods_id, site)))
+    for site, key in difference_keys(authorisation_id, kind, goods_id, sites):
+        standing = tx.state.get(key)
         if standing is not None:
             return {"found_site": site, **_found(standing)}
     return None

@@ -39,8 +39,8 @@ def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
     if kind == goods.LOT and (ceiling := authorisations.ceiling_alert_key(auth, record["cn"])) is not None:
         reads.append(ceiling)
     if op == "exit":
-        reads += [keys.alert(auth["authorisation_id"], controls.DISCREPANCY, controls.subject(kind, goods_id, site))
-                  for site in sorted(effect["sites"])]
+        reads += [key for _site, key in controls.difference_keys(auth["authorisation_id"], kind, goods_id,
+                                                                  effect["sites"])]
     tx.state.prefetch(reads)
     return kind, goods_id, effect
 
