@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ipledger.chaincode.contract import authorisations, billing, declarations, goods, keys, time_rules, timestamps
+from ipledger.chaincode.contract import authorisations, declarations, eventlog, goods, keys, time_rules, timestamps
 from ipledger.chaincode.contract.alerts import DERIVED, RECORDED, raise_alert, recorded
 from ipledger.chaincode.contract.decimals import exact, pct
 from ipledger.chaincode.contract.params import BILL_DUE_DAYS
@@ -74,12 +74,12 @@ def records_now(state, auth: dict) -> dict:
 
 def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
     """The same records as they stood at ``as_of`` (included), a moment before the ledger time: replayed from the
-    event log (``billing.replay``, as the audit view of that moment) — goods, the re-exports not confirmed and the
+    event log (``eventlog.book_before``, as the audit view of that moment) — goods, the re-exports not confirmed and the
     transfers not received by then,
     the bills submitted by then with the decision in force then, the recorded alerts raised and not cleared by
     then, the authorisation's status and terms then. So a past ``as_of`` shows the alerts that held at that
     moment, not today's records judged at an earlier date."""
-    log, book = billing.replay(state, auth, as_of + dt.timedelta(microseconds=1))
+    log, book = eventlog.book_before(state, auth, as_of + dt.timedelta(microseconds=1))
     stored = {b["period_end"]: b for _k, b in state.scan(keys.BILL, auth["authorisation_id"])}
     bills, pending, raised, terms = {}, {}, {}, {}
     for entry in log:
@@ -115,7 +115,7 @@ def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
     moment = timestamps.fmt(as_of)
     # confirmed by then (the bill's reading of the same log), or transfers received (on this ledger, under the other
     # authorisation) by then: no longer awaiting
-    confirmed = billing.exit_confirmations(state, log)
+    confirmed = declarations.exit_confirmations(state, log)
     pending = {k: p for k, p in pending.items()
                if k not in confirmed and not (p["received_at"] and p["received_at"] <= moment)}
     history = [h for h in auth["status_history"] if h["recorded_at"] <= moment] or auth["status_history"][:1]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 
 from ipledger.chaincode.contract import authorisations, declarations, eventlog, goods, keys, time_rules, timestamps
 from ipledger.chaincode.contract.decimals import exact
@@ -107,70 +108,112 @@ def _input_goods(lots: dict, effect: dict) -> list[dict]:
             for lot_id, qty in parts]
 
 
-def replay(state, auth: dict, cutoff: dt.datetime) -> tuple[list[dict], goods.MemoryBook]:
-    """The authorisation's log entries recorded before ``cutoff``, in ledger order, and its lots and batches as
-    they stood then: the recorded goods effects applied again (the same :func:`goods.apply`)."""
-    granted = timestamps.parse_datetime(auth["granted_at"])
-    log = sorted(eventlog.entries(state, auth["authorisation_id"], None, cutoff, granted),
-                 key=lambda e: (e["recorded_at"], e["tx_id"]))
-    book = goods.MemoryBook()
-    for entry in log:
-        for effect in entry["effects"]:
-            goods.apply(book, effect, entry["recorded_at"], entry["tx_id"])
-    return log, book
+@dataclass(frozen=True)
+class _Window:
+    """What one computation covers: a period's bill (``period_end``; it starts at the previous bill's cut-off,
+    ``start``) or the audit view as of a moment (``as_of``); events recorded before ``cutoff``."""
+    period_end: dt.date | None
+    as_of: dt.datetime | None
+    cutoff: dt.datetime
+    start: dt.datetime | None
+    previous: dict | None
+    scope: dict
+    formats: set[str]
+
+    def covers(self, lot: dict) -> bool:
+        """A deadline of the lot (the original, an extension's) falls in the period, as it counts for bills
+        (``goods.billed_at``: a lot recorded after its deadline counts from its recording); every lot as of."""
+        if self.period_end is None:
+            return True
+        deadlines = [lot["original_deadline"]] + [x["deadline"] for x in lot["extensions"]]
+        billed = (goods.billed_at(lot, timestamps.parse_datetime(d)) for d in deadlines)
+        return any((self.start is None or when >= self.start) and when < self.cutoff for when in billed)
+
+
+def _window(state, auth_id: str, period_end: dt.date | None, as_of: dt.datetime | None) -> _Window:
+    if period_end is None:
+        return _Window(None, as_of, as_of + dt.timedelta(microseconds=1),   # as_of itself included
+                       None, None, {"mode": "AS_OF", "as_of": timestamps.fmt(as_of)}, set(FORMATS))
+    cutoff = timestamps.end_of(period_end)
+    previous = _previous_bill(state, auth_id, period_end.isoformat())
+    start_text = previous["cutoff"] if previous else None
+    # a bill submitted by an earlier contract is computed as it was then (its hash): see FORMATS
+    stored = state.get(keys.bill(auth_id, period_end.isoformat()))
+    return _Window(period_end, None, cutoff, timestamps.parse_datetime(start_text) if start_text else None, previous,
+                   {"mode": "PERIOD", "period_start": start_text, "period_end": period_end.isoformat(),
+                    "due": timestamps.fmt(cutoff + dt.timedelta(days=BILL_DUE_DAYS))}, _formats(stored))
+
+
+@dataclass(frozen=True)
+class _Goods:
+    """The lots and batches as they stood at the cut-off (``lots``, ``batches``: id -> record), those the bill
+    lists as its own (``lot_ids``, the batches made from them ``batch_ids``) and those it carries from the previous
+    bill (``carried``: (kind, id); their lines marked ``carried_from``)."""
+    lots: dict
+    batches: dict
+    lot_ids: set
+    batch_ids: set
+    carried: set
+    carried_mark: dict
+
+    def own(self, kind: str, gid: str) -> bool:
+        return gid in (self.lot_ids if kind == goods.LOT else self.batch_ids)
+
+    def mark(self, kind: str, gid: str) -> dict:
+        return self.carried_mark if (kind, gid) in self.carried else {}
+
+
+def _goods_of(book: goods.MemoryBook, window: _Window) -> _Goods:
+    lots = {gid: r for (kind, gid), r in book.records.items() if kind == goods.LOT}
+    batches = {gid: r for (kind, gid), r in book.records.items() if kind == goods.BATCH}
+    lot_ids = {gid for gid, lot in lots.items() if window.covers(lot)}
+    batch_ids = {gid for gid, b in batches.items() if any(s["lot_id"] in lot_ids for s in b["shares"])}
+    carried = _carried(window.previous, lots, batches, window.start)
+    return _Goods(lots, batches, lot_ids, batch_ids, carried,
+                  {"carried_from": window.previous["period_end"]} if carried else {})
 
 
 def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.datetime | None = None) -> dict:
     """The bill-of-discharge data (docs/domain.md §7) for ``period_end`` or ``as_of`` (exactly one)."""
     auth_id = auth["authorisation_id"]
-    previous = None
-    if period_end is not None:
-        cutoff = timestamps.end_of(period_end)
-        previous = _previous_bill(state, auth_id, period_end.isoformat())
-        start_text = previous["cutoff"] if previous else None
-        start = timestamps.parse_datetime(start_text) if start_text else None
-        scope = {"mode": "PERIOD", "period_start": start_text, "period_end": period_end.isoformat(),
-                 "due": timestamps.fmt(cutoff + dt.timedelta(days=BILL_DUE_DAYS))}
-    else:
-        cutoff = as_of + dt.timedelta(microseconds=1)  # as_of itself included
-        start = None
-        scope = {"mode": "AS_OF", "as_of": timestamps.fmt(as_of)}
-    log, book = replay(state, auth, cutoff)   # every goods effect up to the cut-off
+    window = _window(state, auth_id, period_end, as_of)
+    log, book = eventlog.book_before(state, auth, window.cutoff)   # every goods effect up to the cut-off
     auth = _terms_at_cutoff(state, auth, log)
-    lots = {gid: r for (kind, gid), r in book.records.items() if kind == goods.LOT}
-    batches = {gid: r for (kind, gid), r in book.records.items() if kind == goods.BATCH}
+    held = _goods_of(book, window)
+    totals = {"placed": {}, "consumed": {}, "produced": {}, "exited": {}, "lost": {}, "remaining": {}}
+    lots = _lot_lines(state, auth, window, log, held, totals)
+    listed = _log_lines(state, window, log, book, held, totals)
+    remaining, waste, conservation = _balances(window, held, totals)
+    data = {
+        "authorisation_id": auth_id, "authorisation_version": auth["version"], "holder_eori": auth["holder_eori"],
+        "supervising_office": auth["supervising_office"], "scope": window.scope, "cutoff": timestamps.fmt(window.cutoff),
+        "lots": lots, "processing": listed["processing"], "disposals": listed["disposals"], "losses": listed["losses"],
+        "waste": waste, "remaining": remaining,
+        "totals": {
+            "placed": _rows(totals["placed"], ("cn", "unit")),
+            "consumed": _rows(totals["consumed"], ("cn", "unit")),
+            "produced": _rows(totals["produced"], ("kind", "cn", "unit")),
+            "exited": _rows(totals["exited"], ("procedure", "cn", "unit")),
+            "lost": _rows(totals["lost"], ("reason", "cn", "unit")),
+            "remaining": _rows(totals["remaining"], ("goods", "cn", "unit")),
+        },
+        "proof": {"conservation": conservation, "conservation_holds": all(c["holds"] for c in conservation),
+                  "transactions": listed["transactions"], "alerts": listed["alerts"], "controls": listed["controls"]},
+    }
+    data["document_hash"] = digest(data)
+    return data
 
-    def in_period(lot: dict) -> bool:
-        """A deadline of the lot (the original, an extension's) falls in the period, as it counts for bills
-        (``goods.billed_at``: a lot recorded after its deadline counts from its recording)."""
-        if period_end is None:
-            return True
-        deadlines = [lot["original_deadline"]] + [x["deadline"] for x in lot["extensions"]]
-        billed = (goods.billed_at(lot, timestamps.parse_datetime(d)) for d in deadlines)
-        return any((start is None or when >= start) and when < cutoff for when in billed)
 
-    lot_ids = {gid for gid, lot in lots.items() if in_period(lot)}
-    batch_ids = {gid for gid, b in batches.items() if any(s["lot_id"] in lot_ids for s in b["shares"])}
-    in_scope = lambda kind, gid: gid in (lot_ids if kind == goods.LOT else batch_ids)  # noqa: E731
-    carried = _carried(previous, lots, batches, start)
-    carried_mark = {"carried_from": previous["period_end"]} if carried else {}
-    window_start = timestamps.fmt(start) if start else ""
-
-    # 1. lots (the rate of yield applied: that of each operation processing it, else the one in force), with
-    # 2. their products through the lineage
-    stored = state.get(keys.bill(auth_id, period_end.isoformat())) if period_end is not None else None
-    # a bill submitted by an earlier contract is computed as it was then (its hash): see FORMATS
-    formats = _formats(stored)
-    applied = _rates_applied(log, lots) if "rates_applied" in formats else {}
-    show_receptions = "receptions_shown" in formats
-    from_records = "confirmations_recorded" in formats
-    declared_dates = "declared_dates" in formats
-    discharge_dates = "discharge_dates" in formats
-    lot_lines, totals = [], {"placed": {}, "consumed": {}, "produced": {}, "exited": {}, "lost": {}, "remaining": {}}
-    for lot in sorted((lots[i] for i in lot_ids), key=goods.recording_order):
+def _lot_lines(state, auth: dict, window: _Window, log: list[dict], held: _Goods, totals: dict) -> list[dict]:
+    """§7 items 1 and 2: the bill's lots (the rate of yield applied: that of each operation processing it, else
+    the one in force) with their products through the lineage; the totals placed, consumed and produced."""
+    applied = _rates_applied(log, held.lots) if "rates_applied" in window.formats else {}
+    declared_dates = "declared_dates" in window.formats
+    lines = []
+    for lot in sorted((held.lots[i] for i in held.lot_ids), key=goods.recording_order):
         private_key = state.key(keys.commercial_lot(lot["lot_id"]))
         value_hash = state.stub.get_private_data_hash(keys.COMMERCIAL_COLLECTION, private_key)
-        lot_lines.append({
+        lines.append({
             "lot_id": lot["lot_id"], "mrn": lot["mrn"], "item_no": lot["item_no"], "accepted_at": lot["accepted_at"],
             "cn": lot["cn"], "description": lot["description"], "origin": lot["origin"], "quantity": lot["placed"],
             "unit": lot["unit"], "net_mass_g": lot["net_mass_g"], "deadline": lot["deadline"],
@@ -186,63 +229,75 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
         _add(totals["placed"], (lot["cn"], lot["unit"]), lot["placed"])
         if lot["consumed"]:
             _add(totals["consumed"], (lot["cn"], lot["unit"]), lot["consumed"])
-    for batch in sorted((batches[i] for i in batch_ids), key=lambda b: (b["accepted_at"], b["batch_id"])):
+    for batch in sorted((held.batches[i] for i in held.batch_ids), key=lambda b: (b["accepted_at"], b["batch_id"])):
         _add(totals["produced"], (batch["kind"], batch["cn"], batch["unit"]), batch["produced"])
+    return lines
 
-    # processing, 3. disposals and 4. losses (with FIFO attribution), controls, alerts, transactions
-    processing, disposals, losses, controls, alert_changes, transactions = [], [], [], [], [], []
-    confirmations = exit_confirmations(state, log, from_records)
+
+def _log_lines(state, window: _Window, log: list[dict], book: goods.MemoryBook, held: _Goods,
+               totals: dict) -> dict[str, list[dict]]:
+    """From the log: the operations processing the bill's lots, §7 items 3 and 4 — disposals and losses of its
+    goods (with their FIFO attribution) and of the goods it carries, recorded in the period — and item 6's
+    transactions, alert changes and controls of the period; the totals exited and lost."""
+    show_receptions = "receptions_shown" in window.formats
+    discharge_dates = "discharge_dates" in window.formats
+    window_start = timestamps.fmt(window.start) if window.start else ""
+    out = {name: [] for name in ("processing", "disposals", "losses", "controls", "alerts", "transactions")}
+    confirmations = declarations.exit_confirmations(state, log, "confirmations_recorded" in window.formats)
     for entry in log:
         in_window = entry["recorded_at"] >= window_start
         if in_window:
-            transactions.append({"tx_id": entry["tx_id"], "recorded_at": entry["recorded_at"],
-                                 "event_type": entry["event_type"], "event_id": entry["event_id"]})
-            alert_changes.extend({**a, "recorded_at": entry["recorded_at"], "tx_id": entry["tx_id"]}
+            out["transactions"].append({"tx_id": entry["tx_id"], "recorded_at": entry["recorded_at"],
+                                        "event_type": entry["event_type"], "event_id": entry["event_id"]})
+            out["alerts"].extend({**a, "recorded_at": entry["recorded_at"], "tx_id": entry["tx_id"]}
                                  for a in entry["alerts"])
             if entry["event_type"] == "RecordControl":
-                controls.append({"recorded_at": entry["recorded_at"], "tx_id": entry["tx_id"],
-                                 "site": entry["event"]["site"], "counted": entry["event"]["counted"],
-                                 "findings": entry["event"].get("findings", "")})
+                out["controls"].append({"recorded_at": entry["recorded_at"], "tx_id": entry["tx_id"],
+                                        "site": entry["event"]["site"], "counted": entry["event"]["counted"],
+                                        "findings": entry["event"].get("findings", "")})
         if entry["event_type"] == "RecordProcessing" and any(
-                e["op"] == "consume" and e["lot_id"] in lot_ids for e in entry["effects"]):
+                e["op"] == "consume" and e["lot_id"] in held.lot_ids for e in entry["effects"]):
             op = state.get(keys.operation(entry["event"]["operation_id"]))
-            processing.append({k: op[k] for k in ("operation_id", "site", "inputs", "outputs", "yield",
-                                                  "recorded_at", "tx_id")})
+            out["processing"].append({k: op[k] for k in ("operation_id", "site", "inputs", "outputs", "yield",
+                                                         "recorded_at", "tx_id")})
         for e in entry["effects"]:
             if e["op"] not in ("exit", "lose"):
                 continue
-            if in_scope(e["kind"], e["id"]):
+            if held.own(e["kind"], e["id"]):
                 mark = {}
-            elif in_window and (e["kind"], e["id"]) in carried:
-                mark = carried_mark
+            elif in_window and (e["kind"], e["id"]) in held.carried:
+                mark = held.carried_mark
             else:
                 continue
             rec = book.get(e["kind"], e["id"])
             line = {"goods": e["kind"], "id": e["id"], "cn": rec["cn"], "quantity": e["qty"], "unit": rec["unit"],
-                    "attribution": e["attribution"], "input_goods": _input_goods(lots, e),
+                    "attribution": e["attribution"], "input_goods": _input_goods(held.lots, e),
                     "recorded_at": entry["recorded_at"], "occurred_at": entry["occurred_at"], "tx_id": entry["tx_id"],
                     **({"declared_at": time_rules.declared_at(entry["occurred_at"], entry["recorded_at"])}
                        if discharge_dates else {}),
                     **mark}
             if e["op"] == "exit":
                 if show_receptions and e["procedure"] == declarations.TRANSFER:
-                    line["received"] = _received_before(state, e["mrn"], e["item_no"], cutoff)
-                disposals.append({"procedure": e["procedure"], "mrn": e["mrn"], "item_no": e["item_no"], **line,
-                                  "exit_confirmed": confirmations.get((e["mrn"], e["item_no"]))
-                                  if declarations.awaits_confirmation(e) else None})
+                    line["received"] = _received_before(state, e["mrn"], e["item_no"], window.cutoff)
+                out["disposals"].append({"procedure": e["procedure"], "mrn": e["mrn"], "item_no": e["item_no"], **line,
+                                         "exit_confirmed": confirmations.get((e["mrn"], e["item_no"]))
+                                         if declarations.awaits_confirmation(e) else None})
                 _add(totals["exited"], (e["procedure"], rec["cn"], rec["unit"]), e["qty"])
             else:
-                losses.append({"reason": e["reason"], "evidence_hash": e["evidence_hash"],
-                               "discharge": e["reason"] == "DESTROYED", **line})
+                out["losses"].append({"reason": e["reason"], "evidence_hash": e["evidence_hash"],
+                                      "discharge": e["reason"] == "DESTROYED", **line})
                 _add(totals["lost"], (e["reason"], rec["cn"], rec["unit"]), e["qty"])
+    return out
 
-    # 5. remaining balances (waste included: it is under the procedure until it leaves), 6. conservation proof
-    # (goods carried from the previous bill too, marked ``carried_from``)
+
+def _balances(window: _Window, held: _Goods, totals: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    """§7 item 5, the remaining balances (waste included: it is under the procedure until it leaves), and item 6,
+    the conservation proof — of the bill's goods and of those it carries; the totals remaining."""
     remaining, waste, conservation = [], [], []
-    for kind, ids, records in ((goods.LOT, lot_ids, lots), (goods.BATCH, batch_ids, batches)):
-        for gid in sorted(ids | {g for k, g in carried if k == kind}):
+    for kind, ids, records in ((goods.LOT, held.lot_ids, held.lots), (goods.BATCH, held.batch_ids, held.batches)):
+        for gid in sorted(ids | {g for k, g in held.carried if k == kind}):
             rec = records[gid]
-            mark = carried_mark if (kind, gid) in carried else {}
+            mark = held.mark(kind, gid)
             conservation.append({"goods": kind, "id": gid, **goods.conservation(kind, rec), **mark})
             if goods.is_waste(rec):
                 waste.append({"batch_id": gid, "cn": rec["cn"], "unit": rec["unit"], "produced": rec["produced"],
@@ -251,32 +306,14 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
             if not qty:
                 continue
             deadline = goods.deadline(rec)
-            if period_end is not None:
-                status = "CARRIED_FORWARD" if deadline >= cutoff else "OVERDUE"
+            if window.period_end is not None:
+                status = "CARRIED_FORWARD" if deadline >= window.cutoff else "OVERDUE"
             else:
-                status = "OVERDUE" if as_of > deadline else "OPEN"
+                status = "OVERDUE" if window.as_of > deadline else "OPEN"
             remaining.append({"goods": kind, "id": gid, "cn": rec["cn"], "unit": rec["unit"], "quantity": qty,
                               "deadline": rec["deadline"], "status": status, **mark})
             _add(totals["remaining"], (kind, rec["cn"], rec["unit"]), qty)
-
-    data = {
-        "authorisation_id": auth_id, "authorisation_version": auth["version"], "holder_eori": auth["holder_eori"],
-        "supervising_office": auth["supervising_office"], "scope": scope, "cutoff": timestamps.fmt(cutoff),
-        "lots": lot_lines, "processing": processing, "disposals": disposals, "losses": losses, "waste": waste,
-        "remaining": remaining,
-        "totals": {
-            "placed": _rows(totals["placed"], ("cn", "unit")),
-            "consumed": _rows(totals["consumed"], ("cn", "unit")),
-            "produced": _rows(totals["produced"], ("kind", "cn", "unit")),
-            "exited": _rows(totals["exited"], ("procedure", "cn", "unit")),
-            "lost": _rows(totals["lost"], ("reason", "cn", "unit")),
-            "remaining": _rows(totals["remaining"], ("goods", "cn", "unit")),
-        },
-        "proof": {"conservation": conservation, "conservation_holds": all(c["holds"] for c in conservation),
-                  "transactions": transactions, "alerts": alert_changes, "controls": controls},
-    }
-    data["document_hash"] = digest(data)
-    return data
+    return remaining, waste, conservation
 
 
 def with_commercial_values(state, data: dict) -> dict:
@@ -354,27 +391,6 @@ def _received_before(state, mrn: str, item_no: int, cutoff: dt.datetime) -> dict
     recorded before a submitted bill's cut-off: placement.receive_transfer.)"""
     received = declarations.received_before(state, mrn, item_no, timestamps.fmt(cutoff))
     return {"recorded_at": received["recorded_at"], "tx_id": received["tx_id"]} if received else None
-
-
-def exit_confirmations(state, log: list[dict], from_records: bool = True) -> dict[tuple[str, int], dict]:
-    """Which items a ``ConfirmExit`` in ``log`` confirmed, by (MRN, item), each with its own confirmation: those whose
-    record names its transaction (``declarations.confirmed_in``) — what discharge.confirm_exit did. The bill's lines
-    and the alerts as of a past moment (``alert_rules.records_then``) read it alike. A bill submitted
-    before (``from_records`` False) keeps the earlier reading: every item of the MRN awaiting one in log order."""
-    pending: dict[str, list[int]] = {}
-    confirmed: dict[tuple[str, int], dict] = {}
-    for entry in log:
-        for e in entry["effects"]:
-            if e["op"] == "exit" and declarations.awaits_confirmation(e):
-                pending.setdefault(e["mrn"], []).append(e["item_no"])
-        if entry["event_type"] == "ConfirmExit":
-            mrn = entry["event"]["mrn"]
-            done = [item for item in pending.get(mrn, [])
-                    if not from_records or declarations.confirmed_in(state, mrn, item, entry["tx_id"])]
-            for item in done:
-                confirmed[(mrn, item)] = {"exit_date": entry["event"]["exit_date"], "tx_id": entry["tx_id"]}
-            pending[mrn] = [item for item in pending.get(mrn, []) if item not in done]
-    return confirmed
 
 
 def submit(tx, event: dict) -> dict:

@@ -85,3 +85,23 @@ def received_before(state, mrn: str, item_no: int, moment: str) -> dict | None:
     received = reception(state, mrn, item_no)
     return received if received is not None and received["recorded_at"] < moment else None
 
+
+def exit_confirmations(state, log: list[dict], from_records: bool = True) -> dict[tuple[str, int], dict]:
+    """Which items a ``ConfirmExit`` in ``log`` confirmed, by (MRN, item), each with its own confirmation: those whose
+    record names its transaction (``declarations.confirmed_in``) — what discharge.confirm_exit did. The bill's lines
+    and the alerts as of a past moment (``alert_rules.records_then``) read it alike. A bill submitted
+    before (``from_records`` False) keeps the earlier reading: every item of the MRN awaiting one in log order."""
+    pending: dict[str, list[int]] = {}
+    confirmed: dict[tuple[str, int], dict] = {}
+    for entry in log:
+        for e in entry["effects"]:
+            if e["op"] == "exit" and awaits_confirmation(e):
+                pending.setdefault(e["mrn"], []).append(e["item_no"])
+        if entry["event_type"] == "ConfirmExit":
+            mrn = entry["event"]["mrn"]
+            done = [item for item in pending.get(mrn, [])
+                    if not from_records or confirmed_in(state, mrn, item, entry["tx_id"])]
+            for item in done:
+                confirmed[(mrn, item)] = {"exit_date": entry["event"]["exit_date"], "tx_id": entry["tx_id"]}
+            pending[mrn] = [item for item in pending.get(mrn, []) if item not in done]
+    return confirmed

@@ -185,3 +185,16 @@ def goods_entry(entry: dict, kind: str, goods_id: str) -> dict:
     return {**{k: entry[k] for k in ("tx_id", "recorded_at", "event_type", "event_id", "occurred_at",
                                      "submitted_by", "event")},
             "effects": [e for e in entry["effects"] if goods.concerns(e, kind, goods_id)]}
+
+
+def book_before(state, auth: dict, cutoff: dt.datetime) -> tuple[list[dict], goods.MemoryBook]:
+    """The authorisation's log entries recorded before ``cutoff``, in ledger order, and its lots and batches as
+    they stood then: the recorded goods effects applied again (the same :func:`goods.apply`)."""
+    granted = timestamps.parse_datetime(auth["granted_at"])
+    log = sorted(entries(state, auth["authorisation_id"], None, cutoff, granted),
+                 key=lambda e: (e["recorded_at"], e["tx_id"]))
+    book = goods.MemoryBook()
+    for entry in log:
+        for effect in entry["effects"]:
+            goods.apply(book, effect, entry["recorded_at"], entry["tx_id"])
+    return log, book
