@@ -328,69 +328,90 @@ def _count_part(entry: dict, part: dict, released: bool) -> None:
         entry["input_released"] = entry.get("input_released", 0) + part["input_qty"]
 
 
+def _place(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
+    lot = copy.deepcopy(effect["lot"])
+    book.put(LOT, lot["lot_id"], lot)
+    book.account(LOT, lot, entered=lot["placed"], stock=lot["placed"])
+
+
+def _move(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
+    rec = book.get(effect["kind"], effect["id"])
+    _remove(rec, {effect["from"]: effect["qty"]}, effect["kind"], effect["id"])
+    _add(rec, effect["to"], effect["qty"])
+    book.put(effect["kind"], effect["id"], rec)
+
+
+def _consume(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
+    lot = book.get(LOT, effect["lot_id"])
+    _remove(lot, {effect["site"]: effect["qty"]}, LOT, effect["lot_id"])
+    lot["consumed"] += effect["qty"]
+    book.put(LOT, effect["lot_id"], lot)
+    book.account(LOT, lot, stock=-effect["qty"], consumed=effect["qty"])
+
+
+def _produce(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
+    """A new batch, and on each of its source lots the product made from it (the lineage both ways)."""
+    batch = copy.deepcopy(effect["batch"])
+    book.put(BATCH, batch["batch_id"], batch)
+    book.account(BATCH, batch, entered=batch["produced"], stock=batch["produced"])
+    for share in batch["shares"]:
+        lot = book.get(LOT, share["lot_id"])
+        lot["products"][batch["batch_id"]] = {"kind": batch["kind"], "cn": batch["cn"], "unit": batch["unit"],
+                                              "share": share["qty"], "input_qty": share["input_qty"],
+                                              "discharged": 0, "input_discharged": 0}
+        book.put(LOT, share["lot_id"], lot)
+
+
+def _take(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
+    """An exit or a loss: from the sites it names; a batch's shares discharged as its FIFO attribution says."""
+    kind, goods_id, qty = effect["kind"], effect["id"], effect["qty"]
+    rec = book.get(kind, goods_id)
+    _remove(rec, effect["sites"], kind, goods_id)
+    exit_ = effect["op"] == "exit"
+    if exit_:
+        rec["exited"][effect["procedure"]] = rec["exited"].get(effect["procedure"], 0) + qty
+    else:
+        rec["lost"] += qty
+        rec["lost_by_reason"][effect["reason"]] = rec["lost_by_reason"].get(effect["reason"], 0) + qty
+    if kind == BATCH:
+        _discharge_shares(book, rec, effect["attribution"], exit_ and effect["procedure"] == declarations.RELEASE)
+        rec["deadline"] = shares.batch_deadline(rec)
+    book.put(kind, goods_id, rec)
+    if exit_:
+        book.account(kind, rec, stock=-qty, exited={effect["procedure"]: qty})
+    else:
+        book.account(kind, rec, stock=-qty, lost=qty)
+
+
+def _extend(book, effect: dict, recorded_at: str, tx_id: str) -> None:
+    """New deadlines of lots, and of every batch made from an extended lot: its share's deadline, and the
+    batch's if it moves."""
+    for lot_id, new in effect["lots"].items():
+        lot = book.get(LOT, lot_id)
+        lot["deadline"] = new
+        lot["extensions"].append({"deadline": new, "recorded_at": recorded_at, "tx_id": tx_id})
+        book.put(LOT, lot_id, lot)
+    extended = {batch_id for lot_id in effect["lots"] for batch_id in book.get(LOT, lot_id)["products"]}
+    for batch_id in sorted(extended | set(effect["batches"])):
+        batch = book.get(BATCH, batch_id)
+        for share in batch["shares"]:
+            if share["lot_id"] in effect["lots"] and "deadline" in share:
+                share["deadline"] = effect["lots"][share["lot_id"]]
+        batch["deadline"] = effect["batches"].get(batch_id, batch["deadline"])
+        book.put(BATCH, batch_id, batch)
+
+
+# each kind of effect (its ``op``) and how it changes the records
+_APPLY = {"place": _place, "move": _move, "consume": _consume, "produce": _produce, "exit": _take, "lose": _take,
+          "extend": _extend}
+
+
 def apply(book, effect: dict, recorded_at: str, tx_id: str) -> None:
     """Apply one effect to the records in ``book`` (see the module docstring)."""
-    op = effect["op"]
-    if op == "place":
-        lot = copy.deepcopy(effect["lot"])
-        book.put(LOT, lot["lot_id"], lot)
-        book.account(LOT, lot, entered=lot["placed"], stock=lot["placed"])
-    elif op == "move":
-        rec = book.get(effect["kind"], effect["id"])
-        _remove(rec, {effect["from"]: effect["qty"]}, effect["kind"], effect["id"])
-        _add(rec, effect["to"], effect["qty"])
-        book.put(effect["kind"], effect["id"], rec)
-    elif op == "consume":
-        lot = book.get(LOT, effect["lot_id"])
-        _remove(lot, {effect["site"]: effect["qty"]}, LOT, effect["lot_id"])
-        lot["consumed"] += effect["qty"]
-        book.put(LOT, effect["lot_id"], lot)
-        book.account(LOT, lot, stock=-effect["qty"], consumed=effect["qty"])
-    elif op == "produce":
-        batch = copy.deepcopy(effect["batch"])
-        book.put(BATCH, batch["batch_id"], batch)
-        book.account(BATCH, batch, entered=batch["produced"], stock=batch["produced"])
-        for share in batch["shares"]:
-            lot = book.get(LOT, share["lot_id"])
-            lot["products"][batch["batch_id"]] = {"kind": batch["kind"], "cn": batch["cn"], "unit": batch["unit"],
-                                                  "share": share["qty"], "input_qty": share["input_qty"],
-                                                  "discharged": 0, "input_discharged": 0}
-            book.put(LOT, share["lot_id"], lot)
-    elif op in ("exit", "lose"):
-        kind, goods_id, qty = effect["kind"], effect["id"], effect["qty"]
-        rec = book.get(kind, goods_id)
-        _remove(rec, effect["sites"], kind, goods_id)
-        if op == "exit":
-            rec["exited"][effect["procedure"]] = rec["exited"].get(effect["procedure"], 0) + qty
-        else:
-            rec["lost"] += qty
-            rec["lost_by_reason"][effect["reason"]] = rec["lost_by_reason"].get(effect["reason"], 0) + qty
-        if kind == BATCH:
-            _discharge_shares(book, rec, effect["attribution"], effect["op"] == "exit" and
-                              effect.get("procedure") == declarations.RELEASE)
-            rec["deadline"] = shares.batch_deadline(rec)
-        book.put(kind, goods_id, rec)
-        if op == "exit":
-            book.account(kind, rec, stock=-qty, exited={effect["procedure"]: qty})
-        else:
-            book.account(kind, rec, stock=-qty, lost=qty)
-    elif op == "extend":
-        for lot_id, new in effect["lots"].items():
-            lot = book.get(LOT, lot_id)
-            lot["deadline"] = new
-            lot["extensions"].append({"deadline": new, "recorded_at": recorded_at, "tx_id": tx_id})
-            book.put(LOT, lot_id, lot)
-        # every batch made from an extended lot: its share's deadline, and the batch's if it moves
-        extended = {batch_id for lot_id in effect["lots"] for batch_id in book.get(LOT, lot_id)["products"]}
-        for batch_id in sorted(extended | set(effect["batches"])):
-            batch = book.get(BATCH, batch_id)
-            for share in batch["shares"]:
-                if share["lot_id"] in effect["lots"] and "deadline" in share:
-                    share["deadline"] = effect["lots"][share["lot_id"]]
-            batch["deadline"] = effect["batches"].get(batch_id, batch["deadline"])
-            book.put(BATCH, batch_id, batch)
-    else:  # pragma: no cover - effects are written by this module only
-        raise ValueError(f"unknown effect {op!r}")
+    step = _APPLY.get(effect["op"])
+    if step is None:  # pragma: no cover - effects are written by this module only
+        raise ValueError(f"unknown effect {effect['op']!r}")
+    step(book, effect, recorded_at, tx_id)
 
 
 def post(tx, effect: dict) -> None:
