@@ -36,7 +36,7 @@ from ipledger.network.fabric.errors import (CommitError, CommitStatusError, Endo
 from ipledger.network.fabric.identity import X509Identity
 from ipledger.gateway.client.proposal import Arg, build_proposal
 from ipledger.network.fabric.signing import Signer, sha256
-from ipledger.gateway.client.transaction import TransactionParseError, parse_prepared_transaction
+from ipledger.gateway.client.transaction import PreparedTransaction, TransactionParseError, parse_prepared_transaction
 
 log = logging.getLogger(__name__)
 
@@ -248,12 +248,22 @@ class Contract:
 
     def _submit_once(self, function, args, transient, endorsing_orgs, deadline, attempt,
                      timestamp=None) -> SubmitResult:
-        gw = self.gateway
-        proposal = build_proposal(gw.identity, self.channel_id, self.chaincode, function, args, transient,
+        """One attempt: the protocol's three steps, each a method below."""
+        proposal = build_proposal(self.gateway.identity, self.channel_id, self.chaincode, function, args, transient,
                                   timestamp=timestamp)
-        tx_id = proposal.tx_id
+        prepared = self._endorse(proposal, endorsing_orgs, deadline)
+        self._order(prepared, deadline)
+        status = self._commit_status(prepared.tx_id, deadline)
+        name = _validation_code_name(status.result)
+        if status.result != transaction_pb2.VALID:
+            raise CommitError(prepared.tx_id, status.result, name, status.block_number)
+        return SubmitResult(tx_id=prepared.tx_id, result=prepared.result, block_number=status.block_number,
+                            status=name, attempts=attempt)
 
-        # 1. endorse
+    def _endorse(self, proposal, endorsing_orgs, deadline: float | None) -> PreparedTransaction:
+        """Endorse: the Gateway has the proposal endorsed as the chaincode's policy asks and returns the
+        prepared transaction (an envelope to sign), checked to be the one proposed."""
+        gw, tx_id = self.gateway, proposal.tx_id
         request = gateway_pb2.EndorseRequest(
             transaction_id=tx_id, channel_id=self.channel_id,
             proposed_transaction=proposal.sign(gw.signer),
@@ -262,33 +272,28 @@ class Contract:
             endorsed = gw.stub.Endorse(request, timeout=_within(gw.timeouts.endorse, deadline, EndorseError, tx_id))
         except grpc.RpcError as exc:
             raise EndorseError.from_rpc_error(exc, tx_id) from None
-        envelope = endorsed.prepared_transaction
         try:
-            prepared = parse_prepared_transaction(envelope)
+            prepared = parse_prepared_transaction(endorsed.prepared_transaction)
         except TransactionParseError as exc:
             raise EndorseError(str(exc), tx_id=tx_id) from None
         if prepared.tx_id != tx_id:
             raise EndorseError(f"the Gateway returned a prepared transaction for tx {prepared.tx_id!r}, "
                                f"not for the proposed one", tx_id=tx_id)
+        return prepared
 
-        # 2. sign the envelope and submit it for ordering
+    def _order(self, prepared: PreparedTransaction, deadline: float | None) -> None:
+        """Submit: the envelope, signed by the client, sent to the orderers."""
+        gw, envelope = self.gateway, prepared.envelope
         envelope.signature = gw.sign(envelope.payload)
         try:
-            gw.stub.Submit(gateway_pb2.SubmitRequest(transaction_id=tx_id, channel_id=self.channel_id,
+            gw.stub.Submit(gateway_pb2.SubmitRequest(transaction_id=prepared.tx_id, channel_id=self.channel_id,
                                                      prepared_transaction=envelope),
-                           timeout=_within(gw.timeouts.submit, deadline, SubmitError, tx_id))
+                           timeout=_within(gw.timeouts.submit, deadline, SubmitError, prepared.tx_id))
         except grpc.RpcError as exc:
-            raise SubmitError.from_rpc_error(exc, tx_id) from None
-
-        # 3. wait for the commit
-        status = self._commit_status(tx_id, deadline)
-        name = _validation_code_name(status.result)
-        if status.result != transaction_pb2.VALID:
-            raise CommitError(tx_id, status.result, name, status.block_number)
-        return SubmitResult(tx_id=tx_id, result=prepared.result, block_number=status.block_number,
-                            status=name, attempts=attempt)
+            raise SubmitError.from_rpc_error(exc, prepared.tx_id) from None
 
     def _commit_status(self, tx_id: str, deadline: float | None) -> gateway_pb2.CommitStatusResponse:
+        """CommitStatus: waits until the Gateway's peer has validated the block holding the transaction."""
         gw = self.gateway
         request = gateway_pb2.CommitStatusRequest(channel_id=self.channel_id, transaction_id=tx_id,
                                                   identity=gw.identity.serialize()).SerializeToString()
