@@ -35,6 +35,7 @@ from pathlib import Path
 from fabric_protos.common import configtx_pb2
 
 from ipledger.network import consortium as consortium_mod
+from ipledger.network import files
 from ipledger.network.channel import founding as founding_mod
 from ipledger.network.org import binaries
 from ipledger.network.org import generate
@@ -199,7 +200,7 @@ class Nodes:
             if org.msp_id in first:
                 accepted = self.accepted_file(org)
                 accepted.parent.mkdir(mode=0o700, exist_ok=True)
-                accepted.write_text(digest + "\n")
+                files.write_atomically(accepted, (digest + "\n").encode())
         return first
 
     def accepted_file(self, org: Org) -> Path:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from ipledger.network import files
 from ipledger.network.org import processes
 from ipledger.network.consortium import Node
 from ipledger.network.layout import Layout
@@ -130,7 +131,7 @@ def choose(layout: Layout, requested: str | None) -> str:
 
 def record(layout: Layout, name: str) -> None:
     layout.root.mkdir(parents=True, exist_ok=True)
-    record_file(layout).write_text(f"{name}\n")
+    files.write_atomically(record_file(layout), f"{name}\n".encode())   # a power cut leaves the old record or this
 
 
 def open_runtime(layout: Layout, name: str) -> Runtime:
