@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ipledger.chaincode.contract import authorisations, declarations, eventlog, goods, keys, time_rules, timestamps
-from ipledger.chaincode.contract.alerts import DERIVED, RECORDED, raise_alert, recorded
+from ipledger.chaincode.contract.alerts import DERIVED, RECORDED, clear_alert, raise_alert, recorded
 from ipledger.chaincode.contract.decimals import exact, pct
 from ipledger.chaincode.contract.params import BILL_DUE_DAYS
 
@@ -23,8 +23,7 @@ def review(tx) -> None:
     Goods placed: the ceiling's use is read again (CeilingNear raised, updated or cleared). Goods gone
     (an exit, a loss, processing): the use only fell, so it can only clear or lower a CeilingNear that is
     up; when none is, nothing is read — events leaving the procedure do not read the authorisation's
-    balances, and so do not conflict with each other. (A CeilingNear due only to a lowered threshold is
-    raised by the next placement or amendment, which read the use.)"""
+    balances, and so do not conflict with each other. A change of the thresholds: :func:`review_thresholds`."""
     for auth_id, cn in sorted(tx.review_ceilings):
         auth = authorisations.get(tx.state, auth_id)
         entry = authorisations.input_entry(auth, cn)
@@ -38,13 +37,41 @@ def review(tx) -> None:
         if entry is not None and tx.state.exists(keys.alert(auth_id, "CeilingNear", entry["cn"])):
             authorisations.review_ceiling_entry(tx, auth, entry["cn"])
     for kind, goods_id in sorted(tx.review_losses):
-        record = tx.state.get(keys.goods(kind, goods_id))
-        lost = sum(q for reason, q in record["lost_by_reason"].items() if reason != "DESTROYED")
-        whole = goods.entered(kind, record)
-        if lost * 100 > exact(tx.params["loss_warn_pct"]) * whole:
-            raise_alert(tx, record["authorisation_id"], "LossRateHigh", f"{kind}:{goods_id}",
-                        {"goods": kind, "id": goods_id, "lost": lost, "entered": whole, "unit": record["unit"],
-                         "pct": pct(lost, whole)})
+        _review_loss_rate(tx, kind, goods_id, tx.state.get(keys.goods(kind, goods_id)))
+
+
+def _review_loss_rate(tx, kind: str, goods_id: str, record: dict) -> None:
+    """LossRateHigh: raised while lost (destruction apart) / entered > ``loss_warn_pct`` %, else cleared."""
+    lost = sum(q for reason, q in record["lost_by_reason"].items() if reason != "DESTROYED")
+    whole = goods.entered(kind, record)
+    if lost * 100 > exact(tx.params["loss_warn_pct"]) * whole:
+        raise_alert(tx, record["authorisation_id"], "LossRateHigh", f"{kind}:{goods_id}",
+                    {"goods": kind, "id": goods_id, "lost": lost, "entered": whole, "unit": record["unit"],
+                     "pct": pct(lost, whole)})
+    else:
+        clear_alert(tx, record["authorisation_id"], "LossRateHigh", f"{kind}:{goods_id}")
+
+
+def review_thresholds(tx, changed) -> None:
+    """Customs changed ``ceiling_warn_pct`` or ``loss_warn_pct`` (SetParameters): the alerts judged against it —
+    CeilingNear of every input entry, LossRateHigh of every lot and batch that lost goods — are judged again
+    now, for every authorisation on the channel, and raised or cleared (§6: the thresholds are customs'
+    parameters; an alert is not left as judged under the old value until the next placement or loss)."""
+    ceilings, losses = "ceiling_warn_pct" in changed, "loss_warn_pct" in changed
+    if not (ceilings or losses):
+        return
+    for _attrs, auth in tx.state.scan(keys.AUTHORISATION):
+        if ceilings:
+            for entry in auth["input_goods"]:
+                authorisations.review_ceiling_entry(tx, auth, entry["cn"])
+        if losses:
+            for kind, index in ((goods.LOT, keys.AUTH_LOTS), (goods.BATCH, keys.AUTH_BATCHES)):
+                ids = [goods_id for (_a, goods_id), _ in tx.state.scan(index, auth["authorisation_id"])]
+                tx.state.prefetch([keys.goods(kind, goods_id) for goods_id in ids])
+                for goods_id in ids:
+                    record = tx.state.get(keys.goods(kind, goods_id))
+                    if record["lost"]:
+                        _review_loss_rate(tx, kind, goods_id, record)
 
 
 def _bill_lists(bill: dict, lot: dict, when: dt.datetime) -> bool:

@@ -182,8 +182,13 @@ class InwardProcessingContract(Contract):
 
     @transaction
     def SetParameters(self, stub, event):
-        """Customs change parameters of the procedure (thresholds, limits)."""
-        return self._record(stub, "SetParameters", event, params.set_parameters)
+        """Customs change parameters of the procedure (thresholds, limits); the alerts judged against a changed
+        threshold are judged again (alert_rules.review_thresholds)."""
+        def set_parameters(tx, event):
+            result = params.set_parameters(tx, event)
+            alert_rules.review_thresholds(tx, result["changed"])
+            return result
+        return self._record(stub, "SetParameters", event, set_parameters)
 
     # ------------------------------------------------------------------------------ the register of parties (customs)
 

@@ -98,12 +98,15 @@ def _alerts_by_log(scope: str, changes: list[dict]) -> tuple[list[dict], dict[st
     other authorisation, by id in order: a 5151 transfer's exit recorded after its reception carries a control's
     difference to the receiving authorisation's goods (controls.carry_transfer), and that authorisation's log —
     what its past alerts and bills are replayed from — must hold the change. An act of the whole channel keeps
-    every change in its one entry."""
-    if scope == keys.CHANNEL_SCOPE:
-        return changes, {}
+    every change in its one entry, and each authorisation's log the changes of its alerts (customs' new
+    thresholds: alert_rules.review_thresholds)."""
     own, others = [], {}
     for change in changes:
-        if change["authorisation_id"] in (scope, None):
+        if scope == keys.CHANNEL_SCOPE:
+            own.append(change)
+            if change["authorisation_id"] is not None:
+                others.setdefault(change["authorisation_id"], []).append(change)
+        elif change["authorisation_id"] in (scope, None):
             own.append(change)
         else:
             others.setdefault(change["authorisation_id"], []).append(change)
