@@ -6,7 +6,7 @@
     ipledger chaincode package | deploy | upgrade --version V | status
     ipledger network add-org --msp-id M [--name N] [--description D] | remove-org --msp-id M
     ipledger network add-holder --msp-id M --holder-channel C
-    ipledger org init|definition|add-user|renew|revoke|identities --org M   (on its own host)
+    ipledger org init|definition|add-user|renew|revoke|reissue|identities --org M   (on its own host)
     ipledger channel found [--definition F …] | inspect [--block F] [--org M]
     ipledger admin propose add-org|update-org|remove-org|update-anchors|set-policy |
                    sign UPDATE --as M | status UPDATE | submit UPDATE | members |

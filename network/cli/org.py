@@ -6,6 +6,7 @@
     ipledger org definition --org M [-o F]    write its public definition again (after a change): its
                                               own and the public copy, or F only
     ipledger org add-user --org M --name N [--role client|admin]
+    ipledger org reissue --org M --name N     a revoked identity: a new key, the same name
     ipledger org renew --org M --name N [--days D]
     ipledger org revoke --org M --name N      CRL in its MSP; then 'admin propose update-org'
     ipledger org identities --org M [--json]  what its CA has issued
@@ -53,9 +54,12 @@ def add_commands(sub) -> None:
     r.add_argument("--days", type=int, default=identities.LEAF_DAYS)
     v = org.add_parser("revoke", help="revoke an identity: CRL in the org's MSP and definition")
     v.add_argument("--name", required=True)
+    ri = org.add_parser("reissue", help="a new key and certificate for a revoked identity (a key compromised "
+                                        "or lost), under the same name")
+    ri.add_argument("--name", required=True)
     ls = org.add_parser("identities", help="what the org's CA has issued")
     ls.add_argument("--json", action="store_true")
-    for p in (i, d, u, r, v, ls):
+    for p in (i, d, u, r, v, ri, ls):
         p.add_argument("--org", required=True, metavar="MSP_ID")
 
     ch = sub.add_parser("channel", help="found the channel from public definitions; inspect a "
@@ -146,6 +150,12 @@ def _run(args) -> int:
               f"  ipledger admin propose update-org --definition {out} --output revoke.pb\n"
               f"  ipledger admin sign revoke.pb --as {org.msp_id} && "
               "ipledger admin submit revoke.pb")
+        return 0
+    if args.cmd == "reissue":
+        d = ids.reissue(args.name)
+        print(f"{args.name}: a new key and certificate in {d} (its old certificates stay revoked; the channel "
+              "needs no update). Restart what uses it: a node ('ipledger network down' then 'up' on this host), "
+              f"the gateway ('ipledger gateway reload --org {org.msp_id}') for its User1")
         return 0
     rows = [e.__dict__ for e in ids.register()]
     if args.json:

@@ -34,6 +34,7 @@ the organisation's CAs and their register (``issued.json``) and write the same t
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -303,8 +304,14 @@ class OrgIdentities:
                                 f"{self.register_file} is missing)")
         d = self.identity_dir(name, role)
         if any(e.name == name for e in self.register()):
-            raise IdentityError(f"{name} already exists in {d}")
-        if d.exists():   # begun and cut short before the CA registered it: nothing uses it, made again
+            raise IdentityError(f"{name} already exists in {d}"
+                                + (" (revoked: 'ipledger org reissue' gives it a new key)"
+                                   if all(e.revoked_at for e in self.register() if e.name == name) else ""))
+        return self._issue(name, role, hosts)
+
+    def _issue(self, name: str, role: str, hosts: list[str] | tuple[str, ...] = ()) -> Path:
+        d = self.identity_dir(name, role)
+        if d.exists():   # begun and cut short before the CA registered it, or revoked and issued again: made anew
             shutil.rmtree(d)
         key = ec.generate_private_key(ec.SECP256R1())
         cert = self.ca.issue(key.public_key(), name, self.domain, role, tls=False)
@@ -367,7 +374,35 @@ class OrgIdentities:
                                 "(at most 64, starting with a letter or digit), e.g. clerk2")
         return self.issue(self.user_name(user), role)
 
-    # -- renewal and revocation -----------------------------------------------------------------
+    # -- renewal, revocation and a new key -------------------------------------------------------
+    def reissue(self, name: str) -> Path:
+        """A new key and certificate (and TLS pairs) for ``name``, every certificate of which is revoked — a
+        key compromised or lost: the names the code and the consortium file use (the gateway's ``User1``, the
+        CLI's ``Admin``, a peer) can be used again. The old certificates stay on the CRL; the new one is on no
+        CRL, so the channel needs no update. A peer keeps its TLS names. Not an orderer: the channel's consenter
+        set names its certificates (a consenter update, not automated)."""
+        entries = [e for e in self.register() if e.name in (name, self.user_name(name))]
+        if not entries:
+            raise IdentityError(f"{self.msp_id} has issued no identity named {name!r}")
+        entry = entries[-1]
+        if any(e.revoked_at is None for e in entries):
+            raise IdentityError(f"{entry.name} has a certificate that is not revoked: revoke it first "
+                                f"('ipledger org revoke --org {self.msp_id} --name {name}'), or renew it "
+                                f"('ipledger org renew') if its key is safe")
+        if entry.role == "orderer":
+            raise IdentityError(f"{entry.name} is an orderer: the channel's consenter set names its certificates, "
+                                "so a new key for it needs a consenter update (not automated)")
+        hosts: list[str] = []
+        server = self.identity_dir(entry.name, entry.role) / "tls" / "server.crt"
+        if entry.role == "peer" and server.exists():
+            with contextlib.suppress(x509.ExtensionNotFound):
+                names = load_cert(server).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                short = entry.name.split(".")[0]
+                hosts = [n for n in [*names.get_values_for_type(x509.DNSName),
+                                     *map(str, names.get_values_for_type(x509.IPAddress))]
+                         if n not in (entry.name, short, "localhost", "127.0.0.1")]
+        return self._issue(entry.name, entry.role, hosts)
+
     def _find(self, name: str) -> Issued:
         for entry in reversed(self.register()):
             if entry.name in (name, self.user_name(name)) and entry.revoked_at is None:

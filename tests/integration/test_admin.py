@@ -260,6 +260,19 @@ def test_an_org_revokes_a_users_certificate_and_the_channel_refuses_it(state, ip
         clerk2.submit("Put", [J("by-clerk2"), J("after revocation")])
     r = client(state, "OperatorMSP").submit("Put", [J("by-user1"), J("after revocation")])
     assert json.loads(r.result) == r.tx_id
+    # the clerk's key was compromised: a new key under the same name, on no CRL — no channel update needed
+    rc, out, err = ipledger("org", "reissue", "--org", "OperatorMSP", "--name", "clerk2")
+    assert rc == 0, err
+    identity2, signer2 = load_identity_apart(net.layout.user_msp(operator, "clerk2"), "OperatorMSP")
+    state["signers"].append(signer2)
+    assert identity2.certificate_pem != identity.certificate_pem
+    gw2 = Gateway.connect(Endpoint(operator.nodes[0].address, tls_root_cert=net.layout.tls_ca(operator)),
+                          identity2, signer2)
+    state["gateways"].append(gw2)
+    new_clerk2 = gw2.network(net.consortium.channel).contract("stubcheck")
+    assert new_clerk2.submit("Put", [J("by-clerk2"), J("with its new key")]).block_number > 0
+    with pytest.raises(GatewayError):   # the old key stays refused
+        clerk2.submit("Put", [J("by-clerk2"), J("old key again")])
 
 
 def test_an_org_changes_its_own_anchor_peers_alone(state, ipledger):

@@ -267,3 +267,41 @@ def test_a_private_key_is_found_by_its_pem_block_not_by_its_armour_text_quoted_i
     copied = elsewhere / "copied_sk"
     copied.write_bytes(key.read_bytes())
     assert private_key_files(elsewhere) == [copied]
+
+
+def test_a_revoked_identity_is_issued_again_with_a_new_key_under_its_name(ids):
+    """A key compromised: revoked, then a new key and certificate under the same name (the gateway's User1, a
+    peer named in the consortium file), on no CRL; the old certificates stay revoked."""
+    peer = f"peer0.{DOMAIN}"
+    old_user = _cert(next((ids.identity_dir(f"User1@{DOMAIN}", "client") / "msp" / "signcerts").glob("*.pem")))
+    old_peer_tls = _cert(ids.identity_dir(peer, "peer") / "tls" / "server.crt")
+    with pytest.raises(IdentityError, match="not revoked: revoke it first"):
+        ids.reissue("User1")
+    with pytest.raises(IdentityError, match="no identity named 'nobody'"):
+        ids.reissue("nobody")
+    ids.revoke("User1")
+    with pytest.raises(IdentityError, match="revoked: 'ipledger org reissue'"):
+        ids.add_user("User1")
+    d = ids.reissue("User1")
+    new_user = _cert(next((d / "msp" / "signcerts").glob("*.pem")))
+    assert new_user.public_key() != old_user.public_key() and new_user.subject == old_user.subject
+    assert _ou(new_user) == _ou(old_user)
+    crl = x509.load_pem_x509_crl(ids.crl_file.read_bytes())
+    assert old_user.serial_number in {r.serial_number for r in crl}
+    assert new_user.serial_number not in {r.serial_number for r in crl}
+    assert [e.revoked_at is None for e in ids.register() if e.name == f"User1@{DOMAIN}"] == [False, True]
+    assert stat.S_IMODE((d / "msp" / "keystore" / "priv_sk").stat().st_mode) == 0o600
+    ids.revoke(peer)
+    d = ids.reissue(peer)
+    new_tls = _cert(d / "tls" / "server.crt")
+    san = lambda c: sorted(map(str, c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value))  # noqa: E731
+    assert san(new_tls) == san(old_peer_tls) and new_tls.public_key() != old_peer_tls.public_key()
+
+
+def test_an_orderer_is_not_issued_again(tmp_path):
+    o = OrgIdentities(tmp_path / "orderer" / "crypto", "OrdererMSP", "orderer.ipledger.example")
+    o.create()
+    o.issue("orderer0.orderer.ipledger.example", "orderer")
+    o.revoke("orderer0.orderer.ipledger.example")
+    with pytest.raises(IdentityError, match="consenter update"):
+        o.reissue("orderer0.orderer.ipledger.example")
