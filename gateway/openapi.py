@@ -204,14 +204,18 @@ def _components() -> dict:
 _PROBLEM_STATUSES = {
     "submit": ("400", "401", "403", "404", "409", "413", "415", "500", "502", "503", "504"),
     "read": ("400", "401", "403", "404", "409", "500", "502", "503", "504"),
-    None: ("500",),
+    None: ("400", "500"),   # public: a query parameter it does not take
 }
+
 _STATUS_TEXT = {"400": "bad input (invalid-event, invalid-parameter, bad-request)", "401": "no valid API key",
                 "403": "the key's role or org may not do this", "404": "not found",
                 "409": "refused by a rule of the procedure, or a conflict", "413": "body or batch too large",
                 "415": "the body is not JSON", "500": "internal error (no details)",
+                "429": "too many open streams (too-many-requests: limit, max_streams; Retry-After)",
                 "414": "the request line is too long (refused by the HTTP server, without X-Request-Id)",
                 "431": "the request's headers are too large (refused by the HTTP server, without X-Request-Id)",
+                "417": "an Expect header other than 100-continue (refused by the HTTP server, without X-Request-Id)",
+                "501": "a Transfer-Encoding other than chunked (refused by the HTTP server, without X-Request-Id)",
                 "502": "the ledger failed the request", "503": "the ledger network cannot be reached (Retry-After)",
                 "504": "the ledger did not answer in time (Retry-After; replay with the same event_id)"}
 
@@ -232,11 +236,11 @@ def _operation(op: dict) -> dict:
     statuses = op.get("problems") or _PROBLEM_STATUSES[op["permission"]]
     for status in statuses:
         headers = dict(request_id_header)
-        if status in ("503", "504", "409"):
+        if status in ("503", "504", "409", "429"):
             headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
         responses[status] = {"description": _STATUS_TEXT[status], "headers": headers,
                              "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-    for status in ("414", "431"):   # any request (gateway/server.py write_problem)
+    for status in ("414", "417", "431", "501"):   # any request (gateway/server.py write_problem)
         responses[status] = {"description": _STATUS_TEXT[status],
                              "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     out: dict[str, Any] = {"operationId": op["id"], "summary": op["summary"], "responses": responses,

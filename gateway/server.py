@@ -38,13 +38,20 @@ from ipledger.gateway.tls import ServerTLS, TLSError, TLSOptions, org_tls_cas
 from ipledger.network import files
 
 
+# the problem types of what gunicorn refuses (gateway/problems.py), by status
+_SERVER_PROBLEMS = {400: "bad-request", 414: "uri-too-long", 417: "expectation-failed",
+                    431: "request-header-fields-too-large", 500: "internal-error", 501: "not-implemented"}
+
+
 def write_problem(sock, status: int, reason: str, message: str) -> None:
     """gunicorn's answer to a request it refuses before the app sees it — a request line over its limit (414),
     headers too large (431), a request it cannot parse (400) —, or to an app that failed outside Flask (500):
     problem+json like every other error of the API, where gunicorn writes an HTML page. Its signature is
     gunicorn's ``util.write_error``, which :class:`GatewayWorker` replaces with it."""
     from ipledger.gateway.problems import MEDIA_TYPE, type_uri
-    name = {"Internal Server Error": "internal-error"}.get(reason, reason.lower().replace(" ", "-"))
+    # by the status: gunicorn keeps reason "Bad Request" for some refusals of another status (a transfer coding it
+    # does not take is 501)
+    name = _SERVER_PROBLEMS.get(status) or reason.lower().replace(" ", "-")
     body = json.dumps({"type": type_uri(name), "title": reason, "status": status, "detail": message[:300]}).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {MEDIA_TYPE}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")

@@ -61,6 +61,8 @@ def post_batch():
     items, stop_on_error = _batch_items(body)
     channel = channel_param()
     svc = state().service
+    if channel is not None:
+        svc.channels(channel)   # 400 unknown-channel for the whole batch: not a final refusal of each item
     results: list[dict] = []
     summary = {"total": len(items), "committed": 0, "replayed": 0, "refused": 0, "failed": 0, "not_attempted": 0}
     stopped_by: int | None = None

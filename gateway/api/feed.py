@@ -13,7 +13,7 @@ from ipledger.gateway.feed.store import POSITION, parse_position
 from ipledger.gateway.problems import Problem
 from ipledger.gateway.api.common import (API_PREFIX, ID_PATTERNS, limit_param, live, path_id, read_json, require, state,
                      visible_authorisations)
-from ipledger.gateway.api.routes import Routes, parameter
+from ipledger.gateway.api.routes import READ_BODY, STREAM, Routes, parameter
 
 ROUTES = Routes(API_PREFIX)
 _EVENT_ID = {"type": "string", "pattern": f"^{POSITION.pattern}$"}
@@ -91,7 +91,8 @@ def _releasing(body, lease):
                 "`session` or `worker`, `max_streams`) with `Retry-After`.",
     params=[parameter("authorisation_id", "query", {"type": "string", "pattern": ID_PATTERNS["authorisation_id"]},
                       "only this authorisation's events"),
-            parameter("last_event_id", "query", _EVENT_ID, "resume after this event (as Last-Event-ID)")])
+            parameter("last_event_id", "query", _EVENT_ID, "resume after this event (as Last-Event-ID)")],
+    ok={"200": ("the stream of ledger events", None)}, media="text/event-stream", problems=STREAM)
 def events_stream():
     """Server-Sent Events: one ``ledger-event`` per transaction the caller's org may see."""
     principal = require("read")
@@ -138,7 +139,7 @@ def known_authorisations():
             "the key's org)",
     body={"type": "object", "required": ["authorisation_id"], "additionalProperties": False,
           "properties": {"authorisation_id": {"type": "string", "pattern": ID_PATTERNS["authorisation_id"]}}},
-    ok={"201": ("added", None), "200": ("already known", None)})
+    ok={"201": ("added", None), "200": ("already known", None)}, problems=READ_BODY)
 def add_authorisation():
     """Make an authorisation id known to the gateway (if the caller may read it)."""
     principal = require("read")

@@ -60,13 +60,14 @@ def inventory_report():
     if len(wanted) > MAX_AUTHORISATIONS:
         raise Problem(400, "invalid-parameter", f"at most {MAX_AUTHORISATIONS} 'authorisation_id' parameters",
                       extra={"parameter": "authorisation_id"})
-    # each named once (a repeated one would be counted twice in the totals), in the order given
-    ids = list(dict.fromkeys(path_id("authorisation_id", a) for a in wanted)) if wanted \
-        else visible_authorisations(principal.org)
     fmt = fmt_param(allowed=FORMATS)
     channel = channel_param()
     if channel is not None:
         state().service.channels(channel)   # 400 unknown-channel, even when no authorisation is asked about
+    # each named once (a repeated one would be counted twice in the totals), in the order given; the parameters
+    # checked first: a bad one asks the ledger nothing
+    ids = list(dict.fromkeys(path_id("authorisation_id", a) for a in wanted)) if wanted \
+        else visible_authorisations(principal.org)
     data = reports.inventory(state().service, principal.org, ids, as_of, channel)
     return _answer(fmt, data, f"inventory-{as_of[:10]}", reports.inventory_csv, reports.inventory_pdf)
 

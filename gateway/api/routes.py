@@ -29,6 +29,11 @@ from ipledger.chaincode.contract import schemas  # the contract's schemas (allow
 from ipledger.gateway.api.common import ID_PATTERNS, MOMENT_PATTERN
 
 
+# problem statuses of operations other than their permission's (an operation's ``problems``)
+READ_BODY = ("400", "401", "403", "404", "409", "413", "415", "500", "502", "503", "504")   # a read that takes a body
+STREAM = ("400", "401", "403", "404", "409", "429", "500", "502", "503", "504")   # the live stream: capped
+
+
 @dataclass(frozen=True)
 class Route:
     method: str          # "get", "post"
