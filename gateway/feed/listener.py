@@ -141,6 +141,8 @@ class FeedListener:
                 log.warning("feed listener: the feed database holds no event of the checkpoint's channel "
                             "(block %s); reading the channel again from block 0", self.checkpointer.block_number)
                 self.checkpointer.checkpoint_transaction(0, "")
+            elif not self.checkpointer.empty:
+                self._not_past_the_store()
             for callback in self.on_lead:
                 callback()
             log.info("feed listener started (checkpoint block %s)", self.checkpointer.block_number)
@@ -155,6 +157,18 @@ class FeedListener:
                     self._stop.wait(self.retry_s)
         finally:
             self._unlock()
+
+    def _not_past_the_store(self) -> None:
+        """A checkpoint ahead of the newest event stored (the database restored from an older copy than the
+        checkpoint): resuming there would leave the events between out of the feed, and their alerts out of the
+        webhooks, for good — resume after the newest stored one instead (events stored again are ignored, hooks
+        are idempotent). Blocks past it without an event of the contract are only read again."""
+        newest = self.store.newest(self.channel)
+        if newest is None or newest[0] >= self.checkpointer.block_number:
+            return
+        log.warning("feed listener: the checkpoint (block %s) is past the newest event the feed database holds "
+                    "(block %s): reading the channel again from there", self.checkpointer.block_number, newest[0])
+        self.checkpointer.checkpoint_transaction(*newest)
 
     def _listen_once(self) -> None:
         stream = self.source.open(self.checkpointer.checkpoint)

@@ -274,6 +274,16 @@ class FeedStore:
             return db.execute("SELECT 1 FROM events WHERE channel = ? OR channel IS NULL LIMIT 1",
                               (channel,)).fetchone() is not None
 
+    def newest(self, channel: str | None = None) -> tuple[int, str] | None:
+        """(block, tx id) of the newest event stored of ``channel`` (as :meth:`has_events` counts them), or None."""
+        with self._db() as db:
+            if channel is None:
+                row = db.execute("SELECT block, tx_id FROM events ORDER BY block DESC, seq DESC LIMIT 1").fetchone()
+            else:
+                row = db.execute("SELECT block, tx_id FROM events WHERE channel = ? OR channel IS NULL "
+                                 "ORDER BY block DESC, seq DESC LIMIT 1", (channel,)).fetchone()
+        return (row[0], row[1]) if row else None
+
     def last_seq(self) -> int:
         with self._db() as db:
             row = db.execute("SELECT max(seq) FROM events").fetchone()
