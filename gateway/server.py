@@ -275,8 +275,18 @@ def config_check(config: GatewayConfig) -> None:
     store = KeyStore(config.keys_file)
     store.check()
     try:
-        check_nonce_key(config.nonce_key_file)
         directory = gateway_dir(config)
+        nonce = config.nonce_key_file
+        # the gateway ran here before (its feed database is there) and its nonce key is gone: a new one is made,
+        # said — the resend of an event with commercial data sent before is then a duplicate-event
+        lost = (nonce is not None and not nonce.exists() and directory is not None
+                and (directory / "dashboard.sqlite").exists())
+        check_nonce_key(nonce)
+        if lost:
+            print(f"warning: the nonce key {nonce} was missing, though this gateway ran before: a new one was made. "
+                  "Restore the old one from a backup if there is one (stop the gateway, copy it back, start it): "
+                  "until then an event with commercial data sent before and sent again is answered 409 "
+                  "duplicate-event (details.original_tx_id names the recorded one)", file=sys.stderr)
         if directory is not None:   # the files every worker opens: unusable ones stop the start, named
             session_key(directory / SESSION_KEY)
             Subscriptions(directory / "webhooks.json").check()

@@ -310,3 +310,17 @@ def test_the_feed_database_is_0600_from_its_creation_and_one_of_a_newer_version_
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(FeedStoreError, match="written by a newer ipledger"):
         FeedStore(store.path)
+
+
+def test_a_nonce_key_lost_after_the_gateway_ran_is_made_again_and_said(serve_run, state, capsys):
+    """The eighteenth review: a nonce key missing where the gateway ran before (a restore that left it out) was
+    made again without a word, and the resend of an event with commercial data sent before became a
+    duplicate-event. It is still made (the gateway serves), and the start says so and what to do."""
+    assert serve_run()[0] == 0
+    assert "nonce key" not in capsys.readouterr().err          # a first start makes it, nothing to say
+    nonce = state / "operator" / "gateway" / "nonce.key"
+    nonce.unlink()
+    assert serve_run()[0] == 0 and nonce.is_file()
+    err = capsys.readouterr().err
+    assert f"the nonce key {nonce} was missing, though this gateway ran before" in err and "duplicate-event" in err
+    assert serve_run()[0] == 0 and "nonce key" not in capsys.readouterr().err
