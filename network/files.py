@@ -86,3 +86,19 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> Path:
         raise
     fsync_directory(path.parent)
     return path
+
+
+def last_lines(path: Path, count: int, *, end: int | None = None, chunk: int = 65536) -> list[str]:
+    """The last ``count`` lines of the text file ``path`` (up to byte ``end``, default its end), read backwards
+    a chunk at a time: a log of gigabytes costs what its last lines do, not its size in memory."""
+    if count <= 0:
+        return []
+    with open(path, "rb") as f:
+        pos = f.seek(0, os.SEEK_END) if end is None else end
+        data = b""
+        while pos > 0 and data.count(b"\n") <= count:
+            step = min(chunk, pos)
+            pos -= step
+            f.seek(pos)
+            data = f.read(step) + data
+    return data.decode("utf-8", errors="replace").splitlines()[-count:]

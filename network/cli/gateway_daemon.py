@@ -24,6 +24,7 @@ import urllib.parse
 from pathlib import Path
 
 from ipledger.gateway.config import gateway_environment
+from ipledger.network import files
 from ipledger.gateway.tls import TLSError, TLSOptions, org_tls_cas
 
 DEFAULT_BIND = "127.0.0.1:8080"
@@ -180,7 +181,7 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
     while not (healthy(url, tls.cert_file, org=org) and proc.poll() is None):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop(state_dir, log=lambda *_: None, org=org)
-            tail = "\n".join(log_file(state_dir, org).read_text(errors="replace").splitlines()[-15:])
+            tail = "\n".join(files.last_lines(log_file(state_dir, org), 15))
             raise _not_started(who, url, tail)
         time.sleep(0.25)
     log(f"  {who} started (pid {proc.pid}) at {url}")
@@ -315,7 +316,7 @@ def reload(state_dir: Path, timeout: float = 60, log=print, *, org: str) -> bool
         what = f"pid {pid}"
         workers = lambda: worker_pids(pid)  # noqa: E731
         alive = lambda: running(state_dir, org) is not None  # noqa: E731
-        tail = lambda: log_file(state_dir, org).read_text(errors="replace").splitlines()[-15:]  # noqa: E731
+        tail = lambda: files.last_lines(log_file(state_dir, org), 15)  # noqa: E731
         old = set(workers())
         try:
             os.kill(pid, signal.SIGHUP)

@@ -76,19 +76,21 @@ class NativeRuntime:
 
     def log_lines(self, node: Node, lines: int) -> list[str]:
         try:
-            return self.layout.log_file(node).read_text(errors="replace").splitlines()[-lines:]
+            return files.last_lines(self.layout.log_file(node), lines)
         except OSError:
             return []
 
     def follow(self, node: Node, lines: int) -> None:
         path = self.layout.log_file(node)
-        with open(path, errors="replace") as f:
-            for line in f.readlines()[-lines:]:
-                sys.stdout.write(line)
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            for line in files.last_lines(path, lines, end=end):
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
             while True:
                 line = f.readline()
                 if line:
-                    sys.stdout.write(line)
+                    sys.stdout.write(line.decode("utf-8", errors="replace"))
                     sys.stdout.flush()
                 else:
                     time.sleep(0.3)
