@@ -168,6 +168,10 @@ def _run(args) -> int:
         print(f"warning: {e.name}'s certificate ends {e.not_after[:10]} (within "
               f"{identities.EXPIRY_WARNING_DAYS} days, or ended): ipledger org renew --org {org.msp_id} "
               f"--name {e.name}", file=sys.stderr)
+    for path, end in ids.chaincode_service_ending():
+        print(f"warning: the chaincode service's TLS certificate {path} ends {end:%Y-%m-%d} (within "
+              f"{identities.EXPIRY_WARNING_DAYS} days, or ended): it is inside the chaincode package, and "
+              "renewing it is not automated (docs/operations.md, section 4)", file=sys.stderr)
     return 0
 
 

@@ -496,6 +496,16 @@ class OrgIdentities:
             newest[e.name] = e
         return [e for e in newest.values() if e.revoked_at is None and self._ends(e) <= limit]
 
+    def chaincode_service_ending(self, within_days: int = EXPIRY_WARNING_DAYS,
+                                 now: dt.datetime | None = None) -> list[tuple[Path, dt.datetime]]:
+        """The chaincode service's TLS certificates (:meth:`chaincode_service_tls`: in no register, inside the
+        chaincode package) ending within ``within_days`` or ended, with their end: when they end, the
+        organisation's peers no longer reach its contract."""
+        limit = (now or _now()) + dt.timedelta(days=within_days)
+        ends = [(path, load_cert(path).not_valid_after_utc)
+                for path in sorted(self.chaincode_service_dir.glob("*.crt")) if path.name != "ca.crt"]
+        return [(path, end) for path, end in ends if end <= limit]
+
     def _ends(self, entry: Issued) -> dt.datetime:
         """When the identity's certificate *in use* ends: the register's newest entry's date — unless a renewal cut
         short registered a certificate it never wrote (renew registers first), and the old one is still in use."""

@@ -305,3 +305,14 @@ def test_an_orderer_is_not_issued_again(tmp_path):
     o.revoke("orderer0.orderer.ipledger.example")
     with pytest.raises(IdentityError, match="consenter update"):
         o.reissue("orderer0.orderer.ipledger.example")
+
+
+def test_the_chaincode_services_tls_pair_is_warned_of_before_it_ends(ids):
+    """The chaincode service's TLS pair is in no register (and inside the chaincode package): `org identities`
+    warns of it as of the signing certificates."""
+    import datetime as dt
+    d = ids.chaincode_service_tls()
+    assert ids.chaincode_service_ending() == []
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3 * 365)
+    assert [p.name for p, _end in ids.chaincode_service_ending(now=later)] == ["client.crt", "server.crt"]
+    assert all(p.parent == d for p, _end in ids.chaincode_service_ending(now=later))
