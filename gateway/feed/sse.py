@@ -74,7 +74,7 @@ def sse_stream(store: FeedStore, visibility: Visibility, org: str, last_event_id
         for item in items:
             seq = item["seq"]
             if item["id"] in shown:
-                yield sse_message(item)
+                yield sse_message(shown[item["id"]])
                 last_write, passed = clock(), None
             else:
                 passed = item
@@ -93,11 +93,11 @@ def _unavailable(org: str, problem: Problem) -> bool:
     return True
 
 
-def _shown(visibility: Visibility, org: str, authorisation_id: str | None, items: list[dict]) -> set[str]:
-    """The ids of ``items`` the stream sends: of its authorisation (if it has one), visible to ``org`` —
-    judged together, one look at the feed store's permission changes for the whole page."""
+def _shown(visibility: Visibility, org: str, authorisation_id: str | None, items: list[dict]) -> dict[str, dict]:
+    """The ``items`` the stream sends, by id, as ``org`` may see them: of its authorisation (if it has one),
+    visible to ``org`` — judged together, one look at the feed store's permission changes for the whole page."""
     wanted = [i for i in items if not authorisation_id or i.get("authorisation_id") == authorisation_id]
-    return {i["id"] for i in visibility.filter(org, wanted)} if wanted else set()
+    return {i["id"]: i for i in visibility.filter(org, wanted)} if wanted else {}
 
 
 def _resume_position(store: FeedStore, visibility: Visibility, org: str, authorisation_id: str | None,
@@ -128,14 +128,14 @@ def feed_page(store: FeedStore, visibility: Visibility, org: str, seq: int, afte
         items = store.events_after(seq, limit=200)
         if not items:
             break
-        visible = {i["id"] for i in visibility.filter(org, items)}
+        visible = {i["id"]: i for i in visibility.filter(org, items)}   # as org may see them
         for item in items:
             if scanned >= scan and last is not None and \
                     (item["block_number"], item.get("channel")) != (last["block_number"], last.get("channel")):
                 break
             seq, last, scanned = item["seq"], item, scanned + 1
             if item["id"] in visible:
-                shown.append(item)
+                shown.append(visible[item["id"]])
                 if len(shown) == limit:
                     break
         else:
@@ -143,7 +143,7 @@ def feed_page(store: FeedStore, visibility: Visibility, org: str, seq: int, afte
         break
     if last is None:
         return shown, after
-    if shown and last is shown[-1]:
+    if shown and last["id"] == shown[-1]["id"]:
         return shown, last["id"]
     return shown, position_after(last)   # a block is stored whole: past every item of it
 

@@ -119,7 +119,10 @@ class Visibility:
                     del self._cache[key]
 
     def filter(self, org: str, items: Iterable[dict]) -> list[dict]:
-        """The items ``org`` may see, in their order (one look at the store's changes for them all)."""
+        """The items ``org`` may see, in their order (one look at the store's changes for them all), each with
+        only the alert changes of authorisations ``org`` may read: a transaction may change another
+        authorisation's alerts (customs' new thresholds, for every authorisation; a 5151 transfer's exit, the
+        receiving one's) — the item is shown, those alerts not."""
         self.sync()
         out = []
         for item in items:
@@ -128,8 +131,15 @@ class Visibility:
                 if org in (item.get("submitting_org"), (item.get("event") or {}).get("msp_id")):
                     out.append(item)
             elif self._allowed(org, item.get("authorisation_id"), item.get("channel")):
-                out.append(item)
+                out.append(self._own_alerts(org, item))
         return out
+
+    def _own_alerts(self, org: str, item: dict) -> dict:
+        """``item`` with the alert changes ``org`` may read only (the item itself when that is all of them)."""
+        alerts = item.get("alerts") or []
+        kept = [a for a in alerts if a.get("authorisation_id") in (None, item.get("authorisation_id"))
+                or self._allowed(org, a["authorisation_id"], item.get("channel"))]
+        return item if len(kept) == len(alerts) else {**item, "alerts": kept}
 
     def forget_for(self, item: dict) -> None:
         """Drop the cached answers ``item`` may have changed (its authorisation's, or all for a channel-wide

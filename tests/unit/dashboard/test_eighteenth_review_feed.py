@@ -59,3 +59,41 @@ def test_the_checkpoint_moves_back_only_when_it_is_past_the_newest_stored_event(
     checkpoint.checkpoint_transaction(9, "")
     listener._not_past_the_store()
     assert (checkpoint.block_number, checkpoint.tx_id) == (5, "tx-5")
+
+
+def test_an_item_shows_only_the_alerts_of_authorisations_the_reader_may_read(scenario, api, live, ledger, client,
+                                                                            keystore):
+    """Customs' new threshold changes the alerts of every authorisation in one channel-wide transaction: its feed
+    item is everyone's (as GetParameters is), its alert changes only their own authorisations' readers'."""
+    from .conftest import OTHER_HOLDER_MSP, bearer
+    from .contract_ledger import body, wait_for
+
+    api.post(body("SetParameters", "params-ceiling-1", parameters={"ceiling_warn_pct": 99}), "CustomsMSP")
+    wait_for(lambda: live.store.count() == len(ledger.events))
+    [stored] = [i for i in live.store.latest(5) if i["event_type"] == "SetParameters"]
+    assert {a["authorisation_id"] for a in stored["alerts"]} == {AUTH}      # AUTH's CeilingNear cleared
+    plant_b = keystore.create(OTHER_HOLDER_MSP, "viewer", "plant B viewer")[1]
+    operator = keystore.create("OperatorMSP", "viewer", "operator viewer")[1]
+    for path in ("/api/v1/feed?limit=1000", "/api/v1/feed?after=0:&limit=1000"):
+        items = client.get(path, headers=bearer(plant_b)).get_json()["items"]
+        [item] = [i for i in items if i["event_type"] == "SetParameters"]
+        assert item["alerts"] == []
+        assert all(a["authorisation_id"] == AUTH2 for i in items for a in i["alerts"])
+        items = client.get(path, headers=bearer(operator)).get_json()["items"]
+        [item] = [i for i in items if i["event_type"] == "SetParameters"]
+        assert [a["authorisation_id"] for a in item["alerts"]] == [AUTH]
+    assert [a["authorisation_id"] for a in live.store.latest(5)[0]["alerts"]] == [AUTH]   # the store keeps all
+
+
+def test_the_stream_sends_an_item_with_the_alerts_the_reader_may_read(scenario, api, live, ledger):
+    from ipledger.gateway.feed.sse import _shown
+
+    from .conftest import OTHER_HOLDER_MSP
+    from .contract_ledger import body, wait_for
+
+    api.post(body("SetParameters", "params-ceiling-2", parameters={"ceiling_warn_pct": 99}), "CustomsMSP")
+    wait_for(lambda: live.store.count() == len(ledger.events))
+    items = live.store.latest(5)
+    shown = _shown(live.visibility, OTHER_HOLDER_MSP, None, items)
+    [item] = [i for i in shown.values() if i["event_type"] == "SetParameters"]
+    assert item["alerts"] == []
