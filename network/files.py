@@ -4,10 +4,11 @@ What the network side keeps and hands to others — identities and keys, public 
 each node's core.yaml / orderer.yaml, a chaincode's committed definition and collection), chaincode packages and
 their public descriptions, channel updates — and what the gateway keeps — its documents
 (:mod:`ipledger.gateway.filestore`: API keys, webhook subscriptions), the live feed's checkpoints, the record of
-the channels it serves — and ``ipledger import``'s report go through :func:`write_atomically`.
+the channels it serves — and ``ipledger import``'s report, the runtime's record and the accepted genesis block's
+digest go through :func:`write_atomically`. :func:`last_lines` reads a log's end.
 
 Written otherwise: scratch files in a private temporary directory (build contexts, an update handed to the
-peer CLI), process records (pid files, the runtime's record, the accepted genesis block's digest), the
+peer CLI), process records (pid files), the
 containers' copy of a node's core.yaml and kept container logs, the containers' scope (created whole, then
 linked into place: the first command to choose one wins), command output (``--out``, ``--output``), and the
 blocks the Fabric library saves (:mod:`ipledger.network.fabric` lies below this module).
@@ -88,9 +89,11 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> Path:
     return path
 
 
-def last_lines(path: Path, count: int, *, end: int | None = None, chunk: int = 65536) -> list[str]:
+def last_lines(path: Path, count: int, *, end: int | None = None, chunk: int = 65536,
+               keepends: bool = False) -> list[str]:
     """The last ``count`` lines of the text file ``path`` (up to byte ``end``, default its end), read backwards
-    a chunk at a time: a log of gigabytes costs what its last lines do, not its size in memory."""
+    a chunk at a time: a log of gigabytes costs what its last lines do, not its size in memory. ``keepends``:
+    each with its line break (a last line still being written has none)."""
     if count <= 0:
         return []
     with open(path, "rb") as f:
@@ -101,4 +104,4 @@ def last_lines(path: Path, count: int, *, end: int | None = None, chunk: int = 6
             pos -= step
             f.seek(pos)
             data = f.read(step) + data
-    return data.decode("utf-8", errors="replace").splitlines()[-count:]
+    return data.decode("utf-8", errors="replace").splitlines(keepends)[-count:]

@@ -62,8 +62,8 @@ def review_thresholds(tx, changed) -> None:
         return
     for _attrs, auth in tx.state.scan(keys.AUTHORISATION):
         if ceilings:
-            for entry in auth["input_goods"]:
-                authorisations.review_ceiling_entry(tx, auth, entry["cn"])
+            for cn in sorted(entry["cn"] for entry in auth["input_goods"]):   # in CN order, as every review
+                authorisations.review_ceiling_entry(tx, auth, cn)
         if losses:
             for kind, index in ((goods.LOT, keys.AUTH_LOTS), (goods.BATCH, keys.AUTH_BATCHES)):
                 ids = [goods_id for (_a, goods_id), _ in tx.state.scan(index, auth["authorisation_id"])]

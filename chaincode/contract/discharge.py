@@ -34,13 +34,16 @@ def _take(tx, event: dict, op: str) -> tuple[str, str, dict]:
               if kind == goods.BATCH else None}
     # what posting it will read, in one round trip: the balance shard, the lots a batch's attribution
     # discharges, a lot's CeilingNear alert (its input stock falls: alert_rules.review reads it) and, for an
-    # exit, a control's difference standing where the goods leave (controls.standing_difference)
+    # exit, a control's difference standing where the goods leave (controls.standing_difference), for a loss
+    # its LossRateHigh alert
     reads = goods.reads_of_taking(kind, record, effect["attribution"])
     if kind == goods.LOT and (ceiling := authorisations.ceiling_alert_key(auth, record["cn"])) is not None:
         reads.append(ceiling)
     if op == "exit":
         reads += [key for _site, key in controls.difference_keys(auth["authorisation_id"], kind, goods_id,
                                                                   effect["sites"])]
+    else:   # a loss: its LossRateHigh, raised or cleared (alert_rules.review)
+        reads.append(keys.alert(auth["authorisation_id"], "LossRateHigh", f"{kind}:{goods_id}"))
     tx.state.prefetch(reads)
     return kind, goods_id, effect
 

@@ -170,8 +170,8 @@ def _run(args) -> int:
               f"--name {e.name}", file=sys.stderr)
     for path, end in ids.chaincode_service_ending():
         print(f"warning: the chaincode service's TLS certificate {path} ends {end:%Y-%m-%d} (within "
-              f"{identities.EXPIRY_WARNING_DAYS} days, or ended): it is inside the chaincode package, and "
-              "renewing it is not automated (docs/operations.md, section 4)", file=sys.stderr)
+              f"{identities.EXPIRY_WARNING_DAYS} days, or ended): renewing it is not automated "
+              "(docs/operations.md, section 4)", file=sys.stderr)
     return 0
 
 

@@ -84,8 +84,8 @@ class NativeRuntime:
         path = self.layout.log_file(node)
         with open(path, "rb") as f:
             end = f.seek(0, os.SEEK_END)
-            for line in files.last_lines(path, lines, end=end):
-                sys.stdout.write(line + "\n")
+            for line in files.last_lines(path, lines, end=end, keepends=True):   # a line being written: the rest follows
+                sys.stdout.write(line)
             sys.stdout.flush()
             while True:
                 line = f.readline()

@@ -48,3 +48,15 @@ def test_a_threshold_change_is_in_the_authorisations_log_for_its_past_alerts():
     now = s.query("GetAlerts", AUTH_ID)["as_of"]
     assert [a["subject"] for a in _alerts(s, "CeilingNear", now)] == ["40122000"]
     assert _alerts(s, "CeilingNear", before) == []
+
+
+def test_a_loss_reads_its_loss_rate_alert_with_the_rest_of_its_reads(monkeypatch):
+    """A loss judges its LossRateHigh (raised, or cleared under a raised threshold): that key comes in the one
+    round trip of the loss's other reads, not alone."""
+    from tests.unit.contract.test_contract_read_ahead import counting
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant())
+    s.accepted(s.place("L1", 1000, msp="OperatorMSP"))
+    calls = counting(monkeypatch)
+    s.accepted(s.lose(1, lot_id="L1", reason="NATURE", event_id="loss-1", msp="OperatorMSP"))
+    assert [k for k in calls["get_state"] if "LossRateHigh" in k] == []

@@ -32,3 +32,27 @@ def test_a_large_log_is_not_read_whole(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 2_000_000
+
+
+def test_following_a_log_does_not_split_the_line_being_written(tmp_path, monkeypatch, capsys):
+    """`network logs -f`: the last lines, then what is appended — a line still being written at the start is
+    printed whole, not broken in two."""
+    import pytest
+    from ipledger.network.org import runtime as runtime_mod
+    log = tmp_path / "node.log"
+    log.write_bytes(b"one\ntwo\npart")
+    rt = runtime_mod.NativeRuntime.__new__(runtime_mod.NativeRuntime)
+    rt.layout = type("Layout", (), {"log_file": lambda self, node: log})()
+    sleeps = []
+
+    def sleep(_seconds):
+        sleeps.append(1)
+        if len(sleeps) == 1:
+            with open(log, "ab") as f:
+                f.write(b"ial\n")
+        else:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(runtime_mod.time, "sleep", sleep)
+    with pytest.raises(KeyboardInterrupt):
+        rt.follow(None, 2)
+    assert capsys.readouterr().out == "two\npartial\n"
