@@ -74,8 +74,8 @@ class GatewayConfig:
     log_level: str = "INFO"
     # dashboard, live feed, webhooks (gateway/dashboard, gateway/feed/, gateway/webhooks.py)
     # the organisation's home <state>/<org name> (from_state_dir), not the state directory itself: the feed
-    # database, checkpoint, webhooks and session key live in <state_dir>/gateway. None: no such files
-    state_dir: Path | None = None
+    # database, checkpoint, webhooks and session key live in <home>/gateway. None: no such files
+    home: Path | None = None
     live_feed: bool = False            # run the chaincode-event listener (env IPLEDGER_LIVE_FEED=1: 'gateway serve' sets it)
     feed_org: str | None = None        # whose identity listens (default: the first org; one in a served gateway)
     sse_max_seconds: float = 25.0      # an SSE response ends after this long; EventSource reconnects (Last-Event-ID)
@@ -133,7 +133,7 @@ class GatewayConfig:
         own = net.consortium.org(org)
         home = net.layout.org_home(own)
         overrides = {"keys_file": keys_file_of(state_dir, org), "nonce_key_file": home / "gateway" / "nonce.key",
-                     "state_dir": home, "feed_org": org, **overrides}
+                     "home": home, "feed_org": org, **overrides}
         orgs = {}
         for o in net.consortium.orgs:
             if not o.peers or o.msp_id != org:

@@ -134,9 +134,9 @@ def record_serving(config: GatewayConfig, missing_ok: bool = False) -> None:
     """``<org>/gateway/serving.json``: the channels the running gateway serves (``chaincode deploy`` reloads a
     gateway that does not serve every channel its organisation is on: network/cli/gateway_daemon.py).
     ``missing_ok``: best effort (after a failed reload, the current channels again)."""
-    if config.state_dir is None:
+    if config.home is None:
         return
-    path = Path(config.state_dir) / "gateway" / SERVING_FILE
+    path = Path(config.home) / "gateway" / SERVING_FILE
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         files.write_atomically(path, (json.dumps({"channels": list(config.all_channels)}) + "\n").encode())
@@ -174,7 +174,7 @@ def serve(state_dir: Path, bind: str = "127.0.0.1:8080", workers: int = 2, threa
     except ConfigError as exc:
         raise ServeError(str(exc)) from None
     server_tls = load_tls(tls, config)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(config.state_dir or state_dir))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(config.home or state_dir))
     # prometheus_client picks its value store when imported; it may already be (this module imports it)
     from prometheus_client import values
     values.ValueClass = values.get_value_class()

@@ -164,7 +164,7 @@ class Live:
 
     def secret_key(self) -> bytes:
         """The session-cookie signing key, shared by the workers (``<state>/<org name>/gateway/session.key``)."""
-        if self.config.state_dir is None:
+        if self.config.home is None:
             return secrets.token_bytes(32)
         return session_key(self.directory / SESSION_KEY, make=self.config.make_secrets)
 

@@ -28,8 +28,8 @@ def now_text() -> str:
 
 def gateway_dir(config) -> Path | None:
     """Where the feed's files live (database, listener locks and checkpoints, webhook subscriptions):
-    ``<config.state_dir>/gateway``, i.e. ``<state>/<org name>/gateway``; None without a state directory."""
-    return Path(config.state_dir) / "gateway" if getattr(config, "state_dir", None) else None
+    ``<config.home>/gateway``, i.e. ``<state>/<org name>/gateway``; None without a state directory."""
+    return Path(config.home) / "gateway" if getattr(config, "home", None) else None
 
 
 SCHEMA = """

@@ -171,7 +171,7 @@ def test_the_api_answers_503_with_retry_after_while_the_feed_database_is_locked(
     gw.mkdir(mode=0o700)
     _, key = KeyStore(gw / "api-keys.json").create("OperatorMSP", "viewer")
     app = create_app(GatewayConfig(keys_file=gw / "api-keys.json", nonce_key_file=gw / "nonce.key",
-                                   state_dir=tmp_path, customs_msp="CustomsMSP"), ledger=ContractLedger())
+                                   home=tmp_path, customs_msp="CustomsMSP"), ledger=ContractLedger())
     try:
         with held_locked(gw / "dashboard.sqlite"):
             r = app.test_client().get("/api/v1/feed", headers={"Authorization": f"Bearer {key}"})

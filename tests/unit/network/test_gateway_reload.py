@@ -23,7 +23,7 @@ from ipledger.network.org.containers.runtime import gunicorn_workers
 
 
 def _config(home: Path, *channels: str) -> GatewayConfig:
-    return GatewayConfig(channel=channels[0], channels=channels, state_dir=home)
+    return GatewayConfig(channel=channels[0], channels=channels, home=home)
 
 
 def _server(config: GatewayConfig, loader) -> GatewayServer:
