@@ -15,7 +15,8 @@ ROUTES = Routes(API_PREFIX)
 def alerts_across(org: str, as_of: str | None, channel: str | None = None) -> dict:
     """The alerts at ``as_of`` of every authorisation the gateway knows that ``org`` may read (on ``channel`` only,
     when given: a gateway of several holders' channels; 400 unknown-channel for one it does not serve; an id on
-    several holders' channels gives each one's alerts, each naming its ``channel``). The answer's
+    several holders' channels gives each one's alerts); on a gateway of several channels each alert names its
+    ``channel``. The answer's
     ``as_of`` is the moment the contract computed them for (a date: the end of that day), None for now."""
     service = state().service
     if channel is not None:
@@ -29,8 +30,8 @@ def alerts_across(org: str, as_of: str | None, channel: str | None = None) -> di
                 continue
             raise
         authorisations.append(auth_id)
-        for on, data in answers:   # an id on several holders' channels: each one's alerts, naming its channel
-            out.extend(data.get("alerts", []) if len(answers) == 1 else
+        for on, data in answers:   # on a gateway of several holders' channels each alert names its channel
+            out.extend(data.get("alerts", []) if on is None or len(service.channels()) == 1 else
                        [{**alert, "channel": on} for alert in data.get("alerts", [])])
             if as_of is not None:
                 # the moment as the contract read it: a date is that whole day (to 23:59:59.999999 UTC)

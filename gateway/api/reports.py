@@ -67,7 +67,7 @@ def inventory_report():
     # each named once (a repeated one would be counted twice in the totals), in the order given; the parameters
     # checked first: a bad one asks the ledger nothing
     ids = list(dict.fromkeys(path_id("authorisation_id", a) for a in wanted)) if wanted \
-        else visible_authorisations(principal.org)
+        else visible_authorisations(principal.org, channel)   # on that channel only: not another holder's
     data = reports.inventory(state().service, principal.org, ids, as_of, channel)
     return _answer(fmt, data, f"inventory-{as_of[:10]}", reports.inventory_csv, reports.inventory_pdf)
 

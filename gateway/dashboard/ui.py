@@ -372,9 +372,10 @@ def events(principal):
 @login_required
 def alerts(principal):
     as_of = moment_param("as_of")   # as the API's: a date or date-time, else a 400 page (not today's alerts)
-    data = alerts_across(principal.org, as_of, channel_param())
+    channel = channel_param()
+    data = alerts_across(principal.org, as_of, channel)
     return render_template("dashboard/alerts.html", principal=principal, alerts=data["alerts"], as_of=as_of,
-                           moment=data["as_of"])
+                           moment=data["as_of"], channel=channel)
 
 
 @bp.get("/members")
