@@ -234,6 +234,8 @@ class LedgerService:
         auth_id = parsed.event.get("authorisation_id")
         if parsed.type == "GrantAuthorisation" and isinstance(auth_id, str):
             self._refuse_an_id_taken_elsewhere(org, auth_id, target)
+        if parsed.type in ("PlaceUnderProcedure", "ExitGoods"):
+            self._refuse_a_declaration_used_elsewhere(org, parsed, target)
         return target
 
     def _target_of_event(self, org: str, parsed: ParsedEvent, channels: tuple[str, ...]) -> str:
@@ -261,6 +263,44 @@ class LedgerService:
                 continue
             raise Problem(409, "already-exists", f"authorisation {auth_id} exists on another holder's channel",
                           extra={"channels": [channel]})
+
+    def _refuse_a_declaration_used_elsewhere(self, org: str, parsed: ParsedEvent, target: str) -> None:
+        """A declaration item (MRN + item) is used once — a placement or an exit —, or by the two sides of one 5151
+        transfer. Each holder's channel checks its own items only: a gateway serving several (customs', a
+        representative's mandated by several holders) looks at the others too, as ``org`` may read them
+        (``GetDeclaration``: the items of authorisations it stands for), and refuses what one channel would —
+        409 ``duplicate-declaration``, or ``transfer-mismatch`` when the other side of a transfer names other goods
+        (the fields it can compare before the contract reads the goods). A gateway of one channel cannot see the
+        others (docs/deployment.md, "Several holders")."""
+        mrn, item_no = parsed.event.get("mrn"), parsed.event.get("item_no", 1)
+        if len(self.config.all_channels) == 1 or not isinstance(mrn, str) or type(item_no) is not int:
+            return   # one channel: the contract checks; a malformed item: the contract refuses it
+        side = "PLACEMENT" if parsed.type == "PlaceUnderProcedure" else "EXIT"
+        for channel in self.config.all_channels:
+            if channel == target:
+                continue
+            try:
+                found = _decode(self._evaluate_on(channel, org, "GetDeclaration", [_json_arg(mrn)]), "GetDeclaration")
+            except Problem as p:
+                if p.status >= 500:
+                    raise
+                continue   # not there, or not the caller's to see
+            for item in (found or {}).get("items", []):
+                if not isinstance(item, dict) or item.get("item_no") != item_no:
+                    continue
+                transfer = (item.get("procedure") == parsed.event.get("procedure") == "5151"
+                            and item.get("type") == ("EXIT" if side == "PLACEMENT" else "PLACEMENT"))
+                if not transfer:
+                    raise Problem(409, "duplicate-declaration", f"declaration {mrn} item {item_no} is already used "
+                                  f"on another holder's channel", extra={"mrn": mrn, "item_no": item_no,
+                                                                         "channels": [channel]})
+                differ = [f for f in ("cn", "unit", "quantity")
+                          if f in parsed.event and parsed.event[f] != item.get(f)]
+                if differ:
+                    raise Problem(409, "transfer-mismatch", f"declaration {mrn} item {item_no}: the other side of the "
+                                  f"transfer, on another holder's channel, names other goods ({', '.join(differ)} "
+                                  f"differ)", extra={"mrn": mrn, "item_no": item_no, "differ": differ,
+                                                     "channels": [channel]})
 
     def _channels_registering(self, org: str, holder_eori: str, channels: tuple[str, ...]) -> list[str]:
         """The channels whose register of parties has a holder with ``holder_eori`` (a grant goes there)."""

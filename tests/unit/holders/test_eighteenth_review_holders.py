@@ -50,3 +50,57 @@ def test_the_alerts_page_links_a_lot_on_the_channel_of_its_alert(two_holders, li
     alerts = api.get("/api/v1/alerts", "CustomsMSP").get_json()["alerts"]
     assert {(a["authorisation_id"], a["channel"]) for a in alerts if a["type"] == "LossRateHigh"} == \
         {("FRIPOA000001", A)}
+
+
+PROBLEMS = "https://ipledger.example/problems/"
+
+
+def test_one_import_declaration_item_is_not_placed_under_two_holders(two_holders, ledgers):
+    """A representative mandated by A and B places the goods of one declaration item under A's authorisation, then
+    under B's: each channel checks its own items, the gateway serving both looks at the other (refused as one shared
+    channel would: 409 duplicate-declaration, nothing submitted)."""
+    api = two_holders
+    m = mrns.placement_mrn(1)
+    assert api.post(place("FRIPOA000001", "L1", 100, m), "BrokerMSP")["channel"] == A
+    before = len(ledgers.by_channel[B].events)
+    r = api.post(place("FRIPOB000001", "L7", 100, m), "BrokerMSP", status=409)
+    assert r["type"] == PROBLEMS + "duplicate-declaration" and r["channels"] == [A]
+    assert len(ledgers.by_channel[B].events) == before
+    api.post(place("FRIPOB000001", "L7", 100, m, item_no=2), "BrokerMSP")   # another item of it: its own
+
+
+def test_one_export_declaration_item_does_not_discharge_two_holders_goods(two_holders):
+    api = two_holders
+    api.post(place("FRIPOA000001", "L1", 100, mrns.placement_mrn(1)), "BrokerMSP")
+    api.post(place("FRIPOB000001", "L1", 100, mrns.placement_mrn(2)), "BrokerMSP")
+    x = mrns.exit_mrn(7)
+    api.post(body("ExitGoods", "exit-a", authorisation_id="FRIPOA000001", lot_id="L1", quantity=30,
+                  procedure="4051", mrn=x), "BrokerMSP")
+    r = api.post(body("ExitGoods", "exit-b", authorisation_id="FRIPOB000001", lot_id="L1", quantity=30,
+                      procedure="4051", mrn=x), "BrokerMSP", status=409)
+    assert r["type"] == PROBLEMS + "duplicate-declaration"
+
+
+def test_a_5151_transfer_between_two_holders_channels_is_compared(two_holders):
+    """A transfer from A to B: the exit on A's channel, the reception on B's — one declaration item, two sides, as on
+    one channel; a reception naming other goods than the exit is 409 transfer-mismatch."""
+    api = two_holders
+    api.post(place("FRIPOA000001", "L1", 100, mrns.placement_mrn(1)), "BrokerMSP")
+    t = mrns.exit_mrn(8)
+    api.post(body("ExitGoods", "tr-a", authorisation_id="FRIPOA000001", lot_id="L1", quantity=20,
+                  procedure="5151", mrn=t), "BrokerMSP")
+    r = api.post(place("FRIPOB000001", "LT", 500, t, procedure="5151", event_id="tr-b"), "BrokerMSP", status=409)
+    assert r["type"] == PROBLEMS + "transfer-mismatch" and r["differ"] == ["quantity"]
+    assert api.post(place("FRIPOB000001", "LT", 20, t, procedure="5151", event_id="tr-b2"),
+                    "BrokerMSP")["channel"] == B
+    r = api.post(body("ExitGoods", "tr-a-again", authorisation_id="FRIPOA000001", lot_id="L1", quantity=20,
+                      procedure="3151", mrn=t), "BrokerMSP", status=409)   # the item is taken on both channels
+    assert r["type"] == PROBLEMS + "duplicate-declaration"
+
+
+def test_an_item_of_a_holder_the_sender_does_not_stand_for_is_not_looked_at(two_holders, api):
+    """The look at the other channels is as the sender may read them: A's own gateway key (OperatorMSP) reading B's
+    channel finds nothing of B's (GetDeclaration shows the items of authorisations it stands for) — it is neither
+    refused for B's item nor told of it."""
+    api.post(place("FRIPOB000001", "L1", 100, mrns.placement_mrn(3)), "BrokerMSP")
+    assert api.post(place("FRIPOA000001", "L9", 10, mrns.placement_mrn(3)), "OperatorMSP")["channel"] == A
