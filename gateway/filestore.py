@@ -102,7 +102,7 @@ class JsonFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
             os.chmod(self.path.parent, DIR_MODE)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, MODE)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, MODE)   # never created through a link
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             data = self.read()

@@ -13,6 +13,7 @@ ports; it knows nothing of Fabric's own file formats.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,16 @@ def domain_ok(value: object) -> bool:
 
 
 def host_ok(value: object) -> bool:
-    """A node's host as the consortium takes it: a DNS name or an IPv4 address."""
-    return isinstance(value, str) and _HOST.fullmatch(value) is not None
+    """A node's host as the consortium takes it: a DNS name or an IPv4 address of one host — not ``0.0.0.0`` (a
+    node listens on its host: bound there, every listener of it would take every interface, and it would go into
+    certificates and endpoints others dial), nor a broadcast or multicast address."""
+    if not (isinstance(value, str) and _HOST.fullmatch(value) is not None):
+        return False
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        return True   # a name
+    return not (address.is_unspecified or address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"))
 # fullmatch, never `$` (which matches before a final newline)
 _NAME = re.compile(r"[a-z][a-z0-9-]*")
 _DURATION = re.compile(r"[0-9]+(ms|s|m)")   # matched whole (fullmatch): "250ms\n" is not one
@@ -466,7 +475,8 @@ def _node(kind: str, spec: Any, org: Org, default_host: str, next_port) -> Node:
     host = spec.get("host", default_host)
     if not host_ok(host):
         raise ConsortiumError(f"{org.msp_id} {spec['name']}: host {str(host)[:80]!r} must be a DNS name or an "
-                              "IPv4 address (letters, digits, '-' and '.')")
+                              "IPv4 address of one host (letters, digits, '-' and '.'; not 0.0.0.0: a node listens "
+                              "on its own address)")
     return Node(kind, spec["name"], org, host, port, netns, history)
 
 

@@ -17,6 +17,7 @@ import hashlib
 import importlib.metadata
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -68,21 +69,34 @@ class ChaincodeSpec:
 # ----------------------------------------------------------------------------- packaging
 
 def pinned_requirements(requirements: Path) -> list[str]:
-    """The chaincode's runtime requirements pinned to the versions installed here."""
-    pins = []
-    for line in requirements.read_text().splitlines():
-        name = line.split("#")[0].strip()
-        if not name:
+    """The runtime requirements named in ``requirements`` and every requirement of theirs (their markers as this
+    Python reads them, extras left out), each pinned to the version installed here: what is shipped is what was
+    tested, the same wherever and whenever it is packaged — not an indirect dependency in whatever version the
+    index offers that day (two organisations packaging the contract a month apart would run different code)."""
+    from packaging.requirements import Requirement   # noqa: PLC0415
+    names = [line.split("#")[0].strip() for line in requirements.read_text().splitlines()]
+    pins: dict[str, str] = {}
+    todo = [name for name in names if name]
+    while todo:
+        name = todo.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in pins:
             continue
         try:
-            pins.append(f"{name}=={importlib.metadata.version(name)}")
+            dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError as e:
-            raise ChaincodeError(f"chaincode requirement {name!r} is not installed here") from e
-    return pins
+            raise ChaincodeError(f"requirement {name!r} is not installed here") from e
+        pins[key] = f"{dist.metadata['Name']}=={dist.version}"
+        for text in dist.requires or ():
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return [pins[key] for key in sorted(pins)]
 
 
 def download_wheels(pins: list[str], cache_root: Path, log=print) -> list[Path]:
-    """Wheels for ``pins`` and their dependencies (binary only), cached per pin set."""
+    """Wheels for ``pins`` — every requirement, each pinned (:func:`pinned_requirements`): nothing else is
+    resolved — binary only, cached per pin set."""
     key = hashlib.sha256("\n".join(sorted(pins)).encode()).hexdigest()[:16]
     dest = cache_root / key
     done = dest / ".complete"
@@ -91,7 +105,7 @@ def download_wheels(pins: list[str], cache_root: Path, log=print) -> list[Path]:
         dest.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-             "--only-binary=:all:", "--dest", str(dest), *pins],
+             "--only-binary=:all:", "--no-deps", "--dest", str(dest), *pins],
             capture_output=True, text=True)
         if proc.returncode != 0:
             raise ChaincodeError(f"pip download failed:\n{proc.stderr[-3000:]}")

@@ -58,6 +58,20 @@ def container_file(state_dir: Path, org: str) -> Path:
     return _dir(state_dir, org) / "gateway.container"
 
 
+def _write_record(path: Path, line: str) -> None:
+    """The gateway's process record (pid or container file) in its gateway directory — which the gateway (a
+    container of the organisation's, with that directory read-write) can write too: never through a link it put
+    there (this command may run as another user, root), which is replaced."""
+    files.write_atomically(path, (line + "\n").encode(), mode=0o600)
+
+
+def _read_record(path: Path) -> str:
+    """A process record, not read through a link (OSError: as if there were none)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd) as f:
+        return f.read()
+
+
 def _containers(state_dir: Path):
     """(network, its Docker runtime) when this state directory runs as containers
     (``--runtime docker``: the gateway is a container too), else None."""
@@ -73,12 +87,12 @@ def running(state_dir: Path, org: str) -> tuple[int | str, str] | None:
         net, rt = docker
         cid = rt.gateway_running(net.consortium.org(org))
         try:
-            url = container_file(state_dir, org).read_text().split()[1]
+            url = _read_record(container_file(state_dir, org)).split()[1]
         except (OSError, IndexError):
             return None
         return (cid, url) if cid else None
     try:
-        pid_s, url, *started = pid_file(state_dir, org).read_text().split()
+        pid_s, url, *started = _read_record(pid_file(state_dir, org)).split()
         pid = int(pid_s)
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
@@ -176,7 +190,7 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=serve_environment(os.environ))
     started = _start_time(proc.pid)
-    pid_file(state_dir, org).write_text(f"{proc.pid} {url}" + (f" {started}" if started else "") + "\n")
+    _write_record(pid_file(state_dir, org), f"{proc.pid} {url}" + (f" {started}" if started else ""))
     deadline = time.monotonic() + timeout
     while not (healthy(url, tls.cert_file, org=org) and proc.poll() is None):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -207,7 +221,7 @@ def _start_container(state_dir: Path, docker, org: str, bind: str, workers: int,
     own = net.consortium.org(org)
     running_url = _container_url(rt, own)
     if running_url is not None:   # started by hand or by compose: it is that one
-        container_file(state_dir, org).write_text(f"{rt.gateway_running(own)} {running_url}\n")
+        _write_record(container_file(state_dir, org), f"{rt.gateway_running(own)} {running_url}")
         log(f"  {org}'s gateway already running (container {rt.gateway_running(own)}) at {running_url}")
         return running_url
     try:
@@ -215,7 +229,7 @@ def _start_container(state_dir: Path, docker, org: str, bind: str, workers: int,
                                tls.files())
     except RuntimeError as exc:
         raise DaemonError(f"{org}'s gateway container did not start: {exc}") from None
-    container_file(state_dir, org).write_text(f"{cid} {url}\n")
+    _write_record(container_file(state_dir, org), f"{cid} {url}")
     deadline = time.monotonic() + timeout
     while not healthy(url, tls.cert_file, org=org):
         if rt.gateway_running(own) is None or time.monotonic() > deadline:

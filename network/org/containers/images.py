@@ -48,17 +48,24 @@ from ipledger.network.org import binaries
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILES = Path(__file__).resolve().parent / "dockerfiles"
-NAMESPACE = "ipledger"
+# Images are named under a registry host that never resolves (RFC 2606 ".invalid"): no engine, compose or Kubernetes
+# pulls an image of this name from anywhere — under a plain "ipledger/…" a missing tag resolves to Docker Hub,
+# where anyone may hold that namespace and the organisation's keys would be mounted into its image.
+NAMESPACE = "ipledger.invalid"
+LEGACY_NAMESPACE = "ipledger"    # the images' name before: adopted when built here with the same inputs
 LABEL = "org.ipledger"           # label prefix on every image built here
 BASE_SUITE = "bookworm"
 BASE_VARIANT = "minbase"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-# What is removed from the debootstrapped tree before it is imported (part of the base's hash).
+# What is removed from the debootstrapped tree before it is imported (part of the base's hash): caches and docs,
+# and what debootstrap copies of the build host — its mirror's URL (credentials it may carry) in apt's sources,
+# its host name and resolver (the engine gives every container its own).
 BASE_CLEANUP = (
     "var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*",
     "usr/share/doc/*", "usr/share/man/*", "usr/share/info/*", "var/log/*.log",
     "var/log/apt/*", "tmp/*",
+    "etc/apt/sources.list", "etc/apt/sources.list.d/*", "etc/hostname", "etc/resolv.conf",
 )
 # ``docker import --change`` instructions of the base image (part of its hash).
 BASE_CHANGES = (
@@ -516,12 +523,32 @@ def client():
 
 
 def tag_exists(c, tag: str) -> bool:
+    """Whether the engine holds ``tag`` built (or imported) here: an image pulled from a registry (it has
+    ``RepoDigests``) is not taken for one — the build replaces the tag."""
     import docker.errors  # noqa: PLC0415
     try:
-        c.images.get(tag)
-        return True
+        image = c.images.get(tag)
     except docker.errors.ImageNotFound:
         return False
+    return not image.attrs.get("RepoDigests")
+
+
+def adopt_legacy(c, tag: str) -> bool:
+    """The image of ``tag`` built here under its former name (:data:`LEGACY_NAMESPACE`, the same inputs hash),
+    tagged with its current name: no rebuild for a rename. False when there is none."""
+    repo, version = tag.rsplit(":", 1)
+    if not repo.startswith(f"{NAMESPACE}/"):
+        return False
+    legacy = f"{LEGACY_NAMESPACE}/{repo[len(NAMESPACE) + 1:]}:{version}"
+    if not tag_exists(c, legacy):
+        return False
+    c.images.get(legacy).tag(repo, version)
+    return tag_exists(c, tag)
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` as it may be shown: a user and password in it replaced by ``***``."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1***@", url, flags=re.IGNORECASE)
 
 
 def build_rootfs(step: Step, c, log=print, mirror: str | None = None) -> None:
@@ -540,7 +567,7 @@ def build_rootfs(step: Step, c, log=print, mirror: str | None = None) -> None:
         # --force-check-gpg: without Debian's keyring debootstrap would go on with an unverified archive
         cmd = [debootstrap, "--force-check-gpg", f"--variant={BASE_VARIANT}", f"--include={','.join(BASE_PACKAGES)}",
                f"--cache-dir={debs}", BASE_SUITE, str(root), mirror]
-        log(f"      debootstrap {BASE_SUITE} from {mirror} (.debs cached in {debs})")
+        log(f"      debootstrap {BASE_SUITE} from {_without_credentials(mirror)} (.debs cached in {debs})")
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise ImageError(f"debootstrap failed (exit {proc.returncode}):\n"
@@ -616,7 +643,7 @@ def build_all(*, only: Iterable[str] = (), force: Iterable[str] = (), specs: lis
     c = c or client()
     started = time.monotonic()
     specs = specs if specs is not None else default_specs(log=log)
-    steps = plan(specs, lambda t: tag_exists(c, t), force)
+    steps = plan(specs, lambda t: tag_exists(c, t) or adopt_legacy(c, t), force)
     wanted = _with_parents(steps, set(only)) if only else {s.spec.name for s in steps}
     results = []
     total = len([s for s in steps if s.spec.name in wanted])
@@ -650,8 +677,8 @@ def superseded(present: Iterable[str], current: Iterable[str]) -> list[str]:
     """Tags of ipledger images in the engine that the current plan no longer names (older input
     hashes), ``latest`` aliases excepted."""
     keep = set(current)
-    return sorted(t for t in present if t.startswith(f"{NAMESPACE}/") and t not in keep
-                  and not t.endswith(":latest"))
+    return sorted(t for t in present if t.startswith((f"{NAMESPACE}/", f"{LEGACY_NAMESPACE}/")) and t not in keep
+                  and not (t.startswith(f"{NAMESPACE}/") and t.endswith(":latest")))
 
 
 def prune(c=None, specs: list[ImageSpec] | None = None, log=print) -> list[str]:

@@ -29,7 +29,7 @@ def test_a_tag_is_stable_and_names_repository_version_and_hash():
     specs = [base(), spec("peer", inputs=[Input("a", data=b"x")], version="3.1.5")]
     one, two = images.plan(specs), images.plan(specs)
     assert [s.tag for s in one] == [s.tag for s in two]
-    assert one[1].tag.startswith("ipledger/peer:3.1.5-") and len(one[1].tag.split("-")[-1]) == 12
+    assert one[1].tag.startswith("ipledger.invalid/peer:3.1.5-") and len(one[1].tag.split("-")[-1]) == 12
     assert one[1].tag.endswith(one[1].digest[:12])
 
 
@@ -99,7 +99,7 @@ def test_existing_tags_are_cached_and_forced_ones_are_not():
     assert [s.action for s in steps] == ["cached"] * 3
     steps = images.plan(specs, exists=lambda t: t in tags, force=["base"])
     assert [s.action for s in steps] == ["build", "cached", "cached"]
-    gone = {t for t in tags if not t.startswith("ipledger/peer:")}
+    gone = {t for t in tags if not t.startswith("ipledger.invalid/peer:")}
     assert [s.action for s in images.plan(specs, exists=lambda t: t in gone)] == ["cached", "build", "cached"]
     with pytest.raises(ImageError, match="no image named nope"):
         images.plan(specs, force=["nope"])
@@ -224,15 +224,15 @@ def test_dynamic_fabric_binaries_go_on_the_base_static_ones_on_scratch(fake_mate
     static = {s.spec.name: s for s in images.plan(_specs(fake_material, static=True))}
     assert _from(static["orderer"].dockerfile) == "FROM scratch"
     assert static["orderer"].tag != dyn["orderer"].tag
-    assert _from(static["peer"].dockerfile).startswith("FROM ipledger/base:")  # its builder needs Python
+    assert _from(static["peer"].dockerfile).startswith("FROM ipledger.invalid/base:")  # its builder needs Python
 
 
 def test_the_tags_carry_the_fabric_and_project_versions(fake_material):
     tags = {s.spec.name: s.tag for s in images.plan(_specs(fake_material))}
-    assert tags["peer"].startswith(f"ipledger/peer:{binaries.VERSION}-")
-    assert tags["orderer"].startswith(f"ipledger/orderer:{binaries.VERSION}-")
-    assert tags["base"].startswith("ipledger/base:bookworm-")
-    assert tags["gateway"].startswith(f"ipledger/gateway:{images.project_version()}-")
+    assert tags["peer"].startswith(f"ipledger.invalid/peer:{binaries.VERSION}-")
+    assert tags["orderer"].startswith(f"ipledger.invalid/orderer:{binaries.VERSION}-")
+    assert tags["base"].startswith("ipledger.invalid/base:bookworm-")
+    assert tags["gateway"].startswith(f"ipledger.invalid/gateway:{images.project_version()}-")
 
 
 def test_a_new_peer_binary_rebuilds_the_peer_only(fake_material):
@@ -349,7 +349,9 @@ def test_build_all_builds_what_is_missing_and_reports_it(monkeypatch, fake_mater
 
 
 def test_prune_keeps_the_current_tags_and_latest_only():
-    present = ["ipledger/peer:3.1.5-aaaaaaaaaaaa", "ipledger/peer:3.1.5-bbbbbbbbbbbb", "ipledger/peer:latest",
-               "other/thing:1", "ipledger/base:bookworm-cccccccccccc"]
-    current = ["ipledger/peer:3.1.5-bbbbbbbbbbbb", "ipledger/base:bookworm-cccccccccccc"]
-    assert images.superseded(present, current) == ["ipledger/peer:3.1.5-aaaaaaaaaaaa"]
+    present = ["ipledger.invalid/peer:3.1.5-aaaaaaaaaaaa", "ipledger.invalid/peer:3.1.5-bbbbbbbbbbbb",
+               "ipledger.invalid/peer:latest", "other/thing:1", "ipledger.invalid/base:bookworm-cccccccccccc",
+               "ipledger/peer:3.1.5-bbbbbbbbbbbb", "ipledger/peer:latest"]   # the former name's: all go
+    current = ["ipledger.invalid/peer:3.1.5-bbbbbbbbbbbb", "ipledger.invalid/base:bookworm-cccccccccccc"]
+    assert images.superseded(present, current) == ["ipledger.invalid/peer:3.1.5-aaaaaaaaaaaa",
+                                                   "ipledger/peer:3.1.5-bbbbbbbbbbbb", "ipledger/peer:latest"]
