@@ -28,9 +28,11 @@ directory through a bind mount use at the same time.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -59,6 +61,27 @@ class MissingFileError(CorruptFileError):
         self.path = path
 
 
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path``, a regular file, never through a link (a document is written in its place, never
+    through one: a link planted there — the gateway's directory is a container's mount — names another file, which
+    would be read and written back here) nor from a FIFO: CorruptFileError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CorruptFileError(path, "a symbolic link, not the file itself") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CorruptFileError(path, "not a regular file")
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            return f.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 class JsonFile:
     """One JSON document on disk (see the module's docstring for the guarantees).
 
@@ -76,7 +99,7 @@ class JsonFile:
     def read(self) -> Any:
         """The document (no lock: see above); ``empty()`` when there is no file."""
         try:
-            raw = self.path.read_bytes()
+            raw = _read_regular(self.path)
         except FileNotFoundError:
             if self._kept and self._written_before():
                 raise MissingFileError(self.path, self.lock_path) from None

@@ -271,7 +271,8 @@ class LedgerService:
         (``GetDeclaration``: the items of authorisations it stands for), and refuses what one channel would —
         409 ``duplicate-declaration``, or ``transfer-mismatch`` when the other side of a transfer names other goods
         (the fields it can compare before the contract reads the goods). A gateway of one channel cannot see the
-        others (docs/deployment.md, "Several holders")."""
+        others (docs/deployment.md, "Several holders"); another channel failing (5xx) fails the event, as for a
+        grant: the check is not skipped."""
         mrn, item_no = parsed.event.get("mrn"), parsed.event.get("item_no", 1)
         if len(self.config.all_channels) == 1 or not isinstance(mrn, str) or type(item_no) is not int:
             return   # one channel: the contract checks; a malformed item: the contract refuses it
@@ -294,8 +295,8 @@ class LedgerService:
                     raise Problem(409, "duplicate-declaration", f"declaration {mrn} item {item_no} is already used "
                                   f"on another holder's channel", extra={"mrn": mrn, "item_no": item_no,
                                                                          "channels": [channel]})
-                differ = [f for f in ("cn", "unit", "quantity")
-                          if f in parsed.event and parsed.event[f] != item.get(f)]
+                differ = [f for f in ("cn", "unit", "quantity")   # a field an older contract did not store: its own
+                          if f in parsed.event and f in item and parsed.event[f] != item[f]]
                 if differ:
                     raise Problem(409, "transfer-mismatch", f"declaration {mrn} item {item_no}: the other side of the "
                                   f"transfer, on another holder's channel, names other goods ({', '.join(differ)} "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import socket
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,11 +51,13 @@ def host_ok(value: object) -> bool:
     certificates and endpoints others dial), nor a broadcast or multicast address."""
     if not (isinstance(value, str) and _HOST.fullmatch(value) is not None):
         return False
-    try:
-        address = ipaddress.IPv4Address(value)
-    except ValueError:
+    try:   # an address in any spelling the C library reads as one ("0", "0.0", "00.0.0.0", "0x0"): the dotted quad
+        packed = socket.inet_aton(value)
+    except OSError:
         return True   # a name
-    return not (address.is_unspecified or address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"))
+    address = ipaddress.IPv4Address(packed)
+    return str(address) == value and not (address.is_unspecified or address.is_multicast
+                                          or address == ipaddress.IPv4Address("255.255.255.255"))
 # fullmatch, never `$` (which matches before a final newline)
 _NAME = re.compile(r"[a-z][a-z0-9-]*")
 _DURATION = re.compile(r"[0-9]+(ms|s|m)")   # matched whole (fullmatch): "250ms\n" is not one

@@ -71,8 +71,9 @@ class ChaincodeSpec:
 def pinned_requirements(requirements: Path) -> list[str]:
     """The runtime requirements named in ``requirements`` and every requirement of theirs (their markers as this
     Python reads them, extras left out), each pinned to the version installed here: what is shipped is what was
-    tested, the same wherever and whenever it is packaged — not an indirect dependency in whatever version the
-    index offers that day (two organisations packaging the contract a month apart would run different code)."""
+    tested, the same versions wherever and whenever it is packaged — not an indirect dependency in whatever
+    version the index offers that day (two organisations packaging the contract a month apart would run
+    different code)."""
     from packaging.requirements import Requirement   # noqa: PLC0415
     names = [line.split("#")[0].strip() for line in requirements.read_text().splitlines()]
     pins: dict[str, str] = {}

@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import signal
+import stat
 import ssl
 import subprocess
 import sys
@@ -66,10 +67,15 @@ def _write_record(path: Path, line: str) -> None:
 
 
 def _read_record(path: Path) -> str:
-    """A process record, not read through a link (OSError: as if there were none)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd) as f:
-        return f.read()
+    """A process record: a small regular file, never read through a link nor from a FIFO (which would block) —
+    OSError for those, ValueError for bytes that are not text: as if there were none."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return os.read(fd, 4096).decode("ascii")
+    finally:
+        os.close(fd)
 
 
 def _containers(state_dir: Path):
@@ -88,7 +94,7 @@ def running(state_dir: Path, org: str) -> tuple[int | str, str] | None:
         cid = rt.gateway_running(net.consortium.org(org))
         try:
             url = _read_record(container_file(state_dir, org)).split()[1]
-        except (OSError, IndexError):
+        except (OSError, ValueError, IndexError):
             return None
         return (cid, url) if cid else None
     try:

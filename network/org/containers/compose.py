@@ -37,7 +37,7 @@ def service_entry(svc: Service) -> dict:
         volumes.append(entry)
     out = {"image": svc.image, "container_name": svc.name, "command": list(svc.command),
            "network_mode": svc.network_mode, "labels": svc.labels, "volumes": volumes,
-           "restart": "unless-stopped", "cap_drop": list(services.CAP_DROP),
+           "restart": "unless-stopped", "pull_policy": "never", "cap_drop": list(services.CAP_DROP),
            "security_opt": list(services.SECURITY_OPT)}
     if svc.cap_add:
         out["cap_add"] = list(svc.cap_add)

@@ -523,19 +523,24 @@ def client():
 
 
 def tag_exists(c, tag: str) -> bool:
-    """Whether the engine holds ``tag`` built (or imported) here: an image pulled from a registry (it has
-    ``RepoDigests``) is not taken for one — the build replaces the tag."""
+    """Whether the engine holds ``tag`` as built here: an image whose label says it was made from the inputs the
+    tag's hash names (``org.ipledger.inputs``, which every build and import here sets). Any other image of that
+    name — one from a registry — is not taken for it: the build replaces the tag. (Digests say nothing either
+    way: the containerd image store gives one to every image, an image pushed to the organisation's registry
+    has one.)"""
     import docker.errors  # noqa: PLC0415
     try:
         image = c.images.get(tag)
     except docker.errors.ImageNotFound:
         return False
-    return not image.attrs.get("RepoDigests")
+    inputs = ((image.attrs.get("Config") or {}).get("Labels") or {}).get(f"{LABEL}.inputs") or ""
+    return bool(inputs) and tag.rsplit("-", 1)[-1] == inputs[:12]
 
 
 def adopt_legacy(c, tag: str) -> bool:
     """The image of ``tag`` built here under its former name (:data:`LEGACY_NAMESPACE`, the same inputs hash),
-    tagged with its current name: no rebuild for a rename. False when there is none."""
+    tagged with its current name: no rebuild for a rename. Only the base can be: the others' hashes cover their
+    ``FROM``, which names the base by its current name. False when there is none."""
     repo, version = tag.rsplit(":", 1)
     if not repo.startswith(f"{NAMESPACE}/"):
         return False
@@ -677,8 +682,10 @@ def superseded(present: Iterable[str], current: Iterable[str]) -> list[str]:
     """Tags of ipledger images in the engine that the current plan no longer names (older input
     hashes), ``latest`` aliases excepted."""
     keep = set(current)
-    return sorted(t for t in present if t.startswith((f"{NAMESPACE}/", f"{LEGACY_NAMESPACE}/")) and t not in keep
-                  and not (t.startswith(f"{NAMESPACE}/") and t.endswith(":latest")))
+    # the former name's images are left alone: a compose file written before names them, and once they are gone
+    # it would pull that name from Docker Hub (remove them with 'docker rmi' once its compose files are written again)
+    return sorted(t for t in present if t.startswith(f"{NAMESPACE}/") and t not in keep
+                  and not t.endswith(":latest"))
 
 
 def prune(c=None, specs: list[ImageSpec] | None = None, log=print) -> list[str]:

@@ -123,8 +123,8 @@ class DockerRuntime:
 
     def _start(self, svc: Service, **extra):
         """Create ``svc``'s container from the engine's own image and start it. Never from a registry: the
-        SDK's ``containers.run`` pulls an image it does not find (a name under ipledger/ on Docker Hub, with
-        the organisation's keys then mounted into it), so a missing image is an error here. A container that
+        SDK's ``containers.run`` pulls an image it does not find (from a registry, with the organisation's keys then
+        mounted into it; images.NAMESPACE never resolves), so a missing image is an error here. A container that
         does not start is removed."""
         import docker.errors  # noqa: PLC0415
         try:

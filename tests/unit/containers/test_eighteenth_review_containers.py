@@ -64,16 +64,28 @@ class _Images:
                                tag=lambda repo, version: held.__setitem__(f"{repo}:{version}", dict(held[name])))
 
 
-def test_an_image_pulled_from_a_registry_is_not_taken_for_one_built_here():
+def _built(inputs: str, digests=()) -> dict:
+    return {"RepoDigests": list(digests), "Config": {"Labels": {"org.ipledger.inputs": inputs}}}
+
+
+def test_only_an_image_made_from_the_inputs_its_tag_names_is_taken_for_one_built_here():
+    """An image of the tag that does not say it was made from the inputs the tag's hash names (one from a
+    registry) is not taken: it is built again. Digests say nothing: the containerd image store gives every image
+    one, and so does a push to the organisation's registry."""
     held = {"ipledger.invalid/ccaas:0.1.0-aaaaaaaaaaaa": {"RepoDigests": ["ipledger.invalid/ccaas@sha256:" + "0" * 64]},
-            "ipledger.invalid/peer:3.1.5-bbbbbbbbbbbb": {"RepoDigests": []}}
+            "ipledger.invalid/gateway:0.1.0-ffffffffffff": _built("0" * 64),
+            "ipledger.invalid/peer:3.1.5-bbbbbbbbbbbb": _built("bbbbbbbbbbbb" + "0" * 52),
+            "ipledger.invalid/orderer:3.1.5-cccccccccccc": _built("cccccccccccc" + "0" * 52,
+                                                                  ["ipledger.invalid/orderer@sha256:" + "2" * 64])}
     c = SimpleNamespace(images=_Images(held))
     assert images.tag_exists(c, "ipledger.invalid/ccaas:0.1.0-aaaaaaaaaaaa") is False
+    assert images.tag_exists(c, "ipledger.invalid/gateway:0.1.0-ffffffffffff") is False
     assert images.tag_exists(c, "ipledger.invalid/peer:3.1.5-bbbbbbbbbbbb") is True
+    assert images.tag_exists(c, "ipledger.invalid/orderer:3.1.5-cccccccccccc") is True
 
 
 def test_an_image_built_here_under_the_former_name_is_adopted_not_rebuilt():
-    held = {"ipledger/base:bookworm-cccccccccccc": {"RepoDigests": []},
+    held = {"ipledger/base:bookworm-cccccccccccc": _built("cccccccccccc" + "0" * 52),
             "ipledger/peer:3.1.5-dddddddddddd": {"RepoDigests": ["ipledger/peer@sha256:" + "1" * 64]}}   # pulled
     c = SimpleNamespace(images=_Images(held))
     assert images.adopt_legacy(c, "ipledger.invalid/base:bookworm-cccccccccccc") is True
@@ -141,8 +153,9 @@ def test_the_base_image_carries_no_mirror_credentials_nor_the_build_hosts_identi
     def import_image(src, **_):
         with tarfile.open(src) as t:
             imported.update({m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()})
+    steps = images.plan([images.ImageSpec("base", images.base_recipe(), kind="rootfs", version="bookworm")])
     c = SimpleNamespace(api=SimpleNamespace(import_image=import_image),
-                        images=SimpleNamespace(get=lambda tag: SimpleNamespace(attrs={"RepoDigests": []})))
+                        images=SimpleNamespace(get=lambda tag: SimpleNamespace(attrs=_built(steps[0].digest))))
     monkeypatch.setattr(images.os, "geteuid", lambda: 0)
     monkeypatch.setattr(images.shutil, "which", lambda name: "/usr/sbin/debootstrap")
     monkeypatch.setattr(images.subprocess, "run", fake_run)
@@ -180,3 +193,50 @@ def test_every_requirement_shipped_is_pinned_indirect_ones_too(monkeypatch, tmp_
     package.download_wheels(pins, tmp_path)
     [cmd] = ran
     assert "--no-deps" in cmd and set(pins) <= set(cmd)
+
+
+def test_a_fifo_or_undecodable_record_is_as_if_there_were_none(tmp_path):
+    """The gateway container can make a FIFO of its record (reading it would block the CLI for good) or fill it
+    with bytes that are not text: read as no record, never hanging, never a traceback."""
+    import os
+    from ipledger.network.cli import gateway_daemon as daemon
+    fifo = tmp_path / "gateway.container"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError):
+        daemon._read_record(fifo)
+    junk = tmp_path / "gateway.pid"
+    junk.write_bytes(b"\xff\xfe 1234")
+    with pytest.raises(ValueError):
+        daemon._read_record(junk)
+
+
+def test_credentials_json_is_never_read_through_a_link(tmp_path):
+    """`gateway start` keeps the clerk key in the gateway's directory (a container's mount): a link planted as
+    credentials.json must not make it read a host file (a registry's credentials) and copy it in."""
+    import json
+    from ipledger.gateway.filestore import CorruptFileError
+    from ipledger.network.cli import gateway_daemon as daemon
+    state, org = tmp_path / "state", "OperatorMSP"
+    secret = tmp_path / "host-only" / "config.json"
+    secret.parent.mkdir()
+    secret.write_text(json.dumps({"auths": {"registry.example.org": {"auth": "dXNlcjpzM2NyM3Q="}}}))
+    planted = daemon.credentials_file(state, org)
+    planted.symlink_to(secret)
+    with pytest.raises(CorruptFileError, match="symbolic link"):
+        daemon.ensure_credentials(state, "http://127.0.0.1:8081", org)
+    assert planted.is_symlink() and json.loads(secret.read_text())["auths"]
+
+
+@pytest.mark.parametrize("host", ["0", "0.0", "00.0.0.0", "0.0.0.00", "0x0"])
+def test_every_spelling_of_an_address_but_the_dotted_quad_is_refused(host):
+    with pytest.raises(consortium.ConsortiumError, match="of one host"):
+        consortium.load(base_port=21000, host=host)
+
+
+def test_a_compose_service_is_never_pulled(net):
+    c, lay = net
+    tags = _tags()
+    svcs = compose.org_services(lay, c.org("OperatorMSP"), tags, chaincode_services=[], customs_msp="CustomsMSP",
+                                gateway_bind="127.0.0.1:8081")
+    doc = yaml.safe_load(compose.render(compose.document(svcs, tags["peer"]), "h"))
+    assert all(entry.get("pull_policy") == "never" for entry in doc["services"].values())

@@ -351,7 +351,6 @@ def test_build_all_builds_what_is_missing_and_reports_it(monkeypatch, fake_mater
 def test_prune_keeps_the_current_tags_and_latest_only():
     present = ["ipledger.invalid/peer:3.1.5-aaaaaaaaaaaa", "ipledger.invalid/peer:3.1.5-bbbbbbbbbbbb",
                "ipledger.invalid/peer:latest", "other/thing:1", "ipledger.invalid/base:bookworm-cccccccccccc",
-               "ipledger/peer:3.1.5-bbbbbbbbbbbb", "ipledger/peer:latest"]   # the former name's: all go
+               "ipledger/peer:3.1.5-bbbbbbbbbbbb", "ipledger/peer:latest"]   # the former name's: left alone
     current = ["ipledger.invalid/peer:3.1.5-bbbbbbbbbbbb", "ipledger.invalid/base:bookworm-cccccccccccc"]
-    assert images.superseded(present, current) == ["ipledger.invalid/peer:3.1.5-aaaaaaaaaaaa",
-                                                   "ipledger/peer:3.1.5-bbbbbbbbbbbb", "ipledger/peer:latest"]
+    assert images.superseded(present, current) == ["ipledger.invalid/peer:3.1.5-aaaaaaaaaaaa"]

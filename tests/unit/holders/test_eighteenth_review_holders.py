@@ -104,3 +104,22 @@ def test_an_item_of_a_holder_the_sender_does_not_stand_for_is_not_looked_at(two_
     refused for B's item nor told of it."""
     api.post(place("FRIPOB000001", "L1", 100, mrns.placement_mrn(3)), "BrokerMSP")
     assert api.post(place("FRIPOA000001", "L9", 10, mrns.placement_mrn(3)), "OperatorMSP")["channel"] == A
+
+
+def test_the_reception_of_an_exit_an_older_contract_recorded_without_its_goods_code_is_compared_on_the_rest(
+        two_holders, ledgers):
+    """An exit's declaration record written before records carried `cn` (the contract reads it from the goods):
+    the gateway compares what the record holds, and a reception of the same quantity is accepted, as the contract
+    accepts it."""
+    import json
+    api = two_holders
+    api.post(place("FRIPOA000001", "L1", 100, mrns.placement_mrn(1)), "BrokerMSP")
+    t = mrns.exit_mrn(8)
+    api.post(body("ExitGoods", "tr-a", authorisation_id="FRIPOA000001", lot_id="L1", quantity=20,
+                  procedure="5151", mrn=t), "BrokerMSP")
+    committed = ledgers.by_channel[A].scenario.ledger._committed
+    [key] = [k for k, v in committed.state.items() if t in k and b'"EXIT"' in v]
+    record = json.loads(committed.state[key])
+    del record["cn"]
+    committed.put(key, json.dumps(record).encode())
+    assert api.post(place("FRIPOB000001", "LT", 20, t, procedure="5151", event_id="tr-b"), "BrokerMSP")["channel"] == B
