@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -16,6 +17,12 @@ HOLDER, BROKER_EORI, OTHER_HOLDER = "FR12345678901234", "FR98765432109876", "FR5
 OTHER_HOLDER_MSP = "PlantBMSP"   # the other holder's organisation (registered by customs in the scenario)
 SITE1, SITE2 = "BOURGES-1", "BOURGES-2"
 USED, RETREADED, WASTE = "40122000", "40121200", "40040000"
+
+
+def names(html: str, ident: str) -> bool:
+    """Whether a page names ``ident`` (a lot, a batch): as a word of its own, not inside a random token of the page
+    (a CSRF token or a nonce — base64url — may hold "L9")."""
+    return re.search(rf"(?<![A-Za-z0-9_-]){re.escape(ident)}(?![A-Za-z0-9_-])", html) is not None
 
 
 def day(n: int) -> str:
