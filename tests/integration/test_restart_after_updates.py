@@ -55,9 +55,23 @@ def heights(state) -> dict[str, int | None]:
     return {n.id: net.peer_height(n) for n in net.consortium.peers}
 
 
+def settled_heights(state, timeout: float = 30.0) -> dict[str, int | None]:
+    """The peers' heights once every peer has committed the last block (one may still be committing the update
+    just submitted: its height then is one less for a moment)."""
+    import time
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        now = heights(state)
+        if (len(set(now.values())) == 1 and now == last) or time.monotonic() > deadline:
+            return now   # every peer at one height, the same a second ago
+        last = now
+        time.sleep(1.0)
+
+
 def restart(state, ipledger) -> None:
     """``network down`` then ``network up`` (what scripts/up does first); the ledger is as it was."""
-    before = heights(state)
+    before = settled_heights(state)
     rc, out, err = ipledger("network", "down")
     assert rc == 0, out + err
     rc, out, err = ipledger("network", "up")
