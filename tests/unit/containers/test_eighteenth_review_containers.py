@@ -14,18 +14,7 @@ import yaml
 docker = pytest.importorskip("docker")
 
 from ipledger.network import consortium  # noqa: E402
-from ipledger.network.layout import Layout  # noqa: E402
-from ipledger.network.org import generate  # noqa: E402
 from ipledger.network.org.containers import compose, images  # noqa: E402
-
-
-@pytest.fixture
-def net(tmp_path):
-    c, lay = consortium.load(base_port=21000), Layout(tmp_path / "state")
-    for org in c.all_orgs:
-        generate.init_org(c, lay, org, log=lambda *_: None)
-    generate.generate_nodes(c, lay)
-    return c, lay
 
 
 def _tags():

@@ -18,15 +18,6 @@ TAGS = {"peer": "ipledger/peer:t", "orderer": "ipledger/orderer:t", "ccaas": "ip
 CA_DIRS = ("ca", "tlsca", "admintlsca")
 
 
-@pytest.fixture
-def net(tmp_path):
-    c, lay = consortium.load(base_port=21000), Layout(tmp_path / "state")
-    for org in c.all_orgs:
-        generate.init_org(c, lay, org, log=lambda *_: None)
-    generate.generate_nodes(c, lay)
-    return c, lay
-
-
 def binds(svc):
     return [m for m in svc.mounts if not m.volume]
 
