@@ -251,16 +251,21 @@ class LedgerService:
                 return registered[0]
         raise self._channel_required(parsed.type, channels)
 
-    def _refuse_an_id_taken_elsewhere(self, org: str, auth_id: str, target: str) -> None:
+    def _elsewhere(self, org: str, target: str, function: str, arg: str):
+        """(channel, raw answer) of ``function(arg)`` as ``org`` on each channel served but ``target`` that answers
+        it; a refusal (not there, not the caller's to see) is skipped, a failure (5xx) raised: the check it serves
+        is not skipped."""
         for channel in self.config.all_channels:
             if channel == target:
                 continue
             try:
-                self._evaluate_on(channel, org, "GetAuthorisation", [_json_arg(auth_id)])
+                yield channel, self._evaluate_on(channel, org, function, [_json_arg(arg)])
             except Problem as p:
                 if p.status >= 500:
                     raise
-                continue
+
+    def _refuse_an_id_taken_elsewhere(self, org: str, auth_id: str, target: str) -> None:
+        for channel, _answer in self._elsewhere(org, target, "GetAuthorisation", auth_id):
             raise Problem(409, "already-exists", f"authorisation {auth_id} exists on another holder's channel",
                           extra={"channels": [channel]})
 
@@ -277,16 +282,8 @@ class LedgerService:
         if len(self.config.all_channels) == 1 or not isinstance(mrn, str) or type(item_no) is not int:
             return   # one channel: the contract checks; a malformed item: the contract refuses it
         side = "PLACEMENT" if parsed.type == "PlaceUnderProcedure" else "EXIT"
-        for channel in self.config.all_channels:
-            if channel == target:
-                continue
-            try:
-                found = _decode(self._evaluate_on(channel, org, "GetDeclaration", [_json_arg(mrn)]), "GetDeclaration")
-            except Problem as p:
-                if p.status >= 500:
-                    raise
-                continue   # not there, or not the caller's to see
-            for item in (found or {}).get("items", []):
+        for channel, answer in self._elsewhere(org, target, "GetDeclaration", mrn):
+            for item in (_decode(answer, "GetDeclaration") or {}).get("items", []):
                 if not isinstance(item, dict) or item.get("item_no") != item_no:
                     continue
                 transfer = (item.get("procedure") == parsed.event.get("procedure") == "5151"
