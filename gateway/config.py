@@ -217,5 +217,10 @@ def _saved_network(state_dir: Path) -> _SavedNetwork:
         raise ConfigError(f"{saved or 'the consortium file'}: {e}") from None
 
 
+def channels_of(state_dir: Path | str, org: str) -> tuple[str, ...]:
+    """The channels organisation ``org``'s gateway serves (those of the consortium it is on)."""
+    return tuple(_saved_network(Path(state_dir).resolve()).consortium.channels_of(org))
+
+
 def keys_file_of(state_dir: Path | str, org: str) -> Path:
     return gateway_dir_of(state_dir, org) / "api-keys.json"

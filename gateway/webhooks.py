@@ -2,10 +2,11 @@
 
 Subscriptions live in the organisation's own ``<state>/<org name>/gateway/webhooks.json`` (mode 0600:
 it holds the signing secrets), managed with ``ipledger gateway webhooks --gateway MSP add URL --org MSP
-[--secret S] [--types T,…]`` / ``list`` /
+[--secret S] [--types T,…] [--channels C,…] [--authorisations A,…]`` / ``list`` /
 ``remove ID`` / ``deliveries`` / ``resend``. A subscription receives the alerts its organisation may read (the
 contract decides, as for every query): a broker's subscription never hears of an authorisation the
-broker has no mandate for.
+broker has no mandate for. It may narrow them (:func:`wants`): to some alert types, to some of its gateway's
+channels (on customs' gateway, one holder's), to some authorisations.
 
 What is sent:
 
@@ -66,6 +67,8 @@ log = logging.getLogger("ipledger.gateway.webhooks")
 SIGNATURE_HEADER = "X-Ipledger-Signature"         # of the body alone: receivers written before the time was signed
 SIGNATURE_V2_HEADER = "X-Ipledger-Signature-V2"   # of "<timestamp>." + body
 TIMESTAMP_HEADER = "X-Ipledger-Timestamp"
+CHANNEL_NAME = re.compile(r"[a-z][a-z0-9.-]{0,248}")   # Fabric's channel names
+AUTHORISATION_ID = re.compile(r"[!-~]{1,128}")          # the contract's identifiers: printable ASCII, no space
 SIGNATURE_TOLERANCE_S = 300   # what `verify` accepts between the delivery's time and the receiver's clock
 ALERT_TYPES = ("DeadlineApproaching", "DeadlineOverdue", "BillOfDischargeDue", "BillOfDischargeLate",
                "YieldDeviation", "BalanceDiscrepancy", "CeilingNear", "LossRateHigh", "ExitUnconfirmed",
@@ -142,8 +145,11 @@ class Subscriptions:
         self._read()
 
     def add(self, url: str, org: str, secret: str | None = None, types: list[str] | None = None,
-            label: str = "") -> tuple[dict, str]:
-        """A new subscription: (its public record, its secret)."""
+            label: str = "", *, channels: list[str] | None = None,
+            authorisations: list[str] | None = None) -> tuple[dict, str]:
+        """A new subscription: (its public record, its secret). ``types``, ``channels``, ``authorisations``: the
+        alerts it wants, each list empty for all (:func:`wants`); whether the gateway serves those channels is the
+        caller's to check (the command line does)."""
         if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url or ""):
             raise WebhookError(f"not an http(s) URL: {url!r}")
         try:
@@ -158,12 +164,18 @@ class Subscriptions:
         unknown = sorted(set(types or ()) - set(ALERT_TYPES))
         if unknown:
             raise WebhookError(f"unknown alert type(s) {', '.join(unknown)}; types are: {', '.join(ALERT_TYPES)}")
+        for what, names, pattern in (("channel", channels, CHANNEL_NAME),
+                                     ("authorisation id", authorisations, AUTHORISATION_ID)):
+            bad = [name for name in names or () if not isinstance(name, str) or not pattern.fullmatch(name)]
+            if bad:
+                raise WebhookError(f"invalid {what} {str(bad[0])[:80]!r}")
         secret = secret or base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
         if len(secret) < 16:
             raise WebhookError("the secret must have at least 16 characters")
         with self._file.update() as data:
             sub_id = secrets.token_hex(6)
-            record = {"id": sub_id, "url": url, "org": org, "secret": secret, "types": sorted(types or []),
+            record = {"id": sub_id, "url": url, "org": org, "secret": secret, "types": sorted(set(types or [])),
+                      "channels": sorted(set(channels or [])), "authorisations": sorted(set(authorisations or [])),
                       "label": label, "created_at": now_text(), "removed_at": None}
             data["subscriptions"][sub_id] = record
         return public(record), secret
@@ -187,8 +199,13 @@ def public(record: dict) -> dict:
     return {k: v for k, v in record.items() if k != "secret"}
 
 
-def wants(sub: dict, alert_type: str | None) -> bool:
-    return not sub.get("types") or alert_type in sub["types"]
+def wants(sub: dict, alert_type: str | None, authorisation_id: str | None = None, channel: str | None = None) -> bool:
+    """Whether subscription ``sub`` asked for an alert of this type, authorisation and channel: each of its
+    lists (``types``, ``authorisations``, ``channels``; absent in subscriptions made before them) empty for
+    all. Whether its organisation may read the alert is asked apart, before sending."""
+    return all(not sub.get(field) or value in sub[field]
+               for field, value in (("types", alert_type), ("authorisations", authorisation_id),
+                                    ("channels", channel)))
 
 
 # ------------------------------------------------------------------------------------------ deliveries
@@ -353,8 +370,10 @@ class AlertRouter:
     """Turns alert changes into deliveries for every subscription that may see them."""
 
     def __init__(self, subscriptions: Subscriptions, deliveries: Deliveries, visibility: Visibility,
-                 service=None, store: FeedStore | None = None):
+                 service=None, store: FeedStore | None = None, channel: str | None = None):
         self.subscriptions = subscriptions
+        # the gateway's only channel: its feed items carry no channel name (those of a gateway of several do)
+        self.channel = channel
         self.deliveries = deliveries
         self.visibility = visibility
         self.service = service
@@ -371,6 +390,7 @@ class AlertRouter:
         if not alerts:
             return
         subs = self.subscriptions.active()
+        channel = item.get("channel") or self.channel
         entries = []
         for index, change in enumerate(alerts):
             alert = {k: change.get(k) for k in ("type", "authorisation_id", "subject", "details")}
@@ -379,7 +399,8 @@ class AlertRouter:
                     "tx_id": item["tx_id"], "block_number": item["block_number"], "recorded_at": item["recorded_at"],
                     # a gateway of several holders' channels: the transaction's (who may read is asked there)
                     **({"channel": item["channel"]} if item.get("channel") else {})}
-            entries.extend((sub, alert_id, body) for sub in subs if wants(sub, alert["type"]))
+            entries.extend((sub, alert_id, body) for sub in subs
+                           if wants(sub, alert["type"], alert["authorisation_id"], channel))
         self.deliveries.enqueue_many(entries, needs_check=True)
 
     def poll_time_alerts(self, as_of: str | None = None) -> int:
@@ -406,12 +427,15 @@ class AlertRouter:
                     on = {"channel": channel} if len(answers) > 1 else {}
                     current.update({f"{channel + '/' if on else ''}{a['type']}/{a['subject']}": {**a, **on}
                                     for a in data.get("alerts", []) if a.get("source") == "DERIVED"})
-                changes += self._diff(org, auth_id, current, org_subs)
+                # the channel of an alert's key (a remembered one too): its prefix when the id is on several
+                only = answers[0][0] if len(answers) == 1 else None
+                changes += self._diff(org, auth_id, current, org_subs,
+                                      channel_of=lambda key, only=only: only or key.split("/", 1)[0])
         if failed is not None:
             raise failed
         return changes
 
-    def _diff(self, org: str, auth_id: str, current: dict, subs: list[dict]) -> int:
+    def _diff(self, org: str, auth_id: str, current: dict, subs: list[dict], channel_of=lambda key: None) -> int:
         with self.store.connection() as db:
             rows = {r["alert_key"]: dict(r) for r in db.execute(
                 "SELECT * FROM time_alerts WHERE org = ? AND authorisation_id = ?", (org, auth_id)).fetchall()}
@@ -432,7 +456,7 @@ class AlertRouter:
             # the deliveries and the remembered state in one transaction: a poll that fails half-way leaves
             # neither, and the next poll finds the same change again (no second alert id for it)
             self.deliveries.enqueue_many(
-                [(sub, alert_id, body) for sub in subs if wants(sub, alert["type"])],
+                [(sub, alert_id, body) for sub in subs if wants(sub, alert["type"], auth_id, channel_of(key))],
                 also=lambda db, change=change, key=key, alert=alert, since=since:
                     self._remember(db, org, auth_id, change, key, alert, since))
         return len(events)

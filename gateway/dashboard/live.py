@@ -66,7 +66,8 @@ class Live:
         self.visibility = Visibility(service, ttl=config.visibility_ttl_s, store=store)
         self.subscriptions = subscriptions or Subscriptions(self.directory / "webhooks.json")
         self.deliveries = Deliveries(store)
-        self.router = AlertRouter(self.subscriptions, self.deliveries, self.visibility, service, store)
+        self.router = AlertRouter(self.subscriptions, self.deliveries, self.visibility, service, store,
+                                  channel=config.channel)
         kwargs = {"post": post} if post is not None else {}
         self.dispatcher = Dispatcher(self.subscriptions, self.deliveries, backoff_s=config.webhook_backoff_s,
                                      max_backoff_s=config.webhook_max_backoff_s,

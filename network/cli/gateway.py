@@ -97,6 +97,9 @@ def register(sub) -> None:
                                                       "IPLEDGER_WEBHOOK_SECRET: a command line is visible to other "
                                                       "users; default: a random one, printed once)")
     h_add.add_argument("--types", default="", help="comma-separated alert types (default: every type)")
+    h_add.add_argument("--channels", default="", help="comma-separated channels of this gateway (default: all; on "
+                                                      "customs' gateway a holder's channel is that holder's alerts)")
+    h_add.add_argument("--authorisations", default="", help="comma-separated authorisation ids (default: all)")
     h_add.add_argument("--label", default="")
     h_add.add_argument("--json", action="store_true")
     hs.add_parser("list", help="list subscriptions (never their secrets)").add_argument("--json", action="store_true")
@@ -360,7 +363,7 @@ def _import(args) -> int:
 
 
 def _webhooks(args) -> int:
-    from ipledger.gateway.config import keys_file_of
+    from ipledger.gateway.config import ConfigError, channels_of, keys_file_of
     from ipledger.gateway.filestore import CorruptFileError
     from ipledger.gateway.webhooks import Deliveries, Subscriptions, WebhookError
     directory = keys_file_of(args.state_dir, args.gateway).parent
@@ -372,8 +375,15 @@ def _webhooks(args) -> int:
                       file=sys.stderr)
                 return 2
             secret = args.secret or os.environ.get("IPLEDGER_WEBHOOK_SECRET") or None
-            types = [t.strip() for t in args.types.split(",") if t.strip()]
-            record, secret = subs.add(args.url, args.org, secret, types, args.label)
+            types, channels, authorisations = ([t.strip() for t in text.split(",") if t.strip()]
+                                               for text in (args.types, args.channels, args.authorisations))
+            served = channels_of(args.state_dir, args.gateway)
+            if set(channels) - set(served):
+                print(f"error: {args.gateway}'s gateway serves {', '.join(served)}, not "
+                      f"{', '.join(sorted(set(channels) - set(served)))}", file=sys.stderr)
+                return 2
+            record, secret = subs.add(args.url, args.org, secret, types, args.label, channels=channels,
+                                      authorisations=authorisations)
             if args.json:
                 print(json.dumps({**record, "secret": secret}))
             else:
@@ -387,8 +397,10 @@ def _webhooks(args) -> int:
                 print(json.dumps(rows, indent=2))
             else:
                 for r in rows:
+                    narrowed = "".join(f" {what}={','.join(r[what])}" for what in ("channels", "authorisations")
+                                       if r.get(what))
                     print(f"{r['id']:<14} {r['org']:<12} {'removed' if r['removed_at'] else 'active':<8} "
-                          f"{','.join(r['types']) or 'all types':<20} {r['url']}")
+                          f"{','.join(r['types']) or 'all types':<20} {r['url']}{narrowed}")
             return 0
         if args.hooks_cmd == "remove":
             if subs.remove(args.subscription_id):
@@ -419,7 +431,7 @@ def _webhooks(args) -> int:
                 print(f"{d['delivery_id']:>6} {d['subscription_id']:<14} {d['status']:<10} {d['attempts']:>5} "
                       f"{d['last_status'] or '-':>4} {d['alert_type'] or '':<20} {d['created_at']}")
         return 0
-    except (WebhookError, CorruptFileError, OSError) as exc:   # OSError (a full disk, a directory): names its file
+    except (WebhookError, CorruptFileError, ConfigError, OSError) as exc:   # OSError (a full disk …): names its file
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
