@@ -339,6 +339,7 @@ def amend(tx, event: dict) -> dict:
         raise InvalidEvent("the holder of an authorisation cannot change (grant a new one)",
                            holder_eori=auth["holder_eori"], given=event["holder_eori"])
     check_fields(event, before=auth)
+    _validity_forward_only(tx, auth, event)
     former = sorted(e["cn"] for e in auth["input_goods"])
     if event["discharge_period_days"] != auth["discharge_period_days"]:   # lots declared before keep the old one
         auth.setdefault("discharge_periods", []).append({"until": tx.recorded_at, "days": auth["discharge_period_days"]})
@@ -355,13 +356,29 @@ def amend(tx, event: dict) -> dict:
     return {"authorisation": _view(auth, tx.now)}
 
 
+def _validity_forward_only(tx, auth: dict, event: dict) -> None:
+    """InvalidEvent: an amendment changes the validity from its own time on (UCC art. 28: a decision takes effect
+    when it is notified), never behind the acts already recorded under it — a new end of validity after the
+    amendment's ledger time, and the start of a validity already begun not moved later. (Ending it now is a
+    revocation, or an end of validity today.)"""
+    (start, end), (new_start, new_end) = validity(auth), validity(event)
+    if event["valid_to"] != auth["valid_to"] and new_end <= tx.now:
+        raise InvalidEvent("an amendment cannot end the validity before its own time: the acts recorded under it "
+                           "were made in force", valid_to=event["valid_to"], ledger_time=tx.recorded_at)
+    if start <= tx.now and new_start > start:
+        raise InvalidEvent("the validity has begun: its start cannot move later (acts may have been recorded "
+                           "under it)", valid_from=auth["valid_from"], given=event["valid_from"])
+
+
 def suspend(tx, event: dict) -> dict:
-    """SuspendAuthorisation (UCC art. 28): blocks placement and processing, not discharge."""
+    """SuspendAuthorisation (UCC art. 28): blocks placement and processing, not discharge. Only an authorisation
+    ACTIVE at the ledger time: not one whose validity has ended (EXPIRED), whatever status customs last set."""
     auth = get(tx.state, event["authorisation_id"])
     time_rules.after_every_act(tx, auth)
-    if auth["status"] != ACTIVE:
-        raise InvalidState(f"only an ACTIVE authorisation can be suspended (it is {auth['status']})",
-                           authorisation_id=auth["authorisation_id"], status=auth["status"])
+    status = status_at(auth, tx.now)
+    if status != ACTIVE:
+        raise InvalidState(f"only an ACTIVE authorisation can be suspended (it is {status})",
+                           authorisation_id=auth["authorisation_id"], status=status)
     auth["status"] = SUSPENDED
     auth["suspended_until"] = event.get("until")
     auth["status_history"].append(_history(tx, SUSPENDED, event["reason"]))

@@ -48,6 +48,7 @@ class Tx:
         parameters are read first, with ``read_ahead`` (keys the transaction will read) in the same round
         trip to the peer."""
         customs = deployment.require_customs_msp(customs_msp)
+        roles.require_direct_call(stub)
         state = State(stub)
         state.prefetch([keys.params(), *read_ahead])
         return cls(stub=stub, state=state, now=stub.get_tx_timestamp().astimezone(timestamps.UTC),

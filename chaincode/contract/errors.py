@@ -41,8 +41,9 @@ class InvalidEvent(_Rule):
 
 
 class NotPermitted(_Rule):
-    """The caller's role may not perform this act — customs acts are customs', holder acts the holder's,
-    declarations the holder's or a representative's — or its identity is not a ``client`` (admins manage
+    """The caller may not use the contract this way: by another chaincode's call of it rather than a proposal
+    to it (roles.require_direct_call); or its role may not perform this act — customs acts are customs', holder
+    acts the holder's, declarations the holder's or a representative's — or its identity is not a ``client`` (admins manage
     identities, they do not use the contract), or it has no standing for this authorisation: a holder acts
     for the authorisations granted to one of its registered EORIs, a representative only for those whose
     ``broker_mandates`` name one of its EORIs (§2)."""

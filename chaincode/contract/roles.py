@@ -26,6 +26,9 @@ A party's own CA can never widen what customs registered.
 Reads follow the same standing: customs read everything; a holder its authorisations and their goods,
 commercial data included; a representative the authorisations it holds a mandate for, and only the hash
 of commercial data.
+
+Only a proposal **to the contract** is recorded or answered (:func:`require_direct_call`), never another
+chaincode's call of it.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from fabric_protos.peer import chaincode_pb2, proposal_pb2
 
 from ipledger.chaincode.contract import acts, identifiers, parties
 from ipledger.chaincode.contract.errors import EoriNotRegistered, NotPermitted, PartyWithdrawn, UnknownParty
@@ -102,6 +106,25 @@ def caller_of(stub) -> Caller:
 
 
 # -- rules ------------------------------------------------------------------------------------------------
+
+def require_direct_call(stub) -> None:
+    """NotPermitted when the contract runs for another chaincode's call (chaincode to chaincode) rather than for
+    a proposal to it: the signed proposal's input is then not this invocation's. Such a call sees the state as
+    it was before the transaction, not what the transaction's earlier calls wrote — two exits of one lot in one
+    transaction each find it whole, and the last write wins — and its chaincode event is dropped, so no feed or
+    webhook hears of it. (A chaincode that only passes on its own proposal unchanged runs the act once, as a
+    proposal would; putting such a chaincode on the channel takes customs and the holder, docs/admin.md.)"""
+    try:
+        signed = proposal_pb2.SignedProposal.FromString(stub.get_signed_proposal())
+        payload = proposal_pb2.ChaincodeProposalPayload.FromString(
+            proposal_pb2.Proposal.FromString(signed.proposal_bytes).payload)
+        spec = chaincode_pb2.ChaincodeInvocationSpec.FromString(payload.input).chaincode_spec
+    except Exception:   # noqa: BLE001 - a proposal that does not parse is not one to the contract: fail closed
+        spec = None
+    if spec is None or [bytes(a) for a in spec.input.args] != [bytes(a) for a in stub.get_args()]:
+        raise NotPermitted("the contract records and answers proposals to it, not another chaincode's call of it",
+                           proposed_chaincode=spec.chaincode_id.name if spec is not None else None)
+
 
 # The longest common name a certificate may carry (X.520 ub-common-name): the name recorded as who submitted
 CALLER_NAME_MAX = 64

@@ -220,7 +220,8 @@ class MemStub:
 
     def __init__(self, ledger: "MemLedger", *, tx_id: str, timestamp: _dt.datetime, msp_id: str,
                  certificate_pem: bytes, function: str, args: Sequence[str],
-                 transient: Mapping[str, bytes] | None = None, channel: str = "inward-processing"):
+                 transient: Mapping[str, bytes] | None = None, channel: str = "inward-processing",
+                 proposed_args: Sequence[bytes] | None = None):
         if timestamp.tzinfo is None:
             raise ValueError("timestamp must be timezone-aware")
         self._ledger = ledger
@@ -233,6 +234,9 @@ class MemStub:
         self._args = list(args)
         self._transient = dict(transient or {})
         self._channel = channel
+        # the input of the signed proposal: this invocation's (a proposal to the contract), or another's (the
+        # contract called by another chaincode, which the proposal was made to)
+        self._proposed_args = None if proposed_args is None else [bytes(a) for a in proposed_args]
         # buffered writes: key -> value or None (delete)
         self.writes: dict[str, bytes | None] = {}
         self.private_writes: dict[str, dict[str, bytes | None]] = {}
@@ -262,7 +266,19 @@ class MemStub:
         return dict(self._transient)
 
     def get_signed_proposal(self) -> bytes:
-        return b""
+        """A signed proposal as the peer passes it on: its input (the only part of it read here) is this
+        invocation's arguments, or the ``proposed_args`` the stub was made with. Not signed."""
+        from fabric_protos.common import common_pb2
+        from fabric_protos.peer import chaincode_pb2, proposal_pb2
+        args = self.get_args() if self._proposed_args is None else self._proposed_args
+        spec = chaincode_pb2.ChaincodeInvocationSpec(chaincode_spec=chaincode_pb2.ChaincodeSpec(
+            chaincode_id=chaincode_pb2.ChaincodeID(name="ipledger"), input=chaincode_pb2.ChaincodeInput(args=args)))
+        header = common_pb2.Header(channel_header=common_pb2.ChannelHeader(
+            type=common_pb2.ENDORSER_TRANSACTION, channel_id=self._channel, tx_id=self._tx_id).SerializeToString(),
+            signature_header=common_pb2.SignatureHeader(creator=self.get_creator()).SerializeToString())
+        payload = proposal_pb2.ChaincodeProposalPayload(input=spec.SerializeToString())
+        proposal = proposal_pb2.Proposal(header=header.SerializeToString(), payload=payload.SerializeToString())
+        return proposal_pb2.SignedProposal(proposal_bytes=proposal.SerializeToString()).SerializeToString()
 
     def get_binding(self) -> bytes:
         return b""
@@ -438,7 +454,7 @@ class MemLedger:
     def stub(self, function: str = "", args: Sequence[Any] = (), *, msp: str = "OperatorMSP",
              role: str = "client", ts: _dt.datetime | None = None,
              transient: Mapping[str, Any] | None = None, eori: str | None = None,
-             common_name: str = "") -> MemStub:
+             common_name: str = "", proposed_args: Sequence[bytes] | None = None) -> MemStub:
         """A stub for one transaction (not yet run). Each of ``args`` is JSON-encoded, as a client of
         the contract API does; pass ``bytes`` to send an argument exactly as given."""
         if ts is None:
@@ -449,15 +465,16 @@ class MemLedger:
         raw_args = [a.decode() if isinstance(a, bytes) else json.dumps(a) for a in args]
         tmap = {k: (v if isinstance(v, bytes) else json.dumps(v).encode()) for k, v in (transient or {}).items()}
         return MemStub(self, tx_id=self._next_tx_id(), timestamp=ts, msp_id=msp, certificate_pem=pem,
-                       function=function, args=raw_args, transient=tmap)
+                       function=function, args=raw_args, transient=tmap, proposed_args=proposed_args)
 
     def invoke(self, contract: Any, fn: str, args: Sequence[Any] = (), msp: str = "OperatorMSP",
                ts: _dt.datetime | None = None, transient: Mapping[str, Any] | None = None, *,
                role: str = "client", eori: str | None = None, common_name: str = "",
-               commit: bool = True) -> TxResult:
-        """Run one transaction; commit its writes if it succeeded (and ``commit``)."""
+               commit: bool = True, proposed_args: Sequence[bytes] | None = None) -> TxResult:
+        """Run one transaction; commit its writes if it succeeded (and ``commit``). ``proposed_args``: the input
+        of the proposal, when the contract is not what it was made to (another chaincode's call of it)."""
         stub = self.stub(fn, args, msp=msp, role=role, ts=ts, transient=transient, eori=eori,
-                         common_name=common_name)
+                         common_name=common_name, proposed_args=proposed_args)
         status, message, payload = contract.invoke(stub, fn, stub.get_function_and_parameters()[1])
         ok = status < ERROR_THRESHOLD
         if ok and commit:

@@ -5,7 +5,8 @@
 * an organisation's gateway holds its own identity only and cannot act as another;
 * the command line reads no organisation's private key in its own process (network/org/own_process.py);
 * a transaction endorsed by one organisation alone is refused by the endorsement policy
-  AND(customs, operator|broker).
+  AND(customs, operator|broker);
+* another chaincode on the channel calling the contract is refused by the contract, endorsed by whoever.
 """
 from __future__ import annotations
 
@@ -86,3 +87,30 @@ def test_a_transaction_endorsed_by_one_org_alone_is_refused(clients, ipledger_ch
     s.day = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     with pytest.raises(GatewayError, match="ENDORSEMENT_POLICY_FAILURE"):
         Scenario.grant(s, "FRIPO000998")
+
+
+def test_another_chaincode_calling_the_contract_is_refused(clients, ipledger_chaincode, stubcheck):
+    """The stub-exercising chaincode calls the contract (chaincode to chaincode) with an act customs and the holder
+    both endorse: the contract refuses it (it would see the state without the transaction's own earlier calls, and
+    its chaincode event would be dropped), the calling transaction commits without a write in the contract's
+    namespace, and a proposal made to the contract itself still records the act."""
+    s = RealScenario(clients, ipledger_chaincode.name)
+    event = _grant_event(s, "FRIPO000997")
+    via = clients.contract("CustomsMSP", "stubcheck").submit(
+        "Call", [json.dumps(ipledger_chaincode.name), json.dumps(["GrantAuthorisation", json.dumps(event)])],
+        endorsing_orgs=["CustomsMSP", "OperatorMSP"])
+    answer = json.loads(via.result)
+    assert answer["status"] == 500 and json.loads(answer["message"])["code"] == "NotPermitted", answer
+    customs = clients.contract("CustomsMSP", ipledger_chaincode.name)
+    from ipledger.gateway.client import EvaluateError
+    with pytest.raises(EvaluateError, match="NotFound"):
+        customs.evaluate("GetAuthorisation", [json.dumps("FRIPO000997")])
+    customs.submit("GrantAuthorisation", [json.dumps(event)])
+    assert json.loads(customs.evaluate("GetAuthorisation", [json.dumps("FRIPO000997")]))["version"] == 1
+
+
+def _grant_event(s, auth_id: str) -> dict:
+    from ipledger.chaincode.testing.scenario import authorisation_fields
+    return {"event_id": f"c2c-{auth_id}", "authorisation_id": auth_id,
+            "occurred_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **authorisation_fields(s.day)}

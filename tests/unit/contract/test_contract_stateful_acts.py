@@ -517,9 +517,13 @@ class Driver:
     def record(self, kind: str, gid: str) -> dict:
         return committed(self.L, keys.LOT if kind == "LOT" else keys.BATCH)[(gid,)]
 
+    def validity_end(self, terms: "Terms | None" = None) -> dt.datetime:
+        days = (terms or self.terms).valid_to_days
+        return start_of((self.day + dt.timedelta(days=days)).date()) + dt.timedelta(days=1)
+
     def in_force(self, now: dt.datetime) -> bool:
-        end = start_of((self.day + dt.timedelta(days=self.terms.valid_to_days)).date()) + dt.timedelta(days=1)
-        return self.status == "ACTIVE" and start_of((self.day - dt.timedelta(days=30)).date()) <= now < end
+        return self.status == "ACTIVE" and start_of((self.day - dt.timedelta(days=30)).date()) <= now < \
+            self.validity_end()
 
     def goods(self) -> list[tuple[str, str]]:
         return [("LOT", g) for g in self.lots] + [("BATCH", g) for g in self.batches]
@@ -687,9 +691,11 @@ class Driver:
     # -- customs: the authorisation
     def amend(self, new: Terms) -> None:
         ok = self.status != "REVOKED" or dataclasses.replace(new, mandate=self.terms.mandate) == self.terms
+        # the validity changes forward only: a new end after the amendment (the start never changes here)
+        ok = ok and (new.valid_to_days == self.terms.valid_to_days or self.validity_end(new) > self.now())
         before = self.auth()["version"]
         res = self.send("AmendAuthorisation", self.ev(**new.fields(self.day)), CUSTOMS, expect=ok,
-                        codes=("InvalidState",))
+                        codes=("InvalidState", "InvalidEvent"))
         if res.ok:
             if new.period_days != self.terms.period_days:   # lots declared before keep the period it replaced
                 self.replaced_periods.append((parse(self.auth()["amended_at"]), self.terms.period_days))
@@ -699,8 +705,9 @@ class Driver:
     def set_status(self, act: str) -> None:
         allowed = {"SuspendAuthorisation": ("ACTIVE",), "ReinstateAuthorisation": ("SUSPENDED",),
                    "RevokeAuthorisation": ("ACTIVE", "SUSPENDED")}[act]
-        res = self.send(act, self.ev(reason="a reason"), CUSTOMS, expect=self.status in allowed,
-                        codes=("InvalidState",))
+        expired = self.status != "REVOKED" and self.now() >= self.validity_end()   # shown EXPIRED
+        ok = self.status in allowed and not (act == "SuspendAuthorisation" and expired)
+        res = self.send(act, self.ev(reason="a reason"), CUSTOMS, expect=ok, codes=("InvalidState",))
         if res.ok:
             self.status = {"SuspendAuthorisation": "SUSPENDED", "ReinstateAuthorisation": "ACTIVE",
                            "RevokeAuthorisation": "REVOKED"}[act]

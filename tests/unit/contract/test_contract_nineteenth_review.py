@@ -1,0 +1,78 @@
+"""The nineteenth review's findings on the contract (docs/status.md): an amendment changes the validity forward
+only, an authorisation whose validity has ended is not suspended (docs/domain.md §4), and the contract answers
+proposals to it, not another chaincode's calls of it (roles.require_direct_call)."""
+import datetime as dt
+
+import pytest
+
+from ipledger.chaincode.contract import InwardProcessingContract
+from ipledger.chaincode.testing import mrns
+from ipledger.chaincode.testing.scenario import AUTH_ID, Scenario, authorisation_fields, iso
+
+
+def _amend(s, **fields):
+    return s.submit("AmendAuthorisation", {"authorisation_id": AUTH_ID, **authorisation_fields(s.day, **fields)},
+                    "CustomsMSP")
+
+
+def test_an_amendment_cannot_end_the_validity_behind_the_acts_already_recorded():
+    """L1 was placed today under the authorisation: ending its validity yesterday would leave that placement made
+    outside it, with no alert. Refused; ending it at the end of today (from now on) is an amendment like any."""
+    s = Scenario.with_l1(InwardProcessingContract)
+    yesterday, today = (s.D(-1).date().isoformat(), s.D().date().isoformat())
+    details = s.refused("InvalidEvent", _amend, s, valid_to=yesterday)
+    assert details["valid_to"] == yesterday
+    assert s.query("GetAuthorisation", AUTH_ID)["status"] == "ACTIVE"
+    assert s.accepted(_amend(s, valid_to=today))["authorisation"]["valid_to"] == today
+
+
+def test_an_amendment_cannot_move_the_start_of_a_validity_already_begun_later():
+    s = Scenario.with_l1(InwardProcessingContract)                 # valid from D-30, L1 placed at D
+    for later in (s.D(-1), s.D(10)):
+        s.refused("InvalidEvent", _amend, s, valid_from=later.date().isoformat())
+    earlier = s.D(-60).date().isoformat()                          # an earlier start takes nothing back
+    assert s.accepted(_amend(s, valid_from=earlier))["authorisation"]["valid_from"] == earlier
+
+
+def test_an_amendment_leaving_the_validity_as_it_is_is_not_held_to_it():
+    """An authorisation whose validity has ended can still have its representatives' mandates changed (its goods
+    are still to be discharged): the dates it keeps are not a new end."""
+    s = Scenario.with_l1(InwardProcessingContract)
+    s.wait_until(s.D(400))                                         # valid to D+335: EXPIRED
+    assert s.query("GetAuthorisation", AUTH_ID)["status"] == "EXPIRED"
+    assert s.accepted(_amend(s, broker_mandates=[]))["authorisation"]["version"] == 2
+
+
+def test_an_authorisation_whose_validity_has_ended_is_not_suspended():
+    """Every view shows it EXPIRED; a suspension was accepted all the same (recorded SUSPENDED, raising
+    AuthorisationSuspended) because it checked the status customs last set, not the one in force."""
+    s = Scenario.with_l1(InwardProcessingContract)
+    s.wait_until(s.D(336) + dt.timedelta(hours=1))
+    details = s.refused("InvalidState", s.submit, "SuspendAuthorisation",
+                        {"authorisation_id": AUTH_ID, "reason": "audit"}, "CustomsMSP")
+    assert details["status"] == "EXPIRED"
+    assert "AuthorisationSuspended" not in [a["type"] for a in s.query("GetAlerts", AUTH_ID)["alerts"]]
+
+
+def _exit(s, event_id, n):
+    return {"authorisation_id": AUTH_ID, "lot_id": "L1", "quantity": 1000, "procedure": "3151",
+            "mrn": mrns.exit_mrn(n), "event_id": event_id, "occurred_at": iso(s.ledger.now)}
+
+
+@pytest.mark.parametrize("proposed", [
+    [b"Twice", b'"ipledger"', b"[]", b"[]"],                      # another chaincode's function, calling the contract
+    [b"ExitGoods", b'{"event_id": "another"}'],                   # the contract's function, with other arguments
+    [],                                                           # a proposal without input
+])
+def test_the_contract_refuses_another_chaincodes_call_of_it(proposed):
+    """A chaincode calling the contract twice in one transaction exited a lot of 1,000 twice: each call saw the lot
+    whole (a transaction's own writes are not read back), the last write won, the first exit's log entry was lost and
+    no chaincode event reached any feed. The contract now runs only for a proposal made to it."""
+    s = Scenario.with_l1(InwardProcessingContract)
+    event = _exit(s, "via-another", 1)
+    details = s.refused("NotPermitted", s.ledger.invoke, s.contract, "ExitGoods", [event], "OperatorMSP",
+                        proposed_args=proposed)
+    assert details["proposed_chaincode"] == "ipledger"
+    refused = s.ledger.evaluate(s.contract, "GetLot", ["L1"], "OperatorMSP", proposed_args=proposed)
+    assert refused.error_code == "NotPermitted"                     # reads too: its answer would go to that chaincode
+    assert s.accepted(s.ledger.invoke(s.contract, "ExitGoods", [event], "OperatorMSP"))["lot"]["balance"] == 0
