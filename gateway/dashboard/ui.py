@@ -181,6 +181,12 @@ def _days_until(text: str | None, at: dt.datetime | None = None) -> int | None:
     return (day - (at or dt.datetime.now(dt.timezone.utc)).date()).days
 
 
+def _validity_left(auth: dict, at: dt.datetime | None) -> int | None:
+    """The days left of an authorisation's validity while it is in force (ACTIVE or SUSPENDED); none once it is
+    REVOKED or EXPIRED — its goods are still to be discharged, but its validity is over."""
+    return _days_until(auth.get("valid_to"), at) if auth.get("status") in ("ACTIVE", "SUSPENDED") else None
+
+
 def _lot_status(lot: dict, remaining: list[dict], at: dt.datetime) -> dict:
     """A lot's status and days left as the contract has them at ``at`` (the ledger time of its answer): DISCHARGED
     only when its own stock *and* its share of every batch made from it have gone (the bill's ``discharged``,
@@ -276,7 +282,7 @@ def index(principal):
             for channel, auth in found:  # validity days from the ledger time GetBalances answered at, as on its page
                 balances = evaluate(principal.org, "GetBalances", auth_id, channel=channel)
                 rows.append({"auth": auth, "ceilings": balances.get("ceilings", []), "channel": len(found) > 1 and channel,
-                             "days_left": _days_until(auth.get("valid_to"), moments.parse(balances.get("as_of")))})
+                             "days_left": _validity_left(auth, moments.parse(balances.get("as_of")))})
         except Problem as p:
             errors.append(f"{auth_id}: {p.detail}")
             continue
@@ -356,7 +362,7 @@ def authorisation(principal, authorisation_id):
                            alerts=alerts.get("alerts", []), lots=lots, batches=bill.get("remaining", []),
                            waste=bill.get("waste", []), quantity_charts=quantity_svgs, yield_rows=yrows,
                            yield_svg=charts.yield_chart(yrows), events_list=timeline,
-                           days_left=_days_until(auth.get("valid_to"), at),
+                           days_left=_validity_left(auth, at),
                            channel=shown_channel(channel))
 
 
