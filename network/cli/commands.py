@@ -170,8 +170,13 @@ def _up(net: Nodes, _args) -> int:
     if net.runtime.name == runtime.DOCKER:   # the chaincode services, stopped with the nodes
         from ipledger.network.channel.chaincode import resume_services
         resume_services(net)
-    _print_status(net.status())
-    return 0
+    rows = net.status()
+    _print_status(rows)
+    down = [r["node"] for r in rows if not r["healthy"]]
+    if down:   # e.g. a node that died once its channel started (its log says why)
+        print(f"error: not running after 'network up': {', '.join(down)} (ipledger network logs NODE)",
+              file=sys.stderr)
+    return 1 if down else 0
 
 
 def _status(net: Nodes, args) -> int:
@@ -324,15 +329,19 @@ def _print_status(rows: list[dict]) -> None:
     for r in rows:
         chans = r.get("channels") or {}
         if len(chans) > 1:  # a channel per holder: each channel this node is on
-            chan = "; ".join(f"{name} " + (f"height {v['height']}, gossip {v['gossip_peers_known']}"
-                                           if "height" in v else "joined" if v["joined"] else "-")
-                             for name, v in chans.items())
+            chan = "; ".join(f"{name} " + _channel_cell(v) for name, v in chans.items())
         else:
-            chan = (f"height {r['channel_height']}, gossip {r['gossip_peers_known']}"
-                    if r["channel_height"] is not None
-                    else "joined" if r.get("channel_joined") else "-")
+            chan = _channel_cell({"height": r["channel_height"], "gossip_peers_known": r["gossip_peers_known"],
+                                  **({"joined": bool(r.get("channel_joined"))} if r["kind"] == "orderer" else {})})
         print(f"{r['node']:<20} {r['msp_id']:<12} {r['pid'] or r.get('container') or '-':>12}  {r['address']:<16} "
               f"{r['operations']:<16} {'ok' if r['healthy'] else 'DOWN':<8} {chan}")
+
+
+def _channel_cell(v: dict) -> str:
+    """A node's figures on one channel: a peer's height and gossip, an orderer's joined and its height."""
+    if "joined" in v:
+        return "-" if not v["joined"] else "joined" if v.get("height") is None else f"joined, height {v['height']}"
+    return "-" if v.get("height") is None else f"height {v['height']}, gossip {v['gossip_peers_known']}"
 
 
 def _logs(net: Nodes, node_id: str, lines: int, follow: bool) -> None:

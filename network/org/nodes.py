@@ -56,6 +56,21 @@ REJOIN_NOTE = (
     "approvals, when this is its only peer) waits up to a minute for it (peer.gossip.pvtData.pullRetryThreshold) "
     "and is committed without it. Then install the contract on it: ipledger chaincode deploy")
 
+# An orderer without a ledger of a channel its organisation joined before, while the channel has gone on: joined
+# again from the genesis block it would start another chain beside the one the peers hold (one orderer), or crash
+# as soon as its Raft leader finds its log gone (several).
+LOST_ORDERER = (
+    "{orderer} holds no ledger of channel '{channel}', which {org} joined before, and the channel has gone on "
+    "(height {height}): joined again from the genesis block it would order another chain than the one the peers "
+    "hold (a single orderer), or crash as soon as its Raft leader finds its log gone (several). Put back its "
+    "newest ledger (nodes/{orderer}/, docs/operations.md §1); a consenter whose ledger is lost for good is "
+    "removed from the consenter set and added again by a config update (not automated)")
+# The orderers' ledgers behind the peers': an orderer restored from an older copy.
+BEHIND_ORDERERS = (
+    "the orderers of channel '{channel}' hold its blocks up to height {ours}, its peers up to {theirs}: an orderer "
+    "restored from an older copy would order new blocks under numbers the peers already hold, which they refuse — "
+    "nothing could be recorded again. Stopped {stopped}: put back its newest ledger (docs/operations.md §1)")
+
 
 @dataclass
 class Nodes:
@@ -277,11 +292,13 @@ class Nodes:
         c = self.consortium
         founding = self.founding_orgs()
         local = self.local_nodes
-        for n in (n for n in local if n.kind == "orderer"):
+        orderers = [n for n in local if n.kind == "orderer"]
+        peers = [n for n in local if n.kind == "peer" and n.org.msp_id in founding]
+        self._orderers_hold_the_chain(orderers, peers, first)
+        for n in orderers:
             if not self.orderer_joined(n):
                 self._osnadmin_join(n)
                 log(f"  {n.id} joined channel '{c.channel}'")
-        peers = [n for n in local if n.kind == "peer" and n.org.msp_id in founding]
         self._join_peers(peers, log, joined_before=founding - set(first))
         later = [o for o in c.orgs if o.msp_id not in founding and self.layout.is_local(o)]
         if later:
@@ -297,10 +314,32 @@ class Nodes:
         # A Raft service started again elects its leader again, and takes no transaction until then: the first
         # events after a restart of the whole consortium were answered 503. When every consenter runs here,
         # wait for the leader (on separate hosts the others' consenters are not ours to see).
-        orderers = [n for n in local if n.kind == "orderer"]
         if c.consensus == "etcdraft" and orderers and len(orderers) == len(c.orderers):
             self._wait(lambda: [] if any(self.raft_leader(n) for n in orderers) else [n.id for n in orderers],
                        f"led by a Raft leader on channel '{c.channel}'", timeout, log)
+
+    def _orderers_hold_the_chain(self, orderers: list[Node], peers: list[Node], first: set[str]) -> None:
+        """NetworkError before an orderer is joined again, or lets the channel go on, where its ledger is not the
+        chain the channel's peers hold: an orderer of an organisation that joined before (not in ``first``) without
+        a ledger of a channel that has gone on (:data:`LOST_ORDERER`); and, when every consenter runs here, their
+        ledgers all behind the local peers' — restored from an older copy (:data:`BEHIND_ORDERERS`). The orderers
+        in question are stopped first, before anyone's event is ordered on them. On separate hosts, what this host
+        sees."""
+        heights = {n.id: self.orderer_height(n) for n in orderers}
+        peer_heights = [h for h in (self.peer_height(n) for n in peers) if h is not None]
+        height = max([h for h in heights.values() if h is not None] + peer_heights, default=0)
+        for n in orderers:
+            if heights[n.id] is None and n.org.msp_id not in first and height > 1:
+                self.runtime.stop(n)
+                raise NetworkError(LOST_ORDERER.format(orderer=n.id, channel=self.consortium.channel,
+                                                       org=n.org.msp_id, height=height))
+        ours = max((h for h in heights.values() if h is not None), default=None)
+        theirs = max(peer_heights, default=0)
+        if ours is not None and len(orderers) == len(self.consortium.orderers) and ours < theirs:
+            for n in orderers:
+                self.runtime.stop(n)
+            raise NetworkError(BEHIND_ORDERERS.format(channel=self.consortium.channel, ours=ours, theirs=theirs,
+                                                      stopped=", ".join(n.id for n in orderers)))
 
     def wait_gossip(self, peers: list[Node], total: int, timeout: float, log=print) -> None:
         """Until each of ``peers`` knows ``total - 1`` other peers through gossip."""
@@ -431,8 +470,11 @@ class Nodes:
         else:
             s.admin = f"{n.host}:{n.admin_port}"
             if s.healthy:
-                s.channels = {ch.consortium.channel: {"joined": ch.orderer_joined(n)} for ch in chans}
+                infos = {ch.consortium.channel: ch.orderer_channel(n) or {} for ch in chans}
+                s.channels = {name: {"joined": info.get("status") == "active", "height": info.get("height")}
+                              for name, info in infos.items()}
                 s.channel_joined = all(v["joined"] for v in s.channels.values())
+                s.channel_height = _least(v["height"] for v in s.channels.values())
         return asdict(s)
 
     # ------------------------------------------------------------------ probes
@@ -485,10 +527,26 @@ class Nodes:
         except (ValueError, KeyError):
             return None
 
+    def orderer_channel(self, n: Node) -> dict | None:
+        """What the orderer's channel participation API says of the channel (name, status, height, ...), None
+        when the orderer is not on it."""
+        out = self._osnadmin(n, ["channel", "list", "--channelID", self.consortium.channel], check=False)
+        if out.returncode != 0:
+            return None
+        text = out.stdout
+        try:
+            info = json.loads(text[text.find("{"):text.rfind("}") + 1])
+        except ValueError:
+            return None
+        return info if isinstance(info, dict) else None
+
     def orderer_joined(self, n: Node) -> bool:
-        out = self._osnadmin(n, ["channel", "list", "--channelID", self.consortium.channel],
-                             check=False)
-        return out.returncode == 0 and '"status": "active"' in out.stdout.replace('":"', '": "')
+        return (self.orderer_channel(n) or {}).get("status") == "active"
+
+    def orderer_height(self, n: Node) -> int | None:
+        """The channel's height in this orderer's ledger; None when it is not on the channel."""
+        height = (self.orderer_channel(n) or {}).get("height")
+        return height if isinstance(height, int) else None
 
     # ------------------------------------------------------------------ Fabric CLIs
 
@@ -587,7 +645,7 @@ class NodeStatus:
     channel_height: int | None = None
     channel_joined: bool | None = None
     gossip_peers_known: int | None = None
-    channels: dict | None = None  # per channel: height and gossip (peers), joined (orderers)
+    channels: dict | None = None  # per channel: height and gossip (peers), joined and height (orderers)
 
 
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')

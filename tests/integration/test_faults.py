@@ -229,6 +229,43 @@ def chain_info(net: Nodes, peer) -> dict:
     return json.loads(out[out.index("{"):])
 
 
+def test_an_orderer_behind_the_peers_or_without_its_ledger_is_not_let_order(env):
+    """docs/operations.md §1: the single orderer put back from a copy older than the channel would order new blocks
+    under numbers the peers already hold (they refuse them: nothing could be recorded again), and one that lost its
+    ledger would start another chain from the genesis block. `network up` refuses both, names why, and leaves the
+    orderer stopped; with its newest ledger back the channel goes on."""
+    from ipledger.network.errors import NetworkError
+    net = env.net
+    [orderer] = net.consortium.orderers
+    data = net.layout.data_dir(orderer)
+    older, newest = data.parent / "ledger-older-copy", data.parent / "ledger-newest"
+    http = requests.Session()
+
+    def record(n: int) -> None:
+        body, org = placements(f"orderer-copy-{n}", org="OperatorMSP", value="1.00", mrn_base=7000 + 100 * n)(0)
+        assert post_once(http, url_of(env.gws.urls, org), env.keys[(org, "clerk")], body).status == 201
+
+    assert net.runtime.stop(orderer)
+    shutil.copytree(data, older, symlinks=True)          # the backup, taken stopped
+    net.up(log=QUIET, timeout=90)
+    record(1)                                            # a block the copy does not hold
+    assert len(set(wait_heights_equal(net).values())) == 1
+    assert net.runtime.stop(orderer)
+    data.rename(newest)
+    older.rename(data)                                   # the copy put back
+    with pytest.raises(NetworkError, match="restored from an older copy") as refused:
+        net.up(log=QUIET, timeout=90)
+    assert "docs/operations.md" in str(refused.value) and net.runtime.running(orderer) is None
+    shutil.rmtree(data)                                  # its ledger lost
+    with pytest.raises(NetworkError, match="holds no ledger of channel"):
+        net.up(log=QUIET, timeout=90)
+    assert net.runtime.running(orderer) is None
+    shutil.rmtree(data, ignore_errors=True)
+    newest.rename(data)                                  # its newest ledger back
+    net.up(log=QUIET, timeout=90)
+    record(2)
+
+
 def test_operator_peer_that_lost_its_disk_is_rebuilt_from_the_channel(env):
     """The operator's only peer loses its disk (its data directory: ledger, private data, installed contract),
     keys intact. `network up` joins it to the channel again and says what recovery takes; it takes every block

@@ -38,6 +38,11 @@ def test_status_json_lists_four_healthy_nodes_and_three_peers_on_channel(fabric_
     assert all(nodes[p]["channel_height"] >= 1
                for p in ("peer0.customs", "peer0.operator", "peer0.broker"))
     assert nodes["orderer0.orderer"]["channel_joined"] is True
+    # the orderer's own height too: an orderer behind its peers is one restored from an older copy
+    assert nodes["orderer0.orderer"]["channel_height"] >= max(nodes[p]["channel_height"] for p in (
+        "peer0.customs", "peer0.operator", "peer0.broker"))
+    text = ipledger(fabric_network, "network", "status").stdout
+    assert "joined, height " in text, text
 
 
 def test_up_again_is_harmless_and_restarts_a_dead_node(fabric_network):
