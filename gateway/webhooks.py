@@ -14,8 +14,9 @@ What is sent:
   the feed listener stores it (:mod:`ipledger.gateway.feed.listener`); ``alert_id`` = hash of (tx id, position);
 * **time alerts** (``DeadlineApproaching`` … ``AuthorisationExpiring``: no transaction, no event) —
   ``GetAlerts`` polled every ``alert_poll_s`` for each subscribed org and authorisation; a new one is
-  RAISED, a vanished one CLEARED; ``alert_id`` = hash of (org, authorisation, type, subject, change,
-  first seen).
+  RAISED, a vanished one CLEARED; ``alert_id`` = hash of (org, authorisation, type, subject, change, the moment
+  the alert is about: its deadline, due date, declaration or end of validity), the same if the gateway's
+  database is lost and the alert found again.
 
 Each delivery is ``POST URL`` with the JSON body, ``Content-Type: application/json``,
 ``X-Ipledger-Timestamp: <Unix seconds of this attempt>``,
@@ -38,6 +39,7 @@ and the dispatcher that sends them are the four steps of one delivery, sharing i
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import http.client
@@ -113,6 +115,17 @@ def verify(secret: str, body: bytes, header: str | None, timestamp: str | int | 
     return hmac.compare_digest(expected.encode("ascii"), str(header).encode("utf-8", "surrogatepass"))
 
 
+# What fixes a time alert in time, in the contract's own details (its deadline, the bill's due date, the declaration's
+# acceptance, the end of validity): the same alert computed again gets the same alert id whenever this gateway first
+# saw it — after its feed database was lost or put back from an older copy too.
+_ANCHORS = ("deadline", "due", "declared_at", "valid_to")
+
+
+def _moment_of(alert: dict, since: str) -> str:
+    details = alert.get("details") or {}
+    return next((f"{field}={details[field]}" for field in _ANCHORS if isinstance(details.get(field), str)), since)
+
+
 def _hash_id(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
 
@@ -146,10 +159,12 @@ class Subscriptions:
 
     def add(self, url: str, org: str, secret: str | None = None, types: list[str] | None = None,
             label: str = "", *, channels: list[str] | None = None,
-            authorisations: list[str] | None = None) -> tuple[dict, str]:
+            authorisations: list[str] | None = None, since: str | None = None) -> tuple[dict, str]:
         """A new subscription: (its public record, its secret). ``types``, ``channels``, ``authorisations``: the
         alerts it wants, each list empty for all (:func:`wants`); whether the gateway serves those channels is the
-        caller's to check (the command line does)."""
+        caller's to check (the command line does). ``since`` (the command line: when it is made): the recorded
+        alerts of transactions recorded before it (less :data:`SINCE_MARGIN_S`) are not sent — the feed read again
+        from block 0 (its database lost) would otherwise send a new subscription the channel's whole past."""
         if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url or ""):
             raise WebhookError(f"not an http(s) URL: {url!r}")
         try:
@@ -176,6 +191,7 @@ class Subscriptions:
             sub_id = secrets.token_hex(6)
             record = {"id": sub_id, "url": url, "org": org, "secret": secret, "types": sorted(set(types or [])),
                       "channels": sorted(set(channels or [])), "authorisations": sorted(set(authorisations or [])),
+                      **({"since": since} if since else {}),
                       "label": label, "created_at": now_text(), "removed_at": None}
             data["subscriptions"][sub_id] = record
         return public(record), secret
@@ -197,6 +213,18 @@ class Subscriptions:
 
 def public(record: dict) -> dict:
     return {k: v for k, v in record.items() if k != "secret"}
+
+
+# how long before a subscription was made a transaction may have been recorded and still have its alerts sent to it:
+# the ledger's time and this host's clock differ by up to the contract's clock skew (300 s by default)
+SINCE_MARGIN_S = 600
+
+
+def recorded_since(sub: dict, recorded_at: str | None) -> bool:
+    """Whether a transaction recorded at ``recorded_at`` is one subscription ``sub`` is sent the alerts of: any,
+    for a subscription made without ``since``; else one recorded after it (less :data:`SINCE_MARGIN_S`)."""
+    since, when = moments.parse(sub.get("since")), moments.parse(recorded_at)
+    return since is None or when is None or when >= since - dt.timedelta(seconds=SINCE_MARGIN_S)
 
 
 def wants(sub: dict, alert_type: str | None, authorisation_id: str | None = None, channel: str | None = None) -> bool:
@@ -400,7 +428,8 @@ class AlertRouter:
                     # a gateway of several holders' channels: the transaction's (who may read is asked there)
                     **({"channel": item["channel"]} if item.get("channel") else {})}
             entries.extend((sub, alert_id, body) for sub in subs
-                           if wants(sub, alert["type"], alert["authorisation_id"], channel))
+                           if wants(sub, alert["type"], alert["authorisation_id"], channel)
+                           and recorded_since(sub, item.get("recorded_at")))
         self.deliveries.enqueue_many(entries, needs_check=True)
 
     def poll_time_alerts(self, as_of: str | None = None) -> int:
@@ -450,7 +479,7 @@ class AlertRouter:
         for change, key, alert, since in events:
             on = {"channel": alert["channel"]} if alert.get("channel") else {}
             alert = {**{k: alert.get(k) for k in ("type", "authorisation_id", "subject", "details")}, **on}
-            alert_id = _hash_id("time", org, auth_id, key, change, since)
+            alert_id = _hash_id("time", org, auth_id, key, change, _moment_of(alert, since))
             body = {"alert_id": alert_id, "change": change, "source": "DERIVED", "alert": alert,
                     "detected_at": detected, "since": since, **on}   # its channel: where access is checked
             # the deliveries and the remembered state in one transaction: a poll that fails half-way leaves

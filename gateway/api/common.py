@@ -62,7 +62,8 @@ def authenticate() -> Principal:
         if g.key_id and not state().keys.made_here(g.key_id):   # the key's id is public (it names it in logs)
             orgs = ", ".join(sorted(state().service.ledger.orgs()))
             raise Problem(401, "unauthenticated", f"unknown API key: this is {orgs}'s gateway, and a key works only "
-                          "on the gateway of the organisation it was made for", headers=challenge)
+                          "on the gateway of the organisation it was made for — or this gateway's key file was put "
+                          "back from a copy older than the key (a restore): ask for a new key", headers=challenge)
         raise Problem(401, "unauthenticated", "unknown or revoked API key", headers=challenge)
     g.principal = principal
     return principal

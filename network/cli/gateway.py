@@ -365,6 +365,7 @@ def _import(args) -> int:
 def _webhooks(args) -> int:
     from ipledger.gateway.config import ConfigError, channels_of, keys_file_of
     from ipledger.gateway.filestore import CorruptFileError
+    from ipledger.gateway.feed.store import now_text
     from ipledger.gateway.webhooks import Deliveries, Subscriptions, WebhookError
     directory = keys_file_of(args.state_dir, args.gateway).parent
     subs = Subscriptions(directory / "webhooks.json")
@@ -383,7 +384,7 @@ def _webhooks(args) -> int:
                       f"{', '.join(sorted(set(channels) - set(served)))}", file=sys.stderr)
                 return 2
             record, secret = subs.add(args.url, args.org, secret, types, args.label, channels=channels,
-                                      authorisations=authorisations)
+                                      authorisations=authorisations, since=now_text())
             if args.json:
                 print(json.dumps({**record, "secret": secret}))
             else:

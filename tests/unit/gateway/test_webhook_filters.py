@@ -3,6 +3,7 @@ channels, one holder's alerts to that holder's supervising office — recorded a
 alerts (polled) alike; a subscription made before the filters existed still gets everything."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 
@@ -143,3 +144,26 @@ def test_the_command_line_narrows_to_channels_the_gateway_serves(holders_state, 
     assert json.loads(capsys.readouterr().out) == []
     assert webhooks("CustomsMSP", "add", HOOK, "--org", "CustomsMSP", "--authorisations", "FR IPO") == 2
     assert "invalid authorisation id 'FR IPO'" in capsys.readouterr().err
+
+
+def test_a_subscription_made_with_a_moment_is_not_sent_the_alerts_of_older_transactions(duplicate, tmp_path):
+    """The feed read again from block 0 (its database lost) sent a subscription made last week every recorded alert
+    of the channel's past. One made with ``since`` (as the command line makes them) gets those of transactions
+    recorded after it, less a margin for the ledger's clock; one made without gets every one, as before."""
+    subs, deliveries, router = router_of(duplicate, tmp_path)
+    new = subs.add(HOOK, "CustomsMSP", since="2026-12-06T10:00:00.000000Z")[0]["id"]
+    old = subs.add(HOOK, "CustomsMSP")[0]["id"]
+    for tx, recorded_at in (("past", "2026-12-06T08:59:59.000000Z"), ("skewed", "2026-12-06T09:56:00.000000Z"),
+                            ("after", "2026-12-06T10:00:01.000000Z")):
+        router.on_feed_item({**item(A, "FRIPO000002", tx=tx), "recorded_at": recorded_at})
+    with deliveries.store.connection() as db:
+        sent = sorted((r["subscription_id"], json.loads(r["body"])["tx_id"]) for r in db.execute(
+            "SELECT subscription_id, body FROM deliveries"))
+    assert sent == sorted([(new, "after"), (new, "skewed"), (old, "after"), (old, "past"), (old, "skewed")])
+
+
+def test_the_command_line_makes_a_subscription_from_now_on(holders_state, capsys):
+    assert cli.main(["--state-dir", str(holders_state), "gateway", "webhooks", "--gateway", "CustomsMSP", "add",
+                     HOOK, "--org", "CustomsMSP", "--json"]) == 0
+    since = dt.datetime.fromisoformat(json.loads(capsys.readouterr().out)["since"].replace("Z", "+00:00"))
+    assert abs((since - dt.datetime.now(dt.timezone.utc)).total_seconds()) < 60
