@@ -104,8 +104,15 @@ class FabricLedger:
                                                            timeout=self.config.submit_timeout)
 
     def evaluate(self, org, function, args, *, timeout=None, channel=None):
-        return self._contract(org, channel=channel).evaluate(function, list(args),
-                                                             timeout=timeout or self.config.evaluate_timeout)
+        """``function`` run on ``org``'s own peer (:meth:`_read`)."""
+        return self._read(self._contract(org, channel=channel), org, function, list(args), timeout)
+
+    def _read(self, contract, org: str, function: str, args: list, timeout: float | None = None) -> bytes:
+        """An evaluation on ``org``'s own peer, never another organisation's: an organisation reads its own copy of
+        the ledger — and another's peer does not hold its private data (a query of a lot's customs value answered
+        by the representative's peer fails). Its peer not ready (the contract not installed yet, a ledger being
+        rebuilt) is an unavailable ledger (503), not another organisation's answer."""
+        return contract.evaluate(function, args, endorsing_orgs=[org], timeout=timeout or self.config.evaluate_timeout)
 
     def block_number(self, org: str, tx_id: str, *, channel: str | None = None) -> int | None:
         """The number of the block holding ``tx_id`` (qscc GetBlockByTxID; cached: blocks never change)."""
@@ -115,8 +122,7 @@ class FabricLedger:
                 self._blocks.move_to_end((channel, tx_id))
                 return self._blocks[(channel, tx_id)]
         from fabric_protos.common import common_pb2
-        raw = self._contract(org, "qscc", channel).evaluate("GetBlockByTxID", [channel, tx_id],
-                                                            timeout=self.config.evaluate_timeout)
+        raw = self._read(self._contract(org, "qscc", channel), org, "GetBlockByTxID", [channel, tx_id])
         block = common_pb2.Block.FromString(raw)
         number = int(block.header.number)
         with self._blocks_lock:
@@ -129,15 +135,13 @@ class FabricLedger:
         """The channel's height on the org's peer (qscc GetChainInfo): one past its last committed block."""
         from fabric_protos.common import ledger_pb2
         channel = channel or self.config.channel
-        raw = self._contract(org, "qscc", channel).evaluate("GetChainInfo", [channel],
-                                                            timeout=self.config.evaluate_timeout)
+        raw = self._read(self._contract(org, "qscc", channel), org, "GetChainInfo", [channel])
         return int(ledger_pb2.BlockchainInfo.FromString(raw).height)
 
     def config_block(self, org: str, *, channel: str | None = None) -> bytes:
         """The channel's current config block (cscc GetConfigBlock; its ACL is the channel's Readers)."""
         channel = channel or self.config.channel
-        return self._contract(org, "cscc", channel).evaluate("GetConfigBlock", [channel],
-                                                             timeout=self.config.evaluate_timeout)
+        return self._read(self._contract(org, "cscc", channel), org, "GetConfigBlock", [channel])
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,33 @@
+"""An organisation's gateway reads its own peer's copy of the ledger: every evaluation names its own organisation as
+the target (the Fabric Gateway would otherwise run it on another organisation's peer when its own is not ready —
+the representative's, which holds no customs values, failed the holder's lot reads with 502 while the holder's peer
+was being rebuilt). Its own peer not ready is 503, to try again."""
+from __future__ import annotations
+
+import grpc
+
+from . import test_ninth_review_peer as ninth
+from .conftest import bearer
+
+user, peer_server, peer, contract, fabric_app = (ninth.user, ninth.peer_server, ninth.peer, ninth.contract,
+                                                 ninth.fabric_app)
+
+
+def test_every_read_and_each_replay_lookup_is_evaluated_on_the_own_organisations_peer(fabric_app, contract, peer,
+                                                                                    keys):
+    client = fabric_app.test_client()
+    headers = bearer(keys[(ninth.ORG, "clerk")])
+    assert client.post(ninth.EVENTS, json=ninth.move_body(), headers=headers).status_code == 201
+    assert client.post(ninth.EVENTS, json=ninth.move_body(), headers=headers).status_code == 200  # replay: its block
+    assert peer.recorded.evaluate, "no evaluation made"
+    assert all(list(r.target_organizations) == [ninth.ORG] for r in peer.recorded.evaluate)
+
+
+def test_the_own_peer_not_ready_is_unavailable_not_another_organisations_answer(fabric_app, peer, keys):
+    def not_ready(request, context):
+        context.abort(grpc.StatusCode.UNAVAILABLE, "no peers available to evaluate chaincode ipledger in channel "
+                                                   "inward-processing")
+    peer.on_evaluate = not_ready
+    r = fabric_app.test_client().get("/api/v1/lots/L1", headers=bearer(keys[(ninth.ORG, "clerk")]))
+    assert r.status_code == 503 and r.json["type"] == ninth.PROBLEMS + "service-unavailable", r.json
+    assert [list(e.target_organizations) for e in peer.recorded.evaluate] == [[ninth.ORG]]
