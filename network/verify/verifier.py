@@ -47,6 +47,10 @@ from ipledger.network.verify.transactions import CODE_NAMES, ENDORSEMENT_POLICY_
 from ipledger.network.verify.versions import VersionState, repeated_writes
 
 BLOCK_VALIDATION = "/Channel/Orderer/BlockValidation"
+# A VALID transaction timestamped this long before one of an earlier block was endorsed, then held back before it was
+# ordered (Fabric checks a proposal's time when it is endorsed, not when it is committed): no client's transaction
+# falls that far behind otherwise — the peers accept a proposal within 15 minutes of their clocks, either way.
+HELD_BACK_S = 35 * 60
 CHANNEL_WRITERS = "/Channel/Writers"
 
 NOT_CHECKED = [
@@ -132,6 +136,7 @@ class Verifier:
         self.definitions_seen: dict[str, dict] = {}
         self._pending_config: tuple[ChannelConfig, int] | None = None
         self._pending_writes: list[Tx] = []
+        self._latest_time = 0.0   # the latest timestamp of a VALID transaction of the blocks before this one
 
     @property
     def failed(self) -> bool:
@@ -409,8 +414,22 @@ class Verifier:
             self.versions.apply(tx, block.header.number, i)
             self._record_dependencies(tx, res, updated_in_block)
             valid_txs.append(tx)
+        self._held_back(block.header.number, valid_txs)
         self.tx_ids |= block_ids
         self._pending_writes = valid_txs
+
+    def _held_back(self, number: int, valid_txs: list[Tx]) -> None:
+        """A warning for each VALID transaction timestamped more than :data:`HELD_BACK_S` before one of an earlier
+        block: endorsed, then kept and submitted later — its ledger time (the contract's rules were judged at it)
+        is older than its place in the chain. Not an inconsistency: Fabric commits it."""
+        times = [(tx, tx.chdr.timestamp.seconds + tx.chdr.timestamp.nanos / 1e9) for tx in valid_txs]
+        for tx, when in times:
+            if self._latest_time - when > HELD_BACK_S:
+                self.stats.warnings.append(
+                    f"block {number}: transaction {tx.tx_id} is timestamped {(self._latest_time - when) / 60:.0f} "
+                    f"minutes before a transaction of an earlier block: endorsed, then held back before it was "
+                    f"ordered (its ledger time is older than its place in the chain)")
+        self._latest_time = max([self._latest_time, *(when for _tx, when in times)])
 
     def _expiring(self, ns: str, coll: str) -> bool:
         """Whether collection ``coll`` of ``ns`` has its data expire (a block-to-live): its hashed reads are not

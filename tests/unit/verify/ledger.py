@@ -137,7 +137,7 @@ class Ledger:
     def endorser_tx(self, creator: Ident, chaincode: str, endorsers: list[Ident], *,
                     writes: dict | None = None, metadata: dict | None = None,
                     private: dict | None = None, extra_ns: dict | None = None,
-                    version: str = "1.0") -> bytes:
+                    version: str = "1.0", timestamp: int = 0) -> bytes:
         """An endorser transaction of ``chaincode`` writing public keys (``writes``: key -> value
         or None to delete), key metadata (``metadata``: key -> validation parameter bytes), private
         keys (``private``: collection -> {key: value}) and other namespaces (``extra_ns``)."""
@@ -161,7 +161,7 @@ class Ledger:
         rws.ns_rwset.append(ns_set(chaincode, writes, metadata, private))
         for ns, w in (extra_ns or {}).items():
             rws.ns_rwset.append(ns_set(ns, w, None, None))
-        return endorsed_envelope(creator, chaincode, endorsers, rws, version)
+        return endorsed_envelope(creator, chaincode, endorsers, rws, version, timestamp)
 
     def define(self, name: str, policy: bytes, creator: Ident, endorsers: list[Ident], *,
                sequence: int = 1, collections: list[collection_pb2.StaticCollectionConfig] = ()) -> bytes:
@@ -226,15 +226,16 @@ def verify_all(blocks, **kw) -> Verifier:
 
 
 def endorsed_envelope(creator: Ident, chaincode: str, endorsers: list[Ident], rws: rwset_pb2.TxReadWriteSet,
-                      version: str = "1.0") -> bytes:
+                      version: str = "1.0", timestamp: int = 0) -> bytes:
     """An endorser transaction of ``chaincode`` carrying exactly the read-write set ``rws``, endorsed by
-    ``endorsers`` and signed by ``creator``."""
+    ``endorsers`` and signed by ``creator``, timestamped ``timestamp`` (Unix seconds)."""
     nonce = os.urandom(24)
     creator_bytes = creator.serialize()
     tx_id = hashlib.sha256(nonce + creator_bytes).hexdigest()
     ext = proposal_pb2.ChaincodeHeaderExtension(chaincode_id=chaincode_pb2.ChaincodeID(name=chaincode))
     chdr = common_pb2.ChannelHeader(type=common_pb2.ENDORSER_TRANSACTION, channel_id=CHANNEL, tx_id=tx_id,
                                     extension=ext.SerializeToString())
+    chdr.timestamp.seconds = timestamp
     shdr = common_pb2.SignatureHeader(creator=creator_bytes, nonce=nonce)
     chdr_b, shdr_b = chdr.SerializeToString(), shdr.SerializeToString()
     action = proposal_pb2.ChaincodeAction(

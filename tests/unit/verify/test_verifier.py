@@ -375,3 +375,21 @@ def test_any_flipped_byte_is_caught_or_harmless_and_never_crashes(ledger):
             harmless += 1
             assert block.header == ledger.blocks[2].header and block.data == ledger.blocks[2].data
     assert caught >= 280, (caught, harmless, unparseable)
+
+
+def test_a_transaction_held_back_long_after_it_was_endorsed_is_a_warning(ledger):
+    """Fabric checks a proposal's time when it is endorsed, not when it is committed: a transaction endorsed, kept,
+    and submitted much later commits VALID with its old timestamp — the ledger time the contract judged it at.
+    The verifier names one timestamped more than 35 minutes before a transaction of an earlier block (a warning:
+    every peer commits it), and not one within the peers' time window."""
+    define(ledger)
+    c, o, client = m(ledger, "CustomsMSP"), m(ledger, "OperatorMSP"), m(ledger, "BrokerMSP", "client")
+    start = 1_800_000_000
+    ledger.block([ledger.endorser_tx(client, "cc", [c, o], writes={"a": b"1"}, timestamp=start)])
+    late = ledger.endorser_tx(client, "cc", [c, o], writes={"b": b"1"}, timestamp=start - 20 * 60)
+    held = ledger.endorser_tx(client, "cc", [c, o], writes={"c": b"1"}, timestamp=start - 3 * 3600)
+    ledger.block([late, held])
+    v = run(ledger)
+    assert not v.failed, v.problems
+    [warning] = v.report()["warnings"]
+    assert warning.startswith("block 3: transaction ") and "180 minutes before" in warning and "held back" in warning
