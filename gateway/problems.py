@@ -246,6 +246,8 @@ def race_kind(exc: Exception) -> str | None:
 
 
 # FAILED_PRECONDITION texts of Fabric's gateway meaning "not enough endorsers reachable".
+# Fabric's gateway, asked to evaluate on organisations none of whose peers runs the chaincode (FAILED_PRECONDITION)
+NO_PEER_TO_EVALUATE = "no peers available to evaluate chaincode"
 ENDORSERS_UNREACHABLE = (
     "no combination of peers can be derived which satisfy the endorsement policy",
     "not in the distribution policy of the private data collection",
@@ -315,6 +317,12 @@ def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
                        "the transaction was sent for ordering but its commit status could not be read; the event "
                        "may or may not be recorded: send it again with the same event_id (replays are safe)",
                        extra=tx, headers=retry)
+    if code == grpc.StatusCode.FAILED_PRECONDITION and NO_PEER_TO_EVALUATE in str(exc):
+        # a read is evaluated on the organisation's own peer only (gateway/ledger.py): that peer does not run the
+        # contract yet — installed again after its ledger was rebuilt, or still catching up
+        return Problem(503, "service-unavailable",
+                       "this organisation's own peer cannot answer yet (the contract not installed on it, or its "
+                       "ledger being rebuilt); nothing was changed: try again later", extra=tx, headers=retry)
     # every endorser that failed could not be reached or did not answer in time (Fabric's endorsement timeout)
     unreachable_endorsers = code == grpc.StatusCode.ABORTED and bool(getattr(exc, "details", None)) \
         and all(any(c in d.message for c in ("code = Unavailable", "code = DeadlineExceeded")) for d in exc.details)

@@ -15,8 +15,8 @@ What is sent:
 * **time alerts** (``DeadlineApproaching`` … ``AuthorisationExpiring``: no transaction, no event) —
   ``GetAlerts`` polled every ``alert_poll_s`` for each subscribed org and authorisation; a new one is
   RAISED, a vanished one CLEARED; ``alert_id`` = hash of (org, authorisation, type, subject, change, the moment
-  the alert is about: its deadline, due date, declaration or end of validity), the same if the gateway's
-  database is lost and the alert found again.
+  the alert is about — its deadline, due date, declaration or end of validity — and which raise of it this is),
+  the same if the gateway's database is lost and the alert found again.
 
 Each delivery is ``POST URL`` with the JSON body, ``Content-Type: application/json``,
 ``X-Ipledger-Timestamp: <Unix seconds of this attempt>``,
@@ -216,8 +216,9 @@ def public(record: dict) -> dict:
 
 
 # how long before a subscription was made a transaction may have been recorded and still have its alerts sent to it:
-# the ledger's time and this host's clock differ by up to the contract's clock skew (300 s by default)
-SINCE_MARGIN_S = 600
+# a transaction's ledger time is its proposal's, which the peers accept up to 15 minutes either side of their
+# clocks, and it may commit some time after that
+SINCE_MARGIN_S = 1800
 
 
 def recorded_since(sub: dict, recorded_at: str | None) -> bool:
@@ -456,18 +457,18 @@ class AlertRouter:
                     on = {"channel": channel} if len(answers) > 1 else {}
                     current.update({f"{channel + '/' if on else ''}{a['type']}/{a['subject']}": {**a, **on}
                                     for a in data.get("alerts", []) if a.get("source") == "DERIVED"})
-                # the channel of an alert's key (a remembered one too): its prefix when the id is on several
-                only = answers[0][0] if len(answers) == 1 else None
-                changes += self._diff(org, auth_id, current, org_subs,
-                                      channel_of=lambda key, only=only: only or key.split("/", 1)[0])
+                # an alert's channel: the one answer's, or (the id on several) the one the alert names
+                changes += self._diff(org, auth_id, current, org_subs, answers[0][0] if len(answers) == 1 else None)
         if failed is not None:
             raise failed
         return changes
 
-    def _diff(self, org: str, auth_id: str, current: dict, subs: list[dict], channel_of=lambda key: None) -> int:
+    def _diff(self, org: str, auth_id: str, current: dict, subs: list[dict], channel: str | None = None) -> int:
         with self.store.connection() as db:
             rows = {r["alert_key"]: dict(r) for r in db.execute(
                 "SELECT * FROM time_alerts WHERE org = ? AND authorisation_id = ?", (org, auth_id)).fetchall()}
+            raises = {(r["alert_key"], r["moment"]): r["raised"] for r in db.execute(
+                "SELECT * FROM time_alert_raises WHERE org = ? AND authorisation_id = ?", (org, auth_id)).fetchall()}
         events = []
         detected = now_text()
         for key, alert in current.items():
@@ -479,22 +480,30 @@ class AlertRouter:
         for change, key, alert, since in events:
             on = {"channel": alert["channel"]} if alert.get("channel") else {}
             alert = {**{k: alert.get(k) for k in ("type", "authorisation_id", "subject", "details")}, **on}
-            alert_id = _hash_id("time", org, auth_id, key, change, _moment_of(alert, since))
+            # the moment the alert is about, and which raise of it this is (a bill queried after it was submitted is
+            # due again, with the same due date): the same alert found again after the database was lost keeps its id
+            moment = _moment_of(alert, since)
+            episode = raises.get((key, moment), 0) - (change == "CLEARED")
+            alert_id = _hash_id("time", org, auth_id, key, change, moment, str(max(episode, 0)))
             body = {"alert_id": alert_id, "change": change, "source": "DERIVED", "alert": alert,
                     "detected_at": detected, "since": since, **on}   # its channel: where access is checked
             # the deliveries and the remembered state in one transaction: a poll that fails half-way leaves
             # neither, and the next poll finds the same change again (no second alert id for it)
             self.deliveries.enqueue_many(
-                [(sub, alert_id, body) for sub in subs if wants(sub, alert["type"], auth_id, channel_of(key))],
-                also=lambda db, change=change, key=key, alert=alert, since=since:
-                    self._remember(db, org, auth_id, change, key, alert, since))
+                [(sub, alert_id, body) for sub in subs if wants(sub, alert["type"], auth_id,
+                                                                  alert.get("channel") or channel)],
+                also=lambda db, change=change, key=key, alert=alert, since=since, moment=moment:
+                    self._remember(db, org, auth_id, change, key, alert, since, moment))
         return len(events)
 
     @staticmethod
-    def _remember(db, org: str, auth_id: str, change: str, key: str, alert: dict, since: str) -> None:
+    def _remember(db, org: str, auth_id: str, change: str, key: str, alert: dict, since: str, moment: str) -> None:
         if change == "RAISED":
             db.execute("INSERT OR REPLACE INTO time_alerts (org, authorisation_id, alert_key, alert, since) "
                        "VALUES (?,?,?,?,?)", (org, auth_id, key, json.dumps(alert), since))
+            db.execute("INSERT INTO time_alert_raises (org, authorisation_id, alert_key, moment, raised) "
+                       "VALUES (?,?,?,?,1) ON CONFLICT (org, authorisation_id, alert_key, moment) "
+                       "DO UPDATE SET raised = raised + 1", (org, auth_id, key, moment))
         else:
             db.execute("DELETE FROM time_alerts WHERE org = ? AND authorisation_id = ? AND alert_key = ?",
                        (org, auth_id, key))

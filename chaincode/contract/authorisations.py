@@ -358,11 +358,11 @@ def amend(tx, event: dict) -> dict:
 
 def _validity_forward_only(tx, auth: dict, event: dict) -> None:
     """InvalidEvent: an amendment changes the validity from its own time on (UCC art. 28: a decision takes effect
-    when it is notified), never behind the acts already recorded under it — a new end of validity after the
-    amendment's ledger time, and the start of a validity already begun not moved later. (Ending it now is a
-    revocation, or an end of validity today.)"""
+    when it is notified), never behind the acts already recorded under it — a validity shortened ends after the
+    amendment's ledger time, and the start of a validity already begun does not move later. (Ending it now is a
+    revocation, or an end of validity today; lengthening it, even an ended one, takes nothing back.)"""
     (start, end), (new_start, new_end) = validity(auth), validity(event)
-    if event["valid_to"] != auth["valid_to"] and new_end <= tx.now:
+    if new_end < end and new_end <= tx.now:
         raise InvalidEvent("an amendment cannot end the validity before its own time: the acts recorded under it "
                            "were made in force", valid_to=event["valid_to"], ledger_time=tx.recorded_at)
     if start <= tx.now and new_start > start:

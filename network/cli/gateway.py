@@ -378,7 +378,7 @@ def _webhooks(args) -> int:
             secret = args.secret or os.environ.get("IPLEDGER_WEBHOOK_SECRET") or None
             types, channels, authorisations = ([t.strip() for t in text.split(",") if t.strip()]
                                                for text in (args.types, args.channels, args.authorisations))
-            served = channels_of(args.state_dir, args.gateway)
+            served = channels_of(args.state_dir, args.gateway) if channels else ()
             if set(channels) - set(served):
                 print(f"error: {args.gateway}'s gateway serves {', '.join(served)}, not "
                       f"{', '.join(sorted(set(channels) - set(served)))}", file=sys.stderr)

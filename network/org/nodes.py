@@ -64,7 +64,8 @@ LOST_ORDERER = (
     "(height {height}): joined again from the genesis block it would order another chain than the one the peers "
     "hold (a single orderer), or crash as soon as its Raft leader finds its log gone (several). Put back its "
     "newest ledger (nodes/{orderer}/, docs/operations.md §1); a consenter whose ledger is lost for good is "
-    "removed from the consenter set and added again by a config update (not automated)")
+    "removed from the consenter set and added again by a config update, then joined by hand with the channel's "
+    "latest config block (osnadmin channel join): not automated")
 # The orderers' ledgers behind the peers': an orderer restored from an older copy.
 BEHIND_ORDERERS = (
     "the orderers of channel '{channel}' hold its blocks up to height {ours}, its peers up to {theirs}: an orderer "
@@ -245,7 +246,9 @@ class Nodes:
         log(f"Generating the network into {self.layout.root}")
         generate.generate(self.consortium, self.layout, log=log)
 
-    def up(self, log=print, timeout: float = 60.0) -> None:
+    def up(self, log=print, timeout: float = 60.0) -> list[str]:
+        """Bring this host's nodes up (see the module's docstring); the ids of the nodes that should now be running —
+        not the peers of an organisation the channel has not admitted yet, which are left out."""
         started = time.monotonic()
         for cmd in ("peer", "orderer", "osnadmin"):
             binaries.binary(cmd)
@@ -280,15 +283,18 @@ class Nodes:
         # orderer would look unjoined
         self._wait(lambda: [n.id for n in orderers if not _reachable(n.host, n.admin_port)],
                    "accepting admin connections", timeout, log)
+        running = [n.id for n in nodes]
         for ch, first in zip(channels, first_join):
-            ch._join_channel(log, timeout, first)
+            running += [n.id for n in ch._join_channel(log, timeout, first) if n.id not in running]
         log(f"Network up in {time.monotonic() - started:.1f} s")
+        return running
 
-    def _join_channel(self, log, timeout: float, first: set[str] = frozenset()) -> None:
+    def _join_channel(self, log, timeout: float, first: set[str] = frozenset()) -> list[Node]:
         """This channel's local orderers and admitted peers join it; wait until they have its
         first block and, when every peer is local, gossip with each other. ``first``: the founding
         organisations joining for the first time (check_genesis); a peer of another founding
-        organisation without a ledger of the channel gets :data:`REJOIN_NOTE` logged."""
+        organisation without a ledger of the channel gets :data:`REJOIN_NOTE` logged. Returns the peers of
+        organisations added later that the channel admitted (started here)."""
         c = self.consortium
         founding = self.founding_orgs()
         local = self.local_nodes
@@ -301,8 +307,8 @@ class Nodes:
                 log(f"  {n.id} joined channel '{c.channel}'")
         self._join_peers(peers, log, joined_before=founding - set(first))
         later = [o for o in c.orgs if o.msp_id not in founding and self.layout.is_local(o)]
-        if later:
-            peers += self._up_later_orgs(later, log, timeout)
+        admitted = self._up_later_orgs(later, log, timeout) if later else []
+        peers += admitted
         self._wait(lambda: [n.id for n in peers if (self.peer_height(n) or 0) < 1],
                    f"on channel '{c.channel}'", timeout, log)
         # The Gateway plans endorsements from gossip membership: wait until every peer
@@ -317,6 +323,7 @@ class Nodes:
         if c.consensus == "etcdraft" and orderers and len(orderers) == len(c.orderers):
             self._wait(lambda: [] if any(self.raft_leader(n) for n in orderers) else [n.id for n in orderers],
                        f"led by a Raft leader on channel '{c.channel}'", timeout, log)
+        return admitted
 
     def _orderers_hold_the_chain(self, orderers: list[Node], peers: list[Node], first: set[str]) -> None:
         """NetworkError before an orderer is joined again, or lets the channel go on, where its ledger is not the
@@ -470,7 +477,7 @@ class Nodes:
         else:
             s.admin = f"{n.host}:{n.admin_port}"
             if s.healthy:
-                infos = {ch.consortium.channel: ch.orderer_channel(n) or {} for ch in chans}
+                infos = {ch.consortium.channel: ch._orderer_channel_or_none(n) or {} for ch in chans}
                 s.channels = {name: {"joined": info.get("status") == "active", "height": info.get("height")}
                               for name, info in infos.items()}
                 s.channel_joined = all(v["joined"] for v in s.channels.values())
@@ -528,17 +535,29 @@ class Nodes:
             return None
 
     def orderer_channel(self, n: Node) -> dict | None:
-        """What the orderer's channel participation API says of the channel (name, status, height, ...), None
-        when the orderer is not on it."""
+        """What the orderer's channel participation API says of the channel (name, status, height, ...); None when
+        it answers that the orderer is not on it (404). NetworkError when it does not answer so (unreachable, a TLS
+        refusal of the admin's certificate, another status): no conclusion is drawn from a failed question."""
         out = self._osnadmin(n, ["channel", "list", "--channelID", self.consortium.channel], check=False)
-        if out.returncode != 0:
+        status = re.match(r"Status: (\d+)", out.stdout)
+        if out.returncode == 0 and status and status.group(1) == "404":
             return None
         text = out.stdout
         try:
-            info = json.loads(text[text.find("{"):text.rfind("}") + 1])
+            info = json.loads(text[text.find("{"):text.rfind("}") + 1]) if status and status.group(1) == "200" else None
         except ValueError:
+            info = None
+        if out.returncode != 0 or not isinstance(info, dict):
+            raise NetworkError(f"{n.id}: its channel participation API did not say whether it is on channel "
+                               f"'{self.consortium.channel}': {printable((out.stdout + out.stderr).strip())[-300:]}")
+        return info
+
+    def _orderer_channel_or_none(self, n: Node) -> dict | None:
+        """:meth:`orderer_channel`, None when it cannot be asked (a report, not a decision)."""
+        try:
+            return self.orderer_channel(n)
+        except NetworkError:
             return None
-        return info if isinstance(info, dict) else None
 
     def orderer_joined(self, n: Node) -> bool:
         return (self.orderer_channel(n) or {}).get("status") == "active"

@@ -34,6 +34,17 @@ def test_an_amendment_cannot_move_the_start_of_a_validity_already_begun_later():
     assert s.accepted(_amend(s, valid_from=earlier))["authorisation"]["valid_from"] == earlier
 
 
+def test_an_ended_validity_may_be_lengthened_even_to_an_end_still_past():
+    """Lengthening takes nothing back: valid to D+335, at D+400 it may be made valid to D+380 (the time between was
+    not in force, and refused acts stay refused) or to a date to come."""
+    s = Scenario.with_l1(InwardProcessingContract)
+    s.wait_until(s.D(400))
+    for later in (s.D(380), s.D(500)):
+        assert s.accepted(_amend(s, valid_to=later.date().isoformat()))["authorisation"]["valid_to"] == \
+            later.date().isoformat()
+    s.refused("InvalidEvent", _amend, s, valid_to=s.D(390).date().isoformat())   # shortened, behind its time
+
+
 def test_an_amendment_leaving_the_validity_as_it_is_is_not_held_to_it():
     """An authorisation whose validity has ended can still have its representatives' mandates changed (its goods
     are still to be discharged): the dates it keeps are not a new end."""
@@ -72,7 +83,18 @@ def test_the_contract_refuses_another_chaincodes_call_of_it(proposed):
     event = _exit(s, "via-another", 1)
     details = s.refused("NotPermitted", s.ledger.invoke, s.contract, "ExitGoods", [event], "OperatorMSP",
                         proposed_args=proposed)
-    assert details["proposed_chaincode"] == "ipledger"
+    assert "proposed_chaincode" in details
     refused = s.ledger.evaluate(s.contract, "GetLot", ["L1"], "OperatorMSP", proposed_args=proposed)
     assert refused.error_code == "NotPermitted"                     # reads too: its answer would go to that chaincode
     assert s.accepted(s.ledger.invoke(s.contract, "ExitGoods", [event], "OperatorMSP"))["lot"]["balance"] == 0
+
+
+def test_a_proposal_that_does_not_parse_is_not_one_to_the_contract():
+    """Fail closed: what the peer passed as the signed proposal cannot be read — refused, not taken as direct."""
+    from ipledger.chaincode.contract import roles
+    from ipledger.chaincode.contract.errors import NotPermitted
+    s = Scenario.with_l1(InwardProcessingContract)
+    stub = s.ledger.stub("GetLot", ["L1"], msp="OperatorMSP")
+    stub.get_signed_proposal = lambda: b"\xff\x00 not a proposal"
+    with pytest.raises(NotPermitted):
+        roles.require_direct_call(stub)

@@ -691,8 +691,8 @@ class Driver:
     # -- customs: the authorisation
     def amend(self, new: Terms) -> None:
         ok = self.status != "REVOKED" or dataclasses.replace(new, mandate=self.terms.mandate) == self.terms
-        # the validity changes forward only: a new end after the amendment (the start never changes here)
-        ok = ok and (new.valid_to_days == self.terms.valid_to_days or self.validity_end(new) > self.now())
+        # the validity changes forward only: shortened, it ends after the amendment (the start never changes here)
+        ok = ok and not (self.validity_end(new) < self.validity_end() and self.validity_end(new) <= self.now())
         before = self.auth()["version"]
         res = self.send("AmendAuthorisation", self.ev(**new.fields(self.day)), CUSTOMS, expect=ok,
                         codes=("InvalidState", "InvalidEvent"))

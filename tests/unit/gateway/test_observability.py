@@ -208,7 +208,7 @@ def test_fabric_ledger_connects_lazily_once_per_org(tmp_path, monkeypatch):
     connects = []
 
     class FakeContract:
-        def evaluate(self, fn, args, timeout=None):
+        def evaluate(self, fn, args, endorsing_orgs=None, timeout=None):
             return b"{}"
 
     class FakeGateway:

@@ -24,10 +24,11 @@ def test_every_read_and_each_replay_lookup_is_evaluated_on_the_own_organisations
 
 
 def test_the_own_peer_not_ready_is_unavailable_not_another_organisations_answer(fabric_app, peer, keys):
-    def not_ready(request, context):
-        context.abort(grpc.StatusCode.UNAVAILABLE, "no peers available to evaluate chaincode ipledger in channel "
-                                                   "inward-processing")
+    def not_ready(request, context):   # Fabric v3.1's gateway (internal/pkg/gateway/evaluate.go), as it answers
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no peers available to evaluate chaincode ipledger in "
+                                                           "channel inward-processing")
     peer.on_evaluate = not_ready
     r = fabric_app.test_client().get("/api/v1/lots/L1", headers=bearer(keys[(ninth.ORG, "clerk")]))
     assert r.status_code == 503 and r.json["type"] == ninth.PROBLEMS + "service-unavailable", r.json
+    assert "own peer cannot answer yet" in r.json["detail"] and r.headers["Retry-After"]
     assert [list(e.target_organizations) for e in peer.recorded.evaluate] == [[ninth.ORG]]

@@ -153,7 +153,7 @@ def test_a_subscription_made_with_a_moment_is_not_sent_the_alerts_of_older_trans
     subs, deliveries, router = router_of(duplicate, tmp_path)
     new = subs.add(HOOK, "CustomsMSP", since="2026-12-06T10:00:00.000000Z")[0]["id"]
     old = subs.add(HOOK, "CustomsMSP")[0]["id"]
-    for tx, recorded_at in (("past", "2026-12-06T08:59:59.000000Z"), ("skewed", "2026-12-06T09:56:00.000000Z"),
+    for tx, recorded_at in (("past", "2026-12-06T08:59:59.000000Z"), ("skewed", "2026-12-06T09:40:00.000000Z"),
                             ("after", "2026-12-06T10:00:01.000000Z")):
         router.on_feed_item({**item(A, "FRIPO000002", tx=tx), "recorded_at": recorded_at})
     with deliveries.store.connection() as db:
