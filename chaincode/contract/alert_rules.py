@@ -84,6 +84,32 @@ def _bill_lists(bill: dict, lot: dict, when: dt.datetime) -> bool:
             and when < cutoff and timestamps.parse_datetime(lot["accepted_at"]) < cutoff)
 
 
+def _carried_disposals(state, covered: list[dict], lots: list[dict], batches: list[dict],
+                       as_of: dt.datetime) -> dict[str, list[str]]:
+    """The goods the latest bill submitted (or accepted) left OVERDUE that have been exited or lost since its
+    cut-off, by ``as_of``, by the day of their first such disposal: ``{day: ["LOT:L1", …]}``. The next bill lists
+    those disposals (``carried_from``, billing._carried), due 30 days after that day — else, with no later lot's
+    period ending (a revoked authorisation), nothing would ask for it. Only goods changed since the bill are read
+    again (their history): goods left overdue and then disposed of are few."""
+    if not covered:
+        return {}
+    latest = max(covered, key=lambda b: b["period_end"])
+    cutoff, moment = latest["cutoff"], timestamps.fmt(as_of)
+    records = {**{(goods.LOT, r["lot_id"]): r for r in lots}, **{(goods.BATCH, r["batch_id"]): r for r in batches}}
+    out: dict[str, list[str]] = {}
+    for item in latest.get("overdue", ()):
+        kind, goods_id = item["goods"], item["id"]
+        record = records.get((kind, goods_id))
+        if record is None or record.get("updated_at", cutoff) < cutoff:
+            continue   # unchanged since the bill
+        for entry in eventlog.history(state, kind, goods_id):
+            if cutoff <= entry["recorded_at"] <= moment and any(
+                    e["op"] in ("exit", "lose") and e["kind"] == kind and e["id"] == goods_id for e in entry["effects"]):
+                out.setdefault(entry["recorded_at"][:10], []).append(f"{kind}:{goods_id}")
+                break   # the first one: when the next bill is due
+    return {day: sorted(ids) for day, ids in out.items()}
+
+
 def records_now(state, auth: dict) -> dict:
     """What the alerts of an authorisation are computed from: its lots, batches, bills, re-exports awaiting
     ConfirmExit, transfers awaiting their reception and recorded alerts, as they are now."""
@@ -181,7 +207,8 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict, source: dic
                 out.append(_derived("DeadlineApproaching", auth_id, f"{kind}:{goods_id}",
                                     {**details, "days_left": (due - as_of).days}))
 
-    # BillOfDischargeDue / Late: DA art. 175, 30 days after the period for discharge ends
+    # BillOfDischargeDue / Late: DA art. 175, 30 days after the period for discharge ends — and after the day of
+    # the first disposal of goods the last bill left overdue, which the next bill lists (_carried_disposals)
     bills = source["bills"]
     covered = [b for b in bills if b["status"] in ("SUBMITTED", "ACCEPTED")]
     by_day: dict[str, list[str]] = {}
@@ -190,9 +217,13 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict, source: dic
         if any(_bill_lists(b, lot, deadline) for b in covered):
             continue
         by_day.setdefault(deadline.date().isoformat(), []).append(lot["lot_id"])
+    carried = _carried_disposals(state, covered, lots, batches, as_of)
+    for day in carried:
+        by_day.setdefault(day, [])
     for day, lot_ids in sorted(by_day.items()):
         due = timestamps.end_of(dt.date.fromisoformat(day)) + dt.timedelta(days=BILL_DUE_DAYS)
-        details = {"period_end": day, "due": timestamps.fmt(due), "lots": sorted(lot_ids)}
+        details = {"period_end": day, "due": timestamps.fmt(due), "lots": sorted(lot_ids),
+                   **({"carried": carried[day]} if day in carried else {})}
         if as_of > due:
             out.append(_derived("BillOfDischargeLate", auth_id, day, details))
         elif due - as_of <= dt.timedelta(days=params["bill_warn_days"]):

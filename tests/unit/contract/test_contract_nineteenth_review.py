@@ -98,3 +98,49 @@ def test_a_proposal_that_does_not_parse_is_not_one_to_the_contract():
     stub.get_signed_proposal = lambda: b"\xff\x00 not a proposal"
     with pytest.raises(NotPermitted):
         roles.require_direct_call(stub)
+
+
+def _bill(s, period_end: str) -> None:
+    data = s.query("GetBillOfDischargeData", AUTH_ID, period_end, msp="OperatorMSP")
+    s.accepted(s.submit("SubmitBillOfDischarge", {"authorisation_id": AUTH_ID, "period_end": period_end,
+                                                  "document_hash": data["document_hash"]}, "OperatorMSP"))
+
+
+def _bill_alerts(s, moment) -> list[tuple[str, str, list]]:
+    return [(a["type"], a["subject"], a["details"].get("carried", [])) for a in
+            s.query("GetAlerts", AUTH_ID, moment.isoformat())["alerts"] if a["type"].startswith("BillOfDischarge")]
+
+
+def test_disposals_of_goods_the_last_bill_left_overdue_ask_for_the_next_bill():
+    """After the last bill of a revoked authorisation had listed L1, B1 and W1 OVERDUE, their exits and destruction
+    raised no alert: the next bill lists them (carried_from), but with no later lot's period ending nothing asked
+    for it. They are due 30 days after the day of the first of them — and once a bill lists them, no longer."""
+    from ipledger.chaincode.testing.scenario import retreaded, waste
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant())
+    s.accepted(s.place("L1", 1000))
+    s.accepted(s.process("OP1", [("L1", 500)], [retreaded(500, "B1"), waste(100, "W1")]))
+    s.accepted(s.submit("RevokeAuthorisation", {"authorisation_id": AUTH_ID, "reason": "plant closed"}, "CustomsMSP"))
+    s.wait_until(s.D(186))
+    _bill(s, s.D(185).date().isoformat())
+    assert _bill_alerts(s, s.D(187)) == []
+    s.wait_until(s.D(190))
+    s.accepted(s.exit(500, lot_id="L1", procedure="4051"))
+    s.accepted(s.exit(500, batch_id="B1", procedure="3151"))
+    s.accepted(s.lose(100, batch_id="W1", reason="DESTROYED"))
+    day = s.D(190).date().isoformat()
+    assert _bill_alerts(s, s.D(200)) == []                      # due D+220: 10 days' warning (bill_warn_days)
+    assert _bill_alerts(s, s.D(215)) == [("BillOfDischargeDue", day, ["BATCH:B1", "BATCH:W1", "LOT:L1"])]
+    assert _bill_alerts(s, s.D(230)) == [("BillOfDischargeLate", day, ["BATCH:B1", "BATCH:W1", "LOT:L1"])]
+    s.wait_until(s.D(231))
+    _bill(s, s.D(230).date().isoformat())                 # the bill that lists them
+    assert _bill_alerts(s, s.D(232)) == []
+    # as of a moment before that bill (replayed from the log), they were still asked for
+    assert _bill_alerts(s, s.D(225)) == [("BillOfDischargeLate", day, ["BATCH:B1", "BATCH:W1", "LOT:L1"])]
+
+
+def test_a_bill_left_overdue_goods_untouched_asks_for_nothing_more():
+    s = Scenario.with_l1(InwardProcessingContract)
+    s.wait_until(s.D(186))
+    _bill(s, s.D(185).date().isoformat())                 # L1 OVERDUE, nothing done with it since
+    assert _bill_alerts(s, s.D(400)) == []
