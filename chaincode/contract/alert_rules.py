@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ipledger.chaincode.contract import authorisations, declarations, eventlog, goods, keys, time_rules, timestamps
+from ipledger.chaincode.contract import (authorisations, billing, declarations, eventlog, goods, keys, time_rules,
+                                         timestamps)
 from ipledger.chaincode.contract.alerts import DERIVED, RECORDED, clear_alert, raise_alert, recorded
 from ipledger.chaincode.contract.decimals import exact, pct
 from ipledger.chaincode.contract.params import BILL_DUE_DAYS
@@ -84,30 +85,47 @@ def _bill_lists(bill: dict, lot: dict, when: dt.datetime) -> bool:
             and when < cutoff and timestamps.parse_datetime(lot["accepted_at"]) < cutoff)
 
 
-def _carried_disposals(state, covered: list[dict], lots: list[dict], batches: list[dict],
-                       as_of: dt.datetime) -> dict[str, list[str]]:
-    """The goods the latest bill submitted (or accepted) left OVERDUE that have been exited or lost since its
-    cut-off, by ``as_of``, by the day of their first such disposal: ``{day: ["LOT:L1", …]}``. The next bill lists
-    those disposals (``carried_from``, billing._carried), due 30 days after that day — else, with no later lot's
-    period ending (a revoked authorisation), nothing would ask for it. Only goods changed since the bill are read
-    again (their history): goods left overdue and then disposed of are few."""
+def _carried_disposals(state, source: dict, covered: list[dict], as_of: dt.datetime) -> dict[str, list[str]]:
+    """The goods the latest bill submitted (or accepted) left OVERDUE and the next bill carries
+    (``billing.carried_goods``, the bill's own rule) that have been exited or lost since its cut-off, by ``as_of``,
+    by the day of their first such disposal: ``{day: ["LOT:L1", …]}``. The next bill lists those disposals
+    (``carried_from``), due 30 days after that day — else, with no later lot's period ending (a revoked
+    authorisation), nothing would ask for it. Read: as of a past moment, the log already replayed
+    (:func:`records_then`); now, the history of each such goods changed since the bill, from its cut-off on, up
+    to its first disposal."""
     if not covered:
         return {}
     latest = max(covered, key=lambda b: b["period_end"])
     cutoff, moment = latest["cutoff"], timestamps.fmt(as_of)
-    records = {**{(goods.LOT, r["lot_id"]): r for r in lots}, **{(goods.BATCH, r["batch_id"]): r for r in batches}}
+    lots = {r["lot_id"]: r for r in source["lots"]}
+    batches = {r["batch_id"]: r for r in source["batches"]}
+    carried = billing.carried_goods(latest, lots, batches, timestamps.parse_datetime(cutoff))
+
+    def disposes(entry: dict, kind: str, goods_id: str) -> bool:
+        return any(e["op"] in ("exit", "lose") and e["kind"] == kind and e["id"] == goods_id for e in entry["effects"])
+
+    first: dict[tuple[str, str], str] = {}
+    if "log" in source:   # as of a past moment: the entries replayed, in ledger order
+        for entry in source["log"]:
+            if entry["recorded_at"] >= cutoff:
+                for kind, goods_id in sorted(carried):
+                    if (kind, goods_id) not in first and disposes(entry, kind, goods_id):
+                        first[(kind, goods_id)] = entry["recorded_at"]
+    else:
+        for kind, goods_id in sorted(carried):
+            record = lots.get(goods_id) if kind == goods.LOT else batches.get(goods_id)
+            if record is None or record.get("updated_at", cutoff) < cutoff:
+                continue   # unchanged since the bill
+            for entry in eventlog.history_from(state, kind, goods_id, cutoff):
+                if entry["recorded_at"] > moment:
+                    break
+                if disposes(entry, kind, goods_id):
+                    first[(kind, goods_id)] = entry["recorded_at"]
+                    break
     out: dict[str, list[str]] = {}
-    for item in latest.get("overdue", ()):
-        kind, goods_id = item["goods"], item["id"]
-        record = records.get((kind, goods_id))
-        if record is None or record.get("updated_at", cutoff) < cutoff:
-            continue   # unchanged since the bill
-        for entry in eventlog.history(state, kind, goods_id):
-            if cutoff <= entry["recorded_at"] <= moment and any(
-                    e["op"] in ("exit", "lose") and e["kind"] == kind and e["id"] == goods_id for e in entry["effects"]):
-                out.setdefault(entry["recorded_at"][:10], []).append(f"{kind}:{goods_id}")
-                break   # the first one: when the next bill is due
-    return {day: sorted(ids) for day, ids in out.items()}
+    for (kind, goods_id), recorded_at in sorted(first.items()):
+        out.setdefault(recorded_at[:10], []).append(f"{kind}:{goods_id}")
+    return out
 
 
 def records_now(state, auth: dict) -> dict:
@@ -180,6 +198,7 @@ def records_then(state, auth: dict, as_of: dt.datetime) -> dict:
         "bills": [bills[p] for p in sorted(bills)],
         "unconfirmed": sorted(pending.items()),
         "recorded": [raised[k] for k in sorted(raised)],
+        "log": log,   # the entries replayed (_carried_disposals reads the disposals since the last bill there)
     }
 
 
@@ -217,7 +236,7 @@ def time_alerts(state, auth: dict, as_of: dt.datetime, params: dict, source: dic
         if any(_bill_lists(b, lot, deadline) for b in covered):
             continue
         by_day.setdefault(deadline.date().isoformat(), []).append(lot["lot_id"])
-    carried = _carried_disposals(state, covered, lots, batches, as_of)
+    carried = _carried_disposals(state, source, covered, as_of)
     for day in carried:
         by_day.setdefault(day, [])
     for day, lot_ids in sorted(by_day.items()):

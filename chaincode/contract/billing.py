@@ -10,7 +10,7 @@ Two scopes:
   this one — for a lot recorded after its deadline, when it was recorded
   (``goods.billed_at``); events up to the end of ``period_end`` (UTC). Due 30
   days later. It also carries the goods the previous bill flagged overdue
-  (:func:`_carried`): their disposals and losses in the period, and what remains
+  (:func:`carried_goods`): their disposals and losses in the period, and what remains
   of them, marked ``carried_from``.
 * ``as_of`` — the audit view: every lot placed up to ``as_of``, events up to it.
 
@@ -61,7 +61,7 @@ def _previous_bill(state, authorisation_id: str, period_end: str) -> dict | None
     return max(earlier, key=lambda b: b["period_end"]) if earlier else None
 
 
-def _carried(previous: dict | None, lots: dict, batches: dict, start: dt.datetime | None) -> set[tuple[str, str]]:
+def carried_goods(previous: dict | None, lots: dict, batches: dict, start: dt.datetime | None) -> set[tuple[str, str]]:
     """The goods a period's bill carries from the previous bill (§7 item 5): those the previous bill flagged
     OVERDUE (its record's ``overdue``, the goods it left under the procedure after their period for discharge;
     so not discharged at this period's start) and that no bill of this period or a later one lists as its
@@ -168,7 +168,7 @@ def _goods_of(book: goods.MemoryBook, window: _Window) -> _Goods:
     batches = {gid: r for (kind, gid), r in book.records.items() if kind == goods.BATCH}
     lot_ids = {gid for gid, lot in lots.items() if window.covers(lot)}
     batch_ids = {gid for gid, b in batches.items() if any(s["lot_id"] in lot_ids for s in b["shares"])}
-    carried = _carried(window.previous, lots, batches, window.start)
+    carried = carried_goods(window.previous, lots, batches, window.start)
     return _Goods(lots, batches, lot_ids, batch_ids, carried,
                   {"carried_from": window.previous["period_end"]} if carried else {})
 

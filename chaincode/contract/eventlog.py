@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Iterator
 
 from ipledger.chaincode.contract import decimals, goods, keys, timestamps
 from ipledger.chaincode.contract.errors import DuplicateEvent, InvalidEvent
@@ -170,6 +171,15 @@ def history(state, kind: str, goods_id: str) -> list[dict]:
     state.prefetch([log_key for log_key, _ref in found if log_key is not None])
     return [goods_entry(_referenced(state, log_key, kind, goods_id), kind, goods_id) if log_key is not None
             else ref for log_key, ref in found]
+
+
+def history_from(state, kind: str, goods_id: str, start: str) -> Iterator[dict]:
+    """The history of a lot or batch from ``start`` (a ledger time) on, oldest first, each entry read as it is
+    asked for: a caller looking for the first event of a kind reads no further."""
+    object_type = keys.LOT_LOG if kind == goods.LOT else keys.BATCH_LOG
+    for (_goods_id, recorded_at, tx_id), ref in state.scan_from(object_type, (goods_id,), (start,)):
+        yield goods_entry(_referenced(state, keys.log(ref["scope"], ref["month"], recorded_at, tx_id), kind,
+                                      goods_id), kind, goods_id) if "event" not in ref else ref
 
 
 def _referenced(state, log_key: tuple, kind: str, goods_id: str) -> dict:

@@ -90,11 +90,15 @@ class State:
         """The first committed ``(attributes, value)`` among the keys of ``(object_type, *attrs)`` from
         ``(*attrs, *start_attrs)`` on, or None — a range read: when there is none, Fabric checks at commit that
         none was added meanwhile (a transaction that adds one first makes this one fail its read set)."""
+        return next(self.scan_from(object_type, attrs, start_attrs), None)
+
+    def scan_from(self, object_type: str, attrs: tuple, start_attrs: tuple) -> Iterator[tuple[list[str], Any]]:
+        """The committed ``(attributes, value)`` of the keys of ``(object_type, *attrs)`` from ``(*attrs,
+        *start_attrs)`` on, in key order, read as they are asked for (a range read, ended when the caller stops)."""
         with self.stub.get_state_by_partial_composite_key_from(
                 object_type, [str(a) for a in attrs], [str(a) for a in start_attrs]) as it:
             for kv in it:
-                return self.stub.split_composite_key(kv.key)[1], json.loads(kv.value)
-        return None
+                yield self.stub.split_composite_key(kv.key)[1], json.loads(kv.value)
 
     def scan(self, object_type: str, *attrs: str) -> Iterator[tuple[list[str], Any]]:
         """``(attributes, value)`` of every key starting with ``(object_type, *attrs)``, sorted by key,

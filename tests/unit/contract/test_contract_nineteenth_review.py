@@ -144,3 +144,40 @@ def test_a_bill_left_overdue_goods_untouched_asks_for_nothing_more():
     s.wait_until(s.D(186))
     _bill(s, s.D(185).date().isoformat())                 # L1 OVERDUE, nothing done with it since
     assert _bill_alerts(s, s.D(400)) == []
+
+
+def _disposals(s, period_end: str) -> list[tuple]:
+    data = s.query("GetBillOfDischargeData", AUTH_ID, period_end, msp="OperatorMSP")
+    return sorted((x["goods"], x["id"], x.get("carried_from")) for x in data["disposals"] + data["losses"])
+
+
+def test_goods_the_next_bill_does_not_carry_are_not_asked_for_by_it():
+    """The alert follows the bill's own rule of what it carries (billing.carried_goods): an overdue lot extended
+    after the bill is its new deadline's bill's own goods, so is a batch one of whose source lots is due later —
+    their disposals are not in the next bill, and that bill is not asked for them (their own deadline's is)."""
+    from ipledger.chaincode.testing.scenario import retreaded
+    s = Scenario.with_l1(InwardProcessingContract)
+    s.wait_until(s.D(186))
+    _bill(s, s.D(185).date().isoformat())                                  # L1 OVERDUE
+    s.wait_until(s.D(187))
+    s.accepted(s.submit("ExtendDischargePeriod", {"authorisation_id": AUTH_ID, "lot_ids": ["L1"],
+                                                  "new_deadline": iso(s.D(300))}, "CustomsMSP"))
+    s.wait_until(s.D(190))
+    s.accepted(s.exit(100, lot_id="L1"))
+    s.wait_until(s.D(231))
+    assert _disposals(s, s.D(230).date().isoformat()) == []
+    assert _bill_alerts(s, s.D(215)) == []
+
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant())
+    s.accepted(s.set_parameters(max_clock_skew_s=400 * 86400))
+    s.accepted(s.place("L1", 1000))
+    s.accepted(s.place("L2", 1000, ts=s.D(100)))
+    s.accepted(s.process("OP1", [("L1", 500), ("L2", 500)], [retreaded(1000, "B1")], ts=s.D(120)))
+    s.wait_until(s.D(186))
+    _bill(s, s.D(185).date().isoformat())                                  # L1 and B1 OVERDUE
+    s.wait_until(s.D(190))
+    s.accepted(s.exit(300, batch_id="B1"))
+    s.wait_until(s.D(231))
+    assert _disposals(s, s.D(230).date().isoformat()) == []                 # B1 is the bill of L2's deadline's own
+    assert _bill_alerts(s, s.D(215)) == []
