@@ -11,6 +11,8 @@ endorsing peer produces byte-identical write sets.
 """
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import json
 from typing import Any, Iterator
@@ -90,7 +92,8 @@ class State:
         """The first committed ``(attributes, value)`` among the keys of ``(object_type, *attrs)`` from
         ``(*attrs, *start_attrs)`` on, or None — a range read: when there is none, Fabric checks at commit that
         none was added meanwhile (a transaction that adds one first makes this one fail its read set)."""
-        return next(self.scan_from(object_type, attrs, start_attrs), None)
+        with contextlib.closing(self.scan_from(object_type, attrs, start_attrs)) as found:
+            return next(found, None)
 
     def scan_from(self, object_type: str, attrs: tuple, start_attrs: tuple) -> Iterator[tuple[list[str], Any]]:
         """The committed ``(attributes, value)`` of the keys of ``(object_type, *attrs)`` from ``(*attrs,
