@@ -332,8 +332,20 @@ class Nodes:
         ledgers all behind the local peers' — restored from an older copy (:data:`BEHIND_ORDERERS`). The orderers
         in question are stopped first, before anyone's event is ordered on them. On separate hosts, what this host
         sees."""
-        heights = {n.id: self.orderer_height(n) for n in orderers}
+        # the peers' heights first: the orderers cut blocks before the peers commit them, so read after, theirs are
+        # at least as high — unless their ledgers went back (a channel under load goes on between the two reads)
         peer_heights = [h for h in (self.peer_height(n) for n in peers) if h is not None]
+        theirs = max(peer_heights, default=0)
+
+        def orderer_heights() -> dict[str, int | None]:
+            return {n.id: self.orderer_height(n) for n in orderers}
+
+        heights = orderer_heights()
+        for _ in range(10):   # an orderer just started may list its channels a moment after it answers
+            if all(h is not None for h in heights.values()) or theirs <= 1:
+                break
+            time.sleep(0.5)
+            heights = orderer_heights()
         height = max([h for h in heights.values() if h is not None] + peer_heights, default=0)
         for n in orderers:
             if heights[n.id] is None and n.org.msp_id not in first and height > 1:
@@ -341,7 +353,6 @@ class Nodes:
                 raise NetworkError(LOST_ORDERER.format(orderer=n.id, channel=self.consortium.channel,
                                                        org=n.org.msp_id, height=height))
         ours = max((h for h in heights.values() if h is not None), default=None)
-        theirs = max(peer_heights, default=0)
         if ours is not None and len(orderers) == len(self.consortium.orderers) and ours < theirs:
             for n in orderers:
                 self.runtime.stop(n)
