@@ -169,7 +169,8 @@ def env(fabric_network, ipledger_chaincode, tmp_path_factory):
     receiver = Receiver(fail=2)
     out = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(state), "gateway", "webhooks",
                           "--gateway", "OperatorMSP", "add", receiver.url, "--org", "OperatorMSP", "--secret", SECRET,
-                          "--types", "CeilingNear", "--json"], cwd=REPO, capture_output=True, text=True, check=True)
+                          "--types", "CeilingNear", "--authorisations", AUTH, "--json"],   # not other modules' alerts
+                         cwd=REPO, capture_output=True, text=True, check=True)
     sub = json.loads(out.stdout)
     tmp = tmp_path_factory.mktemp("dashboard")
     gws = {org: Gateway(state, tmp, org) for org in ORGS}
