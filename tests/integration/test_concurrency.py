@@ -67,7 +67,8 @@ def _granted(s: RealScenario, auth_id: str, max_qty: int) -> None:
 def test_exits_racing_for_one_lot_never_take_more_than_it_holds(race):
     s = race
     _granted(s, "FRIPO000771", 1000)
-    s.accepted(s.place("RACE-L1", 10, auth_id="FRIPO000771"))
+    # every declaration of this module its own (the shared network's other modules number theirs from 1)
+    s.accepted(s.place("RACE-L1", 10, auth_id="FRIPO000771", mrn_=mrns.placement_mrn(77_099)))
     exits = [{"event_id": f"race-exit-{i}", "authorisation_id": "FRIPO000771", "lot_id": "RACE-L1", "quantity": 3,
               "procedure": "3151", "mrn": mrns.exit_mrn(77_100 + i)} for i in range(RACERS)]
     committed, refused = _race([lambda e=e: s.submit("ExitGoods", e, "BrokerMSP") for e in exits])
