@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from fabric_protos.peer import chaincode_pb2, proposal_pb2
 
 from ipledger.chaincode.contract import acts, identifiers, parties
 from ipledger.chaincode.contract.errors import EoriNotRegistered, NotPermitted, PartyWithdrawn, UnknownParty
@@ -114,16 +113,10 @@ def require_direct_call(stub) -> None:
     transaction each find it whole, and the last write wins — and its chaincode event is dropped, so no feed or
     webhook hears of it. (A chaincode that only passes on its own proposal unchanged runs the act once, as a
     proposal would; putting such a chaincode on the channel takes customs and the holder, docs/admin.md.)"""
-    try:
-        signed = proposal_pb2.SignedProposal.FromString(stub.get_signed_proposal())
-        payload = proposal_pb2.ChaincodeProposalPayload.FromString(
-            proposal_pb2.Proposal.FromString(signed.proposal_bytes).payload)
-        spec = chaincode_pb2.ChaincodeInvocationSpec.FromString(payload.input).chaincode_spec
-    except Exception:   # noqa: BLE001 - a proposal that does not parse is not one to the contract: fail closed
-        spec = None
-    if spec is None or [bytes(a) for a in spec.input.args] != [bytes(a) for a in stub.get_args()]:
+    call = stub.get_proposed_call()
+    if call is None or call[1] != stub.get_args():
         raise NotPermitted("the contract records and answers proposals to it, not another chaincode's call of it",
-                           proposed_chaincode=spec.chaincode_id.name if spec is not None else None)
+                           proposed_chaincode=call[0] if call is not None else None)
 
 
 # The longest common name a certificate may carry (X.520 ub-common-name): the name recorded as who submitted

@@ -205,6 +205,7 @@ class Stub:
         self._binding = b""
         self._timestamp: Optional[_dt.datetime] = None
         self._identity: Optional[identities_pb2.SerializedIdentity] = None
+        self._proposal_input: Optional[bytes] = None   # the invocation spec the proposal carries, read on demand
         if signed_proposal is not None:
             self._parse_proposal(signed_proposal)
 
@@ -227,6 +228,7 @@ class Stub:
         payload = proposal_pb2.ChaincodeProposalPayload()
         payload.ParseFromString(proposal.payload)
         self._transient = {k: bytes(v) for k, v in payload.TransientMap.items()}
+        self._proposal_input = bytes(payload.input)
         epoch = struct.pack("<Q", chdr.epoch)
         self._binding = hashlib.sha256(bytes(shdr.nonce) + self._creator + epoch).digest()
         self._timestamp = _ts_to_datetime(chdr.timestamp)
@@ -346,6 +348,15 @@ class Stub:
 
     def get_signed_proposal(self) -> bytes:
         return self._signed_proposal.SerializeToString() if self._signed_proposal is not None else b""
+
+    def get_proposed_call(self) -> Optional[tuple[str, list[bytes]]]:
+        if self._proposal_input is None:
+            return None
+        try:
+            spec = chaincode_pb2.ChaincodeInvocationSpec.FromString(self._proposal_input).chaincode_spec
+        except Exception:   # noqa: BLE001 - an input that does not parse is no call to name
+            return None
+        return spec.chaincode_id.name, [bytes(a) for a in spec.input.args]
 
     def get_binding(self) -> bytes:
         return self._binding

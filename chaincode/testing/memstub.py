@@ -280,6 +280,11 @@ class MemStub:
         proposal = proposal_pb2.Proposal(header=header.SerializeToString(), payload=payload.SerializeToString())
         return proposal_pb2.SignedProposal(proposal_bytes=proposal.SerializeToString()).SerializeToString()
 
+    def get_proposed_call(self) -> tuple[str, list[bytes]] | None:
+        """The call the signed proposal names: this invocation (a proposal to the contract), or the
+        ``proposed_args`` the stub was made with (another chaincode's proposal, which called the contract)."""
+        return "ipledger", (self.get_args() if self._proposed_args is None else list(self._proposed_args))
+
     def get_binding(self) -> bytes:
         return b""
 

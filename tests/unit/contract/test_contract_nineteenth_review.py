@@ -95,7 +95,7 @@ def test_a_proposal_that_does_not_parse_is_not_one_to_the_contract():
     from ipledger.chaincode.contract.errors import NotPermitted
     s = Scenario.with_l1(InwardProcessingContract)
     stub = s.ledger.stub("GetLot", ["L1"], msp="OperatorMSP")
-    stub.get_signed_proposal = lambda: b"\xff\x00 not a proposal"
+    stub.get_proposed_call = lambda: None    # the shim's answer when the proposal's input does not parse
     with pytest.raises(NotPermitted):
         roles.require_direct_call(stub)
 

@@ -18,7 +18,7 @@ from tests.unit.shim.shim_fakepeer import CCM, FakePeer, make_signed_proposal
 
 from fabric_protos.ledger.queryresult import kv_query_result_pb2
 from fabric_protos.msp import identities_pb2
-from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2 as shim, proposal_response_pb2
+from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2 as shim, proposal_pb2, proposal_response_pb2
 
 from ipledger.chaincode.shim import PeerError, StreamClosedError
 from ipledger.chaincode.shim.contract_api import ChaincodeError, Contract, transaction
@@ -145,6 +145,7 @@ class Ledger(Contract):
             "binding": stub.get_binding().hex(),
             "fn": stub.get_function_and_parameters(),
             "sp": len(stub.get_signed_proposal()),
+            "call": (lambda c: c and [c[0], [a.decode() for a in c[1]]])(stub.get_proposed_call()),
         }
 
     @transaction
@@ -457,7 +458,19 @@ def test_transaction_context_from_signed_proposal():
                 "creator": creator.hex(), "ts": "2024-05-06T07:08:09.123456+00:00",
                 "transient": {"price": "42"}, "binding": binding, "fn": ["Context", []],
                 "sp": len(prop.SerializeToString()),
+                "call": ["", []],   # the proposal's invocation spec (its arguments: none in this one)
             }
+            # the invocation the proposal names (another chaincode's, when this one is called by it)
+            prop = make_signed_proposal(txid="tx-cc", channel="chan9", args=[b"Other", b"x"])
+            assert ok(await peer.transaction("Context", txid="tx-cc", channel="chan9", proposal=prop))["call"] == [
+                "", ["Other", "x"]]
+            # a proposal whose input does not parse names no call (the contract then refuses: fail closed)
+            prop = make_signed_proposal(txid="tx-garbled", channel="chan9")
+            garbled = proposal_pb2.Proposal.FromString(prop.proposal_bytes)
+            garbled.payload = proposal_pb2.ChaincodeProposalPayload(input=b"\xff\x00 not an invocation").SerializeToString()
+            prop.proposal_bytes = garbled.SerializeToString()
+            got = ok(await peer.transaction("Context", txid="tx-garbled", channel="chan9", proposal=prop))
+            assert got["call"] is None
             # a TRANSACTION whose proposal cannot be parsed is refused with ERROR, not a crash
             bad = make_signed_proposal(txid="tx-bad", channel="ch1")
             bad.proposal_bytes = b"\xff\xff\xff"
