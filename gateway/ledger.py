@@ -28,7 +28,7 @@ class Ledger(Protocol):
         ...
 
     def evaluate(self, org: str, function: str, args: Sequence[str], *, timeout: float | None = None,
-                 channel: str | None = None) -> bytes: ...
+                 channel: str | None = None, transient: Mapping[str, bytes] | None = None) -> bytes: ...
 
     def block_number(self, org: str, tx_id: str, *, channel: str | None = None) -> int | None: ...
 
@@ -103,16 +103,18 @@ class FabricLedger:
         return self._contract(org, channel=channel).submit(function, list(args), transient=transient,
                                                            timeout=self.config.submit_timeout)
 
-    def evaluate(self, org, function, args, *, timeout=None, channel=None):
+    def evaluate(self, org, function, args, *, timeout=None, channel=None, transient=None):
         """``function`` run on ``org``'s own peer (:meth:`_read`)."""
-        return self._read(self._contract(org, channel=channel), org, function, list(args), timeout)
+        return self._read(self._contract(org, channel=channel), org, function, list(args), timeout, transient)
 
-    def _read(self, contract, org: str, function: str, args: list, timeout: float | None = None) -> bytes:
+    def _read(self, contract, org: str, function: str, args: list, timeout: float | None = None,
+              transient: Mapping[str, bytes] | None = None) -> bytes:
         """An evaluation on ``org``'s own peer, never another organisation's: an organisation reads its own copy of
         the ledger — and another's peer does not hold its private data (a query of a lot's customs value answered
         by the representative's peer fails). Its peer not ready (the contract not installed yet, a ledger being
         rebuilt) is an unavailable ledger (503), not another organisation's answer."""
-        return contract.evaluate(function, args, endorsing_orgs=[org], timeout=timeout or self.config.evaluate_timeout)
+        return contract.evaluate(function, args, transient, endorsing_orgs=[org],
+                                 timeout=timeout or self.config.evaluate_timeout)
 
     def block_number(self, org: str, tx_id: str, *, channel: str | None = None) -> int | None:
         """The number of the block holding ``tx_id`` (qscc GetBlockByTxID; cached: blocks never change)."""

@@ -156,7 +156,8 @@ def _components() -> dict:
                                                       "the original one)"},
             "block_number": {"type": ["integer", "null"]},
             "recorded_at": {"type": ["string", "null"], "description": "ledger time of the recording"},
-            "replay_tx_id": {"type": "string", "description": "replays only: the (no-op) transaction of this call"},
+            "replay_tx_id": {"type": "string", "description": "replays only: the (no-op) transaction of this call "
+                                                            "(absent when it conflicted and was not committed)"},
             "result": {"description": "the contract's result"},
         }}
     item = {"type": "object", "required": ["index", "outcome", "status"], "properties": {

@@ -253,6 +253,15 @@ ENDORSERS_UNREACHABLE = (
     "not in the distribution policy of the private data collection",
 )
 
+# an endorsing peer's contract process stopped during the simulation, did not answer within the peer's execute
+# timeout, or could not be started (Fabric's core/chaincode): the proposal was not ordered
+CONTRACT_NOT_RUNNING = (
+    "chaincode stream terminated",
+    "timeout expired while executing transaction",
+    "could not launch chaincode",
+    "chaincode registration failed",
+)
+
 
 def _peer_clock(exc) -> bool:
     """The refusal is the contract's ClockSkew: about a peer's clock, which no retry sets right."""
@@ -264,7 +273,7 @@ def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
     peer addresses and gRPC texts go to the log, not to the caller."""
     from fabric_protos.peer import transaction_pb2
 
-    from ipledger.gateway.client import CommitError, CommitStatusError, GatewayError
+    from ipledger.gateway.client import CommitError, CommitStatusError, EndorseError, GatewayError
     from ipledger.gateway.client.gateway import RETRYABLE_VALIDATION_CODES, is_lagging_endorser
 
     tx = {"tx_id": exc.tx_id} if getattr(exc, "tx_id", None) else {}
@@ -323,6 +332,14 @@ def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
         return Problem(503, "service-unavailable",
                        "this organisation's own peer cannot answer yet (the contract not installed on it, or its "
                        "ledger being rebuilt); nothing was changed: try again later", extra=tx, headers=retry)
+    if isinstance(exc, EndorseError) and exc.chaincode_error is None and exc.chaincode_status is None and any(
+            m in text for text in (exc.message, *(d.message for d in exc.details)) for m in CONTRACT_NOT_RUNNING):
+        # no contract answered: an endorsing peer's contract process died or hung — the peer starts it again at
+        # the next proposal. Endorsement failed, so nothing was sent for ordering.
+        return Problem(503, "service-unavailable",
+                       "the contract did not answer on an endorsing organisation's peer (its process stopped or "
+                       "timed out); nothing was recorded: send the event again (same event_id)",
+                       extra={**tx, "reason": "contract-unavailable"}, headers=retry)
     # every endorser that failed could not be reached or did not answer in time (Fabric's endorsement timeout)
     unreachable_endorsers = code == grpc.StatusCode.ABORTED and bool(getattr(exc, "details", None)) \
         and all(any(c in d.message for c in ("code = Unavailable", "code = DeadlineExceeded")) for d in exc.details)

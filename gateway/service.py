@@ -363,6 +363,10 @@ class LedgerService:
             res = self._call("submit", parsed.type, self.ledger.submit, org, parsed.type, [parsed.argument()],
                              parsed.transient(), retry_transient=True, **kw)
         except Problem as p:
+            found = self._recorded_meanwhile(org, parsed, kw) if p.name == "transaction-conflict" else None
+            if found is not None:
+                self.metrics.events.labels(parsed.type, "replayed").inc()
+                return 200, {"event_id": parsed.event_id, "type": parsed.type, "org": org, **kw, **found}
             self.metrics.events.labels(parsed.type, "refused" if p.status < 500 else "failed").inc()
             raise
         result = _decode(res.result, parsed.type)
@@ -379,6 +383,24 @@ class LedgerService:
                        recorded_at=result.get("recorded_at") if isinstance(result, dict) else None, result=result)
         self.metrics.events.labels(parsed.type, "committed").inc()
         return 201, outcome
+
+    def _recorded_meanwhile(self, org: str, parsed: ParsedEvent, kw: dict) -> dict | None:
+        """The replay outcome of an event whose own transaction kept conflicting because the same event, sent at the
+        same time (a resend crossing the first attempt), was recorded by another transaction: the event evaluated
+        on the organisation's own peer answers with that transaction, which is in a block. None when it is not
+        recorded (an evaluation of a new event answers with a transaction of its own, in no block) or cannot be
+        read: the conflict stands, to send again."""
+        try:
+            raw = self.ledger.evaluate(org, parsed.type, [parsed.argument()], transient=parsed.transient(), **kw)
+            result = json.loads(raw)
+            original = result.get("tx_id") if isinstance(result, dict) else None
+            block = self.ledger.block_number(org, original, **kw) if isinstance(original, str) else None
+        except Exception:  # noqa: BLE001 - refused (another content, no standing), unreadable, unknown tx: no replay
+            return None
+        if not isinstance(block, int):
+            return None
+        return {"status": "REPLAYED", "tx_id": original, "block_number": block,
+                "recorded_at": result.get("recorded_at"), "result": result}
 
     # -- audit trails ---------------------------------------------------------------------------------------
     def with_blocks(self, org: str, entries: list[dict], channel: str | None = None) -> list[dict]:

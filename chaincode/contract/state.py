@@ -19,12 +19,16 @@ from typing import Any, Iterator
 
 Key = tuple  # (object_type, *attributes), see keys.py
 
-# A peer answers one range read with at most ``ledger.state.totalQueryLimit`` records and then says "no more",
-# as at the true end of the range (Fabric's query response builder): a read that returned this many records or
-# more may have been cut, and :meth:`State.scan` reads on after its last key. Peers must keep that limit at
-# least this high (Fabric's default and ipledger's, network/org/generate.py: 100,000); a peer with a lower one
-# would answer differently from customs' peer, and the endorsements would not match.
+# A peer answers one range read with at most ``ledger.state.totalQueryLimit`` records and then says "no more", as
+# at the true end of the range (Fabric's query response builder); every peer's limit must be at least this (Fabric's
+# default and ipledger's, network/org/generate.py: 100,000).
 RANGE_READ_CUT_AT_LEAST = 1000
+# ... and the contract takes at most this many records from one range read, then closes it and reads on from after
+# its last key. So no peer's limit ever cuts a read, and what each read holds is the same on every peer: the peer
+# hands records over in batches of 100 and has read one record past the last batch it handed over, 901 keys at
+# most here — while a read run to a peer's own limit would end where that peer's limit is, and the range reads in
+# the read set (which Fabric compares across the endorsements) would differ between peers of different limits.
+RANGE_READ_CHUNK = 900
 
 
 def canonical_json(value: Any) -> bytes:
@@ -38,9 +42,9 @@ def digest(value: Any) -> str:
 
 
 class State:
-    def __init__(self, stub: Any, *, range_read_cut_at: int | None = None):
+    def __init__(self, stub: Any, *, range_read_chunk: int | None = None):
         self.stub = stub
-        self._cut_at = range_read_cut_at or RANGE_READ_CUT_AT_LEAST
+        self._chunk = range_read_chunk or RANGE_READ_CHUNK
         self._cache: dict[str, bytes] = {}  # key -> bytes (b"" = absent or deleted)
         self._written: dict[str, None] = {}  # keys written, in order (a dict: no set is ever iterated)
         self._ranges: dict[str, dict[str, bytes]] = {}  # prefix -> the committed keys and values scanned
@@ -97,11 +101,9 @@ class State:
 
     def scan_from(self, object_type: str, attrs: tuple, start_attrs: tuple) -> Iterator[tuple[list[str], Any]]:
         """The committed ``(attributes, value)`` of the keys of ``(object_type, *attrs)`` from ``(*attrs,
-        *start_attrs)`` on, in key order, read as they are asked for (a range read, ended when the caller stops)."""
-        with self.stub.get_state_by_partial_composite_key_from(
-                object_type, [str(a) for a in attrs], [str(a) for a in start_attrs]) as it:
-            for kv in it:
-                yield self.stub.split_composite_key(kv.key)[1], json.loads(kv.value)
+        *start_attrs)`` on, in key order, read as they are asked for (range reads, ended when the caller stops)."""
+        for key, value in self._read_chunks(object_type, [str(a) for a in attrs], [str(a) for a in start_attrs]):
+            yield self.stub.split_composite_key(key)[1], json.loads(value)
 
     def scan(self, object_type: str, *attrs: str) -> Iterator[tuple[list[str], Any]]:
         """``(attributes, value)`` of every key starting with ``(object_type, *attrs)``, sorted by key,
@@ -120,19 +122,26 @@ class State:
                 yield self.stub.split_composite_key(k)[1], json.loads(found[k])
 
     def _read_range(self, object_type: str, attrs: list[str]) -> dict[str, bytes]:
-        """Every committed key and value of the partial composite key, however many: a read of
-        :data:`RANGE_READ_CUT_AT_LEAST` records or more is followed by another from just after its last key
-        (``last + U+0000``: the next possible key), until one returns fewer. Each read joins the read set, so
-        Fabric checks the whole range at commit."""
-        found: dict[str, bytes] = {}
-        it = self.stub.get_state_by_partial_composite_key(object_type, attrs)
+        """Every committed key and value of the partial composite key, however many (:meth:`_read_chunks`)."""
+        return dict(self._read_chunks(object_type, attrs))
+
+    def _read_chunks(self, object_type: str, attrs: list[str],
+                     start_attrs: list[str] | None = None) -> Iterator[tuple[str, bytes]]:
+        """The committed ``(key, value)`` of the partial composite key (from ``start_attrs`` on), in key order, over
+        range reads of at most :data:`RANGE_READ_CHUNK` records each: a read is closed at that count and followed by
+        another from just after its last key (``last + U+0000``: the next possible key), until one ends before it.
+        Each read joins the read set, so Fabric checks the whole range at commit."""
+        it = (self.stub.get_state_by_partial_composite_key(object_type, attrs) if start_attrs is None
+              else self.stub.get_state_by_partial_composite_key_from(object_type, attrs, start_attrs))
         while True:
             count, last = 0, None
             with it:
                 for kv in it:
-                    found[kv.key] = kv.value
+                    yield kv.key, kv.value
                     count, last = count + 1, kv.key
-            if count < self._cut_at:
-                return found
+                    if count == self._chunk:
+                        break
+            if count < self._chunk:
+                return
             after = [*self.stub.split_composite_key(last)[1][len(attrs):], ""]
             it = self.stub.get_state_by_partial_composite_key_from(object_type, attrs, after)

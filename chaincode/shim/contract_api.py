@@ -326,11 +326,20 @@ class _InexactNumber(Exception):
         self.text = text
 
 
+# the most digits a number's exponent may have: a float's exponents stay within ±400 or so, and Python's decimal
+# numbers have limits that depend on the build (an exponent past 425,000,000 is refused on a 32-bit host only)
+EXPONENT_DIGITS_MAX = 4
+
+
 def _exact_float(text: str) -> float:
     """``parse_float`` of the arguments: the number as a float, refused (:class:`_InexactNumber`) when the float
-    is not the number written — ``1.0000000000000001`` would otherwise be taken as 1, silently. Deterministic:
-    the same text gives the same answer on every peer. Numbers beyond a float's range stay for the contract to
-    refuse (it refuses non-finite numbers by name)."""
+    is not the number written — ``1.0000000000000001`` would otherwise be taken as 1, silently — or when its
+    exponent has more than :data:`EXPONENT_DIGITS_MAX` digits (``0e1000000000``). Deterministic: the same text
+    gives the same answer on every peer. Numbers beyond a float's range stay for the contract to refuse (it
+    refuses non-finite numbers by name)."""
+    _, _, exponent = text.lower().partition("e")
+    if len(exponent.lstrip("+-")) > EXPONENT_DIGITS_MAX:
+        raise _InexactNumber(text)
     value = float(text)
     if math.isfinite(value) and Decimal(repr(value)) != Decimal(text):
         raise _InexactNumber(text)

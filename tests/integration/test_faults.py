@@ -15,12 +15,14 @@ import dataclasses
 import json
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 
 import pytest
 import requests
 
+from ipledger.gateway.problems import type_uri
 from ipledger.network.channel.chaincode import Deployer
 from ipledger.network.channel.package import ChaincodeSpec
 from ipledger.network.org.nodes import Nodes
@@ -221,6 +223,59 @@ def test_request_in_flight_when_the_worker_closes_its_connections_is_retryable(e
         os.kill(pid, signal.SIGCONT)
     r = answer["r"]
     assert r.status_code == 503 and r.headers.get("Retry-After"), (r.status_code, r.json)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (its children, theirs, ...), from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    parents[int(entry)] = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    out, todo = [], [pid]
+    while todo:
+        below = todo.pop()
+        kids = [p for p, parent in parents.items() if parent == below]
+        out += kids
+        todo += kids
+    return out
+
+
+def test_a_contract_process_killed_during_an_invoke_is_503_then_recorded_once(env):
+    """The operator's contract process dies while it simulates a move: nothing was ordered, so the answer is a
+    503 to send again (not a 502 that reads as final); the peer starts the contract again and the same event,
+    sent again, is recorded once."""
+    import signal
+
+    net = env.net
+    peer = net.consortium.org("OperatorMSP").nodes[0]
+    contract = [p for p in descendants(node_pid(net, peer))
+                if b"chaincode" in open(f"/proc/{p}/cmdline", "rb").read()]
+    assert contract, "the operator's peer runs no contract process"
+    body, org = moves_of("F6", "cc-killed")(0)
+    url, key = url_of(env.gws.urls, org), env.keys[(org, "clerk")]
+    for p in contract:
+        os.kill(p, signal.SIGSTOP)     # held in the middle of the simulation ...
+    answer = {}
+    t = threading.Thread(target=lambda: answer.update(a=post_once(requests.Session(), url, key, body)))
+    t.start()
+    time.sleep(2)
+    for p in contract:
+        kill9(p)                        # ... and killed there
+    t.join(120)
+    first = answer["a"]
+    assert (first.status, first.problem_type, bool(first.retry_after)) == (
+        503, type_uri("service-unavailable"), True), first
+    http, deadline = requests.Session(), time.monotonic() + 90
+    again = post_once(http, url, key, body)
+    while again.status != 201 and is_clear_retryable(again) and time.monotonic() < deadline:
+        time.sleep(min(float(again.retry_after or 1), 5.0))
+        again = post_once(http, url, key, body)
+    assert again.status == 201, again
+    assert env.ledger.event_ids()[body["event_id"]] == 1
 
 
 def chain_info(net: Nodes, peer) -> dict:

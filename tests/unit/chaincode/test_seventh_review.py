@@ -217,3 +217,19 @@ def test_a_rate_a_double_holds_exactly_is_taken(s, n, text):
     res = s.ledger.invoke(s.contract, "GrantAuthorisation", [_grant_text(s, auth_id, text)], s.customs_msp)
     assert res.error_code is None, res.message
     assert s.query("GetAuthorisation", auth_id)["yield_rates"][0]["output_per_input"] is not None
+
+
+@pytest.mark.parametrize("text", ["0e425000001", "0e1000000000000000000", "1E-99999", "5e+00001"])
+def test_a_number_with_a_long_exponent_is_refused_the_same_on_every_host(s, text):
+    """Twentieth review: Python's decimal numbers refuse exponents past a limit that depends on the build (past
+    425,000,000 on a 32-bit host, 10^18 on a 64-bit one: an ``InternalError`` there), so one peer would take an
+    argument another refuses — every exponent of more than four digits is refused by name, on every host."""
+    before = dict(s.ledger._committed.state)
+    res = s.ledger.invoke(s.contract, "GrantAuthorisation", [_grant_text(s, "FRIPOEXP", text)], s.customs_msp)
+    assert res.error_code == "InvalidArguments", res.message
+    assert s.ledger._committed.state == before
+
+
+def test_a_short_exponent_is_still_read(s):
+    res = s.ledger.invoke(s.contract, "GrantAuthorisation", [_grant_text(s, "FRIPOEXP5", "1e0000")], s.customs_msp)
+    assert res.error_code is None, res.message

@@ -1,8 +1,11 @@
 """Thirteenth review: a peer answers a range read with at most ``ledger.state.totalQueryLimit`` records and then
-"no more", as at the true end of the range. The contract reads every range whole (``State.scan`` reads on after
-the last key of a read that may have been cut), so a range past the limit cannot pass a ceiling, leave an exit out
-of a bill or hide an alert. Emulated with a limit of 40 records (the MemStub's ``range_limit``; the contract's own
-``RANGE_READ_CUT_AT_LEAST`` lowered to match, as a peer's limit is at least that)."""
+"no more", as at the true end of the range. The contract reads every range whole, in reads it closes itself after
+``RANGE_READ_CHUNK`` records (fewer than any peer's limit) and reads on from after the last key, so a range past the
+limit cannot pass a ceiling, leave an exit out of a bill or hide an alert. Emulated with a limit of 40 records (the
+MemStub's ``range_limit``; the contract's own ``RANGE_READ_CUT_AT_LEAST`` and chunk lowered to match).
+
+Twentieth review: the reads must also be the same on every peer, whatever its limit — Fabric compares the range
+reads of the endorsements' read sets, and a read run to a peer's own limit ends where that limit is."""
 from __future__ import annotations
 
 import datetime as dt
@@ -20,6 +23,7 @@ LIMIT = 40
 def peer_limit(monkeypatch):
     monkeypatch.setattr(memstub.MemStub, "range_limit", LIMIT)
     monkeypatch.setattr(state, "RANGE_READ_CUT_AT_LEAST", LIMIT)
+    monkeypatch.setattr(state, "RANGE_READ_CHUNK", LIMIT - 1)
 
 
 def _moves(s: Scenario, n: int, lot_id: str, **kw) -> None:
@@ -89,3 +93,37 @@ def test_ipledgers_peers_cut_no_range_read_the_contract_would_not_read_on_from(t
               for o in c.orgs for p in o.peers}
     assert limits == {memstub.MemStub.range_limit}
     assert min(limits) >= state.RANGE_READ_CUT_AT_LEAST
+
+
+def _range_reads(monkeypatch, limit: int) -> list[tuple[int, bool]]:
+    """Each range read of a SetParameters that re-reads every lot (``loss_warn_pct``), on a peer of ``limit``: how
+    many records the contract took from it, and whether it ran to its end (what the read set records of it)."""
+    reads: list[list] = []
+
+    class Traced(memstub._Iter):
+        def __iter__(self):
+            entry = [0, False]
+            reads.append(entry)
+            for item in super().__iter__():
+                entry[0] += 1
+                yield item
+            entry[1] = True
+
+    monkeypatch.setattr(memstub.MemStub, "range_limit", limit)
+    monkeypatch.setattr(memstub.MemStub, "_cut", lambda self, rows: Traced(rows[:self.range_limit]))
+    s = Scenario.with_l1(InwardProcessingContract)
+    for i in range(70):
+        s.accepted(s.place(f"R{i:02d}", 1))
+    s.accepted(s.lose(1, lot_id="R00", reason="NATURE"))
+    del reads[:]
+    s.accepted(s.set_parameters(loss_warn_pct=0.5))
+    return [tuple(r) for r in reads]
+
+
+def test_the_range_reads_are_the_same_on_peers_of_different_limits(monkeypatch):
+    """A peer of limit 40 and one of 100,000 (both above the contract's chunk): the same reads, each taken to the
+    same record — otherwise their endorsements' read sets differ and no write on the authorisation commits."""
+    monkeypatch.setattr(state, "RANGE_READ_CHUNK", 30)
+    low, high = _range_reads(monkeypatch, 40), _range_reads(monkeypatch, 100_000)
+    assert low == high
+    assert max(n for n, _ in low) == 30 and any(n == 30 and not ended for n, ended in low)   # a read closed at 30

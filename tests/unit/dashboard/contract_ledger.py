@@ -88,11 +88,11 @@ class ContractLedger:
             self.changed.notify_all()
             return Result(res.tx_id, res.payload, self.height)
 
-    def evaluate(self, org, function, args, *, timeout=None):
+    def evaluate(self, org, function, args, *, timeout=None, transient=None):
         with self.lock:
             self._tick()
             res = self.scenario.ledger.evaluate(self.scenario.contract, function, [a.encode() for a in args], org,
-                                                **self._kw(org))
+                                                transient=dict(transient or {}), **self._kw(org))
         if not res.ok:
             err = res.json()
             raise evaluate_error(err["code"], err.get("message", ""), err.get("details"))

@@ -131,7 +131,7 @@ class FakeLedger:
             self.recorded[event["event_id"]] = (content, result)
             return Result(tx_id, json.dumps(result).encode(), block)
 
-    def evaluate(self, org, function, args, *, timeout=None):
+    def evaluate(self, org, function, args, *, timeout=None, transient=None):
         with self._lock:
             self.evaluations.append({"org": org, "function": function, "args": [json.loads(a) for a in args]})
             if self.down:

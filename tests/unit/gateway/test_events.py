@@ -376,6 +376,49 @@ def test_a_peer_whose_clock_is_off_is_not_told_as_a_peer_catching_up():
     assert problem.name == "clock-skew" and problem.extra.get("reason") != "endorsers-disagree"
 
 
+@pytest.mark.parametrize("message, details", [
+    # the gateway's own peer: its contract process killed during the simulation
+    ("failed to endorse transaction, see attached details for more info",
+     ["error in simulation: failed to execute transaction 7c1e: error sending: chaincode stream terminated"]),
+    # another organisation's peer: its contract process killed, or hung past the peer's execute timeout
+    ("failed to collect enough transaction endorsements, see attached details for more info",
+     ["rpc error: code = Unknown desc = error in simulation: failed to execute transaction 7c1e: error sending: "
+      "chaincode stream terminated"]),
+    ("failed to collect enough transaction endorsements, see attached details for more info",
+     ["error in simulation: failed to execute transaction 7c1e: timeout expired while executing transaction"]),
+    ("failed to endorse transaction, see attached details for more info",
+     ["error in simulation: failed to execute transaction 7c1e: could not launch chaincode ipledger_1.0:ab: "
+      "chaincode registration failed: connection refused"]),
+])
+def test_a_contract_process_that_died_is_503_nothing_recorded(message, details):
+    """No contract answered (its process on an endorsing peer stopped, hung or could not start): endorsement failed,
+    nothing was ordered — a 503 to send again, not a 502 that reads as final."""
+    import grpc
+
+    from ipledger.gateway.client import EndorseError
+    from ipledger.network.fabric.errors import ErrorDetail
+    from ipledger.gateway.problems import from_gateway_error
+    exc = EndorseError(message, code=grpc.StatusCode.ABORTED, tx_id="ab" * 32,
+                       details=[ErrorDetail("127.0.0.1:7120", "OperatorMSP", d) for d in details])
+    problem = from_gateway_error(exc, 7)
+    assert (problem.status, problem.headers["Retry-After"], problem.extra["reason"]) == (
+        503, "7", "contract-unavailable")
+    assert "nothing was recorded" in problem.detail
+
+
+def test_a_contract_refusal_that_quotes_such_words_stays_the_contract_s_refusal():
+    import grpc
+
+    from ipledger.gateway.client import EndorseError
+    from ipledger.network.fabric.errors import ErrorDetail
+    from ipledger.gateway.problems import from_gateway_error
+    text = '{"code":"InvalidEvent","message":"description: chaincode stream terminated","details":{}}'
+    exc = EndorseError("failed to endorse transaction, see attached details for more info",
+                       code=grpc.StatusCode.ABORTED, tx_id="ab" * 32,
+                       details=[ErrorDetail("127.0.0.1:7120", "OperatorMSP", f"chaincode response 500, {text}")])
+    assert from_gateway_error(exc, 7).status == 400
+
+
 def test_aborted_for_another_reason_stays_502():
     import grpc
 

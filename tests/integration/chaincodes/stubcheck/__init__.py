@@ -83,9 +83,9 @@ class StubCheck(Contract):
 
     @transaction(submit=False)
     def Scan(self, stub, object_type, attributes, cut_at):
-        """The contract's whole-range read, told that the peer may cut a read at ``cut_at`` records."""
+        """The contract's whole-range read, in reads of at most ``cut_at`` records each."""
         from ipledger.chaincode.contract.state import State
-        return [attrs for attrs, _value in State(stub, range_read_cut_at=cut_at).scan(object_type, *attributes)]
+        return [attrs for attrs, _value in State(stub, range_read_chunk=cut_at).scan(object_type, *attributes)]
 
     @transaction(submit=False)
     def PartialPage(self, stub, object_type, attributes, page_size, bookmark):

@@ -1,0 +1,74 @@
+"""Twentieth review (exactly once when processes die or requests cross), with the real contract in memory: the same
+event sent twice at once — a resend crossing its first attempt — is recorded by one transaction, and the other's
+transaction keeps conflicting with the goods' later transactions until the client's retries are spent. That answer
+was a 409 "not committed" about an event that IS on the ledger; it is now the replay (200, the original
+transaction), and a 409 only when the event is not recorded."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ipledger.gateway.app import create_app
+
+from tests.unit.dashboard.conftest import grant, place
+from tests.unit.dashboard.contract_ledger import ContractLedger
+
+from .conftest import bearer
+from .fakes import mvcc_conflict
+
+EVENTS = "/api/v1/events"
+
+
+class ConflictingLedger(ContractLedger):
+    """The contract in memory, whose next ``conflicts`` submits end MVCC_READ_CONFLICT (not committed)."""
+
+    conflicts = 0
+
+    def submit(self, org, function, args, transient=None):
+        if self.conflicts:
+            self.conflicts -= 1
+            raise mvcc_conflict("ef" * 32)
+        return super().submit(org, function, args, transient)
+
+
+@pytest.fixture
+def ledger():
+    return ConflictingLedger()
+
+
+@pytest.fixture
+def client(ledger, keys, config):
+    app = create_app(dataclasses.replace(config, customs_msp="CustomsMSP"), ledger=ledger)
+    c = app.test_client()
+    assert c.post(EVENTS, json=grant(), headers=bearer(keys[("CustomsMSP", "clerk")])).status_code == 201
+    return c
+
+
+def test_a_resend_whose_own_transaction_conflicted_is_the_replay_of_the_recorded_event(client, ledger, keys):
+    broker = bearer(keys[("BrokerMSP", "clerk")])
+    placement = place("L1", 1000, "26FR000110000001R8")     # commercial data: the replay is found with them
+    first = client.post(EVENTS, json=placement, headers=broker)
+    assert first.status_code == 201, first.json
+    ledger.conflicts = 1
+    again = client.post(EVENTS, json=placement, headers=broker)
+    assert again.status_code == 200, again.json
+    assert (again.json["status"], again.json["tx_id"], again.json["block_number"]) == (
+        "REPLAYED", first.json["tx_id"], first.json["block_number"])
+    assert "replay_tx_id" not in again.json                # this call's own transaction was not committed
+
+
+def test_a_conflict_of_an_event_not_recorded_stays_a_conflict_to_send_again(client, ledger, keys):
+    ledger.conflicts = 1
+    r = client.post(EVENTS, json=place("L2", 10, "26FR000110000002R7"), headers=bearer(keys[("BrokerMSP", "clerk")]))
+    assert r.status_code == 409 and r.json["type"].endswith("transaction-conflict"), r.json
+    assert r.headers.get("Retry-After")
+
+
+def test_a_conflict_of_an_event_id_used_for_other_content_stays_a_conflict(client, ledger, keys):
+    broker = bearer(keys[("BrokerMSP", "clerk")])
+    assert client.post(EVENTS, json=place("L3", 10, "26FR000110000003R6"), headers=broker).status_code == 201
+    other = {**place("L3", 11, "26FR000110000003R6")}
+    ledger.conflicts = 1
+    r = client.post(EVENTS, json=other, headers=broker)
+    assert r.status_code == 409 and r.json["type"].endswith("transaction-conflict"), r.json
