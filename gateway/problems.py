@@ -268,9 +268,10 @@ def _peer_clock(exc) -> bool:
     return isinstance(exc.chaincode_error, dict) and exc.chaincode_error.get("code") == "ClockSkew"
 
 
-def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
+def from_gateway_error(exc: Exception, retry_after: int, reading: bool = False) -> Problem:
     """Map a ``ipledger.gateway.client`` error (or a connection failure) to a problem. Never leaks internals:
-    peer addresses and gRPC texts go to the log, not to the caller."""
+    peer addresses and gRPC texts go to the log, not to the caller. ``reading``: the call was a query (an
+    evaluation), which records nothing whatever its fate."""
     from fabric_protos.peer import transaction_pb2
 
     from ipledger.gateway.client import CommitError, CommitStatusError, EndorseError, GatewayError
@@ -350,6 +351,13 @@ def from_gateway_error(exc: Exception, retry_after: int) -> Problem:
         return Problem(503, "service-unavailable",
                        "not enough of the endorsing organisations' peers can be reached right now; "
                        "nothing was recorded: try again later (same event_id)", extra=tx, headers=retry)
+    if reading and code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Problem(504, "gateway-timeout",
+                       "the query did not finish in time (a query over a long history: narrow its period); nothing "
+                       "was changed", extra={**tx, "reason": "query-timeout"}, headers=retry)
+    if reading and code == grpc.StatusCode.CANCELLED:
+        return Problem(503, "service-unavailable", "the query was interrupted; nothing was changed: try again",
+                       extra=tx, headers=retry)
     if code == grpc.StatusCode.CANCELLED or (isinstance(exc, ValueError) and "closed channel" in str(exc)):
         # The gateway's connection to its peer was closed under the request (a worker
         # shutting down): the transaction may have been ordered.

@@ -93,7 +93,7 @@ class LedgerService:
     def _problem(self, call: str, function: str, e: Exception) -> Problem:
         if isinstance(e, UnknownOrg):
             return Problem(403, "forbidden", f"this gateway does not act for {e.args[0]}")
-        problem = from_gateway_error(e, self.config.retry_after_s)
+        problem = from_gateway_error(e, self.config.retry_after_s, reading=call != "submit")
         if problem.status >= 500:
             cc = getattr(e, "chaincode_error", None)
             # a chaincode error's text may quote event data: log its code only

@@ -132,10 +132,13 @@ def records_now(state, auth: dict) -> dict:
     """What the alerts of an authorisation are computed from: its lots, batches, bills, re-exports awaiting
     ConfirmExit, transfers awaiting their reception and recorded alerts, as they are now."""
     auth_id = auth["authorisation_id"]
+    lot_keys = [keys.lot(lot_id) for (_a, lot_id), _ in state.scan(keys.AUTH_LOTS, auth_id)]
+    batch_keys = [keys.batch(b_id) for (_a, b_id), _ in state.scan(keys.AUTH_BATCHES, auth_id)]
+    state.prefetch(lot_keys + batch_keys)   # one round trip per batch of keys, not one per lot
     return {
         "auth": auth,
-        "lots": [state.get(keys.lot(lot_id)) for (_a, lot_id), _ in state.scan(keys.AUTH_LOTS, auth_id)],
-        "batches": [state.get(keys.batch(b_id)) for (_a, b_id), _ in state.scan(keys.AUTH_BATCHES, auth_id)],
+        "lots": [state.get(k) for k in lot_keys],
+        "batches": [state.get(k) for k in batch_keys],
         "bills": [b for _k, b in state.scan(keys.BILL, auth_id)],
         "unconfirmed": [((mrn, int(item)), pending)
                         for (_a, mrn, item), pending in state.scan(keys.UNCONFIRMED_EXIT, auth_id)],

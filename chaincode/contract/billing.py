@@ -234,6 +234,12 @@ def _lot_lines(state, auth: dict, window: _Window, log: list[dict], held: _Goods
     return lines
 
 
+def _processes(entry: dict, held: _Goods) -> bool:
+    """Whether the log entry is a processing operation consuming one of the bill's lots."""
+    return entry["event_type"] == "RecordProcessing" and any(
+        e["op"] == "consume" and e["lot_id"] in held.lot_ids for e in entry["effects"])
+
+
 def _log_lines(state, window: _Window, log: list[dict], book: goods.MemoryBook, held: _Goods,
                totals: dict) -> dict[str, list[dict]]:
     """From the log: the operations processing the bill's lots, §7 items 3 and 4 — disposals and losses of its
@@ -244,6 +250,8 @@ def _log_lines(state, window: _Window, log: list[dict], book: goods.MemoryBook, 
     window_start = timestamps.fmt(window.start) if window.start else ""
     out = {name: [] for name in ("processing", "disposals", "losses", "controls", "alerts", "transactions")}
     confirmations = declarations.exit_confirmations(state, log, "confirmations_recorded" in window.formats)
+    processing = [entry for entry in log if _processes(entry, held)]
+    state.prefetch([keys.operation(entry["event"]["operation_id"]) for entry in processing])   # one round trip
     for entry in log:
         in_window = entry["recorded_at"] >= window_start
         if in_window:
@@ -255,8 +263,7 @@ def _log_lines(state, window: _Window, log: list[dict], book: goods.MemoryBook, 
                 out["controls"].append({"recorded_at": entry["recorded_at"], "tx_id": entry["tx_id"],
                                         "site": entry["event"]["site"], "counted": entry["event"]["counted"],
                                         "findings": entry["event"].get("findings", "")})
-        if entry["event_type"] == "RecordProcessing" and any(
-                e["op"] == "consume" and e["lot_id"] in held.lot_ids for e in entry["effects"]):
+        if _processes(entry, held):
             op = state.get(keys.operation(entry["event"]["operation_id"]))
             out["processing"].append({k: op[k] for k in ("operation_id", "site", "inputs", "outputs", "yield",
                                                          "recorded_at", "tx_id")})

@@ -74,6 +74,21 @@ def confirmed_in(state, mrn: str, item_no: int, tx_id: str) -> bool:
     return bool(record and (record.get("exit_confirmed") or {}).get("tx_id") == tx_id)
 
 
+def _confirmation_records(log: list[dict]) -> list[tuple]:
+    """The declaration records :func:`exit_confirmations` reads: at each ConfirmExit, those of its MRN's items exited
+    before it (an item it does not read there, an earlier ConfirmExit read and confirmed)."""
+    exited: dict[str, list[int]] = {}
+    out: list[tuple] = []
+    for entry in log:
+        for e in entry["effects"]:
+            if e["op"] == "exit" and awaits_confirmation(e):
+                exited.setdefault(e["mrn"], []).append(e["item_no"])
+        if entry["event_type"] == "ConfirmExit":
+            mrn = entry["event"]["mrn"]
+            out.extend(keys.declaration(mrn, item) for item in exited.get(mrn, []))
+    return out
+
+
 def awaits_confirmation(effect: dict) -> bool:
     """Whether an exit (its effect in the log) awaits a ConfirmExit: a re-export, or a transfer recorded before its
     reception (``discharge.exit_goods`` marks it)."""
@@ -91,6 +106,8 @@ def exit_confirmations(state, log: list[dict], from_records: bool = True) -> dic
     record names its transaction (``declarations.confirmed_in``) — what discharge.confirm_exit did. The bill's lines
     and the alerts as of a past moment (``alert_rules.records_then``) read it alike. A bill submitted
     before (``from_records`` False) keeps the earlier reading: every item of the MRN awaiting one in log order."""
+    if from_records:   # the records each ConfirmExit below looks at, read in one round trip
+        state.prefetch(_confirmation_records(log))
     pending: dict[str, list[int]] = {}
     confirmed: dict[tuple[str, int], dict] = {}
     for entry in log:

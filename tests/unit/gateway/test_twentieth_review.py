@@ -16,6 +16,7 @@ from tests.unit.dashboard.contract_ledger import ContractLedger
 
 from .conftest import bearer
 from .fakes import mvcc_conflict
+from .serving import state  # noqa: F401 - fixture
 
 EVENTS = "/api/v1/events"
 
@@ -72,3 +73,40 @@ def test_a_conflict_of_an_event_id_used_for_other_content_stays_a_conflict(clien
     ledger.conflicts = 1
     r = client.post(EVENTS, json=other, headers=broker)
     assert r.status_code == 409 and r.json["type"].endswith("transaction-conflict"), r.json
+
+
+# ------------------------------------------------------------------------ a query that runs past its time
+
+def test_a_query_that_times_out_says_so_and_not_that_an_event_may_be_recorded(keys, config):
+    """A query over a long history that outlives the gateway's query timeout was answered "the event may or may not
+    be recorded: send it again with the same event_id" — about a read, which records nothing."""
+    from .fakes import FakeLedger, timed_out
+    from ipledger.gateway.client import EvaluateError
+    ledger = FakeLedger()
+    ledger.evaluate_failures.append(timed_out(EvaluateError))
+    r = create_app(config, ledger=ledger).test_client().get(
+        "/api/v1/authorisations/FRIPO000001/alerts", headers=bearer(keys[("OperatorMSP", "clerk")]))
+    assert r.status_code == 504 and r.json["reason"] == "query-timeout", r.json
+    assert "event" not in r.json["detail"] and "nothing was changed" in r.json["detail"]
+
+
+def test_a_submit_that_times_out_still_says_it_may_be_recorded(keys, config):
+    from .fakes import FakeLedger, timed_out
+    from ipledger.gateway.client import CommitStatusError
+    ledger = FakeLedger()
+    ledger.submit_failures.append(timed_out(CommitStatusError))
+    r = create_app(config, ledger=ledger).test_client().post(
+        EVENTS, json=place("L5", 1, "26FR000110000005R4"), headers=bearer(keys[("BrokerMSP", "clerk")]))
+    assert r.status_code == 504 and "may or may not be recorded" in r.json["detail"], r.json
+
+
+def test_the_query_timeout_is_a_setting(monkeypatch, state):
+    from ipledger.gateway.config import ConfigError, GatewayConfig
+    state_dir = state
+    assert GatewayConfig.from_state_dir(state_dir, org="OperatorMSP").evaluate_timeout == 10.0
+    monkeypatch.setenv("IPLEDGER_QUERY_TIMEOUT_S", "25")
+    assert GatewayConfig.from_state_dir(state_dir, org="OperatorMSP").evaluate_timeout == 25.0
+    for bad in ("0", "soon"):
+        monkeypatch.setenv("IPLEDGER_QUERY_TIMEOUT_S", bad)
+        with pytest.raises(ConfigError, match="IPLEDGER_QUERY_TIMEOUT_S"):
+            GatewayConfig.from_state_dir(state_dir, org="OperatorMSP")
