@@ -388,14 +388,16 @@ class LedgerService:
         """The replay outcome of an event whose own transaction kept conflicting because the same event, sent at the
         same time (a resend crossing the first attempt), was recorded by another transaction: the event evaluated
         on the organisation's own peer answers with that transaction, which is in a block. None when it is not
-        recorded (an evaluation of a new event answers with a transaction of its own, in no block) or cannot be
-        read: the conflict stands, to send again."""
+        recorded (an evaluation of a new event answers with a transaction of its own, in no block), is refused (the
+        same event_id with other content) or cannot be read: the conflict stands, to send again."""
         try:
-            raw = self.ledger.evaluate(org, parsed.type, [parsed.argument()], transient=parsed.transient(), **kw)
+            raw = self._call("evaluate", parsed.type, self.ledger.evaluate, org, parsed.type, [parsed.argument()],
+                             transient=parsed.transient(), **kw)
             result = json.loads(raw)
             original = result.get("tx_id") if isinstance(result, dict) else None
-            block = self.ledger.block_number(org, original, **kw) if isinstance(original, str) else None
-        except Exception:  # noqa: BLE001 - refused (another content, no standing), unreadable, unknown tx: no replay
+            block = self._call("block_lookup", "GetBlockByTxID", self.ledger.block_number, org, original,
+                               **kw) if isinstance(original, str) else None
+        except (Problem, ValueError):
             return None
         if not isinstance(block, int):
             return None

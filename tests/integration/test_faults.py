@@ -244,6 +244,14 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:   # gone meanwhile
+        return b""
+
+
 def test_a_contract_process_killed_during_an_invoke_is_503_then_recorded_once(env):
     """The operator's contract process dies while it simulates a move: nothing was ordered, so the answer is a
     503 to send again (not a 502 that reads as final); the peer starts the contract again and the same event,
@@ -252,23 +260,25 @@ def test_a_contract_process_killed_during_an_invoke_is_503_then_recorded_once(en
 
     net = env.net
     peer = net.consortium.org("OperatorMSP").nodes[0]
-    contract = [p for p in descendants(node_pid(net, peer))
-                if b"chaincode" in open(f"/proc/{p}/cmdline", "rb").read()]
+    contract = [p for p in descendants(node_pid(net, peer)) if b"chaincode" in cmdline(p)]
     assert contract, "the operator's peer runs no contract process"
     body, org = moves_of("F6", "cc-killed")(0)
     url, key = url_of(env.gws.urls, org), env.keys[(org, "clerk")]
     for p in contract:
         os.kill(p, signal.SIGSTOP)     # held in the middle of the simulation ...
     answer = {}
-    t = threading.Thread(target=lambda: answer.update(a=post_once(requests.Session(), url, key, body)))
+    t = threading.Thread(target=lambda: answer.update(r=requests.post(
+        url + "/api/v1/events", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=120)))
     t.start()
-    time.sleep(2)
+    time.sleep(5)                      # the proposal reaches the peer in milliseconds; the peer waits up to 30 s
+    assert t.is_alive(), f"answered while the contract was stopped: {answer}"
     for p in contract:
         kill9(p)                        # ... and killed there
     t.join(120)
-    first = answer["a"]
-    assert (first.status, first.problem_type, bool(first.retry_after)) == (
-        503, type_uri("service-unavailable"), True), first
+    first = answer["r"]
+    assert (first.status_code, first.json()["type"], first.json().get("reason"), bool(
+        first.headers.get("Retry-After"))) == (503, type_uri("service-unavailable"), "contract-unavailable", True), \
+        first.text
     http, deadline = requests.Session(), time.monotonic() + 90
     again = post_once(http, url, key, body)
     while again.status != 201 and is_clear_retryable(again) and time.monotonic() < deadline:

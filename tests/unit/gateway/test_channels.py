@@ -38,8 +38,8 @@ class ChannelLedgers:
     def submit(self, org, function, args, transient=None, *, channel=None):
         return self._of(channel, function).submit(org, function, args, transient)
 
-    def evaluate(self, org, function, args, *, timeout=None, channel=None):
-        return self._of(channel, function).evaluate(org, function, args, timeout=timeout)
+    def evaluate(self, org, function, args, *, timeout=None, channel=None, transient=None):
+        return self._of(channel, function).evaluate(org, function, args, timeout=timeout, transient=transient)
 
     def block_number(self, org, tx_id, *, channel=None):
         return self._of(channel, "GetBlockByTxID").block_number(org, tx_id)

@@ -417,6 +417,13 @@ def test_a_contract_refusal_that_quotes_such_words_stays_the_contract_s_refusal(
                        code=grpc.StatusCode.ABORTED, tx_id="ab" * 32,
                        details=[ErrorDetail("127.0.0.1:7120", "OperatorMSP", f"chaincode response 500, {text}")])
     assert from_gateway_error(exc, 7).status == 400
+    # the contract answered (a status), in words that are not its JSON error: it ran, so not "contract-unavailable"
+    exc = EndorseError("failed to endorse transaction, see attached details for more info",
+                       code=grpc.StatusCode.ABORTED, tx_id="ab" * 32,
+                       details=[ErrorDetail("127.0.0.1:7120", "OperatorMSP",
+                                            "chaincode response 500, chaincode stream terminated")])
+    assert exc.chaincode_status == 500 and exc.chaincode_error is None
+    assert from_gateway_error(exc, 7).status == 502
 
 
 def test_aborted_for_another_reason_stays_502():

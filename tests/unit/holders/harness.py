@@ -27,8 +27,8 @@ class ChannelContractLedgers:
     def submit(self, org, function, args, transient=None, *, channel=None):
         return self._of(channel).submit(org, function, args, transient)
 
-    def evaluate(self, org, function, args, *, timeout=None, channel=None):
-        return self._of(channel).evaluate(org, function, args, timeout=timeout)
+    def evaluate(self, org, function, args, *, timeout=None, channel=None, transient=None):
+        return self._of(channel).evaluate(org, function, args, timeout=timeout, transient=transient)
 
     def height(self, org, *, channel=None):
         return self._of(channel).height
