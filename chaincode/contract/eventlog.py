@@ -156,7 +156,14 @@ def entries(state, scope: str, start: dt.datetime | None, end: dt.datetime, firs
     lo_text, hi_text = timestamps.fmt(lo), timestamps.fmt(end)
     out = []
     for month in months:
-        for _attrs, entry in state.scan(keys.LOG, scope, month):
+        if month in (months[0], months[-1]):
+            # the first and last months read from ``lo`` and up to ``end`` only: entries recorded after ``end`` (by
+            # transactions committed meanwhile, in the current month) are outside this one's range reads
+            found = state.scan_between(keys.LOG, (scope, month), (lo_text,) if month == months[0] else (),
+                                       (hi_text,) if month == months[-1] else None)
+        else:
+            found = state.scan(keys.LOG, scope, month)
+        for _attrs, entry in found:
             if lo_text <= entry["recorded_at"] < hi_text:
                 out.append(entry)
     return out

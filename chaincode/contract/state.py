@@ -29,6 +29,8 @@ RANGE_READ_CUT_AT_LEAST = 1000
 # most here — while a read run to a peer's own limit would end where that peer's limit is, and the range reads in
 # the read set (which Fabric compares across the endorsements) would differ between peers of different limits.
 RANGE_READ_CHUNK = 900
+# after every key of a composite key's prefix (Fabric's maxUnicodeRuneValue)
+LAST_CHARACTER = "\U0010ffff"
 
 
 def canonical_json(value: Any) -> bytes:
@@ -48,6 +50,7 @@ class State:
         self._cache: dict[str, bytes] = {}  # key -> bytes (b"" = absent or deleted)
         self._written: dict[str, None] = {}  # keys written, in order (a dict: no set is ever iterated)
         self._ranges: dict[str, dict[str, bytes]] = {}  # prefix -> the committed keys and values scanned
+        self._bounded: dict[tuple[str, str], dict[str, bytes]] = {}   # (start, end) -> the same, of scan_between
 
     def key(self, key: Key) -> str:
         object_type, *attrs = key
@@ -121,18 +124,45 @@ class State:
             if found[k]:
                 yield self.stub.split_composite_key(k)[1], json.loads(found[k])
 
+    def scan_between(self, object_type: str, attrs: tuple, start_attrs: tuple = (),
+                     end_attrs: tuple | None = None) -> Iterator[tuple[list[str], Any]]:
+        """:meth:`scan` of the keys of ``(object_type, *attrs)`` from ``(*attrs, *start_attrs)`` on and, with
+        ``end_attrs``, before ``(*attrs, *end_attrs)``: range reads bounded at both ends, so a key another transaction
+        adds outside them meanwhile (a log entry recorded after the moment read up to) does not invalidate this one."""
+        attrs, start_attrs = [str(a) for a in attrs], [str(a) for a in start_attrs]
+        end_attrs = None if end_attrs is None else [str(a) for a in end_attrs]
+        start = self.stub.create_composite_key(object_type, [*attrs, *start_attrs])
+        end = (self.stub.create_composite_key(object_type, attrs) + LAST_CHARACTER if end_attrs is None
+               else self.stub.create_composite_key(object_type, [*attrs, *end_attrs]))
+        committed = self._bounded.get((start, end))
+        if committed is None:   # as for scan: one read per range and transaction
+            committed = self._bounded[(start, end)] = dict(self._read_chunks(object_type, attrs, start_attrs,
+                                                                             end_attrs))
+        found = dict(committed)
+        for k in self._written:
+            if start <= k < end:
+                found[k] = self._cache[k]
+        for k in sorted(found):
+            if found[k]:
+                yield self.stub.split_composite_key(k)[1], json.loads(found[k])
+
     def _read_range(self, object_type: str, attrs: list[str]) -> dict[str, bytes]:
         """Every committed key and value of the partial composite key, however many (:meth:`_read_chunks`)."""
         return dict(self._read_chunks(object_type, attrs))
 
-    def _read_chunks(self, object_type: str, attrs: list[str],
-                     start_attrs: list[str] | None = None) -> Iterator[tuple[str, bytes]]:
-        """The committed ``(key, value)`` of the partial composite key (from ``start_attrs`` on), in key order, over
-        range reads of at most :data:`RANGE_READ_CHUNK` records each: a read is closed at that count and followed by
-        another from just after its last key (``last + U+0000``: the next possible key), until one ends before it.
-        Each read joins the read set, so Fabric checks the whole range at commit."""
-        it = (self.stub.get_state_by_partial_composite_key(object_type, attrs) if start_attrs is None
-              else self.stub.get_state_by_partial_composite_key_from(object_type, attrs, start_attrs))
+    def _read_chunks(self, object_type: str, attrs: list[str], start_attrs: list[str] | None = None,
+                     end_attrs: list[str] | None = None) -> Iterator[tuple[str, bytes]]:
+        """The committed ``(key, value)`` of the partial composite key (from ``start_attrs`` on, before ``end_attrs``
+        when given), in key order, over range reads of at most :data:`RANGE_READ_CHUNK` records each: a read is
+        closed at that count and followed by another from just after its last key (``last + U+0000``: the next
+        possible key), until one ends before it. Each read joins the read set, so Fabric checks the whole range at
+        commit."""
+        if start_attrs is None and end_attrs is None:
+            it = self.stub.get_state_by_partial_composite_key(object_type, attrs)
+        elif end_attrs is None:
+            it = self.stub.get_state_by_partial_composite_key_from(object_type, attrs, start_attrs)
+        else:
+            it = self.stub.get_state_by_partial_composite_key_from(object_type, attrs, start_attrs or [], end_attrs)
         while True:
             count, last = 0, None
             with it:
@@ -144,4 +174,5 @@ class State:
             if count < self._chunk:
                 return
             after = [*self.stub.split_composite_key(last)[1][len(attrs):], ""]
-            it = self.stub.get_state_by_partial_composite_key_from(object_type, attrs, after)
+            it = (self.stub.get_state_by_partial_composite_key_from(object_type, attrs, after) if end_attrs is None
+                  else self.stub.get_state_by_partial_composite_key_from(object_type, attrs, after, end_attrs))

@@ -107,9 +107,11 @@ class ChaincodeStub(Protocol):
     def get_state_by_partial_composite_key(
         self, object_type: str, attributes: Sequence[str]
     ) -> StateIterator: ...
-    # ipledger's own: the keys of the partial composite key from ``start_attributes`` on (a range within it)
+    # ipledger's own: the keys of the partial composite key from ``start_attributes`` on (a range within it), and
+    # before ``end_attributes`` when given
     def get_state_by_partial_composite_key_from(
-        self, object_type: str, attributes: Sequence[str], start_attributes: Sequence[str]
+        self, object_type: str, attributes: Sequence[str], start_attributes: Sequence[str],
+        end_attributes: Optional[Sequence[str]] = None,
     ) -> StateIterator: ...
     def get_state_by_partial_composite_key_with_pagination(
         self, object_type: str, attributes: Sequence[str], page_size: int, bookmark: str = ""

@@ -90,14 +90,18 @@ def partial_composite_key_range(object_type: str, attributes: Sequence[str]) -> 
     return partial_composite_key_range_from(object_type, attributes, [])
 
 
-def partial_composite_key_range_from(object_type: str, attributes: Sequence[str],
-                                     start_attributes: Sequence[str]) -> tuple[str, str]:
-    """The keys of ``(object_type, *attributes)`` from ``(*attributes, *start_attributes)`` on: the range of
-    :func:`partial_composite_key_range` with a later start, never outside the composite key's prefix."""
-    if isinstance(start_attributes, str):
-        raise TypeError("start_attributes must be a sequence of str, not a str")
+def partial_composite_key_range_from(object_type: str, attributes: Sequence[str], start_attributes: Sequence[str],
+                                     end_attributes: Sequence[str] | None = None) -> tuple[str, str]:
+    """The keys of ``(object_type, *attributes)`` from ``(*attributes, *start_attributes)`` on — and, with
+    ``end_attributes``, before ``(*attributes, *end_attributes)``: the range of :func:`partial_composite_key_range`
+    with a later start (and an earlier end), never outside the composite key's prefix."""
+    if isinstance(start_attributes, str) or isinstance(end_attributes, str):
+        raise TypeError("start_attributes and end_attributes must be sequences of str, not a str")
     prefix = create_composite_key(object_type, attributes)
-    return create_composite_key(object_type, [*attributes, *start_attributes]), prefix + MAX_UNICODE_RUNE
+    start = create_composite_key(object_type, [*attributes, *start_attributes])
+    if end_attributes is None:
+        return start, prefix + MAX_UNICODE_RUNE
+    return start, max(start, create_composite_key(object_type, [*attributes, *end_attributes]))
 
 
 def check_bookmark(bookmark: str, start: str, end: str) -> None:

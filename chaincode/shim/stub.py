@@ -487,12 +487,14 @@ class Stub:
         return self._range("", start, end)
 
     def get_state_by_partial_composite_key_from(
-        self, object_type: str, attributes: Sequence[str], start_attributes: Sequence[str]
+        self, object_type: str, attributes: Sequence[str], start_attributes: Sequence[str],
+        end_attributes: Optional[Sequence[str]] = None,
     ) -> StateQueryIterator:
         """The keys of the partial composite key ``(object_type, *attributes)`` from those whose next attributes
-        are ``start_attributes`` (or sort after them) on — a range read within the prefix (Fabric's shims have no
-        such call; the peer's GetStateByRange answers it as any other). E.g. the entries of a log after a moment."""
-        start, end = _keys.partial_composite_key_range_from(object_type, attributes, start_attributes)
+        are ``start_attributes`` (or sort after them) on, and before those whose next attributes are
+        ``end_attributes`` when given — a range read within the prefix (Fabric's shims have no such call; the peer's
+        GetStateByRange answers it as any other). E.g. the entries of a log between two moments."""
+        start, end = _keys.partial_composite_key_range_from(object_type, attributes, start_attributes, end_attributes)
         return self._range("", start, end)
 
     def get_state_by_partial_composite_key_with_pagination(

@@ -351,8 +351,9 @@ class MemStub:
         return self._cut(self._c.range(start, end))
 
     def get_state_by_partial_composite_key_from(self, object_type: str, attributes: Sequence[str],
-                                                start_attributes: Sequence[str]) -> _Iter:
-        start, end = _keys.partial_composite_key_range_from(object_type, attributes, start_attributes)
+                                                start_attributes: Sequence[str],
+                                                end_attributes: Sequence[str] | None = None) -> _Iter:
+        start, end = _keys.partial_composite_key_range_from(object_type, attributes, start_attributes, end_attributes)
         return self._cut(self._c.range(start, end))
 
     def get_state_by_partial_composite_key_with_pagination(

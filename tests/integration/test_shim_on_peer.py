@@ -105,6 +105,12 @@ def test_composite_keys_and_partial_queries(op):
         sub(op, "PutComposite", "scanned", [lot, site], f'"{lot}@{site}"')
     for cut_at in (1, 2, 3, 4, 5):
         assert ev(op, "Scan", "scanned", [], cut_at) == [["L1", "S1"], ["L1", "S2"], ["L10", ""], ["L2", "S1"]]
+    # bounded at both ends (before the end's attributes): a bill's last month read up to its cut-off
+    assert ev(op, "PartialBetween", "stock", [], ["L1", "S2"], ["L2"]) == [["L1", "S2"], ["L10", ""]]
+    assert ev(op, "PartialBetween", "stock", ["L1"], [], ["S2"]) == [["L1", "S1"]]
+    assert ev(op, "PartialBetween", "stock", [], ["L2"], ["L1"]) == []       # an end before the start: nothing
+    for cut_at in (1, 2, 3):
+        assert ev(op, "ScanBetween", "scanned", [], ["L1", "S2"], ["L2"], cut_at) == [["L1", "S2"], ["L10", ""]]
 
 
 def test_state_based_endorsement_parameter(op):

@@ -82,6 +82,19 @@ class StubCheck(Contract):
             return [stub.split_composite_key(kv.key)[1] for kv in it]
 
     @transaction(submit=False)
+    def PartialBetween(self, stub, object_type, attributes, start_attributes, end_attributes):
+        with stub.get_state_by_partial_composite_key_from(object_type, attributes, start_attributes,
+                                                          end_attributes) as it:
+            return [stub.split_composite_key(kv.key)[1] for kv in it]
+
+    @transaction(submit=False)
+    def ScanBetween(self, stub, object_type, attributes, start_attributes, end_attributes, cut_at):
+        """The contract's bounded range read (as the log of a bill's last month is read), in reads of ``cut_at``."""
+        from ipledger.chaincode.contract.state import State
+        return [attrs for attrs, _value in State(stub, range_read_chunk=cut_at).scan_between(
+            object_type, attributes, start_attributes, end_attributes)]
+
+    @transaction(submit=False)
     def Scan(self, stub, object_type, attributes, cut_at):
         """The contract's whole-range read, in reads of at most ``cut_at`` records each."""
         from ipledger.chaincode.contract.state import State
