@@ -30,6 +30,7 @@ import bisect
 import datetime as _dt
 import functools
 import hashlib
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -128,10 +129,10 @@ def load_collections_config(path: str | Path) -> dict[str, frozenset[str]]:
 # ---------------------------------------------------------------------------------------- iterators
 
 class _Iter:
-    """A closed-over list that behaves like a Fabric state/history iterator."""
+    """Items, read as they are asked for, that behave like a Fabric state/history iterator."""
 
     def __init__(self, items: Iterable[Any]):
-        self._items = list(items)
+        self._items = items
         self.closed = False
 
     def __iter__(self) -> Iterator[Any]:
@@ -173,9 +174,16 @@ class _Committed:
             self.sorted_keys.pop(bisect.bisect_left(self.sorted_keys, key))
 
     def range(self, start: str, end: str) -> list[KV]:
+        return list(self.scan(start, end))
+
+    def scan(self, start: str, end: str) -> Iterator[KV]:
+        """The keys from ``start`` to before ``end`` (none: to the last), read as they are asked for — as a peer's
+        iterator: a read stopped after a few records costs a few records, not the whole range."""
         lo = bisect.bisect_left(self.sorted_keys, start)
         hi = bisect.bisect_left(self.sorted_keys, end) if end else len(self.sorted_keys)
-        return [KV(k, self.state[k]) for k in self.sorted_keys[lo:hi]]
+        for i in range(lo, hi):
+            key = self.sorted_keys[i]
+            yield KV(key, self.state[key])
 
 
 class TxResult(tuple):
@@ -319,12 +327,12 @@ class MemStub:
 
     def get_state_by_range(self, start_key: str, end_key: str) -> _Iter:
         _keys.validate_simple_keys(start_key, end_key)
-        return self._cut(self._c.range(_keys.range_start_key(start_key), end_key))
+        return self._cut(self._c.scan(_keys.range_start_key(start_key), end_key))
 
-    def _cut(self, rows: list) -> _Iter:
+    def _cut(self, rows: Iterable[KV]) -> _Iter:
         """A range read as a peer answers it: at most ``range_limit`` records, then "no more" as at the true end
         (ledger.state.totalQueryLimit)."""
-        return _Iter(rows[:self.range_limit])
+        return _Iter(itertools.islice(rows, self.range_limit))
 
     def get_state_by_range_with_pagination(self, start_key: str, end_key: str, page_size: int,
                                            bookmark: str = "") -> QueryPage:
@@ -348,13 +356,13 @@ class MemStub:
 
     def get_state_by_partial_composite_key(self, object_type: str, attributes: Sequence[str]) -> _Iter:
         start, end = _keys.partial_composite_key_range(object_type, attributes)
-        return self._cut(self._c.range(start, end))
+        return self._cut(self._c.scan(start, end))
 
     def get_state_by_partial_composite_key_from(self, object_type: str, attributes: Sequence[str],
                                                 start_attributes: Sequence[str],
                                                 end_attributes: Sequence[str] | None = None) -> _Iter:
         start, end = _keys.partial_composite_key_range_from(object_type, attributes, start_attributes, end_attributes)
-        return self._cut(self._c.range(start, end))
+        return self._cut(self._c.scan(start, end))
 
     def get_state_by_partial_composite_key_with_pagination(
             self, object_type: str, attributes: Sequence[str], page_size: int, bookmark: str = "") -> QueryPage:

@@ -9,6 +9,7 @@ reads of the endorsements' read sets, and a read run to a peer's own limit ends 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 
@@ -110,7 +111,7 @@ def _range_reads(monkeypatch, limit: int) -> list[tuple[int, bool]]:
             entry[1] = True
 
     monkeypatch.setattr(memstub.MemStub, "range_limit", limit)
-    monkeypatch.setattr(memstub.MemStub, "_cut", lambda self, rows: Traced(rows[:self.range_limit]))
+    monkeypatch.setattr(memstub.MemStub, "_cut", lambda self, rows: Traced(itertools.islice(rows, self.range_limit)))
     s = Scenario.with_l1(InwardProcessingContract)
     for i in range(70):
         s.accepted(s.place(f"R{i:02d}", 1))

@@ -16,14 +16,14 @@ def _log_key_ranges(s: Scenario, monkeypatch) -> list[tuple[str, str]]:
     """Every range of the authorisation's log the next transactions read, as (start, end) keys."""
     seen: list[tuple[str, str]] = []
     committed = s.ledger._committed
-    real = committed.range
+    real = committed.scan
     prefix = "\x00log\x00" + AUTH_ID + "\x00"
 
     def range_(start, end):
         if start.startswith(prefix):
             seen.append((start, end))
         return real(start, end)
-    monkeypatch.setattr(committed, "range", range_)
+    monkeypatch.setattr(committed, "scan", range_)
     return seen
 
 
