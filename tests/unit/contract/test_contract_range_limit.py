@@ -94,6 +94,8 @@ def test_ipledgers_peers_cut_no_range_read_the_contract_would_not_read_on_from(t
               for o in c.orgs for p in o.peers}
     assert limits == {memstub.MemStub.range_limit}
     assert min(limits) >= state.RANGE_READ_CUT_AT_LEAST
+    # a read the contract closes after its chunk: the peer has read one record more, still below any peer's limit
+    assert state.RANGE_READ_CHUNK + 1 < state.RANGE_READ_CUT_AT_LEAST
 
 
 def _range_reads(monkeypatch, limit: int) -> list[tuple[int, bool]]:
