@@ -12,9 +12,12 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import yaml
-from fabric_protos.common import configtx_pb2
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.msp import msp_principal_pb2
 
 from ipledger.network.org import definition as definition_mod
@@ -22,8 +25,10 @@ from ipledger.network.org import binaries
 from ipledger.network.org.processes import fabric_environment
 from ipledger.network.channel import founding
 from ipledger.network.channel.live import _in_consortium
-from ipledger.network.fabric.config import (APPLICATION, ORDERER, ConfigError, anchor_peers_value, application_orgs, msp_of,
+from ipledger.network.fabric.config import (APPLICATION, ORDERER, ConfigError, anchor_peers_value, application_orgs,
+                                            config_envelope_of, msp_of,
                                             orderer_orgs, parse_policy_path, show)
+from ipledger.network.fabric import blocks as B
 from ipledger.network.fabric.config import set_policy as _set_policy
 from ipledger.network.fabric.msp import MSPError
 from ipledger.network.fabric.policy import (PolicyError, PolicyManager, implicit_meta_policy, render_policy,
@@ -102,10 +107,50 @@ def propose_add_org(net: Nodes, definition: Path, out: Path, as_org: str | None 
     if msp_id in application_orgs(base) or msp_id in orderer_orgs(base):
         raise AdminError(f"{msp_id} is already an organisation of channel "
                          f"'{net.consortium.channel}'")
+    earlier = earlier_members(lambda n: net.channel_block(n, as_org, exclude=msp_id), block).get(msp_id)
+    if earlier is not None and _root_fingerprints(earlier[1]) != _root_fingerprints(group):
+        raise AdminError(f"{msp_id} was an organisation of channel '{net.consortium.channel}' before (in the "
+                         f"config of block {earlier[0]}) under another root CA: the channel's records name "
+                         "organisations by MSP id, so another organisation under it would take over the first's "
+                         "(its entry in the register of parties, the event ids it sent); give the new organisation "
+                         "an MSP id of its own")
     updated = _copy(base)
     updated.channel_group.groups[APPLICATION].groups[msp_id].CopyFrom(group)
     return _written(UpdateFile.create(out, base, block, updated, net.consortium.channel,
                                       {"kind": "add-org", "org": msp_id}), log)
+
+
+def earlier_members(fetch: Callable[[int], bytes], config_block: int) -> dict[str, tuple[int, configtx_pb2.ConfigGroup]]:
+    """Every application organisation of the channel's configs before the one of block ``config_block`` (the
+    current one), each with the number of the last config block that held it and its group there. ``fetch`` gives a
+    block by its number; each block's last-config index leads to the config in force before it."""
+    blocks: dict[int, common_pb2.Block] = {}
+
+    def block_at(n: int) -> common_pb2.Block:
+        if n not in blocks:
+            blocks[n] = common_pb2.Block.FromString(fetch(n))
+        return blocks[n]
+
+    found: dict[str, tuple[int, configtx_pb2.ConfigGroup]] = {}
+    n = config_block
+    while n > 0:
+        previous = B.last_config_index(block_at(n - 1))
+        if previous is None or previous >= n:
+            raise AdminError(f"block {n - 1} of the channel names no earlier config block")
+        try:
+            config = config_envelope_of(block_at(previous))[0].config
+        except ConfigError as e:
+            raise AdminError(f"block {n - 1} of the channel names block {previous} as its config: {e}") from None
+        for name, group in application_orgs(config).items():
+            found.setdefault(name, (previous, group))
+        n = previous
+    return found
+
+
+def _root_fingerprints(group: configtx_pb2.ConfigGroup) -> set[bytes]:
+    """SHA-256 of each root CA certificate of an organisation's MSP in the channel config."""
+    fc = msp_of(group)
+    return {x509.load_pem_x509_certificate(bytes(c)).fingerprint(hashes.SHA256()) for c in (fc.root_certs if fc else ())}
 
 
 def propose_remove_org(net: Nodes, msp_id: str, out: Path, as_org: str | None = None,

@@ -427,6 +427,18 @@ class Nodes:
                                  f"{(r.stderr or r.stdout).strip()}")
             return config_from_block(out.read_bytes())
 
+    def channel_block(self, number: int, msp_id: str | None = None, exclude: str | None = None) -> bytes:
+        """Block ``number`` of the channel, fetched from a peer by an org admin (:meth:`acting_org`)."""
+        org = self.acting_org(msp_id, exclude)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "block"
+            r = self.peer_cli(org.peers[0], ["channel", "fetch", str(number), str(out),
+                                             "-c", self.consortium.channel], check=False)
+            if r.returncode != 0 or not out.exists():
+                raise AdminError(f"cannot fetch block {number} of channel '{self.consortium.channel}' from "
+                                 f"{org.peers[0].id} as {org.msp_id} admin:\n{(r.stderr or r.stdout).strip()}")
+            return out.read_bytes()
+
     def _up_later_orgs(self, orgs, log, timeout: float) -> list[Node]:
         """Start and join the peers of later-added orgs that the channel config has admitted."""
         config, _ = self.channel_config()

@@ -370,3 +370,22 @@ def test_after_removal_its_client_fails_and_the_others_continue(state, ipledger)
     assert [o.msp_id for o in net.consortium.orgs] == ["CustomsMSP", "OperatorMSP", "BrokerMSP"]
     rc, out, _ = ipledger("network", "status")
     assert rc == 0 and "peer0.audit" not in out
+
+
+def test_a_removed_organisations_msp_id_is_not_given_to_another_ca(state, ipledger):
+    """The channel's records name organisations by MSP id: AuditMSP, removed, may come back (its own CA), but another
+    organisation proposed under that id — another CA — is refused, found in the channel's earlier configs."""
+    root = state["root"]
+    rc, out, err = ipledger("admin", "propose", "add-org", "--definition", root / "AuditMSP-definition.json",
+                            "--as", "CustomsMSP", "--output", root / "readd-audit.pb")
+    assert rc == 0, err
+    rc, _, err = ipledger("org", "definition", "--org", "BrokerMSP", "--output", root / "BrokerMSP-definition.json")
+    assert rc == 0, err
+    other = json.loads((root / "AuditMSP-definition.json").read_text())
+    broker = json.loads((root / "BrokerMSP-definition.json").read_text())
+    other.update({k: broker[k] for k in ("ca_certs", "tls_ca_certs", "crls")})   # another organisation's CA
+    (root / "other-audit.json").write_text(json.dumps(other))
+    rc, out, err = ipledger("admin", "propose", "add-org", "--definition", root / "other-audit.json",
+                            "--as", "CustomsMSP", "--output", root / "other-audit.pb")
+    assert rc != 0 and "AuditMSP was an organisation of channel" in err and "another root CA" in err, out + err
+    assert not (root / "other-audit.pb").exists()
