@@ -105,8 +105,10 @@ class State:
     def scan_from(self, object_type: str, attrs: tuple, start_attrs: tuple) -> Iterator[tuple[list[str], Any]]:
         """The committed ``(attributes, value)`` of the keys of ``(object_type, *attrs)`` from ``(*attrs,
         *start_attrs)`` on, in key order, read as they are asked for (range reads, ended when the caller stops)."""
-        for key, value in self._read_chunks(object_type, [str(a) for a in attrs], [str(a) for a in start_attrs]):
-            yield self.stub.split_composite_key(key)[1], json.loads(value)
+        with contextlib.closing(self._read_chunks(object_type, [str(a) for a in attrs],
+                                                  [str(a) for a in start_attrs])) as found:   # closed with this one
+            for key, value in found:
+                yield self.stub.split_composite_key(key)[1], json.loads(value)
 
     def scan(self, object_type: str, *attrs: str) -> Iterator[tuple[list[str], Any]]:
         """``(attributes, value)`` of every key starting with ``(object_type, *attrs)``, sorted by key,
