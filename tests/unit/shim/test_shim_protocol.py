@@ -71,6 +71,12 @@ class Ledger(Contract):
             return [[kv.key, kv.value.decode()] for kv in it]
 
     @transaction
+    def StateScan(self, stub, otype, chunk):
+        """The contract's whole-range read, in reads of at most ``chunk`` records."""
+        from ipledger.chaincode.contract.state import State
+        return [attrs for attrs, _value in State(stub, range_read_chunk=chunk).scan(otype)]
+
+    @transaction
     def RangeBreak(self, stub, start, end):
         it = stub.get_state_by_range(start, end)
         first = next(iter(it))
@@ -294,6 +300,28 @@ def test_range_query_spans_pages_and_closes_iterator():
             assert len(peer.requests(CCM.QUERY_STATE_CLOSE)) == 1 and peer.iterators == {}
             r = FakePeer.response(await peer.transaction("Range", '"\\u0000x"', '""'))
             assert r.status == 500 and "null character" in r.message
+
+    run(body())
+
+
+def test_a_range_read_closed_after_its_chunk_asks_the_peer_for_no_further_batch():
+    """The contract closes each range read after RANGE_READ_CHUNK records (chaincode/contract/state.py) so that the peer
+    has read the same records whatever its own limit: that holds only if the shim asks for the next batch when the
+    contract asks for a record past the current one, never ahead of it."""
+    from ipledger.chaincode.shim.keys import create_composite_key
+
+    async def body():
+        peer = FakePeer(max_result_limit=3)
+        for i in range(10):
+            peer.state[create_composite_key("lot", [f"L{i:02d}"])] = b"{}"
+        async with shim_client(Ledger(), peer) as (peer, _, _):
+            got = ok(await peer.transaction("StateScan", '"lot"', "3"))
+            assert got == [[f"L{i:02d}"] for i in range(10)]
+            # four reads of 3, 3, 3 and 1 records, each its first batch: no QUERY_STATE_NEXT at all
+            assert len(peer.requests(CCM.GET_STATE_BY_RANGE)) == 4
+            assert peer.requests(CCM.QUERY_STATE_NEXT) == []
+            # the three reads closed at their chunk were still held by the peer: closed by the contract's read
+            assert len(peer.requests(CCM.QUERY_STATE_CLOSE)) == 3 and peer.iterators == {}
 
     run(body())
 
