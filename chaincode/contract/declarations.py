@@ -80,13 +80,17 @@ def _confirmation_records(log: list[dict]) -> list[tuple]:
     exited: dict[str, list[int]] = {}
     out: list[tuple] = []
     for entry in log:
-        for e in entry["effects"]:
-            if e["op"] == "exit" and awaits_confirmation(e):
-                exited.setdefault(e["mrn"], []).append(e["item_no"])
+        for mrn, item in _exits_awaiting(entry):
+            exited.setdefault(mrn, []).append(item)
         if entry["event_type"] == "ConfirmExit":
             mrn = entry["event"]["mrn"]
             out.extend(keys.declaration(mrn, item) for item in exited.get(mrn, []))
     return out
+
+
+def _exits_awaiting(entry: dict) -> list[tuple[str, int]]:
+    """The (MRN, item) of the log entry's exits that await a ConfirmExit."""
+    return [(e["mrn"], e["item_no"]) for e in entry["effects"] if e["op"] == "exit" and awaits_confirmation(e)]
 
 
 def awaits_confirmation(effect: dict) -> bool:
@@ -111,9 +115,8 @@ def exit_confirmations(state, log: list[dict], from_records: bool = True) -> dic
     pending: dict[str, list[int]] = {}
     confirmed: dict[tuple[str, int], dict] = {}
     for entry in log:
-        for e in entry["effects"]:
-            if e["op"] == "exit" and awaits_confirmation(e):
-                pending.setdefault(e["mrn"], []).append(e["item_no"])
+        for mrn, item in _exits_awaiting(entry):
+            pending.setdefault(mrn, []).append(item)
         if entry["event_type"] == "ConfirmExit":
             mrn = entry["event"]["mrn"]
             done = [item for item in pending.get(mrn, [])

@@ -49,8 +49,7 @@ class State:
         self._chunk = range_read_chunk or RANGE_READ_CHUNK
         self._cache: dict[str, bytes] = {}  # key -> bytes (b"" = absent or deleted)
         self._written: dict[str, None] = {}  # keys written, in order (a dict: no set is ever iterated)
-        self._ranges: dict[str, dict[str, bytes]] = {}  # prefix -> the committed keys and values scanned
-        self._bounded: dict[tuple[str, str], dict[str, bytes]] = {}   # (start, end) -> the same, of scan_between
+        self._ranges: dict[tuple[str, str], dict[str, bytes]] = {}  # (start, end) -> the committed keys and values
 
     def key(self, key: Key) -> str:
         object_type, *attrs = key
@@ -112,34 +111,24 @@ class State:
 
     def scan(self, object_type: str, *attrs: str) -> Iterator[tuple[list[str], Any]]:
         """``(attributes, value)`` of every key starting with ``(object_type, *attrs)``, sorted by key,
-        including this transaction's own writes (a partial composite key query: a range read)."""
-        prefix = self.stub.create_composite_key(object_type, [str(a) for a in attrs])
-        committed = self._ranges.get(prefix)
-        if committed is None:  # the committed state cannot change during the transaction: one read per range
-            committed = self._read_range(object_type, [str(a) for a in attrs])
-            self._ranges[prefix] = committed
-        found = dict(committed)
-        for k in self._written:
-            if k.startswith(prefix):
-                found[k] = self._cache[k]
-        for k in sorted(found):
-            if found[k]:
-                yield self.stub.split_composite_key(k)[1], json.loads(found[k])
+        including this transaction's own writes (a partial composite key query: range reads)."""
+        return self.scan_between(object_type, attrs)
 
     def scan_between(self, object_type: str, attrs: tuple, start_attrs: tuple = (),
                      end_attrs: tuple | None = None) -> Iterator[tuple[list[str], Any]]:
-        """:meth:`scan` of the keys of ``(object_type, *attrs)`` from ``(*attrs, *start_attrs)`` on and, with
-        ``end_attrs``, before ``(*attrs, *end_attrs)``: range reads bounded at both ends, so a key another transaction
-        adds outside them meanwhile (a log entry recorded after the moment read up to) does not invalidate this one."""
+        """``(attributes, value)`` of the keys of ``(object_type, *attrs)`` from ``(*attrs, *start_attrs)`` on and, with
+        ``end_attrs``, before ``(*attrs, *end_attrs)``, sorted by key, including this transaction's own writes: range
+        reads bounded at both ends, so a key another transaction adds outside them meanwhile (a log entry recorded
+        after the moment read up to) does not invalidate this one."""
         attrs, start_attrs = [str(a) for a in attrs], [str(a) for a in start_attrs]
         end_attrs = None if end_attrs is None else [str(a) for a in end_attrs]
         start = self.stub.create_composite_key(object_type, [*attrs, *start_attrs])
         end = (self.stub.create_composite_key(object_type, attrs) + LAST_CHARACTER if end_attrs is None
                else self.stub.create_composite_key(object_type, [*attrs, *end_attrs]))
-        committed = self._bounded.get((start, end))
-        if committed is None:   # as for scan: one read per range and transaction
-            committed = self._bounded[(start, end)] = dict(self._read_chunks(object_type, attrs, start_attrs,
-                                                                             end_attrs))
+        committed = self._ranges.get((start, end))
+        if committed is None:  # the committed state cannot change during the transaction: one read per range
+            committed = self._ranges[(start, end)] = dict(self._read_chunks(object_type, attrs, start_attrs,
+                                                                            end_attrs))
         found = dict(committed)
         for k in self._written:
             if start <= k < end:
@@ -148,10 +137,6 @@ class State:
             if found[k]:
                 yield self.stub.split_composite_key(k)[1], json.loads(found[k])
 
-    def _read_range(self, object_type: str, attrs: list[str]) -> dict[str, bytes]:
-        """Every committed key and value of the partial composite key, however many (:meth:`_read_chunks`)."""
-        return dict(self._read_chunks(object_type, attrs))
-
     def _read_chunks(self, object_type: str, attrs: list[str], start_attrs: list[str] | None = None,
                      end_attrs: list[str] | None = None) -> Iterator[tuple[str, bytes]]:
         """The committed ``(key, value)`` of the partial composite key (from ``start_attrs`` on, before ``end_attrs``
@@ -159,12 +144,8 @@ class State:
         closed at that count and followed by another from just after its last key (``last + U+0000``: the next
         possible key), until one ends before it. Each read joins the read set, so Fabric checks the whole range at
         commit."""
-        if start_attrs is None and end_attrs is None:
-            it = self.stub.get_state_by_partial_composite_key(object_type, attrs)
-        elif end_attrs is None:
-            it = self.stub.get_state_by_partial_composite_key_from(object_type, attrs, start_attrs)
-        else:
-            it = self.stub.get_state_by_partial_composite_key_from(object_type, attrs, start_attrs or [], end_attrs)
+        it = (self.stub.get_state_by_partial_composite_key(object_type, attrs) if not start_attrs and end_attrs is None
+              else self.stub.get_state_by_partial_composite_key_from(object_type, attrs, start_attrs or [], end_attrs))
         while True:
             count, last = 0, None
             with it:
@@ -176,5 +157,4 @@ class State:
             if count < self._chunk:
                 return
             after = [*self.stub.split_composite_key(last)[1][len(attrs):], ""]
-            it = (self.stub.get_state_by_partial_composite_key_from(object_type, attrs, after) if end_attrs is None
-                  else self.stub.get_state_by_partial_composite_key_from(object_type, attrs, after, end_attrs))
+            it = self.stub.get_state_by_partial_composite_key_from(object_type, attrs, after, end_attrs)
