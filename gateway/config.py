@@ -25,7 +25,8 @@ SERVED_QUERY_CACHE_S = 5.0  # a served gateway's query_cache_s (see GatewayConfi
 # The settings a served gateway takes from its environment (GatewayConfig.from_state_dir): field, variable.
 ENV_SECONDS = (("webhook_backoff_s", "IPLEDGER_WEBHOOK_BACKOFF_S"), ("alert_poll_s", "IPLEDGER_ALERT_POLL_S"),
                ("sse_max_seconds", "IPLEDGER_SSE_MAX_SECONDS"), ("query_cache_s", "IPLEDGER_QUERY_CACHE_S"),
-               ("evaluate_timeout", "IPLEDGER_QUERY_TIMEOUT_S"))
+               ("evaluate_timeout", "IPLEDGER_QUERY_TIMEOUT_S"),
+               ("request_read_timeout_s", "IPLEDGER_REQUEST_READ_TIMEOUT_S"))
 ENV_COUNTS = (("sse_max_per_key", "IPLEDGER_SSE_MAX_PER_KEY"), ("sse_max_per_session", "IPLEDGER_SSE_MAX_PER_SESSION"),
               ("sse_max_per_worker", "IPLEDGER_SSE_MAX_PER_WORKER"), ("feed_keep_days", "IPLEDGER_FEED_KEEP_DAYS"),
               ("webhook_log_keep_days", "IPLEDGER_WEBHOOK_LOG_KEEP_DAYS"))
@@ -66,6 +67,9 @@ class GatewayConfig:
     submit_timeout: float = 60.0       # whole submit: endorse + order + commit (+ MVCC retries)
     evaluate_timeout: float = 10.0     # a query's time on the peer (env IPLEDGER_QUERY_TIMEOUT_S; the peer's own
                                        # limit, chaincode.executetimeout, is 30 s)
+    # a request (TLS handshake, head, body) must arrive whole within this long of a thread taking it, or its
+    # connection is closed (gateway/request_deadline.py; env IPLEDGER_REQUEST_READ_TIMEOUT_S)
+    request_read_timeout_s: float = 30.0
     ready_timeout: float = 3.0         # /readyz: one evaluate per org
     retry_after_s: int = 5             # Retry-After of 503/504 answers
     race_retries: int = 6              # new proposals after an OutOfOrder timestamp race (concurrent transactions)
@@ -156,8 +160,10 @@ class GatewayConfig:
             for name, env in settings:
                 if os.environ.get(env):
                     base[name] = parse(env, os.environ[env])
-        if base.get("evaluate_timeout") == 0:
-            raise ConfigError("IPLEDGER_QUERY_TIMEOUT_S must be more than 0 seconds")
+        for name, env in (("evaluate_timeout", "IPLEDGER_QUERY_TIMEOUT_S"),
+                          ("request_read_timeout_s", "IPLEDGER_REQUEST_READ_TIMEOUT_S")):
+            if base.get(name) == 0:
+                raise ConfigError(f"{env} must be more than 0 seconds")
         base.update(overrides)
         return cls(**base)
 

@@ -34,6 +34,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from ipledger.gateway.client_tls import is_loopback
 from ipledger.gateway.config import ConfigError, GatewayConfig
 from ipledger.gateway.observability import gunicorn_logconfig, gunicorn_logger_class
+from ipledger.gateway.request_deadline import RequestDeadlines
 from ipledger.gateway.tls import ServerTLS, TLSError, TLSOptions, org_tls_cas
 from ipledger.network import files
 
@@ -59,11 +60,25 @@ def write_problem(sock, status: int, reason: str, message: str) -> None:
 
 
 class GatewayWorker(ThreadWorker):
-    """gunicorn's threaded (gthread) worker, its own refusals written as problem+json (:func:`write_problem`)."""
+    """gunicorn's threaded (gthread) worker, its own refusals written as problem+json (:func:`write_problem`),
+    each request to be received whole within a deadline (:mod:`ipledger.gateway.request_deadline`)."""
 
     def init_process(self):
         gunicorn_util.write_error = write_problem   # this worker process's gunicorn only
+        self.request_deadlines = RequestDeadlines(self.app.gateway_config.request_read_timeout_s)
+        self.request_deadlines.start()
         super().init_process()
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = self.request_deadlines.wrap(self.wsgi)
+
+    def handle(self, conn):
+        fd = self.request_deadlines.watch(conn)
+        try:
+            return super().handle(conn)
+        finally:
+            self.request_deadlines.release(fd, conn)
 
 
 def _child_exit(server, worker):  # gunicorn hook: forget the metrics of a dead worker
