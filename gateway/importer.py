@@ -1,6 +1,6 @@
 """``ipledger import``: post ERP business events, line by line, through the REST API.
 
-One file of some 580 lines: reading the two input formats, the progress file and the posting loop share one
+One file of some 690 lines: reading the two input formats, the progress file and the posting loop share one
 notion of a line and its outcome, and read best together (the CSV typing follows the event schemas).
 
 Input formats
@@ -33,6 +33,16 @@ every event idempotent. A changed input file is refused (use ``--restart``). Two
 progress file at once are refused (the second stops, exit 2). A 408 or 429 answer (e.g. of a proxy) is
 retried like a 503, never recorded as a refusal.
 
+Lines refused for now
+---------------------
+An ERP catching up on a backlog may list an event before the one it depends on (a move before the lot's
+placement, an exit before the processing that made the batch). The gateway marks the refusals other events can
+cure (``"may_succeed_later": true``: the goods not recorded yet, a balance or a ceiling still to change, an
+authorisation still suspended, a period still to be extended). Such lines are held back (in memory) and sent
+again after the rest of the file, in the order of their ``occurred_at``, pass after pass while a pass records one
+of them; only then are the rest recorded REFUSED. ``--retry-refused`` sends an earlier run's REFUSED lines again
+(after their missing events arrived by another file, say); INVALID lines stay as they are.
+
 HTTPS
 -----
 ``tls`` (:mod:`ipledger.gateway.client_tls`): the CAs trusted for the gateway's certificate and the client
@@ -47,6 +57,7 @@ gateway stayed unreachable (resume later); 130 interrupted.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import fcntl
 import hashlib
 import io
@@ -59,6 +70,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, TextIO
@@ -88,7 +100,7 @@ class LineOutcome:
     event_id: str | None
     type: str | None
     status: int | None
-    outcome: str            # COMMITTED, REPLAYED, REFUSED, INVALID, FAILED
+    outcome: str            # COMMITTED, REPLAYED, REFUSED, INVALID, FAILED (DEFERRED: refused for now, sent again)
     tx_id: str | None = None
     block_number: int | None = None
     problem_type: str | None = None
@@ -497,26 +509,34 @@ class Importer:
             raise ImportError_(f"the server answered {status} with something other than the ipledger gateway's "
                                f"problem+json (a proxy or firewall in front of it?). Stopped at line {line}, nothing "
                                f"recorded for it: fix this and run the same command again to resume")
-        outcome = "FAILED" if retryable or status is None or status >= 500 else "REFUSED"
-        return LineOutcome(line, event_id, event_type, status, outcome, tx_id=answer.get("tx_id"),
+        if retryable or status is None or status >= 500:
+            outcome = "FAILED"
+        else:   # refused: no transaction was ordered, the proposal's id names nothing on the ledger
+            outcome = "DEFERRED" if ours and answer.get("may_succeed_later") is True else "REFUSED"
+        return LineOutcome(line, event_id, event_type, status, outcome,
+                           tx_id=answer.get("tx_id") if outcome == "FAILED" else None,
                            problem_type=problem_type, detail=answer.get("detail"))
 
     # -- the whole file ----------------------------------------------------------------------------------
     def run(self, path: Path, *, fmt: str | None = None, report: Path | None = None,
-            progress_file: Path | None = None, restart: bool = False) -> int:
+            progress_file: Path | None = None, restart: bool = False, retry_refused: bool = False) -> int:
         path = Path(path)
         if not path.is_file():
             raise ImportError_(f"no file {path}")
         fmt = detect_format(path, fmt)
         digest = _file_digest(path)
         # the file is read twice, record by record (a count for the progress bar, then the submits): a
-        # file of any size takes the memory of one record, not of the whole file
+        # file of any size takes the memory of one record, not of the whole file (and of the lines held back)
         total = sum(1 for _ in read_records(path, fmt))
         progress = Progress(progress_file or path.with_name(path.name + ".progress"), digest, restart, fmt)
+        if retry_refused:   # an earlier run's refusals sent again (their events may have arrived since)
+            for line in [n for n, o in progress.done.items() if o.outcome == "REFUSED"]:
+                del progress.done[line]
         counts = {"ok": 0, "refused": 0, "failed": 0}
         for outcome in progress.done.values():
             counts["ok" if outcome.outcome in ("COMMITTED", "REPLAYED") else "refused"] += 1
         self._bar(len(progress.done), total, counts)
+        held: list[tuple[tuple, int, Any, LineOutcome]] = []   # (business time, line, body, last outcome)
         code = 0
         try:
             for line, body in read_records(path, fmt):
@@ -526,18 +546,15 @@ class Importer:
                     outcome = LineOutcome(line, None, None, None, "INVALID", detail=body.reason)
                 else:
                     outcome = self.submit(line, body)
-                if outcome.outcome in FINAL:
-                    progress.record(outcome)
-                    counts["ok" if outcome.outcome in ("COMMITTED", "REPLAYED") else "refused"] += 1
-                else:
-                    counts["failed"] += 1
-                    self._bar(len(progress.done), total, counts, final=True)
-                    self._say(f"line {line}: no final answer ({outcome.status or 'gateway unreachable'}: "
-                              f"{outcome.detail}); stopped. Run the same command again to resume.")
+                if outcome.outcome == "DEFERRED":
+                    held.append((_business_time(body), line, body, outcome))
+                    continue
+                if not self._settle(progress, counts, outcome, total):
                     code = 3
                     break
                 self._bar(len(progress.done), total, counts)
             else:
+                code = self._send_held(progress, counts, held, total)
                 self._bar(len(progress.done), total, counts, final=True)
         except KeyboardInterrupt:
             self._say("interrupted; run the same command again to resume")
@@ -549,6 +566,45 @@ class Importer:
         if code:
             return code
         return 1 if counts["refused"] else 0
+
+    def _settle(self, progress: Progress, counts: dict, outcome: LineOutcome, total: int) -> bool:
+        """Record a final outcome; False (stop) for a line that got no final answer."""
+        if outcome.outcome in FINAL:
+            progress.record(outcome)
+            counts["ok" if outcome.outcome in ("COMMITTED", "REPLAYED") else "refused"] += 1
+            return True
+        counts["failed"] += 1
+        self._bar(len(progress.done), total, counts, final=True)
+        self._say(f"line {outcome.line}: no final answer ({outcome.status or 'gateway unreachable'}: "
+                  f"{outcome.detail}); stopped. Run the same command again to resume.")
+        return False
+
+    def _send_held(self, progress: Progress, counts: dict, held: list, total: int) -> int:
+        """The lines refused for now — a refusal another event can cure (``may_succeed_later``: the goods not
+        recorded yet, a balance still to come, …) — sent again after the rest of the file, in the order of their
+        ``occurred_at``, pass after pass while a pass records one of them; then recorded REFUSED with their last
+        answer. An ERP's backlog sent in another order than the goods moved is so recorded whole, each event once
+        (every resend carries its ``event_id``). Returns 3 when the gateway gave no final answer (resume later)."""
+        held.sort(key=lambda item: (item[0], item[1]))
+        while held:
+            self._say(f"{len(held)} line(s) refused for now, which other events of the file may allow (e.g. "
+                      f"\"{held[0][3].detail}\", line {held[0][1]}): sending them again, by their occurred_at")
+            waiting, recorded = [], False
+            for when, line, body, _last in held:
+                outcome = self.submit(line, body)
+                if outcome.outcome == "DEFERRED":
+                    waiting.append((when, line, body, outcome))
+                    continue
+                if not self._settle(progress, counts, outcome, total):
+                    return 3
+                recorded = recorded or outcome.outcome in ("COMMITTED", "REPLAYED")
+                self._bar(len(progress.done), total, counts)
+            held = waiting
+            if not recorded:
+                break
+        for _when, _line, _body, last in held:   # nothing left in the file allows them: refused
+            self._settle(progress, counts, dataclasses.replace(last, outcome="REFUSED"), total)
+        return 0
 
     # -- progress bar --------------------------------------------------------------------------------------
     def _bar(self, done: int, total: int, counts: dict, final: bool = False) -> None:
@@ -568,6 +624,18 @@ class Importer:
         if self.out is not None:
             self.out.write(text + "\n")
             self.out.flush()
+
+
+def _business_time(body: Any) -> tuple:
+    """The order held-back lines are sent again in: their ``occurred_at`` (UTC), one that cannot be read last."""
+    text = body.get("occurred_at") if isinstance(body, dict) else None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError(text)
+        return (0, moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f"))
+    except (AttributeError, TypeError, ValueError):
+        return (1, "")
 
 
 def _read_all(fd: int) -> bytes:

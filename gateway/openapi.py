@@ -123,6 +123,10 @@ def _problem_schema() -> dict:
             "errors": {"type": "array", "items": {"type": "object", "properties": {
                 "path": {"type": "string"}, "message": {"type": "string"}}}},
             "tx_id": {"type": "string"},
+            "may_succeed_later": {"type": "boolean", "const": True, "description": (
+                "the contract's refusal is one another event can cure (the goods not recorded yet, a balance or "
+                "ceiling still to change, an authorisation still suspended, a period still to be extended): send "
+                "the event again after the ones it depends on. Absent: the refusal is final")},
         },
     }
 

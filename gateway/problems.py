@@ -70,6 +70,13 @@ CHAINCODE_STATUS: dict[str, int] = {
 }
 # chaincode codes whose message/details are not passed on to the caller
 _OPAQUE_CODES = frozenset({"InternalError", "UnknownFunction"})
+# refusals that other events can cure: the goods, batch or declaration not recorded yet, a balance a placement or
+# move has still to bring, a ceiling an exit has still to free, an authorisation customs have still to reinstate, a
+# period they have still to extend. An ERP catching up on a backlog in another order than the goods moved gets
+# these for events sent before the ones they depend on: their problem says ``"may_succeed_later": true`` (send
+# again after the others; ``ipledger import`` does), every other refusal stays final whatever follows.
+MAY_SUCCEED_LATER = frozenset({"NotFound", "QuantityExceedsBalance", "CeilingExceeded", "AuthorisationNotActive",
+                               "DeadlinePassed"})
 
 
 def slug(code: str) -> str:
@@ -210,6 +217,8 @@ def chaincode_problem(error: dict, tx_id: str | None = None) -> Problem:
             extra["details"] = details
             if code in ("InvalidEvent", "InvalidMrn") and isinstance(details, dict) and "errors" in details:
                 extra["errors"] = details["errors"]
+    if code in MAY_SUCCEED_LATER:
+        extra["may_succeed_later"] = True
     if tx_id:
         extra["tx_id"] = tx_id
     return Problem(status, slug(code), detail, title_of(code), extra)

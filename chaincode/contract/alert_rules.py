@@ -59,20 +59,37 @@ def review_thresholds(tx, changed) -> None:
     now, for every authorisation on the channel, and raised or cleared (§6: the thresholds are customs'
     parameters; an alert is not left as judged under the old value until the next placement or loss)."""
     ceilings, losses = "ceiling_warn_pct" in changed, "loss_warn_pct" in changed
-    if not (ceilings or losses):
-        return
-    for _attrs, auth in tx.state.scan(keys.AUTHORISATION):
-        if ceilings:
+    if ceilings:
+        for _attrs, auth in tx.state.scan(keys.AUTHORISATION):
             for cn in sorted(entry["cn"] for entry in auth["input_goods"]):   # in CN order, as every review
                 authorisations.review_ceiling_entry(tx, auth, cn)
-        if losses:
-            for kind, index in ((goods.LOT, keys.AUTH_LOTS), (goods.BATCH, keys.AUTH_BATCHES)):
-                ids = [goods_id for (_a, goods_id), _ in tx.state.scan(index, auth["authorisation_id"])]
-                tx.state.prefetch([keys.goods(kind, goods_id) for goods_id in ids])
-                for goods_id in ids:
-                    record = tx.state.get(keys.goods(kind, goods_id))
-                    if record["lost"]:
-                        _review_loss_rate(tx, kind, goods_id, record)
+    if losses:
+        found = _goods_with_losses(tx)
+        tx.state.prefetch([keys.goods(kind, goods_id) for kind, goods_id in found])
+        for kind, goods_id in found:
+            _review_loss_rate(tx, kind, goods_id, tx.state.get(keys.goods(kind, goods_id)))
+
+
+def _goods_with_losses(tx) -> list[tuple[str, str]]:
+    """The lots and batches of the channel that lost goods, ``(kind, id)`` by authorisation, kind and id: the
+    index ``auth.loss`` (every loss writes its entry), read alone — not every lot of the channel, which a busy
+    channel's events would change while customs' transaction is endorsed (MVCC and phantom conflicts on every
+    retry). A ledger written before the index had lots with losses not in it: the first change reads every lot
+    and batch once, as before, and writes their entries and ``auth.loss.index``."""
+    if tx.state.exists(keys.loss_index_built()):
+        return [(kind, goods_id) for (_auth, kind, goods_id), _ in tx.state.scan(keys.AUTH_LOSSES)]
+    found = []
+    for _attrs, auth in tx.state.scan(keys.AUTHORISATION):
+        auth_id = auth["authorisation_id"]
+        for kind, index in ((goods.BATCH, keys.AUTH_BATCHES), (goods.LOT, keys.AUTH_LOTS)):
+            ids = [goods_id for (_a, goods_id), _ in tx.state.scan(index, auth_id)]
+            tx.state.prefetch([keys.goods(kind, goods_id) for goods_id in ids])
+            for goods_id in ids:
+                if tx.state.get(keys.goods(kind, goods_id))["lost"]:
+                    tx.state.put(keys.auth_loss(auth_id, kind, goods_id), {})
+                    found.append((kind, goods_id))
+    tx.state.put(keys.loss_index_built(), {})
+    return found
 
 
 def _bill_lists(bill: dict, lot: dict, when: dt.datetime) -> bool:

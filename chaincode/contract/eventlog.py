@@ -33,11 +33,37 @@ EVENT_NAME = "ipledger.events"
 PAYLOAD_VERSION = 1
 
 
-def content_hash(tx, act: str, event: dict, normalised: bool = True) -> str:
+def content_hash(tx, act: str, event: dict, normalised: bool = True, instants: bool = True) -> str:
     """SHA-256 of the event's canonical content. Its numbers are taken as the values the contract reads
-    (:func:`same_numbers`): ``1.0`` and ``1`` are one content."""
-    return digest({"type": act, "event": same_numbers(event) if normalised else event, "msp_id": tx.caller.msp_id,
+    (:func:`same_numbers`): ``1.0`` and ``1`` are one content; and its date-times as the instants the contract
+    reads (:func:`same_instants`): ``…T10:00:00Z`` and ``…T11:00:00.000+01:00`` are one content.
+    ``instants=False``: the hash of events recorded before date-times were normalised; ``normalised=False``:
+    before numbers were."""
+    content = event
+    if normalised:
+        content = same_numbers(content)
+        if instants:
+            content = same_instants(content)
+    return digest({"type": act, "event": content, "msp_id": tx.caller.msp_id,
                    "commercial": digest(tx.commercial) if tx.commercial is not None else None})
+
+
+# the events' date-time members (the schemas' ``common.json#/$defs/dateTime``)
+DATE_TIME_FIELDS = ("occurred_at", "new_deadline")
+
+
+def same_instants(event: dict) -> dict:
+    """``event`` with each date-time member written as the instant the contract reads (:func:`timestamps.fmt`:
+    UTC, microseconds), so that an ERP writing one moment another way when it sends an event again — ``Z`` or
+    ``+00:00``, with or without fractions — sends the same content. One it cannot read stays as it is."""
+    out = dict(event)
+    for name in DATE_TIME_FIELDS:
+        if isinstance(out.get(name), str):
+            try:
+                out[name] = timestamps.fmt(timestamps.parse_datetime(out[name], name))
+            except InvalidEvent:
+                pass
+    return out
 
 
 def same_numbers(value):
@@ -57,12 +83,13 @@ def same_numbers(value):
 
 def replay(tx, act: str, event: dict) -> dict | None:
     """The original result if this event was already recorded; DuplicateEvent if the id was used for
-    other content; None for a new event. (An event recorded before its numbers were normalised for the
-    hash is known by the hash of its content as sent.)"""
+    other content; None for a new event. (An event recorded before its numbers, or its date-times, were
+    normalised for the hash is known by the hash of its content so normalised then.)"""
     seen = tx.state.get(keys.event(tx.caller.msp_id, event["event_id"]))
     if seen is None:
         return None
-    if seen["hash"] not in (content_hash(tx, act, event), content_hash(tx, act, event, normalised=False)):
+    if seen["hash"] not in (content_hash(tx, act, event), content_hash(tx, act, event, instants=False),
+                            content_hash(tx, act, event, normalised=False)):
         raise DuplicateEvent(f"event_id {event['event_id']} was already used for other content",
                              event_id=event["event_id"], original_tx_id=seen["result"]["tx_id"],
                              original_type=seen["result"]["event_type"])

@@ -262,7 +262,9 @@ class StateBook:
         elif category == INPUT and stock < 0:
             self.tx.ceilings_decreased[(record["authorisation_id"], record["cn"])] = None
         if lost:
-            self.tx.review_losses[(kind, record["lot_id"] if kind == LOT else record["batch_id"])] = None
+            goods_id = record["lot_id"] if kind == LOT else record["batch_id"]
+            self.tx.review_losses[(kind, goods_id)] = None
+            self.tx.state.put(keys.auth_loss(record["authorisation_id"], kind, goods_id), {})
 
 
 # ---------------------------------------------------------------------------------------- applying effects

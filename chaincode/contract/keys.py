@@ -18,6 +18,13 @@ object type         attributes                                  answers
 ``op``              operation_id                                one processing operation
 ``auth.lot``        authorisation_id, lot_id                    an authorisation's lots
 ``auth.batch``      authorisation_id, batch_id                  an authorisation's batches
+``auth.loss``       authorisation_id, LOT|BATCH, goods id       the lots and batches that lost goods
+                                                                (LossRateHigh is judged again for these
+                                                                alone when customs change
+                                                                ``loss_warn_pct``)
+``auth.loss.index`` —                                           the index above holds every such lot
+                                                                and batch (ledgers written before it:
+                                                                built at the first such change)
 ``bal``             authorisation_id, category, cn, unit,       balance per goods code and unit, in
                     shard                                       ``BALANCE_SHARDS`` parts (by lot or batch
                                                                 id): a range read sums them
@@ -67,6 +74,8 @@ BATCH = "batch"
 OPERATION = "op"
 AUTH_LOTS = "auth.lot"
 AUTH_BATCHES = "auth.batch"
+AUTH_LOSSES = "auth.loss"
+LOSS_INDEX_BUILT = "auth.loss.index"
 BALANCE = "bal"
 DECLARATION = "decl"
 DECLARATION_TRANSFER = "decl.transfer"
@@ -130,6 +139,15 @@ def auth_lot(authorisation_id: str, lot_id: str) -> tuple:
 
 def auth_batch(authorisation_id: str, batch_id: str) -> tuple:
     return _k(AUTH_BATCHES, authorisation_id, batch_id)
+
+
+def auth_loss(authorisation_id: str, kind: str, goods_id: str) -> tuple:
+    """A lot or batch (``kind`` ``LOT`` or ``BATCH``) of the authorisation that lost goods."""
+    return _k(AUTH_LOSSES, authorisation_id, kind, goods_id)
+
+
+def loss_index_built() -> tuple:
+    return _k(LOSS_INDEX_BUILT)
 
 
 BALANCE_SHARDS = 256

@@ -146,6 +146,8 @@ def register(sub) -> None:
                                                      "is visible to other users)")
     imp.add_argument("--progress-file", type=Path, help="default: FILE.progress")
     imp.add_argument("--restart", action="store_true", help="forget the progress file and start from line 1")
+    imp.add_argument("--retry-refused", action="store_true",
+                     help="send again the lines an earlier run recorded REFUSED (their events may have arrived since)")
     imp.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     imp.add_argument("--retries", type=int, default=5,
                      help="retries of a line when the gateway is unreachable, answers 408, 429, 502, 503 or 504, "
@@ -356,7 +358,7 @@ def _import(args) -> int:
         importer = Importer(url, key, timeout=args.timeout, retries=args.retries,
                             progress=None if args.quiet else sys.stderr, tls=tls)
         return importer.run(args.file, fmt=args.format, report=args.report, progress_file=args.progress_file,
-                            restart=args.restart)
+                            restart=args.restart, retry_refused=args.retry_refused)
     except (ImportError_, client_tls.ClientTLSError, OSError) as exc:   # OSError: the input or progress file's
         print(f"error: {exc}", file=sys.stderr)
         return 2

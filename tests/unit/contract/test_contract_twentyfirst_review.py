@@ -1,0 +1,73 @@
+"""The twenty-first review's findings on the contract (docs/status.md): an ERP catching up on a backlog sends an
+event again with its moment written another way — the same instant, the same event."""
+import json
+import types
+
+import pytest
+
+from ipledger.chaincode.contract import InwardProcessingContract, eventlog, keys
+from ipledger.chaincode.contract.state import canonical_json
+from ipledger.chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario
+
+
+@pytest.fixture
+def sc():
+    s = Scenario.with_l1(InwardProcessingContract)
+    s.wait_until(s.D(2))
+    return s
+
+
+def _move(event_id: str, occurred_at: str, qty: int = 10) -> dict:
+    return {"event_id": event_id, "occurred_at": occurred_at, "authorisation_id": AUTH_ID, "lot_id": "L1",
+            "quantity": qty, "from_site": SITE1, "to_site": SITE2}
+
+
+def _as(sc, when) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize("written", [
+    lambda t: t.replace("Z", "+00:00"),
+    lambda t: t.replace("Z", ".000Z"),
+    lambda t: t.replace("Z", ".000000000Z"),
+    lambda t: t[:11] + f"{int(t[11:13]) + 1:02d}" + t[13:].replace("Z", "+01:00"),   # the same instant at UTC+1
+])
+def test_a_resend_writing_the_same_instant_another_way_is_the_same_event(sc, written):
+    moment = _as(sc, sc.D(1).replace(hour=10, minute=0, second=0, microsecond=0))
+    first = sc.ledger.invoke(sc.contract, "MoveGoods", [_move("mv-1", moment)], "OperatorMSP")
+    assert first.ok, first.message
+    before = sc.ledger.snapshot()
+    again = sc.ledger.invoke(sc.contract, "MoveGoods", [_move("mv-1", written(moment))], "OperatorMSP")
+    assert again.ok and again.json()["tx_id"] == first.json()["tx_id"], again.message
+    assert sc.ledger.snapshot() == before                       # nothing written by the resend
+
+
+def test_another_instant_under_the_same_event_id_is_other_content(sc):
+    moment = _as(sc, sc.D(1).replace(hour=10, minute=0, second=0, microsecond=0))
+    assert sc.ledger.invoke(sc.contract, "MoveGoods", [_move("mv-2", moment)], "OperatorMSP").ok
+    other = moment.replace("Z", ".000001Z")
+    assert sc.ledger.invoke(sc.contract, "MoveGoods", [_move("mv-2", other)], "OperatorMSP").error_code == \
+        "DuplicateEvent"
+
+
+def test_an_event_hashed_before_instants_were_normalised_still_replays(sc):
+    moment = _as(sc, sc.D(1).replace(hour=9, minute=0, second=0, microsecond=0)).replace("Z", "+00:00")
+    event = _move("mv-3", moment)
+    first = sc.ledger.invoke(sc.contract, "MoveGoods", [event], "OperatorMSP")
+    assert first.ok
+    key = sc.ledger.stub().create_composite_key(*(lambda k: (k[0], list(k[1:])))(keys.event("OperatorMSP", "mv-3")))
+    record = json.loads(sc.ledger.state[key])
+    tx = types.SimpleNamespace(caller=types.SimpleNamespace(msp_id="OperatorMSP"), commercial=None)
+    before = eventlog.content_hash(tx, "MoveGoods", event, instants=False)
+    assert before != record["hash"]
+    sc.ledger._committed.put(key, canonical_json({**record, "hash": before}))
+    again = sc.ledger.invoke(sc.contract, "MoveGoods", [event], "OperatorMSP")
+    assert again.ok and again.json()["tx_id"] == first.json()["tx_id"]
+
+
+def test_same_instants_reads_the_date_times_as_the_contract_does():
+    assert eventlog.same_instants({"occurred_at": "2026-12-01T11:00:00.5+01:00", "new_deadline": "2027-01-01T00:00:00Z",
+                                   "description": "2026-12-01T10:00:00Z"}) == \
+        {"occurred_at": "2026-12-01T10:00:00.500000Z", "new_deadline": "2027-01-01T00:00:00.000000Z",
+         "description": "2026-12-01T10:00:00Z"}                  # text is text
+    assert eventlog.same_instants({"occurred_at": "yesterday"}) == {"occurred_at": "yesterday"}
