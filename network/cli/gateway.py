@@ -9,7 +9,7 @@
     ipledger gateway keys --gateway M list [--json]
     ipledger gateway keys --gateway M revoke KEY_ID
     ipledger gateway webhooks --gateway M add|list|remove|deliveries|resend …
-    ipledger import FILE [--format csv|jsonl] [--report FILE] [--url URL] [--api-key KEY]
+    ipledger import FILE [--format csv|jsonl] [--report FILE] [--retry-refused] [--url URL] [--api-key KEY]
                          [--ca-cert FILE] [--client-cert FILE --client-key FILE]
     ipledger report bill-of-discharge|inventory … [--ca-cert FILE] [--client-cert FILE --client-key FILE]
 
@@ -146,8 +146,7 @@ def register(sub) -> None:
                                                      "is visible to other users)")
     imp.add_argument("--progress-file", type=Path, help="default: FILE.progress")
     imp.add_argument("--restart", action="store_true", help="forget the progress file and start from line 1")
-    imp.add_argument("--retry-refused", action="store_true",
-                     help="send again the lines an earlier run recorded REFUSED (their events may have arrived since)")
+    imp.add_argument("--retry-refused", action="store_true", help="send again the lines an earlier run refused")
     imp.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     imp.add_argument("--retries", type=int, default=5,
                      help="retries of a line when the gateway is unreachable, answers 408, 429, 502, 503 or 504, "
