@@ -128,6 +128,21 @@ def _reads_of_posting(auth: dict, op_id: str, inputs: list[tuple[dict, int]], ba
     return reads
 
 
+def _require_product_once(outputs: list[dict], n: int) -> None:
+    """An operation gives each product in one batch: each batch of a product states, for every lot it comes from,
+    the whole input of the operation (its shares), so two batches of one product would each stand for all of it —
+    the same input goods stated twice when they leave (import duty on a release computed on twice the casings, a
+    bill discharging twice what was consumed). A batch leaves in parts (moves, exits) as it is."""
+    cn = outputs[n - 1]["cn"]
+    first = next(i for i, out in enumerate(outputs, start=1) if out["cn"] == cn)
+    if first != n:
+        raise InvalidEvent(f"RecordProcessing: /outputs/{n - 1}: {cn} is already an output of this operation "
+                           f"(/outputs/{first - 1}): an operation gives each product in one batch, which may "
+                           f"then leave in parts",
+                           errors=[{"path": f"/outputs/{n - 1}/cn",
+                                    "message": f"{cn} is given twice (also /outputs/{first - 1})"}])
+
+
 def record_processing(tx, event: dict) -> dict:
     """RecordProcessing: inputs ≤ stock at the site; output CN codes authorised; the whole operation
     within the rates of yield ± ``yield_block_pct`` (:func:`check_yield`). Refused on a suspended,
@@ -159,9 +174,10 @@ def record_processing(tx, event: dict) -> dict:
         goods.take_from_sites(lots[lot_id], qty, site, goods.LOT, lot_id)
     inputs = sorted(((lots[i], q) for i, q in needed.items()), key=lambda lq: goods.placement_order(lq[0]))
 
-    # outputs: authorised products, in their authorised unit and kind
+    # outputs: authorised products, in their authorised unit and kind, each product once
     batches = []
     for n, out in enumerate(event["outputs"], start=1):
+        _require_product_once(event["outputs"], n)
         product = authorisations.product(auth, out["cn"])
         if product is None:
             raise GoodsNotCovered(f"processed product {out['cn']} is not authorised", cn=out["cn"])

@@ -319,11 +319,15 @@ def unique_members(pairs: list) -> dict:
 
 
 class _InexactNumber(Exception):
-    """A JSON number with a fraction or exponent whose double-precision value is another number."""
+    """A JSON number the contract cannot take exactly: a fraction or exponent whose double-precision value is
+    another number, an exponent of more than :data:`EXPONENT_DIGITS_MAX` digits, or an integer of more than
+    :data:`INTEGER_DIGITS_MAX` digits (``why`` says which)."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, why: str = "more significant digits than the contract can take exactly (a 64-bit "
+                                             "binary number, about 15 digits)"):
         super().__init__(text)
         self.text = text
+        self.why = why
 
 
 # the most digits a number's exponent may have: a float's exponents stay within ±400 or so, and Python's decimal
@@ -339,11 +343,25 @@ def _exact_float(text: str) -> float:
     refuses non-finite numbers by name)."""
     _, _, exponent = text.lower().partition("e")
     if len(exponent.lstrip("+-")) > EXPONENT_DIGITS_MAX:
-        raise _InexactNumber(text)
+        raise _InexactNumber(text, f"an exponent of more than {EXPONENT_DIGITS_MAX} digits")
     value = float(text)
     if math.isfinite(value) and Decimal(repr(value)) != Decimal(text):
         raise _InexactNumber(text)
     return value
+
+
+# the most digits an integer may have: far beyond any quantity the schemas take (10^15), and far below Python's
+# limit on converting digits to an integer, which a peer's environment can change (PYTHONINTMAXSTRDIGITS): past
+# it, one peer refused the argument as not JSON and another read it, and refused it by another rule
+INTEGER_DIGITS_MAX = 30
+
+
+def _bounded_int(text: str) -> int:
+    """``parse_int`` of the arguments: the integer, refused (:class:`_InexactNumber`) beyond
+    :data:`INTEGER_DIGITS_MAX` digits — the same refusal on every peer, whatever its Python's own limit."""
+    if len(text.lstrip("-")) > INTEGER_DIGITS_MAX:
+        raise _InexactNumber(text[:40], f"more than {INTEGER_DIGITS_MAX} digits")
+    return int(text)
 
 
 def _decode_arg(index: int, raw: Any) -> Any:
@@ -355,15 +373,15 @@ def _decode_arg(index: int, raw: Any) -> Any:
     if not isinstance(raw, str):
         raise _InvalidArguments(f"argument {index + 1} must be a string", index=index + 1)
     try:
-        return json.loads(raw, parse_float=_exact_float, object_pairs_hook=unique_members)
+        return json.loads(raw, parse_float=_exact_float, parse_int=_bounded_int, object_pairs_hook=unique_members)
     except MemberNamedTwice as exc:
         raise _InvalidArguments(
             f"argument {index + 1} names the member {exc.name[:40]!r} twice in one object", index=index + 1
         ) from None
     except _InexactNumber as exc:
         raise _InvalidArguments(
-            f"argument {index + 1} holds the number {exc.text[:40]}, which has more significant digits than the "
-            f"contract can take exactly (a 64-bit binary number, about 15 digits): send it with fewer digits",
+            f"argument {index + 1} holds the number {exc.text[:40]}, which has {exc.why}: send it with fewer "
+            f"digits",
             index=index + 1,
         ) from None
     except ValueError:
