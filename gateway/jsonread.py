@@ -9,6 +9,7 @@ line of an ERP file (``importer``):
 * a number with a fraction or an exponent that a float cannot hold exactly is refused
   (``4.9999999999999999999`` would be recorded as 5.0); an integral one (``10.0``, ``1e3``) is an int, as
   JSON Schema reads it;
+* an integer of more than :data:`INTEGER_DIGITS_MAX` digits is refused (the contract's bound);
 * nesting deeper than :data:`MAX_DEPTH` levels is refused (an event needs about 6);
 * an unpaired UTF-16 surrogate (``"\\ud800"``) is refused: no UTF-8 transaction can carry it.
 
@@ -55,6 +56,18 @@ def number(text: str) -> int | float:
     return result
 
 
+# the most digits an integer may have: the contract's own bound (chaincode/shim/contract_api.py INTEGER_DIGITS_MAX),
+# far beyond any quantity the schemas take, and below Python's own limit on reading digits (4,300 by default)
+INTEGER_DIGITS_MAX = 30
+
+
+def integer(text: str) -> int:
+    """A JSON integer (``parse_int``), refused beyond :data:`INTEGER_DIGITS_MAX` digits."""
+    if len(text.lstrip("-")) > INTEGER_DIGITS_MAX:
+        raise Unreadable(f"the integer {text[:40]}… has more than {INTEGER_DIGITS_MAX} digits")
+    return int(text)
+
+
 def members(pairs: list[tuple[str, object]]) -> dict:
     """An object (``object_pairs_hook``): a member named twice is refused."""
     out = dict(pairs)
@@ -88,7 +101,8 @@ def nesting_depth_exceeds(value, limit: int = MAX_DEPTH) -> bool:
 def loads(text: str):
     """``text`` read as JSON under the rules above; :class:`Unreadable` says what is wrong."""
     try:
-        value = json.loads(text, parse_constant=_constant, parse_float=number, object_pairs_hook=members)
+        value = json.loads(text, parse_constant=_constant, parse_float=number, parse_int=integer,
+                           object_pairs_hook=members)
     except Unreadable:
         raise
     except RecursionError:  # deeper than the parser itself goes

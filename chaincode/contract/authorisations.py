@@ -80,6 +80,26 @@ def require_in_force(auth: dict, now: dt.datetime) -> None:
                                    valid_from=auth["valid_from"], valid_to=auth["valid_to"])
 
 
+def not_in_force_at(auth: dict, moment: dt.datetime) -> dict | None:
+    """What kept the authorisation from being in force at ``moment`` — an act's legal time, days before the act
+    was recorded —, or None: ``validity`` when ``moment`` is outside it, ``status`` when customs had suspended
+    or revoked it then (its status history; before the grant was recorded, the status it was granted with).
+    Acts are judged at ledger time (docs/domain.md §4); a placement or processing recorded late whose moment
+    was not in force is accepted and told to customs (``LateRecording``'s ``not_in_force_then``)."""
+    start, end = validity(auth)
+    at = timestamps.fmt(moment)
+    then = auth["status_history"][0]["status"]
+    for entry in auth["status_history"]:
+        if entry["recorded_at"] <= at:
+            then = entry["status"]
+    found = {}
+    if not start <= moment < end:
+        found["validity"] = {"valid_from": auth["valid_from"], "valid_to": auth["valid_to"]}
+    if then != ACTIVE:
+        found["status"] = then
+    return found or None
+
+
 def covers(entry_cn: str, cn: str) -> bool:
     """An entry covers its own 8-digit code, or every code below a 4-digit heading."""
     return cn == entry_cn or (len(entry_cn) == 4 and cn.startswith(entry_cn))

@@ -30,6 +30,9 @@ class Tx:
     # terms of the authorisation an act was declared under, more favourable than those in force when it is
     # recorded (a placement's longer period for discharge): LateRecording states them (time_rules.review_lateness)
     earlier_terms: dict | None = None
+    # why the authorisation was not in force when a placement or processing recorded now occurred
+    # (authorisations.not_in_force_at; LateRecording)
+    not_in_force_then: dict | None = None
     # when the act's declaration was accepted, if earlier than its own occurred_at says: a 5151 reception recorded
     # after its exit takes the exit's date, the one declaration's acceptance (placement; time_rules.legal_time)
     declared_at: dt.datetime | None = None

@@ -55,6 +55,7 @@ def place_under_procedure(tx, event: dict) -> dict:
         if exit_declared < time_rules.legal_time(tx):
             tx.declared_at = exit_declared
     accepted = time_rules.legal_time(tx)   # when the declaration was accepted
+    tx.not_in_force_then = authorisations.not_in_force_at(auth, accepted)
     period = authorisations.discharge_period_at(auth, accepted)
     if period > auth["discharge_period_days"]:   # declared before the period was shortened: customs are told
         tx.earlier_terms = {"discharge_period_days": period, "in_force_days": auth["discharge_period_days"]}

@@ -159,6 +159,7 @@ def record_processing(tx, event: dict) -> dict:
     if tx.state.exists(keys.operation(op_id)):
         raise AlreadyExists(f"processing operation {op_id} exists", operation_id=op_id)
     authorisations.require_site(auth, site)
+    tx.not_in_force_then = authorisations.not_in_force_at(auth, time_rules.legal_time(tx))
 
     # inputs: the lots consumed, in placement order (FIFO for the lineage shares)
     needed: dict[str, int] = {}

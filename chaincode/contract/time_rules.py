@@ -74,12 +74,15 @@ def review_lateness(tx, act: str, event: dict) -> None:
     ``late_recording_days`` after its ``occurred_at`` — or, however soon, after a change of the authorisation's
     terms that it was declared before and that would have been less favourable to it (``tx.earlier_terms``: a
     placement keeps the period for discharge in force when its declaration was accepted, and a date the
-    declarant gives could otherwise lengthen it unseen). It stays raised, a fact for customs to look at (the
+    declarant gives could otherwise lengthen it unseen) — or, however soon, a placement or processing that occurred
+    when the authorisation was not in force (``tx.not_in_force_then``: outside its validity, or suspended or revoked
+    then; acts are judged at ledger time, and customs are told). It stays raised, a fact for customs to look at (the
     declaration's acceptance date is theirs to check). Events without an authorisation (SetParameters) raise none."""
     allowed = tx.params["late_recording_days"]
     lateness = late_by(tx)
     auth_id = event.get("authorisation_id")
-    if auth_id is None or (lateness <= dt.timedelta(days=allowed) and tx.earlier_terms is None):
+    if auth_id is None or (lateness <= dt.timedelta(days=allowed) and tx.earlier_terms is None
+                           and tx.not_in_force_then is None):
         return
     alerts.raise_alert(tx, auth_id, LATE_RECORDING, f"{tx.caller.msp_id}:{event['event_id']}", {
         "event_type": act, "event_id": event["event_id"], "submitted_by": tx.caller.msp_id,
@@ -88,6 +91,7 @@ def review_lateness(tx, act: str, event: dict) -> None:
         **({"declared_at": timestamps.fmt(tx.declared_at)} if tx.declared_at is not None else {}),
         "lots": sorted(tx.lots), "batches": sorted(tx.batches),
         **({"earlier_terms": tx.earlier_terms} if tx.earlier_terms is not None else {}),
+        **({"not_in_force_then": tx.not_in_force_then} if tx.not_in_force_then is not None else {}),
     })
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from ipledger.chaincode.contract import InwardProcessingContract, eventlog, keys
 from ipledger.chaincode.contract.state import canonical_json
-from ipledger.chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario
+from ipledger.chaincode.testing.scenario import AUTH_ID, SITE1, SITE2, Scenario, iso, retreaded
 
 
 @pytest.fixture
@@ -71,3 +71,51 @@ def test_same_instants_reads_the_date_times_as_the_contract_does():
         {"occurred_at": "2026-12-01T10:00:00.500000Z", "new_deadline": "2027-01-01T00:00:00.000000Z",
          "description": "2026-12-01T10:00:00Z"}                  # text is text
     assert eventlog.same_instants({"occurred_at": "yesterday"}) == {"occurred_at": "yesterday"}
+
+
+# ---------------------------------------------------------------------------------------- acts of a backlog
+
+def _late_recordings(s):
+    return {a["details"]["event_id"]: a["details"] for a in s.query("GetAlerts", AUTH_ID)["alerts"]
+            if a["type"] == "LateRecording" and "event_id" in a["details"]}
+
+
+def _suspended_from_day_5_to_6(s):
+    s.wait_until(s.D(5))
+    s.accepted(s.submit("SuspendAuthorisation", {"authorisation_id": AUTH_ID, "reason": "audit"}, "CustomsMSP"))
+    s.wait_until(s.D(6))
+    s.accepted(s.submit("ReinstateAuthorisation", {"authorisation_id": AUTH_ID, "reason": "done"}, "CustomsMSP"))
+    s.wait_until(s.D(6.5))
+
+
+def test_a_placement_that_occurred_while_suspended_is_accepted_and_told_to_customs():
+    """Acts are judged at ledger time (docs/domain.md §4): a placement recorded after the reinstatement, that
+    occurred during the suspension (a day before: not late by the parameter's two days), was accepted with no
+    alert at all. It is still accepted, and LateRecording names the status it occurred under."""
+    s = Scenario.with_l1(InwardProcessingContract)
+    _suspended_from_day_5_to_6(s)
+    s.accepted(s.place("L2", 10, occurred_at=iso(s.D(5.5)), event_id="place-L2"))
+    assert _late_recordings(s)["place-L2"]["not_in_force_then"] == {"status": "SUSPENDED"}
+    s.accepted(s.process("OP1", [("L2", 10)], [retreaded(10, "B1")], occurred_at=iso(s.D(5.6)), event_id="op-1"))
+    assert _late_recordings(s)["op-1"]["not_in_force_then"] == {"status": "SUSPENDED"}
+
+
+def test_a_placement_that_occurred_before_the_validity_is_told_to_customs():
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant())
+    before = s.D(-31)                                            # the validity starts on D-30
+    s.accepted(s.place("L1", 10, occurred_at=iso(before), event_id="place-L1"))
+    then = _late_recordings(s)["place-L1"]["not_in_force_then"]
+    assert set(then) == {"validity"} and then["validity"]["valid_from"] == (s.D(-30)).date().isoformat()
+
+
+def test_acts_that_occurred_in_force_carry_no_such_detail():
+    s = Scenario.with_l1(InwardProcessingContract)
+    _suspended_from_day_5_to_6(s)
+    s.accepted(s.place("L2", 10, occurred_at=iso(s.D(4.5)), event_id="place-L2"))    # before the suspension
+    s.accepted(s.place("L3", 10, occurred_at=iso(s.D(6.2)), event_id="place-L3"))    # after the reinstatement
+    s.accepted(s.move(5, SITE1, SITE2, lot_id="L1", occurred_at=iso(s.D(5.5)), event_id="mv-L1"))  # moves go on
+    assert _late_recordings(s) == {}
+    s.wait_until(s.D(10))
+    s.accepted(s.place("L4", 10, occurred_at=iso(s.D(2)), event_id="place-L4"))       # late, in force then
+    assert "not_in_force_then" not in _late_recordings(s)["place-L4"]
