@@ -8,13 +8,12 @@ import csv
 import datetime as dt
 import io
 import json
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
 from ipledger.chaincode.testing import mrns
 from ipledger.gateway.importer import Importer
+from tests.unit.loopback import served
 
 from .conftest import AUTH, RETREADED, SITE1, SITE2, WASTE, bearer, grant, place
 from .contract_ledger import ledger_now
@@ -43,12 +42,8 @@ def backlog() -> list[dict]:
 
 @pytest.fixture
 def server(app):
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join()
+    with served(app) as url:
+        yield url
 
 
 class CountingImporter(Importer):

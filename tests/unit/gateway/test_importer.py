@@ -4,26 +4,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
 from ipledger.gateway.importer import ImportError_, Importer, csv_row_to_body, read_records
 from ipledger.network import cli
+
+from tests.unit.loopback import served
 
 from .fakes import grant_body, move_body, place_body, unavailable
 
 
 @pytest.fixture
 def server(app):
-    """The app on a loopback port (test only: production serving is gunicorn)."""
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join()
+    with served(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -350,12 +345,8 @@ def elsewhere():
         seen.append({k: v for k, v in environ.items() if k.startswith("HTTP_")})
         start_response("200 OK", [("Content-Type", "text/html")])
         return [b"<html>sign in</html>"]
-    srv = make_server("127.0.0.1", 0, page, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}", seen
-    srv.shutdown()
-    thread.join()
+    with served(page) as url:
+        yield url, seen
 
 
 def test_a_redirect_is_not_followed_the_key_stays_home_and_the_line_is_not_counted_as_recorded(
@@ -368,16 +359,10 @@ def test_a_redirect_is_not_followed_the_key_stays_home_and_the_line_is_not_count
     def redirect(environ, start_response):
         start_response("302 Found", [("Location", target + "/login")])
         return [b""]
-    srv = make_server("127.0.0.1", 0, redirect, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
+    with served(redirect) as url:
         src = jsonl(tmp_path / "events.jsonl", moves(2))
         with pytest.raises(ImportError_, match="redirecting to .*/login"):
-            Importer(f"http://127.0.0.1:{srv.server_port}", operator_key, progress=None).run(src)
-    finally:
-        srv.shutdown()
-        thread.join()
+            Importer(url, operator_key, progress=None).run(src)
     assert seen == []                                        # the key went to no other host
     progress = (tmp_path / "events.jsonl.progress").read_text().splitlines()
     assert len(progress) == 1                                # the header only: no line counted as recorded

@@ -141,15 +141,20 @@ class TLSGateway:
             time.sleep(0.2)
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
         self._log.close()
-        return self.proc.returncode
+        return stop_process_group(self.proc)
+
+
+def stop_process_group(proc: subprocess.Popen) -> int:
+    """SIGTERM to a server started in its own process group, SIGKILL after 30 s; its exit code."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
 
 
 @pytest.fixture(scope="module")

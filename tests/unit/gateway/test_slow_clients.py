@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -28,7 +26,7 @@ from ipledger.gateway.config import ConfigError, GatewayConfig
 from ipledger.gateway.request_deadline import RequestDeadlines, _WatchedInput
 from ipledger.network.cli import gateway_daemon as daemon
 
-from .test_mtls import Pki, free_port
+from .test_mtls import Pki, free_port, stop_process_group
 
 REPO = Path(__file__).resolve().parents[3]
 THREADS, DEADLINE_S, SUBMIT_WAIT_S = 4, 2.0, 3.0
@@ -80,15 +78,8 @@ class SlowClientGateway:
         return self.submitted.read_text().split() if self.submitted.exists() else []
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
         self._log.close()
-        return self.proc.returncode
+        return stop_process_group(self.proc)
 
 
 @pytest.fixture(scope="module")
