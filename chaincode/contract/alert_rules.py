@@ -5,11 +5,12 @@ clock. The alerts' records are :mod:`ipledger.chaincode.contract.alerts`'s.
 from __future__ import annotations
 
 import datetime as dt
+from fractions import Fraction
 
 from ipledger.chaincode.contract import (authorisations, billing, declarations, eventlog, goods, keys, time_rules,
                                          timestamps)
 from ipledger.chaincode.contract.alerts import DERIVED, RECORDED, clear_alert, raise_alert, recorded
-from ipledger.chaincode.contract.decimals import exact, pct
+from ipledger.chaincode.contract.decimals import exact, text_beside
 from ipledger.chaincode.contract.params import BILL_DUE_DAYS
 
 
@@ -45,10 +46,11 @@ def _review_loss_rate(tx, kind: str, goods_id: str, record: dict) -> None:
     """LossRateHigh: raised while lost (destruction apart) / entered > ``loss_warn_pct`` %, else cleared."""
     lost = sum(q for reason, q in record["lost_by_reason"].items() if reason != "DESTROYED")
     whole = goods.entered(kind, record)
-    if lost * 100 > exact(tx.params["loss_warn_pct"]) * whole:
+    threshold = exact(tx.params["loss_warn_pct"])
+    if lost * 100 > threshold * whole:
         raise_alert(tx, record["authorisation_id"], "LossRateHigh", f"{kind}:{goods_id}",
                     {"goods": kind, "id": goods_id, "lost": lost, "entered": whole, "unit": record["unit"],
-                     "pct": pct(lost, whole)})
+                     "pct": text_beside(Fraction(lost * 100, whole), threshold)})
     else:
         clear_alert(tx, record["authorisation_id"], "LossRateHigh", f"{kind}:{goods_id}")
 

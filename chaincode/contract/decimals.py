@@ -14,6 +14,7 @@ from fractions import Fraction
 
 RATIO_PLACES = 6  # rates of yield: output per unit of input
 PCT_PLACES = 4    # percentages
+PCT_PLACES_MAX = 12   # a percentage beside a limit it passes by less than PCT_PLACES show (:func:`text_beside`)
 
 
 def exact(value: int | float | str | Fraction) -> Fraction:
@@ -38,3 +39,13 @@ def text(value: int | Fraction, places: int = RATIO_PLACES) -> str:
 def pct(part: int | Fraction, whole: int | Fraction) -> str:
     """``part`` as a percentage of ``whole`` (``"0"`` when ``whole`` is 0)."""
     return text(Fraction(part) * 100 / Fraction(whole), PCT_PLACES) if whole else "0"
+
+
+def text_beside(value: Fraction, *limits: Fraction, places: int = PCT_PLACES) -> str:
+    """``value`` as :func:`text`, with as many more decimals (up to :data:`PCT_PLACES_MAX`) as it takes not to
+    read as one of ``limits`` it is not: a deviation of 5.00000001 % refused over a limit of 5 % is shown
+    ``"5.00000001"``, never ``"5"`` beside ``"5"``."""
+    while places < PCT_PLACES_MAX and any(value != limit and text(value, places) == text(limit, places)
+                                          for limit in limits):
+        places += 1
+    return text(value, places)

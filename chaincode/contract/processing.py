@@ -27,7 +27,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ipledger.chaincode.contract import alerts, authorisations, controls, goods, keys, schemas, shares, time_rules
-from ipledger.chaincode.contract.decimals import PCT_PLACES, exact, text
+from ipledger.chaincode.contract.decimals import PCT_PLACES, exact, text, text_beside
 from ipledger.chaincode.contract.errors import (AlreadyExists, GoodsNotCovered, InvalidEvent, UnitMismatch,
                                                 YieldOutOfTolerance)
 from ipledger.chaincode.contract.placement import require_not_overdue
@@ -85,7 +85,7 @@ def _yield_line(product: dict, contributing: list[tuple[dict, int, Fraction]], p
         "output_cn": product["cn"], "kind": product["kind"], "unit": product["unit"],
         "input_qty": input_qty, "input_unit": units[0], "output_qty": produced, "expected_output": text(expected),
         "authorised_per_input": text(expected / input_qty), "actual_per_input": text(Fraction(produced, input_qty)),
-        "deviation_pct": text(deviation, PCT_PLACES), "warn_pct": text(warn_pct, PCT_PLACES),
+        "deviation_pct": text_beside(deviation, warn_pct, block_pct), "warn_pct": text(warn_pct, PCT_PLACES),
         "block_pct": text(block_pct, PCT_PLACES), "warning": deviation > warn_pct,
     }, deviation
 

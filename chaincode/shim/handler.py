@@ -2,7 +2,7 @@
 
 One file, one object: the session's state (sender queue, pending replies,
 transaction contexts) is shared by every step of the stream protocol below,
-which reads best in one place (hence one file of some 650 lines).
+which reads best in one place (hence one file of some 700 lines).
 
 A :class:`ChaincodeSession` owns one bidi stream (client mode: the
 ``ChaincodeSupport.Register`` call we dialled; server mode: a
@@ -11,7 +11,9 @@ A :class:`ChaincodeSession` owns one bidi stream (client mode: the
 * writes through a single sender task fed by an ``asyncio.Queue`` (gRPC streams
   must never be written concurrently);
 * performs REGISTER → REGISTERED → READY and echoes KEEPALIVE;
-* runs every TRANSACTION/INIT either *inline* (the default): in a greenlet of
+* admits each organisation's transactions in turn (:mod:`ipledger.chaincode.shim.admission`: at most a few
+  of one creator's running at once, so none crowds out another's) and runs every TRANSACTION/INIT either
+  *inline* (the default): in a greenlet of
   the event loop's own thread, which a stub call suspends until the peer's
   reply resumes it — the contract's synchronous code, no thread hand-off — or,
   given a :class:`WorkerPool`, in a worker thread (for contracts that block:
@@ -38,6 +40,7 @@ from typing import Any, Callable, Optional, Protocol
 import greenlet
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2, proposal_response_pb2
 
+from ipledger.chaincode.shim.admission import Admission, creator_org
 from ipledger.chaincode.shim.interface import PeerError
 from ipledger.chaincode.shim.stub import Stub
 from ipledger.chaincode.shim.transport import MAX_MESSAGE_SIZE
@@ -209,11 +212,12 @@ class WorkerPool:
 
 
 class _TxContext:
-    __slots__ = ("channel_id", "txid", "pending", "lock", "stub", "finished", "glet", "waiting")
+    __slots__ = ("channel_id", "txid", "org", "pending", "lock", "stub", "finished", "glet", "waiting")
 
-    def __init__(self, channel_id: str, txid: str) -> None:
+    def __init__(self, channel_id: str, txid: str, org: str = "") -> None:
         self.channel_id = channel_id
         self.txid = txid
+        self.org = org  # the creator's MSP id: its share of the chaincode (admission.py)
         self.finished = False
         self.pending: Optional[asyncio.Future] = None  # a worker thread's request
         self.glet: Optional[greenlet.greenlet] = None  # inline: the greenlet running the transaction
@@ -253,7 +257,8 @@ class ChaincodeSession:
         self.max_message = max_message
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._send_q: Optional[asyncio.Queue] = None
-        self._txs: dict[tuple[str, str], _TxContext] = {}
+        self._txs: dict[tuple[str, str], _TxContext] = {}   # running, and waiting their turn (admission.py)
+        self._admission = Admission()
         self._state = "created"
         self._closed = threading.Event()
         self._close_reason = "stream not started"
@@ -456,9 +461,16 @@ class ChaincodeSession:
         if self.draining:
             self._send_error(msg, "chaincode is shutting down")
             return
-        ctx = _TxContext(msg.channel_id, msg.txid)
+        ctx = _TxContext(msg.channel_id, msg.txid, creator_org(msg))
         self._txs[key] = ctx
         self._idle.clear()
+        if self._admission.admit(ctx.org, (msg, ctx)):   # else it waits for one of its organisation's to finish
+            self._begin(msg, ctx)
+
+    def _begin(self, msg: chaincode_shim_pb2.ChaincodeMessage, ctx: _TxContext) -> None:
+        if self._closed.is_set():   # the stream ended while it waited: nothing to answer
+            self._finish(ctx, None)
+            return
         if self._pool is not None:
             self._pool.submit(self._execute, msg, ctx)
             return
@@ -517,8 +529,23 @@ class ChaincodeSession:
             fut.set_exception(PeerError(f"[{short(ctx.txid)}] transaction already completed"))
         if reply is not None:
             self._send(reply)
-        if not self._txs:
+        following, expired = self._admission.release(ctx.org)
+        for msg, late in expired:   # its peer no longer waits for it
+            self._finish_waiting(msg, late)
+        if following is not None:   # started from the loop, never from inside this transaction's greenlet
+            self._call_in_loop(self._begin, *following)
+        elif not self._txs:
             self._idle.set()
+
+    def _finish_waiting(self, msg: chaincode_shim_pb2.ChaincodeMessage, ctx: _TxContext) -> None:
+        """A transaction that waited for its organisation's turn past the peer's timeout: answered, never run."""
+        if self._txs.get((ctx.channel_id, ctx.txid)) is ctx:
+            del self._txs[(ctx.channel_id, ctx.txid)]
+        ctx.finished = True
+        log.warning("[%s] not run: %s's other transactions held the chaincode for more than %.0f s",
+                    short(ctx.txid), ctx.org or "an unknown creator", self._admission.wait_max_s)
+        self._send_error(msg, f"the chaincode was busy with {ctx.org or 'this creator'}'s other transactions for "
+                              f"more than {self._admission.wait_max_s:.0f} s: send it again")
 
     # -- transaction execution (worker thread) -----------------------------------
     def _execute(self, msg: chaincode_shim_pb2.ChaincodeMessage, ctx: _TxContext) -> None:

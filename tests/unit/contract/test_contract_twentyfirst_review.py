@@ -119,3 +119,39 @@ def test_acts_that_occurred_in_force_carry_no_such_detail():
     s.wait_until(s.D(10))
     s.accepted(s.place("L4", 10, occurred_at=iso(s.D(2)), event_id="place-L4"))       # late, in force then
     assert "not_in_force_then" not in _late_recordings(s)["place-L4"]
+
+
+# ---------------------------------------------------------------------------------------- figures beside limits
+
+def test_a_refused_deviation_is_never_shown_equal_to_its_limit():
+    """1,020,000,001 obtained for 10^9 expected is 2.0000001 % off: refused over the limit of 2 %, it read
+    "2 % off (limit 2 %)"."""
+    from ipledger.chaincode.testing.scenario import authorisation_fields
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant(**{"input_goods": [{**authorisation_fields(s.day)["input_goods"][0],
+                                           "max_qty": 10 ** 15}]}))
+    s.accepted(s.place("L1", 10 ** 9))
+    res = s.process("OP1", [("L1", 10 ** 9)], [retreaded(1_020_000_001, "B1")])
+    assert res.error_code == "YieldOutOfTolerance"
+    assert "2.0000001 % off (limit 2 %)" in res.message, res.message
+
+
+def test_a_loss_rate_alert_is_never_shown_equal_to_its_threshold():
+    s = Scenario(InwardProcessingContract)
+    from ipledger.chaincode.testing.scenario import authorisation_fields
+    s.accepted(s.grant(**{"input_goods": [{**authorisation_fields(s.day)["input_goods"][0],
+                                           "max_qty": 10 ** 15}]}))
+    s.accepted(s.place("L1", 10 ** 8))
+    s.accepted(s.lose(1_000_001, lot_id="L1", reason="NATURE"))      # 1.000001 % against 1 %
+    [alert] = [a for a in s.query("GetAlerts", AUTH_ID)["alerts"] if a["type"] == "LossRateHigh"]
+    assert alert["details"]["pct"] == "1.000001"
+
+
+def test_text_beside_adds_places_only_where_a_limit_would_be_read():
+    from fractions import Fraction
+    from ipledger.chaincode.contract.decimals import text_beside
+    assert text_beside(Fraction(5)) == "5"
+    assert text_beside(Fraction(50000001, 10 ** 7), Fraction(5)) == "5.0000001"
+    assert text_beside(Fraction(5), Fraction(5)) == "5"                  # equal: equal it reads
+    assert text_beside(Fraction(2, 3), Fraction(5)) == "0.6667"          # far from it: the usual places
+    assert text_beside(Fraction(5) + Fraction(1, 10 ** 20), Fraction(5)) == "5"   # past 12 places: no further

@@ -1,0 +1,94 @@
+"""Fair admission: no organisation's transactions crowd out another's on a peer's chaincode.
+
+Every member of the channel may send proposals to every peer — to customs' peer too, whose endorsement every
+record needs. The chaincode runs the transactions of its stream interleaved (inline, a greenlet each, switching
+at every round trip to the peer), so a member keeping a thousand heavy proposals in flight (queries over a long
+history, proposals it never orders) made every other transaction — customs' own endorsements among them — wait
+behind all of them, until they failed on the peer's deadline and nothing could be recorded on the channel.
+
+:class:`Admission` runs at most :data:`PER_ORG_RUNNING` transactions of each organisation (the creator's MSP id in
+the signed proposal) at a time; the others wait, in their order of arrival, for one of the same organisation to
+finish. An organisation's flood then takes its own share of the chaincode and delays its own proposals, not the
+others'. A proposal that waited longer than :data:`WAIT_MAX_S` (the peers' default ``executetimeout``: its peer has
+given up on it) is answered with an error instead of being run. The organisation's identity is read here only to
+share the work out: the contract authenticates and authorises the creator itself.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable
+
+from fabric_protos.common import common_pb2
+from fabric_protos.msp import identities_pb2
+from fabric_protos.peer import chaincode_shim_pb2, proposal_pb2
+
+PER_ORG_RUNNING = 16   # an organisation's transactions running at once: enough to keep one core busy
+WAIT_MAX_S = 30.0      # Fabric's default chaincode.executetimeout: after it the peer no longer waits for the answer
+
+
+def creator_org(msg: chaincode_shim_pb2.ChaincodeMessage) -> str:
+    """The MSP id of the creator of ``msg``'s signed proposal ("" when it has none or it cannot be read: those
+    share one queue of their own)."""
+    if not msg.HasField("proposal"):
+        return ""
+    try:
+        proposal = proposal_pb2.Proposal.FromString(msg.proposal.proposal_bytes)
+        header = common_pb2.Header.FromString(proposal.header)
+        signature_header = common_pb2.SignatureHeader.FromString(header.signature_header)
+        return identities_pb2.SerializedIdentity.FromString(signature_header.creator).mspid
+    except Exception:  # noqa: BLE001 - a malformed proposal: the stub refuses it when the transaction runs
+        return ""
+
+
+class Admission:
+    """Per organisation: how many of its transactions run, and those waiting (with the moment they arrived)."""
+
+    def __init__(self, per_org: int = PER_ORG_RUNNING, wait_max_s: float = WAIT_MAX_S,
+                 clock: Callable[[], float] = time.monotonic):
+        if per_org < 1:
+            raise ValueError("an organisation needs at least one running transaction")
+        self.per_org = per_org
+        self.wait_max_s = wait_max_s
+        self._clock = clock
+        self._running: dict[str, int] = {}
+        self._waiting: dict[str, deque[tuple[float, Any]]] = {}
+
+    def admit(self, org: str, item: Any) -> bool:
+        """Whether ``item`` (a transaction of ``org``) may run now; if not, it waits its turn."""
+        if self._running.get(org, 0) < self.per_org:
+            self._running[org] = self._running.get(org, 0) + 1
+            return True
+        self._waiting.setdefault(org, deque()).append((self._clock(), item))
+        return False
+
+    def release(self, org: str) -> tuple[Any | None, list]:
+        """A transaction of ``org`` finished: ``(the next of its transactions to run, or None; those that waited
+        too long, to answer with an error)``. The next one takes the finished one's place."""
+        expired: list = []
+        queue = self._waiting.get(org)
+        now = self._clock()
+        while queue:
+            arrived, item = queue.popleft()
+            if now - arrived > self.wait_max_s:
+                expired.append(item)
+                continue
+            if not queue:
+                del self._waiting[org]
+            return item, expired
+        self._waiting.pop(org, None)
+        running = self._running.get(org, 0) - 1
+        if running > 0:
+            self._running[org] = running
+        else:
+            self._running.pop(org, None)
+        return None, expired
+
+    def waiting(self, org: str | None = None) -> int:
+        """How many transactions wait (of ``org``, or of every organisation)."""
+        if org is not None:
+            return len(self._waiting.get(org, ()))
+        return sum(len(q) for q in self._waiting.values())
+
+    def running(self, org: str) -> int:
+        return self._running.get(org, 0)
