@@ -272,6 +272,11 @@ CONTRACT_NOT_RUNNING = (
 )
 
 
+# the answer of a contract whose fair admission ran nothing of a proposal that waited too long for its
+# organisation's turn (chaincode/shim/admission.py BUSY; the gateway may use of the chaincode only its contract)
+CONTRACT_BUSY = "chaincode busy"
+
+
 def _peer_clock(exc) -> bool:
     """The refusal is the contract's ClockSkew: about a peer's clock, which no retry sets right."""
     return isinstance(exc.chaincode_error, dict) and exc.chaincode_error.get("code") == "ClockSkew"
@@ -342,6 +347,15 @@ def from_gateway_error(exc: Exception, retry_after: int, reading: bool = False) 
         return Problem(503, "service-unavailable",
                        "this organisation's own peer cannot answer yet (the contract not installed on it, or its "
                        "ledger being rebuilt); nothing was changed: try again later", extra=tx, headers=retry)
+    if isinstance(exc, EndorseError) and exc.chaincode_error is None and exc.chaincode_status is None and any(
+            CONTRACT_BUSY in text for text in (exc.message, *(d.message for d in exc.details))):
+        # an endorsing peer's contract had too many of this organisation's transactions waiting (its fair
+        # admission, chaincode/shim/admission.py): it ran nothing of this one
+        return Problem(503, "service-unavailable",
+                       "the contract on an endorsing organisation's peer is busy with this organisation's other "
+                       "transactions; " + ("nothing was changed: ask again" if reading else
+                                           "nothing was recorded: send the event again (same event_id)"),
+                       extra={**tx, "reason": "contract-busy"}, headers=retry)
     if isinstance(exc, EndorseError) and exc.chaincode_error is None and exc.chaincode_status is None and any(
             m in text for text in (exc.message, *(d.message for d in exc.details)) for m in CONTRACT_NOT_RUNNING):
         # no contract answered: an endorsing peer's contract process died or hung — the peer starts it again at

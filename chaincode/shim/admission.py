@@ -9,9 +9,12 @@ behind all of them, until they failed on the peer's deadline and nothing could b
 :class:`Admission` runs at most :data:`PER_ORG_RUNNING` transactions of each organisation (the creator's MSP id in
 the signed proposal) at a time; the others wait, in their order of arrival, for one of the same organisation to
 finish. An organisation's flood then takes its own share of the chaincode and delays its own proposals, not the
-others'. A proposal that waited longer than :data:`WAIT_MAX_S` (the peers' default ``executetimeout``: its peer has
-given up on it) is answered with an error instead of being run. The organisation's identity is read here only to
-share the work out: the contract authenticates and authorises the creator itself.
+others'. A proposal that would wait longer than :data:`WAIT_MAX_S` is answered at once with :data:`BUSY` (the
+gateway's ``503 contract-busy``: send it again) instead of being run: the peer holds every proposal it is simulating
+against its commits (Fabric's state lock: a block commits once every simulation begun has ended), so a long queue of
+waiting proposals would hold the peer's commits — every record on the channel — until they timed out. The
+organisation's identity is read here only to share the work out: the contract authenticates and authorises the
+creator itself.
 """
 from __future__ import annotations
 
@@ -24,7 +27,9 @@ from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import chaincode_shim_pb2, proposal_pb2
 
 PER_ORG_RUNNING = 16   # an organisation's transactions running at once: enough to keep one core busy
-WAIT_MAX_S = 30.0      # Fabric's default chaincode.executetimeout: after it the peer no longer waits for the answer
+WAIT_MAX_S = 5.0       # the longest a proposal waits for its organisation's turn (an honest burst of a few hundred
+                       # light transactions waits well under a second)
+BUSY = "chaincode busy"   # how the answer to a proposal that waited too long begins (gateway/problems.py)
 
 
 def creator_org(msg: chaincode_shim_pb2.ChaincodeMessage) -> str:
@@ -83,6 +88,17 @@ class Admission:
         else:
             self._running.pop(org, None)
         return None, expired
+
+    def expired(self) -> list:
+        """The transactions that have waited longer than ``wait_max_s``, taken out of their queues."""
+        now, out = self._clock(), []
+        for org in list(self._waiting):
+            queue = self._waiting[org]
+            while queue and now - queue[0][0] > self.wait_max_s:
+                out.append(queue.popleft()[1])
+            if not queue:
+                del self._waiting[org]
+        return out
 
     def waiting(self, org: str | None = None) -> int:
         """How many transactions wait (of ``org``, or of every organisation)."""

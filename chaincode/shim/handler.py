@@ -40,7 +40,7 @@ from typing import Any, Callable, Optional, Protocol
 import greenlet
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2, proposal_response_pb2
 
-from ipledger.chaincode.shim.admission import Admission, creator_org
+from ipledger.chaincode.shim.admission import BUSY, Admission, creator_org
 from ipledger.chaincode.shim.interface import PeerError
 from ipledger.chaincode.shim.stub import Stub
 from ipledger.chaincode.shim.transport import MAX_MESSAGE_SIZE
@@ -259,6 +259,7 @@ class ChaincodeSession:
         self._send_q: Optional[asyncio.Queue] = None
         self._txs: dict[tuple[str, str], _TxContext] = {}   # running, and waiting their turn (admission.py)
         self._admission = Admission()
+        self._sweep_timer: Optional[asyncio.TimerHandle] = None
         self._state = "created"
         self._closed = threading.Event()
         self._close_reason = "stream not started"
@@ -466,6 +467,16 @@ class ChaincodeSession:
         self._idle.clear()
         if self._admission.admit(ctx.org, (msg, ctx)):   # else it waits for one of its organisation's to finish
             self._begin(msg, ctx)
+        elif self._sweep_timer is None and self._loop is not None:
+            self._sweep_timer = self._loop.call_later(1.0, self._sweep)
+
+    def _sweep(self) -> None:
+        """Every second while transactions wait their turn: those waiting too long are answered busy."""
+        self._sweep_timer = None
+        for msg, late in self._admission.expired():
+            self._finish_waiting(msg, late)
+        if self._admission.waiting() and self._loop is not None and not self._closed.is_set():
+            self._sweep_timer = self._loop.call_later(1.0, self._sweep)
 
     def _begin(self, msg: chaincode_shim_pb2.ChaincodeMessage, ctx: _TxContext) -> None:
         if self._closed.is_set():   # the stream ended while it waited: nothing to answer
@@ -538,14 +549,16 @@ class ChaincodeSession:
             self._idle.set()
 
     def _finish_waiting(self, msg: chaincode_shim_pb2.ChaincodeMessage, ctx: _TxContext) -> None:
-        """A transaction that waited for its organisation's turn past the peer's timeout: answered, never run."""
+        """A transaction that waited too long for its organisation's turn: answered busy, never run."""
         if self._txs.get((ctx.channel_id, ctx.txid)) is ctx:
             del self._txs[(ctx.channel_id, ctx.txid)]
         ctx.finished = True
-        log.warning("[%s] not run: %s's other transactions held the chaincode for more than %.0f s",
+        log.warning("[%s] not run: %s's other transactions held the chaincode for more than %g s",
                     short(ctx.txid), ctx.org or "an unknown creator", self._admission.wait_max_s)
-        self._send_error(msg, f"the chaincode was busy with {ctx.org or 'this creator'}'s other transactions for "
-                              f"more than {self._admission.wait_max_s:.0f} s: send it again")
+        self._send_error(msg, f"{BUSY} with {ctx.org or 'this creator'}'s other transactions for more than "
+                              f"{self._admission.wait_max_s:g} s: nothing was done, send it again")
+        if not self._txs:
+            self._idle.set()
 
     # -- transaction execution (worker thread) -----------------------------------
     def _execute(self, msg: chaincode_shim_pb2.ChaincodeMessage, ctx: _TxContext) -> None:

@@ -28,3 +28,22 @@ def test_integers_up_to_30_digits_are_read():
     assert jsonread.loads('[-%s]' % ("9" * 30)) == [-int("9" * 30)]
     with pytest.raises(jsonread.Unreadable, match="more than 30 digits"):
         jsonread.loads('[-%s]' % ("9" * 31))
+
+
+@pytest.mark.parametrize("reading, says", [(False, "nothing was recorded"), (True, "nothing was changed")])
+def test_a_contract_too_busy_with_the_organisations_other_transactions_is_503_to_send_again(reading, says):
+    """The chaincode's fair admission answers a proposal that waited too long for its organisation's turn (ERROR,
+    which the peer passes on as a failure of the simulation): nothing ran — a 503 to send again."""
+    import grpc
+
+    from ipledger.gateway.client import EndorseError
+    from ipledger.gateway.problems import from_gateway_error
+    from ipledger.network.fabric.errors import ErrorDetail
+    detail = ("error in simulation: transaction returned with failure: chaincode busy with OperatorMSP's other "
+              "transactions for more than 5 s: nothing was done, send it again")
+    exc = EndorseError("failed to endorse transaction, see attached details for more info",
+                       code=grpc.StatusCode.ABORTED, tx_id="ab" * 32,
+                       details=[ErrorDetail("127.0.0.1:7120", "CustomsMSP", detail)])
+    problem = from_gateway_error(exc, 7, reading=reading)
+    assert (problem.status, problem.headers["Retry-After"], problem.extra["reason"]) == (503, "7", "contract-busy")
+    assert says in problem.detail

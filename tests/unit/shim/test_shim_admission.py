@@ -61,7 +61,7 @@ def test_a_flood_of_one_organisation_runs_a_few_at_a_time_and_others_go_through(
     run(body())
 
 
-def test_a_proposal_that_waited_past_the_peers_timeout_is_answered_not_run():
+def test_a_proposal_that_waited_too_long_is_answered_busy_not_run():
     async def body():
         peer = FakePeer()
         held = HeldAnswer(peer)
@@ -74,8 +74,27 @@ def test_a_proposal_that_waited_past_the_peers_timeout_is_answered_not_run():
             held.release()
             assert FakePeer.response(await asyncio.wait_for(first, 5)).status == 200
             answer = await asyncio.wait_for(late, 5)
-            assert answer.type == CCM.ERROR and b"busy with BrokerMSP" in answer.payload
+            assert answer.type == CCM.ERROR and b"chaincode busy with BrokerMSP" in answer.payload
             assert gate_reads(peer) == 1                             # it never ran
+    run(body())
+
+
+def test_proposals_waiting_too_long_are_answered_even_when_none_of_their_organisation_finishes():
+    """The peer holds every proposal it is simulating against its commits: a queue that only moved when one of
+    its organisation's transactions finished would hold them as long as those ran."""
+    async def body():
+        peer = FakePeer()
+        held = HeldAnswer(peer)
+        async with shim_client(Gate(), peer) as (_peer, client, _task):
+            client.session._admission = Admission(per_org=1, wait_max_s=0.3)
+            first = send(peer, "BrokerMSP", 1, "OnPeer")              # held on the peer: never finishes meanwhile
+            await wait_until(lambda: gate_reads(peer) == 1, what="the first running")
+            late = send(peer, "BrokerMSP", 2, "OnPeer")
+            answer = await asyncio.wait_for(late, 5)
+            assert answer.type == CCM.ERROR and b"chaincode busy" in answer.payload
+            assert not first.done()
+            held.release()
+            assert FakePeer.response(await asyncio.wait_for(first, 5)).status == 200
     run(body())
 
 
@@ -109,6 +128,9 @@ def test_admission_hands_back_what_waited_too_long():
     a.admit("Op", "recent")
     clock.now = 31
     assert a.release("Op") == ("recent", ["old"])
+    a.admit("Op", "again")
+    clock.now = 62
+    assert a.expired() == ["again"] and a.waiting() == 0
     with pytest.raises(ValueError):
         Admission(per_org=0)
 
