@@ -33,6 +33,7 @@ import concurrent.futures
 import logging
 import queue
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
@@ -260,6 +261,7 @@ class ChaincodeSession:
         self._txs: dict[tuple[str, str], _TxContext] = {}   # running, and waiting their turn (admission.py)
         self._admission = Admission()
         self._sweep_timer: Optional[asyncio.TimerHandle] = None
+        self._busy: dict[str, tuple[float, int]] = {}   # org -> (last warning, busy answers since)
         self._state = "created"
         self._closed = threading.Event()
         self._close_reason = "stream not started"
@@ -541,20 +543,31 @@ class ChaincodeSession:
         if reply is not None:
             self._send(reply)
         following, expired = self._admission.release(ctx.org)
-        for msg, late in expired:   # its peer no longer waits for it
+        for msg, late in expired:   # waited too long: answered busy
             self._finish_waiting(msg, late)
         if following is not None:   # started from the loop, never from inside this transaction's greenlet
             self._call_in_loop(self._begin, *following)
         elif not self._txs:
             self._idle.set()
 
+    def _note_busy(self, org: str) -> None:
+        """A warning per organisation at most every 10 s, with how many were answered busy: a flood must not flood
+        the log too."""
+        now = time.monotonic()
+        last, count = self._busy.get(org, (0.0, 0))
+        if now - last < 10.0:
+            self._busy[org] = (last, count + 1)
+            return
+        self._busy[org] = (now, 0)
+        log.warning("%d transaction(s) of %s answered busy (its other transactions held the chaincode for more "
+                    "than %g s)", count + 1, org or "an unknown creator", self._admission.wait_max_s)
+
     def _finish_waiting(self, msg: chaincode_shim_pb2.ChaincodeMessage, ctx: _TxContext) -> None:
         """A transaction that waited too long for its organisation's turn: answered busy, never run."""
         if self._txs.get((ctx.channel_id, ctx.txid)) is ctx:
             del self._txs[(ctx.channel_id, ctx.txid)]
         ctx.finished = True
-        log.warning("[%s] not run: %s's other transactions held the chaincode for more than %g s",
-                    short(ctx.txid), ctx.org or "an unknown creator", self._admission.wait_max_s)
+        self._note_busy(ctx.org)
         self._send_error(msg, f"{BUSY} with {ctx.org or 'this creator'}'s other transactions for more than "
                               f"{self._admission.wait_max_s:g} s: nothing was done, send it again")
         if not self._txs:

@@ -142,3 +142,18 @@ def test_the_creator_organisation_is_read_from_the_signed_proposal():
     assert creator_org(msg) == "CustomsMSP"
     msg.proposal.proposal_bytes = b"\xff\x00not a proposal"
     assert creator_org(msg) == ""
+
+
+def test_busy_answers_are_logged_once_in_a_while_with_their_count(caplog):
+    from ipledger.chaincode.shim.handler import ChaincodeSession
+    session = ChaincodeSession(Gate(), "gate_1:ab")
+    with caplog.at_level("WARNING"):
+        for _ in range(500):
+            session._note_busy("OperatorMSP")
+    lines = [r.getMessage() for r in caplog.records if "answered busy" in r.getMessage()]
+    assert lines == ["1 transaction(s) of OperatorMSP answered busy (its other transactions held the chaincode "
+                     "for more than 5 s)"]
+    session._busy["OperatorMSP"] = (session._busy["OperatorMSP"][0] - 11, session._busy["OperatorMSP"][1])
+    with caplog.at_level("WARNING"):
+        session._note_busy("OperatorMSP")
+    assert "500 transaction(s) of OperatorMSP" in caplog.records[-1].getMessage()
