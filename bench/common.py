@@ -1,9 +1,13 @@
-"""What the benchmarks share: the time stamp of an event, the authorisation customs grant, a process's CPU time."""
+"""What the benchmarks share: the time stamp of an event, the authorisation customs grant, a process's CPU time, a
+network of their own."""
 from __future__ import annotations
 
 import datetime as dt
 import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 from ipledger.chaincode.testing import scenario
 
@@ -30,3 +34,20 @@ def process_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) so far of process ``pid``, from /proc/<pid>/stat (OSError when it is gone)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK   # utime, stime
+
+
+@contextmanager
+def fresh_network(prefix: str, say: Callable[[str], None]) -> Iterator:
+    """A network of the benchmark's own (native nodes on loopback, the default consortium) in a temporary
+    directory, up; taken down and deleted afterwards."""
+    from ipledger.network.org.nodes import Nodes
+    from tests.integration.conftest import free_base_port
+    tmp = tempfile.TemporaryDirectory(prefix=prefix)
+    net = Nodes.open(Path(tmp.name) / "state", base_port=free_base_port())
+    try:
+        say("network up …")
+        net.up(log=lambda *_: None)
+        yield net
+    finally:
+        net.down(log=lambda *_: None)
+        tmp.cleanup()

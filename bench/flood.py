@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,14 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import now  # noqa: E402
+from bench.common import fresh_network, now  # noqa: E402
 from ipledger.chaincode.testing.scenario import USED_TYRES, evidence  # noqa: E402
 from ipledger.gateway.client.proposal import build_proposal  # noqa: E402
 from ipledger.network.channel.chaincode import Deployer  # noqa: E402
 from ipledger.network.channel.package import ChaincodeSpec  # noqa: E402
 from ipledger.network.fabric.connection import Endpoint, dial  # noqa: E402
-from ipledger.network.org.nodes import Nodes  # noqa: E402
-from tests.integration.conftest import Clients, free_base_port  # noqa: E402
+from tests.integration.conftest import Clients  # noqa: E402
 from tests.integration.realscenario import RealScenario  # noqa: E402
 
 AUTH = "FRIPOFLOOD01"
@@ -147,12 +145,8 @@ def main() -> int:
     ap.add_argument("--submits", type=int, default=8, help="customs' records at each level")
     args = ap.parse_args()
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 - progress, apart from the table
-    tmp = tempfile.TemporaryDirectory(prefix="ipledger-flood-")
-    net = Nodes.open(Path(tmp.name) / "state", base_port=free_base_port())
     rows = []
-    try:
-        say("network up …")
-        net.up(log=lambda *_: None)
+    with fresh_network("ipledger-flood-", say) as net:
         Deployer(net, log=lambda *_: None).deploy(ChaincodeSpec.default())
         clients = Clients(net)
         s = RealScenario(clients, "ipledger")
@@ -169,9 +163,6 @@ def main() -> int:
                              "answered": flood.answered, "refused": flood.refused})
             time.sleep(5)   # the peer's and the chaincode's queues empty before the next level
         clients.close()
-    finally:
-        net.down(log=lambda *_: None)
-        tmp.cleanup()
     print("| operator's proposals in flight on customs' peer | customs' records: p50 s | max s | failed | "
           "flood answered · refused |")
     print("|---|---|---|---|---|")

@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import fresh_network  # noqa: E402
 from bench.chaincode_put import CPU_ROLES, cpu_seconds, machine_shares, machine_ticks  # noqa: E402
 from bench.compare import kvexecutor  # noqa: E402
 from ipledger.network.channel.chaincode import Deployer  # noqa: E402
 from ipledger.network.channel.package import ChaincodeSpec, build_binary_package  # noqa: E402
-from ipledger.network.org.nodes import Nodes  # noqa: E402
-from tests.integration.conftest import Clients, free_base_port  # noqa: E402
+from tests.integration.conftest import Clients  # noqa: E402
 
 IN_FLIGHT = 64
 CHECKPOINTS = (2000, 10000, 25000, 50000, 75000, 100000)
@@ -115,16 +115,12 @@ def main() -> int:
     args = ap.parse_args()
     checkpoints = [c for c in CHECKPOINTS if c < args.events] + [args.events]
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 — progress, apart from the table
-    tmp = tempfile.TemporaryDirectory(prefix="ipledger-floor-")
-    net = Nodes.open(Path(tmp.name) / "state", base_port=free_base_port())
     rows = []
-    try:
-        say("network up …")
-        net.up(log=lambda *_: None)
+    with fresh_network("ipledger-floor-", say) as net, tempfile.TemporaryDirectory(prefix="ipledger-floor-pkg-") as tmp:
         executable = kvexecutor(say)
         spec = ChaincodeSpec(name="benchgo", version="1.0", signature_policy="AND('CustomsMSP.peer','OperatorMSP.peer')")
         Deployer(net, log=lambda *_: None).deploy(
-            spec, pkg=build_binary_package(spec.label, executable, Path(tmp.name) / "benchgo.tar.gz"))
+            spec, pkg=build_binary_package(spec.label, executable, Path(tmp) / "benchgo.tar.gz"))
         clients = Clients(net)
         contract = clients.contract("OperatorMSP", "benchgo")
         load = Load(lambda reads, writes: contract.submit("readWriteKVs", [reads, writes]), args)
@@ -133,9 +129,6 @@ def main() -> int:
             rows.append(load.run_to(checkpoint))
             say(json.dumps(rows[-1]))
         clients.close()
-    finally:
-        net.down(log=lambda *_: None)
-        tmp.cleanup()
     print(f"reads {args.reads} written before + {args.absent} absent, writes {args.writes} × {args.value_bytes} bytes, "
           f"{IN_FLIGHT} in flight\n")
     print("| transactions on the ledger | phase tx/s | errors | CPU ms per transaction: " + " · ".join(CPU_ROLES) +

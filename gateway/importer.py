@@ -57,6 +57,7 @@ gateway stayed unreachable (resume later); 130 interrupted.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import fcntl
 import hashlib
@@ -70,12 +71,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
-from ipledger.gateway import jsonread
+from ipledger.gateway import jsonread, moments
 from ipledger.gateway.client_tls import ClientTLS, ClientTLSError, ClientTLSOptions, TLSFailure
 from ipledger.gateway.csvsafe import cell as csv_cell
 from ipledger.network import files
@@ -627,15 +627,13 @@ class Importer:
 
 
 def _business_time(body: Any) -> tuple:
-    """The order held-back lines are sent again in: their ``occurred_at`` (UTC), one that cannot be read last."""
-    text = body.get("occurred_at") if isinstance(body, dict) else None
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            raise ValueError(text)
-        return (0, moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f"))
-    except (AttributeError, TypeError, ValueError):
-        return (1, "")
+    """The order held-back lines are sent again in: their ``occurred_at`` (:func:`moments.parse`), one that cannot
+    be read last."""
+    when = moments.parse(body.get("occurred_at") if isinstance(body, dict) else None)
+    return (0, when) if when is not None else (1, _NO_MOMENT)
+
+
+_NO_MOMENT = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
 
 def _read_all(fd: int) -> bytes:
