@@ -6,9 +6,11 @@ import csv
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ipledger.chaincode.testing.mrns import placement_mrn
-from ipledger.gateway import audit
+from ipledger.gateway import audit, csvsafe
 from ipledger.gateway import reports
 from ipledger.gateway.importer import LineOutcome, write_report
 
@@ -71,8 +73,10 @@ def test_audit_csv_neutralises_certificate_subjects_and_event_text(text):
              "endorsers": [{"msp_id": "OperatorMSP", "subject": text}], "lots": ["L1"], "batches": [],
              "event": {"description": text}}
     row = rows_of(audit.to_csv([entry]))[0]
-    assert row["submitter_subject"] == "'" + text
-    assert row["endorsing_orgs"] == "'" + text
+    # a carriage return is a line break to a spreadsheet that splits on ';': what follows it starts a cell too
+    inert = "'" + text.replace("\r=", "\r'=")
+    assert row["submitter_subject"] == inert
+    assert row["endorsing_orgs"] == inert
     assert row["block_number"] == "7" and row["event"].startswith("{")
     assert not any(v[:1] in ("=", "+", "-", "@", "\t", "\r") for v in row.values())
 
@@ -85,3 +89,32 @@ def test_import_report_csv_neutralises_what_came_from_the_file_or_the_gateway(tm
     row = rows_of(out.read_text())[0]
     assert (row["line"], row["event_id"], row["type"], row["detail"]) == (
         "2", "'=cmd", "'@SUM(A1)", "'-1 is less than the minimum of 1")
+
+
+def _cells_read_by(text: str, delimiter: str) -> list[str]:
+    return [c for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) for c in row]
+
+
+@pytest.mark.parametrize("text, inert", [
+    ("x;=cmd|' /C calc'!A0;", "x;'=cmd|' /C calc'!A0;"),      # Excel in a ';' locale: a cell '=cmd|…'
+    ('x; ""=1+1', "x;' \"\"=1+1"),                               # past spaces and quotes
+    ("counted 4\n-2 missing", "counted 4\n'-2 missing"),         # a line break: a new row to that spreadsheet
+    ("L1;L2", "L1;L2"), ("a;b - c", "a;b - c"), ("x;;@A1", "x;;'@A1")])
+def test_a_cell_a_semicolon_spreadsheet_would_start_inside_the_text_is_made_inert(text, inert):
+    assert csvsafe.cell(text) == inert
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.text(alphabet='=+-@;\n\r\t "\',ab1', max_size=12), min_size=1, max_size=4))
+def test_no_spreadsheet_reading_the_csv_sees_a_formula_and_only_apostrophes_are_added(texts):
+    """Whatever the cells, neither a ',' nor a ';' reader of the file finds a cell starting with a formula
+    character, and each cell is its text with apostrophes added, nothing else. (A ';' reader splits the file's
+    lines at line breaks inside our quoted cells too, and takes the quote that closes one for a cell's opening.)"""
+    out = io.StringIO()
+    csv.writer(out).writerow([csvsafe.cell(t) for t in texts])
+    for delimiter in (",", ";"):
+        # past what a spreadsheet may strip from a cell's start: no formula (an apostrophe makes the cell text)
+        assert not [c for c in _cells_read_by(out.getvalue(), delimiter)
+                    if c.lstrip(' "\t\r\n').startswith(("=", "+", "-", "@"))], delimiter
+    for text, written in zip(texts, next(csv.reader(io.StringIO(out.getvalue(), newline="")))):
+        assert written.replace("'", "") == text.replace("'", "")
