@@ -8,9 +8,10 @@ Every entry of the contract's history (``GetLotHistory`` / ``GetBatchHistory``) 
 * ``submitting_org`` and ``submitter_subject`` — the MSP and the certificate subject of the creator of
   the transaction, read from the block;
 * ``endorsing_orgs`` / ``endorsers`` — from the transaction's endorsements in the block, read from the
-  caller's org's peer with the Deliver service (:mod:`ipledger.network.fabric.deliver`), cached per transaction
-  in the feed database (blocks never change). Only transactions the caller's query returned are looked
-  up, so nothing of another org's transactions is shown.
+  caller's org's peer with the Deliver service (:mod:`ipledger.network.fabric.deliver`) — each block once for the
+  answer's transactions in it, at most ``block_reads`` blocks an answer —, cached per transaction in the feed
+  database (blocks never change). Only transactions the caller's query returned are looked up, so nothing of
+  another org's transactions is shown.
 
 Exported as JSON or CSV (:func:`to_csv`; formula-like text made inert, see :mod:`ipledger.gateway.csvsafe`).
 """
@@ -122,37 +123,57 @@ def transaction_info(block: common_pb2.Block, tx_id: str) -> dict | None:
 
 
 class AuditTrail:
-    def __init__(self, service, store, reader: BlockReader | None):
+    """``block_reads``: at most this many blocks read from the peer for one answer (each block once, for every
+    transaction of the answer in it); the entries of blocks past it show no endorsers until a later answer has
+    read them (the cache keeps what was read)."""
+
+    def __init__(self, service, store, reader: BlockReader | None, block_reads: int = 500):
         self.service = service
         self.store = store
         self.reader = reader
+        self.block_reads = block_reads
 
-    def endorsement(self, org: str, tx_id: str, block_number: int | None, channel: str | None = None) -> dict | None:
-        cached = self.store.endorsement(tx_id) if self.store is not None else None
-        if cached is not None:
-            return cached
-        if block_number is None or self.reader is None:
-            return None
-        try:
-            block = self.reader.block(org, block_number, channel) if channel else self.reader.block(org, block_number)
-            info = transaction_info(block, tx_id)
-        except Exception as exc:  # noqa: BLE001 - the trail is still useful without endorsers
-            log.warning("block %s not read: %s", block_number, type(exc).__name__,
-                        extra={"tx_id": tx_id, "block_number": block_number, "error_type": type(exc).__name__})
-            return None
-        if info is not None and self.store is not None:
-            self.store.save_endorsement(tx_id, info)
-        return info
+    def endorsements(self, org: str, entries: list[dict]) -> dict[str, dict]:
+        """``{tx id: creator, endorsers and validation code}`` of the entries' transactions: from the cache, else
+        from their blocks on ``org``'s peer (an entry another authorisation's act wrote is not looked up)."""
+        found: dict[str, dict] = {}
+        missing: dict[tuple[str | None, int], list[str]] = {}
+        for entry in entries:
+            tx_id, number = entry.get("tx_id"), entry.get("block_number")
+            if not isinstance(tx_id, str) or tx_id in found or entry.get("by_authorisation") is not None:
+                continue
+            cached = self.store.endorsement(tx_id) if self.store is not None else None
+            if cached is not None:
+                found[tx_id] = cached
+            elif isinstance(number, int) and self.reader is not None:
+                wanted = missing.setdefault((entry.get("channel"), number), [])
+                if tx_id not in wanted:
+                    wanted.append(tx_id)
+        for (channel, number), tx_ids in list(missing.items())[:self.block_reads]:
+            try:
+                block = self.reader.block(org, number, channel) if channel else self.reader.block(org, number)
+            except Exception as exc:  # noqa: BLE001 - the trail is still useful without endorsers
+                log.warning("block %s not read: %s", number, type(exc).__name__,
+                            extra={"tx_id": tx_ids[0], "block_number": number, "error_type": type(exc).__name__})
+                continue
+            for tx_id in tx_ids:
+                info = transaction_info(block, tx_id)
+                if info is not None:
+                    found[tx_id] = info
+                    if self.store is not None:
+                        self.store.save_endorsement(tx_id, info)
+        return found
 
     def _entries(self, org: str, raw: list[dict], channel: str | None = None) -> list[dict]:
+        entries = self.service.with_blocks(org, raw, channel)
+        known = self.endorsements(org, entries)
         out = []
-        for entry in self.service.with_blocks(org, raw, channel):
+        for entry in entries:
             submitted_by = entry.get("submitted_by") or {}
             # an act of another authorisation that changed this one's alerts (a 5151 exit recorded after its
             # reception): its log says which transaction, not who submitted or endorsed it (another company's)
             foreign = entry.get("by_authorisation") is not None
-            info = {} if foreign else \
-                self.endorsement(org, entry.get("tx_id"), entry.get("block_number"), entry.get("channel")) or {}
+            info = {} if foreign else known.get(entry.get("tx_id")) or {}
             creator = info.get("creator") or {}
             out.append({
                 "block_number": entry.get("block_number"), "tx_id": entry.get("tx_id"),

@@ -75,7 +75,8 @@ class GatewayConfig:
     race_retries: int = 6              # new proposals after an OutOfOrder timestamp race (concurrent transactions)
     max_batch: int = 500               # items in POST /events/batch
     max_body_bytes: int = 8 * 1024 * 1024
-    block_lookups: int = 500           # at most this many tx -> block look-ups per query answer
+    block_lookups: int = 500           # per answer, at most this many look-ups on the peer: tx -> block (qscc; a
+    #                                    transaction the feed holds needs none), blocks read for a trail's endorsers
     configure_logging: bool = False    # JSON logs on stderr (the server turns it on)
     log_level: str = "INFO"
     # dashboard, live feed, webhooks (gateway/dashboard, gateway/feed/, gateway/webhooks.py)

@@ -46,6 +46,10 @@ def _route_of(function: str, args: tuple) -> str | None:
 
 
 class LedgerService:
+    # where transactions are, known without asking the peer: the feed database (``blocks_of``), set by the
+    # dashboard's live services (gateway/dashboard/live.py); None: every block number is a look-up
+    block_index = None
+
     def __init__(self, ledger: Ledger, config: GatewayConfig, metrics: Metrics):
         self.ledger = ledger
         self.config = config
@@ -406,12 +410,21 @@ class LedgerService:
 
     # -- audit trails ---------------------------------------------------------------------------------------
     def with_blocks(self, org: str, entries: list[dict], channel: str | None = None) -> list[dict]:
-        """Add ``block_number`` to entries carrying a ``tx_id`` (at most ``block_lookups`` look-ups), on a gateway
-        of several channels their ``channel`` too (the one a look-up found, else the one asked: entries past the
-        budget or not found keep it, and every look-up searches the channel asked, not all)."""
+        """Add ``block_number`` to entries carrying a ``tx_id``, on a gateway of several channels their
+        ``channel`` too. A transaction the feed database holds (``block_index``: every transaction of the contract
+        has its chaincode event there once the live feed has stored it) is found there, on the channel asked;
+        the others are looked up on the peer, at most ``block_lookups`` of them (the one a look-up found, else
+        the channel asked: entries past the budget or not found keep it, and every look-up searches the channel
+        asked, not all)."""
         budget = self.config.block_lookups
         several = len(self.config.all_channels) > 1
         known: dict[str, tuple[str | None, int | None]] = {}
+        if self.block_index is not None:
+            tx_ids = [e["tx_id"] for e in entries if isinstance(e, dict) and isinstance(e.get("tx_id"), str)]
+            for tx_id, (found, block) in self.block_index.blocks_of(tx_ids).items():
+                found = found or self.config.channel   # stored without a name on a gateway of one channel
+                if channel is None or found == channel:
+                    known[tx_id] = (found, block)
         out = []
         for entry in entries:
             tx_id = entry.get("tx_id") if isinstance(entry, dict) else None

@@ -63,6 +63,7 @@ class Live:
         if store is None:
             store = FeedStore(directory / "dashboard.sqlite")
         self.store = store
+        service.block_index = store   # the trails' block numbers come from the feed (LedgerService.with_blocks)
         self.visibility = Visibility(service, ttl=config.visibility_ttl_s, store=store)
         self.subscriptions = subscriptions or Subscriptions(self.directory / "webhooks.json")
         self.deliveries = Deliveries(store)
@@ -79,7 +80,7 @@ class Live:
         self.block_reader = block_reader
         self.retention = Retention(store, feed_keep_days=config.feed_keep_days,
                                    webhook_log_keep_days=config.webhook_log_keep_days)
-        self.audit = AuditTrail(service, store, block_reader)
+        self.audit = AuditTrail(service, store, block_reader, block_reads=config.block_lookups)
         self.streams = StreamLimits(store, per_key=config.sse_max_per_key, per_session=config.sse_max_per_session,
                                     per_worker=config.sse_streams_per_worker, stream_seconds=config.sse_max_seconds,
                                     # a stream left by its page frees its slot within one poll: wait that long

@@ -425,6 +425,22 @@ class FeedStore:
         with self._db() as db:
             return db.execute("SELECT 1 FROM ended_sessions WHERE sid = ?", (sid,)).fetchone() is not None
 
+    # -- where each transaction is (the trails' block numbers) -------------------------------------------------
+    def blocks_of(self, tx_ids: list[str]) -> dict[str, tuple[str | None, int]]:
+        """``{tx id: (channel, block)}`` of those of ``tx_ids`` the feed holds (its channel None on a gateway of
+        one channel): every transaction of the contract carries a chaincode event, stored with its block — so a
+        trail's block numbers are read here rather than asked of the peer one transaction at a time
+        (:meth:`ipledger.gateway.service.LedgerService.with_blocks`)."""
+        found: dict[str, tuple[str | None, int]] = {}
+        wanted = sorted(set(tx_ids))
+        with self._db() as db:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows = db.execute(f"SELECT tx_id, channel, block FROM events WHERE tx_id IN "
+                                  f"({','.join('?' * len(chunk))})", chunk).fetchall()
+                found.update((tx_id, (channel, int(block))) for tx_id, channel, block in rows)
+        return found
+
     # -- endorsements (audit trail cache) ------------------------------------------------------------
     def endorsement(self, tx_id: str) -> dict | None:
         with self._db() as db:

@@ -306,6 +306,35 @@ def test_audit_trail_with_endorsers_from_the_blocks(env):
     assert len(csv_text.strip().splitlines()) == 5
 
 
+def test_trail_block_numbers_come_from_the_feed_without_asking_the_peer(env):
+    """A trail's block numbers were asked of the peer one transaction at a time (qscc GetBlockByTxID, a whole block
+    each, at most 500 an answer): the gateway's feed holds every transaction of the contract with its block, and
+    answers them — the same numbers, no look-up."""
+    history = get(env, "/api/v1/lots/D1/history", "OperatorMSP").json()["history"]
+    wanted = {e["tx_id"] for e in history}
+    deadline = time.monotonic() + 30
+    while True:
+        items = get(env, "/api/v1/feed?limit=1000", "OperatorMSP").json()["items"]
+        in_feed = {i["id"].split(":", 1)[1]: int(i["id"].split(":", 1)[0]) for i in items}
+        if wanted <= in_feed.keys():
+            break
+        assert time.monotonic() < deadline, "the feed did not store the lot's transactions"
+        time.sleep(0.2)
+
+    def lookups() -> float:
+        text = get(env, "/metrics", "OperatorMSP").text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("ipledger_gateway_fabric_call_duration_seconds_count{")
+                   and 'call="block_lookup"' in line)
+
+    before = lookups()
+    for path in ("/api/v1/lots/D1/history", "/api/v1/lots/D1/audit"):
+        key = "history" if path.endswith("history") else "entries"
+        entries = get(env, path, "OperatorMSP").json()[key]
+        assert [e["block_number"] for e in entries] == [in_feed[e["tx_id"]] for e in entries], path
+    assert lookups() == before
+
+
 def test_report_cli_pdf_and_dashboard_pages(env, tmp_path):
     pdf = tmp_path / "bill.pdf"
     run_env = {**os.environ, "IPLEDGER_GATEWAY_URL": env["gws"]["OperatorMSP"].url, "IPLEDGER_API_KEY": env["keys"]["OperatorMSP"]}

@@ -88,3 +88,79 @@ def test_block_numbers_past_the_budget_keep_the_channel_asked():
     assert asked == ["ip-b", "ip-b"]
     assert [(e.get("channel"), e.get("block_number")) for e in out] == \
         [("ip-b", None), ("ip-b", 7), ("ip-b", None), (None, None)]
+
+
+def test_block_numbers_the_feed_holds_need_no_look_up_and_no_budget(tmp_path):
+    """A trail's block numbers were asked of the peer one transaction at a time (qscc GetBlockByTxID, a whole
+    block each), at most 500 an answer: a bill's proof or an audit trail of more transactions showed `null` past
+    them. Every transaction of the contract is in the feed database with its block: read there first."""
+    import types
+    from ipledger.gateway.feed.store import FeedStore
+    from ipledger.gateway.service import LedgerService
+    store = FeedStore(tmp_path / "dashboard.sqlite")
+    store.add_events([(10 + n, f"t{n}", {"authorisation_id": "A", "events": []}, None) for n in range(5)])
+    svc = LedgerService.__new__(LedgerService)
+    svc.config = types.SimpleNamespace(block_lookups=1, all_channels=["ip"], channel="ip")
+    svc.block_index = store
+    asked = []
+
+    def locate(org, tx_id, channel=None):
+        asked.append(tx_id)
+        return ("ip", 99)
+    svc.locate = locate
+    entries = [{"tx_id": f"t{n}"} for n in range(5)] + [{"tx_id": "u1"}, {"tx_id": "u2"}]
+    out = svc.with_blocks("OperatorMSP", entries)
+    assert [e["block_number"] for e in out] == [10, 11, 12, 13, 14, 99, None]
+    assert asked == ["u1"]     # only what the feed does not hold is looked up, within the budget
+
+    # a gateway of several channels: a transaction found on another channel than the one asked is not taken
+    many = FeedStore(tmp_path / "many.sqlite")
+    many.add_events([(3, "ta", {"events": []}, "ip-a"), (4, "tb", {"events": []}, "ip-b")])
+    svc.config = types.SimpleNamespace(block_lookups=0, all_channels=["ip-a", "ip-b"], channel="ip-a")
+    svc.block_index = many
+    assert [(e["channel"], e["block_number"]) for e in svc.with_blocks("CustomsMSP", [{"tx_id": "ta"}, {"tx_id": "tb"}],
+                                                                        channel="ip-b")] == [("ip-b", None), ("ip-b", 4)]
+    assert [(e["channel"], e["block_number"]) for e in svc.with_blocks("CustomsMSP", [{"tx_id": "ta"}, {"tx_id": "tb"}])] \
+        == [("ip-a", 3), ("ip-b", 4)]
+
+
+def test_an_audit_trail_reads_each_block_once_and_at_most_its_budget_of_blocks(monkeypatch):
+    """The trail's endorsers were read with one Deliver call per entry; with every entry's block number known (the
+    feed), an authorisation's trail would read thousands. Each block is read once for its transactions, at most
+    ``block_reads`` blocks an answer; what was read is cached, so the next answer reads the rest."""
+    from ipledger.gateway.audit import AuditTrail
+
+    class Service:
+        def with_blocks(self, org, raw, channel):
+            return [{**e, "block_number": int(e["tx_id"][1])} for e in raw]
+
+    class Store:
+        def __init__(self):
+            self.saved = {}
+
+        def endorsement(self, tx_id):
+            return self.saved.get(tx_id)
+
+        def save_endorsement(self, tx_id, info):
+            self.saved[tx_id] = info
+
+    class Reader:
+        def __init__(self):
+            self.read = []
+
+        def block(self, org, number):
+            self.read.append(number)
+            return number
+
+    import ipledger.gateway.audit as audit_mod
+    monkeypatch.setattr(audit_mod, "transaction_info", lambda block, tx_id: {
+        "creator": {"msp_id": "OperatorMSP", "subject": tx_id}, "endorsing_orgs": ["CustomsMSP"], "endorsers": [],
+        "validation_code": "VALID", "block_number": block})
+    reader, store = Reader(), Store()
+    trail = AuditTrail(Service(), store, reader, block_reads=2)
+    raw = [{"tx_id": t} for t in ("t1a", "t1b", "t2a", "t3a", "t1a")]
+    first = trail._entries("OperatorMSP", raw)
+    assert reader.read == [1, 2]
+    assert [e["submitter_subject"] for e in first] == ["t1a", "t1b", "t2a", None, "t1a"]
+    second = trail._entries("OperatorMSP", raw)
+    assert reader.read == [1, 2, 3] and second[3]["submitter_subject"] == "t3a"
