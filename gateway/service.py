@@ -22,7 +22,7 @@ log = logging.getLogger("ipledger.gateway.service")
 CHANNEL_QUERIES = frozenset({"GetParameters", "GetParties"})
 # queries whose first argument is an authorisation id (see _search)
 AUTHORISATION_QUERIES = frozenset({"GetAuthorisation", "GetBalances", "GetAlerts", "GetEventsInPeriod",
-                                   "GetBillOfDischargeData"})
+                                   "GetCeilingUse", "GetBillOfDischargeData"})
 
 
 def _json_arg(value: Any) -> str:

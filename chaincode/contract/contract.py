@@ -255,6 +255,12 @@ class InwardProcessingContract(Contract):
         return queries.get_events_in_period(tx, authorisation_id, start, end)
 
     @transaction(submit=False)
+    def GetCeilingUse(self, stub, authorisation_id, start):
+        """The use of each ceiling since ``start``, after each event that changed it, ending at its use now."""
+        tx = self._reader(stub, "GetCeilingUse", authorisation_id=authorisation_id)
+        return queries.get_ceiling_use(tx, authorisation_id, start)
+
+    @transaction(submit=False)
     def GetAlerts(self, stub, authorisation_id, as_of=None):
         """Recorded and time alerts of an authorisation at ``as_of`` (default: the ledger time)."""
         tx = self._reader(stub, "GetAlerts", authorisation_id=authorisation_id)

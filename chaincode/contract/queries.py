@@ -90,8 +90,15 @@ def get_balances(tx, authorisation_id) -> dict:
     """Balances by category, goods code and unit (kept incrementally), and the use of each ceiling
     (``pct``: a decimal string, like every ratio the contract computes)."""
     auth = _readable_authorisation(tx, authorisation_id, "GetBalances")
-    balances: dict[tuple[str, str, str], dict] = {}   # the shards added up, in key order
-    for (_auth, category, cn, unit, _shard), part in tx.state.scan(keys.BALANCE, auth["authorisation_id"]):
+    balances = _balances(tx.state, auth)
+    return {"authorisation_id": auth["authorisation_id"], "as_of": tx.recorded_at,
+            "balances": list(balances.values()), "ceilings": _ceilings(auth, balances)}
+
+
+def _balances(state, auth: dict) -> dict[tuple[str, str, str], dict]:
+    """The authorisation's balances by (category, goods code, unit): its shards added up, in key order."""
+    balances: dict[tuple[str, str, str], dict] = {}
+    for (_auth, category, cn, unit, _shard), part in state.scan(keys.BALANCE, auth["authorisation_id"]):
         bal = balances.setdefault((category, cn, unit), {
             "authorisation_id": auth["authorisation_id"], "category": category, "cn": cn, "unit": unit,
             "entered": 0, "stock": 0, "consumed": 0, "exited": {}, "lost": 0})
@@ -99,15 +106,78 @@ def get_balances(tx, authorisation_id) -> dict:
             bal[field] += part[field]
         for proc, q in sorted(part["exited"].items()):
             bal["exited"][proc] = bal["exited"].get(proc, 0) + q
-    ceilings = []
+    return balances
+
+
+def _ceilings(auth: dict, balances: dict[tuple[str, str, str], dict]) -> list[dict]:
+    """The use of each input-goods entry's ceiling now, from the balances (:func:`_balances`; no second read)."""
     input_stocks = [(cn, unit, bal["stock"]) for (category, cn, unit), bal in balances.items()
-                    if category == goods.INPUT]   # the shards just added up: no second range read
+                    if category == goods.INPUT]
+    ceilings = []
     for entry in auth["input_goods"]:
         used = authorisations.usage_of(auth, entry, input_stocks)
         ceilings.append({"cn": entry["cn"], "unit": entry["unit"], "max_qty": entry["max_qty"], "quantity": used,
                          "pct": pct(used, entry["max_qty"])})
-    return {"authorisation_id": auth["authorisation_id"], "as_of": tx.recorded_at,
-            "balances": list(balances.values()), "ceilings": ceilings}
+    return ceilings
+
+
+def get_ceiling_use(tx, authorisation_id, start) -> dict:
+    """The use of each ceiling since ``start`` (a date: from its first instant; or a date-time): its use then
+    (``at_start``) and after each event that changed it (``points``: ledger time, transaction, quantity), ending at
+    its use now — GetBalances' ``ceilings``. Worked back from the use now over the events recorded since ``start``
+    (every one of them, those a client's clock put after this query's moment too: the use now counts them), so
+    what a chart of it reads grows with the period asked, not with the authorisation's history; the lots those
+    events take from without placing them are read for their goods code and unit. Counted as the ceiling is
+    (``authorisations.usage_of``): a lot's stock, under the most specific entry covering its code, in that entry's
+    unit — placements add, consumption, exits and losses of lots take away."""
+    auth = _readable_authorisation(tx, authorisation_id, "GetCeilingUse")
+    lo = timestamps.start_of(timestamps.parse_date(start, "from")) if isinstance(start, str) and len(start) == 10 \
+        else _moment(tx, start, "from")
+    found = eventlog.entries(tx.state, auth["authorisation_id"], lo, tx.now + dt.timedelta(days=1),
+                             timestamps.parse_datetime(auth["granted_at"]))
+    codes = {e["lot"]["lot_id"]: (e["lot"]["cn"], e["lot"]["unit"])
+             for entry in found for e in entry["effects"] if e["op"] == "place"}
+    taken = sorted({_lot_taken(e) for entry in found for e in entry["effects"]} - {None} - codes.keys())
+    tx.state.prefetch([keys.lot(lot_id) for lot_id in taken])
+    for lot_id in taken:
+        lot = tx.state.get(keys.lot(lot_id))
+        codes[lot_id] = (lot["cn"], lot["unit"])
+
+    def ceiling_of(lot_id: str) -> tuple[str, str] | None:
+        cn, unit = codes[lot_id]
+        entry = authorisations.input_entry(auth, cn)
+        return (entry["cn"], unit) if entry is not None and entry["unit"] == unit else None
+
+    changes: dict[tuple[str, str], list[tuple[str, str, int]]] = {}   # by ceiling: (recorded_at, tx id, change)
+    for entry in found:
+        change: dict[tuple[str, str], int] = {}
+        for e in entry["effects"]:
+            lot_id = e["lot"]["lot_id"] if e["op"] == "place" else _lot_taken(e)
+            ceiling = ceiling_of(lot_id) if lot_id is not None else None
+            if ceiling is not None:
+                change[ceiling] = change.get(ceiling, 0) + (e["lot"]["placed"] if e["op"] == "place" else -e["qty"])
+        for ceiling, qty in sorted(change.items()):
+            changes.setdefault(ceiling, []).append((entry["recorded_at"], entry["tx_id"], qty))
+    out = []
+    for now in _ceilings(auth, _balances(tx.state, auth)):
+        steps = changes.get((now["cn"], now["unit"]), [])
+        quantity = now["quantity"] - sum(qty for _at, _tx, qty in steps)
+        first, points = quantity, []
+        for recorded_at, tx_id, qty in steps:
+            quantity += qty
+            points.append({"recorded_at": recorded_at, "tx_id": tx_id, "quantity": quantity})
+        out.append({**now, "at_start": first, "points": points})
+    return {"authorisation_id": auth["authorisation_id"], "from": timestamps.fmt(lo), "as_of": tx.recorded_at,
+            "ceilings": out}
+
+
+def _lot_taken(effect: dict) -> str | None:
+    """The lot whose stock an effect takes from (consumed by processing, exited, lost), else None."""
+    if effect["op"] == "consume":
+        return effect["lot_id"]
+    if effect["op"] in ("exit", "lose") and effect["kind"] == goods.LOT:
+        return effect["id"]
+    return None
 
 
 def get_lot_history(tx, lot_id) -> dict:

@@ -1,4 +1,5 @@
-"""Inline SVG charts (no library): quantity under the procedure over time, actual vs authorised yield.
+"""Inline SVG charts (no library): quantity under the procedure over time (the contract's ``GetCeilingUse``),
+actual vs authorised yield.
 
 Each chart is an accessible ``<svg role="img">`` with ``<title>``/``<desc>``; the page shows the same
 numbers in a table next to it."""
@@ -7,56 +8,6 @@ from __future__ import annotations
 from html import escape
 
 from ipledger.gateway import moments
-
-
-def _covering(input_goods: list[dict], cn: str | None) -> dict | None:
-    """The most specific input-goods entry covering ``cn`` — an 8-digit code before its 4-digit heading — as the
-    contract counts a ceiling's use (``authorisations.input_entry``)."""
-    matches = [e for e in input_goods
-               if isinstance(cn, str) and (cn == e.get("cn") or (len(e.get("cn") or "") == 4 and cn.startswith(e["cn"])))]
-    return max(matches, key=lambda e: len(e["cn"])) if matches else None
-
-
-def quantity_series(entries: list[dict], input_goods: list[dict] | None = None
-                    ) -> dict[tuple[str, str], list[tuple[str, int]]]:
-    """The use of each ceiling after each event: {(entry cn, unit): [(recorded_at, quantity)]}.
-
-    Replays the goods effects of the event log as the contract counts a ceiling (``GetBalances``'
-    ``ceilings``): the stock of the lots whose goods code the input-goods entry covers — the most specific entry
-    wins —, in that entry's unit. A placement adds the lot's quantity; consumption by processing, exits and
-    losses of a lot remove theirs. Never two entries (nor two units) added together. Without ``input_goods``
-    (none known), one series per goods code and unit of the lots."""
-    totals: dict[tuple[str, str], int] = {}
-    owner: dict[str, tuple[str, str]] = {}
-    series: dict[tuple[str, str], list[tuple[str, int]]] = {}
-    for entry in sorted(entries, key=lambda e: (e.get("recorded_at") or "", e.get("tx_id") or "")):
-        changed = set()
-        for e in entry.get("effects") or []:
-            op = e.get("op")
-            if op == "place":
-                lot = e.get("lot") or {}
-                unit = lot.get("unit", "?")
-                if input_goods is None:
-                    key = (lot.get("cn") or "?", unit)
-                else:
-                    covering = _covering(input_goods, lot.get("cn"))
-                    if covering is None or covering.get("unit") != unit:
-                        continue            # counted by no ceiling (GetBalances: used by no entry)
-                    key = (covering["cn"], unit)
-                owner[lot.get("lot_id")] = key
-                totals[key] = totals.get(key, 0) + int(lot.get("placed") or 0)
-                changed.add(key)
-            elif op == "consume" and e.get("lot_id") in owner:
-                key = owner[e["lot_id"]]
-                totals[key] -= int(e.get("qty") or 0)
-                changed.add(key)
-            elif op in ("exit", "lose") and e.get("kind") == "LOT" and e.get("id") in owner:
-                key = owner[e["id"]]
-                totals[key] -= int(e.get("qty") or 0)
-                changed.add(key)
-        for key in sorted(changed):
-            series.setdefault(key, []).append((entry.get("recorded_at") or "", totals[key]))
-    return series
 
 
 def _t(text: str) -> float:

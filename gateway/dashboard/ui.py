@@ -37,6 +37,8 @@ bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder
                static_url_path="/static")
 access_log = logging.getLogger("ipledger.gateway.access")
 
+CHART_DAYS = 90   # the authorisation page's charts: the use of each ceiling over this many days at most
+
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -343,18 +345,21 @@ def authorisation(principal, authorisation_id):
     balances = evaluate(org, "GetBalances", auth_id, channel=channel)
     alerts = evaluate(org, "GetAlerts", auth_id, None, channel=channel)
     bill = evaluate(org, "GetBillOfDischargeData", auth_id, None, None, channel=channel)
-    start = (auth.get("granted_at") or auth.get("valid_from") or "2000-01-01")[:10]
-    log = evaluate(org, "GetEventsInPeriod", auth_id, start, None, channel=channel)
+    # the charts: the last CHART_DAYS of each ceiling's use, worked back by the contract from its use now — not the
+    # event log from the grant, which grows with the authorisation's history (past the peers' message limit)
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=CHART_DAYS)
+    granted = moments.parse(auth.get("granted_at"))
+    use = evaluate(org, "GetCeilingUse", auth_id, moments.text(max(since, granted) if granted else since),
+                   channel=channel)
     at = moments.parse((bill.get("scope") or {}).get("as_of")) or moments.parse(bill.get("cutoff")) \
         or dt.datetime.now(dt.timezone.utc)   # the ledger time the contract answered at
     lots = [{**lot, **_lot_status(lot, bill.get("remaining", []), at)} for lot in bill.get("lots", [])]
     now = bill.get("cutoff") or moments.now_text()
-    input_goods = auth.get("input_goods", [])
-    series = charts.quantity_series(log.get("events", []), input_goods)
-    ceilings = {(e["cn"], e["unit"]): e["max_qty"] for e in input_goods}
-    quantity_svgs = [{"cn": cn, "unit": unit, "points": pts,
-                      "svg": charts.quantity_chart(pts, unit, ceilings.get((cn, unit)), now, goods=cn, ident=f"qc{i}")}
-                     for i, ((cn, unit), pts) in enumerate(series.items())]
+    quantity_svgs = []
+    for i, c in enumerate(use.get("ceilings", [])):
+        pts = [(use["from"], c["at_start"])] + [(p["recorded_at"], p["quantity"]) for p in c["points"]]
+        quantity_svgs.append({"cn": c["cn"], "unit": c["unit"], "points": pts, "svg": charts.quantity_chart(
+            pts, c["unit"], c["max_qty"], now, goods=c["cn"], ident=f"qc{i}")})
     yrows = charts.yield_rows(bill.get("processing", []))
     lv = live()
     timeline = lv.visibility.filter(org, lv.store.latest(50, auth_id))
@@ -362,7 +367,7 @@ def authorisation(principal, authorisation_id):
                            alerts=alerts.get("alerts", []), lots=lots, batches=bill.get("remaining", []),
                            waste=bill.get("waste", []), quantity_charts=quantity_svgs, yield_rows=yrows,
                            yield_svg=charts.yield_chart(yrows), events_list=timeline,
-                           days_left=_validity_left(auth, at),
+                           days_left=_validity_left(auth, at), chart_days=CHART_DAYS,
                            channel=shown_channel(channel))
 
 

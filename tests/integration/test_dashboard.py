@@ -355,3 +355,9 @@ def test_report_cli_pdf_and_dashboard_pages(env, tmp_path):
     assert r.status_code == 302 and "SameSite=Strict" in r.headers["Set-Cookie"]
     html = s.get(broker + f"/dashboard/authorisations/{AUTH}").text
     assert 'data-lot="D1"' in html and 'data-lot="D2"' in html and "CeilingNear" in html
+    # the chart of each ceiling's use (the contract's GetCeilingUse on the peers) ends at its use now
+    ceilings = get(env, f"/api/v1/authorisations/{AUTH}/balances", "BrokerMSP").json()["ceilings"]
+    assert '<svg class="chart" role="img"' in html
+    for c in ceilings:
+        assert f"Quantity of input goods {c['cn']} under the procedure over the last 90 days at most ({c['unit']}); " \
+               f"now {c['quantity']} {c['unit']}." in html

@@ -180,7 +180,7 @@ READERS = {"customs-client": True, "operator-client": True, "broker-client": Tru
 @pytest.mark.parametrize("query, args", [
     ("GetAuthorisation", [AUTH_ID]), ("GetLot", ["L1"]), ("GetBatch", ["B1"]), ("GetBalances", [AUTH_ID]),
     ("GetLotHistory", ["L1"]), ("GetEventsInPeriod", [AUTH_ID, "2026-01-01", "2027-01-01"]),
-    ("GetAlerts", [AUTH_ID]), ("GetBillOfDischargeData", [AUTH_ID]), ("GetBatchHistory", ["B1"]),
+    ("GetCeilingUse", [AUTH_ID, "2026-01-01"]), ("GetAlerts", [AUTH_ID]), ("GetBillOfDischargeData", [AUTH_ID]), ("GetBatchHistory", ["B1"]),
     ("GetDeclaration", [EXPORT_MRN]),
 ])
 def test_read_visibility(query, args, who):
