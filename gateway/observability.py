@@ -62,6 +62,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class OwnInfoOnly(logging.Filter):
+    """Below WARNING, only the gateway's own records (``ipledger.*``) and gunicorn's: another library's messages are
+    written as it words them (the PDF fonts' subsetting lists a report's characters, a customs value's digits
+    among them), and none of them is needed to run the gateway."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name.startswith(("ipledger.", "gunicorn."))
+
+
 def configure_logging(level: str = "INFO") -> None:
     """JSON lines on stderr for the root logger (idempotent)."""
     root = logging.getLogger()
@@ -70,6 +79,7 @@ def configure_logging(level: str = "INFO") -> None:
             return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(OwnInfoOnly())
     root.handlers[:] = [handler]
     root.setLevel(level)
 
@@ -92,7 +102,9 @@ def gunicorn_logconfig(level: str = "INFO") -> dict:
     return {
         "version": 1, "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "filters": {"own": {"()": OwnInfoOnly}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr",
+                                "filters": ["own"]}},
         "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": level, "propagate": False}},
         "root": {"handlers": ["stderr"], "level": level},
     }

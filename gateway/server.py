@@ -59,6 +59,35 @@ def write_problem(sock, status: int, reason: str, message: str) -> None:
     gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
+def _refusals() -> list[tuple[tuple[type, ...], int, str, str]]:
+    """What the gateway answers (and logs) for each request gunicorn refuses before the app sees it: the status and
+    a fixed sentence naming what was wrong — never gunicorn's own message, which quotes the request line, header
+    line or value it refused (an API key on a header line without its colon, a query string)."""
+    import ssl
+
+    from gunicorn.http import errors as e
+    return [
+        ((e.InvalidRequestLine,), 400, "Bad Request", "the request line is malformed"),
+        ((e.InvalidRequestMethod,), 400, "Bad Request", "the request method is not valid"),
+        ((e.InvalidHTTPVersion,), 400, "Bad Request", "the HTTP version is not one this server speaks"),
+        ((e.InvalidHeaderName, e.InvalidHeader, e.ObsoleteFolding), 400, "Bad Request",
+         "a header line is malformed (its name, its value or its folding)"),
+        ((e.LimitRequestLine,), 414, "URI Too Long", "the request line is longer than this server reads"),
+        ((e.LimitRequestHeaders,), 431, "Request Header Fields Too Large",
+         "the headers are more, or larger, than this server reads"),
+        ((e.ExpectationFailed,), 417, "Expectation Failed", "the Expect header asks for what this server does not do"),
+        ((e.UnsupportedTransferCoding,), 501, "Not Implemented", "the transfer coding is not one this server takes"),
+        ((e.InvalidChunkSize, e.ChunkMissingTerminator, e.InvalidChunkExtension), 400, "Bad Request",
+         "the chunked body is malformed"),
+        ((e.InvalidProxyLine, e.InvalidProxyHeader, e.InvalidSchemeHeaders), 400, "Bad Request",
+         "the proxy information is malformed"),
+        ((e.ForbiddenProxyRequest,), 403, "Forbidden", "the request is forbidden"),
+        ((e.InvalidH2CPreface,), 400, "Bad Request", "HTTP/2 is not served here"),
+        ((ssl.SSLError,), 403, "Forbidden", "the TLS connection failed"),
+        ((e.ConfigurationProblem,), 500, "Internal Server Error", "the server is misconfigured"),
+    ]
+
+
 class GatewayWorker(ThreadWorker):
     """gunicorn's threaded (gthread) worker, its own refusals written as problem+json (:func:`write_problem`),
     each request to be received whole within a deadline (:mod:`ipledger.gateway.request_deadline`)."""
@@ -68,6 +97,20 @@ class GatewayWorker(ThreadWorker):
         self.request_deadlines = RequestDeadlines(self.app.gateway_config.request_read_timeout_s)
         self.request_deadlines.start()
         super().init_process()
+
+    def handle_error(self, req, client, addr, exc):
+        """A request gunicorn refused before the app saw it: answered and logged with a fixed sentence and the
+        refusal's class (:func:`_refusals`), nothing of the request repeated; anything else as gunicorn does (a 500,
+        its frames logged, no request text)."""
+        for classes, status, reason, text in _refusals():
+            if isinstance(exc, classes):
+                self.log.warning("Invalid request from ip=%s: %s (%s)", (addr or ("",))[0], text, type(exc).__name__)
+                try:
+                    write_problem(client, status, reason, text)
+                except Exception:  # noqa: BLE001 - the client may be gone
+                    self.log.debug("Failed to send error message.")
+                return
+        super().handle_error(req, client, addr, exc)
 
     def load_wsgi(self):
         super().load_wsgi()

@@ -168,9 +168,13 @@ class Subscriptions:
         if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url or ""):
             raise WebhookError(f"not an http(s) URL: {url!r}")
         try:
-            host = urllib.parse.urlsplit(url).hostname or ""
+            parts = urllib.parse.urlsplit(url)
+            host = parts.hostname or ""
         except ValueError as exc:   # e.g. an unclosed IPv6 bracket
             raise WebhookError(f"not an http(s) URL: {url!r} ({exc})") from None
+        if parts.username is not None or parts.password is not None:
+            raise WebhookError("a webhook URL carries no user name or password (the URL is kept, listed and backed up "
+                               "as it is): the receiver checks each delivery's signature with the subscription's secret")
         if url.startswith("http://") and not is_loopback(host):
             raise WebhookError(f"alerts carry the authorisations' data: an https:// URL for another host than this "
                                f"one, not {url!r}")
@@ -197,11 +201,16 @@ class Subscriptions:
         return public(record), secret
 
     def remove(self, sub_id: str) -> bool:
+        """Mark the subscription removed (its record stays, for the delivery log) and forget its secret — nothing is
+        sent to a removed subscription —, and those of any removed before (an earlier version kept them)."""
         with self._file.update() as data:
             rec = data["subscriptions"].get(sub_id)
             if rec is None or rec.get("removed_at"):
                 return False
             rec["removed_at"] = now_text()
+            for other in data["subscriptions"].values():
+                if other.get("removed_at"):
+                    other.pop("secret", None)
             return True
 
     def active(self) -> list[dict]:

@@ -89,6 +89,17 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> Path:
     return path
 
 
+def write_private(path: Path, data: bytes) -> Path:
+    """``data`` into a file only its owner may read (0600: a report holding customs values), whatever the umask,
+    through :func:`write_atomically` (a file of that name already there is replaced, its mode with it); a device or
+    a pipe the caller names (``/dev/stdout``) is written as it is."""
+    if path.exists() and not path.is_file():
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+    return write_atomically(path, data, 0o600)
+
+
 def last_lines(path: Path, count: int, *, end: int | None = None, chunk: int = 65536,
                keepends: bool = False) -> list[str]:
     """The last ``count`` lines of the text file ``path`` (up to byte ``end``, default its end), read backwards

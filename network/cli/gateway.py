@@ -13,8 +13,7 @@
                          [--ca-cert FILE] [--client-cert FILE --client-key FILE]
     ipledger report bill-of-discharge|inventory … [--ca-cert FILE] [--client-cert FILE --client-key FILE]
 
-Heavy imports (Flask, gunicorn, grpc) happen inside the commands, so the other
-``ipledger`` commands do not pay for them.
+Heavy imports (Flask, gunicorn, grpc) happen inside the commands, so the other ``ipledger`` commands do not pay.
 """
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ import sys
 from pathlib import Path
 
 from ipledger.gateway import client_tls
+from ipledger.network import files
 from ipledger.network.errors import printable
 
 GROUPS = ("gateway", "import", "report")
@@ -130,7 +130,7 @@ def register(sub) -> None:
                                                                           "every one the key's org may read)")
     for r in (bod, inv):
         r.add_argument("--format", choices=["json", "csv", "pdf"], default="json")
-        r.add_argument("--output", "-o", type=Path, help="file to write (default: stdout; required for pdf)")
+        r.add_argument("--output", "-o", type=Path, help="file to write, 0600 (default: stdout; required for pdf)")
         r.add_argument("--url", default=None, help="gateway base URL (env IPLEDGER_GATEWAY_URL)")
         r.add_argument("--api-key", default=None, help="API key (prefer the env IPLEDGER_API_KEY)")
         r.add_argument("--timeout", type=float, default=120.0)
@@ -482,10 +482,10 @@ def _report(args) -> int:
         return 3
     if args.output:
         try:
-            args.output.write_bytes(data)
+            files.write_private(args.output, data)   # a bill carries customs values: 0600
         except OSError as exc:
-            print(f"error: the report ({len(data)} bytes) could not be written to {args.output}: "
-                  f"{exc.strerror or exc}", file=sys.stderr)
+            print(f"error: the report ({len(data)} bytes) could not be written to {args.output}: {exc.strerror or exc}",
+                  file=sys.stderr)
             return 1
         print(f"wrote {args.output} ({len(data)} bytes)", file=sys.stderr)
     else:

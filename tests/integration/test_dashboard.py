@@ -340,6 +340,7 @@ def test_report_cli_pdf_and_dashboard_pages(env, tmp_path):
     run_env = {**os.environ, "IPLEDGER_GATEWAY_URL": env["gws"]["OperatorMSP"].url, "IPLEDGER_API_KEY": env["keys"]["OperatorMSP"]}
     subprocess.run([sys.executable, "-m", "ipledger.network.cli", "report", "bill-of-discharge", AUTH, "--as-of", day(1),
                     "--format", "pdf", "-o", str(pdf)], cwd=REPO, env=run_env, check=True, capture_output=True)
+    assert pdf.stat().st_mode & 0o777 == 0o600   # a bill carries customs values: its owner's only, whatever the umask
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert f"Bill of discharge {AUTH}" in text and MRN_A in text and MRN_B in text and "12345.00" in text
     out = subprocess.run([sys.executable, "-m", "ipledger.network.cli", "report", "inventory", "--as-of", day(1),

@@ -133,3 +133,25 @@ def test_a_missing_consortium_file_beside_generated_organisations_is_an_error(cu
     given.write_text(DEFAULT_FILE.read_text())
     assert cli.main(["--state-dir", str(lay.root), "--consortium", str(given), "org", "definition",
                      "--org", "CustomsMSP"]) == 0
+
+
+def test_a_report_is_written_for_its_owner_only_whatever_the_umask(tmp_path):
+    """`ipledger report … -o FILE` wrote a bill of discharge — customs values — with the caller's umask (0644 under
+    the usual 022): every local account could read it. It is written 0600, a file already there replaced with its
+    mode; a device named as the output (``/dev/stdout``) is written as it is."""
+    import os
+    from pathlib import Path
+
+    from ipledger.network import files
+    report = tmp_path / "bill.csv"
+    report.write_text("old")
+    report.chmod(0o644)
+    old = os.umask(0o022)
+    try:
+        files.write_private(report, b"lot,customs_value\nL1,918273.64\n")
+        fresh = files.write_private(tmp_path / "new.pdf", b"%PDF")
+    finally:
+        os.umask(old)
+    assert report.read_bytes().endswith(b"918273.64\n") and report.stat().st_mode & 0o777 == 0o600
+    assert fresh.stat().st_mode & 0o777 == 0o600
+    assert files.write_private(Path("/dev/null"), b"x") == Path("/dev/null")
