@@ -200,14 +200,17 @@ class AuditTrail:
         return {"batch_id": batch_id, "entries": self._entries(org, data.get("history", []), channel)}
 
     def authorisation(self, org: str, authorisation_id: str, start: str | None = None, end: str | None = None,
-                      channel: str | None = None) -> dict:
+                      channel: str | None = None, page: tuple = ()) -> dict:
+        """``page``: the contract's ``limit, after`` of a page of the events (none: the whole period); the
+        answer's ``next`` is there while more follow."""
         if start is None:
             auth = self.service.evaluate_json(org, "GetAuthorisation", authorisation_id, channel=channel)
             start = (auth.get("granted_at") or "2000-01-01")[:10]
-        channel, data = self.service.evaluate_where(org, "GetEventsInPeriod", authorisation_id, start, end,
+        channel, data = self.service.evaluate_where(org, "GetEventsInPeriod", authorisation_id, start, end, *page,
                                                     channel=channel)
         return {"authorisation_id": authorisation_id, "from": data.get("from"), "to": data.get("to"),
-                "entries": self._entries(org, data.get("events", []), channel)}
+                "entries": self._entries(org, data.get("events", []), channel),
+                **({"next": data["next"]} if data.get("next") else {})}
 
 
 def _cell(value) -> str:

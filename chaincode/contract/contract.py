@@ -249,10 +249,10 @@ class InwardProcessingContract(Contract):
         return queries.get_declaration(self._reader(stub, "GetDeclaration"), mrn)
 
     @transaction(submit=False)
-    def GetEventsInPeriod(self, stub, authorisation_id, start, end):
-        """Events of an authorisation recorded in [start, end) (dates or date-times)."""
+    def GetEventsInPeriod(self, stub, authorisation_id, start, end, limit=None, after=None):
+        """Events of an authorisation recorded in [start, end) (dates or date-times), in pages when asked."""
         tx = self._reader(stub, "GetEventsInPeriod", authorisation_id=authorisation_id)
-        return queries.get_events_in_period(tx, authorisation_id, start, end)
+        return queries.get_events_in_period(tx, authorisation_id, start, end, limit, after)
 
     @transaction(submit=False)
     def GetCeilingUse(self, stub, authorisation_id, start):

@@ -171,10 +171,15 @@ def chaincode_event(tx, act: str, event: dict) -> dict:
 MAX_MONTHS = 1200
 
 
-def entries(state, scope: str, start: dt.datetime | None, end: dt.datetime, first: dt.datetime) -> list[dict]:
-    """Log entries of ``scope`` with start ≤ recorded_at < end, in ledger-time order. ``first`` bounds
-    the months to read (e.g. the grant of the authorisation)."""
+def entries(state, scope: str, start: dt.datetime | None, end: dt.datetime, first: dt.datetime, *,
+            after: tuple[str, str] | None = None, limit: int | None = None) -> list[dict]:
+    """Log entries of ``scope`` with start ≤ recorded_at < end, in ledger-time order (then by transaction id, as
+    their keys). ``first`` bounds the months to read (e.g. the grant of the authorisation). ``after``, the
+    ``(recorded_at, tx_id)`` of an entry: only the entries past it; ``limit``: at most that many, the months
+    past the one that completes them not read."""
     lo = max(start or first, first)
+    if after is not None:
+        lo = max(lo, timestamps.parse_datetime(after[0]))
     if end <= lo:
         return []
     months = timestamps.months_between(lo, end)
@@ -191,8 +196,11 @@ def entries(state, scope: str, start: dt.datetime | None, end: dt.datetime, firs
         else:
             found = state.scan(keys.LOG, scope, month)
         for _attrs, entry in found:
-            if lo_text <= entry["recorded_at"] < hi_text:
+            if lo_text <= entry["recorded_at"] < hi_text and (after is None
+                                                              or (entry["recorded_at"], entry["tx_id"]) > after):
                 out.append(entry)
+                if limit is not None and len(out) == limit:
+                    return out
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 from ipledger.chaincode.contract import (alert_rules, authorisations, billing, declarations, eventlog, goods, identifiers,
                                         keys, parties, roles, timestamps)
@@ -228,15 +229,36 @@ def _concerns_item(state, entry: dict, mrn: str, item_no: int) -> bool:
     return event.get("item_no", 1) == item_no
 
 
-def get_events_in_period(tx, authorisation_id, start, end) -> dict:
-    """Events recorded (ledger time) in [start, end); a date as ``end`` includes that whole day."""
+EVENTS_PAGE_MAX = 10_000   # events in one page of GetEventsInPeriod
+_CURSOR = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)/([0-9a-f]{64})")
+
+
+def get_events_in_period(tx, authorisation_id, start, end, limit=None, after=None) -> dict:
+    """Events recorded (ledger time) in [start, end); a date as ``end`` includes that whole day. In pages when asked:
+    ``limit`` events at most (1 to :data:`EVENTS_PAGE_MAX`), the answer's ``next`` — present while more follow —
+    given back as ``after`` for the next page (the ``recorded_at/tx_id`` of the page's last event). Without
+    ``limit``, the whole period in one answer."""
     auth = _readable_authorisation(tx, authorisation_id, "GetEventsInPeriod")
     lo = timestamps.start_of(timestamps.parse_date(start, "from")) if isinstance(start, str) and len(start) == 10 \
         else _moment(tx, start, "from")
     hi = _moment(tx, end, "to")
-    found = eventlog.entries(tx.state, auth["authorisation_id"], lo, hi, timestamps.parse_datetime(auth["granted_at"]))
-    return {"authorisation_id": auth["authorisation_id"], "from": timestamps.fmt(lo), "to": timestamps.fmt(hi),
-            "events": found}
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or not 1 <= limit <= EVENTS_PAGE_MAX):
+        raise InvalidEvent(f"limit must be a whole number from 1 to {EVENTS_PAGE_MAX}", field="limit")
+    cursor = None
+    if after is not None:
+        found_cursor = _CURSOR.fullmatch(after) if isinstance(after, str) else None
+        if found_cursor is None:
+            raise InvalidEvent("after must be the next of an earlier page (recorded_at/tx_id)", field="after")
+        cursor = (found_cursor.group(1), found_cursor.group(2))
+    found = eventlog.entries(tx.state, auth["authorisation_id"], lo, hi, timestamps.parse_datetime(auth["granted_at"]),
+                             after=cursor, limit=None if limit is None else limit + 1)
+    answer = {"authorisation_id": auth["authorisation_id"], "from": timestamps.fmt(lo), "to": timestamps.fmt(hi),
+              "events": found[:limit] if limit is not None else found}
+    if limit is not None and len(found) > limit:
+        last = found[limit - 1]
+        answer["next"] = f"{last['recorded_at']}/{last['tx_id']}"
+    return answer
 
 
 def get_alerts(tx, authorisation_id, as_of=None) -> dict:

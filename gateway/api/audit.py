@@ -9,8 +9,8 @@ from flask import jsonify
 from ipledger.gateway import audit as audit_mod
 from ipledger.gateway.auth import Principal
 from ipledger.gateway.api.common import (API_PREFIX, attachment, channel_param, download, fmt_param, live, moment_param,
-                                         path_id, require)
-from ipledger.gateway.api.routes import AUTH_ID, Routes, format_parameter, id_parameter, moment_parameter
+                                         page_args, page_params, path_id, require)
+from ipledger.gateway.api.routes import AUTH_ID, Routes, format_parameter, id_parameter, moment_parameter, page_parameters
 
 ROUTES = Routes(API_PREFIX)
 _FORMATS = " Add `format=csv` for a CSV download"
@@ -39,10 +39,15 @@ def batch_trail(principal: Principal, batch_id: str, fmt: str, *, attach_json: b
 
 
 def authorisation_trail(principal: Principal, authorisation_id: str, fmt: str, *, attach_json: bool = False):
-    """Every event in [``?from=``, ``?to=``) (from the grant by default)."""
+    """Every event in [``?from=``, ``?to=``) (from the grant by default), or a page of them (``?limit=&after=``:
+    the answer's ``next`` — in the CSV, the ``X-Next-Page`` header — is the ``after`` of the next)."""
     auth_id = path_id("authorisation_id", authorisation_id)
-    data = live().audit.authorisation(principal.org, auth_id, moment_param("from"), moment_param("to"), channel_param())
-    return _audit(data, auth_id, fmt, attach_json)
+    data = live().audit.authorisation(principal.org, auth_id, moment_param("from"), moment_param("to"), channel_param(),
+                                      page_args(*page_params()))
+    response = _audit(data, auth_id, fmt, attach_json)
+    if data.get("next"):
+        response.headers["X-Next-Page"] = data["next"]
+    return response
 
 
 @ROUTES.get("/lots/<ident:lot_id>/audit", id="getLotAudit", permission="read", channel=True,
@@ -64,6 +69,6 @@ def batch_audit(batch_id):
             downloads=("text/csv",),
             summary="Audit trail of an authorisation: every event in [from, to)." + _FORMATS,
             params=[AUTH_ID, moment_parameter("from", "start (default: the grant)"),
-                    moment_parameter("to", "end, exclusive"), FORMAT])
+                    moment_parameter("to", "end, exclusive"), FORMAT, *page_parameters()])
 def authorisation_audit(authorisation_id):
     return authorisation_trail(require("read"), authorisation_id, fmt_param())

@@ -234,8 +234,8 @@ def fmt_param(default: str = "json", allowed=("json", "csv")) -> str:
     return value
 
 
-def limit_param(default: int = 100, maximum: int = 1000) -> int:
-    """The ``limit`` query parameter: an integer from 1 to ``maximum``."""
+def limit_param(default: int | None = 100, maximum: int = 1000) -> int | None:
+    """The ``limit`` query parameter: an integer from 1 to ``maximum`` (``default`` when absent)."""
     value = request.args.get("limit")
     if value is None:
         return default
@@ -243,6 +243,25 @@ def limit_param(default: int = 100, maximum: int = 1000) -> int:
         raise Problem(400, "invalid-parameter", f"'limit' must be an integer from 1 to {maximum}",
                       extra={"parameter": "limit"})
     return int(value)
+
+
+EVENTS_PAGE_MAX = 10_000   # the contract's (queries.EVENTS_PAGE_MAX)
+PAGE_CURSOR = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z/[0-9a-f]{64}$"
+
+
+def page_params() -> tuple[int | None, str | None]:
+    """``limit`` and ``after`` of a page of an authorisation's events (``GetEventsInPeriod``): neither, the whole
+    period; ``after`` is the ``next`` of the page before."""
+    limit, after = limit_param(None, EVENTS_PAGE_MAX), request.args.get("after")
+    if after is not None and not re.fullmatch(PAGE_CURSOR, after):
+        raise Problem(400, "invalid-parameter", "'after' must be the 'next' of an earlier page (recorded_at/tx_id)",
+                      extra={"parameter": "after"})
+    return limit, after
+
+
+def page_args(limit: int | None, after: str | None) -> tuple:
+    """The contract's trailing arguments of a page: none when the whole period is asked (as before pages)."""
+    return () if limit is None and after is None else (limit, after)
 
 
 def download(text_or_bytes, mimetype: str, filename: str) -> Response:

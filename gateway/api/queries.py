@@ -6,8 +6,9 @@ from __future__ import annotations
 from flask import jsonify
 
 from ipledger.gateway.problems import Problem
-from ipledger.gateway.api.common import API_PREFIX, channel_param, moment_param, path_id, require, state
-from ipledger.gateway.api.routes import AUTH_ID, Routes, blueprint, id_parameter, moment_parameter
+from ipledger.gateway.api.common import (API_PREFIX, channel_param, moment_param, page_args, page_params, path_id,
+                                         require, state)
+from ipledger.gateway.api.routes import AUTH_ID, Routes, blueprint, id_parameter, moment_parameter, page_parameters
 
 ROUTES = Routes(API_PREFIX)
 _LOT = id_parameter("lot_id", "lot id")
@@ -56,13 +57,13 @@ def get_alerts(authorisation_id):
             summary="Events recorded in [from, to) (ledger time), with block numbers",
             params=[AUTH_ID, moment_parameter("from", "start (a date means 00:00 UTC)", required=True),
                     moment_parameter("to", "end, exclusive (a date includes that whole day; default: the "
-                                           "ledger time)")],
+                                           "ledger time)"), *page_parameters()],
             function="GetEventsInPeriod")
 def get_events(authorisation_id):
     auth_id = path_id("authorisation_id", authorisation_id)
     start = moment_param("from", required=True)
     end = moment_param("to")
-    org, channel, data = _evaluate_where("GetEventsInPeriod", auth_id, start, end)
+    org, channel, data = _evaluate_where("GetEventsInPeriod", auth_id, start, end, *page_args(*page_params()))
     if isinstance(data, dict) and isinstance(data.get("events"), list):
         data["events"] = state().service.with_blocks(org, data["events"], channel)
     return jsonify(data)

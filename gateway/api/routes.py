@@ -26,7 +26,7 @@ from typing import Any, Callable
 from flask import Blueprint
 
 from ipledger.chaincode.contract import schemas  # the contract's schemas (allowed import)
-from ipledger.gateway.api.common import ID_PATTERNS, MOMENT_PATTERN
+from ipledger.gateway.api.common import EVENTS_PAGE_MAX, ID_PATTERNS, MOMENT_PATTERN, PAGE_CURSOR
 
 
 # problem statuses of operations other than their permission's (an operation's ``problems``)
@@ -106,6 +106,15 @@ def format_parameter(*formats: str) -> dict:
     """The ``format`` query parameter of a route answering JSON or a download (as :func:`.common.fmt_param`)."""
     return parameter("format", "query", {"type": "string", "enum": list(formats), "default": formats[0]},
                      f"the answer's format: {', '.join(formats)} (default {formats[0]})")
+
+
+def page_parameters() -> list[dict]:
+    """``limit`` and ``after`` of a page of an authorisation's events (as :func:`.common.page_params`)."""
+    return [parameter("limit", "query", {"type": "string", "pattern": "^[0-9]{1,7}$"},
+                      f"at most this many events (1-{EVENTS_PAGE_MAX}); the answer's `next`, present while more "
+                      f"follow, is the `after` of the next page (default: the whole period in one answer)"),
+            parameter("after", "query", {"type": "string", "pattern": PAGE_CURSOR},
+                      "the `next` of the page before (`recorded_at/tx_id` of its last event)")]
 
 
 def limit_parameter(default: int, maximum: int) -> dict:

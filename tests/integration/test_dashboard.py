@@ -335,6 +335,20 @@ def test_trail_block_numbers_come_from_the_feed_without_asking_the_peer(env):
     assert lookups() == before
 
 
+def test_an_authorisations_events_in_pages_on_the_peers(env):
+    """GetEventsInPeriod's pages on a real peer: together the whole period, in order, ``next`` while more follow."""
+    path = f"/api/v1/authorisations/{AUTH}/events?from=2020-01-01"
+    whole = [e["tx_id"] for e in get(env, path, "CustomsMSP").json()["events"]]
+    seen, after = [], None
+    while True:
+        page = get(env, path + "&limit=3" + (f"&after={after}" if after else ""), "CustomsMSP").json()
+        seen += [e["tx_id"] for e in page["events"]]
+        after = page.get("next")
+        if after is None:
+            break
+    assert len(whole) > 3 and seen == whole
+
+
 def test_report_cli_pdf_and_dashboard_pages(env, tmp_path):
     pdf = tmp_path / "bill.pdf"
     run_env = {**os.environ, "IPLEDGER_GATEWAY_URL": env["gws"]["OperatorMSP"].url, "IPLEDGER_API_KEY": env["keys"]["OperatorMSP"]}
