@@ -136,16 +136,12 @@ class AuditTrail:
     def endorsements(self, org: str, entries: list[dict]) -> dict[str, dict]:
         """``{tx id: creator, endorsers and validation code}`` of the entries' transactions: from the cache, else
         from their blocks on ``org``'s peer (an entry another authorisation's act wrote is not looked up)."""
-        found: dict[str, dict] = {}
+        own = [e for e in entries if isinstance(e.get("tx_id"), str) and e.get("by_authorisation") is None]
+        found = self.store.endorsements_of([e["tx_id"] for e in own]) if self.store is not None else {}
         missing: dict[tuple[str | None, int], list[str]] = {}
-        for entry in entries:
-            tx_id, number = entry.get("tx_id"), entry.get("block_number")
-            if not isinstance(tx_id, str) or tx_id in found or entry.get("by_authorisation") is not None:
-                continue
-            cached = self.store.endorsement(tx_id) if self.store is not None else None
-            if cached is not None:
-                found[tx_id] = cached
-            elif isinstance(number, int) and self.reader is not None:
+        for entry in own:
+            tx_id, number = entry["tx_id"], entry.get("block_number")
+            if tx_id not in found and isinstance(number, int) and self.reader is not None:
                 wanted = missing.setdefault((entry.get("channel"), number), [])
                 if tx_id not in wanted:
                     wanted.append(tx_id)

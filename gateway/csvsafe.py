@@ -5,15 +5,16 @@ Every CSV the gateway writes (reports, audit trails, the import report) goes thr
 * a number the gateway writes from a number (``int``/``float`` — quantities, block numbers) stays a number:
   ``-5`` is written ``-5``;
 * any text — and text is everything that came from an event, a certificate or a caller, even when it looks
-  like a number (``"-5"``) — that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
-  leading apostrophe (``'=HYPERLINK(…)``): Excel, LibreOffice and Google Sheets then show it as text and never
-  evaluate it;
+  like a number (``"-5"``) — that starts, past any spaces and double quotes, with ``=``, ``+``, ``-``, ``@``, a tab
+  or a carriage return gets a leading apostrophe (``'=HYPERLINK(…)``): Excel, LibreOffice and Google Sheets then
+  show it as text and never evaluate it;
 * and so does every place inside a text where a spreadsheet may start a cell of its own: a spreadsheet in a
   locale whose list separator is ``;`` (France, and most of the EU) opens a comma-separated file by splitting
   each line at every ``;`` and every line break, honouring no quote that is not at the start of its own cell —
   so ``x;=cmd|…`` would give it a cell ``=cmd|…``. After each ``;``, line feed or carriage return followed —
   past any spaces and double quotes — by one of those characters, an apostrophe is inserted (``x;'=cmd|…``).
-  Nothing else of the text changes: the original is the cell without those apostrophes;
+  Nothing else of the text changes: the original is the cell without the apostrophes inserted at those places
+  (an apostrophe the text itself had there stays, so ``;'=`` in a cell may be either);
 * lists and objects are written as JSON (starting with ``[`` or ``{``, hence inert);
 * a decimal the gateway writes from the contract's decimal text (:class:`~decimal.Decimal`, e.g. a negative yield
   deviation ``-2.5``) is a number too, written in full (``-0.00000005``, never ``5E-8``).
@@ -30,7 +31,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 # where a spreadsheet may start a cell inside one of ours (the start, or after a ';' or a line break) that it could
 # take for a formula (past spaces and double quotes, which a cell may start with)
-_FORMULA_CELL = re.compile(r"""(?:^|(?<=[;\n\r]))(?=[ "]*[=+\-@\t\r])""")
+_FORMULA_CELL = re.compile(r"""(?:^|(?<=[;\n\r]))(?=[ "]*[""" + re.escape("".join(FORMULA_STARTS)) + "])")
 
 
 def neutralise(text: str) -> str:

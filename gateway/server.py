@@ -59,33 +59,52 @@ def write_problem(sock, status: int, reason: str, message: str) -> None:
     gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
-def _refusals() -> list[tuple[tuple[type, ...], int, str, str]]:
-    """What the gateway answers (and logs) for each request gunicorn refuses before the app sees it: the status and
-    a fixed sentence naming what was wrong — never gunicorn's own message, which quotes the request line, header
-    line or value it refused (an API key on a header line without its colon, a query string)."""
+# What the gateway answers (and logs) for each request gunicorn refuses before the app sees it: the status and a
+# fixed sentence naming what was wrong — never gunicorn's own message, which quotes the request line, header line or
+# value it refused (an API key on a header line without its colon, a query string). By the names of gunicorn's
+# classes: a class an older gunicorn lacks is skipped (its refusals are then gunicorn's 400 with this same rule's
+# text, through the base class it raises instead).
+_REFUSALS = (
+    (("InvalidRequestLine",), 400, "Bad Request", "the request line is malformed"),
+    (("InvalidRequestMethod",), 400, "Bad Request", "the request method is not valid"),
+    (("InvalidHTTPVersion",), 400, "Bad Request", "the HTTP version is not one this server speaks"),
+    (("InvalidHeaderName", "InvalidHeader", "ObsoleteFolding"), 400, "Bad Request",
+     "a header line is malformed (its name, its value or its folding)"),
+    (("LimitRequestLine",), 414, "URI Too Long", "the request line is longer than this server reads"),
+    (("LimitRequestHeaders",), 431, "Request Header Fields Too Large",
+     "the headers are more, or larger, than this server reads"),
+    (("ExpectationFailed",), 417, "Expectation Failed", "the Expect header asks for what this server does not do"),
+    (("UnsupportedTransferCoding",), 501, "Not Implemented", "the transfer coding is not one this server takes"),
+    (("InvalidChunkSize", "ChunkMissingTerminator", "InvalidChunkExtension"), 400, "Bad Request",
+     "the chunked body is malformed"),
+    (("InvalidProxyLine", "InvalidProxyHeader", "InvalidSchemeHeaders"), 400, "Bad Request",
+     "the proxy information is malformed"),
+    (("ForbiddenProxyRequest",), 403, "Forbidden", "the request is forbidden"),
+    (("InvalidH2CPreface",), 400, "Bad Request", "HTTP/2 is not served here"),
+    (("ConfigurationProblem",), 500, "Internal Server Error", "the server is misconfigured"),
+)
+# a header the app tried to send is the app's fault, not the client's (gunicorn's 500, its frames logged): these
+# derive from InvalidHeader and InvalidHeaderName, so they are told apart first
+_APP_ERRORS = ("InvalidResponseHeader", "InvalidResponseHeaderName")
+
+
+def _refusal(exc: BaseException) -> tuple[int, str, str] | None:
+    """(status, reason, sentence) of a request gunicorn refused, or None for anything else (gunicorn's own way)."""
     import ssl
 
-    from gunicorn.http import errors as e
-    return [
-        ((e.InvalidRequestLine,), 400, "Bad Request", "the request line is malformed"),
-        ((e.InvalidRequestMethod,), 400, "Bad Request", "the request method is not valid"),
-        ((e.InvalidHTTPVersion,), 400, "Bad Request", "the HTTP version is not one this server speaks"),
-        ((e.InvalidHeaderName, e.InvalidHeader, e.ObsoleteFolding), 400, "Bad Request",
-         "a header line is malformed (its name, its value or its folding)"),
-        ((e.LimitRequestLine,), 414, "URI Too Long", "the request line is longer than this server reads"),
-        ((e.LimitRequestHeaders,), 431, "Request Header Fields Too Large",
-         "the headers are more, or larger, than this server reads"),
-        ((e.ExpectationFailed,), 417, "Expectation Failed", "the Expect header asks for what this server does not do"),
-        ((e.UnsupportedTransferCoding,), 501, "Not Implemented", "the transfer coding is not one this server takes"),
-        ((e.InvalidChunkSize, e.ChunkMissingTerminator, e.InvalidChunkExtension), 400, "Bad Request",
-         "the chunked body is malformed"),
-        ((e.InvalidProxyLine, e.InvalidProxyHeader, e.InvalidSchemeHeaders), 400, "Bad Request",
-         "the proxy information is malformed"),
-        ((e.ForbiddenProxyRequest,), 403, "Forbidden", "the request is forbidden"),
-        ((e.InvalidH2CPreface,), 400, "Bad Request", "HTTP/2 is not served here"),
-        ((ssl.SSLError,), 403, "Forbidden", "the TLS connection failed"),
-        ((e.ConfigurationProblem,), 500, "Internal Server Error", "the server is misconfigured"),
-    ]
+    from gunicorn.http import errors
+
+    def classes(names) -> tuple[type, ...]:
+        return tuple(c for c in (getattr(errors, n, None) for n in names) if isinstance(c, type))
+
+    if isinstance(exc, classes(_APP_ERRORS)):
+        return None
+    if isinstance(exc, ssl.SSLError):
+        return 403, "Forbidden", "the TLS connection failed"
+    for names, status, reason, sentence in _REFUSALS:
+        if isinstance(exc, classes(names)):
+            return status, reason, sentence
+    return None
 
 
 class GatewayWorker(ThreadWorker):
@@ -100,17 +119,18 @@ class GatewayWorker(ThreadWorker):
 
     def handle_error(self, req, client, addr, exc):
         """A request gunicorn refused before the app saw it: answered and logged with a fixed sentence and the
-        refusal's class (:func:`_refusals`), nothing of the request repeated; anything else as gunicorn does (a 500,
+        refusal's class (:func:`_refusal`), nothing of the request repeated; anything else as gunicorn does (a 500,
         its frames logged, no request text)."""
-        for classes, status, reason, text in _refusals():
-            if isinstance(exc, classes):
-                self.log.warning("Invalid request from ip=%s: %s (%s)", (addr or ("",))[0], text, type(exc).__name__)
-                try:
-                    write_problem(client, status, reason, text)
-                except Exception:  # noqa: BLE001 - the client may be gone
-                    self.log.debug("Failed to send error message.")
-                return
-        super().handle_error(req, client, addr, exc)
+        refused = _refusal(exc)
+        if refused is None:
+            return super().handle_error(req, client, addr, exc)
+        status, reason, sentence = refused
+        self.log.warning("Invalid request from ip=%s: %s (%s)", (addr or ("",))[0], sentence, type(exc).__name__)
+        try:
+            write_problem(client, status, reason, sentence)
+        except Exception:  # noqa: BLE001 - the client may be gone
+            self.log.debug("Failed to send error message.")
+        return None
 
     def load_wsgi(self):
         super().load_wsgi()

@@ -46,8 +46,8 @@ def _route_of(function: str, args: tuple) -> str | None:
 
 
 class LedgerService:
-    # where transactions are, known without asking the peer: the feed database (``blocks_of``), set by the
-    # dashboard's live services (gateway/dashboard/live.py); None: every block number is a look-up
+    # where transactions are, known without asking the peer (:meth:`use_block_index`); None: every block number is
+    # a look-up
     block_index = None
 
     def __init__(self, ledger: Ledger, config: GatewayConfig, metrics: Metrics):
@@ -409,6 +409,11 @@ class LedgerService:
                 "recorded_at": result.get("recorded_at"), "result": result}
 
     # -- audit trails ---------------------------------------------------------------------------------------
+    def use_block_index(self, index) -> None:
+        """Read block numbers from ``index`` (``blocks_of(tx_ids)``: the feed database, which the dashboard's live
+        services give here, gateway/dashboard/live.py) before asking the peer."""
+        self.block_index = index
+
     def with_blocks(self, org: str, entries: list[dict], channel: str | None = None) -> list[dict]:
         """Add ``block_number`` to entries carrying a ``tx_id``, on a gateway of several channels their
         ``channel`` too. A transaction the feed database holds (``block_index``: every transaction of the contract

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from pathlib import Path
 
 
@@ -91,9 +92,15 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> Path:
 
 def write_private(path: Path, data: bytes) -> Path:
     """``data`` into a file only its owner may read (0600: a report holding customs values), whatever the umask,
-    through :func:`write_atomically` (a file of that name already there is replaced, its mode with it); a device or
-    a pipe the caller names (``/dev/stdout``) is written as it is."""
-    if path.exists() and not path.is_file():
+    through :func:`write_atomically` when ``path`` is a regular file or nothing yet (one already there is replaced,
+    its mode with it). A link or anything else the caller names — ``/dev/stdout`` (a link to the process's output,
+    which may be a file it was redirected to), a pipe, a link of the caller's own — is written through, as the
+    shell's ``>`` would, its mode left as it is."""
+    try:
+        kind = os.lstat(path).st_mode
+    except FileNotFoundError:
+        kind = None
+    if kind is not None and not stat.S_ISREG(kind):
         with open(path, "wb") as f:
             f.write(data)
         return path

@@ -128,14 +128,17 @@ def ceiling_usage(state, auth: dict, entry: dict) -> int:
     return usage_of(auth, entry, ((cn, unit, bal["stock"]) for (_auth, _cat, cn, unit, _shard), bal in shards))
 
 
+def ceiling_of(auth: dict, cn: str, unit: str) -> tuple[str, str] | None:
+    """The ceiling input goods of code ``cn`` in ``unit`` count under: ``(entry cn, unit)`` of the most specific
+    entry covering the code, when it is in that entry's unit; else None (counted by no ceiling)."""
+    covering = input_entry(auth, cn)
+    return (covering["cn"], unit) if covering is not None and covering["unit"] == unit else None
+
+
 def usage_of(auth: dict, entry: dict, input_stocks: Iterable[tuple[str, str, int]]) -> int:
     """The ceiling use of ``entry`` from input-goods stocks ``(cn, unit, stock)`` — shards or their sums."""
-    used = 0
-    for cn, unit, stock in input_stocks:
-        covering = input_entry(auth, cn)
-        if unit == entry["unit"] and covering is not None and covering["cn"] == entry["cn"]:
-            used += stock
-    return used
+    own = (entry["cn"], entry["unit"])
+    return sum(stock for cn, unit, stock in input_stocks if ceiling_of(auth, cn, unit) == own)
 
 
 def review_ceiling_entry(tx, auth: dict, entry_cn: str) -> None:

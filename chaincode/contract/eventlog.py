@@ -204,6 +204,14 @@ def entries(state, scope: str, start: dt.datetime | None, end: dt.datetime, firs
     return out
 
 
+def since(state, scope: str, start: dt.datetime) -> list[dict]:
+    """Every log entry of ``scope`` recorded at or after ``start``, in ledger-time order, whenever recorded — those a
+    client's clock put after the reader's moment too: one range read from ``start`` to the end of the scope's log."""
+    lo_text = timestamps.fmt(start)
+    return [entry for _attrs, entry in state.scan_between(keys.LOG, (scope,), (timestamps.month_of(start), lo_text))
+            if entry["recorded_at"] >= lo_text]
+
+
 def history(state, kind: str, goods_id: str) -> list[dict]:
     """Every event in the history of a lot or batch, oldest first: the log entries its references name
     (read in one round trip), each with only the effects on this lot or batch."""

@@ -122,52 +122,35 @@ def _ceilings(auth: dict, balances: dict[tuple[str, str, str], dict]) -> list[di
     return ceilings
 
 
+CEILING_POINTS_MAX = 2_000   # changes of one ceiling in one GetCeilingUse answer: the latest
+
+
 def get_ceiling_use(tx, authorisation_id, start) -> dict:
-    """The use of each ceiling since ``start`` (a date: from its first instant; or a date-time): its use then
-    (``at_start``) and after each event that changed it (``points``: ledger time, transaction, quantity), ending at
-    its use now — GetBalances' ``ceilings``. Worked back from the use now over the events recorded since ``start``
-    (every one of them, those a client's clock put after this query's moment too: the use now counts them), so
-    what a chart of it reads grows with the period asked, not with the authorisation's history; the lots those
-    events take from without placing them are read for their goods code and unit. Counted as the ceiling is
-    (``authorisations.usage_of``): a lot's stock, under the most specific entry covering its code, in that entry's
-    unit — placements add, consumption, exits and losses of lots take away."""
+    """The use of each ceiling since ``start`` (a date: from its first instant; or a date-time): its use at its
+    ``since`` (``at_start``) and after each event that changed it from then on (``points``: ledger time,
+    transaction, quantity), ending at its use now — GetBalances' ``ceilings``. Worked back from the use now over the
+    events recorded since ``start`` (every one of them, those a client's clock put after this query's moment too: the
+    use now counts them), so what a chart of it reads grows with the period asked, not with the authorisation's
+    history. A ceiling's ``since`` is ``start`` — or, when more than :data:`CEILING_POINTS_MAX` events changed it
+    since, the moment of the first of the latest that many (``truncated``), so that a busy authorisation's answer
+    stays bounded. Counted as the ceiling is (:func:`authorisations.ceiling_of`)."""
     auth = _readable_authorisation(tx, authorisation_id, "GetCeilingUse")
     lo = timestamps.start_of(timestamps.parse_date(start, "from")) if isinstance(start, str) and len(start) == 10 \
         else _moment(tx, start, "from")
-    found = eventlog.entries(tx.state, auth["authorisation_id"], lo, tx.now + dt.timedelta(days=1),
-                             timestamps.parse_datetime(auth["granted_at"]))
-    codes = {e["lot"]["lot_id"]: (e["lot"]["cn"], e["lot"]["unit"])
-             for entry in found for e in entry["effects"] if e["op"] == "place"}
-    taken = sorted({_lot_taken(e) for entry in found for e in entry["effects"]} - {None} - codes.keys())
-    tx.state.prefetch([keys.lot(lot_id) for lot_id in taken])
-    for lot_id in taken:
-        lot = tx.state.get(keys.lot(lot_id))
-        codes[lot_id] = (lot["cn"], lot["unit"])
-
-    def ceiling_of(lot_id: str) -> tuple[str, str] | None:
-        cn, unit = codes[lot_id]
-        entry = authorisations.input_entry(auth, cn)
-        return (entry["cn"], unit) if entry is not None and entry["unit"] == unit else None
-
-    changes: dict[tuple[str, str], list[tuple[str, str, int]]] = {}   # by ceiling: (recorded_at, tx id, change)
-    for entry in found:
-        change: dict[tuple[str, str], int] = {}
-        for e in entry["effects"]:
-            lot_id = e["lot"]["lot_id"] if e["op"] == "place" else _lot_taken(e)
-            ceiling = ceiling_of(lot_id) if lot_id is not None else None
-            if ceiling is not None:
-                change[ceiling] = change.get(ceiling, 0) + (e["lot"]["placed"] if e["op"] == "place" else -e["qty"])
-        for ceiling, qty in sorted(change.items()):
-            changes.setdefault(ceiling, []).append((entry["recorded_at"], entry["tx_id"], qty))
+    found = eventlog.since(tx.state, auth["authorisation_id"], max(lo, timestamps.parse_datetime(auth["granted_at"])))
+    changes = _ceiling_changes(auth, found, _lot_codes(tx.state, found))
     out = []
     for now in _ceilings(auth, _balances(tx.state, auth)):
         steps = changes.get((now["cn"], now["unit"]), [])
-        quantity = now["quantity"] - sum(qty for _at, _tx, qty in steps)
+        kept = steps[-CEILING_POINTS_MAX:]
+        quantity = now["quantity"] - sum(qty for _at, _tx, qty in kept)
         first, points = quantity, []
-        for recorded_at, tx_id, qty in steps:
+        for recorded_at, tx_id, qty in kept:
             quantity += qty
             points.append({"recorded_at": recorded_at, "tx_id": tx_id, "quantity": quantity})
-        out.append({**now, "at_start": first, "points": points})
+        truncated = len(steps) > len(kept)
+        out.append({**now, "since": kept[0][0] if truncated else timestamps.fmt(lo), "at_start": first,
+                    "points": points, **({"truncated": True} if truncated else {})})
     return {"authorisation_id": auth["authorisation_id"], "from": timestamps.fmt(lo), "as_of": tx.recorded_at,
             "ceilings": out}
 
@@ -179,6 +162,38 @@ def _lot_taken(effect: dict) -> str | None:
     if effect["op"] in ("exit", "lose") and effect["kind"] == goods.LOT:
         return effect["id"]
     return None
+
+
+def _lot_codes(state, entries: list[dict]) -> dict[str, tuple[str, str]]:
+    """``{lot id: (cn, unit)}`` of the lots the entries place or take from: those placed there from their placement,
+    the others (placed before) read, in one round trip."""
+    codes = {e["lot"]["lot_id"]: (e["lot"]["cn"], e["lot"]["unit"])
+             for entry in entries for e in entry["effects"] if e["op"] == "place"}
+    taken = sorted({_lot_taken(e) for entry in entries for e in entry["effects"]} - {None} - codes.keys())
+    state.prefetch([keys.lot(lot_id) for lot_id in taken])
+    for lot_id in taken:
+        lot = state.get(keys.lot(lot_id))
+        if lot is None:   # the log names a lot the state does not hold: a damaged ledger, not a smaller use
+            raise LookupError(f"the event log takes goods from lot {lot_id}, which is not on the ledger")
+        codes[lot_id] = (lot["cn"], lot["unit"])
+    return codes
+
+
+def _ceiling_changes(auth: dict, entries: list[dict], codes: dict[str, tuple[str, str]]
+                     ) -> dict[tuple[str, str], list[tuple[str, str, int]]]:
+    """By ceiling, each entry's change of its use: ``(recorded_at, tx id, change)`` in ledger-time order —
+    placements add the lot's quantity; consumption, exits and losses of a lot take theirs away."""
+    changes: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
+    for entry in entries:
+        change: dict[tuple[str, str], int] = {}
+        for e in entry["effects"]:
+            lot_id = e["lot"]["lot_id"] if e["op"] == "place" else _lot_taken(e)
+            ceiling = authorisations.ceiling_of(auth, *codes[lot_id]) if lot_id is not None else None
+            if ceiling is not None:
+                change[ceiling] = change.get(ceiling, 0) + (e["lot"]["placed"] if e["op"] == "place" else -e["qty"])
+        for ceiling, qty in sorted(change.items()):
+            changes.setdefault(ceiling, []).append((entry["recorded_at"], entry["tx_id"], qty))
+    return changes
 
 
 def get_lot_history(tx, lot_id) -> dict:

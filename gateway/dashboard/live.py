@@ -63,7 +63,7 @@ class Live:
         if store is None:
             store = FeedStore(directory / "dashboard.sqlite")
         self.store = store
-        service.block_index = store   # the trails' block numbers come from the feed (LedgerService.with_blocks)
+        service.use_block_index(store)   # the trails' block numbers come from the feed (LedgerService.with_blocks)
         self.visibility = Visibility(service, ttl=config.visibility_ttl_s, store=store)
         self.subscriptions = subscriptions or Subscriptions(self.directory / "webhooks.json")
         self.deliveries = Deliveries(store)

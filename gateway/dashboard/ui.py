@@ -349,17 +349,23 @@ def authorisation(principal, authorisation_id):
     # event log from the grant, which grows with the authorisation's history (past the peers' message limit)
     since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=CHART_DAYS)
     granted = moments.parse(auth.get("granted_at"))
-    use = evaluate(org, "GetCeilingUse", auth_id, moments.text(max(since, granted) if granted else since),
-                   channel=channel)
+    try:
+        use = evaluate(org, "GetCeilingUse", auth_id, moments.text(max(since, granted) if granted else since),
+                       channel=channel)
+    except Problem as problem:
+        if problem.extra.get("code") != "UnknownFunction":
+            raise
+        use = None   # a contract before GetCeilingUse on the channel (this gateway upgraded first): the page, no charts
     at = moments.parse((bill.get("scope") or {}).get("as_of")) or moments.parse(bill.get("cutoff")) \
         or dt.datetime.now(dt.timezone.utc)   # the ledger time the contract answered at
     lots = [{**lot, **_lot_status(lot, bill.get("remaining", []), at)} for lot in bill.get("lots", [])]
     now = bill.get("cutoff") or moments.now_text()
     quantity_svgs = []
-    for i, c in enumerate(use.get("ceilings", [])):
-        pts = [(use["from"], c["at_start"])] + [(p["recorded_at"], p["quantity"]) for p in c["points"]]
-        quantity_svgs.append({"cn": c["cn"], "unit": c["unit"], "points": pts, "svg": charts.quantity_chart(
-            pts, c["unit"], c["max_qty"], now, goods=c["cn"], ident=f"qc{i}")})
+    for i, c in enumerate((use or {}).get("ceilings", [])):
+        pts = [(c.get("since") or use["from"], c["at_start"])] + [(p["recorded_at"], p["quantity"]) for p in c["points"]]
+        quantity_svgs.append({"cn": c["cn"], "unit": c["unit"], "points": pts, "truncated": bool(c.get("truncated")),
+                              "svg": charts.quantity_chart(pts, c["unit"], c["max_qty"], now, goods=c["cn"],
+                                                           ident=f"qc{i}")})
     yrows = charts.yield_rows(bill.get("processing", []))
     lv = live()
     timeline = lv.visibility.filter(org, lv.store.latest(50, auth_id))
@@ -367,7 +373,7 @@ def authorisation(principal, authorisation_id):
                            alerts=alerts.get("alerts", []), lots=lots, batches=bill.get("remaining", []),
                            waste=bill.get("waste", []), quantity_charts=quantity_svgs, yield_rows=yrows,
                            yield_svg=charts.yield_chart(yrows), events_list=timeline,
-                           days_left=_validity_left(auth, at), chart_days=CHART_DAYS,
+                           days_left=_validity_left(auth, at), chart_days=CHART_DAYS, charts_unknown=use is None,
                            channel=shown_channel(channel))
 
 

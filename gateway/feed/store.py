@@ -442,10 +442,17 @@ class FeedStore:
         return found
 
     # -- endorsements (audit trail cache) ------------------------------------------------------------
-    def endorsement(self, tx_id: str) -> dict | None:
+    def endorsements_of(self, tx_ids: list[str]) -> dict[str, dict]:
+        """``{tx id: creator, endorsers, validation code}`` of those of ``tx_ids`` the audit trail has cached."""
+        found: dict[str, dict] = {}
+        wanted = sorted(set(tx_ids))
         with self._db() as db:
-            row = db.execute("SELECT info FROM endorsements WHERE tx_id = ?", (tx_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows = db.execute(f"SELECT tx_id, info FROM endorsements WHERE tx_id IN ({','.join('?' * len(chunk))})",
+                                  chunk).fetchall()
+                found.update((tx_id, json.loads(info)) for tx_id, info in rows)
+        return found
 
     def save_endorsement(self, tx_id: str, info: dict) -> None:
         with self._db() as db:

@@ -45,10 +45,10 @@ def plant() -> Scenario:
 def forward(s: Scenario) -> dict[tuple[str, str], list[tuple[str, int]]]:
     """Each ceiling's use after each event that changed it, replayed from the grant: {(entry cn, unit): [(ledger
     time, use)]}."""
-    def ceiling(cn: str) -> tuple[str, str]:
+    def ceiling(cn: str, unit: str) -> tuple[str, str] | None:
         entry = max((e for e in INPUT_GOODS if cn == e["cn"] or cn.startswith(e["cn"]) and len(e["cn"]) == 4),
                     key=lambda e: len(e["cn"]))
-        return entry["cn"], entry["unit"]
+        return (entry["cn"], unit) if entry["unit"] == unit else None
 
     lot_ceiling: dict[str, tuple[str, str]] = {}
     use: dict[tuple[str, str], int] = {}
@@ -57,13 +57,15 @@ def forward(s: Scenario) -> dict[tuple[str, str], list[tuple[str, int]]]:
         changed = set()
         for e in entry["effects"]:
             if e["op"] == "place":
-                key = lot_ceiling[e["lot"]["lot_id"]] = ceiling(e["lot"]["cn"])
+                key = lot_ceiling[e["lot"]["lot_id"]] = ceiling(e["lot"]["cn"], e["lot"]["unit"])
                 delta = e["lot"]["placed"]
             elif e["op"] == "consume":
                 key, delta = lot_ceiling[e["lot_id"]], -e["qty"]
             elif e["op"] in ("exit", "lose") and e["kind"] == "LOT":
                 key, delta = lot_ceiling[e["id"]], -e["qty"]
             else:
+                continue
+            if key is None:
                 continue
             use[key] = use.get(key, 0) + delta
             changed.add(key)
@@ -102,3 +104,32 @@ def test_the_answer_grows_with_the_period_asked_not_with_the_history(plant):
 def test_a_malformed_start_is_refused_by_name(plant):
     res = plant.ledger.evaluate(plant.contract, "GetCeilingUse", [AUTH_ID, "2026-13-01"], "CustomsMSP")
     assert not res.ok and res.error_code == "InvalidEvent" and "from" in res.message
+
+
+def test_the_events_a_lagging_clock_put_after_the_querys_moment_are_counted_too():
+    """The use now (the balances) counts every committed event; the log was read up to a day after the query's own
+    timestamp only, so a gateway whose clock lagged by more gave a use at ``start`` that never was."""
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant(input_goods=INPUT_GOODS))
+    s.wait_until(s.D(1))
+    s.accepted(s.place("L1", 1000))
+    s.wait_until(s.D(5))
+    s.accepted(s.place("L2", 10))
+    c = next(c for c in s.query("GetCeilingUse", AUTH_ID, iso(s.D(0.5)), ts=s.D(3))["ceilings"]
+             if c["cn"] == USED_TYRES)
+    assert c["at_start"] == 0 and [p["quantity"] for p in c["points"]] == [1000, 1010] and c["quantity"] == 1010
+
+
+def test_a_busy_ceiling_answers_its_latest_changes_from_where_they_start(monkeypatch):
+    from ipledger.chaincode.contract import queries
+    monkeypatch.setattr(queries, "CEILING_POINTS_MAX", 3)
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant(input_goods=INPUT_GOODS))
+    for n in range(5):
+        s.wait_until(s.D(1 + n))
+        s.accepted(s.place(f"L{n}", 10 * (n + 1)))
+    c = next(c for c in s.query("GetCeilingUse", AUTH_ID, iso(s.D(0)))["ceilings"] if c["cn"] == USED_TYRES)
+    assert c["truncated"] and [p["quantity"] for p in c["points"]] == [60, 100, 150]
+    assert c["at_start"] == 30 and c["since"] == c["points"][0]["recorded_at"]
+    whole = next(c for c in s.query("GetCeilingUse", AUTH_ID, iso(s.D(3.5)))["ceilings"] if c["cn"] == USED_TYRES)
+    assert "truncated" not in whole and whole["since"].startswith(s.D(3.5).date().isoformat())

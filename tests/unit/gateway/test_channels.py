@@ -262,10 +262,18 @@ def test_the_dashboard_shows_a_lot_two_holders_number_alike_on_the_channel_chose
     auth_b = "FRIPOB000001"
     set_answers(ledgers, A, GetAuthorisation=knows({}))
     set_answers(ledgers, B, GetAuthorisation=lambda org, args: {"authorisation_id": args[0], "input_goods": []},
-                GetBalances={"balances": [], "ceilings": []}, GetAlerts={"alerts": []}, GetEventsInPeriod={"events": []},
+                GetBalances={"balances": [], "ceilings": []}, GetAlerts={"alerts": []}, GetCeilingUse={"from": "2026-01-01T00:00:00Z", "ceilings": []},
                 GetBillOfDischargeData={"lots": [{"lot_id": "L1", "remaining": 1}], "remaining": []})
     html = client.get(f"/dashboard/authorisations/{auth_b}").get_data(as_text=True)
     assert f'href="/dashboard/lots/L1?channel={B}"' in html
+    # a gateway upgraded before the contract: the page without its charts, said so — not a failed page
+
+    def before_ceiling_use(org, args):
+        raise evaluate_error("UnknownFunction", "unknown function 'GetCeilingUse'")
+    set_answers(ledgers, B, GetCeilingUse=before_ceiling_use)
+    r = client.get(f"/dashboard/authorisations/{auth_b}")
+    assert r.status_code == 200 and "does not chart the ceilings yet" in r.get_data(as_text=True)
+    assert f'href="/dashboard/lots/L1?channel={B}"' in r.get_data(as_text=True)
 
 
 def test_the_dashboard_shows_a_batch_two_holders_number_alike_on_the_channel_chosen(app, ledgers, keys):
@@ -303,7 +311,7 @@ def test_the_dashboard_shows_a_batch_two_holders_number_alike_on_the_channel_cho
     auth_b = "FRIPOB000001"
     set_answers(ledgers, A, GetAuthorisation=knows({}))
     set_answers(ledgers, B, GetAuthorisation=lambda org, args: {"authorisation_id": args[0], "input_goods": []},
-                GetBalances={"balances": [], "ceilings": []}, GetEventsInPeriod={"events": []},
+                GetBalances={"balances": [], "ceilings": []}, GetCeilingUse={"ceilings": []},
                 GetBillOfDischargeData={"lots": [], "remaining": [
                     {"goods": "BATCH", "id": "B1", "cn": "40121200", "unit": "p/st", "quantity": 5}]})
     html = client.get(f"/dashboard/authorisations/{auth_b}").get_data(as_text=True)

@@ -63,3 +63,24 @@ def test_the_log_names_each_refusal_and_repeats_none_of_them(gw):
     assert SECRET not in log and "NeverRepeat" not in log
     assert log.count("Invalid request from ip=127.0.0.1") >= len(REFUSED)
     assert "InvalidHeader" in log and "ExpectationFailed" in log and "UnsupportedTransferCoding" in log
+
+
+def test_the_refusals_of_an_older_gunicorn_and_the_apps_own_header_errors(monkeypatch):
+    """`pyproject.toml` takes gunicorn from 23 on, whose errors module lacks classes 27 has: the table skips what is
+    missing instead of failing on every refusal; a header the app itself sent wrong stays gunicorn's 500 (an app
+    bug), though its class derives from the client's InvalidHeader."""
+    import types
+
+    from gunicorn.http import errors
+
+    from ipledger.gateway import server
+    assert server._refusal(errors.InvalidResponseHeader("X", "\x00")) is None
+    assert server._refusal(errors.InvalidHeader("X-API-Key ipk_x"))[0] == 400
+    assert server._refusal(ValueError("boom")) is None
+    older = types.SimpleNamespace(**{name: getattr(errors, name) for name in (
+        "InvalidRequestLine", "InvalidHeader", "InvalidHeaderName", "LimitRequestLine", "UnsupportedTransferCoding")})
+    import gunicorn.http as http_pkg
+    monkeypatch.setattr(http_pkg, "errors", older)       # `from gunicorn.http import errors` finds the older one
+    assert server._refusal(errors.LimitRequestLine(9000, 8190))[0] == 414
+    assert server._refusal(errors.UnsupportedTransferCoding("x"))[0] == 501
+    assert server._refusal(errors.ExpectationFailed("x")) is None      # a class the older one lacks: gunicorn's way

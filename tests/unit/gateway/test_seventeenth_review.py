@@ -109,9 +109,10 @@ def test_a_trail_entry_another_authorisations_act_wrote_names_no_submitter_nor_e
             return [{**e, "block_number": 7} for e in raw]
 
     class Store:
-        def endorsement(self, tx_id):
-            return {"creator": {"msp_id": "OperatorMSP", "subject": "CN=User1@operatormsp"},
-                    "endorsing_orgs": ["CustomsMSP", "OperatorMSP"], "endorsers": [{"msp_id": "OperatorMSP"}]}
+        def endorsements_of(self, tx_ids):
+            return {tx_id: {"creator": {"msp_id": "OperatorMSP", "subject": "CN=User1@operatormsp"},
+                            "endorsing_orgs": ["CustomsMSP", "OperatorMSP"], "endorsers": [{"msp_id": "OperatorMSP"}]}
+                    for tx_id in tx_ids}
 
     trail = AuditTrail(Service(), Store(), reader=None)
     own = {"tx_id": "a" * 64, "event_type": "PlaceUnderProcedure", "submitted_by": {"msp_id": "PlantBMSP"}}

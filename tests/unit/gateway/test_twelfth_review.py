@@ -101,7 +101,7 @@ def test_block_numbers_the_feed_holds_need_no_look_up_and_no_budget(tmp_path):
     store.add_events([(10 + n, f"t{n}", {"authorisation_id": "A", "events": []}, None) for n in range(5)])
     svc = LedgerService.__new__(LedgerService)
     svc.config = types.SimpleNamespace(block_lookups=1, all_channels=["ip"], channel="ip")
-    svc.block_index = store
+    svc.use_block_index(store)
     asked = []
 
     def locate(org, tx_id, channel=None):
@@ -112,12 +112,14 @@ def test_block_numbers_the_feed_holds_need_no_look_up_and_no_budget(tmp_path):
     out = svc.with_blocks("OperatorMSP", entries)
     assert [e["block_number"] for e in out] == [10, 11, 12, 13, 14, 99, None]
     assert asked == ["u1"]     # only what the feed does not hold is looked up, within the budget
+    store.save_endorsement("t1", {"creator": {"msp_id": "OperatorMSP"}})          # the audit trail's cache, read at once
+    assert store.endorsements_of(["t1", "t2", "t1"]) == {"t1": {"creator": {"msp_id": "OperatorMSP"}}}
 
     # a gateway of several channels: a transaction found on another channel than the one asked is not taken
     many = FeedStore(tmp_path / "many.sqlite")
     many.add_events([(3, "ta", {"events": []}, "ip-a"), (4, "tb", {"events": []}, "ip-b")])
     svc.config = types.SimpleNamespace(block_lookups=0, all_channels=["ip-a", "ip-b"], channel="ip-a")
-    svc.block_index = many
+    svc.use_block_index(many)
     assert [(e["channel"], e["block_number"]) for e in svc.with_blocks("CustomsMSP", [{"tx_id": "ta"}, {"tx_id": "tb"}],
                                                                         channel="ip-b")] == [("ip-b", None), ("ip-b", 4)]
     assert [(e["channel"], e["block_number"]) for e in svc.with_blocks("CustomsMSP", [{"tx_id": "ta"}, {"tx_id": "tb"}])] \
@@ -138,8 +140,8 @@ def test_an_audit_trail_reads_each_block_once_and_at_most_its_budget_of_blocks(m
         def __init__(self):
             self.saved = {}
 
-        def endorsement(self, tx_id):
-            return self.saved.get(tx_id)
+        def endorsements_of(self, tx_ids):
+            return {t: self.saved[t] for t in tx_ids if t in self.saved}
 
         def save_endorsement(self, tx_id, info):
             self.saved[tx_id] = info

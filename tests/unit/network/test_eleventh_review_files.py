@@ -155,3 +155,24 @@ def test_a_report_is_written_for_its_owner_only_whatever_the_umask(tmp_path):
     assert report.read_bytes().endswith(b"918273.64\n") and report.stat().st_mode & 0o777 == 0o600
     assert fresh.stat().st_mode & 0o777 == 0o600
     assert files.write_private(Path("/dev/null"), b"x") == Path("/dev/null")
+
+
+def test_a_report_to_dev_stdout_reaches_where_stdout_goes(tmp_path):
+    """``-o /dev/stdout`` with the output redirected to a file: ``/dev/stdout`` is a link, and the file it reaches a
+    regular one — an atomic write renamed a new file over the link (or failed in /dev): the report went nowhere. A
+    link the caller names is written through, like the shell's ``>``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ipledger.network import files
+    out = tmp_path / "redirected.txt"
+    with open(out, "wb") as target:
+        subprocess.run([sys.executable, "-c", "from pathlib import Path; from ipledger.network import files; "
+                        "files.write_private(Path('/dev/stdout'), b'the report')"], stdout=target, check=True)
+    assert out.read_bytes() == b"the report" and Path("/dev/stdout").is_symlink()
+    real = tmp_path / "real.csv"
+    real.write_text("")
+    (tmp_path / "link.csv").symlink_to(real)
+    files.write_private(tmp_path / "link.csv", b"through")
+    assert (tmp_path / "link.csv").is_symlink() and real.read_bytes() == b"through"
