@@ -10,6 +10,18 @@ from html import escape
 from ipledger.gateway import moments
 
 
+def ceiling_charts(use: dict, now: str) -> list[dict]:
+    """A chart of each ceiling of the contract's ``GetCeilingUse`` answer: its points from its ``since`` (the use
+    then, then after each change) up to ``now``, ``{cn, unit, points, truncated, svg}``."""
+    out = []
+    for i, c in enumerate(use.get("ceilings", [])):
+        points = [(c.get("since") or use["from"], c["at_start"])] + [(p["recorded_at"], p["quantity"])
+                                                                      for p in c["points"]]
+        out.append({"cn": c["cn"], "unit": c["unit"], "points": points, "truncated": bool(c.get("truncated")),
+                    "svg": quantity_chart(points, c["unit"], c["max_qty"], now, goods=c["cn"], ident=f"qc{i}")})
+    return out
+
+
 def _t(text: str) -> float:
     when = moments.parse(text)
     return when.timestamp() if when is not None else 0.0

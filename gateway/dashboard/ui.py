@@ -360,12 +360,7 @@ def authorisation(principal, authorisation_id):
         or dt.datetime.now(dt.timezone.utc)   # the ledger time the contract answered at
     lots = [{**lot, **_lot_status(lot, bill.get("remaining", []), at)} for lot in bill.get("lots", [])]
     now = bill.get("cutoff") or moments.now_text()
-    quantity_svgs = []
-    for i, c in enumerate((use or {}).get("ceilings", [])):
-        pts = [(c.get("since") or use["from"], c["at_start"])] + [(p["recorded_at"], p["quantity"]) for p in c["points"]]
-        quantity_svgs.append({"cn": c["cn"], "unit": c["unit"], "points": pts, "truncated": bool(c.get("truncated")),
-                              "svg": charts.quantity_chart(pts, c["unit"], c["max_qty"], now, goods=c["cn"],
-                                                           ident=f"qc{i}")})
+    quantity_svgs = charts.ceiling_charts(use, now) if use is not None else []
     yrows = charts.yield_rows(bill.get("processing", []))
     lv = live()
     timeline = lv.visibility.filter(org, lv.store.latest(50, auth_id))
