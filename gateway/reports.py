@@ -249,6 +249,7 @@ class ReportPdf(FPDF):
         self.report_title = title
         self.set_title(title)
         self.set_producer("ipledger gateway (fpdf2)")
+        self.set_lang("en")   # the language of its text, for a screen reader (RGAA 13.3)
         self.set_creation_date(_creation_date(generated_at))
         self.set_margins(self.MARGIN, self.MARGIN, self.MARGIN)
         self.set_auto_page_break(True, margin=self.MARGIN)

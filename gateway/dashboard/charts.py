@@ -54,7 +54,7 @@ def quantity_chart(points: list[tuple[str, int]], unit: str, ceiling: int | None
     of = f"goods {goods}, " if goods else ""
     desc = (f"Step chart of the quantity of input goods under the procedure, {of}in {unit}, from "
             f"{points[0][0][:10]} to {now[:10]} (UTC): now {last} {unit}"
-            + (f", ceiling {ceiling} {unit}." if ceiling else "."))
+            + (f", ceiling {ceiling} {unit}." if ceiling else ".") + " Its data: the table after the chart.")
     ident = escape(ident)
     parts = [f'<svg class="chart" role="img" aria-labelledby="{ident}-title {ident}-desc" viewBox="0 0 {w} {h}" '
              f'xmlns="http://www.w3.org/2000/svg">',
@@ -85,7 +85,8 @@ def yield_chart(rows: list[dict]) -> str:
     h = 220
     vmax = max([max(float(r["authorised"]), float(r["actual"])) for r in rows] + [0.0001]) * 1.1
     sy = lambda v: h - bottom - v / vmax * (h - top - bottom)  # noqa: E731
-    desc = "; ".join(f"{r['label']}: authorised {r['authorised']}, actual {r['actual']}" for r in rows)
+    desc = "; ".join(f"{r['label']}: authorised {r['authorised']}, actual {r['actual']}" for r in rows) + \
+        ". Its data: the table of the rates of yield."
     width = max(w, left + len(rows) * group + 20)
     parts = [f'<svg class="chart" role="img" aria-labelledby="yc-title yc-desc" viewBox="0 0 {width} {h}" '
              f'xmlns="http://www.w3.org/2000/svg">',

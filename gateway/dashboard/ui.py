@@ -17,7 +17,7 @@ import time
 from functools import wraps
 from urllib.parse import quote, urlencode
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
@@ -32,6 +32,7 @@ from ipledger.gateway.observability import REQUEST_ID_HEADER, request_id_from, r
 from ipledger.gateway import problems
 from ipledger.gateway.problems import Problem
 from ipledger.gateway.dashboard import charts
+from ipledger.gateway.dashboard.due import lot_status, validity_left
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -171,43 +172,6 @@ def shown_channel(channel: str | None) -> str | None:
     return channel if len(state().config.all_channels) > 1 else None
 
 
-def _days_until(text: str | None, at: dt.datetime | None = None) -> int | None:
-    """Whole days from ``at`` (the ledger time of the contract's answer, when the page has one; else now, UTC) to
-    the date ``text`` — an authorisation's validity, as ``AuthorisationExpiring`` counts it."""
-    if not text:
-        return None
-    try:
-        day = dt.date.fromisoformat(text[:10])
-    except ValueError:
-        return None
-    return (day - (at or dt.datetime.now(dt.timezone.utc)).date()).days
-
-
-def _validity_left(auth: dict, at: dt.datetime | None) -> int | None:
-    """The days left of an authorisation's validity while it is in force (ACTIVE or SUSPENDED); none once it is
-    REVOKED or EXPIRED — its goods are still to be discharged, but its validity is over."""
-    return _days_until(auth.get("valid_to"), at) if auth.get("status") in ("ACTIVE", "SUSPENDED") else None
-
-
-def _lot_status(lot: dict, remaining: list[dict], at: dt.datetime) -> dict:
-    """A lot's status and days left as the contract has them at ``at`` (the ledger time of its answer): DISCHARGED
-    only when its own stock *and* its share of every batch made from it have gone (the bill's ``discharged``,
-    ``goods.is_discharged``) — a lot of stock 0 whose waste is still under the procedure is not —, else OVERDUE
-    after its deadline (the moment, not its day), else OPEN; days left as DeadlineApproaching counts them,
-    whole days to the deadline's moment ((deadline − at).days), none once discharged."""
-    status_of = {(r.get("goods"), r.get("id")): r.get("status") for r in remaining}
-    deadline = moments.parse(lot.get("deadline"))
-    if "discharged" in lot:
-        discharged = bool(lot["discharged"])
-    else:   # an older contract's answer: its own stock only
-        discharged = not lot.get("remaining") and ("LOT", lot.get("lot_id")) not in status_of
-    if discharged:
-        return {"status": "DISCHARGED", "days_left": None}
-    status = status_of.get(("LOT", lot.get("lot_id"))) or (
-        "OVERDUE" if deadline is not None and at > deadline else "OPEN")
-    return {"status": status, "days_left": (deadline - at).days if deadline is not None else None}
-
-
 @bp.app_template_filter("utc")
 def utc(text) -> str:
     """A date-time the contract wrote, to the second and named UTC (``2027-06-02 15:58:51 UTC``); a date as it is."""
@@ -244,7 +208,10 @@ def login():
                            csrf=secrets.token_urlsafe(24), sid=secrets.token_urlsafe(16), since=int(time.time()))
             return redirect(_after_sign_in(request.args.get("next") or ""))
     g.csrf = session.setdefault("login_csrf", secrets.token_urlsafe(24))
-    return render_template("dashboard/login.html", error=error), status
+    # sent here from a page (``next``): no session, or one that ended — its lifetime over (its cookie is gone with it),
+    # signed out, its key revoked: the page says so
+    return render_template("dashboard/login.html", error=error, ended=bool(request.args.get("next")),
+                           hours=f"{state().config.session_hours:g}"), status
 
 
 # where a sign-in may send the browser: a page of the dashboard, as login_required names it (printable ASCII, no
@@ -256,8 +223,21 @@ def _after_sign_in(target: str) -> str:
     """The page to go to after signing in: ``target`` (the ``next`` parameter) when it is one of the dashboard's
     own paths, else the index — never another site, and never a header value with a line break (a 500)."""
     if _NEXT.fullmatch(target) and not any(seg.lower().startswith("%2e") for seg in target.split("/")):
-        return target
+        root = request.script_root
+        try:   # a page, not a form's address (a session that ended on a POST: a GET of it would be a 405)
+            current_app.url_map.bind("localhost", script_name=root or None).match(
+                target[len(root):] if root and target.startswith(root) else target, method="GET")
+            return target
+        except HTTPException:
+            pass
     return url_for("dashboard.index")
+
+
+@bp.app_context_processor
+def _session_end() -> dict:
+    """When the signed-in session ends, for the header: it is counted from signing in, not extended by use."""
+    since = session.get("since") if session.get("key_id") else None
+    return {"session_ends": moments.text(since + _session_seconds()) if isinstance(since, (int, float)) else None}
 
 
 @bp.post("/logout")
@@ -284,34 +264,36 @@ def index(principal):
             for channel, auth in found:  # validity days from the ledger time GetBalances answered at, as on its page
                 balances = evaluate(principal.org, "GetBalances", auth_id, channel=channel)
                 rows.append({"auth": auth, "ceilings": balances.get("ceilings", []), "channel": len(found) > 1 and channel,
-                             "days_left": _validity_left(auth, moments.parse(balances.get("as_of")))})
+                             "days_left": validity_left(auth, moments.parse(balances.get("as_of")))})
         except Problem as p:
             errors.append(f"{auth_id}: {p.detail}")
             continue
     lv = live()
     recent = lv.visibility.filter(principal.org, lv.store.latest(200))[:10]
-    added, add_error = _add_outcome(principal)
+    added, add_error, typed = _add_outcome(principal)
     return render_template("dashboard/index.html", principal=principal, rows=rows, errors=errors, recent=recent,
-                           added=added, add_error=add_error)
+                           added=added, add_error=add_error, typed=typed)
 
 
 # what the add form's redirect may make the index say: fixed words, and an authorisation id only when it is one —
 # never text of the address (a link to the dashboard could otherwise make it say anything)
-_ADD_ERRORS = {"malformed": "not a well-formed authorisation id",
+_ADD_ERRORS = {"malformed": "not a well-formed authorisation id (a country code of 2 capital letters, IPO, then 1 to 29 "
+                            "capital letters or digits, e.g. FRIPO000123)",
                "unreadable": "not found, or {org} may not read it"}
 
 
-def _add_outcome(principal) -> tuple[str | None, str | None]:
-    """(added, add_error) of the index: ``?added=<id>`` or ``?add_error=<code>&authorisation_id=<id>``."""
+def _add_outcome(principal) -> tuple[str | None, str | None, str | None]:
+    """(added, add_error, the id to fill the form with again) of the index: ``?added=<id>`` or
+    ``?add_error=<code>&authorisation_id=<id>``."""
     def well_formed(value):
         return value if whole(ID_PATTERNS["authorisation_id"], value or "") else None
     added = well_formed(request.args.get("added"))
     text = _ADD_ERRORS.get(request.args.get("add_error") or "")
     if text is None:
-        return added, None
+        return added, None, None
     text = text.format(org=principal.org)
     auth_id = well_formed(request.args.get("authorisation_id"))
-    return added, f"{auth_id}: {text}" if auth_id else text
+    return added, f"{auth_id}: {text}" if auth_id else text, auth_id
 
 
 @bp.post("/authorisations")
@@ -358,7 +340,7 @@ def authorisation(principal, authorisation_id):
         use = None   # a contract before GetCeilingUse on the channel (this gateway upgraded first): the page, no charts
     at = moments.parse((bill.get("scope") or {}).get("as_of")) or moments.parse(bill.get("cutoff")) \
         or dt.datetime.now(dt.timezone.utc)   # the ledger time the contract answered at
-    lots = [{**lot, **_lot_status(lot, bill.get("remaining", []), at)} for lot in bill.get("lots", [])]
+    lots = [{**lot, **lot_status(lot, bill.get("remaining", []), at)} for lot in bill.get("lots", [])]
     now = bill.get("cutoff") or moments.now_text()
     quantity_svgs = charts.ceiling_charts(use, now) if use is not None else []
     yrows = charts.yield_rows(bill.get("processing", []))
@@ -368,7 +350,7 @@ def authorisation(principal, authorisation_id):
                            alerts=alerts.get("alerts", []), lots=lots, batches=bill.get("remaining", []),
                            waste=bill.get("waste", []), quantity_charts=quantity_svgs, yield_rows=yrows,
                            yield_svg=charts.yield_chart(yrows), events_list=timeline,
-                           days_left=_validity_left(auth, at), chart_days=CHART_DAYS, charts_unknown=use is None,
+                           days_left=validity_left(auth, at), chart_days=CHART_DAYS, charts_unknown=use is None,
                            channel=shown_channel(channel))
 
 

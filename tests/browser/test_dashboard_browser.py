@@ -209,7 +209,9 @@ def test_an_event_submitted_through_the_api_appears_live_without_reload(browser_
     assert page.locator("#timeline tbody tr").first.get_attribute("data-id") == f"{out['block_number']}:{out['tx_id']}"
     assert page.locator("#timeline tbody tr").count() == rows_before + 1
     assert page.evaluate("window.__ipledgerNoReload") == "still here"  # the same document: no navigation
-    expect(page.locator("#live-status")).to_have_text("New event: MoveGoods brw-move-live")
+    expect(row.locator("td").first).to_contain_text("New")               # in words, not by its colour alone
+    # told to a screen reader once for the burst (grouped, never moving the focus)
+    expect(page.locator("#live-status")).to_have_text("1 new event", timeout=LIVE_WAIT_MS)
     screenshot(page, artefacts, "customs-live-timeline")
 
     # each stream response ends after IPLEDGER_SSE_MAX_SECONDS (20 s here): the browser reconnects by itself,
@@ -227,6 +229,17 @@ def test_an_event_submitted_through_the_api_appears_live_without_reload(browser_
         1, timeout=LIVE_WAIT_MS)
     assert page.locator("#timeline tbody tr").count() == rows_before + 2        # nothing twice
     assert page.evaluate("window.__ipledgerNoReload") == "still here"
+
+    # paused (WCAG 2.2.2): the rows wait, counted, and come on resuming
+    toggle = page.get_by_role("button", name="Pause live updates")
+    toggle.click()
+    expect(page.get_by_role("button", name="Resume live updates")).to_have_attribute("aria-pressed", "true")
+    third = post(env, move("brw-move-live-3", AUTH_MANDATED, "BRW91-B", 25), "OperatorMSP")
+    expect(page.locator("#live-badge")).to_have_text("live updates paused: 1 new event waits", timeout=LIVE_WAIT_MS)
+    assert page.locator("#timeline tbody tr").count() == rows_before + 2
+    page.get_by_role("button", name="Resume live updates").click()
+    expect(page.locator(f'#timeline tbody tr[data-id="{third["block_number"]}:{third["tx_id"]}"]')).to_have_count(1)
+    expect(page.locator("#live-badge")).to_have_text("live")
     assert console.unexpected() == []
 
 

@@ -180,7 +180,7 @@ def test_each_ceiling_has_its_own_chart_with_the_contracts_quantity(api, app, ke
     assert len(quantity_descs) == len(ceilings)
     for c in ceilings:
         [d] = [d for d in quantity_descs if f"goods {c['cn']}, in " in d]
-        assert d.endswith(f"now {c['quantity']} {c['unit']}, ceiling {c['max_qty']} {c['unit']}."), d
+        assert d.endswith(f"now {c['quantity']} {c['unit']}, ceiling {c['max_qty']} {c['unit']}. Its data: the table after the chart."), d
     # every chart's ids are its own (aria-labelledby names one title and one description)
     ids = re.findall(r'<(?:title|desc) id="([^"]+)"', html)
     assert len(ids) == len(set(ids))

@@ -20,7 +20,7 @@ def _signed_in(app, keys, org="BrokerMSP"):
 
 
 def _notices(html: str) -> list[str]:
-    return re.findall(r'<p class="(?:ok|error)" role="(?:status|alert)">(.*?)</p>', html, re.S)
+    return re.findall(r'<p class="(?:ok|error)"(?: id="[^"]*")? role="(?:status|alert)">(.*?)</p>', html, re.S)
 
 
 # -- a session lasts session_hours from signing in ---------------------------------------------------------------
@@ -75,7 +75,8 @@ def test_adding_an_authorisation_still_says_what_happened_and_not_whether_a_hidd
         assert r.status_code == 302, r.status_code
         return _notices(browser.get(r.headers["Location"]).get_data(as_text=True))
 
-    assert add("not an id") == ["not a well-formed authorisation id"]
+    assert add("not an id") == ["not a well-formed authorisation id (a country code of 2 capital letters, IPO, then 1 "
+                                "to 29 capital letters or digits, e.g. FRIPO000123)"]
     hidden, missing = add(AUTH2), add("FRIPO000099")
     assert hidden == [f"{AUTH2}: not found, or BrokerMSP may not read it"]
     assert missing == ["FRIPO000099: not found, or BrokerMSP may not read it"]
