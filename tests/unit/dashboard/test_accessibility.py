@@ -71,6 +71,8 @@ def test_the_focus_is_visible_on_the_light_page_and_the_layout_reflows():
     assert re.search(r"a:focus[^{]*\{[^}]*outline: 3px solid #0b2e4f", css)       # dark on white: ≥ 3:1
     assert "flex-wrap: wrap" in css.split("header nav ul", 1)[1].split("}", 1)[0]
     assert ".table-wrap { overflow-x: auto; }" in css and "font: 100%/1.45" in css
+    # the yield chart's two series differ by more than colour (1.4.1): authorised hollow, actual filled
+    assert re.search(r"svg \.bar-authorised \{ fill: #fff; stroke: #4a4a4a", css)
 
 
 def test_a_pdf_report_states_its_language():
