@@ -431,28 +431,23 @@ class FeedStore:
         one channel): every transaction of the contract carries a chaincode event, stored with its block — so a
         trail's block numbers are read here rather than asked of the peer one transaction at a time
         (:meth:`ipledger.gateway.service.LedgerService.with_blocks`)."""
-        found: dict[str, tuple[str | None, int]] = {}
-        wanted = sorted(set(tx_ids))
-        with self._db() as db:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
-                rows = db.execute(f"SELECT tx_id, channel, block FROM events WHERE tx_id IN "
-                                  f"({','.join('?' * len(chunk))})", chunk).fetchall()
-                found.update((tx_id, (channel, int(block))) for tx_id, channel, block in rows)
-        return found
+        return {tx_id: (channel, int(block))
+                for tx_id, channel, block in self._rows_of("SELECT tx_id, channel, block FROM events", tx_ids)}
 
     # -- endorsements (audit trail cache) ------------------------------------------------------------
     def endorsements_of(self, tx_ids: list[str]) -> dict[str, dict]:
         """``{tx id: creator, endorsers, validation code}`` of those of ``tx_ids`` the audit trail has cached."""
-        found: dict[str, dict] = {}
-        wanted = sorted(set(tx_ids))
+        return {tx_id: json.loads(info) for tx_id, info in self._rows_of("SELECT tx_id, info FROM endorsements", tx_ids)}
+
+    def _rows_of(self, select: str, tx_ids: list[str]) -> list[tuple]:
+        """The rows of ``select`` (a table keyed by ``tx_id``) for those of ``tx_ids`` it holds, in one connection,
+        500 ids a statement (SQLite's bound on a statement's parameters)."""
+        wanted, rows = sorted(set(tx_ids)), []
         with self._db() as db:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
-                rows = db.execute(f"SELECT tx_id, info FROM endorsements WHERE tx_id IN ({','.join('?' * len(chunk))})",
-                                  chunk).fetchall()
-                found.update((tx_id, json.loads(info)) for tx_id, info in rows)
-        return found
+                rows += db.execute(f"{select} WHERE tx_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+        return rows
 
     def save_endorsement(self, tx_id: str, info: dict) -> None:
         with self._db() as db:
