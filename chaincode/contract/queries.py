@@ -14,7 +14,7 @@ import json
 import re
 
 from ipledger.chaincode.contract import (alert_rules, authorisations, billing, declarations, eventlog, goods, identifiers,
-                                        keys, parties, roles, timestamps)
+                                        keys, parties, roles, schemas, timestamps)
 from ipledger.chaincode.contract.decimals import pct
 from ipledger.chaincode.contract.errors import InvalidEvent, NotFound
 
@@ -244,8 +244,7 @@ def _concerns_item(state, entry: dict, mrn: str, item_no: int) -> bool:
     return event.get("item_no", 1) == item_no
 
 
-EVENTS_PAGE_MAX = 10_000   # events in one page of GetEventsInPeriod
-_CURSOR = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)/([0-9a-f]{64})")
+EVENTS_PAGE_MAX = schemas.EVENTS_PAGE_MAX   # events in one page of GetEventsInPeriod (common.json)
 
 
 def get_events_in_period(tx, authorisation_id, start, end, limit=None, after=None) -> dict:
@@ -262,10 +261,10 @@ def get_events_in_period(tx, authorisation_id, start, end, limit=None, after=Non
         raise InvalidEvent(f"limit must be a whole number from 1 to {EVENTS_PAGE_MAX}", field="limit")
     cursor = None
     if after is not None:
-        found_cursor = _CURSOR.fullmatch(after) if isinstance(after, str) else None
-        if found_cursor is None:
+        if not isinstance(after, str) or not re.search(schemas.EVENTS_PAGE_CURSOR, after):
             raise InvalidEvent("after must be the next of an earlier page (recorded_at/tx_id)", field="after")
-        cursor = (found_cursor.group(1), found_cursor.group(2))
+        recorded_at, _slash, tx_id = after.partition("/")
+        cursor = (recorded_at, tx_id)
     found = eventlog.entries(tx.state, auth["authorisation_id"], lo, hi, timestamps.parse_datetime(auth["granted_at"]),
                              after=cursor, limit=None if limit is None else limit + 1)
     answer = {"authorisation_id": auth["authorisation_id"], "from": timestamps.fmt(lo), "to": timestamps.fmt(hi),

@@ -245,15 +245,15 @@ def limit_param(default: int | None = 100, maximum: int = 1000) -> int | None:
     return int(value)
 
 
-EVENTS_PAGE_MAX = 10_000   # the contract's (queries.EVENTS_PAGE_MAX)
-PAGE_CURSOR = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z/[0-9a-f]{64}$"
+EVENTS_PAGE_MAX = schemas.EVENTS_PAGE_MAX   # a page of GetEventsInPeriod, as the contract bounds it (common.json)
+PAGE_CURSOR = schemas.EVENTS_PAGE_CURSOR
 
 
 def page_params() -> tuple[int | None, str | None]:
     """``limit`` and ``after`` of a page of an authorisation's events (``GetEventsInPeriod``): neither, the whole
     period; ``after`` is the ``next`` of the page before."""
     limit, after = limit_param(None, EVENTS_PAGE_MAX), request.args.get("after")
-    if after is not None and not re.fullmatch(PAGE_CURSOR, after):
+    if after is not None and not re.search(PAGE_CURSOR, after):
         raise Problem(400, "invalid-parameter", "'after' must be the 'next' of an earlier page (recorded_at/tx_id)",
                       extra={"parameter": "after"})
     return limit, after

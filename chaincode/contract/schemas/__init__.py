@@ -262,6 +262,13 @@ def shown_pattern(pattern: str) -> str:
     return pattern.replace(WHOLE_END, "$")
 
 
+# A page of GetEventsInPeriod: its ``limit`` and its cursor (``after``, the ``next`` of the page before), which the
+# contract checks and the gateway's ``/events`` parameters follow — written once, in common.json.
+_PAGES = _read("common")["$defs"]
+EVENTS_PAGE_MAX: int = _PAGES["eventsPageLimit"]["maximum"]
+EVENTS_PAGE_CURSOR: str = _PAGES["eventsPageCursor"]["pattern"]
+
+
 def short_message(message: str) -> str:
     """A validator's message cut to :data:`MAX_MESSAGE` characters (one naming every member of a large object
     would be as large as the object)."""

@@ -56,7 +56,10 @@ def test_after_alone_gives_the_rest_of_the_period(plant):
 @pytest.mark.parametrize("limit, after, field", [
     (0, None, "limit"), (10_001, None, "limit"), (True, None, "limit"), ("5", None, "limit"), (2.5, None, "limit"),
     (5, "2026-01-01T00:00:00Z/abc", "after"), (5, 7, "after"),
-    (5, "2026-01-01T00:00:00.000000Z/" + "g" * 64, "after")])
+    (5, "2026-01-01T00:00:00.000000Z/" + "g" * 64, "after"),
+    # digits of other scripts ('\u0662' is ARABIC-INDIC TWO: a digit to Python's \\d) and a final newline
+    (5, "\u0662026-01-01T00:00:00.000000Z/" + "a" * 64, "after"),
+    (5, "2026-01-01T00:00:00.000000Z/" + "a" * 64 + "\n", "after")])
 def test_a_malformed_page_is_refused_by_name(plant, limit, after, field):
     res = plant.ledger.evaluate(plant.contract, "GetEventsInPeriod", [AUTH_ID, START, END, limit, after], "CustomsMSP")
     assert not res.ok and res.error_code == "InvalidEvent" and res.json()["details"]["field"] == field, res.message
