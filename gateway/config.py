@@ -25,7 +25,7 @@ SERVED_QUERY_CACHE_S = 5.0  # a served gateway's query_cache_s (see GatewayConfi
 # The settings a served gateway takes from its environment (GatewayConfig.from_state_dir): field, variable.
 ENV_SECONDS = (("webhook_backoff_s", "IPLEDGER_WEBHOOK_BACKOFF_S"), ("alert_poll_s", "IPLEDGER_ALERT_POLL_S"),
                ("sse_max_seconds", "IPLEDGER_SSE_MAX_SECONDS"), ("query_cache_s", "IPLEDGER_QUERY_CACHE_S"),
-               ("evaluate_timeout", "IPLEDGER_QUERY_TIMEOUT_S"),
+               ("evaluate_timeout", "IPLEDGER_QUERY_TIMEOUT_S"), ("submit_timeout", "IPLEDGER_SUBMIT_TIMEOUT_S"),
                ("request_read_timeout_s", "IPLEDGER_REQUEST_READ_TIMEOUT_S"))
 ENV_COUNTS = (("sse_max_per_key", "IPLEDGER_SSE_MAX_PER_KEY"), ("sse_max_per_session", "IPLEDGER_SSE_MAX_PER_SESSION"),
               ("sse_max_per_worker", "IPLEDGER_SSE_MAX_PER_WORKER"), ("feed_keep_days", "IPLEDGER_FEED_KEEP_DAYS"),
@@ -64,7 +64,8 @@ class GatewayConfig:
     # all, a holder's its own); empty: just ``channel``.
     channels: tuple[str, ...] = ()
     chaincode: str = DEFAULT_CHAINCODE
-    submit_timeout: float = 60.0       # whole submit: endorse + order + commit (+ MVCC retries)
+    submit_timeout: float = 60.0       # whole submit: endorse + order + commit (+ MVCC retries); env
+                                       # IPLEDGER_SUBMIT_TIMEOUT_S
     evaluate_timeout: float = 10.0     # a query's time on the peer (env IPLEDGER_QUERY_TIMEOUT_S; the peer's own
                                        # limit, chaincode.executetimeout, is 30 s)
     # a request (TLS handshake, head, body) must arrive whole within this long of a thread taking it, or its
@@ -161,7 +162,7 @@ class GatewayConfig:
             for name, env in settings:
                 if os.environ.get(env):
                     base[name] = parse(env, os.environ[env])
-        for name, env in (("evaluate_timeout", "IPLEDGER_QUERY_TIMEOUT_S"),
+        for name, env in (("evaluate_timeout", "IPLEDGER_QUERY_TIMEOUT_S"), ("submit_timeout", "IPLEDGER_SUBMIT_TIMEOUT_S"),
                           ("request_read_timeout_s", "IPLEDGER_REQUEST_READ_TIMEOUT_S")):
             if base.get(name) == 0:
                 raise ConfigError(f"{env} must be more than 0 seconds")

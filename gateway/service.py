@@ -8,6 +8,7 @@ import random
 import time
 from typing import Any
 
+from ipledger.gateway import declarations
 from ipledger.gateway.answers import CACHED_QUERIES, AnswerCache
 from ipledger.gateway.config import GatewayConfig
 from ipledger.gateway.ledger import Ledger, UnknownOrg
@@ -285,24 +286,23 @@ class LedgerService:
         mrn, item_no = parsed.event.get("mrn"), parsed.event.get("item_no", 1)
         if len(self.config.all_channels) == 1 or not isinstance(mrn, str) or type(item_no) is not int:
             return   # one channel: the contract checks; a malformed item: the contract refuses it
-        side = "PLACEMENT" if parsed.type == "PlaceUnderProcedure" else "EXIT"
+        use = {**parsed.event, "side": declarations.SIDES[parsed.type]}
         for channel, answer in self._elsewhere(org, target, "GetDeclaration", mrn):
             for item in (_decode(answer, "GetDeclaration") or {}).get("items", []):
                 if not isinstance(item, dict) or item.get("item_no") != item_no:
                     continue
-                transfer = (item.get("procedure") == parsed.event.get("procedure") == "5151"
-                            and item.get("type") == ("EXIT" if side == "PLACEMENT" else "PLACEMENT"))
-                if not transfer:
+                found = declarations.conflict({**item, "side": item.get("type")}, use)
+                if found is None:
+                    continue
+                problem, differ = found
+                if problem == declarations.DUPLICATE:
                     raise Problem(409, "duplicate-declaration", f"declaration {mrn} item {item_no} is already used "
                                   f"on another holder's channel", extra={"mrn": mrn, "item_no": item_no,
                                                                          "channels": [channel]})
-                differ = [f for f in ("cn", "unit", "quantity")   # a field an older contract did not store: its own
-                          if f in parsed.event and f in item and parsed.event[f] != item[f]]
-                if differ:
-                    raise Problem(409, "transfer-mismatch", f"declaration {mrn} item {item_no}: the other side of the "
-                                  f"transfer, on another holder's channel, names other goods ({', '.join(differ)} "
-                                  f"differ)", extra={"mrn": mrn, "item_no": item_no, "differ": differ,
-                                                     "channels": [channel]})
+                raise Problem(409, "transfer-mismatch", f"declaration {mrn} item {item_no}: the other side of the "
+                              f"transfer, on another holder's channel, names other goods ({', '.join(differ)} "
+                              f"differ)", extra={"mrn": mrn, "item_no": item_no, "differ": differ,
+                                                 "channels": [channel]})
 
     def _channels_registering(self, org: str, holder_eori: str, channels: tuple[str, ...]) -> list[str]:
         """The channels whose register of parties has a holder with ``holder_eori`` (a grant goes there)."""

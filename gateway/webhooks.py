@@ -267,27 +267,21 @@ class Deliveries:
         if not entries and also is None:
             return 0
         queued_at, created = time.time(), now_text()
-        with self.store.connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                added = 0
-                for sub, alert_id, body in entries:
-                    alert = body.get("alert") or {}
-                    text = json.dumps({**body, "subscription_id": sub["id"]}, separators=(",", ":"), sort_keys=True,
-                                      ensure_ascii=False)
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO deliveries (subscription_id, alert_id, org, authorisation_id, "
-                        "alert_type, body, status, attempts, needs_check, next_attempt_at, created_at) "
-                        "VALUES (?,?,?,?,?,?, 'PENDING', 0, ?, ?, ?)",
-                        (sub["id"], alert_id, sub["org"], alert.get("authorisation_id"), alert.get("type"), text,
-                         1 if needs_check else 0, queued_at, created))
-                    added += cur.rowcount
-                if also is not None:
-                    also(db)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.store.transaction() as db:
+            added = 0
+            for sub, alert_id, body in entries:
+                alert = body.get("alert") or {}
+                text = json.dumps({**body, "subscription_id": sub["id"]}, separators=(",", ":"), sort_keys=True,
+                                  ensure_ascii=False)
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO deliveries (subscription_id, alert_id, org, authorisation_id, "
+                    "alert_type, body, status, attempts, needs_check, next_attempt_at, created_at) "
+                    "VALUES (?,?,?,?,?,?, 'PENDING', 0, ?, ?, ?)",
+                    (sub["id"], alert_id, sub["org"], alert.get("authorisation_id"), alert.get("type"), text,
+                     1 if needs_check else 0, queued_at, created))
+                added += cur.rowcount
+            if also is not None:
+                also(db)
         return added
 
     def checked(self, delivery_id: int) -> None:
@@ -344,38 +338,32 @@ class Deliveries:
         if subscription_id is not None and subscription_id not in active:
             raise WebhookError(f"no active subscription {subscription_id}: the deliveries of a removed "
                                f"subscription are not sent again")
-        with self.store.connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = {r["delivery_id"]: r for r in db.execute(
-                    f"SELECT delivery_id, subscription_id, status FROM deliveries WHERE delivery_id IN "
-                    f"({','.join('?' * len(ids))})", ids)} if ids else {}
-                for delivery_id in ids:
-                    row = rows.get(delivery_id)
-                    if row is None:
-                        raise WebhookError(f"no delivery {delivery_id}")
-                    if row["status"] != "FAILED":
-                        raise WebhookError(f"delivery {delivery_id} is {row['status']}: only FAILED deliveries are "
-                                           f"sent again")
-                    if row["subscription_id"] not in active:
-                        raise WebhookError(f"delivery {delivery_id} is to subscription {row['subscription_id']}, "
-                                           f"removed: its deliveries are not sent again")
-                    if subscription_id is not None and row["subscription_id"] != subscription_id:
-                        raise WebhookError(f"delivery {delivery_id} is to subscription {row['subscription_id']}, "
-                                           f"not {subscription_id}")
-                subs = ([subscription_id] if subscription_id is not None else sorted(active)) if all_failed else []
-                if subs:
-                    ids = sorted(set(ids) | {r["delivery_id"] for r in db.execute(
-                        f"SELECT delivery_id FROM deliveries WHERE status = 'FAILED' AND subscription_id IN "
-                        f"({','.join('?' * len(subs))})", subs)})
-                for delivery_id in ids:
-                    db.execute("UPDATE deliveries SET status = 'PENDING', attempts = 0, checks = 0, "
-                               "resent = resent + 1, next_attempt_at = ? WHERE delivery_id = ? AND status = 'FAILED'",
-                               (time.time() if now is None else now, delivery_id))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.store.transaction() as db:
+            rows = {r["delivery_id"]: r for r in db.execute(
+                f"SELECT delivery_id, subscription_id, status FROM deliveries WHERE delivery_id IN "
+                f"({','.join('?' * len(ids))})", ids)} if ids else {}
+            for delivery_id in ids:
+                row = rows.get(delivery_id)
+                if row is None:
+                    raise WebhookError(f"no delivery {delivery_id}")
+                if row["status"] != "FAILED":
+                    raise WebhookError(f"delivery {delivery_id} is {row['status']}: only FAILED deliveries are "
+                                       f"sent again")
+                if row["subscription_id"] not in active:
+                    raise WebhookError(f"delivery {delivery_id} is to subscription {row['subscription_id']}, "
+                                       f"removed: its deliveries are not sent again")
+                if subscription_id is not None and row["subscription_id"] != subscription_id:
+                    raise WebhookError(f"delivery {delivery_id} is to subscription {row['subscription_id']}, "
+                                       f"not {subscription_id}")
+            subs = ([subscription_id] if subscription_id is not None else sorted(active)) if all_failed else []
+            if subs:
+                ids = sorted(set(ids) | {r["delivery_id"] for r in db.execute(
+                    f"SELECT delivery_id FROM deliveries WHERE status = 'FAILED' AND subscription_id IN "
+                    f"({','.join('?' * len(subs))})", subs)})
+            for delivery_id in ids:
+                db.execute("UPDATE deliveries SET status = 'PENDING', attempts = 0, checks = 0, "
+                           "resent = resent + 1, next_attempt_at = ? WHERE delivery_id = ? AND status = 'FAILED'",
+                           (time.time() if now is None else now, delivery_id))
         return ids
 
     def log(self, org: str | None = None, limit: int = 200, status: str | None = None) -> list[dict]:

@@ -1,5 +1,7 @@
-"""Alerts across authorisations: GET /api/v1/alerts (every authorisation the caller may read) and the
-log of their webhook deliveries, /api/v1/webhooks/deliveries (:mod:`ipledger.gateway.webhooks`)."""
+"""Alerts across authorisations: GET /api/v1/alerts (every authorisation the caller may read), the log of their
+webhook deliveries, /api/v1/webhooks/deliveries (:mod:`ipledger.gateway.webhooks`), and customs' alerts of
+declaration items used on two holders' channels, /api/v1/declarations/across-channels
+(:mod:`ipledger.gateway.feed.declarations`)."""
 from __future__ import annotations
 
 from flask import jsonify, request
@@ -61,3 +63,23 @@ def deliveries():
                       extra={"parameter": "status"})
     org = None if is_customs(principal.org) else principal.org
     return jsonify({"deliveries": live().deliveries.log(org=org, limit=limit_param(200, 5000), status=status)})
+
+
+@ROUTES.get("/declarations/across-channels", id="getDeclarationsAcrossChannels", permission="read",
+            summary="Declaration items used on two holders' channels against the rule (customs keys only)",
+            description="Customs' gateway of several holders' channels watches the declaration items (MRN + item) "
+                        "its feed shows: an item used on two channels — twice, or by the two sides of a 5151 "
+                        "transfer naming other goods — raises a `DeclarationAcrossChannels` alert (also sent to "
+                        "customs' webhook subscriptions), newest first. `watching` is false on a gateway that is "
+                        "not customs' or serves one channel (its contract checks each item itself). Another "
+                        "organisation's key: 403.",
+            params=[limit_parameter(500, 5000)])
+def declarations_across_channels():
+    """Customs' alerts of declaration items used on two holders' channels."""
+    principal = require("read")
+    if not is_customs(principal.org):
+        raise Problem(403, "forbidden", "declaration items across holders' channels are customs' to see (each "
+                                        "alert names two holders' authorisations)")
+    limit = limit_param(500, 5000)
+    watch = live().declarations
+    return jsonify({"watching": watch is not None, "alerts": watch.alerts(limit) if watch is not None else []})

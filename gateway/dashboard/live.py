@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from ipledger.gateway.audit import AuditTrail, FabricBlockReader
+from ipledger.gateway.feed.declarations import DeclarationWatch
 from ipledger.gateway.feed.listener import FabricEventSource, FeedListener
 from ipledger.gateway.feed.retention import Retention
 from ipledger.gateway.feed.store import FeedStore, gateway_dir
@@ -69,6 +70,13 @@ class Live:
         self.deliveries = Deliveries(store)
         self.router = AlertRouter(self.subscriptions, self.deliveries, self.visibility, service, store,
                                   channel=config.channel)
+        # customs' gateway of several holders' channels: its watch over declaration items used on two of them (a
+        # gateway without connections, in tests, answers every organisation's keys: customs' among them)
+        self.declarations: DeclarationWatch | None = None
+        if config.customs_msp and (config.customs_msp in config.orgs or not config.orgs) \
+                and len(config.all_channels) > 1:
+            self.declarations = DeclarationWatch(store, service, config.customs_msp, self.deliveries,
+                                                 self.subscriptions)
         kwargs = {"post": post} if post is not None else {}
         self.dispatcher = Dispatcher(self.subscriptions, self.deliveries, backoff_s=config.webhook_backoff_s,
                                      max_backoff_s=config.webhook_max_backoff_s,
@@ -115,7 +123,9 @@ class Live:
         else:
             self._note_single_channel(getattr(source, "channel", None) or self.config.channel)
         listener = FeedListener(self.store, FileCheckpointer(self.directory / f"{name}.checkpoint.json"), source,
-                                lock_path=self.directory / f"{name}.lock", on_item=[self.router.on_feed_item],
+                                lock_path=self.directory / f"{name}.lock",
+                                on_item=[self.router.on_feed_item,
+                                         *([self.declarations.on_feed_item] if self.declarations else [])],
                                 on_lead=[self._start_dispatcher] if dispatch else [], channel=channel)
         self.listeners.append(listener)
         self.listener = self.listener or listener
@@ -152,6 +162,8 @@ class Live:
             where = FileCheckpointer(single).checkpoint
             FileCheckpointer(own).checkpoint_transaction(where.block_number, where.tx_id)
             named = self.store.name_channel(channel)
+            if self.declarations is not None:
+                self.declarations.index_stored()   # the channel's events, now named, among the items watched
         log.info("the live feed of channel %s goes on from the checkpoint it had when the gateway served it "
                  "alone (%d stored events named)", channel, named)
 

@@ -147,33 +147,27 @@ class StreamLimits:
         """Record the stream's slot; the refusal instead when its key or session is at its cap."""
         session = hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:32] if session_id else None
         refusal = None
-        with self.store.connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("DELETE FROM sse_streams WHERE expires_at < ?", (now,))
-                for (pid,) in db.execute("SELECT DISTINCT pid FROM sse_streams").fetchall():
-                    if not _alive(pid):  # a worker killed with streams open
-                        db.execute("DELETE FROM sse_streams WHERE pid = ?", (pid,))
-                for limit, column, value, maximum, what in (
-                        ("session", "session", session, self.per_session, "this dashboard session (e.g. its other tabs)"),
-                        ("api-key", "key_id", key_id, self.per_key, "this API key (its dashboard sessions included)")):
-                    if value is None or not maximum:
-                        continue
-                    ends = [r[0] - GRACE_S for r in db.execute(
-                        f"SELECT expires_at FROM sse_streams WHERE {column} = ?", (value,)).fetchall()]
-                    if len(ends) >= maximum:
-                        refusal = _refusal(limit, maximum, min(ends) - now,
-                                           f"{what} already has {len(ends)} live-feed streams open, the most allowed "
-                                           f"(close one)")
-                        break
-                if refusal is None:
-                    db.execute("INSERT INTO sse_streams (lease_id, key_id, session, pid, expires_at) "
-                               "VALUES (?,?,?,?,?)",
-                               (lease_id, key_id, session, os.getpid(), now + self.stream_seconds + GRACE_S))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM sse_streams WHERE expires_at < ?", (now,))
+            for (pid,) in db.execute("SELECT DISTINCT pid FROM sse_streams").fetchall():
+                if not _alive(pid):  # a worker killed with streams open
+                    db.execute("DELETE FROM sse_streams WHERE pid = ?", (pid,))
+            for limit, column, value, maximum, what in (
+                    ("session", "session", session, self.per_session, "this dashboard session (e.g. its other tabs)"),
+                    ("api-key", "key_id", key_id, self.per_key, "this API key (its dashboard sessions included)")):
+                if value is None or not maximum:
+                    continue
+                ends = [r[0] - GRACE_S for r in db.execute(
+                    f"SELECT expires_at FROM sse_streams WHERE {column} = ?", (value,)).fetchall()]
+                if len(ends) >= maximum:
+                    refusal = _refusal(limit, maximum, min(ends) - now,
+                                       f"{what} already has {len(ends)} live-feed streams open, the most allowed "
+                                       f"(close one)")
+                    break
+            if refusal is None:
+                db.execute("INSERT INTO sse_streams (lease_id, key_id, session, pid, expires_at) "
+                           "VALUES (?,?,?,?,?)",
+                           (lease_id, key_id, session, os.getpid(), now + self.stream_seconds + GRACE_S))
         return refusal
 
     def _release(self, lease_id: str) -> None:

@@ -368,8 +368,10 @@ def alerts(principal):
     as_of = moment_param("as_of")   # as the API's: a date or date-time, else a 400 page (not today's alerts)
     channel = channel_param()
     data = alerts_across(principal.org, as_of, channel)
+    watch = live().declarations if is_customs(principal.org) else None   # customs' gateway of several channels
     return render_template("dashboard/alerts.html", principal=principal, alerts=data["alerts"], as_of=as_of,
-                           moment=data["as_of"], channel=channel)
+                           moment=data["as_of"], channel=channel,
+                           across=watch.alerts(100) if watch is not None else None)
 
 
 @bp.get("/members")

@@ -213,33 +213,27 @@ class FeedStore:
         """Store the payloads of several transactions ``(block, tx_id, payload, channel)`` — a block's — in
         one database transaction; for each, False if it was already stored (a re-delivery)."""
         added: list[bool] = []
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for block, tx_id, payload, channel in rows:
-                    first = (payload.get("events") or [{}])[0]
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO events (id, block, tx_id, authorisation_id, event_type, recorded_at, "
-                        "payload, stored_at, channel) VALUES (?,?,?,?,?,?,?,?,?)",
-                        (f"{block}:{tx_id}", block, tx_id, first.get("authorisation_id"), first.get("event_type"),
-                         payload.get("recorded_at"), json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-                         now_text(), channel))
-                    added.append(cur.rowcount == 1)
-                    if not added[-1] and channel is not None:
-                        # stored by this gateway's listener while it served one channel (no name then):
-                        # the listener of the channel that delivers it again names it
-                        db.execute("UPDATE events SET channel = ? WHERE id = ? AND channel IS NULL",
-                                   (channel, f"{block}:{tx_id}"))
-                    if added[-1]:
-                        for ev in payload.get("events") or []:
-                            if ev.get("authorisation_id"):
-                                db.execute("INSERT OR IGNORE INTO authorisations (authorisation_id, source, added_by, "
-                                           "first_seen) VALUES (?, 'event', NULL, ?)",
-                                           (ev["authorisation_id"], payload.get("recorded_at") or now_text()))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.transaction() as db:
+            for block, tx_id, payload, channel in rows:
+                first = (payload.get("events") or [{}])[0]
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO events (id, block, tx_id, authorisation_id, event_type, recorded_at, "
+                    "payload, stored_at, channel) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (f"{block}:{tx_id}", block, tx_id, first.get("authorisation_id"), first.get("event_type"),
+                     payload.get("recorded_at"), json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+                     now_text(), channel))
+                added.append(cur.rowcount == 1)
+                if not added[-1] and channel is not None:
+                    # stored by this gateway's listener while it served one channel (no name then):
+                    # the listener of the channel that delivers it again names it
+                    db.execute("UPDATE events SET channel = ? WHERE id = ? AND channel IS NULL",
+                               (channel, f"{block}:{tx_id}"))
+                if added[-1]:
+                    for ev in payload.get("events") or []:
+                        if ev.get("authorisation_id"):
+                            db.execute("INSERT OR IGNORE INTO authorisations (authorisation_id, source, added_by, "
+                                       "first_seen) VALUES (?, 'event', NULL, ?)",
+                                       (ev["authorisation_id"], payload.get("recorded_at") or now_text()))
         return added
 
     def name_channel(self, channel: str) -> int:
@@ -453,11 +447,24 @@ class FeedStore:
         with self._db() as db:
             db.execute("INSERT OR REPLACE INTO endorsements (tx_id, info) VALUES (?, ?)", (tx_id, json.dumps(info)))
 
-    # -- used by ipledger.gateway.webhooks -----------------------------------------------------------------------
+    # -- used by ipledger.gateway.webhooks and the other users of this database ---------------------------------
     @contextlib.contextmanager
     def connection(self):
         with self._db() as db:
             yield db
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """A connection in one write transaction (``BEGIN IMMEDIATE``: the database's write lock from the start, so
+        what it reads is not changed before it writes), committed when the block ends, rolled back if it raises."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
 
 def feed_item(block: int, tx_id: str, payload: dict, seq: int | None = None, channel: str | None = None) -> dict:

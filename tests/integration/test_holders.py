@@ -335,6 +335,27 @@ def test_customs_sees_every_holder_in_one_place(scenarios):
         assert lot["authorisation_id"] == h.auth
 
 
+def test_customs_is_alerted_of_one_declaration_item_used_on_both_holders_channels(scenarios):
+    """Each holder's own gateway serves its own channel only, and each channel's contract sees its own items: holder
+    A and holder B each place a lot under the same import declaration item, and both are recorded. Customs' gateway,
+    whose feed reads both channels, raises a DeclarationAcrossChannels alert naming both uses — for customs only."""
+    api = scenarios
+    m = mrns.placement_mrn(9998)   # an item neither holder's scenario uses
+    assert "channel" not in api.ok(A.place("L8", 10, m), A.holder)   # a gateway of one channel: nothing to compare
+    api.ok(B.place("L8", 10, m), B.holder)
+    found = _eventually(lambda: api.get("/api/v1/declarations/across-channels", CUSTOMS).json(),
+                        lambda answer: any(a["alert"]["details"]["mrn"] == m for a in answer["alerts"]),
+                        "customs' gateway to raise the alert")
+    assert found["watching"] is True
+    [alert] = [a for a in found["alerts"] if a["alert"]["details"]["mrn"] == m]
+    assert alert["alert"]["type"] == "DeclarationAcrossChannels"
+    assert alert["alert"]["details"]["problem"] == "duplicate-declaration"
+    assert sorted((u["channel"], u["authorisation_id"]) for u in alert["alert"]["details"]["uses"]) == \
+        sorted([(A.channel, A.auth), (B.channel, B.auth)])
+    for org in (A.holder, B.broker):
+        api.problem(api.get("/api/v1/declarations/across-channels", org), 403, "forbidden")
+
+
 def test_what_a_holders_host_receives_holds_nothing_of_the_other_holder(holders_net, tmp_path):
     """'ipledger channel export': the public files the founder sends to a channel's members (its genesis block,
     its members' definitions and MSPs, the consortium file trimmed to it) — a holder's host that received them

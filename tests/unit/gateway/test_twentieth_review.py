@@ -110,3 +110,15 @@ def test_the_query_timeout_is_a_setting(monkeypatch, state):
         monkeypatch.setenv("IPLEDGER_QUERY_TIMEOUT_S", bad)
         with pytest.raises(ConfigError, match="IPLEDGER_QUERY_TIMEOUT_S"):
             GatewayConfig.from_state_dir(state_dir, org="OperatorMSP")
+
+
+def test_the_submit_timeout_is_a_setting(monkeypatch, state):
+    from ipledger.gateway.config import ENVIRONMENT, ConfigError, GatewayConfig
+    assert GatewayConfig.from_state_dir(state, org="OperatorMSP").submit_timeout == 60.0
+    monkeypatch.setenv("IPLEDGER_SUBMIT_TIMEOUT_S", "20")
+    assert GatewayConfig.from_state_dir(state, org="OperatorMSP").submit_timeout == 20.0
+    assert "IPLEDGER_SUBMIT_TIMEOUT_S" in ENVIRONMENT   # passed to a gateway's container too
+    for bad in ("0", "-3", "soon"):
+        monkeypatch.setenv("IPLEDGER_SUBMIT_TIMEOUT_S", bad)
+        with pytest.raises(ConfigError, match="IPLEDGER_SUBMIT_TIMEOUT_S"):
+            GatewayConfig.from_state_dir(state, org="OperatorMSP")
