@@ -285,6 +285,7 @@ def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        _reap(pid)
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
@@ -297,6 +298,16 @@ def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
             pass
     log(f"  {org}'s gateway stopped (pid {pid})")
     return True
+
+
+def _reap(pid: int) -> None:
+    """Collect the gateway's exit when this process started it (``start`` in a process still running: a test,
+    an admin script): as a zombie its master would keep its process group in being, and ``stop`` would wait its
+    whole timeout. A gateway of another parent is collected by that parent."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
 
 
 def stop_native(state_dir: Path, log=print, *, org: str) -> bool:

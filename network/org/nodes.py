@@ -301,9 +301,10 @@ class Nodes:
         orderers = [n for n in local if n.kind == "orderer"]
         peers = [n for n in local if n.kind == "peer" and n.org.msp_id in founding]
         self._orderers_hold_the_chain(orderers, peers, first)
-        for n in orderers:
-            if not self.orderer_joined(n):
-                self._osnadmin_join(n)
+        # all at once: a BFT consenter answers its join only once its chain has started (some seconds each)
+        joining = [n for n in orderers if not self.orderer_joined(n)]
+        with ThreadPoolExecutor(max_workers=max(1, len(joining))) as pool:
+            for n, _done in zip(joining, pool.map(self._osnadmin_join, joining)):
                 log(f"  {n.id} joined channel '{c.channel}'")
         self._join_peers(peers, log, joined_before=founding - set(first))
         later = [o for o in c.orgs if o.msp_id not in founding and self.layout.is_local(o)]

@@ -197,9 +197,10 @@ class GatewayProcess:
     """``ipledger gateway serve --org ORG`` (gunicorn, gthread workers) on a fixed loopback port, restartable."""
 
     def __init__(self, state: Path, log: Path, org: str, port: int | None = None, workers: int = 2,
-                 threads: int = 16, live_feed: bool = False):
+                 threads: int = 16, live_feed: bool = False, environment: dict[str, str] | None = None):
         self.state, self.log, self.workers, self.threads, self.org = state, log, workers, threads, org
         self.live_feed = live_feed  # the chaincode-event listener (dashboard feed, webhooks)
+        self.environment = dict(environment or {})   # settings of gateway/config.py ENVIRONMENT
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -211,7 +212,7 @@ class GatewayProcess:
                 [sys.executable, "-m", "ipledger.network.cli", "--state-dir", str(self.state), "gateway", "serve",
                  "--org", self.org, "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads",
                  str(self.threads)], cwd=REPO, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "IPLEDGER_LIVE_FEED": "1" if self.live_feed else "0"})
+                env={**os.environ, **self.environment, "IPLEDGER_LIVE_FEED": "1" if self.live_feed else "0"})
         self.pgids.append(self.proc.pid)
         self.wait_ready(timeout)
 
@@ -284,9 +285,10 @@ def stop_gateways(gateways: dict[str, GatewayProcess]) -> None:
 class OrgGateways:
     """One gateway per organisation (``GatewayProcess`` each), logs side by side in ``log_dir``."""
 
-    def __init__(self, state: Path, log_dir: Path, orgs=ORGS, workers: int = 1, threads: int = 16):
+    def __init__(self, state: Path, log_dir: Path, orgs=ORGS, workers: int = 1, threads: int = 16,
+                 environment: dict[str, str] | None = None):
         self.by_org = {org: GatewayProcess(state, Path(log_dir) / f"gateway-{org}.log", org, workers=workers,
-                                           threads=threads) for org in orgs}
+                                           threads=threads, environment=environment) for org in orgs}
 
     @property
     def urls(self) -> dict[str, str]:

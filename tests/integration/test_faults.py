@@ -36,6 +36,9 @@ pytestmark = pytest.mark.fabric
 LOT_QTY = 100_000
 LOTS = {lot: LOT_QTY for lot in ("F1", "F2", "F3", "F4", "F5", "F6", "X1", "X2", "X3")}
 BEFORE_S, OUTAGE_S, AFTER_S = 2.0, 3.0, 3.0
+# the gateways' whole-submit timeout here (60 s by default): a client whose transaction a fault lost gets its 504
+# after this long, and sends the event again
+SUBMIT_TIMEOUT_S = 20
 
 
 @dataclass
@@ -53,7 +56,7 @@ def env(tmp_path_factory):
     gws = ledger = None
     try:
         keys = create_keys(state)
-        gws = OrgGateways(state, state.parent)
+        gws = OrgGateways(state, state.parent, environment={"IPLEDGER_SUBMIT_TIMEOUT_S": str(SUBMIT_TIMEOUT_S)})
         gws.start()
         set_up_authorisation(gws.urls, keys, LOTS)
         ledger = Ledger(net)
@@ -143,7 +146,8 @@ def test_kill9_orderer_under_load(env):
     """The (single) orderer dies and comes back: submits fail with 503/504 meanwhile, then succeed again.
 
     A transaction the orderer had accepted but not yet written to a block when it died is lost: its client
-    waits for the commit until the gateway's submit timeout (60 s) and gets 504; the replay records it."""
+    waits for the commit until the gateway's submit timeout (SUBMIT_TIMEOUT_S) and gets 504; the replay records
+    it."""
     net = env.net
     orderer = net.consortium.orderers[0]
     load = Load(env.gws.urls, env.keys, [moves_of("F3", "orderer"), moves_of("F4", "orderer"),

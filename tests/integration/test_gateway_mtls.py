@@ -14,6 +14,7 @@ import os
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from ipledger.network.cli import gateway_daemon as daemon
 from ipledger.gateway.auth import KeyStore
 from ipledger.gateway.config import keys_file_of
 from ipledger.gateway.tls import TLSOptions
-from tests.integration.test_gateway_api import REPO, free_port
+from tests.integration.test_gateway_api import REPO, free_port, register_parties
 from tests.unit.gateway.test_mtls import Pki
 
 pytestmark = pytest.mark.fabric
@@ -50,8 +51,21 @@ class Client:
 
 
 @pytest.fixture(scope="module")
-def network_state(fabric_network, ipledger_chaincode):
+def network_state(fabric_network, ipledger_chaincode, clients):
+    _register_parties(fabric_network, clients, ipledger_chaincode.name)
     return fabric_network.layout.root
+
+
+def _register_parties(net, clients, chaincode: str) -> None:
+    """Customs register the operator and the broker, as the modules before this one on the shared network do
+    (re-registering replaces): the operator's queries here are refused until it is — whatever ran first."""
+    for body, org in register_parties("mtls-parties"):
+        event = {k: v for k, v in body.items() if k != "type"}
+        block = clients.contract(org, chaincode).submit(body["type"], [json.dumps(event)]).block_number
+        deadline = time.monotonic() + 30
+        while any((net.peer_height(p) or 0) <= block for p in net.consortium.peers):
+            assert time.monotonic() < deadline, f"the peers did not commit block {block}"
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,9 @@ def raft(tmp_path_factory):
     try:
         assert len(net.consortium.orderers) == 3
         keys = create_keys(net.layout.root)
-        gw = OrgGateways(net.layout.root, tmp)
+        # a transaction the killed leader had taken and lost: its client gets 504 after 20 s (not the default 60 s,
+        # past which the gateway's graceful stop at the end would wait its whole 30 s) and sends it again
+        gw = OrgGateways(net.layout.root, tmp, environment={"IPLEDGER_SUBMIT_TIMEOUT_S": "20"})
         gw.start()
         set_up_authorisation(gw.urls, keys, {"R1": LOT_QTY, "R2": LOT_QTY, "RX": LOT_QTY})
         ledger = Ledger(net)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from ipledger.network import consortium as consortium_mod
 from ipledger.network.cli import gateway_daemon as daemon
 from ipledger.network.cli.commands import main
@@ -43,13 +45,15 @@ def test_network_add_org_makes_the_new_organisations_keys_outside_this_process(t
 
 @contextlib.contextmanager
 def _process(argv: list[str]):
-    """A process of its own session, killed at the end of the block if it still runs."""
+    """A process of its own session (a child of the test, as a gateway is of the process that started it), killed at
+    the end of the block if it still runs."""
     proc = subprocess.Popen(argv, start_new_session=True)
     try:
         yield proc
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
@@ -118,6 +122,10 @@ def test_gateway_stop_finds_a_gateway_whose_master_renamed_its_process(tmp_path)
             f"{gw.pid} http://127.0.0.1:8081 {daemon._start_time(gw.pid)}\n")
         assert daemon.running(lay.root, "OperatorMSP") == (gw.pid, "http://127.0.0.1:8081")
         assert daemon.stop(lay.root, log=lambda *_: None, org="OperatorMSP")
+        # collected by the command that stopped it (its child here): no zombie kept its group in being while the
+        # command waited for it to go
+        with pytest.raises(ChildProcessError):
+            os.waitpid(gw.pid, os.WNOHANG)
         assert _gone(gw)
 
 
