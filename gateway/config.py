@@ -27,6 +27,7 @@ ENV_SECONDS = (("webhook_backoff_s", "IPLEDGER_WEBHOOK_BACKOFF_S"), ("alert_poll
                ("sse_max_seconds", "IPLEDGER_SSE_MAX_SECONDS"), ("query_cache_s", "IPLEDGER_QUERY_CACHE_S"),
                ("evaluate_timeout", "IPLEDGER_QUERY_TIMEOUT_S"), ("submit_timeout", "IPLEDGER_SUBMIT_TIMEOUT_S"),
                ("request_read_timeout_s", "IPLEDGER_REQUEST_READ_TIMEOUT_S"))
+POSITIVE = frozenset({"evaluate_timeout", "submit_timeout", "request_read_timeout_s"})   # of ENV_SECONDS: not 0
 ENV_COUNTS = (("sse_max_per_key", "IPLEDGER_SSE_MAX_PER_KEY"), ("sse_max_per_session", "IPLEDGER_SSE_MAX_PER_SESSION"),
               ("sse_max_per_worker", "IPLEDGER_SSE_MAX_PER_WORKER"), ("feed_keep_days", "IPLEDGER_FEED_KEEP_DAYS"),
               ("webhook_log_keep_days", "IPLEDGER_WEBHOOK_LOG_KEEP_DAYS"))
@@ -162,9 +163,8 @@ class GatewayConfig:
             for name, env in settings:
                 if os.environ.get(env):
                     base[name] = parse(env, os.environ[env])
-        for name, env in (("evaluate_timeout", "IPLEDGER_QUERY_TIMEOUT_S"), ("submit_timeout", "IPLEDGER_SUBMIT_TIMEOUT_S"),
-                          ("request_read_timeout_s", "IPLEDGER_REQUEST_READ_TIMEOUT_S")):
-            if base.get(name) == 0:
+        for name, env in ENV_SECONDS:
+            if name in POSITIVE and base.get(name) == 0:
                 raise ConfigError(f"{env} must be more than 0 seconds")
         base.update(overrides)
         return cls(**base)

@@ -16,10 +16,12 @@ uses:
 """
 from __future__ import annotations
 
+# As the contract's declarations module has them (the gateway may use of the chaincode only its schemas, errors and
+# act table): the sides an item's record names, the transfer procedure and the goods both sides must name alike.
 PLACEMENT, EXIT = "PLACEMENT", "EXIT"
 SIDES = {"PlaceUnderProcedure": PLACEMENT, "ExitGoods": EXIT}   # the acts that use a declaration item
 TRANSFER = "5151"
-GOODS_FIELDS = ("cn", "unit", "quantity")   # what the two sides of a transfer must both name alike
+GOODS_FIELDS = ("cn", "unit", "quantity")
 ALERT_TYPE = "DeclarationAcrossChannels"
 DUPLICATE, MISMATCH = "duplicate-declaration", "transfer-mismatch"
 
@@ -28,7 +30,9 @@ def conflict(one: dict, other: dict) -> tuple[str, list[str]] | None:
     """Whether two uses of one declaration item break the rule. A use: ``side`` (PLACEMENT or EXIT), ``procedure``
     and the goods fields it names. None for the two sides of one 5151 transfer naming the same goods;
     ``("transfer-mismatch", fields that differ)`` for such sides naming other goods (a field one side does not
-    name is not compared); ``("duplicate-declaration", [])`` for any other two uses."""
+    name is not compared); ``("duplicate-declaration", [])`` for any other two uses. Used across channels only,
+    where the two sides are under two holders' authorisations (the contract, on one channel, also asks that the
+    authorisations differ)."""
     if {one.get("side"), other.get("side")} == {PLACEMENT, EXIT} and one.get("procedure") == other.get("procedure") \
             == TRANSFER:
         differ = [f for f in GOODS_FIELDS if f in one and f in other and one[f] != other[f]]

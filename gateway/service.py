@@ -239,7 +239,7 @@ class LedgerService:
         auth_id = parsed.event.get("authorisation_id")
         if parsed.type == "GrantAuthorisation" and isinstance(auth_id, str):
             self._refuse_an_id_taken_elsewhere(org, auth_id, target)
-        if parsed.type in ("PlaceUnderProcedure", "ExitGoods"):
+        if parsed.type in declarations.SIDES:
             self._refuse_a_declaration_used_elsewhere(org, parsed, target)
         return target
 

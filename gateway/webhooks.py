@@ -74,7 +74,8 @@ AUTHORISATION_ID = re.compile(r"[!-~]{1,128}")          # the contract's identif
 SIGNATURE_TOLERANCE_S = 300   # what `verify` accepts between the delivery's time and the receiver's clock
 ALERT_TYPES = ("DeadlineApproaching", "DeadlineOverdue", "BillOfDischargeDue", "BillOfDischargeLate",
                "YieldDeviation", "BalanceDiscrepancy", "CeilingNear", "LossRateHigh", "ExitUnconfirmed",
-               "AuthorisationSuspended", "AuthorisationExpiring", "LateRecording")
+               "AuthorisationSuspended", "AuthorisationExpiring", "LateRecording",
+               "DeclarationAcrossChannels")   # the last: customs' gateway's own (gateway/feed/declarations.py)
 
 
 

@@ -71,8 +71,8 @@ def deliveries():
                         "its feed shows: an item used on two channels — twice, or by the two sides of a 5151 "
                         "transfer naming other goods — raises a `DeclarationAcrossChannels` alert (also sent to "
                         "customs' webhook subscriptions), newest first. `watching` is false on a gateway that is "
-                        "not customs' or serves one channel (its contract checks each item itself). Another "
-                        "organisation's key: 403.",
+                        "not customs' or serves one channel (its contract checks each item itself), or runs no "
+                        "live feed (IPLEDGER_LIVE_FEED=0). Another organisation's key: 403.",
             params=[limit_parameter(500, 5000)])
 def declarations_across_channels():
     """Customs' alerts of declaration items used on two holders' channels."""
@@ -81,5 +81,8 @@ def declarations_across_channels():
         raise Problem(403, "forbidden", "declaration items across holders' channels are customs' to see (each "
                                         "alert names two holders' authorisations)")
     limit = limit_param(500, 5000)
-    watch = live().declarations
-    return jsonify({"watching": watch is not None, "alerts": watch.alerts(limit) if watch is not None else []})
+    lv = live()
+    watch = lv.declarations
+    # watching: a watch fed by a listener (none with IPLEDGER_LIVE_FEED=0: an empty list would read as all clear)
+    return jsonify({"watching": watch is not None and bool(lv.listeners),
+                    "alerts": watch.alerts(limit) if watch is not None else []})

@@ -9,9 +9,13 @@ revocation), as for the contract's alerts.
 
 The watch reads what the feed stores; a 5151 pair across channels is compared on the goods the contract recorded
 for each side (``GetDeclaration`` on each channel: code, unit, quantity), since an exit names its goods by lot or
-batch. An item whose uses reach the feed while the ledger cannot answer is judged when it can (the feed waits, as
-for every hook: nothing is skipped). The uses of events stored before the watch existed are indexed when its tables
-are made, and judged with the next item.
+batch. An item the ledger cannot be asked about now stays to judge (``judged = 0``) and is tried again with the
+feed items that follow, every :data:`RETRY_S` at most — the feeds themselves go on: one channel's peer failing stops
+no channel's feed. Every start indexes the stored events not indexed yet (those stored before the watch existed, or
+named with their channel when the gateway came to serve several).
+
+One alert per set of uses: a further use of an item already reported (a third channel) raises an alert naming all
+of them, its ``change`` ``UPDATED``.
 """
 from __future__ import annotations
 
@@ -19,10 +23,12 @@ import hashlib
 import json
 import logging
 import sqlite3
+import time
 
 from ipledger.gateway.declarations import ALERT_TYPE, GOODS_FIELDS, SIDES, TRANSFER, conflict
 from ipledger.gateway.feed.store import FeedStore, feed_item, now_text
 from ipledger.gateway.problems import Problem
+from ipledger.gateway.webhooks import recorded_since, wants
 
 log = logging.getLogger("ipledger.gateway.declarations")
 
@@ -39,6 +45,7 @@ CREATE TABLE IF NOT EXISTS declaration_uses (
     PRIMARY KEY (mrn, item_no, tx_id)
 );
 CREATE INDEX IF NOT EXISTS declaration_uses_unjudged ON declaration_uses(judged, mrn, item_no);
+CREATE INDEX IF NOT EXISTS declaration_uses_tx ON declaration_uses(tx_id);
 CREATE TABLE IF NOT EXISTS declaration_alerts (
     alert_id TEXT PRIMARY KEY,
     mrn TEXT NOT NULL,
@@ -46,7 +53,11 @@ CREATE TABLE IF NOT EXISTS declaration_alerts (
     alert TEXT NOT NULL,                  -- JSON: the alert as sent and listed
     raised_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS declaration_alerts_item ON declaration_alerts(mrn, item_no);
 """
+_INSERT = ("INSERT OR IGNORE INTO declaration_uses (mrn, item_no, tx_id, channel, side, use) "
+           "VALUES (?,?,?,?,?,?)")
+RETRY_S = 30.0   # how often items the ledger could not be asked about are tried again (with the next feed item)
 
 
 def uses_in(item: dict) -> list[tuple]:
@@ -82,50 +93,63 @@ class DeclarationWatch:
     def __init__(self, store: FeedStore, service, org: str, deliveries=None, subscriptions=None):
         self.store, self.service, self.org = store, service, org
         self.deliveries, self.subscriptions = deliveries, subscriptions
-        self._set_up()
-
-    def _set_up(self) -> None:
-        """The tables; when they are new, the uses of the events the feed already holds (judged at the next item)."""
+        self._retry_at = 0.0   # monotonic time of the next pass over the items left to judge
         with self.store.transaction() as db:
-            new = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'declaration_uses'").fetchone() is None
             for statement in filter(str.strip, SCHEMA.split(";")):
                 db.execute(statement)
-            if new:
-                self._index_stored(db)
+        self.index_stored()
 
     def index_stored(self) -> None:
-        """Index the uses of every event the feed holds with its channel's name (those named since: a channel the
-        gateway served alone); each item is judged with the next feed item."""
+        """Index the uses of the stored events, named with their channel, that are not indexed yet — every start (a
+        start cut short between naming a channel's events and indexing them leaves none out) and when a channel the
+        gateway served alone is named. Items used on one channel only are judged at once, in one statement; the
+        others with the next feed item."""
         with self.store.transaction() as db:
-            self._index_stored(db)
-
-    @staticmethod
-    def _index_stored(db: sqlite3.Connection) -> None:
-        rows = db.execute("SELECT block, tx_id, payload, channel FROM events WHERE channel IS NOT NULL "
-                          "AND event_type IN (?, ?) ORDER BY seq", tuple(SIDES))
-        for block, tx_id, payload, channel in rows.fetchall():
-            db.executemany("INSERT OR IGNORE INTO declaration_uses (mrn, item_no, tx_id, channel, side, use) "
-                           "VALUES (?,?,?,?,?,?)", uses_in(feed_item(block, tx_id, json.loads(payload),
-                                                                      channel=channel)))
+            rows = db.execute("SELECT block, tx_id, payload, channel FROM events e WHERE channel IS NOT NULL "
+                              "AND event_type IN (?, ?) AND NOT EXISTS (SELECT 1 FROM declaration_uses u "
+                              "WHERE u.tx_id = e.tx_id) ORDER BY seq", tuple(SIDES)).fetchall()
+            for block, tx_id, payload, channel in rows:
+                db.executemany(_INSERT, uses_in(feed_item(block, tx_id, json.loads(payload), channel=channel)))
+            db.execute("UPDATE declaration_uses SET judged = 1 WHERE judged = 0 AND (mrn, item_no) IN "
+                       "(SELECT mrn, item_no FROM declaration_uses GROUP BY mrn, item_no "
+                       "HAVING COUNT(DISTINCT channel) = 1)")
 
     # -- the feed's hook ----------------------------------------------------------------------------------------
     def on_feed_item(self, item: dict) -> None:
-        """Index the declaration items ``item`` uses, then judge every item with a use not judged yet (this one's,
-        and any left by an earlier failure or by the first indexing). Idempotent: a transaction seen again adds
-        nothing, an alert raised again is the same alert."""
+        """Index the declaration items ``item`` uses and judge them; every :data:`RETRY_S`, also the items left to
+        judge. The ledger failing leaves an item to judge later, never the feed waiting (a database error does, as
+        for every hook). Idempotent: a transaction seen again adds nothing, the same uses judged again make the
+        same alert."""
         rows = uses_in(item)
-        with self.store.connection() as db:
-            if rows:
-                db.executemany("INSERT OR IGNORE INTO declaration_uses (mrn, item_no, tx_id, channel, side, use) "
-                               "VALUES (?,?,?,?,?,?)", rows)
-            pending = db.execute("SELECT DISTINCT mrn, item_no FROM declaration_uses WHERE judged = 0").fetchall()
-        for mrn, item_no in pending:
+        if rows:
+            with self.store.transaction() as db:
+                db.executemany(_INSERT, rows)
+        for mrn, item_no in sorted({(mrn, item_no) for mrn, item_no, *_rest in rows}):
+            self._try(mrn, item_no)
+        if time.monotonic() >= self._retry_at:
+            self._retry_at = time.monotonic() + RETRY_S
+            with self.store.connection() as db:
+                pending = db.execute("SELECT DISTINCT mrn, item_no FROM declaration_uses WHERE judged = 0").fetchall()
+            for mrn, item_no in pending:
+                self._try(mrn, item_no)
+
+    def _try(self, mrn: str, item_no: int) -> None:
+        try:
             self._judge(mrn, item_no)
+        except Problem as problem:   # the ledger: this item stays to judge, the feed goes on
+            log.warning("declaration %s item %d not judged yet across the channels (%s): tried again later", mrn,
+                        item_no, problem.name)
 
     def _judge(self, mrn: str, item_no: int) -> None:
+        """Judge the uses of one item stored now: each two on different channels against the rule (the first pair
+        breaking it names the problem; uses on one channel are that channel's contract's to judge). An alert when
+        one breaks it, queued for customs' subscriptions in the transaction that marks these uses judged — those
+        only: a use another channel's listener adds meanwhile is judged with them next."""
         with self.store.connection() as db:
             uses = [json.loads(u) for (u,) in db.execute(
                 "SELECT use FROM declaration_uses WHERE mrn = ? AND item_no = ? ORDER BY tx_id", (mrn, item_no))]
+            reported = db.execute("SELECT 1 FROM declaration_alerts WHERE mrn = ? AND item_no = ? LIMIT 1",
+                                  (mrn, item_no)).fetchone() is not None
         found = None
         if len({u["channel"] for u in uses}) > 1:
             recorded = self._recorded_goods(mrn, item_no, uses)
@@ -134,16 +158,13 @@ class DeclarationWatch:
                     if one["channel"] != other["channel"]:
                         found = found or conflict({**one, **recorded.get(one["tx_id"], {})},
                                                   {**other, **recorded.get(other["tx_id"], {})})
-        alert = self._alert(mrn, item_no, uses, *found) if found else None
-        entries = []
-        if alert is not None:
-            entries = [(sub, alert["alert_id"], alert) for sub in self._subscriptions(alert)]
+        alert = self._alert(mrn, item_no, uses, *found, updated=reported) if found else None
+        entries = [(sub, alert["alert_id"], alert) for sub in self._subscriptions(alert)] if alert else []
 
         def record(db: sqlite3.Connection) -> None:
             if alert is not None:
                 db.execute("INSERT OR IGNORE INTO declaration_alerts (alert_id, mrn, item_no, alert, raised_at) "
                            "VALUES (?,?,?,?,?)", (alert["alert_id"], mrn, item_no, json.dumps(alert), now_text()))
-            # the uses judged here only: one another channel's listener adds meanwhile is judged with them next
             db.executemany("UPDATE declaration_uses SET judged = 1 WHERE mrn = ? AND item_no = ? AND tx_id = ?",
                            [(mrn, item_no, u["tx_id"]) for u in uses])
 
@@ -179,14 +200,15 @@ class DeclarationWatch:
         return out
 
     @staticmethod
-    def _alert(mrn: str, item_no: int, uses: list[dict], problem: str, differ: list[str]) -> dict:
-        """The alert of an item used against the rule: the same id whenever the same uses are judged again."""
+    def _alert(mrn: str, item_no: int, uses: list[dict], problem: str, differ: list[str], *, updated: bool) -> dict:
+        """The alert of an item used against the rule: the same id whenever the same uses are judged again;
+        ``UPDATED`` when an earlier set of its uses was reported."""
         digest = hashlib.sha256("\n".join([ALERT_TYPE, mrn, str(item_no), *sorted(u["tx_id"] for u in uses)])
                                 .encode()).hexdigest()[:32]
         latest = max(uses, key=lambda u: (u.get("recorded_at") or "", u["tx_id"]))
         shown = [{k: u.get(k) for k in ("channel", "authorisation_id", "event_type", "event_id", "procedure",
                                         "tx_id", "recorded_at")} for u in uses]
-        return {"alert_id": digest, "change": "RAISED", "source": "CROSS_CHANNEL",
+        return {"alert_id": digest, "change": "UPDATED" if updated else "RAISED", "source": "CROSS_CHANNEL",
                 "alert": {"type": ALERT_TYPE, "authorisation_id": latest.get("authorisation_id"),
                           "subject": f"DECL:{mrn}/{item_no}",
                           "details": {"mrn": mrn, "item_no": item_no, "problem": problem,
@@ -194,12 +216,15 @@ class DeclarationWatch:
                 "recorded_at": latest.get("recorded_at"), "channels": sorted({u["channel"] for u in uses})}
 
     def _subscriptions(self, alert: dict) -> list[dict]:
-        from ipledger.gateway.webhooks import wants
+        """Customs' subscriptions that want the alert — of its type, of one of its uses' channels or authorisations
+        when narrowed — and were made before its latest use was recorded (as for every alert: a new subscription is
+        not sent the channels' past)."""
         if self.subscriptions is None:
             return []
         uses = alert["alert"]["details"]["uses"]
         return [sub for sub in self.subscriptions.active() if sub.get("org") == self.org
-                and any(wants(sub, ALERT_TYPE, u["authorisation_id"], u["channel"]) for u in uses)]
+                and any(wants(sub, ALERT_TYPE, u["authorisation_id"], u["channel"]) for u in uses)
+                and recorded_since(sub, alert.get("recorded_at"))]
 
     # -- what customs read ----------------------------------------------------------------------------------------
     def alerts(self, limit: int = 500) -> list[dict]:

@@ -284,8 +284,9 @@ def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout
+    reaped = False
     while time.monotonic() < deadline:
-        _reap(pid)
+        reaped = reaped or _reap(pid)
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
@@ -300,14 +301,16 @@ def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
     return True
 
 
-def _reap(pid: int) -> None:
+def _reap(pid: int) -> bool:
     """Collect the gateway's exit when this process started it (``start`` in a process still running: a test,
     an admin script): as a zombie its master would keep its process group in being, and ``stop`` would wait its
-    whole timeout. A gateway of another parent is collected by that parent."""
+    whole timeout. True once there is nothing (more) to collect here — collected now, or not this process's child
+    (its parent collects it): then not asked again, lest a later child given the same pid be collected instead. A
+    ``Popen`` the caller still holds for it then reads exit status 0."""
     try:
-        os.waitpid(pid, os.WNOHANG)
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
     except ChildProcessError:
-        pass
+        return True
 
 
 def stop_native(state_dir: Path, log=print, *, org: str) -> bool:

@@ -303,9 +303,17 @@ class Nodes:
         self._orderers_hold_the_chain(orderers, peers, first)
         # all at once: a BFT consenter answers its join only once its chain has started (some seconds each)
         joining = [n for n in orderers if not self.orderer_joined(n)]
+        failed = []
         with ThreadPoolExecutor(max_workers=max(1, len(joining))) as pool:
-            for n, _done in zip(joining, pool.map(self._osnadmin_join, joining)):
-                log(f"  {n.id} joined channel '{c.channel}'")
+            for n, future in [(n, pool.submit(self._osnadmin_join, n)) for n in joining]:
+                try:
+                    future.result()
+                except (NetworkError, OSError, subprocess.SubprocessError) as exc:
+                    failed.append(f"{n.id}: {exc}")
+                else:
+                    log(f"  {n.id} joined channel '{c.channel}'")
+        if failed:
+            raise NetworkError(f"orderer(s) could not join channel '{c.channel}':\n" + "\n".join(failed))
         self._join_peers(peers, log, joined_before=founding - set(first))
         later = [o for o in c.orgs if o.msp_id not in founding and self.layout.is_local(o)]
         admitted = self._up_later_orgs(later, log, timeout) if later else []

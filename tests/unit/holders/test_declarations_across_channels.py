@@ -164,10 +164,9 @@ def test_a_5151_transfer_between_holders_raises_nothing_unless_its_sides_name_ot
     assert (details["mrn"], details["problem"], details["differ"]) == (bad, "transfer-mismatch", ["quantity"])
 
 
-def test_an_item_judged_while_the_ledger_cannot_answer_is_judged_when_it_can(two_holders, listening, own_gateway,
-                                                                               app):
-    """A 5151 pair is compared on what each contract recorded: a ledger failing then makes the hook fail (the feed
-    waits, as for every hook), and the item is judged once it answers — nothing skipped."""
+def test_an_item_the_ledger_cannot_be_asked_about_is_judged_when_it_can(two_holders, listening, own_gateway, app):
+    """A 5151 pair is compared on what each contract recorded: the ledger failing leaves the item to judge — the
+    feed goes on (no hook error) — and a later feed item, once the ledger answers, judges it."""
     live = app.extensions["ipledger_live"]
     watch = live.declarations
     service = watch.service
@@ -184,11 +183,13 @@ def test_an_item_judged_while_the_ledger_cannot_answer_is_judged_when_it_can(two
     own_gateway(B).post(place("FRIPOB000001", "LT", 21, t, procedure="5151", event_id="tr-b"), "PlantBMSP")
     item = wait_for(lambda: next((i for i in live.store.latest(10)
                                   if i.get("channel") == B and i["event_type"] == "PlaceUnderProcedure"), None))
-    with pytest.raises(Problem):
-        watch.on_feed_item(item)
+    watch.on_feed_item(item)   # does not raise: the feed is not held up
     assert across(two_holders)["alerts"] == []
+    with live.store.connection() as db:
+        assert db.execute("SELECT COUNT(*) FROM declaration_uses WHERE mrn = ? AND judged = 0", (t,)).fetchone()[0]
     watch.service = service
-    watch.on_feed_item(item)
+    watch._retry_at = 0.0   # the next pass over the items left to judge is due
+    two_holders.post(place("FRIPOA000001", "L2", 5, mrns.placement_mrn(2)), "BrokerMSP")   # any later feed item
     [alert] = wait_for(lambda: across(two_holders)["alerts"])
     assert alert["alert"]["details"]["differ"] == ["quantity"]
 
@@ -218,3 +219,141 @@ def test_a_gateway_of_one_channel_does_not_watch(own_gateway):
     api = own_gateway(B)
     assert across(api) == {"watching": False, "alerts": []}
     assert api.get("/api/v1/declarations/across-channels", "PlantBMSP").status_code == 403
+
+
+# ------------------------------------------------------------------------------------------- the watch alone
+# A feed database and fake ledgers: the watch's own rules (which uses, which subscriptions, when), fast.
+
+class Ledger:
+    """GetDeclaration as customs reads it: each channel's recorded goods of one transfer side, or a 503 on the
+    channels in ``down``; ``asked`` counts the calls."""
+
+    def __init__(self, recorded=None, down=()):
+        self.recorded, self.down, self.asked = recorded or {}, set(down), 0
+
+    def evaluate_json(self, org, function, mrn, channel=None):
+        self.asked += 1
+        if channel in self.down:
+            raise Problem(503, "ledger-unavailable", "the peer does not answer")
+        items = self.recorded.get((channel, mrn))
+        if items is None:
+            raise Problem(404, "not-found", f"no declaration {mrn}")
+        return {"mrn": mrn, "items": items}
+
+
+def use(tx, channel, act, mrn, procedure="5100", recorded_at="2026-01-01T00:00:00.000000Z", **goods):
+    return {"tx_id": tx, "channel": channel, "recorded_at": recorded_at, "block_number": 1,
+            "events": [{"event_type": act, "authorisation_id": f"AUTH-{channel}", "event_id": f"e-{tx}",
+                        "event": {"mrn": mrn, "item_no": 1, "procedure": procedure, **goods}}]}
+
+
+@pytest.fixture
+def feed(tmp_path):
+    from ipledger.gateway.feed.store import FeedStore
+    from ipledger.gateway.webhooks import Deliveries, Subscriptions
+    store = FeedStore(tmp_path / "feed.sqlite")
+    return store, Deliveries(store), Subscriptions(tmp_path / "webhooks.json")
+
+
+def deliveries_of(store):
+    with store.connection() as db:
+        return [(org, alert_id) for org, alert_id in db.execute("SELECT org, alert_id FROM deliveries")]
+
+
+def test_one_channels_ledger_failing_holds_up_no_feed(feed):
+    store, deliveries, subs = feed
+    watch = DeclarationWatch(store, Ledger(down={"a"}), "CustomsMSP", deliveries, subs)
+    watch.on_feed_item(use("t1", "a", "ExitGoods", "M1", "5151", quantity=20))
+    watch.on_feed_item(use("t2", "b", "PlaceUnderProcedure", "M1", "5151", quantity=20))   # 503 on a: to judge later
+    watch.on_feed_item(use("t3", "c", "PlaceUnderProcedure", "M9"))                        # another channel, item
+    with store.connection() as db:
+        pending = [tuple(r) for r in db.execute("SELECT DISTINCT mrn FROM declaration_uses WHERE judged = 0")]
+    assert pending == [("M1",)] and watch.alerts() == []
+
+
+def test_a_subscription_narrowed_to_the_type_gets_it_and_one_made_after_the_uses_does_not(feed):
+    store, deliveries, subs = feed
+    typed, _secret = subs.add("https://customs.example/typed", "CustomsMSP", types=["DeclarationAcrossChannels"])
+    other_type, _secret = subs.add("https://customs.example/other", "CustomsMSP", types=["CeilingNear"])
+    later, _secret = subs.add("https://customs.example/later", "CustomsMSP", since="2026-06-01T00:00:00Z")
+    watch = DeclarationWatch(store, Ledger(), "CustomsMSP", deliveries, subs)
+    watch.on_feed_item(use("t1", "a", "PlaceUnderProcedure", "M1"))
+    watch.on_feed_item(use("t2", "b", "PlaceUnderProcedure", "M1", recorded_at="2026-01-02T00:00:00.000000Z"))
+    [alert] = watch.alerts()
+    assert deliveries_of(store) == [("CustomsMSP", alert["alert_id"])]
+    with store.connection() as db:
+        [(sub_id,)] = db.execute("SELECT subscription_id FROM deliveries").fetchall()
+    assert sub_id == typed["id"] and sub_id not in (other_type["id"], later["id"])
+
+
+def test_a_further_use_of_a_reported_item_updates_its_alert(feed):
+    store, deliveries, subs = feed
+    watch = DeclarationWatch(store, Ledger(), "CustomsMSP", deliveries, subs)
+    for tx, channel in (("t1", "a"), ("t2", "b"), ("t3", "c")):
+        watch.on_feed_item(use(tx, channel, "PlaceUnderProcedure", "M1"))
+    newest, first = watch.alerts()
+    assert (first["change"], len(first["alert"]["details"]["uses"])) == ("RAISED", 2)
+    assert (newest["change"], len(newest["alert"]["details"]["uses"])) == ("UPDATED", 3)
+    assert newest["alert_id"] != first["alert_id"]
+
+
+def test_items_of_one_channel_indexed_at_start_are_judged_without_asking_the_ledger(feed):
+    """An upgraded gateway's feed: thousands of placements, each item on one channel — judged in one statement at
+    start (no ledger call, no transaction per item); an item on two channels with the next feed item."""
+    store, deliveries, subs = feed
+    rows = [(1000 + i, f"tx{i}", {"recorded_at": "2026-01-01T00:00:00.000000Z",
+                                  "events": [{"event_type": "PlaceUnderProcedure", "authorisation_id": "A",
+                                              "event_id": f"p{i}", "event": {"mrn": f"M{i:05d}", "item_no": 1,
+                                                                            "procedure": "5100"}}]},
+             "a" if i else "b") for i in range(2000)]
+    rows.append((5000, "tx-dup", {"recorded_at": "2026-01-02T00:00:00.000000Z",
+                                  "events": [{"event_type": "PlaceUnderProcedure", "authorisation_id": "B",
+                                              "event_id": "dup", "event": {"mrn": "M00001", "item_no": 1,
+                                                                           "procedure": "5100"}}]}, "b"))
+    store.add_events(rows)
+    ledger = Ledger()
+    watch = DeclarationWatch(store, ledger, "CustomsMSP", deliveries, subs)
+    with store.connection() as db:
+        assert db.execute("SELECT COUNT(*) FROM declaration_uses").fetchone()[0] == 2001
+        assert [tuple(r) for r in db.execute("SELECT DISTINCT mrn FROM declaration_uses WHERE judged = 0")] == \
+            [("M00001",)]
+    watch.on_feed_item(use("t-next", "a", "PlaceUnderProcedure", "X"))
+    [alert] = watch.alerts()
+    assert alert["alert"]["details"]["mrn"] == "M00001" and ledger.asked == 0
+
+
+def test_events_named_with_their_channel_later_are_indexed_at_the_next_start(feed):
+    """A gateway that served one channel stores its events without a channel name; when it comes to serve several
+    they are named (Live._take_over_single_channel_feed). A start cut short after the naming, before the indexing,
+    leaves nothing out: every start indexes what is not indexed yet."""
+    store, deliveries, subs = feed
+    store.add_events([(7, "tx-a", {"recorded_at": "2026-01-01T00:00:00.000000Z",
+                                   "events": [{"event_type": "ExitGoods", "authorisation_id": "A", "event_id": "x",
+                                               "event": {"mrn": "X1", "item_no": 1, "procedure": "3151"}}]}, None)])
+    DeclarationWatch(store, Ledger(), "CustomsMSP", deliveries, subs)
+    store.name_channel("a")   # then the process stops before indexing
+    watch = DeclarationWatch(store, Ledger(), "CustomsMSP", deliveries, subs)   # the next start
+    watch.on_feed_item(use("tx-b", "b", "ExitGoods", "X1", "3151"))
+    [alert] = watch.alerts()
+    assert sorted(u["channel"] for u in alert["alert"]["details"]["uses"]) == ["a", "b"]
+
+
+def test_two_channels_listeners_at_once_raise_each_alert_once(feed):
+    import threading
+    store, deliveries, subs = feed
+    subs.add("https://customs.example/hook", "CustomsMSP")
+    watch = DeclarationWatch(store, Ledger(), "CustomsMSP", deliveries, subs)
+    errors = []
+
+    def listen(channel):
+        try:
+            for i in range(40):
+                watch.on_feed_item(use(f"{channel}{i}", channel, "PlaceUnderProcedure", f"M{i}"))
+        except Exception as exc:   # noqa: BLE001 - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=listen, args=(c,)) for c in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(watch.alerts(1000)) == 40 and len(deliveries_of(store)) == 40
