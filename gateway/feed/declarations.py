@@ -121,10 +121,18 @@ class DeclarationWatch:
         for every hook). Idempotent: a transaction seen again adds nothing, the same uses judged again make the
         same alert."""
         rows = uses_in(item)
+        spanning = []   # items now used on more than one channel: to judge
         if rows:
-            with self.store.transaction() as db:
+            with self.store.transaction() as db:   # one write: an item of one channel is judged as it is indexed
                 db.executemany(_INSERT, rows)
-        for mrn, item_no in sorted({(mrn, item_no) for mrn, item_no, *_rest in rows}):
+                for mrn, item_no in sorted({(mrn, item_no) for mrn, item_no, *_rest in rows}):
+                    if db.execute("SELECT COUNT(DISTINCT channel) FROM declaration_uses WHERE mrn = ? AND item_no = ?",
+                                  (mrn, item_no)).fetchone()[0] > 1:
+                        spanning.append((mrn, item_no))
+                    else:
+                        db.execute("UPDATE declaration_uses SET judged = 1 WHERE mrn = ? AND item_no = ? AND tx_id = ?",
+                                   (mrn, item_no, item["tx_id"]))
+        for mrn, item_no in spanning:
             self._try(mrn, item_no)
         if time.monotonic() >= self._retry_at:
             self._retry_at = time.monotonic() + RETRY_S
