@@ -17,6 +17,11 @@ holder's channel only. One REST gateway per organisation (customs' serves both c
 * **Customs' view across holders**: its dashboard knows both authorisations, its alert list and inventory
   report cover both, its feed shows each event with its channel; a lot id both holders use (L1) is found per
   channel (``?channel=``), and without one it is 409 ``ambiguous-channel``.
+* **Declaration items across the channels**: one import item recorded by each holder's own gateway raises customs'
+  ``DeclarationAcrossChannels`` alert.
+
+One file of some 500 lines: every test here shares the module's one network (customs, two holders and their brokers
+on two channels, about 30 s to bring up with its gateways); split, each part would bring up its own.
 """
 from __future__ import annotations
 
