@@ -9,9 +9,10 @@ revocation), as for the contract's alerts.
 
 The watch reads what the feed stores; a 5151 pair across channels is compared on the goods the contract recorded
 for each side (``GetDeclaration`` on each channel: code, unit, quantity), since an exit names its goods by lot or
-batch. An item the ledger cannot be asked about now stays to judge (``judged = 0``) and is tried again with the
-feed items that follow, every :data:`RETRY_S` at most — the feeds themselves go on: one channel's peer failing stops
-no channel's feed. Every start indexes the stored events not indexed yet (those stored before the watch existed, or
+batch. An item the ledger cannot be asked about now (a 5xx, or a peer that has not yet the state of a block its feed
+delivered) stays to judge (``judged = 0``) and is tried again with the feed items that follow, every :data:`RETRY_S`
+at most, one listener's pass at a time, which stops at the first item still unanswered — the feeds themselves go on:
+one channel's peer failing holds no feed up beyond one query. Every start indexes the stored events not indexed yet (those stored before the watch existed, or
 named with their channel when the gateway came to serve several).
 
 One alert per set of uses: a further use of an item already reported (a third channel) raises an alert naming all
@@ -23,6 +24,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import threading
 import time
 
 from ipledger.gateway.declarations import ALERT_TYPE, GOODS_FIELDS, SIDES, TRANSFER, conflict
@@ -83,6 +85,16 @@ def uses_in(item: dict) -> list[tuple]:
     return rows
 
 
+class _OutOfDate(Exception):
+    """A judgement another listener's new use made out of date before it was written."""
+
+
+def _alert_id(mrn: str, item_no: int, uses: list[dict]) -> str:
+    """The id of the alert of these uses of an item: the same whenever the same uses are judged."""
+    return hashlib.sha256("\n".join([ALERT_TYPE, mrn, str(item_no), *sorted(u["tx_id"] for u in uses)])
+                          .encode()).hexdigest()[:32]
+
+
 class DeclarationWatch:
     """Customs' watch over declaration items across the holders' channels its gateway serves (module docstring).
 
@@ -94,6 +106,7 @@ class DeclarationWatch:
         self.store, self.service, self.org = store, service, org
         self.deliveries, self.subscriptions = deliveries, subscriptions
         self._retry_at = 0.0   # monotonic time of the next pass over the items left to judge
+        self._retrying = threading.Lock()
         with self.store.transaction() as db:
             for statement in filter(str.strip, SCHEMA.split(";")):
                 db.execute(statement)
@@ -134,30 +147,43 @@ class DeclarationWatch:
                                    (mrn, item_no, item["tx_id"]))
         for mrn, item_no in spanning:
             self._try(mrn, item_no)
-        if time.monotonic() >= self._retry_at:
-            self._retry_at = time.monotonic() + RETRY_S
-            with self.store.connection() as db:
-                pending = db.execute("SELECT DISTINCT mrn, item_no FROM declaration_uses WHERE judged = 0").fetchall()
-            for mrn, item_no in pending:
-                self._try(mrn, item_no)
+        if time.monotonic() >= self._retry_at and self._retrying.acquire(blocking=False):
+            try:   # one listener's pass at a time; it stops at the first item the ledger cannot answer for
+                self._retry_at = time.monotonic() + RETRY_S
+                with self.store.connection() as db:
+                    pending = db.execute("SELECT DISTINCT mrn, item_no FROM declaration_uses WHERE judged = 0 "
+                                         "ORDER BY mrn, item_no").fetchall()
+                for mrn, item_no in pending:
+                    if not self._try(mrn, item_no):
+                        break
+            finally:
+                self._retrying.release()
 
-    def _try(self, mrn: str, item_no: int) -> None:
+    def _try(self, mrn: str, item_no: int) -> bool:
+        """Judge the item; False when the ledger could not be asked (the item stays to judge, the feed goes on)."""
         try:
             self._judge(mrn, item_no)
-        except Problem as problem:   # the ledger: this item stays to judge, the feed goes on
+        except Problem as problem:
             log.warning("declaration %s item %d not judged yet across the channels (%s): tried again later", mrn,
                         item_no, problem.name)
+            return False
+        return True
 
     def _judge(self, mrn: str, item_no: int) -> None:
         """Judge the uses of one item stored now: each two on different channels against the rule (the first pair
         breaking it names the problem; uses on one channel are that channel's contract's to judge). An alert when
-        one breaks it, queued for customs' subscriptions in the transaction that marks these uses judged — those
-        only: a use another channel's listener adds meanwhile is judged with them next."""
-        with self.store.connection() as db:
-            uses = [json.loads(u) for (u,) in db.execute(
-                "SELECT use FROM declaration_uses WHERE mrn = ? AND item_no = ? ORDER BY tx_id", (mrn, item_no))]
-            reported = db.execute("SELECT 1 FROM declaration_alerts WHERE mrn = ? AND item_no = ? LIMIT 1",
-                                  (mrn, item_no)).fetchone() is not None
+        one breaks it, queued for customs' subscriptions in the transaction that marks these uses judged. That
+        transaction first reads the item's uses again under the database's write lock: when another channel's
+        listener added one meanwhile (this judgement is out of date), nothing is written and the item is judged
+        again; so is whether the alert is the item's first (``RAISED``) or follows an earlier one (``UPDATED``)."""
+        for _attempt in range(3):
+            if self._judged(mrn, item_no):
+                return
+        log.info("declaration %s item %d: its uses kept changing while judged; judged again later", mrn, item_no)
+
+    def _judged(self, mrn: str, item_no: int) -> bool:
+        """One judgement of the item; False when it was out of date by the time it was to be written."""
+        uses = self._uses(mrn, item_no)
         found = None
         if len({u["channel"] for u in uses}) > 1:
             recorded = self._recorded_goods(mrn, item_no, uses)
@@ -166,24 +192,48 @@ class DeclarationWatch:
                     if one["channel"] != other["channel"]:
                         found = found or conflict({**one, **recorded.get(one["tx_id"], {})},
                                                   {**other, **recorded.get(other["tx_id"], {})})
+        alert_id = _alert_id(mrn, item_no, uses) if found else None
+        reported = self._reported(mrn, item_no, alert_id) if found else False
         alert = self._alert(mrn, item_no, uses, *found, updated=reported) if found else None
         entries = [(sub, alert["alert_id"], alert) for sub in self._subscriptions(alert)] if alert else []
 
         def record(db: sqlite3.Connection) -> None:
+            if self._uses(mrn, item_no, db) != uses or \
+                    (found and self._reported(mrn, item_no, alert_id, db) != reported):
+                raise _OutOfDate()   # rolls back the deliveries queued with it
             if alert is not None:
                 db.execute("INSERT OR IGNORE INTO declaration_alerts (alert_id, mrn, item_no, alert, raised_at) "
                            "VALUES (?,?,?,?,?)", (alert["alert_id"], mrn, item_no, json.dumps(alert), now_text()))
             db.executemany("UPDATE declaration_uses SET judged = 1 WHERE mrn = ? AND item_no = ? AND tx_id = ?",
                            [(mrn, item_no, u["tx_id"]) for u in uses])
 
-        if self.deliveries is not None:
-            self.deliveries.enqueue_many(entries, also=record)   # the alert, its deliveries and the verdict at once
-        else:
-            with self.store.transaction() as db:
-                record(db)
+        try:
+            if self.deliveries is not None:
+                self.deliveries.enqueue_many(entries, also=record)   # the alert, its deliveries and the verdict at once
+            else:
+                with self.store.transaction() as db:
+                    record(db)
+        except _OutOfDate:
+            return False
         if alert is not None:
             log.warning("declaration %s item %d is used on %d holders' channels (%s): alert %s", mrn, item_no,
                         len({u["channel"] for u in uses}), found[0], alert["alert_id"])
+        return True
+
+    def _uses(self, mrn: str, item_no: int, db: sqlite3.Connection | None = None) -> list[dict]:
+        if db is None:
+            with self.store.connection() as db:
+                return self._uses(mrn, item_no, db)
+        return [json.loads(u) for (u,) in db.execute(
+            "SELECT use FROM declaration_uses WHERE mrn = ? AND item_no = ? ORDER BY tx_id", (mrn, item_no))]
+
+    def _reported(self, mrn: str, item_no: int, alert_id: str | None, db: sqlite3.Connection | None = None) -> bool:
+        """Whether an alert of the item other than ``alert_id`` (another set of its uses) was raised."""
+        if db is None:
+            with self.store.connection() as db:
+                return self._reported(mrn, item_no, alert_id, db)
+        return db.execute("SELECT 1 FROM declaration_alerts WHERE mrn = ? AND item_no = ? AND alert_id != ? LIMIT 1",
+                          (mrn, item_no, alert_id)).fetchone() is not None
 
     def _recorded_goods(self, mrn: str, item_no: int, uses: list[dict]) -> dict[str, dict]:
         """For the uses of a 5151 transfer, the goods each side's contract recorded (code, unit, quantity), by
@@ -195,9 +245,11 @@ class DeclarationWatch:
             try:
                 answer = self.service.evaluate_json(self.org, "GetDeclaration", mrn, channel=channel)
             except Problem as problem:
-                if problem.status >= 500:
-                    raise   # the ledger cannot answer now: judged again when it can (the feed waits)
-                continue    # nothing recorded there to read: the uses as their events name them
+                if problem.status >= 500 or problem.status == 404:
+                    # the ledger cannot answer now, or this peer has not the state of a block its feed delivered
+                    # yet (the item has a use on this channel): judged again later
+                    raise
+                continue    # not customs' to read there (never expected): the uses as their events name them
             for decl in answer.get("items", []) if isinstance(answer, dict) else []:
                 if not isinstance(decl, dict) or decl.get("item_no") != item_no:
                     continue
@@ -211,8 +263,7 @@ class DeclarationWatch:
     def _alert(mrn: str, item_no: int, uses: list[dict], problem: str, differ: list[str], *, updated: bool) -> dict:
         """The alert of an item used against the rule: the same id whenever the same uses are judged again;
         ``UPDATED`` when an earlier set of its uses was reported."""
-        digest = hashlib.sha256("\n".join([ALERT_TYPE, mrn, str(item_no), *sorted(u["tx_id"] for u in uses)])
-                                .encode()).hexdigest()[:32]
+        digest = _alert_id(mrn, item_no, uses)
         latest = max(uses, key=lambda u: (u.get("recorded_at") or "", u["tx_id"]))
         shown = [{k: u.get(k) for k in ("channel", "authorisation_id", "event_type", "event_id", "procedure",
                                         "tx_id", "recorded_at")} for u in uses]

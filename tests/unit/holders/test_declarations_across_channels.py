@@ -357,3 +357,67 @@ def test_two_channels_listeners_at_once_raise_each_alert_once(feed):
     for t in threads:
         t.join()
     assert errors == [] and len(watch.alerts(1000)) == 40 and len(deliveries_of(store)) == 40
+
+
+RECORDED = {("a", "M1"): [{"item_no": 1, "type": "EXIT", "cn": "X", "unit": "kg", "quantity": 20}],
+            ("b", "M1"): [{"item_no": 1, "type": "PLACEMENT", "cn": "X", "unit": "kg", "quantity": 25}],
+            ("c", "M1"): [{"item_no": 1, "type": "PLACEMENT", "cn": "X", "unit": "kg", "quantity": 5}]}
+
+
+def test_a_judgement_made_out_of_date_by_another_listener_is_not_written(feed):
+    """Listener of channel b judges {t1, t2} and asks the ledger; meanwhile the listener of channel c stores t3 and
+    judges {t1, t2, t3}. The older judgement is not written after the newer: one alert, of the three uses, sent
+    once."""
+    store, deliveries, subs = feed
+    subs.add("https://customs.example/hook", "CustomsMSP")
+    state = {"fired": False}
+
+    class Meanwhile(Ledger):
+        def evaluate_json(self, org, function, mrn, channel=None):
+            if not state["fired"]:
+                state["fired"] = True   # channel c's listener runs while this one waits on the peer
+                watch.on_feed_item(use("t3", "c", "PlaceUnderProcedure", "M1",
+                                       recorded_at="2026-01-03T00:00:00.000000Z"))
+            return super().evaluate_json(org, function, mrn, channel)
+    watch = DeclarationWatch(store, Meanwhile(RECORDED), "CustomsMSP", deliveries, subs)
+    watch.on_feed_item(use("t1", "a", "ExitGoods", "M1", "5151", quantity=20))
+    watch.on_feed_item(use("t2", "b", "PlaceUnderProcedure", "M1", "5151", cn="X", unit="kg", quantity=25,
+                           recorded_at="2026-01-02T00:00:00.000000Z"))
+    [alert] = watch.alerts()
+    assert (alert["change"], len(alert["alert"]["details"]["uses"])) == ("RAISED", 3)
+    assert deliveries_of(store) == [("CustomsMSP", alert["alert_id"])]
+
+
+def test_a_peer_without_the_state_of_a_use_yet_leaves_the_transfer_to_judge(feed):
+    """The feed delivered the exit's block; the peer answering GetDeclaration on that channel has not its state yet
+    (404): the pair is not judged on the events alone (the exit names no goods code) but later, on what each
+    contract recorded — here another code."""
+    store, deliveries, subs = feed
+    recorded = {("a", "M1"): [{"item_no": 1, "type": "EXIT", "cn": "X", "unit": "kg", "quantity": 20}],
+                ("b", "M1"): [{"item_no": 1, "type": "PLACEMENT", "cn": "Y", "unit": "kg", "quantity": 20}]}
+    ledger = Ledger(recorded)
+    lagging = dict(recorded)
+    del ledger.recorded[("a", "M1")]
+    watch = DeclarationWatch(store, ledger, "CustomsMSP", deliveries, subs)
+    watch.on_feed_item(use("t1", "b", "PlaceUnderProcedure", "M1", "5151", cn="Y", unit="kg", quantity=20))
+    watch.on_feed_item(use("t2", "a", "ExitGoods", "M1", "5151", quantity=20))
+    assert watch.alerts() == []
+    ledger.recorded = lagging   # the peer caught up
+    watch._retry_at = 0.0
+    watch.on_feed_item(use("t9", "a", "PlaceUnderProcedure", "M9"))
+    [alert] = watch.alerts()
+    assert (alert["alert"]["details"]["problem"], alert["alert"]["details"]["differ"]) == ("transfer-mismatch", ["cn"])
+
+
+def test_a_pass_over_the_items_left_stops_at_the_first_the_ledger_cannot_answer_for(feed):
+    """Fifty transfers left to judge while channel a's peer times out: the next pass (run by a listener of another
+    channel) asks once, not fifty times — its own feed waits one query at most."""
+    store, deliveries, subs = feed
+    ledger = Ledger(down={"a"})
+    watch = DeclarationWatch(store, ledger, "CustomsMSP", deliveries, subs)
+    for i in range(50):
+        watch.on_feed_item(use(f"x{i}", "a", "ExitGoods", f"T{i}", "5151", quantity=1))
+        watch.on_feed_item(use(f"p{i}", "b", "PlaceUnderProcedure", f"T{i}", "5151", quantity=1))
+    ledger.asked, watch._retry_at = 0, 0.0
+    watch.on_feed_item(use("c1", "c", "PlaceUnderProcedure", "OTHER"))
+    assert ledger.asked == 1
