@@ -12,8 +12,8 @@ for each side (``GetDeclaration`` on each channel: code, unit, quantity), since 
 batch. An item the ledger cannot be asked about now (a 5xx, or a peer that has not yet the state of a block its feed
 delivered) stays to judge (``judged = 0``) and is tried again with the feed items that follow, every :data:`RETRY_S`
 at most, one listener's pass at a time, which stops at the first item still unanswered — the feeds themselves go on:
-one channel's peer failing holds no feed up beyond one query. Every start indexes the stored events not indexed yet (those stored before the watch existed, or
-named with their channel when the gateway came to serve several).
+one channel's peer failing holds no feed up beyond one query. Every start indexes the stored events not indexed yet
+(those stored before the watch existed, or named with their channel when the gateway came to serve several).
 
 One alert per set of uses: a further use of an item already reported (a third channel) raises an alert naming all
 of them, its ``change`` ``UPDATED``.
@@ -123,9 +123,10 @@ class DeclarationWatch:
                               "WHERE u.tx_id = e.tx_id) ORDER BY seq", tuple(SIDES)).fetchall()
             for block, tx_id, payload, channel in rows:
                 db.executemany(_INSERT, uses_in(feed_item(block, tx_id, json.loads(payload), channel=channel)))
-            db.execute("UPDATE declaration_uses SET judged = 1 WHERE judged = 0 AND (mrn, item_no) IN "
-                       "(SELECT mrn, item_no FROM declaration_uses GROUP BY mrn, item_no "
-                       "HAVING COUNT(DISTINCT channel) = 1)")
+            # the pending uses alone, each looked up by its item (the primary key): not every use ever indexed
+            db.execute("UPDATE declaration_uses SET judged = 1 WHERE judged = 0 AND NOT EXISTS (SELECT 1 FROM "
+                       "declaration_uses o WHERE o.mrn = declaration_uses.mrn AND o.item_no = declaration_uses.item_no "
+                       "AND o.channel != declaration_uses.channel)")
 
     # -- the feed's hook ----------------------------------------------------------------------------------------
     def on_feed_item(self, item: dict) -> None:
