@@ -16,12 +16,14 @@ uses:
 """
 from __future__ import annotations
 
-# As the contract's declarations module has them (the gateway may use of the chaincode only its schemas, errors and
-# act table): the sides an item's record names, the transfer procedure and the goods both sides must name alike.
+from ipledger.chaincode.contract.schemas import TRANSFER_GOODS_FIELDS, TRANSFER_PROCEDURE
+
+# The sides an item's declaration record names (its ``type``), by the act that uses the item.
 PLACEMENT, EXIT = "PLACEMENT", "EXIT"
-SIDES = {"PlaceUnderProcedure": PLACEMENT, "ExitGoods": EXIT}   # the acts that use a declaration item
-TRANSFER = "5151"
-GOODS_FIELDS = ("cn", "unit", "quantity")
+SIDES = {"PlaceUnderProcedure": PLACEMENT, "ExitGoods": EXIT}
+# The transfer procedure and the goods both its sides name alike: common.json's, as the contract reads them.
+TRANSFER = TRANSFER_PROCEDURE
+GOODS_FIELDS = TRANSFER_GOODS_FIELDS
 ALERT_TYPE = "DeclarationAcrossChannels"
 DUPLICATE, MISMATCH = "duplicate-declaration", "transfer-mismatch"
 

@@ -6,13 +6,13 @@ stored as any declaration item (``decl``), the second beside it (``decl.transfer
 goods, on two different authorisations."""
 from __future__ import annotations
 
-from ipledger.chaincode.contract import keys
+from ipledger.chaincode.contract import keys, schemas
 from ipledger.chaincode.contract.errors import DuplicateDeclaration, TransferMismatch
 
 RE_EXPORT = "3151"   # awaits customs' ConfirmExit
-TRANSFER = "5151"    # inward processing after inward processing: two sides, one declaration item
+TRANSFER = schemas.TRANSFER_PROCEDURE   # inward processing after inward processing: two sides, one declaration item
 RELEASE = "4051"     # release for free circulation: import duty on the input goods it stands for (UCC art. 86(3))
-SAME_GOODS = ("cn", "unit", "quantity")
+SAME_GOODS = schemas.TRANSFER_GOODS_FIELDS   # cn, unit, quantity
 
 
 def claim(state, mrn: str, item_no: int, record: dict) -> tuple:

@@ -168,13 +168,16 @@ class Live:
                  "alone (%d stored events named)", channel, named)
 
     def _start_dispatcher(self) -> None:
-        """The webhook dispatcher runs once per process, when its first listener takes the lead."""
+        """The webhook dispatcher runs once per process, when its first listener takes the lead — with the feed's
+        retention and the declaration watch's passes over the items left to judge."""
         with self._dispatching:
             if not self._dispatcher_started:
                 self._dispatcher_started = True
                 self.dispatcher.start()
                 if self.retention.active:      # where a listener leads (pruning twice at once is harmless)
                     self.retention.start()
+                if self.declarations is not None:   # the items the ledger could not be asked about, judged again
+                    self.declarations.start()
 
     def secret_key(self) -> bytes:
         """The session-cookie signing key, shared by the workers (``<state>/<org name>/gateway/session.key``)."""
@@ -186,6 +189,8 @@ class Live:
         self.stopping.set()
         self.dispatcher.stop()     # first: the next holder of its lock takes over what is left to send
         self.retention.stop()
+        if self.declarations is not None:
+            self.declarations.stop()
         for listener in self.listeners:
             listener.stop()
         if self.block_reader is not None and hasattr(self.block_reader, "close"):

@@ -10,9 +10,10 @@ revocation), as for the contract's alerts.
 The watch reads what the feed stores; a 5151 pair across channels is compared on the goods the contract recorded
 for each side (``GetDeclaration`` on each channel: code, unit, quantity), since an exit names its goods by lot or
 batch. An item the ledger cannot be asked about now (a 5xx, or a peer that has not yet the state of a block its feed
-delivered) stays to judge (``judged = 0``) and is tried again with the feed items that follow, every :data:`RETRY_S`
-at most, one listener's pass at a time, which stops at the first item still unanswered — the feeds themselves go on:
-one channel's peer failing holds no feed up beyond one query. Every start indexes the stored events not indexed yet
+delivered) stays to judge (``judged = 0``) and is tried again every :data:`RETRY_S` by the watch's own thread (started
+where the gateway's webhook dispatcher runs: one per gateway), whether or not anything else happens on the channels;
+a pass stops at the first item still unanswered. The feeds go on: one channel's peer failing holds a feed up by one
+query at most, that of the item it delivers. Every start indexes the stored events not indexed yet
 (those stored before the watch existed, or named with their channel when the gateway came to serve several).
 
 One alert per set of uses: a further use of an item already reported (a third channel) raises an alert naming all
@@ -25,7 +26,6 @@ import json
 import logging
 import sqlite3
 import threading
-import time
 
 from ipledger.gateway.declarations import ALERT_TYPE, GOODS_FIELDS, SIDES, TRANSFER, conflict
 from ipledger.gateway.feed.store import FeedStore, feed_item, now_text
@@ -59,7 +59,7 @@ CREATE INDEX IF NOT EXISTS declaration_alerts_item ON declaration_alerts(mrn, it
 """
 _INSERT = ("INSERT OR IGNORE INTO declaration_uses (mrn, item_no, tx_id, channel, side, use) "
            "VALUES (?,?,?,?,?,?)")
-RETRY_S = 30.0   # how often items the ledger could not be asked about are tried again (with the next feed item)
+RETRY_S = 30.0   # how often the items the ledger could not be asked about are tried again
 
 
 def uses_in(item: dict) -> list[tuple]:
@@ -105,8 +105,9 @@ class DeclarationWatch:
     def __init__(self, store: FeedStore, service, org: str, deliveries=None, subscriptions=None):
         self.store, self.service, self.org = store, service, org
         self.deliveries, self.subscriptions = deliveries, subscriptions
-        self._retry_at = 0.0   # monotonic time of the next pass over the items left to judge
-        self._retrying = threading.Lock()
+        self._retrying = threading.Lock()   # one pass over the items left to judge at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         with self.store.transaction() as db:
             for statement in filter(str.strip, SCHEMA.split(";")):
                 db.execute(statement)
@@ -116,7 +117,7 @@ class DeclarationWatch:
         """Index the uses of the stored events, named with their channel, that are not indexed yet — every start (a
         start cut short between naming a channel's events and indexing them leaves none out) and when a channel the
         gateway served alone is named. Items used on one channel only are judged at once, in one statement; the
-        others with the next feed item."""
+        others by the watch's next pass (:meth:`judge_pending`)."""
         with self.store.transaction() as db:
             rows = db.execute("SELECT block, tx_id, payload, channel FROM events e WHERE channel IS NOT NULL "
                               "AND event_type IN (?, ?) AND NOT EXISTS (SELECT 1 FROM declaration_uses u "
@@ -130,10 +131,9 @@ class DeclarationWatch:
 
     # -- the feed's hook ----------------------------------------------------------------------------------------
     def on_feed_item(self, item: dict) -> None:
-        """Index the declaration items ``item`` uses and judge them; every :data:`RETRY_S`, also the items left to
-        judge. The ledger failing leaves an item to judge later, never the feed waiting (a database error does, as
-        for every hook). Idempotent: a transaction seen again adds nothing, the same uses judged again make the
-        same alert."""
+        """Index the declaration items ``item`` uses and judge them. The ledger failing leaves an item to judge later
+        (:meth:`judge_pending`), never the feed waiting (a database error does, as for every hook). Idempotent: a
+        transaction seen again adds nothing, the same uses judged again make the same alert."""
         rows = uses_in(item)
         spanning = []   # items now used on more than one channel: to judge
         if rows:
@@ -148,17 +148,47 @@ class DeclarationWatch:
                                    (mrn, item_no, item["tx_id"]))
         for mrn, item_no in spanning:
             self._try(mrn, item_no)
-        if time.monotonic() >= self._retry_at and self._retrying.acquire(blocking=False):
-            try:   # one listener's pass at a time; it stops at the first item the ledger cannot answer for
-                self._retry_at = time.monotonic() + RETRY_S
-                with self.store.connection() as db:
-                    pending = db.execute("SELECT DISTINCT mrn, item_no FROM declaration_uses WHERE judged = 0 "
-                                         "ORDER BY mrn, item_no").fetchall()
-                for mrn, item_no in pending:
-                    if not self._try(mrn, item_no):
-                        break
-            finally:
-                self._retrying.release()
+
+    # -- the items left to judge --------------------------------------------------------------------------------
+    def judge_pending(self) -> int:
+        """One pass over the items left to judge, in item order; it stops at the first the ledger cannot answer for
+        (the others would wait on the same peer). One pass at a time: 0 at once when another is running. How many
+        items were judged."""
+        if not self._retrying.acquire(blocking=False):
+            return 0
+        try:
+            with self.store.connection() as db:
+                pending = db.execute("SELECT DISTINCT mrn, item_no FROM declaration_uses WHERE judged = 0 "
+                                     "ORDER BY mrn, item_no").fetchall()
+            judged = 0
+            for mrn, item_no in pending:
+                if not self._try(mrn, item_no):
+                    break
+                judged += 1
+            return judged
+        finally:
+            self._retrying.release()
+
+    def start(self, every_s: float = RETRY_S) -> "DeclarationWatch":
+        """Judge the items left to judge every ``every_s`` in a thread of its own, until :meth:`stop`."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, args=(every_s,), name="ipledger-declarations",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            try:
+                self.judge_pending()
+            except Exception as exc:  # noqa: BLE001 - the database busy or gone: again at the next round
+                log.warning("declaration watch: the items left to judge not read (%s): again in %.0f s",
+                            type(exc).__name__, every_s, extra={"error_type": type(exc).__name__})
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def _try(self, mrn: str, item_no: int) -> bool:
         """Judge the item; False when the ledger could not be asked (the item stays to judge, the feed goes on)."""

@@ -267,6 +267,10 @@ def shown_pattern(pattern: str) -> str:
 _PAGES = _read("common")["$defs"]
 EVENTS_PAGE_MAX: int = _PAGES["eventsPageLimit"]["maximum"]
 EVENTS_PAGE_CURSOR: str = _PAGES["eventsPageCursor"]["pattern"]
+# A 5151 transfer: its procedure code and the goods fields its two sides name alike, which the contract checks on
+# one channel and customs' gateway across holders' channels (ipledger.gateway.declarations) — written once too.
+TRANSFER_PROCEDURE: str = _PAGES["transferProcedure"]["const"]
+TRANSFER_GOODS_FIELDS: tuple[str, ...] = tuple(_PAGES["transferGoodsField"]["enum"])
 
 
 def short_message(message: str) -> str:

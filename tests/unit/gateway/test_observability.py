@@ -208,7 +208,8 @@ def test_fabric_ledger_connects_lazily_once_per_org(tmp_path, monkeypatch):
     connects = []
 
     class FakeContract:
-        def evaluate(self, fn, args, endorsing_orgs=None, timeout=None):
+        def evaluate(self, fn, args, transient=None, endorsing_orgs=None, timeout=None):
+            assert endorsing_orgs == ["OperatorMSP"]   # read on its own organisation's peer
             return b"{}"
 
     class FakeGateway:
@@ -228,11 +229,14 @@ def test_fabric_ledger_connects_lazily_once_per_org(tmp_path, monkeypatch):
     cfg = GatewayConfig(orgs={"OperatorMSP": OrgConnection("OperatorMSP", tmp_path, "127.0.0.1:1", tmp_path / "ca")})
     led = FabricLedger(cfg)
     assert connects == []
-    threads = [threading.Thread(target=led.evaluate, args=("OperatorMSP", "GetParameters", [])) for _ in range(8)]
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(led.evaluate("OperatorMSP", "GetParameters", [])))
+               for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert answers == [b"{}"] * 8   # every thread answered, through the one connection
     assert connects == [("127.0.0.1:1", "OperatorMSP")]
     with pytest.raises(UnknownOrg):
         led.evaluate("CustomsMSP", "GetParameters", [])
