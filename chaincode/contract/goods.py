@@ -243,10 +243,16 @@ class StateBook:
     def account(self, kind: str, record: dict, entered: int = 0, stock: int = 0, consumed: int = 0,
                 exited: dict | None = None, lost: int = 0) -> None:
         """Keep the balance per (authorisation, category, cn, unit) in step, in the shard of this lot or batch
-        (keys.balance_shard): a bounded read for queries, and no key every event of the authorisation writes."""
+        (keys.balance_shard): a bounded read for queries, and no key every event of the authorisation writes. A
+        shard whose stock is 0 is kept under ``bal.empty`` (keys.empty_balance): the ceiling's range read covers the
+        shards holding goods, not the authorisation's history. Both keys are read (:func:`balance_keys`, in the
+        read-ahead of every event that posts): one of them holds the shard, or neither yet."""
         category = INPUT if kind == LOT else PRODUCT
-        key = balance_key(kind, record)
-        bal = self.tx.state.get(key) or {
+        state = self.tx.state
+        key, empty_key = balance_keys(kind, record)
+        held, emptied = state.get(key), state.get(empty_key)
+        had_stock, was_empty = held is not None, emptied is not None
+        bal = held or emptied or {
             "authorisation_id": record["authorisation_id"], "category": category, "cn": record["cn"],
             "unit": record["unit"], "entered": 0, "stock": 0, "consumed": 0, "exited": {}, "lost": 0,
         }
@@ -256,7 +262,14 @@ class StateBook:
         bal["lost"] += lost
         for proc, q in (exited or {}).items():
             bal["exited"][proc] = bal["exited"].get(proc, 0) + q
-        self.tx.state.put(key, bal)
+        if bal["stock"]:
+            state.put(key, bal)
+            if was_empty:
+                state.delete(empty_key)
+        else:   # nothing of this shard under the procedure any more: out of the ceiling's read
+            state.put(empty_key, bal)
+            if had_stock:
+                state.delete(key)
         if category == INPUT and stock > 0:
             self.tx.review_ceilings[(record["authorisation_id"], record["cn"])] = None
         elif category == INPUT and stock < 0:
@@ -269,17 +282,20 @@ class StateBook:
 
 # ---------------------------------------------------------------------------------------- applying effects
 
-def balance_key(kind: str, record: dict) -> tuple:
-    """The balance shard a lot's or batch's stock is counted in (its goods code, unit and own shard)."""
+def balance_keys(kind: str, record: dict) -> list[tuple]:
+    """The two keys of the balance shard a lot's or batch's stock is counted in (its goods code, unit and own
+    shard), both read by :meth:`StateBook.account`: under ``bal`` while its stock is not 0, else under
+    ``bal.empty``."""
     category = INPUT if kind == LOT else PRODUCT
     goods_id = record["lot_id"] if kind == LOT else record["batch_id"]
-    return keys.balance(record["authorisation_id"], category, record["cn"], record["unit"], goods_id)
+    shard = (record["authorisation_id"], category, record["cn"], record["unit"], goods_id)
+    return [keys.balance(*shard), keys.empty_balance(*shard)]
 
 
 def reads_of_taking(kind: str, record: dict, attribution: list[dict] | None) -> list[tuple]:
     """The keys posting an exit or a loss of ``record`` reads besides the record itself: its balance shard
     (StateBook.account) and, for a batch, the lots its attribution discharges (_discharge_shares)."""
-    return [balance_key(kind, record), *(keys.lot(part["lot_id"]) for part in attribution or ())]
+    return [*balance_keys(kind, record), *(keys.lot(part["lot_id"]) for part in attribution or ())]
 
 
 def _remove(record: dict, sites: dict[str, int], kind: str, goods_id: str) -> None:

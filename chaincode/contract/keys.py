@@ -28,6 +28,10 @@ object type         attributes                                  answers
 ``bal``             authorisation_id, category, cn, unit,       balance per goods code and unit, in
                     shard                                       ``BALANCE_SHARDS`` parts (by lot or batch
                                                                 id): a range read sums them
+``bal.empty``       authorisation_id, category, cn, unit,       a shard of ``bal`` whose stock is 0 (every
+                    shard                                       lot or batch counted in it discharged): its
+                                                                flows kept for ``GetBalances``, out of the
+                                                                ceiling's range read of ``bal``
 ``decl``            mrn, item_no                                DuplicateDeclaration; mrn → its events
 ``decl.transfer``   mrn, item_no                                the second side of a 5151 transfer (its
                                                                 exit or its reception, whichever came later)
@@ -54,7 +58,10 @@ Each lot or batch therefore counts in one of ``BALANCE_SHARDS`` keys (by a hash 
 on every peer), so events on different lots rarely meet; the ceiling check and ``GetBalances`` read the
 shards of an authorisation in one range read and add them up — a bounded read, whatever the number of
 lots. The trade-off: a placement's range read conflicts with any concurrent change to the authorisation's
-input balances (the ceiling is one shared quantity), as before.
+input balances (the ceiling is one shared quantity), as before. A shard whose stock falls to 0 moves to
+``bal.empty`` (and back when goods counted in it come under the procedure again): the ceiling's read then covers
+the shards holding goods under the procedure, not every shard an authorisation's history ever filled — a
+placement costs the same after years of lots as after the first ones; ``GetBalances`` reads both ranges.
 No key part may hold a control character (``identifiers.require_key_part``: U+0000 separates the
 parts, and ``"L1\n"`` must not name a second lot): every builder below checks its parts and answers
 ``InvalidIdentifier`` — for submitted events and query arguments alike.
@@ -77,6 +84,7 @@ AUTH_BATCHES = "auth.batch"
 AUTH_LOSSES = "auth.loss"
 LOSS_INDEX_BUILT = "auth.loss.index"
 BALANCE = "bal"
+BALANCE_EMPTY = "bal.empty"
 DECLARATION = "decl"
 DECLARATION_TRANSFER = "decl.transfer"
 UNCONFIRMED_EXIT = "unconfirmed"
@@ -163,6 +171,11 @@ def balance_shard(goods_id: str) -> str:
 def balance(authorisation_id: str, category: str, cn: str, unit: str, goods_id: str) -> tuple:
     """The balance shard of (authorisation, category, cn, unit) that ``goods_id`` counts in."""
     return _k(BALANCE, authorisation_id, category, cn, unit, balance_shard(goods_id))
+
+
+def empty_balance(authorisation_id: str, category: str, cn: str, unit: str, goods_id: str) -> tuple:
+    """Where the shard of :func:`balance` is kept while its stock is 0."""
+    return _k(BALANCE_EMPTY, authorisation_id, category, cn, unit, balance_shard(goods_id))
 
 
 def declaration(mrn: str, item_no: int) -> tuple:

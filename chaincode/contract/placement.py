@@ -74,7 +74,7 @@ def place_under_procedure(tx, event: dict) -> dict:
     if (since := goods.billed_from(lot)) is not None:   # recorded after its deadline: billed from then on
         lot["billed_from"] = since
     # what posting it reads, in one round trip: the lot's balance shard, its entry's CeilingNear alert
-    tx.state.prefetch([goods.balance_key(goods.LOT, lot), authorisations.ceiling_alert_key(auth, lot["cn"])])
+    tx.state.prefetch([*goods.balance_keys(goods.LOT, lot), authorisations.ceiling_alert_key(auth, lot["cn"])])
     goods.post(tx, {"op": "place", "lot": lot})
     tx.state.put(declaration, declared)
     if sent is not None:

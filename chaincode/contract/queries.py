@@ -97,17 +97,20 @@ def get_balances(tx, authorisation_id) -> dict:
 
 
 def _balances(state, auth: dict) -> dict[tuple[str, str, str], dict]:
-    """The authorisation's balances by (category, goods code, unit): its shards added up, in key order."""
-    balances: dict[tuple[str, str, str], dict] = {}
-    for (_auth, category, cn, unit, _shard), part in state.scan(keys.BALANCE, auth["authorisation_id"]):
-        bal = balances.setdefault((category, cn, unit), {
+    """The authorisation's balances by (category, goods code, unit), in that order: its shards added up, those
+    holding goods (``bal``) and those whose stock is 0 (``bal.empty``)."""
+    found: dict[tuple[str, str, str], dict] = {}
+    auth_id = auth["authorisation_id"]
+    for (_auth, category, cn, unit, _shard), part in [*state.scan(keys.BALANCE, auth_id),
+                                                      *state.scan(keys.BALANCE_EMPTY, auth_id)]:
+        bal = found.setdefault((category, cn, unit), {
             "authorisation_id": auth["authorisation_id"], "category": category, "cn": cn, "unit": unit,
             "entered": 0, "stock": 0, "consumed": 0, "exited": {}, "lost": 0})
         for field in ("entered", "stock", "consumed", "lost"):
             bal[field] += part[field]
         for proc, q in sorted(part["exited"].items()):
             bal["exited"][proc] = bal["exited"].get(proc, 0) + q
-    return balances
+    return {code: found[code] for code in sorted(found)}
 
 
 def _ceilings(auth: dict, balances: dict[tuple[str, str, str], dict]) -> list[dict]:

@@ -202,7 +202,8 @@ def check_conservation(lots: dict, batches: dict) -> None:
 
 
 def check_balance_shards(ledger, lots: dict, batches: dict) -> None:
-    """Each balance shard equals the records that count in it."""
+    """Each balance shard equals the records that count in it, and is kept under ``bal`` while its stock is not 0,
+    under ``bal.empty`` once it is."""
     expected: dict[tuple, dict] = {}
     for kind, records in (("LOT", lots), ("BATCH", batches)):
         for gid, r in records.items():
@@ -215,8 +216,12 @@ def check_balance_shards(ledger, lots: dict, batches: dict) -> None:
             b["lost"] += r["lost"]
             for proc, q in r["exited"].items():
                 b["exited"][proc] = b["exited"].get(proc, 0) + q
+    holding, emptied = committed(ledger, keys.BALANCE), committed(ledger, keys.BALANCE_EMPTY)
+    # a shard is kept in one place: under bal while goods counted in it are under the procedure, else bal.empty
+    assert not holding.keys() & emptied.keys(), sorted(holding.keys() & emptied.keys())
+    assert all(v["stock"] for v in holding.values()) and not any(v["stock"] for v in emptied.values())
     shards = {attrs: {f: v[f] for f in ("entered", "stock", "consumed", "lost")} | {
-        "exited": {p: q for p, q in v["exited"].items() if q}} for attrs, v in committed(ledger, keys.BALANCE).items()}
+        "exited": {p: q for p, q in v["exited"].items() if q}} for attrs, v in {**holding, **emptied}.items()}
     for b in expected.values():
         b["exited"] = {p: q for p, q in b["exited"].items() if q}
     assert shards == expected

@@ -1,0 +1,131 @@
+"""A balance shard whose stock falls to 0 is kept under ``bal.empty`` (keys.py, goods.StateBook.account).
+
+The ceiling check of every placement reads the authorisation's input shards in one range read; a shard that
+keeps its place once its goods are discharged makes that read grow with the authorisation's history (up to
+``BALANCE_SHARDS`` per goods code) — every placement of a plant years old paying for all its past lots, on every
+endorsing and validating peer. Here: the read covers the shards holding goods only, the balances stay exact, a
+shard comes back when goods counted in it are placed again, and a ledger written before (empty shards under
+``bal``) goes on as it was."""
+from __future__ import annotations
+
+import json
+
+from ipledger.chaincode.contract import InwardProcessingContract, keys
+from ipledger.chaincode.shim import keys as shim_keys
+from ipledger.chaincode.testing import memstub
+from ipledger.chaincode.testing.scenario import AUTH_ID, Scenario, mrn
+
+USED = "40122000"
+
+
+def stored(sc, object_type: str) -> dict[tuple, dict]:
+    """Every committed key of ``object_type``: attributes → value."""
+    prefix = shim_keys.COMPOSITE_KEY_NAMESPACE + object_type + shim_keys.MIN_UNICODE_RUNE
+    return {tuple(shim_keys.split_composite_key(k)[1]): json.loads(v) for k, v in sc.ledger.state.items()
+            if k.startswith(prefix)}
+
+
+def same_shard_as(goods_id: str, prefix: str) -> str:
+    """Another id counted in the same balance shard as ``goods_id``."""
+    return next(f"{prefix}{n}" for n in range(100_000)
+                if keys.balance_shard(f"{prefix}{n}") == keys.balance_shard(goods_id))
+
+
+def input_balance(sc) -> dict:
+    [bal] = [b for b in sc.query("GetBalances", AUTH_ID)["balances"] if b["category"] == "INPUT"]
+    return bal
+
+
+def test_a_placement_reads_the_shards_holding_goods_not_every_lot_discharged_before(monkeypatch):
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    for n in range(40):   # forty lots placed and re-exported: their shards hold nothing any more
+        sc.accepted(sc.place(f"OLD{n}", 10))
+        sc.accepted(sc.exit(10, lot_id=f"OLD{n}"))
+    sc.accepted(sc.place("LIVE", 7))
+    assert [attrs[-1] for attrs in stored(sc, keys.BALANCE)] == [keys.balance_shard("LIVE")]
+    shard_rows = []
+    cut = memstub.MemStub._cut
+
+    def counting(self, rows):
+        def seen():
+            for row in rows:
+                if row.key.startswith(shim_keys.COMPOSITE_KEY_NAMESPACE + keys.BALANCE + shim_keys.MIN_UNICODE_RUNE):
+                    shard_rows.append(row.key)
+                yield row
+        return cut(self, seen())
+    monkeypatch.setattr(memstub.MemStub, "_cut", counting)
+    placed = sc.accepted(sc.place("NEW", 5))
+    assert len(shard_rows) == 1   # LIVE's shard, once (the ceiling check and its review share the read)
+    assert placed["under_procedure"]["quantity"] == 12
+    bal = input_balance(sc)
+    assert (bal["entered"], bal["stock"], bal["exited"]) == (412, 12, {"3151": 400})
+
+
+def test_the_ceiling_counts_every_shard_holding_goods():
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant(input_goods=[{"cn": USED, "description": "used tyres", "unit": "p/st", "max_qty": 100}]))
+    for n in range(10):
+        sc.accepted(sc.place(f"E{n}", 10))
+        sc.accepted(sc.exit(10, lot_id=f"E{n}"))
+    for n in range(9):
+        sc.accepted(sc.place(f"L{n}", 10))   # 90 of 100 under the procedure, in several shards
+    details = sc.refused("CeilingExceeded", sc.place, "L9", 11)
+    assert (details["under_procedure"], details["requested"]) == (90, 11)
+    sc.accepted(sc.place("L9", 10))
+
+
+def test_a_shard_comes_back_when_goods_counted_in_it_are_placed_again():
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("A", 30))
+    sc.accepted(sc.exit(30, lot_id="A"))
+    shard = (AUTH_ID, "INPUT", USED, "p/st", keys.balance_shard("A"))
+    assert shard not in stored(sc, keys.BALANCE)
+    assert stored(sc, keys.BALANCE_EMPTY)[shard]["entered"] == 30
+    again = same_shard_as("A", "B")
+    sc.accepted(sc.place(again, 8, mrn_=mrn("I", 900_001)))
+    assert shard not in stored(sc, keys.BALANCE_EMPTY)
+    back = stored(sc, keys.BALANCE)[shard]
+    assert (back["entered"], back["stock"], back["exited"]) == (38, 8, {"3151": 30})
+    sc.accepted(sc.exit(3, lot_id=again))
+    assert stored(sc, keys.BALANCE)[shard]["stock"] == 5   # some goods left: it stays
+    bal = input_balance(sc)
+    assert (bal["entered"], bal["stock"], bal["exited"]) == (38, 5, {"3151": 33})
+
+
+def test_a_processing_empties_the_lots_shard_and_fills_its_batches():
+    from ipledger.chaincode.testing.scenario import retreaded, waste
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("L1", 50, msp="OperatorMSP"))
+    sc.accepted(sc.process("OP1", [("L1", 50)], [retreaded(49, "B1"), waste(60, "W1")]))
+    assert [a[1] for a in stored(sc, keys.BALANCE)] == ["PRODUCT", "PRODUCT"]
+    assert [(a[1], v["consumed"]) for a, v in stored(sc, keys.BALANCE_EMPTY).items()] == [("INPUT", 50)]
+    sc.accepted(sc.exit(49, batch_id="B1"))
+    sc.accepted(sc.lose(60, batch_id="W1", reason="DESTROYED"))
+    assert stored(sc, keys.BALANCE) == {}
+    balances = {b["cn"]: b for b in sc.query("GetBalances", AUTH_ID)["balances"]}
+    assert (balances[USED]["consumed"], balances["40121200"]["exited"], balances["40040000"]["lost"]) == \
+        (50, {"3151": 49}, 60)
+
+
+def test_a_ledger_written_before_keeps_its_empty_shards_where_they_were():
+    """An earlier contract left shards of stock 0 under ``bal``: they are counted as before, and move to
+    ``bal.empty`` when an event empties them again."""
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("A", 30))
+    sc.accepted(sc.exit(30, lot_id="A"))
+    shard = (AUTH_ID, "INPUT", USED, "p/st", keys.balance_shard("A"))
+    held = sc.ledger.state.pop(shim_keys.create_composite_key(keys.BALANCE_EMPTY, list(shard)))
+    sc.ledger.state[shim_keys.create_composite_key(keys.BALANCE, list(shard))] = held   # as written before
+    assert input_balance(sc)["entered"] == 30
+    again = same_shard_as("A", "C")
+    sc.accepted(sc.place(again, 4, mrn_=mrn("I", 900_002)))
+    assert stored(sc, keys.BALANCE)[shard]["entered"] == 34
+    sc.accepted(sc.exit(4, lot_id=again))
+    assert shard not in stored(sc, keys.BALANCE)
+    assert stored(sc, keys.BALANCE_EMPTY)[shard]["entered"] == 34
+    bal = input_balance(sc)
+    assert (bal["entered"], bal["stock"], bal["exited"]) == (34, 0, {"3151": 34})
