@@ -252,16 +252,16 @@ class StateBook:
         key, empty_key = balance_keys(kind, record)
         held, emptied = state.get(key), state.get(empty_key)
         had_stock, was_empty = held is not None, emptied is not None
-        bal = held or emptied or {
-            "authorisation_id": record["authorisation_id"], "category": category, "cn": record["cn"],
-            "unit": record["unit"], "entered": 0, "stock": 0, "consumed": 0, "exited": {}, "lost": 0,
-        }
-        bal["entered"] += entered
-        bal["stock"] += stock
-        bal["consumed"] += consumed
-        bal["lost"] += lost
-        for proc, q in (exited or {}).items():
-            bal["exited"][proc] = bal["exited"].get(proc, 0) + q
+        bal = {"authorisation_id": record["authorisation_id"], "category": category, "cn": record["cn"],
+               "unit": record["unit"], "entered": 0, "stock": 0, "consumed": 0, "exited": {}, "lost": 0}
+        # one of the two holds the shard; both only after a return to an earlier contract wrote bal again: added up
+        for part in (held, emptied, {"entered": entered, "stock": stock, "consumed": consumed, "lost": lost,
+                                     "exited": exited or {}}):
+            if part is not None:
+                for field in ("entered", "stock", "consumed", "lost"):
+                    bal[field] += part[field]
+                for proc, q in part["exited"].items():
+                    bal["exited"][proc] = bal["exited"].get(proc, 0) + q
         if bal["stock"]:
             state.put(key, bal)
             if was_empty:

@@ -129,6 +129,8 @@ class Live:
                                 on_lead=[self._start_dispatcher] if dispatch else [], channel=channel)
         self.listeners.append(listener)
         self.listener = self.listener or listener
+        if self.declarations is not None:   # the items the ledger could not be asked about, judged again: in every
+            self.declarations.start()       # process that listens, whichever channel's lock it gets (once a process)
         return listener.start()
 
     # -- from one channel to several -------------------------------------------------------------------
@@ -168,16 +170,14 @@ class Live:
                  "alone (%d stored events named)", channel, named)
 
     def _start_dispatcher(self) -> None:
-        """The webhook dispatcher runs once per process, when its first listener takes the lead — with the feed's
-        retention and the declaration watch's passes over the items left to judge."""
+        """The webhook dispatcher runs once per process, when its first listener takes the lead (with the feed's
+        retention)."""
         with self._dispatching:
             if not self._dispatcher_started:
                 self._dispatcher_started = True
                 self.dispatcher.start()
                 if self.retention.active:      # where a listener leads (pruning twice at once is harmless)
                     self.retention.start()
-                if self.declarations is not None:   # the items the ledger could not be asked about, judged again
-                    self.declarations.start()
 
     def secret_key(self) -> bytes:
         """The session-cookie signing key, shared by the workers (``<state>/<org name>/gateway/session.key``)."""

@@ -10,9 +10,9 @@ revocation), as for the contract's alerts.
 The watch reads what the feed stores; a 5151 pair across channels is compared on the goods the contract recorded
 for each side (``GetDeclaration`` on each channel: code, unit, quantity), since an exit names its goods by lot or
 batch. An item the ledger cannot be asked about now (a 5xx, or a peer that has not yet the state of a block its feed
-delivered) stays to judge (``judged = 0``) and is tried again every :data:`RETRY_S` by the watch's own thread (started
-where the gateway's webhook dispatcher runs: one per gateway), whether or not anything else happens on the channels;
-a pass stops at the first item still unanswered. The feeds go on: one channel's peer failing holds a feed up by one
+delivered) stays to judge (``judged = 0``) and is tried again every :data:`RETRY_S` by the watch's own thread (one in
+each process that listens to the channels), whether or not anything else happens on them; a pass stops at the first
+item still unanswered. The feeds go on: one channel's peer failing holds a feed up by one
 query at most, that of the item it delivers. Every start indexes the stored events not indexed yet
 (those stored before the watch existed, or named with their channel when the gateway came to serve several).
 
@@ -162,15 +162,17 @@ class DeclarationWatch:
                                      "ORDER BY mrn, item_no").fetchall()
             judged = 0
             for mrn, item_no in pending:
-                if not self._try(mrn, item_no):
-                    break
+                if self._stop.is_set() or not self._try(mrn, item_no):
+                    break   # stopping (a worker's graceful stop waits for no ledger call), or the ledger failed
                 judged += 1
             return judged
         finally:
             self._retrying.release()
 
     def start(self, every_s: float = RETRY_S) -> "DeclarationWatch":
-        """Judge the items left to judge every ``every_s`` in a thread of its own, until :meth:`stop`."""
+        """Judge the items left to judge at once (those a start left), then every ``every_s``, in a thread of its
+        own, until :meth:`stop`. Once per process; each process that listens runs one (two passes at once judge
+        alike: each judgement is written under the database's write lock, an alert and its deliveries once)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, args=(every_s,), name="ipledger-declarations",
                                             daemon=True)
@@ -178,12 +180,13 @@ class DeclarationWatch:
         return self
 
     def _run(self, every_s: float) -> None:
-        while not self._stop.wait(every_s):
+        while not self._stop.is_set():
             try:
                 self.judge_pending()
             except Exception as exc:  # noqa: BLE001 - the database busy or gone: again at the next round
                 log.warning("declaration watch: the items left to judge not read (%s): again in %.0f s",
                             type(exc).__name__, every_s, extra={"error_type": type(exc).__name__})
+            self._stop.wait(every_s)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

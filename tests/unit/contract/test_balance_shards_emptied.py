@@ -25,6 +25,15 @@ def stored(sc, object_type: str) -> dict[tuple, dict]:
             if k.startswith(prefix)}
 
 
+def write_as_before(sc, object_type: str, attrs: tuple, value: dict | None) -> None:
+    """Set a committed key as an earlier contract would have left it (``None``: absent)."""
+    key = shim_keys.create_composite_key(object_type, list(attrs))
+    if value is None:
+        sc.ledger._committed.delete(key)
+    else:
+        sc.ledger._committed.put(key, json.dumps(value).encode())
+
+
 def same_shard_as(goods_id: str, prefix: str) -> str:
     """Another id counted in the same balance shard as ``goods_id``."""
     return next(f"{prefix}{n}" for n in range(100_000)
@@ -118,8 +127,10 @@ def test_a_ledger_written_before_keeps_its_empty_shards_where_they_were():
     sc.accepted(sc.place("A", 30))
     sc.accepted(sc.exit(30, lot_id="A"))
     shard = (AUTH_ID, "INPUT", USED, "p/st", keys.balance_shard("A"))
-    held = sc.ledger.state.pop(shim_keys.create_composite_key(keys.BALANCE_EMPTY, list(shard)))
-    sc.ledger.state[shim_keys.create_composite_key(keys.BALANCE, list(shard))] = held   # as written before
+    held = stored(sc, keys.BALANCE_EMPTY)[shard]
+    write_as_before(sc, keys.BALANCE_EMPTY, shard, None)
+    write_as_before(sc, keys.BALANCE, shard, held)   # an emptied shard where an earlier contract left it
+    assert stored(sc, keys.BALANCE)[shard]["stock"] == 0
     assert input_balance(sc)["entered"] == 30
     again = same_shard_as("A", "C")
     sc.accepted(sc.place(again, 4, mrn_=mrn("I", 900_002)))
@@ -129,3 +140,21 @@ def test_a_ledger_written_before_keeps_its_empty_shards_where_they_were():
     assert stored(sc, keys.BALANCE_EMPTY)[shard]["entered"] == 34
     bal = input_balance(sc)
     assert (bal["entered"], bal["stock"], bal["exited"]) == (34, 0, {"3151": 34})
+
+
+def test_a_shard_under_both_keys_is_added_up_once_touched():
+    """Only after a return to an earlier contract (which knows no ``bal.empty``) wrote the shard under ``bal``
+    again: the next event adds both parts up and keeps the sum in one place."""
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("A", 30))
+    sc.accepted(sc.exit(30, lot_id="A"))
+    shard = (AUTH_ID, "INPUT", USED, "p/st", keys.balance_shard("A"))
+    again = same_shard_as("A", "D")
+    written_before = {"authorisation_id": AUTH_ID, "category": "INPUT", "cn": USED, "unit": "p/st", "entered": 6,
+                      "stock": 6, "consumed": 0, "exited": {}, "lost": 0}   # another lot of the shard, placed so
+    write_as_before(sc, keys.BALANCE, shard, written_before)
+    assert input_balance(sc)["entered"] == 36
+    sc.accepted(sc.place(again, 6, mrn_=mrn("I", 900_003)))
+    assert shard not in stored(sc, keys.BALANCE_EMPTY)
+    assert (stored(sc, keys.BALANCE)[shard]["entered"], stored(sc, keys.BALANCE)[shard]["stock"]) == (42, 12)
