@@ -52,6 +52,10 @@ _MSP_ID = re.compile(r"[A-Za-z0-9.-]{1,64}")  # as the contract checks it
 # memory it freed: the chaincode's worker threads would each hold one. Two arenas bound that; the
 # peer's own setting, if any, wins. Ignored by other C libraries.
 MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
+# The chaincode's own settings, read by the shim under their CHAINCODE_* names (as a chaincode service reads
+# them): set on the peer as IPLEDGER_CHAINCODE_*, which the peer hands to this builder (propagateEnvironment,
+# network/org/generate.py) — the log level and its admission of each organisation's transactions.
+CHAINCODE_SETTINGS = ("LOG_LEVEL", "ADMISSION_PER_ORG", "ADMISSION_WAIT_S")
 
 
 class BuildError(Exception):
@@ -144,14 +148,30 @@ def run(build_dir: Path, run_metadata_dir: Path) -> int:
     # -I: isolated (no user site, no PYTHON* variables, no current dir); -S: no
     # site-packages at all — the chaincode runs on its package's wheels alone.
     # Other variables pass: IPLEDGER_CUSTOMS_MSP comes from the manifest only.
-    env = {k: v for k, v in os.environ.items() if k != CUSTOMS_ENV}
-    if manifest.get("customs_msp"):
-        env[CUSTOMS_ENV] = manifest["customs_msp"]
-    for name, value in MALLOC_ENV.items():
-        env.setdefault(name, value)
+    env = chaincode_environment(os.environ, manifest)
     python = _python()
     os.execve(python, [python, "-I", "-S", "-c", launcher], env)
     return 1  # not reached
+
+
+def chaincode_settings(peer_env) -> dict:
+    """The chaincode's settings an administrator gave the peer (``IPLEDGER_CHAINCODE_<X>``), under the names the
+    shim reads (``CHAINCODE_<X>``)."""
+    return {f"CHAINCODE_{setting}": peer_env[f"IPLEDGER_CHAINCODE_{setting}"] for setting in CHAINCODE_SETTINGS
+            if f"IPLEDGER_CHAINCODE_{setting}" in peer_env}
+
+
+def chaincode_environment(peer_env: dict, manifest: dict) -> dict:
+    """The environment of the Python chaincode the peer launches: the peer's (what it propagates), without its
+    ``IPLEDGER_CUSTOMS_MSP`` (the package's manifest decides), with each ``IPLEDGER_CHAINCODE_<X>`` of
+    :data:`CHAINCODE_SETTINGS` as the ``CHAINCODE_<X>`` the shim reads, and :data:`MALLOC_ENV` unless set."""
+    env = {k: v for k, v in peer_env.items() if k != CUSTOMS_ENV}
+    if manifest.get("customs_msp"):
+        env[CUSTOMS_ENV] = manifest["customs_msp"]
+    env.update(chaincode_settings(peer_env))
+    for name, value in MALLOC_ENV.items():
+        env.setdefault(name, value)
+    return env
 
 
 def _run_executable(exe: Path, run_metadata_dir: Path) -> int:

@@ -18,9 +18,10 @@ creator itself.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
@@ -30,6 +31,31 @@ PER_ORG_RUNNING = 16   # an organisation's transactions running at once: enough 
 WAIT_MAX_S = 5.0       # the longest a proposal waits for its organisation's turn (an honest burst of a few hundred
                        # light transactions waits well under a second)
 BUSY = "chaincode busy"   # how the answer to a proposal that waited too long begins (gateway/problems.py)
+# The chaincode process's settings of both (on a peer's own chaincode: the peer's IPLEDGER_CHAINCODE_ADMISSION_*,
+# which the external builder hands on under these names — chaincode/builder/ccbuilder.py).
+PER_ORG_ENV = "CHAINCODE_ADMISSION_PER_ORG"
+WAIT_ENV = "CHAINCODE_ADMISSION_WAIT_S"
+WAIT_LIMIT_S = 30.0    # the peer's executetimeout: a proposal waiting longer would fail on the peer's deadline anyway
+
+
+def settings(env: Mapping[str, str]) -> tuple[int, float]:
+    """``(per_org, wait_max_s)`` from :data:`PER_ORG_ENV` and :data:`WAIT_ENV` (the defaults when unset). A value
+    that is not a whole number of at least 1, or a wait not above 0 and at most :data:`WAIT_LIMIT_S`, is refused
+    by name (ValueError): the chaincode does not start on a setting it would have to guess."""
+    per_org, wait = PER_ORG_RUNNING, WAIT_MAX_S
+    if (text := env.get(PER_ORG_ENV, "").strip()):
+        if not text.isascii() or not text.isdigit() or int(text) < 1:
+            raise ValueError(f"{PER_ORG_ENV}={text!r}: a whole number of transactions, at least 1")
+        per_org = int(text)
+    if (text := env.get(WAIT_ENV, "").strip()):
+        try:
+            wait = float(text)
+        except ValueError:
+            wait = math.nan
+        if not 0 < wait <= WAIT_LIMIT_S:   # NaN too
+            raise ValueError(f"{WAIT_ENV}={text!r}: seconds above 0 and at most {WAIT_LIMIT_S:g} (the peer's "
+                             "executetimeout)")
+    return per_org, wait
 
 
 def creator_org(msg: chaincode_shim_pb2.ChaincodeMessage) -> str:
@@ -48,6 +74,12 @@ def creator_org(msg: chaincode_shim_pb2.ChaincodeMessage) -> str:
 
 class Admission:
     """Per organisation: how many of its transactions run, and those waiting (with the moment they arrived)."""
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> "Admission":
+        """The admission the chaincode process's settings ask for (:func:`settings`)."""
+        per_org, wait_max_s = settings(env)
+        return cls(per_org, wait_max_s)
 
     def __init__(self, per_org: int = PER_ORG_RUNNING, wait_max_s: float = WAIT_MAX_S,
                  clock: Callable[[], float] = time.monotonic):

@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ipledger.chaincode.shim import admission
 from ipledger.chaincode.shim.handler import ChaincodeSession, StreamClosedError, WorkerPool
 from ipledger.chaincode.shim.http2 import Http2Error, client_tls_context, open_grpc_stream
 from ipledger.chaincode.shim.transport import (
@@ -290,6 +291,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("expected [CONTRACT] CHAINCODE_JSON")
     if not contract_spec:
         parser.error("the contract (module:Class, positional, --contract or $CHAINCODE_CONTRACT) is required")
+    try:
+        admission.settings(os.environ)   # each stream reads them: refused here, once, by name
+    except ValueError as exc:
+        parser.error(str(exc))
     _configure_logging()
     contract = load_contract(contract_spec)
     return run_client(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import queue
 import threading
 import time
@@ -259,7 +260,8 @@ class ChaincodeSession:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._send_q: Optional[asyncio.Queue] = None
         self._txs: dict[tuple[str, str], _TxContext] = {}   # running, and waiting their turn (admission.py)
-        self._admission = Admission()
+        # its settings from the process's environment (admission.settings): checked once at start by the entry points
+        self._admission = Admission.from_environment(os.environ)
         self._sweep_timer: Optional[asyncio.TimerHandle] = None
         self._busy: dict[str, tuple[float, int]] = {}   # org -> (last warning, busy answers since)
         self._state = "created"

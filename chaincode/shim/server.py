@@ -41,6 +41,7 @@ import grpc
 
 from fabric_protos.peer import chaincode_shim_pb2_grpc
 
+from ipledger.chaincode.shim import admission
 from ipledger.chaincode.shim.handler import ChaincodeSession, StreamClosedError, WorkerPool
 from ipledger.chaincode.shim.transport import SERVER_OPTIONS, GrpcioTransport, drain_on_signal, load_contract, load_pem
 
@@ -221,6 +222,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE go together")
     if env.get("CHAINCODE_CLIENT_CA_CERT_FILE") and not env.get("CHAINCODE_TLS_CERT_FILE"):
         parser.error("CHAINCODE_CLIENT_CA_CERT_FILE needs TLS: set CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE")
+    try:
+        admission.settings(env)   # each connection reads them: refused here, once, by name
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(
         level=env.get("CHAINCODE_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from ipledger.chaincode.builder.ccbuilder import CHAINCODE_SETTINGS
 from ipledger.network import consortium
 from ipledger.network.channel import founding
 from ipledger.network.org import identities, own_process
@@ -223,8 +224,9 @@ def peer_config(c: Consortium, lay: Layout, n: Node) -> dict:
             "externalBuilders": [{
                 "name": "ipledger-python",
                 "path": str(BUILDER_DIR),
+                # with the chaincode's own settings, which the builder hands on (chaincode/shim/README.md)
                 "propagateEnvironment": ["HOME", "PATH", "IPLEDGER_PYTHON",
-                                         "IPLEDGER_CHAINCODE_LOG_LEVEL"],
+                                         *(f"IPLEDGER_CHAINCODE_{name}" for name in CHAINCODE_SETTINGS)],
             }],
             "installTimeout": "300s",
             "startuptimeout": "60s",

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import yaml
 
+from ipledger.chaincode.builder.ccbuilder import CHAINCODE_SETTINGS, chaincode_settings
 from ipledger.network.consortium import Consortium, Node, Org
 from ipledger.network.errors import NetworkError
 from ipledger.network.layout import Layout
@@ -177,6 +178,9 @@ def node_service(layout: Layout, node: Node, image: str) -> Service:
     command = ["peer", "node", "start"] if node.kind == "peer" else ["orderer"]
     env = {"FABRIC_CFG_PATH": str(cfg), "FABRIC_LOGGING_SPEC": LOGGING_SPEC,
            "FABRIC_LOGGING_FORMAT": LOGGING_FORMAT}
+    if node.kind == "peer":   # the chaincode's own settings it launches it with, as a native peer's (generate.py)
+        env.update({f"IPLEDGER_CHAINCODE_{name}": os.environ[f"IPLEDGER_CHAINCODE_{name}"]
+                    for name in CHAINCODE_SETTINGS if f"IPLEDGER_CHAINCODE_{name}" in os.environ})
     return Service(container_name(layout, node.id), image, node.kind, node.org.msp_id, command, env,
                    mounts, node=node.id, scope=scope(layout), user=host_user())
 
@@ -258,7 +262,8 @@ def chaincode_service(layout: Layout, org: Org, label: str, package_id: str, add
            "CHAINCODE_ID": package_id, "IPLEDGER_CUSTOMS_MSP": customs_msp,
            "CHAINCODE_TLS_CERT_FILE": str(tls_dir / "server.crt"),
            "CHAINCODE_TLS_KEY_FILE": str(tls_dir / "server.key"),
-           "CHAINCODE_CLIENT_CA_CERT_FILE": str(tls_dir / "ca.crt")}
+           "CHAINCODE_CLIENT_CA_CERT_FILE": str(tls_dir / "ca.crt"),
+           **chaincode_settings(os.environ)}   # the IPLEDGER_CHAINCODE_* settings given, as a peer hands them on
     return Service(chaincode_service_name(layout, org, label), image, "chaincode", org.msp_id,
                    ["python", "-m", "ipledger.chaincode.shim.server"], env,
                    [Mount(str(tls_dir), str(tls_dir))], scope=scope(layout), chaincode=label, user=host_user())
