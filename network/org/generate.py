@@ -11,13 +11,13 @@ from pathlib import Path
 
 import yaml
 
-from ipledger.chaincode.builder.ccbuilder import CHAINCODE_SETTINGS
 from ipledger.network import consortium
 from ipledger.network.channel import founding
 from ipledger.network.org import identities, own_process
 from ipledger.network.org import definition as definition_mod
 from ipledger.network.consortium import Consortium, Node, Org
 from ipledger.network.org.definition import Definition
+from ipledger.network.org.processes import CHAINCODE_SETTINGS
 from ipledger.network.errors import printable
 from ipledger.network.files import write_atomically
 from ipledger.network.layout import Layout, per_channel

@@ -100,6 +100,18 @@ def node_environment(environ) -> dict[str, str]:
     return {k: v for k, v in fabric_environment(environ).items() if not k.startswith(("CORE_", "ORDERER_"))}
 
 
+# The chaincode's own settings an administrator gives a peer (IPLEDGER_CHAINCODE_<X>): the peer hands them to the
+# external builder (propagateEnvironment, generate.py), which starts the chaincode with them as CHAINCODE_<X>
+# (chaincode/shim/README.md). The builder runs alone on the peer's host and keeps its own copy of the names
+# (chaincode/builder/ccbuilder.py, CHAINCODE_SETTINGS; tests/unit/shim/test_admission_settings.py compares them).
+CHAINCODE_SETTINGS = ("LOG_LEVEL", "ADMISSION_PER_ORG", "ADMISSION_WAIT_S")
+
+
+def chaincode_settings(environ) -> dict[str, str]:
+    """The ``IPLEDGER_CHAINCODE_<X>`` settings given in ``environ``, under the names the chaincode reads."""
+    return {f"CHAINCODE_{name}": environ[f"IPLEDGER_CHAINCODE_{name}"] for name in CHAINCODE_SETTINGS
+            if f"IPLEDGER_CHAINCODE_{name}" in environ}
+
 def start(lay: Layout, node: Node) -> int:
     """Start one node detached from this process; returns its PID."""
     d = lay.node_dir(node)

@@ -35,11 +35,10 @@ from pathlib import Path
 
 import yaml
 
-from ipledger.chaincode.builder.ccbuilder import CHAINCODE_SETTINGS, chaincode_settings
 from ipledger.network.consortium import Consortium, Node, Org
 from ipledger.network.errors import NetworkError
 from ipledger.network.layout import Layout
-from ipledger.network.org.processes import LOGGING_FORMAT, LOGGING_SPEC
+from ipledger.network.org.processes import CHAINCODE_SETTINGS, LOGGING_FORMAT, LOGGING_SPEC, chaincode_settings
 
 LABEL = "org.ipledger"
 IMAGE_BUILDER_DIR = "/opt/ipledger/chaincode/builder"  # where the peer image holds the builder

@@ -97,6 +97,10 @@ def test_every_peer_propagates_the_chaincodes_settings_to_its_builder(monkeypatc
     monkeypatch.syspath_prepend(str(BUILDER))
     sys.modules.pop("ccbuilder", None)
     import ccbuilder
+    from ipledger.network.org import processes
+    assert processes.CHAINCODE_SETTINGS == ccbuilder.CHAINCODE_SETTINGS   # the builder's own copy, on the peer's host
+    assert processes.chaincode_settings({"IPLEDGER_CHAINCODE_ADMISSION_WAIT_S": "3", "OTHER": "x"}) == \
+        ccbuilder.chaincode_settings({"IPLEDGER_CHAINCODE_ADMISSION_WAIT_S": "3", "OTHER": "x"})
     c, lay = consortium.load(base_port=21000), Layout(tmp_path / "state")
     for node in c.peers:
         [builder] = generate.peer_config(c, lay, node)["chaincode"]["externalBuilders"]
