@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import process_cpu_seconds  # noqa: E402
+from bench.common import TICKS_PER_S, process_cpu_seconds  # noqa: E402
 from ipledger.network.channel.package import CHAINCODE_DIR, ChaincodeSpec  # noqa: E402
 
 from ipledger.network.channel.chaincode import Deployer  # noqa: E402
@@ -32,41 +32,77 @@ from tests.integration.conftest import STUBCHECK_DIR, Clients, free_base_port  #
 VALUE = json.dumps("x" * 500)
 
 
-def run_level(call, in_flight: int, seconds: float) -> dict:
+def run_level(call, in_flight: int, seconds: float, warmup: float = 0.0) -> dict:
+    """``in_flight`` threads calling ``call(i)`` for ``seconds``: committed calls, errors, tx/s, p50/p99 and the
+    CPU milliseconds each role spent per successful call (:func:`summary` of one :func:`measure`)."""
+    return summary([measure(call, in_flight, seconds, warmup)])
+
+
+def measure(call, in_flight: int, seconds: float, warmup: float = 0.0) -> dict:
+    """One level's raw sample: the latencies of the successful calls, the errors, the seconds they are counted
+    over and the CPU seconds each role spent meanwhile.
+
+    Without ``warmup`` every call counts, from the threads' start to the last one's end (the ramp up and the
+    drain included). With it the level is measured in its steady state: the load runs ``warmup`` seconds
+    before a window of ``seconds`` opens, only the calls that end inside the window count, the CPU is read at
+    its edges, and the calls still running when it closes end uncounted."""
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
+    started = time.monotonic()
+    opens, closes = started + warmup, started + warmup + seconds
     counter = iter(range(10**9))
 
+    def counted(end: float) -> bool:
+        return not warmup or opens <= end <= closes
+
     def worker():
-        while time.monotonic() < stop_at:
+        while time.monotonic() < closes:
             i = next(counter)
             t = time.perf_counter()
             try:
                 call(i)
             except Exception:  # noqa: BLE001 — counted and reported
-                errors[0] += 1
+                if counted(time.monotonic()):
+                    errors[0] += 1
                 continue
-            with lock:
-                latencies.append(time.perf_counter() - t)
+            latency, end = time.perf_counter() - t, time.monotonic()
+            if counted(end):
+                with lock:
+                    latencies.append(latency)
 
     threads = [threading.Thread(target=worker) for _ in range(in_flight)]
-    cpu_before = cpu_seconds()
-    started = time.monotonic()
+    cpu_before, ticks_before = cpu_seconds(), machine_ticks()
     for t in threads:
         t.start()
+    if warmup:
+        time.sleep(max(0.0, opens - time.monotonic()))
+        cpu_before, ticks_before = cpu_seconds(), machine_ticks()
+        time.sleep(max(0.0, closes - time.monotonic()))
+        cpu_after, ticks_after, elapsed = cpu_seconds(), machine_ticks(), seconds
     for t in threads:
         t.join()
-    elapsed = time.monotonic() - started
-    cpu_after = cpu_seconds()
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    if not warmup:
+        cpu_after, ticks_after, elapsed = cpu_seconds(), machine_ticks(), time.monotonic() - started
+    return {"in_flight": in_flight, "latencies": latencies, "errors": errors[0], "seconds": elapsed,
+            "cpu_s": {r: cpu_after[r] - cpu_before[r] for r in CPU_ROLES},
+            "ticks": [b - a for a, b in zip(ticks_before, ticks_after)]}
+
+
+def summary(samples: list[dict]) -> dict:
+    """Samples of one level taken in turns, as one: their calls and seconds added up, their latencies pooled."""
+    latencies = sorted(x for s in samples for x in s["latencies"])
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else (latencies or [0.0]) * 99
     done = max(1, len(latencies))
-    return {"in_flight": in_flight, "n": len(latencies), "errors": errors[0],
-            "tps": len(latencies) / elapsed, "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000,
+    ticks = [sum(column) for column in zip(*(s["ticks"] for s in samples))]
+    roles_s = sum(s["cpu_s"][r] for s in samples for r in CPU_ROLES)
+    busy_s = sum(ticks[i] for i in BUSY_TICKS) / TICKS_PER_S
+    return {"in_flight": samples[0]["in_flight"], "n": len(latencies), "errors": sum(s["errors"] for s in samples),
+            "tps": len(latencies) / sum(s["seconds"] for s in samples), "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000,
             # CPU milliseconds each role spent per successful call during the level
-            "cpu_ms": {r: (cpu_after[r] - cpu_before[r]) * 1000 / done for r in CPU_ROLES}}
+            "cpu_ms": {r: sum(s["cpu_s"][r] for s in samples) * 1000 / done for r in CPU_ROLES},
+            # ... and the machine's other processes (and the kernel's interrupts); its share stolen and left idle
+            "other_ms": max(0.0, busy_s - roles_s) * 1000 / done, **machine_shares([0] * len(ticks), ticks)}
 
 
 CPU_ROLES = ("peers", "orderer", "chaincode", "gateways", "client")
@@ -102,6 +138,9 @@ def _parent_role(pid: int) -> str | None:
     except (OSError, ValueError, IndexError):
         return None
     return _role(ppid) if ppid > 1 else None
+
+
+BUSY_TICKS = (0, 1, 2, 5, 6)   # machine_ticks' user, nice, system, irq and softirq
 
 
 def machine_ticks() -> list[int]:

@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 from ipledger.chaincode.testing import scenario
 
-_TICK = os.sysconf("SC_CLK_TCK")
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")   # /proc's clock ticks
 
 
 def now() -> str:
@@ -33,7 +33,7 @@ def grant(auth_id: str, event_id: str | None = None, max_qty: int = 100_000_000)
 def process_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) so far of process ``pid``, from /proc/<pid>/stat (OSError when it is gone)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK   # utime, stime
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S   # utime, stime
 
 
 @contextmanager

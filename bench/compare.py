@@ -1,6 +1,6 @@
 """Benchmark pairs of issue 16, side by side on one fresh network, in one run.
 
-    .venv/bin/python bench/compare.py [--seconds 10]
+    .venv/bin/python bench/compare.py [--seconds 10] [--rounds 2]
 
 One network (1 Raft orderer, 3 peers, BatchTimeout 250 ms), the ipledger contract and the Python test
 chaincode (one-key ``Put``, endorsement AND(customs, operator)), customs' and the operator's REST gateways
@@ -9,7 +9,13 @@ chaincode (one-key ``Put``, endorsement AND(customs, operator)), customs' and th
 thread then works on its own lot, alternating MoveGoods and ExitGoods (1 p/st re-exported, a new MRN each
 time: an exit changes the authorisation's balances, a move does not) — the mix an ERP catching up sends.
 
-Pairs (each level ``--seconds`` long, one after the other, nothing else running):
+Each side of a pair is measured in its steady state — its load runs 2 s before a window of ``--seconds``
+opens, and only the calls that end inside the window count (the ramp up and the drain do not) — and the
+sides take turns and back, ``--rounds`` times (A B, B A, …), their windows added up: a single 10 s window at
+128 in flight swung by ±15 % from run to run on the same code, and whatever drifts during a run (the machine,
+the ledger's size) now weighs on both sides of a pair alike. Nothing else should run meanwhile.
+
+Pairs:
 
 * one_auth/many — the mix on 32 lots of one authorisation against 32 lots of 32 authorisations (client);
 * contract/put  — the mix on many authorisations against the one-key put, same client, 32 and 128 in flight;
@@ -35,6 +41,7 @@ errors are counted and shown, never retried.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -42,10 +49,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.chaincode_put import CPU_ROLES, VALUE, rss_mb, run_level  # noqa: E402
+from bench.chaincode_put import CPU_ROLES, VALUE, measure, rss_mb, run_level, summary  # noqa: E402
 from bench.common import grant, now  # noqa: E402
 from bench.http_client import HttpClient  # noqa: E402
 from bench.rest_submit import start_gateways  # noqa: E402
@@ -63,6 +71,7 @@ SITES = ("BOURGES-1", "BOURGES-2")
 HOLDER = "FR12345678901234"
 LOT_QTY = 1_000_000
 QUIET = lambda *_: None  # noqa: E731
+WARMUP_S = 2.0   # each level's load runs this long before its measured window opens (bench/chaincode_put.py)
 
 
 def place(auth: str, lot: str, n: int) -> tuple[dict, dict]:
@@ -74,13 +83,17 @@ def place(auth: str, lot: str, n: int) -> tuple[dict, dict]:
 
 
 class Mix:
-    """Per client thread: its own (authorisation, lot), and its next event — MoveGoods and ExitGoods in turn."""
+    """Per client thread: its own (authorisation, lot), and its next event — MoveGoods and ExitGoods in turn.
+    A level's threads take the lots in turn, the next level's threads the following ones (round the list again
+    once every lot has had its turn): one thread at a time on a lot, as long as a level has no more threads
+    than there are lots."""
 
     def __init__(self, tag: str, lots: list[tuple[str, str]], mrn_base: int):
-        self.tag, self.lots, self.mrn_base = tag, iter(lots), mrn_base
+        self.tag, self.lots, self.mrn_base = tag, itertools.cycle(lots), mrn_base
         self.local = threading.local()
         self.lock = threading.Lock()
         self.exits = iter(range(10**9))
+        self.events = iter(range(10**9))
 
     def next(self) -> tuple[str, dict]:
         if not hasattr(self.local, "lot"):
@@ -89,7 +102,9 @@ class Mix:
             self.local.n = 0
         self.local.n += 1
         auth, lot, n = self.local.auth, self.local.lot, self.local.n
-        base = {"event_id": f"{self.tag}-{lot}-{n}", "occurred_at": now(), "authorisation_id": auth, "lot_id": lot}
+        with self.lock:
+            k = next(self.events)
+        base = {"event_id": f"{self.tag}-{lot}-{k}", "occurred_at": now(), "authorisation_id": auth, "lot_id": lot}
         if n % 2:
             frm, to = (SITES[0], SITES[1]) if n % 4 == 1 else (SITES[1], SITES[0])
             return "MoveGoods", {**base, "quantity": 1, "from_site": frm, "to_site": to}
@@ -150,7 +165,10 @@ def chaincode_pid(net: Nodes, executable_suffix: str, peer) -> int | None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=10, help="seconds per measured level (default 10)")
+    ap.add_argument("--seconds", type=float, default=10,
+                    help="seconds each side of a pair is measured in each round (default 10)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="rounds of each pair, in turn and back: A B, B A, … (default 2)")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="ipledger-compare-")
     state = Path(tmp.name) / "state"
@@ -199,23 +217,24 @@ def main() -> int:
             return call
 
         mrn_base = iter(range(100_000, 10**9, 100_000))
-        say("measuring: one authorisation against many (client, 32 in flight) …")
-        rows.append(("one authorisation, client", run_level(
-            client_mix(Mix("one32", one_lots, next(mrn_base))), 32, args.seconds)))
+        put_keys, go_keys = iter(range(10**9)), iter(range(10**9))   # new keys every time: k0, k1, … and g0, …
         for in_flight in (32, 128):
-            say(f"measuring: the contract against a one-key put, {in_flight} in flight …")
-            rows.append(("many authorisations, client", run_level(
-                client_mix(Mix(f"many{in_flight}", many_lots, next(mrn_base))), in_flight, args.seconds)))
-            rows.append(("one-key put, client", run_level(
-                lambda i, f=in_flight: put.submit("Put", [json.dumps(f"k{f}-{i}"), VALUE]), in_flight, args.seconds)))
-            say(f"measuring: the Python chaincode against Fabric's Go chaincode, {in_flight} in flight …")
-            rows.append(("one-key put, Go kvexecutor", run_level(
-                lambda i, f=in_flight: go.submit("readWriteKVs", kv_args(f"k{f}-{i}", VALUE)), in_flight,
-                args.seconds)))
-        rows.append(("one-key get (evaluate), client", run_level(
-            lambda i: put.evaluate("Get", [json.dumps(f"k32-{i % 100}")]), 32, args.seconds)))
-        rows.append(("one-key get (evaluate), Go kvexecutor", run_level(
-            lambda i: go.evaluate("readWriteKVs", kv_args(f"k32-{i % 100}", None)), 32, args.seconds)))
+            say(f"measuring at {in_flight} in flight: "
+                + ("one authorisation against many, " if in_flight == 32 else "")
+                + "the contract against a one-key put, the Python chaincode against Fabric's Go chaincode …")
+            level = [("many authorisations, client", client_mix(Mix(f"many{in_flight}", many_lots, next(mrn_base)))),
+                     ("one-key put, client", lambda _i: put.submit("Put", [json.dumps(f"k{next(put_keys)}"), VALUE])),
+                     ("one-key put, Go kvexecutor",
+                      lambda _i: go.submit("readWriteKVs", kv_args(f"g{next(go_keys)}", VALUE)))]
+            if in_flight == 32:
+                level.insert(0, ("one authorisation, client", client_mix(Mix("one32", one_lots, next(mrn_base)))))
+            rows += alternate(level, in_flight, args.seconds, args.rounds, say)
+        say("measuring: the Python chaincode against Fabric's Go chaincode, evaluate, 32 in flight …")
+        rows += alternate([("one-key get (evaluate), client",
+                            lambda i: put.evaluate("Get", [json.dumps(f"k{i % 100}")])),
+                           ("one-key get (evaluate), Go kvexecutor",
+                            lambda i: go.evaluate("readWriteKVs", kv_args(f"g{i % 100}", None)))],
+                          32, args.seconds, args.rounds, say)
         operator_peer = net.consortium.org("OperatorMSP").peers[0]
         go_pid = chaincode_pid(net, "/bin/chaincode", operator_peer)
         memory = {"Python": rss_mb(json.loads(put.evaluate("Pid", []))),
@@ -240,21 +259,23 @@ def main() -> int:
         wait_for_feeds(net, ("CustomsMSP", "OperatorMSP"), last.block_number, last.tx_id)
         for in_flight in (8, 32, 128):
             say(f"measuring: REST against the client (gateways running), {in_flight} in flight …")
-            rows.append(("many authorisations, REST", run_level(
-                rest_mix(Mix(f"rest{in_flight}", many_lots, next(mrn_base))), in_flight, args.seconds)))
-            rows.append(("many authorisations, client, gateways running", run_level(
-                client_mix(Mix(f"client{in_flight}", many_lots, next(mrn_base))), in_flight, args.seconds)))
+            rows += alternate([
+                ("many authorisations, REST", rest_mix(Mix(f"rest{in_flight}", many_lots, next(mrn_base)))),
+                ("many authorisations, client, gateways running",
+                 client_mix(Mix(f"client{in_flight}", many_lots, next(mrn_base))))],
+                in_flight, args.seconds, args.rounds, say)
 
         def balances(_i):
             r = http.get(f"{url['CustomsMSP']}/api/v1/authorisations/{ONE}/balances", headers=key["CustomsMSP"],
                          timeout=30)
             r.raise_for_status()
-        rows.append(("REST balance query", run_level(balances, 1, args.seconds / 2)))
+        rows.append(("REST balance query", run_level(balances, 1, args.seconds / 2, warmup=WARMUP_S)))
 
         def authorisation(_i):   # the same path, evaluated every time (gateway/answers.py keeps balances only)
             r = http.get(f"{url['CustomsMSP']}/api/v1/authorisations/{ONE}", headers=key["CustomsMSP"], timeout=30)
             r.raise_for_status()
-        rows.append(("REST authorisation query (never kept)", run_level(authorisation, 1, args.seconds / 2)))
+        rows.append(("REST authorisation query (never kept)",
+                     run_level(authorisation, 1, args.seconds / 2, warmup=WARMUP_S)))
         clients.close()
     finally:
         for org in started:
@@ -267,13 +288,14 @@ def main() -> int:
     for name, r in rows:
         print(f"| {name} | {r['in_flight']} | {r['n']} | {r['errors']} | {r['tps']:.1f} | {r['p50_ms']:.1f} | "
               f"{r['p99_ms']:.1f} |")
-    print("\nCPU milliseconds per committed transaction (user + system, every process of each role):\n")
-    print("| measurement | in flight | " + " | ".join(CPU_ROLES) + " | total |")
-    print("|---|---|" + "---|" * (len(CPU_ROLES) + 1))
+    print("\nCPU milliseconds per committed transaction (user + system, every process of each role; then the "
+          "machine's other processes, and its time stolen by the hypervisor or left idle):\n")
+    print("| measurement | in flight | " + " | ".join(CPU_ROLES) + " | total | other processes | stolen % | idle % |")
+    print("|---|---|" + "---|" * (len(CPU_ROLES) + 4))
     for name, r in rows:
         cpu = r["cpu_ms"]
         print(f"| {name} | {r['in_flight']} | " + " | ".join(f"{cpu[role]:.1f}" for role in CPU_ROLES)
-              + f" | {sum(cpu.values()):.1f} |")
+              + f" | {sum(cpu.values()):.1f} | {r['other_ms']:.1f} | {r['steal_pct']:.1f} | {r['idle_pct']:.1f} |")
     rate = {(name, r["in_flight"]): r["tps"] for name, r in rows}
     many32 = rate[("many authorisations, client", 32)]
     print(f"\nChaincode process RSS on the operator's peer after the run: Python {memory['Python']:.0f} MB, "
@@ -285,6 +307,20 @@ def main() -> int:
           f"python/go_evaluate={rate[('one-key get (evaluate), client', 32)] / rate[('one-key get (evaluate), Go kvexecutor', 32)]:.2f} "
           f"rest/client={rate[('many authorisations, REST', 32)] / rate[('many authorisations, client, gateways running', 32)]:.2f}")
     return 0
+
+
+def alternate(levels: list[tuple[str, Callable[[int], None]]], in_flight: int, seconds: float, rounds: int,
+              say: Callable[[str], None]) -> list[tuple[str, dict]]:
+    """Each of ``levels`` measured ``rounds`` times in its steady state, in turn and back (A B, B A, A B, …):
+    whatever drifts over a run (the machine, the ledger's size) weighs on every side of a pair alike. Each
+    side's windows are added up (bench/chaincode_put.py, ``summary``)."""
+    samples: dict[str, list[dict]] = {name: [] for name, _ in levels}
+    for r in range(rounds):
+        for name, call in (levels if r % 2 == 0 else levels[::-1]):
+            samples[name].append(measure(call, in_flight, seconds, warmup=WARMUP_S))
+        if rounds > 1:
+            say(f"  round {r + 1} of {rounds} done")
+    return [(name, summary(samples[name])) for name, _ in levels]
 
 
 def wait_for_feeds(net: Nodes, orgs, block: int, tx_id: str, timeout: float = 300) -> None:
