@@ -245,30 +245,35 @@ class StateBook:
         """Keep the balance per (authorisation, category, cn, unit) in step, in the shard of this lot or batch
         (keys.balance_shard): a bounded read for queries, and no key every event of the authorisation writes. A
         shard whose stock is 0 is kept under ``bal.empty`` (keys.empty_balance): the ceiling's range read covers the
-        shards holding goods, not the authorisation's history. Both keys are read (:func:`balance_keys`, in the
-        read-ahead of every event that posts): one of them holds the shard, or neither yet."""
+        shards holding goods, not the authorisation's history.
+
+        ``bal`` is always read; ``bal.empty`` (:func:`shard_may_be_emptied`) only when the shard may be kept there
+        or must go there: nothing under ``bal``, goods coming in (a placement, a processing's products: both keys
+        in their read-ahead, :func:`balance_keys`), or the stock falling to 0. Goods taken from a shard that keeps
+        some (most exits, losses and consumptions of a plant with many lots) read no absent key, which a peer's
+        state database answers only after looking in every level, at endorsement and again at validation. Both
+        keys hold parts of a shard only after a return to an earlier contract wrote ``bal`` again: the part under
+        ``bal.empty`` (stock 0) is counted by ``GetBalances`` where it is and joins the other once read."""
         category = INPUT if kind == LOT else PRODUCT
         state = self.tx.state
         key, empty_key = balance_keys(kind, record)
-        held, emptied = state.get(key), state.get(empty_key)
-        had_stock, was_empty = held is not None, emptied is not None
+        held = state.get(key)
         bal = {"authorisation_id": record["authorisation_id"], "category": category, "cn": record["cn"],
                "unit": record["unit"], "entered": 0, "stock": 0, "consumed": 0, "exited": {}, "lost": 0}
-        # one of the two holds the shard; both only after a return to an earlier contract wrote bal again: added up
-        for part in (held, emptied, {"entered": entered, "stock": stock, "consumed": consumed, "lost": lost,
-                                     "exited": exited or {}}):
-            if part is not None:
-                for field in ("entered", "stock", "consumed", "lost"):
-                    bal[field] += part[field]
-                for proc, q in part["exited"].items():
-                    bal["exited"][proc] = bal["exited"].get(proc, 0) + q
+        posted = {"entered": entered, "stock": stock, "consumed": consumed, "lost": lost, "exited": exited or {}}
+        for part in (held, posted):
+            _add_flows(bal, part)
+        emptied = None
+        if shard_may_be_emptied(held, stock, bal["stock"]):
+            emptied = state.get(empty_key)
+            _add_flows(bal, emptied)   # its stock is 0: bal's stock is the same
         if bal["stock"]:
             state.put(key, bal)
-            if was_empty:
+            if emptied is not None:
                 state.delete(empty_key)
         else:   # nothing of this shard under the procedure any more: out of the ceiling's read
             state.put(empty_key, bal)
-            if had_stock:
+            if held is not None:
                 state.delete(key)
         if category == INPUT and stock > 0:
             self.tx.review_ceilings[(record["authorisation_id"], record["cn"])] = None
@@ -280,22 +285,42 @@ class StateBook:
             self.tx.state.put(keys.auth_loss(record["authorisation_id"], kind, goods_id), {})
 
 
+def _add_flows(bal: dict, part: dict | None) -> None:
+    if part is not None:
+        for field in ("entered", "stock", "consumed", "lost"):
+            bal[field] += part[field]
+        for proc, q in part["exited"].items():
+            bal["exited"][proc] = bal["exited"].get(proc, 0) + q
+
+
+def shard_may_be_emptied(held: dict | None, stock_posted: int, stock_after: int) -> bool:
+    """Whether :meth:`StateBook.account` reads a shard's ``bal.empty`` key: when nothing is under ``bal``, when
+    goods come in (the shard was likely emptied, or is new), or when its stock falls to 0."""
+    return held is None or stock_posted > 0 or stock_after == 0
+
+
 # ---------------------------------------------------------------------------------------- applying effects
 
 def balance_keys(kind: str, record: dict) -> list[tuple]:
     """The two keys of the balance shard a lot's or batch's stock is counted in (its goods code, unit and own
-    shard), both read by :meth:`StateBook.account`: under ``bal`` while its stock is not 0, else under
-    ``bal.empty``."""
+    shard): under ``bal`` while its stock is not 0, else under ``bal.empty``. Both are read when goods come in
+    (:meth:`StateBook.account`): the read-ahead of a placement and of a processing's products."""
     category = INPUT if kind == LOT else PRODUCT
     goods_id = record["lot_id"] if kind == LOT else record["batch_id"]
     shard = (record["authorisation_id"], category, record["cn"], record["unit"], goods_id)
     return [keys.balance(*shard), keys.empty_balance(*shard)]
 
 
+def balance_key(kind: str, record: dict) -> tuple:
+    """The key of the shard while it holds goods: all that taking goods from it reads, unless that empties it."""
+    return balance_keys(kind, record)[0]
+
+
 def reads_of_taking(kind: str, record: dict, attribution: list[dict] | None) -> list[tuple]:
     """The keys posting an exit or a loss of ``record`` reads besides the record itself: its balance shard
-    (StateBook.account) and, for a batch, the lots its attribution discharges (_discharge_shares)."""
-    return [*balance_keys(kind, record), *(keys.lot(part["lot_id"]) for part in attribution or ())]
+    (StateBook.account; ``bal.empty`` too only if the shard empties, read then) and, for a batch, the lots its
+    attribution discharges (_discharge_shares)."""
+    return [balance_key(kind, record), *(keys.lot(part["lot_id"]) for part in attribution or ())]
 
 
 def _remove(record: dict, sites: dict[str, int], kind: str, goods_id: str) -> None:

@@ -121,7 +121,7 @@ def _reads_of_posting(auth: dict, op_id: str, inputs: list[tuple[dict, int]], ba
     new batches (goods.StateBook.account), each lot's CeilingNear alert (its stock falls:
     alert_rules.review) and the YieldDeviation alerts it raises."""
     auth_id = auth["authorisation_id"]
-    reads = [key for lot, _qty in inputs for key in goods.balance_keys(goods.LOT, lot)]
+    reads = [goods.balance_key(goods.LOT, lot) for lot, _qty in inputs]   # taken from: bal (goods.StateBook.account)
     reads += [key for out in batches for key in goods.balance_keys(goods.BATCH, {"authorisation_id": auth_id, **out})]
     reads += [key for lot, _qty in inputs if (key := authorisations.ceiling_alert_key(auth, lot["cn"]))]
     reads += [keys.alert(auth_id, "YieldDeviation", f"{op_id}/{y['output_cn']}") for y in yields if y["warning"]]

@@ -158,3 +158,73 @@ def test_a_shard_under_both_keys_is_added_up_once_touched():
     sc.accepted(sc.place(again, 6, mrn_=mrn("I", 900_003)))
     assert shard not in stored(sc, keys.BALANCE_EMPTY)
     assert (stored(sc, keys.BALANCE)[shard]["entered"], stored(sc, keys.BALANCE)[shard]["stock"]) == (42, 12)
+
+
+def empty_key_reads(monkeypatch) -> list[str]:
+    """The ``bal.empty`` keys the contract reads from now on (single and multiple reads alike)."""
+    seen: list[str] = []
+    single = memstub.MemStub.get_state
+    marker = shim_keys.COMPOSITE_KEY_NAMESPACE + keys.BALANCE_EMPTY + shim_keys.MIN_UNICODE_RUNE
+
+    def get_state(self, key):
+        if key.startswith(marker):
+            seen.append(key)
+        return single(self, key)
+    monkeypatch.setattr(memstub.MemStub, "get_state", get_state)   # the memory stub's multiple reads use it too
+    return seen
+
+
+def test_goods_taken_from_a_shard_that_keeps_some_read_no_empty_shard_key(monkeypatch):
+    """Most exits, losses and consumptions leave goods in their shard: they read ``bal`` only — an absent key costs a
+    peer's state database a look in every level, at endorsement and again at validation. The one that empties
+    the shard reads ``bal.empty`` (its flows join those kept there)."""
+    from ipledger.chaincode.testing.scenario import retreaded, waste
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("A", 100, msp="OperatorMSP"))
+    sc.accepted(sc.place("P", 100, msp="OperatorMSP"))
+    read = empty_key_reads(monkeypatch)
+    sc.accepted(sc.exit(10, lot_id="A", msp="OperatorMSP"))
+    sc.accepted(sc.lose(5, lot_id="A", reason="NATURE"))
+    sc.accepted(sc.process("OP1", [("P", 40)], [retreaded(40, "B1"), waste(48, "W1")]))
+    sc.accepted(sc.exit(20, batch_id="B1", msp="OperatorMSP", mrn_=mrn("E", 700_001)))
+    shard_of = {goods_id: keys.balance_shard(goods_id) for goods_id in ("A", "P", "B1", "W1")}
+    # the processing's products come in: their shards' both keys; nothing else of the takes
+    assert sorted(k.split("\x00")[-2] for k in read) == sorted([shard_of["B1"], shard_of["W1"]])
+    read.clear()
+    sc.accepted(sc.exit(85, lot_id="A", msp="OperatorMSP", mrn_=mrn("E", 700_002)))   # A's shard empties
+    assert [k.split("\x00")[-2] for k in read] == [shard_of["A"]]
+    shard = (AUTH_ID, "INPUT", USED, "p/st", shard_of["A"])
+    assert shard not in stored(sc, keys.BALANCE) and stored(sc, keys.BALANCE_EMPTY)[shard]["lost"] == 5
+    bal = input_balance(sc)
+    assert (bal["entered"], bal["stock"], bal["consumed"], bal["lost"], bal["exited"]) == \
+        (200, 60, 40, 5, {"3151": 95})
+
+
+def test_a_part_kept_under_both_keys_stays_counted_until_the_shard_empties():
+    """After a return to an earlier contract wrote a shard under ``bal`` while its emptied part stayed under
+    ``bal.empty``: goods taken without emptying it leave that part where it is (``GetBalances`` counts it there);
+    the take that empties the shard adds the two up under ``bal.empty``."""
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("A", 30))
+    sc.accepted(sc.exit(30, lot_id="A"))
+    shard = (AUTH_ID, "INPUT", USED, "p/st", keys.balance_shard("A"))
+    again = same_shard_as("A", "E")
+    sc.accepted(sc.place(again, 6, mrn_=mrn("I", 900_004)))
+    placed_before = dict(stored(sc, keys.BALANCE)[shard], entered=6, exited={})   # as an earlier contract wrote it
+    write_as_before(sc, keys.BALANCE, shard, placed_before)
+    write_as_before(sc, keys.BALANCE_EMPTY, shard, stored(sc, keys.BALANCE_EMPTY).get(shard) or
+                    {"authorisation_id": AUTH_ID, "category": "INPUT", "cn": USED, "unit": "p/st", "entered": 30,
+                     "stock": 0, "consumed": 0, "exited": {"3151": 30}, "lost": 0})
+    sc.accepted(sc.exit(2, lot_id=again, mrn_=mrn("E", 900_005)))
+    assert stored(sc, keys.BALANCE_EMPTY)[shard]["entered"] == 30   # left where it is
+    assert stored(sc, keys.BALANCE)[shard]["stock"] == 4
+    bal = input_balance(sc)
+    assert (bal["entered"], bal["stock"], bal["exited"]) == (36, 4, {"3151": 32})
+    sc.accepted(sc.exit(4, lot_id=again, mrn_=mrn("E", 900_006)))
+    assert shard not in stored(sc, keys.BALANCE)
+    assert (stored(sc, keys.BALANCE_EMPTY)[shard]["entered"], stored(sc, keys.BALANCE_EMPTY)[shard]["exited"]) == \
+        (36, {"3151": 36})
+    bal = input_balance(sc)
+    assert (bal["entered"], bal["stock"], bal["exited"]) == (36, 0, {"3151": 36})
