@@ -17,7 +17,8 @@ the ledger's size) now weighs on both sides of a pair alike. Nothing else should
 
 Pairs:
 
-* one_auth/many — the mix on 32 lots of one authorisation against 32 lots of 32 authorisations (client);
+* one_auth/many — the mix on 32 lots of one authorisation against 32 lots of 32 other authorisations, one lot
+  each (client; each round takes the next 32 of the 128);
 * contract/put  — the mix on many authorisations against the one-key put, same client, 32 and 128 in flight;
 * rest/client   — the mix through the operator's REST gateway against the client, 8, 32 and 128 in flight,
   both measured while customs' and the operator's gateways run (their live feeds store every event), once
@@ -71,6 +72,7 @@ SITES = ("BOURGES-1", "BOURGES-2")
 HOLDER = "FR12345678901234"
 LOT_QTY = 1_000_000
 QUIET = lambda *_: None  # noqa: E731
+MRNS_PER_MIX = 100_000   # a test MRN's number has 6 digits (chaincode/testing/mrns.py): 9 mixes of 100,000
 WARMUP_S = 2.0   # each level's load runs this long before its measured window opens (bench/chaincode_put.py)
 
 
@@ -110,6 +112,8 @@ class Mix:
             return "MoveGoods", {**base, "quantity": 1, "from_site": frm, "to_site": to}
         with self.lock:
             e = next(self.exits)
+        if e >= MRNS_PER_MIX:   # the next mix's MRNs: its exits would be refused as declared already
+            raise RuntimeError(f"{self.tag}: {MRNS_PER_MIX} exits made, no MRN left")
         # the goods to re-export are at BOURGES-1 (the moves bring each unit back there)
         return "ExitGoods", {**base, "quantity": 1, "procedure": "3151",
                              "mrn": mrns.exit_mrn(self.mrn_base + e)}
@@ -170,6 +174,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2,
                     help="rounds of each pair, in turn and back: A B, B A, … (default 2)")
     args = ap.parse_args()
+    if args.rounds < 1 or not 0 < args.seconds * args.rounds <= 300:
+        ap.error("--rounds at least 1, --seconds above 0, and at most 300 s of each side in all (each mix's "
+                 f"exits take MRNs of a range of {MRNS_PER_MIX})")
     tmp = tempfile.TemporaryDirectory(prefix="ipledger-compare-")
     state = Path(tmp.name) / "state"
     net = Nodes.open(state, base_port=free_base_port())
@@ -216,7 +223,7 @@ def main() -> int:
                 operator.submit(fn, [json.dumps(event)])
             return call
 
-        mrn_base = iter(range(100_000, 10**9, 100_000))
+        mrn_base = iter(range(MRNS_PER_MIX, 1_000_000, MRNS_PER_MIX))   # each mix its own exit MRNs
         put_keys, go_keys = iter(range(10**9)), iter(range(10**9))   # new keys every time: k0, k1, … and g0, …
         for in_flight in (32, 128):
             say(f"measuring at {in_flight} in flight: "
