@@ -107,10 +107,15 @@ def node_environment(environ) -> dict[str, str]:
 CHAINCODE_SETTINGS = ("LOG_LEVEL", "ADMISSION_PER_ORG", "ADMISSION_WAIT_S")
 
 
+def chaincode_settings_given(environ) -> dict[str, str]:
+    """The ``IPLEDGER_CHAINCODE_<X>`` settings given in ``environ``, as given (what a peer is started with)."""
+    return {f"IPLEDGER_CHAINCODE_{name}": environ[f"IPLEDGER_CHAINCODE_{name}"] for name in CHAINCODE_SETTINGS
+            if f"IPLEDGER_CHAINCODE_{name}" in environ}
+
+
 def chaincode_settings(environ) -> dict[str, str]:
     """The ``IPLEDGER_CHAINCODE_<X>`` settings given in ``environ``, under the names the chaincode reads."""
-    return {f"CHAINCODE_{name}": environ[f"IPLEDGER_CHAINCODE_{name}"] for name in CHAINCODE_SETTINGS
-            if f"IPLEDGER_CHAINCODE_{name}" in environ}
+    return {name.removeprefix("IPLEDGER_"): value for name, value in chaincode_settings_given(environ).items()}
 
 def start(lay: Layout, node: Node) -> int:
     """Start one node detached from this process; returns its PID."""

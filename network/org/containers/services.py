@@ -38,7 +38,8 @@ import yaml
 from ipledger.network.consortium import Consortium, Node, Org
 from ipledger.network.errors import NetworkError
 from ipledger.network.layout import Layout
-from ipledger.network.org.processes import CHAINCODE_SETTINGS, LOGGING_FORMAT, LOGGING_SPEC, chaincode_settings
+from ipledger.network.org.processes import (LOGGING_FORMAT, LOGGING_SPEC, chaincode_settings,
+                                            chaincode_settings_given)
 
 LABEL = "org.ipledger"
 IMAGE_BUILDER_DIR = "/opt/ipledger/chaincode/builder"  # where the peer image holds the builder
@@ -178,8 +179,7 @@ def node_service(layout: Layout, node: Node, image: str) -> Service:
     env = {"FABRIC_CFG_PATH": str(cfg), "FABRIC_LOGGING_SPEC": LOGGING_SPEC,
            "FABRIC_LOGGING_FORMAT": LOGGING_FORMAT}
     if node.kind == "peer":   # the chaincode's own settings it launches it with, as a native peer's (generate.py)
-        env.update({f"IPLEDGER_CHAINCODE_{name}": os.environ[f"IPLEDGER_CHAINCODE_{name}"]
-                    for name in CHAINCODE_SETTINGS if f"IPLEDGER_CHAINCODE_{name}" in os.environ})
+        env.update(chaincode_settings_given(os.environ))
     return Service(container_name(layout, node.id), image, node.kind, node.org.msp_id, command, env,
                    mounts, node=node.id, scope=scope(layout), user=host_user())
 

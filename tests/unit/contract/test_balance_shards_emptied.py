@@ -45,6 +45,15 @@ def input_balance(sc) -> dict:
     return bal
 
 
+def lot_a_placed_and_exited() -> tuple[Scenario, tuple]:
+    """A scenario where lot A's 30 p/st were placed and re-exported, and its (emptied) input shard."""
+    sc = Scenario(InwardProcessingContract)
+    sc.accepted(sc.grant())
+    sc.accepted(sc.place("A", 30))
+    sc.accepted(sc.exit(30, lot_id="A"))
+    return sc, (AUTH_ID, "INPUT", USED, "p/st", keys.balance_shard("A"))
+
+
 def test_a_placement_reads_the_shards_holding_goods_not_every_lot_discharged_before(monkeypatch):
     sc = Scenario(InwardProcessingContract)
     sc.accepted(sc.grant())
@@ -85,11 +94,7 @@ def test_the_ceiling_counts_every_shard_holding_goods():
 
 
 def test_a_shard_comes_back_when_goods_counted_in_it_are_placed_again():
-    sc = Scenario(InwardProcessingContract)
-    sc.accepted(sc.grant())
-    sc.accepted(sc.place("A", 30))
-    sc.accepted(sc.exit(30, lot_id="A"))
-    shard = (AUTH_ID, "INPUT", USED, "p/st", keys.balance_shard("A"))
+    sc, shard = lot_a_placed_and_exited()
     assert shard not in stored(sc, keys.BALANCE)
     assert stored(sc, keys.BALANCE_EMPTY)[shard]["entered"] == 30
     again = same_shard_as("A", "B")
@@ -122,11 +127,7 @@ def test_a_processing_empties_the_lots_shard_and_fills_its_batches():
 def test_a_ledger_written_before_keeps_its_empty_shards_where_they_were():
     """An earlier contract left shards of stock 0 under ``bal``: they are counted as before, and move to
     ``bal.empty`` when an event empties them again."""
-    sc = Scenario(InwardProcessingContract)
-    sc.accepted(sc.grant())
-    sc.accepted(sc.place("A", 30))
-    sc.accepted(sc.exit(30, lot_id="A"))
-    shard = (AUTH_ID, "INPUT", USED, "p/st", keys.balance_shard("A"))
+    sc, shard = lot_a_placed_and_exited()
     held = stored(sc, keys.BALANCE_EMPTY)[shard]
     write_as_before(sc, keys.BALANCE_EMPTY, shard, None)
     write_as_before(sc, keys.BALANCE, shard, held)   # an emptied shard where an earlier contract left it
@@ -145,11 +146,7 @@ def test_a_ledger_written_before_keeps_its_empty_shards_where_they_were():
 def test_a_shard_under_both_keys_is_added_up_once_touched():
     """Only after a return to an earlier contract (which knows no ``bal.empty``) wrote the shard under ``bal``
     again: the next event adds both parts up and keeps the sum in one place."""
-    sc = Scenario(InwardProcessingContract)
-    sc.accepted(sc.grant())
-    sc.accepted(sc.place("A", 30))
-    sc.accepted(sc.exit(30, lot_id="A"))
-    shard = (AUTH_ID, "INPUT", USED, "p/st", keys.balance_shard("A"))
+    sc, shard = lot_a_placed_and_exited()
     again = same_shard_as("A", "D")
     written_before = {"authorisation_id": AUTH_ID, "category": "INPUT", "cn": USED, "unit": "p/st", "entered": 6,
                       "stock": 6, "consumed": 0, "exited": {}, "lost": 0}   # another lot of the shard, placed so
@@ -205,11 +202,7 @@ def test_a_part_kept_under_both_keys_stays_counted_until_the_shard_empties():
     """After a return to an earlier contract wrote a shard under ``bal`` while its emptied part stayed under
     ``bal.empty``: goods taken without emptying it leave that part where it is (``GetBalances`` counts it there);
     the take that empties the shard adds the two up under ``bal.empty``."""
-    sc = Scenario(InwardProcessingContract)
-    sc.accepted(sc.grant())
-    sc.accepted(sc.place("A", 30))
-    sc.accepted(sc.exit(30, lot_id="A"))
-    shard = (AUTH_ID, "INPUT", USED, "p/st", keys.balance_shard("A"))
+    sc, shard = lot_a_placed_and_exited()
     again = same_shard_as("A", "E")
     sc.accepted(sc.place(again, 6, mrn_=mrn("I", 900_004)))
     placed_before = dict(stored(sc, keys.BALANCE)[shard], entered=6, exited={})   # as an earlier contract wrote it
