@@ -48,7 +48,8 @@ FILE_VERSION = 1
 
 
 class KeyStoreError(RuntimeError):
-    pass
+    """An API key cannot be made or the key file read as asked (not a key file, an unknown role or org, an
+    expiry out of range)."""
 
 
 @dataclass(frozen=True)

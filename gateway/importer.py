@@ -1,6 +1,6 @@
 """``ipledger import``: post ERP business events, line by line, through the REST API.
 
-One file of some 690 lines: reading the two input formats, the progress file and the posting loop share one
+One file: reading the two input formats, the progress file and the posting loop share one
 notion of a line and its outcome, and read best together (the CSV typing follows the event schemas).
 
 Input formats
@@ -91,7 +91,8 @@ class ImportError_(Exception):  # noqa: N801 - not the builtin ImportError
 
 
 class GatewayUnreachable(Exception):
-    pass
+    """No answer from the gateway (connection refused, reset, timed out): the line is sent again later, never
+    recorded as refused."""
 
 
 @dataclass

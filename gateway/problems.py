@@ -63,6 +63,8 @@ CHAINCODE_STATUS: dict[str, int] = {
     "ClockSkew": 502,
     # the deployed contract does not know which organisation is customs (IPLEDGER_CUSTOMS_MSP): not the caller's
     "DeploymentNotConfigured": 502,
+    # the ledger holds a record without the one written with it: a damaged ledger, not the caller's request
+    "LedgerInconsistent": 502,
     # codes of the shim's contract API (chaincode/shim/contract_api.py)
     "InvalidArguments": 502,  # the gateway's arguments do not fit the deployed contract: version mismatch
     "UnknownFunction": 502,   # the deployed contract does not know the function: version mismatch

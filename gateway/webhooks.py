@@ -33,7 +33,7 @@ Deliveries to one subscription go in order (the oldest pending first). **At leas
 twice (e.g. the gateway stopped after the receiver answered but before the result was stored) — de-duplicate on
 ``alert_id``.
 
-One file of some 700 lines: subscriptions, the delivery queue, the router that turns alerts into deliveries
+One file: subscriptions, the delivery queue, the router that turns alerts into deliveries
 and the dispatcher that sends them are the four steps of one delivery, sharing its record and its states.
 """
 from __future__ import annotations
@@ -80,7 +80,7 @@ ALERT_TYPES = ("DeadlineApproaching", "DeadlineOverdue", "BillOfDischargeDue", "
 
 
 class WebhookError(RuntimeError):
-    pass
+    """A subscription cannot be added or changed as asked (its URL, secret or filters refused)."""
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:

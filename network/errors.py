@@ -3,7 +3,8 @@
 
 
 class NetworkError(RuntimeError):
-    pass
+    """An operation on the organisation's nodes or the channel failed; the message says why (the CLI prints it
+    and exits 1)."""
 
 
 class AdminError(NetworkError):

@@ -26,6 +26,9 @@ commercial data appear only as the hash of their private-data record (so every
 org computes the same hash); customs and the holder additionally receive the
 customs values outside the hashed document. Block numbers are not visible to
 chaincode: the proof lists transaction ids, which the gateway can map to blocks.
+
+One file: the bill's computation (its window, lines, balances and proof) and its life (submit, decide) read the
+same records and formats, and the hash a bill is submitted with is computed by the same code that checks it.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ __all__ = [
     "NotFound", "AlreadyExists", "InvalidState", "PeriodNotEnded", "HashMismatch",
     "InvalidIdentifier", "InvalidMrn", "UnknownParty",
     "DeploymentNotConfigured", "PartyWithdrawn", "EoriNotRegistered", "EoriTaken", "CustomsNotRegistrable",
-    "HolderNotRegistered", "TransferMismatch", "ExitMismatch",
+    "HolderNotRegistered", "TransferMismatch", "ExitMismatch", "LedgerInconsistent",
 ]
 
 
@@ -172,7 +172,15 @@ class HashMismatch(_Rule):
     """The submitted bill-of-discharge hash differs from the one the ledger computes."""
 
 
-# -- identifiers (issue 13) ------------------------------------------------------------------------------
+# -- identifiers ------------------------------------------------------------------------------
+
+class LedgerInconsistent(_Rule):
+    """Records written together are read together: a history reference names the event-log entry its own
+    transaction wrote, an entry that takes goods from a lot names a lot on the ledger, an effect in the log is
+    one this contract applies. One without the other is a damaged ledger (or one written by a later version of
+    the contract): the answer is refused, never given shorter or without the missing part, and nothing is
+    written."""
+
 
 class InvalidIdentifier(InvalidEvent):
     """An identifier — event, authorisation, lot, batch, operation or bill id, MRN, EORI, office, site,
@@ -192,7 +200,7 @@ class InvalidMrn(InvalidEvent):
     the others)."""
 
 
-# -- the register of parties (issue 15) ------------------------------------------------------------------
+# -- the register of parties ------------------------------------------------------------------
 
 class DeploymentNotConfigured(_Rule):
     """Who customs is, is a fact of the deployment, not of the code: the contract reads the customs MSP id
@@ -241,6 +249,6 @@ RULES: tuple[str, ...] = tuple(
         NotFound, AlreadyExists, InvalidState, PeriodNotEnded, HashMismatch,
         InvalidIdentifier, InvalidMrn, UnknownParty,
         DeploymentNotConfigured, PartyWithdrawn, EoriNotRegistered, EoriTaken, CustomsNotRegistrable,
-        HolderNotRegistered, TransferMismatch, ExitMismatch,
+        HolderNotRegistered, TransferMismatch, ExitMismatch, LedgerInconsistent,
     )
 )

@@ -26,7 +26,7 @@ import math
 from typing import Iterator
 
 from ipledger.chaincode.contract import decimals, goods, keys, timestamps
-from ipledger.chaincode.contract.errors import DuplicateEvent, InvalidEvent
+from ipledger.chaincode.contract.errors import DuplicateEvent, InvalidEvent, LedgerInconsistent
 from ipledger.chaincode.contract.state import canonical_json, digest
 
 EVENT_NAME = "ipledger.events"
@@ -234,11 +234,11 @@ def history_from(state, kind: str, goods_id: str, start: str) -> Iterator[dict]:
 
 def _referenced(state, log_key: tuple, kind: str, goods_id: str) -> dict:
     """The log entry a history reference names; both are written by the same transaction, so a missing
-    entry is a damaged ledger, answered as an internal error, never as a shorter audit trail."""
+    entry is a damaged ledger (``LedgerInconsistent``), never a shorter audit trail."""
     entry = state.get(log_key)
     if entry is None:
-        raise LookupError(f"the history of {kind.lower()} {goods_id} names a log entry that is not on the "
-                          f"ledger: {list(log_key)}")
+        raise LedgerInconsistent(f"the history of {kind.lower()} {goods_id} names a log entry that is not on the "
+                                 f"ledger: {list(log_key)}", goods=kind, id=goods_id)
     return entry
 
 

@@ -36,6 +36,9 @@ Effects::
                                                                         # batch's last units, spread)
     {"op": "lose",    "kind", "id", "qty", "sites", "reason", "evidence_hash", "attribution"}
     {"op": "extend",  "lots": {lot_id: deadline}, "batches": {batch_id: deadline}}
+
+One file: the records, the effects above and the two books they are applied to (the ledger's and the replay's in
+memory) are one model, and the conservation they keep is checked against all of it at once.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ import datetime as dt
 from typing import Iterable
 
 from ipledger.chaincode.contract import declarations, keys, shares, time_rules, timestamps
-from ipledger.chaincode.contract.errors import NotFound, QuantityExceedsBalance, UnitMismatch
+from ipledger.chaincode.contract.errors import LedgerInconsistent, NotFound, QuantityExceedsBalance, UnitMismatch
 
 LOT, BATCH = "LOT", "BATCH"
 INPUT, PRODUCT = "INPUT", "PRODUCT"
@@ -452,8 +455,9 @@ _APPLY = {"place": _place, "move": _move, "consume": _consume, "produce": _produ
 def apply(book, effect: dict, recorded_at: str, tx_id: str) -> None:
     """Apply one effect to the records in ``book`` (see the module docstring)."""
     step = _APPLY.get(effect["op"])
-    if step is None:  # pragma: no cover - effects are written by this module only
-        raise ValueError(f"unknown effect {effect['op']!r}")
+    if step is None:  # effects are written by this module: one it does not know was written by another contract
+        raise LedgerInconsistent(f"the event log holds an effect this contract does not apply: {effect['op']!r}",
+                                 op=effect["op"])
     step(book, effect, recorded_at, tx_id)
 
 

@@ -16,7 +16,7 @@ import re
 from ipledger.chaincode.contract import (alert_rules, authorisations, billing, declarations, eventlog, goods, identifiers,
                                         keys, parties, roles, schemas, timestamps)
 from ipledger.chaincode.contract.decimals import pct
-from ipledger.chaincode.contract.errors import InvalidEvent, NotFound
+from ipledger.chaincode.contract.errors import InvalidEvent, LedgerInconsistent, NotFound
 
 _ID_MAX = 128
 
@@ -177,7 +177,8 @@ def _lot_codes(state, entries: list[dict]) -> dict[str, tuple[str, str]]:
     for lot_id in taken:
         lot = state.get(keys.lot(lot_id))
         if lot is None:   # the log names a lot the state does not hold: a damaged ledger, not a smaller use
-            raise LookupError(f"the event log takes goods from lot {lot_id}, which is not on the ledger")
+            raise LedgerInconsistent(f"the event log takes goods from lot {lot_id}, which is not on the ledger",
+                                     lot_id=lot_id)
         codes[lot_id] = (lot["cn"], lot["unit"])
     return codes
 

@@ -6,13 +6,30 @@
 * :mod:`ipledger.chaincode.shim.stub` — the stub handed to contract code;
 * :mod:`ipledger.chaincode.shim.keys` — composite key rules (shared with in-memory stubs).
 
-Importing this package configures no logging.
+Importing this package configures no logging and loads none of its modules: each name comes from its module
+when first used.
 """
-from ipledger.chaincode.shim.contract_api import ChaincodeError, Contract, transaction
-from ipledger.chaincode.shim.handler import ChaincodeSession, PeerCapabilities, StreamClosedError
-from ipledger.chaincode.shim.interface import KV, ChaincodeStub, HistoryIterator, KeyModification, PeerError, QueryPage, StateIterator
-from ipledger.chaincode.shim.keys import create_composite_key, split_composite_key
-from ipledger.chaincode.shim.stub import Stub
+import importlib
+
+# Each public name and the module that defines it, imported on first use: a contract (or the gateway, reading the
+# contract's error codes) that imports ``contract_api`` does not load the protocol's handler, stub and transport.
+_EXPORTS = {
+    "ChaincodeError": "contract_api", "Contract": "contract_api", "transaction": "contract_api",
+    "ChaincodeSession": "handler", "PeerCapabilities": "handler", "StreamClosedError": "handler",
+    "KV": "interface", "ChaincodeStub": "interface", "HistoryIterator": "interface", "KeyModification": "interface",
+    "PeerError": "interface", "QueryPage": "interface", "StateIterator": "interface",
+    "create_composite_key": "keys", "split_composite_key": "keys",
+    "Stub": "stub",
+}
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 def run_client(contract, chaincode_json_path, **kw):  # noqa: D103 - thin lazy wrapper

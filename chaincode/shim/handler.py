@@ -2,7 +2,7 @@
 
 One file, one object: the session's state (sender queue, pending replies,
 transaction contexts) is shared by every step of the stream protocol below,
-which reads best in one place (hence one file of some 700 lines).
+which reads best in one place (hence one file).
 
 A :class:`ChaincodeSession` owns one bidi stream (client mode: the
 ``ChaincodeSupport.Register`` call we dialled; server mode: a

@@ -5,7 +5,7 @@ speaks the little of HTTP/2 (RFC 9113) and of gRPC's wire format it needs itself
 asyncio's TLS, instead of through grpcio: per message that costs about half the CPU of
 grpcio's asyncio stack (no completion-queue thread, no hand-off between threads, several
 messages of one loop turn written in one TLS record) and the process does not map grpc's
-17 MB library (issue 16, docs/benchmarks.md). Header compression is the ``hpack`` package's.
+17 MB library (docs/benchmarks.md). Header compression is the ``hpack`` package's.
 
 What is implemented: the client connection preface and SETTINGS, one stream (id 1) with its
 request headers, DATA both ways with flow control in both directions (the peer's windows are
@@ -16,7 +16,7 @@ our own keepalive PING (the Go shim's: one a minute, the connection is dropped w
 does not come). Server push is refused in our SETTINGS; priorities are ignored (RFC 9113 §5.3.2).
 Any violation fails the connection: the shim then exits and the peer launches it again.
 
-One file of about 600 lines because it is one state machine: frames, flow-control windows, the call's
+One file because it is one state machine: frames, flow-control windows, the call's
 end and the keepalive share the connection's state, and each handler changes several of them.
 """
 from __future__ import annotations

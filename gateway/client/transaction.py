@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 
 class TransactionParseError(ValueError):
-    pass
+    """The peer's prepared transaction does not parse as an endorsed chaincode transaction."""
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from ipledger.network.files import write_atomically
 from ipledger.network.fabric.policy import (PolicyError, parse_signature_policy, render_signature_policy,
                                            satisfiable_by)
 from ipledger.network.org.nodes import Nodes
-from ipledger.network.channel.package import (ChaincodeError, ChaincodeSpec, build_ccaas_package, build_package,
+from ipledger.network.channel.package import (LifecycleError, ChaincodeSpec, build_ccaas_package, build_package,
                                               download_wheels, package_id, package_label, pinned_requirements)
 
 # ----------------------------------------------------------------------------- channel settings
@@ -50,40 +50,40 @@ def contract_policy(c: Consortium) -> str:
     customs = _customs(c)
     others = [f"'{o.msp_id}.peer'" for o in c.orgs if o.msp_id != customs]
     if not others:
-        raise ChaincodeError(f"channel {c.channel} has no member besides customs")
+        raise LifecycleError(f"channel {c.channel} has no member besides customs")
     return f"AND('{customs}.peer', OR({','.join(others)}))"
 
 
 def check_endorsement_policy(text: str, customs: str, members: list[str]) -> None:
     """No party writes alone: an endorsement policy of the channel must need a customs peer AND a peer of
-    another member. ChaincodeError (naming who could write alone) for a policy customs' peers alone, or
+    another member. LifecycleError (naming who could write alone) for a policy customs' peers alone, or
     the other ``members``' peers without customs, could satisfy — or that cannot be read."""
     try:
         env = parse_signature_policy(text)
         if satisfiable_by(env, {customs}):
-            raise ChaincodeError(f"the endorsement policy {text} lets {customs} write alone: every record needs "
+            raise LifecycleError(f"the endorsement policy {text} lets {customs} write alone: every record needs "
                                  f"customs and another member, e.g. {_needs_both(customs, members)}")
         named = {msp_principal_pb2.MSPRole.FromString(p.principal).msp_identifier for p in env.identities
                  if p.principal_classification == msp_principal_pb2.MSPPrincipal.ROLE}
         others = sorted((set(members) | named) - {customs})   # the members, and anyone the policy names
         if satisfiable_by(env, set(others)):
-            raise ChaincodeError(f"the endorsement policy {text} lets {', '.join(others)} write without customs: "
+            raise LifecycleError(f"the endorsement policy {text} lets {', '.join(others)} write without customs: "
                                  f"every record needs customs and another member, e.g. {_needs_both(customs, members)}")
     except PolicyError as e:
-        raise ChaincodeError(f"the endorsement policy {text!r} cannot be read: {e}") from None
+        raise LifecycleError(f"the endorsement policy {text!r} cannot be read: {e}") from None
 
 
 def committed_policy(committed: dict) -> str:
     """The endorsement policy of a committed definition (``querycommitted``'s JSON), in the policy language,
     restated as the same rule over the same principals: an upgrade keeps it (a policy
     ``ipledger admin chaincode-policy`` narrowed stays narrow, an organisation that joined does not become an
-    endorser unasked). ChaincodeError for a policy that cannot be restated so."""
+    endorser unasked). LifecycleError for a policy that cannot be restated so."""
     try:
         app = policy_pb2.ApplicationPolicy.FromString(base64.b64decode(committed.get("validation_parameter") or ""))
     except Exception as e:  # noqa: BLE001 - a definition this tool cannot read
-        raise ChaincodeError(f"the committed endorsement policy cannot be read: {e}") from None
+        raise LifecycleError(f"the committed endorsement policy cannot be read: {e}") from None
     if app.WhichOneof("Type") != "signature_policy":
-        raise ChaincodeError("the committed endorsement policy is not a signature policy "
+        raise LifecycleError("the committed endorsement policy is not a signature policy "
                              f"({app.channel_config_policy_reference or 'empty'}): set one with 'ipledger admin "
                              "chaincode-policy' first")
     text = render_signature_policy(app.signature_policy)
@@ -94,7 +94,7 @@ def committed_policy(committed: dict) -> str:
     except PolicyError:
         same = False
     if not same:
-        raise ChaincodeError(f"the committed endorsement policy cannot be restated ({text}): set it again "
+        raise LifecycleError(f"the committed endorsement policy cannot be restated ({text}): set it again "
                              "with 'ipledger admin chaincode-policy' first")
     return text
 
@@ -111,7 +111,7 @@ def commercial_collection(c: Consortium) -> list[dict]:
     holder = c.channels[0].holder if len(c.channels) == 1 else None
     if not holder:
         where = f" ({c.source})" if c.source else ""
-        raise ChaincodeError(f"the consortium file{where} names no holder for channel {c.channel} "
+        raise LifecycleError(f"the consortium file{where} names no holder for channel {c.channel} "
                              "('holder: <MSP id>'): the commercial data would have no owner")
     return [{"name": "commercial", "policy": f"OR('{customs}.member','{holder}.member')",
              "requiredPeerCount": 0, "maxPeerCount": 1, "blockToLive": 0,
@@ -121,7 +121,7 @@ def commercial_collection(c: Consortium) -> list[dict]:
 def _customs(c: Consortium) -> str:
     if not c.customs:
         where = f" ({c.source})" if c.source else ""
-        raise ChaincodeError(f"the consortium file{where} names no customs organisation: add 'customs: <MSP "
+        raise LifecycleError(f"the consortium file{where} names no customs organisation: add 'customs: <MSP "
                              "id>' (and, with one shared channel, 'holder: <MSP id>'); the contract takes "
                              "customs' MSP id from it — a state directory generated before this keeps its "
                              "own copy, under consortium/consortium.yaml")
@@ -202,7 +202,7 @@ class Deployer:
         if rt.name != runtime.DOCKER:
             return pkg
         if (spec.contract, spec.sources) != (ChaincodeSpec().contract, ChaincodeSpec().sources):
-            raise ChaincodeError(f"with --runtime docker the peers run the ipledger contract from its chaincode "
+            raise LifecycleError(f"with --runtime docker the peers run the ipledger contract from its chaincode "
                                  f"service image; {spec.contract} from {', '.join(map(str, spec.sources))} has no "
                                  "image: deploy it with native processes")
         out = org_service_package(self.net, org, spec.name, spec.label)
@@ -225,7 +225,7 @@ class Deployer:
         if out.returncode != 0:
             if "not found" in out.stderr or "404" in out.stderr:
                 return None
-            raise ChaincodeError(f"querycommitted failed: {out.stderr.strip()}")
+            raise LifecycleError(f"querycommitted failed: {out.stderr.strip()}")
         return json.loads(out.stdout)
 
     def _definition_args(self, spec: ChaincodeSpec, sequence: int) -> list[str]:
@@ -242,15 +242,15 @@ class Deployer:
         """Install, approve and commit ``spec``; returns the committed definition."""
         started = time.monotonic()
         if len(self.net.channels()) > 1:
-            raise ChaincodeError("a channel per holder: deploy on each (deploy_on_channels)")
+            raise LifecycleError("a channel per holder: deploy on each (deploy_on_channels)")
         spec = self.settle(spec)
         current = self.committed(spec.name)
         if current and not upgrade and current.get("version") != spec.version:
-            raise ChaincodeError(
+            raise LifecycleError(
                 f"{spec.name} is committed at version {current.get('version')}; "
                 f"use 'ipledger chaincode upgrade' to move to {spec.version}")
         if current and upgrade and current.get("version") == spec.version:
-            raise ChaincodeError(f"{spec.name} {spec.version} is already committed; "
+            raise LifecycleError(f"{spec.name} {spec.version} is already committed; "
                                  "an upgrade needs a new --version")
         if current and upgrade and spec.signature_policy:
             spec = self._keep_policy(spec, committed_policy(current))
@@ -281,7 +281,7 @@ class Deployer:
                      "last one commits")
             return None
         if missing:
-            raise ChaincodeError(f"not ready to commit: no approval from {', '.join(missing)}")
+            raise LifecycleError(f"not ready to commit: no approval from {', '.join(missing)}")
         peer_args = []
         for org in self.net.consortium.orgs:
             peer_args += ["--peerAddresses", org.peers[0].address,
@@ -321,16 +321,16 @@ class Deployer:
     def _record(self, name: str, committed: dict) -> dict:
         path = self.definition_file(name)
         if not path.exists():
-            raise ChaincodeError(f"no record of how {name} was committed ({path}); "
+            raise LifecycleError(f"no record of how {name} was committed ({path}); "
                                  "approve it with the peer CLI and the original definition")
         rec = json.loads(path.read_text())
         if (rec["sequence"], rec["version"]) != (committed["sequence"], committed["version"]):
-            raise ChaincodeError(
+            raise LifecycleError(
                 f"{path} records {name} {rec['version']} at sequence {rec['sequence']}, but "
                 f"{committed['version']} at sequence {committed['sequence']} is committed")
         pkg = Path(rec["package"])
         if not pkg.exists() or package_id(pkg) != rec["package_id"]:
-            raise ChaincodeError(f"package {pkg} is missing or is not {rec['package_id']}")
+            raise LifecycleError(f"package {pkg} is missing or is not {rec['package_id']}")
         return rec
 
     def set_endorsement_policy(self, name: str, policy: str, orgs: list[str]) -> dict:
@@ -341,7 +341,7 @@ class Deployer:
         check_endorsement_policy(policy, _customs(self.net.consortium), orgs)
         committed = self.committed(name)
         if not committed:
-            raise ChaincodeError(f"chaincode {name} is not committed on the channel")
+            raise LifecycleError(f"chaincode {name} is not committed on the channel")
         rec = self._record(name, committed)
         sequence = committed["sequence"] + 1
         spec = ChaincodeSpec(name=name, version=rec["version"], signature_policy=policy)
@@ -379,7 +379,7 @@ class Deployer:
         """
         committed = self.committed(name)
         if not committed:
-            raise ChaincodeError(f"chaincode {name} is not committed on the channel")
+            raise LifecycleError(f"chaincode {name} is not committed on the channel")
         rec = self._record(name, committed)
         pkg = Path(rec["package"])
         org = self.net.consortium.org(msp_id)
@@ -405,7 +405,7 @@ class Deployer:
         for key in ("version", "validation_parameter", "collections", "init_required",
                     "endorsement_plugin", "validation_plugin"):
             if approved.get(key) != committed.get(key):
-                raise ChaincodeError(f"{msp_id}'s approval of {name} differs from the committed "
+                raise LifecycleError(f"{msp_id}'s approval of {name} differs from the committed "
                                      f"definition in {key}")
         return self.committed(name)
 
@@ -431,7 +431,7 @@ def deploy_on_channels(net: Nodes, spec: ChaincodeSpec, pkg: Path | None = None,
     Returns each channel's committed definition (None where others' approvals are awaited)."""
     channels = [ch for ch in net.channels() if ch.local_peers]
     if not channels:
-        raise ChaincodeError(f"no organisation of {net.layout.root} is on any channel")
+        raise LifecycleError(f"no organisation of {net.layout.root} is on any channel")
     pkg = pkg or Deployer(channels[0], log).package(spec)
     out = {}
     for ch in channels:
@@ -506,7 +506,7 @@ def org_service_package(net: Nodes, org, name: str, label: str) -> Path:
         taken = {service_info(p)["address"] for p in service_packages(net, org) if p.name.startswith(f"{name}_")}
         free = [a for a in chaincode_service_addresses(org) if a not in taken]
         if not free:
-            raise ChaincodeError(f"{org.msp_id} runs services for {len(taken)} versions of {name} already "
+            raise LifecycleError(f"{org.msp_id} runs services for {len(taken)} versions of {name} already "
                                  f"({', '.join(sorted(taken))}); commit one of them first")
         address = free[0]
     # the TLS pair is issued by the organisation's TLS CA and its key read into the package: in a process of

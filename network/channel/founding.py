@@ -9,7 +9,7 @@ consenters) and checks that its own definition is in it as it sent it
 file (:func:`check_policies`: customs and the holder change the channel, not a majority);
 ``network up`` refuses to join a block that fails either check.
 
-One file of some 550 lines: the rules that build the genesis block (policies, ordering, consenters) and the
+One file: the rules that build the genesis block (policies, ordering, consenters) and the
 checks every organisation runs on a block before joining it are two readings of the same configuration, and a
 reader comparing what is built with what is checked finds both here.
 """

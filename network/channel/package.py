@@ -35,8 +35,9 @@ BINARY_TYPE = "ipledger-binary"
 _EXCLUDE_DIRS = {"__pycache__", "builder", "testing"}
 
 
-class ChaincodeError(NetworkError):
-    pass
+class LifecycleError(NetworkError):
+    """The contract cannot be packaged, installed, approved or committed as asked; the message says why and
+    what to do (nothing is left half done on the channel: a definition is committed whole or not at all)."""
 
 
 @dataclass
@@ -86,7 +87,7 @@ def pinned_requirements(requirements: Path) -> list[str]:
         try:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError as e:
-            raise ChaincodeError(f"requirement {name!r} is not installed here") from e
+            raise LifecycleError(f"requirement {name!r} is not installed here") from e
         pins[key] = f"{dist.metadata['Name']}=={dist.version}"
         for text in dist.requires or ():
             req = Requirement(text)
@@ -109,7 +110,7 @@ def download_wheels(pins: list[str], cache_root: Path, log=print) -> list[Path]:
              "--only-binary=:all:", "--no-deps", "--dest", str(dest), *pins],
             capture_output=True, text=True)
         if proc.returncode != 0:
-            raise ChaincodeError(f"pip download failed:\n{proc.stderr[-3000:]}")
+            raise LifecycleError(f"pip download failed:\n{proc.stderr[-3000:]}")
         done.touch()
     return sorted(dest.glob("*.whl"))
 

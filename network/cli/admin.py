@@ -245,13 +245,13 @@ def _chaincode_approve(args) -> int:
 
 def _chaincode_policy(args) -> int:
     from ipledger.network.channel.chaincode import Deployer, check_endorsement_policy
-    from ipledger.network.channel.package import ChaincodeError
+    from ipledger.network.channel.package import LifecycleError
     net = _net(args)
     config, _ = net.channel_config()
     orgs = [o.msp_id for o in net.consortium.orgs if o.msp_id in application_orgs(config)]
     try:   # no party writes alone: customs and another member, whatever the chaincode
         check_endorsement_policy(args.policy, net.consortium.customs, orgs)
-    except ChaincodeError as e:
+    except LifecycleError as e:
         raise AdminError(str(e)) from e
     Deployer(net).set_endorsement_policy(args.name, args.policy, orgs)
     return 0

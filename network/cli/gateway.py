@@ -14,6 +14,8 @@
     ipledger report bill-of-discharge|inventory … [--ca-cert FILE] [--client-cert FILE --client-key FILE]
 
 Heavy imports (Flask, gunicorn, grpc) happen inside the commands, so the other ``ipledger`` commands do not pay.
+One file: the commands of one organisation's gateway and its clients share their arguments (``--org``, the
+state directory, the URL, key and TLS options) and their way of finding the gateway.
 """
 from __future__ import annotations
 

@@ -26,13 +26,14 @@ from pathlib import Path
 
 from ipledger.gateway.config import gateway_environment
 from ipledger.network import files
+from ipledger.network.org import processes
 from ipledger.gateway.tls import TLSError, TLSOptions, org_tls_cas
 
 DEFAULT_BIND = "127.0.0.1:8080"
 
 
 class DaemonError(RuntimeError):
-    pass
+    """A gateway could not be started or stopped as a background service; the message says why."""
 
 
 def _dir(state_dir: Path, org: str) -> Path:
@@ -103,23 +104,16 @@ def running(state_dir: Path, org: str) -> tuple[int | str, str] | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
+    if processes.is_zombie(pid):   # it ended (killed, crashed) and its parent has not collected it yet
+        return None
     if started:   # the process started then is the gateway, whatever its command line reads now (gunicorn
         # renames its master when setproctitle is installed); a pid reused since started at another time
-        return (pid, url) if _start_time(pid) == started[0] else None
+        return (pid, url) if processes.start_time(pid) == started[0] else None
     if b"gateway" not in cmdline or str(Path(state_dir).resolve()).encode() not in cmdline:
         return None
     if org.encode() not in cmdline:
         return None
     return pid, url
-
-
-def _start_time(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22): with its pid, it names
-    one process for good, where a pid alone may be reused."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
 
 
 def healthy(url: str, server_cert: Path | str | None = None, verify: bool = True, org: str | None = None) -> bool:
@@ -195,7 +189,7 @@ def start(state_dir: Path, bind: str = DEFAULT_BIND, workers: int = 2,
     with open(log_file(state_dir, org), "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=serve_environment(os.environ))
-    started = _start_time(proc.pid)
+    started = processes.start_time(proc.pid)
     _write_record(pid_file(state_dir, org), f"{proc.pid} {url}" + (f" {started}" if started else ""))
     deadline = time.monotonic() + timeout
     while not (healthy(url, tls.cert_file, org=org) and proc.poll() is None):

@@ -34,7 +34,8 @@ EXIT_OK, EXIT_INCONSISTENT, EXIT_ERROR = 0, 1, 2
 
 
 class UsageError(Exception):
-    pass
+    """``ipledger verify`` was asked something it cannot do (no peer to fetch from, a file it cannot read):
+    the CLI's error status (``EXIT_ERROR``), not a verification failure."""
 
 
 def parse_args(argv):
@@ -105,6 +106,8 @@ def file_blocks(directory: Path):
 
 
 class FileBlockError(Exception):
+    """A block file of ``--from-file`` is missing or does not parse as a block."""
+
     def __init__(self, number, path, exc, missing: bool = False):
         super().__init__(f"{path}: {exc}" if missing else f"{path} does not parse as a block: {exc}")
         self.number = number

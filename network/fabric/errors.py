@@ -26,6 +26,8 @@ _CHAINCODE_RESPONSE = re.compile(r"chaincode response (\d{3}), (.*)\Z", re.DOTAL
 
 
 class GatewayError(Exception):
+    """A call to a peer's Gateway service failed; ``step`` names the protocol step (a subclass each), ``code`` the
+    gRPC status, ``details`` each endorsing peer's own error, ``tx_id`` the transaction when there is one."""
     step = "gateway"
 
     def __init__(self, message: str, *, code: grpc.StatusCode | None = None,
@@ -63,18 +65,23 @@ class GatewayError(Exception):
 
 
 class EvaluateError(GatewayError):
+    """A query (``Evaluate``) failed: no peer answered, or the contract refused it."""
     step = "evaluate"
 
 
 class EndorseError(GatewayError):
+    """The proposal was not endorsed (``Endorse``): a peer or the contract refused it."""
     step = "endorse"
 
 
 class SubmitError(GatewayError):
+    """The endorsed transaction was not accepted for ordering (``Submit``)."""
     step = "submit"
 
 
 class CommitStatusError(GatewayError):
+    """The transaction's commit status could not be obtained (``CommitStatus``): it may or may
+    not have committed."""
     step = "commit status"
 
 
@@ -91,6 +98,7 @@ class CommitError(GatewayError):
 
 
 class ChaincodeEventsError(GatewayError):
+    """The chaincode-event stream (``ChaincodeEvents``) failed."""
     step = "chaincode events"
 
 

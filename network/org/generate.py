@@ -27,7 +27,8 @@ BUILDER_DIR = REPO_ROOT / "chaincode" / "builder"
 
 
 class GenerateError(RuntimeError):
-    pass
+    """The network's configuration cannot be generated (a network already generated there, a step failed);
+    nothing is started."""
 
 
 # In the state directory while ``generate`` runs: a run cut short (a disk error, a full disk, ^C) leaves it,

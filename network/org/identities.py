@@ -29,7 +29,7 @@ definition and a config update signed by its admin).
 
 This is not a general CA: no enrolment protocol, no intermediate CAs.
 
-One file of some 500 lines, one object (:class:`OrgIdentities`): issuing, renewing and revoking all go through
+One file, one object (:class:`OrgIdentities`): issuing, renewing and revoking all go through
 the organisation's CAs and their register (``issued.json``) and write the same tree, so they read together.
 """
 from __future__ import annotations

@@ -56,6 +56,10 @@ REJOIN_NOTE = (
     "approvals, when this is its only peer) waits up to a minute for it (peer.gossip.pvtData.pullRetryThreshold) "
     "and is committed without it. Then install the contract on it: ipledger chaincode deploy")
 
+# A native node found stopped with its pid file still there: no 'network down' stopped it.
+UNCLEAN_STOP = ("{node} had stopped without 'network down' (a crash, a kill, a power loss): what it logged before "
+                "is in 'ipledger network logs {node}'")
+
 # An orderer without a ledger of a channel its organisation joined before, while the channel has gone on: joined
 # again from the genesis block it would start another chain beside the one the peers hold (one orderer), or crash
 # as soon as its Raft leader finds its log gone (several).
@@ -374,10 +378,17 @@ class Nodes:
                             if (self.gossip_peers_known(n) or 0) < total - 1],
                    "in gossip contact with every other peer", timeout, log)
 
+    def stopped_uncleanly(self, n: Node) -> bool:
+        """Whether native node ``n`` is not running though its pid file is still there: it stopped without
+        ``network down`` (which removes the file) — it crashed, was killed, or the host lost its power."""
+        return (self.runtime.name == runtime_mod.NATIVE and self.layout.pid_file(n).exists()
+                and self.runtime.running(n) is None)
+
     def _start(self, nodes: list[Node], log, timeout: float, none_msg: str | None = None) -> None:
         rt = self.runtime
         to_start = [n for n in nodes if rt.running(n) is None]
         for n in to_start:
+            unclean = self.stopped_uncleanly(n)
             try:
                 ident = rt.start(n)
             except processes.StartError as e:
@@ -385,6 +396,8 @@ class Nodes:
             where = f" (network namespace {n.netns})" if n.netns else ""
             what = "pid" if rt.name == runtime_mod.NATIVE else "container"
             log(f"  started {n.id:<20} {what} {ident:<12} {n.address}{where}")
+            if unclean:
+                log(f"    {UNCLEAN_STOP.format(node=n.id)}")
         if not to_start and none_msg:
             log(f"  {none_msg}")
         self._wait(lambda: [n.id for n in nodes if not self.healthy(n)], "healthy",
@@ -468,8 +481,11 @@ class Nodes:
     def down(self, purge: bool = False, log=print) -> None:
         rt = self.runtime
         for n in reversed(self.consortium.nodes):
+            unclean = self.stopped_uncleanly(n)
             if rt.stop(n):
                 log(f"  stopped {n.id}")
+            elif unclean:
+                log(f"  {n.id} was not running: {UNCLEAN_STOP.format(node=n.id)}")
         if rt.name == runtime_mod.DOCKER:
             # the chaincode services go with the nodes (native chaincode processes die with their peer);
             # with --purge the ledgers' volumes and the gateways' containers too

@@ -47,7 +47,7 @@ def running_pid(lay: Layout, node: Node) -> int | None:
     marker = f"FABRIC_CFG_PATH={lay.node_dir(node)}".encode()
     if not cmdline or Path(cmdline[0].decode()).name != node.kind or marker not in environ:
         return None
-    if _is_zombie(pid):
+    if is_zombie(pid):
         return None
     return pid
 
@@ -60,9 +60,17 @@ def _stat(pid: int | str) -> list[str]:
         return []
 
 
-def _is_zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended, its parent not having collected it yet (or is gone altogether)."""
     fields = _stat(pid)
     return not fields or fields[0] == "Z"
+
+
+def start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22): with its pid, it names
+    one process for good, where a pid alone may be reused. None if it is gone."""
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else None
 
 
 def children(pid: int) -> list[int]:
@@ -205,7 +213,7 @@ def _alive(pid: int) -> bool:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
-    return not _is_zombie(pid)
+    return not is_zombie(pid)
 
 
 def _python() -> str:

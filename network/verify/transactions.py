@@ -22,6 +22,8 @@ from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import chaincode_event_pb2, proposal_pb2, proposal_response_pb2, \
     transaction_pb2
 
+from ipledger.network.fabric.headers import transaction_id
+
 CODE_NAMES = {v: k for k, v in transaction_pb2.TxValidationCode.items()}
 VALID = transaction_pb2.VALID
 ENDORSEMENT_POLICY_FAILURE = transaction_pb2.ENDORSEMENT_POLICY_FAILURE
@@ -42,6 +44,8 @@ def deletes_hashed(write: kv_rwset_pb2.KVWriteHash) -> bool:
 
 
 class TxFormatError(ValueError):
+    """A transaction is not in the form a peer accepts; ``code`` is the validation code Fabric gives it."""
+
     def __init__(self, code: str, message: str, tx_id: str | None = None):
         super().__init__(message)
         self.code = code
@@ -105,10 +109,6 @@ def _parse(cls, data: bytes, code: str, what: str):
         raise TxFormatError(code, f"{what} does not parse: {exc}") from None
 
 
-def compute_tx_id(nonce: bytes, creator: bytes) -> str:
-    return hashlib.sha256(nonce + creator).hexdigest()
-
-
 def parse_tx(raw: bytes, index: int, *, genesis: bool = False) -> Tx:
     """Unpack and form-check one envelope (raises TxFormatError with Fabric's code name)."""
     env = _parse(common_pb2.Envelope, raw, "INVALID_OTHER_REASON", "the envelope")
@@ -140,7 +140,7 @@ def parse_tx(raw: bytes, index: int, *, genesis: bool = False) -> Tx:
 
 
 def _parse_endorser(tx: Tx) -> None:
-    expected = compute_tx_id(tx.shdr.nonce, tx.shdr.creator)
+    expected = transaction_id(tx.shdr.nonce, tx.shdr.creator)
     if tx.chdr.tx_id != expected:
         raise TxFormatError("BAD_PROPOSAL_TXID", f"tx id {tx.chdr.tx_id!r} is not "
                                                  f"SHA-256(nonce + creator) = {expected}")

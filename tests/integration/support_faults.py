@@ -79,7 +79,7 @@ def leftover_processes(root: Path) -> list[str]:
     out = []
     for pid in sorted(found):
         try:
-            if processes._is_zombie(pid):
+            if processes.is_zombie(pid):
                 continue
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             out.append(f"{pid} {cmd[:200]}")
@@ -113,7 +113,7 @@ def kill9(pid: int, timeout: float = 10.0) -> None:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
-        if not Path(f"/proc/{pid}").exists() or processes._is_zombie(pid):
+        if not Path(f"/proc/{pid}").exists() or processes.is_zombie(pid):
             return
         time.sleep(0.05)
     raise AssertionError(f"pid {pid} still alive {timeout} s after SIGKILL")
@@ -239,7 +239,7 @@ class GatewayProcess:
         out = []
         for pgid in self.pgids:
             res = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True)
-            out += [int(p) for p in res.stdout.split() if not processes._is_zombie(int(p))]
+            out += [int(p) for p in res.stdout.split() if not processes.is_zombie(int(p))]
         return out
 
     def kill9_master(self) -> None:

@@ -31,7 +31,7 @@ RUN: dict[str, str] = {}   # output of the verification against the peer
 
 
 def customs_peer_policy_hex() -> str:
-    from ipledger.chaincode.contract.endorsement import signature_policy
+    from ipledger.chaincode.testing.policies import signature_policy
     return signature_policy(["CustomsMSP"]).hex()
 
 

@@ -2,7 +2,7 @@
 
 ``jsonschema`` walks a schema for every instance (reference resolution, a validator object per
 ``$ref``, an error generator per keyword): about 0.5–1 ms for one event, a sixth of the chaincode's
-CPU per transaction and as much again in the gateway (issue 16). Almost every event is valid, so
+CPU per transaction and as much again in the gateway (docs/benchmarks.md). Almost every event is valid, so
 :func:`ipledger.chaincode.contract.schemas.errors` first asks the predicate compiled here and runs
 ``jsonschema`` only when it says no, to describe the violations. ``jsonschema`` stays the reference:
 the predicate is exact for the keywords it compiles — each mirrors ``jsonschema``'s Draft 2020-12

@@ -1,6 +1,6 @@
-"""Container images built on this machine from local material only (issue 17, step 1).
+"""Container images built on this machine from local material only.
 
-One file of some 680 lines: the build plan, the hashing of its inputs and the two ways of building (the base
+One file: the build plan, the hashing of its inputs and the two ways of building (the base
 by debootstrap, the rest by Dockerfile) depend on each other's details and are read together.
 
 No registry is involved anywhere: the base image is a Debian bookworm root file system made
@@ -459,7 +459,7 @@ def report_fonts(directory: Path = REPORT_FONTS) -> list[Input]:
 def default_specs(*, fabric_bin: Path | None = None, sampleconfig: Path | None = None,
                   cc_wheels: list[Path] | None = None, gw_wheels: list[Path] | None = None,
                   fonts: Path = REPORT_FONTS, log=print) -> list[ImageSpec]:
-    """The five images of issue 17, from this machine's Fabric binaries, sampleconfig and wheels
+    """The five images (docs/containers.md), from this machine's Fabric binaries, sampleconfig and wheels
     (each may be given, e.g. by tests)."""
     fabric_bin = Path(fabric_bin or binaries.bin_dir())
     missing = [c for c in ("peer", "orderer", "osnadmin") if not (fabric_bin / c).is_file()]

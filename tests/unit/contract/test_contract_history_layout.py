@@ -74,12 +74,12 @@ def test_histories_written_by_the_earlier_layout_read_as_before_among_new_entrie
 
 def test_a_reference_to_a_missing_log_entry_is_not_silently_skipped():
     """The log entry a reference names is on the same ledger, written by the same transaction; if it
-    were missing the ledger is damaged and the query fails rather than show a shorter audit trail."""
+    were missing the ledger is damaged and the query fails by name rather than show a shorter audit trail."""
     s = Scenario.with_l1(InwardProcessingContract)
     (key,) = _values(s, K.LOT_LOG, "L1")
     s.ledger._committed.put(key, json.dumps({"scope": AUTH_ID, "month": "1999-01"}).encode())
     res = s.ledger.evaluate(s.contract, "GetLotHistory", ["L1"], "CustomsMSP")
-    assert not res.ok and res.error_code == "InternalError"
+    assert not res.ok and res.error_code == "LedgerInconsistent"
     assert "names a log entry that is not on the ledger" in res.message and "1999-01" in res.message
 
 

@@ -10,7 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from ipledger.chaincode.contract import InwardProcessingContract, errors
-from ipledger.chaincode.contract.endorsement import describe, signature_policy
+from ipledger.chaincode.testing.policies import describe, signature_policy
 from ipledger.chaincode.contract.schemas import EVENT_TYPES, load_schema, validator
 from ipledger.chaincode.shim.contract_api import ChaincodeError
 from ipledger.chaincode.testing import MemLedger

@@ -578,7 +578,7 @@ def test_no_key_carries_a_key_level_policy_so_the_chaincode_policy_judges_every_
 
 @pytest.mark.parametrize("act", ["amend", "set_parameters", "register"])
 def test_a_key_level_policy_an_earlier_version_left_goes_when_the_key_is_written(s, act):
-    from ipledger.chaincode.contract.endorsement import signature_policy
+    from ipledger.chaincode.testing.policies import signature_policy
 
     stub = s.ledger.stub()
     key = {"amend": stub.create_composite_key("auth", [AUTH_ID]),
@@ -623,7 +623,7 @@ def test_impossible_calendar_dates_are_invalid_events(field, value):
 def test_customs_drop_every_key_level_policy_an_earlier_version_left_at_once(s):
     """After upgrading a ledger written before: one act, by customs, removes every policy left (a key not
     written since would have kept its customs-only policy, and customs' peer could write it alone)."""
-    from ipledger.chaincode.contract.endorsement import signature_policy
+    from ipledger.chaincode.testing.policies import signature_policy
 
     stub = s.ledger.stub()
     left = [stub.create_composite_key("auth", [AUTH_ID]), stub.create_composite_key("party", ["OperatorMSP"]),

@@ -42,9 +42,9 @@ def test_an_endorsement_policy_needs_customs_and_another_member():
         "OR('StrangerMSP.peer')": "StrangerMSP write without customs",
     }
     for bad, says in alone.items():
-        with pytest.raises(cc.ChaincodeError, match=says):
+        with pytest.raises(cc.LifecycleError, match=says):
             check_endorsement_policy(bad, "CustomsMSP", MEMBERS)
-    with pytest.raises(cc.ChaincodeError, match="cannot be read"):
+    with pytest.raises(cc.LifecycleError, match="cannot be read"):
         check_endorsement_policy("AND('CustomsMSP.peer'", "CustomsMSP", MEMBERS)
 
 

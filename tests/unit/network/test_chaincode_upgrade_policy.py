@@ -17,7 +17,7 @@ from fabric_protos.peer import policy_pb2
 
 from ipledger.network import consortium as consortium_mod
 from ipledger.network.channel import chaincode as chaincode_mod
-from ipledger.network.channel.package import ChaincodeError, ChaincodeSpec, build_binary_package
+from ipledger.network.channel.package import LifecycleError, ChaincodeSpec, build_binary_package
 from ipledger.network.fabric.policy import parse_signature_policy
 
 NARROWED = "AND('CustomsMSP.peer', 'OperatorMSP.peer')"
@@ -105,5 +105,5 @@ def test_a_committed_policy_that_is_no_signature_policy_is_not_guessed(tmp_path)
     app = policy_pb2.ApplicationPolicy(channel_config_policy_reference="/Channel/Application/Endorsement")
     committed = {"sequence": 1, "version": "1.0", "approvals": {},
                  "validation_parameter": base64.b64encode(app.SerializeToString()).decode()}
-    with pytest.raises(ChaincodeError, match="not a signature policy.*admin chaincode-policy"):
+    with pytest.raises(LifecycleError, match="not a signature policy.*admin chaincode-policy"):
         upgrade(tmp_path, consortium_mod.load(), committed)

@@ -262,7 +262,7 @@ def test_an_organisation_joins_and_leaves_named_channels():
 def test_each_channel_gets_its_own_endorsement_policy_and_collection():
     """Derived from the consortium file, not shipped with the contract: customs' peer AND a peer of another
     member of *this* channel; the customs values stored by customs and this channel's holder only."""
-    from ipledger.network.channel.package import ChaincodeError
+    from ipledger.network.channel.package import LifecycleError
     from ipledger.network.channel.chaincode import commercial_collection, contract_policy
     c = consortium.load(HOLDERS)
     b = c.view("ip-plant-b")
@@ -275,11 +275,11 @@ def test_each_channel_gets_its_own_endorsement_policy_and_collection():
     assert commercial_collection(shared)[0]["policy"] == "OR('CustomsMSP.member','OperatorMSP.member')"
     raw = default_raw()
     raw.pop("customs")
-    with pytest.raises(ChaincodeError, match="names no customs organisation"):
+    with pytest.raises(LifecycleError, match="names no customs organisation"):
         contract_policy(consortium.parse(raw))
     raw = default_raw()
     raw.pop("holder")
-    with pytest.raises(ChaincodeError, match="names no holder"):
+    with pytest.raises(LifecycleError, match="names no holder"):
         commercial_collection(consortium.parse(raw))
 
 

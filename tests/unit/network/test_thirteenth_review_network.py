@@ -16,7 +16,7 @@ from ipledger.network import consortium as consortium_mod
 from ipledger.network.cli import gateway_daemon as daemon
 from ipledger.network.cli.commands import main
 from ipledger.network.layout import Layout
-from ipledger.network.org import identities
+from ipledger.network.org import identities, processes
 from ipledger.network.org.nodes import Nodes
 from tests.unit.network.opened_files import opened_here, private_keys
 
@@ -119,7 +119,7 @@ def test_gateway_stop_finds_a_gateway_whose_master_renamed_its_process(tmp_path)
     with _process(["bash", "-c", 'exec -a "gunicorn: master [ipledger-gateway]" sleep 120']) as gw:
         time.sleep(0.3)
         daemon.pid_file(lay.root, "OperatorMSP").write_text(
-            f"{gw.pid} http://127.0.0.1:8081 {daemon._start_time(gw.pid)}\n")
+            f"{gw.pid} http://127.0.0.1:8081 {processes.start_time(gw.pid)}\n")
         assert daemon.running(lay.root, "OperatorMSP") == (gw.pid, "http://127.0.0.1:8081")
         assert daemon.stop(lay.root, log=lambda *_: None, org="OperatorMSP")
         # collected by the command that stopped it (its child here): no zombie kept its group in being while the
@@ -129,9 +129,26 @@ def test_gateway_stop_finds_a_gateway_whose_master_renamed_its_process(tmp_path)
         assert _gone(gw)
 
 
+def test_a_gateway_killed_and_not_yet_collected_is_not_running(tmp_path):
+    """A gateway started by a long-running process (an admin script, a test) and killed stays a zombie until that
+    process collects it: it serves nothing, so it is not running and ``gateway start`` starts one."""
+    lay = _generated_state(tmp_path)
+    with _process(["bash", "-c", 'exec -a "gunicorn: master [ipledger-gateway]" sleep 120']) as gw:
+        time.sleep(0.3)
+        daemon.pid_file(lay.root, "OperatorMSP").write_text(
+            f"{gw.pid} http://127.0.0.1:8081 {processes.start_time(gw.pid)}\n")
+        assert daemon.running(lay.root, "OperatorMSP") == (gw.pid, "http://127.0.0.1:8081")
+        os.killpg(gw.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while not processes.is_zombie(gw.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert processes.is_zombie(gw.pid) and processes.start_time(gw.pid) is not None   # not collected yet
+        assert daemon.running(lay.root, "OperatorMSP") is None
+
+
 def test_a_pid_reused_by_another_process_is_not_the_gateway(tmp_path):
     lay = _generated_state(tmp_path)
     with _process(_gateway_argv(lay.root, "OperatorMSP")) as other:
-        started = int(daemon._start_time(other.pid))
+        started = int(processes.start_time(other.pid))
         daemon.pid_file(lay.root, "OperatorMSP").write_text(f"{other.pid} http://127.0.0.1:8081 {started - 1}\n")
         assert daemon.running(lay.root, "OperatorMSP") is None, "a process started at another time was taken"
