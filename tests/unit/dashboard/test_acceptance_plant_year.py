@@ -7,7 +7,7 @@ changing the harness; each step of the year builds on the previous ones and is c
 Everything is done as an ERP or the organisations' users would: HTTP requests to the Flask app with the
 organisations' API keys — never a direct contract call. Time passes by moving the in-memory ledger's clock
 forward (``ledger.scenario.ledger.now``: the transaction timestamp and the endorsing peer's clock, as
-test_ninth_review_pages.py does); every event's ``occurred_at`` is that ledger time, so nothing is backdated.
+test_page_figures.py does); every event's ``occurred_at`` is that ledger time, so nothing is backdated.
 Day D is the harness ledger's start, 09:00 UTC two days after the real clock's date (contract_ledger.anchored_day):
 a step at D + n.1 falls on day n whatever the hour the suite runs (a D taken from the real clock at 23:59 put
 D + 55.1 on day 56), and the real clock, which the ledger follows when it is ahead, never catches up with the year.

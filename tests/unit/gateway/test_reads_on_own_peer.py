@@ -6,21 +6,21 @@ from __future__ import annotations
 
 import grpc
 
-from . import test_ninth_review_peer as ninth
+from . import test_fabric_client_outcomes as outcomes
 from .conftest import bearer
 
-user, peer_server, peer, contract, fabric_app = (ninth.user, ninth.peer_server, ninth.peer, ninth.contract,
-                                                 ninth.fabric_app)
+user, peer_server, peer, contract, fabric_app = (outcomes.user, outcomes.peer_server, outcomes.peer, outcomes.contract,
+                                                 outcomes.fabric_app)
 
 
 def test_every_read_and_each_replay_lookup_is_evaluated_on_the_own_organisations_peer(fabric_app, contract, peer,
                                                                                     keys):
     client = fabric_app.test_client()
-    headers = bearer(keys[(ninth.ORG, "clerk")])
-    assert client.post(ninth.EVENTS, json=ninth.move_body(), headers=headers).status_code == 201
-    assert client.post(ninth.EVENTS, json=ninth.move_body(), headers=headers).status_code == 200  # replay: its block
+    headers = bearer(keys[(outcomes.ORG, "clerk")])
+    assert client.post(outcomes.EVENTS, json=outcomes.move_body(), headers=headers).status_code == 201
+    assert client.post(outcomes.EVENTS, json=outcomes.move_body(), headers=headers).status_code == 200  # replay: its block
     assert peer.recorded.evaluate, "no evaluation made"
-    assert all(list(r.target_organizations) == [ninth.ORG] for r in peer.recorded.evaluate)
+    assert all(list(r.target_organizations) == [outcomes.ORG] for r in peer.recorded.evaluate)
 
 
 def test_the_own_peer_not_ready_is_unavailable_not_another_organisations_answer(fabric_app, peer, keys):
@@ -28,7 +28,7 @@ def test_the_own_peer_not_ready_is_unavailable_not_another_organisations_answer(
         context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no peers available to evaluate chaincode ipledger in "
                                                            "channel inward-processing")
     peer.on_evaluate = not_ready
-    r = fabric_app.test_client().get("/api/v1/lots/L1", headers=bearer(keys[(ninth.ORG, "clerk")]))
-    assert r.status_code == 503 and r.json["type"] == ninth.PROBLEMS + "service-unavailable", r.json
+    r = fabric_app.test_client().get("/api/v1/lots/L1", headers=bearer(keys[(outcomes.ORG, "clerk")]))
+    assert r.status_code == 503 and r.json["type"] == outcomes.PROBLEMS + "service-unavailable", r.json
     assert "own peer cannot answer yet" in r.json["detail"] and r.headers["Retry-After"]
-    assert [list(e.target_organizations) for e in peer.recorded.evaluate] == [[ninth.ORG]]
+    assert [list(e.target_organizations) for e in peer.recorded.evaluate] == [[outcomes.ORG]]

@@ -1,6 +1,6 @@
 """Customs' watch over declaration items across holders' channels (gateway/feed/declarations.py).
 
-A gateway serving several channels refuses an item another of its channels uses (test_eighteenth_review_holders.py);
+A gateway serving several channels refuses an item another of its channels uses (test_many_holders_layout.py);
 one serving one holder's channel cannot see the others. Here each holder's own gateway of one channel records a
 use the other channel's contract never sees, and customs' gateway, whose feed holds both channels, raises a
 ``DeclarationAcrossChannels`` alert: listed by the API (customs keys only) and on customs' alerts page, queued for
