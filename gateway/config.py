@@ -81,7 +81,7 @@ class GatewayConfig:
     #                                    transaction the feed holds needs none), blocks read for a trail's endorsers
     configure_logging: bool = False    # JSON logs on stderr (the server turns it on)
     log_level: str = "INFO"
-    # dashboard, live feed, webhooks (gateway/dashboard, gateway/feed/, gateway/webhooks.py)
+    # dashboard, live feed, webhooks (gateway/dashboard, gateway/feed/, gateway/webhooks/)
     # the organisation's home <state>/<org name> (from_state_dir), not the state directory itself: the feed
     # database, checkpoint, webhooks and session key live in <home>/gateway. None: no such files
     home: Path | None = None

@@ -30,7 +30,7 @@ import threading
 from ipledger.gateway.declarations import ALERT_TYPE, GOODS_FIELDS, SIDES, TRANSFER, conflict
 from ipledger.gateway.feed.store import FeedStore, feed_item, now_text
 from ipledger.gateway.problems import Problem
-from ipledger.gateway.webhooks import recorded_since, wants
+from ipledger.gateway.webhooks.subscriptions import recorded_since, wants
 
 log = logging.getLogger("ipledger.gateway.declarations")
 

@@ -93,7 +93,7 @@ CREATE TABLE IF NOT EXISTS time_alert_raises (
     org TEXT NOT NULL,
     authorisation_id TEXT NOT NULL,
     alert_key TEXT NOT NULL,              -- type/subject
-    moment TEXT NOT NULL,                 -- what the alert is about (webhooks._moment_of)
+    moment TEXT NOT NULL,                 -- what the alert is about (webhooks/router.py, _moment_of)
     raised INTEGER NOT NULL,              -- how often it was raised: each raise its own alert id
     PRIMARY KEY (org, authorisation_id, alert_key, moment)
 );

@@ -191,7 +191,7 @@ def test_nothing_is_written_when_the_body_raises(tmp_path):
 # ------------------------------------------------------------------------------------------ the two users
 
 def test_files_written_before_the_shared_store_still_load(tmp_path):
-    # the API key file as auth.py wrote it (final newline) and the webhook file as webhooks.py wrote it (none)
+    # the API key file as auth.py wrote it (final newline) and the webhook file as gateway/webhooks wrote it (none)
     keys = tmp_path / "api-keys.json"
     keys.write_text(json.dumps({"version": 1, "keys": {"0123456789ab": {
         "org": "OperatorMSP", "role": "clerk", "label": "old", "salt": "00", "hash": "x",
