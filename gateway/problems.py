@@ -279,6 +279,16 @@ CONTRACT_NOT_RUNNING = (
 CONTRACT_BUSY = "chaincode busy"
 
 
+def contract_not_running(exc) -> bool:
+    """The peer answered, its contract did not (its process stopped, hung past the execute timeout, or could not be
+    launched): an endorsement or evaluation that failed with no answer of the contract in it."""
+    from ipledger.gateway.client import EndorseError, EvaluateError
+
+    return isinstance(exc, (EndorseError, EvaluateError)) and exc.chaincode_error is None \
+        and exc.chaincode_status is None and any(m in text for text in (exc.message, *(d.message for d in exc.details))
+                                                 for m in CONTRACT_NOT_RUNNING)
+
+
 def _peer_clock(exc) -> bool:
     """The refusal is the contract's ClockSkew: about a peer's clock, which no retry sets right."""
     return isinstance(exc.chaincode_error, dict) and exc.chaincode_error.get("code") == "ClockSkew"
@@ -318,7 +328,8 @@ def from_gateway_error(exc: Exception, retry_after: int, reading: bool = False) 
     if isinstance(exc, CommitError):
         if exc.validation_code in RETRYABLE_VALIDATION_CODES:
             return Problem(409, "transaction-conflict",
-                           "the transaction conflicted with concurrent transactions on the same goods and was "
+                           "the transaction conflicted with concurrent transactions on the same goods or the same "
+                           "authorisation's balances (a placement counts its ceiling) and was "
                            "not committed; send the event again (same event_id)",
                            extra={**tx, "validation_code": exc.validation_code_name}, headers=retry)
         if exc.validation_code == transaction_pb2.DUPLICATE_TXID:
@@ -332,7 +343,8 @@ def from_gateway_error(exc: Exception, retry_after: int, reading: bool = False) 
                        extra={**tx, "validation_code": exc.validation_code_name})
     if race_kind(exc) == "endorsement-mismatch":
         return Problem(409, "transaction-conflict",
-                       "concurrent transactions on the same goods kept the endorsing peers from agreeing; send "
+                       "concurrent transactions on the same goods or the same authorisation's balances kept the "
+                       "endorsing peers from agreeing; send "
                        "the event again (same event_id)", extra={**tx, "reason": "endorsement-mismatch"},
                        headers=retry)
     code = getattr(exc, "code", None)
@@ -358,13 +370,14 @@ def from_gateway_error(exc: Exception, retry_after: int, reading: bool = False) 
                        "transactions; " + ("nothing was changed: ask again" if reading else
                                            "nothing was recorded: send the event again (same event_id)"),
                        extra={**tx, "reason": "contract-busy"}, headers=retry)
-    if isinstance(exc, EndorseError) and exc.chaincode_error is None and exc.chaincode_status is None and any(
-            m in text for text in (exc.message, *(d.message for d in exc.details)) for m in CONTRACT_NOT_RUNNING):
-        # no contract answered: an endorsing peer's contract process died or hung — the peer starts it again at
-        # the next proposal. Endorsement failed, so nothing was sent for ordering.
+    if contract_not_running(exc):
+        # no contract answered: a peer's contract process died or hung — the peer starts it again at the next
+        # proposal — or could not start. Endorsement (or the evaluation) failed: nothing was sent for ordering.
         return Problem(503, "service-unavailable",
-                       "the contract did not answer on an endorsing organisation's peer (its process stopped or "
-                       "timed out); nothing was recorded: send the event again (same event_id)",
+                       "the contract did not answer on " + ("the organisation's" if reading else "an endorsing "
+                       "organisation's") + " peer (its process stopped, timed out or could not start); " +
+                       ("nothing was changed: ask again" if reading else
+                        "nothing was recorded: send the event again (same event_id)"),
                        extra={**tx, "reason": "contract-unavailable"}, headers=retry)
     # every endorser that failed could not be reached or did not answer in time (Fabric's endorsement timeout)
     unreachable_endorsers = code == grpc.StatusCode.ABORTED and bool(getattr(exc, "details", None)) \

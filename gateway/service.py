@@ -398,10 +398,16 @@ class LedgerService:
             raw = self._call("evaluate", parsed.type, self.ledger.evaluate, org, parsed.type, [parsed.argument()],
                              transient=parsed.transient(), **kw)
             result = json.loads(raw)
-            original = result.get("tx_id") if isinstance(result, dict) else None
-            block = self._call("block_lookup", "GetBlockByTxID", self.ledger.block_number, org, original,
-                               **kw) if isinstance(original, str) else None
         except (Problem, ValueError):
+            return None
+        original = result.get("tx_id") if isinstance(result, dict) else None
+        if not isinstance(original, str):
+            return None
+        try:   # a new event's evaluation answers with its own transaction, in no block: the usual case, no warning
+            block = self._timed("block_lookup", "GetBlockByTxID", self.ledger.block_number, org, original, **kw)
+        except Exception as exc:  # noqa: BLE001 - not in a block (or the look-up failed): the conflict stands
+            log.info("after a conflict, %s is not in a block of %s's peer (%s): the event is not recorded",
+                     original, org, type(exc).__name__, extra={"org": org, "tx_id": original})
             return None
         if not isinstance(block, int):
             return None

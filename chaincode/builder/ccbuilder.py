@@ -8,8 +8,10 @@ Two package types (``metadata.json`` → ``type``):
     package registry), ``ipledger-chaincode.json`` (the contract to run and
     ``customs_msp``, the MSP id of customs on this deployment) and optionally
     ``META-INF/`` (state database indexes). ``build`` installs the wheels
-    offline; ``run`` starts the chaincode in client mode: it dials the peer with
-    the TLS material the peer writes into ``chaincode.json``, with
+    offline and checks that the shim and the contract import (a package the
+    peer could not start is refused at install); ``run`` starts the chaincode
+    in client mode: it dials the peer with the TLS material the peer writes
+    into ``chaincode.json``, with
     ``IPLEDGER_CUSTOMS_MSP`` set from the manifest — the package decides, never
     the peer's environment (each organisation installs its own package: what
     keeps another from posing as customs is the endorsement by customs' own peer,
@@ -56,6 +58,10 @@ MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
 # them): set on the peer as IPLEDGER_CHAINCODE_*, which the peer hands to this builder (propagateEnvironment,
 # network/org/generate.py) — the log level and its admission of each organisation's transactions.
 CHAINCODE_SETTINGS = ("LOG_LEVEL", "ADMISSION_PER_ORG", "ADMISSION_WAIT_S")
+# What ``run`` starts the Python chaincode with (its client mode), and how long ``build`` gives it and the contract
+# to import before the package is refused.
+LAUNCHED = "ipledger.chaincode.shim.client"
+LOAD_CHECK_S = 120
 
 
 class BuildError(Exception):
@@ -117,8 +123,33 @@ def build(source_dir: Path, metadata_dir: Path, output_dir: Path) -> int:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise BuildError(f"installing the package's wheels failed:\n{proc.stderr[-4000:]}")
+    _check_loads(output_dir, manifest)
     print(f"ipledger builder: built {manifest['contract']} with {len(wheels)} wheels")
     return 0
+
+
+def _check_loads(build_dir: Path, manifest: dict) -> None:
+    """What ``run`` will import — the shim's client and the contract (``module:Class``) — imports here, with the
+    package's own code and wheels and the Python and isolation ``run`` uses: a package the peer could not start (a
+    module missing, a contract failing as it is imported) fails its installation, before any organisation has
+    approved it, instead of halting every transaction of the channel once committed."""
+    check = (
+        "import importlib, sys\n"
+        f"sys.path[:0] = [{str(build_dir / 'src')!r}, {str(build_dir / 'site')!r}]\n"
+        f"importlib.import_module({LAUNCHED!r})\n"
+        "module, _, attribute = sys.argv[1].partition(':')\n"
+        "found = importlib.import_module(module)\n"
+        "for part in attribute.split('.'):\n"
+        "    found = getattr(found, part)\n"
+    )
+    try:
+        proc = subprocess.run([_python(), "-I", "-S", "-c", check, manifest["contract"]], capture_output=True,
+                              text=True, env=chaincode_environment(os.environ, manifest), timeout=LOAD_CHECK_S)
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"the contract {manifest['contract']} did not load within {LOAD_CHECK_S} s") from None
+    if proc.returncode != 0:
+        raise BuildError(f"the contract {manifest['contract']} does not load with the package's own code and "
+                         f"wheels, so the peer could not start it:\n{proc.stderr[-4000:]}")
 
 
 def release(build_dir: Path, release_dir: Path) -> int:
@@ -142,7 +173,7 @@ def run(build_dir: Path, run_metadata_dir: Path) -> int:
     launcher = (
         "import sys\n"
         f"sys.path[:0] = [{str(build_dir / 'src')!r}, {str(build_dir / 'site')!r}]\n"
-        "from ipledger.chaincode.shim.client import main\n"
+        f"from {LAUNCHED} import main\n"
         f"sys.exit(main([{manifest['contract']!r}, {str(run_metadata_dir / 'chaincode.json')!r}]))\n"
     )
     # -I: isolated (no user site, no PYTHON* variables, no current dir); -S: no

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import Response, jsonify
 
 from ipledger.gateway.observability import CONTENT_TYPE_LATEST
-from ipledger.gateway.problems import Problem
+from ipledger.gateway.problems import Problem, contract_not_running
 from ipledger.gateway.api.common import require, state
 from ipledger.gateway.api.routes import Routes, blueprint
 
@@ -59,6 +59,11 @@ def readyz():
                          extra={"org": org})
                 return name, f"ok ({refused})"
             code = getattr(getattr(exc, "code", None), "name", None) or type(exc).__name__
+            if contract_not_running(exc):
+                # the peer answered: the contract on it did not (stopped, hung, or a package it cannot start)
+                log.warning("readiness: the contract on the peer of %s does not answer (%s); every time: a package "
+                            "its peer cannot start (see the peer's log)", name, code, extra={"org": org})
+                return name, "unavailable (the contract does not answer)"
             log.warning("readiness: the peer of %s does not answer (%s)", name, code, extra={"org": org})
             return name, f"unavailable ({code})"
 
@@ -67,7 +72,8 @@ def readyz():
         checks = dict(pool.map(probe, targets))
     if all(v == "ok" or v.startswith("ok (") for v in checks.values()):
         return jsonify({"status": "ready", "orgs": checks})
-    raise Problem(503, "service-unavailable", "the peer of at least one organisation does not answer",
+    raise Problem(503, "service-unavailable", "the peer of at least one organisation, or the contract on it, does "
+                  "not answer",
                   extra={"orgs": checks}, headers={"Retry-After": str(st.config.retry_after_s)})
 
 

@@ -29,12 +29,22 @@ def unpack(package: Path, into: Path) -> tuple[Path, Path]:
     return meta, src
 
 
+def stub_shim(tmp_path: Path, client: str = "def main(argv):\n    return 0\n") -> Path:
+    """``ipledger.chaincode.shim.client`` as a package carries it (``src/ipledger/…``): what ``run`` launches."""
+    root = tmp_path / "shim-source" / "ipledger"
+    (root / "chaincode" / "shim").mkdir(parents=True)
+    (root / "chaincode" / "__init__.py").write_text("")
+    (root / "chaincode" / "shim" / "__init__.py").write_text("")
+    (root / "chaincode" / "shim" / "client.py").write_text(client)
+    return root
+
+
 @pytest.fixture
 def tiny_spec(tmp_path):
     pkg = tmp_path / "hello"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("class Hello:\n    name = 'hello'\n")
-    return cc.ChaincodeSpec(name="hello", version="0.1", contract="hello:Hello", sources=[pkg])
+    return cc.ChaincodeSpec(name="hello", version="0.1", contract="hello:Hello", sources=[pkg, stub_shim(tmp_path)])
 
 
 def test_detect_accepts_ipledger_packages_only(tmp_path, tiny_spec):
@@ -127,6 +137,43 @@ def test_ccaas_package_releases_connection_json_and_is_never_run(tmp_path):
     assert ran.returncode == 1 and "not launched by the peer" in ran.stderr
 
 
+@pytest.mark.parametrize("breakage, says", [
+    ("missing module", "No module named 'hello'"),
+    ("raises on import", "RuntimeError: cannot start"),
+    ("missing class", "has no attribute 'Hello'"),
+    ("no shim", "No module named 'ipledger'"),
+])
+def test_build_refuses_a_package_whose_contract_the_peer_could_not_start(tmp_path, breakage, says):
+    """A package whose contract does not import (a module left out, one failing as it is imported, a class renamed,
+    the shim missing) would be approved and committed, and then every transaction of the channel refused: its
+    installation fails instead, naming why."""
+    pkg = tmp_path / "hello"
+    pkg.mkdir()
+    body = {"raises on import": "raise RuntimeError('cannot start')\n", "missing class": "class Other:\n    pass\n"}
+    (pkg / "__init__.py").write_text(body.get(breakage, "class Hello:\n    pass\n"))
+    sources = {"missing module": [], "no shim": [pkg]}.get(breakage, [pkg])
+    if breakage != "no shim":
+        sources.append(stub_shim(tmp_path))
+    spec = cc.ChaincodeSpec(name="hello", version="0.1", contract="hello:Hello", sources=sources)
+    meta, src = unpack(cc.build_package(spec, tmp_path / "hello.tar.gz", wheels=[]), tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    built = step("build", src, meta, out)
+    assert built.returncode == 1, built.stdout
+    assert "the contract hello:Hello does not load" in built.stderr and says in built.stderr, built.stderr
+
+
+def test_the_load_check_imports_with_the_packages_code_only(tmp_path, tiny_spec):
+    """The check runs as ``run`` does (-I -S, the package's src/ and site/ only): a contract importing something only
+    the host's Python has is refused, as the peer would fail to start it."""
+    (tiny_spec.sources[0] / "__init__.py").write_text("import flask  # noqa: F401\nclass Hello:\n    pass\n")
+    meta, src = unpack(cc.build_package(tiny_spec, tmp_path / "hello.tar.gz", wheels=[]), tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    built = step("build", src, meta, out)
+    assert built.returncode == 1 and "No module named 'flask'" in built.stderr, built.stderr
+
+
 def test_build_refuses_a_manifest_without_contract(tmp_path, tiny_spec):
     tiny_spec.contract = "nocolon"
     package = cc.build_package(tiny_spec, tmp_path / "bad.tar.gz", wheels=[])
@@ -200,6 +247,8 @@ def _recording_package(tmp_path: Path, customs_msp) -> Path:
         "    seen['sha256'] = hashlib.sha256(b'abc').hexdigest()\n"
         "    Path(argv[1]).with_name('seen.json').write_text(json.dumps(seen))\n"
         "    return 0\n")
+    (root / "chaincode" / "contract").mkdir()
+    (root / "chaincode" / "contract" / "__init__.py").write_text("class X:\n    pass\n")
     spec = cc.ChaincodeSpec(name="rec", version="0.1", contract="ipledger.chaincode.contract:X", sources=[root],
                             customs_msp=customs_msp)
     return cc.build_package(spec, tmp_path / "rec.tar.gz", wheels=[])

@@ -4,6 +4,7 @@ ledger; it is now the replay (200, the original transaction), and a 409 only whe
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import pytest
 
@@ -57,11 +58,16 @@ def test_a_resend_whose_own_transaction_conflicted_is_the_replay_of_the_recorded
     assert "replay_tx_id" not in again.json                # this call's own transaction was not committed
 
 
-def test_a_conflict_of_an_event_not_recorded_stays_a_conflict_to_send_again(client, ledger, keys):
+def test_a_conflict_of_an_event_not_recorded_stays_a_conflict_to_send_again(client, ledger, keys, caplog):
     ledger.conflicts = 1
-    r = client.post(EVENTS, json=place("L2", 10, "26FR000110000002R7"), headers=bearer(keys[("BrokerMSP", "clerk")]))
+    with caplog.at_level(logging.INFO, logger="ipledger"):
+        r = client.post(EVENTS, json=place("L2", 10, "26FR000110000002R7"),
+                        headers=bearer(keys[("BrokerMSP", "clerk")]))
     assert r.status_code == 409 and r.json["type"].endswith("transaction-conflict"), r.json
     assert r.headers.get("Retry-After")
+    # the look-up of the evaluation's own transaction finds no block: the usual case of a conflict, not a warning
+    assert [rec.getMessage() for rec in caplog.records if rec.levelno >= logging.WARNING] == []
+    assert any("is not in a block" in rec.getMessage() for rec in caplog.records)
 
 
 def test_a_conflict_of_an_event_id_used_for_other_content_stays_a_conflict(client, ledger, keys):

@@ -406,6 +406,24 @@ def test_a_contract_process_that_died_is_503_nothing_recorded(message, details):
     assert "nothing was recorded" in problem.detail
 
 
+def test_a_query_to_a_contract_its_peer_cannot_start_is_503_ask_again():
+    """An evaluation answered by the peer with no contract in it (a package committed that its peer cannot start):
+    a 503 naming the contract, nothing changed — not a 502 that reads as final."""
+    import grpc
+
+    from ipledger.gateway.client import EvaluateError
+    from ipledger.network.fabric.errors import ErrorDetail
+    from ipledger.gateway.problems import from_gateway_error
+    launch = ("error in simulation: failed to execute transaction 7c1e: could not launch chaincode ipledger_1.4:ab: "
+              "chaincode registration failed: container exited with 1")
+    exc = EvaluateError(f"evaluate call to endorser returned error: {launch}", code=grpc.StatusCode.ABORTED,
+                        tx_id="cd" * 32, details=[ErrorDetail("127.0.0.1:7120", "OperatorMSP", launch)])
+    problem = from_gateway_error(exc, 7, reading=True)
+    assert (problem.status, problem.extra["reason"]) == (503, "contract-unavailable")
+    assert "the contract did not answer on the organisation's peer" in problem.detail
+    assert "could not start" in problem.detail and "nothing was changed: ask again" in problem.detail
+
+
 def test_a_contract_refusal_that_quotes_such_words_stays_the_contract_s_refusal():
     import grpc
 

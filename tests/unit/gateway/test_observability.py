@@ -112,6 +112,28 @@ def test_readyz_is_503_with_retry_after_when_a_peer_is_down(client, ledger):
     assert r.json["orgs"] == {"BrokerMSP": "unavailable (UNAVAILABLE)", "CustomsMSP": "ok", "OperatorMSP": "ok"}
 
 
+def test_readyz_names_the_contract_when_the_peer_answers_without_it(client, ledger):
+    """The operator's peer answers but its contract does not (a package it cannot start, a process that died): not
+    ready, and the answer says it is the contract, not the peer."""
+    import grpc
+
+    from ipledger.network.fabric.errors import ErrorDetail
+    original = ledger.evaluate
+    launch = "error in simulation: failed to execute transaction 7c1e: could not launch chaincode ipledger_1.4:ab"
+
+    def evaluate(org, function, args, **kw):
+        if org == "OperatorMSP":
+            raise EvaluateError(f"evaluate call to endorser returned error: {launch}", code=grpc.StatusCode.ABORTED,
+                                details=[ErrorDetail("127.0.0.1:7120", "OperatorMSP", launch)])
+        return original(org, function, args, **kw)
+
+    ledger.evaluate = evaluate
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json["orgs"]["OperatorMSP"] == "unavailable (the contract does not answer)"
+    assert r.json["detail"] == "the peer of at least one organisation, or the contract on it, does not answer"
+
+
 @pytest.mark.parametrize("refusal, ready", [("UnknownParty", True), ("PartyWithdrawn", True),
                                             ("EoriNotRegistered", True), ("DeploymentNotConfigured", False)])
 def test_readyz_counts_the_contracts_refusal_of_an_unregistered_organisation_as_an_answer(client, ledger, refusal,
