@@ -268,7 +268,7 @@ ENDORSERS_UNREACHABLE = (
 # timeout, or could not be started (Fabric's core/chaincode): the proposal was not ordered
 CONTRACT_NOT_RUNNING = (
     "chaincode stream terminated",
-    "timeout expired while executing transaction",
+    CONTRACT_TIMED_OUT := "timeout expired while executing transaction",
     "could not launch chaincode",
     "chaincode registration failed",
 )
@@ -279,14 +279,23 @@ CONTRACT_NOT_RUNNING = (
 CONTRACT_BUSY = "chaincode busy"
 
 
+def _endorser_texts(exc) -> tuple[str, ...]:
+    return (exc.message, *(d.message for d in exc.details))
+
+
 def contract_not_running(exc) -> bool:
     """The peer answered, its contract did not (its process stopped, hung past the execute timeout, or could not be
     launched): an endorsement or evaluation that failed with no answer of the contract in it."""
     from ipledger.gateway.client import EndorseError, EvaluateError
 
     return isinstance(exc, (EndorseError, EvaluateError)) and exc.chaincode_error is None \
-        and exc.chaincode_status is None and any(m in text for text in (exc.message, *(d.message for d in exc.details))
-                                                 for m in CONTRACT_NOT_RUNNING)
+        and exc.chaincode_status is None and any(m in text for text in _endorser_texts(exc) for m in CONTRACT_NOT_RUNNING)
+
+
+def _query_ran_out_of_time(exc) -> bool:
+    """A query the contract was still running when the peer's execute timeout ended it (a long history): asked again
+    it runs as long; what helps is a narrower period."""
+    return contract_not_running(exc) and any(CONTRACT_TIMED_OUT in text for text in _endorser_texts(exc))
 
 
 def _peer_clock(exc) -> bool:
@@ -328,9 +337,9 @@ def from_gateway_error(exc: Exception, retry_after: int, reading: bool = False) 
     if isinstance(exc, CommitError):
         if exc.validation_code in RETRYABLE_VALIDATION_CODES:
             return Problem(409, "transaction-conflict",
-                           "the transaction conflicted with concurrent transactions on the same goods or the same "
-                           "authorisation's balances (a placement counts its ceiling) and was "
-                           "not committed; send the event again (same event_id)",
+                           "the transaction conflicted with concurrent transactions on the records it read (the same "
+                           "goods, the authorisation's balances — a placement counts its ceiling —, a declaration "
+                           "item) and was not committed; send the event again (same event_id)",
                            extra={**tx, "validation_code": exc.validation_code_name}, headers=retry)
         if exc.validation_code == transaction_pb2.DUPLICATE_TXID:
             # another copy of this very transaction (ordered twice) is in a block already, VALID or not: unknown
@@ -343,9 +352,9 @@ def from_gateway_error(exc: Exception, retry_after: int, reading: bool = False) 
                        extra={**tx, "validation_code": exc.validation_code_name})
     if race_kind(exc) == "endorsement-mismatch":
         return Problem(409, "transaction-conflict",
-                       "concurrent transactions on the same goods or the same authorisation's balances kept the "
-                       "endorsing peers from agreeing; send "
-                       "the event again (same event_id)", extra={**tx, "reason": "endorsement-mismatch"},
+                       "concurrent transactions on the records it reads (the same goods, the authorisation's "
+                       "balances, a declaration item) kept the endorsing peers from agreeing; send the event again "
+                       "(same event_id)", extra={**tx, "reason": "endorsement-mismatch"},
                        headers=retry)
     code = getattr(exc, "code", None)
     if isinstance(exc, CommitStatusError) and code != grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -370,6 +379,11 @@ def from_gateway_error(exc: Exception, retry_after: int, reading: bool = False) 
                        "transactions; " + ("nothing was changed: ask again" if reading else
                                            "nothing was recorded: send the event again (same event_id)"),
                        extra={**tx, "reason": "contract-busy"}, headers=retry)
+    if reading and _query_ran_out_of_time(exc):
+        return Problem(504, "gateway-timeout",
+                       "the query did not finish within the peer's time for a contract call (a query over a long "
+                       "history: narrow its period); nothing was changed", extra={**tx, "reason": "query-timeout"},
+                       headers=retry)
     if contract_not_running(exc):
         # no contract answered: a peer's contract process died or hung — the peer starts it again at the next
         # proposal — or could not start. Endorsement (or the evaluation) failed: nothing was sent for ordering.

@@ -20,6 +20,9 @@ log = logging.getLogger("ipledger.gateway.service")
 
 
 # queries of a whole channel: on a gateway of several, the caller names the channel
+# what a peer answers for a transaction id in none of its blocks (qscc GetBlockByTxID's "no such transaction ID [..]
+# in index"; "Entry not found in index" from earlier Fabric versions)
+NOT_IN_A_BLOCK = ("no such transaction ID", "Entry not found in index")
 CHANNEL_QUERIES = frozenset({"GetParameters", "GetParties"})
 # queries whose first argument is an authorisation id (see _search)
 AUTHORISATION_QUERIES = frozenset({"GetAuthorisation", "GetBalances", "GetAlerts", "GetEventsInPeriod",
@@ -403,11 +406,15 @@ class LedgerService:
         original = result.get("tx_id") if isinstance(result, dict) else None
         if not isinstance(original, str):
             return None
-        try:   # a new event's evaluation answers with its own transaction, in no block: the usual case, no warning
+        try:
             block = self._timed("block_lookup", "GetBlockByTxID", self.ledger.block_number, org, original, **kw)
-        except Exception as exc:  # noqa: BLE001 - not in a block (or the look-up failed): the conflict stands
-            log.info("after a conflict, %s is not in a block of %s's peer (%s): the event is not recorded",
-                     original, org, type(exc).__name__, extra={"org": org, "tx_id": original})
+        except Exception as exc:  # noqa: BLE001 - the conflict stands: the event is to be sent again either way
+            if any(text in str(exc) for text in NOT_IN_A_BLOCK):   # a new event's evaluation answers with its own transaction: usual
+                log.info("after a conflict, %s is in no block of %s's peer: the event is not recorded", original, org,
+                         extra={"org": org, "tx_id": original})
+            else:
+                log.warning("after a conflict, whether %s is in a block could not be read on %s's peer (%s)",
+                            original, org, type(exc).__name__, extra={"org": org, "tx_id": original})
             return None
         if not isinstance(block, int):
             return None

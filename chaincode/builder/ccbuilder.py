@@ -37,6 +37,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -129,10 +130,11 @@ def build(source_dir: Path, metadata_dir: Path, output_dir: Path) -> int:
 
 
 def _check_loads(build_dir: Path, manifest: dict) -> None:
-    """What ``run`` will import — the shim's client and the contract (``module:Class``) — imports here, with the
-    package's own code and wheels and the Python and isolation ``run`` uses: a package the peer could not start (a
-    module missing, a contract failing as it is imported) fails its installation, before any organisation has
-    approved it, instead of halting every transaction of the channel once committed."""
+    """What ``run`` will load — the shim's client and the contract (``module:Class``, instantiated, with the
+    ``invoke`` the shim calls) — loads here, with the package's own code and wheels and the Python and isolation
+    ``run`` uses: a package the peer could not start (a module missing, a contract failing as it is imported or
+    made) fails its installation, before its organisation approves it, instead of halting every transaction of the
+    channel once committed. The contract's import-time code runs here, on the peer's host, as it would at ``run``."""
     check = (
         "import importlib, sys\n"
         f"sys.path[:0] = [{str(build_dir / 'src')!r}, {str(build_dir / 'site')!r}]\n"
@@ -141,15 +143,23 @@ def _check_loads(build_dir: Path, manifest: dict) -> None:
         "found = importlib.import_module(module)\n"
         "for part in attribute.split('.'):\n"
         "    found = getattr(found, part)\n"
+        "contract = found() if isinstance(found, type) else found\n"
+        "if not callable(getattr(contract, 'invoke', None)):\n"
+        "    sys.exit(f'{sys.argv[1]} has no invoke(stub, function, args) method')\n"
     )
+    # its own process group: a process the contract's import started is stopped with it
+    proc = subprocess.Popen([_python(), "-I", "-S", "-c", check, manifest["contract"]], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=chaincode_environment(os.environ, manifest),
+                            start_new_session=True)
     try:
-        proc = subprocess.run([_python(), "-I", "-S", "-c", check, manifest["contract"]], capture_output=True,
-                              text=True, env=chaincode_environment(os.environ, manifest), timeout=LOAD_CHECK_S)
+        _out, err = proc.communicate(timeout=LOAD_CHECK_S)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         raise BuildError(f"the contract {manifest['contract']} did not load within {LOAD_CHECK_S} s") from None
     if proc.returncode != 0:
         raise BuildError(f"the contract {manifest['contract']} does not load with the package's own code and "
-                         f"wheels, so the peer could not start it:\n{proc.stderr[-4000:]}")
+                         f"wheels, so the peer could not start it:\n{err[-4000:]}")
 
 
 def release(build_dir: Path, release_dir: Path) -> int:

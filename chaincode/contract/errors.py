@@ -179,7 +179,9 @@ class LedgerInconsistent(_Rule):
     transaction wrote, an entry that takes goods from a lot names a lot on the ledger, an effect in the log is
     one this contract applies. One without the other is a damaged ledger (or one written by a later version of
     the contract): the answer is refused, never given shorter or without the missing part, and nothing is
-    written."""
+    written. Logged in the chaincode's log as well: the peer's operator has a ledger to look at."""
+
+    logged = True
 
 
 class InvalidIdentifier(InvalidEvent):

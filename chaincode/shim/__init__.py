@@ -32,6 +32,10 @@ def __getattr__(name):
     return value
 
 
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
 def run_client(contract, chaincode_json_path, **kw):  # noqa: D103 - thin lazy wrapper
     from ipledger.chaincode.shim.client import run_client as _run
 

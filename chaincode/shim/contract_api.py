@@ -77,6 +77,8 @@ class ChaincodeError(Exception):
     """
 
     code: str = "ChaincodeError"
+    # a refusal the peer's operator must see in the chaincode's log too, not only the caller (a damaged ledger)
+    logged: bool = False
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -282,6 +284,8 @@ class Contract:
                 ) from None
             return OK, "", payload
         except ChaincodeError as exc:
+            if exc.logged:
+                _log.warning("transaction %r refused: %s: %s", function, exc.code, exc.message)
             return ERROR, exc.to_json(), b""
         except Exception as exc:  # noqa: BLE001 - the contract boundary
             # Log frames and type only: the exception text may carry data.

@@ -269,7 +269,14 @@ def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
             return True
         return False
     current = running(state_dir, org)
+    ended = None if current else _ended_gateway(state_dir, org)
     pid_file(state_dir, org).unlink(missing_ok=True)
+    if ended is not None:   # killed, not collected yet: any worker it left goes, and it is collected if ours
+        try:
+            os.killpg(ended, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _reap(ended)
     if not current:
         return False
     pid = current[0]
@@ -293,6 +300,17 @@ def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
             pass
     log(f"  {org}'s gateway stopped (pid {pid})")
     return True
+
+
+def _ended_gateway(state_dir: Path, org: str) -> int | None:
+    """The pid of this organisation's gateway when it has ended but is not collected yet (a zombie that started when
+    its pid file says), else None."""
+    try:
+        pid_s, _url, started = _read_record(pid_file(state_dir, org)).split()[:3]
+        pid = int(pid_s)
+    except (OSError, ValueError):
+        return None
+    return pid if processes.is_zombie(pid) and processes.start_time(pid) == started else None
 
 
 def _reap(pid: int) -> bool:

@@ -2,7 +2,9 @@
 import json
 import os
 import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,9 @@ def unpack(package: Path, into: Path) -> tuple[Path, Path]:
     return meta, src
 
 
+HELLO = "class Hello:\n    name = 'hello'\n\n    def invoke(self, stub, function, args):\n        return None\n"
+
+
 def stub_shim(tmp_path: Path, client: str = "def main(argv):\n    return 0\n") -> Path:
     """``ipledger.chaincode.shim.client`` as a package carries it (``src/ipledger/…``): what ``run`` launches."""
     root = tmp_path / "shim-source" / "ipledger"
@@ -43,7 +48,7 @@ def stub_shim(tmp_path: Path, client: str = "def main(argv):\n    return 0\n") -
 def tiny_spec(tmp_path):
     pkg = tmp_path / "hello"
     pkg.mkdir()
-    (pkg / "__init__.py").write_text("class Hello:\n    name = 'hello'\n")
+    (pkg / "__init__.py").write_text(HELLO)
     return cc.ChaincodeSpec(name="hello", version="0.1", contract="hello:Hello", sources=[pkg, stub_shim(tmp_path)])
 
 
@@ -142,15 +147,19 @@ def test_ccaas_package_releases_connection_json_and_is_never_run(tmp_path):
     ("raises on import", "RuntimeError: cannot start"),
     ("missing class", "has no attribute 'Hello'"),
     ("no shim", "No module named 'ipledger'"),
+    ("raises when made", "ValueError: no settings"),
+    ("no invoke", "hello:Hello has no invoke(stub, function, args) method"),
 ])
 def test_build_refuses_a_package_whose_contract_the_peer_could_not_start(tmp_path, breakage, says):
     """A package whose contract does not import (a module left out, one failing as it is imported, a class renamed,
-    the shim missing) would be approved and committed, and then every transaction of the channel refused: its
+    the shim missing, a contract failing as it is made or without ``invoke``) would be approved and committed, and then every transaction of the channel refused: its
     installation fails instead, naming why."""
     pkg = tmp_path / "hello"
     pkg.mkdir()
-    body = {"raises on import": "raise RuntimeError('cannot start')\n", "missing class": "class Other:\n    pass\n"}
-    (pkg / "__init__.py").write_text(body.get(breakage, "class Hello:\n    pass\n"))
+    body = {"raises on import": "raise RuntimeError('cannot start')\n", "missing class": "class Other:\n    pass\n",
+            "raises when made": HELLO + "\n    def __init__(self):\n        raise ValueError('no settings')\n",
+            "no invoke": "class Hello:\n    pass\n"}
+    (pkg / "__init__.py").write_text(body.get(breakage, HELLO))
     sources = {"missing module": [], "no shim": [pkg]}.get(breakage, [pkg])
     if breakage != "no shim":
         sources.append(stub_shim(tmp_path))
@@ -166,12 +175,31 @@ def test_build_refuses_a_package_whose_contract_the_peer_could_not_start(tmp_pat
 def test_the_load_check_imports_with_the_packages_code_only(tmp_path, tiny_spec):
     """The check runs as ``run`` does (-I -S, the package's src/ and site/ only): a contract importing something only
     the host's Python has is refused, as the peer would fail to start it."""
-    (tiny_spec.sources[0] / "__init__.py").write_text("import flask  # noqa: F401\nclass Hello:\n    pass\n")
+    (tiny_spec.sources[0] / "__init__.py").write_text("import flask  # noqa: F401\n" + HELLO)
     meta, src = unpack(cc.build_package(tiny_spec, tmp_path / "hello.tar.gz", wheels=[]), tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     built = step("build", src, meta, out)
     assert built.returncode == 1 and "No module named 'flask'" in built.stderr, built.stderr
+
+
+def test_the_load_check_stops_a_contract_whose_import_never_ends(tmp_path, tiny_spec, monkeypatch):
+    """A contract whose import hangs (and starts a process holding the check's output open) fails the build within
+    the check's time, its processes stopped with it."""
+    monkeypatch.syspath_prepend(str(BIN.parent))
+    sys.modules.pop("ccbuilder", None)
+    import ccbuilder   # as the builder's steps import it: standard library only, beside bin/
+
+    (tiny_spec.sources[0] / "__init__.py").write_text(
+        "import subprocess, time\nsubprocess.Popen(['sleep', '60'])\ntime.sleep(60)\n" + HELLO)
+    meta, src = unpack(cc.build_package(tiny_spec, tmp_path / "hello.tar.gz", wheels=[]), tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(ccbuilder, "LOAD_CHECK_S", 2)
+    started = time.monotonic()
+    with pytest.raises(ccbuilder.BuildError, match="did not load within 2 s"):
+        ccbuilder.build(src, meta, out)
+    assert time.monotonic() - started < 20
 
 
 def test_build_refuses_a_manifest_without_contract(tmp_path, tiny_spec):
@@ -248,7 +276,8 @@ def _recording_package(tmp_path: Path, customs_msp) -> Path:
         "    Path(argv[1]).with_name('seen.json').write_text(json.dumps(seen))\n"
         "    return 0\n")
     (root / "chaincode" / "contract").mkdir()
-    (root / "chaincode" / "contract" / "__init__.py").write_text("class X:\n    pass\n")
+    (root / "chaincode" / "contract" / "__init__.py").write_text("class X:\n    def invoke(self, stub, fn, args):\n"
+                                                                 "        return None\n")
     spec = cc.ChaincodeSpec(name="rec", version="0.1", contract="ipledger.chaincode.contract:X", sources=[root],
                             customs_msp=customs_msp)
     return cc.build_package(spec, tmp_path / "rec.tar.gz", wheels=[])

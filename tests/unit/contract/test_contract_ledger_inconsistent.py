@@ -54,3 +54,22 @@ def test_the_rule_is_one_of_the_contracts_codes_and_the_gateways():
 
     assert "LedgerInconsistent" in RULES
     assert CHAINCODE_STATUS["LedgerInconsistent"] == 502     # the caller's request is not at fault
+
+
+def test_the_refusal_is_in_the_chaincodes_log_too(caplog):
+    """The caller gets the refusal; the peer's operator, who has a ledger to look at, finds it in the chaincode's log."""
+    import logging
+
+    from ipledger.chaincode.shim.contract_api import Contract, transaction
+
+    class Damaged(Contract):
+        @transaction(submit=False)
+        def Read(self, stub):
+            raise LedgerInconsistent("the history of lot A names a log entry that is not on the ledger", id="A")
+
+    with caplog.at_level(logging.WARNING, logger="ipledger.chaincode.shim"):
+        status, message, _payload = Damaged().invoke(None, "Read", [])
+    assert json.loads(message)["code"] == "LedgerInconsistent"
+    assert [r.getMessage() for r in caplog.records] == [
+        "transaction 'Read' refused: LedgerInconsistent: the history of lot A names a log entry that is not on the "
+        "ledger"]

@@ -20,7 +20,7 @@ from ipledger.chaincode.contract import InwardProcessingContract
 from ipledger.chaincode.testing.scenario import BROKER_EORI, Scenario
 from ipledger.gateway.client import ChaincodeEvent
 
-from ..gateway.fakes import endorse_error, evaluate_error
+from ..gateway.fakes import endorse_error, evaluate_error, not_in_a_block
 
 
 @dataclass
@@ -100,7 +100,7 @@ class ContractLedger:
 
     def block_number(self, org, tx_id):
         if tx_id not in self.blocks:
-            raise evaluate_error("NotFound")
+            raise not_in_a_block(tx_id)
         return self.blocks[tx_id]
 
     def config_block(self, org):

@@ -36,6 +36,13 @@ def endorse_error(code: str, message: str = "refused", details: dict | None = No
                         details=[ErrorDetail("127.0.0.1:7101", "CustomsMSP", f"chaincode response 500, {text}")])
 
 
+def not_in_a_block(tx_id: str):
+    """What a peer's qscc answers GetBlockByTxID for a transaction id in none of its blocks."""
+    text = f"chaincode response 500, Failed to get block for txID {tx_id}, error no such transaction ID [{tx_id}] in index"
+    return EvaluateError(f"evaluate call to endorser returned error: {text}", code=grpc.StatusCode.UNKNOWN,
+                         details=[ErrorDetail("127.0.0.1:7101", "OperatorMSP", text)])
+
+
 def evaluate_error(code: str, message: str = "refused", details: dict | None = None):
     text = json.dumps({"code": code, "message": message, "details": details or {}})
     return EvaluateError(f"evaluate call to endorser returned error: chaincode response 500, {text}",
@@ -157,7 +164,7 @@ class FakeLedger:
         if self.down:
             raise unavailable(EvaluateError)
         if tx_id not in self.blocks:
-            raise evaluate_error("NotFound")
+            raise not_in_a_block(tx_id)
         return self.blocks[tx_id]
 
     def config_block(self, org):

@@ -67,7 +67,7 @@ def test_a_conflict_of_an_event_not_recorded_stays_a_conflict_to_send_again(clie
     assert r.headers.get("Retry-After")
     # the look-up of the evaluation's own transaction finds no block: the usual case of a conflict, not a warning
     assert [rec.getMessage() for rec in caplog.records if rec.levelno >= logging.WARNING] == []
-    assert any("is not in a block" in rec.getMessage() for rec in caplog.records)
+    assert any("is in no block" in rec.getMessage() for rec in caplog.records)
 
 
 def test_a_conflict_of_an_event_id_used_for_other_content_stays_a_conflict(client, ledger, keys):

@@ -424,6 +424,24 @@ def test_a_query_to_a_contract_its_peer_cannot_start_is_503_ask_again():
     assert "could not start" in problem.detail and "nothing was changed: ask again" in problem.detail
 
 
+def test_a_query_the_peer_s_execute_timeout_ended_is_504_narrow_it():
+    """A query still running when the peer's execute timeout ended it (a long history) would run as long again: a
+    504 query-timeout saying to narrow it, not a 503 to ask again; a submit that timed out so stays a 503."""
+    import grpc
+
+    from ipledger.gateway.client import EndorseError, EvaluateError
+    from ipledger.network.fabric.errors import ErrorDetail
+    from ipledger.gateway.problems import from_gateway_error
+    timed_out = "error in simulation: failed to execute transaction 7c1e: timeout expired while executing transaction"
+    query = EvaluateError(f"evaluate call to endorser returned error: {timed_out}", code=grpc.StatusCode.ABORTED,
+                          details=[ErrorDetail("127.0.0.1:7120", "CustomsMSP", timed_out)])
+    problem = from_gateway_error(query, 7, reading=True)
+    assert (problem.status, problem.extra["reason"]) == (504, "query-timeout") and "narrow" in problem.detail
+    submit = EndorseError("failed to endorse transaction, see attached details for more info",
+                          code=grpc.StatusCode.ABORTED, details=[ErrorDetail("127.0.0.1:7120", "CustomsMSP", timed_out)])
+    assert from_gateway_error(submit, 7).extra["reason"] == "contract-unavailable"
+
+
 def test_a_contract_refusal_that_quotes_such_words_stays_the_contract_s_refusal():
     import grpc
 

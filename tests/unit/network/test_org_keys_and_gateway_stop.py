@@ -143,6 +143,11 @@ def test_a_gateway_killed_and_not_yet_collected_is_not_running(tmp_path):
             time.sleep(0.02)
         assert processes.is_zombie(gw.pid) and processes.start_time(gw.pid) is not None   # not collected yet
         assert daemon.running(lay.root, "OperatorMSP") is None
+        # stopping it collects it (this process started it) and forgets it
+        assert daemon.stop(lay.root, log=lambda *_: None, org="OperatorMSP") is False
+        with pytest.raises(ChildProcessError):
+            os.waitpid(gw.pid, os.WNOHANG)
+        assert not daemon.pid_file(lay.root, "OperatorMSP").exists()
 
 
 def test_a_pid_reused_by_another_process_is_not_the_gateway(tmp_path):
