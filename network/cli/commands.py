@@ -98,9 +98,9 @@ def _parser() -> argparse.ArgumentParser:
                        ("status", "what is installed, approved and committed")):
         sp = cc.add_parser(name, help=text)
         sp.add_argument("--name", default="ipledger")
-        sp.add_argument("--version", default=None,
-                        help="chaincode version (default: 1.0; required for upgrade)")
         if name in ("package", "deploy", "upgrade"):
+            sp.add_argument("--version", default=None,
+                            help="the new version (required)" if name == "upgrade" else "chaincode version (default: 1.0)")
             sp.add_argument("--output", type=Path, help="where to write the package")
         if name in ("deploy", "upgrade"):
             sp.add_argument("--package", type=Path, metavar="FILE",
@@ -229,10 +229,11 @@ def _chaincode(args, _extra) -> int:
     dep = Deployer(net.channels()[0])  # packaging: the customs MSP id is the same on every channel
     spec = ChaincodeSpec.default()
     spec.name = args.name
-    if args.cmd == "upgrade" and not args.version:
+    version = getattr(args, "version", None)   # status shows every version: it takes none
+    if args.cmd == "upgrade" and not version:
         raise NetworkError("upgrade needs --version (the new chaincode version)")
-    if args.version:
-        spec.version = args.version
+    if version:
+        spec.version = version
     return CHAINCODE_COMMANDS[args.cmd](net, dep, spec, args)
 
 
