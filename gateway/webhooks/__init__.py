@@ -36,14 +36,29 @@ twice (e.g. the gateway stopped after the receiver answered but before the resul
 One module a step of a delivery: :mod:`.signing` (the headers a receiver checks), :mod:`.subscriptions`,
 :mod:`.deliveries` (the queue and log), :mod:`.router` (alerts into deliveries) and :mod:`.dispatcher` (sending).
 """
-from ipledger.gateway.webhooks.deliveries import Deliveries
-from ipledger.gateway.webhooks.dispatcher import Dispatcher, http_post
-from ipledger.gateway.webhooks.router import AlertRouter
-from ipledger.gateway.webhooks.signing import (SIGNATURE_HEADER, SIGNATURE_TOLERANCE_S, SIGNATURE_V2_HEADER,
-                                               TIMESTAMP_HEADER, sign, verify)
-from ipledger.gateway.webhooks.subscriptions import (ALERT_TYPES, SINCE_MARGIN_S, Subscriptions, WebhookError, public,
-                                                     recorded_since, wants)
+import importlib
 
-__all__ = ["ALERT_TYPES", "AlertRouter", "Deliveries", "Dispatcher", "SIGNATURE_HEADER", "SIGNATURE_TOLERANCE_S",
-           "SIGNATURE_V2_HEADER", "SINCE_MARGIN_S", "Subscriptions", "TIMESTAMP_HEADER", "WebhookError", "http_post",
-           "public", "recorded_since", "sign", "verify", "wants"]
+# Each name and the module that defines it, imported on first use: the feed's declaration watch, which needs the
+# subscriptions' predicates only, does not load the dispatcher.
+_EXPORTS = {
+    "Deliveries": "deliveries", "Dispatcher": "dispatcher", "http_post": "dispatcher", "AlertRouter": "router",
+    "SIGNATURE_HEADER": "signing", "SIGNATURE_TOLERANCE_S": "signing", "SIGNATURE_V2_HEADER": "signing",
+    "TIMESTAMP_HEADER": "signing", "sign": "signing", "verify": "signing",
+    "ALERT_TYPES": "subscriptions", "SINCE_MARGIN_S": "subscriptions", "Subscriptions": "subscriptions",
+    "WebhookError": "subscriptions", "public": "subscriptions", "recorded_since": "subscriptions",
+    "wants": "subscriptions",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -167,3 +167,18 @@ def test_the_command_line_makes_a_subscription_from_now_on(holders_state, capsys
                      HOOK, "--org", "CustomsMSP", "--json"]) == 0
     since = dt.datetime.fromisoformat(json.loads(capsys.readouterr().out)["since"].replace("Z", "+00:00"))
     assert abs((since - dt.datetime.now(dt.timezone.utc)).total_seconds()) < 60
+
+
+def test_the_feed_s_declaration_watch_loads_the_subscriptions_only():
+    """The webhooks package gives each name from its module on first use: the feed's watch over declaration items,
+    which needs the subscriptions' predicates, does not load the delivery queue or the dispatcher."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import sys, ipledger.gateway.feed.declarations\n"
+                          "print(' '.join(sorted(m for m in sys.modules if 'webhooks' in m)))"],
+                         check=True, capture_output=True, text=True).stdout.split()
+    assert out == ["ipledger.gateway.webhooks", "ipledger.gateway.webhooks.subscriptions"]
+    from ipledger.gateway import webhooks
+    assert set(webhooks.__all__) <= set(dir(webhooks))
+    assert webhooks.Dispatcher.__module__ == "ipledger.gateway.webhooks.dispatcher"
