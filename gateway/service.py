@@ -409,7 +409,8 @@ class LedgerService:
         try:
             block = self._timed("block_lookup", "GetBlockByTxID", self.ledger.block_number, org, original, **kw)
         except Exception as exc:  # noqa: BLE001 - the conflict stands: the event is to be sent again either way
-            if any(text in str(exc) for text in NOT_IN_A_BLOCK):   # a new event's evaluation answers with its own transaction: usual
+            # a new event's evaluation answers with a transaction of its own, in no block: the usual case
+            if any(text in str(exc) for text in NOT_IN_A_BLOCK):
                 log.info("after a conflict, %s is in no block of %s's peer: the event is not recorded", original, org,
                          extra={"org": org, "tx_id": original})
             else:

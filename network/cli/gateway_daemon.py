@@ -98,17 +98,19 @@ def running(state_dir: Path, org: str) -> tuple[int | str, str] | None:
         except (OSError, ValueError, IndexError):
             return None
         return (cid, url) if cid else None
+    record = _pid_record(state_dir, org)
+    if record is None:
+        return None
+    pid, url, started = record
     try:
-        pid_s, url, *started = _read_record(pid_file(state_dir, org)).split()
-        pid = int(pid_s)
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError):
+    except OSError:
         return None
     if processes.is_zombie(pid):   # it ended (killed, crashed) and its parent has not collected it yet
         return None
     if started:   # the process started then is the gateway, whatever its command line reads now (gunicorn
         # renames its master when setproctitle is installed); a pid reused since started at another time
-        return (pid, url) if processes.start_time(pid) == started[0] else None
+        return (pid, url) if processes.start_time(pid) == started else None
     if b"gateway" not in cmdline or str(Path(state_dir).resolve()).encode() not in cmdline:
         return None
     if org.encode() not in cmdline:
@@ -305,12 +307,21 @@ def stop(state_dir: Path, timeout: float = 15, log=print, *, org: str) -> bool:
 def _ended_gateway(state_dir: Path, org: str) -> int | None:
     """The pid of this organisation's gateway when it has ended but is not collected yet (a zombie that started when
     its pid file says), else None."""
+    record = _pid_record(state_dir, org)
+    if record is None or record[2] is None:
+        return None
+    pid, _url, started = record
+    return pid if processes.is_zombie(pid) and processes.start_time(pid) == started else None
+
+
+def _pid_record(state_dir: Path, org: str) -> tuple[int, str, str | None] | None:
+    """(pid, url, when it started — None in a file written before that was recorded) of the organisation's pid
+    file; None without one."""
     try:
-        pid_s, _url, started = _read_record(pid_file(state_dir, org)).split()[:3]
-        pid = int(pid_s)
+        pid_s, url, *started = _read_record(pid_file(state_dir, org)).split()
+        return int(pid_s), url, started[0] if started else None
     except (OSError, ValueError):
         return None
-    return pid if processes.is_zombie(pid) and processes.start_time(pid) == started else None
 
 
 def _reap(pid: int) -> bool:

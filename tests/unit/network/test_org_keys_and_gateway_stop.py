@@ -110,15 +110,23 @@ def test_stopping_a_gateway_that_never_ran_creates_nothing(tmp_path):
     assert not lay.gateway_dir(org).exists()
 
 
+@contextlib.contextmanager
+def _renamed_master(lay):
+    """The operator's gateway as gunicorn's renamed master reads in ``ps`` (setproctitle), its pid file written as
+    ``gateway start`` writes it (with when it started)."""
+    with _process(["bash", "-c", 'exec -a "gunicorn: master [ipledger-gateway]" sleep 120']) as gw:
+        time.sleep(0.3)
+        daemon.pid_file(lay.root, "OperatorMSP").write_text(
+            f"{gw.pid} http://127.0.0.1:8081 {processes.start_time(gw.pid)}\n")
+        yield gw
+
+
 def test_gateway_stop_finds_a_gateway_whose_master_renamed_its_process(tmp_path):
     """gunicorn renames its master ('gunicorn: master [ipledger-gateway]') when setproctitle is installed: the
     command line then names neither the gateway nor the state directory. The pid file records when the process
     started, which names it whatever it calls itself."""
     lay = _generated_state(tmp_path)
-    with _process(["bash", "-c", 'exec -a "gunicorn: master [ipledger-gateway]" sleep 120']) as gw:
-        time.sleep(0.3)
-        daemon.pid_file(lay.root, "OperatorMSP").write_text(
-            f"{gw.pid} http://127.0.0.1:8081 {processes.start_time(gw.pid)}\n")
+    with _renamed_master(lay) as gw:
         assert daemon.running(lay.root, "OperatorMSP") == (gw.pid, "http://127.0.0.1:8081")
         assert daemon.stop(lay.root, log=lambda *_: None, org="OperatorMSP")
         # collected by the command that stopped it (its child here): no zombie kept its group in being while the
@@ -132,10 +140,7 @@ def test_a_gateway_killed_and_not_yet_collected_is_not_running(tmp_path):
     """A gateway started by a long-running process (an admin script, a test) and killed stays a zombie until that
     process collects it: it serves nothing, so it is not running and ``gateway start`` starts one."""
     lay = _generated_state(tmp_path)
-    with _process(["bash", "-c", 'exec -a "gunicorn: master [ipledger-gateway]" sleep 120']) as gw:
-        time.sleep(0.3)
-        daemon.pid_file(lay.root, "OperatorMSP").write_text(
-            f"{gw.pid} http://127.0.0.1:8081 {processes.start_time(gw.pid)}\n")
+    with _renamed_master(lay) as gw:
         assert daemon.running(lay.root, "OperatorMSP") == (gw.pid, "http://127.0.0.1:8081")
         os.killpg(gw.pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
