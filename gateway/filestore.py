@@ -183,6 +183,17 @@ def require_owner_only(path: Path, what: str, error: Callable[[str], Exception])
     owner_only.require_owner_only(path, what, error)
 
 
+def require_regular_file(path: Path, what: str, error: Callable[[str], Exception]) -> None:
+    """Refuse a secret's path that is not a regular file of its own — a symbolic link (to a file someone else may
+    control or share), a directory, a device — or is missing: ``error`` names the file, never its content."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise error(f"the {what} {path} is missing") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"the {what} {path} is not a regular file (a link is refused)")
+
+
 def read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
     """The bytes of a secret file written once and then only read (a signing key shared by the workers): when
     ``path`` does not exist, ``make()`` is written to a temporary file created 0600 with ``O_EXCL`` (never one

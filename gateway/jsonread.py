@@ -11,6 +11,8 @@ line of an ERP file (``importer``):
   JSON Schema reads it;
 * an integer of more than :data:`INTEGER_DIGITS_MAX` digits is refused (the contract's bound);
 * nesting deeper than :data:`MAX_DEPTH` levels is refused (an event needs about 6);
+* more than :data:`MAX_CONTAINERS` arrays and objects in one text is refused before it is parsed (an event
+  has a few, a full batch some thousands; megabytes of ``[]`` would otherwise cost hundreds of MB to hold);
 * an unpaired UTF-16 surrogate (``"\\ud800"``) is refused: no UTF-8 transaction can carry it.
 
 :class:`Unreadable` carries the reason, written for the sender.
@@ -23,6 +25,9 @@ from decimal import Decimal
 
 MAX_DEPTH = 64  # levels of arrays and objects in a value; an event needs about 6, a batch of them one more
 TOO_DEEP = f"arrays and objects nested more than {MAX_DEPTH} levels deep"
+# arrays and objects in one text, counted as its '[' and '{' (those inside strings too: a bound, never too few):
+# the largest event has about 1,600 (every array of a grant at its maxItems), a batch of 500 usual events 5,000
+MAX_CONTAINERS = 100_000
 _EXACT = 10 ** 18
 # a decimal of at most this many significant digits always comes back from a float unchanged (DBL_DIG)
 _ALWAYS_EXACT_DIGITS = 15
@@ -100,6 +105,8 @@ def nesting_depth_exceeds(value, limit: int = MAX_DEPTH) -> bool:
 
 def loads(text: str):
     """``text`` read as JSON under the rules above; :class:`Unreadable` says what is wrong."""
+    if text.count("[") + text.count("{") > MAX_CONTAINERS:
+        raise Unreadable(f"more than {MAX_CONTAINERS} arrays and objects in one JSON text")
     try:
         value = json.loads(text, parse_constant=_constant, parse_float=number, parse_int=integer,
                            object_pairs_hook=members)

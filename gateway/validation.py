@@ -36,7 +36,7 @@ EVENT_TYPES: tuple[str, ...] = schemas.EVENT_TYPES
 COMMERCIAL_EVENTS = frozenset(acts.COMMERCIAL)
 # ... and those for which the contract requires a customs value.
 CUSTOMS_VALUE_REQUIRED = frozenset({"PlaceUnderProcedure"})
-MAX_ERRORS = 20
+MAX_ERRORS = schemas.MAX_ERRORS   # the violations a 400 lists: the contract's own number
 
 
 @dataclass(frozen=True)
@@ -274,4 +274,5 @@ def check_nonce_key(path: Path | None) -> None:
     if path is None:
         return
     _read_or_create_secret(path)
+    filestore.require_regular_file(path, "nonce key file", NonceKeyError)
     filestore.require_owner_only(path, "nonce key file", NonceKeyError)

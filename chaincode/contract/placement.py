@@ -35,6 +35,7 @@ def place_under_procedure(tx, event: dict) -> dict:
     if event["unit"] != entry["unit"]:
         raise UnitMismatch(f"{event['cn']} is authorised in {entry['unit']}, not {event['unit']}",
                            cn=event["cn"], unit=entry["unit"], given=event["unit"])
+    _require_net_mass_agrees(event)
     authorisations.require_site(auth, event["site"])
     used = authorisations.ceiling_usage(tx.state, auth, entry)
     if used + qty > entry["max_qty"]:
@@ -86,6 +87,21 @@ def place_under_procedure(tx, event: dict) -> dict:
     return {"lot": goods.view(goods.LOT, tx.state.get(keys.lot(lot_id)), tx.now),
             "under_procedure": {"cn": entry["cn"], "quantity": used + qty, "unit": entry["unit"],
                                 "max_qty": entry["max_qty"]}}
+
+
+GRAMS_PER_UNIT = {"kg": 1000, "g": 1}   # units of mass: the quantity is itself a net mass
+
+
+def _require_net_mass_agrees(event: dict) -> None:
+    """InvalidEvent: goods counted in a unit of mass are their net mass — a quantity in ``kg`` is the declared net
+    mass to the whole kilogram (less than 1,000 g apart, whichever way it was rounded), one in ``g`` is it exactly.
+    (In other units the net mass is declared beside the count and not compared.)"""
+    grams, net = GRAMS_PER_UNIT.get(event["unit"]), event.get("net_mass_g")
+    if grams is None or net is None:
+        return
+    if abs(net - event["quantity"] * grams) >= grams:
+        raise InvalidEvent(f"{event['quantity']} {event['unit']} is not the net mass of {net} g declared with it",
+                           field="net_mass_g", quantity=event["quantity"], unit=event["unit"], net_mass_g=net)
 
 
 def move_goods(tx, event: dict) -> dict:

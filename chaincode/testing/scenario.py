@@ -191,7 +191,8 @@ class Scenario:
               auth_id: str = AUTH_ID, ts: dt.datetime | None = None, **extra: Any) -> TxResult:
         event = {"authorisation_id": auth_id, "lot_id": lot_id, "mrn": mrn_ or mrn("I", next(_ids)),
                  "item_no": item_no, "procedure": "5100", "cn": cn, "description": "used tyres", "quantity": qty,
-                 "unit": unit, "net_mass_g": qty * 9000, "origin": "MA", "site": site, **extra}
+                 "unit": unit, "net_mass_g": qty * {"kg": 1000, "g": 1}.get(unit, 9000),   # a mass: the quantity itself
+                 "origin": "MA", "site": site, **extra}
         commercial = {"customs_value": {"amount": value, "currency": "EUR"}, "nonce": nonce_of(event)}
         return self.submit("PlaceUnderProcedure", event, msp, ts=ts, transient={"commercial": commercial})
 

@@ -11,8 +11,8 @@ from flask import Response, jsonify, request
 from ipledger.gateway.feed.sse import feed_page, peer_closed_check, sse_stream
 from ipledger.gateway.feed.store import POSITION, parse_position
 from ipledger.gateway.problems import Problem
-from ipledger.gateway.api.common import (API_PREFIX, ID_PATTERNS, limit_param, live, path_id, read_json, require, state,
-                     visible_authorisations)
+from ipledger.gateway.api.common import (API_PREFIX, ID_PATTERNS, SMALL_BODY_BYTES, limit_param, live, path_id,
+                                         read_json, require, state, visible_authorisations)
 from ipledger.gateway.api.routes import READ_BODY, STREAM, Routes, parameter
 
 ROUTES = Routes(API_PREFIX)
@@ -143,7 +143,7 @@ def known_authorisations():
 def add_authorisation():
     """Make an authorisation id known to the gateway (if the caller may read it)."""
     principal = require("read")
-    body = read_json()
+    body = read_json(max_bytes=SMALL_BODY_BYTES)
     if not isinstance(body, dict) or not isinstance(body.get("authorisation_id"), str) or set(body) != {"authorisation_id"}:
         raise Problem(400, "bad-request", "the body must be {\"authorisation_id\": \"…\"} (no other member)")
     auth_id = path_id("authorisation_id", body["authorisation_id"])

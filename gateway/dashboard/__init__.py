@@ -19,6 +19,9 @@ from ipledger.gateway.api.common import install_converters
 from ipledger.gateway.dashboard.live import Live
 from ipledger.gateway.config import NO_INSTANCE
 
+# the most a page's form may send: a key, a CSRF token and an id are a few hundred bytes
+PAGES_MAX_BODY_BYTES = 64 * 1024
+
 
 def install(app: Flask, live: Live | None = None) -> Live:
     """The app's live services (``app.extensions["ipledger_live"]``, read by the routes of
@@ -29,8 +32,10 @@ def install(app: Flask, live: Live | None = None) -> Live:
     app.extensions["ipledger_live"] = live
 
     pages = Flask(__name__, instance_path=NO_INSTANCE)
-    # the API's cap on bodies; without it a chunked body (no Content-Length) would be read whole
-    pages.config.update(MAX_CONTENT_LENGTH=state.config.max_body_bytes)
+    # the pages' forms carry a key, a token, an id: a cap far below the API's (a url-encoded form of millions of
+    # empty fields would otherwise cost hundreds of MB to parse, before any check); without a cap a chunked body
+    # (no Content-Length) would be read whole
+    pages.config.update(MAX_CONTENT_LENGTH=min(PAGES_MAX_BODY_BYTES, state.config.max_body_bytes))
     install_converters(pages)
     pages.url_map.converters["ident"] = ui.SegmentIdentifier   # its links: an id's '/' as %2F (one segment)
     pages.extensions["ipledger"] = state

@@ -6,7 +6,6 @@ import logging
 import os
 import secrets
 import signal
-import stat
 import threading
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from ipledger.gateway.feed.store import FeedStore, gateway_dir
 from ipledger.gateway.feed.visibility import Visibility
 from ipledger.gateway.webhooks import AlertRouter, Deliveries, Dispatcher, Subscriptions
 from ipledger.gateway.dashboard.streams import StreamLimits
-from ipledger.gateway.filestore import read_or_create, require_owner_only
+from ipledger.gateway.filestore import read_or_create, require_owner_only, require_regular_file
 
 SESSION_KEY = "session.key"
 SESSION_KEY_BYTES = 32
@@ -34,13 +33,10 @@ def session_key(path: Path, make: bool = True) -> bytes:
     — whoever can read it can sign a session cookie for any key id."""
     if make:
         read_or_create(path, lambda: secrets.token_bytes(SESSION_KEY_BYTES))
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         raise SessionKeyError(f"the dashboard's session key {path} is missing: restart the gateway (signed-in "
-                              "sessions then end)") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise SessionKeyError(f"the dashboard's session key {path} is not a regular file")
+                              "sessions then end)")
+    require_regular_file(path, "dashboard's session key", SessionKeyError)
     require_owner_only(path, "the dashboard's session key", SessionKeyError)
     raw = path.read_bytes()
     if len(raw) != SESSION_KEY_BYTES:

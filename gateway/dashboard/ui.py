@@ -235,9 +235,12 @@ def _after_sign_in(target: str) -> str:
 
 @bp.app_context_processor
 def _session_end() -> dict:
-    """When the signed-in session ends, for the header: it is counted from signing in, not extended by use."""
+    """For the header: when the signed-in session ends (counted from signing in, not extended by use), and whether
+    the signed-in organisation is this deployment's customs (the members page is theirs)."""
     since = session.get("since") if session.get("key_id") else None
-    return {"session_ends": moments.text(since + _session_seconds()) if isinstance(since, (int, float)) else None}
+    principal = g.get("principal")
+    return {"session_ends": moments.text(since + _session_seconds()) if isinstance(since, (int, float)) else None,
+            "signed_in_customs": principal is not None and is_customs(principal.org)}
 
 
 @bp.post("/logout")

@@ -222,10 +222,14 @@ def _control_problem(text: str, pattern: str) -> str:
     return "holds a control character"
 
 
-def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
-    """Every violation as ``{"path": "/outputs/0/qty", "message": ...}``, in a stable order. An MRN gets
-    one violation saying what is wrong with it (length, a position, the check digit); ``mrn: True``
-    marks it."""
+MAX_ERRORS = 20   # the violations a refusal lists (the contract's InvalidEvent, the gateway's 400)
+
+
+def errors(event_type: str, instance: Any, limit: int | None = MAX_ERRORS) -> list[dict[str, str]]:
+    """The violations as ``{"path": "/outputs/0/qty", "message": ...}``, in a stable order: the first ``limit``
+    the walk finds (None: every one) — an event of a thousand wrong items is not walked to its end for a refusal
+    that lists twenty. An MRN gets one violation saying what is wrong with it (length, a position, the check
+    digit); ``mrn: True`` marks it."""
     from ipledger.chaincode.contract.identifiers import mrn_problem
 
     broken = unstorable(instance)
@@ -247,6 +251,8 @@ def errors(event_type: str, instance: Any) -> list[dict[str, str]]:
         else:
             message = short_message(err.message)
         found.setdefault((path, message), {"path": path, "message": message, **extra})
+        if limit is not None and len(found) >= limit:
+            break
     return [found[k] for k in sorted(found)]
 
 
@@ -302,4 +308,4 @@ def validate(event_type: str, instance: Any) -> None:
         first = found[0]
         rule = InvalidMrn if all(e.get("mrn") for e in found) else InvalidEvent
         raise rule(f"{event_type}: {first['path']}: {first['message']}",
-                   errors=[{"path": e["path"], "message": e["message"]} for e in found[:20]])
+                   errors=[{"path": e["path"], "message": e["message"]} for e in found[:MAX_ERRORS]])
