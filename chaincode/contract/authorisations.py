@@ -57,6 +57,23 @@ def status_at(auth: dict, now: dt.datetime) -> str:
     return auth["status"]
 
 
+# the terms an act is judged by besides validity, status and the period for discharge: what an amendment replaced
+# is kept (``former_terms``) so that an act dated before it is measured against them too (terms_at)
+TERMS_KEPT = ("sites", "input_goods", "processed_products", "yield_rates", "yield_warn_pct", "yield_block_pct")
+
+
+def terms_at(auth: dict, moment: dt.datetime) -> dict | None:
+    """The terms in force at ``moment`` when an amendment has replaced them since — ``{"until": <that amendment's
+    ledger time>, <TERMS_KEPT>...}`` (``former_terms``, oldest first) —, or None when today's were in force then.
+    Acts are judged at ledger time (docs/domain.md §4); one dated before an amendment whose earlier terms would
+    have refused it is told to customs (``LateRecording``'s ``earlier_terms``). Amendments recorded before the
+    contract kept former terms left none: their earlier terms are not known here (the log has them)."""
+    for earlier in auth.get("former_terms", []):
+        if moment < timestamps.parse_datetime(earlier["until"]):
+            return earlier
+    return None
+
+
 def discharge_period_at(auth: dict, moment: dt.datetime) -> int:
     """The period for discharge (days) in force at ``moment``: the one an amendment after ``moment`` replaced
     (``discharge_periods``, oldest first: ``{"until": <amendment's ledger time>, "days"}``), else today's."""
@@ -366,7 +383,10 @@ def amend(tx, event: dict) -> dict:
     former = sorted(e["cn"] for e in auth["input_goods"])
     if event["discharge_period_days"] != auth["discharge_period_days"]:   # lots declared before keep the old one
         auth.setdefault("discharge_periods", []).append({"until": tx.recorded_at, "days": auth["discharge_period_days"]})
-    auth.update(fields_of(event))
+    new = fields_of(event)
+    if any(new.get(f) != auth.get(f) for f in TERMS_KEPT):   # acts dated before are measured against these too
+        auth.setdefault("former_terms", []).append({"until": tx.recorded_at, **{f: auth.get(f) for f in TERMS_KEPT}})
+    auth.update(new)
     auth["version"] += 1
     auth["amended_at"] = tx.recorded_at
     _save(tx, auth)

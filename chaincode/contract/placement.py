@@ -60,6 +60,9 @@ def place_under_procedure(tx, event: dict) -> dict:
     period = authorisations.discharge_period_at(auth, accepted)
     if period > auth["discharge_period_days"]:   # declared before the period was shortened: customs are told
         tx.earlier_terms = {"discharge_period_days": period, "in_force_days": auth["discharge_period_days"]}
+    earlier = authorisations.terms_at(auth, accepted)   # declared before an amendment: what its terms would refuse
+    if earlier is not None and (refused := _refused_then(earlier, event)):
+        tx.earlier_terms = {**(tx.earlier_terms or {}), **refused}
     deadline = accepted + dt.timedelta(days=period)
     lot = {
         "lot_id": lot_id, "authorisation_id": auth["authorisation_id"], "authorisation_version": auth["version"],
@@ -87,6 +90,19 @@ def place_under_procedure(tx, event: dict) -> dict:
     return {"lot": goods.view(goods.LOT, tx.state.get(keys.lot(lot_id)), tx.now),
             "under_procedure": {"cn": entry["cn"], "quantity": used + qty, "unit": entry["unit"],
                                 "max_qty": entry["max_qty"]}}
+
+
+def _refused_then(earlier: dict, event: dict) -> dict:
+    """What the terms in force when the declaration was accepted (``earlier``: authorisations.terms_at) would have
+    refused of this placement — its site, its goods code in its unit —, for ``LateRecording``'s
+    ``earlier_terms``; empty when they would have taken it."""
+    then = {}
+    if event["site"] not in earlier["sites"]:
+        then["site_not_authorised_then"] = event["site"]
+    entry = authorisations.input_entry(earlier, event["cn"])
+    if entry is None or entry["unit"] != event["unit"]:
+        then["goods_not_covered_then"] = {"cn": event["cn"], "unit": event["unit"]}
+    return {"terms_until": earlier["until"], **then} if then else {}
 
 
 GRAMS_PER_UNIT = {"kg": 1000, "g": 1}   # units of mass: the quantity is itself a net mass

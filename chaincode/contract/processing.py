@@ -28,8 +28,8 @@ from fractions import Fraction
 
 from ipledger.chaincode.contract import alerts, authorisations, controls, goods, keys, schemas, shares, time_rules
 from ipledger.chaincode.contract.decimals import PCT_PLACES, exact, text, text_beside
-from ipledger.chaincode.contract.errors import (AlreadyExists, GoodsNotCovered, InvalidEvent, UnitMismatch,
-                                                YieldOutOfTolerance)
+from ipledger.chaincode.contract.errors import (AlreadyExists, ChaincodeError, GoodsNotCovered, InvalidEvent,
+                                                UnitMismatch, YieldOutOfTolerance)
 from ipledger.chaincode.contract.placement import require_not_overdue
 
 KIND_ORDER = ("MAIN", "SECONDARY", "WASTE")
@@ -143,6 +143,25 @@ def _require_product_once(outputs: list[dict], n: int) -> None:
                                     "message": f"{cn} is given twice (also /outputs/{first - 1})"}])
 
 
+def _refused_then(auth: dict, earlier: dict, params: dict, site: str, inputs: list[tuple[dict, int]],
+                  batches: list[dict]) -> dict | None:
+    """The rule the terms in force when the operation occurred (``earlier``: authorisations.terms_at) would have
+    refused it by — its site, a product, its rate of yield —, for ``LateRecording``'s ``earlier_terms``; None
+    when they would have taken it as today's do."""
+    then = {**auth, **earlier}
+    try:
+        authorisations.require_site(then, site)
+        for out in batches:
+            product = authorisations.product(then, out["cn"])
+            if product is None or (product["kind"], product["unit"]) != (out["kind"], out["unit"]):
+                raise GoodsNotCovered(f"processed product {out['cn']} ({out['kind']}, {out['unit']}) was not "
+                                      "authorised then", cn=out["cn"])
+        check_yield(then, params, inputs, batches)
+    except ChaincodeError as refused:
+        return {"terms_until": earlier["until"], "refused_then": refused.code, "why": refused.message}
+    return None
+
+
 def record_processing(tx, event: dict) -> dict:
     """RecordProcessing: inputs ≤ stock at the site; output CN codes authorised; the whole operation
     within the rates of yield ± ``yield_block_pct`` (:func:`check_yield`). Refused on a suspended,
@@ -200,6 +219,9 @@ def record_processing(tx, event: dict) -> dict:
         batches.append({**out, "batch_id": batch_id})
 
     yields = check_yield(auth, tx.params, inputs, batches)
+    earlier = authorisations.terms_at(auth, time_rules.legal_time(tx))   # it occurred before an amendment
+    if earlier is not None and (refused := _refused_then(auth, earlier, tx.params, site, inputs, batches)):
+        tx.earlier_terms = refused
     tx.state.prefetch(_reads_of_posting(auth, op_id, inputs, batches, yields))
 
     # record: consumption, then one batch per output traced to its lots
