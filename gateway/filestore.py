@@ -185,13 +185,14 @@ def require_owner_only(path: Path, what: str, error: Callable[[str], Exception])
 
 def require_regular_file(path: Path, what: str, error: Callable[[str], Exception]) -> None:
     """Refuse a secret's path that is not a regular file of its own — a symbolic link (to a file someone else may
-    control or share), a directory, a device — or is missing: ``error`` names the file, never its content."""
+    control or share), a directory, a device — or is missing: ``error`` names the file (``what``, as for
+    :func:`require_owner_only`), never its content."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
-        raise error(f"the {what} {path} is missing") from None
+        raise error(f"{what} {path} is missing") from None
     if not stat.S_ISREG(info.st_mode):
-        raise error(f"the {what} {path} is not a regular file (a link is refused)")
+        raise error(f"{what} {path} is not a regular file (a link is refused)")
 
 
 def read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:

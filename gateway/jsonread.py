@@ -11,8 +11,8 @@ line of an ERP file (``importer``):
   JSON Schema reads it;
 * an integer of more than :data:`INTEGER_DIGITS_MAX` digits is refused (the contract's bound);
 * nesting deeper than :data:`MAX_DEPTH` levels is refused (an event needs about 6);
-* more than :data:`MAX_CONTAINERS` arrays and objects in one text is refused before it is parsed (an event
-  has a few, a full batch some thousands; megabytes of ``[]`` would otherwise cost hundreds of MB to hold);
+* more arrays and objects than a text of its length holds when it is made of events is refused before it is
+  parsed (:func:`too_many_containers`: megabytes of ``[]`` would otherwise cost hundreds of MB to hold);
 * an unpaired UTF-16 surrogate (``"\\ud800"``) is refused: no UTF-8 transaction can carry it.
 
 :class:`Unreadable` carries the reason, written for the sender.
@@ -25,9 +25,13 @@ from decimal import Decimal
 
 MAX_DEPTH = 64  # levels of arrays and objects in a value; an event needs about 6, a batch of them one more
 TOO_DEEP = f"arrays and objects nested more than {MAX_DEPTH} levels deep"
-# arrays and objects in one text, counted as its '[' and '{' (those inside strings too: a bound, never too few):
-# the largest event has about 1,600 (every array of a grant at its maxItems), a batch of 500 usual events 5,000
-MAX_CONTAINERS = 100_000
+# Arrays and objects in a text, counted as its '[' and '{' (those inside strings too: never too few), at most one
+# per CONTAINER_BYTES characters beyond the first CONTAINERS_FREE. The smallest item any event's arrays hold,
+# {"lot_id":"A","qty":1}, takes 22 characters, and each array comes with its member's name: a text of events is
+# never that dense, while megabytes of [] or {} (one per 2 or 3 characters) would cost some 45 bytes of memory per
+# character to hold — the bound keeps any text to what events of its length cost.
+CONTAINER_BYTES = 16
+CONTAINERS_FREE = 1_000
 _EXACT = 10 ** 18
 # a decimal of at most this many significant digits always comes back from a float unchanged (DBL_DIG)
 _ALWAYS_EXACT_DIGITS = 15
@@ -103,10 +107,16 @@ def nesting_depth_exceeds(value, limit: int = MAX_DEPTH) -> bool:
     return True
 
 
+def too_many_containers(text: str) -> bool:
+    """Whether ``text`` holds more arrays and objects than events of its length do (see :data:`CONTAINER_BYTES`)."""
+    return text.count("[") + text.count("{") > CONTAINERS_FREE + len(text) // CONTAINER_BYTES
+
+
 def loads(text: str):
     """``text`` read as JSON under the rules above; :class:`Unreadable` says what is wrong."""
-    if text.count("[") + text.count("{") > MAX_CONTAINERS:
-        raise Unreadable(f"more than {MAX_CONTAINERS} arrays and objects in one JSON text")
+    if too_many_containers(text):
+        raise Unreadable(f"more arrays and objects than {len(text)} characters of events hold (at most one per "
+                         f"{CONTAINER_BYTES} characters beyond the first {CONTAINERS_FREE})")
     try:
         value = json.loads(text, parse_constant=_constant, parse_float=number, parse_int=integer,
                            object_pairs_hook=members)

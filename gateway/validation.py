@@ -270,9 +270,11 @@ class NonceKeyError(ValueError):
 
 def check_nonce_key(path: Path | None) -> None:
     """At start: make the nonce key if there is none, and refuse one that is readable by others or is not a
-    key (NonceKeyError) — before any request, not at the first event with commercial data."""
+    key, or is a link or anything but a regular file (NonceKeyError) — before any request, not at the first event
+    with commercial data."""
     if path is None:
         return
+    if os.path.lexists(path):   # a link is refused before it is followed (a dangling one too)
+        filestore.require_regular_file(path, "nonce key file", NonceKeyError)
     _read_or_create_secret(path)
-    filestore.require_regular_file(path, "nonce key file", NonceKeyError)
     filestore.require_owner_only(path, "nonce key file", NonceKeyError)

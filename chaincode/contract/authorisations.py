@@ -63,15 +63,22 @@ TERMS_KEPT = ("sites", "input_goods", "processed_products", "yield_rates", "yiel
 
 
 def terms_at(auth: dict, moment: dt.datetime) -> dict | None:
-    """The terms in force at ``moment`` when an amendment has replaced them since — ``{"until": <that amendment's
-    ledger time>, <TERMS_KEPT>...}`` (``former_terms``, oldest first) —, or None when today's were in force then.
-    Acts are judged at ledger time (docs/domain.md §4); one dated before an amendment whose earlier terms would
-    have refused it is told to customs (``LateRecording``'s ``earlier_terms``). Amendments recorded before the
-    contract kept former terms left none: their earlier terms are not known here (the log has them)."""
-    for earlier in auth.get("former_terms", []):
-        if moment < timestamps.parse_datetime(earlier["until"]):
-            return earlier
-    return None
+    """The terms in force at ``moment`` when an amendment has changed them since — today's :data:`TERMS_KEPT` with
+    what each later amendment replaced put back, newest first (``former_terms``: each amendment's ``until``, its
+    ledger time, and the values it changed), and ``until``: the first of those amendments —, or None when today's
+    were in force then. Acts are judged at ledger time (docs/domain.md §4); one dated before an amendment whose
+    earlier terms would have refused it is told to customs (``LateRecording``'s ``earlier_terms``). Amendments
+    recorded before the contract kept former terms left none: before the last of them
+    (``former_terms_since``) the terms are not known here, and None is answered (the log has them)."""
+    since = auth.get("former_terms_since")
+    if since is not None and moment < timestamps.parse_datetime(since):
+        return None
+    terms = None
+    for change in reversed(auth.get("former_terms", [])):
+        if moment >= timestamps.parse_datetime(change["until"]):
+            break
+        terms = {**(terms or {f: auth.get(f) for f in TERMS_KEPT}), **change}
+    return terms
 
 
 def discharge_period_at(auth: dict, moment: dt.datetime) -> int:
@@ -331,7 +338,10 @@ def close_until(tx, auth: dict, cutoff: str) -> None:
 
 
 def _view(auth: dict, now: dt.datetime) -> dict:
-    return {**auth, "status": status_at(auth, now), "recorded_status": auth["status"]}
+    """The authorisation as answered: its status at ``now``; without the terms amendments replaced (``former_terms``:
+    the contract's own, for acts dated before them — the log holds every amendment)."""
+    view = {k: v for k, v in auth.items() if k not in ("former_terms", "former_terms_since")}
+    return {**view, "status": status_at(auth, now), "recorded_status": auth["status"]}
 
 
 def require_holder_registered(state, auth: dict) -> None:
@@ -384,8 +394,12 @@ def amend(tx, event: dict) -> dict:
     if event["discharge_period_days"] != auth["discharge_period_days"]:   # lots declared before keep the old one
         auth.setdefault("discharge_periods", []).append({"until": tx.recorded_at, "days": auth["discharge_period_days"]})
     new = fields_of(event)
-    if any(new.get(f) != auth.get(f) for f in TERMS_KEPT):   # acts dated before are measured against these too
-        auth.setdefault("former_terms", []).append({"until": tx.recorded_at, **{f: auth.get(f) for f in TERMS_KEPT}})
+    # what it changes of the terms acts are judged by, kept for the acts dated before it (terms_at): from the last
+    # amendment on, or from the grant — an amendment recorded before the contract kept them left nothing
+    auth.setdefault("former_terms_since", auth.get("amended_at"))
+    replaced = {f: auth.get(f) for f in TERMS_KEPT if new.get(f) != auth.get(f)}
+    if replaced:
+        auth.setdefault("former_terms", []).append({"until": tx.recorded_at, **replaced})
     auth.update(new)
     auth["version"] += 1
     auth["amended_at"] = tx.recorded_at

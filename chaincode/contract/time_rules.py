@@ -74,8 +74,9 @@ def review_lateness(tx, act: str, event: dict) -> None:
     ``late_recording_days`` after its ``occurred_at`` — or, however soon, after a change of the authorisation's
     terms that it was declared before and that would have been less favourable to it (``tx.earlier_terms``: a
     placement keeps the period for discharge in force when its declaration was accepted, and a date the
-    declarant gives could otherwise lengthen it unseen; or a placement or processing the terms an amendment replaced
-    since it occurred would have refused: a site, goods code, product or rate of yield it added) — or, however soon, a placement or processing that occurred
+    declarant gives could otherwise lengthen it unseen; or a placement or processing the terms an amendment
+    replaced since it occurred would have refused: a site, goods code, product, rate of yield or tolerance it
+    changed) — or, however soon, a placement or processing that occurred
     when the authorisation was not in force (``tx.not_in_force_then``: outside its validity, or suspended or revoked
     then; acts are judged at ledger time, and customs are told). It stays raised, a fact for customs to look at (the
     declaration's acceptance date is theirs to check). Events without an authorisation (SetParameters) raise none."""

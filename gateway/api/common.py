@@ -87,7 +87,7 @@ def read_json(max_bytes: int | None = None):
     """The request body as JSON (415 unless JSON, or when it declares a charset other than UTF-8; 400 if malformed
     or refused by the rules of :mod:`ipledger.gateway.jsonread`: NaN/Infinity, a member named twice in an object,
     a number a float cannot hold exactly, nesting deeper than its ``MAX_DEPTH``, more arrays and objects than its
-    ``MAX_CONTAINERS``, unpaired surrogates). ``max_bytes``: a route's own cap, below the app's (413 beyond it,
+    more arrays and objects than events of its length hold, unpaired surrogates). ``max_bytes``: a route's own cap, below the app's (413 beyond it,
     refused before the body is read when its length is declared)."""
     if max_bytes is not None and (request.content_length or 0) > max_bytes:
         raise Problem(413, "payload-too-large", f"the body of this request is at most {max_bytes} bytes")

@@ -31,12 +31,13 @@ def session_key(path: Path, make: bool = True) -> bytes:
     """The session-cookie signing key in ``path``: made (32 random bytes, 0600) when missing and ``make``; refused
     (SessionKeyError) when it is not a regular file of its own (a link), is readable by others, or is not 32 bytes
     — whoever can read it can sign a session cookie for any key id."""
-    if make:
+    if os.path.lexists(path):   # a link is refused before it is followed (a dangling one too)
+        require_regular_file(path, "the dashboard's session key", SessionKeyError)
+    elif make:
         read_or_create(path, lambda: secrets.token_bytes(SESSION_KEY_BYTES))
     if not os.path.lexists(path):
         raise SessionKeyError(f"the dashboard's session key {path} is missing: restart the gateway (signed-in "
                               "sessions then end)")
-    require_regular_file(path, "dashboard's session key", SessionKeyError)
     require_owner_only(path, "the dashboard's session key", SessionKeyError)
     raw = path.read_bytes()
     if len(raw) != SESSION_KEY_BYTES:

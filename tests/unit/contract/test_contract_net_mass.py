@@ -20,3 +20,10 @@ def test_goods_counted_by_mass_are_their_net_mass():
     s.accepted(s.place("M2", 1000, unit="kg", net_mass_g=1_000_400))      # 1,000.4 kg counted as 1,000
     s.accepted(s.place("M3", 1000, unit="kg", net_mass_g=999_001))
     assert [s.lot(lot_id)["placed"] for lot_id in ("M1", "M2", "M3")] == [1000, 1000, 1000]
+
+
+def test_goods_counted_in_grams_are_their_net_mass_exactly():
+    s = Scenario(InwardProcessingContract)
+    s.accepted(s.grant(input_goods=[_entry("g", max_qty=10_000_000)]))
+    s.refused("InvalidEvent", s.place, "G1", 500, unit="g", net_mass_g=501)
+    s.accepted(s.place("G2", 500, unit="g", net_mass_g=500))

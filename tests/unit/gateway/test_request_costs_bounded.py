@@ -4,6 +4,7 @@ few kilobytes; an event of a thousand wrong items is walked for the twenty viola
 end; and the nonce key, like the session key, is a file of its own, never a link."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -15,19 +16,36 @@ from ipledger.gateway.api.common import SMALL_BODY_BYTES
 from .conftest import bearer
 
 EVENTS = "/api/v1/events"
+WRONG = {"description": "an item of nothing it needs"}
 
 
-def test_a_body_of_more_arrays_and_objects_than_any_event_has_is_refused_before_it_is_parsed(as_org, ledger):
-    many = b"[" + b"[]," * jsonread.MAX_CONTAINERS + b"[]]"          # 300 KB: far below the body limit
+def test_a_body_denser_in_arrays_and_objects_than_events_is_refused_before_it_is_parsed(as_org, ledger):
+    many = b"[" + b"[]," * 100_000 + b"[]]"                          # 300 KB: far below the body limit
     r = as_org("OperatorMSP").post(EVENTS, data=many, headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and r.json["type"].endswith("/bad-request"), r.json
-    assert f"more than {jsonread.MAX_CONTAINERS} arrays and objects" in r.json["detail"]
+    assert "more arrays and objects than" in r.json["detail"]
     assert ledger.submits == []
-    with pytest.raises(jsonread.Unreadable, match="arrays and objects in one JSON text"):
-        jsonread.loads("[" + "{}," * jsonread.MAX_CONTAINERS + "{}]")
-    # a batch of usual events is far from the bound
-    assert jsonread.loads("[" + ",".join(['{"inputs": [{"lot_id": "L1", "qty": 1}], "outputs": [{}, {}]}'] * 500)
-                          + "]")
+    for flood in ("[" + "{}," * 10_000 + "{}]", "[" * 5_000 + "]" * 5_000):
+        with pytest.raises(jsonread.Unreadable, match="more arrays and objects than"):
+            jsonread.loads(flood)
+
+
+def test_the_densest_events_the_schemas_allow_are_read(as_org):
+    """The bound never refuses events: a grant with every array at its maxItems, and a batch of 500 operations of
+    200 inputs each (3 MB), compact JSON."""
+    compact = {"separators": (",", ":")}
+    grant = {"type": "GrantAuthorisation", "event_id": "g", "sites": ["S"] * 100, "broker_mandates": ["FR1"] * 100,
+             "input_goods": [{"cn": "4012", "unit": "kg", "max_qty": 1, "description": "d"}] * 200,
+             "processed_products": [{"cn": "4012", "kind": "MAIN", "unit": "kg"}] * 200,
+             "yield_rates": [{"input_cn": "4012", "output_cn": "4012", "output_per_input": 1}] * 1000}
+    assert not jsonread.too_many_containers(json.dumps(grant, **compact))
+    batch = {"events": [{"type": "RecordProcessing", "event_id": f"op-{i}", "authorisation_id": "FRIPO000001",
+                         "operation_id": f"OP-{i}", "site": "S", "inputs": [{"lot_id": "A", "qty": 1}] * 200,
+                         "outputs": [{"cn": "40121200", "qty": 200, "unit": "p/st", "kind": "MAIN"}]}
+                        for i in range(500)]}
+    text = json.dumps(batch, **compact)
+    assert len(text) > 2_000_000 and not jsonread.too_many_containers(text)
+    assert len(jsonread.loads(text)["events"]) == 500
 
 
 def test_a_route_whose_body_names_one_id_takes_a_few_kilobytes(client, keys, ledger):
@@ -46,8 +64,8 @@ def test_a_route_whose_body_names_one_id_takes_a_few_kilobytes(client, keys, led
 
 def test_an_event_of_a_thousand_wrong_items_is_walked_for_the_violations_a_refusal_lists(as_org, ledger):
     grant = {"authorisation_id": "FRIPO000001", "holder_eori": "FR12345678901234", "supervising_office": "FR000110",
-             "valid_from": "2026-01-01", "valid_to": "2027-01-01", "sites": ["S1"], "input_goods": [{}] * 200,
-             "processed_products": [{}] * 200, "yield_rates": [{}] * 1000, "discharge_period_days": 180,
+             "valid_from": "2026-01-01", "valid_to": "2027-01-01", "sites": ["S1"], "input_goods": [WRONG] * 200,
+             "processed_products": [WRONG] * 200, "yield_rates": [WRONG] * 1000, "discharge_period_days": 180,
              "yield_warn_pct": 1, "yield_block_pct": 2, "broker_mandates": []}
     everything = schemas.errors("GrantAuthorisation", {"event_id": "g", "occurred_at": "2026-03-02T09:00:00Z",
                                                        **grant}, limit=None)
@@ -76,3 +94,9 @@ def test_a_nonce_key_that_is_a_link_is_refused_as_the_session_key_is(tmp_path):
     with pytest.raises(SessionKeyError, match="not a regular file"):
         session_key(gateway / "session.key")
     check_nonce_key(elsewhere / "nonce.key")                  # the file itself is still fine
+    for name in ("nonce.key", "session.key"):                  # a link to nothing: named, not a traceback
+        (elsewhere / name).unlink()
+    with pytest.raises(NonceKeyError, match="not a regular file"):
+        check_nonce_key(gateway / "nonce.key")
+    with pytest.raises(SessionKeyError, match="not a regular file"):
+        session_key(gateway / "session.key")

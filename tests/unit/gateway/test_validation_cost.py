@@ -8,7 +8,6 @@ import json
 import time
 
 from ipledger.chaincode.contract import schemas
-from ipledger.gateway.jsonread import MAX_CONTAINERS
 from ipledger.gateway.validation import MAX_ERRORS, oversized_arrays
 
 from .fakes import grant_body, move_body
@@ -25,7 +24,7 @@ def test_a_million_bad_items_are_refused_before_they_are_parsed(as_org, ledger):
     r = as_org("CustomsMSP").post(EVENTS, data=text, headers=JSON)
     spent = time.process_time() - started
     assert r.status_code == 400 and r.json["type"].endswith("/bad-request"), r.json
-    assert f"more than {MAX_CONTAINERS} arrays and objects in one JSON text" in r.json["detail"]
+    assert "more arrays and objects than" in r.json["detail"]
     assert spent < 5, f"{spent:.1f} s of CPU to refuse it"
     assert ledger.submits == []
 
@@ -33,7 +32,7 @@ def test_a_million_bad_items_are_refused_before_they_are_parsed(as_org, ledger):
 def test_fifty_thousand_bad_items_are_refused_by_the_arrays_length_at_once(as_org, ledger):
     body = grant_body(event_id="g-big")
     body["input_goods"] = "@@"
-    text = json.dumps(body).replace('"@@"', "[" + ",".join(["{}"] * 50_000) + "]")
+    text = json.dumps(body).replace('"@@"', "[" + ",".join(['{"description": "an item of nothing it needs"}'] * 50_000) + "]")
     started = time.process_time()
     r = as_org("CustomsMSP").post(EVENTS, data=text, headers=JSON)
     spent = time.process_time() - started
