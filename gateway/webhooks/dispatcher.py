@@ -19,7 +19,7 @@ from ipledger.gateway.problems import Problem
 from ipledger.gateway.webhooks.deliveries import Deliveries
 from ipledger.gateway.webhooks.router import AlertRouter
 from ipledger.gateway.webhooks.signing import SIGNATURE_HEADER, SIGNATURE_V2_HEADER, TIMESTAMP_HEADER, sign
-from ipledger.gateway.webhooks.subscriptions import Subscriptions
+from ipledger.gateway.webhooks.subscriptions import Subscriptions, not_a_subscriber
 
 log = logging.getLogger("ipledger.gateway.webhooks")
 
@@ -29,13 +29,15 @@ class _Deadline:
     a byte at a time held the one dispatcher thread — every subscription's deliveries waiting — as long as it
     liked. When the time is up the attempt's connections are shut down (their read fails: a failed attempt): the
     socket each connection reads from now — for ``https://`` the TLS socket, which takes the plain one over —
-    and any plain socket made for it."""
+    and any plain socket made for it. The subscriber's name is looked up within the same time (:meth:`_resolve`):
+    a resolver that does not answer does not hold the thread either."""
 
     def __init__(self, seconds: float):
         self._connections: list[http.client.HTTPConnection] = []
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._over = False
+        self._ends = time.monotonic() + seconds
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
 
@@ -50,14 +52,50 @@ class _Deadline:
         with self._lock:
             self._connections.append(connection)
 
-    def create_connection(self, *args, **kwargs) -> socket.socket:
-        sock = socket.create_connection(*args, **kwargs)
+    def create_connection(self, address, *args, **kwargs) -> socket.socket:
+        """``socket.create_connection`` to ``address`` (host, port), its name looked up within the deadline: each
+        address it has is tried in turn, as ``socket.create_connection`` does."""
+        host, port = address[0], address[1]
+        error: OSError | None = None
+        for ip in self._resolve(host, port):
+            try:
+                sock = socket.create_connection((ip, port), *args, **kwargs)
+                break
+            except OSError as exc:
+                error = exc
+        else:
+            raise error or OSError(f"{host}: no address to connect to")
         with self._lock:
             self._sockets.append(sock)
             over = self._over
         if over:
             self._shut(sock)
         return sock
+
+    def _resolve(self, host: str, port: int) -> list[str]:
+        """The addresses of ``host`` (``getaddrinfo``, in its order), looked up in a thread of its own and waited for
+        until the deadline only: ``getaddrinfo`` cannot be interrupted, so a resolver that never answers is left to
+        its thread (a daemon, ended when the lookup ends) and the attempt fails (TimeoutError)."""
+        found: dict[str, object] = {}
+
+        def lookup() -> None:
+            try:
+                found["addresses"] = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+            except OSError as exc:
+                found["error"] = exc
+
+        resolver = threading.Thread(target=lookup, name="webhook-name-lookup", daemon=True)
+        resolver.start()
+        resolver.join(max(self._ends - time.monotonic(), 0))
+        if resolver.is_alive():
+            raise TimeoutError(f"the name {host} was not resolved within the attempt's time")
+        if "error" in found:
+            raise found["error"]
+        addresses = list(dict.fromkeys(sockaddr[0] for *_rest, sockaddr in found["addresses"]))
+        allowed = [ip for ip in addresses if not_a_subscriber(ip) is None]
+        if not allowed:   # a name made to resolve to the metadata service, say: never posted to
+            raise OSError(f"the name {host} resolves to {not_a_subscriber(addresses[0])} only: not a receiver's")
+        return allowed
 
     @property
     def over(self) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import re
 import secrets
 import urllib.parse
@@ -68,6 +69,8 @@ class Subscriptions:
         if parts.username is not None or parts.password is not None:
             raise WebhookError("a webhook URL carries no user name or password (the URL is kept, listed and backed up "
                                "as it is): the receiver checks each delivery's signature with the subscription's secret")
+        if (refused := not_a_subscriber(host)) is not None:
+            raise WebhookError(f"{host} is {refused}: not a webhook receiver's")
         if url.startswith("http://") and not is_loopback(host):
             raise WebhookError(f"alerts carry the authorisations' data: an https:// URL for another host than this "
                                f"one, not {url!r}")
@@ -121,6 +124,25 @@ def public(record: dict) -> dict:
 # a transaction's ledger time is its proposal's, which the peers accept up to 15 minutes either side of their
 # clocks, and it may commit some time after that
 SINCE_MARGIN_S = 1800
+
+
+def not_a_subscriber(address: str) -> str | None:
+    """Why ``address`` (an IP address; anything else: None) is never a subscriber's: a link-local address (the
+    cloud's instance metadata service at 169.254.169.254, a neighbour's auto-configured address), the unspecified
+    address or a multicast group — so that no webhook URL, nor a name resolving to one, makes the gateway post
+    alerts there. Loopback and private addresses are subscribers like any other (a receiver on this host, an ERP on
+    the organisation's network)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_unspecified:
+        return "the unspecified address"
+    if ip.is_multicast:
+        return "a multicast address"
+    return None
 
 
 def recorded_since(sub: dict, recorded_at: str | None) -> bool:

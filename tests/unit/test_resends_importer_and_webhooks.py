@@ -265,3 +265,52 @@ def test_judged_correct_verify_takes_the_integer_timestamp_as_sent_and_refuses_o
     assert webhooks.verify(secret, body, sig, "0" + str(t))          # same value: nothing gained by an attacker
     assert not webhooks.verify(secret, body, sig, f" {t}") and not webhooks.verify(secret, body, sig, "-1")
     assert not webhooks.verify(secret, body, "sha256=\u00e9", str(t))
+
+
+def test_a_subscribers_name_that_no_resolver_answers_does_not_hold_the_dispatcher(monkeypatch):
+    """getaddrinfo cannot be interrupted and sat outside the attempt's deadline: a resolver that never answers held
+    the one dispatcher thread — every subscription's deliveries waiting. The lookup is now waited for until the
+    deadline only; other names are resolved as before."""
+    import socket
+    real = socket.getaddrinfo
+    released = threading.Event()
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "hung.example":
+            released.wait(10)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    started = time.monotonic()
+    try:
+        with pytest.raises(OSError, match="not resolved"):   # urllib wraps it (URLError), a failed attempt
+            webhooks.http_post("https://hung.example/hook", b"{}", {"Content-Type": "application/json"}, 0.5)
+        assert time.monotonic() - started < 2
+    finally:
+        released.set()
+
+
+def test_no_webhook_posts_to_a_link_local_address_named_or_resolved(tmp_path, monkeypatch):
+    """The instance metadata service (169.254.169.254) and other link-local, unspecified or multicast addresses are
+    refused as a subscription's URL, and a name that resolves only to one is never posted to; loopback and private
+    addresses stay receivers (a local receiver, an ERP on the organisation's network)."""
+    import socket
+
+    from ipledger.gateway.webhooks import Subscriptions, WebhookError
+    subs = Subscriptions(tmp_path / "webhooks.json")
+    for url in ("https://169.254.169.254/latest/meta-data", "https://[fe80::1]/hook", "https://0.0.0.0/hook",
+                "https://224.0.0.1/hook"):
+        with pytest.raises(WebhookError, match="not a webhook receiver's"):
+            subs.add(url, "OperatorMSP")
+    for url in ("https://10.0.0.5/hook", "http://127.0.0.1:9/hook", "https://erp.example/hook"):
+        subs.add(url, "OperatorMSP")
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == "metadata.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(OSError, match="resolves to a link-local address only"):
+        webhooks.http_post("https://metadata.example/hook", b"{}", {"Content-Type": "application/json"}, 2)
