@@ -143,6 +143,20 @@ def _require_product_once(outputs: list[dict], n: int) -> None:
                                     "message": f"{cn} is given twice (also /outputs/{first - 1})"}])
 
 
+def _require_authorised_product(auth: dict, out: dict) -> None:
+    """An output is an authorised processed product (GoodsNotCovered), of its authorised kind (GoodsNotCovered)
+    and unit (UnitMismatch)."""
+    product = authorisations.product(auth, out["cn"])
+    if product is None:
+        raise GoodsNotCovered(f"processed product {out['cn']} is not authorised", cn=out["cn"])
+    if product["kind"] != out["kind"]:
+        raise GoodsNotCovered(f"{out['cn']} is authorised as {product['kind']}, not {out['kind']}",
+                              cn=out["cn"], kind=product["kind"], given=out["kind"])
+    if out["unit"] != product["unit"]:
+        raise UnitMismatch(f"{out['cn']} is authorised in {product['unit']}, not {out['unit']}",
+                           cn=out["cn"], unit=product["unit"], given=out["unit"])
+
+
 def _refused_then(auth: dict, earlier: dict, params: dict, site: str, inputs: list[tuple[dict, int]],
                   batches: list[dict]) -> dict | None:
     """The rule the terms in force when the operation occurred (``earlier``: authorisations.terms_at) would have
@@ -152,10 +166,7 @@ def _refused_then(auth: dict, earlier: dict, params: dict, site: str, inputs: li
     try:
         authorisations.require_site(then, site)
         for out in batches:
-            product = authorisations.product(then, out["cn"])
-            if product is None or (product["kind"], product["unit"]) != (out["kind"], out["unit"]):
-                raise GoodsNotCovered(f"processed product {out['cn']} ({out['kind']}, {out['unit']}) was not "
-                                      "authorised then", cn=out["cn"])
+            _require_authorised_product(then, out)
         check_yield(then, params, inputs, batches)
     except ChaincodeError as refused:
         return {"terms_until": earlier["until"], "refused_then": refused.code, "why": refused.message}
@@ -198,15 +209,7 @@ def record_processing(tx, event: dict) -> dict:
     batches = []
     for n, out in enumerate(event["outputs"], start=1):
         _require_product_once(event["outputs"], n)
-        product = authorisations.product(auth, out["cn"])
-        if product is None:
-            raise GoodsNotCovered(f"processed product {out['cn']} is not authorised", cn=out["cn"])
-        if product["kind"] != out["kind"]:
-            raise GoodsNotCovered(f"{out['cn']} is authorised as {product['kind']}, not {out['kind']}",
-                                  cn=out["cn"], kind=product["kind"], given=out["kind"])
-        if out["unit"] != product["unit"]:
-            raise UnitMismatch(f"{out['cn']} is authorised in {product['unit']}, not {out['unit']}",
-                               cn=out["cn"], unit=product["unit"], given=out["unit"])
+        _require_authorised_product(auth, out)
         batch_id = _batch_id(op_id, n, out)
         if "batch_id" not in out and not schemas.is_new_goods_id(batch_id):
             # no act could name it (a batch id is at most 64 characters): its goods could never leave

@@ -83,14 +83,18 @@ def permitted(principal: Principal, permission: str) -> Principal:
     return principal
 
 
+def _beyond(max_bytes: int) -> Problem:
+    return Problem(413, "payload-too-large", f"the body of this request is at most {max_bytes} bytes")
+
+
 def read_json(max_bytes: int | None = None):
     """The request body as JSON (415 unless JSON, or when it declares a charset other than UTF-8; 400 if malformed
     or refused by the rules of :mod:`ipledger.gateway.jsonread`: NaN/Infinity, a member named twice in an object,
-    a number a float cannot hold exactly, nesting deeper than its ``MAX_DEPTH``, more arrays and objects than its
-    more arrays and objects than events of its length hold, unpaired surrogates). ``max_bytes``: a route's own cap, below the app's (413 beyond it,
+    a number a float cannot hold exactly, nesting deeper than its ``MAX_DEPTH``, more arrays and objects than
+    events of its length hold, unpaired surrogates). ``max_bytes``: a route's own cap, below the app's (413 beyond it,
     refused before the body is read when its length is declared)."""
     if max_bytes is not None and (request.content_length or 0) > max_bytes:
-        raise Problem(413, "payload-too-large", f"the body of this request is at most {max_bytes} bytes")
+        raise _beyond(max_bytes)
     mimetype = request.mimetype or ""
     if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
         raise gateway_problem("unsupported-media-type", "the body must be JSON (Content-Type: application/json)")
@@ -102,8 +106,8 @@ def read_json(max_bytes: int | None = None):
     if not data:
         raise gateway_problem("bad-request", "the body is empty")
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if max_bytes is not None and len(data) > max_bytes:
-        raise Problem(413, "payload-too-large", f"the body of this request is at most {max_bytes} bytes")
+    if max_bytes is not None and len(data) > max_bytes:   # a chunked body: its length known once read
+        raise _beyond(max_bytes)
     if limit is not None and len(data) >= limit:
         # a body without Content-Length (chunked) is read up to the limit only: what came was cut short
         raise Problem(413, "payload-too-large", f"the body reaches the limit of {limit} bytes")
