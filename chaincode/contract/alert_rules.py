@@ -126,10 +126,10 @@ def _carried_disposals(state, source: dict, covered: list[dict], as_of: dt.datet
     first: dict[tuple[str, str], str] = {}
     if "log" in source:   # as of a past moment: the entries replayed, in ledger order
         for entry in source["log"]:
-            if entry["recorded_at"] >= cutoff:
-                for kind, goods_id in sorted(carried):
-                    if (kind, goods_id) not in first and disposes(entry, kind, goods_id):
-                        first[(kind, goods_id)] = entry["recorded_at"]
+            if entry["recorded_at"] >= cutoff:   # its disposals of carried goods (not every carried goods' check)
+                disposed = {(e["kind"], e["id"]) for e in entry["effects"] if e["op"] in ("exit", "lose")}
+                for kind, goods_id in sorted((disposed & carried) - first.keys()):
+                    first[(kind, goods_id)] = entry["recorded_at"]
     else:
         for kind, goods_id in sorted(carried):
             record = lots.get(goods_id) if kind == goods.LOT else batches.get(goods_id)
