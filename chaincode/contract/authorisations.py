@@ -370,7 +370,14 @@ def grant(tx, event: dict) -> dict:
     auth = {"authorisation_id": auth_id, **fields_of(event), "status": ACTIVE, "version": 1,
             "granted_at": tx.recorded_at, "amended_at": None, "status_history": [_history(tx, ACTIVE, None)]}
     _save(tx, auth)
+    _index_terms(tx, auth_id)
     return {"authorisation": _view(auth, tx.now)}
+
+
+def _index_terms(tx, authorisation_id: str) -> None:
+    """Index this grant or amendment (``keys.auth_terms``): a bill of discharge reads the terms in force at its
+    cut-off, and the rates of yield each operation applied, from these log entries (billing.py)."""
+    tx.state.put(keys.auth_terms(authorisation_id, tx.recorded_at, tx.tx_id), {})
 
 
 def amend(tx, event: dict) -> dict:
@@ -404,6 +411,7 @@ def amend(tx, event: dict) -> dict:
     auth["version"] += 1
     auth["amended_at"] = tx.recorded_at
     _save(tx, auth)
+    _index_terms(tx, auth["authorisation_id"])
     for cn in sorted(e["cn"] for e in auth["input_goods"]):  # ceilings may have moved; CN order, as every peer
         review_ceiling_entry(tx, auth, cn)
     current = {e["cn"] for e in auth["input_goods"]}

@@ -14,6 +14,10 @@ Two scopes:
   of them, marked ``carried_from``.
 * ``as_of`` — the audit view: every lot placed up to ``as_of``, events up to it.
 
+What a period's bill replays (:func:`_replayed`): the whole log from the grant for an authorisation's first bill;
+for a later one, when the previous bill says the indexes were whole at its cut-off (:data:`INDEXED`), its own
+period's log and the histories of the goods it lists — the same bill, at the cost of its period.
+
 Waste and secondary products are processed products like the main ones: under
 the procedure until exited or destroyed, so they stay in ``remaining`` (waste is
 also listed under ``waste``), and a lot counts as discharged only when they have
@@ -38,7 +42,8 @@ from dataclasses import dataclass
 
 from ipledger.chaincode.contract import authorisations, declarations, eventlog, goods, keys, time_rules, timestamps
 from ipledger.chaincode.contract.decimals import exact
-from ipledger.chaincode.contract.errors import HashMismatch, InvalidState, NotFound, OutOfOrder, PeriodNotEnded
+from ipledger.chaincode.contract.errors import (HashMismatch, InvalidState, LedgerInconsistent, NotFound, OutOfOrder,
+                                                PeriodNotEnded)
 from ipledger.chaincode.contract.params import BILL_DUE_DAYS
 from ipledger.chaincode.contract.state import digest
 
@@ -178,9 +183,15 @@ def _goods_of(book: goods.MemoryBook, window: _Window) -> _Goods:
 
 def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.datetime | None = None) -> dict:
     """The bill-of-discharge data (docs/domain.md §7) for ``period_end`` or ``as_of`` (exactly one)."""
+    return _computed(state, auth, period_end, as_of)[0]
+
+
+def _computed(state, auth: dict, period_end: dt.date | None, as_of: dt.datetime | None) -> tuple[dict, bool]:
+    """The data, and whether every lot's bill dates and every grant and amendment up to the cut-off are indexed
+    (:data:`INDEXED`, which a submitted bill records for the next period's)."""
     auth_id = auth["authorisation_id"]
     window = _window(state, auth_id, period_end, as_of)
-    log, book = eventlog.book_before(state, auth, window.cutoff)   # every goods effect up to the cut-off
+    log, book, indexed = _replayed(state, auth, window)
     auth = _terms_at_cutoff(state, auth, log)
     held = _goods_of(book, window)
     totals = {"placed": {}, "consumed": {}, "produced": {}, "exited": {}, "lost": {}, "remaining": {}}
@@ -204,7 +215,111 @@ def compute(state, auth: dict, *, period_end: dt.date | None = None, as_of: dt.d
                   "transactions": listed["transactions"], "alerts": listed["alerts"], "controls": listed["controls"]},
     }
     data["document_hash"] = digest(data)
-    return data
+    return data, indexed
+
+
+# A submitted bill's record says so (``goods_indexed``) when every placement, extension, grant and amendment recorded
+# up to its cut-off wrote its index key (``keys.auth_due``, ``keys.auth_terms``): the bill of the next period can then
+# be computed from that period's log and the histories of the goods it lists — every lot whose bill date falls in it,
+# the goods the previous bill carries, and the goods those share entries with — instead of the whole log from the
+# grant, which grows with the authorisation's history. Both give the same bill, to the byte (a differential test:
+# tests/unit/contract/test_bill_from_its_period.py); a period for which the chain is broken (an authorisation granted
+# before the indexes, or events recorded by a contract that did not write them) is computed from the whole log.
+INDEXED = "goods_indexed"
+
+
+def _replayed(state, auth: dict, window: _Window) -> tuple[list[dict], goods.MemoryBook, bool]:
+    """The log entries the bill reads and the goods as they stood at the cut-off (replayed from those entries), and
+    whether the indexes are whole up to the cut-off: from the period's own log and goods when the previous bill
+    says the indexes were whole at its cut-off and the period's entries all wrote theirs, else from the whole log."""
+    auth_id, granted = auth["authorisation_id"], timestamps.parse_datetime(auth["granted_at"])
+    chained = window.period_end is not None and (window.previous is None or window.previous.get(INDEXED, False))
+    if chained and window.previous is not None and window.formats == set(FORMATS):
+        period = eventlog.entries(state, auth_id, window.start, window.cutoff, granted)
+        if _indexed(state, auth_id, period):
+            found = _from_the_period(state, auth_id, window, period, granted)
+            if found is not None:
+                return (*found, True)
+    log, book = eventlog.book_before(state, auth, window.cutoff)   # every goods effect up to the cut-off
+    start = timestamps.fmt(window.start) if window.start else ""
+    return log, book, chained and _indexed(state, auth_id, [entry for entry in log if entry["recorded_at"] >= start])
+
+
+def _indexed(state, auth_id: str, entries: list[dict]) -> bool:
+    """Whether each placement and extension among ``entries`` indexed the lots' bill dates, and each grant and
+    amendment itself (what the contract writes with them since these indexes exist; a contract before did not)."""
+    wanted = []
+    for entry in entries:
+        if entry["event_type"] in ("GrantAuthorisation", "AmendAuthorisation"):
+            wanted.append(keys.auth_terms(auth_id, entry["recorded_at"], entry["tx_id"]))
+        for effect in entry["effects"]:
+            if effect["op"] == "place":
+                wanted.append(keys.auth_due(auth_id, goods.first_bill_date(effect["lot"]), effect["lot"]["lot_id"]))
+            elif effect["op"] == "extend":
+                wanted.extend(keys.auth_due(auth_id, new, lot_id) for lot_id, new in sorted(effect["lots"].items()))
+    state.prefetch(wanted)
+    return all(state.exists(key) for key in wanted)
+
+
+# What reading one good's history costs, in log entries read from the whole log (about three range reads a lot —
+# the lot and the batches made from it —, a round trip each, against a page of 100 entries): a bill is computed from
+# its period's goods when that costs less than the whole log would (measured: docs/benchmarks.md, bench/history.py).
+HISTORY_READ = 15
+
+
+def _worth_it(goods_read: int, period: list[dict], window: _Window, granted: dt.datetime) -> bool:
+    """Whether reading ``goods_read`` goods' histories and the period's entries (read twice: in the period's log and
+    in the goods' histories) costs less than the whole log, whose size is judged from the period's at its pace —
+    integers only, the same answer on every peer."""
+    whole_us, period_us = _micros(window.cutoff - granted), _micros(window.cutoff - window.start)
+    return (HISTORY_READ * goods_read + 2 * len(period)) * period_us <= len(period) * whole_us
+
+
+def _micros(span: dt.timedelta) -> int:
+    return (span.days * 86400 + span.seconds) * 1_000_000 + span.microseconds
+
+
+def _from_the_period(state, auth_id: str, window: _Window, period: list[dict],
+                     granted: dt.datetime) -> tuple[list[dict], goods.MemoryBook] | None:
+    """What :func:`eventlog.book_before` gives a bill, for the goods it reads: the lots indexed under a date of the
+    period (``keys.auth_due``: those a deadline of which the period holds are among them), the goods the previous bill
+    carries, the batches made from any of them and the lots each such batch was made from — replayed from their own
+    histories up to the cut-off into a book that keeps them alone (:class:`goods.MemoryBook`); with the period's
+    entries and the grant and amendments (``keys.auth_terms``), in ledger order. None when a history holds a copy of
+    an event (the earlier layout), or when the whole log costs less to read (:func:`_worth_it`)."""
+    start, cutoff = timestamps.fmt(window.start), timestamps.fmt(window.cutoff)
+    seeds = {(goods.LOT, lot_id) for (_a, _when, lot_id), _ in
+             state.scan_between(keys.AUTH_DUE, (auth_id,), (start,), (cutoff,))}
+    seeds |= {(item["goods"], item["id"]) for item in window.previous.get("overdue", ())}
+    if not _worth_it(len(seeds), period, window, granted):
+        return None
+    first = eventlog.changes_before(state, auth_id, seeds, cutoff)
+    if first is None:
+        return None
+    kept = set(seeds)
+    for entry in first:   # every production in those histories made a batch from one of them (or is a kept batch's)
+        for effect in entry["effects"]:
+            if effect["op"] == "produce":
+                kept.add((goods.BATCH, effect["batch"]["batch_id"]))
+                kept |= {(goods.LOT, share["lot_id"]) for share in effect["batch"]["shares"]}
+    second = eventlog.changes_before(state, auth_id, kept - seeds, cutoff)
+    if second is None:
+        return None
+    changes = {(e["recorded_at"], e["tx_id"]): e for e in [*first, *second]}
+    terms = [keys.log(auth_id, timestamps.month_of(timestamps.parse_datetime(recorded_at)), recorded_at, tx_id)
+             for (_a, recorded_at, tx_id), _ in state.scan_between(keys.AUTH_TERMS, (auth_id,), (), (cutoff,))]
+    state.prefetch(terms)
+    granted_and_amended = [state.get(key) for key in terms]
+    if None in granted_and_amended:
+        raise LedgerInconsistent(f"the index of the terms of {auth_id} names a log entry that is not on the ledger",
+                                 authorisation_id=auth_id)
+    book = goods.MemoryBook(only=kept)
+    for when in sorted(changes):
+        entry = changes[when]
+        for effect in entry["effects"]:
+            goods.apply(book, effect, entry["recorded_at"], entry["tx_id"])
+    log = {**changes, **{(e["recorded_at"], e["tx_id"]): e for e in [*period, *granted_and_amended]}}
+    return [log[k] for k in sorted(log)], book
 
 
 def _lot_lines(state, auth: dict, window: _Window, log: list[dict], held: _Goods, totals: dict) -> list[dict]:
@@ -362,7 +477,7 @@ def _rates_applied(log: list[dict], lots: dict) -> dict[str, list[dict]]:
             terms = entry["event"]
         elif entry["event_type"] == "RecordProcessing" and terms is not None:
             for e in entry["effects"]:
-                if e["op"] != "consume":
+                if e["op"] != "consume" or e["lot_id"] not in lots:   # a lot the bill does not read (_replayed)
                     continue
                 rates = applied.setdefault(e["lot_id"], [])
                 for rate in authorisations.rates_for_input(terms, lots[e["lot_id"]]["cn"]):
@@ -427,7 +542,7 @@ def submit(tx, event: dict) -> dict:
     if existing is None:
         _require_no_later_bill(tx.state, auth["authorisation_id"], event["period_end"])
     _require_no_earlier_bill_queried(tx.state, auth["authorisation_id"], event["period_end"])
-    data = compute(tx.state, auth, period_end=period_end)
+    data, indexed = _computed(tx.state, auth, period_end, None)
     if data["document_hash"] != event["document_hash"]:
         raise HashMismatch("the submitted hash differs from the bill the ledger computes",
                            submitted=event["document_hash"], computed=data["document_hash"])
@@ -440,6 +555,8 @@ def submit(tx, event: dict) -> dict:
         "lots": [line["lot_id"] for line in data["lots"]], "totals": data["totals"], "decision": None,
     }
     bill.update(dict.fromkeys(sorted(_formats(existing)), True))   # as its earlier revisions computed it
+    if indexed:
+        bill[INDEXED] = True
     if existing is None or "overdue" in existing:   # a bill first submitted without it keeps its successors' hashes
         bill["overdue"] = [{"goods": r["goods"], "id": r["id"]} for r in data["remaining"] if r["status"] == "OVERDUE"]
     tx.state.put(key, bill)

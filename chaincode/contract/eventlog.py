@@ -232,6 +232,24 @@ def history_from(state, kind: str, goods_id: str, start: str) -> Iterator[dict]:
                                       goods_id), kind, goods_id) if "event" not in ref else ref
 
 
+def changes_before(state, scope: str, of: set[tuple[str, str]], before: str) -> list[dict] | None:
+    """Every log entry of ``scope`` recorded before ``before`` (a ledger time) in the history of one of the goods
+    ``of`` (``(kind, id)``): every entry that changed one of them, each read once, in ledger order — read through the
+    goods' histories, not the whole log. None when a history holds a copy of an event (the layout of ledgers written
+    before references), which cannot be replayed."""
+    wanted: dict[tuple, tuple[str, str]] = {}
+    for kind, goods_id in sorted(of):
+        object_type = keys.LOT_LOG if kind == goods.LOT else keys.BATCH_LOG
+        for (_goods_id, recorded_at, tx_id), ref in state.scan_between(object_type, (goods_id,), (), (before,)):
+            if "event" in ref:
+                return None
+            if ref["scope"] == scope:
+                wanted.setdefault(keys.log(scope, ref["month"], recorded_at, tx_id), (kind, goods_id))
+    state.prefetch(list(wanted))
+    found = [_referenced(state, log_key, kind, goods_id) for log_key, (kind, goods_id) in wanted.items()]
+    return sorted(found, key=lambda e: (e["recorded_at"], e["tx_id"]))
+
+
 def _referenced(state, log_key: tuple, kind: str, goods_id: str) -> dict:
     """The log entry a history reference names; both are written by the same transaction, so a missing
     entry is a damaged ledger (``LedgerInconsistent``), never a shorter audit trail."""

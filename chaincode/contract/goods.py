@@ -103,6 +103,12 @@ def billed_from(lot: dict) -> str | None:
     return None
 
 
+def first_bill_date(lot: dict) -> str:
+    """The date a new lot's deadline counts at for the bills of discharge (:func:`billed_at`), as text: where
+    its placement indexes it (``keys.auth_due``; each extension indexes it at its new deadline)."""
+    return timestamps.fmt(billed_at(lot, deadline(lot)))
+
+
 def is_discharged(kind: str, record: dict) -> bool:
     """A batch is discharged when nothing is left; a lot when nothing is left of it *and* of its share of
     every product made from it — main, secondary and waste alike: the discharges of each such batch have
@@ -199,10 +205,21 @@ def placement_order(lot: dict) -> tuple[dt.datetime, str, str]:
 # ---------------------------------------------------------------------------------------- books
 
 class MemoryBook:
-    """Records in a dict: used to replay effects (bill of discharge, balances as of a date)."""
+    """Records in a dict: used to replay effects (bill of discharge, balances as of a date).
 
-    def __init__(self):
+    ``only``: the goods (``(kind, id)``) this book keeps, every other one left out — a bill reads a few goods of a
+    long history. Each effect changes each record it names from that record and the effect alone (the FIFO
+    attribution of a batch's discharge, an extension's new deadlines are in the effect; an extension finds the
+    batches made from a lot in the lot's record, so a kept batch's lots are kept too), so replaying every entry of
+    the kept goods' histories, applied to the kept records only, gives each of them exactly as the whole log does
+    (tests/unit/contract/test_bill_from_its_period.py)."""
+
+    def __init__(self, only: set[tuple[str, str]] | None = None):
         self.records: dict[tuple[str, str], dict] = {}
+        self.only = only
+
+    def holds(self, kind: str, goods_id: str) -> bool:
+        return self.only is None or (kind, goods_id) in self.only
 
     def get(self, kind: str, goods_id: str) -> dict:
         return self.records[(kind, goods_id)]
@@ -211,6 +228,9 @@ class MemoryBook:
         self.records[(kind, goods_id)] = record
 
     def account(self, kind: str, record: dict, **delta) -> None:
+        pass
+
+    def due(self, lot: dict, when: str) -> None:
         pass
 
 
@@ -225,6 +245,9 @@ class StateBook:
 
     def __init__(self, tx):
         self.tx = tx
+
+    def holds(self, kind: str, goods_id: str) -> bool:
+        return True
 
     def get(self, kind: str, goods_id: str) -> dict:
         record = self.tx.state.get(keys.goods(kind, goods_id))
@@ -242,6 +265,11 @@ class StateBook:
         record["updated_at"], record["updated_tx"] = tx.recorded_at, tx.tx_id
         tx.state.put(keys.goods(kind, goods_id), record)
         tx.refer(kind, goods_id)
+
+    def due(self, lot: dict, when: str) -> None:
+        """Index the lot under the date ``when`` its bills of discharge count it at (``keys.auth_due``): the bill of
+        the period holding that date finds it there, not by replaying the authorisation's whole log."""
+        self.tx.state.put(keys.auth_due(lot["authorisation_id"], when, lot["lot_id"]), {})
 
     def account(self, kind: str, record: dict, entered: int = 0, stock: int = 0, consumed: int = 0,
                 exited: dict | None = None, lost: int = 0) -> None:
@@ -342,21 +370,24 @@ def _add(record: dict, site: str, qty: int) -> None:
     record["stock"][site] = record["stock"].get(site, 0) + qty
 
 
-def _discharge_shares(book, batch: dict, attribution: list[dict], released: bool) -> None:
+def _discharge_shares(book, batch_id: str, batch: dict | None, attribution: list[dict], released: bool) -> None:
     """A batch discharge also discharges the source lots' shares of it (FIFO attribution): in product
-    units and in the input units they stand for, on the batch and on each lot; a release for free
-    circulation counts them in the share's ``released`` and ``input_released`` too (:func:`shares.input_of_part`)."""
+    units and in the input units they stand for, on the batch (None: a book without it) and on each lot; a release
+    for free circulation counts them in the share's ``released`` and ``input_released`` too
+    (:func:`shares.input_of_part`)."""
     by_lot = {a["lot_id"]: a for a in attribution}
-    if released:
-        batch["released"] = batch.get("released", 0) + sum(a["qty"] for a in attribution)
-    for share in batch["shares"]:
-        part = by_lot.get(share["lot_id"])
-        if part is not None:
-            _count_part(share, part, released)
+    if batch is not None:
+        if released:
+            batch["released"] = batch.get("released", 0) + sum(a["qty"] for a in attribution)
+        for share in batch["shares"]:
+            part = by_lot.get(share["lot_id"])
+            if part is not None:
+                _count_part(share, part, released)
     for lot_id, part in by_lot.items():
-        lot = book.get(LOT, lot_id)
-        _count_part(lot["products"][batch["batch_id"]], part, released)
-        book.put(LOT, lot_id, lot)
+        if book.holds(LOT, lot_id):
+            lot = book.get(LOT, lot_id)
+            _count_part(lot["products"][batch_id], part, released)
+            book.put(LOT, lot_id, lot)
 
 
 def _count_part(entry: dict, part: dict, released: bool) -> None:
@@ -375,12 +406,17 @@ def _count_part(entry: dict, part: dict, released: bool) -> None:
 
 
 def _place(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
+    if not book.holds(LOT, effect["lot"]["lot_id"]):
+        return
     lot = copy.deepcopy(effect["lot"])
     book.put(LOT, lot["lot_id"], lot)
     book.account(LOT, lot, entered=lot["placed"], stock=lot["placed"])
+    book.due(lot, first_bill_date(lot))
 
 
 def _move(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
+    if not book.holds(effect["kind"], effect["id"]):
+        return
     rec = book.get(effect["kind"], effect["id"])
     _remove(rec, {effect["from"]: effect["qty"]}, effect["kind"], effect["id"])
     _add(rec, effect["to"], effect["qty"])
@@ -388,6 +424,8 @@ def _move(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
 
 
 def _consume(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
+    if not book.holds(LOT, effect["lot_id"]):
+        return
     lot = book.get(LOT, effect["lot_id"])
     _remove(lot, {effect["site"]: effect["qty"]}, LOT, effect["lot_id"])
     lot["consumed"] += effect["qty"]
@@ -398,9 +436,12 @@ def _consume(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
 def _produce(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
     """A new batch, and on each of its source lots the product made from it (the lineage both ways)."""
     batch = copy.deepcopy(effect["batch"])
-    book.put(BATCH, batch["batch_id"], batch)
-    book.account(BATCH, batch, entered=batch["produced"], stock=batch["produced"])
+    if book.holds(BATCH, batch["batch_id"]):
+        book.put(BATCH, batch["batch_id"], batch)
+        book.account(BATCH, batch, entered=batch["produced"], stock=batch["produced"])
     for share in batch["shares"]:
+        if not book.holds(LOT, share["lot_id"]):
+            continue
         lot = book.get(LOT, share["lot_id"])
         lot["products"][batch["batch_id"]] = {"kind": batch["kind"], "cn": batch["cn"], "unit": batch["unit"],
                                               "share": share["qty"], "input_qty": share["input_qty"],
@@ -411,16 +452,22 @@ def _produce(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
 def _take(book, effect: dict, _recorded_at: str, _tx_id: str) -> None:
     """An exit or a loss: from the sites it names; a batch's shares discharged as its FIFO attribution says."""
     kind, goods_id, qty = effect["kind"], effect["id"], effect["qty"]
+    exit_ = effect["op"] == "exit"
+    if not book.holds(kind, goods_id):   # a batch left out: the lots its discharge counts on, if kept
+        if kind == BATCH:
+            _discharge_shares(book, goods_id, None, effect["attribution"],
+                              exit_ and effect["procedure"] == declarations.RELEASE)
+        return
     rec = book.get(kind, goods_id)
     _remove(rec, effect["sites"], kind, goods_id)
-    exit_ = effect["op"] == "exit"
     if exit_:
         rec["exited"][effect["procedure"]] = rec["exited"].get(effect["procedure"], 0) + qty
     else:
         rec["lost"] += qty
         rec["lost_by_reason"][effect["reason"]] = rec["lost_by_reason"].get(effect["reason"], 0) + qty
     if kind == BATCH:
-        _discharge_shares(book, rec, effect["attribution"], exit_ and effect["procedure"] == declarations.RELEASE)
+        _discharge_shares(book, goods_id, rec, effect["attribution"],
+                          exit_ and effect["procedure"] == declarations.RELEASE)
         rec["deadline"] = shares.batch_deadline(rec)
     book.put(kind, goods_id, rec)
     if exit_:
@@ -433,12 +480,18 @@ def _extend(book, effect: dict, recorded_at: str, tx_id: str) -> None:
     """New deadlines of lots, and of every batch made from an extended lot: its share's deadline, and the
     batch's if it moves."""
     for lot_id, new in effect["lots"].items():
+        if not book.holds(LOT, lot_id):
+            continue
         lot = book.get(LOT, lot_id)
         lot["deadline"] = new
         lot["extensions"].append({"deadline": new, "recorded_at": recorded_at, "tx_id": tx_id})
         book.put(LOT, lot_id, lot)
-    extended = {batch_id for lot_id in effect["lots"] for batch_id in book.get(LOT, lot_id)["products"]}
+        book.due(lot, new)
+    extended = {batch_id for lot_id in effect["lots"] if book.holds(LOT, lot_id)
+                for batch_id in book.get(LOT, lot_id)["products"]}
     for batch_id in sorted(extended | set(effect["batches"])):
+        if not book.holds(BATCH, batch_id):
+            continue
         batch = book.get(BATCH, batch_id)
         for share in batch["shares"]:
             if share["lot_id"] in effect["lots"] and "deadline" in share:

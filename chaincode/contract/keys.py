@@ -22,6 +22,13 @@ object type         attributes                                  answers
                                                                 (LossRateHigh is judged again for these
                                                                 alone when customs change
                                                                 ``loss_warn_pct``)
+``auth.due``        authorisation_id, date, lot_id              the lots a bill of the period holding that
+                                                                date lists: each lot at its deadline as it
+                                                                counts for bills (``goods.billed_at``),
+                                                                and at each deadline an extension gave it
+``auth.terms``      authorisation_id, recorded_at, tx_id        the grant and each amendment (their ``log``
+                                                                entries): with ``auth.due``, what a bill
+                                                                reads besides its own period's log
 ``auth.loss.index`` —                                           the index above holds every such lot
                                                                 and batch (ledgers written before it:
                                                                 built at the first such change)
@@ -82,6 +89,8 @@ OPERATION = "op"
 AUTH_LOTS = "auth.lot"
 AUTH_BATCHES = "auth.batch"
 AUTH_LOSSES = "auth.loss"
+AUTH_DUE = "auth.due"
+AUTH_TERMS = "auth.terms"
 LOSS_INDEX_BUILT = "auth.loss.index"
 BALANCE = "bal"
 BALANCE_EMPTY = "bal.empty"
@@ -152,6 +161,16 @@ def auth_batch(authorisation_id: str, batch_id: str) -> tuple:
 def auth_loss(authorisation_id: str, kind: str, goods_id: str) -> tuple:
     """A lot or batch (``kind`` ``LOT`` or ``BATCH``) of the authorisation that lost goods."""
     return _k(AUTH_LOSSES, authorisation_id, kind, goods_id)
+
+
+def auth_due(authorisation_id: str, when: str, lot_id: str) -> tuple:
+    """A lot of the authorisation whose bills of discharge count it at ``when`` (a ledger time as text)."""
+    return _k(AUTH_DUE, authorisation_id, when, lot_id)
+
+
+def auth_terms(authorisation_id: str, recorded_at: str, tx_id: str) -> tuple:
+    """The grant or an amendment of the authorisation, recorded at ``recorded_at`` by ``tx_id``."""
+    return _k(AUTH_TERMS, authorisation_id, recorded_at, tx_id)
 
 
 def loss_index_built() -> tuple:

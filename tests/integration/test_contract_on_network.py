@@ -227,3 +227,36 @@ def _order(contract, tx_id: str, envelope):
                                               identity=gw.identity.serialize()).SerializeToString()
     return gw.stub.CommitStatus(gateway_pb2.SignedCommitStatusRequest(request=request, signature=gw.sign(request)),
                                 timeout=60)
+
+
+
+AUTH_BILLS = "FRIPO000078"
+
+
+def test_a_later_bill_is_computed_from_its_own_period_on_the_peers(s):
+    """An authorisation's second bill is computed from its own period (billing._replayed: its first bill says the
+    indexes were whole), endorsed alike by customs' and the holder's peers and committed. The peers refuse proposals
+    dated more than 15 minutes from their clock (``peer.authentication.timewindow``) and a bill's period must have
+    ended, so on the live network both periods (the day before yesterday, yesterday) end before the grant and list no
+    goods: what this shows is the period's reads — the index of bill dates and of terms, read between bounds — on
+    real peers, and the record the next bill relies on. That the bill so computed is the whole log's, goods and all,
+    is tests/unit/contract/test_bill_from_its_period.py's."""
+    on = {"authorisation_id": AUTH_BILLS}
+    s.accepted(s.grant(AUTH_BILLS, discharge_period_days=2))
+    s.accepted(s.place("LB1", 100, auth_id=AUTH_BILLS))   # indexed under its bill date (after both periods)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    records = []
+    for period_end in (today - dt.timedelta(days=2), today - dt.timedelta(days=1)):
+        data = s.query("GetBillOfDischargeData", AUTH_BILLS, period_end.isoformat(), msp="OperatorMSP")
+        record = s.accepted(s.submit("SubmitBillOfDischarge", {**on, "period_end": period_end.isoformat(),
+                                                               "document_hash": data["document_hash"]},
+                                     "OperatorMSP"))["bill"]
+        assert record["document_hash"] == data["document_hash"] and record["lots"] == []
+        records.append(record)
+    first, second = records
+    assert first["goods_indexed"] is True and second["goods_indexed"] is True
+    assert second["period_start"] == first["cutoff"]
+    again = s.query("GetBillOfDischargeData", AUTH_BILLS, second["period_end"])   # on customs' peer, after both
+    assert again["document_hash"] == second["document_hash"]
+    assert again["scope"]["period_start"] == first["cutoff"]
+    assert s.lot("LB1")["balance"] == 100

@@ -43,6 +43,7 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -53,7 +54,7 @@ if __name__ == "__main__":  # run as a script (the hash-seed test): make the rep
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
     os.environ.setdefault("IPLEDGER_CUSTOMS_MSP", "CustomsMSP")
 
-from ipledger.chaincode.contract import InwardProcessingContract, errors, keys  # noqa: E402
+from ipledger.chaincode.contract import InwardProcessingContract, billing, errors, keys  # noqa: E402
 from ipledger.chaincode.shim import keys as shim_keys  # noqa: E402
 from ipledger.chaincode.testing import mrns  # noqa: E402
 from ipledger.chaincode.testing.scenario import (AUTH_ID, BROKER_EORI, HOLDER, OFFICE, RETREADED,  # noqa: E402
@@ -417,6 +418,10 @@ def check_world(d: "Driver") -> None:
         data = d.query("GetBillOfDischargeData", auth_id, period_end, None)
         assert data["document_hash"] == bill["document_hash"], f"the bill of {period_end} changed"
         assert data["proof"]["conservation_holds"]
+        with mock.patch.object(billing, "_worth_it", return_value=True):   # from its period's goods whenever it can
+            assert d.query("GetBillOfDischargeData", auth_id, period_end, None) == data, period_end
+        with mock.patch.object(billing, "_from_the_period", return_value=None):   # from the whole log: the same
+            assert d.query("GetBillOfDischargeData", auth_id, period_end, None) == data, period_end
 
 
 def check_replay_agrees(d: "Driver") -> None:
