@@ -221,8 +221,8 @@ def _computed(state, auth: dict, period_end: dt.date | None, as_of: dt.datetime 
 # A submitted bill's record says so (``goods_indexed``) when every placement, extension, grant and amendment recorded
 # up to its cut-off wrote its index key (``keys.auth_due``, ``keys.auth_terms``): the bill of the next period can then
 # be computed from that period's log and the histories of the goods it lists — every lot whose bill date falls in it,
-# the goods the previous bill carries, and the goods those share entries with — instead of the whole log from the
-# grant, which grows with the authorisation's history. Both give the same bill, to the byte (a differential test:
+# the goods the previous bill carries, the batches made from them and those batches' lots — instead of the whole log
+# from the grant, which grows with the authorisation's history. Both give the same bill, to the byte (a differential test:
 # tests/unit/contract/test_bill_from_its_period.py); a period for which the chain is broken (an authorisation granted
 # before the indexes, or events recorded by a contract that did not write them) is computed from the whole log. A
 # submission computed from its period has read the period's index: an extension recorded meanwhile to a deadline in
