@@ -312,7 +312,7 @@ def _from_the_period(state, auth_id: str, window: _Window, period: list[dict],
     second = eventlog.changes_before(state, auth_id, kept - seeds, cutoff)
     if second is None:
         return None
-    changes = {(e["recorded_at"], e["tx_id"]): e for e in [*first, *second]}
+    changes = {(e["recorded_at"], e["tx_id"]): e for e in [*first, *second]}   # an entry in two histories: once
     terms = [keys.log(auth_id, timestamps.month_of(timestamps.parse_datetime(recorded_at)), recorded_at, tx_id)
              for (_a, recorded_at, tx_id), _ in state.scan_between(keys.AUTH_TERMS, (auth_id,), (), (cutoff,))]
     state.prefetch(terms)
@@ -320,11 +320,7 @@ def _from_the_period(state, auth_id: str, window: _Window, period: list[dict],
     if None in granted_and_amended:
         raise LedgerInconsistent(f"the index of the terms of {auth_id} names a log entry that is not on the ledger",
                                  authorisation_id=auth_id)
-    book = goods.MemoryBook(only=kept)
-    for when in sorted(changes):
-        entry = changes[when]
-        for effect in entry["effects"]:
-            goods.apply(book, effect, entry["recorded_at"], entry["tx_id"])
+    book = eventlog.apply_effects([changes[k] for k in sorted(changes)], goods.MemoryBook(only=kept))
     log = {**changes, **{(e["recorded_at"], e["tx_id"]): e for e in [*period, *granted_and_amended]}}
     return [log[k] for k in sorted(log)], book
 

@@ -234,9 +234,9 @@ def history_from(state, kind: str, goods_id: str, start: str) -> Iterator[dict]:
 
 def changes_before(state, scope: str, of: set[tuple[str, str]], before: str) -> list[dict] | None:
     """Every log entry of ``scope`` recorded before ``before`` (a ledger time) in the history of one of the goods
-    ``of`` (``(kind, id)``): every entry that changed one of them, each read once, in ledger order — read through the
-    goods' histories, not the whole log. None when a history holds a copy of an event (the layout of ledgers written
-    before references), which cannot be replayed."""
+    ``of`` (``(kind, id)``): every entry that changed one of them, each read once — read through the goods'
+    histories, not the whole log. None when a history holds a copy of an event (the layout of ledgers written before
+    references), which cannot be replayed."""
     wanted: dict[tuple, tuple[str, str]] = {}
     for kind, goods_id in sorted(of):
         object_type = keys.LOT_LOG if kind == goods.LOT else keys.BATCH_LOG
@@ -246,8 +246,7 @@ def changes_before(state, scope: str, of: set[tuple[str, str]], before: str) -> 
             if ref["scope"] == scope:
                 wanted.setdefault(keys.log(scope, ref["month"], recorded_at, tx_id), (kind, goods_id))
     state.prefetch(list(wanted))
-    found = [_referenced(state, log_key, kind, goods_id) for log_key, (kind, goods_id) in wanted.items()]
-    return sorted(found, key=lambda e: (e["recorded_at"], e["tx_id"]))
+    return [_referenced(state, log_key, kind, goods_id) for log_key, (kind, goods_id) in wanted.items()]
 
 
 def _referenced(state, log_key: tuple, kind: str, goods_id: str) -> dict:
@@ -274,8 +273,12 @@ def book_before(state, auth: dict, cutoff: dt.datetime) -> tuple[list[dict], goo
     granted = timestamps.parse_datetime(auth["granted_at"])
     log = sorted(entries(state, auth["authorisation_id"], None, cutoff, granted),
                  key=lambda e: (e["recorded_at"], e["tx_id"]))
-    book = goods.MemoryBook()
+    return log, apply_effects(log, goods.MemoryBook())
+
+
+def apply_effects(log: list[dict], book: goods.MemoryBook) -> goods.MemoryBook:
+    """``book`` with the goods effects of ``log`` (entries in ledger order) applied again (:func:`goods.apply`)."""
     for entry in log:
         for effect in entry["effects"]:
             goods.apply(book, effect, entry["recorded_at"], entry["tx_id"])
-    return log, book
+    return book
